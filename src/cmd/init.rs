@@ -1,0 +1,59 @@
+//! `routeplane init`: write the commented starter config, never over an existing file.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use lexopt::prelude::*;
+use routeplane::{Error, paths};
+
+use super::Global;
+
+/// The starter config: the example file in the repository, byte for byte.
+pub(crate) const TEMPLATE: &str = include_str!("../../routeplane.example.yaml");
+
+const HELP: &str = "\
+routeplane init: write a commented starter routeplane.yaml
+
+Usage: routeplane init [-c PATH] [--force]
+
+Options:
+  -c, --config PATH  where to write it (default: ./routeplane.yaml)
+      --force        overwrite an existing file
+  -h, --help         print help
+";
+
+/// Writes the template.
+pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Error> {
+    let mut force = false;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('c') | Long("config") => super::config_flag(&mut global, parser)?,
+            Long("force") => force = true,
+            Short('h') | Long("help") => {
+                print!("{HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let path = global
+        .config
+        .unwrap_or_else(|| PathBuf::from(paths::CONFIG_FILE));
+    if path.exists() && !force {
+        return Err(Error::Usage(format!(
+            "`{}` already exists; pass --force to overwrite it",
+            path.display()
+        )));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create `{}`", dir.display()), e))?;
+    }
+    std::fs::write(&path, TEMPLATE)
+        .map_err(|e| Error::io(format!("cannot write `{}`", path.display()), e))?;
+    println!(
+        "wrote {}; check it with `routeplane config validate`, then run `routeplane`",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,108 @@
+//! The command line: global flags, the top-level help, and dispatch to one file per command.
+//!
+//! Each command owns its lexopt loop and its `HELP` text. This is the only code that
+//! knows about argv; the library below never does.
+
+mod init;
+mod list;
+mod route;
+mod serve;
+mod validate;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use lexopt::prelude::*;
+use routeplane::config::{self, Loaded};
+use routeplane::{Error, paths};
+
+const HELP: &str = "\
+routeplane: one local endpoint for every source of LLM tokens
+
+Usage: routeplane [-c PATH] [COMMAND] [OPTIONS]
+
+Commands:
+  serve              serve on 127.0.0.1:4356 (the default command)
+  init               write a commented starter routeplane.yaml
+  config validate    check a config file; exit 0 when valid, 1 when not
+  route MODEL        print the targets a request for MODEL would try
+  models             list every model id clients can name
+  providers [list]   list providers, their base URLs, protocols and state
+
+Options:
+  -c, --config PATH  config file (default: ./routeplane.yaml, then
+                     $XDG_CONFIG_HOME/routeplane/routeplane.yaml)
+  -h, --help         print help (also after a command: routeplane init --help)
+  -V, --version      print the version
+";
+
+/// Options every command accepts.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Global {
+    /// `-c PATH`.
+    pub(crate) config: Option<PathBuf>,
+    /// `--listen ADDR` given before any command (serve only).
+    pub(crate) listen: Option<String>,
+    /// `--allow-open` given before any command (serve only).
+    pub(crate) allow_open: bool,
+}
+
+/// Parses argv and runs the command it names.
+pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut global = Global::default();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('c') | Long("config") => global.config = Some(parser.value()?.into()),
+            Short('h') | Long("help") => {
+                print!("{HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Short('V') | Long("version") => {
+                println!("routeplane {}", env!("CARGO_PKG_VERSION"));
+                return Ok(ExitCode::SUCCESS);
+            }
+            Value(cmd) => {
+                let cmd = cmd.string()?;
+                return match cmd.as_str() {
+                    "serve" => serve::run(global, &mut parser),
+                    "init" => init::run(global, &mut parser),
+                    "config" => validate::run_config(global, &mut parser),
+                    "route" => route::run(global, &mut parser),
+                    "models" => list::run_models(global, &mut parser),
+                    "providers" => list::run_providers(global, &mut parser),
+                    other => Err(Error::Usage(format!("unknown command `{other}`"))),
+                };
+            }
+            // Options of the default command may come without its name: `routeplane --listen X`.
+            Long("listen") => global.listen = Some(parser.value()?.string()?),
+            Long("allow-open") => global.allow_open = true,
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    serve::run(global, &mut parser)
+}
+
+/// Loads the config the options name: `-c PATH` must exist; otherwise the search order.
+pub(crate) fn load(global: &Global, lenient: bool) -> Result<Loaded, Error> {
+    match &global.config {
+        Some(path) => {
+            if !path.exists() {
+                return Err(Error::Usage(format!(
+                    "config file `{}` does not exist (create one with `routeplane init -c {}`)",
+                    path.display(),
+                    path.display()
+                )));
+            }
+            config::load(Some(path), lenient)
+        }
+        None => config::load(paths::find_config().as_deref(), lenient),
+    }
+}
+
+/// Reads `-c PATH` inside a command's own loop.
+pub(crate) fn config_flag(global: &mut Global, parser: &mut lexopt::Parser) -> Result<(), Error> {
+    global.config = Some(parser.value()?.into());
+    Ok(())
+}

@@ -1,0 +1,52 @@
+//! `routeplane route MODEL`: print the ordered targets a request would try; send nothing.
+
+use std::process::ExitCode;
+
+use lexopt::prelude::*;
+use routeplane::detect::Detected;
+use routeplane::registry::Registry;
+use routeplane::{Error, route};
+
+use super::Global;
+
+const HELP: &str = "\
+routeplane route: print the targets a request for MODEL would try, in order
+
+Usage: routeplane route MODEL [-c PATH]
+
+Nothing is sent; local sources are not probed, so detected models are not shown.
+
+Options:
+  -c, --config PATH  config file
+  -h, --help         print help
+";
+
+/// Resolves and prints.
+pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Error> {
+    let mut model = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('c') | Long("config") => super::config_flag(&mut global, parser)?,
+            Short('h') | Long("help") => {
+                print!("{HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Value(v) if model.is_none() => model = Some(v.string()?),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let model = model.ok_or_else(|| Error::Usage("missing MODEL argument".into()))?;
+    let registry = Registry::build(&super::load(&global, false)?)?;
+    let targets = route::resolve(&registry, &Detected::default(), &model)?;
+    for (i, t) in targets.iter().enumerate() {
+        println!(
+            "{}. {} ({}, {}{})",
+            i + 1,
+            t.label(),
+            t.protocol.name(),
+            t.provider.api_base,
+            t.protocol.endpoint()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,70 @@
+//! `routeplane [serve]`: load the config, build the registry, listen, serve.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use lexopt::prelude::*;
+use routeplane::auth::Auth;
+use routeplane::detect::Detected;
+use routeplane::registry::Registry;
+use routeplane::{Error, log, server};
+
+use super::Global;
+
+const HELP: &str = "\
+routeplane serve: serve the proxy (the default command)
+
+Usage: routeplane [serve] [-c PATH] [--listen ADDR] [--allow-open]
+
+Options:
+  -c, --config PATH  config file (default: ./routeplane.yaml, then the user config dir)
+      --listen ADDR  address to listen on (default: `listen:` in the file, else 127.0.0.1:4356)
+      --allow-open   serve a non-loopback address without client keys (not recommended)
+  -h, --help         print help
+";
+
+/// Parses serve's options and serves until the listener stops.
+pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Error> {
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('c') | Long("config") => super::config_flag(&mut global, parser)?,
+            Long("listen") => global.listen = Some(parser.value()?.string()?),
+            Long("allow-open") => global.allow_open = true,
+            Short('h') | Long("help") => {
+                print!("{HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let loaded = super::load(&global, false)?;
+    let mut registry = Registry::build(&loaded)?;
+    if let Some(listen) = &global.listen {
+        registry.settings.listen = listen.parse::<SocketAddr>().map_err(|_| {
+            Error::Usage(format!(
+                "--listen `{listen}` is not an address like 127.0.0.1:4356"
+            ))
+        })?;
+    }
+    let addr = registry.settings.listen;
+    if !addr.ip().is_loopback() && registry.settings.skip_auth && !global.allow_open {
+        return Err(Error::Usage(format!(
+            "refusing to serve {addr} without client keys: anyone who can reach it could spend \
+             your keys and subscriptions; set `skip_auth: false` with `keys:`, or pass --allow-open"
+        )));
+    }
+    let listener = server::bind(addr)?;
+    // The first line names the bound address; tests read the port from it.
+    log::line(format!(
+        "listening on http://{} (config: {})",
+        listener.addr, registry.source
+    ));
+    let shared = Arc::new(server::Shared::new(
+        registry,
+        Arc::new(Auth::default()),
+        Arc::new(Detected::default()),
+    ));
+    server::serve(listener, shared)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,216 @@
+//! The one error type: what failed, which HTTP status it means, and what to do next.
+//!
+//! Every fallible function in the library returns [`Error`]. Its `Display` is the
+//! message a person reads (a log line, a CLI error, the `message` of an error body), so
+//! it never contains a key, token or verifier. [`Error::status`] is the one table from
+//! error to HTTP status; the protocol modules render the body in the caller's shape.
+
+use std::fmt;
+use std::io;
+
+/// Everything that can go wrong in Routeplane.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Command-line misuse; the message names the argument.
+    Usage(String),
+    /// A file could not be read or written.
+    Io {
+        /// Which file, or what was being done.
+        what: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// The config file is invalid at a place (line and column are 1-based; 0 = unknown).
+    Config {
+        /// The file the problem is in.
+        path: String,
+        /// 1-based line, 0 when unknown.
+        line: usize,
+        /// 1-based column, 0 when unknown.
+        col: usize,
+        /// What is wrong and how to fix it.
+        msg: String,
+    },
+    /// The client's request is malformed (400).
+    BadRequest(String),
+    /// A request field the chosen upstream's protocol cannot express (400).
+    Unsupported {
+        /// The request field, e.g. `n` or `previous_response_id`.
+        field: String,
+        /// The provider that cannot express it.
+        provider: String,
+    },
+    /// No source serves the requested model (404).
+    UnknownModel {
+        /// The model the client asked for.
+        model: String,
+        /// A few ids that do exist, to suggest.
+        known: Vec<String>,
+    },
+    /// The request body exceeds the configured limit (413).
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The client presented no key, or a wrong one (401).
+    Unauthorized,
+    /// A subscription provider has no usable login (401).
+    LoginNeeded {
+        /// The provider id to log in to.
+        provider: String,
+        /// Why the stored credential cannot be used.
+        reason: String,
+    },
+    /// An upstream could not be reached or broke the protocol (502).
+    Upstream {
+        /// The provider id.
+        provider: String,
+        /// What happened, without secrets.
+        reason: String,
+    },
+    /// Every target of a request failed; `status` is what the client gets.
+    Exhausted {
+        /// The status to answer with (502, or 429 when every attempt was rate limited).
+        status: u16,
+        /// One `provider:model → status/reason` line per attempt.
+        attempts: Vec<String>,
+    },
+    /// Too many requests in flight (503).
+    Busy,
+    /// An OAuth flow or token operation failed.
+    Auth(String),
+    /// A bug: something that should not happen did (500).
+    Internal(String),
+}
+
+impl Error {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::BadRequest(_) | Error::Unsupported { .. } | Error::Usage(_) => 400,
+            Error::Unauthorized | Error::LoginNeeded { .. } => 401,
+            Error::UnknownModel { .. } => 404,
+            Error::TooLarge { .. } => 413,
+            Error::Upstream { .. } | Error::Auth(_) => 502,
+            Error::Exhausted { status, .. } => *status,
+            Error::Busy => 503,
+            Error::Io { .. } | Error::Config { .. } | Error::Internal(_) => 500,
+        }
+    }
+
+    /// Shorthand for a 400 with a message.
+    pub fn bad_request(msg: impl Into<String>) -> Error {
+        Error::BadRequest(msg.into())
+    }
+
+    /// Shorthand for an I/O error with what was being done.
+    pub fn io(what: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(msg) => write!(f, "{msg} (see --help)"),
+            Error::Io { what, source } => write!(f, "{what}: {source}"),
+            Error::Config {
+                path,
+                line,
+                col,
+                msg,
+            } => match (line, col) {
+                (0, _) => write!(f, "{path}: {msg}"),
+                (l, 0) => write!(f, "{path}:{l}: {msg}"),
+                (l, c) => write!(f, "{path}:{l}:{c}: {msg}"),
+            },
+            Error::BadRequest(msg) => f.write_str(msg),
+            Error::Unsupported { field, provider } => write!(
+                f,
+                "the request field `{field}` cannot be expressed for provider `{provider}`; \
+                 remove it or choose another model"
+            ),
+            Error::UnknownModel { model, known } => {
+                write!(f, "unknown model `{model}`")?;
+                if known.is_empty() {
+                    write!(f, "; no models are configured (run `routeplane models`)")
+                } else {
+                    write!(f, "; known models include: {}", known.join(", "))
+                }
+            }
+            Error::TooLarge { limit } => write!(
+                f,
+                "request body is larger than the limit of {limit} bytes (raise `limits.max_body_bytes`)"
+            ),
+            Error::Unauthorized => f.write_str(
+                "missing or invalid API key: send `Authorization: Bearer KEY` or `x-api-key: KEY` \
+                 with a key listed under `keys:` in routeplane.yaml",
+            ),
+            Error::LoginNeeded { provider, reason } => write!(
+                f,
+                "provider `{provider}` needs a login ({reason}); run `routeplane login {provider}`"
+            ),
+            Error::Upstream { provider, reason } => {
+                write!(f, "upstream `{provider}` failed: {reason}")
+            }
+            Error::Exhausted { attempts, .. } => {
+                write!(f, "every target failed: {}", attempts.join("; "))
+            }
+            Error::Busy => f.write_str("too many requests in flight; retry shortly"),
+            Error::Auth(msg) => write!(f, "login failed: {msg}"),
+            Error::Internal(msg) => write!(f, "internal error: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<lexopt::Error> for Error {
+    fn from(e: lexopt::Error) -> Error {
+        Error::Usage(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_stays_small() {
+        // Errors ride on every Result in the request path.
+        assert!(std::mem::size_of::<Error>() <= 80);
+    }
+
+    #[test]
+    fn statuses_follow_the_table() {
+        assert_eq!(Error::bad_request("x").status(), 400);
+        assert_eq!(Error::Unauthorized.status(), 401);
+        let unknown = Error::UnknownModel {
+            model: "m".into(),
+            known: vec![],
+        };
+        assert_eq!(unknown.status(), 404);
+        assert_eq!(Error::TooLarge { limit: 1 }.status(), 413);
+        let up = Error::Upstream {
+            provider: "p".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(up.status(), 502);
+        assert_eq!(Error::Busy.status(), 503);
+    }
+
+    #[test]
+    fn config_error_names_line_and_column() {
+        let e = Error::Config {
+            path: "routeplane.yaml".into(),
+            line: 3,
+            col: 5,
+            msg: "unknown key `api_bsae`".into(),
+        };
+        assert_eq!(e.to_string(), "routeplane.yaml:3:5: unknown key `api_bsae`");
+    }
+}

@@ -1,0 +1,46 @@
+//! Routeplane: a small, synchronous local proxy that puts every source of LLM tokens
+//! behind one endpoint and one registry.
+//!
+//! A request flows one way through the modules, each named for its stage:
+//!
+//! ```text
+//! client ─HTTP─▶ server ─▶ route ─▶ relay ─▶ protocol ─▶ upstream ─▶ (provider)
+//!                  │          │        │         │
+//!            limits, keys  targets  failover  translation     answer relayed back
+//!                                    table    through chat    event by event (sse)
+//! ```
+//!
+//! `config` reads routeplane.yaml as written; `registry` resolves it into the immutable
+//! picture the server uses; `auth` attaches upstream credentials; `detect` asks local
+//! servers what they serve. A module uses only modules listed before it below.
+
+// Layer 1-3: plumbing every other module uses.
+pub mod error;
+// One log line per request; `Secret`.
+pub mod log;
+// Where files live.
+pub mod paths;
+// Layer 4-6: bytes on the wire.
+pub mod body;
+// Event streams and the hand-written client writer.
+pub mod sse;
+// The three wire formats and translation through chat.
+pub mod protocol;
+// Layer 7-8: configuration, as written and as resolved.
+pub mod config;
+// Providers, models, settings, targets.
+pub mod registry;
+// Layer 9-11: the outside world.
+pub mod upstream;
+// Upstream credentials: keys and subscription logins.
+pub mod auth;
+// Local servers and the models they serve.
+pub mod detect;
+// Layer 12-14: one request's life.
+pub mod route;
+// The main loop: failover and relaying.
+pub mod relay;
+// The listener and its workers.
+pub mod server;
+
+pub use error::Error;

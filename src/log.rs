@@ -1,0 +1,103 @@
+//! The one log line per request, and `Secret`, the type that keeps keys out of logs.
+//!
+//! Routeplane logs to stderr without a logging crate: one line per request and one
+//! per notable event (start-up, a source going up or down). Nothing that holds a
+//! credential can be printed by accident: credentials live in [`Secret`], whose
+//! `Debug` and `Display` print `***`.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A credential: an API key, an access or refresh token, a client key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The credential itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// What one request did, for its log line.
+#[derive(Debug, Default, Clone)]
+pub struct RequestLog {
+    /// HTTP method.
+    pub method: String,
+    /// Request path (no query string: it may carry a key).
+    pub path: String,
+    /// The model the client asked for.
+    pub model: String,
+    /// `provider:model` that answered, if any.
+    pub served_by: Option<String>,
+    /// Status sent to the client.
+    pub status: u16,
+    /// How many upstream attempts were made.
+    pub attempts: usize,
+    /// Time until the first byte went to the client.
+    pub ttfb: Option<Duration>,
+    /// Time until the response was complete.
+    pub total: Duration,
+}
+
+impl fmt::Display for RequestLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let model = if self.model.is_empty() {
+            "-"
+        } else {
+            &self.model
+        };
+        let served = self.served_by.as_deref().unwrap_or("-");
+        write!(
+            f,
+            "{} {} model={} served_by={} status={} attempts={} ttfb_ms={} total_ms={}",
+            self.method,
+            self.path,
+            model,
+            served,
+            self.status,
+            self.attempts,
+            self.ttfb.map_or("-".to_string(), |t| ms(t)),
+            ms(self.total),
+        )
+    }
+}
+
+/// A duration as milliseconds with one decimal.
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+/// Writes one line to stderr, prefixed with `routeplane:`.
+pub fn line(msg: impl fmt::Display) {
+    eprintln!("routeplane: {msg}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("sk-live-123");
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+        assert_eq!(s.expose(), "sk-live-123");
+    }
+}

@@ -1,0 +1,47 @@
+//! Where Routeplane's files live: the config search order and the per-user data dir.
+//!
+//! One home for these rules so `config.rs`, `auth/store.rs` and the CLI agree.
+
+use std::env;
+use std::path::{Path, PathBuf};
+
+/// The config file name searched for in the working directory and the config dir.
+pub const CONFIG_FILE: &str = "routeplane.yaml";
+
+/// `$XDG_CONFIG_HOME/routeplane/routeplane.yaml`, else `~/.config/routeplane/routeplane.yaml`.
+pub fn user_config() -> Option<PathBuf> {
+    base_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("routeplane").join(CONFIG_FILE))
+}
+
+/// The config to load when none is named: `./routeplane.yaml`, then the user's, else none.
+pub fn find_config() -> Option<PathBuf> {
+    let local = Path::new(CONFIG_FILE);
+    if local.is_file() {
+        return Some(local.to_path_buf());
+    }
+    user_config().filter(|p| p.is_file())
+}
+
+/// The default token file: `$XDG_DATA_HOME/routeplane/auth.json`, else
+/// `~/.local/share/routeplane/auth.json`; `ROUTEPLANE_AUTH_FILE` overrides both.
+pub fn auth_file() -> Option<PathBuf> {
+    if let Some(p) = env::var_os("ROUTEPLANE_AUTH_FILE").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    base_dir("XDG_DATA_HOME", ".local/share").map(|d| d.join("routeplane").join("auth.json"))
+}
+
+/// The user's home directory, from `$HOME`.
+pub fn home() -> Option<PathBuf> {
+    env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+/// An XDG base directory: the variable if set and absolute, else `~/<fallback>`.
+fn base_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+    match env::var_os(var).map(PathBuf::from) {
+        Some(p) if p.is_absolute() => Some(p),
+        _ => home().map(|h| h.join(fallback)),
+    }
+}

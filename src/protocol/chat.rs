@@ -1,0 +1,278 @@
+//! OpenAI Chat Completions: the hub format, its stream decoder and encoder, its errors.
+//!
+//! Chat needs no request translation (it is the hub), so this file holds the parts
+//! every route through the hub shares: reading a chat upstream's stream, writing chat
+//! chunks to a client, folding a chunk stream into one `chat.completion` (for a
+//! non-streaming client of a stream-only upstream), and the OpenAI error shape.
+
+use serde_json::{Map, Value, json};
+
+use super::{Decoded, openai_error_type};
+use crate::sse::Event;
+
+/// The OpenAI error body: `{"error":{"message","type","param","code"}}`.
+pub fn error_json(status: u16, message: &str) -> Value {
+    let code = match status {
+        401 => json!("invalid_api_key"),
+        404 => json!("model_not_found"),
+        413 => json!("request_too_large"),
+        429 => json!("rate_limit_exceeded"),
+        _ => Value::Null,
+    };
+    json!({"error": {
+        "message": message,
+        "type": openai_error_type(status),
+        "param": null,
+        "code": code,
+    }})
+}
+
+/// Decodes a Chat Completions upstream stream (`data: {chunk}` … `data: [DONE]`).
+#[derive(Debug, Default)]
+pub struct Decoder;
+
+impl Decoder {
+    /// Decodes one upstream event.
+    pub fn event(&mut self, ev: &Event) -> Decoded {
+        let Some(data) = ev.data.as_deref() else {
+            return Decoded::Chunks(Vec::new());
+        };
+        if ev.is_done() {
+            return Decoded::End(Vec::new());
+        }
+        match serde_json::from_str::<Value>(data) {
+            Ok(v) if v.get("error").is_some() => Decoded::Failed {
+                status: error_status(&v["error"]),
+                message: super::upstream_error_message(data.as_bytes()),
+            },
+            Ok(v) if v.is_object() => Decoded::Chunks(vec![v]),
+            _ => Decoded::Failed {
+                status: 502,
+                message: "upstream sent a malformed stream event".to_string(),
+            },
+        }
+    }
+}
+
+/// The status an in-band OpenAI-style error stands for (vLLM puts the status in `code`).
+fn error_status(err: &Value) -> u16 {
+    if let Some(n) = err["code"].as_u64().filter(|n| (400..600).contains(n)) {
+        return n as u16;
+    }
+    match err["type"].as_str().or(err["code"].as_str()) {
+        Some("rate_limit_error" | "rate_limit_exceeded") => 429,
+        Some("invalid_request_error") => 400,
+        Some("authentication_error") => 401,
+        _ => 502,
+    }
+}
+
+/// Writes hub chunks to a Chat Completions client.
+#[derive(Debug)]
+pub struct Encoder {
+    include_usage: bool,
+}
+
+impl Encoder {
+    /// An encoder; usage chunks are sent only when the client asked for them.
+    pub fn new(include_usage: bool) -> Encoder {
+        Encoder { include_usage }
+    }
+
+    /// Encodes one chunk.
+    pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
+        let usage_only = chunk["choices"].as_array().is_some_and(|c| c.is_empty());
+        if !self.include_usage && chunk.get("usage").is_some() {
+            if usage_only {
+                return Vec::new();
+            }
+            let mut c = chunk.clone();
+            if let Some(obj) = c.as_object_mut() {
+                obj.remove("usage");
+            }
+            return vec![Event::data(c.to_string())];
+        }
+        vec![Event::data(chunk.to_string())]
+    }
+
+    /// `data: [DONE]`.
+    pub fn finish(&mut self) -> Vec<Event> {
+        vec![Event::data("[DONE]")]
+    }
+
+    /// An in-band error chunk; OpenAI ends such a stream without `[DONE]`.
+    pub fn fail(&mut self, status: u16, message: &str) -> Vec<Event> {
+        vec![Event::data(error_json(status, message).to_string())]
+    }
+}
+
+/// Folds a stream of hub chunks into one `chat.completion` body.
+#[derive(Debug, Default)]
+pub struct Collector {
+    id: Option<Value>,
+    model: Option<Value>,
+    created: Option<Value>,
+    content: String,
+    reasoning: String,
+    /// Tool calls by their stream index.
+    tools: Vec<Map<String, Value>>,
+    finish_reason: Option<Value>,
+    usage: Option<Value>,
+}
+
+impl Collector {
+    /// Adds one chunk.
+    pub fn add(&mut self, chunk: &Value) {
+        for (slot, key) in [
+            (&mut self.id, "id"),
+            (&mut self.model, "model"),
+            (&mut self.created, "created"),
+        ] {
+            if slot.is_none() && !chunk[key].is_null() {
+                *slot = Some(chunk[key].clone());
+            }
+        }
+        if chunk.get("usage").is_some_and(|u| !u.is_null()) {
+            self.usage = Some(chunk["usage"].clone());
+        }
+        let Some(choice) = chunk["choices"].get(0) else {
+            return;
+        };
+        let delta = &choice["delta"];
+        if let Some(s) = delta["content"].as_str() {
+            self.content.push_str(s);
+        }
+        if let Some(s) = delta["reasoning_content"].as_str() {
+            self.reasoning.push_str(s);
+        }
+        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+            let index = call["index"].as_u64().unwrap_or(0) as usize;
+            if index > 1024 {
+                continue;
+            }
+            while self.tools.len() <= index {
+                self.tools.push(Map::new());
+            }
+            let slot = &mut self.tools[index];
+            for key in ["id", "type"] {
+                if let Some(s) = call[key].as_str() {
+                    slot.insert(key.into(), json!(s));
+                }
+            }
+            if let Some(name) = call["function"]["name"].as_str() {
+                slot.insert("name".into(), json!(name));
+            }
+            if let Some(args) = call["function"]["arguments"].as_str() {
+                let prev = slot.get("arguments").and_then(Value::as_str).unwrap_or("");
+                slot.insert("arguments".into(), json!(format!("{prev}{args}")));
+            }
+        }
+        if !choice["finish_reason"].is_null() {
+            self.finish_reason = Some(choice["finish_reason"].clone());
+        }
+    }
+
+    /// The complete response.
+    pub fn finish(self) -> Value {
+        let mut message = json!({"role": "assistant", "content": self.content});
+        if !self.reasoning.is_empty() {
+            message["reasoning_content"] = json!(self.reasoning);
+        }
+        if !self.tools.is_empty() {
+            let calls: Vec<Value> = self
+                .tools
+                .into_iter()
+                .map(|t| {
+                    json!({
+                        "id": t.get("id").cloned().unwrap_or(Value::Null),
+                        "type": "function",
+                        "function": {
+                            "name": t.get("name").cloned().unwrap_or(json!("")),
+                            "arguments": t.get("arguments").cloned().unwrap_or(json!("")),
+                        },
+                    })
+                })
+                .collect();
+            message["tool_calls"] = Value::Array(calls);
+            if self.content.is_empty() {
+                message["content"] = Value::Null;
+            }
+        }
+        let mut out = json!({
+            "id": self.id.unwrap_or(json!("chatcmpl-routeplane")),
+            "object": "chat.completion",
+            "created": self.created.unwrap_or(json!(0)),
+            "model": self.model.unwrap_or(json!("")),
+            "choices": [{
+                "index": 0,
+                "message": message,
+                "finish_reason": self.finish_reason.unwrap_or(json!("stop")),
+            }],
+        });
+        if let Some(u) = self.usage {
+            out["usage"] = u;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(data: &str) -> Event {
+        Event::data(data)
+    }
+
+    #[test]
+    fn decoder_reads_chunks_done_and_errors() {
+        let mut d = Decoder;
+        assert_eq!(
+            d.event(&ev(r#"{"choices":[]}"#)),
+            Decoded::Chunks(vec![json!({"choices": []})])
+        );
+        assert_eq!(d.event(&ev("[DONE]")), Decoded::End(vec![]));
+        assert_eq!(
+            d.event(&ev(r#"{"error":{"message":"slow down","code":429}}"#)),
+            Decoded::Failed {
+                status: 429,
+                message: "slow down".into()
+            }
+        );
+        assert!(matches!(
+            d.event(&ev("{not json")),
+            Decoded::Failed { status: 502, .. }
+        ));
+    }
+
+    #[test]
+    fn encoder_drops_usage_unless_asked() {
+        let usage = json!({"choices": [], "usage": {"total_tokens": 3}});
+        assert!(Encoder::new(false).chunk(&usage).is_empty());
+        assert_eq!(Encoder::new(true).chunk(&usage).len(), 1);
+    }
+
+    #[test]
+    fn collector_joins_text_and_tool_fragments() {
+        let mut c = Collector::default();
+        let chunks = [
+            json!({"id":"x","model":"m","created":1,"choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]}),
+            json!({"choices":[{"index":0,"delta":{"content":"lo"}}]}),
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"f","arguments":"{\"a\""}}]}}]}),
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]}}]}),
+            json!({"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}),
+            json!({"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}),
+        ];
+        for ch in &chunks {
+            c.add(ch);
+        }
+        let out = c.finish();
+        assert_eq!(out["choices"][0]["message"]["content"], "Hello");
+        assert_eq!(
+            out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+            "{\"a\":1}"
+        );
+        assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(out["usage"]["total_tokens"], 3);
+    }
+}

@@ -1,0 +1,290 @@
+//! The three wire formats and the one translation seam between them.
+//!
+//! A *protocol* is the JSON-over-HTTP dialect a client or an upstream speaks: OpenAI
+//! Chat Completions, Anthropic Messages, or OpenAI Responses. Translation always goes
+//! through Chat Completions, the *hub*: a request is turned into a chat request and then
+//! into the upstream's; an upstream answer is decoded into chat chunks and encoded into
+//! the client's events. Three decoders and three encoders instead of nine pairs.
+//!
+//! When the client and the upstream speak the same protocol nothing here runs: the
+//! relay forwards bytes with only the model rewritten (see `body.rs`).
+//!
+//! Hub conventions every translator keeps:
+//! - thinking text travels as `reasoning_content` (a message field, a delta field);
+//! - decoders always emit a usage chunk (`"choices": []`, `"usage": {…}`) before the
+//!   end when the upstream reported usage; the chat encoder drops it unless the client
+//!   asked for `stream_options.include_usage`;
+//! - `tool_calls[].index` counts from 0 within one response.
+
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::sse::Event;
+
+pub mod anthropic;
+pub mod chat;
+pub mod responses;
+
+/// A wire format spoken by a client or an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// OpenAI Chat Completions, `POST …/chat/completions`; the hub format.
+    Chat,
+    /// Anthropic Messages, `POST …/messages`.
+    Anthropic,
+    /// OpenAI Responses, `POST …/responses`.
+    Responses,
+}
+
+/// What a stream decoder makes of one upstream event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// Chat chunks to pass on; empty for bookkeeping events (a ping, a comment).
+    Chunks(Vec<Value>),
+    /// The upstream's own end-of-stream marker, after these last chunks.
+    End(Vec<Value>),
+    /// The upstream reported an error inside the stream.
+    Failed {
+        /// The status it corresponds to (its `type`/`code` mapped, else 502).
+        status: u16,
+        /// The upstream's message, verbatim.
+        message: String,
+    },
+}
+
+impl Protocol {
+    /// Every protocol, in the order they are documented.
+    pub const ALL: [Protocol; 3] = [Protocol::Chat, Protocol::Anthropic, Protocol::Responses];
+
+    /// Reads a config spelling: `chat_completions`/`openai`, `anthropic`/`messages`, `responses`.
+    pub fn parse(s: &str) -> Option<Protocol> {
+        match s {
+            "chat_completions" | "openai" => Some(Protocol::Chat),
+            "anthropic" | "messages" => Some(Protocol::Anthropic),
+            "responses" => Some(Protocol::Responses),
+            _ => None,
+        }
+    }
+
+    /// The canonical config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Chat => "chat_completions",
+            Protocol::Anthropic => "anthropic",
+            Protocol::Responses => "responses",
+        }
+    }
+
+    /// The path appended to a provider's `api_base`.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Protocol::Chat => "/chat/completions",
+            Protocol::Anthropic => "/messages",
+            Protocol::Responses => "/responses",
+        }
+    }
+
+    /// An error body in this protocol's shape.
+    pub fn error_body(self, status: u16, message: &str) -> Vec<u8> {
+        let body = match self {
+            Protocol::Chat | Protocol::Responses => chat::error_json(status, message),
+            Protocol::Anthropic => anthropic::error_json(status, message),
+        };
+        body.to_string().into_bytes()
+    }
+
+    /// Client request (this protocol) → hub chat request.
+    pub fn request_to_chat(self, req: Value) -> Result<Value, Error> {
+        match self {
+            Protocol::Chat => Ok(req),
+            Protocol::Anthropic => anthropic::request_to_chat(req),
+            Protocol::Responses => responses::request_to_chat(req),
+        }
+    }
+
+    /// Hub chat request → upstream request in this protocol, for `model` at `provider`.
+    pub fn request_from_chat(
+        self,
+        chat: Value,
+        model: &str,
+        provider: &str,
+    ) -> Result<Value, Error> {
+        match self {
+            Protocol::Chat => {
+                let mut chat = chat;
+                chat["model"] = json!(model);
+                Ok(chat)
+            }
+            Protocol::Anthropic => anthropic::request_from_chat(chat, model, provider),
+            Protocol::Responses => responses::request_from_chat(chat, model, provider),
+        }
+    }
+
+    /// Upstream response body (this protocol, non-streaming) → hub chat completion.
+    pub fn response_to_chat(self, resp: Value) -> Result<Value, Error> {
+        match self {
+            Protocol::Chat => Ok(resp),
+            Protocol::Anthropic => anthropic::response_to_chat(resp),
+            Protocol::Responses => responses::response_to_chat(resp),
+        }
+    }
+
+    /// Hub chat completion → client response body in this protocol.
+    pub fn response_from_chat(self, chat: Value) -> Value {
+        match self {
+            Protocol::Chat => chat,
+            Protocol::Anthropic => anthropic::response_from_chat(chat),
+            Protocol::Responses => responses::response_from_chat(chat),
+        }
+    }
+
+    /// A decoder for an upstream stream in this protocol.
+    pub fn decoder(self) -> Decoder {
+        match self {
+            Protocol::Chat => Decoder::Chat(chat::Decoder::default()),
+            Protocol::Anthropic => Decoder::Anthropic(anthropic::Decoder::default()),
+            Protocol::Responses => Decoder::Responses(responses::Decoder::default()),
+        }
+    }
+
+    /// An encoder that writes hub chunks as this protocol's events to a client.
+    /// `include_usage` is the client's `stream_options.include_usage` (chat only).
+    pub fn encoder(self, model: &str, include_usage: bool) -> Encoder {
+        match self {
+            Protocol::Chat => Encoder::Chat(chat::Encoder::new(include_usage)),
+            Protocol::Anthropic => Encoder::Anthropic(anthropic::Encoder::new(model)),
+            Protocol::Responses => Encoder::Responses(responses::Encoder::new(model)),
+        }
+    }
+}
+
+/// Reads the human message out of an upstream error body of any known shape
+/// (OpenAI, Anthropic, vLLM's flat form, Ollama's `{"error": "…"}`, Codex's `detail`).
+pub fn upstream_error_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        let trimmed = text.trim();
+        return if trimmed.is_empty() {
+            "no error body".to_string()
+        } else {
+            trimmed.chars().take(500).collect()
+        };
+    };
+    let candidates = [
+        &v["error"]["message"],
+        &v["error"],
+        &v["message"],
+        &v["detail"],
+        &v["response"]["error"]["message"],
+    ];
+    for c in candidates {
+        if let Some(s) = c.as_str() {
+            return s.to_string();
+        }
+    }
+    text.chars().take(500).collect()
+}
+
+/// A stream decoder for one upstream protocol: upstream events in, hub chunks out.
+#[derive(Debug)]
+pub enum Decoder {
+    /// Chat Completions upstream.
+    Chat(chat::Decoder),
+    /// Anthropic Messages upstream.
+    Anthropic(anthropic::Decoder),
+    /// Responses upstream.
+    Responses(responses::Decoder),
+}
+
+impl Decoder {
+    /// Decodes one upstream event.
+    pub fn event(&mut self, ev: &Event) -> Decoded {
+        match self {
+            Decoder::Chat(d) => d.event(ev),
+            Decoder::Anthropic(d) => d.event(ev),
+            Decoder::Responses(d) => d.event(ev),
+        }
+    }
+}
+
+/// A stream encoder for one client protocol: hub chunks in, client events out.
+#[derive(Debug)]
+pub enum Encoder {
+    /// Chat Completions client.
+    Chat(chat::Encoder),
+    /// Anthropic Messages client.
+    Anthropic(anthropic::Encoder),
+    /// Responses client.
+    Responses(responses::Encoder),
+}
+
+impl Encoder {
+    /// Encodes one hub chunk.
+    pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
+        match self {
+            Encoder::Chat(e) => e.chunk(chunk),
+            Encoder::Anthropic(e) => e.chunk(chunk),
+            Encoder::Responses(e) => e.chunk(chunk),
+        }
+    }
+
+    /// The events that close a stream that ended well.
+    pub fn finish(&mut self) -> Vec<Event> {
+        match self {
+            Encoder::Chat(e) => e.finish(),
+            Encoder::Anthropic(e) => e.finish(),
+            Encoder::Responses(e) => e.finish(),
+        }
+    }
+
+    /// The events that end a stream with an error (after at least one event went out).
+    pub fn fail(&mut self, status: u16, message: &str) -> Vec<Event> {
+        match self {
+            Encoder::Chat(e) => e.fail(status, message),
+            Encoder::Anthropic(e) => e.fail(status, message),
+            Encoder::Responses(e) => e.fail(status, message),
+        }
+    }
+}
+
+/// The OpenAI `error.type` for a status, shared by the Chat and Responses shapes.
+pub fn openai_error_type(status: u16) -> &'static str {
+    match status {
+        400 | 404 | 413 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        _ => "server_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_are_found_in_every_shape() {
+        let cases: [(&str, &str); 6] = [
+            (r#"{"error":{"message":"m1","type":"x"}}"#, "m1"),
+            (
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"m2"}}"#,
+                "m2",
+            ),
+            (r#"{"object":"error","message":"m3","code":400}"#, "m3"),
+            (r#"{"error":"m4"}"#, "m4"),
+            (r#"{"detail":"m5"}"#, "m5"),
+            ("plain text", "plain text"),
+        ];
+        for (body, want) in cases {
+            assert_eq!(upstream_error_message(body.as_bytes()), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn protocol_spellings() {
+        assert_eq!(Protocol::parse("openai"), Some(Protocol::Chat));
+        assert_eq!(Protocol::parse("messages"), Some(Protocol::Anthropic));
+        assert_eq!(Protocol::parse("responses"), Some(Protocol::Responses));
+        assert_eq!(Protocol::parse("grpc"), None);
+    }
+}

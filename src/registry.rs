@@ -1,0 +1,702 @@
+//! The resolved picture the server runs on: providers with defaults filled in, models, settings.
+//!
+//! `config.rs` mirrors the file; this module merges it with the built-in providers,
+//! checks everything that needs the whole picture (an endpoint naming an unknown
+//! provider, a virtual model shadowing a provider id), and produces an immutable
+//! [`Registry`]. It also defines [`Target`], one concrete place to send a request, so
+//! that `upstream.rs` can take one without knowing how it was chosen.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{self, Loaded, ProtocolSpec};
+use crate::error::Error;
+use crate::log::Secret;
+use crate::protocol::Protocol;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4356";
+
+/// What kind of source a provider is; decides defaults for detection and credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A hosted API or aggregator reached with a key.
+    Hosted,
+    /// A self-hosted server on this machine, usually without a key.
+    Local,
+    /// A subscription reached with an OAuth login (`routeplane login`).
+    Subscription,
+}
+
+impl Kind {
+    /// Lower-case name for listings.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Hosted => "hosted",
+            Kind::Local => "local",
+            Kind::Subscription => "subscription",
+        }
+    }
+}
+
+/// A provider Routeplane knows without configuration.
+struct Builtin {
+    id: &'static str,
+    api_base: &'static str,
+    protocol: Protocol,
+    key_env: Option<&'static str>,
+    kind: Kind,
+}
+
+/// The built-in providers. Local defaults use 127.0.0.1 rather than `localhost`,
+/// which may resolve to ::1 first while these servers bind IPv4 by default.
+const BUILTINS: &[Builtin] = &[
+    Builtin {
+        id: "openai",
+        api_base: "https://api.openai.com/v1",
+        protocol: Protocol::Chat,
+        key_env: Some("OPENAI_API_KEY"),
+        kind: Kind::Hosted,
+    },
+    Builtin {
+        id: "openrouter",
+        api_base: "https://openrouter.ai/api/v1",
+        protocol: Protocol::Chat,
+        key_env: Some("OPENROUTER_API_KEY"),
+        kind: Kind::Hosted,
+    },
+    Builtin {
+        id: "anthropic",
+        api_base: "https://api.anthropic.com/v1",
+        protocol: Protocol::Anthropic,
+        key_env: Some("ANTHROPIC_API_KEY"),
+        kind: Kind::Hosted,
+    },
+    Builtin {
+        id: "openai-codex",
+        api_base: "https://chatgpt.com/backend-api/codex",
+        protocol: Protocol::Responses,
+        key_env: None,
+        kind: Kind::Subscription,
+    },
+    Builtin {
+        id: "ollama",
+        api_base: "http://127.0.0.1:11434/v1",
+        protocol: Protocol::Chat,
+        key_env: None,
+        kind: Kind::Local,
+    },
+    Builtin {
+        id: "vllm",
+        api_base: "http://127.0.0.1:8000/v1",
+        protocol: Protocol::Chat,
+        key_env: None,
+        kind: Kind::Local,
+    },
+    Builtin {
+        id: "lmstudio",
+        api_base: "http://127.0.0.1:1234/v1",
+        protocol: Protocol::Chat,
+        key_env: None,
+        kind: Kind::Local,
+    },
+    Builtin {
+        id: "llamacpp",
+        api_base: "http://127.0.0.1:8080/v1",
+        protocol: Protocol::Chat,
+        key_env: None,
+        kind: Kind::Local,
+    },
+];
+
+/// The ids of the built-in providers, in the order they are listed.
+pub fn builtin_ids() -> impl Iterator<Item = &'static str> {
+    BUILTINS.iter().map(|b| b.id)
+}
+
+/// A model a provider declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Model {
+    /// The id clients use.
+    pub id: String,
+    /// The name sent upstream.
+    pub upstream: String,
+}
+
+/// OAuth endpoint overrides, resolved (empty = the provider's default).
+#[derive(Debug, Clone, Default)]
+pub struct AuthUrls {
+    /// Authorization page.
+    pub authorize_url: Option<String>,
+    /// Token endpoint.
+    pub token_url: Option<String>,
+    /// Device user-code endpoint.
+    pub device_url: Option<String>,
+    /// Device polling endpoint.
+    pub device_token_url: Option<String>,
+    /// Page shown to the user for the device flow.
+    pub device_verify_url: Option<String>,
+    /// Redirect URI.
+    pub redirect_uri: Option<String>,
+    /// Client id.
+    pub client_id: Option<String>,
+}
+
+/// A source of tokens, with every default applied.
+#[derive(Debug)]
+pub struct Provider {
+    /// The id used in `provider:model` and in logs.
+    pub id: String,
+    /// Base URL without a trailing slash.
+    pub api_base: String,
+    /// `(glob, protocol)` pairs; first match on the upstream model name wins.
+    pub protocols: Vec<(String, Protocol)>,
+    /// Static credential, if any.
+    pub key: Option<Secret>,
+    /// Where the key came from, for listings (`api_key` or an env var name).
+    pub key_source: Option<String>,
+    /// Extra upstream headers.
+    pub headers: Vec<(String, String)>,
+    /// Declared models.
+    pub models: Vec<Model>,
+    /// What kind of source this is.
+    pub kind: Kind,
+    /// Ask the source for its models.
+    pub detect: bool,
+    /// True when routeplane.yaml has a block for it.
+    pub configured: bool,
+    /// OAuth overrides (subscription providers).
+    pub auth: AuthUrls,
+}
+
+impl Provider {
+    /// The protocol spoken for an upstream model name.
+    pub fn protocol_for(&self, model: &str) -> Protocol {
+        self.protocols
+            .iter()
+            .find(|(glob, _)| glob_match(glob, model))
+            .map_or(Protocol::Chat, |(_, p)| *p)
+    }
+
+    /// The upstream name for a client-facing model id (declared mapping, else unchanged).
+    pub fn upstream_name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.models
+            .iter()
+            .find(|m| m.id == id)
+            .map_or(id, |m| m.upstream.as_str())
+    }
+
+    /// True when the provider declares `id`.
+    pub fn declares(&self, id: &str) -> bool {
+        self.models.iter().any(|m| m.id == id)
+    }
+}
+
+/// One concrete place to send a request: a provider, an upstream model, a protocol.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The provider.
+    pub provider: Arc<Provider>,
+    /// The model name sent upstream.
+    pub model: String,
+    /// The wire format the upstream speaks for this model.
+    pub protocol: Protocol,
+}
+
+impl Target {
+    /// A target for `model` (a client-facing id) at `provider`.
+    pub fn new(provider: &Arc<Provider>, model: &str) -> Target {
+        let upstream = provider.upstream_name(model).to_string();
+        Target {
+            protocol: provider.protocol_for(&upstream),
+            provider: Arc::clone(provider),
+            model: upstream,
+        }
+    }
+
+    /// `provider:model`, as logs and messages name it.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.provider.id, self.model)
+    }
+}
+
+/// A virtual model: a name and the endpoints it tries in order.
+#[derive(Debug, Clone)]
+pub struct Virtual {
+    /// The name clients use.
+    pub name: String,
+    /// `(provider id, model)` pairs in order.
+    pub endpoints: Vec<(String, String)>,
+}
+
+/// Everything tunable, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Let clients in without a key.
+    pub skip_auth: bool,
+    /// Accepted client keys.
+    pub keys: Vec<Secret>,
+    /// Worker threads.
+    pub workers: usize,
+    /// Request limits.
+    pub limits: config::Limits,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// First-byte (first event) timeout.
+    pub first_byte_timeout: Duration,
+    /// Idle timeout between stream events.
+    pub idle_timeout: Duration,
+    /// Cool-down after a failure.
+    pub cooldown: Duration,
+    /// Detection interval.
+    pub detect_interval: Duration,
+    /// Detection probe timeout.
+    pub detect_timeout: Duration,
+}
+
+/// The resolved configuration: immutable once built.
+#[derive(Debug)]
+pub struct Registry {
+    /// Configured providers in file order, then the remaining built-ins.
+    pub providers: Vec<Arc<Provider>>,
+    /// Virtual models in file order.
+    pub virtuals: Vec<Virtual>,
+    /// Tunables.
+    pub settings: Settings,
+    /// Where the config came from, for messages.
+    pub source: String,
+}
+
+impl Registry {
+    /// Builds the registry from a loaded config and the environment.
+    pub fn build(loaded: &Loaded) -> Result<Registry, Error> {
+        let c = &loaded.config;
+        let mut providers: Vec<Arc<Provider>> = Vec::new();
+        for entry in &c.providers.0 {
+            let id = entry.name.as_str();
+            if id.is_empty() || id.contains(':') || id.contains(char::is_whitespace) {
+                return Err(loaded.error_at(
+                    entry.line,
+                    entry.col,
+                    format!("provider id `{id}` must be non-empty, without `:` or spaces"),
+                ));
+            }
+            let builtin = BUILTINS.iter().find(|b| b.id == id);
+            providers.push(Arc::new(provider(loaded, entry, builtin)?));
+        }
+        for b in BUILTINS {
+            if !providers.iter().any(|p| p.id == b.id) {
+                providers.push(Arc::new(from_builtin(b)));
+            }
+        }
+
+        let mut virtuals = Vec::new();
+        for entry in &c.models.0 {
+            let name = &entry.name;
+            if providers.iter().any(|p| &p.id == name) {
+                return Err(loaded.error_at(
+                    entry.line,
+                    entry.col,
+                    format!("virtual model `{name}` has the same name as a provider; rename it"),
+                ));
+            }
+            if let Some(s) = &entry.value.strategy
+                && s.value.as_str() != "priority"
+            {
+                return Err(loaded.error_at(
+                    s.referenced.line() as usize,
+                    s.referenced.column() as usize,
+                    format!(
+                        "unknown strategy `{}`; the only strategy is `priority`",
+                        s.value.as_str()
+                    ),
+                ));
+            }
+            if entry.value.endpoints.is_empty() {
+                return Err(loaded.error_at(
+                    entry.line,
+                    entry.col,
+                    format!("virtual model `{name}` lists no endpoints"),
+                ));
+            }
+            let mut endpoints = Vec::new();
+            for ep in &entry.value.endpoints {
+                let at = (
+                    ep.referenced.line() as usize,
+                    ep.referenced.column() as usize,
+                );
+                let Some((p, m)) = ep
+                    .value
+                    .parts()
+                    .filter(|(p, m)| !p.is_empty() && !m.is_empty())
+                else {
+                    return Err(loaded.error_at(
+                        at.0,
+                        at.1,
+                        "an endpoint is `provider:model` or `{provider: ID, service_id: MODEL}`",
+                    ));
+                };
+                if !providers.iter().any(|x| x.id == p) {
+                    return Err(loaded.error_at(
+                        at.0,
+                        at.1,
+                        format!(
+                            "endpoint names unknown provider `{p}`; known: {}",
+                            ids(&providers)
+                        ),
+                    ));
+                }
+                endpoints.push((p.to_string(), m.to_string()));
+            }
+            virtuals.push(Virtual {
+                name: name.clone(),
+                endpoints,
+            });
+        }
+
+        Ok(Registry {
+            providers,
+            virtuals,
+            settings: settings(loaded)?,
+            source: loaded.name(),
+        })
+    }
+
+    /// The provider with this id.
+    pub fn provider(&self, id: &str) -> Option<&Arc<Provider>> {
+        self.providers.iter().find(|p| p.id == id)
+    }
+
+    /// The virtual model with this name.
+    pub fn virtual_model(&self, name: &str) -> Option<&Virtual> {
+        self.virtuals.iter().find(|v| v.name == name)
+    }
+}
+
+/// A comma-separated list of provider ids.
+fn ids(providers: &[Arc<Provider>]) -> String {
+    providers
+        .iter()
+        .map(|p| p.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A built-in provider with nothing configured.
+fn from_builtin(b: &Builtin) -> Provider {
+    let key = b
+        .key_env
+        .and_then(|var| std::env::var(var).ok())
+        .filter(|k| !k.is_empty());
+    Provider {
+        id: b.id.to_string(),
+        api_base: b.api_base.to_string(),
+        protocols: vec![("*".to_string(), b.protocol)],
+        key_source: key.as_ref().and(b.key_env.map(str::to_string)),
+        key: key.map(Secret::new),
+        headers: Vec::new(),
+        models: Vec::new(),
+        kind: b.kind,
+        detect: b.kind == Kind::Local,
+        configured: false,
+        auth: AuthUrls::default(),
+    }
+}
+
+/// A configured provider, over its built-in defaults when the id is a built-in one.
+fn provider(
+    loaded: &Loaded,
+    entry: &config::Entry<config::Provider>,
+    builtin: Option<&Builtin>,
+) -> Result<Provider, Error> {
+    let block = &entry.value;
+    let mut p = match builtin {
+        Some(b) => from_builtin(b),
+        None => Provider {
+            id: entry.name.clone(),
+            api_base: String::new(),
+            protocols: vec![("*".to_string(), Protocol::Chat)],
+            key: None,
+            key_source: None,
+            headers: Vec::new(),
+            models: Vec::new(),
+            kind: Kind::Hosted,
+            detect: false,
+            configured: true,
+            auth: AuthUrls::default(),
+        },
+    };
+    p.configured = true;
+    if let Some(base) = &block.api_base {
+        p.api_base = base.as_str().trim_end_matches('/').to_string();
+    }
+    if p.api_base.is_empty() {
+        return Err(loaded.error_at(
+            entry.line,
+            entry.col,
+            format!(
+                "provider `{}` needs `api_base` (e.g. http://127.0.0.1:8000/v1)",
+                p.id
+            ),
+        ));
+    }
+    if !(p.api_base.starts_with("http://") || p.api_base.starts_with("https://")) {
+        return Err(loaded.error_at(
+            entry.line,
+            entry.col,
+            format!(
+                "`api_base` of `{}` must start with http:// or https://",
+                p.id
+            ),
+        ));
+    }
+    if let Some(key) = block.api_key.as_ref().filter(|k| !k.as_str().is_empty()) {
+        p.key = Some(Secret::new(key.as_str()));
+        p.key_source = Some("api_key".to_string());
+    }
+    if let Some(spec) = &block.api_protocol {
+        let at = (
+            spec.referenced.line() as usize,
+            spec.referenced.column() as usize,
+        );
+        let parse = |name: &str| {
+            Protocol::parse(name).ok_or_else(|| {
+                loaded.error_at(
+                    at.0,
+                    at.1,
+                    format!(
+                        "unknown protocol `{name}`; expected chat_completions, anthropic or responses"
+                    ),
+                )
+            })
+        };
+        p.protocols = match &spec.value {
+            ProtocolSpec::One(name) => vec![("*".to_string(), parse(name.as_str())?)],
+            ProtocolSpec::Patterns(list) => {
+                let mut out = Vec::new();
+                for map in list {
+                    for e in &map.0 {
+                        out.push((e.name.clone(), parse(e.value.as_str())?));
+                    }
+                }
+                out
+            }
+        };
+    }
+    p.headers = block
+        .headers
+        .0
+        .iter()
+        .map(|e| (e.name.clone(), e.value.as_str().to_string()))
+        .collect();
+    for m in &block.models {
+        let (id, upstream) = match &m.value {
+            config::ModelEntry::Name(n) => (n.as_str(), n.as_str()),
+            config::ModelEntry::Full {
+                id,
+                provider_model_id,
+            } => (
+                id.as_str(),
+                provider_model_id
+                    .as_ref()
+                    .map_or(id.as_str(), |u| u.as_str()),
+            ),
+        };
+        if id.is_empty() {
+            return Err(loaded.error_at(
+                m.referenced.line() as usize,
+                m.referenced.column() as usize,
+                "a model needs a non-empty `id`",
+            ));
+        }
+        p.models.push(Model {
+            id: id.to_string(),
+            upstream: upstream.to_string(),
+        });
+    }
+    if let Some(d) = block.detect {
+        p.detect = d;
+    }
+    if let Some(a) = &block.auth {
+        let s = |t: &Option<config::Text>| t.as_ref().map(|t| t.as_str().to_string());
+        p.auth = AuthUrls {
+            authorize_url: s(&a.authorize_url),
+            token_url: s(&a.token_url),
+            device_url: s(&a.device_url),
+            device_token_url: s(&a.device_token_url),
+            device_verify_url: s(&a.device_verify_url),
+            redirect_uri: s(&a.redirect_uri),
+            client_id: s(&a.client_id),
+        };
+    }
+    Ok(p)
+}
+
+/// Resolves the tunables, with defaults.
+fn settings(loaded: &Loaded) -> Result<Settings, Error> {
+    let c = &loaded.config;
+    let listen_text = c.listen.as_ref().map_or(DEFAULT_LISTEN, |l| l.as_str());
+    let listen = listen_text.parse().map_err(|_| {
+        loaded.error_at(
+            0,
+            0,
+            format!("`listen: {listen_text}` is not an address like 127.0.0.1:4356"),
+        )
+    })?;
+    let keys: Vec<Secret> = c
+        .keys
+        .iter()
+        .filter(|k| !k.as_str().is_empty())
+        .map(|k| Secret::new(k.as_str()))
+        .collect();
+    let skip_auth = c.skip_auth.unwrap_or(keys.is_empty());
+    if !skip_auth && keys.is_empty() {
+        return Err(loaded.error_at(
+            0,
+            0,
+            "`skip_auth: false` but `keys:` lists no key; add one or set `skip_auth: true`",
+        ));
+    }
+    let workers = c.workers.unwrap_or(64);
+    if workers == 0 || workers > 4096 {
+        return Err(loaded.error_at(0, 0, "`workers` must be between 1 and 4096"));
+    }
+    let secs = |name: &str, v: f64| -> Result<Duration, Error> {
+        Duration::try_from_secs_f64(v)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                loaded.error_at(
+                    0,
+                    0,
+                    format!("`{name}` must be a positive number of seconds"),
+                )
+            })
+    };
+    Ok(Settings {
+        listen,
+        skip_auth,
+        keys,
+        workers,
+        limits: c.limits.clone(),
+        connect_timeout: secs("timeouts.connect_secs", c.timeouts.connect_secs)?,
+        first_byte_timeout: secs("timeouts.first_byte_secs", c.timeouts.first_byte_secs)?,
+        idle_timeout: secs("timeouts.idle_secs", c.timeouts.idle_secs)?,
+        cooldown: secs("failover.cooldown_secs", c.failover.cooldown_secs)?,
+        detect_interval: secs("detect.interval_secs", c.detect.interval_secs)?,
+        detect_timeout: secs("detect.timeout_secs", c.detect.timeout_secs)?,
+    })
+}
+
+/// Glob match with `*` (any run) and `?` (one character).
+pub fn glob_match(glob: &str, text: &str) -> bool {
+    let (g, t): (Vec<char>, Vec<char>) = (glob.chars().collect(), text.chars().collect());
+    let (mut gi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if gi < g.len() && (g[gi] == '?' || g[gi] == t[ti]) {
+            gi += 1;
+            ti += 1;
+        } else if gi < g.len() && g[gi] == '*' {
+            star = Some((gi, ti));
+            gi += 1;
+        } else if let Some((sg, st)) = star {
+            gi = sg + 1;
+            ti = st + 1;
+            star = Some((sg, st + 1));
+        } else {
+            return false;
+        }
+    }
+    g[gi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(yaml: &str) -> Result<Registry, Error> {
+        let (config, _) = config::parse(yaml, false).map_err(|(l, c, m)| Error::Config {
+            path: "t".into(),
+            line: l,
+            col: c,
+            msg: m,
+        })?;
+        Registry::build(&Loaded {
+            config,
+            path: Some("t.yaml".into()),
+            warnings: vec![],
+        })
+    }
+
+    #[test]
+    fn globs() {
+        for (g, t, want) in [
+            ("*", "anything", true),
+            ("claude-*", "claude-3-5", true),
+            ("claude-*", "gpt-4o", false),
+            ("gpt-?o", "gpt-4o", true),
+            ("exact", "exact", true),
+            ("exact", "exactly", false),
+            ("*-mini", "o4-mini", true),
+        ] {
+            assert_eq!(glob_match(g, t), want, "{g} {t}");
+        }
+    }
+
+    #[test]
+    fn builtins_fill_what_a_block_leaves_out() {
+        let r = build("providers:\n  ollama:\n    models: [llama3.1]\n").unwrap();
+        let p = r.provider("ollama").unwrap();
+        assert_eq!(p.api_base, "http://127.0.0.1:11434/v1");
+        assert!(p.declares("llama3.1"));
+        assert!(
+            r.provider("vllm").is_some(),
+            "unconfigured built-ins stay routable"
+        );
+    }
+
+    #[test]
+    fn protocol_patterns_first_match_wins() {
+        let r = build(
+            "providers:\n  mix:\n    api_base: http://x/v1\n    api_protocol:\n      - \"claude-*\": anthropic\n      - \"*\": chat_completions\n",
+        )
+        .unwrap();
+        let p = r.provider("mix").unwrap();
+        assert_eq!(p.protocol_for("claude-x"), Protocol::Anthropic);
+        assert_eq!(p.protocol_for("gpt"), Protocol::Chat);
+    }
+
+    #[test]
+    fn load_errors_name_their_line() {
+        let cases = [
+            (
+                "models:\n  smart:\n    endpoints:\n      - nowhere:m\n",
+                "t.yaml:4:9: endpoint names unknown provider `nowhere`",
+            ),
+            (
+                "models:\n  ollama:\n    endpoints: [vllm:x]\n",
+                "t.yaml:2:3: virtual model `ollama` has the same name as a provider",
+            ),
+            (
+                "providers:\n  x:\n    api_base: http://h/v1\n    api_protocol: grpc\n",
+                "t.yaml:4:19: unknown protocol `grpc`",
+            ),
+            (
+                "models:\n  s:\n    strategy: random\n    endpoints: [vllm:x]\n",
+                "t.yaml:3:15: unknown strategy `random`",
+            ),
+            (
+                "providers:\n  mine: {}\n",
+                "t.yaml:2:3: provider `mine` needs `api_base`",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let err = build(yaml).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{yaml}\n got: {err}");
+        }
+    }
+}

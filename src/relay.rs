@@ -1,0 +1,693 @@
+//! The request's main loop: try each target in order, classify what happened, answer the client.
+//!
+//! [`run`] is where a request spends its life. For each target it builds the upstream
+//! body (bytes with only `model` changed when the protocols match, a translation
+//! otherwise), attaches the credential, sends, and classifies the outcome with
+//! [`next_step`], the failover table in one `match`. The client's status line is held
+//! until the upstream's first event (or whole body) is in hand, so a failure before
+//! that is invisible to the client and the next target is tried. Once an event has
+//! gone out, the answer is committed: a later failure ends the stream with an error
+//! event in the client's protocol.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::auth::Auth;
+use crate::body::RawBody;
+use crate::error::Error;
+use crate::protocol::{self, Decoded, Protocol, chat};
+use crate::registry::{Settings, Target};
+use crate::route::Cooldown;
+use crate::sse::{self, ClientWriter, Event};
+use crate::upstream::{self, Piece, Reply, SendError};
+
+/// What the relay needs from the server, shared by every request.
+#[derive(Debug)]
+pub struct Env {
+    /// The upstream HTTP client.
+    pub client: upstream::Client,
+    /// Upstream credentials.
+    pub auth: Arc<Auth>,
+    /// Endpoints that failed recently.
+    pub cooldown: Cooldown,
+}
+
+/// One client request, parsed and resolved.
+pub struct Call<'a> {
+    /// The protocol the client speaks.
+    pub inbound: Protocol,
+    /// The client's body.
+    pub body: &'a RawBody,
+    /// Targets in the order to try them.
+    pub targets: Vec<Target>,
+    /// The client asked for a stream.
+    pub stream: bool,
+    /// Chat clients: `stream_options.include_usage`.
+    pub include_usage: bool,
+    /// Client headers passed upstream when protocols match (e.g. `anthropic-beta`).
+    pub forward: Vec<(String, String)>,
+    /// The model name the client asked for.
+    pub requested: String,
+}
+
+/// What the relay did, for the log line and the response headers.
+#[derive(Debug, Default)]
+pub struct Served {
+    /// Status sent to the client.
+    pub status: u16,
+    /// `provider:model` that answered.
+    pub served_by: Option<String>,
+    /// Upstream attempts made.
+    pub attempts: usize,
+    /// When the first byte went to the client.
+    pub ttfb: Option<Duration>,
+}
+
+/// Why an attempt produced no answer for the client.
+#[derive(Debug)]
+struct Failure {
+    /// Upstream HTTP status, if one was received.
+    status: Option<u16>,
+    /// Short reason for the log and the exhausted message.
+    reason: String,
+    /// What kind of failure it is.
+    kind: FailKind,
+    /// An upstream error body to surface (bytes, content type).
+    body: Option<(Vec<u8>, String)>,
+    /// Upstream headers to surface with it.
+    headers: Vec<(String, String)>,
+    /// The upstream asked for a pause (Retry-After, reset headers).
+    retry_after: Option<Duration>,
+}
+
+/// The categories of [`next_step`]'s table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailKind {
+    /// Nothing was answered (refused, reset, DNS, connect timeout).
+    Network,
+    /// The upstream answered with this HTTP status.
+    Status(u16),
+    /// The first event or the body did not arrive in time.
+    Timeout,
+    /// The body ended or broke before the first event / before it was complete.
+    EarlyEnd,
+    /// The upstream said the context window was exceeded or content was filtered.
+    ContextOrFilter,
+    /// The request could not be prepared for this target (a field it cannot express, no login).
+    Prepare(u16),
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Try the next target (and cool this one down when `cool` is set).
+    Next {
+        /// Put the endpoint in cool-down.
+        cool: bool,
+    },
+    /// Give this answer to the client; trying elsewhere would not help.
+    Surface,
+}
+
+/// The failover table.
+///
+/// | outcome                                           | step                  |
+/// |---------------------------------------------------|-----------------------|
+/// | 408, 429, 5xx                                     | next, cool down       |
+/// | refused, reset, DNS, connect or first-byte timeout| next, cool down       |
+/// | stream ends or breaks before its first event      | next, cool down       |
+/// | context window exceeded, content filtered         | next                  |
+/// | request cannot be expressed for / no login at it  | next                  |
+/// | 400, 401, 402, 403, 404, 422, other 4xx           | surface               |
+///
+/// After the first event has gone to the client nothing is retried: the stream ends
+/// with an error event. A client that disconnects stops everything.
+fn next_step(kind: FailKind) -> Step {
+    match kind {
+        FailKind::Status(408 | 429) | FailKind::Status(500..=599) => Step::Next { cool: true },
+        FailKind::Network | FailKind::Timeout | FailKind::EarlyEnd => Step::Next { cool: true },
+        FailKind::ContextOrFilter | FailKind::Prepare(_) => Step::Next { cool: false },
+        FailKind::Status(_) => Step::Surface,
+    }
+}
+
+/// How an attempt ended.
+enum Outcome {
+    /// The client got an answer (complete, or a stream that was committed).
+    Answered { status: u16 },
+    /// Nothing went to the client; see the failure.
+    Failed(Failure),
+    /// The client went away; stop.
+    ClientGone,
+}
+
+/// Runs one request to completion: the main loop.
+pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWriter) -> Served {
+    let started = Instant::now();
+    let mut served = Served::default();
+    let mut failures: Vec<(String, Failure)> = Vec::new();
+    // The hub request is built at most once, however many targets need it.
+    let mut hub: Option<Result<Value, Error>> = None;
+
+    for target in env.cooldown.order(call.targets.clone()) {
+        served.attempts += 1;
+        let outcome = attempt(env, settings, call, &target, &mut hub, out, started);
+        match outcome {
+            Outcome::Answered { status } => {
+                env.cooldown.clear(&target);
+                served.status = status;
+                served.served_by = Some(target.label());
+                served.ttfb = Some(started.elapsed());
+                return served;
+            }
+            Outcome::ClientGone => {
+                served.status = 499;
+                served.served_by = Some(target.label());
+                return served;
+            }
+            Outcome::Failed(f) => {
+                let step = next_step(f.kind);
+                if let Step::Next { cool: true } = step {
+                    env.cooldown.fail(&target, f.retry_after);
+                }
+                if step == Step::Surface {
+                    served.status = surface(call, &f, out);
+                    served.served_by = Some(target.label());
+                    return served;
+                }
+                failures.push((target.label(), f));
+            }
+        }
+    }
+    served.status = exhausted(call, failures, out);
+    served
+}
+
+/// Answers with a surfaced upstream error: verbatim when the protocols match.
+fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
+    let status = f.status.unwrap_or(502);
+    match &f.body {
+        Some((bytes, ct)) if f.kind == FailKind::Status(status) && same_shape(call, ct) => {
+            let _ = out.respond(status, ct, &f.headers, bytes);
+        }
+        Some((bytes, _)) => {
+            let msg = protocol::upstream_error_message(bytes);
+            respond_error(call.inbound, status, &msg, &f.headers, out);
+        }
+        None => respond_error(call.inbound, status, &f.reason, &f.headers, out),
+    }
+    status
+}
+
+/// True when a surfaced body can go to the client as-is (its protocol's JSON).
+fn same_shape(call: &Call<'_>, content_type: &str) -> bool {
+    call.targets.iter().all(|t| t.protocol == call.inbound) && content_type.contains("json")
+}
+
+/// Answers when every target failed.
+fn exhausted(call: &Call<'_>, failures: Vec<(String, Failure)>, out: &mut ClientWriter) -> u16 {
+    if failures.len() == 1 {
+        let (label, f) = &failures[0];
+        return match f.kind {
+            // One target that answered: its own error is the most useful thing to show.
+            FailKind::Status(_) | FailKind::ContextOrFilter | FailKind::Prepare(_) => {
+                surface(call, f, out)
+            }
+            _ => {
+                let provider = label.split(':').next().unwrap_or(label);
+                let err = Error::Upstream {
+                    provider: provider.to_string(),
+                    reason: f.reason.clone(),
+                };
+                respond_error(call.inbound, 502, &err.to_string(), &[], out);
+                502
+            }
+        };
+    }
+    let all_rate_limited = !failures.is_empty()
+        && failures
+            .iter()
+            .all(|(_, f)| f.kind == FailKind::Status(429));
+    let status = if all_rate_limited { 429 } else { 502 };
+    let mut headers = Vec::new();
+    if all_rate_limited && let Some(wait) = failures.iter().filter_map(|(_, f)| f.retry_after).min()
+    {
+        headers.push(("retry-after".to_string(), wait.as_secs().max(1).to_string()));
+    }
+    let attempts: Vec<String> = failures
+        .iter()
+        .map(|(label, f)| match f.status {
+            Some(s) => format!("{label} → {s} {}", f.reason),
+            None => format!("{label} → {}", f.reason),
+        })
+        .collect();
+    let err = if attempts.is_empty() {
+        Error::bad_request("no target to try")
+    } else {
+        Error::Exhausted { status, attempts }
+    };
+    respond_error(call.inbound, err.status(), &err.to_string(), &headers, out);
+    err.status()
+}
+
+/// Sends an error body in the client's protocol.
+pub fn respond_error(
+    inbound: Protocol,
+    status: u16,
+    message: &str,
+    headers: &[(String, String)],
+    out: &mut ClientWriter,
+) {
+    let body = inbound.error_body(status, message);
+    let _ = out.respond(status, "application/json", headers, &body);
+}
+
+/// A failure with no upstream body.
+fn fail(kind: FailKind, reason: impl Into<String>) -> Outcome {
+    Outcome::Failed(Failure {
+        status: match kind {
+            FailKind::Status(s) | FailKind::Prepare(s) => Some(s),
+            _ => None,
+        },
+        reason: reason.into(),
+        kind,
+        body: None,
+        headers: Vec::new(),
+        retry_after: None,
+    })
+}
+
+/// One try at one target.
+#[allow(clippy::too_many_arguments)]
+fn attempt(
+    env: &Env,
+    settings: &Settings,
+    call: &Call<'_>,
+    target: &Target,
+    hub: &mut Option<Result<Value, Error>>,
+    out: &mut ClientWriter,
+    started: Instant,
+) -> Outcome {
+    let provider = &target.provider;
+    let upstream_stream = call.stream || env.auth.stream_only(provider);
+    let body = match upstream_body(env, call, target, hub) {
+        Ok(b) => b,
+        Err(e) => return fail(FailKind::Prepare(e.status()), e.to_string()),
+    };
+    let mut headers = match env.auth.headers(target) {
+        Ok(h) => h,
+        Err(e) => return fail(FailKind::Prepare(e.status()), e.to_string()),
+    };
+    headers.push(("content-type".into(), "application/json".into()));
+    if upstream_stream {
+        headers.push(("accept".into(), "text/event-stream".into()));
+    }
+    if target.protocol == call.inbound {
+        headers.extend(call.forward.iter().cloned());
+    }
+    let url = format!("{}{}", provider.api_base, target.protocol.endpoint());
+    let reply = match env.client.post(&url, &headers, &body) {
+        Ok(r) => r,
+        Err(SendError::Network(reason)) => return fail(FailKind::Network, reason),
+        Err(e @ SendError::Timeout(_)) => return fail(FailKind::Timeout, e.to_string()),
+    };
+    if !(200..300).contains(&reply.status) {
+        return upstream_error(settings, reply);
+    }
+    let translate = target.protocol != call.inbound || env.auth.rewrites_body(provider);
+    if upstream_stream && reply.content_type.starts_with("text/event-stream") {
+        relay_stream(settings, call, target, reply, translate, out, started)
+    } else {
+        relay_whole(settings, call, target, reply, translate, out)
+    }
+}
+
+/// Builds the bytes sent upstream for `target`.
+fn upstream_body(
+    env: &Env,
+    call: &Call<'_>,
+    target: &Target,
+    hub: &mut Option<Result<Value, Error>>,
+) -> Result<Vec<u8>, Error> {
+    let provider = &target.provider;
+    if target.protocol == call.inbound && !env.auth.rewrites_body(provider) {
+        return Ok(call.body.with_model(&target.model));
+    }
+    let mut up = if target.protocol == call.inbound {
+        let mut v = call.body.to_value()?;
+        v["model"] = Value::String(target.model.clone());
+        v
+    } else {
+        let chat = hub
+            .get_or_insert_with(|| {
+                call.body
+                    .to_value()
+                    .and_then(|v| call.inbound.request_to_chat(v))
+            })
+            .as_ref()
+            .map_err(|e| Error::bad_request(e.to_string()))?
+            .clone();
+        target
+            .protocol
+            .request_from_chat(chat, &target.model, &provider.id)?
+    };
+    env.auth.shape_body(provider, &mut up);
+    serde_json::to_vec(&up).map_err(|e| Error::Internal(format!("cannot encode body: {e}")))
+}
+
+/// Reads an upstream error answer and classifies it.
+fn upstream_error(settings: &Settings, reply: Reply) -> Outcome {
+    let status = reply.status;
+    let retry_after = reply.retry_after;
+    let headers = reply.headers.clone();
+    let ct = if reply.content_type.is_empty() {
+        "application/json".to_string()
+    } else {
+        reply.content_type.clone()
+    };
+    let limit = settings.limits.max_response_bytes.min(1024 * 1024);
+    let bytes = reply.read_all(limit).unwrap_or_default();
+    let message = protocol::upstream_error_message(&bytes);
+    let kind = if (400..500).contains(&status) && context_or_filter(&message, &bytes) {
+        FailKind::ContextOrFilter
+    } else {
+        FailKind::Status(status)
+    };
+    let reason: String = message.chars().take(200).collect();
+    Outcome::Failed(Failure {
+        status: Some(status),
+        reason,
+        kind,
+        body: Some((bytes, ct)),
+        headers,
+        retry_after,
+    })
+}
+
+/// True for errors another model might not have: context window, content filter.
+fn context_or_filter(message: &str, body: &[u8]) -> bool {
+    let m = message.to_ascii_lowercase();
+    let b = String::from_utf8_lossy(body).to_ascii_lowercase();
+    [
+        "context_length_exceeded",
+        "context window",
+        "maximum context length",
+        "prompt is too long",
+        "content_filter",
+        "content filter",
+        "content management policy",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle) || b.contains(needle))
+}
+
+/// Headers that tell the client who served.
+fn served_headers(call: &Call<'_>, target: &Target) -> Vec<(String, String)> {
+    let attempts = call
+        .targets
+        .iter()
+        .position(|t| t.label() == target.label())
+        .map_or(1, |i| i + 1);
+    vec![
+        ("x-routeplane-provider".into(), target.provider.id.clone()),
+        ("x-routeplane-model".into(), target.model.clone()),
+        ("x-routeplane-attempts".into(), attempts.to_string()),
+    ]
+}
+
+/// Relays a complete (non-streaming) answer.
+fn relay_whole(
+    settings: &Settings,
+    call: &Call<'_>,
+    target: &Target,
+    reply: Reply,
+    translate: bool,
+    out: &mut ClientWriter,
+) -> Outcome {
+    let status = reply.status;
+    let ct = reply.content_type.clone();
+    let mut headers = reply.headers.clone();
+    headers.extend(served_headers(call, target));
+    let bytes = match reply.read_all(settings.limits.max_response_bytes) {
+        Ok(b) => b,
+        Err(reason) => return fail(FailKind::EarlyEnd, reason),
+    };
+    let answer = if translate {
+        let translated = serde_json::from_slice::<Value>(&bytes)
+            .map_err(|_| Error::Internal("upstream answered with malformed JSON".into()))
+            .and_then(|v| target.protocol.response_to_chat(v))
+            .map(|chat| call.inbound.response_from_chat(chat));
+        match translated {
+            Ok(v) => v.to_string().into_bytes(),
+            Err(e) => return fail(FailKind::EarlyEnd, e.to_string()),
+        }
+    } else {
+        if bytes.is_empty() {
+            return fail(FailKind::EarlyEnd, "upstream answered with an empty body");
+        }
+        bytes
+    };
+    let ct = if translate || ct.is_empty() {
+        "application/json".to_string()
+    } else {
+        ct
+    };
+    match out.respond(status, &ct, &headers, &answer) {
+        Ok(()) => Outcome::Answered { status },
+        Err(_) => Outcome::ClientGone,
+    }
+}
+
+/// Where a streamed answer stands.
+enum Commit {
+    /// No event has gone to the client; held events wait here.
+    Holding(Vec<Event>),
+    /// The head and at least one event went out.
+    Streaming,
+}
+
+/// Relays a streamed answer event by event (or collects it for a non-streaming client).
+#[allow(clippy::too_many_arguments)]
+fn relay_stream(
+    settings: &Settings,
+    call: &Call<'_>,
+    target: &Target,
+    reply: Reply,
+    translate: bool,
+    out: &mut ClientWriter,
+    started: Instant,
+) -> Outcome {
+    let status = reply.status;
+    let mut headers = reply.headers.clone();
+    headers.extend(served_headers(call, target));
+    let stream = reply.stream();
+    let mut parser = sse::Parser::new(settings.limits.max_event_bytes);
+    let mut decoder = target.protocol.decoder();
+    let mut encoder = call.inbound.encoder(&call.requested, call.include_usage);
+    let mut collector = (!call.stream).then(chat::Collector::default);
+    let mut commit = Commit::Holding(Vec::new());
+    let mut deadline = started + settings.first_byte_timeout;
+    let mut events = Vec::new();
+
+    loop {
+        let piece = stream.next(deadline);
+        let bytes = match piece {
+            Piece::Data(b) => b,
+            Piece::End | Piece::Broken(_) | Piece::Timeout => {
+                let timed_out = matches!(piece, Piece::Timeout);
+                let reason = match piece {
+                    Piece::Timeout if matches!(commit, Commit::Holding(_)) => {
+                        format!("no first event within {:.0?}", settings.first_byte_timeout)
+                    }
+                    Piece::Timeout => format!("stalled for {:.0?}", settings.idle_timeout),
+                    Piece::Broken(r) => r,
+                    _ => "the stream ended without its end marker".to_string(),
+                };
+                return match commit {
+                    Commit::Holding(_) if timed_out => fail(FailKind::Timeout, reason),
+                    Commit::Holding(_) => fail(FailKind::EarlyEnd, reason),
+                    Commit::Streaming => {
+                        let msg = format!("upstream `{}` {reason}", target.provider.id);
+                        end_with_error(out, &mut encoder, translate, call, 502, &msg, status)
+                    }
+                };
+            }
+        };
+        events.clear();
+        if let Err(sse::ParseError::TooLong { limit }) = parser.feed(&bytes, &mut events) {
+            let msg = format!("upstream sent a stream event longer than {limit} bytes");
+            return match commit {
+                Commit::Holding(_) => fail(FailKind::EarlyEnd, msg),
+                Commit::Streaming => {
+                    end_with_error(out, &mut encoder, translate, call, 502, &msg, status)
+                }
+            };
+        }
+        for ev in events.drain(..) {
+            let decoded = decoder.event(&ev);
+            let (chunks, end) = match decoded {
+                Decoded::Chunks(c) => (c, false),
+                Decoded::End(c) => (c, true),
+                Decoded::Failed { status: s, message } => {
+                    return match commit {
+                        Commit::Holding(_) => Outcome::Failed(Failure {
+                            status: Some(s),
+                            kind: if context_or_filter(&message, b"") {
+                                FailKind::ContextOrFilter
+                            } else {
+                                FailKind::Status(s)
+                            },
+                            reason: message.chars().take(200).collect(),
+                            body: None,
+                            headers: Vec::new(),
+                            retry_after: None,
+                        }),
+                        Commit::Streaming if !translate && call.stream => {
+                            // The upstream's error event is already in the client's protocol.
+                            let _ = out.send(&ev.raw);
+                            let _ = out.end_stream();
+                            Outcome::Answered { status }
+                        }
+                        Commit::Streaming => {
+                            end_with_error(out, &mut encoder, translate, call, s, &message, status)
+                        }
+                    };
+                }
+            };
+            if let Some(c) = collector.as_mut() {
+                chunks.iter().for_each(|ch| c.add(ch));
+                if end {
+                    let chat = collector
+                        .take()
+                        .map(chat::Collector::finish)
+                        .unwrap_or_default();
+                    let body = call.inbound.response_from_chat(chat).to_string();
+                    return match out.respond(status, "application/json", &headers, body.as_bytes())
+                    {
+                        Ok(()) => Outcome::Answered { status },
+                        Err(_) => Outcome::ClientGone,
+                    };
+                }
+                continue;
+            }
+            // Decide what goes out for this event.
+            let outgoing: Vec<Vec<u8>> = if translate {
+                let mut evs: Vec<Vec<u8>> = chunks
+                    .iter()
+                    .flat_map(|ch| encoder.chunk(ch))
+                    .map(|e| e.raw)
+                    .collect();
+                if end {
+                    evs.extend(encoder.finish().into_iter().map(|e| e.raw));
+                }
+                evs
+            } else {
+                vec![ev.raw]
+            };
+            if let Commit::Holding(held) = &mut commit {
+                if chunks.is_empty() && !end {
+                    // Pings and comments before the first real event wait with the head.
+                    held.extend(outgoing.into_iter().map(|raw| Event {
+                        event: None,
+                        data: None,
+                        raw,
+                    }));
+                    continue;
+                }
+                let held = std::mem::take(held);
+                if out
+                    .start_stream(status, "text/event-stream", &headers)
+                    .is_err()
+                {
+                    return Outcome::ClientGone;
+                }
+                for h in held {
+                    if out.send(&h.raw).is_err() {
+                        return Outcome::ClientGone;
+                    }
+                }
+                commit = Commit::Streaming;
+                deadline = Instant::now() + settings.idle_timeout;
+            }
+            for raw in outgoing {
+                if out.send(&raw).is_err() {
+                    return Outcome::ClientGone;
+                }
+            }
+            if end {
+                return match out.end_stream() {
+                    Ok(()) => Outcome::Answered { status },
+                    Err(_) => Outcome::ClientGone,
+                };
+            }
+        }
+        if matches!(commit, Commit::Streaming) {
+            deadline = Instant::now() + settings.idle_timeout;
+        }
+    }
+}
+
+/// Ends a committed stream with an error event in the client's protocol.
+fn end_with_error(
+    out: &mut ClientWriter,
+    encoder: &mut protocol::Encoder,
+    _translate: bool,
+    _call: &Call<'_>,
+    status: u16,
+    message: &str,
+    http_status: u16,
+) -> Outcome {
+    for ev in encoder.fail(status, message) {
+        if out.send(&ev.raw).is_err() {
+            return Outcome::ClientGone;
+        }
+    }
+    let _ = out.end_stream();
+    Outcome::Answered {
+        status: http_status,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failover_table() {
+        let next = Step::Next { cool: true };
+        let cases = [
+            (FailKind::Status(408), next),
+            (FailKind::Status(429), next),
+            (FailKind::Status(500), next),
+            (FailKind::Status(503), next),
+            (FailKind::Network, next),
+            (FailKind::Timeout, next),
+            (FailKind::EarlyEnd, next),
+            (FailKind::ContextOrFilter, Step::Next { cool: false }),
+            (FailKind::Status(400), Step::Surface),
+            (FailKind::Status(401), Step::Surface),
+            (FailKind::Status(402), Step::Surface),
+            (FailKind::Status(403), Step::Surface),
+            (FailKind::Status(404), Step::Surface),
+            (FailKind::Status(422), Step::Surface),
+        ];
+        for (kind, want) in cases {
+            assert_eq!(next_step(kind), want, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn context_and_filter_errors_are_recognised() {
+        assert!(context_or_filter(
+            "This model's maximum context length is 8192 tokens",
+            b""
+        ));
+        assert!(context_or_filter(
+            "x",
+            br#"{"error":{"code":"context_length_exceeded"}}"#
+        ));
+        assert!(!context_or_filter("invalid temperature", b"{}"));
+    }
+}

@@ -1,0 +1,260 @@
+//! Which targets a request tries, in what order: pins, cascades, virtual models, cool-down.
+//!
+//! A model string resolves in this order: a virtual model name; `provider:model`,
+//! where only the text before the FIRST colon can be a provider id and only when it
+//! names a known provider (so the Ollama tag in `llama3.1:8b` survives); a bare name,
+//! which cascades over the providers that declare or serve it, in config order.
+//! Nothing here sends anything: `routeplane route MODEL` prints this module's answer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::detect::Detected;
+use crate::error::Error;
+use crate::registry::{Registry, Target};
+
+/// How many known ids a 404 suggests.
+const SUGGESTIONS: usize = 6;
+
+/// Resolves one model string to its targets, in order.
+pub fn resolve(reg: &Registry, detected: &Detected, model: &str) -> Result<Vec<Target>, Error> {
+    if let Some(v) = reg.virtual_model(model) {
+        let mut targets = Vec::new();
+        for (pid, m) in &v.endpoints {
+            // Endpoints were checked against the registry when it was built.
+            if let Some(p) = reg.provider(pid) {
+                targets.push(Target::new(p, m));
+            }
+        }
+        return Ok(targets);
+    }
+    if let Some((pid, m)) = model.split_once(':')
+        && let Some(p) = reg.provider(pid)
+    {
+        if m.is_empty() {
+            return Err(Error::bad_request(format!(
+                "`{model}` names provider `{pid}` but no model; write `{pid}:MODEL`"
+            )));
+        }
+        return Ok(vec![Target::new(p, m)]);
+    }
+    let targets: Vec<Target> = reg
+        .providers
+        .iter()
+        .filter(|p| detected.is_active(p) && (p.declares(model) || detected.serves(&p.id, model)))
+        .map(|p| Target::new(p, model))
+        .collect();
+    if targets.is_empty() {
+        return Err(Error::UnknownModel {
+            model: model.to_string(),
+            known: routable_ids(reg, detected)
+                .into_iter()
+                .take(SUGGESTIONS)
+                .collect(),
+        });
+    }
+    Ok(targets)
+}
+
+/// Resolves a request's `models` list (or its single `model`) to one ordered target list.
+pub fn resolve_all(
+    reg: &Registry,
+    detected: &Detected,
+    models: &[String],
+) -> Result<Vec<Target>, Error> {
+    let mut out: Vec<Target> = Vec::new();
+    for m in models {
+        for t in resolve(reg, detected, m)? {
+            // Each endpoint at most once per request.
+            if !out
+                .iter()
+                .any(|o| o.provider.id == t.provider.id && o.model == t.model)
+            {
+                out.push(t);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every id a client can name: virtual models, bare ids, `provider:id`, with their owner.
+pub fn routable(reg: &Registry, detected: &Detected) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = reg
+        .virtuals
+        .iter()
+        .map(|v| (v.name.clone(), "routeplane".to_string()))
+        .collect();
+    let mut qualified = Vec::new();
+    for p in &reg.providers {
+        let mut ids: Vec<String> = p.models.iter().map(|m| m.id.clone()).collect();
+        for d in detected.models(&p.id) {
+            if !ids.contains(&d) {
+                ids.push(d);
+            }
+        }
+        for id in ids {
+            if detected.is_active(p) && !out.iter().any(|(o, _)| *o == id) {
+                out.push((id.clone(), p.id.clone()));
+            }
+            qualified.push((format!("{}:{id}", p.id), p.id.clone()));
+        }
+    }
+    out.extend(qualified);
+    out
+}
+
+/// The ids of [`routable`], for suggestions.
+fn routable_ids(reg: &Registry, detected: &Detected) -> Vec<String> {
+    routable(reg, detected)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// Endpoints that failed recently, tried last until their time is up.
+#[derive(Debug)]
+pub struct Cooldown {
+    until: Mutex<HashMap<String, Instant>>,
+    default: Duration,
+}
+
+impl Cooldown {
+    /// A cool-down list whose entries last `default` unless the upstream said otherwise.
+    pub fn new(default: Duration) -> Cooldown {
+        Cooldown {
+            until: Mutex::new(HashMap::new()),
+            default,
+        }
+    }
+
+    /// Records a failure of `target`; `retry_after` overrides the default length.
+    pub fn fail(&self, target: &Target, retry_after: Option<Duration>) {
+        let len = retry_after
+            .unwrap_or(self.default)
+            .min(Duration::from_secs(3600));
+        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(target.label(), Instant::now() + len);
+    }
+
+    /// Records a success: the endpoint is trusted again.
+    pub fn clear(&self, target: &Target) {
+        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        if !map.is_empty() {
+            map.remove(&target.label());
+        }
+    }
+
+    /// Orders targets: those not cooling down first, each group in its given order.
+    pub fn order(&self, targets: Vec<Target>) -> Vec<Target> {
+        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        if map.is_empty() {
+            return targets;
+        }
+        let now = Instant::now();
+        map.retain(|_, until| *until > now);
+        let (cool, warm): (Vec<Target>, Vec<Target>) = targets
+            .into_iter()
+            .partition(|t| map.contains_key(&t.label()));
+        warm.into_iter().chain(cool).collect()
+    }
+}
+
+/// Shared handle to the cool-down list.
+pub type SharedCooldown = Arc<Cooldown>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, Loaded};
+
+    fn reg(yaml: &str) -> Registry {
+        let (config, _) = config::parse(yaml, false).unwrap();
+        Registry::build(&Loaded {
+            config,
+            path: None,
+            warnings: vec![],
+        })
+        .unwrap()
+    }
+
+    const YAML: &str = "providers:\n  ollama:\n    detect: false\n    models: [llama3.1:8b, shared]\n  other:\n    api_base: http://127.0.0.1:9/v1\n    models:\n      - id: shared\n        provider_model_id: shared-v2\nmodels:\n  smart:\n    endpoints: [ollama:llama3.1:8b, other:shared]\n";
+
+    fn labels(t: &[Target]) -> Vec<String> {
+        t.iter().map(Target::label).collect()
+    }
+
+    #[test]
+    fn colon_in_ollama_tag_is_not_a_provider() {
+        let r = reg(YAML);
+        let d = Detected::default();
+        assert_eq!(
+            labels(&resolve(&r, &d, "ollama:llama3.1:8b").unwrap()),
+            ["ollama:llama3.1:8b"]
+        );
+        assert_eq!(
+            labels(&resolve(&r, &d, "llama3.1:8b").unwrap()),
+            ["ollama:llama3.1:8b"]
+        );
+    }
+
+    #[test]
+    fn bare_names_cascade_in_config_order_with_upstream_names() {
+        let r = reg(YAML);
+        let d = Detected::default();
+        assert_eq!(
+            labels(&resolve(&r, &d, "shared").unwrap()),
+            ["ollama:shared", "other:shared-v2"]
+        );
+    }
+
+    #[test]
+    fn virtual_models_list_their_endpoints() {
+        let r = reg(YAML);
+        let d = Detected::default();
+        assert_eq!(
+            labels(&resolve(&r, &d, "smart").unwrap()),
+            ["ollama:llama3.1:8b", "other:shared-v2"]
+        );
+    }
+
+    #[test]
+    fn unknown_model_suggests_known_ids() {
+        let r = reg(YAML);
+        let err = resolve(&r, &Detected::default(), "nope")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "unknown model `nope`; known models include: smart, llama3.1:8b, shared, ollama:llama3.1:8b, ollama:shared, other:shared"
+        );
+    }
+
+    #[test]
+    fn models_list_is_deduplicated() {
+        let r = reg(YAML);
+        let list = ["smart".to_string(), "shared".to_string()];
+        assert_eq!(
+            labels(&resolve_all(&r, &Detected::default(), &list).unwrap()),
+            ["ollama:llama3.1:8b", "other:shared-v2", "ollama:shared"]
+        );
+    }
+
+    #[test]
+    fn cooling_endpoints_move_to_the_back() {
+        let r = reg(YAML);
+        let d = Detected::default();
+        let c = Cooldown::new(Duration::from_secs(30));
+        let targets = resolve(&r, &d, "smart").unwrap();
+        c.fail(&targets[0], None);
+        assert_eq!(
+            labels(&c.order(targets.clone())),
+            ["other:shared-v2", "ollama:llama3.1:8b"]
+        );
+        c.clear(&targets[0]);
+        assert_eq!(
+            labels(&c.order(targets)),
+            ["ollama:llama3.1:8b", "other:shared-v2"]
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! The listener: tiny_http, a fixed pool of workers, the endpoint table, limits, client keys.
+//!
+//! One thread accepts requests from tiny_http and hands them to a bounded queue; a
+//! fixed pool of workers takes them from there. When the queue is full a request
+//! waits briefly and then gets 503 with `Retry-After`: load never grows an unbounded
+//! backlog. Each worker reads the body (up to the limit), checks the client key,
+//! resolves the model and hands the request to `relay::run`. Every response is written
+//! by hand through `Request::into_writer` (see `sse.rs` for why). A panic inside one
+//! request is caught, answered with a 500 if nothing was sent yet, and the worker
+//! lives on.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{Receiver, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::auth::Auth;
+use crate::body::RawBody;
+use crate::detect::Detected;
+use crate::error::Error;
+use crate::log::{self, RequestLog};
+use crate::protocol::Protocol;
+use crate::registry::Registry;
+use crate::relay::{self, Call, Env};
+use crate::route::{self, Cooldown};
+use crate::sse::ClientWriter;
+use crate::upstream;
+
+/// Everything a worker needs, shared by all of them.
+pub struct Shared {
+    /// The current registry; replaced whole on reload.
+    pub registry: RwLock<Arc<Registry>>,
+    /// Detection results for local sources.
+    pub detected: Arc<Detected>,
+    /// Upstream client, credentials and cool-down.
+    pub env: Env,
+}
+
+impl Shared {
+    /// Builds the shared state for a registry.
+    pub fn new(registry: Registry, auth: Arc<Auth>, detected: Arc<Detected>) -> Shared {
+        let env = Env {
+            client: upstream::Client::new(&registry.settings),
+            auth,
+            cooldown: Cooldown::new(registry.settings.cooldown),
+        };
+        Shared {
+            registry: RwLock::new(Arc::new(registry)),
+            detected,
+            env,
+        }
+    }
+
+    /// A snapshot of the current registry.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry.read().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// A bound, not yet serving, listener.
+pub struct Listener {
+    http: Arc<tiny_http::Server>,
+    /// The address actually bound (port 0 resolved).
+    pub addr: SocketAddr,
+}
+
+/// Binds the listen address.
+pub fn bind(addr: SocketAddr) -> Result<Listener, Error> {
+    let http = tiny_http::Server::http(addr).map_err(|e| {
+        Error::io(
+            format!("cannot listen on {addr} (is another routeplane running? use --listen)"),
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    let addr = http
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| Error::Internal("listener has no IP address".into()))?;
+    Ok(Listener {
+        http: Arc::new(http),
+        addr,
+    })
+}
+
+/// Serves until the accept loop fails.
+pub fn serve(listener: Listener, shared: Arc<Shared>) -> Result<(), Error> {
+    let settings = shared.registry().settings.clone();
+    let (tx, rx) = sync_channel::<tiny_http::Request>(settings.limits.max_queued.max(1));
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..settings.workers {
+        let rx = Arc::clone(&rx);
+        let shared = Arc::clone(&shared);
+        thread::Builder::new()
+            .name(format!("worker-{i}"))
+            .spawn(move || worker(&rx, &shared))
+            .map_err(|e| Error::io("cannot start worker threads", e))?;
+    }
+    let wait = Duration::from_secs_f64(settings.limits.queue_wait_secs.max(0.0));
+    loop {
+        let request = match listener.http.recv() {
+            Ok(r) => r,
+            // tiny_http's accept loop has ended: nothing more will arrive.
+            Err(e) => return Err(Error::io("the listener stopped", e)),
+        };
+        let mut pending = request;
+        let give_up = Instant::now() + wait;
+        loop {
+            match tx.try_send(pending) {
+                Ok(()) => break,
+                Err(TrySendError::Full(r)) if Instant::now() < give_up => {
+                    pending = r;
+                    thread::sleep(Duration::from_millis(2));
+                }
+                Err(TrySendError::Full(r)) => {
+                    busy(r);
+                    break;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    return Err(Error::Internal("every worker stopped".into()));
+                }
+            }
+        }
+    }
+}
+
+/// Answers a request that found the queue full.
+fn busy(req: tiny_http::Request) {
+    let inbound = protocol_for(req.url());
+    let http10 = is_http10(&req);
+    let head_only = *req.method() == tiny_http::Method::Head;
+    let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
+    let err = Error::Busy;
+    let headers = vec![("retry-after".to_string(), "1".to_string())];
+    relay::respond_error(inbound, err.status(), &err.to_string(), &headers, &mut out);
+    log::line(format!("{} busy: queue full status=503", inbound.name()));
+}
+
+/// One worker: takes requests off the queue forever.
+fn worker(rx: &Mutex<Receiver<tiny_http::Request>>, shared: &Shared) {
+    loop {
+        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok(req) = next else { return };
+        handle(req, shared);
+    }
+}
+
+/// The endpoint a path names, without its query string.
+fn route_path(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+/// The protocol errors for this path are written in.
+fn protocol_for(url: &str) -> Protocol {
+    match route_path(url) {
+        "/v1/messages" | "/v1/messages/count_tokens" => Protocol::Anthropic,
+        "/v1/responses" => Protocol::Responses,
+        _ => Protocol::Chat,
+    }
+}
+
+fn is_http10(req: &tiny_http::Request) -> bool {
+    let v = req.http_version();
+    v.0 == 1 && v.1 == 0
+}
+
+/// Handles one request, catching a panic so the worker survives it.
+fn handle(mut req: tiny_http::Request, shared: &Shared) {
+    let started = Instant::now();
+    let mut log = RequestLog {
+        method: req.method().to_string(),
+        path: route_path(req.url()).to_string(),
+        ..RequestLog::default()
+    };
+    let inbound = protocol_for(req.url());
+    let http10 = is_http10(&req);
+    let head_only = *req.method() == tiny_http::Method::Head;
+    let registry = shared.registry();
+    // Read everything needed from the request before taking its writer.
+    let prepared = prepare(&mut req, &registry, shared);
+    let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
+    let result = catch_unwind(AssertUnwindSafe(|| match prepared {
+        Prepared::Fail(err) => {
+            relay::respond_error(inbound, err.status(), &err.to_string(), &[], &mut out);
+            (err.status(), None, 0, String::new())
+        }
+        Prepared::Json(status, body) => {
+            let _ = out.respond(status, "application/json", &[], body.as_bytes());
+            (status, None, 0, String::new())
+        }
+        Prepared::Relay {
+            body,
+            targets,
+            requested,
+            forward,
+        } => {
+            let call = Call {
+                inbound,
+                include_usage: body.include_usage(),
+                stream: body.stream().unwrap_or(false),
+                body: &body,
+                targets,
+                forward,
+                requested: requested.clone(),
+            };
+            let served = relay::run(&shared.env, &registry.settings, &call, &mut out);
+            (served.status, served.served_by, served.attempts, requested)
+        }
+    }));
+    let (status, served_by, attempts, model) = match result {
+        Ok(r) => r,
+        Err(_) => {
+            if !out.started() {
+                let err = Error::Internal("the request handler failed; see the log".into());
+                relay::respond_error(inbound, 500, &err.to_string(), &[], &mut out);
+            } else {
+                let _ = out.end_stream();
+            }
+            (500, None, 0, String::new())
+        }
+    };
+    log.status = status;
+    log.served_by = served_by;
+    log.attempts = attempts;
+    log.model = model;
+    log.ttfb = out.first_write().map(|t| t.duration_since(started));
+    log.total = started.elapsed();
+    log::line(&log);
+}
+
+/// What `prepare` decided before any byte is written.
+enum Prepared {
+    /// Answer with this error.
+    Fail(Error),
+    /// Answer with this JSON.
+    Json(u16, String),
+    /// Relay to these targets.
+    Relay {
+        body: RawBody,
+        targets: Vec<crate::registry::Target>,
+        requested: String,
+        forward: Vec<(String, String)>,
+    },
+}
+
+/// Reads and checks a request: endpoint, client key, body, model.
+fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -> Prepared {
+    use tiny_http::Method::{Get, Head, Post};
+    let path = route_path(req.url()).to_string();
+    let method = req.method().clone();
+    let settings = &registry.settings;
+    if path == "/health" && matches!(method, Get | Head) {
+        return Prepared::Json(200, json!({"status": "ok"}).to_string());
+    }
+    if !settings.skip_auth && !client_key_ok(req, registry) {
+        return Prepared::Fail(Error::Unauthorized);
+    }
+    let endpoint = match (&method, path.as_str()) {
+        (Get | Head, "/v1/models") => {
+            return Prepared::Json(200, models_list(registry, &shared.detected));
+        }
+        (Post, "/v1/chat/completions") => Protocol::Chat,
+        (Post, "/v1/messages") => Protocol::Anthropic,
+        (Post, "/v1/responses") => Protocol::Responses,
+        (_, "/v1/chat/completions" | "/v1/messages" | "/v1/responses" | "/v1/models") => {
+            return Prepared::Fail(Error::bad_request(format!(
+                "method {method} is not allowed on {path}"
+            )));
+        }
+        _ => {
+            return Prepared::Fail(Error::bad_request(format!(
+                "no endpoint {method} {path}; see GET /v1/models, POST /v1/chat/completions, /v1/messages, /v1/responses"
+            )));
+        }
+    };
+    let limit = settings.limits.max_body_bytes;
+    if req.body_length().is_some_and(|n| n as u64 > limit) {
+        return Prepared::Fail(Error::TooLarge { limit });
+    }
+    let mut bytes = Vec::new();
+    if let Err(e) = req.as_reader().take(limit + 1).read_to_end(&mut bytes) {
+        return Prepared::Fail(Error::bad_request(format!(
+            "could not read the request body: {e}"
+        )));
+    }
+    if bytes.len() as u64 > limit {
+        return Prepared::Fail(Error::TooLarge { limit });
+    }
+    let body = match RawBody::parse(&bytes) {
+        Ok(b) => b,
+        Err(e) => return Prepared::Fail(e),
+    };
+    let checked = body
+        .model()
+        .and_then(|m| Ok((m, body.models()?, body.stream()?)));
+    let (model, models, _) = match checked {
+        Ok(v) => v,
+        Err(e) => return Prepared::Fail(e),
+    };
+    let list = match (models, model) {
+        (Some(list), _) => list,
+        (None, Some(m)) if !m.is_empty() => vec![m],
+        _ => {
+            return Prepared::Fail(Error::bad_request(
+                "`model` is required (or `models`, a list of up to 8 model ids)",
+            ));
+        }
+    };
+    let targets = match route::resolve_all(registry, &shared.detected, &list) {
+        Ok(t) => t,
+        Err(e) => return Prepared::Fail(e),
+    };
+    let forward = if endpoint == Protocol::Anthropic {
+        req.headers()
+            .iter()
+            .filter(|h| h.field.equiv("anthropic-beta") || h.field.equiv("anthropic-version"))
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_ascii_lowercase(),
+                    h.value.as_str().to_string(),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Prepared::Relay {
+        body,
+        targets,
+        requested: list.join(","),
+        forward,
+    }
+}
+
+/// `GET /v1/models` in OpenAI's list shape.
+fn models_list(registry: &Registry, detected: &Detected) -> String {
+    let data: Vec<_> = route::routable(registry, detected)
+        .into_iter()
+        .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
+        .collect();
+    json!({"object": "list", "data": data}).to_string()
+}
+
+/// True when the request carries one of the configured client keys.
+fn client_key_ok(req: &tiny_http::Request, registry: &Registry) -> bool {
+    let presented = req.headers().iter().find_map(|h| {
+        if h.field.equiv("authorization") {
+            let v = h.value.as_str();
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .map(str::trim)
+                .map(str::to_string)
+        } else if h.field.equiv("x-api-key") {
+            Some(h.value.as_str().trim().to_string())
+        } else {
+            None
+        }
+    });
+    let Some(presented) = presented else {
+        return false;
+    };
+    // Check every key, without stopping early, in constant time per key.
+    registry.settings.keys.iter().fold(false, |ok, key| {
+        ok | constant_time_eq(key.expose().as_bytes(), presented.as_bytes())
+    })
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn paths_pick_the_error_protocol() {
+        assert_eq!(protocol_for("/v1/messages?beta=true"), Protocol::Anthropic);
+        assert_eq!(protocol_for("/v1/responses"), Protocol::Responses);
+        assert_eq!(protocol_for("/nope"), Protocol::Chat);
+    }
+}

@@ -1,0 +1,418 @@
+//! Event streams on the wire: an incremental SSE parser and the hand-written client writer.
+//!
+//! The parser takes upstream bytes in whatever pieces the network delivers and yields
+//! whole events, each with the exact bytes it arrived as, so a same-protocol relay
+//! forwards them untouched. The writer answers the client by hand: tiny_http's
+//! `Response` path holds a chunked body until about 8 KiB have gathered (measured: 20
+//! events 50 ms apart all arrived after ~1000 ms), so every response goes through
+//! `Request::into_writer()` instead, with one HTTP chunk and one `flush` per event
+//! (measured: each event within 1 ms). A write error is how a vanished client shows up.
+
+use std::io::{self, Write};
+use std::time::Instant;
+
+/// One server-sent event as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The `event:` field, if any.
+    pub event: Option<String>,
+    /// The joined `data:` lines, or `None` for a block with no data (a comment, a bare id).
+    pub data: Option<String>,
+    /// The bytes of the event exactly as they arrived, blank line included.
+    pub raw: Vec<u8>,
+}
+
+impl Event {
+    /// A data-only event (`data: …` + blank line), as the writer sends it.
+    pub fn data(data: impl Into<String>) -> Event {
+        Event::named(None, data)
+    }
+
+    /// An event with an optional name and a data payload.
+    pub fn named(event: Option<&str>, data: impl Into<String>) -> Event {
+        let data = data.into();
+        let mut raw = Vec::with_capacity(data.len() + 32);
+        if let Some(name) = event {
+            raw.extend_from_slice(b"event: ");
+            raw.extend_from_slice(name.as_bytes());
+            raw.push(b'\n');
+        }
+        for line in data.split('\n') {
+            raw.extend_from_slice(b"data: ");
+            raw.extend_from_slice(line.as_bytes());
+            raw.push(b'\n');
+        }
+        raw.push(b'\n');
+        Event {
+            event: event.map(str::to_owned),
+            data: Some(data),
+            raw,
+        }
+    }
+
+    /// True for OpenAI's `data: [DONE]` terminator.
+    pub fn is_done(&self) -> bool {
+        self.data.as_deref().map(str::trim) == Some("[DONE]")
+    }
+}
+
+/// Why the parser gave up on a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// One event grew past the limit without ending (an endless line, say).
+    TooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
+}
+
+/// An incremental SSE parser: feed it bytes, take out complete events.
+#[derive(Debug)]
+pub struct Parser {
+    /// Bytes of the event in progress (everything since the last blank line).
+    buf: Vec<u8>,
+    /// How far `buf` has been scanned for line ends.
+    scanned: usize,
+    /// Where the line being scanned starts.
+    line_start: usize,
+    /// The longest event accepted.
+    limit: usize,
+}
+
+impl Parser {
+    /// A parser that refuses events longer than `limit` bytes.
+    pub fn new(limit: usize) -> Parser {
+        Parser {
+            buf: Vec::new(),
+            scanned: 0,
+            line_start: 0,
+            limit,
+        }
+    }
+
+    /// Adds bytes; every event they complete is pushed onto `out`.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<Event>) -> Result<(), ParseError> {
+        self.buf.extend_from_slice(bytes);
+        loop {
+            // Find the next line end from where we stopped scanning.
+            let rest = &self.buf[self.scanned..];
+            let Some(off) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                self.scanned = self.buf.len();
+                break;
+            };
+            let at = self.scanned + off;
+            let end = if self.buf[at] == b'\r' {
+                match self.buf.get(at + 1) {
+                    Some(b'\n') => at + 2,
+                    Some(_) => at + 1,
+                    // A lone '\r' at the end may be the first half of "\r\n": wait.
+                    None => {
+                        self.scanned = at;
+                        break;
+                    }
+                }
+            } else {
+                at + 1
+            };
+            let empty_line = at == self.line_start;
+            self.scanned = end;
+            self.line_start = end;
+            if empty_line {
+                let raw: Vec<u8> = self.buf.drain(..end).collect();
+                self.scanned = 0;
+                self.line_start = 0;
+                out.push(parse_block(raw));
+            }
+        }
+        if self.buf.len() > self.limit {
+            return Err(ParseError::TooLong { limit: self.limit });
+        }
+        Ok(())
+    }
+
+    /// True when bytes of an unfinished event are waiting (a stream cut mid-event).
+    pub fn has_partial(&self) -> bool {
+        self.buf.iter().any(|b| !b.is_ascii_whitespace())
+    }
+}
+
+/// Splits one complete block (its lines and the blank line) into fields.
+fn parse_block(raw: Vec<u8>) -> Event {
+    let text = String::from_utf8_lossy(&raw);
+    let mut event = None;
+    let mut data: Option<String> = None;
+    for line in text.split(['\n', '\r']) {
+        if line.is_empty() || line.starts_with(':') {
+            continue;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => event = Some(value.to_owned()),
+            "data" => match &mut data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(value);
+                }
+                None => data = Some(value.to_owned()),
+            },
+            _ => {}
+        }
+    }
+    Event { event, data, raw }
+}
+
+/// The response to one client request, written by hand through tiny_http's raw writer.
+pub struct ClientWriter<W: Write = Box<dyn Write + Send>> {
+    out: W,
+    /// HTTP/1.0 clients get a close-delimited stream instead of chunks.
+    http10: bool,
+    /// A HEAD request gets the head only.
+    head_only: bool,
+    state: WriterState,
+    /// When the first byte went out.
+    first_write: Option<Instant>,
+}
+
+/// Where the response stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriterState {
+    /// Nothing has been written; any status can still be chosen.
+    Fresh,
+    /// A stream's head went out; events follow as chunks.
+    Streaming,
+    /// The response is complete.
+    Done,
+}
+
+impl<W: Write> ClientWriter<W> {
+    /// Wraps the raw connection writer of one request.
+    pub fn new(out: W, http10: bool, head_only: bool) -> ClientWriter<W> {
+        ClientWriter {
+            out,
+            http10,
+            head_only,
+            state: WriterState::Fresh,
+            first_write: None,
+        }
+    }
+
+    /// True once a status line has gone out (a later failure can no longer change it).
+    pub fn started(&self) -> bool {
+        self.state != WriterState::Fresh
+    }
+
+    /// When the status line went out, if it did.
+    pub fn first_write(&self) -> Option<Instant> {
+        self.first_write
+    }
+
+    /// Sends a complete response with a known length.
+    pub fn respond(
+        &mut self,
+        status: u16,
+        content_type: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> io::Result<()> {
+        let mut head = head(status, content_type, headers);
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        self.first_write.get_or_insert_with(Instant::now);
+        self.out.write_all(head.as_bytes())?;
+        if !self.head_only {
+            self.out.write_all(body)?;
+        }
+        self.state = WriterState::Done;
+        self.out.flush()
+    }
+
+    /// Sends the head of a stream; events follow through [`ClientWriter::send`].
+    pub fn start_stream(
+        &mut self,
+        status: u16,
+        content_type: &str,
+        headers: &[(String, String)],
+    ) -> io::Result<()> {
+        let mut head = head(status, content_type, headers);
+        head.push_str("Cache-Control: no-cache\r\n");
+        if self.http10 {
+            head.push_str("Connection: close\r\n\r\n");
+        } else {
+            head.push_str("Transfer-Encoding: chunked\r\n\r\n");
+        }
+        self.state = WriterState::Streaming;
+        self.first_write.get_or_insert_with(Instant::now);
+        self.out.write_all(head.as_bytes())?;
+        self.out.flush()
+    }
+
+    /// Sends one event's bytes as one chunk and flushes, so it leaves now.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        debug_assert_eq!(self.state, WriterState::Streaming);
+        if bytes.is_empty() || self.head_only {
+            return Ok(());
+        }
+        if self.http10 {
+            self.out.write_all(bytes)?;
+        } else {
+            // Header, data and trailer in one write: small separate writes without
+            // TCP_NODELAY can stall on Nagle's algorithm.
+            let mut chunk = Vec::with_capacity(bytes.len() + 12);
+            chunk.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
+            chunk.extend_from_slice(bytes);
+            chunk.extend_from_slice(b"\r\n");
+            self.out.write_all(&chunk)?;
+        }
+        self.out.flush()
+    }
+
+    /// Ends a stream (the zero-length chunk that keeps keep-alive working).
+    pub fn end_stream(&mut self) -> io::Result<()> {
+        if self.state != WriterState::Streaming {
+            return Ok(());
+        }
+        self.state = WriterState::Done;
+        if !self.http10 && !self.head_only {
+            self.out.write_all(b"0\r\n\r\n")?;
+        }
+        self.out.flush()
+    }
+}
+
+/// The status line and common headers, without the final blank line.
+fn head(status: u16, content_type: &str, headers: &[(String, String)]) -> String {
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nDate: {}\r\nServer: routeplane\r\nContent-Type: {content_type}\r\n",
+        reason(status),
+        httpdate::fmt_http_date(std::time::SystemTime::now()),
+    );
+    for (name, value) in headers {
+        // A header value from upstream must not split the head.
+        if value.contains(['\r', '\n']) || name.contains(['\r', '\n', ':']) {
+            continue;
+        }
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    head
+}
+
+/// The reason phrase for the statuses Routeplane sends.
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        529 => "Overloaded",
+        _ => "Status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = "event: a\ndata: {\"x\":1}\n\n: comment\n\ndata: two\ndata: lines\r\n\r\nid: 5\ndata:nospace\r\rdata: [DONE]\n\n";
+
+    fn parse_in_pieces(pieces: &[&[u8]]) -> Vec<Event> {
+        let mut p = Parser::new(1 << 20);
+        let mut out = Vec::new();
+        for piece in pieces {
+            p.feed(piece, &mut out).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn parses_fields_and_line_endings() {
+        let events = parse_in_pieces(&[STREAM.as_bytes()]);
+        let summary: Vec<_> = events
+            .iter()
+            .map(|e| (e.event.as_deref(), e.data.as_deref()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (Some("a"), Some("{\"x\":1}")),
+                (None, None),
+                (None, Some("two\nlines")),
+                (None, Some("nospace")),
+                (None, Some("[DONE]")),
+            ]
+        );
+        assert!(events[4].is_done());
+        let rejoined: Vec<u8> = events.iter().flat_map(|e| e.raw.clone()).collect();
+        assert_eq!(rejoined, STREAM.as_bytes(), "raw bytes are kept exactly");
+    }
+
+    #[test]
+    fn any_split_gives_the_same_events() {
+        let whole = parse_in_pieces(&[STREAM.as_bytes()]);
+        let bytes = STREAM.as_bytes();
+        for i in 0..=bytes.len() {
+            for j in i..=bytes.len() {
+                let got = parse_in_pieces(&[&bytes[..i], &bytes[i..j], &bytes[j..]]);
+                assert_eq!(got, whole, "split at {i} and {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn endless_line_is_refused() {
+        let mut p = Parser::new(64);
+        let mut out = Vec::new();
+        let err = p.feed(&[b'x'; 100], &mut out).unwrap_err();
+        assert_eq!(err, ParseError::TooLong { limit: 64 });
+    }
+
+    #[test]
+    fn partial_event_is_reported() {
+        let mut p = Parser::new(64);
+        let mut out = Vec::new();
+        p.feed(b"data: {\"half", &mut out).unwrap();
+        assert!(out.is_empty());
+        assert!(p.has_partial());
+    }
+
+    #[test]
+    fn writer_frames_each_event_as_one_chunk() {
+        let mut w = ClientWriter::new(Vec::new(), false, false);
+        w.start_stream(200, "text/event-stream", &[("x-a".into(), "b".into())])
+            .unwrap();
+        w.send(b"data: hi\n\n").unwrap();
+        w.end_stream().unwrap();
+        let text = String::from_utf8(w.out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(text.contains("\r\nx-a: b\r\n"));
+        assert!(text.contains("Transfer-Encoding: chunked\r\n\r\n"));
+        assert!(text.ends_with("\r\n\r\na\r\ndata: hi\n\n\r\n0\r\n\r\n"));
+    }
+
+    #[test]
+    fn header_values_cannot_inject_lines() {
+        let mut w = ClientWriter::new(Vec::new(), false, false);
+        let evil = vec![("x-evil".to_string(), "a\r\nSet-Cookie: z".to_string())];
+        w.respond(200, "application/json", &evil, b"{}").unwrap();
+        let text = String::from_utf8(w.out).unwrap();
+        assert!(!text.contains("Set-Cookie"));
+        assert!(text.ends_with("Content-Length: 2\r\n\r\n{}"));
+    }
+}

@@ -1,0 +1,354 @@
+//! The other party: one shared ureq agent that sends a request upstream and reads its answer.
+//!
+//! The agent is built once: 4xx/5xx come back as responses to classify (not errors),
+//! redirects are never followed (a credential must not travel to another host),
+//! proxy environment variables are ignored (ureq would send even loopback traffic
+//! through `HTTP_PROXY`), and there is no gzip (a relay must see event boundaries).
+//!
+//! A streaming body is read on a small thread of its own and handed over through a
+//! bounded channel, so the relay can wait with two different deadlines: a long one
+//! for the first event (a model loading, a long prompt) and a short one between
+//! events (a stall). ureq has a single per-read timeout fixed when the request starts.
+
+use std::io::Read;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::registry::Settings;
+
+/// Upstream headers worth passing back to the client.
+const PASSED_BACK: &[&str] = &[
+    "retry-after",
+    "x-request-id",
+    "request-id",
+    "openai-processing-ms",
+];
+
+/// Header prefixes worth passing back (rate-limit information).
+const PASSED_BACK_PREFIXES: &[&str] = &["x-ratelimit-", "anthropic-ratelimit-"];
+
+/// The shared HTTP client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    connect_timeout: Duration,
+    first_byte_timeout: Duration,
+}
+
+/// Why an upstream could not be asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// Connection refused, reset, DNS failure, TLS failure: nothing was answered.
+    Network(String),
+    /// No response head within the deadline.
+    Timeout(&'static str),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Network(s) => f.write_str(s),
+            SendError::Timeout(stage) => write!(f, "timed out waiting for {stage}"),
+        }
+    }
+}
+
+/// An upstream's answer: status, a few headers, and the body still to read.
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// `content-type`, lower-cased.
+    pub content_type: String,
+    /// Headers passed back to the client.
+    pub headers: Vec<(String, String)>,
+    /// `Retry-After` and provider reset headers, as a duration from now.
+    pub retry_after: Option<Duration>,
+    body: ureq::Body,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+impl Client {
+    /// Builds the agent from the resolved settings.
+    pub fn new(settings: &Settings) -> Client {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .user_agent(concat!("routeplane/", env!("CARGO_PKG_VERSION")))
+            .timeout_connect(Some(settings.connect_timeout))
+            // Many concurrent streams go to the same local server; ureq's default keeps 3.
+            .max_idle_connections_per_host(settings.workers.min(256))
+            .max_idle_connections(settings.workers.clamp(16, 1024))
+            .build()
+            .into();
+        Client {
+            agent,
+            connect_timeout: settings.connect_timeout,
+            first_byte_timeout: settings.first_byte_timeout,
+        }
+    }
+
+    /// POSTs `body` to `url` and returns once the response head is in.
+    pub fn post(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Result<Reply, SendError> {
+        let mut req = self.agent.post(url);
+        for (name, value) in headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        let req = req
+            .config()
+            .timeout_recv_response(Some(self.first_byte_timeout))
+            // A backstop for a reader that nobody waits for any more; the relay
+            // enforces the real first-byte and idle deadlines itself.
+            .timeout_per_read(Some(self.first_byte_timeout.max(Duration::from_secs(1))))
+            .build();
+        let resp = req.send(body).map_err(classify)?;
+        Ok(reply(resp))
+    }
+
+    /// GETs `url` with a short timeout (model listings, liveness probes).
+    pub fn get(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        timeout: Duration,
+        limit: u64,
+    ) -> Result<(u16, Vec<u8>), SendError> {
+        let mut req = self.agent.get(url);
+        for (name, value) in headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        let resp = req
+            .config()
+            .timeout_global(Some(timeout.max(self.connect_timeout.min(timeout))))
+            .build()
+            .call()
+            .map_err(classify)?;
+        let status = resp.status().as_u16();
+        let mut body = Vec::new();
+        resp.into_body()
+            .into_reader()
+            .take(limit)
+            .read_to_end(&mut body)
+            .map_err(|e| SendError::Network(format!("reading the answer failed: {e}")))?;
+        Ok((status, body))
+    }
+}
+
+/// Maps a ureq error to what failover needs to know.
+fn classify(e: ureq::Error) -> SendError {
+    match e {
+        ureq::Error::Timeout(t) => SendError::Timeout(match t {
+            ureq::Timeout::Connect | ureq::Timeout::Resolve => "a connection",
+            _ => "the response",
+        }),
+        ureq::Error::Io(io) => SendError::Network(match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
+                "connection reset".to_string()
+            }
+            std::io::ErrorKind::UnexpectedEof => "connection closed before a response".to_string(),
+            _ => format!("network error: {io}"),
+        }),
+        ureq::Error::HostNotFound => SendError::Network("host not found".to_string()),
+        ureq::Error::ConnectionFailed => SendError::Network("connection failed".to_string()),
+        other => SendError::Network(format!("request failed: {other}")),
+    }
+}
+
+/// Splits a ureq response into what the relay uses.
+fn reply(resp: ureq::http::Response<ureq::Body>) -> Reply {
+    let status = resp.status().as_u16();
+    let mut headers = Vec::new();
+    let mut content_type = String::new();
+    let mut retry_after = None;
+    for (name, value) in resp.headers() {
+        let name = name.as_str();
+        let Ok(value) = value.to_str() else { continue };
+        if name == "content-type" {
+            content_type = value.to_ascii_lowercase();
+            continue;
+        }
+        if name == "retry-after" {
+            retry_after = parse_retry_after(value);
+        }
+        if retry_after.is_none()
+            && (name == "x-ratelimit-reset-requests" || name == "x-ratelimit-reset")
+        {
+            retry_after = parse_reset(value);
+        }
+        if PASSED_BACK.contains(&name) || PASSED_BACK_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            headers.push((name.to_string(), value.to_string()));
+        }
+    }
+    Reply {
+        status,
+        content_type,
+        headers,
+        retry_after,
+        body: resp.into_body(),
+    }
+}
+
+/// `Retry-After`: delta seconds or an HTTP date.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).ok();
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+/// OpenAI-style reset headers: `1s`, `6m0s`, `250ms`, or plain seconds.
+fn parse_reset(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).ok();
+    }
+    let mut total = 0.0;
+    let mut num = String::new();
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let n: f64 = num.parse().ok()?;
+        num.clear();
+        total += match c {
+            'h' => n * 3600.0,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                n / 1000.0
+            }
+            'm' => n * 60.0,
+            's' => n,
+            _ => return None,
+        };
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+/// What one wait on a streaming body produced.
+#[derive(Debug)]
+pub enum Piece {
+    /// Bytes, as the network delivered them.
+    Data(Vec<u8>),
+    /// The body ended cleanly.
+    End,
+    /// Nothing arrived before the deadline.
+    Timeout,
+    /// The connection broke.
+    Broken(String),
+}
+
+/// A body being read on its own thread.
+pub struct Stream {
+    rx: Receiver<Piece>,
+}
+
+impl Reply {
+    /// Reads the whole body (non-streaming answers, error bodies), up to `limit` bytes.
+    pub fn read_all(self, limit: u64) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        let mut reader = self.body.into_reader().take(limit + 1);
+        reader
+            .read_to_end(&mut out)
+            .map_err(|e| format!("the body broke off: {e}"))?;
+        if out.len() as u64 > limit {
+            return Err(format!("the body is larger than {limit} bytes"));
+        }
+        Ok(out)
+    }
+
+    /// Starts reading the body on a thread; see [`Stream::next`].
+    pub fn stream(self) -> Stream {
+        // A few pieces of slack: the upstream keeps going while the client write finishes,
+        // but a slow client eventually slows the upstream read instead of growing memory.
+        let (tx, rx) = sync_channel(8);
+        let body = self.body;
+        let spawned = thread::Builder::new()
+            .name("upstream-read".into())
+            .stack_size(64 * 1024)
+            .spawn(move || pump(body, tx));
+        if let Err(e) = spawned {
+            let (tx, rx) = sync_channel(1);
+            let _ = tx.send(Piece::Broken(format!("cannot start a reader thread: {e}")));
+            return Stream { rx };
+        }
+        Stream { rx }
+    }
+}
+
+/// Copies a body into the channel until it ends, breaks, or nobody listens.
+fn pump(body: ureq::Body, tx: SyncSender<Piece>) {
+    let mut reader = body.into_reader();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let piece = match reader.read(&mut buf) {
+            Ok(0) => Piece::End,
+            Ok(n) => Piece::Data(buf[..n].to_vec()),
+            Err(e) => Piece::Broken(format!("the stream broke off: {e}")),
+        };
+        let last = !matches!(piece, Piece::Data(_));
+        // A send error means the relay is gone (client left): dropping the reader
+        // closes the upstream connection.
+        if tx.send(piece).is_err() || last {
+            return;
+        }
+    }
+}
+
+impl Stream {
+    /// Waits until `deadline` for the next piece.
+    pub fn next(&self, deadline: Instant) -> Piece {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match self.rx.recv_timeout(wait) {
+            Ok(p) => p,
+            Err(RecvTimeoutError::Timeout) => Piece::Timeout,
+            Err(RecvTimeoutError::Disconnected) => Piece::Broken("the reader stopped".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_and_reset_headers() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_reset("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(parse_reset("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_reset("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_reset("x"), None);
+    }
+
+    #[test]
+    fn retry_after_as_a_past_date_is_zero() {
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+    }
+}

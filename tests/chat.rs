@@ -1,0 +1,246 @@
+//! Chat completions through the proxy: what a client and the upstream each see.
+
+use serde_json::json;
+
+use crate::support::upstream::chat_answer;
+use crate::support::{MockUpstream, Proxy, Reply, assert_text};
+
+fn config(up: &MockUpstream) -> String {
+    format!(
+        "providers:\n  local:\n    api_base: {}\n    models:\n      - id: small\n        provider_model_id: small-v2-q4\n      - id: llama3.1:8b\n",
+        up.url()
+    )
+}
+
+#[test]
+fn non_stream_round_trip_preserves_unknown_fields_and_rewrites_model() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("hello")));
+    let p = Proxy::start(&config(&up));
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "small", "messages": [{"role": "user", "content": "hi"}], "x_vendor": {"keep": [1, 2]}, "temperature": 0.25}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json()["choices"][0]["message"]["content"], "hello");
+    assert_eq!(resp.header("x-routeplane-provider"), Some("local"));
+    assert_eq!(resp.header("x-routeplane-model"), Some("small-v2-q4"));
+    let sent = &up.requests()[0];
+    assert_eq!(sent.path, "/v1/chat/completions");
+    let body = sent.json();
+    assert_eq!(body["model"], "small-v2-q4");
+    assert_eq!(body["x_vendor"], json!({"keep": [1, 2]}));
+    assert_eq!(body["temperature"], 0.25);
+}
+
+#[test]
+fn pinned_provider_passes_any_model_name_through() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "local:not-declared:7b", "messages": []}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(up.requests()[0].json()["model"], "not-declared:7b");
+}
+
+#[test]
+fn bare_name_with_colon_cascades_to_the_declaring_provider() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "llama3.1:8b", "messages": []}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(up.requests()[0].json()["model"], "llama3.1:8b");
+    assert_eq!(resp.header("x-routeplane-provider"), Some("local"));
+}
+
+#[test]
+fn models_endpoint_lists_bare_and_qualified_ids() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    let resp = p.get("/v1/models");
+    assert_eq!(resp.status, 200);
+    let v = resp.json();
+    assert_eq!(v["object"], "list");
+    let ids: Vec<(String, String)> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap().to_string(),
+                m["owned_by"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for want in ["small", "llama3.1:8b", "local:small", "local:llama3.1:8b"] {
+        assert!(
+            ids.iter().any(|(id, owner)| id == want && owner == "local"),
+            "{want} missing in {ids:?}"
+        );
+    }
+}
+
+#[test]
+fn health_answers_ok() {
+    let p = Proxy::start("");
+    let resp = p.get("/health");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["status"], "ok");
+}
+
+#[test]
+fn bad_requests_get_openai_errors_with_the_right_status() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    let cases: [(&[u8], u16, &str); 4] = [
+        (b"{not json", 400, "request body is not a valid JSON object"),
+        (
+            b"{\"messages\":[]}",
+            400,
+            "`model` is required (or `models`, a list of up to 8 model ids)",
+        ),
+        (b"{\"model\":42}", 400, "`model` must be a string"),
+        (b"", 400, "request body is empty; send a JSON object"),
+    ];
+    for (body, status, message) in cases {
+        let resp = p.send("POST", "/v1/chat/completions", &[], body);
+        assert_eq!(resp.status, status, "{}", resp.body);
+        let err = &resp.json()["error"];
+        assert!(
+            err["message"].as_str().unwrap().starts_with(message),
+            "{err}"
+        );
+        assert_eq!(err["type"], "invalid_request_error");
+    }
+    assert_eq!(up.count(), 0, "no bad request reaches the upstream");
+}
+
+#[test]
+fn unknown_model_is_404_listing_known_ids() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "gpt-9", "messages": []}),
+    );
+    assert_eq!(resp.status, 404);
+    assert_text(
+        resp.json()["error"]["message"].as_str().unwrap(),
+        "unknown model `gpt-9`; known models include: small, llama3.1:8b, local:small, local:llama3.1:8b",
+    );
+    assert_eq!(resp.json()["error"]["code"], "model_not_found");
+}
+
+#[test]
+fn body_over_the_limit_is_413() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&format!("{}limits:\n  max_body_bytes: 1000\n", config(&up)));
+    let big =
+        json!({"model": "small", "messages": [{"role": "user", "content": "x".repeat(2000)}]});
+    let resp = p.post("/v1/chat/completions", big);
+    assert_eq!(resp.status, 413);
+    assert!(
+        resp.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 1000 bytes")
+    );
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
+fn unreachable_upstream_is_502_naming_the_provider_without_secrets() {
+    let up = MockUpstream::always(Reply::Reset);
+    let port = up.port();
+    drop(up);
+    let yaml = format!(
+        "providers:\n  gone:\n    api_base: http://127.0.0.1:{port}/v1\n    api_key: sk-very-secret-value\n    models: [m]\n"
+    );
+    let p = Proxy::start(&yaml);
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "m", "messages": []}),
+    );
+    assert_eq!(resp.status, 502);
+    let msg = resp.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.starts_with("upstream `gone` failed:"), "{msg}");
+    assert!(!resp.body.contains("sk-very-secret"));
+    let log = p.wait_log("served_by=");
+    assert!(!p.log().join("\n").contains("sk-very-secret"), "{log}");
+}
+
+#[test]
+fn provider_key_goes_upstream_and_never_into_logs() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let yaml = format!(
+        "providers:\n  keyed:\n    api_base: {}\n    api_key: ${{TEST_KEY}}\n    headers:\n      HTTP-Referer: https://example.com\n    models: [m]\n",
+        up.url()
+    );
+    let p = Proxy::start_with(&yaml, &[("TEST_KEY", "sk-test-123")], &[]);
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "m", "messages": []}),
+    );
+    assert_eq!(resp.status, 200);
+    let sent = &up.requests()[0];
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-test-123"));
+    assert_eq!(sent.header("http-referer"), Some("https://example.com"));
+    let line = p.wait_log("served_by=keyed:m");
+    assert!(
+        line.contains("POST /v1/chat/completions model=m served_by=keyed:m status=200 attempts=1"),
+        "{line}"
+    );
+    assert!(!p.log().join("\n").contains("sk-test-123"));
+}
+
+#[test]
+fn upstream_client_errors_reach_the_client_unchanged() {
+    let body = r#"{"error":{"message":"temperature too high","type":"invalid_request_error","param":"temperature","code":null}}"#;
+    let up = MockUpstream::always(Reply::Json(400, body.to_string()));
+    let p = Proxy::start(&config(&up));
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "small", "messages": []}),
+    );
+    assert_eq!(resp.status, 400);
+    assert_text(&resp.body, body);
+}
+
+#[test]
+fn keep_alive_serves_several_requests_on_one_connection() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    let conn = std::net::TcpStream::connect(&p.addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut w = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    for _ in 0..3 {
+        let body = json!({"model": "small", "messages": []}).to_string();
+        write!(w, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+        let mut len = 0;
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).unwrap();
+            if h.trim().is_empty() {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+        let mut b = vec![0; len];
+        r.read_exact(&mut b).unwrap();
+    }
+}

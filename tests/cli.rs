@@ -1,0 +1,159 @@
+//! The command line, through the real binary: init, config validate, route, help.
+
+use std::process::{Command, Output};
+
+use crate::support::proxy::bin;
+use crate::support::{Dir, assert_text};
+
+fn run(dir: &Dir, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .expect("run routeplane")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn init_then_validate_succeeds() {
+    let dir = Dir::new();
+    let out = run(&dir, &["init"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_text(
+        &text(&out.stdout),
+        "wrote routeplane.yaml; check it with `routeplane config validate`, then run `routeplane`\n",
+    );
+    assert!(dir.read("routeplane.yaml").contains("skip_auth: true"));
+    let out = run(&dir, &["config", "validate"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("routeplane.yaml: valid"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn init_refuses_to_overwrite() {
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", "listen: 127.0.0.1:1\n");
+    let out = run(&dir, &["init"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_text(
+        &text(&out.stderr),
+        "routeplane: error: `routeplane.yaml` already exists; pass --force to overwrite it (see --help)\n",
+    );
+    assert_eq!(dir.read("routeplane.yaml"), "listen: 127.0.0.1:1\n");
+    let out = run(&dir, &["init", "--force"]);
+    assert!(out.status.success());
+    assert!(dir.read("routeplane.yaml").contains("skip_auth: true"));
+}
+
+#[test]
+fn validate_names_the_line_of_a_bad_key() {
+    let dir = Dir::new();
+    let path = dir.write(
+        "bad.yaml",
+        "skip_auth: true\nproviders:\n  ollama:\n    api_bsae: http://x\n",
+    );
+    let out = run(&dir, &["config", "validate", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!(
+            "routeplane: invalid: {}:4:5: unknown field `api_bsae`, expected one of",
+            path.display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn validate_warns_about_unset_variables_but_passes() {
+    let dir = Dir::new();
+    let path = dir.write("c.yaml", "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_key: ${ROUTEPLANE_SURELY_UNSET}\n");
+    let out = run(&dir, &["config", "validate", "-c", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("warning: ")
+            && text(&out.stderr).contains("`ROUTEPLANE_SURELY_UNSET` is not set")
+    );
+}
+
+#[test]
+fn serve_fails_on_an_unset_variable_naming_it_and_its_line() {
+    let dir = Dir::new();
+    let path = dir.write("c.yaml", "# ${IN_COMMENT}\nproviders:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_key: ${ROUTEPLANE_SURELY_UNSET}\n");
+    let out = run(&dir, &["-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(":5:14: environment variable `ROUTEPLANE_SURELY_UNSET` is not set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_config_path_is_an_error() {
+    let dir = Dir::new();
+    let out = run(&dir, &["-c", "nope.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("config file `nope.yaml` does not exist"));
+}
+
+#[test]
+fn route_prints_targets_in_order() {
+    let dir = Dir::new();
+    dir.write(
+        "routeplane.yaml",
+        "models:\n  smart:\n    endpoints:\n      - ollama:llama3.1:8b\n      - {provider: vllm, service_id: qwen}\n",
+    );
+    let out = run(&dir, &["route", "smart"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_text(
+        &text(&out.stdout),
+        "1. ollama:llama3.1:8b (chat_completions, http://127.0.0.1:11434/v1/chat/completions)\n2. vllm:qwen (chat_completions, http://127.0.0.1:8000/v1/chat/completions)\n",
+    );
+}
+
+#[test]
+fn every_command_has_help_and_misuse_exits_2() {
+    let dir = Dir::new();
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["init", "--help"],
+        &["config", "validate", "--help"],
+        &["route", "--help"],
+        &["models", "--help"],
+        &["providers", "--help"],
+    ] {
+        let out = run(&dir, args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            text(&out.stdout).contains("Usage: routeplane"),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
+    }
+    let out = run(&dir, &["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_text(
+        &text(&out.stderr),
+        "routeplane: error: unknown command `frobnicate` (see --help)\n",
+    );
+}
+
+#[test]
+fn non_loopback_without_keys_refuses_to_start() {
+    let dir = Dir::new();
+    let out = run(&dir, &["--listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("refusing to serve 0.0.0.0:0 without client keys"));
+}

@@ -1,0 +1,34 @@
+//! Helpers shared by every integration test, written once: the proxy under test, a mock
+//! upstream, temp directories.
+
+#![allow(dead_code)]
+
+pub mod dir;
+pub mod proxy;
+pub mod upstream;
+
+pub use dir::Dir;
+pub use proxy::Proxy;
+pub use upstream::{MockUpstream, Reply};
+
+use std::time::{Duration, Instant};
+
+/// Waits until `f` is true or the deadline passes; returns whether it became true.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
+/// Asserts two strings are equal, printing both in full when they are not.
+#[track_caller]
+pub fn assert_text(actual: &str, expected: &str) {
+    if actual != expected {
+        panic!("\n--- expected ---\n{expected}\n--- actual ---\n{actual}\n----------------");
+    }
+}

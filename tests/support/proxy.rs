@@ -1,0 +1,314 @@
+//! The proxy under test: the real binary, started on a free port with a config file.
+//!
+//! `Proxy::start(yaml)` writes the config into a fresh directory and starts
+//! `routeplane -c FILE --listen 127.0.0.1:0`; the binary's first stderr line names the
+//! port it bound, so there is no port race. The process is killed on drop.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::Dir;
+
+/// The path of the binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_routeplane")
+}
+
+/// A running proxy.
+pub struct Proxy {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    log: Arc<Mutex<Vec<String>>>,
+    /// The directory holding its config (and anything else a test puts there).
+    pub dir: Dir,
+}
+
+/// A complete HTTP answer.
+#[derive(Debug)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body text.
+    pub body: String,
+}
+
+impl Resp {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+    }
+
+    /// A header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A streamed answer: the head, then each HTTP chunk with its arrival time.
+#[derive(Debug)]
+pub struct Streamed {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// `(time since the request was sent, chunk text)`.
+    pub chunks: Vec<(Duration, String)>,
+    /// The stream ended with the terminating zero-length chunk.
+    pub complete: bool,
+}
+
+impl Streamed {
+    /// All chunk text joined.
+    pub fn text(&self) -> String {
+        self.chunks.iter().map(|(_, c)| c.as_str()).collect()
+    }
+
+    /// The `data:` payloads in order.
+    pub fn data(&self) -> Vec<String> {
+        self.text()
+            .split("\n\n")
+            .flat_map(|ev| {
+                ev.lines()
+                    .filter_map(|l| l.strip_prefix("data: "))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// A header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Proxy {
+    /// Starts the proxy with a config.
+    pub fn start(yaml: &str) -> Proxy {
+        Proxy::start_with(yaml, &[], &[])
+    }
+
+    /// Starts the proxy with a config, extra environment variables and extra arguments.
+    pub fn start_with(yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Proxy {
+        let dir = Dir::new();
+        let config = dir.write("routeplane.yaml", yaml);
+        let mut cmd = Command::new(bin());
+        cmd.arg("-c")
+            .arg(&config)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(dir.path())
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("HOME", dir.path())
+            .env_remove("ROUTEPLANE_AUTH_FILE")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENROUTER_API_KEY")
+            .env_remove("ANTHROPIC_API_KEY")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start routeplane");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let lines = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("routeplane did not start: {:?}", log.lock().unwrap());
+            }
+        };
+        Proxy {
+            child,
+            addr,
+            log,
+            dir,
+        }
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Lines the proxy wrote to stderr so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for a log line containing `needle`.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let mut found = String::new();
+        let ok = super::wait_until(Duration::from_secs(10), || {
+            match self.log().into_iter().find(|l| l.contains(needle)) {
+                Some(l) => {
+                    found = l;
+                    true
+                }
+                None => false,
+            }
+        });
+        assert!(ok, "no log line with {needle:?} in {:#?}", self.log());
+        found
+    }
+
+    /// POSTs JSON.
+    pub fn post(&self, path: &str, body: serde_json::Value) -> Resp {
+        self.send("POST", path, &[], body.to_string().as_bytes())
+    }
+
+    /// GETs a path.
+    pub fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, &[], b"")
+    }
+
+    /// Sends one request on a fresh connection and reads the whole answer.
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        let s = self.stream_raw(method, path, headers, body);
+        Resp {
+            status: s.status,
+            headers: s.headers,
+            body: s.chunks.into_iter().map(|(_, c)| c).collect(),
+        }
+    }
+
+    /// POSTs JSON and records each chunk of the answer as it arrives.
+    pub fn stream(&self, path: &str, body: serde_json::Value) -> Streamed {
+        self.stream_raw("POST", path, &[], body.to_string().as_bytes())
+    }
+
+    /// Sends a request and reads the answer chunk by chunk, timing each.
+    pub fn stream_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Streamed {
+        let mut conn = TcpStream::connect(&self.addr).expect("connect to proxy");
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        if !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
+            head.push_str("Content-Type: application/json\r\n");
+        }
+        for (n, v) in headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let sent = Instant::now();
+        conn.write_all(head.as_bytes()).unwrap();
+        conn.write_all(body).unwrap();
+        read_response(conn, sent)
+    }
+}
+
+/// Reads a response head and then its body (chunked or with a length), timing chunks.
+pub fn read_response(conn: TcpStream, sent: Instant) -> Streamed {
+    let mut r = BufReader::new(conn);
+    let mut status_line = String::new();
+    r.read_line(&mut status_line).expect("status line");
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).expect("header line");
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = h.split_once(':') {
+            headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut chunks = Vec::new();
+    let mut complete = false;
+    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            let mut size = String::new();
+            if r.read_line(&mut size).unwrap_or(0) == 0 {
+                break;
+            }
+            let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+                break;
+            };
+            let mut data = vec![0; n + 2];
+            if r.read_exact(&mut data).is_err() {
+                break;
+            }
+            if n == 0 {
+                complete = true;
+                break;
+            }
+            data.truncate(n);
+            chunks.push((sent.elapsed(), String::from_utf8_lossy(&data).into_owned()));
+        }
+    } else if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        let mut data = vec![0; len];
+        r.read_exact(&mut data).expect("body");
+        chunks.push((sent.elapsed(), String::from_utf8_lossy(&data).into_owned()));
+        complete = true;
+    } else {
+        let mut data = Vec::new();
+        let _ = r.read_to_end(&mut data);
+        chunks.push((sent.elapsed(), String::from_utf8_lossy(&data).into_owned()));
+        complete = true;
+    }
+    Streamed {
+        status,
+        headers,
+        chunks,
+        complete,
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,309 @@
+//! A scriptable mock upstream on 127.0.0.1: answers with JSON, SSE with gaps, or faults.
+//!
+//! Written on `std::net` so a script can do what a real server would never do on
+//! purpose: reset the connection, hang, send garbage, break a stream mid-way. Every
+//! request is recorded for assertions. The listener stops when the mock is dropped.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A request the mock received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Method.
+    pub method: String,
+    /// Path with query.
+    pub path: String,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// A header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("recorded body is JSON")
+    }
+}
+
+/// What the mock does with one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A complete answer.
+    Json(u16, String),
+    /// A complete answer with extra headers.
+    JsonWith(u16, Vec<(String, String)>, String),
+    /// An SSE stream: each event written (and flushed) `gap` after the previous one.
+    Sse(Vec<String>, Duration),
+    /// An SSE stream that waits `first` before its first event.
+    SseSlowFirst(Duration, Vec<String>, Duration),
+    /// SSE events, then the connection is cut without an end marker.
+    SseThenBreak(Vec<String>, Duration),
+    /// SSE events, then silence for the given time (a stall).
+    SseThenStall(Vec<String>, Duration, Duration),
+    /// A streaming head, then the connection closes before any event.
+    SseEmpty,
+    /// Accept and say nothing for the given time.
+    Hang(Duration),
+    /// Close the connection without answering.
+    Reset,
+    /// Bytes that are not HTTP.
+    Garbage,
+}
+
+impl Reply {
+    /// A JSON answer from a `serde_json::Value`.
+    pub fn json(status: u16, v: serde_json::Value) -> Reply {
+        Reply::Json(status, v.to_string())
+    }
+
+    /// A chat-completions SSE stream of `n` content deltas plus `[DONE]`.
+    pub fn chat_stream(n: usize, gap: Duration) -> Reply {
+        Reply::Sse(chat_events(n, true), gap)
+    }
+}
+
+/// `n` chat chunks with content "t0", "t1", …, then `[DONE]` when `done`.
+pub fn chat_events(n: usize, done: bool) -> Vec<String> {
+    let mut evs: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"t{i}\"}},\"finish_reason\":null}}]}}\n\n"
+            )
+        })
+        .collect();
+    if done {
+        evs.push("data: [DONE]\n\n".to_string());
+    }
+    evs
+}
+
+/// A chat completion answer with the given text.
+pub fn chat_answer(text: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    })
+}
+
+type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
+
+/// A mock upstream server.
+pub struct MockUpstream {
+    port: u16,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl MockUpstream {
+    /// Starts a mock whose answers come from `handler`.
+    pub fn start(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> MockUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock");
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let (reqs, stopping) = (Arc::clone(&requests), Arc::clone(&stop));
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                let (reqs, handler) = (Arc::clone(&reqs), Arc::clone(&handler));
+                thread::spawn(move || serve(conn, &reqs, &*handler));
+            }
+        });
+        MockUpstream {
+            port,
+            requests,
+            stop,
+        }
+    }
+
+    /// A mock that answers every request the same way.
+    pub fn always(reply: Reply) -> MockUpstream {
+        MockUpstream::start(move |_| reply.clone())
+    }
+
+    /// A mock that answers with `replies` in order, repeating the last.
+    pub fn script(replies: Vec<Reply>) -> MockUpstream {
+        let next = Mutex::new(0usize);
+        MockUpstream::start(move |_| {
+            let mut i = next.lock().unwrap();
+            let r = replies[(*i).min(replies.len() - 1)].clone();
+            *i += 1;
+            r
+        })
+    }
+
+    /// The base URL, ending in `/v1`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The number of requests received so far.
+    pub fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// Serves requests on one connection until it closes.
+fn serve(conn: TcpStream, reqs: &Mutex<Vec<Recorded>>, handler: &Handler) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = conn.set_nodelay(true);
+    let mut reader = BufReader::new(conn.try_clone().expect("clone conn"));
+    let mut conn = conn;
+    loop {
+        let Some(req) = read_request(&mut reader) else {
+            return;
+        };
+        reqs.lock().unwrap().push(req.clone());
+        let keep = answer(&mut conn, handler(&req));
+        if !keep {
+            return;
+        }
+    }
+}
+
+/// Reads one request (Content-Length bodies only; that is what ureq sends).
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).ok()?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (n, v) = h.split_once(':')?;
+        headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some(Recorded {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
+
+/// Writes one scripted reply; returns whether the connection stays open.
+fn answer(conn: &mut TcpStream, reply: Reply) -> bool {
+    match reply {
+        Reply::Json(status, body) => write_json(conn, status, &[], &body),
+        Reply::JsonWith(status, headers, body) => write_json(conn, status, &headers, &body),
+        Reply::Sse(events, gap) => {
+            write_sse(conn, Duration::ZERO, &events, gap);
+            false
+        }
+        Reply::SseSlowFirst(first, events, gap) => {
+            write_sse(conn, first, &events, gap);
+            false
+        }
+        Reply::SseThenBreak(events, gap) => {
+            write_sse(conn, Duration::ZERO, &events, gap);
+            let _ = conn.shutdown(Shutdown::Both);
+            false
+        }
+        Reply::SseThenStall(events, gap, stall) => {
+            write_sse(conn, Duration::ZERO, &events, gap);
+            thread::sleep(stall);
+            false
+        }
+        Reply::SseEmpty => {
+            write_sse(conn, Duration::ZERO, &[], Duration::ZERO);
+            false
+        }
+        Reply::Hang(d) => {
+            thread::sleep(d);
+            false
+        }
+        Reply::Reset => {
+            let _ = conn.shutdown(Shutdown::Both);
+            false
+        }
+        Reply::Garbage => {
+            let _ = conn.write_all(b"\x00\x01garbage that is not HTTP\r\n\r\n");
+            false
+        }
+    }
+}
+
+fn write_json(conn: &mut TcpStream, status: u16, headers: &[(String, String)], body: &str) -> bool {
+    let mut head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes()).is_ok() && conn.write_all(body.as_bytes()).is_ok()
+}
+
+/// A close-delimited SSE answer, one write and flush per event.
+fn write_sse(conn: &mut TcpStream, first: Duration, events: &[String], gap: Duration) {
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    if conn.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let _ = conn.flush();
+    thread::sleep(first);
+    let start = Instant::now();
+    for (i, ev) in events.iter().enumerate() {
+        if i > 0 {
+            // Sleep to the scheduled time, so drift does not add up.
+            let due = start + gap * i as u32;
+            thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
+        if conn.write_all(ev.as_bytes()).is_err() || conn.flush().is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The one integration test binary: every test starts the real `routeplane` binary
+//! against loopback mocks and checks what a client receives.
+
+// Helpers are `pub` for the test modules; this binary exports nothing.
+#![allow(unreachable_pub)]
+
+mod support;
+
+// Chat completions: non-streaming round trips, model rewrite, errors, /v1/models.
+mod chat;
+// The command line: init, config validate, route, models, help.
+mod cli;
+// The README's yaml blocks and the example config are valid; init writes the example.
+mod docs;
+// Streams: events arrive as the upstream sends them, client disconnects.
+mod stream;
