@@ -74,7 +74,7 @@ impl fmt::Display for RequestLog {
             served,
             self.status,
             self.attempts,
-            self.ttfb.map_or("-".to_string(), |t| ms(t)),
+            self.ttfb.map_or("-".to_string(), ms),
             ms(self.total),
         )
     }

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::protocol::{self, Decoded, Protocol, chat};
 use crate::registry::{Settings, Target};
 use crate::route::Cooldown;
-use crate::sse::{self, ClientWriter, Event};
+use crate::sse::{self, ClientWriter};
 use crate::upstream::{self, Piece, Reply, SendError};
 
 /// What the relay needs from the server, shared by every request.
@@ -61,8 +61,6 @@ pub struct Served {
     pub served_by: Option<String>,
     /// Upstream attempts made.
     pub attempts: usize,
-    /// When the first byte went to the client.
-    pub ttfb: Option<Duration>,
 }
 
 /// Why an attempt produced no answer for the client.
@@ -145,7 +143,6 @@ enum Outcome {
 
 /// Runs one request to completion: the main loop.
 pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWriter) -> Served {
-    let started = Instant::now();
     let mut served = Served::default();
     let mut failures: Vec<(String, Failure)> = Vec::new();
     // The hub request is built at most once, however many targets need it.
@@ -153,13 +150,12 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
 
     for target in env.cooldown.order(call.targets.clone()) {
         served.attempts += 1;
-        let outcome = attempt(env, settings, call, &target, &mut hub, out, started);
+        let outcome = attempt(env, settings, call, &target, served.attempts, &mut hub, out);
         match outcome {
             Outcome::Answered { status } => {
                 env.cooldown.clear(&target);
                 served.status = status;
                 served.served_by = Some(target.label());
-                served.ttfb = Some(started.elapsed());
                 return served;
             }
             Outcome::ClientGone => {
@@ -286,9 +282,9 @@ fn attempt(
     settings: &Settings,
     call: &Call<'_>,
     target: &Target,
+    attempts: usize,
     hub: &mut Option<Result<Value, Error>>,
     out: &mut ClientWriter,
-    started: Instant,
 ) -> Outcome {
     let provider = &target.provider;
     let upstream_stream = call.stream || env.auth.stream_only(provider);
@@ -308,6 +304,8 @@ fn attempt(
         headers.extend(call.forward.iter().cloned());
     }
     let url = format!("{}{}", provider.api_base, target.protocol.endpoint());
+    // The first-byte deadline is per attempt: an earlier endpoint's wait does not count.
+    let sent = Instant::now();
     let reply = match env.client.post(&url, &headers, &body) {
         Ok(r) => r,
         Err(SendError::Network(reason)) => return fail(FailKind::Network, reason),
@@ -318,9 +316,11 @@ fn attempt(
     }
     let translate = target.protocol != call.inbound || env.auth.rewrites_body(provider);
     if upstream_stream && reply.content_type.starts_with("text/event-stream") {
-        relay_stream(settings, call, target, reply, translate, out, started)
+        relay_stream(
+            settings, call, target, attempts, reply, translate, out, sent,
+        )
     } else {
-        relay_whole(settings, call, target, reply, translate, out)
+        relay_whole(settings, call, target, attempts, reply, translate, out)
     }
 }
 
@@ -403,13 +403,8 @@ fn context_or_filter(message: &str, body: &[u8]) -> bool {
     .any(|needle| m.contains(needle) || b.contains(needle))
 }
 
-/// Headers that tell the client who served.
-fn served_headers(call: &Call<'_>, target: &Target) -> Vec<(String, String)> {
-    let attempts = call
-        .targets
-        .iter()
-        .position(|t| t.label() == target.label())
-        .map_or(1, |i| i + 1);
+/// Headers that tell the client who served, after how many attempts.
+fn served_headers(target: &Target, attempts: usize) -> Vec<(String, String)> {
     vec![
         ("x-routeplane-provider".into(), target.provider.id.clone()),
         ("x-routeplane-model".into(), target.model.clone()),
@@ -418,10 +413,12 @@ fn served_headers(call: &Call<'_>, target: &Target) -> Vec<(String, String)> {
 }
 
 /// Relays a complete (non-streaming) answer.
+#[allow(clippy::too_many_arguments)]
 fn relay_whole(
     settings: &Settings,
     call: &Call<'_>,
     target: &Target,
+    attempts: usize,
     reply: Reply,
     translate: bool,
     out: &mut ClientWriter,
@@ -429,7 +426,7 @@ fn relay_whole(
     let status = reply.status;
     let ct = reply.content_type.clone();
     let mut headers = reply.headers.clone();
-    headers.extend(served_headers(call, target));
+    headers.extend(served_headers(target, attempts));
     let bytes = match reply.read_all(settings.limits.max_response_bytes) {
         Ok(b) => b,
         Err(reason) => return fail(FailKind::EarlyEnd, reason),
@@ -462,8 +459,8 @@ fn relay_whole(
 
 /// Where a streamed answer stands.
 enum Commit {
-    /// No event has gone to the client; held events wait here.
-    Holding(Vec<Event>),
+    /// No event has gone to the client; held event bytes wait here.
+    Holding(Vec<Vec<u8>>),
     /// The head and at least one event went out.
     Streaming,
 }
@@ -474,6 +471,7 @@ fn relay_stream(
     settings: &Settings,
     call: &Call<'_>,
     target: &Target,
+    attempts: usize,
     reply: Reply,
     translate: bool,
     out: &mut ClientWriter,
@@ -481,7 +479,7 @@ fn relay_stream(
 ) -> Outcome {
     let status = reply.status;
     let mut headers = reply.headers.clone();
-    headers.extend(served_headers(call, target));
+    headers.extend(served_headers(target, attempts));
     let stream = reply.stream();
     let mut parser = sse::Parser::new(settings.limits.max_event_bytes);
     let mut decoder = target.protocol.decoder();
@@ -510,7 +508,7 @@ fn relay_stream(
                     Commit::Holding(_) => fail(FailKind::EarlyEnd, reason),
                     Commit::Streaming => {
                         let msg = format!("upstream `{}` {reason}", target.provider.id);
-                        end_with_error(out, &mut encoder, translate, call, 502, &msg, status)
+                        end_with_error(out, &mut encoder, 502, &msg, status)
                     }
                 };
             }
@@ -520,9 +518,7 @@ fn relay_stream(
             let msg = format!("upstream sent a stream event longer than {limit} bytes");
             return match commit {
                 Commit::Holding(_) => fail(FailKind::EarlyEnd, msg),
-                Commit::Streaming => {
-                    end_with_error(out, &mut encoder, translate, call, 502, &msg, status)
-                }
+                Commit::Streaming => end_with_error(out, &mut encoder, 502, &msg, status),
             };
         }
         for ev in events.drain(..) {
@@ -544,15 +540,7 @@ fn relay_stream(
                             headers: Vec::new(),
                             retry_after: None,
                         }),
-                        Commit::Streaming if !translate && call.stream => {
-                            // The upstream's error event is already in the client's protocol.
-                            let _ = out.send(&ev.raw);
-                            let _ = out.end_stream();
-                            Outcome::Answered { status }
-                        }
-                        Commit::Streaming => {
-                            end_with_error(out, &mut encoder, translate, call, s, &message, status)
-                        }
+                        Commit::Streaming => end_with_error(out, &mut encoder, s, &message, status),
                     };
                 }
             };
@@ -589,11 +577,7 @@ fn relay_stream(
             if let Commit::Holding(held) = &mut commit {
                 if chunks.is_empty() && !end {
                     // Pings and comments before the first real event wait with the head.
-                    held.extend(outgoing.into_iter().map(|raw| Event {
-                        event: None,
-                        data: None,
-                        raw,
-                    }));
+                    held.extend(outgoing);
                     continue;
                 }
                 let held = std::mem::take(held);
@@ -603,8 +587,8 @@ fn relay_stream(
                 {
                     return Outcome::ClientGone;
                 }
-                for h in held {
-                    if out.send(&h.raw).is_err() {
+                for raw in held {
+                    if out.send(&raw).is_err() {
                         return Outcome::ClientGone;
                     }
                 }
@@ -633,8 +617,6 @@ fn relay_stream(
 fn end_with_error(
     out: &mut ClientWriter,
     encoder: &mut protocol::Encoder,
-    _translate: bool,
-    _call: &Call<'_>,
     status: u16,
     message: &str,
     http_status: u16,

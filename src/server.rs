@@ -301,6 +301,7 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
         Ok(v) => v,
         Err(e) => return Prepared::Fail(e),
     };
+    let from_list = models.is_some();
     let list = match (models, model) {
         (Some(list), _) => list,
         (None, Some(m)) if !m.is_empty() => vec![m],
@@ -312,6 +313,13 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
     };
     let targets = match route::resolve_all(registry, &shared.detected, &list) {
         Ok(t) => t,
+        // In a `models` list an unknown id is a malformed request, not a missing model.
+        Err(Error::UnknownModel { model, known }) if from_list => {
+            return Prepared::Fail(Error::bad_request(format!(
+                "`models` names unknown model `{model}`; known models include: {}",
+                known.join(", ")
+            )));
+        }
         Err(e) => return Prepared::Fail(e),
     };
     let forward = if endpoint == Protocol::Anthropic {

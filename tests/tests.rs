@@ -12,5 +12,7 @@ mod chat;
 mod cli;
 // The README's yaml blocks and the example config are valid; init writes the example.
 mod docs;
+// Virtual models, the failover table, cool-down, the `models` array.
+mod failover;
 // Streams: events arrive as the upstream sends them, client disconnects.
 mod stream;

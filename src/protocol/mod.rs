@@ -141,7 +141,7 @@ impl Protocol {
     /// A decoder for an upstream stream in this protocol.
     pub fn decoder(self) -> Decoder {
         match self {
-            Protocol::Chat => Decoder::Chat(chat::Decoder::default()),
+            Protocol::Chat => Decoder::Chat(chat::Decoder),
             Protocol::Anthropic => Decoder::Anthropic(anthropic::Decoder::default()),
             Protocol::Responses => Decoder::Responses(responses::Decoder::default()),
         }
