@@ -301,7 +301,11 @@ fn attempt(
         headers.push(("accept".into(), "text/event-stream".into()));
     }
     if target.protocol == call.inbound {
-        headers.extend(call.forward.iter().cloned());
+        // The client's own protocol headers (e.g. its `anthropic-version`) replace ours.
+        for (name, value) in &call.forward {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            headers.push((name.clone(), value.clone()));
+        }
     }
     let url = format!("{}{}", provider.api_base, target.protocol.endpoint());
     // The first-byte deadline is per attempt: an earlier endpoint's wait does not count.

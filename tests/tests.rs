@@ -14,5 +14,7 @@ mod cli;
 mod docs;
 // Virtual models, the failover table, cool-down, the `models` array.
 mod failover;
+// Every inbound protocol against every upstream protocol.
+mod protocols;
 // Streams: events arrive as the upstream sends them, client disconnects.
 mod stream;

@@ -6,6 +6,7 @@
 pub mod dir;
 pub mod proxy;
 pub mod upstream;
+pub mod wire;
 
 pub use dir::Dir;
 pub use proxy::Proxy;

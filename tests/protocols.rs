@@ -1,0 +1,121 @@
+//! Every inbound protocol served by every upstream protocol: text, tools, errors, streams.
+
+use serde_json::json;
+
+use crate::support::wire::Wire;
+use crate::support::{MockUpstream, Proxy};
+
+/// A proxy whose model `m` is served by a mock speaking `up`.
+fn setup(up: Wire, reply: crate::support::Reply) -> (MockUpstream, Proxy) {
+    let mock = MockUpstream::always(reply);
+    let yaml = format!(
+        "providers:\n  up:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n",
+        mock.url(),
+        up.config_name()
+    );
+    (mock, Proxy::start(&yaml))
+}
+
+#[test]
+fn every_pair_serves_text_without_streaming() {
+    for client in Wire::ALL {
+        for up in Wire::ALL {
+            let (mock, p) = setup(up, up.reply(false, false));
+            let resp = p.post(client.path(), client.request("m", false, false));
+            assert_eq!(resp.status, 200, "{client:?}←{up:?}: {}", resp.body);
+            assert_eq!(client.read(&resp).text, "Hello there", "{client:?}←{up:?}: {}", resp.body);
+            let sent = &mock.requests()[0];
+            assert_eq!(sent.path, up.upstream_path(), "{client:?}←{up:?}");
+            assert_eq!(sent.json()["model"], "m");
+        }
+    }
+}
+
+#[test]
+fn every_pair_streams_text() {
+    for client in Wire::ALL {
+        for up in Wire::ALL {
+            let (_mock, p) = setup(up, up.reply(true, false));
+            let s = p.stream(client.path(), client.request("m", true, false));
+            assert_eq!(s.status, 200, "{client:?}←{up:?}: {}", s.text());
+            let a = client.read_stream(&s);
+            assert_eq!(a.text, "Hello there", "{client:?}←{up:?}: {}", s.text());
+            assert!(a.ended, "{client:?}←{up:?}: stream ends with its marker: {}", s.text());
+            assert!(s.complete);
+        }
+    }
+}
+
+#[test]
+fn every_pair_relays_a_tool_call() {
+    for client in Wire::ALL {
+        for up in Wire::ALL {
+            for stream in [false, true] {
+                let (mock, p) = setup(up, up.reply(stream, true));
+                let a = if stream {
+                    client.read_stream(&p.stream(client.path(), client.request("m", true, true)))
+                } else {
+                    client.read(&p.post(client.path(), client.request("m", false, true)))
+                };
+                let case = format!("{client:?}←{up:?} stream={stream}");
+                assert_eq!(a.tools.len(), 1, "{case}: {a:?}");
+                assert_eq!(a.tools[0].0, "get_weather", "{case}");
+                assert_eq!(a.tools[0].1, json!({"city": "Paris"}), "{case}");
+                assert_eq!(a.tools[0].2, "call_1", "{case}: the call id survives");
+                let sent = mock.requests()[0].json();
+                assert!(sent.to_string().contains("get_weather"), "{case}: tools reach upstream: {sent}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_pair_sends_the_tool_result_upstream() {
+    for client in Wire::ALL {
+        for up in Wire::ALL {
+            let (mock, p) = setup(up, up.reply(false, false));
+            let resp = p.post(client.path(), client.tool_result_request("m", false));
+            assert_eq!(resp.status, 200, "{client:?}←{up:?}: {}", resp.body);
+            assert_eq!(client.read(&resp).text, "Hello there");
+            let sent = mock.requests()[0].json();
+            assert!(up.has_tool_result(&sent), "{client:?}←{up:?}: {sent}");
+        }
+    }
+}
+
+#[test]
+fn every_pair_returns_upstream_errors_in_the_callers_shape() {
+    for client in Wire::ALL {
+        for up in Wire::ALL {
+            let (_mock, p) = setup(up, up.error_reply());
+            let resp = p.post(client.path(), client.request("m", false, false));
+            assert_eq!(resp.status, 400, "{client:?}←{up:?}");
+            assert_eq!(client.error_message(&resp.json()), "bad thing", "{client:?}←{up:?}: {}", resp.body);
+        }
+    }
+}
+
+#[test]
+fn proxy_errors_use_the_callers_protocol() {
+    let p = Proxy::start("");
+    let resp = p.post("/v1/messages", json!({"model": "nope", "max_tokens": 5, "messages": []}));
+    assert_eq!(resp.status, 404);
+    let v = resp.json();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "not_found_error");
+    let resp = p.post("/v1/responses", json!({"model": "nope", "input": "hi"}));
+    assert_eq!(resp.status, 404);
+    assert!(resp.json()["error"]["message"].as_str().unwrap().starts_with("unknown model `nope`"));
+}
+
+#[test]
+fn same_protocol_is_byte_passthrough() {
+    for up in [Wire::Anthropic, Wire::Responses] {
+        let (mock, p) = setup(up, up.reply(true, false));
+        let mut req = up.request("m", true, false);
+        req["x_unknown_field"] = json!({"kept": true});
+        let s = p.stream(up.path(), req);
+        assert_eq!(s.text(), up.events(false).concat(), "{up:?}: events unchanged");
+        assert_eq!(mock.requests()[0].json()["x_unknown_field"], json!({"kept": true}));
+    }
+}
