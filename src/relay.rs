@@ -181,6 +181,67 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
     served
 }
 
+/// `POST /v1/messages/count_tokens`: asked of the first Anthropic target that answers;
+/// without one, an estimate marked `"estimated": true` (about four bytes a token),
+/// because a 404 would break clients that count before every request.
+pub fn count_tokens(
+    env: &Env,
+    settings: &Settings,
+    call: &Call<'_>,
+    out: &mut ClientWriter,
+) -> Served {
+    let mut served = Served::default();
+    for target in call
+        .targets
+        .iter()
+        .filter(|t| t.protocol == Protocol::Anthropic)
+    {
+        served.attempts += 1;
+        let Ok(mut headers) = env.auth.headers(target) else {
+            continue;
+        };
+        headers.push(("content-type".into(), "application/json".into()));
+        for (name, value) in &call.forward {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            headers.push((name.clone(), value.clone()));
+        }
+        let url = format!("{}/messages/count_tokens", target.provider.api_base);
+        let Ok(reply) = env
+            .client
+            .post(&url, &headers, &call.body.with_model(&target.model))
+        else {
+            continue;
+        };
+        let status = reply.status;
+        if status >= 500 || status == 429 || status == 404 {
+            continue;
+        }
+        let Ok(bytes) = reply.read_all(settings.limits.max_response_bytes) else {
+            continue;
+        };
+        let _ = out.respond(
+            status,
+            "application/json",
+            &served_headers(target, served.attempts),
+            &bytes,
+        );
+        served.status = status;
+        served.served_by = Some(target.label());
+        return served;
+    }
+    let text_bytes = call.body.with_model("").len();
+    let estimate = serde_json::json!({"input_tokens": text_bytes.div_ceil(4), "estimated": true});
+    let headers = vec![("x-routeplane-estimate".to_string(), "true".to_string())];
+    let _ = out.respond(
+        200,
+        "application/json",
+        &headers,
+        estimate.to_string().as_bytes(),
+    );
+    served.status = 200;
+    served
+}
+
 /// Answers with a surfaced upstream error: verbatim when the protocols match.
 fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
     let status = f.status.unwrap_or(502);

@@ -197,6 +197,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             targets,
             requested,
             forward,
+            count_tokens,
         } => {
             let call = Call {
                 inbound,
@@ -207,7 +208,11 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
                 forward,
                 requested: requested.clone(),
             };
-            let served = relay::run(&shared.env, &registry.settings, &call, &mut out);
+            let served = if count_tokens {
+                relay::count_tokens(&shared.env, &registry.settings, &call, &mut out)
+            } else {
+                relay::run(&shared.env, &registry.settings, &call, &mut out)
+            };
             (served.status, served.served_by, served.attempts, requested)
         }
     }));
@@ -244,6 +249,7 @@ enum Prepared {
         targets: Vec<crate::registry::Target>,
         requested: String,
         forward: Vec<(String, String)>,
+        count_tokens: bool,
     },
 }
 
@@ -264,7 +270,7 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
             return Prepared::Json(200, models_list(registry, &shared.detected));
         }
         (Post, "/v1/chat/completions") => Protocol::Chat,
-        (Post, "/v1/messages") => Protocol::Anthropic,
+        (Post, "/v1/messages" | "/v1/messages/count_tokens") => Protocol::Anthropic,
         (Post, "/v1/responses") => Protocol::Responses,
         (_, "/v1/chat/completions" | "/v1/messages" | "/v1/responses" | "/v1/models") => {
             return Prepared::Fail(Error::bad_request(format!(
@@ -341,6 +347,7 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
         targets,
         requested: list.join(","),
         forward,
+        count_tokens: path == "/v1/messages/count_tokens",
     }
 }
 

@@ -23,7 +23,12 @@ fn every_pair_serves_text_without_streaming() {
             let (mock, p) = setup(up, up.reply(false, false));
             let resp = p.post(client.path(), client.request("m", false, false));
             assert_eq!(resp.status, 200, "{client:?}←{up:?}: {}", resp.body);
-            assert_eq!(client.read(&resp).text, "Hello there", "{client:?}←{up:?}: {}", resp.body);
+            assert_eq!(
+                client.read(&resp).text,
+                "Hello there",
+                "{client:?}←{up:?}: {}",
+                resp.body
+            );
             let sent = &mock.requests()[0];
             assert_eq!(sent.path, up.upstream_path(), "{client:?}←{up:?}");
             assert_eq!(sent.json()["model"], "m");
@@ -40,7 +45,11 @@ fn every_pair_streams_text() {
             assert_eq!(s.status, 200, "{client:?}←{up:?}: {}", s.text());
             let a = client.read_stream(&s);
             assert_eq!(a.text, "Hello there", "{client:?}←{up:?}: {}", s.text());
-            assert!(a.ended, "{client:?}←{up:?}: stream ends with its marker: {}", s.text());
+            assert!(
+                a.ended,
+                "{client:?}←{up:?}: stream ends with its marker: {}",
+                s.text()
+            );
             assert!(s.complete);
         }
     }
@@ -63,7 +72,10 @@ fn every_pair_relays_a_tool_call() {
                 assert_eq!(a.tools[0].1, json!({"city": "Paris"}), "{case}");
                 assert_eq!(a.tools[0].2, "call_1", "{case}: the call id survives");
                 let sent = mock.requests()[0].json();
-                assert!(sent.to_string().contains("get_weather"), "{case}: tools reach upstream: {sent}");
+                assert!(
+                    sent.to_string().contains("get_weather"),
+                    "{case}: tools reach upstream: {sent}"
+                );
             }
         }
     }
@@ -90,7 +102,12 @@ fn every_pair_returns_upstream_errors_in_the_callers_shape() {
             let (_mock, p) = setup(up, up.error_reply());
             let resp = p.post(client.path(), client.request("m", false, false));
             assert_eq!(resp.status, 400, "{client:?}←{up:?}");
-            assert_eq!(client.error_message(&resp.json()), "bad thing", "{client:?}←{up:?}: {}", resp.body);
+            assert_eq!(
+                client.error_message(&resp.json()),
+                "bad thing",
+                "{client:?}←{up:?}: {}",
+                resp.body
+            );
         }
     }
 }
@@ -98,14 +115,22 @@ fn every_pair_returns_upstream_errors_in_the_callers_shape() {
 #[test]
 fn proxy_errors_use_the_callers_protocol() {
     let p = Proxy::start("");
-    let resp = p.post("/v1/messages", json!({"model": "nope", "max_tokens": 5, "messages": []}));
+    let resp = p.post(
+        "/v1/messages",
+        json!({"model": "nope", "max_tokens": 5, "messages": []}),
+    );
     assert_eq!(resp.status, 404);
     let v = resp.json();
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["type"], "not_found_error");
     let resp = p.post("/v1/responses", json!({"model": "nope", "input": "hi"}));
     assert_eq!(resp.status, 404);
-    assert!(resp.json()["error"]["message"].as_str().unwrap().starts_with("unknown model `nope`"));
+    assert!(
+        resp.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown model `nope`")
+    );
 }
 
 #[test]
@@ -115,7 +140,40 @@ fn same_protocol_is_byte_passthrough() {
         let mut req = up.request("m", true, false);
         req["x_unknown_field"] = json!({"kept": true});
         let s = p.stream(up.path(), req);
-        assert_eq!(s.text(), up.events(false).concat(), "{up:?}: events unchanged");
-        assert_eq!(mock.requests()[0].json()["x_unknown_field"], json!({"kept": true}));
+        assert_eq!(
+            s.text(),
+            up.events(false).concat(),
+            "{up:?}: events unchanged"
+        );
+        assert_eq!(
+            mock.requests()[0].json()["x_unknown_field"],
+            json!({"kept": true})
+        );
     }
+}
+
+#[test]
+fn count_tokens_is_forwarded_to_an_anthropic_upstream() {
+    let (mock, p) = setup(
+        Wire::Anthropic,
+        crate::support::Reply::json(200, json!({"input_tokens": 12})),
+    );
+    let resp = p.post(
+        "/v1/messages/count_tokens",
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json(), json!({"input_tokens": 12}));
+    assert_eq!(mock.requests()[0].path, "/v1/messages/count_tokens");
+}
+
+#[test]
+fn count_tokens_is_an_estimate_marked_as_such_elsewhere() {
+    let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+    let resp = p.post("/v1/messages/count_tokens", json!({"model": "m", "messages": [{"role": "user", "content": "hello world, how are you"}]}));
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.json()["estimated"], true);
+    assert!(resp.json()["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(resp.header("x-routeplane-estimate"), Some("true"));
+    assert_eq!(mock.count(), 0);
 }

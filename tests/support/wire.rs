@@ -51,17 +51,27 @@ impl Wire {
     /// A client request asking `model` a question, optionally with a tool, optionally streaming.
     pub fn request(self, model: &str, stream: bool, tool: bool) -> Value {
         let mut v = match self {
-            Wire::Chat => json!({"model": model, "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]}),
-            Wire::Anthropic => json!({"model": model, "max_tokens": 100, "system": "be brief", "messages": [{"role": "user", "content": "hi"}]}),
+            Wire::Chat => {
+                json!({"model": model, "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]})
+            }
+            Wire::Anthropic => {
+                json!({"model": model, "max_tokens": 100, "system": "be brief", "messages": [{"role": "user", "content": "hi"}]})
+            }
             Wire::Responses => json!({"model": model, "instructions": "be brief", "input": "hi"}),
         };
         v["stream"] = json!(stream);
         if tool {
             let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
             v["tools"] = match self {
-                Wire::Chat => json!([{"type": "function", "function": {"name": "get_weather", "description": "weather", "parameters": schema}}]),
-                Wire::Anthropic => json!([{"name": "get_weather", "description": "weather", "input_schema": schema}]),
-                Wire::Responses => json!([{"type": "function", "name": "get_weather", "description": "weather", "parameters": schema}]),
+                Wire::Chat => {
+                    json!([{"type": "function", "function": {"name": "get_weather", "description": "weather", "parameters": schema}}])
+                }
+                Wire::Anthropic => {
+                    json!([{"name": "get_weather", "description": "weather", "input_schema": schema}])
+                }
+                Wire::Responses => {
+                    json!([{"type": "function", "name": "get_weather", "description": "weather", "parameters": schema}])
+                }
             };
         }
         v
@@ -95,11 +105,23 @@ impl Wire {
         let s = body.to_string();
         match self {
             Wire::Chat => body["messages"].as_array().is_some_and(|m| {
-                m.iter().any(|x| x["role"] == "tool" && x["tool_call_id"] == "call_1" && x["content"].to_string().contains("sunny"))
+                m.iter().any(|x| {
+                    x["role"] == "tool"
+                        && x["tool_call_id"] == "call_1"
+                        && x["content"].to_string().contains("sunny")
+                })
             }),
-            Wire::Anthropic => s.contains("\"tool_result\"") && s.contains("\"tool_use_id\":\"call_1\"") && s.contains("sunny"),
+            Wire::Anthropic => {
+                s.contains("\"tool_result\"")
+                    && s.contains("\"tool_use_id\":\"call_1\"")
+                    && s.contains("sunny")
+            }
             Wire::Responses => body["input"].as_array().is_some_and(|m| {
-                m.iter().any(|x| x["type"] == "function_call_output" && x["call_id"] == "call_1" && x["output"].to_string().contains("sunny"))
+                m.iter().any(|x| {
+                    x["type"] == "function_call_output"
+                        && x["call_id"] == "call_1"
+                        && x["output"].to_string().contains("sunny")
+                })
             }),
         }
     }
@@ -116,24 +138,36 @@ impl Wire {
     /// A non-streaming answer body.
     pub fn body(self, tool: bool) -> Value {
         match (self, tool) {
-            (Wire::Chat, false) => json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+            (Wire::Chat, false) => {
+                json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there"}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}),
-            (Wire::Chat, true) => json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}})
+            }
+            (Wire::Chat, true) => {
+                json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]}, "finish_reason": "tool_calls"}],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}}),
-            (Wire::Anthropic, false) => json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+                "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}})
+            }
+            (Wire::Anthropic, false) => {
+                json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
                 "content": [{"type": "text", "text": "Hello there"}], "stop_reason": "end_turn", "stop_sequence": null,
-                "usage": {"input_tokens": 5, "output_tokens": 2}}),
-            (Wire::Anthropic, true) => json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+                "usage": {"input_tokens": 5, "output_tokens": 2}})
+            }
+            (Wire::Anthropic, true) => {
+                json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
                 "content": [{"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}}], "stop_reason": "tool_use", "stop_sequence": null,
-                "usage": {"input_tokens": 5, "output_tokens": 2}}),
-            (Wire::Responses, false) => json!({"id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "m",
+                "usage": {"input_tokens": 5, "output_tokens": 2}})
+            }
+            (Wire::Responses, false) => {
+                json!({"id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "m",
                 "output": [{"type": "message", "id": "msg_1", "status": "completed", "role": "assistant", "content": [{"type": "output_text", "text": "Hello there", "annotations": []}]}],
-                "usage": {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}}),
-            (Wire::Responses, true) => json!({"id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "m",
+                "usage": {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}})
+            }
+            (Wire::Responses, true) => {
+                json!({"id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "m",
                 "output": [{"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}", "status": "completed"}],
-                "usage": {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}}),
+                "usage": {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}})
+            }
         }
     }
 
@@ -143,20 +177,35 @@ impl Wire {
         let named = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
         match (self, tool) {
             (Wire::Chat, false) => vec![
-                data(json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"}, "finish_reason": null}]})),
-                data(json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"content": " there"}, "finish_reason": null}]})),
-                data(json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})),
+                data(
+                    json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"}, "finish_reason": null}]}),
+                ),
+                data(
+                    json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"content": " there"}, "finish_reason": null}]}),
+                ),
+                data(
+                    json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+                ),
                 "data: [DONE]\n\n".into(),
             ],
             (Wire::Chat, true) => vec![
-                data(json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"ci"}}]}, "finish_reason": null}]})),
-                data(json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "ty\":\"Paris\"}"}}]}, "finish_reason": null}]})),
-                data(json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})),
+                data(
+                    json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"ci"}}]}, "finish_reason": null}]}),
+                ),
+                data(
+                    json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "ty\":\"Paris\"}"}}]}, "finish_reason": null}]}),
+                ),
+                data(
+                    json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+                ),
                 "data: [DONE]\n\n".into(),
             ],
             (Wire::Anthropic, tool) => {
                 let mut evs = vec![
-                    named("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": null, "usage": {"input_tokens": 5, "output_tokens": 1}}})),
+                    named(
+                        "message_start",
+                        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": null, "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+                    ),
                     named("ping", json!({"type": "ping"})),
                 ];
                 if tool {
@@ -168,16 +217,20 @@ impl Wire {
                     evs.push(named("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}})));
                     evs.push(named("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " there"}})));
                 }
-                evs.push(named("content_block_stop", json!({"type": "content_block_stop", "index": 0})));
+                evs.push(named(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0}),
+                ));
                 let stop = if tool { "tool_use" } else { "end_turn" };
                 evs.push(named("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": 2}})));
                 evs.push(named("message_stop", json!({"type": "message_stop"})));
                 evs
             }
             (Wire::Responses, tool) => {
-                let mut evs = vec![
-                    named("response.created", json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "object": "response", "created_at": 1, "status": "in_progress", "model": "m", "output": []}})),
-                ];
+                let mut evs = vec![named(
+                    "response.created",
+                    json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "object": "response", "created_at": 1, "status": "in_progress", "model": "m", "output": []}}),
+                )];
                 if tool {
                     evs.push(named("response.output_item.added", json!({"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather", "arguments": "", "status": "in_progress"}})));
                     evs.push(named("response.function_call_arguments.delta", json!({"type": "response.function_call_arguments.delta", "sequence_number": 2, "item_id": "fc_1", "output_index": 0, "delta": "{\"ci"})));
@@ -197,8 +250,12 @@ impl Wire {
     /// An error answer in this protocol's shape, with status 400 and message `bad thing`.
     pub fn error_reply(self) -> Reply {
         let body = match self {
-            Wire::Anthropic => json!({"type": "error", "error": {"type": "invalid_request_error", "message": "bad thing"}}),
-            _ => json!({"error": {"message": "bad thing", "type": "invalid_request_error", "param": null, "code": null}}),
+            Wire::Anthropic => {
+                json!({"type": "error", "error": {"type": "invalid_request_error", "message": "bad thing"}})
+            }
+            _ => {
+                json!({"error": {"message": "bad thing", "type": "invalid_request_error", "param": null, "code": null}})
+            }
         };
         Reply::json(400, body)
     }
@@ -208,9 +265,15 @@ impl Wire {
         match self {
             Wire::Anthropic => {
                 assert_eq!(v["type"], "error", "Anthropic error shape: {v}");
-                v["error"]["message"].as_str().unwrap_or_default().to_string()
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
             }
-            _ => v["error"]["message"].as_str().unwrap_or_default().to_string(),
+            _ => v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         }
     }
 
@@ -223,7 +286,11 @@ impl Wire {
                 let msg = &v["choices"][0]["message"];
                 a.text = msg["content"].as_str().unwrap_or_default().to_string();
                 for c in msg["tool_calls"].as_array().into_iter().flatten() {
-                    a.tools.push((c["function"]["name"].as_str().unwrap().into(), parse(&c["function"]["arguments"]), c["id"].as_str().unwrap_or_default().into()));
+                    a.tools.push((
+                        c["function"]["name"].as_str().unwrap().into(),
+                        parse(&c["function"]["arguments"]),
+                        c["id"].as_str().unwrap_or_default().into(),
+                    ));
                 }
             }
             Wire::Anthropic => {
@@ -231,7 +298,11 @@ impl Wire {
                 for b in v["content"].as_array().into_iter().flatten() {
                     match b["type"].as_str() {
                         Some("text") => a.text.push_str(b["text"].as_str().unwrap()),
-                        Some("tool_use") => a.tools.push((b["name"].as_str().unwrap().into(), b["input"].clone(), b["id"].as_str().unwrap_or_default().into())),
+                        Some("tool_use") => a.tools.push((
+                            b["name"].as_str().unwrap().into(),
+                            b["input"].clone(),
+                            b["id"].as_str().unwrap_or_default().into(),
+                        )),
                         _ => {}
                     }
                 }
@@ -245,7 +316,11 @@ impl Wire {
                                 a.text.push_str(c["text"].as_str().unwrap_or_default());
                             }
                         }
-                        Some("function_call") => a.tools.push((item["name"].as_str().unwrap().into(), parse(&item["arguments"]), item["call_id"].as_str().unwrap_or_default().into())),
+                        Some("function_call") => a.tools.push((
+                            item["name"].as_str().unwrap().into(),
+                            parse(&item["arguments"]),
+                            item["call_id"].as_str().unwrap_or_default().into(),
+                        )),
                         _ => {}
                     }
                 }
@@ -260,12 +335,18 @@ impl Wire {
         let mut args: Vec<(String, String, String)> = Vec::new();
         let mut ended = false;
         for ev in s.text().split("\n\n").filter(|e| !e.trim().is_empty()) {
-            let data: String = ev.lines().filter_map(|l| l.strip_prefix("data: ")).collect::<Vec<_>>().join("\n");
+            let data: String = ev
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect::<Vec<_>>()
+                .join("\n");
             if data == "[DONE]" {
                 ended = true;
                 continue;
             }
-            let Ok(v) = serde_json::from_str::<Value>(&data) else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(&data) else {
+                continue;
+            };
             match self {
                 Wire::Chat => {
                     let d = &v["choices"][0]["delta"];
@@ -281,15 +362,22 @@ impl Wire {
                         if let Some(id) = c["id"].as_str() {
                             args[i].2 = id.into();
                         }
-                        args[i].1.push_str(c["function"]["arguments"].as_str().unwrap_or_default());
+                        args[i]
+                            .1
+                            .push_str(c["function"]["arguments"].as_str().unwrap_or_default());
                     }
                 }
                 Wire::Anthropic => match v["type"].as_str() {
                     Some("content_block_start") if v["content_block"]["type"] == "tool_use" => {
-                        args.push((v["content_block"]["name"].as_str().unwrap().into(), String::new(), v["content_block"]["id"].as_str().unwrap_or_default().into()));
+                        args.push((
+                            v["content_block"]["name"].as_str().unwrap().into(),
+                            String::new(),
+                            v["content_block"]["id"].as_str().unwrap_or_default().into(),
+                        ));
                     }
                     Some("content_block_delta") => {
-                        a.text.push_str(v["delta"]["text"].as_str().unwrap_or_default());
+                        a.text
+                            .push_str(v["delta"]["text"].as_str().unwrap_or_default());
                         if let Some(p) = v["delta"]["partial_json"].as_str() {
                             args.last_mut().unwrap().1.push_str(p);
                         }
@@ -298,17 +386,30 @@ impl Wire {
                     _ => {}
                 },
                 Wire::Responses => match v["type"].as_str() {
-                    Some("response.output_text.delta") => a.text.push_str(v["delta"].as_str().unwrap()),
-                    Some("response.output_item.added") if v["item"]["type"] == "function_call" => {
-                        args.push((v["item"]["name"].as_str().unwrap().into(), String::new(), v["item"]["call_id"].as_str().unwrap_or_default().into()));
+                    Some("response.output_text.delta") => {
+                        a.text.push_str(v["delta"].as_str().unwrap())
                     }
-                    Some("response.function_call_arguments.delta") => args.last_mut().unwrap().1.push_str(v["delta"].as_str().unwrap()),
+                    Some("response.output_item.added") if v["item"]["type"] == "function_call" => {
+                        args.push((
+                            v["item"]["name"].as_str().unwrap().into(),
+                            String::new(),
+                            v["item"]["call_id"].as_str().unwrap_or_default().into(),
+                        ));
+                    }
+                    Some("response.function_call_arguments.delta") => args
+                        .last_mut()
+                        .unwrap()
+                        .1
+                        .push_str(v["delta"].as_str().unwrap()),
                     Some("response.completed") => ended = true,
                     _ => {}
                 },
             }
         }
-        a.tools = args.into_iter().map(|(n, j, id)| (n, serde_json::from_str(&j).unwrap_or(Value::Null), id)).collect();
+        a.tools = args
+            .into_iter()
+            .map(|(n, j, id)| (n, serde_json::from_str(&j).unwrap_or(Value::Null), id))
+            .collect();
         a.ended = ended;
         a
     }
