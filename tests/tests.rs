@@ -16,5 +16,7 @@ mod docs;
 mod failover;
 // Every inbound protocol against every upstream protocol.
 mod protocols;
+// The official Python SDKs (when installed by `make sdk`) as clients.
+mod sdk;
 // Streams: events arrive as the upstream sends them, client disconnects.
 mod stream;
