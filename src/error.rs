@@ -53,6 +53,11 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The client did not send its whole request in time (408).
+    ClientTimeout {
+        /// The deadline in seconds.
+        secs: f64,
+    },
     /// The client presented no key, or a wrong one (401).
     Unauthorized,
     /// A subscription provider has no usable login (401).
@@ -91,6 +96,7 @@ impl Error {
             Error::BadRequest(_) | Error::Unsupported { .. } | Error::Usage(_) => 400,
             Error::Unauthorized | Error::LoginNeeded { .. } => 401,
             Error::UnknownModel { .. } => 404,
+            Error::ClientTimeout { .. } => 408,
             Error::TooLarge { .. } => 413,
             Error::Upstream { .. } | Error::Auth(_) => 502,
             Error::Exhausted { status, .. } => *status,
@@ -145,6 +151,10 @@ impl fmt::Display for Error {
             Error::TooLarge { limit } => write!(
                 f,
                 "request body is larger than the limit of {limit} bytes (raise `limits.max_body_bytes`)"
+            ),
+            Error::ClientTimeout { secs } => write!(
+                f,
+                "the request body did not arrive within {secs} seconds (`limits.client_timeout_secs`)"
             ),
             Error::Unauthorized => f.write_str(
                 "missing or invalid API key: send `Authorization: Bearer KEY` or `x-api-key: KEY` \

@@ -9,7 +9,6 @@
 //! request is caught, answered with a 500 if nothing was sent yet, and the worker
 //! lives on.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, TrySendError, sync_channel};
@@ -39,6 +38,9 @@ pub struct Shared {
     pub detected: Arc<Detected>,
     /// Upstream client, credentials and cool-down.
     pub env: Env,
+    /// Test hook: a request for this model panics inside its handler, so the tests can
+    /// prove a panic stays inside one request. Set only from `ROUTEPLANE_TEST_PANIC_MODEL`.
+    panic_model: Option<String>,
 }
 
 impl Shared {
@@ -53,6 +55,9 @@ impl Shared {
             registry: RwLock::new(Arc::new(registry)),
             detected,
             env,
+            panic_model: std::env::var("ROUTEPLANE_TEST_PANIC_MODEL")
+                .ok()
+                .filter(|m| !m.is_empty()),
         }
     }
 
@@ -69,9 +74,9 @@ pub struct Listener {
     pub addr: SocketAddr,
 }
 
-/// Binds the listen address.
-pub fn bind(addr: SocketAddr) -> Result<Listener, Error> {
-    let http = tiny_http::Server::http(addr).map_err(|e| {
+/// Binds the listen address; accepted sockets time out after `client_timeout` of silence.
+pub fn bind(addr: SocketAddr, client_timeout: Duration) -> Result<Listener, Error> {
+    let http = tiny_http::Server::http_with_timeout(addr, client_timeout).map_err(|e| {
         Error::io(
             format!("cannot listen on {addr} (is another routeplane running? use --listen)"),
             std::io::Error::other(e.to_string()),
@@ -185,7 +190,14 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
     let result = catch_unwind(AssertUnwindSafe(|| match prepared {
         Prepared::Fail(err) => {
-            relay::respond_error(inbound, err.status(), &err.to_string(), &[], &mut out);
+            // After these the connection may hold unread body bytes: do not reuse it.
+            let close = matches!(err, Error::TooLarge { .. } | Error::ClientTimeout { .. });
+            let headers = if close {
+                vec![("Connection".to_string(), "close".to_string())]
+            } else {
+                Vec::new()
+            };
+            relay::respond_error(inbound, err.status(), &err.to_string(), &headers, &mut out);
             (err.status(), None, 0, String::new())
         }
         Prepared::Json(status, body) => {
@@ -199,6 +211,9 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             forward,
             count_tokens,
         } => {
+            if shared.panic_model.as_deref() == Some(requested.as_str()) {
+                panic!("test hook: ROUTEPLANE_TEST_PANIC_MODEL names `{requested}`");
+            }
             let call = Call {
                 inbound,
                 include_usage: body.include_usage(),
@@ -287,15 +302,10 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
     if req.body_length().is_some_and(|n| n as u64 > limit) {
         return Prepared::Fail(Error::TooLarge { limit });
     }
-    let mut bytes = Vec::new();
-    if let Err(e) = req.as_reader().take(limit + 1).read_to_end(&mut bytes) {
-        return Prepared::Fail(Error::bad_request(format!(
-            "could not read the request body: {e}"
-        )));
-    }
-    if bytes.len() as u64 > limit {
-        return Prepared::Fail(Error::TooLarge { limit });
-    }
+    let bytes = match read_body(req, limit, settings.limits.client_timeout_secs) {
+        Ok(b) => b,
+        Err(e) => return Prepared::Fail(e),
+    };
     let body = match RawBody::parse(&bytes) {
         Ok(b) => b,
         Err(e) => return Prepared::Fail(e),
@@ -348,6 +358,45 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
         requested: list.join(","),
         forward,
         count_tokens: path == "/v1/messages/count_tokens",
+    }
+}
+
+/// Reads a request body up to `limit` bytes, all of it within `secs` seconds.
+///
+/// The socket's own read timeout bounds each read; this bounds the total, so a client
+/// trickling a byte at a time cannot hold a worker.
+fn read_body(req: &mut tiny_http::Request, limit: u64, secs: f64) -> Result<Vec<u8>, Error> {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
+    let reader = req.as_reader();
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if Instant::now() > deadline {
+            return Err(Error::ClientTimeout { secs });
+        }
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => {
+                bytes.extend_from_slice(&buf[..n]);
+                if bytes.len() as u64 > limit {
+                    return Err(Error::TooLarge { limit });
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(Error::ClientTimeout { secs });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Error::bad_request(format!(
+                    "could not read the request body: {e}"
+                )));
+            }
+        }
     }
 }
 

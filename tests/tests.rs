@@ -6,12 +6,18 @@
 
 mod support;
 
+// Client keys, and what crosses to the upstream.
+mod auth;
 // Chat completions: non-streaming round trips, model rewrite, errors, /v1/models.
 mod chat;
 // The command line: init, config validate, route, models, help.
 mod cli;
 // The README's yaml blocks and the example config are valid; init writes the example.
 mod docs;
+// Hostile input: lying lengths, huge headers, slow clients, broken upstreams.
+mod hostile;
+// Concurrency limits: a bounded queue, then 503.
+mod limits;
 // Virtual models, the failover table, cool-down, the `models` array.
 mod failover;
 // Every inbound protocol against every upstream protocol.

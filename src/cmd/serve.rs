@@ -54,7 +54,9 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
              your keys and subscriptions; set `skip_auth: false` with `keys:`, or pass --allow-open"
         )));
     }
-    let listener = server::bind(addr)?;
+    let client_timeout =
+        std::time::Duration::from_secs_f64(registry.settings.limits.client_timeout_secs.max(0.1));
+    let listener = server::bind(addr, client_timeout)?;
     // The first line names the bound address; tests read the port from it.
     log::line(format!(
         "listening on http://{} (config: {})",

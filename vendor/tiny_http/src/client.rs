@@ -37,6 +37,11 @@ pub struct ClientConnection {
 }
 
 /// Error that can happen when reading a request.
+/// routeplane: the longest header line accepted.
+const MAX_HEADER_LINE: usize = 16 * 1024;
+/// routeplane: the most headers accepted in one request.
+const MAX_HEADERS: usize = 100;
+
 #[derive(Debug)]
 enum ReadError {
     WrongRequestLine,
@@ -98,6 +103,11 @@ impl ClientConnection {
             prev_byte_was_cr = byte == b'\r';
 
             buf.push(byte);
+            // routeplane: a header line has a size limit (the stock crate had none:
+            // a 300 MiB line cost 310 MB of memory).
+            if buf.len() > MAX_HEADER_LINE {
+                return Err(IoError::new(ErrorKind::InvalidData, "header line too long"));
+            }
         }
     }
 
@@ -123,6 +133,10 @@ impl ClientConnection {
                     if line.is_empty() {
                         break;
                     };
+                    // routeplane: and so has the number of headers.
+                    if headers.len() >= MAX_HEADERS {
+                        return Err(ReadError::WrongHeader(version));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -203,7 +217,10 @@ impl Iterator for ClientConnection {
                                  // se we have to close
                 }
 
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
+                // routeplane: a socket read timeout shows up as WouldBlock on Unix.
+                Err(ReadError::ReadIoError(ref err))
+                    if matches!(err.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) =>
+                {
                     // request timeout
                     let writer = self.sink.next().unwrap();
                     let response = Response::new_empty(StatusCode(408));

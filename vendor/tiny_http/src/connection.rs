@@ -78,6 +78,24 @@ impl std::io::Write for Connection {
     }
 }
 impl Connection {
+    // routeplane: socket options for every accepted connection. Read/write timeouts
+    // drop idle and slow (slowloris) clients instead of holding a thread forever;
+    // TCP_NODELAY keeps small per-event stream writes from waiting on Nagle.
+    pub(crate) fn harden(&self, timeout: Option<std::time::Duration>) {
+        match self {
+            Self::Tcp(s) => {
+                let _ = s.set_nodelay(true);
+                let _ = s.set_read_timeout(timeout);
+                let _ = s.set_write_timeout(timeout);
+            }
+            #[cfg(unix)]
+            Self::Unix(s) => {
+                let _ = s.set_read_timeout(timeout);
+                let _ = s.set_write_timeout(timeout);
+            }
+        }
+    }
+
     /// Gets the peer's address. Some for TCP, None for Unix sockets.
     pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
         match self {

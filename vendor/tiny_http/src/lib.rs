@@ -236,6 +236,20 @@ impl Server {
         Self::from_listener(listener, config.ssl)
     }
 
+    /// routeplane: an HTTP server whose accepted sockets get TCP_NODELAY and read and
+    /// write timeouts of `timeout`, so idle or slow clients cannot hold a thread forever.
+    /// (Never a timeout on the listening socket: accept() would fail and end the loop.)
+    pub fn http_with_timeout<A>(
+        addr: A,
+        timeout: std::time::Duration,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
+    where
+        A: ToSocketAddrs,
+    {
+        let listener = ConfigListenAddr::from_socket_addrs(addr)?.bind()?;
+        Self::from_listener_with(listener, None, Some(timeout))
+    }
+
     /// Builds a new server using the specified TCP listener.
     ///
     /// This is useful if you've constructed TcpListener using some less usual method
@@ -243,6 +257,15 @@ impl Server {
     pub fn from_listener<L: Into<Listener>>(
         listener: L,
         ssl_config: Option<SslConfig>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with(listener, ssl_config, None)
+    }
+
+    /// routeplane: `from_listener` with a socket timeout for accepted connections.
+    fn from_listener_with<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        socket_timeout: Option<std::time::Duration>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
@@ -294,6 +317,7 @@ impl Server {
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
+                        sock.harden(socket_timeout);
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
@@ -339,10 +363,12 @@ impl Server {
                         }));
                     }
 
+                    // routeplane: a failed accept (EMFILE when out of file descriptors,
+                    // a connection reset before accept) is transient; the stock crate
+                    // ended the accept loop on it and the server silently stopped.
                     Err(e) => {
                         log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                        thread::sleep(std::time::Duration::from_millis(20));
                     }
                 }
             }

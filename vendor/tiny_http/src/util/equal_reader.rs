@@ -64,12 +64,23 @@ where
     R: Read,
 {
     fn drop(&mut self) {
+        // routeplane: the stock code allocated `vec![0; remaining]` here, so one request
+        // declaring `Content-Length: 1e18` aborted the whole process. Drain through a
+        // fixed buffer, and only a bounded amount: past it the leftover bytes make the
+        // next "request" unparsable and the connection is closed.
+        const DRAIN_LIMIT: usize = 1024 * 1024;
         let mut remaining_to_read = self.size;
+        if remaining_to_read > DRAIN_LIMIT {
+            self.last_read_signal
+                .send(Err(std::io::Error::other("request body too large to drain")))
+                .ok();
+            return;
+        }
+        let mut buf = [0u8; 4096];
 
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
-
-            match self.reader.read(&mut buf) {
+            let want = remaining_to_read.min(buf.len());
+            match self.reader.read(&mut buf[..want]) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;

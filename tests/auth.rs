@@ -1,0 +1,142 @@
+//! Client keys and what crosses to the upstream: nobody gets in without a key, and the
+//! client's own credentials never leave the proxy.
+
+use serde_json::json;
+
+use crate::support::upstream::chat_answer;
+use crate::support::{MockUpstream, Proxy, Reply, assert_text};
+
+fn config(up: &MockUpstream) -> String {
+    format!(
+        "skip_auth: false\nkeys:\n  - ${{CLIENT_KEY}}\nproviders:\n  local:\n    api_base: {}\n    api_key: provider-secret\n    models: [m]\n",
+        up.url()
+    )
+}
+
+const BODY: &[u8] = br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+
+#[test]
+fn missing_or_wrong_key_is_401_in_the_callers_protocol() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start_with(&config(&up), &[("CLIENT_KEY", "client-key-1")], &[]);
+    let resp = p.send("POST", "/v1/chat/completions", &[], BODY);
+    assert_eq!(resp.status, 401);
+    assert_text(
+        resp.json()["error"]["message"].as_str().unwrap(),
+        "missing or invalid API key: send `Authorization: Bearer KEY` or `x-api-key: KEY` with a key listed under `keys:` in routeplane.yaml",
+    );
+    let resp = p.send("POST", "/v1/messages", &[("x-api-key", "wrong")], BODY);
+    assert_eq!(resp.status, 401);
+    assert_eq!(resp.json()["type"], "error");
+    assert_eq!(resp.json()["error"]["type"], "authentication_error");
+    let resp = p.send(
+        "GET",
+        "/v1/models",
+        &[("Authorization", "Bearer client-key-2")],
+        b"",
+    );
+    assert_eq!(resp.status, 401);
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
+fn either_header_carries_the_key_and_health_is_open() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start_with(&config(&up), &[("CLIENT_KEY", "client-key-1")], &[]);
+    for header in [
+        ("Authorization", "Bearer client-key-1"),
+        ("x-api-key", "client-key-1"),
+    ] {
+        let resp = p.send("POST", "/v1/chat/completions", &[header], BODY);
+        assert_eq!(resp.status, 200, "{header:?}: {}", resp.body);
+    }
+    assert_eq!(p.get("/health").status, 200);
+}
+
+#[test]
+fn client_credentials_and_hop_by_hop_headers_never_reach_the_upstream() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start_with(&config(&up), &[("CLIENT_KEY", "client-key-1")], &[]);
+    let headers = [
+        ("Authorization", "Bearer client-key-1"),
+        ("x-api-key", "client-key-1"),
+        ("Proxy-Authorization", "Basic abc"),
+        ("TE", "trailers"),
+        ("Upgrade", "h2c"),
+        ("X-Custom", "nope"),
+    ];
+    let resp = p.send("POST", "/v1/chat/completions", &headers, BODY);
+    assert_eq!(resp.status, 200);
+    let sent = &up.requests()[0];
+    assert_eq!(
+        sent.header("authorization"),
+        Some("Bearer provider-secret"),
+        "only the provider's key"
+    );
+    for h in [
+        "x-api-key",
+        "proxy-authorization",
+        "te",
+        "upgrade",
+        "x-custom",
+    ] {
+        assert!(
+            sent.header(h).is_none(),
+            "{h} was forwarded: {:?}",
+            sent.headers
+        );
+    }
+    assert!(!format!("{:?}", sent.headers).contains("client-key-1"));
+}
+
+#[test]
+fn upstream_redirects_are_not_followed() {
+    let elsewhere = MockUpstream::always(Reply::json(200, chat_answer("stolen")));
+    let location = format!("{}/chat/completions", elsewhere.url());
+    let up = MockUpstream::always(Reply::JsonWith(
+        302,
+        vec![("Location".into(), location)],
+        "{}".into(),
+    ));
+    let p = Proxy::start(&format!(
+        "providers:\n  local:\n    api_base: {}\n    api_key: provider-secret\n    models: [m]\n",
+        up.url()
+    ));
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "m", "messages": []}),
+    );
+    assert_eq!(resp.status, 302);
+    assert_eq!(
+        elsewhere.count(),
+        0,
+        "the credential never travels to the redirect target"
+    );
+}
+
+#[test]
+fn a_panic_stays_inside_its_request() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let yaml = format!(
+        "workers: 1\nproviders:\n  local:\n    api_base: {}\n    models: [m, boom]\n",
+        up.url()
+    );
+    let p = Proxy::start_with(&yaml, &[("ROUTEPLANE_TEST_PANIC_MODEL", "boom")], &[]);
+    for _ in 0..3 {
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"model": "boom", "messages": []}),
+        );
+        assert_eq!(resp.status, 500);
+        assert_eq!(
+            resp.json()["error"]["message"],
+            "internal error: the request handler failed; see the log"
+        );
+        // The only worker survived: the next request is served.
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": []}),
+        );
+        assert_eq!(resp.status, 200);
+    }
+}

@@ -1,0 +1,185 @@
+//! Hostile and broken input: nothing crashes the process, nothing holds a worker forever.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::upstream::chat_answer;
+use crate::support::{MockUpstream, Proxy, Reply};
+
+fn config(up: &MockUpstream, extra: &str) -> String {
+    format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [m]\nlimits:\n  client_timeout_secs: 1\n{extra}",
+        up.url()
+    )
+}
+
+/// A normal request still succeeds.
+fn still_serves(p: &Proxy) {
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "m", "messages": []}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+}
+
+/// Sends raw bytes, then reads whatever comes back until close or `wait`.
+fn raw(p: &Proxy, bytes: &[u8], wait: Duration) -> String {
+    let mut conn = TcpStream::connect(&p.addr).unwrap();
+    conn.set_read_timeout(Some(wait)).unwrap();
+    let _ = conn.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = conn.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn absurd_content_length_does_not_kill_the_process() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up, ""));
+    let answer = raw(&p, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000000\r\n\r\n{\"a\"", Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    // A lie just under the limit, then the client goes away.
+    let _ = raw(
+        &p,
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 30000000\r\n\r\n{",
+        Duration::from_millis(200),
+    );
+    still_serves(&p);
+}
+
+#[test]
+fn huge_header_line_and_too_many_headers_are_refused() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up, ""));
+    let mut long = b"GET /health HTTP/1.1\r\nX-Big: ".to_vec();
+    long.extend(std::iter::repeat_n(b'a', 300 * 1024));
+    long.extend(b"\r\n\r\n");
+    let answer = raw(&p, &long, Duration::from_secs(5));
+    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut many = b"GET /health HTTP/1.1\r\n".to_vec();
+    for i in 0..1000 {
+        many.extend(format!("X-H{i}: v\r\n").as_bytes());
+    }
+    many.extend(b"\r\n");
+    let answer = raw(&p, &many, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    still_serves(&p);
+}
+
+#[test]
+fn slow_clients_are_dropped_and_free_their_worker() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up, "workers: 1\n"));
+    // Half a head, then silence: the connection is closed after the deadline.
+    let started = Instant::now();
+    let answer = raw(
+        &p,
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n",
+        Duration::from_secs(10),
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed after the 1 s deadline"
+    );
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    // A body that trickles in holds the only worker no longer than the deadline.
+    let mut conn = TcpStream::connect(&p.addr).unwrap();
+    conn.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .unwrap();
+    let started = Instant::now();
+    still_serves(&p);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(conn);
+}
+
+#[test]
+fn malformed_bodies_get_json_errors() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up, ""));
+    let deep = format!(
+        "{{\"model\":\"m\",\"messages\":{}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("wrong types", br#"{"model":"m","stream":"yes"}"#.to_vec()),
+        ("invalid utf-8", b"{\"model\":\"m\xff\xfe\"}".to_vec()),
+        ("truncated", br#"{"model":"m","messages":[{"#.to_vec()),
+    ];
+    for (name, body) in cases {
+        let resp = p.send("POST", "/v1/chat/completions", &[], &body);
+        assert_eq!(resp.status, 400, "{name}: {}", resp.body);
+        assert!(resp.json()["error"]["message"].is_string(), "{name}");
+    }
+    // Deep nesting passes the top-level split untouched; only a translator would build a tree.
+    let resp = p.send("POST", "/v1/messages", &[], deep.as_bytes());
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(resp.json()["type"], "error");
+    still_serves(&p);
+}
+
+#[test]
+fn broken_chunked_encoding_is_refused() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up, ""));
+    let answer = raw(&p, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnot hex\r\n", Duration::from_secs(5));
+    assert!(
+        answer.starts_with("HTTP/1.1 400")
+            || answer.starts_with("HTTP/1.1 408")
+            || answer.is_empty(),
+        "{answer}"
+    );
+    still_serves(&p);
+}
+
+#[test]
+fn hostile_upstreams_give_clean_errors() {
+    let cases = [
+        ("garbage", Reply::Garbage, 502),
+        (
+            "unterminated event",
+            Reply::Sse(
+                vec!["data: {\"choices\":[]}\n\ndata: {\"unterminated".into()],
+                Duration::ZERO,
+            ),
+            200,
+        ),
+        (
+            "endless line",
+            Reply::Sse(
+                vec!["data: ".to_string() + &"x".repeat(200_000)],
+                Duration::ZERO,
+            ),
+            502,
+        ),
+    ];
+    for (name, reply, status) in cases {
+        let up = MockUpstream::always(reply);
+        let yaml = format!(
+            "providers:\n  local:\n    api_base: {}\n    models: [m]\nlimits:\n  max_event_bytes: 65536\n",
+            up.url()
+        );
+        let p = Proxy::start(&yaml);
+        let s = p.stream(
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": true, "messages": []}),
+        );
+        assert_eq!(s.status, status, "{name}: {}", s.text());
+        if status == 200 {
+            let last = s.data().last().cloned().unwrap_or_default();
+            assert!(
+                last.contains("\"error\""),
+                "{name}: ends with an error event: {}",
+                s.text()
+            );
+        }
+    }
+}
