@@ -30,6 +30,8 @@ pub struct Config {
     pub keys: Vec<Text>,
     /// Worker threads, i.e. requests served at once.
     pub workers: Option<usize>,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    pub shutdown_grace_secs: Option<f64>,
     /// Request limits.
     pub limits: Limits,
     /// Upstream timeouts.

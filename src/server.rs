@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
@@ -38,6 +39,8 @@ pub struct Shared {
     pub detected: Arc<Detected>,
     /// Upstream client, credentials and cool-down.
     pub env: Env,
+    /// Requests accepted and not yet answered (queued or in a worker).
+    pending: AtomicUsize,
     /// Test hook: a request for this model panics inside its handler, so the tests can
     /// prove a panic stays inside one request. Set only from `ROUTEPLANE_TEST_PANIC_MODEL`.
     panic_model: Option<String>,
@@ -55,6 +58,7 @@ impl Shared {
             registry: RwLock::new(Arc::new(registry)),
             detected,
             env,
+            pending: AtomicUsize::new(0),
             panic_model: std::env::var("ROUTEPLANE_TEST_PANIC_MODEL")
                 .ok()
                 .filter(|m| !m.is_empty()),
@@ -92,8 +96,13 @@ pub fn bind(addr: SocketAddr, client_timeout: Duration) -> Result<Listener, Erro
     })
 }
 
-/// Serves until the accept loop fails.
-pub fn serve(listener: Listener, shared: Arc<Shared>) -> Result<(), Error> {
+/// Builds a new registry when asked to reload (SIGHUP); the CLI knows where the config is.
+pub type Reload = Box<dyn Fn() -> Result<Registry, Error> + Send>;
+
+/// Serves until SIGTERM/SIGINT (then lets in-flight requests finish, up to the grace
+/// period) or until the accept loop fails. SIGHUP swaps in a freshly loaded registry;
+/// a bad config is logged and the old one keeps serving.
+pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<(), Error> {
     let settings = shared.registry().settings.clone();
     let (tx, rx) = sync_channel::<tiny_http::Request>(settings.limits.max_queued.max(1));
     let rx = Arc::new(Mutex::new(rx));
@@ -105,13 +114,22 @@ pub fn serve(listener: Listener, shared: Arc<Shared>) -> Result<(), Error> {
             .spawn(move || worker(&rx, &shared))
             .map_err(|e| Error::io("cannot start worker threads", e))?;
     }
+    let stopping = Arc::new(AtomicBool::new(false));
+    watch_signals(
+        Arc::clone(&listener.http),
+        Arc::clone(&shared),
+        Arc::clone(&stopping),
+        reload,
+    )?;
     let wait = Duration::from_secs_f64(settings.limits.queue_wait_secs.max(0.0));
     loop {
         let request = match listener.http.recv() {
             Ok(r) => r,
+            Err(_) if stopping.load(Ordering::SeqCst) => break,
             // tiny_http's accept loop has ended: nothing more will arrive.
             Err(e) => return Err(Error::io("the listener stopped", e)),
         };
+        shared.pending.fetch_add(1, Ordering::SeqCst);
         let mut pending = request;
         let give_up = Instant::now() + wait;
         loop {
@@ -123,6 +141,7 @@ pub fn serve(listener: Listener, shared: Arc<Shared>) -> Result<(), Error> {
                 }
                 Err(TrySendError::Full(r)) => {
                     busy(r);
+                    shared.pending.fetch_sub(1, Ordering::SeqCst);
                     break;
                 }
                 Err(TrySendError::Disconnected(_)) => {
@@ -131,6 +150,60 @@ pub fn serve(listener: Listener, shared: Arc<Shared>) -> Result<(), Error> {
             }
         }
     }
+    // Stop accepting: dropping the last handle closes the listening socket.
+    drop(listener);
+    let grace = shared.registry().settings.shutdown_grace;
+    let deadline = Instant::now() + grace;
+    while shared.pending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let left = shared.pending.load(Ordering::SeqCst);
+    if left > 0 {
+        log::line(format!(
+            "stopped with {left} request(s) still running after {grace:?}"
+        ));
+    } else {
+        log::line("stopped");
+    }
+    Ok(())
+}
+
+/// Starts the thread that turns signals into a graceful stop or a reload.
+fn watch_signals(
+    http: Arc<tiny_http::Server>,
+    shared: Arc<Shared>,
+    stopping: Arc<AtomicBool>,
+    reload: Reload,
+) -> Result<(), Error> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| Error::io("cannot install signal handlers", e))?;
+    let mut http = Some(http);
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    match reload() {
+                        Ok(registry) => {
+                            let source = registry.source.clone();
+                            *shared.registry.write().unwrap_or_else(|p| p.into_inner()) =
+                                Arc::new(registry);
+                            log::line(format!("reloaded config: {source}"));
+                        }
+                        Err(e) => log::line(format!("reload failed, keeping the old config: {e}")),
+                    }
+                    continue;
+                }
+                log::line("stopping: no new connections; waiting for requests in flight");
+                stopping.store(true, Ordering::SeqCst);
+                if let Some(h) = http.take() {
+                    h.unblock();
+                }
+            }
+        })
+        .map_err(|e| Error::io("cannot start the signal thread", e))?;
+    Ok(())
 }
 
 /// Answers a request that found the queue full.
@@ -151,6 +224,7 @@ fn worker(rx: &Mutex<Receiver<tiny_http::Request>>, shared: &Shared) {
         let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
         let Ok(req) = next else { return };
         handle(req, shared);
+        shared.pending.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

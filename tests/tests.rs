@@ -10,6 +10,8 @@ mod support;
 mod auth;
 // Chat completions: non-streaming round trips, model rewrite, errors, /v1/models.
 mod chat;
+// Signals: graceful stop and reload.
+mod lifecycle;
 // The command line: init, config validate, route, models, help.
 mod cli;
 // The README's yaml blocks and the example config are valid; init writes the example.

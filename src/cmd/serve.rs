@@ -67,6 +67,10 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         Arc::new(Auth::default()),
         Arc::new(Detected::default()),
     ));
-    server::serve(listener, shared)?;
+    // SIGHUP re-reads the same file; the listen address and worker count stay.
+    let reload_from = global.clone();
+    let reload: server::Reload =
+        Box::new(move || Registry::build(&super::load(&reload_from, false)?));
+    server::serve(listener, shared, reload)?;
     Ok(ExitCode::SUCCESS)
 }

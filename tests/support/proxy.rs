@@ -22,8 +22,8 @@ pub fn bin() -> &'static str {
 /// A running proxy.
 pub struct Proxy {
     child: Child,
-    /// `127.0.0.1:PORT`.
-    pub addr: String,
+    /// A client for it (also reachable through `Deref`).
+    pub client: Client,
     log: Arc<Mutex<Vec<String>>>,
     /// The directory holding its config (and anything else a test puts there).
     pub dir: Dir,
@@ -147,10 +147,36 @@ impl Proxy {
         };
         Proxy {
             child,
-            addr,
+            client: Client { addr },
             log,
             dir,
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `HUP`, …) with the system's `kill`.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit code, if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// `http://ADDR`.
@@ -178,7 +204,16 @@ impl Proxy {
         assert!(ok, "no log line with {needle:?} in {:#?}", self.log());
         found
     }
+}
 
+/// A client of a running proxy; cheap to clone into another thread.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+impl Client {
     /// POSTs JSON.
     pub fn post(&self, path: &str, body: serde_json::Value) -> Resp {
         self.send("POST", path, &[], body.to_string().as_bytes())
@@ -234,6 +269,13 @@ impl Proxy {
         conn.write_all(head.as_bytes()).unwrap();
         conn.write_all(body).unwrap();
         read_response(conn, sent)
+    }
+}
+
+impl std::ops::Deref for Proxy {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
     }
 }
 
