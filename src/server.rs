@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::auth::Auth;
 use crate::body::RawBody;
-use crate::detect::Detected;
+use crate::detect::{self, Detected};
 use crate::error::Error;
 use crate::log::{self, RequestLog};
 use crate::protocol::Protocol;
@@ -114,6 +114,7 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
             .spawn(move || worker(&rx, &shared))
             .map_err(|e| Error::io("cannot start worker threads", e))?;
     }
+    start_detection(&shared);
     let stopping = Arc::new(AtomicBool::new(false));
     watch_signals(
         Arc::clone(&listener.http),
@@ -166,6 +167,37 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         log::line("stopped");
     }
     Ok(())
+}
+
+/// Probes local sources once (bounded by the probe timeout, so listening is delayed by
+/// at most that), then again in the background every `detect.interval_secs`.
+fn start_detection(shared: &Arc<Shared>) {
+    let settings = shared.registry().settings.clone();
+    detect::probe_all(
+        &shared.env.client,
+        &shared.registry().providers,
+        &shared.detected,
+        settings.detect_timeout,
+    );
+    let shared = Arc::clone(shared);
+    let spawned = thread::Builder::new().name("detect".into()).spawn(move || {
+        loop {
+            let registry = shared.registry();
+            thread::sleep(registry.settings.detect_interval);
+            let timeout = registry.settings.detect_timeout;
+            detect::probe_all(
+                &shared.env.client,
+                &registry.providers,
+                &shared.detected,
+                timeout,
+            );
+        }
+    });
+    if let Err(e) = spawned {
+        log::line(format!(
+            "local source detection is off: cannot start its thread: {e}"
+        ));
+    }
 }
 
 /// Starts the thread that turns signals into a graceful stop or a reload.
@@ -401,7 +433,20 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
             ));
         }
     };
-    let targets = match route::resolve_all(registry, &shared.detected, &list) {
+    let mut resolved = route::resolve_all(registry, &shared.detected, &list);
+    // A model no source declares may have appeared on a local server since the last probe.
+    if matches!(resolved, Err(Error::UnknownModel { .. })) && shared.detected.may_probe_on_demand()
+    {
+        let timeout = registry.settings.detect_timeout;
+        detect::probe_all(
+            &shared.env.client,
+            &registry.providers,
+            &shared.detected,
+            timeout,
+        );
+        resolved = route::resolve_all(registry, &shared.detected, &list);
+    }
+    let targets = match resolved {
         Ok(t) => t,
         // In a `models` list an unknown id is a malformed request, not a missing model.
         Err(Error::UnknownModel { model, known }) if from_list => {

@@ -14,6 +14,8 @@ mod chat;
 mod lifecycle;
 // The command line: init, config validate, route, models, help.
 mod cli;
+// Local sources: detection of served models, up and down.
+mod detect;
 // The README's yaml blocks and the example config are valid; init writes the example.
 mod docs;
 // Hostile input: lying lengths, huge headers, slow clients, broken upstreams.

@@ -1,11 +1,17 @@
 //! `routeplane models` and `routeplane providers`: the registry as tables, without serving.
+//!
+//! Both probe local sources once (with the short detection timeout) so detected models
+//! and up/down states are real.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use lexopt::prelude::*;
-use routeplane::detect::Detected;
-use routeplane::registry::Registry;
-use routeplane::{Error, route};
+use routeplane::detect::{self, Detected};
+use routeplane::registry::{Kind, Registry};
+use routeplane::upstream;
+use routeplane::{Error, registry};
+use serde_json::json;
 
 use super::Global;
 
@@ -13,6 +19,9 @@ const MODELS_HELP: &str = "\
 routeplane models: list every model id clients can name
 
 Usage: routeplane models [-c PATH] [--json]
+
+Local sources are asked for their models first (see `detect:` in routeplane.yaml).
+A model is also reachable as PROVIDER:MODEL.
 
 Options:
   -c, --config PATH  config file
@@ -54,6 +63,20 @@ fn options(
     Ok(Some(json))
 }
 
+/// Loads the registry and probes local sources once.
+fn probed(global: &Global) -> Result<(Registry, Arc<Detected>), Error> {
+    let registry = Registry::build(&super::load(global, false)?)?;
+    let detected = Arc::new(Detected::default());
+    let client = upstream::Client::new(&registry.settings);
+    detect::probe_all(
+        &client,
+        &registry.providers,
+        &detected,
+        registry.settings.detect_timeout,
+    );
+    Ok((registry, detected))
+}
+
 /// `routeplane models`.
 pub(crate) fn run_models(
     mut global: Global,
@@ -62,21 +85,57 @@ pub(crate) fn run_models(
     let Some(json) = options(&mut global, parser, MODELS_HELP, false)? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let registry = Registry::build(&super::load(&global, false)?)?;
-    let rows = route::routable(&registry, &Detected::default());
+    let (registry, detected) = probed(&global)?;
+    // (model, provider, source, state)
+    let mut rows: Vec<(String, String, &str, &str)> = registry
+        .virtuals
+        .iter()
+        .map(|v| {
+            (
+                v.name.clone(),
+                "routeplane".to_string(),
+                "virtual",
+                "active",
+            )
+        })
+        .collect();
+    for p in &registry.providers {
+        let state = detect::provider_state(p, &detected);
+        for m in &p.models {
+            rows.push((m.id.clone(), p.id.clone(), "declared", state));
+        }
+        for m in detected.models(&p.id) {
+            if !p.declares(&m) {
+                rows.push((m, p.id.clone(), "detected", state));
+            }
+        }
+    }
     if json {
         let list: Vec<_> = rows
             .iter()
-            .map(|(id, owner)| serde_json::json!({"id": id, "provider": owner}))
+            .map(|(id, p, source, state)| json!({"id": id, "provider": p, "source": source, "state": state}))
             .collect();
         println!("{}", serde_json::Value::Array(list));
-    } else {
-        println!("{:<40} PROVIDER", "MODEL");
-        for (id, owner) in rows {
-            println!("{id:<40} {owner}");
-        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(5);
+    println!(
+        "{:<width$}  {:<14} {:<9} STATE",
+        "MODEL", "PROVIDER", "SOURCE"
+    );
+    for (id, p, source, state) in rows {
+        println!("{id:<width$}  {p:<14} {source:<9} {state}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The credential kind of a provider.
+fn auth_kind(p: &registry::Provider) -> String {
+    match (&p.key_source, p.kind) {
+        (Some(src), _) => format!("key ({src})"),
+        (None, Kind::Subscription) => "oauth".to_string(),
+        (None, _) => "none".to_string(),
+    }
 }
 
 /// `routeplane providers [list]`.
@@ -87,7 +146,7 @@ pub(crate) fn run_providers(
     let Some(json) = options(&mut global, parser, PROVIDERS_HELP, true)? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let registry = Registry::build(&super::load(&global, false)?)?;
+    let (registry, detected) = probed(&global)?;
     let rows: Vec<_> = registry
         .providers
         .iter()
@@ -103,36 +162,29 @@ pub(crate) fn run_providers(
                     }
                 })
                 .collect();
-            let auth = match (&p.key_source, p.kind) {
-                (Some(src), _) => format!("key ({src})"),
-                (None, routeplane::registry::Kind::Subscription) => "oauth".to_string(),
-                (None, _) => "none".to_string(),
-            };
             (
                 p.id.clone(),
                 p.api_base.clone(),
                 protocols.join(","),
-                auth,
-                p.kind.name(),
+                auth_kind(p),
+                detect::provider_state(p, &detected),
             )
         })
         .collect();
     if json {
         let list: Vec<_> = rows
             .iter()
-            .map(|(id, base, proto, auth, kind)| {
-                serde_json::json!({"id": id, "api_base": base, "protocol": proto, "auth": auth, "kind": kind})
-            })
+            .map(|(id, base, proto, auth, state)| json!({"id": id, "api_base": base, "protocol": proto, "auth": auth, "state": state}))
             .collect();
         println!("{}", serde_json::Value::Array(list));
-    } else {
-        println!(
-            "{:<14} {:<40} {:<18} {:<22} KIND",
-            "PROVIDER", "API_BASE", "PROTOCOL", "AUTH"
-        );
-        for (id, base, proto, auth, kind) in rows {
-            println!("{id:<14} {base:<40} {proto:<18} {auth:<22} {kind}");
-        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<14} {:<40} {:<18} {:<22} STATE",
+        "PROVIDER", "API_BASE", "PROTOCOL", "AUTH"
+    );
+    for (id, base, proto, auth, state) in rows {
+        println!("{id:<14} {base:<40} {proto:<18} {auth:<22} {state}");
     }
     Ok(ExitCode::SUCCESS)
 }

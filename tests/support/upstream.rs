@@ -112,7 +112,21 @@ pub struct MockUpstream {
 impl MockUpstream {
     /// Starts a mock whose answers come from `handler`.
     pub fn start(handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> MockUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind mock");
+        MockUpstream::start_on(0, handler)
+    }
+
+    /// A port that was free a moment ago, for a mock started later with [`MockUpstream::start_on`].
+    pub fn free_port() -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().unwrap().port()
+    }
+
+    /// Starts a mock on a given port (0 for any).
+    pub fn start_on(
+        port: u16,
+        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> MockUpstream {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind mock");
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -124,8 +138,12 @@ impl MockUpstream {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                let (reqs, handler) = (Arc::clone(&reqs), Arc::clone(&handler));
-                thread::spawn(move || serve(conn, &reqs, &*handler));
+                let (reqs, handler, stopping) = (
+                    Arc::clone(&reqs),
+                    Arc::clone(&handler),
+                    Arc::clone(&stopping),
+                );
+                thread::spawn(move || serve(conn, &reqs, &*handler, &stopping));
             }
         });
         MockUpstream {
@@ -181,7 +199,7 @@ impl Drop for MockUpstream {
 }
 
 /// Serves requests on one connection until it closes.
-fn serve(conn: TcpStream, reqs: &Mutex<Vec<Recorded>>, handler: &Handler) {
+fn serve(conn: TcpStream, reqs: &Mutex<Vec<Recorded>>, handler: &Handler, stop: &AtomicBool) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let _ = conn.set_nodelay(true);
     let mut reader = BufReader::new(conn.try_clone().expect("clone conn"));
@@ -190,6 +208,10 @@ fn serve(conn: TcpStream, reqs: &Mutex<Vec<Recorded>>, handler: &Handler) {
         let Some(req) = read_request(&mut reader) else {
             return;
         };
+        // A stopped mock is gone for kept-alive connections too.
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
         reqs.lock().unwrap().push(req.clone());
         let keep = answer(&mut conn, handler(&req));
         if !keep {

@@ -1,0 +1,194 @@
+//! Local sources: models are learned from the server itself and follow it up and down.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::proxy::bin;
+use crate::support::upstream::{Recorded, chat_answer};
+use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text, wait_until};
+
+/// A mock Ollama: native `/api/tags`, OpenAI-style `/v1/models`, chat completions.
+fn ollama(models: &'static [&'static str]) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    move |req| match req.path.as_str() {
+        "/api/tags" => Reply::json(
+            200,
+            json!({"models": models.iter().map(|m| json!({"name": m, "model": m, "size": 1})).collect::<Vec<_>>()}),
+        ),
+        "/v1/models" => Reply::json(
+            200,
+            json!({"object": "list", "data": models.iter().map(|m| json!({"id": m, "object": "model"})).collect::<Vec<_>>()}),
+        ),
+        _ => Reply::json(200, chat_answer("from ollama")),
+    }
+}
+
+fn ask(p: &Proxy, model: &str) -> crate::support::proxy::Resp {
+    p.post(
+        "/v1/chat/completions",
+        json!({"model": model, "messages": []}),
+    )
+}
+
+#[test]
+fn ollama_models_route_by_bare_and_qualified_name() {
+    let up = MockUpstream::start(ollama(&["llama3.1:8b", "qwen2:7b"]));
+    let p = Proxy::start(&format!(
+        "providers:\n  ollama:\n    api_base: {}\n",
+        up.url()
+    ));
+    p.wait_log("source ollama is up (2 models)");
+    for model in ["llama3.1:8b", "ollama:qwen2:7b"] {
+        let resp = ask(&p, model);
+        assert_eq!(resp.status, 200, "{model}: {}", resp.body);
+        assert_eq!(resp.header("x-routeplane-provider"), Some("ollama"));
+    }
+    assert!(
+        up.requests().iter().any(|r| r.path == "/api/tags"),
+        "the native listing is used"
+    );
+    let ids: Vec<String> = p.get("/v1/models").json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    for want in ["llama3.1:8b", "qwen2:7b", "ollama:llama3.1:8b"] {
+        assert!(ids.contains(&want.to_string()), "{want} in {ids:?}");
+    }
+}
+
+#[test]
+fn vllm_style_listing_and_null_data_are_understood() {
+    let vllm = MockUpstream::start(|req| match req.path.as_str() {
+        "/v1/models" => Reply::json(
+            200,
+            json!({"object": "list", "data": [{"id": "Qwen/Qwen2.5-7B", "object": "model", "owned_by": "vllm", "max_model_len": 32768}]}),
+        ),
+        _ => Reply::json(200, chat_answer("from vllm")),
+    });
+    let empty = MockUpstream::start(|req| match req.path.as_str() {
+        "/v1/models" => Reply::json(200, json!({"object": "list", "data": null})),
+        _ => Reply::Json(404, "{}".into()),
+    });
+    let p = Proxy::start(&format!(
+        "providers:\n  gpu:\n    api_base: {}\n    detect: true\n  ollama:\n    api_base: {}\n",
+        vllm.url(),
+        empty.url()
+    ));
+    p.wait_log("source gpu is up (1 model)");
+    p.wait_log("source ollama is up (0 models)");
+    let resp = ask(&p, "Qwen/Qwen2.5-7B");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("gpu"));
+}
+
+#[test]
+fn a_source_that_starts_later_becomes_active() {
+    let port = MockUpstream::free_port();
+    let p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 0.3\nproviders:\n  ollama:\n    api_base: http://127.0.0.1:{port}/v1\n"
+    ));
+    assert_eq!(ask(&p, "llama3.1:8b").status, 404);
+    let _up = MockUpstream::start_on(port, ollama(&["llama3.1:8b"]));
+    assert!(wait_until(Duration::from_secs(5), || ask(
+        &p,
+        "llama3.1:8b"
+    )
+    .status
+        == 200));
+    p.wait_log("source ollama is up (1 model)");
+}
+
+#[test]
+fn a_source_that_goes_down_leaves_the_cascade_but_stays_pinnable() {
+    let a = MockUpstream::start(ollama(&["m"]));
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 0.3\nproviders:\n  a:\n    api_base: {}\n    detect: true\n  b:\n    api_base: {}\n    models: [m]\n",
+        a.url(),
+        b.url()
+    ));
+    p.wait_log("source a is up (1 model)");
+    assert_eq!(ask(&p, "m").header("x-routeplane-provider"), Some("a"));
+    drop(a);
+    p.wait_log("source a is down");
+    let resp = ask(&p, "m");
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
+    assert_eq!(
+        resp.header("x-routeplane-attempts"),
+        Some("1"),
+        "a is skipped, not tried"
+    );
+    let resp = ask(&p, "a:m");
+    assert_eq!(
+        resp.status, 502,
+        "pinned requests still go to a: {}",
+        resp.body
+    );
+}
+
+fn cli(dir: &Dir, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENROUTER_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn models_and_providers_commands_show_detection() {
+    let up = MockUpstream::start(ollama(&["llama3.1:8b"]));
+    let dir = Dir::new();
+    dir.write(
+        "routeplane.yaml",
+        &format!(
+            "providers:\n  ollama:\n    api_base: {}\n    models: [declared:1b]\n",
+            up.url()
+        ),
+    );
+    assert_text(
+        &cli(&dir, &["models"]),
+        "MODEL        PROVIDER       SOURCE    STATE\ndeclared:1b  ollama         declared  active\nllama3.1:8b  ollama         detected  active\n",
+    );
+    let v: serde_json::Value = serde_json::from_str(&cli(&dir, &["models", "--json"])).unwrap();
+    assert_eq!(
+        v[1],
+        json!({"id": "llama3.1:8b", "provider": "ollama", "source": "detected", "state": "active"})
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&cli(&dir, &["providers", "list", "--json"])).unwrap();
+    let find = |id: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        find("ollama"),
+        json!({"id": "ollama", "api_base": up.url(), "protocol": "chat_completions", "auth": "none", "state": "active"})
+    );
+    assert_eq!(find("openai")["state"], "no key");
+    assert_eq!(find("openai-codex")["state"], "not logged in");
+    let text = cli(&dir, &["providers"]);
+    assert!(text.starts_with("PROVIDER       API_BASE"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "ollama         {:<40} chat_completions   none                   active",
+            up.url()
+        )),
+        "{text}"
+    );
+}
