@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: check test lint doc bench build sdk
+.PHONY: check test lint doc bench build sdk static pi pi-smoke
 
 ## check: format, lints, tests and docs, as CI runs them
 check: lint test doc
@@ -27,3 +27,34 @@ doc:
 
 build:
 	$(CARGO) build --release
+
+## bench: routeplane against the floor and the mock, medians of 3 rounds; appends to bench/results.md
+bench:
+	scripts/bench.sh
+
+MAX_BYTES := 4194304
+
+## static: a fully static x86_64 binary (musl); checks it is static and at most 4 MiB
+static:
+	rustup target add x86_64-unknown-linux-musl
+	$(CARGO) build --release --target x86_64-unknown-linux-musl
+	@f=target/x86_64-unknown-linux-musl/release/routeplane; \
+	file $$f | grep -q 'statically linked' || { echo "$$f is not static"; exit 1; }; \
+	s=$$(stat -c %s $$f); [ $$s -le $(MAX_BYTES) ] || { echo "$$f is $$s bytes, over $(MAX_BYTES)"; exit 1; }; \
+	echo "$$f: static, $$s bytes"
+
+## pi: a fully static aarch64 binary for a Raspberry Pi 3/4/5 (ring needs the cross C compiler)
+pi:
+	rustup target add aarch64-unknown-linux-musl
+	command -v aarch64-linux-gnu-gcc >/dev/null || (apt-get update -qq && apt-get install -y -qq gcc-aarch64-linux-gnu)
+	CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc \
+	$(CARGO) build --release --target aarch64-unknown-linux-musl
+	@f=target/aarch64-unknown-linux-musl/release/routeplane; \
+	file $$f | grep -q 'statically linked' || { echo "$$f is not static"; exit 1; }; \
+	s=$$(stat -c %s $$f); [ $$s -le $(MAX_BYTES) ] || { echo "$$f is $$s bytes, over $(MAX_BYTES)"; exit 1; }; \
+	echo "$$f: static, $$s bytes"
+
+## pi-smoke: run the aarch64 binary under qemu against the mock: health, a completion, a stream
+pi-smoke: pi
+	scripts/pi-smoke.sh

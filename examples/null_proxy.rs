@@ -1,0 +1,102 @@
+//! The benchmark's floor: the least a proxy can do, to judge Routeplane against.
+//!
+//! `cargo run --release --example null_proxy -- LISTEN_PORT UPSTREAM_ADDR` accepts
+//! connections on 127.0.0.1, and for each one opens a connection to the upstream and
+//! relays requests and responses, parsing only heads and chunk sizes (to know where a
+//! response ends on a kept-alive connection) and flushing every chunk as it arrives.
+//! No routing, no JSON, no limits: whatever Routeplane adds above this is its own cost.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let port: u16 = args.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let upstream = args
+        .next()
+        .expect("usage: null_proxy LISTEN_PORT UPSTREAM_ADDR");
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+    println!("{}", listener.local_addr().expect("addr"));
+    for conn in listener.incoming().flatten() {
+        let upstream = upstream.clone();
+        thread::spawn(move || {
+            let _ = relay(conn, &upstream);
+        });
+    }
+}
+
+/// A message head and how its body is framed.
+struct Head {
+    bytes: Vec<u8>,
+    len: Option<usize>,
+    chunked: bool,
+}
+
+/// Reads a head (request or status line plus headers); `None` at end of stream.
+fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<Head>> {
+    let mut head = Vec::new();
+    let (mut len, mut chunked) = (None, false);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        head.extend_from_slice(line.as_bytes());
+        if line == "\r\n" {
+            return Ok(Some(Head {
+                bytes: head,
+                len,
+                chunked,
+            }));
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            len = v.trim().parse().ok();
+        } else if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+    }
+}
+
+fn relay(client: TcpStream, upstream: &str) -> std::io::Result<()> {
+    client.set_nodelay(true)?;
+    let up = TcpStream::connect(upstream)?;
+    up.set_nodelay(true)?;
+    let mut client_r = BufReader::new(client.try_clone()?);
+    let mut client_w = client;
+    let mut up_r = BufReader::new(up.try_clone()?);
+    let mut up_w = up;
+    loop {
+        let Some(req) = read_head(&mut client_r)? else {
+            return Ok(());
+        };
+        let mut body = vec![0; req.len.unwrap_or(0)];
+        client_r.read_exact(&mut body)?;
+        up_w.write_all(&req.bytes)?;
+        up_w.write_all(&body)?;
+        let Some(resp) = read_head(&mut up_r)? else {
+            return Ok(());
+        };
+        client_w.write_all(&resp.bytes)?;
+        if resp.chunked {
+            loop {
+                let mut size = String::new();
+                up_r.read_line(&mut size)?;
+                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                let mut data = vec![0; n + 2];
+                up_r.read_exact(&mut data)?;
+                client_w.write_all(size.as_bytes())?;
+                client_w.write_all(&data)?;
+                client_w.flush()?;
+                if n == 0 {
+                    break;
+                }
+            }
+        } else {
+            let mut data = vec![0; resp.len.unwrap_or(0)];
+            up_r.read_exact(&mut data)?;
+            client_w.write_all(&data)?;
+        }
+    }
+}

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Routeplane's benchmark: the mock upstream called directly, the null proxy (the floor:
+# the least any proxy can add on this machine) and routeplane, measured interleaved in
+# the same run so they see the same machine. Prints one table of medians over ROUNDS
+# rounds and appends it to bench/results.md. Everything runs on 127.0.0.1.
+#
+#   scripts/bench.sh            (or: make bench)
+#   ROUNDS=5 scripts/bench.sh   more rounds
+#
+# Not part of the test suite: it takes a few minutes and its numbers are for reading.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+GAP_MS=${GAP_MS:-5}                      # gap between the mock's stream events
+REQUESTS=${REQUESTS:-3000}               # non-streaming requests per measurement
+STREAM_ROUNDS=${STREAM_ROUNDS:-3}        # streams per client per measurement
+TOOLS=bench/tools
+
+log() { echo "bench: $*" >&2; }
+
+# --- tools -------------------------------------------------------------------------
+if [ ! -x "$TOOLS/bin/oha" ]; then
+  log "installing the load generator oha from crates.io into $TOOLS (once; a few minutes)"
+  cargo install --quiet --locked --root "$TOOLS" oha
+fi
+OHA="$TOOLS/bin/oha"
+log "building release binaries"
+cargo build --quiet --release --bin routeplane --examples
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# Starts a program whose first stdout line is its address; echoes the address.
+start_addr() {
+  local name=$1; shift
+  "$@" > "$TMP/$name.out" 2>"$TMP/$name.err" &
+  PIDS+=($!)
+  echo $! > "$TMP/$name.pid"
+  for _ in $(seq 1 200); do
+    if [ -s "$TMP/$name.out" ]; then head -1 "$TMP/$name.out"; return; fi
+    sleep 0.01
+  done
+  log "$name did not start: $(cat "$TMP/$name.err")"; exit 1
+}
+
+MOCK=$(start_addr mock target/release/examples/mock_upstream 0 "$GAP_MS")
+NULL=$(start_addr null target/release/examples/null_proxy 0 "$MOCK")
+
+cat > "$TMP/routeplane.yaml" <<EOF
+workers: 320
+limits:
+  max_queued: 2048
+detect:
+  interval_secs: 3600
+providers:
+  mock:
+    api_base: http://$MOCK/v1
+    models: [m]
+EOF
+
+# Start-up: from exec to the first answered request.
+t0=$(date +%s%N)
+target/release/routeplane -c "$TMP/routeplane.yaml" --listen 127.0.0.1:0 2>"$TMP/rp.err" &
+RP_PID=$!
+PIDS+=($RP_PID)
+RP=""
+for _ in $(seq 1 500); do
+  RP=$(grep -o 'listening on http://[0-9.:]*' "$TMP/rp.err" 2>/dev/null | sed 's|listening on http://||' || true)
+  if [ -n "$RP" ] && curl -sf "http://$RP/health" >/dev/null 2>&1; then break; fi
+  sleep 0.002
+done
+t1=$(date +%s%N)
+STARTUP_MS=$(( (t1 - t0) / 1000000 ))
+[ -n "$RP" ] || { log "routeplane did not start: $(cat "$TMP/rp.err")"; exit 1; }
+hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+RSS_IDLE_KB=$(hwm "$RP_PID")
+
+BODY='{"model":"m","messages":[{"role":"user","content":"hi"}]}'
+declare -A ADDR=([mock]=$MOCK [null]=$NULL [routeplane]=$RP)
+
+# One non-streaming measurement: prints "p50_ms p99_ms max_ms rps".
+load() {
+  "$OHA" -n "$REQUESTS" -c "$2" --no-tui --output-format json -m POST \
+    -H 'content-type: application/json' -d "$BODY" "http://$1/v1/chat/completions" \
+    | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+p = r["latencyPercentiles"]; s = r["summary"]
+codes = r.get("statusCodeDistribution", {})
+ok = sum(v for k, v in codes.items() if k == "200")
+print("%.4f %.4f %.4f %.1f %d" % (p["p50"]*1000, p["p99"]*1000, s["slowest"]*1000, s["requestsPerSec"], ok))'
+}
+
+RESULTS="$TMP/results.txt"
+: > "$RESULTS"
+for round in $(seq 1 "$ROUNDS"); do
+  log "round $round/$ROUNDS"
+  for c in 1 32 256; do
+    for t in mock null routeplane; do
+      echo "load $t $c $(load "${ADDR[$t]}" "$c")" >> "$RESULTS"
+    done
+  done
+  for c in 1 64 256; do
+    for t in mock null routeplane; do
+      echo "stream $t $c $(target/release/examples/stream_client "${ADDR[$t]}" "$c" "$STREAM_ROUNDS")" >> "$RESULTS"
+    done
+  done
+done
+RSS_LOAD_KB=$(hwm "$RP_PID")
+
+# 256 streams held open at once (slow events), peak RSS sampled while they run.
+SLOW=$(start_addr slowmock target/release/examples/mock_upstream 0 200)
+sed "s|$MOCK|$SLOW|" "$TMP/routeplane.yaml" > "$TMP/slow.yaml"
+target/release/routeplane -c "$TMP/slow.yaml" --listen 127.0.0.1:0 2>"$TMP/rp2.err" &
+RP2_PID=$!
+PIDS+=($RP2_PID)
+sleep 0.5
+RP2=$(grep -o 'listening on http://[0-9.:]*' "$TMP/rp2.err" | sed 's|listening on http://||')
+target/release/examples/stream_client "$RP2" 256 1 > "$TMP/held.json"
+RSS_256_KB=$(hwm "$RP2_PID")
+
+BIN_BYTES=$(stat -c %s target/release/routeplane)
+CRATES=$(cargo tree -e normal --prefix none 2>/dev/null | sort -u | wc -l)
+
+python3 - "$RESULTS" "$STARTUP_MS" "$RSS_IDLE_KB" "$RSS_LOAD_KB" "$RSS_256_KB" "$BIN_BYTES" "$CRATES" "$TMP/held.json" <<'PY' | tee "$TMP/table.md"
+import json, statistics, sys
+path, startup, idle, load_kb, held_kb, binary, crates, held = sys.argv[1:9]
+rows = {}
+for line in open(path):
+    kind, target, c, rest = line.split(" ", 3)
+    if kind == "load":
+        p50, p99, mx, rps, ok = map(float, rest.split())
+        vals = {"p50": p50, "p99": p99, "max": mx, "rps": rps, "ok": ok}
+    else:
+        j = json.loads(rest)
+        vals = {"ttfb_p50": j["ttfb_p50_ms"], "ttfb_p99": j["ttfb_p99_ms"], "d50": j["delay_p50_ms"], "d99": j["delay_p99_ms"], "failed": j["failed"]}
+    rows.setdefault((kind, int(c), target), []).append(vals)
+med = lambda xs, k: statistics.median(x[k] for x in xs)
+print("| non-streaming | c | p50 ms | p99 ms | max ms | req/s | added p50 vs floor | added p99 vs floor | req/s vs floor |")
+print("|---|---|---|---|---|---|---|---|---|")
+for c in (1, 32, 256):
+    base = rows[("load", c, "mock")]
+    floor = rows[("load", c, "null")]
+    for t in ("mock", "null", "routeplane"):
+        r = rows[("load", c, t)]
+        add50 = med(r, "p50") - med(base, "p50"); add99 = med(r, "p99") - med(base, "p99")
+        f50 = med(floor, "p50") - med(base, "p50"); f99 = med(floor, "p99") - med(base, "p99")
+        ratio = lambda a, b: "%.2f× (%+.3f ms vs %+.3f)" % (a / b if b > 0 else float("nan"), a, b)
+        extra = ("", "", "") if t == "mock" else (ratio(add50, f50), ratio(add99, f99), "%.2f" % (med(r, "rps") / med(floor, "rps")))
+        print("| %s | %d | %.3f | %.3f | %.2f | %.0f | %s | %s | %s |" % (t, c, med(r, "p50"), med(r, "p99"), med(r, "max"), med(r, "rps"), *extra))
+print()
+print("| streaming (20 events, %s) | c | TTFB p50 ms | TTFB p99 ms | event delay p50 ms | event delay p99 ms | failed |" % "mock gap")
+print("|---|---|---|---|---|---|---|")
+for c in (1, 64, 256):
+    for t in ("mock", "null", "routeplane"):
+        r = rows[("stream", c, t)]
+        print("| %s | %d | %.3f | %.3f | %.3f | %.3f | %d |" % (t, c, med(r, "ttfb_p50"), med(r, "ttfb_p99"), med(r, "d50"), med(r, "d99"), sum(x["failed"] for x in r)))
+print()
+h = json.load(open(held))
+print("| footprint | value |")
+print("|---|---|")
+print("| start-up, exec to first answered request | %s ms |" % startup)
+print("| peak RSS idle | %.1f MiB |" % (int(idle) / 1024))
+print("| peak RSS after the load above | %.1f MiB |" % (int(load_kb) / 1024))
+print("| peak RSS with 256 open streams | %.1f MiB (%d streams served, %d failed) |" % (int(held_kb) / 1024, h["streams"], h["failed"]))
+print("| stripped binary | %.2f MiB |" % (int(binary) / 1048576))
+print("| crates in the build (normal deps) | %s |" % crates)
+PY
+
+{
+  echo
+  echo "## $(date -u +%Y-%m-%d) · commit $(git rev-parse --short HEAD 2>/dev/null || echo none) · $(nproc) cores · $ROUNDS rounds (medians)"
+  echo
+  cat "$TMP/table.md"
+} >> bench/results.md
+log "appended to bench/results.md"
