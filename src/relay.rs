@@ -371,11 +371,25 @@ fn attempt(
     let url = format!("{}{}", provider.api_base, target.protocol.endpoint());
     // The first-byte deadline is per attempt: an earlier endpoint's wait does not count.
     let sent = Instant::now();
-    let reply = match env.client.post(&url, &headers, &body) {
+    let mut reply = match env.client.post(&url, &headers, &body) {
         Ok(r) => r,
         Err(SendError::Network(reason)) => return fail(FailKind::Network, reason),
         Err(e @ SendError::Timeout(_)) => return fail(FailKind::Timeout, e.to_string()),
     };
+    // A subscription token the upstream rejects is refreshed once and the request retried once.
+    if reply.status == 401 && env.auth.refresh_after_401(target) {
+        let fresh = env.auth.headers(target).map(|h| {
+            headers.retain(|(n, _)| !h.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)));
+            headers.extend(h);
+        });
+        if fresh.is_ok() {
+            reply = match env.client.post(&url, &headers, &body) {
+                Ok(r) => r,
+                Err(SendError::Network(reason)) => return fail(FailKind::Network, reason),
+                Err(e @ SendError::Timeout(_)) => return fail(FailKind::Timeout, e.to_string()),
+            };
+        }
+    }
     if !(200..300).contains(&reply.status) {
         return upstream_error(settings, reply);
     }

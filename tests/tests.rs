@@ -22,6 +22,8 @@ mod docs;
 mod hostile;
 // Concurrency limits: a bounded queue, then 503.
 mod limits;
+// Subscription logins: every flow, refresh, rotation, import.
+mod login;
 // Virtual models, the failover table, cool-down, the `models` array.
 mod failover;
 // Every inbound protocol against every upstream protocol.

@@ -1,23 +1,117 @@
 //! Credentials Routeplane presents UPSTREAM: a static key, or a subscription's OAuth token.
 //!
 //! Client keys (what callers present to Routeplane) are checked in `server.rs`, not here.
-//! This module decides the headers that carry a provider's credential and any
-//! provider-specific shaping of the body a subscription backend insists on.
+//! This module decides the headers that carry a provider's credential, keeps OAuth
+//! tokens fresh (refreshed five minutes before they expire, and once after a 401, one
+//! refresh at a time per login, the rotated refresh token stored before the new access
+//! token is used), and applies the body rules a subscription backend insists on.
+//!
+//! Subscription logins are found by provider id: `anthropic` (Claude Pro/Max, preferred
+//! over `ANTHROPIC_API_KEY` when logged in) and `openai-codex` (ChatGPT plans).
+
+pub mod anthropic;
+pub mod callback;
+pub mod oauth;
+pub mod openai_codex;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::protocol::Protocol;
+use crate::protocol::{Protocol, responses};
 use crate::registry::{Kind, Provider, Target};
+use crate::upstream::Client;
+use oauth::Tokens;
+use store::Store;
 
 /// The Anthropic API version sent with every Messages request.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
+/// Refresh a token this long before it expires.
+const REFRESH_MARGIN_SECS: u64 = 5 * 60;
+
+/// The subscription a provider id stands for, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subscription {
+    /// Claude Pro/Max.
+    Anthropic,
+    /// ChatGPT/Codex.
+    OpenAiCodex,
+}
+
+impl Subscription {
+    /// The subscription behind a provider id.
+    pub fn of(provider: &str) -> Option<Subscription> {
+        match provider {
+            "anthropic" => Some(Subscription::Anthropic),
+            "openai-codex" => Some(Subscription::OpenAiCodex),
+            _ => None,
+        }
+    }
+}
+
+/// Tokens read from the store, and when the file was read.
+#[derive(Debug, Default)]
+struct Cache {
+    read_at: Option<SystemTime>,
+    tokens: HashMap<String, Tokens>,
+}
+
 /// Credentials for every provider.
 #[derive(Debug, Default)]
-pub struct Auth {}
+pub struct Auth {
+    store: Option<Store>,
+    client: Option<Client>,
+    cache: Mutex<Cache>,
+    /// One lock per login: a refresh in flight makes the others wait for its result.
+    flights: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
 
 impl Auth {
+    /// Credentials backed by a token file; `client` makes refresh calls.
+    pub fn new(store: Option<Store>, client: Client) -> Auth {
+        Auth {
+            store,
+            client: Some(client),
+            ..Auth::default()
+        }
+    }
+
+    /// The stored tokens of a login, re-reading the file when it changed (a `routeplane
+    /// login` or another process's refresh).
+    fn tokens(&self, key: &str) -> Option<Tokens> {
+        let store = self.store.as_ref()?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let modified = store.modified();
+        if modified.is_none() {
+            cache.tokens.clear();
+            cache.read_at = None;
+        } else if modified != cache.read_at {
+            if let Ok(all) = store.load() {
+                cache.tokens = all
+                    .keys()
+                    .filter_map(|k| store.get(k).ok().flatten().map(|t| (k.clone(), t)))
+                    .collect();
+            }
+            cache.read_at = modified;
+        }
+        cache.tokens.get(key).cloned()
+    }
+
+    /// True when a subscription login is stored for the provider.
+    pub fn logged_in(&self, provider: &str) -> bool {
+        Subscription::of(provider).is_some() && self.tokens(provider).is_some()
+    }
+
+    /// The expiry (Unix seconds) of a provider's login, if logged in.
+    pub fn expires_at(&self, provider: &str) -> Option<u64> {
+        self.tokens(provider).map(|t| t.expires_at)
+    }
+
     /// Headers that carry `target`'s credential and protocol requirements.
     pub fn headers(&self, target: &Target) -> Result<Vec<(String, String)>, Error> {
         let p = &target.provider;
@@ -25,33 +119,108 @@ impl Auth {
         if target.protocol == Protocol::Anthropic {
             h.push(("anthropic-version".into(), ANTHROPIC_VERSION.into()));
         }
-        match &p.key {
-            Some(key) if target.protocol == Protocol::Anthropic => {
-                h.push(("x-api-key".into(), key.expose().to_string()));
-            }
-            Some(key) => h.push(("authorization".into(), format!("Bearer {}", key.expose()))),
-            None if p.kind == Kind::Subscription => {
-                return Err(Error::LoginNeeded {
-                    provider: p.id.clone(),
-                    reason: "not logged in".into(),
+        match (Subscription::of(&p.id), self.tokens(&p.id)) {
+            (Some(sub), Some(_)) => {
+                let tokens = self.fresh(p, None)?;
+                h.extend(match sub {
+                    Subscription::Anthropic => anthropic::headers(&tokens),
+                    Subscription::OpenAiCodex => openai_codex::headers(&tokens),
                 });
             }
-            None => {}
+            _ => match &p.key {
+                Some(key) if target.protocol == Protocol::Anthropic => {
+                    h.push(("x-api-key".into(), key.expose().to_string()));
+                }
+                Some(key) => h.push(("authorization".into(), format!("Bearer {}", key.expose()))),
+                None if p.kind == Kind::Subscription => {
+                    return Err(Error::LoginNeeded {
+                        provider: p.id.clone(),
+                        reason: "not logged in".into(),
+                    });
+                }
+                None => {}
+            },
         }
         h.extend(p.headers.iter().cloned());
         Ok(h)
     }
 
+    /// After a 401 from an OAuth upstream: refresh once; true when the request may be retried.
+    pub fn refresh_after_401(&self, target: &Target) -> bool {
+        let p = &target.provider;
+        match self.tokens(&p.id) {
+            Some(t) if Subscription::of(&p.id).is_some() => self.fresh(p, Some(&t)).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// A usable token for `p`: the stored one, or a refreshed one when it expires within
+    /// the margin or when it is `rejected` (an upstream just answered 401 to it).
+    fn fresh(&self, p: &Provider, rejected: Option<&Tokens>) -> Result<Tokens, Error> {
+        let login_needed = |reason: String| Error::LoginNeeded {
+            provider: p.id.clone(),
+            reason,
+        };
+        let flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(flights.entry(p.id.clone()).or_default())
+        };
+        let _one_at_a_time = flight.lock().unwrap_or_else(|e| e.into_inner());
+        // Re-read under the lock: the refresh we waited for may have stored new tokens.
+        let current = self
+            .tokens(&p.id)
+            .ok_or_else(|| login_needed("not logged in".into()))?;
+        let rejected_now = rejected.is_some_and(|r| r.access == current.access);
+        let expiring =
+            current.expires_at != 0 && current.expires_at <= oauth::now() + REFRESH_MARGIN_SECS;
+        if !rejected_now && !expiring {
+            return Ok(current);
+        }
+        if current.refresh.expose().is_empty() {
+            return Err(login_needed("the stored login cannot be refreshed".into()));
+        }
+        let (Some(client), Some(store)) = (&self.client, &self.store) else {
+            return Err(login_needed("no token store".into()));
+        };
+        let renewed = match Subscription::of(&p.id) {
+            Some(Subscription::Anthropic) => anthropic::refresh(client, &p.auth, &current),
+            Some(Subscription::OpenAiCodex) => openai_codex::refresh(client, &p.auth, &current),
+            None => return Ok(current),
+        }
+        .map_err(|e| login_needed(e.to_string()))?;
+        // Persist the rotated refresh token before anything uses the new access token.
+        store
+            .put(&p.id, Some(&renewed))
+            .map_err(|e| login_needed(e.to_string()))?;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.tokens.insert(p.id.clone(), renewed.clone());
+        cache.read_at = store.modified();
+        crate::log::line(format!("refreshed the {} login", p.id));
+        Ok(renewed)
+    }
+
     /// True when the provider's backend needs the body rewritten (never byte passthrough).
-    pub fn rewrites_body(&self, _p: &Provider) -> bool {
-        false
+    pub fn rewrites_body(&self, p: &Provider) -> bool {
+        match Subscription::of(&p.id) {
+            Some(Subscription::OpenAiCodex) => true,
+            Some(Subscription::Anthropic) => self.tokens(&p.id).is_some(),
+            None => false,
+        }
     }
 
     /// True when the provider only answers streams (its non-streaming answers are collected).
-    pub fn stream_only(&self, _p: &Provider) -> bool {
-        false
+    pub fn stream_only(&self, p: &Provider) -> bool {
+        Subscription::of(&p.id) == Some(Subscription::OpenAiCodex)
     }
 
     /// Applies a provider's body rules to an upstream request.
-    pub fn shape_body(&self, _p: &Provider, _body: &mut Value) {}
+    pub fn shape_body(&self, p: &Provider, body: &mut Value) {
+        match Subscription::of(&p.id) {
+            Some(Subscription::OpenAiCodex) => responses::codex_body(body),
+            Some(Subscription::Anthropic) if self.tokens(&p.id).is_some() => {
+                anthropic::shape_body(body)
+            }
+            _ => {}
+        }
+    }
 }

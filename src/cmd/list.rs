@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use lexopt::prelude::*;
+use routeplane::auth::Auth;
+use routeplane::auth::store::Store;
 use routeplane::detect::{self, Detected};
 use routeplane::registry::{Kind, Registry};
 use routeplane::upstream;
@@ -33,6 +35,7 @@ const PROVIDERS_HELP: &str = "\
 routeplane providers: list providers
 
 Usage: routeplane providers [list] [-c PATH] [--json]
+       routeplane providers login PROVIDER   (same as `routeplane login PROVIDER`)
 
 Options:
   -c, --config PATH  config file
@@ -40,13 +43,23 @@ Options:
   -h, --help         print help
 ";
 
-/// Parses `[-c PATH] [--json]`; `None` when help was printed.
+/// What the options asked for.
+enum Parsed {
+    /// Print the listing, as JSON when true.
+    List(bool),
+    /// Help was printed.
+    Help,
+    /// `providers login …`: hand over to `login`.
+    Login,
+}
+
+/// Parses `[-c PATH] [--json]` (and for `providers`, `list` or `login`).
 fn options(
     global: &mut Global,
     parser: &mut lexopt::Parser,
     help: &str,
-    allow_list: bool,
-) -> Result<Option<bool>, Error> {
+    providers: bool,
+) -> Result<Parsed, Error> {
     let mut json = false;
     while let Some(arg) = parser.next()? {
         match arg {
@@ -54,17 +67,18 @@ fn options(
             Long("json") => json = true,
             Short('h') | Long("help") => {
                 print!("{help}");
-                return Ok(None);
+                return Ok(Parsed::Help);
             }
-            Value(v) if allow_list && v == "list" => {}
+            Value(v) if providers && v == "list" => {}
+            Value(v) if providers && v == "login" => return Ok(Parsed::Login),
             _ => return Err(arg.unexpected().into()),
         }
     }
-    Ok(Some(json))
+    Ok(Parsed::List(json))
 }
 
-/// Loads the registry and probes local sources once.
-fn probed(global: &Global) -> Result<(Registry, Arc<Detected>), Error> {
+/// Loads the registry, probes local sources once, and reads the subscription logins.
+fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Auth), Error> {
     let registry = Registry::build(&super::load(global, false)?)?;
     let detected = Arc::new(Detected::default());
     let client = upstream::Client::new(&registry.settings);
@@ -74,7 +88,22 @@ fn probed(global: &Global) -> Result<(Registry, Arc<Detected>), Error> {
         &detected,
         registry.settings.detect_timeout,
     );
-    Ok((registry, detected))
+    let auth = Auth::new(routeplane::paths::auth_file().map(Store::new), client);
+    Ok((registry, detected, auth))
+}
+
+/// A provider's state, with a subscription's login and its expiry.
+fn state(p: &registry::Provider, detected: &Detected, auth: &Auth) -> String {
+    if auth.logged_in(&p.id) {
+        return match auth.expires_at(&p.id).filter(|e| *e > 0) {
+            Some(at) => format!(
+                "logged in, expires {}",
+                httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(at))
+            ),
+            None => "logged in".to_string(),
+        };
+    }
+    detect::provider_state(p, detected).to_string()
 }
 
 /// `routeplane models`.
@@ -82,12 +111,12 @@ pub(crate) fn run_models(
     mut global: Global,
     parser: &mut lexopt::Parser,
 ) -> Result<ExitCode, Error> {
-    let Some(json) = options(&mut global, parser, MODELS_HELP, false)? else {
+    let Parsed::List(json) = options(&mut global, parser, MODELS_HELP, false)? else {
         return Ok(ExitCode::SUCCESS);
     };
-    let (registry, detected) = probed(&global)?;
+    let (registry, detected, auth) = probed(&global)?;
     // (model, provider, source, state)
-    let mut rows: Vec<(String, String, &str, &str)> = registry
+    let mut rows: Vec<(String, String, &str, String)> = registry
         .virtuals
         .iter()
         .map(|v| {
@@ -95,18 +124,18 @@ pub(crate) fn run_models(
                 v.name.clone(),
                 "routeplane".to_string(),
                 "virtual",
-                "active",
+                "active".to_string(),
             )
         })
         .collect();
     for p in &registry.providers {
-        let state = detect::provider_state(p, &detected);
+        let state = state(p, &detected, &auth);
         for m in &p.models {
-            rows.push((m.id.clone(), p.id.clone(), "declared", state));
+            rows.push((m.id.clone(), p.id.clone(), "declared", state.clone()));
         }
         for m in detected.models(&p.id) {
             if !p.declares(&m) {
-                rows.push((m, p.id.clone(), "detected", state));
+                rows.push((m, p.id.clone(), "detected", state.clone()));
             }
         }
     }
@@ -143,10 +172,12 @@ pub(crate) fn run_providers(
     mut global: Global,
     parser: &mut lexopt::Parser,
 ) -> Result<ExitCode, Error> {
-    let Some(json) = options(&mut global, parser, PROVIDERS_HELP, true)? else {
-        return Ok(ExitCode::SUCCESS);
+    let json = match options(&mut global, parser, PROVIDERS_HELP, true)? {
+        Parsed::List(json) => json,
+        Parsed::Help => return Ok(ExitCode::SUCCESS),
+        Parsed::Login => return super::login_alias(global, parser),
     };
-    let (registry, detected) = probed(&global)?;
+    let (registry, detected, auth) = probed(&global)?;
     let rows: Vec<_> = registry
         .providers
         .iter()
@@ -167,7 +198,7 @@ pub(crate) fn run_providers(
                 p.api_base.clone(),
                 protocols.join(","),
                 auth_kind(p),
-                detect::provider_state(p, &detected),
+                state(p, &detected, &auth),
             )
         })
         .collect();

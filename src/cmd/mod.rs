@@ -5,6 +5,7 @@
 
 mod init;
 mod list;
+mod login;
 mod route;
 mod serve;
 mod validate;
@@ -29,6 +30,8 @@ Commands:
   route MODEL        print the targets a request for MODEL would try
   models             list every model id clients can name
   providers [list]   list providers, their base URLs, protocols and state
+  login PROVIDER     log in to a subscription (anthropic, openai-codex)
+  logout PROVIDER    forget a subscription login
 
 Options:
   -c, --config PATH  config file (default: ./routeplane.yaml, then
@@ -72,6 +75,8 @@ pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
                     "route" => route::run(global, &mut parser),
                     "models" => list::run_models(global, &mut parser),
                     "providers" => list::run_providers(global, &mut parser),
+                    "login" => login::run(global, &mut parser),
+                    "logout" => login::run_logout(global, &mut parser),
                     other => Err(Error::Usage(format!("unknown command `{other}`"))),
                 };
             }
@@ -99,6 +104,11 @@ pub(crate) fn load(global: &Global, lenient: bool) -> Result<Loaded, Error> {
         }
         None => config::load(paths::find_config().as_deref(), lenient),
     }
+}
+
+/// `providers login PROVIDER` is `login PROVIDER`.
+pub(crate) fn login_alias(global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Error> {
+    login::run(global, parser)
 }
 
 /// Reads `-c PATH` inside a command's own loop.

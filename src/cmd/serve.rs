@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use lexopt::prelude::*;
 use routeplane::auth::Auth;
+use routeplane::auth::store::Store;
 use routeplane::detect::Detected;
 use routeplane::registry::Registry;
 use routeplane::{Error, log, server};
@@ -15,22 +16,26 @@ use super::Global;
 const HELP: &str = "\
 routeplane serve: serve the proxy (the default command)
 
-Usage: routeplane [serve] [-c PATH] [--listen ADDR] [--allow-open]
+Usage: routeplane [serve] [-c PATH] [--listen ADDR] [--allow-open] [--auth-file PATH]
 
 Options:
   -c, --config PATH  config file (default: ./routeplane.yaml, then the user config dir)
       --listen ADDR  address to listen on (default: `listen:` in the file, else 127.0.0.1:4356)
       --allow-open   serve a non-loopback address without client keys (not recommended)
+      --auth-file PATH  subscription token file (default: $ROUTEPLANE_AUTH_FILE, else
+                     $XDG_DATA_HOME/routeplane/auth.json)
   -h, --help         print help
 ";
 
 /// Parses serve's options and serves until the listener stops.
 pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Error> {
+    let mut auth_file = None;
     while let Some(arg) = parser.next()? {
         match arg {
             Short('c') | Long("config") => super::config_flag(&mut global, parser)?,
             Long("listen") => global.listen = Some(parser.value()?.string()?),
             Long("allow-open") => global.allow_open = true,
+            Long("auth-file") => auth_file = Some(std::path::PathBuf::from(parser.value()?)),
             Short('h') | Long("help") => {
                 print!("{HELP}");
                 return Ok(ExitCode::SUCCESS);
@@ -62,9 +67,13 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         "listening on http://{} (config: {})",
         listener.addr, registry.source
     ));
+    let store = auth_file
+        .or_else(routeplane::paths::auth_file)
+        .map(Store::new);
+    let auth = Auth::new(store, routeplane::upstream::Client::new(&registry.settings));
     let shared = Arc::new(server::Shared::new(
         registry,
-        Arc::new(Auth::default()),
+        Arc::new(auth),
         Arc::new(Detected::default()),
     ));
     // SIGHUP re-reads the same file; the listen address and worker count stay.

@@ -1,0 +1,343 @@
+//! OAuth mechanics shared by every subscription: PKCE, random state, token requests, JWT claims.
+//!
+//! Provider-neutral: the endpoints, client ids and body encodings come from the
+//! provider files (`anthropic.rs`, `openai_codex.rs`). The PKCE verifier never leaves
+//! the process except in the token request; `state` is its own random value.
+
+use std::io::Read;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::log::Secret;
+use crate::upstream::{Client, SendError};
+
+/// Tokens as a provider returned them, with an absolute expiry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Tokens {
+    /// Bearer token for API calls.
+    pub access: Secret,
+    /// Token that buys the next access token (may rotate on each use).
+    pub refresh: Secret,
+    /// Unix seconds when `access` expires (0 = unknown).
+    pub expires_at: u64,
+    /// OpenAI's id token (carries the ChatGPT account id).
+    pub id_token: Option<Secret>,
+    /// ChatGPT account id, for the `chatgpt-account-id` header.
+    pub account_id: Option<String>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("expires_at", &self.expires_at)
+            .field("account_id", &self.account_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `n` bytes from the operating system's randomness.
+pub fn random_bytes(n: usize) -> Result<Vec<u8>, Error> {
+    let mut buf = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| Error::io("cannot read /dev/urandom", e))?;
+    Ok(buf)
+}
+
+/// A PKCE pair: `(verifier, S256 challenge)`.
+pub fn pkce() -> Result<(Secret, String), Error> {
+    let verifier = base64url(&random_bytes(32)?);
+    let challenge = challenge_for(&verifier);
+    Ok((Secret::new(verifier), challenge))
+}
+
+/// The S256 challenge of a verifier: base64url(SHA-256(verifier)).
+pub fn challenge_for(verifier: &str) -> String {
+    base64url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref())
+}
+
+/// A random `state` value, unrelated to the verifier.
+pub fn state() -> Result<String, Error> {
+    Ok(base64url(&random_bytes(24)?))
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Base64url without padding (RFC 4648 §5).
+pub fn base64url(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Decodes base64url (padding and the standard alphabet tolerated).
+pub fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The claims of a JWT, unverified (only read for ids and expiry).
+pub fn jwt_claims(token: &str) -> Option<Value> {
+    let payload = token.split('.').nth(1)?;
+    serde_json::from_slice(&base64url_decode(payload)?).ok()
+}
+
+/// Percent-encodes a query or form value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char);
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Decodes a percent-encoded query value (`+` is a space).
+pub fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A `k=v&k=v` query string or form body.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The value of `key` in a query string.
+pub fn query_value(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (decode(k) == key).then(|| decode(v))
+    })
+}
+
+/// How a token request body is encoded.
+#[derive(Debug, Clone, Copy)]
+pub enum Encoding {
+    /// `application/json`.
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+}
+
+/// POSTs to a token endpoint; the JSON answer on 2xx, else an error with the provider's words.
+pub fn post(
+    client: &Client,
+    url: &str,
+    body: &[(&str, &str)],
+    encoding: Encoding,
+) -> Result<(u16, Value), Error> {
+    let (bytes, content_type) = match encoding {
+        Encoding::Json => {
+            let map: serde_json::Map<String, Value> = body
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            (
+                Value::Object(map).to_string().into_bytes(),
+                "application/json",
+            )
+        }
+        Encoding::Form => (form(body).into_bytes(), "application/x-www-form-urlencoded"),
+    };
+    let headers = vec![
+        ("content-type".to_string(), content_type.to_string()),
+        ("accept".to_string(), "application/json".to_string()),
+    ];
+    let reply = client.post(url, &headers, &bytes).map_err(|e| match e {
+        SendError::Network(r) => Error::Auth(format!("cannot reach {url}: {r}")),
+        SendError::Timeout(_) => Error::Auth(format!("{url} did not answer in time")),
+    })?;
+    let status = reply.status;
+    let bytes = reply
+        .read_all(1024 * 1024)
+        .map_err(|e| Error::Auth(format!("reading the answer of {url}: {e}")))?;
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Ok((status, value))
+}
+
+/// Reads tokens from a token endpoint's 2xx answer; `previous` fills what a refresh omits.
+pub fn tokens_from(v: &Value, previous: Option<&Tokens>) -> Result<Tokens, Error> {
+    let access = v["access_token"]
+        .as_str()
+        .ok_or_else(|| Error::Auth("the token endpoint answered without an access token".into()))?;
+    // A refresh token may rotate: keep the new one, else the one we had.
+    let refresh = v["refresh_token"]
+        .as_str()
+        .map(Secret::new)
+        .or_else(|| previous.map(|p| p.refresh.clone()))
+        .ok_or_else(|| Error::Auth("the token endpoint answered without a refresh token".into()))?;
+    let expires_at = match v["expires_in"].as_u64() {
+        Some(secs) => now() + secs,
+        None => jwt_claims(access)
+            .and_then(|c| c["exp"].as_u64())
+            .unwrap_or(0),
+    };
+    let id_token = v["id_token"]
+        .as_str()
+        .map(Secret::new)
+        .or_else(|| previous.and_then(|p| p.id_token.clone()));
+    let account_id = id_token
+        .as_ref()
+        .and_then(|t| jwt_claims(t.expose()))
+        .and_then(|c| {
+            c["https://api.openai.com/auth"]["chatgpt_account_id"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .or_else(|| previous.and_then(|p| p.account_id.clone()));
+    Ok(Tokens {
+        access: Secret::new(access),
+        refresh,
+        expires_at,
+        id_token,
+        account_id,
+    })
+}
+
+/// The provider's error words from a failed token answer.
+pub fn error_text(status: u16, v: &Value) -> String {
+    let detail = v["error_description"]
+        .as_str()
+        .or(v["error"]["message"].as_str())
+        .or(v["error"].as_str())
+        .or(v["message"].as_str())
+        .unwrap_or("no details");
+    format!("{status}: {detail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            challenge_for("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        let (v, c) = pkce().unwrap();
+        assert_eq!(v.expose().len(), 43);
+        assert_eq!(challenge_for(v.expose()), c);
+    }
+
+    #[test]
+    fn base64url_round_trips() {
+        for input in [&b""[..], b"f", b"fo", b"foo", b"foob", b"\xff\xfe\x00"] {
+            assert_eq!(base64url_decode(&base64url(input)).unwrap(), input);
+        }
+        assert_eq!(base64url(b"foob"), "Zm9vYg");
+    }
+
+    #[test]
+    fn query_values_decode() {
+        assert_eq!(
+            query_value("code=a%2Bb&state=x+y", "code").as_deref(),
+            Some("a+b")
+        );
+        assert_eq!(
+            query_value("code=a&state=x+y", "state").as_deref(),
+            Some("x y")
+        );
+        assert_eq!(form(&[("a", "b c"), ("d", "e&f")]), "a=b%20c&d=e%26f");
+    }
+
+    #[test]
+    fn tokens_keep_the_old_refresh_when_none_comes_back() {
+        let first = tokens_from(
+            &json!({"access_token": "a1", "refresh_token": "r1", "expires_in": 60}),
+            None,
+        )
+        .unwrap();
+        let second = tokens_from(
+            &json!({"access_token": "a2", "expires_in": 60}),
+            Some(&first),
+        )
+        .unwrap();
+        assert_eq!(second.refresh.expose(), "r1");
+        let third = tokens_from(
+            &json!({"access_token": "a3", "refresh_token": "r3"}),
+            Some(&second),
+        )
+        .unwrap();
+        assert_eq!(third.refresh.expose(), "r3");
+        assert!(!format!("{third:?}").contains("a3"), "no token in Debug");
+    }
+
+    #[test]
+    fn account_id_comes_from_the_id_token() {
+        let payload = base64url(
+            br#"{"https://api.openai.com/auth":{"chatgpt_account_id":"acct_1"},"exp":99}"#,
+        );
+        let jwt = format!("h.{payload}.s");
+        let t = tokens_from(
+            &json!({"access_token": jwt, "refresh_token": "r", "id_token": jwt}),
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.account_id.as_deref(), Some("acct_1"));
+        assert_eq!(t.expires_at, 99);
+    }
+}

@@ -1,0 +1,331 @@
+//! `routeplane login openai-codex`: the ChatGPT/Codex loopback and device-code flows, and request rules.
+//!
+//! Facts confirmed in public reference clients (openai/codex `codex-rs/login`,
+//! badlogic/pi-mono, sst/opencode): issuer `https://auth.openai.com`, the Codex CLI's
+//! public client id, PKCE S256 with a loopback redirect to
+//! `http://localhost:1455/auth/callback` and the extra authorize parameters
+//! `id_token_add_organizations`, `codex_cli_simplified_flow`, `originator`; the code
+//! exchange is form-encoded, the refresh JSON. The device flow asks
+//! `/api/accounts/deviceauth/usercode`, polls `/api/accounts/deviceauth/token` (403/404
+//! while pending) and exchanges the code it returns with the server-supplied verifier.
+//! Requests go to the Responses backend with the account id from the id token.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::oauth::{self, Encoding, Tokens};
+use crate::error::Error;
+use crate::log::Secret;
+use crate::registry::AuthUrls;
+use crate::upstream::Client;
+
+/// The OAuth issuer.
+pub const ISSUER: &str = "https://auth.openai.com";
+/// The Codex CLI's public client id.
+pub const CLIENT_ID: &str = "app_EMoamEEZ73f0CkXaXp7hrann";
+/// The loopback redirect the client id is registered for.
+pub const REDIRECT_URI: &str = "http://localhost:1455/auth/callback";
+/// Scopes asked for.
+pub const SCOPES: &str = "openid profile email offline_access";
+/// The `originator` sent with the authorize request and API calls.
+pub const ORIGINATOR: &str = "codex_cli_rs";
+/// How long a device code lives.
+const DEVICE_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+fn client_id(urls: &AuthUrls) -> &str {
+    urls.client_id.as_deref().unwrap_or(CLIENT_ID)
+}
+
+fn token_url(urls: &AuthUrls) -> String {
+    urls.token_url
+        .clone()
+        .unwrap_or_else(|| format!("{ISSUER}/oauth/token"))
+}
+
+/// A browser login in progress.
+pub struct Pending {
+    /// The URL the user opens.
+    pub url: String,
+    /// The redirect URI (the loopback listener serves it).
+    pub redirect_uri: String,
+    /// The state to expect back.
+    pub state: String,
+    verifier: Secret,
+}
+
+/// Starts a browser login.
+pub fn start(urls: &AuthUrls) -> Result<Pending, Error> {
+    let (verifier, challenge) = oauth::pkce()?;
+    let state = oauth::state()?;
+    let redirect_uri = urls
+        .redirect_uri
+        .clone()
+        .unwrap_or_else(|| REDIRECT_URI.to_string());
+    let query = oauth::form(&[
+        ("response_type", "code"),
+        ("client_id", client_id(urls)),
+        ("redirect_uri", &redirect_uri),
+        ("scope", SCOPES),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+        ("id_token_add_organizations", "true"),
+        ("codex_cli_simplified_flow", "true"),
+        ("state", &state),
+        ("originator", ORIGINATOR),
+    ]);
+    let base = urls
+        .authorize_url
+        .clone()
+        .unwrap_or_else(|| format!("{ISSUER}/oauth/authorize"));
+    Ok(Pending {
+        url: format!("{base}?{query}"),
+        redirect_uri,
+        state,
+        verifier,
+    })
+}
+
+/// Exchanges the code the callback received.
+pub fn finish(
+    client: &Client,
+    urls: &AuthUrls,
+    pending: &Pending,
+    code: &str,
+) -> Result<Tokens, Error> {
+    exchange(
+        client,
+        urls,
+        code,
+        &pending.redirect_uri,
+        pending.verifier.expose(),
+    )
+}
+
+fn exchange(
+    client: &Client,
+    urls: &AuthUrls,
+    code: &str,
+    redirect_uri: &str,
+    verifier: &str,
+) -> Result<Tokens, Error> {
+    let (status, v) = oauth::post(
+        client,
+        &token_url(urls),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("client_id", client_id(urls)),
+            ("code_verifier", verifier),
+        ],
+        Encoding::Form,
+    )?;
+    if !(200..300).contains(&status) {
+        return Err(Error::Auth(format!(
+            "the code exchange failed ({})",
+            oauth::error_text(status, &v)
+        )));
+    }
+    oauth::tokens_from(&v, None)
+}
+
+/// Trades a refresh token for new tokens (refresh tokens are single-use: store the result at once).
+pub fn refresh(client: &Client, urls: &AuthUrls, old: &Tokens) -> Result<Tokens, Error> {
+    let (status, v) = oauth::post(
+        client,
+        &token_url(urls),
+        &[
+            ("client_id", client_id(urls)),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", old.refresh.expose()),
+        ],
+        Encoding::Json,
+    )?;
+    if !(200..300).contains(&status) {
+        return Err(Error::Auth(format!(
+            "refresh failed ({})",
+            oauth::error_text(status, &v)
+        )));
+    }
+    oauth::tokens_from(&v, Some(old))
+}
+
+/// A device code to show the user.
+pub struct Device {
+    /// The page to open.
+    pub verify_url: String,
+    /// The code to type there.
+    pub user_code: String,
+    device_auth_id: String,
+    interval: Duration,
+}
+
+/// Asks for a device code (headless login).
+pub fn device_start(client: &Client, urls: &AuthUrls) -> Result<Device, Error> {
+    let url = urls
+        .device_url
+        .clone()
+        .unwrap_or_else(|| format!("{ISSUER}/api/accounts/deviceauth/usercode"));
+    let (status, v) = oauth::post(
+        client,
+        &url,
+        &[("client_id", client_id(urls))],
+        Encoding::Json,
+    )?;
+    if status == 404 {
+        return Err(Error::Auth("device login is not enabled for this account: turn on device code authorization in ChatGPT's security settings, or log in without --device".into()));
+    }
+    if !(200..300).contains(&status) {
+        return Err(Error::Auth(format!(
+            "could not start a device login ({})",
+            oauth::error_text(status, &v)
+        )));
+    }
+    let user_code = v["user_code"]
+        .as_str()
+        .or(v["usercode"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    // The interval arrives as a string ("5") from the Codex backend.
+    let interval = v["interval"]
+        .as_u64()
+        .or_else(|| v["interval"].as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(5);
+    Ok(Device {
+        verify_url: urls
+            .device_verify_url
+            .clone()
+            .unwrap_or_else(|| format!("{ISSUER}/codex/device")),
+        user_code,
+        device_auth_id: v["device_auth_id"].as_str().unwrap_or_default().to_string(),
+        interval: Duration::from_secs(interval),
+    })
+}
+
+/// Polls until the user approves (or the code expires), then exchanges the code.
+pub fn device_finish(
+    client: &Client,
+    urls: &AuthUrls,
+    device: &Device,
+    min_interval: Duration,
+) -> Result<Tokens, Error> {
+    let url = urls
+        .device_token_url
+        .clone()
+        .unwrap_or_else(|| format!("{ISSUER}/api/accounts/deviceauth/token"));
+    let deadline = Instant::now() + DEVICE_LIFETIME;
+    let mut interval = device.interval.max(min_interval);
+    loop {
+        if Instant::now() > deadline {
+            return Err(Error::Auth(
+                "the device code expired before it was approved; run the login again".into(),
+            ));
+        }
+        std::thread::sleep(interval);
+        let (status, v) = oauth::post(
+            client,
+            &url,
+            &[
+                ("device_auth_id", &device.device_auth_id),
+                ("user_code", &device.user_code),
+            ],
+            Encoding::Json,
+        )?;
+        match status {
+            200..=299 => {
+                let code = v["authorization_code"].as_str().unwrap_or_default();
+                let verifier = v["code_verifier"].as_str().unwrap_or_default();
+                let redirect = format!(
+                    "{}/deviceauth/callback",
+                    urls.token_url
+                        .as_deref()
+                        .and_then(|t| t.strip_suffix("/oauth/token"))
+                        .unwrap_or(ISSUER)
+                );
+                return exchange(client, urls, code, &redirect, verifier);
+            }
+            // Still waiting for the user.
+            403 | 404 => {}
+            429 => interval += Duration::from_secs(5).min(interval.max(min_interval)),
+            _ => {
+                let text = oauth::error_text(status, &v);
+                if text.contains("slow_down") {
+                    interval += Duration::from_secs(5).min(interval.max(min_interval));
+                    continue;
+                }
+                if text.contains("pending") {
+                    continue;
+                }
+                return Err(Error::Auth(format!("the device login failed ({text})")));
+            }
+        }
+    }
+}
+
+/// Headers for a Codex backend request.
+pub fn headers(tokens: &Tokens) -> Vec<(String, String)> {
+    let mut h = vec![
+        (
+            "authorization".to_string(),
+            format!("Bearer {}", tokens.access.expose()),
+        ),
+        (
+            "openai-beta".to_string(),
+            "responses=experimental".to_string(),
+        ),
+        ("originator".to_string(), ORIGINATOR.to_string()),
+    ];
+    if let Some(id) = &tokens.account_id {
+        h.push(("chatgpt-account-id".to_string(), id.clone()));
+    }
+    h
+}
+
+/// Reads the Codex CLI's `$CODEX_HOME/auth.json` (read-only import).
+pub fn import(text: &str) -> Result<Tokens, Error> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| Error::Auth(format!("the Codex auth file is not valid JSON: {e}")))?;
+    let t = &v["tokens"];
+    let mut tokens = oauth::tokens_from(t, None).map_err(|_| Error::Auth("the Codex auth file has no ChatGPT tokens (`tokens.access_token`, `tokens.refresh_token`)".into()))?;
+    if tokens.account_id.is_none() {
+        tokens.account_id = t["account_id"].as_str().map(str::to_string);
+    }
+    Ok(tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorize_url_carries_the_codex_parameters() {
+        let p = start(&AuthUrls::default()).unwrap();
+        for part in [
+            "https://auth.openai.com/oauth/authorize?response_type=code",
+            "client_id=app_EMoamEEZ73f0CkXaXp7hrann",
+            "redirect_uri=http%3A%2F%2Flocalhost%3A1455%2Fauth%2Fcallback",
+            "codex_cli_simplified_flow=true",
+            "originator=codex_cli_rs",
+            "code_challenge_method=S256",
+        ] {
+            assert!(p.url.contains(part), "{part} in {}", p.url);
+        }
+    }
+
+    #[test]
+    fn codex_cli_file_imports() {
+        let payload =
+            oauth::base64url(br#"{"https://api.openai.com/auth":{"chatgpt_account_id":"acct_9"}}"#);
+        let jwt = format!("h.{payload}.s");
+        let text = format!(
+            r#"{{"auth_mode":"chatgpt","OPENAI_API_KEY":null,"tokens":{{"id_token":"{jwt}","access_token":"{jwt}","refresh_token":"rt","account_id":"acct_9"}},"last_refresh":"2026-01-01T00:00:00Z"}}"#
+        );
+        let t = import(&text).unwrap();
+        assert_eq!(t.account_id.as_deref(), Some("acct_9"));
+        assert_eq!(
+            headers(&t).last().unwrap(),
+            &("chatgpt-account-id".to_string(), "acct_9".to_string())
+        );
+    }
+}

@@ -1,0 +1,288 @@
+//! The token file: load, change under a lock, write atomically with mode 0600.
+//!
+//! One JSON file holds every login, keyed `provider` or `provider#label`. Writes go to
+//! a temporary file in the same directory, are synced, and renamed over the old one,
+//! so a crash never leaves a truncated file. A lock file serialises read-modify-write
+//! between routeplane processes (a server refreshing while `routeplane login` runs),
+//! and the file is re-read under the lock so one process never overwrites another's
+//! rotated refresh token.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Map, Value, json};
+
+use super::oauth::Tokens;
+use crate::error::Error;
+use crate::log::Secret;
+
+/// How long to wait for another process's lock.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// A lock file older than this was left by a crashed process.
+const LOCK_STALE: Duration = Duration::from_secs(30);
+
+/// The token file at a path.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+}
+
+/// The key of a login: `provider` or `provider#label`.
+pub fn key(provider: &str, label: Option<&str>) -> String {
+    match label {
+        Some(l) if !l.is_empty() => format!("{provider}#{l}"),
+        _ => provider.to_string(),
+    }
+}
+
+impl Store {
+    /// A store at `path` (nothing is read or created yet).
+    pub fn new(path: impl Into<PathBuf>) -> Store {
+        Store { path: path.into() }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// When the file last changed, if it exists.
+    pub fn modified(&self) -> Option<SystemTime> {
+        fs::metadata(&self.path).and_then(|m| m.modified()).ok()
+    }
+
+    /// Every login in the file (empty when there is no file).
+    pub fn load(&self) -> Result<Map<String, Value>, Error> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("cannot read `{}`", self.path.display()),
+                    e,
+                ));
+            }
+        };
+        let v: Value = serde_json::from_str(&text).map_err(|e| {
+            Error::Auth(format!(
+                "`{}` is not valid JSON ({e}); fix or delete it and log in again",
+                self.path.display()
+            ))
+        })?;
+        Ok(v["credentials"].as_object().cloned().unwrap_or_default())
+    }
+
+    /// The tokens stored under `key`.
+    pub fn get(&self, key: &str) -> Result<Option<Tokens>, Error> {
+        Ok(self.load()?.get(key).and_then(from_json))
+    }
+
+    /// Stores (or with `None` removes) the tokens under `key`, under the lock.
+    pub fn put(&self, key: &str, tokens: Option<&Tokens>) -> Result<(), Error> {
+        let _lock = Lock::take(&self.path)?;
+        let mut all = self.load()?;
+        match tokens {
+            Some(t) => {
+                all.insert(key.to_string(), to_json(t));
+            }
+            None => {
+                all.remove(key);
+            }
+        }
+        self.write(&json!({"version": 1, "credentials": all}))
+    }
+
+    /// Writes the whole file atomically: temp file (0600) in the same directory, fsync, rename.
+    fn write(&self, v: &Value) -> Result<(), Error> {
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create `{}`", dir.display()), e))?;
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        let tmp = dir.join(format!(
+            ".{}.{}.tmp",
+            self.path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("auth.json"),
+            std::process::id()
+        ));
+        let io = |e| Error::io(format!("cannot write `{}`", tmp.display()), e);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        f.write_all(
+            serde_json::to_string_pretty(v)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
+        .map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
+        fs::rename(&tmp, &self.path)
+            .map_err(|e| Error::io(format!("cannot replace `{}`", self.path.display()), e))?;
+        // The rename is durable only once the directory entry is.
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// Tokens as stored.
+fn to_json(t: &Tokens) -> Value {
+    json!({
+        "access_token": t.access.expose(),
+        "refresh_token": t.refresh.expose(),
+        "expires_at": t.expires_at,
+        "id_token": t.id_token.as_ref().map(Secret::expose),
+        "account_id": t.account_id,
+    })
+}
+
+/// Tokens from their stored form.
+fn from_json(v: &Value) -> Option<Tokens> {
+    Some(Tokens {
+        access: Secret::new(v["access_token"].as_str()?),
+        refresh: Secret::new(v["refresh_token"].as_str().unwrap_or("")),
+        expires_at: v["expires_at"].as_u64().unwrap_or(0),
+        id_token: v["id_token"].as_str().map(Secret::new),
+        account_id: v["account_id"].as_str().map(str::to_string),
+    })
+}
+
+/// An exclusive lock: a `.lock` file beside the token file, removed on drop.
+struct Lock {
+    path: PathBuf,
+}
+
+impl Lock {
+    fn take(file: &Path) -> Result<Lock, Error> {
+        let mut name = file.as_os_str().to_owned();
+        name.push(".lock");
+        let path = PathBuf::from(name);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = fs::create_dir_all(dir);
+        }
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(_) => return Ok(Lock { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = fs::metadata(&path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > LOCK_STALE);
+                    if stale {
+                        let _ = fs::remove_file(&path);
+                        continue;
+                    }
+                    if Instant::now() > deadline {
+                        return Err(Error::Auth(format!(
+                            "`{}` is locked by another routeplane; remove it if no other routeplane is running",
+                            path.display()
+                        )));
+                    }
+                    thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(Error::io(format!("cannot create `{}`", path.display()), e)),
+            }
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(n: u32) -> Tokens {
+        Tokens {
+            access: Secret::new(format!("a{n}")),
+            refresh: Secret::new(format!("r{n}")),
+            expires_at: 100,
+            id_token: None,
+            account_id: Some("acct".into()),
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("routeplane-store-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn written_atomically_with_private_modes() {
+        let dir = temp_dir("modes");
+        let store = Store::new(dir.join("sub/auth.json"));
+        store.put("anthropic", Some(&tokens(1))).unwrap();
+        store
+            .put(&key("openai-codex", Some("work")), Some(&tokens(2)))
+            .unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(store.path()), 0o600);
+        assert_eq!(mode(&dir.join("sub")), 0o700);
+        assert_eq!(store.get("anthropic").unwrap().unwrap(), tokens(1));
+        assert_eq!(
+            store
+                .get("openai-codex#work")
+                .unwrap()
+                .unwrap()
+                .refresh
+                .expose(),
+            "r2"
+        );
+        store.put("anthropic", None).unwrap();
+        assert!(store.get("anthropic").unwrap().is_none());
+        let leftovers: Vec<_> = fs::read_dir(dir.join("sub"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            leftovers,
+            vec![std::ffi::OsString::from("auth.json")],
+            "no temp or lock file left"
+        );
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn concurrent_writers_lose_nothing() {
+        let dir = temp_dir("concurrent");
+        let store = Store::new(dir.join("auth.json"));
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let s = store.clone();
+                thread::spawn(move || s.put(&format!("p{i}"), Some(&tokens(i))).unwrap())
+            })
+            .collect();
+        handles.into_iter().for_each(|h| h.join().unwrap());
+        assert_eq!(store.load().unwrap().len(), 8);
+        let _ = fs::remove_dir_all(dir);
+    }
+}

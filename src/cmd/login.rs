@@ -1,0 +1,262 @@
+//! `routeplane login PROVIDER` and `routeplane logout PROVIDER`: subscription logins.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use lexopt::prelude::*;
+use routeplane::auth::oauth::Tokens;
+use routeplane::auth::store::{self, Store};
+use routeplane::auth::{Subscription, anthropic, callback, openai_codex};
+use routeplane::log::Secret;
+use routeplane::registry::Registry;
+use routeplane::{Error, paths, upstream};
+
+use super::Global;
+
+const HELP: &str = "\
+routeplane login: log in to a subscription (anthropic = Claude Pro/Max, openai-codex = ChatGPT)
+
+Usage: routeplane login PROVIDER [OPTIONS]
+       routeplane providers login PROVIDER [OPTIONS]
+
+anthropic: open the printed URL, approve, and paste the CODE#STATE shown back here
+(stdin may be a pipe). openai-codex: approve in the browser; the redirect comes back to
+http://localhost:1455/auth/callback, or use --device on a machine without a browser.
+
+Options:
+  -c, --config PATH     config file (its provider block may override the OAuth URLs)
+      --label NAME      store this login under NAME (a second account)
+      --device          openai-codex: the device-code flow (no browser on this machine)
+      --no-browser      print the URL instead of opening a browser
+      --import          adopt an existing login: ~/.claude/.credentials.json (anthropic)
+                        or $CODEX_HOME/auth.json (openai-codex); those files are only read
+      --token-stdin     read a refresh token from stdin, store it and refresh it once (CI)
+      --auth-file PATH  token file (default: $ROUTEPLANE_AUTH_FILE, else
+                        $XDG_DATA_HOME/routeplane/auth.json)
+  -h, --help            print help
+";
+
+const LOGOUT_HELP: &str = "\
+routeplane logout: forget a subscription login
+
+Usage: routeplane logout PROVIDER [--label NAME] [--auth-file PATH]
+";
+
+/// How long the loopback flow waits for the browser.
+const CALLBACK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Options of `login`.
+#[derive(Debug, Default)]
+struct Options {
+    provider: Option<String>,
+    label: Option<String>,
+    device: bool,
+    no_browser: bool,
+    import: bool,
+    token_stdin: bool,
+    auth_file: Option<PathBuf>,
+}
+
+fn parse(
+    global: &mut Global,
+    parser: &mut lexopt::Parser,
+    help: &str,
+) -> Result<Option<Options>, Error> {
+    let mut o = Options::default();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Short('c') | Long("config") => super::config_flag(global, parser)?,
+            Long("label") => o.label = Some(parser.value()?.string()?),
+            Long("device") => o.device = true,
+            Long("no-browser") => o.no_browser = true,
+            Long("import") => o.import = true,
+            Long("token-stdin") => o.token_stdin = true,
+            Long("auth-file") => o.auth_file = Some(parser.value()?.into()),
+            Short('h') | Long("help") => {
+                print!("{help}");
+                return Ok(None);
+            }
+            Value(v) if o.provider.is_none() => o.provider = Some(v.string()?),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    Ok(Some(o))
+}
+
+fn store_for(o: &Options) -> Result<Store, Error> {
+    o.auth_file
+        .clone()
+        .or_else(paths::auth_file)
+        .map(Store::new)
+        .ok_or_else(|| {
+            Error::Usage(
+                "no place for the token file: set HOME, XDG_DATA_HOME or --auth-file".into(),
+            )
+        })
+}
+
+/// `routeplane login PROVIDER`.
+pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Error> {
+    let Some(o) = parse(&mut global, parser, HELP)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let provider = o
+        .provider
+        .clone()
+        .ok_or_else(|| Error::Usage("missing PROVIDER (anthropic or openai-codex)".into()))?;
+    let sub = Subscription::of(&provider).ok_or_else(|| {
+        Error::Usage(format!(
+            "`{provider}` has no subscription login; the choices are anthropic and openai-codex"
+        ))
+    })?;
+    let registry = Registry::build(&super::load(&global, false)?)?;
+    let p = registry
+        .provider(&provider)
+        .ok_or_else(|| Error::Internal(format!("built-in provider `{provider}` is missing")))?;
+    let urls = p.auth.clone();
+    let client = upstream::Client::new(&registry.settings);
+    let store = store_for(&o)?;
+    let key = store::key(&provider, o.label.as_deref());
+
+    let tokens = if o.import {
+        import(sub)?
+    } else if o.token_stdin {
+        let refresh = read_line("")?;
+        if refresh.is_empty() {
+            return Err(Error::Usage(
+                "--token-stdin read nothing; pipe the refresh token in".into(),
+            ));
+        }
+        let stub = Tokens {
+            access: Secret::new(""),
+            refresh: Secret::new(refresh),
+            expires_at: 0,
+            id_token: None,
+            account_id: None,
+        };
+        // Refreshing once proves the token works, and yields an access token.
+        match sub {
+            Subscription::Anthropic => anthropic::refresh(&client, &urls, &stub)?,
+            Subscription::OpenAiCodex => openai_codex::refresh(&client, &urls, &stub)?,
+        }
+    } else {
+        match sub {
+            Subscription::Anthropic => {
+                eprintln!("{}\n", anthropic::POLICY);
+                let pending = anthropic::start(&urls)?;
+                show_url(&pending.url, o.no_browser);
+                let pasted = read_line("paste the code shown after you approve (CODE#STATE): ")?;
+                anthropic::finish(&client, &urls, &pending, &pasted)?
+            }
+            Subscription::OpenAiCodex if o.device => {
+                let device = openai_codex::device_start(&client, &urls)?;
+                eprintln!(
+                    "open {} and enter the code {}",
+                    device.verify_url, device.user_code
+                );
+                eprintln!("waiting for approval (the code expires in 15 minutes)...");
+                openai_codex::device_finish(&client, &urls, &device, Duration::ZERO)?
+            }
+            Subscription::OpenAiCodex => {
+                let pending = openai_codex::start(&urls)?;
+                show_url(&pending.url, o.no_browser);
+                eprintln!(
+                    "waiting for the browser to return to {}...",
+                    pending.redirect_uri
+                );
+                let code = callback::wait_for_code(
+                    &pending.redirect_uri,
+                    &pending.state,
+                    CALLBACK_TIMEOUT,
+                )?;
+                openai_codex::finish(&client, &urls, &pending, &code)?
+            }
+        }
+    };
+    store.put(&key, Some(&tokens))?;
+    println!(
+        "logged in to {key}; the token is stored in {}",
+        store.path().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `routeplane logout PROVIDER`.
+pub(crate) fn run_logout(
+    mut global: Global,
+    parser: &mut lexopt::Parser,
+) -> Result<ExitCode, Error> {
+    let Some(o) = parse(&mut global, parser, LOGOUT_HELP)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let provider = o
+        .provider
+        .clone()
+        .ok_or_else(|| Error::Usage("missing PROVIDER".into()))?;
+    let store = store_for(&o)?;
+    let key = store::key(&provider, o.label.as_deref());
+    if store.get(&key)?.is_none() {
+        println!("not logged in to {key}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    store.put(&key, None)?;
+    println!("logged out of {key}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the vendor file of an existing login.
+fn import(sub: Subscription) -> Result<Tokens, Error> {
+    let home = paths::home().ok_or_else(|| Error::Usage("HOME is not set".into()))?;
+    let path = match sub {
+        Subscription::Anthropic => home.join(".claude/.credentials.json"),
+        Subscription::OpenAiCodex => std::env::var_os("CODEX_HOME")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| home.join(".codex"), PathBuf::from)
+            .join("auth.json"),
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::io(format!("cannot read `{}` to import", path.display()), e))?;
+    match sub {
+        Subscription::Anthropic => anthropic::import(&text),
+        Subscription::OpenAiCodex => openai_codex::import(&text),
+    }
+}
+
+/// Prints the URL and, unless told not to, asks the desktop to open it.
+fn show_url(url: &str, no_browser: bool) {
+    eprintln!("open this URL to log in:\n\n  {url}\n");
+    if no_browser {
+        return;
+    }
+    for opener in ["xdg-open", "open"] {
+        let spawned = std::process::Command::new(opener)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if spawned.is_ok() {
+            return;
+        }
+    }
+}
+
+/// Reads one line from stdin (a pipe works), showing `prompt` on a terminal.
+fn read_line(prompt: &str) -> Result<String, Error> {
+    let stdin = std::io::stdin();
+    if !prompt.is_empty() {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::io("cannot read stdin", e))?;
+    if line.is_empty() && stdin.is_terminal() {
+        return Err(Error::Usage("nothing was entered".into()));
+    }
+    Ok(line.trim().to_string())
+}

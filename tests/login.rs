@@ -1,0 +1,482 @@
+//! Subscription logins end to end: each flow through the real binary with stdin piped,
+//! tokens attached at request time, refreshed before expiry and after a 401, rotated
+//! refresh tokens never lost.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::oauth::{MockOAuth, id_token};
+use crate::support::proxy::bin;
+use crate::support::upstream::Recorded;
+use crate::support::wire::Wire;
+use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text, wait_until};
+
+/// Runs `routeplane ARGS` with the token file in `dir`; `respond` gets each stderr line
+/// and may answer on stdin. Returns (exit code, stdout, stderr).
+fn run(
+    dir: &Dir,
+    args: &[&str],
+    stdin_text: Option<&str>,
+    mut respond: impl FnMut(&str) -> Option<String>,
+) -> (i32, String, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("ROUTEPLANE_AUTH_FILE", dir.path().join("data/auth.json"))
+        .env_remove("CODEX_HOME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(t) = stdin_text {
+        stdin.write_all(t.as_bytes()).unwrap();
+    }
+    let mut err = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        err.push_str(&line);
+        err.push('\n');
+        if let Some(answer) = respond(&line) {
+            stdin.write_all(answer.as_bytes()).unwrap();
+            stdin.flush().unwrap();
+        }
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        err,
+    )
+}
+
+/// The `state` query value of a printed authorize URL.
+fn state_of(line: &str) -> Option<String> {
+    let url = line.trim();
+    url.contains("/authorize?").then(|| {
+        url.split("state=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_string()
+    })
+}
+
+fn stored(dir: &Dir) -> Value {
+    serde_json::from_str(&dir.read("data/auth.json")).unwrap()
+}
+
+fn anthropic_config(oauth: &MockOAuth, upstream: &MockUpstream) -> String {
+    format!(
+        "providers:\n  anthropic:\n    api_base: {}\n    models: [claude-x]\n{}",
+        upstream.url(),
+        oauth.auth_block("https://example.invalid/callback")
+    )
+}
+
+fn codex_config(oauth: &MockOAuth, upstream: &MockUpstream, port: u16) -> String {
+    format!(
+        "providers:\n  openai-codex:\n    api_base: {}\n    models: [gpt-5]\n{}",
+        upstream.url(),
+        oauth.auth_block(&format!("http://localhost:{port}/auth/callback"))
+    )
+}
+
+/// Logs in to anthropic through the paste flow.
+fn anthropic_login(dir: &Dir, config: &str) -> (i32, String, String) {
+    let cfg = dir.write("routeplane.yaml", config);
+    run(
+        dir,
+        &[
+            "login",
+            "anthropic",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--no-browser",
+        ],
+        None,
+        |line| state_of(line).map(|s| format!("good-code#{s}\n")),
+    )
+}
+
+#[test]
+fn anthropic_paste_flow_stores_tokens_privately_and_attaches_them() {
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let dir = Dir::new();
+    let (code, out, err) = anthropic_login(&dir, &anthropic_config(&oauth, &up));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Anthropic's terms (February 2026) reserve Claude Pro/Max OAuth"),
+        "{err}"
+    );
+    assert_text(
+        &out,
+        &format!(
+            "logged in to anthropic; the token is stored in {}\n",
+            dir.path().join("data/auth.json").display()
+        ),
+    );
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("data/auth.json")), 0o600);
+    assert_eq!(mode(&dir.path().join("data")), 0o700);
+    assert_eq!(
+        stored(&dir)["credentials"]["anthropic"]["refresh_token"],
+        "rt-1"
+    );
+    let exchange = oauth
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/token")
+        .unwrap();
+    assert_eq!(exchange.header("content-type"), Some("application/json"));
+    assert!(
+        !err.contains("at-1") && !err.contains("rt-1"),
+        "no token in the output"
+    );
+
+    let p = Proxy::start_with(
+        &anthropic_config(&oauth, &up),
+        &[(
+            "ROUTEPLANE_AUTH_FILE",
+            dir.path().join("data/auth.json").to_str().unwrap(),
+        )],
+        &[],
+    );
+    let resp = p.post("/v1/chat/completions", json!({"model": "anthropic:claude-x", "messages": [{"role": "system", "content": "mine"}, {"role": "user", "content": "hi"}]}));
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = &up.requests()[0];
+    assert_eq!(sent.header("authorization"), Some("Bearer at-1"));
+    assert!(
+        sent.header("anthropic-beta")
+            .unwrap()
+            .contains("oauth-2025-04-20")
+    );
+    assert!(sent.header("x-api-key").is_none());
+    let system = sent.json()["system"].clone();
+    assert_eq!(
+        system[0]["text"],
+        "You are Claude Code, Anthropic's official CLI for Claude."
+    );
+    assert_eq!(
+        system[1]["text"], "mine",
+        "the client's system prompt is kept"
+    );
+    assert!(!p.log().join("\n").contains("at-1"));
+}
+
+#[test]
+fn anthropic_login_refuses_a_mismatched_state() {
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let cfg = dir.write("routeplane.yaml", &anthropic_config(&oauth, &up));
+    let (code, _, err) = run(
+        &dir,
+        &[
+            "login",
+            "anthropic",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--no-browser",
+        ],
+        None,
+        |line| state_of(line).map(|_| "good-code#forged\n".to_string()),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the pasted state does not match this login"),
+        "{err}"
+    );
+}
+
+/// Starts a codex loopback login and plays the browser; returns the login's result.
+fn codex_loopback_login(dir: &Dir, config: &str, port: u16) -> (i32, String, String) {
+    let cfg = dir.write("routeplane.yaml", config);
+    run(
+        dir,
+        &[
+            "login",
+            "openai-codex",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--no-browser",
+        ],
+        None,
+        |line| {
+            if let Some(state) = state_of(line) {
+                std::thread::spawn(move || {
+                    // The browser follows the redirect once the listener is up.
+                    let url = format!(
+                        "http://127.0.0.1:{port}/auth/callback?code=good-code&state={state}"
+                    );
+                    let ok = wait_until(Duration::from_secs(5), || {
+                        ureq::get(&url).call().is_ok_and(|r| r.status() == 200)
+                    });
+                    assert!(ok, "callback listener did not answer");
+                });
+            }
+            None
+        },
+    )
+}
+
+#[test]
+fn codex_loopback_flow_then_requests_carry_the_account() {
+    let oauth = MockOAuth::start(3600);
+    let port = MockUpstream::free_port();
+    let up = MockUpstream::always(Wire::Responses.reply(true, false));
+    let dir = Dir::new();
+    let config = codex_config(&oauth, &up, port);
+    let (code, out, err) = codex_loopback_login(&dir, &config, port);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("logged in to openai-codex"), "{out}");
+    let exchange = oauth
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/token")
+        .unwrap();
+    assert_eq!(
+        exchange.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        stored(&dir)["credentials"]["openai-codex"]["account_id"],
+        "acct_1"
+    );
+
+    let p = Proxy::start_with(
+        &config,
+        &[(
+            "ROUTEPLANE_AUTH_FILE",
+            dir.path().join("data/auth.json").to_str().unwrap(),
+        )],
+        &[],
+    );
+    let resp = p.post("/v1/chat/completions", json!({"model": "openai-codex:gpt-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(
+        resp.json()["choices"][0]["message"]["content"],
+        "Hello there",
+        "a non-streaming client gets the collected stream"
+    );
+    let sent = &up.requests()[0];
+    assert_eq!(sent.path, "/v1/responses");
+    assert_eq!(sent.header("chatgpt-account-id"), Some("acct_1"));
+    assert_eq!(sent.header("openai-beta"), Some("responses=experimental"));
+    let body = sent.json();
+    assert_eq!(
+        (body["stream"].clone(), body["store"].clone()),
+        (json!(true), json!(false))
+    );
+    assert!(body["instructions"].is_string());
+    assert!(body.get("max_output_tokens").is_none());
+}
+
+#[test]
+fn codex_device_flow_polls_until_approved() {
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, 9));
+    let (code, _, err) = run(
+        &dir,
+        &[
+            "providers",
+            "login",
+            "openai-codex",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--device",
+        ],
+        None,
+        |_| None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!(
+            "open {}/device and enter the code ABCD-1234",
+            oauth.base()
+        )),
+        "{err}"
+    );
+    let polls = oauth
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/device/token")
+        .count();
+    assert_eq!(polls, 3, "two pending answers, then approval");
+    let exchange = oauth
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/token")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&exchange.body).contains("code_verifier=server-verifier"));
+}
+
+fn logged_in_proxy(oauth: &MockOAuth, up: &MockUpstream) -> (Dir, Proxy) {
+    let dir = Dir::new();
+    let config = anthropic_config(oauth, up);
+    let (code, _, err) = anthropic_login(&dir, &config);
+    assert_eq!(code, 0, "{err}");
+    let p = Proxy::start_with(
+        &config,
+        &[(
+            "ROUTEPLANE_AUTH_FILE",
+            dir.path().join("data/auth.json").to_str().unwrap(),
+        )],
+        &[],
+    );
+    (dir, p)
+}
+
+fn ask(p: &Proxy) -> u16 {
+    p.post(
+        "/v1/chat/completions",
+        json!({"model": "anthropic:claude-x", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .status
+}
+
+#[test]
+fn tokens_near_expiry_are_refreshed_once_for_a_burst_and_the_rotation_is_kept() {
+    // Tokens that expire in 60 s are inside the 5-minute margin: the next request refreshes.
+    let oauth = MockOAuth::start(60);
+    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let (dir, p) = logged_in_proxy(&oauth, &up);
+    // Tokens issued from now on live long: one refresh must serve the whole burst.
+    oauth.set_expires_in(3600);
+    let p = std::sync::Arc::new(p);
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let p = std::sync::Arc::clone(&p);
+            std::thread::spawn(move || ask(&p))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 200);
+    }
+    assert_eq!(
+        oauth.refreshes(),
+        1,
+        "eight concurrent requests share one refresh"
+    );
+    assert_eq!(
+        stored(&dir)["credentials"]["anthropic"]["refresh_token"],
+        json!(oauth.valid_refresh())
+    );
+    let last: Vec<Recorded> = up.requests();
+    assert!(
+        last.iter()
+            .all(|r| r.header("authorization") != Some("Bearer at-1")),
+        "the expiring token was never used"
+    );
+}
+
+#[test]
+fn a_401_refreshes_once_and_retries() {
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::script(vec![
+        Reply::json(
+            401,
+            json!({"type": "error", "error": {"type": "authentication_error", "message": "expired"}}),
+        ),
+        Wire::Anthropic.reply(false, false),
+    ]);
+    let (_dir, p) = logged_in_proxy(&oauth, &up);
+    assert_eq!(ask(&p), 200);
+    assert_eq!(oauth.refreshes(), 1);
+    let auths: Vec<_> = up
+        .requests()
+        .iter()
+        .map(|r| r.header("authorization").unwrap().to_string())
+        .collect();
+    assert_eq!(auths, ["Bearer at-1", "Bearer at-2"]);
+}
+
+#[test]
+fn a_failed_refresh_asks_the_client_to_log_in() {
+    let oauth = MockOAuth::start(60);
+    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let (dir, p) = logged_in_proxy(&oauth, &up);
+    // Another machine used the refresh token: ours is now revoked.
+    let mut v = stored(&dir);
+    v["credentials"]["anthropic"]["refresh_token"] = json!("rt-stale");
+    dir.write("data/auth.json", &v.to_string());
+    let resp = p.post("/v1/messages", json!({"model": "anthropic:claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert_eq!(resp.json()["type"], "error");
+    let msg = resp.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.starts_with("provider `anthropic` needs a login (")
+            && msg.ends_with("run `routeplane login anthropic`"),
+        "{msg}"
+    );
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
+fn token_stdin_refreshes_once_and_stores_the_rotation() {
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, 9));
+    let (code, out, err) = run(
+        &dir,
+        &[
+            "login",
+            "openai-codex",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--token-stdin",
+        ],
+        Some("rt-0\n"),
+        |_| None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("logged in to openai-codex"));
+    assert_eq!(oauth.refreshes(), 1);
+    assert_eq!(
+        stored(&dir)["credentials"]["openai-codex"]["refresh_token"],
+        "rt-1"
+    );
+}
+
+#[test]
+fn vendor_logins_import_and_logout_forgets() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.path().join(".claude")).unwrap();
+    dir.write(".claude/.credentials.json", r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-a","refreshToken":"sk-ant-ort01-b","expiresAt":4102444800000}}"#);
+    std::fs::create_dir_all(dir.path().join(".codex")).unwrap();
+    let jwt = id_token("acct_7");
+    dir.write(".codex/auth.json", &format!(r#"{{"auth_mode":"chatgpt","tokens":{{"id_token":"{jwt}","access_token":"{jwt}","refresh_token":"rt-x","account_id":"acct_7"}}}}"#));
+    for provider in ["anthropic", "openai-codex"] {
+        let (code, _, err) = run(&dir, &["login", provider, "--import"], None, |_| None);
+        assert_eq!(code, 0, "{provider}: {err}");
+    }
+    let v = stored(&dir);
+    assert_eq!(v["credentials"]["anthropic"]["expires_at"], 4102444800u64);
+    assert_eq!(v["credentials"]["openai-codex"]["account_id"], "acct_7");
+    assert!(
+        dir.read(".claude/.credentials.json")
+            .contains("sk-ant-ort01-b"),
+        "the vendor file is untouched"
+    );
+    let (code, out, _) = run(&dir, &["logout", "anthropic"], None, |_| None);
+    assert_eq!((code, out.as_str()), (0, "logged out of anthropic\n"));
+    assert!(stored(&dir)["credentials"].get("anthropic").is_none());
+    let (_, out, _) = run(&dir, &["logout", "anthropic"], None, |_| None);
+    assert_eq!(out, "not logged in to anthropic\n");
+}
