@@ -3,7 +3,7 @@
 //! [`run`] is where a request spends its life. For each target it builds the upstream
 //! body (bytes with only `model` changed when the protocols match, a translation
 //! otherwise), attaches the credential, sends, and classifies the outcome with
-//! [`next_step`], the failover table in one `match`. The client's status line is held
+//! `next_step`, the failover table in one `match`. The client's status line is held
 //! until the upstream's first event (or whole body) is in hand, so a failure before
 //! that is invisible to the client and the next target is tried. Once an event has
 //! gone out, the answer is committed: a later failure ends the stream with an error
@@ -80,7 +80,7 @@ struct Failure {
     retry_after: Option<Duration>,
 }
 
-/// The categories of [`next_step`]'s table.
+/// The categories of `next_step`'s table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FailKind {
     /// Nothing was answered (refused, reset, DNS, connect timeout).
