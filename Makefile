@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: check test lint doc bench build sdk static pi pi-smoke
+.PHONY: check test lint doc bench build sdk static pi pi-smoke fuzz soak
 
 ## check: format, lints, tests and docs, as CI runs them
 check: lint test doc
@@ -27,6 +27,15 @@ doc:
 
 build:
 	$(CARGO) build --release
+
+## fuzz: random inputs into the config loader, body splitter, SSE parser and translators (FUZZ_SECS, default 60)
+FUZZ_SECS ?= 60
+fuzz:
+	$(CARGO) run --release --example fuzz -- $(FUZZ_SECS)
+
+## soak: minutes of mixed load while the upstreams misbehave; checks nothing crashed or leaked
+soak:
+	scripts/soak.sh
 
 ## bench: routeplane against the floor and the mock, medians of 3 rounds; appends to bench/results.md
 bench:

@@ -6,6 +6,10 @@
 //! `GAP_MS` apart (default 5), each carrying `"t"`, its emission time in nanoseconds
 //! since the epoch, so a client can measure the delay each hop added. Anything else
 //! gets a small `chat.completion`. Thread per connection, keep-alive, std only.
+//!
+//! With `CHAOS=1` in the environment it misbehaves on purpose (for `scripts/soak.sh`):
+//! of every ten requests one is refused (the connection closes), one stalls for two
+//! seconds, one gets a 500, one a 429, and one stream breaks off half-way.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -13,6 +17,9 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const EVENTS: usize = 20;
+
+/// Counts requests, to pick a misbehaviour in chaos mode.
+static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -60,10 +67,28 @@ fn serve(conn: TcpStream, gap: Duration) {
             return;
         }
         let stream = body.windows(13).any(|w| w == b"\"stream\":true");
-        let ok = if line.starts_with("GET /health") {
+        let chaos = std::env::var_os("CHAOS").is_some() && !line.starts_with("GET");
+        // A multiplicative hash spreads the misbehaviours over the requests.
+        let roll = REQUESTS
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9)
+            % 10;
+        if chaos && roll == 0 {
+            return;
+        }
+        if chaos && roll == 1 {
+            thread::sleep(Duration::from_secs(2));
+        }
+        let ok = if chaos && roll == 2 {
+            write_status(&mut out, 500, "{\"error\":{\"message\":\"chaos\"}}")
+        } else if chaos && roll == 3 {
+            write_status(&mut out, 429, "{\"error\":{\"message\":\"slow down\"}}")
+        } else if chaos && roll == 4 && stream {
+            write_stream(&mut out, gap, EVENTS / 2)
+        } else if line.starts_with("GET /health") {
             write_body(&mut out, "{\"status\":\"ok\"}")
         } else if stream {
-            write_stream(&mut out, gap)
+            write_stream(&mut out, gap, EVENTS + 1)
         } else {
             write_body(
                 &mut out,
@@ -77,20 +102,26 @@ fn serve(conn: TcpStream, gap: Duration) {
 }
 
 fn write_body(out: &mut TcpStream, body: &str) -> bool {
+    write_status(out, 200, body)
+}
+
+fn write_status(out: &mut TcpStream, status: u16, body: &str) -> bool {
     let msg = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     out.write_all(msg.as_bytes()).is_ok()
 }
 
-fn write_stream(out: &mut TcpStream, gap: Duration) -> bool {
+/// Writes `count` events of a stream (the last being `[DONE]` when the stream is whole);
+/// a shorter count breaks the stream off without its terminator.
+fn write_stream(out: &mut TcpStream, gap: Duration, count: usize) -> bool {
     let head =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
     if out.write_all(head.as_bytes()).is_err() {
         return false;
     }
-    for i in 0..=EVENTS {
+    for i in 0..count.min(EVENTS + 1) {
         if i > 0 {
             thread::sleep(gap);
         }
@@ -106,6 +137,11 @@ fn write_stream(out: &mut TcpStream, gap: Duration) -> bool {
         if out.write_all(chunk.as_bytes()).is_err() {
             return false;
         }
+    }
+    if count <= EVENTS {
+        // Broken off: close without the final chunk.
+        let _ = out.shutdown(std::net::Shutdown::Both);
+        return false;
     }
     out.write_all(b"0\r\n\r\n").is_ok()
 }
