@@ -393,14 +393,30 @@ fn attempt(
     if !(200..300).contains(&reply.status) {
         return upstream_error(settings, reply);
     }
-    let translate = target.protocol != call.inbound || env.auth.rewrites_body(provider);
+    let t = Try {
+        settings,
+        call,
+        target,
+        number: attempts,
+        translate: target.protocol != call.inbound || env.auth.rewrites_body(provider),
+    };
     if upstream_stream && reply.content_type.starts_with("text/event-stream") {
-        relay_stream(
-            settings, call, target, attempts, reply, translate, out, sent,
-        )
+        relay_stream(&t, reply, out, sent)
     } else {
-        relay_whole(settings, call, target, attempts, reply, translate, out)
+        relay_whole(&t, reply, out)
     }
+}
+
+/// One attempt's fixed facts, handed to the helpers that relay its answer.
+#[derive(Clone, Copy)]
+struct Try<'a> {
+    settings: &'a Settings,
+    call: &'a Call<'a>,
+    target: &'a Target,
+    /// Its number among the request's attempts, for `x-routeplane-attempts`.
+    number: usize,
+    /// The answer is translated (or reshaped), not copied byte for byte.
+    translate: bool,
 }
 
 /// Builds the bytes sent upstream for `target`.
@@ -492,16 +508,8 @@ fn served_headers(target: &Target, attempts: usize) -> Vec<(String, String)> {
 }
 
 /// Relays a complete (non-streaming) answer.
-#[allow(clippy::too_many_arguments)]
-fn relay_whole(
-    settings: &Settings,
-    call: &Call<'_>,
-    target: &Target,
-    attempts: usize,
-    reply: Reply,
-    translate: bool,
-    out: &mut ClientWriter,
-) -> Outcome {
+fn relay_whole(t: &Try<'_>, reply: Reply, out: &mut ClientWriter) -> Outcome {
+    let Try { settings, call, target, number: attempts, translate } = *t;
     let status = reply.status;
     let ct = reply.content_type.clone();
     let mut headers = reply.headers.clone();
@@ -545,17 +553,8 @@ enum Commit {
 }
 
 /// Relays a streamed answer event by event (or collects it for a non-streaming client).
-#[allow(clippy::too_many_arguments)]
-fn relay_stream(
-    settings: &Settings,
-    call: &Call<'_>,
-    target: &Target,
-    attempts: usize,
-    reply: Reply,
-    translate: bool,
-    out: &mut ClientWriter,
-    started: Instant,
-) -> Outcome {
+fn relay_stream(t: &Try<'_>, reply: Reply, out: &mut ClientWriter, started: Instant) -> Outcome {
+    let Try { settings, call, target, number: attempts, translate } = *t;
     let status = reply.status;
     let mut headers = reply.headers.clone();
     headers.extend(served_headers(target, attempts));

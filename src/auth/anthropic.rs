@@ -152,13 +152,7 @@ pub fn finish(
         ],
         Encoding::Json,
     )?;
-    if !(200..300).contains(&status) {
-        return Err(Error::Auth(format!(
-            "the code exchange failed ({})",
-            oauth::error_text(status, &v)
-        )));
-    }
-    oauth::tokens_from(&v, None)
+    oauth::expect_tokens(status, &v, "the code exchange", None)
 }
 
 /// Trades a refresh token for new tokens.
@@ -173,13 +167,7 @@ pub fn refresh(client: &Client, urls: &AuthUrls, old: &Tokens) -> Result<Tokens,
         ],
         Encoding::Json,
     )?;
-    if !(200..300).contains(&status) {
-        return Err(Error::Auth(format!(
-            "refresh failed ({})",
-            oauth::error_text(status, &v)
-        )));
-    }
-    oauth::tokens_from(&v, Some(old))
+    oauth::expect_tokens(status, &v, "refresh", Some(old))
 }
 
 /// Headers for a Messages request with a subscription token.

@@ -121,13 +121,7 @@ fn exchange(
         ],
         Encoding::Form,
     )?;
-    if !(200..300).contains(&status) {
-        return Err(Error::Auth(format!(
-            "the code exchange failed ({})",
-            oauth::error_text(status, &v)
-        )));
-    }
-    oauth::tokens_from(&v, None)
+    oauth::expect_tokens(status, &v, "the code exchange", None)
 }
 
 /// Trades a refresh token for new tokens (refresh tokens are single-use: store the result at once).
@@ -142,13 +136,7 @@ pub fn refresh(client: &Client, urls: &AuthUrls, old: &Tokens) -> Result<Tokens,
         ],
         Encoding::Json,
     )?;
-    if !(200..300).contains(&status) {
-        return Err(Error::Auth(format!(
-            "refresh failed ({})",
-            oauth::error_text(status, &v)
-        )));
-    }
-    oauth::tokens_from(&v, Some(old))
+    oauth::expect_tokens(status, &v, "refresh", Some(old))
 }
 
 /// A device code to show the user.

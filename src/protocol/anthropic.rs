@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::Decoded;
+use super::{Decoded, now, text_of};
 use crate::error::Error;
 use crate::sse::Event;
 
@@ -53,26 +53,6 @@ fn status_of(kind: &str) -> u16 {
     }
 }
 
-/// Seconds since the epoch, for `created`.
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// The text of a content value: a string, or the text parts/blocks of an array.
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
-}
-
 // ---- chat → Anthropic (upstream requests) ----
 
 /// Hub chat request → Messages request for `model` at `provider`.
@@ -81,12 +61,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         field: field.to_string(),
         provider: provider.to_string(),
     };
-    if chat["n"].as_u64().is_some_and(|n| n > 1) {
-        return Err(unsupported("n"));
-    }
-    if chat["logprobs"] == json!(true) {
-        return Err(unsupported("logprobs"));
-    }
+    super::refuse_chat_only(&chat, provider)?;
     match chat["response_format"]["type"].as_str() {
         None | Some("text") => {}
         Some(_) => return Err(unsupported("response_format")),

@@ -247,6 +247,41 @@ impl Encoder {
     }
 }
 
+/// Seconds since the epoch, for `created` fields.
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The text of message content: a string, or the text of its parts joined by newlines.
+pub(crate) fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Refuses the chat fields neither other protocol can express: `n` > 1 and `logprobs`.
+pub(crate) fn refuse_chat_only(chat: &Value, provider: &str) -> Result<(), Error> {
+    let field = if chat["n"].as_u64().is_some_and(|n| n > 1) {
+        "n"
+    } else if chat["logprobs"] == json!(true) {
+        "logprobs"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Unsupported {
+        field: field.to_string(),
+        provider: provider.to_string(),
+    })
+}
+
 /// The OpenAI `error.type` for a status, shared by the Chat and Responses shapes.
 pub fn openai_error_type(status: u16) -> &'static str {
     match status {

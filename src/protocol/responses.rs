@@ -10,31 +10,12 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::Decoded;
+use super::{Decoded, now, text_of};
 use crate::error::Error;
 use crate::sse::Event;
 
 /// Instructions sent to the ChatGPT/Codex backend when the client gave none (it requires some).
 const DEFAULT_INSTRUCTIONS: &str = "You are a helpful assistant.";
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// The text of chat content: a string, or its text parts joined.
-fn text_of(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
-}
 
 // ---- chat → Responses (upstream requests) ----
 
@@ -44,12 +25,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         field: field.to_string(),
         provider: provider.to_string(),
     };
-    if chat["n"].as_u64().is_some_and(|n| n > 1) {
-        return Err(unsupported("n"));
-    }
-    if chat["logprobs"] == json!(true) {
-        return Err(unsupported("logprobs"));
-    }
+    super::refuse_chat_only(&chat, provider)?;
     let Some(list) = chat["messages"].as_array() else {
         return Err(Error::bad_request("`messages` must be an array"));
     };
