@@ -55,8 +55,6 @@ NULL=$(start_addr null target/release/examples/null_proxy 0 "$MOCK")
 
 cat > "$TMP/routeplane.yaml" <<EOF
 workers: 320
-limits:
-  max_queued: 2048
 detect:
   interval_secs: 3600
 providers:

@@ -52,9 +52,7 @@ pub struct Config {
 pub struct Limits {
     /// Largest request body accepted (413 above it).
     pub max_body_bytes: u64,
-    /// Requests waiting for a worker before new ones get 503.
-    pub max_queued: usize,
-    /// How long a queued request waits for a worker before it gets 503.
+    /// How long a request may wait for a worker before it gets 503.
     pub queue_wait_secs: f64,
     /// Deadline for a client to send its whole request (head and body).
     pub client_timeout_secs: f64,
@@ -68,7 +66,6 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_body_bytes: 32 * 1024 * 1024,
-            max_queued: 256,
             queue_wait_secs: 2.0,
             client_timeout_secs: 30.0,
             max_response_bytes: 64 * 1024 * 1024,

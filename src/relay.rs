@@ -509,7 +509,13 @@ fn served_headers(target: &Target, attempts: usize) -> Vec<(String, String)> {
 
 /// Relays a complete (non-streaming) answer.
 fn relay_whole(t: &Try<'_>, reply: Reply, out: &mut ClientWriter) -> Outcome {
-    let Try { settings, call, target, number: attempts, translate } = *t;
+    let Try {
+        settings,
+        call,
+        target,
+        number: attempts,
+        translate,
+    } = *t;
     let status = reply.status;
     let ct = reply.content_type.clone();
     let mut headers = reply.headers.clone();
@@ -554,7 +560,13 @@ enum Commit {
 
 /// Relays a streamed answer event by event (or collects it for a non-streaming client).
 fn relay_stream(t: &Try<'_>, reply: Reply, out: &mut ClientWriter, started: Instant) -> Outcome {
-    let Try { settings, call, target, number: attempts, translate } = *t;
+    let Try {
+        settings,
+        call,
+        target,
+        number: attempts,
+        translate,
+    } = *t;
     let status = reply.status;
     let mut headers = reply.headers.clone();
     headers.extend(served_headers(target, attempts));

@@ -12,8 +12,7 @@
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -99,63 +98,52 @@ pub fn bind(addr: SocketAddr, client_timeout: Duration) -> Result<Listener, Erro
 /// Builds a new registry when asked to reload (SIGHUP); the CLI knows where the config is.
 pub type Reload = Box<dyn Fn() -> Result<Registry, Error> + Send>;
 
-/// Serves until SIGTERM/SIGINT (then lets in-flight requests finish, up to the grace
-/// period) or until the accept loop fails. SIGHUP swaps in a freshly loaded registry;
-/// a bad config is logged and the old one keeps serving.
+/// Serves until SIGTERM/SIGINT (then lets requests already accepted finish, up to the
+/// grace period) or until the accept loop fails. SIGHUP swaps in a freshly loaded
+/// registry; a bad config is logged and the old one keeps serving.
+///
+/// Every worker takes requests from tiny_http's queue itself: a dispatcher thread in
+/// between cost a hand-off per request (measured with scripts/bench.sh). A request
+/// that waited longer than `limits.queue_wait_secs` for a worker gets 503 with
+/// `Retry-After` at once, so a backlog drains as fast as it can be refused.
 pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<(), Error> {
     let settings = shared.registry().settings.clone();
-    let (tx, rx) = sync_channel::<tiny_http::Request>(settings.limits.max_queued.max(1));
-    let rx = Arc::new(Mutex::new(rx));
-    for i in 0..settings.workers {
-        let rx = Arc::clone(&rx);
-        let shared = Arc::clone(&shared);
-        thread::Builder::new()
-            .name(format!("worker-{i}"))
-            .spawn(move || worker(&rx, &shared))
-            .map_err(|e| Error::io("cannot start worker threads", e))?;
-    }
     start_detection(&shared);
     let stopping = Arc::new(AtomicBool::new(false));
+    let alive = Arc::new(AtomicUsize::new(settings.workers));
+    let wait = Duration::from_secs_f64(settings.limits.queue_wait_secs.max(0.0));
+    for i in 0..settings.workers {
+        let (http, shared, alive) = (
+            Arc::clone(&listener.http),
+            Arc::clone(&shared),
+            Arc::clone(&alive),
+        );
+        thread::Builder::new()
+            .name(format!("worker-{i}"))
+            .spawn(move || {
+                worker(&http, &shared, wait);
+                alive.fetch_sub(1, Ordering::SeqCst);
+            })
+            .map_err(|e| Error::io("cannot start worker threads", e))?;
+    }
     watch_signals(
         Arc::clone(&listener.http),
         Arc::clone(&shared),
         Arc::clone(&stopping),
+        settings.workers,
         reload,
     )?;
-    let wait = Duration::from_secs_f64(settings.limits.queue_wait_secs.max(0.0));
-    loop {
-        let request = match listener.http.recv() {
-            Ok(r) => r,
-            Err(_) if stopping.load(Ordering::SeqCst) => break,
-            // tiny_http's accept loop has ended: nothing more will arrive.
-            Err(e) => return Err(Error::io("the listener stopped", e)),
-        };
-        shared.pending.fetch_add(1, Ordering::SeqCst);
-        let mut pending = request;
-        let give_up = Instant::now() + wait;
-        loop {
-            match tx.try_send(pending) {
-                Ok(()) => break,
-                Err(TrySendError::Full(r)) if Instant::now() < give_up => {
-                    pending = r;
-                    thread::sleep(Duration::from_millis(2));
-                }
-                Err(TrySendError::Full(r)) => {
-                    busy(r);
-                    shared.pending.fetch_sub(1, Ordering::SeqCst);
-                    break;
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    return Err(Error::Internal("every worker stopped".into()));
-                }
-            }
+    while !stopping.load(Ordering::SeqCst) {
+        if alive.load(Ordering::SeqCst) == 0 {
+            return Err(Error::Internal("every worker stopped".into()));
         }
+        thread::sleep(Duration::from_millis(50));
     }
-    // Stop accepting: dropping the last handle closes the listening socket.
+    // Stop accepting: the last handle to the server closes the listening socket.
     drop(listener);
     let grace = shared.registry().settings.shutdown_grace;
     let deadline = Instant::now() + grace;
-    while shared.pending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    while alive.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
     }
     let left = shared.pending.load(Ordering::SeqCst);
@@ -205,6 +193,7 @@ fn watch_signals(
     http: Arc<tiny_http::Server>,
     shared: Arc<Shared>,
     stopping: Arc<AtomicBool>,
+    workers: usize,
     reload: Reload,
 ) -> Result<(), Error> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -229,8 +218,11 @@ fn watch_signals(
                 }
                 log::line("stopping: no new connections; waiting for requests in flight");
                 stopping.store(true, Ordering::SeqCst);
+                // One unblock per worker: each ends one `recv`, after the queued requests.
                 if let Some(h) = http.take() {
-                    h.unblock();
+                    for _ in 0..workers {
+                        h.unblock();
+                    }
                 }
             }
         })
@@ -250,11 +242,14 @@ fn busy(req: tiny_http::Request) {
     log::line(format!("{} busy: queue full status=503", inbound.name()));
 }
 
-/// One worker: takes requests off the queue forever.
-fn worker(rx: &Mutex<Receiver<tiny_http::Request>>, shared: &Shared) {
-    loop {
-        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok(req) = next else { return };
+/// One worker: takes requests from tiny_http until the server is unblocked.
+fn worker(http: &tiny_http::Server, shared: &Shared, wait: Duration) {
+    while let Ok(req) = http.recv() {
+        if req.received_at().elapsed() > wait {
+            busy(req);
+            continue;
+        }
+        shared.pending.fetch_add(1, Ordering::SeqCst);
         handle(req, shared);
         shared.pending.fetch_sub(1, Ordering::SeqCst);
     }

@@ -259,9 +259,17 @@ pub fn tokens_from(v: &Value, previous: Option<&Tokens>) -> Result<Tokens, Error
 
 /// The tokens of a 2xx token answer; otherwise an error saying `what` failed, in the
 /// provider's words. `previous` fills what a refresh answer leaves out.
-pub fn expect_tokens(status: u16, v: &Value, what: &str, previous: Option<&Tokens>) -> Result<Tokens, Error> {
+pub fn expect_tokens(
+    status: u16,
+    v: &Value,
+    what: &str,
+    previous: Option<&Tokens>,
+) -> Result<Tokens, Error> {
     if !(200..300).contains(&status) {
-        return Err(Error::Auth(format!("{what} failed ({})", error_text(status, v))));
+        return Err(Error::Auth(format!(
+            "{what} failed ({})",
+            error_text(status, v)
+        )));
     }
     tokens_from(v, previous)
 }

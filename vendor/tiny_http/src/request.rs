@@ -74,6 +74,10 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // routeplane: when the request was read, so a server can refuse one that waited
+    // too long for a worker instead of letting a backlog grow.
+    received_at: std::time::Instant,
 }
 
 struct NotifyOnDrop<R> {
@@ -238,6 +242,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        received_at: std::time::Instant::now(),
     })
 }
 
@@ -246,6 +251,12 @@ impl Request {
     #[inline]
     pub fn secure(&self) -> bool {
         self.secure
+    }
+
+    /// routeplane: when the request was read from the connection.
+    #[inline]
+    pub fn received_at(&self) -> std::time::Instant {
+        self.received_at
     }
 
     /// Returns the method requested by the client (eg. `GET`, `POST`, etc.).
