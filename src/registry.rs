@@ -144,7 +144,7 @@ pub struct AuthUrls {
 }
 
 /// A source of tokens, with every default applied.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Provider {
     /// The id used in `provider:model` and in logs.
     pub id: String,
@@ -341,7 +341,8 @@ impl Registry {
                         "an endpoint is `provider:model` or `{provider: ID, service_id: MODEL}`",
                     ));
                 };
-                if !providers.iter().any(|x| x.id == p) {
+                let base = p.split_once('#').map_or(p, |(b, _)| b);
+                if !providers.iter().any(|x| x.id == base) {
                     return Err(loaded.error_at(
                         at.0,
                         at.1,
@@ -370,6 +371,21 @@ impl Registry {
     /// The provider with this id.
     pub fn provider(&self, id: &str) -> Option<&Arc<Provider>> {
         self.providers.iter().find(|p| p.id == id)
+    }
+
+    /// The provider for an id that may carry a login label, `openai-codex#work`: the base
+    /// provider under the labelled id, so the credential of that login is used.
+    pub fn provider_for(&self, id: &str) -> Option<Arc<Provider>> {
+        if let Some(p) = self.provider(id) {
+            return Some(Arc::clone(p));
+        }
+        let (base, label) = id.split_once('#')?;
+        if label.is_empty() {
+            return None;
+        }
+        let mut p = Provider::clone(self.provider(base)?);
+        p.id = id.to_string();
+        Some(Arc::new(p))
     }
 
     /// The virtual model with this name.

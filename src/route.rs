@@ -23,21 +23,21 @@ pub fn resolve(reg: &Registry, detected: &Detected, model: &str) -> Result<Vec<T
         let mut targets = Vec::new();
         for (pid, m) in &v.endpoints {
             // Endpoints were checked against the registry when it was built.
-            if let Some(p) = reg.provider(pid) {
-                targets.push(Target::new(p, m));
+            if let Some(p) = reg.provider_for(pid) {
+                targets.push(Target::new(&p, m));
             }
         }
         return Ok(targets);
     }
     if let Some((pid, m)) = model.split_once(':')
-        && let Some(p) = reg.provider(pid)
+        && let Some(p) = reg.provider_for(pid)
     {
         if m.is_empty() {
             return Err(Error::bad_request(format!(
                 "`{model}` names provider `{pid}` but no model; write `{pid}:MODEL`"
             )));
         }
-        return Ok(vec![Target::new(p, m)]);
+        return Ok(vec![Target::new(&p, m)]);
     }
     let targets: Vec<Target> = reg
         .providers

@@ -480,3 +480,48 @@ fn vendor_logins_import_and_logout_forgets() {
     let (_, out, _) = run(&dir, &["logout", "anthropic"], None, |_| None);
     assert_eq!(out, "not logged in to anthropic\n");
 }
+
+#[test]
+fn a_labelled_login_is_its_own_provider() {
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Wire::Responses.reply(true, false));
+    let dir = Dir::new();
+    let config = codex_config(&oauth, &up, 9);
+    let cfg = dir.write("routeplane.yaml", &config);
+    let args = [
+        "login",
+        "openai-codex",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--token-stdin",
+        "--label",
+        "work",
+    ];
+    let (code, out, err) = run(&dir, &args, Some("rt-0\n"), |_| None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("logged in to openai-codex#work"), "{out}");
+    let auth_file = dir.path().join("data/auth.json");
+    let p = Proxy::start_with(
+        &config,
+        &[("ROUTEPLANE_AUTH_FILE", auth_file.to_str().unwrap())],
+        &[],
+    );
+    let ask = |model: &str| {
+        p.post(
+            "/v1/chat/completions",
+            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    };
+    let resp = ask("openai-codex#work:gpt-5");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(
+        up.requests()[0].header("authorization"),
+        Some("Bearer at-1")
+    );
+    let resp = ask("openai-codex:gpt-5");
+    assert_eq!(
+        resp.status, 401,
+        "the unlabelled login does not exist: {}",
+        resp.body
+    );
+}

@@ -7,7 +7,8 @@
 //! token is used), and applies the body rules a subscription backend insists on.
 //!
 //! Subscription logins are found by provider id: `anthropic` (Claude Pro/Max, preferred
-//! over `ANTHROPIC_API_KEY` when logged in) and `openai-codex` (ChatGPT plans).
+//! over `ANTHROPIC_API_KEY` when logged in) and `openai-codex` (ChatGPT plans). A login
+//! made with `--label NAME` is the provider `anthropic#NAME` / `openai-codex#NAME`.
 
 pub mod anthropic;
 pub mod callback;
@@ -44,9 +45,9 @@ pub enum Subscription {
 }
 
 impl Subscription {
-    /// The subscription behind a provider id.
+    /// The subscription behind a provider id (`openai-codex#work` is a second ChatGPT login).
     pub fn of(provider: &str) -> Option<Subscription> {
-        match provider {
+        match provider.split('#').next().unwrap_or(provider) {
             "anthropic" => Some(Subscription::Anthropic),
             "openai-codex" => Some(Subscription::OpenAiCodex),
             _ => None,
