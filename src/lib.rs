@@ -44,3 +44,45 @@ pub mod relay;
 pub mod server;
 
 pub use error::Error;
+
+#[cfg(test)]
+mod tests {
+    /// The modules in flow order: each may use only those before it (and itself).
+    const LAYERS: [&str; 14] = [
+        "error", "log", "paths", "body", "sse", "protocol", "config", "registry", "upstream",
+        "auth", "detect", "route", "relay", "server",
+    ];
+
+    #[test]
+    fn layers_point_down() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut checked = 0;
+        for (rank, module) in LAYERS.iter().enumerate() {
+            let file = src.join(format!("{module}.rs"));
+            let files: Vec<std::path::PathBuf> = if file.exists() {
+                vec![file]
+            } else {
+                std::fs::read_dir(src.join(module))
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .collect()
+            };
+            for f in files {
+                let text = std::fs::read_to_string(&f).unwrap();
+                for (used_rank, used) in LAYERS.iter().enumerate() {
+                    let uses = text.contains(&format!("crate::{used}::"))
+                        || text.contains(&format!("crate::{used};"))
+                        || text.contains(&format!("crate::{used}::{{"));
+                    assert!(
+                        !uses || used_rank <= rank,
+                        "{} uses `crate::{used}`, which comes after `{module}` in the flow",
+                        f.display()
+                    );
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 20, "only {checked} files were checked");
+    }
+}
