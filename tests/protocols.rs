@@ -177,3 +177,38 @@ fn count_tokens_is_an_estimate_marked_as_such_elsewhere() {
     assert_eq!(resp.header("x-routeplane-estimate"), Some("true"));
     assert_eq!(mock.count(), 0);
 }
+
+#[test]
+fn real_client_shapes_are_accepted() {
+    // Shapes seen from Claude Code 2.1 (system turns inside `messages`) and Codex CLI
+    // 0.169 (tools grouped in a `namespace`, the hosted `web_search` tool), both tried
+    // against routeplane for real.
+    let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+    let resp = p.post(
+        "/v1/messages",
+        json!({"model": "m", "max_tokens": 9, "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": [{"type": "text", "text": "mid-conversation note"}]}
+        ]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(
+        mock.requests()[0].json()["messages"][1],
+        json!({"role": "system", "content": "mid-conversation note"})
+    );
+    let resp = p.post(
+        "/v1/responses",
+        json!({"model": "m", "input": [{"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "dev"}]}, {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}],
+               "tools": [{"type": "function", "name": "exec_command", "parameters": {"type": "object"}},
+                         {"type": "namespace", "name": "multi_agent_v1", "tools": [{"type": "function", "name": "spawn_agent", "parameters": {"type": "object"}}]},
+                         {"type": "web_search", "external_web_access": false}]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let names: Vec<String> = mock.requests()[1].json()["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["exec_command", "spawn_agent"]);
+}

@@ -451,6 +451,12 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
     }
     for m in list {
         let role = m["role"].as_str().unwrap_or("");
+        // Claude Code (2.1, with the mid-conversation-system beta) sends system turns
+        // inside `messages`.
+        if role == "system" {
+            messages.push(json!({"role": "system", "content": text_of(&m["content"])}));
+            continue;
+        }
         if role != "user" && role != "assistant" {
             return Err(Error::bad_request(format!("unknown message role `{role}`")));
         }

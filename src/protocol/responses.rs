@@ -537,22 +537,10 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
     }
     if let Some(tools) = req["tools"].as_array() {
         let mut converted = Vec::new();
-        for t in tools {
-            if t["type"] != "function" {
-                return Err(Error::bad_request(format!(
-                    "tool type `{}` is only available from a Responses upstream",
-                    t["type"].as_str().unwrap_or("?")
-                )));
-            }
-            let mut f = json!({"name": t["name"], "parameters": t["parameters"]});
-            for key in ["description", "strict"] {
-                if !t[key].is_null() {
-                    f[key] = t[key].clone();
-                }
-            }
-            converted.push(json!({"type": "function", "function": f}));
+        flatten_tools(tools, &mut converted);
+        if !converted.is_empty() {
+            out["tools"] = Value::Array(converted);
         }
-        out["tools"] = Value::Array(converted);
     }
     match &req["tool_choice"] {
         Value::String(s) => out["tool_choice"] = json!(s),
@@ -562,6 +550,30 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
         _ => {}
     }
     Ok(out)
+}
+
+/// Responses tools → chat function tools. A `namespace` (Codex CLI groups tools so)
+/// contributes its functions; hosted tools (`web_search`, `file_search`, …) exist only
+/// on a Responses upstream and are left out, which only narrows what the model may call.
+fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) {
+    for t in tools {
+        match t["type"].as_str() {
+            Some("function") => {
+                let mut f = json!({"name": t["name"], "parameters": t["parameters"]});
+                for key in ["description", "strict"] {
+                    if !t[key].is_null() {
+                        f[key] = t[key].clone();
+                    }
+                }
+                out.push(json!({"type": "function", "function": f}));
+            }
+            Some("namespace") => flatten_tools(
+                t["tools"].as_array().map(Vec::as_slice).unwrap_or_default(),
+                out,
+            ),
+            _ => {}
+        }
+    }
 }
 
 /// Responses message content (a string or parts) → chat content.
@@ -1195,19 +1207,22 @@ mod tests {
     }
 
     #[test]
-    fn inbound_refusals_name_the_field() {
+    fn inbound_refusals_and_tool_narrowing() {
         let err = request_to_chat(json!({"model": "m", "input": "x", "previous_response_id": "r"}))
             .unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("`previous_response_id` needs a Responses upstream")
         );
-        let err =
-            request_to_chat(json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}))
-                .unwrap_err();
+        let chat = request_to_chat(json!({"model": "m", "input": "x", "tools": [
+            {"type": "web_search"},
+            {"type": "namespace", "name": "ns", "tools": [{"type": "function", "name": "inner", "parameters": {}}]},
+        ]}))
+        .unwrap();
         assert_eq!(
-            err.to_string(),
-            "tool type `web_search` is only available from a Responses upstream"
+            chat["tools"],
+            json!([{"type": "function", "function": {"name": "inner", "parameters": {}}}]),
+            "hosted tools are dropped, namespaces flattened"
         );
         assert!(request_to_chat(json!({"model": "m"})).is_err());
     }
