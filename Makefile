@@ -2,10 +2,10 @@
 
 CARGO ?= cargo
 
-.PHONY: check test lint doc bench build sdk static pi pi-smoke fuzz soak
+.PHONY: check test lint doc deny bench build sdk static pi pi-smoke fuzz soak
 
-## check: format, lints, tests and docs, as CI runs them
-check: lint test doc
+## check: format, lints, tests, docs and the dependency audit, as CI runs them
+check: lint test doc deny
 
 lint:
 	$(CARGO) fmt --check
@@ -36,6 +36,15 @@ fuzz:
 ## soak: minutes of mixed load while the upstreams misbehave; checks nothing crashed or leaked
 soak:
 	scripts/soak.sh
+
+## deny: licences, duplicate crates and sources with cargo-deny (installed into bench/tools
+## from crates.io on first use, about 2.5 minutes); advisories when the database can be fetched
+DENY := bench/tools/bin/cargo-deny
+deny:
+	@[ -x $(DENY) ] || $(CARGO) install --quiet --locked --root bench/tools cargo-deny
+	$(DENY) check licenses bans sources
+	@if $(DENY) fetch >/dev/null 2>&1; then $(DENY) check advisories; \
+	else echo "note: advisories not checked: the advisory database cannot be fetched from here"; fi
 
 ## bench: routeplane against the floor and the mock, medians of 3 rounds; appends to bench/results.md
 bench:
