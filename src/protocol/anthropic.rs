@@ -948,20 +948,10 @@ mod tests {
     }
 
     fn decode_all(evs: &[Event]) -> (Vec<Value>, bool) {
-        let mut d = Decoder::default();
-        let mut chunks = Vec::new();
-        let mut ended = false;
-        for e in evs {
-            match d.event(e) {
-                Decoded::Chunks(c) => chunks.extend(c),
-                Decoded::End(c) => {
-                    chunks.extend(c);
-                    ended = true;
-                }
-                Decoded::Failed { message, .. } => panic!("{message}"),
-            }
-        }
-        (chunks, ended)
+        crate::protocol::testing::decode_all(
+            crate::protocol::Decoder::Anthropic(Decoder::default()),
+            evs,
+        )
     }
 
     #[test]
@@ -1016,9 +1006,7 @@ mod tests {
         let (again, ended) = decode_all(&out);
         assert!(ended);
         let fold = |cs: &[Value]| {
-            let mut c = Collector::default();
-            cs.iter().for_each(|ch| c.add(ch));
-            let v = c.finish();
+            let v = crate::protocol::testing::fold(cs);
             (
                 v["choices"][0]["message"].clone(),
                 v["choices"][0]["finish_reason"].clone(),

@@ -293,6 +293,38 @@ pub fn openai_error_type(status: u16) -> &'static str {
     }
 }
 
+/// Helpers for the translators' tests: run a decoder over events, fold chunks.
+#[cfg(test)]
+pub(crate) mod testing {
+    use serde_json::Value;
+
+    use super::{Decoded, Decoder, chat::Collector};
+    use crate::sse::Event;
+
+    /// Decodes every event; returns the chunks and whether the end marker came.
+    pub(crate) fn decode_all(mut d: Decoder, evs: &[Event]) -> (Vec<Value>, bool) {
+        let (mut chunks, mut ended) = (Vec::new(), false);
+        for e in evs {
+            match d.event(e) {
+                Decoded::Chunks(c) => chunks.extend(c),
+                Decoded::End(c) => {
+                    chunks.extend(c);
+                    ended = true;
+                }
+                Decoded::Failed { message, .. } => panic!("{message}"),
+            }
+        }
+        (chunks, ended)
+    }
+
+    /// Folds chunks into one completion.
+    pub(crate) fn fold(chunks: &[Value]) -> Value {
+        let mut c = Collector::default();
+        chunks.iter().for_each(|ch| c.add(ch));
+        c.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

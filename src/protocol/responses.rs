@@ -1066,19 +1066,10 @@ mod tests {
     }
 
     fn decode_all(evs: &[Event]) -> (Vec<Value>, bool) {
-        let mut d = Decoder::default();
-        let (mut chunks, mut ended) = (Vec::new(), false);
-        for e in evs {
-            match d.event(e) {
-                Decoded::Chunks(c) => chunks.extend(c),
-                Decoded::End(c) => {
-                    chunks.extend(c);
-                    ended = true;
-                }
-                Decoded::Failed { message, .. } => panic!("{message}"),
-            }
-        }
-        (chunks, ended)
+        crate::protocol::testing::decode_all(
+            crate::protocol::Decoder::Responses(Decoder::default()),
+            evs,
+        )
     }
 
     #[test]
@@ -1153,11 +1144,7 @@ mod tests {
         out.extend(e.finish());
         let (again, ended) = decode_all(&out);
         assert!(ended);
-        let fold = |cs: &[Value]| {
-            let mut c = Collector::default();
-            cs.iter().for_each(|ch| c.add(ch));
-            c.finish()["choices"][0].clone()
-        };
+        let fold = |cs: &[Value]| crate::protocol::testing::fold(cs)["choices"][0].clone();
         assert_eq!(fold(&chunks), fold(&again));
         let seqs: Vec<u64> = out.iter().map(|e| serde_json::from_str::<Value>(e.data.as_deref().unwrap()).unwrap()["sequence_number"].as_u64().unwrap()).collect();
         assert!(
