@@ -98,52 +98,51 @@ pub fn bind(addr: SocketAddr, client_timeout: Duration) -> Result<Listener, Erro
 /// Builds a new registry when asked to reload (SIGHUP); the CLI knows where the config is.
 pub type Reload = Box<dyn Fn() -> Result<Registry, Error> + Send>;
 
-/// Serves until SIGTERM/SIGINT (then lets requests already accepted finish, up to the
-/// grace period) or until the accept loop fails. SIGHUP swaps in a freshly loaded
-/// registry; a bad config is logged and the old one keeps serving.
+/// Serves until SIGTERM/SIGINT, then lets requests already accepted finish, up to the
+/// grace period. SIGHUP swaps in a freshly loaded registry; a bad config is logged and
+/// the old one keeps serving.
 ///
-/// Every worker takes requests from tiny_http's queue itself: a dispatcher thread in
-/// between cost a hand-off per request (measured with scripts/bench.sh). A request
-/// that waited longer than `limits.queue_wait_secs` for a worker gets 503 with
-/// `Retry-After` at once, so a backlog drains as fast as it can be refused.
+/// Each request runs on its connection's own thread (tiny_http has one per connection):
+/// handing it to a separate worker pool cost two context switches per request, the
+/// largest item in a profile of scripts/bench.sh at 32 clients. `workers` bounds how
+/// many run at once; a request that cannot start within `limits.queue_wait_secs` of its
+/// arrival gets 503 with `Retry-After`.
 pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<(), Error> {
     let settings = shared.registry().settings.clone();
-    start_detection(&shared);
     let stopping = Arc::new(AtomicBool::new(false));
-    let alive = Arc::new(AtomicUsize::new(settings.workers));
     let wait = Duration::from_secs_f64(settings.limits.queue_wait_secs.max(0.0));
-    for i in 0..settings.workers {
-        let (http, shared, alive) = (
-            Arc::clone(&listener.http),
-            Arc::clone(&shared),
-            Arc::clone(&alive),
-        );
-        thread::Builder::new()
-            .name(format!("worker-{i}"))
-            .spawn(move || {
-                worker(&http, &shared, wait);
-                alive.fetch_sub(1, Ordering::SeqCst);
-            })
-            .map_err(|e| Error::io("cannot start worker threads", e))?;
+    let limit = settings.workers;
+    {
+        let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
+        listener.http.handle_inline(Box::new(move |req| {
+            admit(req, &shared, &stopping, limit, wait)
+        }));
     }
+    // Requests that arrived between binding and the line above were queued: serve them.
+    while let Ok(Some(req)) = listener.http.try_recv() {
+        let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
+        thread::spawn(move || admit(req, &shared, &stopping, limit, wait));
+    }
+    start_detection(&shared);
     watch_signals(
         Arc::clone(&listener.http),
         Arc::clone(&shared),
         Arc::clone(&stopping),
-        settings.workers,
         reload,
     )?;
     while !stopping.load(Ordering::SeqCst) {
-        if alive.load(Ordering::SeqCst) == 0 {
-            return Err(Error::Internal("every worker stopped".into()));
-        }
         thread::sleep(Duration::from_millis(50));
+        // A connection that saw no handler yet may have queued a request.
+        while let Ok(Some(req)) = listener.http.try_recv() {
+            let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
+            thread::spawn(move || admit(req, &shared, &stopping, limit, wait));
+        }
     }
     // Stop accepting: the last handle to the server closes the listening socket.
     drop(listener);
     let grace = shared.registry().settings.shutdown_grace;
     let deadline = Instant::now() + grace;
-    while alive.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    while shared.pending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
     }
     let left = shared.pending.load(Ordering::SeqCst);
@@ -155,6 +154,39 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         log::line("stopped");
     }
     Ok(())
+}
+
+/// Runs one request once fewer than `limit` are running; a request that cannot start
+/// within `wait` of its arrival, or arrives while stopping, gets 503.
+fn admit(
+    req: tiny_http::Request,
+    shared: &Shared,
+    stopping: &AtomicBool,
+    limit: usize,
+    wait: Duration,
+) {
+    loop {
+        if stopping.load(Ordering::SeqCst) {
+            busy(req);
+            return;
+        }
+        let running = shared.pending.load(Ordering::SeqCst);
+        if running < limit
+            && shared
+                .pending
+                .compare_exchange(running, running + 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            break;
+        }
+        if req.received_at().elapsed() > wait {
+            busy(req);
+            return;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    handle(req, shared);
+    shared.pending.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Probes local sources once (bounded by the probe timeout, so listening is delayed by
@@ -193,7 +225,6 @@ fn watch_signals(
     http: Arc<tiny_http::Server>,
     shared: Arc<Shared>,
     stopping: Arc<AtomicBool>,
-    workers: usize,
     reload: Reload,
 ) -> Result<(), Error> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -218,12 +249,8 @@ fn watch_signals(
                 }
                 log::line("stopping: no new connections; waiting for requests in flight");
                 stopping.store(true, Ordering::SeqCst);
-                // One unblock per worker: each ends one `recv`, after the queued requests.
-                if let Some(h) = http.take() {
-                    for _ in 0..workers {
-                        h.unblock();
-                    }
-                }
+                // Let go of the server, so `serve` can close the listening socket.
+                http.take();
             }
         })
         .map_err(|e| Error::io("cannot start the signal thread", e))?;
@@ -240,19 +267,6 @@ fn busy(req: tiny_http::Request) {
     let headers = vec![("retry-after".to_string(), "1".to_string())];
     relay::respond_error(inbound, err.status(), &err.to_string(), &headers, &mut out);
     log::line(format!("{} busy: queue full status=503", inbound.name()));
-}
-
-/// One worker: takes requests from tiny_http until the server is unblocked.
-fn worker(http: &tiny_http::Server, shared: &Shared, wait: Duration) {
-    while let Ok(req) = http.recv() {
-        if req.received_at().elapsed() > wait {
-            busy(req);
-            continue;
-        }
-        shared.pending.fetch_add(1, Ordering::SeqCst);
-        handle(req, shared);
-        shared.pending.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 /// The endpoint a path names, without its query string.
