@@ -87,7 +87,12 @@ fn ms(d: Duration) -> String {
 
 /// Writes one line to stderr, prefixed with `routeplane:`.
 pub fn line(msg: impl fmt::Display) {
-    eprintln!("routeplane: {msg}");
+    use std::io::Write;
+    // Stderr is unbuffered: `eprintln!` would make one write per formatted piece
+    // (sixteen for a request line) and lines of concurrent requests could interleave.
+    // Format first, then write once.
+    let text = format!("routeplane: {msg}\n");
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 #[cfg(test)]

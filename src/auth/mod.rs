@@ -120,7 +120,10 @@ impl Auth {
         if target.protocol == Protocol::Anthropic {
             h.push(("anthropic-version".into(), ANTHROPIC_VERSION.into()));
         }
-        match (Subscription::of(&p.id), self.tokens(&p.id)) {
+        // Only subscriptions read the token file: an API-key provider's request costs
+        // no file-system call.
+        let sub = Subscription::of(&p.id);
+        match (sub, sub.and_then(|_| self.tokens(&p.id))) {
             (Some(sub), Some(_)) => {
                 let tokens = self.fresh(p, None)?;
                 h.extend(match sub {
