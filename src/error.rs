@@ -154,7 +154,8 @@ impl fmt::Display for Error {
             ),
             Error::ClientTimeout { secs } => write!(
                 f,
-                "the request body did not arrive within {secs} seconds (`limits.client_timeout_secs`)"
+                "the request body did not arrive within {} (`limits.client_timeout_secs`)",
+                seconds(*secs)
             ),
             Error::Unauthorized => f.write_str(
                 "missing or invalid API key: send `Authorization: Bearer KEY` or `x-api-key: KEY` \
@@ -178,6 +179,15 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// `1 second`, `0.5 seconds`, `30 seconds`: a config value in seconds, read aloud.
+fn seconds(secs: f64) -> String {
+    if secs == 1.0 {
+        "1 second".to_string()
+    } else {
+        format!("{secs} seconds")
+    }
+}
 
 impl From<lexopt::Error> for Error {
     fn from(e: lexopt::Error) -> Error {
@@ -211,6 +221,14 @@ mod tests {
         };
         assert_eq!(up.status(), 502);
         assert_eq!(Error::Busy.status(), 503);
+    }
+
+    #[test]
+    fn timeouts_read_as_english() {
+        let one = Error::ClientTimeout { secs: 1.0 }.to_string();
+        assert!(one.contains("within 1 second ("), "{one}");
+        let half = Error::ClientTimeout { secs: 0.5 }.to_string();
+        assert!(half.contains("within 0.5 seconds ("), "{half}");
     }
 
     #[test]
