@@ -53,6 +53,9 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The request body broke off or was malformed on the wire (400); the connection
+    /// closes, since where the next request would start is unknown.
+    BodyUnreadable(String),
     /// The client did not send its whole request in time (408).
     ClientTimeout {
         /// The deadline in seconds.
@@ -93,7 +96,10 @@ impl Error {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> u16 {
         match self {
-            Error::BadRequest(_) | Error::Unsupported { .. } | Error::Usage(_) => 400,
+            Error::BadRequest(_)
+            | Error::BodyUnreadable(_)
+            | Error::Unsupported { .. }
+            | Error::Usage(_) => 400,
             Error::Unauthorized | Error::LoginNeeded { .. } => 401,
             Error::UnknownModel { .. } => 404,
             Error::ClientTimeout { .. } => 408,
@@ -152,6 +158,9 @@ impl fmt::Display for Error {
                 f,
                 "request body is larger than the limit of {limit} bytes (raise `limits.max_body_bytes`)"
             ),
+            Error::BodyUnreadable(reason) => {
+                write!(f, "could not read the request body: {reason}")
+            }
             Error::ClientTimeout { secs } => write!(
                 f,
                 "the request body did not arrive within {} (`limits.client_timeout_secs`)",

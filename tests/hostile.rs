@@ -1,7 +1,7 @@
 //! Hostile and broken input: nothing crashes the process, nothing holds a worker forever.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -39,6 +39,12 @@ fn trickle(
             thread::sleep(gap);
         }
     })
+}
+
+/// The JSON body of a raw answer framed by `Content-Length`.
+fn json_body(answer: &str) -> serde_json::Value {
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"))
 }
 
 /// A normal request still succeeds.
@@ -188,6 +194,62 @@ fn an_unread_body_is_drained_briefly_then_the_connection_closes() {
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(closed, "the connection was not closed: {answer}");
     assert!(took < Duration::from_secs(4), "closed after {took:?}");
+    still_serves(&p);
+}
+
+#[test]
+fn a_half_sent_request_is_refused_not_relayed() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&fast_config(&up, ""));
+    // A complete JSON request on its own: only the framing says more was to come.
+    let body = format!("{:<40}", r#"{"model":"m","messages":[]}"#);
+    let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n";
+    let cases = [
+        // Small enough for tiny_http to read with the head.
+        (
+            "short of Content-Length",
+            format!("{head}Content-Length: 100\r\n\r\n{body}"),
+            "the body ended before its Content-Length",
+        ),
+        // Read as it is consumed.
+        (
+            "far short of Content-Length",
+            format!("{head}Content-Length: 5000\r\n\r\n{body}"),
+            "the body ended before its Content-Length",
+        ),
+        (
+            "inside a chunk",
+            format!("{head}Transfer-Encoding: chunked\r\n\r\n64\r\n{body}"),
+            "the body ended before its last chunk",
+        ),
+        (
+            "before the last chunk",
+            format!("{head}Transfer-Encoding: chunked\r\n\r\n28\r\n{body}\r\n"),
+            "the body ended before its last chunk",
+        ),
+    ];
+    for (name, request, reason) in cases {
+        let mut conn = TcpStream::connect(&p.addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.write_all(request.as_bytes()).unwrap();
+        conn.shutdown(Shutdown::Write).unwrap();
+        let mut out = Vec::new();
+        let _ = conn.read_to_end(&mut out);
+        let answer = String::from_utf8_lossy(&out);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{name}: {answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{name}: {answer}"
+        );
+        let error = json_body(&answer);
+        assert_eq!(
+            error["error"]["message"],
+            format!("could not read the request body: {reason}"),
+            "{name}"
+        );
+        assert_eq!(error["error"]["type"], "invalid_request_error", "{name}");
+    }
+    assert_eq!(up.count(), 0, "a partial body was relayed upstream");
     still_serves(&p);
 }
 
