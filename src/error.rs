@@ -53,6 +53,9 @@ pub enum Error {
         /// The limit in bytes.
         limit: u64,
     },
+    /// The request body broke off or was malformed on the wire (400); the connection
+    /// closes, since where the next request would start is unknown.
+    BodyUnreadable(String),
     /// The client did not send its whole request in time (408).
     ClientTimeout {
         /// The deadline in seconds.
@@ -93,7 +96,10 @@ impl Error {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> u16 {
         match self {
-            Error::BadRequest(_) | Error::Unsupported { .. } | Error::Usage(_) => 400,
+            Error::BadRequest(_)
+            | Error::BodyUnreadable(_)
+            | Error::Unsupported { .. }
+            | Error::Usage(_) => 400,
             Error::Unauthorized | Error::LoginNeeded { .. } => 401,
             Error::UnknownModel { .. } => 404,
             Error::ClientTimeout { .. } => 408,
@@ -152,9 +158,13 @@ impl fmt::Display for Error {
                 f,
                 "request body is larger than the limit of {limit} bytes (raise `limits.max_body_bytes`)"
             ),
+            Error::BodyUnreadable(reason) => {
+                write!(f, "could not read the request body: {reason}")
+            }
             Error::ClientTimeout { secs } => write!(
                 f,
-                "the request body did not arrive within {secs} seconds (`limits.client_timeout_secs`)"
+                "the request body did not arrive within {} (`limits.client_timeout_secs`)",
+                seconds(*secs)
             ),
             Error::Unauthorized => f.write_str(
                 "missing or invalid API key: send `Authorization: Bearer KEY` or `x-api-key: KEY` \
@@ -178,6 +188,15 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// `1 second`, `0.5 seconds`, `30 seconds`: a config value in seconds, read aloud.
+fn seconds(secs: f64) -> String {
+    if secs == 1.0 {
+        "1 second".to_string()
+    } else {
+        format!("{secs} seconds")
+    }
+}
 
 impl From<lexopt::Error> for Error {
     fn from(e: lexopt::Error) -> Error {
@@ -211,6 +230,14 @@ mod tests {
         };
         assert_eq!(up.status(), 502);
         assert_eq!(Error::Busy.status(), 503);
+    }
+
+    #[test]
+    fn timeouts_read_as_english() {
+        let one = Error::ClientTimeout { secs: 1.0 }.to_string();
+        assert!(one.contains("within 1 second ("), "{one}");
+        let half = Error::ClientTimeout { secs: 0.5 }.to_string();
+        assert!(half.contains("within 0.5 seconds ("), "{half}");
     }
 
     #[test]

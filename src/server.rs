@@ -306,7 +306,10 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let result = catch_unwind(AssertUnwindSafe(|| match prepared {
         Prepared::Fail(err) => {
             // After these the connection may hold unread body bytes: do not reuse it.
-            let close = matches!(err, Error::TooLarge { .. } | Error::ClientTimeout { .. });
+            let close = matches!(
+                err,
+                Error::TooLarge { .. } | Error::ClientTimeout { .. } | Error::BodyUnreadable(_)
+            );
             let headers = if close {
                 vec![("Connection".to_string(), "close".to_string())]
             } else {
@@ -492,7 +495,9 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
 /// Reads a request body up to `limit` bytes, all of it within `secs` seconds.
 ///
 /// The socket's own read timeout bounds each read; this bounds the total, so a client
-/// trickling a byte at a time cannot hold a worker.
+/// trickling a byte at a time cannot hold a worker. A body that ends before its
+/// `Content-Length` or last chunk is an error from the reader (the vendored tiny_http
+/// reports it), never a shorter body: half a request must not be relayed.
 fn read_body(req: &mut tiny_http::Request, limit: u64, secs: f64) -> Result<Vec<u8>, Error> {
     let deadline = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
     let reader = req.as_reader();
@@ -519,11 +524,7 @@ fn read_body(req: &mut tiny_http::Request, limit: u64, secs: f64) -> Result<Vec<
                 return Err(Error::ClientTimeout { secs });
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(Error::bad_request(format!(
-                    "could not read the request body: {e}"
-                )));
-            }
+            Err(e) => return Err(Error::BodyUnreadable(e.to_string())),
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Hostile and broken input: nothing crashes the process, nothing holds a worker forever.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -14,6 +17,34 @@ fn config(up: &MockUpstream, extra: &str) -> String {
         "providers:\n  local:\n    api_base: {}\n    models: [m]\nlimits:\n  client_timeout_secs: 1\n{extra}",
         up.url()
     )
+}
+
+/// `config` with a half-second client timeout, for the tests that wait it out.
+fn fast_config(up: &MockUpstream, extra: &str) -> String {
+    config(up, extra).replace("client_timeout_secs: 1\n", "client_timeout_secs: 0.5\n")
+}
+
+/// Writes `bytes` one at a time, `gap` apart, until done, the socket fails or `stop`.
+fn trickle(
+    mut conn: TcpStream,
+    bytes: Vec<u8>,
+    gap: Duration,
+    stop: Arc<AtomicBool>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        for b in bytes {
+            if stop.load(Ordering::SeqCst) || conn.write_all(&[b]).is_err() {
+                return;
+            }
+            thread::sleep(gap);
+        }
+    })
+}
+
+/// The JSON body of a raw answer framed by `Content-Length`.
+fn json_body(answer: &str) -> serde_json::Value {
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"))
 }
 
 /// A normal request still succeeds.
@@ -58,14 +89,20 @@ fn huge_header_line_and_too_many_headers_are_refused() {
     long.extend(std::iter::repeat_n(b'a', 300 * 1024));
     long.extend(b"\r\n\r\n");
     let answer = raw(&p, &long, Duration::from_secs(5));
-    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     let mut many = b"GET /health HTTP/1.1\r\n".to_vec();
     for i in 0..1000 {
         many.extend(format!("X-H{i}: v\r\n").as_bytes());
     }
     many.extend(b"\r\n");
     let answer = raw(&p, &many, Duration::from_secs(5));
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // A request line that long is a URI too long.
+    let mut uri = b"GET /".to_vec();
+    uri.extend(std::iter::repeat_n(b'a', 20 * 1024));
+    uri.extend(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+    let answer = raw(&p, &uri, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 414"), "{answer}");
     still_serves(&p);
 }
 
@@ -98,6 +135,122 @@ fn slow_clients_are_dropped_and_free_their_worker() {
     still_serves(&p);
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(conn);
+}
+
+#[test]
+fn headers_trickled_in_are_cut_off_at_the_deadline() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&fast_config(&up, ""));
+    // Each byte comes well inside the 0.5 s socket timeout; the whole head would take
+    // about 25 s.
+    let head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut conn = TcpStream::connect(&p.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = trickle(
+        conn.try_clone().unwrap(),
+        head.to_vec(),
+        Duration::from_millis(400),
+        Arc::clone(&stop),
+    );
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let _ = conn.read_to_end(&mut out);
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    let answer = String::from_utf8_lossy(&out);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(took < Duration::from_secs(3), "the 408 came after {took:?}");
+    still_serves(&p);
+}
+
+#[test]
+fn an_unread_body_is_drained_briefly_then_the_connection_closes() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&fast_config(&up, ""));
+    // No endpoint here, so nobody reads the body; it trickles in far slower than its
+    // length, each byte inside the socket timeout.
+    let mut conn = TcpStream::connect(&p.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"POST /v1/nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = trickle(
+        conn.try_clone().unwrap(),
+        vec![b' '; 200],
+        Duration::from_millis(100),
+        Arc::clone(&stop),
+    );
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let closed = conn.read_to_end(&mut out).is_ok();
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    let answer = String::from_utf8_lossy(&out);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(closed, "the connection was not closed: {answer}");
+    assert!(took < Duration::from_secs(4), "closed after {took:?}");
+    still_serves(&p);
+}
+
+#[test]
+fn a_half_sent_request_is_refused_not_relayed() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&fast_config(&up, ""));
+    // A complete JSON request on its own: only the framing says more was to come.
+    let body = format!("{:<40}", r#"{"model":"m","messages":[]}"#);
+    let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n";
+    let cases = [
+        // Small enough for tiny_http to read with the head.
+        (
+            "short of Content-Length",
+            format!("{head}Content-Length: 100\r\n\r\n{body}"),
+            "the body ended before its Content-Length",
+        ),
+        // Read as it is consumed.
+        (
+            "far short of Content-Length",
+            format!("{head}Content-Length: 5000\r\n\r\n{body}"),
+            "the body ended before its Content-Length",
+        ),
+        (
+            "inside a chunk",
+            format!("{head}Transfer-Encoding: chunked\r\n\r\n64\r\n{body}"),
+            "the body ended before its last chunk",
+        ),
+        (
+            "before the last chunk",
+            format!("{head}Transfer-Encoding: chunked\r\n\r\n28\r\n{body}\r\n"),
+            "the body ended before its last chunk",
+        ),
+    ];
+    for (name, request, reason) in cases {
+        let mut conn = TcpStream::connect(&p.addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.write_all(request.as_bytes()).unwrap();
+        conn.shutdown(Shutdown::Write).unwrap();
+        let mut out = Vec::new();
+        let _ = conn.read_to_end(&mut out);
+        let answer = String::from_utf8_lossy(&out);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{name}: {answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{name}: {answer}"
+        );
+        let error = json_body(&answer);
+        assert_eq!(
+            error["error"]["message"],
+            format!("could not read the request body: {reason}"),
+            "{name}"
+        );
+        assert_eq!(error["error"]["type"], "invalid_request_error", "{name}");
+    }
+    assert_eq!(up.count(), 0, "a partial body was relayed upstream");
+    still_serves(&p);
 }
 
 #[test]

@@ -6,9 +6,10 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Method};
-use crate::util::RefinedTcpStream;
+use crate::util::{ConnState, RefinedTcpStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -34,18 +35,32 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // routeplane: deadlines and the closing flag, shared with the body readers.
+    state: ConnState,
+
+    // routeplane: a byte of the current request has arrived (its deadline runs).
+    in_request: bool,
 }
 
-/// Error that can happen when reading a request.
 /// routeplane: the longest header line accepted.
 const MAX_HEADER_LINE: usize = 16 * 1024;
 /// routeplane: the most headers accepted in one request.
 const MAX_HEADERS: usize = 100;
 
+/// routeplane: how long, and how much, a connection being closed is still read from.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+const LINGER_LIMIT: usize = 1024 * 1024;
+
+/// Error that can happen when reading a request.
 #[derive(Debug)]
 enum ReadError {
     WrongRequestLine,
     WrongHeader(HTTPVersion),
+    /// routeplane: the request line is longer than MAX_HEADER_LINE (414).
+    RequestLineTooLong,
+    /// routeplane: a header line over MAX_HEADER_LINE, or over MAX_HEADERS of them (431).
+    HeadersTooLarge(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
@@ -59,6 +74,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let state = read_socket.state().clone();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -70,6 +86,8 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            state,
+            in_request: false,
         }
     }
 
@@ -82,7 +100,9 @@ impl ClientConnection {
     ///
     /// Reads until `CRLF` is reached. The next read will start
     ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///
+    /// routeplane: `Ok(None)` for a line longer than MAX_HEADER_LINE.
+    fn read_next_line(&mut self) -> IoResult<Option<AsciiString>> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -94,9 +114,20 @@ impl ClientConnection {
                 None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
             };
 
+            // routeplane: from the first byte of a request, its whole head must arrive
+            // within the client timeout; the socket timeout alone bounds each read, so a
+            // client trickling a byte at a time held this thread forever.
+            if !self.in_request {
+                self.in_request = true;
+                if let Some(timeout) = self.state.timeout() {
+                    self.state.set_deadline(Some(Instant::now() + timeout));
+                }
+            }
+
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
                 return AsciiString::from_ascii(buf)
+                    .map(Some)
                     .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
             }
 
@@ -106,7 +137,7 @@ impl ClientConnection {
             // routeplane: a header line has a size limit (the stock crate had none:
             // a 300 MiB line cost 310 MB of memory).
             if buf.len() > MAX_HEADER_LINE {
-                return Err(IoError::new(ErrorKind::InvalidData, "header line too long"));
+                return Ok(None);
             }
         }
     }
@@ -114,10 +145,22 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        self.in_request = false;
+        let result = self.read_request();
+        // routeplane: the head (and a small body read with it) is in; the body reader
+        // runs on the socket's own timeout and its caller's deadline.
+        self.state.set_deadline(None);
+        result
+    }
+
+    fn read_request(&mut self) -> Result<Request, ReadError> {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self
+                    .read_next_line()
+                    .map_err(ReadError::ReadIoError)?
+                    .ok_or(ReadError::RequestLineTooLong)?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -128,14 +171,17 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self
+                        .read_next_line()
+                        .map_err(ReadError::ReadIoError)?
+                        .ok_or_else(|| ReadError::HeadersTooLarge(version.clone()))?;
 
                     if line.is_empty() {
                         break;
                     };
                     // routeplane: and so has the number of headers.
                     if headers.len() >= MAX_HEADERS {
-                        return Err(ReadError::WrongHeader(version));
+                        return Err(ReadError::HeadersTooLarge(version));
                     }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
@@ -167,6 +213,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
+            self.state.clone(),
         )
         .map_err(|e| {
             use crate::request;
@@ -180,6 +227,54 @@ impl ClientConnection {
 
         // return the request
         Ok(request)
+    }
+}
+
+impl ClientConnection {
+    /// routeplane: answers a request this connection cannot go on from, then ends it.
+    fn refuse(&mut self, status: u16, version: HTTPVersion) {
+        self.answer_and_close(status, version);
+        self.linger();
+    }
+
+    /// routeplane: the last answer on this connection (it is flushed when the connection
+    /// is dropped, or by `linger`).
+    fn answer_and_close(&mut self, status: u16, version: HTTPVersion) {
+        use crate::{Header, Response, StatusCode};
+        if let Some(writer) = self.sink.next() {
+            let mut response = Response::new_empty(StatusCode(status));
+            if let Ok(close) = Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
+                response.add_header(close);
+            }
+            response.raw_print(writer, version, &[], false, None).ok();
+        }
+    }
+
+    /// routeplane: ends a connection whose client may still be sending. Closing a socket
+    /// with unread bytes makes the kernel send RST, and the client's kernel then drops the
+    /// answer it has not read yet: so flush, half-close (the client sees our answer end),
+    /// and read and discard what still comes, within LINGER_TIME and LINGER_LIMIT.
+    fn linger(&mut self) {
+        if let Some(mut writer) = self.sink.next() {
+            writer.with_turn(|w| {
+                use std::io::Write;
+                w.flush().ok();
+                w.get_mut().shutdown_write();
+            });
+        }
+        let until = Instant::now() + self.state.at_most(LINGER_TIME);
+        self.state.set_deadline(Some(until));
+        let mut buf = [0u8; 4096];
+        let mut left = LINGER_LIMIT;
+        while left > 0 {
+            match self.next_header_source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => left = left.saturating_sub(n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.state.set_deadline(None);
     }
 }
 
@@ -198,42 +293,59 @@ impl Iterator for ClientConnection {
         }
 
         loop {
-            let rq = match self.read() {
+            // routeplane: a body left unread, cut short or broken off leaves the stream
+            // at an unknown place: what follows is not a request. (Checked before and
+            // after reading: with `recv` the previous body may still be in use.)
+            if self.state.closing() {
+                self.linger();
+                return None;
+            }
+            let result = self.read();
+            if self.state.closing() {
+                self.linger();
+                return None;
+            }
+            // routeplane: each refusal below is the connection's last answer.
+            let rq = match result {
                 Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+                    // we don't know where the next request would start, so we have to close
+                    self.refuse(400, HTTPVersion(1, 1));
+                    return None;
                 }
 
                 Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+                    self.refuse(400, ver);
+                    return None;
+                }
+
+                // routeplane: too long or too many header lines: say so (431; the stock
+                // crate had no limits, these are ours).
+                Err(ReadError::HeadersTooLarge(ver)) => {
+                    self.refuse(431, ver);
+                    return None;
+                }
+
+                Err(ReadError::RequestLineTooLong) => {
+                    self.refuse(414, HTTPVersion(1, 1));
+                    return None;
                 }
 
                 // routeplane: a socket read timeout shows up as WouldBlock on Unix.
                 Err(ReadError::ReadIoError(ref err))
                     if matches!(err.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) =>
                 {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
+                    // An idle connection (no byte of a next request yet) has nothing
+                    // unread to linger for.
+                    if self.in_request {
+                        self.refuse(408, HTTPVersion(1, 1));
+                    } else {
+                        self.answer_and_close(408, HTTPVersion(1, 1));
+                    }
+                    return None;
                 }
 
                 Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
+                    self.refuse(417, ver);
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 

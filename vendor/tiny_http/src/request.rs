@@ -7,9 +7,8 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::util::{ChunkedBody, ConnState, Ended, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -139,6 +138,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
+    state: ConnState,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -204,25 +204,35 @@ where
             while offset != content_length {
                 let read = source_data.read(&mut buffer[offset..])?;
                 if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
+                    // routeplane: the socket ended before the Content-Length. The stock
+                    // code dropped the connection without a word; hand the caller what
+                    // came, then an error, so it can answer 400 (and relay nothing).
+                    buffer.truncate(offset);
+                    break;
                 }
 
                 offset += read;
             }
 
-            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
+            if offset == content_length {
+                Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
+            } else {
+                let ended = Ended {
+                    what: "Content-Length",
+                    state,
+                };
+                Box::new(Cursor::new(buffer).chain(ended)) as Box<dyn Read + Send + 'static>
+            }
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            let (data_reader, _) = EqualReader::new(source_data, content_length, state); // TODO:
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        // routeplane: `ChunkedBody` reports a body cut short instead of ending it quietly.
+        Box::new(FusedReader::new(ChunkedBody::new(source_data, state)))
+            as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data

@@ -2,6 +2,9 @@ use std::io::Read;
 use std::io::Result as IoResult;
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use crate::util::{body_ended, ConnState};
 
 /// A `Reader` that reads exactly the number of bytes from a sub-reader.
 ///
@@ -15,19 +18,27 @@ where
     reader: R,
     size: usize,
     last_read_signal: Sender<IoResult<()>>,
+    // routeplane: for the drain's deadline, and to end the connection when the body
+    // cannot be read to its end.
+    state: ConnState,
 }
 
 impl<R> EqualReader<R>
 where
     R: Read,
 {
-    pub fn new(reader: R, size: usize) -> (EqualReader<R>, Receiver<IoResult<()>>) {
+    pub(crate) fn new(
+        reader: R,
+        size: usize,
+        state: ConnState,
+    ) -> (EqualReader<R>, Receiver<IoResult<()>>) {
         let (tx, rx) = channel();
 
         let r = EqualReader {
             reader,
             size,
             last_read_signal: tx,
+            state,
         };
 
         (r, rx)
@@ -48,13 +59,29 @@ where
         } else {
             &mut buf[..self.size]
         };
+        if buf.is_empty() {
+            return Ok(0);
+        }
 
         match self.reader.read(buf) {
+            // routeplane: the stock code passed this EOF on as the body's end, so a
+            // client that sent half its body and closed had the half handled as the
+            // whole request (Routeplane relayed it upstream).
+            Ok(0) => {
+                self.state.close();
+                Err(body_ended("Content-Length"))
+            }
             Ok(len) => {
                 self.size -= len;
                 Ok(len)
             }
-            err @ Err(_) => err,
+            Err(e) => {
+                // Where the body stands on the socket is unknown now.
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    self.state.close();
+                }
+                Err(e)
+            }
         }
     }
 }
@@ -66,40 +93,56 @@ where
     fn drop(&mut self) {
         // routeplane: the stock code allocated `vec![0; remaining]` here, so one request
         // declaring `Content-Length: 1e18` aborted the whole process. Drain through a
-        // fixed buffer, and only a bounded amount: past it the leftover bytes make the
-        // next "request" unparsable and the connection is closed.
+        // fixed buffer, at most DRAIN_LIMIT bytes and for at most DRAIN_TIME (or the
+        // client timeout, if shorter: a client trickling its body would otherwise hold
+        // the thread for the socket timeout per read). Past either the connection is
+        // closed, since the unread rest would be taken for the next request.
         const DRAIN_LIMIT: usize = 1024 * 1024;
-        let mut remaining_to_read = self.size;
-        if remaining_to_read > DRAIN_LIMIT {
+        const DRAIN_TIME: Duration = Duration::from_secs(1);
+        // Nothing left, or a read already failed and the connection is closing anyway.
+        if self.size == 0 || self.state.closing() {
+            return;
+        }
+        if self.size > DRAIN_LIMIT {
+            self.state.close();
             self.last_read_signal
-                .send(Err(std::io::Error::other("request body too large to drain")))
+                .send(Err(std::io::Error::other(
+                    "request body too large to drain",
+                )))
                 .ok();
             return;
         }
+        let previous = self.state.deadline();
+        self.state
+            .set_deadline(Some(Instant::now() + self.state.at_most(DRAIN_TIME)));
         let mut buf = [0u8; 4096];
-
-        while remaining_to_read > 0 {
-            let want = remaining_to_read.min(buf.len());
+        while self.size > 0 {
+            let want = self.size.min(buf.len());
             match self.reader.read(&mut buf[..want]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
+                    self.state.close();
                     self.last_read_signal.send(Err(e)).ok();
                     break;
                 }
                 Ok(0) => {
-                    self.last_read_signal.send(Ok(())).ok();
+                    self.state.close();
+                    self.last_read_signal
+                        .send(Err(body_ended("Content-Length")))
+                        .ok();
                     break;
                 }
-                Ok(other) => {
-                    remaining_to_read -= other;
-                }
+                Ok(n) => self.size -= n,
             }
         }
+        self.state.set_deadline(previous);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::EqualReader;
+    use crate::util::ConnState;
     use std::io::Read;
 
     #[test]
@@ -109,7 +152,8 @@ mod tests {
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
+            let (mut equal_reader, _) =
+                EqualReader::new(org_reader.by_ref(), 5, ConnState::new(None));
 
             let mut string = String::new();
             equal_reader.read_to_string(&mut string).unwrap();
@@ -128,7 +172,8 @@ mod tests {
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
+            let (mut equal_reader, _) =
+                EqualReader::new(org_reader.by_ref(), 5, ConnState::new(None));
 
             let mut vec = [0];
             equal_reader.read_exact(&mut vec).unwrap();
@@ -138,5 +183,16 @@ mod tests {
         let mut string = String::new();
         org_reader.read_to_string(&mut string).unwrap();
         assert_eq!(string, " world");
+    }
+
+    #[test]
+    fn a_body_cut_short_is_an_error_and_closes() {
+        let state = ConnState::new(None);
+        let (mut reader, _) = EqualReader::new(&b"hello"[..], 11, state.clone());
+        let mut out = Vec::new();
+        let err = reader.read_to_end(&mut out).unwrap_err();
+        assert_eq!(out, b"hello");
+        assert_eq!(err.to_string(), "the body ended before its Content-Length");
+        assert!(state.closing());
     }
 }

@@ -1,14 +1,20 @@
+pub(crate) use self::chunked_body::ChunkedBody;
+pub(crate) use self::conn_state::{body_ended, ConnState, Ended};
 pub use self::custom_stream::CustomStream;
 pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
 pub use self::refined_tcp_stream::RefinedTcpStream;
-pub use self::sequential::{SequentialReader, SequentialReaderBuilder};
 pub use self::sequential::SequentialWriterBuilder;
+pub use self::sequential::{SequentialReader, SequentialReaderBuilder};
 pub use self::task_pool::TaskPool;
 
 use std::str::FromStr;
 
+// routeplane: a chunked body that reports being cut short; deadlines and the closing
+// flag shared across one connection.
+mod chunked_body;
+mod conn_state;
 mod custom_stream;
 mod equal_reader;
 mod fused_reader;

@@ -1,10 +1,12 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use crate::ssl::SslStream;
+use crate::util::ConnState;
 
 pub(crate) enum Stream {
     Http(Connection),
@@ -52,6 +54,15 @@ impl Stream {
             Stream::Https(ssl_stream) => ssl_stream.shutdown(how),
         }
     }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> IoResult<()> {
+        match self {
+            Stream::Http(tcp_stream) => tcp_stream.set_read_timeout(timeout),
+            // routeplane: the TLS features stay off; nothing to shorten there.
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => Ok(()),
+        }
+    }
 }
 
 impl Read for Stream {
@@ -86,30 +97,54 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    // routeplane: the connection's shared deadline and the read timeout last set on
+    // the socket (`timeout` is what accept set).
+    state: ConnState,
+    applied: Option<Duration>,
 }
 
 impl RefinedTcpStream {
-    pub(crate) fn new<S>(stream: S) -> (RefinedTcpStream, RefinedTcpStream)
+    /// routeplane: `timeout` is the read timeout already set on the socket.
+    pub(crate) fn new<S>(
+        stream: S,
+        timeout: Option<Duration>,
+    ) -> (RefinedTcpStream, RefinedTcpStream)
     where
         S: Into<Stream>,
     {
         let stream: Stream = stream.into();
 
         let (read, write) = (stream.clone(), stream);
+        let state = ConnState::new(timeout);
 
         let read = RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            state: state.clone(),
+            applied: timeout,
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            state,
+            applied: timeout,
         };
 
         (read, write)
+    }
+
+    /// routeplane: the state shared by everything reading from this connection.
+    pub(crate) fn state(&self) -> &ConnState {
+        &self.state
+    }
+
+    /// routeplane: sends FIN after what was written, so the client sees the end of our
+    /// answer while we may still read (and discard) what it sends.
+    pub(crate) fn shutdown_write(&mut self) {
+        self.stream.shutdown(Shutdown::Write).ok();
     }
 
     /// Returns true if this struct wraps around a secure connection.
@@ -137,6 +172,25 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        // routeplane: while a deadline runs, no read may wait past it; otherwise the
+        // socket gets its normal timeout back. Only a change costs a system call.
+        let wanted = match self.state.deadline() {
+            None => self.state.timeout(),
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the client did not send in time",
+                    ));
+                }
+                Some(self.state.timeout().map_or(left, |t| t.min(left)))
+            }
+        };
+        if wanted != self.applied {
+            self.stream.set_read_timeout(wanted)?;
+            self.applied = wanted;
+        }
         self.stream.read(buf)
     }
 }

@@ -144,6 +144,19 @@ impl<W: Write + Send> Write for SequentialWriter<W> {
     }
 }
 
+impl<W: Write + Send> SequentialWriter<W> {
+    /// routeplane: waits until the responses before this one are written, then runs `f`
+    /// on the underlying writer (to flush it and half-close the socket).
+    pub fn with_turn<T>(&mut self, f: impl FnOnce(&mut W) -> T) -> T {
+        if let Some(v) = self.trigger.take() {
+            // An error only means the previous writer is gone: it is our turn.
+            v.recv().ok();
+        }
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut writer)
+    }
+}
+
 impl<R> Drop for SequentialReader<R>
 where
     R: Read + Send,

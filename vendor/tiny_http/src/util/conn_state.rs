@@ -1,0 +1,85 @@
+//! routeplane: what everything reading from one client connection shares.
+//!
+//! The socket's read timeout bounds each read, not a whole phase: a client sending one
+//! byte just inside it each time could hold the connection's thread forever. A deadline
+//! set here makes the socket reads of that phase (the header block, the drain of an
+//! unread body, the lingering close) share one budget; `RefinedTcpStream::read` enforces
+//! it. And a body reader that gave up, or a body that broke off, leaves the stream at an
+//! unknown position, so it marks the connection as closing: what follows on the socket
+//! is not a request.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Clone)]
+pub(crate) struct ConnState(Arc<Inner>);
+
+struct Inner {
+    /// The socket's own read timeout (the server's client timeout), if any.
+    timeout: Option<Duration>,
+    /// When the current phase must be over, if one is running.
+    deadline: Mutex<Option<Instant>>,
+    /// No further request may be read from this connection.
+    closing: AtomicBool,
+}
+
+impl ConnState {
+    pub(crate) fn new(timeout: Option<Duration>) -> ConnState {
+        ConnState(Arc::new(Inner {
+            timeout,
+            deadline: Mutex::new(None),
+            closing: AtomicBool::new(false),
+        }))
+    }
+
+    /// The socket's read timeout.
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.0.timeout
+    }
+
+    /// `cap`, or the client timeout when that is shorter.
+    pub(crate) fn at_most(&self, cap: Duration) -> Duration {
+        self.0.timeout.map_or(cap, |t| t.min(cap))
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        // A poisoned lock only means another reader panicked; the value is still valid.
+        *self.0.deadline.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
+        *self.0.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
+    }
+
+    pub(crate) fn close(&self) {
+        self.0.closing.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn closing(&self) -> bool {
+        self.0.closing.load(Ordering::SeqCst)
+    }
+}
+
+/// An error for a body that ended before its framing said it would.
+pub(crate) fn body_ended(what: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!("the body ended before its {what}"),
+    )
+}
+
+/// A reader that fails with `body_ended`: what follows the bytes of a body cut short.
+/// Reading it marks the connection as closing (not before: the request that carries it
+/// has yet to be handed out).
+pub(crate) struct Ended {
+    pub(crate) what: &'static str,
+    pub(crate) state: ConnState,
+}
+
+impl std::io::Read for Ended {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        self.state.close();
+        Err(body_ended(self.what))
+    }
+}
