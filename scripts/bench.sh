@@ -32,6 +32,10 @@ TMP=$(mktemp -d)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # start_addr runs in a command substitution, so its programs are known by their pid files.
+  for f in "$TMP"/*.pid; do
+    if [ -e "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; fi
+  done
   wait 2>/dev/null || true
   rm -rf "$TMP"
 }
@@ -67,7 +71,7 @@ EOF
 t0=$(date +%s%N)
 target/release/routeplane -c "$TMP/routeplane.yaml" --listen 127.0.0.1:0 2>"$TMP/rp.err" &
 RP_PID=$!
-PIDS+=($RP_PID)
+PIDS+=("$RP_PID")
 RP=""
 for _ in $(seq 1 500); do
   RP=$(grep -o 'listening on http://[0-9.:]*' "$TMP/rp.err" 2>/dev/null | sed 's|listening on http://||' || true)
@@ -118,7 +122,7 @@ SLOW=$(start_addr slowmock target/release/examples/mock_upstream 0 200)
 sed "s|$MOCK|$SLOW|" "$TMP/routeplane.yaml" > "$TMP/slow.yaml"
 target/release/routeplane -c "$TMP/slow.yaml" --listen 127.0.0.1:0 2>"$TMP/rp2.err" &
 RP2_PID=$!
-PIDS+=($RP2_PID)
+PIDS+=("$RP2_PID")
 sleep 0.5
 RP2=$(grep -o 'listening on http://[0-9.:]*' "$TMP/rp2.err" | sed 's|listening on http://||')
 target/release/examples/stream_client "$RP2" 256 1 > "$TMP/held.json"
