@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: check test lint doc deny bench build sdk static pi pi-smoke fuzz soak
+.PHONY: check test lint doc deny bench bench-peers build sdk static pi pi-smoke fuzz soak
 
 ## check: format, lints, tests, docs and the dependency audit, as CI runs them
 check: lint test doc deny
@@ -47,8 +47,13 @@ deny:
 	else echo "note: advisories not checked: the advisory database cannot be fetched from here"; fi
 
 ## bench: routeplane against the floor and the mock, medians of 3 rounds; appends to bench/results.md
+## (PEERS=1: also LiteLLM and the Portkey gateway, as bench-peers)
 bench:
-	scripts/bench.sh
+	scripts/bench.sh $(if $(filter 1,$(PEERS)),--peers)
+
+## bench-peers: bench, plus LiteLLM proxy and the Portkey gateway installed into bench/peers
+bench-peers:
+	scripts/bench.sh --peers
 
 MAX_BYTES := 4194304
 

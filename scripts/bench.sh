@@ -6,6 +6,13 @@
 #
 #   scripts/bench.sh            (or: make bench)
 #   ROUNDS=5 scripts/bench.sh   more rounds
+#   scripts/bench.sh --peers    also LiteLLM proxy and the Portkey gateway (or: make bench-peers)
+#   APPEND=0 scripts/bench.sh   print the table without appending it to bench/results.md
+#
+# With --peers, LiteLLM (pinned, from PyPI, into a venv) and the Portkey gateway (pinned,
+# from npm) are installed into bench/peers on first use, pointed at the same mock, checked
+# to answer it (whole and streamed), and measured in the same rounds with the same counts.
+# A peer that cannot be installed or started is reported in one line and left out.
 #
 # Not part of the test suite: it takes a few minutes and its numbers are for reading.
 set -euo pipefail
@@ -15,9 +22,18 @@ ROUNDS=${ROUNDS:-3}
 GAP_MS=${GAP_MS:-5}                      # gap between the mock's stream events
 REQUESTS=${REQUESTS:-3000}               # non-streaming requests per measurement
 STREAM_ROUNDS=${STREAM_ROUNDS:-3}        # streams per client per measurement
+APPEND=${APPEND:-1}                      # 0: do not append the table to bench/results.md
 TOOLS=bench/tools
 
 log() { echo "bench: $*" >&2; }
+
+PEERS=0
+for arg in "$@"; do
+  case $arg in
+    --peers) PEERS=1 ;;
+    *) log "unknown argument: $arg (usage: scripts/bench.sh [--peers])"; exit 2 ;;
+  esac
+done
 
 # --- tools -------------------------------------------------------------------------
 if [ ! -x "$TOOLS/bin/oha" ]; then
@@ -30,8 +46,14 @@ cargo build --quiet --release --bin routeplane --examples
 
 TMP=$(mktemp -d)
 PIDS=()
+PEER_PGIDS=()                            # peers run in process groups of their own
 cleanup() {
+  for g in "${PEER_PGIDS[@]}"; do kill -- "-$g" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # start_addr runs in a command substitution, so its programs are known by their pid files.
+  for f in "$TMP"/*.pid; do
+    if [ -e "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; fi
+  done
   wait 2>/dev/null || true
   rm -rf "$TMP"
 }
@@ -67,7 +89,7 @@ EOF
 t0=$(date +%s%N)
 target/release/routeplane -c "$TMP/routeplane.yaml" --listen 127.0.0.1:0 2>"$TMP/rp.err" &
 RP_PID=$!
-PIDS+=($RP_PID)
+PIDS+=("$RP_PID")
 RP=""
 for _ in $(seq 1 500); do
   RP=$(grep -o 'listening on http://[0-9.:]*' "$TMP/rp.err" 2>/dev/null | sed 's|listening on http://||' || true)
@@ -81,12 +103,34 @@ hwm() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 RSS_IDLE_KB=$(hwm "$RP_PID")
 
 BODY='{"model":"m","messages":[{"role":"user","content":"hi"}]}'
+SBODY='{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}'
 declare -A ADDR=([mock]=$MOCK [null]=$NULL [routeplane]=$RP)
+declare -A HEADERS=()                    # extra request headers of a target, one a line
+declare -A PEER_PID=()                   # the peers measured, by name
+TARGETS=(mock null routeplane)
 
-# One non-streaming measurement: prints "p50_ms p99_ms max_ms rps".
+# The extra request headers of target $1 as arguments for oha or stream_client.
+header_args() {
+  local h
+  [ -n "${HEADERS[$1]:-}" ] || return 0
+  while IFS= read -r h; do printf '%s\0%s\0' -H "$h"; done <<< "${HEADERS[$1]}"
+}
+
+if [ "$PEERS" = 1 ]; then
+  # shellcheck source=scripts/bench-peers.sh
+  . scripts/bench-peers.sh
+  peers_start
+fi
+
+# One non-streaming measurement of target $1 with $2 clients: prints
+# "p50_ms p99_ms max_ms rps ok".
 load() {
+  local extra=()
+  mapfile -d '' -t extra < <(header_args "$1")
+  # A peer gets a request timeout, so that one hung request cannot hang the run.
+  [ -z "${PEER_PID[$1]:-}" ] || extra+=(-t 60s)
   "$OHA" -n "$REQUESTS" -c "$2" --no-tui --output-format json -m POST \
-    -H 'content-type: application/json' -d "$BODY" "http://$1/v1/chat/completions" \
+    -H 'content-type: application/json' "${extra[@]}" -d "$BODY" "http://${ADDR[$1]}/v1/chat/completions" \
     | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
@@ -101,35 +145,39 @@ RESULTS="$TMP/results.txt"
 for round in $(seq 1 "$ROUNDS"); do
   log "round $round/$ROUNDS"
   for c in 1 32 256; do
-    for t in mock null routeplane; do
-      echo "load $t $c $(load "${ADDR[$t]}" "$c")" >> "$RESULTS"
+    for t in "${TARGETS[@]}"; do
+      echo "load $t $c $(load "$t" "$c")" >> "$RESULTS"
     done
   done
   for c in 1 64 256; do
-    for t in mock null routeplane; do
-      echo "stream $t $c $(target/release/examples/stream_client "${ADDR[$t]}" "$c" "$STREAM_ROUNDS")" >> "$RESULTS"
+    for t in "${TARGETS[@]}"; do
+      mapfile -d '' -t extra < <(header_args "$t")
+      echo "stream $t $c $(target/release/examples/stream_client "${ADDR[$t]}" "$c" "$STREAM_ROUNDS" "${extra[@]}")" >> "$RESULTS"
     done
   done
 done
 RSS_LOAD_KB=$(hwm "$RP_PID")
+[ "$PEERS" = 0 ] || peers_after_load
 
 # 256 streams held open at once (slow events), peak RSS sampled while they run.
 SLOW=$(start_addr slowmock target/release/examples/mock_upstream 0 200)
 sed "s|$MOCK|$SLOW|" "$TMP/routeplane.yaml" > "$TMP/slow.yaml"
 target/release/routeplane -c "$TMP/slow.yaml" --listen 127.0.0.1:0 2>"$TMP/rp2.err" &
 RP2_PID=$!
-PIDS+=($RP2_PID)
+PIDS+=("$RP2_PID")
 sleep 0.5
 RP2=$(grep -o 'listening on http://[0-9.:]*' "$TMP/rp2.err" | sed 's|listening on http://||')
 target/release/examples/stream_client "$RP2" 256 1 > "$TMP/held.json"
 RSS_256_KB=$(hwm "$RP2_PID")
+[ "$PEERS" = 0 ] || peers_held "$SLOW"
 
 BIN_BYTES=$(stat -c %s target/release/routeplane)
 CRATES=$(cargo tree -e normal --prefix none 2>/dev/null | sort -u | wc -l)
 
-python3 - "$RESULTS" "$STARTUP_MS" "$RSS_IDLE_KB" "$RSS_LOAD_KB" "$RSS_256_KB" "$BIN_BYTES" "$CRATES" "$TMP/held.json" <<'PY' | tee "$TMP/table.md"
-import json, statistics, sys
-path, startup, idle, load_kb, held_kb, binary, crates, held = sys.argv[1:9]
+python3 - "$RESULTS" "$STARTUP_MS" "$RSS_IDLE_KB" "$RSS_LOAD_KB" "$RSS_256_KB" "$BIN_BYTES" "$CRATES" "$TMP/held.json" "$REQUESTS" "$TMP/peers.txt" "${TARGETS[@]}" <<'PY' | tee "$TMP/table.md"
+import json, math, os, statistics, sys
+path, startup, idle, load_kb, held_kb, binary, crates, held, requests, peers_path = sys.argv[1:11]
+targets = sys.argv[11:]
 rows = {}
 for line in open(path):
     kind, target, c, rest = line.split(" ", 3)
@@ -143,23 +191,30 @@ for line in open(path):
 med = lambda xs, k: statistics.median(x[k] for x in xs)
 print("| non-streaming | c | p50 ms | p99 ms | max ms | req/s | added p50 vs floor | added p99 vs floor | req/s vs floor |")
 print("|---|---|---|---|---|---|---|---|---|")
+notes = []
 for c in (1, 32, 256):
     base = rows[("load", c, "mock")]
     floor = rows[("load", c, "null")]
-    for t in ("mock", "null", "routeplane"):
+    for t in targets:
         r = rows[("load", c, t)]
+        bad = sum(int(requests) - x["ok"] for x in r)
+        if bad:
+            notes.append("%s, %d clients: %d of %d requests not answered 200" % (t, c, bad, int(requests) * len(r)))
         add50 = med(r, "p50") - med(base, "p50"); add99 = med(r, "p99") - med(base, "p99")
         f50 = med(floor, "p50") - med(base, "p50"); f99 = med(floor, "p99") - med(base, "p99")
         ratio = lambda a, b: "%.2f× (%+.3f ms vs %+.3f)" % (a / b if b > 0 else float("nan"), a, b)
         extra = ("", "", "") if t == "mock" else (ratio(add50, f50), ratio(add99, f99), "%.2f" % (med(r, "rps") / med(floor, "rps")))
         print("| %s | %d | %.3f | %.3f | %.2f | %.0f | %s | %s | %s |" % (t, c, med(r, "p50"), med(r, "p99"), med(r, "max"), med(r, "rps"), *extra))
+for n in notes:
+    print("\n%s" % n)
 print()
 print("| streaming (20 events, %s) | c | TTFB p50 ms | TTFB p99 ms | event delay p50 ms | event delay p99 ms | failed |" % "mock gap")
 print("|---|---|---|---|---|---|---|")
+ms = lambda v: "n/a" if math.isnan(v) else "%.3f" % v
 for c in (1, 64, 256):
-    for t in ("mock", "null", "routeplane"):
+    for t in targets:
         r = rows[("stream", c, t)]
-        print("| %s | %d | %.3f | %.3f | %.3f | %.3f | %d |" % (t, c, med(r, "ttfb_p50"), med(r, "ttfb_p99"), med(r, "d50"), med(r, "d99"), sum(x["failed"] for x in r)))
+        print("| %s | %d | %s | %s | %s | %s | %d |" % (t, c, ms(med(r, "ttfb_p50")), ms(med(r, "ttfb_p99")), ms(med(r, "d50")), ms(med(r, "d99")), sum(x["failed"] for x in r)))
 print()
 h = json.load(open(held))
 print("| footprint | value |")
@@ -170,11 +225,30 @@ print("| peak RSS after the load above | %.1f MiB |" % (int(load_kb) / 1024))
 print("| peak RSS with 256 open streams | %.1f MiB (%d streams served, %d failed) |" % (int(held_kb) / 1024, h["streams"], h["failed"]))
 print("| stripped binary | %.2f MiB |" % (int(binary) / 1048576))
 print("| crates in the build (normal deps) | %s |" % crates)
+if os.path.exists(peers_path):
+    print()
+    print("| peer footprint | start-up, exec to first answered request | processes | peak RSS idle | peak RSS after the load above | peak RSS with 256 open streams | installed |")
+    print("|---|---|---|---|---|---|---|")
+    mib = lambda kb: "%.1f MiB" % (int(kb) / 1024) if kb.isdigit() else kb
+    for line in open(peers_path):
+        name, startup, procs, idle, after, held_kb, held_json, size = line.rstrip("\n").split("\t")
+        if held_json != "-" and os.path.exists(held_json):
+            h = json.load(open(held_json))
+            held_s = "%s (%d streams served, %d failed)" % (mib(held_kb), h["streams"], h["failed"])
+        else:
+            held_s = "not measured"
+        print("| %s | %s | %s | %s | %s | %s | %s |" % (name, startup, procs, mib(idle), mib(after), held_s, size))
+    print()
+    print("A peer's RSS is the sum of its processes' peak RSS (VmHWM), counted over the processes alive when it is read; shared pages count once per process.")
 PY
 
+if [ "$APPEND" = 0 ]; then
+  log "not appended to bench/results.md (APPEND=0)"
+  exit 0
+fi
 {
   echo
-  echo "## $(date -u +%Y-%m-%d) · commit $(git rev-parse --short HEAD 2>/dev/null || echo none) · $(nproc) cores · $ROUNDS rounds (medians)"
+  echo "## $(date -u +%Y-%m-%d) · commit $(git rev-parse --short HEAD 2>/dev/null || echo none) · $(nproc) cores · $ROUNDS rounds (medians)${PEERS_TITLE:-}"
   echo
   cat "$TMP/table.md"
 } >> bench/results.md
