@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -113,31 +113,21 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
     let wait = Duration::from_secs_f64(settings.limits.queue_wait_secs.max(0.0));
     let limit = settings.workers;
     {
+        // Requests that arrived since binding were queued; this runs them too.
         let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
         listener.http.handle_inline(Box::new(move |req| {
             admit(req, &shared, &stopping, limit, wait)
         }));
     }
-    // Requests that arrived between binding and the line above were queued: serve them.
-    while let Ok(Some(req)) = listener.http.try_recv() {
-        let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
-        thread::spawn(move || admit(req, &shared, &stopping, limit, wait));
-    }
     start_detection(&shared);
-    watch_signals(
+    let stop = watch_signals(
         Arc::clone(&listener.http),
         Arc::clone(&shared),
         Arc::clone(&stopping),
         reload,
     )?;
-    while !stopping.load(Ordering::SeqCst) {
-        thread::sleep(Duration::from_millis(50));
-        // A connection that saw no handler yet may have queued a request.
-        while let Ok(Some(req)) = listener.http.try_recv() {
-            let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
-            thread::spawn(move || admit(req, &shared, &stopping, limit, wait));
-        }
-    }
+    // Sleeps until a stop signal: an idle server wakes for nothing.
+    let _ = stop.recv();
     // Stop accepting: the last handle to the server closes the listening socket.
     drop(listener);
     let grace = shared.registry().settings.shutdown_grace;
@@ -226,8 +216,9 @@ fn watch_signals(
     shared: Arc<Shared>,
     stopping: Arc<AtomicBool>,
     reload: Reload,
-) -> Result<(), Error> {
+) -> Result<mpsc::Receiver<()>, Error> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let (stop, stopped) = mpsc::channel();
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
     let mut http = Some(http);
@@ -251,10 +242,11 @@ fn watch_signals(
                 stopping.store(true, Ordering::SeqCst);
                 // Let go of the server, so `serve` can close the listening socket.
                 http.take();
+                let _ = stop.send(());
             }
         })
         .map_err(|e| Error::io("cannot start the signal thread", e))?;
-    Ok(())
+    Ok(stopped)
 }
 
 /// Answers a request that found the queue full.

@@ -371,7 +371,16 @@ impl Server {
                                         // an inline handler is set.
                                         match inline.get() {
                                             Some(handle) => handle(rq),
-                                            None => messages.push(rq.into()),
+                                            None => {
+                                                messages.push(rq.into());
+                                                // routeplane: the handler may have been
+                                                // set between the check and the push,
+                                                // after `handle_inline` drained the
+                                                // queue; then nobody else would run it.
+                                                if let Some(handle) = inline.get() {
+                                                    drain(&messages, handle);
+                                                }
+                                            }
                                         }
                                     }
                                 }
@@ -450,8 +459,21 @@ impl Server {
     /// routeplane: handle every request on its connection's thread with `handler`
     /// instead of queueing it for `recv`: one thread per request instead of two, which
     /// halves the context switches on the request path. Set once; later calls are ignored.
+    ///
+    /// Requests queued before the call each get a thread of their own; with the
+    /// re-check after each push, none is left in the queue once this returns.
     pub fn handle_inline(&self, handler: Handler) {
         let _ = self.inline.set(handler);
+        while let Some(message) = self.messages.try_pop() {
+            if let Message::NewRequest(rq) = message {
+                let inline = Arc::clone(&self.inline);
+                thread::spawn(move || {
+                    if let Some(handle) = inline.get() {
+                        handle(rq);
+                    }
+                });
+            }
+        }
     }
 
     /// Unblock thread stuck in recv() or incoming_requests().
@@ -459,6 +481,16 @@ impl Server {
     /// This method allows graceful shutdown of server.
     pub fn unblock(&self) {
         self.messages.unblock();
+    }
+}
+
+/// routeplane: runs every queued request with `handle` (a queued error has no one to
+/// report to once requests are handled inline).
+fn drain(messages: &MessagesQueue<Message>, handle: &Handler) {
+    while let Some(message) = messages.try_pop() {
+        if let Message::NewRequest(rq) = message {
+            handle(rq);
+        }
     }
 }
 
