@@ -69,7 +69,13 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // routeplane: a waiting thread stays counted until it wakes, so in a burst of
+        // connections the stock `waiting == 0` test queued several tasks for one idle
+        // thread. A task is a connection's whole keep-alive life: the extra ones waited
+        // until another connection closed (measured: a third of 32 new connections
+        // stalled for the length of a benchmark run). Queue a task only while more
+        // threads wait than tasks are already queued; otherwise start a thread.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
