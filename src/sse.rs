@@ -286,7 +286,7 @@ fn head(status: u16, content_type: &str, headers: &[(String, String)]) -> String
     let mut head = format!(
         "HTTP/1.1 {status} {}\r\nDate: {}\r\nServer: routeplane\r\nContent-Type: {content_type}\r\n",
         reason(status),
-        httpdate::fmt_http_date(std::time::SystemTime::now()),
+        http_date(),
     );
     for (name, value) in headers {
         // A header value from upstream must not split the head.
@@ -299,6 +299,23 @@ fn head(status: u16, content_type: &str, headers: &[(String, String)]) -> String
         head.push_str("\r\n");
     }
     head
+}
+
+/// Now as an HTTP date, formatted at most once a second per thread (calendar
+/// arithmetic for every response showed in an instruction profile).
+fn http_date() -> String {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local!(static LAST: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) });
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs || last.1.is_empty() {
+            *last = (secs, httpdate::fmt_http_date(now));
+        }
+        last.1.clone()
+    })
 }
 
 /// The reason phrase for the statuses Routeplane sends.

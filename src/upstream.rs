@@ -33,7 +33,6 @@ const PASSED_BACK_PREFIXES: &[&str] = &["x-ratelimit-", "anthropic-ratelimit-"];
 pub struct Client {
     agent: ureq::Agent,
     connect_timeout: Duration,
-    first_byte_timeout: Duration,
 }
 
 /// Why an upstream could not be asked.
@@ -92,12 +91,19 @@ impl Client {
             .input_buffer_size(32 * 1024)
             .output_buffer_size(16 * 1024)
             .max_response_header_size(32 * 1024)
+            // On the agent, not per request: a per-request override clones the whole
+            // config for every call.
+            .timeout_recv_response(Some(settings.first_byte_timeout))
+            // A backstop for a reader that nobody waits for any more; the relay
+            // enforces the real first-byte and idle deadlines itself.
+            .timeout_per_read(Some(
+                settings.first_byte_timeout.max(Duration::from_secs(1)),
+            ))
             .build()
             .into();
         Client {
             agent,
             connect_timeout: settings.connect_timeout,
-            first_byte_timeout: settings.first_byte_timeout,
         }
     }
 
@@ -112,13 +118,6 @@ impl Client {
         for (name, value) in headers {
             req = req.header(name.as_str(), value.as_str());
         }
-        let req = req
-            .config()
-            .timeout_recv_response(Some(self.first_byte_timeout))
-            // A backstop for a reader that nobody waits for any more; the relay
-            // enforces the real first-byte and idle deadlines itself.
-            .timeout_per_read(Some(self.first_byte_timeout.max(Duration::from_secs(1))))
-            .build();
         let resp = req.send(body).map_err(classify)?;
         Ok(reply(resp))
     }
@@ -274,7 +273,13 @@ pub struct Stream {
 impl Reply {
     /// Reads the whole body (non-streaming answers, error bodies), up to `limit` bytes.
     pub fn read_all(self, limit: u64) -> Result<Vec<u8>, String> {
-        let mut out = Vec::new();
+        // Sized from Content-Length (when sane) so the read does not grow it step by step.
+        let expected = self
+            .body
+            .content_length()
+            .unwrap_or(0)
+            .min(limit.min(1 << 20));
+        let mut out = Vec::with_capacity(expected as usize);
         let mut reader = self.body.into_reader().take(limit + 1);
         reader
             .read_to_end(&mut out)

@@ -1,5 +1,5 @@
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
@@ -121,6 +121,29 @@ impl<R: Read + Send> Read for SequentialReader<R> {
         let result = reader.read(buf);
         self.inner = SequentialReaderInner::MyTurn(reader);
         result
+    }
+}
+
+// routeplane: lets the header reader take whole lines from the buffer instead of one
+// byte per `read` call through three layers (a tenth of the user time per request).
+impl<R: BufRead + Send> BufRead for SequentialReader<R> {
+    fn fill_buf(&mut self) -> IoResult<&[u8]> {
+        if let SequentialReaderInner::Waiting(ref mut recv) = self.inner {
+            let reader = recv.recv().map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the previous request is gone")
+            })?;
+            self.inner = SequentialReaderInner::MyTurn(reader);
+        }
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref mut reader) => reader.fill_buf(),
+            _ => Ok(&[]),
+        }
+    }
+
+    fn consume(&mut self, amount: usize) {
+        if let SequentialReaderInner::MyTurn(ref mut reader) = self.inner {
+            reader.consume(amount);
+        }
     }
 }
 
