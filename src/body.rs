@@ -105,7 +105,7 @@ impl RawBody {
                 + 32,
         );
         out.push(b'{');
-        let model_json = Value::String(model.to_string()).to_string();
+        let model_json = json_string(model);
         let mut wrote_model = false;
         let mut first = true;
         for (key, value) in &self.entries {
@@ -122,7 +122,7 @@ impl RawBody {
                 out.push(b',');
             }
             first = false;
-            out.extend_from_slice(Value::String(key.clone()).to_string().as_bytes());
+            out.extend_from_slice(json_string(key).as_bytes());
             out.push(b':');
             out.extend_from_slice(value.as_bytes());
         }
@@ -170,6 +170,12 @@ impl<'de> Deserialize<'de> for RawBody {
         }
         d.deserialize_map(Entries)
     }
+}
+
+/// A string as a JSON string literal, quoted and escaped.
+fn json_string(s: &str) -> String {
+    // Serializing a `&str` cannot fail.
+    serde_json::to_string(s).unwrap_or_default()
 }
 
 #[cfg(test)]

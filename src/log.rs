@@ -74,15 +74,26 @@ impl fmt::Display for RequestLog {
             served,
             self.status,
             self.attempts,
-            self.ttfb.map_or("-".to_string(), ms),
-            ms(self.total),
+            OptMs(self.ttfb),
+            OptMs(Some(self.total)),
         )
     }
 }
 
-/// A duration as milliseconds with one decimal.
-fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1000.0)
+/// A duration as milliseconds with one decimal, or `-`; integer arithmetic, no
+/// allocation (float formatting was a visible part of each request's instructions).
+struct OptMs(Option<Duration>);
+
+impl fmt::Display for OptMs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("-"),
+            Some(d) => {
+                let tenths = (d.as_micros() + 50) / 100;
+                write!(f, "{}.{}", tenths / 10, tenths % 10)
+            }
+        }
+    }
 }
 
 /// Writes one line to stderr, prefixed with `routeplane:`.
@@ -131,5 +142,24 @@ mod tests {
         let s = Secret::new("sk-live-123");
         assert_eq!(format!("{s} {s:?}"), "*** ***");
         assert_eq!(s.expose(), "sk-live-123");
+    }
+
+    #[test]
+    fn request_lines_show_milliseconds_with_one_decimal() {
+        let log = RequestLog {
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            status: 200,
+            attempts: 1,
+            ttfb: Some(Duration::from_micros(1_260)),
+            total: Duration::from_micros(12_345_049),
+            ..RequestLog::default()
+        };
+        assert_eq!(
+            log.to_string(),
+            "POST /v1/chat/completions model=- served_by=- status=200 attempts=1 ttfb_ms=1.3 total_ms=12345.0"
+        );
+        let no_ttfb = RequestLog { ttfb: None, ..log };
+        assert!(no_ttfb.to_string().contains("ttfb_ms=- "));
     }
 }

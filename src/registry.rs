@@ -612,14 +612,24 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
 
 /// Glob match with `*` (any run) and `?` (one character).
 pub fn glob_match(glob: &str, text: &str) -> bool {
+    // Runs for every target of every request: ASCII (every model name seen so far) is
+    // matched in place; anything else as chars, so that `?` is one character.
+    if glob.is_ascii() && text.is_ascii() {
+        return glob_match_in(glob.as_bytes(), text.as_bytes(), b'*', b'?');
+    }
     let (g, t): (Vec<char>, Vec<char>) = (glob.chars().collect(), text.chars().collect());
+    glob_match_in(&g, &t, '*', '?')
+}
+
+/// The iterative wildcard match, with one backtrack point per `*`.
+fn glob_match_in<T: PartialEq + Copy>(g: &[T], t: &[T], any: T, one: T) -> bool {
     let (mut gi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
-        if gi < g.len() && (g[gi] == '?' || g[gi] == t[ti]) {
+        if gi < g.len() && (g[gi] == one || g[gi] == t[ti]) {
             gi += 1;
             ti += 1;
-        } else if gi < g.len() && g[gi] == '*' {
+        } else if gi < g.len() && g[gi] == any {
             star = Some((gi, ti));
             gi += 1;
         } else if let Some((sg, st)) = star {
@@ -630,7 +640,7 @@ pub fn glob_match(glob: &str, text: &str) -> bool {
             return false;
         }
     }
-    g[gi..].iter().all(|&c| c == '*')
+    g[gi..].iter().all(|&c| c == any)
 }
 
 #[cfg(test)]
@@ -661,6 +671,10 @@ mod tests {
             ("exact", "exact", true),
             ("exact", "exactly", false),
             ("*-mini", "o4-mini", true),
+            // `?` is one character, also outside ASCII.
+            ("modèle-?", "modèle-é", true),
+            ("m?", "mé", true),
+            ("m?", "méé", false),
         ] {
             assert_eq!(glob_match(g, t), want, "{g} {t}");
         }

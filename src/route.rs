@@ -42,7 +42,11 @@ pub fn resolve(reg: &Registry, detected: &Detected, model: &str) -> Result<Vec<T
     let targets: Vec<Target> = reg
         .providers
         .iter()
-        .filter(|p| detected.is_active(p) && (p.declares(model) || detected.serves(&p.id, model)))
+        // Cheapest test first: only detected sources have a state to look up.
+        .filter(|p| {
+            (p.declares(model) || (p.detect && detected.serves(&p.id, model)))
+                && detected.is_active(p)
+        })
         .map(|p| Target::new(p, model))
         .collect();
     if targets.is_empty() {
