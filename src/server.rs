@@ -112,6 +112,20 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
     let stopping = Arc::new(AtomicBool::new(false));
     let wait = Duration::from_secs_f64(settings.limits.queue_wait_secs.max(0.0));
     let limit = settings.workers;
+    // Handlers first: until they are in, SIGHUP's default action ends the process.
+    let stop = watch_signals(
+        Arc::clone(&listener.http),
+        Arc::clone(&shared),
+        Arc::clone(&stopping),
+        reload,
+    )?;
+    // The first line names the bound address (tests read the port from it); once it is
+    // out, signals are handled.
+    log::line(format!(
+        "listening on http://{} (config: {})",
+        listener.addr,
+        shared.registry().source
+    ));
     {
         // Requests that arrived since binding were queued; this runs them too.
         let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
@@ -120,12 +134,6 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         }));
     }
     start_detection(&shared);
-    let stop = watch_signals(
-        Arc::clone(&listener.http),
-        Arc::clone(&shared),
-        Arc::clone(&stopping),
-        reload,
-    )?;
     // Sleeps until a stop signal: an idle server wakes for nothing.
     let _ = stop.recv();
     // Stop accepting: the last handle to the server closes the listening socket.

@@ -68,3 +68,25 @@ fn sighup_reloads_and_a_bad_file_keeps_the_old_config() {
     );
     assert_eq!(ask("two"), 200);
 }
+
+#[test]
+fn a_signal_sent_as_soon_as_it_listens_is_handled() {
+    // The listening line comes after the signal handlers are in: SIGHUP's default
+    // action would otherwise end the process (it raced with start-up detection).
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let yaml = format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [one]\n",
+        up.url()
+    );
+    let p = Proxy::start(&yaml);
+    p.signal("HUP");
+    p.wait_log("reloaded config");
+    assert_eq!(
+        p.post(
+            "/v1/chat/completions",
+            json!({"model": "one", "messages": []})
+        )
+        .status,
+        200
+    );
+}

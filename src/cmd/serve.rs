@@ -9,7 +9,7 @@ use routeplane::auth::Auth;
 use routeplane::auth::store::Store;
 use routeplane::detect::Detected;
 use routeplane::registry::Registry;
-use routeplane::{Error, log, server};
+use routeplane::{Error, server};
 
 use super::Global;
 
@@ -62,11 +62,6 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let client_timeout =
         std::time::Duration::from_secs_f64(registry.settings.limits.client_timeout_secs.max(0.1));
     let listener = server::bind(addr, client_timeout)?;
-    // The first line names the bound address; tests read the port from it.
-    log::line(format!(
-        "listening on http://{} (config: {})",
-        listener.addr, registry.source
-    ));
     let store = auth_file
         .or_else(routeplane::paths::auth_file)
         .map(Store::new);
