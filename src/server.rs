@@ -500,18 +500,31 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
 /// reports it), never a shorter body: half a request must not be relayed.
 fn read_body(req: &mut tiny_http::Request, limit: u64, secs: f64) -> Result<Vec<u8>, Error> {
     let deadline = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
+    // Read straight into the body, grown as it fills: a zeroed 16 KiB scratch buffer
+    // per request was a sixth of all instructions (callgrind). Sized from
+    // Content-Length, plus one byte so that the end arrives without a regrowth; but a
+    // length the client only claims buys at most 1 MiB until the bytes arrive.
+    let first = req.body_length().map_or(4096, |n| n.saturating_add(1));
+    let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut bytes = vec![0u8; first.min(cap).min(1 << 20)];
+    let mut filled = 0;
     let reader = req.as_reader();
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
     loop {
         if Instant::now() > deadline {
             return Err(Error::ClientTimeout { secs });
         }
-        match reader.read(&mut buf) {
-            Ok(0) => return Ok(bytes),
+        if filled == bytes.len() {
+            let more = filled.clamp(4096, 1 << 20);
+            bytes.resize(filled + more, 0);
+        }
+        match reader.read(&mut bytes[filled..]) {
+            Ok(0) => {
+                bytes.truncate(filled);
+                return Ok(bytes);
+            }
             Ok(n) => {
-                bytes.extend_from_slice(&buf[..n]);
-                if bytes.len() as u64 > limit {
+                filled += n;
+                if filled as u64 > limit {
                     return Err(Error::TooLarge { limit });
                 }
             }
