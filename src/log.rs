@@ -98,13 +98,15 @@ impl fmt::Display for OptMs {
 
 /// Writes one line to stderr, prefixed with `routeplane:`.
 pub fn line(msg: impl fmt::Display) {
+    use std::fmt::Write as _;
     use std::io::Write;
     // Stderr is unbuffered: `eprintln!` would make one write per formatted piece
     // (sixteen for a request line), and lines of concurrent requests could interleave.
     // So: format first, then one write. And not through `Stderr`'s lock: with dozens
     // of requests finishing at once, threads queued on it (futex waits in a profile at
     // 32 clients). A line is one `write(2)` on a duplicate of fd 2, whole on its own.
-    let text = format!("routeplane: {msg}\n");
+    let mut text = String::with_capacity(256);
+    let _ = writeln!(text, "routeplane: {msg}");
     match stderr_file() {
         Some(mut f) => {
             let _ = f.write_all(text.as_bytes());

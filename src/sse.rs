@@ -8,6 +8,7 @@
 //! `Request::into_writer()` instead, with one HTTP chunk and one `flush` per event
 //! (measured: each event within 1 ms). A write error is how a vanished client shows up.
 
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::Instant;
 
@@ -218,7 +219,7 @@ impl<W: Write> ClientWriter<W> {
         body: &[u8],
     ) -> io::Result<()> {
         let mut head = head(status, content_type, headers);
-        head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let _ = write!(head, "Content-Length: {}\r\n\r\n", body.len());
         self.first_write.get_or_insert_with(Instant::now);
         self.out.write_all(head.as_bytes())?;
         if !self.head_only {
@@ -283,7 +284,9 @@ impl<W: Write> ClientWriter<W> {
 
 /// The status line and common headers, without the final blank line.
 fn head(status: u16, content_type: &str, headers: &[(String, String)]) -> String {
-    let mut head = format!(
+    let mut head = String::with_capacity(512);
+    let _ = write!(
+        head,
         "HTTP/1.1 {status} {}\r\nDate: {}\r\nServer: routeplane\r\nContent-Type: {content_type}\r\n",
         reason(status),
         http_date(),
