@@ -60,6 +60,8 @@ pub struct Limits {
     pub max_response_bytes: u64,
     /// Longest single upstream stream event.
     pub max_event_bytes: usize,
+    /// Idle upstream connections kept open per upstream host, for reuse.
+    pub idle_connections: usize,
 }
 
 impl Default for Limits {
@@ -70,6 +72,7 @@ impl Default for Limits {
             client_timeout_secs: 30.0,
             max_response_bytes: 64 * 1024 * 1024,
             max_event_bytes: 16 * 1024 * 1024,
+            idle_connections: 32,
         }
     }
 }

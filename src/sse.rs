@@ -293,7 +293,11 @@ fn head(status: u16, content_type: &str, headers: &[(String, String)]) -> String
     );
     for (name, value) in headers {
         // A header value from upstream must not split the head.
-        if value.contains(['\r', '\n']) || name.contains(['\r', '\n', ':']) {
+        let breaks = |s: &str, colon: bool| {
+            s.bytes()
+                .any(|b| b == b'\r' || b == b'\n' || (colon && b == b':'))
+        };
+        if breaks(value, false) || breaks(name, true) {
             continue;
         }
         head.push_str(name);

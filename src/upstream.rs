@@ -83,9 +83,12 @@ impl Client {
             .proxy(None)
             .user_agent(concat!("routeplane/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(settings.connect_timeout))
-            // Many concurrent streams go to the same local server; ureq's default keeps 3.
-            .max_idle_connections_per_host(settings.workers.min(256))
-            .max_idle_connections(settings.workers.clamp(16, 1024))
+            // ureq's default keeps 3 per host, too few for concurrent requests to one
+            // local server. But every request scans the whole idle pool (ureq's purge is
+            // linear): after 256 streams had each left a connection, requests cost 40%
+            // more CPU (make bench). So a bounded number, `limits.idle_connections`.
+            .max_idle_connections_per_host(settings.limits.idle_connections.max(1))
+            .max_idle_connections(settings.limits.idle_connections.clamp(16, 1024) * 4)
             // ureq's 128 KiB buffers per connection (each way) cost 64 MiB across 256
             // open streams (measured with scripts/bench.sh); events and heads are small.
             .input_buffer_size(32 * 1024)
