@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use crate::registry::Settings;
 
+mod transport;
+
 /// Upstream headers worth passing back to the client.
 const PASSED_BACK: &[&str] = &[
     "retry-after",
@@ -105,8 +107,8 @@ impl Client {
             .build();
         let agent = ureq::Agent::with_parts(
             config,
-            ureq::unversioned::transport::DefaultConnector::new(),
-            Resolver::default(),
+            transport::Corking::default(),
+            transport::Resolver::default(),
         );
         Client {
             agent,
@@ -155,60 +157,6 @@ impl Client {
             .read_to_end(&mut body)
             .map_err(|e| SendError::Network(format!("reading the answer failed: {e}")))?;
         Ok((status, body))
-    }
-}
-
-/// How long a looked-up host name's addresses are reused.
-const RESOLVED_FOR: Duration = Duration::from_secs(30);
-
-/// Host names to addresses, for ureq. ureq resolves before it looks in its connection
-/// pool, so its own resolver ran `getaddrinfo` for every request, pooled connection or
-/// not (and spawned a thread for it when a timeout applied); for `127.0.0.1` that was 3%
-/// of a request's instructions, for a hosted API a DNS query. An IP address is parsed
-/// in place; a name's answer is kept for [`RESOLVED_FOR`].
-#[derive(Debug, Default)]
-struct Resolver {
-    inner: ureq::unversioned::resolver::DefaultResolver,
-    names: std::sync::Mutex<Vec<(String, Instant, ResolvedAddrs)>>,
-}
-
-type ResolvedAddrs = ureq::unversioned::resolver::ResolvedSocketAddrs;
-
-impl ureq::unversioned::resolver::Resolver for Resolver {
-    fn resolve(
-        &self,
-        uri: &ureq::http::Uri,
-        config: &ureq::config::Config,
-        timeout: ureq::unversioned::transport::NextTimeout,
-    ) -> Result<ResolvedAddrs, ureq::Error> {
-        let (Some(host), Some(scheme)) = (uri.host(), uri.scheme()) else {
-            return self.inner.resolve(uri, config, timeout);
-        };
-        let port = uri
-            .port_u16()
-            .unwrap_or(if scheme.as_str() == "https" { 443 } else { 80 });
-        let literal = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = literal.parse::<std::net::IpAddr>() {
-            let mut addrs = self.inner.empty();
-            addrs.push(std::net::SocketAddr::new(ip, port));
-            return Ok(addrs);
-        }
-        let key = format!("{host}:{port}");
-        let now = Instant::now();
-        {
-            let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((_, _, addrs)) = names
-                .iter()
-                .find(|(k, at, _)| *k == key && now.duration_since(*at) < RESOLVED_FOR)
-            {
-                return Ok(addrs.clone());
-            }
-        }
-        let addrs = self.inner.resolve(uri, config, timeout)?;
-        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        names.retain(|(k, at, _)| *k != key && now.duration_since(*at) < RESOLVED_FOR);
-        names.push((key, now, addrs.clone()));
-        Ok(addrs)
     }
 }
 
@@ -404,48 +352,6 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn resolve(r: &Resolver, url: &str) -> Vec<std::net::SocketAddr> {
-        use ureq::unversioned::resolver::Resolver as _;
-        let timeout = ureq::unversioned::transport::NextTimeout {
-            after: ureq::unversioned::transport::time::Duration::from_secs(2),
-            reason: ureq::Timeout::Resolve,
-            per_read: None,
-            per_write: None,
-        };
-        let config = ureq::Agent::config_builder().build();
-        r.resolve(&url.parse().unwrap(), &config, timeout)
-            .unwrap()
-            .iter()
-            .copied()
-            .collect()
-    }
-
-    #[test]
-    fn addresses_resolve_in_place_and_names_are_kept() {
-        let r = Resolver::default();
-        assert_eq!(
-            resolve(&r, "http://127.0.0.1:8/v1"),
-            ["127.0.0.1:8".parse().unwrap()]
-        );
-        assert_eq!(resolve(&r, "http://[::1]:9/"), ["[::1]:9".parse().unwrap()]);
-        assert_eq!(
-            resolve(&r, "https://10.0.0.2/"),
-            ["10.0.0.2:443".parse().unwrap()]
-        );
-        assert!(
-            r.names.lock().unwrap().is_empty(),
-            "no lookup for an address"
-        );
-        // `localhost` is in every hosts file: no network needed.
-        let first = resolve(&r, "http://localhost:7/");
-        assert!(
-            first.iter().all(|a| a.port() == 7 && a.ip().is_loopback()),
-            "{first:?}"
-        );
-        assert_eq!(resolve(&r, "http://localhost:7/"), first);
-        assert_eq!(r.names.lock().unwrap().len(), 1);
-    }
 
     #[test]
     fn retry_after_in_seconds_and_reset_headers() {

@@ -136,6 +136,24 @@ fn unknown_model_is_404_listing_known_ids() {
 }
 
 #[test]
+fn request_bodies_of_every_size_reach_the_upstream_whole() {
+    // The upstream transport holds the request head back to send it with the body;
+    // a body larger than its buffer (16 KiB) takes another path than a small one.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    for size in [0, 100, 16 * 1024 - 300, 16 * 1024, 200_000] {
+        let content = "é".repeat(size / 2);
+        let sent = json!({"model": "small", "messages": [{"role": "user", "content": content}]});
+        let resp = p.post("/v1/chat/completions", sent.clone());
+        assert_eq!(resp.status, 200, "{size}");
+        let got = up.requests().pop().unwrap();
+        let got: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+        assert_eq!(got["messages"], sent["messages"], "{size}");
+    }
+    assert_eq!(up.count(), 5);
+}
+
+#[test]
 fn body_over_the_limit_is_413() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&format!("{}limits:\n  max_body_bytes: 1000\n", config(&up)));
