@@ -5,7 +5,7 @@
 # rounds and appends it to bench/results.md. Everything runs on 127.0.0.1.
 #
 #   scripts/bench.sh            (or: make bench)
-#   ROUNDS=5 scripts/bench.sh   more rounds
+#   ROUNDS=9 scripts/bench.sh   more rounds (default 5: the 32-client p50 of one round moves by 30%)
 #   scripts/bench.sh --peers    also LiteLLM proxy and the Portkey gateway (or: make bench-peers)
 #   APPEND=0 scripts/bench.sh   print the table without appending it to bench/results.md
 #
@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 GAP_MS=${GAP_MS:-5}                      # gap between the mock's stream events
 REQUESTS=${REQUESTS:-3000}               # non-streaming requests per measurement, 1 client
 # With 32 and 256 clients, 3000 requests last about 0.1 s: the rounds of one build then
