@@ -24,21 +24,32 @@ fn fast_config(up: &MockUpstream, extra: &str) -> String {
     config(up, extra).replace("client_timeout_secs: 1\n", "client_timeout_secs: 0.5\n")
 }
 
-/// Writes `bytes` one at a time, `gap` apart, until done, the socket fails or `stop`.
-fn trickle(
-    mut conn: TcpStream,
+/// Writes `bytes` to `conn` one at a time, `gap` apart, while reading the answer until
+/// the proxy closes: the answer, how long it took, and whether the close was clean.
+fn trickle_and_read(
+    conn: &mut TcpStream,
     bytes: Vec<u8>,
     gap: Duration,
-    stop: Arc<AtomicBool>,
-) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
-        for b in bytes {
-            if stop.load(Ordering::SeqCst) || conn.write_all(&[b]).is_err() {
-                return;
+) -> (String, Duration, bool) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (mut out, stop) = (conn.try_clone().unwrap(), Arc::clone(&stop));
+        thread::spawn(move || {
+            for b in bytes {
+                if stop.load(Ordering::SeqCst) || out.write_all(&[b]).is_err() {
+                    return;
+                }
+                thread::sleep(gap);
             }
-            thread::sleep(gap);
-        }
-    })
+        })
+    };
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let closed = conn.read_to_end(&mut answer).is_ok();
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    (String::from_utf8_lossy(&answer).into_owned(), took, closed)
 }
 
 /// The JSON body of a raw answer framed by `Content-Length`.
@@ -147,20 +158,7 @@ fn headers_trickled_in_are_cut_off_at_the_deadline() {
     let mut conn = TcpStream::connect(&p.addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = trickle(
-        conn.try_clone().unwrap(),
-        head.to_vec(),
-        Duration::from_millis(400),
-        Arc::clone(&stop),
-    );
-    let started = Instant::now();
-    let mut out = Vec::new();
-    let _ = conn.read_to_end(&mut out);
-    let took = started.elapsed();
-    stop.store(true, Ordering::SeqCst);
-    writer.join().unwrap();
-    let answer = String::from_utf8_lossy(&out);
+    let (answer, took, _) = trickle_and_read(&mut conn, head.to_vec(), Duration::from_millis(400));
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(took < Duration::from_secs(3), "the 408 came after {took:?}");
     still_serves(&p);
@@ -177,20 +175,8 @@ fn an_unread_body_is_drained_briefly_then_the_connection_closes() {
         .unwrap();
     conn.write_all(b"POST /v1/nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
         .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = trickle(
-        conn.try_clone().unwrap(),
-        vec![b' '; 200],
-        Duration::from_millis(100),
-        Arc::clone(&stop),
-    );
-    let started = Instant::now();
-    let mut out = Vec::new();
-    let closed = conn.read_to_end(&mut out).is_ok();
-    let took = started.elapsed();
-    stop.store(true, Ordering::SeqCst);
-    writer.join().unwrap();
-    let answer = String::from_utf8_lossy(&out);
+    let (answer, took, closed) =
+        trickle_and_read(&mut conn, vec![b' '; 200], Duration::from_millis(100));
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(closed, "the connection was not closed: {answer}");
     assert!(took < Duration::from_secs(4), "closed after {took:?}");
