@@ -97,6 +97,28 @@ impl RawBody {
 
     /// The body as re-sent upstream: `model` set to `model`, `models` removed.
     pub fn with_model(&self, model: &str) -> Vec<u8> {
+        self.rewritten(model, None)
+    }
+
+    /// [`RawBody::with_model`], also asking a chat stream for its usage chunk:
+    /// `stream_options.include_usage: true`, the client's other stream options kept.
+    pub fn with_model_asking_usage(&self, model: &str) -> Vec<u8> {
+        let options = match self
+            .get("stream_options")
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok())
+        {
+            Some(Value::Object(mut m)) => {
+                m.insert("include_usage".into(), Value::Bool(true));
+                Value::Object(m).to_string()
+            }
+            _ => r#"{"include_usage":true}"#.to_string(),
+        };
+        self.rewritten(model, Some(("stream_options", &options)))
+    }
+
+    /// The body with `model` set, `models` removed and, when given, one more top-level
+    /// key set to a raw JSON value (replacing the client's).
+    fn rewritten(&self, model: &str, set: Option<(&str, &str)>) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             self.entries
                 .iter()
@@ -108,6 +130,7 @@ impl RawBody {
         let model_json = json_string(model);
         let mut wrote_model = false;
         let mut first = true;
+        let mut wrote_set = false;
         for (key, value) in &self.entries {
             let value = match key.as_str() {
                 "models" => continue,
@@ -115,6 +138,13 @@ impl RawBody {
                 "model" => {
                     wrote_model = true;
                     model_json.as_str()
+                }
+                k if set.is_some_and(|(name, _)| name == k) => {
+                    if wrote_set {
+                        continue;
+                    }
+                    wrote_set = true;
+                    set.map_or("", |(_, v)| v)
                 }
                 _ => value.get(),
             };
@@ -132,6 +162,12 @@ impl RawBody {
             }
             out.extend_from_slice(b"\"model\":");
             out.extend_from_slice(model_json.as_bytes());
+        }
+        if let Some((name, value)) = set.filter(|_| !wrote_set) {
+            out.push(b',');
+            out.extend_from_slice(json_string(name).as_bytes());
+            out.push(b':');
+            out.extend_from_slice(value.as_bytes());
         }
         out.push(b'}');
         out
@@ -193,6 +229,25 @@ mod tests {
             out,
             r#"{"model":"llama3.1:8b","x_unknown":{"a":[1,2.50]},"stream":true}"#
         );
+    }
+
+    #[test]
+    fn usage_is_asked_for_and_other_stream_options_kept() {
+        let plain = RawBody::parse(br#"{"model":"a","stream":true}"#).unwrap();
+        assert_eq!(
+            String::from_utf8(plain.with_model_asking_usage("b")).unwrap(),
+            r#"{"model":"b","stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        let with = RawBody::parse(
+            br#"{"stream_options":{"include_usage":false,"x":1},"model":"a","stream":true}"#,
+        )
+        .unwrap();
+        let out: Value = serde_json::from_slice(&with.with_model_asking_usage("b")).unwrap();
+        assert_eq!(
+            out["stream_options"],
+            serde_json::json!({"include_usage": true, "x": 1})
+        );
+        assert_eq!(out["model"], "b");
     }
 
     #[test]

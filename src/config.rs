@@ -40,6 +40,8 @@ pub struct Config {
     pub failover: Failover,
     /// Local-source detection tuning.
     pub detect: Detect,
+    /// The usage ledger.
+    pub usage: Usage,
     /// Sources of tokens, keyed by provider id, in file order.
     pub providers: Named<Provider>,
     /// Virtual models, keyed by name, in file order.
@@ -130,6 +132,28 @@ impl Default for Detect {
         Detect {
             interval_secs: 30.0,
             timeout_secs: 0.5,
+        }
+    }
+}
+
+/// `usage:` — the ledger of finished requests (`routeplane usage` reads it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Usage {
+    /// Append one line per finished request.
+    pub enabled: bool,
+    /// The ledger file; empty means `$XDG_STATE_HOME/routeplane/usage.jsonl`.
+    pub path: Option<Text>,
+    /// Rotate past this many bytes, keeping one previous file.
+    pub max_bytes: u64,
+}
+
+impl Default for Usage {
+    fn default() -> Usage {
+        Usage {
+            enabled: true,
+            path: None,
+            max_bytes: 64 * 1024 * 1024,
         }
     }
 }

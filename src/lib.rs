@@ -36,6 +36,8 @@ pub mod upstream;
 pub mod auth;
 // Local servers and the models they serve.
 pub mod detect;
+// What the proxy did: counters, the usage ledger, /metrics.
+pub mod stats;
 // Layer 12-14: one request's life.
 pub mod route;
 // The main loop: failover and relaying.
@@ -48,9 +50,9 @@ pub use error::Error;
 #[cfg(test)]
 mod tests {
     /// The modules in flow order: each may use only those before it (and itself).
-    const LAYERS: [&str; 14] = [
+    const LAYERS: [&str; 15] = [
         "error", "log", "paths", "body", "sse", "protocol", "config", "registry", "upstream",
-        "auth", "detect", "route", "relay", "server",
+        "auth", "detect", "stats", "route", "relay", "server",
     ];
 
     #[test]

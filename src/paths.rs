@@ -31,6 +31,12 @@ pub fn auth_file() -> Option<PathBuf> {
     base_dir("XDG_DATA_HOME", ".local/share").map(|d| d.join("routeplane").join("auth.json"))
 }
 
+/// The default usage ledger: `$XDG_STATE_HOME/routeplane/usage.jsonl`, else
+/// `~/.local/state/routeplane/usage.jsonl`.
+pub fn usage_file() -> Option<PathBuf> {
+    base_dir("XDG_STATE_HOME", ".local/state").map(|d| d.join("routeplane").join("usage.jsonl"))
+}
+
 /// The user's home directory, from `$HOME`.
 pub fn home() -> Option<PathBuf> {
     env::var_os("HOME")

@@ -257,6 +257,10 @@ pub struct Settings {
     pub detect_timeout: Duration,
     /// Grace period for in-flight requests on a graceful stop.
     pub shutdown_grace: Duration,
+    /// The usage ledger file; `None` when `usage.enabled` is false or no home is known.
+    pub usage_path: Option<std::path::PathBuf>,
+    /// Rotate the ledger past this many bytes.
+    pub usage_max_bytes: u64,
 }
 
 /// The resolved configuration: immutable once built.
@@ -607,7 +611,29 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
         detect_interval: secs("detect.interval_secs", c.detect.interval_secs)?,
         detect_timeout: secs("detect.timeout_secs", c.detect.timeout_secs)?,
         shutdown_grace: secs("shutdown_grace_secs", c.shutdown_grace_secs.unwrap_or(10.0))?,
+        usage_path: usage_path(&c.usage),
+        usage_max_bytes: c.usage.max_bytes.max(4096),
     })
+}
+
+/// Where the usage ledger goes: `usage.path` (a leading `~/` is the home directory),
+/// else the per-user state dir; nowhere when the ledger is off.
+fn usage_path(u: &config::Usage) -> Option<std::path::PathBuf> {
+    if !u.enabled {
+        return None;
+    }
+    match u
+        .path
+        .as_ref()
+        .map(|p| p.as_str())
+        .filter(|p| !p.is_empty())
+    {
+        Some(p) => match p.strip_prefix("~/") {
+            Some(rest) => crate::paths::home().map(|h| h.join(rest)),
+            None => Some(std::path::PathBuf::from(p)),
+        },
+        None => crate::paths::usage_file(),
+    }
 }
 
 /// Glob match with `*` (any run) and `?` (one character).

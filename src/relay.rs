@@ -21,6 +21,7 @@ use crate::protocol::{self, Decoded, Protocol, chat};
 use crate::registry::{Settings, Target};
 use crate::route::Cooldown;
 use crate::sse::{self, ClientWriter};
+use crate::stats::{self, Meter, Tokens};
 use crate::upstream::{self, Piece, Reply, SendError};
 
 /// What the relay needs from the server, shared by every request.
@@ -61,6 +62,15 @@ pub struct Served {
     pub served_by: Option<String>,
     /// Upstream attempts made.
     pub attempts: usize,
+    // usage (issue 19): what the answer measured, for the ledger and /metrics.
+    /// When the first token (or the whole answer) went to the client.
+    pub first_token: Option<Instant>,
+    /// The token counts the upstream reported.
+    pub tokens: Tokens,
+    /// Endpoints that failed before the answer, in the order tried.
+    pub failed: Vec<stats::Failed>,
+    /// Broken streams continued on another endpoint (mid-stream rescue, issue 15).
+    pub rescues: usize,
 }
 
 /// Why an attempt produced no answer for the client.
@@ -147,21 +157,32 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
     let mut failures: Vec<(String, Failure)> = Vec::new();
     // The hub request is built at most once, however many targets need it.
     let mut hub: Option<Result<Value, Error>> = None;
+    // usage (issue 19): filled by the helpers that answer, copied into `served` at the end.
+    let meter = Meter::default();
 
     for target in env.cooldown.order(call.targets.clone()) {
         served.attempts += 1;
-        let outcome = attempt(env, settings, call, &target, served.attempts, &mut hub, out);
+        let outcome = attempt(
+            env,
+            settings,
+            call,
+            &target,
+            served.attempts,
+            &mut hub,
+            out,
+            &meter,
+        );
         match outcome {
             Outcome::Answered { status } => {
                 env.cooldown.clear(&target);
                 served.status = status;
                 served.served_by = Some(target.label());
-                return served;
+                return measured(served, &meter);
             }
             Outcome::ClientGone => {
                 served.status = 499;
                 served.served_by = Some(target.label());
-                return served;
+                return measured(served, &meter);
             }
             Outcome::Failed(f) => {
                 let step = next_step(f.kind);
@@ -171,14 +192,37 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                 if step == Step::Surface {
                     served.status = surface(call, &f, out);
                     served.served_by = Some(target.label());
-                    return served;
+                    return measured(served, &meter);
                 }
+                // usage (issue 19): the fail-over trail, without upstream bodies.
+                served.failed.push(stats::Failed {
+                    endpoint: target.label(),
+                    status: f.status,
+                    reason: f.reason.chars().take(120).collect(),
+                });
                 failures.push((target.label(), f));
             }
         }
     }
     served.status = exhausted(call, failures, out);
+    measured(served, &meter)
+}
+
+/// usage (issue 19): copies what the meter saw into what the relay returns.
+fn measured(mut served: Served, meter: &Meter) -> Served {
+    served.first_token = meter.first_token.get();
+    served.tokens = meter.tokens.get();
     served
+}
+
+/// usage (issue 19): true when a chat stream relayed byte for byte is asked for its
+/// usage chunk (`stream_options.include_usage`) that the client did not ask for; the
+/// relay then drops that chunk before it reaches the client.
+fn asks_usage(call: &Call<'_>, target: &Target) -> bool {
+    call.inbound == Protocol::Chat
+        && target.protocol == Protocol::Chat
+        && call.stream
+        && !call.include_usage
 }
 
 /// `POST /v1/messages/count_tokens`: asked of the first Anthropic target that answers;
@@ -346,6 +390,7 @@ fn attempt(
     attempts: usize,
     hub: &mut Option<Result<Value, Error>>,
     out: &mut ClientWriter,
+    meter: &Meter,
 ) -> Outcome {
     let provider = &target.provider;
     let upstream_stream = call.stream || env.auth.stream_only(provider);
@@ -399,6 +444,7 @@ fn attempt(
         target,
         number: attempts,
         translate: target.protocol != call.inbound || env.auth.rewrites_body(provider),
+        meter,
     };
     if upstream_stream && reply.content_type.starts_with("text/event-stream") {
         relay_stream(&t, reply, out, sent)
@@ -417,6 +463,8 @@ struct Try<'a> {
     number: usize,
     /// The answer is translated (or reshaped), not copied byte for byte.
     translate: bool,
+    /// usage (issue 19): first token and token counts.
+    meter: &'a Meter,
 }
 
 /// Builds the bytes sent upstream for `target`.
@@ -428,6 +476,9 @@ fn upstream_body(
 ) -> Result<Vec<u8>, Error> {
     let provider = &target.provider;
     if target.protocol == call.inbound && !env.auth.rewrites_body(provider) {
+        if asks_usage(call, target) {
+            return Ok(call.body.with_model_asking_usage(&target.model));
+        }
         return Ok(call.body.with_model(&target.model));
     }
     let mut up = if target.protocol == call.inbound {
@@ -515,6 +566,7 @@ fn relay_whole(t: &Try<'_>, reply: Reply, out: &mut ClientWriter) -> Outcome {
         target,
         number: attempts,
         translate,
+        meter,
     } = *t;
     let status = reply.status;
     let ct = reply.content_type.clone();
@@ -524,6 +576,7 @@ fn relay_whole(t: &Try<'_>, reply: Reply, out: &mut ClientWriter) -> Outcome {
         Ok(b) => b,
         Err(reason) => return fail(FailKind::EarlyEnd, reason),
     };
+    meter.usage(Tokens::from_answer(target.protocol, &bytes));
     let answer = if translate {
         let translated = serde_json::from_slice::<Value>(&bytes)
             .map_err(|_| Error::Internal("upstream answered with malformed JSON".into()))
@@ -545,7 +598,10 @@ fn relay_whole(t: &Try<'_>, reply: Reply, out: &mut ClientWriter) -> Outcome {
         ct
     };
     match out.respond(status, &ct, &headers, &answer) {
-        Ok(()) => Outcome::Answered { status },
+        Ok(()) => {
+            meter.token_sent();
+            Outcome::Answered { status }
+        }
         Err(_) => Outcome::ClientGone,
     }
 }
@@ -566,7 +622,9 @@ fn relay_stream(t: &Try<'_>, reply: Reply, out: &mut ClientWriter, started: Inst
         target,
         number: attempts,
         translate,
+        meter,
     } = *t;
+    let strip_usage = asks_usage(call, target);
     let status = reply.status;
     let mut headers = reply.headers.clone();
     headers.extend(served_headers(target, attempts));
@@ -634,6 +692,12 @@ fn relay_stream(t: &Try<'_>, reply: Reply, out: &mut ClientWriter, started: Inst
                     };
                 }
             };
+            // usage (issue 19): every decoder hands the upstream's counts on as a hub usage chunk.
+            for u in chunks.iter().filter_map(|c| c.get("usage")) {
+                if u.is_object() {
+                    meter.usage(Tokens::from_chat_usage(u));
+                }
+            }
             if let Some(c) = collector.as_mut() {
                 chunks.iter().for_each(|ch| c.add(ch));
                 if end {
@@ -644,7 +708,10 @@ fn relay_stream(t: &Try<'_>, reply: Reply, out: &mut ClientWriter, started: Inst
                     let body = call.inbound.response_from_chat(chat).to_string();
                     return match out.respond(status, "application/json", &headers, body.as_bytes())
                     {
-                        Ok(()) => Outcome::Answered { status },
+                        Ok(()) => {
+                            meter.token_sent();
+                            Outcome::Answered { status }
+                        }
                         Err(_) => Outcome::ClientGone,
                     };
                 }
@@ -661,6 +728,9 @@ fn relay_stream(t: &Try<'_>, reply: Reply, out: &mut ClientWriter, started: Inst
                     evs.extend(encoder.finish().into_iter().map(|e| e.raw));
                 }
                 evs
+            } else if strip_usage && !chunks.is_empty() && chunks.iter().all(usage_only) {
+                // usage (issue 19): the usage chunk we asked for, not the client.
+                Vec::new()
             } else {
                 vec![ev.raw]
             };
@@ -690,6 +760,9 @@ fn relay_stream(t: &Try<'_>, reply: Reply, out: &mut ClientWriter, started: Inst
                     return Outcome::ClientGone;
                 }
             }
+            if meter.first_token.get().is_none() && chunks.iter().any(stats::carries_token) {
+                meter.token_sent();
+            }
             if end {
                 return match out.end_stream() {
                     Ok(()) => Outcome::Answered { status },
@@ -701,6 +774,11 @@ fn relay_stream(t: &Try<'_>, reply: Reply, out: &mut ClientWriter, started: Inst
             deadline = Instant::now() + settings.idle_timeout;
         }
     }
+}
+
+/// usage (issue 19): a chat chunk that only reports usage (`"choices": []`).
+fn usage_only(chunk: &Value) -> bool {
+    chunk["choices"].as_array().is_some_and(|c| c.is_empty()) && chunk["usage"].is_object()
 }
 
 /// Ends a committed stream with an error event in the client's protocol.

@@ -149,6 +149,17 @@ impl Cooldown {
         }
     }
 
+    /// Endpoints (`provider:model`) cooling down now, with the time left (for /metrics
+    /// and the status page).
+    pub fn remaining(&self) -> Vec<(String, Duration)> {
+        let map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        map.iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(label, until)| (label.clone(), *until - now))
+            .collect()
+    }
+
     /// Orders targets: those not cooling down first, each group in its given order.
     pub fn order(&self, targets: Vec<Target>) -> Vec<Target> {
         let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());

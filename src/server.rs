@@ -28,7 +28,11 @@ use crate::registry::Registry;
 use crate::relay::{self, Call, Env};
 use crate::route::{self, Cooldown};
 use crate::sse::ClientWriter;
+use crate::stats::{self, Finished, Stats, ledger::Ledger};
 use crate::upstream;
+
+/// The status page served at `GET /`: one file, inline CSS and script, no other assets.
+const STATUS_PAGE: &str = include_str!("../assets/status.html");
 
 /// Everything a worker needs, shared by all of them.
 pub struct Shared {
@@ -40,6 +44,10 @@ pub struct Shared {
     pub env: Env,
     /// Requests accepted and not yet answered (queued or in a worker).
     pending: AtomicUsize,
+    /// Counters for /metrics and the status page.
+    pub stats: Stats,
+    /// The usage ledger, unless `usage.enabled` is false.
+    pub ledger: Option<Ledger>,
     /// Test hook: a request for this model panics inside its handler, so the tests can
     /// prove a panic stays inside one request. Set only from `ROUTEPLANE_TEST_PANIC_MODEL`.
     panic_model: Option<String>,
@@ -53,11 +61,19 @@ impl Shared {
             auth,
             cooldown: Cooldown::new(registry.settings.cooldown),
         };
+        // Opened once: a SIGHUP reload keeps the ledger it started with.
+        let ledger = registry
+            .settings
+            .usage_path
+            .clone()
+            .map(|path| Ledger::open(path, registry.settings.usage_max_bytes));
         Shared {
             registry: RwLock::new(Arc::new(registry)),
             detected,
             env,
             pending: AtomicUsize::new(0),
+            stats: Stats::default(),
+            ledger,
             panic_model: std::env::var("ROUTEPLANE_TEST_PANIC_MODEL")
                 .ok()
                 .filter(|m| !m.is_empty()),
@@ -300,6 +316,12 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let http10 = is_http10(&req);
     let head_only = *req.method() == tiny_http::Method::Head;
     let registry = shared.registry();
+    // Requests to the generation endpoints are counted even when refused.
+    let generation = *req.method() == tiny_http::Method::Post
+        && matches!(
+            log.path.as_str(),
+            "/v1/chat/completions" | "/v1/messages" | "/v1/responses"
+        );
     // Read everything needed from the request before taking its writer.
     let prepared = prepare(&mut req, &registry, shared);
     let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
@@ -316,11 +338,32 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
                 Vec::new()
             };
             relay::respond_error(inbound, err.status(), &err.to_string(), &headers, &mut out);
-            (err.status(), None, 0, String::new())
+            let served = relay::Served {
+                status: err.status(),
+                ..relay::Served::default()
+            };
+            // An unknown model is worth naming in the log line and the ledger.
+            let model = match err {
+                Error::UnknownModel { model, .. } => model,
+                _ => String::new(),
+            };
+            (served, model, false, generation)
         }
         Prepared::Json(status, body) => {
             let _ = out.respond(status, "application/json", &[], body.as_bytes());
-            (status, None, 0, String::new())
+            let served = relay::Served {
+                status,
+                ..relay::Served::default()
+            };
+            (served, String::new(), false, false)
+        }
+        Prepared::Text(content_type, body) => {
+            let _ = out.respond(200, content_type, &[], body.as_bytes());
+            let served = relay::Served {
+                status: 200,
+                ..relay::Served::default()
+            };
+            (served, String::new(), false, false)
         }
         Prepared::Relay {
             body,
@@ -332,10 +375,12 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             if shared.panic_model.as_deref() == Some(requested.as_str()) {
                 panic!("test hook: ROUTEPLANE_TEST_PANIC_MODEL names `{requested}`");
             }
+            let stream = body.stream().unwrap_or(false);
+            let _in_flight = shared.stats.enter(stream);
             let call = Call {
                 inbound,
                 include_usage: body.include_usage(),
-                stream: body.stream().unwrap_or(false),
+                stream,
                 body: &body,
                 targets,
                 forward,
@@ -346,10 +391,10 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             } else {
                 relay::run(&shared.env, &registry.settings, &call, &mut out)
             };
-            (served.status, served.served_by, served.attempts, requested)
+            (served, requested, stream, !count_tokens)
         }
     }));
-    let (status, served_by, attempts, model) = match result {
+    let (served, model, stream, counted) = match result {
         Ok(r) => r,
         Err(_) => {
             if !out.started() {
@@ -358,16 +403,42 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             } else {
                 let _ = out.end_stream();
             }
-            (500, None, 0, String::new())
+            let served = relay::Served {
+                status: 500,
+                ..relay::Served::default()
+            };
+            (served, String::new(), false, generation)
         }
     };
-    log.status = status;
-    log.served_by = served_by;
-    log.attempts = attempts;
+    log.status = served.status;
+    log.served_by = served.served_by.clone();
+    log.attempts = served.attempts;
     log.model = model;
     log.ttfb = out.first_write().map(|t| t.duration_since(started));
     log.total = started.elapsed();
     log::line(&log);
+    // The client has its last byte: now the request is counted and written down.
+    if counted {
+        let finished = Finished {
+            at: std::time::SystemTime::now(),
+            inbound,
+            requested: std::mem::take(&mut log.model),
+            served_by: served.served_by,
+            status: served.status,
+            stream,
+            attempts: served.attempts,
+            rescues: served.rescues,
+            failed: served.failed,
+            ttfb: log.ttfb,
+            ttft: served.first_token.map(|t| t.duration_since(started)),
+            total: log.total,
+            tokens: served.tokens,
+        };
+        shared.stats.record(&finished);
+        if let Some(ledger) = &shared.ledger {
+            ledger.append(&finished, &shared.stats);
+        }
+    }
 }
 
 /// What `prepare` decided before any byte is written.
@@ -376,6 +447,8 @@ enum Prepared {
     Fail(Error),
     /// Answer with this JSON.
     Json(u16, String),
+    /// Answer 200 with this content type and body (the status page, /metrics).
+    Text(&'static str, String),
     /// Relay to these targets.
     Relay {
         body: RawBody,
@@ -395,12 +468,27 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
     if path == "/health" && matches!(method, Get | Head) {
         return Prepared::Json(200, json!({"status": "ok"}).to_string());
     }
+    // The page holds no data (it asks /status.json for it, with a key when keys are set).
+    if path == "/" && matches!(method, Get | Head) {
+        return if accepts_html(req) {
+            Prepared::Text("text/html; charset=utf-8", STATUS_PAGE.to_string())
+        } else {
+            Prepared::Json(200, json!({"status": "ok"}).to_string())
+        };
+    }
     if !settings.skip_auth && !client_key_ok(req, registry) {
         return Prepared::Fail(Error::Unauthorized);
     }
     let endpoint = match (&method, path.as_str()) {
         (Get | Head, "/v1/models") => {
             return Prepared::Json(200, models_list(registry, &shared.detected));
+        }
+        (Get | Head, "/metrics") => {
+            let text = stats::metrics::render(&shared.stats, &sources(registry, shared));
+            return Prepared::Text(stats::metrics::CONTENT_TYPE, text);
+        }
+        (Get | Head, "/status.json") => {
+            return Prepared::Json(200, shared.stats.status_json(&sources(registry, shared)));
         }
         (Post, "/v1/chat/completions") => Protocol::Chat,
         (Post, "/v1/messages" | "/v1/messages/count_tokens") => Protocol::Anthropic,
@@ -540,6 +628,72 @@ fn read_body(req: &mut tiny_http::Request, limit: u64, secs: f64) -> Result<Vec<
             Err(e) => return Err(Error::BodyUnreadable(e.to_string())),
         }
     }
+}
+
+/// True unless the client's `Accept` names types and HTML is not among them.
+fn accepts_html(req: &tiny_http::Request) -> bool {
+    let accept = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("accept"))
+        .map(|h| h.value.as_str().to_ascii_lowercase());
+    accept.is_none_or(|a| {
+        a.trim().is_empty() || a.contains("text/html") || a.contains("text/*") || a.contains("*/*")
+    })
+}
+
+/// Each source worth showing, with its state now: configured, keyed, logged in, found
+/// up, or counted since start (the unconfigured built-ins without a key are left out).
+fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source> {
+    let cooling = shared.env.cooldown.remaining();
+    let auth = &shared.env.auth;
+    let mut out = Vec::new();
+    for p in &registry.providers {
+        let logged_in = auth.logged_in(&p.id);
+        let found = shared.detected.state(&p.id);
+        let listed = p.configured
+            || p.key.is_some()
+            || logged_in
+            || found.as_ref().is_some_and(|s| s.up)
+            || shared.stats.has_source(&p.id);
+        if !listed {
+            continue;
+        }
+        let cooldown = cooling
+            .iter()
+            .filter(|(label, _)| label.split_once(':').is_some_and(|(id, _)| id == p.id))
+            .map(|(_, left)| *left)
+            .max();
+        let (state, up, detail) = if logged_in {
+            let until = auth
+                .expires_at(&p.id)
+                .filter(|e| *e > 0)
+                .map(|e| stats::time::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(e)));
+            ("logged in", true, until.map(|u| format!("until {u}")))
+        } else {
+            match detect::provider_state(p, &shared.detected) {
+                "active" => ("up", true, None),
+                "down" => ("down", false, found.map(|s| s.reason)),
+                other => (other, false, None),
+            }
+        };
+        let (state, detail) = match cooldown {
+            Some(left) if up => (
+                "cooling down",
+                Some(format!("for {} s", left.as_secs_f64().ceil())),
+            ),
+            _ => (state, detail),
+        };
+        out.push(stats::Source {
+            id: p.id.clone(),
+            kind: p.kind.name(),
+            state: state.to_string(),
+            up,
+            detail: detail.unwrap_or_default(),
+            cooldown,
+        });
+    }
+    out
 }
 
 /// `GET /v1/models` in OpenAI's list shape.

@@ -32,3 +32,7 @@ mod protocols;
 mod sdk;
 // Streams: events arrive as the upstream sends them, client disconnects.
 mod stream;
+// Seeing what it does: the usage ledger, `routeplane usage`, /metrics, /status.json.
+mod usage;
+// The status page, rendered in headless Chromium.
+mod status_page;

@@ -8,6 +8,7 @@ mod list;
 mod login;
 mod route;
 mod serve;
+mod usage;
 mod validate;
 
 use std::ffi::OsString;
@@ -32,6 +33,7 @@ Commands:
   providers [list]   list providers, their base URLs, protocols and state
   login PROVIDER     log in to a subscription (anthropic, openai-codex)
   logout PROVIDER    forget a subscription login
+  usage              sum the usage ledger per provider, model or day
 
 Options:
   -c, --config PATH  config file (default: ./routeplane.yaml, then
@@ -77,6 +79,7 @@ pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
                     "providers" => list::run_providers(global, &mut parser),
                     "login" => login::run(global, &mut parser),
                     "logout" => login::run_logout(global, &mut parser),
+                    "usage" => usage::run(global, &mut parser),
                     other => Err(Error::Usage(format!("unknown command `{other}`"))),
                 };
             }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod dir;
 pub mod oauth;
 pub mod proxy;

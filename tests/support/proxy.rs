@@ -115,6 +115,8 @@ impl Proxy {
             .current_dir(dir.path())
             .env("XDG_DATA_HOME", dir.path().join("data"))
             .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            // The usage ledger's default home: never the real one.
+            .env("XDG_STATE_HOME", dir.path().join("state"))
             .env("HOME", dir.path())
             .env_remove("ROUTEPLANE_AUTH_FILE")
             .env_remove("OPENAI_API_KEY")

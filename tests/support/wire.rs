@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::Reply;
 use super::proxy::{Resp, Streamed};
+use super::{MockUpstream, Reply};
 
 /// A protocol, as a client or an upstream speaks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,4 +428,27 @@ pub struct Answer {
     pub tools: Vec<(String, Value, String)>,
     /// The stream ended with its protocol's end marker.
     pub ended: bool,
+}
+
+/// A chat upstream that, like OpenAI, ends a stream with a usage chunk (11 in, 3 of them
+/// cached, 4 out) only when asked with `stream_options.include_usage`; whole answers
+/// report 5 in, 2 out. Stream events are `gap` apart.
+pub fn chat_mock_with_usage(gap: Duration) -> MockUpstream {
+    MockUpstream::start(move |req| {
+        let body = req.json();
+        if body["stream"] != json!(true) {
+            return Wire::Chat.reply(false, false);
+        }
+        let mut evs = Wire::Chat.events(false);
+        if body["stream_options"]["include_usage"] == json!(true) {
+            let done = evs.pop().unwrap();
+            evs.push(format!(
+                "data: {}\n\n",
+                json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
+                       "usage": {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15, "prompt_tokens_details": {"cached_tokens": 3}}})
+            ));
+            evs.push(done);
+        }
+        Reply::Sse(evs, gap)
+    })
 }

@@ -1,0 +1,506 @@
+//! The usage ledger: one JSON line per finished request, appended to a file, and read back.
+//!
+//! The file (`usage.path`, by default `$XDG_STATE_HOME/routeplane/usage.jsonl`) is
+//! opened once in append mode and shared by every worker: a line is one `write(2)` on
+//! that descriptor, whole on its own, with no lock around it. Past `usage.max_bytes` the
+//! file is renamed to `usage.jsonl.1` (replacing the one before) and a fresh one is
+//! opened; only a regular file is ever renamed. A file that cannot be opened or written
+//! (full or read-only disk) costs one warning line, never a request; the warning is
+//! repeated only after writes worked again. Lines hold counts, names and times: never
+//! prompt or answer text, never a key.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+
+use super::{Finished, Stats, percentile, push_json_str, time};
+use crate::log;
+
+/// How long a ledger that could not be opened waits before trying again.
+const REOPEN_GAP_MS: i64 = 30_000;
+
+/// The appender shared by every worker.
+#[derive(Debug)]
+pub struct Ledger {
+    path: PathBuf,
+    max_bytes: u64,
+    /// The open file; replaced whole on rotation (the lock is held only to clone or swap).
+    file: Mutex<Option<Arc<File>>>,
+    /// Bytes in the current file.
+    size: AtomicU64,
+    /// One worker rotates at a time.
+    rotating: AtomicBool,
+    /// The last write failed and was warned about.
+    failing: AtomicBool,
+    /// When opening last failed (ms since the epoch), to retry at most every 30 s.
+    open_failed_at: AtomicI64,
+}
+
+impl Ledger {
+    /// Opens (creating its directory) the ledger at `path`; a failure is one warning line
+    /// and the ledger tries again later.
+    pub fn open(path: PathBuf, max_bytes: u64) -> Ledger {
+        let ledger = Ledger {
+            path,
+            max_bytes,
+            file: Mutex::new(None),
+            size: AtomicU64::new(0),
+            rotating: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+            open_failed_at: AtomicI64::new(0),
+        };
+        if let Err(e) = ledger.reopen() {
+            ledger.warn(&format!("cannot open it: {e}"));
+        }
+        ledger
+    }
+
+    /// The file it appends to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens the file afresh and makes it the current one.
+    fn reopen(&self) -> std::io::Result<()> {
+        let result = (|| {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+        })();
+        match result {
+            Ok(file) => {
+                self.size
+                    .store(file.metadata().map_or(0, |m| m.len()), Ordering::Relaxed);
+                *self.file.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(file));
+                Ok(())
+            }
+            Err(e) => {
+                self.open_failed_at
+                    .store(time::unix_ms(SystemTime::now()), Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends one request's line. Called after the client has its last byte.
+    pub fn append(&self, f: &Finished, stats: &Stats) {
+        let line = line(f);
+        let file = self.file.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let file = match file {
+            Some(file) => file,
+            None => {
+                let since =
+                    time::unix_ms(SystemTime::now()) - self.open_failed_at.load(Ordering::Relaxed);
+                if since < REOPEN_GAP_MS || self.reopen().is_err() {
+                    stats.ledger_errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                match self.file.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                    Some(f) => f,
+                    None => return,
+                }
+            }
+        };
+        // One write of the whole line: O_APPEND puts it at the end, whole, even with
+        // other workers appending at the same moment.
+        match (&*file).write_all(line.as_bytes()) {
+            Ok(()) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    log::line(format!(
+                        "usage ledger `{}` is written again",
+                        self.path.display()
+                    ));
+                }
+                let size =
+                    self.size.fetch_add(line.len() as u64, Ordering::Relaxed) + line.len() as u64;
+                if size > self.max_bytes {
+                    self.rotate();
+                }
+            }
+            Err(e) => {
+                stats.ledger_errors.fetch_add(1, Ordering::Relaxed);
+                self.warn(&format!("cannot write to it: {e}"));
+            }
+        }
+    }
+
+    /// Logs a failure once, until writes work again.
+    fn warn(&self, what: &str) {
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            log::line(format!(
+                "usage ledger `{}`: {what}; requests are still served, their usage is not recorded (set `usage.path` or `usage.enabled: false`)",
+                self.path.display()
+            ));
+        }
+    }
+
+    /// Renames the full file to `NAME.1` and starts a new one.
+    fn rotate(&self) {
+        if self.rotating.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Only a regular file is renamed: `usage.path: /dev/null` must stay what it is.
+        let regular = std::fs::metadata(&self.path).is_ok_and(|m| m.is_file());
+        if regular {
+            let mut old = self.path.clone().into_os_string();
+            old.push(".1");
+            match std::fs::rename(&self.path, &old) {
+                Ok(()) => {
+                    if let Err(e) = self.reopen() {
+                        self.warn(&format!("cannot open it after rotating: {e}"));
+                        *self.file.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    }
+                }
+                Err(e) => self.warn(&format!("cannot rotate it: {e}")),
+            }
+        } else {
+            self.size.store(0, Ordering::Relaxed);
+        }
+        self.rotating.store(false, Ordering::Release);
+    }
+}
+
+/// The ledger line of a finished request, newline included.
+pub fn line(f: &Finished) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(320 + 96 * f.failed.len());
+    s.push_str("{\"time\":\"");
+    s.push_str(&time::rfc3339(f.at));
+    s.push_str("\",\"inbound\":\"");
+    s.push_str(f.inbound.name());
+    s.push_str("\",\"model\":");
+    push_json_str(&mut s, &f.requested);
+    s.push_str(",\"served_by\":");
+    match &f.served_by {
+        Some(by) => push_json_str(&mut s, by),
+        None => s.push_str("null"),
+    }
+    let _ = write!(
+        s,
+        ",\"status\":{},\"stream\":{},\"attempts\":{},\"rescues\":{},\"failed\":[",
+        f.status, f.stream, f.attempts, f.rescues
+    );
+    for (i, x) in f.failed.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str("{\"endpoint\":");
+        push_json_str(&mut s, &x.endpoint);
+        s.push_str(",\"status\":");
+        match x.status {
+            Some(st) => {
+                let _ = write!(s, "{st}");
+            }
+            None => s.push_str("null"),
+        }
+        s.push_str(",\"reason\":");
+        push_json_str(&mut s, &x.reason);
+        s.push('}');
+    }
+    s.push_str("],\"ttfb_ms\":");
+    push_ms(&mut s, f.ttfb);
+    s.push_str(",\"ttft_ms\":");
+    push_ms(&mut s, f.ttft);
+    s.push_str(",\"total_ms\":");
+    push_ms(&mut s, Some(f.total));
+    s.push_str(",\"tokens\":{\"input\":");
+    let t = f.tokens;
+    for (i, (name, v)) in [
+        ("", t.input),
+        ("output", t.output),
+        ("cached_input", t.cached_input),
+        ("reasoning", t.reasoning),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            let _ = write!(s, ",\"{name}\":");
+        }
+        match v {
+            Some(n) => {
+                let _ = write!(s, "{n}");
+            }
+            None => s.push_str("null"),
+        }
+    }
+    s.push_str("}}\n");
+    s
+}
+
+/// Milliseconds with one decimal, or `null`.
+fn push_ms(s: &mut String, d: Option<Duration>) {
+    use std::fmt::Write as _;
+    match d {
+        Some(d) => {
+            let tenths = (d.as_micros() + 50) / 100;
+            let _ = write!(s, "{}.{}", tenths / 10, tenths % 10);
+        }
+        None => s.push_str("null"),
+    }
+}
+
+/// A ledger line as read back (unknown keys ignored, missing ones defaulted).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Entry {
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    pub time: String,
+    /// The client's protocol.
+    pub inbound: String,
+    /// What the client asked for.
+    pub model: String,
+    /// `provider:model` that answered.
+    pub served_by: Option<String>,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Upstream attempts.
+    pub attempts: u64,
+    /// Streams continued elsewhere.
+    pub rescues: u64,
+    /// Endpoints that failed first.
+    pub failed: Vec<serde_json::Value>,
+    /// Time to first token.
+    pub ttft_ms: Option<f64>,
+    /// Token counts.
+    pub tokens: EntryTokens,
+}
+
+/// The `tokens` of an [`Entry`].
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default)]
+pub struct EntryTokens {
+    /// Input tokens.
+    pub input: Option<u64>,
+    /// Output tokens.
+    pub output: Option<u64>,
+    /// Cached input tokens.
+    pub cached_input: Option<u64>,
+    /// Reasoning tokens.
+    pub reasoning: Option<u64>,
+}
+
+/// How `routeplane usage` groups requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    /// The provider that answered (`-` for none).
+    Provider,
+    /// The `provider:model` that answered (`-` for none).
+    Model,
+    /// The UTC date.
+    Day,
+}
+
+impl By {
+    /// Reads `provider`, `model` or `day`.
+    pub fn parse(s: &str) -> Option<By> {
+        match s {
+            "provider" => Some(By::Provider),
+            "model" => Some(By::Model),
+            "day" => Some(By::Day),
+            _ => None,
+        }
+    }
+
+    /// The group key of an entry.
+    fn key(self, e: &Entry) -> String {
+        let served = e.served_by.as_deref().unwrap_or("-");
+        match self {
+            By::Provider => served.split_once(':').map_or(served, |(p, _)| p).into(),
+            By::Model => served.into(),
+            By::Day => e.time.get(..10).unwrap_or("-").into(),
+        }
+    }
+}
+
+/// One row of `routeplane usage`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Group {
+    /// The provider, model or date.
+    pub key: String,
+    /// Requests.
+    pub requests: u64,
+    /// Of which answered with an error (4xx/5xx; a client that left is not one).
+    pub errors: u64,
+    /// Requests that moved past at least one failed endpoint.
+    pub failovers: u64,
+    /// Streams continued on another endpoint.
+    pub rescues: u64,
+    /// Input tokens reported.
+    pub input: u64,
+    /// Output tokens reported.
+    pub output: u64,
+    /// Time to first token, median (ms).
+    pub ttft_p50: Option<f64>,
+    /// Time to first token, 95th percentile (ms).
+    pub ttft_p95: Option<f64>,
+}
+
+/// What reading the ledger found.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Groups in key order, then a total row is up to the caller.
+    pub groups: Vec<Group>,
+    /// The total over every group.
+    pub total: Group,
+    /// Lines that were not ledger lines.
+    pub skipped: u64,
+}
+
+/// Reads the previous and the current ledger file (either may be missing) and sums the
+/// requests at or after `since_ms`.
+pub fn summarize(path: &Path, since_ms: Option<i64>, by: By) -> std::io::Result<Summary> {
+    let mut old = path.to_path_buf().into_os_string();
+    old.push(".1");
+    let mut groups: std::collections::BTreeMap<String, (Group, Vec<f64>)> = Default::default();
+    let mut total = (
+        Group {
+            key: "total".into(),
+            ..Group::default()
+        },
+        Vec::new(),
+    );
+    let mut skipped = 0;
+    let mut found = false;
+    for file in [PathBuf::from(old), path.to_path_buf()] {
+        let f = match File::open(&file) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        found = true;
+        for line in BufReader::new(f).lines() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let Ok(e) = serde_json::from_str::<Entry>(&line) else {
+                skipped += 1;
+                continue;
+            };
+            let Some(at) = time::parse(&e.time) else {
+                skipped += 1;
+                continue;
+            };
+            if since_ms.is_some_and(|s| at < s) {
+                continue;
+            }
+            let key = by.key(&e);
+            let slot = groups.entry(key.clone()).or_insert_with(|| {
+                (
+                    Group {
+                        key,
+                        ..Group::default()
+                    },
+                    Vec::new(),
+                )
+            });
+            for (g, ttfts) in [&mut *slot, &mut total] {
+                g.requests += 1;
+                g.errors += u64::from(e.status >= 400 && e.status != 499);
+                g.failovers += u64::from(!e.failed.is_empty());
+                g.rescues += e.rescues;
+                g.input += e.tokens.input.unwrap_or(0);
+                g.output += e.tokens.output.unwrap_or(0);
+                if let Some(t) = e.ttft_ms {
+                    ttfts.push(t);
+                }
+            }
+        }
+    }
+    if !found {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no ledger file yet",
+        ));
+    }
+    let finish = |(mut g, mut t): (Group, Vec<f64>)| {
+        t.sort_by(f64::total_cmp);
+        g.ttft_p50 = percentile(&t, 50);
+        g.ttft_p95 = percentile(&t, 95);
+        g
+    };
+    Ok(Summary {
+        groups: groups.into_values().map(finish).collect(),
+        total: finish(total),
+        skipped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Protocol;
+    use crate::stats::{Failed, Tokens};
+
+    fn sample() -> Finished {
+        Finished {
+            at: std::time::UNIX_EPOCH + Duration::from_millis(1_796_182_812_123),
+            inbound: Protocol::Anthropic,
+            requested: "sm\"art".into(),
+            served_by: Some("local:llama3.1:8b".into()),
+            status: 200,
+            stream: true,
+            attempts: 2,
+            rescues: 0,
+            failed: vec![Failed {
+                endpoint: "cloud:gpt".into(),
+                status: Some(503),
+                reason: "overloaded".into(),
+            }],
+            ttfb: Some(Duration::from_micros(12_340)),
+            ttft: Some(Duration::from_micros(15_050)),
+            total: Duration::from_millis(200),
+            tokens: Tokens {
+                input: Some(12),
+                output: Some(3),
+                cached_input: Some(2),
+                reasoning: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_line_is_one_json_object_with_every_field() {
+        let l = line(&sample());
+        assert!(l.ends_with("}\n") && l.matches('\n').count() == 1);
+        assert_eq!(
+            l.trim_end(),
+            r#"{"time":"2026-12-02T03:40:12.123Z","inbound":"anthropic","model":"sm\"art","served_by":"local:llama3.1:8b","status":200,"stream":true,"attempts":2,"rescues":0,"failed":[{"endpoint":"cloud:gpt","status":503,"reason":"overloaded"}],"ttfb_ms":12.3,"ttft_ms":15.1,"total_ms":200.0,"tokens":{"input":12,"output":3,"cached_input":2,"reasoning":null}}"#
+        );
+        let back: Entry = serde_json::from_str(&l).unwrap();
+        assert_eq!(back.tokens.input, Some(12));
+        assert_eq!(back.failed.len(), 1);
+    }
+
+    #[test]
+    fn rotation_keeps_one_previous_file() {
+        let dir = std::env::temp_dir().join(format!("routeplane-ledger-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("usage.jsonl");
+        let stats = Stats::default();
+        let one = line(&sample()).len() as u64;
+        let ledger = Ledger::open(path.clone(), one * 3);
+        for _ in 0..10 {
+            ledger.append(&sample(), &stats);
+        }
+        let current = std::fs::read_to_string(&path).unwrap();
+        let previous = std::fs::read_to_string(dir.join("usage.jsonl.1")).unwrap();
+        assert_eq!(previous.lines().count(), 4, "rotated once past 3 lines");
+        assert_eq!(current.lines().count(), 2);
+        let s = summarize(&path, None, By::Provider).unwrap();
+        assert_eq!(s.total.requests, 6);
+        assert_eq!(s.groups[0].key, "local");
+        assert_eq!((s.total.failovers, s.total.input), (6, 72));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

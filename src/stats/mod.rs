@@ -1,0 +1,733 @@
+//! What the proxy did, in memory: counters, histograms, today's totals and the last requests.
+//!
+//! Words used here: a *finished* request is one client request to a generation endpoint
+//! (`/v1/chat/completions`, `/v1/messages`, `/v1/responses`) after its last byte went
+//! out; a *source* is a provider; *tokens* are the counts the upstream reported (never
+//! estimated). The relay fills a [`Meter`] while it answers; the server turns what the
+//! relay returns into a [`Finished`], hands it to [`Stats::record`] (one short lock, no
+//! I/O) and to the [`ledger`] (one append, no lock). `GET /metrics` and
+//! `GET /status.json` read [`Stats`] through [`metrics`] and [`Stats::status_json`].
+//! Nothing here knows HTTP or decides a request's fate.
+
+pub mod ledger;
+pub mod metrics;
+pub mod time;
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Value, json};
+
+use crate::protocol::Protocol;
+
+/// How many finished requests the status page lists.
+pub const RECENT: usize = 50;
+
+/// How many time-to-first-token samples per source are kept for percentiles.
+const TTFT_SAMPLES: usize = 512;
+
+/// Token counts as the upstream reported them; `None` where it reported nothing.
+///
+/// `input` counts every prompt token, cached ones included (OpenAI's convention; for an
+/// Anthropic upstream it is `input_tokens` + cache reads + cache writes); `cached_input`
+/// is the part of it read from a cache.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tokens {
+    /// Prompt tokens, cached ones included.
+    pub input: Option<u64>,
+    /// Generated tokens, reasoning included.
+    pub output: Option<u64>,
+    /// Prompt tokens read from the upstream's cache.
+    pub cached_input: Option<u64>,
+    /// Generated tokens spent on reasoning.
+    pub reasoning: Option<u64>,
+}
+
+impl Tokens {
+    /// Reads a hub (Chat Completions) `usage` object.
+    pub fn from_chat_usage(u: &Value) -> Tokens {
+        Tokens {
+            input: u["prompt_tokens"].as_u64(),
+            output: u["completion_tokens"].as_u64(),
+            cached_input: u["prompt_tokens_details"]["cached_tokens"].as_u64(),
+            reasoning: u["completion_tokens_details"]["reasoning_tokens"].as_u64(),
+        }
+    }
+
+    /// Reads a `usage` object as protocol `p` writes it in a complete answer.
+    pub fn from_usage(p: Protocol, u: &Value) -> Tokens {
+        match p {
+            Protocol::Chat => Tokens::from_chat_usage(u),
+            Protocol::Anthropic => {
+                let read = u["cache_read_input_tokens"].as_u64();
+                let write = u["cache_creation_input_tokens"].as_u64();
+                let input = u["input_tokens"]
+                    .as_u64()
+                    .map(|i| i + read.unwrap_or(0) + write.unwrap_or(0));
+                Tokens {
+                    input,
+                    output: u["output_tokens"].as_u64(),
+                    cached_input: read,
+                    reasoning: None,
+                }
+            }
+            Protocol::Responses => Tokens {
+                input: u["input_tokens"].as_u64(),
+                output: u["output_tokens"].as_u64(),
+                cached_input: u["input_tokens_details"]["cached_tokens"].as_u64(),
+                reasoning: u["output_tokens_details"]["reasoning_tokens"].as_u64(),
+            },
+        }
+    }
+
+    /// Reads the `usage` of a complete answer body in protocol `p`. Only that member is
+    /// built; the rest of the body is skipped by the parser, not turned into a tree.
+    pub fn from_answer(p: Protocol, body: &[u8]) -> Tokens {
+        #[derive(serde::Deserialize)]
+        struct OnlyUsage {
+            #[serde(default)]
+            usage: Value,
+        }
+        match serde_json::from_slice::<OnlyUsage>(body) {
+            Ok(o) if o.usage.is_object() => Tokens::from_usage(p, &o.usage),
+            _ => Tokens::default(),
+        }
+    }
+
+    /// True when the upstream reported any count.
+    pub fn reported(&self) -> bool {
+        self.input.is_some() || self.output.is_some()
+    }
+}
+
+/// What the relay measures while it answers one request; interior mutability so the
+/// relay's helpers can note it through the shared references they already hold.
+#[derive(Debug, Default)]
+pub struct Meter {
+    /// When the first event carrying a token (or the whole answer) went to the client.
+    pub first_token: Cell<Option<Instant>>,
+    /// The upstream's last usage report.
+    pub tokens: Cell<Tokens>,
+}
+
+impl Meter {
+    /// Notes that a token went out now (only the first call counts).
+    pub fn token_sent(&self) {
+        if self.first_token.get().is_none() {
+            self.first_token.set(Some(Instant::now()));
+        }
+    }
+
+    /// Notes the upstream's usage report; a later report replaces an earlier one.
+    pub fn usage(&self, tokens: Tokens) {
+        if tokens.reported() {
+            self.tokens.set(tokens);
+        }
+    }
+}
+
+/// True when a hub chunk carries a token: text, reasoning or a tool call fragment.
+pub fn carries_token(chunk: &Value) -> bool {
+    let delta = &chunk["choices"][0]["delta"];
+    let text = |k: &str| delta[k].as_str().is_some_and(|s| !s.is_empty());
+    text("content") || text("reasoning_content") || delta["tool_calls"].is_array()
+}
+
+/// One endpoint that was tried and failed before the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// `provider:model`.
+    pub endpoint: String,
+    /// The upstream's HTTP status, when it answered.
+    pub status: Option<u16>,
+    /// Why it failed, as the log and the client's error name it (at most 120 characters).
+    pub reason: String,
+}
+
+/// One finished request, as the ledger, the counters and the status page see it.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// When it finished.
+    pub at: SystemTime,
+    /// The protocol the client spoke.
+    pub inbound: Protocol,
+    /// The model (or comma-joined `models` list) the client asked for; empty if none.
+    pub requested: String,
+    /// `provider:model` that answered.
+    pub served_by: Option<String>,
+    /// Status sent to the client (499: the client went away).
+    pub status: u16,
+    /// The client asked for a stream.
+    pub stream: bool,
+    /// Upstream attempts made.
+    pub attempts: usize,
+    /// Streams continued on another endpoint after a break.
+    pub rescues: usize,
+    /// Endpoints that failed before the answer, in order.
+    pub failed: Vec<Failed>,
+    /// Until the first byte went to the client.
+    pub ttfb: Option<Duration>,
+    /// Until the first token went to the client.
+    pub ttft: Option<Duration>,
+    /// Until the last byte went to the client.
+    pub total: Duration,
+    /// What the upstream reported.
+    pub tokens: Tokens,
+}
+
+impl Finished {
+    /// The provider id that answered, if any (ids never contain `:`).
+    pub fn provider(&self) -> Option<&str> {
+        self.served_by
+            .as_deref()
+            .map(|s| s.split_once(':').map_or(s, |(p, _)| p))
+    }
+
+    /// True for an answer the client could not use (4xx/5xx, not a client that left).
+    pub fn is_error(&self) -> bool {
+        self.status >= 400 && self.status != 499
+    }
+}
+
+/// Fixed histogram bounds in seconds, shared by both duration histograms.
+pub const BUCKETS: [f64; 14] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// A cumulative-at-render histogram: counts per bucket, the sum and the count.
+#[derive(Debug, Clone, Default)]
+pub struct Histogram {
+    /// Observations at or below each bound of [`BUCKETS`] (not cumulative).
+    pub counts: [u64; BUCKETS.len()],
+    /// Sum of observations in seconds.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| s <= *b) {
+            self.counts[i] += 1;
+        }
+        self.sum += s;
+        self.count += 1;
+    }
+}
+
+/// Requests answered with one (model, status, inbound) by one source.
+#[derive(Debug, Clone)]
+pub struct RequestCount {
+    /// Upstream model (`-` when nothing answered).
+    pub model: String,
+    /// Status sent to the client.
+    pub status: u16,
+    /// The client's protocol.
+    pub inbound: Protocol,
+    /// How many.
+    pub count: u64,
+}
+
+/// Everything counted for one source since start.
+#[derive(Debug, Clone, Default)]
+pub struct SourceCounts {
+    /// Requests it answered, by model, status and protocol.
+    pub requests: Vec<RequestCount>,
+    /// Attempts made at it.
+    pub attempts: u64,
+    /// Attempts at it that repeated the attempt just before (same endpoint again).
+    pub retries: u64,
+    /// Times a request moved on from it to another endpoint.
+    pub failovers: u64,
+    /// Streams it continued after another endpoint broke.
+    pub rescues: u64,
+    /// Tokens: input, output, cached input, reasoning.
+    pub tokens: [u64; 4],
+    /// Time to first token of its answers.
+    pub ttft: Histogram,
+    /// Total time of its answers.
+    pub total: Histogram,
+    /// Recent time-to-first-token samples in milliseconds, for percentiles.
+    ttft_ms: VecDeque<u32>,
+}
+
+/// Today's totals for one source (the status page's bars).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Today {
+    /// Requests answered.
+    pub requests: u64,
+    /// Error answers it gave, plus attempts at it that failed and were moved past.
+    pub errors: u64,
+    /// Input tokens.
+    pub input: u64,
+    /// Output tokens.
+    pub output: u64,
+}
+
+/// What the counters hold; behind one lock, taken briefly once per request.
+#[derive(Debug, Default)]
+struct Inner {
+    /// By provider id; `-` for requests nothing answered.
+    sources: BTreeMap<String, SourceCounts>,
+    /// The UTC day (days since the epoch) `today` counts.
+    day: i64,
+    /// Today's totals by provider id.
+    today: BTreeMap<String, Today>,
+    /// The last [`RECENT`] finished requests, newest last.
+    recent: VecDeque<Finished>,
+    /// Recent time-to-first-token samples of every source, in milliseconds.
+    ttft_ms: VecDeque<u32>,
+}
+
+/// The in-memory aggregates, shared by every worker.
+#[derive(Debug)]
+pub struct Stats {
+    /// When the process started.
+    pub started: SystemTime,
+    /// Requests inside a handler now.
+    pub in_flight: AtomicUsize,
+    /// Streaming requests inside a handler now.
+    pub open_streams: AtomicUsize,
+    /// Ledger lines that could not be written.
+    pub ledger_errors: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+impl Default for Stats {
+    fn default() -> Stats {
+        Stats {
+            started: SystemTime::now(),
+            in_flight: AtomicUsize::new(0),
+            open_streams: AtomicUsize::new(0),
+            ledger_errors: AtomicU64::new(0),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+}
+
+/// Marks a request in flight (and a stream open) until dropped.
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    stats: &'a Stats,
+    stream: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.stream {
+            self.stats.open_streams.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Stats {
+    /// Counts a request in flight (and a stream open when `stream`) until the guard drops.
+    pub fn enter(&self, stream: bool) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if stream {
+            self.open_streams.fetch_add(1, Ordering::Relaxed);
+        }
+        InFlight {
+            stats: self,
+            stream,
+        }
+    }
+
+    /// Adds one finished request to every aggregate.
+    pub fn record(&self, f: &Finished) {
+        let provider = f.provider().unwrap_or("-");
+        let model = f
+            .served_by
+            .as_deref()
+            .and_then(|s| s.split_once(':'))
+            .map_or("-", |(_, m)| m);
+        let day = time::days(f.at);
+        let ttft_ms = f.ttft.map(|d| d.as_millis().min(u32::MAX as u128) as u32);
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *inner;
+
+        // Attempts, retries and fail-overs, walking the endpoints in the order tried.
+        let mut previous: Option<&str> = None;
+        for (i, failed) in f.failed.iter().enumerate() {
+            let p = provider_of(&failed.endpoint);
+            let counts = source(&mut inner.sources, p);
+            counts.attempts += 1;
+            if previous == Some(failed.endpoint.as_str()) {
+                counts.retries += 1;
+            }
+            let next = f
+                .failed
+                .get(i + 1)
+                .map(|n| n.endpoint.as_str())
+                .or(f.served_by.as_deref());
+            if next.is_some_and(|n| n != failed.endpoint) {
+                counts.failovers += 1;
+            }
+            previous = Some(&failed.endpoint);
+        }
+        let counts = source(&mut inner.sources, provider);
+        if f.served_by.is_some() && f.attempts > f.failed.len() {
+            counts.attempts += 1;
+            if previous.is_some() && previous == f.served_by.as_deref() {
+                counts.retries += 1;
+            }
+        }
+        counts.rescues += f.rescues as u64;
+        match counts
+            .requests
+            .iter_mut()
+            .find(|r| r.status == f.status && r.inbound == f.inbound && r.model == model)
+        {
+            Some(r) => r.count += 1,
+            None => counts.requests.push(RequestCount {
+                model: model.to_string(),
+                status: f.status,
+                inbound: f.inbound,
+                count: 1,
+            }),
+        }
+        let t = f.tokens;
+        for (slot, v) in
+            counts
+                .tokens
+                .iter_mut()
+                .zip([t.input, t.output, t.cached_input, t.reasoning])
+        {
+            *slot += v.unwrap_or(0);
+        }
+        if let Some(d) = f.ttft {
+            counts.ttft.observe(d);
+        }
+        counts.total.observe(f.total);
+        if let Some(ms) = ttft_ms {
+            push_bounded(&mut counts.ttft_ms, ms, TTFT_SAMPLES);
+            push_bounded(&mut inner.ttft_ms, ms, TTFT_SAMPLES);
+        }
+
+        if inner.day != day {
+            inner.day = day;
+            inner.today.clear();
+        }
+        let today = match inner.today.get_mut(provider) {
+            Some(t) => t,
+            None => inner.today.entry(provider.to_string()).or_default(),
+        };
+        today.requests += 1;
+        today.errors += u64::from(f.is_error());
+        today.input += t.input.unwrap_or(0);
+        today.output += t.output.unwrap_or(0);
+        // A source that failed and was moved past is what fell over: its error too.
+        for failed in &f.failed {
+            let p = provider_of(&failed.endpoint);
+            match inner.today.get_mut(p) {
+                Some(t) => t.errors += 1,
+                None => {
+                    inner.today.insert(
+                        p.to_string(),
+                        Today {
+                            errors: 1,
+                            ..Today::default()
+                        },
+                    );
+                }
+            }
+        }
+
+        if inner.recent.len() == RECENT {
+            inner.recent.pop_front();
+        }
+        inner.recent.push_back(f.clone());
+    }
+
+    /// A copy of the per-source counters, for `/metrics` (taken under the lock, rendered outside it).
+    pub fn snapshot(&self) -> BTreeMap<String, SourceCounts> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sources
+            .clone()
+    }
+
+    /// The body of `GET /status.json`: sources with their state and today's totals, the
+    /// last requests, time-to-first-token percentiles.
+    pub fn status_json(&self, sources: &[Source]) -> String {
+        let (today, recent, mut all_ttft, mut per_source) = {
+            let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let today_valid = inner.day == time::days(SystemTime::now());
+            let per_source: BTreeMap<String, Vec<u32>> = inner
+                .sources
+                .iter()
+                .map(|(k, v)| (k.clone(), v.ttft_ms.iter().copied().collect()))
+                .collect();
+            (
+                if today_valid {
+                    inner.today.clone()
+                } else {
+                    BTreeMap::new()
+                },
+                inner.recent.clone(),
+                inner.ttft_ms.iter().copied().collect::<Vec<u32>>(),
+                per_source,
+            )
+        };
+        let listed: Vec<Value> = sources
+            .iter()
+            .map(|s| {
+                let t = today.get(&s.id).cloned().unwrap_or_default();
+                let samples = per_source.get_mut(&s.id).map(std::mem::take);
+                json!({
+                    "id": s.id,
+                    "kind": s.kind,
+                    "state": s.state,
+                    "up": s.up,
+                    "detail": s.detail,
+                    "cooldown_s": s.cooldown.map(|d| d.as_secs_f64().ceil() as u64),
+                    "today": {"requests": t.requests, "errors": t.errors, "input_tokens": t.input, "output_tokens": t.output},
+                    "ttft_ms": percentiles(samples.unwrap_or_default()),
+                })
+            })
+            .collect();
+        let recent: Vec<Value> = recent.iter().rev().map(recent_json).collect();
+        all_ttft.sort_unstable();
+        let uptime = SystemTime::now()
+            .duration_since(self.started)
+            .unwrap_or_default();
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "started": time::rfc3339(self.started),
+            "uptime_s": uptime.as_secs(),
+            "in_flight": self.in_flight.load(Ordering::Relaxed),
+            "open_streams": self.open_streams.load(Ordering::Relaxed),
+            "ledger_errors": self.ledger_errors.load(Ordering::Relaxed),
+            "sources": listed,
+            "ttft_ms": percentiles(all_ttft),
+            "recent": recent,
+        })
+        .to_string()
+    }
+
+    /// True when any request was counted for this source since start.
+    pub fn has_source(&self, id: &str) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sources
+            .contains_key(id)
+    }
+}
+
+/// A source as the server sees it now, for `/metrics` and the status page.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Provider id.
+    pub id: String,
+    /// `local`, `hosted` or `subscription`.
+    pub kind: &'static str,
+    /// `up`, `down`, `cooling down`, `no key`, `not logged in`, `logged in`.
+    pub state: String,
+    /// True when requests can be sent to it now.
+    pub up: bool,
+    /// More about the state: why it is down, until when a login or cool-down lasts.
+    pub detail: String,
+    /// The longest cool-down left on one of its endpoints.
+    pub cooldown: Option<Duration>,
+}
+
+/// The counters of a source, created on first use without allocating on later ones.
+fn source<'a>(map: &'a mut BTreeMap<String, SourceCounts>, id: &str) -> &'a mut SourceCounts {
+    if !map.contains_key(id) {
+        map.insert(id.to_string(), SourceCounts::default());
+    }
+    map.get_mut(id).expect("inserted above")
+}
+
+/// The provider of a `provider:model` label.
+fn provider_of(label: &str) -> &str {
+    label.split_once(':').map_or(label, |(p, _)| p)
+}
+
+fn push_bounded(q: &mut VecDeque<u32>, v: u32, cap: usize) {
+    if q.len() == cap {
+        q.pop_front();
+    }
+    q.push_back(v);
+}
+
+/// p50/p95/p99 (nearest rank) of samples; nulls when there are none.
+fn percentiles(mut v: Vec<u32>) -> Value {
+    v.sort_unstable();
+    json!({
+        "p50": percentile(&v, 50),
+        "p95": percentile(&v, 95),
+        "p99": percentile(&v, 99),
+        "count": v.len(),
+    })
+}
+
+/// The nearest-rank percentile of sorted samples.
+pub fn percentile<T: Copy>(sorted: &[T], p: usize) -> Option<T> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    Some(sorted[rank - 1])
+}
+
+/// One row of the status page's request list.
+fn recent_json(f: &Finished) -> Value {
+    let ms = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0);
+    let failed: Vec<Value> = f
+        .failed
+        .iter()
+        .map(|x| json!({"endpoint": x.endpoint, "status": x.status, "reason": x.reason}))
+        .collect();
+    json!({
+        "time": time::rfc3339(f.at),
+        "inbound": f.inbound.name(),
+        "model": f.requested,
+        "served_by": f.served_by,
+        "status": f.status,
+        "stream": f.stream,
+        "attempts": f.attempts,
+        "rescues": f.rescues,
+        "failed": failed,
+        "ttft_ms": ms(f.ttft),
+        "total_ms": ms(Some(f.total)),
+        "input_tokens": f.tokens.input,
+        "output_tokens": f.tokens.output,
+    })
+}
+
+/// Appends `s` to `out` as a JSON string literal.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn finished(served: Option<&str>, status: u16, failed: &[&str]) -> Finished {
+        Finished {
+            at: SystemTime::now(),
+            inbound: Protocol::Chat,
+            requested: "smart".into(),
+            served_by: served.map(str::to_string),
+            status,
+            stream: false,
+            attempts: failed.len() + usize::from(served.is_some()),
+            rescues: 0,
+            failed: failed
+                .iter()
+                .map(|e| Failed {
+                    endpoint: e.to_string(),
+                    status: Some(503),
+                    reason: "down".into(),
+                })
+                .collect(),
+            ttfb: Some(Duration::from_millis(5)),
+            ttft: Some(Duration::from_millis(20)),
+            total: Duration::from_millis(40),
+            tokens: Tokens {
+                input: Some(5),
+                output: Some(2),
+                cached_input: None,
+                reasoning: None,
+            },
+        }
+    }
+
+    #[test]
+    fn usage_is_read_from_every_protocol() {
+        let chat = br#"{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":9,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":3},"completion_tokens_details":{"reasoning_tokens":1}}}"#;
+        assert_eq!(
+            Tokens::from_answer(Protocol::Chat, chat),
+            Tokens {
+                input: Some(9),
+                output: Some(4),
+                cached_input: Some(3),
+                reasoning: Some(1)
+            }
+        );
+        let anthropic = br#"{"content":[],"usage":{"input_tokens":5,"cache_read_input_tokens":2,"cache_creation_input_tokens":1,"output_tokens":7}}"#;
+        let t = Tokens::from_answer(Protocol::Anthropic, anthropic);
+        assert_eq!(
+            (t.input, t.output, t.cached_input),
+            (Some(8), Some(7), Some(2))
+        );
+        let responses = br#"{"output":[],"usage":{"input_tokens":4,"output_tokens":6,"output_tokens_details":{"reasoning_tokens":2}}}"#;
+        let t = Tokens::from_answer(Protocol::Responses, responses);
+        assert_eq!(
+            (t.input, t.output, t.reasoning),
+            (Some(4), Some(6), Some(2))
+        );
+        assert!(!Tokens::from_answer(Protocol::Chat, b"{\"choices\":[]}").reported());
+        assert!(!Tokens::from_answer(Protocol::Chat, b"not json").reported());
+    }
+
+    #[test]
+    fn failovers_and_retries_are_counted_per_source() {
+        let stats = Stats::default();
+        // a failed twice (a retry), then b failed, then c answered.
+        stats.record(&finished(Some("c:m"), 200, &["a:m", "a:m", "b:m"]));
+        let s = stats.snapshot();
+        assert_eq!(
+            (s["a"].attempts, s["a"].retries, s["a"].failovers),
+            (2, 1, 1)
+        );
+        assert_eq!((s["b"].attempts, s["b"].failovers), (1, 1));
+        assert_eq!((s["c"].attempts, s["c"].failovers), (1, 0));
+        assert_eq!(s["c"].tokens, [5, 2, 0, 0]);
+        assert_eq!(s["c"].requests[0].count, 1);
+        assert_eq!(s["c"].ttft.count, 1);
+    }
+
+    #[test]
+    fn recent_keeps_the_last_fifty() {
+        let stats = Stats::default();
+        for _ in 0..(RECENT + 7) {
+            stats.record(&finished(Some("c:m"), 200, &[]));
+        }
+        let v: Value = serde_json::from_str(&stats.status_json(&[])).unwrap();
+        assert_eq!(v["recent"].as_array().unwrap().len(), RECENT);
+        assert_eq!(v["ttft_ms"]["p50"], 20);
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50), Some(50));
+        assert_eq!(percentile(&v, 95), Some(95));
+        assert_eq!(percentile(&[7u32], 95), Some(7));
+        assert_eq!(percentile::<u32>(&[], 50), None);
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut s = String::new();
+        push_json_str(&mut s, "a\"b\\c\nd\u{1}é");
+        assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
+        let back: String = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, "a\"b\\c\nd\u{1}é");
+    }
+}

@@ -1,0 +1,165 @@
+//! UTC calendar arithmetic for the ledger's timestamps, without a date crate.
+//!
+//! The ledger writes `2026-12-02T03:40:12.123Z` and `routeplane usage` reads it back and
+//! takes `--since 2026-12-01`; both need only days-from-civil and its inverse (Howard
+//! Hinnant's algorithms, exact for the proleptic Gregorian calendar).
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the epoch (0 before it).
+pub fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Days since the epoch of a time's UTC date.
+pub fn days(t: SystemTime) -> i64 {
+    unix_ms(t).div_euclid(86_400_000)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let ms = unix_ms(t);
+    let (y, m, d) = civil(ms.div_euclid(86_400_000));
+    let of_day = ms.rem_euclid(86_400_000);
+    let mut s = String::with_capacity(24);
+    let _ = write!(
+        s,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        of_day / 3_600_000,
+        of_day / 60_000 % 60,
+        of_day / 1000 % 60,
+        of_day % 1000
+    );
+    s
+}
+
+/// Reads `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS[.fff]Z` (UTC) into milliseconds since the epoch.
+pub fn parse(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        if part.is_empty() || !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let mut ms = days_from_civil(y, m, d) * 86_400_000;
+    if b.len() == 10 {
+        return Some(ms);
+    }
+    if b.len() < 20 || b[10] != b'T' || b[13] != b':' || b[16] != b':' || !s.ends_with('Z') {
+        return None;
+    }
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    ms += ((h * 60 + mi) * 60 + sec) * 1000;
+    let frac = &s[19..s.len() - 1];
+    if let Some(digits) = frac.strip_prefix('.') {
+        if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let first3: String = digits.chars().chain("000".chars()).take(3).collect();
+        ms += first3.parse::<i64>().ok()?;
+    } else if !frac.is_empty() {
+        return None;
+    }
+    Some(ms)
+}
+
+/// Reads a span like `30m`, `24h`, `7d` or `90s`.
+pub fn parse_span(s: &str) -> Option<Duration> {
+    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        "w" => n.checked_mul(7 * 86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+/// The `YYYY-MM-DD` of days since the epoch.
+pub fn date(days: i64) -> String {
+    let (y, m, d) = civil(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Days since the epoch of a civil date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date of days since the epoch.
+fn civil(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip() {
+        for ms in [0i64, 951_782_400_000, 1_796_182_812_123, 4_102_444_799_999] {
+            let t = UNIX_EPOCH + Duration::from_millis(ms as u64);
+            let s = rfc3339(t);
+            assert_eq!(parse(&s), Some(ms), "{s}");
+        }
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_millis(951_782_400_000)),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(parse("2026-12-02"), Some(1_796_169_600_000));
+        assert_eq!(
+            date(days(UNIX_EPOCH + Duration::from_secs(86_400 * 59))),
+            "1970-03-01"
+        );
+    }
+
+    #[test]
+    fn bad_dates_and_spans_are_refused() {
+        for bad in [
+            "2026-13-01",
+            "2026-1-01",
+            "yesterday",
+            "2026-12-02T10:00:00",
+            "",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        assert_eq!(parse_span("24h"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_span("7d"), Some(Duration::from_secs(7 * 86_400)));
+        for bad in ["", "h", "7", "-1d", "1y"] {
+            assert_eq!(parse_span(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The status page at `GET /`, rendered by a real browser (headless Chromium from
+//! Debian's `chromium`, installed by `make check`): every source is listed with its
+//! state, the last requests with their fail-over trail; with keys set it asks for one.
+//! Without Chromium these tests print why and pass; `tests/usage.rs` checks the data.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::browser;
+use crate::support::wire::{Wire, chat_mock_with_usage};
+use crate::support::{MockUpstream, Proxy, Reply, wait_until};
+
+/// The browser, or `None` after printing why the test is skipped.
+fn have_chromium() -> bool {
+    match browser::chromium() {
+        Ok(_) => true,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
+}
+
+#[test]
+fn status_page_renders_every_source_and_the_failover_trail() {
+    if !have_chromium() {
+        return;
+    }
+    let gap = Duration::from_millis(15);
+    let local = chat_mock_with_usage(gap);
+    let claude = MockUpstream::start(move |req| {
+        let stream = req.json()["stream"] == json!(true);
+        match Wire::Anthropic.reply(stream, false) {
+            Reply::Sse(events, _) => Reply::Sse(events, gap),
+            whole => whole,
+        }
+    });
+    let bad = MockUpstream::always(Reply::Json(
+        503,
+        r#"{"error":{"message":"overloaded"}}"#.into(),
+    ));
+    let dead = MockUpstream::always(Reply::Reset);
+    let dead_url = dead.url();
+    drop(dead);
+    let p = Proxy::start(&format!(
+        "providers:\n  local-gpu:\n    api_base: {}\n    models: [llama3.1:8b]\n  claude-sub:\n    api_base: {}\n    api_protocol: anthropic\n    models: [sonnet]\n  paid-key:\n    api_base: {}\n    models: [gpt]\n  old-box:\n    api_base: {dead_url}\n    detect: true\nmodels:\n  smart:\n    endpoints: [paid-key:gpt, local-gpu:llama3.1:8b]\n",
+        local.url(),
+        claude.url(),
+        bad.url(),
+    ));
+    p.post(
+        "/v1/chat/completions",
+        Wire::Chat.request("smart", false, false),
+    );
+    p.stream(
+        "/v1/chat/completions",
+        Wire::Chat.request("llama3.1:8b", true, false),
+    );
+    p.stream(
+        "/v1/messages",
+        Wire::Anthropic.request("sonnet", true, false),
+    );
+    p.stream(
+        "/v1/responses",
+        Wire::Responses.request("llama3.1:8b", true, false),
+    );
+    p.post(
+        "/v1/responses",
+        Wire::Responses.request("sonnet", false, false),
+    );
+    let ready = wait_until(Duration::from_secs(10), || {
+        let s = p.get("/status.json").json();
+        s["recent"].as_array().is_some_and(|r| r.len() == 5) && s["sources"][3]["state"] == "down"
+    });
+    assert!(ready, "{}", p.get("/status.json").body);
+
+    let dom = browser::dump_dom(&format!("{}/", p.url())).unwrap_or_else(|e| panic!("{e}"));
+    for id in ["local-gpu", "claude-sub", "paid-key", "old-box"] {
+        assert!(
+            dom.contains(&format!("<tr data-source=\"{id}\">")),
+            "source {id} is not listed:\n{dom}"
+        );
+    }
+    let row = |id: &str| {
+        let from = dom
+            .split(&format!("<tr data-source=\"{id}\">"))
+            .nth(1)
+            .unwrap();
+        from.split("</tr>").next().unwrap().to_string()
+    };
+    assert!(
+        row("paid-key").contains(">cooling down</span>"),
+        "{}",
+        row("paid-key")
+    );
+    assert!(
+        row("old-box").contains(">down</span>"),
+        "{}",
+        row("old-box")
+    );
+    assert!(
+        row("local-gpu").contains(">up</span>"),
+        "{}",
+        row("local-gpu")
+    );
+    assert!(
+        dom.contains("<s title=\"overloaded\">paid-key:gpt 503</s>"),
+        "the fail-over trail:\n{dom}"
+    );
+    let rows = dom.split("<tbody id=\"recent\">").nth(1).unwrap();
+    let rows = rows.split("</tbody>").next().unwrap();
+    assert_eq!(
+        rows.matches("<tr>").count(),
+        5,
+        "one row per request:\n{rows}"
+    );
+    assert!(
+        dom.contains("<span id=\"conn\" class=\"live\">live</span>"),
+        "{dom}"
+    );
+
+    // For the README: ROUTEPLANE_SCREENSHOT=$PWD/docs/status-page.png cargo test --test integration status_page
+    if let Some(path) = std::env::var_os("ROUTEPLANE_SCREENSHOT") {
+        let url = format!("{}/", p.url());
+        browser::screenshot(&url, std::path::Path::new(&path), 1280, 640)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn status_page_asks_for_a_key_and_shows_no_data_without_one() {
+    if !have_chromium() {
+        return;
+    }
+    let good = MockUpstream::start(|_| Wire::Chat.reply(false, false));
+    let p = Proxy::start(&format!(
+        "skip_auth: false\nkeys: [sekrit]\nproviders:\n  local-gpu:\n    api_base: {}\n    models: [m]\n",
+        good.url()
+    ));
+    let dom = browser::dump_dom(&format!("{}/", p.url())).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        dom.contains("<section id=\"key\" style=\"display: block;\">"),
+        "{dom}"
+    );
+    assert!(
+        !dom.contains("data-source="),
+        "no data without a key:\n{dom}"
+    );
+    assert!(dom.contains("key needed"), "{dom}");
+}

@@ -1,0 +1,98 @@
+//! Headless Chromium (Debian's `chromium`, installed by `make check`): render a page,
+//! read its DOM, take a screenshot. Each run is bounded in time and uses its own profile.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::Dir;
+
+/// The Chromium binary, or `None` with the reason it is missing.
+pub fn chromium() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("ROUTEPLANE_TEST_CHROMIUM") {
+        return Ok(PathBuf::from(p));
+    }
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        for dir in ["/usr/bin", "/usr/local/bin", "/snap/bin"] {
+            let p = Path::new(dir).join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    Err("no chromium found in /usr/bin, /usr/local/bin or /snap/bin (run `make check`, which installs Debian's `chromium`)".into())
+}
+
+/// Runs Chromium headless on `url` with `extra` flags; its stdout, within 90 s.
+fn run(url: &str, extra: &[String]) -> Result<String, String> {
+    let bin = chromium()?;
+    let profile = Dir::new();
+    let mut child = Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--virtual-time-budget=4000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start chromium: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let out = reader.join().unwrap_or_default();
+            return if status.success() {
+                Ok(out)
+            } else {
+                Err(format!("chromium exited with {status}"))
+            };
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("chromium did not finish within 90 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The page's DOM after its scripts ran (virtual time lets its first poll finish).
+pub fn dump_dom(url: &str) -> Result<String, String> {
+    run(url, &["--dump-dom".to_string()])
+}
+
+/// Writes a PNG of the page at `width`×`height` to `path`.
+pub fn screenshot(url: &str, path: &Path, width: u32, height: u32) -> Result<(), String> {
+    run(
+        url,
+        &[
+            format!("--screenshot={}", path.display()),
+            format!("--window-size={width},{height}"),
+        ],
+    )?;
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(format!(
+            "chromium wrote no screenshot at {}",
+            path.display()
+        ))
+    }
+}

@@ -1,0 +1,572 @@
+//! Seeing what the proxy did: the usage ledger, `routeplane usage`, `/metrics` and
+//! `/status.json` agree with what the mocks served, tokens included; an unwritable ledger
+//! never fails a request; the observability endpoints want a key when keys are set.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::proxy::bin;
+use crate::support::wire::{Wire, chat_mock_with_usage};
+use crate::support::{Dir, MockUpstream, Proxy, Reply, wait_until};
+
+fn chat_mock() -> MockUpstream {
+    chat_mock_with_usage(Duration::ZERO)
+}
+
+/// An upstream speaking `up`: streams when asked, whole answers otherwise (5 in, 2 out).
+fn mock(up: Wire) -> MockUpstream {
+    MockUpstream::start(move |req| up.reply(req.json()["stream"] == json!(true), false))
+}
+
+/// The four sources and `smart` = bad:m then good:m, with the ledger at `ledger`.
+fn config(good: &str, bad: &str, anth: &str, resp: &str, ledger: &str) -> String {
+    format!(
+        "providers:\n  good:\n    api_base: {good}\n    models: [m]\n  bad:\n    api_base: {bad}\n    models: [m]\n  anth:\n    api_base: {anth}\n    api_protocol: anthropic\n    models: [m]\n  resp:\n    api_base: {resp}\n    api_protocol: responses\n    models: [m]\nmodels:\n  smart:\n    endpoints: [bad:m, good:m]\nusage:\n  path: {ledger}\n"
+    )
+}
+
+/// The ledger's lines once there are `n`.
+fn ledger_lines(path: &std::path::Path, n: usize) -> Vec<Value> {
+    let read = || std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(10), || read().lines().count() >= n),
+        "the ledger has {} lines, not {n}:\n{}",
+        read().lines().count(),
+        read()
+    );
+    read()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The value of one series in exposition text.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+}
+
+/// `promtool check metrics` on the text, when Debian's prometheus package is installed.
+fn promtool_check(text: &str) {
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!(
+            "skipped promtool: not installed (make check installs Debian's prometheus); the unit test stats::metrics parses the format"
+        );
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `routeplane usage ARGS -c CONFIG --json`.
+fn usage_json(p: &Proxy, args: &[&str]) -> Value {
+    let out = Command::new(bin())
+        .arg("usage")
+        .args(args)
+        .args(["--json", "-c"])
+        .arg(p.dir.path().join("routeplane.yaml"))
+        .env("HOME", p.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
+    let (good, anth, resp) = (chat_mock(), mock(Wire::Anthropic), mock(Wire::Responses));
+    let bad = MockUpstream::always(Reply::Json(
+        503,
+        r#"{"error":{"message":"overloaded"}}"#.into(),
+    ));
+    let ledger_dir = Dir::new();
+    let ledger = ledger_dir.path().join("usage.jsonl");
+    let p = Proxy::start(&config(
+        &good.url(),
+        &bad.url(),
+        &anth.url(),
+        &resp.url(),
+        ledger.to_str().unwrap(),
+    ));
+
+    // 1. Chat, whole answer: 5 in, 2 out.
+    assert_eq!(
+        p.post(
+            "/v1/chat/completions",
+            Wire::Chat.request("good:m", false, false)
+        )
+        .status,
+        200
+    );
+    // 2. Chat stream, usage not asked for: counted, and the client gets no usage chunk.
+    let s = p.stream(
+        "/v1/chat/completions",
+        Wire::Chat.request("good:m", true, false),
+    );
+    assert_eq!(Wire::Chat.read_stream(&s).text, "Hello there");
+    assert!(
+        s.data().last().is_some_and(|d| d == "[DONE]"),
+        "{:?}",
+        s.data()
+    );
+    assert!(
+        !s.text().contains("\"usage\":{"),
+        "the client did not ask for usage: {}",
+        s.text()
+    );
+    // 3. Chat stream that asks for usage: it gets the chunk.
+    let mut asks = Wire::Chat.request("good:m", true, false);
+    asks["stream_options"] = json!({"include_usage": true});
+    let s = p.stream("/v1/chat/completions", asks);
+    assert!(
+        s.data()
+            .iter()
+            .any(|d| d.contains("\"completion_tokens\":4")),
+        "{}",
+        s.text()
+    );
+    // 4. Fail-over: bad answers 503, good serves.
+    let r = p.post(
+        "/v1/chat/completions",
+        Wire::Chat.request("smart", false, false),
+    );
+    assert_eq!(
+        (r.status, r.header("x-routeplane-provider")),
+        (200, Some("good"))
+    );
+    // 5-8. The other protocols, same-protocol and translated, streamed and not.
+    let s = p.stream(
+        "/v1/messages",
+        Wire::Anthropic.request("anth:m", true, false),
+    );
+    assert!(Wire::Anthropic.read_stream(&s).ended);
+    assert_eq!(
+        p.post(
+            "/v1/messages",
+            Wire::Anthropic.request("good:m", false, false)
+        )
+        .status,
+        200
+    );
+    let s = p.stream(
+        "/v1/responses",
+        Wire::Responses.request("resp:m", true, false),
+    );
+    assert!(Wire::Responses.read_stream(&s).ended);
+    let s = p.stream(
+        "/v1/responses",
+        Wire::Responses.request("good:m", true, false),
+    );
+    assert!(Wire::Responses.read_stream(&s).ended);
+    // 9. An unknown model: an error nobody served.
+    assert_eq!(
+        p.post(
+            "/v1/chat/completions",
+            Wire::Chat.request("nope", false, false)
+        )
+        .status,
+        404
+    );
+
+    // (served_by, inbound, stream, input, output, attempts)
+    let want = [
+        ("good:m", "chat_completions", false, 5, 2, 1),
+        ("good:m", "chat_completions", true, 11, 4, 1),
+        ("good:m", "chat_completions", true, 11, 4, 1),
+        ("good:m", "chat_completions", false, 5, 2, 2),
+        ("anth:m", "anthropic", true, 5, 2, 1),
+        ("good:m", "anthropic", false, 5, 2, 1),
+        ("resp:m", "responses", true, 5, 2, 1),
+        ("good:m", "responses", true, 11, 4, 1),
+    ];
+    let lines = ledger_lines(&ledger, 9);
+    assert_eq!(lines.len(), 9);
+    for (line, (by, inbound, stream, input, output, attempts)) in lines.iter().zip(want) {
+        let got = (
+            line["served_by"].as_str().unwrap(),
+            line["inbound"].as_str().unwrap(),
+            line["stream"].as_bool().unwrap(),
+            line["tokens"]["input"].as_u64().unwrap(),
+            line["tokens"]["output"].as_u64().unwrap(),
+            line["attempts"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            got,
+            (by, inbound, stream, input, output, attempts),
+            "{line}"
+        );
+        assert_eq!(line["status"], 200, "{line}");
+        assert!(line["ttft_ms"].as_f64().is_some_and(|t| t > 0.0), "{line}");
+        assert!(line["ttfb_ms"].as_f64().unwrap() <= line["total_ms"].as_f64().unwrap());
+    }
+    assert_eq!(lines[1]["tokens"]["cached_input"], 3);
+    assert_eq!(lines[0]["model"], "good:m");
+    assert_eq!(lines[3]["model"], "smart");
+    assert_eq!(
+        lines[3]["failed"],
+        json!([{"endpoint": "bad:m", "status": 503, "reason": "overloaded"}])
+    );
+    assert_eq!(
+        (
+            &lines[8]["status"],
+            &lines[8]["served_by"],
+            &lines[8]["model"]
+        ),
+        (&json!(404), &Value::Null, &json!("nope"))
+    );
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    for secret in ["be brief", "Hello", "there", "hi\""] {
+        assert!(
+            !text.contains(secret),
+            "prompt or answer text `{secret}` in the ledger"
+        );
+    }
+
+    // `routeplane usage` sums the same.
+    let u = usage_json(&p, &[]);
+    let total = &u["total"];
+    assert_eq!(
+        [
+            &total["requests"],
+            &total["errors"],
+            &total["failovers"],
+            &total["input_tokens"],
+            &total["output_tokens"]
+        ],
+        [&json!(9), &json!(1), &json!(1), &json!(58), &json!(22)],
+        "{u}"
+    );
+    let group = |key: &str| {
+        u["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["key"] == key)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        (&group("good")["requests"], &group("good")["input_tokens"]),
+        (&json!(6), &json!(48))
+    );
+    assert_eq!(group("-")["errors"], 1);
+    assert!(group("good")["ttft_p95_ms"].as_f64().is_some());
+    let by_model = usage_json(&p, &["--by", "model"]);
+    assert_eq!(by_model["groups"][0]["key"], "-");
+    assert_eq!(by_model["groups"].as_array().unwrap().len(), 4);
+    let by_day = usage_json(&p, &["--by", "day", "--since", "24h"]);
+    assert_eq!(by_day["groups"].as_array().unwrap().len(), 1);
+    assert_eq!(by_day["total"]["requests"], 9);
+    assert_eq!(
+        usage_json(&p, &["--since", "2999-01-01"])["total"]["requests"],
+        0
+    );
+
+    // /metrics counts the same, in a format promtool accepts.
+    let m = p.get("/metrics");
+    assert_eq!(m.status, 200);
+    assert_eq!(
+        m.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let t = &m.body;
+    promtool_check(t);
+    let req = |provider: &str, status: u16, inbound: &str| {
+        let model = if provider == "-" { "-" } else { "m" };
+        sample(
+            t,
+            &format!(
+                "routeplane_requests_total{{provider=\"{provider}\",model=\"{model}\",status=\"{status}\",inbound=\"{inbound}\"}}"
+            ),
+        )
+    };
+    assert_eq!(req("good", 200, "chat_completions"), 4.0);
+    assert_eq!(req("good", 200, "anthropic"), 1.0);
+    assert_eq!(req("good", 200, "responses"), 1.0);
+    assert_eq!(req("anth", 200, "anthropic"), 1.0);
+    assert_eq!(req("resp", 200, "responses"), 1.0);
+    assert_eq!(req("-", 404, "chat_completions"), 1.0);
+    assert_eq!(
+        sample(t, r#"routeplane_attempts_total{provider="good"}"#),
+        6.0
+    );
+    assert_eq!(
+        sample(t, r#"routeplane_attempts_total{provider="bad"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(t, r#"routeplane_failovers_total{provider="bad"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(t, r#"routeplane_failovers_total{provider="good"}"#),
+        0.0
+    );
+    let tokens = |p: &str, d: &str| {
+        sample(
+            t,
+            &format!("routeplane_tokens_total{{provider=\"{p}\",direction=\"{d}\"}}"),
+        )
+    };
+    assert_eq!(
+        (tokens("good", "input"), tokens("good", "output")),
+        (48.0, 18.0)
+    );
+    assert_eq!(tokens("good", "cached_input"), 9.0);
+    assert_eq!(
+        (tokens("anth", "input"), tokens("resp", "output")),
+        (5.0, 2.0)
+    );
+    assert_eq!(
+        sample(
+            t,
+            r#"routeplane_time_to_first_token_seconds_count{provider="good"}"#
+        ),
+        6.0
+    );
+    assert_eq!(
+        sample(
+            t,
+            r#"routeplane_request_duration_seconds_bucket{provider="good",le="+Inf"}"#
+        ),
+        6.0
+    );
+    assert_eq!(sample(t, r#"routeplane_provider_up{provider="bad"}"#), 1.0);
+    assert!(sample(t, r#"routeplane_provider_cooldown_seconds{provider="bad"}"#) > 0.0);
+    assert_eq!(
+        sample(
+            t,
+            r#"routeplane_provider_cooldown_seconds{provider="good"}"#
+        ),
+        0.0
+    );
+    assert_eq!(sample(t, "routeplane_requests_in_flight"), 0.0);
+    assert_eq!(sample(t, "routeplane_open_streams"), 0.0);
+    assert!(t.contains(&format!(
+        "routeplane_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )));
+
+    // /status.json: the page's data.
+    let s = p.get("/status.json").json();
+    let ids: Vec<&str> = s["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["good", "bad", "anth", "resp"],
+        "configured sources, in file order"
+    );
+    let good_today = &s["sources"][0]["today"];
+    assert_eq!(
+        (&good_today["requests"], &good_today["input_tokens"]),
+        (&json!(6), &json!(48))
+    );
+    assert_eq!(s["sources"][1]["state"], "cooling down");
+    assert_eq!(s["recent"].as_array().unwrap().len(), 9);
+    assert_eq!(s["recent"][0]["model"], "nope", "newest first");
+    assert_eq!(s["recent"][5]["failed"][0]["endpoint"], "bad:m");
+}
+
+#[test]
+fn a_full_or_unwritable_ledger_never_fails_a_request() {
+    let up = chat_mock();
+    // /dev/full: every write fails with "no space left on device".
+    let full = Proxy::start(&format!(
+        "providers:\n  good:\n    api_base: {}\n    models: [m]\nusage:\n  path: /dev/full\n",
+        up.url()
+    ));
+    for _ in 0..3 {
+        let r = full.post(
+            "/v1/chat/completions",
+            Wire::Chat.request("m", false, false),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    full.wait_log("usage ledger `/dev/full`: cannot write to it");
+    assert!(wait_until(Duration::from_secs(5), || {
+        sample(
+            &full.get("/metrics").body,
+            "routeplane_usage_ledger_errors_total",
+        ) == 3.0
+    }));
+    let warnings = full
+        .log()
+        .iter()
+        .filter(|l| l.contains("usage ledger"))
+        .count();
+    assert_eq!(
+        warnings,
+        1,
+        "one warning, not one per request: {:#?}",
+        full.log()
+    );
+    assert!(
+        std::path::Path::new("/dev/full").exists(),
+        "a device is never rotated away"
+    );
+
+    // A directory that cannot be created (its parent is a file): warned at start.
+    let dir = Dir::new();
+    let file = dir.write("not-a-dir", "x");
+    let blocked = Proxy::start(&format!(
+        "providers:\n  good:\n    api_base: {}\n    models: [m]\nusage:\n  path: {}/usage.jsonl\n",
+        up.url(),
+        file.display()
+    ));
+    let s = blocked.stream("/v1/chat/completions", Wire::Chat.request("m", true, false));
+    assert_eq!(Wire::Chat.read_stream(&s).text, "Hello there");
+    let warning = blocked.wait_log("usage ledger");
+    assert!(warning.contains("cannot open it"), "{warning}");
+}
+
+#[test]
+fn the_ledger_can_be_turned_off_and_defaults_to_the_state_dir() {
+    let up = chat_mock();
+    let on = Proxy::start(&format!(
+        "providers:\n  good:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    ));
+    on.post(
+        "/v1/chat/completions",
+        Wire::Chat.request("m", false, false),
+    );
+    // The proxy under test has XDG_STATE_HOME inside its own directory.
+    let default = on.dir.path().join("state/routeplane/usage.jsonl");
+    assert_eq!(ledger_lines(&default, 1).len(), 1);
+
+    let off = Proxy::start(&format!(
+        "providers:\n  good:\n    api_base: {}\n    models: [m]\nusage:\n  enabled: false\n",
+        up.url()
+    ));
+    assert_eq!(
+        off.post(
+            "/v1/chat/completions",
+            Wire::Chat.request("m", false, false)
+        )
+        .status,
+        200
+    );
+    // Counted once the client has its answer, so a moment after it.
+    let series = r#"routeplane_tokens_total{provider="good",direction="input"} 5"#;
+    assert!(wait_until(Duration::from_secs(5), || off
+        .get("/metrics")
+        .body
+        .contains(series)));
+    assert!(
+        !off.dir.path().join("state").exists(),
+        "nothing written when off"
+    );
+}
+
+#[test]
+fn metrics_and_status_want_a_key_when_keys_are_set() {
+    let up = chat_mock();
+    let p = Proxy::start(&format!(
+        "skip_auth: false\nkeys: [sekrit]\nproviders:\n  good:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    ));
+    for path in ["/metrics", "/status.json"] {
+        assert_eq!(p.get(path).status, 401, "{path} without a key");
+        let wrong = p.send("GET", path, &[("Authorization", "Bearer nope")], b"");
+        assert_eq!(wrong.status, 401, "{path} with a wrong key");
+        let ok = p.send("GET", path, &[("Authorization", "Bearer sekrit")], b"");
+        assert_eq!(ok.status, 200, "{path} with the key");
+    }
+    // The page itself holds no data: it loads, and asks for a key.
+    let page = p.send("GET", "/", &[("Accept", "text/html")], b"");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page.body.contains("sessionStorage") && page.body.contains("/status.json"));
+    assert!(
+        page.body.len() < 30 * 1024,
+        "the page is {} bytes",
+        page.body.len()
+    );
+    let json = p.send("GET", "/", &[("Accept", "application/json")], b"");
+    assert_eq!(json.json(), json!({"status": "ok"}));
+    assert_eq!(p.get("/health").json(), json!({"status": "ok"}));
+}
+
+#[test]
+fn usage_command_prints_a_table_and_explains_bad_options() {
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let line = |t: &str, by: &str, status: u16, input: u64| {
+        format!(
+            "{{\"time\":\"{t}\",\"inbound\":\"chat_completions\",\"model\":\"m\",\"served_by\":\"{by}\",\"status\":{status},\"stream\":false,\"attempts\":1,\"rescues\":0,\"failed\":[],\"ttfb_ms\":1.0,\"ttft_ms\":{input}.0,\"total_ms\":9.0,\"tokens\":{{\"input\":{input},\"output\":1,\"cached_input\":null,\"reasoning\":null}}}}\n"
+        )
+    };
+    let text = [
+        line("2026-11-30T10:00:00.000Z", "old:m", 200, 100),
+        line("2026-12-01T10:00:00.000Z", "local:m", 200, 10),
+        line("2026-12-01T11:00:00.000Z", "local:m", 502, 30),
+        "not a ledger line\n".to_string(),
+    ]
+    .concat();
+    std::fs::write(&ledger, text).unwrap();
+    let config = dir.write("c.yaml", &format!("usage:\n  path: {}\n", ledger.display()));
+    let run = |args: &[&str]| {
+        Command::new(bin())
+            .arg("usage")
+            .args(args)
+            .arg("-c")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--since", "2026-12-01"]);
+    assert!(out.status.success());
+    crate::support::assert_text(
+        &String::from_utf8_lossy(&out.stdout),
+        "\
+PROVIDER  REQUESTS  ERRORS FAILOVERS RESCUES    INPUT_TOK   OUTPUT_TOK  TTFT_P50  TTFT_P95
+local            2       1         0       0           40            2      10ms      30ms
+total            2       1         0       0           40            2      10ms      30ms
+",
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 1 line(s)"));
+    let bad = run(&["--by", "colour"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("--by `colour` is not a grouping; use provider, model or day")
+    );
+    let bad = run(&["--since", "yesterday"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("neither a span (30m, 24h, 7d) nor a UTC date")
+    );
+}
