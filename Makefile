@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: check test lint doc deny bench bench-peers build sdk static pi pi-smoke fuzz soak
+.PHONY: check test lint doc deny bench bench-peers build sdk obs-tools static pi pi-smoke fuzz soak
 
 ## check: format, lints, tests, docs and the dependency audit, as CI runs them
 check: lint test doc deny
@@ -11,7 +11,7 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-test: sdk
+test: sdk obs-tools
 	$(CARGO) test
 
 ## sdk: the official Python SDKs the client tests use (skipped with a message when pip cannot install them)
@@ -21,6 +21,23 @@ sdk:
 		python3 -m venv $(SDK_VENV) && $(SDK_VENV)/bin/pip install -q openai anthropic \
 		|| echo "note: could not install the Python SDKs; their tests will be skipped"; \
 	fi
+
+## obs-tools: headless Chromium (the status page test) and promtool (the /metrics test).
+## Chromium is Debian's `chromium` (apt-get, as root; about 50 s here); promtool is taken
+## out of Debian's `prometheus` package into target/tools without installing it (no
+## daemon; about 4 s). Either missing: its test prints why and passes.
+PROMTOOL := target/tools/promtool
+obs-tools:
+	@command -v chromium >/dev/null || { \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+			|| echo "note: could not install chromium; the status page test will be skipped"; \
+		else echo "note: chromium is not installed (needs apt-get as root); the status page test will be skipped"; fi; }
+	@[ -x $(PROMTOOL) ] || command -v promtool >/dev/null || { \
+		rm -rf target/tools/deb && mkdir -p target/tools/deb && cd target/tools/deb && \
+		{ apt-get download prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb x && cp x/usr/bin/promtool ../promtool \
+		|| echo "note: could not fetch promtool; /metrics is checked by the unit test's parser only"; }; \
+		cd ../../.. && rm -rf target/tools/deb; }
 
 doc:
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --no-deps --document-private-items
