@@ -150,6 +150,7 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         }));
     }
     start_detection(&shared);
+    start_ledger_tail(&shared);
     // Sleeps until a stop signal: an idle server wakes for nothing.
     let _ = stop.recv();
     // Stop accepting: the last handle to the server closes the listening socket.
@@ -231,6 +232,28 @@ fn start_detection(shared: &Arc<Shared>) {
         log::line(format!(
             "local source detection is off: cannot start its thread: {e}"
         ));
+    }
+}
+
+/// Reads the last 8 MiB the ledger held at start in the background, so the status
+/// page's totals for today and its recent requests survive a restart.
+fn start_ledger_tail(shared: &Arc<Shared>) {
+    let Some(ledger) = &shared.ledger else {
+        return;
+    };
+    let (path, len) = (ledger.path().to_path_buf(), ledger.opened_len());
+    if len == 0 {
+        return;
+    }
+    let shared = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("ledger-tail".into())
+        .spawn(move || {
+            let earlier = stats::ledger::tail(&path, len, 8 * 1024 * 1024);
+            shared.stats.seed(earlier);
+        });
+    if let Err(e) = spawned {
+        log::line(format!("cannot read the usage ledger's tail: {e}"));
     }
 }
 
@@ -434,9 +457,13 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             total: log.total,
             tokens: served.tokens,
         };
-        shared.stats.record(&finished);
-        if let Some(ledger) = &shared.ledger {
-            ledger.append(&finished, &shared.stats);
+        let line = shared
+            .ledger
+            .as_ref()
+            .map(|_| stats::ledger::line(&finished));
+        shared.stats.record(finished);
+        if let (Some(ledger), Some(line)) = (&shared.ledger, line) {
+            ledger.append(&line, &shared.stats);
         }
     }
 }

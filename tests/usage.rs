@@ -55,8 +55,13 @@ fn promtool_check(text: &str) {
     let tool = std::env::var_os("ROUTEPLANE_TEST_PROMTOOL")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
-            let made = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/promtool");
-            if made.is_file() { made } else { "promtool".into() }
+            let made =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/promtool");
+            if made.is_file() {
+                made
+            } else {
+                "promtool".into()
+            }
         });
     let Ok(mut child) = Command::new(&tool)
         .args(["check", "metrics"])
@@ -574,5 +579,49 @@ total            2       1         0       0           40            2      10ms
     assert!(
         String::from_utf8_lossy(&bad.stderr)
             .contains("neither a span (30m, 24h, 7d) nor a UTC date")
+    );
+}
+
+#[test]
+fn todays_totals_and_recent_requests_survive_a_restart() {
+    let up = chat_mock();
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    // A line from another day comes first: listed among the recent, not in today's totals.
+    let old = r#"{"time":"2020-01-01T10:00:00.000Z","inbound":"chat_completions","model":"m","served_by":"good:m","status":200,"stream":false,"attempts":1,"rescues":0,"failed":[],"ttfb_ms":1.0,"ttft_ms":1.0,"total_ms":2.0,"tokens":{"input":1000,"output":1000,"cached_input":null,"reasoning":null}}"#;
+    std::fs::write(&ledger, format!("{old}\n")).unwrap();
+    let yaml = format!(
+        "providers:\n  good:\n    api_base: {}\n    models: [m]\nusage:\n  path: {}\n",
+        up.url(),
+        ledger.display()
+    );
+    let first = Proxy::start(&yaml);
+    first.post(
+        "/v1/chat/completions",
+        Wire::Chat.request("m", false, false),
+    );
+    assert_eq!(ledger_lines(&ledger, 2).len(), 2);
+    drop(first);
+
+    let second = Proxy::start(&yaml);
+    let seeded = wait_until(Duration::from_secs(10), || {
+        second.get("/status.json").json()["recent"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2)
+    });
+    assert!(seeded, "{}", second.get("/status.json").body);
+    let s = second.get("/status.json").json();
+    assert_eq!(s["sources"][0]["today"]["requests"], 1, "{s}");
+    assert_eq!(s["sources"][0]["today"]["input_tokens"], 5, "{s}");
+    assert_eq!(
+        s["recent"][1]["time"], "2020-01-01T10:00:00.000Z",
+        "oldest last"
+    );
+    // Counters are per process: Prometheus sees a restart as a reset.
+    assert!(
+        !second
+            .get("/metrics")
+            .body
+            .contains("routeplane_requests_total{")
     );
 }

@@ -39,13 +39,15 @@ pub struct Ledger {
     failing: AtomicBool,
     /// When opening last failed (ms since the epoch), to retry at most every 30 s.
     open_failed_at: AtomicI64,
+    /// The file's length when the process opened it: what earlier runs wrote.
+    opened_len: u64,
 }
 
 impl Ledger {
     /// Opens (creating its directory) the ledger at `path`; a failure is one warning line
     /// and the ledger tries again later.
     pub fn open(path: PathBuf, max_bytes: u64) -> Ledger {
-        let ledger = Ledger {
+        let mut ledger = Ledger {
             path,
             max_bytes,
             file: Mutex::new(None),
@@ -53,11 +55,18 @@ impl Ledger {
             rotating: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             open_failed_at: AtomicI64::new(0),
+            opened_len: 0,
         };
-        if let Err(e) = ledger.reopen() {
-            ledger.warn(&format!("cannot open it: {e}"));
+        match ledger.reopen() {
+            Ok(()) => ledger.opened_len = ledger.size.load(Ordering::Relaxed),
+            Err(e) => ledger.warn(&format!("cannot open it: {e}")),
         }
         ledger
+    }
+
+    /// The file's length when it was opened: the lines earlier runs wrote end there.
+    pub fn opened_len(&self) -> u64 {
+        self.opened_len
     }
 
     /// The file it appends to.
@@ -91,9 +100,8 @@ impl Ledger {
         }
     }
 
-    /// Appends one request's line. Called after the client has its last byte.
-    pub fn append(&self, f: &Finished, stats: &Stats) {
-        let line = line(f);
+    /// Appends one request's [`line`]. Called after the client has its last byte.
+    pub fn append(&self, line: &str, stats: &Stats) {
         let file = self.file.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let file = match file {
             Some(file) => file,
@@ -160,7 +168,11 @@ impl Ledger {
                         *self.file.lock().unwrap_or_else(|p| p.into_inner()) = None;
                     }
                 }
-                Err(e) => self.warn(&format!("cannot rotate it: {e}")),
+                Err(e) => {
+                    // Not again at every request: only after another `max_bytes`.
+                    self.size.store(0, Ordering::Relaxed);
+                    self.warn(&format!("cannot rotate it: {e}"));
+                }
             }
         } else {
             self.size.store(0, Ordering::Relaxed);
@@ -263,14 +275,20 @@ pub struct Entry {
     pub served_by: Option<String>,
     /// Status sent to the client.
     pub status: u16,
+    /// The client asked for a stream.
+    pub stream: bool,
     /// Upstream attempts.
     pub attempts: u64,
     /// Streams continued elsewhere.
     pub rescues: u64,
     /// Endpoints that failed first.
     pub failed: Vec<serde_json::Value>,
+    /// Time to first byte.
+    pub ttfb_ms: Option<f64>,
     /// Time to first token.
     pub ttft_ms: Option<f64>,
+    /// Total time.
+    pub total_ms: Option<f64>,
     /// Token counts.
     pub tokens: EntryTokens,
 }
@@ -287,6 +305,73 @@ pub struct EntryTokens {
     pub cached_input: Option<u64>,
     /// Reasoning tokens.
     pub reasoning: Option<u64>,
+}
+
+impl Entry {
+    /// The finished request this line records; `None` when its time is unreadable.
+    pub fn finished(&self) -> Option<Finished> {
+        let at = time::parse(&self.time)?;
+        let ms = |v: Option<f64>| {
+            v.filter(|v| v.is_finite() && *v >= 0.0)
+                .map(|v| Duration::from_secs_f64(v / 1000.0))
+        };
+        let failed = self
+            .failed
+            .iter()
+            .map(|f| super::Failed {
+                endpoint: f["endpoint"].as_str().unwrap_or("-").to_string(),
+                status: f["status"].as_u64().and_then(|s| u16::try_from(s).ok()),
+                reason: f["reason"].as_str().unwrap_or("").to_string(),
+            })
+            .collect();
+        Some(Finished {
+            at: std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(at).ok()?),
+            inbound: crate::protocol::Protocol::parse(&self.inbound)
+                .unwrap_or(crate::protocol::Protocol::Chat),
+            requested: self.model.clone(),
+            served_by: self.served_by.clone(),
+            status: self.status,
+            stream: self.stream,
+            attempts: self.attempts as usize,
+            rescues: self.rescues as usize,
+            failed,
+            ttfb: ms(self.ttfb_ms),
+            ttft: ms(self.ttft_ms),
+            total: ms(self.total_ms).unwrap_or_default(),
+            tokens: super::Tokens {
+                input: self.tokens.input,
+                output: self.tokens.output,
+                cached_input: self.tokens.cached_input,
+                reasoning: self.tokens.reasoning,
+            },
+        })
+    }
+}
+
+/// The requests recorded in the last `max` bytes before `len` of the ledger at `path`,
+/// oldest first (a line cut by that window is skipped). Today's lines sit at the end,
+/// so this finds them without reading a whole 64 MiB file at start-up.
+pub fn tail(path: &Path, len: u64, max: u64) -> Vec<Finished> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = File::open(path) else {
+        return Vec::new();
+    };
+    let start = len.saturating_sub(max);
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    if f.take(len - start).read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let mut lines = bytes.split(|b| *b == b'\n');
+    if start > 0 {
+        lines.next();
+    }
+    lines
+        .filter_map(|l| serde_json::from_slice::<Entry>(l).ok())
+        .filter_map(|e| e.finished())
+        .collect()
 }
 
 /// How `routeplane usage` groups requests.
@@ -483,6 +568,51 @@ mod tests {
     }
 
     #[test]
+    fn the_tail_skips_a_cut_line_and_seeds_today() {
+        let dir = std::env::temp_dir().join(format!("routeplane-tail-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("usage.jsonl");
+        let old = Finished {
+            at: std::time::UNIX_EPOCH + Duration::from_secs(1_600_000_000),
+            ..sample()
+        };
+        let now = Finished {
+            at: SystemTime::now(),
+            ..sample()
+        };
+        let text = [line(&old), line(&old), line(&now), line(&now)].concat();
+        std::fs::write(&path, &text).unwrap();
+        let len = text.len() as u64;
+        // A window that starts inside the second line: three lines, the first cut.
+        let window = len - line(&old).len() as u64 - 5;
+        let got = tail(&path, len, window);
+        assert_eq!(got.len(), 2, "the cut line is skipped");
+        assert_eq!(got[0].tokens, now.tokens);
+        assert_eq!(got[0].failed, now.failed);
+        assert_eq!(tail(&path, len, len).len(), 4);
+
+        let stats = Stats::default();
+        stats.seed(tail(&path, len, len));
+        let v: serde_json::Value =
+            serde_json::from_str(&stats.status_json(&[crate::stats::Source {
+                id: "local".into(),
+                kind: "local",
+                state: "up".into(),
+                up: true,
+                detail: String::new(),
+                cooldown: None,
+            }]))
+            .unwrap();
+        assert_eq!(
+            v["sources"][0]["today"]["requests"], 2,
+            "only today's lines: {v}"
+        );
+        assert_eq!(v["recent"].as_array().unwrap().len(), 4);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn rotation_keeps_one_previous_file() {
         let dir = std::env::temp_dir().join(format!("routeplane-ledger-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -491,7 +621,7 @@ mod tests {
         let one = line(&sample()).len() as u64;
         let ledger = Ledger::open(path.clone(), one * 3);
         for _ in 0..10 {
-            ledger.append(&sample(), &stats);
+            ledger.append(&line(&sample()), &stats);
         }
         let current = std::fs::read_to_string(&path).unwrap();
         let previous = std::fs::read_to_string(dir.join("usage.jsonl.1")).unwrap();

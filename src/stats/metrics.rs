@@ -283,9 +283,9 @@ mod tests {
     #[test]
     fn exposition_parses_and_histograms_are_cumulative() {
         let stats = Stats::default();
-        stats.record(&finished(Some("local:m"), 200, &["cloud:x"]));
-        stats.record(&finished(Some("local:m"), 200, &[]));
-        stats.record(&finished(None, 502, &["cloud:x"]));
+        stats.record(finished(Some("local:m"), 200, &["cloud:x"]));
+        stats.record(finished(Some("local:m"), 200, &[]));
+        stats.record(finished(None, 502, &["cloud:x"]));
         let sources = [Source {
             id: "we\"ird".into(),
             kind: "local",

@@ -339,8 +339,8 @@ impl Stats {
         }
     }
 
-    /// Adds one finished request to every aggregate.
-    pub fn record(&self, f: &Finished) {
+    /// Adds one finished request to every aggregate (it is kept among the recent ones).
+    pub fn record(&self, f: Finished) {
         let provider = f.provider().unwrap_or("-");
         let model = f
             .served_by
@@ -442,7 +442,43 @@ impl Stats {
         if inner.recent.len() == RECENT {
             inner.recent.pop_front();
         }
-        inner.recent.push_back(f.clone());
+        inner.recent.push_back(f);
+    }
+
+    /// Loads today's totals and the recent list from requests an earlier run recorded
+    /// (oldest first); the counters behind `/metrics` start from zero, as counters do.
+    pub fn seed(&self, earlier: Vec<Finished>) {
+        let today = time::days(SystemTime::now());
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *inner;
+        if inner.day != today {
+            inner.day = today;
+            inner.today.clear();
+        }
+        let keep = RECENT.saturating_sub(inner.recent.len());
+        let skip = earlier.len().saturating_sub(keep);
+        for (i, f) in earlier.into_iter().enumerate() {
+            if time::days(f.at) == today {
+                let t = f.tokens;
+                let totals = inner
+                    .today
+                    .entry(f.provider().unwrap_or("-").to_string())
+                    .or_default();
+                totals.requests += 1;
+                totals.errors += u64::from(f.is_error());
+                totals.input += t.input.unwrap_or(0);
+                totals.output += t.output.unwrap_or(0);
+                for failed in &f.failed {
+                    let p = provider_of(&failed.endpoint).to_string();
+                    inner.today.entry(p).or_default().errors += 1;
+                }
+            }
+            if i >= skip {
+                // Older than anything recorded since start: in front of it, in order.
+                let at = i - skip;
+                inner.recent.insert(at, f);
+            }
+        }
     }
 
     /// A copy of the per-source counters, for `/metrics` (taken under the lock, rendered outside it).
@@ -689,7 +725,7 @@ mod tests {
     fn failovers_and_retries_are_counted_per_source() {
         let stats = Stats::default();
         // a failed twice (a retry), then b failed, then c answered.
-        stats.record(&finished(Some("c:m"), 200, &["a:m", "a:m", "b:m"]));
+        stats.record(finished(Some("c:m"), 200, &["a:m", "a:m", "b:m"]));
         let s = stats.snapshot();
         assert_eq!(
             (s["a"].attempts, s["a"].retries, s["a"].failovers),
@@ -706,7 +742,7 @@ mod tests {
     fn recent_keeps_the_last_fifty() {
         let stats = Stats::default();
         for _ in 0..(RECENT + 7) {
-            stats.record(&finished(Some("c:m"), 200, &[]));
+            stats.record(finished(Some("c:m"), 200, &[]));
         }
         let v: Value = serde_json::from_str(&stats.status_json(&[])).unwrap();
         assert_eq!(v["recent"].as_array().unwrap().len(), RECENT);
