@@ -100,7 +100,7 @@ impl Ledger {
         }
     }
 
-    /// Appends one request's [`line`]. Called after the client has its last byte.
+    /// Appends one request's [`line()`]. Called after the client has its last byte.
     pub fn append(&self, line: &str, stats: &Stats) {
         let file = self.file.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let file = match file {
