@@ -657,16 +657,21 @@ fn read_body(req: &mut tiny_http::Request, limit: u64, secs: f64) -> Result<Vec<
     }
 }
 
-/// True unless the client's `Accept` names types and HTML is not among them.
+/// True when the client's `Accept` allows HTML: it names `text/html` or `text/*`, or it
+/// is absent, or it takes `*/*` without naming JSON (a JSON client that also takes
+/// anything gets JSON).
 fn accepts_html(req: &tiny_http::Request) -> bool {
     let accept = req
         .headers()
         .iter()
         .find(|h| h.field.equiv("accept"))
         .map(|h| h.value.as_str().to_ascii_lowercase());
-    accept.is_none_or(|a| {
-        a.trim().is_empty() || a.contains("text/html") || a.contains("text/*") || a.contains("*/*")
-    })
+    match accept {
+        None => true,
+        Some(a) if a.trim().is_empty() => true,
+        Some(a) if a.contains("text/html") || a.contains("text/*") => true,
+        Some(a) => a.contains("*/*") && !a.contains("json"),
+    }
 }
 
 /// Each source worth showing, with its state now: configured, keyed, logged in, found

@@ -525,8 +525,16 @@ fn metrics_and_status_want_a_key_when_keys_are_set() {
         "the page is {} bytes",
         page.body.len()
     );
-    let json = p.send("GET", "/", &[("Accept", "application/json")], b"");
-    assert_eq!(json.json(), json!({"status": "ok"}));
+    for accept in [
+        "application/json",
+        "application/json, */*;q=0.1",
+        "text/plain",
+    ] {
+        let json = p.send("GET", "/", &[("Accept", accept)], b"");
+        assert_eq!(json.json(), json!({"status": "ok"}), "Accept: {accept}");
+    }
+    let curl = p.send("GET", "/", &[("Accept", "*/*")], b"");
+    assert!(curl.body.starts_with("<!doctype html>"), "{}", curl.body);
     assert_eq!(p.get("/health").json(), json!({"status": "ok"}));
 }
 
