@@ -194,11 +194,11 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                     served.served_by = Some(target.label());
                     return measured(served, &meter);
                 }
-                // usage (issue 19): the fail-over trail, without upstream bodies.
+                // usage (issue 19): the fail-over trail, in our words only.
                 served.failed.push(stats::Failed {
                     endpoint: target.label(),
                     status: f.status,
-                    reason: f.reason.chars().take(120).collect(),
+                    reason: trail_reason(&f),
                 });
                 failures.push((target.label(), f));
             }
@@ -206,6 +206,22 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
     }
     served.status = exhausted(call, failures, out);
     measured(served, &meter)
+}
+
+/// usage (issue 19): why an attempt failed, for the ledger and the status page. An
+/// upstream's own error text may quote the request, so it is named by its category;
+/// reasons Routeplane wrote (network, timeout, early end) are kept.
+fn trail_reason(f: &Failure) -> String {
+    match f.kind {
+        FailKind::Status(429) => "rate limited".into(),
+        FailKind::Status(408) => "request timeout".into(),
+        FailKind::Status(500..=599) => "server error".into(),
+        FailKind::Status(_) => "refused the request".into(),
+        FailKind::ContextOrFilter => "context window exceeded or content filtered".into(),
+        FailKind::Network | FailKind::Timeout | FailKind::EarlyEnd | FailKind::Prepare(_) => {
+            f.reason.chars().take(120).collect()
+        }
+    }
 }
 
 /// usage (issue 19): copies what the meter saw into what the relay returns.

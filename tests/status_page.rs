@@ -105,7 +105,7 @@ fn status_page_renders_every_source_and_the_failover_trail() {
         row("local-gpu")
     );
     assert!(
-        dom.contains("<s title=\"overloaded\">paid-key:gpt 503</s>"),
+        dom.contains("<s title=\"server error\">paid-key:gpt 503</s>"),
         "the fail-over trail:\n{dom}"
     );
     let rows = dom.split("<tbody id=\"recent\">").nth(1).unwrap();

@@ -111,9 +111,10 @@ fn usage_json(p: &Proxy, args: &[&str]) -> Value {
 #[test]
 fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
     let (good, anth, resp) = (chat_mock(), mock(Wire::Anthropic), mock(Wire::Responses));
+    // Its error text quotes the prompt, as some servers do: it must not reach the ledger.
     let bad = MockUpstream::always(Reply::Json(
         503,
-        r#"{"error":{"message":"overloaded"}}"#.into(),
+        r#"{"error":{"message":"overloaded while reading: be brief"}}"#.into(),
     ));
     let ledger_dir = Dir::new();
     let ledger = ledger_dir.path().join("usage.jsonl");
@@ -240,7 +241,7 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
     assert_eq!(lines[3]["model"], "smart");
     assert_eq!(
         lines[3]["failed"],
-        json!([{"endpoint": "bad:m", "status": 503, "reason": "overloaded"}])
+        json!([{"endpoint": "bad:m", "status": 503, "reason": "server error"}])
     );
     assert_eq!(
         (

@@ -540,7 +540,7 @@ mod tests {
             failed: vec![Failed {
                 endpoint: "cloud:gpt".into(),
                 status: Some(503),
-                reason: "overloaded".into(),
+                reason: "server error".into(),
             }],
             ttfb: Some(Duration::from_micros(12_340)),
             ttft: Some(Duration::from_micros(15_050)),
@@ -560,7 +560,7 @@ mod tests {
         assert!(l.ends_with("}\n") && l.matches('\n').count() == 1);
         assert_eq!(
             l.trim_end(),
-            r#"{"time":"2026-12-02T03:40:12.123Z","inbound":"anthropic","model":"sm\"art","served_by":"local:llama3.1:8b","status":200,"stream":true,"attempts":2,"rescues":0,"failed":[{"endpoint":"cloud:gpt","status":503,"reason":"overloaded"}],"ttfb_ms":12.3,"ttft_ms":15.1,"total_ms":200.0,"tokens":{"input":12,"output":3,"cached_input":2,"reasoning":null}}"#
+            r#"{"time":"2026-12-02T03:40:12.123Z","inbound":"anthropic","model":"sm\"art","served_by":"local:llama3.1:8b","status":200,"stream":true,"attempts":2,"rescues":0,"failed":[{"endpoint":"cloud:gpt","status":503,"reason":"server error"}],"ttfb_ms":12.3,"ttft_ms":15.1,"total_ms":200.0,"tokens":{"input":12,"output":3,"cached_input":2,"reasoning":null}}"#
         );
         let back: Entry = serde_json::from_str(&l).unwrap();
         assert_eq!(back.tokens.input, Some(12));
