@@ -634,3 +634,34 @@ fn todays_totals_and_recent_requests_survive_a_restart() {
             .contains("routeplane_requests_total{")
     );
 }
+
+#[test]
+fn sources_show_logins_until_they_expire_and_leave_out_unused_builtins() {
+    let up = chat_mock();
+    let p = Proxy::start(&format!(
+        "providers:\n  good:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    ));
+    // A ChatGPT login, as `routeplane login openai-codex` stores it (read when it changes).
+    let login = json!({"version": 1, "credentials": {"openai-codex": {
+        "access_token": "at-1", "refresh_token": "rt-1", "expires_at": 4102444800u64}}});
+    std::fs::create_dir_all(p.dir.path().join("data/routeplane")).unwrap();
+    p.dir.write("data/routeplane/auth.json", &login.to_string());
+    let s = p.get("/status.json").json();
+    let sources = s["sources"].as_array().unwrap();
+    let ids: Vec<&str> = sources.iter().map(|x| x["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["good", "openai-codex"], "{s}");
+    assert_eq!(sources[1]["state"], "logged in");
+    assert_eq!(sources[1]["detail"], "until 2100-01-01T00:00:00.000Z");
+    assert_eq!(sources[1]["kind"], "subscription");
+    let m = p.get("/metrics").body;
+    assert_eq!(
+        sample(&m, r#"routeplane_provider_up{provider="openai-codex"}"#),
+        1.0
+    );
+    assert!(
+        !m.contains(r#"provider="openrouter""#),
+        "unused built-ins are left out"
+    );
+    assert!(!s.to_string().contains("at-1"), "no token in the status");
+}
