@@ -21,10 +21,11 @@ fn mock(up: Wire) -> MockUpstream {
     MockUpstream::start(move |req| up.reply(req.json()["stream"] == json!(true), false))
 }
 
-/// The four sources and `smart` = bad:m then good:m, with the ledger at `ledger`.
-fn config(good: &str, bad: &str, anth: &str, resp: &str, ledger: &str) -> String {
+/// Five sources, `smart` = bad:m then good:m and `careful` = flaky:m then anth:m, with
+/// the ledger at `ledger`.
+fn config(good: &str, bad: &str, anth: &str, resp: &str, flaky: &str, ledger: &str) -> String {
     format!(
-        "providers:\n  good:\n    api_base: {good}\n    models: [m]\n  bad:\n    api_base: {bad}\n    models: [m]\n  anth:\n    api_base: {anth}\n    api_protocol: anthropic\n    models: [m]\n  resp:\n    api_base: {resp}\n    api_protocol: responses\n    models: [m]\nmodels:\n  smart:\n    endpoints: [bad:m, good:m]\nusage:\n  path: {ledger}\n"
+        "providers:\n  good:\n    api_base: {good}\n    models: [m]\n  bad:\n    api_base: {bad}\n    models: [m]\n  anth:\n    api_base: {anth}\n    api_protocol: anthropic\n    models: [m]\n  resp:\n    api_base: {resp}\n    api_protocol: responses\n    models: [m]\n  flaky:\n    api_base: {flaky}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [bad:m, good:m]\n  careful:\n    endpoints: [flaky:m, anth:m]\nusage:\n  path: {ledger}\n"
     )
 }
 
@@ -116,6 +117,8 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         503,
         r#"{"error":{"message":"overloaded while reading: be brief"}}"#.into(),
     ));
+    // A stream that ends before its first event: moved past, unseen by the client.
+    let flaky = MockUpstream::always(Reply::SseEmpty);
     let ledger_dir = Dir::new();
     let ledger = ledger_dir.path().join("usage.jsonl");
     let p = Proxy::start(&config(
@@ -123,6 +126,7 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         &bad.url(),
         &anth.url(),
         &resp.url(),
+        &flaky.url(),
         ledger.to_str().unwrap(),
     ));
 
@@ -204,6 +208,13 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         .status,
         404
     );
+    // 10. A streamed fail-over: flaky's stream ends before its first event, anth serves.
+    let s = p.stream(
+        "/v1/messages",
+        Wire::Anthropic.request("careful", true, false),
+    );
+    assert_eq!(Wire::Anthropic.read_stream(&s).text, "Hello there");
+    assert_eq!(s.header("x-routeplane-attempts"), Some("2"));
 
     // (served_by, inbound, stream, input, output, attempts)
     let want = [
@@ -216,9 +227,13 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         ("resp:m", "responses", true, 5, 2, 1),
         ("good:m", "responses", true, 11, 4, 1),
     ];
-    let lines = ledger_lines(&ledger, 9);
-    assert_eq!(lines.len(), 9);
-    for (line, (by, inbound, stream, input, output, attempts)) in lines.iter().zip(want) {
+    let lines = ledger_lines(&ledger, 10);
+    assert_eq!(lines.len(), 10);
+    for (line, (by, inbound, stream, input, output, attempts)) in lines.iter().zip(want).chain(
+        lines[9..]
+            .iter()
+            .zip([("anth:m", "anthropic", true, 5, 2, 2)]),
+    ) {
         let got = (
             line["served_by"].as_str().unwrap(),
             line["inbound"].as_str().unwrap(),
@@ -251,6 +266,10 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         ),
         (&json!(404), &Value::Null, &json!("nope"))
     );
+    assert_eq!(
+        lines[9]["failed"],
+        json!([{"endpoint": "flaky:m", "status": null, "reason": "the stream ended without its end marker"}])
+    );
     let text = std::fs::read_to_string(&ledger).unwrap();
     for secret in ["be brief", "Hello", "there", "hi\""] {
         assert!(
@@ -270,7 +289,7 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
             &total["input_tokens"],
             &total["output_tokens"]
         ],
-        [&json!(9), &json!(1), &json!(1), &json!(58), &json!(22)],
+        [&json!(10), &json!(1), &json!(2), &json!(63), &json!(24)],
         "{u}"
     );
     let group = |key: &str| {
@@ -293,7 +312,7 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
     assert_eq!(by_model["groups"].as_array().unwrap().len(), 4);
     let by_day = usage_json(&p, &["--by", "day", "--since", "24h"]);
     assert_eq!(by_day["groups"].as_array().unwrap().len(), 1);
-    assert_eq!(by_day["total"]["requests"], 9);
+    assert_eq!(by_day["total"]["requests"], 10);
     assert_eq!(
         usage_json(&p, &["--since", "2999-01-01"])["total"]["requests"],
         0
@@ -320,7 +339,7 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
     assert_eq!(req("good", 200, "chat_completions"), 4.0);
     assert_eq!(req("good", 200, "anthropic"), 1.0);
     assert_eq!(req("good", 200, "responses"), 1.0);
-    assert_eq!(req("anth", 200, "anthropic"), 1.0);
+    assert_eq!(req("anth", 200, "anthropic"), 2.0);
     assert_eq!(req("resp", 200, "responses"), 1.0);
     assert_eq!(req("-", 404, "chat_completions"), 1.0);
     assert_eq!(
@@ -333,6 +352,10 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
     );
     assert_eq!(
         sample(t, r#"routeplane_failovers_total{provider="bad"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(t, r#"routeplane_failovers_total{provider="flaky"}"#),
         1.0
     );
     assert_eq!(
@@ -352,7 +375,7 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
     assert_eq!(tokens("good", "cached_input"), 9.0);
     assert_eq!(
         (tokens("anth", "input"), tokens("resp", "output")),
-        (5.0, 2.0)
+        (10.0, 2.0)
     );
     assert_eq!(
         sample(
@@ -394,7 +417,7 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         .collect();
     assert_eq!(
         ids,
-        ["good", "bad", "anth", "resp"],
+        ["good", "bad", "anth", "resp", "flaky"],
         "configured sources, in file order"
     );
     let good_today = &s["sources"][0]["today"];
@@ -403,9 +426,11 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         (&json!(6), &json!(48))
     );
     assert_eq!(s["sources"][1]["state"], "cooling down");
-    assert_eq!(s["recent"].as_array().unwrap().len(), 9);
-    assert_eq!(s["recent"][0]["model"], "nope", "newest first");
-    assert_eq!(s["recent"][5]["failed"][0]["endpoint"], "bad:m");
+    assert_eq!(s["sources"][4]["state"], "cooling down");
+    assert_eq!(s["recent"].as_array().unwrap().len(), 10);
+    assert_eq!(s["recent"][0]["model"], "careful", "newest first");
+    assert_eq!(s["recent"][1]["model"], "nope");
+    assert_eq!(s["recent"][6]["failed"][0]["endpoint"], "bad:m");
 }
 
 #[test]
