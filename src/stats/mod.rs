@@ -50,50 +50,33 @@ pub struct Tokens {
 impl Tokens {
     /// Reads a hub (Chat Completions) `usage` object.
     pub fn from_chat_usage(u: &Value) -> Tokens {
-        Tokens {
-            input: u["prompt_tokens"].as_u64(),
-            output: u["completion_tokens"].as_u64(),
-            cached_input: u["prompt_tokens_details"]["cached_tokens"].as_u64(),
-            reasoning: u["completion_tokens_details"]["reasoning_tokens"].as_u64(),
-        }
+        Tokens::from_usage(Protocol::Chat, u)
     }
 
-    /// Reads a `usage` object as protocol `p` writes it in a complete answer.
+    /// Reads a `usage` object as protocol `p` writes it.
     pub fn from_usage(p: Protocol, u: &Value) -> Tokens {
-        match p {
-            Protocol::Chat => Tokens::from_chat_usage(u),
-            Protocol::Anthropic => {
-                let read = u["cache_read_input_tokens"].as_u64();
-                let write = u["cache_creation_input_tokens"].as_u64();
-                let input = u["input_tokens"]
-                    .as_u64()
-                    .map(|i| i + read.unwrap_or(0) + write.unwrap_or(0));
-                Tokens {
-                    input,
-                    output: u["output_tokens"].as_u64(),
-                    cached_input: read,
-                    reasoning: None,
-                }
-            }
-            Protocol::Responses => Tokens {
-                input: u["input_tokens"].as_u64(),
-                output: u["output_tokens"].as_u64(),
-                cached_input: u["input_tokens_details"]["cached_tokens"].as_u64(),
-                reasoning: u["output_tokens_details"]["reasoning_tokens"].as_u64(),
-            },
-        }
+        use serde::Deserialize as _;
+        UsageFields::deserialize(u).map_or_else(|_| Tokens::default(), |f| f.tokens(p))
     }
 
-    /// Reads the `usage` of a complete answer body in protocol `p`. Only that member is
-    /// built; the rest of the body is skipped by the parser, not turned into a tree.
+    /// Reads the `usage` of a complete answer body in protocol `p`.
+    ///
+    /// Every API seen writes the top-level `usage` at or near the end of the body, so it
+    /// is looked for from the end and only that object is read, into plain fields (a
+    /// whole chat answer took ~1.1 µs to scan into a tree, this ~0.2 µs). A `"usage"`
+    /// key cannot occur inside a string (its quotes would be escaped); when the object
+    /// found holds no token counts, the whole body is scanned for its `usage`.
     pub fn from_answer(p: Protocol, body: &[u8]) -> Tokens {
+        if let Some(t) = usage_near_end(p, body) {
+            return t;
+        }
         #[derive(serde::Deserialize)]
         struct OnlyUsage {
             #[serde(default)]
-            usage: Value,
+            usage: Option<UsageFields>,
         }
         match serde_json::from_slice::<OnlyUsage>(body) {
-            Ok(o) if o.usage.is_object() => Tokens::from_usage(p, &o.usage),
+            Ok(OnlyUsage { usage: Some(u) }) => u.tokens(p),
             _ => Tokens::default(),
         }
     }
@@ -102,6 +85,78 @@ impl Tokens {
     pub fn reported(&self) -> bool {
         self.input.is_some() || self.output.is_some()
     }
+}
+
+/// Every token field a `usage` object has in one of the three protocols.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct UsageFields {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    prompt_tokens_details: Option<Details>,
+    completion_tokens_details: Option<Details>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    input_tokens_details: Option<Details>,
+    output_tokens_details: Option<Details>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+}
+
+/// The `*_tokens_details` of a `usage` object.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct Details {
+    cached_tokens: Option<u64>,
+    reasoning_tokens: Option<u64>,
+}
+
+impl UsageFields {
+    /// The counts, read as protocol `p` defines them.
+    fn tokens(&self, p: Protocol) -> Tokens {
+        let detail = |d: &Option<Details>, f: fn(&Details) -> Option<u64>| d.as_ref().and_then(f);
+        match p {
+            Protocol::Chat => Tokens {
+                input: self.prompt_tokens,
+                output: self.completion_tokens,
+                cached_input: detail(&self.prompt_tokens_details, |d| d.cached_tokens),
+                reasoning: detail(&self.completion_tokens_details, |d| d.reasoning_tokens),
+            },
+            Protocol::Anthropic => {
+                let (read, write) = (
+                    self.cache_read_input_tokens,
+                    self.cache_creation_input_tokens,
+                );
+                Tokens {
+                    input: self
+                        .input_tokens
+                        .map(|i| i + read.unwrap_or(0) + write.unwrap_or(0)),
+                    output: self.output_tokens,
+                    cached_input: read,
+                    reasoning: None,
+                }
+            }
+            Protocol::Responses => Tokens {
+                input: self.input_tokens,
+                output: self.output_tokens,
+                cached_input: detail(&self.input_tokens_details, |d| d.cached_tokens),
+                reasoning: detail(&self.output_tokens_details, |d| d.reasoning_tokens),
+            },
+        }
+    }
+}
+
+/// The last `"usage": {…}` member of a body, read on its own; `None` when there is none
+/// or it holds no token counts.
+fn usage_near_end(p: Protocol, body: &[u8]) -> Option<Tokens> {
+    use serde::Deserialize as _;
+    const KEY: &[u8] = b"\"usage\"";
+    let at = body.windows(KEY.len()).rposition(|w| w == KEY)?;
+    let rest = body[at + KEY.len()..].trim_ascii_start();
+    let rest = rest.strip_prefix(b":")?;
+    let mut de = serde_json::Deserializer::from_slice(rest);
+    let t = UsageFields::deserialize(&mut de).ok()?.tokens(p);
+    t.reported().then_some(t)
 }
 
 /// What the relay measures while it answers one request; interior mutability so the
@@ -284,6 +339,22 @@ struct Inner {
     ttft_ms: VecDeque<u32>,
 }
 
+impl Inner {
+    /// Adds a request of the day `today` counts to its totals: to the source that
+    /// answered, and an error to each source that failed and was moved past (what fell
+    /// over is an error of its own).
+    fn add_today(&mut self, f: &Finished) {
+        let totals = today(&mut self.today, f.provider().unwrap_or("-"));
+        totals.requests += 1;
+        totals.errors += u64::from(f.is_error());
+        totals.input += f.tokens.input.unwrap_or(0);
+        totals.output += f.tokens.output.unwrap_or(0);
+        for failed in &f.failed {
+            today(&mut self.today, provider_of(&failed.endpoint)).errors += 1;
+        }
+    }
+}
+
 /// The in-memory aggregates, shared by every worker.
 #[derive(Debug)]
 pub struct Stats {
@@ -414,30 +485,7 @@ impl Stats {
             inner.day = day;
             inner.today.clear();
         }
-        let today = match inner.today.get_mut(provider) {
-            Some(t) => t,
-            None => inner.today.entry(provider.to_string()).or_default(),
-        };
-        today.requests += 1;
-        today.errors += u64::from(f.is_error());
-        today.input += t.input.unwrap_or(0);
-        today.output += t.output.unwrap_or(0);
-        // A source that failed and was moved past is what fell over: its error too.
-        for failed in &f.failed {
-            let p = provider_of(&failed.endpoint);
-            match inner.today.get_mut(p) {
-                Some(t) => t.errors += 1,
-                None => {
-                    inner.today.insert(
-                        p.to_string(),
-                        Today {
-                            errors: 1,
-                            ..Today::default()
-                        },
-                    );
-                }
-            }
-        }
+        inner.add_today(&f);
 
         if inner.recent.len() == RECENT {
             inner.recent.pop_front();
@@ -459,19 +507,7 @@ impl Stats {
         let skip = earlier.len().saturating_sub(keep);
         for (i, f) in earlier.into_iter().enumerate() {
             if time::days(f.at) == today {
-                let t = f.tokens;
-                let totals = inner
-                    .today
-                    .entry(f.provider().unwrap_or("-").to_string())
-                    .or_default();
-                totals.requests += 1;
-                totals.errors += u64::from(f.is_error());
-                totals.input += t.input.unwrap_or(0);
-                totals.output += t.output.unwrap_or(0);
-                for failed in &f.failed {
-                    let p = provider_of(&failed.endpoint).to_string();
-                    inner.today.entry(p).or_default().errors += 1;
-                }
+                inner.add_today(&f);
             }
             if i >= skip {
                 // Older than anything recorded since start: in front of it, in order.
@@ -579,6 +615,14 @@ pub struct Source {
 fn source<'a>(map: &'a mut BTreeMap<String, SourceCounts>, id: &str) -> &'a mut SourceCounts {
     if !map.contains_key(id) {
         map.insert(id.to_string(), SourceCounts::default());
+    }
+    map.get_mut(id).expect("inserted above")
+}
+
+/// Today's totals of a source, created on first use without allocating on later ones.
+fn today<'a>(map: &'a mut BTreeMap<String, Today>, id: &str) -> &'a mut Today {
+    if !map.contains_key(id) {
+        map.insert(id.to_string(), Today::default());
     }
     map.get_mut(id).expect("inserted above")
 }
@@ -719,6 +763,18 @@ mod tests {
         );
         assert!(!Tokens::from_answer(Protocol::Chat, b"{\"choices\":[]}").reported());
         assert!(!Tokens::from_answer(Protocol::Chat, b"not json").reported());
+        // An escaped "usage" inside the answer's text is not the answer's usage.
+        let quoted = br#"{"choices":[{"message":{"content":"say \"usage\": {\"prompt_tokens\": 99}"}}],"usage":{"prompt_tokens":2,"completion_tokens":1}}"#;
+        assert_eq!(Tokens::from_answer(Protocol::Chat, quoted).input, Some(2));
+        let text_only = br#"{"choices":[{"message":{"content":"the \"usage\" of words"}}]}"#;
+        assert!(!Tokens::from_answer(Protocol::Chat, text_only).reported());
+        // vLLM writes `null` details and extra fields.
+        let vllm = br#"{"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4,"prompt_tokens_details":null}}"#;
+        assert_eq!(Tokens::from_answer(Protocol::Chat, vllm).output, Some(1));
+        // A nested object without counts after the real one: the whole body decides.
+        let nested =
+            br#"{"usage":{"prompt_tokens":3,"completion_tokens":1},"meta":{"usage":{"note":"x"}}}"#;
+        assert_eq!(Tokens::from_answer(Protocol::Chat, nested).input, Some(3));
     }
 
     #[test]
