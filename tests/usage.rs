@@ -690,3 +690,53 @@ fn sources_show_logins_until_they_expire_and_leave_out_unused_builtins() {
     );
     assert!(!s.to_string().contains("at-1"), "no token in the status");
 }
+
+#[test]
+fn the_ledger_rotates_at_max_bytes_keeping_one_previous_file() {
+    let up = chat_mock();
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let p = Proxy::start(&format!(
+        "providers:\n  good:\n    api_base: {}\n    models: [m]\nusage:\n  path: {}\n  max_bytes: 4096\n",
+        up.url(),
+        ledger.display()
+    ));
+    for _ in 0..30 {
+        assert_eq!(
+            p.post(
+                "/v1/chat/completions",
+                Wire::Chat.request("m", false, false)
+            )
+            .status,
+            200
+        );
+    }
+    let previous = dir.path().join("usage.jsonl.1");
+    let lines = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    // Each request is counted, then its line appended at once: all 30 are in the files
+    // a moment after /metrics counts them.
+    let counted = r#"routeplane_requests_total{provider="good",model="m",status="200",inbound="chat_completions"} 30"#;
+    assert!(wait_until(Duration::from_secs(5), || p
+        .get("/metrics")
+        .body
+        .contains(counted)));
+    std::thread::sleep(Duration::from_millis(300));
+    // Lines are ~300 bytes: the file turned over more than once; the oldest lines are gone.
+    assert!(
+        lines(&previous) > 0 && lines(&previous) + lines(&ledger) < 30,
+        "current {} previous {}",
+        lines(&ledger),
+        lines(&previous)
+    );
+    for path in [&ledger, &previous] {
+        let size = std::fs::metadata(path).unwrap().len();
+        assert!(size <= 4096 + 512, "{} is {size} bytes", path.display());
+    }
+    let kept = (lines(&previous) + lines(&ledger)) as u64;
+    assert_eq!(usage_json(&p, &[])["total"]["requests"], kept);
+}
