@@ -156,6 +156,9 @@ pub struct Provider {
     pub key: Option<Secret>,
     /// Where the key came from, for listings (`api_key` or an env var name).
     pub key_source: Option<String>,
+    /// The environment variables a key is read from, in order (built-in hosted
+    /// providers: `ROUTEPLANE_<ID>_API_KEY`, then the vendor's); empty when none is needed.
+    pub key_vars: Vec<String>,
     /// Extra upstream headers.
     pub headers: Vec<(String, String)>,
     /// Declared models.
@@ -403,18 +406,36 @@ fn ids(providers: &[Arc<Provider>]) -> String {
         .join(", ")
 }
 
-/// A built-in provider with nothing configured.
+/// The variables a built-in's key is read from, first found wins:
+/// `ROUTEPLANE_<ID>_API_KEY` (upper case, `-` → `_`), then the vendor's own (`key_env`).
+fn key_vars(b: &Builtin) -> Vec<String> {
+    let Some(vendor) = b.key_env else {
+        return Vec::new();
+    };
+    let own = format!(
+        "ROUTEPLANE_{}_API_KEY",
+        b.id.to_ascii_uppercase().replace('-', "_")
+    );
+    vec![own, vendor.to_string()]
+}
+
+/// A built-in provider with nothing configured; its key comes from the environment.
 fn from_builtin(b: &Builtin) -> Provider {
-    let key = b
-        .key_env
-        .and_then(|var| std::env::var(var).ok())
-        .filter(|k| !k.is_empty());
+    let key_vars = key_vars(b);
+    let found = key_vars.iter().find_map(|var| {
+        std::env::var(var)
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(|k| (k, var.clone()))
+    });
+    let (key, key_source) = found.unzip();
     Provider {
         id: b.id.to_string(),
         api_base: b.api_base.to_string(),
         protocols: vec![("*".to_string(), b.protocol)],
-        key_source: key.as_ref().and(b.key_env.map(str::to_string)),
+        key_source,
         key: key.map(Secret::new),
+        key_vars,
         headers: Vec::new(),
         models: Vec::new(),
         kind: b.kind,
@@ -439,6 +460,7 @@ fn provider(
             protocols: vec![("*".to_string(), Protocol::Chat)],
             key: None,
             key_source: None,
+            key_vars: Vec::new(),
             headers: Vec::new(),
             models: Vec::new(),
             kind: Kind::Hosted,

@@ -141,6 +141,9 @@ enum Outcome {
     ClientGone,
 }
 
+/// Why a stream that ended cleanly before (or without) its end marker failed.
+const EMPTY_STREAM: &str = "the stream ended without its end marker";
+
 /// Runs one request to completion: the main loop.
 pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWriter) -> Served {
     let mut served = Served::default();
@@ -246,7 +249,11 @@ pub fn count_tokens(
 fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
     let status = f.status.unwrap_or(502);
     match &f.body {
-        Some((bytes, ct)) if f.kind == FailKind::Status(status) && same_shape(call, ct) => {
+        // The upstream's own error (a context overflow included) goes out byte for byte.
+        Some((bytes, ct))
+            if matches!(f.kind, FailKind::Status(_) | FailKind::ContextOrFilter)
+                && same_shape(call, ct) =>
+        {
             let _ = out.respond(status, ct, &f.headers, bytes);
         }
         Some((bytes, _)) => {
@@ -401,7 +408,18 @@ fn attempt(
         translate: target.protocol != call.inbound || env.auth.rewrites_body(provider),
     };
     if upstream_stream && reply.content_type.starts_with("text/event-stream") {
-        relay_stream(&t, reply, out, sent)
+        let outcome = relay_stream(&t, reply, out, sent);
+        // A stream that ended cleanly before any event (llama.cpp's answer to a prompt
+        // larger than its context): ask once more, unstreamed, to learn why.
+        if let Outcome::Failed(f) = &outcome
+            && f.kind == FailKind::EarlyEnd
+            && f.reason == EMPTY_STREAM
+            && !env.auth.stream_only(provider)
+            && let Some(why) = upstream::explain_empty_stream(&env.client, &url, &headers, &body)
+        {
+            return upstream_error(settings, why);
+        }
+        outcome
     } else {
         relay_whole(&t, reply, out)
     }
@@ -488,6 +506,9 @@ fn context_or_filter(message: &str, body: &[u8]) -> bool {
     [
         "context_length_exceeded",
         "context window",
+        // llama.cpp: `exceed_context_size_error`, "the request exceeds the available context size".
+        "exceed_context_size",
+        "exceeds the available context size",
         "maximum context length",
         "prompt is too long",
         "content_filter",
@@ -591,7 +612,7 @@ fn relay_stream(t: &Try<'_>, reply: Reply, out: &mut ClientWriter, started: Inst
                     }
                     Piece::Timeout => format!("stalled for {:.0?}", settings.idle_timeout),
                     Piece::Broken(r) => r,
-                    _ => "the stream ended without its end marker".to_string(),
+                    _ => EMPTY_STREAM.to_string(),
                 };
                 return match commit {
                     Commit::Holding(_) if timed_out => fail(FailKind::Timeout, reason),

@@ -30,5 +30,7 @@ mod failover;
 mod protocols;
 // The official Python SDKs (when installed by `make sdk`) as clients.
 mod sdk;
+// Sources: keys from the environment, hosted lists, down and overflowing local servers, login state.
+mod sources;
 // Streams: events arrive as the upstream sends them, client disconnects.
 mod stream;

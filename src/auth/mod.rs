@@ -55,11 +55,24 @@ impl Subscription {
     }
 }
 
+/// What to set (or run) to give a provider a credential, for messages.
+pub fn key_hint(p: &Provider) -> String {
+    // The vendor's variable first: it is the one people already have.
+    let vars: Vec<&str> = p.key_vars.iter().rev().map(String::as_str).collect();
+    let mut hint = format!("set {}", vars.join(" or "));
+    if Subscription::of(&p.id).is_some() {
+        hint.push_str(&format!(", or run `routeplane login {}`", p.id));
+    }
+    hint
+}
+
 /// Tokens read from the store, and when the file was read.
 #[derive(Debug, Default)]
 struct Cache {
     read_at: Option<SystemTime>,
     tokens: HashMap<String, Tokens>,
+    /// Logins a token endpoint refused for good, with its words ("login needed").
+    refused: HashMap<String, String>,
 }
 
 /// Credentials for every provider.
@@ -90,6 +103,7 @@ impl Auth {
         let modified = store.modified();
         if modified.is_none() {
             cache.tokens.clear();
+            cache.refused.clear();
             cache.read_at = None;
         } else if modified != cache.read_at {
             if let Ok(all) = store.load() {
@@ -97,10 +111,30 @@ impl Auth {
                     .keys()
                     .filter_map(|k| store.get(k).ok().flatten().map(|t| (k.clone(), t)))
                     .collect();
+                cache.refused = all
+                    .iter()
+                    .filter_map(|(k, v)| store::refused(v).map(|r| (k.clone(), r)))
+                    .collect();
             }
             cache.read_at = modified;
         }
         cache.tokens.get(key).cloned()
+    }
+
+    /// Why a login was refused for good, when it was: it needs `routeplane login` again.
+    pub fn refused(&self, provider: &str) -> Option<String> {
+        self.tokens(provider)?;
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.refused.get(provider).cloned()
+    }
+
+    /// Every stored login's key (`anthropic`, `openai-codex#work`), sorted.
+    pub fn logins(&self) -> Vec<String> {
+        let _ = self.tokens("");
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys: Vec<String> = cache.tokens.keys().cloned().collect();
+        keys.sort();
+        keys
     }
 
     /// True when a subscription login is stored for the provider.
@@ -125,6 +159,12 @@ impl Auth {
         let sub = Subscription::of(&p.id);
         match (sub, sub.and_then(|_| self.tokens(&p.id))) {
             (Some(sub), Some(_)) => {
+                if let Some(reason) = self.refused(&p.id) {
+                    return Err(Error::LoginNeeded {
+                        provider: p.id.clone(),
+                        reason: format!("login needed: {reason}"),
+                    });
+                }
                 let tokens = self.fresh(p, None)?;
                 h.extend(match sub {
                     Subscription::Anthropic => anthropic::headers(&tokens),
@@ -136,10 +176,23 @@ impl Auth {
                     h.push(("x-api-key".into(), key.expose().to_string()));
                 }
                 Some(key) => h.push(("authorization".into(), format!("Bearer {}", key.expose()))),
+                // A labelled id names a login, never the provider's key.
+                _ if sub.is_some() && p.id.contains('#') => {
+                    return Err(Error::LoginNeeded {
+                        provider: p.id.clone(),
+                        reason: "not logged in".into(),
+                    });
+                }
                 None if p.kind == Kind::Subscription => {
                     return Err(Error::LoginNeeded {
                         provider: p.id.clone(),
                         reason: "not logged in".into(),
+                    });
+                }
+                None if !p.key_vars.is_empty() => {
+                    return Err(Error::NoCredential {
+                        provider: p.id.clone(),
+                        hint: key_hint(p),
                     });
                 }
                 None => {}
@@ -191,7 +244,22 @@ impl Auth {
             Some(Subscription::OpenAiCodex) => openai_codex::refresh(client, &p.auth, &current),
             None => return Ok(current),
         }
-        .map_err(|e| login_needed(e.to_string()))?;
+        .map_err(|e| {
+            if let Error::AuthRefused(words) = &e {
+                // Refused for good: marked in the file, so no refresh is tried again
+                // (by this or another routeplane) until a new login replaces the entry.
+                if let Err(mark) = store.mark_refused(&p.id, current.refresh.expose(), words) {
+                    crate::log::line(format!("cannot mark the {} login: {mark}", p.id));
+                }
+                crate::log::line(format!(
+                    "the {} login was refused ({words}); run `routeplane login {}`",
+                    p.id,
+                    p.id.split('#').next().unwrap_or(&p.id)
+                ));
+                return login_needed(format!("login needed: {words}"));
+            }
+            login_needed(e.to_string())
+        })?;
         // Persist the rotated refresh token before anything uses the new access token.
         store
             .put(&p.id, Some(&renewed))

@@ -22,6 +22,8 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// How many requests came before this one on the same connection (0: a new one).
+    pub on_conn: usize,
 }
 
 impl Recorded {
@@ -169,6 +171,21 @@ impl MockUpstream {
         })
     }
 
+    /// A mock that drops every kept-alive connection when its next request arrives,
+    /// without answering (a server whose idle timer fires just as a request comes in,
+    /// which the client's check before reuse cannot see); new connections get `handler`.
+    pub fn closing_idle(
+        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> MockUpstream {
+        MockUpstream::start(move |req| {
+            if req.on_conn > 0 {
+                Reply::Reset
+            } else {
+                handler(req)
+            }
+        })
+    }
+
     /// The base URL, ending in `/v1`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/v1", self.port)
@@ -204,10 +221,13 @@ fn serve(conn: TcpStream, reqs: &Mutex<Vec<Recorded>>, handler: &Handler, stop: 
     let _ = conn.set_nodelay(true);
     let mut reader = BufReader::new(conn.try_clone().expect("clone conn"));
     let mut conn = conn;
+    let mut on_conn = 0;
     loop {
-        let Some(req) = read_request(&mut reader) else {
+        let Some(mut req) = read_request(&mut reader) else {
             return;
         };
+        req.on_conn = on_conn;
+        on_conn += 1;
         // A stopped mock is gone for kept-alive connections too.
         if stop.load(Ordering::SeqCst) {
             return;
@@ -252,6 +272,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
         path,
         headers,
         body,
+        on_conn: 0,
     })
 }
 
