@@ -123,6 +123,8 @@ pub struct Detect {
     pub interval_secs: f64,
     /// Timeout of one probe.
     pub timeout_secs: f64,
+    /// Seconds between asking hosted providers (with a key or login) for their models.
+    pub hosted_interval_secs: f64,
 }
 
 impl Default for Detect {
@@ -130,6 +132,7 @@ impl Default for Detect {
         Detect {
             interval_secs: 30.0,
             timeout_secs: 0.5,
+            hosted_interval_secs: 3600.0,
         }
     }
 }

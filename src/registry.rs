@@ -258,6 +258,8 @@ pub struct Settings {
     pub detect_interval: Duration,
     /// Detection probe timeout.
     pub detect_timeout: Duration,
+    /// How often hosted providers' model lists are fetched again.
+    pub hosted_interval: Duration,
     /// Grace period for in-flight requests on a graceful stop.
     pub shutdown_grace: Duration,
 }
@@ -628,6 +630,7 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
         cooldown: secs("failover.cooldown_secs", c.failover.cooldown_secs)?,
         detect_interval: secs("detect.interval_secs", c.detect.interval_secs)?,
         detect_timeout: secs("detect.timeout_secs", c.detect.timeout_secs)?,
+        hosted_interval: secs("detect.hosted_interval_secs", c.detect.hosted_interval_secs)?,
         shutdown_grace: secs("shutdown_grace_secs", c.shutdown_grace_secs.unwrap_or(10.0))?,
     })
 }

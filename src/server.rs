@@ -188,27 +188,16 @@ fn admit(
 }
 
 /// Probes local sources once (bounded by the probe timeout, so listening is delayed by
-/// at most that), then again in the background every `detect.interval_secs`.
+/// at most that), then again in the background every `detect.interval_secs`; hosted
+/// lists are fetched in the background at once and every `detect.hosted_interval_secs`.
 fn start_detection(shared: &Arc<Shared>) {
-    let settings = shared.registry().settings.clone();
-    detect::probe_all(
-        &shared.env.client,
-        &shared.registry().providers,
-        &shared.detected,
-        settings.detect_timeout,
-    );
-    let shared = Arc::clone(shared);
+    probe_local(shared, &shared.registry());
+    let local = Arc::clone(shared);
     let spawned = thread::Builder::new().name("detect".into()).spawn(move || {
         loop {
-            let registry = shared.registry();
+            let registry = local.registry();
             thread::sleep(registry.settings.detect_interval);
-            let timeout = registry.settings.detect_timeout;
-            detect::probe_all(
-                &shared.env.client,
-                &registry.providers,
-                &shared.detected,
-                timeout,
-            );
+            probe_local(&local, &local.registry());
         }
     });
     if let Err(e) = spawned {
@@ -216,6 +205,49 @@ fn start_detection(shared: &Arc<Shared>) {
             "local source detection is off: cannot start its thread: {e}"
         ));
     }
+    let hosted = Arc::clone(shared);
+    let spawned = thread::Builder::new().name("hosted".into()).spawn(move || {
+        loop {
+            let registry = hosted.registry();
+            list_hosted(&hosted, &registry);
+            thread::sleep(registry.settings.hosted_interval);
+        }
+    });
+    if let Err(e) = spawned {
+        log::line(format!(
+            "hosted model lists are off: cannot start its thread: {e}"
+        ));
+    }
+}
+
+/// Probes the local sources; one that answers leaves its cool-down at once.
+fn probe_local(shared: &Shared, registry: &Registry) {
+    let sent = Instant::now();
+    let answered = detect::probe_all(
+        &shared.env.client,
+        &registry.providers,
+        &shared.detected,
+        registry.settings.detect_timeout,
+    );
+    for id in answered {
+        shared.env.cooldown.forgive(&id, sent);
+    }
+}
+
+/// Fetches the hosted providers' model lists (internet hosts: the connect timeout, not
+/// the short local probe timeout, bounds each).
+fn list_hosted(shared: &Shared, registry: &Registry) {
+    let timeout = registry
+        .settings
+        .connect_timeout
+        .max(registry.settings.detect_timeout);
+    detect::list_hosted(
+        &shared.env.client,
+        &shared.env.auth,
+        &registry.providers,
+        &shared.detected,
+        timeout,
+    );
 }
 
 /// Starts the thread that turns signals into a graceful stop or a reload.
@@ -241,6 +273,11 @@ fn watch_signals(
                             *shared.registry.write().unwrap_or_else(|p| p.into_inner()) =
                                 Arc::new(registry);
                             log::line(format!("reloaded config: {source}"));
+                            // Keys may have changed: the hosted lists are fetched again.
+                            let shared = Arc::clone(&shared);
+                            let _ = thread::Builder::new()
+                                .name("hosted".into())
+                                .spawn(move || list_hosted(&shared, &shared.registry()));
                         }
                         Err(e) => log::line(format!("reload failed, keeping the old config: {e}")),
                     }
@@ -402,6 +439,17 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
         (Get | Head, "/v1/models") => {
             return Prepared::Json(200, models_list(registry, &shared.detected));
         }
+        // What `routeplane route` and `routeplane providers` cannot know by themselves.
+        (Get | Head, "/routeplane/cooldowns") => {
+            let list: Vec<_> = shared
+                .env
+                .cooldown
+                .snapshot()
+                .into_iter()
+                .map(|(target, left)| json!({"target": target, "secs_left": left.as_secs_f64()}))
+                .collect();
+            return Prepared::Json(200, json!({"cooldowns": list}).to_string());
+        }
         (Post, "/v1/chat/completions") => Protocol::Chat,
         (Post, "/v1/messages" | "/v1/messages/count_tokens") => Protocol::Anthropic,
         (Post, "/v1/responses") => Protocol::Responses,
@@ -447,15 +495,13 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
     };
     let mut resolved = route::resolve_all(registry, &shared.detected, &list);
     // A model no source declares may have appeared on a local server since the last probe.
-    if matches!(resolved, Err(Error::UnknownModel { .. })) && shared.detected.may_probe_on_demand()
+    // So may a source found down since.
+    if matches!(
+        resolved,
+        Err(Error::UnknownModel { .. } | Error::SourceDown { .. })
+    ) && shared.detected.may_probe_on_demand()
     {
-        let timeout = registry.settings.detect_timeout;
-        detect::probe_all(
-            &shared.env.client,
-            &registry.providers,
-            &shared.detected,
-            timeout,
-        );
+        probe_local(shared, registry);
         resolved = route::resolve_all(registry, &shared.detected, &list);
     }
     let targets = match resolved {

@@ -110,16 +110,24 @@ fn missing_config_path_is_an_error() {
 #[test]
 fn route_prints_targets_in_order() {
     let dir = Dir::new();
+    // Nothing listens on these ports: both sources are down.
+    let (a, b) = (free_port(), free_port());
     dir.write(
         "routeplane.yaml",
-        "models:\n  smart:\n    endpoints:\n      - ollama:llama3.1:8b\n      - {provider: vllm, service_id: qwen}\n",
+        &format!("providers:\n  ollama:\n    api_base: http://127.0.0.1:{a}/v1\n  vllm:\n    api_base: http://127.0.0.1:{b}/v1\nmodels:\n  smart:\n    endpoints:\n      - ollama:llama3.1:8b\n      - {{provider: vllm, service_id: qwen}}\n"),
     );
     let out = run(&dir, &["route", "smart"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_text(
         &text(&out.stdout),
-        "1. ollama:llama3.1:8b (chat_completions, http://127.0.0.1:11434/v1/chat/completions)\n2. vllm:qwen (chat_completions, http://127.0.0.1:8000/v1/chat/completions)\n",
+        &format!(
+            "1. ollama:llama3.1:8b (chat_completions, http://127.0.0.1:{a}/v1/chat/completions) down\n2. vllm:qwen (chat_completions, http://127.0.0.1:{b}/v1/chat/completions) down\n"
+        ),
     );
+}
+
+fn free_port() -> u16 {
+    crate::support::MockUpstream::free_port()
 }
 
 #[test]

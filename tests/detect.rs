@@ -178,9 +178,12 @@ fn models_and_providers_commands_show_detection() {
     };
     assert_eq!(
         find("ollama"),
-        json!({"id": "ollama", "api_base": up.url(), "protocol": "chat_completions", "auth": "none", "state": "active"})
+        json!({"id": "ollama", "api_base": up.url(), "protocol": "chat_completions", "auth": "none", "key_variable": null, "key_in_config": false, "state": "active"})
     );
     assert_eq!(find("openai")["state"], "no key");
+    assert_eq!(find("openai")["auth"], "key");
+    assert_eq!(find("openai")["key_variable"], "OPENAI_API_KEY");
+    assert_eq!(find("openai-codex")["auth"], "oauth");
     assert_eq!(find("openai-codex")["state"], "not logged in");
     let text = cli(&dir, &["providers"]);
     assert!(text.starts_with("PROVIDER       API_BASE"), "{text}");

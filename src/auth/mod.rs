@@ -142,6 +142,14 @@ impl Auth {
         Subscription::of(provider).is_some() && self.tokens(provider).is_some()
     }
 
+    /// True when a login's access token can be used now without a refresh (and was
+    /// not refused): background work such as a model list never spends a refresh.
+    pub fn token_fresh(&self, provider: &str) -> bool {
+        self.tokens(provider)
+            .is_some_and(|t| t.expires_at == 0 || t.expires_at > oauth::now() + REFRESH_MARGIN_SECS)
+            && self.refused(provider).is_none()
+    }
+
     /// The expiry (Unix seconds) of a provider's login, if logged in.
     pub fn expires_at(&self, provider: &str) -> Option<u64> {
         self.tokens(provider).map(|t| t.expires_at)
