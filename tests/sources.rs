@@ -2,12 +2,14 @@
 //! local servers that are down or too small, upstream errors passed on unchanged,
 //! stale pooled connections, and subscription state that tells the truth.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::support::upstream::{Recorded, chat_answer};
-use crate::support::{MockUpstream, Proxy, Reply};
+use crate::support::{MockUpstream, Proxy, Reply, wait_until};
 
 fn chat(p: &Proxy, model: &str) -> crate::support::proxy::Resp {
     p.post(
@@ -38,6 +40,7 @@ fn hosted_keys_come_from_routeplane_variables_before_the_vendors() {
     let auths: Vec<_> = up
         .requests()
         .iter()
+        .filter(|r| r.method == "POST")
         .map(|r| r.header("authorization").unwrap_or("").to_string())
         .collect();
     assert_eq!(auths, ["Bearer sk-routeplane", "Bearer sk-or"]);
@@ -180,4 +183,481 @@ fn an_empty_stream_from_an_overflowing_local_server_is_explained() {
         json!({"model": "tiny", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
     );
     assert_eq!(s.header("x-routeplane-provider"), Some("llamacpp"));
+}
+
+/// A mock local server listing `models` whose chat answers come from `chat`.
+fn local(
+    models: &'static [&'static str],
+    chat: impl Fn() -> Reply + Send + Sync + 'static,
+) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    move |req| match req.path.as_str() {
+        "/v1/models" => Reply::json(
+            200,
+            json!({"object": "list", "data": models.iter().map(|m| json!({"id": m})).collect::<Vec<_>>()}),
+        ),
+        _ => chat(),
+    }
+}
+
+#[test]
+fn a_model_whose_local_source_went_down_is_503_naming_the_source() {
+    let llama = MockUpstream::start(local(&["tiny-llama"], || {
+        Reply::json(200, chat_answer("hi"))
+    }));
+    let port = llama.port();
+    let p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 0.3\nproviders:\n  llamacpp:\n    api_base: {}\n",
+        llama.url()
+    ));
+    p.wait_log("source llamacpp is up (1 model)");
+    assert_eq!(chat(&p, "tiny-llama").status, 200);
+    drop(llama);
+    p.wait_log("source llamacpp is down");
+    let resp = chat(&p, "tiny-llama");
+    assert_eq!(resp.status, 503, "{}", resp.body);
+    let msg = resp.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let want = format!("source llamacpp (127.0.0.1:{port}) is down; it served tiny-llama until ");
+    assert!(msg.starts_with(&want) && msg.contains(" UTC"), "{msg}");
+    assert_eq!(
+        chat(&p, "never-served").status,
+        404,
+        "a typo is still a 404"
+    );
+}
+
+#[test]
+fn a_local_source_whose_probe_answers_again_leaves_its_cool_down() {
+    let failing = Arc::new(AtomicBool::new(true));
+    let f = Arc::clone(&failing);
+    let a = MockUpstream::start(local(&["m"], move || {
+        if f.load(Ordering::SeqCst) {
+            Reply::json(500, json!({"error": {"message": "loading"}}))
+        } else {
+            Reply::json(200, chat_answer("from a"))
+        }
+    }));
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let p = Proxy::start(&format!(
+        "failover:\n  cooldown_secs: 600\ndetect:\n  interval_secs: 0.3\nproviders:\n  a:\n    api_base: {}\n    detect: true\n  b:\n    api_base: {}\n    models: [m]\n",
+        a.url(),
+        b.url()
+    ));
+    p.wait_log("source a is up (1 model)");
+    let resp = chat(&p, "m");
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"), "a failed");
+    failing.store(false, Ordering::SeqCst);
+    // Without the probe, a would stay behind b for ten minutes.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            chat(&p, "m").header("x-routeplane-provider") == Some("a")
+        }),
+        "a took traffic again"
+    );
+}
+
+#[test]
+fn route_knows_detected_models_and_shows_state_and_cool_down() {
+    let a = MockUpstream::start(local(&["m"], || {
+        Reply::json(500, json!({"error": {"message": "boom"}}))
+    }));
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let port = MockUpstream::free_port();
+    let yaml = format!(
+        "listen: 127.0.0.1:{port}\nfailover:\n  cooldown_secs: 600\nproviders:\n  a:\n    api_base: {}\n    detect: true\n  b:\n    api_base: {}\n    models: [m]\n  c:\n    api_base: http://127.0.0.1:{}/v1\n    detect: true\n",
+        a.url(),
+        b.url(),
+        MockUpstream::free_port()
+    );
+    let listen = format!("127.0.0.1:{port}");
+    let p = Proxy::start_with(&yaml, &[], &["--listen", &listen]);
+    assert_eq!(p.addr, listen);
+    p.wait_log("source a is up (1 model)");
+    assert_eq!(chat(&p, "m").header("x-routeplane-provider"), Some("b"));
+    let cooling = p.get("/routeplane/cooldowns");
+    assert_eq!(
+        cooling.json()["cooldowns"][0]["target"],
+        "a:m",
+        "{}",
+        cooling.body
+    );
+    let config = p.dir.path().join("routeplane.yaml");
+    let out = std::process::Command::new(crate::support::proxy::bin())
+        .args(["route", "m", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "1. a:m (chat_completions, {}/chat/completions) cooling down until ",
+            a.url()
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "2. b:m (chat_completions, {}/chat/completions) active",
+            b.url()
+        )
+    );
+    let out = std::process::Command::new(crate::support::proxy::bin())
+        .args(["route", "c:x", "-c", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with(") down\n"));
+}
+
+/// A mock hosted API: `GET /v1/models` lists what `listed` holds, anything else answers.
+fn hosted(
+    listed: Arc<Mutex<Vec<String>>>,
+    answer: Reply,
+) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    move |req| {
+        if req.method == "GET" && req.path.starts_with("/v1/models") {
+            let data: Vec<_> = listed
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|m| json!({"id": m, "object": "model"}))
+                .collect();
+            Reply::json(
+                200,
+                json!({"object": "list", "data": data, "has_more": false}),
+            )
+        } else {
+            answer.clone()
+        }
+    }
+}
+
+fn ids(p: &Proxy) -> Vec<String> {
+    p.get("/v1/models").json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn hosted_lists_are_fetched_with_the_key_so_bare_names_reach_them_and_sighup_refreshes() {
+    let listed = Arc::new(Mutex::new(vec!["gpt-a".to_string()]));
+    let openai = MockUpstream::start(hosted(
+        Arc::clone(&listed),
+        Reply::json(200, chat_answer("from openai")),
+    ));
+    let anthropic = MockUpstream::start(hosted(
+        Arc::new(Mutex::new(vec!["claude-z".to_string()])),
+        crate::support::wire::Wire::Anthropic.reply(false, false),
+    ));
+    let p = Proxy::start_with(
+        &format!(
+            "providers:\n  openai:\n    api_base: {}\n  anthropic:\n    api_base: {}\n",
+            openai.url(),
+            anthropic.url()
+        ),
+        &[("OPENAI_API_KEY", "sk-o"), ("ANTHROPIC_API_KEY", "sk-a")],
+        &[],
+    );
+    p.wait_log("source openai is up (1 model)");
+    p.wait_log("source anthropic is up (1 model)");
+    let resp = chat(&p, "gpt-a");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("openai"));
+    let resp = p.post(
+        "/v1/messages",
+        json!({"model": "claude-z", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("anthropic"));
+    let listing = openai.requests()[0].clone();
+    assert_eq!(
+        (listing.method.as_str(), listing.path.as_str()),
+        ("GET", "/v1/models")
+    );
+    assert_eq!(listing.header("authorization"), Some("Bearer sk-o"));
+    let listing = anthropic.requests()[0].clone();
+    assert_eq!(listing.path, "/v1/models?limit=1000");
+    assert_eq!(listing.header("x-api-key"), Some("sk-a"));
+    assert!(listing.header("anthropic-version").is_some());
+    let all = ids(&p);
+    for want in ["gpt-a", "openai:gpt-a", "claude-z", "anthropic:claude-z"] {
+        assert!(all.contains(&want.to_string()), "{want} in {all:?}");
+    }
+
+    listed.lock().unwrap().push("gpt-b".into());
+    p.signal("HUP");
+    p.wait_log("source openai is up (2 models)");
+    assert_eq!(
+        chat(&p, "gpt-b").header("x-routeplane-provider"),
+        Some("openai")
+    );
+}
+
+#[test]
+fn hosted_lists_are_fetched_again_every_interval() {
+    let openai = MockUpstream::start(hosted(
+        Arc::new(Mutex::new(vec!["gpt-a".to_string()])),
+        Reply::json(200, chat_answer("x")),
+    ));
+    let _p = Proxy::start_with(
+        &format!(
+            "detect:\n  hosted_interval_secs: 0.2\nproviders:\n  openrouter:\n    api_base: {}\n",
+            openai.url()
+        ),
+        &[("ROUTEPLANE_OPENROUTER_API_KEY", "sk-r")],
+        &[],
+    );
+    assert!(wait_until(Duration::from_secs(10), || openai.count() >= 3));
+    assert!(
+        openai
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization") == Some("Bearer sk-r"))
+    );
+}
+
+/// Writes a token file holding `entries` (`key`, access, refresh, seconds left).
+fn token_file(dir: &crate::support::Dir, entries: &[(&str, &str, &str, i64)]) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let creds: serde_json::Map<String, serde_json::Value> = entries
+        .iter()
+        .map(|(key, access, refresh, left)| {
+            (
+                key.to_string(),
+                json!({"access_token": access, "refresh_token": refresh, "expires_at": now + left}),
+            )
+        })
+        .collect();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let path = dir.write(
+        "data/auth.json",
+        &json!({"version": 1, "credentials": creds}).to_string(),
+    );
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_subscription_list_serves_only_when_named_never_through_a_bare_name() {
+    let up = MockUpstream::start(hosted(
+        Arc::new(Mutex::new(vec!["claude-sub".to_string()])),
+        crate::support::wire::Wire::Anthropic.reply(false, false),
+    ));
+    let dir = crate::support::Dir::new();
+    let auth_file = token_file(&dir, &[("anthropic", "at-live", "rt", 86_400)]);
+    let p = Proxy::start_with(
+        &format!("providers:\n  anthropic:\n    api_base: {}\n", up.url()),
+        &[("ROUTEPLANE_AUTH_FILE", &auth_file)],
+        &[],
+    );
+    p.wait_log("source anthropic is up (1 model)");
+    assert_eq!(
+        up.requests()[0].header("authorization"),
+        Some("Bearer at-live"),
+        "listed with the login's token"
+    );
+    assert_eq!(
+        chat(&p, "claude-sub").status,
+        404,
+        "no bare cascade to a plan"
+    );
+    let resp = chat(&p, "anthropic:claude-sub");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let all = ids(&p);
+    assert!(all.contains(&"anthropic:claude-sub".to_string()), "{all:?}");
+    assert!(!all.contains(&"claude-sub".to_string()), "{all:?}");
+}
+
+fn cli(dir: &crate::support::Dir, env: &[(&str, &str)], args: &[&str]) -> String {
+    let out = std::process::Command::new(crate::support::proxy::bin())
+        .args(args)
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENROUTER_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_refresh_refused_for_good_means_login_needed_until_a_new_login() {
+    let oauth = crate::support::oauth::MockOAuth::start(3600);
+    let up = MockUpstream::always(crate::support::wire::Wire::Anthropic.reply(false, false));
+    let dir = crate::support::Dir::new();
+    // Expiring within the refresh margin, with a refresh token the server revoked.
+    let auth_file = token_file(&dir, &[("anthropic", "at-old", "rt-stale", 60)]);
+    let yaml = format!(
+        "providers:\n  anthropic:\n    api_base: {}\n    models: [claude-x]\n{}",
+        up.url(),
+        oauth.auth_block("https://example.invalid/callback")
+    );
+    let config = dir.write("routeplane.yaml", &yaml);
+    let p = Proxy::start_with(&yaml, &[("ROUTEPLANE_AUTH_FILE", &auth_file)], &[]);
+    let ask = || {
+        p.post(
+            "/v1/messages",
+            json!({"model": "anthropic:claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    };
+    for _ in 0..2 {
+        let resp = ask();
+        assert_eq!(resp.status, 401, "{}", resp.body);
+        assert_eq!(resp.json()["error"]["type"], "authentication_error");
+        let msg = resp.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            msg.contains("login needed") && msg.ends_with("run `routeplane login anthropic`"),
+            "{msg}"
+        );
+    }
+    let token_calls = oauth
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/token")
+        .count();
+    assert_eq!(token_calls, 1, "no refresh after the refusal");
+    assert_eq!(up.count(), 0);
+    let env = [("ROUTEPLANE_AUTH_FILE", auth_file.as_str())];
+    let v: serde_json::Value = serde_json::from_str(&cli(
+        &dir,
+        &env,
+        &["providers", "--json", "-c", config.to_str().unwrap()],
+    ))
+    .unwrap();
+    let row = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "anthropic")
+        .unwrap();
+    assert_eq!(
+        (row["auth"].as_str(), row["state"].as_str()),
+        (Some("oauth"), Some("login needed"))
+    );
+
+    // A new login (the file changes) ends it.
+    token_file(&dir, &[("anthropic", "at-new", "rt-0", 60)]);
+    let resp = ask();
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(oauth.refreshes(), 1);
+}
+
+#[test]
+fn providers_lists_each_login_with_what_is_true_of_it() {
+    let up = MockUpstream::start(hosted(
+        Arc::new(Mutex::new(vec![])),
+        Reply::json(200, chat_answer("x")),
+    ));
+    let dir = crate::support::Dir::new();
+    let auth_file = token_file(
+        &dir,
+        &[
+            ("openai-codex", "at-1", "rt-1", 86_400),
+            ("anthropic#work", "at-2", "rt-2", 86_400),
+        ],
+    );
+    let config = dir.write(
+        "routeplane.yaml",
+        &format!(
+            "providers:\n  openai:\n    api_base: {}\n  mine:\n    api_base: {}\n    api_key: k\n",
+            up.url(),
+            up.url()
+        ),
+    );
+    let env = [
+        ("ROUTEPLANE_AUTH_FILE", auth_file.as_str()),
+        ("ROUTEPLANE_OPENAI_API_KEY", "sk-x"),
+    ];
+    let cfg = config.to_str().unwrap();
+    let rows = |dir: &crate::support::Dir| -> Vec<serde_json::Value> {
+        serde_json::from_str::<serde_json::Value>(&cli(
+            dir,
+            &env,
+            &["providers", "--json", "-c", cfg],
+        ))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+    };
+    let v = rows(&dir);
+    let row = |id: &str| {
+        v.iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} in {v:?}"))
+    };
+    assert_eq!(
+        (
+            row("openai")["auth"].clone(),
+            row("openai")["key_variable"].clone(),
+            row("openai")["state"].clone()
+        ),
+        (
+            json!("key"),
+            json!("ROUTEPLANE_OPENAI_API_KEY"),
+            json!("active")
+        )
+    );
+    assert_eq!(
+        (
+            row("openrouter")["key_variable"].clone(),
+            row("openrouter")["state"].clone()
+        ),
+        (json!("OPENROUTER_API_KEY"), json!("no key"))
+    );
+    assert_eq!(
+        (
+            row("mine")["auth"].clone(),
+            row("mine")["key_in_config"].clone()
+        ),
+        (json!("key"), json!(true))
+    );
+    assert_eq!(row("anthropic")["state"], "no key");
+    for id in ["anthropic#work", "openai-codex"] {
+        assert_eq!(row(id)["auth"], "oauth");
+        let state = row(id)["state"].as_str().unwrap().to_string();
+        assert!(
+            state.starts_with("logged in until 2") && state.ends_with(" UTC"),
+            "{id}: {state}"
+        );
+    }
+    assert_eq!(row("ollama")["auth"], "none");
+    let table = cli(&dir, &env, &["providers", "-c", cfg]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("anthropic#work ") && l.contains(" oauth ")),
+        "{table}"
+    );
+    assert!(table.contains("key (ROUTEPLANE_OPENAI_API_KEY)"), "{table}");
+
+    cli(&dir, &env, &["logout", "openai-codex"]);
+    let v = rows(&dir);
+    let codex = v.iter().find(|r| r["id"] == "openai-codex").unwrap();
+    assert_eq!(codex["state"], "not logged in");
 }
