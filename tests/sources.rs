@@ -661,3 +661,124 @@ fn providers_lists_each_login_with_what_is_true_of_it() {
     let codex = v.iter().find(|r| r["id"] == "openai-codex").unwrap();
     assert_eq!(codex["state"], "not logged in");
 }
+
+#[test]
+fn overriding_device_url_alone_moves_the_whole_device_flow() {
+    let oauth = MockUpstream::start(|req| match req.path.as_str() {
+        "/api/accounts/deviceauth/usercode" => Reply::json(
+            200,
+            json!({"device_auth_id": "dev-1", "user_code": "WXYZ-0000", "interval": "0"}),
+        ),
+        "/api/accounts/deviceauth/token" => Reply::json(
+            200,
+            json!({"authorization_code": "code", "code_verifier": "v", "code_challenge": "c"}),
+        ),
+        "/oauth/token" => Reply::json(
+            200,
+            json!({"access_token": "at", "refresh_token": "rt", "expires_in": 3600, "id_token": crate::support::oauth::id_token("acct")}),
+        ),
+        _ => Reply::json(418, json!({"error": "unexpected path"})),
+    });
+    let origin = format!("http://127.0.0.1:{}", oauth.port());
+    let dir = crate::support::Dir::new();
+    let config = dir.write(
+        "routeplane.yaml",
+        &format!(
+            "providers:\n  openai-codex:\n    auth:\n      device_url: {origin}/api/accounts/deviceauth/usercode\n"
+        ),
+    );
+    let out = std::process::Command::new(crate::support::proxy::bin())
+        .args([
+            "login",
+            "openai-codex",
+            "--device",
+            "-c",
+            config.to_str().unwrap(),
+        ])
+        .env("ROUTEPLANE_AUTH_FILE", dir.path().join("auth.json"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "open {origin}/codex/device and enter the code WXYZ-0000"
+        )),
+        "{err}"
+    );
+    let paths: Vec<String> = oauth.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/accounts/deviceauth/usercode",
+            "/api/accounts/deviceauth/token",
+            "/oauth/token"
+        ]
+    );
+    let exchange = String::from_utf8_lossy(&oauth.requests()[2].body).into_owned();
+    assert!(
+        exchange.contains("deviceauth%2Fcallback") && exchange.contains("127.0.0.1"),
+        "the device redirect is on the same origin: {exchange}"
+    );
+}
+
+#[test]
+fn a_browser_login_without_a_callback_points_to_device() {
+    use std::io::BufRead;
+    let port = MockUpstream::free_port();
+    let dir = crate::support::Dir::new();
+    let config = dir.write(
+        "routeplane.yaml",
+        &format!(
+            "providers:\n  openai-codex:\n    auth:\n      authorize_url: http://127.0.0.1:9/authorize\n      redirect_uri: http://localhost:{port}/auth/callback\n"
+        ),
+    );
+    let mut child = std::process::Command::new(crate::support::proxy::bin())
+        .args([
+            "login",
+            "openai-codex",
+            "--no-browser",
+            "-c",
+            config.to_str().unwrap(),
+        ])
+        .env("ROUTEPLANE_AUTH_FILE", dir.path().join("auth.json"))
+        .env("ROUTEPLANE_TEST_LOGIN_HINT_SECS", "0.5")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            seen.push(line);
+        }
+        if seen.iter().any(|l| l.contains("--device")) {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let waiting = seen
+        .iter()
+        .position(|l| l.contains("waiting for the browser"));
+    let hint = seen.iter().position(|l| {
+        l.contains("No browser on this machine?")
+            && l.contains("`routeplane login openai-codex --device`")
+    });
+    assert!(
+        waiting.is_some() && hint > waiting,
+        "the hint follows the wait: {seen:#?}"
+    );
+}
