@@ -42,8 +42,14 @@ pub fn resolve(reg: &Registry, detected: &Detected, model: &str) -> Result<Vec<T
     let targets: Vec<Target> = reg
         .providers
         .iter()
-        // Cheapest test first: only detected sources have a state to look up.
-        .filter(|p| (p.declares(model) || detected.cascades(&p.id, model)) && detected.is_active(p))
+        // Cheapest test first: only listed sources (local servers, and hosted providers
+        // asked with their key; a list fetched with a login never cascades) have a
+        // state to look up.
+        .filter(|p| {
+            (p.declares(model)
+                || ((p.detect || p.key.is_some()) && detected.cascades(&p.id, model)))
+                && detected.is_active(p)
+        })
         .map(|p| Target::new(p, model))
         .collect();
     if targets.is_empty() {
