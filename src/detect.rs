@@ -35,8 +35,9 @@ const HOSTED_LISTINGS: &[(&str, &str)] = &[
     ("anthropic", "?limit=1000"),
 ];
 
-/// The most bytes read from one model listing.
-const LISTING_LIMIT: u64 = 4 * 1024 * 1024;
+/// The most bytes read from one model listing (OpenRouter's, with descriptions and
+/// prices for every model, is the largest).
+const LISTING_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// How often an unknown model may trigger a probe of every source.
 const ON_DEMAND_GAP: Duration = Duration::from_secs(1);

@@ -155,9 +155,7 @@ fn an_empty_stream_from_an_overflowing_local_server_is_explained() {
     assert_eq!(err["code"], "context_length_exceeded");
     let msg = err["message"].as_str().unwrap();
     assert!(
-        msg.starts_with(
-            "the prompt (5000 tokens) is larger than the model's context window (4096 tokens)"
-        ),
+        msg.starts_with("prompt is too long: 5000 tokens > 4096 maximum; "),
         "{msg}"
     );
     let asked: Vec<_> = llama
@@ -171,6 +169,22 @@ fn an_empty_stream_from_an_overflowing_local_server_is_explained() {
         "asked once more, unstreamed"
     );
     assert_eq!(llama.requests()[1].json()["max_tokens"], 1);
+
+    // Claude Code's protocol: the same words, which it knows as a cue to compact.
+    let resp = p.post(
+        "/v1/messages",
+        json!({"model": "tiny", "stream": true, "max_tokens": 5, "messages": [{"role": "user", "content": "x".repeat(3000)}]}),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(resp.json()["error"]["type"], "invalid_request_error");
+    let msg = resp.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.starts_with("prompt is too long: 5000 tokens > 4096 maximum"),
+        "{msg}"
+    );
 
     // In a virtual model the overflow moves on to the next endpoint.
     let s = p.stream("/v1/chat/completions", long_prompt("agent"));

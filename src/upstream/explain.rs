@@ -100,17 +100,15 @@ fn context_error(body: &[u8]) -> Option<Vec<u8>> {
     // llama.cpp names both numbers; others may name neither.
     let prompt = err["n_prompt_tokens"].as_u64();
     let window = err["n_ctx"].as_u64();
+    // Worded as Anthropic words it ("prompt is too long: N tokens > M maximum"): agents
+    // such as Claude Code recognise that and compact their context.
     let what = match (prompt, window) {
-        (Some(p), Some(w)) => format!(
-            "the prompt ({p} tokens) is larger than the model's context window ({w} tokens)"
-        ),
-        (Some(p), None) => {
-            format!("the prompt ({p} tokens) is larger than the model's context window")
-        }
+        (Some(p), Some(w)) => format!("prompt is too long: {p} tokens > {w} maximum"),
+        (Some(p), None) => format!("prompt is too long: {p} tokens > the model's context window"),
         (None, Some(w)) => {
-            format!("the prompt is larger than the model's context window ({w} tokens)")
+            format!("prompt is too long: more than {w} tokens, the model's context window")
         }
-        (None, None) => "the prompt is larger than the model's context window".to_string(),
+        (None, None) => "prompt is too long for the model's context window".to_string(),
     };
     let message = format!(
         "{what}; shorten it, or give the model a larger context (llama.cpp: --ctx-size; \
@@ -137,9 +135,7 @@ mod tests {
         assert_eq!(v["error"]["code"], "context_length_exceeded");
         let msg = v["error"]["message"].as_str().unwrap();
         assert!(
-            msg.starts_with(
-                "the prompt (5000 tokens) is larger than the model's context window (4096 tokens)"
-            ),
+            msg.starts_with("prompt is too long: 5000 tokens > 4096 maximum; "),
             "{msg}"
         );
         assert!(context_error(br#"{"error":{"message":"bad temperature"}}"#).is_none());
