@@ -66,6 +66,9 @@ pub struct Detected {
     states: RwLock<HashMap<String, SourceState>>,
     /// When an unknown model last triggered a probe.
     last_on_demand: Mutex<Option<Instant>>,
+    /// The logins, once known: a provider listed with its key stops cascading the
+    /// moment a login takes over its requests, not at the next list.
+    auth: std::sync::OnceLock<Arc<Auth>>,
 }
 
 impl Detected {
@@ -87,14 +90,27 @@ impl Detected {
     /// True when a bare `model` may cascade to the provider: it listed the model, and
     /// not through a subscription login.
     pub fn cascades(&self, provider: &str, model: &str) -> bool {
-        self.read()
+        let listed = self
+            .read()
             .get(provider)
-            .is_some_and(|s| s.up && !s.pinned_only && s.models.iter().any(|m| m == model))
+            .is_some_and(|s| s.up && !s.pinned_only && s.models.iter().any(|m| m == model));
+        listed && !self.login_took_over(provider)
+    }
+
+    /// True when a login now carries the provider's requests (it wins over a key).
+    fn login_took_over(&self, provider: &str) -> bool {
+        Subscription::of(provider).is_some()
+            && self.auth.get().is_some_and(|a| a.logged_in(provider))
+    }
+
+    /// Lets [`Detected::cascades`] see logins made after a list was fetched.
+    pub fn watch_logins(&self, auth: &Arc<Auth>) {
+        let _ = self.auth.set(Arc::clone(auth));
     }
 
     /// True when the provider's listed models may be named bare.
     pub fn bare_names(&self, provider: &str) -> bool {
-        self.read().get(provider).is_none_or(|s| !s.pinned_only)
+        self.read().get(provider).is_none_or(|s| !s.pinned_only) && !self.login_took_over(provider)
     }
 
     /// When a source that is down now last served `model`, if it did.

@@ -48,6 +48,7 @@ pub struct Shared {
 impl Shared {
     /// Builds the shared state for a registry.
     pub fn new(registry: Registry, auth: Arc<Auth>, detected: Arc<Detected>) -> Shared {
+        detected.watch_logins(&auth);
         let env = Env {
             client: upstream::Client::new(&registry.settings),
             auth,

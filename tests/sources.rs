@@ -796,3 +796,32 @@ fn a_browser_login_without_a_callback_points_to_device() {
         "the hint follows the wait: {seen:#?}"
     );
 }
+
+#[test]
+fn a_login_made_after_a_key_listed_the_models_ends_their_bare_names() {
+    let up = MockUpstream::start(hosted(
+        Arc::new(Mutex::new(vec!["claude-z".to_string()])),
+        crate::support::wire::Wire::Anthropic.reply(false, false),
+    ));
+    let dir = crate::support::Dir::new();
+    let auth_file = dir.path().join("data/auth.json");
+    let p = Proxy::start_with(
+        &format!("providers:\n  anthropic:\n    api_base: {}\n", up.url()),
+        &[
+            ("ANTHROPIC_API_KEY", "sk-a"),
+            ("ROUTEPLANE_AUTH_FILE", auth_file.to_str().unwrap()),
+        ],
+        &[],
+    );
+    p.wait_log("source anthropic is up (1 model)");
+    assert_eq!(chat(&p, "claude-z").status, 200, "listed with the key");
+    token_file(&dir, &[("anthropic", "at-plan", "rt", 86_400)]);
+    assert_eq!(
+        chat(&p, "claude-z").status,
+        404,
+        "the plan is not spent on a bare name"
+    );
+    assert_eq!(chat(&p, "anthropic:claude-z").status, 200);
+    let last = up.requests().pop().unwrap();
+    assert_eq!(last.header("authorization"), Some("Bearer at-plan"));
+}

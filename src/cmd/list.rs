@@ -89,6 +89,7 @@ pub(crate) fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Arc<Au
         routeplane::paths::auth_file().map(Store::new),
         client.clone(),
     ));
+    detected.watch_logins(&auth);
     let hosted = {
         let (client, auth, detected) = (client.clone(), Arc::clone(&auth), Arc::clone(&detected));
         let providers = registry.providers.clone();
