@@ -12,6 +12,13 @@ fn run(dir: &Dir, args: &[&str]) -> Output {
         .env("HOME", dir.path())
         .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENROUTER_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ROUTEPLANE_OPENAI_API_KEY")
+        .env_remove("ROUTEPLANE_OPENROUTER_API_KEY")
+        .env_remove("ROUTEPLANE_ANTHROPIC_API_KEY")
+        .env_remove("ROUTEPLANE_AUTH_FILE")
+        .env_remove("XDG_DATA_HOME")
         .output()
         .expect("run routeplane")
 }

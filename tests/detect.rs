@@ -136,6 +136,12 @@ fn cli(dir: &Dir, args: &[&str]) -> String {
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENROUTER_API_KEY")
         .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ROUTEPLANE_OPENAI_API_KEY")
+        .env_remove("ROUTEPLANE_OPENROUTER_API_KEY")
+        .env_remove("ROUTEPLANE_ANTHROPIC_API_KEY")
+        .env_remove("ROUTEPLANE_AUTH_FILE")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", dir.path())
         .output()
         .unwrap();
     assert!(

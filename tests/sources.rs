@@ -11,6 +11,24 @@ use serde_json::json;
 use crate::support::upstream::{Recorded, chat_answer};
 use crate::support::{MockUpstream, Proxy, Reply, wait_until};
 
+/// The binary, with no hosted key from the developer's environment (a key would send
+/// model-list requests to the internet).
+fn routeplane() -> std::process::Command {
+    let mut cmd = std::process::Command::new(crate::support::proxy::bin());
+    for var in [
+        "OPENAI_API_KEY",
+        "OPENROUTER_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "ROUTEPLANE_OPENAI_API_KEY",
+        "ROUTEPLANE_OPENROUTER_API_KEY",
+        "ROUTEPLANE_ANTHROPIC_API_KEY",
+        "ROUTEPLANE_AUTH_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 fn chat(p: &Proxy, model: &str) -> crate::support::proxy::Resp {
     p.post(
         "/v1/chat/completions",
@@ -298,8 +316,10 @@ fn route_knows_detected_models_and_shows_state_and_cool_down() {
         cooling.body
     );
     let config = p.dir.path().join("routeplane.yaml");
-    let out = std::process::Command::new(crate::support::proxy::bin())
+    let out = routeplane()
         .args(["route", "m", "-c", config.to_str().unwrap()])
+        .env("HOME", p.dir.path())
+        .env_remove("XDG_DATA_HOME")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -324,8 +344,10 @@ fn route_knows_detected_models_and_shows_state_and_cool_down() {
             b.url()
         )
     );
-    let out = std::process::Command::new(crate::support::proxy::bin())
+    let out = routeplane()
         .args(["route", "c:x", "-c", config.to_str().unwrap()])
+        .env("HOME", p.dir.path())
+        .env_remove("XDG_DATA_HOME")
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).ends_with(") down\n"));
@@ -496,14 +518,11 @@ fn a_subscription_list_serves_only_when_named_never_through_a_bare_name() {
 }
 
 fn cli(dir: &crate::support::Dir, env: &[(&str, &str)], args: &[&str]) -> String {
-    let out = std::process::Command::new(crate::support::proxy::bin())
+    let out = routeplane()
         .args(args)
         .current_dir(dir.path())
         .env("HOME", dir.path())
         .env("XDG_CONFIG_HOME", dir.path().join("config"))
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENROUTER_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY")
         .envs(env.iter().copied())
         .output()
         .unwrap();
@@ -701,7 +720,7 @@ fn overriding_device_url_alone_moves_the_whole_device_flow() {
             "providers:\n  openai-codex:\n    auth:\n      device_url: {origin}/api/accounts/deviceauth/usercode\n"
         ),
     );
-    let out = std::process::Command::new(crate::support::proxy::bin())
+    let out = routeplane()
         .args([
             "login",
             "openai-codex",
@@ -747,7 +766,7 @@ fn a_browser_login_without_a_callback_points_to_device() {
             "providers:\n  openai-codex:\n    auth:\n      authorize_url: http://127.0.0.1:9/authorize\n      redirect_uri: http://localhost:{port}/auth/callback\n"
         ),
     );
-    let mut child = std::process::Command::new(crate::support::proxy::bin())
+    let mut child = routeplane()
         .args([
             "login",
             "openai-codex",
