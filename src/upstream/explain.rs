@@ -12,10 +12,10 @@ use super::{Client, Reply};
 /// The most bytes of the second answer read.
 const LIMIT: u64 = 1024 * 1024;
 
-/// Asks `url` again without streaming; the answer when it is an error, as the relay
-/// classifies upstream errors. A context-window error comes back as OpenAI's 400
-/// `context_length_exceeded`, naming the prompt's size and the window when the source
-/// said them. `None` when the second ask succeeds or cannot be made.
+/// Asks `url` again without streaming; when the answer is a context-window error, it
+/// comes back as OpenAI's 400 `context_length_exceeded` (for the relay to classify as
+/// upstream errors are), naming the prompt's size and the window when the source said
+/// them. `None` for anything else: the empty stream then stays an early end.
 pub fn explain_empty_stream(
     client: &Client,
     url: &str,
@@ -51,25 +51,20 @@ pub fn explain_empty_stream(
     if (200..300).contains(&reply.status) {
         return None;
     }
-    let (status, content_type, passed, retry_after) = (
-        reply.status,
-        reply.content_type.clone(),
-        reply.headers.clone(),
-        reply.retry_after,
-    );
+    let (passed, retry_after) = (reply.headers.clone(), reply.retry_after);
     let answer = reply.read_all(LIMIT).ok()?;
-    let (status, content_type, answer) = match context_error(&answer) {
-        Some(normal) => (400, "application/json".to_string(), normal),
-        None => (status, content_type, answer),
-    };
+    // Only a context-window error explains an empty stream: any other error may be about
+    // the changes made for this second ask (a model that refuses `max_tokens`), so the
+    // empty stream stays what it was.
+    let normal = context_error(&answer)?;
     Some(Reply {
-        status,
-        content_type,
+        status: 400,
+        content_type: "application/json".to_string(),
         headers: passed,
         retry_after,
         body: ureq::Body::builder()
             .mime_type("application/json")
-            .data(answer),
+            .data(normal),
     })
 }
 
