@@ -193,11 +193,13 @@ fn models_and_providers_commands_show_detection() {
     assert_eq!(find("openai-codex")["state"], "not logged in");
     let text = cli(&dir, &["providers"]);
     assert!(text.starts_with("PROVIDER       API_BASE"), "{text}");
+    // The AUTH column is as wide as its longest entry, `key (OPENROUTER_API_KEY)`.
     assert!(
         text.contains(&format!(
-            "ollama         {:<40} chat_completions   none                   active",
+            "ollama         {:<40} chat_completions   none                     active",
             up.url()
         )),
         "{text}"
     );
+    assert!(text.contains("key (OPENROUTER_API_KEY) no key\n"), "{text}");
 }

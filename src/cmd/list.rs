@@ -292,16 +292,24 @@ pub(crate) fn run_providers(
         println!("{}", serde_json::Value::Array(list));
         return Ok(ExitCode::SUCCESS);
     }
+    let rows: Vec<_> = rows
+        .into_iter()
+        .map(|(id, base, proto, auth, key_from, state)| {
+            let auth = match key_from {
+                Some(from) => format!("{auth} ({from})"),
+                None => auth.to_string(),
+            };
+            (id, base, proto, auth, state)
+        })
+        .collect();
+    let id_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(14);
+    let auth_w = rows.iter().map(|r| r.3.len()).max().unwrap_or(0).max(22);
     println!(
-        "{:<14} {:<40} {:<18} {:<22} STATE",
+        "{:<id_w$} {:<40} {:<18} {:<auth_w$} STATE",
         "PROVIDER", "API_BASE", "PROTOCOL", "AUTH"
     );
-    for (id, base, proto, auth, key_from, state) in rows {
-        let auth = match key_from {
-            Some(from) => format!("{auth} ({from})"),
-            None => auth.to_string(),
-        };
-        println!("{id:<14} {base:<40} {proto:<18} {auth:<22} {state}");
+    for (id, base, proto, auth, state) in rows {
+        println!("{id:<id_w$} {base:<40} {proto:<18} {auth:<auth_w$} {state}");
     }
     Ok(ExitCode::SUCCESS)
 }
