@@ -433,6 +433,59 @@ mod tests {
     }
 
     #[test]
+    fn times_and_hosts_read_as_people_write_them() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_796_182_980); // 2026-12-02 03:43 UTC
+        assert_eq!(utc_datetime(t), "2026-12-02 03:43 UTC");
+        assert_eq!(utc_time(t), "03:43 UTC");
+        assert_eq!(
+            utc_datetime(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29 00:00 UTC"
+        );
+        assert_eq!(host_of("http://127.0.0.1:8080/v1"), "127.0.0.1:8080");
+        assert_eq!(host_of("https://api.openai.com"), "api.openai.com");
+    }
+
+    #[test]
+    fn a_source_that_goes_down_remembers_what_it_served() {
+        let d = Detected::default();
+        d.set("llamacpp", up(vec!["tiny".into()]));
+        assert!(
+            d.served_until("llamacpp", "tiny").is_none(),
+            "up: nothing to explain"
+        );
+        let down = SourceState {
+            reason: "connection refused".into(),
+            ..SourceState::default()
+        };
+        d.set("llamacpp", down.clone());
+        d.set("llamacpp", down);
+        assert!(
+            d.served_until("llamacpp", "tiny").is_some(),
+            "remembered while down"
+        );
+        assert!(d.served_until("llamacpp", "other").is_none());
+        d.set("llamacpp", up(vec![]));
+        assert!(d.served_until("llamacpp", "tiny").is_none());
+    }
+
+    #[test]
+    fn a_list_fetched_with_a_login_never_cascades() {
+        let d = Detected::default();
+        d.set(
+            "anthropic",
+            SourceState {
+                pinned_only: true,
+                ..up(vec!["claude".into()])
+            },
+        );
+        assert!(d.serves("anthropic", "claude"));
+        assert!(!d.cascades("anthropic", "claude"));
+        assert!(!d.bare_names("anthropic"));
+        d.set("openai", up(vec!["gpt".into()]));
+        assert!(d.cascades("openai", "gpt"));
+    }
+
+    #[test]
     fn on_demand_probes_are_rate_limited() {
         let d = Detected::default();
         assert!(d.may_probe_on_demand());

@@ -718,6 +718,23 @@ mod tests {
     }
 
     #[test]
+    fn key_variables_put_routeplane_first_and_spell_ids_in_upper_case() {
+        let b = Builtin {
+            id: "my-cloud",
+            api_base: "https://x/v1",
+            protocol: Protocol::Chat,
+            key_env: Some("MY_CLOUD_KEY"),
+            kind: Kind::Hosted,
+        };
+        assert_eq!(
+            key_vars(&b),
+            ["ROUTEPLANE_MY_CLOUD_API_KEY", "MY_CLOUD_KEY"]
+        );
+        let local = BUILTINS.iter().find(|b| b.id == "ollama").unwrap();
+        assert!(key_vars(local).is_empty(), "local sources need nothing");
+    }
+
+    #[test]
     fn protocol_patterns_first_match_wins() {
         let r = build(
             "providers:\n  mix:\n    api_base: http://x/v1\n    api_protocol:\n      - \"claude-*\": anthropic\n      - \"*\": chat_completions\n",

@@ -290,6 +290,29 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_answered_forgives_only_earlier_failures_of_its_provider() {
+        let r = reg(YAML);
+        let d = Detected::default();
+        let c = Cooldown::new(Duration::from_secs(30));
+        let targets = resolve(&r, &d, "smart").unwrap();
+        c.fail(&targets[0], None);
+        c.fail(&targets[1], None);
+        c.forgive("ollama", Instant::now());
+        assert_eq!(
+            c.snapshot().into_iter().map(|(l, _)| l).collect::<Vec<_>>(),
+            ["other:shared-v2"]
+        );
+        let before = Instant::now();
+        c.fail(&targets[0], None);
+        c.forgive("ollama", before);
+        assert_eq!(
+            c.snapshot().len(),
+            2,
+            "a failure after the probe was sent stays"
+        );
+    }
+
+    #[test]
     fn cooling_endpoints_move_to_the_back() {
         let r = reg(YAML);
         let d = Detected::default();
