@@ -396,6 +396,11 @@ fn attempt(
                 Err(e @ SendError::Timeout(_)) => return fail(FailKind::Timeout, e.to_string()),
             };
         }
+    } else if reply.status == 401
+        && let Some(e) = env.auth.login_needed(target)
+    {
+        // The refresh was refused for good: the client is told to log in again.
+        return fail(FailKind::Prepare(e.status()), e.to_string());
     }
     if !(200..300).contains(&reply.status) {
         return upstream_error(settings, reply);

@@ -283,7 +283,7 @@ fn a_local_source_whose_probe_answers_again_leaves_its_cool_down() {
     failing.store(false, Ordering::SeqCst);
     // Without the probe, a would stay behind b for ten minutes.
     assert!(
-        wait_until(Duration::from_secs(5), || {
+        wait_until(Duration::from_secs(10), || {
             chat(&p, "m").header("x-routeplane-provider") == Some("a")
         }),
         "a took traffic again"
@@ -843,4 +843,47 @@ fn a_login_made_after_a_key_listed_the_models_ends_their_bare_names() {
     assert_eq!(chat(&p, "anthropic:claude-z").status, 200);
     let last = up.requests().pop().unwrap();
     assert_eq!(last.header("authorization"), Some("Bearer at-plan"));
+}
+
+#[test]
+fn an_upstream_401_whose_refresh_is_refused_asks_the_client_to_log_in() {
+    let oauth = crate::support::oauth::MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::json(
+        401,
+        json!({"type": "error", "error": {"type": "authentication_error", "message": "OAuth token has been revoked"}}),
+    ));
+    let dir = crate::support::Dir::new();
+    // A token that looks fresh, but the upstream and the token endpoint both refuse it.
+    let auth_file = token_file(&dir, &[("anthropic", "at-revoked", "rt-revoked", 86_400)]);
+    let yaml = format!(
+        "providers:\n  anthropic:\n    api_base: {}\n    detect: false\n    models: [claude-x]\n{}",
+        up.url(),
+        oauth.auth_block("https://example.invalid/callback")
+    );
+    let p = Proxy::start_with(&yaml, &[("ROUTEPLANE_AUTH_FILE", &auth_file)], &[]);
+    let resp = p.post(
+        "/v1/messages",
+        json!({"model": "anthropic:claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    let msg = resp.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("login needed") && msg.ends_with("run `routeplane login anthropic`"),
+        "{msg}"
+    );
+    let posts = up.requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 1, "not retried with the refused login");
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "anthropic:claude-x", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 401);
+    assert_eq!(
+        up.requests().iter().filter(|r| r.method == "POST").count(),
+        1,
+        "a login known to be refused is not sent at all"
+    );
 }

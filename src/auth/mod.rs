@@ -219,6 +219,18 @@ impl Auth {
         }
     }
 
+    /// After a 401 whose refresh failed: the "login needed" error when the login behind
+    /// `target` was refused for good, so the client hears what to do rather than the
+    /// upstream's words about a dead token.
+    pub fn login_needed(&self, target: &Target) -> Option<Error> {
+        let id = &target.provider.id;
+        let reason = self.refused(id)?;
+        Some(Error::LoginNeeded {
+            provider: id.clone(),
+            reason: format!("login needed: {reason}"),
+        })
+    }
+
     /// A usable token for `p`: the stored one, or a refreshed one when it expires within
     /// the margin or when it is `rejected` (an upstream just answered 401 to it).
     fn fresh(&self, p: &Provider, rejected: Option<&Tokens>) -> Result<Tokens, Error> {
