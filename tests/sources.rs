@@ -602,7 +602,7 @@ fn a_refresh_refused_for_good_means_login_needed_until_a_new_login() {
 #[test]
 fn providers_lists_each_login_with_what_is_true_of_it() {
     let up = MockUpstream::start(hosted(
-        Arc::new(Mutex::new(vec![])),
+        Arc::new(Mutex::new(vec!["gpt-l".to_string()])),
         Reply::json(200, chat_answer("x")),
     ));
     let dir = crate::support::Dir::new();
@@ -688,6 +688,15 @@ fn providers_lists_each_login_with_what_is_true_of_it() {
         "{table}"
     );
     assert!(table.contains("key (ROUTEPLANE_OPENAI_API_KEY)"), "{table}");
+
+    let models: serde_json::Value =
+        serde_json::from_str(&cli(&dir, &env, &["models", "--json", "-c", cfg])).unwrap();
+    assert!(
+        models.as_array().unwrap().contains(
+            &json!({"id": "gpt-l", "provider": "openai", "source": "listed", "state": "active"})
+        ),
+        "{models}"
+    );
 
     cli(&dir, &env, &["logout", "openai-codex"]);
     let v = rows(&dir);

@@ -24,8 +24,9 @@ routeplane models: list every model id clients can name
 
 Usage: routeplane models [-c PATH] [--json]
 
-Local sources are asked for their models first (see `detect:` in routeplane.yaml).
-A model is also reachable as PROVIDER:MODEL.
+Local sources are asked for their models first (see `detect:` in routeplane.yaml),
+and hosted providers with a key or login for their lists. A model is also reachable
+as PROVIDER:MODEL; a model listed through a subscription login only that way.
 
 Options:
   -c, --config PATH  config file
@@ -190,7 +191,9 @@ pub(crate) fn run_models(
         }
         for m in detected.models(&p.id) {
             if !p.declares(&m) {
-                rows.push((m, p.id.clone(), "detected", state.clone()));
+                // A local server's answer is "detected"; a hosted provider's list, "listed".
+                let source = if p.detect { "detected" } else { "listed" };
+                rows.push((m, p.id.clone(), source, state.clone()));
             }
         }
     }
