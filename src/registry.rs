@@ -45,6 +45,8 @@ struct Builtin {
     id: &'static str,
     api_base: &'static str,
     protocol: Protocol,
+    /// The vendor's key variable (`OPENAI_API_KEY`); `ROUTEPLANE_<ID>_API_KEY` is read
+    /// before it (see [`key_vars`]). `None` for sources that need no key.
     key_env: Option<&'static str>,
     kind: Kind,
 }
