@@ -346,6 +346,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             } else {
                 relay::run(&shared.env, &registry.settings, &call, &mut out)
             };
+            log.rescued = served.rescued_by;
             (served.status, served.served_by, served.attempts, requested)
         }
     }));

@@ -46,6 +46,19 @@ pub enum SendError {
     Timeout(&'static str),
 }
 
+/// The reasons `classify` gives a connection that broke before the response head.
+const RESET: &str = "connection reset";
+const CLOSED: &str = "connection closed before a response";
+
+impl SendError {
+    /// True when the connection was reset or closed before the response head: the
+    /// request may not have been seen, and asking again may well succeed (unlike a
+    /// refused connection, a failed look-up or a timeout).
+    pub fn dropped(&self) -> bool {
+        matches!(self, SendError::Network(r) if r == RESET || r == CLOSED)
+    }
+}
+
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -170,9 +183,9 @@ fn classify(e: ureq::Error) -> SendError {
         ureq::Error::Io(io) => SendError::Network(match io.kind() {
             std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
             std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
-                "connection reset".to_string()
+                RESET.to_string()
             }
-            std::io::ErrorKind::UnexpectedEof => "connection closed before a response".to_string(),
+            std::io::ErrorKind::UnexpectedEof => CLOSED.to_string(),
             _ => format!("network error: {io}"),
         }),
         ureq::Error::HostNotFound => SendError::Network("host not found".to_string()),

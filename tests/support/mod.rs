@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod answer;
 pub mod dir;
 pub mod oauth;
 pub mod proxy;
