@@ -1,11 +1,13 @@
 //! Virtual models and failover: the right endpoint serves, surfaced errors arrive
 //! unchanged, and nothing the client sees betrays a failure before the first event.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::support::answer::{self, Fault};
 use crate::support::upstream::{chat_answer, chat_events};
+use crate::support::wire::Wire;
 use crate::support::{MockUpstream, Proxy, Reply, assert_text};
 
 /// Two providers `a` and `b` serving `m`, a virtual model `smart` = a:m then b:m.
@@ -369,4 +371,350 @@ fn single_pinned_target_shows_its_own_error() {
     let resp = ask(&p, "a:m");
     assert_eq!(resp.status, 500);
     assert_text(&resp.body, r#"{"error":{"message":"model crashed"}}"#);
+}
+
+// ---- The 16 fault scenarios of the failoverbench catalogue, for a chat client ----
+//
+// `smart` = a:m then b:m, both able to continue a prefill; short deadlines keep each
+// scenario around a second (the catalogue's 20 s and 30 s are scaled down).
+
+/// Two chat providers `a` and `b` with `prefill: true`, a virtual model `smart`.
+fn bench(a: &MockUpstream, b: &MockUpstream, extra: &str) -> String {
+    format!(
+        "providers:\n  a:\n    api_base: {}\n    prefill: true\n    models: [m]\n  b:\n    api_base: {}\n    prefill: true\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\ntimeouts:\n  first_byte_secs: 2\n  first_token_secs: 1\n  idle_secs: 1\nfailover:\n  backoff_ms: 50\n{extra}",
+        a.url(),
+        b.url()
+    )
+}
+
+/// A healthy upstream tagged `tag`, continuing any prefill.
+fn healthy(tag: &'static str) -> MockUpstream {
+    MockUpstream::start(move |req| answer::reply(Wire::Chat, req, tag, Fault::None))
+}
+
+/// An upstream whose first answer is `first` and whose later ones are healthy.
+fn first_then_healthy(tag: &'static str, first: Reply) -> MockUpstream {
+    MockUpstream::numbered(move |n, req| match n {
+        0 => first.clone(),
+        _ => answer::reply(Wire::Chat, req, tag, Fault::None),
+    })
+}
+
+/// An upstream whose first streamed answer has `fault` and whose later ones are healthy.
+fn faulty_once(tag: &'static str, fault: Fault) -> MockUpstream {
+    MockUpstream::numbered(move |n, req| {
+        let f = if n == 0 { fault } else { Fault::None };
+        answer::reply(Wire::Chat, req, tag, f)
+    })
+}
+
+/// A chat client's streamed request for `smart`, with usage.
+fn ask_smart(p: &Proxy) -> crate::support::proxy::Streamed {
+    p.stream(
+        "/v1/chat/completions",
+        json!({"model": "smart", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "Why does a gateway earn trust?"}]}),
+    )
+}
+
+/// Asserts the client got the whole canonical answer, ended properly, with no error.
+#[track_caller]
+fn assert_whole(s: &crate::support::proxy::Streamed) {
+    assert_eq!(s.status, 200, "{}", s.text());
+    let got = Wire::Chat.read_stream(s);
+    assert_text(&got.text, answer::CANONICAL);
+    assert!(got.ended, "ends with [DONE]: {}", s.text());
+    assert!(s.complete, "the HTTP stream is closed properly");
+    assert!(!s.text().contains("\"error\""), "{}", s.text());
+    let roles = s.data().iter().filter(|d| d.contains("\"role\"")).count();
+    assert_eq!(roles, 1, "exactly one role chunk: {}", s.text());
+}
+
+/// The prefill `req` carried, if any.
+fn prefill_of(req: &crate::support::upstream::Recorded) -> Option<String> {
+    answer::prefill(&req.json())
+}
+
+#[test]
+fn s01_429_with_retry_after_is_waited_out_on_the_same_endpoint() {
+    let a = first_then_healthy(
+        "a",
+        Reply::JsonWith(
+            429,
+            vec![("Retry-After".into(), "1".into())],
+            r#"{"error":{"message":"slow down"}}"#.into(),
+        ),
+    );
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("a"));
+    assert_eq!((a.count(), b.count()), (2, 0));
+    let gap = a.gaps()[0];
+    // Honoured within 0.2 s, with room for a loaded machine.
+    assert!(
+        gap >= Duration::from_millis(990) && gap <= Duration::from_millis(1500),
+        "{gap:?}"
+    );
+}
+
+#[test]
+fn s02_persistent_429_backs_off_once_then_fails_over() {
+    let a = MockUpstream::always(Reply::Json(429, r#"{"error":{"message":"slow"}}"#.into()));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    assert_whole(&ask_smart(&p));
+    assert_eq!(a.count(), 2, "one retry, no hammering");
+    // Backoff 50 ms, jittered in its upper half.
+    assert!(a.gaps()[0] >= Duration::from_millis(25), "{:?}", a.gaps());
+    assert_eq!(b.count(), 1);
+}
+
+#[test]
+fn s03_a_single_500_is_retried_on_the_same_endpoint() {
+    let a = first_then_healthy(
+        "a",
+        Reply::Json(500, r#"{"error":{"message":"oops"}}"#.into()),
+    );
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("a"));
+    assert_eq!((a.count(), b.count()), (2, 0));
+}
+
+#[test]
+fn s04_persistent_503_fails_over_within_the_budget() {
+    let a = MockUpstream::always(Reply::Json(503, r#"{"error":{"message":"busy"}}"#.into()));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("b"));
+    assert_eq!(a.count(), 2);
+}
+
+#[test]
+fn s05_a_reset_before_the_head_is_retried() {
+    let a = first_then_healthy("a", Reply::Reset);
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("a"));
+    assert_eq!((a.count(), b.count()), (2, 0));
+}
+
+#[test]
+fn s06_a_silent_endpoint_is_not_asked_twice() {
+    let a = MockUpstream::always(Reply::Hang(Duration::from_secs(8)));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let started = Instant::now();
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("b"));
+    assert_eq!(a.count(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "first_byte_secs 2 bounds it"
+    );
+}
+
+#[test]
+fn s07_a_slow_first_token_moves_on_invisibly() {
+    let a = MockUpstream::start(|req| {
+        answer::reply(
+            Wire::Chat,
+            req,
+            "a",
+            Fault::SlowFirst(Duration::from_secs(4)),
+        )
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let started = Instant::now();
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "first_token_secs 1, not the 4 s wait: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(s.header("x-routeplane-provider"), Some("b"));
+    assert!(
+        !s.text().contains("chatcmpl-a"),
+        "nothing of a's stream: {}",
+        s.text()
+    );
+    assert_eq!(a.count(), 1);
+}
+
+#[test]
+fn s08_a_stream_cut_mid_answer_is_continued() {
+    let a = faulty_once("a", Fault::Cut(24));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    // A cut is retried on the same endpoint, with the answer so far as a prefill.
+    assert_eq!((a.count(), b.count()), (2, 0));
+    let pre = prefill_of(&a.requests()[1]).expect("the continuation ends with a prefill");
+    assert_eq!(
+        pre,
+        answer::tokens(answer::CANONICAL)[..24].concat().trim_end()
+    );
+    assert!(prefill_of(&a.requests()[0]).is_none());
+    let line = p.wait_log("model=smart");
+    assert!(line.contains("rescued=1 rescued_by=a:m"), "{line}");
+    assert!(!s.text().contains("chatcmpl-b"));
+}
+
+#[test]
+fn s09_a_stalled_stream_is_continued_elsewhere() {
+    let a = MockUpstream::start(|req| {
+        answer::reply(
+            Wire::Chat,
+            req,
+            "a",
+            Fault::Stall(12, Duration::from_secs(5)),
+        )
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let started = Instant::now();
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // A stall is not retried on the same endpoint: `b` continues.
+    assert_eq!((a.count(), b.count()), (1, 1));
+    assert!(prefill_of(&b.requests()[0]).is_some());
+    // The continuation keeps a's ids: one stream for the client.
+    let ids: Vec<String> = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| v["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(ids.iter().all(|id| id == "chatcmpl-a"), "{ids:?}");
+    p.wait_log("rescued=1 rescued_by=b:m");
+    // And the proxy is well afterwards.
+    assert_whole(&ask_smart(&p));
+}
+
+#[test]
+fn s10_one_malformed_chunk_is_skipped() {
+    let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::BadEvent(9)));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    assert_whole(&ask_smart(&p));
+    assert_eq!((a.count(), b.count()), (1, 0));
+    p.wait_log("sent an unreadable stream event; dropped it");
+}
+
+#[test]
+fn s11_a_finished_stream_without_done_is_complete() {
+    let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::NoEndMarker));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let started = Instant::now();
+    let s = ask_smart(&p);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no waiting for [DONE]"
+    );
+    assert_whole(&s);
+    let usage = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .find(|v| v["usage"].is_object())
+        .expect("usage reported");
+    assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    assert_eq!((a.count(), b.count()), (1, 0));
+}
+
+#[test]
+fn s12_context_length_goes_to_the_next_model_without_a_retry() {
+    let a = MockUpstream::always(Reply::Json(
+        400,
+        r#"{"error":{"message":"too long","code":"context_length_exceeded"}}"#.into(),
+    ));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    assert_whole(&ask_smart(&p));
+    assert_eq!((a.count(), b.count()), (1, 1));
+}
+
+#[test]
+fn s13_a_content_policy_rejection_is_surfaced_without_a_retry() {
+    let body = r#"{"error":{"message":"Your request was rejected by the safety system","type":"invalid_request_error","code":"content_policy_violation"}}"#;
+    let a = MockUpstream::always(Reply::Json(400, body.into()));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_eq!(s.status, 400);
+    assert_text(&s.text(), body);
+    assert_eq!((a.count(), b.count()), (1, 0));
+}
+
+#[test]
+fn s14_a_cut_is_continued_where_the_prefill_is_supported() {
+    let a = faulty_once("a", Fault::Cut(24));
+    // `b` would refuse a prefill: it is never asked one.
+    let b = MockUpstream::start(|req| answer::refuses_prefill(req, "b"));
+    let p = Proxy::start(&bench(&a, &b, ""));
+    assert_whole(&ask_smart(&p));
+    assert_eq!(b.count(), 0);
+}
+
+#[test]
+fn s15_a_flapping_endpoint_is_cooled_down_and_used_again() {
+    // Four 503s (two requests' worth), then healthy.
+    let a = MockUpstream::numbered(|n, req| match n {
+        0..4 => Reply::Json(503, "{}".into()),
+        _ => answer::reply(Wire::Chat, req, "a", Fault::None),
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, "  cooldown_secs: 0.4\n"));
+    let mut served = Vec::new();
+    for i in 0..5 {
+        let s = ask_smart(&p);
+        assert_whole(&s);
+        served.push(s.header("x-routeplane-provider").unwrap().to_string());
+        if i != 0 {
+            std::thread::sleep(Duration::from_millis(450));
+        }
+    }
+    // 1: a fails twice, b answers; 2: a cools down, b answers at once; 3: a probed again
+    // after its cool-down, fails twice, b answers; 4 and 5: a has recovered.
+    assert_eq!(served, ["b", "b", "b", "a", "a"]);
+    assert_eq!(a.count(), 6);
+}
+
+#[test]
+fn s16_the_fallbacks_model_and_usage_are_reported() {
+    let a = MockUpstream::always(Reply::Json(503, "{}".into()));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    let chunks: Vec<serde_json::Value> = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert!(chunks.iter().all(|c| c["model"] == "b-model"), "{chunks:?}");
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["usage"]["total_tokens"].as_u64().is_some())
+    );
+    assert!(a.count() <= 6);
 }

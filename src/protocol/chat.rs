@@ -119,14 +119,21 @@ impl Encoder {
             c["created"] = created.clone();
             c["model"] = model.clone();
         }
-        let choice = &mut c["choices"][0];
-        let mut keep = !choice["finish_reason"].is_null();
-        if let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) {
-            delta.remove("role");
-            if delta.get("content").is_some_and(|t| t == "" || t.is_null()) {
-                delta.remove("content");
+        let mut keep = false;
+        // `choices` may be empty (a usage chunk): no indexing that could panic.
+        if let Some(choice) = c
+            .get_mut("choices")
+            .and_then(|cs| cs.get_mut(0))
+            .filter(|ch| ch.is_object())
+        {
+            keep |= !choice["finish_reason"].is_null();
+            if let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) {
+                delta.remove("role");
+                if delta.get("content").is_some_and(|t| t == "" || t.is_null()) {
+                    delta.remove("content");
+                }
+                keep |= !delta.is_empty();
             }
-            keep |= !delta.is_empty();
         }
         keep |= chunk.get("usage").is_some_and(|u| !u.is_null());
         keep.then_some(c)
@@ -313,6 +320,24 @@ mod tests {
         let usage = json!({"choices": [], "usage": {"total_tokens": 3}});
         assert!(Encoder::new(false).chunk(&usage).is_empty());
         assert_eq!(Encoder::new(true).chunk(&usage).len(), 1);
+    }
+
+    #[test]
+    fn a_continued_stream_keeps_the_first_ids_and_sends_no_second_role() {
+        let mut e = Encoder::new(true);
+        let first = json!({"id":"c1","created":1,"model":"m1","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]});
+        assert_eq!(e.chunk(&first).len(), 1);
+        e.resume();
+        let role = json!({"id":"c2","created":2,"model":"m2","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]});
+        assert!(e.chunk(&role).is_empty(), "a second role chunk is dropped");
+        let text = json!({"id":"c2","created":2,"model":"m2","choices":[{"index":0,"delta":{"content":"lo"}}]});
+        let out: Value = serde_json::from_str(e.chunk(&text)[0].data.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (&out["id"], &out["created"], &out["model"]),
+            (&json!("c1"), &json!(1), &json!("m1"))
+        );
+        let usage = json!({"id":"c2","choices":[],"usage":{"total_tokens":3}});
+        assert_eq!(e.chunk(&usage).len(), 1, "usage chunks survive");
     }
 
     #[test]
