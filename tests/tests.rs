@@ -28,6 +28,8 @@ mod login;
 mod failover;
 // Every inbound protocol against every upstream protocol.
 mod protocols;
+// Mid-stream rescue: broken streams continued by a prefill, in every client protocol.
+mod rescue;
 // The official Python SDKs (when installed by `make sdk`) as clients.
 mod sdk;
 // Streams: events arrive as the upstream sends them, client disconnects.
