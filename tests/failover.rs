@@ -718,3 +718,39 @@ fn s16_the_fallbacks_model_and_usage_are_reported() {
     );
     assert!(a.count() <= 6);
 }
+
+#[test]
+fn a_client_that_leaves_during_a_retry_wait_stops_everything() {
+    use std::io::Write;
+    let a = MockUpstream::always(Reply::JsonWith(
+        429,
+        vec![("Retry-After".into(), "3".into())],
+        "{}".into(),
+    ));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let body = json!({"model": "smart", "stream": true, "messages": []}).to_string();
+    let mut conn = std::net::TcpStream::connect(&p.addr).unwrap();
+    write!(
+        conn,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    assert!(crate::support::wait_until(Duration::from_secs(5), || a
+        .count()
+        == 1));
+    let left = Instant::now();
+    drop(conn);
+    let line = p.wait_log("status=499");
+    assert!(
+        left.elapsed() < Duration::from_secs(2),
+        "noticed within the 3 s wait: {line}"
+    );
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(
+        (a.count(), b.count()),
+        (1, 0),
+        "nothing asked after it left"
+    );
+}

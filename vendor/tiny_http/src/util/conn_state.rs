@@ -22,15 +22,46 @@ struct Inner {
     deadline: Mutex<Option<Instant>>,
     /// No further request may be read from this connection.
     closing: AtomicBool,
+    /// A handle on the TCP socket, only to look whether the client left (`client_gone`).
+    peer: Option<std::net::TcpStream>,
 }
 
 impl ConnState {
     pub(crate) fn new(timeout: Option<Duration>) -> ConnState {
+        ConnState::with_peer(timeout, None)
+    }
+
+    pub(crate) fn with_peer(
+        timeout: Option<Duration>,
+        peer: Option<std::net::TcpStream>,
+    ) -> ConnState {
         ConnState(Arc::new(Inner {
             timeout,
             deadline: Mutex::new(None),
             closing: AtomicBool::new(false),
+            peer,
         }))
+    }
+
+    /// True when the client closed or reset the connection. Peeks without blocking and
+    /// without consuming anything: bytes waiting (a pipelined request) mean it is there.
+    /// The socket is non-blocking only for the peek; only the thread serving the
+    /// connection's current request calls this, and nothing else uses the socket then.
+    pub(crate) fn client_gone(&self) -> bool {
+        let Some(s) = &self.0.peer else {
+            return false;
+        };
+        if s.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let gone = match s.peek(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        let _ = s.set_nonblocking(false);
+        gone
     }
 
     /// The socket's read timeout.

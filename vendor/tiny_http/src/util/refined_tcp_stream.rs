@@ -115,7 +115,12 @@ impl RefinedTcpStream {
         let stream: Stream = stream.into();
 
         let (read, write) = (stream.clone(), stream);
-        let state = ConnState::new(timeout);
+        let peer = match &write {
+            Stream::Http(conn) => conn.tcp_peer(),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        };
+        let state = ConnState::with_peer(timeout, peer);
 
         let read = RefinedTcpStream {
             stream: read,
