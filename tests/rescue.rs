@@ -427,3 +427,22 @@ fn anthropic_sdk_accumulates_a_rescued_stream() {
     assert_eq!(out["text"], CANONICAL, "{out}");
     assert_eq!(out["blocks"], 1, "{out}");
 }
+
+#[test]
+fn a_stream_that_closes_after_its_finish_marker_is_complete_in_every_protocol() {
+    for client in Wire::ALL {
+        for up in [Wire::Chat, Wire::Anthropic] {
+            let a = MockUpstream::start(move |req| answer::reply(up, req, "a", Fault::NoEndMarker));
+            let b = healthy("b");
+            let p = Proxy::start(&config(&a, up, &b, ""));
+            let started = Instant::now();
+            let s = ask(&p, client);
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{client:?} <- {up:?}"
+            );
+            assert_one_whole_stream(client, &s);
+            assert_eq!((a.count(), b.count()), (1, 0), "{client:?} <- {up:?}");
+        }
+    }
+}

@@ -186,9 +186,13 @@ pub(super) fn relay_stream(
                 if let Some(c) = collector.take() {
                     return respond_collected(out, call, status, &headers, c, splice);
                 }
-                let ending = splice.encoder.finish();
+                // Held events go out (and are observed) before the encoder writes the end.
                 let v = Verbatim(verbatim);
-                return commit_and_end(out, splice, v, status, &headers, held, ending, content);
+                if !content && let Err(o) = commit(out, splice, v, status, &headers, held) {
+                    return o;
+                }
+                let ending = splice.encoder.finish();
+                return commit_and_end(out, splice, v, status, &headers, Vec::new(), ending, true);
             }
             Piece::End | Piece::Broken(_) | Piece::Timeout => {
                 let timed_out = matches!(piece, Piece::Timeout);
