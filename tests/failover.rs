@@ -754,3 +754,27 @@ fn a_client_that_leaves_during_a_retry_wait_stops_everything() {
         "nothing asked after it left"
     );
 }
+
+#[test]
+fn a_healthy_streams_first_content_is_not_delayed() {
+    // The first content comes 400 ms after the head; the client has it then, not later.
+    let a = MockUpstream::start(|req| {
+        answer::reply(
+            Wire::Chat,
+            req,
+            "a",
+            Fault::SlowFirst(Duration::from_millis(400)),
+        )
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    let first = s.chunks[0].0;
+    assert!(
+        first >= Duration::from_millis(390) && first < Duration::from_millis(900),
+        "{first:?}"
+    );
+    // The role chunk waited for the content and went out with it, in order.
+    assert!(s.chunks[0].1.contains("\"role\""), "{:?}", s.chunks[0]);
+}
