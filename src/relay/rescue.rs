@@ -123,9 +123,19 @@ pub(super) fn append_partial(protocol: Protocol, body: &mut Value, text: &str) {
     }
     match protocol {
         Protocol::Chat | Protocol::Anthropic => {
-            if let Some(messages) = body["messages"].as_array_mut() {
-                messages.push(json!({"role": "assistant", "content": text}));
+            let Some(messages) = body["messages"].as_array_mut() else {
+                return;
+            };
+            // The client's own prefill: the answer so far continues it.
+            if let Some(last) = messages.last_mut().filter(|m| m["role"] == "assistant") {
+                match &mut last["content"] {
+                    Value::String(own) => own.push_str(text),
+                    Value::Array(parts) => parts.push(json!({"type": "text", "text": text})),
+                    other => *other = json!(text),
+                }
+                return;
             }
+            messages.push(json!({"role": "assistant", "content": text}));
         }
         // Responses upstreams are never asked to continue (`Target::can_continue`).
         Protocol::Responses => {}
@@ -206,6 +216,10 @@ mod tests {
             chat["messages"][1],
             json!({"role": "assistant", "content": "Hello"})
         );
+        let mut own = json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Sure: "}]});
+        append_partial(Protocol::Chat, &mut own, "Hello");
+        assert_eq!(own["messages"].as_array().unwrap().len(), 2);
+        assert_eq!(own["messages"][1]["content"], "Sure: Hello");
         let mut empty = json!({"messages": []});
         append_partial(Protocol::Anthropic, &mut empty, "");
         assert_eq!(empty["messages"], json!([]));
