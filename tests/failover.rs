@@ -626,7 +626,7 @@ fn s11_a_finished_stream_without_done_is_complete() {
     let started = Instant::now();
     let s = ask_smart(&p);
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(2),
         "no waiting for [DONE]"
     );
     assert_whole(&s);
@@ -682,14 +682,14 @@ fn s15_a_flapping_endpoint_is_cooled_down_and_used_again() {
         _ => answer::reply(Wire::Chat, req, "a", Fault::None),
     });
     let b = healthy("b");
-    let p = Proxy::start(&bench(&a, &b, "  cooldown_secs: 0.4\n"));
+    let p = Proxy::start(&bench(&a, &b, "  cooldown_secs: 1\n"));
     let mut served = Vec::new();
     for i in 0..5 {
         let s = ask_smart(&p);
         assert_whole(&s);
         served.push(s.header("x-routeplane-provider").unwrap().to_string());
         if i != 0 {
-            std::thread::sleep(Duration::from_millis(450));
+            std::thread::sleep(Duration::from_millis(1100));
         }
     }
     // 1: a fails twice, b answers; 2: a cools down, b answers at once; 3: a probed again

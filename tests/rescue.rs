@@ -323,7 +323,7 @@ fn a_long_retry_after_moves_on_at_once() {
     let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
     let started = Instant::now();
     assert_one_whole_stream(Wire::Chat, &ask(&p, Wire::Chat));
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(
         a.count(),
         1,
@@ -438,7 +438,7 @@ fn a_stream_that_closes_after_its_finish_marker_is_complete_in_every_protocol() 
             let started = Instant::now();
             let s = ask(&p, client);
             assert!(
-                started.elapsed() < Duration::from_secs(1),
+                started.elapsed() < Duration::from_secs(2),
                 "{client:?} <- {up:?}"
             );
             assert_one_whole_stream(client, &s);
