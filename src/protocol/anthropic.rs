@@ -1041,6 +1041,47 @@ mod tests {
     }
 
     #[test]
+    fn an_observed_stream_continues_in_its_open_block_and_ends_once() {
+        let mut e = Encoder::new("m");
+        for v in [
+            json!({"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 5}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}}),
+        ] {
+            e.observe(&ev(v["type"].as_str().unwrap(), v.clone()));
+        }
+        let chunk = json!({"id": "other", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "lo"}}]});
+        let out = e.chunk(&chunk);
+        let names: Vec<_> = out.iter().map(|x| x.event.clone().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["content_block_delta"],
+            "no second message_start or block"
+        );
+        assert!(out[0].data.as_deref().unwrap().contains("\"index\":0"));
+        let names: Vec<_> = e
+            .finish()
+            .iter()
+            .map(|x| x.event.clone().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["content_block_stop", "message_delta", "message_stop"]
+        );
+        // A stream whose own message_delta went out gets only the missing message_stop.
+        e.observe(&ev(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+        ));
+        let names: Vec<_> = e
+            .finish()
+            .iter()
+            .map(|x| x.event.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["message_stop"]);
+    }
+
+    #[test]
     fn decoded_stream_reencodes_to_the_same_content() {
         let (chunks, _) = decode_all(&parallel_tool_stream());
         let mut e = Encoder::new("c");

@@ -1199,6 +1199,33 @@ mod tests {
     }
 
     #[test]
+    fn an_observed_stream_continues_its_item_and_numbering() {
+        let mut e = Encoder::new("m");
+        for v in [
+            json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_9", "created_at": 3}}),
+            json!({"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": {"type": "message", "id": "msg_9"}}),
+            json!({"type": "response.output_text.delta", "sequence_number": 2, "item_id": "msg_9", "output_index": 0, "delta": "Hel"}),
+        ] {
+            e.observe(&ev(v["type"].as_str().unwrap(), v.clone()));
+        }
+        e.resume("Hel", "");
+        let chunk = json!({"id": "x", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "lo"}}]});
+        let out = e.chunk(&chunk);
+        assert_eq!(out.len(), 1, "no second response.created: {out:?}");
+        let d: Value = serde_json::from_str(out[0].data.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (&d["sequence_number"], &d["item_id"]),
+            (&json!(3), &json!("msg_9"))
+        );
+        let end = e.finish();
+        let done: Value = serde_json::from_str(end[0].data.as_deref().unwrap()).unwrap();
+        assert_eq!(done["text"], "Hello", "the item's whole text");
+        let last: Value =
+            serde_json::from_str(end.last().unwrap().data.as_deref().unwrap()).unwrap();
+        assert_eq!(last["response"]["id"], "resp_9");
+    }
+
+    #[test]
     fn decoded_stream_reencodes_to_the_same_content() {
         let mut evs = vec![ev(
             "response.created",
