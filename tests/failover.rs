@@ -778,3 +778,23 @@ fn a_healthy_streams_first_content_is_not_delayed() {
     // The role chunk waited for the content and went out with it, in order.
     assert!(s.chunks[0].1.contains("\"role\""), "{:?}", s.chunks[0]);
 }
+
+#[test]
+fn a_held_back_response_head_counts_against_the_first_token_deadline() {
+    // A server loading a model may not even send its head; `a` is not the last endpoint,
+    // so it gets first_token_secs (1 s), not first_byte_secs (10 s).
+    let a = MockUpstream::always(Reply::Hang(Duration::from_secs(8)));
+    let b = healthy("b");
+    let yaml = bench(&a, &b, "").replace("first_byte_secs: 2", "first_byte_secs: 10");
+    let p = Proxy::start(&yaml);
+    let started = Instant::now();
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("b"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(a.count(), 1, "a timeout is not retried");
+}

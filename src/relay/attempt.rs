@@ -130,9 +130,25 @@ impl Run<'_, '_> {
             }
         }
         let url = format!("{}{}", provider.api_base, target.protocol.endpoint());
-        // Deadlines are per attempt: an earlier endpoint's wait does not count.
+        // The last endpoint waits as long as any first byte; the others only as long as
+        // a first token may take before another endpoint is the better bet.
+        let patience = if last {
+            settings.first_byte_timeout
+        } else {
+            target
+                .first_token
+                .unwrap_or(settings.first_token_timeout)
+                .min(settings.first_byte_timeout)
+        };
+        // Deadlines are per attempt: an earlier endpoint's wait does not count. A
+        // stream's head counts against its first-token deadline too.
         let sent = Instant::now();
-        let mut reply = match env.client.post(&url, &headers, &body) {
+        let posted = if upstream_stream && call.stream {
+            env.client.post_within(&url, &headers, &body, patience)
+        } else {
+            env.client.post(&url, &headers, &body)
+        };
+        let mut reply = match posted {
             Ok(r) => r,
             Err(e) => return send_failed(&e),
         };
@@ -152,16 +168,6 @@ impl Run<'_, '_> {
         if !(200..300).contains(&reply.status) {
             return upstream_error(self, reply);
         }
-        // The last endpoint waits as long as any first byte; the others only as long as
-        // a first token may take before another endpoint is the better bet.
-        let patience = if last {
-            settings.first_byte_timeout
-        } else {
-            target
-                .first_token
-                .unwrap_or(settings.first_token_timeout)
-                .min(settings.first_byte_timeout)
-        };
         let t = Try {
             target,
             number: self.served.attempts,
