@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod dir;
+pub mod files;
 pub mod oauth;
 pub mod proxy;
 pub mod upstream;
