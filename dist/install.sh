@@ -71,7 +71,8 @@ else
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/routeplane-install.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT INT TERM
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 
 say "downloading $url/$asset"
 fetch "$url/$asset" "$tmp/$asset" || die "cannot download $url/$asset"
