@@ -135,7 +135,9 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         }));
     }
     start_detection(&shared);
-    notify::ready();
+    if !stopping.load(Ordering::SeqCst) {
+        notify::ready();
+    }
     // Sleeps until a stop signal: an idle server wakes for nothing.
     let _ = stop.recv();
     // Stop accepting: the last handle to the server closes the listening socket.

@@ -717,7 +717,11 @@ fn service_command_has_help_and_misuse_exits_2() {
     let help = run(Command::new(bin()).args(["service", "install", "--help"]));
     assert!(help.status.success(), "{}", text(&help));
     assert!(String::from_utf8_lossy(&help.stdout).contains("--root DIR"));
-    for args in [&["service"][..], &["service", "start"], &["service", "install", "--bogus"]] {
+    for args in [
+        &["service"][..],
+        &["service", "start"],
+        &["service", "install", "--bogus"],
+    ] {
         let out = run(Command::new(bin()).args(args));
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
         assert!(String::from_utf8_lossy(&out.stderr).starts_with("routeplane: error: "));
