@@ -727,3 +727,76 @@ fn service_command_has_help_and_misuse_exits_2() {
         assert!(String::from_utf8_lossy(&out.stderr).starts_with("routeplane: error: "));
     }
 }
+
+/// Runs a maintainer script from dist/deb with every command it calls replaced by a stub
+/// that logs its arguments; `present` names the stubs that report "found" (exit 0) to
+/// `getent` and `dpkg-statoverride --list`. PATH holds only the stubs, so nothing on this
+/// machine is changed. Returns the log, one call per line.
+fn maintainer_script(script: &str, args: &[&str], present: bool) -> String {
+    let dir = Dir::new();
+    let stubs = dir.path().join("stubs");
+    std::fs::create_dir_all(&stubs).unwrap();
+    let log = dir.path().join("calls.log");
+    let lookup_status = if present { 0 } else { 1 };
+    for tool in [
+        "getent",
+        "adduser",
+        "dpkg-statoverride",
+        "deb-systemd-helper",
+        "deb-systemd-invoke",
+        "systemctl",
+        "rm",
+    ] {
+        // `getent` and `dpkg-statoverride --list` look things up; every other call succeeds.
+        let status = format!(
+            "case \"{tool} $1\" in getent*|'dpkg-statoverride --list') exit {lookup_status};; esac\nexit 0\n"
+        );
+        let body = format!(
+            "#!/bin/sh\necho \"{tool} $*\" >> '{}'\n{status}",
+            log.display()
+        );
+        let path = stubs.join(tool);
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let sh = which("sh").expect("sh");
+    let out = run(Command::new(sh)
+        .arg(repo().join("dist/deb").join(script))
+        .args(args)
+        .env_clear()
+        .env("PATH", &stubs));
+    assert!(out.status.success(), "{script} {args:?}: {}", text(&out));
+    std::fs::read_to_string(&log).unwrap_or_default()
+}
+
+#[test]
+fn maintainer_scripts_create_the_user_once_and_purge_the_state() {
+    let first = maintainer_script("postinst", &["configure"], false);
+    for call in [
+        "getent passwd routeplane",
+        "adduser --system --group --quiet --home /var/lib/routeplane --no-create-home --gecos Routeplane LLM proxy routeplane",
+        "dpkg-statoverride --update --add root routeplane 0640 /etc/routeplane/routeplane.yaml",
+        "deb-systemd-helper unmask routeplane.service",
+        "deb-systemd-helper enable routeplane.service",
+    ] {
+        assert!(first.lines().any(|l| l == call), "no `{call}` in:\n{first}");
+    }
+    // An upgrade: the user and the override exist and are left alone.
+    let upgrade = maintainer_script("postinst", &["configure", "0.1.0"], true);
+    assert!(!upgrade.contains("adduser"), "{upgrade}");
+    assert!(!upgrade.contains("--add"), "{upgrade}");
+
+    let purge = maintainer_script("postrm", &["purge"], true);
+    for call in [
+        "deb-systemd-helper purge routeplane.service",
+        "dpkg-statoverride --remove /etc/routeplane/routeplane.yaml",
+        "rm -rf /var/lib/routeplane",
+    ] {
+        assert!(purge.lines().any(|l| l == call), "no `{call}` in:\n{purge}");
+    }
+    let remove = maintainer_script("postrm", &["remove"], true);
+    assert!(
+        !remove.contains("rm -rf"),
+        "remove keeps the state: {remove}"
+    );
+}
