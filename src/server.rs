@@ -23,6 +23,7 @@ use crate::body::RawBody;
 use crate::detect::{self, Detected};
 use crate::error::Error;
 use crate::log::{self, RequestLog};
+use crate::notify;
 use crate::protocol::Protocol;
 use crate::registry::Registry;
 use crate::relay::{self, Call, Env};
@@ -134,6 +135,9 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         }));
     }
     start_detection(&shared);
+    if !stopping.load(Ordering::SeqCst) {
+        notify::ready();
+    }
     // Sleeps until a stop signal: an idle server wakes for nothing.
     let _ = stop.recv();
     // Stop accepting: the last handle to the server closes the listening socket.
@@ -235,6 +239,7 @@ fn watch_signals(
         .spawn(move || {
             for signal in signals.forever() {
                 if signal == SIGHUP {
+                    notify::reloading();
                     match reload() {
                         Ok(registry) => {
                             let source = registry.source.clone();
@@ -244,9 +249,11 @@ fn watch_signals(
                         }
                         Err(e) => log::line(format!("reload failed, keeping the old config: {e}")),
                     }
+                    notify::ready();
                     continue;
                 }
                 log::line("stopping: no new connections; waiting for requests in flight");
+                notify::stopping();
                 stopping.store(true, Ordering::SeqCst);
                 // Let go of the server, so `serve` can close the listening socket.
                 http.take();

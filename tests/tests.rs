@@ -32,5 +32,7 @@ mod protocols;
 mod rescue;
 // The official Python SDKs (when installed by `make sdk`) as clients.
 mod sdk;
+// Shipping: systemd units, readiness, the empty-root start, the package, the installer.
+mod ship;
 // Streams: events arrive as the upstream sends them, client disconnects.
 mod stream;

@@ -5,6 +5,7 @@
 
 pub mod answer;
 pub mod dir;
+pub mod files;
 pub mod oauth;
 pub mod proxy;
 pub mod upstream;
