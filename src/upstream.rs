@@ -41,6 +41,8 @@ pub struct Client {
     /// dead must not draw another one from the pool.
     fresh: ureq::Agent,
     connect_timeout: Duration,
+    /// The agent's response-head timeout, for [`Client::post_within`].
+    first_byte_timeout: Duration,
 }
 
 /// Why an upstream could not be asked.
@@ -50,6 +52,19 @@ pub enum SendError {
     Network(String),
     /// No response head within the deadline.
     Timeout(&'static str),
+}
+
+/// The reasons `classify` gives a connection that broke before the response head.
+const RESET: &str = "connection reset";
+const CLOSED: &str = "connection closed before a response";
+
+impl SendError {
+    /// True when the connection was reset or closed before the response head: the
+    /// request may not have been seen, and asking again may well succeed (unlike a
+    /// refused connection, a failed look-up or a timeout).
+    pub fn dropped(&self) -> bool {
+        matches!(self, SendError::Network(r) if r == RESET || r == CLOSED)
+    }
 }
 
 impl std::fmt::Display for SendError {
@@ -128,6 +143,7 @@ impl Client {
             agent,
             fresh,
             connect_timeout: settings.connect_timeout,
+            first_byte_timeout: settings.first_byte_timeout,
         }
     }
 
@@ -144,11 +160,38 @@ impl Client {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<Reply, SendError> {
+        self.send(url, headers, body, None)
+    }
+
+    /// [`Client::post`] whose response head must arrive within `head_within` when that
+    /// is sooner than the first-byte timeout: a stream's first-token deadline, when
+    /// another endpoint remains (a server loading a model may hold back even its head).
+    /// A dead pooled connection is retried as in [`Client::post`].
+    pub fn post_within(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        head_within: Duration,
+    ) -> Result<Reply, SendError> {
+        // A per-request timeout clones the agent's config: only when it is shorter.
+        let within = (head_within < self.first_byte_timeout).then_some(head_within);
+        self.send(url, headers, body, within)
+    }
+
+    /// One POST, sent again on a new connection when a reused one died unanswered.
+    fn send(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        within: Option<Duration>,
+    ) -> Result<Reply, SendError> {
         transport::forget_connect();
-        let sent = post_with(&self.agent, url, headers, body);
+        let sent = post_with(&self.agent, url, headers, body, within);
         let resp = match sent {
             Err(e) if died_unanswered(&e) && !transport::connected() => {
-                post_with(&self.fresh, url, headers, body)
+                post_with(&self.fresh, url, headers, body, within)
             }
             other => other,
         }
@@ -185,14 +228,22 @@ impl Client {
     }
 }
 
-/// One POST through `agent`.
+/// One POST through `agent`, its response head due `within` when given (else the agent's).
 fn post_with(
     agent: &ureq::Agent,
     url: &str,
     headers: &[(String, String)],
     body: &[u8],
+    within: Option<Duration>,
 ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
-    let mut req = agent.post(url);
+    let mut req = match within {
+        Some(d) => agent
+            .post(url)
+            .config()
+            .timeout_recv_response(Some(d))
+            .build(),
+        None => agent.post(url),
+    };
     for (name, value) in headers {
         req = req.header(name.as_str(), value.as_str());
     }
@@ -220,9 +271,9 @@ fn classify(e: ureq::Error) -> SendError {
         ureq::Error::Io(io) => SendError::Network(match io.kind() {
             std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
             std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
-                "connection reset".to_string()
+                RESET.to_string()
             }
-            std::io::ErrorKind::UnexpectedEof => "connection closed before a response".to_string(),
+            std::io::ErrorKind::UnexpectedEof => CLOSED.to_string(),
             _ => format!("network error: {io}"),
         }),
         ureq::Error::HostNotFound => SendError::Network("host not found".to_string()),

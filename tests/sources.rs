@@ -138,6 +138,47 @@ fn a_pooled_connection_closed_while_idle_is_retried_once_on_a_new_one() {
     );
 }
 
+#[test]
+fn a_stream_with_an_endpoint_left_also_retries_a_dead_pooled_connection() {
+    let up = MockUpstream::closing_idle(|req| {
+        if req.json()["stream"] == json!(true) {
+            Reply::chat_stream(2, Duration::ZERO)
+        } else {
+            Reply::json(200, chat_answer("fine"))
+        }
+    });
+    let other = MockUpstream::always(Reply::chat_stream(3, Duration::ZERO));
+    let p = Proxy::start(&format!(
+        "providers:\n  llama:\n    api_base: {}\n    models: [m]\n  other:\n    api_base: {}\nmodels:\n  agent:\n    endpoints: [llama:m, other:x]\n",
+        up.url(),
+        other.url()
+    ));
+    // A whole answer leaves its connection in the pool.
+    assert_eq!(chat(&p, "m").status, 200);
+    // With another endpoint left, the stream's head is due within the first-token
+    // deadline (`post_within`); the dead pooled connection is still not an attempt.
+    let s = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "agent", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(s.status, 200);
+    assert_eq!(s.header("x-routeplane-provider"), Some("llama"));
+    assert_eq!(s.header("x-routeplane-attempts"), Some("1"));
+    assert!(s.text().contains("t1"), "{}", s.text());
+    assert_eq!(other.count(), 0);
+    let reqs = up.requests();
+    let streamed: Vec<usize> = reqs
+        .iter()
+        .filter(|r| r.json()["stream"] == json!(true))
+        .map(|r| r.on_conn)
+        .collect();
+    assert_eq!(
+        streamed,
+        [1, 0],
+        "dropped on the reused connection, then sent anew"
+    );
+}
+
 /// A mock llama.cpp with a 4096-token window: a streamed oversized request gets 200 and
 /// an empty stream, the same request unstreamed a 400 that says why.
 fn small_llama(req: &Recorded) -> Reply {
@@ -209,6 +250,15 @@ fn an_empty_stream_from_an_overflowing_local_server_is_explained() {
     assert_eq!(s.status, 200);
     assert_eq!(s.header("x-routeplane-provider"), Some("big"));
     assert!(s.text().contains("t2"), "{}", s.text());
+    // The overflow was explained there too, so the source is not cooled down: a prompt
+    // that fits goes to it first again.
+    let asked = llama.requests();
+    assert_eq!(asked.last().unwrap().json()["stream"], json!(false));
+    let s = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "agent", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(s.header("x-routeplane-provider"), Some("llamacpp"));
     // A prompt that fits streams as usual.
     let s = p.stream(
         "/v1/chat/completions",
@@ -328,8 +378,16 @@ fn route_knows_detected_models_and_shows_state_and_cool_down() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let lines: Vec<&str> = text.lines().collect();
+    // Each target's line, then its failover policy indented under it.
+    let lines: Vec<&str> = text.lines().step_by(2).collect();
     assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        text.lines()
+            .skip(1)
+            .step_by(2)
+            .all(|l| l.starts_with("   deadline: ")),
+        "{text}"
+    );
     assert!(
         lines[0].starts_with(&format!(
             "1. a:m (chat_completions, {}/chat/completions) cooling down until ",
@@ -350,7 +408,11 @@ fn route_knows_detected_models_and_shows_state_and_cool_down() {
         .env_remove("XDG_DATA_HOME")
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).ends_with(") down\n"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.lines().next().is_some_and(|l| l.ends_with(") down")),
+        "{text}"
+    );
 }
 
 /// A mock hosted API: `GET /v1/models` lists what `listed` holds, anything else answers.

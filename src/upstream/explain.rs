@@ -5,6 +5,8 @@
 //! The second ask is capped at a token or so, so a source whose stream merely broke
 //! spends next to nothing on it.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use super::{Client, Reply};
@@ -15,12 +17,15 @@ const LIMIT: u64 = 1024 * 1024;
 /// Asks `url` again without streaming; when the answer is a context-window error, it
 /// comes back as OpenAI's 400 `context_length_exceeded` (for the relay to classify as
 /// upstream errors are), naming the prompt's size and the window when the source said
-/// them. `None` for anything else: the empty stream then stays an early end.
+/// them. `None` for anything else: the empty stream then stays an early end. The answer's
+/// head is awaited only `within` (the attempt's own patience), so a source that is
+/// merely slow does not hold up failover.
 pub fn explain_empty_stream(
     client: &Client,
     url: &str,
     headers: &[(String, String)],
     body: &[u8],
+    within: Duration,
 ) -> Option<Reply> {
     let mut v: Value = serde_json::from_slice(body).ok()?;
     let obj = v.as_object_mut()?;
@@ -47,7 +52,7 @@ pub fn explain_empty_stream(
         .filter(|(n, _)| !n.eq_ignore_ascii_case("accept"))
         .cloned()
         .collect();
-    let reply = client.post(url, &headers, &bytes).ok()?;
+    let reply = client.post_within(url, &headers, &bytes, within).ok()?;
     if (200..300).contains(&reply.status) {
         return None;
     }
