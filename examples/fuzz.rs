@@ -83,9 +83,10 @@ fn exercise(input: &[u8]) {
         let _ = body.model();
         let _ = body.models();
         let _ = body.with_model("x");
+        let _ = body.without_model();
         if let Ok(v) = body.to_value() {
             for p in Protocol::ALL {
-                if let Ok(chat) = p.request_to_chat(v.clone()) {
+                if let Ok(chat) = p.request_to_chat(v.clone(), true) {
                     for up in Protocol::ALL {
                         let _ = up.request_from_chat(chat.clone(), "m", "p");
                     }

@@ -74,6 +74,13 @@ const BUILTINS: &[Builtin] = &[
         kind: Kind::Hosted,
     },
     Builtin {
+        id: "gemini",
+        api_base: "https://generativelanguage.googleapis.com/v1beta",
+        protocol: Protocol::Gemini,
+        key_env: Some("GEMINI_API_KEY"),
+        kind: Kind::Hosted,
+    },
+    Builtin {
         id: "openai-codex",
         api_base: "https://chatgpt.com/backend-api/codex",
         protocol: Protocol::Responses,
@@ -403,17 +410,30 @@ fn ids(providers: &[Arc<Provider>]) -> String {
         .join(", ")
 }
 
+/// Second places to look for a built-in's key: Google's SDKs and CLI read
+/// `GOOGLE_API_KEY` when `GEMINI_API_KEY` is unset.
+const KEY_ENV_FALLBACKS: &[(&str, &str)] = &[("GEMINI_API_KEY", "GOOGLE_API_KEY")];
+
 /// A built-in provider with nothing configured.
 fn from_builtin(b: &Builtin) -> Provider {
-    let key = b
+    let fallback = KEY_ENV_FALLBACKS
+        .iter()
+        .find(|(first, _)| b.key_env == Some(*first))
+        .map(|(_, second)| *second);
+    let found = b
         .key_env
-        .and_then(|var| std::env::var(var).ok())
-        .filter(|k| !k.is_empty());
+        .into_iter()
+        .chain(fallback)
+        .find_map(|var| Some((var, std::env::var(var).ok().filter(|k| !k.is_empty())?)));
+    let (key_var, key) = match found {
+        Some((var, key)) => (Some(var), Some(key)),
+        None => (None, None),
+    };
     Provider {
         id: b.id.to_string(),
         api_base: b.api_base.to_string(),
         protocols: vec![("*".to_string(), b.protocol)],
-        key_source: key.as_ref().and(b.key_env.map(str::to_string)),
+        key_source: key_var.map(str::to_string),
         key: key.map(Secret::new),
         headers: Vec::new(),
         models: Vec::new(),
@@ -486,7 +506,7 @@ fn provider(
                     at.0,
                     at.1,
                     format!(
-                        "unknown protocol `{name}`; expected chat_completions, anthropic or responses"
+                        "unknown protocol `{name}`; expected chat_completions, anthropic, responses or gemini"
                     ),
                 )
             })

@@ -181,9 +181,10 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
     served
 }
 
-/// `POST /v1/messages/count_tokens`: asked of the first Anthropic target that answers;
-/// without one, an estimate marked `"estimated": true` (about four bytes a token),
-/// because a 404 would break clients that count before every request.
+/// `POST /v1/messages/count_tokens` and Gemini's `:countTokens`: asked of the first
+/// target of the client's protocol that answers; without one, an estimate (about four
+/// bytes a token, marked by `x-routeplane-estimate`), because a 404 would break clients
+/// that count before every request.
 pub fn count_tokens(
     env: &Env,
     settings: &Settings,
@@ -191,11 +192,10 @@ pub fn count_tokens(
     out: &mut ClientWriter,
 ) -> Served {
     let mut served = Served::default();
-    for target in call
-        .targets
-        .iter()
-        .filter(|t| t.protocol == Protocol::Anthropic)
-    {
+    for target in call.targets.iter().filter(|t| t.protocol == call.inbound) {
+        let Some(path) = target.protocol.count_tokens_endpoint(&target.model) else {
+            continue;
+        };
         served.attempts += 1;
         let Ok(mut headers) = env.auth.headers(target) else {
             continue;
@@ -205,11 +205,9 @@ pub fn count_tokens(
             headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
             headers.push((name.clone(), value.clone()));
         }
-        let url = format!("{}/messages/count_tokens", target.provider.api_base);
-        let Ok(reply) = env
-            .client
-            .post(&url, &headers, &call.body.with_model(&target.model))
-        else {
+        let url = format!("{}{path}", target.provider.api_base);
+        let body = target.protocol.passthrough_body(call.body, &target.model);
+        let Ok(reply) = env.client.post(&url, &headers, &body) else {
             continue;
         };
         let status = reply.status;
@@ -230,7 +228,7 @@ pub fn count_tokens(
         return served;
     }
     let text_bytes = call.body.with_model("").len();
-    let estimate = serde_json::json!({"input_tokens": text_bytes.div_ceil(4), "estimated": true});
+    let estimate = call.inbound.token_estimate(text_bytes.div_ceil(4));
     let headers = vec![("x-routeplane-estimate".to_string(), "true".to_string())];
     let _ = out.respond(
         200,
@@ -368,7 +366,8 @@ fn attempt(
             headers.push((name.clone(), value.clone()));
         }
     }
-    let url = format!("{}{}", provider.api_base, target.protocol.endpoint());
+    let path = target.protocol.endpoint(&target.model, upstream_stream);
+    let url = format!("{}{path}", provider.api_base);
     // The first-byte deadline is per attempt: an earlier endpoint's wait does not count.
     let sent = Instant::now();
     let mut reply = match env.client.post(&url, &headers, &body) {
@@ -428,7 +427,7 @@ fn upstream_body(
 ) -> Result<Vec<u8>, Error> {
     let provider = &target.provider;
     if target.protocol == call.inbound && !env.auth.rewrites_body(provider) {
-        return Ok(call.body.with_model(&target.model));
+        return Ok(target.protocol.passthrough_body(call.body, &target.model));
     }
     let mut up = if target.protocol == call.inbound {
         let mut v = call.body.to_value()?;
@@ -439,7 +438,7 @@ fn upstream_body(
             .get_or_insert_with(|| {
                 call.body
                     .to_value()
-                    .and_then(|v| call.inbound.request_to_chat(v))
+                    .and_then(|v| call.inbound.request_to_chat(v, call.stream))
             })
             .as_ref()
             .map_err(|e| Error::bad_request(e.to_string()))?
@@ -493,6 +492,8 @@ fn context_or_filter(message: &str, body: &[u8]) -> bool {
         "content_filter",
         "content filter",
         "content management policy",
+        // Gemini: "The input token count (N) exceeds the maximum number of tokens allowed (M)."
+        "exceeds the maximum number of tokens",
     ]
     .iter()
     .any(|needle| m.contains(needle) || b.contains(needle))
@@ -531,6 +532,10 @@ fn relay_whole(t: &Try<'_>, reply: Reply, out: &mut ClientWriter) -> Outcome {
             .map(|chat| call.inbound.response_from_chat(chat));
         match translated {
             Ok(v) => v.to_string().into_bytes(),
+            // A Gemini safety block arrives as a 200 with nothing in it.
+            Err(e) if context_or_filter(&e.to_string(), b"") => {
+                return fail(FailKind::ContextOrFilter, e.to_string());
+            }
             Err(e) => return fail(FailKind::EarlyEnd, e.to_string()),
         }
     } else {

@@ -135,6 +135,10 @@ impl Auth {
                 Some(key) if target.protocol == Protocol::Anthropic => {
                     h.push(("x-api-key".into(), key.expose().to_string()));
                 }
+                // Google's own header; `?key=` would put the key in URLs and logs.
+                Some(key) if target.protocol == Protocol::Gemini => {
+                    h.push(("x-goog-api-key".into(), key.expose().to_string()));
+                }
                 Some(key) => h.push(("authorization".into(), format!("Bearer {}", key.expose()))),
                 None if p.kind == Kind::Subscription => {
                     return Err(Error::LoginNeeded {

@@ -45,7 +45,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             t.label(),
             t.protocol.name(),
             t.provider.api_base,
-            t.protocol.endpoint()
+            t.protocol.endpoint(&t.model, false)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -310,13 +310,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
             _ => {}
         }
     }
-    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
-    if !reasoning.is_empty() {
-        message["reasoning_content"] = json!(reasoning);
-    }
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
+    let message = super::assistant_message(text, reasoning, calls);
     Ok(json!({
         "id": resp["id"], "object": "chat.completion", "created": now(), "model": resp["model"],
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(resp["stop_reason"].as_str().unwrap_or(""))}],
@@ -338,10 +332,7 @@ pub struct Decoder {
 impl Decoder {
     /// A chunk with one delta.
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
-        json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        })
+        super::hub_chunk(&self.id, self.created, &self.model, delta, finish)
     }
 
     /// Decodes one upstream event.
@@ -350,10 +341,7 @@ impl Decoder {
             return Decoded::Chunks(Vec::new());
         };
         let Ok(v) = serde_json::from_str::<Value>(data) else {
-            return Decoded::Failed {
-                status: 502,
-                message: "upstream sent a malformed stream event".into(),
-            };
+            return super::malformed_event();
         };
         let kind = v["type"].as_str().or(ev.event.as_deref()).unwrap_or("");
         let one = |c: Value| Decoded::Chunks(vec![c]);
@@ -418,10 +406,13 @@ impl Decoder {
                 }
             }
             "message_stop" => {
-                let mut usage = self.chunk(json!({}), None);
-                usage["choices"] = json!([]);
-                usage["usage"] = usage_to_chat(&self.usage);
-                Decoded::End(vec![usage])
+                let usage = usage_to_chat(&self.usage);
+                Decoded::End(vec![super::usage_chunk(
+                    &self.id,
+                    self.created,
+                    &self.model,
+                    usage,
+                )])
             }
             "error" => Decoded::Failed {
                 status: status_of(v["error"]["type"].as_str().unwrap_or("")),
@@ -628,11 +619,7 @@ pub fn response_from_chat(chat: Value) -> Value {
         content.push(json!({"type": "text", "text": text}));
     }
     for call in msg["tool_calls"].as_array().into_iter().flatten() {
-        let input =
-            serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap_or("{}"))
-                .ok()
-                .filter(Value::is_object)
-                .unwrap_or_else(|| json!({}));
+        let input = super::arguments_object(call["function"]["arguments"].as_str().unwrap_or("{}"));
         content.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
     }
     json!({
