@@ -36,8 +36,9 @@ fn python_with(module: &str) -> Option<PathBuf> {
 /// A mock speaking `up` that answers streams with events and everything else with a body.
 fn mock(up: Wire) -> MockUpstream {
     MockUpstream::start(move |req| {
-        let stream =
-            serde_json::from_slice::<Value>(&req.body).is_ok_and(|v| v["stream"] == json!(true));
+        let stream = serde_json::from_slice::<Value>(&req.body)
+            .is_ok_and(|v| v["stream"] == json!(true))
+            || req.path.contains(":streamGenerateContent");
         up.reply(stream, false)
     })
 }
