@@ -120,6 +120,8 @@ impl Proxy {
             .env_remove("OPENAI_API_KEY")
             .env_remove("OPENROUTER_API_KEY")
             .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("GEMINI_API_KEY")
+            .env_remove("GOOGLE_API_KEY")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

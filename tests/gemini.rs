@@ -1,0 +1,301 @@
+//! Google Gemini on both sides: its endpoints, keys, model paths, array streams,
+//! token counts, the `gemini` built-in, and safety blocks as a reason to fail over.
+
+use serde_json::{Value, json};
+
+use crate::support::upstream::{chat_answer, chat_events};
+use crate::support::wire::{Wire, read_gemini_array};
+use crate::support::{MockUpstream, Proxy, Reply};
+
+/// A proxy whose provider `up` (speaking `protocol`) serves `models`.
+fn proxy(mock: &MockUpstream, protocol: &str, models: &str, extra: &str) -> Proxy {
+    Proxy::start(&format!(
+        "providers:\n  up:\n    api_base: {}\n    api_protocol: {protocol}\n    models: [{models}]\n{extra}",
+        mock.url()
+    ))
+}
+
+fn ask() -> Value {
+    Wire::Gemini.request("m", false, false)
+}
+
+#[test]
+fn stream_without_alt_sse_is_one_json_array() {
+    for up in [Wire::Chat, Wire::Gemini] {
+        let mock = MockUpstream::always(up.reply(true, false));
+        let p = proxy(&mock, up.config_name(), "m", "");
+        let s = p.stream("/v1beta/models/m:streamGenerateContent", ask());
+        assert_eq!(s.status, 200, "{up:?}: {}", s.text());
+        assert_eq!(s.header("content-type"), Some("application/json"));
+        let a = read_gemini_array(&s.text());
+        assert_eq!(a.text, "Hello there", "{up:?}: {}", s.text());
+        assert!(a.ended, "{up:?}: {}", s.text());
+        assert!(s.complete);
+        // Upstream, Routeplane always asks for SSE.
+        if up == Wire::Gemini {
+            assert_eq!(
+                mock.requests()[0].path,
+                "/v1/models/m:streamGenerateContent?alt=sse"
+            );
+        }
+    }
+}
+
+#[test]
+fn model_path_goes_through_the_registry() {
+    let mock = MockUpstream::start(|_| Reply::json(200, chat_answer("ok")));
+    let p = proxy(
+        &mock,
+        "chat_completions",
+        "\"llama3.1:8b\"",
+        "models:\n  smart:\n    endpoints: [up:llama3.1:8b]\n",
+    );
+    // A provider-qualified id with colons of its own: the method is after the last one.
+    for path in [
+        "/v1beta/models/up:llama3.1:8b:generateContent",
+        "/v1beta/models/up%3Allama3.1%3A8b:generateContent",
+        "/v1beta/models/llama3.1:8b:generateContent",
+        "/v1beta/models/smart:generateContent",
+        "/v1/models/smart:generateContent",
+    ] {
+        let resp = p.post(path, ask());
+        assert_eq!(resp.status, 200, "{path}: {}", resp.body);
+        assert_eq!(Wire::Gemini.read(&resp).text, "ok", "{path}");
+    }
+    for rec in mock.requests() {
+        assert_eq!(rec.json()["model"], "llama3.1:8b");
+    }
+    // The request-level `models` list overrides the path's model.
+    let mut body = ask();
+    body["models"] = json!(["nope-not-here", "smart"]);
+    let resp = p.post("/v1beta/models/ignored:generateContent", body);
+    assert_eq!(
+        resp.status, 400,
+        "unknown ids in `models` are the client's mistake"
+    );
+    let mut body = ask();
+    body["models"] = json!(["smart"]);
+    let resp = p.post("/v1beta/models/ignored:generateContent", body);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let resp = p.post("/v1beta/models/nope:generateContent", ask());
+    assert_eq!(resp.status, 404);
+    assert_eq!(resp.json()["error"]["status"], "NOT_FOUND");
+    assert_eq!(resp.json()["error"]["code"], 404);
+    let resp = p.post("/v1beta/models/smart:embedContent", ask());
+    assert_eq!(resp.status, 400);
+    assert!(
+        resp.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(":generateContent")
+    );
+}
+
+#[test]
+fn client_keys_are_accepted_the_google_ways() {
+    let mock = MockUpstream::always(Wire::Chat.reply(false, false));
+    let p = proxy(
+        &mock,
+        "chat_completions",
+        "m",
+        "skip_auth: false\nkeys: [\"k-1\"]\n",
+    );
+    let body = ask().to_string();
+    let path = "/v1beta/models/m:generateContent";
+    for (headers, query, ok) in [
+        (vec![("x-goog-api-key", "k-1")], "", true),
+        (vec![], "?key=k-1", true),
+        (vec![("authorization", "Bearer k-1")], "", true),
+        (vec![("x-goog-api-key", "wrong")], "", false),
+        (vec![], "?key=wrong", false),
+        (vec![], "", false),
+    ] {
+        let resp = p.send("POST", &format!("{path}{query}"), &headers, body.as_bytes());
+        if ok {
+            assert_eq!(resp.status, 200, "{headers:?}{query}: {}", resp.body);
+        } else {
+            assert_eq!(resp.status, 401, "{headers:?}{query}");
+            assert_eq!(resp.json()["error"]["status"], "UNAUTHENTICATED");
+        }
+    }
+    assert!(
+        !p.log().iter().any(|l| l.contains("k-1")),
+        "the key never reaches the log"
+    );
+}
+
+#[test]
+fn models_are_listed_in_googles_shape() {
+    let mock = MockUpstream::always(Wire::Chat.reply(false, false));
+    let p = proxy(&mock, "chat_completions", "m", "");
+    let v = p.get("/v1beta/models").json();
+    let names: Vec<&str> = v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"models/m"), "{v}");
+    assert!(names.contains(&"models/up:m"), "{v}");
+    let one = p.get("/v1beta/models/m");
+    assert_eq!(one.status, 200);
+    assert_eq!(one.json()["name"], "models/m");
+    assert!(
+        one.json()["supportedGenerationMethods"]
+            .to_string()
+            .contains("generateContent")
+    );
+    assert_eq!(p.get("/v1beta/models/absent").status, 404);
+}
+
+#[test]
+fn count_tokens_goes_to_a_gemini_upstream_else_is_estimated() {
+    let mock = MockUpstream::always(Reply::json(200, json!({"totalTokens": 12})));
+    let p = proxy(&mock, "gemini", "m", "");
+    let resp = p.post("/v1beta/models/m:countTokens", ask());
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json(), json!({"totalTokens": 12}));
+    let rec = &mock.requests()[0];
+    assert_eq!(rec.path, "/v1/models/m:countTokens");
+    assert_eq!(
+        rec.json(),
+        ask(),
+        "the body goes as it came, no model added"
+    );
+
+    let mock = MockUpstream::always(Wire::Chat.reply(false, false));
+    let p = proxy(&mock, "chat_completions", "m", "");
+    let resp = p.post("/v1beta/models/m:countTokens", ask());
+    assert_eq!(resp.status, 200);
+    assert!(resp.json()["totalTokens"].as_u64().unwrap() > 0);
+    assert_eq!(resp.header("x-routeplane-estimate"), Some("true"));
+    assert_eq!(mock.count(), 0);
+}
+
+#[test]
+fn builtin_gemini_sends_the_key_as_x_goog_api_key() {
+    for var in ["GEMINI_API_KEY", "GOOGLE_API_KEY"] {
+        let mock = MockUpstream::always(Wire::Gemini.reply(false, false));
+        let yaml = format!(
+            "providers:\n  gemini:\n    api_base: {}\n    models: [gemini-x]\n",
+            mock.url()
+        );
+        let p = Proxy::start_with(&yaml, &[(var, "g-secret")], &[]);
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"model": "gemini:gemini-x", "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(resp.status, 200, "{var}: {}", resp.body);
+        assert_eq!(Wire::Chat.read(&resp).text, "Hello there");
+        let rec = &mock.requests()[0];
+        assert_eq!(rec.path, "/v1/models/gemini-x:generateContent");
+        assert_eq!(rec.header("x-goog-api-key"), Some("g-secret"), "{var}");
+        assert_eq!(rec.header("authorization"), None);
+        assert!(
+            !rec.path.contains("g-secret"),
+            "the key stays out of the URL"
+        );
+    }
+}
+
+/// A Gemini answer that the safety filter blocked: the prompt, or the answer.
+fn blocked_replies() -> [Reply; 2] {
+    [
+        Reply::json(
+            200,
+            json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 3}}),
+        ),
+        Reply::json(
+            200,
+            json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "PROHIBITED_CONTENT", "index": 0}]}),
+        ),
+    ]
+}
+
+#[test]
+fn a_safety_block_fails_over_like_a_content_filter() {
+    for blocked in blocked_replies() {
+        for stream in [false, true] {
+            let sse = match &blocked {
+                Reply::Json(_, body) => {
+                    Reply::Sse(vec![format!("data: {body}\r\n\r\n")], Default::default())
+                }
+                _ => unreachable!(),
+            };
+            let a = MockUpstream::always(if stream { sse } else { blocked.clone() });
+            let b = MockUpstream::start(move |_| {
+                if stream {
+                    Reply::Sse(chat_events(2, true), Default::default())
+                } else {
+                    Reply::json(200, chat_answer("from b"))
+                }
+            });
+            let p = Proxy::start(&format!(
+                "providers:\n  a:\n    api_base: {}\n    api_protocol: gemini\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\n",
+                a.url(),
+                b.url()
+            ));
+            let want = if stream { "t0t1" } else { "from b" };
+            let resp = if stream {
+                let s = p.stream(
+                    "/v1/chat/completions",
+                    json!({"model": "smart", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+                );
+                Wire::Chat.read_stream(&s).text
+            } else {
+                let r = p.post(
+                    "/v1/chat/completions",
+                    json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]}),
+                );
+                Wire::Chat.read(&r).text
+            };
+            assert_eq!(resp, want, "stream={stream}");
+            assert_eq!(a.count(), 1);
+            assert_eq!(b.count(), 1);
+            // A filter is about this prompt, not the endpoint: no cool-down, `a` first again.
+            let again = p.post(
+                "/v1/chat/completions",
+                json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]}),
+            );
+            assert_eq!(again.status, 200);
+            assert_eq!(a.count(), 2, "stream={stream}: a filtered answer cools nothing down");
+            // Alone, the block is the client's answer: an error that says why.
+            let p = Proxy::start(&format!(
+                "providers:\n  a:\n    api_base: {}\n    api_protocol: gemini\n    models: [m]\n",
+                a.url()
+            ));
+            let r = p.post(
+                "/v1/chat/completions",
+                json!({"model": "m", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}),
+            );
+            assert!(r.status >= 400, "stream={stream}: {}", r.body);
+            assert!(r.body.contains("content filter"), "{}", r.body);
+        }
+    }
+}
+
+#[test]
+fn a_broken_stream_ends_with_an_error_in_googles_shape() {
+    let mut evs = chat_events(2, false);
+    evs.truncate(2);
+    let mock = MockUpstream::always(Reply::SseThenBreak(evs, Default::default()));
+    let p = proxy(&mock, "chat_completions", "m", "");
+    let s = p.stream("/v1beta/models/m:streamGenerateContent?alt=sse", ask());
+    assert_eq!(s.status, 200);
+    let text = s.text();
+    let last = text
+        .replace("\r\n", "\n")
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .last()
+        .unwrap()
+        .to_string();
+    let v: Value = serde_json::from_str(last.trim_start_matches("data: ")).unwrap();
+    assert_eq!(v["error"]["code"], 502, "{text}");
+    assert_eq!(v["error"]["status"], "INTERNAL");
+    assert!(s.complete);
+    // The array stream closes its array after the error element.
+    let s = p.stream("/v1beta/models/m:streamGenerateContent", ask());
+    let items: Vec<Value> = serde_json::from_str(&s.text()).expect("still one JSON array");
+    assert_eq!(items.last().unwrap()["error"]["code"], 502);
+}
