@@ -1,11 +1,14 @@
 //! Google Gemini on both sides: its endpoints, keys, model paths, array streams,
 //! token counts, the `gemini` built-in, and safety blocks as a reason to fail over.
 
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
 
 use crate::support::upstream::{chat_answer, chat_events};
 use crate::support::wire::{Wire, read_gemini_array};
-use crate::support::{MockUpstream, Proxy, Reply};
+use crate::support::{Dir, MockUpstream, Proxy, Reply};
 
 /// A proxy whose provider `up` (speaking `protocol`) serves `models`.
 fn proxy(mock: &MockUpstream, protocol: &str, models: &str, extra: &str) -> Proxy {
@@ -258,7 +261,11 @@ fn a_safety_block_fails_over_like_a_content_filter() {
                 json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]}),
             );
             assert_eq!(again.status, 200);
-            assert_eq!(a.count(), 2, "stream={stream}: a filtered answer cools nothing down");
+            assert_eq!(
+                a.count(),
+                2,
+                "stream={stream}: a filtered answer cools nothing down"
+            );
             // Alone, the block is the client's answer: an error that says why.
             let p = Proxy::start(&format!(
                 "providers:\n  a:\n    api_base: {}\n    api_protocol: gemini\n    models: [m]\n",
@@ -298,4 +305,80 @@ fn a_broken_stream_ends_with_an_error_in_googles_shape() {
     let s = p.stream("/v1beta/models/m:streamGenerateContent", ask());
     let items: Vec<Value> = serde_json::from_str(&s.text()).expect("still one JSON array");
     assert_eq!(items.last().unwrap()["error"]["code"], 502);
+}
+
+/// The Gemini CLI that `make gemini-cli` installs under target/, with `node` to run it;
+/// `None` (and a printed reason) when either is missing.
+fn gemini_cli() -> Option<std::path::PathBuf> {
+    let cli = std::env::var_os("ROUTEPLANE_TEST_GEMINI_CLI")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/gemini-cli/node_modules/.bin/gemini")
+        });
+    let node = Command::new("node").arg("--version").output();
+    if !cli.exists() || !node.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "skipped: Gemini CLI not installed at {} or no `node` (run `make gemini-cli`)",
+            cli.display()
+        );
+        return None;
+    }
+    Some(cli)
+}
+
+#[test]
+fn gemini_cli_answers_through_routeplane_from_a_chat_upstream() {
+    let Some(cli) = gemini_cli() else {
+        return;
+    };
+    let mock = MockUpstream::start(|req| {
+        let stream = String::from_utf8_lossy(&req.body).contains("\"stream\":true");
+        Wire::Chat.reply(stream, false)
+    });
+    let p = proxy(&mock, "chat_completions", "m", "");
+    let home = Dir::new();
+    std::fs::create_dir_all(home.path().join(".gemini")).unwrap();
+    // Gemini CLI 0.61 picks a `gateway` auth type for GOOGLE_GEMINI_BASE_URL and then
+    // rejects it when run headless; the API-key type with the same base URL works.
+    home.write(
+        ".gemini/settings.json",
+        r#"{"security": {"auth": {"selectedType": "gemini-api-key"}},
+            "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
+            "privacy": {"usageStatisticsEnabled": false}, "telemetry": {"enabled": false}}"#,
+    );
+    let mut child = Command::new(&cli)
+        .args(["-m", "up:m", "-p", "Say hello"])
+        .current_dir(home.path())
+        .env("HOME", home.path())
+        .env("GOOGLE_GEMINI_BASE_URL", p.url())
+        .env("GEMINI_API_KEY", "unused")
+        .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gemini");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("gemini did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("Hello there"),
+        "status {:?}\nstdout: {stdout}\nstderr: {}\nproxy log: {:#?}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        p.log()
+    );
+    let asked = mock.requests().iter().any(|r| {
+        r.path == "/v1/chat/completions" && r.json()["messages"].to_string().contains("Say hello")
+    });
+    assert!(asked, "the prompt reached the chat upstream");
 }

@@ -48,8 +48,8 @@
 //! Choices where the references are silent: a chat `tool` message whose text is not a
 //! JSON object is sent as `response: {"result": text}` (the SDK's own examples); a
 //! response of one string field (`output`, `result`, `content`) comes back to chat as
-//! that string; `top_k` travels through the hub as `top_k` (vLLM, llama.cpp and
-//! Anthropic know it); a safety block with nothing produced is a content-filter failure
+//! that string; `topK` travels through the hub as `top_k` but is not sent to a chat
+//! upstream (OpenAI refuses the field, and gemini-cli always sends `topK: 64`); a safety block with nothing produced is a content-filter failure
 //! (the relay moves on, as for other filters); after text has gone out it is the
 //! `content_filter` finish reason.
 

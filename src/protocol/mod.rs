@@ -158,6 +158,11 @@ impl Protocol {
             Protocol::Chat => {
                 let mut chat = chat;
                 chat["model"] = json!(model);
+                // A translated `top_k` (Gemini CLI always sends `topK`) is a sampling
+                // hint OpenAI refuses with a 400; a chat client's own passes untouched.
+                if let Some(obj) = chat.as_object_mut() {
+                    obj.remove("top_k");
+                }
                 Ok(chat)
             }
             Protocol::Anthropic => anthropic::request_from_chat(chat, model, provider),
