@@ -465,8 +465,9 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
         (Get | Head, "/v1beta/models") => {
             return Prepared::Json(200, gemini_models(registry, &shared.detected, None));
         }
-        (Get | Head, p) if p.starts_with("/v1beta/models/") && gemini.is_none() => {
-            let id = percent_decode(&p["/v1beta/models/".len()..]);
+        // A GET names a model, never a method: `up:m` is a model id here.
+        (Get | Head, p) if p.starts_with("/v1beta/models/") || p.starts_with("/v1/models/") => {
+            let id = percent_decode(p.split_once("/models/").map_or("", |(_, id)| id));
             let one = gemini_models(registry, &shared.detected, Some(&id));
             if one.is_empty() {
                 return Prepared::Fail(Error::UnknownModel {
@@ -634,25 +635,37 @@ fn read_body(req: &mut tiny_http::Request, limit: u64, secs: f64) -> Result<Vec<
     }
 }
 
-/// `GET /v1/models` in OpenAI's list shape.
+/// `GET /v1/models` in OpenAI's list shape, with Google's `models` list beside it: the
+/// google-genai SDK asks the same path when given a base URL (its API version is `v1`).
 fn models_list(registry: &Registry, detected: &Detected) -> String {
-    let data: Vec<_> = route::routable(registry, detected)
-        .into_iter()
+    let routable = route::routable(registry, detected);
+    let data: Vec<_> = routable
+        .iter()
         .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
         .collect();
-    json!({"object": "list", "data": data}).to_string()
+    let google: Vec<_> = routable
+        .iter()
+        .map(|(id, owner)| gemini_model(id, owner))
+        .collect();
+    json!({"object": "list", "data": data, "models": google}).to_string()
 }
 
-/// `GET /v1beta/models` in Google's shape; with `only`, that one model's entry (or "").
+/// One model in Google's shape, with OpenAI's fields too (`GET …/models/{id}` is one
+/// path for both).
+fn gemini_model(id: &str, owner: &str) -> serde_json::Value {
+    json!({
+        "name": format!("models/{id}"), "baseModelId": id, "displayName": id,
+        "description": format!("served by {owner} through Routeplane"),
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+        "id": id, "object": "model", "created": 0, "owned_by": owner,
+    })
+}
+
+/// `GET /v1beta/models` in Google's shape; with `only`, that one model's entry (or "")
+/// for `GET /v1beta/models/{id}` and `GET /v1/models/{id}`.
 fn gemini_models(registry: &Registry, detected: &Detected, only: Option<&str>) -> String {
     let only = only.map(|m| m.strip_prefix("models/").unwrap_or(m));
-    let entry = |id: &str, owner: &str| {
-        json!({
-            "name": format!("models/{id}"), "baseModelId": id, "displayName": id,
-            "description": format!("served by {owner} through Routeplane"),
-            "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
-        })
-    };
+    let entry = gemini_model;
     let models = route::routable(registry, detected);
     match only {
         Some(id) => models

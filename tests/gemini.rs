@@ -149,6 +149,19 @@ fn models_are_listed_in_googles_shape() {
             .contains("generateContent")
     );
     assert_eq!(p.get("/v1beta/models/absent").status, 404);
+    // The SDK, given a base URL, lists `/v1/models`: both shapes in one answer.
+    let both = p.get("/v1/models").json();
+    assert_eq!(both["object"], "list");
+    assert!(both["data"].to_string().contains("\"up:m\""), "{both}");
+    assert!(
+        both["models"].to_string().contains("\"models/up:m\""),
+        "{both}"
+    );
+    let one = p.get("/v1/models/up:m").json();
+    assert_eq!(
+        (one["id"].as_str(), one["name"].as_str()),
+        (Some("up:m"), Some("models/up:m"))
+    );
 }
 
 #[test]

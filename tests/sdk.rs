@@ -11,7 +11,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::support::wire::Wire;
-use crate::support::{MockUpstream, Proxy};
+use crate::support::{MockUpstream, Proxy, Reply};
 
 /// The venv's python when it has the `module` package, else `None` (with a printed reason).
 fn python_with(module: &str) -> Option<PathBuf> {
@@ -146,6 +146,8 @@ answer = types.Content(role="user", parts=[types.Part(function_response=types.Fu
     id=fc.id, name=fc.name, response={"output": "sunny"}))])
 r = c.models.generate_content(model="m", contents=[ask, r.candidates[0].content, answer], config=cfg)
 out["after_tool"] = r.text
+out["models"] = [m.name for m in c.models.list()]
+out["tokens"] = c.models.count_tokens(model="m", contents="hello there").total_tokens
 print(json.dumps(out))
 "#;
 
@@ -160,6 +162,9 @@ fn genai_sdk_calls_a_tool_through_every_upstream() {
             let body = String::from_utf8_lossy(&req.body);
             let stream = body.contains("\"stream\":true") || req.path.contains(":stream");
             let tool = body.contains("get_weather") && !body.contains("sunny");
+            if req.path.ends_with(":countTokens") {
+                return Reply::json(200, json!({"totalTokens": 4}));
+            }
             up.reply(stream, tool)
         });
         let p = Proxy::start(&format!(
@@ -174,7 +179,20 @@ fn genai_sdk_calls_a_tool_through_every_upstream() {
         let call = json!({"name": "get_weather", "args": {"city": "Paris"}, "id": "call_1"});
         assert_eq!(out["call"], call, "{up:?}: {out}");
         assert_eq!(out["stream_call"], call, "{up:?}: {out}");
-        let last = m.requests().last().unwrap().json();
-        assert!(up.has_tool_result(&last), "{up:?}: {last}");
+        let answered = m
+            .requests()
+            .into_iter()
+            .find(|r| String::from_utf8_lossy(&r.body).contains("sunny"))
+            .expect("the tool result went upstream")
+            .json();
+        assert!(up.has_tool_result(&answered), "{up:?}: {answered}");
+        assert!(
+            out["models"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("models/m")),
+            "{up:?}: {out}"
+        );
+        assert!(out["tokens"].as_u64().is_some_and(|n| n > 0), "{out}");
     }
 }
