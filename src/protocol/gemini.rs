@@ -7,13 +7,17 @@
 //! from the turn's position, so that the same history always gets the same ids.
 //!
 //! Wire facts used, with their sources (Google's REST reference for
-//! `generativelanguage.googleapis.com/v1beta`, ai.google.dev/api, read 2026-12; the
-//! google-genai Python SDK 3.6 `types.py`/`models.py`; gemini-cli 0.61 `bundle/`):
+//! `generativelanguage.googleapis.com/v1beta` at ai.google.dev/api and the Vertex AI
+//! reference pages, read in stored copies; the google-genai Python SDK 3.6.1 source,
+//! `types.py`, `models.py`, `_api_client.py`, `_base_url.py`; gemini-cli 0.61.0
+//! `bundle/`, both installed by `make check`):
 //! - `POST {base}/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`
 //!   (each event `data: <GenerateContentResponse>`, no end marker: the last event has a
 //!   `finishReason`), `:countTokens` → `{"totalTokens"}`; without `alt=sse` the stream is
 //!   one JSON array of responses. The key is `x-goog-api-key` or `?key=` (SDK
-//!   `_api_client.py` sets `x-goog-api-key`). [ai.google.dev/api/generate-content]
+//!   `_api_client.py` sets `x-goog-api-key`). Given a base URL (`http_options` or
+//!   `GOOGLE_GEMINI_BASE_URL`), SDK 3.6.1 calls `/v1/models/…`, not `/v1beta` (measured).
+//!   (source: ai.google.dev/api/generate-content)
 //! - Request: `contents[{role, parts}]`, `systemInstruction` (a Content), `tools[{
 //!   functionDeclarations[{name, description, parameters | parametersJsonSchema}]}]`,
 //!   `toolConfig.functionCallingConfig{mode: AUTO|ANY|NONE|VALIDATED,
@@ -21,18 +25,19 @@
 //!   stopSequences, candidateCount, seed, presencePenalty, frequencyPenalty,
 //!   responseMimeType, responseSchema (OpenAPI subset, upper-case types) |
 //!   responseJsonSchema (JSON Schema), thinkingConfig{thinkingBudget, includeThoughts,
-//!   thinkingLevel}}`, `safetySettings`, `cachedContent`. [ai.google.dev/api/caching#Content,
-//!   …/generate-content#generationconfig; SDK `GenerateContentConfig`]
+//!   thinkingLevel}}`, `safetySettings`, `cachedContent`. (source:
+//!   ai.google.dev/api/caching#Content, …/generate-content#generationconfig; SDK
+//!   `GenerateContentConfig`)
 //! - Parts: `{text}`, `{text, thought: true}` (a thought summary), `{inlineData{mimeType,
 //!   data}}`, `{fileData{mimeType, fileUri}}`, `{functionCall{id?, name, args}}`,
 //!   `{functionResponse{id?, name, response: <object>}}`, and `thoughtSignature` on any
 //!   part. `FunctionCall.id` is optional and the Developer API usually leaves it out.
 //!   Gemini 3 rejects a function-call turn without its signature; gemini-cli sends the
-//!   documented placeholder `skip_thought_signature_validator` for history it did not
-//!   get from Gemini, and so does this file. gemini-cli answers a call with
+//!   placeholder `skip_thought_signature_validator` for history it did not get from
+//!   Gemini, and so does this file. gemini-cli answers a call with
 //!   `{functionResponse{id, name, response: {output}}}`, the id its own when the model
-//!   gave none. [ai.google.dev/gemini-api/docs/thought-signatures; gemini-cli
-//!   `createFunctionResponsePart`, `SYNTHETIC_THOUGHT_SIGNATURE`]
+//!   gave none. (source: ai.google.dev/gemini-api/docs/thought-signatures; gemini-cli
+//!   `createFunctionResponsePart`, `SYNTHETIC_THOUGHT_SIGNATURE`)
 //! - Response: `candidates[{content{role: "model", parts}, finishReason, index}]`,
 //!   `promptFeedback{blockReason}` (a blocked prompt has no candidates),
 //!   `usageMetadata{promptTokenCount, candidatesTokenCount, thoughtsTokenCount,
@@ -40,18 +45,20 @@
 //!   `responseId`. `finishReason`: STOP, MAX_TOKENS, SAFETY, RECITATION, LANGUAGE, OTHER,
 //!   BLOCKLIST, PROHIBITED_CONTENT, SPII, MALFORMED_FUNCTION_CALL, IMAGE_SAFETY; a call
 //!   ends with STOP, not a tool reason. `candidatesTokenCount` excludes thoughts.
-//!   [ai.google.dev/api/generate-content#FinishReason, #UsageMetadata]
+//!   (source: ai.google.dev/api/generate-content#FinishReason, #UsageMetadata)
 //! - Errors: `{"error": {"code": <HTTP status>, "message", "status": "INVALID_ARGUMENT" |
 //!   "UNAUTHENTICATED" | "PERMISSION_DENIED" | "NOT_FOUND" | "RESOURCE_EXHAUSTED" |
-//!   "INTERNAL" | "UNAVAILABLE" | "DEADLINE_EXCEEDED"}}`. [cloud.google.com/apis/design/errors]
+//!   "INTERNAL" | "UNAVAILABLE" | "DEADLINE_EXCEEDED"}}`. (source:
+//!   cloud.google.com/apis/design/errors)
 //!
 //! Choices where the references are silent: a chat `tool` message whose text is not a
 //! JSON object is sent as `response: {"result": text}` (the SDK's own examples); a
 //! response of one string field (`output`, `result`, `content`) comes back to chat as
 //! that string; `topK` travels through the hub as `top_k` but is not sent to a chat
-//! upstream (OpenAI refuses the field, and gemini-cli always sends `topK: 64`); a safety block with nothing produced is a content-filter failure
-//! (the relay moves on, as for other filters); after text has gone out it is the
-//! `content_filter` finish reason.
+//! upstream (OpenAI refuses the field, and gemini-cli always sends `topK: 64`); a
+//! safety block with nothing produced is a content-filter failure (the relay moves on,
+//! as for other filters); after text has gone out it is the `content_filter` finish
+//! reason.
 
 use std::collections::HashMap;
 
