@@ -542,6 +542,9 @@ fn relay_whole(t: &Try<'_>, reply: Reply, out: &mut ClientWriter) -> Outcome {
         if bytes.is_empty() {
             return fail(FailKind::EarlyEnd, "upstream answered with an empty body");
         }
+        if let Some(reason) = target.protocol.blocked_answer(&bytes) {
+            return fail(FailKind::ContextOrFilter, reason);
+        }
         bytes
     };
     let ct = if translate || ct.is_empty() {
@@ -766,5 +769,9 @@ mod tests {
             br#"{"error":{"code":"context_length_exceeded"}}"#
         ));
         assert!(!context_or_filter("invalid temperature", b"{}"));
+        assert!(context_or_filter(
+            "The input token count (9) exceeds the maximum number of tokens allowed (8).",
+            b""
+        ));
     }
 }

@@ -395,3 +395,34 @@ fn gemini_cli_answers_through_routeplane_from_a_chat_upstream() {
     });
     assert!(asked, "the prompt reached the chat upstream");
 }
+
+#[test]
+fn a_gemini_client_of_a_gemini_source_also_moves_on_from_a_block() {
+    for stream in [false, true] {
+        let [blocked, _] = blocked_replies();
+        let a = MockUpstream::always(match blocked {
+            Reply::Json(_, body) if stream => {
+                Reply::Sse(vec![format!("data: {body}\r\n\r\n")], Default::default())
+            }
+            other => other,
+        });
+        let b = MockUpstream::start(|req| {
+            let stream = String::from_utf8_lossy(&req.body).contains("\"stream\":true");
+            Wire::Chat.reply(stream, false)
+        });
+        let p = Proxy::start(&format!(
+            "providers:\n  a:\n    api_base: {}\n    api_protocol: gemini\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\n",
+            a.url(),
+            b.url()
+        ));
+        let text = if stream {
+            let s = p.stream(&Wire::Gemini.url("smart", true), ask());
+            Wire::Gemini.read_stream(&s).text
+        } else {
+            let r = p.post(&Wire::Gemini.url("smart", false), ask());
+            Wire::Gemini.read(&r).text
+        };
+        assert_eq!(text, "Hello there", "stream={stream}");
+        assert_eq!((a.count(), b.count()), (1, 1), "stream={stream}");
+    }
+}

@@ -516,6 +516,24 @@ fn id_prefix(resp: &Value) -> String {
     }
 }
 
+/// The content-filter reason of a `generateContent` answer that a safety block emptied:
+/// a blocked prompt, or a safety stop with nothing produced.
+fn block_reason(resp: &Value) -> Option<String> {
+    if let Some(reason) = blocked(resp) {
+        return Some(reason);
+    }
+    let cand = resp["candidates"].get(0)?;
+    let reason = cand["finishReason"].as_str()?;
+    let (text, _, calls) = read_parts(&cand["content"]["parts"], 0, "");
+    (finish_reason(reason, false) == "content_filter" && text.is_empty() && calls.is_empty())
+        .then(|| filtered(reason))
+}
+
+/// [`block_reason`] of an answer's bytes, for an answer relayed unchanged.
+pub fn blocked_answer(body: &[u8]) -> Option<String> {
+    block_reason(&serde_json::from_slice(body).ok()?)
+}
+
 /// A `generateContent` answer → hub chat completion. A safety block with nothing
 /// produced is an error whose message says `content filter`, so the relay moves on.
 pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
@@ -523,7 +541,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
         provider: "gemini".into(),
         reason,
     };
-    if let Some(reason) = blocked(&resp) {
+    if let Some(reason) = block_reason(&resp) {
         return Err(failed(reason));
     }
     let Some(cand) = resp["candidates"].get(0) else {
@@ -532,9 +550,6 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     let (text, thoughts, calls) = read_parts(&cand["content"]["parts"], 0, &id_prefix(&resp));
     let reason = cand["finishReason"].as_str().unwrap_or("STOP");
     let finish = finish_reason(reason, !calls.is_empty());
-    if finish == "content_filter" && text.is_empty() && calls.is_empty() {
-        return Err(failed(filtered(reason)));
-    }
     Ok(json!({
         "id": resp["responseId"].as_str().unwrap_or("gemini"),
         "object": "chat.completion", "created": now(), "model": resp["modelVersion"],
@@ -1204,6 +1219,13 @@ mod tests {
     #[test]
     fn safety_blocks_are_content_filter_failures() {
         let blocked = json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 3}});
+        assert!(blocked_answer(blocked.to_string().as_bytes()).is_some());
+        let fine = json!({"candidates": [{"content": {"parts": [{"text": "hi"}]}, "finishReason": "SAFETY"}]});
+        assert_eq!(
+            blocked_answer(fine.to_string().as_bytes()),
+            None,
+            "text went out"
+        );
         let err = response_to_chat(blocked.clone()).unwrap_err().to_string();
         assert!(err.contains("content filter"), "{err}");
         let empty = json!({"candidates": [{"content": {"parts": []}, "finishReason": "PROHIBITED_CONTENT"}]});

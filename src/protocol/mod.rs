@@ -109,6 +109,15 @@ impl Protocol {
         }
     }
 
+    /// Why a complete answer passed through unchanged is really a content-filter block
+    /// (Gemini answers a blocked prompt with 200 and no candidates); `None` for the rest.
+    pub fn blocked_answer(self, body: &[u8]) -> Option<String> {
+        match self {
+            Protocol::Gemini => gemini::blocked_answer(body),
+            _ => None,
+        }
+    }
+
     /// A token count Routeplane estimated itself, in this protocol's answer shape.
     pub fn token_estimate(self, tokens: usize) -> Value {
         match self {
