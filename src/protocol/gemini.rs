@@ -529,7 +529,7 @@ fn block_reason(resp: &Value) -> Option<String> {
         .then(|| filtered(reason))
 }
 
-/// [`block_reason`] of an answer's bytes, for an answer relayed unchanged.
+/// The block reason (see `block_reason`) of an answer's bytes, for an answer relayed unchanged.
 pub fn blocked_answer(body: &[u8]) -> Option<String> {
     block_reason(&serde_json::from_slice(body).ok()?)
 }
