@@ -329,10 +329,22 @@ fn gemini_cli() -> Option<std::path::PathBuf> {
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("target/gemini-cli/node_modules/.bin/gemini")
         });
-    let node = Command::new("node").arg("--version").output();
-    if !cli.exists() || !node.is_ok_and(|o| o.status.success()) {
+    // `v20.20.2` → 20; the CLI needs node 20 or later.
+    let major = Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            v.trim_start_matches('v')
+                .split('.')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        });
+    if !cli.exists() || !major.is_some_and(|m| m >= 20) {
         eprintln!(
-            "skipped: Gemini CLI not installed at {} or no `node` (run `make gemini-cli`)",
+            "skipped: Gemini CLI not installed at {} or no `node` 20 or later (node major: {major:?}; run `make gemini-cli`)",
             cli.display()
         );
         return None;
