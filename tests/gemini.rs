@@ -342,7 +342,7 @@ fn gemini_cli() -> Option<std::path::PathBuf> {
                 .parse::<u32>()
                 .ok()
         });
-    if !cli.exists() || !major.is_some_and(|m| m >= 20) {
+    if !cli.exists() || major.is_none_or(|m| m < 20) {
         eprintln!(
             "skipped: Gemini CLI not installed at {} or no `node` 20 or later (node major: {major:?}; run `make gemini-cli`)",
             cli.display()
