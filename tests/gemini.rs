@@ -352,16 +352,10 @@ fn gemini_cli() -> Option<std::path::PathBuf> {
     Some(cli)
 }
 
-#[test]
-fn gemini_cli_answers_through_routeplane_from_a_chat_upstream() {
-    let Some(cli) = gemini_cli() else {
-        return;
-    };
-    let mock = MockUpstream::start(|req| {
-        let stream = String::from_utf8_lossy(&req.body).contains("\"stream\":true");
-        Wire::Chat.reply(stream, false)
-    });
-    let p = proxy(&mock, "chat_completions", "m", "");
+/// Runs `gemini -m up:m -p PROMPT` in a fresh home (with a file `a.txt` in it) against
+/// the proxy and returns its stdout; panics with everything known when it fails or
+/// takes over 120 s.
+fn run_gemini(cli: &std::path::Path, p: &Proxy, prompt: &str) -> String {
     let home = Dir::new();
     std::fs::create_dir_all(home.path().join(".gemini")).unwrap();
     // Gemini CLI 0.61 picks a `gateway` auth type for GOOGLE_GEMINI_BASE_URL and then
@@ -372,8 +366,9 @@ fn gemini_cli_answers_through_routeplane_from_a_chat_upstream() {
             "general": {"enableAutoUpdate": false, "enableAutoUpdateNotification": false},
             "privacy": {"usageStatisticsEnabled": false}, "telemetry": {"enabled": false}}"#,
     );
-    let mut child = Command::new(&cli)
-        .args(["-m", "up:m", "-p", "Say hello"])
+    home.write("a.txt", "");
+    let mut child = Command::new(cli)
+        .args(["-m", "up:m", "-p", prompt])
         .current_dir(home.path())
         .env("HOME", home.path())
         .env("GOOGLE_GEMINI_BASE_URL", p.url())
@@ -389,23 +384,96 @@ fn gemini_cli_answers_through_routeplane_from_a_chat_upstream() {
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("gemini did not finish within 120 s");
+            panic!(
+                "gemini did not finish within 120 s; proxy log: {:#?}",
+                p.log()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
-        out.status.success() && stdout.contains("Hello there"),
+        out.status.success(),
         "status {:?}\nstdout: {stdout}\nstderr: {}\nproxy log: {:#?}",
         out.status,
         String::from_utf8_lossy(&out.stderr),
         p.log()
     );
+    stdout
+}
+
+#[test]
+fn gemini_cli_answers_through_routeplane_from_a_chat_upstream() {
+    let Some(cli) = gemini_cli() else {
+        return;
+    };
+    let mock = MockUpstream::start(|req| {
+        let stream = String::from_utf8_lossy(&req.body).contains("\"stream\":true");
+        Wire::Chat.reply(stream, false)
+    });
+    let p = proxy(&mock, "chat_completions", "m", "");
+    let stdout = run_gemini(&cli, &p, "Say hello");
+    assert!(stdout.contains("Hello there"), "{stdout}");
     let asked = mock.requests().iter().any(|r| {
         r.path == "/v1/chat/completions" && r.json()["messages"].to_string().contains("Say hello")
     });
     assert!(asked, "the prompt reached the chat upstream");
+}
+
+#[test]
+fn gemini_cli_runs_a_tool_through_routeplane() {
+    let Some(cli) = gemini_cli() else {
+        return;
+    };
+    // The chat source asks for `list_directory` (one of the CLI's own tools), its
+    // arguments in two fragments, then answers once the listing is back.
+    let mock = MockUpstream::start(|req| {
+        let body = req.json();
+        let answered = body["messages"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|x| x["role"] == "tool"));
+        let chunk = |delta: Value, finish: Value| {
+            format!(
+                "data: {}\n\n",
+                json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            )
+        };
+        let mut evs = if answered {
+            vec![chunk(json!({"content": "Listed."}), Value::Null)]
+        } else {
+            vec![
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "id": "call_abc", "type": "function",
+                        "function": {"name": "list_directory", "arguments": "{\"dir_path\":"}}]}),
+                    Value::Null,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": "\".\"}"}}]}),
+                    Value::Null,
+                ),
+            ]
+        };
+        let finish = if answered { "stop" } else { "tool_calls" };
+        evs.push(chunk(json!({}), json!(finish)));
+        evs.push("data: [DONE]\n\n".into());
+        Reply::Sse(evs, Duration::ZERO)
+    });
+    let p = proxy(&mock, "chat_completions", "m", "");
+    let stdout = run_gemini(&cli, &p, "list the files here");
+    assert!(stdout.contains("Listed."), "{stdout}");
+    let result = mock
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            let msgs = r.json()["messages"].as_array()?.clone();
+            msgs.into_iter().find(|m| m["role"] == "tool")
+        })
+        .next()
+        .expect("the tool's result went back upstream");
+    assert_eq!(result["tool_call_id"], "call_abc", "{result}");
+    assert!(result["content"].to_string().contains("a.txt"), "{result}");
 }
 
 #[test]
