@@ -125,14 +125,8 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             out.insert(key.into(), chat[key].clone());
         }
     }
-    match &chat["stop"] {
-        Value::String(s) => {
-            out.insert("stop_sequences".into(), json!([s]));
-        }
-        Value::Array(a) => {
-            out.insert("stop_sequences".into(), Value::Array(a.clone()));
-        }
-        _ => {}
+    if let Some(stop) = super::stop_list(&chat) {
+        out.insert("stop_sequences".into(), stop);
     }
     if let Some(effort) = chat["reasoning_effort"].as_str() {
         let budget: u64 = match effort {
@@ -226,9 +220,7 @@ fn content_blocks(content: &Value, provider: &str) -> Result<Vec<Value>, Error> 
 
 /// An image URL (https or a base64 data URL) as an Anthropic image block.
 fn image_block(url: &str) -> Value {
-    if let Some(rest) = url.strip_prefix("data:")
-        && let Some((media_type, data)) = rest.split_once(";base64,")
-    {
+    if let Some((media_type, data)) = super::data_url(url) {
         return json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}});
     }
     json!({"type": "image", "source": {"type": "url", "url": url}})

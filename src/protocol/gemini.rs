@@ -357,14 +357,8 @@ fn generation_config(chat: &Value) -> Map<String, Value> {
     {
         gc.insert("maxOutputTokens".into(), json!(n));
     }
-    match &chat["stop"] {
-        Value::String(s) => {
-            gc.insert("stopSequences".into(), json!([s]));
-        }
-        Value::Array(a) => {
-            gc.insert("stopSequences".into(), Value::Array(a.clone()));
-        }
-        _ => {}
+    if let Some(stop) = super::stop_list(chat) {
+        gc.insert("stopSequences".into(), stop);
     }
     let rf = &chat["response_format"];
     match rf["type"].as_str() {
@@ -424,9 +418,7 @@ fn user_parts(content: &Value, provider: &str) -> Result<Vec<Value>, Error> {
 
 /// An image URL as a part: a data URL becomes `inlineData`, anything else `fileData`.
 fn media_part(url: &str) -> Value {
-    if let Some(rest) = url.strip_prefix("data:")
-        && let Some((mime, data)) = rest.split_once(";base64,")
-    {
+    if let Some((mime, data)) = super::data_url(url) {
         return json!({"inlineData": {"mimeType": mime, "data": data}});
     }
     let lower = url.to_ascii_lowercase();

@@ -394,6 +394,20 @@ pub(crate) fn arguments_object(args: &str) -> Value {
         .unwrap_or_else(|| json!({}))
 }
 
+/// Chat `stop` (a string or a list) as a list of stop sequences.
+pub(crate) fn stop_list(chat: &Value) -> Option<Value> {
+    match &chat["stop"] {
+        Value::String(s) => Some(json!([s])),
+        Value::Array(a) => Some(Value::Array(a.clone())),
+        _ => None,
+    }
+}
+
+/// A base64 data URL (`data:MIME;base64,DATA`) split into its media type and data.
+pub(crate) fn data_url(url: &str) -> Option<(&str, &str)> {
+    url.strip_prefix("data:")?.split_once(";base64,")
+}
+
 /// Refuses the chat fields neither other protocol can express: `n` > 1 and `logprobs`.
 pub(crate) fn refuse_chat_only(chat: &Value, provider: &str) -> Result<(), Error> {
     let field = if chat["n"].as_u64().is_some_and(|n| n > 1) {
