@@ -100,15 +100,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         if blocks.is_empty() {
             continue;
         }
-        // Anthropic wants alternating roles: fold consecutive same-role messages.
-        match messages.last_mut() {
-            Some(last) if last["role"] == role => {
-                if let Some(arr) = last["content"].as_array_mut() {
-                    arr.extend(blocks);
-                }
-            }
-            _ => messages.push(json!({"role": role, "content": blocks})),
-        }
+        super::push_turn(&mut messages, role, "content", blocks);
     }
     let mut out = Map::new();
     out.insert("model".into(), json!(model));

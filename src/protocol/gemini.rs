@@ -277,15 +277,7 @@ pub fn request_from_chat(chat: Value, _model: &str, provider: &str) -> Result<Va
         if parts.is_empty() {
             continue;
         }
-        // Parallel function responses belong in one turn: fold same-role neighbours.
-        match contents.last_mut() {
-            Some(last) if last["role"] == role => {
-                if let Some(a) = last["parts"].as_array_mut() {
-                    a.extend(parts);
-                }
-            }
-            _ => contents.push(json!({"role": role, "parts": parts})),
-        }
+        super::push_turn(&mut contents, role, "parts", parts);
     }
     let mut out = Map::new();
     out.insert("contents".into(), Value::Array(contents));

@@ -394,6 +394,20 @@ pub(crate) fn arguments_object(args: &str) -> Value {
         .unwrap_or_else(|| json!({}))
 }
 
+/// Appends a turn of `items` under `key` to `turns`, folded into the last turn when that
+/// has the same role: Anthropic and Gemini want roles to alternate, and parallel tool
+/// results belong in one turn.
+pub(crate) fn push_turn(turns: &mut Vec<Value>, role: &str, key: &str, items: Vec<Value>) {
+    match turns.last_mut() {
+        Some(last) if last["role"] == role => {
+            if let Some(a) = last[key].as_array_mut() {
+                a.extend(items);
+            }
+        }
+        _ => turns.push(json!({"role": role, key: items})),
+    }
+}
+
 /// Chat `stop` (a string or a list) as a list of stop sequences.
 pub(crate) fn stop_list(chat: &Value) -> Option<Value> {
     match &chat["stop"] {
