@@ -87,6 +87,9 @@ pub struct Timeouts {
     pub first_byte_secs: f64,
     /// Longest silence between two stream events.
     pub idle_secs: f64,
+    /// From sending a streamed request to its first generated content, when another
+    /// endpoint remains to try (the last endpoint waits up to `first_byte_secs`).
+    pub first_token_secs: f64,
 }
 
 impl Default for Timeouts {
@@ -95,6 +98,7 @@ impl Default for Timeouts {
             connect_secs: 10.0,
             first_byte_secs: 300.0,
             idle_secs: 120.0,
+            first_token_secs: 15.0,
         }
     }
 }
@@ -105,12 +109,24 @@ impl Default for Timeouts {
 pub struct Failover {
     /// How long an endpoint that failed with 429/5xx/network is tried last.
     pub cooldown_secs: f64,
+    /// Retries of the same endpoint after a quick transient failure (429, 5xx, reset).
+    pub retries: u32,
+    /// The first retry's pause in milliseconds; it doubles per retry, with jitter.
+    pub backoff_ms: u64,
+    /// The longest `Retry-After` waited out on the same endpoint; longer ones move on.
+    pub max_retry_wait_secs: f64,
+    /// Streams continued after a mid-stream failure, at most, per request.
+    pub max_rescues: u32,
 }
 
 impl Default for Failover {
     fn default() -> Failover {
         Failover {
             cooldown_secs: 30.0,
+            retries: 1,
+            backoff_ms: 250,
+            max_retry_wait_secs: 5.0,
+            max_rescues: 2,
         }
     }
 }
@@ -152,6 +168,8 @@ pub struct Provider {
     pub detect: Option<bool>,
     /// OAuth endpoint overrides for subscription providers.
     pub auth: Option<AuthOverrides>,
+    /// The source can continue a partial answer given as a final assistant message.
+    pub prefill: Option<bool>,
 }
 
 /// `api_protocol:` as written.
@@ -221,6 +239,8 @@ pub enum EndpointSpec {
         provider: Text,
         /// Model at that provider.
         service_id: Text,
+        /// This endpoint's first-token deadline, overriding `timeouts.first_token_secs`.
+        first_token_secs: Option<f64>,
     },
 }
 
@@ -232,7 +252,18 @@ impl EndpointSpec {
             EndpointSpec::Full {
                 provider,
                 service_id,
+                ..
             } => Some((&provider.0, &service_id.0)),
+        }
+    }
+
+    /// The endpoint's own first-token deadline in seconds, if it sets one.
+    pub fn first_token_secs(&self) -> Option<f64> {
+        match self {
+            EndpointSpec::Compact(_) => None,
+            EndpointSpec::Full {
+                first_token_secs, ..
+            } => *first_token_secs,
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct RequestLog {
     pub ttfb: Option<Duration>,
     /// Time until the response was complete.
     pub total: Duration,
+    /// Times a broken stream was continued, and by which endpoints (`provider:model`).
+    pub rescued: Vec<String>,
 }
 
 impl fmt::Display for RequestLog {
@@ -76,7 +78,16 @@ impl fmt::Display for RequestLog {
             self.attempts,
             OptMs(self.ttfb),
             OptMs(Some(self.total)),
-        )
+        )?;
+        if !self.rescued.is_empty() {
+            write!(
+                f,
+                " rescued={} rescued_by={}",
+                self.rescued.len(),
+                self.rescued.join(",")
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -179,7 +179,13 @@ pub struct ClientWriter<W: Write = Box<dyn Write + Send>> {
     array: bool,
     /// Array elements written so far.
     items: usize,
+    /// Looks whether the client has gone, without writing (see [`ClientWriter::set_probe`]).
+    probe: Option<Probe>,
 }
+
+/// Says whether the client closed or reset its connection, without reading or writing
+/// anything it would see.
+pub type Probe = Box<dyn FnMut() -> bool + Send>;
 
 /// Where the response stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +209,7 @@ impl<W: Write> ClientWriter<W> {
             first_write: None,
             array: false,
             items: 0,
+            probe: None,
         }
     }
 
@@ -211,6 +218,17 @@ impl<W: Write> ClientWriter<W> {
     /// everywhere else, so the relay and the encoders need not know.
     pub fn json_array(&mut self) {
         self.array = true;
+    }
+
+    /// Sets how [`ClientWriter::client_gone`] looks at the connection.
+    pub fn set_probe(&mut self, probe: Probe) {
+        self.probe = Some(probe);
+    }
+
+    /// True when the client is known to have left (a write would also tell, but only
+    /// once something can be written: not while a retry waits before the status line).
+    pub fn client_gone(&mut self) -> bool {
+        self.probe.as_mut().is_some_and(|p| p())
     }
 
     /// True once a status line has gone out (a later failure can no longer change it).

@@ -568,7 +568,7 @@ impl Decoder {
             return Decoded::Chunks(Vec::new());
         };
         let Ok(v) = serde_json::from_str::<Value>(data) else {
-            return super::malformed_event();
+            return Decoded::Malformed;
         };
         if v["error"].is_object() {
             let e = &v["error"];
@@ -998,6 +998,28 @@ impl Encoder {
         Event::data(response(parts, &self.id, &self.model).to_string())
     }
 
+    /// Learns the `responseId` and `modelVersion` a same-protocol stream showed the
+    /// client, so a continuation's events carry them too. Only until they are known:
+    /// the rest of a stream is not parsed.
+    pub fn observe(&mut self, ev: &Event) {
+        if !self.id.is_empty() {
+            return;
+        }
+        let Some(v) = ev
+            .data
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        else {
+            return;
+        };
+        if let Some(id) = v["responseId"].as_str() {
+            self.id = id.to_string();
+            if let Some(m) = v["modelVersion"].as_str() {
+                self.model = m.to_string();
+            }
+        }
+    }
+
     /// Encodes one chunk.
     pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
         if self.id.is_empty()
@@ -1306,10 +1328,43 @@ mod tests {
                 message: "quota".into()
             }
         );
-        assert!(matches!(
-            d.event(&Event::data("{oops")),
-            Decoded::Failed { status: 502, .. }
-        ));
+        assert_eq!(d.event(&Event::data("{oops")), Decoded::Malformed);
+    }
+
+    #[test]
+    fn an_observed_stream_continues_with_its_ids_and_ends_once() {
+        let mut e = Encoder::new("asked");
+        for ev in &text_stream()[..2] {
+            e.observe(ev);
+        }
+        let mut enc = crate::protocol::Encoder::Gemini(e);
+        enc.resume("Hello", "think");
+        let role = json!({"id": "other", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]});
+        assert!(
+            enc.chunk(&role).is_empty(),
+            "nothing for a second role chunk"
+        );
+        let text =
+            json!({"id": "other", "choices": [{"index": 0, "delta": {"content": " world"}}]});
+        let mut out = enc.chunk(&text);
+        let stop =
+            json!({"id": "other", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+        out.extend(enc.chunk(&stop));
+        out.extend(enc.finish());
+        let v: Vec<Value> = out
+            .iter()
+            .map(|ev| serde_json::from_str(ev.data.as_deref().unwrap()).unwrap())
+            .collect();
+        assert_eq!(v.len(), 2, "the new text, then the end: {v:?}");
+        assert_eq!(
+            v[0]["candidates"][0]["content"]["parts"],
+            json!([{"text": " world"}])
+        );
+        assert!(
+            v.iter()
+                .all(|x| x["responseId"] == "r1" && x["modelVersion"] == "g")
+        );
+        assert_eq!(v[1]["candidates"][0]["finishReason"], "STOP");
     }
 
     #[test]

@@ -356,3 +356,43 @@ impl Drop for Proxy {
         let _ = self.child.wait();
     }
 }
+
+impl Proxy {
+    /// Starts a proxy from a command already set up (another binary, a chroot wrapper);
+    /// stderr is read for the port as in `start_with`, and a `0.0.0.0` address is reached
+    /// through 127.0.0.1.
+    pub fn spawn(mut cmd: Command, dir: Dir) -> Proxy {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start routeplane");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let lines = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("");
+                    let _ = tx.send(addr.replace("0.0.0.0:", "127.0.0.1:"));
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("routeplane did not start: {:?}", log.lock().unwrap());
+            }
+        };
+        Proxy {
+            child,
+            client: Client { addr },
+            log,
+            dir,
+        }
+    }
+}
