@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: check test lint doc deny bench bench-peers build sdk static pi pi-smoke fuzz soak ship-tools static-debug deb
+.PHONY: check test lint doc deny bench bench-peers build sdk gemini-cli static pi pi-smoke fuzz soak ship-tools static-debug deb
 
 ## check: format, lints, tests, docs and the dependency audit, as CI runs them
 check: lint test doc deny
@@ -11,15 +11,26 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-test: sdk ship-tools static-debug
+test: sdk gemini-cli ship-tools static-debug
 	$(CARGO) test
 
 ## sdk: the official Python SDKs the client tests use (skipped with a message when pip cannot install them)
 SDK_VENV := target/sdk-venv
 sdk:
-	@if [ ! -x $(SDK_VENV)/bin/python ] || ! $(SDK_VENV)/bin/python -c 'import openai, anthropic' 2>/dev/null; then \
-		python3 -m venv $(SDK_VENV) && $(SDK_VENV)/bin/pip install -q openai anthropic \
+	@if [ ! -x $(SDK_VENV)/bin/python ] || ! $(SDK_VENV)/bin/python -c 'import openai, anthropic, google.genai' 2>/dev/null; then \
+		python3 -m venv $(SDK_VENV) && $(SDK_VENV)/bin/pip install -q openai anthropic google-genai \
 		|| echo "note: could not install the Python SDKs; their tests will be skipped"; \
+	fi
+
+## gemini-cli: Gemini CLI from npm, pinned, under target/ for its client test (about 25 s;
+## skipped with a message when npm cannot reach the registry; needs node >= 20)
+GEMINI_CLI_VERSION := 0.61.0
+GEMINI_CLI_DIR := target/gemini-cli
+gemini-cli:
+	@if ! grep -qs '"version": "$(GEMINI_CLI_VERSION)"' $(GEMINI_CLI_DIR)/node_modules/@google/gemini-cli/package.json; then \
+		command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm) >/dev/null 2>&1; \
+		npm install --prefix $(GEMINI_CLI_DIR) --no-audit --no-fund --loglevel=error @google/gemini-cli@$(GEMINI_CLI_VERSION) \
+		|| echo "note: could not install Gemini CLI from npm; its test will be skipped"; \
 	fi
 
 ## ship-tools: what tests/ship.rs needs: systemd-analyze (Debian `systemd`) and dpkg-deb;

@@ -24,7 +24,7 @@ pub mod paths;
 pub mod body;
 // Event streams and the hand-written client writer.
 pub mod sse;
-// The three wire formats and translation through chat.
+// The four wire formats and translation through chat.
 pub mod protocol;
 // Layer 7-8: configuration, as written and as resolved.
 pub mod config;

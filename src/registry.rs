@@ -93,6 +93,16 @@ const BUILTINS: &[Builtin] = &[
         prefill: Prefill::Yes,
     },
     Builtin {
+        id: "gemini",
+        api_base: "https://generativelanguage.googleapis.com/v1beta",
+        protocol: Protocol::Gemini,
+        key_env: Some("GEMINI_API_KEY"),
+        kind: Kind::Hosted,
+        // `contents` may end with a `model` turn, which Gemini takes as the start of its
+        // answer (not promised by Google's reference; not measured here, no network).
+        prefill: Prefill::Yes,
+    },
+    Builtin {
         id: "openai-codex",
         api_base: "https://chatgpt.com/backend-api/codex",
         protocol: Protocol::Responses,
@@ -468,8 +478,13 @@ fn ids(providers: &[Arc<Provider>]) -> String {
         .join(", ")
 }
 
+/// Second places to look for a built-in's key: Google's SDKs and CLI read
+/// `GOOGLE_API_KEY` when `GEMINI_API_KEY` is unset.
+const KEY_ENV_FALLBACKS: &[(&str, &str)] = &[("GEMINI_API_KEY", "GOOGLE_API_KEY")];
+
 /// The variables a built-in's key is read from, first found wins:
-/// `ROUTEPLANE_<ID>_API_KEY` (upper case, `-` → `_`), then the vendor's own (`key_env`).
+/// `ROUTEPLANE_<ID>_API_KEY` (upper case, `-` → `_`), then the vendor's own (`key_env`),
+/// then the vendor's second name, if it has one ([`KEY_ENV_FALLBACKS`]).
 fn key_vars(b: &Builtin) -> Vec<String> {
     let Some(vendor) = b.key_env else {
         return Vec::new();
@@ -478,7 +493,14 @@ fn key_vars(b: &Builtin) -> Vec<String> {
         "ROUTEPLANE_{}_API_KEY",
         b.id.to_ascii_uppercase().replace('-', "_")
     );
-    vec![own, vendor.to_string()]
+    let mut vars = vec![own, vendor.to_string()];
+    vars.extend(
+        KEY_ENV_FALLBACKS
+            .iter()
+            .filter(|(first, _)| *first == vendor)
+            .map(|(_, second)| second.to_string()),
+    );
+    vars
 }
 
 /// A built-in provider with nothing configured; its key comes from the environment.
@@ -572,7 +594,7 @@ fn provider(
                     at.0,
                     at.1,
                     format!(
-                        "unknown protocol `{name}`; expected chat_completions, anthropic or responses"
+                        "unknown protocol `{name}`; expected chat_completions, anthropic, responses or gemini"
                     ),
                 )
             })

@@ -324,8 +324,58 @@ fn protocol_for(url: &str) -> Protocol {
     match route_path(url) {
         "/v1/messages" | "/v1/messages/count_tokens" => Protocol::Anthropic,
         "/v1/responses" => Protocol::Responses,
+        p if p.starts_with("/v1beta/") || gemini_call(p).is_some() => Protocol::Gemini,
         _ => Protocol::Chat,
     }
+}
+
+/// A Gemini model call, `/v1beta/models/{model}:{method}` (or `/v1/…`): the model
+/// (percent-decoded) and the method. The method is after the LAST colon, since model
+/// ids have colons of their own (`ollama:llama3.1:8b`).
+fn gemini_call(path: &str) -> Option<(String, &str)> {
+    let rest = path
+        .strip_prefix("/v1beta/models/")
+        .or_else(|| path.strip_prefix("/v1/models/"))?;
+    let (model, method) = rest.rsplit_once(':')?;
+    if model.is_empty() || method.is_empty() {
+        return None;
+    }
+    Some((percent_decode(model), method))
+}
+
+/// `%XX` escapes decoded; anything malformed is kept as it is.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b.get(i + 1..i + 3).and_then(|h| {
+            std::str::from_utf8(h)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        });
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of a query parameter, percent-decoded.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(&v.replace('+', " ")))
 }
 
 fn is_http10(req: &tiny_http::Request) -> bool {
@@ -376,6 +426,8 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             requested,
             forward,
             count_tokens,
+            stream,
+            array,
         } => {
             if shared.panic_model.as_deref() == Some(requested.as_str()) {
                 panic!("test hook: ROUTEPLANE_TEST_PANIC_MODEL names `{requested}`");
@@ -383,12 +435,15 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             let call = Call {
                 inbound,
                 include_usage: body.include_usage(),
-                stream: body.stream().unwrap_or(false),
+                stream,
                 body: &body,
                 targets,
                 forward,
                 requested: requested.clone(),
             };
+            if array {
+                out.json_array();
+            }
             let served = if count_tokens {
                 relay::count_tokens(&shared.env, &registry.settings, &call, &mut out)
             } else {
@@ -432,6 +487,10 @@ enum Prepared {
         requested: String,
         forward: Vec<(String, String)>,
         count_tokens: bool,
+        /// The client asked for a stream (in the body, or Gemini's method).
+        stream: bool,
+        /// Gemini's stream without `alt=sse`: one JSON array.
+        array: bool,
     },
 }
 
@@ -447,6 +506,7 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
     if !settings.skip_auth && !client_key_ok(req, registry) {
         return Prepared::Fail(Error::Unauthorized);
     }
+    let gemini = gemini_call(&path);
     let endpoint = match (&method, path.as_str()) {
         (Get | Head, "/v1/models") => {
             return Prepared::Json(200, models_list(registry, &shared.detected));
@@ -462,6 +522,29 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
                 .collect();
             return Prepared::Json(200, json!({"cooldowns": list}).to_string());
         }
+        (Get | Head, "/v1beta/models") => {
+            return Prepared::Json(200, gemini_models(registry, &shared.detected, None));
+        }
+        // A GET names a model, never a method: `up:m` is a model id here.
+        (Get | Head, p) if p.starts_with("/v1beta/models/") || p.starts_with("/v1/models/") => {
+            let id = percent_decode(p.split_once("/models/").map_or("", |(_, id)| id));
+            let one = gemini_models(registry, &shared.detected, Some(&id));
+            if one.is_empty() {
+                return Prepared::Fail(Error::UnknownModel {
+                    model: id,
+                    known: Vec::new(),
+                });
+            }
+            return Prepared::Json(200, one);
+        }
+        (Post, _) if gemini.is_some() => match gemini.as_ref().map(|(_, m)| *m) {
+            Some("generateContent" | "streamGenerateContent" | "countTokens") => Protocol::Gemini,
+            _ => {
+                return Prepared::Fail(Error::bad_request(format!(
+                    "no Gemini method at {path}; Routeplane serves :generateContent, :streamGenerateContent and :countTokens"
+                )));
+            }
+        },
         (Post, "/v1/chat/completions") => Protocol::Chat,
         (Post, "/v1/messages" | "/v1/messages/count_tokens") => Protocol::Anthropic,
         (Post, "/v1/responses") => Protocol::Responses,
@@ -472,7 +555,7 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
         }
         _ => {
             return Prepared::Fail(Error::bad_request(format!(
-                "no endpoint {method} {path}; see GET /v1/models, POST /v1/chat/completions, /v1/messages, /v1/responses"
+                "no endpoint {method} {path}; see GET /v1/models, POST /v1/chat/completions, /v1/messages, /v1/responses, /v1beta/models/{{model}}:generateContent"
             )));
         }
     };
@@ -491,9 +574,14 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
     let checked = body
         .model()
         .and_then(|m| Ok((m, body.models()?, body.stream()?)));
-    let (model, models, _) = match checked {
+    let (model, models, body_stream) = match checked {
         Ok(v) => v,
         Err(e) => return Prepared::Fail(e),
+    };
+    // Gemini names the model and whether to stream in the URL, not the body.
+    let (model, stream) = match &gemini {
+        Some((m, method)) => (Some(m.clone()), *method == "streamGenerateContent"),
+        None => (model, body_stream),
     };
     let from_list = models.is_some();
     let list = match (models, model) {
@@ -541,12 +629,17 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
     } else {
         Vec::new()
     };
+    let gemini_method = gemini.as_ref().map(|(_, m)| *m);
     Prepared::Relay {
         body,
         targets,
         requested: list.join(","),
         forward,
-        count_tokens: path == "/v1/messages/count_tokens",
+        count_tokens: path == "/v1/messages/count_tokens" || gemini_method == Some("countTokens"),
+        stream,
+        array: stream
+            && gemini.is_some()
+            && query_param(req.url(), "alt").as_deref() != Some("sse"),
     }
 }
 
@@ -600,30 +693,71 @@ fn read_body(req: &mut tiny_http::Request, limit: u64, secs: f64) -> Result<Vec<
     }
 }
 
-/// `GET /v1/models` in OpenAI's list shape.
+/// `GET /v1/models` in OpenAI's list shape, with Google's `models` list beside it: the
+/// google-genai SDK asks the same path when given a base URL (its API version is `v1`).
 fn models_list(registry: &Registry, detected: &Detected) -> String {
-    let data: Vec<_> = route::routable(registry, detected)
-        .into_iter()
+    let routable = route::routable(registry, detected);
+    let data: Vec<_> = routable
+        .iter()
         .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
         .collect();
-    json!({"object": "list", "data": data}).to_string()
+    let google: Vec<_> = routable
+        .iter()
+        .map(|(id, owner)| gemini_model(id, owner))
+        .collect();
+    json!({"object": "list", "data": data, "models": google}).to_string()
 }
 
-/// True when the request carries one of the configured client keys.
-fn client_key_ok(req: &tiny_http::Request, registry: &Registry) -> bool {
-    let presented = req.headers().iter().find_map(|h| {
-        if h.field.equiv("authorization") {
-            let v = h.value.as_str();
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-                .map(str::trim)
-                .map(str::to_string)
-        } else if h.field.equiv("x-api-key") {
-            Some(h.value.as_str().trim().to_string())
-        } else {
-            None
+/// One model in Google's shape, with OpenAI's fields too (`GET …/models/{id}` is one
+/// path for both).
+fn gemini_model(id: &str, owner: &str) -> serde_json::Value {
+    json!({
+        "name": format!("models/{id}"), "baseModelId": id, "displayName": id,
+        "description": format!("served by {owner} through Routeplane"),
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+        "id": id, "object": "model", "created": 0, "owned_by": owner,
+    })
+}
+
+/// `GET /v1beta/models` in Google's shape; with `only`, that one model's entry (or "")
+/// for `GET /v1beta/models/{id}` and `GET /v1/models/{id}`.
+fn gemini_models(registry: &Registry, detected: &Detected, only: Option<&str>) -> String {
+    let only = only.map(|m| m.strip_prefix("models/").unwrap_or(m));
+    let entry = gemini_model;
+    let models = route::routable(registry, detected);
+    match only {
+        Some(id) => models
+            .iter()
+            .find(|(m, _)| m == id)
+            .map(|(m, owner)| entry(m, owner).to_string())
+            .unwrap_or_default(),
+        None => {
+            let list: Vec<_> = models.iter().map(|(m, owner)| entry(m, owner)).collect();
+            json!({"models": list}).to_string()
         }
-    });
+    }
+}
+
+/// True when the request carries one of the configured client keys: as a bearer token,
+/// `x-api-key`, `x-goog-api-key`, or Google's `?key=`.
+fn client_key_ok(req: &tiny_http::Request, registry: &Registry) -> bool {
+    let presented = req
+        .headers()
+        .iter()
+        .find_map(|h| {
+            if h.field.equiv("authorization") {
+                let v = h.value.as_str();
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+                    .map(str::trim)
+                    .map(str::to_string)
+            } else if h.field.equiv("x-api-key") || h.field.equiv("x-goog-api-key") {
+                Some(h.value.as_str().trim().to_string())
+            } else {
+                None
+            }
+        })
+        .or_else(|| query_param(req.url(), "key"));
     let Some(presented) = presented else {
         return false;
     };
@@ -653,7 +787,35 @@ mod tests {
     }
 
     #[test]
+    fn gemini_paths_split_at_the_last_colon() {
+        assert_eq!(
+            gemini_call("/v1beta/models/ollama:llama3.1:8b:streamGenerateContent"),
+            Some(("ollama:llama3.1:8b".to_string(), "streamGenerateContent"))
+        );
+        assert_eq!(
+            gemini_call("/v1/models/ollama%3Allama3.1:generateContent"),
+            Some(("ollama:llama3.1".to_string(), "generateContent"))
+        );
+        assert_eq!(gemini_call("/v1beta/models/plain"), None);
+        assert_eq!(gemini_call("/v1/models"), None);
+        assert_eq!(
+            query_param("/x?alt=sse&key=a%2Bb", "key").as_deref(),
+            Some("a+b")
+        );
+        assert_eq!(query_param("/x?alt=sse", "key"), None);
+    }
+
+    #[test]
     fn paths_pick_the_error_protocol() {
+        assert_eq!(
+            protocol_for("/v1beta/models/m:generateContent?key=k"),
+            Protocol::Gemini
+        );
+        assert_eq!(
+            protocol_for("/v1/models/m:generateContent"),
+            Protocol::Gemini
+        );
+        assert_eq!(protocol_for("/v1/models"), Protocol::Chat);
         assert_eq!(protocol_for("/v1/messages?beta=true"), Protocol::Anthropic);
         assert_eq!(protocol_for("/v1/responses"), Protocol::Responses);
         assert_eq!(protocol_for("/nope"), Protocol::Chat);

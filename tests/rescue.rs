@@ -42,12 +42,14 @@ fn ask(p: &Proxy, wire: Wire) -> Streamed {
     if wire == Wire::Chat {
         body["stream_options"] = json!({"include_usage": true});
     }
-    p.stream(wire.path(), body)
+    p.stream(&wire.url("smart", true), body)
 }
 
 /// Each event of a stream as `(name or type, data JSON)`.
 fn events(s: &Streamed) -> Vec<(String, Value)> {
+    // Google's events end with CRLF CRLF, the others' with LF LF.
     s.text()
+        .replace("\r\n", "\n")
         .split("\n\n")
         .filter(|e| !e.trim().is_empty())
         .map(|e| {
@@ -129,6 +131,21 @@ fn assert_one_whole_stream(wire: Wire, s: &Streamed) {
             let output = &completed["response"]["output"];
             assert_eq!(output.as_array().map(Vec::len), Some(1), "{what}");
             assert_eq!(output[0]["content"][0]["text"], CANONICAL, "{what}");
+        }
+        Wire::Gemini => {
+            assert!(evs.iter().all(|(_, v)| v.get("error").is_none()), "{what}");
+            let finishes: Vec<usize> = (0..evs.len())
+                .filter(|&i| evs[i].1["candidates"][0]["finishReason"].is_string())
+                .collect();
+            assert_eq!(finishes, [evs.len() - 1], "one finish, last: {what}");
+            assert_eq!(
+                evs.last().unwrap().1["candidates"][0]["finishReason"],
+                "STOP",
+                "{what}"
+            );
+            let ids: Vec<&Value> = evs.iter().map(|(_, v)| &v["responseId"]).collect();
+            assert!(ids[0].is_string(), "{what}");
+            assert!(ids.windows(2).all(|w| w[0] == w[1]), "one id: {what}");
         }
     }
 }
@@ -212,9 +229,10 @@ fn a_cut_inside_a_tool_call_ends_with_an_error_event() {
         let a = faulty_once(Wire::Chat, "a", Fault::ToolCut);
         let b = healthy("b");
         let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
-        let mut body = client.request("smart", true, true);
-        body["stream"] = json!(true);
-        let s = p.stream(client.path(), body);
+        let s = p.stream(
+            &client.url("smart", true),
+            client.request("smart", true, true),
+        );
         assert_eq!(s.status, 200, "{client:?}");
         let evs = events(&s);
         let (kind, last) = evs.last().expect("events").clone();
@@ -222,6 +240,7 @@ fn a_cut_inside_a_tool_call_ends_with_an_error_event() {
             Wire::Chat => last.get("error").is_some(),
             Wire::Anthropic => kind == "error",
             Wire::Responses => kind == "response.failed",
+            Wire::Gemini => last.get("error").is_some(),
         };
         assert!(failed, "{client:?}: ends with an error event: {}", s.text());
         assert!(s.text().contains("a tool call was cut"), "{}", s.text());

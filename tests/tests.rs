@@ -18,6 +18,8 @@ mod cli;
 mod detect;
 // The README's yaml blocks and the example config are valid; init writes the example.
 mod docs;
+// Google Gemini: endpoints, keys, model paths, array streams, safety-block failover.
+mod gemini;
 // Hostile input: lying lengths, huge headers, slow clients, broken upstreams.
 mod hostile;
 // Concurrency limits: a bounded queue, then 503.

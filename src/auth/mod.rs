@@ -57,8 +57,14 @@ impl Subscription {
 
 /// What to set (or run) to give a provider a credential, for messages.
 pub fn key_hint(p: &Provider) -> String {
-    // The vendor's variable first: it is the one people already have.
-    let vars: Vec<&str> = p.key_vars.iter().rev().map(String::as_str).collect();
+    // The vendor's variables first: they are the ones people already have.
+    let vars: Vec<&str> = p
+        .key_vars
+        .iter()
+        .skip(1)
+        .chain(p.key_vars.first())
+        .map(String::as_str)
+        .collect();
     let mut hint = format!("set {}", vars.join(" or "));
     if Subscription::of(&p.id).is_some() {
         hint.push_str(&format!(", or run `routeplane login {}`", p.id));
@@ -182,6 +188,10 @@ impl Auth {
             _ => match &p.key {
                 Some(key) if target.protocol == Protocol::Anthropic => {
                     h.push(("x-api-key".into(), key.expose().to_string()));
+                }
+                // Google's own header; `?key=` would put the key in URLs and logs.
+                Some(key) if target.protocol == Protocol::Gemini => {
+                    h.push(("x-goog-api-key".into(), key.expose().to_string()));
                 }
                 Some(key) => h.push(("authorization".into(), format!("Bearer {}", key.expose()))),
                 // A labelled id names a login, never the provider's key.

@@ -225,7 +225,7 @@ fn auth_kind(p: &registry::Provider, auth: &Auth) -> (&'static str, Option<Strin
     {
         return ("oauth", None);
     }
-    match (&p.key_source, p.key_vars.last()) {
+    match (&p.key_source, p.key_vars.get(1)) {
         (Some(src), _) => ("key", Some(src.clone())),
         // No key yet: the variable to set.
         (None, Some(vendor)) => ("key", Some(vendor.clone())),

@@ -100,15 +100,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         if blocks.is_empty() {
             continue;
         }
-        // Anthropic wants alternating roles: fold consecutive same-role messages.
-        match messages.last_mut() {
-            Some(last) if last["role"] == role => {
-                if let Some(arr) = last["content"].as_array_mut() {
-                    arr.extend(blocks);
-                }
-            }
-            _ => messages.push(json!({"role": role, "content": blocks})),
-        }
+        super::push_turn(&mut messages, role, "content", blocks);
     }
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
@@ -125,14 +117,8 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             out.insert(key.into(), chat[key].clone());
         }
     }
-    match &chat["stop"] {
-        Value::String(s) => {
-            out.insert("stop_sequences".into(), json!([s]));
-        }
-        Value::Array(a) => {
-            out.insert("stop_sequences".into(), Value::Array(a.clone()));
-        }
-        _ => {}
+    if let Some(stop) = super::stop_list(&chat) {
+        out.insert("stop_sequences".into(), stop);
     }
     if let Some(effort) = chat["reasoning_effort"].as_str() {
         let budget: u64 = match effort {
@@ -226,9 +212,7 @@ fn content_blocks(content: &Value, provider: &str) -> Result<Vec<Value>, Error> 
 
 /// An image URL (https or a base64 data URL) as an Anthropic image block.
 fn image_block(url: &str) -> Value {
-    if let Some(rest) = url.strip_prefix("data:")
-        && let Some((media_type, data)) = rest.split_once(";base64,")
-    {
+    if let Some((media_type, data)) = super::data_url(url) {
         return json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}});
     }
     json!({"type": "image", "source": {"type": "url", "url": url}})
@@ -310,13 +294,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
             _ => {}
         }
     }
-    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
-    if !reasoning.is_empty() {
-        message["reasoning_content"] = json!(reasoning);
-    }
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
+    let message = super::assistant_message(text, reasoning, calls);
     Ok(json!({
         "id": resp["id"], "object": "chat.completion", "created": now(), "model": resp["model"],
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(resp["stop_reason"].as_str().unwrap_or(""))}],
@@ -338,10 +316,7 @@ pub struct Decoder {
 impl Decoder {
     /// A chunk with one delta.
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
-        json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        })
+        super::hub_chunk(&self.id, self.created, &self.model, delta, finish)
     }
 
     /// Decodes one upstream event.
@@ -415,10 +390,13 @@ impl Decoder {
                 }
             }
             "message_stop" => {
-                let mut usage = self.chunk(json!({}), None);
-                usage["choices"] = json!([]);
-                usage["usage"] = usage_to_chat(&self.usage);
-                Decoded::End(vec![usage])
+                let usage = usage_to_chat(&self.usage);
+                Decoded::End(vec![super::usage_chunk(
+                    &self.id,
+                    self.created,
+                    &self.model,
+                    usage,
+                )])
             }
             "error" => Decoded::Failed {
                 status: status_of(v["error"]["type"].as_str().unwrap_or("")),
@@ -625,11 +603,7 @@ pub fn response_from_chat(chat: Value) -> Value {
         content.push(json!({"type": "text", "text": text}));
     }
     for call in msg["tool_calls"].as_array().into_iter().flatten() {
-        let input =
-            serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap_or("{}"))
-                .ok()
-                .filter(Value::is_object)
-                .unwrap_or_else(|| json!({}));
+        let input = super::arguments_object(call["function"]["arguments"].as_str().unwrap_or("{}"));
         content.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
     }
     json!({

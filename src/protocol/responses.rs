@@ -227,13 +227,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
         }
     }
     let finish = finish_of(&resp, !calls.is_empty());
-    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
-    if !reasoning.is_empty() {
-        message["reasoning_content"] = json!(reasoning);
-    }
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
+    let message = super::assistant_message(text, reasoning, calls);
     Ok(json!({
         "id": resp["id"], "object": "chat.completion", "created": resp["created_at"].as_u64().unwrap_or_else(now), "model": resp["model"],
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
@@ -264,8 +258,7 @@ pub struct Decoder {
 
 impl Decoder {
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
-        json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        super::hub_chunk(&self.id, self.created, &self.model, delta, finish)
     }
 
     /// The tool an event refers to, by `item_id` or `output_index`.
@@ -314,10 +307,11 @@ impl Decoder {
     /// The last chunks of a finished response: finish reason and usage.
     fn ending(&self, resp: &Value) -> Vec<Value> {
         let finish = finish_of(resp, !self.tools.is_empty());
-        let mut usage = self.chunk(json!({}), None);
-        usage["choices"] = json!([]);
-        usage["usage"] = usage_to_chat(&resp["usage"]);
-        vec![self.chunk(json!({}), Some(finish)), usage]
+        let usage = usage_to_chat(&resp["usage"]);
+        vec![
+            self.chunk(json!({}), Some(finish)),
+            super::usage_chunk(&self.id, self.created, &self.model, usage),
+        ]
     }
 
     /// Decodes one upstream event.

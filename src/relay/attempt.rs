@@ -18,7 +18,7 @@ use super::{
     EMPTY_STREAM, FailKind, Failure, Outcome, Run, context_or_filter, fail, rescue, served_headers,
 };
 use crate::error::Error;
-use crate::protocol;
+use crate::protocol::{self, Protocol};
 use crate::registry::Target;
 use crate::upstream::{self, Reply, SendError};
 
@@ -131,7 +131,8 @@ impl Run<'_, '_> {
                 headers.push((name.clone(), value.clone()));
             }
         }
-        let url = format!("{}{}", provider.api_base, target.protocol.endpoint());
+        let path = target.protocol.endpoint(&target.model, upstream_stream);
+        let url = format!("{}{path}", provider.api_base);
         // The last endpoint waits as long as any first byte; the others only as long as
         // a first token may take before another endpoint is the better bet.
         let patience = if last {
@@ -212,11 +213,18 @@ impl Run<'_, '_> {
         let provider = &target.provider;
         let same = target.protocol == call.inbound;
         if same && !env.auth.rewrites_body(provider) && ask == Ask::Original {
-            return Ok(call.body.with_model(&target.model));
+            return Ok(target.protocol.passthrough_body(call.body, &target.model));
         }
         let mut up = if same {
             let mut v = call.body.to_value()?;
-            v["model"] = Value::String(target.model.clone());
+            if target.protocol == Protocol::Gemini {
+                // Gemini's model is in the URL; Google refuses unknown body fields.
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("model");
+                }
+            } else {
+                v["model"] = Value::String(target.model.clone());
+            }
             if ask == Ask::Continue {
                 rescue::append_partial(call.inbound, &mut v, &self.splice.prefill());
             }
@@ -227,13 +235,13 @@ impl Run<'_, '_> {
                 .get_or_insert_with(|| {
                     call.body
                         .to_value()
-                        .and_then(|v| call.inbound.request_to_chat(v))
+                        .and_then(|v| call.inbound.request_to_chat(v, call.stream))
                 })
                 .as_ref()
                 .map_err(|e| Error::bad_request(e.to_string()))?
                 .clone();
             if ask == Ask::Continue {
-                rescue::append_partial(protocol::Protocol::Chat, &mut chat, &self.splice.prefill());
+                rescue::append_partial(Protocol::Chat, &mut chat, &self.splice.prefill());
             }
             target
                 .protocol
@@ -264,11 +272,18 @@ impl Run<'_, '_> {
                 .map(|chat| call.inbound.response_from_chat(chat));
             match translated {
                 Ok(v) => v.to_string().into_bytes(),
+                // A Gemini safety block arrives as a 200 with nothing in it.
+                Err(e) if context_or_filter(&e.to_string(), b"") => {
+                    return fail(FailKind::ContextOrFilter, e.to_string());
+                }
                 Err(e) => return fail(FailKind::EarlyEnd, e.to_string()),
             }
         } else {
             if bytes.is_empty() {
                 return fail(FailKind::EarlyEnd, "upstream answered with an empty body");
+            }
+            if let Some(reason) = target.protocol.blocked_answer(&bytes) {
+                return fail(FailKind::ContextOrFilter, reason);
             }
             bytes
         };

@@ -254,9 +254,10 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
     run.served
 }
 
-/// `POST /v1/messages/count_tokens`: asked of the first Anthropic target that answers;
-/// without one, an estimate marked `"estimated": true` (about four bytes a token),
-/// because a 404 would break clients that count before every request.
+/// `POST /v1/messages/count_tokens` and Gemini's `:countTokens`: asked of the first
+/// target of the client's protocol that answers; without one, an estimate (about four
+/// bytes a token, marked by `x-routeplane-estimate`), because a 404 would break clients
+/// that count before every request.
 pub fn count_tokens(
     env: &Env,
     settings: &Settings,
@@ -264,11 +265,10 @@ pub fn count_tokens(
     out: &mut ClientWriter,
 ) -> Served {
     let mut served = Served::default();
-    for target in call
-        .targets
-        .iter()
-        .filter(|t| t.protocol == Protocol::Anthropic)
-    {
+    for target in call.targets.iter().filter(|t| t.protocol == call.inbound) {
+        let Some(path) = target.protocol.count_tokens_endpoint(&target.model) else {
+            continue;
+        };
         served.attempts += 1;
         let Ok(mut headers) = env.auth.headers(target) else {
             continue;
@@ -278,11 +278,9 @@ pub fn count_tokens(
             headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
             headers.push((name.clone(), value.clone()));
         }
-        let url = format!("{}/messages/count_tokens", target.provider.api_base);
-        let Ok(reply) = env
-            .client
-            .post(&url, &headers, &call.body.with_model(&target.model))
-        else {
+        let url = format!("{}{path}", target.provider.api_base);
+        let body = target.protocol.passthrough_body(call.body, &target.model);
+        let Ok(reply) = env.client.post(&url, &headers, &body) else {
             continue;
         };
         let status = reply.status;
@@ -303,7 +301,7 @@ pub fn count_tokens(
         return served;
     }
     let text_bytes = call.body.with_model("").len();
-    let estimate = serde_json::json!({"input_tokens": text_bytes.div_ceil(4), "estimated": true});
+    let estimate = call.inbound.token_estimate(text_bytes.div_ceil(4));
     let headers = vec![("x-routeplane-estimate".to_string(), "true".to_string())];
     let _ = out.respond(
         200,
@@ -428,6 +426,8 @@ fn context_or_filter(message: &str, body: &[u8]) -> bool {
         "content_filter",
         "content filter",
         "content management policy",
+        // Gemini: "The input token count (N) exceeds the maximum number of tokens allowed (M)."
+        "exceeds the maximum number of tokens",
     ]
     .iter()
     .any(|needle| m.contains(needle) || b.contains(needle))
@@ -485,5 +485,9 @@ mod tests {
             br#"{"error":{"code":"context_length_exceeded"}}"#
         ));
         assert!(!context_or_filter("invalid temperature", b"{}"));
+        assert!(context_or_filter(
+            "The input token count (9) exceeds the maximum number of tokens allowed (8).",
+            b""
+        ));
     }
 }

@@ -137,6 +137,19 @@ pub(super) fn append_partial(protocol: Protocol, body: &mut Value, text: &str) {
             }
             messages.push(json!({"role": "assistant", "content": text}));
         }
+        Protocol::Gemini => {
+            let Some(contents) = body["contents"].as_array_mut() else {
+                return;
+            };
+            // The client's own final `model` turn: the answer so far continues it.
+            if let Some(last) = contents.last_mut().filter(|c| c["role"] == "model")
+                && let Some(parts) = last["parts"].as_array_mut()
+            {
+                parts.push(json!({"text": text}));
+                return;
+            }
+            contents.push(json!({"role": "model", "parts": [{"text": text}]}));
+        }
         // Responses upstreams are never asked to continue (`Target::can_continue`).
         Protocol::Responses => {}
     }
@@ -200,6 +213,7 @@ mod tests {
             [
                 "openrouter",
                 "anthropic",
+                "gemini",
                 "ollama",
                 "vllm",
                 "lmstudio",
@@ -220,6 +234,15 @@ mod tests {
         append_partial(Protocol::Chat, &mut own, "Hello");
         assert_eq!(own["messages"].as_array().unwrap().len(), 2);
         assert_eq!(own["messages"][1]["content"], "Sure: Hello");
+        let mut gem = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+        append_partial(Protocol::Gemini, &mut gem, "Hello");
+        assert_eq!(
+            gem["contents"][1],
+            json!({"role": "model", "parts": [{"text": "Hello"}]})
+        );
+        append_partial(Protocol::Gemini, &mut gem, " there");
+        assert_eq!(gem["contents"].as_array().unwrap().len(), 2);
+        assert_eq!(gem["contents"][1]["parts"][1]["text"], " there");
         let mut empty = json!({"messages": []});
         append_partial(Protocol::Anthropic, &mut empty, "");
         assert_eq!(empty["messages"], json!([]));

@@ -50,12 +50,22 @@ pub enum Fault {
     NoEndMarker,
     /// The first token comes this long after the head.
     SlowFirst(Duration),
-    /// A tool call whose arguments are cut half-way (chat and Anthropic).
+    /// A tool call whose arguments are cut half-way (chat and Anthropic; Gemini sends a
+    /// call whole, so its stream is cut right after the call).
     ToolCut,
 }
 
-/// The text of a request's final assistant message (its prefill), if it ends with one.
+/// The text of a request's final assistant message (its prefill), if it ends with one;
+/// for a Gemini request, its final `model` turn.
 pub fn prefill(body: &Value) -> Option<String> {
+    if let Some(contents) = body["contents"].as_array() {
+        let last = contents.last()?;
+        if last["role"] != "model" {
+            return None;
+        }
+        let parts = last["parts"].as_array()?;
+        return Some(parts.iter().filter_map(|p| p["text"].as_str()).collect());
+    }
     let last = body["messages"].as_array()?.last()?;
     if last["role"] != "assistant" {
         return None;
@@ -266,6 +276,41 @@ pub fn events(wire: Wire, tag: &str, toks: &[String], prompt: usize, fault: Faul
             r["usage"] = json!({"input_tokens": prompt, "output_tokens": n_out, "total_tokens": prompt + n_out});
             evs.push(ev("response.completed", json!({"response": r})));
         }
+        Wire::Gemini => {
+            // Google ends events with CRLF CRLF and has no end marker: the event with a
+            // `finishReason` is the last.
+            let ev = |part: Value| {
+                format!(
+                    "data: {}\r\n\r\n",
+                    json!({"candidates": [{"content": {"role": "model", "parts": [part]}, "index": 0}],
+                        "modelVersion": format!("{tag}-model"), "responseId": format!("resp-{tag}")})
+                )
+            };
+            if fault == Fault::ToolCut {
+                evs.push(ev(
+                    json!({"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}),
+                ));
+                return evs;
+            }
+            for t in &toks[..upto] {
+                evs.push(ev(json!({"text": t})));
+            }
+            match fault {
+                Fault::Cut(_) | Fault::Stall(..) => return evs,
+                Fault::ErrorEvent(_) => {
+                    evs.push(format!(
+                        "data: {}\r\n\r\n",
+                        json!({"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}})
+                    ));
+                    return evs;
+                }
+                _ => {}
+            }
+            let last = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "index": 0, "finishReason": "STOP"}],
+                "modelVersion": format!("{tag}-model"), "responseId": format!("resp-{tag}"),
+                "usageMetadata": {"promptTokenCount": prompt, "candidatesTokenCount": n_out, "totalTokenCount": prompt + n_out}});
+            evs.push(format!("data: {last}\r\n\r\n"));
+        }
     }
     if let Fault::BadEvent(n) = fault {
         // After the start events and `n` tokens.
@@ -273,6 +318,7 @@ pub fn events(wire: Wire, tag: &str, toks: &[String], prompt: usize, fault: Faul
             Wire::Chat => 1,
             Wire::Anthropic => 3,
             Wire::Responses => 4,
+            Wire::Gemini => 0,
         };
         evs.insert(
             (start + n).min(evs.len()),
