@@ -25,12 +25,15 @@ pub struct Config {
     /// Address to listen on (`--listen` wins).
     pub listen: Option<Text>,
     /// Let any client in without a key; defaults to true when `keys` is empty.
+    #[serde(deserialize_with = "some_scalar")]
     pub skip_auth: Option<bool>,
     /// Client keys accepted when `skip_auth` is false.
     pub keys: Vec<Text>,
     /// Worker threads, i.e. requests served at once.
+    #[serde(deserialize_with = "some_scalar")]
     pub workers: Option<usize>,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    #[serde(deserialize_with = "some_scalar")]
     pub shutdown_grace_secs: Option<f64>,
     /// Request limits.
     pub limits: Limits,
@@ -40,6 +43,8 @@ pub struct Config {
     pub failover: Failover,
     /// Local-source detection tuning.
     pub detect: Detect,
+    /// Log output.
+    pub log: Log,
     /// Sources of tokens, keyed by provider id, in file order.
     pub providers: Named<Provider>,
     /// Virtual models, keyed by name, in file order.
@@ -51,16 +56,22 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest request body accepted (413 above it).
+    #[serde(deserialize_with = "scalar")]
     pub max_body_bytes: u64,
     /// How long a request may wait for a worker before it gets 503.
+    #[serde(deserialize_with = "scalar")]
     pub queue_wait_secs: f64,
     /// Deadline for a client to send its whole request (head and body).
+    #[serde(deserialize_with = "scalar")]
     pub client_timeout_secs: f64,
     /// Largest upstream response body read for a non-streaming answer.
+    #[serde(deserialize_with = "scalar")]
     pub max_response_bytes: u64,
     /// Longest single upstream stream event.
+    #[serde(deserialize_with = "scalar")]
     pub max_event_bytes: usize,
     /// Idle upstream connections kept open per upstream host, for reuse.
+    #[serde(deserialize_with = "scalar")]
     pub idle_connections: usize,
 }
 
@@ -82,10 +93,13 @@ impl Default for Limits {
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     /// TCP + TLS connect.
+    #[serde(deserialize_with = "scalar")]
     pub connect_secs: f64,
     /// From sending the request to the first event or the whole non-streaming body.
+    #[serde(deserialize_with = "scalar")]
     pub first_byte_secs: f64,
     /// Longest silence between two stream events.
+    #[serde(deserialize_with = "scalar")]
     pub idle_secs: f64,
 }
 
@@ -104,6 +118,7 @@ impl Default for Timeouts {
 #[serde(deny_unknown_fields, default)]
 pub struct Failover {
     /// How long an endpoint that failed with 429/5xx/network is tried last.
+    #[serde(deserialize_with = "scalar")]
     pub cooldown_secs: f64,
 }
 
@@ -120,8 +135,10 @@ impl Default for Failover {
 #[serde(deny_unknown_fields, default)]
 pub struct Detect {
     /// Seconds between background probes.
+    #[serde(deserialize_with = "scalar")]
     pub interval_secs: f64,
     /// Timeout of one probe.
+    #[serde(deserialize_with = "scalar")]
     pub timeout_secs: f64,
 }
 
@@ -132,6 +149,14 @@ impl Default for Detect {
             timeout_secs: 0.5,
         }
     }
+}
+
+/// `log:` — how log lines are written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `text` (the default) or `json`: one JSON object per line, for log shippers.
+    pub format: crate::log::Format,
 }
 
 /// One `providers:` block.
@@ -149,6 +174,7 @@ pub struct Provider {
     /// Models this source serves.
     pub models: Vec<Spanned<ModelEntry>>,
     /// Ask the source which models it serves.
+    #[serde(deserialize_with = "some_scalar")]
     pub detect: Option<bool>,
     /// OAuth endpoint overrides for subscription providers.
     pub auth: Option<AuthOverrides>,
@@ -165,8 +191,7 @@ pub enum ProtocolSpec {
 }
 
 /// A `models:` entry of a provider: `- id: NAME` (or just `- NAME`).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum ModelEntry {
     /// The short form: the name is both id and upstream name.
     Name(Text),
@@ -210,8 +235,7 @@ pub struct VirtualModel {
 }
 
 /// A virtual model endpoint: `provider:model` or `{provider, service_id}`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum EndpointSpec {
     /// `provider:model`.
     Compact(Text),
@@ -237,6 +261,85 @@ impl EndpointSpec {
     }
 }
 
+impl<'de> Deserialize<'de> for ModelEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ModelEntry, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ModelEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a model name, or a map with `id` and `provider_model_id`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ModelEntry, E> {
+                expand_text(v).map(ModelEntry::Name)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ModelEntry, A::Error> {
+                let (mut id, mut upstream) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "id" => id = Some(map.next_value::<Text>()?),
+                        "provider_model_id" => upstream = map.next_value::<Option<Text>>()?,
+                        other => {
+                            return Err(de::Error::custom(format!(
+                                "unknown key `{other}` in a model entry; expected `id` or \
+                                 `provider_model_id`"
+                            )));
+                        }
+                    }
+                }
+                let id = id.ok_or_else(|| {
+                    de::Error::custom("a model entry needs `id` (write `- id: NAME` or `- NAME`)")
+                })?;
+                Ok(ModelEntry::Full {
+                    id,
+                    provider_model_id: upstream,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for EndpointSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<EndpointSpec, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EndpointSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`provider:model` or `{provider: ID, service_id: MODEL}`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EndpointSpec, E> {
+                expand_text(v).map(EndpointSpec::Compact)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EndpointSpec, A::Error> {
+                let (mut provider, mut service_id) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "provider" => provider = Some(map.next_value::<Text>()?),
+                        "service_id" => service_id = Some(map.next_value::<Text>()?),
+                        other => {
+                            return Err(de::Error::custom(format!(
+                                "unknown key `{other}` in an endpoint; expected `provider` and \
+                                 `service_id` (or write `provider:model`)"
+                            )));
+                        }
+                    }
+                }
+                match (provider, service_id) {
+                    (Some(provider), Some(service_id)) => Ok(EndpointSpec::Full {
+                        provider,
+                        service_id,
+                    }),
+                    _ => Err(de::Error::custom(
+                        "an endpoint map needs both `provider` and `service_id` \
+                         (or write `provider:model`)",
+                    )),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A string from the file with `${VAR}` already expanded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Text(pub String);
@@ -257,23 +360,131 @@ thread_local! {
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
         let raw = String::deserialize(d)?;
-        match expand(&raw, |name| std::env::var(name).ok()) {
-            Ok(s) => Ok(Text(s)),
-            Err(name) => {
-                let lenient = LENIENT.with(|l| {
-                    l.borrow_mut().as_mut().map(|w| {
-                        w.push(format!("environment variable `{name}` is not set"));
-                    })
-                });
-                match lenient {
-                    Some(()) => Ok(Text(String::new())),
-                    None => Err(de::Error::custom(format!(
-                        "environment variable `{name}` is not set (set it, or write `${{{name}:-default}}`)"
-                    ))),
-                }
+        expand_text(&raw)
+    }
+}
+
+/// Expands a string value; an unset variable is an error, or a warning when lenient.
+fn expand_text<E: de::Error>(raw: &str) -> Result<Text, E> {
+    match expand(raw, |name| std::env::var(name).ok()) {
+        Ok(s) => Ok(Text(s)),
+        Err(name) => {
+            let lenient = LENIENT.with(|l| {
+                l.borrow_mut().as_mut().map(|w| {
+                    w.push(format!("environment variable `{name}` is not set"));
+                })
+            });
+            match lenient {
+                Some(()) => Ok(Text(String::new())),
+                None => Err(unset(&name)),
             }
         }
     }
+}
+
+/// The error for an unset `${NAME}`.
+fn unset<E: de::Error>(name: &str) -> E {
+    E::custom(format!(
+        "environment variable `{name}` is not set (set it, or write `${{{name}:-default}}`)"
+    ))
+}
+
+/// A number or a boolean in the file: written plainly, or as a string that may hold
+/// `${VAR}` (`workers: ${WORKERS:-8}`), expanded and then read.
+trait Scalar: Sized + std::str::FromStr {
+    /// What a wrong value is told it should be.
+    const WANTED: &'static str;
+    /// From an integer the parser read.
+    fn from_i128(v: i128) -> Option<Self>;
+    /// From a float the parser read.
+    fn from_f64(_: f64) -> Option<Self> {
+        None
+    }
+    /// From a boolean the parser read.
+    fn from_bool(_: bool) -> Option<Self> {
+        None
+    }
+}
+
+impl Scalar for u64 {
+    const WANTED: &'static str = "a whole number";
+    fn from_i128(v: i128) -> Option<u64> {
+        u64::try_from(v).ok()
+    }
+}
+
+impl Scalar for usize {
+    const WANTED: &'static str = "a whole number";
+    fn from_i128(v: i128) -> Option<usize> {
+        usize::try_from(v).ok()
+    }
+}
+
+impl Scalar for f64 {
+    const WANTED: &'static str = "a number";
+    fn from_i128(v: i128) -> Option<f64> {
+        Some(v as f64)
+    }
+    fn from_f64(v: f64) -> Option<f64> {
+        Some(v)
+    }
+}
+
+impl Scalar for bool {
+    const WANTED: &'static str = "true or false";
+    fn from_i128(_: i128) -> Option<bool> {
+        None
+    }
+    fn from_bool(v: bool) -> Option<bool> {
+        Some(v)
+    }
+}
+
+/// Reads a [`Scalar`] field.
+fn scalar<'de, D: Deserializer<'de>, T: Scalar>(d: D) -> Result<T, D::Error> {
+    struct V<T>(std::marker::PhantomData<T>);
+    fn wrong<T: Scalar, E: de::Error>(got: impl fmt::Display) -> E {
+        E::custom(format!("expected {}, got {got}", T::WANTED))
+    }
+    impl<'de, T: Scalar> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(T::WANTED)
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
+            T::from_bool(v).ok_or_else(|| wrong::<T, E>(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            T::from_i128(v.into()).ok_or_else(|| wrong::<T, E>(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            T::from_i128(v.into()).ok_or_else(|| wrong::<T, E>(v))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+            T::from_f64(v).ok_or_else(|| wrong::<T, E>(v))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            // Unlike a string value, a number cannot be left empty when lenient.
+            let expanded = expand(v, |name| std::env::var(name).ok()).map_err(|n| unset(&n))?;
+            expanded.trim().parse::<T>().map_err(|_| {
+                let shown = serde_json::Value::from(expanded.as_str());
+                if expanded == v {
+                    wrong::<T, E>(shown)
+                } else {
+                    wrong::<T, E>(format!("{shown} (from {})", serde_json::Value::from(v)))
+                }
+            })
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+            Err(wrong::<T, E>("nothing"))
+        }
+    }
+    d.deserialize_any(V(std::marker::PhantomData))
+}
+
+/// Reads an optional [`Scalar`] field (a missing key is `None` through `default`).
+fn some_scalar<'de, D: Deserializer<'de>, T: Scalar>(d: D) -> Result<Option<T>, D::Error> {
+    scalar(d).map(Some)
 }
 
 /// Expands `${VAR}` and `${VAR:-fallback}`; the error is the first unset name.
@@ -358,6 +569,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Named<T> {
     }
 }
 
+/// How a config that is not a file is named: the built-in providers and defaults.
+pub const NO_FILE: &str = "no config file (built-in defaults)";
+
 /// A loaded config and where it came from.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -374,9 +588,7 @@ impl Loaded {
     pub fn name(&self) -> String {
         self.path
             .as_ref()
-            .map_or("(built-in defaults)".to_string(), |p| {
-                p.display().to_string()
-            })
+            .map_or(NO_FILE.to_string(), |p| p.display().to_string())
     }
 
     /// A config error at a place in this file.
@@ -421,21 +633,121 @@ pub fn parse(text: &str, lenient: bool) -> Result<(Config, Vec<String>), (usize,
             let (line, col) = e
                 .location()
                 .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
-            Err((line, col, bare_message(&e.without_snippet().to_string())))
+            let msg = bare_message(&e.without_snippet().to_string());
+            Err((line, col, explain(text, line, col, &msg)))
         }
     }
 }
 
-/// The parser's message without its own "error: line N column M:" prefix.
+/// Rewrites a parser message so that it names the key and the kind of value wanted:
+/// `invalid u64` at `workers: lots` becomes `workers: expected a whole number, got "lots"`.
+fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
+    let src = text.lines().nth(line.wrapping_sub(1)).unwrap_or("");
+    let value = value_at(src, col);
+    let wanted = match msg {
+        m if m.starts_with("invalid u") || m.starts_with("invalid i") => Some("a whole number"),
+        "invalid floating point" => Some("a number"),
+        "invalid boolean" => Some("true or false"),
+        _ => None,
+    };
+    let msg = match (wanted, &value) {
+        (Some(w), Some(v)) => format!("expected {w}, got {}", quoted(v)),
+        _ => match msg.strip_prefix("data did not match any variant of untagged enum ") {
+            Some("ProtocolSpec") => {
+                "expected a protocol (`chat_completions`, `anthropic`, `responses`) or a list \
+                 of `\"glob\": protocol` entries"
+                    .to_string()
+            }
+            _ => msg.to_string(),
+        },
+    };
+    // Messages that already name what is wrong by its key need no prefix.
+    let named = msg.starts_with("unknown field") || msg.starts_with("unknown key");
+    match key_before(src, col) {
+        Some(key) if !named => format!("{}: {msg}", key_path(text, line, src, key)),
+        _ => msg,
+    }
+}
+
+/// `limits.max_body_bytes` for the key `max_body_bytes` on `line`: the keys of the
+/// less indented lines above it, outermost first.
+fn key_path(text: &str, line: usize, src: &str, key: &str) -> String {
+    let indent = |l: &str| l.len() - l.trim_start_matches([' ', '-']).len();
+    let mut path = vec![key.to_string()];
+    let mut level = indent(src);
+    for above in text
+        .lines()
+        .take(line.saturating_sub(1))
+        .collect::<Vec<_>>()
+        .iter()
+        .rev()
+    {
+        let body = above.trim_start_matches([' ', '-']);
+        if level == 0 || body.is_empty() || body.starts_with('#') || indent(above) >= level {
+            continue;
+        }
+        let Some(name) = body.split_once(':').map(|(k, _)| k.trim()) else {
+            break;
+        };
+        path.push(name.to_string());
+        level = indent(above);
+    }
+    path.reverse();
+    path.join(".")
+}
+
+/// The scalar that starts at 1-based `col` of a line, up to a comment or a flow separator.
+fn value_at(line: &str, col: usize) -> Option<String> {
+    let rest = line.get(col.checked_sub(1)?..)?;
+    let end = [" #", ",", "}", "]"]
+        .iter()
+        .filter_map(|stop| rest.find(stop))
+        .min()
+        .unwrap_or(rest.len());
+    let v = rest[..end].trim();
+    (!v.is_empty() && !v.starts_with(['{', '['])).then(|| v.to_string())
+}
+
+/// The key written just before 1-based `col`: `workers` in `workers: lots`.
+fn key_before(line: &str, col: usize) -> Option<&str> {
+    let before = line.get(..col.checked_sub(1)?)?.trim_end();
+    let before = before.strip_suffix(':')?;
+    let start = before
+        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.'))
+        .map_or(0, |i| i + 1);
+    let key = &before[start..];
+    (!key.is_empty()).then_some(key)
+}
+
+/// A value as the file wrote it, in double quotes unless it already has quotes.
+fn quoted(v: &str) -> String {
+    if v.starts_with(['"', '\'']) {
+        v.to_string()
+    } else {
+        format!("\"{v}\"")
+    }
+}
+
+/// The parser's message without its own "error: line N column M:" prefix or
+/// "at line N, column M" suffix: the error names its place once, as `path:line:col`.
 fn bare_message(s: &str) -> String {
     let first = s.lines().next().unwrap_or(s).trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    if let Some(rest) = first.strip_prefix("line ")
-        && let Some((_, msg)) = rest.split_once(": ")
-    {
-        return msg.to_string();
+    let mut msg = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((_, msg)) => msg,
+        None => first,
+    };
+    while let Some(i) = msg.rfind(" at line ") {
+        let tail = &msg[i + " at line ".len()..];
+        let place = tail.split_once(", column ").is_some_and(|(l, c)| {
+            l.bytes().all(|b| b.is_ascii_digit()) && c.bytes().all(|b| b.is_ascii_digit())
+        });
+        if !place {
+            break;
+        }
+        msg = &msg[..i];
     }
-    first.to_string()
+    msg.to_string()
 }
 
 #[cfg(test)]

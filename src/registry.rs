@@ -257,6 +257,8 @@ pub struct Settings {
     pub detect_timeout: Duration,
     /// Grace period for in-flight requests on a graceful stop.
     pub shutdown_grace: Duration,
+    /// How log lines are written (`log.format`).
+    pub log_format: crate::log::Format,
 }
 
 /// The resolved configuration: immutable once built.
@@ -338,7 +340,9 @@ impl Registry {
                     return Err(loaded.error_at(
                         at.0,
                         at.1,
-                        "an endpoint is `provider:model` or `{provider: ID, service_id: MODEL}`",
+                        "each endpoint of a virtual model names its provider: write \
+                         `provider:model` (e.g. `ollama:llama3.1`) or \
+                         `{provider: ID, service_id: MODEL}`",
                     ));
                 };
                 let base = p.split_once('#').map_or(p, |(b, _)| b);
@@ -607,6 +611,7 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
         detect_interval: secs("detect.interval_secs", c.detect.interval_secs)?,
         detect_timeout: secs("detect.timeout_secs", c.detect.timeout_secs)?,
         shutdown_grace: secs("shutdown_grace_secs", c.shutdown_grace_secs.unwrap_or(10.0))?,
+        log_format: c.log.format,
     })
 }
 

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::auth::Auth;
 use crate::body::RawBody;
 use crate::error::Error;
+use crate::log::StreamEnd;
 use crate::protocol::{self, Decoded, Protocol, chat};
 use crate::registry::{Settings, Target};
 use crate::route::Cooldown;
@@ -61,6 +62,11 @@ pub struct Served {
     pub served_by: Option<String>,
     /// Upstream attempts made.
     pub attempts: usize,
+    /// Each attempt as `(provider:model, result)`: its status, or a word for why it
+    /// failed (`refused`, `timeout`, …), for the log line.
+    pub tried: Vec<(String, String)>,
+    /// How a streamed answer ended; `None` when the client did not get a stream.
+    pub stream: Option<StreamEnd>,
 }
 
 /// Why an attempt produced no answer for the client.
@@ -135,6 +141,8 @@ fn next_step(kind: FailKind) -> Step {
 enum Outcome {
     /// The client got an answer (complete, or a stream that was committed).
     Answered { status: u16 },
+    /// A committed stream ended with an error event.
+    Broke { status: u16 },
     /// Nothing went to the client; see the failure.
     Failed(Failure),
     /// The client went away; stop.
@@ -152,18 +160,26 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         served.attempts += 1;
         let outcome = attempt(env, settings, call, &target, served.attempts, &mut hub, out);
         match outcome {
-            Outcome::Answered { status } => {
+            Outcome::Answered { status } | Outcome::Broke { status } => {
                 env.cooldown.clear(&target);
                 served.status = status;
                 served.served_by = Some(target.label());
+                served.tried.push((target.label(), status.to_string()));
+                served.stream = out.streamed().then_some(match outcome {
+                    Outcome::Broke { .. } => StreamEnd::Broken,
+                    _ => StreamEnd::Complete,
+                });
                 return served;
             }
             Outcome::ClientGone => {
                 served.status = 499;
                 served.served_by = Some(target.label());
+                served.tried.push((target.label(), "client_closed".into()));
+                served.stream = out.streamed().then_some(StreamEnd::ClientClosed);
                 return served;
             }
             Outcome::Failed(f) => {
+                served.tried.push((target.label(), short_reason(&f)));
                 let step = next_step(f.kind);
                 if let Step::Next { cool: true } = step {
                     env.cooldown.fail(&target, f.retry_after);
@@ -573,7 +589,9 @@ fn relay_stream(t: &Try<'_>, reply: Reply, out: &mut ClientWriter, started: Inst
     let stream = reply.stream();
     let mut parser = sse::Parser::new(settings.limits.max_event_bytes);
     let mut decoder = target.protocol.decoder();
-    let mut encoder = call.inbound.encoder(&call.requested, call.include_usage);
+    // Named after the upstream's model, as an unstreamed answer is, unless its events
+    // name one themselves.
+    let mut encoder = call.inbound.encoder(&target.model, call.include_usage);
     let mut collector = (!call.stream).then(chat::Collector::default);
     let mut commit = Commit::Holding(Vec::new());
     let mut deadline = started + settings.first_byte_timeout;
@@ -589,7 +607,10 @@ fn relay_stream(t: &Try<'_>, reply: Reply, out: &mut ClientWriter, started: Inst
                     Piece::Timeout if matches!(commit, Commit::Holding(_)) => {
                         format!("no first event within {:.0?}", settings.first_byte_timeout)
                     }
-                    Piece::Timeout => format!("stalled for {:.0?}", settings.idle_timeout),
+                    Piece::Timeout => format!(
+                        "silent for {:.0?}, the limit `timeouts.idle_secs` sets",
+                        settings.idle_timeout
+                    ),
                     Piece::Broken(r) => r,
                     _ => "the stream ended without its end marker".to_string(),
                 };
@@ -597,7 +618,10 @@ fn relay_stream(t: &Try<'_>, reply: Reply, out: &mut ClientWriter, started: Inst
                     Commit::Holding(_) if timed_out => fail(FailKind::Timeout, reason),
                     Commit::Holding(_) => fail(FailKind::EarlyEnd, reason),
                     Commit::Streaming => {
-                        let msg = format!("upstream `{}` {reason}", target.provider.id);
+                        let msg = format!(
+                            "upstream `{}` stopped part-way through its answer ({reason})",
+                            target.provider.id
+                        );
                         end_with_error(out, &mut encoder, 502, &msg, status)
                     }
                 };
@@ -717,8 +741,33 @@ fn end_with_error(
         }
     }
     let _ = out.end_stream();
-    Outcome::Answered {
+    Outcome::Broke {
         status: http_status,
+    }
+}
+
+/// One word for a failed attempt in the log's `tried=`: its status, or what happened.
+fn short_reason(f: &Failure) -> String {
+    match f.kind {
+        FailKind::Status(s) => s.to_string(),
+        FailKind::ContextOrFilter => format!("{}:context_or_filter", f.status.unwrap_or(400)),
+        FailKind::Timeout => "timeout".into(),
+        FailKind::EarlyEnd => "ended_early".into(),
+        FailKind::Prepare(401) => "not_logged_in".into(),
+        FailKind::Prepare(_) => "cannot_express".into(),
+        FailKind::Network => {
+            let r = f.reason.as_str();
+            if r.contains("refused") {
+                "refused"
+            } else if r.contains("reset") {
+                "reset"
+            } else if r.contains("host not found") {
+                "dns"
+            } else {
+                "network"
+            }
+            .into()
+        }
     }
 }
 

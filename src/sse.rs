@@ -175,6 +175,8 @@ pub struct ClientWriter<W: Write = Box<dyn Write + Send>> {
     state: WriterState,
     /// When the first byte went out.
     first_write: Option<Instant>,
+    /// A stream's head went out (the answer is a stream, however it ended).
+    streamed: bool,
 }
 
 /// Where the response stands.
@@ -197,12 +199,18 @@ impl<W: Write> ClientWriter<W> {
             head_only,
             state: WriterState::Fresh,
             first_write: None,
+            streamed: false,
         }
     }
 
     /// True once a status line has gone out (a later failure can no longer change it).
     pub fn started(&self) -> bool {
         self.state != WriterState::Fresh
+    }
+
+    /// True once a stream's head went out, even after the stream ended.
+    pub fn streamed(&self) -> bool {
+        self.streamed
     }
 
     /// When the status line went out, if it did.
@@ -244,6 +252,7 @@ impl<W: Write> ClientWriter<W> {
             head.push_str("Transfer-Encoding: chunked\r\n\r\n");
         }
         self.state = WriterState::Streaming;
+        self.streamed = true;
         self.first_write.get_or_insert_with(Instant::now);
         self.out.write_all(head.as_bytes())?;
         self.out.flush()

@@ -171,8 +171,11 @@ pub fn codex_body(req: &mut Value) {
 
 // ---- Responses → chat (upstream answers) ----
 
-/// Responses usage → chat usage.
+/// Responses usage → chat usage; null when the upstream reported none, never zeros.
 fn usage_to_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return Value::Null;
+    }
     let input = u["input_tokens"].as_u64().unwrap_or(0);
     let output = u["output_tokens"].as_u64().unwrap_or(0);
     json!({
@@ -314,10 +317,14 @@ impl Decoder {
     /// The last chunks of a finished response: finish reason and usage.
     fn ending(&self, resp: &Value) -> Vec<Value> {
         let finish = finish_of(resp, !self.tools.is_empty());
+        let last = self.chunk(json!({}), Some(finish));
+        if !resp["usage"].is_object() {
+            return vec![last];
+        }
         let mut usage = self.chunk(json!({}), None);
         usage["choices"] = json!([]);
         usage["usage"] = usage_to_chat(&resp["usage"]);
-        vec![self.chunk(json!({}), Some(finish)), usage]
+        vec![last, usage]
     }
 
     /// Decodes one upstream event.
@@ -597,8 +604,11 @@ fn content_to_chat(content: &Value) -> Value {
 
 // ---- chat → Responses client (inbound answers) ----
 
-/// Chat usage → Responses usage.
+/// Chat usage → Responses usage; null when the upstream reported none, never zeros.
 fn usage_from_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return Value::Null;
+    }
     let input = u["prompt_tokens"].as_u64().unwrap_or(0);
     let output = u["completion_tokens"].as_u64().unwrap_or(0);
     json!({
@@ -733,11 +743,17 @@ impl Encoder {
         json!({"id": self.id, "object": "response", "created_at": self.created, "status": status, "model": self.model, "output": output})
     }
 
-    fn start(&mut self, chat_id: &Value, out: &mut Vec<Event>) {
+    /// `response.created` and `response.in_progress`, once; they name the model the
+    /// first chunk names, as the unstreamed answer does.
+    fn start(&mut self, chunk: &Value, out: &mut Vec<Event>) {
         if self.started {
             return;
         }
         self.started = true;
+        if let Some(m) = chunk["model"].as_str().filter(|m| !m.is_empty()) {
+            self.model = m.to_string();
+        }
+        let chat_id = &chunk["id"];
         self.id = response_id(chat_id);
         self.created = now();
         let r = self.response("in_progress");
@@ -895,7 +911,7 @@ impl Encoder {
     /// Encodes one chunk.
     pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
         let mut out = Vec::new();
-        self.start(&chunk["id"], &mut out);
+        self.start(chunk, &mut out);
         if chunk["usage"].is_object() {
             self.usage = chunk["usage"].clone();
         }
