@@ -629,7 +629,9 @@ fn relay_stream(t: &Try<'_>, reply: Reply, out: &mut ClientWriter, started: Inst
         };
         events.clear();
         if let Err(sse::ParseError::TooLong { limit }) = parser.feed(&bytes, &mut events) {
-            let msg = format!("upstream sent a stream event longer than {limit} bytes");
+            let msg = format!(
+                "upstream sent a stream event longer than {limit} bytes (`limits.max_event_bytes`)"
+            );
             return match commit {
                 Commit::Holding(_) => fail(FailKind::EarlyEnd, msg),
                 Commit::Streaming => end_with_error(out, &mut encoder, 502, &msg, status),

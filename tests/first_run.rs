@@ -75,7 +75,9 @@ fn readme_first_client_example_works_as_written_with_no_config() {
         first.ends_with(" with no config file (built-in defaults)"),
         "{first}"
     );
-    p.wait_log("local servers: ollama (1 model); not found: vllm, lmstudio, llamacpp");
+    // The other local servers' ports may be in use on this machine: only Ollama's
+    // answer is certain.
+    p.wait_log(" local servers: ollama (1 model)");
     let block = readme_block("## Point a client at it", "sh").replace("127.0.0.1:4356", &p.addr);
     let bin_dir = Path::new(bin()).parent().unwrap();
     let path = format!(
@@ -341,4 +343,61 @@ fn translated_answers_name_the_same_model_and_invent_no_usage() {
     assert_eq!(done["response"]["model"], "m");
     assert!(whole["usage"].is_null(), "{whole}");
     assert!(done["response"]["usage"].is_null(), "{done}");
+}
+
+/// Reads answers without upstream usage through the official SDKs; prints what they made
+/// of usage.
+const NO_USAGE_SCRIPT: &str = r#"
+import json, sys, anthropic, openai
+a = anthropic.Anthropic(base_url=sys.argv[1], api_key="unused", max_retries=0)
+msgs = [{"role": "user", "content": "hi"}]
+out = {}
+r = a.messages.create(model="local:tiny", max_tokens=20, messages=msgs)
+out["messages"] = [r.content[0].text, r.model, r.usage.output_tokens]
+with a.messages.stream(model="local:tiny", max_tokens=20, messages=msgs) as s:
+    m = s.get_final_message()
+out["messages_stream"] = [m.content[0].text, m.model, m.usage.output_tokens]
+o = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
+r = o.responses.create(model="local:tiny", input="hi")
+out["responses"] = [r.output_text, r.model, r.usage]
+with o.responses.stream(model="local:tiny", input="hi") as s:
+    r = s.get_final_response()
+out["responses_stream"] = [r.output_text, r.model, r.usage]
+print(json.dumps(out))
+"#;
+
+#[test]
+fn official_sdks_read_translated_answers_without_usage() {
+    let python =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/sdk-venv/bin/python");
+    let ok = Command::new(&python)
+        .args(["-c", "import anthropic, openai"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: the Python SDKs are not installed (run `make sdk`)");
+        return;
+    }
+    let up = no_usage_upstream();
+    let p = Proxy::start(&format!(
+        "providers:\n  local:\n    api_base: {}\n    models:\n      - id: tiny\n        provider_model_id: m\n",
+        up.url()
+    ));
+    let out = Command::new(&python)
+        .args(["-c", NO_USAGE_SCRIPT, &p.url()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v,
+        json!({
+            "messages": ["t0t1", "m", null], "messages_stream": ["t0t1", "m", null],
+            "responses": ["t0t1", "m", null], "responses_stream": ["t0t1", "m", null],
+        })
+    );
 }
