@@ -650,20 +650,31 @@ fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
         "invalid boolean" => Some("true or false"),
         _ => None,
     };
-    let msg = match (wanted, &value) {
-        (Some(w), Some(v)) => format!("expected {w}, got {}", quoted(v)),
-        _ => match msg.strip_prefix("data did not match any variant of untagged enum ") {
-            Some("ProtocolSpec") => {
-                "expected a protocol (`chat_completions`, `anthropic`, `responses`) or a list \
-                 of `\"glob\": protocol` entries"
-                    .to_string()
-            }
-            _ => msg.to_string(),
-        },
+    let got = value
+        .as_deref()
+        .map_or(String::new(), |v| format!(", got {}", quoted(v)));
+    let msg = match (wanted, msg) {
+        (Some(w), _) if value.is_some() => format!("expected {w}{got}"),
+        (_, "expected sequence start") => format!("expected a list{got}"),
+        (_, "expected mapping start") => format!("expected a map of keys{got}"),
+        (_, "invalid type: sequence, expected a map") => "expected a map, got a list".into(),
+        (_, "invalid type: map, expected a sequence") => "expected a list, got a map".into(),
+        (_, "data did not match any variant of untagged enum ProtocolSpec") => {
+            "expected a protocol (`chat_completions`, `anthropic`, `responses`) or a list \
+             of `\"glob\": protocol` entries"
+                .to_string()
+        }
+        _ => msg.to_string(),
     };
     // Messages that already name what is wrong by its key need no prefix.
     let named = msg.starts_with("unknown field") || msg.starts_with("unknown key");
-    match key_before(src, col) {
+    // The place is the value (`key: value`) or, for a whole map or list, its key.
+    let key = key_before(src, col).or_else(|| {
+        let at = src.get(col.checked_sub(1)?..)?;
+        let (k, _) = at.split_once(':')?;
+        (!k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || "_-.".contains(c))).then_some(k)
+    });
+    match key {
         Some(key) if !named => format!("{}: {msg}", key_path(text, line, src, key)),
         _ => msg,
     }
@@ -836,5 +847,52 @@ mod tests {
             .map(|e| e.value.parts().unwrap())
             .collect();
         assert_eq!(eps, [("zed", "m1"), ("alpha", "m2")]);
+    }
+
+    #[test]
+    fn parser_messages_name_their_place_once() {
+        let cases = [
+            ("invalid u64 at line 1, column 10", "invalid u64"),
+            (
+                "error: line 2 column 3: invalid boolean at line 2, column 3",
+                "invalid boolean",
+            ),
+            (
+                "invalid u16 at line 2, column 9 at line 2, column 3",
+                "invalid u16",
+            ),
+            ("ends at line one", "ends at line one"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(bare_message(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn errors_are_explained_with_the_key_path() {
+        let text = "limits:\n  # note\n  max_body_bytes: lots # why\nproviders:\n  x:\n    models:\n      - id: 7\n";
+        let cases = [
+            (
+                3,
+                19,
+                "invalid u64",
+                "limits.max_body_bytes: expected a whole number, got \"lots\"",
+            ),
+            (
+                7,
+                13,
+                "whatever it says",
+                "providers.x.models.id: whatever it says",
+            ),
+            (
+                3,
+                3,
+                "unknown field `max_body_bytes`",
+                "unknown field `max_body_bytes`",
+            ),
+        ];
+        for (line, col, msg, want) in cases {
+            assert_eq!(explain(text, line, col, msg), want, "{line}:{col}");
+        }
     }
 }

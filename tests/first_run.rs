@@ -209,7 +209,15 @@ fn config_error(yaml: &str, env: &[(&str, &str)]) -> (String, String, String) {
 
 #[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
-    let cases: [(&str, &str); 8] = [
+    let cases: [(&str, &str); 10] = [
+        (
+            "log: json\n",
+            "1:6: log: expected a map of keys, got \"json\"",
+        ),
+        (
+            "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    headers: [a]\n",
+            "4:5: providers.x.headers: expected a map, got a list",
+        ),
         (
             "workers: lots\n",
             "1:10: workers: expected a whole number, got \"lots\"",
