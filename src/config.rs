@@ -591,6 +591,18 @@ impl Loaded {
             .map_or(NO_FILE.to_string(), |p| p.display().to_string())
     }
 
+    /// A config error at the line of `key` (a dotted path, `limits.max_body_bytes`),
+    /// found by reading the file again: resolved settings no longer know their place.
+    pub fn error_at_key(&self, key: &str, msg: impl Into<String>) -> Error {
+        let text = self
+            .path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let (line, col) = locate(&text, key);
+        self.error_at(line, col, msg)
+    }
+
     /// A config error at a place in this file.
     pub fn error_at(&self, line: usize, col: usize, msg: impl Into<String>) -> Error {
         Error::Config {
@@ -678,6 +690,31 @@ fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
         Some(key) if !named => format!("{}: {msg}", key_path(text, line, src, key)),
         _ => msg,
     }
+}
+
+/// The 1-based line and column of a dotted key path among a file's map keys, or
+/// `(0, 0)` when it is not written there (a default, or a place inside a list).
+fn locate(text: &str, path: &str) -> (usize, usize) {
+    let mut open: Vec<(usize, &str)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        if body.is_empty() || body.starts_with('#') || body.starts_with('-') {
+            continue;
+        }
+        let Some((key, _)) = body.split_once(':') else {
+            continue;
+        };
+        while open.last().is_some_and(|(at, _)| *at >= indent) {
+            open.pop();
+        }
+        open.push((indent, key.trim()));
+        let here = open.iter().map(|(_, k)| *k).collect::<Vec<_>>().join(".");
+        if here == path {
+            return (i + 1, indent + 1);
+        }
+    }
+    (0, 0)
 }
 
 /// `limits.max_body_bytes` for the key `max_body_bytes` on `line`: the keys of the
@@ -894,5 +931,15 @@ mod tests {
         for (line, col, msg, want) in cases {
             assert_eq!(explain(text, line, col, msg), want, "{line}:{col}");
         }
+    }
+
+    #[test]
+    fn keys_are_located_by_their_dotted_path() {
+        let text = "# c\nlimits:\n  # x\n  max_body_bytes: 1\ntimeouts:\n  idle_secs: 0\nmodels:\n  - idle_secs: 1\n";
+        assert_eq!(locate(text, "limits.max_body_bytes"), (4, 3));
+        assert_eq!(locate(text, "timeouts.idle_secs"), (6, 3));
+        assert_eq!(locate(text, "limits"), (2, 1));
+        assert_eq!(locate(text, "idle_secs"), (0, 0));
+        assert_eq!(locate(text, "workers"), (0, 0));
     }
 }

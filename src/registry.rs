@@ -562,9 +562,8 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
     let c = &loaded.config;
     let listen_text = c.listen.as_ref().map_or(DEFAULT_LISTEN, |l| l.as_str());
     let listen = listen_text.parse().map_err(|_| {
-        loaded.error_at(
-            0,
-            0,
+        loaded.error_at_key(
+            "listen",
             format!("`listen: {listen_text}` is not an address like 127.0.0.1:4356"),
         )
     })?;
@@ -576,24 +575,22 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
         .collect();
     let skip_auth = c.skip_auth.unwrap_or(keys.is_empty());
     if !skip_auth && keys.is_empty() {
-        return Err(loaded.error_at(
-            0,
-            0,
+        return Err(loaded.error_at_key(
+            "skip_auth",
             "`skip_auth: false` but `keys:` lists no key; add one or set `skip_auth: true`",
         ));
     }
     let workers = c.workers.unwrap_or(64);
     if workers == 0 || workers > 4096 {
-        return Err(loaded.error_at(0, 0, "`workers` must be between 1 and 4096"));
+        return Err(loaded.error_at_key("workers", "`workers` must be between 1 and 4096"));
     }
     let secs = |name: &str, v: f64| -> Result<Duration, Error> {
         Duration::try_from_secs_f64(v)
             .ok()
             .filter(|d| !d.is_zero())
             .ok_or_else(|| {
-                loaded.error_at(
-                    0,
-                    0,
+                loaded.error_at_key(
+                    name,
                     format!("`{name}` must be a positive number of seconds"),
                 )
             })

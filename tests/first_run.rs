@@ -209,7 +209,11 @@ fn config_error(yaml: &str, env: &[(&str, &str)]) -> (String, String, String) {
 
 #[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
-    let cases: [(&str, &str); 10] = [
+    let cases: [(&str, &str); 11] = [
+        (
+            "# tuned\ntimeouts:\n  idle_secs: 0\n",
+            "3:3: `timeouts.idle_secs` must be a positive number of seconds",
+        ),
         (
             "log: json\n",
             "1:6: log: expected a map of keys, got \"json\"",
