@@ -101,6 +101,9 @@ pub struct Timeouts {
     /// Longest silence between two stream events.
     #[serde(deserialize_with = "scalar")]
     pub idle_secs: f64,
+    /// From sending a streamed request to its first generated content, when another
+    /// endpoint remains to try (the last endpoint waits up to `first_byte_secs`).
+    pub first_token_secs: f64,
 }
 
 impl Default for Timeouts {
@@ -109,6 +112,7 @@ impl Default for Timeouts {
             connect_secs: 10.0,
             first_byte_secs: 300.0,
             idle_secs: 120.0,
+            first_token_secs: 15.0,
         }
     }
 }
@@ -120,12 +124,24 @@ pub struct Failover {
     /// How long an endpoint that failed with 429/5xx/network is tried last.
     #[serde(deserialize_with = "scalar")]
     pub cooldown_secs: f64,
+    /// Retries of the same endpoint after a quick transient failure (429, 5xx, reset).
+    pub retries: u32,
+    /// The first retry's pause in milliseconds; it doubles per retry, with jitter.
+    pub backoff_ms: u64,
+    /// The longest `Retry-After` waited out on the same endpoint; longer ones move on.
+    pub max_retry_wait_secs: f64,
+    /// Streams continued after a mid-stream failure, at most, per request.
+    pub max_rescues: u32,
 }
 
 impl Default for Failover {
     fn default() -> Failover {
         Failover {
             cooldown_secs: 30.0,
+            retries: 1,
+            backoff_ms: 250,
+            max_retry_wait_secs: 5.0,
+            max_rescues: 2,
         }
     }
 }
@@ -178,6 +194,8 @@ pub struct Provider {
     pub detect: Option<bool>,
     /// OAuth endpoint overrides for subscription providers.
     pub auth: Option<AuthOverrides>,
+    /// The source can continue a partial answer given as a final assistant message.
+    pub prefill: Option<bool>,
 }
 
 /// `api_protocol:` as written.
@@ -245,6 +263,8 @@ pub enum EndpointSpec {
         provider: Text,
         /// Model at that provider.
         service_id: Text,
+        /// This endpoint's first-token deadline, overriding `timeouts.first_token_secs`.
+        first_token_secs: Option<f64>,
     },
 }
 
@@ -256,7 +276,18 @@ impl EndpointSpec {
             EndpointSpec::Full {
                 provider,
                 service_id,
+                ..
             } => Some((&provider.0, &service_id.0)),
+        }
+    }
+
+    /// The endpoint's own first-token deadline in seconds, if it sets one.
+    pub fn first_token_secs(&self) -> Option<f64> {
+        match self {
+            EndpointSpec::Compact(_) => None,
+            EndpointSpec::Full {
+                first_token_secs, ..
+            } => *first_token_secs,
         }
     }
 }
@@ -305,21 +336,25 @@ impl<'de> Deserialize<'de> for EndpointSpec {
         impl<'de> Visitor<'de> for V {
             type Value = EndpointSpec;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("`provider:model` or `{provider: ID, service_id: MODEL}`")
+                f.write_str(
+                    "`provider:model` or `{provider: ID, service_id: MODEL, first_token_secs: N}`",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<EndpointSpec, E> {
                 expand_text(v).map(EndpointSpec::Compact)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EndpointSpec, A::Error> {
-                let (mut provider, mut service_id) = (None, None);
+                let (mut provider, mut service_id, mut first_token_secs) = (None, None, None);
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "provider" => provider = Some(map.next_value::<Text>()?),
                         "service_id" => service_id = Some(map.next_value::<Text>()?),
+                        "first_token_secs" => first_token_secs = map.next_value::<Option<f64>>()?,
                         other => {
                             return Err(de::Error::custom(format!(
-                                "unknown key `{other}` in an endpoint; expected `provider` and \
-                                 `service_id` (or write `provider:model`)"
+                                "unknown key `{other}` in an endpoint; expected `provider`, \
+                                 `service_id` and optionally `first_token_secs` (or write \
+                                 `provider:model`)"
                             )));
                         }
                     }
@@ -328,6 +363,7 @@ impl<'de> Deserialize<'de> for EndpointSpec {
                     (Some(provider), Some(service_id)) => Ok(EndpointSpec::Full {
                         provider,
                         service_id,
+                        first_token_secs,
                     }),
                     _ => Err(de::Error::custom(
                         "an endpoint map needs both `provider` and `service_id` \

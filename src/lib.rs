@@ -40,6 +40,8 @@ pub mod detect;
 pub mod route;
 // The main loop: failover and relaying.
 pub mod relay;
+// Readiness messages to systemd (sd_notify).
+pub mod notify;
 // The listener and its workers.
 pub mod server;
 
@@ -48,9 +50,9 @@ pub use error::Error;
 #[cfg(test)]
 mod tests {
     /// The modules in flow order: each may use only those before it (and itself).
-    const LAYERS: [&str; 14] = [
+    const LAYERS: [&str; 15] = [
         "error", "log", "paths", "body", "sse", "protocol", "config", "registry", "upstream",
-        "auth", "detect", "route", "relay", "server",
+        "auth", "detect", "route", "relay", "notify", "server",
     ];
 
     #[test]

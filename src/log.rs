@@ -119,6 +119,8 @@ pub struct RequestLog {
     pub ttfb: Option<Duration>,
     /// Time until the response was complete.
     pub total: Duration,
+    /// Times a broken stream was continued, and by which endpoints (`provider:model`).
+    pub rescued: Vec<String>,
 }
 
 impl RequestLog {
@@ -145,6 +147,8 @@ impl RequestLog {
             "stream": self.stream.map(StreamEnd::name),
             "attempts": self.attempts,
             "tried": tried,
+            "rescued": self.rescued.len(),
+            "rescued_by": self.rescued,
             "ttfb_ms": ms(self.ttfb),
             "total_ms": ms(Some(self.total)),
         })
@@ -181,6 +185,14 @@ impl fmt::Display for RequestLog {
                 tried.push_str(result);
             }
             write!(f, " tried={}", Word(&tried))?;
+        }
+        if !self.rescued.is_empty() {
+            write!(
+                f,
+                " rescued={} rescued_by={}",
+                self.rescued.len(),
+                Word(&self.rescued.join(","))
+            )?;
         }
         write!(
             f,
@@ -410,6 +422,7 @@ mod tests {
             ],
             ttfb: Some(Duration::from_micros(1_260)),
             total: Duration::from_micros(12_345_049),
+            rescued: Vec::new(),
         }
     }
 
@@ -427,8 +440,37 @@ mod tests {
                 "model": "smart", "served_by": "llamacpp:tiny", "status": 200, "stream": "broken",
                 "attempts": 2,
                 "tried": [{"target": "ollama:llama3", "result": "refused"}, {"target": "llamacpp:tiny", "result": "200"}],
+                "rescued": 0, "rescued_by": [],
                 "ttfb_ms": 1.3, "total_ms": 12345.0,
             })
+        );
+    }
+
+    #[test]
+    fn a_rescued_stream_names_each_attempt_and_its_rescuers_in_text_and_json() {
+        let log = RequestLog {
+            stream: Some(StreamEnd::Rescued),
+            attempts: 3,
+            tried: vec![
+                ("a:m".into(), "200:broken".into()),
+                ("a:m".into(), "503".into()),
+                ("b:m".into(), "200".into()),
+            ],
+            served_by: Some("a:m".into()),
+            rescued: vec!["b:m".into()],
+            ..sample()
+        };
+        assert_eq!(
+            log.to_string(),
+            "2026-11-28T03:08:24.123Z POST /v1/chat/completions model=smart served_by=a:m status=200 stream=rescued attempts=3 tried=a:m→200:broken,a:m→503,b:m→200 rescued=1 rescued_by=b:m ttfb_ms=1.3 total_ms=12345.0"
+        );
+        let v: serde_json::Value = serde_json::from_str(&log.to_json()).unwrap();
+        assert_eq!(v["stream"], "rescued");
+        assert_eq!(v["rescued"], 1);
+        assert_eq!(v["rescued_by"], serde_json::json!(["b:m"]));
+        assert_eq!(
+            v["tried"][0],
+            serde_json::json!({"target": "a:m", "result": "200:broken"})
         );
     }
 

@@ -47,6 +47,20 @@ struct Builtin {
     protocol: Protocol,
     key_env: Option<&'static str>,
     kind: Kind,
+    prefill: Prefill,
+}
+
+/// Whether, and how, a source continues a partial answer sent as a final assistant message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefill {
+    /// It cannot (or may answer afresh instead, which spliced onto a partial answer is worse
+    /// than an error): never asked to continue.
+    No,
+    /// It continues a final assistant message as is (Anthropic, llama.cpp, Ollama, …).
+    Yes,
+    /// vLLM: it continues only when told, with `continue_final_message: true` and
+    /// `add_generation_prompt: false` in the body.
+    Flags,
 }
 
 /// The built-in providers. Local defaults use 127.0.0.1 rather than `localhost`,
@@ -58,6 +72,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Chat,
         key_env: Some("OPENAI_API_KEY"),
         kind: Kind::Hosted,
+        prefill: Prefill::No,
     },
     Builtin {
         id: "openrouter",
@@ -65,6 +80,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Chat,
         key_env: Some("OPENROUTER_API_KEY"),
         kind: Kind::Hosted,
+        prefill: Prefill::Yes,
     },
     Builtin {
         id: "anthropic",
@@ -72,6 +88,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Anthropic,
         key_env: Some("ANTHROPIC_API_KEY"),
         kind: Kind::Hosted,
+        prefill: Prefill::Yes,
     },
     Builtin {
         id: "openai-codex",
@@ -79,6 +96,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Responses,
         key_env: None,
         kind: Kind::Subscription,
+        prefill: Prefill::No,
     },
     Builtin {
         id: "ollama",
@@ -86,6 +104,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Chat,
         key_env: None,
         kind: Kind::Local,
+        prefill: Prefill::Yes,
     },
     Builtin {
         id: "vllm",
@@ -93,6 +112,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Chat,
         key_env: None,
         kind: Kind::Local,
+        prefill: Prefill::Flags,
     },
     Builtin {
         id: "lmstudio",
@@ -100,6 +120,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Chat,
         key_env: None,
         kind: Kind::Local,
+        prefill: Prefill::Yes,
     },
     Builtin {
         id: "llamacpp",
@@ -107,6 +128,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Chat,
         key_env: None,
         kind: Kind::Local,
+        prefill: Prefill::Yes,
     },
 ];
 
@@ -168,6 +190,8 @@ pub struct Provider {
     pub configured: bool,
     /// OAuth overrides (subscription providers).
     pub auth: AuthUrls,
+    /// Continues a partial answer (mid-stream rescue); `prefill:` in its block.
+    pub prefill: Prefill,
 }
 
 impl Provider {
@@ -202,6 +226,8 @@ pub struct Target {
     pub model: String,
     /// The wire format the upstream speaks for this model.
     pub protocol: Protocol,
+    /// A virtual model's own first-token deadline for this endpoint.
+    pub first_token: Option<Duration>,
 }
 
 impl Target {
@@ -212,7 +238,14 @@ impl Target {
             protocol: provider.protocol_for(&upstream),
             provider: Arc::clone(provider),
             model: upstream,
+            first_token: None,
         }
+    }
+
+    /// True when this endpoint can be asked to continue a partial answer: its provider
+    /// prefills and it is not a Responses upstream (which has no assistant prefill).
+    pub fn can_continue(&self) -> bool {
+        self.provider.prefill != Prefill::No && self.protocol != Protocol::Responses
     }
 
     /// `provider:model`, as logs and messages name it.
@@ -228,6 +261,8 @@ pub struct Virtual {
     pub name: String,
     /// `(provider id, model)` pairs in order.
     pub endpoints: Vec<(String, String)>,
+    /// Each endpoint's own first-token deadline, if it sets one (same order).
+    pub first_token: Vec<Option<Duration>>,
 }
 
 /// Everything tunable, resolved.
@@ -249,6 +284,16 @@ pub struct Settings {
     pub first_byte_timeout: Duration,
     /// Idle timeout between stream events.
     pub idle_timeout: Duration,
+    /// First generated content of a stream, when another endpoint remains.
+    pub first_token_timeout: Duration,
+    /// Retries of one endpoint after a quick transient failure.
+    pub retries: u32,
+    /// The first retry's pause (doubling, jittered).
+    pub backoff: Duration,
+    /// The longest `Retry-After` waited out on the same endpoint.
+    pub max_retry_wait: Duration,
+    /// Mid-stream continuations per request.
+    pub max_rescues: u32,
     /// Cool-down after a failure.
     pub cooldown: Duration,
     /// Detection interval.
@@ -327,6 +372,7 @@ impl Registry {
                 ));
             }
             let mut endpoints = Vec::new();
+            let mut first_token = Vec::new();
             for ep in &entry.value.endpoints {
                 let at = (
                     ep.referenced.line() as usize,
@@ -357,10 +403,22 @@ impl Registry {
                     ));
                 }
                 endpoints.push((p.to_string(), m.to_string()));
+                let own = ep.value.first_token_secs();
+                let deadline =
+                    own.map(|s| Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()));
+                if deadline == Some(None) {
+                    return Err(loaded.error_at(
+                        at.0,
+                        at.1,
+                        "`first_token_secs` must be a positive number of seconds",
+                    ));
+                }
+                first_token.push(deadline.flatten());
             }
             virtuals.push(Virtual {
                 name: name.clone(),
                 endpoints,
+                first_token,
             });
         }
 
@@ -425,6 +483,7 @@ fn from_builtin(b: &Builtin) -> Provider {
         detect: b.kind == Kind::Local,
         configured: false,
         auth: AuthUrls::default(),
+        prefill: b.prefill,
     }
 }
 
@@ -449,6 +508,7 @@ fn provider(
             detect: false,
             configured: true,
             auth: AuthUrls::default(),
+            prefill: Prefill::No,
         },
     };
     p.configured = true;
@@ -542,6 +602,11 @@ fn provider(
     if let Some(d) = block.detect {
         p.detect = d;
     }
+    match block.prefill {
+        Some(false) => p.prefill = Prefill::No,
+        Some(true) if p.prefill == Prefill::No => p.prefill = Prefill::Yes,
+        _ => {}
+    }
     if let Some(a) = &block.auth {
         let s = |t: &Option<config::Text>| t.as_ref().map(|t| t.as_str().to_string());
         p.auth = AuthUrls {
@@ -604,7 +669,20 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
         connect_timeout: secs("timeouts.connect_secs", c.timeouts.connect_secs)?,
         first_byte_timeout: secs("timeouts.first_byte_secs", c.timeouts.first_byte_secs)?,
         idle_timeout: secs("timeouts.idle_secs", c.timeouts.idle_secs)?,
+        first_token_timeout: secs("timeouts.first_token_secs", c.timeouts.first_token_secs)?,
         cooldown: secs("failover.cooldown_secs", c.failover.cooldown_secs)?,
+        retries: c.failover.retries.min(10),
+        backoff: Duration::from_millis(c.failover.backoff_ms.min(60_000)),
+        max_retry_wait: Duration::try_from_secs_f64(c.failover.max_retry_wait_secs)
+            .ok()
+            .filter(|d| *d <= Duration::from_secs(3600))
+            .ok_or_else(|| {
+                loaded.error_at_key(
+                    "failover.max_retry_wait_secs",
+                    "`failover.max_retry_wait_secs` must be between 0 and 3600 seconds",
+                )
+            })?,
+        max_rescues: c.failover.max_rescues.min(10),
         detect_interval: secs("detect.interval_secs", c.detect.interval_secs)?,
         detect_timeout: secs("detect.timeout_secs", c.detect.timeout_secs)?,
         shutdown_grace: secs("shutdown_grace_secs", c.shutdown_grace_secs.unwrap_or(10.0))?,

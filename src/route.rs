@@ -21,10 +21,12 @@ const SUGGESTIONS: usize = 6;
 pub fn resolve(reg: &Registry, detected: &Detected, model: &str) -> Result<Vec<Target>, Error> {
     if let Some(v) = reg.virtual_model(model) {
         let mut targets = Vec::new();
-        for (pid, m) in &v.endpoints {
+        for (i, (pid, m)) in v.endpoints.iter().enumerate() {
             // Endpoints were checked against the registry when it was built.
             if let Some(p) = reg.provider_for(pid) {
-                targets.push(Target::new(&p, m));
+                let mut t = Target::new(&p, m);
+                t.first_token = v.first_token.get(i).copied().flatten();
+                targets.push(t);
             }
         }
         return Ok(targets);

@@ -23,6 +23,7 @@ use crate::body::RawBody;
 use crate::detect::{self, Detected};
 use crate::error::Error;
 use crate::log::{self, RequestLog};
+use crate::notify;
 use crate::protocol::Protocol;
 use crate::registry::Registry;
 use crate::relay::{self, Call, Env};
@@ -137,6 +138,9 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         }));
     }
     start_detection(&shared);
+    if !stopping.load(Ordering::SeqCst) {
+        notify::ready();
+    }
     // Sleeps until a stop signal: an idle server wakes for nothing.
     let _ = stop.recv();
     // Stop accepting: the last handle to the server closes the listening socket.
@@ -268,6 +272,7 @@ fn watch_signals(
         .spawn(move || {
             for signal in signals.forever() {
                 if signal == SIGHUP {
+                    notify::reloading();
                     match reload() {
                         Ok(registry) => {
                             let source = registry.source.clone();
@@ -278,9 +283,11 @@ fn watch_signals(
                         }
                         Err(e) => log::line(format!("reload failed, keeping the old config: {e}")),
                     }
+                    notify::ready();
                     continue;
                 }
                 log::line("stopping: no new connections; waiting for requests in flight");
+                notify::stopping();
                 stopping.store(true, Ordering::SeqCst);
                 // Let go of the server, so `serve` can close the listening socket.
                 http.take();
@@ -337,7 +344,10 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let registry = shared.registry();
     // Read everything needed from the request before taking its writer.
     let prepared = prepare(&mut req, &registry, shared, &mut log.model);
+    let probe = req.client_probe();
     let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
+    // A retry's pause looks whether the client left (see relay/attempt.rs).
+    out.set_probe(Box::new(move || probe.gone()));
     let result = catch_unwind(AssertUnwindSafe(|| match prepared {
         Prepared::Fail(err) => {
             // After these the connection may hold unread body bytes: do not reuse it.
@@ -409,6 +419,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
     log.attempts = served.attempts;
     log.tried = served.tried;
     log.stream = served.stream;
+    log.rescued = served.rescued_by;
     log.ttfb = out.first_write().map(|t| t.duration_since(started));
     log.total = started.elapsed();
     log::request(&log);

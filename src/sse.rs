@@ -177,7 +177,13 @@ pub struct ClientWriter<W: Write = Box<dyn Write + Send>> {
     first_write: Option<Instant>,
     /// A stream's head went out (the answer is a stream, however it ended).
     streamed: bool,
+    /// Looks whether the client has gone, without writing (see [`ClientWriter::set_probe`]).
+    probe: Option<Probe>,
 }
+
+/// Says whether the client closed or reset its connection, without reading or writing
+/// anything it would see.
+pub type Probe = Box<dyn FnMut() -> bool + Send>;
 
 /// Where the response stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +206,19 @@ impl<W: Write> ClientWriter<W> {
             state: WriterState::Fresh,
             first_write: None,
             streamed: false,
+            probe: None,
         }
+    }
+
+    /// Sets how [`ClientWriter::client_gone`] looks at the connection.
+    pub fn set_probe(&mut self, probe: Probe) {
+        self.probe = Some(probe);
+    }
+
+    /// True when the client is known to have left (a write would also tell, but only
+    /// once something can be written: not while a retry waits before the status line).
+    pub fn client_gone(&mut self) -> bool {
+        self.probe.as_mut().is_some_and(|p| p())
     }
 
     /// True once a status line has gone out (a later failure can no longer change it).

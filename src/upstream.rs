@@ -35,6 +35,8 @@ const PASSED_BACK_PREFIXES: &[&str] = &["x-ratelimit-", "anthropic-ratelimit-"];
 pub struct Client {
     agent: ureq::Agent,
     connect_timeout: Duration,
+    /// The agent's response-head timeout, for [`Client::post_within`].
+    first_byte_timeout: Duration,
 }
 
 /// Why an upstream could not be asked.
@@ -44,6 +46,19 @@ pub enum SendError {
     Network(String),
     /// No response head within the deadline.
     Timeout(&'static str),
+}
+
+/// The reasons `classify` gives a connection that broke before the response head.
+const RESET: &str = "connection reset";
+const CLOSED: &str = "connection closed before a response";
+
+impl SendError {
+    /// True when the connection was reset or closed before the response head: the
+    /// request may not have been seen, and asking again may well succeed (unlike a
+    /// refused connection, a failed look-up or a timeout).
+    pub fn dropped(&self) -> bool {
+        matches!(self, SendError::Network(r) if r == RESET || r == CLOSED)
+    }
 }
 
 impl std::fmt::Display for SendError {
@@ -113,6 +128,7 @@ impl Client {
         Client {
             agent,
             connect_timeout: settings.connect_timeout,
+            first_byte_timeout: settings.first_byte_timeout,
         }
     }
 
@@ -124,6 +140,33 @@ impl Client {
         body: &[u8],
     ) -> Result<Reply, SendError> {
         let mut req = self.agent.post(url);
+        for (name, value) in headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        let resp = req.send(body).map_err(classify)?;
+        Ok(reply(resp))
+    }
+
+    /// [`Client::post`] whose response head must arrive within `head_within` when that
+    /// is sooner than the first-byte timeout: a stream's first-token deadline, when
+    /// another endpoint remains (a server loading a model may hold back even its head).
+    pub fn post_within(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        head_within: Duration,
+    ) -> Result<Reply, SendError> {
+        if head_within >= self.first_byte_timeout {
+            return self.post(url, headers, body);
+        }
+        // A per-request timeout clones the agent's config: only when it is shorter.
+        let mut req = self
+            .agent
+            .post(url)
+            .config()
+            .timeout_recv_response(Some(head_within))
+            .build();
         for (name, value) in headers {
             req = req.header(name.as_str(), value.as_str());
         }
@@ -170,9 +213,9 @@ fn classify(e: ureq::Error) -> SendError {
         ureq::Error::Io(io) => SendError::Network(match io.kind() {
             std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
             std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
-                "connection reset".to_string()
+                RESET.to_string()
             }
-            std::io::ErrorKind::UnexpectedEof => "connection closed before a response".to_string(),
+            std::io::ErrorKind::UnexpectedEof => CLOSED.to_string(),
             _ => format!("network error: {io}"),
         }),
         ureq::Error::HostNotFound => SendError::Network("host not found".to_string()),

@@ -120,7 +120,7 @@ fn route_prints_targets_in_order() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_text(
         &text(&out.stdout),
-        "1. ollama:llama3.1:8b (chat_completions, http://127.0.0.1:11434/v1/chat/completions)\n2. vllm:qwen (chat_completions, http://127.0.0.1:8000/v1/chat/completions)\n",
+        "1. ollama:llama3.1:8b (chat_completions, http://127.0.0.1:11434/v1/chat/completions)\n   deadline: first token 15s; retries: 1; prefill: yes\n2. vllm:qwen (chat_completions, http://127.0.0.1:8000/v1/chat/completions)\n   deadline: first byte 300s (last endpoint); retries: 1; prefill: yes (continue_final_message)\n",
     );
 }
 

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::support::answer::{self, Fault};
 use crate::support::upstream::{chat_answer, chat_events};
+use crate::support::wire::Wire;
 use crate::support::{MockUpstream, Proxy, Reply, assert_text, wait_until};
 
 /// A port nothing listens on.
@@ -141,22 +143,25 @@ fn json_lines_carry_the_same_fields() {
         request(r#""model":"smart""#),
         json!({"method": "POST", "path": chat, "model": "smart", "served_by": "b:m", "status": 200,
             "stream": null, "attempts": 2,
-            "tried": [{"target": "a:m", "result": "refused"}, {"target": "b:m", "result": "200"}]})
+            "tried": [{"target": "a:m", "result": "refused"}, {"target": "b:m", "result": "200"}],
+            "rescued": 0, "rescued_by": []})
     );
     assert_eq!(
         request(r#""model":"b:m""#),
         json!({"method": "POST", "path": chat, "model": "b:m", "served_by": "b:m", "status": 200,
-            "stream": "complete", "attempts": 1, "tried": [{"target": "b:m", "result": "200"}]})
+            "stream": "complete", "attempts": 1, "tried": [{"target": "b:m", "result": "200"}],
+            "rescued": 0, "rescued_by": []})
     );
     assert_eq!(
         request(r#""model":"c:m""#),
         json!({"method": "POST", "path": chat, "model": "c:m", "served_by": "c:m", "status": 200,
-            "stream": "broken", "attempts": 1, "tried": [{"target": "c:m", "result": "200"}]})
+            "stream": "broken", "attempts": 1, "tried": [{"target": "c:m", "result": "200:broken"}],
+            "rescued": 0, "rescued_by": []})
     );
     assert_eq!(
         request(r#""model":"nope""#),
         json!({"method": "POST", "path": "/v1/messages", "model": "nope", "served_by": null,
-            "status": 404, "stream": null, "attempts": 0, "tried": []})
+            "status": 404, "stream": null, "attempts": 0, "tried": [], "rescued": 0, "rescued_by": []})
     );
     // The other lines are JSON too, so a shipper reads every line the same way.
     for line in p.log() {
@@ -214,4 +219,49 @@ fn a_model_name_cannot_forge_a_log_line() {
         "{line}"
     );
     assert!(!p.log().iter().any(|l| l.starts_with("POST")));
+}
+
+#[test]
+fn a_rescued_stream_lists_every_attempt_retries_included_and_its_rescuer() {
+    // `a` answers 503 (retried on the same endpoint), then streams and is cut after 24
+    // tokens (a cut is continued on `a` first), then finishes the answer from the prefill.
+    for (format, extra) in [("text", ""), ("json", "log:\n  format: json\n")] {
+        let a = MockUpstream::numbered(|n, req| match n {
+            0 => Reply::json(503, json!({"error": {"message": "busy"}})),
+            1 => answer::reply(Wire::Chat, req, "a", Fault::Cut(24)),
+            _ => answer::reply(Wire::Chat, req, "a", Fault::None),
+        });
+        let b = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "b", Fault::None));
+        let p = Proxy::start(&format!(
+            "providers:\n  a:\n    api_base: {}\n    prefill: true\n    models: [m]\n  b:\n    api_base: {}\n    prefill: true\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\nfailover:\n  backoff_ms: 20\n{extra}",
+            a.url(),
+            b.url()
+        ));
+        let s = p.stream(
+            "/v1/chat/completions",
+            json!({"model": "smart", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(s.status, 200, "{format}");
+        assert!(s.complete, "{format}: {}", s.text());
+        assert_eq!(b.count(), 0, "{format}");
+        if format == "text" {
+            let line = shape(&p.wait_log(" model=smart "));
+            assert_eq!(
+                line,
+                "TIME POST /v1/chat/completions model=smart served_by=a:m status=200 stream=rescued attempts=3 tried=a:m→503,a:m→200:broken,a:m→200 rescued=1 rescued_by=a:m ttfb_ms=N total_ms=N"
+            );
+        } else {
+            let line = p.wait_log(r#""model":"smart""#);
+            let v: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["stream"], "rescued", "{line}");
+            assert_eq!(v["attempts"], 3, "{line}");
+            assert_eq!(
+                v["tried"],
+                json!([{"target": "a:m", "result": "503"}, {"target": "a:m", "result": "200:broken"}, {"target": "a:m", "result": "200"}]),
+                "{line}"
+            );
+            assert_eq!(v["rescued"], 1, "{line}");
+            assert_eq!(v["rescued_by"], json!(["a:m"]), "{line}");
+        }
+    }
 }

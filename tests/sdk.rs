@@ -13,7 +13,7 @@ use crate::support::wire::Wire;
 use crate::support::{MockUpstream, Proxy};
 
 /// The venv's python when it has the `module` package, else `None` (with a printed reason).
-fn python_with(module: &str) -> Option<PathBuf> {
+pub fn python_with(module: &str) -> Option<PathBuf> {
     let python = std::env::var_os("ROUTEPLANE_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

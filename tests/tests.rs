@@ -28,8 +28,12 @@ mod login;
 mod failover;
 // Every inbound protocol against every upstream protocol.
 mod protocols;
+// Mid-stream rescue: broken streams continued by a prefill, in every client protocol.
+mod rescue;
 // The official Python SDKs (when installed by `make sdk`) as clients.
 mod sdk;
+// Shipping: systemd units, readiness, the empty-root start, the package, the installer.
+mod ship;
 // Streams: events arrive as the upstream sends them, client disconnects.
 mod stream;
 // A new user's first hour: the README example with no config, start-up, HEAD, config errors.

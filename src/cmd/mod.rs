@@ -8,6 +8,7 @@ mod list;
 mod login;
 mod route;
 mod serve;
+mod service;
 mod validate;
 
 use std::ffi::OsString;
@@ -32,6 +33,7 @@ Commands:
   providers [list]   list providers, their base URLs, protocols and state
   login PROVIDER     log in to a subscription (anthropic, openai-codex)
   logout PROVIDER    forget a subscription login
+  service install    install the systemd unit (--user: for this user only)
 
 Options:
   -c, --config PATH  config file (default: ./routeplane.yaml, then
@@ -77,6 +79,7 @@ pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
                     "providers" => list::run_providers(global, &mut parser),
                     "login" => login::run(global, &mut parser),
                     "logout" => login::run_logout(global, &mut parser),
+                    "service" => service::run(global, &mut parser),
                     other => Err(Error::Usage(format!("unknown command `{other}`"))),
                 };
             }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use lexopt::prelude::*;
 use routeplane::detect::Detected;
-use routeplane::registry::Registry;
+use routeplane::registry::{Prefill, Registry, Settings, Target};
 use routeplane::{Error, route};
 
 use super::Global;
@@ -47,6 +47,32 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             t.provider.api_base,
             t.protocol.endpoint()
         );
+        println!(
+            "   {}",
+            policy(&registry.settings, t, i + 1 == targets.len())
+        );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An endpoint's failover policy: its deadline, retries and whether it can continue.
+fn policy(settings: &Settings, t: &Target, last: bool) -> String {
+    let deadline = if last {
+        format!(
+            "first byte {:?} (last endpoint)",
+            settings.first_byte_timeout
+        )
+    } else {
+        let d = t.first_token.unwrap_or(settings.first_token_timeout);
+        format!("first token {:?}", d.min(settings.first_byte_timeout))
+    };
+    let prefill = match (t.can_continue(), t.provider.prefill) {
+        (false, _) => "no",
+        (true, Prefill::Flags) => "yes (continue_final_message)",
+        (true, _) => "yes",
+    };
+    format!(
+        "deadline: {deadline}; retries: {}; prefill: {prefill}",
+        settings.retries
+    )
 }

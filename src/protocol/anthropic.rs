@@ -354,10 +354,7 @@ impl Decoder {
             return Decoded::Chunks(Vec::new());
         };
         let Ok(v) = serde_json::from_str::<Value>(data) else {
-            return Decoded::Failed {
-                status: 502,
-                message: "upstream sent a malformed stream event".into(),
-            };
+            return Decoded::Malformed;
         };
         let kind = v["type"].as_str().or(ev.event.as_deref()).unwrap_or("");
         let one = |c: Value| Decoded::Chunks(vec![c]);
@@ -678,6 +675,8 @@ pub struct Encoder {
     next_index: usize,
     stop: &'static str,
     usage: Value,
+    /// A `message_delta` already went out verbatim (a same-protocol stream's own).
+    delta_sent: bool,
 }
 
 impl Encoder {
@@ -690,6 +689,52 @@ impl Encoder {
             next_index: 0,
             stop: "end_turn",
             usage: Value::Null,
+            delta_sent: false,
+        }
+    }
+
+    /// Learns the open block and the next index from an event that went out verbatim.
+    pub fn observe(&mut self, ev: &Event) {
+        // Deltas, the bulk of a stream, change nothing here: not even parsed.
+        if matches!(ev.event.as_deref(), Some("content_block_delta" | "ping")) {
+            return;
+        }
+        let Some(v) = ev
+            .data
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        else {
+            return;
+        };
+        match v["type"].as_str().or(ev.event.as_deref()).unwrap_or("") {
+            "message_start" => {
+                self.started = true;
+                if let Some(m) = v["message"]["model"].as_str().filter(|m| !m.is_empty()) {
+                    self.model = m.to_string();
+                }
+                if v["message"]["usage"].is_object() {
+                    self.usage = usage_to_chat(&v["message"]["usage"]);
+                }
+            }
+            "content_block_start" => {
+                let index = v["index"].as_u64().unwrap_or(0) as usize;
+                let kind = match v["content_block"]["type"].as_str() {
+                    Some("text") => Block::Text,
+                    Some("thinking") => Block::Thinking,
+                    // Never continued: a stream with a tool call is not rescued.
+                    _ => Block::Tool(u64::MAX),
+                };
+                self.open = Some((index, kind));
+                self.next_index = self.next_index.max(index + 1);
+            }
+            "content_block_stop" => self.open = None,
+            "message_delta" => {
+                self.delta_sent = true;
+                if let Some(s) = v["delta"]["stop_reason"].as_str() {
+                    self.stop = stop_reason(finish_reason(s));
+                }
+            }
+            _ => {}
         }
     }
 
@@ -790,12 +835,14 @@ impl Encoder {
         let mut out = Vec::new();
         self.start(&Value::Null, &mut out);
         self.close(&mut out);
-        out.push(Self::ev(
-            "message_delta",
-            json!({"type": "message_delta",
-            "delta": {"stop_reason": self.stop, "stop_sequence": null},
-            "usage": usage_from_chat(&self.usage)}),
-        ));
+        if !self.delta_sent {
+            out.push(Self::ev(
+                "message_delta",
+                json!({"type": "message_delta",
+                "delta": {"stop_reason": self.stop, "stop_sequence": null},
+                "usage": usage_from_chat(&self.usage)}),
+            ));
+        }
         out.push(Self::ev("message_stop", json!({"type": "message_stop"})));
         out
     }
@@ -1004,8 +1051,7 @@ mod tests {
                 message: "Overloaded".into()
             }
         );
-        let got = d.event(&Event::data("{not json"));
-        assert!(matches!(got, Decoded::Failed { status: 502, .. }));
+        assert_eq!(d.event(&Event::data("{not json")), Decoded::Malformed);
     }
 
     #[test]
@@ -1013,6 +1059,47 @@ mod tests {
         let evs = parallel_tool_stream();
         let (_, ended) = decode_all(&evs[..evs.len() - 1]);
         assert!(!ended, "the relay sees no end marker and reports the break");
+    }
+
+    #[test]
+    fn an_observed_stream_continues_in_its_open_block_and_ends_once() {
+        let mut e = Encoder::new("m");
+        for v in [
+            json!({"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 5}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}}),
+        ] {
+            e.observe(&ev(v["type"].as_str().unwrap(), v.clone()));
+        }
+        let chunk = json!({"id": "other", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "lo"}}]});
+        let out = e.chunk(&chunk);
+        let names: Vec<_> = out.iter().map(|x| x.event.clone().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["content_block_delta"],
+            "no second message_start or block"
+        );
+        assert!(out[0].data.as_deref().unwrap().contains("\"index\":0"));
+        let names: Vec<_> = e
+            .finish()
+            .iter()
+            .map(|x| x.event.clone().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["content_block_stop", "message_delta", "message_stop"]
+        );
+        // A stream whose own message_delta went out gets only the missing message_stop.
+        e.observe(&ev(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+        ));
+        let names: Vec<_> = e
+            .finish()
+            .iter()
+            .map(|x| x.event.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["message_stop"]);
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub enum Decoded {
     Chunks(Vec<Value>),
     /// The upstream's own end-of-stream marker, after these last chunks.
     End(Vec<Value>),
+    /// The event could not be read (not JSON): dropped, the stream goes on.
+    Malformed,
     /// The upstream reported an error inside the stream.
     Failed {
         /// The status it corresponds to (its `type`/`code` mapped, else 502).
@@ -245,6 +247,28 @@ impl Encoder {
             Encoder::Responses(e) => e.fail(status, message),
         }
     }
+
+    /// Learns from an event of this protocol that went to the client as the upstream
+    /// sent it (a same-protocol stream), so the stream can be continued later: its ids,
+    /// open block or item, indices and sequence numbers.
+    pub fn observe(&mut self, ev: &Event) {
+        match self {
+            Encoder::Chat(e) => e.observe(ev),
+            Encoder::Anthropic(e) => e.observe(ev),
+            Encoder::Responses(e) => e.observe(ev),
+        }
+    }
+
+    /// From now on the open stream is continued with another answer's chunks: no second
+    /// start (role chunk, `message_start`, `response.created`), the same ids, indices and
+    /// sequence numbers going on. `text` and `reasoning` are what the client has so far.
+    pub fn resume(&mut self, text: &str, reasoning: &str) {
+        match self {
+            Encoder::Chat(e) => e.resume(),
+            Encoder::Anthropic(_) => {}
+            Encoder::Responses(e) => e.resume(text, reasoning),
+        }
+    }
 }
 
 /// Seconds since the epoch, for `created` fields.
@@ -312,6 +336,7 @@ pub(crate) mod testing {
                     ended = true;
                 }
                 Decoded::Failed { message, .. } => panic!("{message}"),
+                Decoded::Malformed => panic!("malformed event {e:?}"),
             }
         }
         (chunks, ended)

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod answer;
 pub mod dir;
+pub mod files;
 pub mod oauth;
 pub mod proxy;
 pub mod upstream;

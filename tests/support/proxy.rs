@@ -356,6 +356,44 @@ impl Drop for Proxy {
 }
 
 impl Proxy {
+    /// Starts a proxy from a command already set up (another binary, a chroot wrapper);
+    /// stderr is read for the port as in `start_with`, and a `0.0.0.0` address is reached
+    /// through 127.0.0.1.
+    pub fn spawn(mut cmd: Command, dir: Dir) -> Proxy {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start routeplane");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let lines = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("");
+                    let _ = tx.send(addr.replace("0.0.0.0:", "127.0.0.1:"));
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("routeplane did not start: {:?}", log.lock().unwrap());
+            }
+        };
+        Proxy {
+            child,
+            client: Client { addr },
+            log,
+            dir,
+        }
+    }
+
     /// Starts the proxy as a new user first runs it: no `-c`, no `routeplane.yaml` in its
     /// directory or the user's config directory, no provider keys in the environment.
     pub fn start_without_config(env: &[(&str, &str)]) -> Proxy {
@@ -370,34 +408,8 @@ impl Proxy {
             .env_remove("OPENAI_API_KEY")
             .env_remove("OPENROUTER_API_KEY")
             .env_remove("ANTHROPIC_API_KEY")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start routeplane");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let lines = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(20)) else {
-            let _ = child.kill();
-            panic!("routeplane did not start: {:?}", log.lock().unwrap());
-        };
-        Proxy {
-            child,
-            client: Client { addr },
-            log,
-            dir,
-        }
+            .envs(env.iter().copied());
+        Proxy::spawn(cmd, dir)
     }
 }
 

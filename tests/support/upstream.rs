@@ -22,6 +22,8 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// When the request's head had arrived.
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -169,6 +171,27 @@ impl MockUpstream {
         })
     }
 
+    /// A mock whose handler also gets the request's number (0 for the first).
+    pub fn numbered(
+        handler: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static,
+    ) -> MockUpstream {
+        let next = Mutex::new(0usize);
+        MockUpstream::start(move |req| {
+            let n = {
+                let mut i = next.lock().unwrap();
+                *i += 1;
+                *i - 1
+            };
+            handler(n, req)
+        })
+    }
+
+    /// The time between each request and the one before it.
+    pub fn gaps(&self) -> Vec<Duration> {
+        let reqs = self.requests();
+        reqs.windows(2).map(|w| w[1].at - w[0].at).collect()
+    }
+
     /// The base URL, ending in `/v1`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/v1", self.port)
@@ -245,6 +268,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
         .find(|(n, _)| n == "content-length")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
+    let at = Instant::now();
     let mut body = vec![0; len];
     r.read_exact(&mut body).ok()?;
     Some(Recorded {
@@ -252,6 +276,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
         path,
         headers,
         body,
+        at,
     })
 }
 
