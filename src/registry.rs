@@ -319,6 +319,8 @@ pub struct Settings {
     pub hosted_interval: Duration,
     /// Grace period for in-flight requests on a graceful stop.
     pub shutdown_grace: Duration,
+    /// How log lines are written (`log.format`).
+    pub log_format: crate::log::Format,
 }
 
 /// The resolved configuration: immutable once built.
@@ -401,7 +403,9 @@ impl Registry {
                     return Err(loaded.error_at(
                         at.0,
                         at.1,
-                        "an endpoint is `provider:model` or `{provider: ID, service_id: MODEL}`",
+                        "each endpoint of a virtual model names its provider: write \
+                         `provider:model` (e.g. `ollama:llama3.1`) or \
+                         `{provider: ID, service_id: MODEL}`",
                     ));
                 };
                 let base = p.split_once('#').map_or(p, |(b, _)| b);
@@ -671,9 +675,8 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
     let c = &loaded.config;
     let listen_text = c.listen.as_ref().map_or(DEFAULT_LISTEN, |l| l.as_str());
     let listen = listen_text.parse().map_err(|_| {
-        loaded.error_at(
-            0,
-            0,
+        loaded.error_at_key(
+            "listen",
             format!("`listen: {listen_text}` is not an address like 127.0.0.1:4356"),
         )
     })?;
@@ -685,24 +688,22 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
         .collect();
     let skip_auth = c.skip_auth.unwrap_or(keys.is_empty());
     if !skip_auth && keys.is_empty() {
-        return Err(loaded.error_at(
-            0,
-            0,
+        return Err(loaded.error_at_key(
+            "skip_auth",
             "`skip_auth: false` but `keys:` lists no key; add one or set `skip_auth: true`",
         ));
     }
     let workers = c.workers.unwrap_or(64);
     if workers == 0 || workers > 4096 {
-        return Err(loaded.error_at(0, 0, "`workers` must be between 1 and 4096"));
+        return Err(loaded.error_at_key("workers", "`workers` must be between 1 and 4096"));
     }
     let secs = |name: &str, v: f64| -> Result<Duration, Error> {
         Duration::try_from_secs_f64(v)
             .ok()
             .filter(|d| !d.is_zero())
             .ok_or_else(|| {
-                loaded.error_at(
-                    0,
-                    0,
+                loaded.error_at_key(
+                    name,
                     format!("`{name}` must be a positive number of seconds"),
                 )
             })
@@ -724,9 +725,8 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
             .ok()
             .filter(|d| *d <= Duration::from_secs(3600))
             .ok_or_else(|| {
-                loaded.error_at(
-                    0,
-                    0,
+                loaded.error_at_key(
+                    "failover.max_retry_wait_secs",
                     "`failover.max_retry_wait_secs` must be between 0 and 3600 seconds",
                 )
             })?,
@@ -735,6 +735,7 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
         detect_timeout: secs("detect.timeout_secs", c.detect.timeout_secs)?,
         hosted_interval: secs("detect.hosted_interval_secs", c.detect.hosted_interval_secs)?,
         shutdown_grace: secs("shutdown_grace_secs", c.shutdown_grace_secs.unwrap_or(10.0))?,
+        log_format: c.log.format,
     })
 }
 

@@ -121,13 +121,16 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         Arc::clone(&stopping),
         reload,
     )?;
+    log::set_format(settings.log_format);
     // The first line names the bound address (tests read the port from it); once it is
     // out, signals are handled.
-    log::line(format!(
-        "listening on http://{} (config: {})",
-        listener.addr,
-        shared.registry().source
-    ));
+    let source = shared.registry().source.clone();
+    let with = if source == crate::config::NO_FILE {
+        source
+    } else {
+        format!("config {source}")
+    };
+    log::line(format!("listening on http://{} with {with}", listener.addr));
     {
         // Requests that arrived since binding were queued; this runs them too.
         let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
@@ -197,6 +200,7 @@ fn admit(
 /// lists are fetched in the background at once and every `detect.hosted_interval_secs`.
 fn start_detection(shared: &Arc<Shared>) {
     probe_local(shared, &shared.registry());
+    log::line(local_servers(&shared.registry(), &shared.detected));
     let local = Arc::clone(shared);
     let spawned = thread::Builder::new().name("detect".into()).spawn(move || {
         loop {
@@ -255,6 +259,35 @@ fn list_hosted(shared: &Shared, registry: &Registry) {
     );
 }
 
+/// The start-up summary of detection: `local servers: llamacpp (1 model); not found:
+/// ollama, vllm, lmstudio`.
+fn local_servers(registry: &Registry, detected: &Detected) -> String {
+    let (mut found, mut missing) = (Vec::new(), Vec::new());
+    for p in registry.providers.iter().filter(|p| p.detect) {
+        match detected.state(&p.id) {
+            Some(s) if s.up => {
+                let n = s.models.len();
+                found.push(format!(
+                    "{} ({n} model{})",
+                    p.id,
+                    if n == 1 { "" } else { "s" }
+                ));
+            }
+            _ => missing.push(p.id.as_str()),
+        }
+    }
+    let found = if found.is_empty() {
+        "none".to_string()
+    } else {
+        found.join(", ")
+    };
+    if missing.is_empty() {
+        format!("local servers: {found}")
+    } else {
+        format!("local servers: {found}; not found: {}", missing.join(", "))
+    }
+}
+
 /// Starts the thread that turns signals into a graceful stop or a reload.
 fn watch_signals(
     http: Arc<tiny_http::Server>,
@@ -276,6 +309,7 @@ fn watch_signals(
                     match reload() {
                         Ok(registry) => {
                             let source = registry.source.clone();
+                            log::set_format(registry.settings.log_format);
                             *shared.registry.write().unwrap_or_else(|p| p.into_inner()) =
                                 Arc::new(registry);
                             log::line(format!("reloaded config: {source}"));
@@ -387,6 +421,7 @@ fn is_http10(req: &tiny_http::Request) -> bool {
 fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let started = Instant::now();
     let mut log = RequestLog {
+        at: Some(std::time::SystemTime::now()),
         method: req.method().to_string(),
         path: route_path(req.url()).to_string(),
         ..RequestLog::default()
@@ -396,7 +431,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let head_only = *req.method() == tiny_http::Method::Head;
     let registry = shared.registry();
     // Read everything needed from the request before taking its writer.
-    let prepared = prepare(&mut req, &registry, shared);
+    let prepared = prepare(&mut req, &registry, shared, &mut log.model);
     let probe = req.client_probe();
     let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
     // A retry's pause looks whether the client left (see relay/attempt.rs).
@@ -414,11 +449,17 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
                 Vec::new()
             };
             relay::respond_error(inbound, err.status(), &err.to_string(), &headers, &mut out);
-            (err.status(), None, 0, String::new())
+            relay::Served {
+                status: err.status(),
+                ..relay::Served::default()
+            }
         }
         Prepared::Json(status, body) => {
             let _ = out.respond(status, "application/json", &[], body.as_bytes());
-            (status, None, 0, String::new())
+            relay::Served {
+                status,
+                ..relay::Served::default()
+            }
         }
         Prepared::Relay {
             body,
@@ -444,16 +485,14 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             if array {
                 out.json_array();
             }
-            let served = if count_tokens {
+            if count_tokens {
                 relay::count_tokens(&shared.env, &registry.settings, &call, &mut out)
             } else {
                 relay::run(&shared.env, &registry.settings, &call, &mut out)
-            };
-            log.rescued = served.rescued_by;
-            (served.status, served.served_by, served.attempts, requested)
+            }
         }
     }));
-    let (status, served_by, attempts, model) = match result {
+    let served = match result {
         Ok(r) => r,
         Err(_) => {
             if !out.started() {
@@ -462,16 +501,21 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             } else {
                 let _ = out.end_stream();
             }
-            (500, None, 0, String::new())
+            relay::Served {
+                status: 500,
+                ..relay::Served::default()
+            }
         }
     };
-    log.status = status;
-    log.served_by = served_by;
-    log.attempts = attempts;
-    log.model = model;
+    log.status = served.status;
+    log.served_by = served.served_by;
+    log.attempts = served.attempts;
+    log.tried = served.tried;
+    log.stream = served.stream;
+    log.rescued = served.rescued_by;
     log.ttfb = out.first_write().map(|t| t.duration_since(started));
     log.total = started.elapsed();
-    log::line(&log);
+    log::request(&log);
 }
 
 /// What `prepare` decided before any byte is written.
@@ -494,13 +538,26 @@ enum Prepared {
     },
 }
 
-/// Reads and checks a request: endpoint, client key, body, model.
-fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -> Prepared {
+/// Reads and checks a request: endpoint, client key, body, model. The requested
+/// model goes into `logged_model` as soon as it is read, for the log line of a refused request.
+fn prepare(
+    req: &mut tiny_http::Request,
+    registry: &Registry,
+    shared: &Shared,
+    logged_model: &mut String,
+) -> Prepared {
     use tiny_http::Method::{Get, Head, Post};
     let path = route_path(req.url()).to_string();
     let method = req.method().clone();
     let settings = &registry.settings;
-    if path == "/health" && matches!(method, Get | Head) {
+    // Liveness checks, open without a key: `/health`, `/api/hello` (Claude Code sends
+    // `HEAD /api/hello` to see that its base URL answers) and `HEAD /` (GET / is left to
+    // whatever the root serves).
+    let alive = matches!(
+        (&method, path.as_str()),
+        (Get | Head, "/health" | "/api/hello") | (Head, "/")
+    );
+    if alive {
         return Prepared::Json(200, json!({"status": "ok"}).to_string());
     }
     if !settings.skip_auth && !client_key_ok(req, registry) {
@@ -585,8 +642,14 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
     };
     let from_list = models.is_some();
     let list = match (models, model) {
-        (Some(list), _) => list,
-        (None, Some(m)) if !m.is_empty() => vec![m],
+        (Some(list), _) => {
+            *logged_model = list.join(",");
+            list
+        }
+        (None, Some(m)) if !m.is_empty() => {
+            logged_model.clone_from(&m);
+            vec![m]
+        }
         _ => {
             return Prepared::Fail(Error::bad_request(
                 "`model` is required (or `models`, a list of up to 8 model ids)",

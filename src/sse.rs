@@ -179,6 +179,8 @@ pub struct ClientWriter<W: Write = Box<dyn Write + Send>> {
     array: bool,
     /// Array elements written so far.
     items: usize,
+    /// A stream's head went out (the answer is a stream, however it ended).
+    streamed: bool,
     /// Looks whether the client has gone, without writing (see [`ClientWriter::set_probe`]).
     probe: Option<Probe>,
 }
@@ -209,6 +211,7 @@ impl<W: Write> ClientWriter<W> {
             first_write: None,
             array: false,
             items: 0,
+            streamed: false,
             probe: None,
         }
     }
@@ -234,6 +237,11 @@ impl<W: Write> ClientWriter<W> {
     /// True once a status line has gone out (a later failure can no longer change it).
     pub fn started(&self) -> bool {
         self.state != WriterState::Fresh
+    }
+
+    /// True once a stream's head went out, even after the stream ended.
+    pub fn streamed(&self) -> bool {
+        self.streamed
     }
 
     /// When the status line went out, if it did.
@@ -280,6 +288,7 @@ impl<W: Write> ClientWriter<W> {
             head.push_str("Transfer-Encoding: chunked\r\n\r\n");
         }
         self.state = WriterState::Streaming;
+        self.streamed = true;
         self.first_write.get_or_insert_with(Instant::now);
         self.out.write_all(head.as_bytes())?;
         self.out.flush()

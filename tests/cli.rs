@@ -101,7 +101,9 @@ fn serve_fails_on_an_unset_variable_naming_it_and_its_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains(":5:14: environment variable `ROUTEPLANE_SURELY_UNSET` is not set"),
+        err.contains(
+            ":5:14: providers.x.api_key: environment variable `ROUTEPLANE_SURELY_UNSET` is not set"
+        ),
         "{err}"
     );
 }

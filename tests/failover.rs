@@ -245,7 +245,7 @@ fn stream_broken_after_first_event_ends_with_an_error_event() {
         (
             "break",
             Reply::SseThenBreak(chat_events(3, false), Duration::ZERO),
-            "upstream `a` the stream ended without its end marker; no endpoint could continue it",
+            "upstream `a` stopped part-way through its answer (the stream ended without its end marker); no endpoint could continue it",
         ),
         (
             "stall",
@@ -254,12 +254,12 @@ fn stream_broken_after_first_event_ends_with_an_error_event() {
                 Duration::ZERO,
                 Duration::from_secs(3),
             ),
-            "upstream `a` stalled for 500ms; no endpoint could continue it",
+            "upstream `a` stopped part-way through its answer (silent for 500ms, the limit `timeouts.idle_secs` sets); no endpoint could continue it",
         ),
         (
             "no done",
             Reply::Sse(chat_events(3, false), Duration::ZERO),
-            "upstream `a` the stream ended without its end marker; no endpoint could continue it",
+            "upstream `a` stopped part-way through its answer (the stream ended without its end marker); no endpoint could continue it",
         ),
     ];
     for (name, reply, message) in cases {

@@ -265,7 +265,7 @@ fn a_refused_prefill_is_never_surfaced() {
     let message = last["error"]["message"].as_str().expect("an error event");
     assert_text(
         message,
-        "upstream `a` the stream ended without its end marker; no endpoint could continue it",
+        "upstream `a` stopped part-way through its answer (the stream ended without its end marker); no endpoint could continue it",
     );
     assert!(!s.text().contains("prefill"), "{}", s.text());
     assert_eq!(b.count(), 1, "asked once, refused, not retried");

@@ -40,3 +40,7 @@ mod sources;
 mod ship;
 // Streams: events arrive as the upstream sends them, client disconnects.
 mod stream;
+// A new user's first hour: the README example with no config, start-up, HEAD, config errors.
+mod first_run;
+// The request log line: time, model, each attempt, how a stream ended; text or JSON.
+mod request_log;

@@ -83,6 +83,9 @@ fn options(
 /// Loads the registry, probes local sources once, reads the subscription logins and
 /// asks hosted providers with a key for their lists.
 pub(crate) fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Arc<Auth>), Error> {
+    // Detection reports each source that comes up as a server log line; here the
+    // table says it.
+    routeplane::log::silence();
     let registry = Registry::build(&super::load(global, false)?)?;
     let detected = Arc::new(Detected::default());
     let client = upstream::Client::new(&registry.settings);

@@ -254,8 +254,12 @@ fn finish_reason(stop: &str) -> &'static str {
     }
 }
 
-/// Anthropic usage → chat usage (prompt tokens include cache reads and writes).
+/// Anthropic usage → chat usage (prompt tokens include cache reads and writes); null
+/// when the upstream reported none, never zeros.
 fn usage_to_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return Value::Null;
+    }
     let input = u["input_tokens"].as_u64().unwrap_or(0);
     let cache_read = u["cache_read_input_tokens"].as_u64().unwrap_or(0);
     let cache_write = u["cache_creation_input_tokens"].as_u64().unwrap_or(0);
@@ -390,6 +394,9 @@ impl Decoder {
                 }
             }
             "message_stop" => {
+                if !self.usage.is_object() {
+                    return Decoded::End(Vec::new());
+                }
                 let usage = usage_to_chat(&self.usage);
                 Decoded::End(vec![super::usage_chunk(
                     &self.id,
@@ -568,8 +575,13 @@ fn stop_reason(finish: &str) -> &'static str {
     }
 }
 
-/// Chat usage → Anthropic usage (input excludes cached tokens).
+/// Chat usage → Anthropic usage (input excludes cached tokens). The Messages format
+/// requires the object (the SDKs read `usage.output_tokens`), so counts the upstream
+/// did not report are null, never zeros.
 fn usage_from_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return json!({"input_tokens": null, "output_tokens": null});
+    }
     let prompt = u["prompt_tokens"].as_u64().unwrap_or(0);
     let cached = u["prompt_tokens_details"]["cached_tokens"]
         .as_u64()
@@ -671,6 +683,9 @@ impl Encoder {
         match v["type"].as_str().or(ev.event.as_deref()).unwrap_or("") {
             "message_start" => {
                 self.started = true;
+                if let Some(m) = v["message"]["model"].as_str().filter(|m| !m.is_empty()) {
+                    self.model = m.to_string();
+                }
                 if v["message"]["usage"].is_object() {
                     self.usage = usage_to_chat(&v["message"]["usage"]);
                 }
@@ -701,18 +716,24 @@ impl Encoder {
         Event::named(Some(name), data.to_string())
     }
 
-    /// `message_start`, once.
-    fn start(&mut self, id: &Value, out: &mut Vec<Event>) {
+    /// `message_start`, once; it names the model the first chunk names, as the
+    /// unstreamed answer does.
+    fn start(&mut self, chunk: &Value, out: &mut Vec<Event>) {
         if self.started {
             return;
         }
         self.started = true;
+        if let Some(m) = chunk["model"].as_str().filter(|m| !m.is_empty()) {
+            self.model = m.to_string();
+        }
+        let id = &chunk["id"];
         out.push(Self::ev(
             "message_start",
             json!({"type": "message_start", "message": {
                 "id": message_id(id), "type": "message", "role": "assistant", "model": self.model,
                 "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": 0, "output_tokens": 0},
+                // Counts come with `message_delta`; none is known yet.
+                "usage": {"input_tokens": null, "output_tokens": 0},
             }}),
         ));
     }
@@ -748,7 +769,7 @@ impl Encoder {
     /// Encodes one chunk.
     pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
         let mut out = Vec::new();
-        self.start(&chunk["id"], &mut out);
+        self.start(chunk, &mut out);
         if chunk["usage"].is_object() {
             self.usage = chunk["usage"].clone();
         }

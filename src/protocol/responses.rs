@@ -171,8 +171,11 @@ pub fn codex_body(req: &mut Value) {
 
 // ---- Responses → chat (upstream answers) ----
 
-/// Responses usage → chat usage.
+/// Responses usage → chat usage; null when the upstream reported none, never zeros.
 fn usage_to_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return Value::Null;
+    }
     let input = u["input_tokens"].as_u64().unwrap_or(0);
     let output = u["output_tokens"].as_u64().unwrap_or(0);
     json!({
@@ -307,9 +310,13 @@ impl Decoder {
     /// The last chunks of a finished response: finish reason and usage.
     fn ending(&self, resp: &Value) -> Vec<Value> {
         let finish = finish_of(resp, !self.tools.is_empty());
+        let last = self.chunk(json!({}), Some(finish));
+        if !resp["usage"].is_object() {
+            return vec![last];
+        }
         let usage = usage_to_chat(&resp["usage"]);
         vec![
-            self.chunk(json!({}), Some(finish)),
+            last,
             super::usage_chunk(&self.id, self.created, &self.model, usage),
         ]
     }
@@ -600,8 +607,11 @@ fn content_to_chat(content: &Value) -> Value {
 
 // ---- chat → Responses client (inbound answers) ----
 
-/// Chat usage → Responses usage.
+/// Chat usage → Responses usage; null when the upstream reported none, never zeros.
 fn usage_from_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return Value::Null;
+    }
     let input = u["prompt_tokens"].as_u64().unwrap_or(0);
     let output = u["completion_tokens"].as_u64().unwrap_or(0);
     json!({
@@ -748,6 +758,10 @@ impl Encoder {
                 let r = &v["response"];
                 self.id = r["id"].as_str().unwrap_or("resp_routeplane").to_string();
                 self.created = r["created_at"].as_u64().unwrap_or_else(now);
+                // A continuation's closing events name the model the client was told.
+                if let Some(m) = r["model"].as_str().filter(|m| !m.is_empty()) {
+                    self.model = m.to_string();
+                }
             }
             "response.output_item.added" => {
                 let oi = v["output_index"].as_u64().unwrap_or(0) as usize;
@@ -800,11 +814,17 @@ impl Encoder {
         json!({"id": self.id, "object": "response", "created_at": self.created, "status": status, "model": self.model, "output": output})
     }
 
-    fn start(&mut self, chat_id: &Value, out: &mut Vec<Event>) {
+    /// `response.created` and `response.in_progress`, once; they name the model the
+    /// first chunk names, as the unstreamed answer does.
+    fn start(&mut self, chunk: &Value, out: &mut Vec<Event>) {
         if self.started {
             return;
         }
         self.started = true;
+        if let Some(m) = chunk["model"].as_str().filter(|m| !m.is_empty()) {
+            self.model = m.to_string();
+        }
+        let chat_id = &chunk["id"];
         self.id = response_id(chat_id);
         self.created = now();
         let r = self.response("in_progress");
@@ -962,7 +982,7 @@ impl Encoder {
     /// Encodes one chunk.
     pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
         let mut out = Vec::new();
-        self.start(&chunk["id"], &mut out);
+        self.start(chunk, &mut out);
         if chunk["usage"].is_object() {
             self.usage = chunk["usage"].clone();
         }
@@ -1196,14 +1216,14 @@ mod tests {
     fn an_observed_stream_continues_its_item_and_numbering() {
         let mut e = Encoder::new("m");
         for v in [
-            json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_9", "created_at": 3}}),
+            json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_9", "created_at": 3, "model": "gpt-up"}}),
             json!({"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": {"type": "message", "id": "msg_9"}}),
             json!({"type": "response.output_text.delta", "sequence_number": 2, "item_id": "msg_9", "output_index": 0, "delta": "Hel"}),
         ] {
             e.observe(&ev(v["type"].as_str().unwrap(), v.clone()));
         }
         e.resume("Hel", "");
-        let chunk = json!({"id": "x", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "lo"}}]});
+        let chunk = json!({"id": "x", "model": "rescuer", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "lo"}}]});
         let out = e.chunk(&chunk);
         assert_eq!(out.len(), 1, "no second response.created: {out:?}");
         let d: Value = serde_json::from_str(out[0].data.as_deref().unwrap()).unwrap();
@@ -1217,6 +1237,9 @@ mod tests {
         let last: Value =
             serde_json::from_str(end.last().unwrap().data.as_deref().unwrap()).unwrap();
         assert_eq!(last["response"]["id"], "resp_9");
+        // The model the client was first told, and no usage invented where none came.
+        assert_eq!(last["response"]["model"], "gpt-up");
+        assert!(last["response"]["usage"].is_null(), "{last}");
     }
 
     #[test]

@@ -72,6 +72,13 @@ impl Run<'_, '_> {
             self.asked.push((label.clone(), Instant::now()));
             self.served.attempts += 1;
             let outcome = self.attempt(target, last, ask);
+            let result = match &outcome {
+                Outcome::Answered => self.splice.status.to_string(),
+                Outcome::Broken(b) => format!("{}:broken", b.upstream_status),
+                Outcome::ClientGone => "client_closed".to_string(),
+                Outcome::Failed(f) => super::short_reason(f),
+            };
+            self.served.tried.push((label.clone(), result));
             let Outcome::Failed(f) = &outcome else {
                 return outcome;
             };

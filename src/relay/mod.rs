@@ -21,6 +21,7 @@ use serde_json::Value;
 use crate::auth::Auth;
 use crate::body::RawBody;
 use crate::error::Error;
+use crate::log::StreamEnd;
 use crate::protocol::{self, Protocol};
 use crate::registry::{Settings, Target};
 use crate::route::Cooldown;
@@ -71,6 +72,11 @@ pub struct Served {
     pub rescued: usize,
     /// The endpoints whose continuations finished the answer, in order.
     pub rescued_by: Vec<String>,
+    /// Each attempt (retries and continuations included) as `(provider:model, result)`:
+    /// its status, or a word for why it failed (`refused`, `timeout`, …), for the log line.
+    pub tried: Vec<(String, String)>,
+    /// How a streamed answer ended; `None` when the client did not get a stream.
+    pub stream: Option<StreamEnd>,
 }
 
 /// Why an attempt produced no answer for the client.
@@ -166,6 +172,8 @@ struct Break {
     /// The failure is one `retryable` covers (reset, closed early, a 429/5xx event):
     /// the same endpoint is asked to continue first.
     retry_same: bool,
+    /// The HTTP status of the answer that broke, for the log's `tried=`.
+    upstream_status: u16,
 }
 
 /// How an attempt ended.
@@ -208,7 +216,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         out,
         served: Served::default(),
         hub: None,
-        splice: Splice::new(call),
+        splice: Splice::new(call, &call.requested),
         asked: Vec::new(),
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
@@ -224,10 +232,12 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
             Outcome::Answered => {
                 env.cooldown.clear(target);
                 run.served.status = run.splice.status;
+                run.served.stream = run.out.streamed().then_some(StreamEnd::Complete);
                 return run.served;
             }
             Outcome::ClientGone => {
                 run.served.status = 499;
+                run.served.stream = run.out.streamed().then_some(StreamEnd::ClientClosed);
                 return run.served;
             }
             Outcome::Broken(b) => {
@@ -236,7 +246,6 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                 return run.served;
             }
             Outcome::Failed(f) => {
-                run.splice.forget(call);
                 let step = next_step(f.kind);
                 if let Step::Next { cool: true } = step {
                     env.cooldown.fail(target, f.retry_after);
@@ -394,6 +403,31 @@ pub fn respond_error(
 ) {
     let body = inbound.error_body(status, message);
     let _ = out.respond(status, "application/json", headers, &body);
+}
+
+/// One word for an attempt that failed, for the log's `tried=`: its status, or what happened.
+fn short_reason(f: &Failure) -> String {
+    let r = f.reason.as_str();
+    match f.kind {
+        FailKind::Status(s) => s.to_string(),
+        FailKind::ContextOrFilter => format!("{}:context_or_filter", f.status.unwrap_or(400)),
+        FailKind::Timeout => "timeout".into(),
+        FailKind::EarlyEnd => "ended_early".into(),
+        FailKind::Prepare(401) => "not_logged_in".into(),
+        FailKind::Prepare(_) => "cannot_express".into(),
+        FailKind::Dropped if r.contains("reset") => "reset".into(),
+        FailKind::Dropped => "closed".into(),
+        FailKind::Network => if r.contains("refused") {
+            "refused"
+        } else if r.contains("reset") {
+            "reset"
+        } else if r.contains("host not found") {
+            "dns"
+        } else {
+            "network"
+        }
+        .into(),
+    }
 }
 
 /// A failure with no upstream body.

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::attempt::Ask;
 use super::{Break, Outcome, Run, Step, next_step};
-use crate::log;
+use crate::log::{self, StreamEnd};
 use crate::protocol::Protocol;
 use crate::registry::{Prefill, Target};
 
@@ -56,10 +56,12 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
                     run.env.cooldown.clear(target);
                     run.served.rescued += 1;
                     run.served.rescued_by.push(target.label());
+                    run.served.stream = Some(StreamEnd::Rescued);
                     return;
                 }
                 Outcome::ClientGone => {
                     run.served.status = 499;
+                    run.served.stream = Some(StreamEnd::ClientClosed);
                     return;
                 }
                 Outcome::Broken(b) => {
@@ -98,8 +100,10 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
 /// Ends the open stream with the break's error event.
 fn give_up(run: &mut Run<'_, '_>, brk: &Break, why: &str) {
     let message = format!("{}{why}", brk.message);
+    run.served.stream = Some(StreamEnd::Broken);
     if let Outcome::ClientGone = run.splice.fail(run.out, brk.status, &message) {
         run.served.status = 499;
+        run.served.stream = Some(StreamEnd::ClientClosed);
     }
 }
 

@@ -44,10 +44,11 @@ pub(super) struct Splice {
 }
 
 impl Splice {
-    /// A client stream with nothing sent.
-    pub(super) fn new(call: &super::Call<'_>) -> Splice {
+    /// A client stream with nothing sent, whose encoder names `model` until the
+    /// upstream's first chunk names its own.
+    pub(super) fn new(call: &super::Call<'_>, model: &str) -> Splice {
         Splice {
-            encoder: call.inbound.encoder(&call.requested, call.include_usage),
+            encoder: call.inbound.encoder(model, call.include_usage),
             open: false,
             status: 0,
             continuing: false,
@@ -59,10 +60,12 @@ impl Splice {
         }
     }
 
-    /// Forgets a failed attempt that sent nothing (its held events may have moved the encoder).
-    pub(super) fn forget(&mut self, call: &super::Call<'_>) {
+    /// Starts afresh for an attempt at `model` while nothing went out: an earlier
+    /// attempt's held events (a retry's too) may have moved the encoder, and the stream
+    /// is named after the upstream's model, as an unstreamed answer is.
+    fn begin(&mut self, call: &super::Call<'_>, model: &str) {
         if !self.open {
-            *self = Splice::new(call);
+            *self = Splice::new(call, model);
         }
     }
 
@@ -166,6 +169,7 @@ pub(super) fn relay_stream(
     let mut parser = sse::Parser::new(settings.limits.max_event_bytes);
     let mut decoder = target.protocol.decoder();
     let splice = &mut run.splice;
+    splice.begin(call, &target.model);
     let out = &mut *run.out;
     // A same-protocol stream is copied byte for byte, until a continuation: from then on
     // every event is written by the client's encoder.
@@ -202,7 +206,10 @@ pub(super) fn relay_stream(
                     Piece::Timeout if !content => {
                         format!("no first token within {:.0?}", t.patience)
                     }
-                    Piece::Timeout => format!("stalled for {:.0?}", settings.idle_timeout),
+                    Piece::Timeout => format!(
+                        "silent for {:.0?}, the limit `timeouts.idle_secs` sets",
+                        settings.idle_timeout
+                    ),
                     Piece::Broken(r) => r,
                     _ => EMPTY_STREAM.to_string(),
                 };
@@ -210,22 +217,26 @@ pub(super) fn relay_stream(
                     () if !content && timed_out => fail(FailKind::Timeout, reason),
                     () if !content || collector.is_some() => fail(FailKind::EarlyEnd, reason),
                     () => Outcome::Broken(Break {
-                        message: format!("{who} {reason}"),
+                        message: format!("{who} stopped part-way through its answer ({reason})"),
                         status: 502,
                         retry_same: !timed_out,
+                        upstream_status: status,
                     }),
                 };
             }
         };
         events.clear();
         if let Err(sse::ParseError::TooLong { limit }) = parser.feed(&bytes, &mut events) {
-            let msg = format!("upstream sent a stream event longer than {limit} bytes");
+            let msg = format!(
+                "upstream sent a stream event longer than {limit} bytes (`limits.max_event_bytes`)"
+            );
             return match content && collector.is_none() {
                 false => fail(FailKind::EarlyEnd, msg),
                 true => Outcome::Broken(Break {
                     message: msg,
                     status: 502,
                     retry_same: false,
+                    upstream_status: status,
                 }),
             };
         }
@@ -256,6 +267,7 @@ pub(super) fn relay_stream(
                         message,
                         status: s,
                         retry_same: super::retryable(FailKind::Status(s)),
+                        upstream_status: status,
                     });
                 }
             };

@@ -399,4 +399,37 @@ impl Proxy {
             dir,
         }
     }
+
+    /// Starts the proxy as a new user first runs it: no `-c`, no `routeplane.yaml` in its
+    /// directory or the user's config directory, no provider keys in the environment.
+    pub fn start_without_config(env: &[(&str, &str)]) -> Proxy {
+        let dir = Dir::new();
+        let mut cmd = Command::new(bin());
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("HOME", dir.path())
+            .env_remove("ROUTEPLANE_AUTH_FILE")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENROUTER_API_KEY")
+            .env_remove("ANTHROPIC_API_KEY")
+            .envs(env.iter().copied());
+        Proxy::spawn(cmd, dir)
+    }
+}
+
+impl Client {
+    /// Sends raw request bytes on a fresh connection and reads until the proxy closes
+    /// it (send `Connection: close`): for answers `read_response` cannot frame, like
+    /// the head-only answer to `HEAD`.
+    pub fn raw(&self, request: &str) -> String {
+        let mut conn = TcpStream::connect(&self.addr).expect("connect to proxy");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(request.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = conn.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
 }
