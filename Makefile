@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: check test lint doc deny bench bench-peers build sdk obs-tools static pi pi-smoke fuzz soak
+.PHONY: check test lint doc deny bench bench-peers build sdk gemini-cli obs-tools static pi pi-smoke fuzz soak ship-tools static-debug deb
 
 ## check: format, lints, tests, docs and the dependency audit, as CI runs them
 check: lint test doc deny
@@ -11,14 +11,14 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-test: sdk obs-tools
+test: sdk gemini-cli obs-tools ship-tools static-debug
 	$(CARGO) test
 
 ## sdk: the official Python SDKs the client tests use (skipped with a message when pip cannot install them)
 SDK_VENV := target/sdk-venv
 sdk:
-	@if [ ! -x $(SDK_VENV)/bin/python ] || ! $(SDK_VENV)/bin/python -c 'import openai, anthropic' 2>/dev/null; then \
-		python3 -m venv $(SDK_VENV) && $(SDK_VENV)/bin/pip install -q openai anthropic \
+	@if [ ! -x $(SDK_VENV)/bin/python ] || ! $(SDK_VENV)/bin/python -c 'import openai, anthropic, google.genai' 2>/dev/null; then \
+		python3 -m venv $(SDK_VENV) && $(SDK_VENV)/bin/pip install -q openai anthropic google-genai \
 		|| echo "note: could not install the Python SDKs; their tests will be skipped"; \
 	fi
 
@@ -38,6 +38,42 @@ obs-tools:
 		{ apt-get download prometheus >/dev/null 2>&1 && dpkg-deb -x prometheus_*.deb x && cp x/usr/bin/promtool ../promtool \
 		|| echo "note: could not fetch promtool; /metrics is checked by the unit test's parser only"; }; \
 		cd ../../.. && rm -rf target/tools/deb; }
+## gemini-cli: Gemini CLI from npm, pinned, under target/ for its client test (about 25 s;
+## skipped with a message when npm cannot reach the registry; needs node >= 20)
+GEMINI_CLI_VERSION := 0.61.0
+GEMINI_CLI_DIR := target/gemini-cli
+gemini-cli:
+	@if ! grep -qs '"version": "$(GEMINI_CLI_VERSION)"' $(GEMINI_CLI_DIR)/node_modules/@google/gemini-cli/package.json; then \
+		command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs npm) >/dev/null 2>&1; \
+		npm install --prefix $(GEMINI_CLI_DIR) --no-audit --no-fund --loglevel=error @google/gemini-cli@$(GEMINI_CLI_VERSION) \
+		|| echo "note: could not install Gemini CLI from npm; its test will be skipped"; \
+	fi
+
+## ship-tools: what tests/ship.rs needs: systemd-analyze (Debian `systemd`) and dpkg-deb;
+## skipped with a message when apt cannot. Not lintian: ~150 packages, 6 minutes here; the
+## package test runs it when present, and `make deb` and the release workflow install it.
+SHIP_TOOLS := systemd-analyze:systemd dpkg-deb:dpkg
+ship-tools:
+	@missing=""; for t in $(SHIP_TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+		|| echo "note: could not install$$missing; the tests that need them will say they skipped"; \
+	fi
+
+## static-debug: the static (crt-static glibc) debug build the empty-root test runs; no new
+## rustup target needed. Debug, not release: ~1.5 min of CPU here instead of several (LTO).
+static-debug:
+	@if [ "$$(uname -m)" = x86_64 ]; then \
+		RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --quiet --bin routeplane \
+		--target x86_64-unknown-linux-gnu --target-dir target/static; fi
+
+## deb: Debian packages from the musl binaries of `make static` (and `make pi` when built), checked by lintian
+deb: static
+	@command -v lintian >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian >/dev/null)
+	dist/deb/build.sh amd64 target/x86_64-unknown-linux-musl/release/routeplane
+	@if [ -f target/aarch64-unknown-linux-musl/release/routeplane ]; then \
+		dist/deb/build.sh arm64 target/aarch64-unknown-linux-musl/release/routeplane; fi
+	lintian --fail-on error,warning --pedantic target/deb/*.deb
 
 doc:
 	RUSTDOCFLAGS=-Dwarnings $(CARGO) doc --no-deps --document-private-items

@@ -48,6 +48,9 @@ log "building release binaries"
 cargo build --quiet --release --bin routeplane --examples
 
 TMP=$(mktemp -d)
+# The usage ledger (on by default) goes to $XDG_STATE_HOME: the benchmark's requests
+# land in its own directory, never in the user's ledger.
+export XDG_STATE_HOME="$TMP/state"
 PIDS=()
 PEER_PGIDS=()                            # peers run in process groups of their own
 cleanup() {

@@ -11,6 +11,8 @@ QEMU=$(command -v qemu-aarch64 || command -v qemu-aarch64-static)
 cargo build --quiet --release --example mock_upstream
 
 TMP=$(mktemp -d)
+# The usage ledger goes to $XDG_STATE_HOME: into this run's directory, not the user's.
+export XDG_STATE_HOME="$TMP/state"
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"' EXIT
 target/release/examples/mock_upstream 0 5 > "$TMP/mock" & PIDS+=($!)

@@ -10,6 +10,8 @@ SOAK_SECS=${SOAK_SECS:-120}
 cargo build --quiet --release --bin routeplane --examples
 
 TMP=$(mktemp -d)
+# The usage ledger goes to $XDG_STATE_HOME: into this run's directory, not the user's.
+export XDG_STATE_HOME="$TMP/state"
 PIDS=()
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"' EXIT
 start() {

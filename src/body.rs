@@ -173,6 +173,33 @@ impl RawBody {
         out
     }
 
+    /// The body as re-sent to an upstream that takes the model from its URL (Gemini):
+    /// `model` and `models` removed, everything else byte for byte.
+    pub fn without_model(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            self.entries
+                .iter()
+                .map(|(k, v)| k.len() + v.get().len() + 4)
+                .sum::<usize>()
+                + 2,
+        );
+        out.push(b'{');
+        for (key, value) in self
+            .entries
+            .iter()
+            .filter(|(k, _)| k != "model" && k != "models")
+        {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(json_string(key).as_bytes());
+            out.push(b':');
+            out.extend_from_slice(value.get().as_bytes());
+        }
+        out.push(b'}');
+        out
+    }
+
     /// The whole body as a JSON tree, for a translator (`models` removed).
     pub fn to_value(&self) -> Result<Value, Error> {
         let mut map = serde_json::Map::new();
@@ -255,6 +282,18 @@ mod tests {
         let body = RawBody::parse(br#"{"models":["a","b"]}"#).unwrap();
         assert_eq!(body.models().unwrap().unwrap(), vec!["a", "b"]);
         assert_eq!(body.with_model("a"), br#"{"model":"a"}"#);
+    }
+
+    #[test]
+    fn model_can_be_left_out_for_a_model_in_the_url() {
+        let body = RawBody::parse(
+            br#"{"models":["a"],"contents":[{"parts":[{"text":"x"}]}],"model":"m"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            body.without_model(),
+            br#"{"contents":[{"parts":[{"text":"x"}]}]}"#
+        );
     }
 
     #[test]

@@ -25,12 +25,15 @@ pub struct Config {
     /// Address to listen on (`--listen` wins).
     pub listen: Option<Text>,
     /// Let any client in without a key; defaults to true when `keys` is empty.
+    #[serde(deserialize_with = "some_scalar")]
     pub skip_auth: Option<bool>,
     /// Client keys accepted when `skip_auth` is false.
     pub keys: Vec<Text>,
     /// Worker threads, i.e. requests served at once.
+    #[serde(deserialize_with = "some_scalar")]
     pub workers: Option<usize>,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
+    #[serde(deserialize_with = "some_scalar")]
     pub shutdown_grace_secs: Option<f64>,
     /// Request limits.
     pub limits: Limits,
@@ -42,6 +45,8 @@ pub struct Config {
     pub detect: Detect,
     /// The usage ledger.
     pub usage: Usage,
+    /// Log output.
+    pub log: Log,
     /// Sources of tokens, keyed by provider id, in file order.
     pub providers: Named<Provider>,
     /// Virtual models, keyed by name, in file order.
@@ -53,16 +58,22 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest request body accepted (413 above it).
+    #[serde(deserialize_with = "scalar")]
     pub max_body_bytes: u64,
     /// How long a request may wait for a worker before it gets 503.
+    #[serde(deserialize_with = "scalar")]
     pub queue_wait_secs: f64,
     /// Deadline for a client to send its whole request (head and body).
+    #[serde(deserialize_with = "scalar")]
     pub client_timeout_secs: f64,
     /// Largest upstream response body read for a non-streaming answer.
+    #[serde(deserialize_with = "scalar")]
     pub max_response_bytes: u64,
     /// Longest single upstream stream event.
+    #[serde(deserialize_with = "scalar")]
     pub max_event_bytes: usize,
     /// Idle upstream connections kept open per upstream host, for reuse.
+    #[serde(deserialize_with = "scalar")]
     pub idle_connections: usize,
 }
 
@@ -84,11 +95,17 @@ impl Default for Limits {
 #[serde(deny_unknown_fields, default)]
 pub struct Timeouts {
     /// TCP + TLS connect.
+    #[serde(deserialize_with = "scalar")]
     pub connect_secs: f64,
     /// From sending the request to the first event or the whole non-streaming body.
+    #[serde(deserialize_with = "scalar")]
     pub first_byte_secs: f64,
     /// Longest silence between two stream events.
+    #[serde(deserialize_with = "scalar")]
     pub idle_secs: f64,
+    /// From sending a streamed request to its first generated content, when another
+    /// endpoint remains to try (the last endpoint waits up to `first_byte_secs`).
+    pub first_token_secs: f64,
 }
 
 impl Default for Timeouts {
@@ -97,6 +114,7 @@ impl Default for Timeouts {
             connect_secs: 10.0,
             first_byte_secs: 300.0,
             idle_secs: 120.0,
+            first_token_secs: 15.0,
         }
     }
 }
@@ -106,13 +124,26 @@ impl Default for Timeouts {
 #[serde(deny_unknown_fields, default)]
 pub struct Failover {
     /// How long an endpoint that failed with 429/5xx/network is tried last.
+    #[serde(deserialize_with = "scalar")]
     pub cooldown_secs: f64,
+    /// Retries of the same endpoint after a quick transient failure (429, 5xx, reset).
+    pub retries: u32,
+    /// The first retry's pause in milliseconds; it doubles per retry, with jitter.
+    pub backoff_ms: u64,
+    /// The longest `Retry-After` waited out on the same endpoint; longer ones move on.
+    pub max_retry_wait_secs: f64,
+    /// Streams continued after a mid-stream failure, at most, per request.
+    pub max_rescues: u32,
 }
 
 impl Default for Failover {
     fn default() -> Failover {
         Failover {
             cooldown_secs: 30.0,
+            retries: 1,
+            backoff_ms: 250,
+            max_retry_wait_secs: 5.0,
+            max_rescues: 2,
         }
     }
 }
@@ -122,9 +153,13 @@ impl Default for Failover {
 #[serde(deny_unknown_fields, default)]
 pub struct Detect {
     /// Seconds between background probes.
+    #[serde(deserialize_with = "scalar")]
     pub interval_secs: f64,
     /// Timeout of one probe.
+    #[serde(deserialize_with = "scalar")]
     pub timeout_secs: f64,
+    /// Seconds between asking hosted providers (with a key or login) for their models.
+    pub hosted_interval_secs: f64,
 }
 
 impl Default for Detect {
@@ -132,6 +167,7 @@ impl Default for Detect {
         Detect {
             interval_secs: 30.0,
             timeout_secs: 0.5,
+            hosted_interval_secs: 3600.0,
         }
     }
 }
@@ -158,6 +194,14 @@ impl Default for Usage {
     }
 }
 
+/// `log:` — how log lines are written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `text` (the default) or `json`: one JSON object per line, for log shippers.
+    pub format: crate::log::Format,
+}
+
 /// One `providers:` block.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -173,9 +217,12 @@ pub struct Provider {
     /// Models this source serves.
     pub models: Vec<Spanned<ModelEntry>>,
     /// Ask the source which models it serves.
+    #[serde(deserialize_with = "some_scalar")]
     pub detect: Option<bool>,
     /// OAuth endpoint overrides for subscription providers.
     pub auth: Option<AuthOverrides>,
+    /// The source can continue a partial answer given as a final assistant message.
+    pub prefill: Option<bool>,
 }
 
 /// `api_protocol:` as written.
@@ -189,8 +236,7 @@ pub enum ProtocolSpec {
 }
 
 /// A `models:` entry of a provider: `- id: NAME` (or just `- NAME`).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum ModelEntry {
     /// The short form: the name is both id and upstream name.
     Name(Text),
@@ -234,8 +280,7 @@ pub struct VirtualModel {
 }
 
 /// A virtual model endpoint: `provider:model` or `{provider, service_id}`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum EndpointSpec {
     /// `provider:model`.
     Compact(Text),
@@ -245,6 +290,8 @@ pub enum EndpointSpec {
         provider: Text,
         /// Model at that provider.
         service_id: Text,
+        /// This endpoint's first-token deadline, overriding `timeouts.first_token_secs`.
+        first_token_secs: Option<f64>,
     },
 }
 
@@ -256,8 +303,103 @@ impl EndpointSpec {
             EndpointSpec::Full {
                 provider,
                 service_id,
+                ..
             } => Some((&provider.0, &service_id.0)),
         }
+    }
+
+    /// The endpoint's own first-token deadline in seconds, if it sets one.
+    pub fn first_token_secs(&self) -> Option<f64> {
+        match self {
+            EndpointSpec::Compact(_) => None,
+            EndpointSpec::Full {
+                first_token_secs, ..
+            } => *first_token_secs,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ModelEntry, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ModelEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a model name, or a map with `id` and `provider_model_id`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ModelEntry, E> {
+                expand_text(v).map(ModelEntry::Name)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ModelEntry, A::Error> {
+                let (mut id, mut upstream) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "id" => id = Some(map.next_value::<Text>()?),
+                        "provider_model_id" => upstream = map.next_value::<Option<Text>>()?,
+                        other => {
+                            return Err(de::Error::custom(format!(
+                                "unknown key `{other}` in a model entry; expected `id` or \
+                                 `provider_model_id`"
+                            )));
+                        }
+                    }
+                }
+                let id = id.ok_or_else(|| {
+                    de::Error::custom("a model entry needs `id` (write `- id: NAME` or `- NAME`)")
+                })?;
+                Ok(ModelEntry::Full {
+                    id,
+                    provider_model_id: upstream,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for EndpointSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<EndpointSpec, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EndpointSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "`provider:model` or `{provider: ID, service_id: MODEL, first_token_secs: N}`",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EndpointSpec, E> {
+                expand_text(v).map(EndpointSpec::Compact)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EndpointSpec, A::Error> {
+                let (mut provider, mut service_id, mut first_token_secs) = (None, None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "provider" => provider = Some(map.next_value::<Text>()?),
+                        "service_id" => service_id = Some(map.next_value::<Text>()?),
+                        "first_token_secs" => first_token_secs = map.next_value::<Option<f64>>()?,
+                        other => {
+                            return Err(de::Error::custom(format!(
+                                "unknown key `{other}` in an endpoint; expected `provider`, \
+                                 `service_id` and optionally `first_token_secs` (or write \
+                                 `provider:model`)"
+                            )));
+                        }
+                    }
+                }
+                match (provider, service_id) {
+                    (Some(provider), Some(service_id)) => Ok(EndpointSpec::Full {
+                        provider,
+                        service_id,
+                        first_token_secs,
+                    }),
+                    _ => Err(de::Error::custom(
+                        "an endpoint map needs both `provider` and `service_id` \
+                         (or write `provider:model`)",
+                    )),
+                }
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -281,23 +423,131 @@ thread_local! {
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
         let raw = String::deserialize(d)?;
-        match expand(&raw, |name| std::env::var(name).ok()) {
-            Ok(s) => Ok(Text(s)),
-            Err(name) => {
-                let lenient = LENIENT.with(|l| {
-                    l.borrow_mut().as_mut().map(|w| {
-                        w.push(format!("environment variable `{name}` is not set"));
-                    })
-                });
-                match lenient {
-                    Some(()) => Ok(Text(String::new())),
-                    None => Err(de::Error::custom(format!(
-                        "environment variable `{name}` is not set (set it, or write `${{{name}:-default}}`)"
-                    ))),
-                }
+        expand_text(&raw)
+    }
+}
+
+/// Expands a string value; an unset variable is an error, or a warning when lenient.
+fn expand_text<E: de::Error>(raw: &str) -> Result<Text, E> {
+    match expand(raw, |name| std::env::var(name).ok()) {
+        Ok(s) => Ok(Text(s)),
+        Err(name) => {
+            let lenient = LENIENT.with(|l| {
+                l.borrow_mut().as_mut().map(|w| {
+                    w.push(format!("environment variable `{name}` is not set"));
+                })
+            });
+            match lenient {
+                Some(()) => Ok(Text(String::new())),
+                None => Err(unset(&name)),
             }
         }
     }
+}
+
+/// The error for an unset `${NAME}`.
+fn unset<E: de::Error>(name: &str) -> E {
+    E::custom(format!(
+        "environment variable `{name}` is not set (set it, or write `${{{name}:-default}}`)"
+    ))
+}
+
+/// A number or a boolean in the file: written plainly, or as a string that may hold
+/// `${VAR}` (`workers: ${WORKERS:-8}`), expanded and then read.
+trait Scalar: Sized + std::str::FromStr {
+    /// What a wrong value is told it should be.
+    const WANTED: &'static str;
+    /// From an integer the parser read.
+    fn from_i128(v: i128) -> Option<Self>;
+    /// From a float the parser read.
+    fn from_f64(_: f64) -> Option<Self> {
+        None
+    }
+    /// From a boolean the parser read.
+    fn from_bool(_: bool) -> Option<Self> {
+        None
+    }
+}
+
+impl Scalar for u64 {
+    const WANTED: &'static str = "a whole number";
+    fn from_i128(v: i128) -> Option<u64> {
+        u64::try_from(v).ok()
+    }
+}
+
+impl Scalar for usize {
+    const WANTED: &'static str = "a whole number";
+    fn from_i128(v: i128) -> Option<usize> {
+        usize::try_from(v).ok()
+    }
+}
+
+impl Scalar for f64 {
+    const WANTED: &'static str = "a number";
+    fn from_i128(v: i128) -> Option<f64> {
+        Some(v as f64)
+    }
+    fn from_f64(v: f64) -> Option<f64> {
+        Some(v)
+    }
+}
+
+impl Scalar for bool {
+    const WANTED: &'static str = "true or false";
+    fn from_i128(_: i128) -> Option<bool> {
+        None
+    }
+    fn from_bool(v: bool) -> Option<bool> {
+        Some(v)
+    }
+}
+
+/// Reads a [`Scalar`] field.
+fn scalar<'de, D: Deserializer<'de>, T: Scalar>(d: D) -> Result<T, D::Error> {
+    struct V<T>(std::marker::PhantomData<T>);
+    fn wrong<T: Scalar, E: de::Error>(got: impl fmt::Display) -> E {
+        E::custom(format!("expected {}, got {got}", T::WANTED))
+    }
+    impl<'de, T: Scalar> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(T::WANTED)
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
+            T::from_bool(v).ok_or_else(|| wrong::<T, E>(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            T::from_i128(v.into()).ok_or_else(|| wrong::<T, E>(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            T::from_i128(v.into()).ok_or_else(|| wrong::<T, E>(v))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+            T::from_f64(v).ok_or_else(|| wrong::<T, E>(v))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            // Unlike a string value, a number cannot be left empty when lenient.
+            let expanded = expand(v, |name| std::env::var(name).ok()).map_err(|n| unset(&n))?;
+            expanded.trim().parse::<T>().map_err(|_| {
+                let shown = serde_json::Value::from(expanded.as_str());
+                if expanded == v {
+                    wrong::<T, E>(shown)
+                } else {
+                    wrong::<T, E>(format!("{shown} (from {})", serde_json::Value::from(v)))
+                }
+            })
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+            Err(wrong::<T, E>("nothing"))
+        }
+    }
+    d.deserialize_any(V(std::marker::PhantomData))
+}
+
+/// Reads an optional [`Scalar`] field (a missing key is `None` through `default`).
+fn some_scalar<'de, D: Deserializer<'de>, T: Scalar>(d: D) -> Result<Option<T>, D::Error> {
+    scalar(d).map(Some)
 }
 
 /// Expands `${VAR}` and `${VAR:-fallback}`; the error is the first unset name.
@@ -382,6 +632,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Named<T> {
     }
 }
 
+/// How a config that is not a file is named: the built-in providers and defaults.
+pub const NO_FILE: &str = "no config file (built-in defaults)";
+
 /// A loaded config and where it came from.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -398,9 +651,19 @@ impl Loaded {
     pub fn name(&self) -> String {
         self.path
             .as_ref()
-            .map_or("(built-in defaults)".to_string(), |p| {
-                p.display().to_string()
-            })
+            .map_or(NO_FILE.to_string(), |p| p.display().to_string())
+    }
+
+    /// A config error at the line of `key` (a dotted path, `limits.max_body_bytes`),
+    /// found by reading the file again: resolved settings no longer know their place.
+    pub fn error_at_key(&self, key: &str, msg: impl Into<String>) -> Error {
+        let text = self
+            .path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        let (line, col) = locate(&text, key);
+        self.error_at(line, col, msg)
     }
 
     /// A config error at a place in this file.
@@ -445,21 +708,157 @@ pub fn parse(text: &str, lenient: bool) -> Result<(Config, Vec<String>), (usize,
             let (line, col) = e
                 .location()
                 .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
-            Err((line, col, bare_message(&e.without_snippet().to_string())))
+            let msg = bare_message(&e.without_snippet().to_string());
+            Err((line, col, explain(text, line, col, &msg)))
         }
     }
 }
 
-/// The parser's message without its own "error: line N column M:" prefix.
+/// Rewrites a parser message so that it names the key and the kind of value wanted:
+/// `invalid u64` at `workers: lots` becomes `workers: expected a whole number, got "lots"`.
+fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
+    let src = text.lines().nth(line.wrapping_sub(1)).unwrap_or("");
+    let value = value_at(src, col);
+    let wanted = match msg {
+        m if m.starts_with("invalid u") || m.starts_with("invalid i") => Some("a whole number"),
+        "invalid floating point" => Some("a number"),
+        "invalid boolean" => Some("true or false"),
+        _ => None,
+    };
+    let got = value
+        .as_deref()
+        .map_or(String::new(), |v| format!(", got {}", quoted(v)));
+    let msg = match (wanted, msg) {
+        (Some(w), _) if value.is_some() => format!("expected {w}{got}"),
+        (_, "expected sequence start") => format!("expected a list{got}"),
+        (_, "expected mapping start") => format!("expected a map of keys{got}"),
+        (_, "invalid type: sequence, expected a map") => "expected a map, got a list".into(),
+        (_, "invalid type: map, expected a sequence") => "expected a list, got a map".into(),
+        (_, "data did not match any variant of untagged enum ProtocolSpec") => {
+            "expected a protocol (`chat_completions`, `anthropic`, `responses`) or a list \
+             of `\"glob\": protocol` entries"
+                .to_string()
+        }
+        _ => msg.to_string(),
+    };
+    // Messages that already name what is wrong by its key need no prefix.
+    let named = msg.starts_with("unknown field") || msg.starts_with("unknown key");
+    // The place is the value (`key: value`) or, for a whole map or list, its key.
+    let key = key_before(src, col).or_else(|| {
+        let at = src.get(col.checked_sub(1)?..)?;
+        let (k, _) = at.split_once(':')?;
+        (!k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || "_-.".contains(c))).then_some(k)
+    });
+    match key {
+        Some(key) if !named => format!("{}: {msg}", key_path(text, line, src, key)),
+        _ => msg,
+    }
+}
+
+/// The 1-based line and column of a dotted key path among a file's map keys, or
+/// `(0, 0)` when it is not written there (a default, or a place inside a list).
+fn locate(text: &str, path: &str) -> (usize, usize) {
+    let mut open: Vec<(usize, &str)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        if body.is_empty() || body.starts_with('#') || body.starts_with('-') {
+            continue;
+        }
+        let Some((key, _)) = body.split_once(':') else {
+            continue;
+        };
+        while open.last().is_some_and(|(at, _)| *at >= indent) {
+            open.pop();
+        }
+        open.push((indent, key.trim()));
+        let here = open.iter().map(|(_, k)| *k).collect::<Vec<_>>().join(".");
+        if here == path {
+            return (i + 1, indent + 1);
+        }
+    }
+    (0, 0)
+}
+
+/// `limits.max_body_bytes` for the key `max_body_bytes` on `line`: the keys of the
+/// less indented lines above it, outermost first.
+fn key_path(text: &str, line: usize, src: &str, key: &str) -> String {
+    let indent = |l: &str| l.len() - l.trim_start_matches([' ', '-']).len();
+    let mut path = vec![key.to_string()];
+    let mut level = indent(src);
+    for above in text
+        .lines()
+        .take(line.saturating_sub(1))
+        .collect::<Vec<_>>()
+        .iter()
+        .rev()
+    {
+        let body = above.trim_start_matches([' ', '-']);
+        if level == 0 || body.is_empty() || body.starts_with('#') || indent(above) >= level {
+            continue;
+        }
+        let Some(name) = body.split_once(':').map(|(k, _)| k.trim()) else {
+            break;
+        };
+        path.push(name.to_string());
+        level = indent(above);
+    }
+    path.reverse();
+    path.join(".")
+}
+
+/// The scalar that starts at 1-based `col` of a line, up to a comment or a flow separator.
+fn value_at(line: &str, col: usize) -> Option<String> {
+    let rest = line.get(col.checked_sub(1)?..)?;
+    let end = [" #", ",", "}", "]"]
+        .iter()
+        .filter_map(|stop| rest.find(stop))
+        .min()
+        .unwrap_or(rest.len());
+    let v = rest[..end].trim();
+    (!v.is_empty() && !v.starts_with(['{', '['])).then(|| v.to_string())
+}
+
+/// The key written just before 1-based `col`: `workers` in `workers: lots`.
+fn key_before(line: &str, col: usize) -> Option<&str> {
+    let before = line.get(..col.checked_sub(1)?)?.trim_end();
+    let before = before.strip_suffix(':')?;
+    let start = before
+        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.'))
+        .map_or(0, |i| i + 1);
+    let key = &before[start..];
+    (!key.is_empty()).then_some(key)
+}
+
+/// A value as the file wrote it, in double quotes unless it already has quotes.
+fn quoted(v: &str) -> String {
+    if v.starts_with(['"', '\'']) {
+        v.to_string()
+    } else {
+        format!("\"{v}\"")
+    }
+}
+
+/// The parser's message without its own "error: line N column M:" prefix or
+/// "at line N, column M" suffix: the error names its place once, as `path:line:col`.
 fn bare_message(s: &str) -> String {
     let first = s.lines().next().unwrap_or(s).trim();
     let first = first.strip_prefix("error: ").unwrap_or(first);
-    if let Some(rest) = first.strip_prefix("line ")
-        && let Some((_, msg)) = rest.split_once(": ")
-    {
-        return msg.to_string();
+    let mut msg = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((_, msg)) => msg,
+        None => first,
+    };
+    while let Some(i) = msg.rfind(" at line ") {
+        let tail = &msg[i + " at line ".len()..];
+        let place = tail.split_once(", column ").is_some_and(|(l, c)| {
+            l.bytes().all(|b| b.is_ascii_digit()) && c.bytes().all(|b| b.is_ascii_digit())
+        });
+        if !place {
+            break;
+        }
+        msg = &msg[..i];
     }
-    first.to_string()
+    msg.to_string()
 }
 
 #[cfg(test)]
@@ -548,5 +947,62 @@ mod tests {
             .map(|e| e.value.parts().unwrap())
             .collect();
         assert_eq!(eps, [("zed", "m1"), ("alpha", "m2")]);
+    }
+
+    #[test]
+    fn parser_messages_name_their_place_once() {
+        let cases = [
+            ("invalid u64 at line 1, column 10", "invalid u64"),
+            (
+                "error: line 2 column 3: invalid boolean at line 2, column 3",
+                "invalid boolean",
+            ),
+            (
+                "invalid u16 at line 2, column 9 at line 2, column 3",
+                "invalid u16",
+            ),
+            ("ends at line one", "ends at line one"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(bare_message(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn errors_are_explained_with_the_key_path() {
+        let text = "limits:\n  # note\n  max_body_bytes: lots # why\nproviders:\n  x:\n    models:\n      - id: 7\n";
+        let cases = [
+            (
+                3,
+                19,
+                "invalid u64",
+                "limits.max_body_bytes: expected a whole number, got \"lots\"",
+            ),
+            (
+                7,
+                13,
+                "whatever it says",
+                "providers.x.models.id: whatever it says",
+            ),
+            (
+                3,
+                3,
+                "unknown field `max_body_bytes`",
+                "unknown field `max_body_bytes`",
+            ),
+        ];
+        for (line, col, msg, want) in cases {
+            assert_eq!(explain(text, line, col, msg), want, "{line}:{col}");
+        }
+    }
+
+    #[test]
+    fn keys_are_located_by_their_dotted_path() {
+        let text = "# c\nlimits:\n  # x\n  max_body_bytes: 1\ntimeouts:\n  idle_secs: 0\nmodels:\n  - idle_secs: 1\n";
+        assert_eq!(locate(text, "limits.max_body_bytes"), (4, 3));
+        assert_eq!(locate(text, "timeouts.idle_secs"), (6, 3));
+        assert_eq!(locate(text, "limits"), (2, 1));
+        assert_eq!(locate(text, "idle_secs"), (0, 0));
+        assert_eq!(locate(text, "workers"), (0, 0));
     }
 }

@@ -1,25 +1,43 @@
-//! What local servers (Ollama, vLLM, LM Studio, llama.cpp) say they serve, and whether they are up.
+//! What sources say they serve, and whether they are up: local servers and hosted lists.
 //!
 //! A provider with detection on (the local built-ins, or any block with `detect: true`)
 //! is asked for its model list: Ollama through its native `GET /api/tags`, falling back
 //! to `GET {api_base}/models`; every other server through `GET {api_base}/models`. The
 //! answers live here, beside the immutable registry, and change as sources come and go.
 //! A source found down is skipped by bare-name cascades but stays reachable when a
-//! request pins it. Every change of state is one log line.
+//! request pins it; the models it served are remembered, so a request for one of them
+//! learns that its source is down rather than that the model does not exist. Every
+//! change of state is one log line.
+//!
+//! Hosted providers with a key (or a subscription login) are asked for their lists
+//! too, far less often ([`list_hosted`]). A list fetched with a subscription's login
+//! is `pinned_only`: those models never join a bare-name cascade, so a plain request
+//! never spends a personal plan.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use crate::auth::{Auth, Subscription};
 use crate::log;
-use crate::registry::{Kind, Provider};
+use crate::registry::{Kind, Provider, Target};
 use crate::upstream::Client;
 
-/// The most bytes read from one model listing.
-const LISTING_LIMIT: u64 = 4 * 1024 * 1024;
+/// Built-in hosted providers whose model list is asked for (with their key or login),
+/// and the query their listing needs to come whole.
+const HOSTED_LISTINGS: &[(&str, &str)] = &[
+    ("openai", ""),
+    ("openrouter", ""),
+    // Anthropic pages its list, 20 models by default.
+    ("anthropic", "?limit=1000"),
+];
+
+/// The most bytes read from one model listing (OpenRouter's, with descriptions and
+/// prices for every model, is the largest).
+const LISTING_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// How often an unknown model may trigger a probe of every source.
 const ON_DEMAND_GAP: Duration = Duration::from_secs(1);
@@ -33,6 +51,13 @@ pub struct SourceState {
     pub models: Vec<String>,
     /// Why it is down, when it is.
     pub reason: String,
+    /// The models it listed when it was last up (kept while it is down).
+    pub former: Vec<String>,
+    /// When it last answered a probe.
+    pub last_up: Option<SystemTime>,
+    /// The list came through a subscription login: its models serve only when named
+    /// with the provider (or in a virtual model), never through a bare-name cascade.
+    pub pinned_only: bool,
 }
 
 /// Detection results for every probed provider.
@@ -41,6 +66,9 @@ pub struct Detected {
     states: RwLock<HashMap<String, SourceState>>,
     /// When an unknown model last triggered a probe.
     last_on_demand: Mutex<Option<Instant>>,
+    /// The logins, once known: a provider listed with its key stops cascading the
+    /// moment a login takes over its requests, not at the next list.
+    auth: std::sync::OnceLock<Arc<Auth>>,
 }
 
 impl Detected {
@@ -59,6 +87,41 @@ impl Detected {
             .is_some_and(|s| s.up && s.models.iter().any(|m| m == model))
     }
 
+    /// True when a bare `model` may cascade to the provider: it listed the model, and
+    /// not through a subscription login.
+    pub fn cascades(&self, provider: &str, model: &str) -> bool {
+        let listed = self
+            .read()
+            .get(provider)
+            .is_some_and(|s| s.up && !s.pinned_only && s.models.iter().any(|m| m == model));
+        listed && !self.login_took_over(provider)
+    }
+
+    /// True when a login now carries the provider's requests (it wins over a key).
+    fn login_took_over(&self, provider: &str) -> bool {
+        Subscription::of(provider).is_some()
+            && self.auth.get().is_some_and(|a| a.logged_in(provider))
+    }
+
+    /// Lets [`Detected::cascades`] see logins made after a list was fetched.
+    pub fn watch_logins(&self, auth: &Arc<Auth>) {
+        let _ = self.auth.set(Arc::clone(auth));
+    }
+
+    /// True when the provider's listed models may be named bare.
+    pub fn bare_names(&self, provider: &str) -> bool {
+        self.read().get(provider).is_none_or(|s| !s.pinned_only) && !self.login_took_over(provider)
+    }
+
+    /// When a source that is down now last served `model`, if it did.
+    pub fn served_until(&self, provider: &str, model: &str) -> Option<SystemTime> {
+        let map = self.read();
+        let s = map.get(provider)?;
+        (!s.up && s.former.iter().any(|m| m == model))
+            .then_some(s.last_up)
+            .flatten()
+    }
+
     /// The models a provider listed.
     pub fn models(&self, provider: &str) -> Vec<String> {
         self.read()
@@ -73,8 +136,21 @@ impl Detected {
     }
 
     /// Records a probe result and logs a change of state.
-    pub fn set(&self, provider: &str, state: SourceState) {
+    pub fn set(&self, provider: &str, mut state: SourceState) {
         let mut map = self.states.write().unwrap_or_else(|p| p.into_inner());
+        let before = map.get(provider);
+        if state.up {
+            state.last_up = Some(SystemTime::now());
+            state.former.clone_from(&state.models);
+        } else if let Some(b) = before {
+            // What a source served outlives its going down, until it answers again.
+            state.former = if b.up {
+                b.models.clone()
+            } else {
+                b.former.clone()
+            };
+            state.last_up = b.last_up;
+        }
         let before = map.insert(provider.to_string(), state.clone());
         let changed = before
             .as_ref()
@@ -113,17 +189,60 @@ impl Detected {
     }
 }
 
-/// A provider's state for listings: `active`, `down`, `no key` or `not logged in`.
-pub fn provider_state(p: &Provider, detected: &Detected) -> &'static str {
-    match p.kind {
-        Kind::Subscription if p.key.is_none() => "not logged in",
-        Kind::Hosted if !p.configured && p.key.is_none() => "no key",
-        _ if p.detect => match detected.state(&p.id) {
-            Some(s) if !s.up => "down",
-            _ => "active",
-        },
-        _ => "active",
+/// A provider's state for listings and `routeplane route`: `no key`, `not logged in`,
+/// `login needed`, `logged in until …`, `down`, or `active` (the caller adds cool-down).
+pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String {
+    let sub = Subscription::of(&p.id);
+    if sub.is_some() && auth.logged_in(&p.id) {
+        if auth.refused(&p.id).is_some() {
+            return "login needed".to_string();
+        }
+        return match auth.expires_at(&p.id).filter(|e| *e > 0) {
+            Some(at) => format!(
+                "logged in until {}",
+                utc_datetime(UNIX_EPOCH + Duration::from_secs(at))
+            ),
+            None => "logged in".to_string(),
+        };
     }
+    if p.key.is_none() && (p.kind == Kind::Subscription || p.id.contains('#')) {
+        return "not logged in".to_string();
+    }
+    if p.key.is_none() && !p.key_vars.is_empty() {
+        return "no key".to_string();
+    }
+    match detected.state(&p.id) {
+        Some(s) if p.detect && !s.up => "down".to_string(),
+        _ => "active".to_string(),
+    }
+}
+
+/// `HH:MM UTC`: when something happened today, for messages.
+pub fn utc_time(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("{:02}:{:02} UTC", secs / 3600 % 24, secs / 60 % 60)
+}
+
+/// `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_datetime(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    // Days to a civil date (Howard Hinnant's algorithm), without a date crate.
+    let days = (secs / 86_400) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let doe = days - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {}", utc_time(t))
+}
+
+/// `127.0.0.1:8080` from `http://127.0.0.1:8080/v1`: where a source listens, for messages.
+pub fn host_of(api_base: &str) -> &str {
+    let rest = api_base.split_once("://").map_or(api_base, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
 }
 
 /// Asks one source for its models.
@@ -150,12 +269,12 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> SourceState {
         Ok(models) => up(models),
         Err(e) => SourceState {
             up: false,
-            models: Vec::new(),
             reason: if last_error.is_empty() || e == last_error {
                 e
             } else {
                 format!("{e}; {last_error}")
             },
+            ..SourceState::default()
         },
     }
 }
@@ -164,7 +283,7 @@ fn up(models: Vec<String>) -> SourceState {
     SourceState {
         up: true,
         models,
-        reason: String::new(),
+        ..SourceState::default()
     }
 }
 
@@ -213,13 +332,14 @@ fn model_names(v: &Value) -> Option<Vec<String>> {
 }
 
 /// Probes every detect-enabled provider at once and records the results; returns
-/// within about `timeout` however many sources there are.
+/// within about `timeout` however many sources there are, with the ids of the sources
+/// that answered (their cool-downs may end: a server that answers is back).
 pub fn probe_all(
     client: &Client,
     providers: &[Arc<Provider>],
     detected: &Arc<Detected>,
     timeout: Duration,
-) {
+) -> Vec<String> {
     let handles: Vec<_> = providers
         .iter()
         .filter(|p| p.detect)
@@ -227,8 +347,59 @@ pub fn probe_all(
             let (client, p, detected) = (client.clone(), Arc::clone(p), Arc::clone(detected));
             thread::spawn(move || {
                 let state = probe(&client, &p, timeout);
+                let up = state.up;
                 detected.set(&p.id, state);
+                up.then(|| p.id.clone())
             })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .filter_map(|h| h.join().ok().flatten())
+        .collect()
+}
+
+/// Asks each hosted provider that has a key or a login for its model list, all at
+/// once, and records the lists; a provider that cannot be asked keeps its last list.
+pub fn list_hosted(
+    client: &Client,
+    auth: &Arc<Auth>,
+    providers: &[Arc<Provider>],
+    detected: &Arc<Detected>,
+    timeout: Duration,
+) {
+    let handles: Vec<_> = providers
+        .iter()
+        .filter_map(|p| {
+            let (_, query) = HOSTED_LISTINGS.iter().find(|(id, _)| *id == p.id)?;
+            // A login is used as requests would use it (it wins over a key), but only
+            // while its token is fresh: a list is not worth a refresh.
+            let pinned_only = auth.logged_in(&p.id);
+            if (pinned_only && !auth.token_fresh(&p.id)) || (p.key.is_none() && !pinned_only) {
+                return None;
+            }
+            // The credential headers a request would carry (key or login, refreshed).
+            let headers = match auth.headers(&Target::new(p, "")) {
+                Ok(h) => h,
+                Err(e) => {
+                    log::line(format!("cannot list the models of {}: {e}", p.id));
+                    return None;
+                }
+            };
+            let url = format!("{}/models{query}", p.api_base);
+            let (client, id, detected) = (client.clone(), p.id.clone(), Arc::clone(detected));
+            Some(thread::spawn(move || {
+                match list(&client, &url, &headers, timeout) {
+                    Ok(models) => detected.set(
+                        &id,
+                        SourceState {
+                            pinned_only,
+                            ..up(models)
+                        },
+                    ),
+                    Err(e) => log::line(format!("cannot list the models of {id}: {e}")),
+                }
+            }))
         })
         .collect();
     for h in handles {
@@ -259,6 +430,59 @@ mod tests {
             let want = want.map(|w| w.into_iter().map(String::from).collect::<Vec<_>>());
             assert_eq!(model_names(&v), want, "{v}");
         }
+    }
+
+    #[test]
+    fn times_and_hosts_read_as_people_write_them() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_796_182_980); // 2026-12-02 03:43 UTC
+        assert_eq!(utc_datetime(t), "2026-12-02 03:43 UTC");
+        assert_eq!(utc_time(t), "03:43 UTC");
+        assert_eq!(
+            utc_datetime(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29 00:00 UTC"
+        );
+        assert_eq!(host_of("http://127.0.0.1:8080/v1"), "127.0.0.1:8080");
+        assert_eq!(host_of("https://api.openai.com"), "api.openai.com");
+    }
+
+    #[test]
+    fn a_source_that_goes_down_remembers_what_it_served() {
+        let d = Detected::default();
+        d.set("llamacpp", up(vec!["tiny".into()]));
+        assert!(
+            d.served_until("llamacpp", "tiny").is_none(),
+            "up: nothing to explain"
+        );
+        let down = SourceState {
+            reason: "connection refused".into(),
+            ..SourceState::default()
+        };
+        d.set("llamacpp", down.clone());
+        d.set("llamacpp", down);
+        assert!(
+            d.served_until("llamacpp", "tiny").is_some(),
+            "remembered while down"
+        );
+        assert!(d.served_until("llamacpp", "other").is_none());
+        d.set("llamacpp", up(vec![]));
+        assert!(d.served_until("llamacpp", "tiny").is_none());
+    }
+
+    #[test]
+    fn a_list_fetched_with_a_login_never_cascades() {
+        let d = Detected::default();
+        d.set(
+            "anthropic",
+            SourceState {
+                pinned_only: true,
+                ..up(vec!["claude".into()])
+            },
+        );
+        assert!(d.serves("anthropic", "claude"));
+        assert!(!d.cascades("anthropic", "claude"));
+        assert!(!d.bare_names("anthropic"));
+        d.set("openai", up(vec!["gpt".into()]));
+        assert!(d.cascades("openai", "gpt"));
     }
 
     #[test]

@@ -70,6 +70,25 @@ pub enum Error {
         /// Why the stored credential cannot be used.
         reason: String,
     },
+    /// A provider that needs a key has none, and no login (401); nothing was sent.
+    NoCredential {
+        /// The provider id.
+        provider: String,
+        /// What to set or run, e.g. `set OPENAI_API_KEY or ROUTEPLANE_OPENAI_API_KEY`.
+        hint: String,
+    },
+    /// The only local source that served a model is down (503), so it is not a typo.
+    SourceDown {
+        /// `llamacpp (127.0.0.1:8080)`.
+        source: String,
+        /// The model the client asked for.
+        model: String,
+        /// When the source was last seen serving it (`12:03 UTC`).
+        until: String,
+    },
+    /// A token endpoint refused a grant for good (`invalid_grant`, revoked): only a new
+    /// login helps, so no refresh is tried again.
+    AuthRefused(String),
     /// An upstream could not be reached or broke the protocol (502).
     Upstream {
         /// The provider id.
@@ -100,13 +119,16 @@ impl Error {
             | Error::BodyUnreadable(_)
             | Error::Unsupported { .. }
             | Error::Usage(_) => 400,
-            Error::Unauthorized | Error::LoginNeeded { .. } => 401,
+            Error::Unauthorized
+            | Error::LoginNeeded { .. }
+            | Error::NoCredential { .. }
+            | Error::AuthRefused(_) => 401,
             Error::UnknownModel { .. } => 404,
             Error::ClientTimeout { .. } => 408,
             Error::TooLarge { .. } => 413,
             Error::Upstream { .. } | Error::Auth(_) => 502,
             Error::Exhausted { status, .. } => *status,
-            Error::Busy => 503,
+            Error::Busy | Error::SourceDown { .. } => 503,
             Error::Io { .. } | Error::Config { .. } | Error::Internal(_) => 500,
         }
     }
@@ -174,6 +196,19 @@ impl fmt::Display for Error {
                 f,
                 "provider `{provider}` needs a login ({reason}); run `routeplane login {provider}`"
             ),
+            Error::NoCredential { provider, hint } => {
+                write!(f, "provider `{provider}` has no credential: {hint}")
+            }
+            Error::SourceDown {
+                source,
+                model,
+                until,
+            } => write!(
+                f,
+                "source {source} is down; it served {model} until {until}. Start it again, \
+                 or name another model"
+            ),
+            Error::AuthRefused(msg) => write!(f, "login refused: {msg}"),
             Error::Upstream { provider, reason } => {
                 write!(f, "upstream `{provider}` failed: {reason}")
             }

@@ -24,7 +24,7 @@ pub mod paths;
 pub mod body;
 // Event streams and the hand-written client writer.
 pub mod sse;
-// The three wire formats and translation through chat.
+// The four wire formats and translation through chat.
 pub mod protocol;
 // Layer 7-8: configuration, as written and as resolved.
 pub mod config;
@@ -42,6 +42,8 @@ pub mod stats;
 pub mod route;
 // The main loop: failover and relaying.
 pub mod relay;
+// Readiness messages to systemd (sd_notify).
+pub mod notify;
 // The listener and its workers.
 pub mod server;
 
@@ -50,9 +52,9 @@ pub use error::Error;
 #[cfg(test)]
 mod tests {
     /// The modules in flow order: each may use only those before it (and itself).
-    const LAYERS: [&str; 15] = [
+    const LAYERS: [&str; 16] = [
         "error", "log", "paths", "body", "sse", "protocol", "config", "registry", "upstream",
-        "auth", "detect", "stats", "route", "relay", "server",
+        "auth", "detect", "stats", "route", "relay", "notify", "server",
     ];
 
     #[test]

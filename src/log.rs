@@ -1,12 +1,17 @@
 //! The one log line per request, and `Secret`, the type that keeps keys out of logs.
 //!
 //! Routeplane logs to stderr without a logging crate: one line per request and one
-//! per notable event (start-up, a source going up or down). Nothing that holds a
-//! credential can be printed by accident: credentials live in [`Secret`], whose
-//! `Debug` and `Display` print `***`.
+//! per notable event (start-up, a source going up or down). Each line starts with an
+//! RFC 3339 time in UTC (formatted here, no date crate); with `log.format: json` each is
+//! one JSON object with the same fields instead. Nothing that holds a credential can be
+//! printed by accident: credentials live in [`Secret`], whose `Debug` and `Display`
+//! print `***`.
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
 
 /// A credential: an API key, an access or refresh token, a client key.
 #[derive(Clone, PartialEq, Eq)]
@@ -36,48 +41,223 @@ impl fmt::Display for Secret {
     }
 }
 
+/// How log lines are written: `log.format` in routeplane.yaml.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `2026-12-02T03:28:24.123Z POST /v1/messages model=… status=…`, one line each.
+    #[default]
+    Text,
+    /// The same fields as one JSON object per line, for log shippers.
+    Json,
+}
+
+/// Set from `log.format`; read by every line.
+static JSON: AtomicBool = AtomicBool::new(false);
+/// Set by commands that are not the server (`models`, `providers`): they print tables,
+/// not log lines.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Chooses the format of every line written from now on.
+pub fn set_format(format: Format) {
+    JSON.store(format == Format::Json, Ordering::Relaxed);
+}
+
+/// Stops every log line (for commands whose output is a table on stdout).
+pub fn silence() {
+    QUIET.store(true, Ordering::Relaxed);
+}
+
+/// How a streamed answer ended, for the log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The upstream's end marker reached the client.
+    Complete,
+    /// The upstream broke, stalled or erred after the first event; the client got an
+    /// error event in its protocol.
+    Broken,
+    /// The upstream broke after the first event and another endpoint finished the answer.
+    Rescued,
+    /// The client went away before the end.
+    ClientClosed,
+}
+
+impl StreamEnd {
+    /// The word in the log line.
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamEnd::Complete => "complete",
+            StreamEnd::Broken => "broken",
+            StreamEnd::Rescued => "rescued",
+            StreamEnd::ClientClosed => "client_closed",
+        }
+    }
+}
+
 /// What one request did, for its log line.
 #[derive(Debug, Default, Clone)]
 pub struct RequestLog {
+    /// When the request arrived.
+    pub at: Option<SystemTime>,
     /// HTTP method.
     pub method: String,
     /// Request path (no query string: it may carry a key).
     pub path: String,
-    /// The model the client asked for.
+    /// The model the client asked for (`a,b` for a `models` list), even an unknown one.
     pub model: String,
     /// `provider:model` that answered, if any.
     pub served_by: Option<String>,
     /// Status sent to the client.
     pub status: u16,
+    /// How a streamed answer ended; `None` when the answer was not a stream.
+    pub stream: Option<StreamEnd>,
     /// How many upstream attempts were made.
     pub attempts: usize,
+    /// Each attempt as `(provider:model, result)`: a status, or why it failed.
+    pub tried: Vec<(String, String)>,
     /// Time until the first byte went to the client.
     pub ttfb: Option<Duration>,
     /// Time until the response was complete.
     pub total: Duration,
+    /// Times a broken stream was continued, and by which endpoints (`provider:model`).
+    pub rescued: Vec<String>,
+}
+
+impl RequestLog {
+    /// True when `tried=` is worth a field: more than one attempt, or one that failed.
+    fn shows_tried(&self) -> bool {
+        self.tried.len() > 1 || self.tried.iter().any(|(_, r)| !r.starts_with('2'))
+    }
+
+    /// The line as one JSON object with the same fields as the text line.
+    pub fn to_json(&self) -> String {
+        let ms = |d: Option<Duration>| d.map(|d| ((d.as_micros() + 50) / 100) as f64 / 10.0);
+        let tried: Vec<serde_json::Value> = self
+            .tried
+            .iter()
+            .map(|(target, result)| serde_json::json!({"target": target, "result": result}))
+            .collect();
+        serde_json::json!({
+            "ts": self.at.map(|t| Rfc3339(t).to_string()),
+            "method": self.method,
+            "path": self.path,
+            "model": (!self.model.is_empty()).then_some(&self.model),
+            "served_by": self.served_by,
+            "status": self.status,
+            "stream": self.stream.map(StreamEnd::name),
+            "attempts": self.attempts,
+            "tried": tried,
+            "rescued": self.rescued.len(),
+            "rescued_by": self.rescued,
+            "ttfb_ms": ms(self.ttfb),
+            "total_ms": ms(Some(self.total)),
+        })
+        .to_string()
+    }
 }
 
 impl fmt::Display for RequestLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let model = if self.model.is_empty() {
-            "-"
-        } else {
-            &self.model
-        };
-        let served = self.served_by.as_deref().unwrap_or("-");
+        if let Some(at) = self.at {
+            write!(f, "{} ", Rfc3339(at))?;
+        }
         write!(
             f,
-            "{} {} model={} served_by={} status={} attempts={} ttfb_ms={} total_ms={}",
-            self.method,
-            self.path,
-            model,
-            served,
+            "{} {} model={} served_by={} status={}",
+            Word(&self.method),
+            Word(&self.path),
+            Word(&self.model),
+            Word(self.served_by.as_deref().unwrap_or("")),
             self.status,
-            self.attempts,
+        )?;
+        if let Some(end) = self.stream {
+            write!(f, " stream={}", end.name())?;
+        }
+        write!(f, " attempts={}", self.attempts)?;
+        if self.shows_tried() {
+            let mut tried = String::with_capacity(64);
+            for (i, (target, result)) in self.tried.iter().enumerate() {
+                if i > 0 {
+                    tried.push(',');
+                }
+                tried.push_str(target);
+                tried.push('→');
+                tried.push_str(result);
+            }
+            write!(f, " tried={}", Word(&tried))?;
+        }
+        if !self.rescued.is_empty() {
+            write!(
+                f,
+                " rescued={} rescued_by={}",
+                self.rescued.len(),
+                Word(&self.rescued.join(","))
+            )?;
+        }
+        write!(
+            f,
+            " ttfb_ms={} total_ms={}",
             OptMs(self.ttfb),
             OptMs(Some(self.total)),
         )
     }
+}
+
+/// A value in a text line: as is, `-` when empty, JSON-quoted when it holds a space, a
+/// quote, an `=` or a control character, so a client's model name cannot forge a line
+/// or a field.
+struct Word<'a>(&'a str);
+
+impl fmt::Display for Word<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("-");
+        }
+        let plain = self
+            .0
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '=');
+        if plain {
+            f.write_str(self.0)
+        } else {
+            f.write_str(&serde_json::Value::from(self.0).to_string())
+        }
+    }
+}
+
+/// A time as RFC 3339 in UTC with milliseconds: `2026-12-02T03:28:24.123Z`.
+pub struct Rfc3339(pub SystemTime);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        let (year, month, day) = civil_from_days(secs / 86_400);
+        let rem = secs % 86_400;
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60,
+            since.subsec_millis()
+        )
+    }
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// A duration as milliseconds with one decimal, or `-`; integer arithmetic, no
@@ -96,17 +276,47 @@ impl fmt::Display for OptMs {
     }
 }
 
-/// Writes one line to stderr, prefixed with `routeplane:`.
+/// Writes one event line to stderr: `TIME message`, or `{"ts", "msg"}` in JSON.
 pub fn line(msg: impl fmt::Display) {
     use std::fmt::Write as _;
+    if QUIET.load(Ordering::Relaxed) {
+        return;
+    }
+    let now = Rfc3339(SystemTime::now());
+    let mut text = String::with_capacity(128);
+    if JSON.load(Ordering::Relaxed) {
+        let v = serde_json::json!({"ts": now.to_string(), "msg": msg.to_string()});
+        let _ = writeln!(text, "{v}");
+    } else {
+        let _ = writeln!(text, "{now} {msg}");
+    }
+    write_line(&text);
+}
+
+/// Writes one request's line to stderr, in the chosen format.
+pub fn request(log: &RequestLog) {
+    use std::fmt::Write as _;
+    if QUIET.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut text = String::with_capacity(256);
+    if JSON.load(Ordering::Relaxed) {
+        text.push_str(&log.to_json());
+        text.push('\n');
+    } else {
+        let _ = writeln!(text, "{log}");
+    }
+    write_line(&text);
+}
+
+/// One `write(2)` of a whole line.
+fn write_line(text: &str) {
     use std::io::Write;
     // Stderr is unbuffered: `eprintln!` would make one write per formatted piece
     // (sixteen for a request line), and lines of concurrent requests could interleave.
     // So: format first, then one write. And not through `Stderr`'s lock: with dozens
     // of requests finishing at once, threads queued on it (futex waits in a profile at
     // 32 clients). A line is one `write(2)` on a duplicate of fd 2, whole on its own.
-    let mut text = String::with_capacity(256);
-    let _ = writeln!(text, "routeplane: {msg}");
     match stderr_file() {
         Some(mut f) => {
             let _ = f.write_all(text.as_bytes());
@@ -163,5 +373,124 @@ mod tests {
         );
         let no_ttfb = RequestLog { ttfb: None, ..log };
         assert!(no_ttfb.to_string().contains("ttfb_ms=- "));
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_in_utc() {
+        let at = |secs: u64, ms: u64| {
+            Rfc3339(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms)).to_string()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.007Z");
+        assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
+        assert_eq!(at(1_795_835_304, 123), "2026-11-28T03:08:24.123Z");
+        assert_eq!(at(4_107_542_399, 0), "2100-02-28T23:59:59.000Z");
+    }
+
+    #[test]
+    fn calendar_agrees_with_http_dates_for_three_centuries() {
+        // httpdate formats `Sun, 06 Nov 1994 08:49:37 GMT`; the same instant must give
+        // the same day, month and year, every 7 days and 1 hour from 1970 to 2270.
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let mut secs = 0u64;
+        while secs < 9_467_000_000 {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            let http = httpdate::fmt_http_date(t);
+            let parts: Vec<&str> = http.split(' ').collect();
+            let month = MONTHS.iter().position(|m| *m == parts[2]).unwrap() + 1;
+            let want = format!("{}-{month:02}-{}T{}.000Z", parts[3], parts[1], parts[4]);
+            assert_eq!(Rfc3339(t).to_string(), want, "{http}");
+            secs += 7 * 86_400 + 3600;
+        }
+    }
+
+    fn sample() -> RequestLog {
+        RequestLog {
+            at: Some(UNIX_EPOCH + Duration::from_millis(1_795_835_304_123)),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            model: "smart".into(),
+            served_by: Some("llamacpp:tiny".into()),
+            status: 200,
+            stream: Some(StreamEnd::Broken),
+            attempts: 2,
+            tried: vec![
+                ("ollama:llama3".into(), "refused".into()),
+                ("llamacpp:tiny".into(), "200".into()),
+            ],
+            ttfb: Some(Duration::from_micros(1_260)),
+            total: Duration::from_micros(12_345_049),
+            rescued: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_failed_over_broken_stream_says_so_in_text_and_json() {
+        assert_eq!(
+            sample().to_string(),
+            "2026-11-28T03:08:24.123Z POST /v1/chat/completions model=smart served_by=llamacpp:tiny status=200 stream=broken attempts=2 tried=ollama:llama3→refused,llamacpp:tiny→200 ttfb_ms=1.3 total_ms=12345.0"
+        );
+        let v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "ts": "2026-11-28T03:08:24.123Z", "method": "POST", "path": "/v1/chat/completions",
+                "model": "smart", "served_by": "llamacpp:tiny", "status": 200, "stream": "broken",
+                "attempts": 2,
+                "tried": [{"target": "ollama:llama3", "result": "refused"}, {"target": "llamacpp:tiny", "result": "200"}],
+                "rescued": 0, "rescued_by": [],
+                "ttfb_ms": 1.3, "total_ms": 12345.0,
+            })
+        );
+    }
+
+    #[test]
+    fn a_rescued_stream_names_each_attempt_and_its_rescuers_in_text_and_json() {
+        let log = RequestLog {
+            stream: Some(StreamEnd::Rescued),
+            attempts: 3,
+            tried: vec![
+                ("a:m".into(), "200:broken".into()),
+                ("a:m".into(), "503".into()),
+                ("b:m".into(), "200".into()),
+            ],
+            served_by: Some("a:m".into()),
+            rescued: vec!["b:m".into()],
+            ..sample()
+        };
+        assert_eq!(
+            log.to_string(),
+            "2026-11-28T03:08:24.123Z POST /v1/chat/completions model=smart served_by=a:m status=200 stream=rescued attempts=3 tried=a:m→200:broken,a:m→503,b:m→200 rescued=1 rescued_by=b:m ttfb_ms=1.3 total_ms=12345.0"
+        );
+        let v: serde_json::Value = serde_json::from_str(&log.to_json()).unwrap();
+        assert_eq!(v["stream"], "rescued");
+        assert_eq!(v["rescued"], 1);
+        assert_eq!(v["rescued_by"], serde_json::json!(["b:m"]));
+        assert_eq!(
+            v["tried"][0],
+            serde_json::json!({"target": "a:m", "result": "200:broken"})
+        );
+    }
+
+    #[test]
+    fn client_text_cannot_forge_a_line_or_a_field() {
+        let log = RequestLog {
+            model: "m\nPOST /x status=200".into(),
+            served_by: None,
+            stream: None,
+            attempts: 0,
+            tried: Vec::new(),
+            ..sample()
+        };
+        let line = log.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.contains(
+                r#" model="m\nPOST /x status=200" served_by=- status=200 attempts=0 ttfb_ms"#
+            ),
+            "{line}"
+        );
     }
 }

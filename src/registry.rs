@@ -45,8 +45,24 @@ struct Builtin {
     id: &'static str,
     api_base: &'static str,
     protocol: Protocol,
+    /// The vendor's key variable (`OPENAI_API_KEY`); `ROUTEPLANE_<ID>_API_KEY` is read
+    /// before it (see [`key_vars`]). `None` for sources that need no key.
     key_env: Option<&'static str>,
     kind: Kind,
+    prefill: Prefill,
+}
+
+/// Whether, and how, a source continues a partial answer sent as a final assistant message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefill {
+    /// It cannot (or may answer afresh instead, which spliced onto a partial answer is worse
+    /// than an error): never asked to continue.
+    No,
+    /// It continues a final assistant message as is (Anthropic, llama.cpp, Ollama, …).
+    Yes,
+    /// vLLM: it continues only when told, with `continue_final_message: true` and
+    /// `add_generation_prompt: false` in the body.
+    Flags,
 }
 
 /// The built-in providers. Local defaults use 127.0.0.1 rather than `localhost`,
@@ -58,6 +74,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Chat,
         key_env: Some("OPENAI_API_KEY"),
         kind: Kind::Hosted,
+        prefill: Prefill::No,
     },
     Builtin {
         id: "openrouter",
@@ -65,6 +82,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Chat,
         key_env: Some("OPENROUTER_API_KEY"),
         kind: Kind::Hosted,
+        prefill: Prefill::Yes,
     },
     Builtin {
         id: "anthropic",
@@ -72,6 +90,17 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Anthropic,
         key_env: Some("ANTHROPIC_API_KEY"),
         kind: Kind::Hosted,
+        prefill: Prefill::Yes,
+    },
+    Builtin {
+        id: "gemini",
+        api_base: "https://generativelanguage.googleapis.com/v1beta",
+        protocol: Protocol::Gemini,
+        key_env: Some("GEMINI_API_KEY"),
+        kind: Kind::Hosted,
+        // `contents` may end with a `model` turn, which Gemini takes as the start of its
+        // answer (not promised by Google's reference; not measured here, no network).
+        prefill: Prefill::Yes,
     },
     Builtin {
         id: "openai-codex",
@@ -79,6 +108,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Responses,
         key_env: None,
         kind: Kind::Subscription,
+        prefill: Prefill::No,
     },
     Builtin {
         id: "ollama",
@@ -86,6 +116,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Chat,
         key_env: None,
         kind: Kind::Local,
+        prefill: Prefill::Yes,
     },
     Builtin {
         id: "vllm",
@@ -93,6 +124,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Chat,
         key_env: None,
         kind: Kind::Local,
+        prefill: Prefill::Flags,
     },
     Builtin {
         id: "lmstudio",
@@ -100,6 +132,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Chat,
         key_env: None,
         kind: Kind::Local,
+        prefill: Prefill::Yes,
     },
     Builtin {
         id: "llamacpp",
@@ -107,6 +140,7 @@ const BUILTINS: &[Builtin] = &[
         protocol: Protocol::Chat,
         key_env: None,
         kind: Kind::Local,
+        prefill: Prefill::Yes,
     },
 ];
 
@@ -156,6 +190,9 @@ pub struct Provider {
     pub key: Option<Secret>,
     /// Where the key came from, for listings (`api_key` or an env var name).
     pub key_source: Option<String>,
+    /// The environment variables a key is read from, in order (built-in hosted
+    /// providers: `ROUTEPLANE_<ID>_API_KEY`, then the vendor's); empty when none is needed.
+    pub key_vars: Vec<String>,
     /// Extra upstream headers.
     pub headers: Vec<(String, String)>,
     /// Declared models.
@@ -168,6 +205,8 @@ pub struct Provider {
     pub configured: bool,
     /// OAuth overrides (subscription providers).
     pub auth: AuthUrls,
+    /// Continues a partial answer (mid-stream rescue); `prefill:` in its block.
+    pub prefill: Prefill,
 }
 
 impl Provider {
@@ -202,6 +241,8 @@ pub struct Target {
     pub model: String,
     /// The wire format the upstream speaks for this model.
     pub protocol: Protocol,
+    /// A virtual model's own first-token deadline for this endpoint.
+    pub first_token: Option<Duration>,
 }
 
 impl Target {
@@ -212,7 +253,14 @@ impl Target {
             protocol: provider.protocol_for(&upstream),
             provider: Arc::clone(provider),
             model: upstream,
+            first_token: None,
         }
+    }
+
+    /// True when this endpoint can be asked to continue a partial answer: its provider
+    /// prefills and it is not a Responses upstream (which has no assistant prefill).
+    pub fn can_continue(&self) -> bool {
+        self.provider.prefill != Prefill::No && self.protocol != Protocol::Responses
     }
 
     /// `provider:model`, as logs and messages name it.
@@ -228,6 +276,8 @@ pub struct Virtual {
     pub name: String,
     /// `(provider id, model)` pairs in order.
     pub endpoints: Vec<(String, String)>,
+    /// Each endpoint's own first-token deadline, if it sets one (same order).
+    pub first_token: Vec<Option<Duration>>,
 }
 
 /// Everything tunable, resolved.
@@ -249,18 +299,32 @@ pub struct Settings {
     pub first_byte_timeout: Duration,
     /// Idle timeout between stream events.
     pub idle_timeout: Duration,
+    /// First generated content of a stream, when another endpoint remains.
+    pub first_token_timeout: Duration,
+    /// Retries of one endpoint after a quick transient failure.
+    pub retries: u32,
+    /// The first retry's pause (doubling, jittered).
+    pub backoff: Duration,
+    /// The longest `Retry-After` waited out on the same endpoint.
+    pub max_retry_wait: Duration,
+    /// Mid-stream continuations per request.
+    pub max_rescues: u32,
     /// Cool-down after a failure.
     pub cooldown: Duration,
     /// Detection interval.
     pub detect_interval: Duration,
     /// Detection probe timeout.
     pub detect_timeout: Duration,
+    /// How often hosted providers' model lists are fetched again.
+    pub hosted_interval: Duration,
     /// Grace period for in-flight requests on a graceful stop.
     pub shutdown_grace: Duration,
     /// The usage ledger file; `None` when `usage.enabled` is false or no home is known.
     pub usage_path: Option<std::path::PathBuf>,
     /// Rotate the ledger past this many bytes.
     pub usage_max_bytes: u64,
+    /// How log lines are written (`log.format`).
+    pub log_format: crate::log::Format,
 }
 
 /// The resolved configuration: immutable once built.
@@ -329,6 +393,7 @@ impl Registry {
                 ));
             }
             let mut endpoints = Vec::new();
+            let mut first_token = Vec::new();
             for ep in &entry.value.endpoints {
                 let at = (
                     ep.referenced.line() as usize,
@@ -342,7 +407,9 @@ impl Registry {
                     return Err(loaded.error_at(
                         at.0,
                         at.1,
-                        "an endpoint is `provider:model` or `{provider: ID, service_id: MODEL}`",
+                        "each endpoint of a virtual model names its provider: write \
+                         `provider:model` (e.g. `ollama:llama3.1`) or \
+                         `{provider: ID, service_id: MODEL}`",
                     ));
                 };
                 let base = p.split_once('#').map_or(p, |(b, _)| b);
@@ -357,10 +424,22 @@ impl Registry {
                     ));
                 }
                 endpoints.push((p.to_string(), m.to_string()));
+                let own = ep.value.first_token_secs();
+                let deadline =
+                    own.map(|s| Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()));
+                if deadline == Some(None) {
+                    return Err(loaded.error_at(
+                        at.0,
+                        at.1,
+                        "`first_token_secs` must be a positive number of seconds",
+                    ));
+                }
+                first_token.push(deadline.flatten());
             }
             virtuals.push(Virtual {
                 name: name.clone(),
                 endpoints,
+                first_token,
             });
         }
 
@@ -407,24 +486,55 @@ fn ids(providers: &[Arc<Provider>]) -> String {
         .join(", ")
 }
 
-/// A built-in provider with nothing configured.
+/// Second places to look for a built-in's key: Google's SDKs and CLI read
+/// `GOOGLE_API_KEY` when `GEMINI_API_KEY` is unset.
+const KEY_ENV_FALLBACKS: &[(&str, &str)] = &[("GEMINI_API_KEY", "GOOGLE_API_KEY")];
+
+/// The variables a built-in's key is read from, first found wins:
+/// `ROUTEPLANE_<ID>_API_KEY` (upper case, `-` → `_`), then the vendor's own (`key_env`),
+/// then the vendor's second name, if it has one ([`KEY_ENV_FALLBACKS`]).
+fn key_vars(b: &Builtin) -> Vec<String> {
+    let Some(vendor) = b.key_env else {
+        return Vec::new();
+    };
+    let own = format!(
+        "ROUTEPLANE_{}_API_KEY",
+        b.id.to_ascii_uppercase().replace('-', "_")
+    );
+    let mut vars = vec![own, vendor.to_string()];
+    vars.extend(
+        KEY_ENV_FALLBACKS
+            .iter()
+            .filter(|(first, _)| *first == vendor)
+            .map(|(_, second)| second.to_string()),
+    );
+    vars
+}
+
+/// A built-in provider with nothing configured; its key comes from the environment.
 fn from_builtin(b: &Builtin) -> Provider {
-    let key = b
-        .key_env
-        .and_then(|var| std::env::var(var).ok())
-        .filter(|k| !k.is_empty());
+    let key_vars = key_vars(b);
+    let found = key_vars.iter().find_map(|var| {
+        std::env::var(var)
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(|k| (k, var.clone()))
+    });
+    let (key, key_source) = found.unzip();
     Provider {
         id: b.id.to_string(),
         api_base: b.api_base.to_string(),
         protocols: vec![("*".to_string(), b.protocol)],
-        key_source: key.as_ref().and(b.key_env.map(str::to_string)),
+        key_source,
         key: key.map(Secret::new),
+        key_vars,
         headers: Vec::new(),
         models: Vec::new(),
         kind: b.kind,
         detect: b.kind == Kind::Local,
         configured: false,
         auth: AuthUrls::default(),
+        prefill: b.prefill,
     }
 }
 
@@ -443,12 +553,14 @@ fn provider(
             protocols: vec![("*".to_string(), Protocol::Chat)],
             key: None,
             key_source: None,
+            key_vars: Vec::new(),
             headers: Vec::new(),
             models: Vec::new(),
             kind: Kind::Hosted,
             detect: false,
             configured: true,
             auth: AuthUrls::default(),
+            prefill: Prefill::No,
         },
     };
     p.configured = true;
@@ -490,7 +602,7 @@ fn provider(
                     at.0,
                     at.1,
                     format!(
-                        "unknown protocol `{name}`; expected chat_completions, anthropic or responses"
+                        "unknown protocol `{name}`; expected chat_completions, anthropic, responses or gemini"
                     ),
                 )
             })
@@ -542,6 +654,11 @@ fn provider(
     if let Some(d) = block.detect {
         p.detect = d;
     }
+    match block.prefill {
+        Some(false) => p.prefill = Prefill::No,
+        Some(true) if p.prefill == Prefill::No => p.prefill = Prefill::Yes,
+        _ => {}
+    }
     if let Some(a) = &block.auth {
         let s = |t: &Option<config::Text>| t.as_ref().map(|t| t.as_str().to_string());
         p.auth = AuthUrls {
@@ -562,9 +679,8 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
     let c = &loaded.config;
     let listen_text = c.listen.as_ref().map_or(DEFAULT_LISTEN, |l| l.as_str());
     let listen = listen_text.parse().map_err(|_| {
-        loaded.error_at(
-            0,
-            0,
+        loaded.error_at_key(
+            "listen",
             format!("`listen: {listen_text}` is not an address like 127.0.0.1:4356"),
         )
     })?;
@@ -576,24 +692,22 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
         .collect();
     let skip_auth = c.skip_auth.unwrap_or(keys.is_empty());
     if !skip_auth && keys.is_empty() {
-        return Err(loaded.error_at(
-            0,
-            0,
+        return Err(loaded.error_at_key(
+            "skip_auth",
             "`skip_auth: false` but `keys:` lists no key; add one or set `skip_auth: true`",
         ));
     }
     let workers = c.workers.unwrap_or(64);
     if workers == 0 || workers > 4096 {
-        return Err(loaded.error_at(0, 0, "`workers` must be between 1 and 4096"));
+        return Err(loaded.error_at_key("workers", "`workers` must be between 1 and 4096"));
     }
     let secs = |name: &str, v: f64| -> Result<Duration, Error> {
         Duration::try_from_secs_f64(v)
             .ok()
             .filter(|d| !d.is_zero())
             .ok_or_else(|| {
-                loaded.error_at(
-                    0,
-                    0,
+                loaded.error_at_key(
+                    name,
                     format!("`{name}` must be a positive number of seconds"),
                 )
             })
@@ -607,12 +721,27 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
         connect_timeout: secs("timeouts.connect_secs", c.timeouts.connect_secs)?,
         first_byte_timeout: secs("timeouts.first_byte_secs", c.timeouts.first_byte_secs)?,
         idle_timeout: secs("timeouts.idle_secs", c.timeouts.idle_secs)?,
+        first_token_timeout: secs("timeouts.first_token_secs", c.timeouts.first_token_secs)?,
         cooldown: secs("failover.cooldown_secs", c.failover.cooldown_secs)?,
+        retries: c.failover.retries.min(10),
+        backoff: Duration::from_millis(c.failover.backoff_ms.min(60_000)),
+        max_retry_wait: Duration::try_from_secs_f64(c.failover.max_retry_wait_secs)
+            .ok()
+            .filter(|d| *d <= Duration::from_secs(3600))
+            .ok_or_else(|| {
+                loaded.error_at_key(
+                    "failover.max_retry_wait_secs",
+                    "`failover.max_retry_wait_secs` must be between 0 and 3600 seconds",
+                )
+            })?,
+        max_rescues: c.failover.max_rescues.min(10),
         detect_interval: secs("detect.interval_secs", c.detect.interval_secs)?,
         detect_timeout: secs("detect.timeout_secs", c.detect.timeout_secs)?,
+        hosted_interval: secs("detect.hosted_interval_secs", c.detect.hosted_interval_secs)?,
         shutdown_grace: secs("shutdown_grace_secs", c.shutdown_grace_secs.unwrap_or(10.0))?,
         usage_path: usage_path(&c.usage),
         usage_max_bytes: c.usage.max_bytes.max(4096),
+        log_format: c.log.format,
     })
 }
 
@@ -716,6 +845,24 @@ mod tests {
             r.provider("vllm").is_some(),
             "unconfigured built-ins stay routable"
         );
+    }
+
+    #[test]
+    fn key_variables_put_routeplane_first_and_spell_ids_in_upper_case() {
+        let b = Builtin {
+            id: "my-cloud",
+            api_base: "https://x/v1",
+            protocol: Protocol::Chat,
+            key_env: Some("MY_CLOUD_KEY"),
+            kind: Kind::Hosted,
+            prefill: Prefill::No,
+        };
+        assert_eq!(
+            key_vars(&b),
+            ["ROUTEPLANE_MY_CLOUD_API_KEY", "MY_CLOUD_KEY"]
+        );
+        let local = BUILTINS.iter().find(|b| b.id == "ollama").unwrap();
+        assert!(key_vars(local).is_empty(), "local sources need nothing");
     }
 
     #[test]

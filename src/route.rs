@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::detect::Detected;
+use crate::detect::{self, Detected};
 use crate::error::Error;
 use crate::registry::{Registry, Target};
 
@@ -21,10 +21,12 @@ const SUGGESTIONS: usize = 6;
 pub fn resolve(reg: &Registry, detected: &Detected, model: &str) -> Result<Vec<Target>, Error> {
     if let Some(v) = reg.virtual_model(model) {
         let mut targets = Vec::new();
-        for (pid, m) in &v.endpoints {
+        for (i, (pid, m)) in v.endpoints.iter().enumerate() {
             // Endpoints were checked against the registry when it was built.
             if let Some(p) = reg.provider_for(pid) {
-                targets.push(Target::new(&p, m));
+                let mut t = Target::new(&p, m);
+                t.first_token = v.first_token.get(i).copied().flatten();
+                targets.push(t);
             }
         }
         return Ok(targets);
@@ -42,14 +44,30 @@ pub fn resolve(reg: &Registry, detected: &Detected, model: &str) -> Result<Vec<T
     let targets: Vec<Target> = reg
         .providers
         .iter()
-        // Cheapest test first: only detected sources have a state to look up.
+        // Cheapest test first: only listed sources (local servers, and hosted providers
+        // asked with their key; a list fetched with a login never cascades) have a
+        // state to look up.
         .filter(|p| {
-            (p.declares(model) || (p.detect && detected.serves(&p.id, model)))
+            (p.declares(model)
+                || ((p.detect || p.key.is_some()) && detected.cascades(&p.id, model)))
                 && detected.is_active(p)
         })
         .map(|p| Target::new(p, model))
         .collect();
     if targets.is_empty() {
+        // Not a typo when a local source that is down now served it: say so (503).
+        if let Some((p, until)) = reg
+            .providers
+            .iter()
+            .filter(|p| p.detect)
+            .find_map(|p| Some((p, detected.served_until(&p.id, model)?)))
+        {
+            return Err(Error::SourceDown {
+                source: format!("{} ({})", p.id, detect::host_of(&p.api_base)),
+                model: model.to_string(),
+                until: detect::utc_time(until),
+            });
+        }
         return Err(Error::UnknownModel {
             model: model.to_string(),
             known: routable_ids(reg, detected)
@@ -97,8 +115,10 @@ pub fn routable(reg: &Registry, detected: &Detected) -> Vec<(String, String)> {
                 ids.push(d);
             }
         }
+        let bare_listed = detected.bare_names(&p.id);
         for id in ids {
-            if detected.is_active(p) && !out.iter().any(|(o, _)| *o == id) {
+            let bare = bare_listed || p.declares(&id);
+            if bare && detected.is_active(p) && !out.iter().any(|(o, _)| *o == id) {
                 out.push((id.clone(), p.id.clone()));
             }
             qualified.push((format!("{}:{id}", p.id), p.id.clone()));
@@ -119,7 +139,8 @@ fn routable_ids(reg: &Registry, detected: &Detected) -> Vec<String> {
 /// Endpoints that failed recently, tried last until their time is up.
 #[derive(Debug)]
 pub struct Cooldown {
-    until: Mutex<HashMap<String, Instant>>,
+    /// `provider:model` → (when it failed, until when it is tried last).
+    until: Mutex<HashMap<String, (Instant, Instant)>>,
     default: Duration,
 }
 
@@ -138,7 +159,8 @@ impl Cooldown {
             .unwrap_or(self.default)
             .min(Duration::from_secs(3600));
         let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(target.label(), Instant::now() + len);
+        let now = Instant::now();
+        map.insert(target.label(), (now, now + len));
     }
 
     /// Records a success: the endpoint is trusted again.
@@ -149,15 +171,29 @@ impl Cooldown {
         }
     }
 
-    /// Endpoints (`provider:model`) cooling down now, with the time left (for /metrics
-    /// and the status page).
-    pub fn remaining(&self) -> Vec<(String, Duration)> {
+    /// Ends the cool-downs of a provider's endpoints that failed before `since` (a
+    /// detection probe sent then was answered: the server is back).
+    pub fn forgive(&self, provider: &str, since: Instant) {
+        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        if map.is_empty() {
+            return;
+        }
+        map.retain(|label, (failed, _)| {
+            !(label.split_once(':').is_some_and(|(p, _)| p == provider) && *failed < since)
+        });
+    }
+
+    /// Endpoints cooling down now, with the time left for each, sorted.
+    pub fn snapshot(&self) -> Vec<(String, Duration)> {
         let map = self.until.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        map.iter()
-            .filter(|(_, until)| **until > now)
-            .map(|(label, until)| (label.clone(), *until - now))
-            .collect()
+        let mut out: Vec<(String, Duration)> = map
+            .iter()
+            .filter(|(_, (_, until))| *until > now)
+            .map(|(label, (_, until))| (label.clone(), *until - now))
+            .collect();
+        out.sort();
+        out
     }
 
     /// Orders targets: those not cooling down first, each group in its given order.
@@ -167,7 +203,7 @@ impl Cooldown {
             return targets;
         }
         let now = Instant::now();
-        map.retain(|_, until| *until > now);
+        map.retain(|_, (_, until)| *until > now);
         let (cool, warm): (Vec<Target>, Vec<Target>) = targets
             .into_iter()
             .partition(|t| map.contains_key(&t.label()));
@@ -252,6 +288,29 @@ mod tests {
         assert_eq!(
             labels(&resolve_all(&r, &Detected::default(), &list).unwrap()),
             ["ollama:llama3.1:8b", "other:shared-v2", "ollama:shared"]
+        );
+    }
+
+    #[test]
+    fn a_probe_answered_forgives_only_earlier_failures_of_its_provider() {
+        let r = reg(YAML);
+        let d = Detected::default();
+        let c = Cooldown::new(Duration::from_secs(30));
+        let targets = resolve(&r, &d, "smart").unwrap();
+        c.fail(&targets[0], None);
+        c.fail(&targets[1], None);
+        c.forgive("ollama", Instant::now());
+        assert_eq!(
+            c.snapshot().into_iter().map(|(l, _)| l).collect::<Vec<_>>(),
+            ["other:shared-v2"]
+        );
+        let before = Instant::now();
+        c.fail(&targets[0], None);
+        c.forgive("ollama", before);
+        assert_eq!(
+            c.snapshot().len(),
+            2,
+            "a failure after the probe was sent stays"
         );
     }
 

@@ -23,6 +23,7 @@ use crate::body::RawBody;
 use crate::detect::{self, Detected};
 use crate::error::Error;
 use crate::log::{self, RequestLog};
+use crate::notify;
 use crate::protocol::Protocol;
 use crate::registry::Registry;
 use crate::relay::{self, Call, Env};
@@ -56,6 +57,7 @@ pub struct Shared {
 impl Shared {
     /// Builds the shared state for a registry.
     pub fn new(registry: Registry, auth: Arc<Auth>, detected: Arc<Detected>) -> Shared {
+        detected.watch_logins(&auth);
         let env = Env {
             client: upstream::Client::new(&registry.settings),
             auth,
@@ -135,13 +137,16 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         Arc::clone(&stopping),
         reload,
     )?;
+    log::set_format(settings.log_format);
     // The first line names the bound address (tests read the port from it); once it is
     // out, signals are handled.
-    log::line(format!(
-        "listening on http://{} (config: {})",
-        listener.addr,
-        shared.registry().source
-    ));
+    let source = shared.registry().source.clone();
+    let with = if source == crate::config::NO_FILE {
+        source
+    } else {
+        format!("config {source}")
+    };
+    log::line(format!("listening on http://{} with {with}", listener.addr));
     {
         // Requests that arrived since binding were queued; this runs them too.
         let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
@@ -151,6 +156,9 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
     }
     start_detection(&shared);
     start_ledger_tail(&shared);
+    if !stopping.load(Ordering::SeqCst) {
+        notify::ready();
+    }
     // Sleeps until a stop signal: an idle server wakes for nothing.
     let _ = stop.recv();
     // Stop accepting: the last handle to the server closes the listening socket.
@@ -205,33 +213,95 @@ fn admit(
 }
 
 /// Probes local sources once (bounded by the probe timeout, so listening is delayed by
-/// at most that), then again in the background every `detect.interval_secs`.
+/// at most that), then again in the background every `detect.interval_secs`; hosted
+/// lists are fetched in the background at once and every `detect.hosted_interval_secs`.
 fn start_detection(shared: &Arc<Shared>) {
-    let settings = shared.registry().settings.clone();
-    detect::probe_all(
-        &shared.env.client,
-        &shared.registry().providers,
-        &shared.detected,
-        settings.detect_timeout,
-    );
-    let shared = Arc::clone(shared);
+    probe_local(shared, &shared.registry());
+    log::line(local_servers(&shared.registry(), &shared.detected));
+    let local = Arc::clone(shared);
     let spawned = thread::Builder::new().name("detect".into()).spawn(move || {
         loop {
-            let registry = shared.registry();
+            let registry = local.registry();
             thread::sleep(registry.settings.detect_interval);
-            let timeout = registry.settings.detect_timeout;
-            detect::probe_all(
-                &shared.env.client,
-                &registry.providers,
-                &shared.detected,
-                timeout,
-            );
+            probe_local(&local, &local.registry());
         }
     });
     if let Err(e) = spawned {
         log::line(format!(
             "local source detection is off: cannot start its thread: {e}"
         ));
+    }
+    let hosted = Arc::clone(shared);
+    let spawned = thread::Builder::new().name("hosted".into()).spawn(move || {
+        loop {
+            let registry = hosted.registry();
+            list_hosted(&hosted, &registry);
+            thread::sleep(registry.settings.hosted_interval);
+        }
+    });
+    if let Err(e) = spawned {
+        log::line(format!(
+            "hosted model lists are off: cannot start its thread: {e}"
+        ));
+    }
+}
+
+/// Probes the local sources; one that answers leaves its cool-down at once.
+fn probe_local(shared: &Shared, registry: &Registry) {
+    let sent = Instant::now();
+    let answered = detect::probe_all(
+        &shared.env.client,
+        &registry.providers,
+        &shared.detected,
+        registry.settings.detect_timeout,
+    );
+    for id in answered {
+        shared.env.cooldown.forgive(&id, sent);
+    }
+}
+
+/// Fetches the hosted providers' model lists (internet hosts: the connect timeout, not
+/// the short local probe timeout, bounds each).
+fn list_hosted(shared: &Shared, registry: &Registry) {
+    let timeout = registry
+        .settings
+        .connect_timeout
+        .max(registry.settings.detect_timeout);
+    detect::list_hosted(
+        &shared.env.client,
+        &shared.env.auth,
+        &registry.providers,
+        &shared.detected,
+        timeout,
+    );
+}
+
+/// The start-up summary of detection: `local servers: llamacpp (1 model); not found:
+/// ollama, vllm, lmstudio`.
+fn local_servers(registry: &Registry, detected: &Detected) -> String {
+    let (mut found, mut missing) = (Vec::new(), Vec::new());
+    for p in registry.providers.iter().filter(|p| p.detect) {
+        match detected.state(&p.id) {
+            Some(s) if s.up => {
+                let n = s.models.len();
+                found.push(format!(
+                    "{} ({n} model{})",
+                    p.id,
+                    if n == 1 { "" } else { "s" }
+                ));
+            }
+            _ => missing.push(p.id.as_str()),
+        }
+    }
+    let found = if found.is_empty() {
+        "none".to_string()
+    } else {
+        found.join(", ")
+    };
+    if missing.is_empty() {
+        format!("local servers: {found}")
+    } else {
+        format!("local servers: {found}; not found: {}", missing.join(", "))
     }
 }
 
@@ -274,18 +344,27 @@ fn watch_signals(
         .spawn(move || {
             for signal in signals.forever() {
                 if signal == SIGHUP {
+                    notify::reloading();
                     match reload() {
                         Ok(registry) => {
                             let source = registry.source.clone();
+                            log::set_format(registry.settings.log_format);
                             *shared.registry.write().unwrap_or_else(|p| p.into_inner()) =
                                 Arc::new(registry);
                             log::line(format!("reloaded config: {source}"));
+                            // Keys may have changed: the hosted lists are fetched again.
+                            let shared = Arc::clone(&shared);
+                            let _ = thread::Builder::new()
+                                .name("hosted".into())
+                                .spawn(move || list_hosted(&shared, &shared.registry()));
                         }
                         Err(e) => log::line(format!("reload failed, keeping the old config: {e}")),
                     }
+                    notify::ready();
                     continue;
                 }
                 log::line("stopping: no new connections; waiting for requests in flight");
+                notify::stopping();
                 stopping.store(true, Ordering::SeqCst);
                 // Let go of the server, so `serve` can close the listening socket.
                 http.take();
@@ -318,8 +397,58 @@ fn protocol_for(url: &str) -> Protocol {
     match route_path(url) {
         "/v1/messages" | "/v1/messages/count_tokens" => Protocol::Anthropic,
         "/v1/responses" => Protocol::Responses,
+        p if p.starts_with("/v1beta/") || gemini_call(p).is_some() => Protocol::Gemini,
         _ => Protocol::Chat,
     }
+}
+
+/// A Gemini model call, `/v1beta/models/{model}:{method}` (or `/v1/…`): the model
+/// (percent-decoded) and the method. The method is after the LAST colon, since model
+/// ids have colons of their own (`ollama:llama3.1:8b`).
+fn gemini_call(path: &str) -> Option<(String, &str)> {
+    let rest = path
+        .strip_prefix("/v1beta/models/")
+        .or_else(|| path.strip_prefix("/v1/models/"))?;
+    let (model, method) = rest.rsplit_once(':')?;
+    if model.is_empty() || method.is_empty() {
+        return None;
+    }
+    Some((percent_decode(model), method))
+}
+
+/// `%XX` escapes decoded; anything malformed is kept as it is.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b.get(i + 1..i + 3).and_then(|h| {
+            std::str::from_utf8(h)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        });
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of a query parameter, percent-decoded.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(&v.replace('+', " ")))
 }
 
 fn is_http10(req: &tiny_http::Request) -> bool {
@@ -331,6 +460,7 @@ fn is_http10(req: &tiny_http::Request) -> bool {
 fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let started = Instant::now();
     let mut log = RequestLog {
+        at: Some(std::time::SystemTime::now()),
         method: req.method().to_string(),
         path: route_path(req.url()).to_string(),
         ..RequestLog::default()
@@ -341,13 +471,25 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let registry = shared.registry();
     // Requests to the generation endpoints are counted even when refused.
     let generation = *req.method() == tiny_http::Method::Post
-        && matches!(
+        && (matches!(
             log.path.as_str(),
             "/v1/chat/completions" | "/v1/messages" | "/v1/responses"
-        );
+        ) || gemini_call(&log.path).is_some_and(|(_, m)| m != "countTokens"));
     // Read everything needed from the request before taking its writer.
-    let prepared = prepare(&mut req, &registry, shared);
+    let prepared = prepare(&mut req, &registry, shared, &mut log.model);
+    let (counted, stream) = match &prepared {
+        Prepared::Relay {
+            count_tokens,
+            stream,
+            ..
+        } => (!count_tokens, *stream),
+        Prepared::Fail(_) => (generation, false),
+        _ => (false, false),
+    };
+    let probe = req.client_probe();
     let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
+    // A retry's pause looks whether the client left (see relay/attempt.rs).
+    out.set_probe(Box::new(move || probe.gone()));
     let result = catch_unwind(AssertUnwindSafe(|| match prepared {
         Prepared::Fail(err) => {
             // After these the connection may hold unread body bytes: do not reuse it.
@@ -361,32 +503,24 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
                 Vec::new()
             };
             relay::respond_error(inbound, err.status(), &err.to_string(), &headers, &mut out);
-            let served = relay::Served {
+            relay::Served {
                 status: err.status(),
                 ..relay::Served::default()
-            };
-            // An unknown model is worth naming in the log line and the ledger.
-            let model = match err {
-                Error::UnknownModel { model, .. } => model,
-                _ => String::new(),
-            };
-            (served, model, false, generation)
+            }
         }
         Prepared::Json(status, body) => {
             let _ = out.respond(status, "application/json", &[], body.as_bytes());
-            let served = relay::Served {
+            relay::Served {
                 status,
                 ..relay::Served::default()
-            };
-            (served, String::new(), false, false)
+            }
         }
         Prepared::Text(content_type, body) => {
             let _ = out.respond(200, content_type, &[], body.as_bytes());
-            let served = relay::Served {
+            relay::Served {
                 status: 200,
                 ..relay::Served::default()
-            };
-            (served, String::new(), false, false)
+            }
         }
         Prepared::Relay {
             body,
@@ -394,11 +528,12 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             requested,
             forward,
             count_tokens,
+            stream,
+            array,
         } => {
             if shared.panic_model.as_deref() == Some(requested.as_str()) {
                 panic!("test hook: ROUTEPLANE_TEST_PANIC_MODEL names `{requested}`");
             }
-            let stream = body.stream().unwrap_or(false);
             let _in_flight = shared.stats.enter(stream);
             let call = Call {
                 inbound,
@@ -409,15 +544,17 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
                 forward,
                 requested: requested.clone(),
             };
-            let served = if count_tokens {
+            if array {
+                out.json_array();
+            }
+            if count_tokens {
                 relay::count_tokens(&shared.env, &registry.settings, &call, &mut out)
             } else {
                 relay::run(&shared.env, &registry.settings, &call, &mut out)
-            };
-            (served, requested, stream, !count_tokens)
+            }
         }
     }));
-    let (served, model, stream, counted) = match result {
+    let mut served = match result {
         Ok(r) => r,
         Err(_) => {
             if !out.started() {
@@ -426,20 +563,25 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             } else {
                 let _ = out.end_stream();
             }
-            let served = relay::Served {
+            relay::Served {
                 status: 500,
                 ..relay::Served::default()
-            };
-            (served, String::new(), false, generation)
+            }
         }
     };
     log.status = served.status;
     log.served_by = served.served_by.clone();
     log.attempts = served.attempts;
-    log.model = model;
+    log.tried = served
+        .tried
+        .iter()
+        .map(|t| (t.endpoint.clone(), t.word.clone()))
+        .collect();
+    log.stream = served.stream;
+    log.rescued = std::mem::take(&mut served.rescued_by);
     log.ttfb = out.first_write().map(|t| t.duration_since(started));
     log.total = started.elapsed();
-    log::line(&log);
+    log::request(&log);
     // The client has its last byte: now the request is counted and written down.
     if counted {
         let finished = Finished {
@@ -450,8 +592,8 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             status: served.status,
             stream,
             attempts: served.attempts,
-            rescues: served.rescues,
-            failed: served.failed,
+            rescues: served.rescued,
+            tried: served.tried,
             ttfb: log.ttfb,
             ttft: served.first_token.map(|t| t.duration_since(started)),
             total: log.total,
@@ -483,19 +625,37 @@ enum Prepared {
         requested: String,
         forward: Vec<(String, String)>,
         count_tokens: bool,
+        /// The client asked for a stream (in the body, or Gemini's method).
+        stream: bool,
+        /// Gemini's stream without `alt=sse`: one JSON array.
+        array: bool,
     },
 }
 
-/// Reads and checks a request: endpoint, client key, body, model.
-fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -> Prepared {
+/// Reads and checks a request: endpoint, client key, body, model. The requested
+/// model goes into `logged_model` as soon as it is read, for the log line of a refused request.
+fn prepare(
+    req: &mut tiny_http::Request,
+    registry: &Registry,
+    shared: &Shared,
+    logged_model: &mut String,
+) -> Prepared {
     use tiny_http::Method::{Get, Head, Post};
     let path = route_path(req.url()).to_string();
     let method = req.method().clone();
     let settings = &registry.settings;
-    if path == "/health" && matches!(method, Get | Head) {
+    // Liveness checks, open without a key: `/health` and `/api/hello` (Claude Code sends
+    // `HEAD /api/hello` to see that its base URL answers).
+    let alive = matches!(
+        (&method, path.as_str()),
+        (Get | Head, "/health" | "/api/hello")
+    );
+    if alive {
         return Prepared::Json(200, json!({"status": "ok"}).to_string());
     }
-    // The page holds no data (it asks /status.json for it, with a key when keys are set).
+    // `/` is open too: the status page, or `{"status":"ok"}` to a client that takes no
+    // HTML. HEAD answers 200 with the headers GET would send for the same `Accept`. The
+    // page holds no data (it asks /status.json for it, with a key when keys are set).
     if path == "/" && matches!(method, Get | Head) {
         return if accepts_html(req) {
             Prepared::Text("text/html; charset=utf-8", STATUS_PAGE.to_string())
@@ -506,6 +666,7 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
     if !settings.skip_auth && !client_key_ok(req, registry) {
         return Prepared::Fail(Error::Unauthorized);
     }
+    let gemini = gemini_call(&path);
     let endpoint = match (&method, path.as_str()) {
         (Get | Head, "/v1/models") => {
             return Prepared::Json(200, models_list(registry, &shared.detected));
@@ -517,6 +678,40 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
         (Get | Head, "/status.json") => {
             return Prepared::Json(200, shared.stats.status_json(&sources(registry, shared)));
         }
+        // What `routeplane route` and `routeplane providers` cannot know by themselves.
+        (Get | Head, "/routeplane/cooldowns") => {
+            let list: Vec<_> = shared
+                .env
+                .cooldown
+                .snapshot()
+                .into_iter()
+                .map(|(target, left)| json!({"target": target, "secs_left": left.as_secs_f64()}))
+                .collect();
+            return Prepared::Json(200, json!({"cooldowns": list}).to_string());
+        }
+        (Get | Head, "/v1beta/models") => {
+            return Prepared::Json(200, gemini_models(registry, &shared.detected, None));
+        }
+        // A GET names a model, never a method: `up:m` is a model id here.
+        (Get | Head, p) if p.starts_with("/v1beta/models/") || p.starts_with("/v1/models/") => {
+            let id = percent_decode(p.split_once("/models/").map_or("", |(_, id)| id));
+            let one = gemini_models(registry, &shared.detected, Some(&id));
+            if one.is_empty() {
+                return Prepared::Fail(Error::UnknownModel {
+                    model: id,
+                    known: Vec::new(),
+                });
+            }
+            return Prepared::Json(200, one);
+        }
+        (Post, _) if gemini.is_some() => match gemini.as_ref().map(|(_, m)| *m) {
+            Some("generateContent" | "streamGenerateContent" | "countTokens") => Protocol::Gemini,
+            _ => {
+                return Prepared::Fail(Error::bad_request(format!(
+                    "no Gemini method at {path}; Routeplane serves :generateContent, :streamGenerateContent and :countTokens"
+                )));
+            }
+        },
         (Post, "/v1/chat/completions") => Protocol::Chat,
         (Post, "/v1/messages" | "/v1/messages/count_tokens") => Protocol::Anthropic,
         (Post, "/v1/responses") => Protocol::Responses,
@@ -527,7 +722,7 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
         }
         _ => {
             return Prepared::Fail(Error::bad_request(format!(
-                "no endpoint {method} {path}; see GET /v1/models, POST /v1/chat/completions, /v1/messages, /v1/responses"
+                "no endpoint {method} {path}; see GET /v1/models, POST /v1/chat/completions, /v1/messages, /v1/responses, /v1beta/models/{{model}}:generateContent"
             )));
         }
     };
@@ -546,14 +741,25 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
     let checked = body
         .model()
         .and_then(|m| Ok((m, body.models()?, body.stream()?)));
-    let (model, models, _) = match checked {
+    let (model, models, body_stream) = match checked {
         Ok(v) => v,
         Err(e) => return Prepared::Fail(e),
     };
+    // Gemini names the model and whether to stream in the URL, not the body.
+    let (model, stream) = match &gemini {
+        Some((m, method)) => (Some(m.clone()), *method == "streamGenerateContent"),
+        None => (model, body_stream),
+    };
     let from_list = models.is_some();
     let list = match (models, model) {
-        (Some(list), _) => list,
-        (None, Some(m)) if !m.is_empty() => vec![m],
+        (Some(list), _) => {
+            *logged_model = list.join(",");
+            list
+        }
+        (None, Some(m)) if !m.is_empty() => {
+            logged_model.clone_from(&m);
+            vec![m]
+        }
         _ => {
             return Prepared::Fail(Error::bad_request(
                 "`model` is required (or `models`, a list of up to 8 model ids)",
@@ -562,15 +768,13 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
     };
     let mut resolved = route::resolve_all(registry, &shared.detected, &list);
     // A model no source declares may have appeared on a local server since the last probe.
-    if matches!(resolved, Err(Error::UnknownModel { .. })) && shared.detected.may_probe_on_demand()
+    // So may a source found down since.
+    if matches!(
+        resolved,
+        Err(Error::UnknownModel { .. } | Error::SourceDown { .. })
+    ) && shared.detected.may_probe_on_demand()
     {
-        let timeout = registry.settings.detect_timeout;
-        detect::probe_all(
-            &shared.env.client,
-            &registry.providers,
-            &shared.detected,
-            timeout,
-        );
+        probe_local(shared, registry);
         resolved = route::resolve_all(registry, &shared.detected, &list);
     }
     let targets = match resolved {
@@ -598,12 +802,17 @@ fn prepare(req: &mut tiny_http::Request, registry: &Registry, shared: &Shared) -
     } else {
         Vec::new()
     };
+    let gemini_method = gemini.as_ref().map(|(_, m)| *m);
     Prepared::Relay {
         body,
         targets,
         requested: list.join(","),
         forward,
-        count_tokens: path == "/v1/messages/count_tokens",
+        count_tokens: path == "/v1/messages/count_tokens" || gemini_method == Some("countTokens"),
+        stream,
+        array: stream
+            && gemini.is_some()
+            && query_param(req.url(), "alt").as_deref() != Some("sse"),
     }
 }
 
@@ -677,7 +886,7 @@ fn accepts_html(req: &tiny_http::Request) -> bool {
 /// Each source worth showing, with its state now: configured, keyed, logged in, found
 /// up, or counted since start (the unconfigured built-ins without a key are left out).
 fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source> {
-    let cooling = shared.env.cooldown.remaining();
+    let cooling = shared.env.cooldown.snapshot();
     let auth = &shared.env.auth;
     let mut out = Vec::new();
     for p in &registry.providers {
@@ -696,22 +905,30 @@ fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source> {
             .filter(|(label, _)| label.split_once(':').is_some_and(|(id, _)| id == p.id))
             .map(|(_, left)| *left)
             .max();
-        let (state, up, detail) = if logged_in {
+        let (state, up, detail) = if logged_in && auth.refused(&p.id).is_some() {
+            // The refresh token was refused for good: nothing is sent there until then.
+            let again = format!("run `routeplane login {}`", p.id);
+            ("login needed".to_string(), false, Some(again))
+        } else if logged_in {
             let until = auth
                 .expires_at(&p.id)
                 .filter(|e| *e > 0)
                 .map(|e| stats::time::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(e)));
-            ("logged in", true, until.map(|u| format!("until {u}")))
+            (
+                "logged in".to_string(),
+                true,
+                until.map(|u| format!("until {u}")),
+            )
         } else {
-            match detect::provider_state(p, &shared.detected) {
-                "active" => ("up", true, None),
-                "down" => ("down", false, found.map(|s| s.reason)),
-                other => (other, false, None),
+            match detect::provider_state(p, &shared.detected, auth).as_str() {
+                "active" => ("up".to_string(), true, None),
+                "down" => ("down".to_string(), false, found.map(|s| s.reason)),
+                other => (other.to_string(), false, None),
             }
         };
         let (state, detail) = match cooldown {
             Some(left) if up => (
-                "cooling down",
+                "cooling down".to_string(),
                 Some(format!("for {} s", left.as_secs_f64().ceil())),
             ),
             _ => (state, detail),
@@ -719,7 +936,7 @@ fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source> {
         out.push(stats::Source {
             id: p.id.clone(),
             kind: p.kind.name(),
-            state: state.to_string(),
+            state,
             up,
             detail: detail.unwrap_or_default(),
             cooldown,
@@ -729,29 +946,71 @@ fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source> {
 }
 
 /// `GET /v1/models` in OpenAI's list shape.
+/// `GET /v1/models` in OpenAI's list shape, with Google's `models` list beside it: the
+/// google-genai SDK asks the same path when given a base URL (its API version is `v1`).
 fn models_list(registry: &Registry, detected: &Detected) -> String {
-    let data: Vec<_> = route::routable(registry, detected)
-        .into_iter()
+    let routable = route::routable(registry, detected);
+    let data: Vec<_> = routable
+        .iter()
         .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
         .collect();
-    json!({"object": "list", "data": data}).to_string()
+    let google: Vec<_> = routable
+        .iter()
+        .map(|(id, owner)| gemini_model(id, owner))
+        .collect();
+    json!({"object": "list", "data": data, "models": google}).to_string()
 }
 
-/// True when the request carries one of the configured client keys.
-fn client_key_ok(req: &tiny_http::Request, registry: &Registry) -> bool {
-    let presented = req.headers().iter().find_map(|h| {
-        if h.field.equiv("authorization") {
-            let v = h.value.as_str();
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-                .map(str::trim)
-                .map(str::to_string)
-        } else if h.field.equiv("x-api-key") {
-            Some(h.value.as_str().trim().to_string())
-        } else {
-            None
+/// One model in Google's shape, with OpenAI's fields too (`GET …/models/{id}` is one
+/// path for both).
+fn gemini_model(id: &str, owner: &str) -> serde_json::Value {
+    json!({
+        "name": format!("models/{id}"), "baseModelId": id, "displayName": id,
+        "description": format!("served by {owner} through Routeplane"),
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+        "id": id, "object": "model", "created": 0, "owned_by": owner,
+    })
+}
+
+/// `GET /v1beta/models` in Google's shape; with `only`, that one model's entry (or "")
+/// for `GET /v1beta/models/{id}` and `GET /v1/models/{id}`.
+fn gemini_models(registry: &Registry, detected: &Detected, only: Option<&str>) -> String {
+    let only = only.map(|m| m.strip_prefix("models/").unwrap_or(m));
+    let entry = gemini_model;
+    let models = route::routable(registry, detected);
+    match only {
+        Some(id) => models
+            .iter()
+            .find(|(m, _)| m == id)
+            .map(|(m, owner)| entry(m, owner).to_string())
+            .unwrap_or_default(),
+        None => {
+            let list: Vec<_> = models.iter().map(|(m, owner)| entry(m, owner)).collect();
+            json!({"models": list}).to_string()
         }
-    });
+    }
+}
+
+/// True when the request carries one of the configured client keys: as a bearer token,
+/// `x-api-key`, `x-goog-api-key`, or Google's `?key=`.
+fn client_key_ok(req: &tiny_http::Request, registry: &Registry) -> bool {
+    let presented = req
+        .headers()
+        .iter()
+        .find_map(|h| {
+            if h.field.equiv("authorization") {
+                let v = h.value.as_str();
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+                    .map(str::trim)
+                    .map(str::to_string)
+            } else if h.field.equiv("x-api-key") || h.field.equiv("x-goog-api-key") {
+                Some(h.value.as_str().trim().to_string())
+            } else {
+                None
+            }
+        })
+        .or_else(|| query_param(req.url(), "key"));
     let Some(presented) = presented else {
         return false;
     };
@@ -781,7 +1040,35 @@ mod tests {
     }
 
     #[test]
+    fn gemini_paths_split_at_the_last_colon() {
+        assert_eq!(
+            gemini_call("/v1beta/models/ollama:llama3.1:8b:streamGenerateContent"),
+            Some(("ollama:llama3.1:8b".to_string(), "streamGenerateContent"))
+        );
+        assert_eq!(
+            gemini_call("/v1/models/ollama%3Allama3.1:generateContent"),
+            Some(("ollama:llama3.1".to_string(), "generateContent"))
+        );
+        assert_eq!(gemini_call("/v1beta/models/plain"), None);
+        assert_eq!(gemini_call("/v1/models"), None);
+        assert_eq!(
+            query_param("/x?alt=sse&key=a%2Bb", "key").as_deref(),
+            Some("a+b")
+        );
+        assert_eq!(query_param("/x?alt=sse", "key"), None);
+    }
+
+    #[test]
     fn paths_pick_the_error_protocol() {
+        assert_eq!(
+            protocol_for("/v1beta/models/m:generateContent?key=k"),
+            Protocol::Gemini
+        );
+        assert_eq!(
+            protocol_for("/v1/models/m:generateContent"),
+            Protocol::Gemini
+        );
+        assert_eq!(protocol_for("/v1/models"), Protocol::Chat);
         assert_eq!(protocol_for("/v1/messages?beta=true"), Protocol::Anthropic);
         assert_eq!(protocol_for("/v1/responses"), Protocol::Responses);
         assert_eq!(protocol_for("/nope"), Protocol::Chat);

@@ -175,7 +175,19 @@ pub struct ClientWriter<W: Write = Box<dyn Write + Send>> {
     state: WriterState,
     /// When the first byte went out.
     first_write: Option<Instant>,
+    /// Stream events as one JSON array of their data (Gemini without `alt=sse`).
+    array: bool,
+    /// Array elements written so far.
+    items: usize,
+    /// A stream's head went out (the answer is a stream, however it ended).
+    streamed: bool,
+    /// Looks whether the client has gone, without writing (see [`ClientWriter::set_probe`]).
+    probe: Option<Probe>,
 }
+
+/// Says whether the client closed or reset its connection, without reading or writing
+/// anything it would see.
+pub type Probe = Box<dyn FnMut() -> bool + Send>;
 
 /// Where the response stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,12 +209,39 @@ impl<W: Write> ClientWriter<W> {
             head_only,
             state: WriterState::Fresh,
             first_write: None,
+            array: false,
+            items: 0,
+            streamed: false,
+            probe: None,
         }
+    }
+
+    /// Makes a stream one JSON array whose elements are the events' data, as Gemini's
+    /// `:streamGenerateContent` answers without `?alt=sse`. Events keep their SSE form
+    /// everywhere else, so the relay and the encoders need not know.
+    pub fn json_array(&mut self) {
+        self.array = true;
+    }
+
+    /// Sets how [`ClientWriter::client_gone`] looks at the connection.
+    pub fn set_probe(&mut self, probe: Probe) {
+        self.probe = Some(probe);
+    }
+
+    /// True when the client is known to have left (a write would also tell, but only
+    /// once something can be written: not while a retry waits before the status line).
+    pub fn client_gone(&mut self) -> bool {
+        self.probe.as_mut().is_some_and(|p| p())
     }
 
     /// True once a status line has gone out (a later failure can no longer change it).
     pub fn started(&self) -> bool {
         self.state != WriterState::Fresh
+    }
+
+    /// True once a stream's head went out, even after the stream ended.
+    pub fn streamed(&self) -> bool {
+        self.streamed
     }
 
     /// When the status line went out, if it did.
@@ -236,6 +275,11 @@ impl<W: Write> ClientWriter<W> {
         content_type: &str,
         headers: &[(String, String)],
     ) -> io::Result<()> {
+        let content_type = if self.array {
+            "application/json"
+        } else {
+            content_type
+        };
         let mut head = head(status, content_type, headers);
         head.push_str("Cache-Control: no-cache\r\n");
         if self.http10 {
@@ -244,6 +288,7 @@ impl<W: Write> ClientWriter<W> {
             head.push_str("Transfer-Encoding: chunked\r\n\r\n");
         }
         self.state = WriterState::Streaming;
+        self.streamed = true;
         self.first_write.get_or_insert_with(Instant::now);
         self.out.write_all(head.as_bytes())?;
         self.out.flush()
@@ -255,6 +300,18 @@ impl<W: Write> ClientWriter<W> {
         if bytes.is_empty() || self.head_only {
             return Ok(());
         }
+        if self.array {
+            let Some(item) = array_item(bytes, self.items == 0) else {
+                return Ok(());
+            };
+            self.items += 1;
+            return self.write_piece(&item);
+        }
+        self.write_piece(bytes)
+    }
+
+    /// Writes bytes as one chunk (or raw for HTTP/1.0) and flushes.
+    fn write_piece(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.http10 {
             self.out.write_all(bytes)?;
         } else {
@@ -274,12 +331,34 @@ impl<W: Write> ClientWriter<W> {
         if self.state != WriterState::Streaming {
             return Ok(());
         }
+        if self.array && !self.head_only {
+            let close: &[u8] = if self.items == 0 { b"[]" } else { b"\r\n]" };
+            self.write_piece(close)?;
+        }
         self.state = WriterState::Done;
         if !self.http10 && !self.head_only {
             self.out.write_all(b"0\r\n\r\n")?;
         }
         self.out.flush()
     }
+}
+
+/// One SSE event's data as the next element of a JSON array (`[` before the first,
+/// `,` between); `None` for an event without data (a comment, a ping).
+fn array_item(event: &[u8], first: bool) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(event);
+    let data: Vec<&str> = text
+        .split(['\n', '\r'])
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| d.strip_prefix(' ').unwrap_or(d))
+        .collect();
+    if data.is_empty() {
+        return None;
+    }
+    let mut item = Vec::with_capacity(text.len() + 3);
+    item.extend_from_slice(if first { b"[" } else { b"\r\n," });
+    item.extend_from_slice(data.join("\n").as_bytes());
+    Some(item)
 }
 
 /// The status line and common headers, without the final blank line.
@@ -428,6 +507,27 @@ mod tests {
         assert!(text.contains("\r\nx-a: b\r\n"));
         assert!(text.contains("Transfer-Encoding: chunked\r\n\r\n"));
         assert!(text.ends_with("\r\n\r\na\r\ndata: hi\n\n\r\n0\r\n\r\n"));
+    }
+
+    #[test]
+    fn array_mode_writes_one_json_array_of_event_data() {
+        let mut w = ClientWriter::new(Vec::new(), true, false);
+        w.json_array();
+        w.start_stream(200, "text/event-stream", &[]).unwrap();
+        w.send(b": ping\n\n").unwrap();
+        w.send(b"data: {\"a\":1}\n\n").unwrap();
+        w.send(b"data: {\"b\":2}\r\n\r\n").unwrap();
+        w.end_stream().unwrap();
+        let text = String::from_utf8(w.out).unwrap();
+        assert!(text.contains("Content-Type: application/json\r\n"));
+        let body = text.split("\r\n\r\n").nth(1).unwrap();
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v, serde_json::json!([{"a": 1}, {"b": 2}]));
+        let mut w = ClientWriter::new(Vec::new(), true, false);
+        w.json_array();
+        w.start_stream(200, "text/event-stream", &[]).unwrap();
+        w.end_stream().unwrap();
+        assert!(String::from_utf8(w.out).unwrap().ends_with("\r\n\r\n[]"));
     }
 
     #[test]

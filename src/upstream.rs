@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use crate::registry::Settings;
 
+mod explain;
 mod transport;
+
+pub use explain::explain_empty_stream;
 
 /// Upstream headers worth passing back to the client.
 const PASSED_BACK: &[&str] = &[
@@ -34,7 +37,12 @@ const PASSED_BACK_PREFIXES: &[&str] = &["x-ratelimit-", "anthropic-ratelimit-"];
 #[derive(Debug, Clone)]
 pub struct Client {
     agent: ureq::Agent,
+    /// An agent that keeps no connection: a retry after a pooled connection was found
+    /// dead must not draw another one from the pool.
+    fresh: ureq::Agent,
     connect_timeout: Duration,
+    /// The agent's response-head timeout, for [`Client::post_within`].
+    first_byte_timeout: Duration,
 }
 
 /// Why an upstream could not be asked.
@@ -44,6 +52,19 @@ pub enum SendError {
     Network(String),
     /// No response head within the deadline.
     Timeout(&'static str),
+}
+
+/// The reasons `classify` gives a connection that broke before the response head.
+const RESET: &str = "connection reset";
+const CLOSED: &str = "connection closed before a response";
+
+impl SendError {
+    /// True when the connection was reset or closed before the response head: the
+    /// request may not have been seen, and asking again may well succeed (unlike a
+    /// refused connection, a failed look-up or a timeout).
+    pub fn dropped(&self) -> bool {
+        matches!(self, SendError::Network(r) if r == RESET || r == CLOSED)
+    }
 }
 
 impl std::fmt::Display for SendError {
@@ -79,55 +100,102 @@ impl std::fmt::Debug for Reply {
 impl Client {
     /// Builds the agent from the resolved settings.
     pub fn new(settings: &Settings) -> Client {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .proxy(None)
-            .user_agent(concat!("routeplane/", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(settings.connect_timeout))
-            // ureq's default keeps 3 per host, too few for concurrent requests to one
-            // local server. But every request scans the whole idle pool (ureq's purge is
-            // linear): after 256 streams had each left a connection, requests cost 40%
-            // more CPU (make bench). So a bounded number, `limits.idle_connections`.
-            .max_idle_connections_per_host(settings.limits.idle_connections.max(1))
-            .max_idle_connections(settings.limits.idle_connections.clamp(16, 1024) * 4)
-            // ureq's 128 KiB buffers per connection (each way) cost 64 MiB across 256
-            // open streams (measured with scripts/bench.sh); events and heads are small.
-            .input_buffer_size(32 * 1024)
-            .output_buffer_size(16 * 1024)
-            .max_response_header_size(32 * 1024)
-            // On the agent, not per request: a per-request override clones the whole
-            // config for every call.
-            .timeout_recv_response(Some(settings.first_byte_timeout))
-            // A backstop for a reader that nobody waits for any more; the relay
-            // enforces the real first-byte and idle deadlines itself.
-            .timeout_per_read(Some(
-                settings.first_byte_timeout.max(Duration::from_secs(1)),
-            ))
-            .build();
+        // `idle`: connections kept per host (none for the agent of retries).
+        let config = |idle: usize| {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .proxy(None)
+                .user_agent(concat!("routeplane/", env!("CARGO_PKG_VERSION")))
+                .timeout_connect(Some(settings.connect_timeout))
+                // ureq's default keeps 3 per host, too few for concurrent requests to one
+                // local server. But every request scans the whole idle pool (ureq's purge is
+                // linear): after 256 streams had each left a connection, requests cost 40%
+                // more CPU (make bench). So a bounded number, `limits.idle_connections`.
+                .max_idle_connections_per_host(idle)
+                .max_idle_connections(idle.clamp(16, 1024) * 4)
+                // ureq's 128 KiB buffers per connection (each way) cost 64 MiB across 256
+                // open streams (measured with scripts/bench.sh); events and heads are small.
+                .input_buffer_size(32 * 1024)
+                .output_buffer_size(16 * 1024)
+                .max_response_header_size(32 * 1024)
+                // On the agent, not per request: a per-request override clones the whole
+                // config for every call.
+                .timeout_recv_response(Some(settings.first_byte_timeout))
+                // A backstop for a reader that nobody waits for any more; the relay
+                // enforces the real first-byte and idle deadlines itself.
+                .timeout_per_read(Some(
+                    settings.first_byte_timeout.max(Duration::from_secs(1)),
+                ))
+                .build()
+        };
+        let fresh = ureq::Agent::with_parts(
+            config(0),
+            transport::Corking::default(),
+            transport::Resolver::default(),
+        );
         let agent = ureq::Agent::with_parts(
-            config,
+            config(settings.limits.idle_connections.max(1)),
             transport::Corking::default(),
             transport::Resolver::default(),
         );
         Client {
             agent,
+            fresh,
             connect_timeout: settings.connect_timeout,
+            first_byte_timeout: settings.first_byte_timeout,
         }
     }
 
     /// POSTs `body` to `url` and returns once the response head is in.
+    ///
+    /// A pooled connection the upstream closed while it sat idle shows up only when the
+    /// request is written to it (ureq checks it before reuse, but the close can land
+    /// just after). When a reused connection dies before any byte of the answer, the
+    /// request is sent once more at once on a new connection: the upstream never saw
+    /// it, so this is not an attempt.
     pub fn post(
         &self,
         url: &str,
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<Reply, SendError> {
-        let mut req = self.agent.post(url);
-        for (name, value) in headers {
-            req = req.header(name.as_str(), value.as_str());
+        self.send(url, headers, body, None)
+    }
+
+    /// [`Client::post`] whose response head must arrive within `head_within` when that
+    /// is sooner than the first-byte timeout: a stream's first-token deadline, when
+    /// another endpoint remains (a server loading a model may hold back even its head).
+    /// A dead pooled connection is retried as in [`Client::post`].
+    pub fn post_within(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        head_within: Duration,
+    ) -> Result<Reply, SendError> {
+        // A per-request timeout clones the agent's config: only when it is shorter.
+        let within = (head_within < self.first_byte_timeout).then_some(head_within);
+        self.send(url, headers, body, within)
+    }
+
+    /// One POST, sent again on a new connection when a reused one died unanswered.
+    fn send(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        within: Option<Duration>,
+    ) -> Result<Reply, SendError> {
+        transport::forget_connect();
+        let sent = post_with(&self.agent, url, headers, body, within);
+        let resp = match sent {
+            Err(e) if died_unanswered(&e) && !transport::connected() => {
+                post_with(&self.fresh, url, headers, body, within)
+            }
+            other => other,
         }
-        let resp = req.send(body).map_err(classify)?;
+        .map_err(classify)?;
         Ok(reply(resp))
     }
 
@@ -160,6 +228,39 @@ impl Client {
     }
 }
 
+/// One POST through `agent`, its response head due `within` when given (else the agent's).
+fn post_with(
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    within: Option<Duration>,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    let mut req = match within {
+        Some(d) => agent
+            .post(url)
+            .config()
+            .timeout_recv_response(Some(d))
+            .build(),
+        None => agent.post(url),
+    };
+    for (name, value) in headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    req.send(body)
+}
+
+/// True when a connection closed or reset before the answer's first byte.
+fn died_unanswered(e: &ureq::Error) -> bool {
+    matches!(e, ureq::Error::Io(io) if matches!(
+        io.kind(),
+        std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::UnexpectedEof
+    ))
+}
+
 /// Maps a ureq error to what failover needs to know.
 fn classify(e: ureq::Error) -> SendError {
     match e {
@@ -170,9 +271,9 @@ fn classify(e: ureq::Error) -> SendError {
         ureq::Error::Io(io) => SendError::Network(match io.kind() {
             std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
             std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
-                "connection reset".to_string()
+                RESET.to_string()
             }
-            std::io::ErrorKind::UnexpectedEof => "connection closed before a response".to_string(),
+            std::io::ErrorKind::UnexpectedEof => CLOSED.to_string(),
             _ => format!("network error: {io}"),
         }),
         ureq::Error::HostNotFound => SendError::Network("host not found".to_string()),

@@ -12,6 +12,13 @@ fn run(dir: &Dir, args: &[&str]) -> Output {
         .env("HOME", dir.path())
         .env("XDG_CONFIG_HOME", dir.path().join("config"))
         .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENROUTER_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ROUTEPLANE_OPENAI_API_KEY")
+        .env_remove("ROUTEPLANE_OPENROUTER_API_KEY")
+        .env_remove("ROUTEPLANE_ANTHROPIC_API_KEY")
+        .env_remove("ROUTEPLANE_AUTH_FILE")
+        .env_remove("XDG_DATA_HOME")
         .output()
         .expect("run routeplane")
 }
@@ -94,7 +101,9 @@ fn serve_fails_on_an_unset_variable_naming_it_and_its_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
-        err.contains(":5:14: environment variable `ROUTEPLANE_SURELY_UNSET` is not set"),
+        err.contains(
+            ":5:14: providers.x.api_key: environment variable `ROUTEPLANE_SURELY_UNSET` is not set"
+        ),
         "{err}"
     );
 }
@@ -110,16 +119,24 @@ fn missing_config_path_is_an_error() {
 #[test]
 fn route_prints_targets_in_order() {
     let dir = Dir::new();
+    // Nothing listens on these ports: both sources are down.
+    let (a, b) = (free_port(), free_port());
     dir.write(
         "routeplane.yaml",
-        "models:\n  smart:\n    endpoints:\n      - ollama:llama3.1:8b\n      - {provider: vllm, service_id: qwen}\n",
+        &format!("providers:\n  ollama:\n    api_base: http://127.0.0.1:{a}/v1\n  vllm:\n    api_base: http://127.0.0.1:{b}/v1\nmodels:\n  smart:\n    endpoints:\n      - ollama:llama3.1:8b\n      - {{provider: vllm, service_id: qwen}}\n"),
     );
     let out = run(&dir, &["route", "smart"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_text(
         &text(&out.stdout),
-        "1. ollama:llama3.1:8b (chat_completions, http://127.0.0.1:11434/v1/chat/completions)\n2. vllm:qwen (chat_completions, http://127.0.0.1:8000/v1/chat/completions)\n",
+        &format!(
+            "1. ollama:llama3.1:8b (chat_completions, http://127.0.0.1:{a}/v1/chat/completions) down\n   deadline: first token 15s; retries: 1; prefill: yes\n2. vllm:qwen (chat_completions, http://127.0.0.1:{b}/v1/chat/completions) down\n   deadline: first byte 300s (last endpoint); retries: 1; prefill: yes (continue_final_message)\n"
+        ),
     );
+}
+
+fn free_port() -> u16 {
+    crate::support::MockUpstream::free_port()
 }
 
 #[test]

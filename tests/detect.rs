@@ -136,6 +136,12 @@ fn cli(dir: &Dir, args: &[&str]) -> String {
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENROUTER_API_KEY")
         .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ROUTEPLANE_OPENAI_API_KEY")
+        .env_remove("ROUTEPLANE_OPENROUTER_API_KEY")
+        .env_remove("ROUTEPLANE_ANTHROPIC_API_KEY")
+        .env_remove("ROUTEPLANE_AUTH_FILE")
+        .env_remove("XDG_DATA_HOME")
+        .env("HOME", dir.path())
         .output()
         .unwrap();
     assert!(
@@ -178,17 +184,22 @@ fn models_and_providers_commands_show_detection() {
     };
     assert_eq!(
         find("ollama"),
-        json!({"id": "ollama", "api_base": up.url(), "protocol": "chat_completions", "auth": "none", "state": "active"})
+        json!({"id": "ollama", "api_base": up.url(), "protocol": "chat_completions", "auth": "none", "key_variable": null, "key_in_config": false, "state": "active"})
     );
     assert_eq!(find("openai")["state"], "no key");
+    assert_eq!(find("openai")["auth"], "key");
+    assert_eq!(find("openai")["key_variable"], "OPENAI_API_KEY");
+    assert_eq!(find("openai-codex")["auth"], "oauth");
     assert_eq!(find("openai-codex")["state"], "not logged in");
     let text = cli(&dir, &["providers"]);
     assert!(text.starts_with("PROVIDER       API_BASE"), "{text}");
+    // The AUTH column is as wide as its longest entry, `key (OPENROUTER_API_KEY)`.
     assert!(
         text.contains(&format!(
-            "ollama         {:<40} chat_completions   none                   active",
+            "ollama         {:<40} chat_completions   none                     active",
             up.url()
         )),
         "{text}"
     );
+    assert!(text.contains("key (OPENROUTER_API_KEY) no key\n"), "{text}");
 }

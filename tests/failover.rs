@@ -1,11 +1,13 @@
 //! Virtual models and failover: the right endpoint serves, surfaced errors arrive
 //! unchanged, and nothing the client sees betrays a failure before the first event.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::support::answer::{self, Fault};
 use crate::support::upstream::{chat_answer, chat_events};
+use crate::support::wire::Wire;
 use crate::support::{MockUpstream, Proxy, Reply, assert_text};
 
 /// Two providers `a` and `b` serving `m`, a virtual model `smart` = a:m then b:m.
@@ -39,32 +41,38 @@ fn dead_url() -> String {
 
 #[test]
 fn fall_through_statuses_and_faults_reach_the_next_endpoint() {
+    // (name, reply, retried once on the same endpoint first)
     let cases = [
         (
             "500",
             Reply::Json(500, r#"{"error":{"message":"boom"}}"#.into()),
+            true,
         ),
-        ("503", Reply::Json(503, "overloaded".into())),
-        ("408", Reply::Json(408, "{}".into())),
+        ("503", Reply::Json(503, "overloaded".into()), true),
+        ("529", Reply::Json(529, "overloaded".into()), true),
+        ("408", Reply::Json(408, "{}".into()), false),
+        ("501", Reply::Json(501, "{}".into()), false),
         (
             "429",
             Reply::Json(429, r#"{"error":{"message":"slow down"}}"#.into()),
+            true,
         ),
-        ("reset", Reply::Reset),
-        ("garbage", Reply::Garbage),
-        ("hang", Reply::Hang(Duration::from_secs(3))),
+        ("reset", Reply::Reset, true),
+        ("garbage", Reply::Garbage, false),
+        ("hang", Reply::Hang(Duration::from_secs(3)), false),
         (
             "context",
             Reply::Json(
                 400,
                 r#"{"error":{"message":"x","code":"context_length_exceeded"}}"#.into(),
             ),
+            false,
         ),
     ];
     let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
-    for (name, reply) in cases {
+    for (name, reply, retried) in cases {
         let a = MockUpstream::always(reply);
-        let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+        let p = Proxy::start(&config(&a.url(), &b.url(), "failover:\n  backoff_ms: 20\n"));
         let resp = ask(&p, "smart");
         assert_eq!(resp.status, 200, "{name}: {}", resp.body);
         assert_eq!(
@@ -72,11 +80,20 @@ fn fall_through_statuses_and_faults_reach_the_next_endpoint() {
             "from b",
             "{name}"
         );
+        let tries = if retried { 2 } else { 1 };
         assert_eq!(resp.header("x-routeplane-provider"), Some("b"), "{name}");
-        assert_eq!(resp.header("x-routeplane-attempts"), Some("2"), "{name}");
-        assert_eq!(a.count(), 1, "{name}: each endpoint at most once");
+        let total = (tries + 1).to_string();
+        assert_eq!(
+            resp.header("x-routeplane-attempts"),
+            Some(total.as_str()),
+            "{name}"
+        );
+        assert_eq!(a.count(), tries, "{name}: retried only when transient");
         let line = p.wait_log("served_by=b:m");
-        assert!(line.contains("attempts=2"), "{name}: {line}");
+        assert!(
+            line.contains(&format!("attempts={total}")),
+            "{name}: {line}"
+        );
     }
 }
 
@@ -141,7 +158,9 @@ fn all_rate_limited_is_429_with_retry_after() {
 
 #[test]
 fn cooldown_skips_a_failed_endpoint_then_recovers() {
+    // Two 500s: the first attempt and its retry.
     let a = MockUpstream::script(vec![
+        Reply::Json(500, "{}".into()),
         Reply::Json(500, "{}".into()),
         Reply::json(200, chat_answer("from a")),
     ]);
@@ -149,14 +168,14 @@ fn cooldown_skips_a_failed_endpoint_then_recovers() {
     let p = Proxy::start(&config(
         &a.url(),
         &b.url(),
-        "failover:\n  cooldown_secs: 0.6\n",
+        "failover:\n  cooldown_secs: 0.6\n  backoff_ms: 20\n",
     ));
     assert_eq!(ask(&p, "smart").header("x-routeplane-provider"), Some("b"));
     // Within the cool-down, `a` is tried last: `b` answers without `a` being asked.
     let resp = ask(&p, "smart");
     assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
     assert_eq!(resp.header("x-routeplane-attempts"), Some("1"));
-    assert_eq!(a.count(), 1);
+    assert_eq!(a.count(), 2);
     std::thread::sleep(Duration::from_millis(700));
     let resp = ask(&p, "smart");
     assert_eq!(
@@ -174,11 +193,12 @@ fn retry_after_sets_the_cooldown_length() {
         Reply::json(200, chat_answer("from a")),
     ]);
     let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
-    // The default cool-down is long; the upstream's Retry-After (1 s) wins.
+    // The default cool-down is long; the upstream's Retry-After (1 s) wins. It is
+    // longer than `max_retry_wait_secs`, so `a` is not waited for but cooled down.
     let p = Proxy::start(&config(
         &a.url(),
         &b.url(),
-        "failover:\n  cooldown_secs: 60\n",
+        "failover:\n  cooldown_secs: 60\n  max_retry_wait_secs: 0.5\n",
     ));
     assert_eq!(ask(&p, "smart").header("x-routeplane-provider"), Some("b"));
     assert_eq!(ask(&p, "smart").header("x-routeplane-provider"), Some("b"));
@@ -218,13 +238,14 @@ fn stream_failures_before_the_first_event_are_invisible() {
     }
 }
 
+/// Neither `a` nor `b` says `prefill: true`: a broken stream cannot be continued.
 #[test]
 fn stream_broken_after_first_event_ends_with_an_error_event() {
     let cases = [
         (
             "break",
             Reply::SseThenBreak(chat_events(3, false), Duration::ZERO),
-            "upstream `a` the stream ended without its end marker",
+            "upstream `a` stopped part-way through its answer (the stream ended without its end marker); no endpoint could continue it",
         ),
         (
             "stall",
@@ -233,12 +254,12 @@ fn stream_broken_after_first_event_ends_with_an_error_event() {
                 Duration::ZERO,
                 Duration::from_secs(3),
             ),
-            "upstream `a` stalled for 500ms",
+            "upstream `a` stopped part-way through its answer (silent for 500ms, the limit `timeouts.idle_secs` sets); no endpoint could continue it",
         ),
         (
             "no done",
             Reply::Sse(chat_events(3, false), Duration::ZERO),
-            "upstream `a` the stream ended without its end marker",
+            "upstream `a` stopped part-way through its answer (the stream ended without its end marker); no endpoint could continue it",
         ),
     ];
     for (name, reply, message) in cases {
@@ -261,7 +282,7 @@ fn stream_broken_after_first_event_ends_with_an_error_event() {
 }
 
 #[test]
-fn malformed_event_after_the_first_is_an_error_event() {
+fn one_unreadable_event_is_dropped_and_the_stream_goes_on() {
     let mut events = chat_events(2, false);
     events.push("data: {broken json\n\n".into());
     events.extend(chat_events(1, true));
@@ -270,11 +291,11 @@ fn malformed_event_after_the_first_is_an_error_event() {
     let p = Proxy::start(&config(&a.url(), &b.url(), ""));
     let s = stream(&p, "smart");
     let data = s.data();
-    assert_eq!(data.len(), 3, "{data:?}");
-    assert_eq!(
-        serde_json::from_str::<serde_json::Value>(&data[2]).unwrap()["error"]["message"],
-        "upstream sent a malformed stream event"
-    );
+    assert_eq!(data.len(), 4, "{data:?}");
+    assert_eq!(data[3], "[DONE]");
+    assert!(!s.text().contains("error"), "{}", s.text());
+    p.wait_log("upstream `a` sent an unreadable stream event; dropped it");
+    assert_eq!(b.count(), 0);
 }
 
 #[test]
@@ -335,7 +356,8 @@ fn bare_name_cascade_uses_the_same_failover() {
     let resp = ask(&p, "m");
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
-    assert_eq!(resp.header("x-routeplane-attempts"), Some("2"));
+    // 503 is retried once on `a`, then `b`.
+    assert_eq!(resp.header("x-routeplane-attempts"), Some("3"));
 }
 
 #[test]
@@ -349,4 +371,430 @@ fn single_pinned_target_shows_its_own_error() {
     let resp = ask(&p, "a:m");
     assert_eq!(resp.status, 500);
     assert_text(&resp.body, r#"{"error":{"message":"model crashed"}}"#);
+}
+
+// ---- The 16 fault scenarios of the failoverbench catalogue, for a chat client ----
+//
+// `smart` = a:m then b:m, both able to continue a prefill; short deadlines keep each
+// scenario around a second (the catalogue's 20 s and 30 s are scaled down).
+
+/// Two chat providers `a` and `b` with `prefill: true`, a virtual model `smart`.
+fn bench(a: &MockUpstream, b: &MockUpstream, extra: &str) -> String {
+    format!(
+        "providers:\n  a:\n    api_base: {}\n    prefill: true\n    models: [m]\n  b:\n    api_base: {}\n    prefill: true\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\ntimeouts:\n  first_byte_secs: 2\n  first_token_secs: 1\n  idle_secs: 1\nfailover:\n  backoff_ms: 50\n{extra}",
+        a.url(),
+        b.url()
+    )
+}
+
+/// A healthy upstream tagged `tag`, continuing any prefill.
+fn healthy(tag: &'static str) -> MockUpstream {
+    MockUpstream::start(move |req| answer::reply(Wire::Chat, req, tag, Fault::None))
+}
+
+/// An upstream whose first answer is `first` and whose later ones are healthy.
+fn first_then_healthy(tag: &'static str, first: Reply) -> MockUpstream {
+    MockUpstream::numbered(move |n, req| match n {
+        0 => first.clone(),
+        _ => answer::reply(Wire::Chat, req, tag, Fault::None),
+    })
+}
+
+/// An upstream whose first streamed answer has `fault` and whose later ones are healthy.
+fn faulty_once(tag: &'static str, fault: Fault) -> MockUpstream {
+    MockUpstream::numbered(move |n, req| {
+        let f = if n == 0 { fault } else { Fault::None };
+        answer::reply(Wire::Chat, req, tag, f)
+    })
+}
+
+/// A chat client's streamed request for `smart`, with usage.
+fn ask_smart(p: &Proxy) -> crate::support::proxy::Streamed {
+    p.stream(
+        "/v1/chat/completions",
+        json!({"model": "smart", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "Why does a gateway earn trust?"}]}),
+    )
+}
+
+/// Asserts the client got the whole canonical answer, ended properly, with no error.
+#[track_caller]
+fn assert_whole(s: &crate::support::proxy::Streamed) {
+    assert_eq!(s.status, 200, "{}", s.text());
+    let got = Wire::Chat.read_stream(s);
+    assert_text(&got.text, answer::CANONICAL);
+    assert!(got.ended, "ends with [DONE]: {}", s.text());
+    assert!(s.complete, "the HTTP stream is closed properly");
+    assert!(!s.text().contains("\"error\""), "{}", s.text());
+    let roles = s.data().iter().filter(|d| d.contains("\"role\"")).count();
+    assert_eq!(roles, 1, "exactly one role chunk: {}", s.text());
+}
+
+/// The prefill `req` carried, if any.
+fn prefill_of(req: &crate::support::upstream::Recorded) -> Option<String> {
+    answer::prefill(&req.json())
+}
+
+#[test]
+fn s01_429_with_retry_after_is_waited_out_on_the_same_endpoint() {
+    let a = first_then_healthy(
+        "a",
+        Reply::JsonWith(
+            429,
+            vec![("Retry-After".into(), "1".into())],
+            r#"{"error":{"message":"slow down"}}"#.into(),
+        ),
+    );
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("a"));
+    assert_eq!((a.count(), b.count()), (2, 0));
+    let gap = a.gaps()[0];
+    // Honoured within 0.2 s, with room for a loaded machine.
+    assert!(
+        gap >= Duration::from_millis(990) && gap <= Duration::from_millis(1500),
+        "{gap:?}"
+    );
+}
+
+#[test]
+fn s02_persistent_429_backs_off_once_then_fails_over() {
+    let a = MockUpstream::always(Reply::Json(429, r#"{"error":{"message":"slow"}}"#.into()));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    assert_whole(&ask_smart(&p));
+    assert_eq!(a.count(), 2, "one retry, no hammering");
+    // Backoff 50 ms, jittered in its upper half.
+    assert!(a.gaps()[0] >= Duration::from_millis(25), "{:?}", a.gaps());
+    assert_eq!(b.count(), 1);
+}
+
+#[test]
+fn s03_a_single_500_is_retried_on_the_same_endpoint() {
+    let a = first_then_healthy(
+        "a",
+        Reply::Json(500, r#"{"error":{"message":"oops"}}"#.into()),
+    );
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("a"));
+    assert_eq!((a.count(), b.count()), (2, 0));
+}
+
+#[test]
+fn s04_persistent_503_fails_over_within_the_budget() {
+    let a = MockUpstream::always(Reply::Json(503, r#"{"error":{"message":"busy"}}"#.into()));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("b"));
+    assert_eq!(a.count(), 2);
+}
+
+#[test]
+fn s05_a_reset_before_the_head_is_retried() {
+    let a = first_then_healthy("a", Reply::Reset);
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("a"));
+    assert_eq!((a.count(), b.count()), (2, 0));
+}
+
+#[test]
+fn s06_a_silent_endpoint_is_not_asked_twice() {
+    let a = MockUpstream::always(Reply::Hang(Duration::from_secs(8)));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let started = Instant::now();
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("b"));
+    assert_eq!(a.count(), 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "first_byte_secs 2 bounds it"
+    );
+}
+
+#[test]
+fn s07_a_slow_first_token_moves_on_invisibly() {
+    let a = MockUpstream::start(|req| {
+        answer::reply(
+            Wire::Chat,
+            req,
+            "a",
+            Fault::SlowFirst(Duration::from_secs(4)),
+        )
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let started = Instant::now();
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "first_token_secs 1, not the 4 s wait: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(s.header("x-routeplane-provider"), Some("b"));
+    assert!(
+        !s.text().contains("chatcmpl-a"),
+        "nothing of a's stream: {}",
+        s.text()
+    );
+    assert_eq!(a.count(), 1);
+}
+
+#[test]
+fn s08_a_stream_cut_mid_answer_is_continued() {
+    let a = faulty_once("a", Fault::Cut(24));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    // A cut is retried on the same endpoint, with the answer so far as a prefill.
+    assert_eq!((a.count(), b.count()), (2, 0));
+    let pre = prefill_of(&a.requests()[1]).expect("the continuation ends with a prefill");
+    assert_eq!(
+        pre,
+        answer::tokens(answer::CANONICAL)[..24].concat().trim_end()
+    );
+    assert!(prefill_of(&a.requests()[0]).is_none());
+    let line = p.wait_log("model=smart");
+    assert!(line.contains("rescued=1 rescued_by=a:m"), "{line}");
+    assert!(!s.text().contains("chatcmpl-b"));
+}
+
+#[test]
+fn s09_a_stalled_stream_is_continued_elsewhere() {
+    let a = MockUpstream::start(|req| {
+        answer::reply(
+            Wire::Chat,
+            req,
+            "a",
+            Fault::Stall(12, Duration::from_secs(5)),
+        )
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let started = Instant::now();
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // A stall is not retried on the same endpoint: `b` continues.
+    assert_eq!((a.count(), b.count()), (1, 1));
+    assert!(prefill_of(&b.requests()[0]).is_some());
+    // The continuation keeps a's ids: one stream for the client.
+    let ids: Vec<String> = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| v["id"].as_str().map(str::to_string))
+        .collect();
+    assert!(ids.iter().all(|id| id == "chatcmpl-a"), "{ids:?}");
+    p.wait_log("rescued=1 rescued_by=b:m");
+    // And the proxy is well afterwards.
+    assert_whole(&ask_smart(&p));
+}
+
+#[test]
+fn s10_one_malformed_chunk_is_skipped() {
+    let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::BadEvent(9)));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    assert_whole(&ask_smart(&p));
+    assert_eq!((a.count(), b.count()), (1, 0));
+    p.wait_log("sent an unreadable stream event; dropped it");
+}
+
+#[test]
+fn s11_a_finished_stream_without_done_is_complete() {
+    let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::NoEndMarker));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let started = Instant::now();
+    let s = ask_smart(&p);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no waiting for [DONE]"
+    );
+    assert_whole(&s);
+    let usage = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .find(|v| v["usage"].is_object())
+        .expect("usage reported");
+    assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    assert_eq!((a.count(), b.count()), (1, 0));
+}
+
+#[test]
+fn s12_context_length_goes_to_the_next_model_without_a_retry() {
+    let a = MockUpstream::always(Reply::Json(
+        400,
+        r#"{"error":{"message":"too long","code":"context_length_exceeded"}}"#.into(),
+    ));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    assert_whole(&ask_smart(&p));
+    assert_eq!((a.count(), b.count()), (1, 1));
+}
+
+#[test]
+fn s13_a_content_policy_rejection_is_surfaced_without_a_retry() {
+    let body = r#"{"error":{"message":"Your request was rejected by the safety system","type":"invalid_request_error","code":"content_policy_violation"}}"#;
+    let a = MockUpstream::always(Reply::Json(400, body.into()));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_eq!(s.status, 400);
+    assert_text(&s.text(), body);
+    assert_eq!((a.count(), b.count()), (1, 0));
+}
+
+#[test]
+fn s14_a_cut_is_continued_where_the_prefill_is_supported() {
+    let a = faulty_once("a", Fault::Cut(24));
+    // `b` would refuse a prefill: it is never asked one.
+    let b = MockUpstream::start(|req| answer::refuses_prefill(req, "b"));
+    let p = Proxy::start(&bench(&a, &b, ""));
+    assert_whole(&ask_smart(&p));
+    assert_eq!(b.count(), 0);
+}
+
+#[test]
+fn s15_a_flapping_endpoint_is_cooled_down_and_used_again() {
+    // Four 503s (two requests' worth), then healthy.
+    let a = MockUpstream::numbered(|n, req| match n {
+        0..4 => Reply::Json(503, "{}".into()),
+        _ => answer::reply(Wire::Chat, req, "a", Fault::None),
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, "  cooldown_secs: 1\n"));
+    let mut served = Vec::new();
+    for i in 0..5 {
+        let s = ask_smart(&p);
+        assert_whole(&s);
+        served.push(s.header("x-routeplane-provider").unwrap().to_string());
+        if i != 0 {
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+    }
+    // 1: a fails twice, b answers; 2: a cools down, b answers at once; 3: a probed again
+    // after its cool-down, fails twice, b answers; 4 and 5: a has recovered.
+    assert_eq!(served, ["b", "b", "b", "a", "a"]);
+    assert_eq!(a.count(), 6);
+}
+
+#[test]
+fn s16_the_fallbacks_model_and_usage_are_reported() {
+    let a = MockUpstream::always(Reply::Json(503, "{}".into()));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    let chunks: Vec<serde_json::Value> = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert!(chunks.iter().all(|c| c["model"] == "b-model"), "{chunks:?}");
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["usage"]["total_tokens"].as_u64().is_some())
+    );
+    assert!(a.count() <= 6);
+}
+
+#[test]
+fn a_client_that_leaves_during_a_retry_wait_stops_everything() {
+    use std::io::Write;
+    let a = MockUpstream::always(Reply::JsonWith(
+        429,
+        vec![("Retry-After".into(), "3".into())],
+        "{}".into(),
+    ));
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let body = json!({"model": "smart", "stream": true, "messages": []}).to_string();
+    let mut conn = std::net::TcpStream::connect(&p.addr).unwrap();
+    write!(
+        conn,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    assert!(crate::support::wait_until(Duration::from_secs(5), || a
+        .count()
+        == 1));
+    let left = Instant::now();
+    drop(conn);
+    let line = p.wait_log("status=499");
+    assert!(
+        left.elapsed() < Duration::from_secs(2),
+        "noticed within the 3 s wait: {line}"
+    );
+    std::thread::sleep(Duration::from_millis(3200));
+    assert_eq!(
+        (a.count(), b.count()),
+        (1, 0),
+        "nothing asked after it left"
+    );
+}
+
+#[test]
+fn a_healthy_streams_first_content_is_not_delayed() {
+    // The first content comes 400 ms after the head; the client has it then, not later.
+    let a = MockUpstream::start(|req| {
+        answer::reply(
+            Wire::Chat,
+            req,
+            "a",
+            Fault::SlowFirst(Duration::from_millis(400)),
+        )
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, ""));
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    let first = s.chunks[0].0;
+    assert!(
+        first >= Duration::from_millis(390) && first < Duration::from_millis(900),
+        "{first:?}"
+    );
+    // The role chunk waited for the content and went out with it, in order.
+    assert!(s.chunks[0].1.contains("\"role\""), "{:?}", s.chunks[0]);
+}
+
+#[test]
+fn a_held_back_response_head_counts_against_the_first_token_deadline() {
+    // A server loading a model may not even send its head; `a` is not the last endpoint,
+    // so it gets first_token_secs (1 s), not first_byte_secs (10 s).
+    let a = MockUpstream::always(Reply::Hang(Duration::from_secs(8)));
+    let b = healthy("b");
+    let yaml = bench(&a, &b, "").replace("first_byte_secs: 2", "first_byte_secs: 10");
+    let p = Proxy::start(&yaml);
+    let started = Instant::now();
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("b"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(a.count(), 1, "a timeout is not retried");
 }

@@ -286,7 +286,11 @@ fn hostile_upstreams_give_clean_errors() {
         (
             "unterminated event",
             Reply::Sse(
-                vec!["data: {\"choices\":[]}\n\ndata: {\"unterminated".into()],
+                // Content first, so the stream is committed before it breaks.
+                vec![
+                    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\ndata: {\"unterminated"
+                        .into(),
+                ],
                 Duration::ZERO,
             ),
             200,

@@ -154,7 +154,12 @@ fn anthropic_paste_flow_stores_tokens_privately_and_attaches_them() {
     );
     let resp = p.post("/v1/chat/completions", json!({"model": "anthropic:claude-x", "messages": [{"role": "system", "content": "mine"}, {"role": "user", "content": "hi"}]}));
     assert_eq!(resp.status, 200, "{}", resp.body);
-    let sent = &up.requests()[0];
+    // The model list is asked for with the login too (a GET); the request is the POST.
+    let sent = &up
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
     assert_eq!(sent.header("authorization"), Some("Bearer at-1"));
     assert!(
         sent.header("anthropic-beta")
@@ -385,19 +390,27 @@ fn tokens_near_expiry_are_refreshed_once_for_a_burst_and_the_rotation_is_kept() 
 #[test]
 fn a_401_refreshes_once_and_retries() {
     let oauth = MockOAuth::start(3600);
-    let up = MockUpstream::script(vec![
-        Reply::json(
-            401,
-            json!({"type": "error", "error": {"type": "authentication_error", "message": "expired"}}),
-        ),
-        Wire::Anthropic.reply(false, false),
-    ]);
+    let posts = std::sync::atomic::AtomicUsize::new(0);
+    let up = MockUpstream::start(move |req| {
+        // The model list (a GET, with the login) is not part of the script.
+        if req.method == "GET" {
+            return Reply::json(200, json!({"data": []}));
+        }
+        match posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Reply::json(
+                401,
+                json!({"type": "error", "error": {"type": "authentication_error", "message": "expired"}}),
+            ),
+            _ => Wire::Anthropic.reply(false, false),
+        }
+    });
     let (_dir, p) = logged_in_proxy(&oauth, &up);
     assert_eq!(ask(&p), 200);
     assert_eq!(oauth.refreshes(), 1);
     let auths: Vec<_> = up
         .requests()
         .iter()
+        .filter(|r| r.method == "POST")
         .map(|r| r.header("authorization").unwrap().to_string())
         .collect();
     assert_eq!(auths, ["Bearer at-1", "Bearer at-2"]);

@@ -21,7 +21,7 @@ fn every_pair_serves_text_without_streaming() {
     for client in Wire::ALL {
         for up in Wire::ALL {
             let (mock, p) = setup(up, up.reply(false, false));
-            let resp = p.post(client.path(), client.request("m", false, false));
+            let resp = p.post(&client.url("m", false), client.request("m", false, false));
             assert_eq!(resp.status, 200, "{client:?}←{up:?}: {}", resp.body);
             assert_eq!(
                 client.read(&resp).text,
@@ -31,7 +31,7 @@ fn every_pair_serves_text_without_streaming() {
             );
             let sent = &mock.requests()[0];
             assert_eq!(sent.path, up.upstream_path(), "{client:?}←{up:?}");
-            assert_eq!(sent.json()["model"], "m");
+            assert_eq!(up.sent_model(sent), "m");
         }
     }
 }
@@ -41,7 +41,7 @@ fn every_pair_streams_text() {
     for client in Wire::ALL {
         for up in Wire::ALL {
             let (_mock, p) = setup(up, up.reply(true, false));
-            let s = p.stream(client.path(), client.request("m", true, false));
+            let s = p.stream(&client.url("m", true), client.request("m", true, false));
             assert_eq!(s.status, 200, "{client:?}←{up:?}: {}", s.text());
             let a = client.read_stream(&s);
             assert_eq!(a.text, "Hello there", "{client:?}←{up:?}: {}", s.text());
@@ -62,9 +62,11 @@ fn every_pair_relays_a_tool_call() {
             for stream in [false, true] {
                 let (mock, p) = setup(up, up.reply(stream, true));
                 let a = if stream {
-                    client.read_stream(&p.stream(client.path(), client.request("m", true, true)))
+                    client.read_stream(
+                        &p.stream(&client.url("m", true), client.request("m", true, true)),
+                    )
                 } else {
-                    client.read(&p.post(client.path(), client.request("m", false, true)))
+                    client.read(&p.post(&client.url("m", false), client.request("m", false, true)))
                 };
                 let case = format!("{client:?}←{up:?} stream={stream}");
                 assert_eq!(a.tools.len(), 1, "{case}: {a:?}");
@@ -86,7 +88,10 @@ fn every_pair_sends_the_tool_result_upstream() {
     for client in Wire::ALL {
         for up in Wire::ALL {
             let (mock, p) = setup(up, up.reply(false, false));
-            let resp = p.post(client.path(), client.tool_result_request("m", false));
+            let resp = p.post(
+                &client.url("m", false),
+                client.tool_result_request("m", false),
+            );
             assert_eq!(resp.status, 200, "{client:?}←{up:?}: {}", resp.body);
             assert_eq!(client.read(&resp).text, "Hello there");
             let sent = mock.requests()[0].json();
@@ -100,7 +105,7 @@ fn every_pair_returns_upstream_errors_in_the_callers_shape() {
     for client in Wire::ALL {
         for up in Wire::ALL {
             let (_mock, p) = setup(up, up.error_reply());
-            let resp = p.post(client.path(), client.request("m", false, false));
+            let resp = p.post(&client.url("m", false), client.request("m", false, false));
             assert_eq!(resp.status, 400, "{client:?}←{up:?}");
             assert_eq!(
                 client.error_message(&resp.json()),
@@ -135,11 +140,11 @@ fn proxy_errors_use_the_callers_protocol() {
 
 #[test]
 fn same_protocol_is_byte_passthrough() {
-    for up in [Wire::Anthropic, Wire::Responses] {
+    for up in [Wire::Anthropic, Wire::Responses, Wire::Gemini] {
         let (mock, p) = setup(up, up.reply(true, false));
         let mut req = up.request("m", true, false);
         req["x_unknown_field"] = json!({"kept": true});
-        let s = p.stream(up.path(), req);
+        let s = p.stream(&up.url("m", true), req);
         assert_eq!(
             s.text(),
             up.events(false).concat(),

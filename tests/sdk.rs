@@ -1,4 +1,5 @@
-//! The official Python SDKs as clients: proof that real clients parse what Routeplane sends.
+//! The official Python SDKs (openai, anthropic, google-genai) as clients: proof that
+//! real clients parse what Routeplane sends.
 //!
 //! The SDKs come from `make sdk` (a venv under target/, installed from PyPI by
 //! `make check`). Without them these tests print why and pass: they are an extra
@@ -10,10 +11,10 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::support::wire::Wire;
-use crate::support::{MockUpstream, Proxy};
+use crate::support::{MockUpstream, Proxy, Reply};
 
 /// The venv's python when it has the `module` package, else `None` (with a printed reason).
-fn python_with(module: &str) -> Option<PathBuf> {
+pub fn python_with(module: &str) -> Option<PathBuf> {
     let python = std::env::var_os("ROUTEPLANE_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -36,8 +37,9 @@ fn python_with(module: &str) -> Option<PathBuf> {
 /// A mock speaking `up` that answers streams with events and everything else with a body.
 fn mock(up: Wire) -> MockUpstream {
     MockUpstream::start(move |req| {
-        let stream =
-            serde_json::from_slice::<Value>(&req.body).is_ok_and(|v| v["stream"] == json!(true));
+        let stream = serde_json::from_slice::<Value>(&req.body)
+            .is_ok_and(|v| v["stream"] == json!(true))
+            || req.path.contains(":streamGenerateContent");
         up.reply(stream, false)
     })
 }
@@ -116,5 +118,81 @@ fn anthropic_sdk_reads_messages_from_every_upstream() {
         for key in ["messages", "messages_stream"] {
             assert_eq!(out[key], "Hello there", "{up:?} {key}: {out}");
         }
+    }
+}
+
+const GENAI_SCRIPT: &str = r#"
+import json, sys
+from google import genai
+from google.genai import types
+c = genai.Client(api_key="unused", http_options=types.HttpOptions(base_url=sys.argv[1]))
+out = {}
+out["text"] = c.models.generate_content(model="m", contents="hi").text
+s = c.models.generate_content_stream(model="m", contents="hi")
+out["text_stream"] = "".join(ch.text or "" for ch in s)
+schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+tool = types.Tool(function_declarations=[types.FunctionDeclaration(
+    name="get_weather", description="weather", parameters_json_schema=schema)])
+cfg = types.GenerateContentConfig(
+    tools=[tool], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+ask = types.Content(role="user", parts=[types.Part(text="weather in Paris?")])
+r = c.models.generate_content(model="m", contents=[ask], config=cfg)
+fc = r.function_calls[0]
+out["call"] = {"name": fc.name, "args": fc.args, "id": fc.id}
+s = c.models.generate_content_stream(model="m", contents=[ask], config=cfg)
+calls = [f for ch in s for f in (ch.function_calls or [])]
+out["stream_call"] = {"name": calls[0].name, "args": calls[0].args, "id": calls[0].id}
+answer = types.Content(role="user", parts=[types.Part(function_response=types.FunctionResponse(
+    id=fc.id, name=fc.name, response={"output": "sunny"}))])
+r = c.models.generate_content(model="m", contents=[ask, r.candidates[0].content, answer], config=cfg)
+out["after_tool"] = r.text
+out["models"] = [m.name for m in c.models.list()]
+out["tokens"] = c.models.count_tokens(model="m", contents="hello there").total_tokens
+print(json.dumps(out))
+"#;
+
+#[test]
+fn genai_sdk_calls_a_tool_through_every_upstream() {
+    let Some(python) = python_with("google.genai") else {
+        return;
+    };
+    for up in Wire::ALL {
+        // A tool call for the question, text once the tool's result is in.
+        let m = MockUpstream::start(move |req| {
+            let body = String::from_utf8_lossy(&req.body);
+            let stream = body.contains("\"stream\":true") || req.path.contains(":stream");
+            let tool = body.contains("get_weather") && !body.contains("sunny");
+            if req.path.ends_with(":countTokens") {
+                return Reply::json(200, json!({"totalTokens": 4}));
+            }
+            up.reply(stream, tool)
+        });
+        let p = Proxy::start(&format!(
+            "providers:\n  up:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n",
+            m.url(),
+            up.config_name()
+        ));
+        let out = run(&python, GENAI_SCRIPT, &p.url());
+        for key in ["text", "text_stream", "after_tool"] {
+            assert_eq!(out[key], "Hello there", "{up:?} {key}: {out}");
+        }
+        let call = json!({"name": "get_weather", "args": {"city": "Paris"}, "id": "call_1"});
+        assert_eq!(out["call"], call, "{up:?}: {out}");
+        assert_eq!(out["stream_call"], call, "{up:?}: {out}");
+        let answered = m
+            .requests()
+            .into_iter()
+            .find(|r| String::from_utf8_lossy(&r.body).contains("sunny"))
+            .expect("the tool result went upstream")
+            .json();
+        assert!(up.has_tool_result(&answered), "{up:?}: {answered}");
+        assert!(
+            out["models"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("models/m")),
+            "{up:?}: {out}"
+        );
+        assert!(out["tokens"].as_u64().is_some_and(|n| n > 0), "{out}");
     }
 }

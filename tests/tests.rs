@@ -18,6 +18,8 @@ mod cli;
 mod detect;
 // The README's yaml blocks and the example config are valid; init writes the example.
 mod docs;
+// Google Gemini: endpoints, keys, model paths, array streams, safety-block failover.
+mod gemini;
 // Hostile input: lying lengths, huge headers, slow clients, broken upstreams.
 mod hostile;
 // Concurrency limits: a bounded queue, then 503.
@@ -28,11 +30,21 @@ mod login;
 mod failover;
 // Every inbound protocol against every upstream protocol.
 mod protocols;
+// Mid-stream rescue: broken streams continued by a prefill, in every client protocol.
+mod rescue;
 // The official Python SDKs (when installed by `make sdk`) as clients.
 mod sdk;
+// Sources: keys from the environment, hosted lists, down and overflowing local servers, login state.
+mod sources;
+// Shipping: systemd units, readiness, the empty-root start, the package, the installer.
+mod ship;
 // Streams: events arrive as the upstream sends them, client disconnects.
 mod stream;
 // Seeing what it does: the usage ledger, `routeplane usage`, /metrics, /status.json.
 mod usage;
 // The status page, rendered in headless Chromium.
 mod status_page;
+// A new user's first hour: the README example with no config, start-up, HEAD, config errors.
+mod first_run;
+// The request log line: time, model, each attempt, how a stream ended; text or JSON.
+mod request_log;

@@ -166,7 +166,7 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         "{}",
         s.text()
     );
-    // 4. Fail-over: bad answers 503, good serves.
+    // 4. Fail-over: bad answers 503 (twice: a 503 is retried once), good serves.
     let r = p.post(
         "/v1/chat/completions",
         Wire::Chat.request("smart", false, false),
@@ -221,7 +221,7 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         ("good:m", "chat_completions", false, 5, 2, 1),
         ("good:m", "chat_completions", true, 11, 4, 1),
         ("good:m", "chat_completions", true, 11, 4, 1),
-        ("good:m", "chat_completions", false, 5, 2, 2),
+        ("good:m", "chat_completions", false, 5, 2, 3),
         ("anth:m", "anthropic", true, 5, 2, 1),
         ("good:m", "anthropic", false, 5, 2, 1),
         ("resp:m", "responses", true, 5, 2, 1),
@@ -254,9 +254,11 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
     assert_eq!(lines[1]["tokens"]["cached_input"], 3);
     assert_eq!(lines[0]["model"], "good:m");
     assert_eq!(lines[3]["model"], "smart");
+    let bad = json!({"endpoint": "bad:m", "status": 503, "reason": "server error"});
     assert_eq!(
         lines[3]["failed"],
-        json!([{"endpoint": "bad:m", "status": 503, "reason": "server error"}])
+        json!([bad, bad]),
+        "each attempt, the retry too"
     );
     assert_eq!(
         (
@@ -348,7 +350,15 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
     );
     assert_eq!(
         sample(t, r#"routeplane_attempts_total{provider="bad"}"#),
+        2.0
+    );
+    assert_eq!(
+        sample(t, r#"routeplane_retries_total{provider="bad"}"#),
         1.0
+    );
+    assert_eq!(
+        sample(t, r#"routeplane_retries_total{provider="good"}"#),
+        0.0
     );
     assert_eq!(
         sample(t, r#"routeplane_failovers_total{provider="bad"}"#),
@@ -562,6 +572,36 @@ fn metrics_and_status_want_a_key_when_keys_are_set() {
     let curl = p.send("GET", "/", &[("Accept", "*/*")], b"");
     assert!(curl.body.starts_with("<!doctype html>"), "{}", curl.body);
     assert_eq!(p.get("/health").json(), json!({"status": "ok"}));
+    // HEAD / answers what GET / would for the same Accept, without the body.
+    for (accept, get) in [
+        ("text/html", &page),
+        (
+            "application/json",
+            &p.send("GET", "/", &[("Accept", "application/json")], b""),
+        ),
+    ] {
+        let head = p.raw(&format!(
+            "HEAD / HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        ));
+        assert!(
+            head.starts_with("HTTP/1.1 200 "),
+            "HEAD / ({accept}): {head}"
+        );
+        assert!(
+            head.ends_with("\r\n\r\n"),
+            "HEAD / ({accept}) has no body: {head:?}"
+        );
+        let lower = head.to_ascii_lowercase();
+        let content_type = get.header("content-type").unwrap().to_ascii_lowercase();
+        assert!(
+            lower.contains(&format!("content-type: {content_type}\r\n")),
+            "{head}"
+        );
+        assert!(
+            lower.contains(&format!("content-length: {}\r\n", get.body.len())),
+            "{head}"
+        );
+    }
 }
 
 #[test]
@@ -739,4 +779,100 @@ fn the_ledger_rotates_at_max_bytes_keeping_one_previous_file() {
     }
     let kept = (lines(&previous) + lines(&ledger)) as u64;
     assert_eq!(usage_json(&p, &[])["total"]["requests"], kept);
+}
+
+#[test]
+fn a_rescued_stream_counts_as_one_rescue_with_the_whole_answers_tokens() {
+    use crate::support::answer::{self, CANONICAL, Fault};
+    // `a` stalls after eight tokens; `b` continues the stream from them.
+    let a = MockUpstream::start(|req| {
+        answer::reply(
+            Wire::Chat,
+            req,
+            "a",
+            Fault::Stall(8, Duration::from_secs(3)),
+        )
+    });
+    let b = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "b", Fault::None));
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let p = Proxy::start(&format!(
+        "providers:\n  a:\n    api_base: {}\n    prefill: true\n    models: [m]\n  b:\n    api_base: {}\n    prefill: true\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\ntimeouts:\n  first_token_secs: 5\n  idle_secs: 1\nusage:\n  path: {}\n",
+        a.url(),
+        b.url(),
+        ledger.display()
+    ));
+    // A chat client that does not ask for usage.
+    let s = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "smart", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(s.status, 200, "{}", s.text());
+    assert_eq!(Wire::Chat.read_stream(&s).text, CANONICAL);
+    // Both upstreams were asked for their usage; the client gets none of it.
+    for up in [&a, &b] {
+        let asked = &up.requests()[0].json();
+        assert_eq!(asked["stream_options"]["include_usage"], true, "{asked}");
+    }
+    assert!(b.requests()[0].json()["messages"][1]["role"] == "assistant");
+    let chunks: Vec<Value> = s
+        .text()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.get("usage").is_none_or(Value::is_null) && c["choices"].is_array()),
+        "no usage chunk reaches a client that did not ask: {}",
+        s.text()
+    );
+
+    // The ledger: served by the endpoint that started it, one rescue, nothing failed,
+    // and the tokens of the whole answer: the prompt without the prefill, the text
+    // before the break counted as output (about four bytes a token, as the relay tells it).
+    let line = &ledger_lines(&ledger, 1)[0];
+    assert_eq!(line["served_by"], "a:m", "{line}");
+    assert_eq!(line["status"], 200, "{line}");
+    assert_eq!(
+        (line["attempts"].as_u64(), line["rescues"].as_u64()),
+        (Some(2), Some(1)),
+        "{line}"
+    );
+    assert_eq!(line["failed"], json!([]), "{line}");
+    assert!(line["ttft_ms"].as_f64().is_some(), "{line}");
+    let before: String = answer::tokens(CANONICAL)[..8].concat();
+    let rest = answer::tokens(&CANONICAL[before.len()..]).len() as u64;
+    assert_eq!(line["tokens"]["input"], 10, "{line}");
+    assert_eq!(
+        line["tokens"]["output"].as_u64(),
+        Some(rest + before.len().div_ceil(4) as u64),
+        "{line}"
+    );
+
+    // /metrics: the rescue belongs to the endpoint that continued; no retry, no fail-over.
+    let metrics = p.get("/metrics").body;
+    assert_eq!(
+        sample(&metrics, r#"routeplane_rescues_total{provider="b"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&metrics, r#"routeplane_rescues_total{provider="a"}"#),
+        0.0
+    );
+    assert_eq!(
+        sample(&metrics, r#"routeplane_attempts_total{provider="a"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&metrics, r#"routeplane_attempts_total{provider="b"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&metrics, r#"routeplane_failovers_total{provider="a"}"#),
+        0.0
+    );
+    let usage = usage_json(&p, &["--by", "provider"]);
+    assert_eq!(usage["total"]["rescues"], 1, "{usage}");
 }

@@ -21,8 +21,15 @@ pub fn port_and_path(redirect_uri: &str) -> Option<(u16, String)> {
     Some((port, format!("/{path}")))
 }
 
-/// Waits for the redirect and returns its `code` after checking `state`.
-pub fn wait_for_code(redirect_uri: &str, state: &str, timeout: Duration) -> Result<String, Error> {
+/// Waits for the redirect and returns its `code` after checking `state`; `hint` runs
+/// once if nothing has come back after `hint_after` (to say what else may be done).
+pub fn wait_for_code(
+    redirect_uri: &str,
+    state: &str,
+    timeout: Duration,
+    hint_after: Duration,
+    hint: impl Fn(),
+) -> Result<String, Error> {
     let (port, path) = port_and_path(redirect_uri).ok_or_else(|| {
         Error::Auth(format!(
             "the redirect URI `{redirect_uri}` is not a loopback http URL with a port"
@@ -31,7 +38,9 @@ pub fn wait_for_code(redirect_uri: &str, state: &str, timeout: Duration) -> Resu
     let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| {
         Error::Auth(format!("cannot listen on 127.0.0.1:{port} for the login callback ({e}); close whatever uses it, or use --device"))
     })?;
-    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let mut hinted = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -40,7 +49,13 @@ pub fn wait_for_code(redirect_uri: &str, state: &str, timeout: Duration) -> Resu
                 timeout.as_secs()
             )));
         }
-        let Ok(Some(req)) = server.recv_timeout(left) else {
+        let to_hint = (started + hint_after).saturating_duration_since(Instant::now());
+        if !hinted && to_hint.is_zero() {
+            hinted = true;
+            hint();
+        }
+        let wait = if hinted { left } else { left.min(to_hint) };
+        let Ok(Some(req)) = server.recv_timeout(wait) else {
             continue;
         };
         let url = req.url().to_string();

@@ -55,11 +55,30 @@ impl Subscription {
     }
 }
 
+/// What to set (or run) to give a provider a credential, for messages.
+pub fn key_hint(p: &Provider) -> String {
+    // The vendor's variables first: they are the ones people already have.
+    let vars: Vec<&str> = p
+        .key_vars
+        .iter()
+        .skip(1)
+        .chain(p.key_vars.first())
+        .map(String::as_str)
+        .collect();
+    let mut hint = format!("set {}", vars.join(" or "));
+    if Subscription::of(&p.id).is_some() {
+        hint.push_str(&format!(", or run `routeplane login {}`", p.id));
+    }
+    hint
+}
+
 /// Tokens read from the store, and when the file was read.
 #[derive(Debug, Default)]
 struct Cache {
     read_at: Option<SystemTime>,
     tokens: HashMap<String, Tokens>,
+    /// Logins a token endpoint refused for good, with its words ("login needed").
+    refused: HashMap<String, String>,
 }
 
 /// Credentials for every provider.
@@ -90,6 +109,7 @@ impl Auth {
         let modified = store.modified();
         if modified.is_none() {
             cache.tokens.clear();
+            cache.refused.clear();
             cache.read_at = None;
         } else if modified != cache.read_at {
             if let Ok(all) = store.load() {
@@ -97,15 +117,43 @@ impl Auth {
                     .keys()
                     .filter_map(|k| store.get(k).ok().flatten().map(|t| (k.clone(), t)))
                     .collect();
+                cache.refused = all
+                    .iter()
+                    .filter_map(|(k, v)| store::refused(v).map(|r| (k.clone(), r)))
+                    .collect();
             }
             cache.read_at = modified;
         }
         cache.tokens.get(key).cloned()
     }
 
+    /// Why a login was refused for good, when it was: it needs `routeplane login` again.
+    pub fn refused(&self, provider: &str) -> Option<String> {
+        self.tokens(provider)?;
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.refused.get(provider).cloned()
+    }
+
+    /// Every stored login's key (`anthropic`, `openai-codex#work`), sorted.
+    pub fn logins(&self) -> Vec<String> {
+        let _ = self.tokens("");
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut keys: Vec<String> = cache.tokens.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
     /// True when a subscription login is stored for the provider.
     pub fn logged_in(&self, provider: &str) -> bool {
         Subscription::of(provider).is_some() && self.tokens(provider).is_some()
+    }
+
+    /// True when a login's access token can be used now without a refresh (and was
+    /// not refused): background work such as a model list never spends a refresh.
+    pub fn token_fresh(&self, provider: &str) -> bool {
+        self.tokens(provider)
+            .is_some_and(|t| t.expires_at == 0 || t.expires_at > oauth::now() + REFRESH_MARGIN_SECS)
+            && self.refused(provider).is_none()
     }
 
     /// The expiry (Unix seconds) of a provider's login, if logged in.
@@ -125,6 +173,12 @@ impl Auth {
         let sub = Subscription::of(&p.id);
         match (sub, sub.and_then(|_| self.tokens(&p.id))) {
             (Some(sub), Some(_)) => {
+                if let Some(reason) = self.refused(&p.id) {
+                    return Err(Error::LoginNeeded {
+                        provider: p.id.clone(),
+                        reason: format!("login needed: {reason}"),
+                    });
+                }
                 let tokens = self.fresh(p, None)?;
                 h.extend(match sub {
                     Subscription::Anthropic => anthropic::headers(&tokens),
@@ -135,11 +189,28 @@ impl Auth {
                 Some(key) if target.protocol == Protocol::Anthropic => {
                     h.push(("x-api-key".into(), key.expose().to_string()));
                 }
+                // Google's own header; `?key=` would put the key in URLs and logs.
+                Some(key) if target.protocol == Protocol::Gemini => {
+                    h.push(("x-goog-api-key".into(), key.expose().to_string()));
+                }
                 Some(key) => h.push(("authorization".into(), format!("Bearer {}", key.expose()))),
+                // A labelled id names a login, never the provider's key.
+                _ if sub.is_some() && p.id.contains('#') => {
+                    return Err(Error::LoginNeeded {
+                        provider: p.id.clone(),
+                        reason: "not logged in".into(),
+                    });
+                }
                 None if p.kind == Kind::Subscription => {
                     return Err(Error::LoginNeeded {
                         provider: p.id.clone(),
                         reason: "not logged in".into(),
+                    });
+                }
+                None if !p.key_vars.is_empty() => {
+                    return Err(Error::NoCredential {
+                        provider: p.id.clone(),
+                        hint: key_hint(p),
                     });
                 }
                 None => {}
@@ -156,6 +227,18 @@ impl Auth {
             Some(t) if Subscription::of(&p.id).is_some() => self.fresh(p, Some(&t)).is_ok(),
             _ => false,
         }
+    }
+
+    /// After a 401 whose refresh failed: the "login needed" error when the login behind
+    /// `target` was refused for good, so the client hears what to do rather than the
+    /// upstream's words about a dead token.
+    pub fn login_needed(&self, target: &Target) -> Option<Error> {
+        let id = &target.provider.id;
+        let reason = self.refused(id)?;
+        Some(Error::LoginNeeded {
+            provider: id.clone(),
+            reason: format!("login needed: {reason}"),
+        })
     }
 
     /// A usable token for `p`: the stored one, or a refreshed one when it expires within
@@ -191,7 +274,22 @@ impl Auth {
             Some(Subscription::OpenAiCodex) => openai_codex::refresh(client, &p.auth, &current),
             None => return Ok(current),
         }
-        .map_err(|e| login_needed(e.to_string()))?;
+        .map_err(|e| {
+            if let Error::AuthRefused(words) = &e {
+                // Refused for good: marked in the file, so no refresh is tried again
+                // (by this or another routeplane) until a new login replaces the entry.
+                if let Err(mark) = store.mark_refused(&p.id, current.refresh.expose(), words) {
+                    crate::log::line(format!("cannot mark the {} login: {mark}", p.id));
+                }
+                crate::log::line(format!(
+                    "the {} login was refused ({words}); run `routeplane login {}`",
+                    p.id,
+                    p.id.split('#').next().unwrap_or(&p.id)
+                ));
+                return login_needed(format!("login needed: {words}"));
+            }
+            login_needed(e.to_string())
+        })?;
         // Persist the rotated refresh token before anything uses the new access token.
         store
             .put(&p.id, Some(&renewed))

@@ -266,10 +266,15 @@ pub fn expect_tokens(
     previous: Option<&Tokens>,
 ) -> Result<Tokens, Error> {
     if !(200..300).contains(&status) {
-        return Err(Error::Auth(format!(
-            "{what} failed ({})",
-            error_text(status, v)
-        )));
+        let text = format!("{what} failed ({})", error_text(status, v));
+        // A 4xx other than a pause is the endpoint's final word on this grant
+        // (`invalid_grant`, revoked, unknown client); 5xx and 429 may pass.
+        let for_good = (400..500).contains(&status) && status != 408 && status != 429;
+        return Err(if for_good {
+            Error::AuthRefused(text)
+        } else {
+            Error::Auth(text)
+        });
     }
     tokens_from(v, previous)
 }

@@ -37,6 +37,29 @@ fn client_id(urls: &AuthUrls) -> &str {
     urls.client_id.as_deref().unwrap_or(CLIENT_ID)
 }
 
+/// Where the device flow lives: the origin of an overridden `device_url` (so that
+/// overriding it alone moves the polling, the page shown and the code exchange with
+/// it), else the issuer.
+fn device_origin(urls: &AuthUrls) -> &str {
+    urls.device_url.as_deref().map_or(ISSUER, origin)
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+/// The token endpoint of the device flow's code exchange.
+fn device_token_exchange_url(urls: &AuthUrls) -> String {
+    urls.token_url
+        .clone()
+        .unwrap_or_else(|| format!("{}/oauth/token", device_origin(urls)))
+}
+
 fn token_url(urls: &AuthUrls) -> String {
     urls.token_url
         .clone()
@@ -96,6 +119,7 @@ pub fn finish(
     exchange(
         client,
         urls,
+        &token_url(urls),
         code,
         &pending.redirect_uri,
         pending.verifier.expose(),
@@ -105,13 +129,14 @@ pub fn finish(
 fn exchange(
     client: &Client,
     urls: &AuthUrls,
+    token_url: &str,
     code: &str,
     redirect_uri: &str,
     verifier: &str,
 ) -> Result<Tokens, Error> {
     let (status, v) = oauth::post(
         client,
-        &token_url(urls),
+        token_url,
         &[
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -184,7 +209,7 @@ pub fn device_start(client: &Client, urls: &AuthUrls) -> Result<Device, Error> {
         verify_url: urls
             .device_verify_url
             .clone()
-            .unwrap_or_else(|| format!("{ISSUER}/codex/device")),
+            .unwrap_or_else(|| format!("{}/codex/device", device_origin(urls))),
         user_code,
         device_auth_id: v["device_auth_id"].as_str().unwrap_or_default().to_string(),
         interval: Duration::from_secs(interval),
@@ -201,7 +226,7 @@ pub fn device_finish(
     let url = urls
         .device_token_url
         .clone()
-        .unwrap_or_else(|| format!("{ISSUER}/api/accounts/deviceauth/token"));
+        .unwrap_or_else(|| format!("{}/api/accounts/deviceauth/token", device_origin(urls)));
     let deadline = Instant::now() + DEVICE_LIFETIME;
     let mut interval = device.interval.max(min_interval);
     loop {
@@ -224,14 +249,14 @@ pub fn device_finish(
             200..=299 => {
                 let code = v["authorization_code"].as_str().unwrap_or_default();
                 let verifier = v["code_verifier"].as_str().unwrap_or_default();
+                let token_url = device_token_exchange_url(urls);
                 let redirect = format!(
                     "{}/deviceauth/callback",
-                    urls.token_url
-                        .as_deref()
-                        .and_then(|t| t.strip_suffix("/oauth/token"))
-                        .unwrap_or(ISSUER)
+                    token_url
+                        .strip_suffix("/oauth/token")
+                        .unwrap_or(device_origin(urls))
                 );
-                return exchange(client, urls, code, &redirect, verifier);
+                return exchange(client, urls, &token_url, code, &redirect, verifier);
             }
             // Still waiting for the user.
             403 | 404 => {}
@@ -299,6 +324,21 @@ mod tests {
         ] {
             assert!(p.url.contains(part), "{part} in {}", p.url);
         }
+    }
+
+    #[test]
+    fn device_urls_follow_an_overridden_device_url() {
+        let urls = AuthUrls {
+            device_url: Some("http://127.0.0.1:9/api/accounts/deviceauth/usercode".into()),
+            ..AuthUrls::default()
+        };
+        assert_eq!(device_origin(&urls), "http://127.0.0.1:9");
+        assert_eq!(
+            device_token_exchange_url(&urls),
+            "http://127.0.0.1:9/oauth/token"
+        );
+        assert_eq!(device_origin(&AuthUrls::default()), ISSUER);
+        assert_eq!(origin("https://h"), "https://h");
     }
 
     #[test]

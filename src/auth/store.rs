@@ -96,6 +96,22 @@ impl Store {
         self.write(&json!({"version": 1, "credentials": all}))
     }
 
+    /// Marks the login under `key` as refused for good ("login needed"), unless it was
+    /// replaced since `refresh` was tried: a new login (or another process's refresh)
+    /// writes an entry without the mark, which ends it.
+    pub fn mark_refused(&self, key: &str, refresh: &str, reason: &str) -> Result<(), Error> {
+        let _lock = Lock::take(&self.path)?;
+        let mut all = self.load()?;
+        let Some(entry) = all.get_mut(key).and_then(Value::as_object_mut) else {
+            return Ok(());
+        };
+        if entry.get("refresh_token").and_then(Value::as_str) != Some(refresh) {
+            return Ok(());
+        }
+        entry.insert("login_needed".into(), json!(reason));
+        self.write(&json!({"version": 1, "credentials": all}))
+    }
+
     /// Writes the whole file atomically: temp file (0600) in the same directory, fsync, rename.
     fn write(&self, v: &Value) -> Result<(), Error> {
         let dir = self
@@ -138,6 +154,11 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Why a stored login was refused for good, if it was (see [`Store::mark_refused`]).
+pub fn refused(entry: &Value) -> Option<String> {
+    entry["login_needed"].as_str().map(str::to_string)
 }
 
 /// Tokens as stored.

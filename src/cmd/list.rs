@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use lexopt::prelude::*;
-use routeplane::auth::Auth;
+use std::time::{Duration, SystemTime};
+
 use routeplane::auth::store::Store;
+use routeplane::auth::{Auth, Subscription};
 use routeplane::detect::{self, Detected};
 use routeplane::registry::{Kind, Registry};
 use routeplane::upstream;
@@ -22,8 +24,9 @@ routeplane models: list every model id clients can name
 
 Usage: routeplane models [-c PATH] [--json]
 
-Local sources are asked for their models first (see `detect:` in routeplane.yaml).
-A model is also reachable as PROVIDER:MODEL.
+Local sources are asked for their models first (see `detect:` in routeplane.yaml),
+and hosted providers with a key or login for their lists. A model is also reachable
+as PROVIDER:MODEL; a model listed through a subscription login only that way.
 
 Options:
   -c, --config PATH  config file
@@ -77,33 +80,89 @@ fn options(
     Ok(Parsed::List(json))
 }
 
-/// Loads the registry, probes local sources once, and reads the subscription logins.
-fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Auth), Error> {
+/// Loads the registry, probes local sources once, reads the subscription logins and
+/// asks hosted providers with a key for their lists.
+pub(crate) fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Arc<Auth>), Error> {
+    // Detection reports each source that comes up as a server log line; here the
+    // table says it.
+    routeplane::log::silence();
     let registry = Registry::build(&super::load(global, false)?)?;
     let detected = Arc::new(Detected::default());
     let client = upstream::Client::new(&registry.settings);
+    let auth = Arc::new(Auth::new(
+        routeplane::paths::auth_file().map(Store::new),
+        client.clone(),
+    ));
+    detected.watch_logins(&auth);
+    let hosted = {
+        let (client, auth, detected) = (client.clone(), Arc::clone(&auth), Arc::clone(&detected));
+        let providers = registry.providers.clone();
+        let timeout = registry.settings.connect_timeout;
+        std::thread::spawn(move || {
+            detect::list_hosted(&client, &auth, &providers, &detected, timeout);
+        })
+    };
     detect::probe_all(
         &client,
         &registry.providers,
         &detected,
         registry.settings.detect_timeout,
     );
-    let auth = Auth::new(routeplane::paths::auth_file().map(Store::new), client);
+    let _ = hosted.join();
     Ok((registry, detected, auth))
+}
+
+/// The cool-downs of a routeplane serving this config, if one answers at its `listen`
+/// address: `provider:model` → seconds left. Only the server knows them.
+pub(crate) fn cooldowns(registry: &Registry) -> Vec<(String, f64)> {
+    let client = upstream::Client::new(&registry.settings);
+    let mut headers = Vec::new();
+    if let Some(key) = registry.settings.keys.first() {
+        headers.push((
+            "authorization".to_string(),
+            format!("Bearer {}", key.expose()),
+        ));
+    }
+    let url = format!("http://{}/routeplane/cooldowns", registry.settings.listen);
+    let Ok((200, body)) = client.get(&url, &headers, Duration::from_millis(500), 1 << 20) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    v["cooldowns"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| Some((c["target"].as_str()?.to_string(), c["secs_left"].as_f64()?)))
+        .collect()
+}
+
+/// `cooling down until HH:MM UTC` when one of `labels` cools down, else `state`.
+pub(crate) fn with_cooldown(
+    state: String,
+    cooling: &[(String, f64)],
+    matches: impl Fn(&str) -> bool,
+) -> String {
+    if state != "active" {
+        return state;
+    }
+    match cooling
+        .iter()
+        .filter(|(label, _)| matches(label))
+        .map(|(_, left)| *left)
+        .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))))
+    {
+        Some(left) => format!(
+            "cooling down until {}",
+            detect::utc_time(SystemTime::now() + Duration::from_secs_f64(left.ceil()))
+        ),
+        None => state,
+    }
 }
 
 /// A provider's state, with a subscription's login and its expiry.
 fn state(p: &registry::Provider, detected: &Detected, auth: &Auth) -> String {
-    if auth.logged_in(&p.id) {
-        return match auth.expires_at(&p.id).filter(|e| *e > 0) {
-            Some(at) => format!(
-                "logged in, expires {}",
-                httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(at))
-            ),
-            None => "logged in".to_string(),
-        };
-    }
-    detect::provider_state(p, detected).to_string()
+    detect::provider_state(p, detected, auth)
 }
 
 /// `routeplane models`.
@@ -135,7 +194,9 @@ pub(crate) fn run_models(
         }
         for m in detected.models(&p.id) {
             if !p.declares(&m) {
-                rows.push((m, p.id.clone(), "detected", state.clone()));
+                // A local server's answer is "detected"; a hosted provider's list, "listed".
+                let source = if p.detect { "detected" } else { "listed" };
+                rows.push((m, p.id.clone(), source, state.clone()));
             }
         }
     }
@@ -158,12 +219,20 @@ pub(crate) fn run_models(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The credential kind of a provider.
-fn auth_kind(p: &registry::Provider) -> String {
-    match (&p.key_source, p.kind) {
-        (Some(src), _) => format!("key ({src})"),
-        (None, Kind::Subscription) => "oauth".to_string(),
-        (None, _) => "none".to_string(),
+/// How a provider is reached: `oauth` (a subscription login), `key` (with where the
+/// key comes from: a variable, or `api_key` in the file), or `none` (nothing needed).
+fn auth_kind(p: &registry::Provider, auth: &Auth) -> (&'static str, Option<String>) {
+    let sub = Subscription::of(&p.id);
+    if p.kind == Kind::Subscription
+        || (sub.is_some() && (auth.logged_in(&p.id) || p.id.contains('#')))
+    {
+        return ("oauth", None);
+    }
+    match (&p.key_source, p.key_vars.get(1)) {
+        (Some(src), _) => ("key", Some(src.clone())),
+        // No key yet: the variable to set.
+        (None, Some(vendor)) => ("key", Some(vendor.clone())),
+        (None, None) => ("none", None),
     }
 }
 
@@ -178,8 +247,21 @@ pub(crate) fn run_providers(
         Parsed::Login => return super::login_alias(global, parser),
     };
     let (registry, detected, auth) = probed(&global)?;
-    let rows: Vec<_> = registry
-        .providers
+    let cooling = cooldowns(&registry);
+    // Every provider, then each labelled login as its own row (`anthropic#work`).
+    let mut providers: Vec<Arc<registry::Provider>> = registry.providers.clone();
+    for login in auth.logins() {
+        if login.contains('#')
+            && let Some(p) = registry.provider_for(&login)
+        {
+            let base = login.split('#').next().unwrap_or(&login);
+            let at = providers
+                .iter()
+                .rposition(|q| q.id == base || q.id.starts_with(&format!("{base}#")));
+            providers.insert(at.map_or(providers.len(), |i| i + 1), p);
+        }
+    }
+    let rows: Vec<_> = providers
         .iter()
         .map(|p| {
             let protocols: Vec<String> = p
@@ -193,29 +275,47 @@ pub(crate) fn run_providers(
                     }
                 })
                 .collect();
+            let (kind, key_from) = auth_kind(p, &auth);
+            let prefix = format!("{}:", p.id);
+            let state = with_cooldown(state(p, &detected, &auth), &cooling, |l| {
+                l.starts_with(&prefix)
+            });
             (
                 p.id.clone(),
                 p.api_base.clone(),
                 protocols.join(","),
-                auth_kind(p),
-                state(p, &detected, &auth),
+                kind,
+                key_from,
+                state,
             )
         })
         .collect();
     if json {
         let list: Vec<_> = rows
             .iter()
-            .map(|(id, base, proto, auth, state)| json!({"id": id, "api_base": base, "protocol": proto, "auth": auth, "state": state}))
+            .map(|(id, base, proto, auth, key_from, state)| json!({"id": id, "api_base": base, "protocol": proto, "auth": auth, "key_variable": key_from.as_deref().filter(|k| *k != "api_key"), "key_in_config": key_from.as_deref() == Some("api_key"), "state": state}))
             .collect();
         println!("{}", serde_json::Value::Array(list));
         return Ok(ExitCode::SUCCESS);
     }
+    let rows: Vec<_> = rows
+        .into_iter()
+        .map(|(id, base, proto, auth, key_from, state)| {
+            let auth = match key_from {
+                Some(from) => format!("{auth} ({from})"),
+                None => auth.to_string(),
+            };
+            (id, base, proto, auth, state)
+        })
+        .collect();
+    let id_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(14);
+    let auth_w = rows.iter().map(|r| r.3.len()).max().unwrap_or(0).max(22);
     println!(
-        "{:<14} {:<40} {:<18} {:<22} STATE",
+        "{:<id_w$} {:<40} {:<18} {:<auth_w$} STATE",
         "PROVIDER", "API_BASE", "PROTOCOL", "AUTH"
     );
     for (id, base, proto, auth, state) in rows {
-        println!("{id:<14} {base:<40} {proto:<18} {auth:<22} {state}");
+        println!("{id:<id_w$} {base:<40} {proto:<18} {auth:<auth_w$} {state}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -47,6 +47,16 @@ Usage: routeplane logout PROVIDER [--label NAME] [--auth-file PATH]
 /// How long the loopback flow waits for the browser.
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// After this long without a callback, the loopback flow says that `--device` needs no
+/// browser here. `ROUTEPLANE_TEST_LOGIN_HINT_SECS` shortens it for the tests.
+fn device_hint_after() -> Duration {
+    std::env::var("ROUTEPLANE_TEST_LOGIN_HINT_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(Duration::from_secs(30))
+}
+
 /// Options of `login`.
 #[derive(Debug, Default)]
 struct Options {
@@ -166,10 +176,20 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                     "waiting for the browser to return to {}...",
                     pending.redirect_uri
                 );
+                let command = match o.label.as_deref() {
+                    Some(l) => format!("routeplane login openai-codex --device --label {l}"),
+                    None => "routeplane login openai-codex --device".to_string(),
+                };
                 let code = callback::wait_for_code(
                     &pending.redirect_uri,
                     &pending.state,
                     CALLBACK_TIMEOUT,
+                    device_hint_after(),
+                    || {
+                        eprintln!(
+                            "no callback yet. No browser on this machine? Press Ctrl-C and run                              `{command}`: it works without a browser here (you approve on                              another device)."
+                        );
+                    },
                 )?;
                 openai_codex::finish(&client, &urls, &pending, &code)?
             }

@@ -8,6 +8,7 @@ mod list;
 mod login;
 mod route;
 mod serve;
+mod service;
 mod usage;
 mod validate;
 
@@ -34,6 +35,7 @@ Commands:
   login PROVIDER     log in to a subscription (anthropic, openai-codex)
   logout PROVIDER    forget a subscription login
   usage              sum the usage ledger per provider, model or day
+  service install    install the systemd unit (--user: for this user only)
 
 Options:
   -c, --config PATH  config file (default: ./routeplane.yaml, then
@@ -80,6 +82,7 @@ pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
                     "login" => login::run(global, &mut parser),
                     "logout" => login::run_logout(global, &mut parser),
                     "usage" => usage::run(global, &mut parser),
+                    "service" => service::run(global, &mut parser),
                     other => Err(Error::Usage(format!("unknown command `{other}`"))),
                 };
             }

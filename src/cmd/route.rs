@@ -1,11 +1,11 @@
-//! `routeplane route MODEL`: print the ordered targets a request would try; send nothing.
+//! `routeplane route MODEL`: print the ordered targets a request would try, each with its
+//! state; send nothing to a model.
 
 use std::process::ExitCode;
 
 use lexopt::prelude::*;
-use routeplane::detect::Detected;
-use routeplane::registry::Registry;
-use routeplane::{Error, route};
+use routeplane::registry::{Prefill, Settings, Target};
+use routeplane::{Error, detect, route};
 
 use super::Global;
 
@@ -14,7 +14,10 @@ routeplane route: print the targets a request for MODEL would try, in order
 
 Usage: routeplane route MODEL [-c PATH]
 
-Nothing is sent; local sources are not probed, so detected models are not shown.
+Nothing is sent to a model. Local sources are probed and hosted providers with a key
+are asked for their lists, so detected models resolve as a server would resolve them;
+each target shows its state, and its cool-down when a routeplane serving this config
+answers at its `listen` address.
 
 Options:
   -c, --config PATH  config file
@@ -36,17 +39,49 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         }
     }
     let model = model.ok_or_else(|| Error::Usage("missing MODEL argument".into()))?;
-    let registry = Registry::build(&super::load(&global, false)?)?;
-    let targets = route::resolve(&registry, &Detected::default(), &model)?;
+    let (registry, detected, auth) = super::list::probed(&global)?;
+    let targets = route::resolve(&registry, &detected, &model)?;
+    let cooling = super::list::cooldowns(&registry);
     for (i, t) in targets.iter().enumerate() {
+        let label = t.label();
+        let state = super::list::with_cooldown(
+            detect::provider_state(&t.provider, &detected, &auth),
+            &cooling,
+            |l| l == label,
+        );
         println!(
-            "{}. {} ({}, {}{})",
+            "{}. {label} ({}, {}{}) {state}",
             i + 1,
-            t.label(),
             t.protocol.name(),
             t.provider.api_base,
-            t.protocol.endpoint()
+            t.protocol.endpoint(&t.model, false)
+        );
+        println!(
+            "   {}",
+            policy(&registry.settings, t, i + 1 == targets.len())
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An endpoint's failover policy: its deadline, retries and whether it can continue.
+fn policy(settings: &Settings, t: &Target, last: bool) -> String {
+    let deadline = if last {
+        format!(
+            "first byte {:?} (last endpoint)",
+            settings.first_byte_timeout
+        )
+    } else {
+        let d = t.first_token.unwrap_or(settings.first_token_timeout);
+        format!("first token {:?}", d.min(settings.first_byte_timeout))
+    };
+    let prefill = match (t.can_continue(), t.provider.prefill) {
+        (false, _) => "no",
+        (true, Prefill::Flags) => "yes (continue_final_message)",
+        (true, _) => "yes",
+    };
+    format!(
+        "deadline: {deadline}; retries: {}; prefill: {prefill}",
+        settings.retries
+    )
 }

@@ -100,15 +100,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         if blocks.is_empty() {
             continue;
         }
-        // Anthropic wants alternating roles: fold consecutive same-role messages.
-        match messages.last_mut() {
-            Some(last) if last["role"] == role => {
-                if let Some(arr) = last["content"].as_array_mut() {
-                    arr.extend(blocks);
-                }
-            }
-            _ => messages.push(json!({"role": role, "content": blocks})),
-        }
+        super::push_turn(&mut messages, role, "content", blocks);
     }
     let mut out = Map::new();
     out.insert("model".into(), json!(model));
@@ -125,14 +117,8 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             out.insert(key.into(), chat[key].clone());
         }
     }
-    match &chat["stop"] {
-        Value::String(s) => {
-            out.insert("stop_sequences".into(), json!([s]));
-        }
-        Value::Array(a) => {
-            out.insert("stop_sequences".into(), Value::Array(a.clone()));
-        }
-        _ => {}
+    if let Some(stop) = super::stop_list(&chat) {
+        out.insert("stop_sequences".into(), stop);
     }
     if let Some(effort) = chat["reasoning_effort"].as_str() {
         let budget: u64 = match effort {
@@ -226,9 +212,7 @@ fn content_blocks(content: &Value, provider: &str) -> Result<Vec<Value>, Error> 
 
 /// An image URL (https or a base64 data URL) as an Anthropic image block.
 fn image_block(url: &str) -> Value {
-    if let Some(rest) = url.strip_prefix("data:")
-        && let Some((media_type, data)) = rest.split_once(";base64,")
-    {
+    if let Some((media_type, data)) = super::data_url(url) {
         return json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}});
     }
     json!({"type": "image", "source": {"type": "url", "url": url}})
@@ -270,8 +254,12 @@ fn finish_reason(stop: &str) -> &'static str {
     }
 }
 
-/// Anthropic usage → chat usage (prompt tokens include cache reads and writes).
+/// Anthropic usage → chat usage (prompt tokens include cache reads and writes); null
+/// when the upstream reported none, never zeros.
 fn usage_to_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return Value::Null;
+    }
     let input = u["input_tokens"].as_u64().unwrap_or(0);
     let cache_read = u["cache_read_input_tokens"].as_u64().unwrap_or(0);
     let cache_write = u["cache_creation_input_tokens"].as_u64().unwrap_or(0);
@@ -310,13 +298,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
             _ => {}
         }
     }
-    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
-    if !reasoning.is_empty() {
-        message["reasoning_content"] = json!(reasoning);
-    }
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
+    let message = super::assistant_message(text, reasoning, calls);
     Ok(json!({
         "id": resp["id"], "object": "chat.completion", "created": now(), "model": resp["model"],
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(resp["stop_reason"].as_str().unwrap_or(""))}],
@@ -338,10 +320,7 @@ pub struct Decoder {
 impl Decoder {
     /// A chunk with one delta.
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
-        json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        })
+        super::hub_chunk(&self.id, self.created, &self.model, delta, finish)
     }
 
     /// Decodes one upstream event.
@@ -350,10 +329,7 @@ impl Decoder {
             return Decoded::Chunks(Vec::new());
         };
         let Ok(v) = serde_json::from_str::<Value>(data) else {
-            return Decoded::Failed {
-                status: 502,
-                message: "upstream sent a malformed stream event".into(),
-            };
+            return Decoded::Malformed;
         };
         let kind = v["type"].as_str().or(ev.event.as_deref()).unwrap_or("");
         let one = |c: Value| Decoded::Chunks(vec![c]);
@@ -418,10 +394,16 @@ impl Decoder {
                 }
             }
             "message_stop" => {
-                let mut usage = self.chunk(json!({}), None);
-                usage["choices"] = json!([]);
-                usage["usage"] = usage_to_chat(&self.usage);
-                Decoded::End(vec![usage])
+                if !self.usage.is_object() {
+                    return Decoded::End(Vec::new());
+                }
+                let usage = usage_to_chat(&self.usage);
+                Decoded::End(vec![super::usage_chunk(
+                    &self.id,
+                    self.created,
+                    &self.model,
+                    usage,
+                )])
             }
             "error" => Decoded::Failed {
                 status: status_of(v["error"]["type"].as_str().unwrap_or("")),
@@ -593,8 +575,13 @@ fn stop_reason(finish: &str) -> &'static str {
     }
 }
 
-/// Chat usage → Anthropic usage (input excludes cached tokens).
+/// Chat usage → Anthropic usage (input excludes cached tokens). The Messages format
+/// requires the object (the SDKs read `usage.output_tokens`), so counts the upstream
+/// did not report are null, never zeros.
 fn usage_from_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return json!({"input_tokens": null, "output_tokens": null});
+    }
     let prompt = u["prompt_tokens"].as_u64().unwrap_or(0);
     let cached = u["prompt_tokens_details"]["cached_tokens"]
         .as_u64()
@@ -628,11 +615,7 @@ pub fn response_from_chat(chat: Value) -> Value {
         content.push(json!({"type": "text", "text": text}));
     }
     for call in msg["tool_calls"].as_array().into_iter().flatten() {
-        let input =
-            serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap_or("{}"))
-                .ok()
-                .filter(Value::is_object)
-                .unwrap_or_else(|| json!({}));
+        let input = super::arguments_object(call["function"]["arguments"].as_str().unwrap_or("{}"));
         content.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
     }
     json!({
@@ -666,6 +649,8 @@ pub struct Encoder {
     next_index: usize,
     stop: &'static str,
     usage: Value,
+    /// A `message_delta` already went out verbatim (a same-protocol stream's own).
+    delta_sent: bool,
 }
 
 impl Encoder {
@@ -678,6 +663,52 @@ impl Encoder {
             next_index: 0,
             stop: "end_turn",
             usage: Value::Null,
+            delta_sent: false,
+        }
+    }
+
+    /// Learns the open block and the next index from an event that went out verbatim.
+    pub fn observe(&mut self, ev: &Event) {
+        // Deltas, the bulk of a stream, change nothing here: not even parsed.
+        if matches!(ev.event.as_deref(), Some("content_block_delta" | "ping")) {
+            return;
+        }
+        let Some(v) = ev
+            .data
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        else {
+            return;
+        };
+        match v["type"].as_str().or(ev.event.as_deref()).unwrap_or("") {
+            "message_start" => {
+                self.started = true;
+                if let Some(m) = v["message"]["model"].as_str().filter(|m| !m.is_empty()) {
+                    self.model = m.to_string();
+                }
+                if v["message"]["usage"].is_object() {
+                    self.usage = usage_to_chat(&v["message"]["usage"]);
+                }
+            }
+            "content_block_start" => {
+                let index = v["index"].as_u64().unwrap_or(0) as usize;
+                let kind = match v["content_block"]["type"].as_str() {
+                    Some("text") => Block::Text,
+                    Some("thinking") => Block::Thinking,
+                    // Never continued: a stream with a tool call is not rescued.
+                    _ => Block::Tool(u64::MAX),
+                };
+                self.open = Some((index, kind));
+                self.next_index = self.next_index.max(index + 1);
+            }
+            "content_block_stop" => self.open = None,
+            "message_delta" => {
+                self.delta_sent = true;
+                if let Some(s) = v["delta"]["stop_reason"].as_str() {
+                    self.stop = stop_reason(finish_reason(s));
+                }
+            }
+            _ => {}
         }
     }
 
@@ -685,18 +716,24 @@ impl Encoder {
         Event::named(Some(name), data.to_string())
     }
 
-    /// `message_start`, once.
-    fn start(&mut self, id: &Value, out: &mut Vec<Event>) {
+    /// `message_start`, once; it names the model the first chunk names, as the
+    /// unstreamed answer does.
+    fn start(&mut self, chunk: &Value, out: &mut Vec<Event>) {
         if self.started {
             return;
         }
         self.started = true;
+        if let Some(m) = chunk["model"].as_str().filter(|m| !m.is_empty()) {
+            self.model = m.to_string();
+        }
+        let id = &chunk["id"];
         out.push(Self::ev(
             "message_start",
             json!({"type": "message_start", "message": {
                 "id": message_id(id), "type": "message", "role": "assistant", "model": self.model,
                 "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": 0, "output_tokens": 0},
+                // Counts come with `message_delta`; none is known yet.
+                "usage": {"input_tokens": null, "output_tokens": 0},
             }}),
         ));
     }
@@ -732,7 +769,7 @@ impl Encoder {
     /// Encodes one chunk.
     pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
         let mut out = Vec::new();
-        self.start(&chunk["id"], &mut out);
+        self.start(chunk, &mut out);
         if chunk["usage"].is_object() {
             self.usage = chunk["usage"].clone();
         }
@@ -772,12 +809,14 @@ impl Encoder {
         let mut out = Vec::new();
         self.start(&Value::Null, &mut out);
         self.close(&mut out);
-        out.push(Self::ev(
-            "message_delta",
-            json!({"type": "message_delta",
-            "delta": {"stop_reason": self.stop, "stop_sequence": null},
-            "usage": usage_from_chat(&self.usage)}),
-        ));
+        if !self.delta_sent {
+            out.push(Self::ev(
+                "message_delta",
+                json!({"type": "message_delta",
+                "delta": {"stop_reason": self.stop, "stop_sequence": null},
+                "usage": usage_from_chat(&self.usage)}),
+            ));
+        }
         out.push(Self::ev("message_stop", json!({"type": "message_stop"})));
         out
     }
@@ -986,8 +1025,7 @@ mod tests {
                 message: "Overloaded".into()
             }
         );
-        let got = d.event(&Event::data("{not json"));
-        assert!(matches!(got, Decoded::Failed { status: 502, .. }));
+        assert_eq!(d.event(&Event::data("{not json")), Decoded::Malformed);
     }
 
     #[test]
@@ -995,6 +1033,47 @@ mod tests {
         let evs = parallel_tool_stream();
         let (_, ended) = decode_all(&evs[..evs.len() - 1]);
         assert!(!ended, "the relay sees no end marker and reports the break");
+    }
+
+    #[test]
+    fn an_observed_stream_continues_in_its_open_block_and_ends_once() {
+        let mut e = Encoder::new("m");
+        for v in [
+            json!({"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 5}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}}),
+        ] {
+            e.observe(&ev(v["type"].as_str().unwrap(), v.clone()));
+        }
+        let chunk = json!({"id": "other", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "lo"}}]});
+        let out = e.chunk(&chunk);
+        let names: Vec<_> = out.iter().map(|x| x.event.clone().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["content_block_delta"],
+            "no second message_start or block"
+        );
+        assert!(out[0].data.as_deref().unwrap().contains("\"index\":0"));
+        let names: Vec<_> = e
+            .finish()
+            .iter()
+            .map(|x| x.event.clone().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["content_block_stop", "message_delta", "message_stop"]
+        );
+        // A stream whose own message_delta went out gets only the missing message_stop.
+        e.observe(&ev(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+        ));
+        let names: Vec<_> = e
+            .finish()
+            .iter()
+            .map(|x| x.event.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["message_stop"]);
     }
 
     #[test]

@@ -46,10 +46,7 @@ impl Decoder {
                 message: super::upstream_error_message(data.as_bytes()),
             },
             Ok(v) if v.is_object() => Decoded::Chunks(vec![v]),
-            _ => Decoded::Failed {
-                status: 502,
-                message: "upstream sent a malformed stream event".to_string(),
-            },
+            _ => Decoded::Malformed,
         }
     }
 }
@@ -71,16 +68,92 @@ fn error_status(err: &Value) -> u16 {
 #[derive(Debug)]
 pub struct Encoder {
     include_usage: bool,
+    /// `id`, `created` and `model` of the stream's first chunk.
+    first: Option<[Value; 3]>,
+    /// The stream continues another answer: chunks take the first chunk's ids and lose
+    /// their `role`.
+    continuing: bool,
 }
 
 impl Encoder {
     /// An encoder; usage chunks are sent only when the client asked for them.
     pub fn new(include_usage: bool) -> Encoder {
-        Encoder { include_usage }
+        Encoder {
+            include_usage,
+            first: None,
+            continuing: false,
+        }
+    }
+
+    /// Remembers the ids of the stream's first chunk.
+    fn remember(&mut self, chunk: &Value) {
+        if self.first.is_none() && chunk.is_object() {
+            self.first = Some(["id", "created", "model"].map(|k| chunk[k].clone()));
+        }
+    }
+
+    /// Learns the stream's ids from a chunk that went out verbatim.
+    pub fn observe(&mut self, ev: &Event) {
+        if self.first.is_some() || ev.is_done() {
+            return;
+        }
+        if let Some(v) = ev
+            .data
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+        {
+            self.remember(&v);
+        }
+    }
+
+    /// Continues the open stream with another answer's chunks.
+    pub fn resume(&mut self) {
+        self.continuing = true;
+    }
+
+    /// A continuation chunk with the stream's ids and no role; `None` when nothing is left.
+    fn continued(&self, chunk: &Value) -> Option<Value> {
+        let mut c = chunk.clone();
+        if let Some([id, created, model]) = &self.first {
+            c["id"] = id.clone();
+            c["created"] = created.clone();
+            c["model"] = model.clone();
+        }
+        let mut keep = false;
+        // `choices` may be empty (a usage chunk): no indexing that could panic.
+        if let Some(choice) = c
+            .get_mut("choices")
+            .and_then(|cs| cs.get_mut(0))
+            .filter(|ch| ch.is_object())
+        {
+            keep |= !choice["finish_reason"].is_null();
+            if let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) {
+                delta.remove("role");
+                if delta.get("content").is_some_and(|t| t == "" || t.is_null()) {
+                    delta.remove("content");
+                }
+                keep |= !delta.is_empty();
+            }
+        }
+        keep |= chunk.get("usage").is_some_and(|u| !u.is_null());
+        keep.then_some(c)
     }
 
     /// Encodes one chunk.
     pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
+        self.remember(chunk);
+        let continued;
+        let chunk = if self.continuing {
+            match self.continued(chunk) {
+                Some(c) => {
+                    continued = c;
+                    &continued
+                }
+                None => return Vec::new(),
+            }
+        } else {
+            chunk
+        };
         let usage_only = chunk["choices"].as_array().is_some_and(|c| c.is_empty());
         if !self.include_usage && chunk.get("usage").is_some() {
             if usage_only {
@@ -239,10 +312,7 @@ mod tests {
                 message: "slow down".into()
             }
         );
-        assert!(matches!(
-            d.event(&ev("{not json")),
-            Decoded::Failed { status: 502, .. }
-        ));
+        assert_eq!(d.event(&ev("{not json")), Decoded::Malformed);
     }
 
     #[test]
@@ -250,6 +320,24 @@ mod tests {
         let usage = json!({"choices": [], "usage": {"total_tokens": 3}});
         assert!(Encoder::new(false).chunk(&usage).is_empty());
         assert_eq!(Encoder::new(true).chunk(&usage).len(), 1);
+    }
+
+    #[test]
+    fn a_continued_stream_keeps_the_first_ids_and_sends_no_second_role() {
+        let mut e = Encoder::new(true);
+        let first = json!({"id":"c1","created":1,"model":"m1","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]});
+        assert_eq!(e.chunk(&first).len(), 1);
+        e.resume();
+        let role = json!({"id":"c2","created":2,"model":"m2","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]});
+        assert!(e.chunk(&role).is_empty(), "a second role chunk is dropped");
+        let text = json!({"id":"c2","created":2,"model":"m2","choices":[{"index":0,"delta":{"content":"lo"}}]});
+        let out: Value = serde_json::from_str(e.chunk(&text)[0].data.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (&out["id"], &out["created"], &out["model"]),
+            (&json!("c1"), &json!(1), &json!("m1"))
+        );
+        let usage = json!({"id":"c2","choices":[],"usage":{"total_tokens":3}});
+        assert_eq!(e.chunk(&usage).len(), 1, "usage chunks survive");
     }
 
     #[test]

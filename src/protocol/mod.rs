@@ -1,13 +1,15 @@
-//! The three wire formats and the one translation seam between them.
+//! The four wire formats and the one translation seam between them.
 //!
 //! A *protocol* is the JSON-over-HTTP dialect a client or an upstream speaks: OpenAI
-//! Chat Completions, Anthropic Messages, or OpenAI Responses. Translation always goes
-//! through Chat Completions, the *hub*: a request is turned into a chat request and then
-//! into the upstream's; an upstream answer is decoded into chat chunks and encoded into
-//! the client's events. Three decoders and three encoders instead of nine pairs.
+//! Chat Completions, Anthropic Messages, OpenAI Responses, or Google Gemini. Translation
+//! always goes through Chat Completions, the *hub*: a request is turned into a chat
+//! request and then into the upstream's; an upstream answer is decoded into chat chunks
+//! and encoded into the client's events. Four decoders and four encoders instead of
+//! sixteen pairs.
 //!
 //! When the client and the upstream speak the same protocol nothing here runs: the
-//! relay forwards bytes with only the model rewritten (see `body.rs`).
+//! relay forwards bytes with only the model rewritten (see `body.rs`, and
+//! [`Protocol::passthrough_body`] for Gemini, whose model is in the URL).
 //!
 //! Hub conventions every translator keeps:
 //! - thinking text travels as `reasoning_content` (a message field, a delta field);
@@ -18,11 +20,13 @@
 
 use serde_json::{Value, json};
 
+use crate::body::RawBody;
 use crate::error::Error;
 use crate::sse::Event;
 
 pub mod anthropic;
 pub mod chat;
+pub mod gemini;
 pub mod responses;
 
 /// A wire format spoken by a client or an upstream.
@@ -34,6 +38,8 @@ pub enum Protocol {
     Anthropic,
     /// OpenAI Responses, `POST …/responses`.
     Responses,
+    /// Google Gemini, `POST …/models/{model}:generateContent`.
+    Gemini,
 }
 
 /// What a stream decoder makes of one upstream event.
@@ -43,6 +49,8 @@ pub enum Decoded {
     Chunks(Vec<Value>),
     /// The upstream's own end-of-stream marker, after these last chunks.
     End(Vec<Value>),
+    /// The event could not be read (not JSON): dropped, the stream goes on.
+    Malformed,
     /// The upstream reported an error inside the stream.
     Failed {
         /// The status it corresponds to (its `type`/`code` mapped, else 502).
@@ -54,14 +62,21 @@ pub enum Decoded {
 
 impl Protocol {
     /// Every protocol, in the order they are documented.
-    pub const ALL: [Protocol; 3] = [Protocol::Chat, Protocol::Anthropic, Protocol::Responses];
+    pub const ALL: [Protocol; 4] = [
+        Protocol::Chat,
+        Protocol::Anthropic,
+        Protocol::Responses,
+        Protocol::Gemini,
+    ];
 
-    /// Reads a config spelling: `chat_completions`/`openai`, `anthropic`/`messages`, `responses`.
+    /// Reads a config spelling: `chat_completions`/`openai`, `anthropic`/`messages`,
+    /// `responses`, `gemini`/`google`.
     pub fn parse(s: &str) -> Option<Protocol> {
         match s {
             "chat_completions" | "openai" => Some(Protocol::Chat),
             "anthropic" | "messages" => Some(Protocol::Anthropic),
             "responses" => Some(Protocol::Responses),
+            "gemini" | "google" => Some(Protocol::Gemini),
             _ => None,
         }
     }
@@ -72,15 +87,53 @@ impl Protocol {
             Protocol::Chat => "chat_completions",
             Protocol::Anthropic => "anthropic",
             Protocol::Responses => "responses",
+            Protocol::Gemini => "gemini",
         }
     }
 
-    /// The path appended to a provider's `api_base`.
-    pub fn endpoint(self) -> &'static str {
+    /// The path appended to a provider's `api_base` to generate with `model`; Gemini
+    /// names the model and whether to stream in the path.
+    pub fn endpoint(self, model: &str, stream: bool) -> String {
         match self {
-            Protocol::Chat => "/chat/completions",
-            Protocol::Anthropic => "/messages",
-            Protocol::Responses => "/responses",
+            Protocol::Chat => "/chat/completions".into(),
+            Protocol::Anthropic => "/messages".into(),
+            Protocol::Responses => "/responses".into(),
+            Protocol::Gemini => gemini::endpoint(model, stream),
+        }
+    }
+
+    /// The path of the token-counting call for `model`, where the protocol has one.
+    pub fn count_tokens_endpoint(self, model: &str) -> Option<String> {
+        match self {
+            Protocol::Anthropic => Some("/messages/count_tokens".into()),
+            Protocol::Gemini => Some(gemini::method_path(model, "countTokens")),
+            Protocol::Chat | Protocol::Responses => None,
+        }
+    }
+
+    /// Why a complete answer passed through unchanged is really a content-filter block
+    /// (Gemini answers a blocked prompt with 200 and no candidates); `None` for the rest.
+    pub fn blocked_answer(self, body: &[u8]) -> Option<String> {
+        match self {
+            Protocol::Gemini => gemini::blocked_answer(body),
+            _ => None,
+        }
+    }
+
+    /// A token count Routeplane estimated itself, in this protocol's answer shape.
+    pub fn token_estimate(self, tokens: usize) -> Value {
+        match self {
+            Protocol::Gemini => json!({"totalTokens": tokens}),
+            _ => json!({"input_tokens": tokens, "estimated": true}),
+        }
+    }
+
+    /// The client's body re-sent byte for byte to an upstream of the same protocol with
+    /// only the model changed: in the body, or (Gemini) nowhere, since it is in the URL.
+    pub fn passthrough_body(self, body: &RawBody, model: &str) -> Vec<u8> {
+        match self {
+            Protocol::Gemini => body.without_model(),
+            _ => body.with_model(model),
         }
     }
 
@@ -89,16 +142,19 @@ impl Protocol {
         let body = match self {
             Protocol::Chat | Protocol::Responses => chat::error_json(status, message),
             Protocol::Anthropic => anthropic::error_json(status, message),
+            Protocol::Gemini => gemini::error_json(status, message),
         };
         body.to_string().into_bytes()
     }
 
-    /// Client request (this protocol) → hub chat request.
-    pub fn request_to_chat(self, req: Value) -> Result<Value, Error> {
+    /// Client request (this protocol) → hub chat request. `stream` is whether the
+    /// client asked for a stream (Gemini says so in the URL, the others in the body).
+    pub fn request_to_chat(self, req: Value, stream: bool) -> Result<Value, Error> {
         match self {
             Protocol::Chat => Ok(req),
             Protocol::Anthropic => anthropic::request_to_chat(req),
             Protocol::Responses => responses::request_to_chat(req),
+            Protocol::Gemini => gemini::request_to_chat(req, stream),
         }
     }
 
@@ -113,10 +169,16 @@ impl Protocol {
             Protocol::Chat => {
                 let mut chat = chat;
                 chat["model"] = json!(model);
+                // A translated `top_k` (Gemini CLI always sends `topK`) is a sampling
+                // hint OpenAI refuses with a 400; a chat client's own passes untouched.
+                if let Some(obj) = chat.as_object_mut() {
+                    obj.remove("top_k");
+                }
                 Ok(chat)
             }
             Protocol::Anthropic => anthropic::request_from_chat(chat, model, provider),
             Protocol::Responses => responses::request_from_chat(chat, model, provider),
+            Protocol::Gemini => gemini::request_from_chat(chat, model, provider),
         }
     }
 
@@ -126,6 +188,7 @@ impl Protocol {
             Protocol::Chat => Ok(resp),
             Protocol::Anthropic => anthropic::response_to_chat(resp),
             Protocol::Responses => responses::response_to_chat(resp),
+            Protocol::Gemini => gemini::response_to_chat(resp),
         }
     }
 
@@ -135,6 +198,7 @@ impl Protocol {
             Protocol::Chat => chat,
             Protocol::Anthropic => anthropic::response_from_chat(chat),
             Protocol::Responses => responses::response_from_chat(chat),
+            Protocol::Gemini => gemini::response_from_chat(chat),
         }
     }
 
@@ -144,6 +208,7 @@ impl Protocol {
             Protocol::Chat => Decoder::Chat(chat::Decoder),
             Protocol::Anthropic => Decoder::Anthropic(anthropic::Decoder::default()),
             Protocol::Responses => Decoder::Responses(responses::Decoder::default()),
+            Protocol::Gemini => Decoder::Gemini(gemini::Decoder::default()),
         }
     }
 
@@ -154,6 +219,7 @@ impl Protocol {
             Protocol::Chat => Encoder::Chat(chat::Encoder::new(include_usage)),
             Protocol::Anthropic => Encoder::Anthropic(anthropic::Encoder::new(model)),
             Protocol::Responses => Encoder::Responses(responses::Encoder::new(model)),
+            Protocol::Gemini => Encoder::Gemini(gemini::Encoder::new(model)),
         }
     }
 }
@@ -194,6 +260,8 @@ pub enum Decoder {
     Anthropic(anthropic::Decoder),
     /// Responses upstream.
     Responses(responses::Decoder),
+    /// Gemini upstream.
+    Gemini(gemini::Decoder),
 }
 
 impl Decoder {
@@ -203,6 +271,7 @@ impl Decoder {
             Decoder::Chat(d) => d.event(ev),
             Decoder::Anthropic(d) => d.event(ev),
             Decoder::Responses(d) => d.event(ev),
+            Decoder::Gemini(d) => d.event(ev),
         }
     }
 }
@@ -216,6 +285,8 @@ pub enum Encoder {
     Anthropic(anthropic::Encoder),
     /// Responses client.
     Responses(responses::Encoder),
+    /// Gemini client.
+    Gemini(gemini::Encoder),
 }
 
 impl Encoder {
@@ -225,6 +296,7 @@ impl Encoder {
             Encoder::Chat(e) => e.chunk(chunk),
             Encoder::Anthropic(e) => e.chunk(chunk),
             Encoder::Responses(e) => e.chunk(chunk),
+            Encoder::Gemini(e) => e.chunk(chunk),
         }
     }
 
@@ -234,6 +306,7 @@ impl Encoder {
             Encoder::Chat(e) => e.finish(),
             Encoder::Anthropic(e) => e.finish(),
             Encoder::Responses(e) => e.finish(),
+            Encoder::Gemini(e) => e.finish(),
         }
     }
 
@@ -243,6 +316,32 @@ impl Encoder {
             Encoder::Chat(e) => e.fail(status, message),
             Encoder::Anthropic(e) => e.fail(status, message),
             Encoder::Responses(e) => e.fail(status, message),
+            Encoder::Gemini(e) => e.fail(status, message),
+        }
+    }
+
+    /// Learns from an event of this protocol that went to the client as the upstream
+    /// sent it (a same-protocol stream), so the stream can be continued later: its ids,
+    /// open block or item, indices and sequence numbers.
+    pub fn observe(&mut self, ev: &Event) {
+        match self {
+            Encoder::Chat(e) => e.observe(ev),
+            Encoder::Anthropic(e) => e.observe(ev),
+            Encoder::Responses(e) => e.observe(ev),
+            Encoder::Gemini(e) => e.observe(ev),
+        }
+    }
+
+    /// From now on the open stream is continued with another answer's chunks: no second
+    /// start (role chunk, `message_start`, `response.created`), the same ids, indices and
+    /// sequence numbers going on. `text` and `reasoning` are what the client has so far.
+    pub fn resume(&mut self, text: &str, reasoning: &str) {
+        match self {
+            Encoder::Chat(e) => e.resume(),
+            Encoder::Anthropic(_) => {}
+            Encoder::Responses(e) => e.resume(text, reasoning),
+            // Every Gemini event stands alone (no start, no open part): nothing to reopen.
+            Encoder::Gemini(_) => {}
         }
     }
 }
@@ -265,6 +364,81 @@ pub(crate) fn text_of(content: &Value) -> String {
             .join("\n"),
         _ => String::new(),
     }
+}
+
+/// A hub stream chunk carrying one delta (and maybe a finish reason).
+pub(crate) fn hub_chunk(
+    id: &str,
+    created: u64,
+    model: &str,
+    delta: Value,
+    finish: Option<&str>,
+) -> Value {
+    json!({
+        "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    })
+}
+
+/// The usage-only hub chunk (`"choices": []`) a decoder sends before the end.
+pub(crate) fn usage_chunk(id: &str, created: u64, model: &str, usage: Value) -> Value {
+    json!({
+        "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [], "usage": usage,
+    })
+}
+
+/// A hub assistant message from its pieces; `content` is null when only tools were called.
+pub(crate) fn assistant_message(text: String, reasoning: String, calls: Vec<Value>) -> Value {
+    let content = if text.is_empty() && !calls.is_empty() {
+        Value::Null
+    } else {
+        json!(text)
+    };
+    let mut message = json!({"role": "assistant", "content": content});
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = json!(reasoning);
+    }
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls);
+    }
+    message
+}
+
+/// Chat tool-call arguments (a JSON string) as an object; `{}` when empty or not an object.
+pub(crate) fn arguments_object(args: &str) -> Value {
+    serde_json::from_str::<Value>(args)
+        .ok()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}))
+}
+
+/// Appends a turn of `items` under `key` to `turns`, folded into the last turn when that
+/// has the same role: Anthropic and Gemini want roles to alternate, and parallel tool
+/// results belong in one turn.
+pub(crate) fn push_turn(turns: &mut Vec<Value>, role: &str, key: &str, items: Vec<Value>) {
+    match turns.last_mut() {
+        Some(last) if last["role"] == role => {
+            if let Some(a) = last[key].as_array_mut() {
+                a.extend(items);
+            }
+        }
+        _ => turns.push(json!({"role": role, key: items})),
+    }
+}
+
+/// Chat `stop` (a string or a list) as a list of stop sequences.
+pub(crate) fn stop_list(chat: &Value) -> Option<Value> {
+    match &chat["stop"] {
+        Value::String(s) => Some(json!([s])),
+        Value::Array(a) => Some(Value::Array(a.clone())),
+        _ => None,
+    }
+}
+
+/// A base64 data URL (`data:MIME;base64,DATA`) split into its media type and data.
+pub(crate) fn data_url(url: &str) -> Option<(&str, &str)> {
+    url.strip_prefix("data:")?.split_once(";base64,")
 }
 
 /// Refuses the chat fields neither other protocol can express: `n` > 1 and `logprobs`.
@@ -312,6 +486,7 @@ pub(crate) mod testing {
                     ended = true;
                 }
                 Decoded::Failed { message, .. } => panic!("{message}"),
+                Decoded::Malformed => panic!("malformed event {e:?}"),
             }
         }
         (chunks, ended)
@@ -352,6 +527,7 @@ mod tests {
         assert_eq!(Protocol::parse("openai"), Some(Protocol::Chat));
         assert_eq!(Protocol::parse("messages"), Some(Protocol::Anthropic));
         assert_eq!(Protocol::parse("responses"), Some(Protocol::Responses));
+        assert_eq!(Protocol::parse("gemini"), Some(Protocol::Gemini));
         assert_eq!(Protocol::parse("grpc"), None);
     }
 }

@@ -171,8 +171,11 @@ pub fn codex_body(req: &mut Value) {
 
 // ---- Responses → chat (upstream answers) ----
 
-/// Responses usage → chat usage.
+/// Responses usage → chat usage; null when the upstream reported none, never zeros.
 fn usage_to_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return Value::Null;
+    }
     let input = u["input_tokens"].as_u64().unwrap_or(0);
     let output = u["output_tokens"].as_u64().unwrap_or(0);
     json!({
@@ -227,13 +230,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
         }
     }
     let finish = finish_of(&resp, !calls.is_empty());
-    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
-    if !reasoning.is_empty() {
-        message["reasoning_content"] = json!(reasoning);
-    }
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
-    }
+    let message = super::assistant_message(text, reasoning, calls);
     Ok(json!({
         "id": resp["id"], "object": "chat.completion", "created": resp["created_at"].as_u64().unwrap_or_else(now), "model": resp["model"],
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
@@ -264,8 +261,7 @@ pub struct Decoder {
 
 impl Decoder {
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
-        json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        super::hub_chunk(&self.id, self.created, &self.model, delta, finish)
     }
 
     /// The tool an event refers to, by `item_id` or `output_index`.
@@ -314,10 +310,15 @@ impl Decoder {
     /// The last chunks of a finished response: finish reason and usage.
     fn ending(&self, resp: &Value) -> Vec<Value> {
         let finish = finish_of(resp, !self.tools.is_empty());
-        let mut usage = self.chunk(json!({}), None);
-        usage["choices"] = json!([]);
-        usage["usage"] = usage_to_chat(&resp["usage"]);
-        vec![self.chunk(json!({}), Some(finish)), usage]
+        let last = self.chunk(json!({}), Some(finish));
+        if !resp["usage"].is_object() {
+            return vec![last];
+        }
+        let usage = usage_to_chat(&resp["usage"]);
+        vec![
+            last,
+            super::usage_chunk(&self.id, self.created, &self.model, usage),
+        ]
     }
 
     /// Decodes one upstream event.
@@ -326,10 +327,7 @@ impl Decoder {
             return Decoded::Chunks(Vec::new());
         };
         let Ok(v) = serde_json::from_str::<Value>(data) else {
-            return Decoded::Failed {
-                status: 502,
-                message: "upstream sent a malformed stream event".into(),
-            };
+            return Decoded::Malformed;
         };
         let kind = v["type"]
             .as_str()
@@ -412,6 +410,18 @@ impl Decoder {
             _ => Decoded::Chunks(Vec::new()),
         }
     }
+}
+
+/// The `sequence_number` of an event's JSON, found without parsing it.
+fn sequence_number(data: &str) -> Option<u64> {
+    let key = "\"sequence_number\":";
+    let at = data.find(key)? + key.len();
+    let digits: String = data[at..]
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 /// The status a Responses failure code stands for.
@@ -597,8 +607,11 @@ fn content_to_chat(content: &Value) -> Value {
 
 // ---- chat → Responses client (inbound answers) ----
 
-/// Chat usage → Responses usage.
+/// Chat usage → Responses usage; null when the upstream reported none, never zeros.
 fn usage_from_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return Value::Null;
+    }
     let input = u["prompt_tokens"].as_u64().unwrap_or(0);
     let output = u["completion_tokens"].as_u64().unwrap_or(0);
     json!({
@@ -697,6 +710,8 @@ pub struct Encoder {
     done: Vec<(usize, Value)>,
     finish: String,
     usage: Value,
+    /// The stream so far went out verbatim (a same-protocol stream) and was observed.
+    observed: bool,
 }
 
 impl Encoder {
@@ -714,6 +729,72 @@ impl Encoder {
             done: Vec::new(),
             finish: "stop".into(),
             usage: Value::Null,
+            observed: false,
+        }
+    }
+
+    /// Learns ids, the open item, output indices and the sequence number from an event
+    /// that went out verbatim.
+    pub fn observe(&mut self, ev: &Event) {
+        self.observed = true;
+        let Some(data) = ev.data.as_deref() else {
+            return;
+        };
+        if let Some(n) = sequence_number(data) {
+            self.seq = self.seq.max(n + 1);
+        }
+        // Deltas, the bulk of a stream, are not parsed: the open item's text is set
+        // from what the relay collected when the stream is resumed.
+        let kind = ev.event.as_deref().unwrap_or("");
+        if kind.ends_with(".delta") {
+            return;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
+        match v["type"].as_str().unwrap_or(kind) {
+            "response.created" => {
+                self.started = true;
+                let r = &v["response"];
+                self.id = r["id"].as_str().unwrap_or("resp_routeplane").to_string();
+                self.created = r["created_at"].as_u64().unwrap_or_else(now);
+                // A continuation's closing events name the model the client was told.
+                if let Some(m) = r["model"].as_str().filter(|m| !m.is_empty()) {
+                    self.model = m.to_string();
+                }
+            }
+            "response.output_item.added" => {
+                let oi = v["output_index"].as_u64().unwrap_or(0) as usize;
+                self.next_oi = self.next_oi.max(oi + 1);
+                let item = &v["item"];
+                let id = item["id"].as_str().unwrap_or("").to_string();
+                if let Some(t @ ("message" | "reasoning")) = item["type"].as_str() {
+                    self.text = Some(OpenText {
+                        oi,
+                        id,
+                        reasoning: t == "reasoning",
+                        text: String::new(),
+                    });
+                }
+            }
+            "response.output_item.done" => {
+                let oi = v["output_index"].as_u64().unwrap_or(0) as usize;
+                if self.text.as_ref().is_some_and(|t| t.oi == oi) {
+                    self.text = None;
+                }
+                self.done.push((oi, v["item"].clone()));
+            }
+            _ => {}
+        }
+    }
+
+    /// Continues the open stream: an observed open item gets the text the client has.
+    pub fn resume(&mut self, text: &str, reasoning: &str) {
+        if !self.observed {
+            return;
+        }
+        if let Some(t) = self.text.as_mut() {
+            t.text = if t.reasoning { reasoning } else { text }.to_string();
         }
     }
 
@@ -733,11 +814,17 @@ impl Encoder {
         json!({"id": self.id, "object": "response", "created_at": self.created, "status": status, "model": self.model, "output": output})
     }
 
-    fn start(&mut self, chat_id: &Value, out: &mut Vec<Event>) {
+    /// `response.created` and `response.in_progress`, once; they name the model the
+    /// first chunk names, as the unstreamed answer does.
+    fn start(&mut self, chunk: &Value, out: &mut Vec<Event>) {
         if self.started {
             return;
         }
         self.started = true;
+        if let Some(m) = chunk["model"].as_str().filter(|m| !m.is_empty()) {
+            self.model = m.to_string();
+        }
+        let chat_id = &chunk["id"];
         self.id = response_id(chat_id);
         self.created = now();
         let r = self.response("in_progress");
@@ -895,7 +982,7 @@ impl Encoder {
     /// Encodes one chunk.
     pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
         let mut out = Vec::new();
-        self.start(&chunk["id"], &mut out);
+        self.start(chunk, &mut out);
         if chunk["usage"].is_object() {
             self.usage = chunk["usage"].clone();
         }
@@ -1123,6 +1210,36 @@ mod tests {
             !decode_all(&evs[..evs.len() - 1]).1,
             "the relay reports the missing end marker"
         );
+    }
+
+    #[test]
+    fn an_observed_stream_continues_its_item_and_numbering() {
+        let mut e = Encoder::new("m");
+        for v in [
+            json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_9", "created_at": 3, "model": "gpt-up"}}),
+            json!({"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": {"type": "message", "id": "msg_9"}}),
+            json!({"type": "response.output_text.delta", "sequence_number": 2, "item_id": "msg_9", "output_index": 0, "delta": "Hel"}),
+        ] {
+            e.observe(&ev(v["type"].as_str().unwrap(), v.clone()));
+        }
+        e.resume("Hel", "");
+        let chunk = json!({"id": "x", "model": "rescuer", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "lo"}}]});
+        let out = e.chunk(&chunk);
+        assert_eq!(out.len(), 1, "no second response.created: {out:?}");
+        let d: Value = serde_json::from_str(out[0].data.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            (&d["sequence_number"], &d["item_id"]),
+            (&json!(3), &json!("msg_9"))
+        );
+        let end = e.finish();
+        let done: Value = serde_json::from_str(end[0].data.as_deref().unwrap()).unwrap();
+        assert_eq!(done["text"], "Hello", "the item's whole text");
+        let last: Value =
+            serde_json::from_str(end.last().unwrap().data.as_deref().unwrap()).unwrap();
+        assert_eq!(last["response"]["id"], "resp_9");
+        // The model the client was first told, and no usage invented where none came.
+        assert_eq!(last["response"]["model"], "gpt-up");
+        assert!(last["response"]["usage"].is_null(), "{last}");
     }
 
     #[test]

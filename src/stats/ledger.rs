@@ -184,7 +184,7 @@ impl Ledger {
 /// The ledger line of a finished request, newline included.
 pub fn line(f: &Finished) -> String {
     use std::fmt::Write as _;
-    let mut s = String::with_capacity(320 + 96 * f.failed.len());
+    let mut s = String::with_capacity(320 + 96 * f.tried.len());
     s.push_str("{\"time\":\"");
     s.push_str(&time::rfc3339(f.at));
     s.push_str("\",\"inbound\":\"");
@@ -201,21 +201,21 @@ pub fn line(f: &Finished) -> String {
         ",\"status\":{},\"stream\":{},\"attempts\":{},\"rescues\":{},\"failed\":[",
         f.status, f.stream, f.attempts, f.rescues
     );
-    for (i, x) in f.failed.iter().enumerate() {
+    for (i, (endpoint, status, reason)) in f.failed().enumerate() {
         if i > 0 {
             s.push(',');
         }
         s.push_str("{\"endpoint\":");
-        push_json_str(&mut s, &x.endpoint);
+        push_json_str(&mut s, endpoint);
         s.push_str(",\"status\":");
-        match x.status {
+        match status {
             Some(st) => {
                 let _ = write!(s, "{st}");
             }
             None => s.push_str("null"),
         }
         s.push_str(",\"reason\":");
-        push_json_str(&mut s, &x.reason);
+        push_json_str(&mut s, reason);
         s.push('}');
     }
     s.push_str("],\"ttfb_ms\":");
@@ -315,13 +315,16 @@ impl Entry {
             v.filter(|v| v.is_finite() && *v >= 0.0)
                 .map(|v| Duration::from_secs_f64(v / 1000.0))
         };
-        let failed = self
+        // Only the failed attempts are written down; the status page shows no more.
+        let tried = self
             .failed
             .iter()
-            .map(|f| super::Failed {
-                endpoint: f["endpoint"].as_str().unwrap_or("-").to_string(),
-                status: f["status"].as_u64().and_then(|s| u16::try_from(s).ok()),
-                reason: f["reason"].as_str().unwrap_or("").to_string(),
+            .map(|f| {
+                super::Tried::failed(
+                    f["endpoint"].as_str().unwrap_or("-"),
+                    f["status"].as_u64().and_then(|s| u16::try_from(s).ok()),
+                    f["reason"].as_str().unwrap_or(""),
+                )
             })
             .collect();
         Some(Finished {
@@ -334,7 +337,7 @@ impl Entry {
             stream: self.stream,
             attempts: self.attempts as usize,
             rescues: self.rescues as usize,
-            failed,
+            tried,
             ttfb: ms(self.ttfb_ms),
             ttft: ms(self.ttft_ms),
             total: ms(self.total_ms).unwrap_or_default(),
@@ -525,7 +528,7 @@ pub fn summarize(path: &Path, since_ms: Option<i64>, by: By) -> std::io::Result<
 mod tests {
     use super::*;
     use crate::protocol::Protocol;
-    use crate::stats::{Failed, Tokens};
+    use crate::stats::{Ended, Tokens, Tried};
 
     fn sample() -> Finished {
         Finished {
@@ -537,11 +540,15 @@ mod tests {
             stream: true,
             attempts: 2,
             rescues: 0,
-            failed: vec![Failed {
-                endpoint: "cloud:gpt".into(),
-                status: Some(503),
-                reason: "server error".into(),
-            }],
+            tried: vec![
+                Tried::failed("cloud:gpt", Some(503), "server error"),
+                Tried {
+                    endpoint: "local:llama3.1:8b".into(),
+                    word: "200".into(),
+                    continuation: false,
+                    ended: Ended::Answered,
+                },
+            ],
             ttfb: Some(Duration::from_micros(12_340)),
             ttft: Some(Duration::from_micros(15_050)),
             total: Duration::from_millis(200),
@@ -589,7 +596,8 @@ mod tests {
         let got = tail(&path, len, window);
         assert_eq!(got.len(), 2, "the cut line is skipped");
         assert_eq!(got[0].tokens, now.tokens);
-        assert_eq!(got[0].failed, now.failed);
+        // Read back, the failed attempts are what is left of the trail.
+        assert_eq!(got[0].tried, now.tried[..1]);
         assert_eq!(tail(&path, len, len).len(), 4);
 
         let stats = Stats::default();

@@ -77,7 +77,7 @@ pub fn render(stats: &Stats, sources: &[Source]) -> String {
         ),
         (
             "routeplane_retries_total",
-            "Attempts that repeated the endpoint tried just before.",
+            "Attempts that asked again the endpoint that had just failed (same-endpoint retries).",
             |c| c.retries,
         ),
         (

@@ -1,10 +1,12 @@
 //! What the proxy did, in memory: counters, histograms, today's totals and the last requests.
 //!
 //! Words used here: a *finished* request is one client request to a generation endpoint
-//! (`/v1/chat/completions`, `/v1/messages`, `/v1/responses`) after its last byte went
-//! out; a *source* is a provider; *tokens* are the counts the upstream reported (never
-//! estimated). The relay fills a [`Meter`] while it answers; the server turns what the
-//! relay returns into a [`Finished`], hands it to [`Stats::record`] (one short lock, no
+//! (`/v1/chat/completions`, `/v1/messages`, `/v1/responses`, Gemini's generate methods)
+//! after its last byte went out; a *source* is a provider; *tokens* are the counts the
+//! upstream reported (never estimated; for a rescued stream as the relay adjusts them to
+//! cover the whole answer). The relay notes each attempt as a [`Tried`], the first
+//! token and the usage while it answers; the server turns what the relay returns into
+//! a [`Finished`], hands it to [`Stats::record`] (one short lock, no
 //! I/O) and to the [`ledger`] (one append, no lock). `GET /metrics` and
 //! `GET /status.json` read [`Stats`] through [`metrics`] and [`Stats::status_json`].
 //! Nothing here knows HTTP or decides a request's fate.
@@ -13,12 +15,11 @@ pub mod ledger;
 pub mod metrics;
 pub mod time;
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -72,7 +73,7 @@ impl Tokens {
         }
         #[derive(serde::Deserialize)]
         struct OnlyUsage {
-            #[serde(default)]
+            #[serde(default, alias = "usageMetadata")]
             usage: Option<UsageFields>,
         }
         match serde_json::from_slice::<OnlyUsage>(body) {
@@ -101,6 +102,17 @@ struct UsageFields {
     output_tokens_details: Option<Details>,
     cache_read_input_tokens: Option<u64>,
     cache_creation_input_tokens: Option<u64>,
+    // Gemini's `usageMetadata`.
+    #[serde(rename = "promptTokenCount")]
+    prompt_token_count: Option<u64>,
+    #[serde(rename = "toolUsePromptTokenCount")]
+    tool_use_prompt_token_count: Option<u64>,
+    #[serde(rename = "candidatesTokenCount")]
+    candidates_token_count: Option<u64>,
+    #[serde(rename = "thoughtsTokenCount")]
+    thoughts_token_count: Option<u64>,
+    #[serde(rename = "cachedContentTokenCount")]
+    cached_content_token_count: Option<u64>,
 }
 
 /// The `*_tokens_details` of a `usage` object.
@@ -142,65 +154,93 @@ impl UsageFields {
                 cached_input: detail(&self.input_tokens_details, |d| d.cached_tokens),
                 reasoning: detail(&self.output_tokens_details, |d| d.reasoning_tokens),
             },
+            // `candidatesTokenCount` leaves the thoughts out; output here includes them.
+            Protocol::Gemini => {
+                let thoughts = self.thoughts_token_count;
+                Tokens {
+                    input: self
+                        .prompt_token_count
+                        .map(|p| p + self.tool_use_prompt_token_count.unwrap_or(0)),
+                    output: self
+                        .candidates_token_count
+                        .or(thoughts.map(|_| 0))
+                        .map(|c| c + thoughts.unwrap_or(0)),
+                    cached_input: self.cached_content_token_count,
+                    reasoning: thoughts,
+                }
+            }
         }
     }
 }
 
-/// The last `"usage": {…}` member of a body, read on its own; `None` when there is none
-/// or it holds no token counts.
+/// The last `"usage": {…}` member (Gemini: `"usageMetadata"`) of a body, read on its
+/// own; `None` when there is none or it holds no token counts.
 fn usage_near_end(p: Protocol, body: &[u8]) -> Option<Tokens> {
     use serde::Deserialize as _;
-    const KEY: &[u8] = b"\"usage\"";
-    let at = body.windows(KEY.len()).rposition(|w| w == KEY)?;
-    let rest = body[at + KEY.len()..].trim_ascii_start();
+    let key: &[u8] = match p {
+        Protocol::Gemini => b"\"usageMetadata\"",
+        _ => b"\"usage\"",
+    };
+    let at = body.windows(key.len()).rposition(|w| w == key)?;
+    let rest = body[at + key.len()..].trim_ascii_start();
     let rest = rest.strip_prefix(b":")?;
     let mut de = serde_json::Deserializer::from_slice(rest);
     let t = UsageFields::deserialize(&mut de).ok()?.tokens(p);
     t.reported().then_some(t)
 }
 
-/// What the relay measures while it answers one request; interior mutability so the
-/// relay's helpers can note it through the shared references they already hold.
-#[derive(Debug, Default)]
-pub struct Meter {
-    /// When the first event carrying a token (or the whole answer) went to the client.
-    pub first_token: Cell<Option<Instant>>,
-    /// The upstream's last usage report.
-    pub tokens: Cell<Tokens>,
-}
-
-impl Meter {
-    /// Notes that a token went out now (only the first call counts).
-    pub fn token_sent(&self) {
-        if self.first_token.get().is_none() {
-            self.first_token.set(Some(Instant::now()));
-        }
-    }
-
-    /// Notes the upstream's usage report; a later report replaces an earlier one.
-    pub fn usage(&self, tokens: Tokens) {
-        if tokens.reported() {
-            self.tokens.set(tokens);
-        }
-    }
-}
-
-/// True when a hub chunk carries a token: text, reasoning or a tool call fragment.
-pub fn carries_token(chunk: &Value) -> bool {
-    let delta = &chunk["choices"][0]["delta"];
-    let text = |k: &str| delta[k].as_str().is_some_and(|s| !s.is_empty());
-    text("content") || text("reasoning_content") || delta["tool_calls"].is_array()
-}
-
-/// One endpoint that was tried and failed before the answer.
+/// One upstream attempt of a request (same-endpoint retries and continuations each
+/// their own), as the relay made it: the log line shows `word`, the counters and the
+/// ledger read the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failed {
+pub struct Tried {
     /// `provider:model`.
     pub endpoint: String,
-    /// The upstream's HTTP status, when it answered.
-    pub status: Option<u16>,
-    /// Why it failed, as the log and the client's error name it (at most 120 characters).
-    pub reason: String,
+    /// What the log's `tried=` shows: its status, or a word for why it failed.
+    pub word: String,
+    /// It asked to continue a broken stream (a rescue attempt).
+    pub continuation: bool,
+    /// How it ended.
+    pub ended: Ended,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// Its answer (or the error it surfaced) went to the client.
+    Answered,
+    /// Its stream broke after content had gone out.
+    Broke,
+    /// The client left while it ran.
+    ClientGone,
+    /// Nothing of it went out; the request moved on, or gave up.
+    Failed {
+        /// The upstream's HTTP status, when it answered.
+        status: Option<u16>,
+        /// Why, in Routeplane's words (at most 120 characters): an upstream's own text
+        /// may quote the request.
+        reason: String,
+    },
+}
+
+impl Tried {
+    /// An attempt that failed before anything went out (the ledger's `failed` entries).
+    pub fn failed(endpoint: &str, status: Option<u16>, reason: &str) -> Tried {
+        Tried {
+            endpoint: endpoint.to_string(),
+            word: status.map_or_else(|| "failed".to_string(), |s| s.to_string()),
+            continuation: false,
+            ended: Ended::Failed {
+                status,
+                reason: reason.to_string(),
+            },
+        }
+    }
+
+    /// True when nothing of it went out and the request moved on (or gave up).
+    fn is_failed(&self) -> bool {
+        matches!(self.ended, Ended::Failed { .. })
+    }
 }
 
 /// One finished request, as the ledger, the counters and the status page see it.
@@ -220,10 +260,10 @@ pub struct Finished {
     pub stream: bool,
     /// Upstream attempts made.
     pub attempts: usize,
-    /// Streams continued on another endpoint after a break.
+    /// Times a broken stream was continued (the relay's `rescued`).
     pub rescues: usize,
-    /// Endpoints that failed before the answer, in order.
-    pub failed: Vec<Failed>,
+    /// Every attempt, in order. Read back from the ledger, only the failed ones.
+    pub tried: Vec<Tried>,
     /// Until the first byte went to the client.
     pub ttfb: Option<Duration>,
     /// Until the first token went to the client.
@@ -245,6 +285,17 @@ impl Finished {
     /// True for an answer the client could not use (4xx/5xx, not a client that left).
     pub fn is_error(&self) -> bool {
         self.status >= 400 && self.status != 499
+    }
+
+    /// The attempts that failed before anything of theirs went out, in order:
+    /// `(endpoint, upstream status, reason)`.
+    pub fn failed(&self) -> impl Iterator<Item = (&str, Option<u16>, &str)> {
+        self.tried.iter().filter_map(|t| match &t.ended {
+            Ended::Failed { status, reason } => {
+                Some((t.endpoint.as_str(), *status, reason.as_str()))
+            }
+            _ => None,
+        })
     }
 }
 
@@ -349,8 +400,8 @@ impl Inner {
         totals.errors += u64::from(f.is_error());
         totals.input += f.tokens.input.unwrap_or(0);
         totals.output += f.tokens.output.unwrap_or(0);
-        for failed in &f.failed {
-            today(&mut self.today, provider_of(&failed.endpoint)).errors += 1;
+        for (endpoint, _, _) in f.failed() {
+            today(&mut self.today, provider_of(endpoint)).errors += 1;
         }
     }
 }
@@ -423,33 +474,25 @@ impl Stats {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let inner = &mut *inner;
 
-        // Attempts, retries and fail-overs, walking the endpoints in the order tried.
-        let mut previous: Option<&str> = None;
-        for (i, failed) in f.failed.iter().enumerate() {
-            let p = provider_of(&failed.endpoint);
-            let counts = source(&mut inner.sources, p);
+        // Attempts, retries, fail-overs and rescues, walking the attempts in order: a
+        // retry asks again the endpoint that just failed; a fail-over moves from a failed
+        // endpoint to another; a rescue is a continuation that sent content.
+        for (i, t) in f.tried.iter().enumerate() {
+            let counts = source(&mut inner.sources, provider_of(&t.endpoint));
             counts.attempts += 1;
-            if previous == Some(failed.endpoint.as_str()) {
+            let previous = i.checked_sub(1).map(|j| &f.tried[j]);
+            if previous.is_some_and(|p| p.is_failed() && p.endpoint == t.endpoint) {
                 counts.retries += 1;
             }
-            let next = f
-                .failed
-                .get(i + 1)
-                .map(|n| n.endpoint.as_str())
-                .or(f.served_by.as_deref());
-            if next.is_some_and(|n| n != failed.endpoint) {
+            if t.continuation && matches!(t.ended, Ended::Answered | Ended::Broke) {
+                counts.rescues += 1;
+            }
+            let next = f.tried.get(i + 1);
+            if t.is_failed() && next.is_some_and(|n| n.endpoint != t.endpoint) {
                 counts.failovers += 1;
             }
-            previous = Some(&failed.endpoint);
         }
         let counts = source(&mut inner.sources, provider);
-        if f.served_by.is_some() && f.attempts > f.failed.len() {
-            counts.attempts += 1;
-            if previous.is_some() && previous == f.served_by.as_deref() {
-                counts.retries += 1;
-            }
-        }
-        counts.rescues += f.rescues as u64;
         match counts
             .requests
             .iter_mut()
@@ -601,7 +644,7 @@ pub struct Source {
     pub id: String,
     /// `local`, `hosted` or `subscription`.
     pub kind: &'static str,
-    /// `up`, `down`, `cooling down`, `no key`, `not logged in`, `logged in`.
+    /// `up`, `down`, `cooling down`, `no key`, `not logged in`, `logged in`, `login needed`.
     pub state: String,
     /// True when requests can be sent to it now.
     pub up: bool,
@@ -663,9 +706,8 @@ pub fn percentile<T: Copy>(sorted: &[T], p: usize) -> Option<T> {
 fn recent_json(f: &Finished) -> Value {
     let ms = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 10_000.0).round() / 10.0);
     let failed: Vec<Value> = f
-        .failed
-        .iter()
-        .map(|x| json!({"endpoint": x.endpoint, "status": x.status, "reason": x.reason}))
+        .failed()
+        .map(|(endpoint, status, reason)| json!({"endpoint": endpoint, "status": status, "reason": reason}))
         .collect();
     json!({
         "time": time::rfc3339(f.at),
@@ -717,13 +759,15 @@ mod tests {
             stream: false,
             attempts: failed.len() + usize::from(served.is_some()),
             rescues: 0,
-            failed: failed
+            tried: failed
                 .iter()
-                .map(|e| Failed {
-                    endpoint: e.to_string(),
-                    status: Some(503),
-                    reason: "down".into(),
-                })
+                .map(|e| Tried::failed(e, Some(503), "down"))
+                .chain(served.map(|s| Tried {
+                    endpoint: s.to_string(),
+                    word: status.to_string(),
+                    continuation: false,
+                    ended: Ended::Answered,
+                }))
                 .collect(),
             ttfb: Some(Duration::from_millis(5)),
             ttft: Some(Duration::from_millis(20)),
@@ -761,6 +805,16 @@ mod tests {
             (t.input, t.output, t.reasoning),
             (Some(4), Some(6), Some(2))
         );
+        let gemini = br#"{"candidates":[],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":3,"thoughtsTokenCount":4,"cachedContentTokenCount":2,"totalTokenCount":17}}"#;
+        assert_eq!(
+            Tokens::from_answer(Protocol::Gemini, gemini),
+            Tokens {
+                input: Some(10),
+                output: Some(7),
+                cached_input: Some(2),
+                reasoning: Some(4)
+            }
+        );
         assert!(!Tokens::from_answer(Protocol::Chat, b"{\"choices\":[]}").reported());
         assert!(!Tokens::from_answer(Protocol::Chat, b"not json").reported());
         // An escaped "usage" inside the answer's text is not the answer's usage.
@@ -792,6 +846,46 @@ mod tests {
         assert_eq!(s["c"].tokens, [5, 2, 0, 0]);
         assert_eq!(s["c"].requests[0].count, 1);
         assert_eq!(s["c"].ttft.count, 1);
+    }
+
+    #[test]
+    fn a_rescue_counts_for_the_endpoint_that_continued() {
+        let stats = Stats::default();
+        // a broke mid-stream; its continuation was refused; b continued the stream.
+        let mut f = finished(Some("a:m"), 200, &[]);
+        let t = |e: &str, continuation, ended| Tried {
+            endpoint: e.to_string(),
+            word: String::new(),
+            continuation,
+            ended,
+        };
+        f.tried = vec![
+            t("a:m", false, Ended::Broke),
+            t(
+                "a:m",
+                true,
+                Ended::Failed {
+                    status: Some(400),
+                    reason: "refused the request".into(),
+                },
+            ),
+            t("b:m", true, Ended::Answered),
+        ];
+        f.rescues = 1;
+        stats.record(f);
+        let s = stats.snapshot();
+        let a = &s["a"];
+        assert_eq!(
+            (a.attempts, a.retries, a.failovers, a.rescues),
+            (2, 0, 1, 0)
+        );
+        let b = &s["b"];
+        assert_eq!(
+            (b.attempts, b.retries, b.failovers, b.rescues),
+            (1, 0, 0, 1)
+        );
+        // The request and its tokens belong to the endpoint that started the answer.
+        assert_eq!(a.requests[0].count, 1);
     }
 
     #[test]

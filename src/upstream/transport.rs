@@ -64,6 +64,22 @@ impl ureq::unversioned::resolver::Resolver for Resolver {
     }
 }
 
+thread_local! {
+    /// Whether this thread's current request opened a new connection (ureq connects on
+    /// the calling thread): a failure on a reused one may be a stale pooled connection.
+    static CONNECTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Starts watching for a new connection on this thread.
+pub(super) fn forget_connect() {
+    CONNECTED.with(|c| c.set(false));
+}
+
+/// True when a connection was opened on this thread since [`forget_connect`].
+pub(super) fn connected() -> bool {
+    CONNECTED.with(std::cell::Cell::get)
+}
+
 /// Connects as ureq would, then corks the transport: see [`Corked`].
 #[derive(Debug, Default)]
 pub(super) struct Corking {
@@ -78,6 +94,7 @@ impl Connector<()> for Corking {
         details: &ConnectionDetails,
         chained: Option<()>,
     ) -> Result<Option<Corked>, ureq::Error> {
+        CONNECTED.with(|c| c.set(true));
         Ok(self.inner.connect(details, chained)?.map(|inner| Corked {
             inner,
             held: Vec::new(),

@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod answer;
 pub mod browser;
 pub mod dir;
+pub mod files;
 pub mod oauth;
 pub mod proxy;
 pub mod upstream;

@@ -122,6 +122,12 @@ impl Proxy {
             .env_remove("OPENAI_API_KEY")
             .env_remove("OPENROUTER_API_KEY")
             .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("ROUTEPLANE_OPENAI_API_KEY")
+            .env_remove("ROUTEPLANE_OPENROUTER_API_KEY")
+            .env_remove("ROUTEPLANE_ANTHROPIC_API_KEY")
+            .env_remove("GEMINI_API_KEY")
+            .env_remove("GOOGLE_API_KEY")
+            .env_remove("ROUTEPLANE_GEMINI_API_KEY")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -354,5 +360,78 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Proxy {
+    /// Starts a proxy from a command already set up (another binary, a chroot wrapper);
+    /// stderr is read for the port as in `start_with`, and a `0.0.0.0` address is reached
+    /// through 127.0.0.1.
+    pub fn spawn(mut cmd: Command, dir: Dir) -> Proxy {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start routeplane");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let lines = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("");
+                    let _ = tx.send(addr.replace("0.0.0.0:", "127.0.0.1:"));
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("routeplane did not start: {:?}", log.lock().unwrap());
+            }
+        };
+        Proxy {
+            child,
+            client: Client { addr },
+            log,
+            dir,
+        }
+    }
+
+    /// Starts the proxy as a new user first runs it: no `-c`, no `routeplane.yaml` in its
+    /// directory or the user's config directory, no provider keys in the environment.
+    pub fn start_without_config(env: &[(&str, &str)]) -> Proxy {
+        let dir = Dir::new();
+        let mut cmd = Command::new(bin());
+        cmd.args(["--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("HOME", dir.path())
+            .env_remove("ROUTEPLANE_AUTH_FILE")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENROUTER_API_KEY")
+            .env_remove("ANTHROPIC_API_KEY")
+            .envs(env.iter().copied());
+        Proxy::spawn(cmd, dir)
+    }
+}
+
+impl Client {
+    /// Sends raw request bytes on a fresh connection and reads until the proxy closes
+    /// it (send `Connection: close`): for answers `read_response` cannot frame, like
+    /// the head-only answer to `HEAD`.
+    pub fn raw(&self, request: &str) -> String {
+        let mut conn = TcpStream::connect(&self.addr).expect("connect to proxy");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(request.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = conn.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
     }
 }

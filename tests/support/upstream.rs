@@ -22,6 +22,10 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// How many requests came before this one on the same connection (0: a new one).
+    pub on_conn: usize,
+    /// When the request's head had arrived.
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -169,6 +173,42 @@ impl MockUpstream {
         })
     }
 
+    /// A mock that drops every kept-alive connection when its next request arrives,
+    /// without answering (a server whose idle timer fires just as a request comes in,
+    /// which the client's check before reuse cannot see); new connections get `handler`.
+    pub fn closing_idle(
+        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> MockUpstream {
+        MockUpstream::start(move |req| {
+            if req.on_conn > 0 {
+                Reply::Reset
+            } else {
+                handler(req)
+            }
+        })
+    }
+
+    /// A mock whose handler also gets the request's number (0 for the first).
+    pub fn numbered(
+        handler: impl Fn(usize, &Recorded) -> Reply + Send + Sync + 'static,
+    ) -> MockUpstream {
+        let next = Mutex::new(0usize);
+        MockUpstream::start(move |req| {
+            let n = {
+                let mut i = next.lock().unwrap();
+                *i += 1;
+                *i - 1
+            };
+            handler(n, req)
+        })
+    }
+
+    /// The time between each request and the one before it.
+    pub fn gaps(&self) -> Vec<Duration> {
+        let reqs = self.requests();
+        reqs.windows(2).map(|w| w[1].at - w[0].at).collect()
+    }
+
     /// The base URL, ending in `/v1`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/v1", self.port)
@@ -204,10 +244,13 @@ fn serve(conn: TcpStream, reqs: &Mutex<Vec<Recorded>>, handler: &Handler, stop: 
     let _ = conn.set_nodelay(true);
     let mut reader = BufReader::new(conn.try_clone().expect("clone conn"));
     let mut conn = conn;
+    let mut on_conn = 0;
     loop {
-        let Some(req) = read_request(&mut reader) else {
+        let Some(mut req) = read_request(&mut reader) else {
             return;
         };
+        req.on_conn = on_conn;
+        on_conn += 1;
         // A stopped mock is gone for kept-alive connections too.
         if stop.load(Ordering::SeqCst) {
             return;
@@ -245,6 +288,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
         .find(|(n, _)| n == "content-length")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0);
+    let at = Instant::now();
     let mut body = vec![0; len];
     r.read_exact(&mut body).ok()?;
     Some(Recorded {
@@ -252,6 +296,8 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
         path,
         headers,
         body,
+        on_conn: 0,
+        at,
     })
 }
 

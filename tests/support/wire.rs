@@ -1,13 +1,15 @@
 //! Answers in each upstream protocol and readers for each client protocol, written once.
 //!
 //! Shapes follow the public API references of OpenAI Chat Completions, Anthropic
-//! Messages and OpenAI Responses. `Wire` names a protocol on either side.
+//! Messages, OpenAI Responses and Google Gemini `generateContent`. `Wire` names a
+//! protocol on either side.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::proxy::{Resp, Streamed};
+use super::upstream::Recorded;
 use super::{MockUpstream, Reply};
 
 /// A protocol, as a client or an upstream speaks it.
@@ -19,11 +21,13 @@ pub enum Wire {
     Anthropic,
     /// OpenAI Responses.
     Responses,
+    /// Google Gemini `generateContent`.
+    Gemini,
 }
 
 impl Wire {
-    /// All three.
-    pub const ALL: [Wire; 3] = [Wire::Chat, Wire::Anthropic, Wire::Responses];
+    /// All four.
+    pub const ALL: [Wire; 4] = [Wire::Chat, Wire::Anthropic, Wire::Responses, Wire::Gemini];
 
     /// The `api_protocol` name.
     pub fn config_name(self) -> &'static str {
@@ -31,21 +35,49 @@ impl Wire {
             Wire::Chat => "chat_completions",
             Wire::Anthropic => "anthropic",
             Wire::Responses => "responses",
+            Wire::Gemini => "gemini",
         }
     }
 
-    /// The proxy path a client of this protocol calls.
+    /// The proxy path a client of this protocol calls (Gemini: the models collection;
+    /// its calls are under it, see [`Wire::url`]).
     pub fn path(self) -> &'static str {
         match self {
             Wire::Chat => "/v1/chat/completions",
             Wire::Anthropic => "/v1/messages",
             Wire::Responses => "/v1/responses",
+            Wire::Gemini => "/v1beta/models",
         }
     }
 
-    /// The upstream path for this protocol.
+    /// The proxy path a client calls for `model`: Gemini puts the model and whether to
+    /// stream (as SSE) in it.
+    pub fn url(self, model: &str, stream: bool) -> String {
+        match (self, stream) {
+            (Wire::Gemini, false) => format!("/v1beta/models/{model}:generateContent"),
+            (Wire::Gemini, true) => format!("/v1beta/models/{model}:streamGenerateContent?alt=sse"),
+            _ => self.path().to_string(),
+        }
+    }
+
+    /// The upstream path for this protocol (non-streaming, model `m`).
     pub fn upstream_path(self) -> &'static str {
-        self.path()
+        match self {
+            Wire::Gemini => "/v1/models/m:generateContent",
+            _ => self.path(),
+        }
+    }
+
+    /// The model an upstream request of this protocol asked for (Gemini: in the path).
+    pub fn sent_model(self, rec: &Recorded) -> String {
+        match self {
+            Wire::Gemini => {
+                let path = rec.path.split('?').next().unwrap_or_default();
+                let rest = path.split_once("/models/").map_or("", |(_, r)| r);
+                rest.rsplit_once(':').map_or(rest, |(m, _)| m).to_string()
+            }
+            _ => rec.json()["model"].as_str().unwrap_or_default().to_string(),
+        }
     }
 
     /// A client request asking `model` a question, optionally with a tool, optionally streaming.
@@ -58,8 +90,13 @@ impl Wire {
                 json!({"model": model, "max_tokens": 100, "system": "be brief", "messages": [{"role": "user", "content": "hi"}]})
             }
             Wire::Responses => json!({"model": model, "instructions": "be brief", "input": "hi"}),
+            Wire::Gemini => {
+                json!({"systemInstruction": {"parts": [{"text": "be brief"}]}, "contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
+            }
         };
-        v["stream"] = json!(stream);
+        if self != Wire::Gemini {
+            v["stream"] = json!(stream);
+        }
         if tool {
             let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
             v["tools"] = match self {
@@ -71,6 +108,9 @@ impl Wire {
                 }
                 Wire::Responses => {
                     json!([{"type": "function", "name": "get_weather", "description": "weather", "parameters": schema}])
+                }
+                Wire::Gemini => {
+                    json!([{"functionDeclarations": [{"name": "get_weather", "description": "weather", "parametersJsonSchema": schema}]}])
                 }
             };
         }
@@ -95,8 +135,15 @@ impl Wire {
                 {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
                 {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}
             ]}),
+            Wire::Gemini => json!({"contents": [
+                {"role": "user", "parts": [{"text": "weather in Paris?"}]},
+                {"role": "model", "parts": [{"functionCall": {"id": "call_1", "name": "get_weather", "args": {"city": "Paris"}}}]},
+                {"role": "user", "parts": [{"functionResponse": {"id": "call_1", "name": "get_weather", "response": {"output": "sunny"}}}]}
+            ]}),
         };
-        v["stream"] = json!(stream);
+        if self != Wire::Gemini {
+            v["stream"] = json!(stream);
+        }
         v
     }
 
@@ -122,6 +169,16 @@ impl Wire {
                         && x["call_id"] == "call_1"
                         && x["output"].to_string().contains("sunny")
                 })
+            }),
+            Wire::Gemini => body["contents"].as_array().is_some_and(|c| {
+                c.iter()
+                    .flat_map(|x| x["parts"].as_array().into_iter().flatten())
+                    .any(|p| {
+                        let fr = &p["functionResponse"];
+                        fr["name"] == "get_weather"
+                            && fr["id"] == "call_1"
+                            && fr["response"].to_string().contains("sunny")
+                    })
             }),
         }
     }
@@ -167,6 +224,16 @@ impl Wire {
                 json!({"id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "m",
                 "output": [{"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather", "arguments": "{\"city\":\"Paris\"}", "status": "completed"}],
                 "usage": {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}})
+            }
+            (Wire::Gemini, tool) => {
+                let part = if tool {
+                    json!({"functionCall": {"id": "call_1", "name": "get_weather", "args": {"city": "Paris"}}})
+                } else {
+                    json!({"text": "Hello there"})
+                };
+                json!({"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 2, "totalTokenCount": 7},
+                "modelVersion": "m", "responseId": "r1"})
             }
         }
     }
@@ -244,6 +311,28 @@ impl Wire {
                 evs.push(named("response.completed", json!({"type": "response.completed", "sequence_number": 9, "response": Wire::Responses.body(tool)})));
                 evs
             }
+            (Wire::Gemini, tool) => {
+                // Google ends each event with CRLF CRLF and sends no end marker: the
+                // last event carries `finishReason` and `usageMetadata`.
+                let ev = |v: Value| format!("data: {v}\r\n\r\n");
+                let part = |p: Value| json!({"candidates": [{"content": {"role": "model", "parts": [p]}, "index": 0}], "modelVersion": "m", "responseId": "r1"});
+                let mut evs = if tool {
+                    vec![ev(part(
+                        json!({"functionCall": {"id": "call_1", "name": "get_weather", "args": {"city": "Paris"}}}),
+                    ))]
+                } else {
+                    vec![
+                        ev(part(json!({"text": "Hello"}))),
+                        ev(part(json!({"text": " there"}))),
+                    ]
+                };
+                let mut last = part(json!({"text": ""}));
+                last["candidates"][0]["finishReason"] = json!("STOP");
+                last["usageMetadata"] =
+                    json!({"promptTokenCount": 5, "candidatesTokenCount": 2, "totalTokenCount": 7});
+                evs.push(ev(last));
+                evs
+            }
         }
     }
 
@@ -252,6 +341,9 @@ impl Wire {
         let body = match self {
             Wire::Anthropic => {
                 json!({"type": "error", "error": {"type": "invalid_request_error", "message": "bad thing"}})
+            }
+            Wire::Gemini => {
+                json!({"error": {"code": 400, "message": "bad thing", "status": "INVALID_ARGUMENT"}})
             }
             _ => {
                 json!({"error": {"message": "bad thing", "type": "invalid_request_error", "param": null, "code": null}})
@@ -265,6 +357,14 @@ impl Wire {
         match self {
             Wire::Anthropic => {
                 assert_eq!(v["type"], "error", "Anthropic error shape: {v}");
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            }
+            Wire::Gemini => {
+                assert!(v["error"]["code"].is_u64(), "Google error shape: {v}");
+                assert!(v["error"]["status"].is_string(), "Google error shape: {v}");
                 v["error"]["message"]
                     .as_str()
                     .unwrap_or_default()
@@ -325,6 +425,10 @@ impl Wire {
                     }
                 }
             }
+            Wire::Gemini => {
+                assert!(v["candidates"].is_array(), "{v}");
+                gemini_parts(&v, &mut a);
+            }
         }
         a
     }
@@ -334,7 +438,9 @@ impl Wire {
         let mut a = Answer::default();
         let mut args: Vec<(String, String, String)> = Vec::new();
         let mut ended = false;
-        for ev in s.text().split("\n\n").filter(|e| !e.trim().is_empty()) {
+        // Google's streams end lines with CRLF; the others with LF.
+        let text = s.text().replace("\r\n", "\n");
+        for ev in text.split("\n\n").filter(|e| !e.trim().is_empty()) {
             let data: String = ev
                 .lines()
                 .filter_map(|l| l.strip_prefix("data: "))
@@ -404,15 +510,54 @@ impl Wire {
                     Some("response.completed") => ended = true,
                     _ => {}
                 },
+                Wire::Gemini => {
+                    gemini_parts(&v, &mut a);
+                    ended |= v["candidates"][0]["finishReason"].is_string();
+                }
             }
         }
-        a.tools = args
-            .into_iter()
-            .map(|(n, j, id)| (n, serde_json::from_str(&j).unwrap_or(Value::Null), id))
-            .collect();
+        a.tools.extend(
+            args.into_iter()
+                .map(|(n, j, id)| (n, serde_json::from_str(&j).unwrap_or(Value::Null), id)),
+        );
         a.ended = ended;
         a
     }
+}
+
+/// Adds the text and function calls of a Gemini response to an answer.
+fn gemini_parts(v: &Value, a: &mut Answer) {
+    for p in v["candidates"][0]["content"]["parts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if p["thought"] != json!(true) {
+            a.text.push_str(p["text"].as_str().unwrap_or_default());
+        }
+        let fc = &p["functionCall"];
+        if fc.is_object() {
+            a.tools.push((
+                fc["name"].as_str().unwrap().into(),
+                fc["args"].clone(),
+                fc["id"].as_str().unwrap_or_default().into(),
+            ));
+        }
+    }
+}
+
+/// What a Gemini client got from a JSON-array stream (`:streamGenerateContent` without
+/// `alt=sse`); `ended` when the array closed after an element with a finish reason.
+pub fn read_gemini_array(body: &str) -> Answer {
+    let mut a = Answer::default();
+    let items: Vec<Value> = serde_json::from_str(body).expect("the stream is one JSON array");
+    for v in &items {
+        gemini_parts(v, &mut a);
+    }
+    a.ended = items
+        .last()
+        .is_some_and(|v| v["candidates"][0]["finishReason"].is_string());
+    a
 }
 
 fn parse(v: &Value) -> Value {

@@ -125,6 +125,15 @@ impl Connection {
         }
     }
 
+    /// routeplane: a second handle on a TCP socket, for `ConnState::client_gone`.
+    pub(crate) fn tcp_peer(&self) -> Option<TcpStream> {
+        match self {
+            Self::Tcp(s) => s.try_clone().ok(),
+            #[cfg(unix)]
+            Self::Unix(_) => None,
+        }
+    }
+
     pub(crate) fn try_clone(&self) -> std::io::Result<Self> {
         match self {
             Self::Tcp(s) => s.try_clone().map(Self::from),

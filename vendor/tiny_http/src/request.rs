@@ -77,6 +77,22 @@ pub struct Request {
     // routeplane: when the request was read, so a server can refuse one that waited
     // too long for a worker instead of letting a backlog grow.
     received_at: std::time::Instant,
+
+    // routeplane: the connection's state, for `client_probe`.
+    conn: ConnState,
+}
+
+/// routeplane: tells, without reading or writing, whether the client of a request has
+/// closed or reset its connection; usable after `into_writer`, e.g. while a server
+/// waits before its answer's first byte.
+#[derive(Clone)]
+pub struct ClientProbe(ConnState);
+
+impl ClientProbe {
+    /// True when the client closed or reset the connection (a peek sees its end).
+    pub fn gone(&self) -> bool {
+        self.0.client_gone()
+    }
 }
 
 struct NotifyOnDrop<R> {
@@ -189,6 +205,7 @@ where
 
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
+    let conn = state.clone();
     let reader = if connection_upgrade {
         // if we have a `Connection: upgrade`, always keeping the whole reader
         Box::new(source_data) as Box<dyn Read + Send + 'static>
@@ -253,6 +270,7 @@ where
         must_send_continue: expects_continue,
         notify_when_responded: None,
         received_at: std::time::Instant::now(),
+        conn,
     })
 }
 
@@ -267,6 +285,11 @@ impl Request {
     #[inline]
     pub fn received_at(&self) -> std::time::Instant {
         self.received_at
+    }
+
+    /// routeplane: a probe for whether the client has left; see `ClientProbe`.
+    pub fn client_probe(&self) -> ClientProbe {
+        ClientProbe(self.conn.clone())
     }
 
     /// Returns the method requested by the client (eg. `GET`, `POST`, etc.).

@@ -22,15 +22,66 @@ struct Inner {
     deadline: Mutex<Option<Instant>>,
     /// No further request may be read from this connection.
     closing: AtomicBool,
+    /// A handle on the TCP socket, only to look whether the client left (`client_gone`).
+    peer: Option<std::net::TcpStream>,
+    /// The server shut the socket's reading side (the request said `Connection: close`,
+    /// or the connection ended): a peek then sees an end that is ours.
+    read_shut: AtomicBool,
+    /// A read on the socket saw the client's end (EOF or a reset).
+    peer_closed: AtomicBool,
+    /// A thread is inside a read on the socket (a request handed to another thread
+    /// leaves the connection's own reading the next one).
+    reading: AtomicBool,
 }
 
 impl ConnState {
     pub(crate) fn new(timeout: Option<Duration>) -> ConnState {
+        ConnState::with_peer(timeout, None)
+    }
+
+    pub(crate) fn with_peer(
+        timeout: Option<Duration>,
+        peer: Option<std::net::TcpStream>,
+    ) -> ConnState {
         ConnState(Arc::new(Inner {
             timeout,
             deadline: Mutex::new(None),
             closing: AtomicBool::new(false),
+            peer,
+            read_shut: AtomicBool::new(false),
+            peer_closed: AtomicBool::new(false),
+            reading: AtomicBool::new(false),
         }))
+    }
+
+    /// True when the client closed or reset the connection: a read saw it, or a peek
+    /// (without blocking, without consuming: bytes waiting, a pipelined request, mean it
+    /// is there). The socket is non-blocking only for the peek, and only while no
+    /// thread is inside a read on it.
+    pub(crate) fn client_gone(&self) -> bool {
+        let Some(s) = &self.0.peer else {
+            return false;
+        };
+        if self.0.peer_closed.load(Ordering::SeqCst) {
+            return true;
+        }
+        if self.0.read_shut.load(Ordering::SeqCst) || self.0.reading.load(Ordering::SeqCst) {
+            // Unknowable by a peek (the end it would see is ours), or another thread's
+            // read will see the client's end and set `peer_closed`; a non-blocking
+            // moment must not surprise that read.
+            return false;
+        }
+        if s.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let gone = match s.peek(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        let _ = s.set_nonblocking(false);
+        gone
     }
 
     /// The socket's read timeout.
@@ -50,6 +101,21 @@ impl ConnState {
 
     pub(crate) fn set_deadline(&self, deadline: Option<Instant>) {
         *self.0.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
+    }
+
+    /// Notes that a thread enters (true) or leaves (false) a read on the socket.
+    pub(crate) fn reading(&self, now: bool) {
+        self.0.reading.store(now, Ordering::SeqCst);
+    }
+
+    /// Notes that a read saw the client's end of the connection.
+    pub(crate) fn peer_closed(&self) {
+        self.0.peer_closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Notes that the server shut the socket's reading side.
+    pub(crate) fn read_shut(&self) {
+        self.0.read_shut.store(true, Ordering::SeqCst);
     }
 
     pub(crate) fn close(&self) {

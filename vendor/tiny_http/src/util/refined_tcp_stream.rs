@@ -115,7 +115,12 @@ impl RefinedTcpStream {
         let stream: Stream = stream.into();
 
         let (read, write) = (stream.clone(), stream);
-        let state = ConnState::new(timeout);
+        let peer = match &write {
+            Stream::Http(conn) => conn.tcp_peer(),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        };
+        let state = ConnState::with_peer(timeout, peer);
 
         let read = RefinedTcpStream {
             stream: read,
@@ -161,6 +166,8 @@ impl RefinedTcpStream {
 impl Drop for RefinedTcpStream {
     fn drop(&mut self) {
         if self.close_read {
+            // routeplane: before the shutdown, so a probe never mistakes it for the client's.
+            self.state.read_shut();
             self.stream.shutdown(Shutdown::Read).ok();
         }
 
@@ -191,7 +198,25 @@ impl Read for RefinedTcpStream {
             self.stream.set_read_timeout(wanted)?;
             self.applied = wanted;
         }
-        self.stream.read(buf)
+        self.state.reading(true);
+        let read = self.stream.read(buf);
+        self.state.reading(false);
+        // routeplane: the client's end seen here (a request queued for another thread
+        // leaves this one reading the next) is what `ClientProbe` reports.
+        let gone = match &read {
+            Ok(0) => !buf.is_empty(),
+            Ok(_) => false,
+            Err(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            ),
+        };
+        if gone {
+            self.state.peer_closed();
+        }
+        read
     }
 }
 

@@ -1,0 +1,320 @@
+//! `routeplane service install [--user]`: write the systemd unit, its config and its user.
+//!
+//! The units are the files in `dist/systemd/`, compiled in, so what the command writes
+//! and what the repository (and the Debian package) ships never disagree. The one line
+//! changed is `ExecStart=`'s binary, which becomes the binary running this command.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use lexopt::prelude::*;
+use routeplane::{Error, paths};
+
+use super::Global;
+
+/// The system-wide unit, byte for byte as in the repository.
+pub(crate) const SYSTEM_UNIT: &str = include_str!("../../dist/systemd/routeplane.service");
+/// The per-user unit, byte for byte as in the repository.
+pub(crate) const USER_UNIT: &str = include_str!("../../dist/systemd/routeplane.user.service");
+/// The binary path `ExecStart=` names in the system unit.
+const SYSTEM_BIN: &str = "/usr/local/bin/routeplane";
+/// The binary path `ExecStart=` names in the user unit.
+const USER_BIN: &str = "%h/.local/bin/routeplane";
+/// The system service's account.
+const SERVICE_USER: &str = "routeplane";
+
+const HELP: &str = "\
+routeplane service install: install Routeplane as a systemd service
+
+Usage: routeplane service install [--user] [--force] [--root DIR]
+
+Without --user (run as root): writes /etc/systemd/system/routeplane.service, creates
+the `routeplane` system user and /etc/routeplane/, and writes a starter
+/etc/routeplane/routeplane.yaml if there is none. The service keeps its state
+(logins) in /var/lib/routeplane.
+With --user: writes ~/.config/systemd/user/routeplane.service and a starter
+~/.config/routeplane/routeplane.yaml if there is none; the service runs as you.
+Either way it prints the systemctl lines to run; it starts nothing itself.
+
+Options:
+      --user         install the per-user unit instead of the system-wide one
+      --force        overwrite a unit file that differs (a config is never overwritten)
+      --root DIR     write under DIR instead of / (a package or image being built);
+                     no user is created there
+  -h, --help         print help
+";
+
+/// Parses `service SUBCOMMAND`.
+pub(crate) fn run(_global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Error> {
+    let mut user = false;
+    let mut force = false;
+    let mut root: Option<PathBuf> = None;
+    let mut sub: Option<String> = None;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) if sub.is_none() => sub = Some(v.string()?),
+            Long("user") => user = true,
+            Long("force") => force = true,
+            Long("root") => root = Some(parser.value()?.into()),
+            Short('h') | Long("help") => {
+                print!("{HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    match sub.as_deref() {
+        Some("install") => {}
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "unknown service command `{other}`; the one there is: `service install`"
+            )));
+        }
+        None => return Err(Error::Usage("say what to do: `service install`".into())),
+    }
+    let exe = std::env::current_exe()
+        .and_then(fs::canonicalize)
+        .map_err(|e| Error::io("cannot find the path of this routeplane binary", e))?;
+    let plan = Plan {
+        root,
+        force,
+        exe,
+        euid: effective_uid(),
+    };
+    if user { plan.user() } else { plan.system() }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `service install` was asked to do, and where.
+struct Plan {
+    /// `--root`, when writing into something other than the running system.
+    root: Option<PathBuf>,
+    /// `--force`.
+    force: bool,
+    /// The binary `ExecStart=` will run.
+    exe: PathBuf,
+    /// The effective user id, when it could be read.
+    euid: Option<u32>,
+}
+
+impl Plan {
+    /// `path` (absolute) inside the root being written.
+    fn at(&self, path: &Path) -> PathBuf {
+        match &self.root {
+            Some(root) => root.join(path.strip_prefix("/").unwrap_or(path)),
+            None => path.to_path_buf(),
+        }
+    }
+
+    /// The unit text with `ExecStart=` naming this binary.
+    fn unit(&self, template: &str, default_bin: &str) -> String {
+        unit_for(template, default_bin, &self.exe.to_string_lossy())
+    }
+
+    /// The system-wide install.
+    fn system(&self) -> Result<(), Error> {
+        let hint = if self.root.is_none() && self.euid != Some(0) {
+            " (a system service is installed as root: `sudo routeplane service install`, \
+             or `routeplane service install --user` for your own)"
+        } else {
+            ""
+        };
+        let unit_path = self.at(Path::new("/etc/systemd/system/routeplane.service"));
+        self.write_unit(&unit_path, &self.unit(SYSTEM_UNIT, SYSTEM_BIN), hint)?;
+        for hidden in ["/home", "/root", "/run/user"] {
+            if self.exe.starts_with(hidden) {
+                println!(
+                    "warning: {} is under {hidden}, which the unit hides from the service \
+                     (ProtectHome=yes); copy the binary to /usr/local/bin and run \
+                     `/usr/local/bin/routeplane service install --force`",
+                    self.exe.display()
+                );
+            }
+        }
+        let config_dir = self.at(Path::new("/etc/routeplane"));
+        fs::create_dir_all(&config_dir)
+            .map_err(|e| Error::io(format!("cannot create `{}`{hint}", config_dir.display()), e))?;
+        self.ensure_user();
+        let config = config_dir.join(paths::CONFIG_FILE);
+        let wrote = write_config(&config)?;
+        // The config may hold keys: readable by root and the service's group only.
+        let group = group_id(&self.at(Path::new("/etc/group")), SERVICE_USER);
+        match group {
+            Some(gid) if wrote && self.euid == Some(0) => {
+                std::os::unix::fs::chown(&config, Some(0), Some(gid))
+                    .map_err(|e| Error::io(format!("cannot chown `{}`", config.display()), e))?;
+                println!("  {} is root:{SERVICE_USER}, mode 0640", config.display());
+            }
+            _ if wrote => println!(
+                "  then let the service read it: chown root:{SERVICE_USER} /etc/routeplane/{}",
+                paths::CONFIG_FILE
+            ),
+            _ => {}
+        }
+        println!(
+            "The service keeps its logins in /var/lib/routeplane (systemd creates it, \
+             owned by {SERVICE_USER}). To log in to a subscription for it:\n  \
+             sudo -u {SERVICE_USER} env XDG_DATA_HOME=/var/lib routeplane login anthropic"
+        );
+        println!("Then run:");
+        if let Some(root) = &self.root {
+            println!("  (on the system that {} becomes)", root.display());
+        }
+        println!("  systemctl daemon-reload");
+        println!("  systemctl enable --now routeplane");
+        println!("  systemctl status routeplane");
+        println!("  journalctl -u routeplane -f");
+        Ok(())
+    }
+
+    /// The per-user install.
+    fn user(&self) -> Result<(), Error> {
+        let home = paths::home().ok_or_else(|| {
+            Error::Usage("HOME is not set; the user unit goes under ~/.config/systemd/user".into())
+        })?;
+        let config_home = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| home.join(".config"));
+        let unit_path = self.at(&config_home.join("systemd/user/routeplane.service"));
+        self.write_unit(&unit_path, &self.unit(USER_UNIT, USER_BIN), "")?;
+        // The unit lets the service write only these two; they must exist when it starts.
+        for dir in [".local/share/routeplane", ".local/state/routeplane"] {
+            let dir = self.at(&home.join(dir));
+            fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("cannot create `{}`", dir.display()), e))?;
+            let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
+        }
+        write_config(
+            &self
+                .at(&config_home)
+                .join("routeplane")
+                .join(paths::CONFIG_FILE),
+        )?;
+        println!("Then run:");
+        println!("  systemctl --user daemon-reload");
+        println!("  systemctl --user enable --now routeplane");
+        println!("  loginctl enable-linger \"$USER\"   # start at boot, keep running after logout");
+        println!("  journalctl --user -u routeplane -f");
+        Ok(())
+    }
+
+    /// Writes a unit, refusing to replace a different one without `--force`.
+    fn write_unit(&self, path: &Path, text: &str, hint: &str) -> Result<(), Error> {
+        match fs::read_to_string(path) {
+            Ok(existing) if existing == text => {
+                println!("{} is already installed, unchanged", path.display());
+                return Ok(());
+            }
+            Ok(_) if !self.force => {
+                return Err(Error::Usage(format!(
+                    "`{}` already exists and differs; pass --force to overwrite it",
+                    path.display()
+                )));
+            }
+            _ => {}
+        }
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("cannot create `{}`{hint}", dir.display()), e))?;
+        }
+        fs::write(path, text)
+            .map_err(|e| Error::io(format!("cannot write `{}`{hint}", path.display()), e))?;
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o644));
+        println!(
+            "wrote {} (ExecStart runs {})",
+            path.display(),
+            self.exe.display()
+        );
+        Ok(())
+    }
+
+    /// Creates the service's system user when installing into this machine as root;
+    /// otherwise says how.
+    fn ensure_user(&self) {
+        let create = format!(
+            "useradd --system --user-group --home-dir /var/lib/routeplane --no-create-home \
+             --shell /usr/sbin/nologin {SERVICE_USER}"
+        );
+        if self.root.is_some() {
+            println!("not creating the `{SERVICE_USER}` user inside --root; there, run: {create}");
+            return;
+        }
+        if user_exists(SERVICE_USER) {
+            println!("user `{SERVICE_USER}` exists");
+            return;
+        }
+        if self.euid != Some(0) {
+            println!("the `{SERVICE_USER}` user does not exist; as root, run: {create}");
+            return;
+        }
+        let args: Vec<&str> = create.split_whitespace().skip(1).collect();
+        match Command::new("useradd").args(&args).status() {
+            Ok(s) if s.success() => println!("created system user `{SERVICE_USER}`"),
+            Ok(s) => println!("`{create}` failed ({s}); create the user, then start the service"),
+            Err(e) => println!("cannot run useradd ({e}); create the user with: {create}"),
+        }
+    }
+}
+
+/// A unit's text with the default binary path in `ExecStart=` replaced by `bin`.
+pub(crate) fn unit_for(template: &str, default_bin: &str, bin: &str) -> String {
+    template
+        .lines()
+        .map(|line| match line.strip_prefix("ExecStart=") {
+            Some(rest) => format!("ExecStart={}", rest.replacen(default_bin, bin, 1)),
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// Writes the starter config unless one exists; true when it wrote one.
+fn write_config(path: &Path) -> Result<bool, Error> {
+    if path.exists() {
+        println!("kept the existing config {}", path.display());
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("cannot create `{}`", dir.display()), e))?;
+    }
+    fs::write(path, super::init::TEMPLATE)
+        .map_err(|e| Error::io(format!("cannot write `{}`", path.display()), e))?;
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o640));
+    println!(
+        "wrote the starter config {} (edit it; check it with `routeplane config validate -c {}`)",
+        path.display(),
+        path.display()
+    );
+    Ok(true)
+}
+
+/// The process's effective user id (the owner of `/proc/self`).
+fn effective_uid() -> Option<u32> {
+    fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// True when the system knows the user (through NSS, so LDAP users count).
+fn user_exists(name: &str) -> bool {
+    match Command::new("getent").args(["passwd", name]).output() {
+        Ok(out) => out.status.success(),
+        Err(_) => fs::read_to_string("/etc/passwd")
+            .is_ok_and(|t| t.lines().any(|l| l.split(':').next() == Some(name))),
+    }
+}
+
+/// A group's id from a group file.
+fn group_id(group_file: &Path, name: &str) -> Option<u32> {
+    let text = fs::read_to_string(group_file).ok()?;
+    text.lines().find_map(|l| {
+        let mut fields = l.split(':');
+        if fields.next() != Some(name) {
+            return None;
+        }
+        fields.nth(1)?.parse().ok()
+    })
+}

@@ -1,0 +1,407 @@
+//! Asking one endpoint: the body, the credential, the send, and quick retries of the same endpoint.
+//!
+//! `Run::endpoint` asks one target, again after a 429/5xx/reset (`retryable`) up to
+//! `failover.retries` times: a `Retry-After` (or reset header) up to
+//! `failover.max_retry_wait_secs` is waited out, a longer one moves on at once (and
+//! cools the endpoint down for that long); without one the pause is a jittered
+//! exponential backoff from `failover.backoff_ms`. Whatever the settings, one endpoint
+//! is never asked more than twice within 1.5 s, and a client that leaves during a
+//! pause stops everything.
+
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::stream::relay_stream;
+use super::{
+    EMPTY_STREAM, FailKind, Failure, Outcome, Run, context_or_filter, fail, rescue, served_headers,
+};
+use crate::error::Error;
+use crate::protocol::{self, Protocol};
+use crate::registry::Target;
+use crate::stats::{Ended, Tokens, Tried};
+use crate::upstream::{self, Reply, SendError};
+
+/// At most two attempts of one endpoint fall within this window.
+const SPACING: Duration = Duration::from_millis(1500);
+
+/// How often a pause looks whether the client is still there.
+const PROBE_EVERY: Duration = Duration::from_millis(50);
+
+/// What an attempt asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Ask {
+    /// The client's request.
+    Original,
+    /// The client's request plus the answer so far as a final assistant message.
+    Continue,
+}
+
+/// One attempt's fixed facts, handed to the helpers that relay its answer.
+#[derive(Clone, Copy)]
+pub(super) struct Try<'a> {
+    pub(super) target: &'a Target,
+    /// Its number among the request's attempts, for `x-routeplane-attempts`.
+    pub(super) number: usize,
+    /// The answer is translated (or reshaped), not copied byte for byte.
+    pub(super) translate: bool,
+    /// How long a stream may take to its first content.
+    pub(super) patience: Duration,
+}
+
+impl Run<'_, '_> {
+    /// Asks one endpoint, retrying it after quick transient failures.
+    pub(super) fn endpoint(&mut self, target: &Target, last: bool, ask: Ask) -> Outcome {
+        let label = target.label();
+        let mut retried = 0;
+        let mut wait = Duration::ZERO;
+        loop {
+            // The spacing rule holds across the whole request, continuations included.
+            let mut times = self
+                .asked
+                .iter()
+                .filter(|(l, _)| *l == label)
+                .map(|(_, t)| *t);
+            let before_last = times.clone().count().checked_sub(2);
+            if let Some(t) = before_last.and_then(|n| times.nth(n)) {
+                wait = wait.max((t + SPACING).saturating_duration_since(Instant::now()));
+            }
+            if !self.pause(wait) {
+                return Outcome::ClientGone;
+            }
+            self.asked.push((label.clone(), Instant::now()));
+            self.served.attempts += 1;
+            let outcome = self.attempt(target, last, ask);
+            let (word, ended) = match &outcome {
+                Outcome::Answered => (self.splice.status.to_string(), Ended::Answered),
+                Outcome::Broken(b) => (format!("{}:broken", b.upstream_status), Ended::Broke),
+                Outcome::ClientGone => ("client_closed".to_string(), Ended::ClientGone),
+                Outcome::Failed(f) => (
+                    super::short_reason(f),
+                    Ended::Failed {
+                        status: f.status,
+                        reason: super::trail_reason(f),
+                    },
+                ),
+            };
+            self.served.tried.push(Tried {
+                endpoint: label.clone(),
+                word,
+                continuation: ask == Ask::Continue,
+                ended,
+            });
+            let Outcome::Failed(f) = &outcome else {
+                return outcome;
+            };
+            if retried >= self.settings.retries || !super::retryable(f.kind) {
+                return outcome;
+            }
+            wait = match f.retry_after {
+                Some(d) if d > self.settings.max_retry_wait => return outcome,
+                Some(d) => d,
+                None => backoff(self.settings.backoff, retried),
+            };
+            retried += 1;
+        }
+    }
+
+    /// Waits, looking whether the client is still there; false when it left. Before
+    /// the request's first attempt there is nothing to wait for and nothing to look at
+    /// (a look costs system calls on every request).
+    fn pause(&mut self, wait: Duration) -> bool {
+        if wait.is_zero() && self.served.attempts == 0 {
+            return true;
+        }
+        let until = Instant::now() + wait;
+        loop {
+            if self.out.client_gone() {
+                return false;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(PROBE_EVERY));
+        }
+    }
+
+    /// One try at one target.
+    fn attempt(&mut self, target: &Target, last: bool, ask: Ask) -> Outcome {
+        let (env, call, settings) = (self.env, self.call, self.settings);
+        let provider = &target.provider;
+        let upstream_stream = call.stream || env.auth.stream_only(provider);
+        let body = match self.upstream_body(target, ask) {
+            Ok(b) => b,
+            Err(e) => return fail(FailKind::Prepare(e.status()), e.to_string()),
+        };
+        let mut headers = match env.auth.headers(target) {
+            Ok(h) => h,
+            Err(e) => return fail(FailKind::Prepare(e.status()), e.to_string()),
+        };
+        headers.push(("content-type".into(), "application/json".into()));
+        if upstream_stream {
+            headers.push(("accept".into(), "text/event-stream".into()));
+        }
+        if target.protocol == call.inbound {
+            // The client's own protocol headers (e.g. its `anthropic-version`) replace ours.
+            for (name, value) in &call.forward {
+                headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+                headers.push((name.clone(), value.clone()));
+            }
+        }
+        let path = target.protocol.endpoint(&target.model, upstream_stream);
+        let url = format!("{}{path}", provider.api_base);
+        // The last endpoint waits as long as any first byte; the others only as long as
+        // a first token may take before another endpoint is the better bet.
+        let patience = if last {
+            settings.first_byte_timeout
+        } else {
+            target
+                .first_token
+                .unwrap_or(settings.first_token_timeout)
+                .min(settings.first_byte_timeout)
+        };
+        // Deadlines are per attempt: an earlier endpoint's wait does not count. A
+        // stream's head counts against its first-token deadline too.
+        let sent = Instant::now();
+        let posted = if upstream_stream && call.stream {
+            env.client.post_within(&url, &headers, &body, patience)
+        } else {
+            env.client.post(&url, &headers, &body)
+        };
+        let mut reply = match posted {
+            Ok(r) => r,
+            Err(e) => return send_failed(&e),
+        };
+        // A subscription token the upstream rejects is refreshed once and the request retried once.
+        if reply.status == 401 && env.auth.refresh_after_401(target) {
+            let fresh = env.auth.headers(target).map(|h| {
+                headers.retain(|(n, _)| !h.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)));
+                headers.extend(h);
+            });
+            if fresh.is_ok() {
+                reply = match env.client.post(&url, &headers, &body) {
+                    Ok(r) => r,
+                    Err(e) => return send_failed(&e),
+                };
+            }
+        } else if reply.status == 401
+            && let Some(e) = env.auth.login_needed(target)
+        {
+            // The refresh was refused for good: the client is told to log in again.
+            return fail(FailKind::Prepare(e.status()), e.to_string());
+        }
+        if !(200..300).contains(&reply.status) {
+            return upstream_error(self, reply);
+        }
+        let t = Try {
+            target,
+            number: self.served.attempts,
+            translate: target.protocol != call.inbound || env.auth.rewrites_body(provider),
+            patience,
+        };
+        if upstream_stream && reply.content_type.starts_with("text/event-stream") {
+            let outcome = relay_stream(self, &t, reply, sent);
+            // A stream that ended cleanly before any content (llama.cpp's answer to a
+            // prompt larger than its context): ask once more, unstreamed, to learn why.
+            // Asked of every endpoint, not only the last: a context overflow moves on
+            // without cooling a source down that serves shorter prompts well.
+            if let Outcome::Failed(f) = &outcome
+                && f.kind == FailKind::EarlyEnd
+                && f.reason == EMPTY_STREAM
+                && ask == Ask::Original
+                && !env.auth.stream_only(provider)
+                && let Some(why) =
+                    upstream::explain_empty_stream(&env.client, &url, &headers, &body, patience)
+            {
+                return upstream_error(self, why);
+            }
+            outcome
+        } else if ask == Ask::Continue {
+            // A continuation must stream into the open stream; a whole body cannot.
+            fail(FailKind::EarlyEnd, "the continuation was not streamed")
+        } else {
+            self.relay_whole(&t, reply)
+        }
+    }
+
+    /// Builds the bytes sent upstream for `target`.
+    fn upstream_body(&mut self, target: &Target, ask: Ask) -> Result<Vec<u8>, Error> {
+        let (env, call) = (self.env, self.call);
+        let provider = &target.provider;
+        let same = target.protocol == call.inbound;
+        // usage (issue 19): a chat stream copied byte for byte is asked for its usage.
+        let asks_usage = super::asks_usage(call, target);
+        if same && !env.auth.rewrites_body(provider) && ask == Ask::Original {
+            if asks_usage {
+                return Ok(call.body.with_model_asking_usage(&target.model));
+            }
+            return Ok(target.protocol.passthrough_body(call.body, &target.model));
+        }
+        let mut up = if same {
+            let mut v = call.body.to_value()?;
+            if target.protocol == Protocol::Gemini {
+                // Gemini's model is in the URL; Google refuses unknown body fields.
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("model");
+                }
+            } else {
+                v["model"] = Value::String(target.model.clone());
+            }
+            if ask == Ask::Continue {
+                rescue::append_partial(call.inbound, &mut v, &self.splice.prefill());
+            }
+            // usage (issue 19): a continuation reports the whole answer's usage too; the
+            // client's encoder drops it again when the client did not ask.
+            if asks_usage && v.is_object() {
+                if !v["stream_options"].is_object() {
+                    v["stream_options"] = Value::Object(Default::default());
+                }
+                v["stream_options"]["include_usage"] = Value::Bool(true);
+            }
+            v
+        } else {
+            let mut chat = self
+                .hub
+                .get_or_insert_with(|| {
+                    call.body
+                        .to_value()
+                        .and_then(|v| call.inbound.request_to_chat(v, call.stream))
+                })
+                .as_ref()
+                .map_err(|e| Error::bad_request(e.to_string()))?
+                .clone();
+            if ask == Ask::Continue {
+                rescue::append_partial(Protocol::Chat, &mut chat, &self.splice.prefill());
+            }
+            target
+                .protocol
+                .request_from_chat(chat, &target.model, &provider.id)?
+        };
+        if ask == Ask::Continue {
+            rescue::prefill_flags(target, &mut up);
+        }
+        env.auth.shape_body(provider, &mut up);
+        serde_json::to_vec(&up).map_err(|e| Error::Internal(format!("cannot encode body: {e}")))
+    }
+
+    /// Relays a complete (non-streaming) answer.
+    fn relay_whole(&mut self, t: &Try<'_>, reply: Reply) -> Outcome {
+        let (settings, call, target) = (self.settings, self.call, t.target);
+        let status = reply.status;
+        let ct = reply.content_type.clone();
+        let mut headers = reply.headers.clone();
+        headers.extend(served_headers(target, t.number));
+        let bytes = match reply.read_all(settings.limits.max_response_bytes) {
+            Ok(b) => b,
+            Err(reason) => return fail(FailKind::EarlyEnd, reason),
+        };
+        // usage (issue 19): read from the end of the body before it goes out.
+        let tokens = Tokens::from_answer(target.protocol, &bytes);
+        let answer = if t.translate {
+            let translated = serde_json::from_slice::<Value>(&bytes)
+                .map_err(|_| Error::Internal("upstream answered with malformed JSON".into()))
+                .and_then(|v| target.protocol.response_to_chat(v))
+                .map(|chat| call.inbound.response_from_chat(chat));
+            match translated {
+                Ok(v) => v.to_string().into_bytes(),
+                // A Gemini safety block arrives as a 200 with nothing in it.
+                Err(e) if context_or_filter(&e.to_string(), b"") => {
+                    return fail(FailKind::ContextOrFilter, e.to_string());
+                }
+                Err(e) => return fail(FailKind::EarlyEnd, e.to_string()),
+            }
+        } else {
+            if bytes.is_empty() {
+                return fail(FailKind::EarlyEnd, "upstream answered with an empty body");
+            }
+            if let Some(reason) = target.protocol.blocked_answer(&bytes) {
+                return fail(FailKind::ContextOrFilter, reason);
+            }
+            bytes
+        };
+        let ct = if t.translate || ct.is_empty() {
+            "application/json".to_string()
+        } else {
+            ct
+        };
+        self.splice.status = status;
+        if tokens.reported() {
+            self.served.tokens = tokens;
+        }
+        match self.out.respond(status, &ct, &headers, &answer) {
+            Ok(()) => {
+                self.served.first_token = Some(Instant::now());
+                Outcome::Answered
+            }
+            Err(_) => Outcome::ClientGone,
+        }
+    }
+}
+
+/// The failure for a request that got no response head.
+fn send_failed(e: &SendError) -> Outcome {
+    match e {
+        e if e.dropped() => fail(FailKind::Dropped, e.to_string()),
+        SendError::Network(reason) => fail(FailKind::Network, reason.clone()),
+        SendError::Timeout(_) => fail(FailKind::Timeout, e.to_string()),
+    }
+}
+
+/// Reads an upstream error answer and classifies it.
+fn upstream_error(run: &Run<'_, '_>, reply: Reply) -> Outcome {
+    let status = reply.status;
+    let retry_after = reply.retry_after;
+    let headers = reply.headers.clone();
+    let ct = if reply.content_type.is_empty() {
+        "application/json".to_string()
+    } else {
+        reply.content_type.clone()
+    };
+    let limit = run.settings.limits.max_response_bytes.min(1024 * 1024);
+    let bytes = reply.read_all(limit).unwrap_or_default();
+    let message = protocol::upstream_error_message(&bytes);
+    let kind = if (400..500).contains(&status) && context_or_filter(&message, &bytes) {
+        FailKind::ContextOrFilter
+    } else {
+        FailKind::Status(status)
+    };
+    let reason: String = message.chars().take(200).collect();
+    Outcome::Failed(Failure {
+        status: Some(status),
+        reason,
+        kind,
+        body: Some((bytes, ct)),
+        headers,
+        retry_after,
+    })
+}
+
+/// The pause before retry number `n` (from 0): `base` doubled `n` times, then a random
+/// point in its upper half, so clients that failed together do not retry together.
+fn backoff(base: Duration, n: u32) -> Duration {
+    let full = base.saturating_mul(1 << n.min(10));
+    // A random number without a crate: the standard library seeds each RandomState anew.
+    let r = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    full / 2 + full.mul_f64((r % 1000) as f64 / 2000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_in_the_upper_half() {
+        let base = Duration::from_millis(250);
+        for n in 0..4 {
+            let full = base * (1 << n);
+            for _ in 0..20 {
+                let d = backoff(base, n);
+                assert!(d >= full / 2 && d <= full, "{n}: {d:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,567 @@
+//! The request's main loop: try each target in order, retry, fail over, rescue a broken stream.
+//!
+//! [`run`] is where a request spends its life. Each endpoint is asked (with a few quick
+//! retries for transient failures, `attempt.rs`), each failure is classified by
+//! `next_step`, the failover table in one `match`, and a streamed answer is relayed
+//! event by event (`stream.rs`). The client's status line and the events before the
+//! first generated content are held, so a failure before that is invisible and the
+//! next target is tried. Once content has gone out the answer is committed: a stream
+//! that then breaks is continued by an endpoint that can take the partial answer as a
+//! prefill (`rescue.rs`), or ends with an error event in the client's protocol.
+
+mod attempt;
+mod rescue;
+mod stream;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::auth::Auth;
+use crate::body::RawBody;
+use crate::error::Error;
+use crate::log::StreamEnd;
+use crate::protocol::{self, Protocol};
+use crate::registry::{Settings, Target};
+use crate::route::Cooldown;
+use crate::sse::ClientWriter;
+use crate::stats;
+use crate::upstream;
+
+use self::stream::Splice;
+
+/// What the relay needs from the server, shared by every request.
+#[derive(Debug)]
+pub struct Env {
+    /// The upstream HTTP client.
+    pub client: upstream::Client,
+    /// Upstream credentials.
+    pub auth: Arc<Auth>,
+    /// Endpoints that failed recently.
+    pub cooldown: Cooldown,
+}
+
+/// One client request, parsed and resolved.
+pub struct Call<'a> {
+    /// The protocol the client speaks.
+    pub inbound: Protocol,
+    /// The client's body.
+    pub body: &'a RawBody,
+    /// Targets in the order to try them.
+    pub targets: Vec<Target>,
+    /// The client asked for a stream.
+    pub stream: bool,
+    /// Chat clients: `stream_options.include_usage`.
+    pub include_usage: bool,
+    /// Client headers passed upstream when protocols match (e.g. `anthropic-beta`).
+    pub forward: Vec<(String, String)>,
+    /// The model name the client asked for.
+    pub requested: String,
+}
+
+/// What the relay did, for the log line and the response headers.
+#[derive(Debug, Default)]
+pub struct Served {
+    /// Status sent to the client.
+    pub status: u16,
+    /// `provider:model` that answered (that started the answer, when it was rescued).
+    pub served_by: Option<String>,
+    /// Upstream attempts made.
+    pub attempts: usize,
+    /// Times a broken stream was continued by another request (`rescued=N`).
+    pub rescued: usize,
+    /// The endpoints whose continuations finished the answer, in order.
+    pub rescued_by: Vec<String>,
+    /// Each attempt (retries and continuations included): for the log line its endpoint
+    /// and a word (its status, or why it failed: `refused`, `timeout`, …); for the
+    /// ledger and the counters how it ended (usage, issue 19).
+    pub tried: Vec<stats::Tried>,
+    /// How a streamed answer ended; `None` when the client did not get a stream.
+    pub stream: Option<StreamEnd>,
+    // usage (issue 19): what the answer measured, for the ledger and /metrics.
+    /// When the first content (or the whole answer) went to the client.
+    pub first_token: Option<Instant>,
+    /// The upstream's last usage report; for a rescued stream the continuation's,
+    /// adjusted to cover the whole answer as the client is told it.
+    pub tokens: stats::Tokens,
+}
+
+/// Why an attempt produced no answer for the client.
+#[derive(Debug)]
+struct Failure {
+    /// Upstream HTTP status, if one was received.
+    status: Option<u16>,
+    /// Short reason for the log and the exhausted message.
+    reason: String,
+    /// What kind of failure it is.
+    kind: FailKind,
+    /// An upstream error body to surface (bytes, content type).
+    body: Option<(Vec<u8>, String)>,
+    /// Upstream headers to surface with it.
+    headers: Vec<(String, String)>,
+    /// The upstream asked for a pause (Retry-After, reset headers).
+    retry_after: Option<Duration>,
+}
+
+/// The categories of `next_step`'s table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailKind {
+    /// Nothing was answered (refused, DNS, TLS).
+    Network,
+    /// The connection was reset or closed before the response head.
+    Dropped,
+    /// The upstream answered with this HTTP status.
+    Status(u16),
+    /// The first content, the response head or the body did not arrive in time.
+    Timeout,
+    /// The body ended or broke before the first content / before it was complete.
+    EarlyEnd,
+    /// The upstream said the context window was exceeded or content was filtered.
+    ContextOrFilter,
+    /// The request could not be prepared for this target (a field it cannot express, no login).
+    Prepare(u16),
+}
+
+/// What to do after a failed attempt (once its retries are spent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Try the next target (and cool this one down when `cool` is set).
+    Next {
+        /// Put the endpoint in cool-down.
+        cool: bool,
+    },
+    /// Give this answer to the client; trying elsewhere would not help.
+    Surface,
+}
+
+/// The failover table.
+///
+/// | outcome                                            | retried | step           |
+/// |----------------------------------------------------|---------|----------------|
+/// | 429, 500, 502, 503, 504, 529                       | yes     | next, cool down|
+/// | reset or closed before the response head           | yes     | next, cool down|
+/// | 408, other 5xx                                     | no      | next, cool down|
+/// | refused, DNS, connect/first-byte/first-token timeout| no     | next, cool down|
+/// | stream ends or breaks before its first content     | no      | next, cool down|
+/// | context window exceeded, content filtered          | no      | next           |
+/// | request cannot be expressed for / no login at it   | no      | next           |
+/// | 400, 401, 402, 403, 404, 422, other 4xx            | no      | surface        |
+///
+/// "Retried" is `retryable`: the same endpoint again, `failover.retries` times, before
+/// the step is taken. After content has gone to the client a failure is a break, for
+/// `rescue.rs`. A client that disconnects stops everything.
+fn next_step(kind: FailKind) -> Step {
+    match kind {
+        FailKind::Status(408 | 429) | FailKind::Status(500..=599) => Step::Next { cool: true },
+        FailKind::Network | FailKind::Dropped | FailKind::Timeout | FailKind::EarlyEnd => {
+            Step::Next { cool: true }
+        }
+        FailKind::ContextOrFilter | FailKind::Prepare(_) => Step::Next { cool: false },
+        FailKind::Status(_) => Step::Surface,
+    }
+}
+
+/// True for the quick, transient failures worth asking the same endpoint again.
+fn retryable(kind: FailKind) -> bool {
+    matches!(
+        kind,
+        FailKind::Status(429 | 500 | 502 | 503 | 504 | 529) | FailKind::Dropped
+    )
+}
+
+/// A committed stream that broke: what to tell the client if it cannot be continued.
+#[derive(Debug)]
+struct Break {
+    /// The message of the error event.
+    message: String,
+    /// The status the error event carries.
+    status: u16,
+    /// The failure is one `retryable` covers (reset, closed early, a 429/5xx event):
+    /// the same endpoint is asked to continue first.
+    retry_same: bool,
+    /// The HTTP status of the answer that broke, for the log's `tried=`.
+    upstream_status: u16,
+}
+
+/// How an attempt ended.
+#[derive(Debug)]
+enum Outcome {
+    /// The client got an answer (complete, or a stream that ended with an error event).
+    Answered,
+    /// Nothing went to the client from this attempt; see the failure.
+    Failed(Failure),
+    /// Content went out, then the stream broke; the client's stream is still open.
+    Broken(Break),
+    /// The client went away; stop.
+    ClientGone,
+}
+
+/// One request's state while it runs: what it was asked, what went out, what was tried.
+struct Run<'a, 'w> {
+    env: &'a Env,
+    settings: &'a Settings,
+    call: &'a Call<'a>,
+    out: &'w mut ClientWriter,
+    served: Served,
+    /// The hub request, built at most once however many targets need it.
+    hub: Option<Result<Value, Error>>,
+    /// The client's side of a streamed answer.
+    splice: Splice,
+    /// When each endpoint was asked, for the spacing rule (`attempt.rs`).
+    asked: Vec<(String, Instant)>,
+}
+
+/// Why a stream that ended cleanly before (or without) its end marker failed.
+const EMPTY_STREAM: &str = "the stream ended without its end marker";
+
+/// Runs one request to completion: the main loop.
+pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWriter) -> Served {
+    let mut run = Run {
+        env,
+        settings,
+        call,
+        out,
+        served: Served::default(),
+        hub: None,
+        splice: Splice::new(call, &call.requested),
+        asked: Vec::new(),
+    };
+    let mut failures: Vec<(String, Failure)> = Vec::new();
+    let targets = env.cooldown.order(call.targets.clone());
+
+    for (i, target) in targets.iter().enumerate() {
+        let last = i + 1 == targets.len();
+        let outcome = run.endpoint(target, last, attempt::Ask::Original);
+        if !matches!(outcome, Outcome::Failed(_)) {
+            run.served.served_by = Some(target.label());
+        }
+        match outcome {
+            Outcome::Answered => {
+                env.cooldown.clear(target);
+                run.served.status = run.splice.status;
+                run.served.stream = run.out.streamed().then_some(StreamEnd::Complete);
+                return run.served;
+            }
+            Outcome::ClientGone => {
+                run.served.status = 499;
+                run.served.stream = run.out.streamed().then_some(StreamEnd::ClientClosed);
+                return run.served;
+            }
+            Outcome::Broken(b) => {
+                run.served.status = run.splice.status;
+                rescue::rescue(&mut run, &targets, i, b);
+                return run.served;
+            }
+            Outcome::Failed(f) => {
+                let step = next_step(f.kind);
+                if let Step::Next { cool: true } = step {
+                    env.cooldown.fail(target, f.retry_after);
+                }
+                if step == Step::Surface {
+                    run.served.status = surface(call, &f, run.out);
+                    run.served.served_by = Some(target.label());
+                    // usage (issue 19): its error was the answer, not a failure moved past.
+                    if let Some(last) = run.served.tried.last_mut() {
+                        last.ended = stats::Ended::Answered;
+                    }
+                    return run.served;
+                }
+                failures.push((target.label(), f));
+            }
+        }
+    }
+    run.served.status = exhausted(call, failures, run.out);
+    run.served
+}
+
+/// `POST /v1/messages/count_tokens` and Gemini's `:countTokens`: asked of the first
+/// target of the client's protocol that answers; without one, an estimate (about four
+/// bytes a token, marked by `x-routeplane-estimate`), because a 404 would break clients
+/// that count before every request.
+pub fn count_tokens(
+    env: &Env,
+    settings: &Settings,
+    call: &Call<'_>,
+    out: &mut ClientWriter,
+) -> Served {
+    let mut served = Served::default();
+    for target in call.targets.iter().filter(|t| t.protocol == call.inbound) {
+        let Some(path) = target.protocol.count_tokens_endpoint(&target.model) else {
+            continue;
+        };
+        served.attempts += 1;
+        let Ok(mut headers) = env.auth.headers(target) else {
+            continue;
+        };
+        headers.push(("content-type".into(), "application/json".into()));
+        for (name, value) in &call.forward {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            headers.push((name.clone(), value.clone()));
+        }
+        let url = format!("{}{path}", target.provider.api_base);
+        let body = target.protocol.passthrough_body(call.body, &target.model);
+        let Ok(reply) = env.client.post(&url, &headers, &body) else {
+            continue;
+        };
+        let status = reply.status;
+        if status >= 500 || status == 429 || status == 404 {
+            continue;
+        }
+        let Ok(bytes) = reply.read_all(settings.limits.max_response_bytes) else {
+            continue;
+        };
+        let _ = out.respond(
+            status,
+            "application/json",
+            &served_headers(target, served.attempts),
+            &bytes,
+        );
+        served.status = status;
+        served.served_by = Some(target.label());
+        return served;
+    }
+    let text_bytes = call.body.with_model("").len();
+    let estimate = call.inbound.token_estimate(text_bytes.div_ceil(4));
+    let headers = vec![("x-routeplane-estimate".to_string(), "true".to_string())];
+    let _ = out.respond(
+        200,
+        "application/json",
+        &headers,
+        estimate.to_string().as_bytes(),
+    );
+    served.status = 200;
+    served
+}
+
+/// Answers with a surfaced upstream error: verbatim when the protocols match.
+fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
+    let status = f.status.unwrap_or(502);
+    match &f.body {
+        // The upstream's own error (a context overflow included) goes out byte for byte.
+        Some((bytes, ct))
+            if matches!(f.kind, FailKind::Status(_) | FailKind::ContextOrFilter)
+                && same_shape(call, ct) =>
+        {
+            let _ = out.respond(status, ct, &f.headers, bytes);
+        }
+        Some((bytes, _)) => {
+            let msg = protocol::upstream_error_message(bytes);
+            respond_error(call.inbound, status, &msg, &f.headers, out);
+        }
+        None => respond_error(call.inbound, status, &f.reason, &f.headers, out),
+    }
+    status
+}
+
+/// True when a surfaced body can go to the client as-is (its protocol's JSON).
+fn same_shape(call: &Call<'_>, content_type: &str) -> bool {
+    call.targets.iter().all(|t| t.protocol == call.inbound) && content_type.contains("json")
+}
+
+/// Answers when every target failed.
+fn exhausted(call: &Call<'_>, failures: Vec<(String, Failure)>, out: &mut ClientWriter) -> u16 {
+    if failures.len() == 1 {
+        let (label, f) = &failures[0];
+        return match f.kind {
+            // One target that answered: its own error is the most useful thing to show.
+            FailKind::Status(_) | FailKind::ContextOrFilter | FailKind::Prepare(_) => {
+                surface(call, f, out)
+            }
+            _ => {
+                let provider = label.split(':').next().unwrap_or(label);
+                let err = Error::Upstream {
+                    provider: provider.to_string(),
+                    reason: f.reason.clone(),
+                };
+                respond_error(call.inbound, 502, &err.to_string(), &[], out);
+                502
+            }
+        };
+    }
+    let all_rate_limited = !failures.is_empty()
+        && failures
+            .iter()
+            .all(|(_, f)| f.kind == FailKind::Status(429));
+    let status = if all_rate_limited { 429 } else { 502 };
+    let mut headers = Vec::new();
+    if all_rate_limited && let Some(wait) = failures.iter().filter_map(|(_, f)| f.retry_after).min()
+    {
+        headers.push(("retry-after".to_string(), wait.as_secs().max(1).to_string()));
+    }
+    let attempts: Vec<String> = failures
+        .iter()
+        .map(|(label, f)| match f.status {
+            Some(s) => format!("{label} → {s} {}", f.reason),
+            None => format!("{label} → {}", f.reason),
+        })
+        .collect();
+    let err = if attempts.is_empty() {
+        Error::bad_request("no target to try")
+    } else {
+        Error::Exhausted { status, attempts }
+    };
+    respond_error(call.inbound, err.status(), &err.to_string(), &headers, out);
+    err.status()
+}
+
+/// Sends an error body in the client's protocol.
+pub fn respond_error(
+    inbound: Protocol,
+    status: u16,
+    message: &str,
+    headers: &[(String, String)],
+    out: &mut ClientWriter,
+) {
+    let body = inbound.error_body(status, message);
+    let _ = out.respond(status, "application/json", headers, &body);
+}
+
+/// One word for an attempt that failed, for the log's `tried=`: its status, or what happened.
+fn short_reason(f: &Failure) -> String {
+    let r = f.reason.as_str();
+    match f.kind {
+        FailKind::Status(s) => s.to_string(),
+        FailKind::ContextOrFilter => format!("{}:context_or_filter", f.status.unwrap_or(400)),
+        FailKind::Timeout => "timeout".into(),
+        FailKind::EarlyEnd => "ended_early".into(),
+        FailKind::Prepare(401) => "not_logged_in".into(),
+        FailKind::Prepare(_) => "cannot_express".into(),
+        FailKind::Dropped if r.contains("reset") => "reset".into(),
+        FailKind::Dropped => "closed".into(),
+        FailKind::Network => if r.contains("refused") {
+            "refused"
+        } else if r.contains("reset") {
+            "reset"
+        } else if r.contains("host not found") {
+            "dns"
+        } else {
+            "network"
+        }
+        .into(),
+    }
+}
+
+/// usage (issue 19): why an attempt failed, for the ledger and the status page. An
+/// upstream's own error text may quote the request, so it is named by its category;
+/// reasons Routeplane wrote (network, timeout, early end) are kept.
+fn trail_reason(f: &Failure) -> String {
+    match f.kind {
+        FailKind::Status(429) => "rate limited".into(),
+        FailKind::Status(408) => "request timeout".into(),
+        FailKind::Status(500..=599) => "server error".into(),
+        FailKind::Status(_) => "refused the request".into(),
+        FailKind::ContextOrFilter => "context window exceeded or content filtered".into(),
+        FailKind::Network
+        | FailKind::Dropped
+        | FailKind::Timeout
+        | FailKind::EarlyEnd
+        | FailKind::Prepare(_) => f.reason.chars().take(120).collect(),
+    }
+}
+
+/// usage (issue 19): true when a chat stream relayed byte for byte is asked for its
+/// usage chunk (`stream_options.include_usage`) that the client did not ask for; the
+/// relay drops that chunk again before it reaches the client.
+fn asks_usage(call: &Call<'_>, target: &Target) -> bool {
+    call.inbound == Protocol::Chat
+        && target.protocol == Protocol::Chat
+        && call.stream
+        && !call.include_usage
+}
+
+/// A failure with no upstream body.
+fn fail(kind: FailKind, reason: impl Into<String>) -> Outcome {
+    Outcome::Failed(Failure {
+        status: match kind {
+            FailKind::Status(s) | FailKind::Prepare(s) => Some(s),
+            _ => None,
+        },
+        reason: reason.into(),
+        kind,
+        body: None,
+        headers: Vec::new(),
+        retry_after: None,
+    })
+}
+
+/// True for errors another model might not have: context window, content filter.
+fn context_or_filter(message: &str, body: &[u8]) -> bool {
+    let m = message.to_ascii_lowercase();
+    let b = String::from_utf8_lossy(body).to_ascii_lowercase();
+    [
+        "context_length_exceeded",
+        "context window",
+        // llama.cpp: `exceed_context_size_error`, "the request exceeds the available context size".
+        "exceed_context_size",
+        "exceeds the available context size",
+        "maximum context length",
+        "prompt is too long",
+        "content_filter",
+        "content filter",
+        "content management policy",
+        // Gemini: "The input token count (N) exceeds the maximum number of tokens allowed (M)."
+        "exceeds the maximum number of tokens",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle) || b.contains(needle))
+}
+
+/// Headers that tell the client who served, after how many attempts.
+fn served_headers(target: &Target, attempts: usize) -> Vec<(String, String)> {
+    vec![
+        ("x-routeplane-provider".into(), target.provider.id.clone()),
+        ("x-routeplane-model".into(), target.model.clone()),
+        ("x-routeplane-attempts".into(), attempts.to_string()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failover_table() {
+        let next = Step::Next { cool: true };
+        let cases = [
+            (FailKind::Status(408), next, false),
+            (FailKind::Status(429), next, true),
+            (FailKind::Status(500), next, true),
+            (FailKind::Status(501), next, false),
+            (FailKind::Status(503), next, true),
+            (FailKind::Status(529), next, true),
+            (FailKind::Network, next, false),
+            (FailKind::Dropped, next, true),
+            (FailKind::Timeout, next, false),
+            (FailKind::EarlyEnd, next, false),
+            (FailKind::ContextOrFilter, Step::Next { cool: false }, false),
+            (FailKind::Status(400), Step::Surface, false),
+            (FailKind::Status(401), Step::Surface, false),
+            (FailKind::Status(402), Step::Surface, false),
+            (FailKind::Status(403), Step::Surface, false),
+            (FailKind::Status(404), Step::Surface, false),
+            (FailKind::Status(422), Step::Surface, false),
+        ];
+        for (kind, want, retried) in cases {
+            assert_eq!(next_step(kind), want, "{kind:?}");
+            assert_eq!(retryable(kind), retried, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn context_and_filter_errors_are_recognised() {
+        assert!(context_or_filter(
+            "This model's maximum context length is 8192 tokens",
+            b""
+        ));
+        assert!(context_or_filter(
+            "x",
+            br#"{"error":{"code":"context_length_exceeded"}}"#
+        ));
+        assert!(!context_or_filter("invalid temperature", b"{}"));
+        assert!(context_or_filter(
+            "The input token count (9) exceeds the maximum number of tokens allowed (8).",
+            b""
+        ));
+    }
+}

@@ -1,0 +1,254 @@
+//! Mid-stream rescue: a stream that broke after sending text is continued by a prefill.
+//!
+//! The continuation asks an endpoint the client's request plus the text sent so far as
+//! a final assistant message, and `stream.rs` splices only the new text into the open
+//! stream. Which endpoint: the one that broke when its failure is one that `retryable`
+//! covers (a reset, a close without the finish marker, a 429/5xx error event), else
+//! the next one that can continue, and the one that broke only when no later one can.
+//! An endpoint can continue when its provider prefills (`prefill:`, see the registry's
+//! built-in defaults) and it is not a Responses upstream. A continuation refused with
+//! a 4xx (the prefill itself, typically) skips that endpoint and is never shown to the
+//! client. A stream with a tool call in it, or with nowhere to continue, ends with
+//! its protocol's error event, never as a clean-looking truncated answer.
+
+use serde_json::{Value, json};
+
+use super::attempt::Ask;
+use super::{Break, Outcome, Run, Step, next_step};
+use crate::log::{self, StreamEnd};
+use crate::protocol::Protocol;
+use crate::registry::{Prefill, Target};
+
+/// Continues a broken stream until it ends, or gives up with an error event.
+pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, brk: Break) {
+    let (mut at, mut brk) = (broke, brk);
+    let mut refused: Vec<usize> = Vec::new();
+    loop {
+        if !brk.retry_same {
+            // A stall: the endpoint is slow now, whatever else happens.
+            run.env.cooldown.fail(&targets[at], None);
+        }
+        let order = candidates(targets, at, brk.retry_same, &refused);
+        let allowed = run.served.rescued < run.settings.max_rescues as usize;
+        if run.splice.tool || !allowed || order.is_empty() {
+            let why = if run.splice.tool {
+                "; a tool call was cut, so it cannot be continued"
+            } else if !allowed {
+                "; no more continuations are allowed (failover.max_rescues)"
+            } else {
+                "; no endpoint could continue it"
+            };
+            give_up(run, &brk, why);
+            return;
+        }
+        log::line(format!(
+            "{}: {}; continuing it",
+            targets[at].label(),
+            brk.message
+        ));
+        run.splice.resume();
+        let mut broke_again = None;
+        for (n, &k) in order.iter().enumerate() {
+            let target = &targets[k];
+            let last = n + 1 == order.len();
+            match run.endpoint(target, last, Ask::Continue) {
+                Outcome::Answered => {
+                    run.env.cooldown.clear(target);
+                    run.served.rescued += 1;
+                    run.served.rescued_by.push(target.label());
+                    run.served.stream = Some(StreamEnd::Rescued);
+                    return;
+                }
+                Outcome::ClientGone => {
+                    run.served.status = 499;
+                    run.served.stream = Some(StreamEnd::ClientClosed);
+                    return;
+                }
+                Outcome::Broken(b) => {
+                    run.served.rescued += 1;
+                    run.served.rescued_by.push(target.label());
+                    broke_again = Some((k, b));
+                    break;
+                }
+                Outcome::Failed(f) => {
+                    if f.status
+                        .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)
+                    {
+                        refused.push(k);
+                    }
+                    if next_step(f.kind) == (Step::Next { cool: true }) {
+                        run.env.cooldown.fail(target, f.retry_after);
+                    }
+                    log::line(format!(
+                        "{}: could not continue the stream: {}",
+                        target.label(),
+                        f.reason
+                    ));
+                }
+            }
+        }
+        match broke_again {
+            Some((k, b)) => (at, brk) = (k, b),
+            None => {
+                give_up(run, &brk, "; no endpoint could continue it");
+                return;
+            }
+        }
+    }
+}
+
+/// Ends the open stream with the break's error event.
+fn give_up(run: &mut Run<'_, '_>, brk: &Break, why: &str) {
+    let message = format!("{}{why}", brk.message);
+    run.served.stream = Some(StreamEnd::Broken);
+    if let Outcome::ClientGone = run.splice.fail(run.out, brk.status, &message) {
+        run.served.status = 499;
+        run.served.stream = Some(StreamEnd::ClientClosed);
+    }
+}
+
+/// The endpoints to ask for a continuation, in order (indices into `targets`).
+fn candidates(targets: &[Target], at: usize, retry_same: bool, refused: &[usize]) -> Vec<usize> {
+    let able = |k: &usize| targets[*k].can_continue() && !refused.contains(k);
+    let later: Vec<usize> = (at + 1..targets.len()).filter(able).collect();
+    let same = able(&at).then_some(at);
+    match (retry_same, later.is_empty()) {
+        (true, _) => same.into_iter().chain(later).collect(),
+        (false, false) => later,
+        (false, true) => same.into_iter().collect(),
+    }
+}
+
+/// Adds the answer so far as a final assistant message of a request in `protocol`.
+/// Without text (only reasoning went out) the request is sent as it was.
+pub(super) fn append_partial(protocol: Protocol, body: &mut Value, text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    match protocol {
+        Protocol::Chat | Protocol::Anthropic => {
+            let Some(messages) = body["messages"].as_array_mut() else {
+                return;
+            };
+            // The client's own prefill: the answer so far continues it.
+            if let Some(last) = messages.last_mut().filter(|m| m["role"] == "assistant") {
+                match &mut last["content"] {
+                    Value::String(own) => own.push_str(text),
+                    Value::Array(parts) => parts.push(json!({"type": "text", "text": text})),
+                    other => *other = json!(text),
+                }
+                return;
+            }
+            messages.push(json!({"role": "assistant", "content": text}));
+        }
+        Protocol::Gemini => {
+            let Some(contents) = body["contents"].as_array_mut() else {
+                return;
+            };
+            // The client's own final `model` turn: the answer so far continues it.
+            if let Some(last) = contents.last_mut().filter(|c| c["role"] == "model")
+                && let Some(parts) = last["parts"].as_array_mut()
+            {
+                parts.push(json!({"text": text}));
+                return;
+            }
+            contents.push(json!({"role": "model", "parts": [{"text": text}]}));
+        }
+        // Responses upstreams are never asked to continue (`Target::can_continue`).
+        Protocol::Responses => {}
+    }
+}
+
+/// vLLM continues a final assistant message only when told so.
+pub(super) fn prefill_flags(target: &Target, body: &mut Value) {
+    if target.provider.prefill == Prefill::Flags && body.is_object() {
+        body["continue_final_message"] = json!(true);
+        body["add_generation_prompt"] = json!(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, Loaded};
+    use crate::registry::Registry;
+
+    fn targets(yaml: &str) -> Vec<Target> {
+        let (config, _) = config::parse(yaml, false).unwrap();
+        let reg = Registry::build(&Loaded {
+            config,
+            path: None,
+            warnings: vec![],
+        })
+        .unwrap();
+        reg.providers
+            .iter()
+            .filter(|p| p.configured)
+            .map(|p| Target::new(p, "m"))
+            .collect()
+    }
+
+    const YAML: &str = "providers:\n  a:\n    api_base: http://a/v1\n    prefill: true\n  b:\n    api_base: http://b/v1\n  c:\n    api_base: http://c/v1\n    prefill: true\n  d:\n    api_base: http://d/v1\n    prefill: true\n    api_protocol: responses\n";
+
+    #[test]
+    fn continuation_order_follows_the_failure_and_the_capability() {
+        let t = targets(YAML);
+        // a retryable break asks the same endpoint first, then the next able one
+        assert_eq!(candidates(&t, 0, true, &[]), [0, 2]);
+        // a stall asks the next able one; b never prefills, d is a Responses upstream
+        assert_eq!(candidates(&t, 0, false, &[]), [2]);
+        // with no later endpoint able, the one that broke gets one more try
+        assert_eq!(candidates(&t, 2, false, &[]), [2]);
+        assert_eq!(candidates(&t, 0, true, &[0]), [2]);
+        assert!(candidates(&t, 1, false, &[2]).is_empty());
+    }
+
+    #[test]
+    fn builtin_prefill_defaults() {
+        let reg = Registry::build(&Loaded::default()).unwrap();
+        let able: Vec<&str> = reg
+            .providers
+            .iter()
+            .filter(|p| Target::new(p, "m").can_continue())
+            .map(|p| p.id.as_str())
+            .collect();
+        assert_eq!(
+            able,
+            [
+                "openrouter",
+                "anthropic",
+                "gemini",
+                "ollama",
+                "vllm",
+                "lmstudio",
+                "llamacpp"
+            ]
+        );
+    }
+
+    #[test]
+    fn partial_answers_become_a_final_assistant_message() {
+        let mut chat = json!({"messages": [{"role": "user", "content": "hi"}]});
+        append_partial(Protocol::Chat, &mut chat, "Hello");
+        assert_eq!(
+            chat["messages"][1],
+            json!({"role": "assistant", "content": "Hello"})
+        );
+        let mut own = json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Sure: "}]});
+        append_partial(Protocol::Chat, &mut own, "Hello");
+        assert_eq!(own["messages"].as_array().unwrap().len(), 2);
+        assert_eq!(own["messages"][1]["content"], "Sure: Hello");
+        let mut gem = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+        append_partial(Protocol::Gemini, &mut gem, "Hello");
+        assert_eq!(
+            gem["contents"][1],
+            json!({"role": "model", "parts": [{"text": "Hello"}]})
+        );
+        append_partial(Protocol::Gemini, &mut gem, " there");
+        assert_eq!(gem["contents"].as_array().unwrap().len(), 2);
+        assert_eq!(gem["contents"][1]["parts"][1]["text"], " there");
+        let mut empty = json!({"messages": []});
+        append_partial(Protocol::Anthropic, &mut empty, "");
+        assert_eq!(empty["messages"], json!([]));
+    }
+}

@@ -1,0 +1,488 @@
+//! A streamed answer, event by event: holding until the first content, committing, splicing.
+//!
+//! The client's status line and the events before the first generated content (a role
+//! chunk, `message_start`, `ping`, `response.created`) are held: a failure before content
+//! is invisible and another endpoint can be tried. Content commits the attempt; after
+//! that a break is handed to `rescue.rs` with the client's stream still open. [`Splice`]
+//! is the client's side of the stream across attempts: its encoder, the text it has,
+//! and whether it is being continued by another answer.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::attempt::Try;
+use super::{
+    Break, EMPTY_STREAM, FailKind, Failure, Outcome, Run, context_or_filter, fail, served_headers,
+};
+use crate::log;
+use crate::protocol::{Decoded, Encoder, chat};
+use crate::sse::{self, Event};
+use crate::stats::Tokens;
+use crate::upstream::{Piece, Reply};
+
+/// The client's side of a streamed answer, across the attempts that make it.
+#[derive(Debug)]
+pub(super) struct Splice {
+    /// Writes hub chunks in the client's protocol; observes a same-protocol stream.
+    encoder: Encoder,
+    /// The status line went out.
+    open: bool,
+    /// The status the client got.
+    pub(super) status: u16,
+    /// Everything from now on is another answer continuing the open stream.
+    continuing: bool,
+    /// Text the client has.
+    text: String,
+    /// Reasoning the client has.
+    reasoning: String,
+    /// A tool call went out (such a stream is never continued).
+    pub(super) tool: bool,
+    /// Tokens estimated for what the client had when the continuation began.
+    carried: u64,
+    /// The prefill lost trailing whitespace the client already has.
+    trimmed: bool,
+}
+
+impl Splice {
+    /// A client stream with nothing sent, whose encoder names `model` until the
+    /// upstream's first chunk names its own.
+    pub(super) fn new(call: &super::Call<'_>, model: &str) -> Splice {
+        Splice {
+            encoder: call.inbound.encoder(model, call.include_usage),
+            open: false,
+            status: 0,
+            continuing: false,
+            text: String::new(),
+            reasoning: String::new(),
+            tool: false,
+            carried: 0,
+            trimmed: false,
+        }
+    }
+
+    /// Starts afresh for an attempt at `model` while nothing went out: an earlier
+    /// attempt's held events (a retry's too) may have moved the encoder, and the stream
+    /// is named after the upstream's model, as an unstreamed answer is.
+    fn begin(&mut self, call: &super::Call<'_>, model: &str) {
+        if !self.open {
+            *self = Splice::new(call, model);
+        }
+    }
+
+    /// The partial answer to send as a prefill: the text without trailing whitespace
+    /// (Anthropic refuses a final assistant message ending in whitespace).
+    pub(super) fn prefill(&self) -> String {
+        self.text.trim_end().to_string()
+    }
+
+    /// Turns the open stream over to a continuation.
+    pub(super) fn resume(&mut self) {
+        self.encoder.resume(&self.text, &self.reasoning);
+        self.continuing = true;
+        self.trimmed = self.text.len() != self.text.trim_end().len();
+        // About four bytes a token: the continuation's usage covers the whole answer.
+        self.carried = (self.text.len() + self.reasoning.len()).div_ceil(4) as u64;
+    }
+
+    /// Ends the open stream with an error event.
+    pub(super) fn fail(
+        &mut self,
+        out: &mut sse::ClientWriter,
+        status: u16,
+        message: &str,
+    ) -> Outcome {
+        for ev in self.encoder.fail(status, message) {
+            if out.send(&ev.raw).is_err() {
+                return Outcome::ClientGone;
+            }
+        }
+        let _ = out.end_stream();
+        Outcome::Answered
+    }
+
+    /// Notes what a chunk adds to the answer; a continuation's chunk is adjusted first.
+    fn take(&mut self, ch: &mut Value, strip: &mut bool) {
+        if self.continuing {
+            if *strip && let Some(t) = ch["choices"][0]["delta"]["content"].as_str() {
+                let kept = t.trim_start();
+                *strip = kept.is_empty();
+                ch["choices"][0]["delta"]["content"] = Value::String(kept.to_string());
+            }
+            if let Some(u) = ch.get_mut("usage").filter(|u| u.is_object()) {
+                carry_usage(u, self.carried);
+            }
+        }
+        let d = &ch["choices"][0]["delta"];
+        if let Some(t) = d["content"].as_str() {
+            self.text.push_str(t);
+        }
+        if let Some(r) = d["reasoning_content"].as_str().or(d["reasoning"].as_str()) {
+            self.reasoning.push_str(r);
+        }
+        if d["tool_calls"].as_array().is_some_and(|a| !a.is_empty()) {
+            self.tool = true;
+        }
+    }
+}
+
+/// Adds the tokens of the answer before a continuation to its usage (counted as the
+/// continuation's prompt upstream, as output for the client).
+fn carry_usage(u: &mut Value, carried: u64) {
+    let prompt = u["prompt_tokens"].as_u64();
+    let completion = u["completion_tokens"].as_u64();
+    if let (Some(p), Some(c)) = (prompt, completion) {
+        let (p, c) = (p.saturating_sub(carried), c + carried);
+        u["prompt_tokens"] = p.into();
+        u["completion_tokens"] = c.into();
+        u["total_tokens"] = (p + c).into();
+    }
+}
+
+/// True when a hub chunk carries generated content: text, reasoning or a tool call.
+fn has_content(ch: &Value) -> bool {
+    let d = &ch["choices"][0]["delta"];
+    let text = |k: &str| d[k].as_str().is_some_and(|s| !s.is_empty());
+    text("content")
+        || text("reasoning_content")
+        || text("reasoning")
+        || text("refusal")
+        || d["tool_calls"].as_array().is_some_and(|a| !a.is_empty())
+}
+
+/// True when a hub chunk carries the answer's finish marker.
+fn has_finish(ch: &Value) -> bool {
+    !ch["choices"][0]["finish_reason"].is_null()
+}
+
+/// Relays a streamed answer event by event (or collects it for a non-streaming client).
+pub(super) fn relay_stream(
+    run: &mut Run<'_, '_>,
+    t: &Try<'_>,
+    reply: Reply,
+    sent: Instant,
+) -> Outcome {
+    // usage (issue 19): an attempt's usage counts once something of it went out.
+    let mut seen = Tokens::default();
+    let outcome = relay_events(run, t, reply, sent, &mut seen);
+    if !matches!(outcome, Outcome::Failed(_)) && seen.reported() {
+        run.served.tokens = seen;
+    }
+    outcome
+}
+
+/// [`relay_stream`]'s loop; notes the upstream's usage reports in `seen`.
+fn relay_events(
+    run: &mut Run<'_, '_>,
+    t: &Try<'_>,
+    reply: Reply,
+    sent: Instant,
+    seen: &mut Tokens,
+) -> Outcome {
+    let (settings, call, target) = (run.settings, run.call, t.target);
+    // usage (issue 19): the usage chunk asked for on the client's behalf is dropped.
+    let strip_usage = super::asks_usage(call, target);
+    let status = reply.status;
+    let mut headers = reply.headers.clone();
+    headers.extend(served_headers(target, t.number));
+    let stream = reply.stream();
+    let mut parser = sse::Parser::new(settings.limits.max_event_bytes);
+    let mut decoder = target.protocol.decoder();
+    let splice = &mut run.splice;
+    splice.begin(call, &target.model);
+    let out = &mut *run.out;
+    let first_token = &mut run.served.first_token;
+    // A same-protocol stream is copied byte for byte, until a continuation: from then on
+    // every event is written by the client's encoder.
+    let verbatim = !t.translate && !splice.continuing;
+    let mut collector = (!call.stream).then(chat::Collector::default);
+    let mut held: Vec<Event> = Vec::new();
+    let mut content = false;
+    let mut finished = false;
+    let mut strip = splice.continuing && splice.trimmed;
+    let mut deadline = sent + t.patience;
+    let mut events = Vec::new();
+    let who = format!("upstream `{}`", target.provider.id);
+
+    loop {
+        let piece = stream.next(deadline);
+        let bytes = match piece {
+            Piece::Data(b) => b,
+            Piece::End if finished => {
+                // Complete without `[DONE]` (or `message_stop`): the normal ending.
+                if let Some(c) = collector.take() {
+                    let o = respond_collected(out, call, status, &headers, c, splice);
+                    return token_at(o, first_token);
+                }
+                // Held events go out (and are observed) before the encoder writes the end.
+                let v = Verbatim(verbatim);
+                if !content && let Err(o) = commit(out, splice, v, status, &headers, held) {
+                    return o;
+                }
+                let ending = splice.encoder.finish();
+                return commit_and_end(out, splice, v, status, &headers, Vec::new(), ending, true);
+            }
+            Piece::End | Piece::Broken(_) | Piece::Timeout => {
+                let timed_out = matches!(piece, Piece::Timeout);
+                let reason = match piece {
+                    Piece::Timeout if !content => {
+                        format!("no first token within {:.0?}", t.patience)
+                    }
+                    Piece::Timeout => format!(
+                        "silent for {:.0?}, the limit `timeouts.idle_secs` sets",
+                        settings.idle_timeout
+                    ),
+                    Piece::Broken(r) => r,
+                    _ => EMPTY_STREAM.to_string(),
+                };
+                return match () {
+                    () if !content && timed_out => fail(FailKind::Timeout, reason),
+                    () if !content || collector.is_some() => fail(FailKind::EarlyEnd, reason),
+                    () => Outcome::Broken(Break {
+                        message: format!("{who} stopped part-way through its answer ({reason})"),
+                        status: 502,
+                        retry_same: !timed_out,
+                        upstream_status: status,
+                    }),
+                };
+            }
+        };
+        events.clear();
+        if let Err(sse::ParseError::TooLong { limit }) = parser.feed(&bytes, &mut events) {
+            let msg = format!(
+                "upstream sent a stream event longer than {limit} bytes (`limits.max_event_bytes`)"
+            );
+            return match content && collector.is_none() {
+                false => fail(FailKind::EarlyEnd, msg),
+                true => Outcome::Broken(Break {
+                    message: msg,
+                    status: 502,
+                    retry_same: false,
+                    upstream_status: status,
+                }),
+            };
+        }
+        for ev in events.drain(..) {
+            let (mut chunks, end) = match decoder.event(&ev) {
+                Decoded::Chunks(c) => (c, false),
+                Decoded::End(c) => (c, true),
+                Decoded::Malformed => {
+                    log::line(format!("{who} sent an unreadable stream event; dropped it"));
+                    continue;
+                }
+                Decoded::Failed { status: s, message } => {
+                    if !content || collector.is_some() {
+                        return Outcome::Failed(Failure {
+                            status: Some(s),
+                            kind: if context_or_filter(&message, b"") {
+                                FailKind::ContextOrFilter
+                            } else {
+                                FailKind::Status(s)
+                            },
+                            reason: message.chars().take(200).collect(),
+                            body: None,
+                            headers: Vec::new(),
+                            retry_after: None,
+                        });
+                    }
+                    return Outcome::Broken(Break {
+                        message,
+                        status: s,
+                        retry_same: super::retryable(FailKind::Status(s)),
+                        upstream_status: status,
+                    });
+                }
+            };
+            let mut has = false;
+            for ch in &mut chunks {
+                splice.take(ch, &mut strip);
+                has |= has_content(ch);
+                finished |= has_finish(ch);
+                // usage (issue 19): read after `take`, which makes a continuation's
+                // usage cover the whole answer.
+                if let Some(u) = ch.get("usage").filter(|u| u.is_object()) {
+                    let tokens = Tokens::from_chat_usage(u);
+                    if tokens.reported() {
+                        *seen = tokens;
+                    }
+                }
+            }
+            if let Some(c) = collector.as_mut() {
+                chunks.iter().for_each(|ch| c.add(ch));
+                content |= has;
+                if end {
+                    let c = collector.take().unwrap_or_default();
+                    return token_at(
+                        respond_collected(out, call, status, &headers, c, splice),
+                        first_token,
+                    );
+                }
+                continue;
+            }
+            let mut outgoing: Vec<Event> = if verbatim && strip_usage && usage_only(&chunks) {
+                // usage (issue 19): the client did not ask for this chunk; we did.
+                Vec::new()
+            } else if verbatim {
+                vec![ev]
+            } else {
+                chunks
+                    .iter()
+                    .flat_map(|ch| splice.encoder.chunk(ch))
+                    .collect()
+            };
+            if end && !verbatim {
+                outgoing.extend(splice.encoder.finish());
+            }
+            if !content && !has && !end {
+                // Events before the first content wait, with the status line.
+                held.extend(outgoing);
+                continue;
+            }
+            let v = Verbatim(verbatim);
+            if end {
+                let o = commit_and_end(out, splice, v, status, &headers, held, outgoing, content);
+                return if has { token_at(o, first_token) } else { o };
+            }
+            if !content {
+                let held = std::mem::take(&mut held);
+                if let Err(o) = commit(out, splice, v, status, &headers, held) {
+                    return o;
+                }
+                content = true;
+            }
+            if let Err(o) = send(out, splice, v, outgoing) {
+                return o;
+            }
+            if has && first_token.is_none() {
+                *first_token = Some(Instant::now());
+            }
+        }
+        if content {
+            deadline = Instant::now() + settings.idle_timeout;
+        }
+    }
+}
+
+/// usage (issue 19): notes that the first content went out now, when `o` says it did
+/// and nothing went out before.
+fn token_at(o: Outcome, first_token: &mut Option<Instant>) -> Outcome {
+    if matches!(o, Outcome::Answered) && first_token.is_none() {
+        *first_token = Some(Instant::now());
+    }
+    o
+}
+
+/// usage (issue 19): an event whose chunks only report usage (`"choices": []`).
+fn usage_only(chunks: &[Value]) -> bool {
+    !chunks.is_empty()
+        && chunks.iter().all(|ch| {
+            ch["choices"].as_array().is_some_and(|c| c.is_empty()) && ch["usage"].is_object()
+        })
+}
+
+/// Events copied from a same-protocol upstream (true), or written by the encoder.
+#[derive(Clone, Copy)]
+struct Verbatim(bool);
+
+/// Sends events; a verbatim stream's events are observed so it can be continued later.
+fn send(
+    out: &mut sse::ClientWriter,
+    splice: &mut Splice,
+    verbatim: Verbatim,
+    events: Vec<Event>,
+) -> Result<(), Outcome> {
+    for ev in events {
+        if verbatim.0 {
+            splice.encoder.observe(&ev);
+        }
+        out.send(&ev.raw).map_err(|_| Outcome::ClientGone)?;
+    }
+    Ok(())
+}
+
+/// First content: the status line (unless a continuation finds it sent) and the held events.
+fn commit(
+    out: &mut sse::ClientWriter,
+    splice: &mut Splice,
+    verbatim: Verbatim,
+    status: u16,
+    headers: &[(String, String)],
+    held: Vec<Event>,
+) -> Result<(), Outcome> {
+    if !splice.open {
+        out.start_stream(status, "text/event-stream", headers)
+            .map_err(|_| Outcome::ClientGone)?;
+        splice.open = true;
+        splice.status = status;
+    }
+    send(out, splice, verbatim, held)
+}
+
+/// Sends the last events of a stream that ended well, committing first if need be.
+#[allow(clippy::too_many_arguments)]
+fn commit_and_end(
+    out: &mut sse::ClientWriter,
+    splice: &mut Splice,
+    verbatim: Verbatim,
+    status: u16,
+    headers: &[(String, String)],
+    held: Vec<Event>,
+    last: Vec<Event>,
+    content: bool,
+) -> Outcome {
+    if !content && let Err(o) = commit(out, splice, verbatim, status, headers, held) {
+        return o;
+    }
+    if let Err(o) = send(out, splice, verbatim, last) {
+        return o;
+    }
+    match out.end_stream() {
+        Ok(()) => Outcome::Answered,
+        Err(_) => Outcome::ClientGone,
+    }
+}
+
+/// Answers a non-streaming client with what a stream-only upstream sent.
+fn respond_collected(
+    out: &mut sse::ClientWriter,
+    call: &super::Call<'_>,
+    status: u16,
+    headers: &[(String, String)],
+    c: chat::Collector,
+    splice: &mut Splice,
+) -> Outcome {
+    let body = call.inbound.response_from_chat(c.finish()).to_string();
+    splice.status = status;
+    match out.respond(status, "application/json", headers, body.as_bytes()) {
+        Ok(()) => Outcome::Answered,
+        Err(_) => Outcome::ClientGone,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn content_is_text_reasoning_or_a_tool_call_not_a_role() {
+        let delta = |d: Value| json!({"choices": [{"index": 0, "delta": d}]});
+        assert!(!has_content(&delta(
+            json!({"role": "assistant", "content": ""})
+        )));
+        assert!(!has_content(&json!({"choices": [], "usage": {}})));
+        assert!(has_content(&delta(json!({"content": "a"}))));
+        assert!(has_content(&delta(json!({"reasoning_content": "hm"}))));
+        assert!(has_content(&delta(json!({"tool_calls": [{"index": 0}]}))));
+    }
+
+    #[test]
+    fn carried_tokens_move_from_prompt_to_completion() {
+        let mut u = json!({"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60});
+        carry_usage(&mut u, 8);
+        assert_eq!(
+            u,
+            json!({"prompt_tokens": 42, "completion_tokens": 18, "total_tokens": 60})
+        );
+    }
+}

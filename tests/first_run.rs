@@ -1,0 +1,463 @@
+//! What a new user meets in the first hour: the README's first example working with no
+//! config, a start-up that says what it found, answers to `HEAD`, config errors that
+//! name the key, and answers that look the same however they travelled.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::proxy::bin;
+use crate::support::upstream::{Recorded, chat_events};
+use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text};
+
+/// Ollama's built-in port, where the README's first example is answered.
+const OLLAMA_PORT: u16 = 11434;
+
+/// A mock Ollama serving `llama3.1`: native listing, OpenAI listing, chat.
+fn ollama(req: &Recorded) -> Reply {
+    match req.path.as_str() {
+        "/api/tags" => Reply::json(
+            200,
+            json!({"models": [{"name": "llama3.1", "model": "llama3.1"}]}),
+        ),
+        "/v1/models" => Reply::json(200, json!({"object": "list", "data": [{"id": "llama3.1"}]})),
+        _ => Reply::json(
+            200,
+            json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "llama3.1",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello from ollama"}, "finish_reason": "stop"}]}),
+        ),
+    }
+}
+
+/// The fenced block of `lang` that follows `heading` in the README.
+fn readme_block(heading: &str, lang: &str) -> &'static str {
+    let readme = include_str!("../README.md");
+    let section = readme
+        .split(heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("README has {heading:?}"));
+    section
+        .split(&format!("```{lang}\n"))
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .unwrap_or_else(|| panic!("a {lang} block after {heading:?}"))
+}
+
+#[test]
+fn quick_start_is_two_commands_run_and_test() {
+    let block = readme_block("## Quick start", "sh");
+    let commands: Vec<&str> = block
+        .lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(commands, ["cargo run --release", "make check"]);
+}
+
+/// Set in the copy of this test binary that runs in its own network namespace.
+const IN_OWN_NETWORK: &str = "ROUTEPLANE_TEST_IN_OWN_NETWORK";
+
+/// Runs the test `name` (of this binary) again in a new network namespace with only
+/// loopback up, so what it binds on a well-known port is seen by nothing else: other
+/// tests of this binary start proxies with built-in defaults, whose detection would find
+/// a mock Ollama on 11434. Its output, or `None` when no namespace can be made here
+/// (`unshare -n` as root, `unshare -rn` with user namespaces, and `ip` are needed).
+fn in_own_network(name: &str) -> Option<std::process::Output> {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let try_with = |flags: &[&str]| {
+        let probe = Command::new("unshare")
+            .args(flags)
+            .args(["ip", "link", "set", "lo", "up"])
+            .output()
+            .ok()?;
+        probe.status.success().then_some(())?;
+        Command::new("unshare")
+            .args(flags)
+            .args(["sh", "-ec", r#"ip link set lo up; exec "$@""#, "sh"])
+            .arg(&exe)
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(IN_OWN_NETWORK, "1")
+            .output()
+            .ok()
+    };
+    try_with(&["-n"]).or_else(|| try_with(&["-r", "-n"]))
+}
+
+#[test]
+fn readme_first_client_example_works_as_written_with_no_config() {
+    let name = "first_run::readme_first_client_example_works_as_written_with_no_config";
+    if std::env::var_os(IN_OWN_NETWORK).is_none() {
+        let Some(out) = in_own_network(name) else {
+            eprintln!(
+                "skipped: no network namespace could be made (run as root, or allow user \
+                 namespaces); the README example needs 127.0.0.1:{OLLAMA_PORT} to itself"
+            );
+            return;
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        eprintln!("{stderr}");
+        assert!(
+            out.status.success() && stdout.contains("test result: ok. 1 passed"),
+            "in its own network namespace:\n{stdout}\n{stderr}"
+        );
+        return;
+    }
+    // The example names a built-in local server, so it needs that server's own port
+    // (here in a network namespace of its own, where it is free).
+    if let Err(e) = TcpListener::bind(("127.0.0.1", OLLAMA_PORT)) {
+        eprintln!("skipped: 127.0.0.1:{OLLAMA_PORT} is taken ({e}); the README example needs it");
+        return;
+    }
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("skipped: curl is not installed; the README example runs it");
+        return;
+    }
+    let up = MockUpstream::start_on(OLLAMA_PORT, ollama);
+    let p = Proxy::start_without_config(&[]);
+    let first = p.wait_log("listening on");
+    assert!(
+        first.ends_with(" with no config file (built-in defaults)"),
+        "{first}"
+    );
+    // The other local servers' ports may be in use on this machine: only Ollama's
+    // answer is certain.
+    p.wait_log(" local servers: ollama (1 model)");
+    let block = readme_block("## Point a client at it", "sh").replace("127.0.0.1:4356", &p.addr);
+    let bin_dir = Path::new(bin()).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .args(["-ec", &block])
+        .current_dir(p.dir.path())
+        .env("PATH", path)
+        .env("HOME", p.dir.path())
+        .env("XDG_CONFIG_HOME", p.dir.path().join("config"))
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENROUTER_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .output()
+        .expect("run sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("\nllama3.1  ") && stdout.contains(" detected  active"),
+        "`routeplane models` lists the id:\n{stdout}"
+    );
+    let answer: Value = serde_json::from_str(stdout.lines().last().unwrap())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(
+        answer["choices"][0]["message"]["content"], "hello from ollama",
+        "{stdout}"
+    );
+    let sent: Vec<Recorded> = up
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/chat/completions")
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].json()["model"], "llama3.1");
+    assert!(
+        stderr.is_empty(),
+        "`routeplane models` logs nothing: {stderr}"
+    );
+}
+
+/// A config that points every local built-in away from its default port: `ollama` at
+/// `url`, the others at a port nothing listens on.
+fn local_servers_config(url: &str) -> String {
+    let dead = MockUpstream::always(Reply::Reset);
+    let dead_url = dead.url();
+    drop(dead);
+    format!(
+        "providers:\n  ollama:\n    api_base: {url}\n  vllm:\n    api_base: {dead_url}\n  lmstudio:\n    api_base: {dead_url}\n  llamacpp:\n    api_base: {dead_url}\n"
+    )
+}
+
+#[test]
+fn start_up_names_the_config_and_the_local_servers_found_and_not() {
+    let up = MockUpstream::start(ollama);
+    let p = Proxy::start(&local_servers_config(&up.url()));
+    let first = p.wait_log("listening on");
+    let config = p.dir.path().join("routeplane.yaml");
+    assert!(
+        first.ends_with(&format!(" with config {}", config.display())),
+        "{first}"
+    );
+    assert!(!first.contains("(("), "{first}");
+    p.wait_log(" local servers: ollama (1 model); not found: vllm, lmstudio, llamacpp");
+}
+
+#[test]
+fn models_and_providers_print_their_table_and_no_log_lines() {
+    let up = MockUpstream::start(ollama);
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", &local_servers_config(&up.url()));
+    for args in [&["models"][..], &["providers"]] {
+        let out = Command::new(bin())
+            .args(args)
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env_remove("OPENAI_API_KEY")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert_text(&String::from_utf8_lossy(&out.stderr), "");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("ollama"));
+    }
+}
+
+#[test]
+fn head_requests_get_200_and_no_body_even_without_a_key() {
+    let p = Proxy::start("skip_auth: false\nkeys: [k1]\n");
+    for path in ["/", "/health", "/api/hello"] {
+        let answer = p.raw(&format!(
+            "HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ));
+        assert!(answer.starts_with("HTTP/1.1 200 "), "HEAD {path}: {answer}");
+        assert!(
+            answer.ends_with("\r\n\r\n"),
+            "HEAD {path}: nothing after the head: {answer:?}"
+        );
+    }
+    let hello = p.get("/api/hello");
+    assert_eq!(hello.status, 200);
+    assert_eq!(hello.json(), json!({"status": "ok"}));
+    // Everything else still needs the key.
+    assert_eq!(p.get("/v1/models").status, 401);
+}
+
+/// `config validate` and `serve` on a file; their stderr.
+fn config_error(yaml: &str, env: &[(&str, &str)]) -> (String, String, String) {
+    let dir = Dir::new();
+    let path = dir.write("c.yaml", yaml);
+    let run = |args: &[&str]| {
+        let out = Command::new(bin())
+            .args(args)
+            .arg("-c")
+            .arg(&path)
+            .current_dir(dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let validate = run(&["config", "validate"]);
+    let serve = run(&["serve", "--listen", "127.0.0.1:0"]);
+    (path.display().to_string(), validate, serve)
+}
+
+#[test]
+fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
+    let cases: [(&str, &str); 11] = [
+        (
+            "# tuned\ntimeouts:\n  idle_secs: 0\n",
+            "3:3: `timeouts.idle_secs` must be a positive number of seconds",
+        ),
+        (
+            "log: json\n",
+            "1:6: log: expected a map of keys, got \"json\"",
+        ),
+        (
+            "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    headers: [a]\n",
+            "4:5: providers.x.headers: expected a map, got a list",
+        ),
+        (
+            "workers: lots\n",
+            "1:10: workers: expected a whole number, got \"lots\"",
+        ),
+        (
+            "limits:\n  queue_wait_secs: soon\n",
+            "2:20: limits.queue_wait_secs: expected a number, got \"soon\"",
+        ),
+        (
+            "limits:\n  max_body_bytes: -1\n",
+            "2:19: limits.max_body_bytes: expected a whole number, got -1",
+        ),
+        (
+            "skip_auth: sure\n",
+            "1:12: skip_auth: expected true or false, got \"sure\"",
+        ),
+        (
+            "workers: ${ROUTEPLANE_SURELY_UNSET_WORKERS}\n",
+            "1:10: workers: environment variable `ROUTEPLANE_SURELY_UNSET_WORKERS` is not set (set it, or write `${ROUTEPLANE_SURELY_UNSET_WORKERS:-default}`)",
+        ),
+        (
+            "models:\n  smart:\n    endpoints:\n      - {provider: ollama, model: llama3}\n",
+            "4:9: unknown key `model` in an endpoint; expected `provider`, `service_id` and optionally `first_token_secs` (or write `provider:model`)",
+        ),
+        (
+            "models:\n  smart:\n    endpoints:\n      - llama3\n",
+            "4:9: each endpoint of a virtual model names its provider: write `provider:model` (e.g. `ollama:llama3.1`) or `{provider: ID, service_id: MODEL}`",
+        ),
+        (
+            "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    models:\n      - {name: m}\n",
+            "5:9: unknown key `name` in a model entry; expected `id` or `provider_model_id`",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let (path, validate, serve) = config_error(yaml, &[]);
+        assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
+        assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+    }
+}
+
+#[test]
+fn numbers_and_switches_may_come_from_the_environment() {
+    let dir = Dir::new();
+    let path = dir.write(
+        "c.yaml",
+        "workers: ${RP_TEST_WORKERS}\nskip_auth: ${RP_TEST_UNSET:-true}\nlimits:\n  queue_wait_secs: \"${RP_TEST_UNSET:-0.25}\"\n",
+    );
+    let out = Command::new(bin())
+        .args(["config", "validate", "-c"])
+        .arg(&path)
+        .env("RP_TEST_WORKERS", "3")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, validate, _) = config_error(
+        "workers: ${RP_TEST_WORKERS}\n",
+        &[("RP_TEST_WORKERS", "many")],
+    );
+    assert!(
+        validate.ends_with(
+            ":1:10: workers: expected a whole number, got \"many\" (from \"${RP_TEST_WORKERS}\")\n"
+        ),
+        "{validate}"
+    );
+}
+
+/// A chat upstream that reports no usage and calls its model `m`, streamed or not.
+fn no_usage_upstream() -> MockUpstream {
+    MockUpstream::start(|req| {
+        if req.json()["stream"] == true {
+            Reply::Sse(chat_events(2, true), Duration::ZERO)
+        } else {
+            Reply::json(
+                200,
+                json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "t0t1"}, "finish_reason": "stop"}]}),
+            )
+        }
+    })
+}
+
+/// The JSON payloads of a streamed answer.
+fn events(s: &crate::support::proxy::Streamed) -> Vec<Value> {
+    s.data()
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect()
+}
+
+#[test]
+fn translated_answers_name_the_same_model_and_invent_no_usage() {
+    let up = no_usage_upstream();
+    let p = Proxy::start(&format!(
+        "providers:\n  local:\n    api_base: {}\n    models:\n      - id: tiny\n        provider_model_id: m\n",
+        up.url()
+    ));
+    // Anthropic client.
+    let ask = json!({"model": "local:tiny", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]});
+    let whole = p.post("/v1/messages", ask.clone()).json();
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    let evs = events(&p.stream("/v1/messages", streamed));
+    let start = evs.iter().find(|e| e["type"] == "message_start").unwrap();
+    let delta = evs.iter().find(|e| e["type"] == "message_delta").unwrap();
+    assert_eq!(whole["model"], "m");
+    assert_eq!(start["message"]["model"], "m", "{evs:?}");
+    let unknown = json!({"input_tokens": null, "output_tokens": null});
+    assert_eq!(whole["usage"], unknown);
+    assert_eq!(delta["usage"], unknown, "{evs:?}");
+    assert!(start["message"]["usage"]["input_tokens"].is_null());
+    // Responses client.
+    let ask = json!({"model": "local:tiny", "input": "hi"});
+    let whole = p.post("/v1/responses", ask.clone()).json();
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    let evs = events(&p.stream("/v1/responses", streamed));
+    let created = evs
+        .iter()
+        .find(|e| e["type"] == "response.created")
+        .unwrap();
+    let done = evs
+        .iter()
+        .find(|e| e["type"] == "response.completed")
+        .unwrap();
+    assert_eq!(whole["model"], "m");
+    assert_eq!(created["response"]["model"], "m");
+    assert_eq!(done["response"]["model"], "m");
+    assert!(whole["usage"].is_null(), "{whole}");
+    assert!(done["response"]["usage"].is_null(), "{done}");
+}
+
+/// Reads answers without upstream usage through the official SDKs; prints what they made
+/// of usage.
+const NO_USAGE_SCRIPT: &str = r#"
+import json, sys, anthropic, openai
+a = anthropic.Anthropic(base_url=sys.argv[1], api_key="unused", max_retries=0)
+msgs = [{"role": "user", "content": "hi"}]
+out = {}
+r = a.messages.create(model="local:tiny", max_tokens=20, messages=msgs)
+out["messages"] = [r.content[0].text, r.model, r.usage.output_tokens]
+with a.messages.stream(model="local:tiny", max_tokens=20, messages=msgs) as s:
+    m = s.get_final_message()
+out["messages_stream"] = [m.content[0].text, m.model, m.usage.output_tokens]
+o = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
+r = o.responses.create(model="local:tiny", input="hi")
+out["responses"] = [r.output_text, r.model, r.usage]
+with o.responses.stream(model="local:tiny", input="hi") as s:
+    r = s.get_final_response()
+out["responses_stream"] = [r.output_text, r.model, r.usage]
+print(json.dumps(out))
+"#;
+
+#[test]
+fn official_sdks_read_translated_answers_without_usage() {
+    let python =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/sdk-venv/bin/python");
+    let ok = Command::new(&python)
+        .args(["-c", "import anthropic, openai"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: the Python SDKs are not installed (run `make sdk`)");
+        return;
+    }
+    let up = no_usage_upstream();
+    let p = Proxy::start(&format!(
+        "providers:\n  local:\n    api_base: {}\n    models:\n      - id: tiny\n        provider_model_id: m\n",
+        up.url()
+    ));
+    let out = Command::new(&python)
+        .args(["-c", NO_USAGE_SCRIPT, &p.url()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v,
+        json!({
+            "messages": ["t0t1", "m", null], "messages_stream": ["t0t1", "m", null],
+            "responses": ["t0t1", "m", null], "responses_stream": ["t0t1", "m", null],
+        })
+    );
+}

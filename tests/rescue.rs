@@ -1,0 +1,467 @@
+//! Mid-stream rescue: a stream that breaks after sending text is continued by a prefill
+//! and spliced into the open stream, in every client protocol; what cannot be continued
+//! ends with an error event; retries keep to their budget.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::answer::{self, CANONICAL, Fault};
+use crate::support::proxy::Streamed;
+use crate::support::wire::Wire;
+use crate::support::{MockUpstream, Proxy, Reply, assert_text};
+
+/// Providers `a` (speaking `a_wire`) and `b` (chat), both `prefill: true`, and `smart` =
+/// a:m then b:m.
+fn config(a: &MockUpstream, a_wire: Wire, b: &MockUpstream, extra: &str) -> String {
+    format!(
+        "providers:\n  a:\n    api_base: {}\n    api_protocol: {}\n    prefill: true\n    models: [m]\n  b:\n    api_base: {}\n    prefill: true\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\ntimeouts:\n  first_byte_secs: 2\n  first_token_secs: 1\n  idle_secs: 1\nfailover:\n  backoff_ms: 20\n{extra}",
+        a.url(),
+        a_wire.config_name(),
+        b.url()
+    )
+}
+
+/// An upstream speaking `wire` whose first answer has `fault`; later ones are healthy.
+fn faulty_once(wire: Wire, tag: &'static str, fault: Fault) -> MockUpstream {
+    MockUpstream::numbered(move |n, req| {
+        let f = if n == 0 { fault } else { Fault::None };
+        answer::reply(wire, req, tag, f)
+    })
+}
+
+/// A healthy chat upstream.
+fn healthy(tag: &'static str) -> MockUpstream {
+    MockUpstream::start(move |req| answer::reply(Wire::Chat, req, tag, Fault::None))
+}
+
+/// A client of `wire` asks `smart` for a stream.
+fn ask(p: &Proxy, wire: Wire) -> Streamed {
+    let mut body = wire.request("smart", true, false);
+    if wire == Wire::Chat {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    p.stream(&wire.url("smart", true), body)
+}
+
+/// Each event of a stream as `(name or type, data JSON)`.
+fn events(s: &Streamed) -> Vec<(String, Value)> {
+    // Google's events end with CRLF CRLF, the others' with LF LF.
+    s.text()
+        .replace("\r\n", "\n")
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| {
+            let name = e
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or("")
+                .to_string();
+            let data: String = e.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+            let v = serde_json::from_str(&data).unwrap_or(Value::String(data));
+            let kind = v["type"].as_str().map_or(name, str::to_string);
+            (kind, v)
+        })
+        .collect()
+}
+
+/// Asserts a client of `wire` got one coherent stream carrying the whole answer.
+#[track_caller]
+fn assert_one_whole_stream(wire: Wire, s: &Streamed) {
+    let what = format!("{wire:?} client: {}", s.text());
+    assert_eq!(s.status, 200, "{what}");
+    let got = wire.read_stream(s);
+    assert_text(&got.text, CANONICAL);
+    assert!(got.ended, "{what}");
+    assert!(s.complete, "{what}");
+    let evs = events(s);
+    let count = |k: &str| evs.iter().filter(|(n, _)| n == k).count();
+    match wire {
+        Wire::Chat => {
+            let roles = evs
+                .iter()
+                .filter(|(_, v)| !v["choices"][0]["delta"]["role"].is_null());
+            assert_eq!(roles.count(), 1, "one role chunk: {what}");
+            let ids: Vec<&Value> = evs.iter().filter_map(|(_, v)| v.get("id")).collect();
+            assert!(ids.windows(2).all(|w| w[0] == w[1]), "one id: {what}");
+            assert!(evs.iter().all(|(_, v)| v.get("error").is_none()), "{what}");
+            let done = evs.iter().filter(|(_, v)| *v == json!("[DONE]")).count();
+            assert_eq!(done, 1, "{what}");
+        }
+        Wire::Anthropic => {
+            assert_eq!(count("message_start"), 1, "{what}");
+            assert_eq!(count("message_stop"), 1, "{what}");
+            assert_eq!(count("message_delta"), 1, "{what}");
+            assert_eq!(count("error"), 0, "{what}");
+            assert_eq!(count("content_block_start"), 1, "one text block: {what}");
+            assert!(
+                evs.iter()
+                    .filter(|(n, _)| n == "content_block_delta")
+                    .all(|(_, v)| v["index"] == 0),
+                "{what}"
+            );
+        }
+        Wire::Responses => {
+            assert_eq!(count("response.created"), 1, "{what}");
+            assert_eq!(count("response.completed"), 1, "{what}");
+            assert_eq!(count("response.failed") + count("error"), 0, "{what}");
+            let seqs: Vec<u64> = evs
+                .iter()
+                .map(|(_, v)| v["sequence_number"].as_u64().expect("numbered"))
+                .collect();
+            let want: Vec<u64> = (0..seqs.len() as u64).collect();
+            assert_eq!(seqs, want, "sequence numbers continue: {what}");
+            let items: Vec<&Value> = evs
+                .iter()
+                .filter(|(n, _)| n == "response.output_text.delta")
+                .map(|(_, v)| &v["item_id"])
+                .collect();
+            assert!(items.windows(2).all(|w| w[0] == w[1]), "one item: {what}");
+            let done = evs
+                .iter()
+                .find(|(n, _)| n == "response.output_text.done")
+                .expect("text done");
+            assert_eq!(done.1["text"], CANONICAL, "{what}");
+            let completed = &evs
+                .iter()
+                .find(|(n, _)| n == "response.completed")
+                .unwrap()
+                .1;
+            let output = &completed["response"]["output"];
+            assert_eq!(output.as_array().map(Vec::len), Some(1), "{what}");
+            assert_eq!(output[0]["content"][0]["text"], CANONICAL, "{what}");
+        }
+        Wire::Gemini => {
+            assert!(evs.iter().all(|(_, v)| v.get("error").is_none()), "{what}");
+            let finishes: Vec<usize> = (0..evs.len())
+                .filter(|&i| evs[i].1["candidates"][0]["finishReason"].is_string())
+                .collect();
+            assert_eq!(finishes, [evs.len() - 1], "one finish, last: {what}");
+            assert_eq!(
+                evs.last().unwrap().1["candidates"][0]["finishReason"],
+                "STOP",
+                "{what}"
+            );
+            let ids: Vec<&Value> = evs.iter().map(|(_, v)| &v["responseId"]).collect();
+            assert!(ids[0].is_string(), "{what}");
+            assert!(ids.windows(2).all(|w| w[0] == w[1]), "one id: {what}");
+        }
+    }
+}
+
+#[test]
+fn every_client_protocol_gets_one_whole_stream_after_a_cut() {
+    for client in Wire::ALL {
+        for up in Wire::ALL {
+            let a = faulty_once(up, "a", Fault::Cut(20));
+            let b = healthy("b");
+            let p = Proxy::start(&config(&a, up, &b, ""));
+            let s = ask(&p, client);
+            assert_one_whole_stream(client, &s);
+            // A Responses upstream cannot take a prefill: `b` continues it.
+            let (want_a, want_b) = if up == Wire::Responses {
+                (1, 1)
+            } else {
+                (2, 0)
+            };
+            assert_eq!(
+                (a.count(), b.count()),
+                (want_a, want_b),
+                "{client:?} <- {up:?}"
+            );
+            p.wait_log("rescued=1");
+        }
+    }
+}
+
+#[test]
+fn every_client_protocol_gets_one_whole_stream_after_a_stall_or_an_error_event() {
+    let faults = [
+        Fault::Stall(15, Duration::from_secs(4)),
+        Fault::ErrorEvent(15),
+    ];
+    for client in Wire::ALL {
+        for fault in faults {
+            let a = faulty_once(Wire::Anthropic, "a", fault);
+            let b = healthy("b");
+            let p = Proxy::start(&config(&a, Wire::Anthropic, &b, ""));
+            let s = ask(&p, client);
+            assert_one_whole_stream(client, &s);
+            // An overloaded error event is retried on `a`; a stall goes to `b`.
+            let want = match fault {
+                Fault::ErrorEvent(_) => (2, 0),
+                _ => (1, 1),
+            };
+            assert_eq!((a.count(), b.count()), want, "{client:?} {fault:?}");
+        }
+    }
+}
+
+#[test]
+fn the_rescued_usage_covers_the_whole_answer() {
+    let a = faulty_once(Wire::Chat, "a", Fault::Cut(24));
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
+    let s = ask(&p, Wire::Chat);
+    assert_one_whole_stream(Wire::Chat, &s);
+    let usage = events(&s)
+        .into_iter()
+        .find(|(_, v)| v["usage"].is_object())
+        .expect("a usage chunk")
+        .1["usage"]
+        .clone();
+    let toks = answer::tokens(CANONICAL);
+    let sent = toks[..24].concat();
+    let carried = sent.len().div_ceil(4) as u64;
+    // The mock counts the prefill in its prompt: 10 + a quarter of its bytes.
+    let prompt = 10 + sent.trim_end().len().div_ceil(4) as u64;
+    assert_eq!(
+        usage["completion_tokens"],
+        json!((toks.len() - 24) as u64 + carried)
+    );
+    assert_eq!(usage["prompt_tokens"], json!(prompt - carried));
+}
+
+#[test]
+fn a_cut_inside_a_tool_call_ends_with_an_error_event() {
+    for client in Wire::ALL {
+        let a = faulty_once(Wire::Chat, "a", Fault::ToolCut);
+        let b = healthy("b");
+        let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
+        let s = p.stream(
+            &client.url("smart", true),
+            client.request("smart", true, true),
+        );
+        assert_eq!(s.status, 200, "{client:?}");
+        let evs = events(&s);
+        let (kind, last) = evs.last().expect("events").clone();
+        let failed = match client {
+            Wire::Chat => last.get("error").is_some(),
+            Wire::Anthropic => kind == "error",
+            Wire::Responses => kind == "response.failed",
+            Wire::Gemini => last.get("error").is_some(),
+        };
+        assert!(failed, "{client:?}: ends with an error event: {}", s.text());
+        assert!(s.text().contains("a tool call was cut"), "{}", s.text());
+        assert_eq!(
+            (a.count(), b.count()),
+            (1, 0),
+            "{client:?}: never continued"
+        );
+    }
+}
+
+#[test]
+fn a_refused_prefill_is_never_surfaced() {
+    // `a` cannot continue (no prefill) and breaks; `b` claims prefill but refuses it.
+    let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::Cut(10)));
+    let b = MockUpstream::start(|req| answer::refuses_prefill(req, "b"));
+    let yaml = config(&a, Wire::Chat, &b, "").replacen("    prefill: true\n", "", 1);
+    let p = Proxy::start(&yaml);
+    let s = ask(&p, Wire::Chat);
+    assert_eq!(s.status, 200);
+    let last = events(&s).last().unwrap().1.clone();
+    let message = last["error"]["message"].as_str().expect("an error event");
+    assert_text(
+        message,
+        "upstream `a` stopped part-way through its answer (the stream ended without its end marker); no endpoint could continue it",
+    );
+    assert!(!s.text().contains("prefill"), "{}", s.text());
+    assert_eq!(b.count(), 1, "asked once, refused, not retried");
+    assert!(answer::prefill(&b.requests()[0].json()).is_some());
+}
+
+#[test]
+fn continuations_stop_at_max_rescues() {
+    // Every answer breaks after five tokens.
+    let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::Cut(5)));
+    let yaml = format!(
+        "providers:\n  a:\n    api_base: {}\n    prefill: true\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m]\ntimeouts:\n  idle_secs: 1\nfailover:\n  max_rescues: 2\n",
+        a.url()
+    );
+    let p = Proxy::start(&yaml);
+    let s = ask(&p, Wire::Chat);
+    let got = Wire::Chat.read_stream(&s);
+    assert_text(&got.text, &answer::tokens(CANONICAL)[..15].concat());
+    assert!(
+        s.text()
+            .contains("no more continuations are allowed (failover.max_rescues)"),
+        "{}",
+        s.text()
+    );
+    assert_eq!(a.count(), 3, "the first answer and two continuations");
+    p.wait_log("rescued=2 rescued_by=a:m,a:m");
+}
+
+#[test]
+fn vllm_is_told_to_continue_the_final_message() {
+    let up = faulty_once(Wire::Chat, "v", Fault::Cut(8));
+    let yaml = format!(
+        "providers:\n  vllm:\n    api_base: {}\n    detect: false\n    models: [m]\ntimeouts:\n  idle_secs: 1\n",
+        up.url()
+    );
+    let p = Proxy::start(&yaml);
+    let s = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "vllm:m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_one_whole_stream(Wire::Chat, &s);
+    let reqs = up.requests();
+    assert_eq!(reqs.len(), 2);
+    let cont = reqs[1].json();
+    assert_eq!(cont["continue_final_message"], json!(true));
+    assert_eq!(cont["add_generation_prompt"], json!(false));
+    assert!(reqs[0].json().get("continue_final_message").is_none());
+}
+
+#[test]
+fn retries_keep_to_the_budget_and_never_two_within_1_5_s() {
+    let a = MockUpstream::always(Reply::Json(503, "{}".into()));
+    let b = healthy("b");
+    let extra = "  retries: 3\n";
+    let p = Proxy::start(&config(&a, Wire::Chat, &b, extra));
+    let s = ask(&p, Wire::Chat);
+    assert_one_whole_stream(Wire::Chat, &s);
+    let at: Vec<Instant> = a.requests().iter().map(|r| r.at).collect();
+    assert_eq!(at.len(), 4, "the first attempt and three retries");
+    for w in at.windows(3) {
+        let span = w[2] - w[0];
+        assert!(span >= Duration::from_millis(1490), "three within {span:?}");
+    }
+}
+
+#[test]
+fn a_long_retry_after_moves_on_at_once() {
+    let a = MockUpstream::always(Reply::JsonWith(
+        429,
+        vec![("Retry-After".into(), "30".into())],
+        "{}".into(),
+    ));
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
+    let started = Instant::now();
+    assert_one_whole_stream(Wire::Chat, &ask(&p, Wire::Chat));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        a.count(),
+        1,
+        "longer than max_retry_wait_secs: not waited for"
+    );
+    // And `a` cools down: the next request goes to `b` without asking `a`.
+    assert_one_whole_stream(Wire::Chat, &ask(&p, Wire::Chat));
+    assert_eq!(a.count(), 1);
+}
+
+#[test]
+fn an_endpoint_can_have_its_own_first_token_deadline() {
+    // `a` takes 1.5 s to its first token: too slow for the default 1 s, fine for its own 3 s.
+    let a = MockUpstream::start(|req| {
+        answer::reply(
+            Wire::Chat,
+            req,
+            "a",
+            Fault::SlowFirst(Duration::from_millis(1500)),
+        )
+    });
+    let b = healthy("b");
+    let yaml = config(&a, Wire::Chat, &b, "").replace(
+        "endpoints: [a:m, b:m]",
+        "endpoints:\n      - {provider: a, service_id: m, first_token_secs: 3}\n      - b:m",
+    );
+    let p = Proxy::start(&yaml);
+    let s = ask(&p, Wire::Chat);
+    assert_one_whole_stream(Wire::Chat, &s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("a"));
+    assert_eq!(b.count(), 0);
+}
+
+// ---- The official SDKs accumulate a rescued stream into one message ----
+
+const OPENAI_SCRIPT: &str = r#"
+import json, sys, openai
+c = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
+msgs = [{"role": "user", "content": "hi"}]
+out = {}
+with c.beta.chat.completions.stream(model="smart", messages=msgs) as s:
+    out["chat"] = s.get_final_completion().choices[0].message.content
+with c.responses.stream(model="smart", input="hi") as s:
+    out["responses"] = s.get_final_response().output_text
+print(json.dumps(out))
+"#;
+
+const ANTHROPIC_SCRIPT: &str = r#"
+import json, sys, anthropic
+c = anthropic.Anthropic(base_url=sys.argv[1], api_key="unused", max_retries=0)
+msgs = [{"role": "user", "content": "hi"}]
+with c.messages.stream(model="smart", max_tokens=500, messages=msgs) as s:
+    m = s.get_final_message()
+print(json.dumps({"text": "".join(b.text for b in m.content if b.type == "text"), "blocks": len(m.content)}))
+"#;
+
+/// Runs `script` against a proxy whose `smart` breaks once per request, on `a`'s side.
+fn sdk_run(python: &std::path::Path, script: &str) -> Value {
+    // Each request's first answer breaks after 20 tokens; its continuation is whole.
+    let a = MockUpstream::start(|req| {
+        let fault = match answer::prefill(&req.json()) {
+            None => Fault::Cut(20),
+            Some(_) => Fault::None,
+        };
+        answer::reply(Wire::Anthropic, req, "a", fault)
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Anthropic, &b, ""));
+    let out = Command::new(python)
+        .args(["-c", script, &p.url()])
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        b.count() == 0 && a.count() >= 2,
+        "every stream was continued"
+    );
+    serde_json::from_slice(&out.stdout).expect("script prints JSON")
+}
+
+#[test]
+fn openai_sdk_accumulates_a_rescued_stream() {
+    let Some(python) = crate::sdk::python_with("openai") else {
+        return;
+    };
+    let out = sdk_run(&python, OPENAI_SCRIPT);
+    assert_eq!(out["chat"], CANONICAL, "{out}");
+    assert_eq!(out["responses"], CANONICAL, "{out}");
+}
+
+#[test]
+fn anthropic_sdk_accumulates_a_rescued_stream() {
+    let Some(python) = crate::sdk::python_with("anthropic") else {
+        return;
+    };
+    let out = sdk_run(&python, ANTHROPIC_SCRIPT);
+    assert_eq!(out["text"], CANONICAL, "{out}");
+    assert_eq!(out["blocks"], 1, "{out}");
+}
+
+#[test]
+fn a_stream_that_closes_after_its_finish_marker_is_complete_in_every_protocol() {
+    for client in Wire::ALL {
+        for up in [Wire::Chat, Wire::Anthropic] {
+            let a = MockUpstream::start(move |req| answer::reply(up, req, "a", Fault::NoEndMarker));
+            let b = healthy("b");
+            let p = Proxy::start(&config(&a, up, &b, ""));
+            let started = Instant::now();
+            let s = ask(&p, client);
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{client:?} <- {up:?}"
+            );
+            assert_one_whole_stream(client, &s);
+            assert_eq!((a.count(), b.count()), (1, 0), "{client:?} <- {up:?}");
+        }
+    }
+}

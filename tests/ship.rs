@@ -1,0 +1,802 @@
+//! Shipping: the systemd units and `service install`, readiness through `$NOTIFY_SOCKET`,
+//! the static binary alone in an empty root (the container image's stand-in), the Debian
+//! package, the install script and the release metadata.
+//!
+//! Tools the machine may lack are installed by `make check` (systemd-analyze, dpkg-deb);
+//! lintian is used when present (`make deb` installs it). A test without its tool says
+//! so and skips.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::files::FileServer;
+use crate::support::proxy::bin;
+use crate::support::upstream::chat_answer;
+use crate::support::{Dir, MockUpstream, Proxy, Reply};
+
+/// The repository root.
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file of the repository as text.
+fn repo_file(path: &str) -> String {
+    std::fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+/// Where `tool` is on PATH.
+fn which(tool: &str) -> Option<PathBuf> {
+    let out = Command::new("sh")
+        .args(["-c", "command -v \"$1\"", "sh", tool])
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && path.starts_with('/')).then(|| PathBuf::from(path))
+}
+
+/// True when `tool` is on PATH; otherwise prints why the calling test skips.
+fn have(tool: &str, test: &str) -> bool {
+    let found = which(tool).is_some();
+    if !found {
+        eprintln!("skipped {test}: `{tool}` is not installed (make check installs it)");
+    }
+    found
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The shipped unit as `service install` writes it for the binary under test.
+fn expected_unit(file: &str, default_bin: &str) -> String {
+    let bin = std::fs::canonicalize(bin()).unwrap();
+    repo_file(file).replacen(
+        &format!("ExecStart={default_bin} "),
+        &format!("ExecStart={} ", bin.display()),
+        1,
+    )
+}
+
+/// `routeplane service install ARGS` with HOME in `home`.
+fn service_install(home: &Path, args: &[&str]) -> Output {
+    run(Command::new(bin())
+        .arg("service")
+        .arg("install")
+        .args(args)
+        .env("HOME", home)
+        .env_remove("XDG_CONFIG_HOME"))
+}
+
+#[test]
+fn service_install_writes_the_shipped_units_and_refuses_to_overwrite() {
+    let dir = Dir::new();
+    let root = dir.path().join("root");
+    let root_s = root.to_str().unwrap();
+    let out = service_install(dir.path(), &["--root", root_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    let unit = root.join("etc/systemd/system/routeplane.service");
+    crate::support::assert_text(
+        &std::fs::read_to_string(&unit).unwrap(),
+        &expected_unit(
+            "dist/systemd/routeplane.service",
+            "/usr/local/bin/routeplane",
+        ),
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/routeplane/routeplane.yaml")).unwrap(),
+        repo_file("routeplane.example.yaml")
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "wrote ",
+        "systemctl daemon-reload",
+        "systemctl enable --now routeplane",
+        "useradd --system",
+    ] {
+        assert!(said.contains(line), "no {line:?} in:\n{said}");
+    }
+
+    // Again: nothing changes, and the edited config is kept.
+    std::fs::write(
+        root.join("etc/routeplane/routeplane.yaml"),
+        "skip_auth: true\n",
+    )
+    .unwrap();
+    let again = service_install(dir.path(), &["--root", root_s]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("unchanged"));
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/routeplane/routeplane.yaml")).unwrap(),
+        "skip_auth: true\n"
+    );
+
+    // A unit edited by hand is not overwritten without --force.
+    std::fs::write(&unit, "[Service]\nExecStart=/bin/true\n").unwrap();
+    let refused = service_install(dir.path(), &["--root", root_s]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("pass --force to overwrite it"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&unit).unwrap(),
+        "[Service]\nExecStart=/bin/true\n"
+    );
+    let forced = service_install(dir.path(), &["--root", root_s, "--force"]);
+    assert!(forced.status.success(), "{}", text(&forced));
+    assert_eq!(
+        std::fs::read_to_string(&unit).unwrap(),
+        expected_unit(
+            "dist/systemd/routeplane.service",
+            "/usr/local/bin/routeplane"
+        )
+    );
+
+    // The user unit goes under the home, with the directories it may write.
+    let home = dir.path().join("home");
+    let user = service_install(&home, &["--user", "--root", root_s]);
+    assert!(user.status.success(), "{}", text(&user));
+    let inside = root.join(home.strip_prefix("/").unwrap());
+    crate::support::assert_text(
+        &std::fs::read_to_string(inside.join(".config/systemd/user/routeplane.service")).unwrap(),
+        &expected_unit(
+            "dist/systemd/routeplane.user.service",
+            "%h/.local/bin/routeplane",
+        ),
+    );
+    assert!(inside.join(".config/routeplane/routeplane.yaml").is_file());
+    for d in [".local/share/routeplane", ".local/state/routeplane"] {
+        assert!(inside.join(d).is_dir(), "{d} was not created");
+    }
+    assert!(
+        String::from_utf8_lossy(&user.stdout).contains("systemctl --user enable --now routeplane")
+    );
+}
+
+#[test]
+fn units_pass_systemd_analyze_verify_and_score_well() {
+    if !have(
+        "systemd-analyze",
+        "units_pass_systemd_analyze_verify_and_score_well",
+    ) {
+        return;
+    }
+    let dir = Dir::new();
+    let root = dir.path().join("root");
+    let home = dir.path().join("home");
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let root_s = root.to_str().unwrap();
+    assert!(service_install(&home, &["--root", root_s]).status.success());
+    assert!(
+        service_install(&home, &["--user", "--root", root_s])
+            .status
+            .success()
+    );
+    let system = root.join("etc/systemd/system/routeplane.service");
+    let user = root
+        .join(home.strip_prefix("/").unwrap())
+        .join(".config/systemd/user/routeplane.service");
+    for (unit, scope, worst) in [(&system, None, 2.0), (&user, Some("--user"), 2.5)] {
+        let analyze = |args: &[&str]| {
+            run(Command::new("systemd-analyze")
+                .args(scope)
+                .args(args)
+                .arg(unit)
+                .env("XDG_RUNTIME_DIR", &runtime)
+                .env("SYSTEMD_LOG_COLOR", "0"))
+        };
+        // The man page the units name comes with the Debian package only.
+        let verify = analyze(&["verify", "--man=no"]);
+        let said = text(&verify);
+        assert!(verify.status.success(), "{}: {said}", unit.display());
+        assert!(
+            !said.contains("routeplane"),
+            "systemd-analyze verify complains about {}: {said}",
+            unit.display()
+        );
+        let security = analyze(&["security", "--offline=true", "--no-pager"]);
+        let said = text(&security);
+        let Some(score) = said
+            .lines()
+            .find_map(|l| l.split("Overall exposure level for").nth(1))
+            .and_then(|rest| rest.split(": ").nth(1))
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse::<f64>().ok())
+        else {
+            eprintln!("systemd-analyze security --offline did not score the unit: {said}");
+            continue;
+        };
+        assert!(
+            score <= worst,
+            "{} exposure {score} is above {worst}: {said}",
+            unit.display()
+        );
+    }
+}
+
+/// Reads one notification, waiting up to 10 s.
+fn next_state(socket: &UnixDatagram) -> String {
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).expect("a notification within 10 s");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[test]
+fn readiness_reload_and_stop_reach_the_notify_socket() {
+    // The first detection is slow: READY=1 must still come after it.
+    let up = MockUpstream::start(|req| {
+        if req.path.ends_with("/models") {
+            std::thread::sleep(Duration::from_millis(300));
+            return Reply::json(200, json!({"object": "list", "data": [{"id": "found"}]}));
+        }
+        Reply::json(200, chat_answer("ok"))
+    });
+    let sockets = Dir::new();
+    let path = sockets.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let yaml = format!(
+        "detect:\n  timeout_secs: 5\nproviders:\n  gpu:\n    api_base: {}\n    detect: true\n",
+        up.url()
+    );
+    let mut p = Proxy::start_with(&yaml, &[("NOTIFY_SOCKET", path.to_str().unwrap())], &[]);
+    let ready = next_state(&socket);
+    assert!(ready.starts_with("READY=1"), "{ready:?}");
+    assert!(
+        up.requests().iter().any(|r| r.path.ends_with("/models")),
+        "READY=1 came before the first detection"
+    );
+    let models = p.get("/v1/models");
+    assert!(models.body.contains("\"found\""), "{}", models.body);
+
+    p.signal("HUP");
+    let reloading = next_state(&socket);
+    assert!(reloading.starts_with("RELOADING=1"), "{reloading:?}");
+    let ready = next_state(&socket);
+    assert!(ready.starts_with("READY=1"), "{ready:?}");
+    p.wait_log("reloaded config");
+
+    p.signal("TERM");
+    let stopping = next_state(&socket);
+    assert!(stopping.starts_with("STOPPING=1"), "{stopping:?}");
+    assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn without_notify_socket_nothing_is_sent_and_serving_is_unchanged() {
+    let p = Proxy::start_with(
+        "{}\n",
+        &[("NOTIFY_SOCKET", "/nonexistent/notify.sock")],
+        &[],
+    );
+    assert_eq!(p.get("/health").status, 200);
+    p.wait_log("cannot tell systemd");
+    assert_eq!(p.get("/health").status, 200);
+}
+
+/// The static (crt-static, glibc) debug build of the binary, built once per test run
+/// into target/static; `make check` builds it before the tests, so this is then a no-op.
+fn static_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let target = "x86_64-unknown-linux-gnu";
+            let out = run(Command::new(cargo)
+                .current_dir(repo())
+                .args([
+                    "build",
+                    "--quiet",
+                    "--bin",
+                    "routeplane",
+                    "--target",
+                    target,
+                ])
+                .args(["--target-dir", "target/static"])
+                .env("RUSTFLAGS", "-C target-feature=+crt-static"));
+            assert!(out.status.success(), "static build failed: {}", text(&out));
+            repo()
+                .join("target/static")
+                .join(target)
+                .join("debug/routeplane")
+        })
+        .clone()
+}
+
+/// True when this test can chroot (as root) or map itself to root in a user namespace.
+fn can_enter_a_root(test: &str) -> Option<Vec<String>> {
+    if std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0) {
+        return Some(vec!["chroot".into()]);
+    }
+    let probe = Command::new("unshare")
+        .args(["--user", "--map-root-user", "true"])
+        .output();
+    if probe.is_ok_and(|o| o.status.success()) {
+        return Some(vec![
+            "unshare".into(),
+            "--user".into(),
+            "--map-root-user".into(),
+            "--root".into(),
+        ]);
+    }
+    eprintln!("skipped {test}: neither root (chroot) nor unprivileged user namespaces (unshare)");
+    None
+}
+
+#[test]
+fn static_binary_answers_from_an_empty_root() {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        eprintln!(
+            "skipped static_binary_answers_from_an_empty_root: the static build is x86_64 Linux"
+        );
+        return;
+    }
+    let Some(enter) = can_enter_a_root("static_binary_answers_from_an_empty_root") else {
+        return;
+    };
+    let up = MockUpstream::always(Reply::json(200, chat_answer("from the empty root")));
+    let dir = Dir::new();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("etc/routeplane")).unwrap();
+    std::fs::copy(static_binary(), root.join("routeplane")).unwrap();
+    // The image's own config, plus a provider: the mock on the host's loopback.
+    let config = format!(
+        "{}providers:\n  local:\n    api_base: {}\n    models: [m]\n",
+        repo_file("dist/docker/routeplane.yaml"),
+        up.url()
+    );
+    std::fs::write(root.join("etc/routeplane/routeplane.yaml"), config).unwrap();
+    let mut files: Vec<String> = walk(&root);
+    files.sort();
+    assert_eq!(files, ["etc/routeplane/routeplane.yaml", "routeplane"]);
+
+    // The environment is cleared below, so the wrapper is found now.
+    let wrapper = which(&enter[0]).expect("chroot or unshare is on PATH");
+    let mut cmd = Command::new(wrapper);
+    cmd.args(&enter[1..])
+        .arg(&root)
+        .args([
+            "/routeplane",
+            "serve",
+            "-c",
+            "/etc/routeplane/routeplane.yaml",
+        ])
+        // As in the image, on every interface; port 0 instead of 4356 to avoid clashes.
+        .args(["--listen", "0.0.0.0:0"])
+        .env_clear()
+        .env("ROUTEPLANE_KEY", "test-client-key");
+    let p = Proxy::spawn(cmd, dir);
+    p.wait_log("listening on http://0.0.0.0:");
+    let health = p.get("/health");
+    assert_eq!(health.status, 200, "{}", health.body);
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    let refused = p.post("/v1/chat/completions", body.clone());
+    assert_eq!(refused.status, 401, "the image's config requires a key");
+    let resp = p.send(
+        "POST",
+        "/v1/chat/completions",
+        &[("Authorization", "Bearer test-client-key")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(
+        resp.json()["choices"][0]["message"]["content"],
+        "from the empty root"
+    );
+    assert_eq!(up.count(), 1);
+}
+
+/// Files under `dir`, relative to it.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dockerfile_holds_only_the_binary_and_the_keyed_config() {
+    let docker = repo_file("Dockerfile");
+    let instructions: Vec<&str> = docker
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(instructions[0], "FROM scratch");
+    let copies: Vec<&str> = instructions
+        .iter()
+        .filter(|l| l.starts_with("COPY"))
+        .copied()
+        .collect();
+    assert_eq!(
+        copies,
+        [
+            "COPY --chmod=0755 target/docker/routeplane-${TARGETARCH} /routeplane",
+            "COPY dist/docker/routeplane.yaml /etc/routeplane/routeplane.yaml",
+        ]
+    );
+    assert!(!instructions.iter().any(|l| l.starts_with("RUN")));
+    let config = repo_file("dist/docker/routeplane.yaml");
+    assert!(config.contains("listen: 0.0.0.0:4356") && config.contains("skip_auth: false"));
+    let ignore = repo_file(".dockerignore");
+    assert!(ignore.contains("!target/docker/routeplane-*"));
+    assert!(ignore.contains("!dist/docker/routeplane.yaml"));
+}
+
+#[test]
+fn debian_package_installs_binary_unit_conffile_and_creates_the_user() {
+    let test = "debian_package_installs_binary_unit_conffile_and_creates_the_user";
+    if !cfg!(target_arch = "x86_64") || !have("dpkg-deb", test) {
+        return;
+    }
+    let dir = Dir::new();
+    let out = run(Command::new(repo().join("dist/deb/build.sh"))
+        .arg("amd64")
+        .arg(static_binary())
+        .arg(dir.path().join("out")));
+    assert!(out.status.success(), "{}", text(&out));
+    let deb = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(deb.ends_with(format!(
+        "routeplane_{}_amd64.deb",
+        env!("CARGO_PKG_VERSION")
+    )));
+    let deb_s = deb.to_str().unwrap();
+
+    let listing =
+        String::from_utf8(run(Command::new("dpkg-deb").args(["-c", deb_s])).stdout).unwrap();
+    for path in [
+        "./usr/bin/routeplane",
+        "./lib/systemd/system/routeplane.service",
+        "./etc/routeplane/routeplane.yaml",
+        "./usr/share/doc/routeplane/copyright",
+        "./usr/share/man/man1/routeplane.1.gz",
+    ] {
+        let line = listing
+            .lines()
+            .find(|l| l.ends_with(path))
+            .unwrap_or_else(|| panic!("{path} is not in the package:\n{listing}"));
+        assert!(line.contains("root/root"), "{line}");
+    }
+    let field = |name: &str| {
+        String::from_utf8(run(Command::new("dpkg-deb").args(["-f", deb_s, name])).stdout)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(field("Package"), "routeplane");
+    assert_eq!(field("Architecture"), "amd64");
+    assert_eq!(field("Depends"), "adduser");
+
+    let control = dir.path().join("control");
+    assert!(
+        run(Command::new("dpkg-deb").args(["-e", deb_s]).arg(&control))
+            .status
+            .success()
+    );
+    assert_eq!(
+        std::fs::read_to_string(control.join("conffiles")).unwrap(),
+        "/etc/routeplane/routeplane.yaml\n"
+    );
+    let postinst = std::fs::read_to_string(control.join("postinst")).unwrap();
+    assert!(postinst.contains("adduser --system --group"), "{postinst}");
+    assert!(postinst.contains("dpkg-statoverride --update --add root routeplane 0640"));
+
+    // Unpacked by dpkg into a throwaway root (configuring would run postinst on this host).
+    let root = dir.path().join("root");
+    for d in [
+        "var/lib/dpkg/info",
+        "var/lib/dpkg/updates",
+        "var/lib/dpkg/triggers",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
+    std::fs::create_dir_all(root.join("var/log")).unwrap();
+    let unpack = run(Command::new("dpkg")
+        .arg(format!("--root={}", root.display()))
+        .arg(format!("--log={}", root.join("var/log/dpkg.log").display()))
+        .args(["--force-not-root", "--unpack", deb_s]));
+    assert!(unpack.status.success(), "{}", text(&unpack));
+    let status = run(Command::new("dpkg")
+        .arg(format!("--root={}", root.display()))
+        .args(["-s", "routeplane"]));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("Status: install ok unpacked"),
+        "{}",
+        text(&status)
+    );
+    let version = run(Command::new(root.join("usr/bin/routeplane")).arg("--version"));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        format!("routeplane {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let unit = std::fs::read_to_string(root.join("lib/systemd/system/routeplane.service")).unwrap();
+    assert_eq!(
+        unit,
+        repo_file("dist/systemd/routeplane.service").replace(
+            "ExecStart=/usr/local/bin/routeplane ",
+            "ExecStart=/usr/bin/routeplane "
+        )
+    );
+    // A conffile waits beside its place until the package is configured.
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/routeplane/routeplane.yaml.dpkg-new")).unwrap(),
+        repo_file("routeplane.example.yaml")
+    );
+
+    if have("lintian", test) {
+        let lint = run(Command::new("lintian")
+            .args(["--fail-on", "error,warning", "--pedantic", "--display-info"])
+            .arg(&deb));
+        assert!(lint.status.success(), "lintian: {}", text(&lint));
+        let said = String::from_utf8_lossy(&lint.stdout);
+        assert!(
+            !said
+                .lines()
+                .any(|l| l.starts_with("E:") || l.starts_with("W:")),
+            "{said}"
+        );
+    }
+}
+
+/// A release site for install.sh: the asset and its `.sha256`, under `/latest/download`
+/// and `/download/v9.9.9`. `corrupt` flips a byte of the asset after hashing it.
+fn release_site(corrupt: bool) -> (FileServer, Vec<u8>) {
+    let asset = format!("routeplane-{}-linux-musl", std::env::consts::ARCH);
+    let good = b"#!/bin/sh\necho 'routeplane 9.9.9 (test asset)'\n".to_vec();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &good);
+    let hash: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let mut served = good.clone();
+    if corrupt {
+        served[20] ^= 0x20;
+    }
+    let mut files = Vec::new();
+    for prefix in ["/latest/download", "/download/v9.9.9"] {
+        files.push((format!("{prefix}/{asset}"), served.clone()));
+        files.push((
+            format!("{prefix}/{asset}.sha256"),
+            format!("{hash}  {asset}\n").into_bytes(),
+        ));
+    }
+    (FileServer::start(files), good)
+}
+
+fn install_sh(base: &str, dir: &Path, args: &[&str]) -> Output {
+    run(Command::new("sh")
+        .arg(repo().join("dist/install.sh"))
+        .args(args)
+        .env("ROUTEPLANE_BASE_URL", base)
+        .env("ROUTEPLANE_INSTALL_DIR", dir.join("bin"))
+        .env("HOME", dir)
+        .env_remove("ROUTEPLANE_VERSION"))
+}
+
+#[test]
+fn install_script_installs_a_verified_download_and_refuses_a_corrupted_one() {
+    if !matches!(std::env::consts::ARCH, "x86_64" | "aarch64") || !have("sha256sum", "install") {
+        return;
+    }
+    let (site, good) = release_site(false);
+    let dir = Dir::new();
+    let out = install_sh(&site.url(), dir.path(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let installed = dir.path().join("bin/routeplane");
+    assert_eq!(std::fs::read(&installed).unwrap(), good);
+    assert_eq!(
+        std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("checksum ok"), "{said}");
+    assert!(said.contains("routeplane 9.9.9 (test asset)"), "{said}");
+    let pinned = install_sh(&site.url(), &dir.path().join("pinned"), &["v9.9.9"]);
+    assert!(pinned.status.success(), "{}", text(&pinned));
+    assert!(
+        site.requested()
+            .iter()
+            .any(|p| p.starts_with("/download/v9.9.9/"))
+    );
+
+    let (bad_site, _) = release_site(true);
+    let bad_dir = Dir::new();
+    let out = install_sh(&bad_site.url(), bad_dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("checksum mismatch"), "{said}");
+    assert!(!bad_dir.path().join("bin/routeplane").exists());
+    assert!(!bad_dir.path().join("bin").exists() || walk(&bad_dir.path().join("bin")).is_empty());
+
+    // Plain http is only for loopback: anything else is refused before any download.
+    let out = install_sh("http://example.invalid/releases", bad_dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing"));
+}
+
+#[test]
+fn release_metadata_lists_every_crate_in_the_binary_with_its_licence() {
+    if !have(
+        "python3",
+        "release_metadata_lists_every_crate_in_the_binary_with_its_licence",
+    ) {
+        return;
+    }
+    let script = repo().join("scripts/release-meta.py");
+    let target = "x86_64-unknown-linux-musl";
+    let out = run(Command::new(&script)
+        .args(["sbom", target])
+        .current_dir(repo()));
+    assert!(out.status.success(), "{}", text(&out));
+    let bom: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(bom["bomFormat"], "CycloneDX");
+    assert_eq!(bom["metadata"]["component"]["name"], "routeplane");
+    let components = bom["components"].as_array().unwrap();
+    let names: Vec<&str> = components
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for needed in [
+        "ureq",
+        "rustls",
+        "ring",
+        "webpki-roots",
+        "tiny_http",
+        "serde_json",
+        "lexopt",
+    ] {
+        assert!(names.contains(&needed), "{needed} missing from {names:?}");
+    }
+    // Proc macros run in the compiler, not in the binary.
+    assert!(!names.contains(&"serde_derive"), "{names:?}");
+    let lock = repo_file("Cargo.lock");
+    for c in components {
+        let purl = c["purl"].as_str().unwrap();
+        assert_eq!(
+            purl,
+            format!(
+                "pkg:cargo/{}@{}",
+                c["name"].as_str().unwrap(),
+                c["version"].as_str().unwrap()
+            )
+        );
+        if c["name"] == "tiny_http" {
+            continue; // vendored: no registry checksum
+        }
+        let hash = c["hashes"][0]["content"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{c}"));
+        assert!(lock.contains(&format!("checksum = \"{hash}\"")), "{purl}");
+        assert!(c["licenses"][0]["expression"].is_string(), "{c}");
+    }
+
+    let out = run(Command::new(&script)
+        .args(["notices", target])
+        .current_dir(repo()));
+    assert!(out.status.success(), "{}", text(&out));
+    let notices = String::from_utf8_lossy(&out.stdout);
+    for name in &names {
+        assert!(
+            notices.contains(&format!("\n{name} ")),
+            "no notice for {name}"
+        );
+    }
+    assert!(notices.contains("CDLA-Permissive-2.0"));
+    assert!(notices.contains("Permission is hereby granted"));
+}
+
+#[test]
+fn service_command_has_help_and_misuse_exits_2() {
+    let help = run(Command::new(bin()).args(["service", "install", "--help"]));
+    assert!(help.status.success(), "{}", text(&help));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--root DIR"));
+    for args in [
+        &["service"][..],
+        &["service", "start"],
+        &["service", "install", "--bogus"],
+    ] {
+        let out = run(Command::new(bin()).args(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("routeplane: error: "));
+    }
+}
+
+/// Runs a maintainer script from dist/deb with every command it calls replaced by a stub
+/// that logs its arguments; `present` names the stubs that report "found" (exit 0) to
+/// `getent` and `dpkg-statoverride --list`. PATH holds only the stubs, so nothing on this
+/// machine is changed. Returns the log, one call per line.
+fn maintainer_script(script: &str, args: &[&str], present: bool) -> String {
+    let dir = Dir::new();
+    let stubs = dir.path().join("stubs");
+    std::fs::create_dir_all(&stubs).unwrap();
+    let log = dir.path().join("calls.log");
+    let lookup_status = if present { 0 } else { 1 };
+    for tool in [
+        "getent",
+        "adduser",
+        "dpkg-statoverride",
+        "deb-systemd-helper",
+        "deb-systemd-invoke",
+        "systemctl",
+        "rm",
+    ] {
+        // `getent` and `dpkg-statoverride --list` look things up; every other call succeeds.
+        let status = format!(
+            "case \"{tool} $1\" in getent*|'dpkg-statoverride --list') exit {lookup_status};; esac\nexit 0\n"
+        );
+        let body = format!(
+            "#!/bin/sh\necho \"{tool} $*\" >> '{}'\n{status}",
+            log.display()
+        );
+        let path = stubs.join(tool);
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let sh = which("sh").expect("sh");
+    let out = run(Command::new(sh)
+        .arg(repo().join("dist/deb").join(script))
+        .args(args)
+        .env_clear()
+        .env("PATH", &stubs));
+    assert!(out.status.success(), "{script} {args:?}: {}", text(&out));
+    std::fs::read_to_string(&log).unwrap_or_default()
+}
+
+#[test]
+fn maintainer_scripts_create_the_user_once_and_purge_the_state() {
+    let first = maintainer_script("postinst", &["configure"], false);
+    for call in [
+        "getent passwd routeplane",
+        "adduser --system --group --quiet --home /var/lib/routeplane --no-create-home --gecos Routeplane LLM proxy routeplane",
+        "dpkg-statoverride --update --add root routeplane 0640 /etc/routeplane/routeplane.yaml",
+        "deb-systemd-helper unmask routeplane.service",
+        "deb-systemd-helper enable routeplane.service",
+    ] {
+        assert!(first.lines().any(|l| l == call), "no `{call}` in:\n{first}");
+    }
+    // An upgrade: the user and the override exist and are left alone.
+    let upgrade = maintainer_script("postinst", &["configure", "0.1.0"], true);
+    assert!(!upgrade.contains("adduser"), "{upgrade}");
+    assert!(!upgrade.contains("--add"), "{upgrade}");
+
+    let purge = maintainer_script("postrm", &["purge"], true);
+    for call in [
+        "deb-systemd-helper purge routeplane.service",
+        "dpkg-statoverride --remove /etc/routeplane/routeplane.yaml",
+        "rm -rf /var/lib/routeplane",
+    ] {
+        assert!(purge.lines().any(|l| l == call), "no `{call}` in:\n{purge}");
+    }
+    let remove = maintainer_script("postrm", &["remove"], true);
+    assert!(
+        !remove.contains("rm -rf"),
+        "remove keeps the state: {remove}"
+    );
+}

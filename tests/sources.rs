@@ -1,0 +1,960 @@
+//! Sources as a new user meets them: keys from the environment, hosted model lists,
+//! local servers that are down or too small, upstream errors passed on unchanged,
+//! stale pooled connections, and subscription state that tells the truth.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::upstream::{Recorded, chat_answer};
+use crate::support::{MockUpstream, Proxy, Reply, wait_until};
+
+/// The binary, with no hosted key from the developer's environment (a key would send
+/// model-list requests to the internet).
+fn routeplane() -> std::process::Command {
+    let mut cmd = std::process::Command::new(crate::support::proxy::bin());
+    for var in [
+        "OPENAI_API_KEY",
+        "OPENROUTER_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "ROUTEPLANE_OPENAI_API_KEY",
+        "ROUTEPLANE_OPENROUTER_API_KEY",
+        "ROUTEPLANE_ANTHROPIC_API_KEY",
+        "ROUTEPLANE_AUTH_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn chat(p: &Proxy, model: &str) -> crate::support::proxy::Resp {
+    p.post(
+        "/v1/chat/completions",
+        json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+}
+
+#[test]
+fn hosted_keys_come_from_routeplane_variables_before_the_vendors() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let yaml = format!(
+        "providers:\n  openai:\n    api_base: {}\n  openrouter:\n    api_base: {}\n",
+        up.url(),
+        up.url()
+    );
+    let p = Proxy::start_with(
+        &yaml,
+        &[
+            ("ROUTEPLANE_OPENAI_API_KEY", "sk-routeplane"),
+            ("OPENAI_API_KEY", "sk-vendor"),
+            ("OPENROUTER_API_KEY", "sk-or"),
+        ],
+        &[],
+    );
+    assert_eq!(chat(&p, "openai:gpt-4o").status, 200);
+    assert_eq!(chat(&p, "openrouter:x/y").status, 200);
+    let auths: Vec<_> = up
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.header("authorization").unwrap_or("").to_string())
+        .collect();
+    assert_eq!(auths, ["Bearer sk-routeplane", "Bearer sk-or"]);
+    assert!(!p.log().join("\n").contains("sk-"), "no key in the log");
+}
+
+#[test]
+fn a_provider_without_a_key_is_answered_401_at_once_and_skipped_in_a_cascade() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("from local")));
+    let yaml = format!(
+        "providers:\n  openai:\n    api_base: {0}\n  anthropic:\n    api_base: {0}\n  local:\n    api_base: {0}\nmodels:\n  smart:\n    endpoints: [openai:gpt-4o, local:m]\n",
+        up.url()
+    );
+    let p = Proxy::start(&yaml);
+    let resp = chat(&p, "openai:gpt-4o");
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert_eq!(
+        resp.json()["error"]["message"],
+        "provider `openai` has no credential: set OPENAI_API_KEY or ROUTEPLANE_OPENAI_API_KEY"
+    );
+    let resp = p.post(
+        "/v1/messages",
+        json!({"model": "anthropic:claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert_eq!(resp.json()["type"], "error", "in the caller's protocol");
+    assert_eq!(
+        resp.json()["error"]["message"],
+        "provider `anthropic` has no credential: set ANTHROPIC_API_KEY or ROUTEPLANE_ANTHROPIC_API_KEY, or run `routeplane login anthropic`"
+    );
+    assert_eq!(up.count(), 0, "nothing was sent upstream");
+    let resp = chat(&p, "smart");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("local"));
+    assert_eq!(
+        up.count(),
+        1,
+        "only the endpoint with a credential was asked"
+    );
+}
+
+#[test]
+fn an_upstream_4xx_reaches_the_client_unchanged() {
+    let error = json!({"error": {"message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}});
+    let up = MockUpstream::always(Reply::json(400, error.clone()));
+    let p = Proxy::start(&format!(
+        "providers:\n  gw:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    ));
+    let resp = chat(&p, "m");
+    assert_eq!(resp.status, 400);
+    assert_eq!(resp.json(), error, "code and param survive");
+}
+
+#[test]
+fn a_pooled_connection_closed_while_idle_is_retried_once_on_a_new_one() {
+    let up = MockUpstream::closing_idle(|_| Reply::json(200, chat_answer("fine")));
+    let p = Proxy::start(&format!(
+        "providers:\n  llama:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    ));
+    for i in 0..3 {
+        let resp = chat(&p, "m");
+        assert_eq!(resp.status, 200, "request {i}: {}", resp.body);
+        assert_eq!(resp.header("x-routeplane-attempts"), Some("1"));
+    }
+    let reqs = up.requests();
+    let dropped = reqs.iter().filter(|r| r.on_conn > 0).count();
+    assert!(
+        dropped >= 1,
+        "the mock dropped a reused connection: {reqs:?}"
+    );
+    assert_eq!(
+        reqs.len(),
+        3 + dropped,
+        "each dropped request was sent once more"
+    );
+}
+
+#[test]
+fn a_stream_with_an_endpoint_left_also_retries_a_dead_pooled_connection() {
+    let up = MockUpstream::closing_idle(|req| {
+        if req.json()["stream"] == json!(true) {
+            Reply::chat_stream(2, Duration::ZERO)
+        } else {
+            Reply::json(200, chat_answer("fine"))
+        }
+    });
+    let other = MockUpstream::always(Reply::chat_stream(3, Duration::ZERO));
+    let p = Proxy::start(&format!(
+        "providers:\n  llama:\n    api_base: {}\n    models: [m]\n  other:\n    api_base: {}\nmodels:\n  agent:\n    endpoints: [llama:m, other:x]\n",
+        up.url(),
+        other.url()
+    ));
+    // A whole answer leaves its connection in the pool.
+    assert_eq!(chat(&p, "m").status, 200);
+    // With another endpoint left, the stream's head is due within the first-token
+    // deadline (`post_within`); the dead pooled connection is still not an attempt.
+    let s = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "agent", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(s.status, 200);
+    assert_eq!(s.header("x-routeplane-provider"), Some("llama"));
+    assert_eq!(s.header("x-routeplane-attempts"), Some("1"));
+    assert!(s.text().contains("t1"), "{}", s.text());
+    assert_eq!(other.count(), 0);
+    let reqs = up.requests();
+    let streamed: Vec<usize> = reqs
+        .iter()
+        .filter(|r| r.json()["stream"] == json!(true))
+        .map(|r| r.on_conn)
+        .collect();
+    assert_eq!(
+        streamed,
+        [1, 0],
+        "dropped on the reused connection, then sent anew"
+    );
+}
+
+/// A mock llama.cpp with a 4096-token window: a streamed oversized request gets 200 and
+/// an empty stream, the same request unstreamed a 400 that says why.
+fn small_llama(req: &Recorded) -> Reply {
+    let body = req.json();
+    let oversized = body["messages"].to_string().len() > 2000;
+    match (oversized, body["stream"] == json!(true)) {
+        (true, true) => Reply::SseEmpty,
+        (true, false) => Reply::json(
+            400,
+            json!({"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 5000, "n_ctx": 4096}}),
+        ),
+        (false, true) => Reply::chat_stream(2, Duration::ZERO),
+        (false, false) => Reply::json(200, chat_answer("small")),
+    }
+}
+
+fn long_prompt(model: &str) -> serde_json::Value {
+    json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "x".repeat(3000)}]})
+}
+
+#[test]
+fn an_empty_stream_from_an_overflowing_local_server_is_explained() {
+    let llama = MockUpstream::start(small_llama);
+    let big = MockUpstream::always(Reply::chat_stream(3, Duration::ZERO));
+    let p = Proxy::start(&format!(
+        "providers:\n  llamacpp:\n    api_base: {}\n    detect: false\n    models: [tiny]\n  big:\n    api_base: {}\nmodels:\n  agent:\n    endpoints: [llamacpp:tiny, big:large]\n",
+        llama.url(),
+        big.url()
+    ));
+    let resp = p.post("/v1/chat/completions", long_prompt("tiny"));
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    let err = resp.json()["error"].clone();
+    assert_eq!(err["code"], "context_length_exceeded");
+    let msg = err["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("prompt is too long: 5000 tokens > 4096 maximum; "),
+        "{msg}"
+    );
+    let asked: Vec<_> = llama
+        .requests()
+        .iter()
+        .map(|r| r.json()["stream"].clone())
+        .collect();
+    assert_eq!(
+        asked,
+        [json!(true), json!(false)],
+        "asked once more, unstreamed"
+    );
+    assert_eq!(llama.requests()[1].json()["max_tokens"], 1);
+
+    // Claude Code's protocol: the same words, which it knows as a cue to compact.
+    let resp = p.post(
+        "/v1/messages",
+        json!({"model": "tiny", "stream": true, "max_tokens": 5, "messages": [{"role": "user", "content": "x".repeat(3000)}]}),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(resp.json()["error"]["type"], "invalid_request_error");
+    let msg = resp.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.starts_with("prompt is too long: 5000 tokens > 4096 maximum"),
+        "{msg}"
+    );
+
+    // In a virtual model the overflow moves on to the next endpoint.
+    let s = p.stream("/v1/chat/completions", long_prompt("agent"));
+    assert_eq!(s.status, 200);
+    assert_eq!(s.header("x-routeplane-provider"), Some("big"));
+    assert!(s.text().contains("t2"), "{}", s.text());
+    // The overflow was explained there too, so the source is not cooled down: a prompt
+    // that fits goes to it first again.
+    let asked = llama.requests();
+    assert_eq!(asked.last().unwrap().json()["stream"], json!(false));
+    let s = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "agent", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(s.header("x-routeplane-provider"), Some("llamacpp"));
+    // A prompt that fits streams as usual.
+    let s = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "tiny", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(s.header("x-routeplane-provider"), Some("llamacpp"));
+}
+
+/// A mock local server listing `models` whose chat answers come from `chat`.
+fn local(
+    models: &'static [&'static str],
+    chat: impl Fn() -> Reply + Send + Sync + 'static,
+) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    move |req| match req.path.as_str() {
+        "/v1/models" => Reply::json(
+            200,
+            json!({"object": "list", "data": models.iter().map(|m| json!({"id": m})).collect::<Vec<_>>()}),
+        ),
+        _ => chat(),
+    }
+}
+
+#[test]
+fn a_model_whose_local_source_went_down_is_503_naming_the_source() {
+    let llama = MockUpstream::start(local(&["tiny-llama"], || {
+        Reply::json(200, chat_answer("hi"))
+    }));
+    let port = llama.port();
+    let p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 0.3\nproviders:\n  llamacpp:\n    api_base: {}\n",
+        llama.url()
+    ));
+    p.wait_log("source llamacpp is up (1 model)");
+    assert_eq!(chat(&p, "tiny-llama").status, 200);
+    drop(llama);
+    p.wait_log("source llamacpp is down");
+    let resp = chat(&p, "tiny-llama");
+    assert_eq!(resp.status, 503, "{}", resp.body);
+    let msg = resp.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let want = format!("source llamacpp (127.0.0.1:{port}) is down; it served tiny-llama until ");
+    assert!(msg.starts_with(&want) && msg.contains(" UTC"), "{msg}");
+    assert_eq!(
+        chat(&p, "never-served").status,
+        404,
+        "a typo is still a 404"
+    );
+}
+
+#[test]
+fn a_local_source_whose_probe_answers_again_leaves_its_cool_down() {
+    let failing = Arc::new(AtomicBool::new(true));
+    let f = Arc::clone(&failing);
+    let a = MockUpstream::start(local(&["m"], move || {
+        if f.load(Ordering::SeqCst) {
+            Reply::json(500, json!({"error": {"message": "loading"}}))
+        } else {
+            Reply::json(200, chat_answer("from a"))
+        }
+    }));
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let p = Proxy::start(&format!(
+        "failover:\n  cooldown_secs: 600\ndetect:\n  interval_secs: 0.3\nproviders:\n  a:\n    api_base: {}\n    detect: true\n  b:\n    api_base: {}\n    models: [m]\n",
+        a.url(),
+        b.url()
+    ));
+    p.wait_log("source a is up (1 model)");
+    let resp = chat(&p, "m");
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"), "a failed");
+    failing.store(false, Ordering::SeqCst);
+    // Without the probe, a would stay behind b for ten minutes.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            chat(&p, "m").header("x-routeplane-provider") == Some("a")
+        }),
+        "a took traffic again"
+    );
+}
+
+#[test]
+fn route_knows_detected_models_and_shows_state_and_cool_down() {
+    let a = MockUpstream::start(local(&["m"], || {
+        Reply::json(500, json!({"error": {"message": "boom"}}))
+    }));
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let port = MockUpstream::free_port();
+    let yaml = format!(
+        "listen: 127.0.0.1:{port}\nfailover:\n  cooldown_secs: 600\nproviders:\n  a:\n    api_base: {}\n    detect: true\n  b:\n    api_base: {}\n    models: [m]\n  c:\n    api_base: http://127.0.0.1:{}/v1\n    detect: true\n",
+        a.url(),
+        b.url(),
+        MockUpstream::free_port()
+    );
+    let listen = format!("127.0.0.1:{port}");
+    let p = Proxy::start_with(&yaml, &[], &["--listen", &listen]);
+    assert_eq!(p.addr, listen);
+    p.wait_log("source a is up (1 model)");
+    assert_eq!(chat(&p, "m").header("x-routeplane-provider"), Some("b"));
+    let cooling = p.get("/routeplane/cooldowns");
+    assert_eq!(
+        cooling.json()["cooldowns"][0]["target"],
+        "a:m",
+        "{}",
+        cooling.body
+    );
+    let config = p.dir.path().join("routeplane.yaml");
+    let out = routeplane()
+        .args(["route", "m", "-c", config.to_str().unwrap()])
+        .env("HOME", p.dir.path())
+        .env_remove("XDG_DATA_HOME")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Each target's line, then its failover policy indented under it.
+    let lines: Vec<&str> = text.lines().step_by(2).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        text.lines()
+            .skip(1)
+            .step_by(2)
+            .all(|l| l.starts_with("   deadline: ")),
+        "{text}"
+    );
+    assert!(
+        lines[0].starts_with(&format!(
+            "1. a:m (chat_completions, {}/chat/completions) cooling down until ",
+            a.url()
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "2. b:m (chat_completions, {}/chat/completions) active",
+            b.url()
+        )
+    );
+    let out = routeplane()
+        .args(["route", "c:x", "-c", config.to_str().unwrap()])
+        .env("HOME", p.dir.path())
+        .env_remove("XDG_DATA_HOME")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.lines().next().is_some_and(|l| l.ends_with(") down")),
+        "{text}"
+    );
+}
+
+/// A mock hosted API: `GET /v1/models` lists what `listed` holds, anything else answers.
+fn hosted(
+    listed: Arc<Mutex<Vec<String>>>,
+    answer: Reply,
+) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    move |req| {
+        if req.method == "GET" && req.path.starts_with("/v1/models") {
+            let data: Vec<_> = listed
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|m| json!({"id": m, "object": "model"}))
+                .collect();
+            Reply::json(
+                200,
+                json!({"object": "list", "data": data, "has_more": false}),
+            )
+        } else {
+            answer.clone()
+        }
+    }
+}
+
+fn ids(p: &Proxy) -> Vec<String> {
+    p.get("/v1/models").json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn hosted_lists_are_fetched_with_the_key_so_bare_names_reach_them_and_sighup_refreshes() {
+    let listed = Arc::new(Mutex::new(vec!["gpt-a".to_string()]));
+    let openai = MockUpstream::start(hosted(
+        Arc::clone(&listed),
+        Reply::json(200, chat_answer("from openai")),
+    ));
+    let anthropic = MockUpstream::start(hosted(
+        Arc::new(Mutex::new(vec!["claude-z".to_string()])),
+        crate::support::wire::Wire::Anthropic.reply(false, false),
+    ));
+    let p = Proxy::start_with(
+        &format!(
+            "providers:\n  openai:\n    api_base: {}\n  anthropic:\n    api_base: {}\n",
+            openai.url(),
+            anthropic.url()
+        ),
+        &[("OPENAI_API_KEY", "sk-o"), ("ANTHROPIC_API_KEY", "sk-a")],
+        &[],
+    );
+    p.wait_log("source openai is up (1 model)");
+    p.wait_log("source anthropic is up (1 model)");
+    let resp = chat(&p, "gpt-a");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("openai"));
+    let resp = p.post(
+        "/v1/messages",
+        json!({"model": "claude-z", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("anthropic"));
+    let listing = openai.requests()[0].clone();
+    assert_eq!(
+        (listing.method.as_str(), listing.path.as_str()),
+        ("GET", "/v1/models")
+    );
+    assert_eq!(listing.header("authorization"), Some("Bearer sk-o"));
+    let listing = anthropic.requests()[0].clone();
+    assert_eq!(listing.path, "/v1/models?limit=1000");
+    assert_eq!(listing.header("x-api-key"), Some("sk-a"));
+    assert!(listing.header("anthropic-version").is_some());
+    let all = ids(&p);
+    for want in ["gpt-a", "openai:gpt-a", "claude-z", "anthropic:claude-z"] {
+        assert!(all.contains(&want.to_string()), "{want} in {all:?}");
+    }
+
+    listed.lock().unwrap().push("gpt-b".into());
+    p.signal("HUP");
+    p.wait_log("source openai is up (2 models)");
+    assert_eq!(
+        chat(&p, "gpt-b").header("x-routeplane-provider"),
+        Some("openai")
+    );
+}
+
+#[test]
+fn hosted_lists_are_fetched_again_every_interval() {
+    let openai = MockUpstream::start(hosted(
+        Arc::new(Mutex::new(vec!["gpt-a".to_string()])),
+        Reply::json(200, chat_answer("x")),
+    ));
+    let _p = Proxy::start_with(
+        &format!(
+            "detect:\n  hosted_interval_secs: 0.2\nproviders:\n  openrouter:\n    api_base: {}\n",
+            openai.url()
+        ),
+        &[("ROUTEPLANE_OPENROUTER_API_KEY", "sk-r")],
+        &[],
+    );
+    assert!(wait_until(Duration::from_secs(10), || openai.count() >= 3));
+    assert!(
+        openai
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization") == Some("Bearer sk-r"))
+    );
+}
+
+/// Writes a token file holding `entries` (`key`, access, refresh, seconds left).
+fn token_file(dir: &crate::support::Dir, entries: &[(&str, &str, &str, i64)]) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let creds: serde_json::Map<String, serde_json::Value> = entries
+        .iter()
+        .map(|(key, access, refresh, left)| {
+            (
+                key.to_string(),
+                json!({"access_token": access, "refresh_token": refresh, "expires_at": now + left}),
+            )
+        })
+        .collect();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let path = dir.write(
+        "data/auth.json",
+        &json!({"version": 1, "credentials": creds}).to_string(),
+    );
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_subscription_list_serves_only_when_named_never_through_a_bare_name() {
+    let up = MockUpstream::start(hosted(
+        Arc::new(Mutex::new(vec!["claude-sub".to_string()])),
+        crate::support::wire::Wire::Anthropic.reply(false, false),
+    ));
+    let dir = crate::support::Dir::new();
+    let auth_file = token_file(&dir, &[("anthropic", "at-live", "rt", 86_400)]);
+    let p = Proxy::start_with(
+        &format!("providers:\n  anthropic:\n    api_base: {}\n", up.url()),
+        &[("ROUTEPLANE_AUTH_FILE", &auth_file)],
+        &[],
+    );
+    p.wait_log("source anthropic is up (1 model)");
+    assert_eq!(
+        up.requests()[0].header("authorization"),
+        Some("Bearer at-live"),
+        "listed with the login's token"
+    );
+    assert_eq!(
+        chat(&p, "claude-sub").status,
+        404,
+        "no bare cascade to a plan"
+    );
+    let resp = chat(&p, "anthropic:claude-sub");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let all = ids(&p);
+    assert!(all.contains(&"anthropic:claude-sub".to_string()), "{all:?}");
+    assert!(!all.contains(&"claude-sub".to_string()), "{all:?}");
+}
+
+fn cli(dir: &crate::support::Dir, env: &[(&str, &str)], args: &[&str]) -> String {
+    let out = routeplane()
+        .args(args)
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_refresh_refused_for_good_means_login_needed_until_a_new_login() {
+    let oauth = crate::support::oauth::MockOAuth::start(3600);
+    let up = MockUpstream::always(crate::support::wire::Wire::Anthropic.reply(false, false));
+    let dir = crate::support::Dir::new();
+    // Expiring within the refresh margin, with a refresh token the server revoked.
+    let auth_file = token_file(&dir, &[("anthropic", "at-old", "rt-stale", 60)]);
+    let yaml = format!(
+        "providers:\n  anthropic:\n    api_base: {}\n    models: [claude-x]\n{}",
+        up.url(),
+        oauth.auth_block("https://example.invalid/callback")
+    );
+    let config = dir.write("routeplane.yaml", &yaml);
+    let p = Proxy::start_with(&yaml, &[("ROUTEPLANE_AUTH_FILE", &auth_file)], &[]);
+    let ask = || {
+        p.post(
+            "/v1/messages",
+            json!({"model": "anthropic:claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    };
+    for _ in 0..2 {
+        let resp = ask();
+        assert_eq!(resp.status, 401, "{}", resp.body);
+        assert_eq!(resp.json()["error"]["type"], "authentication_error");
+        let msg = resp.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            msg.contains("login needed") && msg.ends_with("run `routeplane login anthropic`"),
+            "{msg}"
+        );
+    }
+    let token_calls = oauth
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/token")
+        .count();
+    assert_eq!(token_calls, 1, "no refresh after the refusal");
+    assert_eq!(up.count(), 0);
+    let env = [("ROUTEPLANE_AUTH_FILE", auth_file.as_str())];
+    let v: serde_json::Value = serde_json::from_str(&cli(
+        &dir,
+        &env,
+        &["providers", "--json", "-c", config.to_str().unwrap()],
+    ))
+    .unwrap();
+    let row = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "anthropic")
+        .unwrap();
+    assert_eq!(
+        (row["auth"].as_str(), row["state"].as_str()),
+        (Some("oauth"), Some("login needed"))
+    );
+
+    // A new login (the file changes) ends it.
+    token_file(&dir, &[("anthropic", "at-new", "rt-0", 60)]);
+    let resp = ask();
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(oauth.refreshes(), 1);
+}
+
+#[test]
+fn providers_lists_each_login_with_what_is_true_of_it() {
+    let up = MockUpstream::start(hosted(
+        Arc::new(Mutex::new(vec!["gpt-l".to_string()])),
+        Reply::json(200, chat_answer("x")),
+    ));
+    let dir = crate::support::Dir::new();
+    let auth_file = token_file(
+        &dir,
+        &[
+            ("openai-codex", "at-1", "rt-1", 86_400),
+            ("anthropic#work", "at-2", "rt-2", 86_400),
+        ],
+    );
+    let config = dir.write(
+        "routeplane.yaml",
+        &format!(
+            "providers:\n  openai:\n    api_base: {}\n  mine:\n    api_base: {}\n    api_key: k\n",
+            up.url(),
+            up.url()
+        ),
+    );
+    let env = [
+        ("ROUTEPLANE_AUTH_FILE", auth_file.as_str()),
+        ("ROUTEPLANE_OPENAI_API_KEY", "sk-x"),
+    ];
+    let cfg = config.to_str().unwrap();
+    let rows = |dir: &crate::support::Dir| -> Vec<serde_json::Value> {
+        serde_json::from_str::<serde_json::Value>(&cli(
+            dir,
+            &env,
+            &["providers", "--json", "-c", cfg],
+        ))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+    };
+    let v = rows(&dir);
+    let row = |id: &str| {
+        v.iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} in {v:?}"))
+    };
+    assert_eq!(
+        (
+            row("openai")["auth"].clone(),
+            row("openai")["key_variable"].clone(),
+            row("openai")["state"].clone()
+        ),
+        (
+            json!("key"),
+            json!("ROUTEPLANE_OPENAI_API_KEY"),
+            json!("active")
+        )
+    );
+    assert_eq!(
+        (
+            row("openrouter")["key_variable"].clone(),
+            row("openrouter")["state"].clone()
+        ),
+        (json!("OPENROUTER_API_KEY"), json!("no key"))
+    );
+    assert_eq!(
+        (
+            row("mine")["auth"].clone(),
+            row("mine")["key_in_config"].clone()
+        ),
+        (json!("key"), json!(true))
+    );
+    assert_eq!(row("anthropic")["state"], "no key");
+    for id in ["anthropic#work", "openai-codex"] {
+        assert_eq!(row(id)["auth"], "oauth");
+        let state = row(id)["state"].as_str().unwrap().to_string();
+        assert!(
+            state.starts_with("logged in until 2") && state.ends_with(" UTC"),
+            "{id}: {state}"
+        );
+    }
+    assert_eq!(row("ollama")["auth"], "none");
+    let table = cli(&dir, &env, &["providers", "-c", cfg]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("anthropic#work ") && l.contains(" oauth ")),
+        "{table}"
+    );
+    assert!(table.contains("key (ROUTEPLANE_OPENAI_API_KEY)"), "{table}");
+
+    let models: serde_json::Value =
+        serde_json::from_str(&cli(&dir, &env, &["models", "--json", "-c", cfg])).unwrap();
+    assert!(
+        models.as_array().unwrap().contains(
+            &json!({"id": "gpt-l", "provider": "openai", "source": "listed", "state": "active"})
+        ),
+        "{models}"
+    );
+
+    cli(&dir, &env, &["logout", "openai-codex"]);
+    let v = rows(&dir);
+    let codex = v.iter().find(|r| r["id"] == "openai-codex").unwrap();
+    assert_eq!(codex["state"], "not logged in");
+}
+
+#[test]
+fn overriding_device_url_alone_moves_the_whole_device_flow() {
+    let oauth = MockUpstream::start(|req| match req.path.as_str() {
+        "/api/accounts/deviceauth/usercode" => Reply::json(
+            200,
+            json!({"device_auth_id": "dev-1", "user_code": "WXYZ-0000", "interval": "0"}),
+        ),
+        "/api/accounts/deviceauth/token" => Reply::json(
+            200,
+            json!({"authorization_code": "code", "code_verifier": "v", "code_challenge": "c"}),
+        ),
+        "/oauth/token" => Reply::json(
+            200,
+            json!({"access_token": "at", "refresh_token": "rt", "expires_in": 3600, "id_token": crate::support::oauth::id_token("acct")}),
+        ),
+        _ => Reply::json(418, json!({"error": "unexpected path"})),
+    });
+    let origin = format!("http://127.0.0.1:{}", oauth.port());
+    let dir = crate::support::Dir::new();
+    let config = dir.write(
+        "routeplane.yaml",
+        &format!(
+            "providers:\n  openai-codex:\n    auth:\n      device_url: {origin}/api/accounts/deviceauth/usercode\n"
+        ),
+    );
+    let out = routeplane()
+        .args([
+            "login",
+            "openai-codex",
+            "--device",
+            "-c",
+            config.to_str().unwrap(),
+        ])
+        .env("ROUTEPLANE_AUTH_FILE", dir.path().join("auth.json"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "open {origin}/codex/device and enter the code WXYZ-0000"
+        )),
+        "{err}"
+    );
+    let paths: Vec<String> = oauth.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/accounts/deviceauth/usercode",
+            "/api/accounts/deviceauth/token",
+            "/oauth/token"
+        ]
+    );
+    let exchange = String::from_utf8_lossy(&oauth.requests()[2].body).into_owned();
+    assert!(
+        exchange.contains("deviceauth%2Fcallback") && exchange.contains("127.0.0.1"),
+        "the device redirect is on the same origin: {exchange}"
+    );
+}
+
+#[test]
+fn a_browser_login_without_a_callback_points_to_device() {
+    use std::io::BufRead;
+    let port = MockUpstream::free_port();
+    let dir = crate::support::Dir::new();
+    let config = dir.write(
+        "routeplane.yaml",
+        &format!(
+            "providers:\n  openai-codex:\n    auth:\n      authorize_url: http://127.0.0.1:9/authorize\n      redirect_uri: http://localhost:{port}/auth/callback\n"
+        ),
+    );
+    let mut child = routeplane()
+        .args([
+            "login",
+            "openai-codex",
+            "--no-browser",
+            "-c",
+            config.to_str().unwrap(),
+        ])
+        .env("ROUTEPLANE_AUTH_FILE", dir.path().join("auth.json"))
+        .env("ROUTEPLANE_TEST_LOGIN_HINT_SECS", "0.5")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            seen.push(line);
+        }
+        if seen.iter().any(|l| l.contains("--device")) {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let waiting = seen
+        .iter()
+        .position(|l| l.contains("waiting for the browser"));
+    let hint = seen.iter().position(|l| {
+        l.contains("No browser on this machine?")
+            && l.contains("`routeplane login openai-codex --device`")
+    });
+    assert!(
+        waiting.is_some() && hint > waiting,
+        "the hint follows the wait: {seen:#?}"
+    );
+}
+
+#[test]
+fn a_login_made_after_a_key_listed_the_models_ends_their_bare_names() {
+    let up = MockUpstream::start(hosted(
+        Arc::new(Mutex::new(vec!["claude-z".to_string()])),
+        crate::support::wire::Wire::Anthropic.reply(false, false),
+    ));
+    let dir = crate::support::Dir::new();
+    let auth_file = dir.path().join("data/auth.json");
+    let p = Proxy::start_with(
+        &format!("providers:\n  anthropic:\n    api_base: {}\n", up.url()),
+        &[
+            ("ANTHROPIC_API_KEY", "sk-a"),
+            ("ROUTEPLANE_AUTH_FILE", auth_file.to_str().unwrap()),
+        ],
+        &[],
+    );
+    p.wait_log("source anthropic is up (1 model)");
+    assert_eq!(chat(&p, "claude-z").status, 200, "listed with the key");
+    token_file(&dir, &[("anthropic", "at-plan", "rt", 86_400)]);
+    assert_eq!(
+        chat(&p, "claude-z").status,
+        404,
+        "the plan is not spent on a bare name"
+    );
+    assert_eq!(chat(&p, "anthropic:claude-z").status, 200);
+    let last = up.requests().pop().unwrap();
+    assert_eq!(last.header("authorization"), Some("Bearer at-plan"));
+}
+
+#[test]
+fn an_upstream_401_whose_refresh_is_refused_asks_the_client_to_log_in() {
+    let oauth = crate::support::oauth::MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::json(
+        401,
+        json!({"type": "error", "error": {"type": "authentication_error", "message": "OAuth token has been revoked"}}),
+    ));
+    let dir = crate::support::Dir::new();
+    // A token that looks fresh, but the upstream and the token endpoint both refuse it.
+    let auth_file = token_file(&dir, &[("anthropic", "at-revoked", "rt-revoked", 86_400)]);
+    let yaml = format!(
+        "providers:\n  anthropic:\n    api_base: {}\n    detect: false\n    models: [claude-x]\n{}",
+        up.url(),
+        oauth.auth_block("https://example.invalid/callback")
+    );
+    let p = Proxy::start_with(&yaml, &[("ROUTEPLANE_AUTH_FILE", &auth_file)], &[]);
+    let resp = p.post(
+        "/v1/messages",
+        json!({"model": "anthropic:claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    let msg = resp.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("login needed") && msg.ends_with("run `routeplane login anthropic`"),
+        "{msg}"
+    );
+    let posts = up.requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 1, "not retried with the refused login");
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "anthropic:claude-x", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 401);
+    assert_eq!(
+        up.requests().iter().filter(|r| r.method == "POST").count(),
+        1,
+        "a login known to be refused is not sent at all"
+    );
+}
