@@ -24,6 +24,7 @@ use serde_json::Value;
 use crate::auth::{Auth, Subscription};
 use crate::log;
 use crate::registry::{Kind, Provider, Target};
+use crate::time::utc_datetime;
 use crate::upstream::Client;
 
 /// Built-in hosted providers whose model list is asked for (with their key or login),
@@ -215,28 +216,6 @@ pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String 
         Some(s) if p.detect && !s.up => "down".to_string(),
         _ => "active".to_string(),
     }
-}
-
-/// `HH:MM UTC`: when something happened today, for messages.
-pub fn utc_time(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format!("{:02}:{:02} UTC", secs / 3600 % 24, secs / 60 % 60)
-}
-
-/// `YYYY-MM-DD HH:MM UTC`.
-pub fn utc_datetime(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    // Days to a civil date (Howard Hinnant's algorithm), without a date crate.
-    let days = (secs / 86_400) as i64 + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {}", utc_time(t))
 }
 
 /// `127.0.0.1:8080` from `http://127.0.0.1:8080/v1`: where a source listens, for messages.
@@ -433,14 +412,7 @@ mod tests {
     }
 
     #[test]
-    fn times_and_hosts_read_as_people_write_them() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_796_182_980); // 2026-12-02 03:43 UTC
-        assert_eq!(utc_datetime(t), "2026-12-02 03:43 UTC");
-        assert_eq!(utc_time(t), "03:43 UTC");
-        assert_eq!(
-            utc_datetime(UNIX_EPOCH + Duration::from_secs(951_782_400)),
-            "2000-02-29 00:00 UTC"
-        );
+    fn hosts_read_as_people_write_them() {
         assert_eq!(host_of("http://127.0.0.1:8080/v1"), "127.0.0.1:8080");
         assert_eq!(host_of("https://api.openai.com"), "api.openai.com");
     }

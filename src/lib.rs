@@ -16,6 +16,8 @@
 
 // Layer 1-3: plumbing every other module uses.
 pub mod error;
+// UTC calendar arithmetic, without a date crate.
+pub mod time;
 // One log line per request; `Secret`.
 pub mod log;
 // Where files live.
@@ -52,9 +54,9 @@ pub use error::Error;
 #[cfg(test)]
 mod tests {
     /// The modules in flow order: each may use only those before it (and itself).
-    const LAYERS: [&str; 16] = [
-        "error", "log", "paths", "body", "sse", "protocol", "config", "registry", "upstream",
-        "auth", "detect", "stats", "route", "relay", "notify", "server",
+    const LAYERS: [&str; 17] = [
+        "error", "time", "log", "paths", "body", "sse", "protocol", "config", "registry",
+        "upstream", "auth", "detect", "stats", "route", "relay", "notify", "server",
     ];
 
     #[test]

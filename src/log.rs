@@ -9,9 +9,11 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
+
+use crate::time::Rfc3339;
 
 /// A credential: an API key, an access or refresh token, a client key.
 #[derive(Clone, PartialEq, Eq)]
@@ -225,41 +227,6 @@ impl fmt::Display for Word<'_> {
     }
 }
 
-/// A time as RFC 3339 in UTC with milliseconds: `2026-12-02T03:28:24.123Z`.
-pub struct Rfc3339(pub SystemTime);
-
-impl fmt::Display for Rfc3339 {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let secs = since.as_secs();
-        let (year, month, day) = civil_from_days(secs / 86_400);
-        let rem = secs % 86_400;
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60,
-            since.subsec_millis()
-        )
-    }
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
 /// A duration as milliseconds with one decimal, or `-`; integer arithmetic, no
 /// allocation (float formatting was a visible part of each request's instructions).
 struct OptMs(Option<Duration>);
@@ -348,6 +315,27 @@ fn stderr_file() -> Option<&'static std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn sample() -> RequestLog {
+        RequestLog {
+            at: Some(UNIX_EPOCH + Duration::from_millis(1_795_835_304_123)),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            model: "smart".into(),
+            served_by: Some("llamacpp:tiny".into()),
+            status: 200,
+            stream: Some(StreamEnd::Broken),
+            attempts: 2,
+            tried: vec![
+                ("ollama:llama3".into(), "refused".into()),
+                ("llamacpp:tiny".into(), "200".into()),
+            ],
+            ttfb: Some(Duration::from_micros(1_260)),
+            total: Duration::from_micros(12_345_049),
+            rescued: Vec::new(),
+        }
+    }
 
     #[test]
     fn secrets_never_print() {
@@ -373,57 +361,6 @@ mod tests {
         );
         let no_ttfb = RequestLog { ttfb: None, ..log };
         assert!(no_ttfb.to_string().contains("ttfb_ms=- "));
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_in_utc() {
-        let at = |secs: u64, ms: u64| {
-            Rfc3339(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms)).to_string()
-        };
-        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.007Z");
-        assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
-        assert_eq!(at(1_795_835_304, 123), "2026-11-28T03:08:24.123Z");
-        assert_eq!(at(4_107_542_399, 0), "2100-02-28T23:59:59.000Z");
-    }
-
-    #[test]
-    fn calendar_agrees_with_http_dates_for_three_centuries() {
-        // httpdate formats `Sun, 06 Nov 1994 08:49:37 GMT`; the same instant must give
-        // the same day, month and year, every 7 days and 1 hour from 1970 to 2270.
-        const MONTHS: [&str; 12] = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let mut secs = 0u64;
-        while secs < 9_467_000_000 {
-            let t = UNIX_EPOCH + Duration::from_secs(secs);
-            let http = httpdate::fmt_http_date(t);
-            let parts: Vec<&str> = http.split(' ').collect();
-            let month = MONTHS.iter().position(|m| *m == parts[2]).unwrap() + 1;
-            let want = format!("{}-{month:02}-{}T{}.000Z", parts[3], parts[1], parts[4]);
-            assert_eq!(Rfc3339(t).to_string(), want, "{http}");
-            secs += 7 * 86_400 + 3600;
-        }
-    }
-
-    fn sample() -> RequestLog {
-        RequestLog {
-            at: Some(UNIX_EPOCH + Duration::from_millis(1_795_835_304_123)),
-            method: "POST".into(),
-            path: "/v1/chat/completions".into(),
-            model: "smart".into(),
-            served_by: Some("llamacpp:tiny".into()),
-            status: 200,
-            stream: Some(StreamEnd::Broken),
-            attempts: 2,
-            tried: vec![
-                ("ollama:llama3".into(), "refused".into()),
-                ("llamacpp:tiny".into(), "200".into()),
-            ],
-            ttfb: Some(Duration::from_micros(1_260)),
-            total: Duration::from_micros(12_345_049),
-            rescued: Vec::new(),
-        }
     }
 
     #[test]

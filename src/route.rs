@@ -65,7 +65,7 @@ pub fn resolve(reg: &Registry, detected: &Detected, model: &str) -> Result<Vec<T
             return Err(Error::SourceDown {
                 source: format!("{} ({})", p.id, detect::host_of(&p.api_base)),
                 model: model.to_string(),
-                until: detect::utc_time(until),
+                until: crate::time::utc_time(until),
             });
         }
         return Err(Error::UnknownModel {

@@ -913,7 +913,7 @@ fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source> {
             let until = auth
                 .expires_at(&p.id)
                 .filter(|e| *e > 0)
-                .map(|e| stats::time::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(e)));
+                .map(|e| crate::time::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(e)));
             (
                 "logged in".to_string(),
                 true,

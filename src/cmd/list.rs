@@ -154,7 +154,7 @@ pub(crate) fn with_cooldown(
     {
         Some(left) => format!(
             "cooling down until {}",
-            detect::utc_time(SystemTime::now() + Duration::from_secs_f64(left.ceil()))
+            routeplane::time::utc_time(SystemTime::now() + Duration::from_secs_f64(left.ceil()))
         ),
         None => state,
     }

@@ -7,7 +7,7 @@ use lexopt::prelude::*;
 use routeplane::Error;
 use routeplane::registry::Registry;
 use routeplane::stats::ledger::{self, By, Group};
-use routeplane::stats::time;
+use routeplane::time;
 use serde_json::json;
 
 use super::Global;

@@ -18,8 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{Finished, Stats, percentile, push_json_str, time};
+use super::{Finished, Stats, percentile, push_json_str};
 use crate::log;
+use crate::time;
 
 /// How long a ledger that could not be opened waits before trying again.
 const REOPEN_GAP_MS: i64 = 30_000;

@@ -13,7 +13,6 @@
 
 pub mod ledger;
 pub mod metrics;
-pub mod time;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -24,6 +23,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use crate::protocol::Protocol;
+use crate::time;
 
 /// How many finished requests the status page lists.
 pub const RECENT: usize = 50;

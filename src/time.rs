@@ -1,10 +1,11 @@
-//! UTC calendar arithmetic for the ledger's timestamps, without a date crate.
+//! UTC calendar arithmetic for timestamps, without a date crate.
 //!
-//! The ledger writes `2026-12-02T03:40:12.123Z` and `routeplane usage` reads it back and
-//! takes `--since 2026-12-01`; both need only days-from-civil and its inverse (Howard
+//! The log line and the ledger write `2026-12-02T03:40:12.123Z`, messages say
+//! `2026-12-02 03:40 UTC`, and `routeplane usage` reads timestamps back and takes
+//! `--since 2026-12-01`; all of it needs only days-from-civil and its inverse (Howard
 //! Hinnant's algorithms, exact for the proleptic Gregorian calendar).
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the epoch (0 before it).
@@ -18,21 +19,40 @@ pub fn days(t: SystemTime) -> i64 {
     unix_ms(t).div_euclid(86_400_000)
 }
 
+/// A time as RFC 3339 in UTC with milliseconds: `2026-12-02T03:28:24.123Z`. A
+/// `Display`, so the log line writes it without an allocation.
+pub struct Rfc3339(pub SystemTime);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = unix_ms(self.0);
+        let (y, m, d) = civil(ms.div_euclid(86_400_000));
+        let of_day = ms.rem_euclid(86_400_000);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+            of_day / 3_600_000,
+            of_day / 60_000 % 60,
+            of_day / 1000 % 60,
+            of_day % 1000
+        )
+    }
+}
+
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn rfc3339(t: SystemTime) -> String {
-    let ms = unix_ms(t);
-    let (y, m, d) = civil(ms.div_euclid(86_400_000));
-    let of_day = ms.rem_euclid(86_400_000);
-    let mut s = String::with_capacity(24);
-    let _ = write!(
-        s,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        of_day / 3_600_000,
-        of_day / 60_000 % 60,
-        of_day / 1000 % 60,
-        of_day % 1000
-    );
-    s
+    Rfc3339(t).to_string()
+}
+
+/// `HH:MM UTC`: when something happened today, for messages.
+pub fn utc_time(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("{:02}:{:02} UTC", secs / 3600 % 24, secs / 60 % 60)
+}
+
+/// `YYYY-MM-DD HH:MM UTC`, for messages.
+pub fn utc_datetime(t: SystemTime) -> String {
+    format!("{} {}", date(days(t)), utc_time(t))
 }
 
 /// Reads `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS[.fff]Z` (UTC) into milliseconds since the epoch.
@@ -109,8 +129,8 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// The civil date of days since the epoch.
-fn civil(z: i64) -> (i64, i64, i64) {
+/// The civil date (year, month, day) of days since the epoch.
+pub fn civil(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -126,6 +146,48 @@ fn civil(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_in_utc() {
+        let at = |secs: u64, ms: u64| {
+            Rfc3339(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms)).to_string()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.007Z");
+        assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
+        assert_eq!(at(1_795_835_304, 123), "2026-11-28T03:08:24.123Z");
+        assert_eq!(at(4_107_542_399, 0), "2100-02-28T23:59:59.000Z");
+    }
+
+    #[test]
+    fn calendar_agrees_with_http_dates_for_three_centuries() {
+        // httpdate formats `Sun, 06 Nov 1994 08:49:37 GMT`; the same instant must give
+        // the same day, month and year, every 7 days and 1 hour from 1970 to 2270.
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let mut secs = 0u64;
+        while secs < 9_467_000_000 {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            let http = httpdate::fmt_http_date(t);
+            let parts: Vec<&str> = http.split(' ').collect();
+            let month = MONTHS.iter().position(|m| *m == parts[2]).unwrap() + 1;
+            let want = format!("{}-{month:02}-{}T{}.000Z", parts[3], parts[1], parts[4]);
+            assert_eq!(Rfc3339(t).to_string(), want, "{http}");
+            secs += 7 * 86_400 + 3600;
+        }
+    }
+
+    #[test]
+    fn message_times_read_as_people_write_them() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_796_182_980); // 2026-12-02 03:43 UTC
+        assert_eq!(utc_datetime(t), "2026-12-02 03:43 UTC");
+        assert_eq!(utc_time(t), "03:43 UTC");
+        assert_eq!(
+            utc_datetime(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29 00:00 UTC"
+        );
+    }
 
     #[test]
     fn timestamps_round_trip() {
