@@ -1,10 +1,10 @@
 //! The listener: tiny_http, a fixed pool of workers, the endpoint table, limits, client keys.
 //!
-//! One thread accepts requests from tiny_http and hands them to a bounded queue; a
-//! fixed pool of workers takes them from there. When the queue is full a request
-//! waits briefly and then gets 503 with `Retry-After`: load never grows an unbounded
-//! backlog. Each worker reads the body (up to the limit), checks the client key,
-//! resolves the model and hands the request to `relay::run`. Every response is written
+//! tiny_http gives each connection a thread of its own, and a request runs on it; at
+//! most `workers` run at once. A request that cannot start within
+//! `limits.queue_wait_secs` gets 503 with `Retry-After`, naming the limit: load never
+//! grows an unbounded backlog. Each request's body is read (up to the limit), the client
+//! key checked, the model resolved, and the request handed to `relay::run`. Every response is written
 //! by hand through `Request::into_writer` (see `sse.rs` for why). A panic inside one
 //! request is caught, answered with a 500 if nothing was sent yet, and the worker
 //! lives on.
@@ -156,6 +156,9 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
 
 /// Runs one request once fewer than `limit` are running; a request that cannot start
 /// within `wait` of its arrival, or arrives while stopping, gets 503.
+///
+/// A waiting request polls every millisecond: waiting happens only past `workers`
+/// (1024 by default), and a condition variable would cost every request a lock.
 fn admit(
     req: tiny_http::Request,
     shared: &Shared,
@@ -165,7 +168,7 @@ fn admit(
 ) {
     loop {
         if stopping.load(Ordering::SeqCst) {
-            busy(req);
+            busy(req, Error::Stopping);
             return;
         }
         let running = shared.pending.load(Ordering::SeqCst);
@@ -178,7 +181,7 @@ fn admit(
             break;
         }
         if req.received_at().elapsed() > wait {
-            busy(req);
+            busy(req, Error::Busy { workers: limit });
             return;
         }
         thread::sleep(Duration::from_millis(1));
@@ -257,16 +260,22 @@ fn watch_signals(
     Ok(stopped)
 }
 
-/// Answers a request that found the queue full.
-fn busy(req: tiny_http::Request) {
+/// Answers 503 to a request that could not start: `workers` were running for longer
+/// than it may wait, or the server is stopping.
+fn busy(req: tiny_http::Request, err: Error) {
     let inbound = protocol_for(req.url());
     let http10 = is_http10(&req);
     let head_only = *req.method() == tiny_http::Method::Head;
+    let path = route_path(req.url()).to_string();
+    let method = req.method().to_string();
     let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
-    let err = Error::Busy;
     let headers = vec![("retry-after".to_string(), "1".to_string())];
     relay::respond_error(inbound, err.status(), &err.to_string(), &headers, &mut out);
-    log::line(format!("{} busy: queue full status=503", inbound.name()));
+    let why = match err {
+        Error::Busy { workers } => format!("{workers} requests running, the `workers` limit"),
+        _ => "stopping".to_string(),
+    };
+    log::line(format!("{method} {path} refused: {why} status=503"));
 }
 
 /// The endpoint a path names, without its query string.

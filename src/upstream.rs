@@ -5,14 +5,15 @@
 //! proxy environment variables are ignored (ureq would send even loopback traffic
 //! through `HTTP_PROXY`), and there is no gzip (a relay must see event boundaries).
 //!
-//! A streaming body is read on a small thread of its own and handed over through a
-//! bounded channel, so the relay can wait with two different deadlines: a long one
-//! for the first event (a model loading, a long prompt) and a short one between
-//! events (a stall). ureq has a single per-read timeout fixed when the request starts.
+//! A streaming body is read on the relay's own thread, each read bounded by the deadline
+//! the relay passes in: a long one for the first event (a model loading, a long prompt)
+//! and a short one between events (a stall). ureq fixes its timeouts when the request
+//! starts, so the transport (`transport.rs`) shortens each wait for input to the
+//! deadline of the read in progress. (A reader thread per stream did this before: at 256
+//! streams it doubled the threads and put a hand-off between every event and the client.)
 
+use std::cell::RefCell;
 use std::io::Read;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::registry::Settings;
@@ -99,8 +100,8 @@ impl Client {
             // On the agent, not per request: a per-request override clones the whole
             // config for every call.
             .timeout_recv_response(Some(settings.first_byte_timeout))
-            // A backstop for a reader that nobody waits for any more; the relay
-            // enforces the real first-byte and idle deadlines itself.
+            // For whole bodies (`read_all`) and listings; a stream's reads have the
+            // relay's deadlines instead (`Stream::next`).
             .timeout_per_read(Some(
                 settings.first_byte_timeout.max(Duration::from_secs(1)),
             ))
@@ -274,10 +275,22 @@ pub enum Piece {
     Broken(String),
 }
 
-/// A body being read on its own thread.
+/// A streaming body, read on the caller's thread with a deadline per read.
 pub struct Stream {
-    rx: Receiver<Piece>,
+    state: RefCell<Reading>,
 }
+
+/// What a [`Stream`] reads with.
+struct Reading {
+    reader: ureq::BodyReader<'static>,
+    /// One read's worth; the bytes are copied out into each [`Piece::Data`].
+    buf: Vec<u8>,
+    /// The body ended, broke or timed out: later calls answer without reading.
+    over: Option<Piece>,
+}
+
+/// How much one read takes from ureq's input buffer (events are far smaller).
+const READ_SIZE: usize = 8 * 1024;
 
 impl Reply {
     /// Reads the whole body (non-streaming answers, error bodies), up to `limit` bytes.
@@ -299,54 +312,78 @@ impl Reply {
         Ok(out)
     }
 
-    /// Starts reading the body on a thread; see [`Stream::next`].
+    /// Hands the body over for reading piece by piece; see [`Stream::next`].
     pub fn stream(self) -> Stream {
-        // A few pieces of slack: the upstream keeps going while the client write finishes,
-        // but a slow client eventually slows the upstream read instead of growing memory.
-        let (tx, rx) = sync_channel(8);
-        let body = self.body;
-        let spawned = thread::Builder::new()
-            .name("upstream-read".into())
-            .stack_size(64 * 1024)
-            .spawn(move || pump(body, tx));
-        if let Err(e) = spawned {
-            let (tx, rx) = sync_channel(1);
-            let _ = tx.send(Piece::Broken(format!("cannot start a reader thread: {e}")));
-            return Stream { rx };
-        }
-        Stream { rx }
-    }
-}
-
-/// Copies a body into the channel until it ends, breaks, or nobody listens.
-fn pump(body: ureq::Body, tx: SyncSender<Piece>) {
-    let mut reader = body.into_reader();
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let piece = match reader.read(&mut buf) {
-            Ok(0) => Piece::End,
-            Ok(n) => Piece::Data(buf[..n].to_vec()),
-            Err(e) => Piece::Broken(format!("the stream broke off: {e}")),
-        };
-        let last = !matches!(piece, Piece::Data(_));
-        // A send error means the relay is gone (client left): dropping the reader
-        // closes the upstream connection.
-        if tx.send(piece).is_err() || last {
-            return;
+        Stream {
+            state: RefCell::new(Reading {
+                reader: self.body.into_reader(),
+                buf: Vec::new(),
+                over: None,
+            }),
         }
     }
 }
 
 impl Stream {
     /// Waits until `deadline` for the next piece.
+    ///
+    /// A timeout is final: the connection may hold half an event, so it is closed (ureq
+    /// keeps a connection for reuse only after its body was read to the end), and every
+    /// later call answers `Timeout` again without reading.
     pub fn next(&self, deadline: Instant) -> Piece {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match self.rx.recv_timeout(wait) {
-            Ok(p) => p,
-            Err(RecvTimeoutError::Timeout) => Piece::Timeout,
-            Err(RecvTimeoutError::Disconnected) => Piece::Broken("the reader stopped".into()),
+        let mut state = self.state.borrow_mut();
+        let Reading { reader, buf, over } = &mut *state;
+        if let Some(last) = over {
+            return last.again();
+        }
+        if buf.is_empty() {
+            buf.resize(READ_SIZE, 0);
+        }
+        let result = {
+            let _bounded = transport::ReadDeadline::set(deadline);
+            loop {
+                match reader.read(buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    r => break r,
+                }
+            }
+        };
+        let piece = match result {
+            Ok(0) => Piece::End,
+            Ok(n) => return Piece::Data(buf[..n].to_vec()),
+            Err(e) if is_timeout(&e) || Instant::now() >= deadline => Piece::Timeout,
+            Err(e) => Piece::Broken(format!("the stream broke off: {e}")),
+        };
+        *over = Some(piece.again());
+        // The read buffer is not needed any more; the reader goes with the stream.
+        *buf = Vec::new();
+        piece
+    }
+}
+
+impl Piece {
+    /// The same outcome again, for a stream asked after it ended.
+    fn again(&self) -> Piece {
+        match self {
+            Piece::Data(_) | Piece::End => Piece::End,
+            Piece::Timeout => Piece::Timeout,
+            Piece::Broken(why) => Piece::Broken(why.clone()),
         }
     }
+}
+
+/// True when a body read failed because a timeout expired (ureq wraps its own
+/// `Error::Timeout` in the `io::Error` a body read returns).
+fn is_timeout(e: &std::io::Error) -> bool {
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    ) {
+        return true;
+    }
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+        .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)))
 }
 
 #[cfg(test)]

@@ -76,3 +76,31 @@ fn client_disconnect_stops_the_upstream_read() {
     let line = p.wait_log("served_by=local:m");
     assert!(line.contains("status=499"), "{line}");
 }
+
+#[test]
+fn the_first_event_has_the_first_byte_deadline_and_later_ones_the_idle_one() {
+    // The first event takes longer than the idle timeout but less than the first-byte
+    // one; later gaps stay under the idle timeout. One deadline for both would cut it.
+    let up = MockUpstream::always(Reply::SseSlowFirst(
+        Duration::from_millis(2000),
+        chat_events(3, true),
+        Duration::from_millis(300),
+    ));
+    let yaml = format!(
+        "timeouts:\n  first_byte_secs: 6\n  idle_secs: 1\n{}",
+        config(&up)
+    );
+    let p = Proxy::start(&yaml);
+    let s = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "m", "stream": true, "messages": []}),
+    );
+    assert_eq!(s.status, 200, "{}", s.text());
+    assert!(s.complete);
+    assert_eq!(s.data().len(), 4, "{:?}", s.data());
+    assert!(
+        s.chunks[0].0 >= Duration::from_millis(1900),
+        "{:?}",
+        s.chunks[0].0
+    );
+}
