@@ -126,6 +126,7 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         listener.addr,
         shared.registry().source
     ));
+    warn_if_few_files(limit);
     {
         // Requests that arrived since binding were queued; this runs them too.
         let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
@@ -188,6 +189,31 @@ fn admit(
     }
     handle(req, shared);
     shared.pending.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Says so at start-up when the open-files limit cannot hold `workers` requests: each
+/// holds two sockets (the client's and the upstream's), and many systems start programs
+/// with a soft limit of 1024, which would refuse connections near 500 open streams.
+fn warn_if_few_files(workers: usize) {
+    let Some(files) = open_files_limit() else {
+        return;
+    };
+    // The listener, the idle upstream pool, logs and files: a few dozen.
+    let spare = 64;
+    if files < (2 * workers + spare) as u64 {
+        let fit = files.saturating_sub(spare as u64) / 2;
+        log::line(format!(
+            "note: the open-files limit ({files}) holds about {fit} requests at once, fewer than \
+             `workers` ({workers}); raise it with `ulimit -n` (or LimitNOFILE= in a systemd unit)"
+        ));
+    }
+}
+
+/// This process's soft limit on open files, from /proc (Linux); None elsewhere.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// Probes local sources once (bounded by the probe timeout, so listening is delayed by

@@ -213,3 +213,34 @@ fn past_the_workers_ceiling_a_request_gets_503_naming_the_key() {
     assert_eq!(up.count(), 5, "the refused request never went upstream");
     p.wait_log("refused: 4 requests running, the `workers` limit status=503");
 }
+
+#[test]
+fn an_open_files_limit_below_the_workers_is_named_at_start() {
+    // 16384 workers need about 32 832 descriptors; the proxy inherits this process's
+    // limit, so the note must appear exactly when that limit is lower.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("hi")));
+    let yaml = format!(
+        "workers: 16384\nproviders:\n  up:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    );
+    let p = Proxy::start(&yaml);
+    assert_eq!(
+        p.post(
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": []})
+        )
+        .status,
+        200
+    );
+    let files = open_files_limit();
+    let noted = p.log().into_iter().find(|l| l.contains("open-files limit"));
+    if files < 2 * 16384 + 64 {
+        let line = noted.expect("a note about the open-files limit");
+        assert!(
+            line.contains(&format!("({files})")) && line.contains("`workers` (16384)"),
+            "{line}"
+        );
+    } else {
+        assert_eq!(noted, None, "the limit ({files}) is high enough");
+    }
+}
