@@ -92,11 +92,14 @@ impl Client {
             // more CPU (make bench). So a bounded number, `limits.idle_connections`.
             .max_idle_connections_per_host(settings.limits.idle_connections.max(1))
             .max_idle_connections(settings.limits.idle_connections.clamp(16, 1024) * 4)
-            // ureq's 128 KiB buffers per connection (each way) cost 64 MiB across 256
-            // open streams (measured with scripts/bench.sh); events and heads are small.
-            .input_buffer_size(32 * 1024)
-            .output_buffer_size(16 * 1024)
-            .max_response_header_size(32 * 1024)
+            // Each open connection holds both buffers, zeroed, for its whole life:
+            // ureq's 128 KiB each way cost 64 MiB across 256 open streams, and 32/16 KiB
+            // still 47 of the 119 MiB that 1000 streams took (make bench). Events are
+            // small; a response head must fit in the input buffer (providers send 1 to
+            // 4 KiB); a larger request body leaves in several writes.
+            .input_buffer_size(16 * 1024)
+            .output_buffer_size(8 * 1024)
+            .max_response_header_size(16 * 1024)
             // On the agent, not per request: a per-request override clones the whole
             // config for every call.
             .timeout_recv_response(Some(settings.first_byte_timeout))
@@ -289,8 +292,9 @@ struct Reading {
     over: Option<Piece>,
 }
 
-/// How much one read takes from ureq's input buffer (events are far smaller).
-const READ_SIZE: usize = 8 * 1024;
+/// How much one read takes from ureq's input buffer: events are far smaller, and each
+/// open stream holds this buffer.
+const READ_SIZE: usize = 4 * 1024;
 
 impl Reply {
     /// Reads the whole body (non-streaming answers, error bodies), up to `limit` bytes.
