@@ -103,8 +103,10 @@ fn open_files_limit() -> u64 {
 
 #[test]
 fn three_hundred_slow_streams_are_all_served_with_the_defaults() {
-    // Each stream lasts about 3 s, longer than a request may wait for a worker
-    // (limits.queue_wait_secs, 2 s): with too few workers the later ones got 503.
+    // Each stream lasts about 5 s, longer than a request may wait for a worker
+    // (limits.queue_wait_secs, 2 s): with 64 workers (the old default) 172 of the 300
+    // got 503. Long enough that the streams overlap even when some connections wait a
+    // second for the proxy's or the mock's accept queue (128 deep).
     const STREAMS: usize = 300;
     let files = open_files_limit();
     assert!(
@@ -113,7 +115,7 @@ fn three_hundred_slow_streams_are_all_served_with_the_defaults() {
          (and as many in the proxy): raise the open-files limit (ulimit -n) above {}, now {files}",
         4 * STREAMS
     );
-    let up = MockUpstream::always(Reply::chat_stream(5, Duration::from_millis(600)));
+    let up = MockUpstream::always(Reply::chat_stream(10, Duration::from_millis(500)));
     // The default configuration: a provider block and nothing else.
     let yaml = format!(
         "providers:\n  slow:\n    api_base: {}\n    models: [m]\n",
@@ -149,7 +151,7 @@ fn three_hundred_slow_streams_are_all_served_with_the_defaults() {
     assert_eq!(statuses.get(&200), Some(&STREAMS), "statuses: {statuses:?}");
     for (i, (_, complete, data, _, _)) in answers.iter().enumerate() {
         assert!(*complete, "stream {i} did not end cleanly: {data:?}");
-        assert_eq!(data.len(), 6, "stream {i}: {data:?}");
+        assert_eq!(data.len(), 11, "stream {i}: {data:?}");
         assert_eq!(
             data.last().map(String::as_str),
             Some("[DONE]"),
@@ -170,7 +172,7 @@ fn three_hundred_slow_streams_are_all_served_with_the_defaults() {
 
 #[test]
 fn past_the_workers_ceiling_a_request_gets_503_naming_the_key() {
-    let up = MockUpstream::always(Reply::chat_stream(4, Duration::from_millis(500)));
+    let up = MockUpstream::always(Reply::chat_stream(6, Duration::from_millis(500)));
     let yaml = format!(
         "workers: 4\nlimits:\n  queue_wait_secs: 0.3\nproviders:\n  slow:\n    api_base: {}\n    models: [m]\n",
         up.url()
