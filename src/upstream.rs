@@ -365,6 +365,34 @@ impl Stream {
     }
 }
 
+/// How long a stream dropped before its body's end waits for that end: see `Drop`.
+const LINGER: Duration = Duration::from_millis(5);
+
+impl Drop for Stream {
+    /// The relay stops reading at the protocol's end marker (`[DONE]`, `message_stop`);
+    /// the body's own end (the last chunk) comes in the same packet or just after it.
+    /// Reading it hands the connection back to ureq's pool for the next request (for a
+    /// hosted API, a TLS handshake saved); a connection dropped before its end is
+    /// closed. A body that goes on (the client left mid-stream) is closed after at most
+    /// a few reads, within `LINGER`.
+    fn drop(&mut self) {
+        let Reading { reader, buf, over } = self.state.get_mut();
+        if over.is_some() {
+            return;
+        }
+        if buf.is_empty() {
+            buf.resize(READ_SIZE, 0);
+        }
+        let _bounded = transport::ReadDeadline::set(Instant::now() + LINGER);
+        for _ in 0..4 {
+            match reader.read(buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
 impl Piece {
     /// The same outcome again, for a stream asked after it ended.
     fn again(&self) -> Piece {
