@@ -1,13 +1,14 @@
-//! The listener: tiny_http, a fixed pool of workers, the endpoint table, limits, client keys.
+//! The listener: tiny_http, at most `workers` requests at once, the endpoint table,
+//! limits, client keys.
 //!
 //! tiny_http gives each connection a thread of its own, and a request runs on it; at
 //! most `workers` run at once. A request that cannot start within
 //! `limits.queue_wait_secs` gets 503 with `Retry-After`, naming the limit: load never
-//! grows an unbounded backlog. Each request's body is read (up to the limit), the client
-//! key checked, the model resolved, and the request handed to `relay::run`. Every response is written
-//! by hand through `Request::into_writer` (see `sse.rs` for why). A panic inside one
-//! request is caught, answered with a 500 if nothing was sent yet, and the worker
-//! lives on.
+//! grows an unbounded backlog. Each request's body is read (up to the limit), the
+//! client key checked, the model resolved, and the request handed to `relay::run`.
+//! Every response is written by hand through `Request::into_writer` (see `sse.rs` for
+//! why). A panic inside one request is caught, answered with a 500 if nothing was sent
+//! yet, and the thread lives on.
 
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
