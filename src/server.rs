@@ -161,8 +161,8 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
 ///
 /// A waiting request polls, first after 1 ms, then less often (up to every 16 ms):
 /// waiting happens only past `workers` (1024 by default), and a condition variable
-/// would cost every request a lock. A fixed 1 ms would make a thousand waiting requests a
-/// million wake-ups a second, taken from the requests that run.
+/// would cost every request a lock. A fixed 1 ms would make a thousand waiting
+/// requests a million wake-ups a second, taken from the requests that run.
 fn admit(
     req: tiny_http::Request,
     shared: &Shared,
