@@ -81,10 +81,9 @@ start_addr() {
 MOCK=$(start_addr mock target/release/examples/mock_upstream 0 "$GAP_MS")
 NULL=$(start_addr null target/release/examples/null_proxy 0 "$MOCK")
 
+# Routeplane runs as a user runs it: the file holds the provider block and nothing
+# else, so every tunable has its default (README, "Every tunable").
 cat > "$TMP/routeplane.yaml" <<EOF
-workers: 320
-detect:
-  interval_secs: 3600
 providers:
   mock:
     api_base: http://$MOCK/v1
@@ -168,25 +167,43 @@ done
 RSS_LOAD_KB=$(hwm "$RP_PID")
 [ "$PEERS" = 0 ] || peers_after_load
 
-# 256 streams held open at once (slow events), peak RSS sampled while they run.
+# Streams held open at once (20 events 200 ms apart: 4 s each), each count against a
+# fresh routeplane so that its peak RSS is that of those streams alone.
 SLOW=$(start_addr slowmock target/release/examples/mock_upstream 0 200)
 sed "s|$MOCK|$SLOW|" "$TMP/routeplane.yaml" > "$TMP/slow.yaml"
-target/release/routeplane -c "$TMP/slow.yaml" --listen 127.0.0.1:0 2>"$TMP/rp2.err" &
-RP2_PID=$!
-PIDS+=("$RP2_PID")
-sleep 0.5
-RP2=$(grep -o 'listening on http://[0-9.:]*' "$TMP/rp2.err" | sed 's|listening on http://||')
-target/release/examples/stream_client "$RP2" 256 1 > "$TMP/held.json"
-RSS_256_KB=$(hwm "$RP2_PID")
+# held N: N streams through a fresh routeplane; writes $TMP/heldN.json and prints its
+# peak RSS in KiB.
+held() {
+  local n=$1 pid addr=""
+  target/release/routeplane -c "$TMP/slow.yaml" --listen 127.0.0.1:0 2>"$TMP/held$n.err" &
+  pid=$!
+  echo "$pid" > "$TMP/held$n.pid"
+  for _ in $(seq 1 500); do
+    addr=$(grep -o 'listening on http://[0-9.:]*' "$TMP/held$n.err" 2>/dev/null | sed 's|listening on http://||' || true)
+    [ -z "$addr" ] || break
+    sleep 0.01
+  done
+  [ -n "$addr" ] || { log "routeplane for $n held streams did not start: $(cat "$TMP/held$n.err")"; exit 1; }
+  target/release/examples/stream_client "$addr" "$n" 1 > "$TMP/held$n.json"
+  hwm "$pid"
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+log "256, then 1000 streams held open at once"
+RSS_256_KB=$(held 256)
+RSS_1000_KB=$(held 1000)
+REFUSED_1000=$(grep -c 'status=503' "$TMP/held1000.err" || true)
 [ "$PEERS" = 0 ] || peers_held "$SLOW"
 
 BIN_BYTES=$(stat -c %s target/release/routeplane)
 CRATES=$(cargo tree -e normal --prefix none 2>/dev/null | sort -u | wc -l)
 
-python3 - "$RESULTS" "$STARTUP_MS" "$RSS_IDLE_KB" "$RSS_LOAD_KB" "$RSS_256_KB" "$BIN_BYTES" "$CRATES" "$TMP/held.json" "$REQUESTS,$REQUESTS_LOADED" "$TMP/peers.txt" "${TARGETS[@]}" <<'PY' | tee "$TMP/table.md"
+python3 - "$RESULTS" "$STARTUP_MS" "$RSS_IDLE_KB" "$RSS_LOAD_KB" "$RSS_256_KB" "$BIN_BYTES" "$CRATES" "$TMP/held256.json" "$REQUESTS,$REQUESTS_LOADED" "$TMP/peers.txt" "$RSS_1000_KB" "$TMP/held1000.json" "$REFUSED_1000" "${TARGETS[@]}" <<'PY' | tee "$TMP/table.md"
 import json, math, os, statistics, sys
-path, startup, idle, load_kb, held_kb, binary, crates, held, requests, peers_path = sys.argv[1:11]
-targets = sys.argv[11:]
+path, startup, idle, load_kb, held_kb, binary, crates, held, requests, peers_path, held1000_kb, held1000, refused1000 = sys.argv[1:14]
+targets = sys.argv[14:]
+print("Routeplane's configuration: a provider block and nothing else, i.e. every tunable at its default.")
+print()
 rows = {}
 for line in open(path):
     kind, target, c, rest = line.split(" ", 3)
@@ -233,6 +250,8 @@ print("| start-up, exec to first answered request | %s ms |" % startup)
 print("| peak RSS idle | %.1f MiB |" % (int(idle) / 1024))
 print("| peak RSS after the load above | %.1f MiB |" % (int(load_kb) / 1024))
 print("| peak RSS with 256 open streams | %.1f MiB (%d streams served, %d failed) |" % (int(held_kb) / 1024, h["streams"], h["failed"]))
+h = json.load(open(held1000))
+print("| peak RSS with 1000 open streams | %.1f MiB (%d streams served, %d failed, %s refused with 503) |" % (int(held1000_kb) / 1024, h["streams"], h["failed"], refused1000 or 0))
 print("| stripped binary | %.2f MiB |" % (int(binary) / 1048576))
 print("| crates in the build (normal deps) | %s |" % crates)
 if os.path.exists(peers_path):

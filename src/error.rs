@@ -103,8 +103,13 @@ pub enum Error {
         /// One `provider:model → status/reason` line per attempt.
         attempts: Vec<String>,
     },
-    /// Too many requests in flight (503).
-    Busy,
+    /// `workers` requests are running and this one could not start in time (503).
+    Busy {
+        /// The `workers` limit that was reached.
+        workers: usize,
+    },
+    /// The server is stopping and takes no new requests (503).
+    Stopping,
     /// An OAuth flow or token operation failed.
     Auth(String),
     /// A bug: something that should not happen did (500).
@@ -128,7 +133,7 @@ impl Error {
             Error::TooLarge { .. } => 413,
             Error::Upstream { .. } | Error::Auth(_) => 502,
             Error::Exhausted { status, .. } => *status,
-            Error::Busy | Error::SourceDown { .. } => 503,
+            Error::Busy { .. } | Error::Stopping | Error::SourceDown { .. } => 503,
             Error::Io { .. } | Error::Config { .. } | Error::Internal(_) => 500,
         }
     }
@@ -215,7 +220,12 @@ impl fmt::Display for Error {
             Error::Exhausted { attempts, .. } => {
                 write!(f, "every target failed: {}", attempts.join("; "))
             }
-            Error::Busy => f.write_str("too many requests in flight; retry shortly"),
+            Error::Busy { workers } => write!(
+                f,
+                "busy: {workers} requests are running (the `workers` limit); retry shortly, \
+                 or raise `workers` in routeplane.yaml"
+            ),
+            Error::Stopping => f.write_str("routeplane is stopping; retry shortly"),
             Error::Auth(msg) => write!(f, "login failed: {msg}"),
             Error::Internal(msg) => write!(f, "internal error: {msg}"),
         }
@@ -264,7 +274,8 @@ mod tests {
             reason: "r".into(),
         };
         assert_eq!(up.status(), 502);
-        assert_eq!(Error::Busy.status(), 503);
+        assert_eq!(Error::Busy { workers: 1 }.status(), 503);
+        assert_eq!(Error::Stopping.status(), 503);
     }
 
     #[test]

@@ -1,13 +1,14 @@
-//! The listener: tiny_http, a fixed pool of workers, the endpoint table, limits, client keys.
+//! The listener: tiny_http, at most `workers` requests at once, the endpoint table,
+//! limits, client keys.
 //!
-//! One thread accepts requests from tiny_http and hands them to a bounded queue; a
-//! fixed pool of workers takes them from there. When the queue is full a request
-//! waits briefly and then gets 503 with `Retry-After`: load never grows an unbounded
-//! backlog. Each worker reads the body (up to the limit), checks the client key,
-//! resolves the model and hands the request to `relay::run`. Every response is written
-//! by hand through `Request::into_writer` (see `sse.rs` for why). A panic inside one
-//! request is caught, answered with a 500 if nothing was sent yet, and the worker
-//! lives on.
+//! tiny_http gives each connection a thread of its own, and a request runs on it; at
+//! most `workers` run at once. A request that cannot start within
+//! `limits.queue_wait_secs` gets 503 with `Retry-After`, naming the limit: load never
+//! grows an unbounded backlog. Each request's body is read (up to the limit), the
+//! client key checked, the model resolved, and the request handed to `relay::run`.
+//! Every response is written by hand through `Request::into_writer` (see `sse.rs` for
+//! why). A panic inside one request is caught, answered with a 500 if nothing was sent
+//! yet, and the thread lives on.
 
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -147,6 +148,7 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         format!("config {source}")
     };
     log::line(format!("listening on http://{} with {with}", listener.addr));
+    warn_if_few_files(limit);
     {
         // Requests that arrived since binding were queued; this runs them too.
         let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
@@ -181,6 +183,11 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
 
 /// Runs one request once fewer than `limit` are running; a request that cannot start
 /// within `wait` of its arrival, or arrives while stopping, gets 503.
+///
+/// A waiting request polls, first after 1 ms, then less often (up to every 16 ms):
+/// waiting happens only past `workers` (1024 by default), and a condition variable
+/// would cost every request a lock. A fixed 1 ms would make a thousand waiting
+/// requests a million wake-ups a second, taken from the requests that run.
 fn admit(
     req: tiny_http::Request,
     shared: &Shared,
@@ -188,28 +195,60 @@ fn admit(
     limit: usize,
     wait: Duration,
 ) {
+    let mut nap = Duration::from_millis(1);
     loop {
         if stopping.load(Ordering::SeqCst) {
-            busy(req);
+            busy(req, Error::Stopping);
             return;
         }
         let running = shared.pending.load(Ordering::SeqCst);
-        if running < limit
-            && shared
-                .pending
-                .compare_exchange(running, running + 1, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-        {
-            break;
+        if running < limit {
+            let taken = shared.pending.compare_exchange(
+                running,
+                running + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            if taken.is_ok() {
+                break;
+            }
+            // Another request took a slot first: look again at once.
+            continue;
         }
         if req.received_at().elapsed() > wait {
-            busy(req);
+            busy(req, Error::Busy { workers: limit });
             return;
         }
-        thread::sleep(Duration::from_millis(1));
+        thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(16));
     }
     handle(req, shared);
     shared.pending.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Says so at start-up when the open-files limit cannot hold `workers` requests: each
+/// holds two sockets (the client's and the upstream's), and many systems start programs
+/// with a soft limit of 1024, which would refuse connections near 500 open streams.
+fn warn_if_few_files(workers: usize) {
+    let Some(files) = open_files_limit() else {
+        return;
+    };
+    // The listener, the idle upstream pool, logs and files: a few dozen.
+    let spare = 64;
+    if files < (2 * workers + spare) as u64 {
+        let fit = files.saturating_sub(spare as u64) / 2;
+        log::line(format!(
+            "note: the open-files limit ({files}) holds about {fit} requests at once, fewer than \
+             `workers` ({workers}); raise it with `ulimit -n` (or LimitNOFILE= in a systemd unit)"
+        ));
+    }
+}
+
+/// This process's soft limit on open files, from /proc (Linux); None elsewhere.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// Probes local sources once (bounded by the probe timeout, so listening is delayed by
@@ -375,16 +414,22 @@ fn watch_signals(
     Ok(stopped)
 }
 
-/// Answers a request that found the queue full.
-fn busy(req: tiny_http::Request) {
+/// Answers 503 to a request that could not start: `workers` were running for longer
+/// than it may wait, or the server is stopping.
+fn busy(req: tiny_http::Request, err: Error) {
     let inbound = protocol_for(req.url());
     let http10 = is_http10(&req);
     let head_only = *req.method() == tiny_http::Method::Head;
+    let path = route_path(req.url()).to_string();
+    let method = req.method().to_string();
     let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
-    let err = Error::Busy;
     let headers = vec![("retry-after".to_string(), "1".to_string())];
     relay::respond_error(inbound, err.status(), &err.to_string(), &headers, &mut out);
-    log::line(format!("{} busy: queue full status=503", inbound.name()));
+    let why = match err {
+        Error::Busy { workers } => format!("{workers} requests running, the `workers` limit"),
+        _ => "stopping".to_string(),
+    };
+    log::line(format!("{method} {path} refused: {why} status=503"));
 }
 
 /// The endpoint a path names, without its query string.

@@ -5,14 +5,15 @@
 //! proxy environment variables are ignored (ureq would send even loopback traffic
 //! through `HTTP_PROXY`), and there is no gzip (a relay must see event boundaries).
 //!
-//! A streaming body is read on a small thread of its own and handed over through a
-//! bounded channel, so the relay can wait with two different deadlines: a long one
-//! for the first event (a model loading, a long prompt) and a short one between
-//! events (a stall). ureq has a single per-read timeout fixed when the request starts.
+//! A streaming body is read on the relay's own thread, each read bounded by the deadline
+//! the relay passes in: a long one for the first event (a model loading, a long prompt)
+//! and a short one between events (a stall). ureq fixes its timeouts when the request
+//! starts, so the transport (`transport.rs`) shortens each wait for input to the
+//! deadline of the read in progress. (A reader thread per stream did this before: at 256
+//! streams it doubled the threads and put a hand-off between every event and the client.)
 
+use std::cell::RefCell;
 use std::io::Read;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::registry::Settings;
@@ -114,16 +115,19 @@ impl Client {
                 // more CPU (make bench). So a bounded number, `limits.idle_connections`.
                 .max_idle_connections_per_host(idle)
                 .max_idle_connections(idle.clamp(16, 1024) * 4)
-                // ureq's 128 KiB buffers per connection (each way) cost 64 MiB across 256
-                // open streams (measured with scripts/bench.sh); events and heads are small.
-                .input_buffer_size(32 * 1024)
-                .output_buffer_size(16 * 1024)
-                .max_response_header_size(32 * 1024)
+                // Each open connection holds both buffers, zeroed, for its whole life:
+                // ureq's 128 KiB each way cost 64 MiB across 256 open streams, and 32/16 KiB
+                // still 47 of the 119 MiB that 1000 streams took (make bench). Events are
+                // small; a response head must fit in the input buffer (providers send 1 to
+                // 4 KiB); a larger request body leaves in several writes.
+                .input_buffer_size(16 * 1024)
+                .output_buffer_size(8 * 1024)
+                .max_response_header_size(16 * 1024)
                 // On the agent, not per request: a per-request override clones the whole
                 // config for every call.
                 .timeout_recv_response(Some(settings.first_byte_timeout))
-                // A backstop for a reader that nobody waits for any more; the relay
-                // enforces the real first-byte and idle deadlines itself.
+                // For whole bodies (`read_all`) and listings; a stream's reads have the
+                // relay's deadlines instead (`Stream::next`).
                 .timeout_per_read(Some(
                     settings.first_byte_timeout.max(Duration::from_secs(1)),
                 ))
@@ -375,10 +379,23 @@ pub enum Piece {
     Broken(String),
 }
 
-/// A body being read on its own thread.
+/// A streaming body, read on the caller's thread with a deadline per read.
 pub struct Stream {
-    rx: Receiver<Piece>,
+    state: RefCell<Reading>,
 }
+
+/// What a [`Stream`] reads with.
+struct Reading {
+    reader: ureq::BodyReader<'static>,
+    /// One read's worth; the bytes are copied out into each [`Piece::Data`].
+    buf: Vec<u8>,
+    /// The body ended, broke or timed out: later calls answer without reading.
+    over: Option<Piece>,
+}
+
+/// How much one read takes from ureq's input buffer: events are far smaller, and each
+/// open stream holds this buffer.
+const READ_SIZE: usize = 4 * 1024;
 
 impl Reply {
     /// Reads the whole body (non-streaming answers, error bodies), up to `limit` bytes.
@@ -400,54 +417,106 @@ impl Reply {
         Ok(out)
     }
 
-    /// Starts reading the body on a thread; see [`Stream::next`].
+    /// Hands the body over for reading piece by piece; see [`Stream::next`].
     pub fn stream(self) -> Stream {
-        // A few pieces of slack: the upstream keeps going while the client write finishes,
-        // but a slow client eventually slows the upstream read instead of growing memory.
-        let (tx, rx) = sync_channel(8);
-        let body = self.body;
-        let spawned = thread::Builder::new()
-            .name("upstream-read".into())
-            .stack_size(64 * 1024)
-            .spawn(move || pump(body, tx));
-        if let Err(e) = spawned {
-            let (tx, rx) = sync_channel(1);
-            let _ = tx.send(Piece::Broken(format!("cannot start a reader thread: {e}")));
-            return Stream { rx };
-        }
-        Stream { rx }
-    }
-}
-
-/// Copies a body into the channel until it ends, breaks, or nobody listens.
-fn pump(body: ureq::Body, tx: SyncSender<Piece>) {
-    let mut reader = body.into_reader();
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let piece = match reader.read(&mut buf) {
-            Ok(0) => Piece::End,
-            Ok(n) => Piece::Data(buf[..n].to_vec()),
-            Err(e) => Piece::Broken(format!("the stream broke off: {e}")),
-        };
-        let last = !matches!(piece, Piece::Data(_));
-        // A send error means the relay is gone (client left): dropping the reader
-        // closes the upstream connection.
-        if tx.send(piece).is_err() || last {
-            return;
+        Stream {
+            state: RefCell::new(Reading {
+                reader: self.body.into_reader(),
+                buf: Vec::new(),
+                over: None,
+            }),
         }
     }
 }
 
 impl Stream {
     /// Waits until `deadline` for the next piece.
+    ///
+    /// A timeout is final: the connection may hold half an event, so it is closed (ureq
+    /// keeps a connection for reuse only after its body was read to the end), and every
+    /// later call answers `Timeout` again without reading.
     pub fn next(&self, deadline: Instant) -> Piece {
-        let wait = deadline.saturating_duration_since(Instant::now());
-        match self.rx.recv_timeout(wait) {
-            Ok(p) => p,
-            Err(RecvTimeoutError::Timeout) => Piece::Timeout,
-            Err(RecvTimeoutError::Disconnected) => Piece::Broken("the reader stopped".into()),
+        let mut state = self.state.borrow_mut();
+        let Reading { reader, buf, over } = &mut *state;
+        if let Some(last) = over {
+            return last.again();
+        }
+        if buf.is_empty() {
+            buf.resize(READ_SIZE, 0);
+        }
+        let result = {
+            let _bounded = transport::ReadDeadline::set(deadline);
+            loop {
+                match reader.read(buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    r => break r,
+                }
+            }
+        };
+        let piece = match result {
+            Ok(0) => Piece::End,
+            Ok(n) => return Piece::Data(buf[..n].to_vec()),
+            Err(e) if is_timeout(&e) || Instant::now() >= deadline => Piece::Timeout,
+            Err(e) => Piece::Broken(format!("the stream broke off: {e}")),
+        };
+        *over = Some(piece.again());
+        // The read buffer is not needed any more; the reader goes with the stream.
+        *buf = Vec::new();
+        piece
+    }
+}
+
+/// How long a stream dropped before its body's end waits for that end: see `Drop`.
+const LINGER: Duration = Duration::from_millis(5);
+
+impl Drop for Stream {
+    /// The relay stops reading at the protocol's end marker (`[DONE]`, `message_stop`);
+    /// the body's own end (the last chunk) comes in the same packet or just after it.
+    /// Reading it hands the connection back to ureq's pool for the next request (for a
+    /// hosted API, a TLS handshake saved); a connection dropped before its end is
+    /// closed. A body that goes on (the client left mid-stream) is closed after at most
+    /// a few reads, within `LINGER`.
+    fn drop(&mut self) {
+        let Reading { reader, buf, over } = self.state.get_mut();
+        if over.is_some() {
+            return;
+        }
+        if buf.is_empty() {
+            buf.resize(READ_SIZE, 0);
+        }
+        let _bounded = transport::ReadDeadline::set(Instant::now() + LINGER);
+        for _ in 0..4 {
+            match reader.read(buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
         }
     }
+}
+
+impl Piece {
+    /// The same outcome again, for a stream asked after it ended.
+    fn again(&self) -> Piece {
+        match self {
+            Piece::Data(_) | Piece::End => Piece::End,
+            Piece::Timeout => Piece::Timeout,
+            Piece::Broken(why) => Piece::Broken(why.clone()),
+        }
+    }
+}
+
+/// True when a body read failed because a timeout expired (ureq wraps its own
+/// `Error::Timeout` in the `io::Error` a body read returns).
+fn is_timeout(e: &std::io::Error) -> bool {
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    ) {
+        return true;
+    }
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+        .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)))
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Limits on concurrency: a full queue answers 503 with Retry-After instead of growing,
+//! Limits on concurrency: hundreds of open streams are served with the defaults; past
+//! `workers` a request waits briefly, then gets 503 with Retry-After naming the limit;
 //! and a burst of kept-alive connections is served at once, none left waiting.
 
 use std::io::Write;
@@ -44,7 +45,7 @@ fn excess_requests_wait_briefly_then_get_503() {
     assert_eq!(busy[0].header("retry-after"), Some("1"));
     assert_eq!(
         busy[0].json()["error"]["message"],
-        "too many requests in flight; retry shortly"
+        "busy: 1 requests are running (the `workers` limit); retry shortly, or raise `workers` in routeplane.yaml"
     );
     assert_eq!(answers.iter().filter(|r| r.status == 502).count(), 1);
 }
@@ -86,5 +87,162 @@ fn a_burst_of_kept_alive_connections_is_served_at_once() {
         }
         let took = started.elapsed();
         assert!(took < Duration::from_secs(2), "server {server}: {took:?}");
+    }
+}
+
+/// The soft limit on open files of this process (the proxy inherits it).
+fn open_files_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+#[test]
+fn three_hundred_slow_streams_are_all_served_with_the_defaults() {
+    // Each stream lasts about 5 s, longer than a request may wait for a worker
+    // (limits.queue_wait_secs, 2 s): with 64 workers (the old default) 172 of the 300
+    // got 503. Long enough that the streams overlap even when some connections wait a
+    // second for the proxy's or the mock's accept queue (128 deep).
+    const STREAMS: usize = 300;
+    let files = open_files_limit();
+    assert!(
+        files >= 4 * STREAMS as u64,
+        "this test holds {STREAMS} client and {STREAMS} upstream sockets in this process \
+         (and as many in the proxy): raise the open-files limit (ulimit -n) above {}, now {files}",
+        4 * STREAMS
+    );
+    let up = MockUpstream::always(Reply::chat_stream(10, Duration::from_millis(500)));
+    // The default configuration: a provider block and nothing else.
+    let yaml = format!(
+        "providers:\n  slow:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    );
+    let p = Proxy::start(&yaml);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(STREAMS));
+    let handles: Vec<_> = (0..STREAMS)
+        .map(|_| {
+            let (client, barrier) = ((*p).clone(), std::sync::Arc::clone(&barrier));
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    barrier.wait();
+                    let sent = Instant::now();
+                    let s = client.stream(
+                        "/v1/chat/completions",
+                        json!({"model": "m", "stream": true, "messages": []}),
+                    );
+                    let first = s.chunks.first().map(|(t, _)| sent + *t);
+                    let last = s.chunks.last().map(|(t, _)| sent + *t);
+                    (s.status, s.complete, s.data(), first, last)
+                })
+                .expect("spawn a client thread")
+        })
+        .collect();
+    let answers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let statuses: std::collections::BTreeMap<u16, usize> =
+        answers.iter().fold(Default::default(), |mut m, a| {
+            *m.entry(a.0).or_default() += 1;
+            m
+        });
+    assert_eq!(statuses.get(&200), Some(&STREAMS), "statuses: {statuses:?}");
+    for (i, (_, complete, data, _, _)) in answers.iter().enumerate() {
+        assert!(*complete, "stream {i} did not end cleanly: {data:?}");
+        assert_eq!(data.len(), 11, "stream {i}: {data:?}");
+        assert_eq!(
+            data.last().map(String::as_str),
+            Some("[DONE]"),
+            "stream {i}"
+        );
+    }
+    // All were open at the same moment: every stream's first event came before any
+    // stream's last one.
+    let latest_first = answers.iter().filter_map(|a| a.3).max().unwrap();
+    let earliest_last = answers.iter().filter_map(|a| a.4).min().unwrap();
+    assert!(
+        latest_first < earliest_last,
+        "the streams did not overlap: the last to start began {:?} after the first to end",
+        latest_first - earliest_last
+    );
+    assert_eq!(up.count(), STREAMS);
+}
+
+#[test]
+fn past_the_workers_ceiling_a_request_gets_503_naming_the_key() {
+    let up = MockUpstream::always(Reply::chat_stream(6, Duration::from_millis(500)));
+    let yaml = format!(
+        "workers: 4\nlimits:\n  queue_wait_secs: 0.3\nproviders:\n  slow:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    );
+    let p = Proxy::start(&yaml);
+    let body = json!({"model": "m", "stream": true, "messages": []});
+    // Exactly the ceiling: all four are served.
+    let running: Vec<_> = (0..4)
+        .map(|_| {
+            let (client, body) = ((*p).clone(), body.clone());
+            std::thread::spawn(move || client.stream("/v1/chat/completions", body))
+        })
+        .collect();
+    assert!(
+        crate::support::wait_until(Duration::from_secs(10), || up.count() == 4),
+        "the upstream saw {} of 4 streams",
+        up.count()
+    );
+    // One more: it waits queue_wait_secs for a worker, then is refused.
+    let refused = p.post("/v1/chat/completions", body.clone());
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    let message = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        message.contains("4 requests are running") && message.contains("raise `workers`"),
+        "{message}"
+    );
+    for h in running {
+        let s = h.join().unwrap();
+        assert_eq!(s.status, 200);
+        assert!(s.complete, "{:?}", s.data());
+    }
+    // The ceiling is free again.
+    let again = p.stream("/v1/chat/completions", body);
+    assert_eq!(again.status, 200);
+    assert!(again.complete);
+    assert_eq!(up.count(), 5, "the refused request never went upstream");
+    p.wait_log("refused: 4 requests running, the `workers` limit status=503");
+}
+
+#[test]
+fn an_open_files_limit_below_the_workers_is_named_at_start() {
+    // 16384 workers need about 32 832 descriptors; the proxy inherits this process's
+    // limit, so the note must appear exactly when that limit is lower.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("hi")));
+    let yaml = format!(
+        "workers: 16384\nproviders:\n  up:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    );
+    let p = Proxy::start(&yaml);
+    assert_eq!(
+        p.post(
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": []})
+        )
+        .status,
+        200
+    );
+    let files = open_files_limit();
+    let noted = p.log().into_iter().find(|l| l.contains("open-files limit"));
+    if files < 2 * 16384 + 64 {
+        let line = noted.expect("a note about the open-files limit");
+        assert!(
+            line.contains(&format!("({files})")) && line.contains("`workers` (16384)"),
+            "{line}"
+        );
+    } else {
+        assert_eq!(noted, None, "the limit ({files}) is high enough");
     }
 }

@@ -76,3 +76,139 @@ fn client_disconnect_stops_the_upstream_read() {
     let line = p.wait_log("served_by=local:m");
     assert!(line.contains("status=499"), "{line}");
 }
+
+#[test]
+fn the_first_event_has_the_first_byte_deadline_and_later_ones_the_idle_one() {
+    // The first event takes longer than the idle timeout but less than the first-byte
+    // one; later gaps stay under the idle timeout. One deadline for both would cut it.
+    let up = MockUpstream::always(Reply::SseSlowFirst(
+        Duration::from_millis(2000),
+        chat_events(3, true),
+        Duration::from_millis(300),
+    ));
+    let yaml = format!(
+        "timeouts:\n  first_byte_secs: 6\n  idle_secs: 1\n{}",
+        config(&up)
+    );
+    let p = Proxy::start(&yaml);
+    let s = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "m", "stream": true, "messages": []}),
+    );
+    assert_eq!(s.status, 200, "{}", s.text());
+    assert!(s.complete);
+    assert_eq!(s.data().len(), 4, "{:?}", s.data());
+    assert!(
+        s.chunks[0].0 >= Duration::from_millis(1900),
+        "{:?}",
+        s.chunks[0].0
+    );
+}
+
+/// Serves one connection of a kept-alive upstream: chunked SSE answers, each two chat
+/// events and `[DONE]`. With `stall`, the first answer stops after one event for 1.5 s
+/// and then finishes, so a reused connection would hand its rest to the next request.
+fn serve_kept_alive(conn: std::net::TcpStream, stall: bool) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    let mut out = conn;
+    let chunk = |text: &str| format!("{:x}\r\n{text}\r\n", text.len());
+    for round in 0.. {
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let events = chat_events(2, true);
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let _ = out.write_all(format!("{head}{}", chunk(&events[0])).as_bytes());
+        if stall && round == 0 {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        let rest: String = events[1..].iter().map(|e| chunk(e)).collect();
+        if out
+            .write_all(format!("{rest}0\r\n\r\n").as_bytes())
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Starts a kept-alive upstream whose first connection stalls (when `stall`); returns
+/// its address and the count of connections it accepted.
+fn kept_alive_upstream(
+    stall: bool,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(4).flatten() {
+            let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+            std::thread::spawn(move || serve_kept_alive(conn, stall && first));
+        }
+    });
+    (addr, accepted)
+}
+
+#[test]
+fn a_finished_stream_hands_its_upstream_connection_to_the_next_request() {
+    let (addr, accepted) = kept_alive_upstream(false);
+    let p = Proxy::start(&format!(
+        "providers:\n  local:\n    api_base: http://{addr}/v1\n    models: [m]\n"
+    ));
+    let body = json!({"model": "m", "stream": true, "messages": []});
+    for i in 1..=3 {
+        let s = p.stream("/v1/chat/completions", body.clone());
+        assert_eq!(s.status, 200);
+        assert_eq!(s.text(), chat_events(2, true).concat());
+        // The request's log line comes after the relay let go of the upstream body.
+        let logged = || p.log().iter().filter(|l| l.contains("status=200")).count();
+        assert!(crate::support::wait_until(
+            Duration::from_secs(10),
+            || logged() == i
+        ));
+    }
+    // For a hosted API, each new connection would be a TLS handshake.
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_stream_that_timed_out_never_lends_its_connection() {
+    use std::sync::atomic::Ordering;
+    let (addr, accepted) = kept_alive_upstream(true);
+    let yaml = format!(
+        "timeouts:\n  idle_secs: 0.5\nproviders:\n  local:\n    api_base: http://{addr}/v1\n    models: [m]\n"
+    );
+    let p = Proxy::start(&yaml);
+    let body = json!({"model": "m", "stream": true, "messages": []});
+    let stalled = p.stream("/v1/chat/completions", body.clone());
+    assert_eq!(stalled.status, 200);
+    let data = stalled.data();
+    assert_eq!(data.len(), 2, "one event, then the error: {data:?}");
+    assert!(data[1].contains("silent for 500ms"), "{data:?}");
+    // The next request must not be sent on the stalled connection: its late rest would
+    // be read as this answer.
+    let next = p.stream("/v1/chat/completions", body);
+    assert_eq!(next.status, 200);
+    assert_eq!(next.text(), chat_events(2, true).concat());
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "a fresh connection");
+}

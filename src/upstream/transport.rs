@@ -1,9 +1,11 @@
 //! ureq plumbing: a resolver that does not look up an address, and a transport that
-//! sends a request's head and body in one write.
+//! sends a request's head and body in one write and bounds each wait for input by the
+//! deadline of the stream read in progress.
 //!
 //! Both use ureq's `unversioned` API, which may change in a minor release; the
 //! lockfile pins ureq, and a change breaks the build here, not at run time.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use ureq::unversioned::transport::{
@@ -67,7 +69,10 @@ impl ureq::unversioned::resolver::Resolver for Resolver {
 thread_local! {
     /// Whether this thread's current request opened a new connection (ureq connects on
     /// the calling thread): a failure on a reused one may be a stale pooled connection.
-    static CONNECTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static CONNECTED: Cell<bool> = const { Cell::new(false) };
+
+    /// The deadline of the stream read running on this thread, if one is.
+    static READ_DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Starts watching for a new connection on this thread.
@@ -77,7 +82,48 @@ pub(super) fn forget_connect() {
 
 /// True when a connection was opened on this thread since [`forget_connect`].
 pub(super) fn connected() -> bool {
-    CONNECTED.with(std::cell::Cell::get)
+    CONNECTED.with(Cell::get)
+}
+
+/// While alive, every wait for input on this thread ends by a deadline. A stream's
+/// reads run on the relay's thread (`Stream::next`); ureq's own timeouts are fixed when
+/// a request starts and cannot tell the first event's wait from the wait between two.
+pub(super) struct ReadDeadline(());
+
+impl ReadDeadline {
+    /// Bounds this thread's waits for input by `deadline` until the guard is dropped.
+    pub(super) fn set(deadline: Instant) -> ReadDeadline {
+        READ_DEADLINE.with(|d| d.set(Some(deadline)));
+        ReadDeadline(())
+    }
+}
+
+impl Drop for ReadDeadline {
+    fn drop(&mut self) {
+        READ_DEADLINE.with(|d| d.set(None));
+    }
+}
+
+/// `timeout` bounded by this thread's read deadline, if one is set. The deadline
+/// replaces ureq's per-read timeout (a backstop for whole bodies); a deadline already
+/// past still allows one brief wait, so bytes that have arrived are taken.
+///
+/// The time left is rounded up to whole milliseconds: ureq sets the socket's timeout
+/// again (a system call) only when the value changes, and between events the idle
+/// deadline is always about the same distance away. Exact microseconds cost a
+/// `setsockopt` per event (strace, one stream of 20 events).
+fn bounded(mut timeout: NextTimeout) -> NextTimeout {
+    let Some(deadline) = READ_DEADLINE.with(Cell::get) else {
+        return timeout;
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let left = Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX / 2) + 1);
+    timeout.per_read = None;
+    if ureq::unversioned::transport::time::Duration::from(left) < timeout.after {
+        timeout.after = left.into();
+        timeout.reason = ureq::Timeout::RecvBody;
+    }
+    timeout
 }
 
 /// Connects as ureq would, then corks the transport: see [`Corked`].
@@ -164,12 +210,12 @@ impl Transport for Corked {
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.flush(timeout)?;
-        self.inner.maybe_await_input(timeout)
+        self.inner.maybe_await_input(bounded(timeout))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         self.flush(timeout)?;
-        self.inner.await_input(timeout)
+        self.inner.await_input(bounded(timeout))
     }
 
     fn is_open(&mut self) -> bool {
