@@ -109,9 +109,13 @@ bench:
 bench-peers:
 	scripts/bench.sh --peers
 
-MAX_BYTES := 4194304
+# 4.5 MiB. The 4 MiB of earlier releases no longer holds: Gemini, the stats and status
+# page and rescue added 0.6 MiB (glibc 4.09 MiB, musl 4.21). opt-level "z" would fit
+# (musl 3.91 MiB) but cost about a fifth more time per request (make bench, same machine),
+# and the request path's speed is the open target; the image stays under 5 MB either way.
+MAX_BYTES := 4718592
 
-## static: a fully static x86_64 binary (musl); checks it is static and at most 4 MiB
+## static: a fully static x86_64 binary (musl); checks it is static and at most 4.5 MiB
 static:
 	rustup target add x86_64-unknown-linux-musl
 	# ring compiles C; the host gcc builds it for x86_64 musl (traps.md 18).
