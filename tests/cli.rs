@@ -2,23 +2,13 @@
 
 use std::process::{Command, Output};
 
-use crate::support::proxy::bin;
+use crate::support::proxy::{bin, isolate};
 use crate::support::{Dir, assert_text};
 
 fn run(dir: &Dir, args: &[&str]) -> Output {
-    Command::new(bin())
+    isolate(&mut Command::new(bin()), dir.path())
         .args(args)
         .current_dir(dir.path())
-        .env("HOME", dir.path())
-        .env("XDG_CONFIG_HOME", dir.path().join("config"))
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENROUTER_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("ROUTEPLANE_OPENAI_API_KEY")
-        .env_remove("ROUTEPLANE_OPENROUTER_API_KEY")
-        .env_remove("ROUTEPLANE_ANTHROPIC_API_KEY")
-        .env_remove("ROUTEPLANE_AUTH_FILE")
-        .env_remove("XDG_DATA_HOME")
         .output()
         .expect("run routeplane")
 }

@@ -130,18 +130,9 @@ fn a_source_that_goes_down_leaves_the_cascade_but_stays_pinnable() {
 }
 
 fn cli(dir: &Dir, args: &[&str]) -> String {
-    let out = Command::new(bin())
+    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
         .args(args)
         .current_dir(dir.path())
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENROUTER_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY")
-        .env_remove("ROUTEPLANE_OPENAI_API_KEY")
-        .env_remove("ROUTEPLANE_OPENROUTER_API_KEY")
-        .env_remove("ROUTEPLANE_ANTHROPIC_API_KEY")
-        .env_remove("ROUTEPLANE_AUTH_FILE")
-        .env_remove("XDG_DATA_HOME")
-        .env("HOME", dir.path())
         .output()
         .unwrap();
     assert!(

@@ -133,15 +133,10 @@ fn readme_first_client_example_works_as_written_with_no_config() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = Command::new("sh")
+    let out = crate::support::proxy::isolate(&mut Command::new("sh"), p.dir.path())
         .args(["-ec", &block])
         .current_dir(p.dir.path())
         .env("PATH", path)
-        .env("HOME", p.dir.path())
-        .env("XDG_CONFIG_HOME", p.dir.path().join("config"))
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENROUTER_API_KEY")
-        .env_remove("ANTHROPIC_API_KEY")
         .output()
         .expect("run sh");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -201,11 +196,9 @@ fn models_and_providers_print_their_table_and_no_log_lines() {
     let dir = Dir::new();
     dir.write("routeplane.yaml", &local_servers_config(&up.url()));
     for args in [&["models"][..], &["providers"]] {
-        let out = Command::new(bin())
+        let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
             .args(args)
             .current_dir(dir.path())
-            .env("HOME", dir.path())
-            .env_remove("OPENAI_API_KEY")
             .output()
             .unwrap();
         assert!(out.status.success(), "{args:?}");

@@ -15,15 +15,7 @@ use crate::support::{MockUpstream, Proxy, Reply, wait_until};
 /// model-list requests to the internet).
 fn routeplane() -> std::process::Command {
     let mut cmd = std::process::Command::new(crate::support::proxy::bin());
-    for var in [
-        "OPENAI_API_KEY",
-        "OPENROUTER_API_KEY",
-        "ANTHROPIC_API_KEY",
-        "ROUTEPLANE_OPENAI_API_KEY",
-        "ROUTEPLANE_OPENROUTER_API_KEY",
-        "ROUTEPLANE_ANTHROPIC_API_KEY",
-        "ROUTEPLANE_AUTH_FILE",
-    ] {
+    for var in crate::support::proxy::CREDENTIAL_VARS {
         cmd.env_remove(var);
     }
     cmd

@@ -19,6 +19,35 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_routeplane")
 }
 
+/// Variables that would hand a test's routeplane the developer's credentials: a key
+/// makes it list models over the internet, and the auth file holds real logins.
+pub const CREDENTIAL_VARS: &[&str] = &[
+    "OPENAI_API_KEY",
+    "OPENROUTER_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "ROUTEPLANE_OPENAI_API_KEY",
+    "ROUTEPLANE_OPENROUTER_API_KEY",
+    "ROUTEPLANE_ANTHROPIC_API_KEY",
+    "ROUTEPLANE_GEMINI_API_KEY",
+    "ROUTEPLANE_AUTH_FILE",
+];
+
+/// Keeps `cmd` away from the developer's files and credentials: `home` is its home and
+/// config directory, the data and state directories default below it, and no
+/// [`CREDENTIAL_VARS`] reach it.
+pub fn isolate<'a>(cmd: &'a mut Command, home: &std::path::Path) -> &'a mut Command {
+    cmd.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("XDG_STATE_HOME");
+    for var in CREDENTIAL_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// A running proxy.
 pub struct Proxy {
     child: Child,
@@ -108,57 +137,17 @@ impl Proxy {
         let dir = Dir::new();
         let config = dir.write("routeplane.yaml", yaml);
         let mut cmd = Command::new(bin());
-        cmd.arg("-c")
+        isolate(&mut cmd, dir.path())
+            .arg("-c")
             .arg(&config)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .current_dir(dir.path())
             .env("XDG_DATA_HOME", dir.path().join("data"))
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
             // The usage ledger's default home: never the real one.
             .env("XDG_STATE_HOME", dir.path().join("state"))
-            .env("HOME", dir.path())
-            .env_remove("ROUTEPLANE_AUTH_FILE")
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("OPENROUTER_API_KEY")
-            .env_remove("ANTHROPIC_API_KEY")
-            .env_remove("ROUTEPLANE_OPENAI_API_KEY")
-            .env_remove("ROUTEPLANE_OPENROUTER_API_KEY")
-            .env_remove("ROUTEPLANE_ANTHROPIC_API_KEY")
-            .env_remove("GEMINI_API_KEY")
-            .env_remove("GOOGLE_API_KEY")
-            .env_remove("ROUTEPLANE_GEMINI_API_KEY")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start routeplane");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let lines = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("routeplane did not start: {:?}", log.lock().unwrap());
-            }
-        };
-        Proxy {
-            child,
-            client: Client { addr },
-            log,
-            dir,
-        }
+            .envs(env.iter().copied());
+        Proxy::spawn(cmd, dir)
     }
 
     /// The process id.
@@ -407,15 +396,11 @@ impl Proxy {
     pub fn start_without_config(env: &[(&str, &str)]) -> Proxy {
         let dir = Dir::new();
         let mut cmd = Command::new(bin());
-        cmd.args(["--listen", "127.0.0.1:0"])
+        isolate(&mut cmd, dir.path())
+            .args(["--listen", "127.0.0.1:0"])
             .current_dir(dir.path())
             .env("XDG_DATA_HOME", dir.path().join("data"))
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .env("HOME", dir.path())
-            .env_remove("ROUTEPLANE_AUTH_FILE")
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("OPENROUTER_API_KEY")
-            .env_remove("ANTHROPIC_API_KEY")
+            .env("XDG_STATE_HOME", dir.path().join("state"))
             .envs(env.iter().copied());
         Proxy::spawn(cmd, dir)
     }
