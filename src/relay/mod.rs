@@ -425,7 +425,7 @@ fn short_reason(f: &Failure) -> String {
         FailKind::ContextOrFilter => format!("{}:context_or_filter", f.status.unwrap_or(400)),
         FailKind::Timeout => "timeout".into(),
         FailKind::EarlyEnd => "ended_early".into(),
-        FailKind::Prepare(401) => "not_logged_in".into(),
+        FailKind::Prepare(401) => "no_credential".into(),
         FailKind::Prepare(_) => "cannot_express".into(),
         FailKind::Dropped if r.contains("reset") => "reset".into(),
         FailKind::Dropped => "closed".into(),

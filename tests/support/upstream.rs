@@ -120,9 +120,30 @@ impl MockUpstream {
     }
 
     /// A port that was free a moment ago, for a mock started later with [`MockUpstream::start_on`].
+    ///
+    /// Taken below the kernel's ephemeral range: a port from that range can be reused by
+    /// any outgoing connection meanwhile, even by the proxy's own probe of it (a TCP
+    /// connect to a port nothing listens on can open a connection to itself when the
+    /// kernel picks the same port as the source), and then the mock cannot bind it.
     pub fn free_port() -> u16 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().unwrap().port()
+        use std::sync::atomic::AtomicU32;
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+            .unwrap_or(32768)
+            .clamp(12_000, 65_535);
+        let span = ephemeral_low - 10_000;
+        // Spread the test binary's processes (and parallel CI runs) over the span.
+        let seed = std::process::id().wrapping_mul(2_654_435_761) % span;
+        for _ in 0..span {
+            let n = NEXT.fetch_add(7919, Ordering::Relaxed);
+            let port = 10_000 + (seed + n) % span;
+            if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+                return port as u16;
+            }
+        }
+        panic!("no free port below {ephemeral_low}");
     }
 
     /// Starts a mock on a given port (0 for any).
