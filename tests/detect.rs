@@ -130,17 +130,11 @@ fn a_source_that_goes_down_leaves_the_cascade_but_stays_pinnable() {
 }
 
 fn cli(dir: &Dir, args: &[&str]) -> String {
-    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
-        .args(args)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    crate::support::stdout_of(
+        crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
+            .args(args)
+            .current_dir(dir.path()),
+    )
 }
 
 #[test]

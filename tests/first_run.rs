@@ -310,16 +310,11 @@ fn numbers_and_switches_may_come_from_the_environment() {
         "c.yaml",
         "workers: ${RP_TEST_WORKERS}\nskip_auth: ${RP_TEST_UNSET:-true}\nlimits:\n  queue_wait_secs: \"${RP_TEST_UNSET:-0.25}\"\n",
     );
-    let out = Command::new(bin())
-        .args(["config", "validate", "-c"])
-        .arg(&path)
-        .env("RP_TEST_WORKERS", "3")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::support::stdout_of(
+        Command::new(bin())
+            .args(["config", "validate", "-c"])
+            .arg(&path)
+            .env("RP_TEST_WORKERS", "3"),
     );
     let (_, validate, _) = config_error(
         "workers: ${RP_TEST_WORKERS}\n",
@@ -436,16 +431,9 @@ fn official_sdks_read_translated_answers_without_usage() {
         "providers:\n  local:\n    api_base: {}\n    models:\n      - id: tiny\n        provider_model_id: m\n",
         up.url()
     ));
-    let out = Command::new(&python)
-        .args(["-c", NO_USAGE_SCRIPT, &p.url()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout =
+        crate::support::stdout_of(Command::new(&python).args(["-c", NO_USAGE_SCRIPT, &p.url()]));
+    let v: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         v,
         json!({

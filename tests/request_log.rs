@@ -173,23 +173,12 @@ fn json_lines_carry_the_same_fields() {
 
 #[test]
 fn a_stream_the_client_cut_is_logged_as_499_client_closed() {
-    use std::io::{Read, Write};
     let up = MockUpstream::always(Reply::chat_stream(200, Duration::from_millis(20)));
     let p = Proxy::start(&format!(
         "providers:\n  local:\n    api_base: {}\n    models: [m]\n",
         up.url()
     ));
-    let body = json!({"model": "m", "stream": true, "messages": []}).to_string();
-    let mut conn = std::net::TcpStream::connect(&p.addr).unwrap();
-    write!(
-        conn,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut buf = [0u8; 512];
-    let _ = conn.read(&mut buf).unwrap();
-    drop(conn);
+    p.leave_mid_stream("m");
     let line = shape(&p.wait_log("served_by=local:m"));
     assert!(
         line.starts_with(

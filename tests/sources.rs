@@ -572,20 +572,14 @@ fn a_subscription_list_serves_only_when_named_never_through_a_bare_name() {
 }
 
 fn cli(dir: &crate::support::Dir, env: &[(&str, &str)], args: &[&str]) -> String {
-    let out = routeplane()
-        .args(args)
-        .current_dir(dir.path())
-        .env("HOME", dir.path())
-        .env("XDG_CONFIG_HOME", dir.path().join("config"))
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    crate::support::stdout_of(
+        routeplane()
+            .args(args)
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .envs(env.iter().copied()),
+    )
 }
 
 #[test]

@@ -58,20 +58,9 @@ fn stream_bytes_pass_through_unchanged() {
 
 #[test]
 fn client_disconnect_stops_the_upstream_read() {
-    use std::io::{Read, Write};
     let up = MockUpstream::always(Reply::chat_stream(200, Duration::from_millis(20)));
     let p = Proxy::start(&config(&up));
-    let body = json!({"model": "m", "stream": true, "messages": []}).to_string();
-    let mut conn = std::net::TcpStream::connect(&p.addr).unwrap();
-    write!(
-        conn,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut buf = [0u8; 512];
-    let _ = conn.read(&mut buf).unwrap();
-    drop(conn);
+    p.leave_mid_stream("m");
     // The request ends long before the 4 s the full stream would take.
     let line = p.wait_log("served_by=local:m");
     assert!(line.contains("status=499"), "{line}");

@@ -93,20 +93,15 @@ fn promtool_check(text: &str) {
 
 /// `routeplane usage ARGS -c CONFIG --json`.
 fn usage_json(p: &Proxy, args: &[&str]) -> Value {
-    let out = Command::new(bin())
-        .arg("usage")
-        .args(args)
-        .args(["--json", "-c"])
-        .arg(p.dir.path().join("routeplane.yaml"))
-        .env("HOME", p.dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = crate::support::stdout_of(
+        Command::new(bin())
+            .arg("usage")
+            .args(args)
+            .args(["--json", "-c"])
+            .arg(p.dir.path().join("routeplane.yaml"))
+            .env("HOME", p.dir.path()),
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&stdout).unwrap()
 }
 
 #[test]

@@ -30,6 +30,18 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// Runs `cmd`, asserts it succeeded (showing its stderr when not), and returns its stdout.
+#[track_caller]
+pub fn stdout_of(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().expect("run the command");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Asserts two strings are equal, printing both in full when they are not.
 #[track_caller]
 pub fn assert_text(actual: &str, expected: &str) {

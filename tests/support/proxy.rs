@@ -407,6 +407,21 @@ impl Proxy {
 }
 
 impl Client {
+    /// Starts a streamed chat request for `model`, reads the first bytes of the answer,
+    /// and hangs up: a client that leaves mid-stream.
+    pub fn leave_mid_stream(&self, model: &str) {
+        let body = serde_json::json!({"model": model, "stream": true, "messages": []}).to_string();
+        let mut conn = TcpStream::connect(&self.addr).expect("connect to proxy");
+        write!(
+            conn,
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut buf = [0u8; 512];
+        let _ = conn.read(&mut buf).unwrap();
+    }
+
     /// Sends raw request bytes on a fresh connection and reads until the proxy closes
     /// it (send `Connection: close`): for answers `read_response` cannot frame, like
     /// the head-only answer to `HEAD`.
