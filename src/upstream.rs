@@ -1,27 +1,33 @@
-//! The other party: one shared ureq agent that sends a request upstream and reads its answer.
+//! The other party: the HTTP/1.1 client that sends a request upstream and reads its answer.
 //!
-//! The agent is built once: 4xx/5xx come back as responses to classify (not errors),
-//! redirects are never followed (a credential must not travel to another host),
-//! proxy environment variables are ignored (ureq would send even loopback traffic
-//! through `HTTP_PROXY`), and there is no gzip (a relay must see event boundaries).
+//! Hand-written on std's sockets and rustls (`conn.rs`: connecting, TLS, the idle pool;
+//! `http1.rs`: the wire format). ureq did this before; at 32 clients its per-request
+//! machinery (request and header maps, a pool scanned and probed with two `ioctl`s and a
+//! `recv` on every reuse, four reader layers) was about 40% of Routeplane's CPU per
+//! request, measured with callgrind and strace against the shared benchmark.
+//!
+//! What a relay needs and nothing more: 4xx/5xx come back as answers to classify,
+//! redirects are never followed (a credential must not travel to another host), proxy
+//! environment variables are not read (loopback traffic must not leave through
+//! `HTTP_PROXY`), and nothing is compressed (a relay must see event boundaries).
 //!
 //! A streaming body is read on the relay's own thread, each read bounded by the deadline
 //! the relay passes in: a long one for the first event (a model loading, a long prompt)
-//! and a short one between events (a stall). ureq fixes its timeouts when the request
-//! starts, so the transport (`transport.rs`) shortens each wait for input to the
-//! deadline of the read in progress. (A reader thread per stream did this before: at 256
-//! streams it doubled the threads and put a hand-off between every event and the client.)
+//! and a short one between events (a stall).
 
-use std::cell::RefCell;
-use std::io::Read;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::registry::Settings;
 
+mod conn;
 mod explain;
-mod transport;
+mod http1;
 
 pub use explain::explain_empty_stream;
+
+use conn::{Conn, Names, Pool, Target};
+use http1::Body;
 
 /// Upstream headers worth passing back to the client.
 const PASSED_BACK: &[&str] = &[
@@ -34,15 +40,18 @@ const PASSED_BACK: &[&str] = &[
 /// Header prefixes worth passing back (rate-limit information).
 const PASSED_BACK_PREFIXES: &[&str] = &["x-ratelimit-", "anthropic-ratelimit-"];
 
-/// The shared HTTP client.
+/// The shared HTTP client; clones share the pool.
 #[derive(Debug, Clone)]
 pub struct Client {
-    agent: ureq::Agent,
-    /// An agent that keeps no connection: a retry after a pooled connection was found
-    /// dead must not draw another one from the pool.
-    fresh: ureq::Agent,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Arc<Pool>,
+    names: Names,
     connect_timeout: Duration,
-    /// The agent's response-head timeout, for [`Client::post_within`].
+    /// The wait for a response head, and for each read of a whole body.
     first_byte_timeout: Duration,
 }
 
@@ -77,6 +86,20 @@ impl std::fmt::Display for SendError {
     }
 }
 
+/// What failed, for failover: `stage` names what was awaited when time ran out.
+fn classify(e: &std::io::Error, stage: &'static str) -> SendError {
+    use std::io::ErrorKind as K;
+    SendError::Network(match e.kind() {
+        K::TimedOut | K::WouldBlock => return SendError::Timeout(stage),
+        K::ConnectionRefused => "connection refused".to_string(),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => RESET.to_string(),
+        K::UnexpectedEof => CLOSED.to_string(),
+        _ if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => format!("TLS failed: {e}"),
+        K::InvalidData => format!("bad answer: {e}"),
+        _ => format!("network error: {e}"),
+    })
+}
+
 /// An upstream's answer: status, a few headers, and the body still to read.
 pub struct Reply {
     /// HTTP status.
@@ -87,7 +110,15 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     /// `Retry-After` and provider reset headers, as a duration from now.
     pub retry_after: Option<Duration>,
-    body: ureq::Body,
+    body: Source,
+}
+
+/// Where a reply's body comes from.
+enum Source {
+    /// The connection it arrived on.
+    Wire(Body),
+    /// Bytes already in hand (an answer rewritten by Routeplane).
+    Bytes(Vec<u8>),
 }
 
 impl std::fmt::Debug for Reply {
@@ -99,72 +130,48 @@ impl std::fmt::Debug for Reply {
 }
 
 impl Client {
-    /// Builds the agent from the resolved settings.
+    /// Builds the client from the resolved settings.
     pub fn new(settings: &Settings) -> Client {
-        // `idle`: connections kept per host (none for the agent of retries).
-        let config = |idle: usize| {
-            ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .max_redirects(0)
-                .proxy(None)
-                .user_agent(concat!("routeplane/", env!("CARGO_PKG_VERSION")))
-                .timeout_connect(Some(settings.connect_timeout))
-                // ureq's default keeps 3 per host, too few for concurrent requests to one
-                // local server. But every request scans the whole idle pool (ureq's purge is
-                // linear): after 256 streams had each left a connection, requests cost 40%
-                // more CPU (make bench). So a bounded number, `limits.idle_connections`.
-                .max_idle_connections_per_host(idle)
-                .max_idle_connections(idle.clamp(16, 1024) * 4)
-                // Each open connection holds both buffers, zeroed, for its whole life:
-                // ureq's 128 KiB each way cost 64 MiB across 256 open streams, and 32/16 KiB
-                // still 47 of the 119 MiB that 1000 streams took (make bench). Events are
-                // small; a response head must fit in the input buffer (providers send 1 to
-                // 4 KiB); a larger request body leaves in several writes.
-                .input_buffer_size(16 * 1024)
-                .output_buffer_size(8 * 1024)
-                .max_response_header_size(16 * 1024)
-                // On the agent, not per request: a per-request override clones the whole
-                // config for every call.
-                .timeout_recv_response(Some(settings.first_byte_timeout))
-                // For whole bodies (`read_all`) and listings; a stream's reads have the
-                // relay's deadlines instead (`Stream::next`).
-                .timeout_per_read(Some(
-                    settings.first_byte_timeout.max(Duration::from_secs(1)),
-                ))
-                .build()
-        };
-        let fresh = ureq::Agent::with_parts(
-            config(0),
-            transport::Corking::default(),
-            transport::Resolver::default(),
-        );
-        let agent = ureq::Agent::with_parts(
-            config(settings.limits.idle_connections.max(1)),
-            transport::Corking::default(),
-            transport::Resolver::default(),
-        );
+        Client::with(
+            settings.connect_timeout,
+            settings.first_byte_timeout,
+            settings.limits.idle_connections,
+        )
+    }
+
+    fn with(connect_timeout: Duration, first_byte_timeout: Duration, idle: usize) -> Client {
         Client {
-            agent,
-            fresh,
-            connect_timeout: settings.connect_timeout,
-            first_byte_timeout: settings.first_byte_timeout,
+            inner: Arc::new(Inner {
+                // Per origin, so that concurrent requests to one local server find a
+                // connection each; bounded, since each idle one holds a socket and a
+                // buffer (`limits.idle_connections`).
+                pool: Arc::new(Pool::new(idle)),
+                names: Names::default(),
+                connect_timeout,
+                first_byte_timeout: first_byte_timeout.max(Duration::from_secs(1)),
+            }),
         }
     }
 
     /// POSTs `body` to `url` and returns once the response head is in.
     ///
     /// A pooled connection the upstream closed while it sat idle shows up only when the
-    /// request is written to it (ureq checks it before reuse, but the close can land
-    /// just after). When a reused connection dies before any byte of the answer, the
-    /// request is sent once more at once on a new connection: the upstream never saw
-    /// it, so this is not an attempt.
+    /// request is written to it. When a reused connection dies before any byte of the
+    /// answer, the request is sent once more at once on a new connection: the upstream
+    /// never saw it, so this is not an attempt.
     pub fn post(
         &self,
         url: &str,
         headers: &[(String, String)],
         body: &[u8],
     ) -> Result<Reply, SendError> {
-        self.send(url, headers, body, None)
+        self.send(
+            "POST",
+            url,
+            headers,
+            Some(body),
+            self.inner.first_byte_timeout,
+        )
     }
 
     /// [`Client::post`] whose response head must arrive within `head_within` when that
@@ -178,32 +185,12 @@ impl Client {
         body: &[u8],
         head_within: Duration,
     ) -> Result<Reply, SendError> {
-        // A per-request timeout clones the agent's config: only when it is shorter.
-        let within = (head_within < self.first_byte_timeout).then_some(head_within);
-        self.send(url, headers, body, within)
+        let wait = head_within.min(self.inner.first_byte_timeout);
+        self.send("POST", url, headers, Some(body), wait)
     }
 
-    /// One POST, sent again on a new connection when a reused one died unanswered.
-    fn send(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-        within: Option<Duration>,
-    ) -> Result<Reply, SendError> {
-        transport::forget_connect();
-        let sent = post_with(&self.agent, url, headers, body, within);
-        let resp = match sent {
-            Err(e) if died_unanswered(&e) && !transport::connected() => {
-                post_with(&self.fresh, url, headers, body, within)
-            }
-            other => other,
-        }
-        .map_err(classify)?;
-        Ok(reply(resp))
-    }
-
-    /// GETs `url` with a short timeout (model listings, liveness probes).
+    /// GETs `url` within `timeout` in all (model listings, liveness probes), reading at
+    /// most `limit` bytes of the answer.
     pub fn get(
         &self,
         url: &str,
@@ -211,113 +198,103 @@ impl Client {
         timeout: Duration,
         limit: u64,
     ) -> Result<(u16, Vec<u8>), SendError> {
-        let mut req = self.agent.get(url);
-        for (name, value) in headers {
-            req = req.header(name.as_str(), value.as_str());
-        }
-        let resp = req
-            .config()
-            .timeout_global(Some(timeout.max(self.connect_timeout.min(timeout))))
-            .build()
-            .call()
-            .map_err(classify)?;
-        let status = resp.status().as_u16();
-        let mut body = Vec::new();
-        resp.into_body()
-            .into_reader()
-            .take(limit)
-            .read_to_end(&mut body)
-            .map_err(|e| SendError::Network(format!("reading the answer failed: {e}")))?;
+        let deadline = Instant::now() + timeout;
+        let reply = self.send("GET", url, headers, None, timeout)?;
+        let status = reply.status;
+        let body = reply
+            .read_until(limit, Some(deadline))
+            .map_err(SendError::Network)?;
         Ok((status, body))
     }
-}
 
-/// One POST through `agent`, its response head due `within` when given (else the agent's).
-fn post_with(
-    agent: &ureq::Agent,
-    url: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-    within: Option<Duration>,
-) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
-    let mut req = match within {
-        Some(d) => agent
-            .post(url)
-            .config()
-            .timeout_recv_response(Some(d))
-            .build(),
-        None => agent.post(url),
-    };
-    for (name, value) in headers {
-        req = req.header(name.as_str(), value.as_str());
-    }
-    req.send(body)
-}
-
-/// True when a connection closed or reset before the answer's first byte.
-fn died_unanswered(e: &ureq::Error) -> bool {
-    matches!(e, ureq::Error::Io(io) if matches!(
-        io.kind(),
-        std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::ConnectionAborted
-            | std::io::ErrorKind::BrokenPipe
-            | std::io::ErrorKind::UnexpectedEof
-    ))
-}
-
-/// Maps a ureq error to what failover needs to know.
-fn classify(e: ureq::Error) -> SendError {
-    match e {
-        ureq::Error::Timeout(t) => SendError::Timeout(match t {
-            ureq::Timeout::Connect | ureq::Timeout::Resolve => "a connection",
-            _ => "the response",
-        }),
-        ureq::Error::Io(io) => SendError::Network(match io.kind() {
-            std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
-                RESET.to_string()
+    /// One request, sent again on a new connection when a reused one died unanswered.
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+        head_wait: Duration,
+    ) -> Result<Reply, SendError> {
+        let target = Target::parse(url)?;
+        let bytes = http1::request(method, &target, headers, body).map_err(SendError::Network)?;
+        let inner = &*self.inner;
+        let pooled = inner.pool.take(target.origin);
+        let first = match pooled {
+            Some(conn) => self.exchange(conn, &bytes, head_wait),
+            None => self.exchange(self.open(&target, head_wait)?, &bytes, head_wait),
+        };
+        match first {
+            Err((e, true)) if e.dropped() => {
+                self.exchange(self.open(&target, head_wait)?, &bytes, head_wait)
             }
-            std::io::ErrorKind::UnexpectedEof => CLOSED.to_string(),
-            _ => format!("network error: {io}"),
-        }),
-        ureq::Error::HostNotFound => SendError::Network("host not found".to_string()),
-        ureq::Error::ConnectionFailed => SendError::Network("connection failed".to_string()),
-        other => SendError::Network(format!("request failed: {other}")),
+            other => other,
+        }
+        .map_err(|(e, _)| e)
+    }
+
+    /// A new connection to `target`.
+    fn open(&self, target: &Target<'_>, head_wait: Duration) -> Result<Conn, SendError> {
+        let connect = self.inner.connect_timeout.min(head_wait);
+        Conn::open(
+            target,
+            &self.inner.names,
+            connect,
+            self.inner.first_byte_timeout,
+        )
+    }
+
+    /// Sends the request's bytes on `conn` and reads the response head; on failure,
+    /// also whether the connection was a reused one.
+    fn exchange(
+        &self,
+        mut conn: Conn,
+        bytes: &[u8],
+        head_wait: Duration,
+    ) -> Result<Reply, (SendError, bool)> {
+        let reused = conn.reused;
+        let failed = |e: std::io::Error, stage| (classify(&e, stage), reused);
+        conn.send(bytes).map_err(|e| failed(e, "a connection"))?;
+        conn.set_wait(head_wait)
+            .map_err(|e| failed(e, "the response"))?;
+        let mut content_type = String::new();
+        let mut headers = Vec::new();
+        let mut retry_after = None;
+        let mut reset = None;
+        let head = http1::read_head(&mut conn, |name, value| {
+            if name.eq_ignore_ascii_case("content-type") {
+                content_type = value.to_ascii_lowercase();
+                return;
+            }
+            if name.eq_ignore_ascii_case("retry-after") {
+                retry_after = parse_retry_after(value);
+            } else if name.eq_ignore_ascii_case("x-ratelimit-reset-requests")
+                || name.eq_ignore_ascii_case("x-ratelimit-reset")
+            {
+                reset = reset.or_else(|| parse_reset(value));
+            }
+            if passed_back(name) {
+                headers.push((name.to_ascii_lowercase(), value.to_string()));
+            }
+        })
+        .map_err(|e| failed(e, "the response"))?;
+        // Reads of a whole body wait as long as the head did.
+        Ok(Reply {
+            status: head.status,
+            content_type,
+            headers,
+            retry_after: retry_after.or(reset),
+            body: Source::Wire(Body::new(conn, &head, Arc::clone(&self.inner.pool))),
+        })
     }
 }
 
-/// Splits a ureq response into what the relay uses.
-fn reply(resp: ureq::http::Response<ureq::Body>) -> Reply {
-    let status = resp.status().as_u16();
-    let mut headers = Vec::new();
-    let mut content_type = String::new();
-    let mut retry_after = None;
-    for (name, value) in resp.headers() {
-        let name = name.as_str();
-        let Ok(value) = value.to_str() else { continue };
-        if name == "content-type" {
-            content_type = value.to_ascii_lowercase();
-            continue;
-        }
-        if name == "retry-after" {
-            retry_after = parse_retry_after(value);
-        }
-        if retry_after.is_none()
-            && (name == "x-ratelimit-reset-requests" || name == "x-ratelimit-reset")
-        {
-            retry_after = parse_reset(value);
-        }
-        if PASSED_BACK.contains(&name) || PASSED_BACK_PREFIXES.iter().any(|p| name.starts_with(p)) {
-            headers.push((name.to_string(), value.to_string()));
-        }
-    }
-    Reply {
-        status,
-        content_type,
-        headers,
-        retry_after,
-        body: resp.into_body(),
-    }
+/// True for a header passed back to the client.
+fn passed_back(name: &str) -> bool {
+    PASSED_BACK.iter().any(|p| name.eq_ignore_ascii_case(p))
+        || PASSED_BACK_PREFIXES.iter().any(|p| {
+            name.len() >= p.len() && name.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+        })
 }
 
 /// `Retry-After`: delta seconds or an HTTP date.
@@ -381,87 +358,119 @@ pub enum Piece {
 
 /// A streaming body, read on the caller's thread with a deadline per read.
 pub struct Stream {
-    state: RefCell<Reading>,
-}
-
-/// What a [`Stream`] reads with.
-struct Reading {
-    reader: ureq::BodyReader<'static>,
+    body: Source,
     /// One read's worth; the bytes are copied out into each [`Piece::Data`].
     buf: Vec<u8>,
     /// The body ended, broke or timed out: later calls answer without reading.
     over: Option<Piece>,
 }
 
-/// How much one read takes from ureq's input buffer: events are far smaller, and each
-/// open stream holds this buffer.
+/// The most one piece carries: events are far smaller.
 const READ_SIZE: usize = 4 * 1024;
 
 impl Reply {
     /// Reads the whole body (non-streaming answers, error bodies), up to `limit` bytes.
     pub fn read_all(self, limit: u64) -> Result<Vec<u8>, String> {
+        self.read_until(limit, None)
+    }
+
+    /// Reads the whole body, each read bounded by the head's wait, all of it by
+    /// `deadline` when given.
+    fn read_until(self, limit: u64, deadline: Option<Instant>) -> Result<Vec<u8>, String> {
+        let mut body = match self.body {
+            Source::Bytes(bytes) if bytes.len() as u64 > limit => {
+                return Err(format!("the body is larger than {limit} bytes"));
+            }
+            Source::Bytes(bytes) => return Ok(bytes),
+            Source::Wire(body) => body,
+        };
         // Sized from Content-Length (when sane) so the read does not grow it step by step.
-        let expected = self
-            .body
-            .content_length()
-            .unwrap_or(0)
-            .min(limit.min(1 << 20));
-        let mut out = Vec::with_capacity(expected as usize);
-        let mut reader = self.body.into_reader().take(limit + 1);
-        reader
-            .read_to_end(&mut out)
-            .map_err(|e| format!("the body broke off: {e}"))?;
-        if out.len() as u64 > limit {
+        let expected = body.declared_len().unwrap_or(0).min(limit.min(1 << 20));
+        let mut out = vec![0; (expected as usize).max(1024)];
+        let mut len = 0;
+        loop {
+            if len == out.len() {
+                if len as u64 > limit {
+                    return Err(format!("the body is larger than {limit} bytes"));
+                }
+                out.resize((len * 2).min(limit as usize + 1).max(len + 1), 0);
+            }
+            if let (Some(d), Some(conn)) = (deadline, body.conn()) {
+                conn.set_deadline(d)
+                    .map_err(|e| format!("the body broke off: {e}"))?;
+            }
+            match body.read(&mut out[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) => return Err(format!("the body broke off: {e}")),
+            }
+        }
+        if len as u64 > limit {
             return Err(format!("the body is larger than {limit} bytes"));
         }
+        out.truncate(len);
         Ok(out)
     }
 
     /// Hands the body over for reading piece by piece; see [`Stream::next`].
     pub fn stream(self) -> Stream {
         Stream {
-            state: RefCell::new(Reading {
-                reader: self.body.into_reader(),
-                buf: Vec::new(),
-                over: None,
-            }),
+            body: self.body,
+            buf: Vec::new(),
+            over: None,
         }
     }
 }
 
 impl Stream {
-    /// Waits until `deadline` for the next piece.
+    /// Waits until `deadline` for the next piece: what the network delivered in one
+    /// read, with whatever more is already buffered.
     ///
-    /// A timeout is final: the connection may hold half an event, so it is closed (ureq
-    /// keeps a connection for reuse only after its body was read to the end), and every
-    /// later call answers `Timeout` again without reading.
-    pub fn next(&self, deadline: Instant) -> Piece {
-        let mut state = self.state.borrow_mut();
-        let Reading { reader, buf, over } = &mut *state;
-        if let Some(last) = over {
+    /// A timeout is final: the connection may hold half an event, so it is closed, and
+    /// every later call answers `Timeout` again without reading.
+    pub fn next(&mut self, deadline: Instant) -> Piece {
+        if let Some(last) = &self.over {
             return last.again();
         }
-        if buf.is_empty() {
-            buf.resize(READ_SIZE, 0);
-        }
-        let result = {
-            let _bounded = transport::ReadDeadline::set(deadline);
-            loop {
-                match reader.read(buf) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    r => break r,
-                }
+        let body = match &mut self.body {
+            Source::Wire(body) => body,
+            Source::Bytes(bytes) => {
+                let piece = if bytes.is_empty() {
+                    Piece::End
+                } else {
+                    Piece::Data(std::mem::take(bytes))
+                };
+                return piece;
             }
         };
+        if self.buf.is_empty() {
+            self.buf.resize(READ_SIZE, 0);
+        }
+        let mut result = match body.conn() {
+            Some(conn) => conn
+                .set_deadline(deadline)
+                .and_then(|()| body.read(&mut self.buf)),
+            None => Ok(0),
+        };
+        // Chunk boundaries already in hand need no wait: one piece per network read.
+        while let Ok(n) = result {
+            if n == 0 || n == self.buf.len() {
+                break;
+            }
+            match body.read_buffered(&mut self.buf[n..]) {
+                Ok(Some(m)) if m > 0 => result = Ok(n + m),
+                _ => break,
+            }
+        }
         let piece = match result {
             Ok(0) => Piece::End,
-            Ok(n) => return Piece::Data(buf[..n].to_vec()),
+            Ok(n) => return Piece::Data(self.buf[..n].to_vec()),
             Err(e) if is_timeout(&e) || Instant::now() >= deadline => Piece::Timeout,
             Err(e) => Piece::Broken(format!("the stream broke off: {e}")),
         };
-        *over = Some(piece.again());
-        // The read buffer is not needed any more; the reader goes with the stream.
-        *buf = Vec::new();
+        self.over = Some(piece.again());
+        // The read buffer is not needed any more.
+        self.buf = Vec::new();
         piece
     }
 }
@@ -472,21 +481,27 @@ const LINGER: Duration = Duration::from_millis(5);
 impl Drop for Stream {
     /// The relay stops reading at the protocol's end marker (`[DONE]`, `message_stop`);
     /// the body's own end (the last chunk) comes in the same packet or just after it.
-    /// Reading it hands the connection back to ureq's pool for the next request (for a
+    /// Reading it hands the connection back to the pool for the next request (for a
     /// hosted API, a TLS handshake saved); a connection dropped before its end is
     /// closed. A body that goes on (the client left mid-stream) is closed after at most
     /// a few reads, within `LINGER`.
     fn drop(&mut self) {
-        let Reading { reader, buf, over } = self.state.get_mut();
-        if over.is_some() {
+        let Source::Wire(body) = &mut self.body else {
+            return;
+        };
+        if self.over.is_some() {
             return;
         }
-        if buf.is_empty() {
-            buf.resize(READ_SIZE, 0);
+        if self.buf.is_empty() {
+            self.buf.resize(READ_SIZE, 0);
         }
-        let _bounded = transport::ReadDeadline::set(Instant::now() + LINGER);
+        let until = Instant::now() + LINGER;
         for _ in 0..4 {
-            match reader.read(buf) {
+            let Some(conn) = body.conn() else { return };
+            if conn.set_deadline(until).is_err() {
+                return;
+            }
+            match body.read(&mut self.buf) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
@@ -505,23 +520,194 @@ impl Piece {
     }
 }
 
-/// True when a body read failed because a timeout expired (ureq wraps its own
-/// `Error::Timeout` in the `io::Error` a body read returns).
+/// True when a read failed because its timeout expired.
 fn is_timeout(e: &std::io::Error) -> bool {
-    if matches!(
+    matches!(
         e.kind(),
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-    ) {
-        return true;
-    }
-    e.get_ref()
-        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
-        .is_some_and(|u| matches!(u, ureq::Error::Timeout(_)))
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An upstream on 127.0.0.1 that answers the requests on each connection with the
+    /// next scripted answers, each written in pieces with `pause` between them, then
+    /// closes; returns its URL and the count of connections accepted.
+    fn upstream(
+        script: Vec<Vec<Vec<&'static str>>>,
+        pause: Duration,
+    ) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/x", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for (conn, answers) in listener.incoming().zip(script) {
+                let conn = conn.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut out = conn;
+                    for answer in answers {
+                        let mut length = 0;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                length = v.trim().parse().unwrap();
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        for (i, piece) in answer.iter().enumerate() {
+                            if i > 0 {
+                                std::thread::sleep(pause);
+                            }
+                            if out.write_all(piece.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    fn client() -> Client {
+        Client::with(Duration::from_secs(2), Duration::from_secs(5), 4)
+    }
+
+    #[test]
+    fn chunked_answers_split_anywhere_arrive_whole_and_the_connection_is_reused() {
+        let chunked = vec![
+            "HTTP/1.1 200 OK\r\nContent-Type: Text/Plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+            "lo\r\n6;ext=1\r\n world\r",
+            "\n0\r\n",
+            "Trailer: x\r\n\r\n",
+        ];
+        let sized = vec!["HTTP/1.1 201 Created\r\nContent-Length: 2\r\nX-Request-Id: r1\r\n\r\nok"];
+        let (url, accepted) = upstream(vec![vec![chunked, sized]], Duration::from_millis(20));
+        let c = client();
+        let first = c.post(&url, &[], b"{}").unwrap();
+        assert_eq!(
+            (first.status, first.content_type.as_str()),
+            (200, "text/plain")
+        );
+        assert_eq!(first.read_all(100).unwrap(), b"hello world");
+        let second = c.post(&url, &[], b"{}").unwrap();
+        assert_eq!(second.status, 201);
+        assert_eq!(
+            second.headers,
+            [("x-request-id".to_string(), "r1".to_string())]
+        );
+        assert_eq!(second.read_all(100).unwrap(), b"ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_pooled_connection_the_upstream_closed_is_replaced_unseen() {
+        let one = || vec![vec!["HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"]];
+        let (url, accepted) = upstream(vec![one(), one()], Duration::ZERO);
+        let c = client();
+        assert_eq!(c.post(&url, &[], b"1").unwrap().read_all(10).unwrap(), b"a");
+        // The upstream has closed that connection; the next request finds it dead.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(c.post(&url, &[], b"2").unwrap().read_all(10).unwrap(), b"a");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn bodies_too_large_or_cut_short_are_errors() {
+        let long = vec!["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"];
+        let short = vec!["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234"];
+        let (url, _) = upstream(vec![vec![long], vec![short]], Duration::ZERO);
+        let c = client();
+        let err = c.post(&url, &[], b"").unwrap().read_all(4).unwrap_err();
+        assert!(err.contains("larger than 4 bytes"), "{err}");
+        let err = c.post(&url, &[], b"").unwrap().read_all(100).unwrap_err();
+        assert!(err.contains("before its Content-Length"), "{err}");
+    }
+
+    #[test]
+    fn an_answer_without_length_runs_to_the_connection_end() {
+        let old = vec!["HTTP/1.0 200 OK\r\n\r\nall of ", "it"];
+        let (url, _) = upstream(vec![vec![old]], Duration::from_millis(20));
+        assert_eq!(
+            client()
+                .post(&url, &[], b"")
+                .unwrap()
+                .read_all(100)
+                .unwrap(),
+            b"all of it"
+        );
+    }
+
+    #[test]
+    fn a_stream_piece_holds_what_is_buffered_and_a_silence_times_out() {
+        let events = vec![
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\na\n\n\r\n3\r\nb\n\n\r\n",
+            "3\r\nc\n\n\r\n",
+        ];
+        let (url, _) = upstream(vec![vec![events]], Duration::from_millis(600));
+        let mut stream = client().post(&url, &[], b"").unwrap().stream();
+        let start = Instant::now();
+        let Piece::Data(first) = stream.next(start + Duration::from_secs(5)) else {
+            panic!("no data");
+        };
+        // Both chunks of the first packet, without waiting for the next.
+        assert_eq!(first, b"a\n\nb\n\n");
+        assert!(start.elapsed() < Duration::from_millis(500));
+        let piece = stream.next(Instant::now() + Duration::from_millis(100));
+        assert!(matches!(piece, Piece::Timeout), "{piece:?}");
+        assert!(start.elapsed() < Duration::from_millis(550));
+        assert!(matches!(
+            stream.next(Instant::now() + Duration::from_secs(5)),
+            Piece::Timeout
+        ));
+    }
+
+    #[test]
+    fn answers_that_are_not_http_are_network_errors() {
+        let garbage = vec!["SSH-2.0-OpenSSH\r\n\r\n"];
+        let (url, _) = upstream(vec![vec![garbage]], Duration::ZERO);
+        let err = client().post(&url, &[], b"").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bad answer: the upstream did not answer in HTTP"
+        );
+        let err = client().post("http://127.0.0.1:1/x", &[], b"").unwrap_err();
+        assert_eq!(err.to_string(), "connection refused");
+    }
+
+    #[test]
+    fn https_upstreams_speak_tls_first() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}/v1/x", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut hello = [0; 512];
+            // A TLS ClientHello arrives; a plain HTTP answer goes back.
+            let n = conn.read(&mut hello).unwrap();
+            assert_eq!(hello[..n.min(1)], [0x16], "a TLS handshake record");
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        });
+        let err = client().post(&url, &[], b"").unwrap_err().to_string();
+        assert!(err.starts_with("TLS failed: "), "{err}");
+    }
 
     #[test]
     fn retry_after_in_seconds_and_reset_headers() {

@@ -221,11 +221,12 @@ fn codex_loopback_login(dir: &Dir, config: &str, port: u16) -> (i32, String, Str
             if let Some(state) = state_of(line) {
                 std::thread::spawn(move || {
                     // The browser follows the redirect once the listener is up.
-                    let url = format!(
-                        "http://127.0.0.1:{port}/auth/callback?code=good-code&state={state}"
+                    let (addr, path) = (
+                        format!("127.0.0.1:{port}"),
+                        format!("/auth/callback?code=good-code&state={state}"),
                     );
                     let ok = wait_until(Duration::from_secs(5), || {
-                        ureq::get(&url).call().is_ok_and(|r| r.status() == 200)
+                        crate::support::proxy::try_get_status(&addr, &path) == Some(200)
                     });
                     assert!(ok, "callback listener did not answer");
                 });

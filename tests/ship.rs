@@ -664,7 +664,6 @@ fn release_metadata_lists_every_crate_in_the_binary_with_its_licence() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     for needed in [
-        "ureq",
         "rustls",
         "ring",
         "webpki-roots",

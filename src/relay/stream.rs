@@ -185,7 +185,7 @@ fn relay_events(
     let status = reply.status;
     let mut headers = reply.headers.clone();
     headers.extend(served_headers(target, t.number));
-    let stream = reply.stream();
+    let mut stream = reply.stream();
     let mut parser = sse::Parser::new(settings.limits.max_event_bytes);
     let mut decoder = target.protocol.decoder();
     let splice = &mut run.splice;

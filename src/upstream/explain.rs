@@ -67,9 +67,7 @@ pub fn explain_empty_stream(
         content_type: "application/json".to_string(),
         headers: passed,
         retry_after,
-        body: ureq::Body::builder()
-            .mime_type("application/json")
-            .data(normal),
+        body: super::Source::Bytes(normal),
     })
 }
 

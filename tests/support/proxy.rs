@@ -435,3 +435,16 @@ impl Client {
         String::from_utf8_lossy(&out).into_owned()
     }
 }
+
+/// GETs `path` from `addr` on a fresh connection: the answer's status, or None when
+/// nothing listens there (yet) or the answer is not HTTP.
+pub fn try_get_status(addr: &str, path: &str) -> Option<u16> {
+    let mut conn = TcpStream::connect(addr).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    conn.write_all(request.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    let _ = conn.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}

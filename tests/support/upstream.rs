@@ -284,7 +284,7 @@ fn serve(conn: TcpStream, reqs: &Mutex<Vec<Recorded>>, handler: &Handler, stop: 
     }
 }
 
-/// Reads one request (Content-Length bodies only; that is what ureq sends).
+/// Reads one request (Content-Length bodies only; that is what Routeplane sends).
 fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
     let mut line = String::new();
     if r.read_line(&mut line).ok()? == 0 {

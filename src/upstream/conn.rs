@@ -1,0 +1,479 @@
+//! One connection to an upstream: where a URL points, connecting (TCP, then TLS for
+//! `https`), reads bounded by a deadline, and the pool of idle connections.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::SendError;
+
+/// How long a looked-up host name's addresses are reused.
+const RESOLVED_FOR: Duration = Duration::from_secs(30);
+
+/// How long an idle connection is kept. Servers close idle connections on their own
+/// schedule (Node after 5 s, Go after minutes); one closed under us costs a second try
+/// on a new connection (`Client::send`), never an attempt.
+const IDLE_FOR: Duration = Duration::from_secs(15);
+
+/// The input buffer each connection starts with; a response head may grow it to
+/// [`MAX_HEAD`]. Events are far smaller, and each open stream holds this buffer.
+const BUF_SIZE: usize = 8 * 1024;
+
+/// The longest response head accepted (providers send 1 to 4 KiB).
+pub(super) const MAX_HEAD: usize = 16 * 1024;
+
+/// Where a URL points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Target<'a> {
+    /// `https`.
+    pub(super) tls: bool,
+    /// The host, without the brackets of an IPv6 address.
+    pub(super) host: &'a str,
+    /// The port, explicit or the scheme's.
+    pub(super) port: u16,
+    /// Host and port as written, for the `Host` header.
+    pub(super) authority: &'a str,
+    /// The path and query; `/` when the URL has none.
+    pub(super) path: &'a str,
+    /// Scheme and authority (`http://127.0.0.1:11434`): connections to the same
+    /// origin are interchangeable.
+    pub(super) origin: &'a str,
+}
+
+impl<'a> Target<'a> {
+    /// Splits an `http://` or `https://` URL; user info and fragments are refused.
+    pub(super) fn parse(url: &'a str) -> Result<Target<'a>, SendError> {
+        let bad = || SendError::Network(format!("not an http(s) URL: {url}"));
+        let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err(bad()),
+        };
+        let end = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        if authority.is_empty() || authority.contains(['@', '?', '#']) || path.contains('#') {
+            return Err(bad());
+        }
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (host, after) = v6.split_once(']').ok_or_else(bad)?;
+                let port = match after {
+                    "" => None,
+                    p => Some(p.strip_prefix(':').ok_or_else(bad)?),
+                };
+                (host, port)
+            }
+            None => match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            },
+        };
+        let port = match port {
+            None => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(p) => p.parse().map_err(|_| bad())?,
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        let origin_len = url.len() - rest.len() + authority.len();
+        Ok(Target {
+            tls,
+            host,
+            port,
+            authority,
+            path: if path.is_empty() { "/" } else { path },
+            origin: &url[..origin_len],
+        })
+    }
+}
+
+/// The socket under a connection.
+enum Io {
+    Tcp(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Io {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Io::Tcp(s) => s,
+            Io::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Io {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Io::Tcp(s) => s.read(buf),
+            Io::Tls(s) => match s.read(buf) {
+                // Many servers close without TLS's close_notify; where that matters (a
+                // body that runs to the connection's end), the end is the end.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
+impl Write for Io {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Io::Tcp(s) => s.write(buf),
+            Io::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Io::Tcp(s) => s.flush(),
+            Io::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// One open connection with its input buffer.
+pub(super) struct Conn {
+    io: Io,
+    /// The origin it is connected to ([`Target::origin`]), the pool's key.
+    origin: String,
+    /// Bytes read and not used yet are `buf[at..end]`.
+    buf: Vec<u8>,
+    at: usize,
+    end: usize,
+    /// The read timeout last set on the socket: setting it is a system call, made only
+    /// when the value changes.
+    timeout: Option<Duration>,
+    /// Taken from the pool: it may have been closed while it sat idle.
+    pub(super) reused: bool,
+}
+
+impl Conn {
+    /// Connects to `target`, each address tried within `timeout`.
+    pub(super) fn open(
+        target: &Target<'_>,
+        names: &Names,
+        timeout: Duration,
+        write_timeout: Duration,
+    ) -> Result<Conn, SendError> {
+        let addrs = names.resolve(target.host, target.port, timeout)?;
+        let mut last = None;
+        let mut tcp = None;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let Some(tcp) = tcp else {
+            let e = last.unwrap_or_else(|| io::Error::other("no address"));
+            return Err(super::classify(&e, "a connection"));
+        };
+        // Requests leave in one write; without this a small body could wait on Nagle.
+        let _ = tcp.set_nodelay(true);
+        let _ = tcp.set_write_timeout(Some(write_timeout));
+        let io = if target.tls {
+            let name = rustls::pki_types::ServerName::try_from(target.host.to_string())
+                .map_err(|e| SendError::Network(format!("TLS: bad server name: {e}")))?;
+            let tls = rustls::ClientConnection::new(tls_config(), name)
+                .map_err(|e| SendError::Network(format!("TLS failed: {e}")))?;
+            Io::Tls(Box::new(rustls::StreamOwned::new(tls, tcp)))
+        } else {
+            Io::Tcp(tcp)
+        };
+        Ok(Conn {
+            io,
+            origin: target.origin.to_string(),
+            buf: Vec::new(),
+            at: 0,
+            end: 0,
+            timeout: None,
+            reused: false,
+        })
+    }
+
+    /// Sends `bytes` whole.
+    pub(super) fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.io.write_all(bytes)?;
+        self.io.flush()
+    }
+
+    /// Bounds each following read by `wait`.
+    pub(super) fn set_wait(&mut self, wait: Duration) -> io::Result<()> {
+        // Zero would mean "no timeout" to the socket.
+        let wait = wait.max(Duration::from_millis(1));
+        if self.timeout != Some(wait) {
+            self.io.tcp().set_read_timeout(Some(wait))?;
+            self.timeout = Some(wait);
+        }
+        Ok(())
+    }
+
+    /// Bounds each following read by what is left until `deadline`, rounded up to whole
+    /// milliseconds (between stream events the deadline is about the same distance
+    /// away each time, so the socket's timeout rarely changes). A deadline already past
+    /// still allows one brief wait, so bytes that have arrived are taken.
+    pub(super) fn set_deadline(&mut self, deadline: Instant) -> io::Result<()> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX / 2) + 1;
+        self.set_wait(Duration::from_millis(ms))
+    }
+
+    /// The bytes read and not used yet.
+    pub(super) fn buffered(&self) -> &[u8] {
+        &self.buf[self.at..self.end]
+    }
+
+    /// Marks `n` buffered bytes as used.
+    pub(super) fn consume(&mut self, n: usize) {
+        self.at += n;
+        if self.at == self.end {
+            self.at = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more into the buffer (growing it up to `cap` when it is full); 0 at the
+    /// connection's end.
+    pub(super) fn fill(&mut self, cap: usize) -> io::Result<usize> {
+        if self.buf.is_empty() {
+            self.buf.resize(BUF_SIZE, 0);
+        }
+        if self.end == self.buf.len() {
+            if self.at > 0 {
+                self.buf.copy_within(self.at..self.end, 0);
+                self.end -= self.at;
+                self.at = 0;
+            } else if self.buf.len() < cap {
+                self.buf.resize(cap.min(self.buf.len() * 2), 0);
+            } else {
+                return Err(io::Error::other("the buffer is full"));
+            }
+        }
+        let n = retry_interrupted(|| self.io.read(&mut self.buf[self.end..]))?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Reads into `out`, from the buffer first, else straight from the socket.
+    pub(super) fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let have = self.buffered();
+        if !have.is_empty() {
+            let n = have.len().min(out.len());
+            out[..n].copy_from_slice(&have[..n]);
+            self.consume(n);
+            return Ok(n);
+        }
+        retry_interrupted(|| self.io.read(out))
+    }
+
+    /// Frees the input buffer while the connection waits in the pool, when it grew
+    /// past its usual size.
+    fn trim(&mut self) {
+        if self.buf.len() > BUF_SIZE {
+            self.buf = Vec::new();
+        }
+    }
+}
+
+/// `f`, again while it is interrupted by a signal.
+fn retry_interrupted(mut f: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// TLS settings: the webpki roots, ring's crypto, TLS 1.2 and 1.3; built once.
+fn tls_config() -> Arc<rustls::ClientConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    Arc::clone(CONFIG.get_or_init(|| {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Arc::new(config)
+    }))
+}
+
+/// Host names to addresses. An IP address is taken as it is; a name's answer is kept
+/// for [`RESOLVED_FOR`] (a pooled connection needs no look-up at all).
+#[derive(Debug, Default)]
+pub(super) struct Names {
+    known: Mutex<Vec<Resolved>>,
+}
+
+/// A host and port, when they were looked up, and their addresses.
+type Resolved = (String, u16, Instant, Vec<SocketAddr>);
+
+impl Names {
+    /// The addresses of `host`, looked up within `timeout`.
+    fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Vec<SocketAddr>, SendError> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let now = Instant::now();
+        {
+            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((.., addrs)) = known.iter().find(|(h, p, at, _)| {
+                h == host && *p == port && now.duration_since(*at) < RESOLVED_FOR
+            }) {
+                return Ok(addrs.clone());
+            }
+        }
+        // getaddrinfo takes no timeout: it runs on a thread of its own, waited for at
+        // most `timeout` (a stuck resolver must not hold the request).
+        let (tx, rx) = mpsc::sync_channel(1);
+        let name = format!("{host}:{port}");
+        let spawned = thread::Builder::new()
+            .name("resolve".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let _ = tx.send(name.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
+            });
+        if spawned.is_err() {
+            return Err(SendError::Network("cannot start a look-up thread".into()));
+        }
+        let addrs = match rx.recv_timeout(timeout) {
+            Ok(Ok(addrs)) if !addrs.is_empty() => addrs,
+            Ok(_) => return Err(SendError::Network("host not found".into())),
+            Err(_) => return Err(SendError::Timeout("a connection")),
+        };
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.retain(|(h, p, at, _)| {
+            !(h == host && *p == port) && now.duration_since(*at) < RESOLVED_FOR
+        });
+        known.push((host.to_string(), port, now, addrs.clone()));
+        Ok(addrs)
+    }
+}
+
+/// Idle connections, oldest first, for reuse by the next request to the same origin.
+#[derive(Debug)]
+pub(super) struct Pool {
+    idle: Mutex<Vec<(Conn, Instant)>>,
+    /// The most kept per origin (`limits.idle_connections`).
+    per_origin: usize,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+impl Pool {
+    /// An empty pool that keeps at most `per_origin` connections to each origin.
+    pub(super) fn new(per_origin: usize) -> Pool {
+        Pool {
+            idle: Mutex::new(Vec::new()),
+            per_origin,
+        }
+    }
+
+    /// The most recently idled connection to `origin`, if one is fresh enough.
+    pub(super) fn take(&self, origin: &str) -> Option<Conn> {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let i = idle
+            .iter()
+            .rposition(|(c, since)| c.origin == origin && now.duration_since(*since) < IDLE_FOR)?;
+        let (mut conn, _) = idle.remove(i);
+        conn.reused = true;
+        Some(conn)
+    }
+
+    /// Keeps `conn` for reuse. Connections past their idle time, and the oldest one to
+    /// the same origin when it has its fill, are closed, outside the lock.
+    pub(super) fn put(&self, mut conn: Conn) {
+        conn.trim();
+        let now = Instant::now();
+        let mut closing = Vec::new();
+        {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            while idle
+                .first()
+                .is_some_and(|(_, since)| now.duration_since(*since) >= IDLE_FOR)
+            {
+                closing.push(idle.remove(0));
+            }
+            let mut same = idle.iter().filter(|(c, _)| c.origin == conn.origin).count();
+            while same >= self.per_origin.max(1) {
+                let Some(i) = idle.iter().position(|(c, _)| c.origin == conn.origin) else {
+                    break;
+                };
+                closing.push(idle.remove(i));
+                same -= 1;
+            }
+            if self.per_origin > 0 {
+                idle.push((conn, now));
+            }
+        }
+        drop(closing);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_origin_host_port_and_path() {
+        let t = Target::parse("http://127.0.0.1:11434/v1/chat/completions").unwrap();
+        assert_eq!(
+            (t.tls, t.host, t.port, t.authority, t.path, t.origin),
+            (
+                false,
+                "127.0.0.1",
+                11434,
+                "127.0.0.1:11434",
+                "/v1/chat/completions",
+                "http://127.0.0.1:11434"
+            )
+        );
+        let t = Target::parse("https://api.openai.com/v1/models?x=1").unwrap();
+        assert_eq!((t.tls, t.port, t.path), (true, 443, "/v1/models?x=1"));
+        let t = Target::parse("http://[::1]:8080").unwrap();
+        assert_eq!(
+            (t.host, t.port, t.path, t.authority),
+            ("::1", 8080, "/", "[::1]:8080")
+        );
+        assert_eq!(Target::parse("http://localhost/").unwrap().port, 80);
+        for bad in [
+            "ftp://x/",
+            "http://",
+            "http://user:pw@host/",
+            "http://host:notaport/",
+            "http://[::1/",
+            "localhost:8080/v1",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

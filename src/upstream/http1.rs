@@ -1,0 +1,498 @@
+//! HTTP/1.1 on one upstream connection: the request in one write, the response head,
+//! and the body, framed by its length, by chunks, or by the connection's end.
+
+use std::io;
+use std::sync::Arc;
+
+use super::conn::{Conn, MAX_HEAD, Pool, Target};
+
+/// The longest chunk-size or trailer line accepted.
+const MAX_LINE: usize = 4 * 1024;
+
+/// A request's bytes, head and body together: one `send` wakes the upstream once.
+pub(super) fn request(
+    method: &str,
+    target: &Target<'_>,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+) -> Result<Vec<u8>, String> {
+    let len = body.map_or(0, <[u8]>::len);
+    let mut out = Vec::with_capacity(256 + len + headers.len() * 48);
+    let mut line = |parts: &[&[u8]]| {
+        for p in parts {
+            out.extend_from_slice(p);
+        }
+        out.extend_from_slice(b"\r\n");
+    };
+    line(&[
+        method.as_bytes(),
+        b" ",
+        target.path.as_bytes(),
+        b" HTTP/1.1",
+    ]);
+    line(&[b"host: ", target.authority.as_bytes()]);
+    let named = |n: &str| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n));
+    if !named("user-agent") {
+        line(&[concat!("user-agent: routeplane/", env!("CARGO_PKG_VERSION")).as_bytes()]);
+    }
+    for (name, value) in headers {
+        // A header from a config file must not be able to start a second request.
+        let name_ok = !name.is_empty() && name.bytes().all(token_byte);
+        if !name_ok || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(format!("the header `{name}` is not a valid HTTP header"));
+        }
+        if name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        line(&[name.as_bytes(), b": ", value.as_bytes()]);
+    }
+    if let Some(body) = body {
+        let mut digits = [0; 20];
+        line(&[b"content-length: ", decimal(&mut digits, body.len())]);
+    }
+    out.extend_from_slice(b"\r\n");
+    if let Some(body) = body {
+        out.extend_from_slice(body);
+    }
+    Ok(out)
+}
+
+/// A byte allowed in a header name (RFC 9110's `tchar`).
+fn token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `n` in decimal, written into the end of `buf`.
+fn decimal(buf: &mut [u8; 20], mut n: usize) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// A response head, as far as a relay needs it.
+#[derive(Debug)]
+pub(super) struct Head {
+    /// The status code.
+    pub(super) status: u16,
+    /// How the body is delimited.
+    pub(super) framing: Framing,
+    /// The connection may carry another request after this body.
+    pub(super) keep_alive: bool,
+}
+
+/// Reads one response head (skipping `1xx` interim ones) from `conn`, calling `header`
+/// with each header's name and value; the connection's read timeout must be set.
+pub(super) fn read_head(conn: &mut Conn, mut header: impl FnMut(&str, &str)) -> io::Result<Head> {
+    loop {
+        let len = loop {
+            if let Some(i) = find_end(conn.buffered()) {
+                break i;
+            }
+            if conn.buffered().len() >= MAX_HEAD {
+                return Err(invalid("the upstream's response head is over 16 KiB"));
+            }
+            if conn.fill(MAX_HEAD + 4)? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed before a response",
+                ));
+            }
+        };
+        let head = parse_head(&conn.buffered()[..len], &mut header);
+        conn.consume(len);
+        match head? {
+            // 100 Continue, 103 Early Hints: the answer follows.
+            Head {
+                status: 100..=199, ..
+            } => continue,
+            head => return Ok(head),
+        }
+    }
+}
+
+/// The length of the head at the start of `b`, through its blank line.
+fn find_end(b: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = b[from..].iter().position(|&c| c == b'\n') {
+        let nl = from + i;
+        let rest = &b[nl + 1..];
+        if rest.starts_with(b"\r\n") {
+            return Some(nl + 3);
+        }
+        if rest.starts_with(b"\n") {
+            return Some(nl + 2);
+        }
+        from = nl + 1;
+    }
+    None
+}
+
+fn invalid(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why.to_string())
+}
+
+/// Parses a whole head. Routeplane never sends HEAD, so only the status says that an
+/// answer has no body whatever its headers claim.
+fn parse_head(bytes: &[u8], header: &mut impl FnMut(&str, &str)) -> io::Result<Head> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| invalid("the upstream's response head is not text"))?;
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let status_line = lines.next().unwrap_or_default();
+    let not_http = || invalid("the upstream did not answer in HTTP");
+    let (version, rest) = status_line.split_once(' ').ok_or_else(not_http)?;
+    let http10 = match version {
+        "HTTP/1.1" => false,
+        "HTTP/1.0" => true,
+        _ => return Err(not_http()),
+    };
+    let code = rest.get(..3).ok_or_else(not_http)?;
+    let status: u16 = code
+        .parse()
+        .ok()
+        .filter(|s| (100..600).contains(s) && code.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(not_http)?;
+    let mut length = None;
+    let mut chunked = false;
+    let mut keep_alive = !http10;
+    for line in lines {
+        if line.is_empty() {
+            continue;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| invalid("the upstream sent a malformed header line"))?;
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            let n: u64 = value
+                .parse()
+                .map_err(|_| invalid("the upstream sent a malformed Content-Length"))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(invalid("the upstream sent two different Content-Lengths"));
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value
+                .rsplit(',')
+                .next()
+                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+            if !chunked {
+                // Any other coding runs to the connection's end.
+                keep_alive = false;
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                if token.eq_ignore_ascii_case("close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case("keep-alive") && http10 {
+                    keep_alive = true;
+                }
+            }
+        }
+        header(name, value);
+    }
+    let framing = if matches!(status, 100..=199 | 204 | 304) {
+        Framing::Length(0)
+    } else if chunked {
+        Framing::Chunked(Chunk::Size)
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        keep_alive = false;
+        Framing::Close
+    };
+    Ok(Head {
+        status,
+        framing,
+        keep_alive,
+    })
+}
+
+/// How a body is delimited, and how far it has been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// This many bytes are left.
+    Length(u64),
+    /// Chunked, in this state.
+    Chunked(Chunk),
+    /// Until the connection ends.
+    Close,
+}
+
+/// Where a chunked body's reading stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Chunk {
+    /// Before a chunk-size line.
+    Size,
+    /// Inside a chunk's data, this much left.
+    Data(u64),
+    /// After a chunk's data, before its line end.
+    DataEnd,
+    /// After the last chunk, in the trailer.
+    Trailer,
+}
+
+/// A response body being read from its connection. When it has been read to its end
+/// the connection goes back to the pool (or closes, when it may not be reused).
+pub(super) struct Body {
+    /// None once the body ended (the connection went back) or broke.
+    conn: Option<Conn>,
+    framing: Framing,
+    keep_alive: bool,
+    pool: Arc<Pool>,
+}
+
+impl Body {
+    /// The body that follows `head` on `conn`.
+    pub(super) fn new(conn: Conn, head: &Head, pool: Arc<Pool>) -> Body {
+        let mut body = Body {
+            conn: Some(conn),
+            framing: head.framing,
+            keep_alive: head.keep_alive,
+            pool,
+        };
+        if body.framing == Framing::Length(0) {
+            body.finish();
+        }
+        body
+    }
+
+    /// The length the head declared, if it did.
+    pub(super) fn declared_len(&self) -> Option<u64> {
+        match self.framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The connection, for setting its deadline; None once the body ended.
+    pub(super) fn conn(&mut self) -> Option<&mut Conn> {
+        self.conn.as_mut()
+    }
+
+    /// Reads body bytes into `out`; 0 at the body's end.
+    pub(super) fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        Ok(self.read_or_not(out, true)?.unwrap_or(0))
+    }
+
+    /// Reads body bytes into `out` only as far as they are already buffered (chunk
+    /// boundaries included); None when more would mean waiting on the network.
+    pub(super) fn read_buffered(&mut self, out: &mut [u8]) -> io::Result<Option<usize>> {
+        self.read_or_not(out, false)
+    }
+
+    fn read_or_not(&mut self, out: &mut [u8], wait: bool) -> io::Result<Option<usize>> {
+        if out.is_empty() {
+            return Ok(Some(0));
+        }
+        let result = self.step(out, wait);
+        match &result {
+            Ok(Some(0)) => self.finish(),
+            Ok(_) => {
+                if self.framing == Framing::Length(0) {
+                    self.finish();
+                }
+            }
+            // A connection that broke or timed out mid-body cannot carry another request.
+            Err(_) => self.conn = None,
+        }
+        result
+    }
+
+    /// One read, per framing; None when `wait` is false and the next step needs the
+    /// network.
+    fn step(&mut self, out: &mut [u8], wait: bool) -> io::Result<Option<usize>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(Some(0));
+        };
+        loop {
+            let empty = conn.buffered().is_empty();
+            match self.framing {
+                Framing::Length(0) => return Ok(Some(0)),
+                Framing::Length(_) | Framing::Close | Framing::Chunked(Chunk::Data(_))
+                    if empty && !wait =>
+                {
+                    return Ok(None);
+                }
+                Framing::Length(left) => {
+                    let n = conn.read_into(cap(out, left))?;
+                    if n == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the body ended before its Content-Length",
+                        ));
+                    }
+                    self.framing = Framing::Length(left - n as u64);
+                    return Ok(Some(n));
+                }
+                Framing::Close => return conn.read_into(out).map(Some),
+                Framing::Chunked(Chunk::Data(left)) => {
+                    let n = conn.read_into(cap(out, left))?;
+                    if n == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the body ended before its last chunk",
+                        ));
+                    }
+                    let left = left - n as u64;
+                    self.framing = Framing::Chunked(if left == 0 {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(left)
+                    });
+                    return Ok(Some(n));
+                }
+                Framing::Chunked(state) => {
+                    let Some(line) = read_line(conn, wait)? else {
+                        return Ok(None);
+                    };
+                    self.framing = match state {
+                        Chunk::Size => match parse_chunk_size(&line)? {
+                            0 => Framing::Chunked(Chunk::Trailer),
+                            size => Framing::Chunked(Chunk::Data(size)),
+                        },
+                        Chunk::DataEnd if line.is_empty() => Framing::Chunked(Chunk::Size),
+                        Chunk::DataEnd => return Err(invalid("a chunk ran past its size")),
+                        Chunk::Trailer if line.is_empty() => return Ok(Some(0)),
+                        Chunk::Trailer | Chunk::Data(_) => Framing::Chunked(state),
+                    };
+                }
+            }
+        }
+    }
+
+    /// The body ended: its connection goes back to the pool when it may be reused.
+    fn finish(&mut self) {
+        self.framing = Framing::Length(0);
+        if let Some(conn) = self.conn.take()
+            && self.keep_alive
+            && conn.buffered().is_empty()
+        {
+            self.pool.put(conn);
+        }
+    }
+}
+
+/// `out`, no longer than `left`.
+fn cap(out: &mut [u8], left: u64) -> &mut [u8] {
+    let n = usize::try_from(left).unwrap_or(usize::MAX).min(out.len());
+    &mut out[..n]
+}
+
+/// One line from the connection, without its line end; None when `wait` is false
+/// and the line is not buffered whole.
+fn read_line(conn: &mut Conn, wait: bool) -> io::Result<Option<Vec<u8>>> {
+    loop {
+        if let Some(i) = conn.buffered().iter().position(|&b| b == b'\n') {
+            let line = &conn.buffered()[..i];
+            let line = line.strip_suffix(b"\r").unwrap_or(line).to_vec();
+            conn.consume(i + 1);
+            return Ok(Some(line));
+        }
+        if !wait {
+            return Ok(None);
+        }
+        if conn.buffered().len() > MAX_LINE {
+            return Err(invalid("a chunk line is too long"));
+        }
+        if conn.fill(MAX_LINE + 2)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the body ended before its last chunk",
+            ));
+        }
+    }
+}
+
+/// A chunk-size line's size (extensions after `;` ignored).
+fn parse_chunk_size(line: &[u8]) -> io::Result<u64> {
+    let hex = line.split(|&b| b == b';').next().unwrap_or_default();
+    let hex = std::str::from_utf8(hex).unwrap_or_default().trim();
+    if hex.is_empty() || hex.len() > 15 {
+        return Err(invalid("a malformed chunk size"));
+    }
+    u64::from_str_radix(hex, 16).map_err(|_| invalid("a malformed chunk size"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(text: &str) -> (io::Result<Head>, Vec<(String, String)>) {
+        let mut seen = Vec::new();
+        let h = parse_head(text.as_bytes(), &mut |n, v| {
+            seen.push((n.to_string(), v.to_string()));
+        });
+        (h, seen)
+    }
+
+    #[test]
+    fn heads_give_status_framing_and_reuse() {
+        let (h, seen) =
+            head("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n");
+        let h = h.unwrap();
+        assert_eq!(
+            (h.status, h.framing, h.keep_alive),
+            (200, Framing::Length(12), true)
+        );
+        assert_eq!(seen[0], ("Content-Type".into(), "application/json".into()));
+        let h = head("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            .0
+            .unwrap();
+        assert_eq!(h.framing, Framing::Chunked(Chunk::Size));
+        let h = head("HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\n")
+            .0
+            .unwrap();
+        assert!(!h.keep_alive);
+        let h = head("HTTP/1.0 200 OK\r\n\r\n").0.unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Close, false));
+        let h = head("HTTP/1.1 204 No Content\r\n\r\n").0.unwrap();
+        assert_eq!(h.framing, Framing::Length(0));
+        for bad in [
+            "SSH-2.0\r\n\r\n",
+            "HTTP/1.1 2x0 OK\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+        ] {
+            assert!(head(bad).0.is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn head_ends_at_the_first_blank_line() {
+        assert_eq!(find_end(b"HTTP/1.1 200 OK\r\na: b\r\n\r\nbody"), Some(25));
+        assert_eq!(find_end(b"HTTP/1.1 200 OK\na: b\n\nbody"), Some(22));
+        assert_eq!(find_end(b"HTTP/1.1 200 OK\r\na: b\r\n"), None);
+    }
+
+    #[test]
+    fn requests_are_one_buffer_and_refuse_header_injection() {
+        let t = Target::parse("http://127.0.0.1:9/v1/x").unwrap();
+        let h = vec![("authorization".to_string(), "Bearer k".to_string())];
+        let r = request("POST", &t, &h, Some(b"{}")).unwrap();
+        let text = String::from_utf8(r).unwrap();
+        assert!(
+            text.starts_with("POST /v1/x HTTP/1.1\r\nhost: 127.0.0.1:9\r\nuser-agent: routeplane/")
+        );
+        assert!(text.ends_with("authorization: Bearer k\r\ncontent-length: 2\r\n\r\n{}"));
+        let evil = vec![("x-a".to_string(), "1\r\nx-b: 2".to_string())];
+        assert!(request("POST", &t, &evil, Some(b"")).is_err());
+        let evil = vec![("x a".to_string(), "1".to_string())];
+        assert!(request("GET", &t, &evil, None).is_err());
+    }
+
+    #[test]
+    fn chunk_sizes_are_hex_with_optional_extensions() {
+        assert_eq!(parse_chunk_size(b"1a").unwrap(), 26);
+        assert_eq!(parse_chunk_size(b"0;name=v").unwrap(), 0);
+        assert!(parse_chunk_size(b"").is_err());
+        assert!(parse_chunk_size(b"zz").is_err());
+        assert!(parse_chunk_size(b"ffffffffffffffffff").is_err());
+    }
+}
