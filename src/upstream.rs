@@ -254,9 +254,10 @@ impl Client {
     ) -> Result<Reply, (SendError, bool)> {
         let reused = conn.reused;
         let failed = |e: std::io::Error, stage| (classify(&e, stage), reused);
-        conn.send(bytes).map_err(|e| failed(e, "a connection"))?;
+        // Before the write: a TLS handshake reads during it.
         conn.set_wait(head_wait)
             .map_err(|e| failed(e, "the response"))?;
+        conn.send(bytes).map_err(|e| failed(e, "a connection"))?;
         let mut content_type = String::new();
         let mut headers = Vec::new();
         let mut retry_after = None;

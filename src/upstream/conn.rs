@@ -351,7 +351,6 @@ impl Names {
         let name = format!("{host}:{port}");
         let spawned = thread::Builder::new()
             .name("resolve".into())
-            .stack_size(64 * 1024)
             .spawn(move || {
                 let _ = tx.send(name.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
             });
