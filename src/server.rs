@@ -506,7 +506,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let started = Instant::now();
     let mut log = RequestLog {
         at: Some(std::time::SystemTime::now()),
-        method: req.method().to_string(),
+        method: req.method().as_str().to_string(),
         path: route_path(req.url()).to_string(),
         ..RequestLog::default()
     };
@@ -644,13 +644,13 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             total: log.total,
             tokens: served.tokens,
         };
-        let line = shared
-            .ledger
-            .as_ref()
-            .map(|_| stats::ledger::line(&finished));
-        shared.stats.record(finished);
-        if let (Some(ledger), Some(line)) = (&shared.ledger, line) {
-            ledger.append(&line, &shared.stats);
+        match &shared.ledger {
+            Some(ledger) => log::with_buffer(|line| {
+                stats::ledger::push_line(line, &finished);
+                shared.stats.record(finished);
+                ledger.append(line, &shared.stats);
+            }),
+            None => shared.stats.record(finished),
         }
     }
 }
