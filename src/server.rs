@@ -779,7 +779,7 @@ fn prepare(
         Ok(b) => b,
         Err(e) => return Prepared::Fail(e),
     };
-    let body = match RawBody::parse(&bytes) {
+    let body = match RawBody::parse(bytes) {
         Ok(b) => b,
         Err(e) => return Prepared::Fail(e),
     };
