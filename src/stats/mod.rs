@@ -733,6 +733,12 @@ fn recent_json(f: &Finished) -> Value {
 /// Appends `s` to `out` as a JSON string literal.
 pub(crate) fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
+    // Names and models rarely need an escape: one copy then, not a push per character.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
