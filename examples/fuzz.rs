@@ -81,7 +81,7 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
 fn exercise(input: &[u8]) {
     let text = String::from_utf8_lossy(input);
     let _ = config::parse(&text, true);
-    if let Ok(body) = RawBody::parse(input) {
+    if let Ok(body) = RawBody::parse(input.to_vec()) {
         let _ = body.model();
         let _ = body.models();
         let _ = body.with_model("x");

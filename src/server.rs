@@ -506,7 +506,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let started = Instant::now();
     let mut log = RequestLog {
         at: Some(std::time::SystemTime::now()),
-        method: req.method().to_string(),
+        method: req.method().as_str().to_string(),
         path: route_path(req.url()).to_string(),
         ..RequestLog::default()
     };
@@ -521,7 +521,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             "/v1/chat/completions" | "/v1/messages" | "/v1/responses"
         ) || gemini_call(&log.path).is_some_and(|(_, m)| m != "countTokens"));
     // Read everything needed from the request before taking its writer.
-    let prepared = prepare(&mut req, &registry, shared, &mut log.model);
+    let prepared = prepare(&mut req, &log.path, &registry, shared, &mut log.model);
     let (counted, stream) = match &prepared {
         Prepared::Relay {
             count_tokens,
@@ -570,12 +570,13 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
         Prepared::Relay {
             body,
             targets,
-            requested,
             forward,
             count_tokens,
             stream,
             array,
         } => {
+            // What the client asked for: `log.model` (a `models` list comma-joined).
+            let requested = &log.model;
             if shared.panic_model.as_deref() == Some(requested.as_str()) {
                 panic!("test hook: ROUTEPLANE_TEST_PANIC_MODEL names `{requested}`");
             }
@@ -615,7 +616,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
         }
     };
     log.status = served.status;
-    log.served_by = served.served_by.clone();
+    log.served_by = served.served_by.take();
     log.attempts = served.attempts;
     log.tried = served
         .tried
@@ -633,7 +634,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             at: std::time::SystemTime::now(),
             inbound,
             requested: std::mem::take(&mut log.model),
-            served_by: served.served_by,
+            served_by: log.served_by.take(),
             status: served.status,
             stream,
             attempts: served.attempts,
@@ -644,13 +645,13 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             total: log.total,
             tokens: served.tokens,
         };
-        let line = shared
-            .ledger
-            .as_ref()
-            .map(|_| stats::ledger::line(&finished));
-        shared.stats.record(finished);
-        if let (Some(ledger), Some(line)) = (&shared.ledger, line) {
-            ledger.append(&line, &shared.stats);
+        match &shared.ledger {
+            Some(ledger) => log::with_buffer(|line| {
+                stats::ledger::push_line(line, &finished);
+                shared.stats.record(finished);
+                ledger.append(line, &shared.stats);
+            }),
+            None => shared.stats.record(finished),
         }
     }
 }
@@ -667,7 +668,6 @@ enum Prepared {
     Relay {
         body: RawBody,
         targets: Vec<crate::registry::Target>,
-        requested: String,
         forward: Vec<(String, String)>,
         count_tokens: bool,
         /// The client asked for a stream (in the body, or Gemini's method).
@@ -677,24 +677,22 @@ enum Prepared {
     },
 }
 
-/// Reads and checks a request: endpoint, client key, body, model. The requested
-/// model goes into `logged_model` as soon as it is read, for the log line of a refused request.
+/// Reads and checks a request at `path` (its URL without the query): endpoint, client
+/// key, body, model. The requested model goes into `logged_model` as soon as it is read,
+/// for the log line of a refused request, and the relay takes it from there.
 fn prepare(
     req: &mut tiny_http::Request,
+    path: &str,
     registry: &Registry,
     shared: &Shared,
     logged_model: &mut String,
 ) -> Prepared {
     use tiny_http::Method::{Get, Head, Post};
-    let path = route_path(req.url()).to_string();
     let method = req.method().clone();
     let settings = &registry.settings;
     // Liveness checks, open without a key: `/health` and `/api/hello` (Claude Code sends
     // `HEAD /api/hello` to see that its base URL answers).
-    let alive = matches!(
-        (&method, path.as_str()),
-        (Get | Head, "/health" | "/api/hello")
-    );
+    let alive = matches!((&method, path), (Get | Head, "/health" | "/api/hello"));
     if alive {
         return Prepared::Json(200, json!({"status": "ok"}).to_string());
     }
@@ -711,8 +709,8 @@ fn prepare(
     if !settings.skip_auth && !client_key_ok(req, registry) {
         return Prepared::Fail(Error::Unauthorized);
     }
-    let gemini = gemini_call(&path);
-    let endpoint = match (&method, path.as_str()) {
+    let gemini = gemini_call(path);
+    let endpoint = match (&method, path) {
         (Get | Head, "/v1/models") => {
             return Prepared::Json(200, models_list(registry, &shared.detected));
         }
@@ -779,7 +777,7 @@ fn prepare(
         Ok(b) => b,
         Err(e) => return Prepared::Fail(e),
     };
-    let body = match RawBody::parse(&bytes) {
+    let body = match RawBody::parse(bytes) {
         Ok(b) => b,
         Err(e) => return Prepared::Fail(e),
     };
@@ -851,7 +849,6 @@ fn prepare(
     Prepared::Relay {
         body,
         targets,
-        requested: list.join(","),
         forward,
         count_tokens: path == "/v1/messages/count_tokens" || gemini_method == Some("countTokens"),
         stream,

@@ -8,7 +8,6 @@
 //! `Request::into_writer()` instead, with one HTTP chunk and one `flush` per event
 //! (measured: each event within 1 ms). A write error is how a vanished client shows up.
 
-use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::Instant;
 
@@ -258,7 +257,9 @@ impl<W: Write> ClientWriter<W> {
         body: &[u8],
     ) -> io::Result<()> {
         let mut head = head(status, content_type, headers);
-        let _ = write!(head, "Content-Length: {}\r\n\r\n", body.len());
+        head.push_str("Content-Length: ");
+        crate::log::push_u64(&mut head, body.len() as u64);
+        head.push_str("\r\n\r\n");
         self.first_write.get_or_insert_with(Instant::now);
         self.out.write_all(head.as_bytes())?;
         if !self.head_only {
@@ -363,13 +364,17 @@ fn array_item(event: &[u8], first: bool) -> Option<Vec<u8>> {
 
 /// The status line and common headers, without the final blank line.
 fn head(status: u16, content_type: &str, headers: &[(String, String)]) -> String {
+    // Pushed piece by piece: through `write!` the head was ~2.3k instructions (callgrind).
     let mut head = String::with_capacity(512);
-    let _ = write!(
-        head,
-        "HTTP/1.1 {status} {}\r\nDate: {}\r\nServer: routeplane\r\nContent-Type: {content_type}\r\n",
-        reason(status),
-        http_date(),
-    );
+    head.push_str("HTTP/1.1 ");
+    crate::log::push_u64(&mut head, u64::from(status));
+    head.push(' ');
+    head.push_str(reason(status));
+    head.push_str("\r\nDate: ");
+    push_http_date(&mut head);
+    head.push_str("\r\nServer: routeplane\r\nContent-Type: ");
+    head.push_str(content_type);
+    head.push_str("\r\n");
     for (name, value) in headers {
         // A header value from upstream must not split the head.
         let breaks = |s: &str, colon: bool| {
@@ -387,9 +392,9 @@ fn head(status: u16, content_type: &str, headers: &[(String, String)]) -> String
     head
 }
 
-/// Now as an HTTP date, formatted at most once a second per thread (calendar
+/// Appends now as an HTTP date, formatted at most once a second per thread (calendar
 /// arithmetic for every response showed in an instruction profile).
-fn http_date() -> String {
+fn push_http_date(out: &mut String) {
     use std::cell::RefCell;
     use std::time::{SystemTime, UNIX_EPOCH};
     thread_local!(static LAST: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) });
@@ -400,7 +405,7 @@ fn http_date() -> String {
         if last.0 != secs || last.1.is_empty() {
             *last = (secs, httpdate::fmt_http_date(now));
         }
-        last.1.clone()
+        out.push_str(&last.1);
     })
 }
 

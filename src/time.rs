@@ -23,7 +23,54 @@ pub fn days(t: SystemTime) -> i64 {
 /// `Display`, so the log line writes it without an allocation.
 pub struct Rfc3339(pub SystemTime);
 
+impl Rfc3339 {
+    /// Appends the time to `out`. Digit by digit: through `write!` the two times of
+    /// each request (log line, ledger line) were ~5.6k instructions of ~125k (callgrind).
+    pub fn push_to(&self, out: &mut String) {
+        let Ok(since) = self.0.duration_since(UNIX_EPOCH) else {
+            out.push_str("1970-01-01T00:00:00.000Z");
+            return;
+        };
+        let (secs, ms) = (since.as_secs(), u64::from(since.subsec_millis()));
+        let (y, m, d) = civil((secs / 86_400) as i64);
+        if !(0..=9999).contains(&y) {
+            // Never in practice; `{:04}` writes a fifth digit where the year has one.
+            let _ = fmt::Write::write_fmt(out, format_args!("{}", Slow(self.0)));
+            return;
+        }
+        let of_day = secs % 86_400;
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, y as u64);
+        put(5, 2, m as u64);
+        put(8, 2, d as u64);
+        put(11, 2, of_day / 3600);
+        put(14, 2, of_day / 60 % 60);
+        put(17, 2, of_day % 60);
+        put(20, 3, ms);
+        if let Ok(text) = std::str::from_utf8(&b) {
+            out.push_str(text);
+        }
+    }
+}
+
 impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::with_capacity(24);
+        self.push_to(&mut s);
+        f.write_str(&s)
+    }
+}
+
+/// [`Rfc3339`] through `write!`, for the years `push_to` does not write by hand.
+struct Slow(SystemTime);
+
+impl fmt::Display for Slow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = unix_ms(self.0);
         let (y, m, d) = civil(ms.div_euclid(86_400_000));
@@ -41,7 +88,9 @@ impl fmt::Display for Rfc3339 {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn rfc3339(t: SystemTime) -> String {
-    Rfc3339(t).to_string()
+    let mut s = String::with_capacity(24);
+    Rfc3339(t).push_to(&mut s);
+    s
 }
 
 /// `HH:MM UTC`: when something happened today, for messages.

@@ -181,7 +181,11 @@ fn usage_near_end(p: Protocol, body: &[u8]) -> Option<Tokens> {
         Protocol::Gemini => b"\"usageMetadata\"",
         _ => b"\"usage\"",
     };
-    let at = body.windows(key.len()).rposition(|w| w == key)?;
+    // One byte (the key's first letter) is compared before the whole key: a `memcmp`
+    // call at every position from the end was ~1.4k instructions a request (callgrind).
+    let at = body
+        .windows(key.len())
+        .rposition(|w| w[1] == key[1] && w == key)?;
     let rest = body[at + key.len()..].trim_ascii_start();
     let rest = rest.strip_prefix(b":")?;
     let mut de = serde_json::Deserializer::from_slice(rest);
@@ -729,6 +733,12 @@ fn recent_json(f: &Finished) -> Value {
 /// Appends `s` to `out` as a JSON string literal.
 pub(crate) fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
+    // Names and models rarely need an escape: one copy then, not a push per character.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
