@@ -287,11 +287,11 @@ impl Run<'_, '_> {
     }
 
     /// Relays a complete (non-streaming) answer.
-    fn relay_whole(&mut self, t: &Try<'_>, reply: Reply) -> Outcome {
+    fn relay_whole(&mut self, t: &Try<'_>, mut reply: Reply) -> Outcome {
         let (settings, call, target) = (self.settings, self.call, t.target);
         let status = reply.status;
-        let ct = reply.content_type.clone();
-        let mut headers = reply.headers.clone();
+        let ct = std::mem::take(&mut reply.content_type);
+        let mut headers = std::mem::take(&mut reply.headers);
         headers.extend(served_headers(target, t.number));
         let bytes = match reply.read_all(settings.limits.max_response_bytes) {
             Ok(b) => b,
@@ -350,14 +350,14 @@ fn send_failed(e: &SendError) -> Outcome {
 }
 
 /// Reads an upstream error answer and classifies it.
-fn upstream_error(run: &Run<'_, '_>, reply: Reply) -> Outcome {
+fn upstream_error(run: &Run<'_, '_>, mut reply: Reply) -> Outcome {
     let status = reply.status;
     let retry_after = reply.retry_after;
-    let headers = reply.headers.clone();
+    let headers = std::mem::take(&mut reply.headers);
     let ct = if reply.content_type.is_empty() {
         "application/json".to_string()
     } else {
-        reply.content_type.clone()
+        std::mem::take(&mut reply.content_type)
     };
     let limit = run.settings.limits.max_response_bytes.min(1024 * 1024);
     let bytes = reply.read_all(limit).unwrap_or_default();

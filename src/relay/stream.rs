@@ -175,7 +175,7 @@ pub(super) fn relay_stream(
 fn relay_events(
     run: &mut Run<'_, '_>,
     t: &Try<'_>,
-    reply: Reply,
+    mut reply: Reply,
     sent: Instant,
     seen: &mut Tokens,
 ) -> Outcome {
@@ -183,7 +183,7 @@ fn relay_events(
     // usage (issue 19): the usage chunk asked for on the client's behalf is dropped.
     let strip_usage = super::asks_usage(call, target);
     let status = reply.status;
-    let mut headers = reply.headers.clone();
+    let mut headers = std::mem::take(&mut reply.headers);
     headers.extend(served_headers(target, t.number));
     let mut stream = reply.stream();
     let mut parser = sse::Parser::new(settings.limits.max_event_bytes);
