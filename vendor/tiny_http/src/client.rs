@@ -361,14 +361,14 @@ impl Iterator for ClientConnection {
 
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
                 let response = Response::from_string(
                     "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
                 )
                 .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
+                // routeplane: answered through the request's own writer. The stock code
+                // took the next one, whose turn comes only once this request's writer is
+                // dropped, i.e. never: the connection hung without an answer.
+                rq.respond_as(response, HTTPVersion(1, 1)).ok();
                 continue;
             }
 

@@ -503,6 +503,17 @@ impl Request {
         Self::ignore_client_closing_errors(writer.flush())
     }
 
+    /// routeplane: answers in HTTP `version` (`respond` answers in the request's own,
+    /// which tiny_http refuses to speak when it is above 1.1).
+    pub(crate) fn respond_as<R: Read>(
+        mut self,
+        response: Response<R>,
+        version: HTTPVersion,
+    ) -> Result<(), IoError> {
+        self.http_version = version;
+        self.respond(response)
+    }
+
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
         result.or_else(|err| match err.kind() {
             ErrorKind::BrokenPipe => Ok(()),
