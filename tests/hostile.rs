@@ -118,6 +118,25 @@ fn huge_header_line_and_too_many_headers_are_refused() {
 }
 
 #[test]
+fn an_http2_request_line_is_answered_505_not_left_hanging() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up, ""));
+    // The stock tiny_http wrote its 505 through a writer whose turn never came.
+    let started = Instant::now();
+    let answer = raw(
+        &p,
+        b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert!(answer.starts_with("HTTP/1.1 505"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the answer waited for the timeout"
+    );
+    still_serves(&p);
+}
+
+#[test]
 fn slow_clients_are_dropped_and_free_their_worker() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up, "workers: 1\n"));

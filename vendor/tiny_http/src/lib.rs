@@ -119,6 +119,8 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+// routeplane: a request's head as read.
+mod head;
 mod request;
 mod response;
 mod ssl;

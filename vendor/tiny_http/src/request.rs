@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
+use std::sync::OnceLock;
 
+use crate::head::Head;
 use crate::util::{ChunkedBody, ConnState, Ended, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 
@@ -60,11 +62,12 @@ pub struct Request {
 
     method: Method,
 
-    path: String,
+    // routeplane: the path and headers as read; `Header`s are made from it only when
+    // `headers()` is called (see `head.rs`).
+    head: Head,
+    headers: OnceLock<Vec<Header>>,
 
     http_version: HTTPVersion,
-
-    headers: Vec<Header>,
 
     body_length: Option<usize>,
 
@@ -148,9 +151,8 @@ impl From<IoError> for RequestCreationError {
 pub fn new_request<R, W>(
     secure: bool,
     method: Method,
-    path: String,
+    head: Head,
     version: HTTPVersion,
-    headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
@@ -161,10 +163,7 @@ where
     W: Write + Send + 'static,
 {
     // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
+    let transfer_encoding = head.get("Transfer-Encoding");
 
     // finding the content-length header
     let content_length = if transfer_encoding.is_some() {
@@ -172,19 +171,13 @@ where
         // header must be ignored (RFC2616 #4.4)
         None
     } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+        head.get("Content-Length")
+            .and_then(|v| FromStr::from_str(v).ok())
     };
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Expect"))
-            .map(|h| h.value.as_str())
-        {
+        match head.get("Expect") {
             None => false,
             Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
             _ => return Err(RequestCreationError::ExpectationFailed),
@@ -193,12 +186,9 @@ where
 
     // true if the client sent a `Connection: upgrade` header
     let connection_upgrade = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str())
-        {
-            Some(v) if v.to_ascii_lowercase().contains("upgrade") => true,
+        match head.get("Connection") {
+            // routeplane: without a lowercase copy of the value.
+            Some(v) if crate::client::contains_ignore_case(v, "upgrade") => true,
             _ => false,
         }
     };
@@ -263,9 +253,9 @@ where
         remote_addr,
         secure,
         method,
-        path,
+        head,
+        headers: OnceLock::new(),
         http_version: version,
-        headers,
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
@@ -301,13 +291,19 @@ impl Request {
     /// Returns the resource requested by the client.
     #[inline]
     pub fn url(&self) -> &str {
-        &self.path
+        self.head.path()
     }
 
     /// Returns a list of all headers sent by the client.
     #[inline]
     pub fn headers(&self) -> &[Header] {
-        &self.headers
+        headers_of(&self.headers, &self.head)
+    }
+
+    /// routeplane: the value of the first header named `name` (ignoring case), without
+    /// making the `Header` list.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.get(name)
     }
 
     /// Returns the HTTP version of the request.
@@ -357,7 +353,7 @@ impl Request {
             .raw_print(
                 self.response_writer.as_mut().unwrap().by_ref(),
                 self.http_version.clone(),
-                &self.headers,
+                headers_of(&self.headers, &self.head),
                 false,
                 Some(protocol),
             )
@@ -408,7 +404,7 @@ impl Request {
             msg.raw_print(
                 self.response_writer.as_mut().unwrap().by_ref(),
                 self.http_version.clone(),
-                &self.headers,
+                headers_of(&self.headers, &self.head),
                 true,
                 None,
             )
@@ -495,12 +491,23 @@ impl Request {
         Self::ignore_client_closing_errors(response.raw_print(
             writer.by_ref(),
             self.http_version.clone(),
-            &self.headers,
+            self.headers(),
             do_not_send_body,
             None,
         ))?;
 
         Self::ignore_client_closing_errors(writer.flush())
+    }
+
+    /// routeplane: answers in HTTP `version` (`respond` answers in the request's own,
+    /// which tiny_http refuses to speak when it is above 1.1).
+    pub(crate) fn respond_as<R: Read>(
+        mut self,
+        response: Response<R>,
+        version: HTTPVersion,
+    ) -> Result<(), IoError> {
+        self.http_version = version;
+        self.respond(response)
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
@@ -519,12 +526,19 @@ impl Request {
     }
 }
 
+/// routeplane: a request's `Header`s, made from its head the first time they are asked for.
+fn headers_of<'a>(made: &'a OnceLock<Vec<Header>>, head: &Head) -> &'a [Header] {
+    made.get_or_init(|| head.headers())
+}
+
 impl fmt::Debug for Request {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> Result<(), fmt::Error> {
         write!(
             formatter,
             "Request({} {} from {:?})",
-            self.method, self.path, self.remote_addr
+            self.method,
+            self.url(),
+            self.remote_addr
         )
     }
 }

@@ -67,9 +67,8 @@ impl From<TestRequest> for Request {
         new_request(
             mock.secure,
             mock.method,
-            mock.path,
+            crate::head::Head::from_parts(&mock.path, &mock.headers),
             mock.http_version,
-            mock.headers,
             Some(mock.remote_addr),
             mock.body.as_bytes(),
             std::io::sink(),
