@@ -125,6 +125,11 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         ledger.to_str().unwrap(),
     ));
 
+    // Each request's line is written after its answer went out: the next request
+    // waits for it, so that the lines' order is the requests' order.
+    let written = |n| {
+        ledger_lines(&ledger, n);
+    };
     // 1. Chat, whole answer: 5 in, 2 out.
     assert_eq!(
         p.post(
@@ -134,6 +139,7 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         .status,
         200
     );
+    written(1);
     // 2. Chat stream, usage not asked for: counted, and the client gets no usage chunk.
     let s = p.stream(
         "/v1/chat/completions",
@@ -150,6 +156,7 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         "the client did not ask for usage: {}",
         s.text()
     );
+    written(2);
     // 3. Chat stream that asks for usage: it gets the chunk.
     let mut asks = Wire::Chat.request("good:m", true, false);
     asks["stream_options"] = json!({"include_usage": true});
@@ -161,6 +168,7 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         "{}",
         s.text()
     );
+    written(3);
     // 4. Fail-over: bad answers 503 (twice: a 503 is retried once), good serves.
     let r = p.post(
         "/v1/chat/completions",
@@ -170,12 +178,14 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         (r.status, r.header("x-routeplane-provider")),
         (200, Some("good"))
     );
+    written(4);
     // 5-8. The other protocols, same-protocol and translated, streamed and not.
     let s = p.stream(
         "/v1/messages",
         Wire::Anthropic.request("anth:m", true, false),
     );
     assert!(Wire::Anthropic.read_stream(&s).ended);
+    written(5);
     assert_eq!(
         p.post(
             "/v1/messages",
@@ -184,16 +194,19 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         .status,
         200
     );
+    written(6);
     let s = p.stream(
         "/v1/responses",
         Wire::Responses.request("resp:m", true, false),
     );
     assert!(Wire::Responses.read_stream(&s).ended);
+    written(7);
     let s = p.stream(
         "/v1/responses",
         Wire::Responses.request("good:m", true, false),
     );
     assert!(Wire::Responses.read_stream(&s).ended);
+    written(8);
     // 9. An unknown model: an error nobody served.
     assert_eq!(
         p.post(
@@ -203,6 +216,7 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
         .status,
         404
     );
+    written(9);
     // 10. A streamed fail-over: flaky's stream ends before its first event, anth serves.
     let s = p.stream(
         "/v1/messages",
