@@ -101,6 +101,13 @@ fn huge_header_line_and_too_many_headers_are_refused() {
     long.extend(b"\r\n\r\n");
     let answer = raw(&p, &long, Duration::from_secs(5));
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // It says that the connection ends with it.
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
     let mut many = b"GET /health HTTP/1.1\r\n".to_vec();
     for i in 0..1000 {
         many.extend(format!("X-H{i}: v\r\n").as_bytes());

@@ -253,12 +253,9 @@ impl ClientConnection {
     /// routeplane: the last answer on this connection (it is flushed when the connection
     /// is dropped, or by `linger`).
     fn answer_and_close(&mut self, status: u16, version: HTTPVersion) {
-        use crate::{Header, Response, StatusCode};
+        use crate::{Response, StatusCode};
         if let Some(writer) = self.sink.next() {
-            let mut response = Response::new_empty(StatusCode(status));
-            if let Ok(close) = Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
-                response.add_header(close);
-            }
+            let response = Response::new_empty(StatusCode(status)).with_connection_close();
             response.raw_print(writer, version, &[], false, None).ok();
         }
     }

@@ -247,6 +247,16 @@ where
     }
 
     /// Adds a header to the list.
+    /// routeplane: the answer says the connection closes after it. `add_header` drops a
+    /// `Connection` header (it is the server's to set), so the refusals that end a
+    /// connection set it here.
+    pub(crate) fn with_connection_close(mut self) -> Self {
+        if let Ok(close) = Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
+            self.headers.push(close);
+        }
+        self
+    }
+
     /// Does all the checks.
     pub fn add_header<H>(&mut self, header: H)
     where
