@@ -261,18 +261,22 @@ pub fn push_ms(out: &mut String, d: Duration) {
 }
 
 /// Appends a number in decimal, without `core::fmt` (see [`RequestLog::push_text`]).
-pub fn push_u64(out: &mut String, mut n: u64) {
+pub fn push_u64(out: &mut String, n: u64) {
     let mut digits = [0u8; 20];
-    let mut at = digits.len();
+    push_ascii(out, decimal(&mut digits, n));
+}
+
+/// `n` in decimal, written into the end of `buf`: the digits, without `core::fmt`.
+pub fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut at = buf.len();
     loop {
         at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
+        buf[at] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return &buf[at..];
         }
     }
-    push_ascii(out, &digits[at..]);
 }
 
 /// Appends bytes known to be ASCII (digits, a formatted time) as one copy.

@@ -5,6 +5,7 @@ use std::io;
 use std::sync::Arc;
 
 use super::conn::{Conn, MAX_HEAD, Pool, Target};
+use crate::log::decimal;
 
 /// The longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4 * 1024;
@@ -48,7 +49,7 @@ pub(super) fn request(
     }
     if let Some(body) = body {
         let mut digits = [0; 20];
-        line(&[b"content-length: ", decimal(&mut digits, body.len())]);
+        line(&[b"content-length: ", decimal(&mut digits, body.len() as u64)]);
     }
     out.extend_from_slice(b"\r\n");
     if let Some(body) = body {
@@ -60,19 +61,6 @@ pub(super) fn request(
 /// A byte allowed in a header name (RFC 9110's `tchar`).
 fn token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// `n` in decimal, written into the end of `buf`.
-fn decimal(buf: &mut [u8; 20], mut n: usize) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
 }
 
 /// A response head, as far as a relay needs it.
