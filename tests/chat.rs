@@ -33,6 +33,22 @@ fn non_stream_round_trip_preserves_unknown_fields_and_rewrites_model() {
 }
 
 #[test]
+fn a_chunked_answer_reaches_the_client_whole_and_its_connection_is_reused() {
+    let up = MockUpstream::always(Reply::JsonChunked(200, chat_answer("hello").to_string()));
+    let p = Proxy::start(&config(&up));
+    for _ in 0..3 {
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"model": "small", "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert_eq!(resp.json()["choices"][0]["message"]["content"], "hello");
+    }
+    let on_conn: Vec<usize> = up.requests().iter().map(|r| r.on_conn).collect();
+    assert_eq!(on_conn, [0, 1, 2], "one upstream connection for all three");
+}
+
+#[test]
 fn pinned_provider_passes_any_model_name_through() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up));

@@ -66,6 +66,9 @@ pub enum Reply {
     Reset,
     /// Bytes that are not HTTP.
     Garbage,
+    /// A complete answer sent chunked, a few bytes a chunk and a write each (as Ollama,
+    /// vLLM and hosted APIs send theirs); the connection stays open.
+    JsonChunked(u16, String),
 }
 
 impl Reply {
@@ -360,6 +363,19 @@ fn answer(conn: &mut TcpStream, reply: Reply) -> bool {
         Reply::Garbage => {
             let _ = conn.write_all(b"\x00\x01garbage that is not HTTP\r\n\r\n");
             false
+        }
+        Reply::JsonChunked(status, body) => {
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            );
+            let mut ok = conn.write_all(head.as_bytes()).is_ok();
+            for piece in body.as_bytes().chunks(7) {
+                let mut chunk = format!("{:x}\r\n", piece.len()).into_bytes();
+                chunk.extend_from_slice(piece);
+                chunk.extend_from_slice(b"\r\n");
+                ok = ok && conn.write_all(&chunk).is_ok() && conn.flush().is_ok();
+            }
+            ok && conn.write_all(b"0\r\n\r\n").is_ok()
         }
     }
 }
