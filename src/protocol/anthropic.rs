@@ -90,12 +90,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
                 });
                 ("user", vec![block])
             }
-            other => {
-                return Err(Error::bad_request(format!(
-                    "unknown message role `{}`",
-                    other.unwrap_or("(none)")
-                )));
-            }
+            other => return Err(super::unknown_role(other)),
         };
         if blocks.is_empty() {
             continue;
@@ -440,7 +435,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
             continue;
         }
         if role != "user" && role != "assistant" {
-            return Err(Error::bad_request(format!("unknown message role `{role}`")));
+            return Err(super::unknown_role(Some(role)));
         }
         let blocks: Vec<Value> = match &m["content"] {
             Value::String(s) => vec![json!({"type": "text", "text": s})],

@@ -267,12 +267,7 @@ pub fn request_from_chat(chat: Value, _model: &str, provider: &str) -> Result<Va
                 }
                 ("user", vec![json!({"functionResponse": fr})])
             }
-            other => {
-                return Err(Error::bad_request(format!(
-                    "unknown message role `{}`",
-                    other.unwrap_or("(none)")
-                )));
-            }
+            other => return Err(super::unknown_role(other)),
         };
         if parts.is_empty() {
             continue;

@@ -413,6 +413,14 @@ pub(crate) fn arguments_object(args: &str) -> Value {
         .unwrap_or_else(|| json!({}))
 }
 
+/// The error for a chat message whose role the hub does not know.
+pub(crate) fn unknown_role(role: Option<&str>) -> Error {
+    Error::bad_request(format!(
+        "unknown message role `{}`",
+        role.unwrap_or("(none)")
+    ))
+}
+
 /// Appends a turn of `items` under `key` to `turns`, folded into the last turn when that
 /// has the same role: Anthropic and Gemini want roles to alternate, and parallel tool
 /// results belong in one turn.

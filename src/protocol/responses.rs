@@ -64,9 +64,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
                 }
             }
             Some("tool") => input.push(json!({"type": "function_call_output", "call_id": m["tool_call_id"], "output": text_of(&m["content"])})),
-            other => {
-                return Err(Error::bad_request(format!("unknown message role `{}`", other.unwrap_or("(none)"))));
-            }
+            other => return Err(super::unknown_role(other)),
         }
     }
     let mut out = Map::new();

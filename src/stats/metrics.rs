@@ -38,17 +38,17 @@ pub fn render(stats: &Stats, sources: &[Source]) -> String {
         "routeplane_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
-    family(
-        o,
-        "routeplane_process_start_time_seconds",
-        "gauge",
-        "When the process started, in seconds since the Unix epoch.",
-    );
     let started = stats
         .started
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    let _ = writeln!(o, "routeplane_process_start_time_seconds {started:.3}");
+    single(
+        o,
+        "routeplane_process_start_time_seconds",
+        "gauge",
+        "When the process started, in seconds since the Unix epoch.",
+        format_args!("{started:.3}"),
+    );
 
     family(
         o,
@@ -133,27 +133,19 @@ pub fn render(stats: &Stats, sources: &[Source]) -> String {
             histogram(o, name, provider, get(c));
         }
     }
-    family(
+    single(
         o,
         "routeplane_requests_in_flight",
         "gauge",
         "Requests being answered now.",
+        stats.in_flight.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        o,
-        "routeplane_requests_in_flight {}",
-        stats.in_flight.load(Ordering::Relaxed)
-    );
-    family(
+    single(
         o,
         "routeplane_open_streams",
         "gauge",
         "Streaming requests being answered now.",
-    );
-    let _ = writeln!(
-        o,
-        "routeplane_open_streams {}",
-        stats.open_streams.load(Ordering::Relaxed)
+        stats.open_streams.load(Ordering::Relaxed),
     );
     family(
         o,
@@ -183,16 +175,12 @@ pub fn render(stats: &Stats, sources: &[Source]) -> String {
             s.cooldown.map_or(0.0, |d| d.as_secs_f64())
         );
     }
-    family(
+    single(
         o,
         "routeplane_usage_ledger_errors_total",
         "counter",
         "Usage ledger lines that could not be written.",
-    );
-    let _ = writeln!(
-        o,
-        "routeplane_usage_ledger_errors_total {}",
-        stats.ledger_errors.load(Ordering::Relaxed)
+        stats.ledger_errors.load(Ordering::Relaxed),
     );
     out
 }
@@ -200,6 +188,12 @@ pub fn render(stats: &Stats, sources: &[Source]) -> String {
 /// `# HELP` and `# TYPE` lines of one family.
 fn family(o: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A family of one unlabelled sample.
+fn single(o: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    family(o, name, kind, help);
+    let _ = writeln!(o, "{name} {value}");
 }
 
 /// The bucket, sum and count lines of one provider's histogram.
