@@ -711,6 +711,43 @@ mod tests {
     }
 
     #[test]
+    fn an_https_upstream_with_a_certificate_no_root_vouches_for_is_refused() {
+        use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+        // A self-signed certificate for 127.0.0.1 and localhost (openssl, P-256, 100 years).
+        let cert =
+            CertificateDer::from(&include_bytes!("upstream/testdata/self-signed.cert.der")[..]);
+        let key =
+            PrivatePkcs8KeyDer::from(&include_bytes!("upstream/testdata/self-signed.key.der")[..]);
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.into_owned()], key.clone_key().into())
+        .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("https://{}/v1/x", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let tls = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+            let mut stream = rustls::StreamOwned::new(tls, conn);
+            // Were the certificate taken, the request would be answered.
+            let mut request = [0; 1024];
+            if stream.read(&mut request).is_ok_and(|n| n > 0) {
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                let _ = stream.flush();
+            }
+        });
+        let err = client().post(&url, &[], b"").unwrap_err().to_string();
+        assert!(
+            err.starts_with("TLS failed: ") && err.contains("UnknownIssuer"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn retry_after_in_seconds_and_reset_headers() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("soon"), None);
