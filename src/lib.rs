@@ -18,6 +18,8 @@
 pub mod error;
 // UTC calendar arithmetic, without a date crate.
 pub mod time;
+// Lines many threads append and one thread writes.
+pub mod batch;
 // One log line per request; `Secret`.
 pub mod log;
 // Where files live.
@@ -54,8 +56,8 @@ pub use error::Error;
 #[cfg(test)]
 mod tests {
     /// The modules in flow order: each may use only those before it (and itself).
-    const LAYERS: [&str; 17] = [
-        "error", "time", "log", "paths", "body", "sse", "protocol", "config", "registry",
+    const LAYERS: [&str; 18] = [
+        "error", "time", "batch", "log", "paths", "body", "sse", "protocol", "config", "registry",
         "upstream", "auth", "detect", "stats", "route", "relay", "notify", "server",
     ];
 

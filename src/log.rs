@@ -13,7 +13,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
+use crate::batch::Batch;
 use crate::time::Rfc3339;
+
+/// How long lines gather before one write: see [`crate::batch`].
+pub const BATCH_EVERY: Duration = Duration::from_millis(10);
 
 /// A credential: an API key, an access or refresh token, a client key.
 #[derive(Clone, PartialEq, Eq)]
@@ -279,11 +283,15 @@ pub fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     }
 }
 
-/// Appends bytes known to be ASCII (digits, a formatted time) as one copy.
+/// Appends bytes known to be ASCII (digits, a formatted time). Byte by byte: for these
+/// few bytes, checking them as UTF-8 first cost more than the copy.
 pub fn push_ascii(out: &mut String, ascii: &[u8]) {
-    if let Ok(text) = std::str::from_utf8(ascii) {
-        out.push_str(text);
-    }
+    out.extend(
+        ascii
+            .iter()
+            .filter(|b| b.is_ascii())
+            .map(|&b| char::from(b)),
+    );
 }
 
 /// Writes one event line to stderr: `TIME message`, or `{"ts", "msg"}` in JSON.
@@ -338,8 +346,38 @@ pub fn with_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
     })
 }
 
-/// One `write(2)` of a whole line.
+/// Gathers the lines of a server: set by [`batch_lines`].
+static BATCH: std::sync::OnceLock<std::sync::Arc<Batch>> = std::sync::OnceLock::new();
+
+/// From now on lines are gathered and written in batches (see [`crate::batch`]); the
+/// server calls this once it has said where it listens, and [`flush`] when it stops.
+pub fn batch_lines() {
+    if BATCH.get().is_some() {
+        return;
+    }
+    // Without the writer thread, lines stay one write each.
+    if let Ok(batch) = Batch::new("log", BATCH_EVERY, write_direct) {
+        let _ = BATCH.set(batch);
+    }
+}
+
+/// Writes the lines gathered so far.
+pub fn flush() {
+    if let Some(batch) = BATCH.get() {
+        batch.flush();
+    }
+}
+
+/// One line, whole: gathered into the next batch, or written at once before a server runs.
 fn write_line(text: &str) {
+    match BATCH.get() {
+        Some(batch) => batch.push(text.as_bytes()),
+        None => write_direct(text.as_bytes()),
+    }
+}
+
+/// One `write(2)` of whole lines.
+fn write_direct(text: &[u8]) {
     use std::io::Write;
     // Stderr is unbuffered: `eprintln!` would make one write per formatted piece
     // (sixteen for a request line), and lines of concurrent requests could interleave.
@@ -348,10 +386,10 @@ fn write_line(text: &str) {
     // 32 clients). A line is one `write(2)` on a duplicate of fd 2, whole on its own.
     match stderr_file() {
         Some(mut f) => {
-            let _ = f.write_all(text.as_bytes());
+            let _ = f.write_all(text);
         }
         None => {
-            let _ = std::io::stderr().write_all(text.as_bytes());
+            let _ = std::io::stderr().write_all(text);
         }
     }
 }

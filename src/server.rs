@@ -65,17 +65,17 @@ impl Shared {
             cooldown: Cooldown::new(registry.settings.cooldown),
         };
         // Opened once: a SIGHUP reload keeps the ledger it started with.
-        let ledger = registry
-            .settings
-            .usage_path
-            .clone()
-            .map(|path| Ledger::open(path, registry.settings.usage_max_bytes));
+        let stats = Stats::default();
+        let ledger = registry.settings.usage_path.clone().map(|path| {
+            let errors = Arc::clone(&stats.ledger_errors);
+            Ledger::open(path, registry.settings.usage_max_bytes, errors)
+        });
         Shared {
             registry: RwLock::new(Arc::new(registry)),
             detected,
             env,
             pending: AtomicUsize::new(0),
-            stats: Stats::default(),
+            stats,
             ledger,
             panic_model: std::env::var("ROUTEPLANE_TEST_PANIC_MODEL")
                 .ok()
@@ -149,6 +149,8 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
     };
     log::line(format!("listening on http://{} with {with}", listener.addr));
     warn_if_few_files(limit);
+    // Start-up lines are out; the requests' lines go in batches.
+    log::batch_lines();
     {
         // Requests that arrived since binding were queued; this runs them too.
         let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
@@ -178,6 +180,10 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
     } else {
         log::line("stopped");
     }
+    if let Some(ledger) = &shared.ledger {
+        ledger.flush();
+    }
+    log::flush();
     Ok(())
 }
 
@@ -649,7 +655,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             Some(ledger) => log::with_buffer(|line| {
                 stats::ledger::push_line(line, &finished);
                 shared.stats.record(finished);
-                ledger.append(line, &shared.stats);
+                ledger.append(line);
             }),
             None => shared.stats.record(finished),
         }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::support::answer::{self, CANONICAL, Fault};
 use crate::support::upstream::{chat_answer, chat_events};
 use crate::support::wire::{Wire, read_gemini_array};
-use crate::support::{Dir, MockUpstream, Proxy, Reply};
+use crate::support::{Dir, MockUpstream, Proxy, Reply, wait_until};
 
 /// A proxy whose provider `up` (speaking `protocol`) serves `models`.
 fn proxy(mock: &MockUpstream, protocol: &str, models: &str, extra: &str) -> Proxy {
@@ -122,6 +122,13 @@ fn client_keys_are_accepted_the_google_ways() {
             assert_eq!(resp.json()["error"]["status"], "UNAUTHENTICATED");
         }
     }
+    // The last request's line is out (lines are written in batches) before looking.
+    assert!(wait_until(Duration::from_secs(5), || p
+        .log()
+        .iter()
+        .filter(|l| l.contains(" /v1beta/models/m:generateContent "))
+        .count()
+        == 6));
     assert!(
         !p.log().iter().any(|l| l.contains("k-1")),
         "the key never reaches the log"

@@ -176,6 +176,7 @@ fn anthropic_paste_flow_stores_tokens_privately_and_attaches_them() {
         system[1]["text"], "mine",
         "the client's system prompt is kept"
     );
+    p.wait_log("served_by=anthropic:claude-x");
     assert!(!p.log().join("\n").contains("at-1"));
 }
 

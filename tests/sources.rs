@@ -54,6 +54,7 @@ fn hosted_keys_come_from_routeplane_variables_before_the_vendors() {
         .map(|r| r.header("authorization").unwrap_or("").to_string())
         .collect();
     assert_eq!(auths, ["Bearer sk-routeplane", "Bearer sk-or"]);
+    p.wait_log("served_by=openrouter:x/y");
     assert!(!p.log().join("\n").contains("sk-"), "no key in the log");
 }
 

@@ -1,10 +1,12 @@
 //! The usage ledger: one JSON line per finished request, appended to a file, and read back.
 //!
 //! The file (`usage.path`, by default `$XDG_STATE_HOME/routeplane/usage.jsonl`) is
-//! opened once in append mode and shared by every worker: a line is one `write(2)` on
-//! that descriptor, whole on its own, with no lock around it. Past `usage.max_bytes` the
-//! file is renamed to `usage.jsonl.1` (replacing the one before) and a fresh one is
-//! opened; only a regular file is ever renamed. A file that cannot be opened or written
+//! opened once in append mode. Workers append their lines to a [`Batch`]: its thread
+//! writes what gathered in one `write(2)`, so lines reach the file up to 10 ms after
+//! their request ended (a normal stop writes them all; SIGKILL loses those still
+//! gathering). Past `usage.max_bytes` (checked after each batch) the file is renamed
+//! to `usage.jsonl.1` (replacing the one before) and a fresh one is opened; only a
+//! regular file is ever renamed. A file that cannot be opened or written
 //! (full or read-only disk) costs one warning line, never a request; the warning is
 //! repeated only after writes worked again. Lines hold counts, names and times: never
 //! prompt or answer text, never a key.
@@ -18,23 +20,74 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{Finished, Stats, percentile, push_json_str};
+use super::{Finished, percentile, push_json_str};
+use crate::batch::Batch;
 use crate::log::{self, push_u64};
 use crate::time;
 
 /// How long a ledger that could not be opened waits before trying again.
 const REOPEN_GAP_MS: i64 = 30_000;
 
-/// The appender shared by every worker.
+/// The ledger a server appends to: lines gathered and written in batches.
 #[derive(Debug)]
 pub struct Ledger {
+    file: Arc<Appender>,
+    /// `None` when the writer thread could not start: then each line is its own write.
+    batch: Option<Arc<Batch>>,
+}
+
+impl Ledger {
+    /// Opens (creating its directory) the ledger at `path`; a failure is one warning line
+    /// and the ledger tries again later. Lines that cannot be written count in `errors`.
+    pub fn open(path: PathBuf, max_bytes: u64, errors: Arc<AtomicU64>) -> Ledger {
+        let file = Arc::new(Appender::open(path, max_bytes, errors));
+        let writer = Arc::clone(&file);
+        let batch = Batch::new("ledger", log::BATCH_EVERY, move |lines| {
+            writer.append(lines)
+        });
+        Ledger {
+            file,
+            batch: batch.ok(),
+        }
+    }
+
+    /// The file's length when it was opened: the lines earlier runs wrote end there.
+    pub fn opened_len(&self) -> u64 {
+        self.file.opened_len
+    }
+
+    /// The file it appends to.
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
+    /// Appends one request's [`line()`]. Called after the client has its last byte; the
+    /// line reaches the file within [`log::BATCH_EVERY`], or at [`Ledger::flush`].
+    pub fn append(&self, line: &str) {
+        match &self.batch {
+            Some(batch) => batch.push(line.as_bytes()),
+            None => self.file.append(line.as_bytes()),
+        }
+    }
+
+    /// Writes every line appended so far.
+    pub fn flush(&self) {
+        if let Some(batch) = &self.batch {
+            batch.flush();
+        }
+    }
+}
+
+/// The open file, its size and its failures.
+#[derive(Debug)]
+struct Appender {
     path: PathBuf,
     max_bytes: u64,
     /// The open file; replaced whole on rotation (the lock is held only to clone or swap).
     file: Mutex<Option<Arc<File>>>,
     /// Bytes in the current file.
     size: AtomicU64,
-    /// One worker rotates at a time.
+    /// One writer rotates at a time.
     rotating: AtomicBool,
     /// The last write failed and was warned about.
     failing: AtomicBool,
@@ -42,13 +95,13 @@ pub struct Ledger {
     open_failed_at: AtomicI64,
     /// The file's length when the process opened it: what earlier runs wrote.
     opened_len: u64,
+    /// Lines that could not be written.
+    errors: Arc<AtomicU64>,
 }
 
-impl Ledger {
-    /// Opens (creating its directory) the ledger at `path`; a failure is one warning line
-    /// and the ledger tries again later.
-    pub fn open(path: PathBuf, max_bytes: u64) -> Ledger {
-        let mut ledger = Ledger {
+impl Appender {
+    fn open(path: PathBuf, max_bytes: u64, errors: Arc<AtomicU64>) -> Appender {
+        let mut file = Appender {
             path,
             max_bytes,
             file: Mutex::new(None),
@@ -57,22 +110,13 @@ impl Ledger {
             failing: AtomicBool::new(false),
             open_failed_at: AtomicI64::new(0),
             opened_len: 0,
+            errors,
         };
-        match ledger.reopen() {
-            Ok(()) => ledger.opened_len = ledger.size.load(Ordering::Relaxed),
-            Err(e) => ledger.warn(&format!("cannot open it: {e}")),
+        match file.reopen() {
+            Ok(()) => file.opened_len = file.size.load(Ordering::Relaxed),
+            Err(e) => file.warn(&format!("cannot open it: {e}")),
         }
-        ledger
-    }
-
-    /// The file's length when it was opened: the lines earlier runs wrote end there.
-    pub fn opened_len(&self) -> u64 {
-        self.opened_len
-    }
-
-    /// The file it appends to.
-    pub fn path(&self) -> &Path {
-        &self.path
+        file
     }
 
     /// Opens the file afresh and makes it the current one.
@@ -101,8 +145,30 @@ impl Ledger {
         }
     }
 
-    /// Appends one request's [`line()`]. Called after the client has its last byte.
-    pub fn append(&self, line: &str, stats: &Stats) {
+    /// Appends whole lines, rotating after the line that takes the file past
+    /// `max_bytes`, as when each line was its own write.
+    fn append(&self, mut lines: &[u8]) {
+        while !lines.is_empty() {
+            let room = self
+                .max_bytes
+                .saturating_sub(self.size.load(Ordering::Relaxed));
+            let room = usize::try_from(room).unwrap_or(usize::MAX);
+            let cut = match lines.get(room..) {
+                // The line holding byte `room` ends past `max_bytes`.
+                Some(past) => past
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(lines.len(), |i| room + i + 1),
+                None => lines.len(),
+            };
+            self.write_lines(&lines[..cut]);
+            lines = &lines[cut..];
+        }
+    }
+
+    /// Appends whole lines in one write; past `max_bytes`, rotates after it.
+    fn write_lines(&self, lines: &[u8]) {
+        let count = || lines.iter().filter(|&&b| b == b'\n').count() as u64;
         let file = self.file.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let file = match file {
             Some(file) => file,
@@ -110,7 +176,7 @@ impl Ledger {
                 let since =
                     time::unix_ms(SystemTime::now()) - self.open_failed_at.load(Ordering::Relaxed);
                 if since < REOPEN_GAP_MS || self.reopen().is_err() {
-                    stats.ledger_errors.fetch_add(1, Ordering::Relaxed);
+                    self.errors.fetch_add(count(), Ordering::Relaxed);
                     return;
                 }
                 match self.file.lock().unwrap_or_else(|p| p.into_inner()).clone() {
@@ -119,9 +185,9 @@ impl Ledger {
                 }
             }
         };
-        // One write of the whole line: O_APPEND puts it at the end, whole, even with
-        // other workers appending at the same moment.
-        match (&*file).write_all(line.as_bytes()) {
+        // One write: O_APPEND puts the lines at the end, whole, even with another
+        // process appending to the same file at the same moment.
+        match (&*file).write_all(lines) {
             Ok(()) => {
                 if self.failing.swap(false, Ordering::Relaxed) {
                     log::line(format!(
@@ -130,13 +196,13 @@ impl Ledger {
                     ));
                 }
                 let size =
-                    self.size.fetch_add(line.len() as u64, Ordering::Relaxed) + line.len() as u64;
+                    self.size.fetch_add(lines.len() as u64, Ordering::Relaxed) + lines.len() as u64;
                 if size > self.max_bytes {
                     self.rotate();
                 }
             }
             Err(e) => {
-                stats.ledger_errors.fetch_add(1, Ordering::Relaxed);
+                self.errors.fetch_add(count(), Ordering::Relaxed);
                 self.warn(&format!("cannot write to it: {e}"));
             }
         }
@@ -525,7 +591,7 @@ pub fn summarize(path: &Path, since_ms: Option<i64>, by: By) -> std::io::Result<
 mod tests {
     use super::*;
     use crate::protocol::Protocol;
-    use crate::stats::{Ended, Tokens, Tried};
+    use crate::stats::{Ended, Stats, Tokens, Tried};
 
     fn sample() -> Finished {
         Finished {
@@ -622,12 +688,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("routeplane-ledger-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("usage.jsonl");
-        let stats = Stats::default();
         let one = line(&sample()).len() as u64;
-        let ledger = Ledger::open(path.clone(), one * 3);
+        let ledger = Ledger::open(path.clone(), one * 3, Arc::default());
+        // Gathered into one batch, the lines still turn the file over where one write
+        // per line would.
         for _ in 0..10 {
-            ledger.append(&line(&sample()), &stats);
+            ledger.append(&line(&sample()));
         }
+        ledger.flush();
         let current = std::fs::read_to_string(&path).unwrap();
         let previous = std::fs::read_to_string(dir.join("usage.jsonl.1")).unwrap();
         assert_eq!(previous.lines().count(), 4, "rotated once past 3 lines");

@@ -16,8 +16,8 @@ pub mod metrics;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
@@ -420,7 +420,7 @@ pub struct Stats {
     /// Streaming requests inside a handler now.
     pub open_streams: AtomicUsize,
     /// Ledger lines that could not be written.
-    pub ledger_errors: AtomicU64,
+    pub ledger_errors: Arc<AtomicU64>,
     inner: Mutex<Inner>,
 }
 
@@ -430,7 +430,7 @@ impl Default for Stats {
             started: SystemTime::now(),
             in_flight: AtomicUsize::new(0),
             open_streams: AtomicUsize::new(0),
-            ledger_errors: AtomicU64::new(0),
+            ledger_errors: Arc::default(),
             inner: Mutex::new(Inner::default()),
         }
     }
