@@ -243,17 +243,24 @@ pub struct Target {
     pub protocol: Protocol,
     /// A virtual model's own first-token deadline for this endpoint.
     pub first_token: Option<Duration>,
+    /// `provider:model`, made once: logs, counters and the cool-down list name it.
+    label: String,
 }
 
 impl Target {
     /// A target for `model` (a client-facing id) at `provider`.
     pub fn new(provider: &Arc<Provider>, model: &str) -> Target {
-        let upstream = provider.upstream_name(model).to_string();
+        let upstream = provider.upstream_name(model);
+        let mut label = String::with_capacity(provider.id.len() + 1 + upstream.len());
+        label.push_str(&provider.id);
+        label.push(':');
+        label.push_str(upstream);
         Target {
-            protocol: provider.protocol_for(&upstream),
+            protocol: provider.protocol_for(upstream),
             provider: Arc::clone(provider),
-            model: upstream,
+            model: upstream.to_string(),
             first_token: None,
+            label,
         }
     }
 
@@ -264,8 +271,8 @@ impl Target {
     }
 
     /// `provider:model`, as logs and messages name it.
-    pub fn label(&self) -> String {
-        format!("{}:{}", self.provider.id, self.model)
+    pub fn label(&self) -> &str {
+        &self.label
     }
 }
 

@@ -160,14 +160,14 @@ impl Cooldown {
             .min(Duration::from_secs(3600));
         let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        map.insert(target.label(), (now, now + len));
+        map.insert(target.label().to_string(), (now, now + len));
     }
 
     /// Records a success: the endpoint is trusted again.
     pub fn clear(&self, target: &Target) {
         let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
         if !map.is_empty() {
-            map.remove(&target.label());
+            map.remove(target.label());
         }
     }
 
@@ -206,7 +206,7 @@ impl Cooldown {
         map.retain(|_, (_, until)| *until > now);
         let (cool, warm): (Vec<Target>, Vec<Target>) = targets
             .into_iter()
-            .partition(|t| map.contains_key(&t.label()));
+            .partition(|t| map.contains_key(t.label()));
         warm.into_iter().chain(cool).collect()
     }
 }
@@ -232,7 +232,7 @@ mod tests {
     const YAML: &str = "providers:\n  ollama:\n    detect: false\n    models: [llama3.1:8b, shared]\n  other:\n    api_base: http://127.0.0.1:9/v1\n    models:\n      - id: shared\n        provider_model_id: shared-v2\nmodels:\n  smart:\n    endpoints: [ollama:llama3.1:8b, other:shared]\n";
 
     fn labels(t: &[Target]) -> Vec<String> {
-        t.iter().map(Target::label).collect()
+        t.iter().map(|t| t.label().to_string()).collect()
     }
 
     #[test]

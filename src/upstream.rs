@@ -385,12 +385,16 @@ impl Reply {
             Source::Bytes(bytes) => return Ok(bytes),
             Source::Wire(body) => body,
         };
-        // Sized from Content-Length (when sane) so the read does not grow it step by step.
-        let expected = body.declared_len().unwrap_or(0).min(limit.min(1 << 20));
-        let mut out = vec![0; (expected as usize).max(1024)];
+        // Sized from Content-Length (when sane) so the read does not grow it step by step,
+        // and done when that many bytes are in.
+        let exact = body.declared_len().filter(|&n| n <= limit.min(1 << 20));
+        let mut out = vec![0; exact.map_or(1024, |n| (n as usize).max(1))];
         let mut len = 0;
         loop {
             if len == out.len() {
+                if exact == Some(len as u64) {
+                    break;
+                }
                 if len as u64 > limit {
                     return Err(format!("the body is larger than {limit} bytes"));
                 }

@@ -70,7 +70,7 @@ impl Run<'_, '_> {
             if !self.pause(wait) {
                 return Outcome::ClientGone;
             }
-            self.asked.push((label.clone(), Instant::now()));
+            self.asked.push((label.to_string(), Instant::now()));
             self.served.attempts += 1;
             let outcome = self.attempt(target, last, ask);
             let (word, ended) = match &outcome {
@@ -86,7 +86,7 @@ impl Run<'_, '_> {
                 ),
             };
             self.served.tried.push(Tried {
-                endpoint: label.clone(),
+                endpoint: label.to_string(),
                 word,
                 continuation: ask == Ask::Continue,
                 ended,

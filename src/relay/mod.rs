@@ -234,7 +234,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         let last = i + 1 == targets.len();
         let outcome = run.endpoint(target, last, attempt::Ask::Original);
         if !matches!(outcome, Outcome::Failed(_)) {
-            run.served.served_by = Some(target.label());
+            run.served.served_by = Some(target.label().to_string());
         }
         match outcome {
             Outcome::Answered => {
@@ -260,14 +260,14 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                 }
                 if step == Step::Surface {
                     run.served.status = surface(call, &f, run.out);
-                    run.served.served_by = Some(target.label());
+                    run.served.served_by = Some(target.label().to_string());
                     // usage (issue 19): its error was the answer, not a failure moved past.
                     if let Some(last) = run.served.tried.last_mut() {
                         last.ended = stats::Ended::Answered;
                     }
                     return run.served;
                 }
-                failures.push((target.label(), f));
+                failures.push((target.label().to_string(), f));
             }
         }
     }
@@ -318,7 +318,7 @@ pub fn count_tokens(
             &bytes,
         );
         served.status = status;
-        served.served_by = Some(target.label());
+        served.served_by = Some(target.label().to_string());
         return served;
     }
     let text_bytes = call.body.with_model("").len();

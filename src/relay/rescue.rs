@@ -55,7 +55,7 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
                 Outcome::Answered => {
                     run.env.cooldown.clear(target);
                     run.served.rescued += 1;
-                    run.served.rescued_by.push(target.label());
+                    run.served.rescued_by.push(target.label().to_string());
                     run.served.stream = Some(StreamEnd::Rescued);
                     return;
                 }
@@ -66,7 +66,7 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
                 }
                 Outcome::Broken(b) => {
                     run.served.rescued += 1;
-                    run.served.rescued_by.push(target.label());
+                    run.served.rescued_by.push(target.label().to_string());
                     broke_again = Some((k, b));
                     break;
                 }
