@@ -130,6 +130,19 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
+    /// Records the attempts, each as `(provider:model, result)`, when the line shows
+    /// them: a JSON line always does, a text line only per [`RequestLog::shows_tried`]
+    /// (not for the usual single answered attempt, which then costs no copy).
+    pub fn set_tried<'a>(&mut self, tried: impl Iterator<Item = (&'a str, &'a str)> + Clone) {
+        let mut results = tried.clone().map(|(_, r)| r);
+        let shown = JSON.load(Ordering::Relaxed)
+            || results.clone().count() > 1
+            || results.any(|r| !r.starts_with('2'));
+        if shown {
+            self.tried = tried.map(|(t, r)| (t.to_string(), r.to_string())).collect();
+        }
+    }
+
     /// True when `tried=` is worth a field: more than one attempt, or one that failed.
     fn shows_tried(&self) -> bool {
         self.tried.len() > 1 || self.tried.iter().any(|(_, r)| !r.starts_with('2'))

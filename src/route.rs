@@ -6,6 +6,7 @@
 //! which cascades over the providers that declare or serve it, in config order.
 //! Nothing here sends anything: `routeplane route MODEL` prints this module's answer.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -197,17 +198,17 @@ impl Cooldown {
     }
 
     /// Orders targets: those not cooling down first, each group in its given order.
-    pub fn order(&self, targets: Vec<Target>) -> Vec<Target> {
+    /// Borrowed as given when nothing cools down, as on almost every request.
+    pub fn order<'t>(&self, targets: &'t [Target]) -> Cow<'t, [Target]> {
         let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
         if map.is_empty() {
-            return targets;
+            return Cow::Borrowed(targets);
         }
         let now = Instant::now();
         map.retain(|_, (_, until)| *until > now);
-        let (cool, warm): (Vec<Target>, Vec<Target>) = targets
-            .into_iter()
-            .partition(|t| map.contains_key(t.label()));
-        warm.into_iter().chain(cool).collect()
+        let (cool, warm): (Vec<&Target>, Vec<&Target>) =
+            targets.iter().partition(|t| map.contains_key(t.label()));
+        Cow::Owned(warm.into_iter().chain(cool).cloned().collect())
     }
 }
 
@@ -322,12 +323,12 @@ mod tests {
         let targets = resolve(&r, &d, "smart").unwrap();
         c.fail(&targets[0], None);
         assert_eq!(
-            labels(&c.order(targets.clone())),
+            labels(&c.order(&targets)),
             ["other:shared-v2", "ollama:llama3.1:8b"]
         );
         c.clear(&targets[0]);
         assert_eq!(
-            labels(&c.order(targets)),
+            labels(&c.order(&targets)),
             ["ollama:llama3.1:8b", "other:shared-v2"]
         );
     }

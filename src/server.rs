@@ -624,11 +624,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
     log.status = served.status;
     log.served_by = served.served_by.take();
     log.attempts = served.attempts;
-    log.tried = served
-        .tried
-        .iter()
-        .map(|t| (t.endpoint.clone(), t.word.clone()))
-        .collect();
+    log.set_tried(served.tried.iter().map(|t| (&*t.endpoint, &*t.word)));
     log.stream = served.stream;
     log.rescued = std::mem::take(&mut served.rescued_by);
     log.ttfb = out.first_write().map(|t| t.duration_since(started));

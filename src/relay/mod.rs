@@ -228,7 +228,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         asked: Vec::new(),
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
-    let targets = env.cooldown.order(call.targets.clone());
+    let targets = env.cooldown.order(&call.targets);
 
     for (i, target) in targets.iter().enumerate() {
         let last = i + 1 == targets.len();
