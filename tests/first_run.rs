@@ -171,8 +171,10 @@ fn local_servers_config(url: &str) -> String {
     let dead = MockUpstream::always(Reply::Reset);
     let dead_url = dead.url();
     drop(dead);
+    // A probe's default half second can pass on a loaded test machine, and the
+    // summary would then count the mock as not found.
     format!(
-        "providers:\n  ollama:\n    api_base: {url}\n  vllm:\n    api_base: {dead_url}\n  lmstudio:\n    api_base: {dead_url}\n  llamacpp:\n    api_base: {dead_url}\n"
+        "detect:\n  timeout_secs: 5\nproviders:\n  ollama:\n    api_base: {url}\n  vllm:\n    api_base: {dead_url}\n  lmstudio:\n    api_base: {dead_url}\n  llamacpp:\n    api_base: {dead_url}\n"
     )
 }
 
