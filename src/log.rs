@@ -17,7 +17,17 @@ use crate::batch::Batch;
 use crate::time::Rfc3339;
 
 /// How long lines gather before one write: see [`crate::batch`].
-pub const BATCH_EVERY: Duration = Duration::from_millis(10);
+const BATCH_EVERY: Duration = Duration::from_millis(10);
+
+/// [`BATCH_EVERY`], unless the test hook `ROUTEPLANE_TEST_BATCH_MS` sets another: the
+/// tests prove that a stop writes lines still gathering by making them gather for
+/// minutes.
+pub fn batch_every() -> Duration {
+    std::env::var("ROUTEPLANE_TEST_BATCH_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(BATCH_EVERY, Duration::from_millis)
+}
 
 /// A credential: an API key, an access or refresh token, a client key.
 #[derive(Clone, PartialEq, Eq)]
@@ -369,7 +379,7 @@ pub fn batch_lines() {
         return;
     }
     // Without the writer thread, lines stay one write each.
-    if let Ok(batch) = Batch::new("log", BATCH_EVERY, write_direct) {
+    if let Ok(batch) = Batch::new("log", batch_every(), write_direct) {
         let _ = BATCH.set(batch);
     }
 }

@@ -38,6 +38,42 @@ fn sigterm_lets_a_running_stream_finish_then_exits_0() {
 }
 
 #[test]
+fn a_normal_stop_writes_the_log_and_ledger_lines_still_gathering() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let dir = crate::support::Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let yaml = format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [m]\nusage:\n  path: {}\n",
+        up.url(),
+        ledger.display()
+    );
+    // Lines gather for ten minutes: only the stop can write them.
+    let mut p = Proxy::start_with(&yaml, &[("ROUTEPLANE_TEST_BATCH_MS", "600000")], &[]);
+    for _ in 0..3 {
+        let r = p.post(
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": []}),
+        );
+        assert_eq!(r.status, 200);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let requests = |p: &Proxy| {
+        p.log()
+            .iter()
+            .filter(|l| l.contains("served_by=local:m"))
+            .count()
+    };
+    assert_eq!(requests(&p), 0, "still gathering: {:#?}", p.log());
+    assert!(!ledger.exists() || std::fs::read_to_string(&ledger).unwrap().is_empty());
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(Duration::from_secs(5)), Some(0));
+    p.wait_log("stopped");
+    assert_eq!(requests(&p), 3, "{:#?}", p.log());
+    let lines = std::fs::read_to_string(&ledger).unwrap();
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+}
+
+#[test]
 fn sighup_reloads_and_a_bad_file_keeps_the_old_config() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let base = format!(

@@ -42,7 +42,7 @@ impl Ledger {
     pub fn open(path: PathBuf, max_bytes: u64, errors: Arc<AtomicU64>) -> Ledger {
         let file = Arc::new(Appender::open(path, max_bytes, errors));
         let writer = Arc::clone(&file);
-        let batch = Batch::new("ledger", log::BATCH_EVERY, move |lines| {
+        let batch = Batch::new("ledger", log::batch_every(), move |lines| {
             writer.append(lines)
         });
         Ledger {
@@ -62,7 +62,7 @@ impl Ledger {
     }
 
     /// Appends one request's [`line()`]. Called after the client has its last byte; the
-    /// line reaches the file within [`log::BATCH_EVERY`], or at [`Ledger::flush`].
+    /// line reaches the file within [`log::batch_every`], or at [`Ledger::flush`].
     pub fn append(&self, line: &str) {
         match &self.batch {
             Some(batch) => batch.push(line.as_bytes()),
