@@ -475,8 +475,8 @@ impl Stats {
             .map_or("-", |(_, m)| m);
         let day = time::days(f.at);
         let ttft_ms = f.ttft.map(|d| d.as_millis().min(u32::MAX as u128) as u32);
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let inner = &mut *inner;
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *guard;
 
         // Attempts, retries, fail-overs and rescues, walking the attempts in order: a
         // retry asks again the endpoint that just failed; a fail-over moves from a failed
@@ -534,10 +534,17 @@ impl Stats {
         }
         inner.add_today(&f);
 
-        if inner.recent.len() == RECENT {
-            inner.recent.pop_front();
-        }
+        let evicted = if inner.recent.len() == RECENT {
+            inner.recent.pop_front()
+        } else {
+            None
+        };
         inner.recent.push_back(f);
+        // The oldest entry's strings are freed after the lock is let go: every worker
+        // passes through this lock, and one preempted inside it holds all of them up
+        // (a lock convoy under load, seen as futex waits in a profile at 32 clients).
+        drop(guard);
+        drop(evicted);
     }
 
     /// Loads today's totals and the recent list from requests an earlier run recorded
