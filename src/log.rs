@@ -3,7 +3,8 @@
 //! Routeplane logs to stderr without a logging crate: one line per request and one
 //! per notable event (start-up, a source going up or down). Each line starts with an
 //! RFC 3339 time in UTC (formatted here, no date crate); with `log.format: json` each is
-//! one JSON object with the same fields instead. Nothing that holds a credential can be
+//! one JSON object with the same fields instead. Once a server listens, its lines are
+//! gathered and written in batches ([`crate::batch`]). Nothing that holds a credential can be
 //! printed by accident: credentials live in [`Secret`], whose `Debug` and `Display`
 //! print `***`.
 
