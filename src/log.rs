@@ -20,7 +20,7 @@ use crate::time::Rfc3339;
 /// How long lines gather before one write: see [`crate::batch`].
 const BATCH_EVERY: Duration = Duration::from_millis(10);
 
-/// [`BATCH_EVERY`], unless the test hook `ROUTEPLANE_TEST_BATCH_MS` sets another: the
+/// `BATCH_EVERY`, unless the test hook `ROUTEPLANE_TEST_BATCH_MS` sets another: the
 /// tests prove that a stop writes lines still gathering by making them gather for
 /// minutes.
 pub fn batch_every() -> Duration {
@@ -142,7 +142,7 @@ pub struct RequestLog {
 
 impl RequestLog {
     /// Records the attempts, each as `(provider:model, result)`, when the line shows
-    /// them: a JSON line always does, a text line only per [`RequestLog::shows_tried`]
+    /// them: a JSON line always does, a text line only per `RequestLog::shows_tried`
     /// (not for the usual single answered attempt, which then costs no copy).
     pub fn set_tried<'a>(&mut self, tried: impl Iterator<Item = (&'a str, &'a str)> + Clone) {
         let mut results = tried.clone().map(|(_, r)| r);
