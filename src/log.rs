@@ -145,18 +145,14 @@ impl RequestLog {
     /// them: a JSON line always does, a text line only per `RequestLog::shows_tried`
     /// (not for the usual single answered attempt, which then costs no copy).
     pub fn set_tried<'a>(&mut self, tried: impl Iterator<Item = (&'a str, &'a str)> + Clone) {
-        let mut results = tried.clone().map(|(_, r)| r);
-        let shown = JSON.load(Ordering::Relaxed)
-            || results.clone().count() > 1
-            || results.any(|r| !r.starts_with('2'));
-        if shown {
+        if JSON.load(Ordering::Relaxed) || worth_showing(tried.clone().map(|(_, r)| r)) {
             self.tried = tried.map(|(t, r)| (t.to_string(), r.to_string())).collect();
         }
     }
 
-    /// True when `tried=` is worth a field: more than one attempt, or one that failed.
+    /// True when `tried=` is worth a field in a text line.
     fn shows_tried(&self) -> bool {
-        self.tried.len() > 1 || self.tried.iter().any(|(_, r)| !r.starts_with('2'))
+        worth_showing(self.tried.iter().map(|(_, r)| r.as_str()))
     }
 
     /// The line as one JSON object with the same fields as the text line.
@@ -231,7 +227,7 @@ impl RequestLog {
         out.push_str(" ttfb_ms=");
         push_opt_ms(out, self.ttfb);
         out.push_str(" total_ms=");
-        push_opt_ms(out, Some(self.total));
+        push_ms(out, self.total);
     }
 }
 
@@ -241,6 +237,12 @@ impl fmt::Display for RequestLog {
         self.push_text(&mut s);
         f.write_str(&s)
     }
+}
+
+/// True when attempts are worth a `tried=` field, given their results: more than one
+/// attempt, or one that failed (a result not a 2xx status).
+fn worth_showing<'a>(mut results: impl Iterator<Item = &'a str> + Clone) -> bool {
+    results.clone().nth(1).is_some() || results.any(|r| !r.starts_with('2'))
 }
 
 /// Appends a value of a text line: as is, `-` when empty, JSON-quoted when it holds a

@@ -248,13 +248,6 @@ impl Appender {
     }
 }
 
-/// The ledger line of a finished request, newline included.
-pub fn line(f: &Finished) -> String {
-    let mut s = String::with_capacity(320 + 96 * f.tried.len());
-    push_line(&mut s, f);
-    s
-}
-
 /// Appends the ledger line of a finished request, newline included. By hand, without
 /// `write!`: through it the line was ~6k instructions a request of ~125k (callgrind).
 pub fn push_line(s: &mut String, f: &Finished) {
@@ -295,7 +288,7 @@ pub fn push_line(s: &mut String, f: &Finished) {
     s.push_str(",\"ttft_ms\":");
     push_opt_ms(s, f.ttft);
     s.push_str(",\"total_ms\":");
-    push_opt_ms(s, Some(f.total));
+    log::push_ms(s, f.total);
     let t = f.tokens;
     s.push_str(",\"tokens\":{\"input\":");
     push_opt(s, t.input);
@@ -592,6 +585,13 @@ mod tests {
     use super::*;
     use crate::protocol::Protocol;
     use crate::stats::{Ended, Stats, Tokens, Tried};
+
+    /// The ledger line of a finished request, newline included.
+    fn line(f: &Finished) -> String {
+        let mut s = String::with_capacity(320 + 96 * f.tried.len());
+        push_line(&mut s, f);
+        s
+    }
 
     fn sample() -> Finished {
         Finished {
