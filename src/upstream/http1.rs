@@ -3,6 +3,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::conn::{Conn, MAX_HEAD, Pool, Target};
 use crate::log::decimal;
@@ -75,8 +76,13 @@ pub(super) struct Head {
 }
 
 /// Reads one response head (skipping `1xx` interim ones) from `conn`, calling `header`
-/// with each header's name and value; the connection's read timeout must be set.
-pub(super) fn read_head(conn: &mut Conn, mut header: impl FnMut(&str, &str)) -> io::Result<Head> {
+/// with each header's name and value; the connection's read timeout must be set, and
+/// with `by` each read waits only what is left until then.
+pub(super) fn read_head(
+    conn: &mut Conn,
+    by: Option<Instant>,
+    mut header: impl FnMut(&str, &str),
+) -> io::Result<Head> {
     loop {
         let len = loop {
             if let Some(i) = find_end(conn.buffered()) {
@@ -84,6 +90,9 @@ pub(super) fn read_head(conn: &mut Conn, mut header: impl FnMut(&str, &str)) -> 
             }
             if conn.buffered().len() >= MAX_HEAD {
                 return Err(invalid("the upstream's response head is over 16 KiB"));
+            }
+            if let Some(by) = by {
+                conn.set_deadline(by)?;
             }
             if conn.fill(MAX_HEAD + 4)? == 0 {
                 return Err(io::Error::new(
@@ -128,11 +137,12 @@ fn invalid(why: &str) -> io::Error {
 /// Parses a whole head. Routeplane never sends HEAD, so only the status says that an
 /// answer has no body whatever its headers claim.
 fn parse_head(bytes: &[u8], header: &mut impl FnMut(&str, &str)) -> io::Result<Head> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| invalid("the upstream's response head is not text"))?;
-    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let status_line = lines.next().unwrap_or_default();
+    let mut lines = bytes
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let not_http = || invalid("the upstream did not answer in HTTP");
+    let status_line =
+        std::str::from_utf8(lines.next().unwrap_or_default()).map_err(|_| not_http())?;
     let (version, rest) = status_line.split_once(' ').ok_or_else(not_http)?;
     let http10 = match version {
         "HTTP/1.1" => false,
@@ -152,6 +162,20 @@ fn parse_head(bytes: &[u8], header: &mut impl FnMut(&str, &str)) -> io::Result<H
         if line.is_empty() {
             continue;
         }
+        let Ok(line) = std::str::from_utf8(line) else {
+            // A value in another encoding (obs-text) is skipped, header and all: the
+            // answer is still good. Unless it is one that frames the body.
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            if [&b"content-length"[..], b"transfer-encoding", b"connection"]
+                .iter()
+                .any(|f| name.eq_ignore_ascii_case(f))
+            {
+                return Err(invalid(
+                    "the upstream sent a header that frames the body in no text",
+                ));
+            }
+            continue;
+        };
         let (name, value) = line
             .split_once(':')
             .ok_or_else(|| invalid("the upstream sent a malformed header line"))?;
@@ -412,8 +436,12 @@ mod tests {
     use super::*;
 
     fn head(text: &str) -> (io::Result<Head>, Vec<(String, String)>) {
+        head_bytes(text.as_bytes())
+    }
+
+    fn head_bytes(bytes: &[u8]) -> (io::Result<Head>, Vec<(String, String)>) {
         let mut seen = Vec::new();
-        let h = parse_head(text.as_bytes(), &mut |n, v| {
+        let h = parse_head(bytes, &mut |n, v| {
             seen.push((n.to_string(), v.to_string()));
         });
         (h, seen)
@@ -441,6 +469,16 @@ mod tests {
         assert_eq!((h.framing, h.keep_alive), (Framing::Close, false));
         let h = head("HTTP/1.1 204 No Content\r\n\r\n").0.unwrap();
         assert_eq!(h.framing, Framing::Length(0));
+        // A value that is not UTF-8 is skipped; one that frames the body is an error.
+        let (h, seen) =
+            head_bytes(b"HTTP/1.1 200 OK\r\nx-city: K\xf6ln\r\nContent-Length: 2\r\n\r\n");
+        assert_eq!(h.unwrap().framing, Framing::Length(2));
+        assert_eq!(seen, [("Content-Length".to_string(), "2".to_string())]);
+        assert!(
+            head_bytes(b"HTTP/1.1 200 OK\r\nContent-Length: \xf6\r\n\r\n")
+                .0
+                .is_err()
+        );
         for bad in [
             "SSH-2.0\r\n\r\n",
             "HTTP/1.1 2x0 OK\r\n\r\n",
