@@ -647,14 +647,13 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
             total: log.total,
             tokens: served.tokens,
         };
-        match &shared.ledger {
-            Some(ledger) => log::with_buffer(|line| {
+        if let Some(ledger) = &shared.ledger {
+            log::with_buffer(|line| {
                 stats::ledger::push_line(line, &finished);
-                shared.stats.record(finished);
                 ledger.append(line);
-            }),
-            None => shared.stats.record(finished),
+            });
         }
+        shared.stats.record(finished);
     }
 }
 
@@ -1038,22 +1037,16 @@ fn gemini_models(registry: &Registry, detected: &Detected, only: Option<&str>) -
 /// True when the request carries one of the configured client keys: as a bearer token,
 /// `x-api-key`, `x-goog-api-key`, or Google's `?key=`.
 fn client_key_ok(req: &tiny_http::Request, registry: &Registry) -> bool {
+    // Looked up by name: `headers()` would build every header of every request.
     let presented = req
-        .headers()
-        .iter()
-        .find_map(|h| {
-            if h.field.equiv("authorization") {
-                let v = h.value.as_str();
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-                    .map(str::trim)
-                    .map(str::to_string)
-            } else if h.field.equiv("x-api-key") || h.field.equiv("x-goog-api-key") {
-                Some(h.value.as_str().trim().to_string())
-            } else {
-                None
-            }
+        .header("authorization")
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
         })
+        .or_else(|| req.header("x-api-key"))
+        .or_else(|| req.header("x-goog-api-key"))
+        .map(|v| v.trim().to_string())
         .or_else(|| query_param(req.url(), "key"));
     let Some(presented) = presented else {
         return false;

@@ -246,7 +246,6 @@ where
         self.chunked_threshold.unwrap_or(32768)
     }
 
-    /// Adds a header to the list.
     /// routeplane: the answer says the connection closes after it. `add_header` drops a
     /// `Connection` header (it is the server's to set), so the refusals that end a
     /// connection set it here.
@@ -257,6 +256,7 @@ where
         self
     }
 
+    /// Adds a header to the list.
     /// Does all the checks.
     pub fn add_header<H>(&mut self, header: H)
     where

@@ -67,6 +67,7 @@ impl From<TestRequest> for Request {
         new_request(
             mock.secure,
             mock.method,
+            // routeplane: requests keep their path and headers in one `Head`.
             crate::head::Head::from_parts(&mock.path, &mock.headers),
             mock.http_version,
             Some(mock.remote_addr),
