@@ -342,6 +342,23 @@ mod tests {
     }
 
     #[test]
+    fn keys_written_with_escapes_are_the_keys_they_spell() {
+        // `mod\u0065l` is `model`; `a\"b` must go out still escaped.
+        let body =
+            RawBody::parse(br#"{"mod\u0065l":"smart","a\"b":1,"st\u0072eam":true}"#.to_vec())
+                .unwrap();
+        assert_eq!(body.model().unwrap().as_deref(), Some("smart"));
+        assert!(body.stream().unwrap());
+        let out = String::from_utf8(body.with_model("m")).unwrap();
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(
+            v,
+            serde_json::json!({"model": "m", "a\"b": 1, "stream": true}),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn usage_is_asked_for_and_other_stream_options_kept() {
         let plain = RawBody::parse(br#"{"model":"a","stream":true}"#.to_vec()).unwrap();
         assert_eq!(

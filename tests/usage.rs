@@ -556,6 +556,11 @@ fn metrics_and_status_want_a_key_when_keys_are_set() {
         assert_eq!(wrong.status, 401, "{path} with a wrong key");
         let ok = p.send("GET", path, &[("Authorization", "Bearer sekrit")], b"");
         assert_eq!(ok.status, 200, "{path} with the key");
+        // Anthropic's SDKs send the key as `x-api-key`.
+        let ok = p.send("GET", path, &[("X-Api-Key", "sekrit")], b"");
+        assert_eq!(ok.status, 200, "{path} with the key as x-api-key");
+        let wrong = p.send("GET", path, &[("x-api-key", "nope")], b"");
+        assert_eq!(wrong.status, 401, "{path} with a wrong x-api-key");
     }
     // The page itself holds no data: it loads, and asks for a key.
     let page = p.send("GET", "/", &[("Accept", "text/html")], b"");
