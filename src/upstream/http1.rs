@@ -360,19 +360,24 @@ impl Body {
                     return Ok(Some(n));
                 }
                 Framing::Chunked(state) => {
-                    let Some(line) = read_line(conn, wait)? else {
-                        return Ok(None);
-                    };
-                    self.framing = match state {
-                        Chunk::Size => match parse_chunk_size(&line)? {
-                            0 => Framing::Chunked(Chunk::Trailer),
-                            size => Framing::Chunked(Chunk::Data(size)),
-                        },
-                        Chunk::DataEnd if line.is_empty() => Framing::Chunked(Chunk::Size),
-                        Chunk::DataEnd => return Err(invalid("a chunk ran past its size")),
-                        Chunk::Trailer if line.is_empty() => return Ok(Some(0)),
-                        Chunk::Trailer | Chunk::Data(_) => Framing::Chunked(state),
-                    };
+                    let next = read_line(conn, wait, |line| -> io::Result<_> {
+                        Ok(match state {
+                            Chunk::Size => match parse_chunk_size(line)? {
+                                0 => Some(Chunk::Trailer),
+                                size => Some(Chunk::Data(size)),
+                            },
+                            Chunk::DataEnd if line.is_empty() => Some(Chunk::Size),
+                            Chunk::DataEnd => return Err(invalid("a chunk ran past its size")),
+                            // The blank line after the trailers ends the body.
+                            Chunk::Trailer if line.is_empty() => None,
+                            Chunk::Trailer | Chunk::Data(_) => Some(state),
+                        })
+                    })?;
+                    match next {
+                        None => return Ok(None),
+                        Some(Some(chunk)) => self.framing = Framing::Chunked(chunk),
+                        Some(None) => return Ok(Some(0)),
+                    }
                 }
             }
         }
@@ -396,15 +401,20 @@ fn cap(out: &mut [u8], left: u64) -> &mut [u8] {
     &mut out[..n]
 }
 
-/// One line from the connection, without its line end; None when `wait` is false
-/// and the line is not buffered whole.
-fn read_line(conn: &mut Conn, wait: bool) -> io::Result<Option<Vec<u8>>> {
+/// Reads one line from the connection and gives it, without its line end, to `f`
+/// where it lies in the buffer (no copy per chunk); None when `wait` is false and the
+/// line is not buffered whole.
+fn read_line<T>(
+    conn: &mut Conn,
+    wait: bool,
+    f: impl FnOnce(&[u8]) -> io::Result<T>,
+) -> io::Result<Option<T>> {
     loop {
         if let Some(i) = conn.buffered().iter().position(|&b| b == b'\n') {
             let line = &conn.buffered()[..i];
-            let line = line.strip_suffix(b"\r").unwrap_or(line).to_vec();
+            let got = f(line.strip_suffix(b"\r").unwrap_or(line))?;
             conn.consume(i + 1);
-            return Ok(Some(line));
+            return Ok(Some(got));
         }
         if !wait {
             return Ok(None);
