@@ -61,7 +61,7 @@ impl Ledger {
         &self.file.path
     }
 
-    /// Appends one request's [`line()`]. Called after the client has its last byte; the
+    /// Appends one request's line (see [`push_line`]). Called after the client has its last byte; the
     /// line reaches the file within [`log::batch_every`], or at [`Ledger::flush`].
     pub fn append(&self, line: &str) {
         match &self.batch {
