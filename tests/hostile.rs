@@ -144,6 +144,49 @@ fn an_http2_request_line_is_answered_505_not_left_hanging() {
 }
 
 #[test]
+fn pipelined_requests_in_one_write_are_answered_in_order() {
+    // Each answer says which request it is for: the mock echoes the message.
+    let up = MockUpstream::start(|r| {
+        let said = r.json()["messages"][0]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        Reply::json(200, chat_answer(&said))
+    });
+    let p = Proxy::start(&config(&up, ""));
+    let post = |text: &str, last: bool| {
+        let body =
+            json!({"model": "m", "messages": [{"role": "user", "content": text}]}).to_string();
+        let close = if last { "Connection: close\r\n" } else { "" };
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n{close}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // A body over 1 KiB is read after the head, not with it: both paths are taken.
+    let long = "x".repeat(3000);
+    let mut bytes = post("first", false);
+    bytes += "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    bytes += &post(&long, false);
+    bytes += &post("last", true);
+    let answer = raw(&p, bytes.as_bytes(), Duration::from_secs(10));
+    let starts: Vec<usize> = answer.match_indices("HTTP/1.1 ").map(|(i, _)| i).collect();
+    assert_eq!(starts.len(), 4, "{answer}");
+    let parts: Vec<&str> = (0..4)
+        .map(|i| &answer[starts[i]..*starts.get(i + 1).unwrap_or(&answer.len())])
+        .collect();
+    for part in &parts {
+        assert!(part.starts_with("HTTP/1.1 200"), "{part}");
+    }
+    let said = |part: &str| json_body(part)["choices"][0]["message"]["content"].clone();
+    assert_eq!(said(parts[0]), "first");
+    assert!(!parts[1].contains("chat.completion"), "{}", parts[1]);
+    assert_eq!(said(parts[2]), long.as_str());
+    assert_eq!(said(parts[3]), "last");
+    assert_eq!(up.count(), 3);
+}
+
+#[test]
 fn slow_clients_are_dropped_and_free_their_worker() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up, "workers: 1\n"));
