@@ -80,6 +80,13 @@ impl RawBody {
         match self.get(key) {
             None => Ok(None),
             Some(b"null") => Ok(None),
+            // Most strings (a model name) have no escapes: taken as they lie. The body
+            // was checked as JSON, so the text between the quotes is UTF-8.
+            Some([b'"', text @ .., b'"']) if !text.contains(&b'\\') => {
+                String::from_utf8(text.to_vec())
+                    .map(Some)
+                    .map_err(|_| Error::bad_request(format!("`{key}` must be a string")))
+            }
             Some(raw) => serde_json::from_slice::<String>(raw)
                 .map(Some)
                 .map_err(|_| Error::bad_request(format!("`{key}` must be a string"))),

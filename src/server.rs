@@ -669,7 +669,7 @@ enum Prepared {
     Relay {
         body: RawBody,
         targets: Vec<crate::registry::Target>,
-        forward: Vec<(String, String)>,
+        forward: Vec<crate::upstream::Header>,
         count_tokens: bool,
         /// The client asked for a stream (in the body, or Gemini's method).
         stream: bool,
@@ -838,8 +838,8 @@ fn prepare(
             .filter(|h| h.field.equiv("anthropic-beta") || h.field.equiv("anthropic-version"))
             .map(|h| {
                 (
-                    h.field.as_str().as_str().to_ascii_lowercase(),
-                    h.value.as_str().to_string(),
+                    h.field.as_str().as_str().to_ascii_lowercase().into(),
+                    h.value.as_str().to_string().into(),
                 )
             })
             .collect()

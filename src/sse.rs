@@ -184,6 +184,18 @@ pub struct ClientWriter<W: Write = Box<dyn Write + Send>> {
     probe: Option<Probe>,
 }
 
+/// Which endpoint answered: sent as `x-routeplane-provider`, `x-routeplane-model` and
+/// `x-routeplane-attempts`, written straight into the head (no header list to build).
+#[derive(Debug, Clone, Copy)]
+pub struct ServedBy<'a> {
+    /// The provider's id.
+    pub provider: &'a str,
+    /// The model name sent upstream.
+    pub model: &'a str,
+    /// Attempts made, this one included.
+    pub attempts: usize,
+}
+
 /// Says whether the client closed or reset its connection, without reading or writing
 /// anything it would see.
 pub type Probe = Box<dyn FnMut() -> bool + Send>;
@@ -256,7 +268,19 @@ impl<W: Write> ClientWriter<W> {
         headers: &[(String, String)],
         body: &[u8],
     ) -> io::Result<()> {
-        let mut head = head(status, content_type, headers);
+        self.respond_served(status, content_type, headers, None, body)
+    }
+
+    /// [`ClientWriter::respond`] with an upstream's answer, saying who served it.
+    pub fn respond_served(
+        &mut self,
+        status: u16,
+        content_type: &str,
+        headers: &[(String, String)],
+        by: Option<ServedBy<'_>>,
+        body: &[u8],
+    ) -> io::Result<()> {
+        let mut head = head(status, content_type, headers, by);
         head.push_str("Content-Length: ");
         crate::log::push_u64(&mut head, body.len() as u64);
         head.push_str("\r\n\r\n");
@@ -275,13 +299,14 @@ impl<W: Write> ClientWriter<W> {
         status: u16,
         content_type: &str,
         headers: &[(String, String)],
+        by: Option<ServedBy<'_>>,
     ) -> io::Result<()> {
         let content_type = if self.array {
             "application/json"
         } else {
             content_type
         };
-        let mut head = head(status, content_type, headers);
+        let mut head = head(status, content_type, headers, by);
         head.push_str("Cache-Control: no-cache\r\n");
         if self.http10 {
             head.push_str("Connection: close\r\n\r\n");
@@ -363,7 +388,12 @@ fn array_item(event: &[u8], first: bool) -> Option<Vec<u8>> {
 }
 
 /// The status line and common headers, without the final blank line.
-fn head(status: u16, content_type: &str, headers: &[(String, String)]) -> String {
+fn head(
+    status: u16,
+    content_type: &str,
+    headers: &[(String, String)],
+    by: Option<ServedBy<'_>>,
+) -> String {
     // Pushed piece by piece: through `write!` the head was ~2.3k instructions (callgrind).
     let mut head = String::with_capacity(512);
     head.push_str("HTTP/1.1 ");
@@ -375,18 +405,33 @@ fn head(status: u16, content_type: &str, headers: &[(String, String)]) -> String
     head.push_str("\r\nServer: routeplane\r\nContent-Type: ");
     head.push_str(content_type);
     head.push_str("\r\n");
+    // A header value from upstream (or a model name from a client) must not split the head.
+    let breaks = |s: &str, colon: bool| {
+        s.bytes()
+            .any(|b| b == b'\r' || b == b'\n' || (colon && b == b':'))
+    };
     for (name, value) in headers {
-        // A header value from upstream must not split the head.
-        let breaks = |s: &str, colon: bool| {
-            s.bytes()
-                .any(|b| b == b'\r' || b == b'\n' || (colon && b == b':'))
-        };
         if breaks(value, false) || breaks(name, true) {
             continue;
         }
         head.push_str(name);
         head.push_str(": ");
         head.push_str(value);
+        head.push_str("\r\n");
+    }
+    if let Some(by) = by {
+        for (name, value) in [
+            ("x-routeplane-provider: ", by.provider),
+            ("x-routeplane-model: ", by.model),
+        ] {
+            if !breaks(value, false) {
+                head.push_str(name);
+                head.push_str(value);
+                head.push_str("\r\n");
+            }
+        }
+        head.push_str("x-routeplane-attempts: ");
+        crate::log::push_u64(&mut head, by.attempts as u64);
         head.push_str("\r\n");
     }
     head
@@ -503,13 +548,26 @@ mod tests {
     #[test]
     fn writer_frames_each_event_as_one_chunk() {
         let mut w = ClientWriter::new(Vec::new(), false, false);
-        w.start_stream(200, "text/event-stream", &[("x-a".into(), "b".into())])
-            .unwrap();
+        let by = ServedBy {
+            provider: "p",
+            model: "m",
+            attempts: 2,
+        };
+        w.start_stream(
+            200,
+            "text/event-stream",
+            &[("x-a".into(), "b".into())],
+            Some(by),
+        )
+        .unwrap();
         w.send(b"data: hi\n\n").unwrap();
         w.end_stream().unwrap();
         let text = String::from_utf8(w.out).unwrap();
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
         assert!(text.contains("\r\nx-a: b\r\n"));
+        assert!(text.contains(
+            "\r\nx-routeplane-provider: p\r\nx-routeplane-model: m\r\nx-routeplane-attempts: 2\r\n"
+        ));
         assert!(text.contains("Transfer-Encoding: chunked\r\n\r\n"));
         assert!(text.ends_with("\r\n\r\na\r\ndata: hi\n\n\r\n0\r\n\r\n"));
     }
@@ -518,7 +576,7 @@ mod tests {
     fn array_mode_writes_one_json_array_of_event_data() {
         let mut w = ClientWriter::new(Vec::new(), true, false);
         w.json_array();
-        w.start_stream(200, "text/event-stream", &[]).unwrap();
+        w.start_stream(200, "text/event-stream", &[], None).unwrap();
         w.send(b": ping\n\n").unwrap();
         w.send(b"data: {\"a\":1}\n\n").unwrap();
         w.send(b"data: {\"b\":2}\r\n\r\n").unwrap();
@@ -530,7 +588,7 @@ mod tests {
         assert_eq!(v, serde_json::json!([{"a": 1}, {"b": 2}]));
         let mut w = ClientWriter::new(Vec::new(), true, false);
         w.json_array();
-        w.start_stream(200, "text/event-stream", &[]).unwrap();
+        w.start_stream(200, "text/event-stream", &[], None).unwrap();
         w.end_stream().unwrap();
         assert!(String::from_utf8(w.out).unwrap().ends_with("\r\n\r\n[]"));
     }

@@ -24,10 +24,37 @@ pub fn days(t: SystemTime) -> i64 {
 /// past the year 9999 are written as those bounds.
 pub struct Rfc3339(pub SystemTime);
 
+/// 10000-01-01T00:00:00Z in seconds since the epoch: from here on, times are written as the bound.
+const YEAR_10000: u64 = 253_402_300_800;
+
 impl Rfc3339 {
-    /// Appends the time to `out`.
+    /// Appends the time to `out`. The text up to the second is made once a second per
+    /// thread: every request writes its time twice (log line, ledger line), and the
+    /// calendar arithmetic was most of the cost.
     pub fn push_to(&self, out: &mut String) {
-        out.push_str(std::str::from_utf8(&self.bytes()).unwrap_or_default());
+        use std::cell::RefCell;
+        thread_local!(static SECOND: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) });
+        let since = self.0.duration_since(UNIX_EPOCH).ok();
+        let Some((secs, ms)) = since
+            .map(|d| (d.as_secs(), d.subsec_millis()))
+            .filter(|&(secs, _)| secs < YEAR_10000)
+        else {
+            out.push_str(std::str::from_utf8(&self.bytes()).unwrap_or_default());
+            return;
+        };
+        SECOND.with_borrow_mut(|(at, text)| {
+            if *at != secs || text.is_empty() {
+                let whole = self.bytes();
+                text.clear();
+                text.push_str(std::str::from_utf8(&whole[..20]).unwrap_or_default());
+                *at = secs;
+            }
+            out.push_str(text);
+        });
+        for digit in [ms / 100, ms / 10 % 10, ms % 10] {
+            out.push(char::from(b'0' + digit as u8));
+        }
+        out.push('Z');
     }
 
     /// The 24 bytes, digit by digit: through `write!` the two times of each request
@@ -197,6 +224,31 @@ mod tests {
         assert_eq!(at(1_709_251_199, 999), "2024-02-29T23:59:59.999Z");
         assert_eq!(at(1_795_835_304, 123), "2026-11-28T03:08:24.123Z");
         assert_eq!(at(4_107_542_399, 0), "2100-02-28T23:59:59.000Z");
+    }
+
+    #[test]
+    fn appended_times_agree_with_display_within_and_across_seconds() {
+        // push_to keeps the text of the last second: the same second, the next one, an
+        // earlier one, and the bounds must all come out as Display writes them.
+        let ms = [
+            1_796_182_812_123u64,
+            1_796_182_812_999,
+            1_796_182_813_000,
+            1_796_182_812_001,
+            951_782_400_007,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            0,
+        ];
+        for m in ms {
+            let t = UNIX_EPOCH + Duration::from_millis(m);
+            let mut s = String::new();
+            Rfc3339(t).push_to(&mut s);
+            assert_eq!(s, Rfc3339(t).to_string(), "{m} ms");
+        }
+        let mut s = String::new();
+        Rfc3339(UNIX_EPOCH - Duration::from_secs(5)).push_to(&mut s);
+        assert_eq!(s, "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! the relay passes in: a long one for the first event (a model loading, a long prompt)
 //! and a short one between events (a stall).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,6 +101,10 @@ fn classify(e: &std::io::Error, stage: &'static str) -> SendError {
     })
 }
 
+/// A request header: names and most values are fixed text, so neither is copied per
+/// request unless it is made at run time (a key, a client's own header).
+pub type Header = (Cow<'static, str>, Cow<'static, str>);
+
 /// An upstream's answer: status, a few headers, and the body still to read.
 pub struct Reply {
     /// HTTP status.
@@ -159,12 +164,7 @@ impl Client {
     /// request is written to it. When a reused connection dies before any byte of the
     /// answer, the request is sent once more at once on a new connection: the upstream
     /// never saw it, so this is not an attempt.
-    pub fn post(
-        &self,
-        url: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Result<Reply, SendError> {
+    pub fn post(&self, url: &str, headers: &[Header], body: &[u8]) -> Result<Reply, SendError> {
         self.send(
             "POST",
             url,
@@ -182,7 +182,7 @@ impl Client {
     pub fn post_within(
         &self,
         url: &str,
-        headers: &[(String, String)],
+        headers: &[Header],
         body: &[u8],
         head_within: Duration,
     ) -> Result<Reply, SendError> {
@@ -195,7 +195,7 @@ impl Client {
     pub fn get(
         &self,
         url: &str,
-        headers: &[(String, String)],
+        headers: &[Header],
         timeout: Duration,
         limit: u64,
     ) -> Result<(u16, Vec<u8>), SendError> {
@@ -216,7 +216,7 @@ impl Client {
         &self,
         method: &str,
         url: &str,
-        headers: &[(String, String)],
+        headers: &[Header],
         body: Option<&[u8]>,
         head_wait: Duration,
         head_by: Option<Instant>,

@@ -15,7 +15,7 @@ use super::oauth::{self, Encoding, Tokens};
 use crate::error::Error;
 use crate::log::Secret;
 use crate::registry::AuthUrls;
-use crate::upstream::Client;
+use crate::upstream::{Client, Header};
 
 /// Default OAuth endpoints and client.
 pub const AUTHORIZE_URL: &str = "https://claude.ai/oauth/authorize";
@@ -171,15 +171,15 @@ pub fn refresh(client: &Client, urls: &AuthUrls, old: &Tokens) -> Result<Tokens,
 }
 
 /// Headers for a Messages request with a subscription token.
-pub fn headers(tokens: &Tokens) -> Vec<(String, String)> {
+pub fn headers(tokens: &Tokens) -> Vec<Header> {
     let rules = Rules::current();
     vec![
         (
             "authorization".into(),
-            format!("Bearer {}", tokens.access.expose()),
+            format!("Bearer {}", tokens.access.expose()).into(),
         ),
-        ("anthropic-beta".into(), rules.beta),
-        ("user-agent".into(), rules.user_agent),
+        ("anthropic-beta".into(), rules.beta.into()),
+        ("user-agent".into(), rules.user_agent.into()),
         ("x-app".into(), "cli".into()),
     ]
 }

@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::error::Error;
 use crate::protocol::{Protocol, responses};
 use crate::registry::{Kind, Provider, Target};
-use crate::upstream::Client;
+use crate::upstream::{Client, Header};
 use oauth::Tokens;
 use store::Store;
 
@@ -47,12 +47,28 @@ pub enum Subscription {
 impl Subscription {
     /// The subscription behind a provider id (`openai-codex#work` is a second ChatGPT login).
     pub fn of(provider: &str) -> Option<Subscription> {
-        match provider.split('#').next().unwrap_or(provider) {
-            "anthropic" => Some(Subscription::Anthropic),
-            "openai-codex" => Some(Subscription::OpenAiCodex),
-            _ => None,
+        // Asked several times per request: compared in place, without splitting.
+        let is = |name: &str| {
+            provider
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
+        };
+        if is("anthropic") {
+            Some(Subscription::Anthropic)
+        } else if is("openai-codex") {
+            Some(Subscription::OpenAiCodex)
+        } else {
+            None
         }
     }
+}
+
+/// `Bearer KEY`, put together without the formatting machinery (it is made per request).
+fn bearer(key: &str) -> String {
+    let mut value = String::with_capacity(7 + key.len());
+    value.push_str("Bearer ");
+    value.push_str(key);
+    value
 }
 
 /// What to set (or run) to give a provider a credential, for messages.
@@ -162,9 +178,9 @@ impl Auth {
     }
 
     /// Headers that carry `target`'s credential and protocol requirements.
-    pub fn headers(&self, target: &Target) -> Result<Vec<(String, String)>, Error> {
+    pub fn headers(&self, target: &Target) -> Result<Vec<Header>, Error> {
         let p = &target.provider;
-        let mut h: Vec<(String, String)> = Vec::new();
+        let mut h: Vec<Header> = Vec::with_capacity(4);
         if target.protocol == Protocol::Anthropic {
             h.push(("anthropic-version".into(), ANTHROPIC_VERSION.into()));
         }
@@ -187,13 +203,13 @@ impl Auth {
             }
             _ => match &p.key {
                 Some(key) if target.protocol == Protocol::Anthropic => {
-                    h.push(("x-api-key".into(), key.expose().to_string()));
+                    h.push(("x-api-key".into(), key.expose().to_string().into()));
                 }
                 // Google's own header; `?key=` would put the key in URLs and logs.
                 Some(key) if target.protocol == Protocol::Gemini => {
-                    h.push(("x-goog-api-key".into(), key.expose().to_string()));
+                    h.push(("x-goog-api-key".into(), key.expose().to_string().into()));
                 }
-                Some(key) => h.push(("authorization".into(), format!("Bearer {}", key.expose()))),
+                Some(key) => h.push(("authorization".into(), bearer(key.expose()).into())),
                 // A labelled id names a login, never the provider's key.
                 _ if sub.is_some() && p.id.contains('#') => {
                     return Err(Error::LoginNeeded {
@@ -216,7 +232,11 @@ impl Auth {
                 None => {}
             },
         }
-        h.extend(p.headers.iter().cloned());
+        h.extend(
+            p.headers
+                .iter()
+                .map(|(n, v)| (n.clone().into(), v.clone().into())),
+        );
         Ok(h)
     }
 
@@ -324,5 +344,30 @@ impl Auth {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_are_known_by_id_and_by_labelled_id() {
+        let of = Subscription::of;
+        assert_eq!(of("anthropic"), Some(Subscription::Anthropic));
+        assert_eq!(of("anthropic#work"), Some(Subscription::Anthropic));
+        assert_eq!(of("openai-codex"), Some(Subscription::OpenAiCodex));
+        assert_eq!(of("openai-codex#2"), Some(Subscription::OpenAiCodex));
+        for other in [
+            "openai",
+            "anthropicx",
+            "anthropic-api",
+            "mock",
+            "",
+            "#anthropic",
+        ] {
+            assert_eq!(of(other), None, "{other}");
+        }
+        assert_eq!(bearer("k1"), "Bearer k1");
     }
 }

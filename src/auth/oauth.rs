@@ -202,9 +202,9 @@ pub fn post(
         }
         Encoding::Form => (form(body).into_bytes(), "application/x-www-form-urlencoded"),
     };
-    let headers = vec![
-        ("content-type".to_string(), content_type.to_string()),
-        ("accept".to_string(), "application/json".to_string()),
+    let headers = [
+        ("content-type".into(), content_type.into()),
+        ("accept".into(), "application/json".into()),
     ];
     let reply = client.post(url, &headers, &bytes).map_err(|e| match e {
         SendError::Network(r) => Error::Auth(format!("cannot reach {url}: {r}")),

@@ -18,7 +18,7 @@ use super::oauth::{self, Encoding, Tokens};
 use crate::error::Error;
 use crate::log::Secret;
 use crate::registry::AuthUrls;
-use crate::upstream::Client;
+use crate::upstream::{Client, Header};
 
 /// The OAuth issuer.
 pub const ISSUER: &str = "https://auth.openai.com";
@@ -277,20 +277,17 @@ pub fn device_finish(
 }
 
 /// Headers for a Codex backend request.
-pub fn headers(tokens: &Tokens) -> Vec<(String, String)> {
-    let mut h = vec![
+pub fn headers(tokens: &Tokens) -> Vec<Header> {
+    let mut h: Vec<Header> = vec![
         (
-            "authorization".to_string(),
-            format!("Bearer {}", tokens.access.expose()),
+            "authorization".into(),
+            format!("Bearer {}", tokens.access.expose()).into(),
         ),
-        (
-            "openai-beta".to_string(),
-            "responses=experimental".to_string(),
-        ),
-        ("originator".to_string(), ORIGINATOR.to_string()),
+        ("openai-beta".into(), "responses=experimental".into()),
+        ("originator".into(), ORIGINATOR.into()),
     ];
     if let Some(id) = &tokens.account_id {
-        h.push(("chatgpt-account-id".to_string(), id.clone()));
+        h.push(("chatgpt-account-id".into(), id.clone().into()));
     }
     h
 }
@@ -353,7 +350,7 @@ mod tests {
         assert_eq!(t.account_id.as_deref(), Some("acct_9"));
         assert_eq!(
             headers(&t).last().unwrap(),
-            &("chatgpt-account-id".to_string(), "acct_9".to_string())
+            &("chatgpt-account-id".into(), "acct_9".into())
         );
     }
 }

@@ -116,11 +116,11 @@ pub(crate) fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Arc<Au
 /// address: `provider:model` → seconds left. Only the server knows them.
 pub(crate) fn cooldowns(registry: &Registry) -> Vec<(String, f64)> {
     let client = upstream::Client::new(&registry.settings);
-    let mut headers = Vec::new();
+    let mut headers: Vec<upstream::Header> = Vec::new();
     if let Some(key) = registry.settings.keys.first() {
         headers.push((
-            "authorization".to_string(),
-            format!("Bearer {}", key.expose()),
+            "authorization".into(),
+            format!("Bearer {}", key.expose()).into(),
         ));
     }
     let url = format!("http://{}/routeplane/cooldowns", registry.settings.listen);

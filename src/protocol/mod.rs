@@ -18,6 +18,8 @@
 //!   asked for `stream_options.include_usage`;
 //! - `tool_calls[].index` counts from 0 within one response.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 use crate::body::RawBody;
@@ -93,12 +95,12 @@ impl Protocol {
 
     /// The path appended to a provider's `api_base` to generate with `model`; Gemini
     /// names the model and whether to stream in the path.
-    pub fn endpoint(self, model: &str, stream: bool) -> String {
+    pub fn endpoint(self, model: &str, stream: bool) -> Cow<'static, str> {
         match self {
             Protocol::Chat => "/chat/completions".into(),
             Protocol::Anthropic => "/messages".into(),
             Protocol::Responses => "/responses".into(),
-            Protocol::Gemini => gemini::endpoint(model, stream),
+            Protocol::Gemini => gemini::endpoint(model, stream).into(),
         }
     }
 

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::stream::relay_stream;
 use super::{
-    EMPTY_STREAM, FailKind, Failure, Outcome, Run, context_or_filter, fail, rescue, served_headers,
+    EMPTY_STREAM, FailKind, Failure, Outcome, Run, context_or_filter, fail, rescue, served_by,
 };
 use crate::error::Error;
 use crate::protocol::{self, Protocol};
@@ -151,7 +151,9 @@ impl Run<'_, '_> {
             }
         }
         let path = target.protocol.endpoint(&target.model, upstream_stream);
-        let url = format!("{}{path}", provider.api_base);
+        let mut url = String::with_capacity(provider.api_base.len() + path.len());
+        url.push_str(&provider.api_base);
+        url.push_str(&path);
         // The last endpoint waits as long as any first byte; the others only as long as
         // a first token may take before another endpoint is the better bet.
         let patience = if last {
@@ -291,8 +293,7 @@ impl Run<'_, '_> {
         let (settings, call, target) = (self.settings, self.call, t.target);
         let status = reply.status;
         let ct = std::mem::take(&mut reply.content_type);
-        let mut headers = std::mem::take(&mut reply.headers);
-        headers.extend(served_headers(target, t.number));
+        let headers = std::mem::take(&mut reply.headers);
         let bytes = match reply.read_all(settings.limits.max_response_bytes) {
             Ok(b) => b,
             Err(reason) => return fail(FailKind::EarlyEnd, reason),
@@ -330,7 +331,8 @@ impl Run<'_, '_> {
         if tokens.reported() {
             self.served.tokens = tokens;
         }
-        match self.out.respond(status, &ct, &headers, &answer) {
+        let by = Some(served_by(target, t.number));
+        match self.out.respond_served(status, &ct, &headers, by, &answer) {
             Ok(()) => {
                 self.served.first_token = Some(Instant::now());
                 Outcome::Answered

@@ -25,9 +25,9 @@ use crate::log::StreamEnd;
 use crate::protocol::{self, Protocol};
 use crate::registry::{Settings, Target};
 use crate::route::Cooldown;
-use crate::sse::ClientWriter;
+use crate::sse::{ClientWriter, ServedBy};
 use crate::stats;
-use crate::upstream;
+use crate::upstream::{self, Header};
 
 use self::stream::Splice;
 
@@ -55,7 +55,7 @@ pub struct Call<'a> {
     /// Chat clients: `stream_options.include_usage`.
     pub include_usage: bool,
     /// Client headers passed upstream when protocols match (e.g. `anthropic-beta`).
-    pub forward: Vec<(String, String)>,
+    pub forward: Vec<Header>,
     /// The model name the client asked for.
     pub requested: String,
 }
@@ -311,12 +311,8 @@ pub fn count_tokens(
         let Ok(bytes) = reply.read_all(settings.limits.max_response_bytes) else {
             continue;
         };
-        let _ = out.respond(
-            status,
-            "application/json",
-            &served_headers(target, served.attempts),
-            &bytes,
-        );
+        let by = served_by(target, served.attempts);
+        let _ = out.respond_served(status, "application/json", &[], Some(by), &bytes);
         served.status = status;
         served.served_by = Some(target.label().to_string());
         return served;
@@ -508,12 +504,12 @@ fn context_or_filter(message: &str, body: &[u8]) -> bool {
 }
 
 /// Headers that tell the client who served, after how many attempts.
-fn served_headers(target: &Target, attempts: usize) -> Vec<(String, String)> {
-    vec![
-        ("x-routeplane-provider".into(), target.provider.id.clone()),
-        ("x-routeplane-model".into(), target.model.clone()),
-        ("x-routeplane-attempts".into(), attempts.to_string()),
-    ]
+fn served_by(target: &Target, attempts: usize) -> ServedBy<'_> {
+    ServedBy {
+        provider: &target.provider.id,
+        model: &target.model,
+        attempts,
+    }
 }
 
 #[cfg(test)]

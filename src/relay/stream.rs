@@ -13,11 +13,11 @@ use serde_json::Value;
 
 use super::attempt::Try;
 use super::{
-    Break, EMPTY_STREAM, FailKind, Failure, Outcome, Run, context_or_filter, fail, served_headers,
+    Break, EMPTY_STREAM, FailKind, Failure, Outcome, Run, context_or_filter, fail, served_by,
 };
 use crate::log;
 use crate::protocol::{Decoded, Encoder, chat};
-use crate::sse::{self, Event};
+use crate::sse::{self, Event, ServedBy};
 use crate::stats::Tokens;
 use crate::upstream::{Piece, Reply};
 
@@ -183,8 +183,11 @@ fn relay_events(
     // usage (issue 19): the usage chunk asked for on the client's behalf is dropped.
     let strip_usage = super::asks_usage(call, target);
     let status = reply.status;
-    let mut headers = std::mem::take(&mut reply.headers);
-    headers.extend(served_headers(target, t.number));
+    let head = AnswerHead {
+        status,
+        headers: std::mem::take(&mut reply.headers),
+        by: served_by(target, t.number),
+    };
     let mut stream = reply.stream();
     let mut parser = sse::Parser::new(settings.limits.max_event_bytes);
     let mut decoder = target.protocol.decoder();
@@ -211,16 +214,16 @@ fn relay_events(
             Piece::End if finished => {
                 // Complete without `[DONE]` (or `message_stop`): the normal ending.
                 if let Some(c) = collector.take() {
-                    let o = respond_collected(out, call, status, &headers, c, splice);
+                    let o = respond_collected(out, call, &head, c, splice);
                     return token_at(o, first_token);
                 }
                 // Held events go out (and are observed) before the encoder writes the end.
                 let v = Verbatim(verbatim);
-                if !content && let Err(o) = commit(out, splice, v, status, &headers, held) {
+                if !content && let Err(o) = commit(out, splice, v, &head, held) {
                     return o;
                 }
                 let ending = splice.encoder.finish();
-                return commit_and_end(out, splice, v, status, &headers, Vec::new(), ending, true);
+                return commit_and_end(out, splice, v, &head, Vec::new(), ending, true);
             }
             Piece::End | Piece::Broken(_) | Piece::Timeout => {
                 let timed_out = matches!(piece, Piece::Timeout);
@@ -312,10 +315,7 @@ fn relay_events(
                 content |= has;
                 if end {
                     let c = collector.take().unwrap_or_default();
-                    return token_at(
-                        respond_collected(out, call, status, &headers, c, splice),
-                        first_token,
-                    );
+                    return token_at(respond_collected(out, call, &head, c, splice), first_token);
                 }
                 continue;
             }
@@ -340,12 +340,12 @@ fn relay_events(
             }
             let v = Verbatim(verbatim);
             if end {
-                let o = commit_and_end(out, splice, v, status, &headers, held, outgoing, content);
+                let o = commit_and_end(out, splice, v, &head, held, outgoing, content);
                 return if has { token_at(o, first_token) } else { o };
             }
             if !content {
                 let held = std::mem::take(&mut held);
-                if let Err(o) = commit(out, splice, v, status, &headers, held) {
+                if let Err(o) = commit(out, splice, v, &head, held) {
                     return o;
                 }
                 content = true;
@@ -400,37 +400,47 @@ fn send(
     Ok(())
 }
 
+/// The head of the answer being relayed: the upstream's status and the headers passed
+/// back, and who served it.
+struct AnswerHead<'a> {
+    status: u16,
+    headers: Vec<(String, String)>,
+    by: ServedBy<'a>,
+}
+
 /// First content: the status line (unless a continuation finds it sent) and the held events.
 fn commit(
     out: &mut sse::ClientWriter,
     splice: &mut Splice,
     verbatim: Verbatim,
-    status: u16,
-    headers: &[(String, String)],
+    head: &AnswerHead<'_>,
     held: Vec<Event>,
 ) -> Result<(), Outcome> {
     if !splice.open {
-        out.start_stream(status, "text/event-stream", headers)
-            .map_err(|_| Outcome::ClientGone)?;
+        out.start_stream(
+            head.status,
+            "text/event-stream",
+            &head.headers,
+            Some(head.by),
+        )
+        .map_err(|_| Outcome::ClientGone)?;
         splice.open = true;
-        splice.status = status;
+        splice.status = head.status;
     }
     send(out, splice, verbatim, held)
 }
 
 /// Sends the last events of a stream that ended well, committing first if need be.
-#[allow(clippy::too_many_arguments)]
 fn commit_and_end(
     out: &mut sse::ClientWriter,
     splice: &mut Splice,
     verbatim: Verbatim,
-    status: u16,
-    headers: &[(String, String)],
+    head: &AnswerHead<'_>,
     held: Vec<Event>,
     last: Vec<Event>,
     content: bool,
 ) -> Outcome {
-    if !content && let Err(o) = commit(out, splice, verbatim, status, headers, held) {
+    if !content && let Err(o) = commit(out, splice, verbatim, head, held) {
         return o;
     }
     if let Err(o) = send(out, splice, verbatim, last) {
@@ -446,14 +456,20 @@ fn commit_and_end(
 fn respond_collected(
     out: &mut sse::ClientWriter,
     call: &super::Call<'_>,
-    status: u16,
-    headers: &[(String, String)],
+    head: &AnswerHead<'_>,
     c: chat::Collector,
     splice: &mut Splice,
 ) -> Outcome {
     let body = call.inbound.response_from_chat(c.finish()).to_string();
-    splice.status = status;
-    match out.respond(status, "application/json", headers, body.as_bytes()) {
+    splice.status = head.status;
+    let (status, headers) = (head.status, &head.headers);
+    match out.respond_served(
+        status,
+        "application/json",
+        headers,
+        Some(head.by),
+        body.as_bytes(),
+    ) {
         Ok(()) => Outcome::Answered,
         Err(_) => Outcome::ClientGone,
     }

@@ -13,6 +13,7 @@
 
 pub mod ledger;
 pub mod metrics;
+mod scan;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
@@ -188,8 +189,11 @@ fn usage_near_end(p: Protocol, body: &[u8]) -> Option<Tokens> {
         .rposition(|w| w[1] == key[1] && w == key)?;
     let rest = body[at + key.len()..].trim_ascii_start();
     let rest = rest.strip_prefix(b":")?;
-    let mut de = serde_json::Deserializer::from_slice(rest);
-    let t = UsageFields::deserialize(&mut de).ok()?.tokens(p);
+    let fields = match scan::usage(rest) {
+        Some(f) => f,
+        None => UsageFields::deserialize(&mut serde_json::Deserializer::from_slice(rest)).ok()?,
+    };
+    let t = fields.tokens(p);
     t.reported().then_some(t)
 }
 

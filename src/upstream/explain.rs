@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Client, Reply};
+use super::{Client, Header, Reply};
 
 /// The most bytes of the second answer read.
 const LIMIT: u64 = 1024 * 1024;
@@ -23,7 +23,7 @@ const LIMIT: u64 = 1024 * 1024;
 pub fn explain_empty_stream(
     client: &Client,
     url: &str,
-    headers: &[(String, String)],
+    headers: &[Header],
     body: &[u8],
     within: Duration,
 ) -> Option<Reply> {
@@ -47,7 +47,7 @@ pub fn explain_empty_stream(
         obj.insert("max_tokens".into(), json!(1));
     }
     let bytes = serde_json::to_vec(&v).ok()?;
-    let headers: Vec<(String, String)> = headers
+    let headers: Vec<Header> = headers
         .iter()
         .filter(|(n, _)| !n.eq_ignore_ascii_case("accept"))
         .cloned()

@@ -5,6 +5,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::Header;
 use super::conn::{Conn, MAX_HEAD, Pool, Target};
 use crate::log::decimal;
 
@@ -15,7 +16,7 @@ const MAX_LINE: usize = 4 * 1024;
 pub(super) fn request(
     method: &str,
     target: &Target<'_>,
-    headers: &[(String, String)],
+    headers: &[Header],
     body: Option<&[u8]>,
 ) -> Result<Vec<u8>, String> {
     let len = body.map_or(0, <[u8]>::len);
@@ -61,7 +62,7 @@ pub(super) fn request(
 
 /// A byte allowed in a header name (RFC 9110's `tchar`).
 fn token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'!' | b'#'..=b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'..=b'`' | b'|' | b'~')
 }
 
 /// A response head, as far as a relay needs it.
@@ -508,18 +509,26 @@ mod tests {
     }
 
     #[test]
+    fn token_bytes_are_rfc_9110_tchars() {
+        for b in 0..=255u8 {
+            let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(token_byte(b), tchar, "{b}");
+        }
+    }
+
+    #[test]
     fn requests_are_one_buffer_and_refuse_header_injection() {
         let t = Target::parse("http://127.0.0.1:9/v1/x").unwrap();
-        let h = vec![("authorization".to_string(), "Bearer k".to_string())];
+        let h: Vec<Header> = vec![("authorization".into(), "Bearer k".into())];
         let r = request("POST", &t, &h, Some(b"{}")).unwrap();
         let text = String::from_utf8(r).unwrap();
         assert!(
             text.starts_with("POST /v1/x HTTP/1.1\r\nhost: 127.0.0.1:9\r\nuser-agent: routeplane/")
         );
         assert!(text.ends_with("authorization: Bearer k\r\ncontent-length: 2\r\n\r\n{}"));
-        let evil = vec![("x-a".to_string(), "1\r\nx-b: 2".to_string())];
+        let evil: Vec<Header> = vec![("x-a".into(), "1\r\nx-b: 2".into())];
         assert!(request("POST", &t, &evil, Some(b"")).is_err());
-        let evil = vec![("x a".to_string(), "1".to_string())];
+        let evil: Vec<Header> = vec![("x a".into(), "1".into())];
         assert!(request("GET", &t, &evil, None).is_err());
     }
 
