@@ -594,7 +594,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
                 body: &body,
                 targets,
                 forward,
-                requested: requested.clone(),
+                requested,
             };
             if array {
                 out.json_array();
@@ -795,14 +795,17 @@ fn prepare(
         None => (model, body_stream),
     };
     let from_list = models.is_some();
-    let list = match (models, model) {
+    let (many, one);
+    let list: &[String] = match (models, model) {
         (Some(list), _) => {
             *logged_model = list.join(",");
-            list
+            many = list;
+            &many
         }
         (None, Some(m)) if !m.is_empty() => {
             logged_model.clone_from(&m);
-            vec![m]
+            one = m;
+            std::slice::from_ref(&one)
         }
         _ => {
             return Prepared::Fail(Error::bad_request(
@@ -810,7 +813,7 @@ fn prepare(
             ));
         }
     };
-    let mut resolved = route::resolve_all(registry, &shared.detected, &list);
+    let mut resolved = route::resolve_all(registry, &shared.detected, list);
     // A model no source declares may have appeared on a local server since the last probe.
     // So may a source found down since.
     if matches!(
@@ -819,7 +822,7 @@ fn prepare(
     ) && shared.detected.may_probe_on_demand()
     {
         probe_local(shared, registry);
-        resolved = route::resolve_all(registry, &shared.detected, &list);
+        resolved = route::resolve_all(registry, &shared.detected, list);
     }
     let targets = match resolved {
         Ok(t) => t,

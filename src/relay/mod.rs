@@ -57,7 +57,7 @@ pub struct Call<'a> {
     /// Client headers passed upstream when protocols match (e.g. `anthropic-beta`).
     pub forward: Vec<Header>,
     /// The model name the client asked for.
-    pub requested: String,
+    pub requested: &'a str,
 }
 
 /// What the relay did, for the log line and the response headers.
@@ -224,7 +224,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         out,
         served: Served::default(),
         hub: None,
-        splice: Splice::new(call, &call.requested),
+        splice: Splice::new(call, call.requested),
         asked: Vec::new(),
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
