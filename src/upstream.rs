@@ -224,18 +224,16 @@ impl Client {
         let target = Target::parse(url)?;
         let bytes = http1::request(method, &target, headers, body).map_err(SendError::Network)?;
         let inner = &*self.inner;
-        let pooled = inner.pool.take(target.origin);
-        let first = match pooled {
-            Some(conn) => self.exchange(conn, &bytes, head_wait, head_by),
-            None => self.exchange(self.open(&target, head_wait)?, &bytes, head_wait, head_by),
+        let Some(pooled) = inner.pool.take(target.origin) else {
+            return self.exchange(self.open(&target, head_wait)?, &bytes, head_wait, head_by);
         };
-        match first {
-            Err((e, true)) if e.dropped() => {
+        match self.exchange(pooled, &bytes, head_wait, head_by) {
+            // Closed while it sat idle: the upstream never saw the request.
+            Err(e) if e.dropped() => {
                 self.exchange(self.open(&target, head_wait)?, &bytes, head_wait, head_by)
             }
             other => other,
         }
-        .map_err(|(e, _)| e)
     }
 
     /// A new connection to `target`.
@@ -249,17 +247,15 @@ impl Client {
         )
     }
 
-    /// Sends the request's bytes on `conn` and reads the response head; on failure,
-    /// also whether the connection was a reused one.
+    /// Sends the request's bytes on `conn` and reads the response head.
     fn exchange(
         &self,
         mut conn: Conn,
         bytes: &[u8],
         head_wait: Duration,
         head_by: Option<Instant>,
-    ) -> Result<Reply, (SendError, bool)> {
-        let reused = conn.reused;
-        let failed = |e: std::io::Error, stage| (classify(&e, stage), reused);
+    ) -> Result<Reply, SendError> {
+        let failed = |e: std::io::Error, stage| classify(&e, stage);
         // Before the write: a TLS handshake reads during it.
         match head_by {
             Some(by) => conn.set_deadline(by),

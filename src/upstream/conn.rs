@@ -152,8 +152,6 @@ pub(super) struct Conn {
     /// The read timeout last set on the socket: setting it is a system call, made only
     /// when the value changes.
     timeout: Option<Duration>,
-    /// Taken from the pool: it may have been closed while it sat idle.
-    pub(super) reused: bool,
 }
 
 impl Conn {
@@ -199,7 +197,6 @@ impl Conn {
             at: 0,
             end: 0,
             timeout: None,
-            reused: false,
         })
     }
 
@@ -403,9 +400,7 @@ impl Pool {
         let i = idle
             .iter()
             .rposition(|(c, since)| c.origin == origin && now.duration_since(*since) < IDLE_FOR)?;
-        let (mut conn, _) = idle.remove(i);
-        conn.reused = true;
-        Some(conn)
+        Some(idle.remove(i).0)
     }
 
     /// Keeps `conn` for reuse. Connections past their idle time, and the oldest one to
