@@ -259,7 +259,7 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> SourceState {
         .map(|k| {
             (
                 "authorization".into(),
-                format!("Bearer {}", k.expose()).into(),
+                crate::auth::bearer(k.expose()).into(),
             )
         })
         .collect();

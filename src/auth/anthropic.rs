@@ -176,7 +176,7 @@ pub fn headers(tokens: &Tokens) -> Vec<Header> {
     vec![
         (
             "authorization".into(),
-            format!("Bearer {}", tokens.access.expose()).into(),
+            super::bearer(tokens.access.expose()).into(),
         ),
         ("anthropic-beta".into(), rules.beta.into()),
         ("user-agent".into(), rules.user_agent.into()),

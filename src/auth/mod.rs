@@ -63,8 +63,9 @@ impl Subscription {
     }
 }
 
-/// `Bearer KEY`, put together without the formatting machinery (it is made per request).
-fn bearer(key: &str) -> String {
+/// The `authorization` value for `key`: `Bearer KEY`, put together without the
+/// formatting machinery (it is made per request).
+pub fn bearer(key: &str) -> String {
     let mut value = String::with_capacity(7 + key.len());
     value.push_str("Bearer ");
     value.push_str(key);

@@ -281,7 +281,7 @@ pub fn headers(tokens: &Tokens) -> Vec<Header> {
     let mut h: Vec<Header> = vec![
         (
             "authorization".into(),
-            format!("Bearer {}", tokens.access.expose()).into(),
+            super::bearer(tokens.access.expose()).into(),
         ),
         ("openai-beta".into(), "responses=experimental".into()),
         ("originator".into(), ORIGINATOR.into()),

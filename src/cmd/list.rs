@@ -10,7 +10,7 @@ use lexopt::prelude::*;
 use std::time::{Duration, SystemTime};
 
 use routeplane::auth::store::Store;
-use routeplane::auth::{Auth, Subscription};
+use routeplane::auth::{self, Auth, Subscription};
 use routeplane::detect::{self, Detected};
 use routeplane::registry::{Kind, Registry};
 use routeplane::upstream;
@@ -118,10 +118,7 @@ pub(crate) fn cooldowns(registry: &Registry) -> Vec<(String, f64)> {
     let client = upstream::Client::new(&registry.settings);
     let mut headers: Vec<upstream::Header> = Vec::new();
     if let Some(key) = registry.settings.keys.first() {
-        headers.push((
-            "authorization".into(),
-            format!("Bearer {}", key.expose()).into(),
-        ));
+        headers.push(("authorization".into(), auth::bearer(key.expose()).into()));
     }
     let url = format!("http://{}/routeplane/cooldowns", registry.settings.listen);
     let Ok((200, body)) = client.get(&url, &headers, Duration::from_millis(500), 1 << 20) else {
