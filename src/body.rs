@@ -80,16 +80,17 @@ impl RawBody {
         match self.get(key) {
             None => Ok(None),
             Some(b"null") => Ok(None),
-            // Most strings (a model name) have no escapes: taken as they lie. The body
-            // was checked as JSON, so the text between the quotes is UTF-8.
-            Some([b'"', text @ .., b'"']) if !text.contains(&b'\\') => {
-                String::from_utf8(text.to_vec())
-                    .map(Some)
-                    .map_err(|_| Error::bad_request(format!("`{key}` must be a string")))
+            Some(raw) => {
+                let text = match raw {
+                    // Most strings (a model name) have no escapes: taken as they lie.
+                    [b'"', text @ .., b'"'] if !text.contains(&b'\\') => {
+                        String::from_utf8(text.to_vec()).ok()
+                    }
+                    _ => serde_json::from_slice::<String>(raw).ok(),
+                };
+                text.map(Some)
+                    .ok_or_else(|| Error::bad_request(format!("`{key}` must be a string")))
             }
-            Some(raw) => serde_json::from_slice::<String>(raw)
-                .map(Some)
-                .map_err(|_| Error::bad_request(format!("`{key}` must be a string"))),
         }
     }
 
@@ -346,6 +347,36 @@ mod tests {
             out,
             r#"{"model":"llama3.1:8b","x_unknown":{"a":[1,2.50]},"stream":true}"#
         );
+    }
+
+    #[test]
+    fn string_values_are_read_with_and_without_escapes() {
+        let model = |text: &str| RawBody::parse(text.as_bytes().to_vec()).unwrap().model();
+        assert_eq!(
+            model(r#"{"model":"gpt-4o"}"#).unwrap().as_deref(),
+            Some("gpt-4o")
+        );
+        assert_eq!(
+            model(r#"{"model":"k\u00f6ln"}"#).unwrap().as_deref(),
+            Some("köln")
+        );
+        assert_eq!(
+            model(r#"{"model":"köln"}"#).unwrap().as_deref(),
+            Some("köln")
+        );
+        assert_eq!(
+            model(r#"{"model":"a\"b"}"#).unwrap().as_deref(),
+            Some("a\"b")
+        );
+        assert_eq!(model(r#"{"model":""}"#).unwrap().as_deref(), Some(""));
+        assert_eq!(model(r#"{"model":null}"#).unwrap(), None);
+        for not_a_string in [
+            r#"{"model":5}"#,
+            r#"{"model":["a"]}"#,
+            r#"{"model":{"a":"b"}}"#,
+        ] {
+            assert!(model(not_a_string).is_err(), "{not_a_string}");
+        }
     }
 
     #[test]
