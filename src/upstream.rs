@@ -255,14 +255,13 @@ impl Client {
         head_wait: Duration,
         head_by: Option<Instant>,
     ) -> Result<Reply, SendError> {
-        let failed = |e: std::io::Error, stage| classify(&e, stage);
         // Before the write: a TLS handshake reads during it.
         match head_by {
             Some(by) => conn.set_deadline(by),
             None => conn.set_wait(head_wait),
         }
-        .map_err(|e| failed(e, "the response"))?;
-        conn.send(bytes).map_err(|e| failed(e, "a connection"))?;
+        .map_err(|e| classify(&e, "the response"))?;
+        conn.send(bytes).map_err(|e| classify(&e, "a connection"))?;
         let mut content_type = String::new();
         let mut headers = Vec::new();
         let mut retry_after = None;
@@ -283,7 +282,7 @@ impl Client {
                 headers.push((name.to_ascii_lowercase(), value.to_string()));
             }
         })
-        .map_err(|e| failed(e, "the response"))?;
+        .map_err(|e| classify(&e, "the response"))?;
         // Reads of a whole body wait as long as the head did.
         Ok(Reply {
             status: head.status,

@@ -462,11 +462,10 @@ fn respond_collected(
 ) -> Outcome {
     let body = call.inbound.response_from_chat(c.finish()).to_string();
     splice.status = head.status;
-    let (status, headers) = (head.status, &head.headers);
     match out.respond_served(
-        status,
+        head.status,
         "application/json",
-        headers,
+        &head.headers,
         Some(head.by),
         body.as_bytes(),
     ) {
