@@ -276,6 +276,10 @@ fn codex_loopback_flow_then_requests_carry_the_account() {
         "Hello there",
         "a non-streaming client gets the collected stream"
     );
+    // The collected answer says who served it, as a relayed one does.
+    assert_eq!(resp.header("x-routeplane-provider"), Some("openai-codex"));
+    assert_eq!(resp.header("x-routeplane-model"), Some("gpt-5"));
+    assert_eq!(resp.header("x-routeplane-attempts"), Some("1"));
     let sent = &up.requests()[0];
     assert_eq!(sent.path, "/v1/responses");
     assert_eq!(sent.header("chatgpt-account-id"), Some("acct_1"));

@@ -170,6 +170,8 @@ fn count_tokens_is_forwarded_to_an_anthropic_upstream() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.json(), json!({"input_tokens": 12}));
     assert_eq!(mock.requests()[0].path, "/v1/messages/count_tokens");
+    assert_eq!(resp.header("x-routeplane-attempts"), Some("1"));
+    assert_eq!(resp.header("x-routeplane-provider"), Some("up"));
 }
 
 #[test]
