@@ -445,13 +445,9 @@ fn push_http_date(out: &mut String) {
     thread_local!(static LAST: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) });
     let now = SystemTime::now();
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.0 != secs || last.1.is_empty() {
-            *last = (secs, httpdate::fmt_http_date(now));
-        }
-        out.push_str(&last.1);
-    })
+    crate::time::push_per_second(&LAST, secs, out, |text| {
+        text.push_str(&httpdate::fmt_http_date(now));
+    });
 }
 
 /// The reason phrase for the statuses Routeplane sends.

@@ -5,7 +5,9 @@
 //! `--since 2026-12-01`; all of it needs only days-from-civil and its inverse (Howard
 //! Hinnant's algorithms, exact for the proleptic Gregorian calendar).
 
+use std::cell::RefCell;
 use std::fmt;
+use std::thread::LocalKey;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the epoch (0 before it).
@@ -32,7 +34,6 @@ impl Rfc3339 {
     /// thread: every request writes its time twice (log line, ledger line), and the
     /// calendar arithmetic was most of the cost.
     pub fn push_to(&self, out: &mut String) {
-        use std::cell::RefCell;
         thread_local!(static SECOND: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) });
         let since = self.0.duration_since(UNIX_EPOCH).ok();
         let Some((secs, ms)) = since
@@ -42,14 +43,8 @@ impl Rfc3339 {
             out.push_str(std::str::from_utf8(&self.bytes()).unwrap_or_default());
             return;
         };
-        SECOND.with_borrow_mut(|(at, text)| {
-            if *at != secs || text.is_empty() {
-                let whole = self.bytes();
-                text.clear();
-                text.push_str(std::str::from_utf8(&whole[..20]).unwrap_or_default());
-                *at = secs;
-            }
-            out.push_str(text);
+        push_per_second(&SECOND, secs, out, |text| {
+            text.push_str(std::str::from_utf8(&self.bytes()[..20]).unwrap_or_default());
         });
         for digit in [ms / 100, ms / 10 % 10, ms % 10] {
             out.push(char::from(b'0' + digit as u8));
@@ -64,10 +59,10 @@ impl Rfc3339 {
             return *b"1970-01-01T00:00:00.000Z";
         };
         let (secs, ms) = (since.as_secs(), u64::from(since.subsec_millis()));
-        let (y, m, d) = civil((secs / 86_400) as i64);
-        if y > 9999 {
+        if secs >= YEAR_10000 {
             return *b"9999-12-31T23:59:59.999Z";
         }
+        let (y, m, d) = civil((secs / 86_400) as i64);
         let of_day = secs % 86_400;
         let mut b = *b"0000-00-00T00:00:00.000Z";
         let mut put = |at: usize, width: usize, mut v: u64| {
@@ -85,6 +80,25 @@ impl Rfc3339 {
         put(20, 3, ms);
         b
     }
+}
+
+/// Appends a text that changes once a second (`secs`), made by `make` only when the
+/// second changed since this thread last asked `cache`: the answers' `Date` and the
+/// log's times are written many times a second, their calendar arithmetic once.
+pub fn push_per_second(
+    cache: &'static LocalKey<RefCell<(u64, String)>>,
+    secs: u64,
+    out: &mut String,
+    make: impl FnOnce(&mut String),
+) {
+    cache.with_borrow_mut(|(at, text)| {
+        if *at != secs || text.is_empty() {
+            text.clear();
+            make(text);
+            *at = secs;
+        }
+        out.push_str(text);
+    });
 }
 
 impl fmt::Display for Rfc3339 {
