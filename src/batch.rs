@@ -5,40 +5,74 @@
 //! clients; gathered for [`Batch::new`]'s `every` (10 ms for both), hundreds of lines
 //! go out in one. What that costs: a line reaches its file up to `every` later, and the
 //! lines still gathering are lost if the process is killed with SIGKILL (a normal stop
-//! flushes them). Lines are written in the order they were appended.
+//! flushes them).
+//!
+//! Each thread appends to a buffer of its own, which the writer empties: with one
+//! buffer for all, behind one lock, a worker preempted while holding it held up every
+//! other (futex waits on 1 request in 100 at 32 clients on 2 cores, the latency's 99th
+//! percentile); with a line handed over in an allocation of its own, the writer freed
+//! it into the appender's heap arena, whose lock the appender then waited for. Lines
+//! are numbered as they are appended and written in that order; one thread's lines
+//! always in its order, and two appended at the same instant by two threads may land
+//! in two batches in either order.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::{self, Thread};
 use std::time::Duration;
 
-/// Past this many gathered bytes the appender writes them itself: a sink that stalls
+/// Past this many waiting bytes the appender writes them itself: a sink that stalls
 /// (a full pipe on stderr) holds back its appenders, as a direct write would, instead
 /// of growing the batch without bound.
 const MOST: usize = 1024 * 1024;
 
 /// Gathers lines and writes them through its sink from a thread of its own.
 pub struct Batch {
-    gathered: Mutex<Vec<u8>>,
-    /// The writer waits here for a first line.
-    first: Condvar,
-    /// Whoever holds this writes: holding it while taking the gathered lines keeps
-    /// batches in order.
+    /// Tells this batch's buffers from another's in a thread's list.
+    id: usize,
+    /// The next line's number.
+    numbered: AtomicU64,
+    /// Bytes appended and not yet written.
+    waiting: AtomicUsize,
+    /// Woken by the line that finds nothing waiting.
+    writer: OnceLock<Thread>,
+    /// Every appending thread's buffer; a thread adds its own on its first line.
+    buffers: Mutex<Vec<Arc<Mutex<Lines>>>>,
+    /// Whoever holds this writes: holding it while taking the lines keeps batches in order.
     sink: Mutex<Sink>,
+}
+
+/// One thread's lines since the writer last took them.
+#[derive(Default)]
+struct Lines {
+    text: Vec<u8>,
+    /// Each line's number and where it ends in `text`.
+    ends: Vec<(u64, usize)>,
 }
 
 /// Writes one batch.
 type Write = Box<dyn FnMut(&[u8]) + Send>;
 
-/// Where batches go, and the spare buffer that takes turns with the gathering one.
+/// Where batches go, and the buffers a batch is put together in (kept between batches).
 struct Sink {
     write: Write,
-    spare: Vec<u8>,
+    /// The lines taken from every thread's buffer, and their numbers and places.
+    taken: Lines,
+    spans: Vec<(u64, usize, usize)>,
+    /// The batch, in number order.
+    gathered: Vec<u8>,
+}
+
+thread_local! {
+    /// This thread's buffer in each batch it appended to, by batch id.
+    static MINE: RefCell<Vec<(usize, Arc<Mutex<Lines>>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl std::fmt::Debug for Batch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batch")
-            .field("gathered", &lock(&self.gathered).len())
+            .field("waiting", &self.waiting.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -51,60 +85,122 @@ impl Batch {
         every: Duration,
         write: impl FnMut(&[u8]) + Send + 'static,
     ) -> std::io::Result<Arc<Batch>> {
+        static IDS: AtomicUsize = AtomicUsize::new(0);
         let batch = Arc::new(Batch {
-            gathered: Mutex::new(Vec::new()),
-            first: Condvar::new(),
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            numbered: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
+            writer: OnceLock::new(),
+            buffers: Mutex::new(Vec::new()),
             sink: Mutex::new(Sink {
                 write: Box::new(write),
-                spare: Vec::new(),
+                taken: Lines::default(),
+                spans: Vec::new(),
+                gathered: Vec::new(),
             }),
         });
         let writer = Arc::clone(&batch);
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name(name.to_string())
             .spawn(move || writer.write_forever(every))?;
+        // Before anyone can append: a line appended with no one to wake would wait for
+        // the next one.
+        let _ = batch.writer.set(thread.thread().clone());
         Ok(batch)
     }
 
     /// Appends one line (its newline included).
     pub fn push(&self, line: &[u8]) {
-        let mut gathered = lock(&self.gathered);
-        let was_empty = gathered.is_empty();
-        gathered.extend_from_slice(line);
-        let full = gathered.len() >= MOST;
-        drop(gathered);
-        if full {
+        let appended = MINE.try_with(|mine| {
+            let mut mine = mine.borrow_mut();
+            let buffer = match mine.iter().find(|(id, _)| *id == self.id) {
+                Some((_, buffer)) => buffer,
+                None => {
+                    let buffer = Arc::new(Mutex::new(Lines::default()));
+                    lock(&self.buffers).push(Arc::clone(&buffer));
+                    mine.push((self.id, buffer));
+                    &mine[mine.len() - 1].1
+                }
+            };
+            // Numbered under this thread's lock: the writer takes a line with its number.
+            let mut lines = lock(buffer);
+            let n = self.numbered.fetch_add(1, Ordering::Relaxed);
+            lines.text.extend_from_slice(line);
+            let end = lines.text.len();
+            lines.ends.push((n, end));
+        });
+        if appended.is_err() {
+            // The thread is exiting and its buffers are gone: this line goes alone.
+            self.write_alone(line);
+            return;
+        }
+        let before = self.waiting.fetch_add(line.len(), Ordering::AcqRel);
+        if before + line.len() >= MOST {
             self.flush();
-        } else if was_empty {
+        } else if before == 0 {
             // Only the first line of a batch wakes the writer: a wake is a system call.
-            self.first.notify_one();
+            if let Some(writer) = self.writer.get() {
+                writer.unpark();
+            }
         }
     }
 
     /// Writes every line appended so far before returning.
     pub fn flush(&self) {
         let mut sink = lock(&self.sink);
-        let Sink { write, spare } = &mut *sink;
-        std::mem::swap(&mut *lock(&self.gathered), spare);
-        if !spare.is_empty() {
-            write(spare);
-            spare.clear();
+        let Sink {
+            write,
+            taken,
+            spans,
+            gathered,
+        } = &mut *sink;
+        {
+            let mut buffers = lock(&self.buffers);
+            for buffer in buffers.iter() {
+                let mut lines = lock(buffer);
+                let start = taken.text.len();
+                let mut from = 0;
+                for &(n, end) in &lines.ends {
+                    spans.push((n, start + from, start + end));
+                    from = end;
+                }
+                taken.text.extend_from_slice(&lines.text);
+                lines.text.clear();
+                lines.ends.clear();
+            }
+            // A thread that has ended left its buffer here alone, now emptied.
+            buffers.retain(|b| Arc::strong_count(b) > 1);
         }
-        if spare.capacity() > MOST {
-            spare.shrink_to(64 * 1024);
+        spans.sort_unstable_by_key(|&(n, _, _)| n);
+        for &(_, from, to) in spans.iter() {
+            gathered.extend_from_slice(&taken.text[from..to]);
         }
+        let n = gathered.len();
+        if n > 0 {
+            write(gathered);
+        }
+        self.waiting.fetch_sub(n, Ordering::AcqRel);
+        taken.text.clear();
+        spans.clear();
+        gathered.clear();
+        if gathered.capacity() > MOST {
+            gathered.shrink_to(64 * 1024);
+            taken.text.shrink_to(64 * 1024);
+        }
+    }
+
+    /// Writes one line, after every line appended before it.
+    fn write_alone(&self, line: &[u8]) {
+        self.flush();
+        (lock(&self.sink).write)(line);
     }
 
     fn write_forever(&self, every: Duration) {
         loop {
-            let mut gathered = lock(&self.gathered);
-            while gathered.is_empty() {
-                gathered = self
-                    .first
-                    .wait(gathered)
-                    .unwrap_or_else(PoisonError::into_inner);
+            // A wake may come early or for a line already written: look again.
+            while self.waiting.load(Ordering::Acquire) == 0 {
+                thread::park();
             }
-            drop(gathered);
             thread::sleep(every);
             self.flush();
         }
@@ -169,5 +265,36 @@ mod tests {
         // fourth appender's own.
         assert_eq!(writes.lock().unwrap().len(), 1);
         assert_eq!(writes.lock().unwrap()[0].len(), MOST);
+    }
+
+    #[test]
+    fn lines_from_many_threads_all_arrive_each_threads_in_order() {
+        let (batch, writes) = collecting(Duration::from_millis(1));
+        thread::scope(|s| {
+            for t in 0..8 {
+                let batch = &batch;
+                s.spawn(move || {
+                    for i in 0..500 {
+                        batch.push(format!("{t} {i}\n").as_bytes());
+                    }
+                });
+            }
+        });
+        batch.flush();
+        let all: Vec<u8> = writes.lock().unwrap().concat();
+        let text = String::from_utf8(all).unwrap();
+        let mut next = [0; 8];
+        for line in text.lines() {
+            let (t, i) = line.split_once(' ').unwrap();
+            let t: usize = t.parse().unwrap();
+            assert_eq!(
+                i.parse::<usize>().unwrap(),
+                next[t],
+                "thread {t} out of order"
+            );
+            next[t] += 1;
+        }
+        assert_eq!(next, [500; 8], "every line, once");
+        assert_eq!(batch.waiting.load(Ordering::Relaxed), 0);
     }
 }
