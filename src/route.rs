@@ -8,7 +8,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::detect::{self, Detected};
@@ -142,6 +143,10 @@ fn routable_ids(reg: &Registry, detected: &Detected) -> Vec<String> {
 pub struct Cooldown {
     /// `provider:model` → (when it failed, until when it is tried last).
     until: Mutex<HashMap<String, (Instant, Instant)>>,
+    /// How many entries `until` holds, read without its lock: every request looks
+    /// twice, the list is nearly always empty, and a worker preempted while holding a
+    /// lock every worker takes held up all of them (futex waits at 32 clients).
+    entries: AtomicUsize,
     default: Duration,
 }
 
@@ -150,6 +155,7 @@ impl Cooldown {
     pub fn new(default: Duration) -> Cooldown {
         Cooldown {
             until: Mutex::new(HashMap::new()),
+            entries: AtomicUsize::new(0),
             default,
         }
     }
@@ -159,34 +165,38 @@ impl Cooldown {
         let len = retry_after
             .unwrap_or(self.default)
             .min(Duration::from_secs(3600));
-        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.lock();
         let now = Instant::now();
         map.insert(target.label().to_string(), (now, now + len));
+        self.entries.store(map.len(), Ordering::Release);
     }
 
     /// Records a success: the endpoint is trusted again.
     pub fn clear(&self, target: &Target) {
-        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
-        if !map.is_empty() {
-            map.remove(target.label());
+        if self.entries.load(Ordering::Acquire) == 0 {
+            return;
         }
+        let mut map = self.lock();
+        map.remove(target.label());
+        self.entries.store(map.len(), Ordering::Release);
     }
 
     /// Ends the cool-downs of a provider's endpoints that failed before `since` (a
     /// detection probe sent then was answered: the server is back).
     pub fn forgive(&self, provider: &str, since: Instant) {
-        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
-        if map.is_empty() {
+        if self.entries.load(Ordering::Acquire) == 0 {
             return;
         }
+        let mut map = self.lock();
         map.retain(|label, (failed, _)| {
             !(label.split_once(':').is_some_and(|(p, _)| p == provider) && *failed < since)
         });
+        self.entries.store(map.len(), Ordering::Release);
     }
 
     /// Endpoints cooling down now, with the time left for each, sorted.
     pub fn snapshot(&self) -> Vec<(String, Duration)> {
-        let map = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        let map = self.lock();
         let now = Instant::now();
         let mut out: Vec<(String, Duration)> = map
             .iter()
@@ -200,15 +210,20 @@ impl Cooldown {
     /// Orders targets: those not cooling down first, each group in its given order.
     /// Borrowed as given when nothing cools down, as on almost every request.
     pub fn order<'t>(&self, targets: &'t [Target]) -> Cow<'t, [Target]> {
-        let mut map = self.until.lock().unwrap_or_else(|p| p.into_inner());
-        if map.is_empty() {
+        if self.entries.load(Ordering::Acquire) == 0 {
             return Cow::Borrowed(targets);
         }
+        let mut map = self.lock();
         let now = Instant::now();
         map.retain(|_, (_, until)| *until > now);
+        self.entries.store(map.len(), Ordering::Release);
         let (cool, warm): (Vec<&Target>, Vec<&Target>) =
             targets.iter().partition(|t| map.contains_key(t.label()));
         Cow::Owned(warm.into_iter().chain(cool).cloned().collect())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, (Instant, Instant)>> {
+        self.until.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
