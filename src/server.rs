@@ -876,7 +876,7 @@ fn read_body(req: &mut tiny_http::Request, limit: u64, secs: f64) -> Result<Vec<
     // length the client only claims buys at most 1 MiB until the bytes arrive.
     let first = req.body_length().map_or(4096, |n| n.saturating_add(1));
     let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
-    let mut bytes = vec![0u8; first.min(cap).min(1 << 20)];
+    let mut bytes = crate::body::zeroed(first.min(cap).min(1 << 20));
     let mut filled = 0;
     let reader = req.as_reader();
     loop {

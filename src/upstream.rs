@@ -392,7 +392,7 @@ impl Reply {
         // Sized from Content-Length (when sane) so the read does not grow it step by step,
         // and done when that many bytes are in.
         let exact = body.declared_len().filter(|&n| n <= limit.min(1 << 20));
-        let mut out = vec![0; exact.map_or(1024, |n| (n as usize).max(1))];
+        let mut out = crate::body::zeroed(exact.map_or(1024, |n| (n as usize).max(1)));
         let mut len = 0;
         loop {
             if len == out.len() {
