@@ -640,6 +640,38 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_kept_by_one_thread_serves_the_others() {
+        let ok = || vec!["HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"];
+        let (url, accepted) = upstream(vec![vec![ok(), ok(), ok(), ok()]], Duration::ZERO);
+        let c = client();
+        let post = move |c: &Client, url: &str| {
+            assert_eq!(c.post(url, &[], b"1").unwrap().read_all(10).unwrap(), b"a");
+        };
+        // Kept in this thread's slot.
+        post(&c, &url);
+        // Taken from this thread's slot by another, which keeps it until it ends.
+        let (c2, url2) = (c.clone(), url.clone());
+        std::thread::spawn(move || post(&c2, &url2)).join().unwrap();
+        // Left in the shared list by the thread that ended (a thread's first use of the
+        // pool lets go of ended threads' slots), then kept by a third thread.
+        let (c3, url3) = (c.clone(), url.clone());
+        std::thread::spawn(move || post(&c3, &url3)).join().unwrap();
+        post(&c, &url);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn no_connection_is_kept_when_none_may_be() {
+        let one = || vec![vec!["HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"]];
+        let (url, accepted) = upstream(vec![one(), one()], Duration::ZERO);
+        let c = Client::with(Duration::from_secs(2), Duration::from_secs(5), 0);
+        for _ in 0..2 {
+            assert_eq!(c.post(&url, &[], b"1").unwrap().read_all(10).unwrap(), b"a");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
     fn bodies_too_large_or_cut_short_are_errors() {
         let long = vec!["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"];
         let short = vec!["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234"];
