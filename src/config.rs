@@ -72,7 +72,8 @@ pub struct Limits {
     /// Longest single upstream stream event.
     #[serde(deserialize_with = "scalar")]
     pub max_event_bytes: usize,
-    /// Idle upstream connections kept open per upstream host, for reuse.
+    /// Idle upstream connections kept open per upstream host, for reuse, besides the
+    /// one each client connection's thread keeps for its next request; 0 keeps none.
     #[serde(deserialize_with = "scalar")]
     pub idle_connections: usize,
 }

@@ -149,7 +149,7 @@ impl Client {
             inner: Arc::new(Inner {
                 // Per origin, so that concurrent requests to one local server find a
                 // connection each; bounded, since each idle one holds a socket and a
-                // buffer (`limits.idle_connections`).
+                // buffer (`limits.idle_connections`, besides one kept per thread).
                 pool: Arc::new(Pool::new(idle)),
                 names: Names::default(),
                 connect_timeout,
