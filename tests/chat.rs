@@ -248,7 +248,7 @@ fn upstream_client_errors_reach_the_client_unchanged() {
 }
 
 #[test]
-fn keep_alive_serves_several_requests_on_one_connection() {
+fn keep_alive_serves_several_requests_on_one_connection_and_one_upstream_connection() {
     use std::io::{BufRead, BufReader, Read, Write};
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up));
@@ -277,4 +277,6 @@ fn keep_alive_serves_several_requests_on_one_connection() {
         let mut b = vec![0; len];
         r.read_exact(&mut b).unwrap();
     }
+    let on_conn: Vec<usize> = up.requests().iter().map(|r| r.on_conn).collect();
+    assert_eq!(on_conn, [0, 1, 2], "one upstream connection for all three");
 }
