@@ -111,6 +111,8 @@ impl Batch {
 
     /// Appends one line (its newline included).
     pub fn push(&self, line: &[u8]) {
+        // Counted before it is appended: a write never takes away more than was counted.
+        let before = self.waiting.fetch_add(line.len(), Ordering::AcqRel);
         let appended = MINE.try_with(|mine| {
             let mut mine = mine.borrow_mut();
             let buffer = match mine.iter().find(|(id, _)| *id == self.id) {
@@ -131,10 +133,10 @@ impl Batch {
         });
         if appended.is_err() {
             // The thread is exiting and its buffers are gone: this line goes alone.
+            self.waiting.fetch_sub(line.len(), Ordering::AcqRel);
             self.write_alone(line);
             return;
         }
-        let before = self.waiting.fetch_add(line.len(), Ordering::AcqRel);
         if before + line.len() >= MOST {
             self.flush();
         } else if before == 0 {

@@ -666,15 +666,8 @@ mod tests {
         let stats = Stats::default();
         stats.seed(tail(&path, len, len));
         let v: serde_json::Value =
-            serde_json::from_str(&stats.status_json(&[crate::stats::Source {
-                id: "local".into(),
-                kind: "local",
-                state: "up".into(),
-                up: true,
-                detail: String::new(),
-                cooldown: None,
-            }]))
-            .unwrap();
+            serde_json::from_str(&stats.status_json(&[crate::stats::tests::up_source("local")]))
+                .unwrap();
         assert_eq!(
             v["sources"][0]["today"]["requests"], 2,
             "only today's lines: {v}"

@@ -6,8 +6,8 @@
 //! upstream reported (never estimated; for a rescued stream as the relay adjusts them to
 //! cover the whole answer). The relay notes each attempt as a [`Tried`], the first
 //! token and the usage while it answers; the server turns what the relay returns into
-//! a [`Finished`], hands it to [`Stats::record`] (a send on a channel:
-//! no lock, no I/O) and to the [`ledger`] (the same). `GET /metrics` and
+//! a [`Finished`], hands it to [`Stats::record`] (a send on a channel: no lock, no
+//! I/O) and to the [`ledger`] (a line appended to this thread's buffer). `GET /metrics` and
 //! `GET /status.json` read [`Stats`] through [`metrics`] and [`Stats::status_json`].
 //! Nothing here knows HTTP or decides a request's fate.
 
@@ -424,7 +424,7 @@ impl Inner {
             self.add(f);
             added += 1;
         }
-        waiting.fetch_sub(added, Ordering::Relaxed);
+        waiting.fetch_sub(added, Ordering::AcqRel);
     }
 
     /// Adds one finished request to every aggregate (it is kept among the recent ones).
@@ -586,9 +586,11 @@ impl Stats {
     /// Hands one finished request over to every aggregate (it is kept among the recent
     /// ones); readers see it added in.
     pub fn record(&self, f: Finished) {
+        // Counted before it is sent: adding in never takes away more than was counted.
+        let waiting = self.waiting.fetch_add(1, Ordering::AcqRel) + 1;
         // The receiver lives as long as `self`: the send cannot fail.
         let _ = self.finished.send(f);
-        if self.waiting.fetch_add(1, Ordering::Relaxed) + 1 < ADD_IN_AFTER {
+        if waiting < ADD_IN_AFTER {
             return;
         }
         // Never waits: whoever holds the lock is reading, or adding these in already.
@@ -818,6 +820,18 @@ pub(crate) fn push_json_str(out: &mut String, s: &str) {
 mod tests {
     use super::*;
 
+    /// A local source that is up, for the status page.
+    pub(crate) fn up_source(id: &str) -> Source {
+        Source {
+            id: id.into(),
+            kind: "local",
+            state: "up".into(),
+            up: true,
+            detail: String::new(),
+            cooldown: None,
+        }
+    }
+
     pub(crate) fn finished(served: Option<&str>, status: u16, failed: &[&str]) -> Finished {
         Finished {
             at: SystemTime::now(),
@@ -996,15 +1010,7 @@ mod tests {
         let mut late = finished(Some("c:m"), 200, &[]);
         late.at -= Duration::from_secs(86_400);
         stats.record(late);
-        let v: Value = serde_json::from_str(&stats.status_json(&[Source {
-            id: "c".into(),
-            kind: "local",
-            state: "up".into(),
-            up: true,
-            detail: String::new(),
-            cooldown: None,
-        }]))
-        .unwrap();
+        let v: Value = serde_json::from_str(&stats.status_json(&[up_source("c")])).unwrap();
         assert_eq!(v["sources"][0]["today"]["requests"], 1);
         assert_eq!(v["recent"].as_array().unwrap().len(), 2);
     }
