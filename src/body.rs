@@ -13,6 +13,8 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::error::Error;
+
 /// `n` zero bytes to read a body into. Allocated and then zeroed, because `vec![0; n]`
 /// is a `calloc`, which glibc (before 2.42) serves without its per-thread cache, under
 /// the lock of an arena two of 32 workers share on 2 cores: a worker preempted inside
@@ -26,8 +28,6 @@ pub fn zeroed(n: usize) -> Vec<u8> {
     v.resize(n, 0);
     v
 }
-
-use crate::error::Error;
 
 /// The most entries a request's `models` preference list may have.
 pub const MAX_MODELS: usize = 8;
