@@ -57,8 +57,8 @@ type Write = Box<dyn FnMut(&[u8]) + Send>;
 /// Where batches go, and the buffers a batch is put together in (kept between batches).
 struct Sink {
     write: Write,
-    /// The lines taken from every thread's buffer, and their numbers and places.
-    taken: Lines,
+    /// The lines taken from every thread's buffer, and each one's number and place.
+    taken: Vec<u8>,
     spans: Vec<(u64, usize, usize)>,
     /// The batch, in number order.
     gathered: Vec<u8>,
@@ -94,7 +94,7 @@ impl Batch {
             buffers: Mutex::new(Vec::new()),
             sink: Mutex::new(Sink {
                 write: Box::new(write),
-                taken: Lines::default(),
+                taken: Vec::new(),
                 spans: Vec::new(),
                 gathered: Vec::new(),
             }),
@@ -160,13 +160,13 @@ impl Batch {
             let mut buffers = lock(&self.buffers);
             for buffer in buffers.iter() {
                 let mut lines = lock(buffer);
-                let start = taken.text.len();
+                let start = taken.len();
                 let mut from = 0;
                 for &(n, end) in &lines.ends {
                     spans.push((n, start + from, start + end));
                     from = end;
                 }
-                taken.text.extend_from_slice(&lines.text);
+                taken.extend_from_slice(&lines.text);
                 lines.text.clear();
                 lines.ends.clear();
             }
@@ -175,19 +175,19 @@ impl Batch {
         }
         spans.sort_unstable_by_key(|&(n, _, _)| n);
         for &(_, from, to) in spans.iter() {
-            gathered.extend_from_slice(&taken.text[from..to]);
+            gathered.extend_from_slice(&taken[from..to]);
         }
         let n = gathered.len();
         if n > 0 {
             write(gathered);
         }
         self.waiting.fetch_sub(n, Ordering::AcqRel);
-        taken.text.clear();
+        taken.clear();
         spans.clear();
         gathered.clear();
         if gathered.capacity() > MOST {
             gathered.shrink_to(64 * 1024);
-            taken.text.shrink_to(64 * 1024);
+            taken.shrink_to(64 * 1024);
         }
     }
 
@@ -267,6 +267,33 @@ mod tests {
         // fourth appender's own.
         assert_eq!(writes.lock().unwrap().len(), 1);
         assert_eq!(writes.lock().unwrap()[0].len(), MOST);
+    }
+
+    #[test]
+    fn lines_appended_by_two_threads_in_turn_are_written_in_that_order() {
+        let (batch, writes) = collecting(Duration::from_secs(3600));
+        let (to_b, b_turn) = std::sync::mpsc::channel::<usize>();
+        let (to_a, a_turn) = std::sync::mpsc::channel::<usize>();
+        thread::scope(|s| {
+            let batch_b = &batch;
+            s.spawn(move || {
+                while let Ok(i) = b_turn.recv() {
+                    batch_b.push(format!("{i}\n").as_bytes());
+                    to_a.send(i + 1).unwrap();
+                }
+            });
+            // This thread appends the odd lines, the other the even ones, taking turns:
+            // each thread's buffer holds every other line.
+            let mut i = 1;
+            while i <= 8 {
+                batch.push(format!("{i}\n").as_bytes());
+                to_b.send(i + 1).unwrap();
+                i = a_turn.recv().unwrap();
+            }
+            drop(to_b);
+        });
+        batch.flush();
+        assert_eq!(writes.lock().unwrap().concat(), b"1\n2\n3\n4\n5\n6\n7\n8\n");
     }
 
     #[test]
