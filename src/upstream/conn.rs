@@ -438,11 +438,9 @@ impl Pool {
         let now = Instant::now();
         let fresh =
             |c: &Conn, since: Instant| c.origin == origin && now.duration_since(since) < IDLE_FOR;
-        if let Some(slot) = self.slot() {
-            let mut kept = lock(&slot);
-            if kept.as_ref().is_some_and(|(c, since)| fresh(c, *since)) {
-                return kept.take().map(|(c, _)| c);
-            }
+        let own = self.with_slot(|slot| take_fresh(&mut lock(slot), fresh));
+        if let Some(conn) = own.flatten() {
+            return Some(conn);
         }
         {
             let mut idle = lock(&self.idle);
@@ -452,14 +450,9 @@ impl Pool {
         }
         // Whoever holds the list or a slot now is busy with it: look no further.
         let slots = self.slots.try_lock().ok()?;
-        slots.iter().find_map(|slot| {
-            let mut kept = slot.try_lock().ok()?;
-            if kept.as_ref().is_some_and(|(c, since)| fresh(c, *since)) {
-                kept.take().map(|(c, _)| c)
-            } else {
-                None
-            }
-        })
+        slots
+            .iter()
+            .find_map(|slot| take_fresh(&mut *slot.try_lock().ok()?, fresh))
     }
 
     /// Keeps `conn` in this thread's slot for its next request; what the slot held
@@ -470,23 +463,22 @@ impl Pool {
         }
         conn.trim();
         let now = Instant::now();
-        let (conn, since) = match self.slot() {
-            Some(slot) => match lock(&slot).replace((conn, now)) {
-                Some(before) => before,
-                None => return,
-            },
-            None => (conn, now),
-        };
-        self.share(conn, since);
+        // What the slot held goes to the shared list. (A thread that is ending has no
+        // slot: `conn` closes.)
+        if let Some(Some((before, since))) =
+            self.with_slot(move |slot| lock(slot).replace((conn, now)))
+        {
+            self.share(before, since);
+        }
     }
 
-    /// This thread's slot, made on its first use of the pool; `None` while the thread
-    /// is ending.
-    fn slot(self: &Arc<Pool>) -> Option<Arc<Slot>> {
+    /// Runs `f` on this thread's slot, made on its first use of the pool; `None` while
+    /// the thread is ending.
+    fn with_slot<R>(self: &Arc<Pool>, f: impl FnOnce(&Slot) -> R) -> Option<R> {
         MINE.try_with(|mine| {
             let ours = |m: &Mine| Weak::as_ptr(&m.pool) == Arc::as_ptr(self);
             if let Some(m) = mine.borrow().iter().find(|m| ours(m)) {
-                return Arc::clone(&m.slot);
+                return f(&m.slot);
             }
             let slot = Arc::new(Slot::default());
             {
@@ -502,7 +494,8 @@ impl Pool {
                 pool: Arc::downgrade(self),
                 slot: Arc::clone(&slot),
             });
-            slot
+            drop(mine);
+            f(&slot)
         })
         .ok()
     }
@@ -536,6 +529,19 @@ impl Pool {
             }
         }
         drop(closing);
+    }
+}
+
+/// The connection a slot holds, when `fresh` says it will do.
+fn take_fresh(
+    kept: &mut Option<(Conn, Instant)>,
+    fresh: impl Fn(&Conn, Instant) -> bool,
+) -> Option<Conn> {
+    let (conn, since) = kept.as_ref()?;
+    if fresh(conn, *since) {
+        kept.take().map(|(c, _)| c)
+    } else {
+        None
     }
 }
 
