@@ -87,18 +87,27 @@ pub fn resolve_all(
     detected: &Detected,
     models: &[String],
 ) -> Result<Vec<Target>, Error> {
-    let mut out: Vec<Target> = Vec::new();
-    for m in models {
-        for t in resolve(reg, detected, m)? {
-            // Each endpoint at most once per request.
-            if !out
-                .iter()
-                .any(|o| o.provider.id == t.provider.id && o.model == t.model)
-            {
-                out.push(t);
-            }
+    // Nearly every request names one model: its list is the answer, not copied.
+    let mut out = match models.first() {
+        Some(first) => resolve(reg, detected, first)?,
+        None => Vec::new(),
+    };
+    for m in models.iter().skip(1) {
+        out.extend(resolve(reg, detected, m)?);
+    }
+    // Each endpoint at most once per request (a virtual model may list one twice).
+    let mut kept = 0;
+    for i in 0..out.len() {
+        let (before, rest) = out.split_at(i);
+        if !before[..kept]
+            .iter()
+            .any(|o| o.provider.id == rest[0].provider.id && o.model == rest[0].model)
+        {
+            out.swap(kept, i);
+            kept += 1;
         }
     }
+    out.truncate(kept);
     Ok(out)
 }
 
@@ -304,6 +313,20 @@ mod tests {
         assert_eq!(
             labels(&resolve_all(&r, &Detected::default(), &list).unwrap()),
             ["ollama:llama3.1:8b", "other:shared-v2", "ollama:shared"]
+        );
+    }
+
+    #[test]
+    fn an_endpoint_a_virtual_model_lists_twice_is_tried_once() {
+        let yaml = YAML.replace(
+            "[ollama:llama3.1:8b, other:shared]",
+            "[other:shared, ollama:shared, other:shared, ollama:llama3.1:8b, ollama:shared]",
+        );
+        let r = reg(&yaml);
+        let one = ["smart".to_string()];
+        assert_eq!(
+            labels(&resolve_all(&r, &Detected::default(), &one).unwrap()),
+            ["other:shared-v2", "ollama:shared", "ollama:llama3.1:8b"]
         );
     }
 
