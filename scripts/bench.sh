@@ -3,6 +3,8 @@
 # the least any proxy can add on this machine) and routeplane, measured interleaved in
 # the same run so they see the same machine. Prints one table of medians over ROUNDS
 # rounds and appends it to bench/results.md. Everything runs on 127.0.0.1.
+# At 32 and 256 clients it also counts the CPU time the proxy, the mock and the load
+# generator each spend per request: with the cores busy, their sum sets the throughput.
 #
 #   scripts/bench.sh            (or: make bench)
 #   ROUNDS=9 scripts/bench.sh   more rounds (default 5: the 32-client p50 of one round moves by 30%)
@@ -80,6 +82,7 @@ start_addr() {
 
 MOCK=$(start_addr mock target/release/examples/mock_upstream 0 "$GAP_MS")
 NULL=$(start_addr null target/release/examples/null_proxy 0 "$MOCK")
+MOCK_PID=$(cat "$TMP/mock.pid")
 
 # Routeplane runs as a user runs it: the file holds the provider block and nothing
 # else, so every tunable has its default (README, "Every tunable").
@@ -130,22 +133,53 @@ fi
 # How many requests one non-streaming measurement with $1 clients sends.
 requests_for() { if [ "$1" -eq 1 ]; then echo "$REQUESTS"; else echo "$REQUESTS_LOADED"; fi; }
 
+# CPU time (user + system, in clock ticks) used so far by the processes listed.
+cpu_ticks() {
+  local p sum=0 t
+  for p in "$@"; do
+    # Fields 14 and 15 of /proc/PID/stat, counted after the command name's `)`.
+    t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}' || true)
+    sum=$((sum + ${t:-0}))
+  done
+  echo "$sum"
+}
+
+# The processes of target $1 whose CPU time counts as the target's.
+target_pids() {
+  case $1 in
+    mock) ;;                             # the mock alone: no proxy in between
+    routeplane) echo "$RP_PID" ;;
+    null) cat "$TMP/null.pid" ;;
+    *) tree_pids "${PEER_PID[$1]}" ;;
+  esac
+}
+
 # One non-streaming measurement of target $1 with $2 clients: prints
-# "p50_ms p99_ms max_ms rps ok".
+# "p50_ms p99_ms max_ms rps ok proxy_ticks mock_ticks client_us", the last three the
+# CPU time the proxy, the mock and the load generator used during it.
 load() {
-  local extra=()
+  local extra=() pids t0 m0 t1 m1 out
   mapfile -d '' -t extra < <(header_args "$1")
   # A peer gets a request timeout, so that one hung request cannot hang the run.
   [ -z "${PEER_PID[$1]:-}" ] || extra+=(-t 60s)
-  "$OHA" -n "$(requests_for "$2")" -c "$2" --no-tui --output-format json -m POST \
-    -H 'content-type: application/json' "${extra[@]}" -d "$BODY" "http://${ADDR[$1]}/v1/chat/completions" \
-    | python3 -c '
-import json, sys
-r = json.load(sys.stdin)
+  mapfile -t pids < <(target_pids "$1")
+  t0=$(cpu_ticks "${pids[@]}"); m0=$(cpu_ticks "$MOCK_PID")
+  # oha runs under Python, which reads the CPU time it used once it has exited.
+  out=$(python3 -c '
+import json, resource, subprocess, sys
+run = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, check=True)
+used = resource.getrusage(resource.RUSAGE_CHILDREN)
+r = json.loads(run.stdout)
 p = r["latencyPercentiles"]; s = r["summary"]
 codes = r.get("statusCodeDistribution", {})
 ok = sum(v for k, v in codes.items() if k == "200")
-print("%.4f %.4f %.4f %.1f %d" % (p["p50"]*1000, p["p99"]*1000, s["slowest"]*1000, s["requestsPerSec"], ok))'
+print("%.4f %.4f %.4f %.1f %d %d" % (p["p50"]*1000, p["p99"]*1000, s["slowest"]*1000, s["requestsPerSec"], ok,
+      (used.ru_utime + used.ru_stime) * 1e6))' \
+    "$OHA" -n "$(requests_for "$2")" -c "$2" --no-tui --output-format json -m POST \
+    -H 'content-type: application/json' "${extra[@]}" -d "$BODY" "http://${ADDR[$1]}/v1/chat/completions")
+  t1=$(cpu_ticks "${pids[@]}"); m1=$(cpu_ticks "$MOCK_PID")
+  set -- $out
+  echo "$1 $2 $3 $4 $5 $((t1 - t0)) $((m1 - m0)) $6"
 }
 
 RESULTS="$TMP/results.txt"
@@ -198,18 +232,22 @@ REFUSED_1000=$(grep -c 'status=503' "$TMP/held1000.err" || true)
 BIN_BYTES=$(stat -c %s target/release/routeplane)
 CRATES=$(cargo tree -e normal --prefix none 2>/dev/null | sort -u | wc -l)
 
-python3 - "$RESULTS" "$STARTUP_MS" "$RSS_IDLE_KB" "$RSS_LOAD_KB" "$RSS_256_KB" "$BIN_BYTES" "$CRATES" "$TMP/held256.json" "$REQUESTS,$REQUESTS_LOADED" "$TMP/peers.txt" "$RSS_1000_KB" "$TMP/held1000.json" "$REFUSED_1000" "${TARGETS[@]}" <<'PY' | tee "$TMP/table.md"
+python3 - "$RESULTS" "$STARTUP_MS" "$RSS_IDLE_KB" "$RSS_LOAD_KB" "$RSS_256_KB" "$BIN_BYTES" "$CRATES" "$TMP/held256.json" "$REQUESTS,$REQUESTS_LOADED" "$TMP/peers.txt" "$RSS_1000_KB" "$TMP/held1000.json" "$REFUSED_1000" "$(getconf CLK_TCK)" "${TARGETS[@]}" <<'PY' | tee "$TMP/table.md"
 import json, math, os, statistics, sys
-path, startup, idle, load_kb, held_kb, binary, crates, held, requests, peers_path, held1000_kb, held1000, refused1000 = sys.argv[1:14]
-targets = sys.argv[14:]
+path, startup, idle, load_kb, held_kb, binary, crates, held, requests, peers_path, held1000_kb, held1000, refused1000, ticks = sys.argv[1:15]
+ticks = int(ticks)
+targets = sys.argv[15:]
 print("Routeplane's configuration: a provider block and nothing else, i.e. every tunable at its default.")
 print()
 rows = {}
 for line in open(path):
     kind, target, c, rest = line.split(" ", 3)
     if kind == "load":
-        p50, p99, mx, rps, ok = map(float, rest.split())
-        vals = {"p50": p50, "p99": p99, "max": mx, "rps": rps, "ok": ok}
+        p50, p99, mx, rps, ok, proxy_t, mock_t, client_us = map(float, rest.split())
+        n = int(requests.split(",")[0 if c == "1" else 1])
+        vals = {"p50": p50, "p99": p99, "max": mx, "rps": rps, "ok": ok,
+                "cpu_proxy": proxy_t * 1e6 / ticks / n, "cpu_mock": mock_t * 1e6 / ticks / n,
+                "cpu_client": client_us / n}
     else:
         j = json.loads(rest)
         vals = {"ttfb_p50": j["ttfb_p50_ms"], "ttfb_p99": j["ttfb_p99_ms"], "d50": j["delay_p50_ms"], "d99": j["delay_p99_ms"], "failed": j["failed"]}
@@ -234,6 +272,18 @@ for c in (1, 32, 256):
         print("| %s | %d | %.3f | %.3f | %.2f | %.0f | %s | %s | %s |" % (t, c, med(r, "p50"), med(r, "p99"), med(r, "max"), med(r, "rps"), *extra))
 for n in notes:
     print("\n%s" % n)
+print()
+# On a machine whose cores the three programs keep busy, throughput goes as the inverse
+# of the CPU time all three spend on a request: this table says where a gap comes from.
+print("| CPU per request, µs (user + system) | c | proxy | mock | load generator | all three | all three vs floor |")
+print("|---|---|---|---|---|---|---|")
+for c in (32, 256):
+    floor = rows[("load", c, "null")]
+    whole = lambda r: med(r, "cpu_proxy") + med(r, "cpu_mock") + med(r, "cpu_client")
+    for t in targets:
+        r = rows[("load", c, t)]
+        vs = "" if t == "mock" else "%.2f×" % (whole(r) / whole(floor))
+        print("| %s | %d | %.1f | %.1f | %.1f | %.1f | %s |" % (t, c, med(r, "cpu_proxy"), med(r, "cpu_mock"), med(r, "cpu_client"), whole(r), vs))
 print()
 print("| streaming (20 events, %s) | c | TTFB p50 ms | TTFB p99 ms | event delay p50 ms | event delay p99 ms | failed |" % "mock gap")
 print("|---|---|---|---|---|---|---|")
