@@ -158,7 +158,7 @@ target_pids() {
 # "p50_ms p99_ms max_ms rps ok proxy_ticks mock_ticks client_us", the last three the
 # CPU time the proxy, the mock and the load generator used during it.
 load() {
-  local extra=() pids t0 m0 t1 m1 out
+  local extra=() pids t0 m0 t1 m1 out p50 p99 slowest rps ok client_us
   mapfile -d '' -t extra < <(header_args "$1")
   # A peer gets a request timeout, so that one hung request cannot hang the run.
   [ -z "${PEER_PID[$1]:-}" ] || extra+=(-t 60s)
@@ -178,8 +178,8 @@ print("%.4f %.4f %.4f %.1f %d %d" % (p["p50"]*1000, p["p99"]*1000, s["slowest"]*
     "$OHA" -n "$(requests_for "$2")" -c "$2" --no-tui --output-format json -m POST \
     -H 'content-type: application/json' "${extra[@]}" -d "$BODY" "http://${ADDR[$1]}/v1/chat/completions")
   t1=$(cpu_ticks "${pids[@]}"); m1=$(cpu_ticks "$MOCK_PID")
-  set -- $out
-  echo "$1 $2 $3 $4 $5 $((t1 - t0)) $((m1 - m0)) $6"
+  read -r p50 p99 slowest rps ok client_us <<< "$out"
+  echo "$p50 $p99 $slowest $rps $ok $((t1 - t0)) $((m1 - m0)) $client_us"
 }
 
 RESULTS="$TMP/results.txt"

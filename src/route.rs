@@ -98,11 +98,11 @@ pub fn resolve_all(
     // Each endpoint at most once per request (a virtual model may list one twice).
     let mut kept = 0;
     for i in 0..out.len() {
-        let (before, rest) = out.split_at(i);
-        if !before[..kept]
+        let t = &out[i];
+        let seen = out[..kept]
             .iter()
-            .any(|o| o.provider.id == rest[0].provider.id && o.model == rest[0].model)
-        {
+            .any(|o| o.provider.id == t.provider.id && o.model == t.model);
+        if !seen {
             out.swap(kept, i);
             kept += 1;
         }
