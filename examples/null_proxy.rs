@@ -71,32 +71,39 @@ fn relay(client: TcpStream, upstream: &str) -> std::io::Result<()> {
         let Some(req) = read_head(&mut client_r)? else {
             return Ok(());
         };
-        let mut body = vec![0; req.len.unwrap_or(0)];
-        client_r.read_exact(&mut body)?;
-        up_w.write_all(&req.bytes)?;
-        up_w.write_all(&body)?;
+        // Head and body in one write each way, as any careful proxy sends them: two
+        // writes are two segments and can wake the reader twice (the first version of
+        // this floor did that, and cost its mock and client more than Routeplane did).
+        let mut message = req.bytes;
+        let head_len = message.len();
+        message.resize(head_len + req.len.unwrap_or(0), 0);
+        client_r.read_exact(&mut message[head_len..])?;
+        up_w.write_all(&message)?;
         let Some(resp) = read_head(&mut up_r)? else {
             return Ok(());
         };
-        client_w.write_all(&resp.bytes)?;
         if resp.chunked {
+            client_w.write_all(&resp.bytes)?;
             loop {
                 let mut size = String::new();
                 up_r.read_line(&mut size)?;
                 let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-                let mut data = vec![0; n + 2];
-                up_r.read_exact(&mut data)?;
-                client_w.write_all(size.as_bytes())?;
-                client_w.write_all(&data)?;
-                client_w.flush()?;
+                // The size line and its data in one write: one segment an event.
+                let mut frame = size.into_bytes();
+                let line_len = frame.len();
+                frame.resize(line_len + n + 2, 0);
+                up_r.read_exact(&mut frame[line_len..])?;
+                client_w.write_all(&frame)?;
                 if n == 0 {
                     break;
                 }
             }
         } else {
-            let mut data = vec![0; resp.len.unwrap_or(0)];
-            up_r.read_exact(&mut data)?;
-            client_w.write_all(&data)?;
+            let mut message = resp.bytes;
+            let head_len = message.len();
+            message.resize(head_len + resp.len.unwrap_or(0), 0);
+            up_r.read_exact(&mut message[head_len..])?;
+            client_w.write_all(&message)?;
         }
     }
 }
