@@ -3,7 +3,8 @@
 //! `cargo run --release --example null_proxy -- LISTEN_PORT UPSTREAM_ADDR` accepts
 //! connections on 127.0.0.1, and for each one opens a connection to the upstream and
 //! relays requests and responses, parsing only heads and chunk sizes (to know where a
-//! response ends on a kept-alive connection) and flushing every chunk as it arrives.
+//! response ends on a kept-alive connection) and sending every chunk as it arrives. Each
+//! message (a head with its body, a chunk with its size line) goes out in one write.
 //! No routing, no JSON, no limits: whatever Routeplane adds above this is its own cost.
 
 use std::io::{BufRead, BufReader, Read, Write};
