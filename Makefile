@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: check test lint doc deny bench bench-peers build sdk gemini-cli obs-tools static pi pi-smoke fuzz soak ship-tools static-debug deb
+.PHONY: check test lint doc deny bench bench-peers build sdk gemini-cli obs-tools static pi pi-smoke pgo fuzz soak ship-tools static-debug deb
 
 ## check: format, lints, tests, docs and the dependency audit, as CI runs them
 check: lint test doc deny
@@ -139,3 +139,7 @@ pi:
 ## pi-smoke: run the aarch64 binary under qemu against the mock: health, a completion, a stream
 pi-smoke: pi
 	scripts/pi-smoke.sh
+
+## pgo: a profile-guided build for this machine, profiled on the mock (target/pgo/routeplane)
+pgo:
+	scripts/pgo.sh

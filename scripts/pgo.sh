@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# A profile-guided build of routeplane for this machine (`make pgo`): an instrumented
+# build serves a few thousand requests from the benchmark's mock upstream (whole and
+# streamed, in the chat, Anthropic and Responses protocols), and the profile it writes
+# lays out the final build. The profile is made here, from this source and this
+# toolchain, and never checked in.
+#
+# Why: the code one request runs spans about 82 KiB, more than a 32 KiB instruction
+# cache; the profile packs the path requests take (bench/results.md, issue 16, session
+# 8). Needs rustup's llvm-tools component (for llvm-profdata); the script adds it.
+#
+#   scripts/pgo.sh          writes target/pgo/routeplane
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "pgo: $*" >&2; }
+
+host=$(rustc -vV | sed -n 's/^host: //p')
+profdata="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
+if [ ! -x "$profdata" ]; then
+  log "adding rustup's llvm-tools component (llvm-profdata)"
+  rustup component add llvm-tools
+fi
+[ -x "$profdata" ] || { log "no llvm-profdata at $profdata"; exit 1; }
+
+OUT=$PWD/target/pgo
+rm -rf "$OUT/profiles"
+mkdir -p "$OUT"
+log "building an instrumented routeplane"
+RUSTFLAGS="-Cprofile-generate=$OUT/profiles" \
+  cargo build --quiet --release --bin routeplane --target-dir "$OUT/gen"
+cargo build --quiet --release --example mock_upstream
+
+TMP=$(mktemp -d)
+# The usage ledger goes to $XDG_STATE_HOME: into this run's directory, not the user's.
+export XDG_STATE_HOME="$TMP/state"
+# Every program started leaves its pid in $TMP/NAME.pid (`serve` runs in a subshell).
+cleanup() {
+  for f in "$TMP"/*.pid; do
+    if [ -e "$f" ]; then kill "$(cat "$f")" 2>/dev/null || true; fi
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# Starts a routeplane binary against the mock; echoes its address. Its stdout is not
+# this function's: the command substitution that calls it would wait for it to close.
+serve() {
+  "$1" -c "$TMP/c.yaml" --listen 127.0.0.1:0 > /dev/null 2> "$TMP/rp.err" &
+  echo $! > "$TMP/rp.pid"
+  for _ in $(seq 200); do grep -q 'listening on' "$TMP/rp.err" 2>/dev/null && break; sleep 0.05; done
+  grep -o 'listening on http://[0-9.:]*' "$TMP/rp.err" | sed 's|listening on http://||'
+}
+
+target/release/examples/mock_upstream 0 1 > "$TMP/mock" &
+echo $! > "$TMP/mock.pid"
+for _ in $(seq 100); do [ -s "$TMP/mock" ] && break; sleep 0.05; done
+MOCK=$(head -1 "$TMP/mock")
+printf 'providers:\n  mock:\n    api_base: http://%s/v1\n    models: [m]\n' "$MOCK" > "$TMP/c.yaml"
+
+# The build scripts of the instrumented build wrote profiles of their own into
+# $OUT/profiles; routeplane's go to a directory of their own.
+rm -rf "$OUT/run"
+export LLVM_PROFILE_FILE="$OUT/run/routeplane-%p.profraw"
+RP=$(serve "$OUT/gen/release/routeplane")
+[ -n "$RP" ] || { log "the instrumented build did not start: $(cat "$TMP/rp.err")"; exit 1; }
+log "serving the profile's requests through $RP"
+# Mostly what agents send: whole and streamed answers, keep-alive, a few connections.
+python3 - "$RP" <<'PY'
+import http.client, json, sys, threading
+host, port = sys.argv[1].rsplit(":", 1)
+calls = [
+    ("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}, 2000),
+    ("/v1/chat/completions", {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}, 200),
+    ("/v1/messages", {"model": "m", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}, 500),
+    ("/v1/messages", {"model": "m", "max_tokens": 16, "stream": True, "messages": [{"role": "user", "content": "hi"}]}, 100),
+    ("/v1/responses", {"model": "m", "input": "hi"}, 300),
+    ("/v1/responses", {"model": "m", "input": "hi", "stream": True}, 50),
+]
+def worker():
+    c = http.client.HTTPConnection(host, int(port), timeout=30)
+    for path, body, n in calls:
+        for _ in range(n // 4):
+            c.request("POST", path, json.dumps(body), {"content-type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            if r.status != 200:
+                sys.exit(f"{path}: status {r.status}")
+threads = [threading.Thread(target=worker) for _ in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+PY
+# A clean stop writes the profile.
+pid=$(cat "$TMP/rp.pid")
+kill -TERM "$pid"
+# Not a child of this shell (it was started in `serve`'s subshell): poll for its end.
+for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+"$profdata" merge -o "$OUT/routeplane.profdata" "$OUT/run"
+
+log "building routeplane with the profile"
+RUSTFLAGS="-Cprofile-use=$OUT/routeplane.profdata" \
+  cargo build --quiet --release --bin routeplane --target-dir "$OUT/use"
+cp "$OUT/use/release/routeplane" "$OUT/routeplane"
+
+# The result must still do its job: health, a completion and a stream.
+RP=$(serve "$OUT/routeplane")
+curl -sf "http://$RP/health" | grep -q ok
+curl -sf "http://$RP/v1/chat/completions" -H 'content-type: application/json' \
+  -d '{"model":"m","messages":[{"role":"user","content":"hi"}]}' | grep -q 'Hello there'
+EVENTS=$(curl -sfN "http://$RP/v1/chat/completions" -H 'content-type: application/json' \
+  -d '{"model":"m","stream":true,"messages":[]}' | grep -c '^data: ')
+[ "$EVENTS" -eq 21 ] || { log "expected 21 events, got $EVENTS"; exit 1; }
+log "wrote $OUT/routeplane ($(stat -c %s "$OUT/routeplane") bytes); it served /health, a completion and a 21-event stream"
