@@ -104,10 +104,5 @@ cp "$OUT/use/release/routeplane" "$OUT/routeplane"
 
 # The result must still do its job: health, a completion and a stream.
 RP=$(serve "$OUT/routeplane")
-curl -sf "http://$RP/health" | grep -q ok
-curl -sf "http://$RP/v1/chat/completions" -H 'content-type: application/json' \
-  -d '{"model":"m","messages":[{"role":"user","content":"hi"}]}' | grep -q 'Hello there'
-EVENTS=$(curl -sfN "http://$RP/v1/chat/completions" -H 'content-type: application/json' \
-  -d '{"model":"m","stream":true,"messages":[]}' | grep -c '^data: ')
-[ "$EVENTS" -eq 21 ] || { log "expected 21 events, got $EVENTS"; exit 1; }
+scripts/smoke-check.sh "$RP"
 log "wrote $OUT/routeplane ($(stat -c %s "$OUT/routeplane") bytes); it served /health, a completion and a 21-event stream"

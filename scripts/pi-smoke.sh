@@ -22,10 +22,5 @@ printf 'providers:\n  mock:\n    api_base: http://%s/v1\n    models: [m]\n' "$MO
 "$QEMU" "$BIN" -c "$TMP/c.yaml" --listen 127.0.0.1:0 2> "$TMP/rp" & PIDS+=($!)
 for _ in $(seq 200); do grep -q 'listening on' "$TMP/rp" 2>/dev/null && break; sleep 0.05; done
 RP=$(grep -o 'listening on http://[0-9.:]*' "$TMP/rp" | sed 's|listening on http://||')
-curl -sf "http://$RP/health" | grep -q ok
-curl -sf "http://$RP/v1/chat/completions" -H 'content-type: application/json' \
-  -d '{"model":"m","messages":[{"role":"user","content":"hi"}]}' | grep -q 'Hello there'
-EVENTS=$(curl -sfN "http://$RP/v1/chat/completions" -H 'content-type: application/json' \
-  -d '{"model":"m","stream":true,"messages":[]}' | grep -c '^data: ')
-[ "$EVENTS" -eq 21 ] || { echo "expected 21 events, got $EVENTS"; exit 1; }
+scripts/smoke-check.sh "$RP"
 echo "pi-smoke: aarch64 routeplane under qemu served /health, a completion and a 21-event stream"
