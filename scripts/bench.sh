@@ -10,6 +10,7 @@
 #   ROUNDS=9 scripts/bench.sh   more rounds (default 5: the 32-client p50 of one round moves by 30%)
 #   scripts/bench.sh --peers    also LiteLLM proxy and the Portkey gateway (or: make bench-peers)
 #   APPEND=0 scripts/bench.sh   print the table without appending it to bench/results.md
+#   RP_BIN=target/pgo/routeplane scripts/bench.sh   measure another routeplane binary (make pgo's)
 #
 # With --peers, LiteLLM (pinned, from PyPI, into a venv) and the Portkey gateway (pinned,
 # from npm) are installed into bench/peers on first use, pointed at the same mock, checked
@@ -28,6 +29,7 @@ REQUESTS=${REQUESTS:-3000}               # non-streaming requests per measuremen
 REQUESTS_LOADED=${REQUESTS_LOADED:-20000}
 STREAM_ROUNDS=${STREAM_ROUNDS:-3}        # streams per client per measurement
 APPEND=${APPEND:-1}                      # 0: do not append the table to bench/results.md
+RP_BIN=${RP_BIN:-target/release/routeplane} # the routeplane measured
 TOOLS=bench/tools
 
 log() { echo "bench: $*" >&2; }
@@ -48,6 +50,7 @@ fi
 OHA="$TOOLS/bin/oha"
 log "building release binaries"
 cargo build --quiet --release --bin routeplane --examples
+[ -x "$RP_BIN" ] || { log "no routeplane binary at $RP_BIN (make pgo builds target/pgo/routeplane)"; exit 1; }
 
 TMP=$(mktemp -d)
 # The usage ledger (on by default) goes to $XDG_STATE_HOME: the benchmark's requests
@@ -95,7 +98,7 @@ EOF
 
 # Start-up: from exec to the first answered request.
 t0=$(date +%s%N)
-target/release/routeplane -c "$TMP/routeplane.yaml" --listen 127.0.0.1:0 2>"$TMP/rp.err" &
+"$RP_BIN" -c "$TMP/routeplane.yaml" --listen 127.0.0.1:0 2>"$TMP/rp.err" &
 RP_PID=$!
 PIDS+=("$RP_PID")
 RP=""
@@ -209,7 +212,7 @@ sed "s|$MOCK|$SLOW|" "$TMP/routeplane.yaml" > "$TMP/slow.yaml"
 # peak RSS in KiB.
 held() {
   local n=$1 pid addr=""
-  target/release/routeplane -c "$TMP/slow.yaml" --listen 127.0.0.1:0 2>"$TMP/held$n.err" &
+  "$RP_BIN" -c "$TMP/slow.yaml" --listen 127.0.0.1:0 2>"$TMP/held$n.err" &
   pid=$!
   echo "$pid" > "$TMP/held$n.pid"
   for _ in $(seq 1 500); do
@@ -229,15 +232,15 @@ RSS_1000_KB=$(held 1000)
 REFUSED_1000=$(grep -c 'status=503' "$TMP/held1000.err" || true)
 [ "$PEERS" = 0 ] || peers_held "$SLOW"
 
-BIN_BYTES=$(stat -c %s target/release/routeplane)
+BIN_BYTES=$(stat -c %s "$RP_BIN")
 CRATES=$(cargo tree -e normal --prefix none 2>/dev/null | sort -u | wc -l)
 
-python3 - "$RESULTS" "$STARTUP_MS" "$RSS_IDLE_KB" "$RSS_LOAD_KB" "$RSS_256_KB" "$BIN_BYTES" "$CRATES" "$TMP/held256.json" "$REQUESTS,$REQUESTS_LOADED" "$TMP/peers.txt" "$RSS_1000_KB" "$TMP/held1000.json" "$REFUSED_1000" "$(getconf CLK_TCK)" "${TARGETS[@]}" <<'PY' | tee "$TMP/table.md"
+python3 - "$RESULTS" "$STARTUP_MS" "$RSS_IDLE_KB" "$RSS_LOAD_KB" "$RSS_256_KB" "$BIN_BYTES" "$CRATES" "$TMP/held256.json" "$REQUESTS,$REQUESTS_LOADED" "$TMP/peers.txt" "$RSS_1000_KB" "$TMP/held1000.json" "$REFUSED_1000" "$(getconf CLK_TCK)" "$RP_BIN" "${TARGETS[@]}" <<'PY' | tee "$TMP/table.md"
 import json, math, os, statistics, sys
-path, startup, idle, load_kb, held_kb, binary, crates, held, requests, peers_path, held1000_kb, held1000, refused1000, ticks = sys.argv[1:15]
+path, startup, idle, load_kb, held_kb, binary, crates, held, requests, peers_path, held1000_kb, held1000, refused1000, ticks, rp_bin = sys.argv[1:16]
 ticks = int(ticks)
-targets = sys.argv[15:]
-print("Routeplane's configuration: a provider block and nothing else, i.e. every tunable at its default.")
+targets = sys.argv[16:]
+print("Routeplane (%s) with a configuration that holds a provider block and nothing else, i.e. every tunable at its default." % rp_bin)
 print()
 rows = {}
 for line in open(path):
