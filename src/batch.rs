@@ -18,9 +18,11 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::Duration;
+
+use crate::sync::lock;
 
 /// Past this many waiting bytes the appender writes them itself: a sink that stalls
 /// (a full pipe on stderr) holds back its appenders, as a direct write would, instead
@@ -207,11 +209,6 @@ impl Batch {
             self.flush();
         }
     }
-}
-
-/// A poisoned lock still holds whole lines: a panic elsewhere does not stop the log.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

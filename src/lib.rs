@@ -16,6 +16,8 @@
 
 // Layer 1-3: plumbing every other module uses.
 pub mod error;
+// Locks that outlive a panic elsewhere.
+pub mod sync;
 // UTC calendar arithmetic, without a date crate.
 pub mod time;
 // Lines many threads append and one thread writes.

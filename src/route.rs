@@ -232,7 +232,7 @@ impl Cooldown {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, (Instant, Instant)>> {
-        self.until.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.until)
     }
 }
 

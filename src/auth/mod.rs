@@ -25,6 +25,7 @@ use serde_json::Value;
 use crate::error::Error;
 use crate::protocol::{Protocol, responses};
 use crate::registry::{Kind, Provider, Target};
+use crate::sync::lock;
 use crate::upstream::{Client, Header};
 use oauth::Tokens;
 use store::Store;
@@ -122,7 +123,7 @@ impl Auth {
     /// login` or another process's refresh).
     fn tokens(&self, key: &str) -> Option<Tokens> {
         let store = self.store.as_ref()?;
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = lock(&self.cache);
         let modified = store.modified();
         if modified.is_none() {
             cache.tokens.clear();
@@ -147,14 +148,14 @@ impl Auth {
     /// Why a login was refused for good, when it was: it needs `routeplane login` again.
     pub fn refused(&self, provider: &str) -> Option<String> {
         self.tokens(provider)?;
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = lock(&self.cache);
         cache.refused.get(provider).cloned()
     }
 
     /// Every stored login's key (`anthropic`, `openai-codex#work`), sorted.
     pub fn logins(&self) -> Vec<String> {
         let _ = self.tokens("");
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = lock(&self.cache);
         let mut keys: Vec<String> = cache.tokens.keys().cloned().collect();
         keys.sort();
         keys
@@ -270,10 +271,10 @@ impl Auth {
             reason,
         };
         let flight = {
-            let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+            let mut flights = lock(&self.flights);
             Arc::clone(flights.entry(p.id.clone()).or_default())
         };
-        let _one_at_a_time = flight.lock().unwrap_or_else(|e| e.into_inner());
+        let _one_at_a_time = lock(&flight);
         // Re-read under the lock: the refresh we waited for may have stored new tokens.
         let current = self
             .tokens(&p.id)
@@ -315,7 +316,7 @@ impl Auth {
         store
             .put(&p.id, Some(&renewed))
             .map_err(|e| login_needed(e.to_string()))?;
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = lock(&self.cache);
         cache.tokens.insert(p.id.clone(), renewed.clone());
         cache.read_at = store.modified();
         crate::log::line(format!("refreshed the {} login", p.id));

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use super::{Finished, percentile, push_json_str};
 use crate::batch::Batch;
 use crate::log::{self, push_u64};
+use crate::sync::lock;
 use crate::time;
 
 /// How long a ledger that could not be opened waits before trying again.
@@ -134,7 +135,7 @@ impl Appender {
             Ok(file) => {
                 self.size
                     .store(file.metadata().map_or(0, |m| m.len()), Ordering::Relaxed);
-                *self.file.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(file));
+                *lock(&self.file) = Some(Arc::new(file));
                 Ok(())
             }
             Err(e) => {
@@ -169,7 +170,7 @@ impl Appender {
     /// Appends whole lines in one write; past `max_bytes`, rotates after it.
     fn write_lines(&self, lines: &[u8]) {
         let count = || lines.iter().filter(|&&b| b == b'\n').count() as u64;
-        let file = self.file.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let file = lock(&self.file).clone();
         let file = match file {
             Some(file) => file,
             None => {
@@ -179,7 +180,7 @@ impl Appender {
                     self.errors.fetch_add(count(), Ordering::Relaxed);
                     return;
                 }
-                match self.file.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                match lock(&self.file).clone() {
                     Some(f) => f,
                     None => return,
                 }
@@ -232,7 +233,7 @@ impl Appender {
                 Ok(()) => {
                     if let Err(e) = self.reopen() {
                         self.warn(&format!("cannot open it after rotating: {e}"));
-                        *self.file.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                        *lock(&self.file) = None;
                     }
                 }
                 Err(e) => {

@@ -604,7 +604,7 @@ impl Stats {
 
     /// The counters with every request handed over so far added in.
     fn counters(&self) -> MutexGuard<'_, Inner> {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = crate::sync::lock(&self.inner);
         inner.add_arrived(&self.waiting);
         inner
     }

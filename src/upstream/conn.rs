@@ -4,11 +4,12 @@
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::SendError;
+use crate::sync::lock;
 
 /// How long a looked-up host name's addresses are reused.
 const RESOLVED_FOR: Duration = Duration::from_secs(30);
@@ -336,7 +337,7 @@ impl Names {
         }
         let now = Instant::now();
         {
-            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            let known = lock(&self.known);
             if let Some((.., addrs)) = known.iter().find(|(h, p, at, _)| {
                 h == host && *p == port && now.duration_since(*at) < RESOLVED_FOR
             }) {
@@ -360,7 +361,7 @@ impl Names {
             Ok(_) => return Err(SendError::Network("host not found".into())),
             Err(_) => return Err(SendError::Timeout("a connection")),
         };
-        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        let mut known = lock(&self.known);
         known.retain(|(h, p, at, _)| {
             !(h == host && *p == port) && now.duration_since(*at) < RESOLVED_FOR
         });
@@ -543,11 +544,6 @@ fn take_fresh(
     } else {
         None
     }
-}
-
-/// A poisoned lock holds whole connections or none: a panic elsewhere loses nothing here.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
