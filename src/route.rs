@@ -154,7 +154,8 @@ pub struct Cooldown {
     until: Mutex<HashMap<String, (Instant, Instant)>>,
     /// How many entries `until` holds, read without its lock: every request looks
     /// twice, the list is nearly always empty, and a worker preempted while holding a
-    /// lock every worker takes held up all of them (futex waits at 32 clients).
+    /// lock every worker takes held up all of them (futex waits at 32 clients). Kept by
+    /// [`Locked`]'s drop, whatever changed the list.
     entries: AtomicUsize,
     default: Duration,
 }
@@ -174,10 +175,9 @@ impl Cooldown {
         let len = retry_after
             .unwrap_or(self.default)
             .min(Duration::from_secs(3600));
-        let mut map = self.lock();
         let now = Instant::now();
-        map.insert(target.label().to_string(), (now, now + len));
-        self.entries.store(map.len(), Ordering::Release);
+        self.lock()
+            .insert(target.label().to_string(), (now, now + len));
     }
 
     /// Records a success: the endpoint is trusted again.
@@ -185,9 +185,7 @@ impl Cooldown {
         if self.entries.load(Ordering::Acquire) == 0 {
             return;
         }
-        let mut map = self.lock();
-        map.remove(target.label());
-        self.entries.store(map.len(), Ordering::Release);
+        self.lock().remove(target.label());
     }
 
     /// Ends the cool-downs of a provider's endpoints that failed before `since` (a
@@ -196,11 +194,9 @@ impl Cooldown {
         if self.entries.load(Ordering::Acquire) == 0 {
             return;
         }
-        let mut map = self.lock();
-        map.retain(|label, (failed, _)| {
+        self.lock().retain(|label, (failed, _)| {
             !(label.split_once(':').is_some_and(|(p, _)| p == provider) && *failed < since)
         });
-        self.entries.store(map.len(), Ordering::Release);
     }
 
     /// Endpoints cooling down now, with the time left for each, sorted.
@@ -225,14 +221,43 @@ impl Cooldown {
         let mut map = self.lock();
         let now = Instant::now();
         map.retain(|_, (_, until)| *until > now);
-        self.entries.store(map.len(), Ordering::Release);
         let (cool, warm): (Vec<&Target>, Vec<&Target>) =
             targets.iter().partition(|t| map.contains_key(t.label()));
         Cow::Owned(warm.into_iter().chain(cool).cloned().collect())
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (Instant, Instant)>> {
-        crate::sync::lock(&self.until)
+    /// The list, locked; `entries` follows its length when the lock is let go.
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            map: crate::sync::lock(&self.until),
+            entries: &self.entries,
+        }
+    }
+}
+
+/// The cool-down list under its lock.
+struct Locked<'a> {
+    map: MutexGuard<'a, HashMap<String, (Instant, Instant)>>,
+    entries: &'a AtomicUsize,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = HashMap<String, (Instant, Instant)>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
+
+impl Drop for Locked<'_> {
+    /// Stored before the lock is let go, so a reader of `entries` is never behind a change.
+    fn drop(&mut self) {
+        self.entries.store(self.map.len(), Ordering::Release);
     }
 }
 
@@ -369,5 +394,24 @@ mod tests {
             labels(&c.order(&targets)),
             ["ollama:llama3.1:8b", "other:shared-v2"]
         );
+    }
+
+    #[test]
+    fn an_empty_list_again_is_skipped_without_its_lock() {
+        let r = reg(YAML);
+        let c = Cooldown::new(Duration::from_secs(30));
+        let targets = resolve(&r, &Detected::default(), "smart").unwrap();
+        assert!(matches!(c.order(&targets), Cow::Borrowed(_)));
+        // Emptied by each way an entry goes: a success, a probe answered, time.
+        c.fail(&targets[0], None);
+        assert!(matches!(c.order(&targets), Cow::Owned(_)));
+        c.clear(&targets[0]);
+        assert!(matches!(c.order(&targets), Cow::Borrowed(_)));
+        c.fail(&targets[0], None);
+        c.forgive("ollama", Instant::now() + Duration::from_secs(1));
+        assert!(matches!(c.order(&targets), Cow::Borrowed(_)));
+        c.fail(&targets[0], Some(Duration::ZERO));
+        let _ = c.order(&targets);
+        assert!(matches!(c.order(&targets), Cow::Borrowed(_)));
     }
 }
