@@ -652,8 +652,7 @@ mod tests {
         // Taken from this thread's slot by another, which keeps it until it ends.
         let (c2, url2) = (c.clone(), url.clone());
         std::thread::spawn(move || post(&c2, &url2)).join().unwrap();
-        // Left in the shared list by the thread that ended (a thread's first use of the
-        // pool lets go of ended threads' slots), then kept by a third thread.
+        // Moved to the shared list as that thread ended, then kept by a third thread.
         let (c3, url3) = (c.clone(), url.clone());
         std::thread::spawn(move || post(&c3, &url3)).join().unwrap();
         post(&c, &url);
