@@ -9,11 +9,17 @@
 # cache; the profile packs the path requests take (bench/results.md, issue 16, session
 # 8). Needs rustup's llvm-tools component (for llvm-profdata); the script adds it.
 #
-#   scripts/pgo.sh          writes target/pgo/routeplane
+#   scripts/pgo.sh          writes target/pgo/routeplane, for this machine
+#   scripts/pgo.sh TARGET   writes target/TARGET/release/routeplane, where `cargo build
+#                           --release --target TARGET` puts it (`make static`, `make pi`:
+#                           the release binaries). Another architecture's instrumented
+#                           build is run under qemu-user; its C compiler and linker come
+#                           from the caller's environment (CC_*, CARGO_TARGET_*_LINKER).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { echo "pgo: $*" >&2; }
+TARGET=${1:-}
+log() { echo "pgo${TARGET:+ ($TARGET)}: $*" >&2; }
 
 host=$(rustc -vV | sed -n 's/^host: //p')
 profdata="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
@@ -23,12 +29,19 @@ if [ ! -x "$profdata" ]; then
 fi
 [ -x "$profdata" ] || { log "no llvm-profdata at $profdata"; exit 1; }
 
-OUT=$PWD/target/pgo
+OUT=$PWD/target/pgo${TARGET:+/$TARGET}
 rm -rf "$OUT/profiles"
 mkdir -p "$OUT"
+# Another architecture's binaries (the instrumented one and the result) run under qemu-user.
+RUN=()
+if [ -n "$TARGET" ] && [ "${TARGET%%-*}" != "$(uname -m)" ]; then
+  command -v "qemu-${TARGET%%-*}" >/dev/null || command -v "qemu-${TARGET%%-*}-static" >/dev/null \
+    || (apt-get update -qq && apt-get install -y -qq qemu-user)
+  RUN=("$(command -v "qemu-${TARGET%%-*}" || command -v "qemu-${TARGET%%-*}-static")")
+fi
 log "building an instrumented routeplane"
 RUSTFLAGS="-Cprofile-generate=$OUT/profiles" \
-  cargo build --quiet --release --bin routeplane --target-dir "$OUT/gen"
+  cargo build --quiet --release --bin routeplane --target-dir "$OUT/gen" ${TARGET:+--target "$TARGET"}
 cargo build --quiet --release --example mock_upstream
 
 TMP=$(mktemp -d)
@@ -46,7 +59,7 @@ trap cleanup EXIT
 # Starts a routeplane binary against the mock; echoes its address. Its stdout is not
 # this function's: the command substitution that calls it would wait for it to close.
 serve() {
-  "$1" -c "$TMP/c.yaml" --listen 127.0.0.1:0 > /dev/null 2> "$TMP/rp.err" &
+  "${RUN[@]}" "$1" -c "$TMP/c.yaml" --listen 127.0.0.1:0 > /dev/null 2> "$TMP/rp.err" &
   echo $! > "$TMP/rp.pid"
   for _ in $(seq 200); do grep -q 'listening on' "$TMP/rp.err" 2>/dev/null && break; sleep 0.05; done
   grep -o 'listening on http://[0-9.:]*' "$TMP/rp.err" | sed 's|listening on http://||'
@@ -62,7 +75,7 @@ printf 'providers:\n  mock:\n    api_base: http://%s/v1\n    models: [m]\n' "$MO
 # $OUT/profiles; routeplane's go to a directory of their own.
 rm -rf "$OUT/run"
 export LLVM_PROFILE_FILE="$OUT/run/routeplane-%p.profraw"
-RP=$(serve "$OUT/gen/release/routeplane")
+RP=$(serve "$OUT/gen/${TARGET:+$TARGET/}release/routeplane")
 [ -n "$RP" ] || { log "the instrumented build did not start: $(cat "$TMP/rp.err")"; exit 1; }
 log "serving the profile's requests through $RP"
 # Mostly what agents send: whole and streamed answers, keep-alive, a few connections.
@@ -98,11 +111,18 @@ for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
 "$profdata" merge -o "$OUT/routeplane.profdata" "$OUT/run"
 
 log "building routeplane with the profile"
-RUSTFLAGS="-Cprofile-use=$OUT/routeplane.profdata" \
-  cargo build --quiet --release --bin routeplane --target-dir "$OUT/use"
-cp "$OUT/use/release/routeplane" "$OUT/routeplane"
+if [ -n "$TARGET" ]; then
+  RUSTFLAGS="-Cprofile-use=$OUT/routeplane.profdata" \
+    cargo build --quiet --release --bin routeplane --target "$TARGET"
+  BIN=target/$TARGET/release/routeplane
+else
+  RUSTFLAGS="-Cprofile-use=$OUT/routeplane.profdata" \
+    cargo build --quiet --release --bin routeplane --target-dir "$OUT/use"
+  cp "$OUT/use/release/routeplane" "$OUT/routeplane"
+  BIN=$OUT/routeplane
+fi
 
 # The result must still do its job: health, a completion and a stream.
-RP=$(serve "$OUT/routeplane")
+RP=$(serve "$BIN")
 scripts/smoke-check.sh "$RP"
-log "wrote $OUT/routeplane ($(stat -c %s "$OUT/routeplane") bytes); it served /health, a completion and a 21-event stream"
+log "wrote $BIN ($(stat -c %s "$BIN") bytes); it served /health, a completion and a 21-event stream"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks that a routeplane at ADDR, in front of examples/mock_upstream declared as model
 # `m`, does its job: /health, a chat completion and a 21-event stream. Used by
-# scripts/pi-smoke.sh and scripts/pgo.sh on the binaries they build.
+# scripts/pgo.sh on the binaries it builds (`make pgo`, `make static`, `make pi`).
 #
 #   scripts/smoke-check.sh 127.0.0.1:PORT
 set -euo pipefail
