@@ -8,6 +8,7 @@
 //! printed by accident: credentials live in [`Secret`], whose `Debug` and `Display`
 //! print `***`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -117,9 +118,9 @@ pub struct RequestLog {
     /// When the request arrived.
     pub at: Option<SystemTime>,
     /// HTTP method.
-    pub method: String,
+    pub method: Cow<'static, str>,
     /// Request path (no query string: it may carry a key).
-    pub path: String,
+    pub path: Cow<'static, str>,
     /// The model the client asked for (`a,b` for a `models` list), even an unknown one.
     pub model: String,
     /// `provider:model` that answered, if any.

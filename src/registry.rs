@@ -237,14 +237,14 @@ impl Provider {
 pub struct Target {
     /// The provider.
     pub provider: Arc<Provider>,
-    /// The model name sent upstream.
-    pub model: String,
     /// The wire format the upstream speaks for this model.
     pub protocol: Protocol,
     /// A virtual model's own first-token deadline for this endpoint.
     pub first_token: Option<Duration>,
-    /// `provider:model`, made once: logs, counters and the cool-down list name it.
+    /// `provider:model`, made once: logs, counters and the cool-down list name it. The
+    /// model sent upstream is its end, from `model_at` (one allocation a target, not two).
     label: String,
+    model_at: usize,
 }
 
 impl Target {
@@ -258,10 +258,15 @@ impl Target {
         Target {
             protocol: provider.protocol_for(upstream),
             provider: Arc::clone(provider),
-            model: upstream.to_string(),
             first_token: None,
+            model_at: provider.id.len() + 1,
             label,
         }
+    }
+
+    /// The model name sent upstream.
+    pub fn model(&self) -> &str {
+        &self.label[self.model_at..]
     }
 
     /// True when this endpoint can be asked to continue a partial answer: its provider

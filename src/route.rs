@@ -101,7 +101,7 @@ pub fn resolve_all(
         let t = &out[i];
         let seen = out[..kept]
             .iter()
-            .any(|o| o.provider.id == t.provider.id && o.model == t.model);
+            .any(|o| o.provider.id == t.provider.id && o.model() == t.model());
         if !seen {
             out.swap(kept, i);
             kept += 1;

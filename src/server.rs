@@ -10,6 +10,7 @@
 //! why). A panic inside one request is caught, answered with a 500 if nothing was sent
 //! yet, and the thread lives on.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -443,6 +444,42 @@ fn route_path(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
 }
 
+/// The paths nearly every request asks for: the log line names them without a copy.
+const KNOWN_PATHS: [&str; 9] = [
+    "/v1/chat/completions",
+    "/v1/messages",
+    "/v1/responses",
+    "/v1/models",
+    "/v1/messages/count_tokens",
+    "/health",
+    "/metrics",
+    "/status.json",
+    "/",
+];
+
+/// `path` for the log line: a known one without a copy (this is made per request).
+fn path_name(path: &str) -> Cow<'static, str> {
+    match KNOWN_PATHS.iter().find(|k| **k == path) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(path.to_string()),
+    }
+}
+
+/// The method for the log line: a standard one without a copy.
+fn method_name(method: &tiny_http::Method) -> Cow<'static, str> {
+    use tiny_http::Method::*;
+    Cow::Borrowed(match method {
+        Get => "GET",
+        Post => "POST",
+        Head => "HEAD",
+        Put => "PUT",
+        Delete => "DELETE",
+        Options => "OPTIONS",
+        Patch => "PATCH",
+        other => return Cow::Owned(other.as_str().to_string()),
+    })
+}
+
 /// The protocol errors for this path are written in.
 fn protocol_for(url: &str) -> Protocol {
     match route_path(url) {
@@ -512,8 +549,8 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let started = Instant::now();
     let mut log = RequestLog {
         at: Some(std::time::SystemTime::now()),
-        method: req.method().as_str().to_string(),
-        path: route_path(req.url()).to_string(),
+        method: method_name(req.method()),
+        path: path_name(route_path(req.url())),
         ..RequestLog::default()
     };
     let inbound = protocol_for(req.url());
@@ -523,7 +560,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
     // Requests to the generation endpoints are counted even when refused.
     let generation = *req.method() == tiny_http::Method::Post
         && (matches!(
-            log.path.as_str(),
+            &*log.path,
             "/v1/chat/completions" | "/v1/messages" | "/v1/responses"
         ) || gemini_call(&log.path).is_some_and(|(_, m)| m != "countTokens"));
     // Read everything needed from the request before taking its writer.

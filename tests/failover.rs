@@ -472,6 +472,24 @@ fn s02_persistent_429_backs_off_once_then_fails_over() {
 }
 
 #[test]
+fn an_endpoint_is_asked_at_most_twice_within_a_second_and_a_half() {
+    let a = MockUpstream::always(Reply::Json(503, r#"{"error":{"message":"busy"}}"#.into()));
+    let b = healthy("b");
+    let p = Proxy::start(&config(
+        &a.url(),
+        &b.url(),
+        "failover:\n  retries: 2\n  backoff_ms: 20\n",
+    ));
+    assert_whole(&ask_smart(&p));
+    assert_eq!((a.count(), b.count()), (3, 1));
+    let gaps = a.gaps();
+    // The first retry waits its backoff (at most 20 ms); the second waits until 1.5 s
+    // after the first ask, not 40 ms (arrivals lag their asks a little).
+    assert!(gaps[0] < Duration::from_millis(500), "{gaps:?}");
+    assert!(gaps[0] + gaps[1] >= Duration::from_millis(1450), "{gaps:?}");
+}
+
+#[test]
 fn s03_a_single_500_is_retried_on_the_same_endpoint() {
     let a = first_then_healthy(
         "a",

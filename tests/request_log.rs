@@ -189,6 +189,23 @@ fn a_stream_the_client_cut_is_logged_as_499_client_closed() {
 }
 
 #[test]
+fn any_method_and_path_are_logged_as_sent() {
+    let p = Proxy::start("");
+    // A known path, an unknown one (its query left out: it may carry a key), and a
+    // method tiny_http has no name for.
+    p.get("/health");
+    p.get("/v1/nope?key=secret");
+    p.send("PROPFIND", "/v1/models", &[], b"");
+    assert!(p.wait_log("GET /health ").contains(" status=200 "));
+    let unknown = p.wait_log("GET /v1/nope ");
+    assert!(
+        unknown.contains(" status=400 ") && !unknown.contains("secret"),
+        "{unknown}"
+    );
+    p.wait_log("PROPFIND /v1/models ");
+}
+
+#[test]
 fn a_model_name_cannot_forge_a_log_line() {
     let p = Proxy::start("");
     let r = p.post(

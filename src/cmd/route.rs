@@ -54,7 +54,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             i + 1,
             t.protocol.name(),
             t.provider.api_base,
-            t.protocol.endpoint(&t.model, false)
+            t.protocol.endpoint(t.model(), false)
         );
         println!(
             "   {}",

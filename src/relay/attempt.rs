@@ -59,10 +59,12 @@ impl Run<'_, '_> {
         loop {
             // The spacing rule holds across the whole request, continuations included.
             let mut times = self
-                .asked
+                .served
+                .tried
                 .iter()
-                .filter(|(l, _)| *l == label)
-                .map(|(_, t)| *t);
+                .zip(&self.asked)
+                .filter(|(t, _)| t.endpoint == label)
+                .map(|(_, at)| *at);
             let before_last = times.clone().count().checked_sub(2);
             if let Some(t) = before_last.and_then(|n| times.nth(n)) {
                 wait = wait.max((t + SPACING).saturating_duration_since(Instant::now()));
@@ -70,7 +72,7 @@ impl Run<'_, '_> {
             if !self.pause(wait) {
                 return Outcome::ClientGone;
             }
-            self.asked.push((label.to_string(), Instant::now()));
+            self.asked.push(Instant::now());
             self.served.attempts += 1;
             let outcome = self.attempt(target, last, ask);
             let (word, ended) = match &outcome {
@@ -150,7 +152,7 @@ impl Run<'_, '_> {
                 headers.push((name.clone(), value.clone()));
             }
         }
-        let path = target.protocol.endpoint(&target.model, upstream_stream);
+        let path = target.protocol.endpoint(target.model(), upstream_stream);
         let mut url = String::with_capacity(provider.api_base.len() + path.len());
         url.push_str(&provider.api_base);
         url.push_str(&path);
@@ -237,9 +239,9 @@ impl Run<'_, '_> {
         let asks_usage = super::asks_usage(call, target);
         if same && !env.auth.rewrites_body(provider) && ask == Ask::Original {
             if asks_usage {
-                return Ok(call.body.with_model_asking_usage(&target.model));
+                return Ok(call.body.with_model_asking_usage(target.model()));
             }
-            return Ok(target.protocol.passthrough_body(call.body, &target.model));
+            return Ok(target.protocol.passthrough_body(call.body, target.model()));
         }
         let mut up = if same {
             let mut v = call.body.to_value()?;
@@ -249,7 +251,7 @@ impl Run<'_, '_> {
                     o.remove("model");
                 }
             } else {
-                v["model"] = Value::String(target.model.clone());
+                v["model"] = Value::String(target.model().to_string());
             }
             if ask == Ask::Continue {
                 rescue::append_partial(call.inbound, &mut v, &self.splice.prefill());
@@ -279,7 +281,7 @@ impl Run<'_, '_> {
             }
             target
                 .protocol
-                .request_from_chat(chat, &target.model, &provider.id)?
+                .request_from_chat(chat, target.model(), &provider.id)?
         };
         if ask == Ask::Continue {
             rescue::prefill_flags(target, &mut up);

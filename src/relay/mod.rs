@@ -208,8 +208,9 @@ struct Run<'a, 'w> {
     hub: Option<Result<Value, Error>>,
     /// The client's side of a streamed answer.
     splice: Splice,
-    /// When each endpoint was asked, for the spacing rule (`attempt.rs`).
-    asked: Vec<(String, Instant)>,
+    /// When each attempt in `served.tried` was asked, in the same order: for the
+    /// spacing rule (`attempt.rs`). Every attempt pushes one of each.
+    asked: Vec<Instant>,
 }
 
 /// Why a stream that ended cleanly before (or without) its end marker failed.
@@ -287,7 +288,7 @@ pub fn count_tokens(
 ) -> Served {
     let mut served = Served::default();
     for target in call.targets.iter().filter(|t| t.protocol == call.inbound) {
-        let Some(path) = target.protocol.count_tokens_endpoint(&target.model) else {
+        let Some(path) = target.protocol.count_tokens_endpoint(target.model()) else {
             continue;
         };
         served.attempts += 1;
@@ -300,7 +301,7 @@ pub fn count_tokens(
             headers.push((name.clone(), value.clone()));
         }
         let url = format!("{}{path}", target.provider.api_base);
-        let body = target.protocol.passthrough_body(call.body, &target.model);
+        let body = target.protocol.passthrough_body(call.body, target.model());
         let Ok(reply) = env.client.post(&url, &headers, &body) else {
             continue;
         };
@@ -507,7 +508,7 @@ fn context_or_filter(message: &str, body: &[u8]) -> bool {
 fn served_by(target: &Target, attempts: usize) -> ServedBy<'_> {
     ServedBy {
         provider: &target.provider.id,
-        model: &target.model,
+        model: target.model(),
         attempts,
     }
 }

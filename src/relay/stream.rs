@@ -192,7 +192,7 @@ fn relay_events(
     let mut parser = sse::Parser::new(settings.limits.max_event_bytes);
     let mut decoder = target.protocol.decoder();
     let splice = &mut run.splice;
-    splice.begin(call, &target.model);
+    splice.begin(call, target.model());
     let out = &mut *run.out;
     let first_token = &mut run.served.first_token;
     // A same-protocol stream is copied byte for byte, until a continuation: from then on
