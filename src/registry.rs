@@ -242,9 +242,9 @@ pub struct Target {
     /// A virtual model's own first-token deadline for this endpoint.
     pub first_token: Option<Duration>,
     /// `provider:model`, made once: logs, counters and the cool-down list name it. The
-    /// model sent upstream is its end, from `model_at` (one allocation a target, not two).
+    /// model sent upstream is its part after the provider's id (one allocation a
+    /// target, not two).
     label: String,
-    model_at: usize,
 }
 
 impl Target {
@@ -259,14 +259,13 @@ impl Target {
             protocol: provider.protocol_for(upstream),
             provider: Arc::clone(provider),
             first_token: None,
-            model_at: provider.id.len() + 1,
             label,
         }
     }
 
     /// The model name sent upstream.
     pub fn model(&self) -> &str {
-        &self.label[self.model_at..]
+        &self.label[self.provider.id.len() + 1..]
     }
 
     /// True when this endpoint can be asked to continue a partial answer: its provider
@@ -832,6 +831,14 @@ mod tests {
             path: Some("t.yaml".into()),
             warnings: vec![],
         })
+    }
+
+    #[test]
+    fn a_targets_model_is_its_label_after_the_provider_id() {
+        let r = build("providers:\n  ollama:\n    api_base: http://127.0.0.1:1/v1\n    models: [llama3.1:8b]\n").unwrap();
+        let t = Target::new(&r.provider_for("ollama").unwrap(), "llama3.1:8b");
+        assert_eq!(t.label(), "ollama:llama3.1:8b");
+        assert_eq!(t.model(), "llama3.1:8b");
     }
 
     #[test]
