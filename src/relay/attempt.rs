@@ -72,7 +72,7 @@ impl Run<'_, '_> {
             if !self.pause(wait) {
                 return Outcome::ClientGone;
             }
-            self.asked.push(Instant::now());
+            let asked_at = Instant::now();
             self.served.attempts += 1;
             let outcome = self.attempt(target, last, ask);
             let (word, ended) = match &outcome {
@@ -87,12 +87,14 @@ impl Run<'_, '_> {
                     },
                 ),
             };
+            // Side by side: `asked` stays in step with `tried`.
             self.served.tried.push(Tried {
                 endpoint: label.to_string(),
                 word,
                 continuation: ask == Ask::Continue,
                 ended,
             });
+            self.asked.push(asked_at);
             let Outcome::Failed(f) = &outcome else {
                 return outcome;
             };

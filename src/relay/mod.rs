@@ -209,7 +209,7 @@ struct Run<'a, 'w> {
     /// The client's side of a streamed answer.
     splice: Splice,
     /// When each attempt in `served.tried` was asked, in the same order: for the
-    /// spacing rule (`attempt.rs`). Every attempt pushes one of each.
+    /// spacing rule (`attempt.rs`, the one place that pushes to either).
     asked: Vec<Instant>,
 }
 
