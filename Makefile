@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: check test lint doc deny bench bench-peers build sdk gemini-cli obs-tools static pi pi-smoke pgo fuzz soak ship-tools static-debug deb
+.PHONY: check test lint doc deny bench bench-peers build sdk gemini-cli obs-tools static pi pgo fuzz soak ship-tools static-debug deb
 
 ## check: format, lints, tests, docs and the dependency audit, as CI runs them
 check: lint test doc deny
@@ -134,9 +134,6 @@ pi:
 	file $$f | grep -Eq 'statically linked|static-pie linked' || { echo "$$f is not static"; exit 1; }; \
 	s=$$(stat -c %s $$f); [ $$s -le $(MAX_BYTES) ] || { echo "$$f is $$s bytes, over $(MAX_BYTES)"; exit 1; }; \
 	echo "$$f: static, $$s bytes"
-
-## pi-smoke: make pi, which runs the binary it built under qemu against the mock: health, a completion, a stream
-pi-smoke: pi
 
 ## pgo: a profile-guided build for this machine, profiled on the mock (target/pgo/routeplane)
 pgo:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# A profile-guided build of routeplane for this machine (`make pgo`): an instrumented
-# build serves a few thousand requests from the benchmark's mock upstream (whole and
-# streamed, in the chat, Anthropic and Responses protocols), and the profile it writes
-# lays out the final build. The profile is made here, from this source and this
-# toolchain, and never checked in.
+# A profile-guided build of routeplane (`make pgo` for this machine; `make static` and
+# `make pi`, the release binaries, for theirs): an instrumented build serves a few
+# thousand requests from the benchmark's mock upstream (whole and streamed, in the chat,
+# Anthropic and Responses protocols), and the profile it writes lays out the final
+# build, which must then serve /health, a completion and a 21-event stream. The profile
+# is made here, from this source and this toolchain, and never checked in.
 #
 # Why: the code one request runs spans about 82 KiB, more than a 32 KiB instruction
 # cache; the profile packs the path requests take (bench/results.md, issue 16, session
@@ -124,5 +125,10 @@ fi
 
 # The result must still do its job: health, a completion and a stream.
 RP=$(serve "$BIN")
-scripts/smoke-check.sh "$RP"
+curl -sf "http://$RP/health" | grep -q ok
+curl -sf "http://$RP/v1/chat/completions" -H 'content-type: application/json' \
+  -d '{"model":"m","messages":[{"role":"user","content":"hi"}]}' | grep -q 'Hello there'
+EVENTS=$(curl -sfN "http://$RP/v1/chat/completions" -H 'content-type: application/json' \
+  -d '{"model":"m","stream":true,"messages":[]}' | grep -c '^data: ')
+[ "$EVENTS" -eq 21 ] || { log "expected 21 events from $BIN, got $EVENTS"; exit 1; }
 log "wrote $BIN ($(stat -c %s "$BIN") bytes); it served /health, a completion and a 21-event stream"
