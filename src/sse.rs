@@ -96,7 +96,7 @@ impl Parser {
         loop {
             // Find the next line end from where we stopped scanning.
             let rest = &self.buf[self.scanned..];
-            let Some(off) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(off) = memchr::memchr2(b'\n', b'\r', rest) else {
                 self.scanned = self.buf.len();
                 break;
             };

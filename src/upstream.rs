@@ -267,14 +267,14 @@ impl Client {
         let mut retry_after = None;
         let mut reset = None;
         let head = http1::read_head(&mut conn, head_by, |name, value| {
-            if name.eq_ignore_ascii_case("content-type") {
+            if http1::is_name(name, "content-type") {
                 content_type = value.to_ascii_lowercase();
                 return;
             }
-            if name.eq_ignore_ascii_case("retry-after") {
+            if http1::is_name(name, "retry-after") {
                 retry_after = parse_retry_after(value);
-            } else if name.eq_ignore_ascii_case("x-ratelimit-reset-requests")
-                || name.eq_ignore_ascii_case("x-ratelimit-reset")
+            } else if http1::is_name(name, "x-ratelimit-reset-requests")
+                || http1::is_name(name, "x-ratelimit-reset")
             {
                 reset = reset.or_else(|| parse_reset(value));
             }
@@ -296,9 +296,10 @@ impl Client {
 
 /// True for a header passed back to the client.
 fn passed_back(name: &str) -> bool {
-    PASSED_BACK.iter().any(|p| name.eq_ignore_ascii_case(p))
+    PASSED_BACK.iter().any(|p| http1::is_name(name, p))
         || PASSED_BACK_PREFIXES.iter().any(|p| {
-            name.len() >= p.len() && name.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            name.get(..p.len())
+                .is_some_and(|start| http1::is_name(start, p))
         })
 }
 

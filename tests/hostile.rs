@@ -187,6 +187,54 @@ fn pipelined_requests_in_one_write_are_answered_in_order() {
 }
 
 #[test]
+fn framing_headers_are_obeyed_whatever_their_case() {
+    // The server finds Expect, Transfer-Encoding, Content-Length and Connection as it
+    // reads a head; written in capitals, they must act as in any other case.
+    let up = MockUpstream::start(|r| {
+        let said = r.json()["messages"][0]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        Reply::json(200, chat_answer(&said))
+    });
+    let p = Proxy::start(&config(&up, ""));
+    let body = |text: &str| {
+        json!({"model": "m", "messages": [{"role": "user", "content": text}]}).to_string()
+    };
+    let (one, two) = (body("one"), body("two"));
+    let mut bytes = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHOST: x\r\nEXPECT: 100-continue\r\nCONTENT-LENGTH: {}\r\n\r\n{one}",
+        one.len()
+    );
+    bytes += &format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTRANSFER-ENCODING: chunked\r\n\r\n{:x}\r\n{two}\r\n0\r\n\r\n",
+        two.len()
+    );
+    bytes += "GET /health HTTP/1.1\r\nHost: x\r\nCONNECTION: Close\r\n\r\n";
+    let started = Instant::now();
+    let answer = raw(&p, bytes.as_bytes(), Duration::from_secs(10));
+    // `Connection: close` ended the connection, not the 10 s wait.
+    assert!(started.elapsed() < Duration::from_secs(5), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 100 Continue\r\n"), "{answer}");
+    let statuses: Vec<&str> = answer
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &answer[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["100", "200", "200", "200"], "{answer}");
+    assert!(answer.contains("\"one\""), "{answer}");
+    assert!(answer.contains("\"two\""), "{answer}");
+    assert_eq!(up.count(), 2);
+    // An expectation the server cannot meet, in capitals too, is refused.
+    let refused = raw(
+        &p,
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nEXPECT: telepathy\r\nContent-Length: 2\r\n\r\n{}",
+        Duration::from_secs(10),
+    );
+    assert!(refused.starts_with("HTTP/1.1 417"), "{refused}");
+    still_serves(&p);
+}
+
+#[test]
 fn slow_clients_are_dropped_and_free_their_worker() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up, "workers: 1\n"));

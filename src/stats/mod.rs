@@ -186,11 +186,11 @@ fn usage_near_end(p: Protocol, body: &[u8]) -> Option<Tokens> {
         Protocol::Gemini => b"\"usageMetadata\"",
         _ => b"\"usage\"",
     };
-    // One byte (the key's first letter) is compared before the whole key: a `memcmp`
-    // call at every position from the end was ~1.4k instructions a request (callgrind).
-    let at = body
-        .windows(key.len())
-        .rposition(|w| w[1] == key[1] && w == key)?;
+    // From the end, at each of the key's first letter (memrchr): a `memcmp` call at
+    // every position was ~1.4k instructions a request, a byte loop ~0.3k (callgrind).
+    let at = memchr::memrchr_iter(key[1], body)
+        .filter_map(|i| i.checked_sub(1))
+        .find(|&i| body[i..].starts_with(key))?;
     let rest = body[at + key.len()..].trim_ascii_start();
     let rest = rest.strip_prefix(b":")?;
     let fields = match scan::usage(rest) {

@@ -93,7 +93,7 @@ impl<'a> Cursor<'a> {
         if !self.eat(b'"') {
             return None;
         }
-        let len = self.text[self.at..].iter().position(|&b| b == b'"')?;
+        let len = memchr::memchr(b'"', &self.text[self.at..])?;
         let key = &self.text[self.at..self.at + len];
         if key.contains(&b'\\') {
             return None;

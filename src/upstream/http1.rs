@@ -2,6 +2,7 @@
 //! and the body, framed by its length, by chunks, or by the connection's end.
 
 use std::io;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -116,9 +117,7 @@ pub(super) fn read_head(
 
 /// The length of the head at the start of `b`, through its blank line.
 fn find_end(b: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(i) = b[from..].iter().position(|&c| c == b'\n') {
-        let nl = from + i;
+    for nl in memchr::memchr_iter(b'\n', b) {
         let rest = &b[nl + 1..];
         if rest.starts_with(b"\r\n") {
             return Some(nl + 3);
@@ -126,24 +125,77 @@ fn find_end(b: &[u8]) -> Option<usize> {
         if rest.starts_with(b"\n") {
             return Some(nl + 2);
         }
-        from = nl + 1;
     }
     None
+}
+
+/// Where each line of `bytes` lies: split at LF, a CR before it left out, and the
+/// rest after the last LF as a last line.
+fn lines(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', bytes)
+        .chain(std::iter::once(bytes.len()))
+        .map(move |end| {
+            let line = start..end;
+            start = end + 1;
+            match bytes[line.clone()].ends_with(b"\r") {
+                true => line.start..line.end - 1,
+                false => line,
+            }
+        })
+}
+
+/// True when the header name `name` is `lower` (lowercase ASCII), ignoring ASCII case.
+///
+/// Eight bytes at a time: where `lower` has a letter, `name`'s byte may differ from it
+/// only by the case bit (0x20), elsewhere not at all. `eq_ignore_ascii_case` went a
+/// byte at a time, ~16 instructions each, for every name read (callgrind).
+#[inline]
+pub(super) fn is_name(name: &str, lower: &str) -> bool {
+    debug_assert!(
+        !lower
+            .bytes()
+            .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    );
+    let word = |b: &[u8]| {
+        let mut w = [0; 8];
+        w[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(w)
+    };
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    name.len() == lower.len()
+        && name
+            .as_bytes()
+            .chunks(8)
+            .zip(lower.as_bytes().chunks(8))
+            .all(|(n, l)| {
+                let (n, l) = (word(n), word(l));
+                // 0x80 in each byte of `l` from `a` (0x61) to `z` (0x7a), moved to 0x20.
+                let letters =
+                    (l.wrapping_add(0x1f * ONES) & !l.wrapping_add(0x05 * ONES) & (0x80 * ONES))
+                        >> 2;
+                n | letters == l
+            })
 }
 
 fn invalid(why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why.to_string())
 }
 
-/// Parses a whole head. Routeplane never sends HEAD, so only the status says that an
-/// answer has no body whatever its headers claim.
+/// Parses a whole head, calling `header` with each header's name and value.
+/// Routeplane never sends HEAD, so only the status says that an answer has no body
+/// whatever its headers claim.
 fn parse_head(bytes: &[u8], header: &mut impl FnMut(&str, &str)) -> io::Result<Head> {
-    let mut lines = bytes
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    // Checked as text once: then each line is a slice of it. Only a head that is not
+    // all text (obs-text in a value) checks its lines one by one.
+    let text = std::str::from_utf8(bytes).ok();
+    let line_text = |line: Range<usize>| match text {
+        Some(t) => t.get(line),
+        None => std::str::from_utf8(&bytes[line]).ok(),
+    };
+    let mut lines = lines(bytes);
     let not_http = || invalid("the upstream did not answer in HTTP");
-    let status_line =
-        std::str::from_utf8(lines.next().unwrap_or_default()).map_err(|_| not_http())?;
+    let status_line = lines.next().and_then(line_text).ok_or_else(not_http)?;
     let (version, rest) = status_line.split_once(' ').ok_or_else(not_http)?;
     let http10 = match version {
         "HTTP/1.1" => false,
@@ -159,13 +211,14 @@ fn parse_head(bytes: &[u8], header: &mut impl FnMut(&str, &str)) -> io::Result<H
     let mut length = None;
     let mut chunked = false;
     let mut keep_alive = !http10;
-    for line in lines {
-        if line.is_empty() {
+    for range in lines {
+        if range.is_empty() {
             continue;
         }
-        let Ok(line) = std::str::from_utf8(line) else {
+        let Some(line) = line_text(range.clone()) else {
             // A value in another encoding (obs-text) is skipped, header and all: the
             // answer is still good. Unless it is one that frames the body.
+            let line = &bytes[range];
             let name = line.split(|&b| b == b':').next().unwrap_or_default();
             if [&b"content-length"[..], b"transfer-encoding", b"connection"]
                 .iter()
@@ -180,8 +233,9 @@ fn parse_head(bytes: &[u8], header: &mut impl FnMut(&str, &str)) -> io::Result<H
         let (name, value) = line
             .split_once(':')
             .ok_or_else(|| invalid("the upstream sent a malformed header line"))?;
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
+        // HTTP's whitespace is ASCII; `trim` looks for Unicode's, a character at a time.
+        let value = value.trim_ascii();
+        if is_name(name, "content-length") {
             let n: u64 = value
                 .parse()
                 .map_err(|_| invalid("the upstream sent a malformed Content-Length"))?;
@@ -189,7 +243,7 @@ fn parse_head(bytes: &[u8], header: &mut impl FnMut(&str, &str)) -> io::Result<H
                 return Err(invalid("the upstream sent two different Content-Lengths"));
             }
             length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if is_name(name, "transfer-encoding") {
             chunked = value
                 .rsplit(',')
                 .next()
@@ -198,7 +252,7 @@ fn parse_head(bytes: &[u8], header: &mut impl FnMut(&str, &str)) -> io::Result<H
                 // Any other coding runs to the connection's end.
                 keep_alive = false;
             }
-        } else if name.eq_ignore_ascii_case("connection") {
+        } else if is_name(name, "connection") {
             for token in value.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
                     keep_alive = false;
@@ -411,7 +465,7 @@ fn read_line<T>(
     f: impl FnOnce(&[u8]) -> io::Result<T>,
 ) -> io::Result<Option<T>> {
     loop {
-        if let Some(i) = conn.buffered().iter().position(|&b| b == b'\n') {
+        if let Some(i) = memchr::memchr(b'\n', conn.buffered()) {
             let line = &conn.buffered()[..i];
             let got = f(line.strip_suffix(b"\r").unwrap_or(line))?;
             conn.consume(i + 1);
@@ -506,6 +560,36 @@ mod tests {
         assert_eq!(find_end(b"HTTP/1.1 200 OK\r\na: b\r\n\r\nbody"), Some(25));
         assert_eq!(find_end(b"HTTP/1.1 200 OK\na: b\n\nbody"), Some(22));
         assert_eq!(find_end(b"HTTP/1.1 200 OK\r\na: b\r\n"), None);
+    }
+
+    #[test]
+    fn header_names_match_ignoring_ascii_case_and_nothing_else() {
+        for name in [
+            "content-length",
+            "Content-Length",
+            "CONTENT-LENGTH",
+            "cOnTeNt-LeNgTh",
+        ] {
+            assert!(is_name(name, "content-length"), "{name}");
+        }
+        let long = "x-ratelimit-reset-requests";
+        assert!(is_name(&long.to_uppercase(), long));
+        // Each byte changed in turn, to its other case bit or to another byte, fails.
+        for i in 0..long.len() {
+            for other in [b'_', b'\r', long.as_bytes()[i] ^ 0x20, b'0', 0xc3] {
+                let mut bytes = long.as_bytes().to_vec();
+                if bytes[i].is_ascii_alphabetic() && other == bytes[i] ^ 0x20 {
+                    continue;
+                }
+                bytes[i] = other;
+                let name = String::from_utf8_lossy(&bytes);
+                assert!(!is_name(&name, long), "{name:?}");
+            }
+        }
+        assert!(!is_name("content-lengt", "content-length"));
+        assert!(!is_name("content-lengths", "content-length"));
+        assert!(!is_name("@", "`"));
+        assert!(is_name("", ""));
     }
 
     #[test]

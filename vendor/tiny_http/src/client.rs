@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::common::{HTTPVersion, Method};
 use crate::util::{ConnState, RefinedTcpStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::head::{HeadBuilder, LineError};
+use crate::head::{HeadBuilder, Known, LineError};
 use crate::Request;
 
 /// A ClientConnection is an object that will store a socket to a client
@@ -128,7 +128,7 @@ impl ClientConnection {
                 }
             }
 
-            let (taken, ended) = match available.iter().position(|&b| b == b'\n') {
+            let (taken, ended) = match memchr::memchr(b'\n', available) {
                 Some(i) => (i + 1, true),
                 None => (available.len(), false),
             };
@@ -379,7 +379,7 @@ impl Iterator for ClientConnection {
 
             // updating the status of the connection
             // routeplane: without making the request's `Header` list.
-            let connection_header = rq.header("Connection");
+            let connection_header = rq.known_header(Known::Connection);
 
             // routeplane: compared ignoring case in place (the stock code allocated a
             // lowercase copy of the value per request).

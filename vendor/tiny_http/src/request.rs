@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::sync::mpsc::Sender;
 use std::sync::OnceLock;
 
-use crate::head::Head;
+use crate::head::{Head, Known};
 use crate::util::{ChunkedBody, ConnState, Ended, EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 
@@ -163,7 +163,7 @@ where
     W: Write + Send + 'static,
 {
     // finding the transfer-encoding header
-    let transfer_encoding = head.get("Transfer-Encoding");
+    let transfer_encoding = head.known(Known::TransferEncoding);
 
     // finding the content-length header
     let content_length = if transfer_encoding.is_some() {
@@ -171,13 +171,13 @@ where
         // header must be ignored (RFC2616 #4.4)
         None
     } else {
-        head.get("Content-Length")
+        head.known(Known::ContentLength)
             .and_then(|v| FromStr::from_str(v).ok())
     };
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
-        match head.get("Expect") {
+        match head.known(Known::Expect) {
             None => false,
             Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
             _ => return Err(RequestCreationError::ExpectationFailed),
@@ -186,7 +186,7 @@ where
 
     // true if the client sent a `Connection: upgrade` header
     let connection_upgrade = {
-        match head.get("Connection") {
+        match head.known(Known::Connection) {
             // routeplane: without a lowercase copy of the value.
             Some(v) if crate::client::contains_ignore_case(v, "upgrade") => true,
             _ => false,
@@ -304,6 +304,11 @@ impl Request {
     /// making the `Header` list.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.head.get(name)
+    }
+
+    /// routeplane: the value of the first `k` header, found when the head was read.
+    pub(crate) fn known_header(&self, k: Known) -> Option<&str> {
+        self.head.known(k)
     }
 
     /// Returns the HTTP version of the request.
