@@ -291,10 +291,26 @@ pub fn push_ms(out: &mut String, d: Duration) {
     out.push(char::from(b'0' + (tenths % 10) as u8));
 }
 
-/// Appends a number in decimal, without `core::fmt` (see [`RequestLog::push_text`]).
+/// Appends a number in decimal, without `core::fmt` (see [`RequestLog::push_text`]):
+/// two digits at a time from a table, each pushed as the character it is. Through
+/// [`decimal`] and a copy of its digits the fifteen numbers of a request's two lines
+/// were ~1.2k instructions (callgrind).
 pub fn push_u64(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    push_ascii(out, decimal(&mut digits, n));
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    if n < 10 {
+        out.push(char::from(b'0' + n as u8));
+        return;
+    }
+    if n >= 100 {
+        push_u64(out, n / 100);
+    }
+    let i = (n % 100) as usize * 2;
+    out.push(char::from(PAIRS[i]));
+    out.push(char::from(PAIRS[i + 1]));
 }
 
 /// `n` in decimal, written into the end of `buf`: the digits, without `core::fmt`.
@@ -308,17 +324,6 @@ pub fn decimal(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
             return &buf[at..];
         }
     }
-}
-
-/// Appends bytes known to be ASCII (digits, a formatted time). Byte by byte: for these
-/// few bytes, checking them as UTF-8 first cost more than the copy.
-pub fn push_ascii(out: &mut String, ascii: &[u8]) {
-    out.extend(
-        ascii
-            .iter()
-            .filter(|b| b.is_ascii())
-            .map(|&b| char::from(b)),
-    );
 }
 
 /// Writes one event line to stderr: `TIME message`, or `{"ts", "msg"}` in JSON.
@@ -443,6 +448,18 @@ fn stderr_file() -> Option<&'static std::fs::File> {
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        for n in (0..2000)
+            .chain((0..64).map(|b| 1u64 << b))
+            .chain([u64::MAX - 1, u64::MAX])
+        {
+            let mut s = String::from("x");
+            push_u64(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
+    }
 
     fn sample() -> RequestLog {
         RequestLog {
