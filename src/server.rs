@@ -917,9 +917,6 @@ fn read_body(req: &mut tiny_http::Request, limit: u64, secs: f64) -> Result<Vec<
     let mut filled = 0;
     let reader = req.as_reader();
     loop {
-        if Instant::now() > deadline {
-            return Err(Error::ClientTimeout { secs });
-        }
         if filled == bytes.len() {
             let more = filled.clamp(4096, 1 << 20);
             bytes.resize(filled + more, 0);
@@ -933,6 +930,10 @@ fn read_body(req: &mut tiny_http::Request, limit: u64, secs: f64) -> Result<Vec<
                 filled += n;
                 if filled as u64 > limit {
                     return Err(Error::TooLarge { limit });
+                }
+                // After each read that brought bytes: none is due before the first.
+                if Instant::now() > deadline {
+                    return Err(Error::ClientTimeout { secs });
                 }
             }
             Err(e)

@@ -22,41 +22,41 @@ pub(super) fn request(
 ) -> Result<Vec<u8>, String> {
     let len = body.map_or(0, <[u8]>::len);
     let mut out = Vec::with_capacity(256 + len + headers.len() * 48);
-    let mut line = |parts: &[&[u8]]| {
+    // Pieces that always go together are one literal: each piece is a call and a copy.
+    let mut put = |parts: &[&[u8]]| {
         for p in parts {
             out.extend_from_slice(p);
         }
-        out.extend_from_slice(b"\r\n");
     };
-    line(&[
+    put(&[
         method.as_bytes(),
         b" ",
         target.path.as_bytes(),
-        b" HTTP/1.1",
+        b" HTTP/1.1\r\nhost: ",
+        target.authority.as_bytes(),
+        b"\r\n",
     ]);
-    line(&[b"host: ", target.authority.as_bytes()]);
-    let named = |n: &str| headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n));
-    if !named("user-agent") {
-        line(&[concat!("user-agent: routeplane/", env!("CARGO_PKG_VERSION")).as_bytes()]);
+    if !headers.iter().any(|(h, _)| is_name(h, "user-agent")) {
+        put(&[concat!("user-agent: routeplane/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes()]);
     }
     for (name, value) in headers {
         // A header from a config file must not be able to start a second request.
         let name_ok = !name.is_empty() && name.bytes().all(token_byte);
-        if !name_ok || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        if !name_ok || memchr::memchr3(b'\r', b'\n', 0, value.as_bytes()).is_some() {
             return Err(format!("the header `{name}` is not a valid HTTP header"));
         }
-        if name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case("content-length") {
+        if is_name(name, "host") || is_name(name, "content-length") {
             continue;
         }
-        line(&[name.as_bytes(), b": ", value.as_bytes()]);
+        put(&[name.as_bytes(), b": ", value.as_bytes(), b"\r\n"]);
     }
-    if let Some(body) = body {
-        let mut digits = [0; 20];
-        line(&[b"content-length: ", decimal(&mut digits, body.len() as u64)]);
-    }
-    out.extend_from_slice(b"\r\n");
-    if let Some(body) = body {
-        out.extend_from_slice(body);
+    match body {
+        Some(body) => {
+            let mut digits = [0; 20];
+            let len = decimal(&mut digits, body.len() as u64);
+            put(&[b"content-length: ", len, b"\r\n\r\n", body]);
+        }
+        None => put(&[b"\r\n"]),
     }
     Ok(out)
 }
@@ -610,8 +610,10 @@ mod tests {
             text.starts_with("POST /v1/x HTTP/1.1\r\nhost: 127.0.0.1:9\r\nuser-agent: routeplane/")
         );
         assert!(text.ends_with("authorization: Bearer k\r\ncontent-length: 2\r\n\r\n{}"));
-        let evil: Vec<Header> = vec![("x-a".into(), "1\r\nx-b: 2".into())];
-        assert!(request("POST", &t, &evil, Some(b"")).is_err());
+        for value in ["1\r\nx-b: 2", "1\nx-b: 2", "1\rx", "a\0"] {
+            let evil: Vec<Header> = vec![("x-a".into(), value.into())];
+            assert!(request("POST", &t, &evil, Some(b"")).is_err(), "{value:?}");
+        }
         let evil: Vec<Header> = vec![("x a".into(), "1".into())];
         assert!(request("GET", &t, &evil, None).is_err());
     }
