@@ -67,6 +67,17 @@ fn still_serves(p: &Proxy) {
     assert_eq!(resp.status, 200, "{}", resp.body);
 }
 
+/// A mock whose answer says back the text of the request's first message.
+fn echo_upstream() -> MockUpstream {
+    MockUpstream::start(|r| {
+        let said = r.json()["messages"][0]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        Reply::json(200, chat_answer(&said))
+    })
+}
+
 /// Sends raw bytes, then reads whatever comes back until close or `wait`.
 fn raw(p: &Proxy, bytes: &[u8], wait: Duration) -> String {
     let mut conn = TcpStream::connect(&p.addr).unwrap();
@@ -145,14 +156,8 @@ fn an_http2_request_line_is_answered_505_not_left_hanging() {
 
 #[test]
 fn pipelined_requests_in_one_write_are_answered_in_order() {
-    // Each answer says which request it is for: the mock echoes the message.
-    let up = MockUpstream::start(|r| {
-        let said = r.json()["messages"][0]["content"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        Reply::json(200, chat_answer(&said))
-    });
+    // Each answer says which request it is for.
+    let up = echo_upstream();
     let p = Proxy::start(&config(&up, ""));
     let post = |text: &str, last: bool| {
         let body =
@@ -190,13 +195,7 @@ fn pipelined_requests_in_one_write_are_answered_in_order() {
 fn framing_headers_are_obeyed_whatever_their_case() {
     // The server finds Expect, Transfer-Encoding, Content-Length and Connection as it
     // reads a head; written in capitals, they must act as in any other case.
-    let up = MockUpstream::start(|r| {
-        let said = r.json()["messages"][0]["content"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        Reply::json(200, chat_answer(&said))
-    });
+    let up = echo_upstream();
     let p = Proxy::start(&config(&up, ""));
     let body = |text: &str| {
         json!({"model": "m", "messages": [{"role": "user", "content": text}]}).to_string()
