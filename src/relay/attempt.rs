@@ -8,6 +8,7 @@
 //! is never asked more than twice within 1.5 s, and a client that leaves during a
 //! pause stops everything.
 
+use std::borrow::Cow;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,14 @@ use crate::protocol::{self, Protocol};
 use crate::registry::Target;
 use crate::stats::{Ended, Tokens, Tried};
 use crate::upstream::{self, Reply, SendError};
+
+/// The log's word for an answered attempt: its status, without an allocation for `200`.
+fn status_word(status: u16) -> Cow<'static, str> {
+    match status {
+        200 => Cow::Borrowed("200"),
+        s => Cow::Owned(s.to_string()),
+    }
+}
 
 /// At most two attempts of one endpoint fall within this window.
 const SPACING: Duration = Duration::from_millis(1500);
@@ -76,11 +85,13 @@ impl Run<'_, '_> {
             self.served.attempts += 1;
             let outcome = self.attempt(target, last, ask);
             let (word, ended) = match &outcome {
-                Outcome::Answered => (self.splice.status.to_string(), Ended::Answered),
-                Outcome::Broken(b) => (format!("{}:broken", b.upstream_status), Ended::Broke),
-                Outcome::ClientGone => ("client_closed".to_string(), Ended::ClientGone),
+                Outcome::Answered => (status_word(self.splice.status), Ended::Answered),
+                Outcome::Broken(b) => {
+                    (format!("{}:broken", b.upstream_status).into(), Ended::Broke)
+                }
+                Outcome::ClientGone => (Cow::Borrowed("client_closed"), Ended::ClientGone),
                 Outcome::Failed(f) => (
-                    super::short_reason(f),
+                    super::short_reason(f).into(),
                     Ended::Failed {
                         status: f.status,
                         reason: super::trail_reason(f),
@@ -398,6 +409,14 @@ fn backoff(base: Duration, n: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answered_attempts_word_is_its_status() {
+        assert!(matches!(status_word(200), Cow::Borrowed("200")));
+        for status in [201, 299, 400, 404, 429, 500, 529] {
+            assert_eq!(status_word(status), status.to_string());
+        }
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_in_the_upper_half() {

@@ -138,9 +138,10 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
         .map(move |end| {
             let line = start..end;
             start = end + 1;
-            match bytes[line.clone()].ends_with(b"\r") {
-                true => line.start..line.end - 1,
-                false => line,
+            if bytes[line.clone()].ends_with(b"\r") {
+                line.start..line.end - 1
+            } else {
+                line
             }
         })
 }
