@@ -359,8 +359,9 @@ pub fn request(log: &RequestLog) {
     });
 }
 
-/// Runs `f` with this thread's line buffer, cleared: a connection thread writes the log
-/// line and the ledger line of every request it serves into the same allocation.
+/// Runs `f` with this thread's line buffer, cleared: a connection thread writes the head
+/// of each answer, and the log line and the ledger line of every request it serves,
+/// into the same allocation.
 pub fn with_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
     use std::cell::RefCell;
     thread_local!(static BUF: RefCell<String> = const { RefCell::new(String::new()) });
