@@ -308,6 +308,8 @@ impl<W: Write> ClientWriter<W> {
         } else {
             content_type
         };
+        self.state = WriterState::Streaming;
+        self.streamed = true;
         crate::log::with_buffer(|head| {
             push_head(head, status, content_type, headers, by);
             head.push_str("Cache-Control: no-cache\r\n");
@@ -316,8 +318,6 @@ impl<W: Write> ClientWriter<W> {
             } else {
                 head.push_str("Transfer-Encoding: chunked\r\n\r\n");
             }
-            self.state = WriterState::Streaming;
-            self.streamed = true;
             self.first_write.get_or_insert_with(Instant::now);
             self.out.write_all(head.as_bytes())
         })?;

@@ -21,16 +21,8 @@ use super::{
 use crate::error::Error;
 use crate::protocol::{self, Protocol};
 use crate::registry::Target;
-use crate::stats::{Ended, Tokens, Tried};
+use crate::stats::{Ended, Tokens, Tried, status_word};
 use crate::upstream::{self, Reply, SendError};
-
-/// The log's word for an answered attempt: its status, without an allocation for `200`.
-fn status_word(status: u16) -> Cow<'static, str> {
-    match status {
-        200 => Cow::Borrowed("200"),
-        s => Cow::Owned(s.to_string()),
-    }
-}
 
 /// At most two attempts of one endpoint fall within this window.
 const SPACING: Duration = Duration::from_millis(1500);
@@ -409,14 +401,6 @@ fn backoff(base: Duration, n: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_answered_attempts_word_is_its_status() {
-        assert!(matches!(status_word(200), Cow::Borrowed("200")));
-        for status in [201, 299, 400, 404, 429, 500, 529] {
-            assert_eq!(status_word(status), status.to_string());
-        }
-    }
 
     #[test]
     fn backoff_doubles_with_jitter_in_the_upper_half() {

@@ -237,12 +237,20 @@ pub enum Ended {
     },
 }
 
+/// An attempt's word for an HTTP status; the usual `200` borrowed, not allocated.
+pub fn status_word(status: u16) -> Cow<'static, str> {
+    match status {
+        200 => Cow::Borrowed("200"),
+        s => Cow::Owned(s.to_string()),
+    }
+}
+
 impl Tried {
     /// An attempt that failed before anything went out (the ledger's `failed` entries).
     pub fn failed(endpoint: &str, status: Option<u16>, reason: &str) -> Tried {
         Tried {
             endpoint: endpoint.to_string(),
-            word: status.map_or(Cow::Borrowed("failed"), |s| s.to_string().into()),
+            word: status.map_or(Cow::Borrowed("failed"), status_word),
             continuation: false,
             ended: Ended::Failed {
                 status,
@@ -864,6 +872,16 @@ mod tests {
                 reasoning: None,
             },
         }
+    }
+
+    #[test]
+    fn an_attempts_word_is_its_status() {
+        assert!(matches!(status_word(200), Cow::Borrowed("200")));
+        for status in [201, 299, 400, 404, 429, 500, 529] {
+            assert_eq!(status_word(status), status.to_string());
+        }
+        assert_eq!(Tried::failed("a:m", Some(503), "down").word, "503");
+        assert_eq!(Tried::failed("a:m", None, "refused").word, "failed");
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub(crate) enum Known {
     Connection,
 }
 
-/// Their names, in `Known`'s order.
+/// Their names, in `Known`'s order (no two of the same length: see `HeadBuilder::add`).
 const KNOWN: [&[u8]; 4] = [b"transfer-encoding", b"content-length", b"expect", b"connection"];
 
 /// Where one header's name and value lie in `Head::text`.
@@ -104,15 +104,9 @@ impl HeadBuilder {
     fn add(&mut self, span: Span) {
         let name = &self.bytes[span.name.start as usize..span.name.end as usize];
         // Their lengths differ: one comparison at most, and only for a name as long.
-        let k = match name.len() {
-            17 => Some(Known::TransferEncoding),
-            14 => Some(Known::ContentLength),
-            6 => Some(Known::Expect),
-            10 => Some(Known::Connection),
-            _ => None,
-        };
-        if let Some(k) = k.filter(|&k| name.eq_ignore_ascii_case(KNOWN[k as usize])) {
-            self.known[k as usize].get_or_insert(self.headers.len());
+        let k = KNOWN.iter().position(|k| k.len() == name.len());
+        if let Some(k) = k.filter(|&k| name.eq_ignore_ascii_case(KNOWN[k])) {
+            self.known[k].get_or_insert(self.headers.len());
         }
         self.headers.push(span);
     }
