@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -124,7 +125,7 @@ pub struct RequestLog {
     /// The model the client asked for (`a,b` for a `models` list), even an unknown one.
     pub model: String,
     /// `provider:model` that answered, if any.
-    pub served_by: Option<String>,
+    pub served_by: Option<Arc<str>>,
     /// Status sent to the client.
     pub status: u16,
     /// How a streamed answer ended; `None` when the answer was not a stream.
@@ -169,7 +170,7 @@ impl RequestLog {
             "method": self.method,
             "path": self.path,
             "model": (!self.model.is_empty()).then_some(&self.model),
-            "served_by": self.served_by,
+            "served_by": self.served_by.as_deref(),
             "status": self.status,
             "stream": self.stream.map(StreamEnd::name),
             "attempts": self.attempts,

@@ -243,23 +243,20 @@ pub struct Target {
     pub first_token: Option<Duration>,
     /// `provider:model`, made once: logs, counters and the cool-down list name it. The
     /// model sent upstream is its part after the provider's id (one allocation a
-    /// target, not two).
-    label: String,
+    /// target, not two). Shared: a request's attempts and its answer name their
+    /// endpoint with this one allocation, not a copy each.
+    label: Arc<str>,
 }
 
 impl Target {
     /// A target for `model` (a client-facing id) at `provider`.
     pub fn new(provider: &Arc<Provider>, model: &str) -> Target {
         let upstream = provider.upstream_name(model);
-        let mut label = String::with_capacity(provider.id.len() + 1 + upstream.len());
-        label.push_str(&provider.id);
-        label.push(':');
-        label.push_str(upstream);
         Target {
             protocol: provider.protocol_for(upstream),
             provider: Arc::clone(provider),
             first_token: None,
-            label,
+            label: joined(&provider.id, upstream),
         }
     }
 
@@ -277,6 +274,29 @@ impl Target {
     /// `provider:model`, as logs and messages name it.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// [`Target::label`], shared rather than copied.
+    pub fn shared_label(&self) -> Arc<str> {
+        Arc::clone(&self.label)
+    }
+}
+
+/// `id:model` in one allocation: put together on the stack when short, as most are
+/// (through a `String` first it would be two).
+fn joined(id: &str, model: &str) -> Arc<str> {
+    let mut buf = [0; 128];
+    let len = id.len() + 1 + model.len();
+    if len > buf.len() {
+        return Arc::from(format!("{id}:{model}"));
+    }
+    buf[..id.len()].copy_from_slice(id.as_bytes());
+    buf[id.len()] = b':';
+    buf[id.len() + 1..len].copy_from_slice(model.as_bytes());
+    match std::str::from_utf8(&buf[..len]) {
+        Ok(label) => Arc::from(label),
+        // Not reached: two strings and an ASCII colon are UTF-8.
+        Err(_) => Arc::from(format!("{id}:{model}")),
     }
 }
 
@@ -839,6 +859,14 @@ mod tests {
         let t = Target::new(&r.provider_for("ollama").unwrap(), "llama3.1:8b");
         assert_eq!(t.label(), "ollama:llama3.1:8b");
         assert_eq!(t.model(), "llama3.1:8b");
+        // On both sides of the stack buffer's 128 bytes, and past it.
+        for n in [0, 1, 120, 121, 122, 123, 500] {
+            let model = "é".repeat(n / 2) + &"m".repeat(n % 2);
+            let t = Target::new(&r.provider_for("ollama").unwrap(), &model);
+            assert_eq!(t.label(), format!("ollama:{model}"));
+            assert_eq!(t.model(), model);
+            assert!(Arc::ptr_eq(&t.shared_label(), &t.clone().shared_label()));
+        }
     }
 
     #[test]

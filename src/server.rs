@@ -832,17 +832,17 @@ fn prepare(
         None => (model, body_stream),
     };
     let from_list = models.is_some();
-    let (many, one);
+    let many;
     let list: &[String] = match (models, model) {
         (Some(list), _) => {
             *logged_model = list.join(",");
             many = list;
             &many
         }
+        // The model the log line names is the one routed: moved there, not copied.
         (None, Some(m)) if !m.is_empty() => {
-            logged_model.clone_from(&m);
-            one = m;
-            std::slice::from_ref(&one)
+            *logged_model = m;
+            std::slice::from_ref(&*logged_model)
         }
         _ => {
             return Prepared::Fail(Error::bad_request(
@@ -906,6 +906,13 @@ fn prepare(
 /// `Content-Length` or last chunk is an error from the reader (the vendored tiny_http
 /// reports it), never a shorter body: half a request must not be relayed.
 fn read_body(req: &mut tiny_http::Request, limit: u64, secs: f64) -> Result<Vec<u8>, Error> {
+    // A small body came whole with the head: taken as it is, no second buffer.
+    if let Some(body) = req.take_body() {
+        if body.len() as u64 > limit {
+            return Err(Error::TooLarge { limit });
+        }
+        return Ok(body);
+    }
     let deadline = Instant::now() + Duration::from_secs_f64(secs.max(0.0));
     // Read straight into the body, grown as it fills: a zeroed 16 KiB scratch buffer
     // per request was a sixth of all instructions (callgrind). Sized from

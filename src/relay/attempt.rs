@@ -64,7 +64,7 @@ impl Run<'_, '_> {
                 .tried
                 .iter()
                 .zip(&self.asked)
-                .filter(|(t, _)| t.endpoint == label)
+                .filter(|(t, _)| *t.endpoint == *label)
                 .map(|(_, at)| *at);
             let before_last = times.clone().count().checked_sub(2);
             if let Some(t) = before_last.and_then(|n| times.nth(n)) {
@@ -92,7 +92,7 @@ impl Run<'_, '_> {
             };
             // Side by side: `asked` stays in step with `tried`.
             self.served.tried.push(Tried {
-                endpoint: label.to_string(),
+                endpoint: target.shared_label(),
                 word,
                 continuation: ask == Ask::Continue,
                 ended,
@@ -330,7 +330,7 @@ impl Run<'_, '_> {
             bytes
         };
         let ct = if t.translate || ct.is_empty() {
-            "application/json".to_string()
+            "application/json".into()
         } else {
             ct
         };
@@ -364,7 +364,7 @@ fn upstream_error(run: &Run<'_, '_>, mut reply: Reply) -> Outcome {
     let retry_after = reply.retry_after;
     let headers = std::mem::take(&mut reply.headers);
     let ct = if reply.content_type.is_empty() {
-        "application/json".to_string()
+        "application/json".into()
     } else {
         std::mem::take(&mut reply.content_type)
     };

@@ -13,6 +13,7 @@ mod attempt;
 mod rescue;
 mod stream;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,7 +67,7 @@ pub struct Served {
     /// Status sent to the client.
     pub status: u16,
     /// `provider:model` that answered (that started the answer, when it was rescued).
-    pub served_by: Option<String>,
+    pub served_by: Option<Arc<str>>,
     /// Upstream attempts made.
     pub attempts: usize,
     /// Times a broken stream was continued by another request (`rescued=N`).
@@ -97,7 +98,7 @@ struct Failure {
     /// What kind of failure it is.
     kind: FailKind,
     /// An upstream error body to surface (bytes, content type).
-    body: Option<(Vec<u8>, String)>,
+    body: Option<(Vec<u8>, Cow<'static, str>)>,
     /// Upstream headers to surface with it.
     headers: Vec<(String, String)>,
     /// The upstream asked for a pause (Retry-After, reset headers).
@@ -235,7 +236,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         let last = i + 1 == targets.len();
         let outcome = run.endpoint(target, last, attempt::Ask::Original);
         if !matches!(outcome, Outcome::Failed(_)) {
-            run.served.served_by = Some(target.label().to_string());
+            run.served.served_by = Some(target.shared_label());
         }
         match outcome {
             Outcome::Answered => {
@@ -261,7 +262,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                 }
                 if step == Step::Surface {
                     run.served.status = surface(call, &f, run.out);
-                    run.served.served_by = Some(target.label().to_string());
+                    run.served.served_by = Some(target.shared_label());
                     // usage (issue 19): its error was the answer, not a failure moved past.
                     if let Some(last) = run.served.tried.last_mut() {
                         last.ended = stats::Ended::Answered;
@@ -315,7 +316,7 @@ pub fn count_tokens(
         let by = served_by(target, served.attempts);
         let _ = out.respond_served(status, "application/json", &[], Some(by), &bytes);
         served.status = status;
-        served.served_by = Some(target.label().to_string());
+        served.served_by = Some(target.shared_label());
         return served;
     }
     let text_bytes = call.body.with_model("").len();

@@ -389,7 +389,7 @@ impl Entry {
             inbound: crate::protocol::Protocol::parse(&self.inbound)
                 .unwrap_or(crate::protocol::Protocol::Chat),
             requested: self.model.clone(),
-            served_by: self.served_by.clone(),
+            served_by: self.served_by.as_deref().map(Arc::from),
             status: self.status,
             stream: self.stream,
             attempts: self.attempts as usize,

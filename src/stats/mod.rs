@@ -207,8 +207,8 @@ fn usage_near_end(p: Protocol, body: &[u8]) -> Option<Tokens> {
 /// ledger read the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tried {
-    /// `provider:model`.
-    pub endpoint: String,
+    /// `provider:model`, shared with its target.
+    pub endpoint: Arc<str>,
     /// What the log's `tried=` shows: its status, or a word for why it failed. Borrowed
     /// for the usual `200`: one allocation fewer a request.
     pub word: Cow<'static, str>,
@@ -249,7 +249,7 @@ impl Tried {
     /// An attempt that failed before anything went out (the ledger's `failed` entries).
     pub fn failed(endpoint: &str, status: Option<u16>, reason: &str) -> Tried {
         Tried {
-            endpoint: endpoint.to_string(),
+            endpoint: Arc::from(endpoint),
             word: status.map_or(Cow::Borrowed("failed"), status_word),
             continuation: false,
             ended: Ended::Failed {
@@ -275,7 +275,7 @@ pub struct Finished {
     /// The model (or comma-joined `models` list) the client asked for; empty if none.
     pub requested: String,
     /// `provider:model` that answered.
-    pub served_by: Option<String>,
+    pub served_by: Option<Arc<str>>,
     /// Status sent to the client (499: the client went away).
     pub status: u16,
     /// The client asked for a stream.
@@ -313,9 +313,7 @@ impl Finished {
     /// `(endpoint, upstream status, reason)`.
     pub fn failed(&self) -> impl Iterator<Item = (&str, Option<u16>, &str)> {
         self.tried.iter().filter_map(|t| match &t.ended {
-            Ended::Failed { status, reason } => {
-                Some((t.endpoint.as_str(), *status, reason.as_str()))
-            }
+            Ended::Failed { status, reason } => Some((&*t.endpoint, *status, reason.as_str())),
             _ => None,
         })
     }
@@ -788,7 +786,7 @@ fn recent_json(f: &Finished) -> Value {
         "time": time::rfc3339(f.at),
         "inbound": f.inbound.name(),
         "model": f.requested,
-        "served_by": f.served_by,
+        "served_by": f.served_by.as_deref(),
         "status": f.status,
         "stream": f.stream,
         "attempts": f.attempts,
@@ -847,7 +845,7 @@ mod tests {
             at: SystemTime::now(),
             inbound: Protocol::Chat,
             requested: "smart".into(),
-            served_by: served.map(str::to_string),
+            served_by: served.map(Arc::from),
             status,
             stream: false,
             attempts: failed.len() + usize::from(served.is_some()),
@@ -856,7 +854,7 @@ mod tests {
                 .iter()
                 .map(|e| Tried::failed(e, Some(503), "down"))
                 .chain(served.map(|s| Tried {
-                    endpoint: s.to_string(),
+                    endpoint: Arc::from(s),
                     word: status.to_string().into(),
                     continuation: false,
                     ended: Ended::Answered,
@@ -957,7 +955,7 @@ mod tests {
         // a broke mid-stream; its continuation was refused; b continued the stream.
         let mut f = finished(Some("a:m"), 200, &[]);
         let t = |e: &str, continuation, ended| Tried {
-            endpoint: e.to_string(),
+            endpoint: Arc::from(e),
             word: Cow::Borrowed(""),
             continuation,
             ended,

@@ -64,7 +64,7 @@ pub fn explain_empty_stream(
     let normal = context_error(&answer)?;
     Some(Reply {
         status: 400,
-        content_type: "application/json".to_string(),
+        content_type: "application/json".into(),
         headers: passed,
         retry_after,
         body: super::Source::Bytes(normal),

@@ -13,15 +13,18 @@ use crate::log::decimal;
 /// The longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4 * 1024;
 
-/// A request's bytes, head and body together: one `send` wakes the upstream once.
+/// A request's bytes, head and body together, in place of what `out` held: one `send`
+/// wakes the upstream once.
 pub(super) fn request(
+    out: &mut Vec<u8>,
     method: &str,
     target: &Target<'_>,
     headers: &[Header],
     body: Option<&[u8]>,
-) -> Result<Vec<u8>, String> {
+) -> Result<(), String> {
     let len = body.map_or(0, <[u8]>::len);
-    let mut out = Vec::with_capacity(256 + len + headers.len() * 48);
+    out.clear();
+    out.reserve(256 + len + headers.len() * 48);
     // Pieces that always go together are one literal: each piece is a call and a copy.
     let mut put = |parts: &[&[u8]]| {
         for p in parts {
@@ -58,7 +61,7 @@ pub(super) fn request(
         }
         None => put(&[b"\r\n"]),
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A byte allowed in a header name (RFC 9110's `tchar`).
@@ -605,7 +608,8 @@ mod tests {
     fn requests_are_one_buffer_and_refuse_header_injection() {
         let t = Target::parse("http://127.0.0.1:9/v1/x").unwrap();
         let h: Vec<Header> = vec![("authorization".into(), "Bearer k".into())];
-        let r = request("POST", &t, &h, Some(b"{}")).unwrap();
+        let mut r = b"left over".to_vec();
+        request(&mut r, "POST", &t, &h, Some(b"{}")).unwrap();
         let text = String::from_utf8(r).unwrap();
         assert!(
             text.starts_with("POST /v1/x HTTP/1.1\r\nhost: 127.0.0.1:9\r\nuser-agent: routeplane/")
@@ -613,10 +617,11 @@ mod tests {
         assert!(text.ends_with("authorization: Bearer k\r\ncontent-length: 2\r\n\r\n{}"));
         for value in ["1\r\nx-b: 2", "1\nx-b: 2", "1\rx", "a\0"] {
             let evil: Vec<Header> = vec![("x-a".into(), value.into())];
-            assert!(request("POST", &t, &evil, Some(b"")).is_err(), "{value:?}");
+            let refused = request(&mut Vec::new(), "POST", &t, &evil, Some(b""));
+            assert!(refused.is_err(), "{value:?}");
         }
         let evil: Vec<Header> = vec![("x a".into(), "1".into())];
-        assert!(request("GET", &t, &evil, None).is_err());
+        assert!(request(&mut Vec::new(), "GET", &t, &evil, None).is_err());
     }
 
     #[test]

@@ -52,6 +52,11 @@ pub struct Request {
     // where to read the body from
     data_reader: Option<Box<dyn Read + Send + 'static>>,
 
+    // routeplane: a small body read whole with the head, kept as it came until a reader
+    // or `take_body` asks for it: a caller that takes it pays for no boxed reader and no
+    // second buffer.
+    buffered: Option<Vec<u8>>,
+
     // if this writer is empty, then the request has been answered
     response_writer: Option<Box<dyn Write + Send + 'static>>,
 
@@ -196,6 +201,7 @@ where
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
     let conn = state.clone();
+    let mut buffered = None;
     let reader = if connection_upgrade {
         // if we have a `Connection: upgrade`, always keeping the whole reader
         Box::new(source_data) as Box<dyn Read + Send + 'static>
@@ -222,7 +228,9 @@ where
             }
 
             if offset == content_length {
-                Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
+                buffered = Some(buffer);
+                // A zero-sized reader: boxing it allocates nothing.
+                Box::new(io::empty()) as Box<dyn Read + Send + 'static>
             } else {
                 let ended = Ended {
                     what: "Content-Length",
@@ -249,6 +257,7 @@ where
 
     Ok(Request {
         data_reader: Some(reader),
+        buffered,
         response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
         remote_addr,
         secure,
@@ -418,7 +427,22 @@ impl Request {
             self.must_send_continue = false;
         }
 
+        self.unbuffer();
         self.data_reader.as_mut().unwrap()
+    }
+
+    /// routeplane: the whole body, when it was small enough to be read with the head
+    /// (at most 1 KiB, no `Expect: 100-continue`) and no reader has been asked for yet;
+    /// `None` otherwise, and the body is then read through `as_reader`.
+    pub fn take_body(&mut self) -> Option<Vec<u8>> {
+        self.buffered.take()
+    }
+
+    /// routeplane: puts a body kept whole behind the reader.
+    fn unbuffer(&mut self) {
+        if let Some(body) = self.buffered.take() {
+            self.data_reader = Some(Box::new(Cursor::new(body)));
+        }
     }
 
     /// Turns the `Request` into a writer.
@@ -466,6 +490,7 @@ impl Request {
         use std::mem;
 
         assert!(self.data_reader.is_some());
+        self.unbuffer();
 
         let mut reader = None;
         mem::swap(&mut self.data_reader, &mut reader);
