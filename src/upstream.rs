@@ -16,6 +16,7 @@
 //! and a short one between events (a stall).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -310,14 +311,29 @@ fn lowercase_type(value: &str) -> Cow<'static, str> {
     }
 }
 
+/// The most a thread keeps of a buffer between requests: one that a big body grew is
+/// not kept, since a thousand threads would each hold one.
+const KEEP: usize = 16 * 1024;
+
+thread_local! {
+    /// A whole answer's buffer, given back by [`recycle`] for the thread's next one.
+    static SPARE_BODY: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Gives back a body [`Reply::read_all`] returned, once its bytes went out: the thread's
+/// next whole answer is read into it. Under musl's allocator (one lock for every
+/// thread, and groups of mid-sized blocks mapped and unmapped as they fill and empty)
+/// each allocation a request saves is a wait fewer on a busy server.
+pub fn recycle(body: Vec<u8>) {
+    if body.capacity() <= KEEP {
+        let _ = SPARE_BODY.try_with(|spare| spare.set(body));
+    }
+}
+
 /// Runs `f` with this thread's buffer for a request's bytes: a connection thread sends
-/// every request it relays from one allocation (under musl's allocator, one lock for
-/// every thread, each allocation a request saved counts). A buffer a big body grew is
-/// not kept: a thousand threads would each hold one.
+/// every request it relays from one allocation (see [`recycle`]).
 fn with_request_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     use std::cell::RefCell;
-    /// The most a thread keeps between requests.
-    const KEEP: usize = 16 * 1024;
     thread_local!(static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) });
     BUF.with(|buf| match buf.try_borrow_mut() {
         Ok(mut buf) => {
@@ -431,7 +447,9 @@ impl Reply {
         // Sized from Content-Length (when sane) so the read does not grow it step by step,
         // and done when that many bytes are in.
         let exact = body.declared_len().filter(|&n| n <= limit.min(1 << 20));
-        let mut out = crate::body::zeroed(exact.map_or(1024, |n| (n as usize).max(1)));
+        let mut out = SPARE_BODY.try_with(Cell::take).unwrap_or_default();
+        out.clear();
+        out.resize(exact.map_or(1024, |n| (n as usize).max(1)), 0);
         let mut len = 0;
         loop {
             if len == out.len() {

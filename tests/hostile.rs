@@ -192,6 +192,55 @@ fn pipelined_requests_in_one_write_are_answered_in_order() {
 }
 
 #[test]
+fn a_connections_requests_share_no_headers_or_bodies() {
+    // A connection thread reuses one request's head and answer buffers for the next:
+    // nothing of the first may show in the second, whichever is longer.
+    let up = MockUpstream::start(|r| {
+        let said = r.json()["messages"][0]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let beta = r.header("anthropic-beta").unwrap_or("none").to_string();
+        Reply::json(
+            200,
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+                "content": [{"type": "text", "text": format!("{said} beta={beta}")}],
+                "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}}),
+        )
+    });
+    let p = Proxy::start(&format!(
+        "providers:\n  anth:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\n",
+        up.url()
+    ));
+    let post = |text: &str, extra: &str, last: bool| {
+        let body = json!({"model": "m", "max_tokens": 8,
+            "messages": [{"role": "user", "content": text}]})
+        .to_string();
+        let close = if last { "Connection: close\r\n" } else { "" };
+        format!(
+            "POST /v1/messages HTTP/1.1\r\nHost: x\r\n{extra}{close}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let long = "y".repeat(5000);
+    let mut bytes = post(
+        &long,
+        "anthropic-beta: first-only\r\nX-Padding: ......\r\n",
+        false,
+    );
+    bytes += &post("short", "", true);
+    let answer = raw(&p, bytes.as_bytes(), Duration::from_secs(10));
+    let second = answer.rfind("HTTP/1.1 ").unwrap();
+    let text = |part: &str| json_body(part)["content"][0]["text"].clone();
+    assert_eq!(
+        text(&answer[..second]),
+        format!("{long} beta=first-only").as_str()
+    );
+    assert_eq!(text(&answer[second..]), "short beta=none");
+    assert_eq!(up.count(), 2);
+}
+
+#[test]
 fn framing_headers_are_obeyed_whatever_their_case() {
     // The server finds Expect, Transfer-Encoding, Content-Length and Connection as it
     // reads a head; written in capitals, they must act as in any other case.

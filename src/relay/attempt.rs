@@ -339,7 +339,9 @@ impl Run<'_, '_> {
             self.served.tokens = tokens;
         }
         let by = Some(served_by(target, t.number));
-        match self.out.respond_served(status, &ct, &headers, by, &answer) {
+        let sent = self.out.respond_served(status, &ct, &headers, by, &answer);
+        crate::upstream::recycle(answer);
+        match sent {
             Ok(()) => {
                 self.served.first_token = Some(Instant::now());
                 Outcome::Answered

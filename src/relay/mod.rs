@@ -219,15 +219,19 @@ const EMPTY_STREAM: &str = "the stream ended without its end marker";
 
 /// Runs one request to completion: the main loop.
 pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWriter) -> Served {
+    // Most requests make one attempt: room for one, not the four a first push makes
+    // (smaller blocks, which musl's allocator maps and unmaps less often).
+    let mut served = Served::default();
+    served.tried.reserve_exact(1);
     let mut run = Run {
         env,
         settings,
         call,
         out,
-        served: Served::default(),
+        served,
         hub: None,
         splice: Splice::new(call, call.requested),
-        asked: Vec::new(),
+        asked: Vec::with_capacity(1),
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
     let targets = env.cooldown.order(&call.targets);

@@ -7,9 +7,21 @@
 //! looked at the headers. A `Head` is two allocations; `Header`s are made from it only
 //! when `Request::headers` is called, and `Head::get` finds one value without them.
 
+use std::cell::Cell;
 use std::ops::Range;
 
 use crate::Header;
+
+/// The most bytes of head text a thread keeps for its next head.
+const KEEP: usize = 8 * 1024;
+
+thread_local! {
+    /// The buffers of the last head this thread dropped, for the next head it reads: a
+    /// connection reads and drops its heads on one thread, so each request after the
+    /// first makes its head without an allocation (under musl's allocator, one lock for
+    /// every thread, each is a wait on a busy server).
+    static SPARE: Cell<Option<(Vec<u8>, Vec<Span>)>> = const { Cell::new(None) };
+}
 
 /// A request's path and headers, checked as the stock reader checked them.
 pub(crate) struct Head {
@@ -59,13 +71,17 @@ pub(crate) struct HeadBuilder {
 impl HeadBuilder {
     /// A head whose request line named `path`; `room` is a guess of the head's size.
     pub(crate) fn new(path: &str, room: usize) -> HeadBuilder {
-        let mut bytes = Vec::with_capacity(room.max(path.len()));
+        let (mut bytes, mut headers) = SPARE.try_with(Cell::take).ok().flatten().unwrap_or_default();
+        bytes.clear();
+        bytes.reserve(room.max(path.len()));
         bytes.extend_from_slice(path.as_bytes());
+        headers.clear();
+        // Room for a common client's headers without regrowing.
+        headers.reserve(16);
         HeadBuilder {
             bytes,
             path: 0..path.len() as u32,
-            // Room for a common client's headers without regrowing.
-            headers: Vec::with_capacity(16),
+            headers,
             known: [None; 4],
         }
     }
@@ -125,6 +141,17 @@ impl HeadBuilder {
             headers: self.headers,
             known: self.known,
         })
+    }
+}
+
+impl Drop for Head {
+    fn drop(&mut self) {
+        let text = std::mem::take(&mut self.text).into_bytes();
+        if text.capacity() <= KEEP {
+            let headers = std::mem::take(&mut self.headers);
+            // A thread on its way out has no spare to keep: the buffers are freed.
+            let _ = SPARE.try_with(|spare| spare.set(Some((text, headers))));
+        }
     }
 }
 
