@@ -318,6 +318,8 @@ const KEEP: usize = 16 * 1024;
 thread_local! {
     /// A whole answer's buffer, given back by [`recycle`] for the thread's next one.
     static SPARE_BODY: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// The buffer the thread's last request was sent from, for its next one.
+    static SPARE_REQUEST: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 /// Gives back a body [`Reply::read_all`] returned, once its bytes went out: the thread's
@@ -325,27 +327,24 @@ thread_local! {
 /// thread, and groups of mid-sized blocks mapped and unmapped as they fill and empty)
 /// each allocation a request saves is a wait fewer on a busy server.
 pub fn recycle(body: Vec<u8>) {
-    if body.capacity() <= KEEP {
-        let _ = SPARE_BODY.try_with(|spare| spare.set(body));
+    keep(&SPARE_BODY, body);
+}
+
+/// Puts `buf` back in `spare` unless a big body grew it.
+fn keep(spare: &'static std::thread::LocalKey<Cell<Vec<u8>>>, buf: Vec<u8>) {
+    if buf.capacity() <= KEEP {
+        // A thread on its way out keeps nothing: the buffer is freed.
+        let _ = spare.try_with(|spare| spare.set(buf));
     }
 }
 
 /// Runs `f` with this thread's buffer for a request's bytes: a connection thread sends
 /// every request it relays from one allocation (see [`recycle`]).
 fn with_request_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    use std::cell::RefCell;
-    thread_local!(static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) });
-    BUF.with(|buf| match buf.try_borrow_mut() {
-        Ok(mut buf) => {
-            let out = f(&mut buf);
-            if buf.capacity() > KEEP {
-                *buf = Vec::new();
-            }
-            out
-        }
-        // Only if `f` sent a request of its own: that one gets a buffer of its own.
-        Err(_) => f(&mut Vec::new()),
-    })
+    let mut buf = SPARE_REQUEST.try_with(Cell::take).unwrap_or_default();
+    let out = f(&mut buf);
+    keep(&SPARE_REQUEST, buf);
+    out
 }
 
 /// True for a header passed back to the client.
