@@ -9,6 +9,7 @@
 //! print `***`.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -362,22 +363,18 @@ pub fn request(log: &RequestLog) {
 
 /// Runs `f` with this thread's line buffer, cleared: a connection thread writes the head
 /// of each answer, and the log line and the ledger line of every request it serves,
-/// into the same allocation.
+/// into the same allocation (see [`crate::sync::take_spare`]). A line written while
+/// writing a line gets a buffer of its own.
 pub fn with_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
-    use std::cell::RefCell;
-    thread_local!(static BUF: RefCell<String> = const { RefCell::new(String::new()) });
-    BUF.with(|buf| match buf.try_borrow_mut() {
-        Ok(mut buf) => {
-            buf.clear();
-            if buf.capacity() > 64 * 1024 {
-                // One huge line (a long model list) does not stay with the thread.
-                buf.shrink_to(1024);
-            }
-            f(&mut buf)
-        }
-        // Inside `f` already (a line written while writing a line): a fresh one.
-        Err(_) => f(&mut String::with_capacity(256)),
-    })
+    use crate::sync::{keep_spare, take_spare};
+    thread_local!(static LINE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) });
+    let mut bytes = take_spare(&LINE);
+    bytes.clear();
+    // Empty, so always text.
+    let mut line = String::from_utf8(bytes).unwrap_or_default();
+    let out = f(&mut line);
+    keep_spare(&LINE, line.into_bytes());
+    out
 }
 
 /// Gathers the lines of a server: set by [`batch_lines`].

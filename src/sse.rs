@@ -280,12 +280,12 @@ impl<W: Write> ClientWriter<W> {
         by: Option<ServedBy<'_>>,
         body: &[u8],
     ) -> io::Result<()> {
+        self.first_write.get_or_insert_with(Instant::now);
         crate::log::with_buffer(|head| {
             push_head(head, status, content_type, headers, by);
             head.push_str("Content-Length: ");
             crate::log::push_u64(head, body.len() as u64);
             head.push_str("\r\n\r\n");
-            self.first_write.get_or_insert_with(Instant::now);
             self.out.write_all(head.as_bytes())
         })?;
         if !self.head_only {
@@ -310,6 +310,7 @@ impl<W: Write> ClientWriter<W> {
         };
         self.state = WriterState::Streaming;
         self.streamed = true;
+        self.first_write.get_or_insert_with(Instant::now);
         crate::log::with_buffer(|head| {
             push_head(head, status, content_type, headers, by);
             head.push_str("Cache-Control: no-cache\r\n");
@@ -318,7 +319,6 @@ impl<W: Write> ClientWriter<W> {
             } else {
                 head.push_str("Transfer-Encoding: chunked\r\n\r\n");
             }
-            self.first_write.get_or_insert_with(Instant::now);
             self.out.write_all(head.as_bytes())
         })?;
         self.out.flush()

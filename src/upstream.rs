@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::registry::Settings;
+use crate::sync;
 
 mod conn;
 mod explain;
@@ -223,7 +224,7 @@ impl Client {
         head_by: Option<Instant>,
     ) -> Result<Reply, SendError> {
         let target = Target::parse(url)?;
-        with_request_buffer(|bytes| {
+        sync::with_spare(&SPARE_REQUEST, |bytes| {
             http1::request(bytes, method, &target, headers, body).map_err(SendError::Network)?;
             let inner = &*self.inner;
             let Some(pooled) = inner.pool.take(target.origin) else {
@@ -305,15 +306,11 @@ fn lowercase_type(value: &str) -> Cow<'static, str> {
         "application/json; charset=utf-8",
         "text/event-stream; charset=utf-8",
     ];
-    match COMMON.iter().find(|c| c.eq_ignore_ascii_case(value)) {
+    match COMMON.iter().find(|c| http1::is_name(value, c)) {
         Some(c) => Cow::Borrowed(c),
         None => Cow::Owned(value.to_ascii_lowercase()),
     }
 }
-
-/// The most a thread keeps of a buffer between requests: one that a big body grew is
-/// not kept, since a thousand threads would each hold one.
-const KEEP: usize = 16 * 1024;
 
 thread_local! {
     /// A whole answer's buffer, given back by [`recycle`] for the thread's next one.
@@ -323,28 +320,9 @@ thread_local! {
 }
 
 /// Gives back a body [`Reply::read_all`] returned, once its bytes went out: the thread's
-/// next whole answer is read into it. Under musl's allocator (one lock for every
-/// thread, and groups of mid-sized blocks mapped and unmapped as they fill and empty)
-/// each allocation a request saves is a wait fewer on a busy server.
+/// next whole answer is read into it (see [`sync::take_spare`]).
 pub fn recycle(body: Vec<u8>) {
-    keep(&SPARE_BODY, body);
-}
-
-/// Puts `buf` back in `spare` unless a big body grew it.
-fn keep(spare: &'static std::thread::LocalKey<Cell<Vec<u8>>>, buf: Vec<u8>) {
-    if buf.capacity() <= KEEP {
-        // A thread on its way out keeps nothing: the buffer is freed.
-        let _ = spare.try_with(|spare| spare.set(buf));
-    }
-}
-
-/// Runs `f` with this thread's buffer for a request's bytes: a connection thread sends
-/// every request it relays from one allocation (see [`recycle`]).
-fn with_request_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    let mut buf = SPARE_REQUEST.try_with(Cell::take).unwrap_or_default();
-    let out = f(&mut buf);
-    keep(&SPARE_REQUEST, buf);
-    out
+    sync::keep_spare(&SPARE_BODY, body);
 }
 
 /// True for a header passed back to the client.
@@ -446,7 +424,7 @@ impl Reply {
         // Sized from Content-Length (when sane) so the read does not grow it step by step,
         // and done when that many bytes are in.
         let exact = body.declared_len().filter(|&n| n <= limit.min(1 << 20));
-        let mut out = SPARE_BODY.try_with(Cell::take).unwrap_or_default();
+        let mut out = sync::take_spare(&SPARE_BODY);
         out.clear();
         out.resize(exact.map_or(1024, |n| (n as usize).max(1)), 0);
         let mut len = 0;

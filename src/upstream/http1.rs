@@ -149,7 +149,8 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
         })
 }
 
-/// True when the header name `name` is `lower` (lowercase ASCII), ignoring ASCII case.
+/// True when the header name `name` (or any text, a `Content-Type` value too) is
+/// `lower` (lowercase ASCII), ignoring ASCII case.
 ///
 /// Eight bytes at a time: where `lower` has a letter, `name`'s byte may differ from it
 /// only by the case bit (0x20), elsewhere not at all. `eq_ignore_ascii_case` went a

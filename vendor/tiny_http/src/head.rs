@@ -4,8 +4,9 @@
 //! The stock `Request` held its path as a `String` and each header as a `Header` of two
 //! `AsciiString`s, made (and later freed) for every request: 13 allocations and 13 frees
 //! for 6 headers, about 3k instructions per request (callgrind), whether or not anyone
-//! looked at the headers. A `Head` is two allocations; `Header`s are made from it only
-//! when `Request::headers` is called, and `Head::get` finds one value without them.
+//! looked at the headers. A `Head` is two buffers, reused by the thread's next head
+//! (see `SPARE`); `Header`s are made from it only when `Request::headers` is called, and
+//! `Head::get` finds one value without them.
 
 use std::cell::Cell;
 use std::ops::Range;
