@@ -366,15 +366,14 @@ pub fn request(log: &RequestLog) {
 /// into the same allocation (see [`crate::sync::take_spare`]). A line written while
 /// writing a line gets a buffer of its own.
 pub fn with_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
-    use crate::sync::{keep_spare, take_spare};
     thread_local!(static LINE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) });
-    let mut bytes = take_spare(&LINE);
-    bytes.clear();
-    // Empty, so always text.
-    let mut line = String::from_utf8(bytes).unwrap_or_default();
-    let out = f(&mut line);
-    keep_spare(&LINE, line.into_bytes());
-    out
+    crate::sync::with_spare(&LINE, |bytes| {
+        // Emptied by `with_spare`, so always text.
+        let mut line = String::from_utf8(std::mem::take(bytes)).unwrap_or_default();
+        let out = f(&mut line);
+        *bytes = line.into_bytes();
+        out
+    })
 }
 
 /// Gathers the lines of a server: set by [`batch_lines`].
