@@ -6,10 +6,18 @@
 //! response ends on a kept-alive connection) and sending every chunk as it arrives. Each
 //! message (a head with its body, a chunk with its size line) goes out in one write.
 //! No routing, no JSON, no limits: whatever Routeplane adds above this is its own cost.
+//!
+//! Two knobs make the floor heavier on purpose, to price what a proxy's own work costs
+//! the whole machine (bench/results.md, issue 16 session 13): `NULL_PROXY_SPIN_NS`
+//! busies the thread that long before each of a request's two writes (CPU and nothing
+//! else); `NULL_PROXY_TOUCH_KB` writes one byte in every cache line of that many KiB of
+//! the connection's own memory before each of them (memory traffic, little CPU). Both
+//! are off unless set; the benchmark never sets them.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
+use std::time::{Duration, Instant};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -19,11 +27,43 @@ fn main() {
         .expect("usage: null_proxy LISTEN_PORT UPSTREAM_ADDR");
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
     println!("{}", listener.local_addr().expect("addr"));
+    let weight = Weight::from_env();
     for conn in listener.incoming().flatten() {
         let upstream = upstream.clone();
         thread::spawn(move || {
-            let _ = relay(conn, &upstream);
+            let _ = relay(conn, &upstream, weight);
         });
+    }
+}
+
+/// Work added before each write, to price a proxy's own CPU and memory traffic.
+#[derive(Clone, Copy)]
+struct Weight {
+    spin: Duration,
+    touch_kb: usize,
+}
+
+impl Weight {
+    fn from_env() -> Weight {
+        let knob = |name| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        Weight {
+            spin: Duration::from_nanos(knob("NULL_PROXY_SPIN_NS").unwrap_or(0)),
+            touch_kb: knob("NULL_PROXY_TOUCH_KB").unwrap_or(0) as usize,
+        }
+    }
+
+    /// Busies the thread for `spin`, then dirties one byte per cache line of `memory`.
+    fn carry(&self, memory: &mut [u8]) {
+        if !self.spin.is_zero() {
+            let start = Instant::now();
+            while start.elapsed() < self.spin {
+                std::hint::spin_loop();
+            }
+        }
+        for line in memory.chunks_mut(64) {
+            line[0] = line[0].wrapping_add(1);
+        }
+        std::hint::black_box(memory);
     }
 }
 
@@ -60,7 +100,7 @@ fn read_head(r: &mut impl BufRead) -> std::io::Result<Option<Head>> {
     }
 }
 
-fn relay(client: TcpStream, upstream: &str) -> std::io::Result<()> {
+fn relay(client: TcpStream, upstream: &str, weight: Weight) -> std::io::Result<()> {
     client.set_nodelay(true)?;
     let up = TcpStream::connect(upstream)?;
     up.set_nodelay(true)?;
@@ -68,6 +108,8 @@ fn relay(client: TcpStream, upstream: &str) -> std::io::Result<()> {
     let mut client_w = client;
     let mut up_r = BufReader::new(up.try_clone()?);
     let mut up_w = up;
+    // The connection's own, as a thread's stack and buffers are: 32 clients, 32 of them.
+    let mut memory = vec![0u8; weight.touch_kb * 1024];
     loop {
         let Some(req) = read_head(&mut client_r)? else {
             return Ok(());
@@ -79,6 +121,7 @@ fn relay(client: TcpStream, upstream: &str) -> std::io::Result<()> {
         let head_len = message.len();
         message.resize(head_len + req.len.unwrap_or(0), 0);
         client_r.read_exact(&mut message[head_len..])?;
+        weight.carry(&mut memory);
         up_w.write_all(&message)?;
         let Some(resp) = read_head(&mut up_r)? else {
             return Ok(());
@@ -104,6 +147,7 @@ fn relay(client: TcpStream, upstream: &str) -> std::io::Result<()> {
             let head_len = message.len();
             message.resize(head_len + resp.len.unwrap_or(0), 0);
             up_r.read_exact(&mut message[head_len..])?;
+            weight.carry(&mut memory);
             client_w.write_all(&message)?;
         }
     }
