@@ -3,9 +3,9 @@
 //! A request ends with two lines, its log line and its usage-ledger line. Written one
 //! `write(2)` each, they were two of the six system calls a request cost at 32
 //! clients; gathered for [`Batch::new`]'s `every` (10 ms for both), hundreds of lines
-//! go out in one. What that costs: a line reaches its file up to `every` later, and the
-//! lines still gathering are lost if the process is killed with SIGKILL (a normal stop
-//! flushes them).
+//! go out in one. What that costs: a line reaches its file up to `every` later (half as
+//! long again when no line follows it), and the lines still gathering are lost if the
+//! process is killed with SIGKILL (a normal stop flushes them).
 //!
 //! Each thread appends to a buffer of its own, which the writer empties: with one
 //! buffer for all, behind one lock, a worker preempted while holding it held up every
@@ -15,12 +15,20 @@
 //! are numbered as they are appended and written in that order; one thread's lines
 //! always in its order, and two appended at the same instant by two threads may land
 //! in two batches in either order.
+//!
+//! Under traffic the writer is woken by the line that finds its batch due, not by a
+//! timer of its own: Linux charges a timer's wake-up to whichever thread it interrupts,
+//! often the upstream's, and a thread seen to wake two different threads loses the
+//! scheduler's pull onto its waker's core (`wake_wide`): with a timer every 10 ms per
+//! batch, the proxy-upstream pairs were split across 2 cores on half the requests
+//! (bench/results.md, issue 16 session 13). The writer's own timer, half as long again,
+//! covers a batch that no later line comes to.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, Thread};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::sync::lock;
 
@@ -28,6 +36,9 @@ use crate::sync::lock;
 /// (a full pipe on stderr) holds back its appenders, as a direct write would, instead
 /// of growing the batch without bound.
 const MOST: usize = 1024 * 1024;
+
+/// `due_at` while no batch is waiting to be written.
+const NOT_DUE: u64 = u64::MAX;
 
 /// Gathers lines and writes them through its sink from a thread of its own.
 pub struct Batch {
@@ -37,8 +48,16 @@ pub struct Batch {
     numbered: AtomicU64,
     /// Bytes appended and not yet written.
     waiting: AtomicUsize,
-    /// Woken by the line that finds nothing waiting.
+    /// Woken by the line that finds nothing waiting, and by the one that finds the
+    /// batch due.
     writer: OnceLock<Thread>,
+    /// When the waiting batch is due, in nanoseconds since `epoch`; `NOT_DUE` while
+    /// the writer is not waiting for one.
+    due_at: AtomicU64,
+    /// Set by the line that woke the writer for a due batch, so that one line does.
+    due_told: AtomicBool,
+    /// What `due_at` counts from.
+    epoch: Instant,
     /// Every appending thread's buffer; a thread adds its own on its first line.
     buffers: Mutex<Vec<Arc<Mutex<Lines>>>>,
     /// Whoever holds this writes: holding it while taking the lines keeps batches in order.
@@ -81,7 +100,8 @@ impl std::fmt::Debug for Batch {
 
 impl Batch {
     /// Starts a writer thread named `name` that writes gathered lines through `write`
-    /// at most `every` after the first of them arrived.
+    /// `every` after the first of them arrived (up to half as long again when no line
+    /// follows it).
     pub fn new(
         name: &str,
         every: Duration,
@@ -93,6 +113,9 @@ impl Batch {
             numbered: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
             writer: OnceLock::new(),
+            due_at: AtomicU64::new(NOT_DUE),
+            due_told: AtomicBool::new(false),
+            epoch: Instant::now(),
             buffers: Mutex::new(Vec::new()),
             sink: Mutex::new(Sink {
                 write: Box::new(write),
@@ -141,12 +164,19 @@ impl Batch {
         }
         if before + line.len() >= MOST {
             self.flush();
-        } else if before == 0 {
-            // Only the first line of a batch wakes the writer: a wake is a system call.
+        } else if before == 0 || (self.is_due() && !self.due_told.swap(true, Ordering::AcqRel)) {
+            // Only the first line of a batch wakes the writer, and the first to find it
+            // due: a wake is a system call.
             if let Some(writer) = self.writer.get() {
                 writer.unpark();
             }
         }
+    }
+
+    /// True once the waiting batch's time has come.
+    fn is_due(&self) -> bool {
+        let due_at = self.due_at.load(Ordering::Acquire);
+        due_at != NOT_DUE && self.epoch.elapsed().as_nanos() >= u128::from(due_at)
     }
 
     /// Writes every line appended so far before returning.
@@ -205,7 +235,24 @@ impl Batch {
             while self.waiting.load(Ordering::Acquire) == 0 {
                 thread::park();
             }
-            thread::sleep(every);
+            let start = Instant::now();
+            let due_at = (start + every).duration_since(self.epoch).as_nanos();
+            self.due_told.store(false, Ordering::Release);
+            self.due_at.store(
+                u64::try_from(due_at).unwrap_or(NOT_DUE - 1),
+                Ordering::Release,
+            );
+            // A later line wakes this thread once the batch is due; its own timer runs
+            // half as long again, for a batch no line follows.
+            let timeout = start + every + every / 2;
+            loop {
+                let now = Instant::now();
+                if now >= timeout || self.due_told.load(Ordering::Acquire) {
+                    break;
+                }
+                thread::park_timeout(timeout - now);
+            }
+            self.due_at.store(NOT_DUE, Ordering::Release);
             self.flush();
         }
     }
@@ -251,6 +298,27 @@ mod tests {
             thread::sleep(Duration::from_millis(2));
         }
         assert_eq!(*writes.lock().unwrap(), vec![b"alone\n".to_vec()]);
+    }
+
+    #[test]
+    fn a_line_that_finds_its_batch_due_wakes_the_writer() {
+        let every = Duration::from_secs(1);
+        let (batch, writes) = collecting(every);
+        batch.push(b"first\n");
+        // Due a second after the writer woke for the first line; its own timer has a
+        // quarter of a second to go: this line tells it instead. (A quarter of a second
+        // of slack each way, for a busy machine.)
+        thread::sleep(every + Duration::from_millis(250));
+        batch.push(b"second\n");
+        assert!(
+            batch.due_told.load(Ordering::Acquire),
+            "the due batch was not told"
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while writes.lock().unwrap().is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(writes.lock().unwrap().concat(), b"first\nsecond\n");
     }
 
     #[test]
