@@ -691,6 +691,39 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_whose_connection_another_took_opens_its_own() {
+        let ok = || vec!["HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"];
+        let script = vec![vec![ok(), ok(), ok(), ok()], vec![ok()]];
+        let (url, accepted) = upstream(script, Duration::ZERO);
+        let c = client();
+        let post = move |c: &Client, url: &str| {
+            assert_eq!(c.post(url, &[], b"1").unwrap().read_all(10).unwrap(), b"a");
+        };
+        // Kept in this thread's slot.
+        post(&c, &url);
+        let (go, turn) = std::sync::mpsc::channel::<()>();
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let (c2, url2) = (c.clone(), url.clone());
+        let other = std::thread::spawn(move || {
+            // Takes this thread's connection; twice, staying alive in between.
+            for () in turn {
+                post(&c2, &url2);
+                done.send(()).unwrap();
+            }
+        });
+        go.send(()).unwrap();
+        finished.recv().unwrap();
+        // This thread's connection was taken: it opens one, instead of taking the
+        // other thread's back (which would leave that one to take again, and so on).
+        post(&c, &url);
+        go.send(()).unwrap();
+        finished.recv().unwrap();
+        drop(go);
+        other.join().unwrap();
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
     fn no_connection_is_kept_when_none_may_be() {
         let one = || vec![vec!["HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"]];
         let (url, accepted) = upstream(vec![one(), one()], Duration::ZERO);

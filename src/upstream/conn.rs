@@ -381,6 +381,14 @@ impl Names {
 /// the shared list, where slots overflow and ended threads leave theirs, and then from
 /// other threads' slots: a client that opens a new connection per request finds the
 /// upstream connection its last request used wherever that ran.
+///
+/// A thread whose connection another took opens one of its own instead of taking a
+/// third thread's: taking in turn made a chain in which, under load, connections moved
+/// from thread to thread for good. An upstream thread then answered many of
+/// Routeplane's threads, and Linux stops pulling a woken thread onto its waker's core
+/// once either has been seen waking several different threads (`wake_wide`): the
+/// proxy-upstream pairs ran split across the cores (bench/results.md, issue 16
+/// session 13).
 #[derive(Debug)]
 pub(super) struct Pool {
     /// Oldest first.
@@ -391,8 +399,17 @@ pub(super) struct Pool {
     per_origin: usize,
 }
 
-/// A thread's connection kept for its next request, and since when it is idle.
-type Slot = Mutex<Option<(Conn, Instant)>>;
+/// A thread's connection kept for its next request.
+type Slot = Mutex<Kept>;
+
+/// What a slot holds.
+#[derive(Debug, Default)]
+struct Kept {
+    /// The connection, and since when it is idle.
+    conn: Option<(Conn, Instant)>,
+    /// Another thread took the connection: the next one is the owner's own.
+    taken: bool,
+}
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -411,7 +428,7 @@ struct Mine {
 impl Drop for Mine {
     /// The thread ends: what its slot holds goes to the shared list.
     fn drop(&mut self) {
-        let kept = lock(&self.slot).take();
+        let kept = lock(&self.slot).conn.take();
         if let (Some(pool), Some((conn, since))) = (self.pool.upgrade(), kept) {
             pool.share(conn, since);
         }
@@ -439,21 +456,33 @@ impl Pool {
         let now = Instant::now();
         let fresh =
             |c: &Conn, since: Instant| c.origin == origin && now.duration_since(since) < IDLE_FOR;
-        let own = self.with_slot(|slot| take_fresh(&mut lock(slot), fresh));
-        if let Some(conn) = own.flatten() {
-            return Some(conn);
-        }
+        let own = self.with_slot(|slot| {
+            let mut kept = lock(slot);
+            let taken = std::mem::take(&mut kept.taken);
+            (take_fresh(&mut kept.conn, fresh), taken)
+        });
+        let taken = match own {
+            Some((Some(conn), _)) => return Some(conn),
+            Some((None, taken)) => taken,
+            None => false,
+        };
         {
             let mut idle = lock(&self.idle);
             if let Some(i) = idle.iter().rposition(|(c, since)| fresh(c, *since)) {
                 return Some(idle.remove(i).0);
             }
         }
+        if taken {
+            return None;
+        }
         // Whoever holds the list or a slot now is busy with it: look no further.
         let slots = self.slots.try_lock().ok()?;
-        slots
-            .iter()
-            .find_map(|slot| take_fresh(&mut *slot.try_lock().ok()?, fresh))
+        slots.iter().find_map(|slot| {
+            let mut kept = slot.try_lock().ok()?;
+            let conn = take_fresh(&mut kept.conn, fresh)?;
+            kept.taken = true;
+            Some(conn)
+        })
     }
 
     /// Keeps `conn` in this thread's slot for its next request; what the slot held
@@ -467,7 +496,7 @@ impl Pool {
         // What the slot held goes to the shared list. (A thread that is ending has no
         // slot: `conn` closes.)
         if let Some(Some((before, since))) =
-            self.with_slot(move |slot| lock(slot).replace((conn, now)))
+            self.with_slot(move |slot| lock(slot).conn.replace((conn, now)))
         {
             self.share(before, since);
         }
