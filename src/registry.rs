@@ -312,7 +312,7 @@ pub struct Virtual {
 }
 
 /// Requests run at once by default. An LLM stream lasts minutes and holds one for its
-/// whole length, so this is sized for a thousand open streams (92 MiB of memory
+/// whole length, so this is sized for a thousand open streams (58 MiB of memory
 /// measured by `make bench`), not for CPU: past it a request waits
 /// `limits.queue_wait_secs`, then gets 503 naming `workers`.
 pub const DEFAULT_WORKERS: usize = 1024;
