@@ -325,9 +325,13 @@ fn retries_keep_to_the_budget_and_never_two_within_1_5_s() {
     assert_one_whole_stream(Wire::Chat, &s);
     let at: Vec<Instant> = a.requests().iter().map(|r| r.at).collect();
     assert_eq!(at.len(), 4, "the first attempt and three retries");
+    // The mock stamps a request when it reads it. The rule's clock starts before an
+    // attempt, and the first attempt's stamp also carries its connection's set-up (the
+    // connect, the mock's accept and its new thread): 12.5 ms once on a loaded 2-core
+    // machine, so 50 ms of slack. Without the rule three would come within 0.75 s.
     for w in at.windows(3) {
         let span = w[2] - w[0];
-        assert!(span >= Duration::from_millis(1490), "three within {span:?}");
+        assert!(span >= Duration::from_millis(1450), "three within {span:?}");
     }
 }
 
