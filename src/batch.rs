@@ -25,7 +25,7 @@
 //! covers a batch that no later line comes to.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ use crate::sync::lock;
 /// of growing the batch without bound.
 const MOST: usize = 1024 * 1024;
 
-/// `due_at` while no batch is waiting to be written.
+/// `due_at` while the writer waits for no batch, or once a line told it its batch is due.
 const NOT_DUE: u64 = u64::MAX;
 
 /// Gathers lines and writes them through its sink from a thread of its own.
@@ -52,10 +52,9 @@ pub struct Batch {
     /// batch due.
     writer: OnceLock<Thread>,
     /// When the waiting batch is due, in nanoseconds since `epoch`; `NOT_DUE` while
-    /// the writer is not waiting for one.
+    /// the writer is not waiting for one, and once the line that found it due took it
+    /// (so that one line wakes the writer).
     due_at: AtomicU64,
-    /// Set by the line that woke the writer for a due batch, so that one line does.
-    due_told: AtomicBool,
     /// What `due_at` counts from.
     epoch: Instant,
     /// Every appending thread's buffer; a thread adds its own on its first line.
@@ -114,7 +113,6 @@ impl Batch {
             waiting: AtomicUsize::new(0),
             writer: OnceLock::new(),
             due_at: AtomicU64::new(NOT_DUE),
-            due_told: AtomicBool::new(false),
             epoch: Instant::now(),
             buffers: Mutex::new(Vec::new()),
             sink: Mutex::new(Sink {
@@ -164,7 +162,7 @@ impl Batch {
         }
         if before + line.len() >= MOST {
             self.flush();
-        } else if before == 0 || (self.is_due() && !self.due_told.swap(true, Ordering::AcqRel)) {
+        } else if before == 0 || self.take_due() {
             // Only the first line of a batch wakes the writer, and the first to find it
             // due: a wake is a system call.
             if let Some(writer) = self.writer.get() {
@@ -173,10 +171,15 @@ impl Batch {
         }
     }
 
-    /// True once the waiting batch's time has come.
-    fn is_due(&self) -> bool {
+    /// True for the one line that finds the waiting batch due: it takes the due time.
+    fn take_due(&self) -> bool {
         let due_at = self.due_at.load(Ordering::Acquire);
-        due_at != NOT_DUE && self.epoch.elapsed().as_nanos() >= u128::from(due_at)
+        due_at != NOT_DUE
+            && self.epoch.elapsed().as_nanos() >= u128::from(due_at)
+            && self
+                .due_at
+                .compare_exchange(due_at, NOT_DUE, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     /// Writes every line appended so far before returning.
@@ -237,17 +240,16 @@ impl Batch {
             }
             let start = Instant::now();
             let due_at = (start + every).duration_since(self.epoch).as_nanos();
-            self.due_told.store(false, Ordering::Release);
             self.due_at.store(
                 u64::try_from(due_at).unwrap_or(NOT_DUE - 1),
                 Ordering::Release,
             );
-            // A later line wakes this thread once the batch is due; its own timer runs
-            // half as long again, for a batch no line follows.
+            // A later line takes the due time once the batch is due, and wakes this
+            // thread; its own timer runs half as long again, for a batch no line follows.
             let timeout = start + every + every / 2;
-            loop {
+            while self.due_at.load(Ordering::Acquire) != NOT_DUE {
                 let now = Instant::now();
-                if now >= timeout || self.due_told.load(Ordering::Acquire) {
+                if now >= timeout {
                     break;
                 }
                 thread::park_timeout(timeout - now);
@@ -310,8 +312,9 @@ mod tests {
         // of slack each way, for a busy machine.)
         thread::sleep(every + Duration::from_millis(250));
         batch.push(b"second\n");
-        assert!(
-            batch.due_told.load(Ordering::Acquire),
+        assert_eq!(
+            batch.due_at.load(Ordering::Acquire),
+            NOT_DUE,
             "the due batch was not told"
         );
         let deadline = Instant::now() + Duration::from_secs(5);
