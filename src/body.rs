@@ -5,8 +5,8 @@
 //! unknown fields pass through byte for byte, and a 1 MB agent context costs one scan.
 //! Full parsing happens only when a protocol translator needs it.
 
+use std::cell::Cell;
 use std::fmt;
-
 use std::ops::Range;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
@@ -14,6 +14,21 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::Error;
+use crate::sync::{self, Spare};
+
+thread_local! {
+    /// The buffer this thread's next rewritten body is written into (see [`give_back`]).
+    static REWRITTEN: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// This thread's list of a body's entries, kept between requests.
+    static ENTRIES: Cell<Vec<Entry>> = const { Cell::new(Vec::new()) };
+}
+
+/// Gives a body built for upstream back once it has been sent: the thread's next
+/// rewritten body is written into it instead of a new allocation (one a request fewer;
+/// under musl every allocation takes the allocator's one lock, see `sync::take_spare`).
+pub fn give_back(body: Vec<u8>) {
+    sync::keep_spare(&REWRITTEN, body);
+}
 
 /// `n` zero bytes to read a body into. Allocated and then zeroed, because `vec![0; n]`
 /// is a `calloc`, which glibc (before 2.42) serves without its per-thread cache, under
@@ -40,9 +55,13 @@ pub const MAX_MODELS: usize = 8;
 pub struct RawBody {
     /// The body as received.
     bytes: Vec<u8>,
-    /// Each top-level key and where its value's bytes are.
-    entries: Vec<(Key, Range<usize>)>,
+    /// Each top-level key and where its value's bytes are, in this thread's list kept
+    /// for them.
+    entries: Spare<Vec<Entry>>,
 }
+
+/// A top-level key and where its value's bytes are.
+type Entry = (Key, Range<usize>);
 
 /// A top-level key: where it is in the body (between its quotes), or, when it was
 /// written with escapes, its unescaped text.
@@ -172,12 +191,13 @@ impl RawBody {
     /// The body with `model` set, `models` removed and, when given, one more top-level
     /// key set to a raw JSON value (replacing the client's).
     fn rewritten(&self, model: &str, set: Option<(&str, &str)>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.bytes.len() + model.len() + 32);
+        let mut out = sync::take_spare(&REWRITTEN);
+        out.reserve(self.bytes.len() + model.len() + 32);
         out.push(b'{');
         let mut wrote_model = false;
         let mut first = true;
         let mut wrote_set = false;
-        for (key, value) in &self.entries {
+        for (key, value) in self.entries.iter() {
             let name = self.key(key);
             let value = match name {
                 b"models" => continue,
@@ -237,7 +257,7 @@ impl RawBody {
     pub fn without_model(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.bytes.len() + 2);
         out.push(b'{');
-        for (key, value) in &self.entries {
+        for (key, value) in self.entries.iter() {
             if matches!(self.key(key), b"model" | b"models") {
                 continue;
             }
@@ -277,7 +297,7 @@ struct Entries<'a> {
 impl<'a> Entries<'a> {
     /// Splits `bytes`: serde_json checks the syntax and skips each value without
     /// building it; keys and values borrowed from `bytes` become ranges.
-    fn parse(bytes: &'a [u8]) -> Result<Vec<(Key, Range<usize>)>, serde_json::Error> {
+    fn parse(bytes: &'a [u8]) -> Result<Spare<Vec<Entry>>, serde_json::Error> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let entries = (&mut de).deserialize_map(Entries { base: bytes })?;
         de.end()?;
@@ -292,12 +312,12 @@ impl<'a> Entries<'a> {
 }
 
 impl<'de> Visitor<'de> for Entries<'de> {
-    type Value = Vec<(Key, Range<usize>)>;
+    type Value = Spare<Vec<Entry>>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entries = Vec::new();
+        let mut entries = Spare::take(&ENTRIES);
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let value: &'de RawValue = map.next_value()?;
             let key = match key {
@@ -435,6 +455,17 @@ mod tests {
         let body = RawBody::parse(br#"{"models":["a","b"]}"#.to_vec()).unwrap();
         assert_eq!(body.models().unwrap().unwrap(), vec!["a", "b"]);
         assert_eq!(body.with_model("a"), br#"{"model":"a"}"#);
+    }
+
+    #[test]
+    fn a_body_given_back_is_written_into_by_the_next() {
+        let body = RawBody::parse(br#"{"model":"a","x":[1,2]}"#.to_vec()).unwrap();
+        let first = body.with_model("long-model-name");
+        let at = first.as_ptr();
+        give_back(first);
+        let second = body.with_model("b");
+        assert_eq!(second, br#"{"model":"b","x":[1,2]}"#);
+        assert_eq!(second.as_ptr(), at, "the given-back buffer was not reused");
     }
 
     #[test]

@@ -386,7 +386,8 @@ pub fn list_hosted(
             }
             // The credential headers a request would carry (key or login, refreshed).
             let headers = match auth.headers(&Target::new(p, "")) {
-                Ok(h) => h,
+                // Into the listing's own thread.
+                Ok(h) => h.into_inner(),
                 Err(e) => {
                     log::line(format!("cannot list the models of {}: {e}", p.id));
                     return None;

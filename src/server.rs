@@ -577,7 +577,7 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let probe = req.client_probe();
     let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
     // A retry's pause looks whether the client left (see relay/attempt.rs).
-    out.set_probe(Box::new(move || probe.gone()));
+    out.set_probe(probe);
     let result = catch_unwind(AssertUnwindSafe(|| match prepared {
         Prepared::Fail(err) => {
             // After these the connection may hold unread body bytes: do not reuse it.

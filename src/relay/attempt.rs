@@ -9,6 +9,7 @@
 //! pause stops everything.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use crate::error::Error;
 use crate::protocol::{self, Protocol};
 use crate::registry::Target;
 use crate::stats::{Ended, Tokens, Tried, status_word};
+use crate::sync::Spare;
 use crate::upstream::{self, Reply, SendError};
 
 /// At most two attempts of one endpoint fall within this window.
@@ -37,6 +39,11 @@ pub(super) enum Ask {
     Original,
     /// The client's request plus the answer so far as a final assistant message.
     Continue,
+}
+
+thread_local! {
+    /// This thread's buffer for an attempt's URL, kept between requests.
+    static URL: Cell<String> = const { Cell::new(String::new()) };
 }
 
 /// One attempt's fixed facts, handed to the helpers that relay its answer.
@@ -135,13 +142,20 @@ impl Run<'_, '_> {
 
     /// One try at one target.
     fn attempt(&mut self, target: &Target, last: bool, ask: Ask) -> Outcome {
-        let (env, call, settings) = (self.env, self.call, self.settings);
-        let provider = &target.provider;
-        let upstream_stream = call.stream || env.auth.stream_only(provider);
         let body = match self.upstream_body(target, ask) {
             Ok(b) => b,
             Err(e) => return fail(FailKind::Prepare(e.status()), e.to_string()),
         };
+        let outcome = self.send_body(target, last, ask, &body);
+        crate::body::give_back(body);
+        outcome
+    }
+
+    /// [`Run::attempt`] with the body it sends.
+    fn send_body(&mut self, target: &Target, last: bool, ask: Ask, body: &[u8]) -> Outcome {
+        let (env, call, settings) = (self.env, self.call, self.settings);
+        let provider = &target.provider;
+        let upstream_stream = call.stream || env.auth.stream_only(provider);
         let mut headers = match env.auth.headers(target) {
             Ok(h) => h,
             Err(e) => return fail(FailKind::Prepare(e.status()), e.to_string()),
@@ -158,7 +172,7 @@ impl Run<'_, '_> {
             }
         }
         let path = target.protocol.endpoint(target.model(), upstream_stream);
-        let mut url = String::with_capacity(provider.api_base.len() + path.len());
+        let mut url = Spare::take(&URL);
         url.push_str(&provider.api_base);
         url.push_str(&path);
         // The last endpoint waits as long as any first byte; the others only as long as
@@ -175,9 +189,9 @@ impl Run<'_, '_> {
         // stream's head counts against its first-token deadline too.
         let sent = Instant::now();
         let posted = if upstream_stream && call.stream {
-            env.client.post_within(&url, &headers, &body, patience)
+            env.client.post_within(&url, &headers, body, patience)
         } else {
-            env.client.post(&url, &headers, &body)
+            env.client.post(&url, &headers, body)
         };
         let mut reply = match posted {
             Ok(r) => r,
@@ -187,10 +201,10 @@ impl Run<'_, '_> {
         if reply.status == 401 && env.auth.refresh_after_401(target) {
             let fresh = env.auth.headers(target).map(|h| {
                 headers.retain(|(n, _)| !h.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)));
-                headers.extend(h);
+                headers.extend(h.into_inner());
             });
             if fresh.is_ok() {
-                reply = match env.client.post(&url, &headers, &body) {
+                reply = match env.client.post(&url, &headers, body) {
                     Ok(r) => r,
                     Err(e) => return send_failed(&e),
                 };
@@ -222,7 +236,7 @@ impl Run<'_, '_> {
                 && ask == Ask::Original
                 && !env.auth.stream_only(provider)
                 && let Some(why) =
-                    upstream::explain_empty_stream(&env.client, &url, &headers, &body, patience)
+                    upstream::explain_empty_stream(&env.client, &url, &headers, body, patience)
             {
                 return upstream_error(self, why);
             }

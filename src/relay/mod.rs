@@ -14,6 +14,7 @@ mod rescue;
 mod stream;
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,7 @@ use crate::registry::{Settings, Target};
 use crate::route::Cooldown;
 use crate::sse::{ClientWriter, ServedBy};
 use crate::stats;
+use crate::sync;
 use crate::upstream::{self, Header};
 
 use self::stream::Splice;
@@ -217,6 +219,12 @@ struct Run<'a, 'w> {
 /// Why a stream that ended cleanly before (or without) its end marker failed.
 const EMPTY_STREAM: &str = "the stream ended without its end marker";
 
+thread_local! {
+    /// This thread's list for a request's attempt times ([`Run`]'s `asked`), kept
+    /// between requests: one allocation a request fewer.
+    static ASKED: Cell<Vec<Instant>> = const { Cell::new(Vec::new()) };
+}
+
 /// Runs one request to completion: the main loop.
 pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWriter) -> Served {
     // Most requests make one attempt: room for one, not the four a first push makes
@@ -231,8 +239,17 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         served,
         hub: None,
         splice: Splice::new(call, call.requested),
-        asked: Vec::with_capacity(1),
+        asked: sync::take_spare(&ASKED),
     };
+    attempt_all(&mut run);
+    sync::keep_spare(&ASKED, std::mem::take(&mut run.asked));
+    run.served
+}
+
+/// [`run`]'s main loop: each target in turn until one answers, the client leaves, or
+/// an error is the answer.
+fn attempt_all(run: &mut Run<'_, '_>) {
+    let (env, call) = (run.env, run.call);
     let mut failures: Vec<(String, Failure)> = Vec::new();
     let targets = env.cooldown.order(&call.targets);
 
@@ -247,17 +264,17 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                 env.cooldown.clear(target);
                 run.served.status = run.splice.status;
                 run.served.stream = run.out.streamed().then_some(StreamEnd::Complete);
-                return run.served;
+                return;
             }
             Outcome::ClientGone => {
                 run.served.status = 499;
                 run.served.stream = run.out.streamed().then_some(StreamEnd::ClientClosed);
-                return run.served;
+                return;
             }
             Outcome::Broken(b) => {
                 run.served.status = run.splice.status;
-                rescue::rescue(&mut run, &targets, i, b);
-                return run.served;
+                rescue::rescue(run, &targets, i, b);
+                return;
             }
             Outcome::Failed(f) => {
                 let step = next_step(f.kind);
@@ -271,14 +288,13 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                     if let Some(last) = run.served.tried.last_mut() {
                         last.ended = stats::Ended::Answered;
                     }
-                    return run.served;
+                    return;
                 }
                 failures.push((target.label().to_string(), f));
             }
         }
     }
     run.served.status = exhausted(call, failures, run.out);
-    run.served
 }
 
 /// `POST /v1/messages/count_tokens` and Gemini's `:countTokens`: asked of the first
