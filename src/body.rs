@@ -85,6 +85,11 @@ impl RawBody {
         Ok(RawBody { bytes, entries })
     }
 
+    /// The body as received, for reuse once it is no longer needed.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// A key's text.
     fn key<'a>(&'a self, key: &'a Key) -> &'a [u8] {
         match key {

@@ -7,6 +7,7 @@
 //! Nothing here sends anything: `routeplane route MODEL` prints this module's answer.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,14 +16,31 @@ use std::time::{Duration, Instant};
 use crate::detect::{self, Detected};
 use crate::error::Error;
 use crate::registry::{Registry, Target};
+use crate::sync::Spare;
 
 /// How many known ids a 404 suggests.
 const SUGGESTIONS: usize = 6;
 
+thread_local! {
+    /// This thread's list for a request's targets, kept between requests.
+    static TARGETS: Cell<Vec<Target>> = const { Cell::new(Vec::new()) };
+}
+
 /// Resolves one model string to its targets, in order.
 pub fn resolve(reg: &Registry, detected: &Detected, model: &str) -> Result<Vec<Target>, Error> {
+    let mut targets = Vec::new();
+    resolve_into(reg, detected, model, &mut targets)?;
+    Ok(targets)
+}
+
+/// [`resolve`], adding the targets to `targets`.
+fn resolve_into(
+    reg: &Registry,
+    detected: &Detected,
+    model: &str,
+    targets: &mut Vec<Target>,
+) -> Result<(), Error> {
     if let Some(v) = reg.virtual_model(model) {
-        let mut targets = Vec::new();
         for (i, (pid, m)) in v.endpoints.iter().enumerate() {
             // Endpoints were checked against the registry when it was built.
             if let Some(p) = reg.provider_for(pid) {
@@ -31,7 +49,7 @@ pub fn resolve(reg: &Registry, detected: &Detected, model: &str) -> Result<Vec<T
                 targets.push(t);
             }
         }
-        return Ok(targets);
+        return Ok(());
     }
     if let Some((pid, m)) = model.split_once(':')
         && let Some(p) = reg.provider_for(pid)
@@ -41,22 +59,24 @@ pub fn resolve(reg: &Registry, detected: &Detected, model: &str) -> Result<Vec<T
                 "`{model}` names provider `{pid}` but no model; write `{pid}:MODEL`"
             )));
         }
-        return Ok(vec![Target::new(&p, m)]);
+        targets.push(Target::new(&p, m));
+        return Ok(());
     }
-    let targets: Vec<Target> = reg
-        .providers
-        .iter()
-        // Cheapest test first: only listed sources (local servers, and hosted providers
-        // asked with their key; a list fetched with a login never cascades) have a
-        // state to look up.
-        .filter(|p| {
-            (p.declares(model)
-                || ((p.detect || p.key.is_some()) && detected.cascades(&p.id, model)))
-                && detected.is_active(p)
-        })
-        .map(|p| Target::new(p, model))
-        .collect();
-    if targets.is_empty() {
+    let before = targets.len();
+    targets.extend(
+        reg.providers
+            .iter()
+            // Cheapest test first: only listed sources (local servers, and hosted providers
+            // asked with their key; a list fetched with a login never cascades) have a
+            // state to look up.
+            .filter(|p| {
+                (p.declares(model)
+                    || ((p.detect || p.key.is_some()) && detected.cascades(&p.id, model)))
+                    && detected.is_active(p)
+            })
+            .map(|p| Target::new(p, model)),
+    );
+    if targets.len() == before {
         // Not a typo when a local source that is down now served it: say so (503).
         if let Some((p, until)) = reg
             .providers
@@ -78,7 +98,7 @@ pub fn resolve(reg: &Registry, detected: &Detected, model: &str) -> Result<Vec<T
                 .collect(),
         });
     }
-    Ok(targets)
+    Ok(())
 }
 
 /// Resolves a request's `models` list (or its single `model`) to one ordered target list.
@@ -86,14 +106,10 @@ pub fn resolve_all(
     reg: &Registry,
     detected: &Detected,
     models: &[String],
-) -> Result<Vec<Target>, Error> {
-    // Nearly every request names one model: its list is the answer, not copied.
-    let mut out = match models.first() {
-        Some(first) => resolve(reg, detected, first)?,
-        None => Vec::new(),
-    };
-    for m in models.iter().skip(1) {
-        out.extend(resolve(reg, detected, m)?);
+) -> Result<Spare<Vec<Target>>, Error> {
+    let mut out = Spare::take(&TARGETS);
+    for m in models {
+        resolve_into(reg, detected, m, &mut out)?;
     }
     // Each endpoint at most once per request (a virtual model may list one twice).
     let mut kept = 0;

@@ -629,18 +629,21 @@ fn handle(mut req: tiny_http::Request, shared: &Shared) {
                 include_usage: body.include_usage(),
                 stream,
                 body: &body,
-                targets,
+                targets: &targets,
                 forward,
                 requested,
             };
             if array {
                 out.json_array();
             }
-            if count_tokens {
+            let served = if count_tokens {
                 relay::count_tokens(&shared.env, &registry.settings, &call, &mut out)
             } else {
                 relay::run(&shared.env, &registry.settings, &call, &mut out)
-            }
+            };
+            // The thread's next small body is read into this one's buffer.
+            tiny_http::reuse_body(body.into_bytes());
+            served
         }
     }));
     let mut served = match result {
@@ -705,7 +708,7 @@ enum Prepared {
     /// Relay to these targets.
     Relay {
         body: RawBody,
-        targets: Vec<crate::registry::Target>,
+        targets: crate::sync::Spare<Vec<crate::registry::Target>>,
         forward: Vec<crate::upstream::Header>,
         count_tokens: bool,
         /// The client asked for a stream (in the body, or Gemini's method).
@@ -1122,6 +1125,20 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn a_small_body_given_back_is_read_into_by_the_next() {
+        let mut first: tiny_http::Request = tiny_http::TestRequest::new()
+            .with_body(r#"{"model":"a"}"#)
+            .into();
+        let body = first.take_body().expect("a small body comes whole");
+        let at = body.as_ptr();
+        tiny_http::reuse_body(body);
+        let mut second: tiny_http::Request = tiny_http::TestRequest::new().with_body("{}").into();
+        let body = second.take_body().expect("a small body comes whole");
+        assert_eq!(body, b"{}");
+        assert_eq!(body.as_ptr(), at, "the given-back buffer was not reused");
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub struct Call<'a> {
     /// The client's body.
     pub body: &'a RawBody,
     /// Targets in the order to try them.
-    pub targets: Vec<Target>,
+    pub targets: &'a [Target],
     /// The client asked for a stream.
     pub stream: bool,
     /// Chat clients: `stream_options.include_usage`.
@@ -251,7 +251,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
 fn attempt_all(run: &mut Run<'_, '_>) {
     let (env, call) = (run.env, run.call);
     let mut failures: Vec<(String, Failure)> = Vec::new();
-    let targets = env.cooldown.order(&call.targets);
+    let targets = env.cooldown.order(call.targets);
 
     for (i, target) in targets.iter().enumerate() {
         let last = i + 1 == targets.len();

@@ -1,3 +1,4 @@
+use std::cell::Cell;
 use std::io::Error as IoError;
 use std::io::{self, Cursor, ErrorKind, Read, Write};
 
@@ -127,6 +128,25 @@ impl<R> Drop for NotifyOnDrop<R> {
     }
 }
 
+/// routeplane: the most a small body read with the head may be (see `take_body`).
+const SMALL: usize = 1024;
+
+thread_local! {
+    /// routeplane: the buffer of a small body given back with `reuse_body`, for the
+    /// next one this thread reads: a connection's requests are read on its thread.
+    static SMALL_BODY: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// routeplane: gives back a body taken with `Request::take_body` once the caller is
+/// done with it: this thread's next small body is read into it instead of a new
+/// allocation (under musl's allocator, one lock for every thread, each is a wait on a
+/// busy server). Any other vector is simply dropped.
+pub fn reuse_body(body: Vec<u8>) {
+    if body.capacity() <= SMALL {
+        let _ = SMALL_BODY.try_with(|spare| spare.set(body));
+    }
+}
+
 /// Error that can happen when building a `Request` object.
 #[derive(Debug)]
 pub enum RequestCreationError {
@@ -208,10 +228,13 @@ where
     } else if let Some(content_length) = content_length {
         if content_length == 0 {
             Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
+        } else if content_length <= SMALL && !expects_continue {
             // if the content-length is small enough, we just read everything into a buffer
 
-            let mut buffer = vec![0; content_length];
+            // routeplane: in the buffer of a body given back (`reuse_body`), if any.
+            let mut buffer = SMALL_BODY.try_with(Cell::take).unwrap_or_default();
+            buffer.clear();
+            buffer.resize(content_length, 0);
             let mut offset = 0;
 
             while offset != content_length {
