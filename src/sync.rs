@@ -90,6 +90,11 @@ impl<R: Reusable> Spare<R> {
             buf: take_spare(slot),
         }
     }
+
+    /// The buffer, no longer given back (it goes to another thread, or is kept).
+    pub fn into_inner(mut self) -> R {
+        std::mem::take(&mut self.buf)
+    }
 }
 
 impl<R: Reusable + std::fmt::Debug> std::fmt::Debug for Spare<R> {
@@ -108,13 +113,6 @@ impl<R: Reusable> Deref for Spare<R> {
 impl<R: Reusable> DerefMut for Spare<R> {
     fn deref_mut(&mut self) -> &mut R {
         &mut self.buf
-    }
-}
-
-impl<R: Reusable> Spare<R> {
-    /// The buffer, no longer given back (it goes to another thread, or is kept).
-    pub fn into_inner(mut self) -> R {
-        std::mem::take(&mut self.buf)
     }
 }
 
