@@ -70,7 +70,7 @@ impl Run<'_, '_> {
                 .served
                 .tried
                 .iter()
-                .zip(&self.asked)
+                .zip(self.asked.iter())
                 .filter(|(t, _)| *t.endpoint == *label)
                 .map(|(_, at)| *at);
             let before_last = times.clone().count().checked_sub(2);

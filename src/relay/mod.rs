@@ -29,7 +29,7 @@ use crate::registry::{Settings, Target};
 use crate::route::Cooldown;
 use crate::sse::{ClientWriter, ServedBy};
 use crate::stats;
-use crate::sync;
+use crate::sync::Spare;
 use crate::upstream::{self, Header};
 
 use self::stream::Splice;
@@ -213,7 +213,7 @@ struct Run<'a, 'w> {
     splice: Splice,
     /// When each attempt in `served.tried` was asked, in the same order: for the
     /// spacing rule (`attempt.rs`, the one place that pushes to either).
-    asked: Vec<Instant>,
+    asked: Spare<Vec<Instant>>,
 }
 
 /// Why a stream that ended cleanly before (or without) its end marker failed.
@@ -239,17 +239,8 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         served,
         hub: None,
         splice: Splice::new(call, call.requested),
-        asked: sync::take_spare(&ASKED),
+        asked: Spare::take(&ASKED),
     };
-    attempt_all(&mut run);
-    sync::keep_spare(&ASKED, std::mem::take(&mut run.asked));
-    run.served
-}
-
-/// [`run`]'s main loop: each target in turn until one answers, the client leaves, or
-/// an error is the answer.
-fn attempt_all(run: &mut Run<'_, '_>) {
-    let (env, call) = (run.env, run.call);
     let mut failures: Vec<(String, Failure)> = Vec::new();
     let targets = env.cooldown.order(call.targets);
 
@@ -264,17 +255,17 @@ fn attempt_all(run: &mut Run<'_, '_>) {
                 env.cooldown.clear(target);
                 run.served.status = run.splice.status;
                 run.served.stream = run.out.streamed().then_some(StreamEnd::Complete);
-                return;
+                return run.served;
             }
             Outcome::ClientGone => {
                 run.served.status = 499;
                 run.served.stream = run.out.streamed().then_some(StreamEnd::ClientClosed);
-                return;
+                return run.served;
             }
             Outcome::Broken(b) => {
                 run.served.status = run.splice.status;
-                rescue::rescue(run, &targets, i, b);
-                return;
+                rescue::rescue(&mut run, &targets, i, b);
+                return run.served;
             }
             Outcome::Failed(f) => {
                 let step = next_step(f.kind);
@@ -288,13 +279,14 @@ fn attempt_all(run: &mut Run<'_, '_>) {
                     if let Some(last) = run.served.tried.last_mut() {
                         last.ended = stats::Ended::Answered;
                     }
-                    return;
+                    return run.served;
                 }
                 failures.push((target.label().to_string(), f));
             }
         }
     }
     run.served.status = exhausted(call, failures, run.out);
+    run.served
 }
 
 /// `POST /v1/messages/count_tokens` and Gemini's `:countTokens`: asked of the first
