@@ -234,6 +234,9 @@ fn an_open_files_limit_below_the_workers_is_named_at_start() {
         .status,
         200
     );
+    // Log lines reach stderr in batches, in order: once the request's own line is there,
+    // a note written at start-up is there too (or never will be).
+    p.wait_log("served_by=up:m");
     let files = open_files_limit();
     let noted = p.log().into_iter().find(|l| l.contains("open-files limit"));
     if files < 2 * 16384 + 64 {
