@@ -23,7 +23,10 @@ fn sigterm_lets_a_running_stream_finish_then_exits_0() {
             json!({"model": "m", "stream": true, "messages": []}),
         )
     });
-    std::thread::sleep(Duration::from_millis(150));
+    // The stream is running once the upstream has its request (about 0.6 s of it left).
+    assert!(crate::support::wait_until(Duration::from_secs(5), || up
+        .count()
+        == 1));
     p.signal("TERM");
     let s = streaming.join().unwrap();
     assert_eq!(
