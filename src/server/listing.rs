@@ -1,0 +1,123 @@
+//! What the read-only endpoints list: the models, in OpenAI's shape and in Gemini's, and
+//! the sources with their state now (for `/metrics` and `/status.json`).
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::Shared;
+use crate::detect::{self, Detected};
+use crate::registry::Registry;
+use crate::{route, stats};
+
+/// Each source worth showing, with its state now: configured, keyed, logged in, found
+/// up, or counted since start (the unconfigured built-ins without a key are left out).
+pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source> {
+    let cooling = shared.env.cooldown.snapshot();
+    let auth = &shared.env.auth;
+    let mut out = Vec::new();
+    for p in &registry.providers {
+        let logged_in = auth.logged_in(&p.id);
+        let found = shared.detected.state(&p.id);
+        let listed = p.configured
+            || p.key.is_some()
+            || logged_in
+            || found.as_ref().is_some_and(|s| s.up)
+            || shared.stats.has_source(&p.id);
+        if !listed {
+            continue;
+        }
+        let cooldown = cooling
+            .iter()
+            .filter(|(label, _)| label.split_once(':').is_some_and(|(id, _)| id == p.id))
+            .map(|(_, left)| *left)
+            .max();
+        let (state, up, detail) = if logged_in && auth.refused(&p.id).is_some() {
+            // The refresh token was refused for good: nothing is sent there until then.
+            let again = format!("run `routeplane login {}`", p.id);
+            ("login needed".to_string(), false, Some(again))
+        } else if logged_in {
+            let until = auth
+                .expires_at(&p.id)
+                .filter(|e| *e > 0)
+                .map(|e| crate::time::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(e)));
+            (
+                "logged in".to_string(),
+                true,
+                until.map(|u| format!("until {u}")),
+            )
+        } else {
+            match detect::provider_state(p, &shared.detected, auth).as_str() {
+                "active" => ("up".to_string(), true, None),
+                "down" => ("down".to_string(), false, found.map(|s| s.reason)),
+                other => (other.to_string(), false, None),
+            }
+        };
+        let (state, detail) = match cooldown {
+            Some(left) if up => (
+                "cooling down".to_string(),
+                Some(format!("for {} s", left.as_secs_f64().ceil())),
+            ),
+            _ => (state, detail),
+        };
+        out.push(stats::Source {
+            id: p.id.clone(),
+            kind: p.kind.name(),
+            state,
+            up,
+            detail: detail.unwrap_or_default(),
+            cooldown,
+        });
+    }
+    out
+}
+
+/// `GET /v1/models` in OpenAI's list shape.
+/// `GET /v1/models` in OpenAI's list shape, with Google's `models` list beside it: the
+/// google-genai SDK asks the same path when given a base URL (its API version is `v1`).
+pub(super) fn models_list(registry: &Registry, detected: &Detected) -> String {
+    let routable = route::routable(registry, detected);
+    let data: Vec<_> = routable
+        .iter()
+        .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
+        .collect();
+    let google: Vec<_> = routable
+        .iter()
+        .map(|(id, owner)| gemini_model(id, owner))
+        .collect();
+    json!({"object": "list", "data": data, "models": google}).to_string()
+}
+
+/// One model in Google's shape, with OpenAI's fields too (`GET …/models/{id}` is one
+/// path for both).
+fn gemini_model(id: &str, owner: &str) -> serde_json::Value {
+    json!({
+        "name": format!("models/{id}"), "baseModelId": id, "displayName": id,
+        "description": format!("served by {owner} through Routeplane"),
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+        "id": id, "object": "model", "created": 0, "owned_by": owner,
+    })
+}
+
+/// `GET /v1beta/models` in Google's shape; with `only`, that one model's entry (or "")
+/// for `GET /v1beta/models/{id}` and `GET /v1/models/{id}`.
+pub(super) fn gemini_models(
+    registry: &Registry,
+    detected: &Detected,
+    only: Option<&str>,
+) -> String {
+    let only = only.map(|m| m.strip_prefix("models/").unwrap_or(m));
+    let entry = gemini_model;
+    let models = route::routable(registry, detected);
+    match only {
+        Some(id) => models
+            .iter()
+            .find(|(m, _)| m == id)
+            .map(|(m, owner)| entry(m, owner).to_string())
+            .unwrap_or_default(),
+        None => {
+            let list: Vec<_> = models.iter().map(|(m, owner)| entry(m, owner)).collect();
+            json!({"models": list}).to_string()
+        }
+    }
+}

@@ -1,0 +1,413 @@
+//! The listener: tiny_http, at most `workers` requests at once, start-up and signals.
+//!
+//! tiny_http gives each connection a thread of its own, and a request runs on it; at
+//! most `workers` run at once. A request that cannot start within
+//! `limits.queue_wait_secs` gets 503 with `Retry-After`, naming the limit: load never
+//! grows an unbounded backlog. What a request then goes through (the endpoint table,
+//! its body, the client key, the model, the relay) is in `request.rs`; the model and
+//! source lists the read-only endpoints answer with in `listing.rs`.
+
+mod listing;
+mod request;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::auth::Auth;
+use crate::detect::{self, Detected};
+use crate::error::Error;
+use crate::log;
+use crate::notify;
+use crate::registry::Registry;
+use crate::relay::Env;
+use crate::route::Cooldown;
+use crate::stats::{self, Stats, ledger::Ledger};
+use crate::upstream;
+use request::{busy, handle};
+
+/// Everything a worker needs, shared by all of them.
+pub struct Shared {
+    /// The current registry; replaced whole on reload.
+    pub registry: RwLock<Arc<Registry>>,
+    /// Detection results for local sources.
+    pub detected: Arc<Detected>,
+    /// Upstream client, credentials and cool-down.
+    pub env: Env,
+    /// Requests accepted and not yet answered (queued or in a worker).
+    pending: AtomicUsize,
+    /// Counters for /metrics and the status page.
+    pub stats: Stats,
+    /// The usage ledger, unless `usage.enabled` is false.
+    pub ledger: Option<Ledger>,
+    /// Test hook: a request for this model panics inside its handler, so the tests can
+    /// prove a panic stays inside one request. Set only from `ROUTEPLANE_TEST_PANIC_MODEL`.
+    panic_model: Option<String>,
+}
+
+impl Shared {
+    /// Builds the shared state for a registry.
+    pub fn new(registry: Registry, auth: Arc<Auth>, detected: Arc<Detected>) -> Shared {
+        detected.watch_logins(&auth);
+        let env = Env {
+            client: upstream::Client::new(&registry.settings),
+            auth,
+            cooldown: Cooldown::new(registry.settings.cooldown),
+        };
+        // Opened once: a SIGHUP reload keeps the ledger it started with.
+        let stats = Stats::default();
+        let ledger = registry.settings.usage_path.clone().map(|path| {
+            let errors = Arc::clone(&stats.ledger_errors);
+            Ledger::open(path, registry.settings.usage_max_bytes, errors)
+        });
+        Shared {
+            registry: RwLock::new(Arc::new(registry)),
+            detected,
+            env,
+            pending: AtomicUsize::new(0),
+            stats,
+            ledger,
+            panic_model: std::env::var("ROUTEPLANE_TEST_PANIC_MODEL")
+                .ok()
+                .filter(|m| !m.is_empty()),
+        }
+    }
+
+    /// A snapshot of the current registry.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry.read().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// A bound, not yet serving, listener.
+pub struct Listener {
+    http: Arc<tiny_http::Server>,
+    /// The address actually bound (port 0 resolved).
+    pub addr: SocketAddr,
+}
+
+/// Binds the listen address; accepted sockets time out after `client_timeout` of silence.
+pub fn bind(addr: SocketAddr, client_timeout: Duration) -> Result<Listener, Error> {
+    let http = tiny_http::Server::http_with_timeout(addr, client_timeout).map_err(|e| {
+        Error::io(
+            format!("cannot listen on {addr} (is another routeplane running? use --listen)"),
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    let addr = http
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| Error::Internal("listener has no IP address".into()))?;
+    Ok(Listener {
+        http: Arc::new(http),
+        addr,
+    })
+}
+
+/// Builds a new registry when asked to reload (SIGHUP); the CLI knows where the config is.
+pub type Reload = Box<dyn Fn() -> Result<Registry, Error> + Send>;
+
+/// Serves until SIGTERM/SIGINT, then lets requests already accepted finish, up to the
+/// grace period. SIGHUP swaps in a freshly loaded registry; a bad config is logged and
+/// the old one keeps serving.
+///
+/// Each request runs on its connection's own thread (tiny_http has one per connection):
+/// handing it to a separate worker pool cost two context switches per request, the
+/// largest item in a profile of scripts/bench.sh at 32 clients. `workers` bounds how
+/// many run at once; a request that cannot start within `limits.queue_wait_secs` of its
+/// arrival gets 503 with `Retry-After`.
+pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<(), Error> {
+    let settings = shared.registry().settings.clone();
+    let stopping = Arc::new(AtomicBool::new(false));
+    let wait = Duration::from_secs_f64(settings.limits.queue_wait_secs.max(0.0));
+    let limit = settings.workers;
+    // Handlers first: until they are in, SIGHUP's default action ends the process.
+    let stop = watch_signals(
+        Arc::clone(&listener.http),
+        Arc::clone(&shared),
+        Arc::clone(&stopping),
+        reload,
+    )?;
+    log::set_format(settings.log_format);
+    // The first line names the bound address (tests read the port from it); once it is
+    // out, signals are handled.
+    let source = shared.registry().source.clone();
+    let with = if source == crate::config::NO_FILE {
+        source
+    } else {
+        format!("config {source}")
+    };
+    log::line(format!("listening on http://{} with {with}", listener.addr));
+    warn_if_few_files(limit);
+    // Start-up lines are out; the requests' lines go in batches.
+    log::batch_lines();
+    {
+        // Requests that arrived since binding were queued; this runs them too.
+        let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
+        listener.http.handle_inline(Box::new(move |req| {
+            admit(req, &shared, &stopping, limit, wait)
+        }));
+    }
+    start_detection(&shared);
+    start_ledger_tail(&shared);
+    if !stopping.load(Ordering::SeqCst) {
+        notify::ready();
+    }
+    // Sleeps until a stop signal: an idle server wakes for nothing.
+    let _ = stop.recv();
+    // Stop accepting: the last handle to the server closes the listening socket.
+    drop(listener);
+    let grace = shared.registry().settings.shutdown_grace;
+    let deadline = Instant::now() + grace;
+    while shared.pending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    let left = shared.pending.load(Ordering::SeqCst);
+    if left > 0 {
+        log::line(format!(
+            "stopped with {left} request(s) still running after {grace:?}"
+        ));
+    } else {
+        log::line("stopped");
+    }
+    if let Some(ledger) = &shared.ledger {
+        ledger.flush();
+    }
+    log::flush();
+    Ok(())
+}
+
+/// Runs one request once fewer than `limit` are running; a request that cannot start
+/// within `wait` of its arrival, or arrives while stopping, gets 503.
+///
+/// A waiting request polls, first after 1 ms, then less often (up to every 16 ms):
+/// waiting happens only past `workers` (1024 by default), and a condition variable
+/// would cost every request a lock. A fixed 1 ms would make a thousand waiting
+/// requests a million wake-ups a second, taken from the requests that run.
+fn admit(
+    req: tiny_http::Request,
+    shared: &Shared,
+    stopping: &AtomicBool,
+    limit: usize,
+    wait: Duration,
+) {
+    let mut nap = Duration::from_millis(1);
+    loop {
+        if stopping.load(Ordering::SeqCst) {
+            busy(req, Error::Stopping);
+            return;
+        }
+        let running = shared.pending.load(Ordering::SeqCst);
+        if running < limit {
+            let taken = shared.pending.compare_exchange(
+                running,
+                running + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            if taken.is_ok() {
+                break;
+            }
+            // Another request took a slot first: look again at once.
+            continue;
+        }
+        if req.received_at().elapsed() > wait {
+            busy(req, Error::Busy { workers: limit });
+            return;
+        }
+        thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(16));
+    }
+    handle(req, shared);
+    shared.pending.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Says so at start-up when the open-files limit cannot hold `workers` requests: each
+/// holds two sockets (the client's and the upstream's), and many systems start programs
+/// with a soft limit of 1024, which would refuse connections near 500 open streams.
+fn warn_if_few_files(workers: usize) {
+    let Some(files) = open_files_limit() else {
+        return;
+    };
+    // The listener, the idle upstream pool, logs and files: a few dozen.
+    let spare = 64;
+    if files < (2 * workers + spare) as u64 {
+        let fit = files.saturating_sub(spare as u64) / 2;
+        log::line(format!(
+            "note: the open-files limit ({files}) holds about {fit} requests at once, fewer than \
+             `workers` ({workers}); raise it with `ulimit -n` (or LimitNOFILE= in a systemd unit)"
+        ));
+    }
+}
+
+/// This process's soft limit on open files, from /proc (Linux); None elsewhere.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Probes local sources once (bounded by the probe timeout, so listening is delayed by
+/// at most that), then again in the background every `detect.interval_secs`; hosted
+/// lists are fetched in the background at once and every `detect.hosted_interval_secs`.
+fn start_detection(shared: &Arc<Shared>) {
+    probe_local(shared, &shared.registry());
+    log::line(local_servers(&shared.registry(), &shared.detected));
+    let local = Arc::clone(shared);
+    let spawned = thread::Builder::new().name("detect".into()).spawn(move || {
+        loop {
+            let registry = local.registry();
+            thread::sleep(registry.settings.detect_interval);
+            probe_local(&local, &local.registry());
+        }
+    });
+    if let Err(e) = spawned {
+        log::line(format!(
+            "local source detection is off: cannot start its thread: {e}"
+        ));
+    }
+    let hosted = Arc::clone(shared);
+    let spawned = thread::Builder::new().name("hosted".into()).spawn(move || {
+        loop {
+            let registry = hosted.registry();
+            list_hosted(&hosted, &registry);
+            thread::sleep(registry.settings.hosted_interval);
+        }
+    });
+    if let Err(e) = spawned {
+        log::line(format!(
+            "hosted model lists are off: cannot start its thread: {e}"
+        ));
+    }
+}
+
+/// Probes the local sources; one that answers leaves its cool-down at once.
+pub(super) fn probe_local(shared: &Shared, registry: &Registry) {
+    let sent = Instant::now();
+    let answered = detect::probe_all(
+        &shared.env.client,
+        &registry.providers,
+        &shared.detected,
+        registry.settings.detect_timeout,
+    );
+    for id in answered {
+        shared.env.cooldown.forgive(&id, sent);
+    }
+}
+
+/// Fetches the hosted providers' model lists (internet hosts: the connect timeout, not
+/// the short local probe timeout, bounds each).
+fn list_hosted(shared: &Shared, registry: &Registry) {
+    let timeout = registry
+        .settings
+        .connect_timeout
+        .max(registry.settings.detect_timeout);
+    detect::list_hosted(
+        &shared.env.client,
+        &shared.env.auth,
+        &registry.providers,
+        &shared.detected,
+        timeout,
+    );
+}
+
+/// The start-up summary of detection: `local servers: llamacpp (1 model); not found:
+/// ollama, vllm, lmstudio`.
+fn local_servers(registry: &Registry, detected: &Detected) -> String {
+    let (mut found, mut missing) = (Vec::new(), Vec::new());
+    for p in registry.providers.iter().filter(|p| p.detect) {
+        match detected.state(&p.id) {
+            Some(s) if s.up => {
+                let n = s.models.len();
+                found.push(format!(
+                    "{} ({n} model{})",
+                    p.id,
+                    if n == 1 { "" } else { "s" }
+                ));
+            }
+            _ => missing.push(p.id.as_str()),
+        }
+    }
+    let found = if found.is_empty() {
+        "none".to_string()
+    } else {
+        found.join(", ")
+    };
+    if missing.is_empty() {
+        format!("local servers: {found}")
+    } else {
+        format!("local servers: {found}; not found: {}", missing.join(", "))
+    }
+}
+
+/// Reads the last 8 MiB the ledger held at start in the background, so the status
+/// page's totals for today and its recent requests survive a restart.
+fn start_ledger_tail(shared: &Arc<Shared>) {
+    let Some(ledger) = &shared.ledger else {
+        return;
+    };
+    let (path, len) = (ledger.path().to_path_buf(), ledger.opened_len());
+    if len == 0 {
+        return;
+    }
+    let shared = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("ledger-tail".into())
+        .spawn(move || {
+            let earlier = stats::ledger::tail(&path, len, 8 * 1024 * 1024);
+            shared.stats.seed(earlier);
+        });
+    if let Err(e) = spawned {
+        log::line(format!("cannot read the usage ledger's tail: {e}"));
+    }
+}
+
+/// Starts the thread that turns signals into a graceful stop or a reload.
+fn watch_signals(
+    http: Arc<tiny_http::Server>,
+    shared: Arc<Shared>,
+    stopping: Arc<AtomicBool>,
+    reload: Reload,
+) -> Result<mpsc::Receiver<()>, Error> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let (stop, stopped) = mpsc::channel();
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| Error::io("cannot install signal handlers", e))?;
+    let mut http = Some(http);
+    thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    notify::reloading();
+                    match reload() {
+                        Ok(registry) => {
+                            let source = registry.source.clone();
+                            log::set_format(registry.settings.log_format);
+                            *shared.registry.write().unwrap_or_else(|p| p.into_inner()) =
+                                Arc::new(registry);
+                            log::line(format!("reloaded config: {source}"));
+                            // Keys may have changed: the hosted lists are fetched again.
+                            let shared = Arc::clone(&shared);
+                            let _ = thread::Builder::new()
+                                .name("hosted".into())
+                                .spawn(move || list_hosted(&shared, &shared.registry()));
+                        }
+                        Err(e) => log::line(format!("reload failed, keeping the old config: {e}")),
+                    }
+                    notify::ready();
+                    continue;
+                }
+                log::line("stopping: no new connections; waiting for requests in flight");
+                notify::stopping();
+                stopping.store(true, Ordering::SeqCst);
+                // Let go of the server, so `serve` can close the listening socket.
+                http.take();
+                let _ = stop.send(());
+            }
+        })
+        .map_err(|e| Error::io("cannot start the signal thread", e))?;
+    Ok(stopped)
+}
