@@ -1,6 +1,7 @@
 //! Credentials Routeplane presents UPSTREAM: a static key, or a subscription's OAuth token.
 //!
-//! Client keys (what callers present to Routeplane) are checked in `server/request.rs`, not here.
+//! Client keys (what callers present to Routeplane) are checked in `server/request.rs`,
+//! not here.
 //! This module decides the headers that carry a provider's credential, keeps OAuth
 //! tokens fresh (refreshed five minutes before they expire, and once after a 401, one
 //! refresh at a time per login, the rotated refresh token stored before the new access
