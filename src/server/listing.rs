@@ -72,7 +72,6 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
     out
 }
 
-/// `GET /v1/models` in OpenAI's list shape.
 /// `GET /v1/models` in OpenAI's list shape, with Google's `models` list beside it: the
 /// google-genai SDK asks the same path when given a base URL (its API version is `v1`).
 pub(super) fn models_list(registry: &Registry, detected: &Detected) -> String {
@@ -107,16 +106,18 @@ pub(super) fn gemini_models(
     only: Option<&str>,
 ) -> String {
     let only = only.map(|m| m.strip_prefix("models/").unwrap_or(m));
-    let entry = gemini_model;
     let models = route::routable(registry, detected);
     match only {
         Some(id) => models
             .iter()
             .find(|(m, _)| m == id)
-            .map(|(m, owner)| entry(m, owner).to_string())
+            .map(|(m, owner)| gemini_model(m, owner).to_string())
             .unwrap_or_default(),
         None => {
-            let list: Vec<_> = models.iter().map(|(m, owner)| entry(m, owner)).collect();
+            let list: Vec<_> = models
+                .iter()
+                .map(|(m, owner)| gemini_model(m, owner))
+                .collect();
             json!({"models": list}).to_string()
         }
     }
