@@ -16,7 +16,7 @@ use super::{
     Break, EMPTY_STREAM, FailKind, Failure, Outcome, Run, context_or_filter, fail, served_by,
 };
 use crate::log;
-use crate::protocol::{Decoded, Encoder, chat};
+use crate::protocol::{Decoded, Encoder, Protocol, chat};
 use crate::sse::{self, Event, ServedBy};
 use crate::stats::Tokens;
 use crate::upstream::{Piece, Reply};
@@ -99,6 +99,19 @@ impl Splice {
         }
         let _ = out.end_stream();
         Outcome::Answered
+    }
+
+    /// Notes what a copied chat chunk adds to the answer (as [`Splice::take`] does);
+    /// true when it carries content.
+    fn note(&mut self, d: chat::Delta<'_>) -> bool {
+        if let Some(t) = d.content {
+            self.text.push_str(&t);
+        }
+        if let Some(r) = d.reasoning {
+            self.reasoning.push_str(&r);
+        }
+        self.tool |= d.tool;
+        d.has_content
     }
 
     /// Notes what a chunk adds to the answer; a continuation's chunk is adjusted first.
@@ -206,6 +219,9 @@ fn relay_events(
     let mut deadline = sent + t.patience;
     let mut events = Vec::new();
     let who = format!("upstream `{}`", target.provider.id);
+    // The usual event of a copied chat stream is read without a `Value` tree; anything
+    // else (an error, usage, `[DONE]`) is decoded in full.
+    let copied_chat = verbatim && collector.is_none() && target.protocol == Protocol::Chat;
 
     loop {
         let piece = stream.next(deadline);
@@ -266,73 +282,83 @@ fn relay_events(
             };
         }
         for ev in events.drain(..) {
-            let (mut chunks, end) = match decoder.event(&ev) {
-                Decoded::Chunks(c) => (c, false),
-                Decoded::End(c) => (c, true),
-                Decoded::Malformed => {
-                    log::line(format!("{who} sent an unreadable stream event; dropped it"));
-                    continue;
-                }
-                Decoded::Failed { status: s, message } => {
-                    if !content || collector.is_some() {
-                        return Outcome::Failed(Failure {
-                            status: Some(s),
-                            kind: if context_or_filter(&message, b"") {
-                                FailKind::ContextOrFilter
-                            } else {
-                                FailKind::Status(s)
-                            },
-                            reason: message.chars().take(200).collect(),
-                            body: None,
-                            headers: Vec::new(),
-                            retry_after: None,
+            let quick = copied_chat.then(|| chat::Delta::read(&ev)).flatten();
+            let (has, end, outgoing) = if let Some(delta) = quick {
+                finished |= delta.finish;
+                (splice.note(delta), false, vec![ev])
+            } else {
+                let (mut chunks, end) = match decoder.event(&ev) {
+                    Decoded::Chunks(c) => (c, false),
+                    Decoded::End(c) => (c, true),
+                    Decoded::Malformed => {
+                        log::line(format!("{who} sent an unreadable stream event; dropped it"));
+                        continue;
+                    }
+                    Decoded::Failed { status: s, message } => {
+                        if !content || collector.is_some() {
+                            return Outcome::Failed(Failure {
+                                status: Some(s),
+                                kind: if context_or_filter(&message, b"") {
+                                    FailKind::ContextOrFilter
+                                } else {
+                                    FailKind::Status(s)
+                                },
+                                reason: message.chars().take(200).collect(),
+                                body: None,
+                                headers: Vec::new(),
+                                retry_after: None,
+                            });
+                        }
+                        return Outcome::Broken(Break {
+                            message,
+                            status: s,
+                            retry_same: super::retryable(FailKind::Status(s)),
+                            upstream_status: status,
                         });
                     }
-                    return Outcome::Broken(Break {
-                        message,
-                        status: s,
-                        retry_same: super::retryable(FailKind::Status(s)),
-                        upstream_status: status,
-                    });
-                }
-            };
-            let mut has = false;
-            for ch in &mut chunks {
-                splice.take(ch, &mut strip);
-                has |= has_content(ch);
-                finished |= has_finish(ch);
-                // usage (issue 19): read after `take`, which makes a continuation's
-                // usage cover the whole answer.
-                if let Some(u) = ch.get("usage").filter(|u| u.is_object()) {
-                    let tokens = Tokens::from_chat_usage(u);
-                    if tokens.reported() {
-                        *seen = tokens;
+                };
+                let mut has = false;
+                for ch in &mut chunks {
+                    splice.take(ch, &mut strip);
+                    has |= has_content(ch);
+                    finished |= has_finish(ch);
+                    // usage (issue 19): read after `take`, which makes a continuation's
+                    // usage cover the whole answer.
+                    if let Some(u) = ch.get("usage").filter(|u| u.is_object()) {
+                        let tokens = Tokens::from_chat_usage(u);
+                        if tokens.reported() {
+                            *seen = tokens;
+                        }
                     }
                 }
-            }
-            if let Some(c) = collector.as_mut() {
-                chunks.iter().for_each(|ch| c.add(ch));
-                content |= has;
-                if end {
-                    let c = collector.take().unwrap_or_default();
-                    return token_at(respond_collected(out, call, &head, c, splice), first_token);
+                if let Some(c) = collector.as_mut() {
+                    chunks.iter().for_each(|ch| c.add(ch));
+                    content |= has;
+                    if end {
+                        let c = collector.take().unwrap_or_default();
+                        return token_at(
+                            respond_collected(out, call, &head, c, splice),
+                            first_token,
+                        );
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let mut outgoing: Vec<Event> = if verbatim && strip_usage && usage_only(&chunks) {
-                // usage (issue 19): the client did not ask for this chunk; we did.
-                Vec::new()
-            } else if verbatim {
-                vec![ev]
-            } else {
-                chunks
-                    .iter()
-                    .flat_map(|ch| splice.encoder.chunk(ch))
-                    .collect()
+                let mut outgoing: Vec<Event> = if verbatim && strip_usage && usage_only(&chunks) {
+                    // usage (issue 19): the client did not ask for this chunk; we did.
+                    Vec::new()
+                } else if verbatim {
+                    vec![ev]
+                } else {
+                    chunks
+                        .iter()
+                        .flat_map(|ch| splice.encoder.chunk(ch))
+                        .collect()
+                };
+                if end && !verbatim {
+                    outgoing.extend(splice.encoder.finish());
+                }
+                (has, end, outgoing)
             };
-            if end && !verbatim {
-                outgoing.extend(splice.encoder.finish());
-            }
             if !content && !has && !end {
                 // Events before the first content wait, with the status line.
                 held.extend(outgoing);
@@ -489,6 +515,56 @@ mod tests {
         assert!(has_content(&delta(json!({"content": "a"}))));
         assert!(has_content(&delta(json!({"reasoning_content": "hm"}))));
         assert!(has_content(&delta(json!({"tool_calls": [{"index": 0}]}))));
+    }
+
+    #[test]
+    fn a_copied_chat_chunk_reads_as_its_value_does() {
+        let chunks = [
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}"#,
+            r#"{"choices":[{"delta":{"content":"a \"quoted\"\nline \u00e9"}}]}"#,
+            r#"{"choices":[{"delta":{"reasoning_content":"hm","reasoning":"not this"}}]}"#,
+            r#"{"choices":[{"delta":{"reasoning":"think"}}]}"#,
+            r#"{"choices":[{"delta":{"refusal":"no"}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"t"}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[]}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"}}]}"#,
+            r#"{"choices":[{"delta":null}],"usage":null}"#,
+            r#"{"choices":[]}"#,
+            r#"{"object":"chat.completion.chunk"}"#,
+        ];
+        for data in chunks {
+            let ev = Event::data(data);
+            let d = chat::Delta::read(&ev).unwrap_or_else(|| panic!("read {data}"));
+            let v: Value = serde_json::from_str(data).unwrap();
+            let delta = &v["choices"][0]["delta"];
+            let reasoning = delta["reasoning_content"]
+                .as_str()
+                .or(delta["reasoning"].as_str());
+            let tool = delta["tool_calls"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty());
+            assert_eq!(d.content.as_deref(), delta["content"].as_str(), "{data}");
+            assert_eq!(d.reasoning.as_deref(), reasoning, "{data}");
+            assert_eq!(d.has_content, has_content(&v), "{data}");
+            assert_eq!(d.finish, has_finish(&v), "{data}");
+            assert_eq!(d.tool, tool, "{data}");
+        }
+        // Read in full instead: errors (even a null one), usage, the end, other shapes.
+        for data in [
+            r#"{"error":{"message":"slow down","code":429}}"#,
+            r#"{"error":null,"choices":[]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
+            "[DONE]",
+            r#"[{"choices":[]}]"#,
+            r#"{"choices":[{"delta":{"content":5}}]}"#,
+            r#"{"choices":{"0":{}}}"#,
+            r#"{"choices":[],"choices":[]}"#,
+            "{not json",
+        ] {
+            assert_eq!(chat::Delta::read(&Event::data(data)), None, "{data}");
+        }
     }
 
     #[test]
