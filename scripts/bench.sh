@@ -348,9 +348,13 @@ if [ "$APPEND" = 0 ]; then
   log "not appended to bench/results.md (APPEND=0)"
   exit 0
 fi
+# A table measured on code that differs from its commit says so (results.md itself is
+# left out: every run changes it).
+CHANGED=""
+git diff --quiet HEAD -- src vendor examples Cargo.toml Cargo.lock 2>/dev/null || CHANGED=" with uncommitted changes"
 {
   echo
-  echo "## $(date -u +%Y-%m-%d) · commit $(git rev-parse --short HEAD 2>/dev/null || echo none) · $(nproc) cores · $ROUNDS rounds (medians) · $REQUESTS requests at 1 client, $REQUESTS_LOADED at 32 and 256${PEERS_TITLE:-}"
+  echo "## $(date -u +%Y-%m-%d) · commit $(git rev-parse --short HEAD 2>/dev/null || echo none)$CHANGED · $(nproc) cores · $ROUNDS rounds (medians) · $REQUESTS requests at 1 client, $REQUESTS_LOADED at 32 and 256${PEERS_TITLE:-}"
   echo
   cat "$TMP/table.md"
 } >> bench/results.md
