@@ -9,8 +9,10 @@
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::view::{self, Delta, Text};
 use super::{Decoded, now, text_of};
 use crate::error::Error;
 use crate::sse::Event;
@@ -310,6 +312,51 @@ pub struct Decoder {
     /// Anthropic block index → chat tool call index.
     tools: HashMap<u64, usize>,
     usage: Value,
+}
+
+/// What the relay reads of a copied Messages stream's usual event, a text or thinking
+/// `content_block_delta` (see [`Delta`]); `None` for every other event, which
+/// [`Decoder::event`] reads in full.
+pub fn delta(ev: &Event) -> Option<Delta<'_>> {
+    let event: DeltaEvent<'_> = view::object(ev)?;
+    if event.kind.0 != "content_block_delta" {
+        return None;
+    }
+    let d = event.delta?;
+    let (text, thinking) = match d.kind.0.as_ref() {
+        "text_delta" => (Some(d.text?.0), None),
+        "thinking_delta" => (None, Some(d.thinking?.0)),
+        _ => return None,
+    };
+    Some(Delta {
+        has_content: text
+            .as_ref()
+            .or(thinking.as_ref())
+            .is_some_and(|t| !t.is_empty()),
+        content: text,
+        reasoning: thinking,
+        tool: false,
+        finish: false,
+    })
+}
+
+/// The fields of an event [`delta`] looks at; serde skips the others unread.
+#[derive(Deserialize)]
+struct DeltaEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Text<'a>,
+    #[serde(borrow)]
+    delta: Option<BlockDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Text<'a>,
+    #[serde(borrow)]
+    text: Option<Text<'a>>,
+    #[serde(borrow)]
+    thinking: Option<Text<'a>>,
 }
 
 impl Decoder {

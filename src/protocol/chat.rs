@@ -5,14 +5,11 @@
 //! chunks to a client, folding a chunk stream into one `chat.completion` (for a
 //! non-streaming client of a stream-only upstream), and the OpenAI error shape.
 
-use std::borrow::Cow;
-use std::fmt;
-use std::marker::PhantomData;
-
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
 
+use super::view::{self, Delta, First, Present, Text};
 use super::{Decoded, openai_error_type};
 use crate::sse::Event;
 
@@ -57,62 +54,38 @@ impl Decoder {
     }
 }
 
-/// What the relay reads of an ordinary chunk of a Chat Completions stream that goes to
-/// the client as it came: its first choice's text, reasoning and tool calls, and whether
-/// it finishes. Read without building a `Value` tree: a 230-byte chunk cost ~29k
-/// instructions, half of them the tree's maps and strings made and freed (callgrind).
-#[derive(Debug, Default, PartialEq)]
-pub struct Delta<'a> {
-    /// `delta.content`.
-    pub content: Option<Cow<'a, str>>,
-    /// `delta.reasoning_content`, or else `delta.reasoning`.
-    pub reasoning: Option<Cow<'a, str>>,
-    /// Any of the above, `delta.refusal`, or a tool call is not empty.
-    pub has_content: bool,
-    /// `delta.tool_calls` is not empty.
-    pub tool: bool,
-    /// `finish_reason` is set.
-    pub finish: bool,
-}
-
-impl<'a> Delta<'a> {
-    /// The chunk's delta; `None` for anything else (`[DONE]`, an error, a usage report,
-    /// a field of an unexpected type), which [`Decoder::event`] reads in full.
-    pub fn read(ev: &'a Event) -> Option<Delta<'a>> {
-        let data = ev.data.as_deref()?;
-        // A derived struct would also take a JSON array, field by field.
-        if !data.trim_start().starts_with('{') {
-            return None;
-        }
-        let chunk: ChunkView<'a> = serde_json::from_str(data).ok()?;
-        if chunk.error.0 || chunk.usage.is_some() {
-            return None;
-        }
-        let Some(ChoiceView {
-            delta,
-            finish_reason,
-        }) = chunk.choices.0
-        else {
-            return Some(Delta::default());
-        };
-        let d = delta.unwrap_or_default();
-        let filled = |t: &Option<Text<'_>>| t.as_ref().is_some_and(|t| !t.0.is_empty());
-        let tool = d.tool_calls.is_some_and(|calls| !calls.is_empty());
-        Some(Delta {
-            has_content: filled(&d.content)
-                || filled(&d.reasoning_content)
-                || filled(&d.reasoning)
-                || filled(&d.refusal)
-                || tool,
-            content: d.content.map(|t| t.0),
-            reasoning: d.reasoning_content.or(d.reasoning).map(|t| t.0),
-            tool,
-            finish: finish_reason.is_some(),
-        })
+/// What the relay reads of an ordinary chunk of a copied chat stream (see
+/// [`Delta`]); `None` for anything else (`[DONE]`, an error, a usage report, a field of
+/// an unexpected type), which [`Decoder::event`] reads in full.
+pub fn delta(ev: &Event) -> Option<Delta<'_>> {
+    let chunk: ChunkView<'_> = view::object(ev)?;
+    if chunk.error.0 || chunk.usage.is_some() {
+        return None;
     }
+    let Some(ChoiceView {
+        delta,
+        finish_reason,
+    }) = chunk.choices.0
+    else {
+        return Some(Delta::default());
+    };
+    let d = delta.unwrap_or_default();
+    let tool = d.tool_calls.is_some_and(|calls| !calls.is_empty());
+    let filled = |t: &Option<Text<'_>>| t.as_ref().is_some_and(|t| !t.0.is_empty());
+    Some(Delta {
+        has_content: filled(&d.content)
+            || filled(&d.reasoning_content)
+            || filled(&d.reasoning)
+            || filled(&d.refusal)
+            || tool,
+        content: d.content.map(|t| t.0),
+        reasoning: d.reasoning_content.or(d.reasoning).map(|t| t.0),
+        tool,
+        finish: finish_reason.is_some(),
+    })
 }
 
-/// The fields of a chunk [`Delta::read`] looks at; serde skips the others unread.
+/// The fields of a chunk [`delta`] looks at; serde skips the others unread.
 #[derive(Deserialize)]
 struct ChunkView<'a> {
     #[serde(default)]
@@ -141,66 +114,6 @@ struct DeltaView<'a> {
     refusal: Option<Text<'a>>,
     /// Zero-sized elements: counted, never allocated.
     tool_calls: Option<Vec<IgnoredAny>>,
-}
-
-/// A JSON string, borrowed from the chunk unless it has escapes (serde's own `Cow`
-/// inside an `Option` always copies).
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Cow<'de, str>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(Cow::Borrowed(s))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(s.to_owned()))
-            }
-        }
-        d.deserialize_str(V).map(Text)
-    }
-}
-
-/// A key that is there, whatever its value (an `"error": null` is still an error event).
-#[derive(Default)]
-struct Present(bool);
-
-impl<'de> Deserialize<'de> for Present {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        IgnoredAny::deserialize(d).map(|_| Present(true))
-    }
-}
-
-/// The first element of a JSON array, the rest skipped: no `Vec` for `choices`.
-struct First<T>(Option<T>);
-
-impl<T> Default for First<T> {
-    fn default() -> Self {
-        First(None)
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = First<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let first = seq.next_element()?;
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(First(first))
-            }
-        }
-        d.deserialize_seq(V(PhantomData))
-    }
 }
 
 /// The status an in-band OpenAI-style error stands for (vLLM puts the status in `code`).

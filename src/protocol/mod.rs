@@ -30,6 +30,7 @@ pub mod anthropic;
 pub mod chat;
 pub mod gemini;
 pub mod responses;
+pub mod view;
 
 /// A wire format spoken by a client or an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -267,6 +268,16 @@ pub enum Decoder {
 }
 
 impl Decoder {
+    /// What an event copied to a same-protocol client adds to the answer, read without
+    /// decoding it (see [`view`]); `None` for an event [`Decoder::event`] must read.
+    pub fn copied_delta<'a>(&self, ev: &'a Event) -> Option<view::Delta<'a>> {
+        match self {
+            Decoder::Chat(_) => chat::delta(ev),
+            Decoder::Anthropic(_) => anthropic::delta(ev),
+            Decoder::Responses(_) | Decoder::Gemini(_) => None,
+        }
+    }
+
     /// Decodes one upstream event.
     pub fn event(&mut self, ev: &Event) -> Decoded {
         match self {

@@ -16,7 +16,8 @@ use super::{
     Break, EMPTY_STREAM, FailKind, Failure, Outcome, Run, context_or_filter, fail, served_by,
 };
 use crate::log;
-use crate::protocol::{Decoded, Encoder, Protocol, chat};
+use crate::protocol::view::Delta;
+use crate::protocol::{Decoded, Encoder, chat};
 use crate::sse::{self, Event, ServedBy};
 use crate::stats::Tokens;
 use crate::upstream::{Piece, Reply};
@@ -101,9 +102,9 @@ impl Splice {
         Outcome::Answered
     }
 
-    /// Notes what a copied chat chunk adds to the answer (as [`Splice::take`] does);
-    /// true when it carries content.
-    fn note(&mut self, d: chat::Delta<'_>) -> bool {
+    /// Notes what a copied event adds to the answer (as [`Splice::take`] does for a
+    /// decoded chunk); true when it carries content.
+    fn note(&mut self, d: Delta<'_>) -> bool {
         if let Some(t) = d.content {
             self.text.push_str(&t);
         }
@@ -219,9 +220,9 @@ fn relay_events(
     let mut deadline = sent + t.patience;
     let mut events = Vec::new();
     let who = format!("upstream `{}`", target.provider.id);
-    // The usual event of a copied chat stream is read without a `Value` tree; anything
-    // else (an error, usage, `[DONE]`) is decoded in full.
-    let copied_chat = verbatim && collector.is_none() && target.protocol == Protocol::Chat;
+    // The usual event of a copied stream is read without a `Value` tree (protocol/view.rs);
+    // anything else (an error, usage, the end) is decoded in full.
+    let copied = verbatim && collector.is_none();
 
     loop {
         let piece = stream.next(deadline);
@@ -282,7 +283,7 @@ fn relay_events(
             };
         }
         for ev in events.drain(..) {
-            let quick = copied_chat.then(|| chat::Delta::read(&ev)).flatten();
+            let quick = copied.then(|| decoder.copied_delta(&ev)).flatten();
             let (has, end, outgoing) = if let Some(delta) = quick {
                 finished |= delta.finish;
                 (splice.note(delta), false, vec![ev])
@@ -503,6 +504,7 @@ fn respond_collected(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Protocol;
     use serde_json::json;
 
     #[test]
@@ -536,7 +538,7 @@ mod tests {
         ];
         for data in chunks {
             let ev = Event::data(data);
-            let d = chat::Delta::read(&ev).unwrap_or_else(|| panic!("read {data}"));
+            let d = chat::delta(&ev).unwrap_or_else(|| panic!("read {data}"));
             let v: Value = serde_json::from_str(data).unwrap();
             let delta = &v["choices"][0]["delta"];
             let reasoning = delta["reasoning_content"]
@@ -563,7 +565,61 @@ mod tests {
             r#"{"choices":[],"choices":[]}"#,
             "{not json",
         ] {
-            assert_eq!(chat::Delta::read(&Event::data(data)), None, "{data}");
+            assert_eq!(chat::delta(&Event::data(data)), None, "{data}");
+        }
+    }
+
+    #[test]
+    fn a_copied_messages_delta_reads_as_its_decoded_chunk_does() {
+        let events = [
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"a\n\"b\""}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#,
+        ];
+        for data in events {
+            let ev = Event::named(Some("content_block_delta"), data);
+            let d = Protocol::Anthropic
+                .decoder()
+                .copied_delta(&ev)
+                .unwrap_or_else(|| panic!("read {data}"));
+            let Decoded::Chunks(chunks) = Protocol::Anthropic.decoder().event(&ev) else {
+                panic!("decoded {data}");
+            };
+            let [ch] = &chunks[..] else {
+                panic!("one chunk for {data}");
+            };
+            let delta = &ch["choices"][0]["delta"];
+            assert_eq!(d.content.as_deref(), delta["content"].as_str(), "{data}");
+            assert_eq!(
+                d.reasoning.as_deref(),
+                delta["reasoning_content"].as_str(),
+                "{data}"
+            );
+            assert_eq!(d.has_content, has_content(ch), "{data}");
+            assert_eq!(d.finish, has_finish(ch), "{data}");
+            assert!(!d.tool, "{data}");
+        }
+        // Decoded in full instead: every other event, and unexpected shapes.
+        for data in [
+            r#"{"type":"message_start","message":{"id":"m","model":"c","usage":{}}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"s"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":5}}"#,
+            r#"{"index":0,"delta":{"type":"text_delta","text":"no type"}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#,
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#,
+            r#"{"type":"ping"}"#,
+            r#"[{"type":"content_block_delta"}]"#,
+        ] {
+            let ev = Event::data(data);
+            assert_eq!(
+                Protocol::Anthropic.decoder().copied_delta(&ev),
+                None,
+                "{data}"
+            );
         }
     }
 
