@@ -274,7 +274,8 @@ impl Decoder {
         match self {
             Decoder::Chat(_) => chat::delta(ev),
             Decoder::Anthropic(_) => anthropic::delta(ev),
-            Decoder::Responses(_) | Decoder::Gemini(_) => None,
+            Decoder::Responses(_) => responses::delta(ev),
+            Decoder::Gemini(_) => None,
         }
     }
 

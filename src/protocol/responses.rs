@@ -8,8 +8,10 @@
 
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::view::{self, Delta, Text};
 use super::{Decoded, now, text_of};
 use crate::error::Error;
 use crate::sse::Event;
@@ -243,6 +245,39 @@ struct ToolSeen {
     index: usize,
     /// Argument deltas arrived for it.
     got_delta: bool,
+}
+
+/// What the relay reads of a copied Responses stream's usual event, a text, refusal or
+/// reasoning delta (see [`Delta`]); `None` for every other event, which
+/// [`Decoder::event`] reads in full.
+pub fn delta(ev: &Event) -> Option<Delta<'_>> {
+    let event: DeltaEvent<'_> = view::object(ev)?;
+    let (content, reasoning) = match event.kind.0.as_ref() {
+        "response.output_text.delta" | "response.refusal.delta" => (Some(event.delta?.0), None),
+        "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
+            (None, Some(event.delta?.0))
+        }
+        _ => return None,
+    };
+    Some(Delta {
+        has_content: content
+            .as_ref()
+            .or(reasoning.as_ref())
+            .is_some_and(|t| !t.is_empty()),
+        content,
+        reasoning,
+        tool: false,
+        finish: false,
+    })
+}
+
+/// The fields of an event [`delta`] looks at; serde skips the others unread.
+#[derive(Deserialize)]
+struct DeltaEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Text<'a>,
+    #[serde(borrow)]
+    delta: Option<Text<'a>>,
 }
 
 /// Decodes a Responses stream into hub chunks.

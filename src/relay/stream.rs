@@ -569,21 +569,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_copied_messages_delta_reads_as_its_decoded_chunk_does() {
-        let events = [
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}"#,
-            r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"a\n\"b\""}}"#,
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#,
-        ];
+    /// Each event, read through the copied-event view, agrees with the one chunk its
+    /// decoder makes of it.
+    fn assert_view_matches_decoder(protocol: Protocol, events: &[&str]) {
         for data in events {
-            let ev = Event::named(Some("content_block_delta"), data);
-            let d = Protocol::Anthropic
+            let ev = Event::data(*data);
+            let d = protocol
                 .decoder()
                 .copied_delta(&ev)
                 .unwrap_or_else(|| panic!("read {data}"));
-            let Decoded::Chunks(chunks) = Protocol::Anthropic.decoder().event(&ev) else {
+            let Decoded::Chunks(chunks) = protocol.decoder().event(&ev) else {
                 panic!("decoded {data}");
             };
             let [ch] = &chunks[..] else {
@@ -600,27 +595,71 @@ mod tests {
             assert_eq!(d.finish, has_finish(ch), "{data}");
             assert!(!d.tool, "{data}");
         }
-        // Decoded in full instead: every other event, and unexpected shapes.
-        for data in [
-            r#"{"type":"message_start","message":{"id":"m","model":"c","usage":{}}}"#,
-            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{"}}"#,
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"s"}}"#,
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta"}}"#,
-            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":5}}"#,
-            r#"{"index":0,"delta":{"type":"text_delta","text":"no type"}}"#,
-            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#,
-            r#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#,
-            r#"{"type":"ping"}"#,
-            r#"[{"type":"content_block_delta"}]"#,
-        ] {
-            let ev = Event::data(data);
-            assert_eq!(
-                Protocol::Anthropic.decoder().copied_delta(&ev),
-                None,
-                "{data}"
-            );
+    }
+
+    /// None of these events is read through the view: the decoder reads them.
+    fn assert_left_to_decoder(protocol: Protocol, events: &[&str]) {
+        for data in events {
+            let ev = Event::data(*data);
+            assert_eq!(protocol.decoder().copied_delta(&ev), None, "{data}");
         }
+    }
+
+    #[test]
+    fn a_copied_messages_delta_reads_as_its_decoded_chunk_does() {
+        assert_view_matches_decoder(
+            Protocol::Anthropic,
+            &[
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}"#,
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"a\n\"b\""}}"#,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#,
+            ],
+        );
+        assert_left_to_decoder(
+            Protocol::Anthropic,
+            &[
+                r#"{"type":"message_start","message":{"id":"m","model":"c","usage":{}}}"#,
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{"}}"#,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"s"}}"#,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta"}}"#,
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":5}}"#,
+                r#"{"index":0,"delta":{"type":"text_delta","text":"no type"}}"#,
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#,
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#,
+                r#"{"type":"ping"}"#,
+                r#"[{"type":"content_block_delta"}]"#,
+            ],
+        );
+    }
+
+    #[test]
+    fn a_copied_responses_delta_reads_as_its_decoded_chunk_does() {
+        assert_view_matches_decoder(
+            Protocol::Responses,
+            &[
+                r#"{"type":"response.output_text.delta","item_id":"m","output_index":0,"delta":"Hi"}"#,
+                r#"{"type":"response.output_text.delta","delta":""}"#,
+                r#"{"type":"response.output_text.delta","delta":"a\n\"b\""}"#,
+                r#"{"type":"response.refusal.delta","delta":"no"}"#,
+                r#"{"type":"response.reasoning_summary_text.delta","delta":"hm"}"#,
+                r#"{"type":"response.reasoning_text.delta","delta":"think"}"#,
+            ],
+        );
+        assert_left_to_decoder(
+            Protocol::Responses,
+            &[
+                r#"{"type":"response.created","response":{"id":"r","model":"m"}}"#,
+                r#"{"type":"response.function_call_arguments.delta","item_id":"f","delta":"{"}"#,
+                r#"{"type":"response.output_text.delta","delta":{"text":"x"}}"#,
+                r#"{"type":"response.output_text.delta"}"#,
+                r#"{"delta":"no type"}"#,
+                r#"{"type":"response.completed","response":{"usage":{"input_tokens":1}}}"#,
+                r#"{"type":"error","message":"busy"}"#,
+                r#"[{"type":"response.output_text.delta","delta":"x"}]"#,
+            ],
+        );
     }
 
     #[test]
