@@ -328,16 +328,7 @@ pub fn delta(ev: &Event) -> Option<Delta<'_>> {
         "thinking_delta" => (None, Some(d.thinking?.0)),
         _ => return None,
     };
-    Some(Delta {
-        has_content: text
-            .as_ref()
-            .or(thinking.as_ref())
-            .is_some_and(|t| !t.is_empty()),
-        content: text,
-        reasoning: thinking,
-        tool: false,
-        finish: false,
-    })
+    Some(Delta::text(text, thinking))
 }
 
 /// The fields of an event [`delta`] looks at; serde skips the others unread.

@@ -259,16 +259,7 @@ pub fn delta(ev: &Event) -> Option<Delta<'_>> {
         }
         _ => return None,
     };
-    Some(Delta {
-        has_content: content
-            .as_ref()
-            .or(reasoning.as_ref())
-            .is_some_and(|t| !t.is_empty()),
-        content,
-        reasoning,
-        tool: false,
-        finish: false,
-    })
+    Some(Delta::text(content, reasoning))
 }
 
 /// The fields of an event [`delta`] looks at; serde skips the others unread.

@@ -32,6 +32,22 @@ pub struct Delta<'a> {
     pub finish: bool,
 }
 
+impl<'a> Delta<'a> {
+    /// Text or reasoning alone: no tool call, no finish.
+    pub(super) fn text(content: Option<Cow<'a, str>>, reasoning: Option<Cow<'a, str>>) -> Self {
+        Delta {
+            has_content: content
+                .as_ref()
+                .or(reasoning.as_ref())
+                .is_some_and(|t| !t.is_empty()),
+            content,
+            reasoning,
+            tool: false,
+            finish: false,
+        }
+    }
+}
+
 /// The event's data read as `T`, if it is a JSON object that fits.
 pub(super) fn object<'a, T: Deserialize<'a>>(ev: &'a Event) -> Option<T> {
     let data = ev.data.as_deref()?;
