@@ -7,9 +7,10 @@
 //! and encoded into the client's events. Four decoders and four encoders instead of
 //! sixteen pairs.
 //!
-//! When the client and the upstream speak the same protocol nothing here runs: the
-//! relay forwards bytes with only the model rewritten (see `body.rs`, and
-//! [`Protocol::passthrough_body`] for Gemini, whose model is in the URL).
+//! When the client and the upstream speak the same protocol nothing here translates:
+//! the relay forwards bytes with only the model rewritten (see `body.rs`, and
+//! [`Protocol::passthrough_body`] for Gemini, whose model is in the URL). Of a stream
+//! copied that way it still reads what each event adds, through [`view`].
 //!
 //! Hub conventions every translator keeps:
 //! - thinking text travels as `reasoning_content` (a message field, a delta field);
