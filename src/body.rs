@@ -5,11 +5,12 @@
 //! unknown fields pass through byte for byte, and a 1 MB agent context costs one scan.
 //! Full parsing happens only when a protocol translator needs it.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::ops::Range;
 
-use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -323,11 +324,11 @@ impl<'de> Visitor<'de> for Entries<'de> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut entries = Spare::take(&ENTRIES);
-        while let Some(key) = map.next_key_seed(KeySeed)? {
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
             let key = match key {
-                KeyText::Borrowed(k) => Key::At(self.range(k.as_bytes())),
-                KeyText::Owned(k) => Key::Unescaped(k),
+                Cow::Borrowed(k) => Key::At(self.range(k.as_bytes())),
+                Cow::Owned(k) => Key::Unescaped(k),
             };
             entries.push((key, self.range(value.get().as_bytes())));
         }
@@ -335,32 +336,26 @@ impl<'de> Visitor<'de> for Entries<'de> {
     }
 }
 
-/// A key as serde_json hands it over: borrowed from the body when it has no escapes.
-enum KeyText<'de> {
-    Borrowed(&'de str),
-    Owned(String),
-}
+/// A JSON string as serde_json hands it over: borrowed from the input unless it has
+/// escapes (serde's own `Cow<str>` copies, unless it is a struct field marked `borrow`).
+pub(crate) struct Text<'a>(pub(crate) Cow<'a, str>);
 
-/// Reads one key as [`KeyText`].
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = KeyText<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<KeyText<'de>, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed {
-    type Value = KeyText<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string key")
-    }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<KeyText<'de>, E> {
-        Ok(KeyText::Borrowed(v))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<KeyText<'de>, E> {
-        Ok(KeyText::Owned(v.to_string()))
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(s))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(s.to_owned()))
+            }
+        }
+        d.deserialize_str(V).map(Text)
     }
 }
 

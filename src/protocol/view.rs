@@ -13,8 +13,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, IgnoredAny, SeqAccess, Visitor};
 
+pub(super) use crate::body::Text;
 use crate::sse::Event;
 
 /// What a copied event adds to the answer.
@@ -56,29 +57,6 @@ pub(super) fn object<'a, T: Deserialize<'a>>(ev: &'a Event) -> Option<T> {
         return None;
     }
     serde_json::from_str(data).ok()
-}
-
-/// A JSON string, borrowed from the event unless it has escapes (serde's own `Cow`
-/// inside an `Option` always copies).
-pub(super) struct Text<'a>(pub(super) Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Cow<'de, str>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(Cow::Borrowed(s))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(Cow::Owned(s.to_owned()))
-            }
-        }
-        d.deserialize_str(V).map(Text)
-    }
 }
 
 /// A key that is there, whatever its value (an `"error": null` is still an error event).
