@@ -314,21 +314,23 @@ pub struct Decoder {
     usage: Value,
 }
 
-/// What the relay reads of a copied Messages stream's usual event, a text or thinking
-/// `content_block_delta` (see [`Delta`]); `None` for every other event, which
-/// [`Decoder::event`] reads in full.
+/// What the relay reads of a copied Messages stream's usual event, a text, thinking or
+/// tool-input `content_block_delta` (see [`Delta`]); `None` for every other event,
+/// which [`Decoder::event`] reads in full. None of these changes the decoder's state.
 pub fn delta(ev: &Event) -> Option<Delta<'_>> {
-    let event: DeltaEvent<'_> = view::object(ev)?;
-    if event.kind.0 != "content_block_delta" {
+    const KIND: &str = "content_block_delta";
+    let event: DeltaEvent<'_> = view::object(ev, &[KIND])?;
+    if event.kind.0 != KIND {
         return None;
     }
     let d = event.delta?;
-    let (text, thinking) = match d.kind.0.as_ref() {
-        "text_delta" => (Some(d.text?.0), None),
-        "thinking_delta" => (None, Some(d.thinking?.0)),
-        _ => return None,
-    };
-    Some(Delta::text(text, thinking))
+    match d.kind.0.as_ref() {
+        "text_delta" => Some(Delta::text(Some(d.text?.0), None)),
+        "thinking_delta" => Some(Delta::text(None, Some(d.thinking?.0))),
+        // Decoded, it is a one-element `tool_calls` whatever its `partial_json`.
+        "input_json_delta" => Some(Delta::tool_call()),
+        _ => None,
+    }
 }
 
 /// The fields of an event [`delta`] looks at; serde skips the others unread.

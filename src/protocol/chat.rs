@@ -58,7 +58,7 @@ impl Decoder {
 /// [`Delta`]); `None` for anything else (`[DONE]`, an error, a usage report, a field of
 /// an unexpected type), which [`Decoder::event`] reads in full.
 pub fn delta(ev: &Event) -> Option<Delta<'_>> {
-    let chunk: ChunkView<'_> = view::object(ev)?;
+    let chunk: ChunkView<'_> = view::object(ev, &[])?;
     if chunk.error.0 || chunk.usage.is_some() {
         return None;
     }

@@ -251,15 +251,16 @@ struct ToolSeen {
 /// reasoning delta (see [`Delta`]); `None` for every other event, which
 /// [`Decoder::event`] reads in full.
 pub fn delta(ev: &Event) -> Option<Delta<'_>> {
-    let event: DeltaEvent<'_> = view::object(ev)?;
-    let (content, reasoning) = match event.kind.0.as_ref() {
-        "response.output_text.delta" | "response.refusal.delta" => (Some(event.delta?.0), None),
-        "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
-            (None, Some(event.delta?.0))
-        }
-        _ => return None,
-    };
-    Some(Delta::text(content, reasoning))
+    const TEXT: &str = "response.output_text.delta";
+    const REFUSAL: &str = "response.refusal.delta";
+    const SUMMARY: &str = "response.reasoning_summary_text.delta";
+    const REASONING: &str = "response.reasoning_text.delta";
+    let event: DeltaEvent<'_> = view::object(ev, &[TEXT, REFUSAL, SUMMARY, REASONING])?;
+    match event.kind.0.as_ref() {
+        TEXT | REFUSAL => Some(Delta::text(Some(event.delta?.0), None)),
+        SUMMARY | REASONING => Some(Delta::text(None, Some(event.delta?.0))),
+        _ => None,
+    }
 }
 
 /// The fields of an event [`delta`] looks at; serde skips the others unread.

@@ -34,6 +34,15 @@ pub struct Delta<'a> {
 }
 
 impl<'a> Delta<'a> {
+    /// A piece of a tool call: content, nothing to add to the text.
+    pub(super) fn tool_call() -> Self {
+        Delta {
+            has_content: true,
+            tool: true,
+            ..Delta::default()
+        }
+    }
+
     /// Text or reasoning alone: no tool call, no finish.
     pub(super) fn text(content: Option<Cow<'a, str>>, reasoning: Option<Cow<'a, str>>) -> Self {
         Delta {
@@ -49,8 +58,16 @@ impl<'a> Delta<'a> {
     }
 }
 
-/// The event's data read as `T`, if it is a JSON object that fits.
-pub(super) fn object<'a, T: Deserialize<'a>>(ev: &'a Event) -> Option<T> {
+/// The event's data read as `T`, if it is a JSON object that fits. An event whose
+/// `event:` name is not among `kinds` is not read at all (its decoder reads it, once):
+/// `kinds` empty for a protocol that does not name its events.
+pub(super) fn object<'a, T: Deserialize<'a>>(ev: &'a Event, kinds: &[&str]) -> Option<T> {
+    if let Some(name) = ev.event.as_deref()
+        && !kinds.is_empty()
+        && !kinds.contains(&name)
+    {
+        return None;
+    }
     let data = ev.data.as_deref()?;
     // A derived struct would also take a JSON array, field by field.
     if !data.trim_start().starts_with('{') {

@@ -569,11 +569,17 @@ mod tests {
         }
     }
 
+    /// An event as Messages and Responses upstreams send it: named after its `type`.
+    fn named_by_type(data: &str) -> Event {
+        let v: Value = serde_json::from_str(data).unwrap_or_default();
+        Event::named(v["type"].as_str(), data)
+    }
+
     /// Each event, read through the copied-event view, agrees with the one chunk its
     /// decoder makes of it.
     fn assert_view_matches_decoder(protocol: Protocol, events: &[&str]) {
         for data in events {
-            let ev = Event::data(*data);
+            let ev = named_by_type(data);
             let d = protocol
                 .decoder()
                 .copied_delta(&ev)
@@ -591,16 +597,19 @@ mod tests {
                 delta["reasoning_content"].as_str(),
                 "{data}"
             );
+            let tool = delta["tool_calls"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty());
             assert_eq!(d.has_content, has_content(ch), "{data}");
             assert_eq!(d.finish, has_finish(ch), "{data}");
-            assert!(!d.tool, "{data}");
+            assert_eq!(d.tool, tool, "{data}");
         }
     }
 
     /// None of these events is read through the view: the decoder reads them.
     fn assert_left_to_decoder(protocol: Protocol, events: &[&str]) {
         for data in events {
-            let ev = Event::data(*data);
+            let ev = named_by_type(data);
             assert_eq!(protocol.decoder().copied_delta(&ev), None, "{data}");
         }
     }
@@ -614,6 +623,7 @@ mod tests {
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}"#,
                 r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"a\n\"b\""}}"#,
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#,
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a"}}"#,
             ],
         );
         assert_left_to_decoder(
@@ -621,7 +631,6 @@ mod tests {
             &[
                 r#"{"type":"message_start","message":{"id":"m","model":"c","usage":{}}}"#,
                 r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
-                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{"}}"#,
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"s"}}"#,
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta"}}"#,
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":5}}"#,
@@ -631,6 +640,15 @@ mod tests {
                 r#"{"type":"ping"}"#,
                 r#"[{"type":"content_block_delta"}]"#,
             ],
+        );
+        // An event named otherwise is not even parsed for the view.
+        let text =
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#;
+        let decoder = Protocol::Anthropic.decoder();
+        assert!(decoder.copied_delta(&Event::data(text)).is_some());
+        assert_eq!(
+            decoder.copied_delta(&Event::named(Some("ping"), text)),
+            None
         );
     }
 
