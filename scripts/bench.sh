@@ -351,7 +351,8 @@ fi
 # A table measured on code that differs from its commit says so (results.md itself is
 # left out: every run changes it).
 CHANGED=""
-git diff --quiet HEAD -- src vendor examples Cargo.toml Cargo.lock 2>/dev/null || CHANGED=" with uncommitted changes"
+# (`git status`, not `git diff`: a new file not yet added is a change too.)
+[ -z "$(git status --porcelain -- src vendor examples Cargo.toml Cargo.lock 2>/dev/null)" ] || CHANGED=" with uncommitted changes"
 {
   echo
   echo "## $(date -u +%Y-%m-%d) · commit $(git rev-parse --short HEAD 2>/dev/null || echo none)$CHANGED · $(nproc) cores · $ROUNDS rounds (medians) · $REQUESTS requests at 1 client, $REQUESTS_LOADED at 32 and 256${PEERS_TITLE:-}"
