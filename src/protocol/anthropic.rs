@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::view::{self, Delta, Text};
+use super::view::{self, Delta, Text, Typed};
 use super::{Decoded, now, text_of};
 use crate::error::Error;
 use crate::sse::Event;
@@ -319,7 +319,7 @@ pub struct Decoder {
 /// which [`Decoder::event`] reads in full. None of these changes the decoder's state.
 pub fn delta(ev: &Event) -> Option<Delta<'_>> {
     const KIND: &str = "content_block_delta";
-    let event: DeltaEvent<'_> = view::object(ev, &[KIND])?;
+    let event: Typed<'_, BlockDelta<'_>> = view::object(ev, &[KIND])?;
     if event.kind.0 != KIND {
         return None;
     }
@@ -333,15 +333,7 @@ pub fn delta(ev: &Event) -> Option<Delta<'_>> {
     }
 }
 
-/// The fields of an event [`delta`] looks at; serde skips the others unread.
-#[derive(Deserialize)]
-struct DeltaEvent<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Text<'a>,
-    #[serde(borrow)]
-    delta: Option<BlockDelta<'a>>,
-}
-
+/// The `delta` of a `content_block_delta`, as far as [`delta`] looks.
 #[derive(Deserialize)]
 struct BlockDelta<'a> {
     #[serde(rename = "type", borrow)]

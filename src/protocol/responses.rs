@@ -8,10 +8,9 @@
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::view::{self, Delta, Text};
+use super::view::{self, Delta, Text, Typed};
 use super::{Decoded, now, text_of};
 use crate::error::Error;
 use crate::sse::Event;
@@ -255,21 +254,12 @@ pub fn delta(ev: &Event) -> Option<Delta<'_>> {
     const REFUSAL: &str = "response.refusal.delta";
     const SUMMARY: &str = "response.reasoning_summary_text.delta";
     const REASONING: &str = "response.reasoning_text.delta";
-    let event: DeltaEvent<'_> = view::object(ev, &[TEXT, REFUSAL, SUMMARY, REASONING])?;
+    let event: Typed<'_, Text<'_>> = view::object(ev, &[TEXT, REFUSAL, SUMMARY, REASONING])?;
     match event.kind.0.as_ref() {
         TEXT | REFUSAL => Some(Delta::text(Some(event.delta?.0), None)),
         SUMMARY | REASONING => Some(Delta::text(None, Some(event.delta?.0))),
         _ => None,
     }
-}
-
-/// The fields of an event [`delta`] looks at; serde skips the others unread.
-#[derive(Deserialize)]
-struct DeltaEvent<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Text<'a>,
-    #[serde(borrow)]
-    delta: Option<Text<'a>>,
 }
 
 /// Decodes a Responses stream into hub chunks.

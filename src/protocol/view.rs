@@ -76,6 +76,15 @@ pub(super) fn object<'a, T: Deserialize<'a>>(ev: &'a Event, kinds: &[&str]) -> O
     serde_json::from_str(data).ok()
 }
 
+/// An event of the protocols that say what they are in `type` (Messages, Responses),
+/// with its `delta`; serde skips the other fields unread.
+#[derive(serde::Deserialize)]
+pub(super) struct Typed<'a, D> {
+    #[serde(rename = "type", borrow)]
+    pub(super) kind: Text<'a>,
+    pub(super) delta: Option<D>,
+}
+
 /// A key that is there, whatever its value (an `"error": null` is still an error event).
 #[derive(Default)]
 pub(super) struct Present(pub(super) bool);
