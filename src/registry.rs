@@ -156,6 +156,20 @@ pub struct Model {
     pub id: String,
     /// The name sent upstream.
     pub upstream: String,
+    /// `provider:upstream`, the label of every target for it: made once here, not per
+    /// request (an allocation, and its free when the request leaves the recent list).
+    label: Arc<str>,
+}
+
+impl Model {
+    /// `id` at the provider `provider`, sent upstream as `upstream`.
+    pub fn new(provider: &str, id: &str, upstream: &str) -> Model {
+        Model {
+            id: id.to_string(),
+            upstream: upstream.to_string(),
+            label: joined(provider, upstream),
+        }
+    }
 }
 
 /// OAuth endpoint overrides, resolved (empty = the provider's default).
@@ -218,14 +232,6 @@ impl Provider {
             .map_or(Protocol::Chat, |(_, p)| *p)
     }
 
-    /// The upstream name for a client-facing model id (declared mapping, else unchanged).
-    pub fn upstream_name<'a>(&'a self, id: &'a str) -> &'a str {
-        self.models
-            .iter()
-            .find(|m| m.id == id)
-            .map_or(id, |m| m.upstream.as_str())
-    }
-
     /// True when the provider declares `id`.
     pub fn declares(&self, id: &str) -> bool {
         self.models.iter().any(|m| m.id == id)
@@ -251,12 +257,14 @@ pub struct Target {
 impl Target {
     /// A target for `model` (a client-facing id) at `provider`.
     pub fn new(provider: &Arc<Provider>, model: &str) -> Target {
-        let upstream = provider.upstream_name(model);
+        let declared = provider.models.iter().find(|m| m.id == model);
+        let upstream = declared.map_or(model, |m| m.upstream.as_str());
         Target {
             protocol: provider.protocol_for(upstream),
             provider: Arc::clone(provider),
             first_token: None,
-            label: joined(&provider.id, upstream),
+            label: declared
+                .map_or_else(|| joined(&provider.id, upstream), |m| Arc::clone(&m.label)),
         }
     }
 
@@ -505,6 +513,10 @@ impl Registry {
         }
         let mut p = Provider::clone(self.provider(base)?);
         p.id = id.to_string();
+        // Their labels name the labelled id.
+        for m in &mut p.models {
+            *m = Model::new(id, &m.id, &m.upstream);
+        }
         Some(Arc::new(p))
     }
 
@@ -683,10 +695,7 @@ fn provider(
                 "a model needs a non-empty `id`",
             ));
         }
-        p.models.push(Model {
-            id: id.to_string(),
-            upstream: upstream.to_string(),
-        });
+        p.models.push(Model::new(&p.id, id, upstream));
     }
     if let Some(d) = block.detect {
         p.detect = d;
@@ -867,6 +876,23 @@ mod tests {
             assert_eq!(t.model(), model);
             assert!(Arc::ptr_eq(&t.shared_label(), &t.clone().shared_label()));
         }
+    }
+
+    #[test]
+    fn a_declared_models_targets_share_one_label_naming_the_upstream_model() {
+        let r = build(
+            "providers:\n  openai-codex:\n    models:\n      - id: fast\n        provider_model_id: gpt-5-mini\n",
+        )
+        .unwrap();
+        let p = r.provider_for("openai-codex").unwrap();
+        let (a, b) = (Target::new(&p, "fast"), Target::new(&p, "fast"));
+        assert_eq!(a.label(), "openai-codex:gpt-5-mini");
+        assert_eq!(a.model(), "gpt-5-mini");
+        assert!(Arc::ptr_eq(&a.shared_label(), &b.shared_label()));
+        // A login's labelled id names its own targets.
+        let t = Target::new(&r.provider_for("openai-codex#work").unwrap(), "fast");
+        assert_eq!(t.label(), "openai-codex#work:gpt-5-mini");
+        assert_eq!(t.model(), "gpt-5-mini");
     }
 
     #[test]
