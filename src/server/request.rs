@@ -151,7 +151,9 @@ fn is_http10(req: &tiny_http::Request) -> bool {
 
 /// Handles one request, catching a panic so the worker survives it.
 pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
-    let started = Instant::now();
+    // From when the request was read: a clock read fewer, and a wait for a worker
+    // slot counts in the answer's time, as the client sees it.
+    let started = req.received_at();
     let mut log = RequestLog {
         at: Some(std::time::SystemTime::now()),
         method: method_name(req.method()),
@@ -278,7 +280,10 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
     // The client has its last byte: now the request is counted and written down.
     if counted {
         let finished = Finished {
-            at: std::time::SystemTime::now(),
+            // When it finished, from the clock reads already made.
+            at: log
+                .at
+                .map_or_else(std::time::SystemTime::now, |at| at + log.total),
             inbound,
             requested: std::mem::take(&mut log.model),
             served_by: log.served_by.take(),
