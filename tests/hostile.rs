@@ -136,6 +136,30 @@ fn huge_header_line_and_too_many_headers_are_refused() {
 }
 
 #[test]
+fn a_request_line_is_split_at_single_spaces_and_a_broken_one_refused() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up, ""));
+    for (line, status) in [
+        ("GET /health", "400"),
+        ("GET  /health HTTP/1.1", "400"),
+        ("GET /health?probe=1 HTTP/1.1", "200"),
+        // Words after the version are ignored, as the stock parser ignored them.
+        ("GET /health HTTP/1.1 more", "200"),
+    ] {
+        let answer = raw(
+            &p,
+            format!("{line}\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            Duration::from_secs(5),
+        );
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{line}: {answer}"
+        );
+    }
+    still_serves(&p);
+}
+
+#[test]
 fn an_http2_request_line_is_answered_505_not_left_hanging() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up, ""));

@@ -46,7 +46,11 @@ pub(super) fn busy(req: tiny_http::Request, err: Error) {
 
 /// The endpoint a path names, without its query string.
 fn route_path(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
+    // A byte search: through `split` this was ~190 instructions a call, two a request.
+    match url.bytes().position(|b| b == b'?') {
+        Some(at) => &url[..at],
+        None => url,
+    }
 }
 
 /// The paths nearly every request asks for: the log line names them without a copy.
