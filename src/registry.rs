@@ -156,18 +156,22 @@ pub struct Model {
     pub id: String,
     /// The name sent upstream.
     pub upstream: String,
-    /// `provider:upstream`, the label of every target for it: made once here, not per
-    /// request (an allocation, and its free when the request leaves the recent list).
+    /// `provider:upstream`, the label of every target for it, and the protocol it is
+    /// asked in: made once here, not per request (the label was an allocation, and its
+    /// free when the request left the recent list).
     label: Arc<str>,
+    protocol: Protocol,
 }
 
 impl Model {
-    /// `id` at the provider `provider`, sent upstream as `upstream`.
-    pub fn new(provider: &str, id: &str, upstream: &str) -> Model {
+    /// `id` at `provider` (its id and protocols as they will stay), sent upstream as
+    /// `upstream`.
+    pub fn new(provider: &Provider, id: &str, upstream: &str) -> Model {
         Model {
             id: id.to_string(),
             upstream: upstream.to_string(),
-            label: joined(provider, upstream),
+            label: joined(&provider.id, upstream),
+            protocol: provider.protocol_for(upstream),
         }
     }
 }
@@ -257,14 +261,15 @@ pub struct Target {
 impl Target {
     /// A target for `model` (a client-facing id) at `provider`.
     pub fn new(provider: &Arc<Provider>, model: &str) -> Target {
-        let declared = provider.models.iter().find(|m| m.id == model);
-        let upstream = declared.map_or(model, |m| m.upstream.as_str());
+        let (protocol, label) = match provider.models.iter().find(|m| m.id == model) {
+            Some(m) => (m.protocol, Arc::clone(&m.label)),
+            None => (provider.protocol_for(model), joined(&provider.id, model)),
+        };
         Target {
-            protocol: provider.protocol_for(upstream),
+            protocol,
             provider: Arc::clone(provider),
             first_token: None,
-            label: declared
-                .map_or_else(|| joined(&provider.id, upstream), |m| Arc::clone(&m.label)),
+            label,
         }
     }
 
@@ -514,9 +519,11 @@ impl Registry {
         let mut p = Provider::clone(self.provider(base)?);
         p.id = id.to_string();
         // Their labels name the labelled id.
-        for m in &mut p.models {
-            *m = Model::new(id, &m.id, &m.upstream);
-        }
+        p.models = p
+            .models
+            .iter()
+            .map(|m| Model::new(&p, &m.id, &m.upstream))
+            .collect();
         Some(Arc::new(p))
     }
 
@@ -695,7 +702,8 @@ fn provider(
                 "a model needs a non-empty `id`",
             ));
         }
-        p.models.push(Model::new(&p.id, id, upstream));
+        let model = Model::new(&p, id, upstream);
+        p.models.push(model);
     }
     if let Some(d) = block.detect {
         p.detect = d;
@@ -947,12 +955,17 @@ mod tests {
     #[test]
     fn protocol_patterns_first_match_wins() {
         let r = build(
-            "providers:\n  mix:\n    api_base: http://x/v1\n    api_protocol:\n      - \"claude-*\": anthropic\n      - \"*\": chat_completions\n",
+            "providers:\n  mix:\n    api_base: http://x/v1\n    api_protocol:\n      - \"claude-*\": anthropic\n      - \"*\": chat_completions\n    models:\n      - id: fast\n        provider_model_id: claude-fast\n",
         )
         .unwrap();
         let p = r.provider("mix").unwrap();
         assert_eq!(p.protocol_for("claude-x"), Protocol::Anthropic);
         assert_eq!(p.protocol_for("gpt"), Protocol::Chat);
+        // A declared model is asked in the protocol of its upstream name.
+        let p = r.provider_for("mix").unwrap();
+        assert_eq!(Target::new(&p, "fast").protocol, Protocol::Anthropic);
+        assert_eq!(Target::new(&p, "claude-y").protocol, Protocol::Anthropic);
+        assert_eq!(Target::new(&p, "gpt").protocol, Protocol::Chat);
     }
 
     #[test]
