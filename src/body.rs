@@ -17,6 +17,8 @@ use serde_json::value::RawValue;
 use crate::error::Error;
 use crate::sync::{self, Spare};
 
+mod split;
+
 thread_local! {
     /// The buffer this thread's next rewritten body is written into (see [`give_back`]).
     static REWRITTEN: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
@@ -328,9 +330,22 @@ struct Entries<'a> {
 }
 
 impl<'a> Entries<'a> {
-    /// Splits `bytes`: serde_json checks the syntax and skips each value without
-    /// building it; keys and values borrowed from `bytes` become ranges.
+    /// Splits `bytes`: the usual body in one scan (see `split.rs`); any other, serde_json
+    /// checks the syntax and skips each value without building it, and keys and values
+    /// borrowed from `bytes` become ranges.
     fn parse(bytes: &'a [u8]) -> Result<Spare<Vec<Entry>>, serde_json::Error> {
+        let mut entries = Spare::take(&ENTRIES);
+        if split::split(bytes, |key, value| entries.push((Key::At(key), value))).is_some() {
+            return Ok(entries);
+        }
+        // Given back for serde's reading to take.
+        entries.clear();
+        drop(entries);
+        Entries::parse_serde(bytes)
+    }
+
+    /// [`Entries::parse`] through serde_json alone.
+    fn parse_serde(bytes: &'a [u8]) -> Result<Spare<Vec<Entry>>, serde_json::Error> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let entries = (&mut de).deserialize_map(Entries { base: bytes })?;
         de.end()?;
@@ -435,6 +450,158 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// The one-pass split's entries, or `None` where it declines.
+    fn split_entries(bytes: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+        let mut got = Vec::new();
+        split::split(bytes, |k, v| got.push((k, v)))?;
+        Some(got)
+    }
+
+    /// The split takes only what serde_json takes, and finds the entries it finds.
+    fn assert_split_agrees(bytes: &[u8]) -> bool {
+        let Some(got) = split_entries(bytes) else {
+            return false;
+        };
+        let text = String::from_utf8_lossy(bytes);
+        let want = Entries::parse_serde(bytes)
+            .unwrap_or_else(|e| panic!("split took what serde refuses ({e}): {text}"));
+        let want: Vec<_> = want
+            .iter()
+            .map(|(k, v)| match k {
+                Key::At(k) => (k.clone(), v.clone()),
+                Key::Unescaped(k) => panic!("split took a key serde unescapes ({k}): {text}"),
+            })
+            .collect();
+        assert_eq!(got, want, "{text}");
+        true
+    }
+
+    #[test]
+    fn the_usual_bodies_are_split_in_one_pass_as_serde_splits_them() {
+        for body in [
+            r#"{"model":"mock-model","messages":[{"role":"user","content":"Say hi"}],"max_tokens":16}"#,
+            " {\"a\" : [ 1 , -0.5e+3, 2E-1, 0, true,false, null ,{}], \"b\":{\"c\":\"\"}}\r\n",
+            r#"{"s":"tab\t quote\" slash\/ back\\ \u00e9\uD83D\uDE00 \ud800 é 😀"}"#,
+            r#"{"model":"m","model":"n","":{"\u0041":1}}"#,
+            "{}",
+            "\t{ }\n",
+        ] {
+            assert!(assert_split_agrees(body.as_bytes()), "declined: {body}");
+        }
+        // Declined, and serde decides: an escaped top-level key (serde unescapes it), not
+        // JSON, not an object, trailing bytes, deep nesting, invalid UTF-8.
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(70), "]".repeat(70));
+        let not_utf8: &[u8] = b"{\"a\":\"\xff\"}";
+        for body in [
+            r#"{"mo\u0064el":"m"}"#.as_bytes(),
+            br#"{"a":01}"#,
+            br#"{"a":1,}"#,
+            br#"{"a":"\x"}"#,
+            br#"{"a":"\u12"}"#,
+            b"{\"a\":\"line\nbreak\"}",
+            br#"[1]"#,
+            br#"{"a":1} x"#,
+            br#"{"a":tru}"#,
+            br#"{"a":-}"#,
+            br#"{"a":1.}"#,
+            br#"{"a":1e}"#,
+            deep.as_bytes(),
+            not_utf8,
+        ] {
+            assert!(
+                split_entries(body).is_none(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn the_one_pass_split_never_takes_what_serde_refuses() {
+        // Deterministic pseudo-random bodies, well-formed and then broken a byte at a time:
+        // wherever the split answers, serde_json answers the same.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        fn value(out: &mut String, depth: usize, next: &mut dyn FnMut(usize) -> usize) {
+            const PIECES: [&str; 14] = [
+                "0",
+                "-12",
+                "3.25",
+                "1e9",
+                "-0.5E-3",
+                "true",
+                "false",
+                "null",
+                "\"\"",
+                "\"text\"",
+                "\"e\\n\\\"\\u00e9\"",
+                "\"é😀\"",
+                "\"\\ud800\"",
+                "\" \\/ \"",
+            ];
+            match next(if depth > 3 { 1 } else { 3 }) {
+                0 => out.push_str(PIECES[next(PIECES.len())]),
+                1 => {
+                    out.push('[');
+                    for i in 0..next(4) {
+                        if i > 0 {
+                            out.push_str([",", " , ", ",\n"][next(3)]);
+                        }
+                        value(out, depth + 1, next);
+                    }
+                    out.push(']');
+                }
+                _ => {
+                    out.push('{');
+                    for i in 0..next(4) {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(["\"k\":", "\"\" : ", "\"\\u0041\":"][next(3)]);
+                        value(out, depth + 1, next);
+                    }
+                    out.push('}');
+                }
+            }
+        }
+        const NOISE: &[u8] = b"{}[]:,\"\\ \n0-.eE+tfnu\x01\xff";
+        let mut taken = 0;
+        for _ in 0..3000 {
+            let mut body = String::from("{");
+            for i in 0..next(5) {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(["\"model\":", "\"m\" :", " \"x\":"][next(3)]);
+                value(&mut body, 1, &mut next);
+            }
+            body.push('}');
+            taken += usize::from(assert_split_agrees(body.as_bytes()));
+            for _ in 0..6 {
+                let mut broken = body.clone().into_bytes();
+                let at = next(broken.len());
+                match next(3) {
+                    0 => {
+                        broken.remove(at);
+                    }
+                    1 => broken.insert(at, NOISE[next(NOISE.len())]),
+                    _ => broken[at] = NOISE[next(NOISE.len())],
+                }
+                assert_split_agrees(&broken);
+            }
+        }
+        // The well-formed ones are nearly all taken (only escaped keys are declined).
+        assert!(
+            taken > 2000,
+            "only {taken} of 3000 well-formed bodies were split"
+        );
     }
 
     #[test]
