@@ -431,7 +431,7 @@ mod tests {
         let body = RawBody::parse(text.as_bytes().to_vec()).unwrap();
         assert_eq!(body.with_model("llama3.1:8b"), text.as_bytes());
         // Anything else is put together again: another model, a `models` list, a model
-        // twice, a model written with an escape, a model asked to change nothing else of.
+        // twice, a model written with an escape, no model at all.
         for (text, model, want) in [
             (r#"{"model":"a", "x":1}"#, "b", r#"{"model":"b","x":1}"#),
             (r#"{"model":"a","models":["a"]}"#, "a", r#"{"model":"a"}"#),

@@ -155,9 +155,7 @@ fn is_http10(req: &tiny_http::Request) -> bool {
 
 /// Handles one request, catching a panic so the worker survives it.
 pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
-    // From when the request was read: a clock read fewer, and a wait for a worker
-    // slot counts in the answer's time, as the client sees it.
-    let started = req.received_at();
+    let started = Instant::now();
     let mut log = RequestLog {
         at: Some(std::time::SystemTime::now()),
         method: method_name(req.method()),
@@ -284,7 +282,8 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
     // The client has its last byte: now the request is counted and written down.
     if counted {
         let finished = Finished {
-            // When it finished, from the clock reads already made.
+            // When it finished: when it started and how long it took, both measured
+            // from the same moment (a clock read fewer).
             at: log
                 .at
                 .map_or_else(std::time::SystemTime::now, |at| at + log.total),
