@@ -21,38 +21,10 @@ pub(super) fn split(bytes: &[u8], mut entry: impl FnMut(Range<usize>, Range<usiz
     std::str::from_utf8(bytes).ok()?;
     let mut s = Scan { b: bytes, at: 0 };
     s.space();
-    if !s.eat(b'{') {
+    if s.next()? != b'{' {
         return None;
     }
-    s.space();
-    if !s.eat(b'}') {
-        loop {
-            s.space();
-            if s.next()? != b'"' {
-                return None;
-            }
-            let key = s.at + 1;
-            s.string(false)?;
-            let key = key..s.at - 1;
-            s.space();
-            if !s.eat(b':') {
-                return None;
-            }
-            s.space();
-            let value = s.at;
-            s.value(1)?;
-            entry(key, value..s.at);
-            s.space();
-            match s.next()? {
-                b',' => s.at += 1,
-                b'}' => {
-                    s.at += 1;
-                    break;
-                }
-                _ => return None,
-            }
-        }
-    }
+    s.object(0, false, &mut entry)?;
     s.space();
     (s.at == bytes.len()).then_some(())
 }
@@ -118,8 +90,8 @@ impl Scan<'_> {
         match self.next()? {
             b'"' => self.string(true),
             b'{' | b'[' if depth >= MAX_DEPTH => None,
-            b'{' => self.container(depth, b'}', true),
-            b'[' => self.container(depth, b']', false),
+            b'{' => self.object(depth, true, &mut |_, _| {}),
+            b'[' => self.list(b']', |s| s.value(depth + 1)),
             b't' => self.word(b"true"),
             b'f' => self.word(b"false"),
             b'n' => self.word(b"null"),
@@ -128,8 +100,36 @@ impl Scan<'_> {
         }
     }
 
-    /// An object (`keyed`) or an array, from its opening bracket to past `close`.
-    fn container(&mut self, depth: usize, close: u8, keyed: bool) -> Option<()> {
+    /// An object, calling `entry` with where each key (between its quotes) and its value
+    /// lie. `escapes` false declines a key written with one: at the top level serde
+    /// unescapes it, and the key is then not the bytes between its quotes.
+    fn object(
+        &mut self,
+        depth: usize,
+        escapes: bool,
+        entry: &mut dyn FnMut(Range<usize>, Range<usize>),
+    ) -> Option<()> {
+        self.list(b'}', |s| {
+            if s.next()? != b'"' {
+                return None;
+            }
+            let key = s.at + 1;
+            s.string(escapes)?;
+            let key = key..s.at - 1;
+            s.space();
+            if !s.eat(b':') {
+                return None;
+            }
+            s.space();
+            let value = s.at;
+            s.value(depth + 1)?;
+            entry(key, value..s.at);
+            Some(())
+        })
+    }
+
+    /// From an opening bracket to past `close`: items read by `item`, between commas.
+    fn list(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         self.at += 1;
         self.space();
         if self.eat(close) {
@@ -137,18 +137,7 @@ impl Scan<'_> {
         }
         loop {
             self.space();
-            if keyed {
-                if self.next()? != b'"' {
-                    return None;
-                }
-                self.string(true)?;
-                self.space();
-                if !self.eat(b':') {
-                    return None;
-                }
-                self.space();
-            }
-            self.value(depth + 1)?;
+            item(self)?;
             self.space();
             match self.next()? {
                 b',' => self.at += 1,
