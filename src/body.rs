@@ -175,9 +175,15 @@ impl RawBody {
         Ok(Some(list))
     }
 
-    /// The body as re-sent upstream: `model` set to `model`, `models` removed.
-    pub fn with_model(&self, model: &str) -> Vec<u8> {
-        self.rewritten(model, None)
+    /// The body as re-sent upstream: `model` set to `model`, `models` removed. The usual
+    /// body already names the model as it goes upstream and is lent as it came: taken
+    /// apart and put together it was ~0.8k of a request's ~33k instructions, and copied
+    /// whole, a copy of every byte of an agent's context.
+    pub fn with_model(&self, model: &str) -> Cow<'_, [u8]> {
+        if self.names_only(model) {
+            return Cow::Borrowed(&self.bytes);
+        }
+        Cow::Owned(self.rewritten(model, None))
     }
 
     /// [`RawBody::with_model`], also asking a chat stream for its usage chunk:
@@ -220,13 +226,6 @@ impl RawBody {
     /// key set to a raw JSON value (replacing the client's).
     fn rewritten(&self, model: &str, set: Option<(&str, &str)>) -> Vec<u8> {
         let mut out = sync::take_spare(&REWRITTEN);
-        if set.is_none() && self.names_only(model) {
-            // The usual body already names the model as it goes upstream: it goes as it
-            // came, copied whole (taken apart and put together it was ~0.8k of a
-            // request's ~33k instructions).
-            out.extend_from_slice(&self.bytes);
-            return out;
-        }
         out.reserve(self.bytes.len() + model.len() + 32);
         out.push(b'{');
         let mut wrote_model = false;
@@ -418,7 +417,7 @@ mod tests {
                 .to_vec(),
         )
         .unwrap();
-        let out = String::from_utf8(body.with_model("llama3.1:8b")).unwrap();
+        let out = String::from_utf8(body.with_model("llama3.1:8b").into_owned()).unwrap();
         assert_eq!(
             out,
             r#"{"model":"llama3.1:8b","x_unknown":{"a":[1,2.50]},"stream":true}"#
@@ -429,7 +428,8 @@ mod tests {
     fn a_body_that_names_its_upstream_model_goes_as_it_came() {
         let text = " {\"model\": \"llama3.1:8b\",\n \"stream\":true, \"x\":[1, 2]}\n";
         let body = RawBody::parse(text.as_bytes().to_vec()).unwrap();
-        assert_eq!(body.with_model("llama3.1:8b"), text.as_bytes());
+        // Lent, not copied.
+        assert!(matches!(body.with_model("llama3.1:8b"), Cow::Borrowed(b) if b == text.as_bytes()));
         // Anything else is put together again: another model, a `models` list, a model
         // twice, a model written with an escape, no model at all.
         for (text, model, want) in [
@@ -445,7 +445,7 @@ mod tests {
         ] {
             let body = RawBody::parse(text.as_bytes().to_vec()).unwrap();
             assert_eq!(
-                String::from_utf8(body.with_model(model)).unwrap(),
+                String::from_utf8(body.with_model(model).into_owned()).unwrap(),
                 want,
                 "{text}"
             );
@@ -642,7 +642,7 @@ mod tests {
                 .unwrap();
         assert_eq!(body.model().unwrap().as_deref(), Some("smart"));
         assert!(body.stream().unwrap());
-        let out = String::from_utf8(body.with_model("m")).unwrap();
+        let out = String::from_utf8(body.with_model("m").into_owned()).unwrap();
         let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
         assert_eq!(
             v,
@@ -675,17 +675,17 @@ mod tests {
     fn model_is_added_when_only_models_was_given() {
         let body = RawBody::parse(br#"{"models":["a","b"]}"#.to_vec()).unwrap();
         assert_eq!(body.models().unwrap().unwrap(), vec!["a", "b"]);
-        assert_eq!(body.with_model("a"), br#"{"model":"a"}"#);
+        assert_eq!(&*body.with_model("a"), br#"{"model":"a"}"#);
     }
 
     #[test]
     fn a_body_given_back_is_written_into_by_the_next() {
         let body = RawBody::parse(br#"{"model":"a","x":[1,2]}"#.to_vec()).unwrap();
-        let first = body.with_model("long-model-name");
+        let first = body.with_model("long-model-name").into_owned();
         let at = first.as_ptr();
         give_back(first);
         let second = body.with_model("b");
-        assert_eq!(second, br#"{"model":"b","x":[1,2]}"#);
+        assert_eq!(&*second, br#"{"model":"b","x":[1,2]}"#);
         assert_eq!(second.as_ptr(), at, "the given-back buffer was not reused");
     }
 

@@ -134,9 +134,9 @@ impl Protocol {
 
     /// The client's body re-sent byte for byte to an upstream of the same protocol with
     /// only the model changed: in the body, or (Gemini) nowhere, since it is in the URL.
-    pub fn passthrough_body(self, body: &RawBody, model: &str) -> Vec<u8> {
+    pub fn passthrough_body<'b>(self, body: &'b RawBody, model: &str) -> Cow<'b, [u8]> {
         match self {
-            Protocol::Gemini => body.without_model(),
+            Protocol::Gemini => Cow::Owned(body.without_model()),
             _ => body.with_model(model),
         }
     }

@@ -58,7 +58,7 @@ pub(super) struct Try<'a> {
     pub(super) patience: Duration,
 }
 
-impl Run<'_, '_> {
+impl<'a> Run<'a, '_> {
     /// Asks one endpoint, retrying it after quick transient failures.
     pub(super) fn endpoint(&mut self, target: &Target, last: bool, ask: Ask) -> Outcome {
         let label = target.label();
@@ -147,7 +147,9 @@ impl Run<'_, '_> {
             Err(e) => return fail(FailKind::Prepare(e.status()), e.to_string()),
         };
         let outcome = self.send_body(target, last, ask, &body);
-        crate::body::give_back(body);
+        if let Cow::Owned(body) = body {
+            crate::body::give_back(body);
+        }
         outcome
     }
 
@@ -249,8 +251,9 @@ impl Run<'_, '_> {
         }
     }
 
-    /// Builds the bytes sent upstream for `target`.
-    fn upstream_body(&mut self, target: &Target, ask: Ask) -> Result<Vec<u8>, Error> {
+    /// Builds the bytes sent upstream for `target`: the client's own, lent, when they
+    /// go as they came.
+    fn upstream_body(&mut self, target: &Target, ask: Ask) -> Result<Cow<'a, [u8]>, Error> {
         let (env, call) = (self.env, self.call);
         let provider = &target.provider;
         let same = target.protocol == call.inbound;
@@ -258,7 +261,9 @@ impl Run<'_, '_> {
         let asks_usage = super::asks_usage(call, target);
         if same && !env.auth.rewrites_body(provider) && ask == Ask::Original {
             if asks_usage {
-                return Ok(call.body.with_model_asking_usage(target.model()));
+                return Ok(Cow::Owned(
+                    call.body.with_model_asking_usage(target.model()),
+                ));
             }
             return Ok(target.protocol.passthrough_body(call.body, target.model()));
         }
@@ -306,7 +311,9 @@ impl Run<'_, '_> {
             rescue::prefill_flags(target, &mut up);
         }
         env.auth.shape_body(provider, &mut up);
-        serde_json::to_vec(&up).map_err(|e| Error::Internal(format!("cannot encode body: {e}")))
+        serde_json::to_vec(&up)
+            .map(Cow::Owned)
+            .map_err(|e| Error::Internal(format!("cannot encode body: {e}")))
     }
 
     /// Relays a complete (non-streaming) answer.
