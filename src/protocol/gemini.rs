@@ -60,10 +60,16 @@
 //! as for other filters); after text has gone out it is the `content_filter` finish
 //! reason.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt;
 
+use serde::Deserialize;
+use serde::de::{Deserializer, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use super::view::{self, Delta, First, Present, Text};
 use super::{Decoded, arguments_object, assistant_message, hub_chunk, now, text_of, usage_chunk};
 use crate::error::Error;
 use crate::sse::Event;
@@ -550,6 +556,9 @@ pub struct Decoder {
     /// Prefix for synthesised call ids.
     ids: String,
     usage: Value,
+    /// The running `usageMetadata` of the last event [`delta`] read, as sent: newer than
+    /// `usage` when not empty (read only if the last event carries none of its own).
+    viewed_usage: String,
 }
 
 impl Decoder {
@@ -592,6 +601,7 @@ impl Decoder {
         }
         if v["usageMetadata"].is_object() {
             self.usage = v["usageMetadata"].clone();
+            self.viewed_usage.clear();
         }
         let cand = &v["candidates"][0];
         let (text, thoughts, calls) = read_parts(&cand["content"]["parts"], self.tools, &self.ids);
@@ -634,11 +644,131 @@ impl Decoder {
             };
         }
         out.push(self.chunk(json!({}), Some(finish)));
+        if !self.viewed_usage.is_empty() {
+            self.usage = serde_json::from_str(&self.viewed_usage).unwrap_or_default();
+        }
         if !self.usage.is_null() {
             let usage = usage_to_chat(&self.usage);
             out.push(usage_chunk(&self.id, self.created, &self.model, usage));
         }
         Decoded::End(out)
+    }
+}
+
+/// What the relay reads of an ordinary event of a copied stream (see [`view`]): its
+/// text and thoughts. `None` for what [`Decoder::event`] must read: the first event
+/// (the decoder's ids come from it), a function call (the decoder numbers them), the
+/// last event (its `finishReason`), a block or an error. Gemini repeats the running
+/// `usageMetadata` on every event; the decoder keeps the latest, from here too.
+///
+/// [`view`]: super::view
+pub fn delta<'a>(decoder: &mut Decoder, ev: &'a Event) -> Option<Delta<'a>> {
+    if decoder.id.is_empty() {
+        return None;
+    }
+    let event: EventView<'_> = view::object(ev, &[])?;
+    if event.error.0 || event.prompt_feedback.0 {
+        return None;
+    }
+    let (text, thoughts) = match event.candidates.0 {
+        None => (Cow::Borrowed(""), Cow::Borrowed("")),
+        Some(CandidateView {
+            finish: Present(true),
+            ..
+        }) => return None,
+        Some(CandidateView { content, .. }) => {
+            let parts = content.map(|c| c.parts).unwrap_or_default();
+            if parts.call {
+                return None;
+            }
+            (parts.text, parts.thoughts)
+        }
+    };
+    // Kept as text: the last event usually carries the final count, and then this one
+    // is never read as a value.
+    if let Some(u) = event.usage.map(RawValue::get)
+        && u.starts_with('{')
+    {
+        decoder.viewed_usage.clear();
+        decoder.viewed_usage.push_str(u);
+    }
+    let filled = |t: Cow<'a, str>| (!t.is_empty()).then_some(t);
+    Some(Delta::text(filled(text), filled(thoughts)))
+}
+
+/// The fields of an event [`delta`] looks at; serde skips the others unread.
+#[derive(Deserialize)]
+struct EventView<'a> {
+    #[serde(default)]
+    error: Present,
+    #[serde(default, rename = "promptFeedback")]
+    prompt_feedback: Present,
+    #[serde(default, borrow)]
+    candidates: First<CandidateView<'a>>,
+    #[serde(borrow, rename = "usageMetadata")]
+    usage: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct CandidateView<'a> {
+    #[serde(borrow)]
+    content: Option<ContentView<'a>>,
+    #[serde(default, rename = "finishReason")]
+    finish: Present,
+}
+
+#[derive(Deserialize)]
+struct ContentView<'a> {
+    #[serde(default, borrow)]
+    parts: Parts<'a>,
+}
+
+/// A candidate's parts folded as [`read_parts`] reads them: text and thoughts each run
+/// together (borrowed when there is one piece), and whether any is a function call.
+#[derive(Default)]
+struct Parts<'a> {
+    text: Cow<'a, str>,
+    thoughts: Cow<'a, str>,
+    call: bool,
+}
+
+#[derive(Deserialize)]
+struct PartView<'a> {
+    #[serde(borrow)]
+    text: Option<Text<'a>>,
+    thought: Option<bool>,
+    #[serde(default, rename = "functionCall")]
+    call: Present,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Parts<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Parts<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of parts")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Parts<'a>, A::Error> {
+                let mut parts = Parts::default();
+                while let Some(p) = seq.next_element::<PartView<'de>>()? {
+                    parts.call |= p.call.0;
+                    let Some(Text(t)) = p.text else { continue };
+                    let into = if p.thought == Some(true) {
+                        &mut parts.thoughts
+                    } else {
+                        &mut parts.text
+                    };
+                    if into.is_empty() {
+                        *into = t;
+                    } else {
+                        into.to_mut().push_str(&t);
+                    }
+                }
+                Ok(parts)
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
     }
 }
 

@@ -271,12 +271,12 @@ pub enum Decoder {
 impl Decoder {
     /// What an event copied to a same-protocol client adds to the answer, read without
     /// decoding it (see [`view`]); `None` for an event [`Decoder::event`] must read.
-    pub fn copied_delta<'a>(&self, ev: &'a Event) -> Option<view::Delta<'a>> {
+    pub fn copied_delta<'a>(&mut self, ev: &'a Event) -> Option<view::Delta<'a>> {
         match self {
             Decoder::Chat(_) => chat::delta(ev),
             Decoder::Anthropic(_) => anthropic::delta(ev),
             Decoder::Responses(_) => responses::delta(ev),
-            Decoder::Gemini(_) => None,
+            Decoder::Gemini(d) => gemini::delta(d, ev),
         }
     }
 

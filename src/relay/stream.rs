@@ -504,7 +504,7 @@ fn respond_collected(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Protocol;
+    use crate::protocol::{Decoder, Protocol};
     use serde_json::json;
 
     #[test]
@@ -575,20 +575,35 @@ mod tests {
         Event::named(v["type"].as_str(), data)
     }
 
-    /// Each event, read through the copied-event view, agrees with the one chunk its
-    /// decoder makes of it.
-    fn assert_view_matches_decoder(protocol: Protocol, events: &[&str]) {
+    /// A decoder that has read `first` (Gemini's decoder takes its ids from the first
+    /// event, which the view leaves to it).
+    fn primed(protocol: Protocol, first: Option<&str>) -> Decoder {
+        let mut decoder = protocol.decoder();
+        if let Some(data) = first {
+            assert!(matches!(
+                decoder.event(&Event::data(data)),
+                Decoded::Chunks(_)
+            ));
+        }
+        decoder
+    }
+
+    /// Each event, read through the copied-event view, agrees with what its decoder
+    /// makes of it: one chunk, or none for an event that adds nothing.
+    fn assert_view_matches_decoder(protocol: Protocol, first: Option<&str>, events: &[&str]) {
         for data in events {
             let ev = named_by_type(data);
-            let d = protocol
-                .decoder()
+            let d = primed(protocol, first)
                 .copied_delta(&ev)
                 .unwrap_or_else(|| panic!("read {data}"));
-            let Decoded::Chunks(chunks) = protocol.decoder().event(&ev) else {
+            let Decoded::Chunks(chunks) = primed(protocol, first).event(&ev) else {
                 panic!("decoded {data}");
             };
-            let [ch] = &chunks[..] else {
-                panic!("one chunk for {data}");
+            let none = json!({});
+            let ch = match &chunks[..] {
+                [ch] => ch,
+                [] => &none,
+                _ => panic!("one chunk at most for {data}"),
             };
             let delta = &ch["choices"][0]["delta"];
             assert_eq!(d.content.as_deref(), delta["content"].as_str(), "{data}");
@@ -607,10 +622,10 @@ mod tests {
     }
 
     /// None of these events is read through the view: the decoder reads them.
-    fn assert_left_to_decoder(protocol: Protocol, events: &[&str]) {
+    fn assert_left_to_decoder(protocol: Protocol, first: Option<&str>, events: &[&str]) {
         for data in events {
             let ev = named_by_type(data);
-            assert_eq!(protocol.decoder().copied_delta(&ev), None, "{data}");
+            assert_eq!(primed(protocol, first).copied_delta(&ev), None, "{data}");
         }
     }
 
@@ -618,6 +633,7 @@ mod tests {
     fn a_copied_messages_delta_reads_as_its_decoded_chunk_does() {
         assert_view_matches_decoder(
             Protocol::Anthropic,
+            None,
             &[
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}"#,
@@ -628,6 +644,7 @@ mod tests {
         );
         assert_left_to_decoder(
             Protocol::Anthropic,
+            None,
             &[
                 r#"{"type":"message_start","message":{"id":"m","model":"c","usage":{}}}"#,
                 r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
@@ -644,7 +661,7 @@ mod tests {
         // An event named otherwise is not even parsed for the view.
         let text =
             r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#;
-        let decoder = Protocol::Anthropic.decoder();
+        let mut decoder = Protocol::Anthropic.decoder();
         assert!(decoder.copied_delta(&Event::data(text)).is_some());
         assert_eq!(
             decoder.copied_delta(&Event::named(Some("ping"), text)),
@@ -656,6 +673,7 @@ mod tests {
     fn a_copied_responses_delta_reads_as_its_decoded_chunk_does() {
         assert_view_matches_decoder(
             Protocol::Responses,
+            None,
             &[
                 r#"{"type":"response.output_text.delta","item_id":"m","output_index":0,"delta":"Hi"}"#,
                 r#"{"type":"response.output_text.delta","delta":""}"#,
@@ -667,6 +685,7 @@ mod tests {
         );
         assert_left_to_decoder(
             Protocol::Responses,
+            None,
             &[
                 r#"{"type":"response.created","response":{"id":"r","model":"m"}}"#,
                 r#"{"type":"response.function_call_arguments.delta","item_id":"f","delta":"{"}"#,
@@ -678,6 +697,104 @@ mod tests {
                 r#"[{"type":"response.output_text.delta","delta":"x"}]"#,
             ],
         );
+    }
+
+    #[test]
+    fn a_copied_gemini_event_reads_as_its_decoded_chunk_does() {
+        let first = r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Hi"}]}}],"responseId":"r1","modelVersion":"gemini-x"}"#;
+        assert_view_matches_decoder(
+            Protocol::Gemini,
+            Some(first),
+            &[
+                r#"{"candidates":[{"content":{"role":"model","parts":[{"text":" there"}]},"index":0}],"usageMetadata":{"promptTokenCount":4},"responseId":"r1"}"#,
+                r#"{"candidates":[{"content":{"parts":[{"text":"a\n\"b\" \u00e9"}]}}]}"#,
+                r#"{"candidates":[{"content":{"parts":[{"text":"one "},{"text":"two"}]}}]}"#,
+                r#"{"candidates":[{"content":{"parts":[{"text":"hm","thought":true},{"text":"so"}]}}]}"#,
+                r#"{"candidates":[{"content":{"parts":[{"text":"not a thought","thought":false}]}}]}"#,
+                r#"{"candidates":[{"content":{"parts":[{"text":""}]}}]}"#,
+                r#"{"candidates":[{"content":{"parts":[{"thoughtSignature":"sig"}]}}]}"#,
+                r#"{"candidates":[{"content":{"parts":[]}}]}"#,
+                r#"{"candidates":[{"index":0}]}"#,
+                r#"{"candidates":[],"usageMetadata":{"promptTokenCount":4}}"#,
+                r#"{"usageMetadata":{"promptTokenCount":4}}"#,
+            ],
+        );
+        assert_left_to_decoder(
+            Protocol::Gemini,
+            Some(first),
+            &[
+                r#"{"candidates":[{"content":{"parts":[{"text":"x"}]},"finishReason":"STOP"}]}"#,
+                r#"{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{}}}]}}]}"#,
+                r#"{"candidates":[{"content":{"parts":[{"text":"x"},{"functionCall":{"name":"f"}}]}}]}"#,
+                r#"{"error":{"code":429,"message":"busy"}}"#,
+                r#"{"promptFeedback":{"blockReason":"SAFETY"}}"#,
+                r#"{"candidates":[{"content":{"parts":[{"text":5}]}}]}"#,
+                r#"{"candidates":[{"content":{"parts":[{"text":"x","thought":"yes"}]}}]}"#,
+                r#"{"candidates":[{"content":{"parts":{"text":"x"}}}]}"#,
+                r#"[{"candidates":[]}]"#,
+                "{not json",
+            ],
+        );
+        // The first event is the decoder's: its ids come from it.
+        let second = r#"{"candidates":[{"content":{"parts":[{"text":"x"}]}}]}"#;
+        assert_eq!(
+            primed(Protocol::Gemini, None).copied_delta(&Event::data(second)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_copied_gemini_streams_usage_is_the_last_one_sent_whoever_read_it() {
+        let usage = |n: u64| {
+            format!(r#""usageMetadata":{{"promptTokenCount":4,"candidatesTokenCount":{n}}}"#)
+        };
+        let text = |t: &str, n: u64| {
+            format!(
+                r#"{{"candidates":[{{"content":{{"parts":[{{"text":"{t}"}}]}}}}],{}}}"#,
+                usage(n)
+            )
+        };
+        let call = format!(
+            r#"{{"candidates":[{{"content":{{"parts":[{{"functionCall":{{"name":"f","args":{{}}}}}}]}}}}],{}}}"#,
+            usage(7)
+        );
+        let end = r#"{"candidates":[{"content":{"parts":[]},"finishReason":"STOP"}]}"#.to_string();
+        // The last count came through the view; then through the decoder (a call).
+        let streams = [
+            (
+                vec![text("Hi", 1), text(" there", 2), text("!", 3), end.clone()],
+                2,
+                3,
+            ),
+            (vec![text("Hi", 1), text(" there", 2), call, end], 1, 7),
+        ];
+        for (events, viewed, completion) in streams {
+            // As the relay reads a copied stream: the view where it can, else the decoder.
+            let mut relayed = Protocol::Gemini.decoder();
+            let mut through_view = 0;
+            let mut last = None;
+            for data in &events {
+                let ev = Event::data(data);
+                if relayed.copied_delta(&ev).is_some() {
+                    through_view += 1;
+                } else {
+                    last = Some(relayed.event(&ev));
+                }
+            }
+            assert_eq!(through_view, viewed);
+            let mut decoded = Protocol::Gemini.decoder();
+            let whole: Vec<_> = events
+                .iter()
+                .map(|d| decoded.event(&Event::data(d)))
+                .collect();
+            let usage = |d: &Decoded| match d {
+                Decoded::End(chunks) => chunks.last().map(|ch| ch["usage"].clone()),
+                _ => None,
+            };
+            let from_view = usage(last.as_ref().unwrap());
+            assert_eq!(from_view, usage(whole.last().unwrap()));
+            assert_eq!(from_view.unwrap()["completion_tokens"], completion);
+        }
     }
 
     #[test]
