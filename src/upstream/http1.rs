@@ -252,13 +252,13 @@ fn parse_head(bytes: &[u8], header: &mut impl FnMut(&str, &str)) -> io::Result<H
             chunked = value
                 .rsplit(',')
                 .next()
-                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case("chunked"));
             if !chunked {
                 // Any other coding runs to the connection's end.
                 keep_alive = false;
             }
         } else if is_name(name, "connection") {
-            for token in value.split(',').map(str::trim) {
+            for token in value.split(',').map(str::trim_ascii) {
                 if token.eq_ignore_ascii_case("close") {
                     keep_alive = false;
                 } else if token.eq_ignore_ascii_case("keep-alive") && http10 {
@@ -494,7 +494,7 @@ fn read_line<T>(
 /// A chunk-size line's size (extensions after `;` ignored).
 fn parse_chunk_size(line: &[u8]) -> io::Result<u64> {
     let hex = line.split(|&b| b == b';').next().unwrap_or_default();
-    let hex = std::str::from_utf8(hex).unwrap_or_default().trim();
+    let hex = std::str::from_utf8(hex).unwrap_or_default().trim_ascii();
     if hex.is_empty() || hex.len() > 15 {
         return Err(invalid("a malformed chunk size"));
     }

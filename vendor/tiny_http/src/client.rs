@@ -176,7 +176,7 @@ impl ClientConnection {
         let (method, mut head, version) = self
             .read_next_line(|line| {
                 let line = ascii_line(line)?;
-                Ok(parse_request_line(line.trim())
+                Ok(parse_request_line(line.trim_ascii())
                     .map(|(method, path, version)| (method, HeadBuilder::new(path, 512), version)))
             })
             .map_err(ReadError::ReadIoError)?
