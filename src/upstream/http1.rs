@@ -258,10 +258,12 @@ fn parse_head(bytes: &[u8], header: &mut impl FnMut(&str, &str)) -> io::Result<H
                 keep_alive = false;
             }
         } else if is_name(name, "connection") {
-            for token in value.split(',').map(str::trim_ascii) {
-                if token.eq_ignore_ascii_case("close") {
+            // Bytes: `str::split` by a `char` is a searcher of its own, per header.
+            for token in value.as_bytes().split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
                     keep_alive = false;
-                } else if token.eq_ignore_ascii_case("keep-alive") && http10 {
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && http10 {
                     keep_alive = true;
                 }
             }
