@@ -271,6 +271,7 @@ pub enum Decoder {
 impl Decoder {
     /// What an event copied to a same-protocol client adds to the answer, read without
     /// decoding it (see [`view`]); `None` for an event [`Decoder::event`] must read.
+    /// Mutable for Gemini, whose events repeat a running usage the decoder keeps.
     pub fn copied_delta<'a>(&mut self, ev: &'a Event) -> Option<view::Delta<'a>> {
         match self {
             Decoder::Chat(_) => chat::delta(ev),
