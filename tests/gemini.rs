@@ -95,6 +95,60 @@ fn model_path_goes_through_the_registry() {
     );
 }
 
+/// A Gemini client of a Gemini source gets each event as it was sent, and the ledger
+/// counts the running usage of the last event that carried one, here one before the end
+/// (the relay reads such events in place, not decoded).
+#[test]
+fn a_copied_gemini_stream_goes_out_as_sent_and_counts_its_last_running_usage() {
+    let part = |text: &str, out: Option<u64>| {
+        let mut v = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}], "modelVersion": "m", "responseId": "r1"});
+        if let Some(n) = out {
+            v["usageMetadata"] =
+                json!({"promptTokenCount": 6, "candidatesTokenCount": n, "thoughtsTokenCount": 1});
+        }
+        v
+    };
+    let mut last = part("", None);
+    last["candidates"][0]["finishReason"] = json!("STOP");
+    let events = [
+        part("Hel", Some(1)),
+        part("lo", Some(2)),
+        part(" there", Some(3)),
+        last,
+    ];
+    let sse = events
+        .iter()
+        .map(|v| format!("data: {v}\r\n\r\n"))
+        .collect();
+    let mock = MockUpstream::always(Reply::Sse(sse, Duration::ZERO));
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let p = proxy(
+        &mock,
+        "gemini",
+        "m",
+        &format!("usage:\n  path: {}\n", ledger.display()),
+    );
+    let s = p.stream(&Wire::Gemini.url("m", true), ask());
+    assert_eq!(s.status, 200);
+    let sent: Vec<Value> = s
+        .data()
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(sent, events);
+    assert_eq!(Wire::Gemini.read_stream(&s).text, "Hello there");
+    let read = || std::fs::read_to_string(&ledger).unwrap_or_default();
+    assert!(wait_until(Duration::from_secs(10), || !read().is_empty()));
+    let line: Value = serde_json::from_str(read().lines().next().unwrap()).unwrap();
+    // Gemini's candidates exclude thoughts; the ledger's output counts them, as OpenAI does.
+    assert_eq!(
+        (&line["tokens"]["input"], &line["tokens"]["output"]),
+        (&json!(6), &json!(4)),
+        "{line}"
+    );
+}
+
 #[test]
 fn client_keys_are_accepted_the_google_ways() {
     let mock = MockUpstream::always(Wire::Chat.reply(false, false));
