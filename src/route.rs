@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::detect::{self, Detected};
 use crate::error::Error;
-use crate::registry::{Registry, Target};
+use crate::registry::{Registry, Target, provider_of};
 use crate::sync::Spare;
 
 /// How many known ids a 404 suggests.
@@ -210,9 +210,8 @@ impl Cooldown {
         if self.entries.load(Ordering::Acquire) == 0 {
             return;
         }
-        self.lock().retain(|label, (failed, _)| {
-            !(label.split_once(':').is_some_and(|(p, _)| p == provider) && *failed < since)
-        });
+        self.lock()
+            .retain(|label, (failed, _)| !(provider_of(label) == provider && *failed < since));
     }
 
     /// Endpoints cooling down now, with the time left for each, sorted.

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::Shared;
 use crate::detect::{self, Detected};
-use crate::registry::Registry;
+use crate::registry::{Registry, provider_of};
 use crate::{route, stats};
 
 /// Each source worth showing, with its state now: configured, keyed, logged in, found
@@ -29,7 +29,7 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
         }
         let cooldown = cooling
             .iter()
-            .filter(|(label, _)| label.split_once(':').is_some_and(|(id, _)| id == p.id))
+            .filter(|(label, _)| provider_of(label) == p.id)
             .map(|(_, left)| *left)
             .max();
         let (state, up, detail) = if logged_in && auth.refused(&p.id).is_some() {

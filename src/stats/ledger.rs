@@ -23,6 +23,7 @@ use serde::Deserialize;
 use super::{Finished, percentile, push_json_str};
 use crate::batch::Batch;
 use crate::log::{self, push_u64};
+use crate::registry::provider_of;
 use crate::sync::lock;
 use crate::time;
 
@@ -460,7 +461,7 @@ impl By {
     fn key(self, e: &Entry) -> String {
         let served = e.served_by.as_deref().unwrap_or("-");
         match self {
-            By::Provider => served.split_once(':').map_or(served, |(p, _)| p).into(),
+            By::Provider => provider_of(served).into(),
             By::Model => served.into(),
             By::Day => e.time.get(..10).unwrap_or("-").into(),
         }

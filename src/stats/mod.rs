@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use crate::protocol::Protocol;
+use crate::registry::provider_of;
 use crate::time;
 
 /// How many finished requests the status page lists.
@@ -749,15 +750,6 @@ fn today<'a>(map: &'a mut BTreeMap<String, Today>, id: &str) -> &'a mut Today {
         map.insert(id.to_string(), Today::default());
     }
     map.get_mut(id).expect("inserted above")
-}
-
-/// The provider of a `provider:model` label. A byte search: `split_once` was ~60
-/// instructions a call for a colon a few bytes in, and a request takes four.
-fn provider_of(label: &str) -> &str {
-    match label.bytes().position(|b| b == b':') {
-        Some(at) => &label[..at],
-        None => label,
-    }
 }
 
 /// Counts attempt `i` of `tried` at its source: an attempt, and a retry when it asks
