@@ -145,6 +145,8 @@ fn a_request_line_is_split_at_single_spaces_and_a_broken_one_refused() {
         ("GET /health?probe=1 HTTP/1.1", "200"),
         // Words after the version are ignored, as the stock parser ignored them.
         ("GET /health HTTP/1.1 more", "200"),
+        // ASCII whitespace around the line is trimmed first.
+        (" GET /health HTTP/1.1\t", "200"),
     ] {
         let answer = raw(
             &p,
