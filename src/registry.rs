@@ -295,7 +295,7 @@ impl Target {
     }
 }
 
-/// The provider id of a `provider:model` label (ids never contain `:`), as [`joined`]
+/// The provider id of a `provider:model` label (ids never contain `:`), as `joined`
 /// made it. A byte search: `split_once` was ~60 instructions a call for a colon a few
 /// bytes in, and the counters take four a request.
 pub fn provider_of(label: &str) -> &str {
