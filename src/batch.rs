@@ -2,19 +2,23 @@
 //!
 //! A request ends with two lines, its log line and its usage-ledger line. Written one
 //! `write(2)` each, they were two of the six system calls a request cost at 32
-//! clients; gathered for [`Batch::new`]'s `every` (10 ms for both), hundreds of lines
-//! go out in one. What that costs: a line reaches its file up to `every` later (half as
-//! long again when no line follows it), and the lines still gathering are lost if the
-//! process is killed with SIGKILL (a normal stop flushes them).
+//! clients; gathered for [`every`] (10 ms), hundreds of lines go out in one. What that
+//! costs: a line reaches its file up to `every` later (half as long again when no line
+//! follows it), and the lines still gathering are lost if the process is killed with
+//! SIGKILL (a normal stop flushes them).
+//!
+//! A batch writes to any number of sinks, each line to the one it names: the log's
+//! stderr and the ledger's file share one batch, [`lines`], so a request hands both
+//! its lines to one buffer, and one writer thread serves the process.
 //!
 //! Each thread appends to a buffer of its own, which the writer empties: with one
 //! buffer for all, behind one lock, a worker preempted while holding it held up every
 //! other (futex waits on 1 request in 100 at 32 clients on 2 cores, the latency's 99th
 //! percentile); with a line handed over in an allocation of its own, the writer freed
 //! it into the appender's heap arena, whose lock the appender then waited for. Lines
-//! are numbered as they are appended and written in that order; one thread's lines
-//! always in its order, and two appended at the same instant by two threads may land
-//! in two batches in either order.
+//! are numbered as they are appended and each sink's are written in that order; one
+//! thread's lines always in its order, and two appended at the same instant by two
+//! threads may land in two batches in either order.
 //!
 //! Under traffic the writer is woken by the line that finds its batch due, not by a
 //! timer of its own: Linux charges a timer's wake-up to whichever thread it interrupts,
@@ -32,6 +36,9 @@ use std::time::{Duration, Instant};
 
 use crate::sync::lock;
 
+/// How long lines gather before one write.
+const EVERY: Duration = Duration::from_millis(10);
+
 /// Past this many waiting bytes the appender writes them itself: a sink that stalls
 /// (a full pipe on stderr) holds back its appenders, as a direct write would, instead
 /// of growing the batch without bound.
@@ -40,7 +47,26 @@ const MOST: usize = 1024 * 1024;
 /// `due_at` while the writer waits for no batch, or once a line told it its batch is due.
 const NOT_DUE: u64 = u64::MAX;
 
-/// Gathers lines and writes them through its sink from a thread of its own.
+/// How long lines gather: `EVERY`, unless the test hook `ROUTEPLANE_TEST_BATCH_MS`
+/// sets another (the tests prove that a stop writes lines still gathering by making
+/// them gather for minutes).
+pub fn every() -> Duration {
+    std::env::var("ROUTEPLANE_TEST_BATCH_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(EVERY, Duration::from_millis)
+}
+
+/// The process's batch, started on first use: the log and the ledger write through it.
+/// `None` if its writer thread could not start; then each line is a write of its own.
+pub fn lines() -> Option<&'static Batch> {
+    static LINES: OnceLock<Option<Arc<Batch>>> = OnceLock::new();
+    LINES
+        .get_or_init(|| Batch::new("lines", every()).ok())
+        .as_deref()
+}
+
+/// Gathers lines and writes each to its sink from a thread of its own.
 pub struct Batch {
     /// Tells this batch's buffers from another's in a thread's list.
     id: usize,
@@ -60,27 +86,32 @@ pub struct Batch {
     /// Every appending thread's buffer; a thread adds its own on its first line.
     buffers: Mutex<Vec<Arc<Mutex<Lines>>>>,
     /// Whoever holds this writes: holding it while taking the lines keeps batches in order.
-    sink: Mutex<Sink>,
+    out: Mutex<Out>,
 }
+
+/// Where a line goes: made by [`Batch::add_sink`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Sink(usize);
 
 /// One thread's lines since the writer last took them.
 #[derive(Default)]
 struct Lines {
     text: Vec<u8>,
-    /// Each line's number and where it ends in `text`.
-    ends: Vec<(u64, usize)>,
+    /// Each line's sink, its number, and where it ends in `text`.
+    ends: Vec<(Sink, u64, usize)>,
 }
 
-/// Writes one batch.
+/// Writes one batch of one sink's lines.
 type Write = Box<dyn FnMut(&[u8]) + Send>;
 
-/// Where batches go, and the buffers a batch is put together in (kept between batches).
-struct Sink {
-    write: Write,
-    /// The lines taken from every thread's buffer, and each one's number and place.
+/// The sinks, and the buffers a batch is put together in (kept between batches).
+struct Out {
+    /// By `Sink`; `None` once removed.
+    sinks: Vec<Option<Write>>,
+    /// The lines taken from every thread's buffer, and each one's sink, number and place.
     taken: Vec<u8>,
-    spans: Vec<(u64, usize, usize)>,
-    /// The batch, in number order.
+    spans: Vec<(Sink, u64, usize, usize)>,
+    /// One sink's lines of the batch, in number order.
     gathered: Vec<u8>,
 }
 
@@ -98,14 +129,9 @@ impl std::fmt::Debug for Batch {
 }
 
 impl Batch {
-    /// Starts a writer thread named `name` that writes gathered lines through `write`
-    /// `every` after the first of them arrived (up to half as long again when no line
-    /// follows it).
-    pub fn new(
-        name: &str,
-        every: Duration,
-        write: impl FnMut(&[u8]) + Send + 'static,
-    ) -> std::io::Result<Arc<Batch>> {
+    /// Starts a writer thread named `name` that writes gathered lines `every` after
+    /// the first of them arrived (up to half as long again when no line follows it).
+    pub fn new(name: &str, every: Duration) -> std::io::Result<Arc<Batch>> {
         static IDS: AtomicUsize = AtomicUsize::new(0);
         let batch = Arc::new(Batch {
             id: IDS.fetch_add(1, Ordering::Relaxed),
@@ -115,8 +141,8 @@ impl Batch {
             due_at: AtomicU64::new(NOT_DUE),
             epoch: Instant::now(),
             buffers: Mutex::new(Vec::new()),
-            sink: Mutex::new(Sink {
-                write: Box::new(write),
+            out: Mutex::new(Out {
+                sinks: Vec::new(),
                 taken: Vec::new(),
                 spans: Vec::new(),
                 gathered: Vec::new(),
@@ -132,8 +158,23 @@ impl Batch {
         Ok(batch)
     }
 
-    /// Appends one line (its newline included).
-    pub fn push(&self, line: &[u8]) {
+    /// Adds a sink: each batch's lines for it go to `write`, in one call.
+    pub fn add_sink(&self, write: impl FnMut(&[u8]) + Send + 'static) -> Sink {
+        let mut out = lock(&self.out);
+        out.sinks.push(Some(Box::new(write)));
+        Sink(out.sinks.len() - 1)
+    }
+
+    /// Writes the sink's lines, then drops it; lines later pushed to it are dropped.
+    pub fn remove_sink(&self, sink: Sink) {
+        self.flush();
+        if let Some(write) = lock(&self.out).sinks.get_mut(sink.0) {
+            *write = None;
+        }
+    }
+
+    /// Appends one line (its newline included) for `sink`.
+    pub fn push(&self, sink: Sink, line: &[u8]) {
         // Counted before it is appended: a write never takes away more than was counted.
         let before = self.waiting.fetch_add(line.len(), Ordering::AcqRel);
         let appended = MINE.try_with(|mine| {
@@ -152,12 +193,12 @@ impl Batch {
             let n = self.numbered.fetch_add(1, Ordering::Relaxed);
             lines.text.extend_from_slice(line);
             let end = lines.text.len();
-            lines.ends.push((n, end));
+            lines.ends.push((sink, n, end));
         });
         if appended.is_err() {
             // The thread is exiting and its buffers are gone: this line goes alone.
             self.waiting.fetch_sub(line.len(), Ordering::AcqRel);
-            self.write_alone(line);
+            self.write_alone(sink, line);
             return;
         }
         if before + line.len() >= MOST {
@@ -182,23 +223,23 @@ impl Batch {
                 .is_ok()
     }
 
-    /// Writes every line appended so far before returning.
+    /// Writes every line appended so far, to every sink, before returning.
     pub fn flush(&self) {
-        let mut sink = lock(&self.sink);
-        let Sink {
-            write,
+        let mut out = lock(&self.out);
+        let Out {
+            sinks,
             taken,
             spans,
             gathered,
-        } = &mut *sink;
+        } = &mut *out;
         {
             let mut buffers = lock(&self.buffers);
             for buffer in buffers.iter() {
                 let mut lines = lock(buffer);
                 let start = taken.len();
                 let mut from = 0;
-                for &(n, end) in &lines.ends {
-                    spans.push((n, start + from, start + end));
+                for &(sink, n, end) in &lines.ends {
+                    spans.push((sink, n, start + from, start + end));
                     from = end;
                 }
                 taken.extend_from_slice(&lines.text);
@@ -208,28 +249,33 @@ impl Batch {
             // A thread that has ended left its buffer here alone, now emptied.
             buffers.retain(|b| Arc::strong_count(b) > 1);
         }
-        spans.sort_unstable_by_key(|&(n, _, _)| n);
-        for &(_, from, to) in spans.iter() {
-            gathered.extend_from_slice(&taken[from..to]);
+        // By sink, and each sink's lines in number order.
+        spans.sort_unstable_by_key(|&(sink, n, _, _)| (sink, n));
+        for one in spans.chunk_by(|a, b| a.0 == b.0) {
+            for &(_, _, from, to) in one {
+                gathered.extend_from_slice(&taken[from..to]);
+            }
+            if let Some(Some(write)) = sinks.get_mut(one[0].0.0) {
+                write(gathered);
+            }
+            gathered.clear();
         }
-        let n = gathered.len();
-        if n > 0 {
-            write(gathered);
-        }
-        self.waiting.fetch_sub(n, Ordering::AcqRel);
+        // Lines of a removed sink are dropped, and counted off all the same.
+        self.waiting.fetch_sub(taken.len(), Ordering::AcqRel);
         taken.clear();
         spans.clear();
-        gathered.clear();
-        if gathered.capacity() > MOST {
+        if taken.capacity() > MOST {
             gathered.shrink_to(64 * 1024);
             taken.shrink_to(64 * 1024);
         }
     }
 
     /// Writes one line, after every line appended before it.
-    fn write_alone(&self, line: &[u8]) {
+    fn write_alone(&self, sink: Sink, line: &[u8]) {
         self.flush();
-        (lock(&self.sink).write)(line);
+        if let Some(Some(write)) = lock(&self.out).sinks.get_mut(sink.0) {
+            write(line);
+        }
     }
 
     fn write_forever(&self, every: Duration) {
@@ -268,21 +314,25 @@ mod tests {
     /// Every write the sink was given, in order.
     type Writes = Arc<Mutex<Vec<Vec<u8>>>>;
 
-    fn collecting(every: Duration) -> (Arc<Batch>, Writes) {
+    /// A sink that keeps every write it is given.
+    fn keeping(batch: &Batch) -> (Sink, Writes) {
         let writes = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&writes);
-        let batch = Batch::new("test-batch", every, move |bytes| {
-            seen.lock().unwrap().push(bytes.to_vec())
-        })
-        .unwrap();
-        (batch, writes)
+        let sink = batch.add_sink(move |bytes| seen.lock().unwrap().push(bytes.to_vec()));
+        (sink, writes)
+    }
+
+    fn collecting(every: Duration) -> (Arc<Batch>, Sink, Writes) {
+        let batch = Batch::new("test-batch", every).unwrap();
+        let (sink, writes) = keeping(&batch);
+        (batch, sink, writes)
     }
 
     #[test]
     fn lines_appended_together_go_out_in_one_write_in_order() {
-        let (batch, writes) = collecting(Duration::from_millis(200));
+        let (batch, sink, writes) = collecting(Duration::from_millis(200));
         for i in 0..50 {
-            batch.push(format!("line {i}\n").as_bytes());
+            batch.push(sink, format!("line {i}\n").as_bytes());
         }
         batch.flush();
         let writes = writes.lock().unwrap();
@@ -292,9 +342,46 @@ mod tests {
     }
 
     #[test]
+    fn each_sink_gets_its_own_lines_in_one_write_in_order() {
+        let batch = Batch::new("test-batch", Duration::from_secs(3600)).unwrap();
+        let (log, logged) = keeping(&batch);
+        let (ledger, ledgered) = keeping(&batch);
+        for i in 0..20 {
+            batch.push(log, format!("log {i}\n").as_bytes());
+            batch.push(ledger, format!("ledger {i}\n").as_bytes());
+        }
+        batch.flush();
+        let expected = |name| (0..20).map(|i| format!("{name} {i}\n")).collect::<String>();
+        assert_eq!(*logged.lock().unwrap(), vec![expected("log").into_bytes()]);
+        assert_eq!(
+            *ledgered.lock().unwrap(),
+            vec![expected("ledger").into_bytes()]
+        );
+    }
+
+    #[test]
+    fn a_removed_sink_gets_its_lines_and_no_more() {
+        let batch = Batch::new("test-batch", Duration::from_secs(3600)).unwrap();
+        let (gone, writes) = keeping(&batch);
+        let (kept, kept_writes) = keeping(&batch);
+        batch.push(gone, b"before\n");
+        batch.remove_sink(gone);
+        batch.push(gone, b"after\n");
+        batch.push(kept, b"kept\n");
+        batch.flush();
+        assert_eq!(writes.lock().unwrap().concat(), b"before\n");
+        assert_eq!(kept_writes.lock().unwrap().concat(), b"kept\n");
+        assert_eq!(
+            batch.waiting.load(Ordering::Relaxed),
+            0,
+            "the dropped line is counted off too"
+        );
+    }
+
+    #[test]
     fn a_line_is_written_by_the_thread_without_a_flush() {
-        let (batch, writes) = collecting(Duration::from_millis(5));
-        batch.push(b"alone\n");
+        let (batch, sink, writes) = collecting(Duration::from_millis(5));
+        batch.push(sink, b"alone\n");
         let deadline = Instant::now() + Duration::from_secs(5);
         while writes.lock().unwrap().is_empty() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(2));
@@ -303,15 +390,43 @@ mod tests {
     }
 
     #[test]
+    fn no_line_is_left_behind_when_the_writer_goes_idle() {
+        // A batch a millisecond long and a sink that takes a millisecond to write: the
+        // second line of each pair arrives while the first is being written, just
+        // before the writer goes idle, and nothing follows it. It must still be
+        // written, with no flush to help.
+        let every = Duration::from_millis(1);
+        let batch = Batch::new("test-batch", every).unwrap();
+        let writes: Writes = Arc::default();
+        let seen = Arc::clone(&writes);
+        let sink = batch.add_sink(move |bytes| {
+            thread::sleep(every);
+            seen.lock().unwrap().push(bytes.to_vec());
+        });
+        let written = || writes.lock().unwrap().concat().len();
+        for pair in 1..=20 {
+            batch.push(sink, b"a\n");
+            // Past the writer's own timer (1.5 ms), into the write.
+            thread::sleep(every * 2);
+            batch.push(sink, b"b\n");
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while written() < pair * 4 && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(written(), pair * 4, "a line left behind in pair {pair}");
+        }
+    }
+
+    #[test]
     fn a_line_that_finds_its_batch_due_wakes_the_writer() {
         let every = Duration::from_secs(1);
-        let (batch, writes) = collecting(every);
-        batch.push(b"first\n");
+        let (batch, sink, writes) = collecting(every);
+        batch.push(sink, b"first\n");
         // Due a second after the writer woke for the first line; its own timer has a
         // quarter of a second to go: this line tells it instead. (A quarter of a second
         // of slack each way, for a busy machine.)
         thread::sleep(every + Duration::from_millis(250));
-        batch.push(b"second\n");
+        batch.push(sink, b"second\n");
         assert_eq!(
             batch.due_at.load(Ordering::Acquire),
             NOT_DUE,
@@ -326,10 +441,10 @@ mod tests {
 
     #[test]
     fn an_appender_past_the_limit_writes_itself() {
-        let (batch, writes) = collecting(Duration::from_secs(3600));
+        let (batch, sink, writes) = collecting(Duration::from_secs(3600));
         let line = vec![b'x'; MOST / 4];
         for _ in 0..4 {
-            batch.push(&line);
+            batch.push(sink, &line);
         }
         // The writer thread sleeps an hour after the first line: this write was the
         // fourth appender's own.
@@ -339,14 +454,14 @@ mod tests {
 
     #[test]
     fn lines_appended_by_two_threads_in_turn_are_written_in_that_order() {
-        let (batch, writes) = collecting(Duration::from_secs(3600));
+        let (batch, sink, writes) = collecting(Duration::from_secs(3600));
         let (to_b, b_turn) = std::sync::mpsc::channel::<usize>();
         let (to_a, a_turn) = std::sync::mpsc::channel::<usize>();
         thread::scope(|s| {
             let batch_b = &batch;
             s.spawn(move || {
                 while let Ok(i) = b_turn.recv() {
-                    batch_b.push(format!("{i}\n").as_bytes());
+                    batch_b.push(sink, format!("{i}\n").as_bytes());
                     to_a.send(i + 1).unwrap();
                 }
             });
@@ -354,7 +469,7 @@ mod tests {
             // each thread's buffer holds every other line.
             let mut i = 1;
             while i <= 8 {
-                batch.push(format!("{i}\n").as_bytes());
+                batch.push(sink, format!("{i}\n").as_bytes());
                 to_b.send(i + 1).unwrap();
                 i = a_turn.recv().unwrap();
             }
@@ -366,13 +481,13 @@ mod tests {
 
     #[test]
     fn lines_from_many_threads_all_arrive_each_threads_in_order() {
-        let (batch, writes) = collecting(Duration::from_millis(1));
+        let (batch, sink, writes) = collecting(Duration::from_millis(1));
         thread::scope(|s| {
             for t in 0..8 {
                 let batch = &batch;
                 s.spawn(move || {
                     for i in 0..500 {
-                        batch.push(format!("{t} {i}\n").as_bytes());
+                        batch.push(sink, format!("{t} {i}\n").as_bytes());
                     }
                 });
             }

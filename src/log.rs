@@ -17,21 +17,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use crate::batch::Batch;
+use crate::batch::{self, Batch, Sink};
 use crate::time::Rfc3339;
-
-/// How long lines gather before one write: see [`crate::batch`].
-const BATCH_EVERY: Duration = Duration::from_millis(10);
-
-/// `BATCH_EVERY`, unless the test hook `ROUTEPLANE_TEST_BATCH_MS` sets another: the
-/// tests prove that a stop writes lines still gathering by making them gather for
-/// minutes.
-pub fn batch_every() -> Duration {
-    std::env::var("ROUTEPLANE_TEST_BATCH_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .map_or(BATCH_EVERY, Duration::from_millis)
-}
 
 /// A credential: an API key, an access or refresh token, a client key.
 #[derive(Clone, PartialEq, Eq)]
@@ -376,24 +363,21 @@ pub fn with_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
     })
 }
 
-/// Gathers the lines of a server: set by [`batch_lines`].
-static BATCH: std::sync::OnceLock<std::sync::Arc<Batch>> = std::sync::OnceLock::new();
+/// Where a server's lines go in the process's batch: set by [`batch_lines`].
+static BATCH: std::sync::OnceLock<(&'static Batch, Sink)> = std::sync::OnceLock::new();
 
 /// From now on lines are gathered and written in batches (see [`crate::batch`]); the
 /// server calls this once it has said where it listens, and [`flush`] when it stops.
 pub fn batch_lines() {
-    if BATCH.get().is_some() {
-        return;
-    }
     // Without the writer thread, lines stay one write each.
-    if let Ok(batch) = Batch::new("log", batch_every(), write_direct) {
-        let _ = BATCH.set(batch);
+    if let Some(lines) = batch::lines() {
+        BATCH.get_or_init(|| (lines, lines.add_sink(write_direct)));
     }
 }
 
 /// Writes the lines gathered so far.
 pub fn flush() {
-    if let Some(batch) = BATCH.get() {
+    if let Some((batch, _)) = BATCH.get() {
         batch.flush();
     }
 }
@@ -401,7 +385,7 @@ pub fn flush() {
 /// One line, whole: gathered into the next batch, or written at once before a server runs.
 fn write_line(text: &str) {
     match BATCH.get() {
-        Some(batch) => batch.push(text.as_bytes()),
+        Some((batch, sink)) => batch.push(*sink, text.as_bytes()),
         None => write_direct(text.as_bytes()),
     }
 }

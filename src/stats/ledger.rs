@@ -1,8 +1,9 @@
 //! The usage ledger: one JSON line per finished request, appended to a file, and read back.
 //!
 //! The file (`usage.path`, by default `$XDG_STATE_HOME/routeplane/usage.jsonl`) is
-//! opened once in append mode. Workers append their lines to a [`Batch`]: its thread
-//! writes what gathered in one `write(2)`, so lines reach the file up to 10 ms after
+//! opened once in append mode. Workers append their lines to the process's batch
+//! ([`batch::lines`], which the log's lines share): its thread writes what gathered
+//! for the file in one `write(2)`, so lines reach the file up to 10 ms after
 //! their request ended (a normal stop writes them all; SIGKILL loses those still
 //! gathering). Past `usage.max_bytes` (checked after each batch) the file is renamed
 //! to `usage.jsonl.1` (replacing the one before) and a fresh one is opened; only a
@@ -21,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 
 use super::{Finished, percentile, push_json_str};
-use crate::batch::Batch;
+use crate::batch::{self, Batch, Sink};
 use crate::log::{self, push_u64};
 use crate::registry::provider_of;
 use crate::sync::lock;
@@ -35,7 +36,7 @@ const REOPEN_GAP_MS: i64 = 30_000;
 pub struct Ledger {
     file: Arc<Appender>,
     /// `None` when the writer thread could not start: then each line is its own write.
-    batch: Option<Arc<Batch>>,
+    batch: Option<(&'static Batch, Sink)>,
 }
 
 impl Ledger {
@@ -44,13 +45,9 @@ impl Ledger {
     pub fn open(path: PathBuf, max_bytes: u64, errors: Arc<AtomicU64>) -> Ledger {
         let file = Arc::new(Appender::open(path, max_bytes, errors));
         let writer = Arc::clone(&file);
-        let batch = Batch::new("ledger", log::batch_every(), move |lines| {
-            writer.append(lines)
-        });
-        Ledger {
-            file,
-            batch: batch.ok(),
-        }
+        let batch =
+            batch::lines().map(|lines| (lines, lines.add_sink(move |text| writer.append(text))));
+        Ledger { file, batch }
     }
 
     /// The file's length when it was opened: the lines earlier runs wrote end there.
@@ -64,18 +61,27 @@ impl Ledger {
     }
 
     /// Appends one request's line (see [`push_line`]). Called after the client has its last byte; the
-    /// line reaches the file within [`log::batch_every`], or at [`Ledger::flush`].
+    /// line reaches the file within [`batch::every`], or at [`Ledger::flush`].
     pub fn append(&self, line: &str) {
-        match &self.batch {
-            Some(batch) => batch.push(line.as_bytes()),
+        match self.batch {
+            Some((batch, sink)) => batch.push(sink, line.as_bytes()),
             None => self.file.append(line.as_bytes()),
         }
     }
 
     /// Writes every line appended so far.
     pub fn flush(&self) {
-        if let Some(batch) = &self.batch {
+        if let Some((batch, _)) = self.batch {
             batch.flush();
+        }
+    }
+}
+
+impl Drop for Ledger {
+    /// Writes its lines, and stops the batch writing to its file.
+    fn drop(&mut self) {
+        if let Some((batch, sink)) = self.batch {
+            batch.remove_sink(sink);
         }
     }
 }
