@@ -685,6 +685,20 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_ledger_writes_what_it_was_given() {
+        let dir = std::env::temp_dir().join(format!("routeplane-drop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("usage.jsonl");
+        let ledger = Ledger::open(path.clone(), u64::MAX, Arc::default());
+        ledger.append(&line(&sample()));
+        // No flush: dropping it writes its lines and takes its sink out of the batch.
+        drop(ledger);
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(written, line(&sample()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn rotation_keeps_one_previous_file() {
         let dir = std::env::temp_dir().join(format!("routeplane-ledger-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

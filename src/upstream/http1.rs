@@ -249,16 +249,18 @@ fn parse_head(bytes: &[u8], header: &mut impl FnMut(&str, &str)) -> io::Result<H
             }
             length = Some(n);
         } else if is_name(name, "transfer-encoding") {
+            // Comma lists are split as bytes here and below: `str::split` by a `char`
+            // is a searcher of its own, per header.
             chunked = value
-                .rsplit(',')
+                .as_bytes()
+                .rsplit(|&b| b == b',')
                 .next()
-                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case("chunked"));
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             if !chunked {
                 // Any other coding runs to the connection's end.
                 keep_alive = false;
             }
         } else if is_name(name, "connection") {
-            // Bytes: `str::split` by a `char` is a searcher of its own, per header.
             for token in value.as_bytes().split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
