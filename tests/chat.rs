@@ -2,6 +2,7 @@
 
 use serde_json::json;
 
+use crate::support::proxy::post_on;
 use crate::support::upstream::chat_answer;
 use crate::support::{MockUpstream, Proxy, Reply, assert_text};
 
@@ -36,8 +37,16 @@ fn non_stream_round_trip_preserves_unknown_fields_and_rewrites_model() {
 fn a_chunked_answer_reaches_the_client_whole_and_its_connection_is_reused() {
     let up = MockUpstream::always(Reply::JsonChunked(200, chat_answer("hello").to_string()));
     let p = Proxy::start(&config(&up));
+    // One kept-alive client connection: its requests run on one proxy thread, which
+    // keeps its upstream connection for the next. (With a fresh client connection each,
+    // the thread that ended hands its upstream connection to the shared list, and the
+    // next request may look in between and open another.)
+    let conn = std::net::TcpStream::connect(&p.addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
     for _ in 0..3 {
-        let resp = p.post(
+        let resp = post_on(
+            &conn,
             "/v1/chat/completions",
             json!({"model": "small", "messages": [{"role": "user", "content": "hi"}]}),
         );
@@ -249,33 +258,18 @@ fn upstream_client_errors_reach_the_client_unchanged() {
 
 #[test]
 fn keep_alive_serves_several_requests_on_one_connection_and_one_upstream_connection() {
-    use std::io::{BufRead, BufReader, Read, Write};
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up));
     let conn = std::net::TcpStream::connect(&p.addr).unwrap();
     conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
-    let mut w = conn.try_clone().unwrap();
-    let mut r = BufReader::new(conn);
     for _ in 0..3 {
-        let body = json!({"model": "small", "messages": []}).to_string();
-        write!(w, "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
-        let mut line = String::new();
-        r.read_line(&mut line).unwrap();
-        assert!(line.starts_with("HTTP/1.1 200"), "{line}");
-        let mut len = 0;
-        loop {
-            let mut h = String::new();
-            r.read_line(&mut h).unwrap();
-            if h.trim().is_empty() {
-                break;
-            }
-            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap();
-            }
-        }
-        let mut b = vec![0; len];
-        r.read_exact(&mut b).unwrap();
+        let resp = post_on(
+            &conn,
+            "/v1/chat/completions",
+            json!({"model": "small", "messages": []}),
+        );
+        assert_eq!(resp.status, 200, "{}", resp.body);
     }
     let on_conn: Vec<usize> = up.requests().iter().map(|r| r.on_conn).collect();
     assert_eq!(on_conn, [0, 1, 2], "one upstream connection for all three");

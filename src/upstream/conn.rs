@@ -380,7 +380,10 @@ impl Names {
 /// request in 50 at 32 clients on 2 cores.) A thread whose slot is empty takes from
 /// the shared list, where slots overflow and ended threads leave theirs, and then from
 /// other threads' slots: a client that opens a new connection per request finds the
-/// upstream connection its last request used wherever that ran.
+/// upstream connection its last request used wherever that ran. (Unless it looks just
+/// as that thread ends: the connection is then on its way from the slot to the shared
+/// list, seen in neither, and one more is opened. Looking again would mean waiting on
+/// the slot, which no request does.)
 ///
 /// A thread whose connection another took opens one of its own instead of taking a
 /// third thread's: taking in turn made a chain in which, under load, connections moved

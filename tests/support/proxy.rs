@@ -276,6 +276,26 @@ impl std::ops::Deref for Proxy {
     }
 }
 
+/// POSTs JSON on `conn`, a connection kept open between requests (no `Connection:
+/// close`), and reads the whole answer: a kept-alive client, whose requests the proxy
+/// serves on one thread.
+pub fn post_on(conn: &TcpStream, path: &str, body: serde_json::Value) -> Resp {
+    let body = body.to_string();
+    let mut w = conn.try_clone().expect("clone the connection");
+    write!(
+        w,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let s = read_response(w, Instant::now());
+    Resp {
+        status: s.status,
+        headers: s.headers,
+        body: s.chunks.into_iter().map(|(_, c)| c).collect(),
+    }
+}
+
 /// Reads a response head and then its body (chunked or with a length), timing chunks.
 pub fn read_response(conn: TcpStream, sent: Instant) -> Streamed {
     let mut r = BufReader::new(conn);
