@@ -99,8 +99,9 @@ deny:
 	@if $(DENY) fetch >/dev/null 2>&1; then $(DENY) check advisories; \
 	else echo "note: advisories not checked: the advisory database cannot be fetched from here"; fi
 
-## bench: routeplane (default configuration) against the floor and the mock, medians of 5 rounds,
-## then 256 and 1000 streams held open and their peak RSS; about 2 minutes (plus oha's install
+## bench: routeplane (default configuration) against the floor and the mock, medians of 5 rounds
+## (1 and 32 clients first; then 256 clients, streams and 32 clients again), then 256 and 1000
+## streams held open and their peak RSS; about 3 minutes (plus oha's install
 ## on first use); appends to bench/results.md (PEERS=1: also LiteLLM and the Portkey gateway)
 bench:
 	scripts/bench.sh $(if $(filter 1,$(PEERS)),--peers)
