@@ -209,7 +209,7 @@ RESULTS="$TMP/results.txt"
 : > "$RESULTS"
 # 1 and 32 clients first, in rounds of their own, as the independent harness measures
 # them: on proxies that have served nothing heavier. A Routeplane that has just served
-# 256 clients and 256 streams is slower at 32 clients for a minute or more (6-11% in
+# 256 clients and 256 streams is slower at 32 clients for 50 s or more (6-11% in
 # paired rounds, bench/results.md, issue 16, session 20); measured inside the same
 # rounds, that slowdown was mixed into the 32-client medians. It is measured on its own
 # below, after the heavier loads, and reported in rows of its own.
