@@ -41,9 +41,7 @@ fn a_chunked_answer_reaches_the_client_whole_and_its_connection_is_reused() {
     // keeps its upstream connection for the next. (With a fresh client connection each,
     // the thread that ended hands its upstream connection to the shared list, and the
     // next request may look in between and open another.)
-    let conn = std::net::TcpStream::connect(&p.addr).unwrap();
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
+    let conn = p.kept_alive();
     for _ in 0..3 {
         let resp = post_on(
             &conn,
@@ -260,9 +258,7 @@ fn upstream_client_errors_reach_the_client_unchanged() {
 fn keep_alive_serves_several_requests_on_one_connection_and_one_upstream_connection() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up));
-    let conn = std::net::TcpStream::connect(&p.addr).unwrap();
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
+    let conn = p.kept_alive();
     for _ in 0..3 {
         let resp = post_on(
             &conn,

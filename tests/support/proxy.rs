@@ -98,6 +98,17 @@ pub struct Streamed {
     pub complete: bool,
 }
 
+impl From<Streamed> for Resp {
+    /// The answer whole: its chunks joined.
+    fn from(s: Streamed) -> Resp {
+        Resp {
+            status: s.status,
+            headers: s.headers,
+            body: s.chunks.into_iter().map(|(_, c)| c).collect(),
+        }
+    }
+}
+
 impl Streamed {
     /// All chunk text joined.
     pub fn text(&self) -> String {
@@ -223,12 +234,15 @@ impl Client {
 
     /// Sends one request on a fresh connection and reads the whole answer.
     pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-        let s = self.stream_raw(method, path, headers, body);
-        Resp {
-            status: s.status,
-            headers: s.headers,
-            body: s.chunks.into_iter().map(|(_, c)| c).collect(),
-        }
+        self.stream_raw(method, path, headers, body).into()
+    }
+
+    /// A connection to keep open between requests (see [`post_on`]).
+    pub fn kept_alive(&self) -> TcpStream {
+        let conn = TcpStream::connect(&self.addr).expect("connect to proxy");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn
     }
 
     /// POSTs JSON and records each chunk of the answer as it arrives.
@@ -277,7 +291,7 @@ impl std::ops::Deref for Proxy {
 }
 
 /// POSTs JSON on `conn`, a connection kept open between requests (no `Connection:
-/// close`), and reads the whole answer: a kept-alive client, whose requests the proxy
+/// close`; see [`Client::kept_alive`]), and reads the whole answer: a kept-alive client, whose requests the proxy
 /// serves on one thread.
 pub fn post_on(conn: &TcpStream, path: &str, body: serde_json::Value) -> Resp {
     let body = body.to_string();
@@ -288,12 +302,7 @@ pub fn post_on(conn: &TcpStream, path: &str, body: serde_json::Value) -> Resp {
         body.len()
     )
     .unwrap();
-    let s = read_response(w, Instant::now());
-    Resp {
-        status: s.status,
-        headers: s.headers,
-        body: s.chunks.into_iter().map(|(_, c)| c).collect(),
-    }
+    read_response(w, Instant::now()).into()
 }
 
 /// Reads a response head and then its body (chunked or with a length), timing chunks.
