@@ -565,6 +565,26 @@ mod tests {
     }
 
     #[test]
+    fn coding_and_connection_lists_are_read_by_their_entries() {
+        let h = |text: &str| head(text).0.unwrap();
+        // Only a last `chunked` frames the body in chunks; any other coding runs to
+        // the connection's end.
+        let chunked = h("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip , CHUNKED\r\n\r\n");
+        assert_eq!(
+            (chunked.framing, chunked.keep_alive),
+            (Framing::Chunked(Chunk::Size), true)
+        );
+        let gzip = h("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n");
+        assert_eq!((gzip.framing, gzip.keep_alive), (Framing::Close, false));
+        // `close` anywhere in the list ends the connection; a token that only contains
+        // it does not.
+        let closing = "HTTP/1.1 200 OK\r\nConnection: upgrade, Close\r\nContent-Length: 0\r\n\r\n";
+        assert!(!h(closing).keep_alive);
+        let kept = "HTTP/1.1 200 OK\r\nConnection: closed-ish\r\nContent-Length: 0\r\n\r\n";
+        assert!(h(kept).keep_alive);
+    }
+
+    #[test]
     fn head_ends_at_the_first_blank_line() {
         assert_eq!(find_end(b"HTTP/1.1 200 OK\r\na: b\r\n\r\nbody"), Some(25));
         assert_eq!(find_end(b"HTTP/1.1 200 OK\na: b\n\nbody"), Some(22));
