@@ -101,6 +101,73 @@ fn every_pair_sends_the_tool_result_upstream() {
 }
 
 #[test]
+fn every_pair_carries_the_tool_choice() {
+    for client in Wire::ALL {
+        for up in Wire::ALL {
+            if client == up {
+                continue; // the same protocol is passed through as bytes
+            }
+            let (mock, p) = setup(up, up.reply(false, false));
+            for (asked, sent) in client.tool_choices().into_iter().zip(up.tool_choices()) {
+                let mut req = client.request("m", false, true);
+                client.set_tool_choice(&mut req, asked.clone());
+                let resp = p.post(&client.url("m", false), req);
+                assert_eq!(resp.status, 200, "{client:?}→{up:?} {asked}: {}", resp.body);
+                let upstream = mock.requests().last().unwrap().json();
+                assert_eq!(up.tool_choice(&upstream), sent, "{client:?}→{up:?} {asked}");
+            }
+        }
+    }
+}
+
+#[test]
+fn no_parallel_calls_reaches_anthropic_except_on_a_none_choice() {
+    let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
+    for (choice, sent) in [
+        (
+            json!("required"),
+            json!({"type": "any", "disable_parallel_tool_use": true}),
+        ),
+        (json!("none"), json!({"type": "none"})),
+    ] {
+        let mut req = Wire::Chat.request("m", false, true);
+        req["tool_choice"] = choice;
+        req["parallel_tool_calls"] = json!(false);
+        let resp = p.post(&Wire::Chat.url("m", false), req);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        let upstream = mock.requests().last().unwrap().json();
+        assert_eq!(upstream["tool_choice"], sent);
+    }
+}
+
+#[test]
+fn a_named_tool_choice_without_a_name_is_refused_in_the_callers_shape() {
+    let bad = [
+        (Wire::Anthropic, json!({"type": "tool"})),
+        (
+            Wire::Gemini,
+            json!({"mode": "ANY", "allowedFunctionNames": [7]}),
+        ),
+    ];
+    for (client, choice) in bad {
+        let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+        let mut req = client.request("m", false, true);
+        client.set_tool_choice(&mut req, choice);
+        let resp = p.post(&client.url("m", false), req);
+        assert_eq!(resp.status, 400, "{client:?}: {}", resp.body);
+        let message = client.error_message(&resp.json());
+        assert!(
+            message.contains("tool_choice") || message.contains("allowedFunctionNames"),
+            "{client:?}: {message}"
+        );
+        assert!(
+            mock.requests().is_empty(),
+            "{client:?}: nothing goes upstream"
+        );
+    }
+}
+
+#[test]
 fn every_pair_returns_upstream_errors_in_the_callers_shape() {
     for client in Wire::ALL {
         for up in Wire::ALL {

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::view::{self, Delta, Text, Typed};
-use super::{Decoded, now, text_of};
+use super::{Decoded, ToolChoice, now, text_of};
 use crate::error::Error;
 use crate::sse::Event;
 
@@ -153,19 +153,18 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         }
         out.insert("tools".into(), Value::Array(converted));
     }
-    let mut choice = match &chat["tool_choice"] {
-        Value::String(s) => match s.as_str() {
-            "auto" => Some(json!({"type": "auto"})),
-            "required" => Some(json!({"type": "any"})),
-            "none" => Some(json!({"type": "none"})),
-            _ => None,
-        },
-        Value::Object(_) => chat["tool_choice"]["function"]["name"]
-            .as_str()
-            .map(|n| json!({"type": "tool", "name": n})),
-        _ => None,
-    };
-    if chat["parallel_tool_calls"] == json!(false) && out.contains_key("tools") {
+    let asked = ToolChoice::of_chat(&chat);
+    let mut choice = asked.map(|c| match c {
+        ToolChoice::Auto => json!({"type": "auto"}),
+        ToolChoice::Required => json!({"type": "any"}),
+        ToolChoice::Never => json!({"type": "none"}),
+        ToolChoice::Function(name) => json!({"type": "tool", "name": name}),
+    });
+    // `{"type": "none"}` has no such field: no tool is called, in parallel or not.
+    if chat["parallel_tool_calls"] == json!(false)
+        && out.contains_key("tools")
+        && asked != Some(ToolChoice::Never)
+    {
         let c = choice.get_or_insert_with(|| json!({"type": "auto"}));
         c["disable_parallel_tool_use"] = json!(true);
     }
@@ -564,14 +563,17 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
         out["tools"] = Value::Array(converted);
     }
     let tc = &req["tool_choice"];
-    match tc["type"].as_str() {
-        Some("auto") => out["tool_choice"] = json!("auto"),
-        Some("any") => out["tool_choice"] = json!("required"),
-        Some("none") => out["tool_choice"] = json!("none"),
-        Some("tool") => {
-            out["tool_choice"] = json!({"type": "function", "function": {"name": tc["name"]}})
-        }
-        _ => {}
+    let choice = match tc["type"].as_str() {
+        Some("auto") => Some(ToolChoice::Auto),
+        Some("any") => Some(ToolChoice::Required),
+        Some("none") => Some(ToolChoice::Never),
+        Some("tool") => Some(ToolChoice::Function(tc["name"].as_str().ok_or_else(
+            || Error::bad_request("`tool_choice` of type `tool` needs the tool's `name`"),
+        )?)),
+        _ => None,
+    };
+    if let Some(c) = choice {
+        out["tool_choice"] = c.to_chat();
     }
     if tc["disable_parallel_tool_use"] == json!(true) {
         out["parallel_tool_calls"] = json!(false);
@@ -909,6 +911,24 @@ mod tests {
         assert_eq!(
             out["tool_choice"],
             json!({"type": "any", "disable_parallel_tool_use": true})
+        );
+    }
+
+    #[test]
+    fn no_parallel_calls_is_said_on_every_choice_but_none() {
+        let tools = json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+        let sent = |choice: Value| {
+            let chat = json!({"messages": [], "tools": tools, "tool_choice": choice, "parallel_tool_calls": false});
+            request_from_chat(chat, "m", "p").unwrap()["tool_choice"].clone()
+        };
+        assert_eq!(sent(json!("none")), json!({"type": "none"}));
+        assert_eq!(
+            sent(Value::Null),
+            json!({"type": "auto", "disable_parallel_tool_use": true})
+        );
+        assert_eq!(
+            sent(json!({"type": "function", "function": {"name": "f"}})),
+            json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true})
         );
     }
 

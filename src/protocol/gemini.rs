@@ -70,7 +70,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::view::{self, Delta, First, Present, Text};
-use super::{Decoded, arguments_object, assistant_message, hub_chunk, now, text_of, usage_chunk};
+use super::{
+    Decoded, ToolChoice, arguments_object, assistant_message, hub_chunk, now, text_of, usage_chunk,
+};
 use crate::error::Error;
 use crate::sse::Event;
 
@@ -311,18 +313,12 @@ pub fn request_from_chat(chat: Value, _model: &str, provider: &str) -> Result<Va
         }
         out.insert("tools".into(), json!([{"functionDeclarations": decls}]));
     }
-    let calling = match &chat["tool_choice"] {
-        Value::String(s) => match s.as_str() {
-            "auto" => Some(json!({"mode": "AUTO"})),
-            "required" => Some(json!({"mode": "ANY"})),
-            "none" => Some(json!({"mode": "NONE"})),
-            _ => None,
-        },
-        Value::Object(_) => chat["tool_choice"]["function"]["name"]
-            .as_str()
-            .map(|n| json!({"mode": "ANY", "allowedFunctionNames": [n]})),
-        _ => None,
-    };
+    let calling = ToolChoice::of_chat(&chat).map(|c| match c {
+        ToolChoice::Auto => json!({"mode": "AUTO"}),
+        ToolChoice::Required => json!({"mode": "ANY"}),
+        ToolChoice::Never => json!({"mode": "NONE"}),
+        ToolChoice::Function(name) => json!({"mode": "ANY", "allowedFunctionNames": [name]}),
+    });
     if let Some(c) = calling {
         out.insert("toolConfig".into(), json!({"functionCallingConfig": c}));
     }
@@ -994,16 +990,20 @@ pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
     }
     let fcc = &req["toolConfig"]["functionCallingConfig"];
     let allowed = fcc["allowedFunctionNames"].as_array();
-    match fcc["mode"].as_str() {
-        Some("NONE") => out["tool_choice"] = json!("none"),
+    let choice = match fcc["mode"].as_str() {
+        Some("NONE") => Some(ToolChoice::Never),
+        // One allowed function is a named choice; several, chat's nearest: any tool.
         Some("ANY") => match allowed.map(Vec::as_slice) {
-            Some([one]) => {
-                out["tool_choice"] = json!({"type": "function", "function": {"name": one}});
-            }
-            _ => out["tool_choice"] = json!("required"),
+            Some([one]) => Some(ToolChoice::Function(one.as_str().ok_or_else(|| {
+                Error::bad_request("`allowedFunctionNames` must list function names")
+            })?)),
+            _ => Some(ToolChoice::Required),
         },
-        Some("AUTO" | "VALIDATED") => out["tool_choice"] = json!("auto"),
-        _ => {}
+        Some("AUTO" | "VALIDATED") => Some(ToolChoice::Auto),
+        _ => None,
+    };
+    if let Some(c) = choice {
+        out["tool_choice"] = c.to_chat();
     }
     Ok(out)
 }

@@ -451,6 +451,48 @@ pub(crate) fn push_turn(turns: &mut Vec<Value>, role: &str, key: &str, items: Ve
     }
 }
 
+/// What a request's tool choice asks for, in the hub's terms: each translator maps its
+/// own protocol's words to and from these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ToolChoice<'a> {
+    /// The model decides whether to call a tool (chat `"auto"`).
+    Auto,
+    /// The model must call some tool (chat `"required"`).
+    Required,
+    /// The model must not call a tool (chat `"none"`).
+    Never,
+    /// The model must call this function.
+    Function(&'a str),
+}
+
+impl<'a> ToolChoice<'a> {
+    /// The choice a chat request makes, if it makes one the hub knows.
+    pub(crate) fn of_chat(chat: &'a Value) -> Option<ToolChoice<'a>> {
+        match &chat["tool_choice"] {
+            Value::String(s) => match s.as_str() {
+                "auto" => Some(ToolChoice::Auto),
+                "required" => Some(ToolChoice::Required),
+                "none" => Some(ToolChoice::Never),
+                _ => None,
+            },
+            v @ Value::Object(_) => v["function"]["name"].as_str().map(ToolChoice::Function),
+            _ => None,
+        }
+    }
+
+    /// The chat `tool_choice` value that asks for it.
+    pub(crate) fn to_chat(self) -> Value {
+        match self {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Never => json!("none"),
+            ToolChoice::Function(name) => {
+                json!({"type": "function", "function": {"name": name}})
+            }
+        }
+    }
+}
+
 /// Chat `stop` (a string or a list) as a list of stop sequences.
 pub(crate) fn stop_list(chat: &Value) -> Option<Value> {
     match &chat["stop"] {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::view::{self, Delta, Text, Typed};
-use super::{Decoded, now, text_of};
+use super::{Decoded, ToolChoice, now, text_of};
 use crate::error::Error;
 use crate::sse::Event;
 
@@ -129,17 +129,14 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         }
         out.insert("tools".into(), Value::Array(flat));
     }
-    match &chat["tool_choice"] {
-        Value::String(s) => {
-            out.insert("tool_choice".into(), json!(s));
-        }
-        Value::Object(_) => {
-            out.insert(
-                "tool_choice".into(),
-                json!({"type": "function", "name": chat["tool_choice"]["function"]["name"]}),
-            );
-        }
-        _ => {}
+    if let Some(c) = ToolChoice::of_chat(&chat) {
+        let choice = match c {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Never => json!("none"),
+            ToolChoice::Function(name) => json!({"type": "function", "name": name}),
+        };
+        out.insert("tool_choice".into(), choice);
     }
     out.insert("store".into(), json!(false));
     Ok(Value::Object(out))
@@ -567,12 +564,16 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
             out["tools"] = Value::Array(converted);
         }
     }
-    match &req["tool_choice"] {
-        Value::String(s) => out["tool_choice"] = json!(s),
-        Value::Object(o) if o.get("name").is_some() => {
-            out["tool_choice"] = json!({"type": "function", "function": {"name": o["name"]}});
-        }
-        _ => {}
+    let tc = &req["tool_choice"];
+    let choice = match tc.as_str() {
+        Some("auto") => Some(ToolChoice::Auto),
+        Some("required") => Some(ToolChoice::Required),
+        Some("none") => Some(ToolChoice::Never),
+        // A function's, or any other tool's that has a name.
+        _ => tc["name"].as_str().map(ToolChoice::Function),
+    };
+    if let Some(c) = choice {
+        out["tool_choice"] = c.to_chat();
     }
     Ok(out)
 }

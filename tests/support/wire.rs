@@ -117,6 +117,53 @@ impl Wire {
         v
     }
 
+    /// This protocol's words for the four tool choices: the model decides, some tool
+    /// must be called, none may be, and `get_weather` must be.
+    pub fn tool_choices(self) -> [Value; 4] {
+        match self {
+            Wire::Chat => [
+                json!("auto"),
+                json!("required"),
+                json!("none"),
+                json!({"type": "function", "function": {"name": "get_weather"}}),
+            ],
+            Wire::Anthropic => [
+                json!({"type": "auto"}),
+                json!({"type": "any"}),
+                json!({"type": "none"}),
+                json!({"type": "tool", "name": "get_weather"}),
+            ],
+            Wire::Responses => [
+                json!("auto"),
+                json!("required"),
+                json!("none"),
+                json!({"type": "function", "name": "get_weather"}),
+            ],
+            Wire::Gemini => [
+                json!({"mode": "AUTO"}),
+                json!({"mode": "ANY"}),
+                json!({"mode": "NONE"}),
+                json!({"mode": "ANY", "allowedFunctionNames": ["get_weather"]}),
+            ],
+        }
+    }
+
+    /// Puts the tool choice `choice` (in this protocol's words) into the request `req`.
+    pub fn set_tool_choice(self, req: &mut Value, choice: Value) {
+        match self {
+            Wire::Gemini => req["toolConfig"] = json!({"functionCallingConfig": choice}),
+            _ => req["tool_choice"] = choice,
+        }
+    }
+
+    /// The tool choice a request body of this protocol makes (null when it makes none).
+    pub fn tool_choice(self, body: &Value) -> Value {
+        match self {
+            Wire::Gemini => body["toolConfig"]["functionCallingConfig"].clone(),
+            _ => body["tool_choice"].clone(),
+        }
+    }
+
     /// The follow-up request carrying the tool result `sunny` for call `call_1`.
     pub fn tool_result_request(self, model: &str, stream: bool) -> Value {
         let mut v = match self {
