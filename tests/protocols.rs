@@ -141,6 +141,36 @@ fn no_parallel_calls_reaches_anthropic_except_on_a_none_choice() {
 }
 
 #[test]
+fn a_chat_request_anthropic_would_refuse_reaches_it_acceptable() {
+    let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
+    let resp = p.post(
+        &Wire::Chat.url("m", false),
+        json!({"model": "m", "temperature": 1.6, "stop": [" ", "END"], "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "functions.get_weather:0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "functions.get_weather:0", "content": "sunny"},
+        ]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.requests()[0].json();
+    assert_eq!(
+        sent["temperature"], 1.0,
+        "chat's 0-2 range, clamped to Anthropic's 0-1"
+    );
+    assert_eq!(
+        sent["stop_sequences"],
+        json!(["END"]),
+        "a blank stop is dropped"
+    );
+    let (call, result) = (&sent["messages"][1], &sent["messages"][2]);
+    assert_eq!(call["content"][0]["id"], "functions_get_weather_0");
+    assert_eq!(
+        result["content"][0]["tool_use_id"],
+        "functions_get_weather_0"
+    );
+}
+
+#[test]
 fn a_named_tool_choice_without_a_name_is_refused_in_the_callers_shape() {
     let bad = [
         (Wire::Anthropic, json!({"type": "tool"})),

@@ -87,7 +87,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             Some("tool") => {
                 let block = json!({
                     "type": "tool_result",
-                    "tool_use_id": m["tool_call_id"],
+                    "tool_use_id": tool_id(&m["tool_call_id"]),
                     "content": text_of(&m["content"]),
                 });
                 ("user", vec![block])
@@ -114,8 +114,20 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             out.insert(key.into(), chat[key].clone());
         }
     }
-    if let Some(stop) = super::stop_list(&chat) {
-        out.insert("stop_sequences".into(), stop);
+    // Chat's temperature runs to 2, Anthropic's to 1: a hotter one is its hottest.
+    if chat["temperature"].as_f64().is_some_and(|t| t > 1.0) {
+        out.insert("temperature".into(), json!(1.0));
+    }
+    // Anthropic refuses a stop sequence of whitespace alone; without it an answer can
+    // only run longer.
+    if let Some(Value::Array(stops)) = super::stop_list(&chat) {
+        let kept: Vec<Value> = stops
+            .into_iter()
+            .filter(|s| s.as_str().is_some_and(|s| !s.trim().is_empty()))
+            .collect();
+        if !kept.is_empty() {
+            out.insert("stop_sequences".into(), Value::Array(kept));
+        }
     }
     if let Some(effort) = chat["reasoning_effort"].as_str() {
         let budget: u64 = match effort {
@@ -233,9 +245,28 @@ fn assistant_blocks(m: &Value) -> Result<Vec<Value>, Error> {
                 ))
             })?
         };
-        blocks.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
+        blocks.push(json!({"type": "tool_use", "id": tool_id(&call["id"]), "name": call["function"]["name"], "input": input}));
     }
     Ok(blocks)
+}
+
+/// A tool call id as Anthropic takes it (`^[a-zA-Z0-9_-]+$`, at most 64 characters):
+/// another provider's id (Kimi's `functions.get_weather:0`, say) has its other
+/// characters made `_`. A call and its result are mapped alike, so they still pair.
+fn tool_id(id: &Value) -> Value {
+    let Some(id) = id.as_str() else {
+        return id.clone();
+    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if id.len() <= 64 && id.chars().all(allowed) {
+        return json!(id);
+    }
+    let mapped: String = id
+        .chars()
+        .map(|c| if allowed(c) { c } else { '_' })
+        .take(64)
+        .collect();
+    json!(mapped)
 }
 
 // ---- Anthropic → chat (upstream answers) ----
@@ -930,6 +961,30 @@ mod tests {
             sent(json!({"type": "function", "function": {"name": "f"}})),
             json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true})
         );
+    }
+
+    #[test]
+    fn what_anthropic_would_refuse_is_made_acceptable() {
+        let chat = json!({"temperature": 1.6, "stop": [" ", "\n\n", "END"], "messages": [
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "functions.get_weather:0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "functions.get_weather:0", "content": "sunny"},
+        ]});
+        let out = request_from_chat(chat, "m", "p").unwrap();
+        assert_eq!(out["temperature"], 1.0);
+        assert_eq!(out["stop_sequences"], json!(["END"]));
+        let m = &out["messages"];
+        assert_eq!(m[0]["content"][0]["id"], "functions_get_weather_0");
+        assert_eq!(m[1]["content"][0]["tool_use_id"], "functions_get_weather_0");
+        assert_eq!(tool_id(&json!("call_AbC-1")), "call_AbC-1");
+        assert_eq!(tool_id(&json!("x".repeat(80))), "x".repeat(64));
+        let out = request_from_chat(
+            json!({"messages": [], "temperature": 0.4, "stop": "\t"}),
+            "m",
+            "p",
+        )
+        .unwrap();
+        assert_eq!(out["temperature"], 0.4);
+        assert!(out.get("stop_sequences").is_none());
     }
 
     #[test]
