@@ -146,8 +146,9 @@ fn a_chat_request_anthropic_would_refuse_reaches_it_acceptable() {
     let resp = p.post(
         &Wire::Chat.url("m", false),
         json!({"model": "m", "temperature": 1.6, "stop": [" ", "END"], "messages": [
-            {"role": "user", "content": "weather?"},
-            {"role": "assistant", "content": null, "tool_calls": [{"id": "functions.get_weather:0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+            {"role": "system", "content": " "},
+            {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "weather?"}]},
+            {"role": "assistant", "content": "\n\n", "tool_calls": [{"id": "functions.get_weather:0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
             {"role": "tool", "tool_call_id": "functions.get_weather:0", "content": "sunny"},
         ]}),
     );
@@ -162,12 +163,36 @@ fn a_chat_request_anthropic_would_refuse_reaches_it_acceptable() {
         json!(["END"]),
         "a blank stop is dropped"
     );
+    assert!(
+        sent.get("system").is_none(),
+        "a blank system prompt is left out"
+    );
+    assert_eq!(
+        sent["messages"][0]["content"],
+        json!([{"type": "text", "text": "weather?"}]),
+        "so is a blank text part"
+    );
     let (call, result) = (&sent["messages"][1], &sent["messages"][2]);
+    assert_eq!(call["content"].as_array().unwrap().len(), 1, "{call}");
     assert_eq!(call["content"][0]["id"], "functions_get_weather_0");
     assert_eq!(
         result["content"][0]["tool_use_id"],
         "functions_get_weather_0"
     );
+}
+
+#[test]
+fn an_empty_text_part_never_reaches_gemini() {
+    let (mock, p) = setup(Wire::Gemini, Wire::Gemini.reply(false, false));
+    let resp = p.post(
+        &Wire::Chat.url("m", false),
+        json!({"model": "m", "messages": [
+            {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "hi"}]},
+        ]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.requests()[0].json();
+    assert_eq!(sent["contents"][0]["parts"], json!([{"text": "hi"}]));
 }
 
 #[test]

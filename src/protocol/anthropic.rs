@@ -77,7 +77,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         let (role, blocks) = match m["role"].as_str() {
             Some("system" | "developer") => {
                 let text = text_of(&m["content"]);
-                if !text.is_empty() {
+                if !blank(&text) {
                     system.push(json!({"type": "text", "text": text}));
                 }
                 continue;
@@ -189,13 +189,20 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
     Ok(Value::Object(out))
 }
 
+/// Anthropic refuses a text block with no text, or whitespace alone; leaving it out
+/// says the same.
+fn blank(text: &str) -> bool {
+    text.trim().is_empty()
+}
+
 /// Chat user content (a string or parts) → Anthropic blocks.
 fn content_blocks(content: &Value, provider: &str) -> Result<Vec<Value>, Error> {
     match content {
-        Value::String(s) if s.is_empty() => Ok(Vec::new()),
+        Value::String(s) if blank(s) => Ok(Vec::new()),
         Value::String(s) => Ok(vec![json!({"type": "text", "text": s})]),
         Value::Array(parts) => parts
             .iter()
+            .filter(|p| !(p["type"] == "text" && p["text"].as_str().is_some_and(blank)))
             .map(|p| match p["type"].as_str() {
                 Some("text") => Ok(json!({"type": "text", "text": p["text"]})),
                 Some("image_url") => {
@@ -230,7 +237,7 @@ fn image_block(url: &str) -> Value {
 fn assistant_blocks(m: &Value) -> Result<Vec<Value>, Error> {
     let mut blocks = Vec::new();
     let text = text_of(&m["content"]);
-    if !text.is_empty() {
+    if !blank(&text) {
         blocks.push(json!({"type": "text", "text": text}));
     }
     for call in m["tool_calls"].as_array().into_iter().flatten() {
@@ -985,6 +992,24 @@ mod tests {
         .unwrap();
         assert_eq!(out["temperature"], 0.4);
         assert!(out.get("stop_sequences").is_none());
+    }
+
+    #[test]
+    fn blank_text_is_left_out() {
+        let chat = json!({"messages": [
+            {"role": "system", "content": " \n"},
+            {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "hi"}]},
+            {"role": "assistant", "content": "\n\n", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "t1", "content": "ok"},
+            {"role": "user", "content": "  "},
+        ]});
+        let out = request_from_chat(chat, "m", "p").unwrap();
+        assert!(out.get("system").is_none());
+        let m = out["messages"].as_array().unwrap();
+        assert_eq!(m[0]["content"], json!([{"type": "text", "text": "hi"}]));
+        assert_eq!(m[1]["content"].as_array().unwrap().len(), 1, "{}", m[1]);
+        assert_eq!(m[1]["content"][0]["type"], "tool_use");
+        assert_eq!(m.len(), 3, "the blank last turn is gone: {m:?}");
     }
 
     #[test]

@@ -382,8 +382,10 @@ fn user_parts(content: &Value, provider: &str) -> Result<Vec<Value>, Error> {
         Value::String(s) if s.is_empty() => Ok(Vec::new()),
         Value::String(s) => Ok(vec![json!({"text": s})]),
         Value::Null => Ok(Vec::new()),
+        // An empty text part says nothing, and Google refuses one.
         Value::Array(parts) => parts
             .iter()
+            .filter(|p| !(p["type"] == "text" && p["text"] == ""))
             .map(|p| match p["type"].as_str() {
                 Some("text") => Ok(json!({"text": p["text"]})),
                 Some("image_url") => {
