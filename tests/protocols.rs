@@ -182,6 +182,19 @@ fn a_chat_request_anthropic_would_refuse_reaches_it_acceptable() {
 }
 
 #[test]
+fn no_reasoning_asked_sends_anthropic_no_thinking() {
+    let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
+    for (effort, thinking) in [("none", false), ("low", true)] {
+        let mut req = Wire::Chat.request("m", false, false);
+        req["reasoning_effort"] = json!(effort);
+        let resp = p.post(&Wire::Chat.url("m", false), req);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        let sent = mock.requests().last().unwrap().json();
+        assert_eq!(sent.get("thinking").is_some(), thinking, "{effort}: {sent}");
+    }
+}
+
+#[test]
 fn an_empty_text_part_never_reaches_gemini() {
     let (mock, p) = setup(Wire::Gemini, Wire::Gemini.reply(false, false));
     let resp = p.post(

@@ -129,7 +129,8 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             out.insert("stop_sequences".into(), Value::Array(kept));
         }
     }
-    if let Some(effort) = chat["reasoning_effort"].as_str() {
+    // `none` asks for no reasoning, which is Anthropic's default: no `thinking` at all.
+    if let Some(effort) = chat["reasoning_effort"].as_str().filter(|e| *e != "none") {
         let budget: u64 = match effort {
             "minimal" | "low" => 1024,
             "medium" => 4096,
@@ -1010,6 +1011,15 @@ mod tests {
         assert_eq!(m[1]["content"].as_array().unwrap().len(), 1, "{}", m[1]);
         assert_eq!(m[1]["content"][0]["type"], "tool_use");
         assert_eq!(m.len(), 3, "the blank last turn is gone: {m:?}");
+    }
+
+    #[test]
+    fn no_reasoning_asked_is_no_thinking() {
+        let chat = json!({"messages": [], "reasoning_effort": "none", "temperature": 0.3});
+        let out = request_from_chat(chat, "m", "p").unwrap();
+        assert!(out.get("thinking").is_none(), "{out}");
+        assert_eq!(out["temperature"], 0.3, "kept: thinking is off");
+        assert_eq!(out["max_tokens"], DEFAULT_MAX_TOKENS);
     }
 
     #[test]
