@@ -100,24 +100,31 @@ fn every_pair_sends_the_tool_result_upstream() {
     }
 }
 
-#[test]
-fn every_pair_carries_the_tool_choice() {
+/// Runs `check` on every pair of two different protocols (one protocol in and out is
+/// passed through as bytes).
+fn each_translated_pair(mut check: impl FnMut(Wire, Wire)) {
     for client in Wire::ALL {
         for up in Wire::ALL {
-            if client == up {
-                continue; // the same protocol is passed through as bytes
-            }
-            let (mock, p) = setup(up, up.reply(false, false));
-            for (asked, sent) in client.tool_choices().into_iter().zip(up.tool_choices()) {
-                let mut req = client.request("m", false, true);
-                client.set_tool_choice(&mut req, asked.clone());
-                let resp = p.post(&client.url("m", false), req);
-                assert_eq!(resp.status, 200, "{client:?}→{up:?} {asked}: {}", resp.body);
-                let upstream = mock.requests().last().unwrap().json();
-                assert_eq!(up.tool_choice(&upstream), sent, "{client:?}→{up:?} {asked}");
+            if client != up {
+                check(client, up);
             }
         }
     }
+}
+
+#[test]
+fn every_pair_carries_the_tool_choice() {
+    each_translated_pair(|client, up| {
+        let (mock, p) = setup(up, up.reply(false, false));
+        for (asked, sent) in client.tool_choices().into_iter().zip(up.tool_choices()) {
+            let mut req = client.request("m", false, true);
+            client.set_tool_choice(&mut req, asked.clone());
+            let resp = p.post(&client.url("m", false), req);
+            assert_eq!(resp.status, 200, "{client:?}→{up:?} {asked}: {}", resp.body);
+            let upstream = mock.requests().last().unwrap().json();
+            assert_eq!(up.tool_choice(&upstream), sent, "{client:?}→{up:?} {asked}");
+        }
+    });
 }
 
 #[test]
@@ -192,6 +199,38 @@ fn no_reasoning_asked_sends_anthropic_no_thinking() {
         let sent = mock.requests().last().unwrap().json();
         assert_eq!(sent.get("thinking").is_some(), thinking, "{effort}: {sent}");
     }
+}
+
+#[test]
+fn every_pair_carries_an_inline_pdf() {
+    each_translated_pair(|client, up| {
+        let (mock, p) = setup(up, up.reply(false, false));
+        let resp = p.post(&client.url("m", false), client.pdf_request("m"));
+        assert_eq!(resp.status, 200, "{client:?}→{up:?}: {}", resp.body);
+        let sent = up.first_user_parts(&mock.requests()[0].json());
+        assert_eq!(sent[0], up.pdf_part(), "{client:?}→{up:?}: {sent}");
+        let parts = sent.as_array().map(Vec::len);
+        assert_eq!(parts, Some(2), "{client:?}→{up:?}: {sent}");
+    });
+}
+
+#[test]
+fn a_document_by_url_is_refused_rather_than_lost() {
+    let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+    let resp = p.post(
+        &Wire::Anthropic.url("m", false),
+        json!({"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}},
+            {"type": "text", "text": "summarize"},
+        ]}]}),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(
+        Wire::Anthropic
+            .error_message(&resp.json())
+            .contains("document")
+    );
+    assert!(mock.requests().is_empty());
 }
 
 #[test]

@@ -213,6 +213,10 @@ fn content_blocks(content: &Value, provider: &str) -> Result<Vec<Value>, Error> 
                         .unwrap_or("");
                     Ok(image_block(url))
                 }
+                Some("file") => document_block(&p["file"]).ok_or_else(|| Error::Unsupported {
+                    field: "content part `file` without inline `file_data`".into(),
+                    provider: provider.to_string(),
+                }),
                 _ => Err(Error::Unsupported {
                     field: format!("content part `{}`", p["type"].as_str().unwrap_or("?")),
                     provider: provider.to_string(),
@@ -232,6 +236,17 @@ fn image_block(url: &str) -> Value {
         return json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}});
     }
     json!({"type": "image", "source": {"type": "url", "url": url}})
+}
+
+/// A chat `file` part's inline data (a data URL) as an Anthropic document block; a file
+/// given by id has none.
+fn document_block(file: &Value) -> Option<Value> {
+    let (media_type, data) = super::data_url(file["file_data"].as_str()?)?;
+    let mut block = json!({"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}});
+    if let Some(name) = file["filename"].as_str() {
+        block["title"] = json!(name);
+    }
+    Some(block)
 }
 
 /// A chat assistant message → text and tool_use blocks.
@@ -484,6 +499,27 @@ impl Decoder {
 
 // ---- Anthropic client → chat (inbound requests) ----
 
+/// An Anthropic document block as a chat part: one given inline (a PDF) becomes a
+/// `file` part, plain text a text part. One given by URL or file id has no chat form,
+/// and is refused rather than left out unseen.
+fn document_part(b: &Value) -> Result<Value, Error> {
+    let s = &b["source"];
+    match s["type"].as_str() {
+        Some("base64") => {
+            let media_type = s["media_type"].as_str().unwrap_or("application/pdf");
+            let data = s["data"].as_str().unwrap_or("");
+            let name = b["title"].as_str().unwrap_or("document.pdf");
+            Ok(
+                json!({"type": "file", "file": {"filename": name, "file_data": format!("data:{media_type};base64,{data}")}}),
+            )
+        }
+        Some("text") => Ok(json!({"type": "text", "text": s["data"]})),
+        _ => Err(Error::bad_request(
+            "a `document` by URL or file id cannot be passed to this model's source: send it inline (base64)",
+        )),
+    }
+}
+
 /// A Messages request from a client → hub chat request.
 pub fn request_to_chat(req: Value) -> Result<Value, Error> {
     let Some(list) = req["messages"].as_array() else {
@@ -558,6 +594,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                     };
                     parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
                 }
+                Some("document") => parts.push(document_part(b)?),
                 _ => {}
             }
         }
@@ -577,11 +614,11 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
         }
     }
     let mut out = json!({"model": req["model"], "messages": messages});
-    for key in ["max_tokens", "temperature", "top_p", "stream"] {
-        if !req[key].is_null() {
-            out[key] = req[key].clone();
-        }
-    }
+    super::copy_fields(
+        &req,
+        &mut out,
+        &["max_tokens", "temperature", "top_p", "stream"],
+    );
     if req["stream"] == json!(true) {
         out["stream_options"] = json!({"include_usage": true});
     }
@@ -1020,6 +1057,27 @@ mod tests {
         assert!(out.get("thinking").is_none(), "{out}");
         assert_eq!(out["temperature"], 0.3, "kept: thinking is off");
         assert_eq!(out["max_tokens"], DEFAULT_MAX_TOKENS);
+    }
+
+    #[test]
+    fn documents_become_chat_parts_or_are_refused() {
+        let doc = |source: Value| json!({"type": "document", "source": source});
+        assert_eq!(
+            document_part(&doc(
+                json!({"type": "text", "media_type": "text/plain", "data": "notes"})
+            ))
+            .unwrap(),
+            json!({"type": "text", "text": "notes"})
+        );
+        assert_eq!(
+            document_part(&doc(
+                json!({"type": "base64", "media_type": "application/pdf", "data": "QQ=="})
+            ))
+            .unwrap()["file"],
+            json!({"filename": "document.pdf", "file_data": "data:application/pdf;base64,QQ=="})
+        );
+        assert!(document_part(&doc(json!({"type": "file", "file_id": "f1"}))).is_err());
+        assert_eq!(document_block(&json!({"file_id": "f1"})), None);
     }
 
     #[test]

@@ -395,6 +395,16 @@ fn user_parts(content: &Value, provider: &str) -> Result<Vec<Value>, Error> {
                         .unwrap_or("");
                     Ok(media_part(url))
                 }
+                // Inline data only: a file id means nothing to Google.
+                Some("file") => match p["file"]["file_data"].as_str().and_then(super::data_url) {
+                    Some((mime, data)) => {
+                        Ok(json!({"inlineData": {"mimeType": mime, "data": data}}))
+                    }
+                    None => Err(Error::Unsupported {
+                        field: "content part `file` without inline `file_data`".into(),
+                        provider: provider.to_string(),
+                    }),
+                },
                 other => Err(Error::Unsupported {
                     field: format!("content part `{}`", other.unwrap_or("?")),
                     provider: provider.to_string(),
@@ -884,12 +894,15 @@ pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
                         other.push(json!({"type": "text", "text": t}));
                     } else if p["inlineData"].is_object() {
                         let d = &p["inlineData"];
-                        let url = format!(
-                            "data:{};base64,{}",
-                            d["mimeType"].as_str().unwrap_or("application/octet-stream"),
-                            d["data"].as_str().unwrap_or("")
-                        );
-                        other.push(json!({"type": "image_url", "image_url": {"url": url}}));
+                        let mime = d["mimeType"].as_str().unwrap_or("application/octet-stream");
+                        let url =
+                            format!("data:{mime};base64,{}", d["data"].as_str().unwrap_or(""));
+                        // Chat takes images as images and anything else (a PDF) as a file.
+                        other.push(if mime.starts_with("image/") {
+                            json!({"type": "image_url", "image_url": {"url": url}})
+                        } else {
+                            super::file_part(None, url)
+                        });
                     } else if p["fileData"].is_object() {
                         other.push(json!({"type": "image_url", "image_url": {"url": p["fileData"]["fileUri"]}}));
                     }

@@ -502,6 +502,21 @@ pub(crate) fn stop_list(chat: &Value) -> Option<Value> {
     }
 }
 
+/// Copies each of `keys` that `from` has (and is not null) into the object `to`.
+pub(crate) fn copy_fields(from: &Value, to: &mut Value, keys: &[&str]) {
+    for &key in keys {
+        if !from[key].is_null() {
+            to[key] = from[key].clone();
+        }
+    }
+}
+
+/// A chat `file` part carrying `data_url` inline; chat clients send a file name with it,
+/// and OpenAI wants one.
+pub(crate) fn file_part(filename: Option<&str>, data_url: String) -> Value {
+    json!({"type": "file", "file": {"filename": filename.unwrap_or("document.pdf"), "file_data": data_url}})
+}
+
 /// A base64 data URL (`data:MIME;base64,DATA`) split into its media type and data.
 pub(crate) fn data_url(url: &str) -> Option<(&str, &str)> {
     url.strip_prefix("data:")?.split_once(";base64,")

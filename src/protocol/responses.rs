@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::view::{self, Delta, Text, Typed};
-use super::{Decoded, ToolChoice, now, text_of};
+use super::{Decoded, ToolChoice, copy_fields, now, text_of};
 use crate::error::Error;
 use crate::sse::Event;
 
@@ -46,6 +46,11 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
                                 let url = p["image_url"]["url"].as_str().or(p["image_url"].as_str()).unwrap_or("");
                                 let detail = p["image_url"]["detail"].as_str().unwrap_or("auto");
                                 Ok(json!({"type": "input_image", "image_url": url, "detail": detail}))
+                            }
+                            Some("file") => {
+                                let mut part = json!({"type": "input_file"});
+                                copy_fields(&p["file"], &mut part, &FILE_FIELDS);
+                                Ok(part)
                             }
                             other => Err(unsupported(&format!("content part `{}`", other.unwrap_or("?")))),
                         })
@@ -82,14 +87,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         out.insert("max_output_tokens".into(), json!(n));
     }
     // `stop` has no Responses counterpart; dropping it can only make an answer longer.
-    for key in [
-        "temperature",
-        "top_p",
-        "parallel_tool_calls",
-        "user",
-        "metadata",
-        "stream",
-    ] {
+    for key in SHARED_FIELDS {
         if !chat[key].is_null() {
             out.insert(key.into(), chat[key].clone());
         }
@@ -120,11 +118,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             let f = &t["function"];
             let mut tool =
                 json!({"type": "function", "name": f["name"], "parameters": f["parameters"]});
-            for key in ["description", "strict"] {
-                if !f[key].is_null() {
-                    tool[key] = f[key].clone();
-                }
-            }
+            copy_fields(f, &mut tool, &["description", "strict"]);
             flat.push(tool);
         }
         out.insert("tools".into(), Value::Array(flat));
@@ -141,6 +135,19 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
     out.insert("store".into(), json!(false));
     Ok(Value::Object(out))
 }
+
+/// The request fields chat and Responses share, under the same names.
+const SHARED_FIELDS: [&str; 6] = [
+    "temperature",
+    "top_p",
+    "parallel_tool_calls",
+    "user",
+    "metadata",
+    "stream",
+];
+
+/// What a file part carries, the same in chat's `file` and Responses' `input_file`.
+const FILE_FIELDS: [&str; 3] = ["filename", "file_data", "file_id"];
 
 /// Applies the ChatGPT/Codex backend's rules to a Responses request, in place.
 pub fn codex_body(req: &mut Value) {
@@ -528,18 +535,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
         }
     }
     let mut out = json!({"model": req["model"], "messages": messages});
-    for key in [
-        "temperature",
-        "top_p",
-        "parallel_tool_calls",
-        "user",
-        "metadata",
-        "stream",
-    ] {
-        if !req[key].is_null() {
-            out[key] = req[key].clone();
-        }
-    }
+    copy_fields(&req, &mut out, &SHARED_FIELDS);
     if req["stream"] == json!(true) {
         out["stream_options"] = json!({"include_usage": true});
     }
@@ -586,11 +582,7 @@ fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) {
         match t["type"].as_str() {
             Some("function") => {
                 let mut f = json!({"name": t["name"], "parameters": t["parameters"]});
-                for key in ["description", "strict"] {
-                    if !t[key].is_null() {
-                        f[key] = t[key].clone();
-                    }
-                }
+                copy_fields(t, &mut f, &["description", "strict"]);
                 out.push(json!({"type": "function", "function": f}));
             }
             Some("namespace") => flatten_tools(
@@ -607,7 +599,10 @@ fn content_to_chat(content: &Value) -> Value {
     let Value::Array(parts) = content else {
         return content.clone();
     };
-    if parts.iter().all(|p| p["type"] != "input_image") {
+    if parts
+        .iter()
+        .all(|p| !matches!(p["type"].as_str(), Some("input_image" | "input_file")))
+    {
         return json!(text_of(content));
     }
     Value::Array(
@@ -615,6 +610,11 @@ fn content_to_chat(content: &Value) -> Value {
             .iter()
             .map(|p| match p["type"].as_str() {
                 Some("input_image") => json!({"type": "image_url", "image_url": {"url": p["image_url"], "detail": p["detail"].as_str().unwrap_or("auto")}}),
+                Some("input_file") => {
+                    let mut file = json!({});
+                    copy_fields(p, &mut file, &FILE_FIELDS);
+                    json!({"type": "file", "file": file})
+                }
                 _ => json!({"type": "text", "text": p["text"]}),
             })
             .collect(),

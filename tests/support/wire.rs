@@ -164,6 +164,50 @@ impl Wire {
         }
     }
 
+    /// This protocol's part for an inline PDF named `document.pdf` (the name Routeplane
+    /// gives one that comes without, as from Gemini, whose parts carry none).
+    pub fn pdf_part(self) -> Value {
+        let data = "JVBERi0x";
+        match self {
+            Wire::Chat => json!({"type": "file",
+                "file": {"filename": "document.pdf", "file_data": format!("data:application/pdf;base64,{data}")}}),
+            Wire::Anthropic => json!({"type": "document", "title": "document.pdf",
+                "source": {"type": "base64", "media_type": "application/pdf", "data": data}}),
+            Wire::Responses => json!({"type": "input_file", "filename": "document.pdf",
+                "file_data": format!("data:application/pdf;base64,{data}")}),
+            Wire::Gemini => json!({"inlineData": {"mimeType": "application/pdf", "data": data}}),
+        }
+    }
+
+    /// A request for `model` whose one user turn is a PDF, then the text `summarize`.
+    pub fn pdf_request(self, model: &str) -> Value {
+        let text = match self {
+            Wire::Chat | Wire::Anthropic => json!({"type": "text", "text": "summarize"}),
+            Wire::Responses => json!({"type": "input_text", "text": "summarize"}),
+            Wire::Gemini => json!({"text": "summarize"}),
+        };
+        let parts = json!([self.pdf_part(), text]);
+        match self {
+            Wire::Chat => json!({"model": model, "messages": [{"role": "user", "content": parts}]}),
+            Wire::Anthropic => {
+                json!({"model": model, "max_tokens": 100, "messages": [{"role": "user", "content": parts}]})
+            }
+            Wire::Responses => {
+                json!({"model": model, "input": [{"type": "message", "role": "user", "content": parts}]})
+            }
+            Wire::Gemini => json!({"contents": [{"role": "user", "parts": parts}]}),
+        }
+    }
+
+    /// The parts of the first user turn of a request body in this protocol.
+    pub fn first_user_parts(self, body: &Value) -> Value {
+        match self {
+            Wire::Chat | Wire::Anthropic => body["messages"][0]["content"].clone(),
+            Wire::Responses => body["input"][0]["content"].clone(),
+            Wire::Gemini => body["contents"][0]["parts"].clone(),
+        }
+    }
+
     /// The follow-up request carrying the tool result `sunny` for call `call_1`.
     pub fn tool_result_request(self, model: &str, stream: bool) -> Value {
         let mut v = match self {
