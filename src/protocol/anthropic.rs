@@ -213,10 +213,14 @@ fn content_blocks(content: &Value, provider: &str) -> Result<Vec<Value>, Error> 
                         .unwrap_or("");
                     Ok(image_block(url))
                 }
-                Some("file") => document_block(&p["file"]).ok_or_else(|| Error::Unsupported {
-                    field: "content part `file` without inline `file_data`".into(),
-                    provider: provider.to_string(),
-                }),
+                Some("file") => {
+                    let (media_type, data) = super::inline_file(p, provider)?;
+                    Ok(document_block(
+                        media_type,
+                        data,
+                        p["file"]["filename"].as_str(),
+                    ))
+                }
                 _ => Err(Error::Unsupported {
                     field: format!("content part `{}`", p["type"].as_str().unwrap_or("?")),
                     provider: provider.to_string(),
@@ -238,15 +242,13 @@ fn image_block(url: &str) -> Value {
     json!({"type": "image", "source": {"type": "url", "url": url}})
 }
 
-/// A chat `file` part's inline data (a data URL) as an Anthropic document block; a file
-/// given by id has none.
-fn document_block(file: &Value) -> Option<Value> {
-    let (media_type, data) = super::data_url(file["file_data"].as_str()?)?;
+/// An inline file (a PDF) as an Anthropic document block, titled with its file name.
+fn document_block(media_type: &str, data: &str, filename: Option<&str>) -> Value {
     let mut block = json!({"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}});
-    if let Some(name) = file["filename"].as_str() {
+    if let Some(name) = filename {
         block["title"] = json!(name);
     }
-    Some(block)
+    block
 }
 
 /// A chat assistant message → text and tool_use blocks.
@@ -507,11 +509,8 @@ fn document_part(b: &Value) -> Result<Value, Error> {
     match s["type"].as_str() {
         Some("base64") => {
             let media_type = s["media_type"].as_str().unwrap_or("application/pdf");
-            let data = s["data"].as_str().unwrap_or("");
-            let name = b["title"].as_str().unwrap_or("document.pdf");
-            Ok(
-                json!({"type": "file", "file": {"filename": name, "file_data": format!("data:{media_type};base64,{data}")}}),
-            )
+            let url = super::to_data_url(media_type, s["data"].as_str().unwrap_or(""));
+            Ok(super::file_part(b["title"].as_str(), url))
         }
         Some("text") => Ok(json!({"type": "text", "text": s["data"]})),
         _ => Err(Error::bad_request(
@@ -585,10 +584,9 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                 Some("image") => {
                     let s = &b["source"];
                     let url = match s["type"].as_str() {
-                        Some("base64") => format!(
-                            "data:{};base64,{}",
+                        Some("base64") => super::to_data_url(
                             s["media_type"].as_str().unwrap_or("image/png"),
-                            s["data"].as_str().unwrap_or("")
+                            s["data"].as_str().unwrap_or(""),
                         ),
                         _ => s["url"].as_str().unwrap_or("").to_string(),
                     };
@@ -1077,7 +1075,6 @@ mod tests {
             json!({"filename": "document.pdf", "file_data": "data:application/pdf;base64,QQ=="})
         );
         assert!(document_part(&doc(json!({"type": "file", "file_id": "f1"}))).is_err());
-        assert_eq!(document_block(&json!({"file_id": "f1"})), None);
     }
 
     #[test]

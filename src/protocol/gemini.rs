@@ -395,16 +395,10 @@ fn user_parts(content: &Value, provider: &str) -> Result<Vec<Value>, Error> {
                         .unwrap_or("");
                     Ok(media_part(url))
                 }
-                // Inline data only: a file id means nothing to Google.
-                Some("file") => match p["file"]["file_data"].as_str().and_then(super::data_url) {
-                    Some((mime, data)) => {
-                        Ok(json!({"inlineData": {"mimeType": mime, "data": data}}))
-                    }
-                    None => Err(Error::Unsupported {
-                        field: "content part `file` without inline `file_data`".into(),
-                        provider: provider.to_string(),
-                    }),
-                },
+                Some("file") => {
+                    let (mime, data) = super::inline_file(p, provider)?;
+                    Ok(json!({"inlineData": {"mimeType": mime, "data": data}}))
+                }
                 other => Err(Error::Unsupported {
                     field: format!("content part `{}`", other.unwrap_or("?")),
                     provider: provider.to_string(),
@@ -895,8 +889,7 @@ pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
                     } else if p["inlineData"].is_object() {
                         let d = &p["inlineData"];
                         let mime = d["mimeType"].as_str().unwrap_or("application/octet-stream");
-                        let url =
-                            format!("data:{mime};base64,{}", d["data"].as_str().unwrap_or(""));
+                        let url = super::to_data_url(mime, d["data"].as_str().unwrap_or(""));
                         // Chat takes images as images and anything else (a PDF) as a file.
                         other.push(if mime.starts_with("image/") {
                             json!({"type": "image_url", "image_url": {"url": url}})

@@ -517,9 +517,29 @@ pub(crate) fn file_part(filename: Option<&str>, data_url: String) -> Value {
     json!({"type": "file", "file": {"filename": filename.unwrap_or("document.pdf"), "file_data": data_url}})
 }
 
+/// The media type and base64 data a chat `file` part carries inline. A file given by id
+/// is refused: only a Responses source knows what the id names.
+pub(crate) fn inline_file<'a>(
+    part: &'a Value,
+    provider: &str,
+) -> Result<(&'a str, &'a str), Error> {
+    part["file"]["file_data"]
+        .as_str()
+        .and_then(data_url)
+        .ok_or_else(|| Error::Unsupported {
+            field: "content part `file` without inline `file_data`".into(),
+            provider: provider.to_string(),
+        })
+}
+
 /// A base64 data URL (`data:MIME;base64,DATA`) split into its media type and data.
 pub(crate) fn data_url(url: &str) -> Option<(&str, &str)> {
     url.strip_prefix("data:")?.split_once(";base64,")
+}
+
+/// The base64 data URL for `data` of media type `mime`; [`data_url`] takes it apart.
+pub(crate) fn to_data_url(mime: &str, data: &str) -> String {
+    format!("data:{mime};base64,{data}")
 }
 
 /// Refuses the chat fields neither other protocol can express: `n` > 1 and `logprobs`.

@@ -1068,13 +1068,18 @@ mod tests {
             "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}, "strict": true}},
             "messages": [
                 {"role": "system", "content": "a"}, {"role": "developer", "content": "b"},
-                {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "https://i/x.png"}}]},
+                {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "https://i/x.png"}}, {"type": "file", "file": {"file_id": "file-1"}}]},
                 {"role": "assistant", "content": "calling", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
                 {"role": "tool", "tool_call_id": "c1", "content": "done"},
             ],
             "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}],
             "tool_choice": {"type": "function", "function": {"name": "f"}}});
         let r = request_from_chat(chat, "gpt-x", "p").unwrap();
+        // A file by id: a Responses source is the one that knows what it names.
+        assert_eq!(
+            r["input"][0]["content"][2],
+            json!({"type": "input_file", "file_id": "file-1"})
+        );
         assert_eq!(r["instructions"], "a\n\nb");
         assert_eq!(r["max_output_tokens"], 9);
         assert_eq!(r["store"], false);
