@@ -215,22 +215,64 @@ fn every_pair_carries_an_inline_pdf() {
 }
 
 #[test]
-fn a_document_by_url_is_refused_rather_than_lost() {
+fn a_file_by_url_is_refused_rather_than_lost() {
+    // Chat's `file` part, the hub's form, has no by-URL form: each client's way of
+    // naming a file by URL is a 400 in its own shape, and nothing goes upstream.
+    let by_url = [
+        (
+            Wire::Anthropic,
+            json!({"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": [
+                {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}},
+                {"type": "text", "text": "summarize"},
+            ]}]}),
+            "document",
+        ),
+        (
+            Wire::Responses,
+            json!({"model": "m", "input": [{"role": "user", "content": [
+                {"type": "input_file", "file_url": "https://example.com/a.pdf"},
+                {"type": "input_text", "text": "summarize"},
+            ]}]}),
+            "file_url",
+        ),
+        (
+            Wire::Gemini,
+            json!({"contents": [{"role": "user", "parts": [
+                {"fileData": {"mimeType": "application/pdf", "fileUri": "https://example.com/a.pdf"}},
+                {"text": "summarize"},
+            ]}]}),
+            "fileData",
+        ),
+    ];
+    for (client, req, named) in by_url {
+        let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+        let resp = p.post(&client.url("m", false), req);
+        assert_eq!(resp.status, 400, "{client:?}: {}", resp.body);
+        let message = client.error_message(&resp.json());
+        assert!(message.contains(named), "{client:?}: {message}");
+        assert!(
+            mock.requests().is_empty(),
+            "{client:?}: nothing goes upstream"
+        );
+    }
+}
+
+#[test]
+fn a_gemini_image_by_uri_reaches_chat_as_an_image_url() {
     let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
     let resp = p.post(
-        &Wire::Anthropic.url("m", false),
-        json!({"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": [
-            {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}},
-            {"type": "text", "text": "summarize"},
+        &Wire::Gemini.url("m", false),
+        json!({"contents": [{"role": "user", "parts": [
+            {"fileData": {"mimeType": "image/png", "fileUri": "https://example.com/a.png"}},
+            {"text": "what is this?"},
         ]}]}),
     );
-    assert_eq!(resp.status, 400, "{}", resp.body);
-    assert!(
-        Wire::Anthropic
-            .error_message(&resp.json())
-            .contains("document")
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.requests()[0].json();
+    assert_eq!(
+        sent["messages"][0]["content"][0],
+        json!({"type": "image_url", "image_url": {"url": "https://example.com/a.png"}})
     );
-    assert!(mock.requests().is_empty());
 }
 
 #[test]

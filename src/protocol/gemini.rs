@@ -897,7 +897,18 @@ pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
                             super::file_part(None, url)
                         });
                     } else if p["fileData"].is_object() {
-                        other.push(json!({"type": "image_url", "image_url": {"url": p["fileData"]["fileUri"]}}));
+                        // Chat takes an image by URL, but no other file by URL.
+                        let f = &p["fileData"];
+                        match f["mimeType"].as_str() {
+                            Some(mime) if !mime.starts_with("image/") => {
+                                return Err(Error::bad_request(format!(
+                                    "a `fileData` part of type `{mime}` (a file by URI) can go only to a Gemini source; send it inline as `inlineData`"
+                                )));
+                            }
+                            _ => other.push(
+                                json!({"type": "image_url", "image_url": {"url": f["fileUri"]}}),
+                            ),
+                        }
                     }
                 }
                 if other.is_empty() {

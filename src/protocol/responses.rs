@@ -492,7 +492,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                             }
                         };
                         messages.push(
-                            json!({"role": role, "content": content_to_chat(&item["content"])}),
+                            json!({"role": role, "content": content_to_chat(&item["content"])?}),
                         );
                     }
                     "function_call" => {
@@ -595,30 +595,35 @@ fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) {
 }
 
 /// Responses message content (a string or parts) → chat content.
-fn content_to_chat(content: &Value) -> Value {
+fn content_to_chat(content: &Value) -> Result<Value, Error> {
     let Value::Array(parts) = content else {
-        return content.clone();
+        return Ok(content.clone());
     };
     if parts
         .iter()
         .all(|p| !matches!(p["type"].as_str(), Some("input_image" | "input_file")))
     {
-        return json!(text_of(content));
+        return Ok(json!(text_of(content)));
     }
-    Value::Array(
-        parts
-            .iter()
-            .map(|p| match p["type"].as_str() {
-                Some("input_image") => json!({"type": "image_url", "image_url": {"url": p["image_url"], "detail": p["detail"].as_str().unwrap_or("auto")}}),
-                Some("input_file") => {
-                    let mut file = json!({});
-                    copy_fields(p, &mut file, &FILE_FIELDS);
-                    json!({"type": "file", "file": file})
-                }
-                _ => json!({"type": "text", "text": p["text"]}),
-            })
-            .collect(),
-    )
+    parts
+        .iter()
+        .map(|p| match p["type"].as_str() {
+            Some("input_image") => Ok(json!({"type": "image_url", "image_url": {"url": p["image_url"], "detail": p["detail"].as_str().unwrap_or("auto")}})),
+            // Chat's `file` part has no URL form: sent on, the file would be lost.
+            Some("input_file") if p["file_data"].is_null() && p["file_id"].is_null() => {
+                Err(Error::bad_request(
+                    "an `input_file` by `file_url` can go only to a Responses source; send the file inline as `file_data`",
+                ))
+            }
+            Some("input_file") => {
+                let mut file = json!({});
+                copy_fields(p, &mut file, &FILE_FIELDS);
+                Ok(json!({"type": "file", "file": file}))
+            }
+            _ => Ok(json!({"type": "text", "text": p["text"]})),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Value::Array)
 }
 
 // ---- chat → Responses client (inbound answers) ----
