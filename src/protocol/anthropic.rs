@@ -85,10 +85,16 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             Some("user") => ("user", content_blocks(&m["content"], provider)?),
             Some("assistant") => ("assistant", assistant_blocks(m)?),
             Some("tool") => {
+                // A tool result's images and documents stay inside it: Anthropic takes them there.
+                let content = if super::has_media(&m["content"]) {
+                    Value::Array(content_blocks(&m["content"], provider)?)
+                } else {
+                    json!(text_of(&m["content"]))
+                };
                 let block = json!({
                     "type": "tool_result",
                     "tool_use_id": tool_id(&m["tool_call_id"]),
-                    "content": text_of(&m["content"]),
+                    "content": content,
                 });
                 ("user", vec![block])
             }
@@ -519,6 +525,56 @@ fn document_part(b: &Value) -> Result<Value, Error> {
     }
 }
 
+/// An Anthropic image block as a chat `image_url` part (a data URL when inline).
+fn image_part(b: &Value) -> Value {
+    let s = &b["source"];
+    let url = match s["type"].as_str() {
+        Some("base64") => super::to_data_url(
+            s["media_type"].as_str().unwrap_or("image/png"),
+            s["data"].as_str().unwrap_or(""),
+        ),
+        _ => s["url"].as_str().unwrap_or("").to_string(),
+    };
+    json!({"type": "image_url", "image_url": {"url": url}})
+}
+
+/// A `tool_result` block's content as a chat tool message's: a string, or parts when
+/// it carries images or documents (a screenshot tool's answer), which go on rather
+/// than being left out unseen. An error result says so first.
+fn tool_result_to_chat(b: &Value) -> Result<Value, Error> {
+    let error = b["is_error"] == json!(true);
+    let blocks = match &b["content"] {
+        Value::Array(blocks)
+            if blocks
+                .iter()
+                .any(|x| matches!(x["type"].as_str(), Some("image" | "document"))) =>
+        {
+            blocks
+        }
+        content => {
+            let text = text_of(content);
+            return Ok(json!(if error {
+                format!("error: {text}")
+            } else {
+                text
+            }));
+        }
+    };
+    let mut parts = Vec::new();
+    if error {
+        parts.push(json!({"type": "text", "text": "error:"}));
+    }
+    for x in blocks {
+        match x["type"].as_str() {
+            Some("text") => parts.push(json!({"type": "text", "text": x["text"]})),
+            Some("image") => parts.push(image_part(x)),
+            Some("document") => parts.push(document_part(x)?),
+            _ => {}
+        }
+    }
+    Ok(Value::Array(parts))
+}
+
 /// A Messages request from a client → hub chat request.
 pub fn request_to_chat(req: Value) -> Result<Value, Error> {
     let Some(list) = req["messages"].as_array() else {
@@ -574,24 +630,11 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
         for b in &blocks {
             match b["type"].as_str() {
                 Some("tool_result") => {
-                    let mut content = text_of(&b["content"]);
-                    if b["is_error"] == json!(true) {
-                        content = format!("error: {content}");
-                    }
+                    let content = tool_result_to_chat(b)?;
                     messages.push(json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}));
                 }
                 Some("text") => parts.push(json!({"type": "text", "text": b["text"]})),
-                Some("image") => {
-                    let s = &b["source"];
-                    let url = match s["type"].as_str() {
-                        Some("base64") => super::to_data_url(
-                            s["media_type"].as_str().unwrap_or("image/png"),
-                            s["data"].as_str().unwrap_or(""),
-                        ),
-                        _ => s["url"].as_str().unwrap_or("").to_string(),
-                    };
-                    parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
-                }
+                Some("image") => parts.push(image_part(b)),
                 Some("document") => parts.push(document_part(b)?),
                 _ => {}
             }
@@ -937,6 +980,30 @@ mod tests {
 
     fn ev(name: &str, data: Value) -> Event {
         Event::named(Some(name), data.to_string())
+    }
+
+    #[test]
+    fn a_tool_results_image_goes_to_chat_as_parts_and_back() {
+        let png = json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA=="}});
+        let req = json!({"messages": [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "shot", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "is_error": true,
+                "content": [{"type": "text", "text": "blurred"}, png]}]},
+        ]});
+        let chat = request_to_chat(req).unwrap();
+        let tool = &chat["messages"][1];
+        assert_eq!(
+            tool["content"],
+            json!([
+                {"type": "text", "text": "error:"},
+                {"type": "text", "text": "blurred"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
+            ])
+        );
+        let back = request_from_chat(chat, "m", "up").unwrap();
+        let result = &back["messages"][1]["content"][0];
+        assert_eq!(result["type"], "tool_result");
+        assert_eq!(result["content"][2], png, "{result}");
     }
 
     #[test]

@@ -30,6 +30,45 @@ pub fn error_json(status: u16, message: &str) -> Value {
     }})
 }
 
+/// Moves the images and files of translated tool results (hub `tool` messages with
+/// parts) to a user message right after that turn's tool messages: OpenAI refuses an
+/// image in any message but a user's, and tool messages must follow their calls
+/// unbroken. The tool message keeps its text.
+pub fn lift_tool_media(chat: &mut Value) {
+    let Some(messages) = chat["messages"].as_array_mut() else {
+        return;
+    };
+    if !messages
+        .iter()
+        .any(|m| m["role"] == "tool" && super::has_media(&m["content"]))
+    {
+        return;
+    }
+    let mut out = Vec::with_capacity(messages.len() + 1);
+    let mut lifted = Vec::new();
+    for mut m in messages.drain(..) {
+        let tool = m["role"] == "tool";
+        if !tool && !lifted.is_empty() {
+            out.push(json!({"role": "user", "content": std::mem::take(&mut lifted)}));
+        }
+        if tool
+            && super::has_media(&m["content"])
+            && let Value::Array(parts) = &mut m["content"]
+        {
+            let (text, media): (Vec<Value>, Vec<Value>) = std::mem::take(parts)
+                .into_iter()
+                .partition(|p| p["type"] == "text");
+            m["content"] = json!(super::text_of(&Value::Array(text)));
+            lifted.extend(media);
+        }
+        out.push(m);
+    }
+    if !lifted.is_empty() {
+        out.push(json!({"role": "user", "content": lifted}));
+    }
+    *messages = out;
+}
+
 /// Decodes a Chat Completions upstream stream (`data: {chunk}` … `data: [DONE]`).
 #[derive(Debug, Default)]
 pub struct Decoder;
@@ -360,6 +399,33 @@ mod tests {
 
     fn ev(data: &str) -> Event {
         Event::data(data)
+    }
+
+    #[test]
+    fn tool_result_media_follow_the_turns_tool_messages() {
+        let png = json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}});
+        let mut chat = json!({"messages": [
+            {"role": "assistant", "content": null, "tool_calls": []},
+            {"role": "tool", "tool_call_id": "a", "content": [{"type": "text", "text": "shot"}, png]},
+            {"role": "tool", "tool_call_id": "b", "content": "plain"},
+            {"role": "user", "content": "and now?"},
+        ]});
+        lift_tool_media(&mut chat);
+        assert_eq!(
+            chat["messages"],
+            json!([
+                {"role": "assistant", "content": null, "tool_calls": []},
+                {"role": "tool", "tool_call_id": "a", "content": "shot"},
+                {"role": "tool", "tool_call_id": "b", "content": "plain"},
+                {"role": "user", "content": [png]},
+                {"role": "user", "content": "and now?"},
+            ])
+        );
+        // Nothing to move: the request is left as it is.
+        let mut plain = json!({"messages": [{"role": "tool", "tool_call_id": "a", "content": [{"type": "text", "text": "x"}]}]});
+        let before = plain.clone();
+        lift_tool_media(&mut plain);
+        assert_eq!(plain, before);
     }
 
     #[test]

@@ -273,7 +273,20 @@ pub fn request_from_chat(chat: Value, _model: &str, provider: &str) -> Result<Va
                 if !id.is_empty() {
                     fr["id"] = json!(id);
                 }
-                ("user", vec![json!({"functionResponse": fr})])
+                let mut parts = vec![json!({"functionResponse": fr})];
+                // A tool result's images and files go beside its response, in the
+                // same turn, as Gemini takes a multimodal function result.
+                if super::has_media(&m["content"])
+                    && let Some(all) = m["content"].as_array()
+                {
+                    let media = all
+                        .iter()
+                        .filter(|p| p["type"] != "text")
+                        .cloned()
+                        .collect();
+                    parts.extend(user_parts(&Value::Array(media), provider)?);
+                }
+                ("user", parts)
             }
             other => return Err(super::unknown_role(other)),
         };
@@ -818,6 +831,18 @@ fn response_text(response: &Value) -> String {
     }
 }
 
+/// An `inlineData` blob as a chat part: an image as an image, anything else (a PDF) as
+/// a file.
+fn inline_part(d: &Value) -> Value {
+    let mime = d["mimeType"].as_str().unwrap_or("application/octet-stream");
+    let url = super::to_data_url(mime, d["data"].as_str().unwrap_or(""));
+    if mime.starts_with("image/") {
+        json!({"type": "image_url", "image_url": {"url": url}})
+    } else {
+        super::file_part(None, url)
+    }
+}
+
 /// A `generateContent` request from a client → hub chat request. `stream` comes from
 /// the method in the URL, since Gemini bodies do not say.
 pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
@@ -883,19 +908,28 @@ pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
                         let name = fr["name"].as_str().unwrap_or("");
                         let id = pair_response(&mut pending, fr["id"].as_str(), name)
                             .unwrap_or_else(|| synthetic_id(turn, j, name));
-                        messages.push(json!({"role": "tool", "tool_call_id": id, "content": response_text(&fr["response"])}));
+                        // Gemini 3 nests a function result's images in its `parts`.
+                        let text = response_text(&fr["response"]);
+                        let media: Vec<Value> = fr["parts"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|p| p["inlineData"].is_object())
+                            .map(|p| inline_part(&p["inlineData"]))
+                            .collect();
+                        let content = if media.is_empty() {
+                            json!(text)
+                        } else {
+                            let mut parts = vec![json!({"type": "text", "text": text})];
+                            parts.extend(media);
+                            Value::Array(parts)
+                        };
+                        messages
+                            .push(json!({"role": "tool", "tool_call_id": id, "content": content}));
                     } else if let Some(t) = p["text"].as_str() {
                         other.push(json!({"type": "text", "text": t}));
                     } else if p["inlineData"].is_object() {
-                        let d = &p["inlineData"];
-                        let mime = d["mimeType"].as_str().unwrap_or("application/octet-stream");
-                        let url = super::to_data_url(mime, d["data"].as_str().unwrap_or(""));
-                        // Chat takes images as images and anything else (a PDF) as a file.
-                        other.push(if mime.starts_with("image/") {
-                            json!({"type": "image_url", "image_url": {"url": url}})
-                        } else {
-                            super::file_part(None, url)
-                        });
+                        other.push(inline_part(&p["inlineData"]));
                     } else if p["fileData"].is_object() {
                         // Chat takes an image by URL, but no other file by URL.
                         let f = &p["fileData"];

@@ -17,7 +17,11 @@
 //! - decoders always emit a usage chunk (`"choices": []`, `"usage": {…}`) before the
 //!   end when the upstream reported usage; the chat encoder drops it unless the client
 //!   asked for `stream_options.include_usage`;
-//! - `tool_calls[].index` counts from 0 within one response.
+//! - `tool_calls[].index` counts from 0 within one response;
+//! - a tool result with images or files (a screenshot) is a `tool` message whose
+//!   content is parts (`text`, `image_url`, `file`); one of text alone is a string.
+//!   Towards a Chat upstream the media move to a user message right after the tool
+//!   messages, since OpenAI takes images only from users.
 
 use std::borrow::Cow;
 
@@ -178,6 +182,7 @@ impl Protocol {
                 if let Some(obj) = chat.as_object_mut() {
                     obj.remove("top_k");
                 }
+                chat::lift_tool_media(&mut chat);
                 Ok(chat)
             }
             Protocol::Anthropic => anthropic::request_from_chat(chat, model, provider),
@@ -380,6 +385,14 @@ pub(crate) fn text_of(content: &Value) -> String {
             .join("\n"),
         _ => String::new(),
     }
+}
+
+/// True when chat content carries more than text (an image, a file): a tool result
+/// that does is a `tool` message whose content is parts, not a string.
+pub(crate) fn has_media(content: &Value) -> bool {
+    content
+        .as_array()
+        .is_some_and(|parts| parts.iter().any(|p| p["type"] != "text"))
 }
 
 /// A hub stream chunk carrying one delta (and maybe a finish reason).

@@ -20,6 +20,39 @@ const DEFAULT_INSTRUCTIONS: &str = "You are a helpful assistant.";
 
 // ---- chat → Responses (upstream requests) ----
 
+/// Chat user content (a string or parts) → Responses input parts.
+fn input_parts(content: &Value, provider: &str) -> Result<Vec<Value>, Error> {
+    let Value::Array(parts) = content else {
+        return Ok(match content.as_str() {
+            Some(s) => vec![json!({"type": "input_text", "text": s})],
+            None => Vec::new(),
+        });
+    };
+    parts
+        .iter()
+        .map(|p| match p["type"].as_str() {
+            Some("text") => Ok(json!({"type": "input_text", "text": p["text"]})),
+            Some("image_url") => {
+                let url = p["image_url"]["url"]
+                    .as_str()
+                    .or(p["image_url"].as_str())
+                    .unwrap_or("");
+                let detail = p["image_url"]["detail"].as_str().unwrap_or("auto");
+                Ok(json!({"type": "input_image", "image_url": url, "detail": detail}))
+            }
+            Some("file") => {
+                let mut part = json!({"type": "input_file"});
+                copy_fields(&p["file"], &mut part, &FILE_FIELDS);
+                Ok(part)
+            }
+            other => Err(Error::Unsupported {
+                field: format!("content part `{}`", other.unwrap_or("?")),
+                provider: provider.to_string(),
+            }),
+        })
+        .collect()
+}
+
 /// Hub chat request → Responses request for `model` at `provider`.
 pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Value, Error> {
     let unsupported = |field: &str| Error::Unsupported {
@@ -36,27 +69,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         match m["role"].as_str() {
             Some("system" | "developer") => instructions.push(text_of(&m["content"])),
             Some("user") => {
-                let content: Vec<Value> = match &m["content"] {
-                    Value::String(s) => vec![json!({"type": "input_text", "text": s})],
-                    Value::Array(parts) => parts
-                        .iter()
-                        .map(|p| match p["type"].as_str() {
-                            Some("text") => Ok(json!({"type": "input_text", "text": p["text"]})),
-                            Some("image_url") => {
-                                let url = p["image_url"]["url"].as_str().or(p["image_url"].as_str()).unwrap_or("");
-                                let detail = p["image_url"]["detail"].as_str().unwrap_or("auto");
-                                Ok(json!({"type": "input_image", "image_url": url, "detail": detail}))
-                            }
-                            Some("file") => {
-                                let mut part = json!({"type": "input_file"});
-                                copy_fields(&p["file"], &mut part, &FILE_FIELDS);
-                                Ok(part)
-                            }
-                            other => Err(unsupported(&format!("content part `{}`", other.unwrap_or("?")))),
-                        })
-                        .collect::<Result<_, _>>()?,
-                    _ => Vec::new(),
-                };
+                let content = input_parts(&m["content"], provider)?;
                 input.push(json!({"type": "message", "role": "user", "content": content}));
             }
             Some("assistant") => {
@@ -69,7 +82,15 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
                         "arguments": call["function"]["arguments"].as_str().unwrap_or("{}")}));
                 }
             }
-            Some("tool") => input.push(json!({"type": "function_call_output", "call_id": m["tool_call_id"], "output": text_of(&m["content"])})),
+            Some("tool") => {
+                // A tool result's images and files stay inside it: its output may be parts.
+                let output = if super::has_media(&m["content"]) {
+                    Value::Array(input_parts(&m["content"], provider)?)
+                } else {
+                    json!(text_of(&m["content"]))
+                };
+                input.push(json!({"type": "function_call_output", "call_id": m["tool_call_id"], "output": output}));
+            }
             other => return Err(super::unknown_role(other)),
         }
     }
@@ -513,9 +534,11 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                         }
                     }
                     "function_call_output" => {
+                        // Parts (an image a tool returned) go on as parts.
                         let output = match &item["output"] {
-                            Value::String(s) => s.clone(),
-                            other => text_of(other),
+                            Value::String(s) => json!(s),
+                            parts @ Value::Array(_) => content_to_chat(parts)?,
+                            other => json!(text_of(other)),
                         };
                         messages.push(json!({"role": "tool", "tool_call_id": item["call_id"], "content": output}));
                     }

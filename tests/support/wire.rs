@@ -238,6 +238,114 @@ impl Wire {
         v
     }
 
+    /// This protocol's part for a small inline PNG.
+    pub fn png_part(self) -> Value {
+        let data = "iVBORw0KGgo=";
+        let url = format!("data:image/png;base64,{data}");
+        match self {
+            Wire::Chat => json!({"type": "image_url", "image_url": {"url": url}}),
+            Wire::Anthropic => json!({"type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": data}}),
+            Wire::Responses => json!({"type": "input_image", "image_url": url, "detail": "auto"}),
+            Wire::Gemini => json!({"inlineData": {"mimeType": "image/png", "data": data}}),
+        }
+    }
+
+    /// [`Wire::tool_result_request`] whose tool result is the text `sunny` and a PNG (a
+    /// screenshot tool's answer); Gemini's goes beside its function response.
+    pub fn tool_image_request(self, model: &str) -> Value {
+        let mut v = self.tool_result_request(model, false);
+        let png = self.png_part();
+        match self {
+            Wire::Chat => {
+                v["messages"][2]["content"] = json!([{"type": "text", "text": "sunny"}, png]);
+            }
+            Wire::Anthropic => {
+                v["messages"][2]["content"][0]["content"] =
+                    json!([{"type": "text", "text": "sunny"}, png]);
+            }
+            Wire::Responses => {
+                v["input"][2]["output"] = json!([{"type": "input_text", "text": "sunny"}, png]);
+            }
+            Wire::Gemini => {
+                v["contents"][2]["parts"].as_array_mut().unwrap().push(png);
+            }
+        }
+        v
+    }
+
+    /// The image an upstream body (this protocol) carries with the tool result for
+    /// `call_1`, where this protocol takes it: inside the result (Anthropic, Responses),
+    /// beside it in its turn (Gemini, Anthropic), or in the user message right after
+    /// the tool messages (Chat, Responses); `Null` when there is none.
+    pub fn tool_image(self, body: &Value) -> Value {
+        let is_image = |p: &&Value| {
+            p["type"] == "image" || p["type"] == "image_url" || p["type"] == "input_image"
+        };
+        let first_image = |parts: &Value| {
+            parts
+                .as_array()
+                .and_then(|a| a.iter().find(is_image).cloned())
+                .unwrap_or(Value::Null)
+        };
+        let list = |key: &str| body[key].as_array().cloned().unwrap_or_default();
+        match self {
+            Wire::Chat => {
+                let m = list("messages");
+                let Some(i) = m.iter().position(|x| x["role"] == "tool") else {
+                    return Value::Null;
+                };
+                let next = m.iter().skip(i).find(|x| x["role"] != "tool");
+                let mut image = next
+                    .filter(|x| x["role"] == "user")
+                    .map_or(Value::Null, |x| first_image(&x["content"]));
+                // `auto` is what no `detail` means (a Responses client's image has one).
+                if image["image_url"]["detail"] == "auto" {
+                    image["image_url"]
+                        .as_object_mut()
+                        .map(|o| o.remove("detail"));
+                }
+                image
+            }
+            Wire::Anthropic => {
+                let m = list("messages");
+                let Some(turn) = m.iter().find(|x| x.to_string().contains("tool_result")) else {
+                    return Value::Null;
+                };
+                let blocks = turn["content"].as_array().cloned().unwrap_or_default();
+                let inside = blocks.iter().map(|b| first_image(&b["content"]));
+                inside
+                    .chain([first_image(&turn["content"])])
+                    .find(|v| !v.is_null())
+                    .unwrap_or(Value::Null)
+            }
+            Wire::Responses => {
+                let items = list("input");
+                let Some(i) = items
+                    .iter()
+                    .position(|x| x["type"] == "function_call_output")
+                else {
+                    return Value::Null;
+                };
+                let inside = first_image(&items[i]["output"]);
+                if !inside.is_null() {
+                    return inside;
+                }
+                items
+                    .get(i + 1)
+                    .map_or(Value::Null, |x| first_image(&x["content"]))
+            }
+            Wire::Gemini => list("contents")
+                .iter()
+                .find(|c| c.to_string().contains("functionResponse"))
+                .and_then(|c| {
+                    let parts = c["parts"].as_array()?;
+                    parts.iter().find(|p| p["inlineData"].is_object()).cloned()
+                })
+                .unwrap_or(Value::Null),
+        }
+    }
+
     /// True when an upstream body (this protocol) carries the tool result `sunny` for `call_1`.
     pub fn has_tool_result(self, body: &Value) -> bool {
         let s = body.to_string();
