@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use routeplane::body::RawBody;
 use routeplane::config;
-use routeplane::protocol::Protocol;
+use routeplane::protocol::{Asked, Protocol};
 use routeplane::sse::{Event, Parser};
 
 /// A small deterministic generator (xorshift64*), so a seed reproduces a run.
@@ -79,6 +79,11 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
 
 /// Runs every target on one input.
 fn exercise(input: &[u8]) {
+    // Whatever tool the input names may be a custom one (Responses clients').
+    let asked = Asked {
+        include_usage: true,
+        custom_tools: vec!["f".into(), "get_weather".into()],
+    };
     let text = String::from_utf8_lossy(input);
     let _ = config::parse(&text, true);
     if let Ok(body) = RawBody::parse(input.to_vec()) {
@@ -86,6 +91,7 @@ fn exercise(input: &[u8]) {
         let _ = body.models();
         let _ = body.with_model("x");
         let _ = body.without_model();
+        let _ = Asked::of(Protocol::Responses, &body);
         if let Ok(v) = body.to_value() {
             for p in Protocol::ALL {
                 if let Ok(chat) = p.request_to_chat(v.clone(), true) {
@@ -95,7 +101,7 @@ fn exercise(input: &[u8]) {
                 }
                 if let Ok(chat) = p.response_to_chat(v.clone()) {
                     for client in Protocol::ALL {
-                        let _ = client.response_from_chat(chat.clone());
+                        let _ = client.response_from_chat(chat.clone(), &asked);
                     }
                 }
             }
@@ -112,7 +118,7 @@ fn exercise(input: &[u8]) {
         for up in Protocol::ALL {
             let mut d = up.decoder();
             for client in Protocol::ALL {
-                let mut e = client.encoder("m", true);
+                let mut e = client.encoder("m", &asked);
                 for ev in &events {
                     if let routeplane::protocol::Decoded::Chunks(cs)
                     | routeplane::protocol::Decoded::End(cs) = d.event(ev)

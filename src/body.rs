@@ -156,6 +156,11 @@ impl RawBody {
             .is_some_and(|v| v["include_usage"] == Value::Bool(true))
     }
 
+    /// A top-level field parsed as JSON; `None` when absent or not JSON.
+    pub fn value(&self, key: &str) -> Option<Value> {
+        serde_json::from_slice(self.get(key)?).ok()
+    }
+
     /// The `models` preference list, checked for shape and length.
     pub fn models(&self) -> Result<Option<Vec<String>>, Error> {
         let Some(raw) = self.get("models") else {

@@ -255,8 +255,7 @@ fn a_gemini_function_results_nested_image_reaches_anthropic_inside_the_result() 
     // Gemini 3 nests a function result's images in the result's own `parts`.
     let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
     let mut req = Wire::Gemini.tool_result_request("m", false);
-    req["contents"][2]["parts"][0]["functionResponse"]["parts"] =
-        json!([Wire::Gemini.png_part()]);
+    req["contents"][2]["parts"][0]["functionResponse"]["parts"] = json!([Wire::Gemini.png_part()]);
     let resp = p.post(&Wire::Gemini.url("m", false), req);
     assert_eq!(resp.status, 200, "{}", resp.body);
     let sent = mock.requests()[0].json();
@@ -267,6 +266,128 @@ fn a_gemini_function_results_nested_image_reaches_anthropic_inside_the_result() 
         json!([{"type": "text", "text": "sunny"}, Wire::Anthropic.png_part()]),
         "{sent}"
     );
+}
+
+/// Codex CLI's free-text `apply_patch`, a past call of it and its output.
+fn custom_tool_request(stream: bool) -> serde_json::Value {
+    json!({"model": "m", "stream": stream,
+    "tools": [{"type": "custom", "name": "apply_patch", "description": "Edit files.",
+        "format": {"type": "grammar", "syntax": "lark", "definition": "start: begin_patch hunk+ end_patch"}}],
+    "input": [
+        {"type": "message", "role": "user", "content": "add a.txt"},
+        {"type": "custom_tool_call", "call_id": "call_0", "name": "apply_patch", "input": "*** Begin Patch\n*** End Patch"},
+        {"type": "custom_tool_call_output", "call_id": "call_0", "output": "Done"},
+    ]})
+}
+
+const PATCH: &str = "*** Begin Patch\n*** Add File: a.txt\n+hi \"there\"\n*** End Patch";
+
+/// Checks the chat request a custom tool and its past call became.
+fn assert_custom_tool_sent(sent: &serde_json::Value) {
+    let tool = &sent["tools"][0]["function"];
+    assert_eq!(tool["name"], "apply_patch", "{sent}");
+    let input = &tool["parameters"]["properties"]["input"];
+    assert_eq!(input["type"], "string", "{sent}");
+    assert!(
+        input["description"]
+            .as_str()
+            .unwrap()
+            .contains("begin_patch hunk+"),
+        "the format travels with it: {sent}"
+    );
+    let call = &sent["messages"][1]["tool_calls"][0]["function"];
+    let args: serde_json::Value =
+        serde_json::from_str(call["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        args,
+        json!({"input": "*** Begin Patch\n*** End Patch"}),
+        "{sent}"
+    );
+    assert_eq!(sent["messages"][2]["content"], "Done", "{sent}");
+}
+
+#[test]
+fn a_codex_custom_tool_works_through_a_chat_source() {
+    let args = json!({"input": PATCH}).to_string();
+    let answer = json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "apply_patch", "arguments": args}}]}}]});
+    let mock = MockUpstream::always(crate::support::Reply::Json(200, answer.to_string()));
+    let p = Proxy::start(&format!(
+        "providers:\n  up:\n    api_base: {}\n    models: [m]\n",
+        mock.url()
+    ));
+    let resp = p.post(&Wire::Responses.url("m", false), custom_tool_request(false));
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_custom_tool_sent(&mock.requests()[0].json());
+    let item = &resp.json()["output"][0];
+    assert_eq!(item["type"], "custom_tool_call", "{}", resp.body);
+    assert_eq!(
+        (&item["name"], &item["call_id"], &item["input"]),
+        (&json!("apply_patch"), &json!("call_1"), &json!(PATCH))
+    );
+}
+
+#[test]
+fn a_codex_custom_tool_call_streams_back_as_one() {
+    // The call's arguments arrive in pieces that split the JSON string; the client gets
+    // the text whole, as a custom tool call.
+    let args = json!({"input": PATCH}).to_string();
+    let (a, b) = args.split_at(17);
+    let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    let events = vec![
+        chunk(
+            json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "apply_patch", "arguments": a}}]}),
+            json!(null),
+        ),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": b}}]}),
+            json!(null),
+        ),
+        chunk(json!({}), json!("tool_calls")),
+        "data: [DONE]\n\n".to_string(),
+    ];
+    let mock = MockUpstream::always(crate::support::Reply::Sse(
+        events,
+        std::time::Duration::ZERO,
+    ));
+    let p = Proxy::start(&format!(
+        "providers:\n  up:\n    api_base: {}\n    models: [m]\n",
+        mock.url()
+    ));
+    let s = p.stream(&Wire::Responses.url("m", true), custom_tool_request(true));
+    assert_eq!(s.status, 200);
+    assert_custom_tool_sent(&mock.requests()[0].json());
+    let events: Vec<serde_json::Value> = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert!(
+        !kinds.iter().any(|k| k.contains("function_call")),
+        "{kinds:?}"
+    );
+    let done = events
+        .iter()
+        .find(|e| e["type"] == "response.output_item.done")
+        .expect("the call's item ends");
+    assert_eq!(done["item"]["type"], "custom_tool_call");
+    assert_eq!(done["item"]["input"], PATCH);
+    let input_done = events
+        .iter()
+        .find(|e| e["type"] == "response.custom_tool_call_input.done")
+        .expect("its input ends");
+    assert_eq!(input_done["input"], PATCH);
+    let completed = events.last().unwrap();
+    assert_eq!(completed["type"], "response.completed", "{kinds:?}");
+    assert_eq!(completed["response"]["output"][0]["input"], PATCH);
 }
 
 #[test]

@@ -50,6 +50,29 @@ pub enum Protocol {
     Gemini,
 }
 
+/// What a client's request says about the shape of its answer.
+#[derive(Debug, Clone, Default)]
+pub struct Asked {
+    /// `stream_options.include_usage` (chat clients).
+    pub include_usage: bool,
+    /// The client's custom (free-text) tools (Responses clients: Codex CLI's
+    /// `apply_patch`): a call of one goes back as a `custom_tool_call` with its text.
+    pub custom_tools: Vec<String>,
+}
+
+impl Asked {
+    /// Reads what a client speaking `inbound` asked, from its body.
+    pub fn of(inbound: Protocol, body: &RawBody) -> Asked {
+        Asked {
+            include_usage: body.include_usage(),
+            custom_tools: match inbound {
+                Protocol::Responses => responses::custom_tools(body),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
 /// What a stream decoder makes of one upstream event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decoded {
@@ -201,12 +224,12 @@ impl Protocol {
         }
     }
 
-    /// Hub chat completion → client response body in this protocol.
-    pub fn response_from_chat(self, chat: Value) -> Value {
+    /// Hub chat completion → client response body in this protocol, shaped as `asked`.
+    pub fn response_from_chat(self, chat: Value, asked: &Asked) -> Value {
         match self {
             Protocol::Chat => chat,
             Protocol::Anthropic => anthropic::response_from_chat(chat),
-            Protocol::Responses => responses::response_from_chat(chat),
+            Protocol::Responses => responses::response_from_chat(chat, &asked.custom_tools),
             Protocol::Gemini => gemini::response_from_chat(chat),
         }
     }
@@ -221,13 +244,15 @@ impl Protocol {
         }
     }
 
-    /// An encoder that writes hub chunks as this protocol's events to a client.
-    /// `include_usage` is the client's `stream_options.include_usage` (chat only).
-    pub fn encoder(self, model: &str, include_usage: bool) -> Encoder {
+    /// An encoder that writes hub chunks as this protocol's events to a client, shaped
+    /// as `asked`.
+    pub fn encoder(self, model: &str, asked: &Asked) -> Encoder {
         match self {
-            Protocol::Chat => Encoder::Chat(chat::Encoder::new(include_usage)),
+            Protocol::Chat => Encoder::Chat(chat::Encoder::new(asked.include_usage)),
             Protocol::Anthropic => Encoder::Anthropic(anthropic::Encoder::new(model)),
-            Protocol::Responses => Encoder::Responses(responses::Encoder::new(model)),
+            Protocol::Responses => {
+                Encoder::Responses(responses::Encoder::new(model, asked.custom_tools.clone()))
+            }
             Protocol::Gemini => Encoder::Gemini(gemini::Encoder::new(model)),
         }
     }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::view::{self, Delta, Text, Typed};
 use super::{Decoded, ToolChoice, copy_fields, now, text_of};
+use crate::body::RawBody;
 use crate::error::Error;
 use crate::sse::Event;
 
@@ -516,8 +517,14 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                             json!({"role": role, "content": content_to_chat(&item["content"])?}),
                         );
                     }
-                    "function_call" => {
-                        let call = json!({"id": item["call_id"], "type": "function", "function": {"name": item["name"], "arguments": item["arguments"].as_str().unwrap_or("{}")}});
+                    kind @ ("function_call" | "custom_tool_call") => {
+                        // A custom tool's text travels as a function's one `input` argument.
+                        let arguments = if kind == "custom_tool_call" {
+                            json!({"input": item["input"].as_str().unwrap_or("")}).to_string()
+                        } else {
+                            item["arguments"].as_str().unwrap_or("{}").to_string()
+                        };
+                        let call = json!({"id": item["call_id"], "type": "function", "function": {"name": item["name"], "arguments": arguments}});
                         // Consecutive calls (and text just before them) form one assistant turn.
                         match messages.last_mut() {
                             Some(last) if last["role"] == "assistant" => {
@@ -533,7 +540,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                             ),
                         }
                     }
-                    "function_call_output" => {
+                    "function_call_output" | "custom_tool_call_output" => {
                         // Parts (an image a tool returned) go on as parts.
                         let output = match &item["output"] {
                             Value::String(s) => json!(s),
@@ -598,8 +605,10 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
 }
 
 /// Responses tools → chat function tools. A `namespace` (Codex CLI groups tools so)
-/// contributes its functions; hosted tools (`web_search`, `file_search`, …) exist only
-/// on a Responses upstream and are left out, which only narrows what the model may call.
+/// contributes its functions; a custom tool (free text, such as Codex CLI's
+/// `apply_patch`) becomes a function of one string, `input`, whose description carries
+/// the text's format; hosted tools (`web_search`, `file_search`, …) exist only on a
+/// Responses upstream and are left out, which only narrows what the model may call.
 fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) {
     for t in tools {
         match t["type"].as_str() {
@@ -608,12 +617,62 @@ fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) {
                 copy_fields(t, &mut f, &["description", "strict"]);
                 out.push(json!({"type": "function", "function": f}));
             }
+            Some("custom") => {
+                let format = &t["format"];
+                let input = match format["definition"].as_str() {
+                    Some(definition) => format!(
+                        "The tool's whole input, as plain text in this {} ({}):\n{definition}",
+                        format["syntax"].as_str().unwrap_or("format"),
+                        format["type"].as_str().unwrap_or("text"),
+                    ),
+                    None => "The tool's whole input, as plain text.".to_string(),
+                };
+                let mut f = json!({"name": t["name"], "parameters": {
+                    "type": "object",
+                    "properties": {"input": {"type": "string", "description": input}},
+                    "required": ["input"],
+                }});
+                copy_fields(t, &mut f, &["description"]);
+                out.push(json!({"type": "function", "function": f}));
+            }
             Some("namespace") => flatten_tools(
                 t["tools"].as_array().map(Vec::as_slice).unwrap_or_default(),
                 out,
             ),
             _ => {}
         }
+    }
+}
+
+/// The names of a Responses request's custom tools (in `namespace`s too).
+pub fn custom_tools(body: &RawBody) -> Vec<String> {
+    fn collect(tools: &[Value], out: &mut Vec<String>) {
+        for t in tools {
+            match t["type"].as_str() {
+                Some("custom") => out.extend(t["name"].as_str().map(str::to_string)),
+                Some("namespace") => {
+                    collect(
+                        t["tools"].as_array().map(Vec::as_slice).unwrap_or_default(),
+                        out,
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut names = Vec::new();
+    if let Some(Value::Array(tools)) = body.value("tools") {
+        collect(&tools, &mut names);
+    }
+    names
+}
+
+/// A custom tool's text from its chat call's arguments (`{"input": …}`); arguments of
+/// another shape go as they are, so nothing the model wrote is lost.
+fn custom_input(arguments: &str) -> String {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v) if v["input"].is_string() => v["input"].as_str().unwrap_or("").to_string(),
+        _ => arguments.to_string(),
     }
 }
 
@@ -685,8 +744,9 @@ fn status_of(finish: &str) -> (&'static str, Value) {
     }
 }
 
-/// Hub chat completion → Responses object.
-pub fn response_from_chat(chat: Value) -> Value {
+/// Hub chat completion → Responses object; calls of the client's `custom` tools go
+/// back as `custom_tool_call` items.
+pub fn response_from_chat(chat: Value, custom: &[String]) -> Value {
     let id = response_id(&chat["id"]);
     let choice = &chat["choices"][0];
     let msg = &choice["message"];
@@ -701,8 +761,14 @@ pub fn response_from_chat(chat: Value) -> Value {
     }
     for call in msg["tool_calls"].as_array().into_iter().flatten() {
         let call_id = call["id"].as_str().unwrap_or("");
-        output.push(json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
-            "name": call["function"]["name"], "arguments": call["function"]["arguments"], "status": "completed"}));
+        let (name, arguments) = (&call["function"]["name"], &call["function"]["arguments"]);
+        output.push(if is_custom(custom, name) {
+            json!({"type": "custom_tool_call", "id": format!("ctc_{call_id}"), "call_id": call_id,
+                "name": name, "input": custom_input(arguments.as_str().unwrap_or("")), "status": "completed"})
+        } else {
+            json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
+                "name": name, "arguments": arguments, "status": "completed"})
+        });
     }
     let (status, incomplete) = status_of(choice["finish_reason"].as_str().unwrap_or("stop"));
     json!({
@@ -710,6 +776,11 @@ pub fn response_from_chat(chat: Value) -> Value {
         "status": status, "incomplete_details": incomplete, "model": chat["model"], "output": output,
         "usage": usage_from_chat(&chat["usage"]),
     })
+}
+
+/// True when `name` is one of the client's custom tools.
+fn is_custom(custom: &[String], name: &Value) -> bool {
+    name.as_str().is_some_and(|n| custom.iter().any(|c| c == n))
 }
 
 /// A message or reasoning item whose text is flowing to the client.
@@ -734,6 +805,9 @@ struct OpenTool {
     call_id: String,
     name: Value,
     args: String,
+    /// A call of one of the client's custom tools: its text goes out whole at its end,
+    /// once it can be taken out of the arguments.
+    custom: bool,
 }
 
 /// Writes hub chunks to a Responses client as typed events.
@@ -756,11 +830,14 @@ pub struct Encoder {
     usage: Value,
     /// The stream so far went out verbatim (a same-protocol stream) and was observed.
     observed: bool,
+    /// The client's custom tools.
+    custom: Vec<String>,
 }
 
 impl Encoder {
-    /// An encoder that names `model` in its events.
-    pub fn new(model: &str) -> Encoder {
+    /// An encoder that names `model` in its events; calls of the `custom` tools go out
+    /// as `custom_tool_call` items.
+    pub fn new(model: &str, custom: Vec<String>) -> Encoder {
         Encoder {
             model: model.to_string(),
             id: String::new(),
@@ -774,6 +851,7 @@ impl Encoder {
             finish: "stop".into(),
             usage: Value::Null,
             observed: false,
+            custom,
         }
     }
 
@@ -919,6 +997,10 @@ impl Encoder {
     /// Closes every open function call.
     fn close_tools(&mut self, out: &mut Vec<Event>) {
         for t in std::mem::take(&mut self.tools) {
+            if t.custom {
+                self.close_custom(t, out);
+                continue;
+            }
             let id = format!("fc_{}", t.call_id);
             let ev = self.ev(
                 "response.function_call_arguments.done",
@@ -933,6 +1015,31 @@ impl Encoder {
             out.push(ev);
             self.done.push((t.oi, item));
         }
+    }
+
+    /// Closes a custom tool call: its whole text in one delta, then its end.
+    fn close_custom(&mut self, t: OpenTool, out: &mut Vec<Event>) {
+        let id = format!("ctc_{}", t.call_id);
+        let input = custom_input(&t.args);
+        if !input.is_empty() {
+            let ev = self.ev(
+                "response.custom_tool_call_input.delta",
+                json!({"item_id": id, "output_index": t.oi, "delta": input}),
+            );
+            out.push(ev);
+        }
+        let ev = self.ev(
+            "response.custom_tool_call_input.done",
+            json!({"item_id": id, "output_index": t.oi, "input": input}),
+        );
+        out.push(ev);
+        let item = json!({"type": "custom_tool_call", "id": id, "call_id": t.call_id, "name": t.name, "input": input, "status": "completed"});
+        let ev = self.ev(
+            "response.output_item.done",
+            json!({"output_index": t.oi, "item": item}),
+        );
+        out.push(ev);
+        self.done.push((t.oi, item));
     }
 
     /// Appends text to a message (or reasoning) item, opening one when needed.
@@ -991,7 +1098,12 @@ impl Encoder {
                 .as_str()
                 .map_or_else(|| format!("call_{index}"), str::to_string);
             let name = call["function"]["name"].clone();
-            let item = json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id, "name": name, "arguments": "", "status": "in_progress"});
+            let custom = is_custom(&self.custom, &name);
+            let item = if custom {
+                json!({"type": "custom_tool_call", "id": format!("ctc_{call_id}"), "call_id": call_id, "name": name, "input": "", "status": "in_progress"})
+            } else {
+                json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id, "name": name, "arguments": "", "status": "in_progress"})
+            };
             let ev = self.ev(
                 "response.output_item.added",
                 json!({"output_index": oi, "item": item}),
@@ -1003,6 +1115,7 @@ impl Encoder {
                 call_id,
                 name,
                 args: String::new(),
+                custom,
             });
         }
         let Some(frag) = call["function"]["arguments"]
@@ -1015,6 +1128,10 @@ impl Encoder {
             return;
         };
         t.args.push_str(frag);
+        if t.custom {
+            // Held: the text is inside JSON until the arguments are whole.
+            return;
+        }
         let (oi, id) = (t.oi, format!("fc_{}", t.call_id));
         let ev = self.ev(
             "response.function_call_arguments.delta",
@@ -1164,7 +1281,7 @@ mod tests {
         assert_eq!(chat["choices"][0]["message"]["reasoning_content"], "think");
         assert_eq!(chat["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(chat["usage"]["prompt_tokens_details"]["cached_tokens"], 1);
-        let back = response_from_chat(chat);
+        let back = response_from_chat(chat, &[]);
         assert_eq!(back["status"], "completed");
         assert_eq!(back["output"][2]["call_id"], "c1");
         assert_eq!(back["usage"]["total_tokens"], 6);
@@ -1263,7 +1380,7 @@ mod tests {
 
     #[test]
     fn an_observed_stream_continues_its_item_and_numbering() {
-        let mut e = Encoder::new("m");
+        let mut e = Encoder::new("m", Vec::new());
         for v in [
             json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_9", "created_at": 3, "model": "gpt-up"}}),
             json!({"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": {"type": "message", "id": "msg_9"}}),
@@ -1305,7 +1422,7 @@ mod tests {
         }
         evs.extend(parallel_tool_stream().into_iter().skip(2));
         let (chunks, _) = decode_all(&evs);
-        let mut e = Encoder::new("m");
+        let mut e = Encoder::new("m", Vec::new());
         let mut out: Vec<Event> = chunks.iter().flat_map(|c| e.chunk(c)).collect();
         out.extend(e.finish());
         let (again, ended) = decode_all(&out);

@@ -332,7 +332,7 @@ impl<'a> Run<'a, '_> {
             let translated = serde_json::from_slice::<Value>(&bytes)
                 .map_err(|_| Error::Internal("upstream answered with malformed JSON".into()))
                 .and_then(|v| target.protocol.response_to_chat(v))
-                .map(|chat| call.inbound.response_from_chat(chat));
+                .map(|chat| call.inbound.response_from_chat(chat, &call.asked));
             match translated {
                 Ok(v) => v.to_string().into_bytes(),
                 // A Gemini safety block arrives as a 200 with nothing in it.

@@ -24,7 +24,7 @@ use crate::auth::Auth;
 use crate::body::RawBody;
 use crate::error::Error;
 use crate::log::StreamEnd;
-use crate::protocol::{self, Protocol};
+use crate::protocol::{self, Asked, Protocol};
 use crate::registry::{Settings, Target};
 use crate::route::Cooldown;
 use crate::sse::{ClientWriter, ServedBy};
@@ -55,8 +55,8 @@ pub struct Call<'a> {
     pub targets: &'a [Target],
     /// The client asked for a stream.
     pub stream: bool,
-    /// Chat clients: `stream_options.include_usage`.
-    pub include_usage: bool,
+    /// What the client asked of its answer's shape (`include_usage`, custom tools).
+    pub asked: Asked,
     /// Client headers passed upstream when protocols match (e.g. `anthropic-beta`).
     pub forward: Vec<Header>,
     /// The model name the client asked for.
@@ -477,7 +477,7 @@ fn asks_usage(call: &Call<'_>, target: &Target) -> bool {
     call.inbound == Protocol::Chat
         && target.protocol == Protocol::Chat
         && call.stream
-        && !call.include_usage
+        && !call.asked.include_usage
 }
 
 /// A failure with no upstream body.

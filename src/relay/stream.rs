@@ -50,7 +50,7 @@ impl Splice {
     /// upstream's first chunk names its own.
     pub(super) fn new(call: &super::Call<'_>, model: &str) -> Splice {
         Splice {
-            encoder: call.inbound.encoder(model, call.include_usage),
+            encoder: call.inbound.encoder(model, &call.asked),
             open: false,
             status: 0,
             continuing: false,
@@ -487,7 +487,10 @@ fn respond_collected(
     c: chat::Collector,
     splice: &mut Splice,
 ) -> Outcome {
-    let body = call.inbound.response_from_chat(c.finish()).to_string();
+    let body = call
+        .inbound
+        .response_from_chat(c.finish(), &call.asked)
+        .to_string();
     splice.status = head.status;
     match out.respond_served(
         head.status,

@@ -16,7 +16,7 @@ use super::{Shared, probe_local};
 use crate::body::RawBody;
 use crate::error::Error;
 use crate::log::{self, RequestLog};
-use crate::protocol::Protocol;
+use crate::protocol::{Asked, Protocol};
 use crate::registry::Registry;
 use crate::relay::{self, Call};
 use crate::route;
@@ -235,7 +235,7 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
             let _in_flight = shared.stats.enter(stream);
             let call = Call {
                 inbound,
-                include_usage: body.include_usage(),
+                asked: Asked::of(inbound, &body),
                 stream,
                 body: &body,
                 targets: &targets,
