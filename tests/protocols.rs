@@ -312,11 +312,10 @@ fn a_codex_custom_tool_works_through_a_chat_source() {
     let answer = json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
         "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
             "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "apply_patch", "arguments": args}}]}}]});
-    let mock = MockUpstream::always(crate::support::Reply::Json(200, answer.to_string()));
-    let p = Proxy::start(&format!(
-        "providers:\n  up:\n    api_base: {}\n    models: [m]\n",
-        mock.url()
-    ));
+    let (mock, p) = setup(
+        Wire::Chat,
+        crate::support::Reply::Json(200, answer.to_string()),
+    );
     let resp = p.post(&Wire::Responses.url("m", false), custom_tool_request(false));
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert_custom_tool_sent(&mock.requests()[0].json());
@@ -353,14 +352,10 @@ fn a_codex_custom_tool_call_streams_back_as_one() {
         chunk(json!({}), json!("tool_calls")),
         "data: [DONE]\n\n".to_string(),
     ];
-    let mock = MockUpstream::always(crate::support::Reply::Sse(
-        events,
-        std::time::Duration::ZERO,
-    ));
-    let p = Proxy::start(&format!(
-        "providers:\n  up:\n    api_base: {}\n    models: [m]\n",
-        mock.url()
-    ));
+    let (mock, p) = setup(
+        Wire::Chat,
+        crate::support::Reply::Sse(events, std::time::Duration::ZERO),
+    );
     let s = p.stream(&Wire::Responses.url("m", true), custom_tool_request(true));
     assert_eq!(s.status, 200);
     assert_custom_tool_sent(&mock.requests()[0].json());
