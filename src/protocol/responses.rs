@@ -1257,6 +1257,25 @@ mod tests {
     }
 
     #[test]
+    fn a_custom_tool_is_a_function_of_its_text() {
+        let mut tools = Vec::new();
+        flatten_tools(
+            &[json!({"type": "custom", "name": "note", "description": "Jot."})],
+            &mut tools,
+        );
+        let f = &tools[0]["function"];
+        assert_eq!(
+            (&f["name"], &f["description"]),
+            (&json!("note"), &json!("Jot."))
+        );
+        assert_eq!(f["parameters"]["required"], json!(["input"]));
+        // The text comes out of `{"input": …}`; anything else the model wrote goes whole.
+        assert_eq!(custom_input(r#"{"input":"a \"b\""}"#), r#"a "b""#);
+        assert_eq!(custom_input("not json"), "not json");
+        assert_eq!(custom_input(r#"{"text":"x"}"#), r#"{"text":"x"}"#);
+    }
+
+    #[test]
     fn codex_rules_are_applied() {
         let mut r = json!({"model": "m", "input": [], "max_output_tokens": 5, "temperature": 1, "previous_response_id": "x", "stream": false});
         codex_body(&mut r);
