@@ -21,7 +21,9 @@
 //! - a tool result with images or files (a screenshot) is a `tool` message whose
 //!   content is parts (`text`, `image_url`, `file`); one of text alone is a string.
 //!   Towards a Chat upstream the media move to a user message right after the tool
-//!   messages, since OpenAI takes images only from users.
+//!   messages, since OpenAI takes images only from users;
+//! - a Responses client's custom (free-text) tool is a function of one string,
+//!   `input`; [`Asked`] names those tools, so their calls go back as custom calls.
 
 use std::borrow::Cow;
 
