@@ -109,7 +109,7 @@ impl RawBody {
     }
 
     /// The raw value of a top-level key (the last one, when a key is repeated).
-    fn get(&self, key: &str) -> Option<&[u8]> {
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
         self.iter()
             .rev()
             .find(|(k, _)| *k == key.as_bytes())
@@ -154,11 +154,6 @@ impl RawBody {
         self.get("stream_options")
             .and_then(|raw| serde_json::from_slice::<Value>(raw).ok())
             .is_some_and(|v| v["include_usage"] == Value::Bool(true))
-    }
-
-    /// A top-level field parsed as JSON; `None` when absent or not JSON.
-    pub fn value(&self, key: &str) -> Option<Value> {
-        serde_json::from_slice(self.get(key)?).ok()
     }
 
     /// The `models` preference list, checked for shape and length.

@@ -212,13 +212,7 @@ fn content_blocks(content: &Value, provider: &str) -> Result<Vec<Value>, Error> 
             .filter(|p| !(p["type"] == "text" && p["text"].as_str().is_some_and(blank)))
             .map(|p| match p["type"].as_str() {
                 Some("text") => Ok(json!({"type": "text", "text": p["text"]})),
-                Some("image_url") => {
-                    let url = p["image_url"]["url"]
-                        .as_str()
-                        .or(p["image_url"].as_str())
-                        .unwrap_or("");
-                    Ok(image_block(url))
-                }
+                Some("image_url") => Ok(image_block(super::image_url(p))),
                 Some("file") => {
                     let (media_type, data) = super::inline_file(p, provider)?;
                     Ok(document_block(
@@ -565,14 +559,20 @@ fn tool_result_to_chat(b: &Value) -> Result<Value, Error> {
         parts.push(json!({"type": "text", "text": "error:"}));
     }
     for x in blocks {
-        match x["type"].as_str() {
-            Some("text") => parts.push(json!({"type": "text", "text": x["text"]})),
-            Some("image") => parts.push(image_part(x)),
-            Some("document") => parts.push(document_part(x)?),
-            _ => {}
-        }
+        parts.extend(block_part(x)?);
     }
     Ok(Value::Array(parts))
+}
+
+/// A user content block (text, image, document) as a chat part; `None` for a block
+/// chat has no part for.
+fn block_part(b: &Value) -> Result<Option<Value>, Error> {
+    Ok(match b["type"].as_str() {
+        Some("text") => Some(json!({"type": "text", "text": b["text"]})),
+        Some("image") => Some(image_part(b)),
+        Some("document") => Some(document_part(b)?),
+        _ => None,
+    })
 }
 
 /// A Messages request from a client → hub chat request.
@@ -633,10 +633,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                     let content = tool_result_to_chat(b)?;
                     messages.push(json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}));
                 }
-                Some("text") => parts.push(json!({"type": "text", "text": b["text"]})),
-                Some("image") => parts.push(image_part(b)),
-                Some("document") => parts.push(document_part(b)?),
-                _ => {}
+                _ => parts.extend(block_part(b)?),
             }
         }
         if !parts.is_empty() {

@@ -401,13 +401,7 @@ fn user_parts(content: &Value, provider: &str) -> Result<Vec<Value>, Error> {
             .filter(|p| !(p["type"] == "text" && p["text"] == ""))
             .map(|p| match p["type"].as_str() {
                 Some("text") => Ok(json!({"text": p["text"]})),
-                Some("image_url") => {
-                    let url = p["image_url"]["url"]
-                        .as_str()
-                        .or(p["image_url"].as_str())
-                        .unwrap_or("");
-                    Ok(media_part(url))
-                }
+                Some("image_url") => Ok(media_part(super::image_url(p))),
                 Some("file") => {
                     let (mime, data) = super::inline_file(p, provider)?;
                     Ok(json!({"inlineData": {"mimeType": mime, "data": data}}))

@@ -53,7 +53,7 @@ pub enum Protocol {
 }
 
 /// What a client's request says about the shape of its answer.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub struct Asked {
     /// `stream_options.include_usage` (chat clients).
     pub include_usage: bool,
@@ -412,6 +412,12 @@ pub(crate) fn text_of(content: &Value) -> String {
             .join("\n"),
         _ => String::new(),
     }
+}
+
+/// The URL of a chat `image_url` part (`{"url": …}`, or the bare string some clients send).
+pub(crate) fn image_url(part: &Value) -> &str {
+    let image = &part["image_url"];
+    image["url"].as_str().or(image.as_str()).unwrap_or("")
 }
 
 /// True when chat content carries more than text (an image, a file): a tool result

@@ -6,8 +6,10 @@
 //! so it always asks an upstream not to store (`store: false`) and refuses
 //! `previous_response_id` unless the request goes byte for byte to a Responses source.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::view::{self, Delta, Text, Typed};
@@ -34,10 +36,7 @@ fn input_parts(content: &Value, provider: &str) -> Result<Vec<Value>, Error> {
         .map(|p| match p["type"].as_str() {
             Some("text") => Ok(json!({"type": "input_text", "text": p["text"]})),
             Some("image_url") => {
-                let url = p["image_url"]["url"]
-                    .as_str()
-                    .or(p["image_url"].as_str())
-                    .unwrap_or("");
+                let url = super::image_url(p);
                 let detail = p["image_url"]["detail"].as_str().unwrap_or("auto");
                 Ok(json!({"type": "input_image", "image_url": url, "detail": detail}))
             }
@@ -644,24 +643,37 @@ fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) {
     }
 }
 
-/// The names of a Responses request's custom tools (in `namespace`s too).
+/// The names of a Responses request's custom tools (in `namespace`s too). Most
+/// requests have none, and their tools (Codex CLI's: tens of KiB of descriptions) are
+/// not parsed at all; those that do are read for names only.
 pub fn custom_tools(body: &RawBody) -> Vec<String> {
-    fn collect(tools: &[Value], out: &mut Vec<String>) {
+    /// Of a tool, only what says whether it is custom, and its name.
+    #[derive(Deserialize)]
+    struct Tool<'a> {
+        #[serde(rename = "type", borrow, default)]
+        kind: Cow<'a, str>,
+        #[serde(borrow, default)]
+        name: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        tools: Vec<Tool<'a>>,
+    }
+    fn collect(tools: &[Tool<'_>], out: &mut Vec<String>) {
         for t in tools {
-            match t["type"].as_str() {
-                Some("custom") => out.extend(t["name"].as_str().map(str::to_string)),
-                Some("namespace") => {
-                    collect(
-                        t["tools"].as_array().map(Vec::as_slice).unwrap_or_default(),
-                        out,
-                    );
-                }
+            match (&*t.kind, &t.name) {
+                ("custom", Some(name)) => out.push(name.to_string()),
+                ("namespace", _) => collect(&t.tools, out),
                 _ => {}
             }
         }
     }
+    let Some(raw) = body.get("tools") else {
+        return Vec::new();
+    };
+    if memchr::memmem::find(raw, b"\"custom\"").is_none() {
+        return Vec::new();
+    }
     let mut names = Vec::new();
-    if let Some(Value::Array(tools)) = body.value("tools") {
+    if let Ok(tools) = serde_json::from_slice::<Vec<Tool<'_>>>(raw) {
         collect(&tools, &mut names);
     }
     names
@@ -1254,6 +1266,20 @@ mod tests {
         );
         assert_eq!(r["tool_choice"], json!({"type": "function", "name": "f"}));
         assert!(request_from_chat(json!({"messages": [], "n": 3}), "m", "p").is_err());
+    }
+
+    #[test]
+    fn custom_tools_are_named_even_inside_a_namespace() {
+        let body = |tools: Value| {
+            RawBody::parse(json!({"tools": tools}).to_string().into_bytes()).unwrap()
+        };
+        let tools = json!([
+            {"type": "function", "name": "f", "description": "not \"custom\""},
+            {"type": "custom", "name": "apply_patch", "format": {"type": "grammar"}},
+            {"type": "namespace", "name": "mcp", "tools": [{"type": "custom", "name": "x"}]},
+        ]);
+        assert_eq!(custom_tools(&body(tools)), ["apply_patch", "x"]);
+        assert!(custom_tools(&body(json!([{"type": "function", "name": "f"}]))).is_empty());
     }
 
     #[test]
