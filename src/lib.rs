@@ -69,14 +69,10 @@ mod tests {
         let mut checked = 0;
         for (rank, module) in LAYERS.iter().enumerate() {
             let file = src.join(format!("{module}.rs"));
-            let files: Vec<std::path::PathBuf> = if file.exists() {
+            let files = if file.exists() {
                 vec![file]
             } else {
-                std::fs::read_dir(src.join(module))
-                    .unwrap()
-                    .flatten()
-                    .map(|e| e.path())
-                    .collect()
+                rust_files(&src.join(module))
             };
             for f in files {
                 let text = std::fs::read_to_string(&f).unwrap();
@@ -94,5 +90,19 @@ mod tests {
             }
         }
         assert!(checked >= 20, "only {checked} files were checked");
+    }
+
+    /// The `.rs` files in a module's folder and its subfolders.
+    fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(rust_files(&path));
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+        out
     }
 }

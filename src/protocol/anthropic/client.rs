@@ -1,0 +1,480 @@
+//! Serving a Anthropic client: its requests become hub chat requests, and chat answers
+//! and chunks become Anthropic answers and events.
+
+use serde_json::{Value, json};
+
+use super::error_json;
+use super::{finish_reason, usage_to_chat};
+use crate::error::Error;
+use crate::protocol::{self, ToolChoice, text_of};
+use crate::sse::Event;
+
+/// An Anthropic document block as a chat part: one given inline (a PDF) becomes a
+/// `file` part, plain text a text part. One given by URL or file id has no chat form,
+/// and is refused rather than left out unseen.
+pub(super) fn document_part(b: &Value) -> Result<Value, Error> {
+    let s = &b["source"];
+    match s["type"].as_str() {
+        Some("base64") => {
+            let media_type = s["media_type"].as_str().unwrap_or("application/pdf");
+            let url = protocol::to_data_url(media_type, s["data"].as_str().unwrap_or(""));
+            Ok(protocol::file_part(b["title"].as_str(), url))
+        }
+        Some("text") => Ok(json!({"type": "text", "text": s["data"]})),
+        _ => Err(Error::bad_request(
+            "a `document` by URL or file id cannot be passed to this model's source: send it inline (base64)",
+        )),
+    }
+}
+
+/// An Anthropic image block as a chat `image_url` part (a data URL when inline).
+fn image_part(b: &Value) -> Value {
+    let s = &b["source"];
+    let url = match s["type"].as_str() {
+        Some("base64") => protocol::to_data_url(
+            s["media_type"].as_str().unwrap_or("image/png"),
+            s["data"].as_str().unwrap_or(""),
+        ),
+        _ => s["url"].as_str().unwrap_or("").to_string(),
+    };
+    json!({"type": "image_url", "image_url": {"url": url}})
+}
+
+/// A `tool_result` block's content as a chat tool message's: a string, or parts when
+/// it carries images or documents (a screenshot tool's answer), which go on rather
+/// than being left out unseen. An error result says so first.
+fn tool_result_to_chat(b: &Value) -> Result<Value, Error> {
+    let error = b["is_error"] == json!(true);
+    let blocks = match &b["content"] {
+        Value::Array(blocks)
+            if blocks
+                .iter()
+                .any(|x| matches!(x["type"].as_str(), Some("image" | "document"))) =>
+        {
+            blocks
+        }
+        content => {
+            let text = text_of(content);
+            return Ok(json!(if error {
+                format!("error: {text}")
+            } else {
+                text
+            }));
+        }
+    };
+    let mut parts = Vec::new();
+    if error {
+        parts.push(json!({"type": "text", "text": "error:"}));
+    }
+    for x in blocks {
+        parts.extend(block_part(x)?);
+    }
+    Ok(Value::Array(parts))
+}
+
+/// A user content block (text, image, document) as a chat part; `None` for a block
+/// chat has no part for.
+fn block_part(b: &Value) -> Result<Option<Value>, Error> {
+    Ok(match b["type"].as_str() {
+        Some("text") => Some(json!({"type": "text", "text": b["text"]})),
+        Some("image") => Some(image_part(b)),
+        Some("document") => Some(document_part(b)?),
+        _ => None,
+    })
+}
+
+/// A Messages request from a client → hub chat request.
+pub fn request_to_chat(req: Value) -> Result<Value, Error> {
+    let Some(list) = req["messages"].as_array() else {
+        return Err(Error::bad_request(
+            "`messages` is required and must be an array",
+        ));
+    };
+    let mut messages = Vec::new();
+    let system = text_of(&req["system"]);
+    if !system.is_empty() {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    for m in list {
+        let role = m["role"].as_str().unwrap_or("");
+        // Claude Code (2.1, with the mid-conversation-system beta) sends system turns
+        // inside `messages`.
+        if role == "system" {
+            messages.push(json!({"role": "system", "content": text_of(&m["content"])}));
+            continue;
+        }
+        if role != "user" && role != "assistant" {
+            return Err(protocol::unknown_role(Some(role)));
+        }
+        let blocks: Vec<Value> = match &m["content"] {
+            Value::String(s) => vec![json!({"type": "text", "text": s})],
+            Value::Array(a) => a.clone(),
+            _ => {
+                return Err(Error::bad_request(
+                    "message `content` must be a string or an array",
+                ));
+            }
+        };
+        if role == "assistant" {
+            let text: String = blocks
+                .iter()
+                .filter(|b| b["type"] == "text")
+                .filter_map(|b| b["text"].as_str())
+                .collect();
+            let calls: Vec<Value> = blocks
+                .iter()
+                .filter(|b| b["type"] == "tool_use")
+                .map(|b| json!({"id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": b["input"].to_string()}}))
+                .collect();
+            let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
+            if !calls.is_empty() {
+                msg["tool_calls"] = Value::Array(calls);
+            }
+            messages.push(msg);
+            continue;
+        }
+        // Tool results become `tool` messages, which must follow the assistant's call.
+        let mut parts = Vec::new();
+        for b in &blocks {
+            match b["type"].as_str() {
+                Some("tool_result") => {
+                    let content = tool_result_to_chat(b)?;
+                    messages.push(json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}));
+                }
+                _ => parts.extend(block_part(b)?),
+            }
+        }
+        if !parts.is_empty() {
+            let content = if parts.iter().all(|p| p["type"] == "text") {
+                json!(
+                    parts
+                        .iter()
+                        .filter_map(|p| p["text"].as_str())
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            } else {
+                Value::Array(parts)
+            };
+            messages.push(json!({"role": "user", "content": content}));
+        }
+    }
+    let mut out = json!({"model": req["model"], "messages": messages});
+    protocol::copy_fields(
+        &req,
+        &mut out,
+        &["max_tokens", "temperature", "top_p", "stream"],
+    );
+    if req["stream"] == json!(true) {
+        out["stream_options"] = json!({"include_usage": true});
+    }
+    if let Some(stop) = req["stop_sequences"].as_array() {
+        out["stop"] = Value::Array(stop.clone());
+    }
+    if let Some(tools) = req["tools"].as_array() {
+        let mut converted = Vec::new();
+        for t in tools {
+            if t["input_schema"].is_null() {
+                return Err(Error::bad_request(format!(
+                    "tool type `{}` is only available from an Anthropic upstream",
+                    t["type"].as_str().unwrap_or("?")
+                )));
+            }
+            converted.push(json!({"type": "function", "function": {"name": t["name"], "description": t["description"], "parameters": t["input_schema"]}}));
+        }
+        out["tools"] = Value::Array(converted);
+    }
+    let tc = &req["tool_choice"];
+    let choice = match tc["type"].as_str() {
+        Some("auto") => Some(ToolChoice::Auto),
+        Some("any") => Some(ToolChoice::Required),
+        Some("none") => Some(ToolChoice::Never),
+        Some("tool") => Some(ToolChoice::Function(tc["name"].as_str().ok_or_else(
+            || Error::bad_request("`tool_choice` of type `tool` needs the tool's `name`"),
+        )?)),
+        _ => None,
+    };
+    if let Some(c) = choice {
+        out["tool_choice"] = c.to_chat();
+    }
+    if tc["disable_parallel_tool_use"] == json!(true) {
+        out["parallel_tool_calls"] = json!(false);
+    }
+    if req["thinking"]["type"] == "enabled" {
+        let budget = req["thinking"]["budget_tokens"].as_u64().unwrap_or(4096);
+        out["reasoning_effort"] = json!(match budget {
+            0..=2048 => "low",
+            2049..=8192 => "medium",
+            _ => "high",
+        });
+    }
+    if let Some(user) = req["metadata"]["user_id"].as_str() {
+        out["user"] = json!(user);
+    }
+    Ok(out)
+}
+
+// ---- chat → Anthropic client (inbound answers) ----
+
+/// Chat `finish_reason` → Anthropic `stop_reason`.
+fn stop_reason(finish: &str) -> &'static str {
+    match finish {
+        "length" => "max_tokens",
+        "tool_calls" | "function_call" => "tool_use",
+        "content_filter" => "refusal",
+        _ => "end_turn",
+    }
+}
+
+/// Chat usage → Anthropic usage (input excludes cached tokens). The Messages format
+/// requires the object (the SDKs read `usage.output_tokens`), so counts the upstream
+/// did not report are null, never zeros.
+fn usage_from_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return json!({"input_tokens": null, "output_tokens": null});
+    }
+    let prompt = u["prompt_tokens"].as_u64().unwrap_or(0);
+    let cached = u["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap_or(0);
+    json!({
+        "input_tokens": prompt.saturating_sub(cached),
+        "cache_read_input_tokens": cached,
+        "output_tokens": u["completion_tokens"].as_u64().unwrap_or(0),
+    })
+}
+
+/// An Anthropic message id derived from a chat id.
+fn message_id(chat_id: &Value) -> String {
+    match chat_id.as_str() {
+        Some(id) if id.starts_with("msg_") => id.to_string(),
+        Some(id) => format!("msg_{id}"),
+        None => "msg_routeplane".to_string(),
+    }
+}
+
+/// Hub chat completion → Messages answer.
+pub fn response_from_chat(chat: Value) -> Value {
+    let choice = &chat["choices"][0];
+    let msg = &choice["message"];
+    let mut content = Vec::new();
+    if let Some(r) = msg["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
+        content.push(json!({"type": "thinking", "thinking": r, "signature": ""}));
+    }
+    let text = text_of(&msg["content"]);
+    if !text.is_empty() {
+        content.push(json!({"type": "text", "text": text}));
+    }
+    for call in msg["tool_calls"].as_array().into_iter().flatten() {
+        let input =
+            protocol::arguments_object(call["function"]["arguments"].as_str().unwrap_or("{}"));
+        content.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
+    }
+    json!({
+        "id": message_id(&chat["id"]), "type": "message", "role": "assistant", "model": chat["model"],
+        "content": content,
+        "stop_reason": stop_reason(choice["finish_reason"].as_str().unwrap_or("stop")),
+        "stop_sequence": null,
+        "usage": usage_from_chat(&chat["usage"]),
+    })
+}
+
+/// The kind of content block open in the client's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    /// Text deltas are flowing.
+    Text,
+    /// Thinking deltas are flowing.
+    Thinking,
+    /// Argument fragments of chat tool call N are flowing.
+    Tool(u64),
+}
+
+/// Writes hub chunks to an Anthropic client as Messages events.
+#[derive(Debug)]
+pub struct Encoder {
+    model: String,
+    /// `message_start` went out.
+    started: bool,
+    /// The open block and its index.
+    open: Option<(usize, Block)>,
+    next_index: usize,
+    stop: &'static str,
+    usage: Value,
+    /// A `message_delta` already went out verbatim (a same-protocol stream's own).
+    delta_sent: bool,
+}
+
+impl Encoder {
+    /// An encoder that names `model` in its events.
+    pub fn new(model: &str) -> Encoder {
+        Encoder {
+            model: model.to_string(),
+            started: false,
+            open: None,
+            next_index: 0,
+            stop: "end_turn",
+            usage: Value::Null,
+            delta_sent: false,
+        }
+    }
+
+    /// Learns the open block and the next index from an event that went out verbatim.
+    pub fn observe(&mut self, ev: &Event) {
+        // Deltas, the bulk of a stream, change nothing here: not even parsed.
+        if matches!(ev.event.as_deref(), Some("content_block_delta" | "ping")) {
+            return;
+        }
+        let Some(v) = ev
+            .data
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        else {
+            return;
+        };
+        match v["type"].as_str().or(ev.event.as_deref()).unwrap_or("") {
+            "message_start" => {
+                self.started = true;
+                if let Some(m) = v["message"]["model"].as_str().filter(|m| !m.is_empty()) {
+                    self.model = m.to_string();
+                }
+                if v["message"]["usage"].is_object() {
+                    self.usage = usage_to_chat(&v["message"]["usage"]);
+                }
+            }
+            "content_block_start" => {
+                let index = v["index"].as_u64().unwrap_or(0) as usize;
+                let kind = match v["content_block"]["type"].as_str() {
+                    Some("text") => Block::Text,
+                    Some("thinking") => Block::Thinking,
+                    // Never continued: a stream with a tool call is not rescued.
+                    _ => Block::Tool(u64::MAX),
+                };
+                self.open = Some((index, kind));
+                self.next_index = self.next_index.max(index + 1);
+            }
+            "content_block_stop" => self.open = None,
+            "message_delta" => {
+                self.delta_sent = true;
+                if let Some(s) = v["delta"]["stop_reason"].as_str() {
+                    self.stop = stop_reason(finish_reason(s));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn ev(name: &str, data: Value) -> Event {
+        Event::named(Some(name), data.to_string())
+    }
+
+    /// `message_start`, once; it names the model the first chunk names, as the
+    /// unstreamed answer does.
+    fn start(&mut self, chunk: &Value, out: &mut Vec<Event>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        if let Some(m) = chunk["model"].as_str().filter(|m| !m.is_empty()) {
+            self.model = m.to_string();
+        }
+        let id = &chunk["id"];
+        out.push(Self::ev(
+            "message_start",
+            json!({"type": "message_start", "message": {
+                "id": message_id(id), "type": "message", "role": "assistant", "model": self.model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                // Counts come with `message_delta`; none is known yet.
+                "usage": {"input_tokens": null, "output_tokens": 0},
+            }}),
+        ));
+    }
+
+    /// Closes the open block, if any.
+    fn close(&mut self, out: &mut Vec<Event>) {
+        if let Some((index, _)) = self.open.take() {
+            out.push(Self::ev(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": index}),
+            ));
+        }
+    }
+
+    /// Makes `kind` the open block, opening it with `block` if it is not already.
+    fn ensure(&mut self, kind: Block, block: Value, out: &mut Vec<Event>) -> usize {
+        if let Some((index, open)) = self.open
+            && open == kind
+        {
+            return index;
+        }
+        self.close(out);
+        let index = self.next_index;
+        self.next_index += 1;
+        self.open = Some((index, kind));
+        out.push(Self::ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index, "content_block": block}),
+        ));
+        index
+    }
+
+    /// Encodes one chunk.
+    pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.start(chunk, &mut out);
+        if chunk["usage"].is_object() {
+            self.usage = chunk["usage"].clone();
+        }
+        let choice = &chunk["choices"][0];
+        let d = &choice["delta"];
+        if let Some(r) = d["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
+            let i = self.ensure(
+                Block::Thinking,
+                json!({"type": "thinking", "thinking": ""}),
+                &mut out,
+            );
+            out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "thinking_delta", "thinking": r}})));
+        }
+        if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
+            let i = self.ensure(Block::Text, json!({"type": "text", "text": ""}), &mut out);
+            out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": t}})));
+        }
+        for call in d["tool_calls"].as_array().into_iter().flatten() {
+            let n = call["index"].as_u64().unwrap_or(0);
+            let block = json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}});
+            let i = self.ensure(Block::Tool(n), block, &mut out);
+            if let Some(args) = call["function"]["arguments"]
+                .as_str()
+                .filter(|a| !a.is_empty())
+            {
+                out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": args}})));
+            }
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            self.stop = stop_reason(f);
+        }
+        out
+    }
+
+    /// Closes the stream: the open block, `message_delta`, `message_stop`.
+    pub fn finish(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.start(&Value::Null, &mut out);
+        self.close(&mut out);
+        if !self.delta_sent {
+            out.push(Self::ev(
+                "message_delta",
+                json!({"type": "message_delta",
+                "delta": {"stop_reason": self.stop, "stop_sequence": null},
+                "usage": usage_from_chat(&self.usage)}),
+            ));
+        }
+        out.push(Self::ev("message_stop", json!({"type": "message_stop"})));
+        out
+    }
+
+    /// An `error` event.
+    pub fn fail(&mut self, status: u16, message: &str) -> Vec<Event> {
+        vec![Self::ev("error", error_json(status, message))]
+    }
+}

@@ -1,0 +1,86 @@
+//! Anthropic Messages ⇄ the chat hub: requests, answers, stream events and errors.
+//!
+//! Four directions: a chat request becomes a Messages request for an Anthropic
+//! upstream and its answer (whole or streamed) becomes chat again; a Messages request
+//! from a client (Claude Code, the Anthropic SDKs) becomes a chat request and chat
+//! answers become Messages answers and events. Fields with no counterpart are dropped
+//! only when that cannot change the meaning of the request; otherwise the request is
+//! refused with the field's name. The first two directions are `source.rs`, the other
+//! two `client.rs`; what both use is here.
+
+use serde_json::{Value, json};
+
+mod client;
+mod source;
+#[cfg(test)]
+mod tests;
+
+pub use client::{Encoder, request_to_chat, response_from_chat};
+pub use source::{Decoder, delta, request_from_chat, response_to_chat};
+
+/// `max_tokens` when a chat request gives none: Anthropic requires one.
+const DEFAULT_MAX_TOKENS: u64 = 8192;
+
+/// The Anthropic error body for a status.
+pub fn error_json(status: u16, message: &str) -> Value {
+    json!({"type": "error", "error": {"type": error_type(status), "message": message}})
+}
+
+/// Anthropic's `error.type` for an HTTP status.
+fn error_type(status: u16) -> &'static str {
+    match status {
+        400 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+/// The HTTP status an Anthropic `error.type` stands for.
+fn status_of(kind: &str) -> u16 {
+    match kind {
+        "invalid_request_error" => 400,
+        "authentication_error" => 401,
+        "billing_error" => 402,
+        "permission_error" => 403,
+        "not_found_error" => 404,
+        "request_too_large" => 413,
+        "rate_limit_error" => 429,
+        "overloaded_error" => 503,
+        _ => 502,
+    }
+}
+
+/// Anthropic `stop_reason` → chat `finish_reason`.
+fn finish_reason(stop: &str) -> &'static str {
+    match stop {
+        "max_tokens" | "model_context_window_exceeded" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// Anthropic usage → chat usage (prompt tokens include cache reads and writes); null
+/// when the upstream reported none, never zeros.
+fn usage_to_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return Value::Null;
+    }
+    let input = u["input_tokens"].as_u64().unwrap_or(0);
+    let cache_read = u["cache_read_input_tokens"].as_u64().unwrap_or(0);
+    let cache_write = u["cache_creation_input_tokens"].as_u64().unwrap_or(0);
+    let output = u["output_tokens"].as_u64().unwrap_or(0);
+    let prompt = input + cache_read + cache_write;
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": output,
+        "total_tokens": prompt + output,
+        "prompt_tokens_details": {"cached_tokens": cache_read},
+    })
+}

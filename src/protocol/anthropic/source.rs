@@ -1,0 +1,426 @@
+//! Talking to a Anthropic source: hub chat requests become Anthropic requests, and its
+//! answers and stream events become chat again.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{DEFAULT_MAX_TOKENS, finish_reason, status_of, usage_to_chat};
+use crate::error::Error;
+use crate::protocol::view::{self, Delta, Text, Typed};
+use crate::protocol::{self, Decoded, ToolChoice, now, text_of};
+use crate::sse::Event;
+
+/// Hub chat request → Messages request for `model` at `provider`.
+pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Value, Error> {
+    let unsupported = |field: &str| Error::Unsupported {
+        field: field.to_string(),
+        provider: provider.to_string(),
+    };
+    protocol::refuse_chat_only(&chat, provider)?;
+    match chat["response_format"]["type"].as_str() {
+        None | Some("text") => {}
+        Some(_) => return Err(unsupported("response_format")),
+    }
+    let mut system: Vec<Value> = Vec::new();
+    let mut messages: Vec<Value> = Vec::new();
+    let Some(list) = chat["messages"].as_array() else {
+        return Err(Error::bad_request("`messages` must be an array"));
+    };
+    for m in list {
+        let (role, blocks) = match m["role"].as_str() {
+            Some("system" | "developer") => {
+                let text = text_of(&m["content"]);
+                if !blank(&text) {
+                    system.push(json!({"type": "text", "text": text}));
+                }
+                continue;
+            }
+            Some("user") => ("user", content_blocks(&m["content"], provider)?),
+            Some("assistant") => ("assistant", assistant_blocks(m)?),
+            Some("tool") => {
+                // A tool result's images and documents stay inside it: Anthropic takes them there.
+                let content = if protocol::has_media(&m["content"]) {
+                    Value::Array(content_blocks(&m["content"], provider)?)
+                } else {
+                    json!(text_of(&m["content"]))
+                };
+                let block = json!({
+                    "type": "tool_result",
+                    "tool_use_id": tool_id(&m["tool_call_id"]),
+                    "content": content,
+                });
+                ("user", vec![block])
+            }
+            other => return Err(protocol::unknown_role(other)),
+        };
+        if blocks.is_empty() {
+            continue;
+        }
+        protocol::push_turn(&mut messages, role, "content", blocks);
+    }
+    let mut out = Map::new();
+    out.insert("model".into(), json!(model));
+    out.insert("messages".into(), Value::Array(messages));
+    if !system.is_empty() {
+        out.insert("system".into(), Value::Array(system));
+    }
+    let mut max_tokens = chat["max_completion_tokens"]
+        .as_u64()
+        .or(chat["max_tokens"].as_u64())
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    for key in ["temperature", "top_p", "stream"] {
+        if !chat[key].is_null() {
+            out.insert(key.into(), chat[key].clone());
+        }
+    }
+    // Chat's temperature runs to 2, Anthropic's to 1: a hotter one is its hottest.
+    if chat["temperature"].as_f64().is_some_and(|t| t > 1.0) {
+        out.insert("temperature".into(), json!(1.0));
+    }
+    // Anthropic refuses a stop sequence of whitespace alone; without it an answer can
+    // only run longer.
+    if let Some(Value::Array(stops)) = protocol::stop_list(&chat) {
+        let kept: Vec<Value> = stops
+            .into_iter()
+            .filter(|s| s.as_str().is_some_and(|s| !s.trim().is_empty()))
+            .collect();
+        if !kept.is_empty() {
+            out.insert("stop_sequences".into(), Value::Array(kept));
+        }
+    }
+    // `none` asks for no reasoning, which is Anthropic's default: no `thinking` at all.
+    if let Some(effort) = chat["reasoning_effort"].as_str().filter(|e| *e != "none") {
+        let budget: u64 = match effort {
+            "minimal" | "low" => 1024,
+            "medium" => 4096,
+            _ => 16384,
+        };
+        if max_tokens <= budget {
+            max_tokens = budget + 4096;
+        }
+        out.insert(
+            "thinking".into(),
+            json!({"type": "enabled", "budget_tokens": budget}),
+        );
+        // Extended thinking rejects a custom temperature/top_p.
+        out.remove("temperature");
+        out.remove("top_p");
+    }
+    out.insert("max_tokens".into(), json!(max_tokens));
+    if let Some(tools) = chat["tools"].as_array() {
+        let mut converted = Vec::new();
+        for t in tools {
+            if t["type"] != "function" {
+                return Err(unsupported("tools"));
+            }
+            let f = &t["function"];
+            let mut tool = json!({
+                "name": f["name"],
+                "input_schema": if f["parameters"].is_object() { f["parameters"].clone() } else { json!({"type": "object"}) },
+            });
+            if let Some(d) = f["description"].as_str() {
+                tool["description"] = json!(d);
+            }
+            converted.push(tool);
+        }
+        out.insert("tools".into(), Value::Array(converted));
+    }
+    let asked = ToolChoice::of_chat(&chat);
+    let mut choice = asked.map(|c| match c {
+        ToolChoice::Auto => json!({"type": "auto"}),
+        ToolChoice::Required => json!({"type": "any"}),
+        ToolChoice::Never => json!({"type": "none"}),
+        ToolChoice::Function(name) => json!({"type": "tool", "name": name}),
+    });
+    // `{"type": "none"}` has no such field: no tool is called, in parallel or not.
+    if chat["parallel_tool_calls"] == json!(false)
+        && out.contains_key("tools")
+        && asked != Some(ToolChoice::Never)
+    {
+        let c = choice.get_or_insert_with(|| json!({"type": "auto"}));
+        c["disable_parallel_tool_use"] = json!(true);
+    }
+    if let Some(c) = choice {
+        out.insert("tool_choice".into(), c);
+    }
+    if let Some(user) = chat["user"].as_str() {
+        out.insert("metadata".into(), json!({"user_id": user}));
+    }
+    Ok(Value::Object(out))
+}
+
+/// Anthropic refuses a text block with no text, or whitespace alone; leaving it out
+/// says the same.
+fn blank(text: &str) -> bool {
+    text.trim().is_empty()
+}
+
+/// Chat user content (a string or parts) → Anthropic blocks.
+fn content_blocks(content: &Value, provider: &str) -> Result<Vec<Value>, Error> {
+    match content {
+        Value::String(s) if blank(s) => Ok(Vec::new()),
+        Value::String(s) => Ok(vec![json!({"type": "text", "text": s})]),
+        Value::Array(parts) => parts
+            .iter()
+            .filter(|p| !(p["type"] == "text" && p["text"].as_str().is_some_and(blank)))
+            .map(|p| match p["type"].as_str() {
+                Some("text") => Ok(json!({"type": "text", "text": p["text"]})),
+                Some("image_url") => Ok(image_block(protocol::image_url(p))),
+                Some("file") => {
+                    let (media_type, data) = protocol::inline_file(p, provider)?;
+                    Ok(document_block(
+                        media_type,
+                        data,
+                        p["file"]["filename"].as_str(),
+                    ))
+                }
+                _ => Err(Error::Unsupported {
+                    field: format!("content part `{}`", p["type"].as_str().unwrap_or("?")),
+                    provider: provider.to_string(),
+                }),
+            })
+            .collect(),
+        Value::Null => Ok(Vec::new()),
+        _ => Err(Error::bad_request(
+            "message `content` must be a string or an array",
+        )),
+    }
+}
+
+/// An image URL (https or a base64 data URL) as an Anthropic image block.
+fn image_block(url: &str) -> Value {
+    if let Some((media_type, data)) = protocol::data_url(url) {
+        return json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}});
+    }
+    json!({"type": "image", "source": {"type": "url", "url": url}})
+}
+
+/// An inline file (a PDF) as an Anthropic document block, titled with its file name.
+fn document_block(media_type: &str, data: &str, filename: Option<&str>) -> Value {
+    let mut block = json!({"type": "document", "source": {"type": "base64", "media_type": media_type, "data": data}});
+    if let Some(name) = filename {
+        block["title"] = json!(name);
+    }
+    block
+}
+
+/// A chat assistant message → text and tool_use blocks.
+fn assistant_blocks(m: &Value) -> Result<Vec<Value>, Error> {
+    let mut blocks = Vec::new();
+    let text = text_of(&m["content"]);
+    if !blank(&text) {
+        blocks.push(json!({"type": "text", "text": text}));
+    }
+    for call in m["tool_calls"].as_array().into_iter().flatten() {
+        let args = call["function"]["arguments"].as_str().unwrap_or("{}");
+        let input: Value = if args.trim().is_empty() {
+            json!({})
+        } else {
+            serde_json::from_str(args).map_err(|_| {
+                Error::bad_request(format!(
+                    "tool call `{}` has arguments that are not valid JSON",
+                    call["id"].as_str().unwrap_or("?")
+                ))
+            })?
+        };
+        blocks.push(json!({"type": "tool_use", "id": tool_id(&call["id"]), "name": call["function"]["name"], "input": input}));
+    }
+    Ok(blocks)
+}
+
+/// A tool call id as Anthropic takes it (`^[a-zA-Z0-9_-]+$`, at most 64 characters):
+/// another provider's id (Kimi's `functions.get_weather:0`, say) has its other
+/// characters made `_`. A call and its result are mapped alike, so they still pair.
+pub(super) fn tool_id(id: &Value) -> Value {
+    let Some(id) = id.as_str() else {
+        return id.clone();
+    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if id.len() <= 64 && id.chars().all(allowed) {
+        return json!(id);
+    }
+    let mapped: String = id
+        .chars()
+        .map(|c| if allowed(c) { c } else { '_' })
+        .take(64)
+        .collect();
+    json!(mapped)
+}
+
+// ---- Anthropic → chat (upstream answers) ----
+
+/// Messages answer → hub chat completion.
+pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
+    if resp["type"] == "error" {
+        return Err(Error::Upstream {
+            provider: "anthropic".into(),
+            reason: resp["error"]["message"]
+                .as_str()
+                .unwrap_or("error")
+                .to_string(),
+        });
+    }
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut calls = Vec::new();
+    for b in resp["content"].as_array().into_iter().flatten() {
+        match b["type"].as_str() {
+            Some("text") => text.push_str(b["text"].as_str().unwrap_or("")),
+            Some("thinking") => reasoning.push_str(b["thinking"].as_str().unwrap_or("")),
+            Some("tool_use") => calls.push(json!({
+                "id": b["id"], "type": "function",
+                "function": {"name": b["name"], "arguments": b["input"].to_string()},
+            })),
+            _ => {}
+        }
+    }
+    let message = protocol::assistant_message(text, reasoning, calls);
+    Ok(json!({
+        "id": resp["id"], "object": "chat.completion", "created": now(), "model": resp["model"],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(resp["stop_reason"].as_str().unwrap_or(""))}],
+        "usage": usage_to_chat(&resp["usage"]),
+    }))
+}
+
+/// Decodes an Anthropic Messages stream into hub chunks.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    id: String,
+    model: String,
+    created: u64,
+    /// Anthropic block index → chat tool call index.
+    tools: HashMap<u64, usize>,
+    usage: Value,
+}
+
+/// What the relay reads of a copied Messages stream's usual event, a text, thinking or
+/// tool-input `content_block_delta` (see [`Delta`]); `None` for every other event,
+/// which [`Decoder::event`] reads in full. None of these changes the decoder's state.
+pub fn delta(ev: &Event) -> Option<Delta<'_>> {
+    const KIND: &str = "content_block_delta";
+    let event: Typed<'_, BlockDelta<'_>> = view::object(ev, &[KIND])?;
+    if event.kind.0 != KIND {
+        return None;
+    }
+    let d = event.delta?;
+    match d.kind.0.as_ref() {
+        "text_delta" => Some(Delta::text(Some(d.text?.0), None)),
+        "thinking_delta" => Some(Delta::text(None, Some(d.thinking?.0))),
+        // Decoded, it is a one-element `tool_calls` whatever its `partial_json`.
+        "input_json_delta" => Some(Delta::tool_call()),
+        _ => None,
+    }
+}
+
+/// The `delta` of a `content_block_delta`, as far as [`delta`] looks.
+#[derive(Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Text<'a>,
+    #[serde(borrow)]
+    text: Option<Text<'a>>,
+    #[serde(borrow)]
+    thinking: Option<Text<'a>>,
+}
+
+impl Decoder {
+    /// A chunk with one delta.
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
+        protocol::hub_chunk(&self.id, self.created, &self.model, delta, finish)
+    }
+
+    /// Decodes one upstream event.
+    pub fn event(&mut self, ev: &Event) -> Decoded {
+        let Some(data) = ev.data.as_deref() else {
+            return Decoded::Chunks(Vec::new());
+        };
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return Decoded::Malformed;
+        };
+        let kind = v["type"].as_str().or(ev.event.as_deref()).unwrap_or("");
+        let one = |c: Value| Decoded::Chunks(vec![c]);
+        match kind {
+            "message_start" => {
+                let m = &v["message"];
+                self.id = m["id"].as_str().unwrap_or("msg").to_string();
+                self.model = m["model"].as_str().unwrap_or("").to_string();
+                self.created = now();
+                self.usage = m["usage"].clone();
+                one(self.chunk(json!({"role": "assistant", "content": ""}), None))
+            }
+            "content_block_start" => {
+                let b = &v["content_block"];
+                match b["type"].as_str() {
+                    Some("tool_use") => {
+                        let index = self.tools.len();
+                        self.tools.insert(v["index"].as_u64().unwrap_or(0), index);
+                        one(self.chunk(
+                            json!({"tool_calls": [{"index": index, "id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": ""}}]}),
+                            None,
+                        ))
+                    }
+                    Some("text") if b["text"].as_str().is_some_and(|t| !t.is_empty()) => {
+                        one(self.chunk(json!({"content": b["text"]}), None))
+                    }
+                    _ => Decoded::Chunks(Vec::new()),
+                }
+            }
+            "content_block_delta" => {
+                let d = &v["delta"];
+                match d["type"].as_str() {
+                    Some("text_delta") => one(self.chunk(json!({"content": d["text"]}), None)),
+                    Some("thinking_delta") => {
+                        one(self.chunk(json!({"reasoning_content": d["thinking"]}), None))
+                    }
+                    Some("input_json_delta") => {
+                        let index = self
+                            .tools
+                            .get(&v["index"].as_u64().unwrap_or(0))
+                            .copied()
+                            .unwrap_or(0);
+                        one(self.chunk(
+                            json!({"tool_calls": [{"index": index, "function": {"arguments": d["partial_json"]}}]}),
+                            None,
+                        ))
+                    }
+                    _ => Decoded::Chunks(Vec::new()),
+                }
+            }
+            "message_delta" => {
+                if let Some(u) = v["usage"].as_object() {
+                    for (k, val) in u {
+                        if !val.is_null() {
+                            self.usage[k] = val.clone();
+                        }
+                    }
+                }
+                match v["delta"]["stop_reason"].as_str() {
+                    Some(stop) => one(self.chunk(json!({}), Some(finish_reason(stop)))),
+                    None => Decoded::Chunks(Vec::new()),
+                }
+            }
+            "message_stop" => {
+                if !self.usage.is_object() {
+                    return Decoded::End(Vec::new());
+                }
+                let usage = usage_to_chat(&self.usage);
+                Decoded::End(vec![protocol::usage_chunk(
+                    &self.id,
+                    self.created,
+                    &self.model,
+                    usage,
+                )])
+            }
+            "error" => Decoded::Failed {
+                status: status_of(v["error"]["type"].as_str().unwrap_or("")),
+                message: v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("upstream error")
+                    .to_string(),
+            },
+            _ => Decoded::Chunks(Vec::new()),
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! Serving a Gemini client: its requests become hub chat requests, and chat answers
+//! and chunks become Gemini answers and events.
+
+use serde_json::{Value, json};
+
+use super::{error_json, gemini_finish, synthetic_id, usage_from_chat};
+use crate::error::Error;
+use crate::protocol::{self, ToolChoice, arguments_object, assistant_message, text_of};
+use crate::sse::Event;
+
+/// The text of a `systemInstruction`: a Content, a list of parts, or a plain string.
+fn instruction_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(_) => text_of(&v["parts"]),
+        Value::Array(_) => text_of(v),
+        _ => String::new(),
+    }
+}
+
+/// Google's OpenAPI-subset schema (upper-case `type`) as JSON Schema.
+fn json_schema(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| match (k.as_str(), x) {
+                    ("type", Value::String(t)) => (k.clone(), json!(t.to_ascii_lowercase())),
+                    _ => (k.clone(), json_schema(x)),
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(json_schema).collect()),
+        other => other.clone(),
+    }
+}
+
+/// A function response's payload as chat tool content: a lone string field unwrapped.
+fn response_text(response: &Value) -> String {
+    if let Some(m) = response.as_object()
+        && m.len() == 1
+        && let Some(s) = ["output", "result", "content"]
+            .iter()
+            .find_map(|k| m.get(*k).and_then(Value::as_str))
+    {
+        return s.to_string();
+    }
+    match response {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// An `inlineData` blob as a chat part: an image as an image, anything else (a PDF) as
+/// a file.
+fn inline_part(d: &Value) -> Value {
+    let mime = d["mimeType"].as_str().unwrap_or("application/octet-stream");
+    let url = protocol::to_data_url(mime, d["data"].as_str().unwrap_or(""));
+    if mime.starts_with("image/") {
+        json!({"type": "image_url", "image_url": {"url": url}})
+    } else {
+        protocol::file_part(None, url)
+    }
+}
+
+/// A `generateContent` request from a client → hub chat request. `stream` comes from
+/// the method in the URL, since Gemini bodies do not say.
+pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
+    if !req["cachedContent"].is_null() {
+        return Err(Error::bad_request(
+            "`cachedContent` needs a Gemini upstream; send the full conversation in `contents` instead",
+        ));
+    }
+    let Some(contents) = req["contents"].as_array() else {
+        return Err(Error::bad_request(
+            "`contents` is required: a list of {role, parts}",
+        ));
+    };
+    let mut messages: Vec<Value> = Vec::new();
+    let system = instruction_text(&req["systemInstruction"]);
+    if !system.is_empty() {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    // The calls of the last model turn, (name, id, answered), to pair responses with.
+    let mut pending: Vec<(String, String, bool)> = Vec::new();
+    for (turn, c) in contents.iter().enumerate() {
+        let parts = match &c["parts"] {
+            Value::Array(p) => p.as_slice(),
+            Value::Null => &[],
+            _ => return Err(Error::bad_request("`parts` of a content must be a list")),
+        };
+        match c["role"].as_str().unwrap_or("user") {
+            "model" => {
+                let mut text = String::new();
+                let mut calls = Vec::new();
+                pending.clear();
+                for p in parts {
+                    if let Some(t) = p["text"].as_str()
+                        && p["thought"] != json!(true)
+                    {
+                        text.push_str(t);
+                    }
+                    let fc = &p["functionCall"];
+                    if fc.is_object() {
+                        let name = fc["name"].as_str().unwrap_or("").to_string();
+                        let id = fc["id"]
+                            .as_str()
+                            .map_or_else(|| synthetic_id(turn, calls.len(), &name), str::to_string);
+                        let args = if fc["args"].is_object() {
+                            fc["args"].to_string()
+                        } else {
+                            "{}".into()
+                        };
+                        calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}));
+                        pending.push((name, id, false));
+                    }
+                }
+                if text.is_empty() && calls.is_empty() {
+                    continue;
+                }
+                messages.push(assistant_message(text, String::new(), calls));
+            }
+            "user" | "function" | "tool" => {
+                let mut other = Vec::new();
+                for (j, p) in parts.iter().enumerate() {
+                    let fr = &p["functionResponse"];
+                    if fr.is_object() {
+                        let name = fr["name"].as_str().unwrap_or("");
+                        let id = pair_response(&mut pending, fr["id"].as_str(), name)
+                            .unwrap_or_else(|| synthetic_id(turn, j, name));
+                        // Gemini 3 nests a function result's images in its `parts`.
+                        let text = response_text(&fr["response"]);
+                        let media: Vec<Value> = fr["parts"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter(|p| p["inlineData"].is_object())
+                            .map(|p| inline_part(&p["inlineData"]))
+                            .collect();
+                        let content = if media.is_empty() {
+                            json!(text)
+                        } else {
+                            let mut parts = vec![json!({"type": "text", "text": text})];
+                            parts.extend(media);
+                            Value::Array(parts)
+                        };
+                        messages
+                            .push(json!({"role": "tool", "tool_call_id": id, "content": content}));
+                    } else if let Some(t) = p["text"].as_str() {
+                        other.push(json!({"type": "text", "text": t}));
+                    } else if p["inlineData"].is_object() {
+                        other.push(inline_part(&p["inlineData"]));
+                    } else if p["fileData"].is_object() {
+                        // Chat takes an image by URL, but no other file by URL.
+                        let f = &p["fileData"];
+                        match f["mimeType"].as_str() {
+                            Some(mime) if !mime.starts_with("image/") => {
+                                return Err(Error::bad_request(format!(
+                                    "a `fileData` part of type `{mime}` (a file by URI) can go only to a Gemini source; send it inline as `inlineData`"
+                                )));
+                            }
+                            _ => other.push(
+                                json!({"type": "image_url", "image_url": {"url": f["fileUri"]}}),
+                            ),
+                        }
+                    }
+                }
+                if other.is_empty() {
+                    continue;
+                }
+                let content = if other.iter().all(|p| p["type"] == "text") {
+                    json!(text_of(&Value::Array(other)))
+                } else {
+                    Value::Array(other)
+                };
+                messages.push(json!({"role": "user", "content": content}));
+            }
+            role => {
+                return Err(Error::bad_request(format!(
+                    "unknown content role `{role}`; expected `user` or `model`"
+                )));
+            }
+        }
+    }
+    let mut out = json!({"messages": messages});
+    if stream {
+        out["stream"] = json!(true);
+        out["stream_options"] = json!({"include_usage": true});
+    }
+    let gc = &req["generationConfig"];
+    for (from, to) in [
+        ("temperature", "temperature"),
+        ("topP", "top_p"),
+        ("topK", "top_k"),
+        ("seed", "seed"),
+        ("presencePenalty", "presence_penalty"),
+        ("frequencyPenalty", "frequency_penalty"),
+        ("maxOutputTokens", "max_tokens"),
+        ("stopSequences", "stop"),
+    ] {
+        if !gc[from].is_null() {
+            out[to] = gc[from].clone();
+        }
+    }
+    if let Some(n) = gc["candidateCount"].as_u64().filter(|n| *n > 1) {
+        out["n"] = json!(n);
+    }
+    if gc["responseMimeType"] == "application/json" {
+        let schema = if gc["responseJsonSchema"].is_object() {
+            Some(gc["responseJsonSchema"].clone())
+        } else if gc["responseSchema"].is_object() {
+            Some(json_schema(&gc["responseSchema"]))
+        } else {
+            None
+        };
+        out["response_format"] = match schema {
+            Some(s) => {
+                json!({"type": "json_schema", "json_schema": {"name": "response", "schema": s}})
+            }
+            None => json!({"type": "json_object"}),
+        };
+    }
+    let thinking = &gc["thinkingConfig"];
+    let effort = match (
+        thinking["thinkingLevel"].as_str(),
+        thinking["thinkingBudget"].as_i64(),
+    ) {
+        (Some(level), _) => Some(level.to_ascii_lowercase()),
+        (None, Some(b)) if b > 0 => Some(
+            match b {
+                ..=2048 => "low",
+                2049..=8192 => "medium",
+                _ => "high",
+            }
+            .to_string(),
+        ),
+        _ => None,
+    };
+    if let Some(e) = effort {
+        out["reasoning_effort"] = json!(e);
+    }
+    let mut tools = Vec::new();
+    for t in req["tools"].as_array().into_iter().flatten() {
+        // Built-in tools (googleSearch, codeExecution, urlContext) exist only on a Gemini
+        // upstream; leaving them out only narrows what the model may call.
+        for d in t["functionDeclarations"].as_array().into_iter().flatten() {
+            let params = if d["parametersJsonSchema"].is_object() {
+                d["parametersJsonSchema"].clone()
+            } else if d["parameters"].is_object() {
+                json_schema(&d["parameters"])
+            } else {
+                json!({"type": "object", "properties": {}})
+            };
+            let mut f = json!({"name": d["name"], "parameters": params});
+            if let Some(desc) = d["description"].as_str() {
+                f["description"] = json!(desc);
+            }
+            tools.push(json!({"type": "function", "function": f}));
+        }
+    }
+    if !tools.is_empty() {
+        out["tools"] = Value::Array(tools);
+    }
+    let fcc = &req["toolConfig"]["functionCallingConfig"];
+    let allowed = fcc["allowedFunctionNames"].as_array();
+    let choice = match fcc["mode"].as_str() {
+        Some("NONE") => Some(ToolChoice::Never),
+        // One allowed function is a named choice; several, chat's nearest: any tool.
+        Some("ANY") => match allowed.map(Vec::as_slice) {
+            Some([one]) => Some(ToolChoice::Function(one.as_str().ok_or_else(|| {
+                Error::bad_request("`allowedFunctionNames` must list function names")
+            })?)),
+            _ => Some(ToolChoice::Required),
+        },
+        Some("AUTO" | "VALIDATED") => Some(ToolChoice::Auto),
+        _ => None,
+    };
+    if let Some(c) = choice {
+        out["tool_choice"] = c.to_chat();
+    }
+    Ok(out)
+}
+
+/// The id of the pending call a function response answers: by id, else the first
+/// unanswered call of that name (gemini-cli makes up its own ids when Gemini gave none).
+fn pair_response(
+    pending: &mut [(String, String, bool)],
+    id: Option<&str>,
+    name: &str,
+) -> Option<String> {
+    let slot = id
+        .and_then(|id| pending.iter().position(|(_, p, _)| p == id))
+        .or_else(|| pending.iter().position(|(n, _, done)| n == name && !done));
+    match slot {
+        Some(i) => {
+            pending[i].2 = true;
+            Some(pending[i].1.clone())
+        }
+        None => id.map(str::to_string),
+    }
+}
+
+// ---- chat → Gemini client (inbound answers) ----
+
+/// The parts of a hub assistant message.
+fn answer_parts(msg: &Value) -> Vec<Value> {
+    let mut parts = Vec::new();
+    if let Some(r) = msg["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
+        parts.push(json!({"text": r, "thought": true}));
+    }
+    let text = text_of(&msg["content"]);
+    if !text.is_empty() {
+        parts.push(json!({"text": text}));
+    }
+    for call in msg["tool_calls"].as_array().into_iter().flatten() {
+        parts.push(function_call(
+            &call["id"],
+            &call["function"]["name"],
+            call["function"]["arguments"].as_str().unwrap_or("{}"),
+        ));
+    }
+    parts
+}
+
+/// A `functionCall` part.
+fn function_call(id: &Value, name: &Value, args: &str) -> Value {
+    let mut fc = json!({"name": name, "args": arguments_object(args)});
+    if id.is_string() {
+        fc["id"] = id.clone();
+    }
+    json!({"functionCall": fc})
+}
+
+/// One `GenerateContentResponse` with these parts.
+fn response(parts: Vec<Value>, id: &str, model: &str) -> Value {
+    json!({
+        "candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}],
+        "modelVersion": model,
+        "responseId": id,
+    })
+}
+
+/// Hub chat completion → `generateContent` answer.
+pub fn response_from_chat(chat: Value) -> Value {
+    let choice = &chat["choices"][0];
+    let mut parts = answer_parts(&choice["message"]);
+    if parts.is_empty() {
+        parts.push(json!({"text": ""}));
+    }
+    let mut out = response(
+        parts,
+        chat["id"].as_str().unwrap_or("routeplane"),
+        chat["model"].as_str().unwrap_or(""),
+    );
+    out["candidates"][0]["finishReason"] = json!(gemini_finish(
+        choice["finish_reason"].as_str().unwrap_or("stop")
+    ));
+    out["usageMetadata"] = usage_from_chat(&chat["usage"]);
+    out
+}
+
+/// A tool call whose argument fragments are still arriving.
+#[derive(Debug, Default)]
+struct PendingCall {
+    id: Value,
+    name: Value,
+    args: String,
+}
+
+/// Writes hub chunks to a Gemini client as `GenerateContentResponse` events. Text goes
+/// out as it comes; a function call goes out whole at the end, since Gemini's parts
+/// carry complete arguments.
+#[derive(Debug)]
+pub struct Encoder {
+    model: String,
+    id: String,
+    /// Tool calls by their chat index.
+    calls: Vec<PendingCall>,
+    finish: String,
+    usage: Value,
+}
+
+impl Encoder {
+    /// An encoder that names `model` in its events.
+    pub fn new(model: &str) -> Encoder {
+        Encoder {
+            model: model.to_string(),
+            id: String::new(),
+            calls: Vec::new(),
+            finish: "stop".into(),
+            usage: Value::Null,
+        }
+    }
+
+    fn event(&self, parts: Vec<Value>) -> Event {
+        Event::data(response(parts, &self.id, &self.model).to_string())
+    }
+
+    /// Learns the `responseId` and `modelVersion` a same-protocol stream showed the
+    /// client, so a continuation's events carry them too. Only until they are known:
+    /// the rest of a stream is not parsed.
+    pub fn observe(&mut self, ev: &Event) {
+        if !self.id.is_empty() {
+            return;
+        }
+        let Some(v) = ev
+            .data
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        else {
+            return;
+        };
+        if let Some(id) = v["responseId"].as_str() {
+            self.id = id.to_string();
+            if let Some(m) = v["modelVersion"].as_str() {
+                self.model = m.to_string();
+            }
+        }
+    }
+
+    /// Encodes one chunk.
+    pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
+        if self.id.is_empty()
+            && let Some(id) = chunk["id"].as_str()
+        {
+            self.id = id.to_string();
+        }
+        if chunk["usage"].is_object() {
+            self.usage = chunk["usage"].clone();
+        }
+        let choice = &chunk["choices"][0];
+        let d = &choice["delta"];
+        let mut parts = Vec::new();
+        if let Some(r) = d["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
+            parts.push(json!({"text": r, "thought": true}));
+        }
+        if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
+            parts.push(json!({"text": t}));
+        }
+        for call in d["tool_calls"].as_array().into_iter().flatten() {
+            let index = call["index"].as_u64().unwrap_or(0) as usize;
+            if index > 1024 {
+                continue;
+            }
+            if self.calls.len() <= index {
+                self.calls.resize_with(index + 1, PendingCall::default);
+            }
+            let slot = &mut self.calls[index];
+            if call["id"].is_string() {
+                slot.id = call["id"].clone();
+            }
+            if call["function"]["name"].is_string() {
+                slot.name = call["function"]["name"].clone();
+            }
+            slot.args
+                .push_str(call["function"]["arguments"].as_str().unwrap_or(""));
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            self.finish = f.to_string();
+        }
+        if parts.is_empty() {
+            return Vec::new();
+        }
+        vec![self.event(parts)]
+    }
+
+    /// The last event: whole function calls, the finish reason and usage.
+    pub fn finish(&mut self) -> Vec<Event> {
+        let mut parts: Vec<Value> = self
+            .calls
+            .iter()
+            .filter(|c| c.name.is_string())
+            .map(|c| function_call(&c.id, &c.name, &c.args))
+            .collect();
+        if parts.is_empty() {
+            parts.push(json!({"text": ""}));
+        }
+        let mut last = response(parts, &self.id, &self.model);
+        last["candidates"][0]["finishReason"] = json!(gemini_finish(&self.finish));
+        if !self.usage.is_null() {
+            last["usageMetadata"] = usage_from_chat(&self.usage);
+        }
+        vec![Event::data(last.to_string())]
+    }
+
+    /// An error event in Google's shape.
+    pub fn fail(&mut self, status: u16, message: &str) -> Vec<Event> {
+        vec![Event::data(error_json(status, message).to_string())]
+    }
+}

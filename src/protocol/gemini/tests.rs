@@ -1,0 +1,347 @@
+//! Gemini translation, both ways, unit by unit.
+
+use super::*;
+use crate::protocol::Decoded;
+use crate::protocol::testing::{decode_all, fold};
+use crate::sse::Event;
+
+fn decode(evs: &[Event]) -> (Vec<Value>, bool) {
+    decode_all(crate::protocol::Decoder::Gemini(Decoder::default()), evs)
+}
+
+#[test]
+fn paths_carry_the_model_and_the_method() {
+    assert_eq!(
+        endpoint("gemini-2.5-flash", false),
+        "/models/gemini-2.5-flash:generateContent"
+    );
+    assert_eq!(
+        endpoint("models/gemini-2.5-flash", true),
+        "/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    );
+    assert_eq!(
+        method_path("tunedModels/mine", "countTokens"),
+        "/tunedModels/mine:countTokens"
+    );
+    assert_eq!(
+        method_path("a b", "generateContent"),
+        "/models/a%20b:generateContent"
+    );
+}
+
+#[test]
+fn chat_request_becomes_generate_content() {
+    let chat = json!({
+        "model": "x", "max_tokens": 50, "temperature": 0.5, "top_p": 0.9, "top_k": 40, "stop": "END",
+        "reasoning_effort": "low",
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object"}}},
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}},
+                {"id": "t2", "type": "function", "function": {"name": "g", "arguments": ""}}]},
+            {"role": "tool", "tool_call_id": "t1", "content": "one"},
+            {"role": "tool", "tool_call_id": "t2", "content": "{\"n\":2}"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object", "additionalProperties": false}}}],
+        "tool_choice": {"type": "function", "function": {"name": "f"}},
+    });
+    let out = request_from_chat(chat, "gemini-x", "p").unwrap();
+    assert!(out.get("model").is_none(), "the model is in the URL");
+    assert_eq!(
+        out["systemInstruction"],
+        json!({"parts": [{"text": "be brief"}]})
+    );
+    let c = out["contents"].as_array().unwrap();
+    assert_eq!(c.len(), 3, "both responses in one turn: {c:?}");
+    assert_eq!(
+        c[0]["parts"][1],
+        json!({"inlineData": {"mimeType": "image/png", "data": "AAAA"}})
+    );
+    assert_eq!(c[1]["role"], "model");
+    assert_eq!(
+        c[1]["parts"][0]["functionCall"],
+        json!({"id": "t1", "name": "f", "args": {"a": 1}})
+    );
+    assert_eq!(c[1]["parts"][0]["thoughtSignature"], SYNTHETIC_SIGNATURE);
+    assert!(c[1]["parts"][1].get("thoughtSignature").is_none());
+    assert_eq!(c[1]["parts"][1]["functionCall"]["args"], json!({}));
+    assert_eq!(
+        c[2]["parts"][0]["functionResponse"],
+        json!({"id": "t1", "name": "f", "response": {"result": "one"}})
+    );
+    assert_eq!(
+        c[2]["parts"][1]["functionResponse"]["response"],
+        json!({"n": 2})
+    );
+    let gc = &out["generationConfig"];
+    assert_eq!(gc["maxOutputTokens"], 50);
+    assert_eq!(gc["topP"], 0.9);
+    assert_eq!(gc["topK"], 40);
+    assert_eq!(gc["stopSequences"], json!(["END"]));
+    assert_eq!(gc["responseMimeType"], "application/json");
+    assert_eq!(gc["responseJsonSchema"], json!({"type": "object"}));
+    assert_eq!(gc["thinkingConfig"]["thinkingBudget"], 1024);
+    assert_eq!(
+        out["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]["additionalProperties"],
+        false
+    );
+    assert_eq!(
+        out["toolConfig"],
+        json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["f"]}})
+    );
+    let orphan = json!({"messages": [{"role": "tool", "tool_call_id": "zz", "content": "x"}]});
+    assert!(request_from_chat(orphan, "m", "p").is_err());
+    assert!(request_from_chat(json!({"messages": [], "n": 2}), "m", "p").is_err());
+}
+
+#[test]
+fn answer_becomes_chat_with_ids_usage_and_reasoning() {
+    let resp = json!({"responseId": "r1", "modelVersion": "gemini-x",
+        "candidates": [{"content": {"role": "model", "parts": [
+            {"text": "hmm", "thought": true}, {"text": "ok"},
+            {"functionCall": {"name": "f", "args": {"a": 1}}, "thoughtSignature": "sig"}]},
+            "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 3, "thoughtsTokenCount": 4, "cachedContentTokenCount": 2, "totalTokenCount": 17}});
+    let chat = response_to_chat(resp).unwrap();
+    let m = &chat["choices"][0]["message"];
+    assert_eq!(m["content"], "ok");
+    assert_eq!(m["reasoning_content"], "hmm");
+    assert_eq!(m["tool_calls"][0]["id"], "call_r1_0");
+    assert_eq!(m["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
+    assert_eq!(chat["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(chat["usage"]["completion_tokens"], 7);
+    assert_eq!(
+        chat["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        4
+    );
+    assert_eq!(chat["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
+    let back = response_from_chat(chat);
+    assert_eq!(back["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(
+        back["candidates"][0]["content"]["parts"][0],
+        json!({"text": "hmm", "thought": true})
+    );
+    assert_eq!(
+        back["candidates"][0]["content"]["parts"][2]["functionCall"]["args"],
+        json!({"a": 1})
+    );
+    assert_eq!(back["usageMetadata"]["candidatesTokenCount"], 3);
+    assert_eq!(back["usageMetadata"]["thoughtsTokenCount"], 4);
+}
+
+#[test]
+fn safety_blocks_are_content_filter_failures() {
+    let blocked = json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 3}});
+    assert!(blocked_answer(blocked.to_string().as_bytes()).is_some());
+    let fine =
+        json!({"candidates": [{"content": {"parts": [{"text": "hi"}]}, "finishReason": "SAFETY"}]});
+    assert_eq!(
+        blocked_answer(fine.to_string().as_bytes()),
+        None,
+        "text went out"
+    );
+    let err = response_to_chat(blocked.clone()).unwrap_err().to_string();
+    assert!(err.contains("content filter"), "{err}");
+    let empty =
+        json!({"candidates": [{"content": {"parts": []}, "finishReason": "PROHIBITED_CONTENT"}]});
+    assert!(
+        response_to_chat(empty.clone())
+            .unwrap_err()
+            .to_string()
+            .contains("content filter")
+    );
+    let mut d = Decoder::default();
+    match d.event(&Event::data(blocked.to_string())) {
+        Decoded::Failed {
+            status: 400,
+            message,
+        } => assert!(message.contains("content filter")),
+        other => panic!("{other:?}"),
+    }
+    let mut d = Decoder::default();
+    assert!(matches!(
+        d.event(&Event::data(empty.to_string())),
+        Decoded::Failed { .. }
+    ));
+    // After text went out, a safety stop is only the finish reason.
+    let mut d = Decoder::default();
+    let text = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hi"}]}}]});
+    assert!(matches!(d.event(&Event::data(text.to_string())), Decoded::Chunks(c) if c.len() == 1));
+    match d.event(&Event::data(
+        json!({"candidates": [{"finishReason": "SAFETY"}]}).to_string(),
+    )) {
+        Decoded::End(c) => assert_eq!(c[0]["choices"][0]["finish_reason"], "content_filter"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn text_stream() -> Vec<Event> {
+    [
+        json!({"responseId": "r1", "modelVersion": "g", "candidates": [{"content": {"role": "model", "parts": [{"text": "think", "thought": true}]}}]}),
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hello"}]}}]}),
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {"city": "Paris"}}}]}}]}),
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 2, "totalTokenCount": 7}}),
+    ]
+    .iter()
+    .map(|v| Event::data(v.to_string()))
+    .collect()
+}
+
+#[test]
+fn stream_ends_at_the_finish_reason_and_round_trips() {
+    let evs = text_stream();
+    let (chunks, ended) = decode(&evs);
+    assert!(ended);
+    let out = fold(&chunks);
+    let m = &out["choices"][0]["message"];
+    assert_eq!(m["content"], "Hello");
+    assert_eq!(m["reasoning_content"], "think");
+    assert_eq!(m["tool_calls"][0]["id"], "call_r1_0");
+    assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(out["usage"]["total_tokens"], 7);
+    let (_, ended) = decode(&evs[..3]);
+    assert!(
+        !ended,
+        "no finish reason, no end: the relay reports the break"
+    );
+    let mut e = Encoder::new("g");
+    let mut again: Vec<Event> = chunks.iter().flat_map(|c| e.chunk(c)).collect();
+    again.extend(e.finish());
+    let (rechunks, ended) = decode(&again);
+    assert!(ended);
+    let back = fold(&rechunks);
+    assert_eq!(back["choices"][0]["message"]["content"], "Hello");
+    assert_eq!(
+        back["choices"][0]["message"]["tool_calls"][0]["id"],
+        "call_r1_0"
+    );
+    assert_eq!(
+        back["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Paris\"}"
+    );
+    assert_eq!(back["usage"]["prompt_tokens"], 5);
+}
+
+#[test]
+fn stream_errors_carry_their_code() {
+    let mut d = Decoder::default();
+    let ev = Event::data(error_json(429, "quota").to_string());
+    assert_eq!(
+        d.event(&ev),
+        Decoded::Failed {
+            status: 429,
+            message: "quota".into()
+        }
+    );
+    assert_eq!(d.event(&Event::data("{oops")), Decoded::Malformed);
+}
+
+#[test]
+fn an_observed_stream_continues_with_its_ids_and_ends_once() {
+    let mut e = Encoder::new("asked");
+    for ev in &text_stream()[..2] {
+        e.observe(ev);
+    }
+    let mut enc = crate::protocol::Encoder::Gemini(e);
+    enc.resume("Hello", "think");
+    let role = json!({"id": "other", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]});
+    assert!(
+        enc.chunk(&role).is_empty(),
+        "nothing for a second role chunk"
+    );
+    let text = json!({"id": "other", "choices": [{"index": 0, "delta": {"content": " world"}}]});
+    let mut out = enc.chunk(&text);
+    let stop =
+        json!({"id": "other", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+    out.extend(enc.chunk(&stop));
+    out.extend(enc.finish());
+    let v: Vec<Value> = out
+        .iter()
+        .map(|ev| serde_json::from_str(ev.data.as_deref().unwrap()).unwrap())
+        .collect();
+    assert_eq!(v.len(), 2, "the new text, then the end: {v:?}");
+    assert_eq!(
+        v[0]["candidates"][0]["content"]["parts"],
+        json!([{"text": " world"}])
+    );
+    assert!(
+        v.iter()
+            .all(|x| x["responseId"] == "r1" && x["modelVersion"] == "g")
+    );
+    assert_eq!(v[1]["candidates"][0]["finishReason"], "STOP");
+}
+
+#[test]
+fn inbound_request_becomes_chat_with_stable_ids() {
+    let req = json!({
+        "systemInstruction": {"parts": [{"text": "sys"}]},
+        "contents": [
+            {"role": "user", "parts": [{"text": "weather?"}, {"inlineData": {"mimeType": "image/jpeg", "data": "QQ=="}}]},
+            {"role": "model", "parts": [{"text": "thinking", "thought": true},
+                {"functionCall": {"name": "get.weather", "args": {"city": "Paris"}}, "thoughtSignature": "s"},
+                {"functionCall": {"name": "get.weather", "args": {"city": "Rome"}}}]},
+            {"role": "user", "parts": [
+                {"functionResponse": {"id": "cli-made-up", "name": "get.weather", "response": {"output": "sunny"}}},
+                {"functionResponse": {"name": "get.weather", "response": {"temp": 20}}}]},
+        ],
+        "generationConfig": {"temperature": 0.1, "topK": 3, "maxOutputTokens": 99, "stopSequences": ["X"],
+            "responseMimeType": "application/json", "responseSchema": {"type": "OBJECT", "properties": {"a": {"type": "STRING"}}},
+            "thinkingConfig": {"thinkingBudget": 4000}},
+        "tools": [{"functionDeclarations": [{"name": "get.weather", "parameters": {"type": "OBJECT"}}]}, {"googleSearch": {}}],
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
+    });
+    let chat = request_to_chat(req.clone(), true).unwrap();
+    let m = chat["messages"].as_array().unwrap();
+    assert_eq!(m[0], json!({"role": "system", "content": "sys"}));
+    assert_eq!(
+        m[1]["content"][1]["image_url"]["url"],
+        "data:image/jpeg;base64,QQ=="
+    );
+    assert_eq!(m[2]["content"], Value::Null);
+    assert_eq!(m[2]["tool_calls"][0]["id"], "call_1_0_get_weather");
+    assert_eq!(m[2]["tool_calls"][1]["id"], "call_1_1_get_weather");
+    assert_eq!(
+        m[3],
+        json!({"role": "tool", "tool_call_id": "call_1_0_get_weather", "content": "sunny"})
+    );
+    assert_eq!(
+        m[4],
+        json!({"role": "tool", "tool_call_id": "call_1_1_get_weather", "content": "{\"temp\":20}"})
+    );
+    assert_eq!(
+        request_to_chat(req, true).unwrap(),
+        chat,
+        "the same history gives the same ids"
+    );
+    assert_eq!(chat["stream"], true);
+    assert_eq!(chat["max_tokens"], 99);
+    assert_eq!(chat["top_k"], 3);
+    assert_eq!(chat["stop"], json!(["X"]));
+    assert_eq!(chat["reasoning_effort"], "medium");
+    assert_eq!(
+        chat["response_format"]["json_schema"]["schema"]["properties"]["a"]["type"],
+        "string"
+    );
+    assert_eq!(chat["tools"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        chat["tools"][0]["function"]["parameters"],
+        json!({"type": "object"})
+    );
+    assert_eq!(chat["tool_choice"], "required");
+    assert!(request_to_chat(json!({"contents": "hi"}), false).is_err());
+    assert!(request_to_chat(json!({"contents": [{"role": "robot", "parts": []}]}), false).is_err());
+    assert!(request_to_chat(json!({"contents": [], "cachedContent": "c/1"}), false).is_err());
+}
+
+#[test]
+fn error_bodies_in_googles_shape() {
+    assert_eq!(
+        error_json(429, "x"),
+        json!({"error": {"code": 429, "message": "x", "status": "RESOURCE_EXHAUSTED"}})
+    );
+    assert_eq!(error_json(404, "x")["error"]["status"], "NOT_FOUND");
+    assert_eq!(error_json(502, "x")["error"]["status"], "INTERNAL");
+}

@@ -1,0 +1,756 @@
+//! Serving a Responses client: its requests become hub chat requests, and chat answers
+//! and chunks become Responses answers and events.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{FILE_FIELDS, SHARED_FIELDS};
+use crate::body::RawBody;
+use crate::error::Error;
+use crate::protocol::{ToolChoice, copy_fields, now, text_of};
+use crate::sse::Event;
+
+/// A Responses request from a client → hub chat request.
+pub fn request_to_chat(req: Value) -> Result<Value, Error> {
+    if !req["previous_response_id"].is_null() {
+        return Err(Error::bad_request(
+            "`previous_response_id` needs a Responses upstream; send the full conversation in `input` instead",
+        ));
+    }
+    let mut messages: Vec<Value> = Vec::new();
+    if let Some(s) = req["instructions"].as_str().filter(|s| !s.is_empty()) {
+        messages.push(json!({"role": "system", "content": s}));
+    }
+    match &req["input"] {
+        Value::String(s) => messages.push(json!({"role": "user", "content": s})),
+        Value::Array(items) => {
+            for item in items {
+                let kind = item["type"]
+                    .as_str()
+                    .unwrap_or(if item["role"].is_string() {
+                        "message"
+                    } else {
+                        ""
+                    });
+                match kind {
+                    "message" => {
+                        let role = match item["role"].as_str() {
+                            Some("developer") => "system",
+                            Some(r @ ("user" | "assistant" | "system")) => r,
+                            other => {
+                                return Err(Error::bad_request(format!(
+                                    "unknown input role `{}`",
+                                    other.unwrap_or("(none)")
+                                )));
+                            }
+                        };
+                        messages.push(
+                            json!({"role": role, "content": content_to_chat(&item["content"])?}),
+                        );
+                    }
+                    kind @ ("function_call" | "custom_tool_call") => {
+                        // A custom tool's text travels as a function's one `input` argument.
+                        let arguments = if kind == "custom_tool_call" {
+                            json!({"input": item["input"].as_str().unwrap_or("")}).to_string()
+                        } else {
+                            item["arguments"].as_str().unwrap_or("{}").to_string()
+                        };
+                        let call = json!({"id": item["call_id"], "type": "function", "function": {"name": item["name"], "arguments": arguments}});
+                        // Consecutive calls (and text just before them) form one assistant turn.
+                        match messages.last_mut() {
+                            Some(last) if last["role"] == "assistant" => {
+                                if !last["tool_calls"].is_array() {
+                                    last["tool_calls"] = json!([]);
+                                }
+                                if let Some(a) = last["tool_calls"].as_array_mut() {
+                                    a.push(call);
+                                }
+                            }
+                            _ => messages.push(
+                                json!({"role": "assistant", "content": null, "tool_calls": [call]}),
+                            ),
+                        }
+                    }
+                    "function_call_output" | "custom_tool_call_output" => {
+                        // Parts (an image a tool returned) go on as parts.
+                        let output = match &item["output"] {
+                            Value::String(s) => json!(s),
+                            parts @ Value::Array(_) => content_to_chat(parts)?,
+                            other => json!(text_of(other)),
+                        };
+                        messages.push(json!({"role": "tool", "tool_call_id": item["call_id"], "content": output}));
+                    }
+                    "reasoning" => {}
+                    other => {
+                        return Err(Error::bad_request(format!(
+                            "input item type `{other}` is only available from a Responses upstream"
+                        )));
+                    }
+                }
+            }
+        }
+        _ => {
+            return Err(Error::bad_request(
+                "`input` is required: a string or a list of items",
+            ));
+        }
+    }
+    let mut out = json!({"model": req["model"], "messages": messages});
+    copy_fields(&req, &mut out, &SHARED_FIELDS);
+    if req["stream"] == json!(true) {
+        out["stream_options"] = json!({"include_usage": true});
+    }
+    if let Some(n) = req["max_output_tokens"].as_u64() {
+        out["max_tokens"] = json!(n);
+    }
+    if let Some(e) = req["reasoning"]["effort"].as_str() {
+        out["reasoning_effort"] = json!(e);
+    }
+    let format = &req["text"]["format"];
+    match format["type"].as_str() {
+        Some("json_schema") => {
+            out["response_format"] = json!({"type": "json_schema", "json_schema": {"name": format["name"], "schema": format["schema"], "strict": format["strict"]}});
+        }
+        Some("json_object") => out["response_format"] = json!({"type": "json_object"}),
+        _ => {}
+    }
+    if let Some(tools) = req["tools"].as_array() {
+        let mut converted = Vec::new();
+        flatten_tools(tools, &mut converted);
+        if !converted.is_empty() {
+            out["tools"] = Value::Array(converted);
+        }
+    }
+    let tc = &req["tool_choice"];
+    let choice = match tc.as_str() {
+        Some("auto") => Some(ToolChoice::Auto),
+        Some("required") => Some(ToolChoice::Required),
+        Some("none") => Some(ToolChoice::Never),
+        // A function's, or any other tool's that has a name.
+        _ => tc["name"].as_str().map(ToolChoice::Function),
+    };
+    if let Some(c) = choice {
+        out["tool_choice"] = c.to_chat();
+    }
+    Ok(out)
+}
+
+/// Responses tools → chat function tools. A `namespace` (Codex CLI groups tools so)
+/// contributes its functions; a custom tool (free text, such as Codex CLI's
+/// `apply_patch`) becomes a function of one string, `input`, whose description carries
+/// the text's format; hosted tools (`web_search`, `file_search`, …) exist only on a
+/// Responses upstream and are left out, which only narrows what the model may call.
+pub(super) fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) {
+    for t in tools {
+        match t["type"].as_str() {
+            Some("function") => {
+                let mut f = json!({"name": t["name"], "parameters": t["parameters"]});
+                copy_fields(t, &mut f, &["description", "strict"]);
+                out.push(json!({"type": "function", "function": f}));
+            }
+            Some("custom") => {
+                let format = &t["format"];
+                let input = match format["definition"].as_str() {
+                    Some(definition) => format!(
+                        "The tool's whole input, as plain text in this {} ({}):\n{definition}",
+                        format["syntax"].as_str().unwrap_or("format"),
+                        format["type"].as_str().unwrap_or("text"),
+                    ),
+                    None => "The tool's whole input, as plain text.".to_string(),
+                };
+                let mut f = json!({"name": t["name"], "parameters": {
+                    "type": "object",
+                    "properties": {"input": {"type": "string", "description": input}},
+                    "required": ["input"],
+                }});
+                copy_fields(t, &mut f, &["description"]);
+                out.push(json!({"type": "function", "function": f}));
+            }
+            Some("namespace") => flatten_tools(
+                t["tools"].as_array().map(Vec::as_slice).unwrap_or_default(),
+                out,
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// The names of a Responses request's custom tools (in `namespace`s too). Most
+/// requests have none, and their tools (Codex CLI's: tens of KiB of descriptions) are
+/// not parsed at all; those that do are read for names only.
+pub fn custom_tools(body: &RawBody) -> Vec<String> {
+    /// Of a tool, only what says whether it is custom, and its name.
+    #[derive(Deserialize)]
+    struct Tool<'a> {
+        #[serde(rename = "type", borrow, default)]
+        kind: Cow<'a, str>,
+        #[serde(borrow, default)]
+        name: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        tools: Vec<Tool<'a>>,
+    }
+    fn collect(tools: &[Tool<'_>], out: &mut Vec<String>) {
+        for t in tools {
+            match (&*t.kind, &t.name) {
+                ("custom", Some(name)) => out.push(name.to_string()),
+                ("namespace", _) => collect(&t.tools, out),
+                _ => {}
+            }
+        }
+    }
+    let Some(raw) = body.get("tools") else {
+        return Vec::new();
+    };
+    if memchr::memmem::find(raw, b"\"custom\"").is_none() {
+        return Vec::new();
+    }
+    let mut names = Vec::new();
+    if let Ok(tools) = serde_json::from_slice::<Vec<Tool<'_>>>(raw) {
+        collect(&tools, &mut names);
+    }
+    names
+}
+
+/// A custom tool's text from its chat call's arguments (`{"input": …}`); arguments of
+/// another shape go as they are, so nothing the model wrote is lost.
+pub(super) fn custom_input(arguments: &str) -> String {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v) if v["input"].is_string() => v["input"].as_str().unwrap_or("").to_string(),
+        _ => arguments.to_string(),
+    }
+}
+
+/// Responses message content (a string or parts) → chat content.
+fn content_to_chat(content: &Value) -> Result<Value, Error> {
+    let Value::Array(parts) = content else {
+        return Ok(content.clone());
+    };
+    if parts
+        .iter()
+        .all(|p| !matches!(p["type"].as_str(), Some("input_image" | "input_file")))
+    {
+        return Ok(json!(text_of(content)));
+    }
+    parts
+        .iter()
+        .map(|p| match p["type"].as_str() {
+            Some("input_image") => Ok(json!({"type": "image_url", "image_url": {"url": p["image_url"], "detail": p["detail"].as_str().unwrap_or("auto")}})),
+            // Chat's `file` part has no URL form: sent on, the file would be lost.
+            Some("input_file") if p["file_data"].is_null() && p["file_id"].is_null() => {
+                Err(Error::bad_request(
+                    "an `input_file` by `file_url` can go only to a Responses source; send the file inline as `file_data`",
+                ))
+            }
+            Some("input_file") => {
+                let mut file = json!({});
+                copy_fields(p, &mut file, &FILE_FIELDS);
+                Ok(json!({"type": "file", "file": file}))
+            }
+            _ => Ok(json!({"type": "text", "text": p["text"]})),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Value::Array)
+}
+
+// ---- chat → Responses client (inbound answers) ----
+
+/// Chat usage → Responses usage; null when the upstream reported none, never zeros.
+fn usage_from_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return Value::Null;
+    }
+    let input = u["prompt_tokens"].as_u64().unwrap_or(0);
+    let output = u["completion_tokens"].as_u64().unwrap_or(0);
+    json!({
+        "input_tokens": input,
+        "input_tokens_details": {"cached_tokens": u["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0)},
+        "output_tokens": output,
+        "output_tokens_details": {"reasoning_tokens": u["completion_tokens_details"]["reasoning_tokens"].as_u64().unwrap_or(0)},
+        "total_tokens": input + output,
+    })
+}
+
+/// A Responses id derived from a chat id.
+fn response_id(chat_id: &Value) -> String {
+    match chat_id.as_str() {
+        Some(id) if id.starts_with("resp_") => id.to_string(),
+        Some(id) => format!("resp_{id}"),
+        None => "resp_routeplane".to_string(),
+    }
+}
+
+/// `status` and `incomplete_details` for a chat finish reason.
+fn status_of(finish: &str) -> (&'static str, Value) {
+    match finish {
+        "length" => ("incomplete", json!({"reason": "max_output_tokens"})),
+        "content_filter" => ("incomplete", json!({"reason": "content_filter"})),
+        _ => ("completed", Value::Null),
+    }
+}
+
+/// Hub chat completion → Responses object; calls of the client's `custom` tools go
+/// back as `custom_tool_call` items.
+pub fn response_from_chat(chat: Value, custom: &[String]) -> Value {
+    let id = response_id(&chat["id"]);
+    let choice = &chat["choices"][0];
+    let msg = &choice["message"];
+    let mut output = Vec::new();
+    if let Some(r) = msg["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
+        output.push(json!({"type": "reasoning", "id": format!("rs_{id}"), "summary": [{"type": "summary_text", "text": r}]}));
+    }
+    let text = text_of(&msg["content"]);
+    if !text.is_empty() {
+        output.push(json!({"type": "message", "id": format!("msg_{id}"), "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]}));
+    }
+    for call in msg["tool_calls"].as_array().into_iter().flatten() {
+        let call_id = call["id"].as_str().unwrap_or("");
+        let (name, arguments) = (&call["function"]["name"], &call["function"]["arguments"]);
+        output.push(if is_custom(custom, name) {
+            json!({"type": "custom_tool_call", "id": format!("ctc_{call_id}"), "call_id": call_id,
+                "name": name, "input": custom_input(arguments.as_str().unwrap_or("")), "status": "completed"})
+        } else {
+            json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
+                "name": name, "arguments": arguments, "status": "completed"})
+        });
+    }
+    let (status, incomplete) = status_of(choice["finish_reason"].as_str().unwrap_or("stop"));
+    json!({
+        "id": id, "object": "response", "created_at": chat["created"].as_u64().unwrap_or_else(now),
+        "status": status, "incomplete_details": incomplete, "model": chat["model"], "output": output,
+        "usage": usage_from_chat(&chat["usage"]),
+    })
+}
+
+/// True when `name` is one of the client's custom tools.
+fn is_custom(custom: &[String], name: &Value) -> bool {
+    name.as_str().is_some_and(|n| custom.iter().any(|c| c == n))
+}
+
+/// A message or reasoning item whose text is flowing to the client.
+#[derive(Debug)]
+struct OpenText {
+    /// Its output index.
+    oi: usize,
+    /// Its item id.
+    id: String,
+    /// A reasoning summary (true) or a message (false).
+    reasoning: bool,
+    /// Text so far.
+    text: String,
+}
+
+/// A function call item whose arguments are flowing to the client.
+#[derive(Debug)]
+struct OpenTool {
+    oi: usize,
+    /// The chat tool call index it came from.
+    index: u64,
+    call_id: String,
+    name: Value,
+    args: String,
+    /// A call of one of the client's custom tools: its text goes out whole at its end,
+    /// once it can be taken out of the arguments.
+    custom: bool,
+}
+
+/// Writes hub chunks to a Responses client as typed events.
+///
+/// Several function calls may be open at once (a chat upstream may interleave their
+/// fragments), each with its own output index; text and reasoning are one at a time.
+#[derive(Debug)]
+pub struct Encoder {
+    model: String,
+    id: String,
+    created: u64,
+    started: bool,
+    seq: u64,
+    next_oi: usize,
+    text: Option<OpenText>,
+    tools: Vec<OpenTool>,
+    /// Completed items with their output index, for `response.completed`.
+    done: Vec<(usize, Value)>,
+    finish: String,
+    usage: Value,
+    /// The stream so far went out verbatim (a same-protocol stream) and was observed.
+    observed: bool,
+    /// The client's custom tools.
+    custom: Vec<String>,
+}
+
+impl Encoder {
+    /// An encoder that names `model` in its events; calls of the `custom` tools go out
+    /// as `custom_tool_call` items.
+    pub fn new(model: &str, custom: Vec<String>) -> Encoder {
+        Encoder {
+            model: model.to_string(),
+            id: String::new(),
+            created: 0,
+            started: false,
+            seq: 0,
+            next_oi: 0,
+            text: None,
+            tools: Vec::new(),
+            done: Vec::new(),
+            finish: "stop".into(),
+            usage: Value::Null,
+            observed: false,
+            custom,
+        }
+    }
+
+    /// Learns ids, the open item, output indices and the sequence number from an event
+    /// that went out verbatim.
+    pub fn observe(&mut self, ev: &Event) {
+        self.observed = true;
+        let Some(data) = ev.data.as_deref() else {
+            return;
+        };
+        if let Some(n) = sequence_number(data) {
+            self.seq = self.seq.max(n + 1);
+        }
+        // Deltas, the bulk of a stream, are not parsed: the open item's text is set
+        // from what the relay collected when the stream is resumed.
+        let kind = ev.event.as_deref().unwrap_or("");
+        if kind.ends_with(".delta") {
+            return;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
+        match v["type"].as_str().unwrap_or(kind) {
+            "response.created" => {
+                self.started = true;
+                let r = &v["response"];
+                self.id = r["id"].as_str().unwrap_or("resp_routeplane").to_string();
+                self.created = r["created_at"].as_u64().unwrap_or_else(now);
+                // A continuation's closing events name the model the client was told.
+                if let Some(m) = r["model"].as_str().filter(|m| !m.is_empty()) {
+                    self.model = m.to_string();
+                }
+            }
+            "response.output_item.added" => {
+                let oi = v["output_index"].as_u64().unwrap_or(0) as usize;
+                self.next_oi = self.next_oi.max(oi + 1);
+                let item = &v["item"];
+                let id = item["id"].as_str().unwrap_or("").to_string();
+                if let Some(t @ ("message" | "reasoning")) = item["type"].as_str() {
+                    self.text = Some(OpenText {
+                        oi,
+                        id,
+                        reasoning: t == "reasoning",
+                        text: String::new(),
+                    });
+                }
+            }
+            "response.output_item.done" => {
+                let oi = v["output_index"].as_u64().unwrap_or(0) as usize;
+                if self.text.as_ref().is_some_and(|t| t.oi == oi) {
+                    self.text = None;
+                }
+                self.done.push((oi, v["item"].clone()));
+            }
+            _ => {}
+        }
+    }
+
+    /// Continues the open stream: an observed open item gets the text the client has.
+    pub fn resume(&mut self, text: &str, reasoning: &str) {
+        if !self.observed {
+            return;
+        }
+        if let Some(t) = self.text.as_mut() {
+            t.text = if t.reasoning { reasoning } else { text }.to_string();
+        }
+    }
+
+    /// One event, numbered.
+    fn ev(&mut self, kind: &str, mut data: Value) -> Event {
+        data["type"] = json!(kind);
+        data["sequence_number"] = json!(self.seq);
+        self.seq += 1;
+        Event::named(Some(kind), data.to_string())
+    }
+
+    /// The response object as it stands.
+    fn response(&self, status: &str) -> Value {
+        let mut done = self.done.clone();
+        done.sort_by_key(|(oi, _)| *oi);
+        let output: Vec<Value> = done.into_iter().map(|(_, item)| item).collect();
+        json!({"id": self.id, "object": "response", "created_at": self.created, "status": status, "model": self.model, "output": output})
+    }
+
+    /// `response.created` and `response.in_progress`, once; they name the model the
+    /// first chunk names, as the unstreamed answer does.
+    fn start(&mut self, chunk: &Value, out: &mut Vec<Event>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        if let Some(m) = chunk["model"].as_str().filter(|m| !m.is_empty()) {
+            self.model = m.to_string();
+        }
+        let chat_id = &chunk["id"];
+        self.id = response_id(chat_id);
+        self.created = now();
+        let r = self.response("in_progress");
+        out.push(self.ev("response.created", json!({"response": r})));
+        let r = self.response("in_progress");
+        out.push(self.ev("response.in_progress", json!({"response": r})));
+    }
+
+    /// Closes the open message or reasoning item.
+    fn close_text(&mut self, out: &mut Vec<Event>) {
+        let Some(t) = self.text.take() else { return };
+        let (oi, id) = (t.oi, t.id.clone());
+        let item = if t.reasoning {
+            let ev = self.ev(
+                "response.reasoning_summary_text.done",
+                json!({"item_id": id, "output_index": oi, "summary_index": 0, "text": t.text}),
+            );
+            out.push(ev);
+            let part = json!({"type": "summary_text", "text": t.text});
+            let ev = self.ev(
+                "response.reasoning_summary_part.done",
+                json!({"item_id": id, "output_index": oi, "summary_index": 0, "part": part}),
+            );
+            out.push(ev);
+            json!({"type": "reasoning", "id": id, "summary": [part]})
+        } else {
+            let ev = self.ev(
+                "response.output_text.done",
+                json!({"item_id": id, "output_index": oi, "content_index": 0, "text": t.text}),
+            );
+            out.push(ev);
+            let part = json!({"type": "output_text", "text": t.text, "annotations": []});
+            let ev = self.ev(
+                "response.content_part.done",
+                json!({"item_id": id, "output_index": oi, "content_index": 0, "part": part}),
+            );
+            out.push(ev);
+            json!({"type": "message", "id": id, "status": "completed", "role": "assistant", "content": [part]})
+        };
+        let ev = self.ev(
+            "response.output_item.done",
+            json!({"output_index": oi, "item": item}),
+        );
+        out.push(ev);
+        self.done.push((oi, item));
+    }
+
+    /// Closes every open function call.
+    fn close_tools(&mut self, out: &mut Vec<Event>) {
+        for t in std::mem::take(&mut self.tools) {
+            if t.custom {
+                self.close_custom(t, out);
+                continue;
+            }
+            let id = format!("fc_{}", t.call_id);
+            let ev = self.ev(
+                "response.function_call_arguments.done",
+                json!({"item_id": id, "output_index": t.oi, "arguments": t.args}),
+            );
+            out.push(ev);
+            let item = json!({"type": "function_call", "id": id, "call_id": t.call_id, "name": t.name, "arguments": t.args, "status": "completed"});
+            let ev = self.ev(
+                "response.output_item.done",
+                json!({"output_index": t.oi, "item": item}),
+            );
+            out.push(ev);
+            self.done.push((t.oi, item));
+        }
+    }
+
+    /// Closes a custom tool call: its whole text in one delta, then its end.
+    fn close_custom(&mut self, t: OpenTool, out: &mut Vec<Event>) {
+        let id = format!("ctc_{}", t.call_id);
+        let input = custom_input(&t.args);
+        if !input.is_empty() {
+            let ev = self.ev(
+                "response.custom_tool_call_input.delta",
+                json!({"item_id": id, "output_index": t.oi, "delta": input}),
+            );
+            out.push(ev);
+        }
+        let ev = self.ev(
+            "response.custom_tool_call_input.done",
+            json!({"item_id": id, "output_index": t.oi, "input": input}),
+        );
+        out.push(ev);
+        let item = json!({"type": "custom_tool_call", "id": id, "call_id": t.call_id, "name": t.name, "input": input, "status": "completed"});
+        let ev = self.ev(
+            "response.output_item.done",
+            json!({"output_index": t.oi, "item": item}),
+        );
+        out.push(ev);
+        self.done.push((t.oi, item));
+    }
+
+    /// Appends text to a message (or reasoning) item, opening one when needed.
+    fn text_delta(&mut self, reasoning: bool, delta: &str, out: &mut Vec<Event>) {
+        if self.text.as_ref().is_some_and(|t| t.reasoning != reasoning) {
+            self.close_text(out);
+        }
+        if self.text.is_none() {
+            self.close_tools(out);
+            let oi = self.next_oi;
+            self.next_oi += 1;
+            let id = format!("{}_{}_{oi}", if reasoning { "rs" } else { "msg" }, self.id);
+            if reasoning {
+                let ev = self.ev("response.output_item.added", json!({"output_index": oi, "item": {"type": "reasoning", "id": id, "summary": []}}));
+                out.push(ev);
+                let ev = self.ev("response.reasoning_summary_part.added", json!({"item_id": id, "output_index": oi, "summary_index": 0, "part": {"type": "summary_text", "text": ""}}));
+                out.push(ev);
+            } else {
+                let ev = self.ev("response.output_item.added", json!({"output_index": oi, "item": {"type": "message", "id": id, "status": "in_progress", "role": "assistant", "content": []}}));
+                out.push(ev);
+                let ev = self.ev("response.content_part.added", json!({"item_id": id, "output_index": oi, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}));
+                out.push(ev);
+            }
+            self.text = Some(OpenText {
+                oi,
+                id,
+                reasoning,
+                text: String::new(),
+            });
+        }
+        let Some(t) = self.text.as_mut() else { return };
+        t.text.push_str(delta);
+        let (oi, id) = (t.oi, t.id.clone());
+        let ev = if reasoning {
+            self.ev(
+                "response.reasoning_summary_text.delta",
+                json!({"item_id": id, "output_index": oi, "summary_index": 0, "delta": delta}),
+            )
+        } else {
+            self.ev(
+                "response.output_text.delta",
+                json!({"item_id": id, "output_index": oi, "content_index": 0, "delta": delta}),
+            )
+        };
+        out.push(ev);
+    }
+
+    /// Handles one chat tool-call fragment.
+    fn tool_delta(&mut self, call: &Value, out: &mut Vec<Event>) {
+        let index = call["index"].as_u64().unwrap_or(0);
+        if !self.tools.iter().any(|t| t.index == index) {
+            self.close_text(out);
+            let oi = self.next_oi;
+            self.next_oi += 1;
+            let call_id = call["id"]
+                .as_str()
+                .map_or_else(|| format!("call_{index}"), str::to_string);
+            let name = call["function"]["name"].clone();
+            let custom = is_custom(&self.custom, &name);
+            let item = if custom {
+                json!({"type": "custom_tool_call", "id": format!("ctc_{call_id}"), "call_id": call_id, "name": name, "input": "", "status": "in_progress"})
+            } else {
+                json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id, "name": name, "arguments": "", "status": "in_progress"})
+            };
+            let ev = self.ev(
+                "response.output_item.added",
+                json!({"output_index": oi, "item": item}),
+            );
+            out.push(ev);
+            self.tools.push(OpenTool {
+                oi,
+                index,
+                call_id,
+                name,
+                args: String::new(),
+                custom,
+            });
+        }
+        let Some(frag) = call["function"]["arguments"]
+            .as_str()
+            .filter(|a| !a.is_empty())
+        else {
+            return;
+        };
+        let Some(t) = self.tools.iter_mut().find(|t| t.index == index) else {
+            return;
+        };
+        t.args.push_str(frag);
+        if t.custom {
+            // Held: the text is inside JSON until the arguments are whole.
+            return;
+        }
+        let (oi, id) = (t.oi, format!("fc_{}", t.call_id));
+        let ev = self.ev(
+            "response.function_call_arguments.delta",
+            json!({"item_id": id, "output_index": oi, "delta": frag}),
+        );
+        out.push(ev);
+    }
+
+    /// Encodes one chunk.
+    pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.start(chunk, &mut out);
+        if chunk["usage"].is_object() {
+            self.usage = chunk["usage"].clone();
+        }
+        let choice = &chunk["choices"][0];
+        let d = &choice["delta"];
+        if let Some(r) = d["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
+            self.text_delta(true, r, &mut out);
+        }
+        if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
+            self.text_delta(false, t, &mut out);
+        }
+        for call in d["tool_calls"].as_array().into_iter().flatten() {
+            self.tool_delta(call, &mut out);
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            self.finish = f.to_string();
+        }
+        out
+    }
+
+    /// Closes the stream with `response.completed` (or `response.incomplete`).
+    pub fn finish(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.start(&Value::Null, &mut out);
+        self.close_text(&mut out);
+        self.close_tools(&mut out);
+        let (status, incomplete) = status_of(&self.finish);
+        let mut r = self.response(status);
+        r["usage"] = usage_from_chat(&self.usage);
+        r["incomplete_details"] = incomplete;
+        let kind = if status == "completed" {
+            "response.completed"
+        } else {
+            "response.incomplete"
+        };
+        let ev = self.ev(kind, json!({"response": r}));
+        out.push(ev);
+        out
+    }
+
+    /// `response.failed` with the error.
+    pub fn fail(&mut self, status: u16, message: &str) -> Vec<Event> {
+        let code = match status {
+            429 => "rate_limit_exceeded",
+            400..=499 => "invalid_request",
+            _ => "server_error",
+        };
+        let mut r = self.response("failed");
+        r["error"] = json!({"code": code, "message": message});
+        vec![self.ev("response.failed", json!({"response": r}))]
+    }
+}
+
+/// The `sequence_number` of an event's JSON, found without parsing it.
+fn sequence_number(data: &str) -> Option<u64> {
+    let key = "\"sequence_number\":";
+    let at = data.find(key)? + key.len();
+    let digits: String = data[at..]
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}

@@ -1,0 +1,440 @@
+//! Talking to a Responses source: hub chat requests become Responses requests, and its
+//! answers and stream events become chat again.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use super::{DEFAULT_INSTRUCTIONS, FILE_FIELDS, SHARED_FIELDS};
+use crate::error::Error;
+use crate::protocol::view::{self, Delta, Text, Typed};
+use crate::protocol::{self, Decoded, ToolChoice, copy_fields, now, text_of};
+use crate::sse::Event;
+
+/// Chat user content (a string or parts) → Responses input parts.
+fn input_parts(content: &Value, provider: &str) -> Result<Vec<Value>, Error> {
+    let Value::Array(parts) = content else {
+        return Ok(match content.as_str() {
+            Some(s) => vec![json!({"type": "input_text", "text": s})],
+            None => Vec::new(),
+        });
+    };
+    parts
+        .iter()
+        .map(|p| match p["type"].as_str() {
+            Some("text") => Ok(json!({"type": "input_text", "text": p["text"]})),
+            Some("image_url") => {
+                let url = protocol::image_url(p);
+                let detail = p["image_url"]["detail"].as_str().unwrap_or("auto");
+                Ok(json!({"type": "input_image", "image_url": url, "detail": detail}))
+            }
+            Some("file") => {
+                let mut part = json!({"type": "input_file"});
+                copy_fields(&p["file"], &mut part, &FILE_FIELDS);
+                Ok(part)
+            }
+            other => Err(Error::Unsupported {
+                field: format!("content part `{}`", other.unwrap_or("?")),
+                provider: provider.to_string(),
+            }),
+        })
+        .collect()
+}
+
+/// Hub chat request → Responses request for `model` at `provider`.
+pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Value, Error> {
+    let unsupported = |field: &str| Error::Unsupported {
+        field: field.to_string(),
+        provider: provider.to_string(),
+    };
+    protocol::refuse_chat_only(&chat, provider)?;
+    let Some(list) = chat["messages"].as_array() else {
+        return Err(Error::bad_request("`messages` must be an array"));
+    };
+    let mut instructions = Vec::new();
+    let mut input = Vec::new();
+    for m in list {
+        match m["role"].as_str() {
+            Some("system" | "developer") => instructions.push(text_of(&m["content"])),
+            Some("user") => {
+                let content = input_parts(&m["content"], provider)?;
+                input.push(json!({"type": "message", "role": "user", "content": content}));
+            }
+            Some("assistant") => {
+                let text = text_of(&m["content"]);
+                if !text.is_empty() {
+                    input.push(json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]}));
+                }
+                for call in m["tool_calls"].as_array().into_iter().flatten() {
+                    input.push(json!({"type": "function_call", "call_id": call["id"], "name": call["function"]["name"],
+                        "arguments": call["function"]["arguments"].as_str().unwrap_or("{}")}));
+                }
+            }
+            Some("tool") => {
+                // A tool result's images and files stay inside it: its output may be parts.
+                let output = if protocol::has_media(&m["content"]) {
+                    Value::Array(input_parts(&m["content"], provider)?)
+                } else {
+                    json!(text_of(&m["content"]))
+                };
+                input.push(json!({"type": "function_call_output", "call_id": m["tool_call_id"], "output": output}));
+            }
+            other => return Err(protocol::unknown_role(other)),
+        }
+    }
+    let mut out = Map::new();
+    out.insert("model".into(), json!(model));
+    out.insert("input".into(), Value::Array(input));
+    let instructions: Vec<String> = instructions.into_iter().filter(|s| !s.is_empty()).collect();
+    if !instructions.is_empty() {
+        out.insert("instructions".into(), json!(instructions.join("\n\n")));
+    }
+    if let Some(n) = chat["max_completion_tokens"]
+        .as_u64()
+        .or(chat["max_tokens"].as_u64())
+    {
+        out.insert("max_output_tokens".into(), json!(n));
+    }
+    // `stop` has no Responses counterpart; dropping it can only make an answer longer.
+    for key in SHARED_FIELDS {
+        if !chat[key].is_null() {
+            out.insert(key.into(), chat[key].clone());
+        }
+    }
+    if let Some(effort) = chat["reasoning_effort"].as_str() {
+        out.insert(
+            "reasoning".into(),
+            json!({"effort": effort, "summary": "auto"}),
+        );
+    }
+    let rf = &chat["response_format"];
+    match rf["type"].as_str() {
+        Some("json_schema") => {
+            let s = &rf["json_schema"];
+            out.insert("text".into(), json!({"format": {"type": "json_schema", "name": s["name"], "schema": s["schema"], "strict": s["strict"]}}));
+        }
+        Some("json_object") => {
+            out.insert("text".into(), json!({"format": {"type": "json_object"}}));
+        }
+        _ => {}
+    }
+    if let Some(tools) = chat["tools"].as_array() {
+        let mut flat = Vec::new();
+        for t in tools {
+            if t["type"] != "function" {
+                return Err(unsupported("tools"));
+            }
+            let f = &t["function"];
+            let mut tool =
+                json!({"type": "function", "name": f["name"], "parameters": f["parameters"]});
+            copy_fields(f, &mut tool, &["description", "strict"]);
+            flat.push(tool);
+        }
+        out.insert("tools".into(), Value::Array(flat));
+    }
+    if let Some(c) = ToolChoice::of_chat(&chat) {
+        let choice = match c {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Never => json!("none"),
+            ToolChoice::Function(name) => json!({"type": "function", "name": name}),
+        };
+        out.insert("tool_choice".into(), choice);
+    }
+    out.insert("store".into(), json!(false));
+    Ok(Value::Object(out))
+}
+
+/// Applies the ChatGPT/Codex backend's rules to a Responses request, in place.
+pub fn codex_body(req: &mut Value) {
+    let Some(obj) = req.as_object_mut() else {
+        return;
+    };
+    obj.insert("stream".into(), json!(true));
+    obj.insert("store".into(), json!(false));
+    if obj.get("instructions").is_none_or(Value::is_null) {
+        obj.insert("instructions".into(), json!(DEFAULT_INSTRUCTIONS));
+    }
+    for key in [
+        "max_output_tokens",
+        "temperature",
+        "top_p",
+        "previous_response_id",
+        "stream_options",
+    ] {
+        obj.remove(key);
+    }
+    obj.entry("include")
+        .or_insert_with(|| json!(["reasoning.encrypted_content"]));
+}
+
+// ---- Responses → chat (upstream answers) ----
+
+/// Responses usage → chat usage; null when the upstream reported none, never zeros.
+fn usage_to_chat(u: &Value) -> Value {
+    if !u.is_object() {
+        return Value::Null;
+    }
+    let input = u["input_tokens"].as_u64().unwrap_or(0);
+    let output = u["output_tokens"].as_u64().unwrap_or(0);
+    json!({
+        "prompt_tokens": input,
+        "completion_tokens": output,
+        "total_tokens": u["total_tokens"].as_u64().unwrap_or(input + output),
+        "prompt_tokens_details": {"cached_tokens": u["input_tokens_details"]["cached_tokens"].as_u64().unwrap_or(0)},
+        "completion_tokens_details": {"reasoning_tokens": u["output_tokens_details"]["reasoning_tokens"].as_u64().unwrap_or(0)},
+    })
+}
+
+/// The chat finish reason of a finished response.
+fn finish_of(resp: &Value, saw_tool: bool) -> &'static str {
+    if resp["status"] == "incomplete" {
+        return match resp["incomplete_details"]["reason"].as_str() {
+            Some("content_filter") => "content_filter",
+            _ => "length",
+        };
+    }
+    if saw_tool { "tool_calls" } else { "stop" }
+}
+
+/// A Responses object → hub chat completion.
+pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
+    if resp["status"] == "failed" {
+        return Err(Error::Upstream {
+            provider: "responses".into(),
+            reason: resp["error"]["message"]
+                .as_str()
+                .unwrap_or("the response failed")
+                .to_string(),
+        });
+    }
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut calls = Vec::new();
+    for item in resp["output"].as_array().into_iter().flatten() {
+        match item["type"].as_str() {
+            Some("message") => {
+                for c in item["content"].as_array().into_iter().flatten() {
+                    text.push_str(c["text"].as_str().or(c["refusal"].as_str()).unwrap_or(""));
+                }
+            }
+            Some("reasoning") => {
+                for s in item["summary"].as_array().into_iter().flatten() {
+                    reasoning.push_str(s["text"].as_str().unwrap_or(""));
+                }
+            }
+            Some("function_call") => calls.push(json!({"id": item["call_id"], "type": "function",
+                "function": {"name": item["name"], "arguments": item["arguments"].as_str().unwrap_or("{}")}})),
+            _ => {}
+        }
+    }
+    let finish = finish_of(&resp, !calls.is_empty());
+    let message = protocol::assistant_message(text, reasoning, calls);
+    Ok(json!({
+        "id": resp["id"], "object": "chat.completion", "created": resp["created_at"].as_u64().unwrap_or_else(now), "model": resp["model"],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": usage_to_chat(&resp["usage"]),
+    }))
+}
+
+/// One function call the decoder has seen.
+#[derive(Debug)]
+struct ToolSeen {
+    /// Its chat index.
+    index: usize,
+    /// Argument deltas arrived for it.
+    got_delta: bool,
+}
+
+/// What the relay reads of a copied Responses stream's usual event, a text, refusal or
+/// reasoning delta (see [`Delta`]); `None` for every other event, which
+/// [`Decoder::event`] reads in full.
+pub fn delta(ev: &Event) -> Option<Delta<'_>> {
+    const TEXT: &str = "response.output_text.delta";
+    const REFUSAL: &str = "response.refusal.delta";
+    const SUMMARY: &str = "response.reasoning_summary_text.delta";
+    const REASONING: &str = "response.reasoning_text.delta";
+    let event: Typed<'_, Text<'_>> = view::object(ev, &[TEXT, REFUSAL, SUMMARY, REASONING])?;
+    match event.kind.0.as_ref() {
+        TEXT | REFUSAL => Some(Delta::text(Some(event.delta?.0), None)),
+        SUMMARY | REASONING => Some(Delta::text(None, Some(event.delta?.0))),
+        _ => None,
+    }
+}
+
+/// Decodes a Responses stream into hub chunks.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    id: String,
+    model: String,
+    created: u64,
+    /// Function calls by item id.
+    tools: HashMap<String, ToolSeen>,
+    /// Item ids by output index (delta events may name either).
+    by_output: HashMap<u64, String>,
+}
+
+impl Decoder {
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
+        protocol::hub_chunk(&self.id, self.created, &self.model, delta, finish)
+    }
+
+    /// The tool an event refers to, by `item_id` or `output_index`.
+    fn tool_key(&self, v: &Value) -> Option<String> {
+        v["item_id"]
+            .as_str()
+            .map(str::to_string)
+            .filter(|id| self.tools.contains_key(id))
+            .or_else(|| {
+                v["output_index"]
+                    .as_u64()
+                    .and_then(|i| self.by_output.get(&i).cloned())
+            })
+    }
+
+    /// Registers a function call item and returns its announcing chunk.
+    fn announce(&mut self, v: &Value, item: &Value, with_args: bool) -> Value {
+        let key = item["id"]
+            .as_str()
+            .or(item["call_id"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let index = self.tools.len();
+        self.tools.insert(
+            key.clone(),
+            ToolSeen {
+                index,
+                got_delta: with_args,
+            },
+        );
+        if let Some(i) = v["output_index"].as_u64() {
+            self.by_output.insert(i, key);
+        }
+        let args = if with_args {
+            item["arguments"].as_str().unwrap_or("")
+        } else {
+            ""
+        };
+        self.chunk(
+            json!({"tool_calls": [{"index": index, "id": item["call_id"], "type": "function",
+            "function": {"name": item["name"], "arguments": args}}]}),
+            None,
+        )
+    }
+
+    /// The last chunks of a finished response: finish reason and usage.
+    fn ending(&self, resp: &Value) -> Vec<Value> {
+        let finish = finish_of(resp, !self.tools.is_empty());
+        let last = self.chunk(json!({}), Some(finish));
+        if !resp["usage"].is_object() {
+            return vec![last];
+        }
+        let usage = usage_to_chat(&resp["usage"]);
+        vec![
+            last,
+            protocol::usage_chunk(&self.id, self.created, &self.model, usage),
+        ]
+    }
+
+    /// Decodes one upstream event.
+    pub fn event(&mut self, ev: &Event) -> Decoded {
+        let Some(data) = ev.data.as_deref() else {
+            return Decoded::Chunks(Vec::new());
+        };
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return Decoded::Malformed;
+        };
+        let kind = v["type"]
+            .as_str()
+            .or(ev.event.as_deref())
+            .unwrap_or("")
+            .to_string();
+        let one = |c: Value| Decoded::Chunks(vec![c]);
+        match kind.as_str() {
+            "response.created" => {
+                let r = &v["response"];
+                self.id = r["id"].as_str().unwrap_or("resp").to_string();
+                self.model = r["model"].as_str().unwrap_or("").to_string();
+                self.created = r["created_at"].as_u64().unwrap_or_else(now);
+                one(self.chunk(json!({"role": "assistant", "content": ""}), None))
+            }
+            "response.output_text.delta" | "response.refusal.delta" => {
+                one(self.chunk(json!({"content": v["delta"]}), None))
+            }
+            "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
+                one(self.chunk(json!({"reasoning_content": v["delta"]}), None))
+            }
+            "response.output_item.added" if v["item"]["type"] == "function_call" => {
+                let item = v["item"].clone();
+                one(self.announce(&v, &item, false))
+            }
+            "response.function_call_arguments.delta" => match self.tool_key(&v) {
+                Some(key) => {
+                    let seen = self.tools.get_mut(&key).map(|t| {
+                        t.got_delta = true;
+                        t.index
+                    });
+                    let index = seen.unwrap_or(0);
+                    one(self.chunk(json!({"tool_calls": [{"index": index, "function": {"arguments": v["delta"]}}]}), None))
+                }
+                None => Decoded::Chunks(Vec::new()),
+            },
+            "response.function_call_arguments.done" => match self.tool_key(&v) {
+                Some(key) => match self.tools.get_mut(&key) {
+                    Some(t) if !t.got_delta => {
+                        t.got_delta = true;
+                        let index = t.index;
+                        one(self.chunk(json!({"tool_calls": [{"index": index, "function": {"arguments": v["arguments"]}}]}), None))
+                    }
+                    _ => Decoded::Chunks(Vec::new()),
+                },
+                None => Decoded::Chunks(Vec::new()),
+            },
+            "response.output_item.done" if v["item"]["type"] == "function_call" => {
+                let item = v["item"].clone();
+                let key = item["id"]
+                    .as_str()
+                    .or(item["call_id"].as_str())
+                    .unwrap_or("");
+                if self.tools.contains_key(key) {
+                    Decoded::Chunks(Vec::new())
+                } else {
+                    one(self.announce(&v, &item, true))
+                }
+            }
+            "response.completed" | "response.done" | "response.incomplete" => {
+                Decoded::End(self.ending(&v["response"]))
+            }
+            "response.failed" => {
+                let e = &v["response"]["error"];
+                Decoded::Failed {
+                    status: failure_status(e["code"].as_str().unwrap_or("")),
+                    message: e["message"]
+                        .as_str()
+                        .unwrap_or("the response failed")
+                        .to_string(),
+                }
+            }
+            "error" => Decoded::Failed {
+                status: failure_status(v["code"].as_str().unwrap_or("")),
+                message: v["message"]
+                    .as_str()
+                    .unwrap_or("upstream error")
+                    .to_string(),
+            },
+            _ => Decoded::Chunks(Vec::new()),
+        }
+    }
+}
+
+/// The status a Responses failure code stands for.
+fn failure_status(code: &str) -> u16 {
+    match code {
+        "rate_limit_exceeded"
+        | "usage_limit_reached"
+        | "insufficient_quota"
+        | "usage_not_included" => 429,
+        "context_length_exceeded" | "invalid_prompt" => 400,
+        _ => 502,
+    }
+}
