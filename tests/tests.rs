@@ -16,6 +16,8 @@ mod lifecycle;
 mod cli;
 // Local sources: detection of served models, up and down.
 mod detect;
+// What survives a translation: parallel calls, calls without input, thinking.
+mod fidelity;
 // The README's yaml blocks and the example config are valid; init writes the example.
 mod docs;
 // Google Gemini: endpoints, keys, model paths, array streams, safety-block failover.

@@ -87,8 +87,31 @@ impl Decoder {
                 status: error_status(&v["error"]),
                 message: super::upstream_error_message(data.as_bytes()),
             },
-            Ok(v) if v.is_object() => Decoded::Chunks(vec![v]),
+            Ok(mut v) if v.is_object() => {
+                hub_reasoning(&mut v, "delta");
+                Decoded::Chunks(vec![v])
+            }
             _ => Decoded::Malformed,
+        }
+    }
+}
+
+/// Names a chat upstream's thinking as the hub does, in each choice's `message` or
+/// `delta` (`part`): Ollama and OpenRouter call it `reasoning`, vLLM and DeepSeek
+/// `reasoning_content`.
+pub fn hub_reasoning(answer: &mut Value, part: &str) {
+    let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for choice in choices {
+        let Some(m) = choice.get_mut(part).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let named = m.get("reasoning_content").and_then(Value::as_str);
+        if named.is_none_or(str::is_empty)
+            && let Some(r) = m.get("reasoning").filter(|r| r.is_string()).cloned()
+        {
+            m.insert("reasoning_content".into(), r);
         }
     }
 }

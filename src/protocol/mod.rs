@@ -219,7 +219,11 @@ impl Protocol {
     /// Upstream response body (this protocol, non-streaming) → hub chat completion.
     pub fn response_to_chat(self, resp: Value) -> Result<Value, Error> {
         match self {
-            Protocol::Chat => Ok(resp),
+            Protocol::Chat => {
+                let mut resp = resp;
+                chat::hub_reasoning(&mut resp, "message");
+                Ok(resp)
+            }
             Protocol::Anthropic => anthropic::response_to_chat(resp),
             Protocol::Responses => responses::response_to_chat(resp),
             Protocol::Gemini => gemini::response_to_chat(resp),

@@ -303,6 +303,22 @@ pub struct Encoder {
     usage: Value,
     /// A `message_delta` already went out verbatim (a same-protocol stream's own).
     delta_sent: bool,
+    /// Chat tool calls whose block has been written and closed.
+    written: Vec<u64>,
+    /// Calls that began while another call's block was open, whole so far: Anthropic
+    /// blocks cannot interleave, and a chat upstream may send every call's id and name
+    /// before any arguments. Each is written when the open call's block closes.
+    waiting: Vec<WaitingCall>,
+}
+
+/// A tool call held back while another call's block is open.
+#[derive(Debug)]
+struct WaitingCall {
+    /// The chat call's index.
+    n: u64,
+    id: Value,
+    name: Value,
+    arguments: String,
 }
 
 impl Encoder {
@@ -316,6 +332,8 @@ impl Encoder {
             stop: "end_turn",
             usage: Value::Null,
             delta_sent: false,
+            written: Vec::new(),
+            waiting: Vec::new(),
         }
     }
 
@@ -390,13 +408,64 @@ impl Encoder {
         ));
     }
 
-    /// Closes the open block, if any.
+    /// Closes the open block, if any; a call's block closing lets the calls held back
+    /// go out, each whole.
     fn close(&mut self, out: &mut Vec<Event>) {
-        if let Some((index, _)) = self.open.take() {
-            out.push(Self::ev(
-                "content_block_stop",
-                json!({"type": "content_block_stop", "index": index}),
-            ));
+        let Some((index, kind)) = self.open.take() else {
+            return;
+        };
+        out.push(Self::ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+        if let Block::Tool(n) = kind {
+            self.written.push(n);
+            for call in std::mem::take(&mut self.waiting) {
+                let block =
+                    json!({"type": "tool_use", "id": call.id, "name": call.name, "input": {}});
+                let i = self.ensure(Block::Tool(call.n), block, out);
+                if !call.arguments.is_empty() {
+                    out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": call.arguments}})));
+                }
+                // Not `close`: its calls are all out, and this must not recurse.
+                self.open = None;
+                self.written.push(call.n);
+                out.push(Self::ev(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": i}),
+                ));
+            }
+        }
+    }
+
+    /// One chat tool-call fragment: into the open call's block, held back while another
+    /// call's block is open, or a new block.
+    fn tool_fragment(&mut self, call: &Value, out: &mut Vec<Event>) {
+        let n = call["index"].as_u64().unwrap_or(0);
+        let args = call["function"]["arguments"].as_str().unwrap_or("");
+        if let Some(w) = self.waiting.iter_mut().find(|w| w.n == n) {
+            w.arguments.push_str(args);
+            return;
+        }
+        match self.open {
+            Some((_, Block::Tool(open))) if open != n => {
+                self.waiting.push(WaitingCall {
+                    n,
+                    id: call["id"].clone(),
+                    name: call["function"]["name"].clone(),
+                    arguments: args.to_string(),
+                });
+                return;
+            }
+            // Its block is closed (text came between its fragments): a block cannot
+            // reopen, and a second block for one call would be a second call.
+            _ if self.written.contains(&n) => return,
+            _ => {}
+        }
+        let block = json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}});
+        let i = self.ensure(Block::Tool(n), block, out);
+        if !args.is_empty() {
+            out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": args}})));
         }
     }
 
@@ -440,15 +509,7 @@ impl Encoder {
             out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": t}})));
         }
         for call in d["tool_calls"].as_array().into_iter().flatten() {
-            let n = call["index"].as_u64().unwrap_or(0);
-            let block = json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}});
-            let i = self.ensure(Block::Tool(n), block, &mut out);
-            if let Some(args) = call["function"]["arguments"]
-                .as_str()
-                .filter(|a| !a.is_empty())
-            {
-                out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": args}})));
-            }
+            self.tool_fragment(call, &mut out);
         }
         if let Some(f) = choice["finish_reason"].as_str() {
             self.stop = stop_reason(f);

@@ -290,8 +290,8 @@ pub struct Decoder {
     id: String,
     model: String,
     created: u64,
-    /// Anthropic block index → chat tool call index.
-    tools: HashMap<u64, usize>,
+    /// Anthropic block index → chat tool call index, and whether arguments came for it.
+    tools: HashMap<u64, (usize, bool)>,
     usage: Value,
 }
 
@@ -355,9 +355,16 @@ impl Decoder {
                 match b["type"].as_str() {
                     Some("tool_use") => {
                         let index = self.tools.len();
-                        self.tools.insert(v["index"].as_u64().unwrap_or(0), index);
+                        // Anthropic starts with `input: {}` and sends the input as deltas;
+                        // a server that puts it here instead is read the same.
+                        let given = b["input"]
+                            .as_object()
+                            .filter(|i| !i.is_empty())
+                            .map(|_| b["input"].to_string());
+                        self.tools
+                            .insert(v["index"].as_u64().unwrap_or(0), (index, given.is_some()));
                         one(self.chunk(
-                            json!({"tool_calls": [{"index": index, "id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": ""}}]}),
+                            json!({"tool_calls": [{"index": index, "id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": given.unwrap_or_default()}}]}),
                             None,
                         ))
                     }
@@ -375,11 +382,14 @@ impl Decoder {
                         one(self.chunk(json!({"reasoning_content": d["thinking"]}), None))
                     }
                     Some("input_json_delta") => {
-                        let index = self
-                            .tools
-                            .get(&v["index"].as_u64().unwrap_or(0))
-                            .copied()
-                            .unwrap_or(0);
+                        let fragment = d["partial_json"].as_str().is_some_and(|p| !p.is_empty());
+                        let index = match self.tools.get_mut(&v["index"].as_u64().unwrap_or(0)) {
+                            Some((index, seen)) => {
+                                *seen |= fragment;
+                                *index
+                            }
+                            None => 0,
+                        };
                         one(self.chunk(
                             json!({"tool_calls": [{"index": index, "function": {"arguments": d["partial_json"]}}]}),
                             None,
@@ -388,6 +398,19 @@ impl Decoder {
                     _ => Decoded::Chunks(Vec::new()),
                 }
             }
+            // A call without input streams no fragment, or only `""`: its arguments
+            // are `{}`, as in the unstreamed answer, not an empty string no client parses.
+            "content_block_stop" => match self.tools.get_mut(&v["index"].as_u64().unwrap_or(0)) {
+                Some((index, seen @ false)) => {
+                    *seen = true;
+                    let index = *index;
+                    one(self.chunk(
+                        json!({"tool_calls": [{"index": index, "function": {"arguments": "{}"}}]}),
+                        None,
+                    ))
+                }
+                _ => Decoded::Chunks(Vec::new()),
+            },
             "message_delta" => {
                 if let Some(u) = v["usage"].as_object() {
                     for (k, val) in u {
