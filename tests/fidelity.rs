@@ -1,4 +1,6 @@
-//! What must survive a translation: parallel calls, calls without input, thinking.
+//! What must survive a translation (parallel calls, calls without input, thinking),
+//! and what a source would refuse (thinking where Anthropic forbids it, a limit under
+//! the name OpenAI's reasoning models refuse).
 
 use std::time::Duration;
 
@@ -9,9 +11,14 @@ use crate::support::{MockUpstream, Proxy, Reply};
 
 /// A proxy whose model `m` is served by a mock speaking `up` that answers `reply`.
 fn setup(up: Wire, reply: Reply) -> (MockUpstream, Proxy) {
+    setup_model(up, reply, "m")
+}
+
+/// As [`setup`], for a model of another name.
+fn setup_model(up: Wire, reply: Reply, model: &str) -> (MockUpstream, Proxy) {
     let mock = MockUpstream::always(reply);
     let yaml = format!(
-        "providers:\n  up:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n",
+        "providers:\n  up:\n    api_base: {}\n    api_protocol: {}\n    models: [{model}]\n",
         mock.url(),
         up.config_name()
     );
@@ -175,4 +182,63 @@ fn thinking_named_reasoning_reaches_other_clients() {
         resp.body
     );
     assert_eq!(content[1]["text"], "Hello there");
+}
+
+#[test]
+fn thinking_is_left_off_where_anthropic_would_refuse_it() {
+    // Anthropic refuses thinking in a tool loop whose last assistant turn has no signed
+    // thinking block (no other protocol carries one), and with a forced tool choice.
+    let turn = |input: Value, choice: Option<&str>| {
+        let mut req = json!({"model": "m", "input": input, "reasoning": {"effort": "medium"},
+            "tools": [{"type": "function", "name": "read", "parameters": {"type": "object"}}]});
+        if let Some(c) = choice {
+            req["tool_choice"] = json!(c);
+        }
+        req
+    };
+    let ask = json!([{"role": "user", "content": "read a.rs"}]);
+    let mid_loop = json!([
+        {"role": "user", "content": "read a.rs"},
+        {"type": "function_call", "call_id": "call_1", "name": "read", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "fn main() {}"},
+    ]);
+    for (req, thinks) in [
+        (turn(ask.clone(), None), true),
+        (turn(mid_loop, None), false),
+        (turn(ask, Some("required")), false),
+    ] {
+        let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
+        let resp = p.post(&Wire::Responses.url("m", false), req.clone());
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        let sent = mock.requests()[0].json();
+        assert_eq!(sent["thinking"].is_object(), thinks, "{req}\n→ {sent}");
+    }
+}
+
+#[test]
+fn a_limit_reaches_openai_reasoning_models_as_max_completion_tokens() {
+    // Anthropic's `max_tokens` is required; OpenAI's reasoning models refuse the chat
+    // field of that name and take `max_completion_tokens`. Other models keep `max_tokens`.
+    for (model, key) in [
+        ("gpt-5-mini", "max_completion_tokens"),
+        ("openai/o3", "max_completion_tokens"),
+        ("llama3.1", "max_tokens"),
+    ] {
+        let (mock, p) = setup_model(Wire::Chat, Wire::Chat.reply(false, false), model);
+        let mut req = Wire::Anthropic.request(model, false, false);
+        req["max_tokens"] = json!(1000);
+        let resp = p.post(&Wire::Anthropic.url(model, false), req);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        let sent = mock.requests()[0].json();
+        let other = if key == "max_tokens" {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        assert_eq!(
+            (&sent[key], &sent[other]),
+            (&json!(1000), &Value::Null),
+            "{model}: {sent}"
+        );
+    }
 }

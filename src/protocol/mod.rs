@@ -206,6 +206,14 @@ impl Protocol {
                 // hint OpenAI refuses with a 400; a chat client's own passes untouched.
                 if let Some(obj) = chat.as_object_mut() {
                     obj.remove("top_k");
+                    // OpenAI's reasoning models refuse `max_tokens` (400 "use
+                    // max_completion_tokens"), the name other protocols' limits arrive
+                    // under; OpenRouter and Azure take either name for them.
+                    if takes_completion_limit(model)
+                        && let Some(n) = obj.remove("max_tokens")
+                    {
+                        obj.entry("max_completion_tokens").or_insert(n);
+                    }
                 }
                 chat::lift_tool_media(&mut chat);
                 Ok(chat)
@@ -262,6 +270,17 @@ impl Protocol {
             Protocol::Gemini => Encoder::Gemini(gemini::Encoder::new(model)),
         }
     }
+}
+
+/// Whether a chat model is one of OpenAI's reasoning families (`o1`, `o3`, `o4-mini`,
+/// `gpt-5`…), which take their output limit only as `max_completion_tokens`; an
+/// aggregator's `openai/` prefix is looked through.
+fn takes_completion_limit(model: &str) -> bool {
+    let name = model.rsplit('/').next().unwrap_or(model);
+    let reasoning_o = name
+        .strip_prefix('o')
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    reasoning_o || name.starts_with("gpt-5")
 }
 
 /// Reads the human message out of an upstream error body of any known shape

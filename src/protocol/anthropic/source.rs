@@ -91,7 +91,14 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         }
     }
     // `none` asks for no reasoning, which is Anthropic's default: no `thinking` at all.
-    if let Some(effort) = chat["reasoning_effort"].as_str().filter(|e| *e != "none") {
+    // With thinking on, Anthropic refuses a tool loop whose last assistant turn does not
+    // start with its signed thinking block (which no other protocol carries), and a
+    // forced tool choice: then the answer comes without thinking rather than not at all.
+    let asked = ToolChoice::of_chat(&chat);
+    let thinking_refused = last_turn_called(list)
+        || matches!(asked, Some(ToolChoice::Required | ToolChoice::Function(_)));
+    let effort = chat["reasoning_effort"].as_str();
+    if let Some(effort) = effort.filter(|e| *e != "none" && !thinking_refused) {
         let budget: u64 = match effort {
             "minimal" | "low" => 1024,
             "medium" => 4096,
@@ -127,7 +134,6 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         }
         out.insert("tools".into(), Value::Array(converted));
     }
-    let asked = ToolChoice::of_chat(&chat);
     let mut choice = asked.map(|c| match c {
         ToolChoice::Auto => json!({"type": "auto"}),
         ToolChoice::Required => json!({"type": "any"}),
@@ -149,6 +155,16 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         out.insert("metadata".into(), json!({"user_id": user}));
     }
     Ok(Value::Object(out))
+}
+
+/// Whether the last assistant turn called tools: its results follow, and the model
+/// goes on from them.
+fn last_turn_called(messages: &[Value]) -> bool {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "assistant")
+        .is_some_and(|m| m["tool_calls"].as_array().is_some_and(|c| !c.is_empty()))
 }
 
 /// Anthropic refuses a text block with no text, or whitespace alone; leaving it out
