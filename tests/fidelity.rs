@@ -1,6 +1,6 @@
-//! What must survive a translation (parallel calls, calls without input, thinking),
-//! and what a source would refuse (thinking where Anthropic forbids it, a limit under
-//! the name OpenAI's reasoning models refuse).
+//! What must survive a translation (parallel calls, calls without input, thinking,
+//! structured output, cache breakpoints), and what a source would refuse (thinking
+//! where Anthropic forbids it, a limit under the name OpenAI's reasoning models refuse).
 
 use std::time::Duration;
 
@@ -241,4 +241,71 @@ fn a_limit_reaches_openai_reasoning_models_as_max_completion_tokens() {
             "{model}: {sent}"
         );
     }
+}
+
+#[test]
+fn anthropic_structured_output_and_effort_reach_a_chat_source() {
+    let schema =
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+    for (extra, effort) in [
+        (
+            json!({"output_config": {"format": {"type": "json_schema", "schema": schema}, "effort": "high"},
+                "thinking": {"type": "adaptive"}}),
+            json!("high"),
+        ),
+        // The older beta's field, and no effort asked.
+        (
+            json!({"output_format": {"type": "json_schema", "schema": schema}}),
+            Value::Null,
+        ),
+    ] {
+        let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+        let mut req = Wire::Anthropic.request("m", false, false);
+        for (k, v) in extra.as_object().unwrap() {
+            req[k] = v.clone();
+        }
+        let resp = p.post(&Wire::Anthropic.url("m", false), req);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        let sent = mock.requests()[0].json();
+        assert_eq!(sent["response_format"]["type"], "json_schema", "{sent}");
+        assert_eq!(sent["response_format"]["json_schema"]["schema"], schema);
+        assert_eq!(sent["reasoning_effort"], effort, "{sent}");
+    }
+}
+
+#[test]
+fn cache_breakpoints_reach_an_anthropic_source() {
+    // OpenRouter's and LiteLLM's convention: `cache_control` on a chat part marks an
+    // Anthropic cache breakpoint. Without it the prompt is never cached.
+    let mark = json!({"type": "ephemeral"});
+    let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
+    let resp = p.post(
+        &Wire::Chat.url("m", false),
+        json!({"model": "m", "messages": [
+            {"role": "system", "content": [
+                {"type": "text", "text": "You are terse."},
+                {"type": "text", "text": "A long style guide.", "cache_control": mark},
+            ]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "A long document.", "cache_control": mark},
+                {"type": "text", "text": "Summarize it."},
+            ]},
+        ]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.requests()[0].json();
+    assert_eq!(
+        sent["system"],
+        json!([
+            {"type": "text", "text": "You are terse."},
+            {"type": "text", "text": "A long style guide.", "cache_control": mark},
+        ]),
+        "{sent}"
+    );
+    assert_eq!(sent["messages"][0]["content"][0]["cache_control"], mark);
+    assert!(
+        sent["messages"][0]["content"][1]
+            .get("cache_control")
+            .is_none()
+    );
 }

@@ -16,7 +16,7 @@ mod lifecycle;
 mod cli;
 // Local sources: detection of served models, up and down.
 mod detect;
-// What survives a translation: parallel calls, calls without input, thinking.
+// What survives a translation, and what a source would refuse.
 mod fidelity;
 // The README's yaml blocks and the example config are valid; init writes the example.
 mod docs;

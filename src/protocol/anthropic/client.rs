@@ -200,13 +200,46 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
     if tc["disable_parallel_tool_use"] == json!(true) {
         out["parallel_tool_calls"] = json!(false);
     }
-    if req["thinking"]["type"] == "enabled" {
-        let budget = req["thinking"]["budget_tokens"].as_u64().unwrap_or(4096);
-        out["reasoning_effort"] = json!(match budget {
-            0..=2048 => "low",
-            2049..=8192 => "medium",
-            _ => "high",
-        });
+    // Adaptive thinking (Claude 4.6) leaves the budget to the model, steered by
+    // `output_config.effort`, which also applies without thinking.
+    let effort = match req["output_config"]["effort"].as_str() {
+        Some(e @ ("low" | "medium" | "high")) => Some(e),
+        Some("max") => Some("high"),
+        _ => None,
+    };
+    match req["thinking"]["type"].as_str() {
+        Some("enabled") => {
+            let budget = req["thinking"]["budget_tokens"].as_u64().unwrap_or(4096);
+            out["reasoning_effort"] = json!(match budget {
+                0..=2048 => "low",
+                2049..=8192 => "medium",
+                _ => "high",
+            });
+        }
+        Some("adaptive") => out["reasoning_effort"] = json!(effort.unwrap_or("medium")),
+        _ => {
+            if let Some(e) = effort {
+                out["reasoning_effort"] = json!(e);
+            }
+        }
+    }
+    // Structured output: `output_config.format`, or the older beta's `output_format`.
+    let format = match &req["output_config"]["format"] {
+        f if f.is_object() => f,
+        _ => &req["output_format"],
+    };
+    match format["type"].as_str() {
+        Some("json_schema") if format["schema"].is_object() => {
+            out["response_format"] = json!({"type": "json_schema", "json_schema": {
+                "name": "output", "schema": format["schema"], "strict": true,
+            }});
+        }
+        Some(other) => {
+            return Err(Error::bad_request(format!(
+                "output format `{other}` is not known; Routeplane maps `json_schema` with a `schema`"
+            )));
+        }
+        None => {}
     }
     if let Some(user) = req["metadata"]["user_id"].as_str() {
         out["user"] = json!(user);

@@ -31,6 +31,15 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
     for m in list {
         let (role, blocks) = match m["role"].as_str() {
             Some("system" | "developer") => {
+                // Parts stay blocks when one marks a cache breakpoint.
+                let cached = m["content"]
+                    .as_array()
+                    .is_some_and(|parts| parts.iter().any(|p| p["cache_control"].is_object()));
+                if cached {
+                    let blocks = content_blocks(&m["content"], provider)?;
+                    system.extend(blocks.into_iter().filter(|b| b["type"] == "text"));
+                    continue;
+                }
                 let text = text_of(&m["content"]);
                 if !blank(&text) {
                     system.push(json!({"type": "text", "text": text}));
@@ -181,27 +190,38 @@ fn content_blocks(content: &Value, provider: &str) -> Result<Vec<Value>, Error> 
         Value::Array(parts) => parts
             .iter()
             .filter(|p| !(p["type"] == "text" && p["text"].as_str().is_some_and(blank)))
-            .map(|p| match p["type"].as_str() {
-                Some("text") => Ok(json!({"type": "text", "text": p["text"]})),
-                Some("image_url") => Ok(image_block(protocol::image_url(p))),
-                Some("file") => {
-                    let (media_type, data) = protocol::inline_file(p, provider)?;
-                    Ok(document_block(
-                        media_type,
-                        data,
-                        p["file"]["filename"].as_str(),
-                    ))
-                }
-                _ => Err(Error::Unsupported {
-                    field: format!("content part `{}`", p["type"].as_str().unwrap_or("?")),
-                    provider: provider.to_string(),
-                }),
+            .map(|p| {
+                let mut block = match p["type"].as_str() {
+                    Some("text") => json!({"type": "text", "text": p["text"]}),
+                    Some("image_url") => image_block(protocol::image_url(p)),
+                    Some("file") => {
+                        let (media_type, data) = protocol::inline_file(p, provider)?;
+                        document_block(media_type, data, p["file"]["filename"].as_str())
+                    }
+                    _ => {
+                        return Err(Error::Unsupported {
+                            field: format!("content part `{}`", p["type"].as_str().unwrap_or("?")),
+                            provider: provider.to_string(),
+                        });
+                    }
+                };
+                keep_cache_control(p, &mut block);
+                Ok(block)
             })
             .collect(),
         Value::Null => Ok(Vec::new()),
         _ => Err(Error::bad_request(
             "message `content` must be a string or an array",
         )),
+    }
+}
+
+/// A chat part's `cache_control` (OpenRouter's and LiteLLM's way to mark an Anthropic
+/// cache breakpoint) kept on its block: without it the prompt is not cached, and costs
+/// up to ten times as much.
+fn keep_cache_control(part: &Value, block: &mut Value) {
+    if part["cache_control"].is_object() {
+        block["cache_control"] = part["cache_control"].clone();
     }
 }
 
