@@ -309,3 +309,39 @@ fn cache_breakpoints_reach_an_anthropic_source() {
             .is_none()
     );
 }
+
+#[test]
+fn a_chat_sources_refusal_reaches_other_clients_as_its_text() {
+    // OpenAI puts a refusal in `refusal`, with no content; no other protocol has the
+    // field, and an empty answer would read as a success that said nothing.
+    let said = "I can't help with that.";
+    for client in [Wire::Anthropic, Wire::Responses, Wire::Gemini] {
+        let answer = json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": said}, "finish_reason": "stop"}],
+        });
+        let (_mock, p) = setup(Wire::Chat, Reply::json(200, answer));
+        let resp = p.post(&client.url("m", false), client.request("m", false, false));
+        assert_eq!(resp.status, 200, "{client:?}: {}", resp.body);
+        assert_eq!(client.read(&resp).text, said, "{client:?}: {}", resp.body);
+
+        let (_mock, p) = setup(
+            Wire::Chat,
+            chat_sse(
+                &[
+                    json!({"role": "assistant", "content": null, "refusal": ""}),
+                    json!({"refusal": "I can't "}),
+                    json!({"refusal": "help with that."}),
+                ],
+                "stop",
+            ),
+        );
+        let s = p.stream(&client.url("m", true), client.request("m", true, false));
+        assert_eq!(
+            client.read_stream(&s).text,
+            said,
+            "{client:?}: {}",
+            s.text()
+        );
+    }
+}

@@ -88,7 +88,7 @@ impl Decoder {
                 message: super::upstream_error_message(data.as_bytes()),
             },
             Ok(mut v) if v.is_object() => {
-                hub_reasoning(&mut v, "delta");
+                into_hub(&mut v, "delta");
                 Decoded::Chunks(vec![v])
             }
             _ => Decoded::Malformed,
@@ -96,10 +96,11 @@ impl Decoder {
     }
 }
 
-/// Names a chat upstream's thinking as the hub does, in each choice's `message` or
-/// `delta` (`part`): Ollama and OpenRouter call it `reasoning`, vLLM and DeepSeek
-/// `reasoning_content`.
-pub fn hub_reasoning(answer: &mut Value, part: &str) {
+/// A chat source's answer or chunk in the hub's names, in each choice's `message` or
+/// `delta` (`part`): thinking is `reasoning_content` (Ollama and OpenRouter call it
+/// `reasoning`), and a refusal (OpenAI's `refusal`, with no content) is the content,
+/// since no other protocol has a field for it and an empty answer would say nothing.
+pub fn into_hub(answer: &mut Value, part: &str) {
     let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) else {
         return;
     };
@@ -107,11 +108,17 @@ pub fn hub_reasoning(answer: &mut Value, part: &str) {
         let Some(m) = choice.get_mut(part).and_then(Value::as_object_mut) else {
             continue;
         };
-        let named = m.get("reasoning_content").and_then(Value::as_str);
-        if named.is_none_or(str::is_empty)
-            && let Some(r) = m.get("reasoning").filter(|r| r.is_string()).cloned()
-        {
-            m.insert("reasoning_content".into(), r);
+        let unset = |m: &Map<String, Value>, key: &str| match m.get(key) {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.is_empty(),
+            Some(_) => false,
+        };
+        for (theirs, ours) in [("reasoning", "reasoning_content"), ("refusal", "content")] {
+            if unset(m, ours)
+                && let Some(v) = m.get(theirs).filter(|v| v.is_string()).cloned()
+            {
+                m.insert(ours.into(), v);
+            }
         }
     }
 }

@@ -229,7 +229,7 @@ impl Protocol {
         match self {
             Protocol::Chat => {
                 let mut resp = resp;
-                chat::hub_reasoning(&mut resp, "message");
+                chat::into_hub(&mut resp, "message");
                 Ok(resp)
             }
             Protocol::Anthropic => anthropic::response_to_chat(resp),
