@@ -345,3 +345,85 @@ fn a_chat_sources_refusal_reaches_other_clients_as_its_text() {
         );
     }
 }
+
+#[test]
+fn reasoning_efforts_reach_gemini_within_what_each_model_takes() {
+    // `none` turns a Flash model's thinking off (a budget of 0); a Pro model cannot stop
+    // thinking and would refuse that, so it keeps its default. `xhigh` is the largest
+    // budget every 2.5 model takes.
+    for (model, effort, config) in [
+        ("gemini-2.5-flash", "none", json!({"thinkingBudget": 0})),
+        ("gemini-2.5-pro", "none", Value::Null),
+        (
+            "gemini-2.5-pro",
+            "xhigh",
+            json!({"thinkingBudget": 24576, "includeThoughts": true}),
+        ),
+    ] {
+        let (mock, p) = setup_model(Wire::Gemini, Wire::Gemini.reply(false, false), model);
+        let mut req = Wire::Chat.request(model, false, false);
+        req["reasoning_effort"] = json!(effort);
+        let resp = p.post(&Wire::Chat.url(model, false), req);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        let sent = mock.requests()[0].json();
+        assert_eq!(
+            sent["generationConfig"]["thinkingConfig"], config,
+            "{model} {effort}: {sent}"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_gemini_call_moves_on_instead_of_an_empty_success() {
+    // Gemini ends an answer whose function call it could not form with
+    // MALFORMED_FUNCTION_CALL and nothing in it: that is no answer, so the next
+    // endpoint is asked, streamed or not.
+    let malformed = json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "MALFORMED_FUNCTION_CALL", "index": 0}],
+        "modelVersion": "g", "responseId": "r1"});
+    for stream in [false, true] {
+        let bad = MockUpstream::always(if stream {
+            Reply::Sse(vec![format!("data: {malformed}\r\n\r\n")], Duration::ZERO)
+        } else {
+            Reply::json(200, malformed.clone())
+        });
+        let good = MockUpstream::always(Wire::Chat.reply(stream, false));
+        let p = Proxy::start(&format!(
+            "providers:\n  g:\n    api_base: {}\n    api_protocol: gemini\n    models: [gm]\n  c:\n    api_base: {}\n    models: [cm]\nmodels:\n  smart:\n    endpoints: [g:gm, c:cm]\n",
+            bad.url(),
+            good.url()
+        ));
+        let client = Wire::Anthropic;
+        let text = if stream {
+            let s = p.stream(
+                &client.url("smart", true),
+                client.request("smart", true, true),
+            );
+            assert_eq!(s.status, 200, "{}", s.text());
+            client.read_stream(&s).text
+        } else {
+            let resp = p.post(
+                &client.url("smart", false),
+                client.request("smart", false, true),
+            );
+            assert_eq!(resp.status, 200, "{}", resp.body);
+            client.read(&resp).text
+        };
+        assert_eq!(text, "Hello there", "stream: {stream}");
+        assert_eq!(good.count(), 1, "stream: {stream}");
+    }
+}
+
+#[test]
+fn a_gemini_client_gets_no_usage_where_the_source_gave_none() {
+    let answer = json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there"}, "finish_reason": "stop"}],
+    });
+    let (_mock, p) = setup(Wire::Chat, Reply::json(200, answer));
+    let resp = p.post(
+        &Wire::Gemini.url("m", false),
+        Wire::Gemini.request("m", false, false),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert!(resp.json().get("usageMetadata").is_none(), "{}", resp.body);
+}

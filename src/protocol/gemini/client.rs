@@ -354,7 +354,10 @@ pub fn response_from_chat(chat: Value) -> Value {
     out["candidates"][0]["finishReason"] = json!(gemini_finish(
         choice["finish_reason"].as_str().unwrap_or("stop")
     ));
-    out["usageMetadata"] = usage_from_chat(&chat["usage"]);
+    // No counts are not zero counts: a source that reports none gives none.
+    if chat["usage"].is_object() {
+        out["usageMetadata"] = usage_from_chat(&chat["usage"]);
+    }
     out
 }
 

@@ -75,12 +75,14 @@ pub use source::{Decoder, blocked_answer, delta, request_from_chat, response_to_
 /// The placeholder signature Gemini 3 accepts on a function call it did not produce.
 const SYNTHETIC_SIGNATURE: &str = "skip_thought_signature_validator";
 
-/// Thinking budgets for the chat reasoning efforts.
-const BUDGETS: [(&str, u64); 4] = [
+/// Thinking budgets for the chat reasoning efforts; `xhigh` (GPT-5.1's) gets the
+/// largest budget every 2.5 model takes (Flash's ceiling; Pro's is 32768).
+const BUDGETS: [(&str, u64); 5] = [
     ("minimal", 512),
     ("low", 1024),
     ("medium", 8192),
     ("high", 24576),
+    ("xhigh", 24576),
 ];
 
 /// Google's `status` name for an HTTP status.

@@ -22,7 +22,7 @@ use crate::protocol::{
 use crate::sse::Event;
 
 /// Hub chat request → `generateContent` body (the model goes in the URL).
-pub fn request_from_chat(chat: Value, _model: &str, provider: &str) -> Result<Value, Error> {
+pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Value, Error> {
     let unsupported = |field: &str| Error::Unsupported {
         field: field.to_string(),
         provider: provider.to_string(),
@@ -92,7 +92,7 @@ pub fn request_from_chat(chat: Value, _model: &str, provider: &str) -> Result<Va
             json!({"parts": [{"text": system.join("\n\n")}]}),
         );
     }
-    let config = generation_config(&chat);
+    let config = generation_config(&chat, model);
     if !config.is_empty() {
         out.insert("generationConfig".into(), Value::Object(config));
     }
@@ -127,8 +127,8 @@ pub fn request_from_chat(chat: Value, _model: &str, provider: &str) -> Result<Va
     Ok(Value::Object(out))
 }
 
-/// The chat sampling fields as a `generationConfig`.
-fn generation_config(chat: &Value) -> Map<String, Value> {
+/// The chat sampling fields as a `generationConfig` for `model`.
+fn generation_config(chat: &Value, model: &str) -> Map<String, Value> {
     let mut gc = Map::new();
     for (from, to) in [
         ("temperature", "temperature"),
@@ -167,13 +167,21 @@ fn generation_config(chat: &Value) -> Map<String, Value> {
         }
         _ => {}
     }
-    if let Some(effort) = chat["reasoning_effort"].as_str()
-        && let Some((_, budget)) = BUDGETS.iter().find(|(e, _)| *e == effort)
-    {
-        gc.insert(
-            "thinkingConfig".into(),
-            json!({"thinkingBudget": budget, "includeThoughts": true}),
-        );
+    match chat["reasoning_effort"].as_str() {
+        // Flash models think unless told not to; Pro models cannot stop (a budget of 0
+        // is a 400), so they keep their default.
+        Some("none") if !model.contains("pro") => {
+            gc.insert("thinkingConfig".into(), json!({"thinkingBudget": 0}));
+        }
+        Some(effort) => {
+            if let Some((_, budget)) = BUDGETS.iter().find(|(e, _)| *e == effort) {
+                gc.insert(
+                    "thinkingConfig".into(),
+                    json!({"thinkingBudget": budget, "includeThoughts": true}),
+                );
+            }
+        }
+        None => {}
     }
     gc
 }
@@ -299,6 +307,16 @@ fn id_prefix(resp: &Value) -> String {
     }
 }
 
+/// The finish reason of an answer whose function call Gemini could not form: nothing
+/// usable came, and the next endpoint (or the same one again) usually does better than
+/// an empty success would.
+const MALFORMED: &str = "MALFORMED_FUNCTION_CALL";
+
+/// What a client is told when every endpoint's call was malformed.
+fn malformed_call() -> String {
+    format!("the model's function call came out malformed ({MALFORMED}); nothing was answered")
+}
+
 /// The content-filter reason of a `generateContent` answer that a safety block emptied:
 /// a blocked prompt, or a safety stop with nothing produced.
 fn block_reason(resp: &Value) -> Option<String> {
@@ -332,6 +350,9 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     };
     let (text, thoughts, calls) = read_parts(&cand["content"]["parts"], 0, &id_prefix(&resp));
     let reason = cand["finishReason"].as_str().unwrap_or("STOP");
+    if reason == MALFORMED && text.is_empty() && calls.is_empty() {
+        return Err(failed(malformed_call()));
+    }
     let finish = finish_reason(reason, !calls.is_empty());
     Ok(json!({
         "id": resp["responseId"].as_str().unwrap_or("gemini"),
@@ -434,6 +455,12 @@ impl Decoder {
         let Some(reason) = reason else {
             return Decoded::Chunks(out);
         };
+        if reason == MALFORMED && !self.started {
+            return Decoded::Failed {
+                status: 502,
+                message: malformed_call(),
+            };
+        }
         let finish = finish_reason(reason, self.tools > 0);
         if finish == "content_filter" && !self.started {
             return Decoded::Failed {
