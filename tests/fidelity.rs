@@ -427,3 +427,35 @@ fn a_gemini_client_gets_no_usage_where_the_source_gave_none() {
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert!(resp.json().get("usageMetadata").is_none(), "{}", resp.body);
 }
+
+#[test]
+fn a_part_that_cannot_be_carried_is_refused_not_dropped() {
+    // Dropped, each of these changed the request without a word: a misspelt Gemini
+    // part or an unknown Anthropic block left the prompt empty, and a tool without a
+    // name went upstream as `null`.
+    let cases = [
+        (
+            Wire::Gemini,
+            json!({"contents": [{"role": "user", "parts": [{"txt": "hi"}]}]}),
+            "part 0",
+        ),
+        (
+            Wire::Anthropic,
+            json!({"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": [{"type": "bogus"}]}]}),
+            "bogus",
+        ),
+        (
+            Wire::Responses,
+            json!({"model": "m", "input": "hi", "tools": [{"type": "function", "parameters": {"type": "object"}}]}),
+            "name",
+        ),
+    ];
+    for (client, req, named) in cases {
+        let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+        let resp = p.post(&client.url("m", false), req);
+        assert_eq!(resp.status, 400, "{client:?}: {}", resp.body);
+        let message = client.error_message(&resp.json());
+        assert!(message.contains(named), "{client:?}: {message}");
+        assert_eq!(mock.count(), 0, "{client:?}: nothing goes upstream");
+    }
+}

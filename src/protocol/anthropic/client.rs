@@ -141,7 +141,16 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                     let content = tool_result_to_chat(b)?;
                     messages.push(json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}));
                 }
-                _ => parts.extend(block_part(b)?),
+                kind => match block_part(b)? {
+                    Some(part) => parts.push(part),
+                    // Dropped, it would change what was asked without a word.
+                    None => {
+                        return Err(Error::bad_request(format!(
+                            "a user content block of type `{}` can go only to an Anthropic source; chat carries text, image, document and tool_result blocks",
+                            kind.unwrap_or("?")
+                        )));
+                    }
+                },
             }
         }
         if !parts.is_empty() {

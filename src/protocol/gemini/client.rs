@@ -162,6 +162,13 @@ pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
                                 json!({"type": "image_url", "image_url": {"url": f["fileUri"]}}),
                             ),
                         }
+                    } else if !(p["executableCode"].is_object()
+                        || p["codeExecutionResult"].is_object())
+                    {
+                        // Dropped, a misspelt part would leave the turn empty without a word.
+                        return Err(Error::bad_request(format!(
+                            "part {j} of `contents[{turn}]` has none of `text`, `inlineData`, `fileData` or `functionResponse`"
+                        )));
                     }
                 }
                 if other.is_empty() {

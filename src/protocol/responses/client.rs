@@ -118,7 +118,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
     }
     if let Some(tools) = req["tools"].as_array() {
         let mut converted = Vec::new();
-        flatten_tools(tools, &mut converted);
+        flatten_tools(tools, &mut converted)?;
         if !converted.is_empty() {
             out["tools"] = Value::Array(converted);
         }
@@ -142,9 +142,18 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
 /// `apply_patch`) becomes a function of one string, `input`, whose description carries
 /// the text's format; hosted tools (`web_search`, `file_search`, …) exist only on a
 /// Responses upstream and are left out, which only narrows what the model may call.
-pub(super) fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) {
+pub(super) fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) -> Result<(), Error> {
     for t in tools {
-        match t["type"].as_str() {
+        let kind = t["type"].as_str();
+        if matches!(kind, Some("function" | "custom"))
+            && t["name"].as_str().is_none_or(str::is_empty)
+        {
+            return Err(Error::bad_request(format!(
+                "a `{}` tool needs a `name`",
+                kind.unwrap_or_default()
+            )));
+        }
+        match kind {
             Some("function") => {
                 let mut f = json!({"name": t["name"], "parameters": t["parameters"]});
                 copy_fields(t, &mut f, &["description", "strict"]);
@@ -171,10 +180,11 @@ pub(super) fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) {
             Some("namespace") => flatten_tools(
                 t["tools"].as_array().map(Vec::as_slice).unwrap_or_default(),
                 out,
-            ),
+            )?,
             _ => {}
         }
     }
+    Ok(())
 }
 
 /// The names of a Responses request's custom tools (in `namespace`s too). Most

@@ -82,7 +82,8 @@ fn a_custom_tool_is_a_function_of_its_text() {
     flatten_tools(
         &[json!({"type": "custom", "name": "note", "description": "Jot."})],
         &mut tools,
-    );
+    )
+    .unwrap();
     let f = &tools[0]["function"];
     assert_eq!(
         (&f["name"], &f["description"]),
