@@ -459,3 +459,31 @@ fn a_part_that_cannot_be_carried_is_refused_not_dropped() {
         assert_eq!(mock.count(), 0, "{client:?}: nothing goes upstream");
     }
 }
+
+#[test]
+fn a_gemini_stream_names_the_model_that_answered() {
+    // As the unstreamed answer does, and the other protocols' streams.
+    let answered = "m-2026-01-01";
+    let events = vec![
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": answered,
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello there"}, "finish_reason": "stop"}]})
+        ),
+        "data: [DONE]\n\n".to_string(),
+    ];
+    let (_mock, p) = setup(Wire::Chat, Reply::Sse(events, Duration::ZERO));
+    let s = p.stream(
+        &Wire::Gemini.url("m", true),
+        Wire::Gemini.request("m", true, false),
+    );
+    assert_eq!(s.status, 200, "{}", s.text());
+    let models: Vec<Value> = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .map(|v| v["modelVersion"].clone())
+        .collect();
+    assert!(!models.is_empty());
+    assert!(models.iter().all(|m| m == answered), "{models:?}");
+}

@@ -429,10 +429,15 @@ impl Encoder {
 
     /// Encodes one chunk.
     pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
+        // The first chunk names the answer and the model that answered, as the
+        // unstreamed answer does.
         if self.id.is_empty()
             && let Some(id) = chunk["id"].as_str()
         {
             self.id = id.to_string();
+            if let Some(m) = chunk["model"].as_str().filter(|m| !m.is_empty()) {
+                self.model = m.to_string();
+            }
         }
         if chunk["usage"].is_object() {
             self.usage = chunk["usage"].clone();
