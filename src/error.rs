@@ -41,6 +41,22 @@ pub enum Error {
         /// The provider that cannot express it.
         provider: String,
     },
+    /// No endpoint at this path (404).
+    NoEndpoint {
+        /// The request's method.
+        method: String,
+        /// The path asked for.
+        path: String,
+    },
+    /// The path is an endpoint, but not for this method (405).
+    MethodNotAllowed {
+        /// The request's method.
+        method: String,
+        /// The path asked for.
+        path: String,
+        /// The methods it takes, for the `Allow` header.
+        allowed: &'static str,
+    },
     /// No source serves the requested model (404).
     UnknownModel {
         /// The model the client asked for.
@@ -128,7 +144,8 @@ impl Error {
             | Error::LoginNeeded { .. }
             | Error::NoCredential { .. }
             | Error::AuthRefused(_) => 401,
-            Error::UnknownModel { .. } => 404,
+            Error::UnknownModel { .. } | Error::NoEndpoint { .. } => 404,
+            Error::MethodNotAllowed { .. } => 405,
             Error::ClientTimeout { .. } => 408,
             Error::TooLarge { .. } => 413,
             Error::Upstream { .. } | Error::Auth(_) => 502,
@@ -194,9 +211,21 @@ impl fmt::Display for Error {
                 seconds(*secs)
             ),
             Error::Unauthorized => f.write_str(
-                "missing or invalid API key: send `Authorization: Bearer KEY` or `x-api-key: KEY` \
-                 with a key listed under `keys:` in routeplane.yaml",
+                "missing or invalid API key: send `Authorization: Bearer KEY`, `x-api-key: KEY` \
+                 or `x-goog-api-key: KEY` (or `?key=KEY`) with a key listed under `keys:` in \
+                 routeplane.yaml",
             ),
+            Error::NoEndpoint { method, path } => write!(
+                f,
+                "no endpoint {method} {path}; Routeplane serves GET /v1/models, POST \
+                 /v1/chat/completions, /v1/messages, /v1/responses and \
+                 /v1beta/models/{{model}}:generateContent"
+            ),
+            Error::MethodNotAllowed {
+                method,
+                path,
+                allowed,
+            } => write!(f, "{path} takes {allowed}, not {method}"),
             Error::LoginNeeded { provider, reason } => write!(
                 f,
                 "provider `{provider}` needs a login ({reason}); run `routeplane login {provider}`"

@@ -23,7 +23,7 @@ fn missing_or_wrong_key_is_401_in_the_callers_protocol() {
     assert_eq!(resp.status, 401);
     assert_text(
         resp.json()["error"]["message"].as_str().unwrap(),
-        "missing or invalid API key: send `Authorization: Bearer KEY` or `x-api-key: KEY` with a key listed under `keys:` in routeplane.yaml",
+        "missing or invalid API key: send `Authorization: Bearer KEY`, `x-api-key: KEY` or `x-goog-api-key: KEY` (or `?key=KEY`) with a key listed under `keys:` in routeplane.yaml",
     );
     let resp = p.send("POST", "/v1/messages", &[("x-api-key", "wrong")], BODY);
     assert_eq!(resp.status, 401);

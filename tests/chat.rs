@@ -143,6 +143,30 @@ fn bad_requests_get_openai_errors_with_the_right_status() {
 }
 
 #[test]
+fn an_unknown_path_is_404_and_a_wrong_method_405() {
+    let p = Proxy::start("");
+    let resp = p.get("/v1/nope");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let message = resp.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with("no endpoint GET /v1/nope;"),
+        "{message}"
+    );
+    for (method, path, allow) in [
+        ("GET", "/v1/chat/completions", "POST"),
+        ("DELETE", "/v1/messages", "POST"),
+        ("POST", "/v1/models", "GET, HEAD"),
+    ] {
+        let resp = p.send(method, path, &[], b"");
+        assert_eq!(resp.status, 405, "{method} {path}: {}", resp.body);
+        assert_eq!(resp.header("allow"), Some(allow), "{method} {path}");
+    }
+}
+
+#[test]
 fn unknown_model_is_404_listing_known_ids() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up));

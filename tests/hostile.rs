@@ -368,7 +368,7 @@ fn an_unread_body_is_drained_briefly_then_the_connection_closes() {
         .unwrap();
     let (answer, took, closed) =
         trickle_and_read(&mut conn, vec![b' '; 200], Duration::from_millis(100));
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
     assert!(closed, "the connection was not closed: {answer}");
     assert!(took < Duration::from_secs(4), "closed after {took:?}");
     still_serves(&p);

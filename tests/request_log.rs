@@ -199,7 +199,7 @@ fn any_method_and_path_are_logged_as_sent() {
     assert!(p.wait_log("GET /health ").contains(" status=200 "));
     let unknown = p.wait_log("GET /v1/nope ");
     assert!(
-        unknown.contains(" status=400 ") && !unknown.contains("secret"),
+        unknown.contains(" status=404 ") && !unknown.contains("secret"),
         "{unknown}"
     );
     p.wait_log("PROPFIND /v1/models ");

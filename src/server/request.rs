@@ -194,11 +194,14 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
                 err,
                 Error::TooLarge { .. } | Error::ClientTimeout { .. } | Error::BodyUnreadable(_)
             );
-            let headers = if close {
+            let mut headers = if close {
                 vec![("Connection".to_string(), "close".to_string())]
             } else {
                 Vec::new()
             };
+            if let Error::MethodNotAllowed { allowed, .. } = &err {
+                headers.push(("Allow".to_string(), allowed.to_string()));
+            }
             relay::respond_error(inbound, err.status(), &err.to_string(), &headers, &mut out);
             relay::Served {
                 status: err.status(),
@@ -412,15 +415,25 @@ fn prepare(
         (Post, "/v1/chat/completions") => Protocol::Chat,
         (Post, "/v1/messages" | "/v1/messages/count_tokens") => Protocol::Anthropic,
         (Post, "/v1/responses") => Protocol::Responses,
-        (_, "/v1/chat/completions" | "/v1/messages" | "/v1/responses" | "/v1/models") => {
-            return Prepared::Fail(Error::bad_request(format!(
-                "method {method} is not allowed on {path}"
-            )));
+        (_, "/v1/chat/completions" | "/v1/messages" | "/v1/responses") => {
+            return Prepared::Fail(Error::MethodNotAllowed {
+                method: method.to_string(),
+                path: path.to_string(),
+                allowed: "POST",
+            });
+        }
+        (_, "/v1/models" | "/metrics" | "/status.json" | "/health" | "/") => {
+            return Prepared::Fail(Error::MethodNotAllowed {
+                method: method.to_string(),
+                path: path.to_string(),
+                allowed: "GET, HEAD",
+            });
         }
         _ => {
-            return Prepared::Fail(Error::bad_request(format!(
-                "no endpoint {method} {path}; see GET /v1/models, POST /v1/chat/completions, /v1/messages, /v1/responses, /v1beta/models/{{model}}:generateContent"
-            )));
+            return Prepared::Fail(Error::NoEndpoint {
+                method: method.to_string(),
+                path: path.to_string(),
+            });
         }
     };
     let limit = settings.limits.max_body_bytes;
