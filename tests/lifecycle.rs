@@ -109,6 +109,29 @@ fn sighup_reloads_and_a_bad_file_keeps_the_old_config() {
 }
 
 #[test]
+fn a_reload_says_which_changes_wait_for_a_restart() {
+    // The worker limit and the cool-down table are built once at start: a reload that
+    // changes them says so instead of seeming to apply them.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let base = format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [one]\n",
+        up.url()
+    );
+    let p = Proxy::start(&base);
+    p.dir.write(
+        "routeplane.yaml",
+        &format!("{base}workers: 7\nfailover:\n  cooldown_secs: 9\n"),
+    );
+    p.signal("HUP");
+    let line = p.wait_log("take effect at the next start");
+    assert!(
+        line.contains("workers, failover.cooldown_secs changed"),
+        "{line}"
+    );
+    p.wait_log("reloaded config");
+}
+
+#[test]
 fn a_signal_sent_as_soon_as_it_listens_is_handled() {
     // The listening line comes after the signal handlers are in: SIGHUP's default
     // action would otherwise end the process (it raced with start-up detection).

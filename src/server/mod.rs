@@ -364,6 +364,41 @@ fn start_ledger_tail(shared: &Arc<Shared>) {
     }
 }
 
+/// The keys whose change a reload cannot apply, because what they set is built once at
+/// start: the listening socket and its timeouts, the worker limit, the upstream
+/// connection pool, the cool-down table and the usage ledger.
+fn restart_only(
+    old: &crate::registry::Settings,
+    new: &crate::registry::Settings,
+) -> Vec<&'static str> {
+    let changed = [
+        ("listen", old.listen != new.listen),
+        ("workers", old.workers != new.workers),
+        (
+            "limits.client_timeout_secs",
+            old.limits.client_timeout_secs != new.limits.client_timeout_secs,
+        ),
+        (
+            "limits.idle_connections",
+            old.limits.idle_connections != new.limits.idle_connections,
+        ),
+        (
+            "timeouts.connect_secs",
+            old.connect_timeout != new.connect_timeout,
+        ),
+        ("failover.cooldown_secs", old.cooldown != new.cooldown),
+        (
+            "usage",
+            old.usage_path != new.usage_path || old.usage_max_bytes != new.usage_max_bytes,
+        ),
+    ];
+    changed
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(key, _)| key)
+        .collect()
+}
+
 /// Starts the thread that turns signals into a graceful stop or a reload.
 fn watch_signals(
     http: Arc<tiny_http::Server>,
@@ -384,6 +419,13 @@ fn watch_signals(
                     notify::reloading();
                     match reload() {
                         Ok(registry) => {
+                            let unchanged = restart_only(&shared.registry().settings, &registry.settings);
+                            if !unchanged.is_empty() {
+                                log::line(format!(
+                                    "reload: {} changed in the file and take effect at the next start; the rest is reloaded",
+                                    unchanged.join(", ")
+                                ));
+                            }
                             let source = registry.source.clone();
                             log::set_format(registry.settings.log_format);
                             *shared.registry.write().unwrap_or_else(|p| p.into_inner()) =
