@@ -794,7 +794,10 @@ mod tests {
             "bad answer: the upstream did not answer in HTTP"
         );
         let err = client().post("http://127.0.0.1:1/x", &[], b"").unwrap_err();
-        assert_eq!(err.to_string(), "connection refused");
+        assert_eq!(
+            err.to_string(),
+            "connection refused by 127.0.0.1:1 (is the server running?)"
+        );
     }
 
     #[test]

@@ -129,9 +129,17 @@ fn exhausted_lists_every_attempt() {
     let p = Proxy::start(&config(&a.url(), &dead, ""));
     let resp = ask(&p, "smart");
     assert_eq!(resp.status, 502);
+    // Where the refusal came from, and its likely cause.
+    let at = dead
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap();
     assert_text(
         resp.json()["error"]["message"].as_str().unwrap(),
-        "every target failed: a:m → 500 boom; b:m → connection refused",
+        &format!(
+            "every target failed: a:m → 500 boom; b:m → connection refused by {at} (is the server running?)"
+        ),
     );
 }
 

@@ -178,6 +178,17 @@ impl Conn {
         }
         let Some(tcp) = tcp else {
             let e = last.unwrap_or_else(|| io::Error::other("no address"));
+            // Where, and the likely cause: a local server that is not running.
+            if e.kind() == io::ErrorKind::ConnectionRefused {
+                let host = match target.host.contains(':') {
+                    true => format!("[{}]", target.host),
+                    false => target.host.to_string(),
+                };
+                return Err(SendError::Network(format!(
+                    "connection refused by {host}:{} (is the server running?)",
+                    target.port
+                )));
+            }
             return Err(super::classify(&e, "a connection"));
         };
         // Requests leave in one write; without this a small body could wait on Nagle.
