@@ -32,8 +32,13 @@ pub enum Error {
         /// What is wrong and how to fix it.
         msg: String,
     },
-    /// The client's request is malformed (400).
+    /// The client's request is malformed in its own protocol (400): no target could
+    /// take it, so nothing is sent and nothing else is tried.
     BadRequest(String),
+    /// The request is valid in the client's protocol but cannot be put into a target's
+    /// (400): a `previous_response_id` for a Chat source, a file by URL. Another target,
+    /// one speaking the client's protocol typically, may still take it.
+    Untranslatable(String),
     /// A request field the chosen upstream's protocol cannot express (400).
     Unsupported {
         /// The request field, e.g. `n` or `previous_response_id`.
@@ -137,6 +142,7 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::BadRequest(_)
+            | Error::Untranslatable(_)
             | Error::BodyUnreadable(_)
             | Error::Unsupported { .. }
             | Error::Usage(_) => 400,
@@ -184,7 +190,7 @@ impl fmt::Display for Error {
                 (l, 0) => write!(f, "{path}:{l}: {msg}"),
                 (l, c) => write!(f, "{path}:{l}:{c}: {msg}"),
             },
-            Error::BadRequest(msg) => f.write_str(msg),
+            Error::BadRequest(msg) | Error::Untranslatable(msg) => f.write_str(msg),
             Error::Unsupported { field, provider } => write!(
                 f,
                 "the request field `{field}` cannot be expressed for provider `{provider}`; \

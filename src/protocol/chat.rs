@@ -1,7 +1,7 @@
 //! OpenAI Chat Completions: the hub format, its stream decoder and encoder, its errors.
 //!
-//! Chat needs no request translation (it is the hub), so this file holds the parts
-//! every route through the hub shares: reading a chat upstream's stream, writing chat
+//! Chat needs no request translation (it is the hub; a request is only checked for its
+//! `messages`), so this file holds the parts every route through the hub shares: reading a chat upstream's stream, writing chat
 //! chunks to a client, folding a chunk stream into one `chat.completion` (for a
 //! non-streaming client of a stream-only upstream), and the OpenAI error shape.
 
@@ -11,7 +11,19 @@ use serde_json::{Map, Value, json};
 
 use super::view::{self, Delta, First, Present, Text};
 use super::{Decoded, openai_error_type};
+use crate::error::Error;
 use crate::sse::Event;
+
+/// A Chat client's request as the hub request: itself, once it has its `messages`. Each
+/// translator would refuse it without them; here it is the client's fault, said once.
+pub fn request_to_chat(req: Value) -> Result<Value, Error> {
+    if !req["messages"].is_array() {
+        return Err(Error::bad_request(
+            "`messages` is required and must be an array",
+        ));
+    }
+    Ok(req)
+}
 
 /// The OpenAI error body: `{"error":{"message","type","param","code"}}`.
 pub fn error_json(status: u16, message: &str) -> Value {

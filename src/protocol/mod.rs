@@ -184,7 +184,7 @@ impl Protocol {
     /// client asked for a stream (Gemini says so in the URL, the others in the body).
     pub fn request_to_chat(self, req: Value, stream: bool) -> Result<Value, Error> {
         match self {
-            Protocol::Chat => Ok(req),
+            Protocol::Chat => chat::request_to_chat(req),
             Protocol::Anthropic => anthropic::request_to_chat(req),
             Protocol::Responses => responses::request_to_chat(req),
             Protocol::Gemini => gemini::request_to_chat(req, stream),
@@ -498,9 +498,10 @@ pub(crate) fn arguments_object(args: &str) -> Value {
         .unwrap_or_else(|| json!({}))
 }
 
-/// The error for a chat message whose role the hub does not know.
+/// The error for a chat message whose role the hub does not know. Untranslatable, not
+/// malformed: a Chat source judges its own roles (OpenAI still takes `function`).
 pub(crate) fn unknown_role(role: Option<&str>) -> Error {
-    Error::bad_request(format!(
+    Error::Untranslatable(format!(
         "unknown message role `{}`",
         role.unwrap_or("(none)")
     ))

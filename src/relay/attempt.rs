@@ -81,9 +81,10 @@ impl<'a> Run<'a, '_> {
                 return Outcome::ClientGone;
             }
             let asked_at = Instant::now();
-            self.served.attempts += 1;
             let outcome = self.attempt(target, last, ask);
             let (word, ended) = match &outcome {
+                // Nothing was asked of this endpoint: no attempt to record.
+                Outcome::Invalid(_) => return outcome,
                 Outcome::Answered => (status_word(self.splice.status), Ended::Answered),
                 Outcome::Broken(b) => {
                     (format!("{}:broken", b.upstream_status).into(), Ended::Broke)
@@ -140,12 +141,19 @@ impl<'a> Run<'a, '_> {
         }
     }
 
-    /// One try at one target.
+    /// One try at one target. A body this target cannot take (`Unsupported`,
+    /// `Untranslatable`) is a failure of this target; a body malformed in the client's
+    /// own protocol (`BadRequest`) is no target's, and ends the request.
     fn attempt(&mut self, target: &Target, last: bool, ask: Ask) -> Outcome {
         let body = match self.upstream_body(target, ask) {
             Ok(b) => b,
-            Err(e) => return fail(FailKind::Prepare(e.status()), e.to_string()),
+            Err(Error::BadRequest(message)) => return Outcome::Invalid(message),
+            Err(e) => {
+                self.served.attempts += 1;
+                return fail(FailKind::Prepare(e.status()), e.to_string());
+            }
         };
+        self.served.attempts += 1;
         let outcome = self.send_body(target, last, ask, &body);
         if let Cow::Owned(body) = body {
             crate::body::give_back(body);
@@ -298,7 +306,7 @@ impl<'a> Run<'a, '_> {
                         .and_then(|v| call.inbound.request_to_chat(v, call.stream))
                 })
                 .as_ref()
-                .map_err(|e| Error::bad_request(e.to_string()))?
+                .map_err(same_kind)?
                 .clone();
             if ask == Ask::Continue {
                 rescue::append_partial(Protocol::Chat, &mut chat, &self.splice.prefill());
@@ -369,6 +377,15 @@ impl<'a> Run<'a, '_> {
             }
             Err(_) => Outcome::ClientGone,
         }
+    }
+}
+
+/// The hub translation's error again, for the next target that needs it, of the same
+/// kind: the kind decides whether that target is skipped or the request ends.
+fn same_kind(e: &Error) -> Error {
+    match e {
+        Error::Untranslatable(message) => Error::Untranslatable(message.clone()),
+        e => Error::bad_request(e.to_string()),
     }
 }
 

@@ -149,11 +149,14 @@ enum Step {
 /// | stream ends or breaks before its first content     | no      | next, cool down|
 /// | context window exceeded, content filtered          | no      | next           |
 /// | request cannot be expressed for / no login at it   | no      | next           |
+/// | request malformed in the client's own protocol     | no      | 400, no target |
 /// | 400, 401, 402, 403, 404, 422, other 4xx            | no      | surface        |
 ///
 /// "Retried" is `retryable`: the same endpoint again, `failover.retries` times, before
-/// the step is taken. After content has gone to the client a failure is a break, for
-/// `rescue.rs`. A client that disconnects stops everything.
+/// the step is taken. A malformed request is found while its body is made, before any
+/// endpoint is asked (`Outcome::Invalid`), so it never reaches this table. After
+/// content has gone to the client a failure is a break, for `rescue.rs`. A client that
+/// disconnects stops everything.
 fn next_step(kind: FailKind) -> Step {
     match kind {
         FailKind::Status(408 | 429) | FailKind::Status(500..=599) => Step::Next { cool: true },
@@ -194,6 +197,10 @@ enum Outcome {
     Answered,
     /// Nothing went to the client from this attempt; see the failure.
     Failed(Failure),
+    /// The client's request is malformed in its own protocol (a `BadRequest` found while
+    /// translating it): no target could take it, so nothing was sent and no target is
+    /// blamed. The message is the client's 400.
+    Invalid(String),
     /// Content went out, then the stream broke; the client's stream is still open.
     Broken(Break),
     /// The client went away; stop.
@@ -247,7 +254,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
     for (i, target) in targets.iter().enumerate() {
         let last = i + 1 == targets.len();
         let outcome = run.endpoint(target, last, attempt::Ask::Original);
-        if !matches!(outcome, Outcome::Failed(_)) {
+        if !matches!(outcome, Outcome::Failed(_) | Outcome::Invalid(_)) {
             run.served.served_by = Some(target.shared_label());
         }
         match outcome {
@@ -265,6 +272,11 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
             Outcome::Broken(b) => {
                 run.served.status = run.splice.status;
                 rescue::rescue(&mut run, &targets, i, b);
+                return run.served;
+            }
+            Outcome::Invalid(message) => {
+                respond_error(call.inbound, 400, &message, &[], run.out);
+                run.served.status = 400;
                 return run.served;
             }
             Outcome::Failed(f) => {

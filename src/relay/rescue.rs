@@ -70,6 +70,14 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
                     broke_again = Some((k, b));
                     break;
                 }
+                // Nothing was sent: the continuation could not be put into its protocol.
+                Outcome::Invalid(message) => {
+                    refused.push(k);
+                    log::line(format!(
+                        "{}: could not continue the stream: {message}",
+                        target.label()
+                    ));
+                }
                 Outcome::Failed(f) => {
                     if f.status
                         .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429)

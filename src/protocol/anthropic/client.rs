@@ -21,8 +21,8 @@ pub(super) fn document_part(b: &Value) -> Result<Value, Error> {
             Ok(protocol::file_part(b["title"].as_str(), url))
         }
         Some("text") => Ok(json!({"type": "text", "text": s["data"]})),
-        _ => Err(Error::bad_request(
-            "a `document` by URL or file id cannot be passed to this model's source: send it inline (base64)",
+        _ => Err(Error::Untranslatable(
+            "a `document` by URL or file id cannot be passed to this model's source: send it inline (base64)".into(),
         )),
     }
 }
@@ -104,7 +104,9 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
             continue;
         }
         if role != "user" && role != "assistant" {
-            return Err(protocol::unknown_role(Some(role)));
+            return Err(Error::bad_request(format!(
+                "unknown message role `{role}`; expected `user` or `assistant`"
+            )));
         }
         let blocks: Vec<Value> = match &m["content"] {
             Value::String(s) => vec![json!({"type": "text", "text": s})],
@@ -184,7 +186,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
         let mut converted = Vec::new();
         for t in tools {
             if t["input_schema"].is_null() {
-                return Err(Error::bad_request(format!(
+                return Err(Error::Untranslatable(format!(
                     "tool type `{}` is only available from an Anthropic upstream",
                     t["type"].as_str().unwrap_or("?")
                 )));

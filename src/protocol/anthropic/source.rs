@@ -255,7 +255,7 @@ fn assistant_blocks(m: &Value) -> Result<Vec<Value>, Error> {
             json!({})
         } else {
             serde_json::from_str(args).map_err(|_| {
-                Error::bad_request(format!(
+                Error::Untranslatable(format!(
                     "tool call `{}` has arguments that are not valid JSON",
                     call["id"].as_str().unwrap_or("?")
                 ))

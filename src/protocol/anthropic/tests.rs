@@ -3,6 +3,7 @@
 use super::client::document_part;
 use super::source::tool_id;
 use super::*;
+use crate::error::Error;
 use crate::protocol::Decoded;
 use crate::protocol::chat::Collector;
 use crate::sse::Event;
@@ -427,8 +428,17 @@ fn inbound_request_becomes_chat() {
     );
     assert_eq!(chat["parallel_tool_calls"], false);
     assert_eq!(chat["user"], "u");
-    assert!(request_to_chat(json!({"model": "m"})).is_err());
-    assert!(request_to_chat(json!({"model": "m", "messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}]})).is_err());
+    // Malformed ends the request; a server tool only an Anthropic upstream can take.
+    assert!(matches!(
+        request_to_chat(json!({"model": "m"})),
+        Err(Error::BadRequest(_))
+    ));
+    assert!(matches!(
+        request_to_chat(
+            json!({"model": "m", "messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}]})
+        ),
+        Err(Error::Untranslatable(_))
+    ));
 }
 
 #[test]

@@ -66,14 +66,16 @@ fn inline_part(d: &Value) -> Value {
 /// the method in the URL, since Gemini bodies do not say.
 pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
     if !req["cachedContent"].is_null() {
-        return Err(Error::bad_request(
-            "`cachedContent` needs a Gemini upstream; send the full conversation in `contents` instead",
+        return Err(Error::Untranslatable(
+            "`cachedContent` needs a Gemini upstream; send the full conversation in `contents` instead".into(),
         ));
     }
     let Some(contents) = req["contents"].as_array() else {
-        return Err(Error::bad_request(
-            "`contents` is required: a list of {role, parts}",
-        ));
+        return Err(Error::bad_request(if req["contents"].is_null() {
+            "`contents` is required: a list of {role, parts}"
+        } else {
+            "`contents` must be a list of {role, parts}"
+        }));
     };
     let mut messages: Vec<Value> = Vec::new();
     let system = instruction_text(&req["systemInstruction"]);
@@ -154,7 +156,7 @@ pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
                         let f = &p["fileData"];
                         match f["mimeType"].as_str() {
                             Some(mime) if !mime.starts_with("image/") => {
-                                return Err(Error::bad_request(format!(
+                                return Err(Error::Untranslatable(format!(
                                     "a `fileData` part of type `{mime}` (a file by URI) can go only to a Gemini source; send it inline as `inlineData`"
                                 )));
                             }

@@ -49,7 +49,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             Some("tool") => {
                 let id = m["tool_call_id"].as_str().unwrap_or("");
                 let Some(name) = names.get(id) else {
-                    return Err(Error::bad_request(format!(
+                    return Err(Error::Untranslatable(format!(
                         "tool result `{id}` answers no earlier tool call"
                     )));
                 };
@@ -244,7 +244,7 @@ fn model_parts(m: &Value, names: &mut HashMap<String, String>) -> Result<Vec<Val
         let name = call["function"]["name"].as_str().unwrap_or("");
         let args = call["function"]["arguments"].as_str().unwrap_or("{}");
         if !args.trim().is_empty() && serde_json::from_str::<Value>(args).is_err() {
-            return Err(Error::bad_request(format!(
+            return Err(Error::Untranslatable(format!(
                 "tool call `{}` has arguments that are not valid JSON",
                 call["id"].as_str().unwrap_or("?")
             )));

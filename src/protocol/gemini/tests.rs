@@ -1,6 +1,7 @@
 //! Gemini translation, both ways, unit by unit.
 
 use super::*;
+use crate::error::Error;
 use crate::protocol::Decoded;
 use crate::protocol::testing::{decode_all, fold};
 use crate::sse::Event;
@@ -331,9 +332,19 @@ fn inbound_request_becomes_chat_with_stable_ids() {
         json!({"type": "object"})
     );
     assert_eq!(chat["tool_choice"], "required");
-    assert!(request_to_chat(json!({"contents": "hi"}), false).is_err());
-    assert!(request_to_chat(json!({"contents": [{"role": "robot", "parts": []}]}), false).is_err());
-    assert!(request_to_chat(json!({"contents": [], "cachedContent": "c/1"}), false).is_err());
+    // Malformed ends the request; a cache only a Gemini upstream knows moves on.
+    assert!(matches!(
+        request_to_chat(json!({"contents": "hi"}), false),
+        Err(Error::BadRequest(_))
+    ));
+    assert!(matches!(
+        request_to_chat(json!({"contents": [{"role": "robot", "parts": []}]}), false),
+        Err(Error::BadRequest(_))
+    ));
+    assert!(matches!(
+        request_to_chat(json!({"contents": [], "cachedContent": "c/1"}), false),
+        Err(Error::Untranslatable(_))
+    ));
 }
 
 #[test]

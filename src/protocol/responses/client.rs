@@ -15,8 +15,8 @@ use crate::sse::Event;
 /// A Responses request from a client → hub chat request.
 pub fn request_to_chat(req: Value) -> Result<Value, Error> {
     if !req["previous_response_id"].is_null() {
-        return Err(Error::bad_request(
-            "`previous_response_id` needs a Responses upstream; send the full conversation in `input` instead",
+        return Err(Error::Untranslatable(
+            "`previous_response_id` needs a Responses upstream; send the full conversation in `input` instead".into(),
         ));
     }
     let mut messages: Vec<Value> = Vec::new();
@@ -84,16 +84,21 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                     }
                     "reasoning" => {}
                     other => {
-                        return Err(Error::bad_request(format!(
+                        return Err(Error::Untranslatable(format!(
                             "input item type `{other}` is only available from a Responses upstream"
                         )));
                     }
                 }
             }
         }
-        _ => {
+        Value::Null => {
             return Err(Error::bad_request(
                 "`input` is required: a string or a list of items",
+            ));
+        }
+        _ => {
+            return Err(Error::bad_request(
+                "`input` must be a string or a list of items",
             ));
         }
     }
@@ -249,8 +254,8 @@ fn content_to_chat(content: &Value) -> Result<Value, Error> {
             Some("input_image") => Ok(json!({"type": "image_url", "image_url": {"url": p["image_url"], "detail": p["detail"].as_str().unwrap_or("auto")}})),
             // Chat's `file` part has no URL form: sent on, the file would be lost.
             Some("input_file") if p["file_data"].is_null() && p["file_id"].is_null() => {
-                Err(Error::bad_request(
-                    "an `input_file` by `file_url` can go only to a Responses source; send the file inline as `file_data`",
+                Err(Error::Untranslatable(
+                    "an `input_file` by `file_url` can go only to a Responses source; send the file inline as `file_data`".into(),
                 ))
             }
             Some("input_file") => {

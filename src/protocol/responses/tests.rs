@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::body::RawBody;
+use crate::error::Error;
 use crate::protocol::Decoded;
 use crate::protocol::chat::Collector;
 use crate::sse::Event;
@@ -339,5 +340,14 @@ fn inbound_refusals_and_tool_narrowing() {
         json!([{"type": "function", "function": {"name": "inner", "parameters": {}}}]),
         "hosted tools are dropped, namespaces flattened"
     );
-    assert!(request_to_chat(json!({"model": "m"})).is_err());
+    // Malformed ends the request; `previous_response_id` moves on to a Responses upstream.
+    assert!(matches!(
+        request_to_chat(json!({"model": "m"})),
+        Err(Error::BadRequest(_))
+    ));
+    assert!(matches!(
+        request_to_chat(json!({"model": "m", "input": 42})),
+        Err(Error::BadRequest(_))
+    ));
+    assert!(matches!(err, Error::Untranslatable(_)));
 }
