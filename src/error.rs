@@ -119,7 +119,8 @@ pub enum Error {
     },
     /// Every target of a request failed; `status` is what the client gets.
     Exhausted {
-        /// The status to answer with (502, or 429 when every attempt was rate limited).
+        /// The status to answer with (502; 429 when every attempt was rate limited; 400
+        /// when no target could take the request and nothing was sent).
         status: u16,
         /// One `provider:model → status/reason` line per attempt.
         attempts: Vec<String>,

@@ -495,6 +495,43 @@ fn a_request_one_endpoint_cannot_take_moves_on_to_one_that_can() {
     assert_eq!(b.requests()[0].json()["previous_response_id"], "resp_1");
 }
 
+#[test]
+fn a_request_no_endpoint_can_take_is_400_saying_why() {
+    let chat = || MockUpstream::always(Wire::Chat.reply(false, false));
+    let (a, b) = (chat(), chat());
+    let c = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let d = MockUpstream::always(Wire::Gemini.reply(false, false));
+    let p = Proxy::start(&format!(
+        "providers:\n  a:\n    api_base: {}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\n  c:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\n  d:\n    api_base: {}\n    api_protocol: gemini\n    models: [m]\nmodels:\n  chats:\n    endpoints: [a:m, b:m]\n  others:\n    endpoints: [c:m, d:m]\n",
+        a.url(),
+        b.url(),
+        c.url(),
+        d.url(),
+    ));
+    // Neither Chat source takes `previous_response_id`: the one reason, once.
+    let resp = p.post(
+        "/v1/responses",
+        json!({"model": "chats", "input": "and then?", "previous_response_id": "resp_1"}),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(resp.json()["error"]["type"], "invalid_request_error");
+    assert_text(
+        resp.json()["error"]["message"].as_str().unwrap(),
+        "`previous_response_id` needs a Responses upstream; send the full conversation in `input` instead",
+    );
+    // Neither Anthropic nor Gemini takes `n: 2`: each endpoint's reason.
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "others", "n": 2, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_text(
+        resp.json()["error"]["message"].as_str().unwrap(),
+        "every target failed: c:m → 400 the request field `n` cannot be expressed for provider `c`; remove it or choose another model; d:m → 400 the request field `n` cannot be expressed for provider `d`; remove it or choose another model",
+    );
+    assert_eq!(a.count() + b.count() + c.count() + d.count(), 0);
+}
+
 // ---- The 16 fault scenarios of the failoverbench catalogue, for a chat client ----
 //
 // `smart` = a:m then b:m, both able to continue a prefill; short deadlines keep each

@@ -405,7 +405,25 @@ fn exhausted(call: &Call<'_>, failures: Vec<(String, Failure)>, out: &mut Client
         && failures
             .iter()
             .all(|(_, f)| f.kind == FailKind::Status(429));
-    let status = if all_rate_limited { 429 } else { 502 };
+    // Nothing was sent: no target can take the request as it is (a field none of their
+    // protocols carries), so the client has to change it. A 400, not a 502, and a
+    // reason every target gave is said once.
+    let none_can_take = !failures.is_empty()
+        && failures
+            .iter()
+            .all(|(_, f)| f.kind == FailKind::Prepare(400));
+    if none_can_take
+        && failures
+            .iter()
+            .all(|(_, f)| f.reason == failures[0].1.reason)
+    {
+        return surface(call, &failures[0].1, out);
+    }
+    let status = match (all_rate_limited, none_can_take) {
+        (true, _) => 429,
+        (_, true) => 400,
+        _ => 502,
+    };
     let mut headers = Vec::new();
     if all_rate_limited && let Some(wait) = failures.iter().filter_map(|(_, f)| f.retry_after).min()
     {
