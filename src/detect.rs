@@ -9,6 +9,10 @@
 //! learns that its source is down rather than that the model does not exist. Every
 //! change of state is one log line.
 //!
+//! Ollama lists a model pulled without a tag as `NAME:latest` and answers to `NAME` as
+//! well, so a local source that lists only `NAME:latest` serves `NAME` as that
+//! ([`Detected::latest_of`]); listings keep the names as the source reports them.
+//!
 //! Hosted providers with a key (or a subscription login) are asked for their lists
 //! too, far less often ([`list_hosted`]). A list fetched with a subscription's login
 //! is `pinned_only`: those models never join a bare-name cascade, so a plain request
@@ -141,13 +145,22 @@ impl Detected {
         self.read().get(provider).is_none_or(|s| !s.pinned_only) && !self.login_took_over(provider)
     }
 
-    /// When a source that is down now last served `model`, if it did.
+    /// When a source that is down now last served `model` (or its `:latest`), if it did.
     pub fn served_until(&self, provider: &str, model: &str) -> Option<SystemTime> {
         let map = self.read();
         let s = map.get(provider)?;
-        (!s.up && s.former.iter().any(|m| m == model))
-            .then_some(s.last_up)
-            .flatten()
+        let served = s.former.iter().any(|m| m == model) || latest(&s.former, model).is_some();
+        (!s.up && served).then_some(s.last_up).flatten()
+    }
+
+    /// The name the source lists for `name` when that is `name:latest` and `name` itself
+    /// is not listed. What it listed last while it is down, so a pinned request keeps
+    /// one label (and one cool-down) whatever the source's state.
+    pub fn latest_of(&self, provider: &str, name: &str) -> Option<String> {
+        let map = self.read();
+        let s = map.get(provider)?;
+        let listed = if s.up { &s.models } else { &s.former };
+        latest(listed, name).cloned()
     }
 
     /// The models a provider listed.
@@ -283,6 +296,29 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> SourceState {
             ..SourceState::default()
         },
     }
+}
+
+/// The `name:latest` in `listed` when `name` has no tag and is not listed itself: only
+/// `:latest` is implied, as Ollama implies it (`llama3.1:8b` is not `llama3.1`).
+fn latest<'a>(listed: &'a [String], name: &str) -> Option<&'a String> {
+    // A tag follows the last colon, unless that colon is a registry's port
+    // (`host:5000/library/llama3.1`).
+    if name
+        .rsplit_once(':')
+        .is_some_and(|(_, tag)| !tag.contains('/'))
+    {
+        return None;
+    }
+    let mut found = None;
+    for m in listed {
+        if m == name {
+            return None;
+        }
+        if found.is_none() && m.strip_suffix(":latest") == Some(name) {
+            found = Some(m);
+        }
+    }
+    found
 }
 
 fn up(models: Vec<String>) -> SourceState {
@@ -483,6 +519,25 @@ mod tests {
         assert!(!d.bare_names("anthropic"));
         d.set("openai", up(vec!["gpt".into()]));
         assert!(d.cascades("openai", "gpt"));
+    }
+
+    #[test]
+    fn only_the_latest_tag_is_implied() {
+        let listed: Vec<String> = ["llama3.1:latest", "qwen2:7b", "host:5000/lib/tiny:latest"]
+            .map(String::from)
+            .into();
+        let of = |name| latest(&listed, name).map(String::as_str);
+        assert_eq!(of("llama3.1"), Some("llama3.1:latest"));
+        assert_eq!(of("host:5000/lib/tiny"), Some("host:5000/lib/tiny:latest"));
+        assert_eq!(of("llama3.1:8b"), None, "a tag is never replaced");
+        assert_eq!(of("qwen2"), None, "only `:latest` is implied");
+        assert_eq!(of("llama3.1:latest"), None, "listed as written");
+        let both: Vec<String> = ["m", "m:latest"].map(String::from).into();
+        assert_eq!(
+            latest(&both, "m"),
+            None,
+            "a name listed as written is itself"
+        );
     }
 
     #[test]

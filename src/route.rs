@@ -3,7 +3,9 @@
 //! A model string resolves in this order: a virtual model name; `provider:model`,
 //! where only the text before the FIRST colon can be a provider id and only when it
 //! names a known provider (so the Ollama tag in `llama3.1:8b` survives); a bare name,
-//! which cascades over the providers that declare or serve it, in config order.
+//! which cascades over the providers that declare or serve it, in config order. A
+//! name without a tag at a local source that lists only `NAME:latest` (Ollama) is
+//! routed as that listed name, pinned or bare.
 //! Nothing here sends anything: `routeplane route MODEL` prints this module's answer.
 
 use std::borrow::Cow;
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::detect::{self, Detected};
 use crate::error::Error;
-use crate::registry::{Registry, Target, provider_of};
+use crate::registry::{Provider, Registry, Target, provider_of};
 use crate::sync::Spare;
 
 /// How many known ids a 404 suggests.
@@ -44,7 +46,7 @@ fn resolve_into(
         for (i, (pid, m)) in v.endpoints.iter().enumerate() {
             // Endpoints were checked against the registry when it was built.
             if let Some(p) = reg.provider_for(pid) {
-                let mut t = Target::new(&p, m);
+                let mut t = named(&p, detected, m);
                 t.first_token = v.first_token.get(i).copied().flatten();
                 targets.push(t);
             }
@@ -59,7 +61,7 @@ fn resolve_into(
                 "`{model}` names provider `{pid}` but no model; write `{pid}:MODEL`"
             )));
         }
-        targets.push(Target::new(&p, m));
+        targets.push(named(&p, detected, m));
         return Ok(());
     }
     let before = targets.len();
@@ -69,12 +71,18 @@ fn resolve_into(
             // Cheapest test first: only listed sources (local servers, and hosted providers
             // asked with their key; a list fetched with a login never cascades) have a
             // state to look up.
-            .filter(|p| {
-                (p.declares(model)
-                    || ((p.detect || p.key.is_some()) && detected.cascades(&p.id, model)))
-                    && detected.is_active(p)
-            })
-            .map(|p| Target::new(p, model)),
+            .filter_map(|p| {
+                let listed = p.declares(model)
+                    || ((p.detect || p.key.is_some()) && detected.cascades(&p.id, model));
+                let name = if listed {
+                    Cow::Borrowed(model)
+                } else if p.detect {
+                    Cow::Owned(detected.latest_of(&p.id, model)?)
+                } else {
+                    return None;
+                };
+                detected.is_active(p).then(|| Target::new(p, &name))
+            }),
     );
     if targets.len() == before {
         // Not a typo when a local source that is down now served it: say so (503).
@@ -99,6 +107,16 @@ fn resolve_into(
         });
     }
     Ok(())
+}
+
+/// A target for `model` named with its provider (`ollama:llama3.1`, or a virtual
+/// model's endpoint): as written, or at a local source that lists only `model:latest`,
+/// as listed, so that it is one endpoint with one label and one cool-down however named.
+fn named(p: &Arc<Provider>, detected: &Detected, model: &str) -> Target {
+    let listed = (p.detect && !p.declares(model))
+        .then(|| detected.latest_of(&p.id, model))
+        .flatten();
+    Target::new(p, listed.as_deref().unwrap_or(model))
 }
 
 /// Resolves a request's `models` list (or its single `model`) to one ordered target list.

@@ -60,6 +60,57 @@ fn ollama_models_route_by_bare_and_qualified_name() {
 }
 
 #[test]
+fn an_ollama_name_without_a_tag_is_its_listed_latest_tag() {
+    let up = MockUpstream::start(ollama(&["llama3.1:latest", "qwen2:7b"]));
+    let p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 0.3\nproviders:\n  ollama:\n    api_base: {}\nmodels:\n  local:\n    endpoints: [ollama:llama3.1]\n",
+        up.url()
+    ));
+    p.wait_log("source ollama is up (2 models)");
+    // Bare, pinned, in a virtual model, and as listed: one endpoint, the listed name.
+    for model in ["llama3.1", "ollama:llama3.1", "local", "llama3.1:latest"] {
+        let resp = ask(&p, model);
+        assert_eq!(resp.status, 200, "{model}: {}", resp.body);
+        assert_eq!(resp.header("x-routeplane-provider"), Some("ollama"));
+        assert_eq!(resp.header("x-routeplane-model"), Some("llama3.1:latest"));
+    }
+    let sent: Vec<String> = up
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/chat/completions")
+        .map(|r| r.json()["model"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sent, ["llama3.1:latest"; 4]);
+    // Only `:latest` is implied: another tag is another model.
+    for model in ["llama3.1:8b", "qwen2"] {
+        let resp = ask(&p, model);
+        assert_eq!(resp.status, 404, "{model}: {}", resp.body);
+    }
+    // Listings say what Ollama says, once: the short form is not a second model.
+    let ids: Vec<String> = p.get("/v1/models").json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "local",
+            "llama3.1:latest",
+            "qwen2:7b",
+            "ollama:llama3.1:latest",
+            "ollama:qwen2:7b"
+        ]
+    );
+    // Down, it is the source that is missing, not the model.
+    drop(up);
+    p.wait_log("source ollama is down");
+    let resp = ask(&p, "llama3.1");
+    assert_eq!(resp.status, 503, "{}", resp.body);
+}
+
+#[test]
 fn vllm_style_listing_and_null_data_are_understood() {
     let vllm = MockUpstream::start(|req| match req.path.as_str() {
         "/v1/models" => Reply::json(
