@@ -232,6 +232,12 @@ impl Cooldown {
             .retain(|label, (failed, _)| !(provider_of(label) == provider && *failed < since));
     }
 
+    /// What is left of `label`'s cool-down, if it is cooling down.
+    pub fn left(&self, label: &str) -> Option<Duration> {
+        let until = self.lock().get(label)?.1;
+        Some(until.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero())
+    }
+
     /// Endpoints cooling down now, with the time left for each, sorted.
     pub fn snapshot(&self) -> Vec<(String, Duration)> {
         let map = self.lock();

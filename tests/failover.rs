@@ -165,6 +165,38 @@ fn all_rate_limited_is_429_with_retry_after() {
 }
 
 #[test]
+fn all_rate_limited_without_retry_after_says_when_the_first_cool_down_ends() {
+    let limited = |headers: Vec<(String, String)>| {
+        MockUpstream::always(Reply::JsonWith(
+            429,
+            headers,
+            r#"{"error":{"message":"slow"}}"#.into(),
+        ))
+    };
+    // Neither names a pause: the cool-down each is given is what is left to wait.
+    let (a, b) = (limited(vec![]), limited(vec![]));
+    let p = Proxy::start(&config(
+        &a.url(),
+        &b.url(),
+        "failover:\n  retries: 0\n  cooldown_secs: 20\n",
+    ));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 429, "{}", resp.body);
+    assert_eq!(resp.header("retry-after"), Some("20"));
+    // An OpenAI-style reset of 2.5 s is the shorter wait, rounded up: 2 would be early.
+    let reset = vec![("x-ratelimit-reset-requests".into(), "2.5s".into())];
+    let (a, b) = (limited(reset), limited(vec![]));
+    let p = Proxy::start(&config(
+        &a.url(),
+        &b.url(),
+        "failover:\n  retries: 0\n  cooldown_secs: 20\n",
+    ));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 429, "{}", resp.body);
+    assert_eq!(resp.header("retry-after"), Some("3"));
+}
+
+#[test]
 fn cooldown_skips_a_failed_endpoint_then_recovers() {
     // Two 500s: the first attempt and its retry.
     let a = MockUpstream::script(vec![

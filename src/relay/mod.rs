@@ -297,7 +297,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
             }
         }
     }
-    run.served.status = exhausted(call, failures, run.out);
+    run.served.status = exhausted(call, failures, &env.cooldown, run.out);
     run.served
 }
 
@@ -382,7 +382,12 @@ fn same_shape(call: &Call<'_>, content_type: &str) -> bool {
 }
 
 /// Answers when every target failed.
-fn exhausted(call: &Call<'_>, failures: Vec<(String, Failure)>, out: &mut ClientWriter) -> u16 {
+fn exhausted(
+    call: &Call<'_>,
+    failures: Vec<(String, Failure)>,
+    cooldown: &Cooldown,
+    out: &mut ClientWriter,
+) -> u16 {
     if failures.len() == 1 {
         let (label, f) = &failures[0];
         return match f.kind {
@@ -425,9 +430,18 @@ fn exhausted(call: &Call<'_>, failures: Vec<(String, Failure)>, out: &mut Client
         _ => 502,
     };
     let mut headers = Vec::new();
-    if all_rate_limited && let Some(wait) = failures.iter().filter_map(|(_, f)| f.retry_after).min()
-    {
-        headers.push(("retry-after".to_string(), wait.as_secs().max(1).to_string()));
+    // When the first endpoint takes requests again: the pause it asked for, or, when it
+    // named none, what is left of its cool-down. Whole seconds, rounded up: a client
+    // that comes back a fraction early is refused again.
+    let wait = || {
+        failures
+            .iter()
+            .filter_map(|(label, f)| f.retry_after.or_else(|| cooldown.left(label)))
+            .min()
+    };
+    if all_rate_limited && let Some(wait) = wait() {
+        let secs = (wait.as_secs_f64().ceil() as u64).max(1);
+        headers.push(("retry-after".to_string(), secs.to_string()));
     }
     let attempts: Vec<String> = failures
         .iter()
