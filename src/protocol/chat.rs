@@ -1,9 +1,10 @@
 //! OpenAI Chat Completions: the hub format, its stream decoder and encoder, its errors.
 //!
 //! Chat needs no request translation (it is the hub; a request is only checked for its
-//! `messages`), so this file holds the parts every route through the hub shares: reading a chat upstream's stream, writing chat
-//! chunks to a client, folding a chunk stream into one `chat.completion` (for a
-//! non-streaming client of a stream-only upstream), and the OpenAI error shape.
+//! `messages`), so this file holds the parts every route through the hub shares:
+//! reading a chat upstream's stream, writing chat chunks to a client, folding a chunk
+//! stream into one `chat.completion` (for a non-streaming client of a stream-only
+//! upstream), and the OpenAI error shape.
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;

@@ -147,7 +147,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                     Some(part) => parts.push(part),
                     // Dropped, it would change what was asked without a word.
                     None => {
-                        return Err(Error::bad_request(format!(
+                        return Err(Error::Untranslatable(format!(
                             "a user content block of type `{}` can go only to an Anthropic source; chat carries text, image, document and tool_result blocks",
                             kind.unwrap_or("?")
                         )));
@@ -246,8 +246,8 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
             }});
         }
         Some(other) => {
-            return Err(Error::bad_request(format!(
-                "output format `{other}` is not known; Routeplane maps `json_schema` with a `schema`"
+            return Err(Error::Untranslatable(format!(
+                "output format `{other}` can go only to an Anthropic source; Routeplane maps `json_schema` with a `schema` to others"
             )));
         }
         None => {}
