@@ -432,7 +432,7 @@ impl<'de> Deserialize<'de> for Text {
 fn expand_text<E: de::Error>(raw: &str) -> Result<Text, E> {
     match expand(raw, |name| std::env::var(name).ok()) {
         Ok(s) => Ok(Text(s)),
-        Err(name) => {
+        Err(Unexpanded::Unset(name)) => {
             let lenient = LENIENT.with(|l| {
                 l.borrow_mut().as_mut().map(|w| {
                     w.push(format!("environment variable `{name}` is not set"));
@@ -443,6 +443,7 @@ fn expand_text<E: de::Error>(raw: &str) -> Result<Text, E> {
                 None => Err(unset(&name)),
             }
         }
+        Err(Unexpanded::NotAName) => Err(E::custom(NOT_A_NAME)),
     }
 }
 
@@ -451,6 +452,20 @@ fn unset<E: de::Error>(name: &str) -> E {
     E::custom(format!(
         "environment variable `{name}` is not set (set it, or write `${{{name}:-default}}`)"
     ))
+}
+
+/// The error for a `${…}` that holds no variable name. What it holds is not repeated:
+/// the likeliest text between the braces is a key pasted there.
+const NOT_A_NAME: &str = "`${…}` must hold an environment variable's name (letters, digits \
+     and `_`; what it holds is not shown, as it may be a key): put a key in a variable, e.g. \
+     `export MY_KEY=…`, and write `${MY_KEY}`";
+
+/// How an error of expansion is turned into a message.
+fn unexpanded<E: de::Error>(e: Unexpanded) -> E {
+    match e {
+        Unexpanded::Unset(name) => unset(&name),
+        Unexpanded::NotAName => E::custom(NOT_A_NAME),
+    }
 }
 
 /// A number or a boolean in the file: written plainly, or as a string that may hold
@@ -529,7 +544,7 @@ fn scalar<'de, D: Deserializer<'de>, T: Scalar>(d: D) -> Result<T, D::Error> {
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
             // Unlike a string value, a number cannot be left empty when lenient.
-            let expanded = expand(v, |name| std::env::var(name).ok()).map_err(|n| unset(&n))?;
+            let expanded = expand(v, |name| std::env::var(name).ok()).map_err(unexpanded)?;
             expanded.trim().parse::<T>().map_err(|_| {
                 let shown = serde_json::Value::from(expanded.as_str());
                 if expanded == v {
@@ -551,8 +566,18 @@ fn some_scalar<'de, D: Deserializer<'de>, T: Scalar>(d: D) -> Result<Option<T>, 
     scalar(d).map(Some)
 }
 
-/// Expands `${VAR}` and `${VAR:-fallback}`; the error is the first unset name.
-pub fn expand(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+/// Why a string could not be expanded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unexpanded {
+    /// `${NAME}` without a fallback, and `NAME` is unset or empty.
+    Unset(String),
+    /// `${…}` holds something other than a variable name (`[A-Za-z_][A-Za-z0-9_]*`).
+    /// What it holds is kept out of the error: it is most often a key.
+    NotAName,
+}
+
+/// Expands `${VAR}` and `${VAR:-fallback}`; the error is the first that cannot be.
+pub fn expand(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, Unexpanded> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
@@ -567,15 +592,27 @@ pub fn expand(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String
             Some((n, f)) => (n, Some(f)),
             None => (inner, None),
         };
+        if !is_variable_name(name) {
+            return Err(Unexpanded::NotAName);
+        }
         match (lookup(name).filter(|v| !v.is_empty()), fallback) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(f)) => out.push_str(f),
-            (None, None) => return Err(name.to_string()),
+            (None, None) => return Err(Unexpanded::Unset(name.to_string())),
         }
         rest = &after[end + 1..];
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: what a shell accepts as a variable's name.
+fn is_variable_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// A YAML map kept in file order, each key with its line and column.
@@ -886,16 +923,19 @@ mod tests {
             ("${UNSET:-}", Ok("")),
             ("$KEY {KEY}", Ok("$KEY {KEY}")),
             ("${unterminated", Ok("${unterminated")),
-            ("${UNSET}", Err("UNSET")),
-            ("x ${EMPTY}", Err("EMPTY")),
+            ("${UNSET}", Err(Unexpanded::Unset("UNSET".into()))),
+            ("x ${EMPTY}", Err(Unexpanded::Unset("EMPTY".into()))),
+            ("${_K1}", Err(Unexpanded::Unset("_K1".into()))),
+            ("${sk-1}", Err(Unexpanded::NotAName)),
+            ("${sk-1:-dflt}", Err(Unexpanded::NotAName)),
+            ("${KEY.x}", Err(Unexpanded::NotAName)),
+            ("${1KEY}", Err(Unexpanded::NotAName)),
+            ("${}", Err(Unexpanded::NotAName)),
+            ("${ KEY}", Err(Unexpanded::NotAName)),
         ];
         for (input, want) in cases {
             let got = expand(input, env);
-            assert_eq!(
-                got.as_deref().map_err(String::as_str),
-                want,
-                "input {input}"
-            );
+            assert_eq!(got, want.map(String::from), "input {input}");
         }
     }
 

@@ -36,6 +36,8 @@ mod protocols;
 mod rescue;
 // The official Python SDKs (when installed by `make sdk`) as clients.
 mod sdk;
+// Secrets never reach output: config errors, the server log, listings.
+mod secrets;
 // Sources: keys from the environment, hosted lists, down and overflowing local servers, login state.
 mod sources;
 // Shipping: systemd units, readiness, the empty-root start, the package, the installer.
