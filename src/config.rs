@@ -752,9 +752,23 @@ pub fn parse(text: &str, lenient: bool) -> Result<(Config, Vec<String>), (usize,
     }
 }
 
+/// Keys whose values are credentials: client keys, an upstream key, header values.
+/// An error inside one names the key and never what is written below it, not even a
+/// map key (`- sk-…: x` makes the key a map key).
+const SECRET_KEYS: [&str; 3] = ["keys", "api_key", "headers"];
+
 /// Rewrites a parser message so that it names the key and the kind of value wanted:
 /// `invalid u64` at `workers: lots` becomes `workers: expected a whole number, got "lots"`.
+///
+/// The value written is repeated only where a number or true/false was wanted. Where a
+/// list or map was wanted, a single value written there may be a key that belonged
+/// inside (`keys: sk-…`, `openai: sk-…`), so only its kind is told. Inside a
+/// [`SECRET_KEYS`] key, the message itself is reduced to one known to quote nothing.
 fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
+    let keys = keys_around(text, line, col);
+    if let Some(at) = keys.iter().position(|k| SECRET_KEYS.contains(&k.as_str())) {
+        return format!("{}: {}", keys[..=at].join("."), secret_safe(msg));
+    }
     let src = text.lines().nth(line.wrapping_sub(1)).unwrap_or("");
     let value = value_at(src, col);
     let wanted = match msg {
@@ -763,33 +777,90 @@ fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
         "invalid boolean" => Some("true or false"),
         _ => None,
     };
-    let got = value
-        .as_deref()
-        .map_or(String::new(), |v| format!(", got {}", quoted(v)));
-    let msg = match (wanted, msg) {
-        (Some(w), _) if value.is_some() => format!("expected {w}{got}"),
-        (_, "expected sequence start") => format!("expected a list{got}"),
-        (_, "expected mapping start") => format!("expected a map of keys{got}"),
-        (_, "invalid type: sequence, expected a map") => "expected a map, got a list".into(),
-        (_, "invalid type: map, expected a sequence") => "expected a list, got a map".into(),
-        (_, "data did not match any variant of untagged enum ProtocolSpec") => {
-            "expected a protocol (`chat_completions`, `anthropic`, `responses`) or a list \
-             of `\"glob\": protocol` entries"
-                .to_string()
-        }
-        _ => msg.to_string(),
+    let single = if value.is_some() {
+        ", got a single value"
+    } else {
+        ""
+    };
+    let msg = match (wanted, &value) {
+        (Some(w), Some(v)) => format!("expected {w}, got {}", quoted(v)),
+        _ => match msg {
+            "expected sequence start" => format!("expected a list{single}"),
+            "expected mapping start" => format!("expected a map of keys{single}"),
+            "invalid type: sequence, expected a map" => "expected a map, got a list".into(),
+            "invalid type: map, expected a sequence" => "expected a list, got a map".into(),
+            "data did not match any variant of untagged enum ProtocolSpec" => {
+                "expected a protocol (`chat_completions`, `anthropic`, `responses`) or a list \
+                 of `\"glob\": protocol` entries"
+                    .to_string()
+            }
+            m => without_strings(m),
+        },
     };
     // Messages that already name what is wrong by its key need no prefix.
     let named = msg.starts_with("unknown field") || msg.starts_with("unknown key");
-    // The place is the value (`key: value`) or, for a whole map or list, its key.
-    let key = key_before(src, col).or_else(|| {
-        let at = src.get(col.checked_sub(1)?..)?;
-        let (k, _) = at.split_once(':')?;
-        (!k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || "_-.".contains(c))).then_some(k)
-    });
-    match key {
-        Some(key) if !named => format!("{}: {msg}", key_path(text, line, src, key)),
-        _ => msg,
+    if named || keys.is_empty() {
+        msg
+    } else {
+        format!("{}: {msg}", keys.join("."))
+    }
+}
+
+/// A parser message from inside a secret key, with nothing of the file in it: messages
+/// known to quote nothing are kept, any other is cut to what was expected.
+fn secret_safe(msg: &str) -> String {
+    // Ours: they name a variable, and only once it is known to be a name.
+    if msg.starts_with("environment variable `") || msg == NOT_A_NAME {
+        return msg.to_string();
+    }
+    match msg {
+        "expected sequence start" => "expected a list".into(),
+        "expected mapping start" => "expected a map of keys".into(),
+        "invalid type: sequence, expected a map" => "expected a map, got a list".into(),
+        "invalid type: map, expected a sequence" => "expected a list, got a map".into(),
+        "expected string scalar"
+        | "mapping values are not allowed in this context"
+        | "cannot deserialize tagged scalar into string"
+        | "alias references unknown anchor" => msg.into(),
+        m if m.starts_with("unclosed ") => m.into(),
+        m if m.starts_with("duplicate mapping key") => "a key is written twice here".into(),
+        // serde's `expected …` is the reader's own description, never the input.
+        m => match m.rsplit_once("expected ") {
+            Some((_, wanted)) => format!("expected {wanted}"),
+            None => "cannot be read (what is written here is not shown: it may be a key)".into(),
+        },
+    }
+}
+
+/// serde's `invalid type: string "…", expected X` as `expected X, got a single value`,
+/// and any other `string "…"` it quotes as `a string`: the string may be a key.
+fn without_strings(msg: &str) -> String {
+    const STR: &str = "string \"";
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(at) = rest.find(STR) {
+        out.push_str(&rest[..at]);
+        out.push_str("a string");
+        // serde writes the string with `{:?}`: a quote inside it is escaped.
+        let body = &rest[at + STR.len()..];
+        let mut escaped = false;
+        let end = body
+            .char_indices()
+            .find(|&(_, c)| {
+                let close = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                close
+            })
+            .map_or(body.len(), |(i, _)| i + 1);
+        rest = &body[end..];
+    }
+    out.push_str(rest);
+    match out
+        .strip_prefix("invalid type: a string, ")
+        .and_then(|r| r.strip_prefix("expected "))
+    {
+        Some(wanted) => format!("expected {wanted}, got a single value"),
+        None => out,
     }
 }
 
@@ -818,31 +889,108 @@ fn locate(text: &str, path: &str) -> (usize, usize) {
     (0, 0)
 }
 
-/// `limits.max_body_bytes` for the key `max_body_bytes` on `line`: the keys of the
-/// less indented lines above it, outermost first.
-fn key_path(text: &str, line: usize, src: &str, key: &str) -> String {
+/// The keys whose values hold the place at 1-based `line`:`col`, outermost first, as
+/// the text shows them: `limits.max_body_bytes` at `lots` in `  max_body_bytes: lots`
+/// under `limits:`. Read from the keys of the less indented lines above, those still
+/// open on the line before `col` (block or flow style), and a key written at `col`.
+fn keys_around(text: &str, line: usize, col: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(src) = lines.get(line.wrapping_sub(1)) else {
+        return Vec::new();
+    };
     let indent = |l: &str| l.len() - l.trim_start_matches([' ', '-']).len();
-    let mut path = vec![key.to_string()];
+    let mut outer = Vec::new();
     let mut level = indent(src);
-    for above in text
-        .lines()
-        .take(line.saturating_sub(1))
-        .collect::<Vec<_>>()
-        .iter()
-        .rev()
-    {
+    for above in lines[..line - 1].iter().rev() {
+        if level == 0 {
+            break;
+        }
         let body = above.trim_start_matches([' ', '-']);
-        if level == 0 || body.is_empty() || body.starts_with('#') || indent(above) >= level {
+        if body.is_empty() || body.starts_with('#') || indent(above) >= level {
             continue;
         }
-        let Some(name) = body.split_once(':').map(|(k, _)| k.trim()) else {
-            break;
-        };
-        path.push(name.to_string());
+        outer.push(open_keys(above).into_iter().map(|(_, k)| k));
         level = indent(above);
     }
-    path.reverse();
-    path.join(".")
+    let mut cut = src.len().min(col.saturating_sub(1));
+    while !src.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let (before, at) = src.split_at(cut);
+    let mut keys: Vec<String> = outer.into_iter().rev().flatten().collect();
+    keys.extend(open_keys(before).into_iter().map(|(_, k)| k));
+    // A key that starts right at `col`: the error is about its whole value.
+    let start = at.len() - at.trim_start_matches([' ', '-']).len();
+    keys.extend(
+        open_keys(at)
+            .into_iter()
+            .find(|(i, _)| *i == start)
+            .map(|(_, k)| k),
+    );
+    keys
+}
+
+/// The map keys whose values are still open at the end of `s` (a line, or its start),
+/// each with the byte offset it starts at: `a:` gives `a`; `a: {b: 1, c: [` gives `a`
+/// and `c`. Scalars are skipped, quoted or not.
+fn open_keys(s: &str) -> Vec<(usize, String)> {
+    // `None` marks an open `{` or `[`.
+    let mut open: Vec<Option<(usize, String)>> = Vec::new();
+    let mut rest = s;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t']);
+        let at = s.len() - rest.len();
+        let Some(c) = rest.chars().next() else { break };
+        match c {
+            '#' => break,
+            '{' | '[' => {
+                open.push(None);
+                rest = &rest[1..];
+            }
+            '}' | ']' => {
+                while let Some(Some(_)) = open.pop() {}
+                rest = &rest[1..];
+            }
+            ',' => {
+                while let Some(Some(_)) = open.last() {
+                    open.pop();
+                }
+                rest = &rest[1..];
+            }
+            '-' if rest.len() == 1 || rest[1..].starts_with([' ', '\t']) => rest = &rest[1..],
+            '"' | '\'' => {
+                let body = &rest[1..];
+                let (word, after) = match body.find(c) {
+                    Some(end) => (&body[..end], &body[end + 1..]),
+                    None => (body, ""),
+                };
+                rest = after;
+                if let Some(after) = rest.trim_start().strip_prefix(':') {
+                    open.push(Some((at, word.to_string())));
+                    rest = after;
+                }
+            }
+            _ => {
+                // A plain scalar ends at `: `, a flow separator or a comment.
+                let end = rest
+                    .char_indices()
+                    .find(|&(i, ch)| {
+                        let next = rest[i + ch.len_utf8()..].chars().next();
+                        (ch == ':' && next.is_none_or(|n| " \t,}]".contains(n)))
+                            || ",}]".contains(ch)
+                            || (ch == '#' && rest[..i].ends_with([' ', '\t']))
+                    })
+                    .map_or(rest.len(), |(i, _)| i);
+                let word = rest[..end].trim();
+                rest = &rest[end..];
+                if let Some(after) = rest.strip_prefix(':') {
+                    open.push(Some((at, word.to_string())));
+                    rest = after;
+                }
+            }
+        }
+    }
+    open.into_iter().flatten().collect()
 }
 
 /// The scalar that starts at 1-based `col` of a line, up to a comment or a flow separator.
@@ -855,17 +1003,6 @@ fn value_at(line: &str, col: usize) -> Option<String> {
         .unwrap_or(rest.len());
     let v = rest[..end].trim();
     (!v.is_empty() && !v.starts_with(['{', '['])).then(|| v.to_string())
-}
-
-/// The key written just before 1-based `col`: `workers` in `workers: lots`.
-fn key_before(line: &str, col: usize) -> Option<&str> {
-    let before = line.get(..col.checked_sub(1)?)?.trim_end();
-    let before = before.strip_suffix(':')?;
-    let start = before
-        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-' || c == '.'))
-        .map_or(0, |i| i + 1);
-    let key = &before[start..];
-    (!key.is_empty()).then_some(key)
 }
 
 /// A value as the file wrote it, in double quotes unless it already has quotes.
@@ -1031,9 +1168,87 @@ mod tests {
                 "unknown field `max_body_bytes`",
                 "unknown field `max_body_bytes`",
             ),
+            (
+                6,
+                5,
+                "invalid type: string \"a \\\"quoted\\\" one\", expected a sequence",
+                "providers.x.models: expected a sequence, got a single value",
+            ),
         ];
         for (line, col, msg, want) in cases {
             assert_eq!(explain(text, line, col, msg), want, "{line}:{col}");
+        }
+    }
+
+    #[test]
+    fn errors_inside_secret_keys_quote_nothing_written_there() {
+        let cases = [
+            (
+                "keys: sk-1\n",
+                1,
+                7,
+                "expected sequence start",
+                "keys: expected a list",
+            ),
+            (
+                "keys:\n  - sk-1: x\n",
+                2,
+                5,
+                "expected string scalar",
+                "keys: expected string scalar",
+            ),
+            (
+                "keys:\n- sk-1: x\n",
+                2,
+                3,
+                "expected string scalar",
+                "keys: expected string scalar",
+            ),
+            (
+                "keys: {sk-1: 1, sk-1: 2}\n",
+                1,
+                17,
+                "duplicate mapping key: sk-1, set …",
+                "keys: a key is written twice here",
+            ),
+            (
+                "p:\n  x:\n    api_key:\n      sk-1: 1\n",
+                4,
+                7,
+                "expected string scalar",
+                "p.x.api_key: expected string scalar",
+            ),
+            (
+                "p:\n  x:\n    headers: sk-1\n",
+                3,
+                5,
+                "invalid type: string \"sk-1\", expected a map",
+                "p.x.headers: expected a map",
+            ),
+            (
+                "p:\n  x:\n    headers:\n      X-Key: [sk-1]\n",
+                4,
+                14,
+                "expected string scalar",
+                "p.x.headers: expected string scalar",
+            ),
+            (
+                "p: {x: {api_base: \"h: 1\", api_key: [sk-1]}}\n",
+                1,
+                38,
+                "expected string scalar",
+                "p.x.api_key: expected string scalar",
+            ),
+            (
+                "keys:\n  - sk-1\n",
+                2,
+                5,
+                "something new about sk-1",
+                "keys: cannot be read (what is written here is not shown: it may be a key)",
+            ),
+        ];
+        for (text, line, col, msg, want) in cases {
+            assert_eq!(explain(text, line, col, msg), want, "{text:?}");
         }
     }
 
@@ -1045,5 +1260,20 @@ mod tests {
         assert_eq!(locate(text, "limits"), (2, 1));
         assert_eq!(locate(text, "idle_secs"), (0, 0));
         assert_eq!(locate(text, "workers"), (0, 0));
+    }
+
+    #[test]
+    fn the_keys_around_a_place_are_read_in_block_and_flow_style() {
+        let text =
+            "# c\np:\n  x: {a: 1, \"b c\": [2, {d: 3}], e: http://h:1/v1}\n  y:\n    - z: 4\n";
+        let at = |line, col| keys_around(text, line, col).join(".");
+        assert_eq!(at(3, 3), "p.x");
+        assert_eq!(at(3, 10), "p.x.a");
+        assert_eq!(at(3, 24), "p.x.b c");
+        assert_eq!(at(3, 28), "p.x.b c.d");
+        assert_eq!(at(3, 42), "p.x.e");
+        assert_eq!(at(5, 7), "p.y.z");
+        assert_eq!(at(5, 10), "p.y.z");
+        assert_eq!(at(1, 1), "");
     }
 }

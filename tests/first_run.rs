@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::proxy::bin;
 use crate::support::upstream::{Recorded, chat_events};
-use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text};
+use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text, config_error};
 
 /// Ollama's built-in port, where the README's first example is answered.
 const OLLAMA_PORT: u16 = 11434;
@@ -229,27 +229,6 @@ fn head_requests_get_200_and_no_body_even_without_a_key() {
     assert_eq!(p.get("/v1/models").status, 401);
 }
 
-/// `config validate` and `serve` on a file; their stderr.
-fn config_error(yaml: &str, env: &[(&str, &str)]) -> (String, String, String) {
-    let dir = Dir::new();
-    let path = dir.write("c.yaml", yaml);
-    let run = |args: &[&str]| {
-        let out = Command::new(bin())
-            .args(args)
-            .arg("-c")
-            .arg(&path)
-            .current_dir(dir.path())
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
-    let validate = run(&["config", "validate"]);
-    let serve = run(&["serve", "--listen", "127.0.0.1:0"]);
-    (path.display().to_string(), validate, serve)
-}
-
 #[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
     let cases: [(&str, &str); 11] = [
@@ -259,7 +238,7 @@ fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
         ),
         (
             "log: json\n",
-            "1:6: log: expected a map of keys, got \"json\"",
+            "1:6: log: expected a map of keys, got a single value",
         ),
         (
             "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    headers: [a]\n",

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use crate::support::proxy::bin;
-use crate::support::{Dir, assert_text};
+use crate::support::{Dir, Proxy, assert_text, config_error};
 
 /// A provider block up to where its key goes.
 const BLOCK: &str = "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n";
@@ -41,4 +41,84 @@ fn a_key_written_as_a_variable_name_is_refused_without_repeating_it() {
             ),
         );
     }
+}
+
+#[test]
+fn config_errors_in_key_places_never_quote_the_key() {
+    let cases = [
+        (
+            "keys: sk-SECRET-123\n".to_string(),
+            "1:7: keys: expected a list".to_string(),
+        ),
+        (
+            "keys:\n  - sk-SECRET-123: x\n".into(),
+            "2:5: keys: expected string scalar".into(),
+        ),
+        (
+            format!("{BLOCK}    api_key: ${{sk-SECRET-123}}\n"),
+            format!("4:14: providers.x.api_key: {NOT_A_NAME}"),
+        ),
+        (
+            format!("{BLOCK}    api_key:\n      sk-SECRET-123: 1\n"),
+            "5:7: providers.x.api_key: expected string scalar".into(),
+        ),
+        (
+            format!("{BLOCK}    headers: Bearer sk-SECRET-123\n"),
+            "4:5: providers.x.headers: expected a map".into(),
+        ),
+        (
+            format!("{BLOCK}    headers:\n      Authorization: \"Bearer ${{sk-SECRET-123:-x}}\"\n"),
+            format!("5:22: providers.x.headers: {NOT_A_NAME}"),
+        ),
+        (
+            // A key pasted where its provider's block goes.
+            "providers:\n  openai: sk-SECRET-123\n".into(),
+            "2:11: providers.openai: expected a map of keys, got a single value".into(),
+        ),
+    ];
+    for (yaml, want) in cases {
+        let (path, validate, serve) = config_error(&yaml, &[]);
+        assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
+        assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+    }
+}
+
+#[test]
+fn config_errors_of_any_shape_around_a_key_leave_it_out() {
+    for yaml in [
+        "keys: {sk-SECRET-1: 1, sk-SECRET-1: 2}\n".to_string(),
+        "keys: [sk-SECRET-1, [sk-SECRET-2]]\n".into(),
+        "keys:\n  - \"sk-SECRET-1\n".into(),
+        "keys:\n  sk-SECRET-1\n".into(),
+        format!("{BLOCK}    api_key: [sk-SECRET-1]\n"),
+        format!("{BLOCK}    api_key: sk-SECRET-1: x\n"),
+        format!("{BLOCK}    headers:\n      - X-Key: sk-SECRET-1\n"),
+        format!("{BLOCK}    headers: {{X-Key: {{sk-SECRET-1: 1}}}}\n"),
+        "providers: {x: {api_base: \"http://h/v1\", api_key: [sk-SECRET-1]}}\n".into(),
+        "providers: sk-SECRET-1\n".into(),
+        "sk-SECRET-1\n".into(),
+    ] {
+        let (_, validate, serve) = config_error(&yaml, &[]);
+        for out in [validate, serve] {
+            assert!(!out.contains("SECRET"), "{yaml}\n{out}");
+            assert!(out.contains(": "), "still says what is wrong: {out}");
+        }
+    }
+}
+
+#[test]
+fn a_reload_refused_for_a_misshapen_key_logs_no_key() {
+    let p = Proxy::start("skip_auth: true\n");
+    let path = p.dir.write("routeplane.yaml", "keys: rk-SECRET-456\n");
+    p.signal("HUP");
+    let line = p.wait_log("reload failed");
+    assert!(
+        line.ends_with(&format!(
+            " reload failed, keeping the old config: {}:1:7: keys: expected a list",
+            path.display()
+        )),
+        "{line}"
+    );
+    let log = p.log();
+    assert!(!log.iter().any(|l| l.contains("SECRET")), "{log:#?}");
 }

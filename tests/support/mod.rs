@@ -49,3 +49,25 @@ pub fn assert_text(actual: &str, expected: &str) {
         panic!("\n--- expected ---\n{expected}\n--- actual ---\n{actual}\n----------------");
     }
 }
+
+/// Runs `config validate` and `serve` on a config that both must refuse (exit 1): the
+/// file's path and the two commands' stderr.
+pub fn config_error(yaml: &str, env: &[(&str, &str)]) -> (String, String, String) {
+    let dir = Dir::new();
+    let path = dir.write("c.yaml", yaml);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(proxy::bin())
+            .args(args)
+            .arg("-c")
+            .arg(&path)
+            .current_dir(dir.path())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let validate = run(&["config", "validate"]);
+    let serve = run(&["serve", "--listen", "127.0.0.1:0"]);
+    (path.display().to_string(), validate, serve)
+}
