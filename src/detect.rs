@@ -261,7 +261,9 @@ pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String 
 /// `127.0.0.1:8080` from `http://127.0.0.1:8080/v1`: where a source listens, for messages.
 pub fn host_of(api_base: &str) -> &str {
     let rest = api_base.split_once("://").map_or(api_base, |(_, r)| r);
-    rest.split('/').next().unwrap_or(rest)
+    let authority = rest.split('/').next().unwrap_or(rest);
+    // Without a `user:password@`: that is no part of where it listens.
+    authority.rsplit('@').next().unwrap_or(authority)
 }
 
 /// Asks one source for its models.
@@ -339,6 +341,7 @@ fn list(
     let (status, body) = client
         .get(url, headers, timeout, LISTING_LIMIT)
         .map_err(|e| e.to_string())?;
+    let url = crate::log::shown_url(url);
     if !(200..300).contains(&status) {
         return Err(format!("{url} answered {status}"));
     }
@@ -479,6 +482,7 @@ mod tests {
     fn hosts_read_as_people_write_them() {
         assert_eq!(host_of("http://127.0.0.1:8080/v1"), "127.0.0.1:8080");
         assert_eq!(host_of("https://api.openai.com"), "api.openai.com");
+        assert_eq!(host_of("http://u:pw@127.0.0.1:8080/v1"), "127.0.0.1:8080");
     }
 
     #[test]

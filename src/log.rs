@@ -6,7 +6,7 @@
 //! one JSON object with the same fields instead. Once a server listens, its lines are
 //! gathered and written in batches ([`crate::batch`]). Nothing that holds a credential can be
 //! printed by accident: credentials live in [`Secret`], whose `Debug` and `Display`
-//! print `***`.
+//! print `***`, and a URL is shown through [`shown_url`].
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -46,6 +46,24 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
     }
+}
+
+/// A URL as it may be shown (listings, errors, logs): the password of a
+/// `user:password@` in it becomes `***`, and so does a user name alone (`TOKEN@`),
+/// since that is how a token is often written into a URL.
+pub fn shown_url(url: &str) -> Cow<'_, str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Cow::Borrowed(url);
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return Cow::Borrowed(url);
+    };
+    let user = match authority[..at].split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_string(),
+    };
+    Cow::Owned(format!("{scheme}://{user}{}", &rest[at..]))
 }
 
 /// How log lines are written: `log.format` in routeplane.yaml.
@@ -468,6 +486,20 @@ mod tests {
         let s = Secret::new("sk-live-123");
         assert_eq!(format!("{s} {s:?}"), "*** ***");
         assert_eq!(s.expose(), "sk-live-123");
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        for (url, shown) in [
+            ("http://user:sk-1@host/v1", "http://user:***@host/v1"),
+            ("https://sk-1@host:8443", "https://***@host:8443"),
+            ("http://u:p@ss@host/v1?a=b@c", "http://u:***@host/v1?a=b@c"),
+            ("http://host/v1?user=a@b", "http://host/v1?user=a@b"),
+            ("http://127.0.0.1:11434/v1", "http://127.0.0.1:11434/v1"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(shown_url(url), shown, "{url}");
+        }
     }
 
     #[test]

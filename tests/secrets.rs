@@ -3,9 +3,12 @@
 //! Every key here holds `SECRET`; each test asserts the word appears nowhere it reads.
 
 use std::process::Command;
+use std::time::Duration;
 
-use crate::support::proxy::bin;
-use crate::support::{Dir, Proxy, assert_text, config_error};
+use serde_json::{Value, json};
+
+use crate::support::proxy::{bin, isolate};
+use crate::support::{Dir, MockUpstream, Proxy, assert_text, config_error, stdout_of, wait_until};
 
 /// A provider block up to where its key goes.
 const BLOCK: &str = "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n";
@@ -121,4 +124,68 @@ fn a_reload_refused_for_a_misshapen_key_logs_no_key() {
     );
     let log = p.log();
     assert!(!log.iter().any(|l| l.contains("SECRET")), "{log:#?}");
+}
+
+#[test]
+fn a_password_in_a_base_url_is_shown_as_stars_wherever_the_url_is() {
+    let port = MockUpstream::free_port();
+    let yaml = format!(
+        "providers:\n  x:\n    api_base: http://user:sk-SECRET-789@127.0.0.1:{port}/v1\n    models: [m]\n"
+    );
+    let shown = format!("http://user:***@127.0.0.1:{port}/v1");
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", &yaml);
+    let run = |args: &[&str]| {
+        stdout_of(
+            isolate(&mut Command::new(bin()), dir.path())
+                .args(args)
+                .current_dir(dir.path()),
+        )
+    };
+    let table = run(&["providers"]);
+    assert!(
+        table.contains(&format!("\nx              {shown} ")),
+        "{table}"
+    );
+    let listed: Value = serde_json::from_str(&run(&["providers", "--json"])).unwrap();
+    assert_eq!(listed[0]["api_base"], shown.as_str());
+    assert_text(
+        &run(&["route", "x:m"]),
+        &format!(
+            "1. x:m (chat_completions, {shown}/chat/completions) active\n   deadline: first byte \
+             300s (last endpoint); retries: 1; prefill: no\n"
+        ),
+    );
+    // Served: the client's error, the status page, the log and the ledger say why,
+    // without it.
+    let p = Proxy::start(&yaml);
+    let answer = p.post(
+        "/v1/chat/completions",
+        json!({"model": "x:m", "messages": []}),
+    );
+    assert_eq!(answer.status, 502);
+    assert_eq!(
+        answer.json()["error"]["message"],
+        format!(
+            "upstream `x` failed: {shown}/chat/completions holds a user name or password, which \
+             is not sent; give the credential as the provider's `api_key` or in its `headers`"
+        )
+    );
+    // The counters take the request in after its answer.
+    let mut status = String::new();
+    let recorded = wait_until(Duration::from_secs(5), || {
+        status = p.get("/status.json").body;
+        status.contains("user:***@")
+    });
+    assert!(recorded, "{status}");
+    let ledger = p.dir.path().join("state/routeplane/usage.jsonl");
+    let mut lines = String::new();
+    assert!(wait_until(Duration::from_secs(5), || {
+        lines = std::fs::read_to_string(&ledger).unwrap_or_default();
+        !lines.is_empty()
+    }));
+    assert!(lines.contains("user:***@"), "{lines}");
+    for text in [answer.body, status, p.log().join("\n"), lines] {
+        assert!(!text.contains("SECRET"), "{text}");
+    }
 }

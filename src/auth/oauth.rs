@@ -206,14 +206,15 @@ pub fn post(
         ("content-type".into(), content_type.into()),
         ("accept".into(), "application/json".into()),
     ];
+    let shown = crate::log::shown_url(url);
     let reply = client.post(url, &headers, &bytes).map_err(|e| match e {
-        SendError::Network(r) => Error::Auth(format!("cannot reach {url}: {r}")),
-        SendError::Timeout(_) => Error::Auth(format!("{url} did not answer in time")),
+        SendError::Network(r) => Error::Auth(format!("cannot reach {shown}: {r}")),
+        SendError::Timeout(_) => Error::Auth(format!("{shown} did not answer in time")),
     })?;
     let status = reply.status;
     let bytes = reply
         .read_all(1024 * 1024)
-        .map_err(|e| Error::Auth(format!("reading the answer of {url}: {e}")))?;
+        .map_err(|e| Error::Auth(format!("reading the answer of {shown}: {e}")))?;
     let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Ok((status, value))
 }

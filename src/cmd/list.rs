@@ -279,7 +279,7 @@ pub(crate) fn run_providers(
             });
             (
                 p.id.clone(),
-                p.api_base.clone(),
+                routeplane::log::shown_url(&p.api_base).into_owned(),
                 protocols.join(","),
                 kind,
                 key_from,

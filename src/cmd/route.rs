@@ -53,7 +53,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             "{}. {label} ({}, {}{}) {state}",
             i + 1,
             t.protocol.name(),
-            t.provider.api_base,
+            routeplane::log::shown_url(&t.provider.api_base),
             t.protocol.endpoint(t.model(), false)
         );
         println!(

@@ -47,7 +47,12 @@ pub(super) struct Target<'a> {
 impl<'a> Target<'a> {
     /// Splits an `http://` or `https://` URL; user info and fragments are refused.
     pub(super) fn parse(url: &'a str) -> Result<Target<'a>, SendError> {
-        let bad = || SendError::Network(format!("not an http(s) URL: {url}"));
+        let bad = || {
+            SendError::Network(format!(
+                "not an http(s) URL: {}",
+                crate::log::shown_url(url)
+            ))
+        };
         let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
             (Some(rest), _) => (false, rest),
             (_, Some(rest)) => (true, rest),
@@ -55,7 +60,15 @@ impl<'a> Target<'a> {
         };
         let end = rest.find('/').unwrap_or(rest.len());
         let (authority, path) = rest.split_at(end);
-        if authority.is_empty() || authority.contains(['@', '?', '#']) || path.contains('#') {
+        if authority.contains('@') {
+            // Never sent: a password belongs in a header the provider block sets.
+            return Err(SendError::Network(format!(
+                "{} holds a user name or password, which is not sent; give the credential \
+                 as the provider's `api_key` or in its `headers`",
+                crate::log::shown_url(url)
+            )));
+        }
+        if authority.is_empty() || authority.contains(['?', '#']) || path.contains('#') {
             return Err(bad());
         }
         let (host, port) = match authority.strip_prefix('[') {
