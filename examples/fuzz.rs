@@ -85,7 +85,7 @@ fn exercise(input: &[u8]) {
         custom_tools: vec!["f".into(), "get_weather".into()],
     };
     let text = String::from_utf8_lossy(input);
-    let _ = config::parse(&text, true);
+    let _ = config::parse(&text);
     if let Ok(body) = RawBody::parse(input.to_vec()) {
         let _ = body.model();
         let _ = body.models();

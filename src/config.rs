@@ -8,7 +8,6 @@
 //! Any string may hold `${VAR}` or `${VAR:-fallback}`, expanded from the environment
 //! as the file is read. Comments are never expanded (they are gone once parsed).
 
-use std::cell::RefCell;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -415,12 +414,6 @@ impl Text {
     }
 }
 
-thread_local! {
-    /// Set while `config validate` parses: unset variables become warnings, not errors.
-    /// A thread-local because serde gives a `Deserialize` impl no other context.
-    static LENIENT: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
-}
-
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
         let raw = String::deserialize(d)?;
@@ -428,23 +421,12 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
-/// Expands a string value; an unset variable is an error, or a warning when lenient.
+/// Expands a string value; an unset variable is an error, for `config validate` as for
+/// `serve`: a file that one passes and the other refuses helps nobody.
 fn expand_text<E: de::Error>(raw: &str) -> Result<Text, E> {
-    match expand(raw, |name| std::env::var(name).ok()) {
-        Ok(s) => Ok(Text(s)),
-        Err(Unexpanded::Unset(name)) => {
-            let lenient = LENIENT.with(|l| {
-                l.borrow_mut().as_mut().map(|w| {
-                    w.push(format!("environment variable `{name}` is not set"));
-                })
-            });
-            match lenient {
-                Some(()) => Ok(Text(String::new())),
-                None => Err(unset(&name)),
-            }
-        }
-        Err(Unexpanded::NotAName) => Err(E::custom(NOT_A_NAME)),
-    }
+    expand(raw, |name| std::env::var(name).ok())
+        .map(Text)
+        .map_err(unexpanded)
 }
 
 /// The error for an unset `${NAME}`.
@@ -543,7 +525,6 @@ fn scalar<'de, D: Deserializer<'de>, T: Scalar>(d: D) -> Result<T, D::Error> {
             T::from_f64(v).ok_or_else(|| wrong::<T, E>(v))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-            // Unlike a string value, a number cannot be left empty when lenient.
             let expanded = expand(v, |name| std::env::var(name).ok()).map_err(unexpanded)?;
             expanded.trim().parse::<T>().map_err(|_| {
                 let shown = serde_json::Value::from(expanded.as_str());
@@ -680,8 +661,6 @@ pub struct Loaded {
     pub config: Config,
     /// The file read, if any.
     pub path: Option<PathBuf>,
-    /// Problems that do not stop serving (only collected when lenient).
-    pub warnings: Vec<String>,
 }
 
 impl Loaded {
@@ -715,14 +694,14 @@ impl Loaded {
     }
 }
 
-/// Reads and parses a config file. With `lenient`, unset `${VAR}`s become warnings.
-pub fn load(path: Option<&Path>, lenient: bool) -> Result<Loaded, Error> {
+/// Reads and parses a config file.
+pub fn load(path: Option<&Path>) -> Result<Loaded, Error> {
     let Some(path) = path else {
         return Ok(Loaded::default());
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("cannot read config `{}`", path.display()), e))?;
-    let (config, warnings) = parse(&text, lenient).map_err(|(line, col, msg)| Error::Config {
+    let config = parse(&text).map_err(|(line, col, msg)| Error::Config {
         path: path.display().to_string(),
         line,
         col,
@@ -731,25 +710,18 @@ pub fn load(path: Option<&Path>, lenient: bool) -> Result<Loaded, Error> {
     Ok(Loaded {
         config,
         path: Some(path.to_path_buf()),
-        warnings,
     })
 }
 
 /// Parses config text; errors are `(line, col, message)`.
-pub fn parse(text: &str, lenient: bool) -> Result<(Config, Vec<String>), (usize, usize, String)> {
-    LENIENT.with(|l| *l.borrow_mut() = lenient.then(Vec::new));
-    let result = serde_saphyr::from_str::<Config>(text);
-    let warnings = LENIENT.with(|l| l.borrow_mut().take()).unwrap_or_default();
-    match result {
-        Ok(c) => Ok((c, warnings)),
-        Err(e) => {
-            let (line, col) = e
-                .location()
-                .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
-            let msg = bare_message(&e.without_snippet().to_string());
-            Err((line, col, explain(text, line, col, &msg)))
-        }
-    }
+pub fn parse(text: &str) -> Result<Config, (usize, usize, String)> {
+    serde_saphyr::from_str::<Config>(text).map_err(|e| {
+        let (line, col) = e
+            .location()
+            .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
+        let msg = bare_message(&e.without_snippet().to_string());
+        (line, col, explain(text, line, col, &msg))
+    })
 }
 
 /// Keys whose values are credentials: client keys, an upstream key, header values.
@@ -1078,8 +1050,7 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_column_and_expected_keys() {
-        let (line, col, msg) =
-            parse("providers:\n  ollama:\n    api_bsae: x\n", false).unwrap_err();
+        let (line, col, msg) = parse("providers:\n  ollama:\n    api_bsae: x\n").unwrap_err();
         assert_eq!((line, col), (3, 5));
         assert!(
             msg.starts_with("unknown field `api_bsae`, expected one of"),
@@ -1089,25 +1060,20 @@ mod tests {
     }
 
     #[test]
-    fn unset_variable_is_an_error_at_its_line_unless_lenient() {
+    fn unset_variable_is_an_error_at_its_line() {
         let text = "# ${IN_A_COMMENT} is never looked up\nproviders:\n  x:\n    api_key: \"${ROUTEPLANE_TEST_UNSET_VAR}\"\n";
-        let (line, _, msg) = parse(text, false).unwrap_err();
+        let (line, _, msg) = parse(text).unwrap_err();
         assert_eq!(line, 4);
         assert!(
             msg.contains("`ROUTEPLANE_TEST_UNSET_VAR` is not set"),
             "{msg}"
-        );
-        let (_, warnings) = parse(text, true).unwrap();
-        assert_eq!(
-            warnings,
-            vec!["environment variable `ROUTEPLANE_TEST_UNSET_VAR` is not set"]
         );
     }
 
     #[test]
     fn empty_and_comment_only_files_are_valid() {
         for text in ["", "# nothing\n", "providers:\n"] {
-            let r = parse(text, false);
+            let r = parse(text);
             assert!(r.is_ok(), "{text:?}: {:?}", r.err());
         }
     }
@@ -1115,7 +1081,7 @@ mod tests {
     #[test]
     fn providers_keep_file_order_and_both_endpoint_spellings() {
         let text = "providers:\n  zed: {}\n  alpha: {}\nmodels:\n  smart:\n    endpoints:\n      - zed:m1\n      - {provider: alpha, service_id: m2}\n";
-        let (c, _) = parse(text, false).unwrap();
+        let c = parse(text).unwrap();
         let names: Vec<_> = c.providers.0.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names, ["zed", "alpha"]);
         let eps: Vec<_> = c.models.0[0]

@@ -867,7 +867,7 @@ mod tests {
     use super::*;
 
     fn build(yaml: &str) -> Result<Registry, Error> {
-        let (config, _) = config::parse(yaml, false).map_err(|(l, c, m)| Error::Config {
+        let config = config::parse(yaml).map_err(|(l, c, m)| Error::Config {
             path: "t".into(),
             line: l,
             col: c,
@@ -876,7 +876,6 @@ mod tests {
         Registry::build(&Loaded {
             config,
             path: Some("t.yaml".into()),
-            warnings: vec![],
         })
     }
 

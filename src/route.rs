@@ -309,13 +309,8 @@ mod tests {
     use crate::config::{self, Loaded};
 
     fn reg(yaml: &str) -> Registry {
-        let (config, _) = config::parse(yaml, false).unwrap();
-        Registry::build(&Loaded {
-            config,
-            path: None,
-            warnings: vec![],
-        })
-        .unwrap()
+        let config = config::parse(yaml).unwrap();
+        Registry::build(&Loaded { config, path: None }).unwrap()
     }
 
     const YAML: &str = "providers:\n  ollama:\n    detect: false\n    models: [llama3.1:8b, shared]\n  other:\n    api_base: http://127.0.0.1:9/v1\n    models:\n      - id: shared\n        provider_model_id: shared-v2\nmodels:\n  smart:\n    endpoints: [ollama:llama3.1:8b, other:shared]\n";

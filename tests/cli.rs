@@ -3,7 +3,7 @@
 use std::process::{Command, Output};
 
 use crate::support::proxy::{bin, isolate};
-use crate::support::{Dir, assert_text};
+use crate::support::{Dir, assert_text, config_error};
 
 fn run(dir: &Dir, args: &[&str]) -> Output {
     isolate(&mut Command::new(bin()), dir.path())
@@ -72,15 +72,21 @@ fn validate_names_the_line_of_a_bad_key() {
 }
 
 #[test]
-fn validate_warns_about_unset_variables_but_passes() {
+fn validate_refuses_an_unset_variable_as_serving_does() {
+    let yaml = "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_key: ${ROUTEPLANE_SURELY_UNSET}\n";
+    let (path, validate, serve) = config_error(yaml, &[]);
+    let want = format!(
+        "{path}:4:14: providers.x.api_key: environment variable `ROUTEPLANE_SURELY_UNSET` is not \
+         set (set it, or write `${{ROUTEPLANE_SURELY_UNSET:-default}}`)\n"
+    );
+    assert_text(&validate, &format!("routeplane: invalid: {want}"));
+    assert_text(&serve, &format!("routeplane: error: {want}"));
+    // With a fallback, both take it.
     let dir = Dir::new();
-    let path = dir.write("c.yaml", "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_key: ${ROUTEPLANE_SURELY_UNSET}\n");
+    let path = dir.write("c.yaml", &yaml.replace("UNSET}", "UNSET:-}"));
     let out = run(&dir, &["config", "validate", "-c", path.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("warning: ")
-            && text(&out.stderr).contains("`ROUTEPLANE_SURELY_UNSET` is not set")
-    );
+    assert_text(&text(&out.stderr), "");
 }
 
 #[test]

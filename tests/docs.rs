@@ -6,9 +6,15 @@ use crate::support::Dir;
 use crate::support::proxy::bin;
 
 fn validate(dir: &Dir, yaml: &str) -> (bool, String) {
+    validate_with(dir, yaml, &[])
+}
+
+/// `validate` with variables set, as the file's comments ask.
+fn validate_with(dir: &Dir, yaml: &str, env: &[(&str, &str)]) -> (bool, String) {
     let path = dir.write("doc.yaml", yaml);
     let out = Command::new(bin())
         .args(["config", "validate", "-c", path.to_str().unwrap()])
+        .envs(env.iter().copied())
         .output()
         .expect("run routeplane");
     (
@@ -37,21 +43,41 @@ fn example_config_is_valid_with_every_comment_removed() {
     // The commented examples are real config: uncommenting them must give a valid file.
     let dir = Dir::new();
     let example = include_str!("../routeplane.example.yaml");
+    // Commented config is `# key:` or a line indented under one; prose is the rest.
+    let config = |rest: &str| {
+        rest.starts_with(' ')
+            || rest.split_once(':').is_some_and(|(key, _)| {
+                !key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+    };
     let uncommented: String = example
         .lines()
-        .filter(|l| !l.starts_with("# ") && *l != "#")
-        .map(|l| {
-            let l = l.strip_prefix('#').unwrap_or(l);
+        .filter_map(|l| match l.strip_prefix('#') {
+            None => Some(l),
+            Some(rest) => rest.strip_prefix(' ').filter(|rest| config(rest)),
+        })
+        .map(|l| match l.find("  #") {
             // Drop trailing explanations after the value.
-            match l.find("  #") {
-                Some(i) => &l[..i],
-                None => l,
-            }
+            Some(i) => &l[..i],
+            None => l,
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let (ok, err) = validate(&dir, &uncommented);
+    for key in ["keys:", "limits:", "providers:", "  openrouter:", "models:"] {
+        assert!(
+            uncommented.contains(&format!("\n{key}\n")),
+            "{key} is uncommented:\n{uncommented}"
+        );
+    }
+    // The `keys:` example reads ROUTEPLANE_KEY, and says to export it first; the
+    // others have fallbacks.
+    let (ok, err) = validate_with(&dir, &uncommented, &[("ROUTEPLANE_KEY", "k1")]);
     assert!(ok, "{err}\n{uncommented}");
+    let (ok, err) = validate_with(&dir, &uncommented, &[("ROUTEPLANE_KEY", "")]);
+    assert!(
+        !ok && err.contains("environment variable `ROUTEPLANE_KEY` is not set"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -86,7 +86,7 @@ pub(crate) fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Arc<Au
     // Detection reports each source that comes up as a server log line; here the
     // table says it.
     routeplane::log::silence();
-    let registry = Registry::build(&super::load(global, false)?)?;
+    let registry = Registry::build(&super::load(global)?)?;
     let detected = Arc::new(Detected::default());
     let client = upstream::Client::new(&registry.settings);
     let auth = Arc::new(Auth::new(

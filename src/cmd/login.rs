@@ -121,7 +121,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             "`{provider}` has no subscription login; the choices are anthropic and openai-codex"
         ))
     })?;
-    let registry = Registry::build(&super::load(&global, false)?)?;
+    let registry = Registry::build(&super::load(&global)?)?;
     let p = registry
         .provider(&provider)
         .ok_or_else(|| Error::Internal(format!("built-in provider `{provider}` is missing")))?;

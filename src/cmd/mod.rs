@@ -96,7 +96,7 @@ pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
 }
 
 /// Loads the config the options name: `-c PATH` must exist; otherwise the search order.
-pub(crate) fn load(global: &Global, lenient: bool) -> Result<Loaded, Error> {
+pub(crate) fn load(global: &Global) -> Result<Loaded, Error> {
     match &global.config {
         Some(path) => {
             if !path.exists() {
@@ -106,9 +106,9 @@ pub(crate) fn load(global: &Global, lenient: bool) -> Result<Loaded, Error> {
                     path.display()
                 )));
             }
-            config::load(Some(path), lenient)
+            config::load(Some(path))
         }
-        None => config::load(paths::find_config().as_deref(), lenient),
+        None => config::load(paths::find_config().as_deref()),
     }
 }
 

@@ -43,7 +43,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             _ => return Err(arg.unexpected().into()),
         }
     }
-    let loaded = super::load(&global, false)?;
+    let loaded = super::load(&global)?;
     let mut registry = Registry::build(&loaded)?;
     if let Some(listen) = &global.listen {
         registry.settings.listen = listen.parse::<SocketAddr>().map_err(|_| {
@@ -73,8 +73,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     ));
     // SIGHUP re-reads the same file; the listen address and worker count stay.
     let reload_from = global.clone();
-    let reload: server::Reload =
-        Box::new(move || Registry::build(&super::load(&reload_from, false)?));
+    let reload: server::Reload = Box::new(move || Registry::build(&super::load(&reload_from)?));
     server::serve(listener, shared, reload)?;
     Ok(ExitCode::SUCCESS)
 }

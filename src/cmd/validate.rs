@@ -14,7 +14,8 @@ routeplane config validate: check a config file
 Usage: routeplane config validate [-c PATH]
 
 Exits 0 and prints a summary when the file is valid; exits 1 and prints the error
-with its line and column when it is not. An unset ${VAR} is a warning here.
+with its line and column when it is not: whatever `routeplane` would refuse to start
+with, an unset ${VAR} (one without a `:-fallback`) included.
 
 Options:
   -c, --config PATH  the file to check (default: the one `routeplane` would load)
@@ -48,7 +49,7 @@ fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Erro
             _ => return Err(arg.unexpected().into()),
         }
     }
-    let checked = super::load(&global, true).and_then(|loaded| {
+    let checked = super::load(&global).and_then(|loaded| {
         let registry = Registry::build(&loaded)?;
         Ok((loaded, registry))
     });
@@ -60,9 +61,6 @@ fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Erro
         }
         Err(e) => return Err(e),
     };
-    for w in &loaded.warnings {
-        eprintln!("routeplane: warning: {}: {w}", loaded.name());
-    }
     let configured = registry.providers.iter().filter(|p| p.configured).count();
     let models: usize = registry.providers.iter().map(|p| p.models.len()).sum();
     println!(

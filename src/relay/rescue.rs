@@ -182,13 +182,8 @@ mod tests {
     use crate::registry::Registry;
 
     fn targets(yaml: &str) -> Vec<Target> {
-        let (config, _) = config::parse(yaml, false).unwrap();
-        let reg = Registry::build(&Loaded {
-            config,
-            path: None,
-            warnings: vec![],
-        })
-        .unwrap();
+        let config = config::parse(yaml).unwrap();
+        let reg = Registry::build(&Loaded { config, path: None }).unwrap();
         reg.providers
             .iter()
             .filter(|p| p.configured)
