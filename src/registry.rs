@@ -398,6 +398,10 @@ pub struct Registry {
     pub settings: Settings,
     /// Where the config came from, for messages.
     pub source: String,
+    /// Problems that do not stop serving but change what it does, each placed as a
+    /// config error is (`path:line:col: …`): `config validate` prints them, and the
+    /// server logs them at start and on every reload.
+    pub warnings: Vec<String>,
 }
 
 impl Registry {
@@ -503,11 +507,28 @@ impl Registry {
             });
         }
 
+        let settings = settings(loaded)?;
+        let mut warnings = Vec::new();
+        if settings.skip_auth && settings.keys.is_empty() && !loaded.config.keys.is_empty() {
+            // Written as `- ${KEY:-}`: an empty fallback is asked for, so it is served, but
+            // the file reads as if keys were required.
+            warnings.push(
+                loaded
+                    .error_at_key(
+                        "keys",
+                        EMPTY_KEYS.to_string()
+                            + ", so client auth is off (any client gets in); set the variable, \
+                               or `skip_auth: false` to refuse to start without a key",
+                    )
+                    .to_string(),
+            );
+        }
         Ok(Registry {
             providers,
             virtuals,
-            settings: settings(loaded)?,
+            settings,
             source: loaded.name(),
+            warnings,
         })
     }
 
@@ -738,6 +759,9 @@ fn provider(
     Ok(p)
 }
 
+/// Client keys written as `${VAR}`s that all expanded to nothing.
+const EMPTY_KEYS: &str = "every entry of `keys:` is empty once its ${VAR}s are expanded";
+
 /// Resolves the tunables, with defaults.
 fn settings(loaded: &Loaded) -> Result<Settings, Error> {
     let c = &loaded.config;
@@ -756,10 +780,14 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
         .collect();
     let skip_auth = c.skip_auth.unwrap_or(keys.is_empty());
     if !skip_auth && keys.is_empty() {
-        return Err(loaded.error_at_key(
-            "skip_auth",
-            "`skip_auth: false` but `keys:` lists no key; add one or set `skip_auth: true`",
-        ));
+        return Err(if c.keys.is_empty() {
+            loaded.error_at_key(
+                "skip_auth",
+                "`skip_auth: false` but `keys:` lists no key; add one or set `skip_auth: true`",
+            )
+        } else {
+            loaded.error_at_key("keys", format!("{EMPTY_KEYS}; set the variable"))
+        });
     }
     let workers = c.workers.unwrap_or(DEFAULT_WORKERS);
     if workers == 0 || workers > 16384 {

@@ -1,10 +1,14 @@
 //! Client keys and what crosses to the upstream: nobody gets in without a key, and the
 //! client's own credentials never leave the proxy.
 
+use std::process::Command;
+use std::time::Duration;
+
 use serde_json::json;
 
+use crate::support::proxy::bin;
 use crate::support::upstream::chat_answer;
-use crate::support::{MockUpstream, Proxy, Reply, assert_text};
+use crate::support::{MockUpstream, Proxy, Reply, assert_text, config_error, wait_until};
 
 fn config(up: &MockUpstream) -> String {
     format!(
@@ -139,4 +143,56 @@ fn a_panic_stays_inside_its_request() {
         );
         assert_eq!(resp.status, 200);
     }
+}
+
+#[test]
+fn keys_that_all_expand_to_nothing_are_warned_about_at_start_and_in_validate() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let yaml = format!(
+        "keys:\n  - ${{ROUTEPLANE_TEST_UNSET_KEY:-}}\nproviders:\n  local:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    );
+    let warning = "1:1: every entry of `keys:` is empty once its ${VAR}s are expanded, so client \
+         auth is off (any client gets in); set the variable, or `skip_auth: false` to refuse to \
+         start without a key";
+    let p = Proxy::start(&yaml);
+    let path = p.dir.path().join("routeplane.yaml");
+    let line = p.wait_log(" warning: ");
+    assert_text(
+        line.split_once(' ').unwrap().1,
+        &format!("warning: {}:{warning}", path.display()),
+    );
+    assert_eq!(p.log()[1], line, "right after the listening line");
+    // What it warns of: in without a key.
+    let resp = p.send("POST", "/v1/chat/completions", &[], BODY);
+    assert_eq!(resp.status, 200);
+    // Each reload says it again.
+    p.signal("HUP");
+    p.wait_log("reloaded config");
+    let warned = || p.log().iter().filter(|l| l.contains(" warning: ")).count();
+    assert!(
+        wait_until(Duration::from_secs(5), || warned() == 2),
+        "{:#?}",
+        p.log()
+    );
+    let out = Command::new(bin())
+        .args(["config", "validate", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_text(
+        &String::from_utf8_lossy(&out.stderr),
+        &format!("routeplane: warning: {}:{warning}\n", path.display()),
+    );
+    // Asked to require a key, it refuses to start instead.
+    let strict = format!("skip_auth: false\n{yaml}");
+    let (path, _, serve) = config_error(&strict, &[]);
+    assert_text(
+        &serve,
+        &format!(
+            "routeplane: error: {path}:2:1: every entry of `keys:` is empty once its ${{VAR}}s \
+             are expanded; set the variable\n"
+        ),
+    );
 }

@@ -61,6 +61,9 @@ fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Erro
         }
         Err(e) => return Err(e),
     };
+    for w in &registry.warnings {
+        eprintln!("routeplane: warning: {w}");
+    }
     let configured = registry.providers.iter().filter(|p| p.configured).count();
     let models: usize = registry.providers.iter().map(|p| p.models.len()).sum();
     println!(

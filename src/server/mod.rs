@@ -140,6 +140,9 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         format!("config {source}")
     };
     log::line(format!("listening on http://{} with {with}", listener.addr));
+    for w in &shared.registry().warnings {
+        log::line(format!("warning: {w}"));
+    }
     warn_if_few_files(limit);
     // Start-up lines are out; the requests' lines go in batches.
     log::batch_lines();
@@ -427,10 +430,14 @@ fn watch_signals(
                                 ));
                             }
                             let source = registry.source.clone();
+                            let warnings = registry.warnings.clone();
                             log::set_format(registry.settings.log_format);
                             *shared.registry.write().unwrap_or_else(|p| p.into_inner()) =
                                 Arc::new(registry);
                             log::line(format!("reloaded config: {source}"));
+                            for w in warnings {
+                                log::line(format!("warning: {w}"));
+                            }
                             // Keys may have changed: the hosted lists are fetched again.
                             let shared = Arc::clone(&shared);
                             let _ = thread::Builder::new()
