@@ -737,11 +737,21 @@ const SECRET_KEYS: [&str; 3] = ["keys", "api_key", "headers"];
 /// inside (`keys: sk-…`, `openai: sk-…`), so only its kind is told. Inside a
 /// [`SECRET_KEYS`] key, the message itself is reduced to one known to quote nothing.
 fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
+    let src = text.lines().nth(line.wrapping_sub(1)).unwrap_or("");
+    let mut told = told(text, line, col, src, msg);
+    if unquoted_variable_in_flow(src) {
+        // YAML reads `{` as a map there: `[${KEY}]` fails with `expected ',' or ']'`.
+        told.push_str(" (inside `[…]` or `{…}`, put a ${VAR} in quotes: `[\"${VAR}\"]`)");
+    }
+    told
+}
+
+/// [`explain`]'s message, before any hint.
+fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     let keys = keys_around(text, line, col);
     if let Some(at) = keys.iter().position(|k| SECRET_KEYS.contains(&k.as_str())) {
         return format!("{}: {}", keys[..=at].join("."), secret_safe(msg));
     }
-    let src = text.lines().nth(line.wrapping_sub(1)).unwrap_or("");
     let value = value_at(src, col);
     let wanted = match msg {
         m if m.starts_with("invalid u") || m.starts_with("invalid i") => Some("a whole number"),
@@ -776,6 +786,14 @@ fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
     } else {
         format!("{}: {msg}", keys.join("."))
     }
+}
+
+/// True when a line writes `${` unquoted after a `[` or `{`: in flow style.
+fn unquoted_variable_in_flow(src: &str) -> bool {
+    src.match_indices("${").any(|(i, _)| {
+        let before = &src[..i];
+        before.contains(['[', '{']) && !before.ends_with(['"', '\''])
+    })
 }
 
 /// A parser message from inside a secret key, with nothing of the file in it: messages
@@ -1143,6 +1161,18 @@ mod tests {
         ];
         for (line, col, msg, want) in cases {
             assert_eq!(explain(text, line, col, msg), want, "{line}:{col}");
+        }
+    }
+
+    #[test]
+    fn a_variable_unquoted_in_flow_style_is_told_to_be_quoted() {
+        let hint = " (inside `[…]` or `{…}`, put a ${VAR} in quotes: `[\"${VAR}\"]`)";
+        let told = explain("keys: [${K}]\n", 1, 9, "expected ',' or ']'");
+        assert_eq!(told, format!("keys: expected ',' or ']'{hint}"));
+        let told = explain("log: {format: ${F}}\n", 1, 15, "whatever");
+        assert_eq!(told, format!("log.format: whatever{hint}"));
+        for fine in ["keys: [\"${K}\"]\n", "workers: ${W}\n", "keys: ['${K}']\n"] {
+            assert!(!explain(fine, 1, 1, "m").contains("quotes"), "{fine}");
         }
     }
 

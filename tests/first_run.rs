@@ -231,7 +231,7 @@ fn head_requests_get_200_and_no_body_even_without_a_key() {
 
 #[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
-    let cases: [(&str, &str); 11] = [
+    let cases: [(&str, &str); 13] = [
         (
             "# tuned\ntimeouts:\n  idle_secs: 0\n",
             "3:3: `timeouts.idle_secs` must be a positive number of seconds",
@@ -243,6 +243,14 @@ fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
         (
             "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    headers: [a]\n",
             "4:5: providers.x.headers: expected a map, got a list",
+        ),
+        (
+            "keys: [${ROUTEPLANE_KEY:-}]\n",
+            "1:9: keys: expected ',' or ']' (inside `[…]` or `{…}`, put a ${VAR} in quotes: `[\"${VAR}\"]`)",
+        ),
+        (
+            "limits: {max_body_bytes: ${RP_TEST_UNSET:-1}}\n",
+            "1:26: limits.max_body_bytes: expected a whole number, got \"$\" (inside `[…]` or `{…}`, put a ${VAR} in quotes: `[\"${VAR}\"]`)",
         ),
         (
             "workers: lots\n",
