@@ -1,6 +1,6 @@
 //! The command line, through the real binary: init, config validate, route, help.
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use crate::support::proxy::{bin, isolate};
 use crate::support::{Dir, assert_text, config_error};
@@ -161,6 +161,59 @@ fn every_command_has_help_and_misuse_exits_2() {
         &text(&out.stderr),
         "routeplane: error: unknown command `frobnicate` (see --help)\n",
     );
+}
+
+#[test]
+fn every_printing_command_exits_0_quietly_when_its_reader_has_gone() {
+    let dir = Dir::new();
+    dir.write(
+        "routeplane.yaml",
+        "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    models: [m]\n",
+    );
+    std::fs::create_dir_all(dir.path().join(".local/state/routeplane")).unwrap();
+    dir.write(
+        ".local/state/routeplane/usage.jsonl",
+        &format!(
+            "{}\n",
+            serde_json::json!({"time": "2026-12-02T03:40:12.123Z", "inbound": "chat_completions",
+                "model": "x:m", "served_by": "x:m", "status": 200, "stream": false,
+                "attempts": 1, "rescues": 0, "failed": [], "ttfb_ms": 1.0, "ttft_ms": 1.0,
+                "total_ms": 2.0, "tokens": {"input": 1, "output": 1, "cached_input": null,
+                "reasoning": null}})
+        ),
+    );
+    for args in [
+        &["--version"][..],
+        &["--help"],
+        &["route", "--help"],
+        &["models"],
+        &["models", "--json"],
+        &["providers"],
+        &["providers", "--json"],
+        &["usage"],
+        &["usage", "--json"],
+        &["route", "x:m"],
+        &["config", "validate"],
+        &["init", "-c", "new.yaml"],
+    ] {
+        // `routeplane models | head -1` once head has gone: every write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = isolate(&mut Command::new(bin()), dir.path())
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_text(&text(&out.stderr), "");
+    }
 }
 
 #[test]

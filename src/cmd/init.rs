@@ -30,7 +30,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             Short('c') | Long("config") => super::config_flag(&mut global, parser)?,
             Long("force") => force = true,
             Short('h') | Long("help") => {
-                print!("{HELP}");
+                out!("{HELP}")?;
                 return Ok(ExitCode::SUCCESS);
             }
             _ => return Err(arg.unexpected().into()),
@@ -51,9 +51,9 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     }
     std::fs::write(&path, TEMPLATE)
         .map_err(|e| Error::io(format!("cannot write `{}`", path.display()), e))?;
-    println!(
+    outln!(
         "wrote {}; check it with `routeplane config validate`, then run `routeplane`",
         path.display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -69,7 +69,7 @@ fn options(
             Short('c') | Long("config") => super::config_flag(global, parser)?,
             Long("json") => json = true,
             Short('h') | Long("help") => {
-                print!("{help}");
+                out!("{help}")?;
                 return Ok(Parsed::Help);
             }
             Value(v) if providers && v == "list" => {}
@@ -202,16 +202,18 @@ pub(crate) fn run_models(
             .iter()
             .map(|(id, p, source, state)| json!({"id": id, "provider": p, "source": source, "state": state}))
             .collect();
-        println!("{}", serde_json::Value::Array(list));
+        outln!("{}", serde_json::Value::Array(list))?;
         return Ok(ExitCode::SUCCESS);
     }
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(5);
-    println!(
+    outln!(
         "{:<width$}  {:<14} {:<9} STATE",
-        "MODEL", "PROVIDER", "SOURCE"
-    );
+        "MODEL",
+        "PROVIDER",
+        "SOURCE"
+    )?;
     for (id, p, source, state) in rows {
-        println!("{id:<width$}  {p:<14} {source:<9} {state}");
+        outln!("{id:<width$}  {p:<14} {source:<9} {state}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -292,7 +294,7 @@ pub(crate) fn run_providers(
             .iter()
             .map(|(id, base, proto, auth, key_from, state)| json!({"id": id, "api_base": base, "protocol": proto, "auth": auth, "key_variable": key_from.as_deref().filter(|k| *k != "api_key"), "key_in_config": key_from.as_deref() == Some("api_key"), "state": state}))
             .collect();
-        println!("{}", serde_json::Value::Array(list));
+        outln!("{}", serde_json::Value::Array(list))?;
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<_> = rows
@@ -307,12 +309,15 @@ pub(crate) fn run_providers(
         .collect();
     let id_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(14);
     let auth_w = rows.iter().map(|r| r.3.len()).max().unwrap_or(0).max(22);
-    println!(
+    outln!(
         "{:<id_w$} {:<40} {:<18} {:<auth_w$} STATE",
-        "PROVIDER", "API_BASE", "PROTOCOL", "AUTH"
-    );
+        "PROVIDER",
+        "API_BASE",
+        "PROTOCOL",
+        "AUTH"
+    )?;
     for (id, base, proto, auth, state) in rows {
-        println!("{id:<id_w$} {base:<40} {proto:<18} {auth:<auth_w$} {state}");
+        outln!("{id:<id_w$} {base:<40} {proto:<18} {auth:<auth_w$} {state}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -85,7 +85,7 @@ fn parse(
             Long("token-stdin") => o.token_stdin = true,
             Long("auth-file") => o.auth_file = Some(parser.value()?.into()),
             Short('h') | Long("help") => {
-                print!("{help}");
+                out!("{help}")?;
                 return Ok(None);
             }
             Value(v) if o.provider.is_none() => o.provider = Some(v.string()?),
@@ -196,10 +196,10 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         }
     };
     store.put(&key, Some(&tokens))?;
-    println!(
+    outln!(
         "logged in to {key}; the token is stored in {}",
         store.path().display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -218,11 +218,11 @@ pub(crate) fn run_logout(
     let store = store_for(&o)?;
     let key = store::key(&provider, o.label.as_deref());
     if store.get(&key)?.is_none() {
-        println!("not logged in to {key}");
+        outln!("not logged in to {key}")?;
         return Ok(ExitCode::SUCCESS);
     }
     store.put(&key, None)?;
-    println!("logged out of {key}");
+    outln!("logged out of {key}")?;
     Ok(ExitCode::SUCCESS)
 }
 

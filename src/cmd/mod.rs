@@ -1,7 +1,22 @@
 //! The command line: global flags, the top-level help, and dispatch to one file per command.
 //!
 //! Each command owns its lexopt loop and its `HELP` text. This is the only code that
-//! knows about argv; the library below never does.
+//! knows about argv; the library below never does. Commands print through [`out!`] and
+//! [`outln!`], never `print!`: see [`out`].
+
+/// `print!` that returns a failed write as an error (see [`out`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        crate::cmd::out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` that returns a failed write as an error (see [`out`]).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        crate::cmd::out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 mod init;
 mod list;
@@ -13,6 +28,8 @@ mod usage;
 mod validate;
 
 use std::ffi::OsString;
+use std::fmt;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -55,6 +72,17 @@ pub(crate) struct Global {
     pub(crate) allow_open: bool,
 }
 
+/// Writes to stdout. `print!` panics when the reader has gone (`routeplane models |
+/// head -1`: Rust ignores SIGPIPE, so the write fails with a broken pipe instead of
+/// ending the process); here the failure comes back as [`Error::Io`], and `main`
+/// ends a command whose reader left with exit 0 and nothing on stderr.
+pub(crate) fn out(args: fmt::Arguments<'_>) -> Result<(), Error> {
+    std::io::stdout()
+        .lock()
+        .write_fmt(args)
+        .map_err(|e| Error::io("cannot write to stdout", e))
+}
+
 /// Parses argv and runs the command it names.
 pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
     let mut parser = lexopt::Parser::from_args(args);
@@ -63,11 +91,11 @@ pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
         match arg {
             Short('c') | Long("config") => global.config = Some(parser.value()?.into()),
             Short('h') | Long("help") => {
-                print!("{HELP}");
+                out!("{HELP}")?;
                 return Ok(ExitCode::SUCCESS);
             }
             Short('V') | Long("version") => {
-                println!("routeplane {}", env!("CARGO_PKG_VERSION"));
+                outln!("routeplane {}", env!("CARGO_PKG_VERSION"))?;
                 return Ok(ExitCode::SUCCESS);
             }
             Value(cmd) => {

@@ -31,7 +31,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         match arg {
             Short('c') | Long("config") => super::config_flag(&mut global, parser)?,
             Short('h') | Long("help") => {
-                print!("{HELP}");
+                out!("{HELP}")?;
                 return Ok(ExitCode::SUCCESS);
             }
             Value(v) if model.is_none() => model = Some(v.string()?),
@@ -49,17 +49,17 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             &cooling,
             |l| l == label,
         );
-        println!(
+        outln!(
             "{}. {label} ({}, {}{}) {state}",
             i + 1,
             t.protocol.name(),
             routeplane::log::shown_url(&t.provider.api_base),
             t.protocol.endpoint(t.model(), false)
-        );
-        println!(
+        )?;
+        outln!(
             "   {}",
             policy(&registry.settings, t, i + 1 == targets.len())
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

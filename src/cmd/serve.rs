@@ -37,7 +37,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             Long("allow-open") => global.allow_open = true,
             Long("auth-file") => auth_file = Some(std::path::PathBuf::from(parser.value()?)),
             Short('h') | Long("help") => {
-                print!("{HELP}");
+                out!("{HELP}")?;
                 return Ok(ExitCode::SUCCESS);
             }
             _ => return Err(arg.unexpected().into()),

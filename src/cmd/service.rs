@@ -59,7 +59,7 @@ pub(crate) fn run(_global: Global, parser: &mut lexopt::Parser) -> Result<ExitCo
             Long("force") => force = true,
             Long("root") => root = Some(parser.value()?.into()),
             Short('h') | Long("help") => {
-                print!("{HELP}");
+                out!("{HELP}")?;
                 return Ok(ExitCode::SUCCESS);
             }
             _ => return Err(arg.unexpected().into()),
@@ -125,18 +125,18 @@ impl Plan {
         self.write_unit(&unit_path, &self.unit(SYSTEM_UNIT, SYSTEM_BIN), hint)?;
         for hidden in ["/home", "/root", "/run/user"] {
             if self.exe.starts_with(hidden) {
-                println!(
+                outln!(
                     "warning: {} is under {hidden}, which the unit hides from the service \
                      (ProtectHome=yes); copy the binary to /usr/local/bin and run \
                      `/usr/local/bin/routeplane service install --force`",
                     self.exe.display()
-                );
+                )?;
             }
         }
         let config_dir = self.at(Path::new("/etc/routeplane"));
         fs::create_dir_all(&config_dir)
             .map_err(|e| Error::io(format!("cannot create `{}`{hint}", config_dir.display()), e))?;
-        self.ensure_user();
+        self.ensure_user()?;
         let config = config_dir.join(paths::CONFIG_FILE);
         let wrote = write_config(&config)?;
         // The config may hold keys: readable by root and the service's group only.
@@ -145,27 +145,27 @@ impl Plan {
             Some(gid) if wrote && self.euid == Some(0) => {
                 std::os::unix::fs::chown(&config, Some(0), Some(gid))
                     .map_err(|e| Error::io(format!("cannot chown `{}`", config.display()), e))?;
-                println!("  {} is root:{SERVICE_USER}, mode 0640", config.display());
+                outln!("  {} is root:{SERVICE_USER}, mode 0640", config.display())?;
             }
-            _ if wrote => println!(
+            _ if wrote => outln!(
                 "  then let the service read it: chown root:{SERVICE_USER} /etc/routeplane/{}",
                 paths::CONFIG_FILE
-            ),
+            )?,
             _ => {}
         }
-        println!(
+        outln!(
             "The service keeps its logins in /var/lib/routeplane (systemd creates it, \
              owned by {SERVICE_USER}). To log in to a subscription for it:\n  \
              sudo -u {SERVICE_USER} env XDG_DATA_HOME=/var/lib routeplane login anthropic"
-        );
-        println!("Then run:");
+        )?;
+        outln!("Then run:")?;
         if let Some(root) = &self.root {
-            println!("  (on the system that {} becomes)", root.display());
+            outln!("  (on the system that {} becomes)", root.display())?;
         }
-        println!("  systemctl daemon-reload");
-        println!("  systemctl enable --now routeplane");
-        println!("  systemctl status routeplane");
-        println!("  journalctl -u routeplane -f");
+        outln!("  systemctl daemon-reload")?;
+        outln!("  systemctl enable --now routeplane")?;
+        outln!("  systemctl status routeplane")?;
+        outln!("  journalctl -u routeplane -f")?;
         Ok(())
     }
 
@@ -193,11 +193,11 @@ impl Plan {
                 .join("routeplane")
                 .join(paths::CONFIG_FILE),
         )?;
-        println!("Then run:");
-        println!("  systemctl --user daemon-reload");
-        println!("  systemctl --user enable --now routeplane");
-        println!("  loginctl enable-linger \"$USER\"   # start at boot, keep running after logout");
-        println!("  journalctl --user -u routeplane -f");
+        outln!("Then run:")?;
+        outln!("  systemctl --user daemon-reload")?;
+        outln!("  systemctl --user enable --now routeplane")?;
+        outln!("  loginctl enable-linger \"$USER\"   # start at boot, keep running after logout")?;
+        outln!("  journalctl --user -u routeplane -f")?;
         Ok(())
     }
 
@@ -205,7 +205,7 @@ impl Plan {
     fn write_unit(&self, path: &Path, text: &str, hint: &str) -> Result<(), Error> {
         match fs::read_to_string(path) {
             Ok(existing) if existing == text => {
-                println!("{} is already installed, unchanged", path.display());
+                outln!("{} is already installed, unchanged", path.display())?;
                 return Ok(());
             }
             Ok(_) if !self.force => {
@@ -223,38 +223,37 @@ impl Plan {
         fs::write(path, text)
             .map_err(|e| Error::io(format!("cannot write `{}`{hint}", path.display()), e))?;
         let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o644));
-        println!(
+        outln!(
             "wrote {} (ExecStart runs {})",
             path.display(),
             self.exe.display()
-        );
+        )?;
         Ok(())
     }
 
     /// Creates the service's system user when installing into this machine as root;
     /// otherwise says how.
-    fn ensure_user(&self) {
+    fn ensure_user(&self) -> Result<(), Error> {
         let create = format!(
             "useradd --system --user-group --home-dir /var/lib/routeplane --no-create-home \
              --shell /usr/sbin/nologin {SERVICE_USER}"
         );
         if self.root.is_some() {
-            println!("not creating the `{SERVICE_USER}` user inside --root; there, run: {create}");
-            return;
+            return outln!(
+                "not creating the `{SERVICE_USER}` user inside --root; there, run: {create}"
+            );
         }
         if user_exists(SERVICE_USER) {
-            println!("user `{SERVICE_USER}` exists");
-            return;
+            return outln!("user `{SERVICE_USER}` exists");
         }
         if self.euid != Some(0) {
-            println!("the `{SERVICE_USER}` user does not exist; as root, run: {create}");
-            return;
+            return outln!("the `{SERVICE_USER}` user does not exist; as root, run: {create}");
         }
         let args: Vec<&str> = create.split_whitespace().skip(1).collect();
         match Command::new("useradd").args(&args).status() {
-            Ok(s) if s.success() => println!("created system user `{SERVICE_USER}`"),
-            Ok(s) => println!("`{create}` failed ({s}); create the user, then start the service"),
-            Err(e) => println!("cannot run useradd ({e}); create the user with: {create}"),
+            Ok(s) if s.success() => outln!("created system user `{SERVICE_USER}`"),
+            Ok(s) => outln!("`{create}` failed ({s}); create the user, then start the service"),
+            Err(e) => outln!("cannot run useradd ({e}); create the user with: {create}"),
         }
     }
 }
@@ -275,7 +274,7 @@ pub(crate) fn unit_for(template: &str, default_bin: &str, bin: &str) -> String {
 /// Writes the starter config unless one exists; true when it wrote one.
 fn write_config(path: &Path) -> Result<bool, Error> {
     if path.exists() {
-        println!("kept the existing config {}", path.display());
+        outln!("kept the existing config {}", path.display())?;
         return Ok(false);
     }
     if let Some(dir) = path.parent() {
@@ -285,11 +284,11 @@ fn write_config(path: &Path) -> Result<bool, Error> {
     fs::write(path, super::init::TEMPLATE)
         .map_err(|e| Error::io(format!("cannot write `{}`", path.display()), e))?;
     let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o640));
-    println!(
+    outln!(
         "wrote the starter config {} (edit it; check it with `routeplane config validate -c {}`)",
         path.display(),
         path.display()
-    );
+    )?;
     Ok(true)
 }
 

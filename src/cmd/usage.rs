@@ -47,7 +47,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             }
             Long("json") => as_json = true,
             Short('h') | Long("help") => {
-                print!("{HELP}");
+                out!("{HELP}")?;
                 return Ok(ExitCode::SUCCESS);
             }
             _ => return Err(arg.unexpected().into()),
@@ -92,10 +92,10 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             By::Model => "model",
             By::Day => "day",
         };
-        println!(
+        outln!(
             "{}",
             json!({"by": by_name, "groups": groups, "total": row(&summary.total)})
-        );
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let title = match by {
@@ -111,7 +111,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         .unwrap_or(0)
         .max(title.len())
         .max(5);
-    println!(
+    outln!(
         "{title:<width$}  {:>8} {:>7} {:>9} {:>7} {:>12} {:>12} {:>9} {:>9}",
         "REQUESTS",
         "ERRORS",
@@ -121,9 +121,9 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         "OUTPUT_TOK",
         "TTFT_P50",
         "TTFT_P95"
-    );
+    )?;
     for g in summary.groups.iter().chain([&summary.total]) {
-        println!(
+        outln!(
             "{:<width$}  {:>8} {:>7} {:>9} {:>7} {:>12} {:>12} {:>9} {:>9}",
             g.key,
             g.requests,
@@ -134,7 +134,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             g.output,
             ms(g.ttft_p50),
             ms(g.ttft_p95)
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

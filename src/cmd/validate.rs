@@ -27,7 +27,7 @@ pub(crate) fn run_config(global: Global, parser: &mut lexopt::Parser) -> Result<
     match parser.next()? {
         Some(Value(v)) if v == "validate" => run(global, parser),
         Some(Short('h') | Long("help")) => {
-            print!("{HELP}");
+            out!("{HELP}")?;
             Ok(ExitCode::SUCCESS)
         }
         Some(arg) => Err(arg.unexpected().into()),
@@ -43,7 +43,7 @@ fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Erro
         match arg {
             Short('c') | Long("config") => super::config_flag(&mut global, parser)?,
             Short('h') | Long("help") => {
-                print!("{HELP}");
+                out!("{HELP}")?;
                 return Ok(ExitCode::SUCCESS);
             }
             _ => return Err(arg.unexpected().into()),
@@ -66,11 +66,11 @@ fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Erro
     }
     let configured = registry.providers.iter().filter(|p| p.configured).count();
     let models: usize = registry.providers.iter().map(|p| p.models.len()).sum();
-    println!(
+    outln!(
         "{}: valid ({configured} provider block(s), {models} declared model(s), {} virtual model(s), listen {})",
         loaded.name(),
         registry.virtuals.len(),
         registry.settings.listen
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
