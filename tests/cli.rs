@@ -37,6 +37,51 @@ fn init_then_validate_succeeds() {
 }
 
 #[test]
+fn init_elsewhere_prints_commands_that_find_the_file_it_wrote() {
+    let dir = Dir::new();
+    // A file in the default place too: the commands must not find that one instead.
+    dir.write("routeplane.yaml", "listen: 127.0.0.1:1\n");
+    for (path, shown) in [
+        ("sub/routeplane.yaml", "sub/routeplane.yaml"),
+        ("my dir/it's.yaml", "'my dir/it'\\''s.yaml'"),
+    ] {
+        let out = run(&dir, &["init", "-c", path]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let said = text(&out.stdout);
+        assert_text(
+            &said,
+            &format!(
+                "wrote {path}; check it with `routeplane config validate -c {shown}`, then run \
+                 `routeplane -c {shown}`\n"
+            ),
+        );
+        // The printed command, run by a shell, checks the new file.
+        let validate = said.split('`').nth(1).unwrap();
+        let bin_dir = std::path::Path::new(bin()).parent().unwrap();
+        let out = isolate(&mut Command::new("sh"), dir.path())
+            .args(["-c", validate])
+            .current_dir(dir.path())
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin_dir.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let file = std::path::Path::new(path).display().to_string();
+        assert!(
+            text(&out.stdout).starts_with(&format!("{file}: valid")),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}
+
+#[test]
 fn init_refuses_to_overwrite() {
     let dir = Dir::new();
     dir.write("routeplane.yaml", "listen: 127.0.0.1:1\n");

@@ -51,9 +51,29 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     }
     std::fs::write(&path, TEMPLATE)
         .map_err(|e| Error::io(format!("cannot write `{}`", path.display()), e))?;
+    // The commands to run next find this file only if a bare `routeplane` would.
+    let found = paths::find_config().and_then(|f| f.canonicalize().ok());
+    let flag = if found.is_some() && found == path.canonicalize().ok() {
+        String::new()
+    } else {
+        format!(" -c {}", shell_word(&path.display().to_string()))
+    };
     outln!(
-        "wrote {}; check it with `routeplane config validate`, then run `routeplane`",
+        "wrote {}; check it with `routeplane config validate{flag}`, then run `routeplane{flag}`",
         path.display()
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A path as a shell reads it back: as is when it holds only letters, digits and
+/// `/._-+`, else in single quotes.
+fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
