@@ -57,6 +57,41 @@ fn quick_start_is_two_commands_run_and_test() {
     assert_eq!(commands, ["cargo run --release", "make check"]);
 }
 
+#[test]
+fn serving_writes_only_the_usage_ledger_as_the_quick_start_says() {
+    let block = readme_block("## Quick start", "sh");
+    assert!(
+        block.contains("(finds local servers; writes only the usage ledger)"),
+        "{block}"
+    );
+    let quick_start = include_str!("../README.md")
+        .split("## Quick start")
+        .nth(1)
+        .unwrap();
+    assert!(quick_start.contains("`$XDG_STATE_HOME/routeplane/usage.jsonl`"));
+    let mut p = Proxy::start_without_config(&[]);
+    let ask = json!({"model": "nobody-serves-this", "messages": []});
+    assert_eq!(p.post("/v1/chat/completions", ask).status, 404);
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(Duration::from_secs(5)), Some(0));
+    // Everything in its home (where XDG_STATE_HOME and the other XDG dirs point).
+    let mut files = Vec::new();
+    let mut dirs = vec![p.dir.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path.strip_prefix(p.dir.path()).unwrap().to_path_buf());
+            }
+        }
+    }
+    assert_eq!(files, [Path::new("state/routeplane/usage.jsonl")]);
+    let ledger = p.dir.read("state/routeplane/usage.jsonl");
+    assert_eq!(ledger.lines().count(), 1, "{ledger}");
+}
+
 /// Set in the copy of this test binary that runs in its own network namespace.
 const IN_OWN_NETWORK: &str = "ROUTEPLANE_TEST_IN_OWN_NETWORK";
 
