@@ -523,6 +523,20 @@ impl Registry {
                     .to_string(),
             );
         }
+        for p in providers.iter().filter(|p| p.configured) {
+            let shown = crate::log::shown_url(&p.api_base);
+            if shown != p.api_base {
+                // The upstream client sends no user info (see upstream/conn.rs).
+                let msg = format!(
+                    "`api_base` of `{}` holds a user name or password ({shown}), which is not \
+                     sent, so its requests fail; give the credential as its `api_key` or in its \
+                     `headers`",
+                    p.id
+                );
+                let at = format!("providers.{}.api_base", p.id);
+                warnings.push(loaded.error_at_key(&at, msg).to_string());
+            }
+        }
         Ok(Registry {
             providers,
             virtuals,

@@ -156,9 +156,26 @@ fn a_password_in_a_base_url_is_shown_as_stars_wherever_the_url_is() {
              300s (last endpoint); retries: 1; prefill: no\n"
         ),
     );
+    // Never sent, so `config validate` and start-up say so.
+    let warning = format!(
+        "3:5: `api_base` of `x` holds a user name or password ({shown}), which is not sent, \
+         so its requests fail; give the credential as its `api_key` or in its `headers`"
+    );
+    let out = isolate(&mut Command::new(bin()), dir.path())
+        .args(["config", "validate"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_text(
+        &String::from_utf8_lossy(&out.stderr),
+        &format!("routeplane: warning: routeplane.yaml:{warning}\n"),
+    );
     // Served: the client's error, the status page, the log and the ledger say why,
     // without it.
     let p = Proxy::start(&yaml);
+    let config = p.dir.path().join("routeplane.yaml");
+    p.wait_log(&format!(" warning: {}:{warning}", config.display()));
     let answer = p.post(
         "/v1/chat/completions",
         json!({"model": "x:m", "messages": []}),
