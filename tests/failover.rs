@@ -956,6 +956,8 @@ fn a_client_that_leaves_during_a_retry_wait_stops_everything() {
         left.elapsed() < Duration::from_secs(2),
         "noticed within the 3 s wait: {line}"
     );
+    // No endpoint served it: the one that refused did not, nor did the one never asked.
+    assert!(line.contains(" served_by=- "), "{line}");
     std::thread::sleep(Duration::from_millis(3200));
     assert_eq!(
         (a.count(), b.count()),
@@ -1006,4 +1008,58 @@ fn a_held_back_response_head_counts_against_the_first_token_deadline() {
         started.elapsed()
     );
     assert_eq!(a.count(), 1, "a timeout is not retried");
+}
+
+#[test]
+fn a_prompt_too_long_for_the_last_endpoint_is_a_400_in_the_clients_words() {
+    // One endpoint fails for another reason, the other cannot fit the prompt (in either
+    // order: the failed one cools down and is tried last next time). The client can act
+    // on the overflow (compact, shorten), so it gets that in its own protocol's words,
+    // not a 502 listing both.
+    let overflow = r#"{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
+    let a = MockUpstream::always(Reply::Json(501, r#"{"error":{"message":"no"}}"#.into()));
+    let b = MockUpstream::always(Reply::Json(400, overflow.into()));
+    let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+    for client in [Wire::Chat, Wire::Responses, Wire::Anthropic, Wire::Gemini] {
+        let resp = p.post(
+            &client.url("smart", false),
+            client.request("smart", false, false),
+        );
+        assert_eq!(resp.status, 400, "{client:?}: {}", resp.body);
+        let v = resp.json();
+        let message = client.error_message(&v);
+        assert!(
+            message.contains("maximum context length is 8192"),
+            "{client:?}: {message}"
+        );
+        match client {
+            Wire::Chat | Wire::Responses => {
+                assert_eq!(v["error"]["code"], "context_length_exceeded", "{v}")
+            }
+            Wire::Anthropic => {
+                assert!(message.starts_with("prompt is too long"), "{message}");
+                assert_eq!(v["error"]["type"], "invalid_request_error");
+            }
+            Wire::Gemini => assert_eq!(v["error"]["status"], "INVALID_ARGUMENT"),
+        }
+    }
+}
+
+#[test]
+fn a_slow_first_token_is_waited_for_when_no_later_endpoint_could_answer() {
+    // The only endpoint after it has no key: giving up on the slow one at the first-token
+    // deadline would end in an error where an answer was coming.
+    let slow = MockUpstream::always(Reply::SseSlowFirst(
+        Duration::from_millis(1500),
+        chat_events(2, true),
+        Duration::ZERO,
+    ));
+    let p = Proxy::start(&format!(
+        "providers:\n  a:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, openai:gpt-4o]\ntimeouts:\n  first_token_secs: 0.5\n",
+        slow.url()
+    ));
+    let s = stream(&p, "smart");
+    assert_eq!(s.status, 200, "{}", s.text());
+    assert!(s.complete, "{}", s.text());
+    assert_eq!(slow.count(), 1);
 }

@@ -251,6 +251,19 @@ impl Auth {
         Ok(h)
     }
 
+    /// Whether `p` would be refused for want of a key or a login ([`Auth::headers`]'s
+    /// refusals), without reading or refreshing a token.
+    pub fn lacks_credential(&self, p: &Provider) -> bool {
+        let sub = Subscription::of(&p.id);
+        if sub.is_some() && self.logged_in(&p.id) {
+            return self.refused(&p.id).is_some();
+        }
+        p.key.is_none()
+            && ((sub.is_some() && p.id.contains('#'))
+                || p.kind == Kind::Subscription
+                || !p.key_vars.is_empty())
+    }
+
     /// After a 401 from an OAuth upstream: refresh once; true when the request may be retried.
     pub fn refresh_after_401(&self, target: &Target) -> bool {
         let p = &target.provider;

@@ -180,6 +180,28 @@ impl Protocol {
         body.to_string().into_bytes()
     }
 
+    /// A prompt too long for the model's context window, as this protocol says it, so a
+    /// client's own handling sees it: OpenAI's code `context_length_exceeded`,
+    /// Anthropic's "prompt is too long" (Claude Code compacts on it), Google's
+    /// `INVALID_ARGUMENT`.
+    pub fn context_error_body(self, message: &str) -> Vec<u8> {
+        let body = match self {
+            Protocol::Chat | Protocol::Responses => {
+                let mut v = chat::error_json(400, message);
+                v["error"]["code"] = json!("context_length_exceeded");
+                v
+            }
+            Protocol::Anthropic if message.to_ascii_lowercase().contains("prompt is too long") => {
+                anthropic::error_json(400, message)
+            }
+            Protocol::Anthropic => {
+                anthropic::error_json(400, &format!("prompt is too long: {message}"))
+            }
+            Protocol::Gemini => gemini::error_json(400, message),
+        };
+        body.to_string().into_bytes()
+    }
+
     /// Client request (this protocol) → hub chat request. `stream` is whether the
     /// client asked for a stream (Gemini says so in the URL, the others in the body).
     pub fn request_to_chat(self, req: Value, stream: bool) -> Result<Value, Error> {

@@ -251,10 +251,30 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
     let mut failures: Vec<(String, Failure)> = Vec::new();
     let targets = env.cooldown.order(call.targets);
 
+    // Which endpoints are worth moving on to: one without a key or login fails at once,
+    // and one cooling down failed just now. An endpoint followed by none of them is
+    // the last, and waits out a slow first token rather than giving up on it.
+    let promising: Vec<bool> = match targets.len() {
+        1 => Vec::new(),
+        _ => targets
+            .iter()
+            .map(|t| {
+                !env.auth.lacks_credential(&t.provider) && env.cooldown.left(t.label()).is_none()
+            })
+            .collect(),
+    };
     for (i, target) in targets.iter().enumerate() {
-        let last = i + 1 == targets.len();
+        let last = !promising
+            .get(i + 1..)
+            .is_some_and(|later| later.contains(&true));
         let outcome = run.endpoint(target, last, attempt::Ask::Original);
-        if !matches!(outcome, Outcome::Failed(_) | Outcome::Invalid(_)) {
+        let served = match outcome {
+            Outcome::Failed(_) | Outcome::Invalid(_) => false,
+            // Only if it had begun the answer when the client left.
+            Outcome::ClientGone => run.out.started(),
+            Outcome::Answered | Outcome::Broken(_) => true,
+        };
+        if served {
             run.served.served_by = Some(target.shared_label());
         }
         match outcome {
@@ -367,6 +387,20 @@ fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
         {
             let _ = out.respond(status, ct, &f.headers, bytes);
         }
+        // A context overflow in the client's protocol's words, for the client's own
+        // handling of it (Claude Code compacts on "prompt is too long").
+        Some((bytes, _)) if context_overflow(f) => {
+            let body = call
+                .inbound
+                .context_error_body(&protocol::upstream_error_message(bytes));
+            let _ = out.respond(400, "application/json", &f.headers, &body);
+            return 400;
+        }
+        None if context_overflow(f) => {
+            let body = call.inbound.context_error_body(&f.reason);
+            let _ = out.respond(400, "application/json", &f.headers, &body);
+            return 400;
+        }
         Some((bytes, _)) => {
             let msg = protocol::upstream_error_message(bytes);
             respond_error(call.inbound, status, &msg, &f.headers, out);
@@ -405,6 +439,12 @@ fn exhausted(
                 502
             }
         };
+    }
+    // No endpoint answered and one could not fit the prompt: that is what the client
+    // can act on (shorten or compact it), where a 502 listing every failure says "try
+    // again" and the same prompt fails the same way.
+    if let Some((_, f)) = failures.iter().find(|(_, f)| context_overflow(f)) {
+        return surface(call, f, out);
     }
     let all_rate_limited = !failures.is_empty()
         && failures
@@ -539,26 +579,48 @@ fn fail(kind: FailKind, reason: impl Into<String>) -> Outcome {
     })
 }
 
-/// True for errors another model might not have: context window, content filter.
-fn context_or_filter(message: &str, body: &[u8]) -> bool {
+/// How sources say a prompt does not fit the model's context window.
+const CONTEXT_WORDS: [&str; 7] = [
+    "context_length_exceeded",
+    "context window",
+    // llama.cpp: `exceed_context_size_error`, "the request exceeds the available context size".
+    "exceed_context_size",
+    "exceeds the available context size",
+    "maximum context length",
+    "prompt is too long",
+    // Gemini: "The input token count (N) exceeds the maximum number of tokens allowed (M)."
+    "exceeds the maximum number of tokens",
+];
+
+/// How sources say a content filter held an answer back.
+const FILTER_WORDS: [&str; 3] = [
+    "content_filter",
+    "content filter",
+    "content management policy",
+];
+
+/// Whether `message` or `body` says one of `words`.
+fn says(words: &[&str], message: &str, body: &[u8]) -> bool {
     let m = message.to_ascii_lowercase();
     let b = String::from_utf8_lossy(body).to_ascii_lowercase();
-    [
-        "context_length_exceeded",
-        "context window",
-        // llama.cpp: `exceed_context_size_error`, "the request exceeds the available context size".
-        "exceed_context_size",
-        "exceeds the available context size",
-        "maximum context length",
-        "prompt is too long",
-        "content_filter",
-        "content filter",
-        "content management policy",
-        // Gemini: "The input token count (N) exceeds the maximum number of tokens allowed (M)."
-        "exceeds the maximum number of tokens",
-    ]
-    .iter()
-    .any(|needle| m.contains(needle) || b.contains(needle))
+    words
+        .iter()
+        .any(|needle| m.contains(needle) || b.contains(needle))
+}
+
+/// True for errors another model might not have: context window, content filter.
+fn context_or_filter(message: &str, body: &[u8]) -> bool {
+    says(&CONTEXT_WORDS, message, body) || says(&FILTER_WORDS, message, body)
+}
+
+/// True for a failure that says the prompt does not fit the model's context window.
+fn context_overflow(f: &Failure) -> bool {
+    f.kind == FailKind::ContextOrFilter
+        && says(
+            &CONTEXT_WORDS,
+            &f.reason,
+            f.body.as_ref().map_or(&[][..], |(b, _)| b),
+        )
 }
 
 /// Headers that tell the client who served, after how many attempts.
