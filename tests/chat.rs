@@ -155,6 +155,7 @@ fn an_unknown_path_is_404_and_a_wrong_method_405() {
         message.starts_with("no endpoint GET /v1/nope;"),
         "{message}"
     );
+    assert_eq!(resp.json()["error"]["code"], "unknown_url");
     for (method, path, allow) in [
         ("GET", "/v1/chat/completions", "POST"),
         ("DELETE", "/v1/messages", "POST"),

@@ -172,8 +172,20 @@ impl Protocol {
 
     /// An error body in this protocol's shape.
     pub fn error_body(self, status: u16, message: &str) -> Vec<u8> {
+        self.error_body_coded(status, message, None)
+    }
+
+    /// [`Protocol::error_body`] with OpenAI's `code` given rather than read from the
+    /// status (a 404 is `model_not_found` only when a model was not found).
+    pub fn error_body_coded(self, status: u16, message: &str, code: Option<&str>) -> Vec<u8> {
         let body = match self {
-            Protocol::Chat | Protocol::Responses => chat::error_json(status, message),
+            Protocol::Chat | Protocol::Responses => {
+                let mut v = chat::error_json(status, message);
+                if let Some(code) = code {
+                    v["error"]["code"] = json!(code);
+                }
+                v
+            }
             Protocol::Anthropic => anthropic::error_json(status, message),
             Protocol::Gemini => gemini::error_json(status, message),
         };

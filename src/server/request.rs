@@ -202,7 +202,15 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
             if let Error::MethodNotAllowed { allowed, .. } = &err {
                 headers.push(("Allow".to_string(), allowed.to_string()));
             }
-            relay::respond_error(inbound, err.status(), &err.to_string(), &headers, &mut out);
+            // OpenAI's own codes for a wrong URL or method, not the model-not-found a 404
+            // would otherwise be given.
+            let code = match &err {
+                Error::NoEndpoint { .. } => Some("unknown_url"),
+                Error::MethodNotAllowed { .. } => Some("method_not_allowed"),
+                _ => None,
+            };
+            let body = inbound.error_body_coded(err.status(), &err.to_string(), code);
+            let _ = out.respond(err.status(), "application/json", &headers, &body);
             relay::Served {
                 status: err.status(),
                 ..relay::Served::default()
