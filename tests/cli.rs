@@ -171,7 +171,7 @@ fn route_prints_targets_in_order() {
     assert_text(
         &text(&out.stdout),
         &format!(
-            "1. ollama:llama3.1:8b (chat_completions, http://127.0.0.1:{a}/v1/chat/completions) down\n   deadline: first token 15s; retries: 1; prefill: yes\n2. vllm:qwen (chat_completions, http://127.0.0.1:{b}/v1/chat/completions) down\n   deadline: first byte 300s (last endpoint); retries: 1; prefill: yes (continue_final_message)\n"
+            "1. ollama:llama3.1:8b (chat_completions, http://127.0.0.1:{a}/v1/chat/completions) down\n   deadline: first token 15s; retries: 1; prefill: yes\n2. vllm:qwen (chat_completions, http://127.0.0.1:{b}/v1/chat/completions) down\n   deadline: first byte 300s (no later endpoint could answer); retries: 1; prefill: yes (continue_final_message)\n"
         ),
     );
 }

@@ -153,7 +153,7 @@ fn a_password_in_a_base_url_is_shown_as_stars_wherever_the_url_is() {
         &run(&["route", "x:m"]),
         &format!(
             "1. x:m (chat_completions, {shown}/chat/completions) active\n   deadline: first byte \
-             300s (last endpoint); retries: 1; prefill: no\n"
+             300s (no later endpoint could answer); retries: 1; prefill: no\n"
         ),
     );
     // Never sent, so `config validate` and start-up say so.

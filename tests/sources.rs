@@ -381,19 +381,21 @@ fn route_knows_detected_models_and_shows_state_and_cool_down() {
             .all(|l| l.starts_with("   deadline: ")),
         "{text}"
     );
+    // In the order the server tries them: the endpoint cooling down last.
+    assert_eq!(
+        lines[0],
+        format!(
+            "1. b:m (chat_completions, {}/chat/completions) active",
+            b.url()
+        ),
+        "{text}"
+    );
     assert!(
-        lines[0].starts_with(&format!(
-            "1. a:m (chat_completions, {}/chat/completions) cooling down until ",
+        lines[1].starts_with(&format!(
+            "2. a:m (chat_completions, {}/chat/completions) cooling down until ",
             a.url()
         )),
         "{text}"
-    );
-    assert_eq!(
-        lines[1],
-        format!(
-            "2. b:m (chat_completions, {}/chat/completions) active",
-            b.url()
-        )
     );
     let out = routeplane()
         .args(["route", "c:x", "-c", config.to_str().unwrap()])

@@ -42,6 +42,15 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let (registry, detected, auth) = super::list::probed(&global)?;
     let targets = route::resolve(&registry, &detected, &model)?;
     let cooling = super::list::cooldowns(&registry);
+    let cools = |t: &Target| cooling.iter().any(|(label, _)| label == t.label());
+    // In the order the server tries them: those cooling down last.
+    let (warm, cool): (Vec<&Target>, Vec<&Target>) = targets.iter().partition(|t| !cools(t));
+    let targets: Vec<&Target> = warm.into_iter().chain(cool).collect();
+    // As the server decides it: an endpoint is the last when no later one could answer.
+    let promising: Vec<bool> = targets
+        .iter()
+        .map(|t| !auth.lacks_credential(&t.provider) && !cools(t))
+        .collect();
     for (i, t) in targets.iter().enumerate() {
         let label = t.label();
         let state = super::list::with_cooldown(
@@ -56,10 +65,8 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             routeplane::log::shown_url(&t.provider.api_base),
             t.protocol.endpoint(t.model(), false)
         )?;
-        outln!(
-            "   {}",
-            policy(&registry.settings, t, i + 1 == targets.len())
-        )?;
+        let last = !promising[i + 1..].contains(&true);
+        outln!("   {}", policy(&registry.settings, t, last))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -68,7 +75,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
 fn policy(settings: &Settings, t: &Target, last: bool) -> String {
     let deadline = if last {
         format!(
-            "first byte {:?} (last endpoint)",
+            "first byte {:?} (no later endpoint could answer)",
             settings.first_byte_timeout
         )
     } else {
