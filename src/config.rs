@@ -769,6 +769,20 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
         _ => match msg {
             "expected sequence start" => format!("expected a list{single}"),
             "expected mapping start" => format!("expected a map of keys{single}"),
+            // The parser's words, and what usually causes them.
+            "mapping values are not allowed in this context" => {
+                "a key here is indented more than the keys beside it".to_string()
+            }
+            m if m.starts_with("duplicate mapping key") => {
+                let key = m
+                    .trim_start_matches("duplicate mapping key")
+                    .trim_start_matches(':')
+                    .split(',')
+                    .next()
+                    .unwrap_or("")
+                    .trim();
+                format!("`{key}` is written twice at this level; keep one")
+            }
             "invalid type: sequence, expected a map" => "expected a map, got a list".into(),
             "invalid type: map, expected a sequence" => "expected a list, got a map".into(),
             "data did not match any variant of untagged enum ProtocolSpec" => {
@@ -917,6 +931,8 @@ fn keys_around(text: &str, line: usize, col: usize) -> Vec<String> {
             .find(|(i, _)| *i == start)
             .map(|(_, k)| k),
     );
+    // A line cut inside its key (`  a` of `  a:`) opens no key.
+    keys.retain(|k| !k.is_empty());
     keys
 }
 

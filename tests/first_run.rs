@@ -266,7 +266,19 @@ fn head_requests_get_200_and_no_body_even_without_a_key() {
 
 #[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
-    let cases: [(&str, &str); 13] = [
+    let cases: [(&str, &str); 16] = [
+        (
+            "providers:\n  a:\n    api_base: http://127.0.0.1:1/v1\n  a:\n    api_base: http://127.0.0.1:2/v1\n",
+            "4:3: providers.a: `a` is written twice at this level; keep one",
+        ),
+        (
+            "providers:\n  a:\n    api_base: http://127.0.0.1:1/v1\n     models: [m]\n",
+            "4:12: providers.a.api_base: a key here is indented more than the keys beside it",
+        ),
+        (
+            "providers:\n  a:\n  api_base: http://127.0.0.1:1/v1\n",
+            "2:4: providers: expected a map of keys, got a single value",
+        ),
         (
             "# tuned\ntimeouts:\n  idle_secs: 0\n",
             "3:3: `timeouts.idle_secs` must be a positive number of seconds",
