@@ -66,6 +66,12 @@ fn model_path_goes_through_the_registry() {
         assert_eq!(resp.status, 200, "{path}: {}", resp.body);
         assert_eq!(Wire::Gemini.read(&resp).text, "ok", "{path}");
     }
+    let described = |id: &str| p.get(&format!("/v1beta/models/{id}")).json()["description"].clone();
+    assert_eq!(described("smart"), "a virtual model of Routeplane's");
+    assert_eq!(
+        described("up:llama3.1:8b"),
+        "served by up through Routeplane"
+    );
     for rec in mock.requests() {
         assert_eq!(rec.json()["model"], "llama3.1:8b");
     }

@@ -498,6 +498,13 @@ fn vendor_logins_import_and_logout_forgets() {
     assert!(stored(&dir)["credentials"].get("anthropic").is_none());
     let (_, out, _) = run(&dir, &["logout", "anthropic"], None, |_| None);
     assert_eq!(out, "not logged in to anthropic\n");
+    // A misspelt provider is an error, not "not logged in", as for login.
+    let (code, _, err) = run(&dir, &["logout", "antropic"], None, |_| None);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("`antropic` has no subscription login"),
+        "{err}"
+    );
 }
 
 #[test]

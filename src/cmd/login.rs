@@ -215,6 +215,12 @@ pub(crate) fn run_logout(
         .provider
         .clone()
         .ok_or_else(|| Error::Usage("missing PROVIDER".into()))?;
+    // A misspelt name would otherwise read as "not logged in", and the real login stay.
+    if Subscription::of(&provider).is_none() {
+        return Err(Error::Usage(format!(
+            "`{provider}` has no subscription login; the choices are anthropic and openai-codex"
+        )));
+    }
     let store = store_for(&o)?;
     let key = store::key(&provider, o.label.as_deref());
     if store.get(&key)?.is_none() {

@@ -92,7 +92,12 @@ pub(super) fn models_list(registry: &Registry, detected: &Detected) -> String {
 fn gemini_model(id: &str, owner: &str) -> serde_json::Value {
     json!({
         "name": format!("models/{id}"), "baseModelId": id, "displayName": id,
-        "description": format!("served by {owner} through Routeplane"),
+        // A virtual model's owner is Routeplane itself.
+        "description": if owner == "routeplane" {
+            "a virtual model of Routeplane's".to_string()
+        } else {
+            format!("served by {owner} through Routeplane")
+        },
         "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
         "id": id, "object": "model", "created": 0, "owned_by": owner,
     })
