@@ -435,8 +435,11 @@ fn exhausted(
                     provider: provider.to_string(),
                     reason: f.reason.clone(),
                 };
-                respond_error(call.inbound, 502, &err.to_string(), &[], out);
-                502
+                // A source that did not answer in time is a gateway timeout, not a bad
+                // answer: clients and dashboards tell the two apart.
+                let status = if f.kind == FailKind::Timeout { 504 } else { 502 };
+                respond_error(call.inbound, status, &err.to_string(), &[], out);
+                status
             }
         };
     }
