@@ -214,6 +214,15 @@ impl Proxy {
     }
 }
 
+/// The milliseconds a request log line gives for `field` (`total_ms`, `ttfb_ms`).
+#[track_caller]
+pub fn logged_ms(line: &str, field: &str) -> f64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(field)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field}= in {line}"))
+}
+
 /// A client of a running proxy; cheap to clone into another thread.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -449,6 +458,20 @@ impl Client {
         .unwrap();
         let mut buf = [0u8; 512];
         let _ = conn.read(&mut buf).unwrap();
+    }
+
+    /// POSTs JSON on a fresh connection and returns the connection with nothing read:
+    /// drop it to be a client that left while its answer was awaited.
+    pub fn send_only(&self, path: &str, body: serde_json::Value) -> TcpStream {
+        let body = body.to_string();
+        let mut conn = TcpStream::connect(&self.addr).expect("connect to proxy");
+        write!(
+            conn,
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        conn
     }
 
     /// Sends raw request bytes on a fresh connection and reads until the proxy closes

@@ -4,7 +4,7 @@
 //! purpose: reset the connection, hang, send garbage, break a stream mid-way. Every
 //! request is recorded for assertions. The listener stops when the mock is dropped.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,7 +52,8 @@ pub enum Reply {
     JsonWith(u16, Vec<(String, String)>, String),
     /// An SSE stream: each event written (and flushed) `gap` after the previous one.
     Sse(Vec<String>, Duration),
-    /// An SSE stream that waits `first` before its first event.
+    /// An SSE stream that waits `first` before its first event (noting a hang-up
+    /// meanwhile, see [`MockUpstream::hung_up`]).
     SseSlowFirst(Duration, Vec<String>, Duration),
     /// SSE events, then the connection is cut without an end marker.
     SseThenBreak(Vec<String>, Duration),
@@ -60,7 +61,8 @@ pub enum Reply {
     SseThenStall(Vec<String>, Duration, Duration),
     /// A streaming head, then the connection closes before any event.
     SseEmpty,
-    /// Accept and say nothing for the given time.
+    /// Accept and say nothing for the given time (noting a hang-up meanwhile, see
+    /// [`MockUpstream::hung_up`]).
     Hang(Duration),
     /// Close the connection without answering.
     Reset,
@@ -113,6 +115,7 @@ type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
 pub struct MockUpstream {
     port: u16,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    hung_up: Arc<Mutex<Vec<Instant>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -157,26 +160,33 @@ impl MockUpstream {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind mock");
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let hung_up = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let handler: Arc<Handler> = Arc::new(handler);
-        let (reqs, stopping) = (Arc::clone(&requests), Arc::clone(&stop));
+        let (reqs, hangups, stopping) = (
+            Arc::clone(&requests),
+            Arc::clone(&hung_up),
+            Arc::clone(&stop),
+        );
         thread::spawn(move || {
             for conn in listener.incoming() {
                 if stopping.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                let (reqs, handler, stopping) = (
+                let (reqs, hangups, handler, stopping) = (
                     Arc::clone(&reqs),
+                    Arc::clone(&hangups),
                     Arc::clone(&handler),
                     Arc::clone(&stopping),
                 );
-                thread::spawn(move || serve(conn, &reqs, &*handler, &stopping));
+                thread::spawn(move || serve(conn, &reqs, &hangups, &*handler, &stopping));
             }
         });
         MockUpstream {
             port,
             requests,
+            hung_up,
             stop,
         }
     }
@@ -252,6 +262,12 @@ impl MockUpstream {
     pub fn count(&self) -> usize {
         self.requests.lock().unwrap().len()
     }
+
+    /// When the proxy closed a connection while the mock was still working on its
+    /// answer (a `Hang`, or a `SseSlowFirst` before its first event), in order.
+    pub fn hung_up(&self) -> Vec<Instant> {
+        self.hung_up.lock().unwrap().clone()
+    }
 }
 
 impl Drop for MockUpstream {
@@ -263,7 +279,13 @@ impl Drop for MockUpstream {
 }
 
 /// Serves requests on one connection until it closes.
-fn serve(conn: TcpStream, reqs: &Mutex<Vec<Recorded>>, handler: &Handler, stop: &AtomicBool) {
+fn serve(
+    conn: TcpStream,
+    reqs: &Mutex<Vec<Recorded>>,
+    hung_up: &Mutex<Vec<Instant>>,
+    handler: &Handler,
+    stop: &AtomicBool,
+) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let _ = conn.set_nodelay(true);
     let mut reader = BufReader::new(conn.try_clone().expect("clone conn"));
@@ -280,7 +302,7 @@ fn serve(conn: TcpStream, reqs: &Mutex<Vec<Recorded>>, handler: &Handler, stop: 
             return;
         }
         reqs.lock().unwrap().push(req.clone());
-        let keep = answer(&mut conn, handler(&req));
+        let keep = answer(&mut conn, handler(&req), hung_up);
         if !keep {
             return;
         }
@@ -326,34 +348,34 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Recorded> {
 }
 
 /// Writes one scripted reply; returns whether the connection stays open.
-fn answer(conn: &mut TcpStream, reply: Reply) -> bool {
+fn answer(conn: &mut TcpStream, reply: Reply, hung_up: &Mutex<Vec<Instant>>) -> bool {
     match reply {
         Reply::Json(status, body) => write_json(conn, status, &[], &body),
         Reply::JsonWith(status, headers, body) => write_json(conn, status, &headers, &body),
         Reply::Sse(events, gap) => {
-            write_sse(conn, Duration::ZERO, &events, gap);
+            write_sse(conn, Duration::ZERO, hung_up, &events, gap);
             false
         }
         Reply::SseSlowFirst(first, events, gap) => {
-            write_sse(conn, first, &events, gap);
+            write_sse(conn, first, hung_up, &events, gap);
             false
         }
         Reply::SseThenBreak(events, gap) => {
-            write_sse(conn, Duration::ZERO, &events, gap);
+            write_sse(conn, Duration::ZERO, hung_up, &events, gap);
             let _ = conn.shutdown(Shutdown::Both);
             false
         }
         Reply::SseThenStall(events, gap, stall) => {
-            write_sse(conn, Duration::ZERO, &events, gap);
+            write_sse(conn, Duration::ZERO, hung_up, &events, gap);
             thread::sleep(stall);
             false
         }
         Reply::SseEmpty => {
-            write_sse(conn, Duration::ZERO, &[], Duration::ZERO);
+            write_sse(conn, Duration::ZERO, hung_up, &[], Duration::ZERO);
             false
         }
         Reply::Hang(d) => {
-            thread::sleep(d);
+            busy(conn, d, hung_up);
             false
         }
         Reply::Reset => {
@@ -392,14 +414,47 @@ fn write_json(conn: &mut TcpStream, status: u16, headers: &[(String, String)], b
     conn.write_all(head.as_bytes()).is_ok() && conn.write_all(body.as_bytes()).is_ok()
 }
 
-/// A close-delimited SSE answer, one write and flush per event.
-fn write_sse(conn: &mut TcpStream, first: Duration, events: &[String], gap: Duration) {
+/// Stays busy with an answer for `d`, as a server loading a model does, but stops when
+/// the proxy closes the connection meanwhile, noting when in `hung_up`; false then.
+fn busy(conn: &TcpStream, d: Duration, hung_up: &Mutex<Vec<Instant>>) -> bool {
+    let until = Instant::now() + d;
+    let mut scratch = [0u8; 64];
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        // Routeplane sends nothing more on a connection that awaits its answer: a read
+        // that ends is its close (or reset).
+        let _ = conn.set_read_timeout(Some(left));
+        match (&*conn).read(&mut scratch) {
+            Ok(n) if n > 0 => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            _ => {
+                hung_up.lock().unwrap().push(Instant::now());
+                return false;
+            }
+        }
+    }
+}
+
+/// A close-delimited SSE answer, one write and flush per event, the first after a wait
+/// spent [`busy`].
+fn write_sse(
+    conn: &mut TcpStream,
+    first: Duration,
+    hung_up: &Mutex<Vec<Instant>>,
+    events: &[String],
+    gap: Duration,
+) {
     let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
     if conn.write_all(head.as_bytes()).is_err() {
         return;
     }
     let _ = conn.flush();
-    thread::sleep(first);
+    if !busy(conn, first, hung_up) {
+        return;
+    }
     let start = Instant::now();
     for (i, ev) in events.iter().enumerate() {
         if i > 0 {
