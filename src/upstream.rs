@@ -14,6 +14,12 @@
 //! A streaming body is read on the relay's own thread, each read bounded by the deadline
 //! the relay passes in: a long one for the first event (a model loading, a long prompt)
 //! and a short one between events (a stall).
+//!
+//! A long wait (a response head, a first event, a whole answer) is waited a [`SLICE`] at
+//! a time, and after each silent slice the caller is asked whether the answer is still
+//! wanted ([`Abandon`]): a client that leaves is noticed within about a second, not when
+//! the upstream answers or the deadline passes. There is no second thread to watch
+//! the client: one thread per request is a measured design goal (issue 16).
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -31,6 +37,22 @@ pub use explain::explain_empty_stream;
 
 use conn::{Conn, Names, Pool, Target};
 use http1::Body;
+
+/// How long a read of an upstream waits before it asks whether the answer is still
+/// wanted ([`Abandon`]). It is also the socket's read timeout for every longer wait, the
+/// same from request to request, so it costs no system call to set.
+pub const SLICE: Duration = Duration::from_secs(1);
+
+/// Asked after each [`SLICE`] an upstream stays silent: true gives its answer up (the
+/// client it was for has left), ending the wait at once with [`SendError::Abandoned`],
+/// [`BodyError::Abandoned`] or [`Piece::Abandoned`] and closing the connection. An
+/// answer within a slice asks nothing: asking (a look at the client's socket) costs
+/// system calls, and most answers come sooner.
+pub type Abandon<'a> = &'a dyn Fn() -> bool;
+
+/// Never gives an answer up: for waits that no client is behind (model listings,
+/// logins).
+pub const KEEP_WAITING: Abandon<'static> = &|| false;
 
 /// Upstream headers worth passing back to the client.
 const PASSED_BACK: &[&str] = &[
@@ -65,6 +87,8 @@ pub enum SendError {
     Network(String),
     /// No response head within the deadline.
     Timeout(&'static str),
+    /// The answer stopped being wanted while it was awaited (see [`Abandon`]).
+    Abandoned,
 }
 
 /// The reasons `classify` gives a connection that broke before the response head.
@@ -85,6 +109,7 @@ impl std::fmt::Display for SendError {
         match self {
             SendError::Network(s) => f.write_str(s),
             SendError::Timeout(stage) => write!(f, "timed out waiting for {stage}"),
+            SendError::Abandoned => f.write_str("the answer is no longer wanted"),
         }
     }
 }
@@ -92,6 +117,9 @@ impl std::fmt::Display for SendError {
 /// What failed, for failover: `stage` names what was awaited when time ran out.
 fn classify(e: &std::io::Error, stage: &'static str) -> SendError {
     use std::io::ErrorKind as K;
+    if conn::abandoned(e) {
+        return SendError::Abandoned;
+    }
     SendError::Network(match e.kind() {
         K::TimedOut | K::WouldBlock => return SendError::Timeout(stage),
         K::ConnectionRefused => "connection refused".to_string(),
@@ -160,20 +188,27 @@ impl Client {
         }
     }
 
-    /// POSTs `body` to `url` and returns once the response head is in.
+    /// POSTs `body` to `url` and returns once the response head is in; a long wait for
+    /// it asks `abandon` whether to give up.
     ///
     /// A pooled connection the upstream closed while it sat idle shows up only when the
     /// request is written to it. When a reused connection dies before any byte of the
     /// answer, the request is sent once more at once on a new connection: the upstream
     /// never saw it, so this is not an attempt.
-    pub fn post(&self, url: &str, headers: &[Header], body: &[u8]) -> Result<Reply, SendError> {
+    pub fn post(
+        &self,
+        url: &str,
+        headers: &[Header],
+        body: &[u8],
+        abandon: Abandon<'_>,
+    ) -> Result<Reply, SendError> {
         self.send(
             "POST",
             url,
             headers,
             Some(body),
-            self.inner.first_byte_timeout,
-            None,
+            (self.inner.first_byte_timeout, None),
+            abandon,
         )
     }
 
@@ -187,9 +222,10 @@ impl Client {
         headers: &[Header],
         body: &[u8],
         head_within: Duration,
+        abandon: Abandon<'_>,
     ) -> Result<Reply, SendError> {
         let wait = head_within.min(self.inner.first_byte_timeout);
-        self.send("POST", url, headers, Some(body), wait, None)
+        self.send("POST", url, headers, Some(body), (wait, None), abandon)
     }
 
     /// GETs `url` within `timeout` in all (model listings, liveness probes), reading at
@@ -202,11 +238,12 @@ impl Client {
         limit: u64,
     ) -> Result<(u16, Vec<u8>), SendError> {
         let deadline = Instant::now() + timeout;
-        let reply = self.send("GET", url, headers, None, timeout, Some(deadline))?;
+        let head = (timeout, Some(deadline));
+        let reply = self.send("GET", url, headers, None, head, KEEP_WAITING)?;
         let status = reply.status;
         let body = reply
-            .read_until(limit, Some(deadline))
-            .map_err(SendError::Network)?;
+            .read_until(limit, Some(deadline), KEEP_WAITING)
+            .map_err(|e| SendError::Network(e.to_string()))?;
         Ok((status, body))
     }
 
@@ -220,20 +257,21 @@ impl Client {
         url: &str,
         headers: &[Header],
         body: Option<&[u8]>,
-        head_wait: Duration,
-        head_by: Option<Instant>,
+        (head_wait, head_by): (Duration, Option<Instant>),
+        abandon: Abandon<'_>,
     ) -> Result<Reply, SendError> {
         let target = Target::parse(url)?;
+        let head = (head_wait, head_by);
         sync::with_spare(&SPARE_REQUEST, |bytes| {
             http1::request(bytes, method, &target, headers, body).map_err(SendError::Network)?;
             let inner = &*self.inner;
             let Some(pooled) = inner.pool.take(target.origin) else {
-                return self.exchange(self.open(&target, head_wait)?, bytes, head_wait, head_by);
+                return self.exchange(self.open(&target, head_wait)?, bytes, head, abandon);
             };
-            match self.exchange(pooled, bytes, head_wait, head_by) {
+            match self.exchange(pooled, bytes, head, abandon) {
                 // Closed while it sat idle: the upstream never saw the request.
                 Err(e) if e.dropped() => {
-                    self.exchange(self.open(&target, head_wait)?, bytes, head_wait, head_by)
+                    self.exchange(self.open(&target, head_wait)?, bytes, head, abandon)
                 }
                 other => other,
             }
@@ -256,8 +294,8 @@ impl Client {
         &self,
         mut conn: Conn,
         bytes: &[u8],
-        head_wait: Duration,
-        head_by: Option<Instant>,
+        (head_wait, head_by): (Duration, Option<Instant>),
+        abandon: Abandon<'_>,
     ) -> Result<Reply, SendError> {
         // Before the write: a TLS handshake reads during it.
         match head_by {
@@ -265,12 +303,13 @@ impl Client {
             None => conn.set_wait(head_wait),
         }
         .map_err(|e| classify(&e, "the response"))?;
-        conn.send(bytes).map_err(|e| classify(&e, "a connection"))?;
+        conn.send(bytes, abandon)
+            .map_err(|e| classify(&e, "a connection"))?;
         let mut content_type = Cow::Borrowed("");
         let mut headers = Vec::new();
         let mut retry_after = None;
         let mut reset = None;
-        let head = http1::read_head(&mut conn, head_by, |name, value| {
+        let head = http1::read_head(&mut conn, head_by, abandon, |name, value| {
             if http1::is_name(name, "content-type") {
                 content_type = lowercase_type(value);
                 return;
@@ -391,6 +430,26 @@ pub enum Piece {
     Timeout,
     /// The connection broke.
     Broken(String),
+    /// The answer stopped being wanted while it was awaited (see [`Abandon`]).
+    Abandoned,
+}
+
+/// Why a whole body was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// It broke off, ended before its length, or was larger than the limit.
+    Failed(String),
+    /// The answer stopped being wanted while it was awaited (see [`Abandon`]).
+    Abandoned,
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Failed(why) => f.write_str(why),
+            BodyError::Abandoned => f.write_str("the answer is no longer wanted"),
+        }
+    }
 }
 
 /// A streaming body, read on the caller's thread with a deadline per read.
@@ -406,18 +465,27 @@ pub struct Stream {
 const READ_SIZE: usize = 4 * 1024;
 
 impl Reply {
-    /// Reads the whole body (non-streaming answers, error bodies), up to `limit` bytes.
-    pub fn read_all(self, limit: u64) -> Result<Vec<u8>, String> {
-        self.read_until(limit, None)
+    /// Reads the whole body (non-streaming answers, error bodies), up to `limit` bytes;
+    /// a long wait asks `abandon` whether to give up.
+    pub fn read_all(self, limit: u64, abandon: Abandon<'_>) -> Result<Vec<u8>, BodyError> {
+        self.read_until(limit, None, abandon)
     }
 
     /// Reads the whole body, each read bounded by the head's wait, all of it by
     /// `deadline` when given.
-    fn read_until(self, limit: u64, deadline: Option<Instant>) -> Result<Vec<u8>, String> {
+    fn read_until(
+        self,
+        limit: u64,
+        deadline: Option<Instant>,
+        abandon: Abandon<'_>,
+    ) -> Result<Vec<u8>, BodyError> {
+        let too_large = || BodyError::Failed(format!("the body is larger than {limit} bytes"));
+        let broke = |e: std::io::Error| match conn::abandoned(&e) {
+            true => BodyError::Abandoned,
+            false => BodyError::Failed(format!("the body broke off: {e}")),
+        };
         let mut body = match self.body {
-            Source::Bytes(bytes) if bytes.len() as u64 > limit => {
-                return Err(format!("the body is larger than {limit} bytes"));
-            }
+            Source::Bytes(bytes) if bytes.len() as u64 > limit => return Err(too_large()),
             Source::Bytes(bytes) => return Ok(bytes),
             Source::Wire(body) => body,
         };
@@ -434,22 +502,21 @@ impl Reply {
                     break;
                 }
                 if len as u64 > limit {
-                    return Err(format!("the body is larger than {limit} bytes"));
+                    return Err(too_large());
                 }
                 out.resize((len * 2).min(limit as usize + 1).max(len + 1), 0);
             }
             if let (Some(d), Some(conn)) = (deadline, body.conn()) {
-                conn.set_deadline(d)
-                    .map_err(|e| format!("the body broke off: {e}"))?;
+                conn.set_deadline(d).map_err(broke)?;
             }
-            match body.read(&mut out[len..]) {
+            match body.read(&mut out[len..], abandon) {
                 Ok(0) => break,
                 Ok(n) => len += n,
-                Err(e) => return Err(format!("the body broke off: {e}")),
+                Err(e) => return Err(broke(e)),
             }
         }
         if len as u64 > limit {
-            return Err(format!("the body is larger than {limit} bytes"));
+            return Err(too_large());
         }
         out.truncate(len);
         Ok(out)
@@ -467,11 +534,13 @@ impl Reply {
 
 impl Stream {
     /// Waits until `deadline` for the next piece: what the network delivered in one
-    /// read, with whatever more is already buffered.
+    /// read, with whatever more is already buffered. A long wait asks `abandon` whether
+    /// to give up.
     ///
     /// A timeout is final: the connection may hold half an event, so it is closed, and
-    /// every later call answers `Timeout` again without reading.
-    pub fn next(&mut self, deadline: Instant) -> Piece {
+    /// every later call answers `Timeout` again without reading (and so for a stream
+    /// given up).
+    pub fn next(&mut self, deadline: Instant, abandon: Abandon<'_>) -> Piece {
         if let Some(last) = &self.over {
             return last.again();
         }
@@ -492,7 +561,7 @@ impl Stream {
         let mut result = match body.conn() {
             Some(conn) => conn
                 .set_deadline(deadline)
-                .and_then(|()| body.read(&mut self.buf)),
+                .and_then(|()| body.read(&mut self.buf, abandon)),
             None => Ok(0),
         };
         // Chunk boundaries already in hand need no wait: one piece per network read.
@@ -508,7 +577,8 @@ impl Stream {
         let piece = match result {
             Ok(0) => Piece::End,
             Ok(n) => return Piece::Data(self.buf[..n].to_vec()),
-            Err(e) if is_timeout(&e) || Instant::now() >= deadline => Piece::Timeout,
+            Err(e) if conn::abandoned(&e) => Piece::Abandoned,
+            Err(e) if conn::is_timeout(&e) || Instant::now() >= deadline => Piece::Timeout,
             Err(e) => Piece::Broken(format!("the stream broke off: {e}")),
         };
         self.over = Some(piece.again());
@@ -544,7 +614,7 @@ impl Drop for Stream {
             if conn.set_deadline(until).is_err() {
                 return;
             }
-            match body.read(&mut self.buf) {
+            match body.read(&mut self.buf, KEEP_WAITING) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
@@ -559,16 +629,9 @@ impl Piece {
             Piece::Data(_) | Piece::End => Piece::End,
             Piece::Timeout => Piece::Timeout,
             Piece::Broken(why) => Piece::Broken(why.clone()),
+            Piece::Abandoned => Piece::Abandoned,
         }
     }
-}
-
-/// True when a read failed because its timeout expired.
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-    )
 }
 
 #[cfg(test)]
@@ -645,16 +708,16 @@ mod tests {
         let sized = vec!["HTTP/1.1 201 Created\r\nContent-Length: 2\r\nX-Request-Id: r1\r\n\r\nok"];
         let (url, accepted) = upstream(vec![vec![chunked, sized]], Duration::from_millis(20));
         let c = client();
-        let first = c.post(&url, &[], b"{}").unwrap();
+        let first = c.post(&url, &[], b"{}", KEEP_WAITING).unwrap();
         assert_eq!((first.status, &*first.content_type), (200, "text/plain"));
-        assert_eq!(first.read_all(100).unwrap(), b"hello world");
-        let second = c.post(&url, &[], b"{}").unwrap();
+        assert_eq!(first.read_all(100, KEEP_WAITING).unwrap(), b"hello world");
+        let second = c.post(&url, &[], b"{}", KEEP_WAITING).unwrap();
         assert_eq!(second.status, 201);
         assert_eq!(
             second.headers,
             [("x-request-id".to_string(), "r1".to_string())]
         );
-        assert_eq!(second.read_all(100).unwrap(), b"ok");
+        assert_eq!(second.read_all(100, KEEP_WAITING).unwrap(), b"ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 
@@ -663,10 +726,22 @@ mod tests {
         let one = || vec![vec!["HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"]];
         let (url, accepted) = upstream(vec![one(), one()], Duration::ZERO);
         let c = client();
-        assert_eq!(c.post(&url, &[], b"1").unwrap().read_all(10).unwrap(), b"a");
+        assert_eq!(
+            c.post(&url, &[], b"1", KEEP_WAITING)
+                .unwrap()
+                .read_all(10, KEEP_WAITING)
+                .unwrap(),
+            b"a"
+        );
         // The upstream has closed that connection; the next request finds it dead.
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(c.post(&url, &[], b"2").unwrap().read_all(10).unwrap(), b"a");
+        assert_eq!(
+            c.post(&url, &[], b"2", KEEP_WAITING)
+                .unwrap()
+                .read_all(10, KEEP_WAITING)
+                .unwrap(),
+            b"a"
+        );
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
@@ -676,7 +751,13 @@ mod tests {
         let (url, accepted) = upstream(vec![vec![ok(), ok(), ok(), ok()]], Duration::ZERO);
         let c = client();
         let post = move |c: &Client, url: &str| {
-            assert_eq!(c.post(url, &[], b"1").unwrap().read_all(10).unwrap(), b"a");
+            assert_eq!(
+                c.post(url, &[], b"1", KEEP_WAITING)
+                    .unwrap()
+                    .read_all(10, KEEP_WAITING)
+                    .unwrap(),
+                b"a"
+            );
         };
         // Kept in this thread's slot.
         post(&c, &url);
@@ -697,7 +778,13 @@ mod tests {
         let (url, accepted) = upstream(script, Duration::ZERO);
         let c = client();
         let post = move |c: &Client, url: &str| {
-            assert_eq!(c.post(url, &[], b"1").unwrap().read_all(10).unwrap(), b"a");
+            assert_eq!(
+                c.post(url, &[], b"1", KEEP_WAITING)
+                    .unwrap()
+                    .read_all(10, KEEP_WAITING)
+                    .unwrap(),
+                b"a"
+            );
         };
         // Kept in this thread's slot.
         post(&c, &url);
@@ -729,7 +816,13 @@ mod tests {
         let (url, accepted) = upstream(vec![one(), one()], Duration::ZERO);
         let c = Client::with(Duration::from_secs(2), Duration::from_secs(5), 0);
         for _ in 0..2 {
-            assert_eq!(c.post(&url, &[], b"1").unwrap().read_all(10).unwrap(), b"a");
+            assert_eq!(
+                c.post(&url, &[], b"1", KEEP_WAITING)
+                    .unwrap()
+                    .read_all(10, KEEP_WAITING)
+                    .unwrap(),
+                b"a"
+            );
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
@@ -740,10 +833,21 @@ mod tests {
         let short = vec!["HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234"];
         let (url, _) = upstream(vec![vec![long], vec![short]], Duration::ZERO);
         let c = client();
-        let err = c.post(&url, &[], b"").unwrap().read_all(4).unwrap_err();
-        assert!(err.contains("larger than 4 bytes"), "{err}");
-        let err = c.post(&url, &[], b"").unwrap().read_all(100).unwrap_err();
-        assert!(err.contains("before its Content-Length"), "{err}");
+        let err = c
+            .post(&url, &[], b"", KEEP_WAITING)
+            .unwrap()
+            .read_all(4, KEEP_WAITING)
+            .unwrap_err();
+        assert!(err.to_string().contains("larger than 4 bytes"), "{err}");
+        let err = c
+            .post(&url, &[], b"", KEEP_WAITING)
+            .unwrap()
+            .read_all(100, KEEP_WAITING)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("before its Content-Length"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -752,9 +856,9 @@ mod tests {
         let (url, _) = upstream(vec![vec![old]], Duration::from_millis(20));
         assert_eq!(
             client()
-                .post(&url, &[], b"")
+                .post(&url, &[], b"", KEEP_WAITING)
                 .unwrap()
-                .read_all(100)
+                .read_all(100, KEEP_WAITING)
                 .unwrap(),
             b"all of it"
         );
@@ -767,33 +871,101 @@ mod tests {
             "3\r\nc\n\n\r\n",
         ];
         let (url, _) = upstream(vec![vec![events]], Duration::from_millis(600));
-        let mut stream = client().post(&url, &[], b"").unwrap().stream();
+        let mut stream = client()
+            .post(&url, &[], b"", KEEP_WAITING)
+            .unwrap()
+            .stream();
         let start = Instant::now();
-        let Piece::Data(first) = stream.next(start + Duration::from_secs(5)) else {
+        let Piece::Data(first) = stream.next(start + Duration::from_secs(5), KEEP_WAITING) else {
             panic!("no data");
         };
         // Both chunks of the first packet, without waiting for the next.
         assert_eq!(first, b"a\n\nb\n\n");
         assert!(start.elapsed() < Duration::from_millis(500));
-        let piece = stream.next(Instant::now() + Duration::from_millis(100));
+        let piece = stream.next(Instant::now() + Duration::from_millis(100), KEEP_WAITING);
         assert!(matches!(piece, Piece::Timeout), "{piece:?}");
         assert!(start.elapsed() < Duration::from_millis(550));
         assert!(matches!(
-            stream.next(Instant::now() + Duration::from_secs(5)),
+            stream.next(Instant::now() + Duration::from_secs(5), KEEP_WAITING),
             Piece::Timeout
         ));
+    }
+
+    #[test]
+    fn an_answer_within_a_slice_never_asks_whether_it_is_still_wanted() {
+        let sized = vec!["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "ok"];
+        let (url, _) = upstream(vec![vec![sized]], Duration::from_millis(300));
+        // Asking would give the answer up: it arrives whole, so nothing asked.
+        let asked = std::cell::Cell::new(0);
+        let unwanted = || {
+            asked.set(asked.get() + 1);
+            true
+        };
+        let reply = client().post(&url, &[], b"", &unwanted).unwrap();
+        assert_eq!(reply.read_all(10, &unwanted).unwrap(), b"ok");
+        assert_eq!(asked.get(), 0, "a look at the client costs system calls");
+    }
+
+    #[test]
+    fn a_silent_upstream_waits_on_while_its_answer_is_wanted() {
+        let late = vec!["", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"];
+        let (url, _) = upstream(vec![vec![late]], Duration::from_millis(2500));
+        let asked = std::cell::Cell::new(0);
+        let wanted = || {
+            asked.set(asked.get() + 1);
+            false
+        };
+        let reply = client().post(&url, &[], b"", &wanted).unwrap();
+        assert_eq!(reply.read_all(10, &wanted).unwrap(), b"ok");
+        assert!(asked.get() >= 1, "asked after each silent slice");
+    }
+
+    #[test]
+    fn a_wait_given_up_ends_within_a_slice_or_two() {
+        // Silent for 4 s before the head, before the body's rest, before a stream's
+        // first event; the deadline (5 s) is further still.
+        let pause = Duration::from_secs(4);
+        let no_head = vec!["", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"];
+        let half_body = vec!["HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab", "cd"];
+        let no_event = vec![
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "3\r\na\n\n\r\n0\r\n\r\n",
+        ];
+        let script = vec![vec![no_head], vec![half_body], vec![no_event]];
+        let (url, _) = upstream(script, pause);
+        let c = client();
+        let unwanted = || true;
+        let within = |started: Instant| started.elapsed() < Duration::from_millis(3000);
+
+        let started = Instant::now();
+        let err = c.post(&url, &[], b"", &unwanted).unwrap_err();
+        assert_eq!(err, SendError::Abandoned);
+        assert!(within(started), "{:?}", started.elapsed());
+
+        let reply = c.post(&url, &[], b"", KEEP_WAITING).unwrap();
+        let started = Instant::now();
+        assert_eq!(reply.read_all(10, &unwanted), Err(BodyError::Abandoned));
+        assert!(within(started), "{:?}", started.elapsed());
+
+        let mut stream = c.post(&url, &[], b"", KEEP_WAITING).unwrap().stream();
+        let started = Instant::now();
+        let piece = stream.next(started + Duration::from_secs(5), &unwanted);
+        assert!(matches!(piece, Piece::Abandoned), "{piece:?}");
+        assert!(within(started), "{:?}", started.elapsed());
     }
 
     #[test]
     fn answers_that_are_not_http_are_network_errors() {
         let garbage = vec!["SSH-2.0-OpenSSH\r\n\r\n"];
         let (url, _) = upstream(vec![vec![garbage]], Duration::ZERO);
-        let err = client().post(&url, &[], b"").unwrap_err();
+        let err = client().post(&url, &[], b"", KEEP_WAITING).unwrap_err();
         assert_eq!(
             err.to_string(),
             "bad answer: the upstream did not answer in HTTP"
         );
-        let err = client().post("http://127.0.0.1:1/x", &[], b"").unwrap_err();
+        let err = client()
+            .post("http://127.0.0.1:1/x", &[], b"", KEEP_WAITING)
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "connection refused by 127.0.0.1:1 (is the server running?)"
@@ -845,7 +1017,10 @@ mod tests {
                 let _ = stream.flush();
             }
         });
-        let err = client().post(&url, &[], b"").unwrap_err().to_string();
+        let err = client()
+            .post(&url, &[], b"", KEEP_WAITING)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("TLS failed: ") && err.contains("UnknownIssuer"),
             "{err}"

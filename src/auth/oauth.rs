@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::error::Error;
 use crate::log::Secret;
-use crate::upstream::{Client, SendError};
+use crate::upstream::{Client, KEEP_WAITING, SendError};
 
 /// Tokens as a provider returned them, with an absolute expiry.
 #[derive(Clone, PartialEq, Eq)]
@@ -207,13 +207,15 @@ pub fn post(
         ("accept".into(), "application/json".into()),
     ];
     let shown = crate::log::shown_url(url);
-    let reply = client.post(url, &headers, &bytes).map_err(|e| match e {
-        SendError::Network(r) => Error::Auth(format!("cannot reach {shown}: {r}")),
-        SendError::Timeout(_) => Error::Auth(format!("{shown} did not answer in time")),
-    })?;
+    let reply = client
+        .post(url, &headers, &bytes, KEEP_WAITING)
+        .map_err(|e| match e {
+            SendError::Timeout(_) => Error::Auth(format!("{shown} did not answer in time")),
+            e => Error::Auth(format!("cannot reach {shown}: {e}")),
+        })?;
     let status = reply.status;
     let bytes = reply
-        .read_all(1024 * 1024)
+        .read_all(1024 * 1024, KEEP_WAITING)
         .map_err(|e| Error::Auth(format!("reading the answer of {shown}: {e}")))?;
     let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Ok((status, value))

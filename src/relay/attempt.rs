@@ -24,7 +24,7 @@ use crate::protocol::{self, Protocol};
 use crate::registry::Target;
 use crate::stats::{Ended, Tokens, Tried, status_word};
 use crate::sync::Spare;
-use crate::upstream::{self, Reply, SendError};
+use crate::upstream::{self, BodyError, Reply, SendError};
 
 /// At most two attempts of one endpoint fall within this window.
 const SPACING: Duration = Duration::from_millis(1500);
@@ -199,9 +199,11 @@ impl<'a> Run<'a, '_> {
         // stream's head counts against its first-token deadline too.
         let sent = Instant::now();
         let posted = if upstream_stream && call.stream {
-            env.client.post_within(&url, &headers, body, patience)
+            env.client
+                .post_within(&url, &headers, body, patience, upstream::KEEP_WAITING)
         } else {
-            env.client.post(&url, &headers, body)
+            env.client
+                .post(&url, &headers, body, upstream::KEEP_WAITING)
         };
         let mut reply = match posted {
             Ok(r) => r,
@@ -214,7 +216,10 @@ impl<'a> Run<'a, '_> {
                 headers.extend(h.into_inner());
             });
             if fresh.is_ok() {
-                reply = match env.client.post(&url, &headers, body) {
+                reply = match env
+                    .client
+                    .post(&url, &headers, body, upstream::KEEP_WAITING)
+                {
                     Ok(r) => r,
                     Err(e) => return send_failed(&e),
                 };
@@ -245,8 +250,14 @@ impl<'a> Run<'a, '_> {
                 && f.reason == EMPTY_STREAM
                 && ask == Ask::Original
                 && !env.auth.stream_only(provider)
-                && let Some(why) =
-                    upstream::explain_empty_stream(&env.client, &url, &headers, body, patience)
+                && let Some(why) = upstream::explain_empty_stream(
+                    &env.client,
+                    &url,
+                    &headers,
+                    body,
+                    patience,
+                    upstream::KEEP_WAITING,
+                )
             {
                 return upstream_error(self, why);
             }
@@ -330,9 +341,11 @@ impl<'a> Run<'a, '_> {
         let status = reply.status;
         let ct = std::mem::take(&mut reply.content_type);
         let headers = std::mem::take(&mut reply.headers);
-        let bytes = match reply.read_all(settings.limits.max_response_bytes) {
+        let limit = settings.limits.max_response_bytes;
+        let bytes = match reply.read_all(limit, upstream::KEEP_WAITING) {
             Ok(b) => b,
-            Err(reason) => return fail(FailKind::EarlyEnd, reason),
+            Err(BodyError::Failed(reason)) => return fail(FailKind::EarlyEnd, reason),
+            Err(BodyError::Abandoned) => return Outcome::ClientGone,
         };
         // usage (issue 19): read from the end of the body before it goes out.
         let tokens = Tokens::from_answer(target.protocol, &bytes);
@@ -389,12 +402,13 @@ fn same_kind(e: &Error) -> Error {
     }
 }
 
-/// The failure for a request that got no response head.
+/// The failure for a request that got no response head (or the client that left).
 fn send_failed(e: &SendError) -> Outcome {
     match e {
         e if e.dropped() => fail(FailKind::Dropped, e.to_string()),
         SendError::Network(reason) => fail(FailKind::Network, reason.clone()),
         SendError::Timeout(_) => fail(FailKind::Timeout, e.to_string()),
+        SendError::Abandoned => Outcome::ClientGone,
     }
 }
 
@@ -409,7 +423,11 @@ fn upstream_error(run: &Run<'_, '_>, mut reply: Reply) -> Outcome {
         std::mem::take(&mut reply.content_type)
     };
     let limit = run.settings.limits.max_response_bytes.min(1024 * 1024);
-    let bytes = reply.read_all(limit).unwrap_or_default();
+    let bytes = match reply.read_all(limit, upstream::KEEP_WAITING) {
+        Ok(bytes) => bytes,
+        Err(BodyError::Failed(_)) => Vec::new(),
+        Err(BodyError::Abandoned) => return Outcome::ClientGone,
+    };
     let message = protocol::upstream_error_message(&bytes);
     let kind = if (400..500).contains(&status) && context_or_filter(&message, &bytes) {
         FailKind::ContextOrFilter

@@ -347,14 +347,18 @@ pub fn count_tokens(
         }
         let url = format!("{}{path}", target.provider.api_base);
         let body = target.protocol.passthrough_body(call.body, target.model());
-        let Ok(reply) = env.client.post(&url, &headers, &body) else {
+        let Ok(reply) = env
+            .client
+            .post(&url, &headers, &body, upstream::KEEP_WAITING)
+        else {
             continue;
         };
         let status = reply.status;
         if status >= 500 || status == 429 || status == 404 {
             continue;
         }
-        let Ok(bytes) = reply.read_all(settings.limits.max_response_bytes) else {
+        let Ok(bytes) = reply.read_all(settings.limits.max_response_bytes, upstream::KEEP_WAITING)
+        else {
             continue;
         };
         let by = served_by(target, served.attempts);

@@ -20,7 +20,7 @@ use crate::protocol::view::Delta;
 use crate::protocol::{Decoded, Encoder, chat};
 use crate::sse::{self, Event, ServedBy};
 use crate::stats::Tokens;
-use crate::upstream::{Piece, Reply};
+use crate::upstream::{self, Piece, Reply};
 
 /// The client's side of a streamed answer, across the attempts that make it.
 #[derive(Debug)]
@@ -225,7 +225,7 @@ fn relay_events(
     let copied = verbatim && collector.is_none();
 
     loop {
-        let piece = stream.next(deadline);
+        let piece = stream.next(deadline, upstream::KEEP_WAITING);
         let bytes = match piece {
             Piece::Data(b) => b,
             Piece::End if finished => {
@@ -242,6 +242,7 @@ fn relay_events(
                 let ending = splice.encoder.finish();
                 return commit_and_end(out, splice, v, &head, Vec::new(), ending, true);
             }
+            Piece::Abandoned => return Outcome::ClientGone,
             Piece::End | Piece::Broken(_) | Piece::Timeout => {
                 let timed_out = matches!(piece, Piece::Timeout);
                 let reason = match piece {

@@ -1,5 +1,6 @@
 //! One connection to an upstream: where a URL points, connecting (TCP, then TLS for
-//! `https`), reads bounded by a deadline, and the pool of idle connections.
+//! `https`), reads bounded by a deadline and waited for a slice at a time, and the pool
+//! of idle connections.
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
@@ -8,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::SendError;
+use super::{Abandon, SLICE, SendError};
 use crate::sync::lock;
 
 /// How long a looked-up host name's addresses are reused.
@@ -155,18 +156,99 @@ impl Write for Io {
     }
 }
 
+/// The socket under a connection, with how long a read on it may wait.
+struct Socket {
+    io: Io,
+    /// How long one read may wait in all ([`Conn::set_wait`]); zero before it is set.
+    wait: Duration,
+    /// The read timeout last set on the socket, at most a [`SLICE`]: setting it is a
+    /// system call, made only when the value changes.
+    timeout: Option<Duration>,
+}
+
+/// What a read ends with when the answer it waits for is no longer wanted.
+#[derive(Debug)]
+struct Abandoned;
+
+impl std::fmt::Display for Abandoned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the answer is no longer wanted")
+    }
+}
+
+impl std::error::Error for Abandoned {}
+
+/// True when a read ended because its answer is no longer wanted (see [`Abandon`]).
+pub(super) fn abandoned(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Abandoned>())
+}
+
+/// True when a read failed because its timeout expired.
+pub(super) fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+impl Socket {
+    /// Sets the socket's read timeout, when it changes.
+    fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        if self.timeout != Some(timeout) {
+            self.io.tcp().set_read_timeout(Some(timeout))?;
+            self.timeout = Some(timeout);
+        }
+        Ok(())
+    }
+
+    /// Runs `op` (one read, or a TLS handshake's reads) until it is done or `wait` has
+    /// passed, a [`SLICE`] at a time: after each slice without a byte, `abandon` is
+    /// asked whether the answer is still wanted. An answer within the first slice asks
+    /// nothing and sets nothing: the slice is the socket's timeout for every read
+    /// (whose wait is longer), so a reused connection keeps it from request to request.
+    fn sliced<T>(
+        &mut self,
+        abandon: Abandon<'_>,
+        mut op: impl FnMut(&mut Io) -> io::Result<T>,
+    ) -> io::Result<T> {
+        if self.wait.is_zero() {
+            // Never bounded: the socket waits as it was made to.
+            return retry_interrupted(|| op(&mut self.io));
+        }
+        // An earlier wait's last slice may have been shorter.
+        self.set_timeout(self.wait.min(SLICE))?;
+        let mut until = None;
+        loop {
+            match op(&mut self.io) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_timeout(&e) && self.wait > SLICE => {
+                    let now = Instant::now();
+                    // The first timeout comes after a whole slice.
+                    let until = *until.get_or_insert(now + (self.wait - SLICE));
+                    let left = until.saturating_duration_since(now);
+                    if left < Duration::from_millis(1) {
+                        return Err(e);
+                    }
+                    if abandon() {
+                        return Err(io::Error::other(Abandoned));
+                    }
+                    self.set_timeout(left.min(SLICE))?;
+                }
+                done => return done,
+            }
+        }
+    }
+}
+
 /// One open connection with its input buffer.
 pub(super) struct Conn {
-    io: Io,
+    sock: Socket,
     /// The origin it is connected to ([`Target::origin`]), the pool's key.
     origin: String,
     /// Bytes read and not used yet are `buf[at..end]`.
     buf: Vec<u8>,
     at: usize,
     end: usize,
-    /// The read timeout last set on the socket: setting it is a system call, made only
-    /// when the value changes.
-    timeout: Option<Duration>,
 }
 
 impl Conn {
@@ -217,30 +299,40 @@ impl Conn {
             Io::Tcp(tcp)
         };
         Ok(Conn {
-            io,
+            sock: Socket {
+                io,
+                wait: Duration::ZERO,
+                timeout: None,
+            },
             origin: target.origin.to_string(),
             buf: Vec::new(),
             at: 0,
             end: 0,
-            timeout: None,
         })
     }
 
-    /// Sends `bytes` whole.
-    pub(super) fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.io.write_all(bytes)?;
-        self.io.flush()
+    /// Sends `bytes` whole. A new TLS connection shakes hands first, as rustls's first
+    /// write would, but with the handshake's reads waited for as an answer's are: up to
+    /// the whole wait, asking `abandon` after each slice (inside the write they would
+    /// get one slice, the socket's timeout).
+    pub(super) fn send(&mut self, bytes: &[u8], abandon: Abandon<'_>) -> io::Result<()> {
+        if let Io::Tls(tls) = &self.sock.io
+            && tls.conn.is_handshaking()
+        {
+            self.sock.sliced(abandon, |io| match io {
+                Io::Tls(tls) => tls.conn.complete_io(&mut tls.sock).map(drop),
+                Io::Tcp(_) => Ok(()),
+            })?;
+        }
+        self.sock.io.write_all(bytes)?;
+        self.sock.io.flush()
     }
 
     /// Bounds each following read by `wait`.
     pub(super) fn set_wait(&mut self, wait: Duration) -> io::Result<()> {
         // Zero would mean "no timeout" to the socket.
-        let wait = wait.max(Duration::from_millis(1));
-        if self.timeout != Some(wait) {
-            self.io.tcp().set_read_timeout(Some(wait))?;
-            self.timeout = Some(wait);
-        }
-        Ok(())
+        self.sock.wait = wait.max(Duration::from_millis(1));
+        self.sock.set_timeout(self.sock.wait.min(SLICE))
     }
 
     /// Bounds each following read by what is left until `deadline`, rounded up to whole
@@ -269,7 +361,7 @@ impl Conn {
 
     /// Reads more into the buffer (growing it up to `cap` when it is full); 0 at the
     /// connection's end.
-    pub(super) fn fill(&mut self, cap: usize) -> io::Result<usize> {
+    pub(super) fn fill(&mut self, cap: usize, abandon: Abandon<'_>) -> io::Result<usize> {
         if self.buf.is_empty() {
             self.buf.resize(BUF_SIZE, 0);
         }
@@ -284,13 +376,15 @@ impl Conn {
                 return Err(io::Error::other("the buffer is full"));
             }
         }
-        let n = retry_interrupted(|| self.io.read(&mut self.buf[self.end..]))?;
+        let n = self
+            .sock
+            .sliced(abandon, |io| io.read(&mut self.buf[self.end..]))?;
         self.end += n;
         Ok(n)
     }
 
     /// Reads into `out`, from the buffer first, else straight from the socket.
-    pub(super) fn read_into(&mut self, out: &mut [u8]) -> io::Result<usize> {
+    pub(super) fn read_into(&mut self, out: &mut [u8], abandon: Abandon<'_>) -> io::Result<usize> {
         let have = self.buffered();
         if !have.is_empty() {
             let n = have.len().min(out.len());
@@ -298,7 +392,7 @@ impl Conn {
             self.consume(n);
             return Ok(n);
         }
-        retry_interrupted(|| self.io.read(out))
+        self.sock.sliced(abandon, |io| io.read(out))
     }
 
     /// Frees the input buffer while the connection waits in the pool, when it grew
@@ -311,7 +405,7 @@ impl Conn {
 }
 
 /// `f`, again while it is interrupted by a signal.
-fn retry_interrupted(mut f: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
+fn retry_interrupted<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     loop {
         match f() {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Client, Header, Reply};
+use super::{Abandon, Client, Header, Reply};
 
 /// The most bytes of the second answer read.
 const LIMIT: u64 = 1024 * 1024;
@@ -19,13 +19,15 @@ const LIMIT: u64 = 1024 * 1024;
 /// upstream errors are), naming the prompt's size and the window when the source said
 /// them. `None` for anything else: the empty stream then stays an early end. The answer's
 /// head is awaited only `within` (the attempt's own patience), so a source that is
-/// merely slow does not hold up failover.
+/// merely slow does not hold up failover, and a long wait asks `abandon` whether to
+/// give up.
 pub fn explain_empty_stream(
     client: &Client,
     url: &str,
     headers: &[Header],
     body: &[u8],
     within: Duration,
+    abandon: Abandon<'_>,
 ) -> Option<Reply> {
     let mut v: Value = serde_json::from_slice(body).ok()?;
     let obj = v.as_object_mut()?;
@@ -52,12 +54,14 @@ pub fn explain_empty_stream(
         .filter(|(n, _)| !n.eq_ignore_ascii_case("accept"))
         .cloned()
         .collect();
-    let reply = client.post_within(url, &headers, &bytes, within).ok()?;
+    let reply = client
+        .post_within(url, &headers, &bytes, within, abandon)
+        .ok()?;
     if (200..300).contains(&reply.status) {
         return None;
     }
     let (passed, retry_after) = (reply.headers.clone(), reply.retry_after);
-    let answer = reply.read_all(LIMIT).ok()?;
+    let answer = reply.read_all(LIMIT, abandon).ok()?;
     // Only a context-window error explains an empty stream: any other error may be about
     // the changes made for this second ask (a model that refuses `max_tokens`), so the
     // empty stream stays what it was.

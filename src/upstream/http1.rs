@@ -6,8 +6,8 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::Header;
 use super::conn::{Conn, MAX_HEAD, Pool, Target};
+use super::{Abandon, Header, KEEP_WAITING};
 use crate::log::decimal;
 
 /// The longest chunk-size or trailer line accepted.
@@ -82,10 +82,12 @@ pub(super) struct Head {
 
 /// Reads one response head (skipping `1xx` interim ones) from `conn`, calling `header`
 /// with each header's name and value; the connection's read timeout must be set, and
-/// with `by` each read waits only what is left until then.
+/// with `by` each read waits only what is left until then. A long wait asks `abandon`
+/// whether to give up.
 pub(super) fn read_head(
     conn: &mut Conn,
     by: Option<Instant>,
+    abandon: Abandon<'_>,
     mut header: impl FnMut(&str, &str),
 ) -> io::Result<Head> {
     loop {
@@ -99,7 +101,7 @@ pub(super) fn read_head(
             if let Some(by) = by {
                 conn.set_deadline(by)?;
             }
-            if conn.fill(MAX_HEAD + 4)? == 0 {
+            if conn.fill(MAX_HEAD + 4, abandon)? == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "connection closed before a response",
@@ -351,18 +353,25 @@ impl Body {
         self.conn.as_mut()
     }
 
-    /// Reads body bytes into `out`; 0 at the body's end.
-    pub(super) fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        Ok(self.read_or_not(out, true)?.unwrap_or(0))
+    /// Reads body bytes into `out`; 0 at the body's end. A long wait asks `abandon`
+    /// whether to give up.
+    pub(super) fn read(&mut self, out: &mut [u8], abandon: Abandon<'_>) -> io::Result<usize> {
+        Ok(self.read_or_not(out, Some(abandon))?.unwrap_or(0))
     }
 
     /// Reads body bytes into `out` only as far as they are already buffered (chunk
     /// boundaries included); None when more would mean waiting on the network.
     pub(super) fn read_buffered(&mut self, out: &mut [u8]) -> io::Result<Option<usize>> {
-        self.read_or_not(out, false)
+        self.read_or_not(out, None)
     }
 
-    fn read_or_not(&mut self, out: &mut [u8], wait: bool) -> io::Result<Option<usize>> {
+    /// Reads; waits on the network only when given `wait`, which a long wait asks
+    /// whether to give up.
+    fn read_or_not(
+        &mut self,
+        out: &mut [u8],
+        wait: Option<Abandon<'_>>,
+    ) -> io::Result<Option<usize>> {
         if out.is_empty() {
             return Ok(Some(0));
         }
@@ -374,18 +383,22 @@ impl Body {
                     self.finish();
                 }
             }
-            // A connection that broke or timed out mid-body cannot carry another request.
+            // A connection that broke, timed out or was given up mid-body cannot carry
+            // another request.
             Err(_) => self.conn = None,
         }
         result
     }
 
-    /// One read, per framing; None when `wait` is false and the next step needs the
-    /// network.
-    fn step(&mut self, out: &mut [u8], wait: bool) -> io::Result<Option<usize>> {
+    /// One read, per framing; None when `wait` is not given and the next step needs
+    /// the network.
+    fn step(&mut self, out: &mut [u8], wait: Option<Abandon<'_>>) -> io::Result<Option<usize>> {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(Some(0));
         };
+        // Only the buffer is read when there is no waiting.
+        let abandon = wait.unwrap_or(KEEP_WAITING);
+        let wait = wait.is_some();
         loop {
             let empty = conn.buffered().is_empty();
             match self.framing {
@@ -396,7 +409,7 @@ impl Body {
                     return Ok(None);
                 }
                 Framing::Length(left) => {
-                    let n = conn.read_into(cap(out, left))?;
+                    let n = conn.read_into(cap(out, left), abandon)?;
                     if n == 0 {
                         return Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -406,9 +419,9 @@ impl Body {
                     self.framing = Framing::Length(left - n as u64);
                     return Ok(Some(n));
                 }
-                Framing::Close => return conn.read_into(out).map(Some),
+                Framing::Close => return conn.read_into(out, abandon).map(Some),
                 Framing::Chunked(Chunk::Data(left)) => {
-                    let n = conn.read_into(cap(out, left))?;
+                    let n = conn.read_into(cap(out, left), abandon)?;
                     if n == 0 {
                         return Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -424,7 +437,7 @@ impl Body {
                     return Ok(Some(n));
                 }
                 Framing::Chunked(state) => {
-                    let next = read_line(conn, wait, |line| -> io::Result<_> {
+                    let next = read_line(conn, wait, abandon, |line| -> io::Result<_> {
                         Ok(match state {
                             Chunk::Size => match parse_chunk_size(line)? {
                                 0 => Some(Chunk::Trailer),
@@ -471,6 +484,7 @@ fn cap(out: &mut [u8], left: u64) -> &mut [u8] {
 fn read_line<T>(
     conn: &mut Conn,
     wait: bool,
+    abandon: Abandon<'_>,
     f: impl FnOnce(&[u8]) -> io::Result<T>,
 ) -> io::Result<Option<T>> {
     loop {
@@ -486,7 +500,7 @@ fn read_line<T>(
         if conn.buffered().len() > MAX_LINE {
             return Err(invalid("a chunk line is too long"));
         }
-        if conn.fill(MAX_LINE + 2)? == 0 {
+        if conn.fill(MAX_LINE + 2, abandon)? == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the body ended before its last chunk",
