@@ -256,7 +256,8 @@ impl<W: Write> ClientWriter<W> {
     }
 
     /// True when the client is known to have left (a write would also tell, but only
-    /// once something can be written: not while a retry waits before the status line).
+    /// once something can be written: not while a retry waits before the status line,
+    /// nor while an upstream's answer is awaited).
     pub fn client_gone(&self) -> bool {
         self.probe.as_ref().is_some_and(Probe::gone)
     }

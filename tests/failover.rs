@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::answer::{self, Fault};
+use crate::support::proxy::logged_ms;
 use crate::support::upstream::{chat_answer, chat_events};
 use crate::support::wire::Wire;
 use crate::support::{MockUpstream, Proxy, Reply, assert_text, wait_until};
@@ -964,6 +965,64 @@ fn a_client_that_leaves_during_a_retry_wait_stops_everything() {
         (1, 0),
         "nothing asked after it left"
     );
+}
+
+#[test]
+fn a_client_that_leaves_while_a_whole_answer_is_awaited_stops_the_wait() {
+    // Not streamed, and the upstream silent for 8 s; first_byte_secs at its default
+    // (300 s). The client gives up long before.
+    let delay = Duration::from_secs(8);
+    let up = MockUpstream::always(Reply::Hang(delay));
+    let p = Proxy::start(&format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    ));
+    let conn = p.send_only(
+        "/v1/chat/completions",
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert!(wait_until(Duration::from_secs(5), || up.count() == 1));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(conn);
+    let line = p.wait_log("status=499");
+    let total = logged_ms(&line, "total_ms");
+    assert!(
+        total < 5000.0,
+        "{total} ms, the upstream's delay is {delay:?}: {line}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || up.hung_up().len() == 1),
+        "the upstream connection is closed, not kept for its answer"
+    );
+}
+
+#[test]
+fn a_client_that_leaves_while_the_first_endpoint_is_silent_stops_everything() {
+    // `a` holds back even its head for 8 s and may take 6 s to its first token; the
+    // client gives up long before, and `b` is never asked.
+    let a = MockUpstream::always(Reply::Hang(Duration::from_secs(8)));
+    let b = healthy("b");
+    let yaml = bench(&a, &b, "")
+        .replace("first_byte_secs: 2", "first_byte_secs: 10")
+        .replace("first_token_secs: 1", "first_token_secs: 6");
+    let p = Proxy::start(&yaml);
+    let conn = p.send_only(
+        "/v1/chat/completions",
+        json!({"model": "smart", "stream": true, "messages": []}),
+    );
+    assert!(wait_until(Duration::from_secs(5), || a.count() == 1));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(conn);
+    let line = p.wait_log("status=499");
+    let total = logged_ms(&line, "total_ms");
+    assert!(total < 4500.0, "{total} ms, a's deadline is 6 s: {line}");
+    assert!(line.contains("attempts=1"), "{line}");
+    assert!(
+        wait_until(Duration::from_secs(2), || a.hung_up().len() == 1),
+        "a's connection is closed"
+    );
+    // The request is over (its line is logged): nothing more will be asked.
+    assert_eq!((a.count(), b.count()), (1, 0), "b is never asked");
 }
 
 #[test]

@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::support::proxy::logged_ms;
 use crate::support::upstream::chat_events;
-use crate::support::{MockUpstream, Proxy, Reply};
+use crate::support::{MockUpstream, Proxy, Reply, wait_until};
 
 fn config(up: &MockUpstream) -> String {
     format!(
@@ -64,6 +65,37 @@ fn client_disconnect_stops_the_upstream_read() {
     // The request ends long before the 4 s the full stream would take.
     let line = p.wait_log("served_by=local:m");
     assert!(line.contains("status=499"), "{line}");
+}
+
+#[test]
+fn a_client_that_leaves_before_the_first_event_stops_the_wait_for_it() {
+    // A local model loading: the head at once, the first event only after 8 s, and
+    // first_byte_secs at its default (300 s). The client gives up long before.
+    let delay = Duration::from_secs(8);
+    let up = MockUpstream::always(Reply::SseSlowFirst(
+        delay,
+        chat_events(2, true),
+        Duration::ZERO,
+    ));
+    let p = Proxy::start(&config(&up));
+    let conn = p.send_only(
+        "/v1/chat/completions",
+        json!({"model": "m", "stream": true, "messages": []}),
+    );
+    assert!(wait_until(Duration::from_secs(5), || up.count() == 1));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(conn);
+    let line = p.wait_log("status=499");
+    // Noticed within about a second of leaving, not when the first event came.
+    let total = logged_ms(&line, "total_ms");
+    assert!(
+        total < 5000.0,
+        "{total} ms, the upstream's delay is {delay:?}: {line}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || up.hung_up().len() == 1),
+        "the upstream connection is closed, not kept for the rest of its answer"
+    );
 }
 
 #[test]

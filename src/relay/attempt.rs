@@ -6,7 +6,9 @@
 //! cools the endpoint down for that long); without one the pause is a jittered
 //! exponential backoff from `failover.backoff_ms`. Whatever the settings, one endpoint
 //! is never asked more than twice within 1.5 s, and a client that leaves during a
-//! pause stops everything.
+//! pause stops everything; so does one that leaves while an answer is awaited (its
+//! head, its first event, a whole body), noticed after the upstream's first silent
+//! second (`upstream::Abandon`).
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -198,12 +200,12 @@ impl<'a> Run<'a, '_> {
         // Deadlines are per attempt: an earlier endpoint's wait does not count. A
         // stream's head counts against its first-token deadline too.
         let sent = Instant::now();
+        let gone = || self.out.client_gone();
         let posted = if upstream_stream && call.stream {
             env.client
-                .post_within(&url, &headers, body, patience, upstream::KEEP_WAITING)
+                .post_within(&url, &headers, body, patience, &gone)
         } else {
-            env.client
-                .post(&url, &headers, body, upstream::KEEP_WAITING)
+            env.client.post(&url, &headers, body, &gone)
         };
         let mut reply = match posted {
             Ok(r) => r,
@@ -216,10 +218,7 @@ impl<'a> Run<'a, '_> {
                 headers.extend(h.into_inner());
             });
             if fresh.is_ok() {
-                reply = match env
-                    .client
-                    .post(&url, &headers, body, upstream::KEEP_WAITING)
-                {
+                reply = match env.client.post(&url, &headers, body, &gone) {
                     Ok(r) => r,
                     Err(e) => return send_failed(&e),
                 };
@@ -256,7 +255,7 @@ impl<'a> Run<'a, '_> {
                     &headers,
                     body,
                     patience,
-                    upstream::KEEP_WAITING,
+                    &|| self.out.client_gone(),
                 )
             {
                 return upstream_error(self, why);
@@ -342,7 +341,7 @@ impl<'a> Run<'a, '_> {
         let ct = std::mem::take(&mut reply.content_type);
         let headers = std::mem::take(&mut reply.headers);
         let limit = settings.limits.max_response_bytes;
-        let bytes = match reply.read_all(limit, upstream::KEEP_WAITING) {
+        let bytes = match reply.read_all(limit, &|| self.out.client_gone()) {
             Ok(b) => b,
             Err(BodyError::Failed(reason)) => return fail(FailKind::EarlyEnd, reason),
             Err(BodyError::Abandoned) => return Outcome::ClientGone,
@@ -423,7 +422,7 @@ fn upstream_error(run: &Run<'_, '_>, mut reply: Reply) -> Outcome {
         std::mem::take(&mut reply.content_type)
     };
     let limit = run.settings.limits.max_response_bytes.min(1024 * 1024);
-    let bytes = match reply.read_all(limit, upstream::KEEP_WAITING) {
+    let bytes = match reply.read_all(limit, &|| run.out.client_gone()) {
         Ok(bytes) => bytes,
         Err(BodyError::Failed(_)) => Vec::new(),
         Err(BodyError::Abandoned) => return Outcome::ClientGone,

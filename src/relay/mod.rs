@@ -156,7 +156,8 @@ enum Step {
 /// the step is taken. A malformed request is found while its body is made, before any
 /// endpoint is asked (`Outcome::Invalid`), so it never reaches this table. After
 /// content has gone to the client a failure is a break, for `rescue.rs`. A client that
-/// disconnects stops everything.
+/// disconnects stops everything: found by a write, in a retry's pause, or after a
+/// second of an upstream's silence while its answer is awaited (`upstream::Abandon`).
 fn next_step(kind: FailKind) -> Step {
     match kind {
         FailKind::Status(408 | 429) | FailKind::Status(500..=599) => Step::Next { cool: true },
@@ -347,19 +348,20 @@ pub fn count_tokens(
         }
         let url = format!("{}{path}", target.provider.api_base);
         let body = target.protocol.passthrough_body(call.body, target.model());
-        let Ok(reply) = env
-            .client
-            .post(&url, &headers, &body, upstream::KEEP_WAITING)
-        else {
-            continue;
+        let gone = || out.client_gone();
+        let reply = match env.client.post(&url, &headers, &body, &gone) {
+            Ok(reply) => reply,
+            Err(upstream::SendError::Abandoned) => return client_left(served),
+            Err(_) => continue,
         };
         let status = reply.status;
         if status >= 500 || status == 429 || status == 404 {
             continue;
         }
-        let Ok(bytes) = reply.read_all(settings.limits.max_response_bytes, upstream::KEEP_WAITING)
-        else {
-            continue;
+        let bytes = match reply.read_all(settings.limits.max_response_bytes, &gone) {
+            Ok(bytes) => bytes,
+            Err(upstream::BodyError::Abandoned) => return client_left(served),
+            Err(_) => continue,
         };
         let by = served_by(target, served.attempts);
         let _ = out.respond_served(status, "application/json", &[], Some(by), &bytes);
@@ -377,6 +379,12 @@ pub fn count_tokens(
         estimate.to_string().as_bytes(),
     );
     served.status = 200;
+    served
+}
+
+/// What is logged of a request whose client left before its answer.
+fn client_left(mut served: Served) -> Served {
+    served.status = 499;
     served
 }
 

@@ -20,7 +20,7 @@ use crate::protocol::view::Delta;
 use crate::protocol::{Decoded, Encoder, chat};
 use crate::sse::{self, Event, ServedBy};
 use crate::stats::Tokens;
-use crate::upstream::{self, Piece, Reply};
+use crate::upstream::{Piece, Reply};
 
 /// The client's side of a streamed answer, across the attempts that make it.
 #[derive(Debug)]
@@ -225,7 +225,7 @@ fn relay_events(
     let copied = verbatim && collector.is_none();
 
     loop {
-        let piece = stream.next(deadline, upstream::KEEP_WAITING);
+        let piece = stream.next(deadline, &|| out.client_gone());
         let bytes = match piece {
             Piece::Data(b) => b,
             Piece::End if finished => {

@@ -185,7 +185,8 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
     };
     let probe = req.client_probe();
     let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
-    // A retry's pause looks whether the client left (see relay/attempt.rs).
+    // A retry's pause, and a long wait on an upstream's answer, look whether the client
+    // left (see relay/attempt.rs).
     out.set_probe(probe);
     let result = catch_unwind(AssertUnwindSafe(|| match prepared {
         Prepared::Fail(err) => {
