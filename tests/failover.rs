@@ -1026,6 +1026,33 @@ fn a_client_that_leaves_while_the_first_endpoint_is_silent_stops_everything() {
 }
 
 #[test]
+fn a_client_that_leaves_while_an_empty_stream_is_explained_cools_nothing_down() {
+    // `a`'s stream ends before its first event; asked again unstreamed to learn why, it
+    // is silent. The client gives up meanwhile: that is not `a`'s failure.
+    let a = MockUpstream::numbered(|n, req| match n {
+        0 => Reply::SseEmpty,
+        1 => Reply::Hang(Duration::from_secs(8)),
+        _ => answer::reply(Wire::Chat, req, "a", Fault::None),
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&bench(&a, &b, "").replace("first_token_secs: 1", "first_token_secs: 6"));
+    let conn = p.send_only(
+        "/v1/chat/completions",
+        json!({"model": "smart", "stream": true, "messages": []}),
+    );
+    assert!(wait_until(Duration::from_secs(5), || a.count() == 2));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(conn);
+    let line = p.wait_log("status=499");
+    assert!(logged_ms(&line, "total_ms") < 4500.0, "{line}");
+    assert_eq!(b.count(), 0, "b is never asked");
+    // `a` was not cooled down: the next request is its again.
+    let s = ask_smart(&p);
+    assert_whole(&s);
+    assert_eq!(s.header("x-routeplane-provider"), Some("a"));
+}
+
+#[test]
 fn a_healthy_streams_first_content_is_not_delayed() {
     // The first content comes 400 ms after the head; the client has it then, not later.
     let a = MockUpstream::start(|req| {

@@ -249,16 +249,21 @@ impl<'a> Run<'a, '_> {
                 && f.reason == EMPTY_STREAM
                 && ask == Ask::Original
                 && !env.auth.stream_only(provider)
-                && let Some(why) = upstream::explain_empty_stream(
+            {
+                let gone = || self.out.client_gone();
+                match upstream::explain_empty_stream(
                     &env.client,
                     &url,
                     &headers,
                     body,
                     patience,
-                    &|| self.out.client_gone(),
-                )
-            {
-                return upstream_error(self, why);
+                    &gone,
+                ) {
+                    Ok(Some(why)) => return upstream_error(self, why),
+                    Ok(None) => {}
+                    // The client left: not the source's failure, to cool it down for.
+                    Err(_) => return Outcome::ClientGone,
+                }
             }
             outcome
         } else if ask == Ask::Continue {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Abandon, Client, Header, Reply};
+use super::{Abandon, BodyError, Client, Header, Reply, SendError};
 
 /// The most bytes of the second answer read.
 const LIMIT: u64 = 1024 * 1024;
@@ -19,8 +19,8 @@ const LIMIT: u64 = 1024 * 1024;
 /// upstream errors are), naming the prompt's size and the window when the source said
 /// them. `None` for anything else: the empty stream then stays an early end. The answer's
 /// head is awaited only `within` (the attempt's own patience), so a source that is
-/// merely slow does not hold up failover, and a long wait asks `abandon` whether to
-/// give up.
+/// merely slow does not hold up failover. A long wait asks `abandon` whether to give
+/// up, and a wait given up is `Err(SendError::Abandoned)`: no fault of the source's.
 pub fn explain_empty_stream(
     client: &Client,
     url: &str,
@@ -28,9 +28,45 @@ pub fn explain_empty_stream(
     body: &[u8],
     within: Duration,
     abandon: Abandon<'_>,
-) -> Option<Reply> {
-    let mut v: Value = serde_json::from_slice(body).ok()?;
-    let obj = v.as_object_mut()?;
+) -> Result<Option<Reply>, SendError> {
+    let reply = match ask_unstreamed(client, url, headers, body, within, abandon) {
+        Err(SendError::Abandoned) => return Err(SendError::Abandoned),
+        Err(_) => return Ok(None),
+        Ok(reply) => reply,
+    };
+    if (200..300).contains(&reply.status) {
+        return Ok(None);
+    }
+    let (passed, retry_after) = (reply.headers.clone(), reply.retry_after);
+    let answer = match reply.read_all(LIMIT, abandon) {
+        Ok(answer) => answer,
+        Err(BodyError::Abandoned) => return Err(SendError::Abandoned),
+        Err(BodyError::Failed(_)) => return Ok(None),
+    };
+    // Only a context-window error explains an empty stream: any other error may be about
+    // the changes made for this second ask (a model that refuses `max_tokens`), so the
+    // empty stream stays what it was.
+    Ok(context_error(&answer).map(|normal| Reply {
+        status: 400,
+        content_type: "application/json".into(),
+        headers: passed,
+        retry_after,
+        body: super::Source::Bytes(normal),
+    }))
+}
+
+/// Sends `body` again without streaming (and asking for next to no answer).
+fn ask_unstreamed(
+    client: &Client,
+    url: &str,
+    headers: &[Header],
+    body: &[u8],
+    within: Duration,
+    abandon: Abandon<'_>,
+) -> Result<Reply, SendError> {
+    let not_json = || SendError::Network("the request is not a JSON object".into());
+    let mut v: Value = serde_json::from_slice(body).map_err(|_| not_json())?;
+    let obj = v.as_object_mut().ok_or_else(not_json)?;
     obj.insert("stream".into(), Value::Bool(false));
     obj.remove("stream_options");
     // The prompt is what is in question, not the answer: ask for (almost) none of it.
@@ -48,31 +84,13 @@ pub fn explain_empty_stream(
     if !capped && url.ends_with("/chat/completions") {
         obj.insert("max_tokens".into(), json!(1));
     }
-    let bytes = serde_json::to_vec(&v).ok()?;
+    let bytes = serde_json::to_vec(&v).map_err(|_| not_json())?;
     let headers: Vec<Header> = headers
         .iter()
         .filter(|(n, _)| !n.eq_ignore_ascii_case("accept"))
         .cloned()
         .collect();
-    let reply = client
-        .post_within(url, &headers, &bytes, within, abandon)
-        .ok()?;
-    if (200..300).contains(&reply.status) {
-        return None;
-    }
-    let (passed, retry_after) = (reply.headers.clone(), reply.retry_after);
-    let answer = reply.read_all(LIMIT, abandon).ok()?;
-    // Only a context-window error explains an empty stream: any other error may be about
-    // the changes made for this second ask (a model that refuses `max_tokens`), so the
-    // empty stream stays what it was.
-    let normal = context_error(&answer)?;
-    Some(Reply {
-        status: 400,
-        content_type: "application/json".into(),
-        headers: passed,
-        retry_after,
-        body: super::Source::Bytes(normal),
-    })
+    client.post_within(url, &headers, &bytes, within, abandon)
 }
 
 /// An error body that says the prompt does not fit, rewritten as OpenAI's
