@@ -449,7 +449,11 @@ fn exhausted(
                 };
                 // A source that did not answer in time is a gateway timeout, not a bad
                 // answer: clients and dashboards tell the two apart.
-                let status = if f.kind == FailKind::Timeout { 504 } else { 502 };
+                let status = if f.kind == FailKind::Timeout {
+                    504
+                } else {
+                    502
+                };
                 respond_error(call.inbound, status, &err.to_string(), &[], out);
                 status
             }
