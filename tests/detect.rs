@@ -24,6 +24,28 @@ fn ollama(models: &'static [&'static str]) -> impl Fn(&Recorded) -> Reply + Send
     }
 }
 
+#[test]
+fn an_ollama_without_its_native_listing_is_asked_the_openai_one() {
+    // A server on Ollama's port that is not Ollama (or an Ollama behind a proxy that
+    // passes only `/v1`): `/api/tags` fails, `/v1/models` lists.
+    let serve = ollama(&["qwen2:7b"]);
+    let up = MockUpstream::start(move |req| match req.path.as_str() {
+        "/api/tags" => Reply::json(404, json!({"error": "not found"})),
+        _ => serve(req),
+    });
+    let p = Proxy::start(&format!(
+        "providers:\n  ollama:\n    api_base: {}\n",
+        up.url()
+    ));
+    p.wait_log("source ollama is up (1 model)");
+    let resp = ask(&p, "qwen2:7b");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("ollama"));
+    let paths: Vec<String> = up.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(paths.contains(&"/api/tags".to_string()), "{paths:?}");
+    assert!(paths.contains(&"/v1/models".to_string()), "{paths:?}");
+}
+
 fn ask(p: &Proxy, model: &str) -> crate::support::proxy::Resp {
     p.post(
         "/v1/chat/completions",
