@@ -487,3 +487,19 @@ fn a_gemini_stream_names_the_model_that_answered() {
     assert!(!models.is_empty());
     assert!(models.iter().all(|m| m == answered), "{models:?}");
 }
+
+#[test]
+fn an_upstreams_error_code_reaches_a_client_of_another_openai_shape() {
+    // A Responses client of a chat source: the body is translated, and OpenAI's code
+    // (which SDKs and Codex read) goes with the message.
+    let refused = r#"{"error":{"message":"temperature is out of range","type":"invalid_request_error","param":"temperature","code":"invalid_value"}}"#;
+    let (_mock, p) = setup(Wire::Chat, Reply::Json(400, refused.into()));
+    let resp = p.post(
+        &Wire::Responses.url("m", false),
+        Wire::Responses.request("m", false, false),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    let v = resp.json();
+    assert_eq!(v["error"]["code"], "invalid_value", "{v}");
+    assert_eq!(v["error"]["message"], "temperature is out of range");
+}

@@ -344,6 +344,15 @@ pub fn upstream_error_message(body: &[u8]) -> String {
     text.chars().take(500).collect()
 }
 
+/// An upstream error body's OpenAI `code` (`invalid_value`, `context_length_exceeded`…),
+/// for an OpenAI-shaped client whose source spoke another protocol than its own; the
+/// other shapes have no such field. `None` when the body has none.
+pub fn upstream_error_code(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let code = &v["error"]["code"];
+    code.as_str().map(str::to_string).filter(|c| !c.is_empty())
+}
+
 /// A stream decoder for one upstream protocol: upstream events in, hub chunks out.
 #[derive(Debug)]
 pub enum Decoder {

@@ -413,9 +413,13 @@ fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
             let _ = out.respond(400, "application/json", &f.headers, &body);
             return 400;
         }
+        // Translated: the message, and OpenAI's code when the upstream gave one (a
+        // Responses client of a chat source reads the same codes).
         Some((bytes, _)) => {
             let msg = protocol::upstream_error_message(bytes);
-            respond_error(call.inbound, status, &msg, &f.headers, out);
+            let code = protocol::upstream_error_code(bytes);
+            let body = call.inbound.error_body_coded(status, &msg, code.as_deref());
+            let _ = out.respond(status, "application/json", &f.headers, &body);
         }
         None => respond_error(call.inbound, status, &f.reason, &f.headers, out),
     }
