@@ -1129,6 +1129,9 @@ fn a_prompt_too_long_for_the_last_endpoint_is_a_400_in_the_clients_words() {
             Wire::Gemini => assert_eq!(v["error"]["status"], "INVALID_ARGUMENT"),
         }
     }
+    // The log names the overflow as such, not as a filter.
+    let line = p.wait_log("b:m→400:context");
+    assert!(line.contains(" status=400 "), "{line}");
 }
 
 #[test]

@@ -197,21 +197,14 @@ impl Protocol {
     /// Anthropic's "prompt is too long" (Claude Code compacts on it), Google's
     /// `INVALID_ARGUMENT`.
     pub fn context_error_body(self, message: &str) -> Vec<u8> {
-        let body = match self {
-            Protocol::Chat | Protocol::Responses => {
-                let mut v = chat::error_json(400, message);
-                v["error"]["code"] = json!("context_length_exceeded");
-                v
+        const ANTHROPIC: &str = "prompt is too long";
+        let message = match self {
+            Protocol::Anthropic if !message.to_ascii_lowercase().contains(ANTHROPIC) => {
+                Cow::Owned(format!("{ANTHROPIC}: {message}"))
             }
-            Protocol::Anthropic if message.to_ascii_lowercase().contains("prompt is too long") => {
-                anthropic::error_json(400, message)
-            }
-            Protocol::Anthropic => {
-                anthropic::error_json(400, &format!("prompt is too long: {message}"))
-            }
-            Protocol::Gemini => gemini::error_json(400, message),
+            _ => Cow::Borrowed(message),
         };
-        body.to_string().into_bytes()
+        self.error_body_coded(400, &message, Some("context_length_exceeded"))
     }
 
     /// Client request (this protocol) → hub chat request. `stream` is whether the

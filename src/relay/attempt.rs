@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::stream::relay_stream;
-use super::{
-    EMPTY_STREAM, FailKind, Failure, Outcome, Run, context_or_filter, fail, rescue, served_by,
-};
+use super::{EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, rescue, served_by, unfit};
 use crate::error::Error;
 use crate::protocol::{self, Protocol};
 use crate::registry::Target;
@@ -361,17 +359,17 @@ impl<'a> Run<'a, '_> {
             match translated {
                 Ok(v) => v.to_string().into_bytes(),
                 // A Gemini safety block arrives as a 200 with nothing in it.
-                Err(e) if context_or_filter(&e.to_string(), b"") => {
-                    return fail(FailKind::ContextOrFilter, e.to_string());
+                Err(e) => {
+                    let reason = e.to_string();
+                    return fail(unfit(&reason, b"").unwrap_or(FailKind::EarlyEnd), reason);
                 }
-                Err(e) => return fail(FailKind::EarlyEnd, e.to_string()),
             }
         } else {
             if bytes.is_empty() {
                 return fail(FailKind::EarlyEnd, "upstream answered with an empty body");
             }
             if let Some(reason) = target.protocol.blocked_answer(&bytes) {
-                return fail(FailKind::ContextOrFilter, reason);
+                return fail(FailKind::Filter, reason);
             }
             bytes
         };
@@ -433,10 +431,9 @@ fn upstream_error(run: &Run<'_, '_>, mut reply: Reply) -> Outcome {
         Err(BodyError::Abandoned) => return Outcome::ClientGone,
     };
     let message = protocol::upstream_error_message(&bytes);
-    let kind = if (400..500).contains(&status) && context_or_filter(&message, &bytes) {
-        FailKind::ContextOrFilter
-    } else {
-        FailKind::Status(status)
+    let kind = match (400..500).contains(&status) {
+        true => unfit(&message, &bytes).unwrap_or(FailKind::Status(status)),
+        false => FailKind::Status(status),
     };
     let reason: String = message.chars().take(200).collect();
     Outcome::Failed(Failure {

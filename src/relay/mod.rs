@@ -120,8 +120,10 @@ enum FailKind {
     Timeout,
     /// The body ended or broke before the first content / before it was complete.
     EarlyEnd,
-    /// The upstream said the context window was exceeded or content was filtered.
-    ContextOrFilter,
+    /// The upstream said the prompt does not fit the model's context window.
+    Context,
+    /// The upstream said a content filter held the answer back.
+    Filter,
     /// The request could not be prepared for this target (a field it cannot express, no login).
     Prepare(u16),
 }
@@ -164,7 +166,7 @@ fn next_step(kind: FailKind) -> Step {
         FailKind::Network | FailKind::Dropped | FailKind::Timeout | FailKind::EarlyEnd => {
             Step::Next { cool: true }
         }
-        FailKind::ContextOrFilter | FailKind::Prepare(_) => Step::Next { cool: false },
+        FailKind::Context | FailKind::Filter | FailKind::Prepare(_) => Step::Next { cool: false },
         FailKind::Status(_) => Step::Surface,
     }
 }
@@ -388,41 +390,38 @@ fn client_left(mut served: Served) -> Served {
     served
 }
 
-/// Answers with a surfaced upstream error: verbatim when the protocols match.
+/// Answers with a surfaced upstream error: verbatim when the protocols match; else in
+/// the client's protocol, with OpenAI's `code` when the upstream gave one, and a context
+/// overflow in the words the client's own handling looks for (Claude Code compacts on
+/// "prompt is too long").
 fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
     let status = f.status.unwrap_or(502);
-    match &f.body {
-        // The upstream's own error (a context overflow included) goes out byte for byte.
-        Some((bytes, ct))
-            if matches!(f.kind, FailKind::Status(_) | FailKind::ContextOrFilter)
-                && same_shape(call, ct) =>
-        {
-            let _ = out.respond(status, ct, &f.headers, bytes);
-        }
-        // A context overflow in the client's protocol's words, for the client's own
-        // handling of it (Claude Code compacts on "prompt is too long").
-        Some((bytes, _)) if context_overflow(f) => {
-            let body = call
-                .inbound
-                .context_error_body(&protocol::upstream_error_message(bytes));
-            let _ = out.respond(400, "application/json", &f.headers, &body);
-            return 400;
-        }
-        None if context_overflow(f) => {
-            let body = call.inbound.context_error_body(&f.reason);
-            let _ = out.respond(400, "application/json", &f.headers, &body);
-            return 400;
-        }
-        // Translated: the message, and OpenAI's code when the upstream gave one (a
-        // Responses client of a chat source reads the same codes).
-        Some((bytes, _)) => {
-            let msg = protocol::upstream_error_message(bytes);
-            let code = protocol::upstream_error_code(bytes);
-            let body = call.inbound.error_body_coded(status, &msg, code.as_deref());
-            let _ = out.respond(status, "application/json", &f.headers, &body);
-        }
-        None => respond_error(call.inbound, status, &f.reason, &f.headers, out),
+    if let Some((bytes, ct)) = &f.body
+        && matches!(
+            f.kind,
+            FailKind::Status(_) | FailKind::Context | FailKind::Filter
+        )
+        && same_shape(call, ct)
+    {
+        let _ = out.respond(status, ct, &f.headers, bytes);
+        return status;
     }
+    let (message, code) = match &f.body {
+        Some((bytes, _)) => (
+            Cow::Owned(protocol::upstream_error_message(bytes)),
+            protocol::upstream_error_code(bytes),
+        ),
+        None => (Cow::Borrowed(f.reason.as_str()), None),
+    };
+    let (status, body) = match f.kind {
+        FailKind::Context => (400, call.inbound.context_error_body(&message)),
+        _ => (
+            status,
+            call.inbound
+                .error_body_coded(status, &message, code.as_deref()),
+        ),
+    };
+    let _ = out.respond(status, "application/json", &f.headers, &body);
     status
 }
 
@@ -442,7 +441,7 @@ fn exhausted(
         let (label, f) = &failures[0];
         return match f.kind {
             // One target that answered: its own error is the most useful thing to show.
-            FailKind::Status(_) | FailKind::ContextOrFilter | FailKind::Prepare(_) => {
+            FailKind::Status(_) | FailKind::Context | FailKind::Filter | FailKind::Prepare(_) => {
                 surface(call, f, out)
             }
             _ => {
@@ -466,7 +465,7 @@ fn exhausted(
     // No endpoint answered and one could not fit the prompt: that is what the client
     // can act on (shorten or compact it), where a 502 listing every failure says "try
     // again" and the same prompt fails the same way.
-    if let Some((_, f)) = failures.iter().find(|(_, f)| context_overflow(f)) {
+    if let Some((_, f)) = failures.iter().find(|(_, f)| f.kind == FailKind::Context) {
         return surface(call, f, out);
     }
     let all_rate_limited = !failures.is_empty()
@@ -496,13 +495,12 @@ fn exhausted(
     // When the first endpoint takes requests again: the pause it asked for, or, when it
     // named none, what is left of its cool-down. Whole seconds, rounded up: a client
     // that comes back a fraction early is refused again.
-    let wait = || {
-        failures
+    if all_rate_limited
+        && let Some(wait) = failures
             .iter()
             .filter_map(|(label, f)| f.retry_after.or_else(|| cooldown.left(label)))
             .min()
-    };
-    if all_rate_limited && let Some(wait) = wait() {
+    {
         let secs = (wait.as_secs_f64().ceil() as u64).max(1);
         headers.push(("retry-after".to_string(), secs.to_string()));
     }
@@ -539,7 +537,8 @@ fn short_reason(f: &Failure) -> String {
     let r = f.reason.as_str();
     match f.kind {
         FailKind::Status(s) => s.to_string(),
-        FailKind::ContextOrFilter => format!("{}:context_or_filter", f.status.unwrap_or(400)),
+        FailKind::Context => format!("{}:context", f.status.unwrap_or(400)),
+        FailKind::Filter => format!("{}:filter", f.status.unwrap_or(400)),
         FailKind::Timeout => "timeout".into(),
         FailKind::EarlyEnd => "ended_early".into(),
         FailKind::Prepare(401) => "no_credential".into(),
@@ -568,7 +567,8 @@ fn trail_reason(f: &Failure) -> String {
         FailKind::Status(408) => "request timeout".into(),
         FailKind::Status(500..=599) => "server error".into(),
         FailKind::Status(_) => "refused the request".into(),
-        FailKind::ContextOrFilter => "context window exceeded or content filtered".into(),
+        FailKind::Context => "context window exceeded".into(),
+        FailKind::Filter => "content filtered".into(),
         FailKind::Network
         | FailKind::Dropped
         | FailKind::Timeout
@@ -622,28 +622,19 @@ const FILTER_WORDS: [&str; 3] = [
     "content management policy",
 ];
 
-/// Whether `message` or `body` says one of `words`.
-fn says(words: &[&str], message: &str, body: &[u8]) -> bool {
+/// The kind of an error another model might not have, from its message and body: the
+/// context window ([`FailKind::Context`]) or a content filter ([`FailKind::Filter`]).
+fn unfit(message: &str, body: &[u8]) -> Option<FailKind> {
     let m = message.to_ascii_lowercase();
     let b = String::from_utf8_lossy(body).to_ascii_lowercase();
-    words
-        .iter()
-        .any(|needle| m.contains(needle) || b.contains(needle))
-}
-
-/// True for errors another model might not have: context window, content filter.
-fn context_or_filter(message: &str, body: &[u8]) -> bool {
-    says(&CONTEXT_WORDS, message, body) || says(&FILTER_WORDS, message, body)
-}
-
-/// True for a failure that says the prompt does not fit the model's context window.
-fn context_overflow(f: &Failure) -> bool {
-    f.kind == FailKind::ContextOrFilter
-        && says(
-            &CONTEXT_WORDS,
-            &f.reason,
-            f.body.as_ref().map_or(&[][..], |(b, _)| b),
-        )
+    let says = |words: &[&str]| words.iter().any(|w| m.contains(w) || b.contains(w));
+    if says(&CONTEXT_WORDS) {
+        Some(FailKind::Context)
+    } else if says(&FILTER_WORDS) {
+        Some(FailKind::Filter)
+    } else {
+        None
+    }
 }
 
 /// Headers that tell the client who served, after how many attempts.
@@ -673,7 +664,8 @@ mod tests {
             (FailKind::Dropped, next, true),
             (FailKind::Timeout, next, false),
             (FailKind::EarlyEnd, next, false),
-            (FailKind::ContextOrFilter, Step::Next { cool: false }, false),
+            (FailKind::Context, Step::Next { cool: false }, false),
+            (FailKind::Filter, Step::Next { cool: false }, false),
             (FailKind::Status(400), Step::Surface, false),
             (FailKind::Status(401), Step::Surface, false),
             (FailKind::Status(402), Step::Surface, false),
@@ -689,18 +681,26 @@ mod tests {
 
     #[test]
     fn context_and_filter_errors_are_recognised() {
-        assert!(context_or_filter(
-            "This model's maximum context length is 8192 tokens",
-            b""
-        ));
-        assert!(context_or_filter(
-            "x",
-            br#"{"error":{"code":"context_length_exceeded"}}"#
-        ));
-        assert!(!context_or_filter("invalid temperature", b"{}"));
-        assert!(context_or_filter(
-            "The input token count (9) exceeds the maximum number of tokens allowed (8).",
-            b""
-        ));
+        let context = Some(FailKind::Context);
+        assert_eq!(
+            unfit("This model's maximum context length is 8192 tokens", b""),
+            context
+        );
+        assert_eq!(
+            unfit("x", br#"{"error":{"code":"context_length_exceeded"}}"#),
+            context
+        );
+        assert_eq!(
+            unfit(
+                "The input token count (9) exceeds the maximum number of tokens allowed (8).",
+                b""
+            ),
+            context
+        );
+        assert_eq!(
+            unfit("content filter: the answer was blocked (SAFETY)", b""),
+            Some(FailKind::Filter)
+        );
+        assert_eq!(unfit("invalid temperature", b"{}"), None);
     }
 }

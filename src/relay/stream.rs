@@ -12,9 +12,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::attempt::Try;
-use super::{
-    Break, EMPTY_STREAM, FailKind, Failure, Outcome, Run, context_or_filter, fail, served_by,
-};
+use super::{Break, EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, served_by, unfit};
 use crate::log;
 use crate::protocol::view::Delta;
 use crate::protocol::{Decoded, Encoder, chat};
@@ -300,11 +298,7 @@ fn relay_events(
                         if !content || collector.is_some() {
                             return Outcome::Failed(Failure {
                                 status: Some(s),
-                                kind: if context_or_filter(&message, b"") {
-                                    FailKind::ContextOrFilter
-                                } else {
-                                    FailKind::Status(s)
-                                },
+                                kind: unfit(&message, b"").unwrap_or(FailKind::Status(s)),
                                 reason: message.chars().take(200).collect(),
                                 body: None,
                                 headers: Vec::new(),
