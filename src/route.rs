@@ -251,18 +251,23 @@ impl Cooldown {
         out
     }
 
-    /// Orders targets: those not cooling down first, each group in its given order.
-    /// Borrowed as given when nothing cools down, as on almost every request.
-    pub fn order<'t>(&self, targets: &'t [Target]) -> Cow<'t, [Target]> {
+    /// Orders targets: those not cooling down first, each group in its given order; and
+    /// how many lead that are not cooling down. Borrowed as given when nothing cools
+    /// down, as on almost every request.
+    pub fn order<'t>(&self, targets: &'t [Target]) -> (Cow<'t, [Target]>, usize) {
         if self.entries.load(Ordering::Acquire) == 0 {
-            return Cow::Borrowed(targets);
+            return (Cow::Borrowed(targets), targets.len());
         }
         let mut map = self.lock();
         let now = Instant::now();
         map.retain(|_, (_, until)| *until > now);
         let (cool, warm): (Vec<&Target>, Vec<&Target>) =
             targets.iter().partition(|t| map.contains_key(t.label()));
-        Cow::Owned(warm.into_iter().chain(cool).cloned().collect())
+        let leading = warm.len();
+        (
+            Cow::Owned(warm.into_iter().chain(cool).cloned().collect()),
+            leading,
+        )
     }
 
     /// The list, locked; `entries` follows its length when the lock is let go.
@@ -420,12 +425,13 @@ mod tests {
         let targets = resolve(&r, &d, "smart").unwrap();
         c.fail(&targets[0], None);
         assert_eq!(
-            labels(&c.order(&targets)),
+            labels(&c.order(&targets).0),
             ["other:shared-v2", "ollama:llama3.1:8b"]
         );
+        assert_eq!(c.order(&targets).1, 1, "one leads that is not cooling down");
         c.clear(&targets[0]);
         assert_eq!(
-            labels(&c.order(&targets)),
+            labels(&c.order(&targets).0),
             ["ollama:llama3.1:8b", "other:shared-v2"]
         );
     }
@@ -435,17 +441,17 @@ mod tests {
         let r = reg(YAML);
         let c = Cooldown::new(Duration::from_secs(30));
         let targets = resolve(&r, &Detected::default(), "smart").unwrap();
-        assert!(matches!(c.order(&targets), Cow::Borrowed(_)));
+        assert!(matches!(c.order(&targets).0, Cow::Borrowed(_)));
         // Emptied by each way an entry goes: a success, a probe answered, time.
         c.fail(&targets[0], None);
-        assert!(matches!(c.order(&targets), Cow::Owned(_)));
+        assert!(matches!(c.order(&targets).0, Cow::Owned(_)));
         c.clear(&targets[0]);
-        assert!(matches!(c.order(&targets), Cow::Borrowed(_)));
+        assert!(matches!(c.order(&targets).0, Cow::Borrowed(_)));
         c.fail(&targets[0], None);
         c.forgive("ollama", Instant::now() + Duration::from_secs(1));
-        assert!(matches!(c.order(&targets), Cow::Borrowed(_)));
+        assert!(matches!(c.order(&targets).0, Cow::Borrowed(_)));
         c.fail(&targets[0], Some(Duration::ZERO));
         let _ = c.order(&targets);
-        assert!(matches!(c.order(&targets), Cow::Borrowed(_)));
+        assert!(matches!(c.order(&targets).0, Cow::Borrowed(_)));
     }
 }

@@ -1136,19 +1136,34 @@ fn a_prompt_too_long_for_the_last_endpoint_is_a_400_in_the_clients_words() {
 
 #[test]
 fn a_slow_first_token_is_waited_for_when_no_later_endpoint_could_answer() {
-    // The only endpoint after it has no key: giving up on the slow one at the first-token
-    // deadline would end in an error where an answer was coming.
-    let slow = MockUpstream::always(Reply::SseSlowFirst(
-        Duration::from_millis(1500),
-        chat_events(2, true),
-        Duration::ZERO,
-    ));
+    // Every endpoint after the slow one has no key, or failed just now and is cooling
+    // down: giving up on the slow one at the first-token deadline would end in an error
+    // where an answer was coming.
+    let slow = || {
+        MockUpstream::always(Reply::SseSlowFirst(
+            Duration::from_millis(1500),
+            chat_events(2, true),
+            Duration::ZERO,
+        ))
+    };
+    let a = slow();
     let p = Proxy::start(&format!(
         "providers:\n  a:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, openai:gpt-4o]\ntimeouts:\n  first_token_secs: 0.5\n",
-        slow.url()
+        a.url()
     ));
     let s = stream(&p, "smart");
     assert_eq!(s.status, 200, "{}", s.text());
     assert!(s.complete, "{}", s.text());
-    assert_eq!(slow.count(), 1);
+    assert_eq!(a.count(), 1);
+
+    let a = slow();
+    let b = MockUpstream::always(Reply::Json(501, r#"{"error":{"message":"no"}}"#.into()));
+    // First token within 1 s, first byte within 2 s; `a` takes 1.5 s.
+    let p = Proxy::start(&bench(&a, &b, ""));
+    // `b` fails once, asked by its own name, and cools down.
+    assert_eq!(ask(&p, "b:m").status, 501);
+    let s = stream(&p, "smart");
+    assert_eq!(s.status, 200, "{}", s.text());
+    assert!(s.complete, "{}", s.text());
+    assert_eq!((a.count(), b.count()), (1, 1));
 }

@@ -252,18 +252,17 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         asked: Spare::take(&ASKED),
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
-    let targets = env.cooldown.order(call.targets);
+    let (targets, warm) = env.cooldown.order(call.targets);
 
-    // Which endpoints are worth moving on to: one without a key or login fails at once,
-    // and one cooling down failed just now. An endpoint followed by none of them is
+    // Which endpoints are worth moving on to: one cooling down failed just now, and one
+    // without a key or login fails at once. An endpoint followed by none of them is
     // the last, and waits out a slow first token rather than giving up on it.
     let promising: Vec<bool> = match targets.len() {
         1 => Vec::new(),
         _ => targets
             .iter()
-            .map(|t| {
-                !env.auth.lacks_credential(&t.provider) && env.cooldown.left(t.label()).is_none()
-            })
+            .enumerate()
+            .map(|(i, t)| i < warm && !env.auth.lacks_credential(&t.provider))
             .collect(),
     };
     for (i, target) in targets.iter().enumerate() {
