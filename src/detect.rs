@@ -18,6 +18,7 @@
 //! is `pinned_only`: those models never join a bare-name cascade, so a plain request
 //! never spends a personal plan.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
@@ -119,14 +120,24 @@ impl Detected {
             .is_some_and(|s| s.up && s.models.iter().any(|m| m == model))
     }
 
-    /// True when a bare `model` may cascade to the provider: it listed the model, and
-    /// not through a subscription login.
-    pub fn cascades(&self, provider: &str, model: &str) -> bool {
-        let listed = self
-            .read()
-            .get(provider)
-            .is_some_and(|s| s.up && !s.pinned_only && s.models.iter().any(|m| m == model));
-        listed && !self.login_took_over(provider)
+    /// The name a bare `model` cascades to the provider under, if it may: `model` when
+    /// the provider, up, listed it (not through a subscription login), or, at a `local`
+    /// source, the `model:latest` it listed instead ([`Detected::latest_of`]). One look
+    /// at the states: this runs for each listed source on every bare-name request.
+    pub fn cascades<'m>(
+        &self,
+        provider: &str,
+        model: &'m str,
+        local: bool,
+    ) -> Option<Cow<'m, str>> {
+        let map = self.read();
+        let s = map.get(provider).filter(|s| s.up)?;
+        if !s.pinned_only && s.models.iter().any(|m| m == model) {
+            drop(map);
+            return (!self.login_took_over(provider)).then_some(Cow::Borrowed(model));
+        }
+        let latest = latest(&s.models, model).filter(|_| local)?;
+        Some(Cow::Owned(latest.clone()))
     }
 
     /// True when a login now carries the provider's requests (it wins over a key).
@@ -519,10 +530,10 @@ mod tests {
             },
         );
         assert!(d.serves("anthropic", "claude"));
-        assert!(!d.cascades("anthropic", "claude"));
+        assert!(d.cascades("anthropic", "claude", false).is_none());
         assert!(!d.bare_names("anthropic"));
         d.set("openai", up(vec!["gpt".into()]));
-        assert!(d.cascades("openai", "gpt"));
+        assert!(d.cascades("openai", "gpt", false).is_some());
     }
 
     #[test]

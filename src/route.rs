@@ -72,16 +72,15 @@ fn resolve_into(
             // asked with their key; a list fetched with a login never cascades) have a
             // state to look up.
             .filter_map(|p| {
-                let listed = p.declares(model)
-                    || ((p.detect || p.key.is_some()) && detected.cascades(&p.id, model));
-                let name = if listed {
-                    Cow::Borrowed(model)
-                } else if p.detect {
-                    Cow::Owned(detected.latest_of(&p.id, model)?)
-                } else {
+                if p.declares(model) {
+                    return detected.is_active(p).then(|| Target::new(p, model));
+                }
+                if !(p.detect || p.key.is_some()) {
                     return None;
-                };
-                detected.is_active(p).then(|| Target::new(p, &name))
+                }
+                // Only a source that is up cascades: no second look at its state.
+                let name = detected.cascades(&p.id, model, p.detect)?;
+                Some(Target::new(p, &name))
             }),
     );
     if targets.len() == before {
