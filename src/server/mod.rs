@@ -140,9 +140,7 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         format!("config {source}")
     };
     log::line(format!("listening on http://{} with {with}", listener.addr));
-    for w in &shared.registry().warnings {
-        log::line(format!("warning: {w}"));
-    }
+    log_warnings(&shared.registry());
     warn_if_few_files(limit);
     // Start-up lines are out; the requests' lines go in batches.
     log::batch_lines();
@@ -367,6 +365,34 @@ fn start_ledger_tail(shared: &Arc<Shared>) {
     }
 }
 
+/// Puts a reloaded registry in place, and says what it did not apply.
+fn reloaded(shared: &Arc<Shared>, registry: Registry) {
+    let unchanged = restart_only(&shared.registry().settings, &registry.settings);
+    if !unchanged.is_empty() {
+        log::line(format!(
+            "reload: {} changed in the file and take effect at the next start; the rest is reloaded",
+            unchanged.join(", ")
+        ));
+    }
+    log::set_format(registry.settings.log_format);
+    let registry = Arc::new(registry);
+    *shared.registry.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&registry);
+    log::line(format!("reloaded config: {}", registry.source));
+    log_warnings(&registry);
+    // Keys may have changed: the hosted lists are fetched again.
+    let shared = Arc::clone(shared);
+    let _ = thread::Builder::new()
+        .name("hosted".into())
+        .spawn(move || list_hosted(&shared, &registry));
+}
+
+/// The registry's warnings, one log line each (at start and after each reload).
+fn log_warnings(registry: &Registry) {
+    for w in &registry.warnings {
+        log::line(format!("warning: {w}"));
+    }
+}
+
 /// The keys whose change a reload cannot apply, because what they set is built once at
 /// start: the listening socket and its timeouts, the worker limit, the upstream
 /// connection pool, the cool-down table and the usage ledger.
@@ -421,29 +447,7 @@ fn watch_signals(
                 if signal == SIGHUP {
                     notify::reloading();
                     match reload() {
-                        Ok(registry) => {
-                            let unchanged = restart_only(&shared.registry().settings, &registry.settings);
-                            if !unchanged.is_empty() {
-                                log::line(format!(
-                                    "reload: {} changed in the file and take effect at the next start; the rest is reloaded",
-                                    unchanged.join(", ")
-                                ));
-                            }
-                            let source = registry.source.clone();
-                            let warnings = registry.warnings.clone();
-                            log::set_format(registry.settings.log_format);
-                            *shared.registry.write().unwrap_or_else(|p| p.into_inner()) =
-                                Arc::new(registry);
-                            log::line(format!("reloaded config: {source}"));
-                            for w in warnings {
-                                log::line(format!("warning: {w}"));
-                            }
-                            // Keys may have changed: the hosted lists are fetched again.
-                            let shared = Arc::clone(&shared);
-                            let _ = thread::Builder::new()
-                                .name("hosted".into())
-                                .spawn(move || list_hosted(&shared, &shared.registry()));
-                        }
+                        Ok(registry) => reloaded(&shared, registry),
                         Err(e) => log::line(format!("reload failed, keeping the old config: {e}")),
                     }
                     notify::ready();
