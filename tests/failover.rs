@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::answer::{self, Fault};
-use crate::support::proxy::logged_ms;
 use crate::support::upstream::{chat_answer, chat_events};
 use crate::support::wire::Wire;
 use crate::support::{MockUpstream, Proxy, Reply, assert_text, wait_until};
@@ -931,7 +930,6 @@ fn s16_the_fallbacks_model_and_usage_are_reported() {
 
 #[test]
 fn a_client_that_leaves_during_a_retry_wait_stops_everything() {
-    use std::io::Write;
     let a = MockUpstream::always(Reply::JsonWith(
         429,
         vec![("Retry-After".into(), "3".into())],
@@ -939,24 +937,13 @@ fn a_client_that_leaves_during_a_retry_wait_stops_everything() {
     ));
     let b = healthy("b");
     let p = Proxy::start(&bench(&a, &b, ""));
-    let body = json!({"model": "smart", "stream": true, "messages": []}).to_string();
-    let mut conn = std::net::TcpStream::connect(&p.addr).unwrap();
-    write!(
-        conn,
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    assert!(crate::support::wait_until(Duration::from_secs(5), || a
-        .count()
-        == 1));
-    let left = Instant::now();
-    drop(conn);
-    let line = p.wait_log("status=499");
-    assert!(
-        left.elapsed() < Duration::from_secs(2),
-        "noticed within the 3 s wait: {line}"
+    let (line, total) = p.leave_once_asked(
+        "/v1/chat/completions",
+        json!({"model": "smart", "stream": true, "messages": []}),
+        || a.count() == 1,
     );
+    // It left 0.3 s into the 3 s wait.
+    assert!(total < 2500.0, "noticed within the 3 s wait: {line}");
     // No endpoint served it: the one that refused did not, nor did the one never asked.
     assert!(line.contains(" served_by=- "), "{line}");
     std::thread::sleep(Duration::from_millis(3200));
@@ -977,15 +964,11 @@ fn a_client_that_leaves_while_a_whole_answer_is_awaited_stops_the_wait() {
         "providers:\n  local:\n    api_base: {}\n    models: [m]\n",
         up.url()
     ));
-    let conn = p.send_only(
+    let (line, total) = p.leave_once_asked(
         "/v1/chat/completions",
         json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+        || up.count() == 1,
     );
-    assert!(wait_until(Duration::from_secs(5), || up.count() == 1));
-    std::thread::sleep(Duration::from_millis(300));
-    drop(conn);
-    let line = p.wait_log("status=499");
-    let total = logged_ms(&line, "total_ms");
     assert!(
         total < 5000.0,
         "{total} ms, the upstream's delay is {delay:?}: {line}"
@@ -1006,15 +989,11 @@ fn a_client_that_leaves_while_the_first_endpoint_is_silent_stops_everything() {
         .replace("first_byte_secs: 2", "first_byte_secs: 10")
         .replace("first_token_secs: 1", "first_token_secs: 6");
     let p = Proxy::start(&yaml);
-    let conn = p.send_only(
+    let (line, total) = p.leave_once_asked(
         "/v1/chat/completions",
         json!({"model": "smart", "stream": true, "messages": []}),
+        || a.count() == 1,
     );
-    assert!(wait_until(Duration::from_secs(5), || a.count() == 1));
-    std::thread::sleep(Duration::from_millis(300));
-    drop(conn);
-    let line = p.wait_log("status=499");
-    let total = logged_ms(&line, "total_ms");
     assert!(total < 4500.0, "{total} ms, a's deadline is 6 s: {line}");
     assert!(line.contains("attempts=1"), "{line}");
     assert!(
@@ -1036,15 +1015,12 @@ fn a_client_that_leaves_while_an_empty_stream_is_explained_cools_nothing_down() 
     });
     let b = healthy("b");
     let p = Proxy::start(&bench(&a, &b, "").replace("first_token_secs: 1", "first_token_secs: 6"));
-    let conn = p.send_only(
+    let (line, total) = p.leave_once_asked(
         "/v1/chat/completions",
         json!({"model": "smart", "stream": true, "messages": []}),
+        || a.count() == 2,
     );
-    assert!(wait_until(Duration::from_secs(5), || a.count() == 2));
-    std::thread::sleep(Duration::from_millis(300));
-    drop(conn);
-    let line = p.wait_log("status=499");
-    assert!(logged_ms(&line, "total_ms") < 4500.0, "{line}");
+    assert!(total < 4500.0, "{line}");
     assert_eq!(b.count(), 0, "b is never asked");
     // `a` was not cooled down: the next request is its again.
     let s = ask_smart(&p);

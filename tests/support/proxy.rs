@@ -212,6 +212,29 @@ impl Proxy {
         assert!(ok, "no log line with {needle:?} in {:#?}", self.log());
         found
     }
+
+    /// A client that leaves while its answer is awaited: POSTs `body`, waits until
+    /// `asked` says the upstream has the request (and a little more, for the proxy to be
+    /// waiting on it), then closes the connection. The request's log line (status 499)
+    /// and its `total_ms`.
+    #[track_caller]
+    pub fn leave_once_asked(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        asked: impl FnMut() -> bool,
+    ) -> (String, f64) {
+        let conn = self.send_only(path, body);
+        assert!(
+            super::wait_until(Duration::from_secs(5), asked),
+            "the upstream was never asked"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        drop(conn);
+        let line = self.wait_log("status=499");
+        let total = logged_ms(&line, "total_ms");
+        (line, total)
+    }
 }
 
 /// The milliseconds a request log line gives for `field` (`total_ms`, `ttfb_ms`).

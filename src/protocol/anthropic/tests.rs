@@ -5,7 +5,7 @@ use super::source::tool_id;
 use super::*;
 use crate::error::Error;
 use crate::protocol::Decoded;
-use crate::protocol::chat::Collector;
+use crate::protocol::testing::fold;
 use crate::sse::Event;
 
 fn ev(name: &str, data: Value) -> Event {
@@ -292,9 +292,7 @@ fn decode_all(evs: &[Event]) -> (Vec<Value>, bool) {
 fn streamed_parallel_tool_calls_get_indexes_and_whole_arguments() {
     let (chunks, ended) = decode_all(&parallel_tool_stream());
     assert!(ended);
-    let mut c = Collector::default();
-    chunks.iter().for_each(|ch| c.add(ch));
-    let out = c.finish();
+    let out = fold(&chunks);
     let m = &out["choices"][0]["message"];
     assert_eq!(m["content"], "Let me check.");
     assert_eq!(m["tool_calls"][0]["id"], "t1");

@@ -1,13 +1,13 @@
 //! Responses translation, both ways, unit by unit.
 
-use super::client::{custom_input, flatten_tools};
 use serde_json::{Value, json};
 
+use super::client::{custom_input, flatten_tools};
 use super::*;
 use crate::body::RawBody;
 use crate::error::Error;
 use crate::protocol::Decoded;
-use crate::protocol::chat::Collector;
+use crate::protocol::testing::fold;
 use crate::sse::Event;
 
 fn ev(kind: &str, mut data: Value) -> Event {
@@ -170,9 +170,7 @@ fn decode_all(evs: &[Event]) -> (Vec<Value>, bool) {
 fn streamed_parallel_tool_calls_get_indexes_and_whole_arguments() {
     let (chunks, ended) = decode_all(&parallel_tool_stream());
     assert!(ended);
-    let mut c = Collector::default();
-    chunks.iter().for_each(|ch| c.add(ch));
-    let out = c.finish();
+    let out = fold(&chunks);
     let calls = &out["choices"][0]["message"]["tool_calls"];
     assert_eq!(calls[0]["id"], "a");
     assert_eq!(
