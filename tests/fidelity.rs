@@ -17,12 +17,8 @@ fn setup(up: Wire, reply: Reply) -> (MockUpstream, Proxy) {
 /// As [`setup`], for a model of another name.
 fn setup_model(up: Wire, reply: Reply, model: &str) -> (MockUpstream, Proxy) {
     let mock = MockUpstream::always(reply);
-    let yaml = format!(
-        "providers:\n  up:\n    api_base: {}\n    api_protocol: {}\n    models: [{model}]\n",
-        mock.url(),
-        up.config_name()
-    );
-    (mock, Proxy::start(&yaml))
+    let p = up.serving(&mock, model);
+    (mock, p)
 }
 
 /// A chat stream of these deltas, then `finish`, then `[DONE]`.

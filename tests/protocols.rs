@@ -8,12 +8,8 @@ use crate::support::{MockUpstream, Proxy};
 /// A proxy whose model `m` is served by a mock speaking `up`.
 fn setup(up: Wire, reply: crate::support::Reply) -> (MockUpstream, Proxy) {
     let mock = MockUpstream::always(reply);
-    let yaml = format!(
-        "providers:\n  up:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n",
-        mock.url(),
-        up.config_name()
-    );
-    (mock, Proxy::start(&yaml))
+    let p = up.serving(&mock, "m");
+    (mock, p)
 }
 
 #[test]

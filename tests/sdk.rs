@@ -11,7 +11,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::support::wire::Wire;
-use crate::support::{MockUpstream, Proxy, Reply};
+use crate::support::{MockUpstream, Reply};
 
 /// The venv's python when it has the `module` package, else `None` (with a printed reason).
 pub fn python_with(module: &str) -> Option<PathBuf> {
@@ -90,11 +90,7 @@ fn openai_sdk_reads_chat_and_responses_from_every_upstream() {
     };
     for up in Wire::ALL {
         let m = mock(up);
-        let p = Proxy::start(&format!(
-            "providers:\n  up:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n",
-            m.url(),
-            up.config_name()
-        ));
+        let p = up.serving(&m, "m");
         let out = run(&python, OPENAI_SCRIPT, &p.url());
         for key in ["chat", "chat_stream", "responses", "responses_stream"] {
             assert_eq!(out[key], "Hello there", "{up:?} {key}: {out}");
@@ -109,11 +105,7 @@ fn anthropic_sdk_reads_messages_from_every_upstream() {
     };
     for up in Wire::ALL {
         let m = mock(up);
-        let p = Proxy::start(&format!(
-            "providers:\n  up:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n",
-            m.url(),
-            up.config_name()
-        ));
+        let p = up.serving(&m, "m");
         let out = run(&python, ANTHROPIC_SCRIPT, &p.url());
         for key in ["messages", "messages_stream"] {
             assert_eq!(out[key], "Hello there", "{up:?} {key}: {out}");
@@ -167,11 +159,7 @@ fn genai_sdk_calls_a_tool_through_every_upstream() {
             }
             up.reply(stream, tool)
         });
-        let p = Proxy::start(&format!(
-            "providers:\n  up:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n",
-            m.url(),
-            up.config_name()
-        ));
+        let p = up.serving(&m, "m");
         let out = run(&python, GENAI_SCRIPT, &p.url());
         for key in ["text", "text_stream", "after_tool"] {
             assert_eq!(out[key], "Hello there", "{up:?} {key}: {out}");

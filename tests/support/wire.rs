@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::proxy::{Resp, Streamed};
+use super::proxy::{Proxy, Resp, Streamed};
 use super::upstream::Recorded;
 use super::{MockUpstream, Reply};
 
@@ -28,6 +28,15 @@ pub enum Wire {
 impl Wire {
     /// All four.
     pub const ALL: [Wire; 4] = [Wire::Chat, Wire::Anthropic, Wire::Responses, Wire::Gemini];
+
+    /// A proxy whose `model` is served by one source, `mock`, speaking this protocol.
+    pub fn serving(self, mock: &MockUpstream, model: &str) -> Proxy {
+        Proxy::start(&format!(
+            "providers:\n  up:\n    api_base: {}\n    api_protocol: {}\n    models: [{model}]\n",
+            mock.url(),
+            self.config_name()
+        ))
+    }
 
     /// The `api_protocol` name.
     pub fn config_name(self) -> &'static str {
