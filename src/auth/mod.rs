@@ -98,6 +98,23 @@ pub fn key_hint(p: &Provider) -> String {
     hint
 }
 
+/// Why `p`, with no key and no login, cannot be asked: a subscription (or a labelled
+/// login id, which never stands for the provider's key) needs a login, a hosted API its
+/// key. `None` for a source that needs neither (a local server).
+fn without_key(p: &Provider) -> Option<Error> {
+    let login = Subscription::of(&p.id).is_some() && p.id.contains('#');
+    if login || p.kind == Kind::Subscription {
+        return Some(Error::LoginNeeded {
+            provider: p.id.clone(),
+            reason: "not logged in".into(),
+        });
+    }
+    (!p.key_vars.is_empty()).then(|| Error::NoCredential {
+        provider: p.id.clone(),
+        hint: key_hint(p),
+    })
+}
+
 /// Tokens read from the store, and when the file was read.
 #[derive(Debug, Default)]
 struct Cache {
@@ -221,26 +238,11 @@ impl Auth {
                     h.push(("x-goog-api-key".into(), key.expose().to_string().into()));
                 }
                 Some(key) => h.push(("authorization".into(), bearer(key.expose()).into())),
-                // A labelled id names a login, never the provider's key.
-                _ if sub.is_some() && p.id.contains('#') => {
-                    return Err(Error::LoginNeeded {
-                        provider: p.id.clone(),
-                        reason: "not logged in".into(),
-                    });
+                None => {
+                    if let Some(e) = without_key(p) {
+                        return Err(e);
+                    }
                 }
-                None if p.kind == Kind::Subscription => {
-                    return Err(Error::LoginNeeded {
-                        provider: p.id.clone(),
-                        reason: "not logged in".into(),
-                    });
-                }
-                None if !p.key_vars.is_empty() => {
-                    return Err(Error::NoCredential {
-                        provider: p.id.clone(),
-                        hint: key_hint(p),
-                    });
-                }
-                None => {}
             },
         }
         h.extend(
@@ -251,17 +253,13 @@ impl Auth {
         Ok(h)
     }
 
-    /// Whether `p` would be refused for want of a key or a login ([`Auth::headers`]'s
-    /// refusals), without reading or refreshing a token.
+    /// Whether [`Auth::headers`] would refuse `p` for want of a key or a login, without
+    /// refreshing a token.
     pub fn lacks_credential(&self, p: &Provider) -> bool {
-        let sub = Subscription::of(&p.id);
-        if sub.is_some() && self.logged_in(&p.id) {
+        if self.logged_in(&p.id) {
             return self.refused(&p.id).is_some();
         }
-        p.key.is_none()
-            && ((sub.is_some() && p.id.contains('#'))
-                || p.kind == Kind::Subscription
-                || !p.key_vars.is_empty())
+        p.key.is_none() && without_key(p).is_some()
     }
 
     /// After a 401 from an OAuth upstream: refresh once; true when the request may be retried.
