@@ -20,6 +20,8 @@ pub mod error;
 pub mod sync;
 // UTC calendar arithmetic, without a date crate.
 pub mod time;
+// Base64url, without a crate.
+pub mod base64;
 // Lines many threads append and one thread writes.
 pub mod batch;
 // One log line per request; `Secret`.
@@ -58,9 +60,9 @@ pub use error::Error;
 #[cfg(test)]
 mod tests {
     /// The modules in flow order: each may use only those before it (and itself).
-    const LAYERS: [&str; 18] = [
-        "error", "time", "batch", "log", "paths", "body", "sse", "protocol", "config", "registry",
-        "upstream", "auth", "detect", "stats", "route", "relay", "notify", "server",
+    const LAYERS: [&str; 19] = [
+        "error", "time", "base64", "batch", "log", "paths", "body", "sse", "protocol", "config",
+        "registry", "upstream", "auth", "detect", "stats", "route", "relay", "notify", "server",
     ];
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
+use crate::base64;
 use crate::error::Error;
 use crate::log::Secret;
 use crate::upstream::{Client, KEEP_WAITING, SendError};
@@ -55,66 +56,25 @@ pub fn random_bytes(n: usize) -> Result<Vec<u8>, Error> {
 
 /// A PKCE pair: `(verifier, S256 challenge)`.
 pub fn pkce() -> Result<(Secret, String), Error> {
-    let verifier = base64url(&random_bytes(32)?);
+    let verifier = base64::encode(&random_bytes(32)?);
     let challenge = challenge_for(&verifier);
     Ok((Secret::new(verifier), challenge))
 }
 
 /// The S256 challenge of a verifier: base64url(SHA-256(verifier)).
 pub fn challenge_for(verifier: &str) -> String {
-    base64url(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref())
+    base64::encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref())
 }
 
 /// A random `state` value, unrelated to the verifier.
 pub fn state() -> Result<String, Error> {
-    Ok(base64url(&random_bytes(24)?))
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// Base64url without padding (RFC 4648 §5).
-pub fn base64url(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
-/// Decodes base64url (padding and the standard alphabet tolerated).
-pub fn base64url_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+    Ok(base64::encode(&random_bytes(24)?))
 }
 
 /// The claims of a JWT, unverified (only read for ids and expiry).
 pub fn jwt_claims(token: &str) -> Option<Value> {
     let payload = token.split('.').nth(1)?;
-    serde_json::from_slice(&base64url_decode(payload)?).ok()
+    serde_json::from_slice(&base64::decode(payload)?).ok()
 }
 
 /// Percent-encodes a query or form value.
@@ -309,14 +269,6 @@ mod tests {
     }
 
     #[test]
-    fn base64url_round_trips() {
-        for input in [&b""[..], b"f", b"fo", b"foo", b"foob", b"\xff\xfe\x00"] {
-            assert_eq!(base64url_decode(&base64url(input)).unwrap(), input);
-        }
-        assert_eq!(base64url(b"foob"), "Zm9vYg");
-    }
-
-    #[test]
     fn query_values_decode() {
         assert_eq!(
             query_value("code=a%2Bb&state=x+y", "code").as_deref(),
@@ -353,7 +305,7 @@ mod tests {
 
     #[test]
     fn account_id_comes_from_the_id_token() {
-        let payload = base64url(
+        let payload = base64::encode(
             br#"{"https://api.openai.com/auth":{"chatgpt_account_id":"acct_1"},"exp":99}"#,
         );
         let jwt = format!("h.{payload}.s");

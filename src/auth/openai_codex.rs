@@ -340,8 +340,9 @@ mod tests {
 
     #[test]
     fn codex_cli_file_imports() {
-        let payload =
-            oauth::base64url(br#"{"https://api.openai.com/auth":{"chatgpt_account_id":"acct_9"}}"#);
+        let payload = crate::base64::encode(
+            br#"{"https://api.openai.com/auth":{"chatgpt_account_id":"acct_9"}}"#,
+        );
         let jwt = format!("h.{payload}.s");
         let text = format!(
             r#"{{"auth_mode":"chatgpt","OPENAI_API_KEY":null,"tokens":{{"id_token":"{jwt}","access_token":"{jwt}","refresh_token":"rt","account_id":"acct_9"}},"last_refresh":"2026-01-01T00:00:00Z"}}"#
