@@ -499,3 +499,253 @@ fn an_upstreams_error_code_reaches_a_client_of_another_openai_shape() {
     assert_eq!(v["error"]["code"], "invalid_value", "{v}");
     assert_eq!(v["error"]["message"], "temperature is out of range");
 }
+
+/// Claude's answer to "read a.rs" with thinking on: signed thinking, then a call.
+fn claude_thinks_then_calls() -> Reply {
+    anthropic_sse(&[
+        json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [], "usage": {"input_tokens": 5, "output_tokens": 0}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Need "}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "a.rs."}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig-1"}}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "content_block_start", "index": 1, "content_block": {"type": "redacted_thinking", "data": "opaque-2"}}),
+        json!({"type": "content_block_stop", "index": 1}),
+        json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "read", "input": {}}}),
+        json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{\"path\":\"a.rs\"}"}}),
+        json!({"type": "content_block_stop", "index": 2}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
+        json!({"type": "message_stop"}),
+    ])
+}
+
+/// The thinking blocks [`claude_thinks_then_calls`] signed, as Anthropic wants them back.
+fn claudes_signed_thinking() -> [Value; 2] {
+    [
+        json!({"type": "thinking", "thinking": "Need a.rs.", "signature": "sig-1"}),
+        json!({"type": "redacted_thinking", "data": "opaque-2"}),
+    ]
+}
+
+#[test]
+fn claudes_signed_thinking_survives_a_codex_tool_loop() {
+    // Codex gives back each reasoning item it got, `encrypted_content` and all, with the
+    // calls after it. Claude's signed thinking travels in it, so the second turn of the
+    // loop keeps thinking on instead of being sent without it.
+    let (mock, p) = setup(Wire::Anthropic, claude_thinks_then_calls());
+    let tools = json!([{"type": "function", "name": "read", "parameters": {"type": "object"}}]);
+    let ask = json!({"role": "user", "content": [{"type": "input_text", "text": "read a.rs"}]});
+    let first = json!({"model": "m", "stream": true, "store": false, "input": [ask],
+        "reasoning": {"effort": "medium"}, "include": ["reasoning.encrypted_content"], "tools": tools});
+    let s = p.stream(&Wire::Responses.url("m", true), first);
+    let items: Vec<Value> = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|v| v["type"] == "response.output_item.done")
+        .map(|v| v["item"].clone())
+        .collect();
+    let [reasoning, call] = &items[..] else {
+        panic!("expected a reasoning item and a call: {}", s.text());
+    };
+    assert_eq!(reasoning["type"], "reasoning", "{}", s.text());
+    assert_eq!(reasoning["summary"][0]["text"], "Need a.rs.");
+    assert!(reasoning["encrypted_content"].is_string(), "{reasoning}");
+    assert_eq!(call["type"], "function_call", "{}", s.text());
+
+    let output = json!({"type": "function_call_output", "call_id": call["call_id"], "output": "fn main() {}"});
+    let second = json!({"model": "m", "stream": true, "store": false,
+        "input": [ask, reasoning, call, output], "reasoning": {"effort": "medium"}, "tools": tools});
+    let s = p.stream(&Wire::Responses.url("m", true), second);
+    assert_eq!(s.status, 200, "{}", s.text());
+    let sent = mock.requests()[1].json();
+    assert!(sent["thinking"].is_object(), "thinking left off: {sent}");
+    let turn = &sent["messages"][1];
+    assert_eq!(turn["role"], "assistant", "{sent}");
+    let [thinking, redacted] = claudes_signed_thinking();
+    assert_eq!(turn["content"][0], thinking, "{sent}");
+    assert_eq!(turn["content"][1], redacted, "{sent}");
+    assert_eq!(turn["content"][2]["type"], "tool_use", "{sent}");
+}
+
+#[test]
+fn a_chat_client_gets_claudes_signed_thinking_and_gives_it_back() {
+    // In OpenRouter's shape (`reasoning_details`), which its clients keep and send back.
+    let (mock, p) = setup(Wire::Anthropic, claude_thinks_then_calls());
+    let tools = json!([{"type": "function", "function": {"name": "read", "parameters": {"type": "object"}}}]);
+    let ask = json!({"role": "user", "content": "read a.rs"});
+    let first = json!({"model": "m", "messages": [ask], "reasoning_effort": "medium", "tools": tools, "stream": true});
+    let s = p.stream(&Wire::Chat.url("m", true), first);
+    let mut details = Vec::new();
+    let mut calls = Vec::new();
+    for v in s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+    {
+        let delta = &v["choices"][0]["delta"];
+        details.extend(
+            delta["reasoning_details"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
+        calls.extend(
+            delta["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
+    }
+    assert_eq!(details.len(), 2, "{}", s.text());
+    assert_eq!(details[0]["type"], "reasoning.text");
+    assert_eq!(details[0]["text"], "Need a.rs.");
+    assert_eq!(details[0]["signature"], "sig-1");
+    assert_eq!(details[1]["type"], "reasoning.encrypted");
+
+    let turn = json!({"role": "assistant", "content": null, "reasoning_details": details,
+        "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "read", "arguments": "{\"path\":\"a.rs\"}"}}]});
+    let result = json!({"role": "tool", "tool_call_id": "toolu_1", "content": "fn main() {}"});
+    let second = json!({"model": "m", "messages": [ask, turn, result], "reasoning_effort": "medium", "tools": tools, "stream": true});
+    assert_eq!(p.stream(&Wire::Chat.url("m", true), second).status, 200);
+    let sent = mock.requests()[1].json();
+    assert!(sent["thinking"].is_object(), "thinking left off: {sent}");
+    let [thinking, redacted] = claudes_signed_thinking();
+    assert_eq!(sent["messages"][1]["content"][0], thinking, "{sent}");
+    assert_eq!(sent["messages"][1]["content"][1], redacted, "{sent}");
+}
+
+#[test]
+fn claudes_sealed_thinking_reaches_no_other_source() {
+    // What Routeplane sealed into a reasoning item is Claude's alone: a Responses source
+    // would refuse `encrypted_content` it did not make, OpenAI a message field it does
+    // not know. OpenRouter carries it on to Claude.
+    let claude = MockUpstream::always(claude_thinks_then_calls());
+    let responses = MockUpstream::always(Wire::Responses.reply(true, false));
+    let chat = MockUpstream::always(Wire::Chat.reply(true, false));
+    let openrouter = MockUpstream::always(Wire::Chat.reply(true, false));
+    let p = Proxy::start(&format!(
+        "providers:
+  claude: {{api_base: {}, api_protocol: anthropic, models: [c]}}
+  codex: {{api_base: {}, api_protocol: responses, models: [x]}}
+  local: {{api_base: {}, api_protocol: chat_completions, models: [l]}}
+  openrouter: {{api_base: {}, api_key: k, models: [r]}}
+",
+        claude.url(),
+        responses.url(),
+        chat.url(),
+        openrouter.url()
+    ));
+    let ask = json!({"role": "user", "content": "read a.rs"});
+    let first = json!({"model": "c", "stream": true, "input": [ask], "reasoning": {"effort": "medium"},
+        "tools": [{"type": "function", "name": "read", "parameters": {"type": "object"}}]});
+    let s = p.stream(&Wire::Responses.url("c", true), first);
+    let items: Vec<Value> = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|v| v["type"] == "response.output_item.done")
+        .map(|v| v["item"].clone())
+        .collect();
+    assert!(items[0]["encrypted_content"].is_string(), "{}", s.text());
+    let output = json!({"type": "function_call_output", "call_id": items[1]["call_id"], "output": "fn main() {}"});
+    let input = json!([ask, items[0], items[1], output]);
+    for (model, mock) in [("x", &responses), ("l", &chat), ("r", &openrouter)] {
+        let req = json!({"model": model, "stream": true, "input": input});
+        let s = p.stream(&Wire::Responses.url(model, true), req);
+        assert_eq!(s.status, 200, "{model}: {}", s.text());
+        let asked = mock.requests().into_iter().find(|r| r.method == "POST");
+        let sent = String::from_utf8_lossy(&asked.expect("asked").body).into_owned();
+        let carried = sent.contains("sig-1") || sent.contains("routeplane:v1:");
+        assert_eq!(carried, model == "r", "{model}: {sent}");
+    }
+    // The Responses source still got the rest of the turn.
+    let sent = responses.requests()[0].json();
+    let kinds: Vec<&str> = sent["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["type"].as_str().or(i["role"].as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["user", "function_call", "function_call_output"],
+        "{sent}"
+    );
+}
+
+#[test]
+fn claude_code_keeps_claudes_signature_through_openrouter() {
+    // OpenRouter streams Claude's thinking as `reasoning` text with `reasoning_details`
+    // pieces, the signature last; Claude Code must get a signed thinking block, and
+    // what it gives back must reach OpenRouter as details again.
+    const SIGNED: &str = "anthropic-claude-v1";
+    let piece = |fields: Value| {
+        let mut d = json!({"type": "reasoning.text", "index": 0, "format": SIGNED});
+        d.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        d
+    };
+    let mock = MockUpstream::always(chat_sse(
+        &[
+            json!({"role": "assistant", "reasoning": "Need ", "reasoning_details": [piece(json!({"text": "Need "}))]}),
+            json!({"reasoning": "a.rs.", "reasoning_details": [piece(json!({"text": "a.rs."}))]}),
+            json!({"reasoning_details": [piece(json!({"signature": "sig-1"}))]}),
+            json!({"tool_calls": [{"index": 0, "id": "toolu_1", "type": "function", "function": {"name": "read", "arguments": "{}"}}]}),
+        ],
+        "tool_calls",
+    ));
+    let p = Proxy::start(&format!(
+        "providers:\n  openrouter: {{api_base: {}, api_key: k, models: [m]}}\n",
+        mock.url()
+    ));
+    let tools = json!([{"name": "read", "input_schema": {"type": "object"}}]);
+    let ask = json!({"role": "user", "content": "read a.rs"});
+    let first = json!({"model": "m", "max_tokens": 9000, "stream": true, "messages": [ask], "tools": tools,
+        "thinking": {"type": "enabled", "budget_tokens": 4096}});
+    let s = p.stream(&Wire::Anthropic.url("m", true), first);
+    let deltas: Vec<Value> = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|v| v["type"] == "content_block_delta" && v["index"] == 0)
+        .map(|v| v["delta"].clone())
+        .collect();
+    let thinking: String = deltas
+        .iter()
+        .filter_map(|d| d["thinking"].as_str())
+        .collect();
+    assert_eq!(thinking, "Need a.rs.", "{}", s.text());
+    assert_eq!(
+        deltas.last().unwrap(),
+        &json!({"type": "signature_delta", "signature": "sig-1"}),
+        "{}",
+        s.text()
+    );
+
+    let turn = json!({"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "Need a.rs.", "signature": "sig-1"},
+        {"type": "tool_use", "id": "toolu_1", "name": "read", "input": {}}]});
+    let result = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "fn main() {}"}]});
+    let second = json!({"model": "m", "max_tokens": 9000, "stream": true, "messages": [ask, turn, result],
+        "tools": tools, "thinking": {"type": "enabled", "budget_tokens": 4096}});
+    assert_eq!(
+        p.stream(&Wire::Anthropic.url("m", true), second).status,
+        200
+    );
+    let asked: Vec<Value> = mock
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.json())
+        .collect();
+    let sent = &asked[1];
+    assert_eq!(
+        sent["messages"][1]["reasoning_details"],
+        json!([{"type": "reasoning.text", "text": "Need a.rs.", "signature": "sig-1", "format": SIGNED}]),
+        "{sent}"
+    );
+}

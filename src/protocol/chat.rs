@@ -334,6 +334,8 @@ pub struct Collector {
     created: Option<Value>,
     content: String,
     reasoning: String,
+    /// Reasoning details, merged by their stream index.
+    details: Vec<Value>,
     /// Tool calls by their stream index.
     tools: Vec<Map<String, Value>>,
     finish_reason: Option<Value>,
@@ -364,6 +366,9 @@ impl Collector {
         }
         if let Some(s) = delta["reasoning_content"].as_str() {
             self.reasoning.push_str(s);
+        }
+        for detail in delta["reasoning_details"].as_array().into_iter().flatten() {
+            super::add_detail(&mut self.details, detail);
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
             let index = call["index"].as_u64().unwrap_or(0) as usize;
@@ -397,6 +402,9 @@ impl Collector {
         let mut message = json!({"role": "assistant", "content": self.content});
         if !self.reasoning.is_empty() {
             message["reasoning_content"] = json!(self.reasoning);
+        }
+        if !self.details.is_empty() {
+            message["reasoning_details"] = Value::Array(self.details);
         }
         if !self.tools.is_empty() {
             let calls: Vec<Value> = self
@@ -442,6 +450,28 @@ mod tests {
 
     fn ev(data: &str) -> Event {
         Event::data(data)
+    }
+
+    #[test]
+    fn streamed_reasoning_details_fold_by_index() {
+        // OpenRouter's pieces of one detail share an index; a whole detail has its own.
+        let chunk = |details: Value| json!({"choices": [{"index": 0, "delta": {"reasoning_details": details}}]});
+        let mut c = Collector::default();
+        for details in [
+            json!([{"type": "reasoning.text", "text": "Need ", "index": 0, "format": "f"}]),
+            json!([{"type": "reasoning.text", "text": "a.rs.", "index": 0}]),
+            json!([{"type": "reasoning.text", "signature": "s", "index": 0}]),
+            json!([{"type": "reasoning.encrypted", "data": "x", "index": 1}]),
+        ] {
+            c.add(&chunk(details));
+        }
+        assert_eq!(
+            c.finish()["choices"][0]["message"]["reasoning_details"],
+            json!([
+                {"type": "reasoning.text", "text": "Need a.rs.", "signature": "s", "index": 0, "format": "f"},
+                {"type": "reasoning.encrypted", "data": "x", "index": 1},
+            ])
+        );
     }
 
     #[test]

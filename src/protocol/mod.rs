@@ -14,6 +14,9 @@
 //!
 //! Hub conventions every translator keeps:
 //! - thinking text travels as `reasoning_content` (a message field, a delta field);
+//!   thinking a model signed, to be given back to it (Claude's, for a tool loop), as
+//!   `reasoning_details` in OpenRouter's shape: a message field, and in a stream one
+//!   delta per detail, or pieces of one that share its `index` ([`add_detail`]);
 //! - decoders always emit a usage chunk (`"choices": []`, `"usage": {…}`) before the
 //!   end when the upstream reported usage; the chat encoder drops it unless the client
 //!   asked for `stream_options.include_usage`;
@@ -170,6 +173,20 @@ impl Protocol {
         }
     }
 
+    /// Whether a client's body carries what Routeplane sealed for itself (another
+    /// source's signed thinking, in a Responses reasoning item), which a source of this
+    /// protocol would refuse: such a body is rebuilt without it, not copied.
+    pub fn carries_sealed(self, body: &RawBody) -> bool {
+        self == Protocol::Responses && body.get("input").is_some_and(responses::holds_sealed)
+    }
+
+    /// Takes out of a request what [`Protocol::carries_sealed`] found.
+    pub fn drop_sealed(self, req: &mut Value) {
+        if self == Protocol::Responses {
+            responses::drop_sealed(req);
+        }
+    }
+
     /// An error body in this protocol's shape.
     pub fn error_body(self, status: u16, message: &str) -> Vec<u8> {
         self.error_body_coded(status, message, None)
@@ -240,6 +257,14 @@ impl Protocol {
                         && let Some(n) = obj.remove("max_tokens")
                     {
                         obj.entry("max_completion_tokens").or_insert(n);
+                    }
+                }
+                // Another source's signed thinking is for that source (OpenRouter
+                // carries it to Claude); OpenAI refuses a message field it does not know.
+                if provider != "openrouter" {
+                    let messages = chat["messages"].as_array_mut().into_iter().flatten();
+                    for m in messages.filter_map(Value::as_object_mut) {
+                        m.remove("reasoning_details");
                     }
                 }
                 chat::lift_tool_media(&mut chat);
@@ -524,6 +549,25 @@ pub(crate) fn assistant_message(text: String, reasoning: String, calls: Vec<Valu
         message["tool_calls"] = Value::Array(calls);
     }
     message
+}
+
+/// Adds a streamed reasoning detail to those so far. OpenRouter streams a detail in
+/// pieces that share its `index`: their text is joined and their other fields kept.
+pub(crate) fn add_detail(details: &mut Vec<Value>, piece: &Value) {
+    let same = |d: &&mut Value| !piece["index"].is_null() && d["index"] == piece["index"];
+    let (Some(whole), Some(fields)) = (details.iter_mut().find(same), piece.as_object()) else {
+        details.push(piece.clone());
+        return;
+    };
+    for (key, value) in fields {
+        match (key.as_str(), &mut whole[key], value) {
+            ("text" | "summary" | "data", Value::String(so_far), Value::String(more)) => {
+                so_far.push_str(more);
+            }
+            (_, slot, value) if !value.is_null() => *slot = value.clone(),
+            _ => {}
+        }
+    }
 }
 
 /// Chat tool-call arguments (a JSON string) as an object; `{}` when empty or not an object.

@@ -280,7 +280,8 @@ impl<'a> Run<'a, '_> {
         let same = target.protocol == call.inbound;
         // usage (issue 19): a chat stream copied byte for byte is asked for its usage.
         let asks_usage = super::asks_usage(call, target);
-        if same && !env.auth.rewrites_body(provider) && ask == Ask::Original {
+        let sealed = same && target.protocol.carries_sealed(call.body);
+        if same && !env.auth.rewrites_body(provider) && ask == Ask::Original && !sealed {
             if asks_usage {
                 return Ok(Cow::Owned(
                     call.body.with_model_asking_usage(target.model()),
@@ -297,6 +298,9 @@ impl<'a> Run<'a, '_> {
                 }
             } else {
                 v["model"] = Value::String(target.model().to_string());
+            }
+            if sealed {
+                target.protocol.drop_sealed(&mut v);
             }
             if ask == Ask::Continue {
                 rescue::append_partial(call.inbound, &mut v, &self.splice.prefill());

@@ -3,8 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::error_json;
-use super::{finish_reason, usage_to_chat};
+use super::{block_of, detail_of, error_json, finish_reason, usage_to_chat};
 use crate::error::Error;
 use crate::protocol::{self, ToolChoice, text_of};
 use crate::sse::Event;
@@ -131,6 +130,11 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
             let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
             if !calls.is_empty() {
                 msg["tool_calls"] = Value::Array(calls);
+            }
+            // Signed thinking, for a source that gives it back to Claude (OpenRouter).
+            let details: Vec<Value> = blocks.iter().filter_map(detail_of).collect();
+            if !details.is_empty() {
+                msg["reasoning_details"] = Value::Array(details);
             }
             messages.push(msg);
             continue;
@@ -301,8 +305,16 @@ fn message_id(chat_id: &Value) -> String {
 pub fn response_from_chat(chat: Value) -> Value {
     let choice = &chat["choices"][0];
     let msg = &choice["message"];
-    let mut content = Vec::new();
-    if let Some(r) = msg["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
+    // Claude's signed thinking (through OpenRouter, say) goes back as Claude signed it.
+    let mut content: Vec<Value> = msg["reasoning_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(block_of)
+        .collect();
+    if let Some(r) = msg["reasoning_content"].as_str().filter(|r| !r.is_empty())
+        && content.is_empty()
+    {
         content.push(json!({"type": "thinking", "thinking": r, "signature": ""}));
     }
     let text = text_of(&msg["content"]);
@@ -330,6 +342,8 @@ enum Block {
     Text,
     /// Thinking deltas are flowing.
     Thinking,
+    /// A redacted thinking block, whole at its start.
+    Redacted,
     /// Argument fragments of chat tool call N are flowing.
     Tool(u64),
 }
@@ -513,6 +527,22 @@ impl Encoder {
         }
     }
 
+    /// A streamed reasoning detail Claude signed: the open thinking block's signature,
+    /// or a redacted thinking block of its own. Its text came as `reasoning_content`.
+    fn signed(&mut self, piece: &Value, out: &mut Vec<Event>) {
+        let Some(block) = block_of(piece) else {
+            return;
+        };
+        if block["type"] == "redacted_thinking" {
+            self.ensure(Block::Redacted, block, out);
+            self.close(out);
+            return;
+        }
+        if let Some((i, Block::Thinking)) = self.open {
+            out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "signature_delta", "signature": block["signature"]}})));
+        }
+    }
+
     /// Makes `kind` the open block, opening it with `block` if it is not already.
     fn ensure(&mut self, kind: Block, block: Value, out: &mut Vec<Event>) -> usize {
         if let Some((index, open)) = self.open
@@ -547,6 +577,9 @@ impl Encoder {
                 &mut out,
             );
             out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "thinking_delta", "thinking": r}})));
+        }
+        for piece in d["reasoning_details"].as_array().into_iter().flatten() {
+            self.signed(piece, &mut out);
         }
         if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
             let i = self.ensure(Block::Text, json!({"type": "text", "text": ""}), &mut out);

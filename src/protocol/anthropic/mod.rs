@@ -21,6 +21,46 @@ pub use source::{Decoder, delta, request_from_chat, response_to_chat};
 /// `max_tokens` when a chat request gives none: Anthropic requires one.
 const DEFAULT_MAX_TOKENS: u64 = 8192;
 
+/// The `format` of a hub reasoning detail that is Claude's signed thinking, as
+/// OpenRouter names it: only such a detail goes back to Anthropic.
+const SIGNED_BY_CLAUDE: &str = "anthropic-claude-v1";
+
+/// A `thinking` or `redacted_thinking` block as a hub reasoning detail; `None` for any
+/// other block, and for thinking without a signature, which Anthropic would refuse back.
+fn detail_of(block: &Value) -> Option<Value> {
+    match block["type"].as_str()? {
+        "thinking" => {
+            let signature = block["signature"].as_str().filter(|s| !s.is_empty())?;
+            Some(
+                json!({"type": "reasoning.text", "text": block["thinking"].as_str().unwrap_or(""), "signature": signature, "format": SIGNED_BY_CLAUDE}),
+            )
+        }
+        "redacted_thinking" => Some(
+            json!({"type": "reasoning.encrypted", "data": block["data"].as_str()?, "format": SIGNED_BY_CLAUDE}),
+        ),
+        _ => None,
+    }
+}
+
+/// A hub reasoning detail as the block Claude signed; `None` for another model's.
+fn block_of(detail: &Value) -> Option<Value> {
+    if detail["format"] != SIGNED_BY_CLAUDE {
+        return None;
+    }
+    match detail["type"].as_str()? {
+        "reasoning.text" => {
+            let signature = detail["signature"].as_str().filter(|s| !s.is_empty())?;
+            Some(
+                json!({"type": "thinking", "thinking": detail["text"].as_str().unwrap_or(""), "signature": signature}),
+            )
+        }
+        "reasoning.encrypted" => {
+            Some(json!({"type": "redacted_thinking", "data": detail["data"].as_str()?}))
+        }
+        _ => None,
+    }
+}
+
 /// The Anthropic error body for a status.
 pub fn error_json(status: u16, message: &str) -> Value {
     json!({"type": "error", "error": {"type": error_type(status), "message": message}})

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{DEFAULT_MAX_TOKENS, finish_reason, status_of, usage_to_chat};
+use super::{DEFAULT_MAX_TOKENS, block_of, detail_of, finish_reason, status_of, usage_to_chat};
 use crate::error::Error;
 use crate::protocol::view::{self, Delta, Text, Typed};
 use crate::protocol::{self, Decoded, ToolChoice, now, text_of};
@@ -28,6 +28,16 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
     let Some(list) = chat["messages"].as_array() else {
         return Err(Error::bad_request("`messages` must be an array"));
     };
+    // `none` asks for no reasoning, which is Anthropic's default: no `thinking` at all.
+    // With thinking on, Anthropic refuses a tool loop whose last assistant turn does not
+    // start with its signed thinking block (a hub reasoning detail, when the client
+    // gave it back), and a forced tool choice: then the answer comes without thinking
+    // rather than not at all.
+    let asked = ToolChoice::of_chat(&chat);
+    let effort = chat["reasoning_effort"].as_str().filter(|e| *e != "none");
+    let thinks = effort.is_some()
+        && !matches!(asked, Some(ToolChoice::Required | ToolChoice::Function(_)))
+        && last_turn(list).is_none_or(|m| !called(m) || !signed_thinking(m).is_empty());
     for m in list {
         let (role, blocks) = match m["role"].as_str() {
             Some("system" | "developer") => {
@@ -47,7 +57,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
                 continue;
             }
             Some("user") => ("user", content_blocks(&m["content"], provider)?),
-            Some("assistant") => ("assistant", assistant_blocks(m)?),
+            Some("assistant") => ("assistant", assistant_blocks(m, thinks)?),
             Some("tool") => {
                 // A tool result's images and documents stay inside it: Anthropic takes them there.
                 let content = if protocol::has_media(&m["content"]) {
@@ -99,15 +109,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             out.insert("stop_sequences".into(), Value::Array(kept));
         }
     }
-    // `none` asks for no reasoning, which is Anthropic's default: no `thinking` at all.
-    // With thinking on, Anthropic refuses a tool loop whose last assistant turn does not
-    // start with its signed thinking block (which no other protocol carries), and a
-    // forced tool choice: then the answer comes without thinking rather than not at all.
-    let asked = ToolChoice::of_chat(&chat);
-    let thinking_refused = last_turn_called(list)
-        || matches!(asked, Some(ToolChoice::Required | ToolChoice::Function(_)));
-    let effort = chat["reasoning_effort"].as_str();
-    if let Some(effort) = effort.filter(|e| *e != "none" && !thinking_refused) {
+    if let Some(effort) = effort.filter(|_| thinks) {
         let budget: u64 = match effort {
             "minimal" | "low" => 1024,
             "medium" => 4096,
@@ -166,14 +168,26 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
     Ok(Value::Object(out))
 }
 
-/// Whether the last assistant turn called tools: its results follow, and the model
-/// goes on from them.
-fn last_turn_called(messages: &[Value]) -> bool {
-    messages
-        .iter()
-        .rev()
-        .find(|m| m["role"] == "assistant")
-        .is_some_and(|m| m["tool_calls"].as_array().is_some_and(|c| !c.is_empty()))
+/// The last assistant turn.
+fn last_turn(messages: &[Value]) -> Option<&Value> {
+    messages.iter().rev().find(|m| m["role"] == "assistant")
+}
+
+/// Whether an assistant turn called tools: when it is the last, their results follow
+/// and the model goes on from them.
+fn called(turn: &Value) -> bool {
+    turn["tool_calls"].as_array().is_some_and(|c| !c.is_empty())
+}
+
+/// An assistant turn's thinking blocks as Claude signed them, from its hub reasoning
+/// details.
+fn signed_thinking(turn: &Value) -> Vec<Value> {
+    turn["reasoning_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(block_of)
+        .collect()
 }
 
 /// Anthropic refuses a text block with no text, or whitespace alone; leaving it out
@@ -242,9 +256,14 @@ fn document_block(media_type: &str, data: &str, filename: Option<&str>) -> Value
     block
 }
 
-/// A chat assistant message → text and tool_use blocks.
-fn assistant_blocks(m: &Value) -> Result<Vec<Value>, Error> {
-    let mut blocks = Vec::new();
+/// A chat assistant message → text and tool_use blocks, after its signed thinking when
+/// this request `thinks` (Anthropic wants it first, and only then).
+fn assistant_blocks(m: &Value, thinks: bool) -> Result<Vec<Value>, Error> {
+    let mut blocks = if thinks {
+        signed_thinking(m)
+    } else {
+        Vec::new()
+    };
     let text = text_of(&m["content"]);
     if !blank(&text) {
         blocks.push(json!({"type": "text", "text": text}));
@@ -301,6 +320,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut calls = Vec::new();
+    let mut details = Vec::new();
     for b in resp["content"].as_array().into_iter().flatten() {
         match b["type"].as_str() {
             Some("text") => text.push_str(b["text"].as_str().unwrap_or("")),
@@ -311,8 +331,12 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
             })),
             _ => {}
         }
+        details.extend(detail_of(b));
     }
-    let message = protocol::assistant_message(text, reasoning, calls);
+    let mut message = protocol::assistant_message(text, reasoning, calls);
+    if !details.is_empty() {
+        message["reasoning_details"] = Value::Array(details);
+    }
     Ok(json!({
         "id": resp["id"], "object": "chat.completion", "created": now(), "model": resp["model"],
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(resp["stop_reason"].as_str().unwrap_or(""))}],
@@ -328,6 +352,11 @@ pub struct Decoder {
     created: u64,
     /// Anthropic block index → chat tool call index, and whether arguments came for it.
     tools: HashMap<u64, (usize, bool)>,
+    /// The open thinking block: its index, text and signature so far. It goes out
+    /// whole as a reasoning detail when it ends, so a client can give it back.
+    thinking: Option<(u64, String, String)>,
+    /// Reasoning details sent so far.
+    details: usize,
     usage: Value,
 }
 
@@ -365,6 +394,21 @@ impl Decoder {
     /// A chunk with one delta.
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
         protocol::hub_chunk(&self.id, self.created, &self.model, delta, finish)
+    }
+
+    /// A chunk with one reasoning detail, numbered as OpenRouter streams them.
+    fn detail(&mut self, mut detail: Value) -> Decoded {
+        detail["index"] = json!(self.details);
+        self.details += 1;
+        Decoded::Chunks(vec![
+            self.chunk(json!({"reasoning_details": [detail]}), None),
+        ])
+    }
+
+    /// The open thinking block, when the event is about it.
+    fn open_thinking(&mut self, event: &Value) -> Option<&mut (u64, String, String)> {
+        let index = event["index"].as_u64().unwrap_or(0);
+        self.thinking.as_mut().filter(|t| t.0 == index)
     }
 
     /// Decodes one upstream event.
@@ -407,6 +451,16 @@ impl Decoder {
                     Some("text") if b["text"].as_str().is_some_and(|t| !t.is_empty()) => {
                         one(self.chunk(json!({"content": b["text"]}), None))
                     }
+                    Some("thinking") => {
+                        let given = |key: &str| b[key].as_str().unwrap_or("").to_string();
+                        let index = v["index"].as_u64().unwrap_or(0);
+                        self.thinking = Some((index, given("thinking"), given("signature")));
+                        Decoded::Chunks(Vec::new())
+                    }
+                    Some("redacted_thinking") => match detail_of(b) {
+                        Some(detail) => self.detail(detail),
+                        None => Decoded::Chunks(Vec::new()),
+                    },
                     _ => Decoded::Chunks(Vec::new()),
                 }
             }
@@ -415,7 +469,16 @@ impl Decoder {
                 match d["type"].as_str() {
                     Some("text_delta") => one(self.chunk(json!({"content": d["text"]}), None)),
                     Some("thinking_delta") => {
+                        if let Some((_, text, _)) = self.open_thinking(&v) {
+                            text.push_str(d["thinking"].as_str().unwrap_or(""));
+                        }
                         one(self.chunk(json!({"reasoning_content": d["thinking"]}), None))
+                    }
+                    Some("signature_delta") => {
+                        if let Some((_, _, signature)) = self.open_thinking(&v) {
+                            signature.push_str(d["signature"].as_str().unwrap_or(""));
+                        }
+                        Decoded::Chunks(Vec::new())
                     }
                     Some("input_json_delta") => {
                         let fragment = d["partial_json"].as_str().is_some_and(|p| !p.is_empty());
@@ -436,6 +499,17 @@ impl Decoder {
             }
             // A call without input streams no fragment, or only `""`: its arguments
             // are `{}`, as in the unstreamed answer, not an empty string no client parses.
+            "content_block_stop" if self.open_thinking(&v).is_some() => {
+                let Some((_, thinking, signature)) = self.thinking.take() else {
+                    return Decoded::Chunks(Vec::new());
+                };
+                let block =
+                    json!({"type": "thinking", "thinking": thinking, "signature": signature});
+                match detail_of(&block) {
+                    Some(detail) => self.detail(detail),
+                    None => Decoded::Chunks(Vec::new()),
+                }
+            }
             "content_block_stop" => match self.tools.get_mut(&v["index"].as_u64().unwrap_or(0)) {
                 Some((index, seen @ false)) => {
                     *seen = true;

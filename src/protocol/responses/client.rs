@@ -6,10 +6,10 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{FILE_FIELDS, SHARED_FIELDS};
+use super::{FILE_FIELDS, SHARED_FIELDS, seal, unseal};
 use crate::body::RawBody;
 use crate::error::Error;
-use crate::protocol::{ToolChoice, copy_fields, now, text_of};
+use crate::protocol::{ToolChoice, add_detail, copy_fields, now, text_of};
 use crate::sse::Event;
 
 /// A Responses request from a client → hub chat request.
@@ -20,6 +20,9 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
         ));
     }
     let mut messages: Vec<Value> = Vec::new();
+    // Thinking another source signed, given back for the turn that follows it: it goes
+    // with that turn's calls, so the source can keep thinking through a tool loop.
+    let mut signed: Option<Vec<Value>> = None;
     if let Some(s) = req["instructions"].as_str().filter(|s| !s.is_empty()) {
         messages.push(json!({"role": "system", "content": s}));
     }
@@ -46,9 +49,12 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                                 )));
                             }
                         };
-                        messages.push(
-                            json!({"role": role, "content": content_to_chat(&item["content"])?}),
-                        );
+                        let mut message =
+                            json!({"role": role, "content": content_to_chat(&item["content"])?});
+                        if let Some(details) = signed.take().filter(|_| role == "assistant") {
+                            message["reasoning_details"] = Value::Array(details);
+                        }
+                        messages.push(message);
                     }
                     kind @ ("function_call" | "custom_tool_call") => {
                         // A custom tool's text travels as a function's one `input` argument.
@@ -58,9 +64,10 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                             item["arguments"].as_str().unwrap_or("{}").to_string()
                         };
                         let call = json!({"id": item["call_id"], "type": "function", "function": {"name": item["name"], "arguments": arguments}});
-                        // Consecutive calls (and text just before them) form one assistant turn.
+                        // Consecutive calls (and text just before them) form one assistant
+                        // turn; reasoning given back begins a new one.
                         match messages.last_mut() {
-                            Some(last) if last["role"] == "assistant" => {
+                            Some(last) if last["role"] == "assistant" && signed.is_none() => {
                                 if !last["tool_calls"].is_array() {
                                     last["tool_calls"] = json!([]);
                                 }
@@ -68,9 +75,13 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                                     a.push(call);
                                 }
                             }
-                            _ => messages.push(
-                                json!({"role": "assistant", "content": null, "tool_calls": [call]}),
-                            ),
+                            _ => {
+                                let mut message = json!({"role": "assistant", "content": null, "tool_calls": [call]});
+                                if let Some(details) = signed.take() {
+                                    message["reasoning_details"] = Value::Array(details);
+                                }
+                                messages.push(message);
+                            }
                         }
                     }
                     "function_call_output" | "custom_tool_call_output" => {
@@ -82,7 +93,9 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                         };
                         messages.push(json!({"role": "tool", "tool_call_id": item["call_id"], "content": output}));
                     }
-                    "reasoning" => {}
+                    "reasoning" => {
+                        signed = item["encrypted_content"].as_str().and_then(unseal);
+                    }
                     other => {
                         return Err(Error::Untranslatable(format!(
                             "input item type `{other}` is only available from a Responses upstream"
@@ -312,8 +325,20 @@ pub fn response_from_chat(chat: Value, custom: &[String]) -> Value {
     let choice = &chat["choices"][0];
     let msg = &choice["message"];
     let mut output = Vec::new();
-    if let Some(r) = msg["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
-        output.push(json!({"type": "reasoning", "id": format!("rs_{id}"), "summary": [{"type": "summary_text", "text": r}]}));
+    let reasoning = msg["reasoning_content"].as_str().filter(|r| !r.is_empty());
+    let details = msg["reasoning_details"]
+        .as_array()
+        .filter(|d| !d.is_empty());
+    if reasoning.is_some() || details.is_some() {
+        let summary: Vec<Value> = reasoning
+            .map(|r| json!({"type": "summary_text", "text": r}))
+            .into_iter()
+            .collect();
+        let mut item = json!({"type": "reasoning", "id": format!("rs_{id}"), "summary": summary});
+        if let Some(details) = details {
+            item["encrypted_content"] = json!(seal(details));
+        }
+        output.push(item);
     }
     let text = text_of(&msg["content"]);
     if !text.is_empty() {
@@ -355,6 +380,8 @@ struct OpenText {
     reasoning: bool,
     /// Text so far.
     text: String,
+    /// A reasoning item's details so far, sealed into it at its end.
+    details: Vec<Value>,
 }
 
 /// A function call item whose arguments are flowing to the client.
@@ -457,6 +484,7 @@ impl Encoder {
                         id,
                         reasoning: t == "reasoning",
                         text: String::new(),
+                        details: Vec::new(),
                     });
                 }
             }
@@ -532,7 +560,11 @@ impl Encoder {
                 json!({"item_id": id, "output_index": oi, "summary_index": 0, "part": part}),
             );
             out.push(ev);
-            json!({"type": "reasoning", "id": id, "summary": [part]})
+            let mut item = json!({"type": "reasoning", "id": id, "summary": [part]});
+            if !t.details.is_empty() {
+                item["encrypted_content"] = json!(seal(&t.details));
+            }
+            item
         } else {
             let ev = self.ev(
                 "response.output_text.done",
@@ -605,6 +637,27 @@ impl Encoder {
 
     /// Appends text to a message (or reasoning) item, opening one when needed.
     fn text_delta(&mut self, reasoning: bool, delta: &str, out: &mut Vec<Event>) {
+        let Some(t) = self.open_text(reasoning, out) else {
+            return;
+        };
+        t.text.push_str(delta);
+        let (oi, id) = (t.oi, t.id.clone());
+        let ev = if reasoning {
+            self.ev(
+                "response.reasoning_summary_text.delta",
+                json!({"item_id": id, "output_index": oi, "summary_index": 0, "delta": delta}),
+            )
+        } else {
+            self.ev(
+                "response.output_text.delta",
+                json!({"item_id": id, "output_index": oi, "content_index": 0, "delta": delta}),
+            )
+        };
+        out.push(ev);
+    }
+
+    /// The open message (or reasoning) item, opened when there is none of that kind.
+    fn open_text(&mut self, reasoning: bool, out: &mut Vec<Event>) -> Option<&mut OpenText> {
         if self.text.as_ref().is_some_and(|t| t.reasoning != reasoning) {
             self.close_text(out);
         }
@@ -629,23 +682,10 @@ impl Encoder {
                 id,
                 reasoning,
                 text: String::new(),
+                details: Vec::new(),
             });
         }
-        let Some(t) = self.text.as_mut() else { return };
-        t.text.push_str(delta);
-        let (oi, id) = (t.oi, t.id.clone());
-        let ev = if reasoning {
-            self.ev(
-                "response.reasoning_summary_text.delta",
-                json!({"item_id": id, "output_index": oi, "summary_index": 0, "delta": delta}),
-            )
-        } else {
-            self.ev(
-                "response.output_text.delta",
-                json!({"item_id": id, "output_index": oi, "content_index": 0, "delta": delta}),
-            )
-        };
-        out.push(ev);
+        self.text.as_mut()
     }
 
     /// Handles one chat tool-call fragment.
@@ -712,6 +752,13 @@ impl Encoder {
         let d = &choice["delta"];
         if let Some(r) = d["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
             self.text_delta(true, r, &mut out);
+        }
+        if let Some(details) = d["reasoning_details"].as_array().filter(|d| !d.is_empty())
+            && let Some(t) = self.open_text(true, &mut out)
+        {
+            for piece in details {
+                add_detail(&mut t.details, piece);
+            }
         }
         if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
             self.text_delta(false, t, &mut out);

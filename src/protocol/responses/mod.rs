@@ -6,6 +6,14 @@
 //! `client.rs` serves a Responses client. Routeplane is stateless, so it always asks an
 //! upstream not to store (`store: false`) and refuses `previous_response_id` unless the
 //! request goes byte for byte to a Responses source.
+//!
+//! Thinking another source signed (Claude's) reaches a Responses client as a reasoning
+//! item's `encrypted_content`, sealed by Routeplane, which Codex gives back on its next
+//! turn; a Responses source could not read it, so it is taken out before one sees it.
+
+use serde_json::Value;
+
+use crate::base64;
 
 mod client;
 mod source;
@@ -14,6 +22,42 @@ mod tests;
 
 pub use client::{Encoder, custom_tools, request_to_chat, response_from_chat};
 pub use source::{Decoder, codex_body, delta, request_from_chat, response_to_chat};
+
+/// How an `encrypted_content` Routeplane sealed begins (OpenAI's begin `gAAAA`).
+const SEALED: &str = "routeplane:v1:";
+
+/// Hub reasoning details as a reasoning item's `encrypted_content`.
+fn seal(details: &[Value]) -> String {
+    let json = serde_json::to_vec(details).unwrap_or_default();
+    format!("{SEALED}{}", base64::encode(&json))
+}
+
+/// The hub reasoning details in an `encrypted_content` Routeplane sealed; `None` for
+/// one it did not.
+fn unseal(content: &str) -> Option<Vec<Value>> {
+    let json = base64::decode(content.strip_prefix(SEALED)?)?;
+    serde_json::from_slice(&json).ok()
+}
+
+/// Whether a client's request body holds a reasoning item Routeplane sealed.
+pub fn holds_sealed(body: &[u8]) -> bool {
+    let seal = SEALED.as_bytes();
+    body.windows(seal.len())
+        .any(|w| w[0] == seal[0] && w == seal)
+}
+
+/// Takes out of a Responses request the reasoning items Routeplane sealed: a Responses
+/// source refuses `encrypted_content` it did not make.
+pub fn drop_sealed(req: &mut Value) {
+    if let Some(items) = req["input"].as_array_mut() {
+        items.retain(|item| {
+            item["type"] != "reasoning"
+                || !item["encrypted_content"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with(SEALED))
+        });
+    }
+}
 
 /// Instructions sent to the ChatGPT/Codex backend when the client gave none (it requires some).
 const DEFAULT_INSTRUCTIONS: &str = "You are a helpful assistant.";
