@@ -497,8 +497,6 @@ impl Decoder {
                     _ => Decoded::Chunks(Vec::new()),
                 }
             }
-            // A call without input streams no fragment, or only `""`: its arguments
-            // are `{}`, as in the unstreamed answer, not an empty string no client parses.
             "content_block_stop" if self.open_thinking(&v).is_some() => {
                 let Some((_, thinking, signature)) = self.thinking.take() else {
                     return Decoded::Chunks(Vec::new());
@@ -510,6 +508,8 @@ impl Decoder {
                     None => Decoded::Chunks(Vec::new()),
                 }
             }
+            // A call without input streams no fragment, or only `""`: its arguments
+            // are `{}`, as in the unstreamed answer, not an empty string no client parses.
             "content_block_stop" => match self.tools.get_mut(&v["index"].as_u64().unwrap_or(0)) {
                 Some((index, seen @ false)) => {
                     *seen = true;
