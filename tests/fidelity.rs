@@ -749,3 +749,57 @@ fn claude_code_keeps_claudes_signature_through_openrouter() {
         "{sent}"
     );
 }
+
+#[test]
+fn geminis_own_thought_signature_goes_back_with_its_call() {
+    // Gemini 3 signs a turn's first call. Given back (sealed to a Codex client, as
+    // `reasoning_details` to a chat client), it goes with that call again instead of
+    // the placeholder that history from elsewhere gets.
+    let answer = |stream: bool| {
+        let parts = json!([{"functionCall": {"name": "read", "args": {"path": "a.rs"}}, "thoughtSignature": "gsig-1"}]);
+        json!({"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+            "modelVersion": "gemini-3-pro", "responseId": if stream { "r1" } else { "r2" }})
+    };
+    let sse = Reply::Sse(vec![format!("data: {}\n\n", answer(true))], Duration::ZERO);
+    for (stream, reply) in [(true, sse), (false, Reply::json(200, answer(false)))] {
+        let (mock, p) = setup(Wire::Gemini, reply);
+        let tools = json!([{"type": "function", "name": "read", "parameters": {"type": "object"}}]);
+        let ask = json!({"role": "user", "content": "read a.rs"});
+        let req =
+            |input: Value| json!({"model": "m", "stream": stream, "input": input, "tools": tools});
+        let items: Vec<Value> = if stream {
+            let s = p.stream(&Wire::Responses.url("m", true), req(json!([ask])));
+            s.data()
+                .iter()
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .filter(|v| v["type"] == "response.output_item.done")
+                .map(|v| v["item"].clone())
+                .collect()
+        } else {
+            let resp = p.post(&Wire::Responses.url("m", false), req(json!([ask])));
+            resp.json()["output"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let [reasoning, call] = &items[..] else {
+            panic!("stream {stream}: expected a reasoning item and a call: {items:?}");
+        };
+        assert!(reasoning["encrypted_content"].is_string(), "{reasoning}");
+        let output = json!({"type": "function_call_output", "call_id": call["call_id"], "output": "fn main() {}"});
+        let input = json!([ask, reasoning, call, output]);
+        let status = if stream {
+            p.stream(&Wire::Responses.url("m", true), req(input)).status
+        } else {
+            p.post(&Wire::Responses.url("m", false), req(input)).status
+        };
+        assert_eq!(status, 200);
+        let sent = mock.requests()[1].json();
+        let part = &sent["contents"][1]["parts"][0];
+        assert_eq!(part["functionCall"]["name"], "read", "{sent}");
+        assert_eq!(
+            part["thoughtSignature"], "gsig-1",
+            "stream {stream}: {sent}"
+        );
+    }
+}

@@ -36,7 +36,8 @@
 //!   part. `FunctionCall.id` is optional and the Developer API usually leaves it out.
 //!   Gemini 3 rejects a function-call turn without its signature; gemini-cli sends the
 //!   placeholder `skip_thought_signature_validator` for history it did not get from
-//!   Gemini, and so does `source.rs`. gemini-cli answers a call with
+//!   Gemini, and so does `source.rs` when the client did not give Gemini's own back (a
+//!   hub reasoning detail naming the call). gemini-cli answers a call with
 //!   `{functionResponse{id, name, response: {output}}}`, the id its own when the model
 //!   gave none. (source: ai.google.dev/gemini-api/docs/thought-signatures; gemini-cli
 //!   `createFunctionResponsePart`, `SYNTHETIC_THOUGHT_SIGNATURE`)
@@ -74,6 +75,10 @@ pub use source::{Decoder, blocked_answer, delta, request_from_chat, response_to_
 
 /// The placeholder signature Gemini 3 accepts on a function call it did not produce.
 const SYNTHETIC_SIGNATURE: &str = "skip_thought_signature_validator";
+
+/// The `format` of a hub reasoning detail that is a Gemini call's thought signature,
+/// as OpenRouter names it (the detail's `id` is the call's).
+const SIGNED_BY_GEMINI: &str = "google-gemini-v1";
 
 /// Thinking budgets for the chat reasoning efforts; `xhigh` (GPT-5.1's) gets the
 /// largest budget every 2.5 model takes (Flash's ceiling; Pro's is 32768).

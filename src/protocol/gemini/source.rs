@@ -11,7 +11,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::{
-    BUDGETS, SYNTHETIC_SIGNATURE, blocked, filtered, finish_reason, id_safe, usage_to_chat,
+    BUDGETS, SIGNED_BY_GEMINI, SYNTHETIC_SIGNATURE, blocked, filtered, finish_reason, id_safe,
+    usage_to_chat,
 };
 use crate::error::Error;
 use crate::protocol::view::{self, Delta, First, Present, Text};
@@ -240,6 +241,12 @@ fn model_parts(m: &Value, names: &mut HashMap<String, String>) -> Result<Vec<Val
     if !text.is_empty() {
         parts.push(json!({"text": text}));
     }
+    let details: Vec<&Value> = m["reasoning_details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["format"] == SIGNED_BY_GEMINI)
+        .collect();
     for (j, call) in m["tool_calls"].as_array().into_iter().flatten().enumerate() {
         let name = call["function"]["name"].as_str().unwrap_or("");
         let args = call["function"]["arguments"].as_str().unwrap_or("{}");
@@ -255,8 +262,13 @@ fn model_parts(m: &Value, names: &mut HashMap<String, String>) -> Result<Vec<Val
             names.insert(id.to_string(), name.to_string());
         }
         let mut part = json!({"functionCall": fc});
-        if j == 0 {
-            part["thoughtSignature"] = json!(SYNTHETIC_SIGNATURE);
+        // Gemini's own signature when the client gave it back; Gemini 3 needs one on
+        // the first call of a turn.
+        let signed = details.iter().find(|d| d["id"] == call["id"]);
+        match signed.and_then(|d| d["data"].as_str()) {
+            Some(signature) => part["thoughtSignature"] = json!(signature),
+            None if j == 0 => part["thoughtSignature"] = json!(SYNTHETIC_SIGNATURE),
+            None => {}
         }
         parts.push(part);
     }
@@ -265,9 +277,25 @@ fn model_parts(m: &Value, names: &mut HashMap<String, String>) -> Result<Vec<Val
 
 // ---- Gemini → chat (upstream answers) ----
 
-/// The text, thoughts and calls of a candidate's parts; `ids` names calls without an id.
-fn read_parts(parts: &Value, first_index: usize, ids: &str) -> (String, String, Vec<Value>) {
-    let (mut text, mut thoughts, mut calls) = (String::new(), String::new(), Vec::new());
+/// What a candidate's parts say, in the hub's terms.
+#[derive(Default)]
+struct Read {
+    text: String,
+    thoughts: String,
+    calls: Vec<Value>,
+    /// The calls' thought signatures, as reasoning details naming their call.
+    signatures: Vec<Value>,
+}
+
+/// Reads a candidate's parts; `ids` names calls without an id.
+fn read_parts(parts: &Value, first_index: usize, ids: &str) -> Read {
+    let mut read = Read::default();
+    let Read {
+        text,
+        thoughts,
+        calls,
+        signatures,
+    } = &mut read;
     for p in parts.as_array().into_iter().flatten() {
         if let Some(t) = p["text"].as_str() {
             if p["thought"] == json!(true) {
@@ -288,10 +316,13 @@ fn read_parts(parts: &Value, first_index: usize, ids: &str) -> (String, String, 
             } else {
                 "{}".to_string()
             };
+            if let Some(signature) = p["thoughtSignature"].as_str() {
+                signatures.push(json!({"type": "reasoning.encrypted", "data": signature, "id": id, "format": SIGNED_BY_GEMINI}));
+            }
             calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}));
         }
     }
-    (text, thoughts, calls)
+    read
 }
 
 /// A prefix for the ids of calls in one answer: its `responseId`, else the clock.
@@ -325,7 +356,7 @@ fn block_reason(resp: &Value) -> Option<String> {
     }
     let cand = resp["candidates"].get(0)?;
     let reason = cand["finishReason"].as_str()?;
-    let (text, _, calls) = read_parts(&cand["content"]["parts"], 0, "");
+    let Read { text, calls, .. } = read_parts(&cand["content"]["parts"], 0, "");
     (finish_reason(reason, false) == "content_filter" && text.is_empty() && calls.is_empty())
         .then(|| filtered(reason))
 }
@@ -348,16 +379,20 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     let Some(cand) = resp["candidates"].get(0) else {
         return Err(failed("the answer has no candidates".into()));
     };
-    let (text, thoughts, calls) = read_parts(&cand["content"]["parts"], 0, &id_prefix(&resp));
+    let read = read_parts(&cand["content"]["parts"], 0, &id_prefix(&resp));
     let reason = cand["finishReason"].as_str().unwrap_or("STOP");
-    if reason == MALFORMED && text.is_empty() && calls.is_empty() {
+    if reason == MALFORMED && read.text.is_empty() && read.calls.is_empty() {
         return Err(failed(malformed_call()));
     }
-    let finish = finish_reason(reason, !calls.is_empty());
+    let finish = finish_reason(reason, !read.calls.is_empty());
+    let mut message = assistant_message(read.text, read.thoughts, read.calls);
+    if !read.signatures.is_empty() {
+        message["reasoning_details"] = Value::Array(read.signatures);
+    }
     Ok(json!({
         "id": resp["responseId"].as_str().unwrap_or("gemini"),
         "object": "chat.completion", "created": now(), "model": resp["modelVersion"],
-        "choices": [{"index": 0, "message": assistant_message(text, thoughts, calls), "finish_reason": finish}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": usage_to_chat(&resp["usageMetadata"]),
     }))
 }
@@ -372,6 +407,8 @@ pub struct Decoder {
     started: bool,
     /// Tool calls announced so far.
     tools: usize,
+    /// Thought signatures sent so far.
+    signatures: usize,
     /// Prefix for synthesised call ids.
     ids: String,
     usage: Value,
@@ -423,7 +460,12 @@ impl Decoder {
             self.viewed_usage.clear();
         }
         let cand = &v["candidates"][0];
-        let (text, thoughts, calls) = read_parts(&cand["content"]["parts"], self.tools, &self.ids);
+        let Read {
+            text,
+            thoughts,
+            calls,
+            signatures,
+        } = read_parts(&cand["content"]["parts"], self.tools, &self.ids);
         let reason = cand["finishReason"].as_str();
         let mut delta = Map::new();
         if !thoughts.is_empty() {
@@ -443,6 +485,18 @@ impl Decoder {
                 .collect();
             self.tools += indexed.len();
             delta.insert("tool_calls".into(), Value::Array(indexed));
+        }
+        if !signatures.is_empty() {
+            // Each whole, and numbered apart, as OpenRouter numbers streamed details.
+            let numbered: Vec<Value> = signatures
+                .into_iter()
+                .map(|mut d| {
+                    d["index"] = json!(self.signatures);
+                    self.signatures += 1;
+                    d
+                })
+                .collect();
+            delta.insert("reasoning_details".into(), Value::Array(numbered));
         }
         let mut out = Vec::new();
         if !delta.is_empty() {
