@@ -429,12 +429,22 @@ fn expand_text<E: de::Error>(raw: &str) -> Result<Text, E> {
         .map_err(unexpanded)
 }
 
-/// The error for an unset `${NAME}`.
+/// The error for an unset `${NAME}`, naming it only when it is [`conventional`].
 fn unset<E: de::Error>(name: &str) -> E {
+    if !conventional(name) {
+        return E::custom(UNSET_UNSHOWN);
+    }
     E::custom(format!(
         "environment variable `{name}` is not set (set it, or write `${{{name}:-default}}`)"
     ))
 }
+
+/// The error for an unset `${NAME}` whose name is not repeated. The error names its
+/// place (the key holding the reference, line and column) when the parser reports it.
+const UNSET_UNSHOWN: &str = "`${…}` names an environment variable that is not set; its name is \
+     not shown, as it looks like a key (a variable's name is upper-case letters, digits and \
+     `_`): write the variable's name between the braces, e.g. `${GEMINI_API_KEY}`, and set it \
+     (`export GEMINI_API_KEY=…`)";
 
 /// The error for a `${…}` that holds no variable name. What it holds is not repeated:
 /// the likeliest text between the braces is a key pasted there.
@@ -594,6 +604,13 @@ fn is_variable_name(name: &str) -> bool {
         .next()
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `[A-Z_][A-Z0-9_]*`, a variable name as people write one: the only names an error
+/// repeats. Some keys are valid names too (Google's `AIza…` keys mix upper and lower
+/// case, digits, `_` and `-`), and a key pasted between the braces must not be printed.
+fn conventional(name: &str) -> bool {
+    is_variable_name(name) && !name.bytes().any(|b| b.is_ascii_lowercase())
 }
 
 /// A YAML map kept in file order, each key with its line and column.
@@ -813,8 +830,8 @@ fn unquoted_variable_in_flow(src: &str) -> bool {
 /// A parser message from inside a secret key, with nothing of the file in it: messages
 /// known to quote nothing are kept, any other is cut to what was expected.
 fn secret_safe(msg: &str) -> String {
-    // Ours: they name a variable, and only once it is known to be a name.
-    if msg.starts_with("environment variable `") || msg == NOT_A_NAME {
+    // Ours: they name a variable only once it is known to be a conventional name.
+    if msg.starts_with("environment variable `") || msg == NOT_A_NAME || msg == UNSET_UNSHOWN {
         return msg.to_string();
     }
     match msg {
@@ -1102,6 +1119,38 @@ mod tests {
             msg.contains("`ROUTEPLANE_TEST_UNSET_VAR` is not set"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn only_a_conventional_unset_name_is_repeated() {
+        for name in ["GEMINI_API_KEY", "_K1", "K"] {
+            assert!(conventional(name), "{name}");
+        }
+        for name in [
+            "AIzaSyFakeKey0123456789abcdefghijkl",
+            "my_key",
+            "Key",
+            "sk-1",
+            "1KEY",
+            "",
+        ] {
+            assert!(!conventional(name), "{name}");
+        }
+        // In a key's place and elsewhere, the error names the key that holds it.
+        for (text, want) in [
+            (
+                "providers:\n  x:\n    api_key: ${AIzaSyFakeKey0123456789abcdefghijkl}\n",
+                (3, 14, "providers.x.api_key"),
+            ),
+            (
+                "providers:\n  x:\n    api_base: http://${routeplane_test_unset}/v1\n",
+                (3, 15, "providers.x.api_base"),
+            ),
+        ] {
+            let (line, col, msg) = parse(text).unwrap_err();
+            assert_eq!((line, col), (want.0, want.1), "{text}");
+            assert_eq!(msg, format!("{}: {UNSET_UNSHOWN}", want.2), "{text}");
+        }
     }
 
     #[test]

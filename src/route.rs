@@ -112,10 +112,16 @@ fn resolve_into(
 /// model's endpoint): as written, or at a local source that lists only `model:latest`,
 /// as listed, so that it is one endpoint with one label and one cool-down however named.
 fn named(p: &Arc<Provider>, detected: &Detected, model: &str) -> Target {
+    Target::new(p, &as_listed(p, detected, model))
+}
+
+/// `model` named with its provider `p`, as [`named`] sends it: as written, or the
+/// `model:latest` a local source lists instead ([`Detected::latest_of`]).
+fn as_listed<'m>(p: &Provider, detected: &Detected, model: &'m str) -> Cow<'m, str> {
     let listed = (p.detect && !p.declares(model))
         .then(|| detected.latest_of(&p.id, model))
         .flatten();
-    Target::new(p, listed.as_deref().unwrap_or(model))
+    listed.map_or(Cow::Borrowed(model), Cow::Owned)
 }
 
 /// Resolves a request's `models` list (or its single `model`) to one ordered target list.
@@ -170,6 +176,30 @@ pub fn routable(reg: &Registry, detected: &Detected) -> Vec<(String, String)> {
     }
     out.extend(qualified);
     out
+}
+
+/// The entry of [`routable`] a client means by `model`: the id listed as written, or the
+/// one routing would send it to, so that `llama3.1` finds the `llama3.1:latest` a local
+/// source lists (and `ollama:llama3.1` finds `ollama:llama3.1:latest`).
+pub fn listed(reg: &Registry, detected: &Detected, model: &str) -> Option<(String, String)> {
+    let ids = routable(reg, detected);
+    let find = |id: &str| ids.iter().find(|(listed, _)| listed == id).cloned();
+    if let Some(entry) = find(model) {
+        return Some(entry);
+    }
+    // Read as `resolve_into` reads it: a known provider before the first colon pins.
+    let implied = if let Some((pid, m)) = model.split_once(':')
+        && let Some(p) = reg.provider_for(pid)
+    {
+        format!("{}:{}", p.id, as_listed(&p, detected, m))
+    } else {
+        reg.providers
+            .iter()
+            .filter(|p| p.detect)
+            .find_map(|p| detected.cascades(&p.id, model, true))?
+            .into_owned()
+    };
+    find(&implied)
 }
 
 /// The ids of [`routable`], for suggestions.
@@ -345,6 +375,32 @@ mod tests {
             labels(&resolve(&r, &d, "shared").unwrap()),
             ["ollama:shared", "other:shared-v2"]
         );
+    }
+
+    #[test]
+    fn a_name_without_its_latest_tag_finds_the_listed_entry() {
+        let r = reg("providers:\n  ollama:\n    api_base: http://127.0.0.1:9/v1\n");
+        let d = Detected::default();
+        d.set(
+            "ollama",
+            detect::SourceState {
+                up: true,
+                models: vec!["llama3.1:latest".into(), "qwen2:7b".into()],
+                ..detect::SourceState::default()
+            },
+        );
+        let found = |model| listed(&r, &d, model).map(|(id, _)| id);
+        for (model, want) in [
+            ("llama3.1", Some("llama3.1:latest")),
+            ("llama3.1:latest", Some("llama3.1:latest")),
+            ("ollama:llama3.1", Some("ollama:llama3.1:latest")),
+            ("qwen2:7b", Some("qwen2:7b")),
+            ("qwen2", None),
+            ("llama3.1:8b", None),
+            ("ollama:nope", None),
+        ] {
+            assert_eq!(found(model).as_deref(), want, "{model}");
+        }
     }
 
     #[test]

@@ -133,6 +133,47 @@ fn an_ollama_name_without_a_tag_is_its_listed_latest_tag() {
 }
 
 #[test]
+fn a_model_named_without_its_latest_tag_is_described_as_listed() {
+    let up = MockUpstream::start(ollama(&["llama3.1:latest", "qwen2:7b"]));
+    let p = Proxy::start(&format!(
+        "providers:\n  ollama:\n    api_base: {}\n",
+        up.url()
+    ));
+    p.wait_log("source ollama is up (2 models)");
+    // Found as routing finds it, and named as `GET /v1/models` lists it.
+    for (path, id) in [
+        ("/v1/models/llama3.1", "llama3.1:latest"),
+        ("/v1beta/models/llama3.1", "llama3.1:latest"),
+        ("/v1beta/models/models/llama3.1", "llama3.1:latest"),
+        ("/v1/models/ollama:llama3.1", "ollama:llama3.1:latest"),
+        ("/v1beta/models/ollama%3Allama3.1", "ollama:llama3.1:latest"),
+        ("/v1/models/llama3.1:latest", "llama3.1:latest"),
+    ] {
+        let resp = p.get(path);
+        assert_eq!(resp.status, 200, "{path}: {}", resp.body);
+        let v = resp.json();
+        assert_eq!(
+            (v["id"].as_str(), v["name"].as_str(), v["owned_by"].as_str()),
+            (
+                Some(id),
+                Some(format!("models/{id}").as_str()),
+                Some("ollama")
+            ),
+            "{path}"
+        );
+    }
+    // Only `:latest` is implied, and an unknown name is still unknown.
+    for path in [
+        "/v1/models/llama3.1:8b",
+        "/v1/models/qwen2",
+        "/v1/models/ollama:qwen2",
+        "/v1beta/models/absent",
+    ] {
+        assert_eq!(p.get(path).status, 404, "{path}");
+    }
+}
+
+#[test]
 fn vllm_style_listing_and_null_data_are_understood() {
     let vllm = MockUpstream::start(|req| match req.path.as_str() {
         "/v1/models" => Reply::json(

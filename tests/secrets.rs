@@ -46,6 +46,61 @@ fn a_key_written_as_a_variable_name_is_refused_without_repeating_it() {
     }
 }
 
+/// What an unset `${…}` whose name looks like a key is told.
+const UNSET_UNSHOWN: &str = "`${…}` names an environment variable that is not set; its name is \
+     not shown, as it looks like a key (a variable's name is upper-case letters, digits and \
+     `_`): write the variable's name between the braces, e.g. `${GEMINI_API_KEY}`, and set it \
+     (`export GEMINI_API_KEY=…`)";
+
+#[test]
+fn an_unset_variable_whose_name_looks_like_a_key_is_not_named() {
+    // Shaped like a Gemini key, and a valid variable name: it reaches the unset path.
+    const FAKE: &str = "AIzaSyFakeKey0123456789abcdefghijkl";
+    let yaml = format!("providers:\n  gemini:\n    api_key: ${{{FAKE}}}\n");
+    let dir = Dir::new();
+    let path = dir.write("c.yaml", &yaml);
+    let told = format!(
+        "{}:3:14: providers.gemini.api_key: {UNSET_UNSHOWN}",
+        path.display()
+    );
+    for (args, prefix) in [
+        (&["config", "validate"][..], "routeplane: invalid"),
+        (&["serve", "--listen", "127.0.0.1:0"], "routeplane: error"),
+    ] {
+        let out = isolate(&mut Command::new(bin()), dir.path())
+            .args(args)
+            .arg("-c")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        for text in [&stdout, &stderr] {
+            assert!(!text.contains("AIza"), "{args:?}: {text}");
+        }
+        assert_text(&stdout, "");
+        assert_text(&stderr, &format!("{prefix}: {told}\n"));
+    }
+    // A reload refused for it logs it no more than start-up does.
+    let p = Proxy::start("skip_auth: true\n");
+    let path = p.dir.write("routeplane.yaml", &yaml);
+    p.signal("HUP");
+    let line = p.wait_log("reload failed");
+    let told = format!(
+        "{}:3:14: providers.gemini.api_key: {UNSET_UNSHOWN}",
+        path.display()
+    );
+    assert!(
+        line.ends_with(&format!(" reload failed, keeping the old config: {told}")),
+        "{line}"
+    );
+    let log = p.log();
+    assert!(!log.iter().any(|l| l.contains("AIza")), "{log:#?}");
+}
+
 #[test]
 fn config_errors_in_key_places_never_quote_the_key() {
     let cases = [

@@ -103,23 +103,21 @@ fn gemini_model(id: &str, owner: &str) -> serde_json::Value {
     })
 }
 
-/// `GET /v1beta/models` in Google's shape; with `only`, that one model's entry (or "")
-/// for `GET /v1beta/models/{id}` and `GET /v1/models/{id}`.
+/// `GET /v1beta/models` in Google's shape; with `only`, the entry of the model it names
+/// as routing reads names ([`route::listed`]), or "", for `GET /v1beta/models/{id}` and
+/// `GET /v1/models/{id}`.
 pub(super) fn gemini_models(
     registry: &Registry,
     detected: &Detected,
     only: Option<&str>,
 ) -> String {
     let only = only.map(|m| m.strip_prefix("models/").unwrap_or(m));
-    let models = route::routable(registry, detected);
     match only {
-        Some(id) => models
-            .iter()
-            .find(|(m, _)| m == id)
-            .map(|(m, owner)| gemini_model(m, owner).to_string())
+        Some(id) => route::listed(registry, detected, id)
+            .map(|(m, owner)| gemini_model(&m, &owner).to_string())
             .unwrap_or_default(),
         None => {
-            let list: Vec<_> = models
+            let list: Vec<_> = route::routable(registry, detected)
                 .iter()
                 .map(|(m, owner)| gemini_model(m, owner))
                 .collect();
