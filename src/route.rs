@@ -97,15 +97,20 @@ fn resolve_into(
                 until: crate::time::utc_time(until),
             });
         }
-        return Err(Error::UnknownModel {
-            model: model.to_string(),
-            known: routable_ids(reg, detected)
-                .into_iter()
-                .take(SUGGESTIONS)
-                .collect(),
-        });
+        return Err(unknown(reg, detected, model));
     }
     Ok(())
+}
+
+/// The error for a model nothing serves, with some that are served as suggestions.
+pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
+    Error::UnknownModel {
+        model: model.to_string(),
+        known: routable_ids(reg, detected)
+            .into_iter()
+            .take(SUGGESTIONS)
+            .collect(),
+    }
 }
 
 /// A target for `model` named with its provider (`ollama:llama3.1`, or a virtual

@@ -169,7 +169,14 @@ fn a_model_named_without_its_latest_tag_is_described_as_listed() {
         "/v1/models/ollama:qwen2",
         "/v1beta/models/absent",
     ] {
-        assert_eq!(p.get(path).status, 404, "{path}");
+        let resp = p.get(path);
+        assert_eq!(resp.status, 404, "{path}");
+        // The models that are served, as suggestions; not "no models are configured".
+        assert!(
+            resp.body.contains("llama3.1:latest"),
+            "{path}: {}",
+            resp.body
+        );
     }
 }
 

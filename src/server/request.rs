@@ -406,10 +406,7 @@ fn prepare(
             let id = percent_decode(p.split_once("/models/").map_or("", |(_, id)| id));
             let one = gemini_models(registry, &shared.detected, Some(&id));
             if one.is_empty() {
-                return Prepared::Fail(Error::UnknownModel {
-                    model: id,
-                    known: Vec::new(),
-                });
+                return Prepared::Fail(route::unknown(registry, &shared.detected, &id));
             }
             return Prepared::Json(200, one);
         }
