@@ -83,6 +83,7 @@ fn exercise(input: &[u8]) {
     let asked = Asked {
         include_usage: true,
         custom_tools: vec!["f".into(), "get_weather".into()],
+        thinks: input.first().is_some_and(|b| b & 1 == 1),
     };
     let text = String::from_utf8_lossy(input);
     let _ = config::parse(&text);
@@ -94,6 +95,8 @@ fn exercise(input: &[u8]) {
         let _ = Asked::of(Protocol::Responses, &body);
         if let Ok(v) = body.to_value() {
             for p in Protocol::ALL {
+                let _ = p.carries_sealed(&body);
+                p.drop_sealed(&mut v.clone());
                 if let Ok(chat) = p.request_to_chat(v.clone(), true) {
                     for up in Protocol::ALL {
                         let _ = up.request_from_chat(chat.clone(), "m", "p");

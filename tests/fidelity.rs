@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::wire::Wire;
+use crate::support::wire::{Wire, anthropic_content};
 use crate::support::{MockUpstream, Proxy, Reply};
 
 /// A proxy whose model `m` is served by a mock speaking `up` that answers `reply`.
@@ -173,7 +173,8 @@ fn thinking_named_reasoning_reaches_other_clients() {
     let content = &resp.json()["content"];
     assert_eq!(
         content[0],
-        json!({"type": "thinking", "thinking": "Let me see.", "signature": ""}),
+        // Marked as not Claude's, so it is taken out if the history goes to Claude.
+        json!({"type": "thinking", "thinking": "Let me see.", "signature": "routeplane:v1:not-signed"}),
         "{}",
         resp.body
     );
@@ -800,6 +801,116 @@ fn geminis_own_thought_signature_goes_back_with_its_call() {
         assert_eq!(
             part["thoughtSignature"], "gsig-1",
             "stream {stream}: {sent}"
+        );
+    }
+}
+
+#[test]
+fn claude_code_comes_back_to_claude_after_another_source_answered_its_tool_turn() {
+    // Claude Code with thinking on; one turn of its tool loop answered by a chat source
+    // (failover did that), the next by Claude again, with the history as Claude Code
+    // kept it. Claude refuses thinking Claude did not sign, and thinking on in a loop
+    // whose last turn does not begin with Claude's: it must get neither.
+    let claude = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let reasons = |reasoning: bool| {
+        let mut first = json!({"role": "assistant"});
+        if reasoning {
+            first["reasoning_content"] = json!("Let me look.");
+        }
+        chat_sse(
+            &[
+                first,
+                json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "read", "arguments": "{}"}}]}),
+            ],
+            "tool_calls",
+        )
+    };
+    for (reasoning, stream) in [(true, true), (false, true), (true, false), (false, false)] {
+        let other = MockUpstream::always(if stream {
+            reasons(reasoning)
+        } else {
+            let mut message = json!({"role": "assistant", "content": null,
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "read", "arguments": "{}"}}]});
+            if reasoning {
+                message["reasoning_content"] = json!("Let me look.");
+            }
+            Reply::json(
+                200,
+                json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "l",
+                "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]}),
+            )
+        });
+        let p = Proxy::start(&format!(
+            "providers:\n  claude: {{api_base: {}, api_protocol: anthropic, models: [c]}}\n  local: {{api_base: {}, api_protocol: chat_completions, models: [l]}}\n",
+            claude.url(),
+            other.url()
+        ));
+        let case = format!("reasoning {reasoning}, stream {stream}");
+        let tools = json!([{"name": "read", "input_schema": {"type": "object"}}]);
+        let ask = json!({"role": "user", "content": "read a.rs"});
+        let thinking = json!({"type": "enabled", "budget_tokens": 4096});
+        let first = json!({"model": "l", "max_tokens": 9000, "stream": stream, "messages": [ask],
+            "tools": tools, "thinking": thinking});
+        let content = if stream {
+            anthropic_content(&p.stream(&Wire::Anthropic.url("l", true), first))
+        } else {
+            let resp = p.post(&Wire::Anthropic.url("l", false), first);
+            resp.json()["content"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        // Thinking first, even when the source gave none: it marks the turn.
+        assert_eq!(content[0]["type"], "thinking", "{case}: {content:?}");
+        assert_eq!(
+            content.last().unwrap()["type"],
+            "tool_use",
+            "{case}: {content:?}"
+        );
+
+        let turn = json!({"role": "assistant", "content": content});
+        let result = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "fn main() {}"}]});
+        let second = json!({"model": "c", "max_tokens": 9000, "messages": [ask, turn, result],
+            "tools": tools, "thinking": thinking});
+        let resp = p.post(&Wire::Anthropic.url("c", false), second);
+        assert_eq!(resp.status, 200, "{case}: {}", resp.body);
+        let sent = claude.requests().last().unwrap().json();
+        assert!(
+            sent["thinking"].is_null(),
+            "{case}: thinking left on: {sent}"
+        );
+        let blocks = &sent["messages"][1]["content"];
+        assert_eq!(
+            blocks,
+            &json!([{"type": "tool_use", "id": "call_1", "name": "read", "input": {}}]),
+            "{case}: {sent}"
+        );
+    }
+
+    // Thinking Claude signed stays, and keeps thinking on, with the other turn's taken out.
+    let p = Wire::Anthropic.serving(&claude, "c");
+    let foreign = json!({"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "", "signature": "routeplane:v1:not-signed"},
+        {"type": "tool_use", "id": "call_1", "name": "read", "input": {}}]});
+    let signed = json!({"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "Now b.rs.", "signature": "sig-2"},
+        {"type": "tool_use", "id": "toolu_2", "name": "read", "input": {}}]});
+    let result = |id: &str| json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "x"}]});
+    let req = json!({"model": "c", "max_tokens": 9000, "thinking": {"type": "enabled", "budget_tokens": 4096},
+        "messages": [{"role": "user", "content": "read"}, foreign, result("call_1"), signed, result("toolu_2")]});
+    for path in ["/v1/messages", "/v1/messages/count_tokens"] {
+        assert_eq!(p.post(path, req.clone()).status, 200, "{path}");
+        let asked = claude.requests().last().unwrap().clone();
+        assert!(asked.path.ends_with(path), "{}", asked.path);
+        let sent = asked.json();
+        assert!(sent["thinking"].is_object(), "{path}: {sent}");
+        assert_eq!(
+            sent["messages"][1]["content"][0]["type"], "tool_use",
+            "{path}: {sent}"
+        );
+        assert_eq!(
+            sent["messages"][3]["content"][0]["signature"], "sig-2",
+            "{path}: {sent}"
         );
     }
 }

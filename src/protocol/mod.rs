@@ -63,6 +63,9 @@ pub struct Asked {
     /// The client's custom (free-text) tools (Responses clients: Codex CLI's
     /// `apply_patch`): a call of one goes back as a `custom_tool_call` with its text.
     pub custom_tools: Vec<String>,
+    /// An Anthropic client asked for thinking: each answer begins with a thinking
+    /// block, so that a tool loop Claude comes back to can be told apart.
+    pub thinks: bool,
 }
 
 impl Asked {
@@ -74,6 +77,7 @@ impl Asked {
                 Protocol::Responses => responses::custom_tools(body),
                 _ => Vec::new(),
             },
+            thinks: inbound == Protocol::Anthropic && anthropic::asks_thinking(body),
         }
     }
 }
@@ -173,17 +177,24 @@ impl Protocol {
         }
     }
 
-    /// Whether a client's body carries what Routeplane sealed for itself (another
-    /// source's signed thinking, in a Responses reasoning item), which a source of this
-    /// protocol would refuse: such a body is rebuilt without it, not copied.
+    /// Whether a client's body carries what Routeplane wrote for itself, which a source
+    /// of this protocol would refuse: another source's signed thinking in a Responses
+    /// reasoning item; a thinking block Claude did not sign, given to an Anthropic
+    /// client. Such a body is rebuilt without it, not copied.
     pub fn carries_sealed(self, body: &RawBody) -> bool {
-        self == Protocol::Responses && body.get("input").is_some_and(responses::holds_sealed)
+        match self {
+            Protocol::Responses => body.get("input").is_some_and(responses::holds_sealed),
+            Protocol::Anthropic => body.get("messages").is_some_and(anthropic::holds_unsigned),
+            _ => false,
+        }
     }
 
     /// Takes out of a request what [`Protocol::carries_sealed`] found.
     pub fn drop_sealed(self, req: &mut Value) {
-        if self == Protocol::Responses {
-            responses::drop_sealed(req);
+        match self {
+            Protocol::Responses => responses::drop_sealed(req),
+            Protocol::Anthropic => anthropic::drop_unsigned(req),
+            _ => {}
         }
     }
 
@@ -294,7 +305,7 @@ impl Protocol {
     pub fn response_from_chat(self, chat: Value, asked: &Asked) -> Value {
         match self {
             Protocol::Chat => chat,
-            Protocol::Anthropic => anthropic::response_from_chat(chat),
+            Protocol::Anthropic => anthropic::response_from_chat(chat, asked.thinks),
             Protocol::Responses => responses::response_from_chat(chat, &asked.custom_tools),
             Protocol::Gemini => gemini::response_from_chat(chat),
         }
@@ -315,7 +326,7 @@ impl Protocol {
     pub fn encoder(self, model: &str, asked: &Asked) -> Encoder {
         match self {
             Protocol::Chat => Encoder::Chat(chat::Encoder::new(asked.include_usage)),
-            Protocol::Anthropic => Encoder::Anthropic(anthropic::Encoder::new(model)),
+            Protocol::Anthropic => Encoder::Anthropic(anthropic::Encoder::new(model, asked.thinks)),
             Protocol::Responses => {
                 Encoder::Responses(responses::Encoder::new(model, asked.custom_tools.clone()))
             }

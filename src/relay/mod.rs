@@ -348,7 +348,14 @@ pub fn count_tokens(
             headers.push((name.clone(), value.clone()));
         }
         let url = format!("{}{path}", target.provider.api_base);
-        let body = target.protocol.passthrough_body(call.body, target.model());
+        let mut body = target.protocol.passthrough_body(call.body, target.model());
+        // Counted as the request will be sent: without what Routeplane wrote for itself.
+        if target.protocol.carries_sealed(call.body)
+            && let Ok(mut v) = serde_json::from_slice::<Value>(&body)
+        {
+            target.protocol.drop_sealed(&mut v);
+            body = Cow::Owned(v.to_string().into_bytes());
+        }
         let gone = || out.client_gone();
         let reply = match env.client.post(&url, &headers, &body, &gone) {
             Ok(reply) => reply,

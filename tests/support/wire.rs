@@ -805,3 +805,42 @@ pub fn chat_mock_with_usage(gap: Duration) -> MockUpstream {
         Reply::Sse(evs, gap)
     })
 }
+
+/// An Anthropic Messages stream folded into the answer's `content` blocks, as the SDKs
+/// (and Claude Code) keep them to send back: deltas applied to the block they name.
+pub fn anthropic_content(s: &Streamed) -> Vec<Value> {
+    let mut blocks: Vec<Value> = Vec::new();
+    let mut inputs: Vec<String> = Vec::new();
+    for v in s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+    {
+        let i = v["index"].as_u64().unwrap_or(0) as usize;
+        match v["type"].as_str() {
+            Some("content_block_start") => {
+                blocks.push(v["content_block"].clone());
+                inputs.push(String::new());
+            }
+            Some("content_block_delta") => {
+                let (d, b) = (&v["delta"], &mut blocks[i]);
+                for (delta_key, block_key) in [
+                    ("text", "text"),
+                    ("thinking", "thinking"),
+                    ("signature", "signature"),
+                ] {
+                    if let Some(t) = d[delta_key].as_str() {
+                        let so_far = b[block_key].as_str().unwrap_or_default().to_string();
+                        b[block_key] = json!(so_far + t);
+                    }
+                }
+                inputs[i].push_str(d["partial_json"].as_str().unwrap_or_default());
+            }
+            Some("content_block_stop") if !inputs[i].is_empty() => {
+                blocks[i]["input"] = serde_json::from_str(&inputs[i]).unwrap();
+            }
+            _ => {}
+        }
+    }
+    blocks
+}

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{block_of, detail_of, error_json, finish_reason, usage_to_chat};
+use super::{UNSIGNED, block_of, detail_of, error_json, finish_reason, usage_to_chat};
 use crate::error::Error;
 use crate::protocol::{self, ToolChoice, text_of};
 use crate::sse::Event;
@@ -301,8 +301,10 @@ fn message_id(chat_id: &Value) -> String {
     }
 }
 
-/// Hub chat completion → Messages answer.
-pub fn response_from_chat(chat: Value) -> Value {
+/// Hub chat completion → Messages answer. A client that `thinks` gets a thinking block
+/// first even when the source gave none, marked as Routeplane's: if Claude answers the
+/// next turn, that marks a turn whose thinking Claude never signed (see `drop_unsigned`).
+pub fn response_from_chat(chat: Value, thinks: bool) -> Value {
     let choice = &chat["choices"][0];
     let msg = &choice["message"];
     // Claude's signed thinking (through OpenRouter, say) goes back as Claude signed it.
@@ -312,10 +314,9 @@ pub fn response_from_chat(chat: Value) -> Value {
         .flatten()
         .filter_map(block_of)
         .collect();
-    if let Some(r) = msg["reasoning_content"].as_str().filter(|r| !r.is_empty())
-        && content.is_empty()
-    {
-        content.push(json!({"type": "thinking", "thinking": r, "signature": ""}));
+    let reasoning = msg["reasoning_content"].as_str().unwrap_or("");
+    if content.is_empty() && (thinks || !reasoning.is_empty()) {
+        content.push(json!({"type": "thinking", "thinking": reasoning, "signature": UNSIGNED}));
     }
     let text = text_of(&msg["content"]);
     if !text.is_empty() {
@@ -352,10 +353,14 @@ enum Block {
 #[derive(Debug)]
 pub struct Encoder {
     model: String,
+    /// The client asked for thinking: a turn begins with a thinking block.
+    thinks: bool,
     /// `message_start` went out.
     started: bool,
     /// The open block and its index.
     open: Option<(usize, Block)>,
+    /// The open thinking block has Claude's signature.
+    signed: bool,
     next_index: usize,
     stop: &'static str,
     usage: Value,
@@ -380,12 +385,15 @@ struct WaitingCall {
 }
 
 impl Encoder {
-    /// An encoder that names `model` in its events.
-    pub fn new(model: &str) -> Encoder {
+    /// An encoder that names `model` in its events; a client that `thinks` gets a
+    /// thinking block first in every answer (see [`response_from_chat`]).
+    pub fn new(model: &str, thinks: bool) -> Encoder {
         Encoder {
             model: model.to_string(),
+            thinks,
             started: false,
             open: None,
+            signed: false,
             next_index: 0,
             stop: "end_turn",
             usage: Value::Null,
@@ -427,6 +435,7 @@ impl Encoder {
                     _ => Block::Tool(u64::MAX),
                 };
                 self.open = Some((index, kind));
+                self.signed = false;
                 self.next_index = self.next_index.max(index + 1);
             }
             "content_block_stop" => self.open = None,
@@ -472,6 +481,9 @@ impl Encoder {
         let Some((index, kind)) = self.open.take() else {
             return;
         };
+        if kind == Block::Thinking && !self.signed {
+            out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": UNSIGNED}})));
+        }
         out.push(Self::ev(
             "content_block_stop",
             json!({"type": "content_block_stop", "index": index}),
@@ -540,6 +552,7 @@ impl Encoder {
         }
         if let Some((i, Block::Thinking)) = self.open {
             out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "signature_delta", "signature": block["signature"]}})));
+            self.signed = true;
         }
     }
 
@@ -554,6 +567,7 @@ impl Encoder {
         let index = self.next_index;
         self.next_index += 1;
         self.open = Some((index, kind));
+        self.signed = false;
         out.push(Self::ev(
             "content_block_start",
             json!({"type": "content_block_start", "index": index, "content_block": block}),
@@ -570,7 +584,21 @@ impl Encoder {
         }
         let choice = &chunk["choices"][0];
         let d = &choice["delta"];
-        if let Some(r) = d["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
+        let reasoning = d["reasoning_content"].as_str().filter(|r| !r.is_empty());
+        let content = d["content"].as_str().is_some_and(|t| !t.is_empty());
+        if self.thinks
+            && self.next_index == 0
+            && reasoning.is_none()
+            && (content || d["tool_calls"].is_array())
+        {
+            self.ensure(
+                Block::Thinking,
+                json!({"type": "thinking", "thinking": ""}),
+                &mut out,
+            );
+            self.close(&mut out);
+        }
+        if let Some(r) = reasoning {
             let i = self.ensure(
                 Block::Thinking,
                 json!({"type": "thinking", "thinking": ""}),

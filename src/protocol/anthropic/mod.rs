@@ -10,6 +10,8 @@
 
 use serde_json::{Value, json};
 
+use crate::body::RawBody;
+
 mod client;
 mod source;
 #[cfg(test)]
@@ -25,12 +27,19 @@ const DEFAULT_MAX_TOKENS: u64 = 8192;
 /// OpenRouter names it: only such a detail goes back to Anthropic.
 const SIGNED_BY_CLAUDE: &str = "anthropic-claude-v1";
 
+/// The signature of a thinking block Routeplane wrote for an Anthropic client from
+/// another source's reasoning, or empty to stand first in a turn Claude did not answer.
+/// Claude Code gives it back; Claude would refuse it, so it is taken out first.
+const UNSIGNED: &str = "routeplane:v1:not-signed";
+
 /// A `thinking` or `redacted_thinking` block as a hub reasoning detail; `None` for any
-/// other block, and for thinking without a signature, which Anthropic would refuse back.
+/// other block, and for thinking Claude did not sign, which Anthropic would refuse back.
 fn detail_of(block: &Value) -> Option<Value> {
     match block["type"].as_str()? {
         "thinking" => {
-            let signature = block["signature"].as_str().filter(|s| !s.is_empty())?;
+            let signature = block["signature"]
+                .as_str()
+                .filter(|s| !s.is_empty() && *s != UNSIGNED)?;
             Some(
                 json!({"type": "reasoning.text", "text": block["thinking"].as_str().unwrap_or(""), "signature": signature, "format": SIGNED_BY_CLAUDE}),
             )
@@ -58,6 +67,58 @@ fn block_of(detail: &Value) -> Option<Value> {
             Some(json!({"type": "redacted_thinking", "data": detail["data"].as_str()?}))
         }
         _ => None,
+    }
+}
+
+/// Whether a Messages request asks for thinking (`enabled`, or Claude 4.6's `adaptive`).
+pub fn asks_thinking(body: &RawBody) -> bool {
+    body.get("thinking")
+        .and_then(|raw| serde_json::from_slice::<Value>(raw).ok())
+        .is_some_and(|t| thinking_on(&t))
+}
+
+/// Whether a `thinking` setting turns thinking on.
+fn thinking_on(thinking: &Value) -> bool {
+    matches!(thinking["type"].as_str(), Some("enabled" | "adaptive"))
+}
+
+/// Whether a Messages request's `messages` hold a thinking block Routeplane wrote.
+pub fn holds_unsigned(messages: &[u8]) -> bool {
+    let seal = UNSIGNED.as_bytes();
+    messages
+        .windows(seal.len())
+        .any(|w| w[0] == seal[0] && w == seal)
+}
+
+/// Takes out of a Messages request the thinking blocks Routeplane wrote, and turns
+/// thinking off when the tool loop's last turn is then left without Claude's thinking
+/// first, which Anthropic refuses (the answer comes without thinking, not at all).
+pub fn drop_unsigned(req: &mut Value) {
+    let Some(messages) = req["messages"].as_array_mut() else {
+        return;
+    };
+    for m in messages.iter_mut().filter(|m| m["role"] == "assistant") {
+        if let Some(blocks) = m["content"].as_array_mut() {
+            blocks.retain(|b| !(b["type"] == "thinking" && b["signature"] == UNSIGNED));
+        }
+    }
+    // A turn that was only such a block would be empty, which Anthropic refuses.
+    messages.retain(|m| m["content"].as_array().is_none_or(|b| !b.is_empty()));
+    let bare_loop = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "assistant")
+        .and_then(|m| m["content"].as_array())
+        .is_some_and(|blocks| {
+            let first = blocks.first().and_then(|b| b["type"].as_str());
+            blocks.iter().any(|b| b["type"] == "tool_use")
+                && !matches!(first, Some("thinking" | "redacted_thinking"))
+        });
+    if bare_loop
+        && thinking_on(&req["thinking"])
+        && let Some(o) = req.as_object_mut()
+    {
+        o.remove("thinking");
     }
 }
 

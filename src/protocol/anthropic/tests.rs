@@ -228,7 +228,7 @@ fn messages_answer_becomes_chat_completion() {
     assert_eq!(chat["usage"]["prompt_tokens"], 15);
     assert_eq!(chat["usage"]["prompt_tokens_details"]["cached_tokens"], 5);
     assert_eq!(chat["usage"]["total_tokens"], 18);
-    let back = response_from_chat(chat);
+    let back = response_from_chat(chat, false);
     assert_eq!(back["stop_reason"], "tool_use");
     assert_eq!(back["content"][2]["input"], json!({"a": 1}));
     assert_eq!(back["usage"]["input_tokens"], 10);
@@ -333,7 +333,7 @@ fn stream_without_stop_never_ends() {
 
 #[test]
 fn an_observed_stream_continues_in_its_open_block_and_ends_once() {
-    let mut e = Encoder::new("m");
+    let mut e = Encoder::new("m", false);
     for v in [
         json!({"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 5}}}),
         json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
@@ -375,7 +375,7 @@ fn an_observed_stream_continues_in_its_open_block_and_ends_once() {
 #[test]
 fn decoded_stream_reencodes_to_the_same_content() {
     let (chunks, _) = decode_all(&parallel_tool_stream());
-    let mut e = Encoder::new("c");
+    let mut e = Encoder::new("c", false);
     let mut out: Vec<Event> = chunks.iter().flat_map(|c| e.chunk(c)).collect();
     out.extend(e.finish());
     let (again, ended) = decode_all(&out);
