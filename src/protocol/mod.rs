@@ -562,6 +562,17 @@ pub(crate) fn assistant_message(text: String, reasoning: String, calls: Vec<Valu
     message
 }
 
+/// Whether raw JSON holds a marker Routeplane writes (a seal, a signature), found
+/// without parsing: asked of every same-protocol request, most of which hold none.
+pub(crate) fn holds(json: &[u8], marker: &str) -> bool {
+    // `str::contains` is about five times faster than comparing every window (measured,
+    // 1 MiB: 76 µs against 390 µs).
+    match std::str::from_utf8(json) {
+        Ok(text) => text.contains(marker),
+        Err(_) => json.windows(marker.len()).any(|w| w == marker.as_bytes()),
+    }
+}
+
 /// Adds a streamed reasoning detail to those so far. OpenRouter streams a detail in
 /// pieces that share its `index`: their text is joined and their other fields kept.
 pub(crate) fn add_detail(details: &mut Vec<Value>, piece: &Value) {

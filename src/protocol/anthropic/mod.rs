@@ -84,10 +84,7 @@ fn thinking_on(thinking: &Value) -> bool {
 
 /// Whether a Messages request's `messages` hold a thinking block Routeplane wrote.
 pub fn holds_unsigned(messages: &[u8]) -> bool {
-    let seal = UNSIGNED.as_bytes();
-    messages
-        .windows(seal.len())
-        .any(|w| w[0] == seal[0] && w == seal)
+    crate::protocol::holds(messages, UNSIGNED)
 }
 
 /// Takes out of a Messages request the thinking blocks Routeplane wrote, and turns

@@ -41,9 +41,7 @@ fn unseal(content: &str) -> Option<Vec<Value>> {
 
 /// Whether a client's request body holds a reasoning item Routeplane sealed.
 pub fn holds_sealed(body: &[u8]) -> bool {
-    let seal = SEALED.as_bytes();
-    body.windows(seal.len())
-        .any(|w| w[0] == seal[0] && w == seal)
+    crate::protocol::holds(body, SEALED)
 }
 
 /// Takes out of a Responses request the reasoning items Routeplane sealed: a Responses
