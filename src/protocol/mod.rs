@@ -16,7 +16,7 @@
 //! - thinking text travels as `reasoning_content` (a message field, a delta field);
 //!   thinking a model signed, to be given back to it (Claude's, for a tool loop), as
 //!   `reasoning_details` in OpenRouter's shape: a message field, and in a stream one
-//!   delta per detail, or pieces of one that share its `index` ([`add_detail`]);
+//!   delta per detail, or pieces of one that share its `index` (`add_detail`);
 //! - decoders always emit a usage chunk (`"choices": []`, `"usage": {…}`) before the
 //!   end when the upstream reported usage; the chat encoder drops it unless the client
 //!   asked for `stream_options.include_usage`;
