@@ -803,3 +803,106 @@ fn geminis_own_thought_signature_goes_back_with_its_call() {
         );
     }
 }
+
+/// vLLM's tool call id, `chatcmpl-tool-<32 hex>`: 46 characters.
+const VLLM_ID: &str = "chatcmpl-tool-03f1c2b7a9d8e4f60a1b2c3d4e5f6a7b";
+
+/// The ids of a chat request's assistant calls and of its tool messages, in order.
+fn chat_ids(sent: &Value) -> (Vec<String>, Vec<String>) {
+    let (mut calls, mut results) = (Vec::new(), Vec::new());
+    for m in sent["messages"].as_array().unwrap() {
+        for c in m["tool_calls"].as_array().into_iter().flatten() {
+            calls.push(c["id"].as_str().unwrap().to_string());
+        }
+        if m["role"] == "tool" {
+            results.push(m["tool_call_id"].as_str().unwrap().to_string());
+        }
+    }
+    (calls, results)
+}
+
+#[test]
+fn long_tool_call_ids_reach_a_chat_source_shortened_and_still_paired() {
+    // OpenAI refuses a tool call id over 40 characters; vLLM's are 46. From another
+    // protocol the history is translated: each long id is shortened alike in its call
+    // and its result, short ones are kept, and the same history gives the same ids.
+    let other = VLLM_ID.replace("7b", "7c");
+    let call = |id: &str, city: &str| json!({"type": "tool_use", "id": id, "name": "get_weather", "input": {"city": city}});
+    let result = |id: &str| json!({"type": "tool_result", "tool_use_id": id, "content": "sunny"});
+    let anthropic = json!({"model": "m", "max_tokens": 100, "messages": [
+        {"role": "user", "content": "weather in Paris, Rome and Oslo?"},
+        {"role": "assistant", "content": [call(VLLM_ID, "Paris"), call(&other, "Rome"), call("toolu_01short", "Oslo")]},
+        {"role": "user", "content": [result(VLLM_ID), result(&other), result("toolu_01short")]},
+    ]});
+    let responses = json!({"model": "m", "input": [
+        {"type": "message", "role": "user", "content": "weather in Paris?"},
+        {"type": "function_call", "call_id": VLLM_ID, "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
+        {"type": "function_call_output", "call_id": VLLM_ID, "output": "sunny"},
+    ]});
+    for (client, req, n) in [
+        (Wire::Anthropic, anthropic, 3),
+        (Wire::Responses, responses, 1),
+    ] {
+        let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+        for _ in 0..2 {
+            let resp = p.post(&client.url("m", false), req.clone());
+            assert_eq!(resp.status, 200, "{client:?}: {}", resp.body);
+        }
+        let [first, again] = &mock.requests()[..] else {
+            panic!("{client:?}: two requests upstream");
+        };
+        let sent = first.json();
+        let (calls, results) = chat_ids(&sent);
+        assert_eq!(calls.len(), n, "{client:?}: {sent}");
+        assert_eq!(calls, results, "{client:?}: calls and results pair: {sent}");
+        assert!(
+            calls.iter().all(|id| id.len() <= 40),
+            "{client:?}: {calls:?}"
+        );
+        assert!(calls[0].starts_with("chatcmpl-tool-"), "{calls:?}");
+        if n == 3 {
+            assert_ne!(calls[0], calls[1], "ids that differ stay apart");
+            assert_eq!(calls[2], "toolu_01short", "a short id is kept");
+        }
+        assert_eq!(
+            chat_ids(&again.json()),
+            (calls.clone(), calls),
+            "{client:?}"
+        );
+    }
+
+    // A chat client's own history is the client's: it goes byte for byte.
+    let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+    let req = json!({"model": "m", "messages": [
+        {"role": "user", "content": "weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": VLLM_ID, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": VLLM_ID, "content": "sunny"},
+    ]});
+    assert_eq!(p.post(&Wire::Chat.url("m", false), req).status, 200);
+    let ids = chat_ids(&mock.requests()[0].json());
+    assert_eq!(ids, (vec![VLLM_ID.to_string()], vec![VLLM_ID.to_string()]));
+}
+
+#[test]
+fn a_gemini_clients_long_named_calls_reach_a_chat_source_with_short_paired_ids() {
+    // Gemini's calls carry no id; the one made from an MCP tool's long name was 55
+    // characters, which OpenAI refuses.
+    let name = "mcp_github_create_pull_request_review_comment";
+    let call = |line: u64| json!({"functionCall": {"name": name, "args": {"line": line}}});
+    let answer =
+        |out: &str| json!({"functionResponse": {"name": name, "response": {"output": out}}});
+    let req = json!({"contents": [
+        {"role": "user", "parts": [{"text": "review the PR"}]},
+        {"role": "model", "parts": [call(1), call(2)]},
+        {"role": "user", "parts": [answer("done 1"), answer("done 2")]},
+    ], "tools": [{"functionDeclarations": [{"name": name, "parametersJsonSchema": {"type": "object"}}]}]});
+    let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+    let resp = p.post(&Wire::Gemini.url("m", false), req);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.requests()[0].json();
+    let (calls, results) = chat_ids(&sent);
+    assert_eq!(calls.len(), 2, "{sent}");
+    assert_eq!(calls, results, "{sent}");
+    assert_ne!(calls[0], calls[1]);
+    assert!(calls.iter().all(|id| id.len() <= 40), "{calls:?}");
+}

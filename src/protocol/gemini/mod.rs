@@ -65,6 +65,8 @@
 
 use serde_json::{Value, json};
 
+use crate::protocol;
+
 mod client;
 mod source;
 #[cfg(test)]
@@ -157,9 +159,11 @@ fn id_safe(name: &str) -> String {
 }
 
 /// The id given to call `j` of the model turn at `turn` when Gemini gave none: the same
-/// history always yields the same ids.
+/// history always yields the same ids. A long name (an MCP tool's) is cut and hashed,
+/// since OpenAI takes ids of at most 40 characters.
 fn synthetic_id(turn: usize, j: usize, name: &str) -> String {
-    format!("call_{turn}_{j}_{}", id_safe(name))
+    let id = format!("call_{turn}_{j}_{}", id_safe(name));
+    protocol::bounded_id(&id, protocol::chat::MAX_TOOL_ID).into_owned()
 }
 
 /// A Gemini `finishReason` → chat `finish_reason`.

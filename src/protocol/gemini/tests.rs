@@ -348,6 +348,38 @@ fn inbound_request_becomes_chat_with_stable_ids() {
 }
 
 #[test]
+fn long_function_names_get_short_stable_ids_that_still_pair() {
+    // An MCP tool's name makes `call_{turn}_{j}_{name}` longer than the 40 characters
+    // OpenAI takes; each call still gets its own id, and its response the same one.
+    let name = "mcp_github_create_pull_request_review_comment";
+    let call = |args: Value| json!({"functionCall": {"name": name, "args": args}});
+    let answer =
+        |out: &str| json!({"functionResponse": {"name": name, "response": {"output": out}}});
+    let req = json!({"contents": [
+        {"role": "user", "parts": [{"text": "review it"}]},
+        {"role": "model", "parts": [call(json!({"line": 1})), call(json!({"line": 2}))]},
+        {"role": "user", "parts": [answer("ok 1"), answer("ok 2")]},
+    ]});
+    let chat = request_to_chat(req.clone(), false).unwrap();
+    let m = chat["messages"].as_array().unwrap();
+    let ids: Vec<&str> = m[1]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+    for (j, id) in ids.iter().enumerate() {
+        assert!(id.len() <= 40, "{id}");
+        assert!(id.starts_with(&format!("call_1_{j}_mcp_github")), "{id}");
+        assert_eq!(m[2 + j]["tool_call_id"], *id, "{chat}");
+    }
+    assert_eq!(request_to_chat(req, false).unwrap(), chat, "stable");
+    assert_eq!(synthetic_id(1, 0, "get.weather"), "call_1_0_get_weather");
+}
+
+#[test]
 fn error_bodies_in_googles_shape() {
     assert_eq!(
         error_json(429, "x"),
