@@ -906,3 +906,34 @@ fn a_gemini_clients_long_named_calls_reach_a_chat_source_with_short_paired_ids()
     assert_ne!(calls[0], calls[1]);
     assert!(calls.iter().all(|id| id.len() <= 40), "{calls:?}");
 }
+
+#[test]
+fn a_tool_without_a_description_reaches_a_chat_source_without_one() {
+    // Not `"description": null`, which strict validators refuse.
+    let schema = json!({"type": "object"});
+    let cases = [
+        (
+            Wire::Anthropic,
+            json!({"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"name": "now", "input_schema": schema}]}),
+        ),
+        (
+            Wire::Responses,
+            json!({"model": "m", "input": "hi", "tools": [{"type": "function", "name": "now", "parameters": schema}]}),
+        ),
+        (
+            Wire::Gemini,
+            json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                "tools": [{"functionDeclarations": [{"name": "now", "parametersJsonSchema": schema}]}]}),
+        ),
+    ];
+    for (client, req) in cases {
+        let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+        let resp = p.post(&client.url("m", false), req);
+        assert_eq!(resp.status, 200, "{client:?}: {}", resp.body);
+        let sent = mock.requests()[0].json();
+        let function = &sent["tools"][0]["function"];
+        assert_eq!(function["name"], "now", "{client:?}: {sent}");
+        assert!(function.get("description").is_none(), "{client:?}: {sent}");
+    }
+}
