@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{error_json, gemini_finish, synthetic_id, usage_from_chat};
+use super::{error_json, gemini_finish, signature, synthetic_id, usage_from_chat};
 use crate::error::Error;
 use crate::protocol::{self, ToolChoice, arguments_object, assistant_message, text_of};
 use crate::sse::Event;
@@ -320,23 +320,34 @@ fn answer_parts(msg: &Value) -> Vec<Value> {
     if !text.is_empty() {
         parts.push(json!({"text": text}));
     }
-    for call in msg["tool_calls"].as_array().into_iter().flatten() {
+    let details = msg["reasoning_details"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    let calls = msg["tool_calls"].as_array().into_iter().flatten();
+    for (j, call) in calls.enumerate() {
         parts.push(function_call(
             &call["id"],
             &call["function"]["name"],
             call["function"]["arguments"].as_str().unwrap_or("{}"),
+            signature(details, &call["id"], j == 0),
         ));
     }
     parts
 }
 
-/// A `functionCall` part.
-fn function_call(id: &Value, name: &Value, args: &str) -> Value {
+/// A `functionCall` part, with its thought signature if it has one. A Gemini client
+/// gives the part back as it got it, and a Gemini source (the same protocol: the
+/// history goes byte for byte) refuses a turn of calls whose first has none.
+fn function_call(id: &Value, name: &Value, args: &str, signature: Option<&str>) -> Value {
     let mut fc = json!({"name": name, "args": arguments_object(args)});
     if id.is_string() {
         fc["id"] = id.clone();
     }
-    json!({"functionCall": fc})
+    let mut part = json!({"functionCall": fc});
+    if let Some(s) = signature {
+        part["thoughtSignature"] = json!(s);
+    }
+    part
 }
 
 /// One `GenerateContentResponse` with these parts.
@@ -387,6 +398,8 @@ pub struct Encoder {
     id: String,
     /// Tool calls by their chat index.
     calls: Vec<PendingCall>,
+    /// The reasoning details so far: Gemini's own signature of a call may be one.
+    details: Vec<Value>,
     finish: String,
     usage: Value,
 }
@@ -398,6 +411,7 @@ impl Encoder {
             model: model.to_string(),
             id: String::new(),
             calls: Vec::new(),
+            details: Vec::new(),
             finish: "stop".into(),
             usage: Value::Null,
         }
@@ -453,6 +467,9 @@ impl Encoder {
         if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
             parts.push(json!({"text": t}));
         }
+        for detail in d["reasoning_details"].as_array().into_iter().flatten() {
+            protocol::add_detail(&mut self.details, detail);
+        }
         for call in d["tool_calls"].as_array().into_iter().flatten() {
             let index = call["index"].as_u64().unwrap_or(0) as usize;
             if index > 1024 {
@@ -482,12 +499,12 @@ impl Encoder {
 
     /// The last event: whole function calls, the finish reason and usage.
     pub fn finish(&mut self) -> Vec<Event> {
-        let mut parts: Vec<Value> = self
-            .calls
-            .iter()
-            .filter(|c| c.name.is_string())
-            .map(|c| function_call(&c.id, &c.name, &c.args))
-            .collect();
+        let mut parts = Vec::new();
+        let calls = self.calls.iter().filter(|c| c.name.is_string());
+        for (j, c) in calls.enumerate() {
+            let signed = signature(&self.details, &c.id, j == 0);
+            parts.push(function_call(&c.id, &c.name, &c.args, signed));
+        }
         if parts.is_empty() {
             parts.push(json!({"text": ""}));
         }

@@ -37,10 +37,11 @@
 //!   Gemini 3 rejects a function-call turn without its signature; gemini-cli sends the
 //!   placeholder `skip_thought_signature_validator` for history it did not get from
 //!   Gemini, and so does `source.rs` when the client did not give Gemini's own back (a
-//!   hub reasoning detail naming the call). gemini-cli answers a call with
-//!   `{functionResponse{id, name, response: {output}}}`, the id its own when the model
-//!   gave none. (source: ai.google.dev/gemini-api/docs/thought-signatures; gemini-cli
-//!   `createFunctionResponsePart`, `SYNTHETIC_THOUGHT_SIGNATURE`)
+//!   hub reasoning detail naming the call), and `client.rs` on a Gemini client's calls
+//!   from another source, which the client gives back as they came. gemini-cli answers
+//!   a call with `{functionResponse{id, name, response: {output}}}`, the id its own
+//!   when the model gave none. (source: ai.google.dev/gemini-api/docs/thought-signatures;
+//!   gemini-cli `createFunctionResponsePart`, `SYNTHETIC_THOUGHT_SIGNATURE`)
 //! - Response: `candidates[{content{role: "model", parts}, finishReason, index}]`,
 //!   `promptFeedback{blockReason}` (a blocked prompt has no candidates),
 //!   `usageMetadata{promptTokenCount, candidatesTokenCount, thoughtsTokenCount,
@@ -164,6 +165,17 @@ fn id_safe(name: &str) -> String {
 fn synthetic_id(turn: usize, j: usize, name: &str) -> String {
     let id = format!("call_{turn}_{j}_{}", id_safe(name));
     protocol::bounded_id(&id, protocol::chat::MAX_TOOL_ID).into_owned()
+}
+
+/// The thought signature for the call `id`, the `first` of its turn: Gemini's own when
+/// a hub reasoning detail names the call, else on the first call the placeholder, since
+/// Gemini 3 refuses a turn of calls without one.
+fn signature<'a>(details: &'a [Value], id: &Value, first: bool) -> Option<&'a str> {
+    let own = details
+        .iter()
+        .filter(|d| id.is_string() && d["format"] == SIGNED_BY_GEMINI && d["id"] == *id)
+        .find_map(|d| d["data"].as_str());
+    own.or(first.then_some(SYNTHETIC_SIGNATURE))
 }
 
 /// A Gemini `finishReason` → chat `finish_reason`.

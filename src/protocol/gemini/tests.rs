@@ -380,6 +380,43 @@ fn long_function_names_get_short_stable_ids_that_still_pair() {
 }
 
 #[test]
+fn a_gemini_clients_calls_carry_a_signature_its_own_else_the_placeholder() {
+    let call = |id: &str| json!({"id": id, "type": "function", "function": {"name": "read", "arguments": "{}"}});
+    let chat = |details: Value| {
+        json!({"id": "c1", "model": "m",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+            "reasoning_details": details, "tool_calls": [call("call_a"), call("call_b")]}}]})
+    };
+    let signed = |answer: &Value| -> Vec<Value> {
+        answer["candidates"][0]["content"]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["thoughtSignature"].clone())
+            .collect()
+    };
+    let placeholder = json!(SYNTHETIC_SIGNATURE);
+    let answer = response_from_chat(chat(Value::Null));
+    assert_eq!(signed(&answer), [placeholder.clone(), Value::Null]);
+    let own = json!([{"type": "reasoning.encrypted", "data": "gsig", "id": "call_a", "format": SIGNED_BY_GEMINI}]);
+    let answer = response_from_chat(chat(own.clone()));
+    assert_eq!(signed(&answer), [json!("gsig"), Value::Null]);
+
+    // Streamed: the calls go out whole in the last event, signed alike.
+    let mut e = Encoder::new("m");
+    let delta = |d: Value| json!({"id": "c1", "model": "m", "choices": [{"index": 0, "delta": d}]});
+    let mut evs = e.chunk(&delta(json!({"reasoning_details": own})));
+    for (i, id) in ["call_a", "call_b"].iter().enumerate() {
+        let mut c = call(id);
+        c["index"] = json!(i);
+        evs.extend(e.chunk(&delta(json!({"tool_calls": [c]}))));
+    }
+    evs.extend(e.finish());
+    let last: Value = serde_json::from_str(evs.last().unwrap().data.as_deref().unwrap()).unwrap();
+    assert_eq!(signed(&last), [json!("gsig"), Value::Null]);
+}
+
+#[test]
 fn error_bodies_in_googles_shape() {
     assert_eq!(
         error_json(429, "x"),
