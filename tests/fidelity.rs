@@ -1014,3 +1014,47 @@ fn a_gemini_clients_calls_from_another_source_carry_a_thought_signature() {
         }
     }
 }
+
+#[test]
+fn a_stream_to_a_gemini_client_never_ends_on_an_empty_text_part() {
+    // A client that keeps the last event's parts sends them back, and Gemini refuses an
+    // empty text part. As Gemini's own streams do, the last event carries the end of
+    // the text with the finish reason and usage; every event has a part with text.
+    let mock = crate::support::wire::chat_mock_with_usage(Duration::ZERO);
+    let p = Wire::Chat.serving(&mock, "m");
+    for url in [
+        Wire::Gemini.url("m", true),
+        "/v1beta/models/m:streamGenerateContent".to_string(),
+    ] {
+        let s = p.stream(&url, Wire::Gemini.request("m", true, false));
+        assert_eq!(s.status, 200, "{}", s.text());
+        let events: Vec<Value> = if url.contains("alt=sse") {
+            s.data()
+                .iter()
+                .map(|d| serde_json::from_str(d).unwrap())
+                .collect()
+        } else {
+            serde_json::from_str(&s.text()).unwrap()
+        };
+        let mut text = String::new();
+        for v in &events {
+            let parts = v["candidates"][0]["content"]["parts"].as_array();
+            assert!(parts.is_some_and(|p| !p.is_empty()), "{url}: {v}");
+            for part in parts.into_iter().flatten() {
+                let t = part["text"].as_str().unwrap_or_default();
+                assert!(!t.is_empty(), "{url}: an empty text part: {v}");
+                text.push_str(t);
+            }
+        }
+        assert_eq!(text, "Hello there", "{url}");
+        let last = events.last().unwrap();
+        assert_eq!(
+            last["candidates"][0]["finishReason"], "STOP",
+            "{url}: {last}"
+        );
+        assert_eq!(
+            last["usageMetadata"]["totalTokenCount"], 15,
+            "{url}: {last}"
+        );
+    }
+}

@@ -15,8 +15,9 @@
 //! `bundle/`, both installed by `make check`):
 //! - `POST {base}/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`
 //!   (each event `data: <GenerateContentResponse>`, no end marker: the last event has a
-//!   `finishReason`), `:countTokens` → `{"totalTokens"}`; without `alt=sse` the stream is
-//!   one JSON array of responses. The key is `x-goog-api-key` or `?key=` (SDK
+//!   `finishReason`, with the last text, or after a call no parts at all: pydantic-ai
+//!   #2631, req_llm #638), `:countTokens` → `{"totalTokens"}`; without `alt=sse` the
+//!   stream is one JSON array of responses. The key is `x-goog-api-key` or `?key=` (SDK
 //!   `_api_client.py` sets `x-goog-api-key`). Given a base URL (`http_options` or
 //!   `GOOGLE_GEMINI_BASE_URL`), SDK 3.6.1 calls `/v1/models/…`, not `/v1beta` (measured).
 //!   (source: ai.google.dev/api/generate-content)

@@ -263,10 +263,18 @@ fn an_observed_stream_continues_with_its_ids_and_ends_once() {
         .iter()
         .map(|ev| serde_json::from_str(ev.data.as_deref().unwrap()).unwrap())
         .collect();
-    assert_eq!(v.len(), 2, "the new text, then the end: {v:?}");
+    assert_eq!(
+        v.len(),
+        2,
+        "the new text, then the end with its last character: {v:?}"
+    );
     assert_eq!(
         v[0]["candidates"][0]["content"]["parts"],
-        json!([{"text": " world"}])
+        json!([{"text": " worl"}])
+    );
+    assert_eq!(
+        v[1]["candidates"][0]["content"]["parts"],
+        json!([{"text": "d"}])
     );
     assert!(
         v.iter()
@@ -414,6 +422,62 @@ fn a_gemini_clients_calls_carry_a_signature_its_own_else_the_placeholder() {
     evs.extend(e.finish());
     let last: Value = serde_json::from_str(evs.last().unwrap().data.as_deref().unwrap()).unwrap();
     assert_eq!(signed(&last), [json!("gsig"), Value::Null]);
+}
+
+#[test]
+fn a_stream_to_a_gemini_client_ends_on_real_text() {
+    // Every event has parts, none an empty text; the last carries the final character
+    // with the finish reason, and text and thoughts keep their order.
+    let mut e = Encoder::new("m");
+    let delta = |d: Value| json!({"id": "c1", "model": "m", "choices": [{"index": 0, "delta": d}]});
+    let mut evs = Vec::new();
+    for d in [
+        json!({"role": "assistant", "content": ""}),
+        json!({"reasoning_content": "Let me"}),
+        json!({"reasoning_content": " see."}),
+        json!({"content": "H"}),
+        json!({"content": "i é"}),
+        json!({}),
+    ] {
+        evs.extend(e.chunk(&delta(d)));
+    }
+    evs.extend(e.chunk(
+        &json!({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+    ));
+    evs.extend(e.finish());
+    let v: Vec<Value> = evs
+        .iter()
+        .map(|ev| serde_json::from_str(ev.data.as_deref().unwrap()).unwrap())
+        .collect();
+    let (mut text, mut thoughts) = (String::new(), String::new());
+    for x in &v {
+        let parts = x["candidates"][0]["content"]["parts"].as_array().unwrap();
+        assert!(!parts.is_empty(), "{x}");
+        for p in parts {
+            let t = p["text"].as_str().unwrap();
+            assert!(!t.is_empty(), "{x}");
+            if p["thought"] == json!(true) {
+                assert!(text.is_empty(), "a thought after text: {v:?}");
+                thoughts.push_str(t);
+            } else {
+                text.push_str(t);
+            }
+        }
+    }
+    assert_eq!((thoughts.as_str(), text.as_str()), ("Let me see.", "Hi é"));
+    let last = v.last().unwrap();
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(
+        last["candidates"][0]["content"]["parts"],
+        json!([{"text": "é"}])
+    );
+
+    // Nothing at all: the last event has the finish reason and no parts.
+    let mut e = Encoder::new("m");
+    let evs = e.finish();
+    let last: Value = serde_json::from_str(evs[0].data.as_deref().unwrap()).unwrap();
+    assert_eq!(last["candidates"][0]["content"], json!({"role": "model"}));
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
 }
 
 #[test]
