@@ -914,3 +914,258 @@ fn claude_code_comes_back_to_claude_after_another_source_answered_its_tool_turn(
         );
     }
 }
+
+/// vLLM's tool call id, `chatcmpl-tool-<32 hex>`: 46 characters.
+const VLLM_ID: &str = "chatcmpl-tool-03f1c2b7a9d8e4f60a1b2c3d4e5f6a7b";
+
+/// The ids of a chat request's assistant calls and of its tool messages, in order.
+fn chat_ids(sent: &Value) -> (Vec<String>, Vec<String>) {
+    let (mut calls, mut results) = (Vec::new(), Vec::new());
+    for m in sent["messages"].as_array().unwrap() {
+        for c in m["tool_calls"].as_array().into_iter().flatten() {
+            calls.push(c["id"].as_str().unwrap().to_string());
+        }
+        if m["role"] == "tool" {
+            results.push(m["tool_call_id"].as_str().unwrap().to_string());
+        }
+    }
+    (calls, results)
+}
+
+#[test]
+fn long_tool_call_ids_reach_a_chat_source_shortened_and_still_paired() {
+    // OpenAI refuses a tool call id over 40 characters; vLLM's are 46. From another
+    // protocol the history is translated: each long id is shortened alike in its call
+    // and its result, short ones are kept, and the same history gives the same ids.
+    let other = VLLM_ID.replace("7b", "7c");
+    let call = |id: &str, city: &str| json!({"type": "tool_use", "id": id, "name": "get_weather", "input": {"city": city}});
+    let result = |id: &str| json!({"type": "tool_result", "tool_use_id": id, "content": "sunny"});
+    let anthropic = json!({"model": "m", "max_tokens": 100, "messages": [
+        {"role": "user", "content": "weather in Paris, Rome and Oslo?"},
+        {"role": "assistant", "content": [call(VLLM_ID, "Paris"), call(&other, "Rome"), call("toolu_01short", "Oslo")]},
+        {"role": "user", "content": [result(VLLM_ID), result(&other), result("toolu_01short")]},
+    ]});
+    let responses = json!({"model": "m", "input": [
+        {"type": "message", "role": "user", "content": "weather in Paris?"},
+        {"type": "function_call", "call_id": VLLM_ID, "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
+        {"type": "function_call_output", "call_id": VLLM_ID, "output": "sunny"},
+    ]});
+    for (client, req, n) in [
+        (Wire::Anthropic, anthropic, 3),
+        (Wire::Responses, responses, 1),
+    ] {
+        let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+        for _ in 0..2 {
+            let resp = p.post(&client.url("m", false), req.clone());
+            assert_eq!(resp.status, 200, "{client:?}: {}", resp.body);
+        }
+        let [first, again] = &mock.requests()[..] else {
+            panic!("{client:?}: two requests upstream");
+        };
+        let sent = first.json();
+        let (calls, results) = chat_ids(&sent);
+        assert_eq!(calls.len(), n, "{client:?}: {sent}");
+        assert_eq!(calls, results, "{client:?}: calls and results pair: {sent}");
+        assert!(
+            calls.iter().all(|id| id.len() <= 40),
+            "{client:?}: {calls:?}"
+        );
+        assert!(calls[0].starts_with("chatcmpl-tool-"), "{calls:?}");
+        if n == 3 {
+            assert_ne!(calls[0], calls[1], "ids that differ stay apart");
+            assert_eq!(calls[2], "toolu_01short", "a short id is kept");
+        }
+        assert_eq!(
+            chat_ids(&again.json()),
+            (calls.clone(), calls),
+            "{client:?}"
+        );
+    }
+
+    // A chat client's own history is the client's: it goes byte for byte.
+    let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+    let req = json!({"model": "m", "messages": [
+        {"role": "user", "content": "weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": VLLM_ID, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": VLLM_ID, "content": "sunny"},
+    ]});
+    assert_eq!(p.post(&Wire::Chat.url("m", false), req).status, 200);
+    let ids = chat_ids(&mock.requests()[0].json());
+    assert_eq!(ids, (vec![VLLM_ID.to_string()], vec![VLLM_ID.to_string()]));
+}
+
+#[test]
+fn a_gemini_clients_long_named_calls_reach_a_chat_source_with_short_paired_ids() {
+    // Gemini's calls carry no id; the one made from an MCP tool's long name was 55
+    // characters, which OpenAI refuses.
+    let name = "mcp_github_create_pull_request_review_comment";
+    let call = |line: u64| json!({"functionCall": {"name": name, "args": {"line": line}}});
+    let answer =
+        |out: &str| json!({"functionResponse": {"name": name, "response": {"output": out}}});
+    let req = json!({"contents": [
+        {"role": "user", "parts": [{"text": "review the PR"}]},
+        {"role": "model", "parts": [call(1), call(2)]},
+        {"role": "user", "parts": [answer("done 1"), answer("done 2")]},
+    ], "tools": [{"functionDeclarations": [{"name": name, "parametersJsonSchema": {"type": "object"}}]}]});
+    let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+    let resp = p.post(&Wire::Gemini.url("m", false), req);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.requests()[0].json();
+    let (calls, results) = chat_ids(&sent);
+    assert_eq!(calls.len(), 2, "{sent}");
+    assert_eq!(calls, results, "{sent}");
+    assert_ne!(calls[0], calls[1]);
+    assert!(calls.iter().all(|id| id.len() <= 40), "{calls:?}");
+}
+
+#[test]
+fn a_tool_without_a_description_reaches_a_chat_source_without_one() {
+    // Not `"description": null`, which strict validators refuse.
+    let schema = json!({"type": "object"});
+    let cases = [
+        (
+            Wire::Anthropic,
+            json!({"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"name": "now", "input_schema": schema}]}),
+        ),
+        (
+            Wire::Responses,
+            json!({"model": "m", "input": "hi", "tools": [{"type": "function", "name": "now", "parameters": schema}]}),
+        ),
+        (
+            Wire::Gemini,
+            json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                "tools": [{"functionDeclarations": [{"name": "now", "parametersJsonSchema": schema}]}]}),
+        ),
+    ];
+    for (client, req) in cases {
+        let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+        let resp = p.post(&client.url("m", false), req);
+        assert_eq!(resp.status, 200, "{client:?}: {}", resp.body);
+        let sent = mock.requests()[0].json();
+        let function = &sent["tools"][0]["function"];
+        assert_eq!(function["name"], "now", "{client:?}: {sent}");
+        assert!(function.get("description").is_none(), "{client:?}: {sent}");
+    }
+}
+
+/// A chat source's answer of two calls, `call_a` and `call_b`, streamed or not, with
+/// `details` as the message's reasoning details.
+fn two_calls(stream: bool, details: Value) -> Reply {
+    let call = |i: u64, id: &str| json!({"index": i, "id": id, "type": "function", "function": {"name": "read", "arguments": "{\"path\":\"a.rs\"}"}});
+    if stream {
+        let mut deltas = vec![json!({"role": "assistant", "tool_calls": [call(0, "call_a")]})];
+        if !details.is_null() {
+            deltas.push(json!({"reasoning_details": details}));
+        }
+        deltas.push(json!({"tool_calls": [call(1, "call_b")]}));
+        return chat_sse(&deltas, "tool_calls");
+    }
+    let mut message = json!({"role": "assistant", "content": null, "tool_calls": [call(0, "call_a"), call(1, "call_b")]});
+    if !details.is_null() {
+        message["reasoning_details"] = details;
+    }
+    Reply::json(
+        200,
+        json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]}),
+    )
+}
+
+/// Each `functionCall` part a Gemini client got, with its thought signature.
+fn signed_calls(answers: &[Value]) -> Vec<(String, Value)> {
+    answers
+        .iter()
+        .flat_map(|v| {
+            v["candidates"][0]["content"]["parts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|p| p["functionCall"].is_object())
+        .map(|p| {
+            let id = p["functionCall"]["id"].as_str().unwrap().to_string();
+            (id, p["thoughtSignature"].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn a_gemini_clients_calls_from_another_source_carry_a_thought_signature() {
+    // The client sends the turn back as it got it; when that goes to a Gemini source
+    // (byte for byte, the same protocol), Gemini 3 refuses a turn of calls whose first
+    // has no signature. The placeholder is gemini-cli's own for foreign history; a
+    // signature Gemini made (OpenRouter's reasoning detail naming the call) is used.
+    let placeholder = json!("skip_thought_signature_validator");
+    let own = json!([{"type": "reasoning.encrypted", "data": "gsig-1", "id": "call_a", "format": "google-gemini-v1", "index": 0}]);
+    for (details, first) in [(Value::Null, placeholder), (own, json!("gsig-1"))] {
+        for stream in [false, true] {
+            let (_mock, p) = setup(Wire::Chat, two_calls(stream, details.clone()));
+            let req = Wire::Gemini.request("m", stream, true);
+            let answers: Vec<Value> = if stream {
+                let s = p.stream(&Wire::Gemini.url("m", true), req);
+                assert_eq!(s.status, 200, "{}", s.text());
+                s.data()
+                    .iter()
+                    .filter_map(|d| serde_json::from_str(d).ok())
+                    .collect()
+            } else {
+                let resp = p.post(&Wire::Gemini.url("m", false), req);
+                assert_eq!(resp.status, 200, "{}", resp.body);
+                vec![resp.json()]
+            };
+            assert_eq!(
+                signed_calls(&answers),
+                [
+                    ("call_a".into(), first.clone()),
+                    ("call_b".into(), Value::Null)
+                ],
+                "stream {stream}: {answers:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_stream_to_a_gemini_client_never_ends_on_an_empty_text_part() {
+    // A client that keeps the last event's parts sends them back, and Gemini refuses an
+    // empty text part. As Gemini's own streams do, the last event carries the end of
+    // the text with the finish reason and usage; every event has a part with text.
+    let mock = crate::support::wire::chat_mock_with_usage(Duration::ZERO);
+    let p = Wire::Chat.serving(&mock, "m");
+    for url in [
+        Wire::Gemini.url("m", true),
+        "/v1beta/models/m:streamGenerateContent".to_string(),
+    ] {
+        let s = p.stream(&url, Wire::Gemini.request("m", true, false));
+        assert_eq!(s.status, 200, "{}", s.text());
+        let events: Vec<Value> = if url.contains("alt=sse") {
+            s.data()
+                .iter()
+                .map(|d| serde_json::from_str(d).unwrap())
+                .collect()
+        } else {
+            serde_json::from_str(&s.text()).unwrap()
+        };
+        let mut text = String::new();
+        for v in &events {
+            let parts = v["candidates"][0]["content"]["parts"].as_array();
+            assert!(parts.is_some_and(|p| !p.is_empty()), "{url}: {v}");
+            for part in parts.into_iter().flatten() {
+                let t = part["text"].as_str().unwrap_or_default();
+                assert!(!t.is_empty(), "{url}: an empty text part: {v}");
+                text.push_str(t);
+            }
+        }
+        assert_eq!(text, "Hello there", "{url}");
+        let last = events.last().unwrap();
+        assert_eq!(
+            last["candidates"][0]["finishReason"], "STOP",
+            "{url}: {last}"
+        );
+        assert_eq!(
+            last["usageMetadata"]["totalTokenCount"], 15,
+            "{url}: {last}"
+        );
+    }
+}

@@ -184,3 +184,57 @@ fn genai_sdk_calls_a_tool_through_every_upstream() {
         assert!(out["tokens"].as_u64().is_some_and(|n| n > 0), "{out}");
     }
 }
+
+const GENAI_CHAT_SCRIPT: &str = r#"
+import json, sys
+from google import genai
+from google.genai import types
+c = genai.Client(api_key="unused", http_options=types.HttpOptions(base_url=sys.argv[1]))
+chat = c.chats.create(model="m")
+out = {}
+out["first"] = "".join(ch.text or "" for ch in chat.send_message_stream("hi"))
+out["second"] = "".join(ch.text or "" for ch in chat.send_message_stream("and again"))
+out["history"] = [{"role": h.role, "parts": [p.model_dump(mode="json", exclude_none=True) for p in h.parts or []]}
+    for h in chat.get_history(curated=True)]
+print(json.dumps(out))
+"#;
+
+#[test]
+fn genai_sdk_chat_keeps_a_streamed_answer_from_another_source_without_empty_parts() {
+    // The SDK's chat keeps each event's content as history, and only when every event
+    // has a part: an empty text part would go back to Gemini (which refuses it), an
+    // event with no parts would make the chat forget the turn.
+    let Some(python) = python_with("google.genai") else {
+        return;
+    };
+    let m = crate::support::wire::chat_mock_with_usage(std::time::Duration::ZERO);
+    let p = Wire::Chat.serving(&m, "m");
+    let out = run(&python, GENAI_CHAT_SCRIPT, &p.url());
+    assert_eq!(out["first"], "Hello there", "{out}");
+    assert_eq!(out["second"], "Hello there", "{out}");
+    let history = out["history"].as_array().unwrap();
+    assert!(
+        history.iter().all(|h| h["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["text"].as_str().is_some_and(|t| !t.is_empty()))),
+        "{out}"
+    );
+    let said: String = history
+        .iter()
+        .filter(|h| h["role"] == "model")
+        .flat_map(|h| h["parts"].as_array().unwrap())
+        .filter_map(|p| p["text"].as_str())
+        .collect();
+    assert_eq!(said, "Hello thereHello there", "both turns kept: {out}");
+    let second = m.requests()[1].json();
+    let earlier: String = second["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "assistant")
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert_eq!(earlier, "Hello there", "{second}");
+}

@@ -6,6 +6,8 @@
 //! stream into one `chat.completion` (for a non-streaming client of a stream-only
 //! upstream), and the OpenAI error shape.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
@@ -80,6 +82,34 @@ pub fn lift_tool_media(chat: &mut Value) {
         out.push(json!({"role": "user", "content": lifted}));
     }
     *messages = out;
+}
+
+/// The longest tool call id OpenAI takes (`string too long. Expected a string with
+/// maximum length 40`).
+pub(crate) const MAX_TOOL_ID: usize = 40;
+
+/// Shortens the tool call ids OpenAI would refuse as too long (vLLM's
+/// `chatcmpl-tool-<32 hex>` has 46 characters), in the assistant's calls and the tool
+/// messages alike, so that they still pair. Only the request changes: the client keeps
+/// its ids, and they are shortened the same way on every turn.
+pub fn bound_tool_ids(chat: &mut Value) {
+    let shorten = |id: &mut Value| {
+        if let Some(long) = id.as_str()
+            && let Cow::Owned(short) = super::bounded_id(long, MAX_TOOL_ID)
+        {
+            *id = Value::String(short);
+        }
+    };
+    let messages = chat.get_mut("messages").and_then(Value::as_array_mut);
+    for m in messages.into_iter().flatten() {
+        let calls = m.get_mut("tool_calls").and_then(Value::as_array_mut);
+        for id in calls.into_iter().flatten().filter_map(|c| c.get_mut("id")) {
+            shorten(id);
+        }
+        if let Some(id) = m.get_mut("tool_call_id") {
+            shorten(id);
+        }
+    }
 }
 
 /// Decodes a Chat Completions upstream stream (`data: {chunk}` … `data: [DONE]`).

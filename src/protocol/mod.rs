@@ -16,7 +16,7 @@
 //! - thinking text travels as `reasoning_content` (a message field, a delta field);
 //!   thinking a model signed, to be given back to it (Claude's, for a tool loop), as
 //!   `reasoning_details` in OpenRouter's shape: a message field, and in a stream one
-//!   delta per detail, or pieces of one that share its `index` ([`add_detail`]);
+//!   delta per detail, or pieces of one that share its `index` (`add_detail`);
 //! - decoders always emit a usage chunk (`"choices": []`, `"usage": {…}`) before the
 //!   end when the upstream reported usage; the chat encoder drops it unless the client
 //!   asked for `stream_options.include_usage`;
@@ -279,6 +279,7 @@ impl Protocol {
                     }
                 }
                 chat::lift_tool_media(&mut chat);
+                chat::bound_tool_ids(&mut chat);
                 Ok(chat)
             }
             Protocol::Anthropic => anthropic::request_from_chat(chat, model, provider),
@@ -592,6 +593,29 @@ pub(crate) fn add_detail(details: &mut Vec<Value>, piece: &Value) {
     }
 }
 
+/// `id` at most `max` bytes long: as it is when it fits, else its start and a hash of
+/// the whole, so that an id is always shortened alike (a call and its result still
+/// pair, and a source's prompt cache still matches the history) and two ids stay apart.
+pub(crate) fn bounded_id(id: &str, max: usize) -> Cow<'_, str> {
+    if id.len() <= max {
+        return Cow::Borrowed(id);
+    }
+    let hash = format!("{:016x}", fnv1a(id.as_bytes()));
+    let mut keep = max.saturating_sub(hash.len() + 1);
+    while !id.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    Cow::Owned(format!("{}_{hash}", &id[..keep]))
+}
+
+/// The 64-bit FNV-1a hash: std's hashers may change between Rust releases, and a
+/// shortened id must not change between two turns of a session.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 /// Chat tool-call arguments (a JSON string) as an object; `{}` when empty or not an object.
 pub(crate) fn arguments_object(args: &str) -> Value {
     serde_json::from_str::<Value>(args)
@@ -793,6 +817,24 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(upstream_error_message(body.as_bytes()), want, "{body}");
         }
+    }
+
+    #[test]
+    fn long_ids_are_shortened_alike_and_kept_apart() {
+        let vllm = "chatcmpl-tool-03f1c2b7a9d8e4f60a1b2c3d4e5f6a7b";
+        assert_eq!(bounded_id("call_1", 40), "call_1");
+        assert_eq!(bounded_id(&"x".repeat(40), 40), "x".repeat(40));
+        let short = bounded_id(vllm, 40);
+        assert_eq!(short.len(), 40, "{short}");
+        assert!(short.starts_with("chatcmpl-tool-03f1c2b7a_"), "{short}");
+        assert_eq!(bounded_id(vllm, 40), short, "the same id maps alike");
+        let other = vllm.replace("7b", "7c");
+        assert_ne!(bounded_id(&other, 40), short, "ids that differ stay apart");
+        // Cut at a character's edge, never inside one.
+        let wide = "é".repeat(30);
+        assert!(bounded_id(&wide, 40).len() <= 40);
+        // FNV-1a's published test vector: the hash must not change between builds.
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]

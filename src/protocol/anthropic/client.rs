@@ -195,7 +195,10 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                     t["type"].as_str().unwrap_or("?")
                 )));
             }
-            converted.push(json!({"type": "function", "function": {"name": t["name"], "description": t["description"], "parameters": t["input_schema"]}}));
+            // A tool may have no description; strict validators refuse a null one.
+            let mut f = json!({"name": t["name"], "parameters": t["input_schema"]});
+            protocol::copy_fields(t, &mut f, &["description"]);
+            converted.push(json!({"type": "function", "function": f}));
         }
         out["tools"] = Value::Array(converted);
     }

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{error_json, gemini_finish, synthetic_id, usage_from_chat};
+use super::{error_json, gemini_finish, signature, synthetic_id, usage_from_chat};
 use crate::error::Error;
 use crate::protocol::{self, ToolChoice, arguments_object, assistant_message, text_of};
 use crate::sse::Event;
@@ -320,23 +320,43 @@ fn answer_parts(msg: &Value) -> Vec<Value> {
     if !text.is_empty() {
         parts.push(json!({"text": text}));
     }
-    for call in msg["tool_calls"].as_array().into_iter().flatten() {
+    let details = msg["reasoning_details"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice);
+    let calls = msg["tool_calls"].as_array().into_iter().flatten();
+    for (j, call) in calls.enumerate() {
         parts.push(function_call(
             &call["id"],
             &call["function"]["name"],
             call["function"]["arguments"].as_str().unwrap_or("{}"),
+            signature(details, &call["id"], j == 0),
         ));
     }
     parts
 }
 
-/// A `functionCall` part.
-fn function_call(id: &Value, name: &Value, args: &str) -> Value {
+/// A `functionCall` part, with its thought signature if it has one. A Gemini client
+/// gives the part back as it got it, and a Gemini source (the same protocol: the
+/// history goes byte for byte) refuses a turn of calls whose first has none.
+fn function_call(id: &Value, name: &Value, args: &str, signature: Option<&str>) -> Value {
     let mut fc = json!({"name": name, "args": arguments_object(args)});
     if id.is_string() {
         fc["id"] = id.clone();
     }
-    json!({"functionCall": fc})
+    let mut part = json!({"functionCall": fc});
+    if let Some(s) = signature {
+        part["thoughtSignature"] = json!(s);
+    }
+    part
+}
+
+/// A text part, or a thought part when `thought`.
+fn text_part(text: String, thought: bool) -> Value {
+    if thought {
+        json!({"text": text, "thought": true})
+    } else {
+        json!({"text": text})
+    }
 }
 
 /// One `GenerateContentResponse` with these parts.
@@ -379,14 +399,21 @@ struct PendingCall {
 }
 
 /// Writes hub chunks to a Gemini client as `GenerateContentResponse` events. Text goes
-/// out as it comes; a function call goes out whole at the end, since Gemini's parts
-/// carry complete arguments.
+/// out as it comes but for its last character, which the last event carries: that
+/// event has the `finishReason` and usage, and ends on real text as Gemini's own
+/// streams do, not on an empty text part (a client that keeps such a part sends it
+/// back, and Gemini refuses an empty text part). A function call goes out whole at the
+/// end, since Gemini's parts carry complete arguments.
 #[derive(Debug)]
 pub struct Encoder {
     model: String,
     id: String,
     /// Tool calls by their chat index.
     calls: Vec<PendingCall>,
+    /// The reasoning details so far: Gemini's own signature of a call may be one.
+    details: Vec<Value>,
+    /// The last character of the text or (`true`) thoughts so far, not sent yet.
+    held: Option<(String, bool)>,
     finish: String,
     usage: Value,
 }
@@ -398,6 +425,8 @@ impl Encoder {
             model: model.to_string(),
             id: String::new(),
             calls: Vec::new(),
+            details: Vec::new(),
+            held: None,
             finish: "stop".into(),
             usage: Value::Null,
         }
@@ -447,11 +476,14 @@ impl Encoder {
         let choice = &chunk["choices"][0];
         let d = &choice["delta"];
         let mut parts = Vec::new();
-        if let Some(r) = d["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
-            parts.push(json!({"text": r, "thought": true}));
+        if let Some(r) = d["reasoning_content"].as_str() {
+            self.text(r, true, &mut parts);
         }
-        if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
-            parts.push(json!({"text": t}));
+        if let Some(t) = d["content"].as_str() {
+            self.text(t, false, &mut parts);
+        }
+        for detail in d["reasoning_details"].as_array().into_iter().flatten() {
+            protocol::add_detail(&mut self.details, detail);
         }
         for call in d["tool_calls"].as_array().into_iter().flatten() {
             let index = call["index"].as_u64().unwrap_or(0) as usize;
@@ -480,18 +512,50 @@ impl Encoder {
         vec![self.event(parts)]
     }
 
-    /// The last event: whole function calls, the finish reason and usage.
+    /// Adds `more` text (or thoughts) to `parts`, all but its last character, which is
+    /// held for the next part or the last event; what was held of the other kind goes
+    /// first.
+    fn text(&mut self, more: &str, thought: bool, parts: &mut Vec<Value>) {
+        if more.is_empty() {
+            return;
+        }
+        let mut text = match self.held.take() {
+            Some((held, kind)) if kind == thought => held,
+            Some((held, kind)) => {
+                parts.push(text_part(held, kind));
+                String::new()
+            }
+            None => String::new(),
+        };
+        text.push_str(more);
+        let last = text.char_indices().next_back().map_or(0, |(i, _)| i);
+        let held = text.split_off(last);
+        if !text.is_empty() {
+            parts.push(text_part(text, thought));
+        }
+        self.held = Some((held, thought));
+    }
+
+    /// The last event: the held text, whole function calls, the finish reason and
+    /// usage. With nothing in it, its content has no parts, as Gemini's own last event
+    /// after a call has none.
     pub fn finish(&mut self) -> Vec<Event> {
         let mut parts: Vec<Value> = self
-            .calls
-            .iter()
-            .filter(|c| c.name.is_string())
-            .map(|c| function_call(&c.id, &c.name, &c.args))
+            .held
+            .take()
+            .map(|(text, thought)| text_part(text, thought))
+            .into_iter()
             .collect();
-        if parts.is_empty() {
-            parts.push(json!({"text": ""}));
+        let calls = self.calls.iter().filter(|c| c.name.is_string());
+        for (j, c) in calls.enumerate() {
+            let signed = signature(&self.details, &c.id, j == 0);
+            parts.push(function_call(&c.id, &c.name, &c.args, signed));
         }
+        let empty = parts.is_empty();
         let mut last = response(parts, &self.id, &self.model);
+        if empty {
+            last["candidates"][0]["content"] = json!({"role": "model"});
+        }
         last["candidates"][0]["finishReason"] = json!(gemini_finish(&self.finish));
         if !self.usage.is_null() {
             last["usageMetadata"] = usage_from_chat(&self.usage);
@@ -499,8 +563,13 @@ impl Encoder {
         vec![Event::data(last.to_string())]
     }
 
-    /// An error event in Google's shape.
+    /// The held text, then an error event in Google's shape.
     pub fn fail(&mut self, status: u16, message: &str) -> Vec<Event> {
-        vec![Event::data(error_json(status, message).to_string())]
+        let mut out = Vec::new();
+        if let Some((text, thought)) = self.held.take() {
+            out.push(self.event(vec![text_part(text, thought)]));
+        }
+        out.push(Event::data(error_json(status, message).to_string()));
+        out
     }
 }

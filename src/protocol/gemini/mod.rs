@@ -15,8 +15,9 @@
 //! `bundle/`, both installed by `make check`):
 //! - `POST {base}/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`
 //!   (each event `data: <GenerateContentResponse>`, no end marker: the last event has a
-//!   `finishReason`), `:countTokens` → `{"totalTokens"}`; without `alt=sse` the stream is
-//!   one JSON array of responses. The key is `x-goog-api-key` or `?key=` (SDK
+//!   `finishReason`, with the last text, or after a call no parts at all: pydantic-ai
+//!   #2631, req_llm #638), `:countTokens` → `{"totalTokens"}`; without `alt=sse` the
+//!   stream is one JSON array of responses. The key is `x-goog-api-key` or `?key=` (SDK
 //!   `_api_client.py` sets `x-goog-api-key`). Given a base URL (`http_options` or
 //!   `GOOGLE_GEMINI_BASE_URL`), SDK 3.6.1 calls `/v1/models/…`, not `/v1beta` (measured).
 //!   (source: ai.google.dev/api/generate-content)
@@ -37,10 +38,11 @@
 //!   Gemini 3 rejects a function-call turn without its signature; gemini-cli sends the
 //!   placeholder `skip_thought_signature_validator` for history it did not get from
 //!   Gemini, and so does `source.rs` when the client did not give Gemini's own back (a
-//!   hub reasoning detail naming the call). gemini-cli answers a call with
-//!   `{functionResponse{id, name, response: {output}}}`, the id its own when the model
-//!   gave none. (source: ai.google.dev/gemini-api/docs/thought-signatures; gemini-cli
-//!   `createFunctionResponsePart`, `SYNTHETIC_THOUGHT_SIGNATURE`)
+//!   hub reasoning detail naming the call), and `client.rs` on a Gemini client's calls
+//!   from another source, which the client gives back as they came. gemini-cli answers
+//!   a call with `{functionResponse{id, name, response: {output}}}`, the id its own
+//!   when the model gave none. (source: ai.google.dev/gemini-api/docs/thought-signatures;
+//!   gemini-cli `createFunctionResponsePart`, `SYNTHETIC_THOUGHT_SIGNATURE`)
 //! - Response: `candidates[{content{role: "model", parts}, finishReason, index}]`,
 //!   `promptFeedback{blockReason}` (a blocked prompt has no candidates),
 //!   `usageMetadata{promptTokenCount, candidatesTokenCount, thoughtsTokenCount,
@@ -64,6 +66,8 @@
 //! reason.
 
 use serde_json::{Value, json};
+
+use crate::protocol;
 
 mod client;
 mod source;
@@ -157,9 +161,22 @@ fn id_safe(name: &str) -> String {
 }
 
 /// The id given to call `j` of the model turn at `turn` when Gemini gave none: the same
-/// history always yields the same ids.
+/// history always yields the same ids. A long name (an MCP tool's) is cut and hashed,
+/// since OpenAI takes ids of at most 40 characters.
 fn synthetic_id(turn: usize, j: usize, name: &str) -> String {
-    format!("call_{turn}_{j}_{}", id_safe(name))
+    let id = format!("call_{turn}_{j}_{}", id_safe(name));
+    protocol::bounded_id(&id, protocol::chat::MAX_TOOL_ID).into_owned()
+}
+
+/// The thought signature for the call `id`, the `first` of its turn: Gemini's own when
+/// a hub reasoning detail names the call, else on the first call the placeholder, since
+/// Gemini 3 refuses a turn of calls without one.
+fn signature<'a>(details: &'a [Value], id: &Value, first: bool) -> Option<&'a str> {
+    let own = details
+        .iter()
+        .filter(|d| id.is_string() && d["format"] == SIGNED_BY_GEMINI && d["id"] == *id)
+        .find_map(|d| d["data"].as_str());
+    own.or(first.then_some(SYNTHETIC_SIGNATURE))
 }
 
 /// A Gemini `finishReason` → chat `finish_reason`.

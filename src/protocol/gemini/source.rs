@@ -11,8 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::{
-    BUDGETS, SIGNED_BY_GEMINI, SYNTHETIC_SIGNATURE, blocked, filtered, finish_reason, id_safe,
-    usage_to_chat,
+    BUDGETS, SIGNED_BY_GEMINI, blocked, filtered, finish_reason, id_safe, signature, usage_to_chat,
 };
 use crate::error::Error;
 use crate::protocol::view::{self, Delta, First, Present, Text};
@@ -241,12 +240,9 @@ fn model_parts(m: &Value, names: &mut HashMap<String, String>) -> Result<Vec<Val
     if !text.is_empty() {
         parts.push(json!({"text": text}));
     }
-    let details: Vec<&Value> = m["reasoning_details"]
+    let details = m["reasoning_details"]
         .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|d| d["format"] == SIGNED_BY_GEMINI)
-        .collect();
+        .map_or(&[][..], Vec::as_slice);
     for (j, call) in m["tool_calls"].as_array().into_iter().flatten().enumerate() {
         let name = call["function"]["name"].as_str().unwrap_or("");
         let args = call["function"]["arguments"].as_str().unwrap_or("{}");
@@ -262,13 +258,8 @@ fn model_parts(m: &Value, names: &mut HashMap<String, String>) -> Result<Vec<Val
             names.insert(id.to_string(), name.to_string());
         }
         let mut part = json!({"functionCall": fc});
-        // Gemini's own signature when the client gave it back; Gemini 3 needs one on
-        // the first call of a turn.
-        let signed = details.iter().find(|d| d["id"] == call["id"]);
-        match signed.and_then(|d| d["data"].as_str()) {
-            Some(signature) => part["thoughtSignature"] = json!(signature),
-            None if j == 0 => part["thoughtSignature"] = json!(SYNTHETIC_SIGNATURE),
-            None => {}
+        if let Some(signature) = signature(details, &call["id"], j == 0) {
+            part["thoughtSignature"] = json!(signature);
         }
         parts.push(part);
     }

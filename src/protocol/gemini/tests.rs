@@ -263,10 +263,18 @@ fn an_observed_stream_continues_with_its_ids_and_ends_once() {
         .iter()
         .map(|ev| serde_json::from_str(ev.data.as_deref().unwrap()).unwrap())
         .collect();
-    assert_eq!(v.len(), 2, "the new text, then the end: {v:?}");
+    assert_eq!(
+        v.len(),
+        2,
+        "the new text, then the end with its last character: {v:?}"
+    );
     assert_eq!(
         v[0]["candidates"][0]["content"]["parts"],
-        json!([{"text": " world"}])
+        json!([{"text": " worl"}])
+    );
+    assert_eq!(
+        v[1]["candidates"][0]["content"]["parts"],
+        json!([{"text": "d"}])
     );
     assert!(
         v.iter()
@@ -345,6 +353,131 @@ fn inbound_request_becomes_chat_with_stable_ids() {
         request_to_chat(json!({"contents": [], "cachedContent": "c/1"}), false),
         Err(Error::Untranslatable(_))
     ));
+}
+
+#[test]
+fn long_function_names_get_short_stable_ids_that_still_pair() {
+    // An MCP tool's name makes `call_{turn}_{j}_{name}` longer than the 40 characters
+    // OpenAI takes; each call still gets its own id, and its response the same one.
+    let name = "mcp_github_create_pull_request_review_comment";
+    let call = |args: Value| json!({"functionCall": {"name": name, "args": args}});
+    let answer =
+        |out: &str| json!({"functionResponse": {"name": name, "response": {"output": out}}});
+    let req = json!({"contents": [
+        {"role": "user", "parts": [{"text": "review it"}]},
+        {"role": "model", "parts": [call(json!({"line": 1})), call(json!({"line": 2}))]},
+        {"role": "user", "parts": [answer("ok 1"), answer("ok 2")]},
+    ]});
+    let chat = request_to_chat(req.clone(), false).unwrap();
+    let m = chat["messages"].as_array().unwrap();
+    let ids: Vec<&str> = m[1]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_ne!(ids[0], ids[1]);
+    for (j, id) in ids.iter().enumerate() {
+        assert!(id.len() <= 40, "{id}");
+        assert!(id.starts_with(&format!("call_1_{j}_mcp_github")), "{id}");
+        assert_eq!(m[2 + j]["tool_call_id"], *id, "{chat}");
+    }
+    assert_eq!(request_to_chat(req, false).unwrap(), chat, "stable");
+    assert_eq!(synthetic_id(1, 0, "get.weather"), "call_1_0_get_weather");
+}
+
+#[test]
+fn a_gemini_clients_calls_carry_a_signature_its_own_else_the_placeholder() {
+    let call = |id: &str| json!({"id": id, "type": "function", "function": {"name": "read", "arguments": "{}"}});
+    let chat = |details: Value| {
+        json!({"id": "c1", "model": "m",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+            "reasoning_details": details, "tool_calls": [call("call_a"), call("call_b")]}}]})
+    };
+    let signed = |answer: &Value| -> Vec<Value> {
+        answer["candidates"][0]["content"]["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["thoughtSignature"].clone())
+            .collect()
+    };
+    let placeholder = json!(SYNTHETIC_SIGNATURE);
+    let answer = response_from_chat(chat(Value::Null));
+    assert_eq!(signed(&answer), [placeholder.clone(), Value::Null]);
+    let own = json!([{"type": "reasoning.encrypted", "data": "gsig", "id": "call_a", "format": SIGNED_BY_GEMINI}]);
+    let answer = response_from_chat(chat(own.clone()));
+    assert_eq!(signed(&answer), [json!("gsig"), Value::Null]);
+
+    // Streamed: the calls go out whole in the last event, signed alike.
+    let mut e = Encoder::new("m");
+    let delta = |d: Value| json!({"id": "c1", "model": "m", "choices": [{"index": 0, "delta": d}]});
+    let mut evs = e.chunk(&delta(json!({"reasoning_details": own})));
+    for (i, id) in ["call_a", "call_b"].iter().enumerate() {
+        let mut c = call(id);
+        c["index"] = json!(i);
+        evs.extend(e.chunk(&delta(json!({"tool_calls": [c]}))));
+    }
+    evs.extend(e.finish());
+    let last: Value = serde_json::from_str(evs.last().unwrap().data.as_deref().unwrap()).unwrap();
+    assert_eq!(signed(&last), [json!("gsig"), Value::Null]);
+}
+
+#[test]
+fn a_stream_to_a_gemini_client_ends_on_real_text() {
+    // Every event has parts, none an empty text; the last carries the final character
+    // with the finish reason, and text and thoughts keep their order.
+    let mut e = Encoder::new("m");
+    let delta = |d: Value| json!({"id": "c1", "model": "m", "choices": [{"index": 0, "delta": d}]});
+    let mut evs = Vec::new();
+    for d in [
+        json!({"role": "assistant", "content": ""}),
+        json!({"reasoning_content": "Let me"}),
+        json!({"reasoning_content": " see."}),
+        json!({"content": "H"}),
+        json!({"content": "i é"}),
+        json!({}),
+    ] {
+        evs.extend(e.chunk(&delta(d)));
+    }
+    evs.extend(e.chunk(
+        &json!({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+    ));
+    evs.extend(e.finish());
+    let v: Vec<Value> = evs
+        .iter()
+        .map(|ev| serde_json::from_str(ev.data.as_deref().unwrap()).unwrap())
+        .collect();
+    let (mut text, mut thoughts) = (String::new(), String::new());
+    for x in &v {
+        let parts = x["candidates"][0]["content"]["parts"].as_array().unwrap();
+        assert!(!parts.is_empty(), "{x}");
+        for p in parts {
+            let t = p["text"].as_str().unwrap();
+            assert!(!t.is_empty(), "{x}");
+            if p["thought"] == json!(true) {
+                assert!(text.is_empty(), "a thought after text: {v:?}");
+                thoughts.push_str(t);
+            } else {
+                text.push_str(t);
+            }
+        }
+    }
+    assert_eq!((thoughts.as_str(), text.as_str()), ("Let me see.", "Hi é"));
+    let last = v.last().unwrap();
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(
+        last["candidates"][0]["content"]["parts"],
+        json!([{"text": "é"}])
+    );
+
+    // Nothing at all: the last event has the finish reason and no parts.
+    let mut e = Encoder::new("m");
+    let evs = e.finish();
+    let last: Value = serde_json::from_str(evs[0].data.as_deref().unwrap()).unwrap();
+    assert_eq!(last["candidates"][0]["content"], json!({"role": "model"}));
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
 }
 
 #[test]
