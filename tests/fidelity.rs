@@ -803,3 +803,106 @@ fn geminis_own_thought_signature_goes_back_with_its_call() {
         );
     }
 }
+
+/// What a Responses client got, as output items: whole at `response.output_item.done`
+/// when streamed.
+fn responses_items(p: &Proxy, stream: bool, req: Value) -> Vec<Value> {
+    if stream {
+        let s = p.stream(&Wire::Responses.url("", true), req);
+        assert_eq!(s.status, 200, "{}", s.text());
+        s.data()
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter(|v| v["type"] == "response.output_item.done")
+            .map(|v| v["item"].clone())
+            .collect()
+    } else {
+        let resp = p.post(&Wire::Responses.url("", false), req);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        resp.json()["output"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// The body of a recorded request as JSON, `null` when it has none (a GET).
+fn body_of(req: &crate::support::upstream::Recorded) -> Value {
+    serde_json::from_slice(&req.body).unwrap_or_default()
+}
+
+#[test]
+fn reasoning_codex_got_from_a_chat_source_reaches_no_responses_source() {
+    // A chat source's reasoning text reaches Codex as a reasoning item, which Codex gives
+    // back with its next turn. OpenAI (store false) refuses a reasoning item without
+    // encrypted content it made, so the item must not reach a Responses source; the
+    // other sources take the turn as before.
+    let call = json!({"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}});
+    let chat = MockUpstream::start(move |req| {
+        if body_of(req)["stream"] != json!(true) {
+            let message = json!({"role": "assistant", "content": null,
+                "reasoning_content": "I should call the tool.", "tool_calls": [call]});
+            return Reply::json(
+                200,
+                json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "l",
+                "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]}),
+            );
+        }
+        let mut streamed = call.clone();
+        streamed["index"] = json!(0);
+        chat_sse(
+            &[
+                json!({"role": "assistant", "reasoning_content": "I should call the tool."}),
+                json!({"tool_calls": [streamed]}),
+            ],
+            "tool_calls",
+        )
+    });
+    let answers = |wire: Wire| {
+        MockUpstream::start(move |req| wire.reply(body_of(req)["stream"] == json!(true), false))
+    };
+    let (responses, claude) = (answers(Wire::Responses), answers(Wire::Anthropic));
+    let p = Proxy::start(&format!(
+        "providers:
+  local: {{api_base: {}, api_protocol: chat_completions, models: [l]}}
+  codex: {{api_base: {}, api_protocol: responses, models: [x]}}
+  claude: {{api_base: {}, api_protocol: anthropic, models: [c]}}
+",
+        chat.url(),
+        responses.url(),
+        claude.url()
+    ));
+    let tools =
+        json!([{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]);
+    let ask = json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "weather in Paris?"}]});
+    let req = |model: &str, stream: bool, input: Value| {
+        json!({"model": model, "stream": stream, "store": false, "include": ["reasoning.encrypted_content"],
+            "input": input, "tools": tools})
+    };
+    for stream in [true, false] {
+        let items = responses_items(&p, stream, req("l", stream, json!([ask])));
+        let [reasoning, call] = &items[..] else {
+            panic!("stream {stream}: expected a reasoning item and a call: {items:?}");
+        };
+        assert_eq!(reasoning["type"], "reasoning", "{reasoning}");
+        assert_eq!(reasoning["summary"][0]["text"], "I should call the tool.");
+        let output =
+            json!({"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"});
+        let input = json!([ask, reasoning, call, output]);
+        for model in ["x", "c", "l"] {
+            responses_items(&p, stream, req(model, stream, input.clone()));
+        }
+        let sent = responses.requests().last().map(body_of).expect("asked");
+        let kinds: Vec<&str> = sent["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["type"].as_str().or(i["role"].as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            ["message", "function_call", "function_call_output"],
+            "stream {stream}: {sent}"
+        );
+    }
+}

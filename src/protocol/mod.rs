@@ -174,7 +174,7 @@ impl Protocol {
     }
 
     /// Whether a client's body carries what Routeplane sealed for itself (another
-    /// source's signed thinking, in a Responses reasoning item), which a source of this
+    /// source's reasoning, in a Responses reasoning item), which a source of this
     /// protocol would refuse: such a body is rebuilt without it, not copied.
     pub fn carries_sealed(self, body: &RawBody) -> bool {
         self == Protocol::Responses && body.get("input").is_some_and(responses::holds_sealed)

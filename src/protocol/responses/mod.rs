@@ -10,6 +10,8 @@
 //! Thinking another source signed (Claude's) reaches a Responses client as a reasoning
 //! item's `encrypted_content`, sealed by Routeplane, which Codex gives back on its next
 //! turn; a Responses source could not read it, so it is taken out before one sees it.
+//! Every reasoning item Routeplane makes is sealed so, with no details when the source
+//! signed nothing: given back without `encrypted_content`, OpenAI would refuse it.
 
 use serde_json::Value;
 
@@ -33,10 +35,12 @@ fn seal(details: &[Value]) -> String {
 }
 
 /// The hub reasoning details in an `encrypted_content` Routeplane sealed; `None` for
-/// one it did not.
+/// one it did not, and for one sealed empty, which carries nothing to give back.
 fn unseal(content: &str) -> Option<Vec<Value>> {
     let json = base64::decode(content.strip_prefix(SEALED)?)?;
-    serde_json::from_slice(&json).ok()
+    serde_json::from_slice::<Vec<Value>>(&json)
+        .ok()
+        .filter(|details| !details.is_empty())
 }
 
 /// Whether a client's request body holds a reasoning item Routeplane sealed.

@@ -349,3 +349,21 @@ fn inbound_refusals_and_tool_narrowing() {
     ));
     assert!(matches!(err, Error::Untranslatable(_)));
 }
+
+#[test]
+fn reasoning_text_alone_is_sealed_empty_and_gives_nothing_back() {
+    // Sealed, Codex's copy of it is taken out before a Responses source; given back to
+    // another, it carries no details and begins no turn of its own.
+    let chat = json!({"id": "c1", "choices": [{"index": 0, "finish_reason": "stop",
+        "message": {"role": "assistant", "content": "hi", "reasoning_content": "think"}}]});
+    let reasoning = response_from_chat(chat, &[])["output"][0].clone();
+    let sealed = reasoning["encrypted_content"].as_str().unwrap();
+    assert!(holds_sealed(sealed.as_bytes()), "{reasoning}");
+    assert_eq!(unseal(sealed), None);
+    let message = json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hi"}]});
+    let call = json!({"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"});
+    let chat = request_to_chat(json!({"model": "m", "input": [reasoning, message, call]})).unwrap();
+    let turn = &chat["messages"][0];
+    assert!(turn["reasoning_details"].is_null(), "{chat}");
+    assert_eq!(turn["tool_calls"][0]["id"], "c1", "{chat}");
+}
