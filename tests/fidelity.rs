@@ -992,6 +992,13 @@ fn openais_encrypted_reasoning_survives_a_chat_clients_tool_loop() {
         assert_eq!(detail["data"], "gAAAA-test", "{detail}");
         assert_eq!(detail["format"], "openai-responses-v1", "{detail}");
         assert_eq!(calls[0]["id"], "call_1", "stream {stream}: {calls:?}");
+        // An effort was asked: the source was asked for its reasoning encrypted too.
+        let asked = body_of(&mock.requests()[0]);
+        assert_eq!(
+            asked["include"],
+            json!(["reasoning.encrypted_content"]),
+            "{asked}"
+        );
 
         let call = json!({"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}});
         let turn = json!({"role": "assistant", "content": null, "reasoning_details": details, "tool_calls": [call]});

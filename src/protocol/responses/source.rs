@@ -111,6 +111,9 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             "reasoning".into(),
             json!({"effort": effort, "summary": "auto"}),
         );
+        // With nothing stored, reasoning reaches the next turn only as its encrypted
+        // content. Asked for only with an effort, which only a reasoning model takes.
+        out.insert("include".into(), json!(["reasoning.encrypted_content"]));
     }
     let rf = &chat["response_format"];
     match rf["type"].as_str() {

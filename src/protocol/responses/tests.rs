@@ -429,4 +429,5 @@ fn a_sources_encrypted_reasoning_travels_as_a_detail_and_goes_back_before_its_tu
         json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-x"})
     );
     assert_eq!(input[2]["type"], "function_call");
+    assert_eq!(r["include"], json!(["reasoning.encrypted_content"]));
 }
