@@ -17,7 +17,7 @@
 //!   thinking a model signed or encrypted, to be given back to it in a tool loop
 //!   (Claude's thinking, Gemini's call signatures, OpenAI's encrypted reasoning), as
 //!   `reasoning_details` in OpenRouter's shape: a message field, and in a stream one
-//!   delta per detail, or pieces of one that share its `index` ([`add_detail`]). Each
+//!   delta per detail, or pieces of one that share its `index` (`add_detail`). Each
 //!   detail's `format` names whose it is; only that source's translator sends it back;
 //! - decoders always emit a usage chunk (`"choices": []`, `"usage": {…}`) before the
 //!   end when the upstream reported usage; the chat encoder drops it unless the client
