@@ -1169,3 +1169,294 @@ fn a_stream_to_a_gemini_client_never_ends_on_an_empty_text_part() {
         );
     }
 }
+
+/// What a Responses client got, as output items: whole at `response.output_item.done`
+/// when streamed.
+fn responses_items(p: &Proxy, stream: bool, req: Value) -> Vec<Value> {
+    if stream {
+        let s = p.stream(&Wire::Responses.url("", true), req);
+        assert_eq!(s.status, 200, "{}", s.text());
+        s.data()
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter(|v| v["type"] == "response.output_item.done")
+            .map(|v| v["item"].clone())
+            .collect()
+    } else {
+        let resp = p.post(&Wire::Responses.url("", false), req);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        resp.json()["output"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// The body of a recorded request as JSON, `null` when it has none (a GET).
+fn body_of(req: &crate::support::upstream::Recorded) -> Value {
+    serde_json::from_slice(&req.body).unwrap_or_default()
+}
+
+#[test]
+fn reasoning_codex_got_from_a_chat_source_reaches_no_responses_source() {
+    // A chat source's reasoning text reaches Codex as a reasoning item, which Codex gives
+    // back with its next turn. OpenAI (store false) refuses a reasoning item without
+    // encrypted content it made, so the item must not reach a Responses source; the
+    // other sources take the turn as before.
+    let call = json!({"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}});
+    let chat = MockUpstream::start(move |req| {
+        if body_of(req)["stream"] != json!(true) {
+            let message = json!({"role": "assistant", "content": null,
+                "reasoning_content": "I should call the tool.", "tool_calls": [call]});
+            return Reply::json(
+                200,
+                json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "l",
+                "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]}),
+            );
+        }
+        let mut streamed = call.clone();
+        streamed["index"] = json!(0);
+        chat_sse(
+            &[
+                json!({"role": "assistant", "reasoning_content": "I should call the tool."}),
+                json!({"tool_calls": [streamed]}),
+            ],
+            "tool_calls",
+        )
+    });
+    let answers = |wire: Wire| {
+        MockUpstream::start(move |req| wire.reply(body_of(req)["stream"] == json!(true), false))
+    };
+    let (responses, claude) = (answers(Wire::Responses), answers(Wire::Anthropic));
+    let p = Proxy::start(&format!(
+        "providers:
+  local: {{api_base: {}, api_protocol: chat_completions, models: [l]}}
+  codex: {{api_base: {}, api_protocol: responses, models: [x]}}
+  claude: {{api_base: {}, api_protocol: anthropic, models: [c]}}
+",
+        chat.url(),
+        responses.url(),
+        claude.url()
+    ));
+    let tools =
+        json!([{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]);
+    let ask = json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "weather in Paris?"}]});
+    let req = |model: &str, stream: bool, input: Value| {
+        json!({"model": model, "stream": stream, "store": false, "include": ["reasoning.encrypted_content"],
+            "input": input, "tools": tools})
+    };
+    for stream in [true, false] {
+        let items = responses_items(&p, stream, req("l", stream, json!([ask])));
+        let [reasoning, call] = &items[..] else {
+            panic!("stream {stream}: expected a reasoning item and a call: {items:?}");
+        };
+        assert_eq!(reasoning["type"], "reasoning", "{reasoning}");
+        assert_eq!(reasoning["summary"][0]["text"], "I should call the tool.");
+        let output =
+            json!({"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"});
+        let input = json!([ask, reasoning, call, output]);
+        for model in ["x", "c", "l"] {
+            responses_items(&p, stream, req(model, stream, input.clone()));
+        }
+        let sent = responses.requests().last().map(body_of).expect("asked");
+        let kinds: Vec<&str> = sent["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["type"].as_str().or(i["role"].as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            ["message", "function_call", "function_call_output"],
+            "stream {stream}: {sent}"
+        );
+    }
+}
+
+/// A Responses source (gpt-5) that reasons, encrypted, then calls `get_weather`:
+/// streamed or whole, as asked.
+fn openai_reasons_then_calls() -> MockUpstream {
+    let reasoning = json!({"type": "reasoning", "id": "rs_1", "encrypted_content": "gAAAA-test",
+        "summary": [{"type": "summary_text", "text": "Need the weather."}]});
+    let call = json!({"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather",
+        "arguments": "{\"city\":\"Paris\"}", "status": "completed"});
+    let body = json!({"id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "m",
+        "output": [reasoning, call], "usage": {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}});
+    MockUpstream::start(move |req| {
+        if body_of(req)["stream"] != json!(true) {
+            return Reply::json(200, body.clone());
+        }
+        let events = [
+            json!({"type": "response.created", "response": {"id": "resp_1", "created_at": 1, "status": "in_progress", "model": "m", "output": []}}),
+            json!({"type": "response.output_item.added", "output_index": 0, "item": {"type": "reasoning", "id": "rs_1", "summary": []}}),
+            json!({"type": "response.reasoning_summary_text.delta", "item_id": "rs_1", "output_index": 0, "summary_index": 0, "delta": "Need the weather."}),
+            json!({"type": "response.output_item.done", "output_index": 0, "item": reasoning}),
+            json!({"type": "response.output_item.added", "output_index": 1, "item": {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather", "arguments": "", "status": "in_progress"}}),
+            json!({"type": "response.function_call_arguments.delta", "item_id": "fc_1", "output_index": 1, "delta": "{\"city\":\"Paris\"}"}),
+            json!({"type": "response.output_item.done", "output_index": 1, "item": call}),
+            json!({"type": "response.completed", "response": body}),
+        ];
+        let events = events
+            .iter()
+            .enumerate()
+            .map(|(n, e)| {
+                let mut e = e.clone();
+                e["sequence_number"] = json!(n);
+                format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap())
+            })
+            .collect();
+        Reply::Sse(events, Duration::ZERO)
+    })
+}
+
+#[test]
+fn openais_encrypted_reasoning_survives_a_chat_clients_tool_loop() {
+    // Not stored (store false), gpt-5's reasoning reaches the next turn of a tool loop
+    // only as the encrypted content of its reasoning item. A chat client gets it as
+    // OpenRouter's `reasoning_details` and gives it back; the source gets it back as
+    // that reasoning item, before the call it led to.
+    for stream in [true, false] {
+        let mock = openai_reasons_then_calls();
+        let p = Wire::Responses.serving(&mock, "m");
+        let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
+        let ask = json!({"role": "user", "content": "weather in Paris?"});
+        let first = json!({"model": "m", "stream": stream, "messages": [ask], "reasoning_effort": "medium", "tools": tools});
+        let (mut details, mut calls) = (Vec::new(), Vec::new());
+        if stream {
+            let s = p.stream(&Wire::Chat.url("m", true), first);
+            assert_eq!(s.status, 200, "{}", s.text());
+            for v in s
+                .data()
+                .iter()
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            {
+                let delta = &v["choices"][0]["delta"];
+                let list = |key: &str| delta[key].as_array().cloned().unwrap_or_default();
+                details.extend(list("reasoning_details"));
+                calls.extend(list("tool_calls"));
+            }
+        } else {
+            let resp = p.post(&Wire::Chat.url("m", false), first);
+            let message = &resp.json()["choices"][0]["message"];
+            assert_eq!(
+                message["reasoning_content"], "Need the weather.",
+                "{message}"
+            );
+            details = message["reasoning_details"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            calls = message["tool_calls"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+        }
+        let [detail] = &details[..] else {
+            panic!("stream {stream}: expected one reasoning detail: {details:?}");
+        };
+        assert_eq!(detail["type"], "reasoning.encrypted", "{detail}");
+        assert_eq!(detail["data"], "gAAAA-test", "{detail}");
+        assert_eq!(detail["format"], "openai-responses-v1", "{detail}");
+        assert_eq!(calls[0]["id"], "call_1", "stream {stream}: {calls:?}");
+        // An effort was asked: the source was asked for its reasoning encrypted too.
+        let asked = body_of(&mock.requests()[0]);
+        assert_eq!(
+            asked["include"],
+            json!(["reasoning.encrypted_content"]),
+            "{asked}"
+        );
+
+        let call = json!({"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}});
+        let turn = json!({"role": "assistant", "content": null, "reasoning_details": details, "tool_calls": [call]});
+        let result = json!({"role": "tool", "tool_call_id": "call_1", "content": "sunny"});
+        let second = json!({"model": "m", "stream": stream, "messages": [ask, turn, result], "reasoning_effort": "medium", "tools": tools});
+        let status = if stream {
+            p.stream(&Wire::Chat.url("m", true), second).status
+        } else {
+            p.post(&Wire::Chat.url("m", false), second).status
+        };
+        assert_eq!(status, 200);
+        let sent = body_of(&mock.requests()[1]);
+        let input = sent["input"].as_array().unwrap();
+        let kinds: Vec<&str> = input.iter().filter_map(|i| i["type"].as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "message",
+                "reasoning",
+                "function_call",
+                "function_call_output"
+            ],
+            "stream {stream}: {sent}"
+        );
+        assert_eq!(
+            input[1],
+            json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-test"}),
+            "stream {stream}: {sent}"
+        );
+    }
+}
+
+#[test]
+fn openais_encrypted_reasoning_reaches_no_other_source_or_client() {
+    // What OpenAI encrypted it alone reads (and OpenRouter, which carries it on):
+    // Anthropic and Gemini never see it, and an Anthropic or Gemini client's answer has
+    // no place for it.
+    let openai = openai_reasons_then_calls();
+    let (claude, gemini, openrouter) = (
+        MockUpstream::always(Wire::Anthropic.reply(false, false)),
+        MockUpstream::always(Wire::Gemini.reply(false, false)),
+        MockUpstream::always(Wire::Chat.reply(false, false)),
+    );
+    let p = Proxy::start(&format!(
+        "providers:
+  gpt: {{api_base: {}, api_protocol: responses, models: [o]}}
+  claude: {{api_base: {}, api_protocol: anthropic, models: [c]}}
+  google: {{api_base: {}, api_protocol: gemini, models: [g]}}
+  openrouter: {{api_base: {}, api_key: k, models: [r]}}
+",
+        openai.url(),
+        claude.url(),
+        gemini.url(),
+        openrouter.url()
+    ));
+    let detail = json!({"type": "reasoning.encrypted", "data": "gAAAA-test", "id": "rs_1", "format": "openai-responses-v1"});
+    let call = json!({"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}});
+    let messages = json!([
+        {"role": "user", "content": "weather in Paris?"},
+        {"role": "assistant", "content": null, "reasoning_details": [detail], "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]);
+    for (model, mock) in [("c", &claude), ("g", &gemini), ("r", &openrouter)] {
+        let resp = p.post(
+            &Wire::Chat.url(model, false),
+            json!({"model": model, "messages": messages}),
+        );
+        assert_eq!(resp.status, 200, "{model}: {}", resp.body);
+        let asked = mock.requests().into_iter().find(|r| r.method == "POST");
+        let sent = String::from_utf8_lossy(&asked.expect("asked").body).into_owned();
+        assert_eq!(sent.contains("gAAAA-test"), model == "r", "{model}: {sent}");
+    }
+    for (wire, stream) in [
+        (Wire::Anthropic, true),
+        (Wire::Anthropic, false),
+        (Wire::Gemini, true),
+        (Wire::Gemini, false),
+    ] {
+        let req = wire.request("o", stream, true);
+        let got = if stream {
+            let s = p.stream(&wire.url("o", true), req);
+            assert_eq!(s.status, 200, "{wire:?}: {}", s.text());
+            let answer = wire.read_stream(&s);
+            assert!(answer.ended, "{wire:?}: {}", s.text());
+            assert_eq!(answer.tools.len(), 1, "{wire:?}: {}", s.text());
+            s.text()
+        } else {
+            let resp = p.post(&wire.url("o", false), req);
+            assert_eq!(resp.status, 200, "{wire:?}: {}", resp.body);
+            assert_eq!(wire.read(&resp).tools.len(), 1, "{wire:?}: {}", resp.body);
+            resp.body
+        };
+        assert!(!got.contains("gAAAA-test"), "{wire:?}: {got}");
+    }
+}

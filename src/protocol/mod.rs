@@ -14,9 +14,11 @@
 //!
 //! Hub conventions every translator keeps:
 //! - thinking text travels as `reasoning_content` (a message field, a delta field);
-//!   thinking a model signed, to be given back to it (Claude's, for a tool loop), as
+//!   thinking a model signed or encrypted, to be given back to it in a tool loop
+//!   (Claude's thinking, Gemini's call signatures, OpenAI's encrypted reasoning), as
 //!   `reasoning_details` in OpenRouter's shape: a message field, and in a stream one
-//!   delta per detail, or pieces of one that share its `index` (`add_detail`);
+//!   delta per detail, or pieces of one that share its `index` (`add_detail`). Each
+//!   detail's `format` names whose it is; only that source's translator sends it back;
 //! - decoders always emit a usage chunk (`"choices": []`, `"usage": {…}`) before the
 //!   end when the upstream reported usage; the chat encoder drops it unless the client
 //!   asked for `stream_options.include_usage`;
@@ -178,7 +180,7 @@ impl Protocol {
     }
 
     /// Whether a client's body carries what Routeplane wrote for itself, which a source
-    /// of this protocol would refuse: another source's signed thinking in a Responses
+    /// of this protocol would refuse: another source's reasoning in a Responses
     /// reasoning item; a thinking block Claude did not sign, given to an Anthropic
     /// client. Such a body is rebuilt without it, not copied.
     pub fn carries_sealed(self, body: &RawBody) -> bool {

@@ -334,11 +334,10 @@ pub fn response_from_chat(chat: Value, custom: &[String]) -> Value {
             .map(|r| json!({"type": "summary_text", "text": r}))
             .into_iter()
             .collect();
-        let mut item = json!({"type": "reasoning", "id": format!("rs_{id}"), "summary": summary});
-        if let Some(details) = details {
-            item["encrypted_content"] = json!(seal(details));
-        }
-        output.push(item);
+        // Sealed even with no details, so that given back it is taken out before a
+        // Responses source, which refuses reasoning without its own encrypted content.
+        let sealed = seal(details.map_or(&[], Vec::as_slice));
+        output.push(json!({"type": "reasoning", "id": format!("rs_{id}"), "summary": summary, "encrypted_content": sealed}));
     }
     let text = text_of(&msg["content"]);
     if !text.is_empty() {
@@ -560,11 +559,8 @@ impl Encoder {
                 json!({"item_id": id, "output_index": oi, "summary_index": 0, "part": part}),
             );
             out.push(ev);
-            let mut item = json!({"type": "reasoning", "id": id, "summary": [part]});
-            if !t.details.is_empty() {
-                item["encrypted_content"] = json!(seal(&t.details));
-            }
-            item
+            // Sealed even with no details, as in `response_from_chat`.
+            json!({"type": "reasoning", "id": id, "summary": [part], "encrypted_content": seal(&t.details)})
         } else {
             let ev = self.ev(
                 "response.output_text.done",

@@ -10,6 +10,13 @@
 //! Thinking another source signed (Claude's) reaches a Responses client as a reasoning
 //! item's `encrypted_content`, sealed by Routeplane, which Codex gives back on its next
 //! turn; a Responses source could not read it, so it is taken out before one sees it.
+//! Every reasoning item Routeplane makes is sealed so, with no details when the source
+//! signed nothing: given back without `encrypted_content`, OpenAI would refuse it.
+//!
+//! A Responses source's own reasoning items carry its `encrypted_content`: they travel
+//! through the hub as reasoning details (OpenRouter's `openai-responses-v1`), so a
+//! client of another protocol can give them back, and go back to a Responses source as
+//! reasoning items before the turn they led to.
 
 use serde_json::Value;
 
@@ -26,6 +33,10 @@ pub use source::{Decoder, codex_body, delta, request_from_chat, response_to_chat
 /// How an `encrypted_content` Routeplane sealed begins (OpenAI's begin `gAAAA`).
 const SEALED: &str = "routeplane:v1:";
 
+/// The `format` of a hub reasoning detail that is a Responses source's encrypted
+/// reasoning, as OpenRouter names it: only such a detail goes back to a Responses source.
+const SIGNED_BY_OPENAI: &str = "openai-responses-v1";
+
 /// Hub reasoning details as a reasoning item's `encrypted_content`.
 fn seal(details: &[Value]) -> String {
     let json = serde_json::to_vec(details).unwrap_or_default();
@@ -33,10 +44,12 @@ fn seal(details: &[Value]) -> String {
 }
 
 /// The hub reasoning details in an `encrypted_content` Routeplane sealed; `None` for
-/// one it did not.
+/// one it did not, and for one sealed empty, which carries nothing to give back.
 fn unseal(content: &str) -> Option<Vec<Value>> {
     let json = base64::decode(content.strip_prefix(SEALED)?)?;
-    serde_json::from_slice(&json).ok()
+    serde_json::from_slice::<Vec<Value>>(&json)
+        .ok()
+        .filter(|details| !details.is_empty())
 }
 
 /// Whether a client's request body holds a reasoning item Routeplane sealed.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::{DEFAULT_INSTRUCTIONS, FILE_FIELDS, SHARED_FIELDS};
+use super::{DEFAULT_INSTRUCTIONS, FILE_FIELDS, SHARED_FIELDS, SIGNED_BY_OPENAI};
 use crate::error::Error;
 use crate::protocol::view::{self, Delta, Text, Typed};
 use crate::protocol::{self, Decoded, ToolChoice, copy_fields, now, text_of};
@@ -62,6 +62,11 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             }
             Some("assistant") => {
                 let text = text_of(&m["content"]);
+                // Reasoning goes back only with what it led to: OpenAI refuses a
+                // reasoning item that no message or call follows.
+                if !text.is_empty() || m["tool_calls"].as_array().is_some_and(|c| !c.is_empty()) {
+                    input.extend(reasoning_items(m));
+                }
                 if !text.is_empty() {
                     input.push(json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]}));
                 }
@@ -106,6 +111,9 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             "reasoning".into(),
             json!({"effort": effort, "summary": "auto"}),
         );
+        // With nothing stored, reasoning reaches the next turn only as its encrypted
+        // content. Asked for only with an effort, which only a reasoning model takes.
+        out.insert("include".into(), json!(["reasoning.encrypted_content"]));
     }
     let rf = &chat["response_format"];
     match rf["type"].as_str() {
@@ -143,6 +151,18 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
     }
     out.insert("store".into(), json!(false));
     Ok(Value::Object(out))
+}
+
+/// The reasoning items a Responses source made for an assistant turn, from its hub
+/// reasoning details. Without their ids, as Codex CLI sends them: with `store: false`
+/// OpenAI would look an id up, and find nothing.
+fn reasoning_items(turn: &Value) -> Vec<Value> {
+    let details = turn["reasoning_details"].as_array().into_iter().flatten();
+    details
+        .filter(|d| d["format"] == SIGNED_BY_OPENAI && d["type"] == "reasoning.encrypted")
+        .filter_map(|d| d["data"].as_str())
+        .map(|data| json!({"type": "reasoning", "summary": [], "encrypted_content": data}))
+        .collect()
 }
 
 /// Applies the ChatGPT/Codex backend's rules to a Responses request, in place.
@@ -211,6 +231,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut calls = Vec::new();
+    let mut details = Vec::new();
     for item in resp["output"].as_array().into_iter().flatten() {
         match item["type"].as_str() {
             Some("message") => {
@@ -222,6 +243,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
                 for s in item["summary"].as_array().into_iter().flatten() {
                     reasoning.push_str(s["text"].as_str().unwrap_or(""));
                 }
+                details.extend(detail_of(item));
             }
             Some("function_call") => calls.push(json!({"id": item["call_id"], "type": "function",
                 "function": {"name": item["name"], "arguments": item["arguments"].as_str().unwrap_or("{}")}})),
@@ -229,12 +251,29 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
         }
     }
     let finish = finish_of(&resp, !calls.is_empty());
-    let message = protocol::assistant_message(text, reasoning, calls);
+    let mut message = protocol::assistant_message(text, reasoning, calls);
+    if !details.is_empty() {
+        message["reasoning_details"] = Value::Array(details);
+    }
     Ok(json!({
         "id": resp["id"], "object": "chat.completion", "created": resp["created_at"].as_u64().unwrap_or_else(now), "model": resp["model"],
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": usage_to_chat(&resp["usage"]),
     }))
+}
+
+/// A reasoning item's encrypted content as a hub reasoning detail, so a client can
+/// give it back; `None` for an item without (the source was not asked for it).
+fn detail_of(item: &Value) -> Option<Value> {
+    let data = item["encrypted_content"]
+        .as_str()
+        .filter(|d| !d.is_empty())?;
+    let mut detail =
+        json!({"type": "reasoning.encrypted", "data": data, "format": SIGNED_BY_OPENAI});
+    if let Some(id) = item["id"].as_str() {
+        detail["id"] = json!(id);
+    }
+    Some(detail)
 }
 
 /// One function call the decoder has seen.
@@ -272,6 +311,8 @@ pub struct Decoder {
     tools: HashMap<String, ToolSeen>,
     /// Item ids by output index (delta events may name either).
     by_output: HashMap<u64, String>,
+    /// Reasoning details sent so far.
+    details: usize,
 }
 
 impl Decoder {
@@ -390,6 +431,18 @@ impl Decoder {
                 },
                 None => Decoded::Chunks(Vec::new()),
             },
+            // Whole only when done (`added` may carry it cut short), and numbered apart,
+            // as OpenRouter numbers streamed details.
+            "response.output_item.done" if v["item"]["type"] == "reasoning" => {
+                match detail_of(&v["item"]) {
+                    Some(mut detail) => {
+                        detail["index"] = json!(self.details);
+                        self.details += 1;
+                        one(self.chunk(json!({"reasoning_details": [detail]}), None))
+                    }
+                    None => Decoded::Chunks(Vec::new()),
+                }
+            }
             "response.output_item.done" if v["item"]["type"] == "function_call" => {
                 let item = v["item"].clone();
                 let key = item["id"]

@@ -349,3 +349,85 @@ fn inbound_refusals_and_tool_narrowing() {
     ));
     assert!(matches!(err, Error::Untranslatable(_)));
 }
+
+#[test]
+fn reasoning_text_alone_is_sealed_empty_and_gives_nothing_back() {
+    // Sealed, Codex's copy of it is taken out before a Responses source; given back to
+    // another, it carries no details and begins no turn of its own.
+    let chat = json!({"id": "c1", "choices": [{"index": 0, "finish_reason": "stop",
+        "message": {"role": "assistant", "content": "hi", "reasoning_content": "think"}}]});
+    let reasoning = response_from_chat(chat, &[])["output"][0].clone();
+    let sealed = reasoning["encrypted_content"].as_str().unwrap();
+    assert!(holds_sealed(sealed.as_bytes()), "{reasoning}");
+    assert_eq!(unseal(sealed), None);
+    let message = json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hi"}]});
+    let call = json!({"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"});
+    let chat = request_to_chat(json!({"model": "m", "input": [reasoning, message, call]})).unwrap();
+    let turn = &chat["messages"][0];
+    assert!(turn["reasoning_details"].is_null(), "{chat}");
+    assert_eq!(turn["tool_calls"][0]["id"], "c1", "{chat}");
+}
+
+#[test]
+fn a_sources_encrypted_reasoning_travels_as_a_detail_and_goes_back_before_its_turn() {
+    let reasoning = json!({"type": "reasoning", "id": "rs_1", "encrypted_content": "gAAAA-x",
+        "summary": [{"type": "summary_text", "text": "think"}]});
+    let call = json!({"type": "function_call", "id": "fc_1", "call_id": "c1", "name": "f", "arguments": "{}"});
+    let detail = json!({"type": "reasoning.encrypted", "data": "gAAAA-x", "id": "rs_1", "format": SIGNED_BY_OPENAI});
+    let whole = response_to_chat(
+        json!({"id": "resp_1", "status": "completed", "output": [reasoning, call]}),
+    )
+    .unwrap();
+    let turn = whole["choices"][0]["message"].clone();
+    assert_eq!(turn["reasoning_details"], json!([detail]), "{whole}");
+
+    // Streamed: whole, once the item is done, numbered as OpenRouter numbers them.
+    let (chunks, _) = decode_all(&[
+        ev(
+            "response.created",
+            json!({"response": {"id": "resp_1", "model": "m"}}),
+        ),
+        ev(
+            "response.output_item.added",
+            json!({"output_index": 0, "item": {"type": "reasoning", "id": "rs_1", "summary": []}}),
+        ),
+        ev(
+            "response.output_item.done",
+            json!({"output_index": 0, "item": reasoning}),
+        ),
+        ev(
+            "response.output_item.done",
+            json!({"output_index": 1, "item": call}),
+        ),
+        ev(
+            "response.completed",
+            json!({"response": {"status": "completed"}}),
+        ),
+    ]);
+    let mut numbered = detail.clone();
+    numbered["index"] = json!(0);
+    assert_eq!(
+        fold(&chunks)["choices"][0]["message"]["reasoning_details"],
+        json!([numbered])
+    );
+
+    // Back to a Responses source, before the turn's call, without the id OpenAI would
+    // look up (and not find, with nothing stored); other models' details stay out.
+    let mut turn = turn;
+    turn["reasoning_details"] = json!([detail, {"type": "reasoning.text", "text": "t", "signature": "s", "format": "anthropic-claude-v1"}]);
+    let chat = json!({"model": "m", "reasoning_effort": "high", "messages": [{"role": "user", "content": "hi"}, turn,
+        {"role": "assistant", "content": null, "reasoning_details": [detail]}]});
+    let r = request_from_chat(chat, "gpt-5", "p").unwrap();
+    let input = r["input"].as_array().unwrap();
+    assert_eq!(
+        input.len(),
+        3,
+        "reasoning goes only with what it led to: {r}"
+    );
+    assert_eq!(
+        input[1],
+        json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-x"})
+    );
+    assert_eq!(input[2]["type"], "function_call");
+    assert_eq!(r["include"], json!(["reasoning.encrypted_content"]));
+}
