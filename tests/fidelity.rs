@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::wire::{Wire, anthropic_content};
+use crate::support::wire::{Wire, anthropic_content, sources};
 use crate::support::{MockUpstream, Proxy, Reply};
 
 /// A proxy whose model `m` is served by a mock speaking `up` that answers `reply`.
@@ -538,21 +538,14 @@ fn claudes_signed_thinking_survives_a_codex_tool_loop() {
     let ask = json!({"role": "user", "content": [{"type": "input_text", "text": "read a.rs"}]});
     let first = json!({"model": "m", "stream": true, "store": false, "input": [ask],
         "reasoning": {"effort": "medium"}, "include": ["reasoning.encrypted_content"], "tools": tools});
-    let s = p.stream(&Wire::Responses.url("m", true), first);
-    let items: Vec<Value> = s
-        .data()
-        .iter()
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter(|v| v["type"] == "response.output_item.done")
-        .map(|v| v["item"].clone())
-        .collect();
+    let items = responses_items(&p, true, first);
     let [reasoning, call] = &items[..] else {
-        panic!("expected a reasoning item and a call: {}", s.text());
+        panic!("expected a reasoning item and a call: {items:?}");
     };
-    assert_eq!(reasoning["type"], "reasoning", "{}", s.text());
+    assert_eq!(reasoning["type"], "reasoning", "{reasoning}");
     assert_eq!(reasoning["summary"][0]["text"], "Need a.rs.");
     assert!(reasoning["encrypted_content"].is_string(), "{reasoning}");
-    assert_eq!(call["type"], "function_call", "{}", s.text());
+    assert_eq!(call["type"], "function_call", "{call}");
 
     let output = json!({"type": "function_call_output", "call_id": call["call_id"], "output": "fn main() {}"});
     let second = json!({"model": "m", "stream": true, "store": false,
@@ -627,30 +620,17 @@ fn claudes_sealed_thinking_reaches_no_other_source() {
     let responses = MockUpstream::always(Wire::Responses.reply(true, false));
     let chat = MockUpstream::always(Wire::Chat.reply(true, false));
     let openrouter = MockUpstream::always(Wire::Chat.reply(true, false));
-    let p = Proxy::start(&format!(
-        "providers:
-  claude: {{api_base: {}, api_protocol: anthropic, models: [c]}}
-  codex: {{api_base: {}, api_protocol: responses, models: [x]}}
-  local: {{api_base: {}, api_protocol: chat_completions, models: [l]}}
-  openrouter: {{api_base: {}, api_key: k, models: [r]}}
-",
-        claude.url(),
-        responses.url(),
-        chat.url(),
-        openrouter.url()
-    ));
+    let p = sources(&[
+        ("claude", Wire::Anthropic, &claude, "c"),
+        ("codex", Wire::Responses, &responses, "x"),
+        ("local", Wire::Chat, &chat, "l"),
+        ("openrouter", Wire::Chat, &openrouter, "r"),
+    ]);
     let ask = json!({"role": "user", "content": "read a.rs"});
     let first = json!({"model": "c", "stream": true, "input": [ask], "reasoning": {"effort": "medium"},
         "tools": [{"type": "function", "name": "read", "parameters": {"type": "object"}}]});
-    let s = p.stream(&Wire::Responses.url("c", true), first);
-    let items: Vec<Value> = s
-        .data()
-        .iter()
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter(|v| v["type"] == "response.output_item.done")
-        .map(|v| v["item"].clone())
-        .collect();
-    assert!(items[0]["encrypted_content"].is_string(), "{}", s.text());
+    let items = responses_items(&p, true, first);
+    assert!(items[0]["encrypted_content"].is_string(), "{items:?}");
     let output = json!({"type": "function_call_output", "call_id": items[1]["call_id"], "output": "fn main() {}"});
     let input = json!([ask, items[0], items[1], output]);
     for (model, mock) in [("x", &responses), ("l", &chat), ("r", &openrouter)] {
@@ -664,14 +644,8 @@ fn claudes_sealed_thinking_reaches_no_other_source() {
     }
     // The Responses source still got the rest of the turn.
     let sent = responses.requests()[0].json();
-    let kinds: Vec<&str> = sent["input"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|i| i["type"].as_str().or(i["role"].as_str()))
-        .collect();
     assert_eq!(
-        kinds,
+        input_kinds(&sent),
         ["user", "function_call", "function_call_output"],
         "{sent}"
     );
@@ -699,10 +673,7 @@ fn claude_code_keeps_claudes_signature_through_openrouter() {
         ],
         "tool_calls",
     ));
-    let p = Proxy::start(&format!(
-        "providers:\n  openrouter: {{api_base: {}, api_key: k, models: [m]}}\n",
-        mock.url()
-    ));
+    let p = sources(&[("openrouter", Wire::Chat, &mock, "m")]);
     let tools = json!([{"name": "read", "input_schema": {"type": "object"}}]);
     let ask = json!({"role": "user", "content": "read a.rs"});
     let first = json!({"model": "m", "max_tokens": 9000, "stream": true, "messages": [ask], "tools": tools,
@@ -768,21 +739,7 @@ fn geminis_own_thought_signature_goes_back_with_its_call() {
         let ask = json!({"role": "user", "content": "read a.rs"});
         let req =
             |input: Value| json!({"model": "m", "stream": stream, "input": input, "tools": tools});
-        let items: Vec<Value> = if stream {
-            let s = p.stream(&Wire::Responses.url("m", true), req(json!([ask])));
-            s.data()
-                .iter()
-                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-                .filter(|v| v["type"] == "response.output_item.done")
-                .map(|v| v["item"].clone())
-                .collect()
-        } else {
-            let resp = p.post(&Wire::Responses.url("m", false), req(json!([ask])));
-            resp.json()["output"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        };
+        let items = responses_items(&p, stream, req(json!([ask])));
         let [reasoning, call] = &items[..] else {
             panic!("stream {stream}: expected a reasoning item and a call: {items:?}");
         };
@@ -840,11 +797,10 @@ fn claude_code_comes_back_to_claude_after_another_source_answered_its_tool_turn(
                 "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]}),
             )
         });
-        let p = Proxy::start(&format!(
-            "providers:\n  claude: {{api_base: {}, api_protocol: anthropic, models: [c]}}\n  local: {{api_base: {}, api_protocol: chat_completions, models: [l]}}\n",
-            claude.url(),
-            other.url()
-        ));
+        let p = sources(&[
+            ("claude", Wire::Anthropic, &claude, "c"),
+            ("local", Wire::Chat, &other, "l"),
+        ]);
         let case = format!("reasoning {reasoning}, stream {stream}");
         let tools = json!([{"name": "read", "input_schema": {"type": "object"}}]);
         let ask = json!({"role": "user", "content": "read a.rs"});
@@ -1170,6 +1126,17 @@ fn a_stream_to_a_gemini_client_never_ends_on_an_empty_text_part() {
     }
 }
 
+/// The kind of each item of a Responses request's `input` (a message's role when it
+/// names no type).
+fn input_kinds(req: &Value) -> Vec<&str> {
+    req["input"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["type"].as_str().or(i["role"].as_str()))
+        .collect()
+}
+
 /// What a Responses client got, as output items: whole at `response.output_item.done`
 /// when streamed.
 fn responses_items(p: &Proxy, stream: bool, req: Value) -> Vec<Value> {
@@ -1228,16 +1195,11 @@ fn reasoning_codex_got_from_a_chat_source_reaches_no_responses_source() {
         MockUpstream::start(move |req| wire.reply(body_of(req)["stream"] == json!(true), false))
     };
     let (responses, claude) = (answers(Wire::Responses), answers(Wire::Anthropic));
-    let p = Proxy::start(&format!(
-        "providers:
-  local: {{api_base: {}, api_protocol: chat_completions, models: [l]}}
-  codex: {{api_base: {}, api_protocol: responses, models: [x]}}
-  claude: {{api_base: {}, api_protocol: anthropic, models: [c]}}
-",
-        chat.url(),
-        responses.url(),
-        claude.url()
-    ));
+    let p = sources(&[
+        ("local", Wire::Chat, &chat, "l"),
+        ("codex", Wire::Responses, &responses, "x"),
+        ("claude", Wire::Anthropic, &claude, "c"),
+    ]);
     let tools =
         json!([{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]);
     let ask = json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "weather in Paris?"}]});
@@ -1259,14 +1221,8 @@ fn reasoning_codex_got_from_a_chat_source_reaches_no_responses_source() {
             responses_items(&p, stream, req(model, stream, input.clone()));
         }
         let sent = responses.requests().last().map(body_of).expect("asked");
-        let kinds: Vec<&str> = sent["input"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|i| i["type"].as_str().or(i["role"].as_str()))
-            .collect();
         assert_eq!(
-            kinds,
+            input_kinds(&sent),
             ["message", "function_call", "function_call_output"],
             "stream {stream}: {sent}"
         );
@@ -1408,18 +1364,12 @@ fn openais_encrypted_reasoning_reaches_no_other_source_or_client() {
         MockUpstream::always(Wire::Gemini.reply(false, false)),
         MockUpstream::always(Wire::Chat.reply(false, false)),
     );
-    let p = Proxy::start(&format!(
-        "providers:
-  gpt: {{api_base: {}, api_protocol: responses, models: [o]}}
-  claude: {{api_base: {}, api_protocol: anthropic, models: [c]}}
-  google: {{api_base: {}, api_protocol: gemini, models: [g]}}
-  openrouter: {{api_base: {}, api_key: k, models: [r]}}
-",
-        openai.url(),
-        claude.url(),
-        gemini.url(),
-        openrouter.url()
-    ));
+    let p = sources(&[
+        ("gpt", Wire::Responses, &openai, "o"),
+        ("claude", Wire::Anthropic, &claude, "c"),
+        ("google", Wire::Gemini, &gemini, "g"),
+        ("openrouter", Wire::Chat, &openrouter, "r"),
+    ]);
     let detail = json!({"type": "reasoning.encrypted", "data": "gAAAA-test", "id": "rs_1", "format": "openai-responses-v1"});
     let call = json!({"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}});
     let messages = json!([

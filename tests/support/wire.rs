@@ -844,3 +844,18 @@ pub fn anthropic_content(s: &Streamed) -> Vec<Value> {
     }
     blocks
 }
+
+/// A proxy with one provider for each source: its name, the protocol it speaks, its mock
+/// and the one model it serves. Each has a key, so `openrouter` (the built-in provider,
+/// pointed at its mock) can be one of them.
+pub fn sources(list: &[(&str, Wire, &MockUpstream, &str)]) -> Proxy {
+    let mut yaml = String::from("providers:\n");
+    for (name, wire, mock, model) in list {
+        yaml += &format!(
+            "  {name}: {{api_base: {}, api_protocol: {}, api_key: k, models: [{model}]}}\n",
+            mock.url(),
+            wire.config_name()
+        );
+    }
+    Proxy::start(&yaml)
+}
