@@ -576,6 +576,14 @@ pub(crate) fn holds(json: &[u8], marker: &str) -> bool {
     }
 }
 
+/// A reasoning detail for a stream, numbered after the `sent` before it: each goes out
+/// whole, with its own `index`, as OpenRouter numbers streamed details.
+pub(crate) fn numbered(mut detail: Value, sent: &mut usize) -> Value {
+    detail["index"] = json!(*sent);
+    *sent += 1;
+    detail
+}
+
 /// Adds a streamed reasoning detail to those so far. OpenRouter streams a detail in
 /// pieces that share its `index`: their text is joined and their other fields kept.
 pub(crate) fn add_detail(details: &mut Vec<Value>, piece: &Value) {

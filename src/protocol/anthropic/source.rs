@@ -396,10 +396,9 @@ impl Decoder {
         protocol::hub_chunk(&self.id, self.created, &self.model, delta, finish)
     }
 
-    /// A chunk with one reasoning detail, numbered as OpenRouter streams them.
-    fn detail(&mut self, mut detail: Value) -> Decoded {
-        detail["index"] = json!(self.details);
-        self.details += 1;
+    /// A chunk with one reasoning detail.
+    fn detail(&mut self, detail: Value) -> Decoded {
+        let detail = protocol::numbered(detail, &mut self.details);
         Decoded::Chunks(vec![
             self.chunk(json!({"reasoning_details": [detail]}), None),
         ])

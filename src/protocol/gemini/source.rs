@@ -478,14 +478,9 @@ impl Decoder {
             delta.insert("tool_calls".into(), Value::Array(indexed));
         }
         if !signatures.is_empty() {
-            // Each whole, and numbered apart, as OpenRouter numbers streamed details.
             let numbered: Vec<Value> = signatures
                 .into_iter()
-                .map(|mut d| {
-                    d["index"] = json!(self.signatures);
-                    self.signatures += 1;
-                    d
-                })
+                .map(|d| protocol::numbered(d, &mut self.signatures))
                 .collect();
             delta.insert("reasoning_details".into(), Value::Array(numbered));
         }

@@ -431,13 +431,11 @@ impl Decoder {
                 },
                 None => Decoded::Chunks(Vec::new()),
             },
-            // Whole only when done (`added` may carry it cut short), and numbered apart,
-            // as OpenRouter numbers streamed details.
+            // Whole only when done: `added` may carry it cut short.
             "response.output_item.done" if v["item"]["type"] == "reasoning" => {
                 match detail_of(&v["item"]) {
-                    Some(mut detail) => {
-                        detail["index"] = json!(self.details);
-                        self.details += 1;
+                    Some(detail) => {
+                        let detail = protocol::numbered(detail, &mut self.details);
                         one(self.chunk(json!({"reasoning_details": [detail]}), None))
                     }
                     None => Decoded::Chunks(Vec::new()),
