@@ -95,7 +95,7 @@ fn exercise(input: &[u8]) {
         let _ = Asked::of(Protocol::Responses, &body);
         if let Ok(v) = body.to_value() {
             for p in Protocol::ALL {
-                let _ = p.carries_sealed(&body);
+                let _ = p.carries_sealed(&body, "p");
                 p.drop_sealed(&mut v.clone());
                 if let Ok(chat) = p.request_to_chat(v.clone(), true) {
                     for up in Protocol::ALL {

@@ -1410,3 +1410,38 @@ fn openais_encrypted_reasoning_reaches_no_other_source_or_client() {
         assert!(!got.contains("gAAAA-test"), "{wire:?}: {got}");
     }
 }
+
+#[test]
+fn reasoning_details_a_chat_client_gives_back_reach_only_openrouter() {
+    // A Chat client keeps the details Claude's thinking came with and sends them back.
+    // When failover gives that turn to a Chat source, its history is copied as is:
+    // OpenRouter carries the details to Claude; any other Chat source (DeepSeek, say)
+    // refuses a message field it does not know, so they are taken out for it.
+    let local = MockUpstream::always(Wire::Chat.reply(false, false));
+    let openrouter = MockUpstream::always(Wire::Chat.reply(false, false));
+    let p = sources(&[
+        ("local", Wire::Chat, &local, "l"),
+        ("openrouter", Wire::Chat, &openrouter, "r"),
+    ]);
+    let detail = json!({"type": "reasoning.text", "text": "Need a.rs.", "signature": "sig-1", "format": "anthropic-claude-v1"});
+    let messages = json!([
+        {"role": "user", "content": "read a.rs"},
+        {"role": "assistant", "content": null, "reasoning_details": [detail],
+            "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "read", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "fn main() {}"},
+    ]);
+    for (model, mock, kept) in [("l", &local, false), ("r", &openrouter, true)] {
+        let req = json!({"model": model, "messages": messages});
+        let resp = p.post(&Wire::Chat.url(model, false), req);
+        assert_eq!(resp.status, 200, "{model}: {}", resp.body);
+        let asked = mock.requests().into_iter().find(|r| r.method == "POST");
+        let sent = asked.expect("asked").json();
+        let turn = &sent["messages"][1];
+        assert_eq!(
+            turn["reasoning_details"].is_array(),
+            kept,
+            "{model}: {sent}"
+        );
+        assert_eq!(turn["tool_calls"][0]["id"], "toolu_1", "{model}: {sent}");
+    }
+}

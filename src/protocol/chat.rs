@@ -84,6 +84,30 @@ pub fn lift_tool_media(chat: &mut Value) {
     *messages = out;
 }
 
+/// Whether a Chat source at `provider` takes reasoning details (OpenRouter's shape)
+/// back: OpenRouter gives them to the model that made them; OpenAI, DeepSeek and others
+/// refuse a message field they do not know.
+pub(crate) fn keeps_details(provider: &str) -> bool {
+    provider == "openrouter"
+}
+
+/// Whether a chat request's `messages` give reasoning details back.
+pub(crate) fn holds_details(messages: &[u8]) -> bool {
+    super::holds(messages, "\"reasoning_details\"")
+}
+
+/// Takes the reasoning details out of a chat request's messages.
+pub(crate) fn drop_details(chat: &mut Value) {
+    let messages = chat.get_mut("messages").and_then(Value::as_array_mut);
+    for m in messages
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object_mut)
+    {
+        m.remove("reasoning_details");
+    }
+}
+
 /// The longest tool call id OpenAI takes (`string too long. Expected a string with
 /// maximum length 40`).
 pub(crate) const MAX_TOOL_ID: usize = 40;

@@ -180,14 +180,19 @@ impl Protocol {
     }
 
     /// Whether a client's body carries what Routeplane wrote for itself, which a source
-    /// of this protocol would refuse: another source's reasoning in a Responses
-    /// reasoning item; a thinking block Claude did not sign, given to an Anthropic
-    /// client. Such a body is rebuilt without it, not copied.
-    pub fn carries_sealed(self, body: &RawBody) -> bool {
+    /// of this protocol at `provider` would refuse: another source's reasoning in a
+    /// Responses reasoning item; a thinking block Claude did not sign, given to an
+    /// Anthropic client; reasoning details a Chat client gives back, towards a Chat
+    /// source other than OpenRouter. Such a body is rebuilt without it, not copied.
+    pub fn carries_sealed(self, body: &RawBody, provider: &str) -> bool {
         match self {
             Protocol::Responses => body.get("input").is_some_and(responses::holds_sealed),
             Protocol::Anthropic => body.get("messages").is_some_and(anthropic::holds_unsigned),
-            _ => false,
+            Protocol::Chat => {
+                !chat::keeps_details(provider)
+                    && body.get("messages").is_some_and(chat::holds_details)
+            }
+            Protocol::Gemini => false,
         }
     }
 
@@ -196,7 +201,8 @@ impl Protocol {
         match self {
             Protocol::Responses => responses::drop_sealed(req),
             Protocol::Anthropic => anthropic::drop_unsigned(req),
-            _ => {}
+            Protocol::Chat => chat::drop_details(req),
+            Protocol::Gemini => {}
         }
     }
 
@@ -272,13 +278,8 @@ impl Protocol {
                         obj.entry("max_completion_tokens").or_insert(n);
                     }
                 }
-                // Another source's signed thinking is for that source (OpenRouter
-                // carries it to Claude); OpenAI refuses a message field it does not know.
-                if provider != "openrouter" {
-                    let messages = chat["messages"].as_array_mut().into_iter().flatten();
-                    for m in messages.filter_map(Value::as_object_mut) {
-                        m.remove("reasoning_details");
-                    }
+                if !chat::keeps_details(provider) {
+                    chat::drop_details(&mut chat);
                 }
                 chat::lift_tool_media(&mut chat);
                 chat::bound_tool_ids(&mut chat);

@@ -280,7 +280,7 @@ impl<'a> Run<'a, '_> {
         let same = target.protocol == call.inbound;
         // usage (issue 19): a chat stream copied byte for byte is asked for its usage.
         let asks_usage = super::asks_usage(call, target);
-        let sealed = same && target.protocol.carries_sealed(call.body);
+        let sealed = same && target.protocol.carries_sealed(call.body, &provider.id);
         if same && !env.auth.rewrites_body(provider) && ask == Ask::Original && !sealed {
             if asks_usage {
                 return Ok(Cow::Owned(
