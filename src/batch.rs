@@ -246,8 +246,11 @@ impl Batch {
                 lines.text.clear();
                 lines.ends.clear();
             }
-            // A thread that has ended left its buffer here alone, now emptied.
-            buffers.retain(|b| Arc::strong_count(b) > 1);
+            // A thread that has ended left its buffer here alone: dropped once empty. It
+            // may have appended again after its buffer was emptied above, and ended
+            // since (only this lock is held now, not the buffer's): those lines wait
+            // for the next batch, not lost with the buffer.
+            buffers.retain(|b| Arc::strong_count(b) > 1 || !lock(b).ends.is_empty());
         }
         // By sink, and each sink's lines in number order.
         spans.sort_unstable_by_key(|&(sink, n, _, _)| (sink, n));
