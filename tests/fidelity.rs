@@ -976,7 +976,7 @@ fn a_gemini_clients_long_named_calls_reach_a_chat_source_with_short_paired_ids()
 
 #[test]
 fn a_tool_without_a_description_reaches_a_chat_source_without_one() {
-    // Not `"description": null`, which strict validators refuse.
+    // Not `"description": null` (nor `"parameters": null`), which strict validators refuse.
     let schema = json!({"type": "object"});
     let cases = [
         (
@@ -987,6 +987,10 @@ fn a_tool_without_a_description_reaches_a_chat_source_without_one() {
         (
             Wire::Responses,
             json!({"model": "m", "input": "hi", "tools": [{"type": "function", "name": "now", "parameters": schema}]}),
+        ),
+        (
+            Wire::Responses,
+            json!({"model": "m", "input": "hi", "tools": [{"type": "function", "name": "now"}]}),
         ),
         (
             Wire::Gemini,
@@ -1002,6 +1006,11 @@ fn a_tool_without_a_description_reaches_a_chat_source_without_one() {
         let function = &sent["tools"][0]["function"];
         assert_eq!(function["name"], "now", "{client:?}: {sent}");
         assert!(function.get("description").is_none(), "{client:?}: {sent}");
+        let parameters = function.get("parameters");
+        assert!(
+            parameters.is_none_or(|p| !p.is_null()),
+            "{client:?}: {sent}"
+        );
     }
 }
 

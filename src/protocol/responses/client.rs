@@ -173,8 +173,9 @@ pub(super) fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) -> Result<(),
         }
         match kind {
             Some("function") => {
-                let mut f = json!({"name": t["name"], "parameters": t["parameters"]});
-                copy_fields(t, &mut f, &["description", "strict"]);
+                // Neither is required, and strict validators refuse a null one.
+                let mut f = json!({"name": t["name"]});
+                copy_fields(t, &mut f, &["description", "parameters", "strict"]);
                 out.push(json!({"type": "function", "function": f}));
             }
             Some("custom") => {
