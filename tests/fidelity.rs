@@ -1454,3 +1454,83 @@ fn reasoning_details_a_chat_client_gives_back_reach_only_openrouter() {
         assert_eq!(turn["tool_calls"][0]["id"], "toolu_1", "{model}: {sent}");
     }
 }
+
+#[test]
+fn kimis_tool_ids_reach_claude_code_in_a_form_claude_takes_and_go_back_to_kimi_as_they_were() {
+    // Kimi names its calls `functions.get_weather:0`, which Anthropic refuses. Claude
+    // Code keeps what it got; when failover sends that history to Claude as it came,
+    // the id must be one Claude takes, and Kimi must still get its own back.
+    const KIMI: &str = "functions.read:0";
+    let call = json!({"index": 0, "id": KIMI, "type": "function", "function": {"name": "read", "arguments": "{}"}});
+    for stream in [true, false] {
+        let kimi = MockUpstream::always(if stream {
+            chat_sse(
+                &[json!({"role": "assistant", "tool_calls": [call]})],
+                "tool_calls",
+            )
+        } else {
+            let mut whole = call.clone();
+            whole.as_object_mut().unwrap().remove("index");
+            Reply::json(
+                200,
+                json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "k",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [whole]}, "finish_reason": "tool_calls"}]}),
+            )
+        });
+        let claude = MockUpstream::always(Wire::Anthropic.reply(false, false));
+        let p = sources(&[
+            ("kimi", Wire::Chat, &kimi, "k"),
+            ("claude", Wire::Anthropic, &claude, "c"),
+        ]);
+        let tools = json!([{"name": "read", "input_schema": {"type": "object"}}]);
+        let ask = json!({"role": "user", "content": "read a.rs"});
+        let first = json!({"model": "k", "max_tokens": 100, "stream": stream, "messages": [ask], "tools": tools});
+        let content = if stream {
+            anthropic_content(&p.stream(&Wire::Anthropic.url("k", true), first))
+        } else {
+            let resp = p.post(&Wire::Anthropic.url("k", false), first);
+            resp.json()["content"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let id = content.last().unwrap()["id"].as_str().unwrap().to_string();
+        let taken = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        assert!(id.bytes().all(taken), "stream {stream}: {id}");
+
+        let turn = json!({"role": "assistant", "content": content});
+        let result = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "x"}]});
+        for (model, mock) in [("c", &claude), ("k", &kimi)] {
+            // The Kimi mock answers as asked in turn 1; Claude's answers whole.
+            let again = stream && model == "k";
+            let req = json!({"model": model, "max_tokens": 100, "stream": again,
+                "messages": [ask, turn, result], "tools": tools});
+            let status = if again {
+                p.stream(&Wire::Anthropic.url(model, true), req).status
+            } else {
+                p.post(&Wire::Anthropic.url(model, false), req).status
+            };
+            assert_eq!(status, 200, "stream {stream}, {model}");
+            let sent = mock.requests().last().unwrap().json();
+            let (call_id, result_id) = if model == "c" {
+                let m = &sent["messages"];
+                (
+                    m[1]["content"].as_array().unwrap().last().unwrap()["id"].clone(),
+                    m[2]["content"][0]["tool_use_id"].clone(),
+                )
+            } else {
+                let m = &sent["messages"];
+                (
+                    m[1]["tool_calls"][0]["id"].clone(),
+                    m[2]["tool_call_id"].clone(),
+                )
+            };
+            let want = if model == "c" { json!(id) } else { json!(KIMI) };
+            assert_eq!(
+                (&call_id, &result_id),
+                (&want, &want),
+                "stream {stream}, {model}: {sent}"
+            );
+        }
+    }
+}

@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use super::{UNSIGNED, block_of, detail_of, error_json, finish_reason, usage_to_chat};
+use super::{
+    UNSIGNED, block_of, client_id, detail_of, error_json, finish_reason, source_id, usage_to_chat,
+};
 use crate::error::Error;
 use crate::protocol::{self, ToolChoice, text_of};
 use crate::sse::Event;
@@ -125,7 +127,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
             let calls: Vec<Value> = blocks
                 .iter()
                 .filter(|b| b["type"] == "tool_use")
-                .map(|b| json!({"id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": b["input"].to_string()}}))
+                .map(|b| json!({"id": source_id(&b["id"]), "type": "function", "function": {"name": b["name"], "arguments": b["input"].to_string()}}))
                 .collect();
             let mut msg = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) }});
             if !calls.is_empty() {
@@ -145,7 +147,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
             match b["type"].as_str() {
                 Some("tool_result") => {
                     let content = tool_result_to_chat(b)?;
-                    messages.push(json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}));
+                    messages.push(json!({"role": "tool", "tool_call_id": source_id(&b["tool_use_id"]), "content": content}));
                 }
                 kind => match block_part(b)? {
                     Some(part) => parts.push(part),
@@ -328,7 +330,7 @@ pub fn response_from_chat(chat: Value, thinks: bool) -> Value {
     for call in msg["tool_calls"].as_array().into_iter().flatten() {
         let input =
             protocol::arguments_object(call["function"]["arguments"].as_str().unwrap_or("{}"));
-        content.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
+        content.push(json!({"type": "tool_use", "id": client_id(&call["id"]), "name": call["function"]["name"], "input": input}));
     }
     json!({
         "id": message_id(&chat["id"]), "type": "message", "role": "assistant", "model": chat["model"],
@@ -494,8 +496,7 @@ impl Encoder {
         if let Block::Tool(n) = kind {
             self.written.push(n);
             for call in std::mem::take(&mut self.waiting) {
-                let block =
-                    json!({"type": "tool_use", "id": call.id, "name": call.name, "input": {}});
+                let block = json!({"type": "tool_use", "id": client_id(&call.id), "name": call.name, "input": {}});
                 let i = self.ensure(Block::Tool(call.n), block, out);
                 if !call.arguments.is_empty() {
                     out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": call.arguments}})));
@@ -535,7 +536,7 @@ impl Encoder {
             _ if self.written.contains(&n) => return,
             _ => {}
         }
-        let block = json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}});
+        let block = json!({"type": "tool_use", "id": client_id(&call["id"]), "name": call["function"]["name"], "input": {}});
         let i = self.ensure(Block::Tool(n), block, out);
         if !args.is_empty() {
             out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": args}})));

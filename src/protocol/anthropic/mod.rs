@@ -70,6 +70,57 @@ fn block_of(detail: &Value) -> Option<Value> {
     }
 }
 
+/// How a tool call id that Anthropic would refuse begins when an Anthropic client gets
+/// it (see [`client_id`]).
+const ESCAPED_ID: &str = "rpid_";
+
+/// A source's tool call id as an Anthropic client gets it: as it is when Anthropic
+/// takes it (`^[a-zA-Z0-9_-]+$`), else escaped into what Anthropic takes. The client
+/// gives its history back as it got it, and when failover sends that history to Claude
+/// as it came, Claude would refuse Kimi's `functions.get_weather:0`; [`source_id`]
+/// gives the source that made it its own id back.
+fn client_id(id: &Value) -> Value {
+    let Some(s) = id.as_str() else {
+        return id.clone();
+    };
+    let taken = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    if !s.is_empty() && s.bytes().all(taken) && !s.starts_with(ESCAPED_ID) {
+        return id.clone();
+    }
+    let mut out = String::from(ESCAPED_ID);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    json!(out)
+}
+
+/// The id an Anthropic client's escaped tool call id stands for ([`client_id`]).
+fn source_id(id: &Value) -> Value {
+    let Some(escaped) = id.as_str().and_then(|s| s.strip_prefix(ESCAPED_ID)) else {
+        return id.clone();
+    };
+    let mut bytes = Vec::with_capacity(escaped.len());
+    let mut rest = escaped.as_bytes();
+    while let Some((&b, after)) = rest.split_first() {
+        rest = after;
+        if b != b'_' {
+            bytes.push(b);
+            continue;
+        }
+        let hex = rest.get(..2).and_then(|h| std::str::from_utf8(h).ok());
+        let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) else {
+            return id.clone();
+        };
+        bytes.push(byte);
+        rest = &rest[2..];
+    }
+    String::from_utf8(bytes).map_or_else(|_| id.clone(), Value::String)
+}
+
 /// Whether a Messages request asks for thinking (`enabled`, or Claude 4.6's `adaptive`).
 pub fn asks_thinking(body: &RawBody) -> bool {
     body.get("thinking")

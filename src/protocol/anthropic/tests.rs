@@ -448,3 +448,30 @@ fn error_bodies_by_status() {
     assert_eq!(error_json(404, "x")["error"]["type"], "not_found_error");
     assert_eq!(error_json(500, "x")["error"]["type"], "api_error");
 }
+
+#[test]
+fn an_id_anthropic_would_refuse_is_escaped_for_the_client_and_given_back_as_it_was() {
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    for id in [
+        "functions.get_weather:0",
+        "call a/b",
+        "rpid_looks_escaped",
+        "é",
+        "",
+    ] {
+        let escaped = client_id(&json!(id));
+        let shown = escaped.as_str().unwrap();
+        assert!(valid(shown), "{id} → {shown}");
+        assert_eq!(source_id(&escaped), json!(id), "{shown}");
+    }
+    // Ids Anthropic takes, and what is not an id, go as they are, both ways.
+    for id in [json!("toolu_01A"), json!("call_1-x"), Value::Null] {
+        assert_eq!(client_id(&id), id);
+        assert_eq!(source_id(&id), id);
+    }
+    assert_eq!(source_id(&json!("rpid_bad_zz")), json!("rpid_bad_zz"));
+}
