@@ -807,15 +807,7 @@ fn claude_code_comes_back_to_claude_after_another_source_answered_its_tool_turn(
         let thinking = json!({"type": "enabled", "budget_tokens": 4096});
         let first = json!({"model": "l", "max_tokens": 9000, "stream": stream, "messages": [ask],
             "tools": tools, "thinking": thinking});
-        let content = if stream {
-            anthropic_content(&p.stream(&Wire::Anthropic.url("l", true), first))
-        } else {
-            let resp = p.post(&Wire::Anthropic.url("l", false), first);
-            resp.json()["content"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        };
+        let content = anthropic_answer(&p, stream, first);
         // Thinking first, even when the source gave none: it marks the turn.
         assert_eq!(content[0]["type"], "thinking", "{case}: {content:?}");
         assert_eq!(
@@ -1144,6 +1136,20 @@ fn input_kinds(req: &Value) -> Vec<&str> {
         .flatten()
         .filter_map(|i| i["type"].as_str().or(i["role"].as_str()))
         .collect()
+}
+
+/// What an Anthropic client got, as the answer's content blocks: folded from the
+/// events when streamed.
+fn anthropic_answer(p: &Proxy, stream: bool, req: Value) -> Vec<Value> {
+    if stream {
+        return anthropic_content(&p.stream(&Wire::Anthropic.url("", true), req));
+    }
+    let resp = p.post(&Wire::Anthropic.url("", false), req);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    resp.json()["content"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// What a Responses client got, as output items: whole at `response.output_item.done`
@@ -1485,15 +1491,7 @@ fn kimis_tool_ids_reach_claude_code_in_a_form_claude_takes_and_go_back_to_kimi_a
         let tools = json!([{"name": "read", "input_schema": {"type": "object"}}]);
         let ask = json!({"role": "user", "content": "read a.rs"});
         let first = json!({"model": "k", "max_tokens": 100, "stream": stream, "messages": [ask], "tools": tools});
-        let content = if stream {
-            anthropic_content(&p.stream(&Wire::Anthropic.url("k", true), first))
-        } else {
-            let resp = p.post(&Wire::Anthropic.url("k", false), first);
-            resp.json()["content"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        };
+        let content = anthropic_answer(&p, stream, first);
         let id = content.last().unwrap()["id"].as_str().unwrap().to_string();
         let taken = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
         assert!(id.bytes().all(taken), "stream {stream}: {id}");
