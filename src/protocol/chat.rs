@@ -49,7 +49,7 @@ pub fn error_json(status: u16, message: &str) -> Value {
 /// parts) to a user message right after that turn's tool messages: OpenAI refuses an
 /// image in any message but a user's, and tool messages must follow their calls
 /// unbroken. The tool message keeps its text.
-pub fn lift_tool_media(chat: &mut Value) {
+fn lift_tool_media(chat: &mut Value) {
     let Some(messages) = chat["messages"].as_array_mut() else {
         return;
     };
@@ -84,6 +84,43 @@ pub fn lift_tool_media(chat: &mut Value) {
     *messages = out;
 }
 
+/// A hub request made from another protocol's, as a Chat source at `provider` takes it
+/// for `model`: the hub's own conventions turned into what OpenAI accepts. A chat
+/// client's own request never comes here; it goes as it came.
+pub fn request_from_chat(mut chat: Value, model: &str, provider: &str) -> Value {
+    chat["model"] = json!(model);
+    if let Some(obj) = chat.as_object_mut() {
+        // A translated `top_k` (Gemini CLI always sends `topK`) is a sampling hint
+        // OpenAI refuses with a 400.
+        obj.remove("top_k");
+        // OpenAI's reasoning models refuse `max_tokens` (400 "use
+        // max_completion_tokens"), the name other protocols' limits arrive under;
+        // OpenRouter and Azure take either name for them.
+        if takes_completion_limit(model)
+            && let Some(n) = obj.remove("max_tokens")
+        {
+            obj.entry("max_completion_tokens").or_insert(n);
+        }
+    }
+    if !keeps_details(provider) {
+        drop_details(&mut chat);
+    }
+    lift_tool_media(&mut chat);
+    bound_tool_ids(&mut chat);
+    chat
+}
+
+/// Whether a chat model is one of OpenAI's reasoning families (`o1`, `o3`, `o4-mini`,
+/// `gpt-5`…), which take their output limit only as `max_completion_tokens`; an
+/// aggregator's `openai/` prefix is looked through.
+fn takes_completion_limit(model: &str) -> bool {
+    let name = model.rsplit('/').next().unwrap_or(model);
+    let reasoning_o = name
+        .strip_prefix('o')
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    reasoning_o || name.starts_with("gpt-5")
+}
+
 /// Whether a Chat source at `provider` takes reasoning details (OpenRouter's shape)
 /// back: OpenRouter gives them to the model that made them; OpenAI, DeepSeek and others
 /// refuse a message field they do not know.
@@ -116,7 +153,7 @@ pub(crate) const MAX_TOOL_ID: usize = 40;
 /// `chatcmpl-tool-<32 hex>` has 46 characters), in the assistant's calls and the tool
 /// messages alike, so that they still pair. Only the request changes: the client keeps
 /// its ids, and they are shortened the same way on every turn.
-pub fn bound_tool_ids(chat: &mut Value) {
+fn bound_tool_ids(chat: &mut Value) {
     let shorten = |id: &mut Value| {
         if let Some(long) = id.as_str()
             && let Cow::Owned(short) = super::bounded_id(long, MAX_TOOL_ID)

@@ -262,29 +262,7 @@ impl Protocol {
         provider: &str,
     ) -> Result<Value, Error> {
         match self {
-            Protocol::Chat => {
-                let mut chat = chat;
-                chat["model"] = json!(model);
-                // A translated `top_k` (Gemini CLI always sends `topK`) is a sampling
-                // hint OpenAI refuses with a 400; a chat client's own passes untouched.
-                if let Some(obj) = chat.as_object_mut() {
-                    obj.remove("top_k");
-                    // OpenAI's reasoning models refuse `max_tokens` (400 "use
-                    // max_completion_tokens"), the name other protocols' limits arrive
-                    // under; OpenRouter and Azure take either name for them.
-                    if takes_completion_limit(model)
-                        && let Some(n) = obj.remove("max_tokens")
-                    {
-                        obj.entry("max_completion_tokens").or_insert(n);
-                    }
-                }
-                if !chat::keeps_details(provider) {
-                    chat::drop_details(&mut chat);
-                }
-                chat::lift_tool_media(&mut chat);
-                chat::bound_tool_ids(&mut chat);
-                Ok(chat)
-            }
+            Protocol::Chat => Ok(chat::request_from_chat(chat, model, provider)),
             Protocol::Anthropic => anthropic::request_from_chat(chat, model, provider),
             Protocol::Responses => responses::request_from_chat(chat, model, provider),
             Protocol::Gemini => gemini::request_from_chat(chat, model, provider),
@@ -337,17 +315,6 @@ impl Protocol {
             Protocol::Gemini => Encoder::Gemini(gemini::Encoder::new(model)),
         }
     }
-}
-
-/// Whether a chat model is one of OpenAI's reasoning families (`o1`, `o3`, `o4-mini`,
-/// `gpt-5`…), which take their output limit only as `max_completion_tokens`; an
-/// aggregator's `openai/` prefix is looked through.
-fn takes_completion_limit(model: &str) -> bool {
-    let name = model.rsplit('/').next().unwrap_or(model);
-    let reasoning_o = name
-        .strip_prefix('o')
-        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
-    reasoning_o || name.starts_with("gpt-5")
 }
 
 /// Reads the human message out of an upstream error body of any known shape
