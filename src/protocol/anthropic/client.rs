@@ -589,11 +589,13 @@ impl Encoder {
         let choice = &chunk["choices"][0];
         let d = &choice["delta"];
         let reasoning = d["reasoning_content"].as_str().filter(|r| !r.is_empty());
-        let content = d["content"].as_str().is_some_and(|t| !t.is_empty());
+        let text = d["content"].as_str().filter(|t| !t.is_empty());
+        // A turn from another source that begins without thinking still begins with a
+        // thinking block, marked, when the client asked for thinking (`drop_unsigned`).
         if self.thinks
             && self.next_index == 0
             && reasoning.is_none()
-            && (content || d["tool_calls"].is_array())
+            && (text.is_some() || d["tool_calls"].is_array())
         {
             self.ensure(
                 Block::Thinking,
@@ -613,7 +615,7 @@ impl Encoder {
         for piece in d["reasoning_details"].as_array().into_iter().flatten() {
             self.signed(piece, &mut out);
         }
-        if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
+        if let Some(t) = text {
             let i = self.ensure(Block::Text, json!({"type": "text", "text": ""}), &mut out);
             out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": t}})));
         }
