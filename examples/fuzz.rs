@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use routeplane::body::RawBody;
 use routeplane::config;
-use routeplane::protocol::{Asked, Protocol};
+use routeplane::protocol::{Asked, Protocol, Source};
 use routeplane::sse::{Event, Parser};
 
 /// A small deterministic generator (xorshift64*), so a seed reproduces a run.
@@ -29,6 +29,20 @@ impl Rng {
         (self.next() % n.max(1) as u64) as usize
     }
 }
+
+/// Sources under each id rule (OpenAI's, Mistral's).
+const SOURCES: &[Source<'static>] = &[
+    Source {
+        provider: "p",
+        api_base: "http://127.0.0.1:1/v1",
+        model: "m",
+    },
+    Source {
+        provider: "p",
+        api_base: "http://127.0.0.1:1/v1",
+        model: "devstral",
+    },
+];
 
 const SEEDS: &[&str] = &[
     "providers:\n  x:\n    api_base: http://h/v1\n    api_key: ${K:-v}\n    api_protocol:\n      - \"claude-*\": anthropic\n    models:\n      - id: m\n        provider_model_id: n\nmodels:\n  s:\n    endpoints: [x:m, {provider: x, service_id: m}]\n",
@@ -94,12 +108,15 @@ fn exercise(input: &[u8]) {
         let _ = body.without_model();
         let _ = Asked::of(Protocol::Responses, &body);
         if let Ok(v) = body.to_value() {
-            for p in Protocol::ALL {
-                let _ = p.carries_sealed(&body, "p");
-                p.drop_sealed(&mut v.clone());
+            for (p, to) in Protocol::ALL
+                .into_iter()
+                .flat_map(|p| SOURCES.iter().map(move |to| (p, to)))
+            {
+                let _ = p.must_mend(&body, to);
+                p.mend(&mut v.clone(), to);
                 if let Ok(chat) = p.request_to_chat(v.clone(), true) {
                     for up in Protocol::ALL {
-                        let _ = up.request_from_chat(chat.clone(), "m", "p");
+                        let _ = up.request_from_chat(chat.clone(), to);
                     }
                 }
                 if let Ok(chat) = p.response_to_chat(v.clone()) {

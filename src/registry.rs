@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::config::{self, Loaded, ProtocolSpec};
 use crate::error::Error;
 use crate::log::Secret;
-use crate::protocol::Protocol;
+use crate::protocol::{Protocol, Source};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4356";
@@ -276,6 +276,15 @@ impl Target {
     /// The model name sent upstream.
     pub fn model(&self) -> &str {
         &self.label[self.provider.id.len() + 1..]
+    }
+
+    /// This endpoint as a request's translator needs to know it.
+    pub fn source(&self) -> Source<'_> {
+        Source {
+            provider: &self.provider.id,
+            api_base: &self.provider.api_base,
+            model: self.model(),
+        }
     }
 
     /// True when this endpoint can be asked to continue a partial answer: its provider

@@ -930,16 +930,84 @@ fn long_tool_call_ids_reach_a_chat_source_shortened_and_still_paired() {
         );
     }
 
-    // A chat client's own history is the client's: it goes byte for byte.
+    // A chat client's own history holds the ids its last source gave it: after a
+    // failover from vLLM to OpenAI it is copied, and shortened the same way.
     let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
-    let req = json!({"model": "m", "messages": [
-        {"role": "user", "content": "weather in Paris?"},
-        {"role": "assistant", "content": null, "tool_calls": [{"id": VLLM_ID, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": VLLM_ID, "content": "sunny"},
-    ]});
+    let req = chat_tool_history(VLLM_ID);
     assert_eq!(p.post(&Wire::Chat.url("m", false), req).status, 200);
-    let ids = chat_ids(&mock.requests()[0].json());
-    assert_eq!(ids, (vec![VLLM_ID.to_string()], vec![VLLM_ID.to_string()]));
+    let (calls, results) = chat_ids(&mock.requests()[0].json());
+    assert_eq!(calls, results);
+    assert!(
+        calls[0].len() <= 40 && calls[0].starts_with("chatcmpl-tool-"),
+        "{calls:?}"
+    );
+}
+
+/// A chat client's one-call tool loop whose call has this id.
+fn chat_tool_history(id: &str) -> Value {
+    json!({"model": "m", "messages": [
+        {"role": "user", "content": "weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": id, "content": "sunny"},
+    ]})
+}
+
+#[test]
+fn a_chat_clients_history_whose_ids_the_source_takes_goes_byte_for_byte() {
+    // Written with odd spacing and key order, which a rebuilt body would not keep.
+    let body = r#"{"messages": [ {"role":"user","content":"weather?"},
+        {"tool_calls":[{"id":"call_abc","type":"function","function":{"name":"f","arguments":"{}"}}],"role":"assistant"},
+        {"tool_call_id" : "call_abc", "role":"tool","content":"sunny"} ], "model": "m"}"#;
+    let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+    let resp = p.send("POST", &Wire::Chat.url("m", false), &[], body.as_bytes());
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(String::from_utf8_lossy(&mock.requests()[0].body), body);
+}
+
+#[test]
+fn tool_call_ids_reach_a_mistral_model_as_nine_letters_or_digits() {
+    // Mistral's API and its models' chat templates refuse any other id: "Tool call id
+    // was call_0fypS1hVX but must be a-z, A-Z, 0-9, with a length of 9". Ids from every
+    // other source are made into such ids, alike in calls and results and on every turn;
+    // Mistral's own are kept.
+    const OWN: &str = "aB3xK9mP2";
+    let call = |id: &str| json!({"type": "tool_use", "id": id, "name": "get_weather", "input": {}});
+    let result = |id: &str| json!({"type": "tool_result", "tool_use_id": id, "content": "sunny"});
+    let anthropic = json!({"model": "devstral-small-2507", "max_tokens": 100, "messages": [
+        {"role": "user", "content": "weather in Paris, Rome and Oslo?"},
+        {"role": "assistant", "content": [call("toolu_01A09q90qw90lq917835lq9"), call("toolu_01A09q90qw90lq917835lqX"), call(OWN)]},
+        {"role": "user", "content": [result("toolu_01A09q90qw90lq917835lq9"), result("toolu_01A09q90qw90lq917835lqX"), result(OWN)]},
+    ]});
+    let mut chat = chat_tool_history("call_PTLP8xhu3uwZk4l3nlnrrJha");
+    chat["model"] = json!("devstral-small-2507");
+    let nine = |id: &String| id.len() == 9 && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    for (client, req, n) in [(Wire::Anthropic, anthropic, 3), (Wire::Chat, chat, 1)] {
+        let (mock, p) = setup_model(
+            Wire::Chat,
+            Wire::Chat.reply(false, false),
+            "devstral-small-2507",
+        );
+        for _ in 0..2 {
+            let resp = p.post(&client.url("devstral-small-2507", false), req.clone());
+            assert_eq!(resp.status, 200, "{client:?}: {}", resp.body);
+        }
+        let [first, again] = &mock.requests()[..] else {
+            panic!("{client:?}: two requests upstream");
+        };
+        let (calls, results) = chat_ids(&first.json());
+        assert_eq!(calls.len(), n, "{client:?}");
+        assert_eq!(calls, results, "{client:?}: calls and results pair");
+        assert!(calls.iter().all(nine), "{client:?}: {calls:?}");
+        if n == 3 {
+            assert_ne!(calls[0], calls[1], "ids that differ stay apart");
+            assert_eq!(calls[2], OWN, "Mistral's own id is kept");
+        }
+        assert_eq!(
+            chat_ids(&again.json()),
+            (calls.clone(), calls),
+            "{client:?}"
+        );
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
 
 use super::view::{self, Delta, First, Present, Text};
-use super::{Decoded, openai_error_type};
+use super::{Decoded, Source, openai_error_type};
 use crate::error::Error;
 use crate::sse::Event;
 
@@ -84,11 +84,11 @@ fn lift_tool_media(chat: &mut Value) {
     *messages = out;
 }
 
-/// A hub request made from another protocol's, as a Chat source at `provider` takes it
-/// for `model`: the hub's own conventions turned into what OpenAI accepts. A chat
-/// client's own request never comes here; it goes as it came.
-pub fn request_from_chat(mut chat: Value, model: &str, provider: &str) -> Value {
-    chat["model"] = json!(model);
+/// A hub request made from another protocol's, as the Chat source `to` takes it: the
+/// hub's own conventions turned into what OpenAI accepts. A chat client's own request
+/// never comes here; it goes as it came, or mended ([`mend`]).
+pub fn request_from_chat(mut chat: Value, to: &Source<'_>) -> Value {
+    chat["model"] = json!(to.model);
     if let Some(obj) = chat.as_object_mut() {
         // A translated `top_k` (Gemini CLI always sends `topK`) is a sampling hint
         // OpenAI refuses with a 400.
@@ -96,18 +96,33 @@ pub fn request_from_chat(mut chat: Value, model: &str, provider: &str) -> Value 
         // OpenAI's reasoning models refuse `max_tokens` (400 "use
         // max_completion_tokens"), the name other protocols' limits arrive under;
         // OpenRouter and Azure take either name for them.
-        if takes_completion_limit(model)
+        if takes_completion_limit(to.model)
             && let Some(n) = obj.remove("max_tokens")
         {
             obj.entry("max_completion_tokens").or_insert(n);
         }
     }
-    if !keeps_details(provider) {
-        drop_details(&mut chat);
-    }
     lift_tool_media(&mut chat);
-    bound_tool_ids(&mut chat);
+    mend(&mut chat, to);
     chat
+}
+
+/// Whether a chat request's `messages`, copied as they came, hold what the source `to`
+/// refuses: reasoning details (only OpenRouter takes them back), or a tool result whose
+/// call id it does not take ([`ToolIds`]). Asked of every copied chat request, so read
+/// without parsing.
+pub(crate) fn must_mend(messages: &[u8], to: &Source<'_>) -> bool {
+    (!keeps_details(to.provider) && super::holds(messages, "\"reasoning_details\""))
+        || refuses_an_id(messages, ToolIds::of(to))
+}
+
+/// Makes a chat request one the source `to` takes: without reasoning details unless it
+/// keeps them, and with every tool call id in the shape it takes.
+pub(crate) fn mend(chat: &mut Value, to: &Source<'_>) {
+    if !keeps_details(to.provider) {
+        drop_details(chat);
+    }
+    fit_tool_ids(chat, ToolIds::of(to));
 }
 
 /// Whether a chat model is one of OpenAI's reasoning families (`o1`, `o3`, `o4-mini`,
@@ -128,13 +143,8 @@ pub(crate) fn keeps_details(provider: &str) -> bool {
     provider == "openrouter"
 }
 
-/// Whether a chat request's `messages` give reasoning details back.
-pub(crate) fn holds_details(messages: &[u8]) -> bool {
-    super::holds(messages, "\"reasoning_details\"")
-}
-
 /// Takes the reasoning details out of a chat request's messages.
-pub(crate) fn drop_details(chat: &mut Value) {
+fn drop_details(chat: &mut Value) {
     let messages = chat.get_mut("messages").and_then(Value::as_array_mut);
     for m in messages
         .into_iter()
@@ -145,30 +155,135 @@ pub(crate) fn drop_details(chat: &mut Value) {
     }
 }
 
-/// The longest tool call id OpenAI takes (`string too long. Expected a string with
-/// maximum length 40`).
+/// The tool call ids a Chat source takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ToolIds {
+    /// OpenAI's rule, which most sources meet: at most 40 bytes (`string too long.
+    /// Expected a string with maximum length 40`). vLLM's own are 46.
+    AtMost40,
+    /// Mistral's: exactly nine letters or digits (`Tool call id was call_0fypS1hVX but
+    /// must be a-z, A-Z, 0-9, with a length of 9`). Mistral's API says so, and so do
+    /// the chat templates of Mistral's models served by vLLM or llama.cpp.
+    Mistral,
+}
+
+impl ToolIds {
+    /// The rule of the source `to`: Mistral's for Mistral's API and for any model of
+    /// Mistral's families by name, wherever it is served; OpenAI's for the rest.
+    pub(crate) fn of(to: &Source<'_>) -> ToolIds {
+        const FAMILIES: &[&str] = &[
+            "mistral",
+            "ministral",
+            "mixtral",
+            "codestral",
+            "devstral",
+            "magistral",
+            "pixtral",
+            "voxtral",
+        ];
+        let host = to.api_base.split("://").nth(1).unwrap_or(to.api_base);
+        let host = host.split(['/', ':']).next().unwrap_or(host);
+        let name = to.model.rsplit('/').next().unwrap_or(to.model);
+        let of_mistral = host == "mistral.ai"
+            || host.ends_with(".mistral.ai")
+            || FAMILIES.iter().any(|f| contains_ignoring_case(name, f));
+        if of_mistral {
+            ToolIds::Mistral
+        } else {
+            ToolIds::AtMost40
+        }
+    }
+
+    /// Whether the source takes `id` as it is.
+    fn takes(self, id: &str) -> bool {
+        match self {
+            ToolIds::AtMost40 => id.len() <= MAX_TOOL_ID,
+            ToolIds::Mistral => id.len() == 9 && id.bytes().all(|b| b.is_ascii_alphanumeric()),
+        }
+    }
+
+    /// `id` as the source takes it: as it is when it does, else made from the whole id,
+    /// so that a call and its result still pair, every turn gives the same id (a
+    /// source's prompt cache still matches the history) and two ids stay apart.
+    fn fit(self, id: &str) -> Cow<'_, str> {
+        match self {
+            ToolIds::AtMost40 => super::bounded_id(id, MAX_TOOL_ID),
+            ToolIds::Mistral if self.takes(id) => Cow::Borrowed(id),
+            ToolIds::Mistral => {
+                const DIGITS: &[u8; 62] =
+                    b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+                let mut h = super::fnv1a(id.as_bytes());
+                let short = (0..9)
+                    .map(|_| {
+                        let digit = DIGITS[(h % 62) as usize];
+                        h /= 62;
+                        char::from(digit)
+                    })
+                    .collect();
+                Cow::Owned(short)
+            }
+        }
+    }
+}
+
+/// Whether `haystack` holds `needle` (lower case), in any case.
+fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// The longest tool call id OpenAI takes.
 pub(crate) const MAX_TOOL_ID: usize = 40;
 
-/// Shortens the tool call ids OpenAI would refuse as too long (vLLM's
-/// `chatcmpl-tool-<32 hex>` has 46 characters), in the assistant's calls and the tool
-/// messages alike, so that they still pair. Only the request changes: the client keeps
-/// its ids, and they are shortened the same way on every turn.
-fn bound_tool_ids(chat: &mut Value) {
-    let shorten = |id: &mut Value| {
-        if let Some(long) = id.as_str()
-            && let Cow::Owned(short) = super::bounded_id(long, MAX_TOOL_ID)
+/// Whether raw chat `messages` answer a tool call whose id `ids` refuses. Each call in a
+/// history has its result, so the results' `tool_call_id`s are the ones read; an id
+/// written with an escape is taken as refused, and the request is mended to be sure.
+fn refuses_an_id(messages: &[u8], ids: ToolIds) -> bool {
+    const KEY: &str = "\"tool_call_id\"";
+    let Ok(mut rest) = std::str::from_utf8(messages) else {
+        return true;
+    };
+    while let Some(at) = rest.find(KEY) {
+        rest = rest[at + KEY.len()..].trim_start();
+        let Some(value) = rest.strip_prefix(':').map(str::trim_start) else {
+            continue;
+        };
+        let Some(value) = value.strip_prefix('"') else {
+            continue;
+        };
+        match value.find(['"', '\\']) {
+            Some(end) if value.as_bytes()[end] == b'"' => {
+                if !ids.takes(&value[..end]) {
+                    return true;
+                }
+                rest = &value[end..];
+            }
+            _ => return true,
+        }
+    }
+    false
+}
+
+/// Rewrites the tool call ids `ids` refuses, in the assistant's calls and the tool
+/// messages alike ([`ToolIds::fit`]). Only the request changes: the client keeps its ids.
+fn fit_tool_ids(chat: &mut Value, ids: ToolIds) {
+    let fit = |id: &mut Value| {
+        if let Some(given) = id.as_str()
+            && let Cow::Owned(fitted) = ids.fit(given)
         {
-            *id = Value::String(short);
+            *id = Value::String(fitted);
         }
     };
     let messages = chat.get_mut("messages").and_then(Value::as_array_mut);
     for m in messages.into_iter().flatten() {
         let calls = m.get_mut("tool_calls").and_then(Value::as_array_mut);
         for id in calls.into_iter().flatten().filter_map(|c| c.get_mut("id")) {
-            shorten(id);
+            fit(id);
         }
         if let Some(id) = m.get_mut("tool_call_id") {
-            shorten(id);
+            fit(id);
         }
     }
 }
@@ -541,6 +656,88 @@ mod tests {
 
     fn ev(data: &str) -> Event {
         Event::data(data)
+    }
+
+    fn to<'a>(api_base: &'a str, model: &'a str) -> Source<'a> {
+        Source {
+            provider: "p",
+            api_base,
+            model,
+        }
+    }
+
+    #[test]
+    fn mistrals_rule_is_its_apis_and_its_families_anywhere() {
+        let local = "http://127.0.0.1:8000/v1";
+        for (api_base, model) in [
+            ("https://api.mistral.ai/v1", "open-model-x"),
+            (local, "mistralai/Devstral-Small-2507"),
+            (local, "mistral-small3.1:24b"),
+            (local, "Ministral-8B-Instruct-2410"),
+            ("https://openrouter.ai/api/v1", "mistralai/codestral-2508"),
+        ] {
+            assert_eq!(
+                ToolIds::of(&to(api_base, model)),
+                ToolIds::Mistral,
+                "{model}"
+            );
+        }
+        for (api_base, model) in [
+            ("https://api.openai.com/v1", "gpt-4o"),
+            ("https://mistral.ai.example.com/v1", "gpt-4o"),
+            (local, "australis-7b"),
+        ] {
+            assert_eq!(
+                ToolIds::of(&to(api_base, model)),
+                ToolIds::AtMost40,
+                "{model}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_refused_id_is_found_in_raw_messages() {
+        let ids =
+            |results: &str| format!(r#"[{{"role":"user","content":"tool_call_id"}},{results}]"#);
+        let long = "x".repeat(41);
+        for (messages, refused) in [
+            (ids(r#"{"role":"tool","tool_call_id":"call_1"}"#), false),
+            (
+                ids(&format!(r#"{{"role":"tool","tool_call_id" : "{long}"}}"#)),
+                true,
+            ),
+            (
+                ids(&format!(
+                    r#"{{"tool_call_id":"a","x":1}},{{"tool_call_id":"{long}"}}"#
+                )),
+                true,
+            ),
+            // An escape is not read: the request is mended to be sure.
+            (ids(r#"{"tool_call_id":"call\u005f1"}"#), true),
+            (ids(r#"{"role":"tool","tool_call_id":null}"#), false),
+        ] {
+            let found = refuses_an_id(messages.as_bytes(), ToolIds::AtMost40);
+            assert_eq!(found, refused, "{messages}");
+        }
+        let nine = ids(r#"{"tool_call_id":"aB3xK9mP2"}"#);
+        assert!(!refuses_an_id(nine.as_bytes(), ToolIds::Mistral));
+        let call = ids(r#"{"tool_call_id":"call_aB3xK9"}"#);
+        assert!(refuses_an_id(call.as_bytes(), ToolIds::Mistral));
+    }
+
+    #[test]
+    fn mistral_ids_are_nine_letters_or_digits_and_stay_apart() {
+        let a = ToolIds::Mistral.fit("toolu_01A09q90qw90lq917835lq9");
+        let b = ToolIds::Mistral.fit("toolu_01A09q90qw90lq917835lqX");
+        for id in [&a, &b] {
+            assert!(ToolIds::Mistral.takes(id), "{id}");
+        }
+        assert_ne!(a, b);
+        assert_eq!(a, ToolIds::Mistral.fit("toolu_01A09q90qw90lq917835lq9"));
+        assert!(matches!(
+            ToolIds::Mistral.fit("aB3xK9mP2"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

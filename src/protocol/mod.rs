@@ -44,6 +44,17 @@ pub mod gemini;
 pub mod responses;
 pub mod view;
 
+/// The source a request goes to, as a translator needs to know it.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The provider's id (`openrouter`).
+    pub provider: &'a str,
+    /// The provider's base URL.
+    pub api_base: &'a str,
+    /// The model's name as sent upstream.
+    pub model: &'a str,
+}
+
 /// A wire format spoken by a client or an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
@@ -179,29 +190,27 @@ impl Protocol {
         }
     }
 
-    /// Whether a client's body carries what Routeplane wrote for itself, which a source
-    /// of this protocol at `provider` would refuse: another source's reasoning in a
-    /// Responses reasoning item; a thinking block Claude did not sign, given to an
-    /// Anthropic client; reasoning details a Chat client gives back, towards a Chat
-    /// source other than OpenRouter. Such a body is rebuilt without it, not copied.
-    pub fn carries_sealed(self, body: &RawBody, provider: &str) -> bool {
+    /// Whether a client's body, copied as it came, carries what a source of this
+    /// protocol would refuse: what Routeplane wrote for itself (another source's
+    /// reasoning in a Responses reasoning item; a thinking block Claude did not sign,
+    /// given to an Anthropic client; reasoning details a Chat client gives back, towards
+    /// a Chat source other than OpenRouter), or a tool call id the Chat source `to` does
+    /// not take. Such a body is mended ([`Protocol::mend`]), not copied.
+    pub fn must_mend(self, body: &RawBody, to: &Source<'_>) -> bool {
         match self {
             Protocol::Responses => body.get("input").is_some_and(responses::holds_sealed),
             Protocol::Anthropic => body.get("messages").is_some_and(anthropic::holds_unsigned),
-            Protocol::Chat => {
-                !chat::keeps_details(provider)
-                    && body.get("messages").is_some_and(chat::holds_details)
-            }
+            Protocol::Chat => body.get("messages").is_some_and(|m| chat::must_mend(m, to)),
             Protocol::Gemini => false,
         }
     }
 
-    /// Takes out of a request what [`Protocol::carries_sealed`] found.
-    pub fn drop_sealed(self, req: &mut Value) {
+    /// Takes out of a request, or rewrites, what [`Protocol::must_mend`] found.
+    pub fn mend(self, req: &mut Value, to: &Source<'_>) {
         match self {
             Protocol::Responses => responses::drop_sealed(req),
             Protocol::Anthropic => anthropic::drop_unsigned(req),
-            Protocol::Chat => chat::drop_details(req),
+            Protocol::Chat => chat::mend(req, to),
             Protocol::Gemini => {}
         }
     }
@@ -254,15 +263,11 @@ impl Protocol {
         }
     }
 
-    /// Hub chat request → upstream request in this protocol, for `model` at `provider`.
-    pub fn request_from_chat(
-        self,
-        chat: Value,
-        model: &str,
-        provider: &str,
-    ) -> Result<Value, Error> {
+    /// Hub chat request → upstream request in this protocol, for the source `to`.
+    pub fn request_from_chat(self, chat: Value, to: &Source<'_>) -> Result<Value, Error> {
+        let (model, provider) = (to.model, to.provider);
         match self {
-            Protocol::Chat => Ok(chat::request_from_chat(chat, model, provider)),
+            Protocol::Chat => Ok(chat::request_from_chat(chat, to)),
             Protocol::Anthropic => anthropic::request_from_chat(chat, model, provider),
             Protocol::Responses => responses::request_from_chat(chat, model, provider),
             Protocol::Gemini => gemini::request_from_chat(chat, model, provider),

@@ -280,8 +280,8 @@ impl<'a> Run<'a, '_> {
         let same = target.protocol == call.inbound;
         // usage (issue 19): a chat stream copied byte for byte is asked for its usage.
         let asks_usage = super::asks_usage(call, target);
-        let sealed = same && target.protocol.carries_sealed(call.body, &provider.id);
-        if same && !env.auth.rewrites_body(provider) && ask == Ask::Original && !sealed {
+        let mended = same && target.protocol.must_mend(call.body, &target.source());
+        if same && !env.auth.rewrites_body(provider) && ask == Ask::Original && !mended {
             if asks_usage {
                 return Ok(Cow::Owned(
                     call.body.with_model_asking_usage(target.model()),
@@ -299,8 +299,8 @@ impl<'a> Run<'a, '_> {
             } else {
                 v["model"] = Value::String(target.model().to_string());
             }
-            if sealed {
-                target.protocol.drop_sealed(&mut v);
+            if mended {
+                target.protocol.mend(&mut v, &target.source());
             }
             if ask == Ask::Continue {
                 rescue::append_partial(call.inbound, &mut v, &self.splice.prefill());
@@ -328,9 +328,7 @@ impl<'a> Run<'a, '_> {
             if ask == Ask::Continue {
                 rescue::append_partial(Protocol::Chat, &mut chat, &self.splice.prefill());
             }
-            target
-                .protocol
-                .request_from_chat(chat, target.model(), &provider.id)?
+            target.protocol.request_from_chat(chat, &target.source())?
         };
         if ask == Ask::Continue {
             rescue::prefill_flags(target, &mut up);

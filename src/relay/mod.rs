@@ -350,12 +350,10 @@ pub fn count_tokens(
         let url = format!("{}{path}", target.provider.api_base);
         let mut body = target.protocol.passthrough_body(call.body, target.model());
         // Counted as the request will be sent: without what Routeplane wrote for itself.
-        if target
-            .protocol
-            .carries_sealed(call.body, &target.provider.id)
+        if target.protocol.must_mend(call.body, &target.source())
             && let Ok(mut v) = serde_json::from_slice::<Value>(&body)
         {
-            target.protocol.drop_sealed(&mut v);
+            target.protocol.mend(&mut v, &target.source());
             body = Cow::Owned(v.to_string().into_bytes());
         }
         let gone = || out.client_gone();
