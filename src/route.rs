@@ -295,13 +295,8 @@ impl Cooldown {
         let mut map = self.lock();
         let now = Instant::now();
         map.retain(|_, (_, until)| *until > now);
-        let (cool, warm): (Vec<&Target>, Vec<&Target>) =
-            targets.iter().partition(|t| map.contains_key(t.label()));
-        let leading = warm.len();
-        (
-            Cow::Owned(warm.into_iter().chain(cool).cloned().collect()),
-            leading,
-        )
+        let (ordered, warm) = cooling_last(targets, |t| map.contains_key(t.label()));
+        (Cow::Owned(ordered), warm)
     }
 
     /// The list, locked; `entries` follows its length when the lock is let go.
@@ -311,6 +306,33 @@ impl Cooldown {
             entries: &self.entries,
         }
     }
+}
+
+/// `targets` with those `cooling` after the rest, each group in its given order; and how
+/// many lead that are not cooling down.
+pub fn cooling_last(targets: &[Target], cooling: impl Fn(&Target) -> bool) -> (Vec<Target>, usize) {
+    let (cool, warm): (Vec<&Target>, Vec<&Target>) = targets.iter().partition(|t| cooling(t));
+    let leading = warm.len();
+    (warm.into_iter().chain(cool).cloned().collect(), leading)
+}
+
+/// Where, in targets in the order tried ([`Cooldown::order`]), the last hope begins:
+/// from this index on, no later endpoint could answer, so each waits out a slow first
+/// token rather than giving up on it. A later endpoint is worth moving on to only when
+/// it is not cooling down (among the first `warm`) and has its key or login, since one
+/// without fails at once.
+pub fn last_hope(
+    targets: &[Target],
+    warm: usize,
+    lacks_credential: impl Fn(&Provider) -> bool,
+) -> usize {
+    if targets.len() < 2 {
+        return 0;
+    }
+    let mut hopes = targets.iter().enumerate().take(warm).rev();
+    hopes
+        .find(|(_, t)| !lacks_credential(&t.provider))
+        .map_or(0, |(i, _)| i)
 }
 
 /// The cool-down list under its lock.
@@ -370,6 +392,23 @@ mod tests {
             labels(&resolve(&r, &d, "llama3.1:8b").unwrap()),
             ["ollama:llama3.1:8b"]
         );
+    }
+
+    #[test]
+    fn the_last_hope_is_after_the_last_warm_endpoint_with_a_credential() {
+        let r = reg(
+            "providers:\n  a: {api_base: http://127.0.0.1:1, models: [m]}\n  b: {api_base: http://127.0.0.1:2, models: [m]}\n  c: {api_base: http://127.0.0.1:3, models: [m]}\n",
+        );
+        let t = resolve(&r, &Detected::default(), "m").unwrap();
+        assert_eq!(labels(&t), ["a:m", "b:m", "c:m"]);
+        let has = |_: &Provider| false;
+        let lacks = |id: &'static str| move |p: &Provider| p.id == id;
+        assert_eq!(last_hope(&t, 3, has), 2, "only the last is the last");
+        assert_eq!(last_hope(&t, 2, has), 1, "the cooling one comes after it");
+        assert_eq!(last_hope(&t, 3, lacks("c")), 1, "c would fail at once");
+        assert_eq!(last_hope(&t, 1, has), 0);
+        assert_eq!(last_hope(&t, 0, has), 0, "all cooling: each is the last");
+        assert_eq!(last_hope(&t[..1], 1, lacks("a")), 0);
     }
 
     #[test]

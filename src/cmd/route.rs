@@ -43,14 +43,9 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let targets = route::resolve(&registry, &detected, &model)?;
     let cooling = super::list::cooldowns(&registry);
     let cools = |t: &Target| cooling.iter().any(|(label, _)| label == t.label());
-    // In the order the server tries them: those cooling down last.
-    let (warm, cool): (Vec<&Target>, Vec<&Target>) = targets.iter().partition(|t| !cools(t));
-    let targets: Vec<&Target> = warm.into_iter().chain(cool).collect();
-    // As the server decides it: an endpoint is the last when no later one could answer.
-    let promising: Vec<bool> = targets
-        .iter()
-        .map(|t| !auth.lacks_credential(&t.provider) && !cools(t))
-        .collect();
+    // In the order the server tries them, and as it decides which is the last.
+    let (targets, warm) = route::cooling_last(&targets, cools);
+    let last_hope = route::last_hope(&targets, warm, |p| auth.lacks_credential(p));
     for (i, t) in targets.iter().enumerate() {
         let label = t.label();
         let state = super::list::with_cooldown(
@@ -65,7 +60,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             routeplane::log::shown_url(&t.provider.api_base),
             t.protocol.endpoint(t.model(), false)
         )?;
-        let last = !promising[i + 1..].contains(&true);
+        let last = i >= last_hope;
         outln!("   {}", policy(&registry.settings, t, last))?;
     }
     Ok(ExitCode::SUCCESS)

@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::log::StreamEnd;
 use crate::protocol::{self, Asked, Protocol};
 use crate::registry::{Settings, Target};
-use crate::route::Cooldown;
+use crate::route::{self, Cooldown};
 use crate::sse::{ClientWriter, ServedBy};
 use crate::stats;
 use crate::sync::Spare;
@@ -254,21 +254,9 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
     let mut failures: Vec<(String, Failure)> = Vec::new();
     let (targets, warm) = env.cooldown.order(call.targets);
 
-    // Which endpoints are worth moving on to: one cooling down failed just now, and one
-    // without a key or login fails at once. An endpoint followed by none of them is
-    // the last, and waits out a slow first token rather than giving up on it.
-    let promising: Vec<bool> = match targets.len() {
-        1 => Vec::new(),
-        _ => targets
-            .iter()
-            .enumerate()
-            .map(|(i, t)| i < warm && !env.auth.lacks_credential(&t.provider))
-            .collect(),
-    };
+    let last_hope = route::last_hope(&targets, warm, |p| env.auth.lacks_credential(p));
     for (i, target) in targets.iter().enumerate() {
-        let last = !promising
-            .get(i + 1..)
-            .is_some_and(|later| later.contains(&true));
+        let last = i >= last_hope;
         let outcome = run.endpoint(target, last, attempt::Ask::Original);
         let served = match outcome {
             Outcome::Failed(_) | Outcome::Invalid(_) => false,
