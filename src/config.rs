@@ -75,6 +75,10 @@ pub struct Limits {
     /// one each client connection's thread keeps for its next request; 0 keeps none.
     #[serde(deserialize_with = "scalar")]
     pub idle_connections: usize,
+    /// Memory for the reasoning of translated answers, kept for clients that do not give
+    /// it back (opencode, aider, Gemini clients); 0 keeps none.
+    #[serde(deserialize_with = "scalar")]
+    pub reasoning_memory_bytes: usize,
 }
 
 impl Default for Limits {
@@ -86,6 +90,7 @@ impl Default for Limits {
             max_response_bytes: 64 * 1024 * 1024,
             max_event_bytes: 16 * 1024 * 1024,
             idle_connections: 32,
+            reasoning_memory_bytes: 8 * 1024 * 1024,
         }
     }
 }

@@ -520,6 +520,25 @@ fn claude_thinks_then_calls() -> Reply {
     ])
 }
 
+/// A mock Claude that answers as [`claude_thinks_then_calls`] does, streamed or whole as
+/// asked.
+fn claude_thinking_then_calling() -> MockUpstream {
+    MockUpstream::start(|rec| {
+        if rec.json()["stream"] == true {
+            return claude_thinks_then_calls();
+        }
+        let [thinking, redacted] = claudes_signed_thinking();
+        let call =
+            json!({"type": "tool_use", "id": "toolu_1", "name": "read", "input": {"path": "a.rs"}});
+        Reply::json(
+            200,
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+                "content": [thinking, redacted, call], "stop_reason": "tool_use",
+                "usage": {"input_tokens": 5, "output_tokens": 9}}),
+        )
+    })
+}
+
 /// The thinking blocks [`claude_thinks_then_calls`] signed, as Anthropic wants them back.
 fn claudes_signed_thinking() -> [Value; 2] {
     [
@@ -609,6 +628,98 @@ fn a_chat_client_gets_claudes_signed_thinking_and_gives_it_back() {
     let [thinking, redacted] = claudes_signed_thinking();
     assert_eq!(sent["messages"][1]["content"][0], thinking, "{sent}");
     assert_eq!(sent["messages"][1]["content"][1], redacted, "{sent}");
+}
+
+#[test]
+fn claudes_thinking_survives_a_chat_clients_loop_that_drops_it() {
+    // opencode and aider keep no `reasoning_details`: their next turn comes without
+    // Claude's thinking. Routeplane kept it under the turn's first call and gives it
+    // back, so thinking stays on; with no memory for it the turn goes without.
+    let tools = json!([{"type": "function", "function": {"name": "read", "parameters": {"type": "object"}}}]);
+    let ask = json!({"role": "user", "content": "read a.rs"});
+    for (stream, memory) in [(true, None), (false, None), (true, Some(0))] {
+        let mock = claude_thinking_then_calling();
+        let limits = memory.map_or(String::new(), |m| {
+            format!("limits:\n  reasoning_memory_bytes: {m}\n")
+        });
+        let p = Proxy::start(&format!(
+            "{limits}providers:\n  up:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\n",
+            mock.url()
+        ));
+        let first = json!({"model": "m", "messages": [ask], "reasoning_effort": "medium", "tools": tools, "stream": stream});
+        let answer = p.stream(&Wire::Chat.url("m", stream), first);
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        assert!(answer.text().contains("toolu_1"), "{}", answer.text());
+        // The client's next turn, as opencode sends it: the call and its result alone.
+        let turn = json!({"role": "assistant", "content": null,
+            "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "read", "arguments": "{\"path\":\"a.rs\"}"}}]});
+        let result = json!({"role": "tool", "tool_call_id": "toolu_1", "content": "fn main() {}"});
+        let second = json!({"model": "m", "messages": [ask, turn, result], "reasoning_effort": "medium", "tools": tools, "stream": true});
+        assert_eq!(p.stream(&Wire::Chat.url("m", true), second).status, 200);
+        let sent = mock.requests()[1].json();
+        if memory == Some(0) {
+            assert!(
+                sent["thinking"].is_null(),
+                "thinking on without its blocks: {sent}"
+            );
+            assert_eq!(
+                sent["messages"][1]["content"][0]["type"], "tool_use",
+                "{sent}"
+            );
+            continue;
+        }
+        assert!(
+            sent["thinking"].is_object(),
+            "stream {stream}: thinking left off: {sent}"
+        );
+        let [thinking, redacted] = claudes_signed_thinking();
+        assert_eq!(sent["messages"][1]["content"][0], thinking, "{sent}");
+        assert_eq!(sent["messages"][1]["content"][1], redacted, "{sent}");
+        // Another session's turn with a call of another id gets none of it.
+        let other = json!({"role": "assistant", "content": null,
+            "tool_calls": [{"id": "toolu_2", "type": "function", "function": {"name": "read", "arguments": "{}"}}]});
+        let result = json!({"role": "tool", "tool_call_id": "toolu_2", "content": "x"});
+        let third = json!({"model": "m", "messages": [ask, other, result], "reasoning_effort": "medium", "tools": tools});
+        assert_eq!(p.post(&Wire::Chat.url("m", false), third).status, 200);
+        let sent = mock.requests()[2].json();
+        assert!(sent["thinking"].is_null(), "{sent}");
+        assert!(!sent.to_string().contains("sig-1"), "{sent}");
+    }
+}
+
+#[test]
+fn claudes_thinking_survives_a_gemini_clients_loop() {
+    // A Gemini client has no place for Claude's thinking; it gives back the call with
+    // the id it got.
+    let mock = claude_thinking_then_calling();
+    let p = Wire::Anthropic.serving(&mock, "m");
+    let ask = json!({"role": "user", "parts": [{"text": "read a.rs"}]});
+    let tools = json!([{"functionDeclarations": [{"name": "read", "parametersJsonSchema": {"type": "object"}}]}]);
+    let thinking = json!({"thinkingConfig": {"thinkingBudget": 2048}});
+    let first = json!({"contents": [ask], "tools": tools, "generationConfig": thinking});
+    let resp = p.post(&Wire::Gemini.url("m", false), first);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let parts = resp.json()["candidates"][0]["content"]["parts"].clone();
+    let call = parts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|part| part["functionCall"].is_object())
+        .unwrap_or_else(|| panic!("a call: {parts}"))
+        .clone();
+    assert_eq!(call["functionCall"]["id"], "toolu_1", "{call}");
+    let answer = json!({"functionResponse": {"id": "toolu_1", "name": "read", "response": {"output": "fn main() {}"}}});
+    let second = json!({"contents": [ask, {"role": "model", "parts": [call]}, {"role": "user", "parts": [answer]}],
+        "tools": tools, "generationConfig": thinking});
+    let resp = p.post(&Wire::Gemini.url("m", false), second);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.requests()[1].json();
+    assert!(sent["thinking"].is_object(), "thinking left off: {sent}");
+    assert_eq!(
+        sent["messages"][1]["content"][0],
+        claudes_signed_thinking()[0],
+        "{sent}"
+    );
 }
 
 #[test]
@@ -1433,6 +1544,14 @@ fn openais_encrypted_reasoning_survives_a_chat_clients_tool_loop() {
             json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-test"}),
             "stream {stream}: {sent}"
         );
+
+        // aider keeps no `reasoning_details`: its turn comes without them, and OpenAI
+        // gets the reasoning back all the same, kept for the call it led to.
+        let turn = json!({"role": "assistant", "content": null, "tool_calls": [call]});
+        let third = json!({"model": "m", "messages": [ask, turn, result], "reasoning_effort": "medium", "tools": tools});
+        assert_eq!(p.post(&Wire::Chat.url("m", false), third).status, 200);
+        let again = body_of(&mock.requests()[2]);
+        assert_eq!(again["input"], sent["input"], "stream {stream}: {again}");
     }
 }
 

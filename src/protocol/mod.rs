@@ -557,6 +557,17 @@ pub(crate) fn numbered(mut detail: Value, sent: &mut usize) -> Value {
     detail
 }
 
+/// Whether a reasoning detail is one a source needs back with the calls it led to, and
+/// one Routeplane may keep for a client that drops it: Claude's signed thinking and
+/// OpenAI's encrypted reasoning. (Gemini's call signatures go by call ids that may be
+/// Routeplane's own, made alike in every session.)
+pub fn recallable(detail: &Value) -> bool {
+    matches!(
+        detail["format"].as_str(),
+        Some(anthropic::SIGNED_BY_CLAUDE | responses::SIGNED_BY_OPENAI)
+    )
+}
+
 /// Adds a streamed reasoning detail to those so far. OpenRouter streams a detail in
 /// pieces that share its `index`: their text is joined and their other fields kept.
 pub(crate) fn add_detail(details: &mut Vec<Value>, piece: &Value) {

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::recall::Noted;
 use super::stream::relay_stream;
 use super::{EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, rescue, served_by, unfit};
 use crate::error::Error;
@@ -318,9 +319,12 @@ impl<'a> Run<'a, '_> {
             let mut chat = self
                 .hub
                 .get_or_insert_with(|| {
-                    call.body
+                    let mut chat = call
+                        .body
                         .to_value()
-                        .and_then(|v| call.inbound.request_to_chat(v, call.stream))
+                        .and_then(|v| call.inbound.request_to_chat(v, call.stream))?;
+                    env.recall.restore(&mut chat);
+                    Ok(chat)
                 })
                 .as_ref()
                 .map_err(same_kind)?
@@ -357,7 +361,12 @@ impl<'a> Run<'a, '_> {
             let translated = serde_json::from_slice::<Value>(&bytes)
                 .map_err(|_| Error::Internal("upstream answered with malformed JSON".into()))
                 .and_then(|v| target.protocol.response_to_chat(v))
-                .map(|chat| call.inbound.response_from_chat(chat, &call.asked));
+                .map(|chat| {
+                    if target.protocol != call.inbound {
+                        Noted::new(&self.env.recall).add(&chat["choices"][0]["message"]);
+                    }
+                    call.inbound.response_from_chat(chat, &call.asked)
+                });
             match translated {
                 Ok(v) => v.to_string().into_bytes(),
                 // A Gemini safety block arrives as a 200 with nothing in it.

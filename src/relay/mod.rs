@@ -10,8 +10,11 @@
 //! prefill (`rescue.rs`), or ends with an error event in the client's protocol.
 
 mod attempt;
+mod recall;
 mod rescue;
 mod stream;
+
+pub use self::recall::Recall;
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -43,6 +46,8 @@ pub struct Env {
     pub auth: Arc<Auth>,
     /// Endpoints that failed recently.
     pub cooldown: Cooldown,
+    /// Reasoning kept for clients that do not give it back.
+    pub recall: Recall,
 }
 
 /// One client request, parsed and resolved.

@@ -12,6 +12,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::attempt::Try;
+use super::recall::Noted;
 use super::{Break, EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, served_by, unfit};
 use crate::log;
 use crate::protocol::view::Delta;
@@ -221,6 +222,7 @@ fn relay_events(
     // The usual event of a copied stream is read without a `Value` tree (protocol/view.rs);
     // anything else (an error, usage, the end) is decoded in full.
     let copied = verbatim && collector.is_none();
+    let mut noted = (target.protocol != call.inbound).then(|| Noted::new(&run.env.recall));
 
     loop {
         let piece = stream.next(deadline, &|| out.client_gone());
@@ -316,6 +318,9 @@ fn relay_events(
                 let mut has = false;
                 for ch in &mut chunks {
                     splice.take(ch, &mut strip);
+                    if let Some(n) = noted.as_mut() {
+                        n.add(&ch["choices"][0]["delta"]);
+                    }
                     has |= has_content(ch);
                     finished |= has_finish(ch);
                     // usage (issue 19): read after `take`, which makes a continuation's

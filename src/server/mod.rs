@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::log;
 use crate::notify;
 use crate::registry::Registry;
-use crate::relay::Env;
+use crate::relay::{Env, Recall};
 use crate::route::Cooldown;
 use crate::stats::{self, Stats, ledger::Ledger};
 use crate::upstream;
@@ -55,6 +55,7 @@ impl Shared {
             client: upstream::Client::new(&registry.settings),
             auth,
             cooldown: Cooldown::new(registry.settings.cooldown),
+            recall: Recall::new(registry.settings.limits.reasoning_memory_bytes),
         };
         // Opened once: a SIGHUP reload keeps the ledger it started with.
         let stats = Stats::default();
@@ -395,7 +396,7 @@ fn log_warnings(registry: &Registry) {
 
 /// The keys whose change a reload cannot apply, because what they set is built once at
 /// start: the listening socket and its timeouts, the worker limit, the upstream
-/// connection pool, the cool-down table and the usage ledger.
+/// connection pool, the cool-down table, the reasoning memory and the usage ledger.
 fn restart_only(
     old: &crate::registry::Settings,
     new: &crate::registry::Settings,
@@ -410,6 +411,10 @@ fn restart_only(
         (
             "limits.idle_connections",
             old.limits.idle_connections != new.limits.idle_connections,
+        ),
+        (
+            "limits.reasoning_memory_bytes",
+            old.limits.reasoning_memory_bytes != new.limits.reasoning_memory_bytes,
         ),
         (
             "timeouts.connect_secs",

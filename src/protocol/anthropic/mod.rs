@@ -25,7 +25,7 @@ const DEFAULT_MAX_TOKENS: u64 = 8192;
 
 /// The `format` of a hub reasoning detail that is Claude's signed thinking, as
 /// OpenRouter names it: only such a detail goes back to Anthropic.
-const SIGNED_BY_CLAUDE: &str = "anthropic-claude-v1";
+pub(crate) const SIGNED_BY_CLAUDE: &str = "anthropic-claude-v1";
 
 /// The signature of a thinking block Routeplane wrote for an Anthropic client from
 /// another source's reasoning, or empty to stand first in a turn Claude did not answer.

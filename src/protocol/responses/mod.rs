@@ -35,7 +35,7 @@ const SEALED: &str = "routeplane:v1:";
 
 /// The `format` of a hub reasoning detail that is a Responses source's encrypted
 /// reasoning, as OpenRouter names it: only such a detail goes back to a Responses source.
-const SIGNED_BY_OPENAI: &str = "openai-responses-v1";
+pub(crate) const SIGNED_BY_OPENAI: &str = "openai-responses-v1";
 
 /// Hub reasoning details as a reasoning item's `encrypted_content`.
 fn seal(details: &[Value]) -> String {

@@ -1,0 +1,204 @@
+//! Reasoning a client does not give back, kept for its next turn by the call it led to.
+//!
+//! Claude's signed thinking and OpenAI's encrypted reasoning reach a client of another
+//! protocol as hub reasoning details. A client that drops them (opencode and aider keep
+//! no `reasoning_details`; a Gemini client has no place for them) sends its next turn
+//! without them: Claude then takes the tool loop only with thinking off, and OpenAI's
+//! reasoning is lost for the turn. So the details of a translated answer that calls a
+//! tool are kept here, in memory only, under its first call's id, and given back to the
+//! turn with that call in a later request that lacks them. The ids are the sources' own
+//! (`toolu_…`, `call_…`): random, so one session's reasoning reaches no other. Gemini's
+//! call signatures are not kept: its calls often come without ids, and the ones
+//! Routeplane makes from a turn's position would be shared between sessions.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::Value;
+
+use crate::protocol;
+
+/// The kept reasoning, at most `budget` bytes of it, the oldest let go first.
+#[derive(Debug)]
+pub struct Recall {
+    budget: usize,
+    kept: Mutex<Kept>,
+    /// Anything is kept: asked without the lock on every translated request.
+    any: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    by_call: HashMap<String, Vec<Value>>,
+    /// Ids in the order kept, with the bytes each holds.
+    order: VecDeque<(String, usize)>,
+    bytes: usize,
+}
+
+impl Recall {
+    /// An empty memory of at most `budget` bytes (`limits.reasoning_memory_bytes`); 0
+    /// keeps nothing.
+    pub fn new(budget: usize) -> Recall {
+        Recall {
+            budget,
+            kept: Mutex::new(Kept::default()),
+            any: AtomicBool::new(false),
+        }
+    }
+
+    /// Keeps an answer's reasoning `details` for the turn whose first tool call is `call`.
+    pub fn keep(&self, call: &str, details: &[Value]) {
+        let kept: Vec<Value> = details
+            .iter()
+            .filter(|d| protocol::recallable(d))
+            .cloned()
+            .collect();
+        let bytes = call.len() + kept.iter().map(|d| d.to_string().len()).sum::<usize>();
+        if kept.is_empty() || bytes > self.budget {
+            return;
+        }
+        let mut k = crate::sync::lock(&self.kept);
+        if k.by_call.insert(call.to_string(), kept).is_some() {
+            // Kept again (a retried turn): the older entry's bytes go with it.
+            if let Some(at) = k.order.iter().position(|(id, _)| id == call) {
+                let (_, old) = k.order.remove(at).unwrap_or_default();
+                k.bytes -= old;
+            }
+        }
+        k.order.push_back((call.to_string(), bytes));
+        k.bytes += bytes;
+        while k.bytes > self.budget {
+            let Some((id, old)) = k.order.pop_front() else {
+                break;
+            };
+            k.by_call.remove(&id);
+            k.bytes -= old;
+        }
+        self.any.store(!k.order.is_empty(), Ordering::Release);
+    }
+
+    /// Gives each assistant turn of a hub request that calls tools, and carries no
+    /// reasoning, the reasoning kept for its first call.
+    pub fn restore(&self, chat: &mut Value) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
+        let messages = chat.get_mut("messages").and_then(Value::as_array_mut);
+        let turns = messages.into_iter().flatten().filter(|m| {
+            m["role"] == "assistant"
+                && m["reasoning_details"]
+                    .as_array()
+                    .is_none_or(|d| d.is_empty())
+        });
+        let k = crate::sync::lock(&self.kept);
+        for turn in turns {
+            let first = turn["tool_calls"][0]["id"].as_str();
+            if let Some(details) = first.and_then(|id| k.by_call.get(id)) {
+                turn["reasoning_details"] = Value::Array(details.clone());
+            }
+        }
+    }
+}
+
+/// A translated answer's reasoning, noted as it goes to the client and kept at its first
+/// tool call: the reasoning that led to a call comes before it, and the client may send
+/// its next turn as soon as the answer ends.
+#[derive(Debug)]
+pub(super) struct Noted<'r> {
+    recall: &'r Recall,
+    details: Vec<Value>,
+    /// The first call went by: nothing more is noted.
+    called: bool,
+}
+
+impl<'r> Noted<'r> {
+    /// Notes for `recall`.
+    pub(super) fn new(recall: &'r Recall) -> Noted<'r> {
+        Noted {
+            recall,
+            details: Vec::new(),
+            called: false,
+        }
+    }
+
+    /// Notes a hub chunk's delta, or a whole answer's message.
+    pub(super) fn add(&mut self, delta: &Value) {
+        if self.called {
+            return;
+        }
+        if let Some(pieces) = delta["reasoning_details"].as_array() {
+            for piece in pieces {
+                protocol::add_detail(&mut self.details, piece);
+            }
+        }
+        if let Some(call) = delta["tool_calls"][0]["id"].as_str() {
+            self.called = true;
+            if !self.details.is_empty() {
+                self.recall.keep(call, &self.details);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn claude(text: &str) -> Value {
+        json!({"type": "reasoning.text", "format": "anthropic-claude-v1", "text": text, "signature": "s"})
+    }
+
+    fn turn(id: &str) -> Value {
+        json!({"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function", "function": {"name": "f", "arguments": "{}"}}]})
+    }
+
+    #[test]
+    fn a_turn_without_reasoning_gets_what_its_first_call_was_kept_with() {
+        let r = Recall::new(1 << 20);
+        r.keep(
+            "toolu_1",
+            &[
+                claude("think"),
+                json!({"format": "google-gemini-v1", "data": "g"}),
+            ],
+        );
+        let mut chat = json!({"messages": [turn("toolu_1"), turn("toolu_2")]});
+        r.restore(&mut chat);
+        assert_eq!(
+            chat["messages"][0]["reasoning_details"],
+            json!([claude("think")])
+        );
+        assert!(chat["messages"][1].get("reasoning_details").is_none());
+        // A turn that has its own keeps it.
+        let mut own = json!({"messages": [turn("toolu_1")]});
+        own["messages"][0]["reasoning_details"] = json!([claude("mine")]);
+        r.restore(&mut own);
+        assert_eq!(
+            own["messages"][0]["reasoning_details"],
+            json!([claude("mine")])
+        );
+    }
+
+    #[test]
+    fn the_oldest_goes_first_past_the_budget() {
+        let one = 7 + claude(&"x".repeat(100)).to_string().len();
+        let r = Recall::new(2 * one);
+        for id in ["toolu_a", "toolu_b", "toolu_c"] {
+            r.keep(id, &[claude(&"x".repeat(100))]);
+        }
+        let mut chat = json!({"messages": [turn("toolu_a"), turn("toolu_b"), turn("toolu_c")]});
+        r.restore(&mut chat);
+        let has = |i: usize| chat["messages"][i].get("reasoning_details").is_some();
+        assert_eq!([has(0), has(1), has(2)], [false, true, true]);
+        // Kept again, an entry counts once.
+        r.keep("toolu_c", &[claude(&"x".repeat(100))]);
+        assert_eq!(crate::sync::lock(&r.kept).bytes, 2 * one);
+        // Nothing is kept with no budget.
+        let none = Recall::new(0);
+        none.keep("toolu_a", &[claude("t")]);
+        assert!(!none.any.load(Ordering::Acquire));
+    }
+}
