@@ -1556,6 +1556,43 @@ fn openais_encrypted_reasoning_survives_a_chat_clients_tool_loop() {
 }
 
 #[test]
+fn openais_encrypted_reasoning_survives_claude_codes_loop() {
+    // Claude Code gets OpenAI's reasoning as a thinking block marked as not Claude's,
+    // which cannot carry it; its next turn gets it back from what Routeplane kept.
+    let mock = openai_reasons_then_calls();
+    let p = Wire::Responses.serving(&mock, "m");
+    let tools = json!([{"name": "get_weather", "input_schema": {"type": "object"}}]);
+    let ask = json!({"role": "user", "content": "weather in Paris?"});
+    let thinking = json!({"type": "enabled", "budget_tokens": 2048});
+    let first = json!({"model": "m", "max_tokens": 4096, "messages": [ask], "thinking": thinking, "tools": tools});
+    let resp = p.post(&Wire::Anthropic.url("m", false), first);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let content = resp.json()["content"].clone();
+    assert_eq!(content[0]["type"], "thinking", "{content}");
+    assert_eq!(content[1]["id"], "call_1", "{content}");
+    let result = json!({"type": "tool_result", "tool_use_id": "call_1", "content": "sunny"});
+    let second = json!({"model": "m", "max_tokens": 4096, "thinking": thinking, "tools": tools,
+        "messages": [ask, {"role": "assistant", "content": content}, {"role": "user", "content": [result]}]});
+    let resp = p.post(&Wire::Anthropic.url("m", false), second);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = body_of(&mock.requests()[1]);
+    assert_eq!(
+        input_kinds(&sent),
+        [
+            "message",
+            "reasoning",
+            "function_call",
+            "function_call_output"
+        ],
+        "{sent}"
+    );
+    assert_eq!(
+        sent["input"][1]["encrypted_content"], "gAAAA-test",
+        "{sent}"
+    );
+}
+
+#[test]
 fn openais_encrypted_reasoning_reaches_no_other_source_or_client() {
     // What OpenAI encrypted it alone reads (and OpenRouter, which carries it on):
     // Anthropic and Gemini never see it, and an Anthropic or Gemini client's answer has
