@@ -1467,7 +1467,32 @@ fn kimis_tool_ids_reach_claude_code_in_a_form_claude_takes_and_go_back_to_kimi_a
     // Code keeps what it got; when failover sends that history to Claude as it came,
     // the id must be one Claude takes, and Kimi must still get its own back.
     const KIMI: &str = "functions.read:0";
-    let call = json!({"index": 0, "id": KIMI, "type": "function", "function": {"name": "read", "arguments": "{}"}});
+    let ids = claude_code_tool_loop(KIMI, true);
+    assert!(ids[0].starts_with("rpid_"), "{ids:?}");
+}
+
+#[test]
+fn a_tool_id_too_long_for_claude_reaches_claude_code_bounded_and_goes_back_as_claude_code_has_it() {
+    // An MCP tool's call from Kimi escapes past the 64 characters Anthropic takes: it
+    // reaches Claude Code shortened with a hash, the same streamed or not, and so the
+    // same on every turn. It cannot be decoded, so Kimi gets it back as Claude Code
+    // has it, in the call and in its result alike.
+    for kimi in [
+        "functions.mcp__github__create_pull_request:12",
+        &"call_0123456789".repeat(6),
+    ] {
+        let ids = claude_code_tool_loop(kimi, false);
+        assert_eq!(ids[0], ids[1], "{kimi}");
+    }
+}
+
+/// Claude Code's tool loop with Kimi calling `read` as `kimi_id`, streamed and not:
+/// checks that the id Claude Code got is one Claude takes, that the next turn carries
+/// it to Claude as it came and to Kimi as `kimi_id` when `reversible`, in the call and
+/// its result alike (else only alike). The ids Claude Code got, streamed then not.
+fn claude_code_tool_loop(kimi_id: &str, reversible: bool) -> Vec<String> {
+    let call = json!({"index": 0, "id": kimi_id, "type": "function", "function": {"name": "read", "arguments": "{}"}});
+    let mut got = Vec::new();
     for stream in [true, false] {
         let kimi = MockUpstream::always(if stream {
             chat_sse(
@@ -1494,7 +1519,8 @@ fn kimis_tool_ids_reach_claude_code_in_a_form_claude_takes_and_go_back_to_kimi_a
         let content = anthropic_answer(&p, stream, first);
         let id = content.last().unwrap()["id"].as_str().unwrap().to_string();
         let taken = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
-        assert!(id.bytes().all(taken), "stream {stream}: {id}");
+        let claude_takes = (1..=64).contains(&id.len()) && id.bytes().all(taken);
+        assert!(claude_takes, "stream {stream}: {id}");
 
         let turn = json!({"role": "assistant", "content": content});
         let result = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "x"}]});
@@ -1523,12 +1549,21 @@ fn kimis_tool_ids_reach_claude_code_in_a_form_claude_takes_and_go_back_to_kimi_a
                     m[2]["tool_call_id"].clone(),
                 )
             };
-            let want = if model == "c" { json!(id) } else { json!(KIMI) };
+            let want = match (model, reversible) {
+                ("c", _) => json!(id),
+                (_, true) => json!(kimi_id),
+                // As Claude Code has it, but for the shortening every Chat source's
+                // ids get on their way (to OpenAI's 40 characters).
+                _ => call_id.clone(),
+            };
+            assert!(want.is_string(), "stream {stream}, {model}: {sent}");
             assert_eq!(
                 (&call_id, &result_id),
                 (&want, &want),
                 "stream {stream}, {model}: {sent}"
             );
         }
+        got.push(id);
     }
+    got
 }

@@ -474,4 +474,56 @@ fn an_id_anthropic_would_refuse_is_escaped_for_the_client_and_given_back_as_it_w
         assert_eq!(source_id(&id), id);
     }
     assert_eq!(source_id(&json!("rpid_bad_zz")), json!("rpid_bad_zz"));
+    // An escape Anthropic takes at its longest, 64 characters, is still an escape.
+    let widest = format!("{0}.{0}", "a".repeat(28));
+    let escaped = client_id(&json!(widest));
+    assert_eq!(escaped.as_str().map(str::len), Some(64), "{escaped}");
+    assert_eq!(source_id(&escaped), json!(widest));
+}
+
+#[test]
+fn an_id_too_long_for_anthropic_reaches_the_client_bounded_and_goes_back_as_the_client_has_it() {
+    let valid = |s: &str| {
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    // An MCP tool's name escapes past 64 characters; so does a long id Anthropic
+    // would take but for its length, and one with nothing Anthropic takes.
+    let mcp = "functions.mcp__github__create_pull_request:12";
+    let ids = [
+        mcp.to_string(),
+        "a1_".repeat(27),
+        "x".repeat(65),
+        format!("{0}.{0}a", "a".repeat(28)),
+        "é".repeat(40),
+    ];
+    let mut shown = Vec::new();
+    for id in &ids {
+        let got = client_id(&json!(id));
+        let s = got.as_str().unwrap();
+        assert!(valid(s), "{id} → {s}");
+        assert_eq!(client_id(&json!(id)), got, "{id}: the same on every turn");
+        // Nothing to decode: the call and its result go back alike, as they came.
+        assert_eq!(source_id(&got), got, "{id}");
+        shown.push(got);
+    }
+    assert!(
+        shown[0]
+            .as_str()
+            .unwrap()
+            .starts_with("rpih_functions_mcp_")
+    );
+    // Ids that differ only past what is kept, or only in a byte Anthropic refuses,
+    // stay apart.
+    let apart = [
+        mcp.replace(":12", ":13"),
+        mcp.replace(':', "."),
+        format!("{}y", "x".repeat(64)),
+    ];
+    for id in apart {
+        let got = client_id(&json!(id));
+        assert!(valid(got.as_str().unwrap()), "{id} → {got}");
+        assert!(!shown.contains(&got), "{id} → {got}");
+    }
 }
