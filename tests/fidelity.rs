@@ -1567,3 +1567,54 @@ fn claude_code_tool_loop(kimi_id: &str, reversible: bool) -> Vec<String> {
     }
     got
 }
+
+#[test]
+fn tool_ids_claude_would_refuse_reach_it_apart_and_paired() {
+    // A Chat client's history from other sources: Kimi's `functions.read:0` and an id
+    // that only differs from it in what Claude refuses, and two long ids alike in their
+    // first 64 characters. Claude gets ids it takes, a different one for each call,
+    // each call's result under its call's id.
+    let claude = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let p = Wire::Anthropic.serving(&claude, "c");
+    let long = "call_".repeat(13);
+    let ids = [
+        "functions.read:0".to_string(),
+        "functions_read_0".to_string(),
+        format!("{long}a"),
+        format!("{long}b"),
+    ];
+    let call = |id: &String| json!({"id": id, "type": "function", "function": {"name": "read", "arguments": "{}"}});
+    let mut messages = vec![
+        json!({"role": "user", "content": "read a.rs"}),
+        json!({"role": "assistant", "content": null, "tool_calls": ids.iter().map(call).collect::<Vec<_>>()}),
+    ];
+    for id in &ids {
+        messages.push(json!({"role": "tool", "tool_call_id": id, "content": id}));
+    }
+    let resp = p.post(
+        &Wire::Chat.url("c", false),
+        json!({"model": "c", "messages": messages}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = claude.requests().last().unwrap().json();
+    let m = &sent["messages"];
+    let calls: Vec<&str> = m[1]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["id"].as_str())
+        .collect();
+    let taken = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    for id in &calls {
+        assert!(id.len() <= 64 && id.bytes().all(taken), "{id}: {sent}");
+    }
+    assert_eq!(calls[1], "functions_read_0", "{sent}");
+    let apart: std::collections::HashSet<_> = calls.iter().collect();
+    assert_eq!((calls.len(), apart.len()), (4, 4), "{sent}");
+    // The results are one user turn; each names its call and carries its old id.
+    let results = m[2]["content"].as_array().unwrap();
+    for (n, result) in results.iter().enumerate() {
+        assert_eq!(result["tool_use_id"], calls[n], "{sent}");
+        assert_eq!(result["content"], ids[n].as_str(), "{sent}");
+    }
+}

@@ -114,10 +114,9 @@ fn what_anthropic_would_refuse_is_made_acceptable() {
     assert_eq!(out["temperature"], 1.0);
     assert_eq!(out["stop_sequences"], json!(["END"]));
     let m = &out["messages"];
-    assert_eq!(m[0]["content"][0]["id"], "functions_get_weather_0");
-    assert_eq!(m[1]["content"][0]["tool_use_id"], "functions_get_weather_0");
-    assert_eq!(tool_id(&json!("call_AbC-1")), "call_AbC-1");
-    assert_eq!(tool_id(&json!("x".repeat(80))), "x".repeat(64));
+    let id = m[0]["content"][0]["id"].as_str().unwrap();
+    assert!(id.starts_with("functions_get_weather_0_"), "{id}");
+    assert_eq!(m[1]["content"][0]["tool_use_id"], id);
     let out = request_from_chat(
         json!({"messages": [], "temperature": 0.4, "stop": "\t"}),
         "m",
@@ -437,6 +436,41 @@ fn inbound_request_becomes_chat() {
         ),
         Err(Error::Untranslatable(_))
     ));
+}
+
+#[test]
+fn ids_anthropic_would_refuse_are_made_acceptable_without_meeting() {
+    let valid = |s: &str| {
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    // What Anthropic takes goes as it is, so that Claude's prompt cache matches.
+    for id in ["call_AbC-1", "toolu_01A", &"x".repeat(64)] {
+        assert_eq!(tool_id(&json!(id)), json!(id));
+    }
+    assert_eq!(tool_id(&Value::Null), Value::Null);
+    let long = "x".repeat(80);
+    let ids = [
+        "functions.get_weather:0".to_string(),
+        "functions_get_weather_0".to_string(),
+        "functions:get_weather.0".to_string(),
+        long.clone(),
+        format!("{long}y"),
+        format!("{}.", "x".repeat(63)),
+        "x".repeat(65),
+        String::new(),
+        "é".into(),
+        "_".into(),
+    ];
+    let mapped: Vec<Value> = ids.iter().map(|id| tool_id(&json!(id))).collect();
+    for (id, got) in ids.iter().zip(&mapped) {
+        let s = got.as_str().unwrap();
+        assert!(valid(s), "{id:?} → {s}");
+        assert_eq!(&tool_id(&json!(id)), got, "{id}: the same on every turn");
+        let others = mapped.iter().filter(|m| *m == got).count();
+        assert_eq!(others, 1, "{id:?} → {s} meets another id");
+    }
 }
 
 #[test]
