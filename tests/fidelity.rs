@@ -1618,3 +1618,84 @@ fn tool_ids_claude_would_refuse_reach_it_apart_and_paired() {
         assert_eq!(result["content"], ids[n].as_str(), "{sent}");
     }
 }
+
+#[test]
+fn an_answer_to_a_gemini_client_has_no_empty_text_part() {
+    // A client keeps an answer's content as history and sends it back, and Gemini
+    // refuses an empty text part. An answer with nothing in it is a content without
+    // parts, streamed or not, as Gemini's own; one of only calls has no text part.
+    let call = json!({"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}});
+    let whole = |message: Value, finish: &str| {
+        Reply::json(
+            200,
+            json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}]}),
+        )
+    };
+    let mut streamed_call = call.clone();
+    streamed_call["index"] = json!(0);
+    let cases = [
+        (
+            whole(json!({"role": "assistant", "content": ""}), "stop"),
+            chat_sse(&[json!({"role": "assistant", "content": ""})], "stop"),
+            0,
+        ),
+        (
+            whole(
+                json!({"role": "assistant", "content": "", "tool_calls": [call]}),
+                "tool_calls",
+            ),
+            chat_sse(
+                &[json!({"role": "assistant", "content": "", "tool_calls": [streamed_call]})],
+                "tool_calls",
+            ),
+            1,
+        ),
+    ];
+    for (answer, events, calls) in cases {
+        for stream in [false, true] {
+            let reply = if stream {
+                events.clone()
+            } else {
+                answer.clone()
+            };
+            let mock = MockUpstream::always(reply);
+            let p = Wire::Chat.serving(&mock, "m");
+            let req = Wire::Gemini.request("m", stream, true);
+            let answers: Vec<Value> = if stream {
+                let s = p.stream(&Wire::Gemini.url("m", true), req);
+                assert_eq!(s.status, 200, "{}", s.text());
+                s.data()
+                    .iter()
+                    .filter_map(|d| serde_json::from_str(d).ok())
+                    .collect()
+            } else {
+                let resp = p.post(&Wire::Gemini.url("m", false), req);
+                assert_eq!(resp.status, 200, "{}", resp.body);
+                vec![resp.json()]
+            };
+            let parts: Vec<&Value> = answers
+                .iter()
+                .flat_map(|a| a["candidates"][0]["content"]["parts"].as_array())
+                .flatten()
+                .collect();
+            assert!(
+                parts.iter().all(|p| p.get("text").is_none()),
+                "stream {stream}: {answers:?}"
+            );
+            assert_eq!(parts.len(), calls, "stream {stream}: {answers:?}");
+            let last = answers.last().unwrap();
+            assert!(
+                last["candidates"][0]["finishReason"].is_string(),
+                "stream {stream}: {last}"
+            );
+            if calls == 0 {
+                assert_eq!(
+                    last["candidates"][0]["content"],
+                    json!({"role": "model"}),
+                    "stream {stream}: {last}"
+                );
+            }
+        }
+    }
+}
