@@ -1691,7 +1691,32 @@ fn kimis_tool_ids_reach_claude_code_in_a_form_claude_takes_and_go_back_to_kimi_a
     // Code keeps what it got; when failover sends that history to Claude as it came,
     // the id must be one Claude takes, and Kimi must still get its own back.
     const KIMI: &str = "functions.read:0";
-    let call = json!({"index": 0, "id": KIMI, "type": "function", "function": {"name": "read", "arguments": "{}"}});
+    let ids = claude_code_tool_loop(KIMI, true);
+    assert!(ids[0].starts_with("rpid_"), "{ids:?}");
+}
+
+#[test]
+fn a_tool_id_too_long_for_claude_reaches_claude_code_bounded_and_goes_back_as_claude_code_has_it() {
+    // An MCP tool's call from Kimi escapes past the 64 characters Anthropic takes: it
+    // reaches Claude Code shortened with a hash, the same streamed or not, and so the
+    // same on every turn. It cannot be decoded, so Kimi gets it back as Claude Code
+    // has it, in the call and in its result alike.
+    for kimi in [
+        "functions.mcp__github__create_pull_request:12",
+        &"call_0123456789".repeat(6),
+    ] {
+        let ids = claude_code_tool_loop(kimi, false);
+        assert_eq!(ids[0], ids[1], "{kimi}");
+    }
+}
+
+/// Claude Code's tool loop with Kimi calling `read` as `kimi_id`, streamed and not:
+/// checks that the id Claude Code got is one Claude takes, that the next turn carries
+/// it to Claude as it came and to Kimi as `kimi_id` when `reversible`, in the call and
+/// its result alike (else only alike). The ids Claude Code got, streamed then not.
+fn claude_code_tool_loop(kimi_id: &str, reversible: bool) -> Vec<String> {
+    let call = json!({"index": 0, "id": kimi_id, "type": "function", "function": {"name": "read", "arguments": "{}"}});
+    let mut got = Vec::new();
     for stream in [true, false] {
         let kimi = MockUpstream::always(if stream {
             chat_sse(
@@ -1718,7 +1743,8 @@ fn kimis_tool_ids_reach_claude_code_in_a_form_claude_takes_and_go_back_to_kimi_a
         let content = anthropic_answer(&p, stream, first);
         let id = content.last().unwrap()["id"].as_str().unwrap().to_string();
         let taken = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
-        assert!(id.bytes().all(taken), "stream {stream}: {id}");
+        let claude_takes = (1..=64).contains(&id.len()) && id.bytes().all(taken);
+        assert!(claude_takes, "stream {stream}: {id}");
 
         let turn = json!({"role": "assistant", "content": content});
         let result = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "x"}]});
@@ -1747,12 +1773,153 @@ fn kimis_tool_ids_reach_claude_code_in_a_form_claude_takes_and_go_back_to_kimi_a
                     m[2]["tool_call_id"].clone(),
                 )
             };
-            let want = if model == "c" { json!(id) } else { json!(KIMI) };
+            let want = match (model, reversible) {
+                ("c", _) => json!(id),
+                (_, true) => json!(kimi_id),
+                // As Claude Code has it, but for the shortening every Chat source's
+                // ids get on their way (to OpenAI's 40 characters).
+                _ => call_id.clone(),
+            };
+            assert!(want.is_string(), "stream {stream}, {model}: {sent}");
             assert_eq!(
                 (&call_id, &result_id),
                 (&want, &want),
                 "stream {stream}, {model}: {sent}"
             );
+        }
+        got.push(id);
+    }
+    got
+}
+
+#[test]
+fn tool_ids_claude_would_refuse_reach_it_apart_and_paired() {
+    // A Chat client's history from other sources: Kimi's `functions.read:0` and an id
+    // that only differs from it in what Claude refuses, and two long ids alike in their
+    // first 64 characters. Claude gets ids it takes, a different one for each call,
+    // each call's result under its call's id.
+    let claude = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let p = Wire::Anthropic.serving(&claude, "c");
+    let long = "call_".repeat(13);
+    let ids = [
+        "functions.read:0".to_string(),
+        "functions_read_0".to_string(),
+        format!("{long}a"),
+        format!("{long}b"),
+    ];
+    let call = |id: &String| json!({"id": id, "type": "function", "function": {"name": "read", "arguments": "{}"}});
+    let mut messages = vec![
+        json!({"role": "user", "content": "read a.rs"}),
+        json!({"role": "assistant", "content": null, "tool_calls": ids.iter().map(call).collect::<Vec<_>>()}),
+    ];
+    for id in &ids {
+        messages.push(json!({"role": "tool", "tool_call_id": id, "content": id}));
+    }
+    let resp = p.post(
+        &Wire::Chat.url("c", false),
+        json!({"model": "c", "messages": messages}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = claude.requests().last().unwrap().json();
+    let m = &sent["messages"];
+    let calls: Vec<&str> = m[1]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["id"].as_str())
+        .collect();
+    let taken = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    for id in &calls {
+        assert!(id.len() <= 64 && id.bytes().all(taken), "{id}: {sent}");
+    }
+    assert_eq!(calls[1], "functions_read_0", "{sent}");
+    let apart: std::collections::HashSet<_> = calls.iter().collect();
+    assert_eq!((calls.len(), apart.len()), (4, 4), "{sent}");
+    // The results are one user turn; each names its call and carries its old id.
+    let results = m[2]["content"].as_array().unwrap();
+    for (n, result) in results.iter().enumerate() {
+        assert_eq!(result["tool_use_id"], calls[n], "{sent}");
+        assert_eq!(result["content"], ids[n].as_str(), "{sent}");
+    }
+}
+
+#[test]
+fn an_answer_to_a_gemini_client_has_no_empty_text_part() {
+    // A client keeps an answer's content as history and sends it back, and Gemini
+    // refuses an empty text part. An answer with nothing in it is a content without
+    // parts, streamed or not, as Gemini's own; one of only calls has no text part.
+    let call = json!({"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}});
+    let whole = |message: Value, finish: &str| {
+        Reply::json(
+            200,
+            json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}]}),
+        )
+    };
+    let mut streamed_call = call.clone();
+    streamed_call["index"] = json!(0);
+    let cases = [
+        (
+            whole(json!({"role": "assistant", "content": ""}), "stop"),
+            chat_sse(&[json!({"role": "assistant", "content": ""})], "stop"),
+            0,
+        ),
+        (
+            whole(
+                json!({"role": "assistant", "content": "", "tool_calls": [call]}),
+                "tool_calls",
+            ),
+            chat_sse(
+                &[json!({"role": "assistant", "content": "", "tool_calls": [streamed_call]})],
+                "tool_calls",
+            ),
+            1,
+        ),
+    ];
+    for (answer, events, calls) in cases {
+        for stream in [false, true] {
+            let reply = if stream {
+                events.clone()
+            } else {
+                answer.clone()
+            };
+            let mock = MockUpstream::always(reply);
+            let p = Wire::Chat.serving(&mock, "m");
+            let req = Wire::Gemini.request("m", stream, true);
+            let answers: Vec<Value> = if stream {
+                let s = p.stream(&Wire::Gemini.url("m", true), req);
+                assert_eq!(s.status, 200, "{}", s.text());
+                s.data()
+                    .iter()
+                    .filter_map(|d| serde_json::from_str(d).ok())
+                    .collect()
+            } else {
+                let resp = p.post(&Wire::Gemini.url("m", false), req);
+                assert_eq!(resp.status, 200, "{}", resp.body);
+                vec![resp.json()]
+            };
+            let parts: Vec<&Value> = answers
+                .iter()
+                .flat_map(|a| a["candidates"][0]["content"]["parts"].as_array())
+                .flatten()
+                .collect();
+            assert!(
+                parts.iter().all(|p| p.get("text").is_none()),
+                "stream {stream}: {answers:?}"
+            );
+            assert_eq!(parts.len(), calls, "stream {stream}: {answers:?}");
+            let last = answers.last().unwrap();
+            assert!(
+                last["candidates"][0]["finishReason"].is_string(),
+                "stream {stream}: {last}"
+            );
+            if calls == 0 {
+                assert_eq!(
+                    last["candidates"][0]["content"],
+                    json!({"role": "model"}),
+                    "stream {stream}: {last}"
+                );
+            }
         }
     }
 }

@@ -238,3 +238,59 @@ fn genai_sdk_chat_keeps_a_streamed_answer_from_another_source_without_empty_part
         .collect();
     assert_eq!(earlier, "Hello there", "{second}");
 }
+
+const GENAI_EMPTY_SCRIPT: &str = r#"
+import json, sys
+from google import genai
+from google.genai import types
+c = genai.Client(api_key="unused", http_options=types.HttpOptions(base_url=sys.argv[1]))
+chat = c.chats.create(model="smart")
+out = {}
+out["first"] = chat.send_message("hi").text
+out["second"] = chat.send_message("and again").text
+out["history"] = [{"role": h.role, "parts": [p.model_dump(mode="json", exclude_none=True) for p in h.parts or []]}
+    for h in chat.get_history(curated=True)]
+print(json.dumps(out))
+"#;
+
+#[test]
+fn genai_sdk_chat_sends_gemini_no_empty_text_part_after_an_empty_answer() {
+    // Another source answers the first question with nothing; the second goes to
+    // Gemini (failover), with the chat's history as the SDK keeps it. The answer
+    // without parts the SDK leaves out of that history, question and all; an empty text
+    // part it would keep, and Gemini refuses one.
+    let Some(python) = python_with("google.genai") else {
+        return;
+    };
+    let error = json!({"error": {"message": "down", "type": "server_error"}});
+    let chat = MockUpstream::script(vec![
+        Reply::json(200, crate::support::upstream::chat_answer("")),
+        Reply::json(500, error),
+    ]);
+    let gemini = MockUpstream::always(Wire::Gemini.reply(false, false));
+    let p = crate::support::Proxy::start(&format!(
+        "providers:\n  c:\n    api_base: {}\n    models: [cm]\n  g:\n    api_base: {}\n    api_protocol: gemini\n    models: [gm]\nmodels:\n  smart:\n    endpoints: [c:cm, g:gm]\n",
+        chat.url(),
+        gemini.url()
+    ));
+    let out = run(&python, GENAI_EMPTY_SCRIPT, &p.url());
+    assert_eq!(out["second"], "Hello there", "{out}");
+    let asked = gemini
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .expect("Gemini was asked")
+        .json();
+    let contents = asked["contents"].as_array().unwrap();
+    for c in contents {
+        let parts = c["parts"].as_array();
+        assert!(parts.is_some_and(|p| !p.is_empty()), "{asked}");
+        for part in parts.into_iter().flatten() {
+            assert_ne!(part["text"], "", "an empty text part: {asked}");
+        }
+    }
+    assert_eq!(contents.last().unwrap()["parts"][0]["text"], "and again");
+    let said = out["history"].to_string();
+    assert!(!said.contains(r#""text":"""#), "{out}");
+    assert_eq!(out["first"], Value::Null, "{out}");
+}

@@ -11,6 +11,7 @@
 use serde_json::{Value, json};
 
 use crate::body::RawBody;
+use crate::protocol;
 
 mod client;
 mod source;
@@ -70,21 +71,64 @@ fn block_of(detail: &Value) -> Option<Value> {
     }
 }
 
+/// The longest tool call id Anthropic takes.
+const MAX_ID: usize = 64;
+
+/// Whether Anthropic takes `id` as a tool call id: `^[a-zA-Z0-9_-]+$`, at most
+/// [`MAX_ID`] characters.
+fn anthropic_takes(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID && id.bytes().all(taken_in_id)
+}
+
+/// Whether Anthropic takes the byte `b` in a tool call id.
+fn taken_in_id(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// `id` as an id Anthropic takes, at most `max` characters: its start with each byte
+/// Anthropic refuses made `_`, then `_` and a hash of the whole id. The hash keeps apart
+/// ids that would otherwise map alike (`functions.a:0` and `functions_a_0`, two long
+/// ids with the same start), and maps an id alike on every turn, so that a call and its
+/// result still pair and a source's prompt cache still matches the history.
+fn hashed_id(id: &str, max: usize) -> String {
+    let hash = format!("{:016x}", protocol::fnv1a(id.as_bytes()));
+    let start: String = id
+        .bytes()
+        .take(max.saturating_sub(hash.len() + 1))
+        .map(|b| if taken_in_id(b) { char::from(b) } else { '_' })
+        .collect();
+    format!("{start}_{hash}")
+}
+
 /// How a tool call id that Anthropic would refuse begins when an Anthropic client gets
 /// it (see [`client_id`]).
 const ESCAPED_ID: &str = "rpid_";
 
+/// How an id begins that [`client_id`] had to shorten with a hash: unlike
+/// [`ESCAPED_ID`], it tells [`source_id`] there is nothing to decode.
+const HASHED_ID: &str = "rpih_";
+
 /// A source's tool call id as an Anthropic client gets it: as it is when Anthropic
-/// takes it (`^[a-zA-Z0-9_-]+$`), else escaped into what Anthropic takes. The client
-/// gives its history back as it got it, and when failover sends that history to Claude
-/// as it came, Claude would refuse Kimi's `functions.get_weather:0`; [`source_id`]
-/// gives the source that made it its own id back.
+/// takes it (`^[a-zA-Z0-9_-]+$`, at most 64 characters), else escaped into what
+/// Anthropic takes. The client gives its history back as it got it, and when failover
+/// sends that history to Claude as it came, Claude would refuse Kimi's
+/// `functions.get_weather:0`; [`source_id`] gives the source that made it its own id
+/// back.
+///
+/// An escape longer than Anthropic takes (a long id, or one with many bytes to escape:
+/// `functions.mcp__github__create_pull_request:12`) is [`hashed_id`] after
+/// [`HASHED_ID`] instead, and cannot be decoded: Routeplane keeps nothing between
+/// turns to look the id up in. That id goes back to the source as the client has it,
+/// in the call and in its result alike, so they still pair: a source pairs a result
+/// with its call by their ids, not by ids it made (and a Chat source's ids are
+/// shortened alike on their way, see `chat::bound_tool_ids`), and the id is the same on
+/// every turn, so the source's prompt cache still matches the history from the next
+/// turn on.
 fn client_id(id: &Value) -> Value {
     let Some(s) = id.as_str() else {
         return id.clone();
     };
-    let taken = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
-    if !s.is_empty() && s.bytes().all(taken) && !s.starts_with(ESCAPED_ID) {
+    if anthropic_takes(s) && !s.starts_with(ESCAPED_ID) {
         return id.clone();
     }
     let mut out = String::from(ESCAPED_ID);
@@ -94,6 +138,9 @@ fn client_id(id: &Value) -> Value {
         } else {
             out.push_str(&format!("_{b:02x}"));
         }
+    }
+    if out.len() > MAX_ID {
+        out = format!("{HASHED_ID}{}", hashed_id(s, MAX_ID - HASHED_ID.len()));
     }
     json!(out)
 }

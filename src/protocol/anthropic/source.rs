@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{DEFAULT_MAX_TOKENS, block_of, detail_of, finish_reason, status_of, usage_to_chat};
+use super::{
+    DEFAULT_MAX_TOKENS, MAX_ID, anthropic_takes, block_of, detail_of, finish_reason, hashed_id,
+    status_of, usage_to_chat,
+};
 use crate::error::Error;
 use crate::protocol::view::{self, Delta, Text, Typed};
 use crate::protocol::{self, Decoded, ToolChoice, now, text_of};
@@ -286,22 +289,16 @@ fn assistant_blocks(m: &Value, thinks: bool) -> Result<Vec<Value>, Error> {
 }
 
 /// A tool call id as Anthropic takes it (`^[a-zA-Z0-9_-]+$`, at most 64 characters):
-/// another provider's id (Kimi's `functions.get_weather:0`, say) has its other
-/// characters made `_`. A call and its result are mapped alike, so they still pair.
+/// as it is when Anthropic takes it (Claude's own ids, so its prompt cache matches),
+/// else [`hashed_id`]: another provider's id (Kimi's `functions.get_weather:0`, say)
+/// has its other characters made `_` and a hash of the whole after them, so that it
+/// does not meet another id (`functions_get_weather_0`) made the same. A call and its
+/// result are mapped alike, so they still pair.
 pub(super) fn tool_id(id: &Value) -> Value {
-    let Some(id) = id.as_str() else {
-        return id.clone();
-    };
-    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-    if id.len() <= 64 && id.chars().all(allowed) {
-        return json!(id);
+    match id.as_str() {
+        Some(s) if !anthropic_takes(s) => json!(hashed_id(s, MAX_ID)),
+        _ => id.clone(),
     }
-    let mapped: String = id
-        .chars()
-        .map(|c| if allowed(c) { c } else { '_' })
-        .take(64)
-        .collect();
-    json!(mapped)
 }
 
 // ---- Anthropic → chat (upstream answers) ----

@@ -114,10 +114,9 @@ fn what_anthropic_would_refuse_is_made_acceptable() {
     assert_eq!(out["temperature"], 1.0);
     assert_eq!(out["stop_sequences"], json!(["END"]));
     let m = &out["messages"];
-    assert_eq!(m[0]["content"][0]["id"], "functions_get_weather_0");
-    assert_eq!(m[1]["content"][0]["tool_use_id"], "functions_get_weather_0");
-    assert_eq!(tool_id(&json!("call_AbC-1")), "call_AbC-1");
-    assert_eq!(tool_id(&json!("x".repeat(80))), "x".repeat(64));
+    let id = m[0]["content"][0]["id"].as_str().unwrap();
+    assert!(id.starts_with("functions_get_weather_0_"), "{id}");
+    assert_eq!(m[1]["content"][0]["tool_use_id"], id);
     let out = request_from_chat(
         json!({"messages": [], "temperature": 0.4, "stop": "\t"}),
         "m",
@@ -440,6 +439,41 @@ fn inbound_request_becomes_chat() {
 }
 
 #[test]
+fn ids_anthropic_would_refuse_are_made_acceptable_without_meeting() {
+    let valid = |s: &str| {
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    // What Anthropic takes goes as it is, so that Claude's prompt cache matches.
+    for id in ["call_AbC-1", "toolu_01A", &"x".repeat(64)] {
+        assert_eq!(tool_id(&json!(id)), json!(id));
+    }
+    assert_eq!(tool_id(&Value::Null), Value::Null);
+    let long = "x".repeat(80);
+    let ids = [
+        "functions.get_weather:0".to_string(),
+        "functions_get_weather_0".to_string(),
+        "functions:get_weather.0".to_string(),
+        long.clone(),
+        format!("{long}y"),
+        format!("{}.", "x".repeat(63)),
+        "x".repeat(65),
+        String::new(),
+        "é".into(),
+        "_".into(),
+    ];
+    let mapped: Vec<Value> = ids.iter().map(|id| tool_id(&json!(id))).collect();
+    for (id, got) in ids.iter().zip(&mapped) {
+        let s = got.as_str().unwrap();
+        assert!(valid(s), "{id:?} → {s}");
+        assert_eq!(&tool_id(&json!(id)), got, "{id}: the same on every turn");
+        let others = mapped.iter().filter(|m| *m == got).count();
+        assert_eq!(others, 1, "{id:?} → {s} meets another id");
+    }
+}
+
+#[test]
 fn error_bodies_by_status() {
     assert_eq!(
         error_json(429, "x"),
@@ -474,4 +508,56 @@ fn an_id_anthropic_would_refuse_is_escaped_for_the_client_and_given_back_as_it_w
         assert_eq!(source_id(&id), id);
     }
     assert_eq!(source_id(&json!("rpid_bad_zz")), json!("rpid_bad_zz"));
+    // An escape Anthropic takes at its longest, 64 characters, is still an escape.
+    let widest = format!("{0}.{0}", "a".repeat(28));
+    let escaped = client_id(&json!(widest));
+    assert_eq!(escaped.as_str().map(str::len), Some(64), "{escaped}");
+    assert_eq!(source_id(&escaped), json!(widest));
+}
+
+#[test]
+fn an_id_too_long_for_anthropic_reaches_the_client_bounded_and_goes_back_as_the_client_has_it() {
+    let valid = |s: &str| {
+        (1..=64).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    // An MCP tool's name escapes past 64 characters; so does a long id Anthropic
+    // would take but for its length, and one with nothing Anthropic takes.
+    let mcp = "functions.mcp__github__create_pull_request:12";
+    let ids = [
+        mcp.to_string(),
+        "a1_".repeat(27),
+        "x".repeat(65),
+        format!("{0}.{0}a", "a".repeat(28)),
+        "é".repeat(40),
+    ];
+    let mut shown = Vec::new();
+    for id in &ids {
+        let got = client_id(&json!(id));
+        let s = got.as_str().unwrap();
+        assert!(valid(s), "{id} → {s}");
+        assert_eq!(client_id(&json!(id)), got, "{id}: the same on every turn");
+        // Nothing to decode: the call and its result go back alike, as they came.
+        assert_eq!(source_id(&got), got, "{id}");
+        shown.push(got);
+    }
+    assert!(
+        shown[0]
+            .as_str()
+            .unwrap()
+            .starts_with("rpih_functions_mcp_")
+    );
+    // Ids that differ only past what is kept, or only in a byte Anthropic refuses,
+    // stay apart.
+    let apart = [
+        mcp.replace(":12", ":13"),
+        mcp.replace(':', "."),
+        format!("{}y", "x".repeat(64)),
+    ];
+    for id in apart {
+        let got = client_id(&json!(id));
+        assert!(valid(got.as_str().unwrap()), "{id} → {got}");
+        assert!(!shown.contains(&got), "{id} → {got}");
+    }
 }

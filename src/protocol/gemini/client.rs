@@ -368,18 +368,24 @@ fn response(parts: Vec<Value>, id: &str, model: &str) -> Value {
     })
 }
 
-/// Hub chat completion → `generateContent` answer.
+/// Hub chat completion → `generateContent` answer. An answer with nothing in it (no
+/// text, thoughts or calls) has a content without parts, as Gemini's own has (and as
+/// [`Encoder::finish`] writes), not an empty text part: a client keeps the content as
+/// history and sends it back, and Gemini refuses an empty text part. The google-genai
+/// SDK's chat leaves a content without parts, and the question it answers, out of the
+/// history it sends next; an empty text part it would send back.
 pub fn response_from_chat(chat: Value) -> Value {
     let choice = &chat["choices"][0];
-    let mut parts = answer_parts(&choice["message"]);
-    if parts.is_empty() {
-        parts.push(json!({"text": ""}));
-    }
+    let parts = answer_parts(&choice["message"]);
+    let empty = parts.is_empty();
     let mut out = response(
         parts,
         chat["id"].as_str().unwrap_or("routeplane"),
         chat["model"].as_str().unwrap_or(""),
     );
+    if empty {
+        out["candidates"][0]["content"] = json!({"role": "model"});
+    }
     out["candidates"][0]["finishReason"] = json!(gemini_finish(
         choice["finish_reason"].as_str().unwrap_or("stop")
     ));

@@ -489,3 +489,37 @@ fn error_bodies_in_googles_shape() {
     assert_eq!(error_json(404, "x")["error"]["status"], "NOT_FOUND");
     assert_eq!(error_json(502, "x")["error"]["status"], "INTERNAL");
 }
+
+#[test]
+fn an_answer_has_no_empty_text_part() {
+    // Gemini refuses an empty text part in the history a client sends back: an answer
+    // with nothing in it has no parts, and one of only calls or thoughts no text part.
+    let answer = |message: Value, finish: &str| {
+        response_from_chat(json!({"id": "c1", "model": "m", "choices": [{"index": 0,
+            "finish_reason": finish, "message": message}]}))
+    };
+    let call =
+        json!({"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}});
+    for (message, finish) in [
+        (json!({"role": "assistant", "content": ""}), "stop"),
+        (json!({"role": "assistant", "content": null}), "length"),
+        (json!({"role": "assistant", "content": []}), "stop"),
+    ] {
+        let got = answer(message, finish);
+        assert_eq!(
+            got["candidates"][0]["content"],
+            json!({"role": "model"}),
+            "{got}"
+        );
+        assert!(got["candidates"][0]["finishReason"].is_string(), "{got}");
+    }
+    for message in [
+        json!({"role": "assistant", "content": "", "tool_calls": [call]}),
+        json!({"role": "assistant", "content": null, "reasoning_content": "hmm"}),
+    ] {
+        let got = answer(message, "stop");
+        let parts = got["candidates"][0]["content"]["parts"].as_array().unwrap();
+        assert_eq!(parts.len(), 1, "{got}");
+        assert_ne!(parts[0]["text"], "", "{got}");
+    }
+}
