@@ -1593,6 +1593,21 @@ fn openais_encrypted_reasoning_survives_claude_codes_loop() {
 }
 
 #[test]
+fn a_responses_model_that_reasons_unasked_is_asked_for_its_reasoning() {
+    // aider asks no effort; gpt-5 reasons all the same, and its reasoning reaches the
+    // next turn only if asked for encrypted. gpt-4o would refuse the ask.
+    for (model, asked) in [("gpt-5", true), ("gpt-4o", false)] {
+        let (mock, p) = setup_model(Wire::Responses, Wire::Responses.reply(false, false), model);
+        let req = json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+        let resp = p.post(&Wire::Chat.url(model, false), req);
+        assert_eq!(resp.status, 200, "{model}: {}", resp.body);
+        let sent = body_of(&mock.requests()[0]);
+        let include = json!(["reasoning.encrypted_content"]);
+        assert_eq!(sent["include"] == include, asked, "{model}: {sent}");
+    }
+}
+
+#[test]
 fn openais_encrypted_reasoning_reaches_no_other_source_or_client() {
     // What OpenAI encrypted it alone reads (and OpenRouter, which carries it on):
     // Anthropic and Gemini never see it, and an Anthropic or Gemini client's answer has

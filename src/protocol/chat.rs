@@ -128,7 +128,7 @@ pub(crate) fn mend(chat: &mut Value, to: &Source<'_>) {
 /// Whether a chat model is one of OpenAI's reasoning families (`o1`, `o3`, `o4-mini`,
 /// `gpt-5`…), which take their output limit only as `max_completion_tokens`; an
 /// aggregator's `openai/` prefix is looked through.
-fn takes_completion_limit(model: &str) -> bool {
+pub(crate) fn takes_completion_limit(model: &str) -> bool {
     let name = model.rsplit('/').next().unwrap_or(model);
     let reasoning_o = name
         .strip_prefix('o')

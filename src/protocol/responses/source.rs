@@ -112,7 +112,10 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             json!({"effort": effort, "summary": "auto"}),
         );
         // With nothing stored, reasoning reaches the next turn only as its encrypted
-        // content. Asked for only with an effort, which only a reasoning model takes.
+        // content. Asked for only with an effort, which only a reasoning model takes,
+        // or of a model that reasons unasked.
+        out.insert("include".into(), json!(["reasoning.encrypted_content"]));
+    } else if reasons_unasked(model) {
         out.insert("include".into(), json!(["reasoning.encrypted_content"]));
     }
     let rf = &chat["response_format"];
@@ -186,6 +189,12 @@ pub fn codex_body(req: &mut Value) {
     }
     obj.entry("include")
         .or_insert_with(|| json!(["reasoning.encrypted_content"]));
+}
+
+/// Whether an OpenAI model reasons with no effort asked (`o3`, `gpt-5`, `gpt-5-codex`),
+/// so that its reasoning is worth asking for. `gpt-5-chat` does not reason.
+fn reasons_unasked(model: &str) -> bool {
+    protocol::chat::takes_completion_limit(model) && !model.contains("-chat")
 }
 
 // ---- Responses → chat (upstream answers) ----

@@ -431,3 +431,22 @@ fn a_sources_encrypted_reasoning_travels_as_a_detail_and_goes_back_before_its_tu
     assert_eq!(input[2]["type"], "function_call");
     assert_eq!(r["include"], json!(["reasoning.encrypted_content"]));
 }
+
+#[test]
+fn a_model_that_reasons_unasked_is_asked_for_its_reasoning() {
+    // Stored nowhere, gpt-5's reasoning reaches the next turn only encrypted; a model
+    // that does not reason would refuse the `include`.
+    let chat = || json!({"messages": [{"role": "user", "content": "hi"}]});
+    for (model, asked) in [
+        ("gpt-5", true),
+        ("gpt-5-codex", true),
+        ("o4-mini", true),
+        ("openai/o3", true),
+        ("gpt-5-chat-latest", false),
+        ("gpt-4o", false),
+        ("gpt-4.1", false),
+    ] {
+        let r = request_from_chat(chat(), model, "p").unwrap();
+        assert_eq!(r.get("include").is_some(), asked, "{model}: {r}");
+    }
+}
