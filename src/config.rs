@@ -542,11 +542,15 @@ fn scalar<'de, D: Deserializer<'de>, T: Scalar>(d: D) -> Result<T, D::Error> {
         fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
             let expanded = expand(v, |name| std::env::var(name).ok()).map_err(unexpanded)?;
             expanded.trim().parse::<T>().map_err(|_| {
-                let shown = serde_json::Value::from(expanded.as_str());
                 if expanded == v {
-                    wrong::<T, E>(shown)
+                    wrong::<T, E>(serde_json::Value::from(v))
                 } else {
-                    wrong::<T, E>(format!("{shown} (from {})", serde_json::Value::from(v)))
+                    // What a variable holds may be a key put in the wrong place: only
+                    // what is written in the file is shown.
+                    wrong::<T, E>(format!(
+                        "what {} gives (not shown: it comes from the environment)",
+                        serde_json::Value::from(v)
+                    ))
                 }
             })
         }

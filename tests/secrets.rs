@@ -102,6 +102,27 @@ fn an_unset_variable_whose_name_looks_like_a_key_is_not_named() {
 }
 
 #[test]
+fn a_variable_holding_a_key_in_a_number_setting_is_not_repeated() {
+    let dir = Dir::new();
+    let path = dir.write("c.yaml", "workers: ${MY_TOKEN}\n");
+    let out = isolate(&mut Command::new(bin()), dir.path())
+        .args(["config", "validate", "-c"])
+        .arg(&path)
+        .env("MY_TOKEN", "sk-SECRET-123")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_text(
+        &String::from_utf8_lossy(&out.stderr),
+        &format!(
+            "routeplane: invalid: {}:1:10: workers: expected a whole number, got what \
+             \"${{MY_TOKEN}}\" gives (not shown: it comes from the environment)\n",
+            path.display()
+        ),
+    );
+}
+
+#[test]
 fn config_errors_in_key_places_never_quote_the_key() {
     let cases = [
         (
