@@ -358,7 +358,7 @@ fn numbers_and_switches_may_come_from_the_environment() {
     );
     assert!(
         validate.ends_with(
-            ":1:10: workers: expected a whole number, got \"many\" (from \"${RP_TEST_WORKERS}\")\n"
+            ":1:10: workers: expected a whole number, got what \"${RP_TEST_WORKERS}\" gives (not shown: it comes from the environment)\n"
         ),
         "{validate}"
     );
