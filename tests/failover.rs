@@ -107,6 +107,38 @@ fn refused_connection_falls_through() {
 }
 
 #[test]
+fn a_host_that_does_not_resolve_falls_through() {
+    // A label longer than DNS allows (63 bytes) fails to resolve before any query is
+    // sent, so the test reaches no name server; the failure takes the same path as a
+    // name a server does not know.
+    let host = format!("http://{}.example/v1", "a".repeat(64));
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let p = Proxy::start(&config(&host, &b.url(), ""));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
+    let line = p.wait_log("status=200");
+    assert!(line.contains("tried=a:m→dns,b:m→200"), "{line}");
+    // With nowhere else to go, the client is told what failed.
+    let p = Proxy::start(&config(&host, &host, ""));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 502, "{}", resp.body);
+    let message = resp.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let told = format!(
+        "host not found: `{}.example` does not resolve (check `api_base`, and this \
+         machine's DNS)",
+        "a".repeat(64)
+    );
+    assert_text(
+        &message,
+        &format!("every target failed: a:m → {told}; b:m → {told}"),
+    );
+}
+
+#[test]
 fn client_errors_are_surfaced_unchanged_and_nothing_else_is_tried() {
     for status in [400u16, 401, 402, 403, 404, 422] {
         let body = format!(

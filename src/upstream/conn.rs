@@ -476,7 +476,12 @@ impl Names {
         }
         let addrs = match rx.recv_timeout(timeout) {
             Ok(Ok(addrs)) if !addrs.is_empty() => addrs,
-            Ok(_) => return Err(SendError::Network("host not found".into())),
+            Ok(_) => {
+                return Err(SendError::Network(format!(
+                    "host not found: `{host}` does not resolve (check `api_base`, and this \
+                     machine's DNS)"
+                )));
+            }
             Err(_) => return Err(SendError::Timeout("a connection")),
         };
         let mut known = lock(&self.known);
