@@ -7,7 +7,9 @@
 //! first generated content are held, so a failure before that is invisible and the
 //! next target is tried. Once content has gone out the answer is committed: a stream
 //! that then breaks is continued by an endpoint that can take the partial answer as a
-//! prefill (`rescue.rs`), or ends with an error event in the client's protocol.
+//! prefill (`rescue.rs`), or ends with an error event in the client's protocol. A
+//! translated answer's reasoning is kept for a client that will not give it back
+//! (`recall.rs`).
 
 mod attempt;
 mod recall;

@@ -121,7 +121,7 @@ const HASHED_ID: &str = "rpih_";
 /// turns to look the id up in. That id goes back to the source as the client has it,
 /// in the call and in its result alike, so they still pair: a source pairs a result
 /// with its call by their ids, not by ids it made (and a Chat source's ids are
-/// shortened alike on their way, see `chat::bound_tool_ids`), and the id is the same on
+/// shortened alike on their way, see `chat::fit_tool_ids`), and the id is the same on
 /// every turn, so the source's prompt cache still matches the history from the next
 /// turn on.
 fn client_id(id: &Value) -> Value {
