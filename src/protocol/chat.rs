@@ -86,7 +86,7 @@ fn lift_tool_media(chat: &mut Value) {
 
 /// A hub request made from another protocol's, as the Chat source `to` takes it: the
 /// hub's own conventions turned into what OpenAI accepts. A chat client's own request
-/// never comes here; it goes as it came, or mended ([`mend`]).
+/// never comes here; it goes as it came, or mended (`mend`).
 pub fn request_from_chat(mut chat: Value, to: &Source<'_>) -> Value {
     chat["model"] = json!(to.model);
     if let Some(obj) = chat.as_object_mut() {
