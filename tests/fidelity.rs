@@ -1608,6 +1608,73 @@ fn a_responses_model_that_reasons_unasked_is_asked_for_its_reasoning() {
 }
 
 #[test]
+fn reasoning_another_account_encrypted_is_left_out_when_refused() {
+    // Failover moved a Codex session from one account to another: the second cannot
+    // read the first's encrypted reasoning and refuses the whole request. It is asked
+    // again at once without the reasoning (and without the item ids, which only the
+    // first account could look up).
+    let refusal = json!({"error": {"message": "The encrypted content for item rs_a could not be verified. Reason: Encrypted content could not be decrypted or parsed.",
+        "type": "invalid_request_error", "param": null, "code": "invalid_encrypted_content"}});
+    let mock = MockUpstream::start(move |req| {
+        if String::from_utf8_lossy(&req.body).contains("gAAAA-other") {
+            return Reply::json(400, refusal.clone());
+        }
+        Wire::Responses.reply(req.json()["stream"] == true, false)
+    });
+    let p = Wire::Responses.serving(&mock, "m");
+    let input = json!([
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "weather?"}]},
+        {"type": "reasoning", "id": "rs_a", "summary": [], "encrypted_content": "gAAAA-other"},
+        {"type": "function_call", "id": "fc_a", "call_id": "call_a", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_a", "output": "sunny"},
+    ]);
+    for stream in [false, true] {
+        let req = json!({"model": "m", "store": false, "stream": stream, "input": input});
+        let s = p.stream(&Wire::Responses.url("m", stream), req);
+        assert_eq!(s.status, 200, "stream {stream}: {}", s.text());
+        let line = p.wait_log("status=200");
+        assert!(line.contains("tried=up:m→400:foreign,up:m→200"), "{line}");
+    }
+    let again = body_of(&mock.requests()[1]);
+    assert_eq!(
+        input_kinds(&again),
+        ["message", "function_call", "function_call_output"],
+        "{again}"
+    );
+    assert!(again["input"][1].get("id").is_none(), "{again}");
+    assert_eq!(again["input"][1]["call_id"], "call_a", "{again}");
+    // The same from a chat client, whose history carries the reasoning as details.
+    let detail = json!({"type": "reasoning.encrypted", "data": "gAAAA-other", "id": "rs_a", "format": "openai-responses-v1"});
+    let chat = json!({"model": "m", "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": null, "reasoning_details": [detail],
+            "tool_calls": [{"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_a", "content": "sunny"},
+    ]});
+    let before = mock.count();
+    let resp = p.post(&Wire::Chat.url("m", false), chat);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let again = body_of(&mock.requests()[before + 1]);
+    assert_eq!(
+        input_kinds(&again),
+        ["message", "function_call", "function_call_output"],
+        "{again}"
+    );
+    // Refused again without any reasoning, the refusal reaches the client.
+    let stubborn = MockUpstream::always(Reply::json(
+        400,
+        json!({"error": {"message": "x", "code": "invalid_encrypted_content"}}),
+    ));
+    let p = Wire::Responses.serving(&stubborn, "m");
+    let resp = p.post(
+        &Wire::Responses.url("m", false),
+        json!({"model": "m", "input": input}),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(stubborn.count(), 2);
+}
+
+#[test]
 fn openais_encrypted_reasoning_reaches_no_other_source_or_client() {
     // What OpenAI encrypted it alone reads (and OpenRouter, which carries it on):
     // Anthropic and Gemini never see it, and an Anthropic or Gemini client's answer has

@@ -215,6 +215,14 @@ impl Protocol {
         }
     }
 
+    /// Takes out of a request the reasoning its source encrypted (OpenAI's reasoning
+    /// items), for a source of another account, which cannot read it.
+    pub fn forget_reasoning(self, req: &mut Value) {
+        if self == Protocol::Responses {
+            responses::drop_reasoning(req);
+        }
+    }
+
     /// An error body in this protocol's shape.
     pub fn error_body(self, status: u16, message: &str) -> Vec<u8> {
         self.error_body_coded(status, message, None)

@@ -40,6 +40,9 @@ pub(super) enum Ask {
     Original,
     /// The client's request plus the answer so far as a final assistant message.
     Continue,
+    /// The client's request without the reasoning a source encrypted, which a source of
+    /// another account refused ([`super::FailKind::Foreign`]).
+    Unreasoned,
 }
 
 thread_local! {
@@ -61,7 +64,7 @@ pub(super) struct Try<'a> {
 
 impl<'a> Run<'a, '_> {
     /// Asks one endpoint, retrying it after quick transient failures.
-    pub(super) fn endpoint(&mut self, target: &Target, last: bool, ask: Ask) -> Outcome {
+    pub(super) fn endpoint(&mut self, target: &Target, last: bool, mut ask: Ask) -> Outcome {
         let label = target.label();
         let mut retried = 0;
         let mut wait = Duration::ZERO;
@@ -110,6 +113,13 @@ impl<'a> Run<'a, '_> {
             let Outcome::Failed(f) = &outcome else {
                 return outcome;
             };
+            if f.kind == FailKind::Foreign && ask == Ask::Original {
+                // Failover moved the session from another account, whose encrypted
+                // reasoning this one cannot read: asked again at once without it.
+                ask = Ask::Unreasoned;
+                wait = Duration::ZERO;
+                continue;
+            }
             if retried >= self.settings.retries || !super::retryable(f.kind) {
                 return outcome;
             }
@@ -336,6 +346,9 @@ impl<'a> Run<'a, '_> {
         };
         if ask == Ask::Continue {
             rescue::prefill_flags(target, &mut up);
+        }
+        if ask == Ask::Unreasoned {
+            target.protocol.forget_reasoning(&mut up);
         }
         env.auth.shape_body(provider, &mut up);
         serde_json::to_vec(&up)

@@ -131,6 +131,9 @@ enum FailKind {
     Context,
     /// The upstream said a content filter held the answer back.
     Filter,
+    /// The upstream could not read reasoning another account encrypted (OpenAI's
+    /// `invalid_encrypted_content`: failover moved a session between two accounts).
+    Foreign,
     /// The request could not be prepared for this target (a field it cannot express, no login).
     Prepare(u16),
 }
@@ -174,7 +177,7 @@ fn next_step(kind: FailKind) -> Step {
             Step::Next { cool: true }
         }
         FailKind::Context | FailKind::Filter | FailKind::Prepare(_) => Step::Next { cool: false },
-        FailKind::Status(_) => Step::Surface,
+        FailKind::Status(_) | FailKind::Foreign => Step::Surface,
     }
 }
 
@@ -400,7 +403,7 @@ fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
     if let Some((bytes, ct)) = &f.body
         && matches!(
             f.kind,
-            FailKind::Status(_) | FailKind::Context | FailKind::Filter
+            FailKind::Status(_) | FailKind::Context | FailKind::Filter | FailKind::Foreign
         )
         && same_shape(call, ct)
     {
@@ -442,9 +445,11 @@ fn exhausted(
         let (label, f) = &failures[0];
         return match f.kind {
             // One target that answered: its own error is the most useful thing to show.
-            FailKind::Status(_) | FailKind::Context | FailKind::Filter | FailKind::Prepare(_) => {
-                surface(call, f, out)
-            }
+            FailKind::Status(_)
+            | FailKind::Context
+            | FailKind::Filter
+            | FailKind::Foreign
+            | FailKind::Prepare(_) => surface(call, f, out),
             _ => {
                 let provider = label.split(':').next().unwrap_or(label);
                 let err = Error::Upstream {
@@ -540,6 +545,7 @@ fn short_reason(f: &Failure) -> String {
         FailKind::Status(s) => s.to_string(),
         FailKind::Context => format!("{}:context", f.status.unwrap_or(400)),
         FailKind::Filter => format!("{}:filter", f.status.unwrap_or(400)),
+        FailKind::Foreign => format!("{}:foreign", f.status.unwrap_or(400)),
         FailKind::Timeout => "timeout".into(),
         FailKind::EarlyEnd => "ended_early".into(),
         FailKind::Prepare(401) => "no_credential".into(),
@@ -570,6 +576,7 @@ fn trail_reason(f: &Failure) -> String {
         FailKind::Status(_) => "refused the request".into(),
         FailKind::Context => "context window exceeded".into(),
         FailKind::Filter => "content filtered".into(),
+        FailKind::Foreign => "reasoning from another account".into(),
         FailKind::Network
         | FailKind::Dropped
         | FailKind::Timeout
@@ -624,12 +631,18 @@ const FILTER_WORDS: [&str; 3] = [
 ];
 
 /// The kind of an error another model might not have, from its message and body: the
-/// context window ([`FailKind::Context`]) or a content filter ([`FailKind::Filter`]).
+/// context window ([`FailKind::Context`]), a content filter ([`FailKind::Filter`]), or
+/// reasoning another account encrypted ([`FailKind::Foreign`]).
 fn unfit(message: &str, body: &[u8]) -> Option<FailKind> {
     let m = message.to_ascii_lowercase();
     let b = String::from_utf8_lossy(body).to_ascii_lowercase();
     let says = |words: &[&str]| words.iter().any(|w| m.contains(w) || b.contains(w));
-    if says(&CONTEXT_WORDS) {
+    // OpenAI's code, or its words in a stream's error event: "The encrypted content
+    // for item rs_… could not be verified".
+    let foreign = m.contains("encrypted content") && m.contains("could not be verified");
+    if foreign || says(&["invalid_encrypted_content"]) {
+        Some(FailKind::Foreign)
+    } else if says(&CONTEXT_WORDS) {
         Some(FailKind::Context)
     } else if says(&FILTER_WORDS) {
         Some(FailKind::Filter)
@@ -667,6 +680,7 @@ mod tests {
             (FailKind::EarlyEnd, next, false),
             (FailKind::Context, Step::Next { cool: false }, false),
             (FailKind::Filter, Step::Next { cool: false }, false),
+            (FailKind::Foreign, Step::Surface, false),
             (FailKind::Status(400), Step::Surface, false),
             (FailKind::Status(401), Step::Surface, false),
             (FailKind::Status(402), Step::Surface, false),

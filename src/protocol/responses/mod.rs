@@ -70,6 +70,22 @@ pub fn drop_sealed(req: &mut Value) {
     }
 }
 
+/// Takes every reasoning item out of a Responses request, and the ids of the other
+/// items: with nothing stored, an id only names an item the account that made it might
+/// look up, and reasoning reaches the next turn only as encrypted content, which an
+/// account other than the one that encrypted it cannot read
+/// (`invalid_encrypted_content`).
+pub fn drop_reasoning(req: &mut Value) {
+    if let Some(items) = req["input"].as_array_mut() {
+        items.retain(|item| item["type"] != "reasoning");
+        // An `item_reference` is nothing but its id.
+        let named = items.iter_mut().filter(|i| i["type"] != "item_reference");
+        for item in named.filter_map(Value::as_object_mut) {
+            item.remove("id");
+        }
+    }
+}
+
 /// Instructions sent to the ChatGPT/Codex backend when the client gave none (it requires some).
 const DEFAULT_INSTRUCTIONS: &str = "You are a helpful assistant.";
 
