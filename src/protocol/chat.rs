@@ -112,14 +112,14 @@ pub fn request_from_chat(mut chat: Value, to: &Source<'_>) -> Value {
 /// call id it does not take ([`ToolIds`]). Asked of every copied chat request, so read
 /// without parsing.
 pub(crate) fn must_mend(messages: &[u8], to: &Source<'_>) -> bool {
-    (!keeps_details(to.provider) && super::holds(messages, "\"reasoning_details\""))
+    (!keeps_details(to) && super::holds(messages, "\"reasoning_details\""))
         || refuses_an_id(messages, ToolIds::of(to))
 }
 
 /// Makes a chat request one the source `to` takes: without reasoning details unless it
 /// keeps them, and with every tool call id in the shape it takes.
 pub(crate) fn mend(chat: &mut Value, to: &Source<'_>) {
-    if !keeps_details(to.provider) {
+    if !keeps_details(to) {
         drop_details(chat);
     }
     fit_tool_ids(chat, ToolIds::of(to));
@@ -136,11 +136,12 @@ pub(crate) fn takes_completion_limit(model: &str) -> bool {
     reasoning_o || name.starts_with("gpt-5")
 }
 
-/// Whether a Chat source at `provider` takes reasoning details (OpenRouter's shape)
-/// back: OpenRouter gives them to the model that made them; OpenAI, DeepSeek and others
-/// refuse a message field they do not know.
-pub(crate) fn keeps_details(provider: &str) -> bool {
-    provider == "openrouter"
+/// Whether the Chat source `to` takes reasoning details (OpenRouter's shape) back:
+/// OpenRouter (the built-in provider, or any block pointed at openrouter.ai) gives them
+/// to the model that made them; OpenAI, DeepSeek and others refuse a message field they
+/// do not know.
+fn keeps_details(to: &Source<'_>) -> bool {
+    to.provider == "openrouter" || to.host() == "openrouter.ai"
 }
 
 /// Takes the reasoning details out of a chat request's messages.
@@ -181,8 +182,7 @@ impl ToolIds {
             "pixtral",
             "voxtral",
         ];
-        let host = to.api_base.split("://").nth(1).unwrap_or(to.api_base);
-        let host = host.split(['/', ':']).next().unwrap_or(host);
+        let host = to.host();
         let name = to.model.rsplit('/').next().unwrap_or(to.model);
         let of_mistral = host == "mistral.ai"
             || host.ends_with(".mistral.ai")
@@ -664,6 +664,25 @@ mod tests {
             api_base,
             model,
         }
+    }
+
+    #[test]
+    fn openrouter_keeps_details_by_its_id_or_its_host() {
+        let or = Source {
+            provider: "openrouter",
+            api_base: "http://127.0.0.1:9/v1",
+            model: "m",
+        };
+        assert!(keeps_details(&or));
+        assert!(keeps_details(&to(
+            "https://user:pw@openrouter.ai:443/api/v1",
+            "m"
+        )));
+        assert!(!keeps_details(&to(
+            "https://openrouter.ai.example.com/v1",
+            "m"
+        )));
+        assert!(!keeps_details(&to("https://api.openai.com/v1", "m")));
     }
 
     #[test]

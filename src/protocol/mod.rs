@@ -55,6 +55,16 @@ pub struct Source<'a> {
     pub model: &'a str,
 }
 
+impl Source<'_> {
+    /// The host its base URL names (`api.mistral.ai`).
+    pub fn host(&self) -> &str {
+        let rest = self.api_base.split("://").nth(1).unwrap_or(self.api_base);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let host = authority.rsplit('@').next().unwrap_or(authority);
+        host.split(':').next().unwrap_or(host)
+    }
+}
+
 /// A wire format spoken by a client or an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
