@@ -1238,18 +1238,7 @@ fn a_gemini_clients_calls_from_another_source_carry_a_thought_signature() {
         for stream in [false, true] {
             let (_mock, p) = setup(Wire::Chat, two_calls(stream, details.clone()));
             let req = Wire::Gemini.request("m", stream, true);
-            let answers: Vec<Value> = if stream {
-                let s = p.stream(&Wire::Gemini.url("m", true), req);
-                assert_eq!(s.status, 200, "{}", s.text());
-                s.data()
-                    .iter()
-                    .filter_map(|d| serde_json::from_str(d).ok())
-                    .collect()
-            } else {
-                let resp = p.post(&Wire::Gemini.url("m", false), req);
-                assert_eq!(resp.status, 200, "{}", resp.body);
-                vec![resp.json()]
-            };
+            let answers = gemini_answers(&p, stream, req);
             assert_eq!(
                 signed_calls(&answers),
                 [
@@ -1315,6 +1304,22 @@ fn input_kinds(req: &Value) -> Vec<&str> {
         .flatten()
         .filter_map(|i| i["type"].as_str().or(i["role"].as_str()))
         .collect()
+}
+
+/// What a Gemini client got for `m`: each streamed event, or the one answer.
+fn gemini_answers(p: &Proxy, stream: bool, req: Value) -> Vec<Value> {
+    if stream {
+        let s = p.stream(&Wire::Gemini.url("m", true), req);
+        assert_eq!(s.status, 200, "{}", s.text());
+        s.data()
+            .iter()
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .collect()
+    } else {
+        let resp = p.post(&Wire::Gemini.url("m", false), req);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        vec![resp.json()]
+    }
 }
 
 /// What an Anthropic client got, as the answer's content blocks: folded from the
@@ -1968,18 +1973,7 @@ fn an_answer_to_a_gemini_client_has_no_empty_text_part() {
             let mock = MockUpstream::always(reply);
             let p = Wire::Chat.serving(&mock, "m");
             let req = Wire::Gemini.request("m", stream, true);
-            let answers: Vec<Value> = if stream {
-                let s = p.stream(&Wire::Gemini.url("m", true), req);
-                assert_eq!(s.status, 200, "{}", s.text());
-                s.data()
-                    .iter()
-                    .filter_map(|d| serde_json::from_str(d).ok())
-                    .collect()
-            } else {
-                let resp = p.post(&Wire::Gemini.url("m", false), req);
-                assert_eq!(resp.status, 200, "{}", resp.body);
-                vec![resp.json()]
-            };
+            let answers = gemini_answers(&p, stream, req);
             let parts: Vec<&Value> = answers
                 .iter()
                 .flat_map(|a| a["candidates"][0]["content"]["parts"].as_array())
