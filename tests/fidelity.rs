@@ -650,6 +650,16 @@ fn claudes_thinking_survives_a_chat_clients_loop_that_drops_it() {
         let answer = p.stream(&Wire::Chat.url("m", stream), first);
         assert_eq!(answer.status, 200, "{}", answer.text());
         assert!(answer.text().contains("toolu_1"), "{}", answer.text());
+        let metrics = p.get("/metrics").body;
+        let kept: f64 = metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("routeplane_reasoning_memory_bytes ")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("{metrics}"));
+        assert_eq!(kept > 0.0, memory.is_none(), "{metrics}");
         // The client's next turn, as opencode sends it: the call and its result alone.
         let turn = json!({"role": "assistant", "content": null,
             "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "read", "arguments": "{\"path\":\"a.rs\"}"}}]});

@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::Value;
 
@@ -26,6 +26,8 @@ pub struct Recall {
     kept: Mutex<Kept>,
     /// Anything is kept: asked without the lock on every translated request.
     any: AtomicBool,
+    /// The bytes kept, for `/metrics`.
+    bytes: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +46,7 @@ impl Recall {
             budget,
             kept: Mutex::new(Kept::default()),
             any: AtomicBool::new(false),
+            bytes: AtomicUsize::new(0),
         }
     }
 
@@ -76,6 +79,12 @@ impl Recall {
             k.bytes -= old;
         }
         self.any.store(!k.order.is_empty(), Ordering::Release);
+        self.bytes.store(k.bytes, Ordering::Relaxed);
+    }
+
+    /// The bytes kept now (each detail counted as its JSON).
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
     }
 
     /// Gives each assistant turn of a hub request that calls tools, and carries no

@@ -381,7 +381,8 @@ fn prepare(
             return Prepared::Json(200, models_list(registry, &shared.detected));
         }
         (Get | Head, "/metrics") => {
-            let text = stats::metrics::render(&shared.stats, &sources(registry, shared));
+            let kept = shared.env.recall.bytes();
+            let text = stats::metrics::render(&shared.stats, &sources(registry, shared), kept);
             return Prepared::Text(stats::metrics::CONTENT_TYPE, text);
         }
         (Get | Head, "/status.json") => {

@@ -21,8 +21,9 @@ type Counter = (&'static str, &'static str, fn(&SourceCounts) -> u64);
 /// A histogram family read from each source's counters.
 type Histograms = (&'static str, &'static str, fn(&SourceCounts) -> &Histogram);
 
-/// Renders every metric family; `sources` is each provider's state now.
-pub fn render(stats: &Stats, sources: &[Source]) -> String {
+/// Renders every metric family; `sources` is each provider's state now, and
+/// `reasoning_bytes` the reasoning kept for clients that do not give it back.
+pub fn render(stats: &Stats, sources: &[Source], reasoning_bytes: usize) -> String {
     let counts = stats.snapshot();
     let mut out = String::with_capacity(4096 + 2048 * counts.len());
     let o = &mut out;
@@ -177,6 +178,13 @@ pub fn render(stats: &Stats, sources: &[Source]) -> String {
     }
     single(
         o,
+        "routeplane_reasoning_memory_bytes",
+        "gauge",
+        "Reasoning kept for clients that do not give it back, in bytes of JSON (at most `limits.reasoning_memory_bytes`).",
+        reasoning_bytes,
+    );
+    single(
+        o,
         "routeplane_usage_ledger_errors_total",
         "counter",
         "Usage ledger lines that could not be written.",
@@ -288,7 +296,7 @@ mod tests {
             detail: String::new(),
             cooldown: None,
         }];
-        let text = render(&stats, &sources);
+        let text = render(&stats, &sources, 0);
         let m = parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let get = |k: &str| {
             m.get(k)
