@@ -266,8 +266,9 @@ fn refuses_an_id(messages: &[u8], ids: ToolIds) -> bool {
     false
 }
 
-/// Rewrites the tool call ids `ids` refuses, in the assistant's calls and the tool
-/// messages alike ([`ToolIds::fit`]). Only the request changes: the client keeps its ids.
+/// Rewrites the tool call ids `ids` refuses, in the assistant's calls, the tool messages
+/// and Gemini's call signatures (a reasoning detail named by its call's id) alike
+/// ([`ToolIds::fit`]). Only the request changes: the client keeps its ids.
 fn fit_tool_ids(chat: &mut Value, ids: ToolIds) {
     let fit = |id: &mut Value| {
         if let Some(given) = id.as_str()
@@ -283,6 +284,14 @@ fn fit_tool_ids(chat: &mut Value, ids: ToolIds) {
             fit(id);
         }
         if let Some(id) = m.get_mut("tool_call_id") {
+            fit(id);
+        }
+        let details = m.get_mut("reasoning_details").and_then(Value::as_array_mut);
+        let signatures = details
+            .into_iter()
+            .flatten()
+            .filter(|d| d["format"] == super::gemini::SIGNED_BY_GEMINI);
+        for id in signatures.filter_map(|d| d.get_mut("id")) {
             fit(id);
         }
     }
@@ -742,6 +751,26 @@ mod tests {
         assert!(!refuses_an_id(nine.as_bytes(), ToolIds::Mistral));
         let call = ids(r#"{"tool_call_id":"call_aB3xK9"}"#);
         assert!(refuses_an_id(call.as_bytes(), ToolIds::Mistral));
+    }
+
+    #[test]
+    fn a_gemini_signature_keeps_its_call_when_the_id_is_fitted() {
+        let long = "x".repeat(41);
+        let signature = json!({"type": "reasoning.encrypted", "data": "g", "id": long, "format": "google-gemini-v1"});
+        let openai = json!({"type": "reasoning.encrypted", "data": "o", "id": long, "format": "openai-responses-v1"});
+        let mut chat = json!({"messages": [{"role": "assistant", "reasoning_details": [signature, openai],
+            "tool_calls": [{"id": long, "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]});
+        fit_tool_ids(&mut chat, ToolIds::AtMost40);
+        let turn = &chat["messages"][0];
+        assert_eq!(
+            turn["reasoning_details"][0]["id"],
+            turn["tool_calls"][0]["id"]
+        );
+        assert_eq!(
+            turn["reasoning_details"][1]["id"],
+            json!(long),
+            "not a call's id"
+        );
     }
 
     #[test]

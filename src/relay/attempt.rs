@@ -113,9 +113,16 @@ impl<'a> Run<'a, '_> {
             let Outcome::Failed(f) = &outcome else {
                 return outcome;
             };
-            if f.kind == FailKind::Foreign && ask == Ask::Original {
+            if f.kind == FailKind::Foreign
+                && ask == Ask::Original
+                && target.protocol == Protocol::Responses
+            {
                 // Failover moved the session from another account, whose encrypted
-                // reasoning this one cannot read: asked again at once without it.
+                // reasoning this one cannot read: asked again at once without it, and
+                // what was kept of it for this request is let go.
+                if let Some(Ok(hub)) = &self.hub {
+                    self.env.recall.forget(hub);
+                }
                 ask = Ask::Unreasoned;
                 wait = Duration::ZERO;
                 continue;
@@ -375,8 +382,8 @@ impl<'a> Run<'a, '_> {
                 .map_err(|_| Error::Internal("upstream answered with malformed JSON".into()))
                 .and_then(|v| target.protocol.response_to_chat(v))
                 .map(|chat| {
-                    if target.protocol != call.inbound {
-                        Noted::new(&self.env.recall).add(&chat["choices"][0]["message"]);
+                    if let Some(mut noted) = Noted::of(call, target, &self.env.recall) {
+                        noted.add(&chat["choices"][0]["message"]);
                     }
                     call.inbound.response_from_chat(chat, &call.asked)
                 });

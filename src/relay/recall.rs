@@ -6,10 +6,11 @@
 //! without them: Claude then takes the tool loop only with thinking off, and OpenAI's
 //! reasoning is lost for the turn. So the details of a translated answer that calls a
 //! tool are kept here, in memory only, under its first call's id, and given back to the
-//! turn with that call in a later request that lacks them. The ids are the sources' own
-//! (`toolu_…`, `call_…`): random, so one session's reasoning reaches no other. Gemini's
-//! call signatures are not kept: its calls often come without ids, and the ones
-//! Routeplane makes from a turn's position would be shared between sessions.
+//! turn with that call in a later request that lacks them. Only answers of sources whose
+//! call ids are random (Anthropic's `toolu_…`, OpenAI's `call_…`; see [`mints_random_ids`])
+//! are kept, so one session's reasoning reaches no other: Kimi's `functions.Bash:0`
+//! would be shared between sessions, and so would the ids Routeplane makes for Gemini's
+//! calls from a turn's position (Gemini's call signatures are not kept at all).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -17,7 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-use crate::protocol;
+use crate::protocol::{self, Source};
+use crate::registry::Target;
 
 /// The kept reasoning, at most `budget` bytes of it, the oldest let go first.
 #[derive(Debug)]
@@ -87,14 +89,18 @@ impl Recall {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// Gives each assistant turn of a hub request that calls tools, and carries no
-    /// reasoning, the reasoning kept for its first call.
+    /// Gives each assistant turn of a hub request's tool loop (after its last user
+    /// message: the reasoning Claude and OpenAI take back) that calls tools, and carries
+    /// no reasoning, the reasoning kept for its first call.
     pub fn restore(&self, chat: &mut Value) {
         if !self.any.load(Ordering::Acquire) {
             return;
         }
-        let messages = chat.get_mut("messages").and_then(Value::as_array_mut);
-        let turns = messages.into_iter().flatten().filter(|m| {
+        let Some(messages) = chat.get_mut("messages").and_then(Value::as_array_mut) else {
+            return;
+        };
+        let start = loop_start(messages);
+        let turns = messages[start..].iter_mut().filter(|m| {
             m["role"] == "assistant"
                 && m["reasoning_details"]
                     .as_array()
@@ -108,6 +114,54 @@ impl Recall {
             }
         }
     }
+
+    /// Lets go of what [`Recall::restore`] could give a hub request: a source refused it
+    /// as reasoning another account encrypted (failover moved the session), and would
+    /// refuse it on every later turn.
+    pub fn forget(&self, chat: &Value) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(messages) = chat["messages"].as_array() else {
+            return;
+        };
+        let turns = messages[loop_start(messages)..].iter();
+        let firsts = turns.filter_map(|m| m["tool_calls"][0]["id"].as_str());
+        let mut k = crate::sync::lock(&self.kept);
+        for id in firsts {
+            if k.by_call.remove(id).is_some()
+                && let Some(at) = k.order.iter().position(|(kept, _)| kept == id)
+            {
+                let (_, old) = k.order.remove(at).unwrap_or_default();
+                k.bytes -= old;
+            }
+        }
+        self.any.store(!k.order.is_empty(), Ordering::Release);
+        self.bytes.store(k.bytes, Ordering::Relaxed);
+    }
+}
+
+/// Where a conversation's tool loop begins: after its last user message.
+fn loop_start(messages: &[Value]) -> usize {
+    messages
+        .iter()
+        .rposition(|m| m["role"] == "user")
+        .map_or(0, |i| i + 1)
+}
+
+/// Whether a source's tool call ids are random, so that one names one call of one
+/// session: Anthropic's, OpenAI's (the API, Azure's, the ChatGPT backend) and
+/// OpenRouter's, by the built-in provider's id or by the host. Kimi's, DeepSeek's or a
+/// local server's may be made from a call's name and position, alike in every session.
+pub(super) fn mints_random_ids(to: &Source<'_>) -> bool {
+    let host = to.host();
+    matches!(
+        to.provider,
+        "anthropic" | "openai" | "openai-codex" | "openrouter"
+    ) || matches!(
+        host,
+        "api.anthropic.com" | "api.openai.com" | "chatgpt.com" | "openrouter.ai"
+    ) || host.ends_with(".openai.azure.com")
 }
 
 /// A translated answer's reasoning, noted as it goes to the client and kept at its first
@@ -122,13 +176,20 @@ pub(super) struct Noted<'r> {
 }
 
 impl<'r> Noted<'r> {
-    /// Notes for `recall`.
-    pub(super) fn new(recall: &'r Recall) -> Noted<'r> {
-        Noted {
+    /// Notes for `recall` what `target` answers `call`, when the answer is translated
+    /// (a client of the source's own protocol gives its reasoning back) and the source
+    /// [`mints_random_ids`].
+    pub(super) fn of(
+        call: &super::Call<'_>,
+        target: &Target,
+        recall: &'r Recall,
+    ) -> Option<Noted<'r>> {
+        let worth = target.protocol != call.inbound && mints_random_ids(&target.source());
+        worth.then(|| Noted {
             recall,
             details: Vec::new(),
             called: false,
-        }
+        })
     }
 
     /// Notes a hub chunk's delta, or a whole answer's message.
@@ -189,6 +250,48 @@ mod tests {
             own["messages"][0]["reasoning_details"],
             json!([claude("mine")])
         );
+    }
+
+    #[test]
+    fn only_the_tool_loop_after_the_last_question_gets_reasoning_back() {
+        let r = Recall::new(1 << 20);
+        r.keep("toolu_1", &[claude("old")]);
+        r.keep("toolu_2", &[claude("new")]);
+        let result = json!({"role": "tool", "tool_call_id": "toolu_2", "content": "x"});
+        let mut chat = json!({"messages": [turn("toolu_1"), {"role": "user", "content": "next"}, turn("toolu_2"), result]});
+        r.restore(&mut chat);
+        assert!(chat["messages"][0].get("reasoning_details").is_none());
+        assert_eq!(
+            chat["messages"][2]["reasoning_details"],
+            json!([claude("new")])
+        );
+        // Refused as another account's, it is let go.
+        r.forget(&chat);
+        let mut again = json!({"messages": [turn("toolu_2")]});
+        r.restore(&mut again);
+        assert!(again["messages"][0].get("reasoning_details").is_none());
+        assert_eq!(r.bytes(), crate::sync::lock(&r.kept).bytes);
+        assert_eq!(crate::sync::lock(&r.kept).order.len(), 1);
+    }
+
+    #[test]
+    fn random_ids_are_known_by_provider_or_host() {
+        let at = |provider, api_base| Source {
+            provider,
+            api_base,
+            model: "m",
+        };
+        assert!(mints_random_ids(&at("anthropic", "http://127.0.0.1:1")));
+        assert!(mints_random_ids(&at("work", "https://api.openai.com/v1")));
+        assert!(mints_random_ids(&at(
+            "az",
+            "https://x.openai.azure.com/openai"
+        )));
+        assert!(!mints_random_ids(&at(
+            "kimi",
+            "https://api.moonshot.ai/anthropic"
+        )));
+        assert!(!mints_random_ids(&at("local", "http://127.0.0.1:8000/v1")));
     }
 
     #[test]

@@ -222,7 +222,7 @@ fn relay_events(
     // The usual event of a copied stream is read without a `Value` tree (protocol/view.rs);
     // anything else (an error, usage, the end) is decoded in full.
     let copied = verbatim && collector.is_none();
-    let mut noted = (target.protocol != call.inbound).then(|| Noted::new(&run.env.recall));
+    let mut noted = Noted::of(call, target, &run.env.recall);
 
     loop {
         let piece = stream.next(deadline, &|| out.client_gone());

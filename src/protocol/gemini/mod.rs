@@ -82,7 +82,7 @@ const SYNTHETIC_SIGNATURE: &str = "skip_thought_signature_validator";
 
 /// The `format` of a hub reasoning detail that is a Gemini call's thought signature,
 /// as OpenRouter names it (the detail's `id` is the call's).
-const SIGNED_BY_GEMINI: &str = "google-gemini-v1";
+pub(crate) const SIGNED_BY_GEMINI: &str = "google-gemini-v1";
 
 /// Thinking budgets for the chat reasoning efforts; `xhigh` (GPT-5.1's) gets the
 /// largest budget every 2.5 model takes (Flash's ceiling; Pro's is 32768).
