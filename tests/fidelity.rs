@@ -1673,6 +1673,63 @@ fn reasoning_another_account_encrypted_is_left_out_when_refused() {
     );
     assert!(again["input"][1].get("id").is_none(), "{again}");
     assert_eq!(again["input"][1]["call_id"], "call_a", "{again}");
+    // Another account's reasoning before the last question goes first: this account's,
+    // in the tool loop since, stays.
+    let mut longer = input.as_array().unwrap().clone();
+    longer.extend([
+        json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "and Rome?"}]}),
+        json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-mine"}),
+        json!({"type": "function_call", "call_id": "call_b", "name": "get_weather", "arguments": "{}"}),
+        json!({"type": "function_call_output", "call_id": "call_b", "output": "rain"}),
+    ]);
+    let before = mock.count();
+    let resp = p.post(
+        &Wire::Responses.url("m", false),
+        json!({"model": "m", "input": longer}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(mock.count(), before + 2);
+    let again = body_of(&mock.requests()[before + 1]);
+    assert_eq!(
+        input_kinds(&again),
+        [
+            "message",
+            "function_call",
+            "function_call_output",
+            "message",
+            "reasoning",
+            "function_call",
+            "function_call_output"
+        ],
+        "{again}"
+    );
+    assert_eq!(
+        again["input"][4]["encrypted_content"], "gAAAA-mine",
+        "{again}"
+    );
+    // Failover in the middle of a tool loop: the loop's reasoning is the other
+    // account's too, and goes when the first leaves it refused.
+    longer[5]["encrypted_content"] = json!("gAAAA-other-2");
+    let before = mock.count();
+    let resp = p.post(
+        &Wire::Responses.url("m", false),
+        json!({"model": "m", "input": longer}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(mock.count(), before + 3);
+    let last = body_of(&mock.requests()[before + 2]);
+    assert_eq!(
+        input_kinds(&last),
+        [
+            "message",
+            "function_call",
+            "function_call_output",
+            "message",
+            "function_call",
+            "function_call_output"
+        ],
+        "{last}"
+    );
     // The same from a chat client, whose history carries the reasoning as details.
     let detail = json!({"type": "reasoning.encrypted", "data": "gAAAA-other", "id": "rs_a", "format": "openai-responses-v1"});
     let chat = json!({"model": "m", "messages": [

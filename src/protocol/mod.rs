@@ -226,11 +226,10 @@ impl Protocol {
     }
 
     /// Takes out of a request the reasoning its source encrypted (OpenAI's reasoning
-    /// items), for a source of another account, which cannot read it.
-    pub fn forget_reasoning(self, req: &mut Value) {
-        if self == Protocol::Responses {
-            responses::drop_reasoning(req);
-        }
+    /// items), for a source of another account, which cannot read it: `all` of it, or
+    /// what came before the last user message. True when some is left.
+    pub fn forget_reasoning(self, req: &mut Value, all: bool) -> bool {
+        self == Protocol::Responses && responses::drop_reasoning(req, all)
     }
 
     /// An error body in this protocol's shape.

@@ -40,9 +40,13 @@ pub(super) enum Ask {
     Original,
     /// The client's request plus the answer so far as a final assistant message.
     Continue,
-    /// The client's request without the reasoning a source encrypted, which a source of
-    /// another account refused ([`super::FailKind::Foreign`]).
-    Unreasoned,
+    /// The client's request without the reasoning a source encrypted before its last
+    /// user message, which a source of another account refused
+    /// ([`super::FailKind::Foreign`]); the source reads none of it again anyway.
+    WithoutOldReasoning,
+    /// The client's request without any reasoning a source encrypted: refused again,
+    /// failover moved the session in the middle of its tool loop.
+    WithoutReasoning,
 }
 
 thread_local! {
@@ -113,17 +117,23 @@ impl<'a> Run<'a, '_> {
             let Outcome::Failed(f) = &outcome else {
                 return outcome;
             };
+            let unreasoned = match ask {
+                Ask::Original => Some(Ask::WithoutOldReasoning),
+                Ask::WithoutOldReasoning if self.reasoning_left => Some(Ask::WithoutReasoning),
+                _ => None,
+            };
             if f.kind == FailKind::Foreign
-                && ask == Ask::Original
                 && target.protocol == Protocol::Responses
+                && let Some(next) = unreasoned
             {
                 // Failover moved the session from another account, whose encrypted
-                // reasoning this one cannot read: asked again at once without it, and
-                // what was kept of it for this request is let go.
+                // reasoning this one cannot read: asked again at once without it (first
+                // what came before the last question, which is read no more), and what
+                // was kept of it for this request is let go.
                 if let Some(Ok(hub)) = &self.hub {
                     self.env.recall.forget(hub);
                 }
-                ask = Ask::Unreasoned;
+                ask = next;
                 wait = Duration::ZERO;
                 continue;
             }
@@ -354,8 +364,14 @@ impl<'a> Run<'a, '_> {
         if ask == Ask::Continue {
             rescue::prefill_flags(target, &mut up);
         }
-        if ask == Ask::Unreasoned {
-            target.protocol.forget_reasoning(&mut up);
+        match ask {
+            Ask::WithoutOldReasoning => {
+                self.reasoning_left = target.protocol.forget_reasoning(&mut up, false);
+            }
+            Ask::WithoutReasoning => {
+                target.protocol.forget_reasoning(&mut up, true);
+            }
+            Ask::Original | Ask::Continue => {}
         }
         env.auth.shape_body(provider, &mut up);
         serde_json::to_vec(&up)

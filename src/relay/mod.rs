@@ -234,6 +234,9 @@ struct Run<'a, 'w> {
     /// When each attempt in `served.tried` was asked, in the same order: for the
     /// spacing rule (`attempt.rs`, the one place that pushes to either).
     asked: Spare<Vec<Instant>>,
+    /// The last request asked without old reasoning kept its tool loop's: refused
+    /// again, it is asked without any (`attempt::Ask`).
+    reasoning_left: bool,
 }
 
 /// Why a stream that ended cleanly before (or without) its end marker failed.
@@ -260,6 +263,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         hub: None,
         splice: Splice::new(call, call.requested),
         asked: Spare::take(&ASKED),
+        reasoning_left: false,
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
     let (targets, warm) = env.cooldown.order(call.targets);

@@ -450,3 +450,51 @@ fn a_model_that_reasons_unasked_is_asked_for_its_reasoning() {
         assert_eq!(r.get("include").is_some(), asked, "{model}: {r}");
     }
 }
+
+#[test]
+fn another_accounts_reasoning_goes_older_first() {
+    let user = |t: &str| json!({"type": "message", "role": "user", "content": t});
+    let reasoning =
+        |id: &str| json!({"type": "reasoning", "id": id, "summary": [], "encrypted_content": "e"});
+    let call = |id: &str| json!({"type": "function_call", "id": id, "call_id": id, "name": "f", "arguments": "{}"});
+    let kinds = |r: &Value| -> Vec<String> {
+        let items = r["input"].as_array().unwrap().iter();
+        items
+            .map(|i| {
+                format!(
+                    "{}:{}",
+                    i["type"].as_str().unwrap(),
+                    i["id"].as_str().unwrap_or("-")
+                )
+            })
+            .collect()
+    };
+    let both = json!({"input": [user("a"), reasoning("rs_1"), call("fc_1"), user("b"), reasoning("rs_2"), call("fc_2")]});
+    let mut older = both.clone();
+    drop_reasoning(&mut older, false);
+    assert_eq!(
+        kinds(&older),
+        [
+            "message:-",
+            "function_call:-",
+            "message:-",
+            "reasoning:rs_2",
+            "function_call:fc_2"
+        ]
+    );
+    let mut all = both;
+    drop_reasoning(&mut all, true);
+    assert_eq!(
+        kinds(&all),
+        [
+            "message:-",
+            "function_call:-",
+            "message:-",
+            "function_call:-"
+        ]
+    );
+    // With none before the last question, the refusal was about the rest: all goes.
+    let mut current = json!({"input": [user("a"), reasoning("rs_1"), call("fc_1")]});
+    drop_reasoning(&mut current, false);
+    assert_eq!(kinds(&current), ["message:-", "function_call:-"]);
+}
