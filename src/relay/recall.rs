@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
@@ -26,9 +26,8 @@ use crate::registry::Target;
 pub struct Recall {
     budget: usize,
     kept: Mutex<Kept>,
-    /// Anything is kept: asked without the lock on every translated request.
-    any: AtomicBool,
-    /// The bytes kept, for `/metrics`.
+    /// The bytes kept, as `Kept::bytes` after each change: read without the lock by
+    /// every translated request (0: nothing to restore) and by `/metrics`.
     bytes: AtomicUsize,
 }
 
@@ -40,6 +39,20 @@ struct Kept {
     bytes: usize,
 }
 
+impl Kept {
+    /// Lets go of what is kept for `id`, if anything.
+    fn remove(&mut self, id: &str) {
+        if self.by_call.remove(id).is_none() {
+            return;
+        }
+        if let Some(at) = self.order.iter().position(|(kept, _)| kept == id)
+            && let Some((_, old)) = self.order.remove(at)
+        {
+            self.bytes -= old;
+        }
+    }
+}
+
 impl Recall {
     /// An empty memory of at most `budget` bytes (`limits.reasoning_memory_bytes`); 0
     /// keeps nothing.
@@ -47,7 +60,6 @@ impl Recall {
         Recall {
             budget,
             kept: Mutex::new(Kept::default()),
-            any: AtomicBool::new(false),
             bytes: AtomicUsize::new(0),
         }
     }
@@ -64,13 +76,9 @@ impl Recall {
             return;
         }
         let mut k = crate::sync::lock(&self.kept);
-        if k.by_call.insert(call.to_string(), kept).is_some() {
-            // Kept again (a retried turn): the older entry's bytes go with it.
-            if let Some(at) = k.order.iter().position(|(id, _)| id == call) {
-                let (_, old) = k.order.remove(at).unwrap_or_default();
-                k.bytes -= old;
-            }
-        }
+        // Kept again (a retried turn): the older entry goes.
+        k.remove(call);
+        k.by_call.insert(call.to_string(), kept);
         k.order.push_back((call.to_string(), bytes));
         k.bytes += bytes;
         while k.bytes > self.budget {
@@ -80,20 +88,19 @@ impl Recall {
             k.by_call.remove(&id);
             k.bytes -= old;
         }
-        self.any.store(!k.order.is_empty(), Ordering::Release);
-        self.bytes.store(k.bytes, Ordering::Relaxed);
+        self.bytes.store(k.bytes, Ordering::Release);
     }
 
     /// The bytes kept now (each detail counted as its JSON).
     pub fn bytes(&self) -> usize {
-        self.bytes.load(Ordering::Relaxed)
+        self.bytes.load(Ordering::Acquire)
     }
 
     /// Gives each assistant turn of a hub request's tool loop (after its last user
     /// message: the reasoning Claude and OpenAI take back) that calls tools, and carries
     /// no reasoning, the reasoning kept for its first call.
     pub fn restore(&self, chat: &mut Value) {
-        if !self.any.load(Ordering::Acquire) {
+        if self.bytes() == 0 {
             return;
         }
         let Some(messages) = chat.get_mut("messages").and_then(Value::as_array_mut) else {
@@ -119,7 +126,7 @@ impl Recall {
     /// as reasoning another account encrypted (failover moved the session), and would
     /// refuse it on every later turn.
     pub fn forget(&self, chat: &Value) {
-        if !self.any.load(Ordering::Acquire) {
+        if self.bytes() == 0 {
             return;
         }
         let Some(messages) = chat["messages"].as_array() else {
@@ -129,15 +136,9 @@ impl Recall {
         let firsts = turns.filter_map(|m| m["tool_calls"][0]["id"].as_str());
         let mut k = crate::sync::lock(&self.kept);
         for id in firsts {
-            if k.by_call.remove(id).is_some()
-                && let Some(at) = k.order.iter().position(|(kept, _)| kept == id)
-            {
-                let (_, old) = k.order.remove(at).unwrap_or_default();
-                k.bytes -= old;
-            }
+            k.remove(id);
         }
-        self.any.store(!k.order.is_empty(), Ordering::Release);
-        self.bytes.store(k.bytes, Ordering::Relaxed);
+        self.bytes.store(k.bytes, Ordering::Release);
     }
 }
 
@@ -311,6 +312,6 @@ mod tests {
         // Nothing is kept with no budget.
         let none = Recall::new(0);
         none.keep("toolu_a", &[claude("t")]);
-        assert!(!none.any.load(Ordering::Acquire));
+        assert_eq!(none.bytes(), 0);
     }
 }
