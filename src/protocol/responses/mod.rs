@@ -72,40 +72,33 @@ pub fn drop_sealed(req: &mut Value) {
 
 /// Takes the reasoning items out of a Responses request, `all` of them or those before
 /// its last user message (all when there are none before it), and the ids of the other
-/// items there: with nothing stored, an
-/// id only names an item the account that made it might look up, and reasoning reaches
-/// the next turn only as encrypted content, which an account other than the one that
-/// encrypted it cannot read (`invalid_encrypted_content`). Reasoning from before the
-/// last user message is read no more (OpenAI's models reason afresh for each question),
-/// so leaving it out first loses nothing. True when reasoning is left.
+/// items there: with nothing stored, an id only names an item the account that made it
+/// might look up, and reasoning reaches the next turn only as encrypted content, which
+/// an account other than the one that encrypted it cannot read
+/// (`invalid_encrypted_content`). Reasoning from before the last user message is read
+/// no more (OpenAI's models reason afresh for each question), so leaving it out first
+/// loses nothing. True when reasoning is left.
 pub fn drop_reasoning(req: &mut Value, all: bool) -> bool {
     let Some(items) = req["input"].as_array_mut() else {
         return false;
     };
-    // Where the items to clean end: all of them, or up to the last user message when
-    // reasoning comes before it (else the refusal was about the rest).
     let reasoning = |i: &Value| i["type"] == "reasoning";
-    let asked = items.iter().rposition(|i| i["role"] == "user");
-    let all = all || asked.is_none_or(|at| !items[..at].iter().any(reasoning));
-    let end = |items: &[Value]| match all {
-        true => items.len(),
-        false => items.iter().rposition(|i| i["role"] == "user").unwrap_or(0),
+    // Items from `cut` on are the tool loop's own, kept as they are.
+    let cut = match items.iter().rposition(|i| i["role"] == "user") {
+        Some(at) if !all && items[..at].iter().any(reasoning) => at,
+        _ => items.len(),
     };
-    let before = end(items);
-    let mut at = 0;
-    items.retain(|item| {
-        at += 1;
-        at > before || item["type"] != "reasoning"
-    });
-    let end = end(items);
+    let kept = items.split_off(cut);
+    items.retain(|i| !reasoning(i));
     // An `item_reference` is nothing but its id.
-    let named = items[..end]
-        .iter_mut()
-        .filter(|i| i["type"] != "item_reference");
-    for item in named.filter_map(Value::as_object_mut) {
-        item.remove("id");
+    for item in items.iter_mut().filter(|i| i["type"] != "item_reference") {
+        if let Some(o) = item.as_object_mut() {
+            o.remove("id");
+        }
     }
-    items.iter().any(reasoning)
+    let left = kept.iter().any(reasoning);
+    items.extend(kept);
+    left
 }
 
 /// Instructions sent to the ChatGPT/Codex backend when the client gave none (it requires some).

@@ -111,11 +111,11 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             "reasoning".into(),
             json!({"effort": effort, "summary": "auto"}),
         );
-        // With nothing stored, reasoning reaches the next turn only as its encrypted
-        // content. Asked for only with an effort, which only a reasoning model takes,
-        // or of a model that reasons unasked.
-        out.insert("include".into(), json!(["reasoning.encrypted_content"]));
-    } else if reasons_unasked(model) {
+    }
+    // With nothing stored, reasoning reaches the next turn only as its encrypted content.
+    // Asked for only with an effort, which only a reasoning model takes, or of a model
+    // that reasons unasked.
+    if chat["reasoning_effort"].is_string() || reasons_unasked(model) {
         out.insert("include".into(), json!(["reasoning.encrypted_content"]));
     }
     let rf = &chat["response_format"];
