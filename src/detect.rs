@@ -269,14 +269,6 @@ pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String 
     }
 }
 
-/// `127.0.0.1:8080` from `http://127.0.0.1:8080/v1`: where a source listens, for messages.
-pub fn host_of(api_base: &str) -> &str {
-    let rest = api_base.split_once("://").map_or(api_base, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    // Without a `user:password@`: that is no part of where it listens.
-    authority.rsplit('@').next().unwrap_or(authority)
-}
-
 /// Asks one source for its models.
 pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> SourceState {
     let headers: Vec<Header> = p
@@ -487,13 +479,6 @@ mod tests {
             let want = want.map(|w| w.into_iter().map(String::from).collect::<Vec<_>>());
             assert_eq!(model_names(&v), want, "{v}");
         }
-    }
-
-    #[test]
-    fn hosts_read_as_people_write_them() {
-        assert_eq!(host_of("http://127.0.0.1:8080/v1"), "127.0.0.1:8080");
-        assert_eq!(host_of("https://api.openai.com"), "api.openai.com");
-        assert_eq!(host_of("http://u:pw@127.0.0.1:8080/v1"), "127.0.0.1:8080");
     }
 
     #[test]

@@ -66,6 +66,15 @@ pub fn shown_url(url: &str) -> Cow<'_, str> {
     Cow::Owned(format!("{scheme}://{user}{}", &rest[at..]))
 }
 
+/// `127.0.0.1:8080` from `http://127.0.0.1:8080/v1`: where a source listens, for
+/// messages.
+pub fn host_of(api_base: &str) -> &str {
+    let rest = api_base.split_once("://").map_or(api_base, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    // Without a `user:password@`: that is no part of where it listens.
+    authority.rsplit('@').next().unwrap_or(authority)
+}
+
 /// How log lines are written: `log.format` in routeplane.yaml.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -448,6 +457,13 @@ fn stderr_file() -> Option<&'static std::fs::File> {
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn hosts_read_as_people_write_them() {
+        assert_eq!(host_of("http://127.0.0.1:8080/v1"), "127.0.0.1:8080");
+        assert_eq!(host_of("https://api.openai.com"), "api.openai.com");
+        assert_eq!(host_of("http://u:pw@127.0.0.1:8080/v1"), "127.0.0.1:8080");
+    }
 
     #[test]
     fn numbers_are_written_as_display_writes_them() {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::detect::{self, Detected};
+use crate::detect::Detected;
 use crate::error::Error;
 use crate::registry::{Provider, Registry, Target, provider_of};
 use crate::sync::Spare;
@@ -92,7 +92,7 @@ fn resolve_into(
             .find_map(|p| Some((p, detected.served_until(&p.id, model)?)))
         {
             return Err(Error::SourceDown {
-                source: format!("{} ({})", p.id, detect::host_of(&p.api_base)),
+                source: format!("{} ({})", p.id, crate::log::host_of(&p.api_base)),
                 model: model.to_string(),
                 until: crate::time::utc_time(until),
             });
@@ -427,10 +427,10 @@ mod tests {
         let d = Detected::default();
         d.set(
             "ollama",
-            detect::SourceState {
+            crate::detect::SourceState {
                 up: true,
                 models: vec!["llama3.1:latest".into(), "qwen2:7b".into()],
-                ..detect::SourceState::default()
+                ..crate::detect::SourceState::default()
             },
         );
         let found = |model| listed(&r, &d, model).map(|(id, _)| id);

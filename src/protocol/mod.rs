@@ -56,11 +56,9 @@ pub struct Source<'a> {
 }
 
 impl Source<'_> {
-    /// The host its base URL names (`api.mistral.ai`).
+    /// The host its base URL names, without a port (`api.mistral.ai`).
     pub fn host(&self) -> &str {
-        let rest = self.api_base.split("://").nth(1).unwrap_or(self.api_base);
-        let authority = rest.split('/').next().unwrap_or(rest);
-        let host = authority.rsplit('@').next().unwrap_or(authority);
+        let host = crate::log::host_of(self.api_base);
         host.split(':').next().unwrap_or(host)
     }
 }
