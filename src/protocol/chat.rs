@@ -113,7 +113,7 @@ pub fn request_from_chat(mut chat: Value, to: &Source<'_>) -> Value {
 /// without parsing.
 pub(crate) fn must_mend(messages: &[u8], to: &Source<'_>) -> bool {
     (!keeps_details(to) && super::holds(messages, "\"reasoning_details\""))
-        || refuses_an_id(messages, ToolIds::of(to))
+        || refuses_an_id(messages, to)
 }
 
 /// Makes a chat request one the source `to` takes: without reasoning details unless it
@@ -237,14 +237,16 @@ fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
 /// The longest tool call id OpenAI takes.
 pub(crate) const MAX_TOOL_ID: usize = 40;
 
-/// Whether raw chat `messages` answer a tool call whose id `ids` refuses. Each call in a
-/// history has its result, so the results' `tool_call_id`s are the ones read; an id
-/// written with an escape is taken as refused, and the request is mended to be sure.
-fn refuses_an_id(messages: &[u8], ids: ToolIds) -> bool {
+/// Whether raw chat `messages` answer a tool call whose id the source `to` refuses. Each
+/// call in a history has its result, so the results' `tool_call_id`s are the ones read;
+/// an id written with an escape is taken as refused, and the request is mended to be
+/// sure. The source's rule is looked up only for a request that has a tool result.
+fn refuses_an_id(messages: &[u8], to: &Source<'_>) -> bool {
     const KEY: &str = "\"tool_call_id\"";
     let Ok(mut rest) = std::str::from_utf8(messages) else {
         return true;
     };
+    let mut ids = None;
     while let Some(at) = rest.find(KEY) {
         rest = rest[at + KEY.len()..].trim_start();
         let Some(value) = rest.strip_prefix(':').map(str::trim_start) else {
@@ -255,7 +257,10 @@ fn refuses_an_id(messages: &[u8], ids: ToolIds) -> bool {
         };
         match value.find(['"', '\\']) {
             Some(end) if value.as_bytes()[end] == b'"' => {
-                if !ids.takes(&value[..end]) {
+                if !ids
+                    .get_or_insert_with(|| ToolIds::of(to))
+                    .takes(&value[..end])
+                {
                     return true;
                 }
                 rest = &value[end..];
@@ -744,13 +749,19 @@ mod tests {
             (ids(r#"{"tool_call_id":"call\u005f1"}"#), true),
             (ids(r#"{"role":"tool","tool_call_id":null}"#), false),
         ] {
-            let found = refuses_an_id(messages.as_bytes(), ToolIds::AtMost40);
+            let found = refuses_an_id(messages.as_bytes(), &to("http://127.0.0.1:1", "m"));
             assert_eq!(found, refused, "{messages}");
         }
         let nine = ids(r#"{"tool_call_id":"aB3xK9mP2"}"#);
-        assert!(!refuses_an_id(nine.as_bytes(), ToolIds::Mistral));
+        assert!(!refuses_an_id(
+            nine.as_bytes(),
+            &to("http://127.0.0.1:1", "devstral")
+        ));
         let call = ids(r#"{"tool_call_id":"call_aB3xK9"}"#);
-        assert!(refuses_an_id(call.as_bytes(), ToolIds::Mistral));
+        assert!(refuses_an_id(
+            call.as_bytes(),
+            &to("http://127.0.0.1:1", "devstral")
+        ));
     }
 
     #[test]
