@@ -1762,6 +1762,51 @@ fn reasoning_another_account_encrypted_is_left_out_when_refused() {
 }
 
 #[test]
+fn reasoning_kept_for_a_client_is_let_go_when_another_account_refuses_it() {
+    // aider's loop began on one OpenAI account; failover moved it to another, which
+    // cannot read what the first encrypted. What Routeplane kept for aider is refused
+    // once, asked again without, and then let go: the next turn is asked once.
+    let first = openai_reasons_then_calls();
+    let other = MockUpstream::start(|req| {
+        if String::from_utf8_lossy(&req.body).contains("gAAAA-test") {
+            let refusal = json!({"error": {"message": "The encrypted content could not be verified.",
+                "type": "invalid_request_error", "code": "invalid_encrypted_content"}});
+            return Reply::json(400, refusal);
+        }
+        Wire::Responses.reply(false, false)
+    });
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
+    let ask = json!({"role": "user", "content": "weather in Paris?"});
+    let p = sources(&[("openai", Wire::Responses, &first, "m")]);
+    let resp = p.post(
+        &Wire::Chat.url("m", false),
+        json!({"model": "m", "messages": [ask], "tools": tools}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    // The same proxy's config now points `openai` at the other account.
+    p.dir.write(
+        "routeplane.yaml",
+        &format!("providers:\n  openai: {{api_base: {}, api_protocol: responses, api_key: k, models: [m]}}\n", other.url()),
+    );
+    p.signal("HUP");
+    p.wait_log("reloaded config");
+    let call = json!({"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}});
+    let turn = json!({"role": "assistant", "content": null, "tool_calls": [call]});
+    let result = json!({"role": "tool", "tool_call_id": "call_1", "content": "sunny"});
+    let again = json!({"model": "m", "messages": [ask, turn, result], "tools": tools});
+    for asked in [2, 1] {
+        let before = other.count();
+        let resp = p.post(&Wire::Chat.url("m", false), again.clone());
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert_eq!(
+            other.count() - before,
+            asked,
+            "requests upstream for this turn"
+        );
+    }
+}
+
+#[test]
 fn openais_encrypted_reasoning_reaches_no_other_source_or_client() {
     // What OpenAI encrypted it alone reads (and OpenRouter, which carries it on):
     // Anthropic and Gemini never see it, and an Anthropic or Gemini client's answer has
