@@ -98,6 +98,55 @@ fn fall_through_statuses_and_faults_reach_the_next_endpoint() {
 }
 
 #[test]
+fn an_error_sent_with_200_fails_over_like_the_status_it_names() {
+    // OpenRouter's documented behaviour once it has begun a request: a 200 whose body
+    // is the error. Before, it went to the client as an answer (an Anthropic client got
+    // an empty message) and nothing else was tried.
+    let error = r#"{"error":{"code":502,"message":"Provider returned error","metadata":{}}}"#;
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    for path in ["/v1/chat/completions", "/v1/messages"] {
+        let a = MockUpstream::always(Reply::Json(200, error.into()));
+        let p = Proxy::start(&config(&a.url(), &b.url(), "failover:\n  backoff_ms: 20\n"));
+        let resp = p.post(
+            path,
+            json!({"model": "smart", "max_tokens": 9, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(resp.status, 200, "{path}: {}", resp.body);
+        assert!(resp.body.contains("from b"), "{path}: {}", resp.body);
+        // A 502 is retried once on the same endpoint, as when it comes as a status.
+        assert_eq!(a.count(), 2, "{path}");
+        let line = p.wait_log("served_by=b:m");
+        assert!(line.contains("tried=a:m→502,a:m→502,b:m→200"), "{line}");
+    }
+    // Alone, its error is the answer, with the status it names, not a 200.
+    for (code, status) in [
+        ("502", 502u16),
+        ("429", 429),
+        ("\"rate_limit_exceeded\"", 429),
+    ] {
+        let body = format!(r#"{{"error":{{"code":{code},"message":"no provider"}}}}"#);
+        let a = MockUpstream::always(Reply::Json(200, body.clone()));
+        let p = Proxy::start(&config(&a.url(), &b.url(), "failover:\n  retries: 0\n"));
+        let resp = ask(&p, "a:m");
+        assert_eq!(resp.status, status, "{code}: {}", resp.body);
+        assert_text(&resp.body, &body);
+    }
+    // An answer that only mentions an error, or carries `"error": null`, is an answer,
+    // passed on byte for byte.
+    let mentions = chat_answer(r#"the log says "error": 42"#).to_string();
+    let with_null = mentions.replacen('{', r#"{"error": null, "#, 1);
+    for answer in [mentions, with_null] {
+        let a = MockUpstream::always(Reply::Json(200, answer.clone()));
+        let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+        let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+        let resp = ask(&p, "smart");
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body, answer);
+        assert_eq!(b.count(), 0);
+    }
+}
+
+#[test]
 fn refused_connection_falls_through() {
     let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
     let p = Proxy::start(&config(&dead_url(), &b.url(), ""));

@@ -317,7 +317,7 @@ impl Decoder {
         }
         match serde_json::from_str::<Value>(data) {
             Ok(v) if v.get("error").is_some() => Decoded::Failed {
-                status: error_status(&v["error"]),
+                status: super::status_of_error(&v["error"]),
                 message: super::upstream_error_message(data.as_bytes()),
             },
             Ok(mut v) if v.is_object() => {
@@ -416,19 +416,6 @@ struct DeltaView<'a> {
     refusal: Option<Text<'a>>,
     /// Zero-sized elements: counted, never allocated.
     tool_calls: Option<Vec<IgnoredAny>>,
-}
-
-/// The status an in-band OpenAI-style error stands for (vLLM puts the status in `code`).
-fn error_status(err: &Value) -> u16 {
-    if let Some(n) = err["code"].as_u64().filter(|n| (400..600).contains(n)) {
-        return n as u16;
-    }
-    match err["type"].as_str().or(err["code"].as_str()) {
-        Some("rate_limit_error" | "rate_limit_exceeded") => 429,
-        Some("invalid_request_error") => 400,
-        Some("authentication_error") => 401,
-        _ => 502,
-    }
 }
 
 /// Writes hub chunks to a Chat Completions client.

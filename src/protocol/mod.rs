@@ -373,6 +373,71 @@ pub fn upstream_error_code(body: &[u8]) -> Option<String> {
     code.as_str().map(str::to_string).filter(|c| !c.is_empty())
 }
 
+/// The HTTP status an error object of any known shape stands for: its numeric `code`
+/// (OpenRouter, Gemini), else its `type` or `code` name (OpenAI, Anthropic, Codex).
+pub fn status_of_error(err: &Value) -> u16 {
+    if let Some(n) = err["code"].as_u64().filter(|n| (400..600).contains(n)) {
+        return n as u16;
+    }
+    // OpenAI's rate limits are `type: "tokens"` with `code: "rate_limit_exceeded"`, a
+    // Responses error event is `type: "error"` with its `code`: the first name known wins.
+    [&err["code"], &err["type"]]
+        .iter()
+        .filter_map(|n| status_of_name(n.as_str()?))
+        .next()
+        .unwrap_or(502)
+}
+
+/// The HTTP status an error's `type` or `code` name stands for, if it is a known one.
+fn status_of_name(name: &str) -> Option<u16> {
+    Some(match name {
+        "invalid_request_error" | "context_length_exceeded" | "invalid_prompt" => 400,
+        "authentication_error" => 401,
+        "billing_error" => 402,
+        "permission_error" => 403,
+        "not_found_error" => 404,
+        "request_too_large" => 413,
+        "rate_limit_error"
+        | "rate_limit_exceeded"
+        | "usage_limit_reached"
+        | "insufficient_quota"
+        | "usage_not_included" => 429,
+        "overloaded_error" => 503,
+        "api_error" | "server_error" => 502,
+        _ => return None,
+    })
+}
+
+/// The status of an answer that came with a 2xx but is an error, `None` for an answer.
+/// OpenRouter documents it: once it has begun a request, a failure comes back with a
+/// 200 and `{"error": {"code": 502, …}}` as the body. A Responses answer may also be
+/// `"status": "failed"` with its `error`.
+pub fn error_in_answer(body: &[u8]) -> Option<u16> {
+    // Most answers have no `"error"` key, or `"error": null` (Responses): told apart
+    // without a parse.
+    let named = memchr::memmem::find_iter(body, b"\"error\"").any(|at| {
+        let rest = body[at + 7..].trim_ascii_start();
+        rest.strip_prefix(b":")
+            .is_some_and(|v| !v.trim_ascii_start().starts_with(b"null"))
+    });
+    if !named {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        error: Option<Value>,
+        status: Option<String>,
+        choices: Option<serde::de::IgnoredAny>,
+        content: Option<serde::de::IgnoredAny>,
+        candidates: Option<serde::de::IgnoredAny>,
+    }
+    let a: Answer = serde_json::from_slice(body).ok()?;
+    let error = a.error.filter(|e| !e.is_null())?;
+    let answered = a.choices.is_some() || a.content.is_some() || a.candidates.is_some();
+    let failed = a.status.as_deref().is_none_or(|s| s == "failed");
+    (!answered && failed).then(|| status_of_error(&error))
+}
+
 /// A stream decoder for one upstream protocol: upstream events in, hub chunks out.
 #[derive(Debug)]
 pub enum Decoder {
@@ -809,6 +874,59 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_sent_as_answers_are_told_from_answers() {
+        let cases: [(&str, Option<u16>); 9] = [
+            (
+                r#"{"error":{"code":502,"message":"Provider returned error"}}"#,
+                Some(502),
+            ),
+            (r#" { "error" : {"code":429,"message":"m"}}"#, Some(429)),
+            (r#"{"error":"model not found"}"#, Some(502)),
+            (
+                r#"{"id":"r","status":"failed","output":[],"error":{"code":"rate_limit_exceeded","message":"m"}}"#,
+                Some(429),
+            ),
+            (
+                r#"{"id":"r","status":"completed","output":[],"error":null}"#,
+                None,
+            ),
+            (
+                r#"{"choices":[{"message":{"content":"\"error\": 1"}}]}"#,
+                None,
+            ),
+            (r#"{"choices":[],"error":{"code":500}}"#, None),
+            (r#"{"type":"message","content":[]}"#, None),
+            ("not json with \"error\": 1", None),
+        ];
+        for (body, status) in cases {
+            assert_eq!(error_in_answer(body.as_bytes()), status, "{body}");
+        }
+    }
+
+    #[test]
+    fn error_statuses_come_from_the_code_or_the_type() {
+        let cases = [
+            (json!({"code": 503}), 503),
+            (json!({"code": 200}), 502),
+            (
+                json!({"type": "tokens", "code": "rate_limit_exceeded"}),
+                429,
+            ),
+            (
+                json!({"type": "error", "code": "context_length_exceeded"}),
+                400,
+            ),
+            (json!({"type": "overloaded_error"}), 503),
+            (json!({"type": "billing_error"}), 402),
+            (json!({"code": "usage_limit_reached"}), 429),
+            (json!({"message": "?"}), 502),
+        ];
+        for (err, status) in cases {
+            assert_eq!(status_of_error(&err), status, "{err}");
+        }
+    }
 
     #[test]
     fn error_messages_are_found_in_every_shape() {

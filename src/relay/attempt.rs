@@ -385,12 +385,18 @@ impl<'a> Run<'a, '_> {
         let status = reply.status;
         let ct = std::mem::take(&mut reply.content_type);
         let headers = std::mem::take(&mut reply.headers);
+        let retry_after = reply.retry_after;
         let limit = settings.limits.max_response_bytes;
         let bytes = match reply.read_all(limit, &|| self.out.client_gone()) {
             Ok(b) => b,
             Err(BodyError::Failed(reason)) => return fail(FailKind::EarlyEnd, reason),
             Err(BodyError::Abandoned) => return Outcome::ClientGone,
         };
+        // OpenRouter's failure after it began: a 200 whose body is an error. Failed
+        // over, retried or surfaced like the status it names, never passed on as an answer.
+        if let Some(status) = protocol::error_in_answer(&bytes) {
+            return failed_with(status, (bytes, ct), headers, retry_after);
+        }
         // usage (issue 19): read from the end of the body before it goes out.
         let tokens = Tokens::from_answer(target.protocol, &bytes);
         let answer = if t.translate {
@@ -477,6 +483,16 @@ fn upstream_error(run: &Run<'_, '_>, mut reply: Reply) -> Outcome {
         Err(BodyError::Failed(_)) => Vec::new(),
         Err(BodyError::Abandoned) => return Outcome::ClientGone,
     };
+    failed_with(status, (bytes, ct), headers, retry_after)
+}
+
+/// The failure an upstream's error answer stands for: a status and the body that said it.
+fn failed_with(
+    status: u16,
+    (bytes, ct): (Vec<u8>, Cow<'static, str>),
+    headers: Vec<(String, String)>,
+    retry_after: Option<Duration>,
+) -> Outcome {
     let message = protocol::upstream_error_message(&bytes);
     let kind = match (400..500).contains(&status) {
         true => unfit(&message, &bytes).unwrap_or(FailKind::Status(status)),

@@ -237,21 +237,6 @@ fn error_type(status: u16) -> &'static str {
     }
 }
 
-/// The HTTP status an Anthropic `error.type` stands for.
-fn status_of(kind: &str) -> u16 {
-    match kind {
-        "invalid_request_error" => 400,
-        "authentication_error" => 401,
-        "billing_error" => 402,
-        "permission_error" => 403,
-        "not_found_error" => 404,
-        "request_too_large" => 413,
-        "rate_limit_error" => 429,
-        "overloaded_error" => 503,
-        _ => 502,
-    }
-}
-
 /// Anthropic `stop_reason` → chat `finish_reason`.
 fn finish_reason(stop: &str) -> &'static str {
     match stop {

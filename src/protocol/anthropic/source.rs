@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     DEFAULT_MAX_TOKENS, MAX_ID, anthropic_takes, block_of, detail_of, finish_reason, hashed_id,
-    status_of, usage_to_chat,
+    usage_to_chat,
 };
 use crate::error::Error;
 use crate::protocol::view::{self, Delta, Text, Typed};
@@ -543,7 +543,7 @@ impl Decoder {
                 )])
             }
             "error" => Decoded::Failed {
-                status: status_of(v["error"]["type"].as_str().unwrap_or("")),
+                status: crate::protocol::status_of_error(&v["error"]),
                 message: v["error"]["message"]
                     .as_str()
                     .unwrap_or("upstream error")

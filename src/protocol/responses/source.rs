@@ -468,7 +468,7 @@ impl Decoder {
             "response.failed" => {
                 let e = &v["response"]["error"];
                 Decoded::Failed {
-                    status: failure_status(e["code"].as_str().unwrap_or("")),
+                    status: super::super::status_of_error(e),
                     message: e["message"]
                         .as_str()
                         .unwrap_or("the response failed")
@@ -476,7 +476,7 @@ impl Decoder {
                 }
             }
             "error" => Decoded::Failed {
-                status: failure_status(v["code"].as_str().unwrap_or("")),
+                status: super::super::status_of_error(&v),
                 message: v["message"]
                     .as_str()
                     .unwrap_or("upstream error")
@@ -484,17 +484,5 @@ impl Decoder {
             },
             _ => Decoded::Chunks(Vec::new()),
         }
-    }
-}
-
-/// The status a Responses failure code stands for.
-fn failure_status(code: &str) -> u16 {
-    match code {
-        "rate_limit_exceeded"
-        | "usage_limit_reached"
-        | "insufficient_quota"
-        | "usage_not_included" => 429,
-        "context_length_exceeded" | "invalid_prompt" => 400,
-        _ => 502,
     }
 }
