@@ -551,3 +551,59 @@ fn a_labelled_login_is_its_own_provider() {
         resp.body
     );
 }
+
+#[test]
+fn a_claude_login_refused_for_this_use_falls_over_to_the_next_endpoint() {
+    // Anthropic answers a subscription login it will not take from this client with a
+    // 400 (reported publicly, at times for hours): a virtual model moves on to its key
+    // or local endpoint, and the login cools down.
+    let refusal = json!({"type": "error", "error": {"type": "invalid_request_error", "message": "This credential is only authorized for use with Claude Code and cannot be used for other API requests."}});
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::json(400, refusal.clone()));
+    let b = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let dir = Dir::new();
+    let config = format!(
+        "providers:\n  anthropic:\n    api_base: {}\n    models: [claude-x]\n{}  b:\n    api_base: {}\n    api_protocol: anthropic\n    models: [claude-x]\nmodels:\n  smart:\n    endpoints: [anthropic:claude-x, b:claude-x]\n",
+        up.url(),
+        oauth.auth_block("https://example.invalid/callback"),
+        b.url()
+    );
+    let (code, _, err) = anthropic_login(&dir, &config);
+    assert_eq!(code, 0, "{err}");
+    let p = Proxy::start_with(
+        &config,
+        &[(
+            "ROUTEPLANE_AUTH_FILE",
+            dir.path().join("data/auth.json").to_str().unwrap(),
+        )],
+        &[],
+    );
+    let posts = |u: &MockUpstream| u.requests().iter().filter(|r| r.method == "POST").count();
+    let ask = |model: &str| {
+        p.post(
+            "/v1/messages",
+            json!({"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    };
+    let resp = ask("smart");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
+    assert_eq!(
+        posts(&up),
+        1,
+        "not asked again: the refusal is not transient"
+    );
+    let line = p.wait_log("served_by=b:claude-x");
+    assert!(
+        line.contains("tried=anthropic:claude-x→400:credential,b:claude-x→200"),
+        "{line}"
+    );
+    // Cooling down: the next request goes to `b` first.
+    assert_eq!(ask("smart").status, 200);
+    assert_eq!(posts(&up), 1);
+    assert_eq!(posts(&b), 2);
+    // Named alone, the refusal reaches the client as Anthropic wrote it.
+    let resp = ask("anthropic:claude-x");
+    assert_eq!(resp.status, 400);
+    assert_eq!(resp.json(), refusal);
+}

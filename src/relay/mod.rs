@@ -134,6 +134,10 @@ enum FailKind {
     /// The upstream could not read reasoning another account encrypted (OpenAI's
     /// `invalid_encrypted_content`: failover moved a session between two accounts).
     Foreign,
+    /// The source would not take its credential for this request: Anthropic's answer
+    /// to a subscription login ("only authorized for use with Claude Code"). Another
+    /// endpoint, with a key or a local server, can still answer.
+    Credential,
     /// The request could not be prepared for this target (a field it cannot express, no login).
     Prepare(u16),
 }
@@ -161,6 +165,7 @@ enum Step {
 /// | refused, DNS, connect/first-byte/first-token timeout| no     | next, cool down|
 /// | stream ends or breaks before its first content     | no      | next, cool down|
 /// | context window exceeded, content filtered          | no      | next           |
+/// | credential refused for this use (Claude login)     | no      | next, cool down|
 /// | request cannot be expressed for / no login at it   | no      | next           |
 /// | request malformed in the client's own protocol     | no      | 400, no target |
 /// | 400, 401, 402, 403, 404, 422, other 4xx            | no      | surface        |
@@ -174,9 +179,11 @@ enum Step {
 fn next_step(kind: FailKind) -> Step {
     match kind {
         FailKind::Status(408 | 429) | FailKind::Status(500..=599) => Step::Next { cool: true },
-        FailKind::Network | FailKind::Dropped | FailKind::Timeout | FailKind::EarlyEnd => {
-            Step::Next { cool: true }
-        }
+        FailKind::Network
+        | FailKind::Dropped
+        | FailKind::Timeout
+        | FailKind::EarlyEnd
+        | FailKind::Credential => Step::Next { cool: true },
         FailKind::Context | FailKind::Filter | FailKind::Prepare(_) => Step::Next { cool: false },
         FailKind::Status(_) | FailKind::Foreign => Step::Surface,
     }
@@ -408,7 +415,11 @@ fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
     if let Some((bytes, ct)) = &f.body
         && matches!(
             f.kind,
-            FailKind::Status(_) | FailKind::Context | FailKind::Filter | FailKind::Foreign
+            FailKind::Status(_)
+                | FailKind::Context
+                | FailKind::Filter
+                | FailKind::Foreign
+                | FailKind::Credential
         )
         && same_shape(call, ct)
     {
@@ -454,6 +465,7 @@ fn exhausted(
             | FailKind::Context
             | FailKind::Filter
             | FailKind::Foreign
+            | FailKind::Credential
             | FailKind::Prepare(_) => surface(call, f, out),
             _ => {
                 let provider = label.split(':').next().unwrap_or(label);
@@ -551,6 +563,7 @@ fn short_reason(f: &Failure) -> String {
         FailKind::Context => format!("{}:context", f.status.unwrap_or(400)),
         FailKind::Filter => format!("{}:filter", f.status.unwrap_or(400)),
         FailKind::Foreign => format!("{}:foreign", f.status.unwrap_or(400)),
+        FailKind::Credential => format!("{}:credential", f.status.unwrap_or(400)),
         FailKind::Timeout => "timeout".into(),
         FailKind::EarlyEnd => "ended_early".into(),
         FailKind::Prepare(401) => "no_credential".into(),
@@ -582,6 +595,7 @@ fn trail_reason(f: &Failure) -> String {
         FailKind::Context => "context window exceeded".into(),
         FailKind::Filter => "content filtered".into(),
         FailKind::Foreign => "reasoning from another account".into(),
+        FailKind::Credential => "credential refused for this use".into(),
         FailKind::Network
         | FailKind::Dropped
         | FailKind::Timeout
@@ -637,7 +651,8 @@ const FILTER_WORDS: [&str; 3] = [
 
 /// The kind of an error another model might not have, from its message and body: the
 /// context window ([`FailKind::Context`]), a content filter ([`FailKind::Filter`]), or
-/// reasoning another account encrypted ([`FailKind::Foreign`]).
+/// reasoning another account encrypted ([`FailKind::Foreign`]), or a credential the
+/// source takes only from its own app ([`FailKind::Credential`]).
 fn unfit(message: &str, body: &[u8]) -> Option<FailKind> {
     let m = message.to_ascii_lowercase();
     let b = String::from_utf8_lossy(body).to_ascii_lowercase();
@@ -647,6 +662,8 @@ fn unfit(message: &str, body: &[u8]) -> Option<FailKind> {
     let foreign = m.contains("encrypted content") && m.contains("could not be verified");
     if foreign || says(&["invalid_encrypted_content"]) {
         Some(FailKind::Foreign)
+    } else if m.contains("only authorized for use with claude code") {
+        Some(FailKind::Credential)
     } else if says(&CONTEXT_WORDS) {
         Some(FailKind::Context)
     } else if says(&FILTER_WORDS) {
@@ -686,6 +703,7 @@ mod tests {
             (FailKind::Context, Step::Next { cool: false }, false),
             (FailKind::Filter, Step::Next { cool: false }, false),
             (FailKind::Foreign, Step::Surface, false),
+            (FailKind::Credential, next, false),
             (FailKind::Status(400), Step::Surface, false),
             (FailKind::Status(401), Step::Surface, false),
             (FailKind::Status(402), Step::Surface, false),
@@ -700,7 +718,7 @@ mod tests {
     }
 
     #[test]
-    fn context_and_filter_errors_are_recognised() {
+    fn errors_another_endpoint_may_not_have_are_recognised() {
         let context = Some(FailKind::Context);
         assert_eq!(
             unfit("This model's maximum context length is 8192 tokens", b""),
@@ -720,6 +738,14 @@ mod tests {
         assert_eq!(
             unfit("content filter: the answer was blocked (SAFETY)", b""),
             Some(FailKind::Filter)
+        );
+        assert_eq!(
+            unfit(
+                "This credential is only authorized for use with Claude Code and cannot be \
+                 used for other API requests.",
+                b""
+            ),
+            Some(FailKind::Credential)
         );
         assert_eq!(unfit("invalid temperature", b"{}"), None);
     }
