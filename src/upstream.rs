@@ -309,6 +309,10 @@ impl Client {
         let mut headers = Vec::new();
         let mut retry_after = None;
         let mut reset = None;
+        // Anthropic's subscription limits: when the window is spent (`rejected`), it
+        // comes back at `…-unified-reset` (Unix time), hours later; a `Retry-After`
+        // beside it may be far shorter.
+        let (mut spent, mut window_reset) = (false, None);
         let head = http1::read_head(&mut conn, head_by, abandon, |name, value| {
             if http1::is_name(name, "content-type") {
                 content_type = lowercase_type(value);
@@ -320,6 +324,10 @@ impl Client {
                 || http1::is_name(name, "x-ratelimit-reset")
             {
                 reset = reset.or_else(|| parse_reset(value));
+            } else if http1::is_name(name, "anthropic-ratelimit-unified-status") {
+                spent = value.trim() == "rejected";
+            } else if http1::is_name(name, "anthropic-ratelimit-unified-reset") {
+                window_reset = unix_time_from_now(value);
             }
             if passed_back(name) {
                 headers.push((name.to_ascii_lowercase(), value.to_string()));
@@ -331,7 +339,10 @@ impl Client {
             status: head.status,
             content_type,
             headers,
-            retry_after: retry_after.or(reset),
+            retry_after: match window_reset {
+                Some(at) if spent && head.status == 429 => Some(at),
+                _ => retry_after.or(reset),
+            },
             body: Source::Wire(Body::new(conn, &head, Arc::clone(&self.inner.pool))),
         })
     }
@@ -384,6 +395,32 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
         at.duration_since(std::time::SystemTime::now())
             .unwrap_or_default(),
     )
+}
+
+/// A Unix time in seconds (or milliseconds, when it is that large), as a duration from
+/// now; zero when it has passed.
+fn unix_time_from_now(v: &str) -> Option<Duration> {
+    let n: u64 = v.trim().parse().ok()?;
+    let at = match n {
+        n if n > 100_000_000_000 => Duration::from_millis(n),
+        n => Duration::from_secs(n),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(at.saturating_sub(now))
+}
+
+/// When a plan limit named in a 429's body ends: the ChatGPT (Codex) backend's
+/// `usage_limit_reached` carries `resets_in_seconds` or `resets_at` (Unix time) and no
+/// `Retry-After`.
+pub fn reset_in_body(body: &[u8]) -> Option<Duration> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let e = &v["error"];
+    if let Some(secs) = e["resets_in_seconds"].as_f64() {
+        return Duration::try_from_secs_f64(secs).ok();
+    }
+    unix_time_from_now(&e["resets_at"].as_u64()?.to_string())
 }
 
 /// OpenAI-style reset headers: `1s`, `6m0s`, `250ms`, or plain seconds.
@@ -1043,5 +1080,29 @@ mod tests {
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(Duration::ZERO)
         );
+    }
+
+    #[test]
+    fn plan_limit_resets_in_unix_time_and_in_bodies() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let near =
+            |d: Option<Duration>, secs: u64| d.is_some_and(|d| d.as_secs().abs_diff(secs) <= 1);
+        let later = (now.as_secs() + 600).to_string();
+        assert!(near(unix_time_from_now(&later), 600));
+        let later_ms = (now.as_millis() + 600_000).to_string();
+        assert!(near(unix_time_from_now(&later_ms), 600));
+        assert_eq!(unix_time_from_now("1000"), Some(Duration::ZERO));
+        assert_eq!(unix_time_from_now("soon"), None);
+        let body = |e: &str| format!(r#"{{"error":{{"type":"usage_limit_reached",{e}}}}}"#);
+        assert!(near(
+            reset_in_body(body(r#""resets_in_seconds":90"#).as_bytes()),
+            90
+        ));
+        let at = format!(r#""resets_at":{}"#, now.as_secs() + 90);
+        assert!(near(reset_in_body(body(&at).as_bytes()), 90));
+        assert_eq!(reset_in_body(body(r#""message":"m""#).as_bytes()), None);
+        assert_eq!(reset_in_body(b"slow down"), None);
     }
 }

@@ -499,6 +499,10 @@ fn failed_with(
         false => FailKind::Status(status),
     };
     let reason: String = message.chars().take(200).collect();
+    let retry_after = match retry_after {
+        None if status == 429 => crate::upstream::reset_in_body(&bytes),
+        given => given,
+    };
     Outcome::Failed(Failure {
         status: Some(status),
         reason,

@@ -412,6 +412,17 @@ fn client_left(mut served: Served) -> Served {
 /// "prompt is too long").
 fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
     let status = f.status.unwrap_or(502);
+    // A plan limit whose end was named only in the body (the Codex backend) is told
+    // the client in the standard header too.
+    let mut headers = Cow::Borrowed(&f.headers[..]);
+    if status == 429
+        && let Some(wait) = f.retry_after
+        && !f.headers.iter().any(|(n, _)| n == "retry-after")
+    {
+        headers
+            .to_mut()
+            .push(("retry-after".to_string(), retry_after_secs(wait)));
+    }
     if let Some((bytes, ct)) = &f.body
         && matches!(
             f.kind,
@@ -423,7 +434,7 @@ fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
         )
         && same_shape(call, ct)
     {
-        let _ = out.respond(status, ct, &f.headers, bytes);
+        let _ = out.respond(status, ct, &headers, bytes);
         return status;
     }
     let (message, code) = match &f.body {
@@ -441,7 +452,7 @@ fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
                 .error_body_coded(status, &message, code.as_deref()),
         ),
     };
-    let _ = out.respond(status, "application/json", &f.headers, &body);
+    let _ = out.respond(status, "application/json", &headers, &body);
     status
 }
 
@@ -516,16 +527,14 @@ fn exhausted(
     };
     let mut headers = Vec::new();
     // When the first endpoint takes requests again: the pause it asked for, or, when it
-    // named none, what is left of its cool-down. Whole seconds, rounded up: a client
-    // that comes back a fraction early is refused again.
+    // named none, what is left of its cool-down.
     if all_rate_limited
         && let Some(wait) = failures
             .iter()
             .filter_map(|(label, f)| f.retry_after.or_else(|| cooldown.left(label)))
             .min()
     {
-        let secs = (wait.as_secs_f64().ceil() as u64).max(1);
-        headers.push(("retry-after".to_string(), secs.to_string()));
+        headers.push(("retry-after".to_string(), retry_after_secs(wait)));
     }
     let attempts: Vec<String> = failures
         .iter()
@@ -541,6 +550,12 @@ fn exhausted(
     };
     respond_error(call.inbound, err.status(), &err.to_string(), &headers, out);
     err.status()
+}
+
+/// A wait as `Retry-After` says it: whole seconds, rounded up (a client that comes
+/// back a fraction early is refused again), at least 1.
+fn retry_after_secs(wait: Duration) -> String {
+    (wait.as_secs_f64().ceil() as u64).max(1).to_string()
 }
 
 /// Sends an error body in the client's protocol.
