@@ -205,17 +205,39 @@ pub(crate) fn run_models(
         outln!("{}", serde_json::Value::Array(list))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(5);
-    outln!(
-        "{:<width$}  {:<14} {:<9} STATE",
-        "MODEL",
-        "PROVIDER",
-        "SOURCE"
-    )?;
-    for (id, p, source, state) in rows {
-        outln!("{id:<width$}  {p:<14} {source:<9} {state}")?;
-    }
+    let cells: Vec<[String; 4]> = rows
+        .into_iter()
+        .map(|(id, p, source, state)| [id, p, source.to_string(), state])
+        .collect();
+    print_table(["MODEL", "PROVIDER", "SOURCE", "STATE"], &cells)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a table: every column as wide as its widest cell, header included (counted in
+/// characters, as `format!` pads), two spaces apart; the last column is not padded.
+fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> Result<(), Error> {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let mut line = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        line
+    };
+    outln!("{}", line(header))?;
+    for row in rows {
+        outln!("{}", line(row.each_ref().map(String::as_str)))?;
+    }
+    Ok(())
 }
 
 /// How a provider is reached: `oauth` (a subscription login), `key` (with where the
@@ -297,27 +319,19 @@ pub(crate) fn run_providers(
         outln!("{}", serde_json::Value::Array(list))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<_> = rows
+    let cells: Vec<[String; 5]> = rows
         .into_iter()
         .map(|(id, base, proto, auth, key_from, state)| {
             let auth = match key_from {
                 Some(from) => format!("{auth} ({from})"),
                 None => auth.to_string(),
             };
-            (id, base, proto, auth, state)
+            [id, base, proto, auth, state]
         })
         .collect();
-    let id_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(14);
-    let auth_w = rows.iter().map(|r| r.3.len()).max().unwrap_or(0).max(22);
-    outln!(
-        "{:<id_w$} {:<40} {:<18} {:<auth_w$} STATE",
-        "PROVIDER",
-        "API_BASE",
-        "PROTOCOL",
-        "AUTH"
+    print_table(
+        ["PROVIDER", "API_BASE", "PROTOCOL", "AUTH", "STATE"],
+        &cells,
     )?;
-    for (id, base, proto, auth, state) in rows {
-        outln!("{id:<id_w$} {base:<40} {proto:<18} {auth:<auth_w$} {state}")?;
-    }
     Ok(ExitCode::SUCCESS)
 }
