@@ -238,6 +238,34 @@ fn models_and_providers_columns_start_where_their_headers_do() {
     }
 }
 
+#[test]
+fn models_with_nothing_to_list_prints_its_header_and_says_how_to_get_some() {
+    let dir = Dir::new();
+    assert!(run(&dir, &["init"]).status.success());
+    // The starter config, with the local servers asked where nothing listens.
+    let dead = format!("http://127.0.0.1:{}/v1", free_port());
+    let locals: String = ["ollama", "vllm", "lmstudio", "llamacpp"]
+        .iter()
+        .map(|id| format!("  {id}:\n    api_base: {dead}\n"))
+        .collect();
+    let yaml = dir.read("routeplane.yaml") + "providers:\n" + &locals;
+    dir.write("routeplane.yaml", &yaml);
+    let out = run(&dir, &["models"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_text(&text(&out.stdout), "MODEL  PROVIDER  SOURCE  STATE\n");
+    assert_text(
+        &text(&out.stderr),
+        "routeplane: no models are configured or detected; set a provider's key \
+         (OPENAI_API_KEY, OPENROUTER_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY), or start a \
+         local server (ollama, vllm, lmstudio or llamacpp), or run `routeplane login anthropic` \
+         or `routeplane login openai-codex`\n",
+    );
+    let out = run(&dir, &["models", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_text(&text(&out.stdout), "[]\n");
+    assert_text(&text(&out.stderr), "");
+}
+
 fn free_port() -> u16 {
     crate::support::MockUpstream::free_port()
 }

@@ -210,7 +210,64 @@ pub(crate) fn run_models(
         .map(|(id, p, source, state)| [id, p, source.to_string(), state])
         .collect();
     print_table(["MODEL", "PROVIDER", "SOURCE", "STATE"], &cells)?;
+    if cells.is_empty() {
+        // On stderr, so that the table on stdout stays a table.
+        eprintln!("routeplane: {}", nothing_to_list(&registry, &auth));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `routeplane models` says when it has nothing to list: the keys that are not set,
+/// the local servers looked for, and the logins not made.
+fn nothing_to_list(registry: &Registry, auth: &Auth) -> String {
+    let keys: Vec<&str> = registry
+        .providers
+        .iter()
+        .filter(|p| p.kind == Kind::Hosted && p.key.is_none())
+        .filter_map(|p| p.key_vars.get(1).map(String::as_str))
+        .collect();
+    let local: Vec<&str> = registry
+        .providers
+        .iter()
+        .filter(|p| p.detect)
+        .map(|p| p.id.as_str())
+        .collect();
+    let logins: Vec<String> = registry::builtin_ids()
+        .filter(|id| Subscription::of(id).is_some() && !auth.logged_in(id))
+        .map(|id| format!("`routeplane login {id}`"))
+        .collect();
+    let mut todo = Vec::new();
+    if !keys.is_empty() {
+        todo.push(format!("set a provider's key ({})", or_list(&keys)));
+    }
+    if !local.is_empty() {
+        todo.push(format!("start a local server ({})", or_list(&local)));
+    }
+    if !logins.is_empty() {
+        todo.push(format!("run {}", or_list(&logins)));
+    }
+    let mut line = "no models are configured or detected".to_string();
+    if let Some(last) = todo.pop() {
+        line.push_str("; ");
+        for step in todo {
+            line.push_str(&step);
+            line.push_str(", or ");
+        }
+        line.push_str(&last);
+    }
+    line
+}
+
+/// `a, b or c`.
+fn or_list<S: AsRef<str>>(items: &[S]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.as_ref().to_string(),
+        [init @ .., last] => {
+            let init: Vec<&str> = init.iter().map(AsRef::as_ref).collect();
+            format!("{} or {}", init.join(", "), last.as_ref())
+        }
+    }
 }
 
 /// Prints a table: every column as wide as its widest cell, header included (counted in
