@@ -68,6 +68,9 @@ pub enum Error {
         model: String,
         /// A few ids that do exist, to suggest.
         known: Vec<String>,
+        /// What would serve it, when its name is a hosted provider's that has no
+        /// credential (boxed: errors ride on every Result in the request path).
+        hint: Option<Box<str>>,
     },
     /// The request body exceeds the configured limit (413).
     TooLarge {
@@ -197,12 +200,16 @@ impl fmt::Display for Error {
                 "the request field `{field}` cannot be expressed for provider `{provider}`; \
                  remove it or choose another model"
             ),
-            Error::UnknownModel { model, known } => {
+            Error::UnknownModel { model, known, hint } => {
                 write!(f, "unknown model `{model}`")?;
                 if known.is_empty() {
-                    write!(f, "; no models are configured (run `routeplane models`)")
+                    write!(f, "; no models are configured (run `routeplane models`)")?;
                 } else {
-                    write!(f, "; known models include: {}", known.join(", "))
+                    write!(f, "; known models include: {}", known.join(", "))?;
+                }
+                match hint {
+                    Some(hint) => write!(f, ". {hint}"),
+                    None => Ok(()),
                 }
             }
             Error::TooLarge { limit } => write!(
@@ -302,6 +309,7 @@ mod tests {
         let unknown = Error::UnknownModel {
             model: "m".into(),
             known: vec![],
+            hint: None,
         };
         assert_eq!(unknown.status(), 404);
         assert_eq!(Error::TooLarge { limit: 1 }.status(), 413);

@@ -149,6 +149,60 @@ pub fn builtin_ids() -> impl Iterator<Item = &'static str> {
     BUILTINS.iter().map(|b| b.id)
 }
 
+/// Model names that only a built-in hosted provider serves as they are (`gpt-4o` at
+/// OpenAI), so that a 404 for one can say which credential would serve it.
+#[derive(Debug)]
+pub struct Family {
+    /// The built-in provider that serves them.
+    pub provider: &'static str,
+    /// Its vendor with an article, as a sentence names it (`an OpenAI`).
+    pub vendor: &'static str,
+    /// The subscription whose login serves the vendor's models too, if any.
+    pub login: Option<&'static str>,
+    /// The prefix OpenRouter lists the vendor's models under, when it keeps their names
+    /// (it spells Claude's versions with dots, so there is none for Anthropic).
+    pub openrouter: Option<&'static str>,
+    /// How the names begin; one not ending in `-` stands alone or before a `-`, so that
+    /// `o3` takes `o3-mini` but not a local `o3de`.
+    starts: &'static [&'static str],
+}
+
+/// The families of the built-in hosted providers' model names.
+const FAMILIES: &[Family] = &[
+    Family {
+        provider: "openai",
+        vendor: "an OpenAI",
+        login: Some("openai-codex"),
+        openrouter: Some("openai/"),
+        starts: &["gpt-", "o1", "o3", "o4", "chatgpt-", "codex-"],
+    },
+    Family {
+        provider: "anthropic",
+        vendor: "an Anthropic",
+        login: Some("anthropic"),
+        openrouter: None,
+        starts: &["claude-"],
+    },
+    Family {
+        provider: "gemini",
+        vendor: "a Gemini",
+        login: None,
+        openrouter: Some("google/"),
+        starts: &["gemini-"],
+    },
+];
+
+/// The family `model`'s name puts it in, if any.
+pub fn family_of(model: &str) -> Option<&'static Family> {
+    FAMILIES.iter().find(|f| {
+        f.starts.iter().any(|start| {
+            model.strip_prefix(start).is_some_and(|rest| {
+                start.ends_with('-') || rest.is_empty() || rest.starts_with('-')
+            })
+        })
+    })
+}
+
 /// A model a provider declares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Model {
@@ -1010,6 +1064,45 @@ mod tests {
         );
         let local = BUILTINS.iter().find(|b| b.id == "ollama").unwrap();
         assert!(key_vars(local).is_empty(), "local sources need nothing");
+    }
+
+    #[test]
+    fn hosted_model_names_fall_in_their_vendors_family() {
+        let family = |m: &str| family_of(m).map(|f| f.provider);
+        for m in [
+            "gpt-4o",
+            "gpt-5-mini",
+            "o1",
+            "o1-mini",
+            "o3",
+            "o3-pro",
+            "o4-mini",
+        ] {
+            assert_eq!(family(m), Some("openai"), "{m}");
+        }
+        for m in ["chatgpt-4o-latest", "codex-mini-latest"] {
+            assert_eq!(family(m), Some("openai"), "{m}");
+        }
+        assert_eq!(family("claude-sonnet-4-5"), Some("anthropic"));
+        assert_eq!(family("gemini-2.5-pro"), Some("gemini"));
+        // Local names and names already carrying a vendor's prefix are not guessed at.
+        for m in [
+            "llama3.1",
+            "o3de",
+            "o2",
+            "gpt4all",
+            "claude",
+            "openai/gpt-4o",
+            "GPT-4o",
+        ] {
+            assert_eq!(family(m), None, "{m}");
+        }
+        // Every family names a built-in with key variables, and a login a built-in too.
+        for f in FAMILIES {
+            let b = BUILTINS.iter().find(|b| b.id == f.provider).unwrap();
+            assert!(!key_vars(b).is_empty(), "{}", f.provider);
+            assert!(f.login.is_none_or(|l| builtin_ids().any(|id| id == l)));
+        }
     }
 
     #[test]

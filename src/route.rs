@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::auth;
 use crate::detect::Detected;
 use crate::error::Error;
-use crate::registry::{Provider, Registry, Target, provider_of};
+use crate::registry::{self, Provider, Registry, Target, provider_of};
 use crate::sync::Spare;
 
 /// How many known ids a 404 suggests.
@@ -102,7 +103,8 @@ fn resolve_into(
     Ok(())
 }
 
-/// The error for a model nothing serves, with some that are served as suggestions.
+/// The error for a model nothing serves, with some that are served as suggestions, and
+/// what would serve it when its name is a hosted provider's ([`credential_hint`]).
 pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
     Error::UnknownModel {
         model: model.to_string(),
@@ -110,7 +112,50 @@ pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
             .into_iter()
             .take(SUGGESTIONS)
             .collect(),
+        hint: credential_hint(reg, detected, model).map(String::into_boxed_str),
     }
+}
+
+/// For a `model` named like a built-in hosted provider's models (`gpt-4o`) while that
+/// provider has no key and its vendor's subscription no login: the credentials that
+/// would serve it. `None` when it has one: its list would then have named the model.
+fn credential_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String> {
+    let family = registry::family_of(model)?;
+    let p = reg.provider(family.provider)?;
+    if p.key.is_some()
+        || p.key_vars.is_empty()
+        || family.login.is_some_and(|l| detected.has_login(l))
+    {
+        return None;
+    }
+    let mut hint = format!(
+        "`{model}` looks like {} model: set {}",
+        family.vendor,
+        auth::key_vars_shown(p)
+    );
+    if let Some(login) = family.login {
+        // A login's models are never named bare. The vendor's own login serves its
+        // names; another (ChatGPT's for OpenAI) serves a list of its own.
+        let named = if login == p.id {
+            format!("it `{login}:{model}`")
+        } else {
+            format!("a model it lists `{login}:MODEL`")
+        };
+        hint.push_str(&format!(
+            ", or run `routeplane login {login}` and name {named}"
+        ));
+    }
+    if let Some(prefix) = family.openrouter
+        && let Some(or) = reg.provider("openrouter")
+    {
+        hint.push_str(&format!(", or name it `openrouter:{prefix}{model}`"));
+        if or.key.is_none()
+            && let Some(var) = or.key_vars.get(1)
+        {
+            hint.push_str(&format!(" with {var} set"));
+        }
+    }
+    Some(hint)
 }
 
 /// A target for `model` named with its provider (`ollama:llama3.1`, or a virtual

@@ -178,7 +178,11 @@ fn unknown_model_is_404_listing_known_ids() {
     assert_eq!(resp.status, 404);
     assert_text(
         resp.json()["error"]["message"].as_str().unwrap(),
-        "unknown model `gpt-9`; known models include: small, llama3.1:8b, local:small, local:llama3.1:8b",
+        "unknown model `gpt-9`; known models include: small, llama3.1:8b, local:small, \
+         local:llama3.1:8b. `gpt-9` looks like an OpenAI model: set OPENAI_API_KEY or \
+         ROUTEPLANE_OPENAI_API_KEY, or run `routeplane login openai-codex` and name a model it \
+         lists `openai-codex:MODEL`, or name it `openrouter:openai/gpt-9` with \
+         OPENROUTER_API_KEY set",
     );
     assert_eq!(resp.json()["error"]["code"], "model_not_found");
 }

@@ -176,6 +176,96 @@ fn route_prints_targets_in_order() {
     );
 }
 
+/// Asserts that in every row of `table` each column starts where the header's does: two
+/// spaces before it, and a cell's first character at it.
+#[track_caller]
+fn assert_columns_aligned(table: &str) {
+    let lines: Vec<Vec<char>> = table.lines().map(|l| l.chars().collect()).collect();
+    let header = &lines[0];
+    let starts: Vec<usize> = (1..header.len())
+        .filter(|&i| header[i] != ' ' && header[i - 1] == ' ')
+        .collect();
+    assert!(starts.len() >= 3, "{table}");
+    for row in &lines[1..] {
+        for &at in &starts {
+            assert!(
+                row.get(at).is_some_and(|c| *c != ' ') && row[at - 2..at] == [' ', ' '],
+                "a column of this row does not start at {at}:\n{}\n{table}",
+                row.iter().collect::<String>()
+            );
+        }
+    }
+}
+
+#[test]
+fn models_and_providers_columns_start_where_their_headers_do() {
+    let dir = Dir::new();
+    let dead = format!("http://127.0.0.1:{}/v1", free_port());
+    // Every local built-in and the ChatGPT login are asked at a port nothing listens on.
+    let locals: String = ["ollama", "vllm", "lmstudio", "llamacpp", "openai-codex"]
+        .iter()
+        .map(|id| format!("  {id}:\n    api_base: {dead}\n"))
+        .collect();
+    dir.write(
+        "routeplane.yaml",
+        &format!(
+            "providers:\n{locals}  a-gateway-with-a-long-id:\n    api_base: {dead}\n    models: [m, a-model-with-a-long-name]\nmodels:\n  smart:\n    endpoints: [a-gateway-with-a-long-id:m]\n"
+        ),
+    );
+    // A labelled login is a row of its own, with a label longer than any built-in id.
+    dir.write(
+        "auth.json",
+        &serde_json::json!({"version": 1, "credentials": {"openai-codex#work": {
+            "access_token": "at-1", "refresh_token": "rt-1", "expires_at": 4102444800u64}}})
+        .to_string(),
+    );
+    let auth_file = dir.path().join("auth.json");
+    for args in [&["models"][..], &["providers"]] {
+        let out = isolate(&mut Command::new(bin()), dir.path())
+            .args(args)
+            .current_dir(dir.path())
+            .env("ROUTEPLANE_AUTH_FILE", &auth_file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let table = text(&out.stdout);
+        assert!(table.contains("a-gateway-with-a-long-id  "), "{table}");
+        assert_columns_aligned(&table);
+        if args == ["providers"] {
+            assert!(table.contains("\nopenai-codex#work  "), "{table}");
+            assert!(table.contains("/v1beta  "), "Gemini's base: {table}");
+        }
+    }
+}
+
+#[test]
+fn models_with_nothing_to_list_prints_its_header_and_says_how_to_get_some() {
+    let dir = Dir::new();
+    assert!(run(&dir, &["init"]).status.success());
+    // The starter config, with the local servers asked where nothing listens.
+    let dead = format!("http://127.0.0.1:{}/v1", free_port());
+    let locals: String = ["ollama", "vllm", "lmstudio", "llamacpp"]
+        .iter()
+        .map(|id| format!("  {id}:\n    api_base: {dead}\n"))
+        .collect();
+    let yaml = dir.read("routeplane.yaml") + "providers:\n" + &locals;
+    dir.write("routeplane.yaml", &yaml);
+    let out = run(&dir, &["models"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_text(&text(&out.stdout), "MODEL  PROVIDER  SOURCE  STATE\n");
+    assert_text(
+        &text(&out.stderr),
+        "routeplane: no models are configured or detected; set a provider's key \
+         (OPENAI_API_KEY, OPENROUTER_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY), or start a \
+         local server (ollama, vllm, lmstudio or llamacpp), or run `routeplane login anthropic` \
+         or `routeplane login openai-codex`\n",
+    );
+    let out = run(&dir, &["models", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_text(&text(&out.stdout), "[]\n");
+    assert_text(&text(&out.stderr), "");
+}
+
 fn free_port() -> u16 {
     crate::support::MockUpstream::free_port()
 }

@@ -271,7 +271,7 @@ fn models_and_providers_commands_show_detection() {
     );
     assert_text(
         &cli(&dir, &["models"]),
-        "MODEL        PROVIDER       SOURCE    STATE\ndeclared:1b  ollama         declared  active\nllama3.1:8b  ollama         detected  active\n",
+        "MODEL        PROVIDER  SOURCE    STATE\ndeclared:1b  ollama    declared  active\nllama3.1:8b  ollama    detected  active\n",
     );
     let v: serde_json::Value = serde_json::from_str(&cli(&dir, &["models", "--json"])).unwrap();
     assert_eq!(
@@ -298,14 +298,18 @@ fn models_and_providers_commands_show_detection() {
     assert_eq!(find("openai-codex")["auth"], "oauth");
     assert_eq!(find("openai-codex")["state"], "not logged in");
     let text = cli(&dir, &["providers"]);
-    assert!(text.starts_with("PROVIDER       API_BASE"), "{text}");
-    // The AUTH column is as wide as its longest entry, `key (OPENROUTER_API_KEY)`.
+    // Each column is as wide as its longest entry: `openai-codex`, Gemini's base URL,
+    // `chat_completions`, `key (OPENROUTER_API_KEY)`.
+    assert!(text.starts_with("PROVIDER      API_BASE"), "{text}");
     assert!(
         text.contains(&format!(
-            "ollama         {:<40} chat_completions   none                     active",
+            "ollama        {:<48}  chat_completions  none                      active",
             up.url()
         )),
         "{text}"
     );
-    assert!(text.contains("key (OPENROUTER_API_KEY) no key\n"), "{text}");
+    assert!(
+        text.contains("key (OPENROUTER_API_KEY)  no key\n"),
+        "{text}"
+    );
 }

@@ -244,6 +244,120 @@ fn models_and_providers_print_their_table_and_no_log_lines() {
     }
 }
 
+/// [`local_servers_config`] with every local built-in at a port nothing listens on: what
+/// this machine runs adds no model, so a message is the same wherever the test runs.
+fn nothing_found_config() -> String {
+    local_servers_config(&format!(
+        "http://127.0.0.1:{}/v1",
+        MockUpstream::free_port()
+    ))
+}
+
+/// What a 404 for `gpt-4o` says with no OpenAI key and no ChatGPT login.
+const GPT_4O_WITHOUT_KEY: &str = "unknown model `gpt-4o`; no models are configured (run \
+    `routeplane models`). `gpt-4o` looks like an OpenAI model: set OPENAI_API_KEY or \
+    ROUTEPLANE_OPENAI_API_KEY, or run `routeplane login openai-codex` and name a model it \
+    lists `openai-codex:MODEL`, or name it `openrouter:openai/gpt-4o` with OPENROUTER_API_KEY \
+    set";
+
+/// What a 404 for `claude-sonnet-4-5` says with no Anthropic key and no Claude login.
+const CLAUDE_WITHOUT_KEY: &str = "unknown model `claude-sonnet-4-5`; no models are configured \
+    (run `routeplane models`). `claude-sonnet-4-5` looks like an Anthropic model: set \
+    ANTHROPIC_API_KEY or ROUTEPLANE_ANTHROPIC_API_KEY, or run `routeplane login anthropic` and \
+    name it `anthropic:claude-sonnet-4-5`";
+
+/// An Anthropic Messages request for `model`.
+fn messages_request(model: &str) -> Value {
+    json!({"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+#[test]
+fn a_hosted_model_without_its_key_gets_a_404_naming_the_key_and_the_login() {
+    // `isolate` keeps this machine's OPENAI_API_KEY and the like away from the proxy.
+    let p = Proxy::start(&nothing_found_config());
+    let chat = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    let resp = p.post("/v1/chat/completions", chat);
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let v = resp.json();
+    assert_eq!(v["error"]["code"], "model_not_found", "{v}");
+    assert_text(v["error"]["message"].as_str().unwrap(), GPT_4O_WITHOUT_KEY);
+    let resp = p.post("/v1/messages", messages_request("claude-sonnet-4-5"));
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let v = resp.json();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "not_found_error", "{v}");
+    assert_text(v["error"]["message"].as_str().unwrap(), CLAUDE_WITHOUT_KEY);
+    // A name no hosted provider's family has gets no hint.
+    let resp = p.post("/v1/messages", messages_request("llama3.1"));
+    assert_text(
+        resp.json()["error"]["message"].as_str().unwrap(),
+        "unknown model `llama3.1`; no models are configured (run `routeplane models`)",
+    );
+}
+
+#[test]
+fn route_says_what_a_hosted_model_without_its_key_needs_as_the_server_does() {
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", &nothing_found_config());
+    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
+        .args(["route", "gpt-4o"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_text(
+        &String::from_utf8_lossy(&out.stderr),
+        &format!("routeplane: error: {GPT_4O_WITHOUT_KEY}\n"),
+    );
+}
+
+#[test]
+fn a_hosted_model_whose_vendor_has_a_key_or_a_login_gets_no_credential_hint() {
+    // Nothing answers at these bases: the key and the login are there, their lists are not.
+    let dead = format!("http://127.0.0.1:{}/v1", MockUpstream::free_port());
+    let yaml = format!(
+        "{}  openai:\n    api_base: {dead}\n    api_key: sk-test\n  openai-codex:\n    api_base: {dead}\n",
+        nothing_found_config()
+    );
+    let p = Proxy::start(&yaml);
+    let chat = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    assert_text(
+        p.post("/v1/chat/completions", chat).json()["error"]["message"]
+            .as_str()
+            .unwrap(),
+        "unknown model `gpt-4o`; no models are configured (run `routeplane models`)",
+    );
+    // A labelled ChatGPT login, and no key: the login is OpenAI's credential.
+    let logins = Dir::new();
+    let auth_file = logins.write(
+        "auth.json",
+        &json!({"version": 1, "credentials": {"openai-codex#work": {
+            "access_token": "at-1", "refresh_token": "rt-1", "expires_at": 4102444800u64}}})
+        .to_string(),
+    );
+    let yaml = format!(
+        "{}  openai-codex:\n    api_base: {dead}\n",
+        nothing_found_config()
+    );
+    let p = Proxy::start_with(
+        &yaml,
+        &[("ROUTEPLANE_AUTH_FILE", auth_file.to_str().unwrap())],
+        &[],
+    );
+    let chat = json!({"model": "o3", "messages": [{"role": "user", "content": "hi"}]});
+    let message = p.post("/v1/chat/completions", chat).json()["error"]["message"].clone();
+    assert_text(
+        message.as_str().unwrap(),
+        "unknown model `o3`; no models are configured (run `routeplane models`)",
+    );
+    // Anthropic has neither.
+    let resp = p.post("/v1/messages", messages_request("claude-sonnet-4-5"));
+    assert_text(
+        resp.json()["error"]["message"].as_str().unwrap(),
+        CLAUDE_WITHOUT_KEY,
+    );
+}
+
 #[test]
 fn head_requests_get_200_and_no_body_even_without_a_key() {
     let p = Proxy::start("skip_auth: false\nkeys: [k1]\n");

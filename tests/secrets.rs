@@ -220,7 +220,7 @@ fn a_password_in_a_base_url_is_shown_as_stars_wherever_the_url_is() {
     };
     let table = run(&["providers"]);
     assert!(
-        table.contains(&format!("\nx              {shown} ")),
+        table.contains(&format!("\nx             {shown}  ")),
         "{table}"
     );
     let listed: Value = serde_json::from_str(&run(&["providers", "--json"])).unwrap();

@@ -83,6 +83,16 @@ thread_local! {
 
 /// What to set (or run) to give a provider a credential, for messages.
 pub fn key_hint(p: &Provider) -> String {
+    let mut hint = format!("set {}", key_vars_shown(p));
+    if Subscription::of(&p.id).is_some() {
+        hint.push_str(&format!(", or run `routeplane login {}`", p.id));
+    }
+    hint
+}
+
+/// The variables a provider's key is read from, as messages name them:
+/// `OPENAI_API_KEY or ROUTEPLANE_OPENAI_API_KEY`.
+pub fn key_vars_shown(p: &Provider) -> String {
     // The vendor's variables first: they are the ones people already have.
     let vars: Vec<&str> = p
         .key_vars
@@ -91,11 +101,7 @@ pub fn key_hint(p: &Provider) -> String {
         .chain(p.key_vars.first())
         .map(String::as_str)
         .collect();
-    let mut hint = format!("set {}", vars.join(" or "));
-    if Subscription::of(&p.id).is_some() {
-        hint.push_str(&format!(", or run `routeplane login {}`", p.id));
-    }
-    hint
+    vars.join(" or ")
 }
 
 /// Why `p`, with no key and no login, cannot be asked: a subscription (or a labelled

@@ -205,17 +205,96 @@ pub(crate) fn run_models(
         outln!("{}", serde_json::Value::Array(list))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(5);
-    outln!(
-        "{:<width$}  {:<14} {:<9} STATE",
-        "MODEL",
-        "PROVIDER",
-        "SOURCE"
-    )?;
-    for (id, p, source, state) in rows {
-        outln!("{id:<width$}  {p:<14} {source:<9} {state}")?;
+    let cells: Vec<[String; 4]> = rows
+        .into_iter()
+        .map(|(id, p, source, state)| [id, p, source.to_string(), state])
+        .collect();
+    print_table(["MODEL", "PROVIDER", "SOURCE", "STATE"], &cells)?;
+    if cells.is_empty() {
+        // On stderr, so that the table on stdout stays a table.
+        eprintln!("routeplane: {}", nothing_to_list(&registry, &auth));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `routeplane models` says when it has nothing to list: the keys that are not set,
+/// the local servers looked for, and the logins not made.
+fn nothing_to_list(registry: &Registry, auth: &Auth) -> String {
+    let keys: Vec<&str> = registry
+        .providers
+        .iter()
+        .filter(|p| p.kind == Kind::Hosted && p.key.is_none())
+        .filter_map(|p| p.key_vars.get(1).map(String::as_str))
+        .collect();
+    let local: Vec<&str> = registry
+        .providers
+        .iter()
+        .filter(|p| p.detect)
+        .map(|p| p.id.as_str())
+        .collect();
+    let logins: Vec<String> = registry::builtin_ids()
+        .filter(|id| Subscription::of(id).is_some() && !auth.logged_in(id))
+        .map(|id| format!("`routeplane login {id}`"))
+        .collect();
+    let mut todo = Vec::new();
+    if !keys.is_empty() {
+        todo.push(format!("set a provider's key ({})", or_list(&keys)));
+    }
+    if !local.is_empty() {
+        todo.push(format!("start a local server ({})", or_list(&local)));
+    }
+    if !logins.is_empty() {
+        todo.push(format!("run {}", or_list(&logins)));
+    }
+    let mut line = "no models are configured or detected".to_string();
+    if let Some(last) = todo.pop() {
+        line.push_str("; ");
+        for step in todo {
+            line.push_str(&step);
+            line.push_str(", or ");
+        }
+        line.push_str(&last);
+    }
+    line
+}
+
+/// `a, b or c`.
+fn or_list<S: AsRef<str>>(items: &[S]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.as_ref().to_string(),
+        [init @ .., last] => {
+            let init: Vec<&str> = init.iter().map(AsRef::as_ref).collect();
+            format!("{} or {}", init.join(", "), last.as_ref())
+        }
+    }
+}
+
+/// Prints a table: every column as wide as its widest cell, header included (counted in
+/// characters, as `format!` pads), two spaces apart; the last column is not padded.
+fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> Result<(), Error> {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let mut line = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        line
+    };
+    outln!("{}", line(header))?;
+    for row in rows {
+        outln!("{}", line(row.each_ref().map(String::as_str)))?;
+    }
+    Ok(())
 }
 
 /// How a provider is reached: `oauth` (a subscription login), `key` (with where the
@@ -297,27 +376,19 @@ pub(crate) fn run_providers(
         outln!("{}", serde_json::Value::Array(list))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<_> = rows
+    let cells: Vec<[String; 5]> = rows
         .into_iter()
         .map(|(id, base, proto, auth, key_from, state)| {
             let auth = match key_from {
                 Some(from) => format!("{auth} ({from})"),
                 None => auth.to_string(),
             };
-            (id, base, proto, auth, state)
+            [id, base, proto, auth, state]
         })
         .collect();
-    let id_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(14);
-    let auth_w = rows.iter().map(|r| r.3.len()).max().unwrap_or(0).max(22);
-    outln!(
-        "{:<id_w$} {:<40} {:<18} {:<auth_w$} STATE",
-        "PROVIDER",
-        "API_BASE",
-        "PROTOCOL",
-        "AUTH"
+    print_table(
+        ["PROVIDER", "API_BASE", "PROTOCOL", "AUTH", "STATE"],
+        &cells,
     )?;
-    for (id, base, proto, auth, state) in rows {
-        outln!("{id:<id_w$} {base:<40} {proto:<18} {auth:<auth_w$} {state}")?;
-    }
     Ok(ExitCode::SUCCESS)
 }

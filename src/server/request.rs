@@ -500,7 +500,7 @@ fn prepare(
     let targets = match resolved {
         Ok(t) => t,
         // In a `models` list an unknown id is a malformed request, not a missing model.
-        Err(Error::UnknownModel { model, known }) if from_list => {
+        Err(Error::UnknownModel { model, known, .. }) if from_list => {
             return Prepared::Fail(Error::bad_request(format!(
                 "`models` names unknown model `{model}`; known models include: {}",
                 known.join(", ")
