@@ -117,6 +117,9 @@ pub struct MockUpstream {
     requests: Arc<Mutex<Vec<Recorded>>>,
     hung_up: Arc<Mutex<Vec<Instant>>>,
     stop: Arc<AtomicBool>,
+    /// The accept loop, which owns the listener: joined on drop, so that a dropped
+    /// mock's port refuses connections at once (a test's "dead" URL).
+    accepting: Option<thread::JoinHandle<()>>,
 }
 
 impl MockUpstream {
@@ -168,7 +171,7 @@ impl MockUpstream {
             Arc::clone(&hung_up),
             Arc::clone(&stop),
         );
-        thread::spawn(move || {
+        let accepting = thread::spawn(move || {
             for conn in listener.incoming() {
                 if stopping.load(Ordering::SeqCst) {
                     return;
@@ -188,6 +191,7 @@ impl MockUpstream {
             requests,
             hung_up,
             stop,
+            accepting: Some(accepting),
         }
     }
 
@@ -273,8 +277,14 @@ impl MockUpstream {
 impl Drop for MockUpstream {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        // Wake the accept loop so it sees the flag, and wait for it to close the
+        // listener: until then the kernel still completes connections to the port,
+        // which a request sent to a "dead" URL would see as a reset, not a refusal.
+        if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            && let Some(accepting) = self.accepting.take()
+        {
+            let _ = accepting.join();
+        }
     }
 }
 
