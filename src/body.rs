@@ -88,6 +88,11 @@ impl RawBody {
         Ok(RawBody { bytes, entries })
     }
 
+    /// The body as received.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// The body as received, for reuse once it is no longer needed.
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes

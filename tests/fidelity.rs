@@ -1638,6 +1638,84 @@ fn a_responses_model_that_reasons_unasked_is_asked_for_its_reasoning() {
 }
 
 #[test]
+fn a_sessions_later_turns_leave_out_reasoning_another_account_encrypted_at_once() {
+    // After a failover between accounts, the client sends the other account's reasoning
+    // on every later turn. Refused once, it is left out of that session's later requests
+    // from the first try, not after a refused request each turn.
+    let refusal = json!({"error": {"message": "The encrypted content for item rs_a could not be verified.",
+        "type": "invalid_request_error", "code": "invalid_encrypted_content"}});
+    let mock = MockUpstream::start(move |req| {
+        if String::from_utf8_lossy(&req.body).contains("gAAAA-other") {
+            return Reply::json(400, refusal.clone());
+        }
+        Wire::Responses.reply(false, false)
+    });
+    let p = Wire::Responses.serving(&mock, "m");
+    let user = |text: &str| json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]});
+    let mut input = vec![
+        user("weather?"),
+        json!({"type": "reasoning", "id": "rs_a", "summary": [], "encrypted_content": "gAAAA-other"}),
+        json!({"type": "function_call", "id": "fc_a", "call_id": "call_a", "name": "get_weather", "arguments": "{}"}),
+        json!({"type": "function_call_output", "call_id": "call_a", "output": "sunny"}),
+    ];
+    let turn = |input: &[Value]| {
+        let before = mock.count();
+        let resp = p.post(
+            &Wire::Responses.url("m", false),
+            json!({"model": "m", "store": false, "input": input}),
+        );
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        mock.requests()[before..]
+            .iter()
+            .map(body_of)
+            .collect::<Vec<Value>>()
+    };
+    assert_eq!(turn(&input).len(), 2, "refused, then asked without it");
+    // The next question: asked once, without the other account's reasoning.
+    input.extend([
+        json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Sunny."}]}),
+        user("and Rome?"),
+    ]);
+    let sent = turn(&input);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        input_kinds(&sent[0]),
+        [
+            "message",
+            "function_call",
+            "function_call_output",
+            "message",
+            "message"
+        ],
+        "{}",
+        sent[0]
+    );
+    // The new tool loop's reasoning, this account's own, goes as it came.
+    input.extend([
+        json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-mine"}),
+        json!({"type": "function_call", "call_id": "call_b", "name": "get_weather", "arguments": "{}"}),
+        json!({"type": "function_call_output", "call_id": "call_b", "output": "rain"}),
+    ]);
+    let sent = turn(&input);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0]["input"][5]["encrypted_content"], "gAAAA-mine",
+        "{}",
+        sent[0]
+    );
+    assert!(!sent[0].to_string().contains("gAAAA-other"));
+    // Another session, which never held the other account's reasoning, is copied as it came.
+    let own = json!({"model": "m", "input": [user("hi"), json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-mine-2"}), user("again")]});
+    let before = mock.count();
+    let resp = p.post(&Wire::Responses.url("m", false), own.clone());
+    assert_eq!(resp.status, 200);
+    assert_eq!(
+        mock.requests()[before].body,
+        serde_json::to_vec(&own).unwrap()
+    );
+}
+
+#[test]
 fn reasoning_another_account_encrypted_is_left_out_when_refused() {
     // Failover moved a Codex session from one account to another: the second cannot
     // read the first's encrypted reasoning and refuses the whole request. It is asked
@@ -1651,7 +1729,9 @@ fn reasoning_another_account_encrypted_is_left_out_when_refused() {
         }
         Wire::Responses.reply(req.json()["stream"] == true, false)
     });
-    let p = Wire::Responses.serving(&mock, "m");
+    // A proxy per case: each is the first turn to meet the other account's reasoning
+    // (later turns of the same session leave it out at once; see the next test).
+    let fresh = || Wire::Responses.serving(&mock, "m");
     let input = json!([
         {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "weather?"}]},
         {"type": "reasoning", "id": "rs_a", "summary": [], "encrypted_content": "gAAAA-other"},
@@ -1659,6 +1739,7 @@ fn reasoning_another_account_encrypted_is_left_out_when_refused() {
         {"type": "function_call_output", "call_id": "call_a", "output": "sunny"},
     ]);
     for stream in [false, true] {
+        let p = fresh();
         let req = json!({"model": "m", "store": false, "stream": stream, "input": input});
         let s = p.stream(&Wire::Responses.url("m", stream), req);
         assert_eq!(s.status, 200, "stream {stream}: {}", s.text());
@@ -1683,6 +1764,7 @@ fn reasoning_another_account_encrypted_is_left_out_when_refused() {
         json!({"type": "function_call_output", "call_id": "call_b", "output": "rain"}),
     ]);
     let before = mock.count();
+    let p = fresh();
     let resp = p.post(
         &Wire::Responses.url("m", false),
         json!({"model": "m", "input": longer}),
@@ -1711,6 +1793,7 @@ fn reasoning_another_account_encrypted_is_left_out_when_refused() {
     // account's too, and goes when the first leaves it refused.
     longer[5]["encrypted_content"] = json!("gAAAA-other-2");
     let before = mock.count();
+    let p = fresh();
     let resp = p.post(
         &Wire::Responses.url("m", false),
         json!({"model": "m", "input": longer}),
@@ -1739,6 +1822,7 @@ fn reasoning_another_account_encrypted_is_left_out_when_refused() {
         {"role": "tool", "tool_call_id": "call_a", "content": "sunny"},
     ]});
     let before = mock.count();
+    let p = fresh();
     let resp = p.post(&Wire::Chat.url("m", false), chat);
     assert_eq!(resp.status, 200, "{}", resp.body);
     let again = body_of(&mock.requests()[before + 1]);

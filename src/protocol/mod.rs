@@ -225,9 +225,10 @@ impl Protocol {
 
     /// Takes out of a request the reasoning its source encrypted (OpenAI's reasoning
     /// items), for a source of another account, which cannot read it: `all` of it, or
-    /// what came before the last user message. True when some is left.
-    pub fn forget_reasoning(self, req: &mut Value, all: bool) -> bool {
-        self == Protocol::Responses && responses::drop_reasoning(req, all)
+    /// what came before the last user message. True when some is left; the encrypted
+    /// texts taken out are added to `left_out`.
+    pub fn forget_reasoning(self, req: &mut Value, all: bool, left_out: &mut Vec<String>) -> bool {
+        self == Protocol::Responses && responses::drop_reasoning(req, all, left_out)
     }
 
     /// An error body in this protocol's shape.

@@ -70,6 +70,17 @@ impl<'a> Run<'a, '_> {
     /// Asks one endpoint, retrying it after quick transient failures.
     pub(super) fn endpoint(&mut self, target: &Target, last: bool, mut ask: Ask) -> Outcome {
         let label = target.label();
+        // A session this source already refused another account's reasoning for: its
+        // older reasoning is left out from the first try, not after a refusal.
+        if ask == Ask::Original
+            && target.protocol == Protocol::Responses
+            && self
+                .env
+                .unreadable
+                .known_in(&target.provider.id, self.call.body.bytes())
+        {
+            ask = Ask::WithoutOldReasoning;
+        }
         let mut retried = 0;
         let mut wait = Duration::ZERO;
         loop {
@@ -364,14 +375,18 @@ impl<'a> Run<'a, '_> {
         if ask == Ask::Continue {
             rescue::prefill_flags(target, &mut up);
         }
-        match ask {
-            Ask::WithoutOldReasoning => {
-                self.reasoning_left = target.protocol.forget_reasoning(&mut up, false);
+        if let Ask::WithoutOldReasoning | Ask::WithoutReasoning = ask {
+            let all = ask == Ask::WithoutReasoning;
+            let mut left_out = Vec::new();
+            let left = target
+                .protocol
+                .forget_reasoning(&mut up, all, &mut left_out);
+            if !all {
+                self.reasoning_left = left;
             }
-            Ask::WithoutReasoning => {
-                target.protocol.forget_reasoning(&mut up, true);
-            }
-            Ask::Original | Ask::Continue => {}
+            // Known on the session's later turns, which still carry it (`unreadable.rs`).
+            env.unreadable
+                .note(&provider.id, left_out.iter().map(String::as_str));
         }
         env.auth.shape_body(provider, &mut up);
         serde_json::to_vec(&up)

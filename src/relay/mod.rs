@@ -15,8 +15,10 @@ mod attempt;
 mod recall;
 mod rescue;
 mod stream;
+mod unreadable;
 
 pub use self::recall::Recall;
+pub use self::unreadable::Unreadable;
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -50,6 +52,8 @@ pub struct Env {
     pub cooldown: Cooldown,
     /// Reasoning kept for clients that do not give it back.
     pub recall: Recall,
+    /// Reasoning sources refused as another account's, known on later turns.
+    pub unreadable: Unreadable,
 }
 
 /// One client request, parsed and resolved.

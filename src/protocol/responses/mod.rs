@@ -77,8 +77,9 @@ pub fn drop_sealed(req: &mut Value) {
 /// an account other than the one that encrypted it cannot read
 /// (`invalid_encrypted_content`). Reasoning from before the last user message is read
 /// no more (OpenAI's models reason afresh for each question), so leaving it out first
-/// loses nothing. True when reasoning is left.
-pub fn drop_reasoning(req: &mut Value, all: bool) -> bool {
+/// loses nothing. True when reasoning is left; the encrypted texts left out are added
+/// to `left_out`.
+pub fn drop_reasoning(req: &mut Value, all: bool, left_out: &mut Vec<String>) -> bool {
     let Some(items) = req["input"].as_array_mut() else {
         return false;
     };
@@ -89,7 +90,16 @@ pub fn drop_reasoning(req: &mut Value, all: bool) -> bool {
         _ => items.len(),
     };
     let kept = items.split_off(cut);
-    items.retain(|i| !reasoning(i));
+    let (gone, rest): (Vec<Value>, Vec<Value>) =
+        std::mem::take(items).into_iter().partition(reasoning);
+    *items = rest;
+    left_out.extend(
+        gone.into_iter()
+            .filter_map(|mut i| match i["encrypted_content"].take() {
+                Value::String(s) => Some(s),
+                _ => None,
+            }),
+    );
     // An `item_reference` is nothing but its id.
     for item in items.iter_mut().filter(|i| i["type"] != "item_reference") {
         if let Some(o) = item.as_object_mut() {

@@ -471,7 +471,7 @@ fn another_accounts_reasoning_goes_older_first() {
     };
     let both = json!({"input": [user("a"), reasoning("rs_1"), call("fc_1"), user("b"), reasoning("rs_2"), call("fc_2")]});
     let mut older = both.clone();
-    drop_reasoning(&mut older, false);
+    drop_reasoning(&mut older, false, &mut Vec::new());
     assert_eq!(
         kinds(&older),
         [
@@ -483,7 +483,7 @@ fn another_accounts_reasoning_goes_older_first() {
         ]
     );
     let mut all = both;
-    drop_reasoning(&mut all, true);
+    drop_reasoning(&mut all, true, &mut Vec::new());
     assert_eq!(
         kinds(&all),
         [
@@ -495,6 +495,6 @@ fn another_accounts_reasoning_goes_older_first() {
     );
     // With none before the last question, the refusal was about the rest: all goes.
     let mut current = json!({"input": [user("a"), reasoning("rs_1"), call("fc_1")]});
-    drop_reasoning(&mut current, false);
+    drop_reasoning(&mut current, false, &mut Vec::new());
     assert_eq!(kinds(&current), ["message:-", "function_call:-"]);
 }
