@@ -141,7 +141,7 @@ impl Detected {
     }
 
     /// True when a login now carries the provider's requests (it wins over a key).
-    fn login_took_over(&self, provider: &str) -> bool {
+    pub fn login_took_over(&self, provider: &str) -> bool {
         Subscription::of(provider).is_some()
             && self.auth.get().is_some_and(|a| a.logged_in(provider))
     }
@@ -191,6 +191,11 @@ impl Detected {
             .get(provider)
             .map(|s| s.models.clone())
             .unwrap_or_default()
+    }
+
+    /// True when the provider was probed or listed its models at least once.
+    pub fn known(&self, provider: &str) -> bool {
+        self.read().contains_key(provider)
     }
 
     /// The last state of a provider, if it was probed.

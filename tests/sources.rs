@@ -498,6 +498,53 @@ fn hosted_lists_are_fetched_with_the_key_so_bare_names_reach_them_and_sighup_ref
 }
 
 #[test]
+fn a_hosted_model_is_asked_of_its_vendor_by_name_while_its_key_cannot_list_models() {
+    // OpenAI's restricted keys may not list models (403, "Missing scopes:
+    // api.model.read"), and a listing can fail or be late after a start: a bare
+    // `gpt-4o` still goes to `openai`, which has the key, instead of a 404.
+    let openai = MockUpstream::start(|req| {
+        if req.method == "GET" {
+            return Reply::json(
+                403,
+                json!({"error": {"message": "You have insufficient permissions for this operation. Missing scopes: api.model.read."}}),
+            );
+        }
+        Reply::json(200, chat_answer("from openai"))
+    });
+    let config = format!("providers:\n  openai:\n    api_base: {}\n", openai.url());
+    let p = Proxy::start_with(&config, &[("OPENAI_API_KEY", "sk-o")], &[]);
+    p.wait_log("cannot list the models of openai");
+    let resp = chat(&p, "gpt-4o");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("openai"));
+    let sent = openai
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert_eq!(sent.json()["model"], "gpt-4o");
+    // Only names of the vendor's families; others are still unknown.
+    assert_eq!(chat(&p, "llama3").status, 404);
+    // Without the key, the 404 says what would serve it.
+    let p = Proxy::start(&config);
+    let resp = chat(&p, "gpt-4o");
+    assert_eq!(resp.status, 404);
+    assert!(resp.body.contains("OPENAI_API_KEY"), "{}", resp.body);
+    // With a list, the list decides.
+    let listed = MockUpstream::start(hosted(
+        Arc::new(Mutex::new(vec!["gpt-a".to_string()])),
+        Reply::json(200, chat_answer("from openai")),
+    ));
+    let p = Proxy::start_with(
+        &format!("providers:\n  openai:\n    api_base: {}\n", listed.url()),
+        &[("OPENAI_API_KEY", "sk-o")],
+        &[],
+    );
+    p.wait_log("source openai is up (1 model)");
+    assert_eq!(chat(&p, "gpt-4o").status, 404);
+}
+
+#[test]
 fn hosted_lists_are_fetched_again_every_interval() {
     let openai = MockUpstream::start(hosted(
         Arc::new(Mutex::new(vec!["gpt-a".to_string()])),
