@@ -84,12 +84,6 @@ fn resolve_into(
                 Some(Target::new(p, &name))
             }),
     );
-    if targets.len() == before
-        && let Some(p) = unlisted_vendor(reg, detected, model)
-    {
-        targets.push(Target::new(p, model));
-        return Ok(());
-    }
     if targets.len() == before {
         // Not a typo when a local source that is down now served it: say so (503).
         if let Some((p, until)) = reg
@@ -104,21 +98,29 @@ fn resolve_into(
                 until: crate::time::utc_time(until),
             });
         }
-        return Err(unknown(reg, detected, model));
+        let Some(p) = unlisted_vendor(reg, detected, model) else {
+            return Err(unknown(reg, detected, model));
+        };
+        targets.push(Target::new(p, model));
     }
     Ok(())
 }
 
 /// The built-in hosted provider whose model `model` is by its name (`gpt-4o` at
-/// OpenAI), when it has a key but no list of its models: its key may not be allowed to
-/// list them (OpenAI's restricted keys), the listing failed, or it has not answered yet
-/// after a start. The model is asked of it as named; with a list, the list decides.
+/// OpenAI; a `vendor/model` at OpenRouter), when it has a key but no list of its
+/// models: its key may not be allowed to list them (OpenAI's restricted keys), the
+/// listing failed, or it has not answered yet after a start. The model is asked of it
+/// as named; with a list, the list decides.
 fn unlisted_vendor<'r>(
     reg: &'r Registry,
     detected: &Detected,
     model: &str,
 ) -> Option<&'r Arc<Provider>> {
-    let p = reg.provider(registry::family_of(model)?.provider)?;
+    let id = match model.split_once('/') {
+        Some((vendor, name)) if !vendor.is_empty() && !name.is_empty() => "openrouter",
+        _ => registry::family_of(model)?.provider,
+    };
+    let p = reg.provider(id)?;
     // A login that carries the provider's requests is not spent on bare names.
     let usable = p.key.is_some() && !detected.login_took_over(&p.id);
     (usable && !detected.known(&p.id)).then_some(p)
