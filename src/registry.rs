@@ -150,7 +150,8 @@ pub fn builtin_ids() -> impl Iterator<Item = &'static str> {
 }
 
 /// Model names that only a built-in hosted provider serves as they are (`gpt-4o` at
-/// OpenAI), so that a 404 for one can say which credential would serve it.
+/// OpenAI), so that a 404 for one can say which credential would serve it, and a
+/// provider with a key but no list of its models can still be asked for them.
 #[derive(Debug)]
 pub struct Family {
     /// The built-in provider that serves them.
@@ -192,8 +193,23 @@ const FAMILIES: &[Family] = &[
     },
 ];
 
+/// OpenRouter's names: `vendor/model`.
+const OPENROUTER: Family = Family {
+    provider: "openrouter",
+    vendor: "an OpenRouter",
+    login: None,
+    openrouter: None,
+    starts: &[],
+};
+
 /// The family `model`'s name puts it in, if any.
 pub fn family_of(model: &str) -> Option<&'static Family> {
+    if model
+        .split_once('/')
+        .is_some_and(|(vendor, name)| !vendor.is_empty() && !name.is_empty())
+    {
+        return Some(&OPENROUTER);
+    }
     FAMILIES.iter().find(|f| {
         f.starts.iter().any(|start| {
             model.strip_prefix(start).is_some_and(|rest| {
@@ -1085,15 +1101,14 @@ mod tests {
         }
         assert_eq!(family("claude-sonnet-4-5"), Some("anthropic"));
         assert_eq!(family("gemini-2.5-pro"), Some("gemini"));
+        assert_eq!(family("openai/gpt-4o"), Some("openrouter"));
+        assert_eq!(
+            family("meta-llama/llama-3.1-8b-instruct"),
+            Some("openrouter")
+        );
         // Local names and names already carrying a vendor's prefix are not guessed at.
         for m in [
-            "llama3.1",
-            "o3de",
-            "o2",
-            "gpt4all",
-            "claude",
-            "openai/gpt-4o",
-            "GPT-4o",
+            "llama3.1", "o3de", "o2", "gpt4all", "claude", "/gpt-4o", "GPT-4o",
         ] {
             assert_eq!(family(m), None, "{m}");
         }

@@ -116,11 +116,7 @@ fn unlisted_vendor<'r>(
     detected: &Detected,
     model: &str,
 ) -> Option<&'r Arc<Provider>> {
-    let id = match model.split_once('/') {
-        Some((vendor, name)) if !vendor.is_empty() && !name.is_empty() => "openrouter",
-        _ => registry::family_of(model)?.provider,
-    };
-    let p = reg.provider(id)?;
+    let p = reg.provider(registry::family_of(model)?.provider)?;
     // A login that carries the provider's requests is not spent on bare names.
     let usable = p.key.is_some() && !detected.login_took_over(&p.id);
     (usable && !detected.known(&p.id)).then_some(p)

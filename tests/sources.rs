@@ -527,9 +527,14 @@ fn a_hosted_model_is_asked_of_its_vendor_by_name_while_its_key_cannot_list_model
     assert_eq!(chat(&p, "llama3").status, 404);
     // Without the key, the 404 says what would serve it.
     let p = Proxy::start(&config);
-    let resp = chat(&p, "gpt-4o");
-    assert_eq!(resp.status, 404);
-    assert!(resp.body.contains("OPENAI_API_KEY"), "{}", resp.body);
+    for (model, key) in [
+        ("gpt-4o", "OPENAI_API_KEY"),
+        ("openai/gpt-4o", "OPENROUTER_API_KEY"),
+    ] {
+        let resp = chat(&p, model);
+        assert_eq!(resp.status, 404);
+        assert!(resp.body.contains(key), "{}", resp.body);
+    }
     // With a list, the list decides.
     let listed = MockUpstream::start(hosted(
         Arc::new(Mutex::new(vec!["gpt-a".to_string()])),
