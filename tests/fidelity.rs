@@ -1638,6 +1638,62 @@ fn a_responses_model_that_reasons_unasked_is_asked_for_its_reasoning() {
 }
 
 #[test]
+fn item_ids_a_responses_source_never_stored_are_left_out_when_it_says_so() {
+    // A Responses client keeps the ids of the items it was answered with and sends them
+    // back. Ids Routeplane made for a translated answer (`msg_…`, `fc_…`), or ids of
+    // another account's items, name nothing a source can look up, and OpenAI refuses
+    // the whole request. It is asked again at once with the same items, inline, and no
+    // ids (an id-only reasoning item says nothing without its id, and goes).
+    let mock = MockUpstream::start(|req| {
+        let body = req.json();
+        let ids: Vec<&str> = body["input"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["id"].as_str())
+            .collect();
+        match ids.first() {
+            Some(id) => Reply::json(
+                404,
+                json!({"error": {"message": format!("Item with id '{id}' not found. Items are not persisted when `store` is set to false. Try again with `store` set to true, or remove this item from your input."),
+                    "type": "invalid_request_error", "param": "input", "code": null}}),
+            ),
+            None => Wire::Responses.reply(false, false),
+        }
+    });
+    let p = Wire::Responses.serving(&mock, "m");
+    let input = json!([
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "weather?"}]},
+        {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": null},
+        {"type": "function_call", "id": "fc_call_a", "call_id": "call_a", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_a", "output": "sunny"},
+        {"type": "message", "id": "msg_chatcmpl-1", "role": "assistant", "content": [{"type": "output_text", "text": "Sunny."}]},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "and Rome?"}]},
+    ]);
+    let resp = p.post(
+        &Wire::Responses.url("m", false),
+        json!({"model": "m", "store": false, "input": input}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let line = p.wait_log("status=200");
+    assert!(line.contains("tried=up:m→404:foreign,up:m→200"), "{line}");
+    let again = body_of(&mock.requests()[1]);
+    assert_eq!(
+        input_kinds(&again),
+        [
+            "message",
+            "function_call",
+            "function_call_output",
+            "message",
+            "message"
+        ],
+        "{again}"
+    );
+    assert_eq!(again["input"][1]["call_id"], "call_a");
+    assert_eq!(again["input"][3]["content"][0]["text"], "Sunny.");
+}
+
+#[test]
 fn a_sessions_later_turns_leave_out_reasoning_another_account_encrypted_at_once() {
     // After a failover between accounts, the client sends the other account's reasoning
     // on every later turn. Refused once, it is left out of that session's later requests

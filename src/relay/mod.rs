@@ -135,8 +135,9 @@ enum FailKind {
     Context,
     /// The upstream said a content filter held the answer back.
     Filter,
-    /// The upstream could not read reasoning another account encrypted (OpenAI's
-    /// `invalid_encrypted_content`: failover moved a session between two accounts).
+    /// The upstream could not read what another account or source made: reasoning
+    /// another account encrypted (OpenAI's `invalid_encrypted_content`: failover moved a
+    /// session between two accounts), or an item id it never stored.
     Foreign,
     /// The source would not take its credential for this request: Anthropic's answer
     /// to a subscription login ("only authorized for use with Claude Code"). Another
@@ -678,7 +679,10 @@ fn unfit(message: &str, body: &[u8]) -> Option<FailKind> {
     let says = |words: &[&str]| words.iter().any(|w| m.contains(w) || b.contains(w));
     // OpenAI's code, or its words in a stream's error event: "The encrypted content
     // for item rs_… could not be verified".
-    let foreign = m.contains("encrypted content") && m.contains("could not be verified");
+    let foreign = m.contains("encrypted content") && m.contains("could not be verified")
+        // An item id the source never stored: "Item with id 'msg_…' not found. Items
+        // are not persisted when `store` is set to false."
+        || (m.starts_with("item with id") && m.contains("not found"));
     if foreign || says(&["invalid_encrypted_content"]) {
         Some(FailKind::Foreign)
     } else if m.contains("only authorized for use with claude code") {

@@ -71,25 +71,27 @@ pub fn drop_sealed(req: &mut Value) {
 }
 
 /// Takes the reasoning items out of a Responses request, `all` of them or those before
-/// its last user message (all when there are none before it), and the ids of the other
-/// items there: with nothing stored, an id only names an item the account that made it
-/// might look up, and reasoning reaches the next turn only as encrypted content, which
-/// an account other than the one that encrypted it cannot read
-/// (`invalid_encrypted_content`). Reasoning from before the last user message is read
-/// no more (OpenAI's models reason afresh for each question), so leaving it out first
-/// loses nothing. True when reasoning is left; the encrypted texts left out are added
-/// to `left_out`.
+/// its last user message (all when there are none before it), and every item's id. With
+/// nothing stored (`store: false`, or another account), an id only names an item the
+/// account that made it might look up ("Item with id … not found"; Routeplane's own
+/// `msg_`/`fc_` ids for translated answers were never stored anywhere), and reasoning
+/// reaches the next turn only as encrypted content, which an account other than the one
+/// that encrypted it cannot read (`invalid_encrypted_content`). Reasoning from before
+/// the last user message is read no more (OpenAI's models reason afresh for each
+/// question), so leaving it out first loses nothing; a reasoning item left without an
+/// id and without encrypted content says nothing, and goes too. True when reasoning is
+/// left; the encrypted texts left out are added to `left_out`.
 pub fn drop_reasoning(req: &mut Value, all: bool, left_out: &mut Vec<String>) -> bool {
     let Some(items) = req["input"].as_array_mut() else {
         return false;
     };
     let reasoning = |i: &Value| i["type"] == "reasoning";
-    // Items from `cut` on are the tool loop's own, kept as they are.
+    // Items from `cut` on are the tool loop's own: their reasoning stays.
     let cut = match items.iter().rposition(|i| i["role"] == "user") {
         Some(at) if !all && items[..at].iter().any(reasoning) => at,
         _ => items.len(),
     };
-    let kept = items.split_off(cut);
+    let mut kept = items.split_off(cut);
     let (gone, rest): (Vec<Value>, Vec<Value>) =
         std::mem::take(items).into_iter().partition(reasoning);
     *items = rest;
@@ -100,15 +102,15 @@ pub fn drop_reasoning(req: &mut Value, all: bool, left_out: &mut Vec<String>) ->
                 _ => None,
             }),
     );
+    kept.retain(|i| !reasoning(i) || i["encrypted_content"].is_string());
+    items.extend(kept);
     // An `item_reference` is nothing but its id.
     for item in items.iter_mut().filter(|i| i["type"] != "item_reference") {
         if let Some(o) = item.as_object_mut() {
             o.remove("id");
         }
     }
-    let left = kept.iter().any(reasoning);
-    items.extend(kept);
-    left
+    items.iter().any(reasoning)
 }
 
 /// Instructions sent to the ChatGPT/Codex backend when the client gave none (it requires some).

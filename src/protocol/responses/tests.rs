@@ -478,8 +478,8 @@ fn another_accounts_reasoning_goes_older_first() {
             "message:-",
             "function_call:-",
             "message:-",
-            "reasoning:rs_2",
-            "function_call:fc_2"
+            "reasoning:-",
+            "function_call:-"
         ]
     );
     let mut all = both;
@@ -497,4 +497,20 @@ fn another_accounts_reasoning_goes_older_first() {
     let mut current = json!({"input": [user("a"), reasoning("rs_1"), call("fc_1")]});
     drop_reasoning(&mut current, false, &mut Vec::new());
     assert_eq!(kinds(&current), ["message:-", "function_call:-"]);
+    // A reasoning item that is only its id says nothing once the id goes; a reference
+    // is only its id, and stays.
+    let bare = json!({"type": "reasoning", "id": "rs_3", "summary": [], "encrypted_content": null});
+    let reference = json!({"type": "item_reference", "id": "msg_0"});
+    let mut loose =
+        json!({"input": [reference, user("a"), reasoning("rs_1"), user("b"), bare, call("fc_3")]});
+    drop_reasoning(&mut loose, false, &mut Vec::new());
+    assert_eq!(
+        kinds(&loose),
+        [
+            "item_reference:msg_0",
+            "message:-",
+            "message:-",
+            "function_call:-"
+        ]
+    );
 }
