@@ -624,6 +624,22 @@ fn a_subscription_list_serves_only_when_named_never_through_a_bare_name() {
     let all = ids(&p);
     assert!(all.contains(&"anthropic:claude-sub".to_string()), "{all:?}");
     assert!(!all.contains(&"claude-sub".to_string()), "{all:?}");
+    // `routeplane models` shows the id a client can name, as `/v1/models` does.
+    let config = dir.write(
+        "routeplane.yaml",
+        &format!("providers:\n  anthropic:\n    api_base: {}\n", up.url()),
+    );
+    let table = cli(
+        &dir,
+        &[("ROUTEPLANE_AUTH_FILE", &auth_file)],
+        &["models", "-c", config.to_str().unwrap()],
+    );
+    let first_cells: Vec<&str> = table
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(first_cells.contains(&"anthropic:claude-sub"), "{table}");
+    assert!(!first_cells.contains(&"claude-sub"), "{table}");
 }
 
 fn cli(dir: &crate::support::Dir, env: &[(&str, &str)], args: &[&str]) -> String {

@@ -26,7 +26,8 @@ Usage: routeplane models [-c PATH] [--json]
 
 Local sources are asked for their models first (see `detect:` in routeplane.yaml),
 and hosted providers with a key or login for their lists. A model is also reachable
-as PROVIDER:MODEL; a model listed through a subscription login only that way.
+as PROVIDER:MODEL; a model listed through a subscription login only that way, and it
+is shown so.
 
 Options:
   -c, --config PATH  config file
@@ -189,11 +190,15 @@ pub(crate) fn run_models(
         for m in &p.models {
             rows.push((m.id.clone(), p.id.clone(), "declared", state.clone()));
         }
+        // A list fetched with a login serves only when named with its provider: that
+        // is the id shown, as `GET /v1/models` shows it.
+        let bare = detected.bare_names(&p.id);
         for m in detected.models(&p.id) {
             if !p.declares(&m) {
                 // A local server's answer is "detected"; a hosted provider's list, "listed".
                 let source = if p.detect { "detected" } else { "listed" };
-                rows.push((m, p.id.clone(), source, state.clone()));
+                let id = if bare { m } else { format!("{}:{m}", p.id) };
+                rows.push((id, p.id.clone(), source, state.clone()));
             }
         }
     }
