@@ -1638,6 +1638,97 @@ fn a_responses_model_that_reasons_unasked_is_asked_for_its_reasoning() {
 }
 
 #[test]
+fn item_ids_routeplane_made_never_reach_a_responses_source() {
+    // A Responses client answered by a chat source (translated) keeps the ids Routeplane
+    // made for that answer's items and sends them back. When the next turn goes to a
+    // Responses source, those ids are taken out first: that source never stored them
+    // and would refuse the whole request. Its own ids stay.
+    let chat = MockUpstream::start(|req| Wire::Chat.reply(req.json()["stream"] == true, true));
+    let responses = MockUpstream::start(|req| {
+        let body = req.json();
+        let foreign = body["input"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["id"].as_str())
+            .find(|id| *id != "msg_68real");
+        match foreign {
+            Some(id) => Reply::json(
+                404,
+                json!({"error": {"message": format!("Item with id '{id}' not found."), "type": "invalid_request_error"}}),
+            ),
+            None => Wire::Responses.reply(false, false),
+        }
+    });
+    let p = Proxy::start(&format!(
+        "providers:\n  c:\n    api_base: {}\n    models: [m]\n  r:\n    api_base: {}\n    api_protocol: responses\n    models: [m]\n",
+        chat.url(),
+        responses.url()
+    ));
+    let user = |text: &str| json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]});
+    for stream in [false, true] {
+        let first = p.stream(
+            &Wire::Responses.url("c:m", stream),
+            json!({"model": "c:m", "stream": stream, "input": [user("weather?")],
+                "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]}),
+        );
+        assert_eq!(first.status, 200, "{}", first.text());
+        // The items the client was answered with, as it keeps them.
+        let output: Vec<Value> = if stream {
+            first
+                .data()
+                .iter()
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .filter(|e| e["type"] == "response.output_item.done")
+                .map(|e| e["item"].clone())
+                .collect()
+        } else {
+            serde_json::from_str::<Value>(&first.text()).unwrap()["output"]
+                .as_array()
+                .unwrap()
+                .clone()
+        };
+        assert!(!output.is_empty(), "stream {stream}: {}", first.text());
+        assert!(output.iter().all(|i| i["id"].is_string()), "{output:?}");
+        let mut input = vec![
+            json!({"type": "message", "id": "msg_68real", "role": "assistant", "content": [{"type": "output_text", "text": "hello"}]}),
+            user("weather?"),
+        ];
+        input.extend(output.iter().cloned());
+        let call_id = output
+            .iter()
+            .find(|i| i["type"] == "function_call")
+            .unwrap()["call_id"]
+            .clone();
+        input.push(json!({"type": "function_call_output", "call_id": call_id, "output": "sunny"}));
+        let before = responses.count();
+        let resp = p.post(
+            &Wire::Responses.url("r:m", false),
+            json!({"model": "r:m", "input": input}),
+        );
+        assert_eq!(resp.status, 200, "stream {stream}: {}", resp.body);
+        assert_eq!(
+            responses.count(),
+            before + 1,
+            "stream {stream}: not refused first"
+        );
+        let sent = body_of(&responses.requests()[before]);
+        let ids: Vec<&str> = sent["input"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["id"].as_str())
+            .collect();
+        assert_eq!(ids, ["msg_68real"], "stream {stream}: {sent}");
+        assert_eq!(
+            sent["input"].as_array().unwrap().len(),
+            input.len(),
+            "every item is still there, inline"
+        );
+    }
+}
+
+#[test]
 fn item_ids_a_responses_source_never_stored_are_left_out_when_it_says_so() {
     // A Responses client keeps the ids of the items it was answered with and sends them
     // back. Ids Routeplane made for a translated answer (`msg_…`, `fc_…`), or ids of

@@ -206,7 +206,7 @@ impl Protocol {
     /// not take. Such a body is mended ([`Protocol::mend`]), not copied.
     pub fn must_mend(self, body: &RawBody, to: &Source<'_>) -> bool {
         match self {
-            Protocol::Responses => body.get("input").is_some_and(responses::holds_sealed),
+            Protocol::Responses => body.get("input").is_some_and(responses::holds_own),
             Protocol::Anthropic => body.get("messages").is_some_and(anthropic::holds_unsigned),
             Protocol::Chat => body.get("messages").is_some_and(|m| chat::must_mend(m, to)),
             Protocol::Gemini => false,
@@ -216,7 +216,7 @@ impl Protocol {
     /// Takes out of a request, or rewrites, what [`Protocol::must_mend`] found.
     pub fn mend(self, req: &mut Value, to: &Source<'_>) {
         match self {
-            Protocol::Responses => responses::drop_sealed(req),
+            Protocol::Responses => responses::drop_own(req),
             Protocol::Anthropic => anthropic::drop_unsigned(req),
             Protocol::Chat => chat::mend(req, to),
             Protocol::Gemini => {}

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{FILE_FIELDS, SHARED_FIELDS, seal, unseal};
+use super::{FILE_FIELDS, SHARED_FIELDS, minted, seal, unseal};
 use crate::body::RawBody;
 use crate::error::Error;
 use crate::protocol::{ToolChoice, add_detail, copy_fields, now, text_of};
@@ -338,21 +338,21 @@ pub fn response_from_chat(chat: Value, custom: &[String]) -> Value {
         // Sealed even with no details, so that given back it is taken out before a
         // Responses source, which refuses reasoning without its own encrypted content.
         let sealed = seal(details.map_or(&[], Vec::as_slice));
-        output.push(json!({"type": "reasoning", "id": format!("rs_{id}"), "summary": summary, "encrypted_content": sealed}));
+        output.push(json!({"type": "reasoning", "id": minted("rs", &id), "summary": summary, "encrypted_content": sealed}));
     }
     let text = text_of(&msg["content"]);
     if !text.is_empty() {
-        output.push(json!({"type": "message", "id": format!("msg_{id}"), "status": "completed", "role": "assistant",
+        output.push(json!({"type": "message", "id": minted("msg", &id), "status": "completed", "role": "assistant",
             "content": [{"type": "output_text", "text": text, "annotations": []}]}));
     }
     for call in msg["tool_calls"].as_array().into_iter().flatten() {
         let call_id = call["id"].as_str().unwrap_or("");
         let (name, arguments) = (&call["function"]["name"], &call["function"]["arguments"]);
         output.push(if is_custom(custom, name) {
-            json!({"type": "custom_tool_call", "id": format!("ctc_{call_id}"), "call_id": call_id,
+            json!({"type": "custom_tool_call", "id": minted("ctc", call_id), "call_id": call_id,
                 "name": name, "input": custom_input(arguments.as_str().unwrap_or("")), "status": "completed"})
         } else {
-            json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id,
+            json!({"type": "function_call", "id": minted("fc", call_id), "call_id": call_id,
                 "name": name, "arguments": arguments, "status": "completed"})
         });
     }
@@ -591,7 +591,7 @@ impl Encoder {
                 self.close_custom(t, out);
                 continue;
             }
-            let id = format!("fc_{}", t.call_id);
+            let id = minted("fc", &t.call_id);
             let ev = self.ev(
                 "response.function_call_arguments.done",
                 json!({"item_id": id, "output_index": t.oi, "arguments": t.args}),
@@ -609,7 +609,7 @@ impl Encoder {
 
     /// Closes a custom tool call: its whole text in one delta, then its end.
     fn close_custom(&mut self, t: OpenTool, out: &mut Vec<Event>) {
-        let id = format!("ctc_{}", t.call_id);
+        let id = minted("ctc", &t.call_id);
         let input = custom_input(&t.args);
         if !input.is_empty() {
             let ev = self.ev(
@@ -662,7 +662,8 @@ impl Encoder {
             self.close_tools(out);
             let oi = self.next_oi;
             self.next_oi += 1;
-            let id = format!("{}_{}_{oi}", if reasoning { "rs" } else { "msg" }, self.id);
+            let kind = if reasoning { "rs" } else { "msg" };
+            let id = minted(kind, &format!("{}_{oi}", self.id));
             if reasoning {
                 let ev = self.ev("response.output_item.added", json!({"output_index": oi, "item": {"type": "reasoning", "id": id, "summary": []}}));
                 out.push(ev);
@@ -698,9 +699,9 @@ impl Encoder {
             let name = call["function"]["name"].clone();
             let custom = is_custom(&self.custom, &name);
             let item = if custom {
-                json!({"type": "custom_tool_call", "id": format!("ctc_{call_id}"), "call_id": call_id, "name": name, "input": "", "status": "in_progress"})
+                json!({"type": "custom_tool_call", "id": minted("ctc", &call_id), "call_id": call_id, "name": name, "input": "", "status": "in_progress"})
             } else {
-                json!({"type": "function_call", "id": format!("fc_{call_id}"), "call_id": call_id, "name": name, "arguments": "", "status": "in_progress"})
+                json!({"type": "function_call", "id": minted("fc", &call_id), "call_id": call_id, "name": name, "arguments": "", "status": "in_progress"})
             };
             let ev = self.ev(
                 "response.output_item.added",
@@ -730,7 +731,7 @@ impl Encoder {
             // Held: the text is inside JSON until the arguments are whole.
             return;
         }
-        let (oi, id) = (t.oi, format!("fc_{}", t.call_id));
+        let (oi, id) = (t.oi, minted("fc", &t.call_id));
         let ev = self.ev(
             "response.function_call_arguments.delta",
             json!({"item_id": id, "output_index": oi, "delta": frag}),

@@ -33,6 +33,25 @@ pub use source::{Decoder, codex_body, delta, request_from_chat, response_to_chat
 /// How an `encrypted_content` Routeplane sealed begins (OpenAI's begin `gAAAA`).
 const SEALED: &str = "routeplane:v1:";
 
+/// What follows the kind (`msg_`, `fc_`, `ctc_`, `rs_`) in the id of an item Routeplane
+/// made for a translated answer: a source never stored it, so it is taken out before a
+/// Responses source sees it ("Item with id … not found").
+const MINTED: &str = "rp_";
+
+/// The id of an item Routeplane made: `fc_rp_call_1`.
+fn minted(kind: &str, rest: &str) -> String {
+    format!("{kind}_{MINTED}{rest}")
+}
+
+/// True for an id [`minted`] made.
+fn is_minted(id: &str) -> bool {
+    id.split_once('_')
+        .is_some_and(|(kind, rest)| KINDS.contains(&kind) && rest.starts_with(MINTED))
+}
+
+/// The kinds of item Routeplane makes ids for.
+const KINDS: [&str; 4] = ["msg", "fc", "ctc", "rs"];
+
 /// The `format` of a hub reasoning detail that is a Responses source's encrypted
 /// reasoning, as OpenRouter names it: only such a detail goes back to a Responses source.
 pub(crate) const SIGNED_BY_OPENAI: &str = "openai-responses-v1";
@@ -52,21 +71,37 @@ fn unseal(content: &str) -> Option<Vec<Value>> {
         .filter(|details| !details.is_empty())
 }
 
-/// Whether a client's request body holds a reasoning item Routeplane sealed.
-pub fn holds_sealed(body: &[u8]) -> bool {
-    crate::protocol::holds(body, SEALED)
+/// Whether a client's request `input` holds what Routeplane wrote for itself: a
+/// reasoning item it sealed, or an item id it made.
+pub fn holds_own(input: &[u8]) -> bool {
+    crate::protocol::holds(input, SEALED)
+        || KINDS.iter().any(|kind| {
+            let quoted = format!("\"{kind}_{MINTED}");
+            crate::protocol::holds(input, &quoted)
+        })
 }
 
-/// Takes out of a Responses request the reasoning items Routeplane sealed: a Responses
-/// source refuses `encrypted_content` it did not make.
-pub fn drop_sealed(req: &mut Value) {
+/// Takes out of a Responses request what [`holds_own`] found: a Responses source refuses
+/// `encrypted_content` it did not make and item ids it never stored. A reference to a
+/// made item names nothing and goes; the other items stay, inline, without the id.
+pub fn drop_own(req: &mut Value) {
     if let Some(items) = req["input"].as_array_mut() {
         items.retain(|item| {
-            item["type"] != "reasoning"
-                || !item["encrypted_content"]
+            let sealed = item["type"] == "reasoning"
+                && item["encrypted_content"]
                     .as_str()
-                    .is_some_and(|c| c.starts_with(SEALED))
+                    .is_some_and(|c| c.starts_with(SEALED));
+            let reference =
+                item["type"] == "item_reference" && item["id"].as_str().is_some_and(is_minted);
+            !sealed && !reference
         });
+        for item in items.iter_mut() {
+            if item["id"].as_str().is_some_and(is_minted)
+                && let Some(o) = item.as_object_mut()
+            {
+                o.remove("id");
+            }
+        }
     }
 }
 

@@ -358,7 +358,7 @@ fn reasoning_text_alone_is_sealed_empty_and_gives_nothing_back() {
         "message": {"role": "assistant", "content": "hi", "reasoning_content": "think"}}]});
     let reasoning = response_from_chat(chat, &[])["output"][0].clone();
     let sealed = reasoning["encrypted_content"].as_str().unwrap();
-    assert!(holds_sealed(sealed.as_bytes()), "{reasoning}");
+    assert!(holds_own(sealed.as_bytes()), "{reasoning}");
     assert_eq!(unseal(sealed), None);
     let message = json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "hi"}]});
     let call = json!({"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"});
@@ -513,4 +513,28 @@ fn another_accounts_reasoning_goes_older_first() {
             "function_call:-"
         ]
     );
+}
+
+#[test]
+fn ids_routeplane_made_are_found_and_taken_out_and_others_stay() {
+    assert!(is_minted("fc_rp_call_1") && is_minted("msg_rp_resp_x_0"));
+    assert!(!is_minted("msg_68ab") && !is_minted("rp_x") && !is_minted("call_rp_1"));
+    let mut req = json!({"input": [
+        {"type": "message", "id": "msg_68ab", "role": "assistant", "content": []},
+        {"type": "item_reference", "id": "msg_rp_resp_x_0"},
+        {"type": "item_reference", "id": "msg_68ab"},
+        {"type": "function_call", "id": "fc_rp_call_1", "call_id": "call_1", "name": "f", "arguments": "{}"},
+    ]});
+    let input = serde_json::to_vec(&req["input"]).unwrap();
+    assert!(holds_own(&input));
+    drop_own(&mut req);
+    assert_eq!(
+        req["input"],
+        json!([
+            {"type": "message", "id": "msg_68ab", "role": "assistant", "content": []},
+            {"type": "item_reference", "id": "msg_68ab"},
+            {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
+        ])
+    );
+    assert!(!holds_own(&serde_json::to_vec(&req["input"]).unwrap()));
 }
