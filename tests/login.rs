@@ -335,12 +335,16 @@ fn codex_device_flow_polls_until_approved() {
 }
 
 fn logged_in_proxy(oauth: &MockOAuth, up: &MockUpstream) -> (Dir, Proxy) {
+    logged_in_with(&anthropic_config(oauth, up))
+}
+
+/// A proxy on `config` after `routeplane login anthropic` with it.
+fn logged_in_with(config: &str) -> (Dir, Proxy) {
     let dir = Dir::new();
-    let config = anthropic_config(oauth, up);
-    let (code, _, err) = anthropic_login(&dir, &config);
+    let (code, _, err) = anthropic_login(&dir, config);
     assert_eq!(code, 0, "{err}");
     let p = Proxy::start_with(
-        &config,
+        config,
         &[(
             "ROUTEPLANE_AUTH_FILE",
             dir.path().join("data/auth.json").to_str().unwrap(),
@@ -561,23 +565,13 @@ fn a_claude_login_refused_for_this_use_falls_over_to_the_next_endpoint() {
     let oauth = MockOAuth::start(3600);
     let up = MockUpstream::always(Reply::json(400, refusal.clone()));
     let b = MockUpstream::always(Wire::Anthropic.reply(false, false));
-    let dir = Dir::new();
     let config = format!(
         "providers:\n  anthropic:\n    api_base: {}\n    models: [claude-x]\n{}  b:\n    api_base: {}\n    api_protocol: anthropic\n    models: [claude-x]\nmodels:\n  smart:\n    endpoints: [anthropic:claude-x, b:claude-x]\n",
         up.url(),
         oauth.auth_block("https://example.invalid/callback"),
         b.url()
     );
-    let (code, _, err) = anthropic_login(&dir, &config);
-    assert_eq!(code, 0, "{err}");
-    let p = Proxy::start_with(
-        &config,
-        &[(
-            "ROUTEPLANE_AUTH_FILE",
-            dir.path().join("data/auth.json").to_str().unwrap(),
-        )],
-        &[],
-    );
+    let (_dir, p) = logged_in_with(&config);
     let posts = |u: &MockUpstream| u.requests().iter().filter(|r| r.method == "POST").count();
     let ask = |model: &str| {
         p.post(
