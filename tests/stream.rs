@@ -46,6 +46,49 @@ fn stream_events_arrive_unbuffered() {
 }
 
 #[test]
+fn a_whole_answer_to_a_stream_request_reaches_the_client_as_a_stream() {
+    // Some servers ignore `"stream": true` and answer whole. The client asked for a
+    // stream and reads events: it gets the answer as its protocol's stream, not a JSON
+    // body its stream reader finds nothing in.
+    let up = MockUpstream::always(Reply::json(
+        200,
+        crate::support::upstream::chat_answer("all at once"),
+    ));
+    let p = Proxy::start(&config(&up));
+    let chat = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(chat.status, 200);
+    assert_eq!(chat.header("content-type"), Some("text/event-stream"));
+    let data = chat.data();
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
+    let first: serde_json::Value = serde_json::from_str(&data[0]).unwrap();
+    assert_eq!(first["object"], "chat.completion.chunk");
+    assert_eq!(first["choices"][0]["delta"]["content"], "all at once");
+    assert!(
+        data.iter().all(|d| !d.contains("\"usage\"")),
+        "not asked for: {data:?}"
+    );
+    let messages = p.stream(
+        "/v1/messages",
+        json!({"model": "m", "stream": true, "max_tokens": 9, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(messages.status, 200);
+    let text = messages.text();
+    for kind in [
+        "message_start",
+        "content_block_delta",
+        "message_delta",
+        "message_stop",
+    ] {
+        assert!(text.contains(&format!("event: {kind}")), "{kind}: {text}");
+    }
+    assert!(text.contains("all at once"), "{text}");
+    p.wait_log("model=m served_by=local:m status=200 stream=complete");
+}
+
+#[test]
 fn stream_bytes_pass_through_unchanged() {
     let up = MockUpstream::always(Reply::Sse(chat_events(3, true), Duration::ZERO));
     let p = Proxy::start(&config(&up));

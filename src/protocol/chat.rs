@@ -418,6 +418,30 @@ struct DeltaView<'a> {
     tool_calls: Option<Vec<IgnoredAny>>,
 }
 
+/// A hub chat completion as the chunks of its stream: its message as one delta with
+/// the finish reason, then its usage, as a stream reports it.
+pub fn as_chunks(chat: &Value) -> Vec<Value> {
+    let choice = &chat["choices"][0];
+    let mut delta = choice["message"].clone();
+    if let Some(calls) = delta["tool_calls"].as_array_mut() {
+        for (i, call) in calls.iter_mut().enumerate() {
+            call["index"] = json!(i);
+        }
+    }
+    let chunk = |choices: Value| {
+        json!({"id": chat["id"], "object": "chat.completion.chunk", "created": chat["created"],
+            "model": chat["model"], "choices": choices})
+    };
+    let mut chunks = vec![chunk(json!([{"index": 0, "delta": delta,
+        "finish_reason": choice["finish_reason"]}]))];
+    if chat["usage"].is_object() {
+        let mut usage = chunk(json!([]));
+        usage["usage"] = chat["usage"].clone();
+        chunks.push(usage);
+    }
+    chunks
+}
+
 /// Writes hub chunks to a Chat Completions client.
 #[derive(Debug)]
 pub struct Encoder {

@@ -414,6 +414,12 @@ impl<'a> Run<'a, '_> {
         }
         // usage (issue 19): read from the end of the body before it goes out.
         let tokens = Tokens::from_answer(target.protocol, &bytes);
+        if tokens.reported() {
+            self.served.tokens = tokens;
+        }
+        if call.stream {
+            return self.whole_as_stream(t, status, headers, &bytes);
+        }
         let answer = if t.translate {
             let translated = serde_json::from_slice::<Value>(&bytes)
                 .map_err(|_| Error::Internal("upstream answered with malformed JSON".into()))
@@ -447,9 +453,6 @@ impl<'a> Run<'a, '_> {
             ct
         };
         self.splice.status = status;
-        if tokens.reported() {
-            self.served.tokens = tokens;
-        }
         let by = Some(served_by(target, t.number));
         let sent = self.out.respond_served(status, &ct, &headers, by, &answer);
         crate::upstream::recycle(answer);
@@ -460,6 +463,36 @@ impl<'a> Run<'a, '_> {
             }
             Err(_) => Outcome::ClientGone,
         }
+    }
+}
+
+impl Run<'_, '_> {
+    /// [`relay_whole`](Run::relay_whole) for a client that asked for a stream: the
+    /// whole answer, read as hub chat, goes out as a stream of it.
+    fn whole_as_stream(
+        &mut self,
+        t: &Try<'_>,
+        status: u16,
+        headers: Vec<(String, String)>,
+        bytes: &[u8],
+    ) -> Outcome {
+        let (call, target) = (self.call, t.target);
+        let chat = serde_json::from_slice::<Value>(bytes)
+            .map_err(|_| Error::Internal("upstream answered with malformed JSON".into()))
+            .and_then(|v| target.protocol.response_to_chat(v));
+        let chat = match chat {
+            Ok(chat) => chat,
+            Err(e) => {
+                let reason = e.to_string();
+                return fail(unfit(&reason, b"").unwrap_or(FailKind::EarlyEnd), reason);
+            }
+        };
+        if t.translate
+            && let Some(mut noted) = Noted::of(call, target, &self.env.recall)
+        {
+            noted.add(&chat["choices"][0]["message"]);
+        }
+        super::stream::relay_whole_as_stream(self, t, status, headers, &chat)
     }
 }
 

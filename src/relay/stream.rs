@@ -479,6 +479,41 @@ fn commit_and_end(
     }
 }
 
+/// Answers a streaming client whose upstream sent its whole answer instead of a stream
+/// (a server that ignores `"stream": true`): the answer, as hub `chat`, goes out as the
+/// client's protocol's stream of it, so the client's stream reader gets events, not a
+/// JSON body it cannot read.
+pub(super) fn relay_whole_as_stream(
+    run: &mut Run<'_, '_>,
+    t: &Try<'_>,
+    status: u16,
+    headers: Vec<(String, String)>,
+    chat: &Value,
+) -> Outcome {
+    let head = AnswerHead {
+        status,
+        headers,
+        by: served_by(t.target, t.number),
+    };
+    let splice = &mut run.splice;
+    splice.begin(run.call, t.target.model());
+    let mut events = Vec::new();
+    for ch in chat::as_chunks(chat) {
+        events.extend(splice.encoder.chunk(&ch));
+    }
+    events.extend(splice.encoder.finish());
+    run.served.first_token = Some(Instant::now());
+    commit_and_end(
+        run.out,
+        splice,
+        Verbatim(false),
+        &head,
+        Vec::new(),
+        events,
+        false,
+    )
+}
+
 /// Answers a non-streaming client with what a stream-only upstream sent.
 fn respond_collected(
     out: &mut sse::ClientWriter,
