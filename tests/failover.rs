@@ -189,7 +189,7 @@ fn a_host_that_does_not_resolve_falls_through() {
 
 #[test]
 fn client_errors_are_surfaced_unchanged_and_nothing_else_is_tried() {
-    for status in [400u16, 401, 402, 403, 404, 422] {
+    for status in [400u16, 401, 402, 403, 422] {
         let body = format!(
             r#"{{"error":{{"message":"refused with {status}","type":"invalid_request_error"}}}}"#
         );
@@ -201,6 +201,39 @@ fn client_errors_are_surfaced_unchanged_and_nothing_else_is_tried() {
         assert_text(&resp.body, &body);
         assert_eq!(b.count(), 0, "{status} must not fall through");
     }
+}
+
+#[test]
+fn a_model_one_endpoint_does_not_have_is_asked_of_the_next() {
+    // Ollama without the model pulled, a retired hosted model, a wrong `api_base` path:
+    // a 404 is the endpoint's, and a virtual model moves on (not retried).
+    let missing = r#"{"error":"model \"m\" not found, try pulling it first"}"#;
+    let a = MockUpstream::always(Reply::Json(404, missing.into()));
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
+    assert_eq!(a.count(), 1);
+    let line = p.wait_log("served_by=b:m");
+    assert!(line.contains("tried=a:m→404,b:m→200"), "{line}");
+    // Named alone, its 404 is the answer, as it came.
+    let resp = ask(&p, "a:m");
+    assert_eq!(resp.status, 404);
+    assert_text(&resp.body, missing);
+    // When no endpoint has it, still a 404, saying what each answered.
+    let c = MockUpstream::always(Reply::Json(404, missing.into()));
+    let p = Proxy::start(&config(&a.url(), &c.url(), ""));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let message = resp.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.starts_with("every target failed: a:m → 404"),
+        "{message}"
+    );
 }
 
 #[test]

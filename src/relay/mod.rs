@@ -173,7 +173,8 @@ enum Step {
 /// | credential refused for this use (Claude login)     | no      | next, cool down|
 /// | request cannot be expressed for / no login at it   | no      | next           |
 /// | request malformed in the client's own protocol     | no      | 400, no target |
-/// | 400, 401, 402, 403, 404, 422, other 4xx            | no      | surface        |
+/// | 404: this endpoint has no such model (or path)     | no      | next, cool down|
+/// | 400, 401, 402, 403, 422, other 4xx                 | no      | surface        |
 ///
 /// "Retried" is `retryable`: the same endpoint again, `failover.retries` times, before
 /// the step is taken. A malformed request is found while its body is made, before any
@@ -183,7 +184,11 @@ enum Step {
 /// second of an upstream's silence while its answer is awaited (`upstream::Abandon`).
 fn next_step(kind: FailKind) -> Step {
     match kind {
-        FailKind::Status(408 | 429) | FailKind::Status(500..=599) => Step::Next { cool: true },
+        // A 404 is the endpoint's, not the request's: a model Ollama has not pulled, one
+        // a provider retired, an `api_base` with a wrong path. Another endpoint may have it.
+        FailKind::Status(404 | 408 | 429) | FailKind::Status(500..=599) => {
+            Step::Next { cool: true }
+        }
         FailKind::Network
         | FailKind::Dropped
         | FailKind::Timeout
@@ -511,6 +516,11 @@ fn exhausted(
         && failures
             .iter()
             .all(|(_, f)| f.kind == FailKind::Status(429));
+    // No endpoint has the model: a 404 still, with what each said.
+    let none_has_it = !failures.is_empty()
+        && failures
+            .iter()
+            .all(|(_, f)| f.kind == FailKind::Status(404));
     // Nothing was sent: no target can take the request as it is (a field none of their
     // protocols carries), so the client has to change it. A 400, not a 502, and a
     // reason every target gave is said once.
@@ -525,9 +535,10 @@ fn exhausted(
     {
         return surface(call, &failures[0].1, out);
     }
-    let status = match (all_rate_limited, none_can_take) {
-        (true, _) => 429,
-        (_, true) => 400,
+    let status = match (all_rate_limited, none_can_take, none_has_it) {
+        (true, _, _) => 429,
+        (_, true, _) => 400,
+        (_, _, true) => 404,
         _ => 502,
     };
     let mut headers = Vec::new();
@@ -731,7 +742,7 @@ mod tests {
             (FailKind::Status(401), Step::Surface, false),
             (FailKind::Status(402), Step::Surface, false),
             (FailKind::Status(403), Step::Surface, false),
-            (FailKind::Status(404), Step::Surface, false),
+            (FailKind::Status(404), next, false),
             (FailKind::Status(422), Step::Surface, false),
         ];
         for (kind, want, retried) in cases {
