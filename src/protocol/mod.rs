@@ -411,32 +411,31 @@ fn status_of_name(name: &str) -> Option<u16> {
 
 /// The status of an answer that came with a 2xx but is an error, `None` for an answer.
 /// OpenRouter documents it: once it has begun a request, a failure comes back with a
-/// 200 and `{"error": {"code": 502, …}}` as the body. A Responses answer may also be
-/// `"status": "failed"` with its `error`.
+/// 200 and `{"error": {"code": 502, …}}` as the body.
 pub fn error_in_answer(body: &[u8]) -> Option<u16> {
-    // Most answers have no `"error"` key, or `"error": null` (Responses): told apart
-    // without a parse.
-    let named = memchr::memmem::find_iter(body, b"\"error\"").any(|at| {
-        let rest = body[at + 7..].trim_ascii_start();
-        rest.strip_prefix(b":")
-            .is_some_and(|v| !v.trim_ascii_start().starts_with(b"null"))
-    });
-    if !named {
+    // Such a body leads with its `"error"` key; an answer never does. Looked at without
+    // a search: every whole answer passes here (a search of each measured about 1% of
+    // the chat path's throughput).
+    let first_key = body
+        .trim_ascii_start()
+        .strip_prefix(b"{")
+        .map(<[u8]>::trim_ascii_start);
+    if !first_key.is_some_and(|k| k.starts_with(b"\"error\"")) {
         return None;
     }
     #[derive(serde::Deserialize)]
     struct Answer {
         error: Option<Value>,
-        status: Option<String>,
         choices: Option<serde::de::IgnoredAny>,
         content: Option<serde::de::IgnoredAny>,
         candidates: Option<serde::de::IgnoredAny>,
+        output: Option<serde::de::IgnoredAny>,
     }
     let a: Answer = serde_json::from_slice(body).ok()?;
     let error = a.error.filter(|e| !e.is_null())?;
-    let answered = a.choices.is_some() || a.content.is_some() || a.candidates.is_some();
-    let failed = a.status.as_deref().is_none_or(|s| s == "failed");
-    (!answered && failed).then(|| status_of_error(&error))
+    let answered =
+        a.choices.is_some() || a.content.is_some() || a.candidates.is_some() || a.output.is_some();
+    (!answered).then(|| status_of_error(&error))
 }
 
 /// A stream decoder for one upstream protocol: upstream events in, hub chunks out.
@@ -886,7 +885,7 @@ mod tests {
             (r#" { "error" : {"code":429,"message":"m"}}"#, Some(429)),
             (r#"{"error":"model not found"}"#, Some(502)),
             (
-                r#"{"id":"r","status":"failed","output":[],"error":{"code":"rate_limit_exceeded","message":"m"}}"#,
+                r#"{"error":{"code":"rate_limit_exceeded","message":"m"},"id":"x"}"#,
                 Some(429),
             ),
             (
