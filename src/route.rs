@@ -123,7 +123,7 @@ fn unlisted_vendor<'r>(
 }
 
 /// The error for a model nothing serves, with some that are served as suggestions, and
-/// what would serve it when its name is a hosted provider's ([`credential_hint`]).
+/// what would serve it when its name is a hosted provider's (`credential_hint`).
 pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
     Error::UnknownModel {
         model: model.to_string(),
