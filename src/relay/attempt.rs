@@ -421,22 +421,13 @@ impl<'a> Run<'a, '_> {
             return self.whole_as_stream(t, status, headers, &bytes);
         }
         let answer = if t.translate {
-            let translated = serde_json::from_slice::<Value>(&bytes)
-                .map_err(|_| Error::Internal("upstream answered with malformed JSON".into()))
-                .and_then(|v| target.protocol.response_to_chat(v))
-                .map(|chat| {
-                    if let Some(mut noted) = Noted::of(call, target, &self.env.recall) {
-                        noted.add(&chat["choices"][0]["message"]);
-                    }
-                    call.inbound.response_from_chat(chat, &call.asked)
-                });
-            match translated {
-                Ok(v) => v.to_string().into_bytes(),
-                // A Gemini safety block arrives as a 200 with nothing in it.
-                Err(e) => {
-                    let reason = e.to_string();
-                    return fail(unfit(&reason, b"").unwrap_or(FailKind::EarlyEnd), reason);
-                }
+            match self.hub_answer(t, &bytes) {
+                Ok(chat) => call
+                    .inbound
+                    .response_from_chat(chat, &call.asked)
+                    .to_string()
+                    .into_bytes(),
+                Err(failed) => return failed,
             }
         } else {
             if bytes.is_empty() {
@@ -476,23 +467,30 @@ impl Run<'_, '_> {
         headers: Vec<(String, String)>,
         bytes: &[u8],
     ) -> Outcome {
+        match self.hub_answer(t, bytes) {
+            Ok(chat) => super::stream::relay_whole_as_stream(self, t, status, headers, &chat),
+            Err(failed) => failed,
+        }
+    }
+
+    /// A whole answer read as hub chat, its reasoning noted for the client's next turn
+    /// when it was translated; the failure when it cannot be read (a Gemini safety
+    /// block arrives as a 200 with nothing in it).
+    fn hub_answer(&self, t: &Try<'_>, bytes: &[u8]) -> Result<Value, Outcome> {
         let (call, target) = (self.call, t.target);
         let chat = serde_json::from_slice::<Value>(bytes)
             .map_err(|_| Error::Internal("upstream answered with malformed JSON".into()))
-            .and_then(|v| target.protocol.response_to_chat(v));
-        let chat = match chat {
-            Ok(chat) => chat,
-            Err(e) => {
+            .and_then(|v| target.protocol.response_to_chat(v))
+            .map_err(|e| {
                 let reason = e.to_string();
-                return fail(unfit(&reason, b"").unwrap_or(FailKind::EarlyEnd), reason);
-            }
-        };
+                fail(unfit(&reason, b"").unwrap_or(FailKind::EarlyEnd), reason)
+            })?;
         if t.translate
             && let Some(mut noted) = Noted::of(call, target, &self.env.recall)
         {
             noted.add(&chat["choices"][0]["message"]);
         }
-        super::stream::relay_whole_as_stream(self, t, status, headers, &chat)
+        Ok(chat)
     }
 }
 
