@@ -400,7 +400,11 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 /// A Unix time in seconds (or milliseconds, when it is that large), as a duration from
 /// now; zero when it has passed.
 fn unix_time_from_now(v: &str) -> Option<Duration> {
-    let n: u64 = v.trim().parse().ok()?;
+    until_unix(v.trim().parse().ok()?)
+}
+
+/// [`unix_time_from_now`] for a number already read.
+fn until_unix(n: u64) -> Option<Duration> {
     let at = match n {
         n if n > 100_000_000_000 => Duration::from_millis(n),
         n => Duration::from_secs(n),
@@ -420,7 +424,7 @@ pub fn reset_in_body(body: &[u8]) -> Option<Duration> {
     if let Some(secs) = e["resets_in_seconds"].as_f64() {
         return Duration::try_from_secs_f64(secs).ok();
     }
-    unix_time_from_now(&e["resets_at"].as_u64()?.to_string())
+    until_unix(e["resets_at"].as_u64()?)
 }
 
 /// OpenAI-style reset headers: `1s`, `6m0s`, `250ms`, or plain seconds.

@@ -33,24 +33,23 @@ pub use source::{Decoder, codex_body, delta, request_from_chat, response_to_chat
 /// How an `encrypted_content` Routeplane sealed begins (OpenAI's begin `gAAAA`).
 const SEALED: &str = "routeplane:v1:";
 
-/// What follows the kind (`msg_`, `fc_`, `ctc_`, `rs_`) in the id of an item Routeplane
-/// made for a translated answer: a source never stored it, so it is taken out before a
-/// Responses source sees it ("Item with id … not found").
-const MINTED: &str = "rp_";
+/// What joins the kind (`msg`, `fc`, `ctc`, `rs`) to the rest in the id of an item
+/// Routeplane made for a translated answer: a source never stored it, so it is taken
+/// out before a Responses source sees it ("Item with id … not found").
+const MINTED: &str = "_rp_";
+
+/// The kinds of item Routeplane makes ids for.
+const KINDS: [&str; 4] = ["msg", "fc", "ctc", "rs"];
 
 /// The id of an item Routeplane made: `fc_rp_call_1`.
 fn minted(kind: &str, rest: &str) -> String {
-    format!("{kind}_{MINTED}{rest}")
+    format!("{kind}{MINTED}{rest}")
 }
 
 /// True for an id [`minted`] made.
 fn is_minted(id: &str) -> bool {
-    id.split_once('_')
-        .is_some_and(|(kind, rest)| KINDS.contains(&kind) && rest.starts_with(MINTED))
+    id.find(MINTED).is_some_and(|at| KINDS.contains(&&id[..at]))
 }
-
-/// The kinds of item Routeplane makes ids for.
-const KINDS: [&str; 4] = ["msg", "fc", "ctc", "rs"];
 
 /// The `format` of a hub reasoning detail that is a Responses source's encrypted
 /// reasoning, as OpenRouter names it: only such a detail goes back to a Responses source.
@@ -74,11 +73,15 @@ fn unseal(content: &str) -> Option<Vec<Value>> {
 /// Whether a client's request `input` holds what Routeplane wrote for itself: a
 /// reasoning item it sealed, or an item id it made.
 pub fn holds_own(input: &[u8]) -> bool {
-    crate::protocol::holds(input, SEALED)
-        || KINDS.iter().any(|kind| {
-            let quoted = format!("\"{kind}_{MINTED}");
-            crate::protocol::holds(input, &quoted)
+    // One search for the joint, then a look at what leads to it: `"fc_rp_…`.
+    let minted_id = memchr::memmem::find_iter(input, MINTED.as_bytes()).any(|at| {
+        KINDS.iter().any(|kind| {
+            input[..at]
+                .strip_suffix(kind.as_bytes())
+                .is_some_and(|before| before.ends_with(b"\""))
         })
+    });
+    minted_id || crate::protocol::holds(input, SEALED)
 }
 
 /// Takes out of a Responses request what [`holds_own`] found: a Responses source refuses
