@@ -1388,6 +1388,18 @@ fn body_of(req: &crate::support::upstream::Recorded) -> Value {
     serde_json::from_slice(&req.body).unwrap_or_default()
 }
 
+/// Posts a Responses request with `input` (unstreamed, nothing stored) and returns the
+/// bodies the Responses source `mock` got while it was answered, refused tries included.
+fn bodies_sent(p: &Proxy, mock: &MockUpstream, input: &[Value]) -> Vec<Value> {
+    let before = mock.count();
+    let resp = p.post(
+        &Wire::Responses.url("m", false),
+        json!({"model": "m", "store": false, "input": input}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    mock.requests()[before..].iter().map(body_of).collect()
+}
+
 #[test]
 fn reasoning_codex_got_from_a_chat_source_reaches_no_responses_source() {
     // A chat source's reasoning text reaches Codex as a reasoning item, which Codex gives
@@ -1805,18 +1817,7 @@ fn a_sessions_later_turns_leave_out_reasoning_another_account_encrypted_at_once(
         json!({"type": "function_call", "id": "fc_a", "call_id": "call_a", "name": "get_weather", "arguments": "{}"}),
         json!({"type": "function_call_output", "call_id": "call_a", "output": "sunny"}),
     ];
-    let turn = |input: &[Value]| {
-        let before = mock.count();
-        let resp = p.post(
-            &Wire::Responses.url("m", false),
-            json!({"model": "m", "store": false, "input": input}),
-        );
-        assert_eq!(resp.status, 200, "{}", resp.body);
-        mock.requests()[before..]
-            .iter()
-            .map(body_of)
-            .collect::<Vec<Value>>()
-    };
+    let turn = |input: &[Value]| bodies_sent(&p, &mock, input);
     assert_eq!(turn(&input).len(), 2, "refused, then asked without it");
     // The next question: asked once, without the other account's reasoning.
     input.extend([
@@ -1910,15 +1911,9 @@ fn reasoning_another_account_encrypted_is_left_out_when_refused() {
         json!({"type": "function_call", "call_id": "call_b", "name": "get_weather", "arguments": "{}"}),
         json!({"type": "function_call_output", "call_id": "call_b", "output": "rain"}),
     ]);
-    let before = mock.count();
-    let p = fresh();
-    let resp = p.post(
-        &Wire::Responses.url("m", false),
-        json!({"model": "m", "input": longer}),
-    );
-    assert_eq!(resp.status, 200, "{}", resp.body);
-    assert_eq!(mock.count(), before + 2);
-    let again = body_of(&mock.requests()[before + 1]);
+    let sent = bodies_sent(&fresh(), &mock, &longer);
+    assert_eq!(sent.len(), 2);
+    let again = &sent[1];
     assert_eq!(
         input_kinds(&again),
         [
@@ -1939,15 +1934,9 @@ fn reasoning_another_account_encrypted_is_left_out_when_refused() {
     // Failover in the middle of a tool loop: the loop's reasoning is the other
     // account's too, and goes when the first leaves it refused.
     longer[5]["encrypted_content"] = json!("gAAAA-other-2");
-    let before = mock.count();
-    let p = fresh();
-    let resp = p.post(
-        &Wire::Responses.url("m", false),
-        json!({"model": "m", "input": longer}),
-    );
-    assert_eq!(resp.status, 200, "{}", resp.body);
-    assert_eq!(mock.count(), before + 3);
-    let last = body_of(&mock.requests()[before + 2]);
+    let sent = bodies_sent(&fresh(), &mock, &longer);
+    assert_eq!(sent.len(), 3);
+    let last = &sent[2];
     assert_eq!(
         input_kinds(&last),
         [
