@@ -1915,7 +1915,7 @@ fn reasoning_another_account_encrypted_is_left_out_when_refused() {
     assert_eq!(sent.len(), 2);
     let again = &sent[1];
     assert_eq!(
-        input_kinds(&again),
+        input_kinds(again),
         [
             "message",
             "function_call",
@@ -1938,7 +1938,7 @@ fn reasoning_another_account_encrypted_is_left_out_when_refused() {
     assert_eq!(sent.len(), 3);
     let last = &sent[2];
     assert_eq!(
-        input_kinds(&last),
+        input_kinds(last),
         [
             "message",
             "function_call",
