@@ -147,10 +147,7 @@ fn an_unknown_path_is_404_and_a_wrong_method_405() {
     let p = Proxy::start("");
     let resp = p.get("/v1/nope");
     assert_eq!(resp.status, 404, "{}", resp.body);
-    let message = resp.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = resp.error_message();
     assert!(
         message.starts_with("no endpoint GET /v1/nope;"),
         "{message}"
@@ -236,10 +233,7 @@ fn unreachable_upstream_is_502_naming_the_provider_without_secrets() {
         json!({"model": "m", "messages": []}),
     );
     assert_eq!(resp.status, 502);
-    let msg = resp.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let msg = resp.error_message();
     assert!(msg.starts_with("upstream `gone` failed:"), "{msg}");
     assert!(!resp.body.contains("sk-very-secret"));
     let log = p.wait_log("served_by=");

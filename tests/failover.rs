@@ -172,10 +172,7 @@ fn a_host_that_does_not_resolve_falls_through() {
     let p = Proxy::start(&config(&host, &host, ""));
     let resp = ask(&p, "smart");
     assert_eq!(resp.status, 502, "{}", resp.body);
-    let message = resp.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = resp.error_message();
     let told = format!(
         "host not found: `{}.example` does not resolve (check `api_base`, and this \
          machine's DNS)",
@@ -226,10 +223,7 @@ fn a_model_one_endpoint_does_not_have_is_asked_of_the_next() {
     let p = Proxy::start(&config(&a.url(), &c.url(), ""));
     let resp = ask(&p, "smart");
     assert_eq!(resp.status, 404, "{}", resp.body);
-    let message = resp.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = resp.error_message();
     assert!(
         message.starts_with("every target failed: a:m → 404"),
         "{message}"

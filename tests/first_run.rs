@@ -325,10 +325,7 @@ fn a_hosted_model_whose_vendor_has_a_key_or_a_login_gets_no_credential_hint() {
     // there): no 404 and no hint.
     let resp = p.post("/v1/chat/completions", chat);
     assert_eq!(resp.status, 502, "{}", resp.body);
-    let message = resp.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let message = resp.error_message();
     assert!(message.starts_with("upstream `openai`"), "{message}");
     // A labelled ChatGPT login, and no key: the login is OpenAI's credential.
     let logins = Dir::new();

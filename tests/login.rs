@@ -438,10 +438,7 @@ fn a_failed_refresh_asks_the_client_to_log_in() {
     let resp = p.post("/v1/messages", json!({"model": "anthropic:claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(resp.status, 401, "{}", resp.body);
     assert_eq!(resp.json()["type"], "error");
-    let msg = resp.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let msg = resp.error_message();
     assert!(
         msg.starts_with("provider `anthropic` needs a login (")
             && msg.ends_with("run `routeplane login anthropic`"),

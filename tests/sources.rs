@@ -229,10 +229,7 @@ fn an_empty_stream_from_an_overflowing_local_server_is_explained() {
     );
     assert_eq!(resp.status, 400, "{}", resp.body);
     assert_eq!(resp.json()["error"]["type"], "invalid_request_error");
-    let msg = resp.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let msg = resp.error_message();
     assert!(
         msg.starts_with("prompt is too long: 5000 tokens > 4096 maximum"),
         "{msg}"
@@ -290,10 +287,7 @@ fn a_model_whose_local_source_went_down_is_503_naming_the_source() {
     p.wait_log("source llamacpp is down");
     let resp = chat(&p, "tiny-llama");
     assert_eq!(resp.status, 503, "{}", resp.body);
-    let msg = resp.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let msg = resp.error_message();
     let want = format!("source llamacpp (127.0.0.1:{port}) is down; it served tiny-llama until ");
     assert!(msg.starts_with(&want) && msg.contains(" UTC"), "{msg}");
     assert_eq!(
@@ -677,10 +671,7 @@ fn a_refresh_refused_for_good_means_login_needed_until_a_new_login() {
         let resp = ask();
         assert_eq!(resp.status, 401, "{}", resp.body);
         assert_eq!(resp.json()["error"]["type"], "authentication_error");
-        let msg = resp.json()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let msg = resp.error_message();
         assert!(
             msg.contains("login needed") && msg.ends_with("run `routeplane login anthropic`"),
             "{msg}"
@@ -994,10 +985,7 @@ fn an_upstream_401_whose_refresh_is_refused_asks_the_client_to_log_in() {
         json!({"model": "anthropic:claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
     );
     assert_eq!(resp.status, 401, "{}", resp.body);
-    let msg = resp.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let msg = resp.error_message();
     assert!(
         msg.contains("login needed") && msg.ends_with("run `routeplane login anthropic`"),
         "{msg}"

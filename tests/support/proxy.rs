@@ -83,6 +83,15 @@ impl Resp {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The `error.message` of an error body (OpenAI's and Anthropic's shapes alike).
+    pub fn error_message(&self) -> String {
+        let v = self.json();
+        match v["error"]["message"].as_str() {
+            Some(m) => m.to_string(),
+            None => panic!("no error.message in: {}", self.body),
+        }
+    }
 }
 
 /// A streamed answer: the head, then each HTTP chunk with its arrival time.
