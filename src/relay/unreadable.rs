@@ -39,6 +39,11 @@ struct Known {
 impl Unreadable {
     /// Remembers reasoning left out of a request to `source` (its encrypted texts).
     pub fn note<'s>(&self, source: &str, sealed: impl IntoIterator<Item = &'s str>) {
+        let mut sealed = sealed.into_iter().peekable();
+        // Nothing left out: nothing to know, and no request need be scanned for it.
+        if sealed.peek().is_none() {
+            return;
+        }
         let mut map = crate::sync::lock(&self.by_source);
         let known = map.entry(source.to_string()).or_default();
         for s in sealed {
@@ -99,6 +104,13 @@ mod tests {
         );
         let other = br#"{"input":[{"encrypted_content":"gAAAA-new"}]}"#;
         assert!(!u.known_in("openai", other));
+    }
+
+    #[test]
+    fn nothing_left_out_scans_nothing() {
+        let u = Unreadable::default();
+        u.note("openai", []);
+        assert!(!u.any.load(Ordering::Acquire));
     }
 
     #[test]
