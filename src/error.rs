@@ -230,12 +230,25 @@ impl fmt::Display for Error {
                  or `x-goog-api-key: KEY` (or `?key=KEY`) with a key listed under `keys:` in \
                  routeplane.yaml",
             ),
-            Error::NoEndpoint { method, path } => write!(
-                f,
-                "no endpoint {method} {path}; Routeplane serves GET /v1/models, POST \
-                 /v1/chat/completions, /v1/messages, /v1/responses and \
-                 /v1beta/models/{{model}}:generateContent"
-            ),
+            Error::NoEndpoint { method, path } => {
+                write!(
+                    f,
+                    "no endpoint {method} {path}; Routeplane serves GET /v1/models, POST \
+                     /v1/chat/completions, /v1/messages, /v1/responses and \
+                     /v1beta/models/{{model}}:generateContent"
+                )?;
+                // A served endpoint under another prefix is a client's base URL gone wrong
+                // (`/v1/v1/messages`: an Anthropic client given the OpenAI base URL).
+                let served = ["/chat/completions", "/messages", "/responses", "/models"];
+                if served.iter().any(|s| path.ends_with(s)) {
+                    write!(
+                        f,
+                        ". Set an OpenAI client's base URL to Routeplane's address followed by \
+                         `/v1`, and an Anthropic client's to the address alone"
+                    )?;
+                }
+                Ok(())
+            }
             Error::MethodNotAllowed {
                 method,
                 path,

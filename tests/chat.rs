@@ -165,6 +165,39 @@ fn an_unknown_path_is_404_and_a_wrong_method_405() {
 }
 
 #[test]
+fn a_base_url_without_v1_reaches_the_same_endpoints() {
+    // The OpenAI SDKs append `/chat/completions` to whatever base URL they are given.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    let resp = p.post(
+        "/chat/completions",
+        json!({"model": "small", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json()["choices"][0]["message"]["content"], "ok");
+    let models = p.get("/models");
+    assert_eq!(models.status, 200, "{}", models.body);
+    assert_eq!(models.json(), p.get("/v1/models").json());
+    let resp = p.send("GET", "/responses", &[], b"");
+    assert_eq!(resp.status, 405, "/responses is the Responses endpoint");
+}
+
+#[test]
+fn a_served_path_under_a_wrong_prefix_says_how_to_set_the_base_url() {
+    let p = Proxy::start("");
+    // An Anthropic client given the OpenAI base URL (`…/v1`) asks for `/v1/v1/messages`.
+    let resp = p.post("/v1/v1/messages", json!({"model": "m"}));
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let message = resp.error_message();
+    assert!(
+        message.contains("Set an OpenAI client's base URL to Routeplane's address followed by `/v1`, and an Anthropic client's to the address alone"),
+        "{message}"
+    );
+    let other = p.get("/v1/nope").error_message();
+    assert!(!other.contains("base URL"), "{other}");
+}
+
+#[test]
 fn unknown_model_is_404_listing_known_ids() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up));

@@ -44,12 +44,19 @@ pub(super) fn busy(req: tiny_http::Request, err: Error) {
     log::line(format!("{method} {path} refused: {why} status=503"));
 }
 
-/// The endpoint a path names, without its query string.
+/// The endpoint a path names, without its query string. An OpenAI client whose base URL
+/// lacks `/v1` asks for `/chat/completions`, `/responses` or `/models`: the same endpoints.
 fn route_path(url: &str) -> &str {
     // A byte search: through `split` this was ~190 instructions a call, two a request.
-    match url.bytes().position(|b| b == b'?') {
+    let path = match url.bytes().position(|b| b == b'?') {
         Some(at) => &url[..at],
         None => url,
+    };
+    match path {
+        "/chat/completions" => "/v1/chat/completions",
+        "/responses" => "/v1/responses",
+        "/models" => "/v1/models",
+        p => p,
     }
 }
 
