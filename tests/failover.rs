@@ -147,6 +147,55 @@ fn an_error_sent_with_200_fails_over_like_the_status_it_names() {
 }
 
 #[test]
+fn a_failed_responses_object_sent_with_200_fails_over() {
+    // A Responses source ends a request that failed with a whole response object whose
+    // `status` is `failed`. A Responses client got it as an answer, and nothing else was
+    // tried; a Chat client got a 502 instead of the next endpoint's answer.
+    let failed = json!({"id": "resp_1", "object": "response", "status": "failed", "output": [],
+        "error": {"code": "server_error", "message": "the model crashed"}});
+    let answer = json!({"id": "resp_2", "object": "response", "status": "completed",
+        "output": [{"type": "message", "role": "assistant", "status": "completed",
+            "content": [{"type": "output_text", "text": "from b", "annotations": []}]}]});
+    let both = |a: &MockUpstream, b: &MockUpstream| {
+        format!(
+            "providers:\n  a: {{api_base: {}, api_protocol: responses, models: [m]}}\n  b: {{api_base: {}, api_protocol: responses, models: [m]}}\nmodels:\n  smart: {{endpoints: [a:m, b:m]}}\nfailover:\n  retries: 0\n",
+            a.url(),
+            b.url()
+        )
+    };
+    for (path, body) in [
+        ("/v1/responses", json!({"model": "smart", "input": "hi"})),
+        (
+            "/v1/chat/completions",
+            json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+    ] {
+        let a = MockUpstream::always(Reply::json(200, failed.clone()));
+        let b = MockUpstream::always(Reply::json(200, answer.clone()));
+        let p = Proxy::start(&both(&a, &b));
+        let resp = p.post(path, body);
+        assert_eq!(resp.status, 200, "{path}: {}", resp.body);
+        assert!(resp.body.contains("from b"), "{path}: {}", resp.body);
+        assert_eq!((a.count(), b.count()), (1, 1), "{path}");
+        let line = p.wait_log("served_by=b:m");
+        assert!(line.contains("tried=a:m→502,b:m→200"), "{path}: {line}");
+    }
+    // An answer whose items say `failed` (a tool that failed) is an answer.
+    let mut tool_failed = answer.clone();
+    tool_failed["output"].as_array_mut().unwrap().insert(
+        0,
+        json!({"type": "web_search_call", "id": "ws_1", "status": "failed"}),
+    );
+    let a = MockUpstream::always(Reply::json(200, tool_failed.clone()));
+    let b = MockUpstream::always(Reply::json(200, answer.clone()));
+    let p = Proxy::start(&both(&a, &b));
+    let resp = p.post("/v1/responses", json!({"model": "smart", "input": "hi"}));
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json(), tool_failed);
+    assert_eq!(b.count(), 0);
+}
+
+#[test]
 fn refused_connection_falls_through() {
     let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
     let p = Proxy::start(&config(&dead_url(), &b.url(), ""));

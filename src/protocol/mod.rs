@@ -172,6 +172,15 @@ impl Protocol {
         }
     }
 
+    /// The status of a complete answer that is this protocol's own way of failing (a
+    /// Responses object whose `status` is `failed`), `None` for an answer.
+    pub fn failed_answer(self, body: &[u8]) -> Option<u16> {
+        match self {
+            Protocol::Responses => responses::failed_status(body),
+            _ => None,
+        }
+    }
+
     /// Why a complete answer passed through unchanged is really a content-filter block
     /// (Gemini answers a blocked prompt with 200 and no candidates); `None` for the rest.
     pub fn blocked_answer(self, body: &[u8]) -> Option<String> {

@@ -407,9 +407,12 @@ impl<'a> Run<'a, '_> {
             Err(BodyError::Failed(reason)) => return fail(FailKind::EarlyEnd, reason),
             Err(BodyError::Abandoned) => return Outcome::ClientGone,
         };
-        // OpenRouter's failure after it began: a 200 whose body is an error. Failed
-        // over, retried or surfaced like the status it names, never passed on as an answer.
-        if let Some(status) = protocol::error_in_answer(&bytes) {
+        // OpenRouter's failure after it began: a 200 whose body is an error; and a
+        // Responses object that failed. Failed over, retried or surfaced like the status
+        // they name, never passed on as an answer.
+        let failed =
+            protocol::error_in_answer(&bytes).or_else(|| target.protocol.failed_answer(&bytes));
+        if let Some(status) = failed {
             return failed_with(status, (bytes, ct), headers, retry_after);
         }
         // usage (issue 19): read from the end of the body before it goes out.

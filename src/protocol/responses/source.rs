@@ -226,6 +226,22 @@ fn finish_of(resp: &Value, saw_tool: bool) -> &'static str {
     if saw_tool { "tool_calls" } else { "stop" }
 }
 
+/// The status a complete Responses object with `"status": "failed"` stands for (its
+/// `error` names it), `None` for any other answer. OpenAI sends such an object with a 200.
+pub fn failed_status(body: &[u8]) -> Option<u16> {
+    // Items have statuses of their own, so the word alone decides nothing; without it
+    // the body is not parsed at all.
+    memchr::memmem::find(body, b"\"failed\"")?;
+    #[derive(serde::Deserialize)]
+    struct Response {
+        status: Option<String>,
+        #[serde(default)]
+        error: Value,
+    }
+    let r: Response = serde_json::from_slice(body).ok()?;
+    (r.status.as_deref() == Some("failed")).then(|| protocol::status_of_error(&r.error))
+}
+
 /// A Responses object → hub chat completion.
 pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     if resp["status"] == "failed" {
