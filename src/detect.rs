@@ -162,6 +162,17 @@ impl Detected {
         let _ = self.auth.set(Arc::clone(auth));
     }
 
+    /// The provider whose subscription login lists `model`, if one does: a login is never
+    /// spent on a bare name, so a request must name it (`openai-codex:gpt-5-codex`).
+    pub fn login_listing(&self, model: &str) -> Option<String> {
+        let map = self.read();
+        let (id, _) = map.iter().find(|(id, s)| {
+            s.up && s.models.iter().any(|m| m == model)
+                && (s.pinned_only || self.login_took_over(id))
+        })?;
+        Some(id.clone())
+    }
+
     /// True when the provider's listed models may be named bare.
     pub fn bare_names(&self, provider: &str) -> bool {
         self.read().get(provider).is_none_or(|s| !s.pinned_only) && !self.login_took_over(provider)

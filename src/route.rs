@@ -131,8 +131,19 @@ pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
             .into_iter()
             .take(SUGGESTIONS)
             .collect(),
-        hint: credential_hint(reg, detected, model).map(String::into_boxed_str),
+        hint: login_hint(detected, model)
+            .or_else(|| credential_hint(reg, detected, model))
+            .map(String::into_boxed_str),
     }
+}
+
+/// For a bare `model` that a subscription login lists: the name that reaches it.
+fn login_hint(detected: &Detected, model: &str) -> Option<String> {
+    let id = detected.login_listing(model)?;
+    Some(format!(
+        "`{id}` lists `{model}` through a subscription login, which a bare name never \
+         uses: name it `{id}:{model}`"
+    ))
 }
 
 /// For a `model` named like a built-in hosted provider's models (`gpt-4o`) while that

@@ -954,10 +954,15 @@ fn a_login_made_after_a_key_listed_the_models_ends_their_bare_names() {
     p.wait_log("source anthropic is up (1 model)");
     assert_eq!(chat(&p, "claude-z").status, 200, "listed with the key");
     token_file(&dir, &[("anthropic", "at-plan", "rt", 86_400)]);
-    assert_eq!(
-        chat(&p, "claude-z").status,
-        404,
-        "the plan is not spent on a bare name"
+    let bare = chat(&p, "claude-z");
+    assert_eq!(bare.status, 404, "the plan is not spent on a bare name");
+    // The 404 says which name reaches the model.
+    let message = bare.error_message();
+    assert!(
+        message.ends_with(
+            "`anthropic` lists `claude-z` through a subscription login, which a bare name never uses: name it `anthropic:claude-z`"
+        ),
+        "{message}"
     );
     assert_eq!(chat(&p, "anthropic:claude-z").status, 200);
     let last = up.requests().pop().unwrap();
