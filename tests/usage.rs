@@ -453,6 +453,55 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
 }
 
 #[test]
+fn a_retry_or_a_lone_failed_endpoint_is_not_counted_as_a_failover() {
+    let (good, bad) = (
+        chat_mock(),
+        MockUpstream::always(Reply::json(503, json!({"error": {"message": "busy"}}))),
+    );
+    // Fails once, then answers: a retry of the same endpoint.
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    let once = MockUpstream::start(move |_| {
+        if asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            Reply::json(503, json!({"error": {"message": "busy"}}))
+        } else {
+            Reply::json(200, crate::support::upstream::chat_answer("ok"))
+        }
+    });
+    let ledger_dir = Dir::new();
+    let ledger = ledger_dir.path().join("usage.jsonl");
+    let p = Proxy::start(&format!(
+        "providers:\n  good: {{api_base: {}, models: [m]}}\n  bad: {{api_base: {}, models: [m]}}\n  once: {{api_base: {}, models: [m]}}\nmodels:\n  smart: {{endpoints: [bad:m, good:m]}}\nfailover: {{backoff_ms: 10}}\nusage: {{path: {}}}\n",
+        good.url(),
+        bad.url(),
+        once.url(),
+        ledger.display()
+    ));
+    for (n, (model, status)) in [("smart", 200), ("bad:m", 503), ("once:m", 200)]
+        .into_iter()
+        .enumerate()
+    {
+        let resp = p.post(
+            "/v1/chat/completions",
+            Wire::Chat.request(model, false, false),
+        );
+        assert_eq!(resp.status, status, "{model}: {}", resp.body);
+        ledger_lines(&ledger, n + 1);
+    }
+    let u = usage_json(&p, &["--by", "model"]);
+    assert_eq!(u["total"]["requests"], 3, "{u}");
+    assert_eq!(u["total"]["failovers"], 1, "only `smart` moved on: {u}");
+    // As `/metrics` counts them.
+    let metrics = p.get("/metrics").body;
+    let counted = ["bad", "good", "once"].map(|id| {
+        sample(
+            &metrics,
+            &format!("routeplane_failovers_total{{provider=\"{id}\"}}"),
+        )
+    });
+    assert_eq!(counted.iter().sum::<f64>(), 1.0, "{metrics}");
+}
+
+#[test]
 fn a_full_or_unwritable_ledger_never_fails_a_request() {
     let up = chat_mock();
     // /dev/full: every write fails with "no space left on device".

@@ -372,6 +372,17 @@ pub struct EntryTokens {
 }
 
 impl Entry {
+    /// True when the request moved from a failed endpoint to another, as the
+    /// `failovers_total` counter counts them: a retry of the same endpoint, or an
+    /// endpoint that failed with nowhere else to go, is not one.
+    fn failed_over(&self) -> bool {
+        let mut asked = (self.failed.iter())
+            .filter_map(|f| f["endpoint"].as_str())
+            .chain(self.served_by.as_deref());
+        let first = asked.next();
+        asked.any(|e| Some(e) != first)
+    }
+
     /// The finished request this line records; `None` when its time is unreadable.
     pub fn finished(&self) -> Option<Finished> {
         let at = time::parse(&self.time)?;
@@ -559,7 +570,7 @@ pub fn summarize(path: &Path, since_ms: Option<i64>, by: By) -> std::io::Result<
             for (g, ttfts) in [&mut *slot, &mut total] {
                 g.requests += 1;
                 g.errors += u64::from(e.status >= 400 && e.status != 499);
-                g.failovers += u64::from(!e.failed.is_empty());
+                g.failovers += u64::from(e.failed_over());
                 g.rescues += e.rescues;
                 g.input += e.tokens.input.unwrap_or(0);
                 g.output += e.tokens.output.unwrap_or(0);
