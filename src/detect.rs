@@ -373,7 +373,19 @@ fn list(
         .map_err(|e| e.to_string())?;
     let url = crate::log::shown_url(url);
     if !(200..300).contains(&status) {
-        return Err(format!("{url} answered {status}"));
+        // A listing holds no prompt, so its error's words can be shown; never the
+        // credential, should a server echo what it was sent.
+        let mut said: String = crate::protocol::upstream_error_message(&body)
+            .chars()
+            .take(200)
+            .collect();
+        for (_, value) in headers {
+            let secret = value.strip_prefix("Bearer ").unwrap_or(value);
+            if secret.len() >= 8 {
+                said = said.replace(secret, "***");
+            }
+        }
+        return Err(format!("{url} answered {status}: {said}"));
     }
     let v: Value = serde_json::from_slice(&body)
         .map_err(|_| format!("{url} answered something other than JSON"))?;
@@ -436,13 +448,14 @@ pub fn probe_all(
 
 /// Asks each hosted provider that has a key or a login for its model list, all at
 /// once, and records the lists; a provider that cannot be asked keeps its last list.
+/// Returns why each list that could not be fetched was not (also logged).
 pub fn list_hosted(
     client: &Client,
     auth: &Arc<Auth>,
     providers: &[Arc<Provider>],
     detected: &Arc<Detected>,
     timeout: Duration,
-) {
+) -> Vec<String> {
     let handles: Vec<_> = providers
         .iter()
         .filter_map(|p| {
@@ -458,29 +471,39 @@ pub fn list_hosted(
                 // Into the listing's own thread.
                 Ok(h) => h.into_inner(),
                 Err(e) => {
-                    log::line(format!("cannot list the models of {}: {e}", p.id));
-                    return None;
+                    let why = format!("cannot list the models of {}: {e}", p.id);
+                    log::line(why.clone());
+                    return Some(Err(why));
                 }
             };
             let url = format!("{}/models{query}", p.api_base);
             let (client, id, detected) = (client.clone(), p.id.clone(), Arc::clone(detected));
-            Some(thread::spawn(move || {
+            Some(Ok(thread::spawn(move || {
                 match list(&client, &url, &headers, timeout) {
-                    Ok(models) => detected.set(
-                        &id,
-                        SourceState {
+                    Ok(models) => {
+                        let listed = SourceState {
                             pinned_only,
                             ..up(models)
-                        },
-                    ),
-                    Err(e) => log::line(format!("cannot list the models of {id}: {e}")),
+                        };
+                        detected.set(&id, listed);
+                        None
+                    }
+                    Err(e) => {
+                        let why = format!("cannot list the models of {id}: {e}");
+                        log::line(why.clone());
+                        Some(why)
+                    }
                 }
-            }))
+            })))
         })
         .collect();
-    for h in handles {
-        let _ = h.join();
-    }
+    handles
+        .into_iter()
+        .filter_map(|h| match h {
+            Ok(h) => h.join().ok().flatten(),
+            Err(why) => Some(why),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -244,6 +244,41 @@ fn models_and_providers_print_their_table_and_no_log_lines() {
     }
 }
 
+#[test]
+fn models_says_on_stderr_why_a_keyed_providers_list_is_missing() {
+    // OpenAI's restricted keys may not list models: the table was empty with no word of
+    // why, and its hint asked for keys that are set.
+    let up = MockUpstream::always(Reply::json(
+        403,
+        json!({"error": {"message": "Missing scopes: api.model.read (key sk-restricted)", "type": "invalid_request_error"}}),
+    ));
+    let dir = Dir::new();
+    let yaml = format!(
+        "{}  openai:\n    api_base: {}\n    api_key: sk-restricted\n",
+        nothing_found_config(),
+        up.url()
+    );
+    dir.write("routeplane.yaml", &yaml);
+    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
+        .arg("models")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("routeplane: cannot list the models of openai: ")
+            && first.contains("403")
+            && first.contains("Missing scopes: api.model.read (key ***)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("sk-restricted"),
+        "an echoed key is masked: {stderr}"
+    );
+}
+
 /// [`local_servers_config`] with every local built-in at a port nothing listens on: what
 /// this machine runs adds no model, so a message is the same wherever the test runs.
 fn nothing_found_config() -> String {

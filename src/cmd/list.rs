@@ -100,7 +100,7 @@ pub(crate) fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Arc<Au
         let providers = registry.providers.clone();
         let timeout = registry.settings.connect_timeout;
         std::thread::spawn(move || {
-            detect::list_hosted(&client, &auth, &providers, &detected, timeout);
+            detect::list_hosted(&client, &auth, &providers, &detected, timeout)
         })
     };
     detect::probe_all(
@@ -109,7 +109,11 @@ pub(crate) fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Arc<Au
         &detected,
         registry.settings.detect_timeout,
     );
-    let _ = hosted.join();
+    // The log is silent here, and a list that failed changes what the table shows
+    // (and where a bare name goes): said on stderr, so stdout stays the table.
+    for why in hosted.join().unwrap_or_default() {
+        eprintln!("routeplane: {why}");
+    }
     Ok((registry, detected, auth))
 }
 

@@ -307,7 +307,8 @@ fn list_hosted(shared: &Shared, registry: &Registry) {
         .settings
         .connect_timeout
         .max(registry.settings.detect_timeout);
-    detect::list_hosted(
+    // Each failure is in the log already.
+    let _ = detect::list_hosted(
         &shared.env.client,
         &shared.env.auth,
         &registry.providers,
