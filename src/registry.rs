@@ -103,6 +103,17 @@ const BUILTINS: &[Builtin] = &[
         prefill: Prefill::Yes,
     },
     Builtin {
+        id: "mistral",
+        api_base: "https://api.mistral.ai/v1",
+        protocol: Protocol::Chat,
+        key_env: Some("MISTRAL_API_KEY"),
+        kind: Kind::Hosted,
+        // Mistral continues a final assistant message only when it says `"prefix": true`,
+        // which is not sent; without it the request is refused (400, `Expected last role
+        // User or Tool (or Assistant with prefix True)`).
+        prefill: Prefill::No,
+    },
+    Builtin {
         id: "openai-codex",
         api_base: "https://chatgpt.com/backend-api/codex",
         protocol: Protocol::Responses,
@@ -1080,6 +1091,23 @@ mod tests {
         );
         let local = BUILTINS.iter().find(|b| b.id == "ollama").unwrap();
         assert!(key_vars(local).is_empty(), "local sources need nothing");
+    }
+
+    #[test]
+    fn mistral_is_keyed_as_the_others_and_its_api_takes_mistrals_tool_ids() {
+        let b = BUILTINS.iter().find(|b| b.id == "mistral").unwrap();
+        assert_eq!(
+            key_vars(b),
+            ["ROUTEPLANE_MISTRAL_API_KEY", "MISTRAL_API_KEY"]
+        );
+        let r = build("").unwrap();
+        // A name of no Mistral family: the rule comes from the host alone.
+        let t = Target::new(&r.provider_for("mistral").unwrap(), "any-model");
+        assert_eq!(
+            crate::protocol::chat::ToolIds::of(&t.source()),
+            crate::protocol::chat::ToolIds::Mistral
+        );
+        assert!(!t.can_continue(), "no `prefix: true` is sent");
     }
 
     #[test]
