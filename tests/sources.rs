@@ -618,6 +618,54 @@ fn mistral_is_asked_with_its_key_and_its_list_joins_the_models() {
     }
 }
 
+#[test]
+fn a_bare_mistral_name_is_asked_of_mistral_while_its_key_cannot_list_models() {
+    let up = MockUpstream::start(|req| {
+        if req.method == "GET" {
+            return Reply::json(403, json!({"message": "Forbidden"}));
+        }
+        Reply::json(200, chat_answer("from mistral"))
+    });
+    let p = Proxy::start_with(&mistral_at(&up), &[("MISTRAL_API_KEY", "sk-m")], &[]);
+    p.wait_log("cannot list the models of mistral");
+    let resp = chat(&p, "codestral-latest");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("mistral"));
+    let sent = up
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-m"));
+    assert_eq!(sent.json()["model"], "codestral-latest");
+    // An Ollama-style name with a tag is a local server's, never asked of Mistral.
+    assert_eq!(chat(&p, "mistral-small3.1:24b").status, 404);
+    assert_eq!(
+        up.requests().iter().filter(|r| r.method == "POST").count(),
+        1
+    );
+}
+
+#[test]
+fn a_bare_mistral_name_without_its_key_gets_a_404_naming_the_key() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("from mistral")));
+    let p = Proxy::start(&mistral_at(&up));
+    let resp = chat(&p, "codestral-latest");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let msg = resp.error_message();
+    assert!(
+        msg.contains(
+            "`codestral-latest` looks like a Mistral model: set MISTRAL_API_KEY or \
+             ROUTEPLANE_MISTRAL_API_KEY"
+        ),
+        "{msg}"
+    );
+    // A tagged name is a local server's to pull, not a key's to set.
+    let msg = chat(&p, "mistral-small3.1:24b").error_message();
+    assert!(!msg.contains("MISTRAL_API_KEY"), "{msg}");
+    assert_eq!(up.count(), 0, "nothing was sent upstream");
+}
+
 /// Writes a token file holding `entries` (`key`, access, refresh, seconds left).
 fn token_file(dir: &crate::support::Dir, entries: &[(&str, &str, &str, i64)]) -> String {
     let now = std::time::SystemTime::now()
