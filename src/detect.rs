@@ -38,6 +38,7 @@ use crate::upstream::{Client, Header};
 const HOSTED_LISTINGS: &[(&str, &str)] = &[
     ("openai", ""),
     ("openrouter", ""),
+    ("mistral", ""),
     // Anthropic pages its list, 20 models by default.
     ("anthropic", "?limit=1000"),
 ];

@@ -103,6 +103,17 @@ const BUILTINS: &[Builtin] = &[
         prefill: Prefill::Yes,
     },
     Builtin {
+        id: "mistral",
+        api_base: "https://api.mistral.ai/v1",
+        protocol: Protocol::Chat,
+        key_env: Some("MISTRAL_API_KEY"),
+        kind: Kind::Hosted,
+        // Mistral continues a final assistant message only when it says `"prefix": true`,
+        // which is not sent; without it the request is refused (400, `Expected last role
+        // User or Tool (or Assistant with prefix True)`).
+        prefill: Prefill::No,
+    },
+    Builtin {
         id: "openai-codex",
         api_base: "https://chatgpt.com/backend-api/codex",
         protocol: Protocol::Responses,
@@ -166,6 +177,9 @@ pub struct Family {
     /// How the names begin; one not ending in `-` stands alone or before a `-`, so that
     /// `o3` takes `o3-mini` but not a local `o3de`.
     starts: &'static [&'static str],
+    /// The vendor's names never carry a `:tag`, so a name with one is a local server's
+    /// (see [`FAMILIES`]).
+    untagged: bool,
 }
 
 /// The families of the built-in hosted providers' model names.
@@ -176,6 +190,7 @@ const FAMILIES: &[Family] = &[
         login: Some("openai-codex"),
         openrouter: Some("openai/"),
         starts: &["gpt-", "o1", "o3", "o4", "chatgpt-", "codex-"],
+        untagged: false,
     },
     Family {
         provider: "anthropic",
@@ -183,6 +198,7 @@ const FAMILIES: &[Family] = &[
         login: Some("anthropic"),
         openrouter: None,
         starts: &["claude-"],
+        untagged: false,
     },
     Family {
         provider: "gemini",
@@ -190,6 +206,32 @@ const FAMILIES: &[Family] = &[
         login: None,
         openrouter: Some("google/"),
         starts: &["gemini-"],
+        untagged: false,
+    },
+    Family {
+        provider: "mistral",
+        vendor: "a Mistral",
+        login: None,
+        // OpenRouter's `mistralai/` names are mostly not Mistral's (no `-latest` aliases,
+        // `mistral-small-3.2-24b-instruct`): a hint would name models that do not exist.
+        openrouter: None,
+        starts: &[
+            "mistral-",
+            "codestral-",
+            "devstral-",
+            "magistral-",
+            "pixtral-",
+            "ministral-",
+            "open-mistral-",
+            "open-mixtral-",
+        ],
+        // Ollama serves Mistral's open weights under these names with a tag
+        // (`mistral-small3.1:24b`, `mistral-nemo:12b`), and Mistral's API names none so
+        // (a fine-tune's `ft:…` id begins otherwise). A local server that lists the name
+        // serves it first anyway (route.rs asks a family only when nothing lists it); one
+        // that is not running yet must not send it to Mistral, which has no such model,
+        // nor make the 404 ask for MISTRAL_API_KEY when `ollama pull` is what serves it.
+        untagged: true,
     },
 ];
 
@@ -200,6 +242,7 @@ const OPENROUTER: Family = Family {
     login: None,
     openrouter: None,
     starts: &[],
+    untagged: false,
 };
 
 /// The family `model`'s name puts it in, if any.
@@ -210,12 +253,14 @@ pub fn family_of(model: &str) -> Option<&'static Family> {
     {
         return Some(&OPENROUTER);
     }
+    let tagged = model.contains(':');
     FAMILIES.iter().find(|f| {
-        f.starts.iter().any(|start| {
-            model.strip_prefix(start).is_some_and(|rest| {
-                start.ends_with('-') || rest.is_empty() || rest.starts_with('-')
+        !(f.untagged && tagged)
+            && f.starts.iter().any(|start| {
+                model.strip_prefix(start).is_some_and(|rest| {
+                    start.ends_with('-') || rest.is_empty() || rest.starts_with('-')
+                })
             })
-        })
     })
 }
 
@@ -1083,6 +1128,23 @@ mod tests {
     }
 
     #[test]
+    fn mistral_is_keyed_as_the_others_and_its_api_takes_mistrals_tool_ids() {
+        let b = BUILTINS.iter().find(|b| b.id == "mistral").unwrap();
+        assert_eq!(
+            key_vars(b),
+            ["ROUTEPLANE_MISTRAL_API_KEY", "MISTRAL_API_KEY"]
+        );
+        let r = build("").unwrap();
+        // A name of no Mistral family: the rule comes from the host alone.
+        let t = Target::new(&r.provider_for("mistral").unwrap(), "any-model");
+        assert_eq!(
+            crate::protocol::chat::ToolIds::of(&t.source()),
+            crate::protocol::chat::ToolIds::Mistral
+        );
+        assert!(!t.can_continue(), "no `prefix: true` is sent");
+    }
+
+    #[test]
     fn hosted_model_names_fall_in_their_vendors_family() {
         let family = |m: &str| family_of(m).map(|f| f.provider);
         for m in [
@@ -1101,6 +1163,32 @@ mod tests {
         }
         assert_eq!(family("claude-sonnet-4-5"), Some("anthropic"));
         assert_eq!(family("gemini-2.5-pro"), Some("gemini"));
+        for m in [
+            "mistral-small-latest",
+            "mistral-large-2411",
+            "codestral-latest",
+            "devstral-medium-2507",
+            "magistral-medium-latest",
+            "pixtral-large-latest",
+            "ministral-8b-latest",
+            "open-mistral-nemo",
+            "open-mixtral-8x22b",
+        ] {
+            assert_eq!(family(m), Some("mistral"), "{m}");
+        }
+        // Ollama's names for Mistral's weights: a tag, or no `-` after the family.
+        for m in [
+            "mistral-small3.1:24b",
+            "mistral-nemo:12b",
+            "codestral-latest:22b",
+            "mistral:7b",
+            "mistral",
+            "codestral",
+            "mixtral:8x7b",
+            "mistralai/codestral-2508",
+        ] {
+            assert_ne!(family(m), Some("mistral"), "{m}");
+        }
         assert_eq!(family("openai/gpt-4o"), Some("openrouter"));
         assert_eq!(
             family("meta-llama/llama-3.1-8b-instruct"),

@@ -98,6 +98,8 @@ fn resolve_into(
                 until: crate::time::utc_time(until),
             });
         }
+        // Last: a local server that lists the name (Ollama's `mistral-large:latest` for
+        // `mistral-large`) serves it above, before a vendor is guessed from the name.
         let Some(p) = unlisted_vendor(reg, detected, model) else {
             return Err(unknown(reg, detected, model));
         };
@@ -520,6 +522,37 @@ mod tests {
         ] {
             assert_eq!(found(model).as_deref(), want, "{model}");
         }
+    }
+
+    #[test]
+    fn a_local_server_that_lists_a_mistral_name_serves_it_before_mistral() {
+        let r = reg(
+            "providers:\n  mistral:\n    api_key: k\n  ollama:\n    api_base: http://127.0.0.1:9/v1\n",
+        );
+        let d = Detected::default();
+        let resolved = |model| resolve(&r, &d, model).map(|t| labels(&t));
+        // Listed nowhere: a name of Mistral's is asked of it, a tagged one of no one.
+        assert_eq!(
+            resolved("mistral-large").unwrap(),
+            ["mistral:mistral-large"]
+        );
+        assert!(resolved("mistral-small3.1:24b").is_err());
+        d.set(
+            "ollama",
+            crate::detect::SourceState {
+                up: true,
+                models: vec!["mistral-large:latest".into(), "mistral-small3.1:24b".into()],
+                ..crate::detect::SourceState::default()
+            },
+        );
+        assert_eq!(
+            resolved("mistral-large").unwrap(),
+            ["ollama:mistral-large:latest"]
+        );
+        assert_eq!(
+            resolved("mistral-small3.1:24b").unwrap(),
+            ["ollama:mistral-small3.1:24b"]
+        );
     }
 
     #[test]

@@ -256,9 +256,9 @@ fn models_with_nothing_to_list_prints_its_header_and_says_how_to_get_some() {
     assert_text(
         &text(&out.stderr),
         "routeplane: no models are configured or detected; set a provider's key \
-         (OPENAI_API_KEY, OPENROUTER_API_KEY, ANTHROPIC_API_KEY or GEMINI_API_KEY), or start a \
-         local server (ollama, vllm, lmstudio or llamacpp), or run `routeplane login anthropic` \
-         or `routeplane login openai-codex`\n",
+         (OPENAI_API_KEY, OPENROUTER_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or MISTRAL_API_KEY), \
+         or start a local server (ollama, vllm, lmstudio or llamacpp), or run `routeplane login \
+         anthropic` or `routeplane login openai-codex`\n",
     );
     let out = run(&dir, &["models", "--json"]);
     assert_eq!(out.status.code(), Some(0));

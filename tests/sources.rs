@@ -566,6 +566,106 @@ fn hosted_lists_are_fetched_again_every_interval() {
     );
 }
 
+/// A config pointing the built-in `mistral` at `up`, with the local built-ins not asked:
+/// a server this machine runs adds no model (an Ollama-style name must stay unknown).
+fn mistral_at(up: &MockUpstream) -> String {
+    let locals: String = ["ollama", "vllm", "lmstudio", "llamacpp"]
+        .iter()
+        .map(|id| format!("  {id}:\n    detect: false\n"))
+        .collect();
+    format!(
+        "providers:\n  mistral:\n    api_base: {}\n{locals}",
+        up.url()
+    )
+}
+
+#[test]
+fn mistral_is_asked_with_its_key_and_its_list_joins_the_models() {
+    let up = MockUpstream::start(hosted(
+        Arc::new(Mutex::new(vec![
+            "mistral-small-latest".to_string(),
+            "codestral-latest".to_string(),
+        ])),
+        Reply::json(200, chat_answer("from mistral")),
+    ));
+    let p = Proxy::start_with(&mistral_at(&up), &[("MISTRAL_API_KEY", "sk-m")], &[]);
+    p.wait_log("source mistral is up (2 models)");
+    let listing = up.requests()[0].clone();
+    assert_eq!(
+        (listing.method.as_str(), listing.path.as_str()),
+        ("GET", "/v1/models")
+    );
+    assert_eq!(listing.header("authorization"), Some("Bearer sk-m"));
+    let resp = chat(&p, "mistral:mistral-small-latest");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("mistral"));
+    let sent = up
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-m"));
+    assert_eq!(sent.json()["model"], "mistral-small-latest");
+    let all = ids(&p);
+    for want in [
+        "mistral-small-latest",
+        "mistral:mistral-small-latest",
+        "codestral-latest",
+        "mistral:codestral-latest",
+    ] {
+        assert!(all.contains(&want.to_string()), "{want} in {all:?}");
+    }
+}
+
+#[test]
+fn a_bare_mistral_name_is_asked_of_mistral_while_its_key_cannot_list_models() {
+    let up = MockUpstream::start(|req| {
+        if req.method == "GET" {
+            return Reply::json(403, json!({"message": "Forbidden"}));
+        }
+        Reply::json(200, chat_answer("from mistral"))
+    });
+    let p = Proxy::start_with(&mistral_at(&up), &[("MISTRAL_API_KEY", "sk-m")], &[]);
+    p.wait_log("cannot list the models of mistral");
+    let resp = chat(&p, "codestral-latest");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("mistral"));
+    let sent = up
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .unwrap();
+    assert_eq!(sent.header("authorization"), Some("Bearer sk-m"));
+    assert_eq!(sent.json()["model"], "codestral-latest");
+    // An Ollama-style name with a tag is a local server's, never asked of Mistral.
+    assert_eq!(chat(&p, "mistral-small3.1:24b").status, 404);
+    assert_eq!(
+        up.requests().iter().filter(|r| r.method == "POST").count(),
+        1
+    );
+}
+
+#[test]
+fn a_bare_mistral_name_without_its_key_gets_a_404_naming_the_key() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("from mistral")));
+    let p = Proxy::start(&mistral_at(&up));
+    let resp = chat(&p, "codestral-latest");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let msg = resp.error_message();
+    assert!(
+        msg.contains(
+            "`codestral-latest` looks like a Mistral model: set MISTRAL_API_KEY or \
+             ROUTEPLANE_MISTRAL_API_KEY"
+        ),
+        "{msg}"
+    );
+    // A tagged name is a local server's to pull, not a key's to set.
+    let msg = chat(&p, "mistral-small3.1:24b").error_message();
+    assert!(!msg.contains("MISTRAL_API_KEY"), "{msg}");
+    assert_eq!(up.count(), 0, "nothing was sent upstream");
+}
+
 /// Writes a token file holding `entries` (`key`, access, refresh, seconds left).
 fn token_file(dir: &crate::support::Dir, entries: &[(&str, &str, &str, i64)]) -> String {
     let now = std::time::SystemTime::now()
