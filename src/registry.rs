@@ -177,9 +177,6 @@ pub struct Family {
     /// How the names begin; one not ending in `-` stands alone or before a `-`, so that
     /// `o3` takes `o3-mini` but not a local `o3de`.
     starts: &'static [&'static str],
-    /// The vendor's names never carry a `:tag`, so a name with one is a local server's
-    /// (see [`FAMILIES`]).
-    untagged: bool,
 }
 
 /// The families of the built-in hosted providers' model names.
@@ -190,7 +187,6 @@ const FAMILIES: &[Family] = &[
         login: Some("openai-codex"),
         openrouter: Some("openai/"),
         starts: &["gpt-", "o1", "o3", "o4", "chatgpt-", "codex-"],
-        untagged: false,
     },
     Family {
         provider: "anthropic",
@@ -198,7 +194,6 @@ const FAMILIES: &[Family] = &[
         login: Some("anthropic"),
         openrouter: None,
         starts: &["claude-"],
-        untagged: false,
     },
     Family {
         provider: "gemini",
@@ -206,7 +201,6 @@ const FAMILIES: &[Family] = &[
         login: None,
         openrouter: Some("google/"),
         starts: &["gemini-"],
-        untagged: false,
     },
     Family {
         provider: "mistral",
@@ -225,13 +219,6 @@ const FAMILIES: &[Family] = &[
             "open-mistral-",
             "open-mixtral-",
         ],
-        // Ollama serves Mistral's open weights under these names with a tag
-        // (`mistral-small3.1:24b`, `mistral-nemo:12b`), and Mistral's API names none so
-        // (a fine-tune's `ft:…` id begins otherwise). A local server that lists the name
-        // serves it first anyway (route.rs asks a family only when nothing lists it); one
-        // that is not running yet must not send it to Mistral, which has no such model,
-        // nor make the 404 ask for MISTRAL_API_KEY when `ollama pull` is what serves it.
-        untagged: true,
     },
 ];
 
@@ -242,25 +229,31 @@ const OPENROUTER: Family = Family {
     login: None,
     openrouter: None,
     starts: &[],
-    untagged: false,
 };
 
 /// The family `model`'s name puts it in, if any.
 pub fn family_of(model: &str) -> Option<&'static Family> {
-    if model
-        .split_once('/')
-        .is_some_and(|(vendor, name)| !vendor.is_empty() && !name.is_empty())
-    {
+    // `vendor/model` (`:free` and the like allowed); not a path with a host, which is
+    // Ollama's name for a model pulled from one (`hf.co/user/repo:Q8_0`).
+    if model.split_once('/').is_some_and(|(vendor, name)| {
+        !vendor.is_empty() && !vendor.contains('.') && !name.is_empty() && !name.contains('/')
+    }) {
         return Some(&OPENROUTER);
     }
-    let tagged = model.contains(':');
+    // No vendor's API names a model with a `:tag` (a fine-tune's `ft:…` id begins
+    // otherwise); Ollama names open weights so (`mistral-small3.1:24b`, `gpt-oss:20b`).
+    // A local server that lists the name serves it first anyway (route.rs asks a family
+    // only when nothing lists it); one not running yet must not send it to a vendor that
+    // has no such model, nor make the 404 ask for a key when `ollama pull` serves it.
+    if model.contains(':') {
+        return None;
+    }
     FAMILIES.iter().find(|f| {
-        !(f.untagged && tagged)
-            && f.starts.iter().any(|start| {
-                model.strip_prefix(start).is_some_and(|rest| {
-                    start.ends_with('-') || rest.is_empty() || rest.starts_with('-')
-                })
+        f.starts.iter().any(|start| {
+            model.strip_prefix(start).is_some_and(|rest| {
+                start.ends_with('-') || rest.is_empty() || rest.starts_with('-')
             })
+        })
     })
 }
 
@@ -1189,6 +1182,19 @@ mod tests {
         ] {
             assert_ne!(family(m), Some("mistral"), "{m}");
         }
+        // Ollama's names for open weights of other vendors, and for a model pulled from
+        // a host: no vendor's.
+        for m in [
+            "gpt-oss:20b",
+            "gemini-like:7b",
+            "hf.co/bartowski/Llama-3.2-1B-GGUF:Q8_0",
+        ] {
+            assert_eq!(family(m), None, "{m}");
+        }
+        assert_eq!(
+            family("meta-llama/llama-3.3-70b-instruct:free"),
+            Some("openrouter")
+        );
         assert_eq!(family("openai/gpt-4o"), Some("openrouter"));
         assert_eq!(
             family("meta-llama/llama-3.1-8b-instruct"),

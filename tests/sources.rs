@@ -517,8 +517,17 @@ fn a_hosted_model_is_asked_of_its_vendor_by_name_while_its_key_cannot_list_model
         .find(|r| r.method == "POST")
         .unwrap();
     assert_eq!(sent.json()["model"], "gpt-4o");
-    // Only names of the vendor's families; others are still unknown.
-    assert_eq!(chat(&p, "llama3").status, 404);
+    // Only names of the vendor's families; others are still unknown, and so are
+    // Ollama's tagged names for open weights (`gpt-oss:20b`): no vendor's API has one.
+    for model in ["llama3", "gpt-oss:20b"] {
+        assert_eq!(chat(&p, model).status, 404, "{model}");
+    }
+    let posts = openai
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert_eq!(posts, 1, "only `gpt-4o` was asked of OpenAI");
     // Without the key, the 404 says what would serve it.
     let p = Proxy::start(&config);
     for (model, key) in [
@@ -529,6 +538,10 @@ fn a_hosted_model_is_asked_of_its_vendor_by_name_while_its_key_cannot_list_model
         assert_eq!(resp.status, 404);
         assert!(resp.body.contains(key), "{}", resp.body);
     }
+    // A model Ollama pulled from a host is not an OpenRouter `vendor/model`.
+    let resp = chat(&p, "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q8_0");
+    assert_eq!(resp.status, 404);
+    assert!(!resp.body.contains("OPENROUTER_API_KEY"), "{}", resp.body);
     // With a list, the list decides.
     let listed = MockUpstream::start(hosted(
         Arc::new(Mutex::new(vec!["gpt-a".to_string()])),
