@@ -147,15 +147,13 @@ impl Detected {
             && self.auth.get().is_some_and(|a| a.logged_in(provider))
     }
 
-    /// True when a login of `provider`'s subscription is stored and not refused, under
-    /// its id or a label (`openai-codex#work`); false until the logins are watched.
-    pub fn has_login(&self, provider: &str) -> bool {
-        let (Some(sub), Some(auth)) = (Subscription::of(provider), self.auth.get()) else {
-            return false;
-        };
+    /// A login of `provider`'s subscription that is stored and not refused, under its
+    /// id or a label (`openai-codex#work`); `None` until the logins are watched.
+    pub fn login_of(&self, provider: &str) -> Option<String> {
+        let (sub, auth) = (Subscription::of(provider)?, self.auth.get()?);
         auth.logins()
-            .iter()
-            .any(|l| Subscription::of(l) == Some(sub) && auth.refused(l).is_none())
+            .into_iter()
+            .find(|l| Subscription::of(l) == Some(sub) && auth.refused(l).is_none())
     }
 
     /// Lets [`Detected::cascades`] see logins made after a list was fetched.

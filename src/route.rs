@@ -149,16 +149,20 @@ fn login_hint(detected: &Detected, model: &str) -> Option<String> {
 }
 
 /// For a `model` named like a built-in hosted provider's models (`gpt-4o`) while that
-/// provider has no key and its vendor's subscription no login: the credentials that
-/// would serve it. `None` when it has one: its list would then have named the model.
+/// provider has no key: the credentials that would serve it, or, with a login of its
+/// vendor's subscription, the name that spends it. `None` with a key: its list would
+/// then have named the model.
 fn credential_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String> {
     let family = registry::family_of(model)?;
     let p = reg.provider(family.provider)?;
-    if p.key.is_some()
-        || p.key_vars.is_empty()
-        || family.login.is_some_and(|l| detected.has_login(l))
-    {
+    if p.key.is_some() || p.key_vars.is_empty() {
         return None;
+    }
+    if let Some(login) = family.login.and_then(|l| detected.login_of(l)) {
+        return Some(format!(
+            "A bare name never spends a subscription login: to ask your `{login}` login, \
+             name it `{login}:{model}`"
+        ));
     }
     let mut hint = format!(
         "`{model}` looks like {} model: set {}",

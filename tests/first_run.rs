@@ -347,7 +347,7 @@ fn route_says_what_a_hosted_model_without_its_key_needs_as_the_server_does() {
 }
 
 #[test]
-fn a_hosted_model_whose_vendor_has_a_key_or_a_login_gets_no_credential_hint() {
+fn a_hosted_model_whose_vendor_has_a_key_gets_no_hint_and_with_a_login_the_name_that_spends_it() {
     // Nothing answers at these bases: the key and the login are there, their lists are not.
     let dead = format!("http://127.0.0.1:{}/v1", MockUpstream::free_port());
     let yaml = format!(
@@ -379,11 +379,14 @@ fn a_hosted_model_whose_vendor_has_a_key_or_a_login_gets_no_credential_hint() {
         &[("ROUTEPLANE_AUTH_FILE", auth_file.to_str().unwrap())],
         &[],
     );
+    // It is never spent on a bare name: the 404 says the name that spends it.
     let chat = json!({"model": "o3", "messages": [{"role": "user", "content": "hi"}]});
     let message = p.post("/v1/chat/completions", chat).json()["error"]["message"].clone();
     assert_text(
         message.as_str().unwrap(),
-        "unknown model `o3`; no models are configured (run `routeplane models`)",
+        "unknown model `o3`; no models are configured (run `routeplane models`). A bare name \
+         never spends a subscription login: to ask your `openai-codex#work` login, name it \
+         `openai-codex#work:o3`",
     );
     // Anthropic has neither.
     let resp = p.post("/v1/messages", messages_request("claude-sonnet-4-5"));
