@@ -490,6 +490,25 @@ fn a_retry_or_a_lone_failed_endpoint_is_not_counted_as_a_failover() {
     let u = usage_json(&p, &["--by", "model"]);
     assert_eq!(u["total"]["requests"], 3, "{u}");
     assert_eq!(u["total"]["failovers"], 1, "only `smart` moved on: {u}");
+    // The request no endpoint answered counts where its error came from, not under `-`.
+    let keys: Vec<_> = (u["groups"].as_array().unwrap().iter())
+        .map(|g| {
+            (
+                g["key"].as_str().unwrap(),
+                g["requests"].clone(),
+                g["errors"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("bad:m", json!(1), json!(1)),
+            ("good:m", json!(1), json!(0)),
+            ("once:m", json!(1), json!(0))
+        ],
+        "{u}"
+    );
     // As `/metrics` counts them.
     let metrics = p.get("/metrics").body;
     let counted = ["bad", "good", "once"].map(|id| {

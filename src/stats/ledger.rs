@@ -455,9 +455,9 @@ pub fn tail(path: &Path, len: u64, max: u64) -> Vec<Finished> {
 /// How `routeplane usage` groups requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum By {
-    /// The provider that answered (`-` for none).
+    /// The provider that answered, else the last one asked (`-` for none).
     Provider,
-    /// The `provider:model` that answered (`-` for none).
+    /// The `provider:model` that answered, else the last one asked (`-` for none).
     Model,
     /// The UTC date.
     Day,
@@ -474,9 +474,11 @@ impl By {
         }
     }
 
-    /// The group key of an entry.
+    /// The group key of an entry. A request no endpoint answered counts at the last
+    /// one asked, whose error the client got: under `-` the errors were nobody's.
     fn key(self, e: &Entry) -> String {
-        let served = e.served_by.as_deref().unwrap_or("-");
+        let last_asked = || e.failed.last().and_then(|f| f["endpoint"].as_str());
+        let served = e.served_by.as_deref().or_else(last_asked).unwrap_or("-");
         match self {
             By::Provider => provider_of(served).into(),
             By::Model => served.into(),
