@@ -667,3 +667,87 @@ fn the_gemini_builtin_continues_a_cut_stream_from_a_final_model_turn() {
         assert_eq!(answer::prefill(&cont).as_deref(), Some(sent.trim_end()));
     }
 }
+
+/// A mock Gemini API that, asked first, calls `read` with the signature `sig-real`, and
+/// answers later requests with text; streamed (`alt=sse`) or whole, as asked.
+fn gemini_signing_a_call() -> MockUpstream {
+    let asked = std::sync::atomic::AtomicUsize::new(0);
+    MockUpstream::start(move |req| {
+        let first = asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        let part = if first {
+            json!({"functionCall": {"name": "read", "args": {"path": "a.rs"}}, "thoughtSignature": "sig-real"})
+        } else {
+            json!({"text": "done"})
+        };
+        let answer = json!({"responseId": format!("resp-{}", req.path.len()),
+            "candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP"}]});
+        if req.path.contains("alt=sse") {
+            Reply::Sse(vec![format!("data: {answer}\r\n\r\n")], Duration::ZERO)
+        } else {
+            Reply::json(200, answer)
+        }
+    })
+}
+
+#[test]
+fn geminis_call_signature_survives_a_chat_clients_loop_that_drops_it() {
+    // opencode and aider keep no `reasoning_details`, where Gemini's signature of a call
+    // reaches a Chat client. Gemini 3 refuses a call turn without one, so the turn went
+    // with the placeholder Google allows for history it did not make, losing the
+    // model's reasoning. The signature is now kept under the call's id and given back.
+    let tools = json!([{"type": "function", "function": {"name": "read", "parameters": {"type": "object"}}}]);
+    let ask = json!({"role": "user", "content": "read a.rs"});
+    for stream in [false, true] {
+        let mock = gemini_signing_a_call();
+        let p = Proxy::start_with(
+            &format!("providers:\n  gemini:\n    api_base: {}\n", mock.url()),
+            &[("GEMINI_API_KEY", "k")],
+            &[],
+        );
+        let first = json!({"model": "gemini:gemini-3-pro", "messages": [ask], "tools": tools, "stream": stream});
+        let answer = p.stream(&Wire::Chat.url("m", stream), first);
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        let text = answer.text();
+        let id = text
+            .split("\"id\":\"call_")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(|rest| format!("call_{rest}"))
+            .unwrap_or_else(|| panic!("a call id: {text}"));
+        // The client's next turn, as opencode sends it: the call and its result alone.
+        let turn = json!({"role": "assistant", "content": null,
+            "tool_calls": [{"id": id, "type": "function", "function": {"name": "read", "arguments": "{\"path\":\"a.rs\"}"}}]});
+        let result = json!({"role": "tool", "tool_call_id": id, "content": "fn main() {}"});
+        let second = json!({"model": "gemini:gemini-3-pro", "messages": [ask, turn, result], "tools": tools});
+        let resp = p.post(&Wire::Chat.url("m", false), second);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        let posts: Vec<Value> = (mock.requests().into_iter())
+            .filter(|r| r.method == "POST")
+            .map(|r| r.json())
+            .collect();
+        let call = &posts[1]["contents"][1]["parts"][0];
+        assert_eq!(call["functionCall"]["name"], "read", "{}", posts[1]);
+        assert_eq!(
+            call["thoughtSignature"], "sig-real",
+            "stream {stream}: {}",
+            posts[1]
+        );
+        // Another session's call of another id gets the placeholder, not this one's.
+        let other = json!({"role": "assistant", "content": null,
+            "tool_calls": [{"id": "call_other_0", "type": "function", "function": {"name": "read", "arguments": "{}"}}]});
+        let result = json!({"role": "tool", "tool_call_id": "call_other_0", "content": "x"});
+        let third = json!({"model": "gemini:gemini-3-pro", "messages": [ask, other, result], "tools": tools});
+        assert_eq!(p.post(&Wire::Chat.url("m", false), third).status, 200);
+        let sent = mock
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .nth(2)
+            .unwrap()
+            .json();
+        assert_eq!(
+            sent["contents"][1]["parts"][0]["thoughtSignature"], "skip_thought_signature_validator",
+            "{sent}"
+        );
+    }
+}

@@ -647,13 +647,12 @@ pub(crate) fn numbered(mut detail: Value, sent: &mut usize) -> Value {
 }
 
 /// Whether a reasoning detail is one a source needs back with the calls it led to, and
-/// one Routeplane may keep for a client that drops it: Claude's signed thinking and
-/// OpenAI's encrypted reasoning. (Gemini's call signatures go by call ids that may be
-/// Routeplane's own, made alike in every session.)
+/// one Routeplane may keep for a client that drops it: Claude's signed thinking,
+/// OpenAI's encrypted reasoning and Gemini's call signatures.
 pub fn recallable(detail: &Value) -> bool {
     matches!(
         detail["format"].as_str(),
-        Some(anthropic::SIGNED_BY_CLAUDE | responses::SIGNED_BY_OPENAI)
+        Some(anthropic::SIGNED_BY_CLAUDE | responses::SIGNED_BY_OPENAI | gemini::SIGNED_BY_GEMINI)
     )
 }
 

@@ -7,10 +7,10 @@
 //! reasoning is lost for the turn. So the details of a translated answer that calls a
 //! tool are kept here, in memory only, under its first call's id, and given back to the
 //! turn with that call in a later request that lacks them. Only answers of sources whose
-//! call ids are random (Anthropic's `toolu_…`, OpenAI's `call_…`; see [`mints_random_ids`])
+//! call ids are random (Anthropic's `toolu_…`, OpenAI's `call_…`, those Routeplane makes
+//! for Google's Gemini calls from the answer's `responseId`; see [`mints_random_ids`])
 //! are kept, so one session's reasoning reaches no other: Kimi's `functions.Bash:0`
-//! would be shared between sessions, and so would the ids Routeplane makes for Gemini's
-//! calls from a turn's position (Gemini's call signatures are not kept at all).
+//! would be shared between sessions.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -151,17 +151,22 @@ fn loop_start(messages: &[Value]) -> usize {
 }
 
 /// Whether a source's tool call ids are random, so that one names one call of one
-/// session: Anthropic's, OpenAI's (the API, Azure's, the ChatGPT backend) and
-/// OpenRouter's, by the built-in provider's id or by the host. Kimi's, DeepSeek's or a
-/// local server's may be made from a call's name and position, alike in every session.
+/// session: Anthropic's, OpenAI's (the API, Azure's, the ChatGPT backend), OpenRouter's
+/// and Google's Gemini API's (ids made from each answer's own `responseId`), by the
+/// built-in provider's id or by the host. Kimi's, DeepSeek's or a local server's may be
+/// made from a call's name and position, alike in every session.
 pub(super) fn mints_random_ids(to: &Source<'_>) -> bool {
     let host = to.host();
     matches!(
         to.provider,
-        "anthropic" | "openai" | "openai-codex" | "openrouter"
+        "anthropic" | "openai" | "openai-codex" | "openrouter" | "gemini"
     ) || matches!(
         host,
-        "api.anthropic.com" | "api.openai.com" | "chatgpt.com" | "openrouter.ai"
+        "api.anthropic.com"
+            | "api.openai.com"
+            | "chatgpt.com"
+            | "openrouter.ai"
+            | "generativelanguage.googleapis.com"
     ) || host.ends_with(".openai.azure.com")
 }
 
@@ -233,7 +238,8 @@ mod tests {
             "toolu_1",
             &[
                 claude("think"),
-                json!({"format": "google-gemini-v1", "data": "g"}),
+                // Reasoning no source needs back: not kept.
+                json!({"type": "reasoning.text", "text": "plain"}),
             ],
         );
         let mut chat = json!({"messages": [turn("toolu_1"), turn("toolu_2")]});
