@@ -523,8 +523,7 @@ fn claude_thinks_then_calls() -> Reply {
 /// The bodies of the requests a mock was sent (not its model listings, which the
 /// built-in providers are asked for).
 fn posted(mock: &MockUpstream) -> Vec<Value> {
-    let posts = mock.requests().into_iter().filter(|r| r.method == "POST");
-    posts.map(|r| body_of(&r)).collect()
+    mock.posts().iter().map(body_of).collect()
 }
 
 /// A mock Claude that answers as [`claude_thinks_then_calls`] does, streamed or whole as
@@ -773,7 +772,7 @@ fn claudes_sealed_thinking_reaches_no_other_source() {
         let req = json!({"model": model, "stream": true, "input": input});
         let s = p.stream(&Wire::Responses.url(model, true), req);
         assert_eq!(s.status, 200, "{model}: {}", s.text());
-        let asked = mock.requests().into_iter().find(|r| r.method == "POST");
+        let asked = mock.posts().into_iter().next();
         let sent = String::from_utf8_lossy(&asked.expect("asked").body).into_owned();
         let carried = sent.contains("sig-1") || sent.contains("routeplane:v1:");
         assert_eq!(carried, model == "r", "{model}: {sent}");
@@ -844,12 +843,7 @@ fn claude_code_keeps_claudes_signature_through_openrouter() {
         p.stream(&Wire::Anthropic.url("m", true), second).status,
         200
     );
-    let asked: Vec<Value> = mock
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .map(|r| r.json())
-        .collect();
+    let asked: Vec<Value> = mock.posts().iter().map(|r| r.json()).collect();
     let sent = &asked[1];
     assert_eq!(
         sent["messages"][1]["reasoning_details"],
@@ -2056,7 +2050,7 @@ fn openais_encrypted_reasoning_reaches_no_other_source_or_client() {
             json!({"model": model, "messages": messages}),
         );
         assert_eq!(resp.status, 200, "{model}: {}", resp.body);
-        let asked = mock.requests().into_iter().find(|r| r.method == "POST");
+        let asked = mock.posts().into_iter().next();
         let sent = String::from_utf8_lossy(&asked.expect("asked").body).into_owned();
         assert_eq!(sent.contains("gAAAA-test"), model == "r", "{model}: {sent}");
     }
@@ -2107,7 +2101,7 @@ fn reasoning_details_a_chat_client_gives_back_reach_only_openrouter() {
         let req = json!({"model": model, "messages": messages});
         let resp = p.post(&Wire::Chat.url(model, false), req);
         assert_eq!(resp.status, 200, "{model}: {}", resp.body);
-        let asked = mock.requests().into_iter().find(|r| r.method == "POST");
+        let asked = mock.posts().into_iter().next();
         let sent = asked.expect("asked").json();
         let turn = &sent["messages"][1];
         assert_eq!(

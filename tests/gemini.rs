@@ -721,10 +721,7 @@ fn geminis_call_signature_survives_a_chat_clients_loop_that_drops_it() {
         let second = json!({"model": "gemini:gemini-3-pro", "messages": [ask, turn, result], "tools": tools});
         let resp = p.post(&Wire::Chat.url("m", false), second);
         assert_eq!(resp.status, 200, "{}", resp.body);
-        let posts: Vec<Value> = (mock.requests().into_iter())
-            .filter(|r| r.method == "POST")
-            .map(|r| r.json())
-            .collect();
+        let posts: Vec<Value> = mock.posts().iter().map(|r| r.json()).collect();
         let call = &posts[1]["contents"][1]["parts"][0];
         assert_eq!(call["functionCall"]["name"], "read", "{}", posts[1]);
         assert_eq!(
@@ -738,13 +735,7 @@ fn geminis_call_signature_survives_a_chat_clients_loop_that_drops_it() {
         let result = json!({"role": "tool", "tool_call_id": "call_other_0", "content": "x"});
         let third = json!({"model": "gemini:gemini-3-pro", "messages": [ask, other, result], "tools": tools});
         assert_eq!(p.post(&Wire::Chat.url("m", false), third).status, 200);
-        let sent = mock
-            .requests()
-            .into_iter()
-            .filter(|r| r.method == "POST")
-            .nth(2)
-            .unwrap()
-            .json();
+        let sent = mock.posts()[2].json();
         assert_eq!(
             sent["contents"][1]["parts"][0]["thoughtSignature"], "skip_thought_signature_validator",
             "{sent}"

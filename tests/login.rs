@@ -155,11 +155,7 @@ fn anthropic_paste_flow_stores_tokens_privately_and_attaches_them() {
     let resp = p.post("/v1/chat/completions", json!({"model": "anthropic:claude-x", "messages": [{"role": "system", "content": "mine"}, {"role": "user", "content": "hi"}]}));
     assert_eq!(resp.status, 200, "{}", resp.body);
     // The model list is asked for with the login too (a GET); the request is the POST.
-    let sent = &up
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "POST")
-        .unwrap();
+    let sent = &up.posts()[0];
     assert_eq!(sent.header("authorization"), Some("Bearer at-1"));
     assert!(
         sent.header("anthropic-beta")
@@ -418,9 +414,8 @@ fn a_401_refreshes_once_and_retries() {
     assert_eq!(ask(&p), 200);
     assert_eq!(oauth.refreshes(), 1);
     let auths: Vec<_> = up
-        .requests()
+        .posts()
         .iter()
-        .filter(|r| r.method == "POST")
         .map(|r| r.header("authorization").unwrap().to_string())
         .collect();
     assert_eq!(auths, ["Bearer at-1", "Bearer at-2"]);
@@ -569,7 +564,7 @@ fn a_claude_login_refused_for_this_use_falls_over_to_the_next_endpoint() {
         b.url()
     );
     let (_dir, p) = logged_in_with(&config);
-    let posts = |u: &MockUpstream| u.requests().iter().filter(|r| r.method == "POST").count();
+    let posts = |u: &MockUpstream| u.posts().len();
     let ask = |model: &str| {
         p.post(
             "/v1/messages",

@@ -275,12 +275,7 @@ fn genai_sdk_chat_sends_gemini_no_empty_text_part_after_an_empty_answer() {
     ));
     let out = run(&python, GENAI_EMPTY_SCRIPT, &p.url());
     assert_eq!(out["second"], "Hello there", "{out}");
-    let asked = gemini
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "POST")
-        .expect("Gemini was asked")
-        .json();
+    let asked = gemini.posts().first().expect("Gemini was asked").json();
     let contents = asked["contents"].as_array().unwrap();
     for c in contents {
         let parts = c["parts"].as_array();

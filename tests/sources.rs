@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::upstream::{Recorded, chat_answer};
 use crate::support::{MockUpstream, Proxy, Reply, wait_until};
@@ -48,9 +48,8 @@ fn hosted_keys_come_from_routeplane_variables_before_the_vendors() {
     assert_eq!(chat(&p, "openai:gpt-4o").status, 200);
     assert_eq!(chat(&p, "openrouter:x/y").status, 200);
     let auths: Vec<_> = up
-        .requests()
+        .posts()
         .iter()
-        .filter(|r| r.method == "POST")
         .map(|r| r.header("authorization").unwrap_or("").to_string())
         .collect();
     assert_eq!(auths, ["Bearer sk-routeplane", "Bearer sk-or"]);
@@ -491,42 +490,38 @@ fn hosted_lists_are_fetched_with_the_key_so_bare_names_reach_them_and_sighup_ref
     );
 }
 
+/// A hosted source whose key may not list models (403 with `refusal`), answering every
+/// chat request with `text`.
+fn cannot_list(refusal: Value, text: &'static str) -> MockUpstream {
+    MockUpstream::start(move |req| match req.method.as_str() {
+        "GET" => Reply::json(403, refusal.clone()),
+        _ => Reply::json(200, chat_answer(text)),
+    })
+}
+
 #[test]
 fn a_hosted_model_is_asked_of_its_vendor_by_name_while_its_key_cannot_list_models() {
     // OpenAI's restricted keys may not list models (403, "Missing scopes:
     // api.model.read"), and a listing can fail or be late after a start: a bare
     // `gpt-4o` still goes to `openai`, which has the key, instead of a 404.
-    let openai = MockUpstream::start(|req| {
-        if req.method == "GET" {
-            return Reply::json(
-                403,
-                json!({"error": {"message": "You have insufficient permissions for this operation. Missing scopes: api.model.read."}}),
-            );
-        }
-        Reply::json(200, chat_answer("from openai"))
-    });
+    let openai = cannot_list(
+        json!({"error": {"message": "You have insufficient permissions for this operation. Missing scopes: api.model.read."}}),
+        "from openai",
+    );
     let config = format!("providers:\n  openai:\n    api_base: {}\n", openai.url());
     let p = Proxy::start_with(&config, &[("OPENAI_API_KEY", "sk-o")], &[]);
     p.wait_log("cannot list the models of openai");
     let resp = chat(&p, "gpt-4o");
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert_eq!(resp.header("x-routeplane-provider"), Some("openai"));
-    let sent = openai
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "POST")
-        .unwrap();
+    let sent = &openai.posts()[0];
     assert_eq!(sent.json()["model"], "gpt-4o");
     // Only names of the vendor's families; others are still unknown, and so are
     // Ollama's tagged names for open weights (`gpt-oss:20b`): no vendor's API has one.
     for model in ["llama3", "gpt-oss:20b"] {
         assert_eq!(chat(&p, model).status, 404, "{model}");
     }
-    let posts = openai
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .count();
+    let posts = openai.posts().len();
     assert_eq!(posts, 1, "only `gpt-4o` was asked of OpenAI");
     // Without the key, the 404 says what would serve it.
     let p = Proxy::start(&config);
@@ -612,11 +607,7 @@ fn mistral_is_asked_with_its_key_and_its_list_joins_the_models() {
     let resp = chat(&p, "mistral:mistral-small-latest");
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert_eq!(resp.header("x-routeplane-provider"), Some("mistral"));
-    let sent = up
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "POST")
-        .unwrap();
+    let sent = &up.posts()[0];
     assert_eq!(sent.path, "/v1/chat/completions");
     assert_eq!(sent.header("authorization"), Some("Bearer sk-m"));
     assert_eq!(sent.json()["model"], "mistral-small-latest");
@@ -633,30 +624,18 @@ fn mistral_is_asked_with_its_key_and_its_list_joins_the_models() {
 
 #[test]
 fn a_bare_mistral_name_is_asked_of_mistral_while_its_key_cannot_list_models() {
-    let up = MockUpstream::start(|req| {
-        if req.method == "GET" {
-            return Reply::json(403, json!({"message": "Forbidden"}));
-        }
-        Reply::json(200, chat_answer("from mistral"))
-    });
+    let up = cannot_list(json!({"message": "Forbidden"}), "from mistral");
     let p = Proxy::start_with(&mistral_at(&up), &[("MISTRAL_API_KEY", "sk-m")], &[]);
     p.wait_log("cannot list the models of mistral");
     let resp = chat(&p, "codestral-latest");
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert_eq!(resp.header("x-routeplane-provider"), Some("mistral"));
-    let sent = up
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "POST")
-        .unwrap();
+    let sent = &up.posts()[0];
     assert_eq!(sent.header("authorization"), Some("Bearer sk-m"));
     assert_eq!(sent.json()["model"], "codestral-latest");
     // An Ollama-style name with a tag is a local server's, never asked of Mistral.
     assert_eq!(chat(&p, "mistral-small3.1:24b").status, 404);
-    assert_eq!(
-        up.requests().iter().filter(|r| r.method == "POST").count(),
-        1
-    );
+    assert_eq!(up.posts().len(), 1);
 }
 
 #[test]
@@ -1108,7 +1087,7 @@ fn an_upstream_401_whose_refresh_is_refused_asks_the_client_to_log_in() {
         msg.contains("login needed") && msg.ends_with("run `routeplane login anthropic`"),
         "{msg}"
     );
-    let posts = up.requests().iter().filter(|r| r.method == "POST").count();
+    let posts = up.posts().len();
     assert_eq!(posts, 1, "not retried with the refused login");
     let resp = p.post(
         "/v1/chat/completions",
@@ -1116,7 +1095,7 @@ fn an_upstream_401_whose_refresh_is_refused_asks_the_client_to_log_in() {
     );
     assert_eq!(resp.status, 401);
     assert_eq!(
-        up.requests().iter().filter(|r| r.method == "POST").count(),
+        up.posts().len(),
         1,
         "a login known to be refused is not sent at all"
     );

@@ -262,6 +262,13 @@ impl MockUpstream {
         self.requests.lock().unwrap().clone()
     }
 
+    /// The POST requests received so far: what was asked of the source, without its
+    /// model listings and probes.
+    pub fn posts(&self) -> Vec<Recorded> {
+        let all = self.requests.lock().unwrap();
+        all.iter().filter(|r| r.method == "POST").cloned().collect()
+    }
+
     /// The number of requests received so far.
     pub fn count(&self) -> usize {
         self.requests.lock().unwrap().len()
