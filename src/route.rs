@@ -159,9 +159,15 @@ fn credential_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<S
         return None;
     }
     if let Some(login) = family.login.and_then(|l| detected.login_of(l)) {
+        // ChatGPT's plan serves a list of its own, not every OpenAI model.
+        let caveat = if family.login == Some(p.id.as_str()) {
+            ""
+        } else {
+            " (if the plan serves that model)"
+        };
         return Some(format!(
             "A bare name never spends a subscription login: to ask your `{login}` login, \
-             name it `{login}:{model}`"
+             name it `{login}:{model}`{caveat}"
         ));
     }
     let mut hint = format!(

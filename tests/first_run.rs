@@ -386,13 +386,39 @@ fn a_hosted_model_whose_vendor_has_a_key_gets_no_hint_and_with_a_login_the_name_
         message.as_str().unwrap(),
         "unknown model `o3`; no models are configured (run `routeplane models`). A bare name \
          never spends a subscription login: to ask your `openai-codex#work` login, name it \
-         `openai-codex#work:o3`",
+         `openai-codex#work:o3` (if the plan serves that model)",
     );
     // Anthropic has neither.
     let resp = p.post("/v1/messages", messages_request("claude-sonnet-4-5"));
     assert_text(
         resp.json()["error"]["message"].as_str().unwrap(),
         CLAUDE_WITHOUT_KEY,
+    );
+    // A Claude login serves Anthropic's names as they are.
+    let auth_file = logins.write(
+        "claude.json",
+        &json!({"version": 1, "credentials": {"anthropic": {
+            "access_token": "at-1", "refresh_token": "rt-1", "expires_at": 4102444800u64}}})
+        .to_string(),
+    );
+    let yaml = format!(
+        "{}  anthropic:\n    api_base: {dead}\n",
+        nothing_found_config()
+    );
+    let p = Proxy::start_with(
+        &yaml,
+        &[("ROUTEPLANE_AUTH_FILE", auth_file.to_str().unwrap())],
+        &[],
+    );
+    let resp = p.post("/v1/messages", messages_request("claude-sonnet-4-5"));
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert!(
+        resp.error_message().ends_with(
+            ". A bare name never spends a subscription login: to ask your `anthropic` login, \
+             name it `anthropic:claude-sonnet-4-5`"
+        ),
+        "{}",
+        resp.body
     );
 }
 
