@@ -124,18 +124,37 @@ fn unlisted_vendor<'r>(
     (usable && !detected.known(&p.id)).then_some(p)
 }
 
-/// The error for a model nothing serves, with some that are served as suggestions, and
-/// what would serve it when its name is a hosted provider's (`credential_hint`).
+/// The error for a model nothing serves, with some that are served as suggestions (those
+/// named like it first), and what would serve it when its name is a hosted provider's
+/// (`credential_hint`).
 pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
+    let mut known = routable_ids(reg, detected);
+    // A stable sort: the rest keep the order they are listed in.
+    known.sort_by_key(|id| unlikeness(model, id));
+    known.truncate(SUGGESTIONS);
     Error::UnknownModel {
         model: model.to_string(),
-        known: routable_ids(reg, detected)
-            .into_iter()
-            .take(SUGGESTIONS)
-            .collect(),
+        known,
         hint: login_hint(detected, model)
             .or_else(|| credential_hint(reg, detected, model))
             .map(String::into_boxed_str),
+    }
+}
+
+/// How little a served `id` looks like the `asked` name, 0 to 2: it holds the whole name
+/// (`ollama:llama3.1:8b` for `llama3.1`), else the name before its tag (`llama3.1:8b`
+/// for `llama3.1:70b`), else nothing of it. Case is ignored.
+fn unlikeness(asked: &str, id: &str) -> u8 {
+    let (asked, id) = (asked.to_ascii_lowercase(), id.to_ascii_lowercase());
+    let base = asked.split(':').next().unwrap_or_default();
+    if asked.is_empty() {
+        2
+    } else if id.contains(&asked) {
+        0
+    } else if !base.is_empty() && id.contains(base) {
+        1
+    } else {
+        2
     }
 }
 
@@ -585,6 +604,20 @@ mod tests {
             err,
             "unknown model `nope`; known models include: smart, llama3.1:8b, shared, ollama:llama3.1:8b, ollama:shared, other:shared"
         );
+    }
+
+    #[test]
+    fn names_like_the_one_asked_lead_the_suggestions() {
+        for (asked, id, want) in [
+            ("llama3.1", "ollama:llama3.1:8b", 0),
+            ("GPT-4o", "openrouter:openai/gpt-4o-mini", 0),
+            ("llama3.1:70b", "llama3.1:8b", 1),
+            ("llama3.1:70b", "qwen3:8b", 2),
+            ("", "a", 2),
+            (":x", "a:y", 2),
+        ] {
+            assert_eq!(unlikeness(asked, id), want, "{asked} ~ {id}");
+        }
     }
 
     #[test]

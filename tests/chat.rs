@@ -218,6 +218,34 @@ fn unknown_model_is_404_listing_known_ids() {
 }
 
 #[test]
+fn an_unknown_models_404_suggests_the_served_names_like_it_first() {
+    // A local server with many models: the ones named like the request lead the list,
+    // not the first six in the config.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [a, b, c, d, e, f, \"qwen3-coder:30b\", \"llama3.1:8b\"]\n",
+        up.url()
+    ));
+    for (asked, first) in [
+        (
+            "qwen3-coder",
+            "qwen3-coder:30b, local:qwen3-coder:30b, a, b, c, d",
+        ),
+        ("Llama3.1:70b", "llama3.1:8b, local:llama3.1:8b, a, b, c, d"),
+    ] {
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"model": asked, "messages": []}),
+        );
+        assert_eq!(resp.status, 404);
+        assert_text(
+            &resp.error_message(),
+            &format!("unknown model `{asked}`; known models include: {first}"),
+        );
+    }
+}
+
+#[test]
 fn request_bodies_of_every_size_reach_the_upstream_whole() {
     // The upstream transport holds the request head back to send it with the body;
     // a body larger than its buffer (16 KiB) takes another path than a small one.
