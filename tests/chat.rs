@@ -81,6 +81,31 @@ fn bare_name_with_colon_cascades_to_the_declaring_provider() {
 }
 
 #[test]
+fn models_are_listed_in_anthropics_shape_too() {
+    // The Anthropic SDK lists `/v1/models` and reads `display_name`, `created_at` and
+    // `type` of each entry, and `has_more` to page: it got `None` for each before.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    let v = p.get("/v1/models").json();
+    let data = v["data"].as_array().unwrap();
+    for m in data {
+        assert_eq!(m["type"], "model", "{m}");
+        assert_eq!(m["display_name"], m["id"], "{m}");
+        assert_eq!(m["created_at"], "1970-01-01T00:00:00Z", "{m}");
+    }
+    assert_eq!(v["has_more"], false, "{v}");
+    assert_eq!(v["first_id"], data[0]["id"], "{v}");
+    assert_eq!(v["last_id"], data[data.len() - 1]["id"], "{v}");
+    // One model, as `client.models.retrieve` asks for it.
+    let one = p.get("/v1/models/small").json();
+    assert_eq!(
+        (&one["id"], &one["type"], &one["display_name"]),
+        (&json!("small"), &json!("model"), &json!("small")),
+        "{one}"
+    );
+}
+
+#[test]
 fn models_endpoint_lists_bare_and_qualified_ids() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up));

@@ -80,6 +80,8 @@ r = c.messages.create(model="m", max_tokens=50, messages=msgs)
 out["messages"] = "".join(b.text for b in r.content if b.type == "text")
 with c.messages.stream(model="m", max_tokens=50, messages=msgs) as s:
     out["messages_stream"] = "".join(s.text_stream)
+out["models"] = [[m.id, m.display_name, m.type] for m in c.models.list()]
+out["model"] = c.models.retrieve("m").display_name
 print(json.dumps(out))
 "#;
 
@@ -110,6 +112,15 @@ fn anthropic_sdk_reads_messages_from_every_upstream() {
         for key in ["messages", "messages_stream"] {
             assert_eq!(out[key], "Hello there", "{up:?} {key}: {out}");
         }
+        // Its model list, one page, every entry complete.
+        assert!(
+            out["models"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(["m", "m", "model"])),
+            "{up:?}: {out}"
+        );
+        assert_eq!(out["model"], "m", "{up:?}: {out}");
     }
 }
 

@@ -72,23 +72,35 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
     out
 }
 
-/// `GET /v1/models` in OpenAI's list shape, with Google's `models` list beside it: the
-/// google-genai SDK asks the same path when given a base URL (its API version is `v1`).
+/// When a listed model was made, in Anthropic's shape: unknown, so the epoch, as
+/// OpenAI's `created: 0` says.
+const CREATED_AT: &str = "1970-01-01T00:00:00Z";
+
+/// `GET /v1/models` in OpenAI's list shape, which Anthropic's fills out (each entry's
+/// `type`, `display_name` and `created_at`; one page), with Google's `models` list
+/// beside it: the google-genai SDK asks the same path when given a base URL (its API
+/// version is `v1`).
 pub(super) fn models_list(registry: &Registry, detected: &Detected) -> String {
     let routable = route::routable(registry, detected);
     let data: Vec<_> = routable
         .iter()
-        .map(|(id, owner)| json!({"id": id, "object": "model", "created": 0, "owned_by": owner}))
+        .map(|(id, owner)| {
+            json!({"id": id, "object": "model", "created": 0, "owned_by": owner,
+                "type": "model", "display_name": id, "created_at": CREATED_AT})
+        })
         .collect();
     let google: Vec<_> = routable
         .iter()
         .map(|(id, owner)| gemini_model(id, owner))
         .collect();
-    json!({"object": "list", "data": data, "models": google}).to_string()
+    let (first, last) = (routable.first(), routable.last());
+    json!({"object": "list", "data": data, "models": google, "has_more": false,
+        "first_id": first.map(|(id, _)| id), "last_id": last.map(|(id, _)| id)})
+    .to_string()
 }
 
-/// One model in Google's shape, with OpenAI's fields too (`GET …/models/{id}` is one
-/// path for both).
+/// One model in Google's shape, with OpenAI's and Anthropic's fields too (`GET
+/// …/models/{id}` is one path for all three).
 fn gemini_model(id: &str, owner: &str) -> serde_json::Value {
     json!({
         "name": format!("models/{id}"), "baseModelId": id, "displayName": id,
@@ -100,6 +112,7 @@ fn gemini_model(id: &str, owner: &str) -> serde_json::Value {
         },
         "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
         "id": id, "object": "model", "created": 0, "owned_by": owner,
+        "type": "model", "display_name": id, "created_at": CREATED_AT,
     })
 }
 
