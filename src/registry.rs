@@ -653,6 +653,18 @@ impl Registry {
                 let at = format!("providers.{}.api_base", p.id);
                 warnings.push(loaded.error_at_key(&at, msg).to_string());
             }
+            let openai_style = (p.protocols.iter())
+                .all(|(_, protocol)| matches!(protocol, Protocol::Chat | Protocol::Responses));
+            if openai_style && lacks_v1_on_this_network(&p.api_base) {
+                let msg = format!(
+                    "`api_base` of `{}` has no path ({shown}): Ollama, vLLM, LM Studio and \
+                     llama.cpp serve OpenAI's API under `/v1` and answer 404 without it; \
+                     write `{shown}/v1` unless this server serves at its root",
+                    p.id
+                );
+                let at = format!("providers.{}.api_base", p.id);
+                warnings.push(loaded.error_at_key(&at, msg).to_string());
+            }
         }
         Ok(Registry {
             providers,
@@ -727,6 +739,27 @@ fn key_vars(b: &Builtin) -> Vec<String> {
             .map(|(_, second)| second.to_string()),
     );
     vars
+}
+
+/// True for a base URL with no path at a server on this machine or its network
+/// (`http://127.0.0.1:11434`), where every OpenAI-compatible server lives under `/v1`.
+/// A hosted API may serve at its root (DeepSeek's `https://api.deepseek.com`), so one
+/// is never questioned.
+fn lacks_v1_on_this_network(api_base: &str) -> bool {
+    let authority = crate::log::host_of(api_base);
+    let rest = api_base.split_once("://").map_or(api_base, |(_, r)| r);
+    let path = rest.split_once('/').map_or("", |(_, path)| path);
+    // `[::1]:8000`, `127.0.0.1:8000`, `gpu-box.local`.
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.split(':').next().unwrap_or(authority),
+    };
+    let nearby = match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private(),
+        Ok(std::net::IpAddr::V6(ip)) => ip.is_loopback(),
+        Err(_) => host == "localhost" || host.ends_with(".local"),
+    };
+    path.is_empty() && nearby
 }
 
 /// A built-in provider with nothing configured; its key comes from the environment.
@@ -1135,6 +1168,23 @@ mod tests {
             crate::protocol::chat::ToolIds::Mistral
         );
         assert!(!t.can_continue(), "no `prefix: true` is sent");
+    }
+
+    #[test]
+    fn a_pathless_base_is_questioned_only_on_this_machine_or_network() {
+        for (base, questioned) in [
+            ("http://127.0.0.1:11434", true),
+            ("http://localhost:8000", true),
+            ("http://[::1]:8080", true),
+            ("http://192.168.1.20:1234", true),
+            ("http://gpu-box.local:11434", true),
+            ("http://127.0.0.1:11434/v1", false),
+            ("http://10.0.0.5:8000/openai/v1", false),
+            ("https://api.deepseek.com", false),
+            ("http://8.8.8.8:8000", false),
+        ] {
+            assert_eq!(lacks_v1_on_this_network(base), questioned, "{base}");
+        }
     }
 
     #[test]

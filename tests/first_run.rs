@@ -423,6 +423,33 @@ fn a_hosted_model_whose_vendor_has_a_key_gets_no_hint_and_with_a_login_the_name_
 }
 
 #[test]
+fn a_local_base_url_without_v1_is_questioned_at_validate_and_start() {
+    // Ollama at `http://127.0.0.1:11434` (no `/v1`) answers every request 404: said
+    // before the first request, and only where a server at the root is unlikely.
+    let yaml = "providers:\n  box:\n    api_base: http://127.0.0.1:11434/\n    models: [m]\n  \
+                far:\n    api_base: https://api.deepseek.com\n    models: [d]\n";
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", yaml);
+    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
+        .args(["config", "validate"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let warning = "3:5: `api_base` of `box` has no path (http://127.0.0.1:11434): Ollama, \
+                   vLLM, LM Studio and llama.cpp serve OpenAI's API under `/v1` and answer \
+                   404 without it; write `http://127.0.0.1:11434/v1` unless this server \
+                   serves at its root";
+    assert_text(
+        &String::from_utf8_lossy(&out.stderr),
+        &format!("routeplane: warning: routeplane.yaml:{warning}\n"),
+    );
+    let p = Proxy::start(yaml);
+    let config = p.dir.path().join("routeplane.yaml");
+    p.wait_log(&format!(" warning: {}:{warning}", config.display()));
+}
+
+#[test]
 fn head_requests_get_200_and_no_body_even_without_a_key() {
     let p = Proxy::start("skip_auth: false\nkeys: [k1]\n");
     for path in ["/", "/health", "/api/hello"] {
