@@ -1791,6 +1791,50 @@ fn item_ids_a_responses_source_never_stored_are_left_out_when_it_says_so() {
 }
 
 #[test]
+fn a_sessions_later_turns_leave_out_item_ids_another_account_made_at_once() {
+    // The same, for a client that sends back its items' ids and no reasoning: the ids
+    // another account made were refused on every later turn, each a refused request.
+    let mock = MockUpstream::start(|req| {
+        if String::from_utf8_lossy(&req.body).contains("msg_other") {
+            return Reply::json(
+                404,
+                json!({"error": {"message": "Item with id 'msg_other' not found. Items are not persisted when `store` is set to false.",
+                    "type": "invalid_request_error", "param": "input", "code": null}}),
+            );
+        }
+        Wire::Responses.reply(false, false)
+    });
+    let p = Wire::Responses.serving(&mock, "m");
+    let user = |text: &str| json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]});
+    let mut input = vec![
+        user("weather?"),
+        json!({"type": "message", "id": "msg_other", "role": "assistant", "content": [{"type": "output_text", "text": "Sunny."}]}),
+        user("and Rome?"),
+    ];
+    let turn = |input: &[Value]| bodies_sent(&p, &mock, input);
+    assert_eq!(turn(&input).len(), 2, "refused, then asked without ids");
+    input.extend([
+        json!({"type": "message", "id": "msg_mine", "role": "assistant", "content": [{"type": "output_text", "text": "Rain."}]}),
+        user("and Oslo?"),
+    ]);
+    let sent = turn(&input);
+    assert_eq!(sent.len(), 1, "asked once, without the ids");
+    assert!(!sent[0].to_string().contains("msg_other"), "{}", sent[0]);
+    assert_eq!(sent[0]["input"][1]["content"][0]["text"], "Sunny.");
+    // Another session, whose ids were never refused, is copied as it came.
+    let own = json!({"model": "m", "input": [user("hi"), json!({"type": "message", "id": "msg_new", "role": "assistant", "content": [{"type": "output_text", "text": "Hello."}]}), user("again")]});
+    let before = mock.count();
+    assert_eq!(
+        p.post(&Wire::Responses.url("m", false), own.clone()).status,
+        200
+    );
+    assert_eq!(
+        mock.requests()[before].body,
+        serde_json::to_vec(&own).unwrap()
+    );
+}
+
+#[test]
 fn a_sessions_later_turns_leave_out_reasoning_another_account_encrypted_at_once() {
     // After a failover between accounts, the client sends the other account's reasoning
     // on every later turn. Refused once, it is left out of that session's later requests

@@ -234,8 +234,9 @@ impl Protocol {
 
     /// Takes out of a request the reasoning its source encrypted (OpenAI's reasoning
     /// items), for a source of another account, which cannot read it: `all` of it, or
-    /// what came before the last user message. True when some is left; the encrypted
-    /// texts taken out are added to `left_out`.
+    /// what came before the last user message; and the items' ids, which name nothing
+    /// it stored. True when some reasoning is left; the encrypted texts and the ids taken
+    /// out are added to `left_out`.
     pub fn forget_reasoning(self, req: &mut Value, all: bool, left_out: &mut Vec<String>) -> bool {
         self == Protocol::Responses && responses::drop_reasoning(req, all, left_out)
     }

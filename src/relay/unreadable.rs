@@ -1,13 +1,15 @@
-//! Reasoning a source refused as another account's, known again on a session's later turns.
+//! Reasoning and item ids a source refused as another account's, known again on a
+//! session's later turns.
 //!
 //! Failover that moves a session between two OpenAI accounts (a Codex plan and an API
-//! key) leaves the first account's encrypted reasoning in the history the client sends
-//! on every later turn, and the second refuses each such request
-//! (`invalid_encrypted_content`). The relay then asks again without it
-//! (`attempt::Ask`). What it left out is remembered here, per source, as fingerprints:
-//! a later request to that source that still carries one of them leaves its older
-//! reasoning out from the first try, instead of paying a refused request per turn.
-//! Nothing is remembered until a source refuses, so until then no request is scanned.
+//! key) leaves the first account's encrypted reasoning, and the ids of its items, in the
+//! history the client sends on every later turn, and the second refuses each such
+//! request (`invalid_encrypted_content`, "Item with id … not found"). The relay then asks
+//! again without them (`attempt::Ask`). What it left out is remembered here, per
+//! source, as fingerprints: a later request to that source that still carries one of
+//! them leaves its older reasoning and its ids out from the first try, instead of paying
+//! a refused request per turn. Nothing is remembered until a source refuses, so until
+//! then no request is scanned.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -17,10 +19,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// left out, so this is hundreds of turns of one session.
 const PER_SOURCE: usize = 4096;
 
-/// How OpenAI's encrypted reasoning begins (a Fernet token: version byte 0x80, then
-/// the timestamp's zero bytes, in URL-safe base64), wherever a client carries it: a
-/// Responses item's `encrypted_content`, a chat client's reasoning details.
-const SEALED: &[u8] = b"\"gAAAA";
+/// How what is remembered begins, as a JSON string: OpenAI's encrypted reasoning (a
+/// Fernet token: version byte 0x80, then the timestamp's zero bytes, in URL-safe
+/// base64), wherever a client carries it (a Responses item's `encrypted_content`, a chat
+/// client's reasoning details); and the ids of its items (messages, function calls,
+/// custom tool calls, reasoning).
+const REMEMBERED: [&[u8]; 5] = [b"\"gAAAA", b"\"msg_", b"\"fc_", b"\"ctc_", b"\"rs_"];
 
 /// Fingerprints of the reasoning each source refused or was sent without.
 #[derive(Debug, Default)]
@@ -37,7 +41,8 @@ struct Known {
 }
 
 impl Unreadable {
-    /// Remembers reasoning left out of a request to `source` (its encrypted texts).
+    /// Remembers what was left out of a request to `source`: its encrypted texts and
+    /// item ids.
     pub fn note<'s>(&self, source: &str, sealed: impl IntoIterator<Item = &'s str>) {
         let mut sealed = sealed.into_iter().peekable();
         // Nothing left out: nothing to know, and no request need be scanned for it.
@@ -60,7 +65,7 @@ impl Unreadable {
         self.any.store(true, Ordering::Release);
     }
 
-    /// True when `body` carries reasoning `source` was sent without before.
+    /// True when `body` carries reasoning or an item id `source` was sent without before.
     pub fn known_in(&self, source: &str, body: &[u8]) -> bool {
         if !self.any.load(Ordering::Acquire) {
             return false;
@@ -69,10 +74,12 @@ impl Unreadable {
         let Some(known) = map.get(source) else {
             return false;
         };
-        memchr::memmem::find_iter(body, SEALED).any(|at| {
-            let text = &body[at + 1..];
-            memchr::memchr(b'"', text)
-                .is_some_and(|end| known.prints.contains(&fingerprint(&text[..end])))
+        REMEMBERED.iter().any(|start| {
+            memchr::memmem::find_iter(body, start).any(|at| {
+                let text = &body[at + 1..];
+                memchr::memchr(b'"', text)
+                    .is_some_and(|end| known.prints.contains(&fingerprint(&text[..end])))
+            })
         })
     }
 }
@@ -104,6 +111,12 @@ mod tests {
         );
         let other = br#"{"input":[{"encrypted_content":"gAAAA-new"}]}"#;
         assert!(!u.known_in("openai", other));
+        // An item's id, as another account made it.
+        u.note("openai", ["msg_other"]);
+        let id = br#"{"input":[{"type":"message","id":"msg_other"}]}"#;
+        assert!(u.known_in("openai", id));
+        let own = br#"{"input":[{"type":"message","id":"msg_own"}]}"#;
+        assert!(!u.known_in("openai", own));
     }
 
     #[test]

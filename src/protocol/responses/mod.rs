@@ -118,7 +118,7 @@ pub fn drop_own(req: &mut Value) {
 /// the last user message is read no more (OpenAI's models reason afresh for each
 /// question), so leaving it out first loses nothing; a reasoning item left without an
 /// id and without encrypted content says nothing, and goes too. True when reasoning is
-/// left; the encrypted texts left out are added to `left_out`.
+/// left; the encrypted texts and the item ids left out are added to `left_out`.
 pub fn drop_reasoning(req: &mut Value, all: bool, left_out: &mut Vec<String>) -> bool {
     let Some(items) = req["input"].as_array_mut() else {
         return false;
@@ -144,8 +144,8 @@ pub fn drop_reasoning(req: &mut Value, all: bool, left_out: &mut Vec<String>) ->
     items.extend(kept);
     // An `item_reference` is nothing but its id.
     for item in items.iter_mut().filter(|i| i["type"] != "item_reference") {
-        if let Some(o) = item.as_object_mut() {
-            o.remove("id");
+        if let Some(Value::String(id)) = item.as_object_mut().and_then(|o| o.remove("id")) {
+            left_out.push(id);
         }
     }
     items.iter().any(reasoning)
