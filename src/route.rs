@@ -130,7 +130,7 @@ fn unlisted_vendor<'r>(
 pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
     let mut known = routable_ids(reg, detected);
     // A stable sort: the rest keep the order they are listed in.
-    known.sort_by_key(|id| unlikeness(model, id));
+    known.sort_by_cached_key(|id| unlikeness(model, id));
     known.truncate(SUGGESTIONS);
     Error::UnknownModel {
         model: model.to_string(),

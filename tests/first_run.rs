@@ -364,21 +364,23 @@ fn a_hosted_model_whose_vendor_has_a_key_gets_no_hint_and_with_a_login_the_name_
     assert!(message.starts_with("upstream `openai`"), "{message}");
     // A labelled ChatGPT login, and no key: the login is OpenAI's credential.
     let logins = Dir::new();
-    let auth_file = logins.write(
-        "auth.json",
-        &json!({"version": 1, "credentials": {"openai-codex#work": {
-            "access_token": "at-1", "refresh_token": "rt-1", "expires_at": 4102444800u64}}})
-        .to_string(),
-    );
-    let yaml = format!(
-        "{}  openai-codex:\n    api_base: {dead}\n",
-        nothing_found_config()
-    );
-    let p = Proxy::start_with(
-        &yaml,
-        &[("ROUTEPLANE_AUTH_FILE", auth_file.to_str().unwrap())],
-        &[],
-    );
+    // A proxy with one stored `login` (the id it is stored under) of `provider`, whose
+    // base answers nothing.
+    let logged_in = |login: &str, provider: &str| {
+        let credentials = json!({"version": 1, "credentials": {login: {
+            "access_token": "at-1", "refresh_token": "rt-1", "expires_at": 4102444800u64}}});
+        let auth_file = logins.write(&format!("{provider}.json"), &credentials.to_string());
+        let yaml = format!(
+            "{}  {provider}:\n    api_base: {dead}\n",
+            nothing_found_config()
+        );
+        Proxy::start_with(
+            &yaml,
+            &[("ROUTEPLANE_AUTH_FILE", auth_file.to_str().unwrap())],
+            &[],
+        )
+    };
+    let p = logged_in("openai-codex#work", "openai-codex");
     // It is never spent on a bare name: the 404 says the name that spends it.
     let chat = json!({"model": "o3", "messages": [{"role": "user", "content": "hi"}]});
     let message = p.post("/v1/chat/completions", chat).json()["error"]["message"].clone();
@@ -395,21 +397,7 @@ fn a_hosted_model_whose_vendor_has_a_key_gets_no_hint_and_with_a_login_the_name_
         CLAUDE_WITHOUT_KEY,
     );
     // A Claude login serves Anthropic's names as they are.
-    let auth_file = logins.write(
-        "claude.json",
-        &json!({"version": 1, "credentials": {"anthropic": {
-            "access_token": "at-1", "refresh_token": "rt-1", "expires_at": 4102444800u64}}})
-        .to_string(),
-    );
-    let yaml = format!(
-        "{}  anthropic:\n    api_base: {dead}\n",
-        nothing_found_config()
-    );
-    let p = Proxy::start_with(
-        &yaml,
-        &[("ROUTEPLANE_AUTH_FILE", auth_file.to_str().unwrap())],
-        &[],
-    );
+    let p = logged_in("anthropic", "anthropic");
     let resp = p.post("/v1/messages", messages_request("claude-sonnet-4-5"));
     assert_eq!(resp.status, 404, "{}", resp.body);
     assert!(
