@@ -821,11 +821,50 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     };
     // Messages that already name what is wrong by its key need no prefix.
     let named = msg.starts_with("unknown field") || msg.starts_with("unknown key");
-    if named || keys.is_empty() {
+    if named {
+        match nearest_field(&msg) {
+            Some(near) => format!("{msg}; did you mean `{near}`?"),
+            None => msg,
+        }
+    } else if keys.is_empty() {
         msg
     } else {
         format!("{}: {msg}", keys.join("."))
     }
+}
+
+/// The expected key an "unknown field `x`, expected one of a, b" message most likely
+/// meant: one or two letters away (`provider` for `providers`, `api_bsae` for
+/// `api_base`); `None` when none is that near.
+fn nearest_field(msg: &str) -> Option<&str> {
+    let field = msg.split('`').nth(1)?;
+    let (_, expected) = msg.split_once("expected ")?;
+    let names = expected.trim_start_matches("one of ");
+    names
+        .split(", ")
+        .flat_map(|n| n.split(" or "))
+        .map(|n| n.trim_matches('`'))
+        .map(|n| (edits(field, n), n))
+        .filter(|&(d, _)| d <= 2)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, n)| n)
+}
+
+/// The Levenshtein distance between two short names, a swap of two letters counting as
+/// two.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// True when a line writes `${` unquoted after a `[` or `{`: in flow style.
@@ -1117,6 +1156,12 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("api_base"), "{msg}");
+        assert!(msg.ends_with("; did you mean `api_base`?"), "{msg}");
+        let (_, _, msg) = parse("provider:\n  x: 1\n").unwrap_err();
+        assert!(msg.ends_with("; did you mean `providers`?"), "{msg}");
+        // Nothing near: no guess.
+        let (_, _, msg) = parse("colour: red\n").unwrap_err();
+        assert!(!msg.contains("did you mean"), "{msg}");
     }
 
     #[test]
