@@ -172,13 +172,14 @@ impl Protocol {
         }
     }
 
-    /// The status of a complete answer that is this protocol's own way of failing (a
-    /// Responses object whose `status` is `failed`), `None` for an answer.
+    /// The status of a complete answer that came with a 2xx but is a failure, `None` for
+    /// an answer: an error body in any protocol ([`error_in_answer`]: OpenRouter's way
+    /// once it has begun), or a Responses object whose `status` is `failed`.
     pub fn failed_answer(self, body: &[u8]) -> Option<u16> {
-        match self {
+        error_in_answer(body).or_else(|| match self {
             Protocol::Responses => responses::failed_status(body),
             _ => None,
-        }
+        })
     }
 
     /// Why a complete answer passed through unchanged is really a content-filter block
@@ -422,7 +423,7 @@ fn status_of_name(name: &str) -> Option<u16> {
 /// The status of an answer that came with a 2xx but is an error, `None` for an answer.
 /// OpenRouter documents it: once it has begun a request, a failure comes back with a
 /// 200 and `{"error": {"code": 502, …}}` as the body.
-pub fn error_in_answer(body: &[u8]) -> Option<u16> {
+fn error_in_answer(body: &[u8]) -> Option<u16> {
     // Such a body leads with its `"error"` key; an answer never does. Looked at without
     // a search: every whole answer passes here (a search of each measured about 1% of
     // the chat path's throughput).

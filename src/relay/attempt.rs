@@ -410,9 +410,7 @@ impl<'a> Run<'a, '_> {
         // OpenRouter's failure after it began: a 200 whose body is an error; and a
         // Responses object that failed. Failed over, retried or surfaced like the status
         // they name, never passed on as an answer.
-        let failed =
-            protocol::error_in_answer(&bytes).or_else(|| target.protocol.failed_answer(&bytes));
-        if let Some(status) = failed {
+        if let Some(status) = target.protocol.failed_answer(&bytes) {
             return failed_with(status, (bytes, ct), headers, retry_after);
         }
         // usage (issue 19): read from the end of the body before it goes out.

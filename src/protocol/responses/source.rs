@@ -242,17 +242,9 @@ pub fn failed_status(body: &[u8]) -> Option<u16> {
     (r.status.as_deref() == Some("failed")).then(|| protocol::status_of_error(&r.error))
 }
 
-/// A Responses object → hub chat completion.
+/// A Responses object → hub chat completion. One that failed never gets here: the
+/// relay takes it as the failure it is ([`failed_status`]).
 pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
-    if resp["status"] == "failed" {
-        return Err(Error::Upstream {
-            provider: "responses".into(),
-            reason: resp["error"]["message"]
-                .as_str()
-                .unwrap_or("the response failed")
-                .to_string(),
-        });
-    }
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut calls = Vec::new();

@@ -128,7 +128,11 @@ fn response_object_becomes_chat_and_back() {
     assert_eq!(back["usage"]["total_tokens"], 6);
     let incomplete = response_to_chat(json!({"status": "incomplete", "incomplete_details": {"reason": "max_output_tokens"}, "output": []})).unwrap();
     assert_eq!(incomplete["choices"][0]["finish_reason"], "length");
-    assert!(response_to_chat(json!({"status": "failed", "error": {"message": "no"}})).is_err());
+    let failed = json!({"status": "failed", "output": [], "error": {"code": "server_error", "message": "no"}});
+    assert_eq!(failed_status(failed.to_string().as_bytes()), Some(502));
+    let tool_failed =
+        json!({"status": "completed", "output": [{"type": "web_search_call", "status": "failed"}]});
+    assert_eq!(failed_status(tool_failed.to_string().as_bytes()), None);
 }
 
 fn parallel_tool_stream() -> Vec<Event> {
