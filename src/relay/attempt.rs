@@ -418,8 +418,12 @@ impl<'a> Run<'a, '_> {
         if tokens.reported() {
             self.served.tokens = tokens;
         }
+        // A server that ignored `"stream": true`: the client still gets a stream.
         if call.stream {
-            return self.whole_as_stream(t, status, headers, &bytes);
+            return match self.hub_answer(t, &bytes) {
+                Ok(chat) => super::stream::relay_whole_as_stream(self, t, status, headers, &chat),
+                Err(failed) => failed,
+            };
         }
         let answer = if t.translate {
             match self.hub_answer(t, &bytes) {
@@ -459,21 +463,6 @@ impl<'a> Run<'a, '_> {
 }
 
 impl Run<'_, '_> {
-    /// [`relay_whole`](Run::relay_whole) for a client that asked for a stream: the
-    /// whole answer, read as hub chat, goes out as a stream of it.
-    fn whole_as_stream(
-        &mut self,
-        t: &Try<'_>,
-        status: u16,
-        headers: Vec<(String, String)>,
-        bytes: &[u8],
-    ) -> Outcome {
-        match self.hub_answer(t, bytes) {
-            Ok(chat) => super::stream::relay_whole_as_stream(self, t, status, headers, &chat),
-            Err(failed) => failed,
-        }
-    }
-
     /// A whole answer read as hub chat, its reasoning noted for the client's next turn
     /// when it was translated; the failure when it cannot be read (a Gemini safety
     /// block arrives as a 200 with nothing in it).
