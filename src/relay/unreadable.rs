@@ -15,16 +15,16 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::protocol::responses::KINDS;
+
 /// Fingerprints kept per source; the oldest go first. Each turn adds the reasoning it
 /// left out, so this is hundreds of turns of one session.
 const PER_SOURCE: usize = 4096;
 
-/// How what is remembered begins, as a JSON string: OpenAI's encrypted reasoning (a
-/// Fernet token: version byte 0x80, then the timestamp's zero bytes, in URL-safe
-/// base64), wherever a client carries it (a Responses item's `encrypted_content`, a chat
-/// client's reasoning details); and the ids of its items (messages, function calls,
-/// custom tool calls, reasoning).
-const REMEMBERED: [&[u8]; 5] = [b"\"gAAAA", b"\"msg_", b"\"fc_", b"\"ctc_", b"\"rs_"];
+/// How OpenAI's encrypted reasoning begins (a Fernet token: version byte 0x80, then
+/// the timestamp's zero bytes, in URL-safe base64), wherever a client carries it: a
+/// Responses item's `encrypted_content`, a chat client's reasoning details.
+const SEALED: &[u8] = b"\"gAAAA";
 
 /// Fingerprints of the reasoning each source refused or was sent without.
 #[derive(Debug, Default)]
@@ -74,13 +74,20 @@ impl Unreadable {
         let Some(known) = map.get(source) else {
             return false;
         };
-        REMEMBERED.iter().any(|start| {
-            memchr::memmem::find_iter(body, start).any(|at| {
-                let text = &body[at + 1..];
-                memchr::memchr(b'"', text)
-                    .is_some_and(|end| known.prints.contains(&fingerprint(&text[..end])))
+        // A JSON string from just after its opening quote, if it is known.
+        let known_at = |text: &[u8]| {
+            memchr::memchr(b'"', text)
+                .is_some_and(|end| known.prints.contains(&fingerprint(&text[..end])))
+        };
+        let sealed = memchr::memmem::find_iter(body, SEALED).any(|at| known_at(&body[at + 1..]));
+        // Item ids: `"msg_…"`, `"fc_…"`.
+        sealed
+            || KINDS.iter().any(|kind| {
+                memchr::memmem::find_iter(body, kind.as_bytes()).any(|at| {
+                    let quoted = at > 0 && body[at - 1] == b'"';
+                    quoted && body.get(at + kind.len()) == Some(&b'_') && known_at(&body[at..])
+                })
             })
-        })
     }
 }
 

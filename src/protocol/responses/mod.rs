@@ -38,8 +38,9 @@ const SEALED: &str = "routeplane:v1:";
 /// out before a Responses source sees it ("Item with id … not found").
 const MINTED: &str = "_rp_";
 
-/// The kinds of item Routeplane makes ids for.
-const KINDS: [&str; 4] = ["msg", "fc", "ctc", "rs"];
+/// The kinds of item, as their ids begin (`msg_…`), that OpenAI stores and Routeplane
+/// makes ids for: messages, function calls, custom tool calls, reasoning.
+pub(crate) const KINDS: [&str; 4] = ["msg", "fc", "ctc", "rs"];
 
 /// The id of an item Routeplane made: `fc_rp_call_1`.
 fn minted(kind: &str, rest: &str) -> String {
