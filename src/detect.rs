@@ -445,6 +445,13 @@ pub fn probe_all(
         .collect()
 }
 
+/// Why `provider`'s model list could not be fetched, logged and returned.
+fn listing_failed(provider: &str, e: impl std::fmt::Display) -> String {
+    let why = format!("cannot list the models of {provider}: {e}");
+    log::line(why.clone());
+    why
+}
+
 /// Asks each hosted provider that has a key or a login for its model list, all at
 /// once, and records the lists; a provider that cannot be asked keeps its last list.
 /// Returns why each list that could not be fetched was not (also logged).
@@ -469,11 +476,7 @@ pub fn list_hosted(
             let headers = match auth.headers(&Target::new(p, "")) {
                 // Into the listing's own thread.
                 Ok(h) => h.into_inner(),
-                Err(e) => {
-                    let why = format!("cannot list the models of {}: {e}", p.id);
-                    log::line(why.clone());
-                    return Some(Err(why));
-                }
+                Err(e) => return Some(Err(listing_failed(&p.id, e))),
             };
             let url = format!("{}/models{query}", p.api_base);
             let (client, id, detected) = (client.clone(), p.id.clone(), Arc::clone(detected));
@@ -487,11 +490,7 @@ pub fn list_hosted(
                         detected.set(&id, listed);
                         None
                     }
-                    Err(e) => {
-                        let why = format!("cannot list the models of {id}: {e}");
-                        log::line(why.clone());
-                        Some(why)
-                    }
+                    Err(e) => Some(listing_failed(&id, e)),
                 }
             })))
         })
