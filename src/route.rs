@@ -129,8 +129,9 @@ fn unlisted_vendor<'r>(
 /// (`credential_hint`).
 pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
     let mut known = routable_ids(reg, detected);
+    let asked = model.to_ascii_lowercase();
     // A stable sort: the rest keep the order they are listed in.
-    known.sort_by_cached_key(|id| unlikeness(model, id));
+    known.sort_by_cached_key(|id| unlikeness(&asked, id));
     known.truncate(SUGGESTIONS);
     Error::UnknownModel {
         model: model.to_string(),
@@ -141,15 +142,15 @@ pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
     }
 }
 
-/// How little a served `id` looks like the `asked` name, 0 to 2: it holds the whole name
-/// (`ollama:llama3.1:8b` for `llama3.1`), else the name before its tag (`llama3.1:8b`
-/// for `llama3.1:70b`), else nothing of it. Case is ignored.
+/// How little a served `id` looks like the `asked` name (in lower case), 0 to 2: it
+/// holds the whole name (`ollama:llama3.1:8b` for `llama3.1`), else the name before its
+/// tag (`llama3.1:8b` for `llama3.1:70b`), else nothing of it. Case is ignored.
 fn unlikeness(asked: &str, id: &str) -> u8 {
-    let (asked, id) = (asked.to_ascii_lowercase(), id.to_ascii_lowercase());
+    let id = id.to_ascii_lowercase();
     let base = asked.split(':').next().unwrap_or_default();
     if asked.is_empty() {
         2
-    } else if id.contains(&asked) {
+    } else if id.contains(asked) {
         0
     } else if !base.is_empty() && id.contains(base) {
         1
@@ -610,7 +611,7 @@ mod tests {
     fn names_like_the_one_asked_lead_the_suggestions() {
         for (asked, id, want) in [
             ("llama3.1", "ollama:llama3.1:8b", 0),
-            ("GPT-4o", "openrouter:openai/gpt-4o-mini", 0),
+            ("gpt-4o", "openrouter:openai/GPT-4o-mini", 0),
             ("llama3.1:70b", "llama3.1:8b", 1),
             ("llama3.1:70b", "qwen3:8b", 2),
             ("", "a", 2),
