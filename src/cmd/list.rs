@@ -256,13 +256,9 @@ fn nothing_to_list(registry: &Registry, auth: &Auth) -> String {
         todo.push(format!("run {}", or_list(&logins)));
     }
     let mut line = "no models are configured or detected".to_string();
-    if let Some(last) = todo.pop() {
+    if !todo.is_empty() {
         line.push_str("; ");
-        for step in todo {
-            line.push_str(&step);
-            line.push_str(", or ");
-        }
-        line.push_str(&last);
+        line.push_str(&todo.join(", or "));
     }
     line
 }
