@@ -642,6 +642,7 @@ impl Registry {
         }
         for p in providers.iter().filter(|p| p.configured) {
             let shown = crate::log::shown_url(&p.api_base);
+            let at = format!("providers.{}.api_base", p.id);
             if shown != p.api_base {
                 // The upstream client sends no user info (see upstream/conn.rs).
                 let msg = format!(
@@ -650,7 +651,6 @@ impl Registry {
                      `headers`",
                     p.id
                 );
-                let at = format!("providers.{}.api_base", p.id);
                 warnings.push(loaded.error_at_key(&at, msg).to_string());
             }
             let openai_style = (p.protocols.iter())
@@ -662,7 +662,6 @@ impl Registry {
                      write `{shown}/v1` unless this server serves at its root",
                     p.id
                 );
-                let at = format!("providers.{}.api_base", p.id);
                 warnings.push(loaded.error_at_key(&at, msg).to_string());
             }
         }
