@@ -1382,6 +1382,24 @@ fn body_of(req: &crate::support::upstream::Recorded) -> Value {
     serde_json::from_slice(&req.body).unwrap_or_default()
 }
 
+/// A Responses user message item.
+fn user_item(text: &str) -> Value {
+    json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})
+}
+
+/// Posts a Responses request with `input` and checks that the Responses source `mock`
+/// got it byte for byte, model and all: nothing was mended.
+fn copied_byte_for_byte(p: &Proxy, mock: &MockUpstream, input: Value) {
+    let sent = json!({"model": "m", "input": input});
+    let before = mock.count();
+    let resp = p.post(&Wire::Responses.url("m", false), sent.clone());
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(
+        mock.requests()[before].body,
+        serde_json::to_vec(&sent).unwrap()
+    );
+}
+
 /// Posts a Responses request with `input` (unstreamed, nothing stored) and returns the
 /// bodies the Responses source `mock` got while it was answered, refused tries included.
 fn bodies_sent(p: &Proxy, mock: &MockUpstream, input: &[Value]) -> Vec<Value> {
@@ -1671,11 +1689,10 @@ fn item_ids_routeplane_made_never_reach_a_responses_source() {
         chat.url(),
         responses.url()
     ));
-    let user = |text: &str| json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]});
     for stream in [false, true] {
         let first = p.stream(
             &Wire::Responses.url("c:m", stream),
-            json!({"model": "c:m", "stream": stream, "input": [user("weather?")],
+            json!({"model": "c:m", "stream": stream, "input": [user_item("weather?")],
                 "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]}),
         );
         assert_eq!(first.status, 200, "{}", first.text());
@@ -1698,7 +1715,7 @@ fn item_ids_routeplane_made_never_reach_a_responses_source() {
         assert!(output.iter().all(|i| i["id"].is_string()), "{output:?}");
         let mut input = vec![
             json!({"type": "message", "id": "msg_68real", "role": "assistant", "content": [{"type": "output_text", "text": "hello"}]}),
-            user("weather?"),
+            user_item("weather?"),
         ];
         input.extend(output.iter().cloned());
         let call_id = output
@@ -1805,32 +1822,27 @@ fn a_sessions_later_turns_leave_out_item_ids_another_account_made_at_once() {
         Wire::Responses.reply(false, false)
     });
     let p = Wire::Responses.serving(&mock, "m");
-    let user = |text: &str| json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]});
     let mut input = vec![
-        user("weather?"),
+        user_item("weather?"),
         json!({"type": "message", "id": "msg_other", "role": "assistant", "content": [{"type": "output_text", "text": "Sunny."}]}),
-        user("and Rome?"),
+        user_item("and Rome?"),
     ];
     let turn = |input: &[Value]| bodies_sent(&p, &mock, input);
     assert_eq!(turn(&input).len(), 2, "refused, then asked without ids");
     input.extend([
         json!({"type": "message", "id": "msg_mine", "role": "assistant", "content": [{"type": "output_text", "text": "Rain."}]}),
-        user("and Oslo?"),
+        user_item("and Oslo?"),
     ]);
     let sent = turn(&input);
     assert_eq!(sent.len(), 1, "asked once, without the ids");
     assert!(!sent[0].to_string().contains("msg_other"), "{}", sent[0]);
     assert_eq!(sent[0]["input"][1]["content"][0]["text"], "Sunny.");
     // Another session, whose ids were never refused, is copied as it came.
-    let own = json!({"model": "m", "input": [user("hi"), json!({"type": "message", "id": "msg_new", "role": "assistant", "content": [{"type": "output_text", "text": "Hello."}]}), user("again")]});
-    let before = mock.count();
-    assert_eq!(
-        p.post(&Wire::Responses.url("m", false), own.clone()).status,
-        200
-    );
-    assert_eq!(
-        mock.requests()[before].body,
-        serde_json::to_vec(&own).unwrap()
+    copied_byte_for_byte(
+        &p,
+        &mock,
+        json!([user_item("hi"), {"type": "message", "id": "msg_new", "role": "assistant",
+            "content": [{"type": "output_text", "text": "Hello."}]}, user_item("again")]),
     );
 }
 
@@ -1848,9 +1860,8 @@ fn a_sessions_later_turns_leave_out_reasoning_another_account_encrypted_at_once(
         Wire::Responses.reply(false, false)
     });
     let p = Wire::Responses.serving(&mock, "m");
-    let user = |text: &str| json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]});
     let mut input = vec![
-        user("weather?"),
+        user_item("weather?"),
         json!({"type": "reasoning", "id": "rs_a", "summary": [], "encrypted_content": "gAAAA-other"}),
         json!({"type": "function_call", "id": "fc_a", "call_id": "call_a", "name": "get_weather", "arguments": "{}"}),
         json!({"type": "function_call_output", "call_id": "call_a", "output": "sunny"}),
@@ -1860,7 +1871,7 @@ fn a_sessions_later_turns_leave_out_reasoning_another_account_encrypted_at_once(
     // The next question: asked once, without the other account's reasoning.
     input.extend([
         json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Sunny."}]}),
-        user("and Rome?"),
+        user_item("and Rome?"),
     ]);
     let sent = turn(&input);
     assert_eq!(sent.len(), 1);
@@ -1891,13 +1902,11 @@ fn a_sessions_later_turns_leave_out_reasoning_another_account_encrypted_at_once(
     );
     assert!(!sent[0].to_string().contains("gAAAA-other"));
     // Another session, which never held the other account's reasoning, is copied as it came.
-    let own = json!({"model": "m", "input": [user("hi"), json!({"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-mine-2"}), user("again")]});
-    let before = mock.count();
-    let resp = p.post(&Wire::Responses.url("m", false), own.clone());
-    assert_eq!(resp.status, 200);
-    assert_eq!(
-        mock.requests()[before].body,
-        serde_json::to_vec(&own).unwrap()
+    copied_byte_for_byte(
+        &p,
+        &mock,
+        json!([user_item("hi"), {"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-mine-2"},
+            user_item("again")]),
     );
 }
 
