@@ -173,7 +173,7 @@ impl Protocol {
     }
 
     /// The status of a complete answer that came with a 2xx but is a failure, `None` for
-    /// an answer: an error body in any protocol ([`error_in_answer`]: OpenRouter's way
+    /// an answer: an error body in any protocol (`error_in_answer`: OpenRouter's way
     /// once it has begun), or a Responses object whose `status` is `failed`.
     pub fn failed_answer(self, body: &[u8]) -> Option<u16> {
         error_in_answer(body).or_else(|| match self {
