@@ -234,12 +234,12 @@ impl fmt::Display for Error {
                 write!(
                     f,
                     "no endpoint {method} {path}; Routeplane serves GET /v1/models, POST \
-                     /v1/chat/completions, /v1/messages, /v1/responses and \
+                     /v1/chat/completions, /v1/completions, /v1/messages, /v1/responses and \
                      /v1beta/models/{{model}}:generateContent"
                 )?;
                 // A served endpoint under another prefix is a client's base URL gone wrong
                 // (`/v1/v1/messages`: an Anthropic client given the OpenAI base URL).
-                let served = ["/chat/completions", "/messages", "/responses", "/models"];
+                let served = ["/completions", "/messages", "/responses", "/models"];
                 if served.iter().any(|s| path.ends_with(s)) {
                     write!(
                         f,

@@ -395,10 +395,13 @@ impl Target {
         }
     }
 
-    /// True when this endpoint can be asked to continue a partial answer: its provider
-    /// prefills and it is not a Responses upstream (which has no assistant prefill).
+    /// True when this endpoint can be asked to continue a partial answer: a legacy
+    /// completion always can (its prompt is raw text any source continues); otherwise
+    /// its provider prefills and it is not a Responses upstream (which has no assistant
+    /// prefill).
     pub fn can_continue(&self) -> bool {
-        self.provider.prefill != Prefill::No && self.protocol != Protocol::Responses
+        self.protocol == Protocol::Completions
+            || (self.provider.prefill != Prefill::No && self.protocol != Protocol::Responses)
     }
 
     /// `provider:model`, as logs and messages name it.

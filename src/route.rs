@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::auth;
 use crate::detect::Detected;
 use crate::error::Error;
+use crate::protocol::Protocol;
 use crate::registry::{self, Provider, Registry, Target, provider_of};
 use crate::sync::Spare;
 
@@ -260,6 +261,31 @@ pub fn resolve_all(
     }
     out.truncate(kept);
     Ok(out)
+}
+
+/// Keeps the targets that can take a legacy completion (`/v1/completions`): those that
+/// speak Chat Completions, whose servers answer `/completions` too; each is then asked
+/// as a completions source. An error naming what the others speak when none is left.
+pub fn for_completions(targets: &mut Vec<Target>, model: &str) -> Result<(), Error> {
+    let others: Vec<String> = targets
+        .iter()
+        .filter(|t| t.protocol != Protocol::Chat)
+        .map(|t| format!("`{}` ({})", t.label(), t.protocol.name()))
+        .collect();
+    targets.retain(|t| t.protocol == Protocol::Chat);
+    if targets.is_empty() {
+        return Err(Error::bad_request(format!(
+            "model `{model}` is served by {}, which speaks no legacy completions: \
+             /v1/completions goes only to sources that speak OpenAI's Chat Completions API \
+             (Ollama, vLLM, llama.cpp, LM Studio, OpenAI, OpenRouter); ask \
+             /v1/chat/completions instead, or name such a source",
+            others.join(", ")
+        )));
+    }
+    for t in targets.iter_mut() {
+        t.protocol = Protocol::Completions;
+    }
+    Ok(())
 }
 
 /// Every id a client can name: virtual models, bare ids, `provider:id`, with their owner.

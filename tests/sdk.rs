@@ -7,9 +7,11 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::support::upstream::{completion, completion_events};
 use crate::support::wire::Wire;
 use crate::support::{MockUpstream, Reply};
 
@@ -98,6 +100,34 @@ fn openai_sdk_reads_chat_and_responses_from_every_upstream() {
             assert_eq!(out[key], "Hello there", "{up:?} {key}: {out}");
         }
     }
+}
+
+const COMPLETIONS_SCRIPT: &str = r#"
+import json, sys, openai
+c = openai.OpenAI(base_url=sys.argv[1] + "/v1", api_key="unused", max_retries=0)
+out = {}
+out["text"] = c.completions.create(model="m", prompt="def f(", suffix=")").choices[0].text
+s = c.completions.create(model="m", prompt="def f(", stream=True)
+out["stream"] = "".join(ch.choices[0].text for ch in s if ch.choices)
+print(json.dumps(out))
+"#;
+
+#[test]
+fn openai_sdk_reads_a_legacy_completion() {
+    let Some(python) = python_with("openai") else {
+        return;
+    };
+    let m = MockUpstream::start(|req| {
+        if req.json()["stream"] == true {
+            let mut events = completion_events(&["x", "): pass"]);
+            events.push("data: [DONE]\n\n".into());
+            return Reply::Sse(events, Duration::from_millis(5));
+        }
+        Reply::json(200, completion("x): pass"))
+    });
+    let p = Wire::Chat.serving(&m, "m");
+    let out = run(&python, COMPLETIONS_SCRIPT, &p.url());
+    assert_eq!(out, json!({"text": "x): pass", "stream": "x): pass"}));
 }
 
 #[test]

@@ -10,6 +10,8 @@ mod support;
 mod auth;
 // Chat completions: non-streaming round trips, model rewrite, errors, /v1/models.
 mod chat;
+// Legacy text completions: copied, streamed, failed over, continued.
+mod completions;
 // Signals: graceful stop and reload.
 mod lifecycle;
 // The command line: init, config validate, route, models, help.

@@ -1,7 +1,9 @@
 //! The four wire formats and the one translation seam between them.
 //!
 //! A *protocol* is the JSON-over-HTTP dialect a client or an upstream speaks: OpenAI
-//! Chat Completions, Anthropic Messages, OpenAI Responses, or Google Gemini. Translation
+//! Chat Completions, Anthropic Messages, OpenAI Responses, or Google Gemini (and OpenAI's
+//! legacy text completions, which a client may speak and is never translated, see
+//! `completions.rs`). Translation
 //! always goes through Chat Completions, the *hub*: a request is turned into a chat
 //! request and then into the upstream's; an upstream answer is decoded into chat chunks
 //! and encoded into the client's events. Four decoders and four encoders instead of
@@ -40,6 +42,7 @@ use crate::sse::Event;
 
 pub mod anthropic;
 pub mod chat;
+pub mod completions;
 pub mod gemini;
 pub mod responses;
 pub mod view;
@@ -74,6 +77,9 @@ pub enum Protocol {
     Responses,
     /// Google Gemini, `POST …/models/{model}:generateContent`.
     Gemini,
+    /// OpenAI's legacy text completions, `POST …/completions`: a client's, relayed only
+    /// to the sources of a `chat_completions` provider, which serve it too.
+    Completions,
 }
 
 /// What a client's request says about the shape of its answer.
@@ -122,7 +128,7 @@ pub enum Decoded {
 }
 
 impl Protocol {
-    /// Every protocol, in the order they are documented.
+    /// Every protocol a provider can speak, in the order they are documented.
     pub const ALL: [Protocol; 4] = [
         Protocol::Chat,
         Protocol::Anthropic,
@@ -149,6 +155,16 @@ impl Protocol {
             Protocol::Anthropic => "anthropic",
             Protocol::Responses => "responses",
             Protocol::Gemini => "gemini",
+            Protocol::Completions => "completions",
+        }
+    }
+
+    /// A protocol by its [`Protocol::name`], legacy completions included (which no
+    /// provider is configured to speak, so [`Protocol::parse`] refuses it).
+    pub fn named(s: &str) -> Option<Protocol> {
+        match s {
+            "completions" => Some(Protocol::Completions),
+            _ => Protocol::parse(s),
         }
     }
 
@@ -160,6 +176,7 @@ impl Protocol {
             Protocol::Anthropic => "/messages".into(),
             Protocol::Responses => "/responses".into(),
             Protocol::Gemini => gemini::endpoint(model, stream).into(),
+            Protocol::Completions => "/completions".into(),
         }
     }
 
@@ -168,7 +185,7 @@ impl Protocol {
         match self {
             Protocol::Anthropic => Some("/messages/count_tokens".into()),
             Protocol::Gemini => Some(gemini::method_path(model, "countTokens")),
-            Protocol::Chat | Protocol::Responses => None,
+            Protocol::Chat | Protocol::Responses | Protocol::Completions => None,
         }
     }
 
@@ -219,7 +236,7 @@ impl Protocol {
             Protocol::Responses => body.get("input").is_some_and(responses::holds_own),
             Protocol::Anthropic => body.get("messages").is_some_and(anthropic::holds_unsigned),
             Protocol::Chat => body.get("messages").is_some_and(|m| chat::must_mend(m, to)),
-            Protocol::Gemini => false,
+            Protocol::Gemini | Protocol::Completions => false,
         }
     }
 
@@ -229,7 +246,7 @@ impl Protocol {
             Protocol::Responses => responses::drop_own(req),
             Protocol::Anthropic => anthropic::drop_unsigned(req),
             Protocol::Chat => chat::mend(req, to),
-            Protocol::Gemini => {}
+            Protocol::Gemini | Protocol::Completions => {}
         }
     }
 
@@ -251,7 +268,7 @@ impl Protocol {
     /// status (a 404 is `model_not_found` only when a model was not found).
     pub fn error_body_coded(self, status: u16, message: &str, code: Option<&str>) -> Vec<u8> {
         let body = match self {
-            Protocol::Chat | Protocol::Responses => {
+            Protocol::Chat | Protocol::Responses | Protocol::Completions => {
                 let mut v = chat::error_json(status, message);
                 if let Some(code) = code {
                     v["error"]["code"] = json!(code);
@@ -287,6 +304,7 @@ impl Protocol {
             Protocol::Anthropic => anthropic::request_to_chat(req),
             Protocol::Responses => responses::request_to_chat(req),
             Protocol::Gemini => gemini::request_to_chat(req, stream),
+            Protocol::Completions => Err(completions::untranslatable()),
         }
     }
 
@@ -298,6 +316,7 @@ impl Protocol {
             Protocol::Anthropic => anthropic::request_from_chat(chat, model, provider),
             Protocol::Responses => responses::request_from_chat(chat, model, provider),
             Protocol::Gemini => gemini::request_from_chat(chat, model, provider),
+            Protocol::Completions => Err(completions::untranslatable()),
         }
     }
 
@@ -312,6 +331,11 @@ impl Protocol {
             Protocol::Anthropic => anthropic::response_to_chat(resp),
             Protocol::Responses => responses::response_to_chat(resp),
             Protocol::Gemini => gemini::response_to_chat(resp),
+            Protocol::Completions => {
+                let mut resp = resp;
+                completions::into_hub(&mut resp, "message");
+                Ok(resp)
+            }
         }
     }
 
@@ -322,6 +346,7 @@ impl Protocol {
             Protocol::Anthropic => anthropic::response_from_chat(chat, asked.thinks),
             Protocol::Responses => responses::response_from_chat(chat, &asked.custom_tools),
             Protocol::Gemini => gemini::response_from_chat(chat),
+            Protocol::Completions => completions::from_hub(chat, "message"),
         }
     }
 
@@ -332,6 +357,7 @@ impl Protocol {
             Protocol::Anthropic => Decoder::Anthropic(anthropic::Decoder::default()),
             Protocol::Responses => Decoder::Responses(responses::Decoder::default()),
             Protocol::Gemini => Decoder::Gemini(gemini::Decoder::default()),
+            Protocol::Completions => Decoder::Completions(completions::Decoder::default()),
         }
     }
 
@@ -345,6 +371,9 @@ impl Protocol {
                 Encoder::Responses(responses::Encoder::new(model, asked.custom_tools.clone()))
             }
             Protocol::Gemini => Encoder::Gemini(gemini::Encoder::new(model)),
+            Protocol::Completions => {
+                Encoder::Completions(completions::Encoder::new(asked.include_usage))
+            }
         }
     }
 }
@@ -460,6 +489,8 @@ pub enum Decoder {
     Responses(responses::Decoder),
     /// Gemini upstream.
     Gemini(gemini::Decoder),
+    /// Legacy completions upstream.
+    Completions(completions::Decoder),
 }
 
 impl Decoder {
@@ -472,6 +503,8 @@ impl Decoder {
             Decoder::Anthropic(_) => anthropic::delta(ev),
             Decoder::Responses(_) => responses::delta(ev),
             Decoder::Gemini(d) => gemini::delta(d, ev),
+            // Rare enough to be decoded in full.
+            Decoder::Completions(_) => None,
         }
     }
 
@@ -482,6 +515,7 @@ impl Decoder {
             Decoder::Anthropic(d) => d.event(ev),
             Decoder::Responses(d) => d.event(ev),
             Decoder::Gemini(d) => d.event(ev),
+            Decoder::Completions(d) => d.event(ev),
         }
     }
 }
@@ -497,6 +531,8 @@ pub enum Encoder {
     Responses(responses::Encoder),
     /// Gemini client.
     Gemini(gemini::Encoder),
+    /// Legacy completions client.
+    Completions(completions::Encoder),
 }
 
 impl Encoder {
@@ -507,6 +543,7 @@ impl Encoder {
             Encoder::Anthropic(e) => e.chunk(chunk),
             Encoder::Responses(e) => e.chunk(chunk),
             Encoder::Gemini(e) => e.chunk(chunk),
+            Encoder::Completions(e) => e.chunk(chunk),
         }
     }
 
@@ -517,6 +554,7 @@ impl Encoder {
             Encoder::Anthropic(e) => e.finish(),
             Encoder::Responses(e) => e.finish(),
             Encoder::Gemini(e) => e.finish(),
+            Encoder::Completions(e) => e.finish(),
         }
     }
 
@@ -527,6 +565,7 @@ impl Encoder {
             Encoder::Anthropic(e) => e.fail(status, message),
             Encoder::Responses(e) => e.fail(status, message),
             Encoder::Gemini(e) => e.fail(status, message),
+            Encoder::Completions(e) => e.fail(status, message),
         }
     }
 
@@ -539,6 +578,7 @@ impl Encoder {
             Encoder::Anthropic(e) => e.observe(ev),
             Encoder::Responses(e) => e.observe(ev),
             Encoder::Gemini(e) => e.observe(ev),
+            Encoder::Completions(e) => e.observe(ev),
         }
     }
 
@@ -548,6 +588,7 @@ impl Encoder {
     pub fn resume(&mut self, text: &str, reasoning: &str) {
         match self {
             Encoder::Chat(e) => e.resume(),
+            Encoder::Completions(e) => e.resume(),
             Encoder::Anthropic(_) => {}
             Encoder::Responses(e) => e.resume(text, reasoning),
             // Every Gemini event stands alone (no start, no open part): nothing to reopen.

@@ -342,7 +342,7 @@ impl<'a> Run<'a, '_> {
                 target.protocol.mend(&mut v, &target.source());
             }
             if ask == Ask::Continue {
-                rescue::append_partial(call.inbound, &mut v, &self.splice.prefill());
+                rescue::append_partial(call.inbound, &mut v, &self.splice.prefill())?;
             }
             // usage (issue 19): a continuation reports the whole answer's usage too; the
             // client's encoder drops it again when the client did not ask.
@@ -368,7 +368,7 @@ impl<'a> Run<'a, '_> {
                 .map_err(same_kind)?
                 .clone();
             if ask == Ask::Continue {
-                rescue::append_partial(Protocol::Chat, &mut chat, &self.splice.prefill());
+                rescue::append_partial(Protocol::Chat, &mut chat, &self.splice.prefill())?;
             }
             target.protocol.request_from_chat(chat, &target.source())?
         };

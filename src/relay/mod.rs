@@ -199,6 +199,16 @@ fn next_step(kind: FailKind) -> Step {
     }
 }
 
+/// [`next_step`] for this request. A legacy completion's 404 moves on without cooling
+/// the endpoint down: a source without `/completions` (Mistral; OpenAI for its chat
+/// models) serves the chat requests that share the endpoint well.
+fn next_step_of(call: &Call<'_>, kind: FailKind) -> Step {
+    match (call.inbound, kind) {
+        (Protocol::Completions, FailKind::Status(404)) => Step::Next { cool: false },
+        _ => next_step(kind),
+    }
+}
+
 /// True for the quick, transient failures worth asking the same endpoint again.
 fn retryable(kind: FailKind) -> bool {
     matches!(
@@ -322,7 +332,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                 return run.served;
             }
             Outcome::Failed(f) => {
-                let step = next_step(f.kind);
+                let step = next_step_of(call, f.kind);
                 if let Step::Next { cool: true } = step {
                     env.cooldown.fail(target, f.retry_after);
                 }
@@ -635,12 +645,12 @@ fn trail_reason(f: &Failure) -> String {
     }
 }
 
-/// usage (issue 19): true when a chat stream relayed byte for byte is asked for its
-/// usage chunk (`stream_options.include_usage`) that the client did not ask for; the
-/// relay drops that chunk again before it reaches the client.
+/// usage (issue 19): true when a chat (or legacy completions) stream relayed byte for
+/// byte is asked for its usage chunk (`stream_options.include_usage`) that the client
+/// did not ask for; the relay drops that chunk again before it reaches the client.
 fn asks_usage(call: &Call<'_>, target: &Target) -> bool {
-    call.inbound == Protocol::Chat
-        && target.protocol == Protocol::Chat
+    matches!(call.inbound, Protocol::Chat | Protocol::Completions)
+        && target.protocol == call.inbound
         && call.stream
         && !call.asked.include_usage
 }

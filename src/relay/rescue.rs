@@ -14,9 +14,10 @@
 use serde_json::{Value, json};
 
 use super::attempt::Ask;
-use super::{Break, Outcome, Run, Step, next_step};
+use super::{Break, Outcome, Run, Step, next_step_of};
+use crate::error::Error;
 use crate::log::{self, StreamEnd};
-use crate::protocol::Protocol;
+use crate::protocol::{Protocol, completions};
 use crate::registry::{Prefill, Target};
 
 /// Continues a broken stream until it ends, or gives up with an error event.
@@ -84,7 +85,7 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
                     {
                         refused.push(k);
                     }
-                    if next_step(f.kind) == (Step::Next { cool: true }) {
+                    if next_step_of(run.call, f.kind) == (Step::Next { cool: true }) {
                         run.env.cooldown.fail(target, f.retry_after);
                     }
                     log::line(format!(
@@ -127,16 +128,21 @@ fn candidates(targets: &[Target], at: usize, retry_same: bool, refused: &[usize]
     }
 }
 
-/// Adds the answer so far as a final assistant message of a request in `protocol`.
-/// Without text (only reasoning went out) the request is sent as it was.
-pub(super) fn append_partial(protocol: Protocol, body: &mut Value, text: &str) {
+/// Adds the answer so far as a final assistant message of a request in `protocol` (to
+/// a legacy completion's prompt). Without text (only reasoning went out) the request is
+/// sent as it was. An error when the request's form cannot take it.
+pub(super) fn append_partial(
+    protocol: Protocol,
+    body: &mut Value,
+    text: &str,
+) -> Result<(), Error> {
     if text.is_empty() {
-        return;
+        return Ok(());
     }
     match protocol {
         Protocol::Chat | Protocol::Anthropic => {
             let Some(messages) = body["messages"].as_array_mut() else {
-                return;
+                return Ok(());
             };
             // The client's own prefill: the answer so far continues it.
             if let Some(last) = messages.last_mut().filter(|m| m["role"] == "assistant") {
@@ -145,31 +151,35 @@ pub(super) fn append_partial(protocol: Protocol, body: &mut Value, text: &str) {
                     Value::Array(parts) => parts.push(json!({"type": "text", "text": text})),
                     other => *other = json!(text),
                 }
-                return;
+                return Ok(());
             }
             messages.push(json!({"role": "assistant", "content": text}));
         }
         Protocol::Gemini => {
             let Some(contents) = body["contents"].as_array_mut() else {
-                return;
+                return Ok(());
             };
             // The client's own final `model` turn: the answer so far continues it.
             if let Some(last) = contents.last_mut().filter(|c| c["role"] == "model")
                 && let Some(parts) = last["parts"].as_array_mut()
             {
                 parts.push(json!({"text": text}));
-                return;
+                return Ok(());
             }
             contents.push(json!({"role": "model", "parts": [{"text": text}]}));
         }
+        Protocol::Completions => return completions::append_partial(body, text),
         // Responses upstreams are never asked to continue (`Target::can_continue`).
         Protocol::Responses => {}
     }
+    Ok(())
 }
 
 /// vLLM continues a final assistant message only when told so.
 pub(super) fn prefill_flags(target: &Target, body: &mut Value) {
-    if target.provider.prefill == Prefill::Flags && body.is_object() {
+    // A legacy completion continues its prompt, not a message.
+    let message = target.protocol != Protocol::Completions;
+    if message && target.provider.prefill == Prefill::Flags && body.is_object() {
         body["continue_final_message"] = json!(true);
         body["add_generation_prompt"] = json!(false);
     }
@@ -232,26 +242,26 @@ mod tests {
     #[test]
     fn partial_answers_become_a_final_assistant_message() {
         let mut chat = json!({"messages": [{"role": "user", "content": "hi"}]});
-        append_partial(Protocol::Chat, &mut chat, "Hello");
+        append_partial(Protocol::Chat, &mut chat, "Hello").unwrap();
         assert_eq!(
             chat["messages"][1],
             json!({"role": "assistant", "content": "Hello"})
         );
         let mut own = json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Sure: "}]});
-        append_partial(Protocol::Chat, &mut own, "Hello");
+        append_partial(Protocol::Chat, &mut own, "Hello").unwrap();
         assert_eq!(own["messages"].as_array().unwrap().len(), 2);
         assert_eq!(own["messages"][1]["content"], "Sure: Hello");
         let mut gem = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
-        append_partial(Protocol::Gemini, &mut gem, "Hello");
+        append_partial(Protocol::Gemini, &mut gem, "Hello").unwrap();
         assert_eq!(
             gem["contents"][1],
             json!({"role": "model", "parts": [{"text": "Hello"}]})
         );
-        append_partial(Protocol::Gemini, &mut gem, " there");
+        append_partial(Protocol::Gemini, &mut gem, " there").unwrap();
         assert_eq!(gem["contents"].as_array().unwrap().len(), 2);
         assert_eq!(gem["contents"][1]["parts"][1]["text"], " there");
         let mut empty = json!({"messages": []});
-        append_partial(Protocol::Anthropic, &mut empty, "");
+        append_partial(Protocol::Anthropic, &mut empty, "").unwrap();
         assert_eq!(empty["messages"], json!([]));
     }
 }

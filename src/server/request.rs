@@ -45,7 +45,8 @@ pub(super) fn busy(req: tiny_http::Request, err: Error) {
 }
 
 /// The endpoint a path names, without its query string. An OpenAI client whose base URL
-/// lacks `/v1` asks for `/chat/completions`, `/responses` or `/models`: the same endpoints.
+/// lacks `/v1` asks for `/chat/completions`, `/completions`, `/responses` or `/models`:
+/// the same endpoints.
 fn route_path(url: &str) -> &str {
     // A byte search: through `split` this was ~190 instructions a call, two a request.
     let path = match url.bytes().position(|b| b == b'?') {
@@ -54,6 +55,7 @@ fn route_path(url: &str) -> &str {
     };
     match path {
         "/chat/completions" => "/v1/chat/completions",
+        "/completions" => "/v1/completions",
         "/responses" => "/v1/responses",
         "/models" => "/v1/models",
         p => p,
@@ -61,8 +63,9 @@ fn route_path(url: &str) -> &str {
 }
 
 /// The paths nearly every request asks for: the log line names them without a copy.
-const KNOWN_PATHS: [&str; 9] = [
+const KNOWN_PATHS: [&str; 10] = [
     "/v1/chat/completions",
+    "/v1/completions",
     "/v1/messages",
     "/v1/responses",
     "/v1/models",
@@ -101,6 +104,7 @@ fn protocol_for(url: &str) -> Protocol {
     match route_path(url) {
         "/v1/messages" | "/v1/messages/count_tokens" => Protocol::Anthropic,
         "/v1/responses" => Protocol::Responses,
+        "/v1/completions" => Protocol::Completions,
         p if p.starts_with("/v1beta/") || gemini_call(p).is_some() => Protocol::Gemini,
         _ => Protocol::Chat,
     }
@@ -177,7 +181,7 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let generation = *req.method() == tiny_http::Method::Post
         && (matches!(
             &*log.path,
-            "/v1/chat/completions" | "/v1/messages" | "/v1/responses"
+            "/v1/chat/completions" | "/v1/completions" | "/v1/messages" | "/v1/responses"
         ) || gemini_call(&log.path).is_some_and(|(_, m)| m != "countTokens"));
     // Read everything needed from the request before taking its writer.
     let prepared = prepare(&mut req, &log.path, &registry, shared, &mut log.model);
@@ -427,9 +431,10 @@ fn prepare(
             }
         },
         (Post, "/v1/chat/completions") => Protocol::Chat,
+        (Post, "/v1/completions") => Protocol::Completions,
         (Post, "/v1/messages" | "/v1/messages/count_tokens") => Protocol::Anthropic,
         (Post, "/v1/responses") => Protocol::Responses,
-        (_, "/v1/chat/completions" | "/v1/messages" | "/v1/responses") => {
+        (_, "/v1/chat/completions" | "/v1/completions" | "/v1/messages" | "/v1/responses") => {
             return Prepared::Fail(Error::MethodNotAllowed {
                 method: method.to_string(),
                 path: path.to_string(),
@@ -504,7 +509,7 @@ fn prepare(
         probe_local(shared, registry);
         resolved = route::resolve_all(registry, &shared.detected, list);
     }
-    let targets = match resolved {
+    let mut targets = match resolved {
         Ok(t) => t,
         // In a `models` list an unknown id is a malformed request, not a missing model.
         Err(Error::UnknownModel { model, known, .. }) if from_list => {
@@ -515,6 +520,11 @@ fn prepare(
         }
         Err(e) => return Prepared::Fail(e),
     };
+    if endpoint == Protocol::Completions
+        && let Err(e) = route::for_completions(&mut targets, logged_model)
+    {
+        return Prepared::Fail(e);
+    }
     let forward = if endpoint == Protocol::Anthropic {
         req.headers()
             .iter()
@@ -705,6 +715,7 @@ mod tests {
         assert_eq!(protocol_for("/v1/models"), Protocol::Chat);
         assert_eq!(protocol_for("/v1/messages?beta=true"), Protocol::Anthropic);
         assert_eq!(protocol_for("/v1/responses"), Protocol::Responses);
+        assert_eq!(protocol_for("/completions"), Protocol::Completions);
         assert_eq!(protocol_for("/nope"), Protocol::Chat);
     }
 }

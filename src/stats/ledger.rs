@@ -404,7 +404,7 @@ impl Entry {
             .collect();
         Some(Finished {
             at: std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(at).ok()?),
-            inbound: crate::protocol::Protocol::parse(&self.inbound)
+            inbound: crate::protocol::Protocol::named(&self.inbound)
                 .unwrap_or(crate::protocol::Protocol::Chat),
             requested: self.model.clone(),
             served_by: self.served_by.as_deref().map(Arc::from),

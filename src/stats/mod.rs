@@ -140,7 +140,7 @@ impl UsageFields {
     fn tokens(&self, p: Protocol) -> Tokens {
         let detail = |d: &Option<Details>, f: fn(&Details) -> Option<u64>| d.as_ref().and_then(f);
         match p {
-            Protocol::Chat => Tokens {
+            Protocol::Chat | Protocol::Completions => Tokens {
                 input: self.prompt_tokens,
                 output: self.completion_tokens,
                 cached_input: detail(&self.prompt_tokens_details, |d| d.cached_tokens),

@@ -109,6 +109,28 @@ pub fn chat_answer(text: &str) -> serde_json::Value {
     })
 }
 
+/// A legacy `text_completion` answer with the given text.
+pub fn completion(text: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": "cmpl-1", "object": "text_completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
+    })
+}
+
+/// Legacy completion chunks with texts `texts` (no `[DONE]`).
+pub fn completion_events(texts: &[&str]) -> Vec<String> {
+    texts
+        .iter()
+        .map(|t| {
+            let chunk = serde_json::json!({"id": "cmpl-1", "object": "text_completion", "created": 1,
+                "model": "m", "choices": [{"index": 0, "text": t, "logprobs": null,
+                "finish_reason": null}]});
+            format!("data: {chunk}\n\n")
+        })
+        .collect()
+}
+
 type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
 
 /// A mock upstream server.
