@@ -246,6 +246,10 @@ fn client_errors_are_surfaced_unchanged_and_nothing_else_is_tried() {
         assert_eq!(resp.status, status);
         assert_text(&resp.body, &body);
         assert_eq!(b.count(), 0, "{status} must not fall through");
+        // Whose words they are: a virtual model's client could not tell otherwise.
+        assert_eq!(resp.header("x-routeplane-provider"), Some("a"), "{status}");
+        assert_eq!(resp.header("x-routeplane-model"), Some("m"), "{status}");
+        assert_eq!(resp.header("x-routeplane-attempts"), Some("1"), "{status}");
     }
 }
 
@@ -267,6 +271,7 @@ fn a_model_one_endpoint_does_not_have_is_asked_of_the_next() {
     let resp = ask(&p, "a:m");
     assert_eq!(resp.status, 404);
     assert_text(&resp.body, missing);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("a"));
     // When no endpoint has it, still a 404, saying what each answered.
     let c = MockUpstream::always(Reply::Json(404, missing.into()));
     let p = Proxy::start(&config(&a.url(), &c.url(), ""));

@@ -267,7 +267,7 @@ impl<'a> Run<'a, '_> {
             return fail(FailKind::Prepare(e.status()), e.to_string());
         }
         if !(200..300).contains(&reply.status) {
-            return upstream_error(self, reply);
+            return upstream_error(self, reply, &url);
         }
         let t = Try {
             target,
@@ -296,7 +296,7 @@ impl<'a> Run<'a, '_> {
                     patience,
                     &gone,
                 ) {
-                    Ok(Some(why)) => return upstream_error(self, why),
+                    Ok(Some(why)) => return upstream_error(self, why, &url),
                     Ok(None) => {}
                     // The client left: not the source's failure, to cool it down for.
                     Err(_) => return Outcome::ClientGone,
@@ -503,8 +503,8 @@ fn send_failed(e: &SendError) -> Outcome {
     }
 }
 
-/// Reads an upstream error answer and classifies it.
-fn upstream_error(run: &Run<'_, '_>, mut reply: Reply) -> Outcome {
+/// Reads an upstream error answer (to a request sent to `url`) and classifies it.
+fn upstream_error(run: &Run<'_, '_>, mut reply: Reply, url: &str) -> Outcome {
     let status = reply.status;
     let retry_after = reply.retry_after;
     let headers = std::mem::take(&mut reply.headers);
@@ -519,6 +519,25 @@ fn upstream_error(run: &Run<'_, '_>, mut reply: Reply) -> Outcome {
         Err(BodyError::Failed(_)) => Vec::new(),
         Err(BodyError::Abandoned) => return Outcome::ClientGone,
     };
+    // A 404 page that is no API's JSON: nothing is served at that path, which is the
+    // provider's `api_base` gone wrong (Ollama's "404 page not found" without `/v1`),
+    // not a model the source lacks. Said so, rather than passed on as its bare words.
+    if status == 404 && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+        let text = String::from_utf8_lossy(&bytes);
+        let text: String = text.trim().chars().take(80).collect();
+        let said = if text.is_empty() {
+            "no body".into()
+        } else {
+            format!("`{text}`")
+        };
+        return fail(
+            FailKind::Status(404),
+            format!(
+                "{url} answered 404 ({said}): nothing is served at that path; check the \
+                 provider's `api_base` (an OpenAI-style server's usually ends in `/v1`)"
+            ),
+        );
+    }
     failed_with(status, (bytes, ct), headers, retry_after)
 }
 

@@ -337,7 +337,8 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                     env.cooldown.fail(target, f.retry_after);
                 }
                 if step == Step::Surface {
-                    run.served.status = surface(call, &f, run.out);
+                    let by = served_by(target, run.served.attempts);
+                    run.served.status = surface(call, &f, Some(by), run.out);
                     run.served.served_by = Some(target.shared_label());
                     // usage (issue 19): its error was the answer, not a failure moved past.
                     if let Some(last) = run.served.tried.last_mut() {
@@ -349,7 +350,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
             }
         }
     }
-    run.served.status = exhausted(call, failures, &env.cooldown, run.out);
+    run.served.status = exhausted(call, failures, run.served.attempts, &env.cooldown, run.out);
     run.served
 }
 
@@ -429,8 +430,8 @@ fn client_left(mut served: Served) -> Served {
 /// Answers with a surfaced upstream error: verbatim when the protocols match; else in
 /// the client's protocol, with OpenAI's `code` when the upstream gave one, and a context
 /// overflow in the words the client's own handling looks for (Claude Code compacts on
-/// "prompt is too long").
-fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
+/// "prompt is too long"). `by` names the endpoint that said it, in the answer's headers.
+fn surface(call: &Call<'_>, f: &Failure, by: Option<ServedBy<'_>>, out: &mut ClientWriter) -> u16 {
     let status = f.status.unwrap_or(502);
     // A plan limit whose end was named only in the body (the Codex backend) is told
     // the client in the standard header too.
@@ -454,7 +455,7 @@ fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
         )
         && same_shape(call, ct)
     {
-        let _ = out.respond(status, ct, &headers, bytes);
+        let _ = out.respond_served(status, ct, &headers, by, bytes);
         return status;
     }
     let (message, code) = match &f.body {
@@ -472,7 +473,7 @@ fn surface(call: &Call<'_>, f: &Failure, out: &mut ClientWriter) -> u16 {
                 .error_body_coded(status, &message, code.as_deref()),
         ),
     };
-    let _ = out.respond(status, "application/json", &headers, &body);
+    let _ = out.respond_served(status, "application/json", &headers, by, &body);
     status
 }
 
@@ -485,9 +486,19 @@ fn same_shape(call: &Call<'_>, content_type: &str) -> bool {
 fn exhausted(
     call: &Call<'_>,
     failures: Vec<(String, Failure)>,
+    attempts: usize,
     cooldown: &Cooldown,
     out: &mut ClientWriter,
 ) -> u16 {
+    // The endpoint whose own error is shown, named in the answer's headers.
+    fn by(label: &str, attempts: usize) -> ServedBy<'_> {
+        let (provider, model) = label.split_once(':').unwrap_or((label, ""));
+        ServedBy {
+            provider,
+            model,
+            attempts,
+        }
+    }
     if failures.len() == 1 {
         let (label, f) = &failures[0];
         return match f.kind {
@@ -497,7 +508,7 @@ fn exhausted(
             | FailKind::Filter
             | FailKind::Foreign
             | FailKind::Credential
-            | FailKind::Prepare(_) => surface(call, f, out),
+            | FailKind::Prepare(_) => surface(call, f, Some(by(label, attempts)), out),
             _ => {
                 let provider = label.split(':').next().unwrap_or(label);
                 let err = Error::Upstream {
@@ -519,8 +530,8 @@ fn exhausted(
     // No endpoint answered and one could not fit the prompt: that is what the client
     // can act on (shorten or compact it), where a 502 listing every failure says "try
     // again" and the same prompt fails the same way.
-    if let Some((_, f)) = failures.iter().find(|(_, f)| f.kind == FailKind::Context) {
-        return surface(call, f, out);
+    if let Some((label, f)) = failures.iter().find(|(_, f)| f.kind == FailKind::Context) {
+        return surface(call, f, Some(by(label, attempts)), out);
     }
     let all_rate_limited = !failures.is_empty()
         && failures
@@ -543,7 +554,7 @@ fn exhausted(
             .iter()
             .all(|(_, f)| f.reason == failures[0].1.reason)
     {
-        return surface(call, &failures[0].1, out);
+        return surface(call, &failures[0].1, None, out);
     }
     let status = match (all_rate_limited, none_can_take, none_has_it) {
         (true, _, _) => 429,
