@@ -246,6 +246,18 @@ impl fmt::Display for Error {
                         ". Set an OpenAI client's base URL to Routeplane's address followed by \
                          `/v1`, and an Anthropic client's to the address alone"
                     )?;
+                } else if path.ends_with("/embeddings") || path.ends_with("/embed") {
+                    f.write_str(
+                        ". Embeddings are not relayed: point the embedding client at the \
+                         model server itself",
+                    )?;
+                } else if path.starts_with("/api/") {
+                    // Ollama's own API: `/api/chat`, `/api/generate`, `/api/tags`.
+                    f.write_str(
+                        ". Ollama's own API (/api/…) is not served: choose the client's \
+                         OpenAI-compatible provider, with Routeplane's address followed by \
+                         `/v1` as its base URL",
+                    )?;
                 }
                 Ok(())
             }

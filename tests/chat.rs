@@ -186,6 +186,31 @@ fn an_unknown_path_is_404_and_a_wrong_method_405() {
         let resp = p.send(method, path, &[], b"");
         assert_eq!(resp.status, 405, "{method} {path}: {}", resp.body);
         assert_eq!(resp.header("allow"), Some(allow), "{method} {path}");
+        // The client's mistake, not the server's.
+        let kind = &resp.json()["error"]["type"];
+        assert_eq!(kind, "invalid_request_error", "{method} {path}");
+    }
+}
+
+#[test]
+fn paths_of_apis_not_relayed_say_where_to_go_instead() {
+    let p = Proxy::start("");
+    for (path, says) in [
+        (
+            "/v1/embeddings",
+            "Embeddings are not relayed: point the embedding client at the model server itself",
+        ),
+        ("/api/embed", "Embeddings are not relayed"),
+        (
+            "/api/chat",
+            "Ollama's own API (/api/…) is not served: choose the client's OpenAI-compatible provider, with Routeplane's address followed by `/v1` as its base URL",
+        ),
+        ("/api/generate", "Ollama's own API"),
+    ] {
+        let resp = p.post(path, json!({"model": "m"}));
+        assert_eq!(resp.status, 404, "{path}: {}", resp.body);
+        let message = resp.error_message();
+        assert!(message.contains(says), "{path}: {message}");
     }
 }
 

@@ -881,7 +881,7 @@ pub(crate) fn refuse_chat_only(chat: &Value, provider: &str) -> Result<(), Error
 /// The OpenAI `error.type` for a status, shared by the Chat and Responses shapes.
 pub fn openai_error_type(status: u16) -> &'static str {
     match status {
-        400 | 404 | 413 | 422 => "invalid_request_error",
+        400 | 404 | 405 | 413 | 422 => "invalid_request_error",
         401 => "authentication_error",
         403 => "permission_error",
         429 => "rate_limit_error",

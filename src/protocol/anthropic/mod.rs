@@ -225,7 +225,7 @@ pub fn error_json(status: u16, message: &str) -> Value {
 /// Anthropic's `error.type` for an HTTP status.
 fn error_type(status: u16) -> &'static str {
     match status {
-        400 | 422 => "invalid_request_error",
+        400 | 405 | 422 => "invalid_request_error",
         401 => "authentication_error",
         402 => "billing_error",
         403 => "permission_error",
