@@ -852,7 +852,7 @@ fn nearest_field(msg: &str) -> Option<&str> {
 
 /// The Levenshtein distance between two short names, a swap of two letters counting as
 /// two.
-fn edits(a: &str, b: &str) -> usize {
+pub(crate) fn edits(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

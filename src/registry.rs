@@ -598,11 +598,24 @@ impl Registry {
                 };
                 let base = p.split_once('#').map_or(p, |(b, _)| b);
                 if !providers.iter().any(|x| x.id == base) {
+                    // A typo of a provider, or a bare Ollama name (`llama3.1:8b`), whose
+                    // first colon is its tag's.
+                    let near = (providers.iter())
+                        .map(|x| (crate::config::edits(base, &x.id), &x.id))
+                        .filter(|&(d, _)| d <= 2)
+                        .min_by_key(|&(d, _)| d);
+                    let hint = match near {
+                        Some((_, id)) => format!(" (did you mean `{id}:{m}`?)"),
+                        None => format!(
+                            " (only the text before the first colon names one): write the \
+                             provider first, e.g. `ollama:{p}:{m}`"
+                        ),
+                    };
                     return Err(loaded.error_at(
                         at.0,
                         at.1,
                         format!(
-                            "endpoint names unknown provider `{p}`; known: {}",
+                            "endpoint names unknown provider `{p}`{hint}; known: {}",
                             ids(&providers)
                         ),
                     ));
@@ -643,9 +656,57 @@ impl Registry {
                     .to_string(),
             );
         }
+        if settings.skip_auth && !settings.keys.is_empty() && loaded.config.skip_auth == Some(true)
+        {
+            // The starter file's `skip_auth: true` left in while its `keys:` were uncommented.
+            let msg = "`skip_auth: true` lets every client in, so the `keys:` listed are never \
+                       asked for; set `skip_auth: false` (or remove the line) to require them";
+            warnings.push(loaded.error_at_key("skip_auth", msg).to_string());
+        }
+        let placeholders = placeholder_keys(&providers);
+        if !placeholders.is_empty() {
+            warnings.push(format!(
+                "`{CLIENT_PLACEHOLDER}`, the key a client sends to Routeplane, is no key for a \
+                 vendor: {} taken as unset; set such variables only in the client's shell, not \
+                 in the one that starts Routeplane",
+                placeholders
+                    .iter()
+                    .map(|v| format!("`{v}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         for p in providers.iter().filter(|p| p.configured) {
             let shown = crate::log::shown_url(&p.api_base);
             let at = format!("providers.{}.api_base", p.id);
+            if let Some(var) = (p.key_source.as_deref() == Some("api_key"))
+                .then(|| p.key.as_ref().and_then(|k| unbraced_var(k.expose())))
+                .flatten()
+            {
+                let msg = format!(
+                    "`api_key` of `{}` is the text `${var}`, sent as the key itself: write \
+                     `${{{var}}}` to read the environment variable",
+                    p.id
+                );
+                let key_at = format!("providers.{}.api_key", p.id);
+                warnings.push(loaded.error_at_key(&key_at, msg).to_string());
+            }
+            if let Some(tail) = [
+                "/chat/completions",
+                "/completions",
+                "/messages",
+                "/responses",
+            ]
+            .iter()
+            .find(|t| p.api_base.ends_with(*t))
+            {
+                let msg = format!(
+                    "`api_base` of `{}` ends with `{tail}`, which Routeplane adds itself \
+                     ({shown}{tail} would be asked); end it before `{tail}`",
+                    p.id
+                );
+                warnings.push(loaded.error_at_key(&at, msg).to_string());
+            }
             if shown != p.api_base {
                 // The upstream client sends no user info (see upstream/conn.rs).
                 let msg = format!(
@@ -764,13 +825,38 @@ fn lacks_v1_on_this_network(api_base: &str) -> bool {
     path.is_empty() && nearby
 }
 
+/// The variable name of a value written `$NAME`, an environment variable without the
+/// braces that would have read it.
+fn unbraced_var(value: &str) -> Option<&str> {
+    let name = value.strip_prefix('$')?;
+    let mut chars = name.chars();
+    let first = chars.next()?;
+    let valid = (first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    valid.then_some(name)
+}
+
+/// The key the README's client lines send (`OPENAI_API_KEY=unused`). Exported in the
+/// shell that then starts Routeplane, it would be taken as Routeplane's own key for
+/// the vendor, which refuses it: it is no key (see [`placeholder_keys`]).
+const CLIENT_PLACEHOLDER: &str = "unused";
+
+/// The environment variables of built-in providers that hold the client placeholder.
+fn placeholder_keys(providers: &[Arc<Provider>]) -> Vec<&str> {
+    (providers.iter().filter(|p| p.key.is_none()))
+        .flat_map(|p| &p.key_vars)
+        .filter(|var| std::env::var(var).is_ok_and(|k| k == CLIENT_PLACEHOLDER))
+        .map(String::as_str)
+        .collect()
+}
+
 /// A built-in provider with nothing configured; its key comes from the environment.
 fn from_builtin(b: &Builtin) -> Provider {
     let key_vars = key_vars(b);
     let found = key_vars.iter().find_map(|var| {
         std::env::var(var)
             .ok()
-            .filter(|k| !k.is_empty())
+            .filter(|k| !k.is_empty() && k != CLIENT_PLACEHOLDER)
             .map(|k| (k, var.clone()))
     });
     let (key, key_source) = found.unzip();

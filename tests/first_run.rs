@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::proxy::bin;
-use crate::support::upstream::{Recorded, chat_events};
+use crate::support::upstream::{Recorded, chat_answer, chat_events};
 use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text, config_error};
 
 /// Ollama's built-in port, where the README's first example is answered.
@@ -435,6 +435,143 @@ fn a_local_base_url_without_v1_is_questioned_at_validate_and_start() {
     let p = Proxy::start(yaml);
     let config = p.dir.path().join("routeplane.yaml");
     p.wait_log(&format!(" warning: {}:{warning}", config.display()));
+}
+
+/// `config validate`'s exit status and stderr for `yaml`.
+fn validate(yaml: &str) -> (bool, String) {
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", yaml);
+    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
+        .args(["config", "validate"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_slips_that_still_load_are_warned_at_validate() {
+    let (ok, stderr) = validate(
+        "skip_auth: true\nkeys: [k1]\nproviders:\n  groq:\n    api_base: http://127.0.0.1:9/v1/chat/completions\n    api_key: $GROQ_API_KEY\n",
+    );
+    assert!(ok, "{stderr}");
+    assert_text(
+        &stderr,
+        "routeplane: warning: routeplane.yaml:1:1: `skip_auth: true` lets every client in, so \
+         the `keys:` listed are never asked for; set `skip_auth: false` (or remove the line) \
+         to require them\n\
+         routeplane: warning: routeplane.yaml:6:5: `api_key` of `groq` is the text \
+         `$GROQ_API_KEY`, sent as the key itself: write `${GROQ_API_KEY}` to read the \
+         environment variable\n\
+         routeplane: warning: routeplane.yaml:5:5: `api_base` of `groq` ends with \
+         `/chat/completions`, which Routeplane adds itself \
+         (http://127.0.0.1:9/v1/chat/completions/chat/completions would be asked); end it \
+         before `/chat/completions`\n",
+    );
+    // Written as meant: nothing to say.
+    let (ok, stderr) = validate(
+        "keys: [k1]\nproviders:\n  groq:\n    api_base: http://127.0.0.1:9/v1\n    api_key: gsk-$x\n",
+    );
+    assert!(ok && stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn validate_refuses_what_serving_refuses() {
+    let (ok, stderr) = validate("listen: 0.0.0.0:4399\n");
+    assert!(!ok);
+    assert!(
+        stderr
+            .starts_with("routeplane: invalid: refusing to serve 0.0.0.0:4399 without client keys"),
+        "{stderr}"
+    );
+    let (ok, stderr) = validate("listen: 0.0.0.0:4399\nkeys: [k1]\n");
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn a_virtual_endpoint_without_its_provider_is_told_how_to_write_it() {
+    let (ok, stderr) = validate("models:\n  smart:\n    endpoints: [llama3.1:8b]\n");
+    assert!(!ok);
+    assert!(
+        stderr.contains("endpoint names unknown provider `llama3.1` (only the text before the first colon names one): write the provider first, e.g. `ollama:llama3.1:8b`; known: "),
+        "{stderr}"
+    );
+    let (_, stderr) = validate("models:\n  smart:\n    endpoints: [olama:llama3.1]\n");
+    assert!(
+        stderr.contains(
+            "endpoint names unknown provider `olama` (did you mean `ollama:llama3.1`?); known: "
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_clients_placeholder_key_in_routeplanes_shell_is_no_key() {
+    // The README's client lines export `OPENAI_API_KEY=unused`; a user who then starts
+    // Routeplane in the same shell must not have it sent to OpenAI as a key.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start_with(
+        &format!("providers:\n  openai:\n    api_base: {}\n", up.url()),
+        &[("OPENAI_API_KEY", "unused")],
+        &[],
+    );
+    p.wait_log(
+        "warning: `unused`, the key a client sends to Routeplane, is no key for a vendor: \
+         `OPENAI_API_KEY` taken as unset; set such variables only in the client's shell, not in \
+         the one that starts Routeplane",
+    );
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "openai:gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(up.count(), 0, "the placeholder was sent as a key");
+    assert!(
+        resp.error_message().contains("OPENAI_API_KEY"),
+        "{}",
+        resp.body
+    );
+}
+
+#[test]
+fn a_404_page_at_the_upstream_says_to_check_the_api_base() {
+    // Ollama without `/v1` answers Go's plain-text 404 page, not an API's JSON.
+    let up = MockUpstream::start(|req| match req.path.as_str() {
+        "/v1/chat/completions" => Reply::json(200, chat_answer("ok")),
+        _ => Reply::Json(404, "404 page not found".into()),
+    });
+    let root = format!("http://127.0.0.1:{}", up.port());
+    let p = Proxy::start(&format!(
+        "providers:\n  box:\n    api_base: {root}\n    models: [m]\n"
+    ));
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "box:m", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert_text(
+        &resp.error_message(),
+        &format!(
+            "{root}/chat/completions answered 404 (`404 page not found`): nothing is served \
+             at that path; check the provider's `api_base` (an OpenAI-style server's usually \
+             ends in `/v1`)"
+        ),
+    );
+    // A model a source lacks (its 404 is JSON) is still its own words, as they came.
+    let missing = r#"{"error":"model \"m\" not found, try pulling it first"}"#;
+    let lacks = MockUpstream::always(Reply::Json(404, missing.into()));
+    let p = Proxy::start(&format!(
+        "providers:\n  box:\n    api_base: {}\n    models: [m]\n",
+        lacks.url()
+    ));
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "box:m", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert_text(&resp.body, missing);
 }
 
 #[test]

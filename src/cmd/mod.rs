@@ -72,6 +72,22 @@ pub(crate) struct Global {
     pub(crate) allow_open: bool,
 }
 
+/// The refusal to serve a non-loopback address without client keys (unless
+/// `--allow-open`): anyone who can reach it could spend the keys and subscriptions.
+pub(crate) fn refuse_open(
+    registry: &routeplane::registry::Registry,
+    global: &Global,
+) -> Result<(), Error> {
+    let addr = registry.settings.listen;
+    if !addr.ip().is_loopback() && registry.settings.skip_auth && !global.allow_open {
+        return Err(Error::Usage(format!(
+            "refusing to serve {addr} without client keys: anyone who can reach it could spend \
+             your keys and subscriptions; set `skip_auth: false` with `keys:`, or pass --allow-open"
+        )));
+    }
+    Ok(())
+}
+
 /// Writes to stdout. `print!` panics when the reader has gone (`routeplane models |
 /// head -1`: Rust ignores SIGPIPE, so the write fails with a broken pipe instead of
 /// ending the process); here the failure comes back as [`Error::Io`], and `main`

@@ -53,12 +53,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         })?;
     }
     let addr = registry.settings.listen;
-    if !addr.ip().is_loopback() && registry.settings.skip_auth && !global.allow_open {
-        return Err(Error::Usage(format!(
-            "refusing to serve {addr} without client keys: anyone who can reach it could spend \
-             your keys and subscriptions; set `skip_auth: false` with `keys:`, or pass --allow-open"
-        )));
-    }
+    super::refuse_open(&registry, &global)?;
     let client_timeout =
         std::time::Duration::from_secs_f64(registry.settings.limits.client_timeout_secs.max(0.1));
     let listener = server::bind(addr, client_timeout)?;

@@ -64,6 +64,10 @@ fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Erro
     for w in &registry.warnings {
         eprintln!("routeplane: warning: {w}");
     }
+    if let Err(e) = super::refuse_open(&registry, &global) {
+        eprintln!("routeplane: invalid: {e}");
+        return Ok(ExitCode::FAILURE);
+    }
     let configured = registry.providers.iter().filter(|p| p.configured).count();
     let models: usize = registry.providers.iter().map(|p| p.models.len()).sum();
     outln!(
