@@ -304,7 +304,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// `1 second`, `0.5 seconds`, `30 seconds`: a config value in seconds, read aloud.
-fn seconds(secs: f64) -> String {
+pub(crate) fn seconds(secs: f64) -> String {
     if secs == 1.0 {
         "1 second".to_string()
     } else {

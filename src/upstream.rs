@@ -91,6 +91,9 @@ pub enum SendError {
     Abandoned,
 }
 
+/// What a [`SendError::Timeout`] was waiting for when the connect deadline ran out.
+pub const CONNECTING: &str = "a connection";
+
 /// The reasons `classify` gives a connection that broke before the response head.
 const RESET: &str = "connection reset";
 const CLOSED: &str = "connection closed before a response";

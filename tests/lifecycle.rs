@@ -41,6 +41,43 @@ fn sigterm_lets_a_running_stream_finish_then_exits_0() {
 }
 
 #[test]
+fn a_second_signal_stops_at_once() {
+    // A request that would hold the stop for the whole grace period.
+    let up = MockUpstream::always(Reply::Hang(Duration::from_secs(8)));
+    let yaml = format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    );
+    let mut p = Proxy::start(&yaml);
+    let addr = p.addr.clone();
+    let waiting = std::thread::spawn(move || {
+        let client = crate::support::proxy::Client { addr };
+        client.stream(
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": true, "messages": []}),
+        )
+    });
+    assert!(crate::support::wait_until(Duration::from_secs(5), || up
+        .count()
+        == 1));
+    p.signal("INT");
+    p.wait_log(
+        "stopping: no new connections; waiting up to 10 seconds for requests in flight (a \
+         second signal stops at once)",
+    );
+    let again = std::time::Instant::now();
+    p.signal("INT");
+    assert_eq!(p.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(
+        again.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        again.elapsed()
+    );
+    p.wait_log("stopped with 1 request(s) still running at a second signal");
+    let _ = waiting.join();
+}
+
+#[test]
 fn a_normal_stop_writes_the_log_and_ledger_lines_still_gathering() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let dir = crate::support::Dir::new();

@@ -47,8 +47,15 @@ fn excess_requests_wait_briefly_then_get_503() {
         busy[0].json()["error"]["message"],
         "busy: 1 requests are running (the `workers` limit); retry shortly, or raise `workers` in routeplane.yaml"
     );
-    // The one that ran: its upstream never answered, a gateway timeout.
-    assert_eq!(answers.iter().filter(|r| r.status == 504).count(), 1);
+    // The one that ran: its upstream never answered, a gateway timeout that says which
+    // deadline ran out.
+    let timed_out: Vec<_> = answers.iter().filter(|r| r.status == 504).collect();
+    assert_eq!(timed_out.len(), 1);
+    assert_eq!(
+        timed_out[0].error_message(),
+        "upstream `slow` failed: timed out waiting for the response (1.5 seconds, \
+         `timeouts.first_byte_secs`)"
+    );
 }
 
 #[test]

@@ -238,15 +238,21 @@ impl<'a> Run<'a, '_> {
         // stream's head counts against its first-token deadline too.
         let sent = Instant::now();
         let gone = || self.out.client_gone();
-        let posted = if upstream_stream && call.stream {
+        let within = upstream_stream && call.stream;
+        let posted = if within {
             env.client
                 .post_within(&url, &headers, body, patience, &gone)
         } else {
             env.client.post(&url, &headers, body, &gone)
         };
+        // The deadline a timeout ran out, and the key that sets it, for its message.
+        let deadline = match (within, last) {
+            (true, false) => (patience, "timeouts.first_token_secs"),
+            _ => (settings.first_byte_timeout, "timeouts.first_byte_secs"),
+        };
         let mut reply = match posted {
             Ok(r) => r,
-            Err(e) => return send_failed(&e),
+            Err(e) => return send_failed(&e, deadline, settings.connect_timeout),
         };
         // A subscription token the upstream rejects is refreshed once and the request retried once.
         if reply.status == 401 && env.auth.refresh_after_401(target) {
@@ -257,7 +263,7 @@ impl<'a> Run<'a, '_> {
             if fresh.is_ok() {
                 reply = match env.client.post(&url, &headers, body, &gone) {
                     Ok(r) => r,
-                    Err(e) => return send_failed(&e),
+                    Err(e) => return send_failed(&e, deadline, settings.connect_timeout),
                 };
             }
         } else if reply.status == 401
@@ -494,11 +500,19 @@ fn same_kind(e: &Error) -> Error {
 }
 
 /// The failure for a request that got no response head (or the client that left).
-fn send_failed(e: &SendError) -> Outcome {
+fn send_failed(e: &SendError, (answer, key): (Duration, &str), connect: Duration) -> Outcome {
     match e {
         e if e.dropped() => fail(FailKind::Dropped, e.to_string()),
         SendError::Network(reason) => fail(FailKind::Network, reason.clone()),
-        SendError::Timeout(_) => fail(FailKind::Timeout, e.to_string()),
+        // Said with the deadline that ran out and the key that sets it.
+        SendError::Timeout(stage) => {
+            let (waited, key) = match *stage {
+                upstream::CONNECTING => (connect, "timeouts.connect_secs"),
+                _ => (answer, key),
+            };
+            let waited = crate::error::seconds(waited.as_secs_f64());
+            fail(FailKind::Timeout, format!("{e} ({waited}, `{key}`)"))
+        }
         SendError::Abandoned => Outcome::ClientGone,
     }
 }

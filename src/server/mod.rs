@@ -164,13 +164,24 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
     drop(listener);
     let grace = shared.registry().settings.shutdown_grace;
     let deadline = Instant::now() + grace;
+    let mut again = false;
     while shared.pending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        // A second stop signal ends the wait.
+        if stop.try_recv().is_ok() {
+            again = true;
+            break;
+        }
         thread::sleep(Duration::from_millis(10));
     }
     let left = shared.pending.load(Ordering::SeqCst);
     if left > 0 {
+        let when = if again {
+            "at a second signal".to_string()
+        } else {
+            format!("after {grace:?}")
+        };
         log::line(format!(
-            "stopped with {left} request(s) still running after {grace:?}"
+            "stopped with {left} request(s) still running {when}"
         ));
     } else {
         log::line("stopped");
@@ -460,11 +471,20 @@ fn watch_signals(
                     notify::ready();
                     continue;
                 }
-                log::line("stopping: no new connections; waiting for requests in flight");
-                notify::stopping();
-                stopping.store(true, Ordering::SeqCst);
-                // Let go of the server, so `serve` can close the listening socket.
-                http.take();
+                if stopping.swap(true, Ordering::SeqCst) {
+                    // Ctrl-C twice: the user will not wait for the grace period.
+                    log::line("stopping now: a second signal");
+                } else {
+                    let grace = shared.registry().settings.shutdown_grace;
+                    log::line(format!(
+                        "stopping: no new connections; waiting up to {} for requests in \
+                         flight (a second signal stops at once)",
+                        crate::error::seconds(grace.as_secs_f64())
+                    ));
+                    notify::stopping();
+                    // Let go of the server, so `serve` can close the listening socket.
+                    http.take();
+                }
                 let _ = stop.send(());
             }
         })

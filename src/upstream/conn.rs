@@ -482,7 +482,7 @@ impl Names {
                      machine's DNS)"
                 )));
             }
-            Err(_) => return Err(SendError::Timeout("a connection")),
+            Err(_) => return Err(SendError::Timeout(super::CONNECTING)),
         };
         let mut known = lock(&self.known);
         known.retain(|(h, p, at, _)| {
