@@ -63,29 +63,16 @@ fn resolve_into(
                 "`{model}` names provider `{pid}` but no model; write `{pid}:MODEL`"
             )));
         }
-        targets.push(named(&p, detected, m));
+        // `mistral:7b` is also Ollama's name for a model. A built-in hosted provider the
+        // user gave neither a key nor a block cannot serve it; a source that serves the
+        // whole name does.
+        let idle = p.kind == registry::Kind::Hosted && !p.configured && p.key.is_none();
+        if !(idle && cascade(reg, detected, model, targets)) {
+            targets.push(named(&p, detected, m));
+        }
         return Ok(());
     }
-    let before = targets.len();
-    targets.extend(
-        reg.providers
-            .iter()
-            // Cheapest test first: only listed sources (local servers, and hosted providers
-            // asked with their key; a list fetched with a login never cascades) have a
-            // state to look up.
-            .filter_map(|p| {
-                if p.declares(model) {
-                    return detected.is_active(p).then(|| Target::new(p, model));
-                }
-                if !(p.detect || p.key.is_some()) {
-                    return None;
-                }
-                // Only a source that is up cascades: no second look at its state.
-                let name = detected.cascades(&p.id, model, p.detect)?;
-                Some(Target::new(p, &name))
-            }),
-    );
-    if targets.len() == before {
+    if !cascade(reg, detected, model, targets) {
         // Not a typo when a local source that is down now served it: say so (503).
         if let Some((p, until)) = reg
             .providers
@@ -107,6 +94,31 @@ fn resolve_into(
         targets.push(Target::new(p, model));
     }
     Ok(())
+}
+
+/// Adds the targets of a bare name: every source that declares or serves it, in config
+/// order. False when there is none.
+fn cascade(reg: &Registry, detected: &Detected, model: &str, targets: &mut Vec<Target>) -> bool {
+    let before = targets.len();
+    targets.extend(
+        reg.providers
+            .iter()
+            // Cheapest test first: only listed sources (local servers, and hosted providers
+            // asked with their key; a list fetched with a login never cascades) have a
+            // state to look up.
+            .filter_map(|p| {
+                if p.declares(model) {
+                    return detected.is_active(p).then(|| Target::new(p, model));
+                }
+                if !(p.detect || p.key.is_some()) {
+                    return None;
+                }
+                // Only a source that is up cascades: no second look at its state.
+                let name = detected.cascades(&p.id, model, p.detect)?;
+                Some(Target::new(p, &name))
+            }),
+    );
+    targets.len() > before
 }
 
 /// The built-in hosted provider whose model `model` is by its name (`gpt-4o` at
@@ -131,16 +143,64 @@ fn unlisted_vendor<'r>(
 pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
     let mut known = routable_ids(reg, detected);
     let asked = model.to_ascii_lowercase();
+    let hint = login_hint(detected, model)
+        .or_else(|| tag_hint(&known, model))
+        .or_else(|| provider_hint(reg, model))
+        .or_else(|| credential_hint(reg, detected, model));
     // A stable sort: the rest keep the order they are listed in.
     known.sort_by_cached_key(|id| unlikeness(&asked, id));
     known.truncate(SUGGESTIONS);
     Error::UnknownModel {
         model: model.to_string(),
         known,
-        hint: login_hint(detected, model)
-            .or_else(|| credential_hint(reg, detected, model))
-            .map(String::into_boxed_str),
+        hint: hint.map(String::into_boxed_str),
     }
+}
+
+/// For a name served only with a tag (`gpt-oss` at an Ollama that has `gpt-oss:20b`):
+/// the names that reach it. Before any vendor's hint: a local model is what was meant.
+fn tag_hint(known: &[String], model: &str) -> Option<String> {
+    let tagged: Vec<String> = known
+        .iter()
+        .filter(|id| {
+            id.split_once(':')
+                .is_some_and(|(name, _)| name.eq_ignore_ascii_case(model))
+        })
+        .map(|id| format!("`{id}`"))
+        .collect();
+    (!tagged.is_empty()).then(|| {
+        format!(
+            "`{model}` is served with a tag: name {}",
+            tagged.join(" or ")
+        )
+    })
+}
+
+/// For a provider named the wrong way: `openai/gpt-4o` (OpenRouter's way) for a
+/// provider `openai` that can serve it, or a provider's id a letter or two away
+/// (`olama:llama3.1`).
+fn provider_hint(reg: &Registry, model: &str) -> Option<String> {
+    if let Some((vendor, rest)) = model.split_once('/')
+        && let Some(p) = reg.provider(vendor)
+        && (p.key.is_some() || p.kind == registry::Kind::Local)
+    {
+        return Some(format!(
+            "a provider is named before a colon: to ask `{}`, name it `{}:{rest}`",
+            p.id, p.id
+        ));
+    }
+    let (named, rest) = model.split_once(':')?;
+    if reg.provider(named).is_some() {
+        return None;
+    }
+    let near = (reg.providers.iter())
+        .map(|p| (crate::config::edits(named, &p.id), &p.id))
+        .filter(|&(d, _)| d <= 2)
+        .min_by_key(|&(d, _)| d)?;
+    Some(format!(
+        "`{named}` is no provider; did you mean `{}:{rest}`?",
+        near.1
+    ))
 }
 
 /// How little a served `id` looks like the `asked` name (in lower case), 0 to 2: it

@@ -279,7 +279,8 @@ fn an_unknown_models_404_suggests_the_served_names_like_it_first() {
     for (asked, first) in [
         (
             "qwen3-coder",
-            "qwen3-coder:30b, local:qwen3-coder:30b, a, b, c, d",
+            "qwen3-coder:30b, local:qwen3-coder:30b, a, b, c, d. `qwen3-coder` is served with \
+             a tag: name `qwen3-coder:30b`",
         ),
         ("Llama3.1:70b", "llama3.1:8b, local:llama3.1:8b, a, b, c, d"),
     ] {

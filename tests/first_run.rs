@@ -228,6 +228,59 @@ fn start_up_names_the_config_and_the_local_servers_found_and_not() {
 }
 
 #[test]
+fn ollama_names_reach_ollama_and_near_misses_are_told_the_name() {
+    // Ollama's `mistral:7b` starts with a built-in provider's id; `gpt-oss` looks like an
+    // OpenAI model's name. Neither is meant for a hosted API that has no key.
+    let up = MockUpstream::start(|req| {
+        let names = ["mistral:7b", "gpt-oss:20b"];
+        match req.path.as_str() {
+            "/api/tags" => Reply::json(
+                200,
+                json!({"models": names.map(|n| json!({"name": n, "model": n}))}),
+            ),
+            "/v1/models" => Reply::json(
+                200,
+                json!({"object": "list", "data": names.map(|n| json!({"id": n}))}),
+            ),
+            _ => Reply::json(200, chat_answer("from ollama")),
+        }
+    });
+    let p = Proxy::start(&local_servers_config(&up.url()));
+    p.wait_log(" local servers: ollama (2 models)");
+    let ask = |model: &str| {
+        p.post(
+            "/v1/chat/completions",
+            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    };
+    let resp = ask("mistral:7b");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("ollama"));
+    for (model, hint) in [
+        (
+            "gpt-oss",
+            "`gpt-oss` is served with a tag: name `gpt-oss:20b`",
+        ),
+        (
+            "olama:gpt-oss:20b",
+            "`olama` is no provider; did you mean `ollama:gpt-oss:20b`?",
+        ),
+        (
+            "ollama/gpt-oss:20b",
+            "a provider is named before a colon: to ask `ollama`, name it `ollama:gpt-oss:20b`",
+        ),
+    ] {
+        let resp = ask(model);
+        assert_eq!(resp.status, 404, "{model}: {}", resp.body);
+        let message = resp.error_message();
+        assert!(
+            message.ends_with(&format!(". {hint}")),
+            "{model}: {message}"
+        );
+    }
+}
+
+#[test]
 fn models_and_providers_print_their_table_and_no_log_lines() {
     let up = MockUpstream::start(ollama);
     let dir = Dir::new();
