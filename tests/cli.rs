@@ -22,9 +22,16 @@ fn init_then_validate_succeeds() {
     let dir = Dir::new();
     let out = run(&dir, &["init"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Where else `routeplane` looks: a file here is read only here.
+    let user = dir.path().join("config/routeplane/routeplane.yaml");
+    let user = user.display();
     assert_text(
         &text(&out.stdout),
-        "wrote routeplane.yaml; check it with `routeplane config validate`, then run `routeplane`\n",
+        &format!(
+            "wrote routeplane.yaml; check it with `routeplane config validate`, then run \
+             `routeplane`\nrouteplane reads it when started in this directory; the file it \
+             reads from any directory is {user} (`routeplane init -c {user}` writes one there)\n"
+        ),
     );
     assert!(dir.read("routeplane.yaml").contains("skip_auth: true"));
     let out = run(&dir, &["config", "validate"]);
@@ -264,6 +271,20 @@ fn models_with_nothing_to_list_prints_its_header_and_says_how_to_get_some() {
     assert_eq!(out.status.code(), Some(0));
     assert_text(&text(&out.stdout), "[]\n");
     assert_text(&text(&out.stderr), "");
+    // A block of one's own with a key but no list: named, with what it needs.
+    dir.write(
+        "routeplane.yaml",
+        &(yaml + &format!("  groq:\n    api_base: {dead}\n    api_key: gsk-1\n")),
+    );
+    let out = run(&dir, &["models"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "routeplane: no models are configured or detected; give `groq` a `models:` list \
+             or `detect: true` (`PROVIDER:MODEL` reaches one meanwhile), or set a provider's key"
+        ),
+        "{stderr}"
+    );
 }
 
 fn free_port() -> u16 {

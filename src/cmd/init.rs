@@ -36,6 +36,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             _ => return Err(arg.unexpected().into()),
         }
     }
+    let here = global.config.is_none();
     let path = global
         .config
         .unwrap_or_else(|| PathBuf::from(paths::CONFIG_FILE));
@@ -62,6 +63,15 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         "wrote {}; check it with `routeplane config validate{flag}`, then run `routeplane{flag}`",
         path.display()
     )?;
+    // `./routeplane.yaml` is read only where it is: started elsewhere, `routeplane`
+    // silently uses another file or none.
+    if here && let Some(user) = paths::user_config() {
+        let user = shell_word(&user.display().to_string());
+        outln!(
+            "routeplane reads it when started in this directory; the file it reads from any \
+             directory is {user} (`routeplane init -c {user}` writes one there)"
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -245,7 +245,21 @@ fn nothing_to_list(registry: &Registry, auth: &Auth) -> String {
         .filter(|id| Subscription::of(id).is_some() && !auth.logged_in(id))
         .map(|id| format!("`routeplane login {id}`"))
         .collect();
+    // A block of the user's own with no models and no listing: reachable, but unnamed.
+    let unlisted: Vec<String> = registry
+        .providers
+        .iter()
+        .filter(|p| p.configured && p.models.is_empty() && !p.detect)
+        .map(|p| format!("`{}`", p.id))
+        .collect();
     let mut todo = Vec::new();
+    if !unlisted.is_empty() {
+        todo.push(format!(
+            "give {} a `models:` list or `detect: true` (`PROVIDER:MODEL` reaches one \
+             meanwhile)",
+            or_list(&unlisted)
+        ));
+    }
     if !keys.is_empty() {
         todo.push(format!("set a provider's key ({})", or_list(&keys)));
     }
