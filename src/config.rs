@@ -439,8 +439,13 @@ fn unset<E: de::Error>(name: &str) -> E {
     if !conventional(name) {
         return E::custom(UNSET_UNSHOWN);
     }
+    // An empty value counts as unset, as the shell's `${VAR:-…}` has it; said as it is.
+    let state = match std::env::var_os(name) {
+        Some(v) if v.is_empty() => "is empty",
+        _ => "is not set",
+    };
     E::custom(format!(
-        "environment variable `{name}` is not set (set it, or write `${{{name}:-default}}`)"
+        "environment variable `{name}` {state} (set it, or write `${{{name}:-default}}`)"
     ))
 }
 

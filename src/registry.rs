@@ -1014,11 +1014,21 @@ fn provider(
 /// Client keys written as `${VAR}`s that all expanded to nothing.
 const EMPTY_KEYS: &str = "every entry of `keys:` is empty once its ${VAR}s are expanded";
 
+/// A listen address: `127.0.0.1:4356`, `[::1]:4356`, or `localhost:4356` (loopback,
+/// IPv4; no other name is looked up, so what is bound never depends on DNS).
+pub fn parse_listen(text: &str) -> Option<std::net::SocketAddr> {
+    if let Some(port) = text.strip_prefix("localhost:") {
+        let port = port.parse().ok()?;
+        return Some(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().ok()
+}
+
 /// Resolves the tunables, with defaults.
 fn settings(loaded: &Loaded) -> Result<Settings, Error> {
     let c = &loaded.config;
     let listen_text = c.listen.as_ref().map_or(DEFAULT_LISTEN, |l| l.as_str());
-    let listen = listen_text.parse().map_err(|_| {
+    let listen = parse_listen(listen_text).ok_or_else(|| {
         loaded.error_at_key(
             "listen",
             format!("`listen: {listen_text}` is not an address like 127.0.0.1:4356"),

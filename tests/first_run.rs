@@ -532,6 +532,24 @@ fn config_slips_that_still_load_are_warned_at_validate() {
 }
 
 #[test]
+fn an_empty_variable_is_said_to_be_empty_not_unset() {
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", "keys: [\"${ROUTEPLANE_KEY}\"]\n");
+    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
+        .args(["config", "validate"])
+        .current_dir(dir.path())
+        .env("ROUTEPLANE_KEY", "")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("environment variable `ROUTEPLANE_KEY` is empty (set it, or write"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn validate_refuses_what_serving_refuses() {
     let (ok, stderr) = validate("listen: 0.0.0.0:4399\n");
     assert!(!ok);

@@ -334,7 +334,7 @@ fn route_knows_detected_models_and_shows_state_and_cool_down() {
     let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
     let port = MockUpstream::free_port();
     let yaml = format!(
-        "listen: 127.0.0.1:{port}\nfailover:\n  cooldown_secs: 600\nproviders:\n  a:\n    api_base: {}\n    detect: true\n  b:\n    api_base: {}\n    models: [m]\n  c:\n    api_base: http://127.0.0.1:{}/v1\n    detect: true\n",
+        "failover:\n  cooldown_secs: 600\nproviders:\n  a:\n    api_base: {}\n    detect: true\n  b:\n    api_base: {}\n    models: [m]\n  c:\n    api_base: http://127.0.0.1:{}/v1\n    detect: true\n",
         a.url(),
         b.url(),
         MockUpstream::free_port()
@@ -352,8 +352,17 @@ fn route_knows_detected_models_and_shows_state_and_cool_down() {
         cooling.body
     );
     let config = p.dir.path().join("routeplane.yaml");
+    // The server was started with `--listen`: it is asked there, not at the default.
+    let named = format!("localhost:{port}");
     let out = routeplane()
-        .args(["route", "m", "-c", config.to_str().unwrap()])
+        .args([
+            "route",
+            "m",
+            "-c",
+            config.to_str().unwrap(),
+            "--listen",
+            &named,
+        ])
         .env("HOME", p.dir.path())
         .env_remove("XDG_DATA_HOME")
         .output()

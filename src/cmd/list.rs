@@ -22,7 +22,7 @@ use super::Global;
 const MODELS_HELP: &str = "\
 routeplane models: list every model id clients can name
 
-Usage: routeplane models [-c PATH] [--json]
+Usage: routeplane models [-c PATH] [--listen ADDR] [--json]
 
 Local sources are asked for their models first (see `detect:` in routeplane.yaml),
 and hosted providers with a key or login for their lists. A model is also reachable
@@ -31,6 +31,7 @@ is shown so.
 
 Options:
   -c, --config PATH  config file
+      --listen ADDR  the running routeplane to ask for cool-downs (default: `listen`)
       --json         print JSON instead of a table
   -h, --help         print help
 ";
@@ -38,11 +39,12 @@ Options:
 const PROVIDERS_HELP: &str = "\
 routeplane providers: list providers
 
-Usage: routeplane providers [list] [-c PATH] [--json]
+Usage: routeplane providers [list] [-c PATH] [--listen ADDR] [--json]
        routeplane providers login PROVIDER   (same as `routeplane login PROVIDER`)
 
 Options:
   -c, --config PATH  config file
+      --listen ADDR  the running routeplane to ask for cool-downs (default: `listen`)
       --json         print JSON instead of a table
   -h, --help         print help
 ";
@@ -57,7 +59,7 @@ enum Parsed {
     Login,
 }
 
-/// Parses `[-c PATH] [--json]` (and for `providers`, `list` or `login`).
+/// Parses `[-c PATH] [--listen ADDR] [--json]` (and for `providers`, `list` or `login`).
 fn options(
     global: &mut Global,
     parser: &mut lexopt::Parser,
@@ -68,6 +70,7 @@ fn options(
     while let Some(arg) = parser.next()? {
         match arg {
             Short('c') | Long("config") => super::config_flag(global, parser)?,
+            Long("listen") => global.listen = Some(parser.value()?.string()?),
             Long("json") => json = true,
             Short('h') | Long("help") => {
                 out!("{help}")?;
@@ -87,7 +90,11 @@ pub(crate) fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Arc<Au
     // Detection reports each source that comes up as a server log line; here the
     // table says it.
     routeplane::log::silence();
-    let registry = Registry::build(&super::load(global)?)?;
+    let mut registry = Registry::build(&super::load(global)?)?;
+    // A server started with `--listen` is asked where it listens.
+    if let Some(listen) = &global.listen {
+        registry.settings.listen = super::listen_addr(listen)?;
+    }
     let detected = Arc::new(Detected::default());
     let client = upstream::Client::new(&registry.settings);
     let auth = Arc::new(Auth::new(

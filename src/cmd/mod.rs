@@ -72,6 +72,15 @@ pub(crate) struct Global {
     pub(crate) allow_open: bool,
 }
 
+/// The address `--listen` names.
+pub(crate) fn listen_addr(listen: &str) -> Result<std::net::SocketAddr, Error> {
+    routeplane::registry::parse_listen(listen).ok_or_else(|| {
+        Error::Usage(format!(
+            "--listen `{listen}` is not an address like 127.0.0.1:4356"
+        ))
+    })
+}
+
 /// The refusal to serve a non-loopback address without client keys (unless
 /// `--allow-open`): anyone who can reach it could spend the keys and subscriptions.
 pub(crate) fn refuse_open(

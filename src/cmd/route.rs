@@ -12,15 +12,16 @@ use super::Global;
 const HELP: &str = "\
 routeplane route: print the targets a request for MODEL would try, in order
 
-Usage: routeplane route MODEL [-c PATH]
+Usage: routeplane route MODEL [-c PATH] [--listen ADDR]
 
 Nothing is sent to a model. Local sources are probed and hosted providers with a key
 are asked for their lists, so detected models resolve as a server would resolve them;
 each target shows its state, and its cool-down when a routeplane serving this config
-answers at its `listen` address.
+answers at its `listen` address (or at --listen's).
 
 Options:
   -c, --config PATH  config file
+      --listen ADDR  the running routeplane to ask for cool-downs (default: `listen`)
   -h, --help         print help
 ";
 
@@ -30,6 +31,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     while let Some(arg) = parser.next()? {
         match arg {
             Short('c') | Long("config") => super::config_flag(&mut global, parser)?,
+            Long("listen") => global.listen = Some(parser.value()?.string()?),
             Short('h') | Long("help") => {
                 out!("{HELP}")?;
                 return Ok(ExitCode::SUCCESS);

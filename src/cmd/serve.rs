@@ -1,6 +1,5 @@
 //! `routeplane [serve]`: load the config, build the registry, listen, serve.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -46,11 +45,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let loaded = super::load(&global)?;
     let mut registry = Registry::build(&loaded)?;
     if let Some(listen) = &global.listen {
-        registry.settings.listen = listen.parse::<SocketAddr>().map_err(|_| {
-            Error::Usage(format!(
-                "--listen `{listen}` is not an address like 127.0.0.1:4356"
-            ))
-        })?;
+        registry.settings.listen = super::listen_addr(listen)?;
     }
     let addr = registry.settings.listen;
     super::refuse_open(&registry, &global)?;
