@@ -295,6 +295,25 @@ pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String 
     }
 }
 
+/// The state of a model an up local server does not list.
+pub const NOT_LISTED: &str = "not listed by the server";
+
+/// [`provider_state`] for one of its models: [`NOT_LISTED`] when the provider is an up
+/// local server whose list lacks the model (an Ollama model not pulled), which a
+/// request would find out with a 404.
+pub fn model_state(p: &Provider, model: &str, detected: &Detected, auth: &Auth) -> String {
+    let state = provider_state(p, detected, auth);
+    let up_with_list = p.detect && detected.state(&p.id).is_some_and(|s| s.up);
+    let listed = || {
+        detected.models(&p.id).iter().any(|m| m == model)
+            || detected.latest_of(&p.id, model).is_some()
+    };
+    if state == "active" && up_with_list && !listed() {
+        return NOT_LISTED.to_string();
+    }
+    state
+}
+
 /// Asks one source for its models.
 pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> SourceState {
     let headers: Vec<Header> = p

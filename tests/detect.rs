@@ -271,7 +271,7 @@ fn models_and_providers_commands_show_detection() {
     );
     assert_text(
         &cli(&dir, &["models"]),
-        "MODEL        PROVIDER  SOURCE    STATE\ndeclared:1b  ollama    declared  active\nllama3.1:8b  ollama    detected  active\n",
+        "MODEL        PROVIDER  SOURCE    STATE\ndeclared:1b  ollama    declared  not listed by the server\nllama3.1:8b  ollama    detected  active\n",
     );
     let v: serde_json::Value = serde_json::from_str(&cli(&dir, &["models", "--json"])).unwrap();
     assert_eq!(

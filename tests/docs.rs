@@ -75,7 +75,7 @@ fn example_config_is_valid_with_every_comment_removed() {
     assert!(ok, "{err}\n{uncommented}");
     let (ok, err) = validate_with(&dir, &uncommented, &[("ROUTEPLANE_KEY", "")]);
     assert!(
-        !ok && err.contains("environment variable `ROUTEPLANE_KEY` is not set"),
+        !ok && err.contains("environment variable `ROUTEPLANE_KEY` is empty"),
         "{err}"
     );
 }

@@ -298,6 +298,60 @@ fn models_and_providers_print_their_table_and_no_log_lines() {
 }
 
 #[test]
+fn models_and_route_say_which_declared_model_the_server_does_not_list() {
+    // A model declared at an Ollama that has not pulled it, and a virtual model of it
+    // alone: a request would get a 404 from each.
+    let up = MockUpstream::start(ollama);
+    let dir = Dir::new();
+    let yaml = local_servers_config(&up.url()).replace(
+        "  ollama:\n",
+        "  ollama:\n    models: [\"qwen3-coder:30b\", llama3.1]\n",
+    ) + "models:\n  coder:\n    endpoints: [ollama:qwen3-coder:30b]\n  chat:\n    endpoints: [ollama:qwen3-coder:30b, ollama:llama3.1]\n  cloud:\n    endpoints: [openai:gpt-4o]\n";
+    dir.write("routeplane.yaml", &yaml);
+    let run = |args: &[&str]| {
+        let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = run(&["models"]);
+    let row = |id: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .map(|l| {
+                l.split("  ")
+                    .filter(|c| !c.is_empty())
+                    .last()
+                    .unwrap()
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_else(|| panic!("no {id} in {table}"))
+    };
+    assert_eq!(
+        row("qwen3-coder:30b"),
+        "not listed by the server",
+        "{table}"
+    );
+    assert_eq!(row("llama3.1"), "active", "{table}");
+    assert_eq!(row("coder"), "not listed by its servers", "{table}");
+    assert_eq!(row("chat"), "active", "{table}");
+    assert_eq!(row("cloud"), "no endpoint active", "{table}");
+    let route = run(&["route", "coder"]);
+    assert!(
+        route
+            .lines()
+            .next()
+            .is_some_and(|l| l.ends_with(") not listed by the server")),
+        "{route}"
+    );
+}
+
+#[test]
 fn models_says_on_stderr_why_a_keyed_providers_list_is_missing() {
     // OpenAI's restricted keys may not list models: the table was empty with no word of
     // why, and its hint asked for keys that are set.

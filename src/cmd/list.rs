@@ -188,18 +188,35 @@ pub(crate) fn run_models(
         .virtuals
         .iter()
         .map(|v| {
+            // From its endpoints' states, as a request would find them. A server that
+            // does not list a model may still serve it (llama.cpp answers any name).
+            let states: Vec<String> = (v.endpoints.iter())
+                .filter_map(|(pid, m)| {
+                    let p = registry.provider_for(pid)?;
+                    let sent = registry::Target::new(&p, m);
+                    Some(detect::model_state(&p, sent.model(), &detected, &auth))
+                })
+                .collect();
+            let state = if states.iter().any(|s| s == "active") {
+                "active"
+            } else if states.iter().any(|s| s == detect::NOT_LISTED) {
+                "not listed by its servers"
+            } else {
+                "no endpoint active"
+            };
             (
                 v.name.clone(),
                 "routeplane".to_string(),
                 "virtual",
-                "active".to_string(),
+                state.to_string(),
             )
         })
         .collect();
     for p in &registry.providers {
         let state = state(p, &detected, &auth);
         for m in &p.models {
-            rows.push((m.id.clone(), p.id.clone(), "declared", state.clone()));
+            let state = detect::model_state(p, &m.upstream, &detected, &auth);
+            rows.push((m.id.clone(), p.id.clone(), "declared", state));
         }
         // A list fetched with a login serves only when named with its provider: that
         // is the id shown, as `GET /v1/models` shows it.

@@ -51,7 +51,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     for (i, t) in targets.iter().enumerate() {
         let label = t.label();
         let state = super::list::with_cooldown(
-            detect::provider_state(&t.provider, &detected, &auth),
+            detect::model_state(&t.provider, t.model(), &detected, &auth),
             &cooling,
             |l| l == label,
         );
