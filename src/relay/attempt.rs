@@ -246,9 +246,10 @@ impl<'a> Run<'a, '_> {
             env.client.post(&url, &headers, body, &gone)
         };
         // The deadline a timeout ran out, and the key that sets it, for its message.
-        let deadline = match (within, last) {
-            (true, false) => (patience, "timeouts.first_token_secs"),
-            _ => (settings.first_byte_timeout, "timeouts.first_byte_secs"),
+        let deadline = match (within, last, target.first_token.is_some()) {
+            (true, false, true) => (patience, "the endpoint's `first_token_secs`"),
+            (true, false, false) => (patience, "`timeouts.first_token_secs`"),
+            _ => (settings.first_byte_timeout, "`timeouts.first_byte_secs`"),
         };
         let mut reply = match posted {
             Ok(r) => r,
@@ -507,11 +508,11 @@ fn send_failed(e: &SendError, (answer, key): (Duration, &str), connect: Duration
         // Said with the deadline that ran out and the key that sets it.
         SendError::Timeout(stage) => {
             let (waited, key) = match *stage {
-                upstream::CONNECTING => (connect, "timeouts.connect_secs"),
+                upstream::CONNECTING => (connect, "`timeouts.connect_secs`"),
                 _ => (answer, key),
             };
             let waited = crate::error::seconds(waited.as_secs_f64());
-            fail(FailKind::Timeout, format!("{e} ({waited}, `{key}`)"))
+            fail(FailKind::Timeout, format!("{e} ({waited}, {key})"))
         }
         SendError::Abandoned => Outcome::ClientGone,
     }
@@ -537,6 +538,7 @@ fn upstream_error(run: &Run<'_, '_>, mut reply: Reply, url: &str) -> Outcome {
     // provider's `api_base` gone wrong (Ollama's "404 page not found" without `/v1`),
     // not a model the source lacks. Said so, rather than passed on as its bare words.
     if status == 404 && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+        let url = crate::log::shown_url(url);
         let text = String::from_utf8_lossy(&bytes);
         let text: String = text.trim().chars().take(80).collect();
         let said = if text.is_empty() {
