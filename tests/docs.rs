@@ -2,32 +2,14 @@
 
 use std::process::Command;
 
-use crate::support::Dir;
 use crate::support::proxy::bin;
-
-fn validate(dir: &Dir, yaml: &str) -> (bool, String) {
-    validate_with(dir, yaml, &[])
-}
-
-/// `validate` with variables set, as the file's comments ask.
-fn validate_with(dir: &Dir, yaml: &str, env: &[(&str, &str)]) -> (bool, String) {
-    let path = dir.write("doc.yaml", yaml);
-    let out = Command::new(bin())
-        .args(["config", "validate", "-c", path.to_str().unwrap()])
-        .envs(env.iter().copied())
-        .output()
-        .expect("run routeplane");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::support::{Dir, validate};
 
 #[test]
 fn example_config_is_valid_and_is_what_init_writes() {
     let dir = Dir::new();
     let example = include_str!("../routeplane.example.yaml");
-    let (ok, err) = validate(&dir, example);
+    let (ok, err) = validate(example, &[]);
     assert!(ok, "{err}");
     let out = Command::new(bin())
         .arg("init")
@@ -41,7 +23,6 @@ fn example_config_is_valid_and_is_what_init_writes() {
 #[test]
 fn example_config_is_valid_with_every_comment_removed() {
     // The commented examples are real config: uncommenting them must give a valid file.
-    let dir = Dir::new();
     let example = include_str!("../routeplane.example.yaml");
     // Commented config is `# key:` or a line indented under one; prose is the rest.
     let config = |rest: &str| {
@@ -71,9 +52,9 @@ fn example_config_is_valid_with_every_comment_removed() {
     }
     // The `keys:` example reads ROUTEPLANE_KEY, and says to export it first; the
     // others have fallbacks.
-    let (ok, err) = validate_with(&dir, &uncommented, &[("ROUTEPLANE_KEY", "k1")]);
+    let (ok, err) = validate(&uncommented, &[("ROUTEPLANE_KEY", "k1")]);
     assert!(ok, "{err}\n{uncommented}");
-    let (ok, err) = validate_with(&dir, &uncommented, &[("ROUTEPLANE_KEY", "")]);
+    let (ok, err) = validate(&uncommented, &[("ROUTEPLANE_KEY", "")]);
     assert!(
         !ok && err.contains("environment variable `ROUTEPLANE_KEY` is empty"),
         "{err}"
@@ -82,12 +63,11 @@ fn example_config_is_valid_with_every_comment_removed() {
 
 #[test]
 fn readme_yaml_blocks_are_valid() {
-    let dir = Dir::new();
     let readme = include_str!("../README.md");
     let mut blocks = 0;
     for block in readme.split("```yaml\n").skip(1) {
         let yaml = block.split("```").next().unwrap();
-        let (ok, err) = validate(&dir, yaml);
+        let (ok, err) = validate(yaml, &[]);
         assert!(ok, "README block is invalid: {err}\n{yaml}");
         blocks += 1;
     }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::proxy::bin;
 use crate::support::upstream::{Recorded, chat_answer, chat_events};
-use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text, config_error};
+use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text, config_error, validate};
 
 /// Ollama's built-in port, where the README's first example is answered.
 const OLLAMA_PORT: u16 = 11434;
@@ -523,20 +523,14 @@ fn a_local_base_url_without_v1_is_questioned_at_validate_and_start() {
     // before the first request, and only where a server at the root is unlikely.
     let yaml = "providers:\n  box:\n    api_base: http://127.0.0.1:11434/\n    models: [m]\n  \
                 far:\n    api_base: https://api.deepseek.com\n    models: [d]\n";
-    let dir = Dir::new();
-    dir.write("routeplane.yaml", yaml);
-    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
-        .args(["config", "validate"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let (ok, stderr) = validate(yaml, &[]);
+    assert!(ok);
     let warning = "3:5: `api_base` of `box` has no path (http://127.0.0.1:11434): Ollama, \
                    vLLM, LM Studio and llama.cpp serve OpenAI's API under `/v1` and answer \
                    404 without it; write `http://127.0.0.1:11434/v1` unless this server \
                    serves at its root";
     assert_text(
-        &String::from_utf8_lossy(&out.stderr),
+        &stderr,
         &format!("routeplane: warning: routeplane.yaml:{warning}\n"),
     );
     let p = Proxy::start(yaml);
@@ -544,25 +538,11 @@ fn a_local_base_url_without_v1_is_questioned_at_validate_and_start() {
     p.wait_log(&format!(" warning: {}:{warning}", config.display()));
 }
 
-/// `config validate`'s exit status and stderr for `yaml`.
-fn validate(yaml: &str) -> (bool, String) {
-    let dir = Dir::new();
-    dir.write("routeplane.yaml", yaml);
-    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
-        .args(["config", "validate"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn config_slips_that_still_load_are_warned_at_validate() {
     let (ok, stderr) = validate(
         "skip_auth: true\nkeys: [k1]\nproviders:\n  groq:\n    api_base: http://127.0.0.1:9/v1/chat/completions\n    api_key: $GROQ_API_KEY\n",
+        &[],
     );
     assert!(ok, "{stderr}");
     assert_text(
@@ -581,22 +561,15 @@ fn config_slips_that_still_load_are_warned_at_validate() {
     // Written as meant: nothing to say.
     let (ok, stderr) = validate(
         "keys: [k1]\nproviders:\n  groq:\n    api_base: http://127.0.0.1:9/v1\n    api_key: gsk-$x\n",
+        &[],
     );
     assert!(ok && stderr.is_empty(), "{stderr}");
 }
 
 #[test]
 fn an_empty_variable_is_said_to_be_empty_not_unset() {
-    let dir = Dir::new();
-    dir.write("routeplane.yaml", "keys: [\"${ROUTEPLANE_KEY}\"]\n");
-    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
-        .args(["config", "validate"])
-        .current_dir(dir.path())
-        .env("ROUTEPLANE_KEY", "")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (ok, stderr) = validate("keys: [\"${ROUTEPLANE_KEY}\"]\n", &[("ROUTEPLANE_KEY", "")]);
+    assert!(!ok);
     assert!(
         stderr.contains("environment variable `ROUTEPLANE_KEY` is empty (set it, or write"),
         "{stderr}"
@@ -605,26 +578,26 @@ fn an_empty_variable_is_said_to_be_empty_not_unset() {
 
 #[test]
 fn validate_refuses_what_serving_refuses() {
-    let (ok, stderr) = validate("listen: 0.0.0.0:4399\n");
+    let (ok, stderr) = validate("listen: 0.0.0.0:4399\n", &[]);
     assert!(!ok);
     assert!(
         stderr
             .starts_with("routeplane: invalid: refusing to serve 0.0.0.0:4399 without client keys"),
         "{stderr}"
     );
-    let (ok, stderr) = validate("listen: 0.0.0.0:4399\nkeys: [k1]\n");
+    let (ok, stderr) = validate("listen: 0.0.0.0:4399\nkeys: [k1]\n", &[]);
     assert!(ok, "{stderr}");
 }
 
 #[test]
 fn a_virtual_endpoint_without_its_provider_is_told_how_to_write_it() {
-    let (ok, stderr) = validate("models:\n  smart:\n    endpoints: [llama3.1:8b]\n");
+    let (ok, stderr) = validate("models:\n  smart:\n    endpoints: [llama3.1:8b]\n", &[]);
     assert!(!ok);
     assert!(
         stderr.contains("endpoint names unknown provider `llama3.1` (only the text before the first colon names one): write the provider first, e.g. `ollama:llama3.1:8b`; known: "),
         "{stderr}"
     );
-    let (_, stderr) = validate("models:\n  smart:\n    endpoints: [olama:llama3.1]\n");
+    let (_, stderr) = validate("models:\n  smart:\n    endpoints: [olama:llama3.1]\n", &[]);
     assert!(
         stderr.contains(
             "endpoint names unknown provider `olama` (did you mean `ollama:llama3.1`?); known: "

@@ -4,8 +4,22 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::support::proxy::Streamed;
 use crate::support::upstream::{chat_answer, chat_events};
 use crate::support::{MockUpstream, Proxy, Reply};
+
+/// A client asking `m` for a stream, on its own thread.
+fn stream_in_background(p: &Proxy) -> std::thread::JoinHandle<Streamed> {
+    let client = crate::support::proxy::Client {
+        addr: p.addr.clone(),
+    };
+    std::thread::spawn(move || {
+        client.stream(
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": true, "messages": []}),
+        )
+    })
+}
 
 #[test]
 fn sigterm_lets_a_running_stream_finish_then_exits_0() {
@@ -15,14 +29,7 @@ fn sigterm_lets_a_running_stream_finish_then_exits_0() {
         up.url()
     );
     let mut p = Proxy::start(&yaml);
-    let addr = p.addr.clone();
-    let streaming = std::thread::spawn(move || {
-        let client = crate::support::proxy::Client { addr };
-        client.stream(
-            "/v1/chat/completions",
-            json!({"model": "m", "stream": true, "messages": []}),
-        )
-    });
+    let streaming = stream_in_background(&p);
     // The stream is running once the upstream has its request (about 0.6 s of it left).
     assert!(crate::support::wait_until(Duration::from_secs(5), || up
         .count()
@@ -49,14 +56,7 @@ fn a_second_signal_stops_at_once() {
         up.url()
     );
     let mut p = Proxy::start(&yaml);
-    let addr = p.addr.clone();
-    let waiting = std::thread::spawn(move || {
-        let client = crate::support::proxy::Client { addr };
-        client.stream(
-            "/v1/chat/completions",
-            json!({"model": "m", "stream": true, "messages": []}),
-        )
-    });
+    let waiting = stream_in_background(&p);
     assert!(crate::support::wait_until(Duration::from_secs(5), || up
         .count()
         == 1));

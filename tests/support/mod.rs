@@ -50,6 +50,24 @@ pub fn assert_text(actual: &str, expected: &str) {
     }
 }
 
+/// Runs `config validate` on `yaml`, written as `routeplane.yaml` in a fresh directory it
+/// runs in (so its messages name `routeplane.yaml:LINE:COL`), with `env` set and no
+/// credential variables: whether it passed, and its stderr.
+pub fn validate(yaml: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", yaml);
+    let out = proxy::isolate(&mut std::process::Command::new(proxy::bin()), dir.path())
+        .args(["config", "validate"])
+        .current_dir(dir.path())
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs `config validate` and `serve` on a config that both must refuse (exit 1): the
 /// file's path and the two commands' stderr.
 pub fn config_error(yaml: &str, env: &[(&str, &str)]) -> (String, String, String) {
