@@ -309,13 +309,11 @@ fn models_and_route_say_which_declared_model_the_server_does_not_list() {
     ) + "models:\n  coder:\n    endpoints: [ollama:qwen3-coder:30b]\n  chat:\n    endpoints: [ollama:qwen3-coder:30b, ollama:llama3.1]\n  cloud:\n    endpoints: [openai:gpt-4o]\n";
     dir.write("routeplane.yaml", &yaml);
     let run = |args: &[&str]| {
-        let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::support::stdout_of(
+            crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
+                .args(args)
+                .current_dir(dir.path()),
+        )
     };
     let table = run(&["models"]);
     let row = |id: &str| {
