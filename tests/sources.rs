@@ -396,7 +396,7 @@ fn route_knows_detected_models_and_shows_state_and_cool_down() {
         lines[1].starts_with(&format!(
             "2. a:m (chat_completions, {}/chat/completions) cooling down until ",
             a.url()
-        )),
+        )) && lines[1].ends_with(" s left)"),
         "{text}"
     );
     let out = routeplane()

@@ -736,6 +736,17 @@ total            2       1         0       0           40            2      10ms
         String::from_utf8_lossy(&bad.stderr)
             .contains("neither a span (30m, 24h, 7d) nor a UTC date")
     );
+    // No ledger yet: the same table, its total row labelled.
+    std::fs::remove_file(&ledger).unwrap();
+    let out = run(&[]);
+    assert!(out.status.success());
+    crate::support::assert_text(
+        &String::from_utf8_lossy(&out.stdout),
+        "\
+PROVIDER  REQUESTS  ERRORS FAILOVERS RESCUES    INPUT_TOK   OUTPUT_TOK  TTFT_P50  TTFT_P95
+total            0       0         0       0            0            0         -         -
+",
+    );
 }
 
 #[test]

@@ -161,9 +161,11 @@ pub(crate) fn with_cooldown(
         .map(|(_, left)| *left)
         .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))))
     {
+        // The minute alone reads as a long wait for a cool-down of seconds.
         Some(left) => format!(
-            "cooling down until {}",
-            routeplane::time::utc_time(SystemTime::now() + Duration::from_secs_f64(left.ceil()))
+            "cooling down until {} ({} s left)",
+            routeplane::time::utc_time(SystemTime::now() + Duration::from_secs_f64(left.ceil())),
+            left.ceil()
         ),
         None => state,
     }

@@ -511,7 +511,7 @@ pub struct Group {
 }
 
 /// What reading the ledger found.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Summary {
     /// Groups in key order, then a total row is up to the caller.
     pub groups: Vec<Group>,
@@ -521,19 +521,27 @@ pub struct Summary {
     pub skipped: u64,
 }
 
+impl Default for Summary {
+    /// No requests: its total row is still labelled, as the table prints it.
+    fn default() -> Summary {
+        Summary {
+            groups: Vec::new(),
+            total: Group {
+                key: "total".into(),
+                ..Group::default()
+            },
+            skipped: 0,
+        }
+    }
+}
+
 /// Reads the previous and the current ledger file (either may be missing) and sums the
 /// requests at or after `since_ms`.
 pub fn summarize(path: &Path, since_ms: Option<i64>, by: By) -> std::io::Result<Summary> {
     let mut old = path.to_path_buf().into_os_string();
     old.push(".1");
     let mut groups: std::collections::BTreeMap<String, (Group, Vec<f64>)> = Default::default();
-    let mut total = (
-        Group {
-            key: "total".into(),
-            ..Group::default()
-        },
-        Vec::new(),
-    );
+    let mut total = (Summary::default().total, Vec::new());
     let mut skipped = 0;
     let mut found = false;
     for file in [PathBuf::from(old), path.to_path_buf()] {
