@@ -165,8 +165,15 @@ fn service_install_writes_the_shipped_units_and_refuses_to_overwrite() {
     for d in [".local/share/routeplane", ".local/state/routeplane"] {
         assert!(inside.join(d).is_dir(), "{d} was not created");
     }
+    let said = String::from_utf8_lossy(&user.stdout);
+    assert!(said.contains("systemctl --user enable --now routeplane"));
+    // Keys exported in the installing shell never reach the service: said where they go.
     assert!(
-        String::from_utf8_lossy(&user.stdout).contains("systemctl --user enable --now routeplane")
+        said.contains(&format!(
+            "put upstream keys in {} as KEY=value lines",
+            home.join(".config/routeplane/env").display()
+        )),
+        "{said}"
     );
 }
 

@@ -193,6 +193,12 @@ impl Plan {
                 .join("routeplane")
                 .join(paths::CONFIG_FILE),
         )?;
+        // The user manager starts the service without the shell's exports.
+        outln!(
+            "The service does not see the variables exported in your shell: put upstream \
+             keys in {} as KEY=value lines (mode 0600), or in the config.",
+            config_home.join("routeplane/env").display()
+        )?;
         outln!("Then run:")?;
         outln!("  systemctl --user daemon-reload")?;
         outln!("  systemctl --user enable --now routeplane")?;
