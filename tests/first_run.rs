@@ -861,6 +861,45 @@ fn translated_answers_name_the_same_model_and_invent_no_usage() {
     assert!(done["response"]["usage"].is_null(), "{done}");
 }
 
+#[test]
+fn translated_usage_has_no_cache_count_the_source_did_not_give() {
+    // A chat source that counts no cached tokens, and a Claude-style one that does not
+    // report cache fields: neither count becomes a zero on the other side.
+    let chat = MockUpstream::always(Reply::json(200, chat_answer("hi")));
+    let claude = MockUpstream::always(Reply::json(
+        200,
+        json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+            "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": 4, "output_tokens": 2}}),
+    ));
+    let p = Proxy::start(&format!(
+        "providers:\n  chat:\n    api_base: {}\n    models: [m]\n  claude:\n    api_base: {}\n    api_protocol: anthropic\n    models: [c]\n",
+        chat.url(),
+        claude.url()
+    ));
+    let messages = json!([{"role": "user", "content": "hi"}]);
+    let anthropic = p.post(
+        "/v1/messages",
+        json!({"model": "chat:m", "max_tokens": 20, "messages": messages}),
+    );
+    assert_eq!(
+        anthropic.json()["usage"],
+        json!({"input_tokens": 3, "output_tokens": 2}),
+        "{}",
+        anthropic.body
+    );
+    let openai = p.post(
+        "/v1/chat/completions",
+        json!({"model": "claude:c", "messages": messages}),
+    );
+    assert_eq!(
+        openai.json()["usage"],
+        json!({"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}),
+        "{}",
+        openai.body
+    );
+}
+
 /// Reads answers without upstream usage through the official SDKs; prints what they made
 /// of usage.
 const NO_USAGE_SCRIPT: &str = r#"

@@ -287,14 +287,16 @@ fn usage_from_chat(u: &Value) -> Value {
         return json!({"input_tokens": null, "output_tokens": null});
     }
     let prompt = u["prompt_tokens"].as_u64().unwrap_or(0);
-    let cached = u["prompt_tokens_details"]["cached_tokens"]
-        .as_u64()
-        .unwrap_or(0);
-    json!({
-        "input_tokens": prompt.saturating_sub(cached),
-        "cache_read_input_tokens": cached,
+    let cached = u["prompt_tokens_details"]["cached_tokens"].as_u64();
+    let mut usage = json!({
+        "input_tokens": prompt.saturating_sub(cached.unwrap_or(0)),
         "output_tokens": u["completion_tokens"].as_u64().unwrap_or(0),
-    })
+    });
+    // Only a count the upstream gave: an absent one is not a zero.
+    if let Some(read) = cached {
+        usage["cache_read_input_tokens"] = json!(read);
+    }
+    usage
 }
 
 /// An Anthropic message id derived from a chat id.

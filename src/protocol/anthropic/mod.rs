@@ -254,14 +254,18 @@ fn usage_to_chat(u: &Value) -> Value {
         return Value::Null;
     }
     let input = u["input_tokens"].as_u64().unwrap_or(0);
-    let cache_read = u["cache_read_input_tokens"].as_u64().unwrap_or(0);
+    let cache_read = u["cache_read_input_tokens"].as_u64();
     let cache_write = u["cache_creation_input_tokens"].as_u64().unwrap_or(0);
     let output = u["output_tokens"].as_u64().unwrap_or(0);
-    let prompt = input + cache_read + cache_write;
-    json!({
+    let prompt = input + cache_read.unwrap_or(0) + cache_write;
+    let mut usage = json!({
         "prompt_tokens": prompt,
         "completion_tokens": output,
         "total_tokens": prompt + output,
-        "prompt_tokens_details": {"cached_tokens": cache_read},
-    })
+    });
+    // Only a count the upstream gave: an absent one is not a zero.
+    if let Some(read) = cache_read {
+        usage["prompt_tokens_details"] = json!({"cached_tokens": read});
+    }
+    usage
 }
