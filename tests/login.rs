@@ -501,6 +501,16 @@ fn vendor_logins_import_and_logout_forgets() {
         err.contains("`antropic` has no subscription login"),
         "{err}"
     );
+    // `openai` is an API key's provider: the plan's login is named.
+    let (code, _, err) = run(&dir, &["login", "openai"], None, |_| None);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(
+            "`openai` has no subscription login; the choices are anthropic and openai-codex; \
+             ChatGPT plans log in as `openai-codex`, and an API key goes in OPENAI_API_KEY"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

@@ -107,6 +107,21 @@ fn store_for(o: &Options) -> Result<Store, Error> {
         })
 }
 
+/// The error for a provider with no subscription login: the ones there are, and for
+/// `openai` (an API key's provider) the login of ChatGPT plans.
+fn no_login(provider: &str) -> Error {
+    let hint = match provider {
+        "openai" => {
+            "; ChatGPT plans log in as `openai-codex`, and an API key goes in OPENAI_API_KEY"
+        }
+        "claude" => "; Claude Pro/Max log in as `anthropic`",
+        _ => "",
+    };
+    Error::Usage(format!(
+        "`{provider}` has no subscription login; the choices are anthropic and openai-codex{hint}"
+    ))
+}
+
 /// `routeplane login PROVIDER`.
 pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Error> {
     let Some(o) = parse(&mut global, parser, HELP)? else {
@@ -116,11 +131,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         .provider
         .clone()
         .ok_or_else(|| Error::Usage("missing PROVIDER (anthropic or openai-codex)".into()))?;
-    let sub = Subscription::of(&provider).ok_or_else(|| {
-        Error::Usage(format!(
-            "`{provider}` has no subscription login; the choices are anthropic and openai-codex"
-        ))
-    })?;
+    let sub = Subscription::of(&provider).ok_or_else(|| no_login(&provider))?;
     let registry = Registry::build(&super::load(&global)?)?;
     let p = registry
         .provider(&provider)
@@ -217,9 +228,7 @@ pub(crate) fn run_logout(
         .ok_or_else(|| Error::Usage("missing PROVIDER".into()))?;
     // A misspelt name would otherwise read as "not logged in", and the real login stay.
     if Subscription::of(&provider).is_none() {
-        return Err(Error::Usage(format!(
-            "`{provider}` has no subscription login; the choices are anthropic and openai-codex"
-        )));
+        return Err(no_login(&provider));
     }
     let store = store_for(&o)?;
     let key = store::key(&provider, o.label.as_deref());
