@@ -89,6 +89,25 @@ fn a_streamed_completion_arrives_event_by_event() {
 }
 
 #[test]
+fn a_whole_answer_to_a_streamed_completion_reaches_the_client_as_a_stream() {
+    // A server that ignores `"stream": true` and answers whole.
+    let up = MockUpstream::always(Reply::json(200, completion("x): pass")));
+    let p = Proxy::start(&format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [coder]\n",
+        up.url()
+    ));
+    let s = p.stream(
+        "/v1/completions",
+        json!({"model": "coder", "prompt": "def f(", "stream": true}),
+    );
+    assert_eq!(s.status, 200);
+    assert_eq!(s.header("content-type"), Some("text/event-stream"));
+    let (got, done) = texts(&s);
+    assert_eq!(got.concat(), "x): pass", "{}", s.text());
+    assert!(done, "{}", s.text());
+}
+
+#[test]
 fn a_streamed_completions_usage_is_counted_and_not_shown_unasked() {
     // Usage comes only when asked for, as from OpenAI.
     let up = MockUpstream::start(|req| {
