@@ -845,11 +845,24 @@ fn nearest_field(msg: &str) -> Option<&str> {
     let field = msg.split('`').nth(1)?;
     let (_, expected) = msg.split_once("expected ")?;
     let names = expected.trim_start_matches("one of ");
+    nearest(
+        field,
+        names
+            .split(", ")
+            .flat_map(|n| n.split(" or "))
+            .map(|n| n.trim_matches('`')),
+    )
+}
+
+/// Of `names`, the one nearest `asked` when it is one or two letters away (a typo),
+/// else `None`; the first of equally near ones.
+pub(crate) fn nearest<'a>(
+    asked: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     names
-        .split(", ")
-        .flat_map(|n| n.split(" or "))
-        .map(|n| n.trim_matches('`'))
-        .map(|n| (edits(field, n), n))
+        .into_iter()
+        .map(|n| (edits(asked, n), n))
         .filter(|&(d, _)| d <= 2)
         .min_by_key(|&(d, _)| d)
         .map(|(_, n)| n)
@@ -857,7 +870,7 @@ fn nearest_field(msg: &str) -> Option<&str> {
 
 /// The Levenshtein distance between two short names, a swap of two letters counting as
 /// two.
-pub(crate) fn edits(a: &str, b: &str) -> usize {
+fn edits(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

@@ -600,12 +600,9 @@ impl Registry {
                 if !providers.iter().any(|x| x.id == base) {
                     // A typo of a provider, or a bare Ollama name (`llama3.1:8b`), whose
                     // first colon is its tag's.
-                    let near = (providers.iter())
-                        .map(|x| (crate::config::edits(base, &x.id), &x.id))
-                        .filter(|&(d, _)| d <= 2)
-                        .min_by_key(|&(d, _)| d);
+                    let near = crate::config::nearest(base, providers.iter().map(|x| &*x.id));
                     let hint = match near {
-                        Some((_, id)) => format!(" (did you mean `{id}:{m}`?)"),
+                        Some(id) => format!(" (did you mean `{id}:{m}`?)"),
                         None => format!(
                             " (only the text before the first colon names one): write the \
                              provider first, e.g. `ollama:{p}:{m}`"
@@ -701,8 +698,8 @@ impl Registry {
             .find(|t| p.api_base.ends_with(*t))
             {
                 let msg = format!(
-                    "`api_base` of `{}` ends with `{tail}`, which Routeplane adds itself \
-                     ({shown}{tail} would be asked); end it before `{tail}`",
+                    "`api_base` of `{}` ends with `{tail}`, a path Routeplane adds itself \
+                     after the base; end it before `{tail}`",
                     p.id
                 );
                 warnings.push(loaded.error_at_key(&at, msg).to_string());

@@ -193,13 +193,9 @@ fn provider_hint(reg: &Registry, model: &str) -> Option<String> {
     if reg.provider(named).is_some() {
         return None;
     }
-    let near = (reg.providers.iter())
-        .map(|p| (crate::config::edits(named, &p.id), &p.id))
-        .filter(|&(d, _)| d <= 2)
-        .min_by_key(|&(d, _)| d)?;
+    let near = crate::config::nearest(named, reg.providers.iter().map(|p| &*p.id))?;
     Some(format!(
-        "`{named}` is no provider; did you mean `{}:{rest}`?",
-        near.1
+        "`{named}` is no provider; did you mean `{near}:{rest}`?"
     ))
 }
 
@@ -327,13 +323,10 @@ pub fn resolve_all(
 /// speak Chat Completions, whose servers answer `/completions` too; each is then asked
 /// as a completions source. An error naming what the others speak when none is left.
 pub fn for_completions(targets: &mut Vec<Target>, model: &str) -> Result<(), Error> {
-    let others: Vec<String> = targets
-        .iter()
-        .filter(|t| t.protocol != Protocol::Chat)
-        .map(|t| format!("`{}` ({})", t.label(), t.protocol.name()))
-        .collect();
-    targets.retain(|t| t.protocol == Protocol::Chat);
-    if targets.is_empty() {
+    if !targets.iter().any(|t| t.protocol == Protocol::Chat) {
+        let others: Vec<String> = (targets.iter())
+            .map(|t| format!("`{}` ({})", t.label(), t.protocol.name()))
+            .collect();
         return Err(Error::bad_request(format!(
             "model `{model}` is served by {}, which speaks no legacy completions: \
              /v1/completions goes only to sources that speak OpenAI's Chat Completions API \
@@ -342,6 +335,7 @@ pub fn for_completions(targets: &mut Vec<Target>, model: &str) -> Result<(), Err
             others.join(", ")
         )));
     }
+    targets.retain(|t| t.protocol == Protocol::Chat);
     for t in targets.iter_mut() {
         t.protocol = Protocol::Completions;
     }

@@ -552,9 +552,8 @@ fn config_slips_that_still_load_are_warned_at_validate() {
          `$GROQ_API_KEY`, sent as the key itself: write `${GROQ_API_KEY}` to read the \
          environment variable\n\
          routeplane: warning: routeplane.yaml:5:5: `api_base` of `groq` ends with \
-         `/chat/completions`, which Routeplane adds itself \
-         (http://127.0.0.1:9/v1/chat/completions/chat/completions would be asked); end it \
-         before `/chat/completions`\n",
+         `/chat/completions`, a path Routeplane adds itself after the base; end it before \
+         `/chat/completions`\n",
     );
     // Written as meant: nothing to say.
     let (ok, stderr) = validate(
