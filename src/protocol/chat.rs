@@ -519,31 +519,31 @@ impl Encoder {
 
     /// Encodes one chunk.
     pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
+        self.shape(chunk)
+            .map(|c| Event::data(c.to_string()))
+            .into_iter()
+            .collect()
+    }
+
+    /// One chunk as the client gets it (a continuation's ids, usage only when asked),
+    /// before it is written; `None` when nothing of it goes out.
+    pub fn shape<'c>(&mut self, chunk: &'c Value) -> Option<Cow<'c, Value>> {
         self.remember(chunk);
-        let continued;
-        let chunk = if self.continuing {
-            match self.continued(chunk) {
-                Some(c) => {
-                    continued = c;
-                    &continued
-                }
-                None => return Vec::new(),
-            }
-        } else {
-            chunk
+        let chunk = match self.continuing {
+            true => Cow::Owned(self.continued(chunk)?),
+            false => Cow::Borrowed(chunk),
         };
-        let usage_only = chunk["choices"].as_array().is_some_and(|c| c.is_empty());
         if !self.include_usage && chunk.get("usage").is_some() {
-            if usage_only {
-                return Vec::new();
+            if chunk["choices"].as_array().is_some_and(|c| c.is_empty()) {
+                return None;
             }
-            let mut c = chunk.clone();
+            let mut c = chunk.into_owned();
             if let Some(obj) = c.as_object_mut() {
                 obj.remove("usage");
             }
-            return vec![Event::data(c.to_string())];
+            return Some(Cow::Owned(c));
         }
-        vec![Event::data(chunk.to_string())]
+        Some(chunk)
     }
 
     /// `data: [DONE]`.

@@ -7,6 +7,8 @@
 //! bookkeeping and for a broken stream's continuation: each choice's `text` is the
 //! hub's `delta.content` (or `message.content`), and back.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 use super::{Decoded, chat};
@@ -106,13 +108,10 @@ impl Encoder {
 
     /// Encodes one chunk.
     pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
-        let events = self.0.chunk(chunk);
-        events
+        let shaped = self.0.shape(chunk).map(Cow::into_owned);
+        shaped
+            .map(|c| Event::data(from_hub(c, "delta").to_string()))
             .into_iter()
-            .map(|ev| match ev.data.as_deref().map(serde_json::from_str) {
-                Some(Ok(v)) => Event::data(from_hub(v, "delta").to_string()),
-                _ => ev,
-            })
             .collect()
     }
 
