@@ -9,6 +9,14 @@ use crate::support::proxy::Streamed;
 use crate::support::upstream::{chat_answer, completion, completion_events};
 use crate::support::{Dir, MockUpstream, Proxy, Reply, wait_until};
 
+/// A proxy whose model `coder` is at `up`, with `extra` config.
+fn coder_at(up: &MockUpstream, extra: &str) -> Proxy {
+    Proxy::start(&format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [coder]\n{extra}",
+        up.url()
+    ))
+}
+
 /// The `text` of each chunk of a completions stream, and whether it ended with `[DONE]`.
 fn texts(s: &Streamed) -> (Vec<String>, bool) {
     let data = s.data();
@@ -63,10 +71,7 @@ fn a_streamed_completion_arrives_event_by_event() {
     let mut events = completion_events(&texts_sent);
     events.push("data: [DONE]\n\n".into());
     let up = MockUpstream::always(Reply::Sse(events, gap));
-    let p = Proxy::start(&format!(
-        "providers:\n  local:\n    api_base: {}\n    models: [coder]\n",
-        up.url()
-    ));
+    let p = coder_at(&up, "");
     let s = p.stream(
         "/v1/completions",
         json!({"model": "coder", "prompt": "x", "stream": true}),
@@ -92,10 +97,7 @@ fn a_streamed_completion_arrives_event_by_event() {
 fn a_whole_answer_to_a_streamed_completion_reaches_the_client_as_a_stream() {
     // A server that ignores `"stream": true` and answers whole.
     let up = MockUpstream::always(Reply::json(200, completion("x): pass")));
-    let p = Proxy::start(&format!(
-        "providers:\n  local:\n    api_base: {}\n    models: [coder]\n",
-        up.url()
-    ));
+    let p = coder_at(&up, "");
     let s = p.stream(
         "/v1/completions",
         json!({"model": "coder", "prompt": "def f(", "stream": true}),
@@ -122,11 +124,7 @@ fn a_streamed_completions_usage_is_counted_and_not_shown_unasked() {
     });
     let dir = Dir::new();
     let ledger = dir.path().join("usage.jsonl");
-    let p = Proxy::start(&format!(
-        "providers:\n  local:\n    api_base: {}\n    models: [coder]\nusage:\n  path: {}\n",
-        up.url(),
-        ledger.display()
-    ));
+    let p = coder_at(&up, &format!("usage:\n  path: {}\n", ledger.display()));
     let s = p.stream(
         "/v1/completions",
         json!({"model": "coder", "prompt": "x", "stream": true}),
