@@ -62,6 +62,15 @@ fn route_path(url: &str) -> &str {
     }
 }
 
+/// The generation endpoints (Gemini's are in its paths): POST only, and counted even
+/// when refused.
+const GENERATION: [&str; 4] = [
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/messages",
+    "/v1/responses",
+];
+
 /// The paths nearly every request asks for: the log line names them without a copy.
 const KNOWN_PATHS: [&str; 10] = [
     "/v1/chat/completions",
@@ -179,10 +188,8 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let registry = shared.registry();
     // Requests to the generation endpoints are counted even when refused.
     let generation = *req.method() == tiny_http::Method::Post
-        && (matches!(
-            &*log.path,
-            "/v1/chat/completions" | "/v1/completions" | "/v1/messages" | "/v1/responses"
-        ) || gemini_call(&log.path).is_some_and(|(_, m)| m != "countTokens"));
+        && (GENERATION.contains(&&*log.path)
+            || gemini_call(&log.path).is_some_and(|(_, m)| m != "countTokens"));
     // Read everything needed from the request before taking its writer.
     let prepared = prepare(&mut req, &log.path, &registry, shared, &mut log.model);
     let (counted, stream) = match &prepared {
@@ -434,7 +441,7 @@ fn prepare(
         (Post, "/v1/completions") => Protocol::Completions,
         (Post, "/v1/messages" | "/v1/messages/count_tokens") => Protocol::Anthropic,
         (Post, "/v1/responses") => Protocol::Responses,
-        (_, "/v1/chat/completions" | "/v1/completions" | "/v1/messages" | "/v1/responses") => {
+        (_, p) if GENERATION.contains(&p) => {
             return Prepared::Fail(Error::MethodNotAllowed {
                 method: method.to_string(),
                 path: path.to_string(),
