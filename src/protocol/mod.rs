@@ -128,12 +128,14 @@ pub enum Decoded {
 }
 
 impl Protocol {
-    /// Every protocol a provider can speak, in the order they are documented.
-    pub const ALL: [Protocol; 4] = [
+    /// Every protocol, in the order they are documented (the fuzzer runs each through
+    /// every translator and codec).
+    pub const ALL: [Protocol; 5] = [
         Protocol::Chat,
         Protocol::Anthropic,
         Protocol::Responses,
         Protocol::Gemini,
+        Protocol::Completions,
     ];
 
     /// Reads a config spelling: `chat_completions`/`openai`, `anthropic`/`messages`,
