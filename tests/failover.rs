@@ -1375,3 +1375,126 @@ fn a_slow_first_token_is_waited_for_when_no_later_endpoint_could_answer() {
     assert!(s.complete, "{}", s.text());
     assert_eq!((a.count(), b.count()), (1, 1));
 }
+
+// ---- A whole answer from an endpoint with a fallback ----
+//
+// A client that asks for a whole answer gets its first byte only once all of it is
+// made, so a silent endpoint could not be told from a busy one. While another endpoint
+// remains, the answer is asked for as a stream and collected: the first-token deadline
+// then holds for whole answers too.
+
+/// A chat upstream that streams when asked to, and else answers whole, like Ollama.
+fn as_asked() -> MockUpstream {
+    MockUpstream::start(|req| Wire::Chat.reply(req.json()["stream"] == true, false))
+}
+
+/// Two chat providers `a` and `b`, `smart` = a:m then b:m, a first-token deadline of
+/// 1 s and the default first-byte deadline (300 s).
+fn whole_config(a: &MockUpstream, b: &MockUpstream) -> String {
+    format!(
+        "providers:\n  a:\n    api_base: {}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\ntimeouts:\n  first_token_secs: 1\n",
+        a.url(),
+        b.url()
+    )
+}
+
+#[test]
+fn a_whole_answer_passes_over_a_silent_endpoint_at_its_first_token_deadline() {
+    let a = MockUpstream::always(Reply::Hang(Duration::from_secs(8)));
+    let b = as_asked();
+    let p = Proxy::start(&whole_config(&a, &b));
+    let started = Instant::now();
+    let resp = ask(&p, "smart");
+    let took = started.elapsed();
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(
+        resp.json()["choices"][0]["message"]["content"],
+        "Hello there"
+    );
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
+    assert!(
+        took < Duration::from_secs(4),
+        "first_token_secs 1, not the 8 s silence: {took:?}"
+    );
+    assert_eq!(a.count(), 1, "a silent endpoint is not asked twice");
+    // The last endpoint is asked for the whole answer the client asked for.
+    assert_eq!(b.posts()[0].json()["stream"], json!(null));
+    let line = p.wait_log("served_by=b:m");
+    assert!(line.contains("a:m→timeout"), "{line}");
+}
+
+#[test]
+fn a_whole_answer_is_collected_from_a_stream_for_every_client_protocol() {
+    for wire in Wire::ALL {
+        let a = crate::support::wire::chat_mock_with_usage(Duration::ZERO);
+        let b = as_asked();
+        let p = Proxy::start(&whole_config(&a, &b));
+        let resp = p.post(
+            &wire.url("smart", false),
+            wire.request("smart", false, false),
+        );
+        assert_eq!(resp.status, 200, "{wire:?}: {}", resp.body);
+        assert_eq!(resp.header("content-type"), Some("application/json"));
+        assert_eq!(wire.read(&resp).text, "Hello there", "{wire:?}");
+        assert_eq!(resp.header("x-routeplane-provider"), Some("a"), "{wire:?}");
+        // The stream's own usage, which it reports only when asked.
+        let v = resp.json();
+        let output = match wire {
+            Wire::Chat => &v["usage"]["completion_tokens"],
+            Wire::Anthropic | Wire::Responses => &v["usage"]["output_tokens"],
+            Wire::Gemini => &v["usageMetadata"]["candidatesTokenCount"],
+        };
+        assert_eq!(*output, json!(4), "{wire:?}: {v}");
+        let sent = a.posts()[0].json();
+        assert_eq!(sent["stream"], true, "{wire:?}: {sent}");
+        assert_eq!(sent["stream_options"]["include_usage"], true, "{wire:?}");
+        assert_eq!(b.count(), 0, "{wire:?}");
+    }
+}
+
+#[test]
+fn a_whole_answer_from_the_last_endpoint_is_copied_as_asked() {
+    let a = crate::support::wire::chat_mock_with_usage(Duration::ZERO);
+    let b = as_asked();
+    let p = Proxy::start(&whole_config(&a, &b));
+    // Pinned: no endpoint after it, so nothing to move on to and nothing to collect.
+    let resp = ask(&p, "a:m");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = a.posts()[0].json();
+    assert_eq!(sent["stream"], json!(null), "{sent}");
+    assert_eq!(
+        resp.json()["usage"]["completion_tokens"],
+        2,
+        "the whole answer's own"
+    );
+}
+
+#[test]
+fn a_whole_answer_with_several_choices_is_not_collected() {
+    let a = as_asked();
+    let b = as_asked();
+    let p = Proxy::start(&whole_config(&a, &b));
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "smart", "n": 2, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("a"));
+    // One stream could not give the client both choices: asked as the client asked.
+    assert_eq!(a.posts()[0].json()["stream"], json!(null));
+}
+
+#[test]
+fn a_whole_answer_whose_stream_breaks_part_way_is_asked_of_the_next_endpoint() {
+    let a = faulty_once("a", Fault::Cut(5));
+    let b = as_asked();
+    let p = Proxy::start(&whole_config(&a, &b));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    // Nothing of the broken answer reached the client: b's whole answer did.
+    assert_eq!(
+        resp.json()["choices"][0]["message"]["content"],
+        "Hello there"
+    );
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
+}

@@ -107,6 +107,16 @@ pub fn request_from_chat(mut chat: Value, to: &Source<'_>) -> Value {
     chat
 }
 
+/// Asks a streamed chat request for its usage (`stream_options.include_usage`), keeping
+/// the client's other stream options.
+pub(crate) fn ask_usage(req: &mut Map<String, Value>) {
+    let options = req.entry("stream_options").or_insert_with(|| json!({}));
+    if !options.is_object() {
+        *options = json!({});
+    }
+    options["include_usage"] = json!(true);
+}
+
 /// Whether a chat request's `messages`, copied as they came, hold what the source `to`
 /// refuses: reasoning details (only OpenRouter takes them back), or a tool result whose
 /// call id it does not take ([`ToolIds`]). Asked of every copied chat request, so read

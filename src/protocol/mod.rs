@@ -227,6 +227,47 @@ impl Protocol {
         }
     }
 
+    /// Whether a whole answer to `body` (a client request in this protocol) can be put
+    /// together from a stream of it without losing what the client asked for: not with
+    /// several choices or candidates, log probabilities or an echoed prompt.
+    pub fn collects_whole(self, body: &RawBody) -> bool {
+        let number = |bytes: &[u8]| serde_json::from_slice::<u64>(bytes).ok();
+        let many = |key| body.get(key).and_then(number).is_some_and(|n| n > 1);
+        let given = |key| body.get(key).is_some_and(|v| v != b"null" && v != b"false");
+        match self {
+            Protocol::Chat => !many("n") && !given("logprobs"),
+            Protocol::Completions => {
+                !many("n") && !many("best_of") && !given("logprobs") && !given("echo")
+            }
+            Protocol::Gemini => body
+                .get("generationConfig")
+                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+                .is_none_or(|gc| {
+                    gc["candidateCount"].as_u64().is_none_or(|n| n <= 1)
+                        && gc["responseLogprobs"] != json!(true)
+                }),
+            Protocol::Anthropic | Protocol::Responses => true,
+        }
+    }
+
+    /// Makes `req`, a request in this protocol, ask for a stream, with its usage (Gemini
+    /// asks for a stream in its URL).
+    pub fn ask_stream(self, req: &mut Value) {
+        let Some(obj) = req.as_object_mut() else {
+            return;
+        };
+        match self {
+            Protocol::Chat | Protocol::Completions => {
+                obj.insert("stream".into(), json!(true));
+                chat::ask_usage(obj);
+            }
+            Protocol::Anthropic | Protocol::Responses => {
+                obj.insert("stream".into(), json!(true));
+            }
+            Protocol::Gemini => {}
+        }
+    }
+
     /// Whether a client's body, copied as it came, carries what a source of this
     /// protocol would refuse: what Routeplane wrote for itself (another source's
     /// reasoning in a Responses reasoning item; a thinking block Claude did not sign,
@@ -927,6 +968,65 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_answers_are_collected_unless_the_client_asked_what_one_stream_cannot_give() {
+        let cases = [
+            (Protocol::Chat, r#"{"messages":[]}"#, true),
+            (Protocol::Chat, r#"{"n":1,"logprobs":false}"#, true),
+            (Protocol::Chat, r#"{"n":2}"#, false),
+            (
+                Protocol::Chat,
+                r#"{"logprobs":true,"top_logprobs":2}"#,
+                false,
+            ),
+            (
+                Protocol::Completions,
+                r#"{"prompt":"a","logprobs":null}"#,
+                true,
+            ),
+            (
+                Protocol::Completions,
+                r#"{"prompt":"a","echo":true}"#,
+                false,
+            ),
+            (
+                Protocol::Completions,
+                r#"{"prompt":"a","best_of":3}"#,
+                false,
+            ),
+            (
+                Protocol::Completions,
+                r#"{"prompt":"a","logprobs":0}"#,
+                false,
+            ),
+            (
+                Protocol::Gemini,
+                r#"{"generationConfig":{"temperature":1}}"#,
+                true,
+            ),
+            (
+                Protocol::Gemini,
+                r#"{"generationConfig":{"candidateCount":2}}"#,
+                false,
+            ),
+            (
+                Protocol::Gemini,
+                r#"{"generationConfig":{"responseLogprobs":true}}"#,
+                false,
+            ),
+            (Protocol::Anthropic, r#"{"max_tokens":5}"#, true),
+            (Protocol::Responses, r#"{"input":"a"}"#, true),
+        ];
+        for (protocol, body, want) in cases {
+            let body = RawBody::parse(body.as_bytes().to_vec()).unwrap();
+            assert_eq!(
+                protocol.collects_whole(&body),
+                want,
+                "{protocol:?} {body:?}"
+            );
+        }
+    }
 
     #[test]
     fn errors_sent_as_answers_are_told_from_answers() {

@@ -184,7 +184,8 @@ impl<'a> Run<'a, '_> {
     /// `Untranslatable`) is a failure of this target; a body malformed in the client's
     /// own protocol (`BadRequest`) is no target's, and ends the request.
     fn attempt(&mut self, target: &Target, last: bool, ask: Ask) -> Outcome {
-        let body = match self.upstream_body(target, ask) {
+        let streamed = self.streams_upstream(target, last);
+        let body = match self.upstream_body(target, ask, streamed) {
             Ok(b) => b,
             Err(Error::BadRequest(message)) => return Outcome::Invalid(message),
             Err(e) => {
@@ -193,18 +194,37 @@ impl<'a> Run<'a, '_> {
             }
         };
         self.served.attempts += 1;
-        let outcome = self.send_body(target, last, ask, &body);
+        let outcome = self.send_body(target, (last, streamed), ask, &body);
         if let Cow::Owned(body) = body {
             crate::body::give_back(body);
         }
         outcome
     }
 
-    /// [`Run::attempt`] with the body it sends.
-    fn send_body(&mut self, target: &Target, last: bool, ask: Ask, body: &[u8]) -> Outcome {
+    /// Whether `target` is asked for a stream: when the client asked for one; when the
+    /// source answers only streams (its whole answer is then collected); and when the
+    /// client asked for a whole answer but another endpoint remains. A whole answer's
+    /// first byte comes only when all of it is made, so only a stream shows in time
+    /// that a source is stuck; its answer is collected unless it cannot be without
+    /// losing what the client asked for ([`Protocol::collects_whole`]).
+    fn streams_upstream(&self, target: &Target, last: bool) -> bool {
+        let call = self.call;
+        call.stream
+            || self.env.auth.stream_only(&target.provider)
+            || (!last && call.inbound.collects_whole(call.body))
+    }
+
+    /// [`Run::attempt`] with the body it sends; `last` whether no endpoint remains after
+    /// this one, `upstream_stream` whether it is asked for a stream.
+    fn send_body(
+        &mut self,
+        target: &Target,
+        (last, upstream_stream): (bool, bool),
+        ask: Ask,
+        body: &[u8],
+    ) -> Outcome {
         let (env, call, settings) = (self.env, self.call, self.settings);
         let provider = &target.provider;
-        let upstream_stream = call.stream || env.auth.stream_only(provider);
         let mut headers = match env.auth.headers(target) {
             Ok(h) => h,
             Err(e) => return fail(FailKind::Prepare(e.status()), e.to_string()),
@@ -238,7 +258,7 @@ impl<'a> Run<'a, '_> {
         // stream's head counts against its first-token deadline too.
         let sent = Instant::now();
         let gone = || self.out.client_gone();
-        let within = upstream_stream && call.stream;
+        let within = upstream_stream;
         let posted = if within {
             env.client
                 .post_within(&url, &headers, body, patience, &gone)
@@ -318,16 +338,28 @@ impl<'a> Run<'a, '_> {
         }
     }
 
-    /// Builds the bytes sent upstream for `target`: the client's own, lent, when they
-    /// go as they came.
-    fn upstream_body(&mut self, target: &Target, ask: Ask) -> Result<Cow<'a, [u8]>, Error> {
+    /// Builds the bytes sent upstream for `target`, a stream when `streamed`: the
+    /// client's own, lent, when they go as they came.
+    fn upstream_body(
+        &mut self,
+        target: &Target,
+        ask: Ask,
+        streamed: bool,
+    ) -> Result<Cow<'a, [u8]>, Error> {
         let (env, call) = (self.env, self.call);
         let provider = &target.provider;
         let same = target.protocol == call.inbound;
+        // A whole answer asked for as a stream, to be collected.
+        let collected = streamed && !call.stream;
         // usage (issue 19): a chat stream copied byte for byte is asked for its usage.
         let asks_usage = super::asks_usage(call, target);
         let mended = same && target.protocol.must_mend(call.body, &target.source());
-        if same && !env.auth.rewrites_body(provider) && ask == Ask::Original && !mended {
+        if same
+            && !env.auth.rewrites_body(provider)
+            && ask == Ask::Original
+            && !mended
+            && !collected
+        {
             if asks_usage {
                 return Ok(Cow::Owned(
                     call.body.with_model_asking_usage(target.model()),
@@ -353,11 +385,8 @@ impl<'a> Run<'a, '_> {
             }
             // usage (issue 19): a continuation reports the whole answer's usage too; the
             // client's encoder drops it again when the client did not ask.
-            if asks_usage && v.is_object() {
-                if !v["stream_options"].is_object() {
-                    v["stream_options"] = Value::Object(Default::default());
-                }
-                v["stream_options"]["include_usage"] = Value::Bool(true);
+            if asks_usage && let Some(obj) = v.as_object_mut() {
+                protocol::chat::ask_usage(obj);
             }
             v
         } else {
@@ -381,6 +410,9 @@ impl<'a> Run<'a, '_> {
         };
         if ask == Ask::Continue {
             rescue::prefill_flags(target, &mut up);
+        }
+        if collected {
+            target.protocol.ask_stream(&mut up);
         }
         if let Ask::WithoutOldReasoning | Ask::WithoutReasoning = ask {
             let all = ask == Ask::WithoutReasoning;
