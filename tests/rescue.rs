@@ -295,6 +295,25 @@ fn continuations_stop_at_max_rescues() {
 }
 
 #[test]
+fn an_endpoint_that_breaks_again_hands_the_rest_to_the_next_and_cools_down() {
+    // Every answer of `a` breaks after five tokens; `b` is healthy.
+    let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::Cut(5)));
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
+    let s = ask(&p, Wire::Chat);
+    let got = Wire::Chat.read_stream(&s);
+    assert_text(&got.text, CANONICAL);
+    assert!(got.ended, "{}", s.text());
+    // One more try of `a` after its first break, then `b`, not `a` a third time.
+    assert_eq!((a.count(), b.count()), (2, 1));
+    p.wait_log("rescued=2 rescued_by=a:m,b:m");
+    // Broken twice, `a` cools down: the next request starts at `b`.
+    let s = ask(&p, Wire::Chat);
+    assert_text(&Wire::Chat.read_stream(&s).text, CANONICAL);
+    assert_eq!((a.count(), b.count()), (2, 2));
+}
+
+#[test]
 fn vllm_is_told_to_continue_the_final_message() {
     let up = faulty_once(Wire::Chat, "v", Fault::Cut(8));
     let yaml = format!(

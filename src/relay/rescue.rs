@@ -3,8 +3,9 @@
 //! The continuation asks an endpoint the client's request plus the text sent so far as
 //! a final assistant message, and `stream.rs` splices only the new text into the open
 //! stream. Which endpoint: the one that broke when its failure is one that `retryable`
-//! covers (a reset, a close without the finish marker, a 429/5xx error event), else
-//! the next one that can continue, and the one that broke only when no later one can.
+//! covers (a reset, a close without the finish marker, a 429/5xx error event) and it
+//! has not broken before in this request, else the next one that can continue, and the
+//! one that broke only when no later one can.
 //! An endpoint can continue when its provider prefills (`prefill:`, see the registry's
 //! built-in defaults) and it is not a Responses upstream. A continuation refused with
 //! a 4xx (the prefill itself, typically) skips that endpoint and is never shown to the
@@ -24,12 +25,19 @@ use crate::registry::{Prefill, Target};
 pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, brk: Break) {
     let (mut at, mut brk) = (broke, brk);
     let mut refused: Vec<usize> = Vec::new();
+    // The endpoints whose streams broke in this request, in order.
+    let mut broken: Vec<usize> = Vec::new();
     loop {
-        if !brk.retry_same {
-            // A stall: the endpoint is slow now, whatever else happens.
+        // A break is worth one more try of the same endpoint; a second one says the
+        // endpoint is failing, not unlucky, and the next one is asked instead.
+        let retry_same = brk.retry_same && !broken.contains(&at);
+        broken.push(at);
+        if !retry_same {
+            // A stall, or a second break: the endpoint is failing now, whatever else
+            // happens.
             run.env.cooldown.fail(&targets[at], None);
         }
-        let order = candidates(targets, at, brk.retry_same, &refused);
+        let order = candidates(targets, at, retry_same, &refused);
         let allowed = run.served.rescued < run.settings.max_rescues as usize;
         if run.splice.tool || !allowed || order.is_empty() {
             let why = if run.splice.tool {
