@@ -402,11 +402,33 @@ fn routable_ids(reg: &Registry, detected: &Detected) -> Vec<String> {
         .collect()
 }
 
+/// What a failure said of its server, which decides what may end its cool-down early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// The server was not serving: down, restarting, still loading, without the model
+    /// (refused, a reset, a 404, a 5xx). A detection probe it answers says it is back.
+    NotServing,
+    /// The server was busy or slow (a 429, a timeout, a stall), or named how long to
+    /// wait: a probe it answers says nothing of that, so only time ends it.
+    Busy {
+        /// How long the server asked to be left alone.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// One cool-down: when it began, when it ends, and why.
+#[derive(Debug)]
+struct Entry {
+    failed: Instant,
+    until: Instant,
+    why: Failed,
+}
+
 /// Endpoints that failed recently, tried last until their time is up.
 #[derive(Debug)]
 pub struct Cooldown {
-    /// `provider:model` → (when it failed, until when it is tried last).
-    until: Mutex<HashMap<String, (Instant, Instant)>>,
+    /// `provider:model` → its cool-down.
+    until: Mutex<HashMap<String, Entry>>,
     /// How many entries `until` holds, read without its lock: every request looks
     /// twice, the list is nearly always empty, and a worker preempted while holding a
     /// lock every worker takes held up all of them (futex waits at 32 clients). Kept by
@@ -425,14 +447,22 @@ impl Cooldown {
         }
     }
 
-    /// Records a failure of `target`; `retry_after` overrides the default length.
-    pub fn fail(&self, target: &Target, retry_after: Option<Duration>) {
+    /// Records a failure of `target`; a `retry_after` overrides the default length.
+    pub fn fail(&self, target: &Target, why: Failed) {
+        let retry_after = match why {
+            Failed::Busy { retry_after } => retry_after,
+            Failed::NotServing => None,
+        };
         let len = retry_after
             .unwrap_or(self.default)
             .min(Duration::from_secs(3600));
-        let now = Instant::now();
-        self.lock()
-            .insert(target.label().to_string(), (now, now + len));
+        let failed = Instant::now();
+        let entry = Entry {
+            failed,
+            until: failed + len,
+            why,
+        };
+        self.lock().insert(target.label().to_string(), entry);
     }
 
     /// Records a success: the endpoint is trusted again.
@@ -443,19 +473,21 @@ impl Cooldown {
         self.lock().remove(target.label());
     }
 
-    /// Ends the cool-downs of a provider's endpoints that failed before `since` (a
-    /// detection probe sent then was answered: the server is back).
+    /// Ends the cool-downs of a provider's endpoints that were not serving before `since`
+    /// (a detection probe sent then was answered: the server is back). A busy one's stay:
+    /// a model list says nothing of a 429 or of a slow first token.
     pub fn forgive(&self, provider: &str, since: Instant) {
         if self.entries.load(Ordering::Acquire) == 0 {
             return;
         }
-        self.lock()
-            .retain(|label, (failed, _)| !(provider_of(label) == provider && *failed < since));
+        self.lock().retain(|label, e| {
+            !(e.why == Failed::NotServing && provider_of(label) == provider && e.failed < since)
+        });
     }
 
     /// What is left of `label`'s cool-down, if it is cooling down.
     pub fn left(&self, label: &str) -> Option<Duration> {
-        let until = self.lock().get(label)?.1;
+        let until = self.lock().get(label)?.until;
         Some(until.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero())
     }
 
@@ -465,8 +497,8 @@ impl Cooldown {
         let now = Instant::now();
         let mut out: Vec<(String, Duration)> = map
             .iter()
-            .filter(|(_, (_, until))| *until > now)
-            .map(|(label, (_, until))| (label.clone(), *until - now))
+            .filter(|(_, e)| e.until > now)
+            .map(|(label, e)| (label.clone(), e.until - now))
             .collect();
         out.sort();
         out
@@ -481,7 +513,7 @@ impl Cooldown {
         }
         let mut map = self.lock();
         let now = Instant::now();
-        map.retain(|_, (_, until)| *until > now);
+        map.retain(|_, e| e.until > now);
         let (ordered, warm) = cooling_last(targets, |t| map.contains_key(t.label()));
         (Cow::Owned(ordered), warm)
     }
@@ -524,12 +556,12 @@ pub fn last_hope(
 
 /// The cool-down list under its lock.
 struct Locked<'a> {
-    map: MutexGuard<'a, HashMap<String, (Instant, Instant)>>,
+    map: MutexGuard<'a, HashMap<String, Entry>>,
     entries: &'a AtomicUsize,
 }
 
 impl std::ops::Deref for Locked<'_> {
-    type Target = HashMap<String, (Instant, Instant)>;
+    type Target = HashMap<String, Entry>;
     fn deref(&self) -> &Self::Target {
         &self.map
     }
@@ -726,26 +758,33 @@ mod tests {
     }
 
     #[test]
-    fn a_probe_answered_forgives_only_earlier_failures_of_its_provider() {
+    fn a_probe_answered_forgives_only_earlier_outages_of_its_provider() {
         let r = reg(YAML);
         let d = Detected::default();
         let c = Cooldown::new(Duration::from_secs(30));
         let targets = resolve(&r, &d, "smart").unwrap();
-        c.fail(&targets[0], None);
-        c.fail(&targets[1], None);
+        c.fail(&targets[0], Failed::NotServing);
+        c.fail(&targets[1], Failed::NotServing);
         c.forgive("ollama", Instant::now());
         assert_eq!(
             c.snapshot().into_iter().map(|(l, _)| l).collect::<Vec<_>>(),
             ["other:shared-v2"]
         );
         let before = Instant::now();
-        c.fail(&targets[0], None);
+        c.fail(&targets[0], Failed::NotServing);
         c.forgive("ollama", before);
         assert_eq!(
             c.snapshot().len(),
             2,
             "a failure after the probe was sent stays"
         );
+        // A 429: the server is busy, which its model list says nothing of.
+        let limited = Failed::Busy {
+            retry_after: Some(Duration::from_secs(60)),
+        };
+        c.fail(&targets[0], limited);
+        c.forgive("ollama", Instant::now() + Duration::from_secs(1));
+        assert_eq!(c.snapshot().len(), 2, "a busy server's cool-down stays");
     }
 
     #[test]
@@ -754,7 +793,7 @@ mod tests {
         let d = Detected::default();
         let c = Cooldown::new(Duration::from_secs(30));
         let targets = resolve(&r, &d, "smart").unwrap();
-        c.fail(&targets[0], None);
+        c.fail(&targets[0], Failed::NotServing);
         assert_eq!(
             labels(&c.order(&targets).0),
             ["other:shared-v2", "ollama:llama3.1:8b"]
@@ -774,14 +813,19 @@ mod tests {
         let targets = resolve(&r, &Detected::default(), "smart").unwrap();
         assert!(matches!(c.order(&targets).0, Cow::Borrowed(_)));
         // Emptied by each way an entry goes: a success, a probe answered, time.
-        c.fail(&targets[0], None);
+        c.fail(&targets[0], Failed::NotServing);
         assert!(matches!(c.order(&targets).0, Cow::Owned(_)));
         c.clear(&targets[0]);
         assert!(matches!(c.order(&targets).0, Cow::Borrowed(_)));
-        c.fail(&targets[0], None);
+        c.fail(&targets[0], Failed::NotServing);
         c.forgive("ollama", Instant::now() + Duration::from_secs(1));
         assert!(matches!(c.order(&targets).0, Cow::Borrowed(_)));
-        c.fail(&targets[0], Some(Duration::ZERO));
+        c.fail(
+            &targets[0],
+            Failed::Busy {
+                retry_after: Some(Duration::ZERO),
+            },
+        );
         let _ = c.order(&targets);
         assert!(matches!(c.order(&targets).0, Cow::Borrowed(_)));
     }

@@ -327,6 +327,36 @@ fn a_local_source_whose_probe_answers_again_leaves_its_cool_down() {
 }
 
 #[test]
+fn a_probe_answered_leaves_a_busy_sources_cool_down_alone() {
+    // A 429 that names a minute: the server is up and answers its model list, busy all
+    // the same.
+    let a = MockUpstream::start(local(&["m"], || {
+        Reply::JsonWith(
+            429,
+            vec![("Retry-After".into(), "60".into())],
+            r#"{"error":{"message":"slow down"}}"#.into(),
+        )
+    }));
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 0.2\nproviders:\n  a:\n    api_base: {}\n    detect: true\n  b:\n    api_base: {}\n    models: [m]\n",
+        a.url(),
+        b.url()
+    ));
+    p.wait_log("source a is up (1 model)");
+    assert_eq!(chat(&p, "m").header("x-routeplane-provider"), Some("b"));
+    let probes = a.count() - a.posts().len();
+    // Several probes answered since: the cool-down the server named still holds.
+    assert!(wait_until(Duration::from_secs(10), || {
+        a.count() - a.posts().len() >= probes + 3
+    }));
+    let cooling = p.get("/routeplane/cooldowns").json();
+    assert_eq!(cooling["cooldowns"][0]["target"], "a:m", "{cooling}");
+    assert_eq!(chat(&p, "m").header("x-routeplane-provider"), Some("b"));
+    assert_eq!(a.posts().len(), 1, "not asked again within its minute");
+}
+
+#[test]
 fn route_knows_detected_models_and_shows_state_and_cool_down() {
     let a = MockUpstream::start(local(&["m"], || {
         Reply::json(500, json!({"error": {"message": "boom"}}))

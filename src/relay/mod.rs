@@ -118,6 +118,19 @@ struct Failure {
     retry_after: Option<Duration>,
 }
 
+impl Failure {
+    /// What the failure says of its server, for its cool-down.
+    fn failed(&self) -> route::Failed {
+        match (self.kind, self.retry_after) {
+            (FailKind::Status(429) | FailKind::Timeout | FailKind::Credential, _)
+            | (_, Some(_)) => route::Failed::Busy {
+                retry_after: self.retry_after,
+            },
+            _ => route::Failed::NotServing,
+        }
+    }
+}
+
 /// The categories of `next_step`'s table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FailKind {
@@ -334,7 +347,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
             Outcome::Failed(f) => {
                 let step = next_step_of(call, f.kind);
                 if let Step::Next { cool: true } = step {
-                    env.cooldown.fail(target, f.retry_after);
+                    env.cooldown.fail(target, f.failed());
                 }
                 if step == Step::Surface {
                     let by = served_by(target, run.served.attempts);

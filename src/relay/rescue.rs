@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::log::{self, StreamEnd};
 use crate::protocol::{Protocol, completions};
 use crate::registry::{Prefill, Target};
+use crate::route::Failed;
 
 /// Continues a broken stream until it ends, or gives up with an error event.
 pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, brk: Break) {
@@ -35,7 +36,8 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
         if !retry_same {
             // A stall, or a second break: the endpoint is failing now, whatever else
             // happens.
-            run.env.cooldown.fail(&targets[at], None);
+            let stalled = Failed::Busy { retry_after: None };
+            run.env.cooldown.fail(&targets[at], stalled);
         }
         let order = candidates(targets, at, retry_same, &refused);
         let allowed = run.served.rescued < run.settings.max_rescues as usize;
@@ -94,7 +96,7 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
                         refused.push(k);
                     }
                     if next_step_of(run.call, f.kind) == (Step::Next { cool: true }) {
-                        run.env.cooldown.fail(target, f.retry_after);
+                        run.env.cooldown.fail(target, f.failed());
                     }
                     log::line(format!(
                         "{}: could not continue the stream: {}",
