@@ -215,19 +215,20 @@ impl Client {
         )
     }
 
-    /// [`Client::post`] whose response head must arrive within `head_within` when that
-    /// is sooner than the first-byte timeout: a stream's first-token deadline, when
-    /// another endpoint remains (a server loading a model may hold back even its head).
-    /// A dead pooled connection is retried as in [`Client::post`].
+    /// [`Client::post`] whose response head (and each read of a whole body) must arrive
+    /// within `wait`, the caller's deadline rather than the one the client was built
+    /// with: a stream's first-token deadline when another endpoint remains (a server
+    /// loading a model may hold back even its head), or the first-byte timeout of the
+    /// settings in force, which a reload changes. A dead pooled connection is retried as
+    /// in [`Client::post`].
     pub fn post_within(
         &self,
         url: &str,
         headers: &[Header],
         body: &[u8],
-        head_within: Duration,
+        wait: Duration,
         abandon: Abandon<'_>,
     ) -> Result<Reply, SendError> {
-        let wait = head_within.min(self.inner.first_byte_timeout);
         self.send("POST", url, headers, Some(body), (wait, None), abandon)
     }
 

@@ -1,6 +1,6 @@
 //! Signals: SIGTERM stops gracefully, SIGHUP reloads the config without dropping a beat.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -143,6 +143,39 @@ fn sighup_reloads_and_a_bad_file_keeps_the_old_config() {
         "{line}"
     );
     assert_eq!(ask("two"), 200);
+}
+
+#[test]
+fn a_reload_applies_a_new_first_byte_deadline() {
+    let up = MockUpstream::always(Reply::Hang(Duration::from_secs(6)));
+    let base = format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [one]\ntimeouts:\n  first_byte_secs: 60\n",
+        up.url()
+    );
+    let p = Proxy::start(&base);
+    p.dir.write(
+        "routeplane.yaml",
+        &base.replace("first_byte_secs: 60", "first_byte_secs: 0.5"),
+    );
+    p.signal("HUP");
+    p.wait_log("reloaded config");
+    let started = Instant::now();
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "one", "messages": []}),
+    );
+    let took = started.elapsed();
+    assert_eq!(resp.status, 504, "{}", resp.body);
+    assert!(
+        took < Duration::from_secs(4),
+        "the reloaded half second, not the 6 s silence: {took:?}"
+    );
+    // The message names the deadline that was kept.
+    assert!(
+        resp.error_message().contains("0.5 seconds"),
+        "{}",
+        resp.body
+    );
 }
 
 #[test]

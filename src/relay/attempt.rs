@@ -259,12 +259,12 @@ impl<'a> Run<'a, '_> {
         let sent = Instant::now();
         let gone = || self.out.client_gone();
         let within = upstream_stream;
-        let posted = if within {
-            env.client
-                .post_within(&url, &headers, body, patience, &gone)
-        } else {
-            env.client.post(&url, &headers, body, &gone)
+        // The settings in force, not those the client was built with: a reload applies.
+        let wait = match within {
+            true => patience,
+            false => settings.first_byte_timeout,
         };
+        let posted = env.client.post_within(&url, &headers, body, wait, &gone);
         // The deadline a timeout ran out, and the key that sets it, for its message.
         let deadline = match (within, last, target.first_token.is_some()) {
             (true, false, true) => (patience, "the endpoint's `first_token_secs`"),
@@ -282,7 +282,7 @@ impl<'a> Run<'a, '_> {
                 headers.extend(h.into_inner());
             });
             if fresh.is_ok() {
-                reply = match env.client.post(&url, &headers, body, &gone) {
+                reply = match env.client.post_within(&url, &headers, body, wait, &gone) {
                     Ok(r) => r,
                     Err(e) => return send_failed(&e, deadline, settings.connect_timeout),
                 };

@@ -401,7 +401,8 @@ pub fn count_tokens(
             body = Cow::Owned(v.to_string().into_bytes());
         }
         let gone = || out.client_gone();
-        let reply = match env.client.post(&url, &headers, &body, &gone) {
+        let wait = settings.first_byte_timeout;
+        let reply = match env.client.post_within(&url, &headers, &body, wait, &gone) {
             Ok(reply) => reply,
             Err(upstream::SendError::Abandoned) => return client_left(served),
             Err(_) => continue,
