@@ -442,6 +442,66 @@ fn route_knows_detected_models_and_shows_state_and_cool_down() {
     );
 }
 
+#[test]
+fn one_models_cool_down_is_shown_as_that_models_not_its_providers() {
+    // `a` serves `m` badly and `k` well; `b` serves `m`.
+    let a = MockUpstream::start(|req| match req.json()["model"].as_str() {
+        Some("m") => Reply::json(500, json!({"error": {"message": "boom"}})),
+        _ => Reply::json(200, chat_answer("from a")),
+    });
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let port = MockUpstream::free_port();
+    let yaml = format!(
+        "listen: 127.0.0.1:{port}\nproviders:\n  a:\n    api_base: {}\n    models: [m, k]\n  b:\n    api_base: {}\n    models: [m]\nfailover:\n  backoff_ms: 20\n",
+        a.url(),
+        b.url()
+    );
+    let p = Proxy::start_with(&yaml, &[], &["--listen", &format!("127.0.0.1:{port}")]);
+    assert_eq!(chat(&p, "m").header("x-routeplane-provider"), Some("b"));
+    assert_eq!(chat(&p, "a:k").header("x-routeplane-provider"), Some("a"));
+    let config = p.dir.path().join("routeplane.yaml");
+    let run = |what: &str| {
+        let out = routeplane()
+            .args([what, "-c", config.to_str().unwrap()])
+            .env("HOME", p.dir.path())
+            .env_remove("XDG_DATA_HOME")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let row = |text: &str, starts: &str| {
+        let line = text.lines().find(|l| l.starts_with(starts));
+        line.unwrap_or_else(|| panic!("no {starts:?} row: {text}"))
+            .to_string()
+    };
+    let providers = run("providers");
+    let a_row = row(&providers, "a ");
+    assert!(a_row.contains("active; m cooling down until "), "{a_row}");
+    let models = run("models");
+    let cooling: Vec<&str> = models
+        .lines()
+        .filter(|l| l.contains("cooling down"))
+        .collect();
+    assert_eq!(cooling.len(), 1, "only a's m: {models}");
+    assert!(
+        cooling[0].starts_with("m ") && cooling[0].contains(" a "),
+        "{models}"
+    );
+    let k_row = row(&models, "k ");
+    assert!(k_row.trim_end().ends_with("active"), "{k_row}");
+    let status = p.get("/status.json").json();
+    let a_source = &status["sources"][0];
+    assert_eq!(a_source["id"], "a", "{status}");
+    assert_eq!(a_source["state"], "cooling down");
+    let detail = a_source["detail"].as_str().unwrap();
+    assert!(detail.starts_with("m for "), "{detail}");
+}
+
 /// A mock hosted API: `GET /v1/models` lists what `listed` holds, anything else answers.
 fn hosted(
     listed: Arc<Mutex<Vec<String>>>,

@@ -146,29 +146,48 @@ pub(crate) fn cooldowns(registry: &Registry) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// `cooling down until HH:MM UTC` when one of `labels` cools down, else `state`.
-pub(crate) fn with_cooldown(
-    state: String,
-    cooling: &[(String, f64)],
-    matches: impl Fn(&str) -> bool,
-) -> String {
-    if state != "active" {
+/// `cooling down until HH:MM UTC (N s left)` when the endpoint `label` cools down, else
+/// `state`.
+pub(crate) fn with_cooldown(state: String, cooling: &[(String, f64)], label: &str) -> String {
+    match cooling.iter().find(|(l, _)| l == label) {
+        Some((_, left)) if state == "active" => format!("cooling down {}", until(*left)),
+        _ => state,
+    }
+}
+
+/// A provider's `state`, naming its models that cool down: one cool-down is one
+/// model's, and the provider's other models serve on.
+fn with_model_cooldowns(state: String, cooling: &[(String, f64)], provider: &str) -> String {
+    let mine: Vec<(&str, f64)> = cooling
+        .iter()
+        .filter(|(l, _)| registry::provider_of(l) == provider)
+        .map(|(l, left)| (&l[provider.len() + 1..], *left))
+        .collect();
+    if state != "active" || mine.is_empty() {
         return state;
     }
-    match cooling
-        .iter()
-        .filter(|(label, _)| matches(label))
-        .map(|(_, left)| *left)
-        .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))))
-    {
-        // The minute alone reads as a long wait for a cool-down of seconds.
-        Some(left) => format!(
-            "cooling down until {} ({} s left)",
-            routeplane::time::utc_time(SystemTime::now() + Duration::from_secs_f64(left.ceil())),
-            left.ceil()
-        ),
-        None => state,
+    match mine.as_slice() {
+        [(model, left)] => format!("active; {model} cooling down {}", until(*left)),
+        more => {
+            let longest = more.iter().map(|(_, left)| *left).fold(0.0, f64::max);
+            format!(
+                "active; {} models cooling down, the last {}",
+                more.len(),
+                until(longest)
+            )
+        }
     }
+}
+
+/// `until HH:MM UTC (N s left)`: the minute alone reads as a long wait for a cool-down
+/// of seconds.
+fn until(left: f64) -> String {
+    let at = SystemTime::now() + Duration::from_secs_f64(left.ceil());
+    format!(
+        "until {} ({} s left)",
+        routeplane::time::utc_time(at),
+        left.ceil()
+    )
 }
 
 /// A provider's state, with a subscription's login and its expiry.
@@ -185,6 +204,7 @@ pub(crate) fn run_models(
         return Ok(ExitCode::SUCCESS);
     };
     let (registry, detected, auth) = probed(&global)?;
+    let cooling = cooldowns(&registry);
     // (model, provider, source, state)
     let mut rows: Vec<(String, String, &str, String)> = registry
         .virtuals
@@ -218,6 +238,7 @@ pub(crate) fn run_models(
         let state = state(p, &detected, &auth);
         for m in &p.models {
             let state = detect::model_state(p, &m.upstream, &detected, &auth);
+            let state = with_cooldown(state, &cooling, &format!("{}:{}", p.id, m.upstream));
             rows.push((m.id.clone(), p.id.clone(), "declared", state));
         }
         // A list fetched with a login serves only when named with its provider: that
@@ -227,8 +248,10 @@ pub(crate) fn run_models(
             if !p.declares(&m) {
                 // A local server's answer is "detected"; a hosted provider's list, "listed".
                 let source = if p.detect { "detected" } else { "listed" };
-                let id = if bare { m } else { format!("{}:{m}", p.id) };
-                rows.push((id, p.id.clone(), source, state.clone()));
+                let label = format!("{}:{m}", p.id);
+                let state = with_cooldown(state.clone(), &cooling, &label);
+                let id = if bare { m } else { label };
+                rows.push((id, p.id.clone(), source, state));
             }
         }
     }
@@ -399,10 +422,7 @@ pub(crate) fn run_providers(
                 })
                 .collect();
             let (kind, key_from) = auth_kind(p, &auth);
-            let prefix = format!("{}:", p.id);
-            let state = with_cooldown(state(p, &detected, &auth), &cooling, |l| {
-                l.starts_with(&prefix)
-            });
+            let state = with_model_cooldowns(state(p, &detected, &auth), &cooling, &p.id);
             (
                 p.id.clone(),
                 routeplane::log::shown_url(&p.api_base).into_owned(),

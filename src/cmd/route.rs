@@ -53,7 +53,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         let state = super::list::with_cooldown(
             detect::model_state(&t.provider, t.model(), &detected, &auth),
             &cooling,
-            |l| l == label,
+            label,
         );
         outln!(
             "{}. {label} ({}, {}{}) {state}",

@@ -27,11 +27,11 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
         if !listed {
             continue;
         }
-        let cooldown = cooling
+        let mine: Vec<&(String, Duration)> = cooling
             .iter()
             .filter(|(label, _)| provider_of(label) == p.id)
-            .map(|(_, left)| *left)
-            .max();
+            .collect();
+        let cooldown = mine.iter().map(|(_, left)| *left).max();
         let (state, up, detail) = if logged_in && auth.refused(&p.id).is_some() {
             // The refresh token was refused for good: nothing is sent there until then.
             let again = format!("run `routeplane login {}`", p.id);
@@ -54,10 +54,17 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
             }
         };
         let (state, detail) = match cooldown {
-            Some(left) if up => (
-                "cooling down".to_string(),
-                Some(format!("for {} s", left.as_secs_f64().ceil())),
-            ),
+            // A cool-down is one model's: named, so that it does not read as the whole
+            // provider's.
+            Some(left) if up => {
+                let secs = left.as_secs_f64().ceil();
+                let which = match mine.as_slice() {
+                    [(label, _)] => label[p.id.len() + 1..].to_string(),
+                    more => format!("{} models", more.len()),
+                };
+                let detail = format!("{which} for {secs} s");
+                ("cooling down".to_string(), Some(detail))
+            }
             _ => (state, detail),
         };
         out.push(stats::Source {
