@@ -1133,3 +1133,53 @@ fn a_broken_stream_is_an_error_everywhere_and_a_stream_the_client_left_is_not() 
         "newest first: {s}"
     );
 }
+
+#[test]
+fn a_client_that_leaves_while_an_endpoint_is_asked_counts_at_that_endpoint() {
+    // `smart` is bad:m, which fails (and is retried), then hang:m, which says nothing
+    // for 8 s: the client leaves while hang:m is asked.
+    let bad = MockUpstream::always(Reply::json(503, json!({"error": {"message": "busy"}})));
+    let hang = MockUpstream::always(Reply::Hang(Duration::from_secs(8)));
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let p = Proxy::start(&format!(
+        "providers:\n  bad: {{api_base: {}, models: [m]}}\n  hang: {{api_base: {}, models: [m]}}\nmodels:\n  smart: {{endpoints: [bad:m, hang:m]}}\nfailover: {{backoff_ms: 10}}\nusage: {{path: {}}}\n",
+        bad.url(),
+        hang.url(),
+        ledger.display()
+    ));
+    let (log, _) = p.leave_once_asked(
+        "/v1/chat/completions",
+        Wire::Chat.request("smart", false, false),
+        || hang.count() == 1,
+    );
+    assert!(log.contains("hang:m→client_closed"), "{log}");
+
+    // The ledger names the endpoint the client was waiting for; nothing answered.
+    let line = &ledger_lines(&ledger, 1)[0];
+    assert_eq!(
+        (&line["status"], &line["served_by"], &line["abandoned"]),
+        (&json!(499), &Value::Null, &json!("hang:m")),
+        "{line}"
+    );
+    let failed: Vec<_> = (line["failed"].as_array().unwrap().iter())
+        .map(|f| f["endpoint"].as_str().unwrap())
+        .collect();
+    assert!(
+        !failed.is_empty() && failed.iter().all(|e| *e == "bad:m"),
+        "{line}"
+    );
+
+    // `routeplane usage`: at hang, moved on to from bad, and not hang's error.
+    let u = usage_json(&p, &["--by", "model"]);
+    let one = |k: &str| (k.to_string(), json!(1), json!(0), json!(1), json!(0));
+    assert_eq!(usage_rows(&u), [one("hang:m")], "{u}");
+    let u = usage_json(&p, &["--by", "provider"]);
+    assert_eq!(usage_rows(&u), [one("hang")], "no `-` row: {u}");
+
+    // The status page's row shows where it was left; only bad's failures are errors.
+    let s = p.get("/status.json").json();
+    assert_eq!(s["recent"][0]["abandoned"], "hang:m", "{s}");
+    assert_eq!(s["sources"][1]["id"], "hang");
+    assert_eq!(s["sources"][1]["today"]["errors"], 0, "{s}");
+}

@@ -302,7 +302,12 @@ pub fn push_line(s: &mut String, f: &Finished) {
         push_json_str(s, reason);
         s.push('}');
     }
-    s.push_str("],\"ttfb_ms\":");
+    s.push_str("],\"abandoned\":");
+    match f.abandoned() {
+        Some(endpoint) => push_json_str(s, endpoint),
+        None => s.push_str("null"),
+    }
+    s.push_str(",\"ttfb_ms\":");
     push_opt_ms(s, f.ttfb);
     s.push_str(",\"ttft_ms\":");
     push_opt_ms(s, f.ttft);
@@ -361,6 +366,8 @@ pub struct Entry {
     pub rescues: u64,
     /// Endpoints that failed first.
     pub failed: Vec<serde_json::Value>,
+    /// The endpoint being asked when the client left before any answer went out.
+    pub abandoned: Option<String>,
     /// Time to first byte.
     pub ttfb_ms: Option<f64>,
     /// Time to first token.
@@ -397,7 +404,8 @@ impl Entry {
     fn failed_over(&self) -> bool {
         let mut asked = (self.failed.iter())
             .filter_map(|f| f["endpoint"].as_str())
-            .chain(self.served_by.as_deref());
+            .chain(self.served_by.as_deref())
+            .chain(self.abandoned.as_deref());
         let first = asked.next();
         asked.any(|e| Some(e) != first)
     }
@@ -409,7 +417,14 @@ impl Entry {
             v.filter(|v| v.is_finite() && *v >= 0.0)
                 .map(|v| Duration::from_secs_f64(v / 1000.0))
         };
-        // Only the failed attempts are written down; the status page shows no more.
+        // Only the failed attempts and the one the client left are written down; the
+        // status page shows no more.
+        let left = self.abandoned.as_deref().map(|e| super::Tried {
+            endpoint: Arc::from(e),
+            word: std::borrow::Cow::Borrowed("client_closed"),
+            continuation: false,
+            ended: super::Ended::ClientGone,
+        });
         let tried = self
             .failed
             .iter()
@@ -420,6 +435,7 @@ impl Entry {
                     f["reason"].as_str().unwrap_or(""),
                 )
             })
+            .chain(left)
             .collect();
         Some(Finished {
             at: std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(at).ok()?),
@@ -495,10 +511,14 @@ impl By {
     }
 
     /// The group key of an entry. A request no endpoint answered counts at the last
-    /// one asked, whose error the client got: under `-` the errors were nobody's.
+    /// one asked: the one being asked when the client left, else the one whose error
+    /// the client got. Under `-` the errors were nobody's.
     fn key(self, e: &Entry) -> String {
-        let last_asked = || e.failed.last().and_then(|f| f["endpoint"].as_str());
-        let served = e.served_by.as_deref().or_else(last_asked).unwrap_or("-");
+        let last_failed = || e.failed.last().and_then(|f| f["endpoint"].as_str());
+        let served = (e.served_by.as_deref())
+            .or(e.abandoned.as_deref())
+            .or_else(last_failed)
+            .unwrap_or("-");
         match self {
             By::Provider => provider_of(served).into(),
             By::Model => served.into(),
@@ -681,7 +701,7 @@ mod tests {
         assert!(l.ends_with("}\n") && l.matches('\n').count() == 1);
         assert_eq!(
             l.trim_end(),
-            r#"{"time":"2026-12-02T03:40:12.123Z","inbound":"anthropic","model":"sm\"art","served_by":"local:llama3.1:8b","status":200,"stream":true,"stream_end":"complete","attempts":2,"rescues":0,"failed":[{"endpoint":"cloud:gpt","status":503,"reason":"server error"}],"ttfb_ms":12.3,"ttft_ms":15.1,"total_ms":200.0,"tokens":{"input":12,"output":3,"cached_input":2,"reasoning":null}}"#
+            r#"{"time":"2026-12-02T03:40:12.123Z","inbound":"anthropic","model":"sm\"art","served_by":"local:llama3.1:8b","status":200,"stream":true,"stream_end":"complete","attempts":2,"rescues":0,"failed":[{"endpoint":"cloud:gpt","status":503,"reason":"server error"}],"abandoned":null,"ttfb_ms":12.3,"ttft_ms":15.1,"total_ms":200.0,"tokens":{"input":12,"output":3,"cached_input":2,"reasoning":null}}"#
         );
         let back: Entry = serde_json::from_str(&l).unwrap();
         assert_eq!(back.tokens.input, Some(12));
@@ -698,20 +718,30 @@ mod tests {
             stream_end: Some(StreamEnd::Broken),
             ..sample()
         };
-        // A line from before `stream_end` was written.
+        let mut left = Finished {
+            served_by: None,
+            status: 499,
+            stream_end: None,
+            ..sample()
+        };
+        left.tried[1].ended = Ended::ClientGone;
+        // A line from before `stream_end` and `abandoned` were written.
         let old = r#"{"time":"2026-12-02T03:40:12.123Z","inbound":"chat_completions","model":"m","served_by":"local:llama3.1:8b","status":200,"stream":true,"attempts":1,"rescues":0,"failed":[],"ttfb_ms":1.0,"ttft_ms":1.0,"total_ms":2.0,"tokens":{"input":1,"output":1,"cached_input":null,"reasoning":null}}"#;
-        let text = [line(&broken), format!("{old}\n")].concat();
+        let text = [line(&broken), line(&left), format!("{old}\n")].concat();
         std::fs::write(&path, &text).unwrap();
         let s = summarize(&path, None, By::Model).unwrap();
         assert_eq!(s.skipped, 0);
         let rows: Vec<_> = (s.groups.iter())
             .map(|g| (g.key.as_str(), g.requests, g.errors, g.failovers))
             .collect();
-        assert_eq!(rows, [("local:llama3.1:8b", 2, 1, 1)]);
+        // The client left while local was asked, after cloud failed: local's request,
+        // moved on to from cloud, and no one's error.
+        assert_eq!(rows, [("local:llama3.1:8b", 3, 1, 2)]);
         let back = tail(&path, text.len() as u64, text.len() as u64);
         assert_eq!(back[0].stream_end, Some(StreamEnd::Broken));
         assert!(back[0].is_error());
-        assert_eq!((back[1].stream, back[1].stream_end), (true, None));
+        assert_eq!(back[1].abandoned(), Some("local:llama3.1:8b"));
+        assert_eq!((back[2].stream, back[2].stream_end), (true, None));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -317,6 +317,17 @@ impl Finished {
         is_error(self.status, self.stream_end)
     }
 
+    /// The endpoint that was being asked when the client left, when nothing of an
+    /// answer had gone out: the request is its, though not its error.
+    pub fn abandoned(&self) -> Option<&str> {
+        if self.served_by.is_some() {
+            return None;
+        }
+        (self.tried.last())
+            .filter(|t| t.ended == Ended::ClientGone)
+            .map(|t| &*t.endpoint)
+    }
+
     /// The attempts that failed before anything of theirs went out, in order:
     /// `(endpoint, upstream status, reason)`.
     pub fn failed(&self) -> impl Iterator<Item = (&str, Option<u16>, &str)> {
@@ -851,6 +862,7 @@ fn recent_json(f: &Finished) -> Value {
         "attempts": f.attempts,
         "rescues": f.rescues,
         "failed": failed,
+        "abandoned": f.abandoned(),
         "ttft_ms": ms(f.ttft),
         "total_ms": ms(Some(f.total)),
         "input_tokens": f.tokens.input,
@@ -1088,6 +1100,25 @@ mod tests {
             v["recent"][0]["stream_end"], "client_closed",
             "newest first"
         );
+        assert_eq!(v["recent"][0]["abandoned"], Value::Null);
+    }
+
+    #[test]
+    fn a_request_the_client_left_before_its_answer_is_the_asked_endpoints() {
+        let mut f = finished(None, 499, &["a:m"]);
+        f.tried.push(Tried {
+            endpoint: Arc::from("b:m"),
+            word: Cow::Borrowed("client_closed"),
+            continuation: false,
+            ended: Ended::ClientGone,
+        });
+        assert_eq!(f.abandoned(), Some("b:m"));
+        assert!(!f.is_error());
+        // Once something of it went out, the request is the answering endpoint's.
+        f.served_by = Some(Arc::from("b:m"));
+        assert_eq!(f.abandoned(), None);
+        // A client that left in a retry's pause: the trail ends at the failure.
+        assert_eq!(finished(None, 499, &["a:m"]).abandoned(), None);
     }
 
     #[test]
