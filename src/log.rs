@@ -126,6 +126,18 @@ impl StreamEnd {
             StreamEnd::ClientClosed => "client_closed",
         }
     }
+
+    /// The end a word of [`StreamEnd::name`] names, as the usage ledger reads it back.
+    pub fn named(word: &str) -> Option<StreamEnd> {
+        [
+            StreamEnd::Complete,
+            StreamEnd::Broken,
+            StreamEnd::Rescued,
+            StreamEnd::ClientClosed,
+        ]
+        .into_iter()
+        .find(|e| e.name() == word)
+    }
 }
 
 /// What one request did, for its log line.

@@ -149,3 +149,51 @@ fn status_page_asks_for_a_key_and_shows_no_data_without_one() {
     );
     assert!(dom.contains("key needed"), "{dom}");
 }
+
+#[test]
+fn status_page_marks_a_broken_stream_and_where_a_client_left() {
+    if !have_chromium() {
+        return;
+    }
+    use crate::support::upstream::chat_events;
+    let brk = MockUpstream::always(Reply::SseThenBreak(chat_events(2, false), Duration::ZERO));
+    let hang = MockUpstream::always(Reply::Hang(Duration::from_secs(8)));
+    let p = Proxy::start(&format!(
+        "providers:\n  brk:\n    api_base: {}\n    models: [m]\n  hang:\n    api_base: {}\n    models: [m]\n",
+        brk.url(),
+        hang.url(),
+    ));
+    let s = p.stream(
+        "/v1/chat/completions",
+        Wire::Chat.request("brk:m", true, false),
+    );
+    assert_eq!(s.status, 200);
+    p.leave_once_asked(
+        "/v1/chat/completions",
+        Wire::Chat.request("hang:m", false, false),
+        || hang.count() == 1,
+    );
+    let ready = wait_until(Duration::from_secs(10), || {
+        p.get("/status.json").json()["recent"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2)
+    });
+    assert!(ready, "{}", p.get("/status.json").body);
+
+    let dom = browser::dump_dom(&format!("{}/", p.url())).unwrap_or_else(|e| panic!("{e}"));
+    let brk_row = dom.split("<tr data-source=\"brk\">").nth(1).unwrap();
+    let brk_row = brk_row.split("</tr>").next().unwrap();
+    assert!(
+        brk_row.contains("<td class=\"num err\">1</td>"),
+        "the broken stream is brk's error today: {brk_row}"
+    );
+    assert!(
+        dom.contains("<td class=\"num err\">200 broken</td>"),
+        "the broken stream's row:\n{dom}"
+    );
+    assert!(
+        dom.contains("<td class=\"trail\">hang:m (client left)</td>"),
+        "where the client left:\n{dom}"
+    );
+    assert!(dom.contains("<td class=\"num ok\">499</td>"), "{dom}");
+}

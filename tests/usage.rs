@@ -969,3 +969,217 @@ fn a_rescued_stream_counts_as_one_rescue_with_the_whole_answers_tokens() {
     let usage = usage_json(&p, &["--by", "provider"]);
     assert_eq!(usage["total"]["rescues"], 1, "{usage}");
 }
+
+/// `(key, requests, errors, failovers, rescues)` of each group of `routeplane usage`.
+fn usage_rows(u: &Value) -> Vec<(String, Value, Value, Value, Value)> {
+    (u["groups"].as_array().unwrap().iter())
+        .map(|g| {
+            (
+                g["key"].as_str().unwrap().to_string(),
+                g["requests"].clone(),
+                g["errors"].clone(),
+                g["failovers"].clone(),
+                g["rescues"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_broken_stream_is_an_error_everywhere_and_a_stream_the_client_left_is_not() {
+    use crate::support::upstream::chat_events;
+    // `brk` closes its stream after two chunks and cannot be continued; `cut` can, but
+    // its continuation breaks too, and one is allowed. `good` finishes; `slow` takes
+    // seconds, and its client leaves.
+    let brk = MockUpstream::always(Reply::SseThenBreak(chat_events(2, false), Duration::ZERO));
+    let cut = MockUpstream::always(Reply::SseThenBreak(chat_events(2, false), Duration::ZERO));
+    let good = MockUpstream::always(Reply::chat_stream(2, Duration::ZERO));
+    let slow = MockUpstream::always(Reply::chat_stream(200, Duration::from_millis(20)));
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let p = Proxy::start(&format!(
+        "providers:\n  brk: {{api_base: {}, models: [m]}}\n  cut: {{api_base: {}, prefill: true, models: [m]}}\n  good: {{api_base: {}, models: [m]}}\n  slow: {{api_base: {}, models: [m]}}\nfailover: {{max_rescues: 1}}\nusage: {{path: {}}}\n",
+        brk.url(),
+        cut.url(),
+        good.url(),
+        slow.url(),
+        ledger.display()
+    ));
+    let stream = |path: &str, body: Value| {
+        let s = p.stream(path, body);
+        assert_eq!(s.status, 200, "{}", s.text());
+        s
+    };
+    // One at a time, each line written before the next request: lines in order.
+    let s = stream(
+        "/v1/chat/completions",
+        Wire::Chat.request("brk:m", true, false),
+    );
+    assert!(
+        s.text().contains("no endpoint could continue it"),
+        "{}",
+        s.text()
+    );
+    ledger_lines(&ledger, 1);
+    let s = stream(
+        "/v1/messages",
+        Wire::Anthropic.request("brk:m", true, false),
+    );
+    assert!(s.text().contains("event: error"), "{}", s.text());
+    ledger_lines(&ledger, 2);
+    let s = stream(
+        "/v1/chat/completions",
+        Wire::Chat.request("cut:m", true, false),
+    );
+    assert!(
+        s.text().contains("no more continuations are allowed"),
+        "{}",
+        s.text()
+    );
+    ledger_lines(&ledger, 3);
+    stream(
+        "/v1/chat/completions",
+        Wire::Chat.request("good:m", true, false),
+    );
+    ledger_lines(&ledger, 4);
+    p.leave_mid_stream("slow:m");
+    let lines = ledger_lines(&ledger, 5);
+
+    // The ledger: the head's 200 and how the stream ended; older readers' `stream`
+    // is as it was.
+    let ends: Vec<_> = (lines.iter())
+        .map(|l| {
+            (
+                l["served_by"].as_str().unwrap(),
+                l["status"].as_u64().unwrap(),
+                l["stream"].clone(),
+                l["stream_end"].clone(),
+                l["rescues"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            ("brk:m", 200, json!(true), json!("broken"), 0),
+            ("brk:m", 200, json!(true), json!("broken"), 0),
+            ("cut:m", 200, json!(true), json!("broken"), 1),
+            ("good:m", 200, json!(true), json!("complete"), 0),
+            ("slow:m", 499, json!(true), json!("client_closed"), 0),
+        ],
+        "{lines:#?}"
+    );
+    assert_eq!(lines[1]["inbound"], "anthropic");
+
+    // `routeplane usage`: a broken stream is an error, a client that left is not.
+    let u = usage_json(&p, &["--by", "model"]);
+    let row =
+        |k: &str, n: u64, e: u64, r: u64| (k.to_string(), json!(n), json!(e), json!(0), json!(r));
+    assert_eq!(
+        usage_rows(&u),
+        [
+            row("brk:m", 2, 2, 0),
+            row("cut:m", 1, 1, 1),
+            row("good:m", 1, 0, 0),
+            row("slow:m", 1, 0, 0)
+        ],
+        "{u}"
+    );
+    assert_eq!(u["total"]["errors"], 3, "{u}");
+
+    // /metrics: every stream by how it ended, beside the 200s the heads said.
+    let metrics = p.get("/metrics").body;
+    promtool_check(&metrics);
+    for (provider, end, n) in [
+        ("brk", "broken", 2.0),
+        ("cut", "broken", 1.0),
+        ("good", "complete", 1.0),
+        ("slow", "client_closed", 1.0),
+    ] {
+        let series = format!(
+            "routeplane_streams_total{{provider=\"{provider}\",model=\"m\",end=\"{end}\"}}"
+        );
+        assert_eq!(sample(&metrics, &series), n, "{series}");
+    }
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"routeplane_requests_total{provider="brk",model="m",status="200",inbound="chat_completions"}"#
+        ),
+        1.0
+    );
+
+    // /status.json: today's errors per source, and the recent rows say how they ended.
+    let s = p.get("/status.json").json();
+    let errors: Vec<_> = (s["sources"].as_array().unwrap().iter())
+        .map(|x| (x["id"].as_str().unwrap(), x["today"]["errors"].clone()))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            ("brk", json!(2)),
+            ("cut", json!(1)),
+            ("good", json!(0)),
+            ("slow", json!(0))
+        ],
+        "{s}"
+    );
+    let recent: Vec<_> = (s["recent"].as_array().unwrap().iter())
+        .map(|r| r["stream_end"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        recent,
+        ["client_closed", "complete", "broken", "broken", "broken"],
+        "newest first: {s}"
+    );
+}
+
+#[test]
+fn a_client_that_leaves_while_an_endpoint_is_asked_counts_at_that_endpoint() {
+    // `smart` is bad:m, which fails (and is retried), then hang:m, which says nothing
+    // for 8 s: the client leaves while hang:m is asked.
+    let bad = MockUpstream::always(Reply::json(503, json!({"error": {"message": "busy"}})));
+    let hang = MockUpstream::always(Reply::Hang(Duration::from_secs(8)));
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let p = Proxy::start(&format!(
+        "providers:\n  bad: {{api_base: {}, models: [m]}}\n  hang: {{api_base: {}, models: [m]}}\nmodels:\n  smart: {{endpoints: [bad:m, hang:m]}}\nfailover: {{backoff_ms: 10}}\nusage: {{path: {}}}\n",
+        bad.url(),
+        hang.url(),
+        ledger.display()
+    ));
+    let (log, _) = p.leave_once_asked(
+        "/v1/chat/completions",
+        Wire::Chat.request("smart", false, false),
+        || hang.count() == 1,
+    );
+    assert!(log.contains("hang:m→client_closed"), "{log}");
+
+    // The ledger names the endpoint the client was waiting for; nothing answered.
+    let line = &ledger_lines(&ledger, 1)[0];
+    assert_eq!(
+        (&line["status"], &line["served_by"], &line["abandoned"]),
+        (&json!(499), &Value::Null, &json!("hang:m")),
+        "{line}"
+    );
+    let failed: Vec<_> = (line["failed"].as_array().unwrap().iter())
+        .map(|f| f["endpoint"].as_str().unwrap())
+        .collect();
+    assert!(
+        !failed.is_empty() && failed.iter().all(|e| *e == "bad:m"),
+        "{line}"
+    );
+
+    // `routeplane usage`: at hang, moved on to from bad, and not hang's error.
+    let u = usage_json(&p, &["--by", "model"]);
+    let one = |k: &str| (k.to_string(), json!(1), json!(0), json!(1), json!(0));
+    assert_eq!(usage_rows(&u), [one("hang:m")], "{u}");
+    let u = usage_json(&p, &["--by", "provider"]);
+    assert_eq!(usage_rows(&u), [one("hang")], "no `-` row: {u}");
+
+    // The status page's row shows where it was left; only bad's failures are errors.
+    let s = p.get("/status.json").json();
+    assert_eq!(s["recent"][0]["abandoned"], "hang:m", "{s}");
+    assert_eq!(s["sources"][1]["id"], "hang");
+    assert_eq!(s["sources"][1]["today"]["errors"], 0, "{s}");
+}

@@ -17,9 +17,9 @@ routeplane usage: what the proxy served, from its usage ledger
 
 Usage: routeplane usage [-c PATH] [--since 24h|7d|DATE] [--by provider|model|day] [--json]
 
-Per group: requests, errors (4xx/5xx answers), fail-overs (requests that moved past a
-failed endpoint), rescues, input and output tokens as the upstreams reported them,
-and the median and 95th percentile time to first token.
+Per group: requests, errors (4xx/5xx answers and streams that broke), fail-overs
+(requests that moved past a failed endpoint), rescues, input and output tokens as the
+upstreams reported them, and the median and 95th percentile time to first token.
 
 Options:
   -c, --config PATH  config file (its `usage.path` names the ledger)

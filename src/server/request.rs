@@ -322,6 +322,7 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
             served_by: log.served_by.take(),
             status: served.status,
             stream,
+            stream_end: served.stream,
             attempts: served.attempts,
             rescues: served.rescued,
             tried: served.tried,

@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::{Finished, percentile, push_json_str};
 use crate::batch::{self, Batch, Sink};
-use crate::log::{self, push_u64};
+use crate::log::{self, StreamEnd, push_u64};
 use crate::registry::provider_of;
 use crate::sync::lock;
 use crate::time;
@@ -274,6 +274,17 @@ pub fn push_line(s: &mut String, f: &Finished) {
     push_u64(s, u64::from(f.status));
     s.push_str(",\"stream\":");
     s.push_str(if f.stream { "true" } else { "false" });
+    // Beside `stream`, not in its place: lines before it say `"stream": true`, and
+    // readers of the ledger test that.
+    s.push_str(",\"stream_end\":");
+    match f.stream_end {
+        Some(end) => {
+            s.push('"');
+            s.push_str(end.name());
+            s.push('"');
+        }
+        None => s.push_str("null"),
+    }
     s.push_str(",\"attempts\":");
     push_u64(s, f.attempts as u64);
     s.push_str(",\"rescues\":");
@@ -291,7 +302,12 @@ pub fn push_line(s: &mut String, f: &Finished) {
         push_json_str(s, reason);
         s.push('}');
     }
-    s.push_str("],\"ttfb_ms\":");
+    s.push_str("],\"abandoned\":");
+    match f.abandoned() {
+        Some(endpoint) => push_json_str(s, endpoint),
+        None => s.push_str("null"),
+    }
+    s.push_str(",\"ttfb_ms\":");
     push_opt_ms(s, f.ttfb);
     s.push_str(",\"ttft_ms\":");
     push_opt_ms(s, f.ttft);
@@ -341,12 +357,17 @@ pub struct Entry {
     pub status: u16,
     /// The client asked for a stream.
     pub stream: bool,
+    /// How the stream ended ([`StreamEnd::name`]); `None` for no stream, or a line
+    /// written before it was recorded.
+    pub stream_end: Option<String>,
     /// Upstream attempts.
     pub attempts: u64,
     /// Streams continued elsewhere.
     pub rescues: u64,
     /// Endpoints that failed first.
     pub failed: Vec<serde_json::Value>,
+    /// The endpoint being asked when the client left before any answer went out.
+    pub abandoned: Option<String>,
     /// Time to first byte.
     pub ttfb_ms: Option<f64>,
     /// Time to first token.
@@ -372,13 +393,19 @@ pub struct EntryTokens {
 }
 
 impl Entry {
+    /// How the stream ended; `None` also for a word this version does not know.
+    fn stream_end(&self) -> Option<StreamEnd> {
+        self.stream_end.as_deref().and_then(StreamEnd::named)
+    }
+
     /// True when the request moved from a failed endpoint to another, as the
     /// `failovers_total` counter counts them: a retry of the same endpoint, or an
     /// endpoint that failed with nowhere else to go, is not one.
     fn failed_over(&self) -> bool {
         let mut asked = (self.failed.iter())
             .filter_map(|f| f["endpoint"].as_str())
-            .chain(self.served_by.as_deref());
+            .chain(self.served_by.as_deref())
+            .chain(self.abandoned.as_deref());
         let first = asked.next();
         asked.any(|e| Some(e) != first)
     }
@@ -390,7 +417,14 @@ impl Entry {
             v.filter(|v| v.is_finite() && *v >= 0.0)
                 .map(|v| Duration::from_secs_f64(v / 1000.0))
         };
-        // Only the failed attempts are written down; the status page shows no more.
+        // Only the failed attempts and the one the client left are written down; the
+        // status page shows no more.
+        let left = self.abandoned.as_deref().map(|e| super::Tried {
+            endpoint: Arc::from(e),
+            word: std::borrow::Cow::Borrowed("client_closed"),
+            continuation: false,
+            ended: super::Ended::ClientGone,
+        });
         let tried = self
             .failed
             .iter()
@@ -401,6 +435,7 @@ impl Entry {
                     f["reason"].as_str().unwrap_or(""),
                 )
             })
+            .chain(left)
             .collect();
         Some(Finished {
             at: std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(at).ok()?),
@@ -410,6 +445,7 @@ impl Entry {
             served_by: self.served_by.as_deref().map(Arc::from),
             status: self.status,
             stream: self.stream,
+            stream_end: self.stream_end(),
             attempts: self.attempts as usize,
             rescues: self.rescues as usize,
             tried,
@@ -475,10 +511,14 @@ impl By {
     }
 
     /// The group key of an entry. A request no endpoint answered counts at the last
-    /// one asked, whose error the client got: under `-` the errors were nobody's.
+    /// one asked: the one being asked when the client left, else the one whose error
+    /// the client got. Under `-` the errors were nobody's.
     fn key(self, e: &Entry) -> String {
-        let last_asked = || e.failed.last().and_then(|f| f["endpoint"].as_str());
-        let served = e.served_by.as_deref().or_else(last_asked).unwrap_or("-");
+        let last_failed = || e.failed.last().and_then(|f| f["endpoint"].as_str());
+        let served = (e.served_by.as_deref())
+            .or(e.abandoned.as_deref())
+            .or_else(last_failed)
+            .unwrap_or("-");
         match self {
             By::Provider => provider_of(served).into(),
             By::Model => served.into(),
@@ -494,7 +534,8 @@ pub struct Group {
     pub key: String,
     /// Requests.
     pub requests: u64,
-    /// Of which answered with an error (4xx/5xx; a client that left is not one).
+    /// Of which answered with an error: 4xx/5xx, or a stream that broke (a client that
+    /// left is not one).
     pub errors: u64,
     /// Requests that moved past at least one failed endpoint.
     pub failovers: u64,
@@ -579,7 +620,7 @@ pub fn summarize(path: &Path, since_ms: Option<i64>, by: By) -> std::io::Result<
             });
             for (g, ttfts) in [&mut *slot, &mut total] {
                 g.requests += 1;
-                g.errors += u64::from(e.status >= 400 && e.status != 499);
+                g.errors += u64::from(super::is_error(e.status, e.stream_end()));
                 g.failovers += u64::from(e.failed_over());
                 g.rescues += e.rescues;
                 g.input += e.tokens.input.unwrap_or(0);
@@ -630,6 +671,7 @@ mod tests {
             served_by: Some("local:llama3.1:8b".into()),
             status: 200,
             stream: true,
+            stream_end: Some(StreamEnd::Complete),
             attempts: 2,
             rescues: 0,
             tried: vec![
@@ -659,11 +701,48 @@ mod tests {
         assert!(l.ends_with("}\n") && l.matches('\n').count() == 1);
         assert_eq!(
             l.trim_end(),
-            r#"{"time":"2026-12-02T03:40:12.123Z","inbound":"anthropic","model":"sm\"art","served_by":"local:llama3.1:8b","status":200,"stream":true,"attempts":2,"rescues":0,"failed":[{"endpoint":"cloud:gpt","status":503,"reason":"server error"}],"ttfb_ms":12.3,"ttft_ms":15.1,"total_ms":200.0,"tokens":{"input":12,"output":3,"cached_input":2,"reasoning":null}}"#
+            r#"{"time":"2026-12-02T03:40:12.123Z","inbound":"anthropic","model":"sm\"art","served_by":"local:llama3.1:8b","status":200,"stream":true,"stream_end":"complete","attempts":2,"rescues":0,"failed":[{"endpoint":"cloud:gpt","status":503,"reason":"server error"}],"abandoned":null,"ttfb_ms":12.3,"ttft_ms":15.1,"total_ms":200.0,"tokens":{"input":12,"output":3,"cached_input":2,"reasoning":null}}"#
         );
         let back: Entry = serde_json::from_str(&l).unwrap();
         assert_eq!(back.tokens.input, Some(12));
         assert_eq!(back.failed.len(), 1);
+    }
+
+    #[test]
+    fn broken_streams_are_errors_and_old_lines_are_still_read() {
+        let dir = std::env::temp_dir().join(format!("routeplane-ends-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("usage.jsonl");
+        let broken = Finished {
+            stream_end: Some(StreamEnd::Broken),
+            ..sample()
+        };
+        let mut left = Finished {
+            served_by: None,
+            status: 499,
+            stream_end: None,
+            ..sample()
+        };
+        left.tried[1].ended = Ended::ClientGone;
+        // A line from before `stream_end` and `abandoned` were written.
+        let old = r#"{"time":"2026-12-02T03:40:12.123Z","inbound":"chat_completions","model":"m","served_by":"local:llama3.1:8b","status":200,"stream":true,"attempts":1,"rescues":0,"failed":[],"ttfb_ms":1.0,"ttft_ms":1.0,"total_ms":2.0,"tokens":{"input":1,"output":1,"cached_input":null,"reasoning":null}}"#;
+        let text = [line(&broken), line(&left), format!("{old}\n")].concat();
+        std::fs::write(&path, &text).unwrap();
+        let s = summarize(&path, None, By::Model).unwrap();
+        assert_eq!(s.skipped, 0);
+        let rows: Vec<_> = (s.groups.iter())
+            .map(|g| (g.key.as_str(), g.requests, g.errors, g.failovers))
+            .collect();
+        // The client left while local was asked, after cloud failed: local's request,
+        // moved on to from cloud, and no one's error.
+        assert_eq!(rows, [("local:llama3.1:8b", 3, 1, 2)]);
+        let back = tail(&path, text.len() as u64, text.len() as u64);
+        assert_eq!(back[0].stream_end, Some(StreamEnd::Broken));
+        assert!(back[0].is_error());
+        assert_eq!(back[1].abandoned(), Some("local:llama3.1:8b"));
+        assert_eq!((back[2].stream, back[2].stream_end), (true, None));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -70,6 +70,24 @@ pub fn render(stats: &Stats, sources: &[Source], reasoning_bytes: usize) -> Stri
             );
         }
     }
+    family(
+        o,
+        "routeplane_streams_total",
+        "counter",
+        "Streamed answers by the provider and upstream model that started them and how they ended: complete, broken (the client got an error event under its 200), rescued or client_closed.",
+    );
+    for (provider, c) in &counts {
+        for s in &c.streams {
+            let _ = writeln!(
+                o,
+                "routeplane_streams_total{{provider=\"{}\",model=\"{}\",end=\"{}\"}} {}",
+                esc(provider),
+                esc(&s.model),
+                s.end.name(),
+                s.count
+            );
+        }
+    }
     let per_provider: [Counter; 4] = [
         (
             "routeplane_attempts_total",
@@ -288,6 +306,11 @@ mod tests {
         stats.record(finished(Some("local:m"), 200, &["cloud:x"]));
         stats.record(finished(Some("local:m"), 200, &[]));
         stats.record(finished(None, 502, &["cloud:x"]));
+        stats.record(crate::stats::Finished {
+            stream: true,
+            stream_end: Some(crate::log::StreamEnd::Broken),
+            ..finished(Some("local:m"), 200, &[])
+        });
         let sources = [Source {
             id: "we\"ird".into(),
             kind: "local",
@@ -307,7 +330,11 @@ mod tests {
             get(
                 r#"routeplane_requests_total{provider="local",model="m",status="200",inbound="chat_completions"}"#
             ),
-            2.0
+            3.0
+        );
+        assert_eq!(
+            get(r#"routeplane_streams_total{provider="local",model="m",end="broken"}"#),
+            1.0
         );
         assert_eq!(
             get(
@@ -319,7 +346,7 @@ mod tests {
         assert_eq!(get(r#"routeplane_failovers_total{provider="cloud"}"#), 1.0);
         assert_eq!(
             get(r#"routeplane_tokens_total{provider="local",direction="input"}"#),
-            10.0
+            15.0
         );
         assert_eq!(
             get(r#"routeplane_time_to_first_token_seconds_bucket{provider="local",le="0.01"}"#),
@@ -327,11 +354,11 @@ mod tests {
         );
         assert_eq!(
             get(r#"routeplane_time_to_first_token_seconds_bucket{provider="local",le="0.025"}"#),
-            2.0
+            3.0
         );
         assert_eq!(
             get(r#"routeplane_time_to_first_token_seconds_bucket{provider="local",le="+Inf"}"#),
-            2.0
+            3.0
         );
         assert_eq!(get(r#"routeplane_provider_up{provider="we\"ird"}"#), 1.0);
     }

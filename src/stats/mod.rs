@@ -25,6 +25,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
+use crate::log::StreamEnd;
 use crate::protocol::Protocol;
 use crate::registry::provider_of;
 use crate::time;
@@ -286,6 +287,9 @@ pub struct Finished {
     pub status: u16,
     /// The client asked for a stream.
     pub stream: bool,
+    /// How the streamed answer ended (the log's `stream=`); `None` when no stream went
+    /// out, or for a ledger line written before it was recorded.
+    pub stream_end: Option<StreamEnd>,
     /// Upstream attempts made.
     pub attempts: usize,
     /// Times a broken stream was continued (the relay's `rescued`).
@@ -308,9 +312,20 @@ impl Finished {
         self.served_by.as_deref().map(provider_of)
     }
 
-    /// True for an answer the client could not use (4xx/5xx, not a client that left).
+    /// True for an answer the client could not use (see [`is_error`]).
     pub fn is_error(&self) -> bool {
-        self.status >= 400 && self.status != 499
+        is_error(self.status, self.stream_end)
+    }
+
+    /// The endpoint that was being asked when the client left, when nothing of an
+    /// answer had gone out: the request is its, though not its error.
+    pub fn abandoned(&self) -> Option<&str> {
+        if self.served_by.is_some() {
+            return None;
+        }
+        (self.tried.last())
+            .filter(|t| t.ended == Ended::ClientGone)
+            .map(|t| &*t.endpoint)
     }
 
     /// The attempts that failed before anything of theirs went out, in order:
@@ -321,6 +336,12 @@ impl Finished {
             _ => None,
         })
     }
+}
+
+/// True for an answer the client could not use: a 4xx/5xx, or a stream that broke and
+/// ended with an error event under its 200 (a client that left, 499, is not one).
+pub fn is_error(status: u16, stream_end: Option<StreamEnd>) -> bool {
+    (status >= 400 && status != 499) || stream_end == Some(StreamEnd::Broken)
 }
 
 /// Fixed histogram bounds in seconds, shared by both duration histograms.
@@ -363,11 +384,25 @@ pub struct RequestCount {
     pub count: u64,
 }
 
+/// Streamed answers of one model of a source that ended one way.
+#[derive(Debug, Clone)]
+pub struct StreamCount {
+    /// Upstream model that started the stream.
+    pub model: String,
+    /// How the streams ended.
+    pub end: StreamEnd,
+    /// How many.
+    pub count: u64,
+}
+
 /// Everything counted for one source since start.
 #[derive(Debug, Clone, Default)]
 pub struct SourceCounts {
     /// Requests it answered, by model, status and protocol.
     pub requests: Vec<RequestCount>,
+    /// Streams it started, by model and how they ended: a broken stream's status is
+    /// the 200 its head carried, so only this tells it from a complete one.
+    pub streams: Vec<StreamCount>,
     /// Attempts made at it.
     pub attempts: u64,
     /// Attempts at it that repeated the attempt just before (same endpoint again).
@@ -391,7 +426,8 @@ pub struct SourceCounts {
 pub struct Today {
     /// Requests answered.
     pub requests: u64,
-    /// Error answers it gave, plus attempts at it that failed and were moved past.
+    /// Error answers it gave (broken streams included), plus attempts at it that
+    /// failed and were moved past.
     pub errors: u64,
     /// Input tokens.
     pub input: u64,
@@ -477,6 +513,16 @@ impl Inner {
                 inbound: f.inbound,
                 count: 1,
             }),
+        }
+        if let Some(end) = f.stream_end {
+            match (counts.streams.iter_mut()).find(|s| s.end == end && s.model == model) {
+                Some(s) => s.count += 1,
+                None => counts.streams.push(StreamCount {
+                    model: model.to_string(),
+                    end,
+                    count: 1,
+                }),
+            }
         }
         let t = f.tokens;
         for (slot, v) in
@@ -812,9 +858,11 @@ fn recent_json(f: &Finished) -> Value {
         "served_by": f.served_by.as_deref(),
         "status": f.status,
         "stream": f.stream,
+        "stream_end": f.stream_end.map(StreamEnd::name),
         "attempts": f.attempts,
         "rescues": f.rescues,
         "failed": failed,
+        "abandoned": f.abandoned(),
         "ttft_ms": ms(f.ttft),
         "total_ms": ms(Some(f.total)),
         "input_tokens": f.tokens.input,
@@ -871,6 +919,7 @@ mod tests {
             served_by: served.map(Arc::from),
             status,
             stream: false,
+            stream_end: None,
             attempts: failed.len() + usize::from(served.is_some()),
             rescues: 0,
             tried: failed
@@ -1010,6 +1059,66 @@ mod tests {
         );
         // The request and its tokens belong to the endpoint that started the answer.
         assert_eq!(a.requests[0].count, 1);
+    }
+
+    #[test]
+    fn a_broken_stream_is_an_error_and_a_client_that_left_is_not() {
+        let stats = Stats::default();
+        let stream = |end| Finished {
+            stream: true,
+            stream_end: Some(end),
+            status: if end == StreamEnd::ClientClosed {
+                499
+            } else {
+                200
+            },
+            ..finished(Some("c:m"), 200, &[])
+        };
+        for end in [
+            StreamEnd::Complete,
+            StreamEnd::Broken,
+            StreamEnd::Broken,
+            StreamEnd::ClientClosed,
+        ] {
+            stats.record(stream(end));
+        }
+        let s = stats.snapshot();
+        let ends: Vec<_> = (s["c"].streams.iter())
+            .map(|x| (x.model.as_str(), x.end, x.count))
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                ("m", StreamEnd::Complete, 1),
+                ("m", StreamEnd::Broken, 2),
+                ("m", StreamEnd::ClientClosed, 1)
+            ]
+        );
+        let v: Value = serde_json::from_str(&stats.status_json(&[up_source("c")])).unwrap();
+        assert_eq!(v["sources"][0]["today"]["errors"], 2, "{v}");
+        assert_eq!(
+            v["recent"][0]["stream_end"], "client_closed",
+            "newest first"
+        );
+        assert_eq!(v["recent"][0]["abandoned"], Value::Null);
+    }
+
+    #[test]
+    fn a_request_the_client_left_before_its_answer_is_the_asked_endpoints() {
+        let mut f = finished(None, 499, &["a:m"]);
+        f.tried.push(Tried {
+            endpoint: Arc::from("b:m"),
+            word: Cow::Borrowed("client_closed"),
+            continuation: false,
+            ended: Ended::ClientGone,
+        });
+        assert_eq!(f.abandoned(), Some("b:m"));
+        assert!(!f.is_error());
+        // Once something of it went out, the request is the answering endpoint's.
+        f.served_by = Some(Arc::from("b:m"));
+        assert_eq!(f.abandoned(), None);
+        // A client that left in a retry's pause: the trail ends at the failure.
+        assert_eq!(finished(None, 499, &["a:m"]).abandoned(), None);
     }
 
     #[test]
