@@ -303,6 +303,12 @@ fn exhausted_lists_every_attempt() {
             "every target failed: a:m → 500 boom; b:m → connection refused by {at} (is the server running?)"
         ),
     );
+    // a's 500 retried once, then b.
+    assert_eq!(resp.header("x-routeplane-attempts"), Some("3"));
+    // One endpoint that did not answer: its failure, with the attempts it took.
+    let resp = ask(&p, "b:m");
+    assert_eq!(resp.status, 502, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-attempts"), Some("1"));
 }
 
 #[test]

@@ -536,7 +536,8 @@ fn exhausted(
                 } else {
                     502
                 };
-                respond_error(call.inbound, status, &err.to_string(), &[], out);
+                let counted = [attempts_header(attempts)];
+                respond_error(call.inbound, status, &err.to_string(), &counted, out);
                 status
             }
         };
@@ -576,7 +577,7 @@ fn exhausted(
         (_, _, true) => 404,
         _ => 502,
     };
-    let mut headers = Vec::new();
+    let mut headers = vec![attempts_header(attempts)];
     // When the first endpoint takes requests again: the pause it asked for, or, when it
     // named none, what is left of its cool-down.
     if all_rate_limited
@@ -601,6 +602,12 @@ fn exhausted(
     };
     respond_error(call.inbound, err.status(), &err.to_string(), &headers, out);
     err.status()
+}
+
+/// `x-routeplane-attempts`, which an answer and a surfaced error carry too: how many
+/// upstream requests a failure took.
+fn attempts_header(attempts: usize) -> (String, String) {
+    ("x-routeplane-attempts".to_string(), attempts.to_string())
 }
 
 /// A wait as `Retry-After` says it: whole seconds, rounded up (a client that comes
