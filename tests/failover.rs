@@ -1459,6 +1459,37 @@ fn a_whole_answer_is_collected_from_a_stream_for_every_client_protocol() {
 }
 
 #[test]
+fn a_whole_answer_is_collected_from_a_stream_in_every_source_protocol() {
+    for wire in Wire::ALL {
+        // Streams when asked to: in the body, or (Gemini) in the path.
+        let a = MockUpstream::start(move |req| {
+            let streamed = req.json()["stream"] == true || req.path.contains("stream");
+            wire.reply(streamed, true)
+        });
+        let b = as_asked();
+        let p = Proxy::start(&format!(
+            "providers:\n  a:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\ntimeouts:\n  first_token_secs: 1\n",
+            a.url(),
+            wire.config_name(),
+            b.url()
+        ));
+        let resp = p.post(
+            "/v1/chat/completions",
+            Wire::Chat.request("smart", false, true),
+        );
+        assert_eq!(resp.status, 200, "{wire:?}: {}", resp.body);
+        assert_eq!(resp.header("x-routeplane-provider"), Some("a"), "{wire:?}");
+        let got = Wire::Chat.read(&resp);
+        assert_eq!(got.tools.len(), 1, "{wire:?}: {}", resp.body);
+        assert_eq!(got.tools[0].0, "get_weather", "{wire:?}");
+        assert_eq!(got.tools[0].1, json!({"city": "Paris"}), "{wire:?}");
+        let sent = &a.posts()[0];
+        let streamed = sent.json()["stream"] == true || sent.path.contains("stream");
+        assert!(streamed, "{wire:?}: {} {}", sent.path, sent.json());
+    }
+}
+
+#[test]
 fn a_whole_answer_from_the_last_endpoint_is_copied_as_asked() {
     let a = crate::support::wire::chat_mock_with_usage(Duration::ZERO);
     let b = as_asked();

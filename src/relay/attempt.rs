@@ -258,15 +258,15 @@ impl<'a> Run<'a, '_> {
         // stream's head counts against its first-token deadline too.
         let sent = Instant::now();
         let gone = || self.out.client_gone();
-        let within = upstream_stream;
-        // The settings in force, not those the client was built with: a reload applies.
-        let wait = match within {
+        // A whole answer waits as long as the settings in force say (not those the
+        // client was built with: a reload applies).
+        let wait = match upstream_stream {
             true => patience,
             false => settings.first_byte_timeout,
         };
         let posted = env.client.post_within(&url, &headers, body, wait, &gone);
         // The deadline a timeout ran out, and the key that sets it, for its message.
-        let deadline = match (within, last, target.first_token.is_some()) {
+        let deadline = match (upstream_stream, last, target.first_token.is_some()) {
             (true, false, true) => (patience, "the endpoint's `first_token_secs`"),
             (true, false, false) => (patience, "`timeouts.first_token_secs`"),
             _ => (settings.first_byte_timeout, "`timeouts.first_byte_secs`"),
