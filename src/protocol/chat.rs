@@ -575,6 +575,9 @@ pub struct Collector {
     created: Option<Value>,
     content: String,
     reasoning: String,
+    /// The source named its reasoning `reasoning` (Ollama, OpenRouter): so named in the
+    /// answer too, beside the hub's `reasoning_content`.
+    named_reasoning: bool,
     /// Reasoning details, merged by their stream index.
     details: Vec<Value>,
     /// Tool calls by their stream index.
@@ -608,11 +611,24 @@ impl Collector {
         if let Some(s) = delta["reasoning_content"].as_str() {
             self.reasoning.push_str(s);
         }
+        self.named_reasoning |= delta["reasoning"].is_string();
         for detail in delta["reasoning_details"].as_array().into_iter().flatten() {
             super::add_detail(&mut self.details, detail);
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
-            let index = call["index"].as_u64().unwrap_or(0) as usize;
+            // Some servers (SGLang, some Ollama paths) stream calls without an `index`:
+            // a new id is then a new call, and a delta without one adds to the last.
+            let index = match call["index"].as_u64() {
+                Some(i) => i as usize,
+                None => match (call["id"].as_str(), self.tools.last()) {
+                    (Some(id), Some(last))
+                        if last.get("id").and_then(Value::as_str) != Some(id) =>
+                    {
+                        self.tools.len()
+                    }
+                    _ => self.tools.len().saturating_sub(1),
+                },
+            };
             if index > 1024 {
                 continue;
             }
@@ -642,6 +658,9 @@ impl Collector {
     pub fn finish(self) -> Value {
         let mut message = json!({"role": "assistant", "content": self.content});
         if !self.reasoning.is_empty() {
+            if self.named_reasoning {
+                message["reasoning"] = json!(self.reasoning);
+            }
             message["reasoning_content"] = json!(self.reasoning);
         }
         if !self.details.is_empty() {
@@ -910,6 +929,46 @@ mod tests {
         );
         let usage = json!({"id":"c2","choices":[],"usage":{"total_tokens":3}});
         assert_eq!(e.chunk(&usage).len(), 1, "usage chunks survive");
+    }
+
+    #[test]
+    fn collector_keeps_calls_streamed_without_an_index_apart() {
+        let mut c = Collector::default();
+        let call = |id: Option<&str>, args: &str| {
+            let mut call = json!({"function": {"arguments": args}});
+            if let Some(id) = id {
+                call["id"] = json!(id);
+                call["function"]["name"] = json!("read");
+            }
+            json!({"choices":[{"index":0,"delta":{"tool_calls":[call]}}]})
+        };
+        for ch in [
+            call(Some("a"), "{\"p\":"),
+            call(None, "0}"),
+            call(Some("b"), "{\"p\":1}"),
+        ] {
+            c.add(&ch);
+        }
+        let out = c.finish();
+        let calls = &out["choices"][0]["message"]["tool_calls"];
+        assert_eq!(calls[0]["id"], "a");
+        assert_eq!(calls[0]["function"]["arguments"], "{\"p\":0}");
+        assert_eq!(calls[1]["id"], "b");
+        assert_eq!(calls[1]["function"]["arguments"], "{\"p\":1}");
+    }
+
+    #[test]
+    fn collector_names_reasoning_as_its_source_did() {
+        let mut c = Collector::default();
+        let mut ch = json!({"choices":[{"index":0,"delta":{"reasoning":"hmm"}}]});
+        into_hub(&mut ch, "delta");
+        c.add(&ch);
+        let out = c.finish();
+        let message = &out["choices"][0]["message"];
+        assert_eq!(
+            (&message["reasoning"], &message["reasoning_content"]),
+            (&json!("hmm"), &json!("hmm"))
+        );
     }
 
     #[test]
