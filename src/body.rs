@@ -188,13 +188,26 @@ impl RawBody {
         if self.names_only(model) {
             return Cow::Borrowed(&self.bytes);
         }
-        Cow::Owned(self.rewritten(model, None))
+        Cow::Owned(self.rewritten(model, &[]))
     }
 
     /// [`RawBody::with_model`], also asking a chat stream for its usage chunk:
     /// `stream_options.include_usage: true`, the client's other stream options kept.
     pub fn with_model_asking_usage(&self, model: &str) -> Vec<u8> {
-        let options = match self
+        self.rewritten(model, &[("stream_options", &self.options_asking_usage())])
+    }
+
+    /// [`RawBody::with_model_asking_usage`] that also asks for a stream (`"stream": true`):
+    /// a whole answer asked for as a stream, to be collected, with the client's other
+    /// bytes (and their order, which a JSON schema's keys carry) as they came.
+    pub fn with_model_streaming(&self, model: &str) -> Vec<u8> {
+        let options = self.options_asking_usage();
+        self.rewritten(model, &[("stream", "true"), ("stream_options", &options)])
+    }
+
+    /// The client's `stream_options` with `include_usage` set, as raw JSON.
+    fn options_asking_usage(&self) -> String {
+        match self
             .get("stream_options")
             .and_then(|raw| serde_json::from_slice::<Value>(raw).ok())
         {
@@ -203,8 +216,7 @@ impl RawBody {
                 Value::Object(m).to_string()
             }
             _ => r#"{"include_usage":true}"#.to_string(),
-        };
-        self.rewritten(model, Some(("stream_options", &options)))
+        }
     }
 
     /// True when `model` is the body's one `model`, as a string without escapes, and
@@ -227,15 +239,17 @@ impl RawBody {
         named
     }
 
-    /// The body with `model` set, `models` removed and, when given, one more top-level
-    /// key set to a raw JSON value (replacing the client's).
-    fn rewritten(&self, model: &str, set: Option<(&str, &str)>) -> Vec<u8> {
+    /// The body with `model` set, `models` removed and the top-level keys of `set` set
+    /// to raw JSON values (replacing the client's).
+    fn rewritten(&self, model: &str, set: &[(&str, &str)]) -> Vec<u8> {
         let mut out = sync::take_spare(&REWRITTEN);
-        out.reserve(self.bytes.len() + model.len() + 32);
+        out.reserve(self.bytes.len() + model.len() + 48);
         out.push(b'{');
         let mut wrote_model = false;
         let mut first = true;
-        let mut wrote_set = false;
+        // Which of `set` went out, in place of the client's own.
+        let mut wrote_set = [false; 2];
+        debug_assert!(set.len() <= wrote_set.len());
         for (key, value) in self.entries.iter() {
             let name = self.key(key);
             let value = match name {
@@ -245,14 +259,14 @@ impl RawBody {
                     wrote_model = true;
                     None
                 }
-                k if set.is_some_and(|(n, _)| n.as_bytes() == k) => {
-                    if wrote_set {
-                        continue;
+                k => match set.iter().position(|(n, _)| n.as_bytes() == k) {
+                    Some(i) if wrote_set[i] => continue,
+                    Some(i) => {
+                        wrote_set[i] = true;
+                        Some(set[i].1.as_bytes())
                     }
-                    wrote_set = true;
-                    set.map(|(_, v)| v.as_bytes())
-                }
-                _ => Some(&self.bytes[value.clone()]),
+                    None => Some(&self.bytes[value.clone()]),
+                },
             };
             if !first {
                 out.push(b',');
@@ -272,11 +286,13 @@ impl RawBody {
             out.extend_from_slice(b"\"model\":");
             push_json_string(&mut out, model);
         }
-        if let Some((name, value)) = set.filter(|_| !wrote_set) {
-            out.push(b',');
-            push_json_string(&mut out, name);
-            out.push(b':');
-            out.extend_from_slice(value.as_bytes());
+        for (i, (name, value)) in set.iter().enumerate() {
+            if !wrote_set[i] {
+                out.push(b',');
+                push_json_string(&mut out, name);
+                out.push(b':');
+                out.extend_from_slice(value.as_bytes());
+            }
         }
         out.push(b'}');
         out
@@ -674,6 +690,18 @@ mod tests {
             serde_json::json!({"include_usage": true, "x": 1})
         );
         assert_eq!(out["model"], "b");
+    }
+
+    #[test]
+    fn a_stream_is_asked_for_in_place_with_the_other_bytes_as_they_came() {
+        let whole = RawBody::parse(
+            br#"{"stream":false,"model":"a","tools":[{"p":{"z":1,"a":2}}]}"#.to_vec(),
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(whole.with_model_streaming("b")).unwrap(),
+            r#"{"stream":true,"model":"b","tools":[{"p":{"z":1,"a":2}}],"stream_options":{"include_usage":true}}"#
+        );
     }
 
     #[test]

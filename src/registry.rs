@@ -336,6 +336,12 @@ pub struct Provider {
 }
 
 impl Provider {
+    /// True for a self-hosted server (Ollama, vLLM, llama.cpp, LM Studio, or a block of
+    /// one's own at an address on this machine or its network), not a hosted API.
+    pub fn self_hosted(&self) -> bool {
+        self.kind == Kind::Local || on_this_network(&self.api_base)
+    }
+
     /// The protocol spoken for an upstream model name.
     pub fn protocol_for(&self, model: &str) -> Protocol {
         self.protocols
@@ -806,20 +812,24 @@ fn key_vars(b: &Builtin) -> Vec<String> {
 /// A hosted API may serve at its root (DeepSeek's `https://api.deepseek.com`), so one
 /// is never questioned.
 fn lacks_v1_on_this_network(api_base: &str) -> bool {
-    let authority = crate::log::host_of(api_base);
     let rest = api_base.split_once("://").map_or(api_base, |(_, r)| r);
     let path = rest.split_once('/').map_or("", |(_, path)| path);
-    // `[::1]:8000`, `127.0.0.1:8000`, `gpu-box.local`.
+    path.is_empty() && on_this_network(api_base)
+}
+
+/// True for a URL at a server on this machine or its network: `[::1]:8000`,
+/// `127.0.0.1:8000`, `192.168.1.9`, `gpu-box.local`.
+fn on_this_network(url: &str) -> bool {
+    let authority = crate::log::host_of(url);
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(v6),
         None => authority.split(':').next().unwrap_or(authority),
     };
-    let nearby = match host.parse::<std::net::IpAddr>() {
+    match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private(),
         Ok(std::net::IpAddr::V6(ip)) => ip.is_loopback(),
         Err(_) => host == "localhost" || host.ends_with(".local"),
-    };
-    path.is_empty() && nearby
+    }
 }
 
 /// The variable name of a value written `$NAME`, an environment variable without the

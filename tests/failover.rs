@@ -1490,6 +1490,59 @@ fn a_whole_answer_is_collected_from_a_stream_in_every_source_protocol() {
 }
 
 #[test]
+fn a_whole_answer_asked_as_a_stream_keeps_the_clients_bytes() {
+    let a = as_asked();
+    let b = as_asked();
+    let p = Proxy::start(&whole_config(&a, &b));
+    // A schema's key order is what a model fills in first: sent as the client wrote it.
+    let body = r#"{"model":"smart","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"w","schema":{"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"string"}}}}}}"#;
+    let resp = p.send(
+        "POST",
+        "/v1/chat/completions",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = String::from_utf8(a.posts()[0].body.clone()).unwrap();
+    assert!(
+        sent.find("zeta").unwrap() < sent.find("alpha").unwrap(),
+        "{sent}"
+    );
+    assert_eq!(a.posts()[0].json()["stream"], true, "{sent}");
+}
+
+#[test]
+fn a_hosted_apis_whole_answer_is_asked_as_the_client_asked() {
+    // A hosted API's whole answer carries what only a copy keeps (server tools,
+    // citations, encrypted reasoning). 0.0.0.0 reaches the mock as a host that is
+    // neither loopback nor on this network would: as a hosted API.
+    let a = as_asked();
+    let b = as_asked();
+    let hosted = a.url().replace("127.0.0.1", "0.0.0.0");
+    let p = Proxy::start(&format!(
+        "providers:\n  a:\n    api_base: {hosted}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\n",
+        b.url()
+    ));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("a"));
+    assert_eq!(a.posts()[0].json()["stream"], json!(null));
+    assert_eq!(resp.json(), Wire::Chat.body(false), "copied byte for byte");
+    // `route` says which deadline a whole answer from it waits for.
+    let config = p.dir.path().join("routeplane.yaml");
+    let out = std::process::Command::new(crate::support::proxy::bin())
+        .args(["route", "smart", "-c", config.to_str().unwrap()])
+        .env("HOME", p.dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("deadline: first token 15s (a whole answer: first byte 300s);"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_whole_answer_from_the_last_endpoint_is_copied_as_asked() {
     let a = crate::support::wire::chat_mock_with_usage(Duration::ZERO);
     let b = as_asked();

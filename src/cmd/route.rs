@@ -77,7 +77,15 @@ fn policy(settings: &Settings, t: &Target, last: bool) -> String {
         )
     } else {
         let d = t.first_token.unwrap_or(settings.first_token_timeout);
-        format!("first token {:?}", d.min(settings.first_byte_timeout))
+        let d = d.min(settings.first_byte_timeout);
+        // Only a self-hosted server is asked for a whole answer as a stream.
+        match t.provider.self_hosted() {
+            true => format!("first token {d:?}"),
+            false => format!(
+                "first token {d:?} (a whole answer: first byte {:?})",
+                settings.first_byte_timeout
+            ),
+        }
     };
     let prefill = match (t.can_continue(), t.provider.prefill) {
         (false, _) => "no",

@@ -203,15 +203,18 @@ impl<'a> Run<'a, '_> {
 
     /// Whether `target` is asked for a stream: when the client asked for one; when the
     /// source answers only streams (its whole answer is then collected); and when the
-    /// client asked for a whole answer but another endpoint remains. A whole answer's
-    /// first byte comes only when all of it is made, so only a stream shows in time
-    /// that a source is stuck; its answer is collected unless it cannot be without
-    /// losing what the client asked for ([`Protocol::collects_whole`]).
+    /// client asked a self-hosted server for a whole answer but another endpoint
+    /// remains. A whole answer's first byte comes only when all of it is made, so only
+    /// a stream shows in time that a server is stuck (loading a model, its GPU busy),
+    /// the usual fault of a local server. Its plain chat answer is collected unless
+    /// that would lose what the client asked for ([`Protocol::collects_whole`]); a
+    /// hosted API's carries what only a copy keeps (server tools, citations, encrypted
+    /// reasoning), and is asked as the client asked.
     fn streams_upstream(&self, target: &Target, last: bool) -> bool {
         let call = self.call;
         call.stream
             || self.env.auth.stream_only(&target.provider)
-            || (!last && call.inbound.collects_whole(call.body))
+            || (!last && target.provider.self_hosted() && call.inbound.collects_whole(call.body))
     }
 
     /// [`Run::attempt`] with the body it sends; `last` whether no endpoint remains after
@@ -354,18 +357,21 @@ impl<'a> Run<'a, '_> {
         // usage (issue 19): a chat stream copied byte for byte is asked for its usage.
         let asks_usage = super::asks_usage(call, target);
         let mended = same && target.protocol.must_mend(call.body, &target.source());
-        if same
-            && !env.auth.rewrites_body(provider)
-            && ask == Ask::Original
-            && !mended
-            && !collected
-        {
-            if asks_usage {
-                return Ok(Cow::Owned(
-                    call.body.with_model_asking_usage(target.model()),
-                ));
+        if same && !env.auth.rewrites_body(provider) && ask == Ask::Original && !mended {
+            match (collected, target.protocol) {
+                // Asked for as a stream in the client's own bytes: not re-encoded, which
+                // would reorder a JSON schema's keys. (Gemini asks in its URL.)
+                (true, Protocol::Chat | Protocol::Completions) => {
+                    return Ok(Cow::Owned(call.body.with_model_streaming(target.model())));
+                }
+                (true, Protocol::Anthropic | Protocol::Responses) => {}
+                (false, _) if asks_usage => {
+                    return Ok(Cow::Owned(
+                        call.body.with_model_asking_usage(target.model()),
+                    ));
+                }
+                _ => return Ok(target.protocol.passthrough_body(call.body, target.model())),
             }
-            return Ok(target.protocol.passthrough_body(call.body, target.model()));
         }
         let mut up = if same {
             let mut v = call.body.to_value()?;
