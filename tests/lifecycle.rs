@@ -179,6 +179,26 @@ fn a_reload_applies_a_new_first_byte_deadline() {
 }
 
 #[test]
+fn a_reload_keeps_the_listen_address_given_on_the_command_line_without_a_word() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let port = MockUpstream::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let yaml = format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [one]\n",
+        up.url()
+    );
+    let p = Proxy::start_with(&yaml, &[], &["--listen", &listen]);
+    p.signal("HUP");
+    p.wait_log("reloaded config");
+    let log = p.log();
+    assert!(
+        !log.iter()
+            .any(|l| l.contains("take effect at the next start")),
+        "nothing in the file changed: {log:#?}"
+    );
+}
+
+#[test]
 fn a_reload_says_which_changes_wait_for_a_restart() {
     // The worker limit and the cool-down table are built once at start: a reload that
     // changes them says so instead of seeming to apply them.

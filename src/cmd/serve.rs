@@ -42,11 +42,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             _ => return Err(arg.unexpected().into()),
         }
     }
-    let loaded = super::load(&global)?;
-    let mut registry = Registry::build(&loaded)?;
-    if let Some(listen) = &global.listen {
-        registry.settings.listen = super::listen_addr(listen)?;
-    }
+    let registry = built(&global)?;
     let addr = registry.settings.listen;
     super::refuse_open(&registry, &global)?;
     let client_timeout =
@@ -63,7 +59,18 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     ));
     // SIGHUP re-reads the same file; the listen address and worker count stay.
     let reload_from = global.clone();
-    let reload: server::Reload = Box::new(move || Registry::build(&super::load(&reload_from)?));
+    let reload: server::Reload = Box::new(move || built(&reload_from));
     server::serve(listener, shared, reload)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The registry the command line asks for: its config file, with `--listen` over the
+/// file's `listen` (at start and at each reload alike, so a reload does not take the
+/// file's for a change).
+fn built(global: &Global) -> Result<Registry, Error> {
+    let mut registry = Registry::build(&super::load(global)?)?;
+    if let Some(listen) = &global.listen {
+        registry.settings.listen = super::listen_addr(listen)?;
+    }
+    Ok(registry)
 }
