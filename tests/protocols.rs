@@ -556,6 +556,28 @@ fn count_tokens_is_forwarded_to_an_anthropic_upstream() {
 }
 
 #[test]
+fn count_tokens_passes_over_a_silent_endpoint_at_the_first_token_deadline() {
+    use crate::support::Reply;
+    let silent = MockUpstream::always(Reply::Hang(std::time::Duration::from_secs(8)));
+    let good = MockUpstream::always(Reply::json(200, json!({"input_tokens": 12})));
+    let p = Proxy::start(&format!(
+        "providers:\n  a:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\n  b:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\ntimeouts:\n  first_token_secs: 1\n",
+        silent.url(),
+        good.url()
+    ));
+    let started = std::time::Instant::now();
+    let resp = p.post(
+        "/v1/messages/count_tokens",
+        json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json(), json!({"input_tokens": 12}));
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(4), "{took:?}");
+}
+
+#[test]
 fn count_tokens_is_an_estimate_marked_as_such_elsewhere() {
     let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
     let resp = p.post("/v1/messages/count_tokens", json!({"model": "m", "messages": [{"role": "user", "content": "hello world, how are you"}]}));

@@ -368,9 +368,11 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
 }
 
 /// `POST /v1/messages/count_tokens` and Gemini's `:countTokens`: asked of the first
-/// target of the client's protocol that answers; without one, an estimate (about four
-/// bytes a token, marked by `x-routeplane-estimate`), because a 404 would break clients
-/// that count before every request.
+/// target of the client's protocol that answers, those cooling down last, each within
+/// the first-token deadline (a count is quick, and a silent source must not hold the
+/// client up); without one, an estimate (about four bytes a token, marked by
+/// `x-routeplane-estimate`), because a 404 would break clients that count before every
+/// request.
 pub fn count_tokens(
     env: &Env,
     settings: &Settings,
@@ -378,7 +380,11 @@ pub fn count_tokens(
     out: &mut ClientWriter,
 ) -> Served {
     let mut served = Served::default();
-    for target in call.targets.iter().filter(|t| t.protocol == call.inbound) {
+    let (targets, _) = env.cooldown.order(call.targets);
+    let wait = settings
+        .first_token_timeout
+        .min(settings.first_byte_timeout);
+    for target in targets.iter().filter(|t| t.protocol == call.inbound) {
         let Some(path) = target.protocol.count_tokens_endpoint(target.model()) else {
             continue;
         };
@@ -401,7 +407,6 @@ pub fn count_tokens(
             body = Cow::Owned(v.to_string().into_bytes());
         }
         let gone = || out.client_gone();
-        let wait = settings.first_byte_timeout;
         let reply = match env.client.post_within(&url, &headers, &body, wait, &gone) {
             Ok(reply) => reply,
             Err(upstream::SendError::Abandoned) => return client_left(served),
