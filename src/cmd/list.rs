@@ -160,8 +160,10 @@ pub(crate) fn with_cooldown(state: String, cooling: &[(String, f64)], label: &st
 fn with_model_cooldowns(state: String, cooling: &[(String, f64)], provider: &str) -> String {
     let mine: Vec<(&str, f64)> = cooling
         .iter()
-        .filter(|(l, _)| registry::provider_of(l) == provider)
-        .map(|(l, left)| (&l[provider.len() + 1..], *left))
+        .filter_map(|(l, left)| {
+            let model = l.strip_prefix(provider)?.strip_prefix(':')?;
+            Some((model, *left))
+        })
         .collect();
     if state != "active" || mine.is_empty() {
         return state;

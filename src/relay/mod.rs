@@ -122,8 +122,7 @@ impl Failure {
     /// What the failure says of its server, for its cool-down.
     fn failed(&self) -> route::Failed {
         match (self.kind, self.retry_after) {
-            (FailKind::Status(429) | FailKind::Timeout | FailKind::Credential, _)
-            | (_, Some(_)) => route::Failed::Busy {
+            (FailKind::Status(429) | FailKind::Timeout, _) | (_, Some(_)) => route::Failed::Busy {
                 retry_after: self.retry_after,
             },
             _ => route::Failed::NotServing,
