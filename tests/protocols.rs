@@ -556,6 +556,57 @@ fn count_tokens_is_forwarded_to_an_anthropic_upstream() {
 }
 
 #[test]
+fn an_anthropic_server_tool_is_not_taken_for_a_tool_call_of_the_client() {
+    // Anthropic runs its web search itself: the `server_tool_use` block and its input
+    // are its own, not a call the client should make.
+    let named = |name: &str, v: serde_json::Value| format!("event: {name}\ndata: {v}\n\n");
+    let events = vec![
+        named(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [], "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        ),
+        named(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}}),
+        ),
+        named(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"query\": \"weather\"}"}}),
+        ),
+        named(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        named(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}),
+        ),
+        named(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "It is sunny."}}),
+        ),
+        named(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 1}),
+        ),
+        named(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}}),
+        ),
+        named("message_stop", json!({"type": "message_stop"})),
+    ];
+    let (_mock, p) = setup(
+        Wire::Anthropic,
+        crate::support::Reply::Sse(events, std::time::Duration::ZERO),
+    );
+    let s = p.stream("/v1/chat/completions", Wire::Chat.request("m", true, false));
+    let got = Wire::Chat.read_stream(&s);
+    assert_eq!(got.text, "It is sunny.", "{}", s.text());
+    assert!(got.tools.is_empty(), "{}", s.text());
+    assert!(got.ended, "{}", s.text());
+}
+
+#[test]
 fn count_tokens_passes_over_a_silent_endpoint_at_the_first_token_deadline() {
     use crate::support::Reply;
     let silent = MockUpstream::always(Reply::Hang(std::time::Duration::from_secs(8)));

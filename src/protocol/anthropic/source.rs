@@ -483,7 +483,10 @@ impl Decoder {
                                 *seen |= fragment;
                                 *index
                             }
-                            None => 0,
+                            // A block that is no tool call of the client's: a server tool's
+                            // (`server_tool_use`: Anthropic runs a web search itself), left
+                            // out like its block, not taken for the first call's arguments.
+                            None => return Decoded::Chunks(Vec::new()),
                         };
                         one(self.chunk(
                             json!({"tool_calls": [{"index": index, "function": {"arguments": d["partial_json"]}}]}),
