@@ -34,15 +34,6 @@ pub struct Delta<'a> {
 }
 
 impl<'a> Delta<'a> {
-    /// A piece of a tool call: content, nothing to add to the text.
-    pub(super) fn tool_call() -> Self {
-        Delta {
-            has_content: true,
-            tool: true,
-            ..Delta::default()
-        }
-    }
-
     /// Text or reasoning alone: no tool call, no finish.
     pub(super) fn text(content: Option<Cow<'a, str>>, reasoning: Option<Cow<'a, str>>) -> Self {
         Delta {

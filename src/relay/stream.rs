@@ -677,7 +677,6 @@ mod tests {
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}"#,
                 r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"a\n\"b\""}}"#,
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}"#,
-                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a"}}"#,
             ],
         );
         assert_left_to_decoder(
@@ -687,6 +686,7 @@ mod tests {
                 r#"{"type":"message_start","message":{"id":"m","model":"c","usage":{}}}"#,
                 r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"s"}}"#,
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a"}}"#,
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta"}}"#,
                 r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":5}}"#,
                 r#"{"index":0,"delta":{"type":"text_delta","text":"no type"}}"#,

@@ -357,9 +357,11 @@ pub struct Decoder {
     usage: Value,
 }
 
-/// What the relay reads of a copied Messages stream's usual event, a text, thinking or
-/// tool-input `content_block_delta` (see [`Delta`]); `None` for every other event,
-/// which [`Decoder::event`] reads in full. None of these changes the decoder's state.
+/// What the relay reads of a copied Messages stream's usual event, a text or thinking
+/// `content_block_delta` (see [`Delta`]); `None` for every other event, which
+/// [`Decoder::event`] reads in full. None of these changes the decoder's state. A
+/// tool's input is read in full: whose it is (a call of the client's, or a server
+/// tool's such as web search) is in the decoder's state.
 pub fn delta(ev: &Event) -> Option<Delta<'_>> {
     const KIND: &str = "content_block_delta";
     let event: Typed<'_, BlockDelta<'_>> = view::object(ev, &[KIND])?;
@@ -370,8 +372,6 @@ pub fn delta(ev: &Event) -> Option<Delta<'_>> {
     match d.kind.0.as_ref() {
         "text_delta" => Some(Delta::text(Some(d.text?.0), None)),
         "thinking_delta" => Some(Delta::text(None, Some(d.thinking?.0))),
-        // Decoded, it is a one-element `tool_calls` whatever its `partial_json`.
-        "input_json_delta" => Some(Delta::tool_call()),
         _ => None,
     }
 }
