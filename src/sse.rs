@@ -200,6 +200,9 @@ pub struct ClientWriter<W: Write = Box<dyn Write + Send>> {
     probe: Option<Probe>,
 }
 
+/// The header that says how many upstream requests an answer or an error took.
+pub const ATTEMPTS: &str = "x-routeplane-attempts";
+
 /// Which endpoint answered: sent as `x-routeplane-provider`, `x-routeplane-model` and
 /// `x-routeplane-attempts`, written straight into the head (no header list to build).
 #[derive(Debug, Clone, Copy)]
@@ -454,7 +457,8 @@ fn push_head(
                 head.push_str("\r\n");
             }
         }
-        head.push_str("x-routeplane-attempts: ");
+        head.push_str(ATTEMPTS);
+        head.push_str(": ");
         crate::log::push_u64(head, by.attempts as u64);
         head.push_str("\r\n");
     }

@@ -608,10 +608,10 @@ fn exhausted(
     err.status()
 }
 
-/// `x-routeplane-attempts`, which an answer and a surfaced error carry too: how many
-/// upstream requests a failure took.
+/// [`crate::sse::ATTEMPTS`] for an error no one endpoint gave, which [`ServedBy`]
+/// cannot name: how many upstream requests the failure took.
 fn attempts_header(attempts: usize) -> (String, String) {
-    ("x-routeplane-attempts".to_string(), attempts.to_string())
+    (crate::sse::ATTEMPTS.to_string(), attempts.to_string())
 }
 
 /// A wait as `Retry-After` says it: whole seconds, rounded up (a client that comes
