@@ -197,10 +197,14 @@ impl RawBody {
         self.rewritten(model, &[("stream_options", &self.options_asking_usage())])
     }
 
-    /// [`RawBody::with_model_asking_usage`] that also asks for a stream (`"stream": true`):
-    /// a whole answer asked for as a stream, to be collected, with the client's other
-    /// bytes (and their order, which a JSON schema's keys carry) as they came.
-    pub fn with_model_streaming(&self, model: &str) -> Vec<u8> {
+    /// The body with `model` set and `"stream": true`, and with `usage` its
+    /// `stream_options.include_usage` too: a whole answer asked for as a stream, to be
+    /// collected, with the client's other bytes (and their order, which a JSON schema's
+    /// keys carry) as they came.
+    pub fn with_model_streaming(&self, model: &str, usage: bool) -> Vec<u8> {
+        if !usage {
+            return self.rewritten(model, &[("stream", "true")]);
+        }
         let options = self.options_asking_usage();
         self.rewritten(model, &[("stream", "true"), ("stream_options", &options)])
     }
@@ -699,7 +703,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            String::from_utf8(whole.with_model_streaming("b")).unwrap(),
+            String::from_utf8(whole.with_model_streaming("b", true)).unwrap(),
             r#"{"stream":true,"model":"b","tools":[{"p":{"z":1,"a":2}}],"stream_options":{"include_usage":true}}"#
         );
     }

@@ -1491,24 +1491,94 @@ fn a_whole_answer_is_collected_from_a_stream_in_every_source_protocol() {
 
 #[test]
 fn a_whole_answer_asked_as_a_stream_keeps_the_clients_bytes() {
-    let a = as_asked();
+    // A schema's key order is what a model fills in first: sent as the client wrote it,
+    // in each protocol a self-hosted server may speak (Ollama, llama.cpp and vLLM serve
+    // Anthropic's and OpenAI's Responses shapes too).
+    let schema =
+        r#"{"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"string"}}}"#;
+    let cases = [
+        (
+            Wire::Chat,
+            format!(
+                r#"{{"model":"smart","messages":[{{"role":"user","content":"hi"}}],"tools":[{{"type":"function","function":{{"name":"f","parameters":{schema}}}}}]}}"#
+            ),
+        ),
+        (
+            Wire::Anthropic,
+            format!(
+                r#"{{"model":"smart","max_tokens":50,"messages":[{{"role":"user","content":"hi"}}],"tools":[{{"name":"f","input_schema":{schema}}}]}}"#
+            ),
+        ),
+        (
+            Wire::Responses,
+            format!(
+                r#"{{"model":"smart","input":"hi","tools":[{{"type":"function","name":"f","parameters":{schema}}}]}}"#
+            ),
+        ),
+    ];
+    for (wire, body) in cases {
+        let a = MockUpstream::start(move |req| wire.reply(req.json()["stream"] == true, false));
+        let b = as_asked();
+        let p = Proxy::start(&format!(
+            "providers:\n  a:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\n",
+            a.url(),
+            wire.config_name(),
+            b.url()
+        ));
+        let resp = p.send(
+            "POST",
+            wire.path(),
+            &[("content-type", "application/json")],
+            body.as_bytes(),
+        );
+        assert_eq!(resp.status, 200, "{wire:?}: {}", resp.body);
+        assert_eq!(wire.read(&resp).text, "Hello there", "{wire:?}");
+        let sent = String::from_utf8(a.posts()[0].body.clone()).unwrap();
+        assert!(
+            sent.find("zeta").unwrap() < sent.find("alpha").unwrap(),
+            "{wire:?}: {sent}"
+        );
+        let sent = a.posts()[0].json();
+        assert_eq!(sent["stream"], true, "{wire:?}: {sent}");
+        // Only a chat stream is asked for its usage: Anthropic refuses fields it does not know.
+        let usage = wire == Wire::Chat;
+        assert_eq!(
+            sent["stream_options"].is_object(),
+            usage,
+            "{wire:?}: {sent}"
+        );
+    }
+}
+
+#[test]
+fn a_whole_answer_keeps_a_local_servers_reasoning_name_and_calls_without_an_index() {
+    // Ollama names its reasoning `reasoning`; some servers stream parallel tool calls
+    // without an `index`.
+    let chunk = |delta: serde_json::Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "delta": delta, "finish_reason": null}]})
+        )
+    };
+    let call = |id: &str, n: u32| json!({"tool_calls": [{"id": id, "type": "function", "function": {"name": "read", "arguments": format!("{{\"n\": {n}}}")}}]});
+    let events = vec![
+        chunk(json!({"role": "assistant", "reasoning": "Two files."})),
+        chunk(call("call_0", 0)),
+        chunk(call("call_1", 1)),
+        "data: [DONE]\n\n".to_string(),
+    ];
+    let a = MockUpstream::always(Reply::Sse(events, Duration::ZERO));
     let b = as_asked();
     let p = Proxy::start(&whole_config(&a, &b));
-    // A schema's key order is what a model fills in first: sent as the client wrote it.
-    let body = r#"{"model":"smart","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_schema","json_schema":{"name":"w","schema":{"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"string"}}}}}}"#;
-    let resp = p.send(
-        "POST",
-        "/v1/chat/completions",
-        &[("content-type", "application/json")],
-        body.as_bytes(),
-    );
+    let resp = ask(&p, "smart");
     assert_eq!(resp.status, 200, "{}", resp.body);
-    let sent = String::from_utf8(a.posts()[0].body.clone()).unwrap();
-    assert!(
-        sent.find("zeta").unwrap() < sent.find("alpha").unwrap(),
-        "{sent}"
-    );
-    assert_eq!(a.posts()[0].json()["stream"], true, "{sent}");
+    let message = &resp.json()["choices"][0]["message"];
+    assert_eq!(message["reasoning"], "Two files.", "{message}");
+    let calls = message["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2, "{message}");
+    assert_eq!(calls[1]["id"], "call_1");
+    assert_eq!(calls[1]["function"]["arguments"], "{\"n\": 1}");
 }
 
 #[test]

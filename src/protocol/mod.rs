@@ -268,6 +268,21 @@ impl Protocol {
         }
     }
 
+    /// [`Protocol::passthrough_body`] asking for a stream, and for its usage where a
+    /// stream reports it only when asked (chat): a whole answer to be collected from a
+    /// stream. Gemini asks for a stream in its URL.
+    pub fn streaming_body<'b>(self, body: &'b RawBody, model: &str) -> Cow<'b, [u8]> {
+        match self {
+            Protocol::Gemini => Cow::Owned(body.without_model()),
+            Protocol::Chat | Protocol::Completions => {
+                Cow::Owned(body.with_model_streaming(model, true))
+            }
+            Protocol::Anthropic | Protocol::Responses => {
+                Cow::Owned(body.with_model_streaming(model, false))
+            }
+        }
+    }
+
     /// Whether a client's body, copied as it came, carries what a source of this
     /// protocol would refuse: what Routeplane wrote for itself (another source's
     /// reasoning in a Responses reasoning item; a thinking block Claude did not sign,

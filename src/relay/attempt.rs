@@ -358,20 +358,17 @@ impl<'a> Run<'a, '_> {
         let asks_usage = super::asks_usage(call, target);
         let mended = same && target.protocol.must_mend(call.body, &target.source());
         if same && !env.auth.rewrites_body(provider) && ask == Ask::Original && !mended {
-            match (collected, target.protocol) {
-                // Asked for as a stream in the client's own bytes: not re-encoded, which
-                // would reorder a JSON schema's keys. (Gemini asks in its URL.)
-                (true, Protocol::Chat | Protocol::Completions) => {
-                    return Ok(Cow::Owned(call.body.with_model_streaming(target.model())));
-                }
-                (true, Protocol::Anthropic | Protocol::Responses) => {}
-                (false, _) if asks_usage => {
-                    return Ok(Cow::Owned(
-                        call.body.with_model_asking_usage(target.model()),
-                    ));
-                }
-                _ => return Ok(target.protocol.passthrough_body(call.body, target.model())),
+            // A whole answer to collect is asked for as a stream in the client's own
+            // bytes: not re-encoded, which would reorder a JSON schema's keys.
+            if collected {
+                return Ok(target.protocol.streaming_body(call.body, target.model()));
             }
+            if asks_usage {
+                return Ok(Cow::Owned(
+                    call.body.with_model_asking_usage(target.model()),
+                ));
+            }
+            return Ok(target.protocol.passthrough_body(call.body, target.model()));
         }
         let mut up = if same {
             let mut v = call.body.to_value()?;
