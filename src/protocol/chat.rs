@@ -92,12 +92,12 @@ pub fn request_from_chat(mut chat: Value, to: &Source<'_>) -> Value {
     if let Some(obj) = chat.as_object_mut() {
         // A translated `top_k` (Gemini CLI always sends `topK`) is a sampling hint
         // OpenAI refuses with a 400.
-        obj.remove("top_k");
+        obj.shift_remove("top_k");
         // OpenAI's reasoning models refuse `max_tokens` (400 "use
         // max_completion_tokens"), the name other protocols' limits arrive under;
         // OpenRouter and Azure take either name for them.
         if takes_completion_limit(to.model)
-            && let Some(n) = obj.remove("max_tokens")
+            && let Some(n) = obj.shift_remove("max_tokens")
         {
             obj.entry("max_completion_tokens").or_insert(n);
         }
@@ -162,7 +162,7 @@ fn drop_details(chat: &mut Value) {
         .flatten()
         .filter_map(Value::as_object_mut)
     {
-        m.remove("reasoning_details");
+        m.shift_remove("reasoning_details");
     }
 }
 
@@ -516,9 +516,9 @@ impl Encoder {
         {
             keep |= !choice["finish_reason"].is_null();
             if let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) {
-                delta.remove("role");
+                delta.shift_remove("role");
                 if delta.get("content").is_some_and(|t| t == "" || t.is_null()) {
-                    delta.remove("content");
+                    delta.shift_remove("content");
                 }
                 keep |= !delta.is_empty();
             }
@@ -549,7 +549,7 @@ impl Encoder {
             }
             let mut c = chunk.into_owned();
             if let Some(obj) = c.as_object_mut() {
-                obj.remove("usage");
+                obj.shift_remove("usage");
             }
             return Some(Cow::Owned(c));
         }

@@ -31,7 +31,7 @@ pub fn into_hub(answer: &mut Value, part: &str) {
         return;
     };
     for choice in choices.iter_mut().filter_map(Value::as_object_mut) {
-        if let Some(text) = choice.remove("text") {
+        if let Some(text) = choice.shift_remove("text") {
             choice.insert(part.into(), json!({"content": text}));
         }
     }
@@ -42,7 +42,7 @@ pub fn into_hub(answer: &mut Value, part: &str) {
 pub fn from_hub(mut answer: Value, part: &str) -> Value {
     if let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) {
         for choice in choices.iter_mut().filter_map(Value::as_object_mut) {
-            if let Some(m) = choice.remove(part) {
+            if let Some(m) = choice.shift_remove(part) {
                 let text = super::text_of(&m["content"]);
                 choice.insert("text".into(), Value::String(text));
             }

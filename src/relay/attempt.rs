@@ -359,7 +359,8 @@ impl<'a> Run<'a, '_> {
         let mended = same && target.protocol.must_mend(call.body, &target.source());
         if same && !env.auth.rewrites_body(provider) && ask == Ask::Original && !mended {
             // A whole answer to collect is asked for as a stream in the client's own
-            // bytes: not re-encoded, which would reorder a JSON schema's keys.
+            // bytes, as a copied one is: not re-encoded, which costs a tree and may
+            // change how a number is written.
             if collected {
                 return Ok(target.protocol.streaming_body(call.body, target.model()));
             }
@@ -375,7 +376,7 @@ impl<'a> Run<'a, '_> {
             if target.protocol == Protocol::Gemini {
                 // Gemini's model is in the URL; Google refuses unknown body fields.
                 if let Some(o) = v.as_object_mut() {
-                    o.remove("model");
+                    o.shift_remove("model");
                 }
             } else {
                 v["model"] = Value::String(target.model().to_string());

@@ -68,7 +68,7 @@ fn ask_unstreamed(
     let mut v: Value = serde_json::from_slice(body).map_err(|_| not_json())?;
     let obj = v.as_object_mut().ok_or_else(not_json)?;
     obj.insert("stream".into(), Value::Bool(false));
-    obj.remove("stream_options");
+    obj.shift_remove("stream_options");
     // The prompt is what is in question, not the answer: ask for (almost) none of it.
     let mut capped = false;
     for (field, least) in [

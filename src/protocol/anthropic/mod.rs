@@ -213,7 +213,7 @@ pub fn drop_unsigned(req: &mut Value) {
         && thinking_on(&req["thinking"])
         && let Some(o) = req.as_object_mut()
     {
-        o.remove("thinking");
+        o.shift_remove("thinking");
     }
 }
 

@@ -126,8 +126,8 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             json!({"type": "enabled", "budget_tokens": budget}),
         );
         // Extended thinking rejects a custom temperature/top_p.
-        out.remove("temperature");
-        out.remove("top_p");
+        out.shift_remove("temperature");
+        out.shift_remove("top_p");
     }
     out.insert("max_tokens".into(), json!(max_tokens));
     if let Some(tools) = chat["tools"].as_array() {

@@ -103,7 +103,7 @@ pub fn drop_own(req: &mut Value) {
             if item["id"].as_str().is_some_and(is_minted)
                 && let Some(o) = item.as_object_mut()
             {
-                o.remove("id");
+                o.shift_remove("id");
             }
         }
     }
@@ -145,7 +145,7 @@ pub fn drop_reasoning(req: &mut Value, all: bool, left_out: &mut Vec<String>) ->
     items.extend(kept);
     // An `item_reference` is nothing but its id.
     for item in items.iter_mut().filter(|i| i["type"] != "item_reference") {
-        if let Some(Value::String(id)) = item.as_object_mut().and_then(|o| o.remove("id")) {
+        if let Some(Value::String(id)) = item.as_object_mut().and_then(|o| o.shift_remove("id")) {
             left_out.push(id);
         }
     }

@@ -185,7 +185,7 @@ pub fn codex_body(req: &mut Value) {
         "previous_response_id",
         "stream_options",
     ] {
-        obj.remove(key);
+        obj.shift_remove(key);
     }
     obj.entry("include")
         .or_insert_with(|| json!(["reasoning.encrypted_content"]));
