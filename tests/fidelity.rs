@@ -271,6 +271,42 @@ fn anthropic_structured_output_and_effort_reach_a_chat_source() {
 }
 
 #[test]
+fn structured_output_reaches_an_anthropic_source_as_its_output_format() {
+    let schema =
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+    let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
+    for client in [Wire::Chat, Wire::Responses] {
+        let mut req = client.request("m", false, false);
+        match client {
+            Wire::Chat => {
+                req["response_format"] = json!({"type": "json_schema", "json_schema": {"name": "city", "strict": true, "schema": schema}});
+            }
+            _ => {
+                req["text"] =
+                    json!({"format": {"type": "json_schema", "name": "city", "schema": schema}});
+            }
+        }
+        let resp = p.post(&client.url("m", false), req);
+        assert_eq!(resp.status, 200, "{client:?}: {}", resp.body);
+        assert_eq!(client.read(&resp).text, "Hello there", "{client:?}");
+        let sent = mock.requests().last().unwrap().json();
+        assert_eq!(
+            sent["output_config"],
+            json!({"format": {"type": "json_schema", "schema": schema}}),
+            "{client:?}: {sent}"
+        );
+    }
+    // Anthropic has no mode for "any JSON object": said, in the caller's shape.
+    let mut req = Wire::Chat.request("m", false, false);
+    req["response_format"] = json!({"type": "json_object"});
+    let asked = mock.count();
+    let resp = p.post(&Wire::Chat.url("m", false), req);
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(resp.body.contains("response_format"), "{}", resp.body);
+    assert_eq!(mock.count(), asked, "not sent");
+}
+
+#[test]
 fn cache_breakpoints_reach_an_anthropic_source() {
     // OpenRouter's and LiteLLM's convention: `cache_control` on a chat part marks an
     // Anthropic cache breakpoint. Without it the prompt is never cached.

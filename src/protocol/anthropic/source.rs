@@ -22,10 +22,17 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         provider: provider.to_string(),
     };
     protocol::refuse_chat_only(&chat, provider)?;
-    match chat["response_format"]["type"].as_str() {
-        None | Some("text") => {}
+    // Structured output: Anthropic's `output_config.format` takes a JSON schema (Claude
+    // 4.5 models and later; an older model's refusal reaches the client). It has no
+    // "any JSON object" mode, so `json_object` cannot be expressed.
+    let format = match chat["response_format"]["type"].as_str() {
+        None | Some("text") => None,
+        Some("json_schema") if chat["response_format"]["json_schema"]["schema"].is_object() => {
+            let schema = &chat["response_format"]["json_schema"]["schema"];
+            Some(json!({"type": "json_schema", "schema": schema}))
+        }
         Some(_) => return Err(unsupported("response_format")),
-    }
+    };
     let mut system: Vec<Value> = Vec::new();
     let mut messages: Vec<Value> = Vec::new();
     let Some(list) = chat["messages"].as_array() else {
@@ -130,6 +137,9 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         out.shift_remove("top_p");
     }
     out.insert("max_tokens".into(), json!(max_tokens));
+    if let Some(format) = format {
+        out.insert("output_config".into(), json!({"format": format}));
+    }
     if let Some(tools) = chat["tools"].as_array() {
         let mut converted = Vec::new();
         for t in tools {
