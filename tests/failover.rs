@@ -1658,3 +1658,76 @@ fn a_whole_answer_whose_stream_breaks_part_way_is_asked_of_the_next_endpoint() {
     );
     assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
 }
+
+/// A chat source whose model takes no reasoning, refusing it as `refusal` says it.
+fn unthinking_source(refusal: &'static str) -> MockUpstream {
+    MockUpstream::start(move |req| {
+        let body = req.json();
+        if body.get("reasoning_effort").is_some() || body.get("reasoning").is_some() {
+            Reply::Json(400, refusal.to_string())
+        } else {
+            Reply::json(200, chat_answer("no thoughts"))
+        }
+    })
+}
+
+#[test]
+fn a_model_that_takes_no_reasoning_is_asked_again_without_it_and_remembered() {
+    // Claude Code asks for thinking; a model without it refuses the effort it became.
+    for refusal in [
+        r#"{"error":{"message":"\"llama3.1:8b\" does not support thinking","type":"invalid_request_error","param":null,"code":null}}"#,
+        r#"{"error":{"message":"think value \"high\" is not supported for this model","type":"api_error"}}"#,
+        r#"{"error":{"message":"Unsupported parameter: 'reasoning_effort' is not supported with this model.","type":"invalid_request_error","param":"reasoning_effort","code":"unsupported_parameter"}}"#,
+    ] {
+        let up = unthinking_source(refusal);
+        let p = Wire::Chat.serving(&up, "m");
+        let claude = json!({"model": "m", "max_tokens": 2000, "messages": [{"role": "user", "content": "hi"}],
+            "thinking": {"type": "enabled", "budget_tokens": 1024}});
+        let resp = p.post("/v1/messages", claude.clone());
+        assert_eq!(resp.status, 200, "{refusal}: {}", resp.body);
+        assert_eq!(Wire::Anthropic.read(&resp).text, "no thoughts", "{refusal}");
+        let sent = up.posts();
+        assert_eq!(sent.len(), 2, "{refusal}: asked again at once");
+        assert!(sent[0].json().get("reasoning_effort").is_some());
+        assert!(
+            sent[1].json().get("reasoning_effort").is_none(),
+            "{refusal}"
+        );
+        // Known from now on: the next turn goes without it from the first try, and so
+        // does a chat client's own request, copied otherwise.
+        let resp = p.post("/v1/messages", claude);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        let own = json!({"model": "m", "reasoning_effort": "high", "messages": [{"role": "user", "content": "hi"}]});
+        let resp = p.post("/v1/chat/completions", own);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert_eq!(Wire::Chat.read(&resp).text, "no thoughts");
+        assert_eq!(up.posts().len(), 4, "{refusal}: one request each");
+    }
+}
+
+#[test]
+fn a_refusal_without_reasoning_is_returned_after_one_more_try() {
+    // Refused again without the reasoning: the source's error, not a third request.
+    let refusal =
+        r#"{"error":{"message":"\"m\" does not support thinking","type":"invalid_request_error"}}"#;
+    let up = MockUpstream::always(Reply::Json(400, refusal.to_string()));
+    let p = Wire::Chat.serving(&up, "m");
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "m", "reasoning_effort": "low", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_text(&resp.body, refusal);
+    assert_eq!(up.posts().len(), 2);
+    // A plain 400 is not taken for one: asked once.
+    let other =
+        r#"{"error":{"message":"temperature must be at most 2","type":"invalid_request_error"}}"#;
+    let up = MockUpstream::always(Reply::Json(400, other.to_string()));
+    let p = Wire::Chat.serving(&up, "m");
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "m", "reasoning_effort": "low", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 400);
+    assert_eq!(up.posts().len(), 1);
+}

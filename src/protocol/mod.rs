@@ -317,6 +317,39 @@ impl Protocol {
         self == Protocol::Responses && responses::drop_reasoning(req, all, left_out)
     }
 
+    /// Takes out of a request in this protocol the reasoning it asks for: a chat
+    /// `reasoning_effort` (and OpenRouter's `reasoning`), Anthropic's `thinking`, a
+    /// Responses `reasoning` (and its encrypted content asked back), Gemini's
+    /// `thinkingConfig`. For a model that refused it.
+    pub fn forget_thinking(self, req: &mut Value) {
+        let Some(o) = req.as_object_mut() else {
+            return;
+        };
+        match self {
+            Protocol::Chat | Protocol::Completions => {
+                o.shift_remove("reasoning_effort");
+                o.shift_remove("reasoning");
+            }
+            Protocol::Anthropic => {
+                o.shift_remove("thinking");
+            }
+            Protocol::Responses => {
+                o.shift_remove("reasoning");
+                if let Some(Value::Array(include)) = o.get_mut("include") {
+                    include.retain(|i| i != "reasoning.encrypted_content");
+                }
+            }
+            Protocol::Gemini => {
+                for config in ["generationConfig", "generation_config"] {
+                    if let Some(Value::Object(c)) = o.get_mut(config) {
+                        c.shift_remove("thinkingConfig");
+                        c.shift_remove("thinking_config");
+                    }
+                }
+            }
+        }
+    }
+
     /// An error body in this protocol's shape.
     pub fn error_body(self, status: u16, message: &str) -> Vec<u8> {
         self.error_body_coded(status, message, None)

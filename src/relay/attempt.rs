@@ -148,6 +148,13 @@ impl<'a> Run<'a, '_> {
                 wait = Duration::ZERO;
                 continue;
             }
+            if f.kind == FailKind::Unthinking && !self.unthought {
+                // The model takes no reasoning: asked again at once without it, and
+                // remembered, so its later requests go without it from the first try.
+                self.env.unthinking.note(label);
+                wait = Duration::ZERO;
+                continue;
+            }
             if retried >= self.settings.retries || !super::retryable(f.kind) {
                 return outcome;
             }
@@ -357,7 +364,15 @@ impl<'a> Run<'a, '_> {
         // usage (issue 19): a chat stream copied byte for byte is asked for its usage.
         let asks_usage = super::asks_usage(call, target);
         let mended = same && target.protocol.must_mend(call.body, &target.source());
-        if same && !env.auth.rewrites_body(provider) && ask == Ask::Original && !mended {
+        // A model that refused reasoning before is asked without it (`unthinking.rs`).
+        let unthought = env.unthinking.knows(target.label());
+        self.unthought = unthought;
+        if same
+            && !env.auth.rewrites_body(provider)
+            && ask == Ask::Original
+            && !mended
+            && !unthought
+        {
             // A whole answer to collect is asked for as a stream in the client's own
             // bytes, as a copied one is: not re-encoded, which costs a tree and may
             // change how a number is written.
@@ -384,6 +399,9 @@ impl<'a> Run<'a, '_> {
             if mended {
                 target.protocol.mend(&mut v, &target.source());
             }
+            if unthought {
+                target.protocol.forget_thinking(&mut v);
+            }
             if ask == Ask::Continue {
                 rescue::append_partial(call.inbound, &mut v, &self.splice.prefill())?;
             }
@@ -409,6 +427,9 @@ impl<'a> Run<'a, '_> {
                 .clone();
             if ask == Ask::Continue {
                 rescue::append_partial(Protocol::Chat, &mut chat, &self.splice.prefill())?;
+            }
+            if unthought {
+                Protocol::Chat.forget_thinking(&mut chat);
             }
             target.protocol.request_from_chat(chat, &target.source())?
         };

@@ -16,9 +16,11 @@ mod recall;
 mod rescue;
 mod stream;
 mod unreadable;
+mod unthinking;
 
 pub use self::recall::Recall;
 pub use self::unreadable::Unreadable;
+pub use self::unthinking::Unthinking;
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -54,6 +56,8 @@ pub struct Env {
     pub recall: Recall,
     /// Reasoning sources refused as another account's, known on later turns.
     pub unreadable: Unreadable,
+    /// Models that refused a request's reasoning, asked without it.
+    pub unthinking: Unthinking,
 }
 
 /// One client request, parsed and resolved.
@@ -151,6 +155,9 @@ enum FailKind {
     /// another account encrypted (OpenAI's `invalid_encrypted_content`: failover moved a
     /// session between two accounts), or an item id it never stored.
     Foreign,
+    /// The model takes no reasoning, which the request asked for (Ollama's "does not
+    /// support thinking", OpenAI's "Unsupported parameter: 'reasoning_effort'").
+    Unthinking,
     /// The source would not take its credential for this request: Anthropic's answer
     /// to a subscription login ("only authorized for use with Claude Code"). Another
     /// endpoint, with a key or a local server, can still answer.
@@ -183,6 +190,7 @@ enum Step {
 /// | stream ends or breaks before its first content     | no      | next, cool down|
 /// | context window exceeded, content filtered          | no      | next           |
 /// | credential refused for this use (Claude login)     | no      | next, cool down|
+/// | the model takes no reasoning, which was asked      | once, without it | surface |
 /// | request cannot be expressed for / no login at it   | no      | next           |
 /// | request malformed in the client's own protocol     | no      | 400, no target |
 /// | 404: this endpoint has no such model (or path)     | no      | next, cool down|
@@ -207,7 +215,7 @@ fn next_step(kind: FailKind) -> Step {
         | FailKind::EarlyEnd
         | FailKind::Credential => Step::Next { cool: true },
         FailKind::Context | FailKind::Filter | FailKind::Prepare(_) => Step::Next { cool: false },
-        FailKind::Status(_) | FailKind::Foreign => Step::Surface,
+        FailKind::Status(_) | FailKind::Foreign | FailKind::Unthinking => Step::Surface,
     }
 }
 
@@ -277,6 +285,9 @@ struct Run<'a, 'w> {
     /// The last request asked without old reasoning kept its tool loop's: refused
     /// again, it is asked without any (`attempt::Ask`).
     reasoning_left: bool,
+    /// The last request was asked without its reasoning, which its model refused
+    /// before (`unthinking.rs`): refused again, it is not asked a third time.
+    unthought: bool,
 }
 
 /// Why a stream that ended cleanly before (or without) its end marker failed.
@@ -304,6 +315,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         splice: Splice::new(call, call.requested),
         asked: Spare::take(&ASKED),
         reasoning_left: false,
+        unthought: false,
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
     let (targets, warm) = env.cooldown.order(call.targets);
@@ -469,6 +481,7 @@ fn surface(call: &Call<'_>, f: &Failure, by: Option<ServedBy<'_>>, out: &mut Cli
                 | FailKind::Context
                 | FailKind::Filter
                 | FailKind::Foreign
+                | FailKind::Unthinking
                 | FailKind::Credential
         )
         && same_shape(call, ct)
@@ -525,6 +538,7 @@ fn exhausted(
             | FailKind::Context
             | FailKind::Filter
             | FailKind::Foreign
+            | FailKind::Unthinking
             | FailKind::Credential
             | FailKind::Prepare(_) => surface(call, f, Some(by(label, attempts)), out),
             _ => {
@@ -640,6 +654,7 @@ fn short_reason(f: &Failure) -> String {
         FailKind::Context => format!("{}:context", f.status.unwrap_or(400)),
         FailKind::Filter => format!("{}:filter", f.status.unwrap_or(400)),
         FailKind::Foreign => format!("{}:foreign", f.status.unwrap_or(400)),
+        FailKind::Unthinking => format!("{}:no_reasoning", f.status.unwrap_or(400)),
         FailKind::Credential => format!("{}:credential", f.status.unwrap_or(400)),
         FailKind::Timeout => "timeout".into(),
         FailKind::EarlyEnd => "ended_early".into(),
@@ -672,6 +687,7 @@ fn trail_reason(f: &Failure) -> String {
         FailKind::Context => "context window exceeded".into(),
         FailKind::Filter => "content filtered".into(),
         FailKind::Foreign => "reasoning from another account".into(),
+        FailKind::Unthinking => "the model takes no reasoning".into(),
         FailKind::Credential => "credential refused for this use".into(),
         FailKind::Network
         | FailKind::Dropped
@@ -719,6 +735,21 @@ const CONTEXT_WORDS: [&str; 7] = [
     "exceeds the maximum number of tokens",
 ];
 
+/// How sources say a model takes no reasoning, in their error's message.
+const UNTHINKING_WORDS: [&str; 7] = [
+    // Ollama (and its Anthropic API): `"llama3.1:8b" does not support thinking`.
+    "does not support thinking",
+    "does not support reasoning",
+    "thinking is not supported",
+    // OpenAI: "Unsupported parameter: 'reasoning_effort' is not supported with this
+    // model." (its Responses API: 'reasoning.effort'), and its older "Unrecognized
+    // request argument supplied: reasoning_effort".
+    "'reasoning_effort'",
+    "'reasoning.effort'",
+    "argument supplied: reasoning_effort",
+    "reasoning_effort is not supported",
+];
+
 /// How sources say a content filter held an answer back.
 const FILTER_WORDS: [&str; 3] = [
     "content_filter",
@@ -727,9 +758,10 @@ const FILTER_WORDS: [&str; 3] = [
 ];
 
 /// The kind of an error another model might not have, from its message and body: the
-/// context window ([`FailKind::Context`]), a content filter ([`FailKind::Filter`]), or
-/// reasoning another account encrypted ([`FailKind::Foreign`]), or a credential the
-/// source takes only from its own app ([`FailKind::Credential`]).
+/// context window ([`FailKind::Context`]), a content filter ([`FailKind::Filter`]),
+/// reasoning another account encrypted ([`FailKind::Foreign`]), reasoning the model does
+/// not do ([`FailKind::Unthinking`]), or a credential the source takes only from its own
+/// app ([`FailKind::Credential`]).
 fn unfit(message: &str, body: &[u8]) -> Option<FailKind> {
     let m = message.to_ascii_lowercase();
     let b = String::from_utf8_lossy(body).to_ascii_lowercase();
@@ -742,6 +774,10 @@ fn unfit(message: &str, body: &[u8]) -> Option<FailKind> {
         || (m.starts_with("item with id") && m.contains("not found"));
     if foreign || says(&["invalid_encrypted_content"]) {
         Some(FailKind::Foreign)
+    } else if UNTHINKING_WORDS.iter().any(|w| m.contains(w))
+        || (m.contains("think value") && m.contains("not supported"))
+    {
+        Some(FailKind::Unthinking)
     } else if m.contains("only authorized for use with claude code") {
         Some(FailKind::Credential)
     } else if says(&CONTEXT_WORDS) {
@@ -783,6 +819,7 @@ mod tests {
             (FailKind::Context, Step::Next { cool: false }, false),
             (FailKind::Filter, Step::Next { cool: false }, false),
             (FailKind::Foreign, Step::Surface, false),
+            (FailKind::Unthinking, Step::Surface, false),
             (FailKind::Credential, next, false),
             (FailKind::Status(400), Step::Surface, false),
             (FailKind::Status(401), Step::Surface, false),
@@ -827,6 +864,14 @@ mod tests {
             ),
             Some(FailKind::Credential)
         );
+        for refused in [
+            "\"llama3.1:8b\" does not support thinking",
+            "think value \"medium\" is not supported for this model",
+            "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+            "Unsupported parameter: 'reasoning.effort' is not supported with this model.",
+        ] {
+            assert_eq!(unfit(refused, b""), Some(FailKind::Unthinking), "{refused}");
+        }
         assert_eq!(unfit("invalid temperature", b"{}"), None);
     }
 }

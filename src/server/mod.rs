@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::log;
 use crate::notify;
 use crate::registry::Registry;
-use crate::relay::{Env, Recall, Unreadable};
+use crate::relay::{Env, Recall, Unreadable, Unthinking};
 use crate::route::Cooldown;
 use crate::stats::{self, Stats, ledger::Ledger};
 use crate::upstream;
@@ -57,6 +57,7 @@ impl Shared {
             cooldown: Cooldown::new(registry.settings.cooldown),
             recall: Recall::new(registry.settings.limits.reasoning_memory_bytes),
             unreadable: Unreadable::default(),
+            unthinking: Unthinking::default(),
         };
         // Opened once: a SIGHUP reload keeps the ledger it started with.
         let stats = Stats::default();
