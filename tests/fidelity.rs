@@ -272,8 +272,18 @@ fn anthropic_structured_output_and_effort_reach_a_chat_source() {
 
 #[test]
 fn structured_output_reaches_an_anthropic_source_as_its_output_format() {
-    let schema =
-        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+    let schema = json!({"type": "object", "properties": {
+        "city": {"type": "string"},
+        "stops": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+        "meta": {"type": "object", "properties": {}, "additionalProperties": false},
+    }, "required": ["city"]});
+    // Anthropic requires every object closed, as its SDKs make them; OpenAI only in
+    // strict mode. One the client closed stays as it was.
+    let closed = json!({"type": "object", "properties": {
+        "city": {"type": "string"},
+        "stops": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}, "additionalProperties": false}},
+        "meta": {"type": "object", "properties": {}, "additionalProperties": false},
+    }, "required": ["city"], "additionalProperties": false});
     let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
     for client in [Wire::Chat, Wire::Responses] {
         let mut req = client.request("m", false, false);
@@ -292,7 +302,7 @@ fn structured_output_reaches_an_anthropic_source_as_its_output_format() {
         let sent = mock.requests().last().unwrap().json();
         assert_eq!(
             sent["output_config"],
-            json!({"format": {"type": "json_schema", "schema": schema}}),
+            json!({"format": {"type": "json_schema", "schema": closed}}),
             "{client:?}: {sent}"
         );
     }
