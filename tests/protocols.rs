@@ -162,6 +162,26 @@ fn every_pair_keeps_a_schemas_key_order() {
 }
 
 #[test]
+fn a_tool_calls_arguments_keep_the_models_key_order() {
+    // An Anthropic source's whole answer carries a call's input as an object; a chat
+    // client gets it as a string, written in the order the model wrote it.
+    let answer = r#"{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"tool_use","id":"toolu_1","name":"f","input":{"zeta":1,"alpha":{"yak":2,"bee":3}}}],"stop_reason":"tool_use","usage":{"input_tokens":1,"output_tokens":1}}"#;
+    let mock = MockUpstream::always(crate::support::Reply::Json(200, answer.into()));
+    let p = Wire::Anthropic.serving(&mock, "m");
+    let resp = p.post(
+        &Wire::Chat.url("m", false),
+        Wire::Chat.request("m", false, true),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert!(
+        resp.body
+            .contains(r#"{\"zeta\":1,\"alpha\":{\"yak\":2,\"bee\":3}}"#),
+        "{}",
+        resp.body
+    );
+}
+
+#[test]
 fn every_pair_carries_the_tool_choice() {
     each_translated_pair(|client, up| {
         let (mock, p) = setup(up, up.reply(false, false));
