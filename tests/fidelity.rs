@@ -108,6 +108,49 @@ fn interleaved_parallel_calls_reach_an_anthropic_client_as_whole_blocks() {
 }
 
 #[test]
+fn calls_streamed_without_an_index_reach_every_client_apart() {
+    // SGLang and some Ollama paths stream calls without an `index`, each whole or in
+    // fragments of which only the first has the id: a new id is a new call.
+    let call = |id: Option<&str>, name: &str, args: &str| {
+        let mut c = json!({"function": {"arguments": args}});
+        if let Some(id) = id {
+            c["id"] = json!(id);
+            c["type"] = json!("function");
+            c["function"]["name"] = json!(name);
+        }
+        json!({"tool_calls": [c]})
+    };
+    let reply = chat_sse(
+        &[
+            call(Some("call_A"), "get_weather", r#"{"city":"#),
+            call(None, "", r#""Paris"}"#),
+            call(Some("call_B"), "get_time", r#"{"tz":"UTC"}"#),
+        ],
+        "tool_calls",
+    );
+    for client in [Wire::Anthropic, Wire::Responses, Wire::Gemini] {
+        let (_mock, p) = setup(Wire::Chat, reply.clone());
+        let s = p.stream(&client.url("m", true), client.request("m", true, true));
+        assert_eq!(s.status, 200, "{client:?}: {}", s.text());
+        let a = client.read_stream(&s);
+        assert_eq!(
+            a.tools,
+            vec![
+                (
+                    "get_weather".into(),
+                    json!({"city": "Paris"}),
+                    "call_A".into()
+                ),
+                ("get_time".into(), json!({"tz": "UTC"}), "call_B".into()),
+            ],
+            "{client:?}: {}",
+            s.text()
+        );
+        assert!(a.ended, "{client:?}: {}", s.text());
+    }
+}
+
+#[test]
 fn a_streamed_call_without_input_has_empty_object_arguments() {
     // Anthropic streams a call without input as `input: {}` and at most an empty
     // fragment; chat and Responses clients parse the arguments, so they get `{}`.

@@ -411,7 +411,7 @@ impl Protocol {
     /// A decoder for an upstream stream in this protocol.
     pub fn decoder(self) -> Decoder {
         match self {
-            Protocol::Chat => Decoder::Chat(chat::Decoder),
+            Protocol::Chat => Decoder::Chat(chat::Decoder::default()),
             Protocol::Anthropic => Decoder::Anthropic(anthropic::Decoder::default()),
             Protocol::Responses => Decoder::Responses(responses::Decoder::default()),
             Protocol::Gemini => Decoder::Gemini(gemini::Decoder::default()),

@@ -642,9 +642,18 @@ impl Wire {
     }
 
     /// What a streaming client of this protocol got, and whether the stream ended properly.
+    /// Argument fragments go to the call their event names (an Anthropic block's index,
+    /// a Responses item's id), as the SDKs apply them; a call without a name reads as
+    /// one named "".
     pub fn read_stream(self, s: &Streamed) -> Answer {
         let mut a = Answer::default();
         let mut args: Vec<(String, String, String)> = Vec::new();
+        // The call each Anthropic block index or Responses item id is.
+        let mut slot_of: Vec<(Value, usize)> = Vec::new();
+        let slot = |slot_of: &[(Value, usize)], key: &Value| {
+            let found = slot_of.iter().find(|(k, _)| k == key);
+            found.map(|&(_, i)| i)
+        };
         let mut ended = false;
         // Google's streams end lines with CRLF; the others with LF.
         let text = s.text().replace("\r\n", "\n");
@@ -683,8 +692,12 @@ impl Wire {
                 }
                 Wire::Anthropic => match v["type"].as_str() {
                     Some("content_block_start") if v["content_block"]["type"] == "tool_use" => {
+                        slot_of.push((v["index"].clone(), args.len()));
                         args.push((
-                            v["content_block"]["name"].as_str().unwrap().into(),
+                            v["content_block"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .into(),
                             String::new(),
                             v["content_block"]["id"].as_str().unwrap_or_default().into(),
                         ));
@@ -693,7 +706,8 @@ impl Wire {
                         a.text
                             .push_str(v["delta"]["text"].as_str().unwrap_or_default());
                         if let Some(p) = v["delta"]["partial_json"].as_str() {
-                            args.last_mut().unwrap().1.push_str(p);
+                            let i = slot(&slot_of, &v["index"]).expect("a delta of no block");
+                            args[i].1.push_str(p);
                         }
                     }
                     Some("message_stop") => ended = true,
@@ -704,17 +718,17 @@ impl Wire {
                         a.text.push_str(v["delta"].as_str().unwrap())
                     }
                     Some("response.output_item.added") if v["item"]["type"] == "function_call" => {
+                        slot_of.push((v["item"]["id"].clone(), args.len()));
                         args.push((
-                            v["item"]["name"].as_str().unwrap().into(),
+                            v["item"]["name"].as_str().unwrap_or_default().into(),
                             String::new(),
                             v["item"]["call_id"].as_str().unwrap_or_default().into(),
                         ));
                     }
-                    Some("response.function_call_arguments.delta") => args
-                        .last_mut()
-                        .unwrap()
-                        .1
-                        .push_str(v["delta"].as_str().unwrap()),
+                    Some("response.function_call_arguments.delta") => {
+                        let i = slot(&slot_of, &v["item_id"]).expect("a delta of no item");
+                        args[i].1.push_str(v["delta"].as_str().unwrap());
+                    }
                     Some("response.completed") => ended = true,
                     _ => {}
                 },
