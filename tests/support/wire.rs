@@ -859,6 +859,42 @@ pub fn anthropic_content(s: &Streamed) -> Vec<Value> {
     blocks
 }
 
+/// Asserts that each block of an Anthropic Messages stream is whole: its events
+/// contiguous, start, deltas, stop, none inside another (Anthropic's blocks cannot
+/// interleave).
+pub fn assert_blocks_whole(s: &Streamed) {
+    let mut open: Option<u64> = None;
+    for d in s.data() {
+        let Ok(v) = serde_json::from_str::<Value>(&d) else {
+            continue;
+        };
+        let index = v["index"].as_u64();
+        match v["type"].as_str() {
+            Some("content_block_start") => {
+                assert_eq!(open, None, "a block opened inside another: {}", s.text());
+                open = index;
+            }
+            Some("content_block_delta") => assert_eq!(index, open, "{}", s.text()),
+            Some("content_block_stop") => {
+                assert_eq!(index, open, "{}", s.text());
+                open = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The `output` items of the response a Responses stream completed with, as the SDKs
+/// return it; empty when it never completed.
+pub fn responses_output(s: &Streamed) -> Vec<Value> {
+    s.data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v["type"] == "response.completed")
+        .and_then(|v| v["response"]["output"].as_array().cloned())
+        .unwrap_or_default()
+}
+
 /// A proxy with one provider for each source: its name, the protocol it speaks, its mock
 /// and the one model it serves. Each has a key, so `openrouter` (the built-in provider,
 /// pointed at its mock) can be one of them.
