@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::wire::{Wire, anthropic_content, sources};
+use crate::support::wire::{
+    Wire, anthropic_content, assert_blocks_whole, responses_output, sources,
+};
 use crate::support::{MockUpstream, Proxy, Reply};
 
 /// A proxy whose model `m` is served by a mock speaking `up` that answers `reply`.
@@ -86,25 +88,118 @@ fn interleaved_parallel_calls_reach_an_anthropic_client_as_whole_blocks() {
         "{}",
         s.text()
     );
-    // Each block's events are contiguous: start, deltas, stop.
-    let mut open: Option<u64> = None;
-    for d in s.data() {
-        let v: Value = serde_json::from_str(&d).unwrap();
-        let index = v["index"].as_u64();
-        match v["type"].as_str().unwrap() {
-            "content_block_start" => {
-                assert_eq!(open, None, "a block opened inside another: {}", s.text());
-                open = index;
+    assert_blocks_whole(&s);
+    assert!(a.ended);
+}
+
+#[test]
+fn calls_streamed_without_an_index_reach_every_client_apart() {
+    // SGLang and some Ollama paths stream calls without an `index`, each whole or in
+    // fragments of which only the first has the id: a new id is a new call.
+    let call = |id: Option<&str>, name: &str, args: &str| {
+        let mut c = json!({"function": {"arguments": args}});
+        if let Some(id) = id {
+            c["id"] = json!(id);
+            c["type"] = json!("function");
+            c["function"]["name"] = json!(name);
+        }
+        json!({"tool_calls": [c]})
+    };
+    let reply = chat_sse(
+        &[
+            call(Some("call_A"), "get_weather", r#"{"city":"#),
+            call(None, "", r#""Paris"}"#),
+            call(Some("call_B"), "get_time", r#"{"tz":"UTC"}"#),
+        ],
+        "tool_calls",
+    );
+    for client in [Wire::Anthropic, Wire::Responses, Wire::Gemini] {
+        let (_mock, p) = setup(Wire::Chat, reply.clone());
+        let s = p.stream(&client.url("m", true), client.request("m", true, true));
+        assert_eq!(s.status, 200, "{client:?}: {}", s.text());
+        let a = client.read_stream(&s);
+        assert_eq!(
+            a.tools,
+            vec![
+                (
+                    "get_weather".into(),
+                    json!({"city": "Paris"}),
+                    "call_A".into()
+                ),
+                ("get_time".into(), json!({"tz": "UTC"}), "call_B".into()),
+            ],
+            "{client:?}: {}",
+            s.text()
+        );
+        assert!(a.ended, "{client:?}: {}", s.text());
+    }
+}
+
+#[test]
+fn text_between_a_calls_fragments_leaves_the_call_whole() {
+    // A chat source may send text between one call's argument fragments. Each client
+    // gets the call once, named, with all its arguments, and the text.
+    let reply = chat_sse(
+        &[
+            json!({"tool_calls": [{"index": 0, "id": "call_A", "type": "function",
+                "function": {"name": "get_weather", "arguments": r#"{"city":"#}}]}),
+            json!({"content": "thinking aloud"}),
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": r#""Paris"}"#}}]}),
+        ],
+        "tool_calls",
+    );
+    let weather = (
+        "get_weather".into(),
+        json!({"city": "Paris"}),
+        "call_A".into(),
+    );
+    for client in [Wire::Anthropic, Wire::Responses, Wire::Gemini] {
+        let (_mock, p) = setup(Wire::Chat, reply.clone());
+        let s = p.stream(&client.url("m", true), client.request("m", true, true));
+        assert_eq!(s.status, 200, "{client:?}: {}", s.text());
+        let a = client.read_stream(&s);
+        assert_eq!(a.tools, vec![weather.clone()], "{client:?}: {}", s.text());
+        assert_eq!(a.text, "thinking aloud", "{client:?}: {}", s.text());
+        assert!(a.ended, "{client:?}: {}", s.text());
+        match client {
+            Wire::Anthropic => {
+                assert_blocks_whole(&s);
+                let blocks = anthropic_content(&s);
+                let calls: Vec<&Value> =
+                    blocks.iter().filter(|b| b["type"] == "tool_use").collect();
+                assert_eq!(calls.len(), 1, "{}", s.text());
+                assert_eq!(calls[0]["input"], json!({"city": "Paris"}), "{}", s.text());
             }
-            "content_block_delta" => assert_eq!(index, open, "{}", s.text()),
-            "content_block_stop" => {
-                assert_eq!(index, open, "{}", s.text());
-                open = None;
+            Wire::Responses => {
+                let output = responses_output(&s);
+                let calls: Vec<&Value> = output
+                    .iter()
+                    .filter(|i| i["type"] == "function_call")
+                    .collect();
+                assert_eq!(calls.len(), 1, "{}", s.text());
+                assert_eq!(
+                    (
+                        &calls[0]["name"],
+                        &calls[0]["call_id"],
+                        &calls[0]["arguments"]
+                    ),
+                    (
+                        &json!("get_weather"),
+                        &json!("call_A"),
+                        &json!(r#"{"city":"Paris"}"#)
+                    ),
+                    "{}",
+                    s.text()
+                );
+                assert!(
+                    output.iter().any(|i| i["type"] == "message"),
+                    "the text is an item of its own: {}",
+                    s.text()
+                );
             }
             _ => {}
         }
     }
-    assert!(a.ended);
 }
 
 #[test]

@@ -314,7 +314,48 @@ fn fit_tool_ids(chat: &mut Value, ids: ToolIds) {
 
 /// Decodes a Chat Completions upstream stream (`data: {chunk}` … `data: [DONE]`).
 #[derive(Debug, Default)]
-pub struct Decoder;
+pub struct Decoder {
+    /// Tool calls numbered so far in the first choice, for calls streamed without an
+    /// `index`.
+    calls: CallNumbers,
+}
+
+/// Numbers a stream's tool calls, as the hub has them (`tool_calls[].index` from 0).
+/// Some servers (SGLang, some Ollama paths) stream calls without an `index`, often each
+/// whole in one delta: a new id is then the next call, and a fragment with neither an
+/// id nor an index continues the last one. Done once here, where a chat source's stream
+/// enters the hub, so that every encoder and the collector see numbered calls.
+#[derive(Debug, Default)]
+struct CallNumbers {
+    /// How many calls the stream has begun.
+    count: u64,
+    /// The id of the call a fragment without an index continues.
+    last_id: Option<String>,
+}
+
+impl CallNumbers {
+    /// Gives each call of a delta its `index`, keeping one the server gave.
+    fn number(&mut self, delta: &mut Value) {
+        let calls = delta.get_mut("tool_calls").and_then(Value::as_array_mut);
+        for call in calls.into_iter().flatten().filter(|c| c.is_object()) {
+            let id = call["id"].as_str().filter(|id| !id.is_empty());
+            let index = match call["index"].as_u64() {
+                Some(i) => i,
+                None if self.count == 0
+                    || id.is_some_and(|id| self.last_id.as_deref() != Some(id)) =>
+                {
+                    self.count
+                }
+                None => self.count - 1,
+            };
+            if let Some(id) = id {
+                self.last_id = Some(id.to_string());
+            }
+            self.count = self.count.max(index.saturating_add(1));
+            call["index"] = json!(index);
+        }
+    }
+}
 
 impl Decoder {
     /// Decodes one upstream event.
@@ -332,6 +373,10 @@ impl Decoder {
             },
             Ok(mut v) if v.is_object() => {
                 into_hub(&mut v, "delta");
+                // The hub carries one choice: a translated request cannot ask for more.
+                if let Some(delta) = v.pointer_mut("/choices/0/delta") {
+                    self.calls.number(delta);
+                }
                 Decoded::Chunks(vec![v])
             }
             _ => Decoded::Malformed,
@@ -616,19 +661,8 @@ impl Collector {
             super::add_detail(&mut self.details, detail);
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
-            // Some servers (SGLang, some Ollama paths) stream calls without an `index`:
-            // a new id is then a new call, and a delta without one adds to the last.
-            let index = match call["index"].as_u64() {
-                Some(i) => i as usize,
-                None => match (call["id"].as_str(), self.tools.last()) {
-                    (Some(id), Some(last))
-                        if last.get("id").and_then(Value::as_str) != Some(id) =>
-                    {
-                        self.tools.len()
-                    }
-                    _ => self.tools.len().saturating_sub(1),
-                },
-            };
+            // The decoder numbered calls streamed without an `index` ([`CallNumbers`]).
+            let index = call["index"].as_u64().unwrap_or(0) as usize;
             if index > 1024 {
                 continue;
             }
@@ -890,7 +924,7 @@ mod tests {
 
     #[test]
     fn decoder_reads_chunks_done_and_errors() {
-        let mut d = Decoder;
+        let mut d = Decoder::default();
         assert_eq!(
             d.event(&ev(r#"{"choices":[]}"#)),
             Decoded::Chunks(vec![json!({"choices": []})])
@@ -932,29 +966,40 @@ mod tests {
     }
 
     #[test]
-    fn collector_keeps_calls_streamed_without_an_index_apart() {
-        let mut c = Collector::default();
-        let call = |id: Option<&str>, args: &str| {
-            let mut call = json!({"function": {"arguments": args}});
+    fn the_decoder_numbers_calls_streamed_without_an_index() {
+        // SGLang and some Ollama paths: a new id is the next call, a fragment with
+        // neither id nor index continues the last; a server's own index is kept.
+        let call = |id: Option<&str>, index: Option<u64>| {
+            let mut call = json!({"function": {"arguments": "x"}});
             if let Some(id) = id {
                 call["id"] = json!(id);
-                call["function"]["name"] = json!("read");
             }
-            json!({"choices":[{"index":0,"delta":{"tool_calls":[call]}}]})
+            if let Some(i) = index {
+                call["index"] = json!(i);
+            }
+            call
         };
-        for ch in [
-            call(Some("a"), "{\"p\":"),
-            call(None, "0}"),
-            call(Some("b"), "{\"p\":1}"),
+        let chunk = |calls: Vec<Value>| {
+            ev(&json!({"choices": [{"index": 0, "delta": {"tool_calls": calls}}]}).to_string())
+        };
+        let mut d = Decoder::default();
+        let mut indices = Vec::new();
+        for calls in [
+            vec![call(None, None)],
+            vec![call(Some("a"), None)],
+            vec![call(None, None)],
+            vec![call(Some("a"), None), call(Some("b"), None)],
+            vec![call(Some(""), None)],
+            vec![call(Some("c"), Some(7))],
+            vec![call(Some("d"), None)],
         ] {
-            c.add(&ch);
+            let Decoded::Chunks(chunks) = d.event(&chunk(calls)) else {
+                panic!("not decoded");
+            };
+            let calls = chunks[0]["choices"][0]["delta"]["tool_calls"].clone();
+            indices.extend(calls.as_array().unwrap().iter().map(|c| c["index"].clone()));
         }
-        let out = c.finish();
-        let calls = &out["choices"][0]["message"]["tool_calls"];
-        assert_eq!(calls[0]["id"], "a");
-        assert_eq!(calls[0]["function"]["arguments"], "{\"p\":0}");
-        assert_eq!(calls[1]["id"], "b");
-        assert_eq!(calls[1]["function"]["arguments"], "{\"p\":1}");
+        assert_eq!(indices, [0, 1, 1, 1, 2, 2, 7, 8].map(|i| json!(i)));
     }
 
     #[test]

@@ -444,7 +444,7 @@ impl Protocol {
     /// A decoder for an upstream stream in this protocol.
     pub fn decoder(self) -> Decoder {
         match self {
-            Protocol::Chat => Decoder::Chat(chat::Decoder),
+            Protocol::Chat => Decoder::Chat(chat::Decoder::default()),
             Protocol::Anthropic => Decoder::Anthropic(anthropic::Decoder::default()),
             Protocol::Responses => Decoder::Responses(responses::Decoder::default()),
             Protocol::Gemini => Decoder::Gemini(gemini::Decoder::default()),
@@ -736,6 +736,21 @@ pub(crate) fn hub_chunk(
     })
 }
 
+/// The text and thinking (`reasoning_details` too) of a hub delta, without its tool
+/// calls; `None` when it has none of them. An encoder holds it while a call is open.
+pub(crate) fn without_calls(d: &Value) -> Option<Value> {
+    let filled = |key: &str| match &d[key] {
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        _ => false,
+    };
+    let keys = ["reasoning_content", "reasoning_details", "content"];
+    keys.iter().any(|k| filled(k)).then(|| {
+        let fields = keys.iter().map(|&k| (k.to_string(), d[k].clone()));
+        Value::Object(fields.collect())
+    })
+}
+
 /// The usage-only hub chunk (`"choices": []`) a decoder sends before the end.
 pub(crate) fn usage_chunk(id: &str, created: u64, model: &str, usage: Value) -> Value {
     json!({
@@ -983,7 +998,7 @@ pub fn openai_error_type(status: u16) -> &'static str {
 /// Helpers for the translators' tests: run a decoder over events, fold chunks.
 #[cfg(test)]
 pub(crate) mod testing {
-    use serde_json::Value;
+    use serde_json::{Value, json};
 
     use super::{Decoded, Decoder, chat::Collector};
     use crate::sse::Event;
@@ -1003,6 +1018,24 @@ pub(crate) mod testing {
             }
         }
         (chunks, ended)
+    }
+
+    /// A chat source's stream whose thinking and text come between one call's
+    /// argument fragments: the call must reach a client whole (`{"a":1}`), and the
+    /// thinking (`hmm`) and the text (`so`) too.
+    pub(crate) fn thoughts_inside_a_call() -> Vec<Value> {
+        let delta =
+            |d: Value| json!({"id": "c", "model": "m", "choices": [{"index": 0, "delta": d}]});
+        vec![
+            delta(
+                json!({"tool_calls": [{"index": 0, "id": "t1", "type": "function",
+                "function": {"name": "f", "arguments": "{\"a\":"}}]}),
+            ),
+            delta(json!({"reasoning_content": "hmm"})),
+            delta(json!({"content": "so"})),
+            delta(json!({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]})),
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+        ]
     }
 
     /// Folds chunks into one completion.

@@ -642,9 +642,18 @@ impl Wire {
     }
 
     /// What a streaming client of this protocol got, and whether the stream ended properly.
+    /// Argument fragments go to the call their event names (an Anthropic block's index,
+    /// a Responses item's id), as the SDKs apply them; a call without a name reads as
+    /// one named "".
     pub fn read_stream(self, s: &Streamed) -> Answer {
         let mut a = Answer::default();
         let mut args: Vec<(String, String, String)> = Vec::new();
+        // The call each Anthropic block index or Responses item id is.
+        let mut slot_of: Vec<(Value, usize)> = Vec::new();
+        let slot = |slot_of: &[(Value, usize)], key: &Value| {
+            let found = slot_of.iter().find(|(k, _)| k == key);
+            found.map(|&(_, i)| i)
+        };
         let mut ended = false;
         // Google's streams end lines with CRLF; the others with LF.
         let text = s.text().replace("\r\n", "\n");
@@ -683,8 +692,12 @@ impl Wire {
                 }
                 Wire::Anthropic => match v["type"].as_str() {
                     Some("content_block_start") if v["content_block"]["type"] == "tool_use" => {
+                        slot_of.push((v["index"].clone(), args.len()));
                         args.push((
-                            v["content_block"]["name"].as_str().unwrap().into(),
+                            v["content_block"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .into(),
                             String::new(),
                             v["content_block"]["id"].as_str().unwrap_or_default().into(),
                         ));
@@ -693,7 +706,8 @@ impl Wire {
                         a.text
                             .push_str(v["delta"]["text"].as_str().unwrap_or_default());
                         if let Some(p) = v["delta"]["partial_json"].as_str() {
-                            args.last_mut().unwrap().1.push_str(p);
+                            let i = slot(&slot_of, &v["index"]).expect("a delta of no block");
+                            args[i].1.push_str(p);
                         }
                     }
                     Some("message_stop") => ended = true,
@@ -704,17 +718,17 @@ impl Wire {
                         a.text.push_str(v["delta"].as_str().unwrap())
                     }
                     Some("response.output_item.added") if v["item"]["type"] == "function_call" => {
+                        slot_of.push((v["item"]["id"].clone(), args.len()));
                         args.push((
-                            v["item"]["name"].as_str().unwrap().into(),
+                            v["item"]["name"].as_str().unwrap_or_default().into(),
                             String::new(),
                             v["item"]["call_id"].as_str().unwrap_or_default().into(),
                         ));
                     }
-                    Some("response.function_call_arguments.delta") => args
-                        .last_mut()
-                        .unwrap()
-                        .1
-                        .push_str(v["delta"].as_str().unwrap()),
+                    Some("response.function_call_arguments.delta") => {
+                        let i = slot(&slot_of, &v["item_id"]).expect("a delta of no item");
+                        args[i].1.push_str(v["delta"].as_str().unwrap());
+                    }
                     Some("response.completed") => ended = true,
                     _ => {}
                 },
@@ -843,6 +857,42 @@ pub fn anthropic_content(s: &Streamed) -> Vec<Value> {
         }
     }
     blocks
+}
+
+/// Asserts that each block of an Anthropic Messages stream is whole: its events
+/// contiguous, start, deltas, stop, none inside another (Anthropic's blocks cannot
+/// interleave).
+pub fn assert_blocks_whole(s: &Streamed) {
+    let mut open: Option<u64> = None;
+    for d in s.data() {
+        let Ok(v) = serde_json::from_str::<Value>(&d) else {
+            continue;
+        };
+        let index = v["index"].as_u64();
+        match v["type"].as_str() {
+            Some("content_block_start") => {
+                assert_eq!(open, None, "a block opened inside another: {}", s.text());
+                open = index;
+            }
+            Some("content_block_delta") => assert_eq!(index, open, "{}", s.text()),
+            Some("content_block_stop") => {
+                assert_eq!(index, open, "{}", s.text());
+                open = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The `output` items of the response a Responses stream completed with, as the SDKs
+/// return it; empty when it never completed.
+pub fn responses_output(s: &Streamed) -> Vec<Value> {
+    s.data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v["type"] == "response.completed")
+        .and_then(|v| v["response"]["output"].as_array().cloned())
+        .unwrap_or_default()
 }
 
 /// A proxy with one provider for each source: its name, the protocol it speaks, its mock

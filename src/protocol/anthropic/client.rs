@@ -373,12 +373,16 @@ pub struct Encoder {
     usage: Value,
     /// A `message_delta` already went out verbatim (a same-protocol stream's own).
     delta_sent: bool,
-    /// Chat tool calls whose block has been written and closed.
-    written: Vec<u64>,
     /// Calls that began while another call's block was open, whole so far: Anthropic
     /// blocks cannot interleave, and a chat upstream may send every call's id and name
     /// before any arguments. Each is written when the open call's block closes.
     waiting: Vec<WaitingCall>,
+    /// Text and thinking (deltas without their calls) that came while a call's block
+    /// was open, written after the calls when the stream ends: a chat upstream may send
+    /// text between one call's argument fragments, and a block cannot reopen, so
+    /// writing the text at once would cut the call short. A call's block thus closes
+    /// only at the end, and each call is one whole block.
+    after_calls: Vec<Value>,
 }
 
 /// A tool call held back while another call's block is open.
@@ -405,8 +409,8 @@ impl Encoder {
             stop: "end_turn",
             usage: Value::Null,
             delta_sent: false,
-            written: Vec::new(),
             waiting: Vec::new(),
+            after_calls: Vec::new(),
         }
     }
 
@@ -495,8 +499,7 @@ impl Encoder {
             "content_block_stop",
             json!({"type": "content_block_stop", "index": index}),
         ));
-        if let Block::Tool(n) = kind {
-            self.written.push(n);
+        if let Block::Tool(_) = kind {
             for call in std::mem::take(&mut self.waiting) {
                 let block = json!({"type": "tool_use", "id": client_id(&call.id), "name": call.name, "input": {}});
                 let i = self.ensure(Block::Tool(call.n), block, out);
@@ -505,7 +508,6 @@ impl Encoder {
                 }
                 // Not `close`: its calls are all out, and this must not recurse.
                 self.open = None;
-                self.written.push(call.n);
                 out.push(Self::ev(
                     "content_block_stop",
                     json!({"type": "content_block_stop", "index": i}),
@@ -523,20 +525,16 @@ impl Encoder {
             w.arguments.push_str(args);
             return;
         }
-        match self.open {
-            Some((_, Block::Tool(open))) if open != n => {
-                self.waiting.push(WaitingCall {
-                    n,
-                    id: call["id"].clone(),
-                    name: call["function"]["name"].clone(),
-                    arguments: args.to_string(),
-                });
-                return;
-            }
-            // Its block is closed (text came between its fragments): a block cannot
-            // reopen, and a second block for one call would be a second call.
-            _ if self.written.contains(&n) => return,
-            _ => {}
+        if let Some((_, Block::Tool(open))) = self.open
+            && open != n
+        {
+            self.waiting.push(WaitingCall {
+                n,
+                id: call["id"].clone(),
+                name: call["function"]["name"].clone(),
+                arguments: args.to_string(),
+            });
+            return;
         }
         let block = json!({"type": "tool_use", "id": client_id(&call["id"]), "name": call["function"]["name"], "input": {}});
         let i = self.ensure(Block::Tool(n), block, out);
@@ -590,6 +588,23 @@ impl Encoder {
         }
         let choice = &chunk["choices"][0];
         let d = &choice["delta"];
+        let calling = matches!(self.open, Some((_, Block::Tool(_))));
+        if !calling {
+            self.content(d, &mut out);
+        } else if let Some(rest) = protocol::without_calls(d) {
+            self.after_calls.push(rest);
+        }
+        for call in d["tool_calls"].as_array().into_iter().flatten() {
+            self.tool_fragment(call, &mut out);
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            self.stop = stop_reason(f);
+        }
+        out
+    }
+
+    /// The thinking, signed thinking and text of one delta.
+    fn content(&mut self, d: &Value, out: &mut Vec<Event>) {
         let reasoning = d["reasoning_content"].as_str().filter(|r| !r.is_empty());
         let text = d["content"].as_str().filter(|t| !t.is_empty());
         // A turn from another source that begins without thinking still begins with a
@@ -602,38 +617,36 @@ impl Encoder {
             self.ensure(
                 Block::Thinking,
                 json!({"type": "thinking", "thinking": ""}),
-                &mut out,
+                out,
             );
-            self.close(&mut out);
+            self.close(out);
         }
         if let Some(r) = reasoning {
             let i = self.ensure(
                 Block::Thinking,
                 json!({"type": "thinking", "thinking": ""}),
-                &mut out,
+                out,
             );
             out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "thinking_delta", "thinking": r}})));
         }
         for piece in d["reasoning_details"].as_array().into_iter().flatten() {
-            self.signed(piece, &mut out);
+            self.signed(piece, out);
         }
         if let Some(t) = text {
-            let i = self.ensure(Block::Text, json!({"type": "text", "text": ""}), &mut out);
+            let i = self.ensure(Block::Text, json!({"type": "text", "text": ""}), out);
             out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": t}})));
         }
-        for call in d["tool_calls"].as_array().into_iter().flatten() {
-            self.tool_fragment(call, &mut out);
-        }
-        if let Some(f) = choice["finish_reason"].as_str() {
-            self.stop = stop_reason(f);
-        }
-        out
     }
 
-    /// Closes the stream: the open block, `message_delta`, `message_stop`.
+    /// Closes the stream: the open block, what came after the calls, `message_delta`,
+    /// `message_stop`.
     pub fn finish(&mut self) -> Vec<Event> {
         let mut out = Vec::new();
         self.start(&Value::Null, &mut out);
+        self.close(&mut out);
+        for d in std::mem::take(&mut self.after_calls) {
+            self.content(&d, &mut out);
+        }
         self.close(&mut out);
         if !self.delta_sent {
             out.push(Self::ev(

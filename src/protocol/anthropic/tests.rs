@@ -561,3 +561,28 @@ fn an_id_too_long_for_anthropic_reaches_the_client_bounded_and_goes_back_as_the_
         assert!(!shown.contains(&got), "{id} → {got}");
     }
 }
+
+#[test]
+fn thinking_and_text_inside_a_call_wait_for_it_to_end() {
+    let chunks = crate::protocol::testing::thoughts_inside_a_call();
+    let mut e = Encoder::new("m", false);
+    let mut out: Vec<Event> = chunks.iter().flat_map(|c| e.chunk(c)).collect();
+    out.extend(e.finish());
+    let (again, ended) = decode_all(&out);
+    assert!(ended);
+    let m = fold(&again)["choices"][0]["message"].clone();
+    let calls = m["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{m}");
+    assert_eq!(
+        (
+            &calls[0]["id"],
+            &calls[0]["function"]["name"],
+            &calls[0]["function"]["arguments"]
+        ),
+        (&json!("t1"), &json!("f"), &json!("{\"a\":1}"))
+    );
+    assert_eq!(
+        (&m["content"], &m["reasoning_content"]),
+        (&json!("so"), &json!("hmm"))
+    );
+}

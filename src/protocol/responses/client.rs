@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{FILE_FIELDS, SHARED_FIELDS, minted, seal, unseal};
 use crate::body::RawBody;
 use crate::error::Error;
-use crate::protocol::{ToolChoice, add_detail, copy_fields, now, text_of};
+use crate::protocol::{ToolChoice, add_detail, copy_fields, now, text_of, without_calls};
 use crate::sse::Event;
 
 /// A Responses request from a client → hub chat request.
@@ -420,6 +420,12 @@ pub struct Encoder {
     observed: bool,
     /// The client's custom tools.
     custom: Vec<String>,
+    /// Text and reasoning (deltas without their calls) that came while a function call
+    /// was open, written as their own items after the calls when the stream ends: a chat
+    /// upstream may send text between one call's argument fragments, and closing the
+    /// call to open a message item would cut it in two. A call thus closes only at the
+    /// end, whole.
+    after_calls: Vec<Value>,
 }
 
 impl Encoder {
@@ -440,6 +446,7 @@ impl Encoder {
             usage: Value::Null,
             observed: false,
             custom,
+            after_calls: Vec::new(),
         }
     }
 
@@ -748,18 +755,10 @@ impl Encoder {
         }
         let choice = &chunk["choices"][0];
         let d = &choice["delta"];
-        if let Some(r) = d["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
-            self.text_delta(true, r, &mut out);
-        }
-        if let Some(details) = d["reasoning_details"].as_array().filter(|d| !d.is_empty())
-            && let Some(t) = self.open_text(true, &mut out)
-        {
-            for piece in details {
-                add_detail(&mut t.details, piece);
-            }
-        }
-        if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
-            self.text_delta(false, t, &mut out);
+        if self.tools.is_empty() {
+            self.content(d, &mut out);
+        } else if let Some(rest) = without_calls(d) {
+            self.after_calls.push(rest);
         }
         for call in d["tool_calls"].as_array().into_iter().flatten() {
             self.tool_delta(call, &mut out);
@@ -770,12 +769,33 @@ impl Encoder {
         out
     }
 
+    /// The reasoning, reasoning details and text of one delta.
+    fn content(&mut self, d: &Value, out: &mut Vec<Event>) {
+        if let Some(r) = d["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
+            self.text_delta(true, r, out);
+        }
+        if let Some(details) = d["reasoning_details"].as_array().filter(|d| !d.is_empty())
+            && let Some(t) = self.open_text(true, out)
+        {
+            for piece in details {
+                add_detail(&mut t.details, piece);
+            }
+        }
+        if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
+            self.text_delta(false, t, out);
+        }
+    }
+
     /// Closes the stream with `response.completed` (or `response.incomplete`).
     pub fn finish(&mut self) -> Vec<Event> {
         let mut out = Vec::new();
         self.start(&Value::Null, &mut out);
         self.close_text(&mut out);
         self.close_tools(&mut out);
+        for d in std::mem::take(&mut self.after_calls) {
+            self.content(&d, &mut out);
+        }
+        self.close_text(&mut out);
         let (status, incomplete) = status_of(&self.finish);
         let mut r = self.response(status);
         r["usage"] = usage_from_chat(&self.usage);

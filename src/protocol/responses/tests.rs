@@ -542,3 +542,28 @@ fn ids_routeplane_made_are_found_and_taken_out_and_others_stay() {
     );
     assert!(!holds_own(&serde_json::to_vec(&req["input"]).unwrap()));
 }
+
+#[test]
+fn thinking_and_text_inside_a_call_wait_for_it_to_end() {
+    let chunks = crate::protocol::testing::thoughts_inside_a_call();
+    let mut e = Encoder::new("m", Vec::new());
+    let mut out: Vec<Event> = chunks.iter().flat_map(|c| e.chunk(c)).collect();
+    out.extend(e.finish());
+    let (again, ended) = decode_all(&out);
+    assert!(ended);
+    let m = fold(&again)["choices"][0]["message"].clone();
+    let calls = m["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{m}");
+    assert_eq!(
+        (
+            &calls[0]["id"],
+            &calls[0]["function"]["name"],
+            &calls[0]["function"]["arguments"]
+        ),
+        (&json!("t1"), &json!("f"), &json!("{\"a\":1}"))
+    );
+    assert_eq!(
+        (&m["content"], &m["reasoning_content"]),
+        (&json!("so"), &json!("hmm"))
+    );
+}
