@@ -1,9 +1,13 @@
 //! Serving a Gemini client: its requests become hub chat requests, and chat answers
 //! and chunks become Gemini answers and events.
+//!
+//! A request's field names come in either of Google's spellings (`inlineData` or
+//! `inline_data`); [`request_to_chat`] first makes them camelCase
+//! (`super::spelling`), and everything here reads that one.
 
 use serde_json::{Value, json};
 
-use super::{error_json, gemini_finish, signature, synthetic_id, usage_from_chat};
+use super::{error_json, gemini_finish, signature, spelling, synthetic_id, usage_from_chat};
 use crate::error::Error;
 use crate::protocol::{self, ToolChoice, arguments_object, assistant_message, text_of};
 use crate::sse::Event;
@@ -64,7 +68,8 @@ fn inline_part(d: &Value) -> Value {
 
 /// A `generateContent` request from a client → hub chat request. `stream` comes from
 /// the method in the URL, since Gemini bodies do not say.
-pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
+pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
+    spelling::request(&mut req);
     if !req["cachedContent"].is_null() {
         return Err(Error::Untranslatable(
             "`cachedContent` needs a Gemini upstream; send the full conversation in `contents` instead".into(),
