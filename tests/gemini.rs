@@ -853,3 +853,45 @@ fn a_gemini_clients_snake_case_candidate_count_is_not_collected_from_a_stream() 
         "not asked as a stream: {sent}"
     );
 }
+
+#[test]
+fn a_gemini_chats_streamed_pieces_reach_a_chat_source_as_one_assistant_message() {
+    // The SDK's chat keeps each streamed piece of an answer as its own `model` turn;
+    // chat templates of the Mistral family refuse two assistant messages in a row.
+    let mock = MockUpstream::always(Wire::Chat.reply(false, false));
+    let p = proxy(&mock, "chat_completions", "m", "");
+    let piece = |t: &str| json!({"role": "model", "parts": [{"text": t}]});
+    let body = json!({"contents": [
+        {"role": "user", "parts": [{"text": "Salut"}]},
+        {"role": "model", "parts": [{"text": "pondering", "thought": true}]},
+        piece("Hél"), piece("lo"), piece(" there"),
+        {"role": "user", "parts": [{"text": "read a.rs"}]},
+        piece("Let me look."),
+        {"role": "model", "parts": [{"functionCall": {"name": "read", "args": {"path": "a.rs"}}, "thoughtSignature": "sig"}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "read", "args": {"path": "b.rs"}}}]},
+        {"role": "user", "parts": [
+            {"functionResponse": {"name": "read", "response": {"output": "A"}}},
+            {"functionResponse": {"name": "read", "response": {"output": "B"}}}]},
+    ]});
+    let sent = asked_of_chat(&p, &mock, &body.to_string());
+    let m = sent["messages"].as_array().unwrap();
+    let roles: Vec<&str> = m.iter().map(|x| x["role"].as_str().unwrap()).collect();
+    assert_eq!(
+        roles,
+        ["user", "assistant", "user", "assistant", "tool", "tool"],
+        "{sent}"
+    );
+    assert_eq!(m[1], json!({"role": "assistant", "content": "Héllo there"}));
+    assert_eq!(m[3]["content"], "Let me look.");
+    let calls = m[3]["tool_calls"].as_array().unwrap();
+    let args: Vec<&str> = calls
+        .iter()
+        .map(|c| c["function"]["arguments"].as_str().unwrap())
+        .collect();
+    assert_eq!(args, [r#"{"path":"a.rs"}"#, r#"{"path":"b.rs"}"#]);
+    // Each response pairs with its own call, though they came in different turns.
+    assert_eq!(m[4]["tool_call_id"], calls[0]["id"]);
+    assert_eq!(m[4]["content"], "A");
+    assert_eq!(m[5]["tool_call_id"], calls[1]["id"]);
+    assert_eq!(m[5]["content"], "B");
+}

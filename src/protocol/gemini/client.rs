@@ -99,7 +99,11 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
             "model" => {
                 let mut text = String::new();
                 let mut calls = Vec::new();
-                pending.clear();
+                // A run of model turns is one answer (see `push_answer`): a response
+                // after it may answer a call of any of them.
+                if !last_is_answer(&messages) {
+                    pending.clear();
+                }
                 for p in parts {
                     if let Some(t) = p["text"].as_str()
                         && p["thought"] != json!(true)
@@ -124,7 +128,7 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
                 if text.is_empty() && calls.is_empty() {
                     continue;
                 }
-                messages.push(assistant_message(text, String::new(), calls));
+                push_answer(&mut messages, text, calls);
             }
             "user" | "function" | "tool" => {
                 let mut other = Vec::new();
@@ -292,6 +296,35 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
         out["tool_choice"] = c.to_chat();
     }
     Ok(out)
+}
+
+/// Whether the last hub message is an assistant's, which a model turn joins.
+fn last_is_answer(messages: &[Value]) -> bool {
+    messages.last().is_some_and(|m| m["role"] == "assistant")
+}
+
+/// Adds a model turn's text and calls to `messages`: as a new assistant message, or to
+/// the last one when that is an assistant's too. The google-genai SDK's chat keeps each
+/// streamed piece of an answer as a `model` turn of its own, and many chat templates
+/// (Mistral's, several of llama.cpp's and vLLM's) refuse roles that do not alternate;
+/// Anthropic and Gemini sources fold turns the same way (`protocol::push_turn`). The
+/// pieces are of one answer, so their text is joined with nothing between; thoughts
+/// are left out as before. Consecutive user turns are left apart: the SDK's chat makes
+/// none (it leaves a question whose answer was empty out of the history, with the
+/// answer), and joining two would change what a source that takes them apart is asked.
+fn push_answer(messages: &mut Vec<Value>, text: String, calls: Vec<Value>) {
+    if !last_is_answer(messages) {
+        messages.push(assistant_message(text, String::new(), calls));
+        return;
+    }
+    let Some(last) = messages.pop() else {
+        return;
+    };
+    let mut joined = text_of(&last["content"]);
+    joined.push_str(&text);
+    let mut all: Vec<Value> = last["tool_calls"].as_array().cloned().unwrap_or_default();
+    all.extend(calls);
+    messages.push(assistant_message(joined, String::new(), all));
 }
 
 /// The id of the pending call a function response answers: by id, else the first
