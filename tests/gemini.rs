@@ -895,3 +895,48 @@ fn a_gemini_chats_streamed_pieces_reach_a_chat_source_as_one_assistant_message()
     assert_eq!(m[5]["tool_call_id"], calls[1]["id"]);
     assert_eq!(m[5]["content"], "B");
 }
+
+#[test]
+fn a_gemini_response_schema_reaches_a_chat_source_as_json_schema() {
+    // Google's OpenAPI subset says `nullable` where JSON Schema has a type union, and
+    // orders properties by `propertyOrdering`, which JSON Schema has no word for.
+    let mock = MockUpstream::always(Wire::Chat.reply(false, false));
+    let p = proxy(&mock, "chat_completions", "m", "");
+    let body = r#"{"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "generationConfig": {"responseMimeType": "application/json", "responseSchema": {
+            "type": "OBJECT",
+            "properties": {
+                "name": {"type": "STRING"},
+                "nickname": {"type": "STRING", "nullable": true},
+                "size": {"type": "STRING", "enum": ["S", "L"], "nullable": true},
+                "tags": {"type": "ARRAY", "items": {"type": "OBJECT",
+                    "properties": {"b": {"type": "INTEGER"}, "a": {"type": "INTEGER"}},
+                    "property_ordering": ["a", "b"]}}
+            },
+            "required": ["name"],
+            "propertyOrdering": ["tags", "name", "nickname", "size"]
+        }}}"#;
+    let sent = asked_of_chat(&p, &mock, body);
+    let schema = &sent["response_format"]["json_schema"]["schema"];
+    assert_eq!(
+        *schema,
+        json!({"type": "object", "properties": {
+            "name": {"type": "string"},
+            "nickname": {"type": ["string", "null"]},
+            "size": {"type": ["string", "null"], "enum": ["S", "L", null]},
+            "tags": {"type": "array", "items": {"type": "object",
+                "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}}},
+            "required": ["name"]}),
+        "{sent}"
+    );
+    // Objects compare without order; the order is what `propertyOrdering` was for.
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(
+        keys(&schema["properties"]),
+        ["tags", "name", "nickname", "size"]
+    );
+    assert_eq!(
+        keys(&schema["properties"]["tags"]["items"]["properties"]),
+        ["a", "b"]
+    );
+}

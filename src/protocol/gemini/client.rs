@@ -22,20 +22,63 @@ fn instruction_text(v: &Value) -> String {
     }
 }
 
-/// Google's OpenAPI-subset schema (upper-case `type`) as JSON Schema.
+/// Google's OpenAPI-subset schema as JSON Schema: upper-case `type`s lower-cased;
+/// `nullable: true` a type union with `"null"` (a `null` choice in `anyOf` when there is
+/// no type, and `null` added to an `enum`); `propertyOrdering`, which JSON Schema lacks,
+/// used to order `properties` (Gemini otherwise orders them alphabetically) and then
+/// dropped. Only a schema's own keys are read: property names and the values of `enum`,
+/// `default` and `example` are the client's.
 fn json_schema(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, x)| match (k.as_str(), x) {
-                    ("type", Value::String(t)) => (k.clone(), json!(t.to_ascii_lowercase())),
-                    _ => (k.clone(), json_schema(x)),
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(json_schema).collect()),
-        other => other.clone(),
+    let Value::Object(m) = v else {
+        return v.clone();
+    };
+    let nullable = m.get("nullable") == Some(&json!(true));
+    let mut out = serde_json::Map::new();
+    for (k, x) in m {
+        let x = match (k.as_str(), x) {
+            ("nullable" | "propertyOrdering", _) => continue,
+            ("type", Value::String(t)) => {
+                let t = json!(t.to_ascii_lowercase());
+                if nullable { json!([t, "null"]) } else { t }
+            }
+            ("items", x) => json_schema(x),
+            // A nullable enum lists null too, or JSON Schema's `enum` still refuses it.
+            ("enum", Value::Array(a)) if nullable && !a.contains(&Value::Null) => {
+                let mut a = a.clone();
+                a.push(Value::Null);
+                Value::Array(a)
+            }
+            ("anyOf", Value::Array(a)) => {
+                let mut a: Vec<Value> = a.iter().map(json_schema).collect();
+                if nullable && m.get("type").is_none() {
+                    a.push(json!({"type": "null"}));
+                }
+                Value::Array(a)
+            }
+            ("properties", Value::Object(p)) => {
+                let order = m.get("propertyOrdering").and_then(Value::as_array);
+                let named = order.into_iter().flatten().filter_map(Value::as_str);
+                let mut props: serde_json::Map<String, Value> = named
+                    .filter_map(|n| p.get(n).map(|s| (n.to_string(), json_schema(s))))
+                    .collect();
+                for (n, s) in p {
+                    if !props.contains_key(n) {
+                        props.insert(n.clone(), json_schema(s));
+                    }
+                }
+                Value::Object(props)
+            }
+            // Google's JSON writes its 64-bit integers as strings.
+            (
+                "minItems" | "maxItems" | "minLength" | "maxLength" | "minProperties"
+                | "maxProperties",
+                Value::String(n),
+            ) => n.parse::<u64>().map_or_else(|_| x.clone(), |n| json!(n)),
+            _ => x.clone(),
+        };
+        out.insert(k.clone(), x);
     }
+    Value::Object(out)
 }
 
 /// A function response's payload as chat tool content: a lone string field unwrapped.
