@@ -742,3 +742,201 @@ fn geminis_call_signature_survives_a_chat_clients_loop_that_drops_it() {
         );
     }
 }
+
+/// Posts `body`, written as the client wrote it (key spelling matters), to `model`'s
+/// `generateContent` and returns what the chat source `mock` was asked.
+fn asked_of_chat(p: &Proxy, mock: &MockUpstream, body: &str) -> Value {
+    let resp = p.send(
+        "POST",
+        &Wire::Gemini.url("m", false),
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    mock.requests().last().expect("the source was asked").json()
+}
+
+#[test]
+fn a_gemini_clients_snake_case_fields_reach_a_chat_source() {
+    // google-genai 3.6.1, given a base URL, sends these nested fields in snake_case,
+    // which Google takes as well; only camelCase was read, so the schema went as empty
+    // properties, the PNG as an octet-stream PDF, the image URL as null and the thinking
+    // settings nowhere. Names inside the client's data (a schema's properties, a call's
+    // args, a function's response) stay as written.
+    let mock = MockUpstream::always(Wire::Chat.reply(false, false));
+    let p = proxy(&mock, "chat_completions", "m", "");
+    let body = r#"{
+        "system_instruction": {"parts": [{"text": "be brief"}]},
+        "contents": [
+            {"role": "user", "parts": [
+                {"text": "look"},
+                {"inline_data": {"mime_type": "image/png", "data": "iVBORw0K"}},
+                {"file_data": {"file_uri": "https://example.com/cat.jpg", "mime_type": "image/jpeg"}}]},
+            {"role": "model", "parts": [{"function_call": {"name": "read_file", "args": {"file_path": "a.rs"}}, "thought_signature": "sig"}]},
+            {"role": "user", "parts": [{"function_response": {"name": "read_file", "response": {"file_content": "fn main() {}"}}}]}
+        ],
+        "tools": [{"function_declarations": [{"name": "read_file", "description": "reads",
+            "parameters_json_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}}]}],
+        "tool_config": {"function_calling_config": {"mode": "ANY", "allowed_function_names": ["read_file"]}},
+        "generation_config": {"max_output_tokens": 77, "stop_sequences": ["END"], "top_p": 0.5,
+            "thinking_config": {"thinking_budget": 4000, "include_thoughts": true}}
+    }"#;
+    let sent = asked_of_chat(&p, &mock, body);
+    let m = &sent["messages"];
+    assert_eq!(
+        m[0],
+        json!({"role": "system", "content": "be brief"}),
+        "{sent}"
+    );
+    assert_eq!(
+        m[1]["content"],
+        json!([
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+        ]),
+        "{sent}"
+    );
+    assert_eq!(m[2]["tool_calls"][0]["function"]["name"], "read_file");
+    assert_eq!(
+        m[2]["tool_calls"][0]["function"]["arguments"],
+        r#"{"file_path":"a.rs"}"#
+    );
+    assert_eq!(m[3]["role"], "tool");
+    assert_eq!(m[3]["content"], r#"{"file_content":"fn main() {}"}"#);
+    assert_eq!(
+        sent["tools"],
+        json!([{"type": "function", "function": {"name": "read_file", "description": "reads",
+            "parameters": {"type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}}}]),
+        "{sent}"
+    );
+    assert_eq!(
+        sent["tool_choice"],
+        json!({"type": "function", "function": {"name": "read_file"}})
+    );
+    assert_eq!(sent["max_tokens"], 77);
+    assert_eq!(sent["stop"], json!(["END"]));
+    assert_eq!(sent["top_p"], 0.5);
+    assert_eq!(sent["reasoning_effort"], "medium", "{sent}");
+
+    // `thinking_level` too, as the SDK sends it for Gemini 3.
+    let body = r#"{"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "generation_config": {"thinking_config": {"thinking_level": "HIGH"}}}"#;
+    assert_eq!(asked_of_chat(&p, &mock, body)["reasoning_effort"], "high");
+}
+
+#[test]
+fn a_gemini_clients_snake_case_candidate_count_is_not_collected_from_a_stream() {
+    // A whole answer from a local server (here the first of two endpoints) is asked for
+    // as a stream and collected, unless that loses what the client asked for: several
+    // candidates, whichever way the client spelt it.
+    let a = MockUpstream::always(Wire::Chat.reply(false, false));
+    let b = MockUpstream::always(Wire::Chat.reply(false, false));
+    let p = Proxy::start(&format!(
+        "providers:\n  a:\n    api_base: {}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\n",
+        a.url(),
+        b.url()
+    ));
+    let body = r#"{"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "generation_config": {"candidate_count": 2}}"#;
+    let resp = p.send(
+        "POST",
+        &Wire::Gemini.url("smart", false),
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = a.requests()[0].json();
+    assert_eq!(sent["n"], 2, "{sent}");
+    assert!(
+        sent.get("stream").is_none(),
+        "not asked as a stream: {sent}"
+    );
+}
+
+#[test]
+fn a_gemini_chats_streamed_pieces_reach_a_chat_source_as_one_assistant_message() {
+    // The SDK's chat keeps each streamed piece of an answer as its own `model` turn;
+    // chat templates of the Mistral family refuse two assistant messages in a row.
+    let mock = MockUpstream::always(Wire::Chat.reply(false, false));
+    let p = proxy(&mock, "chat_completions", "m", "");
+    let piece = |t: &str| json!({"role": "model", "parts": [{"text": t}]});
+    let body = json!({"contents": [
+        {"role": "user", "parts": [{"text": "Salut"}]},
+        {"role": "model", "parts": [{"text": "pondering", "thought": true}]},
+        piece("Hél"), piece("lo"), piece(" there"),
+        {"role": "user", "parts": [{"text": "read a.rs"}]},
+        piece("Let me look."),
+        {"role": "model", "parts": [{"functionCall": {"name": "read", "args": {"path": "a.rs"}}, "thoughtSignature": "sig"}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "read", "args": {"path": "b.rs"}}}]},
+        {"role": "user", "parts": [
+            {"functionResponse": {"name": "read", "response": {"output": "A"}}},
+            {"functionResponse": {"name": "read", "response": {"output": "B"}}}]},
+    ]});
+    let sent = asked_of_chat(&p, &mock, &body.to_string());
+    let m = sent["messages"].as_array().unwrap();
+    let roles: Vec<&str> = m.iter().map(|x| x["role"].as_str().unwrap()).collect();
+    assert_eq!(
+        roles,
+        ["user", "assistant", "user", "assistant", "tool", "tool"],
+        "{sent}"
+    );
+    assert_eq!(m[1], json!({"role": "assistant", "content": "Héllo there"}));
+    assert_eq!(m[3]["content"], "Let me look.");
+    let calls = m[3]["tool_calls"].as_array().unwrap();
+    let args: Vec<&str> = calls
+        .iter()
+        .map(|c| c["function"]["arguments"].as_str().unwrap())
+        .collect();
+    assert_eq!(args, [r#"{"path":"a.rs"}"#, r#"{"path":"b.rs"}"#]);
+    // Each response pairs with its own call, though they came in different turns.
+    assert_eq!(m[4]["tool_call_id"], calls[0]["id"]);
+    assert_eq!(m[4]["content"], "A");
+    assert_eq!(m[5]["tool_call_id"], calls[1]["id"]);
+    assert_eq!(m[5]["content"], "B");
+}
+
+#[test]
+fn a_gemini_response_schema_reaches_a_chat_source_as_json_schema() {
+    // Google's OpenAPI subset says `nullable` where JSON Schema has a type union, and
+    // orders properties by `propertyOrdering`, which JSON Schema has no word for.
+    let mock = MockUpstream::always(Wire::Chat.reply(false, false));
+    let p = proxy(&mock, "chat_completions", "m", "");
+    let body = r#"{"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "generationConfig": {"responseMimeType": "application/json", "responseSchema": {
+            "type": "OBJECT",
+            "properties": {
+                "name": {"type": "STRING"},
+                "nickname": {"type": "STRING", "nullable": true},
+                "size": {"type": "STRING", "enum": ["S", "L"], "nullable": true},
+                "tags": {"type": "ARRAY", "items": {"type": "OBJECT",
+                    "properties": {"b": {"type": "INTEGER"}, "a": {"type": "INTEGER"}},
+                    "property_ordering": ["a", "b"]}}
+            },
+            "required": ["name"],
+            "propertyOrdering": ["tags", "name", "nickname", "size"]
+        }}}"#;
+    let sent = asked_of_chat(&p, &mock, body);
+    let schema = &sent["response_format"]["json_schema"]["schema"];
+    assert_eq!(
+        *schema,
+        json!({"type": "object", "properties": {
+            "name": {"type": "string"},
+            "nickname": {"type": ["string", "null"]},
+            "size": {"type": ["string", "null"], "enum": ["S", "L", null]},
+            "tags": {"type": "array", "items": {"type": "object",
+                "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}}},
+            "required": ["name"]}),
+        "{sent}"
+    );
+    // Objects compare without order; the order is what `propertyOrdering` was for.
+    let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(
+        keys(&schema["properties"]),
+        ["tags", "name", "nickname", "size"]
+    );
+    assert_eq!(
+        keys(&schema["properties"]["tags"]["items"]["properties"]),
+        ["a", "b"]
+    );
+}

@@ -239,13 +239,7 @@ impl Protocol {
             Protocol::Completions => {
                 !many("n") && !many("best_of") && !given("logprobs") && !given("echo")
             }
-            Protocol::Gemini => body
-                .get("generationConfig")
-                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
-                .is_none_or(|gc| {
-                    gc["candidateCount"].as_u64().is_none_or(|n| n <= 1)
-                        && gc["responseLogprobs"] != json!(true)
-                }),
+            Protocol::Gemini => gemini::collects_whole(body),
             Protocol::Anthropic | Protocol::Responses => true,
         }
     }
@@ -1094,6 +1088,16 @@ mod tests {
             (
                 Protocol::Gemini,
                 r#"{"generationConfig":{"responseLogprobs":true}}"#,
+                false,
+            ),
+            (
+                Protocol::Gemini,
+                r#"{"generation_config":{"candidate_count":2}}"#,
+                false,
+            ),
+            (
+                Protocol::Gemini,
+                r#"{"generationConfig":{"response_logprobs":true}}"#,
                 false,
             ),
             (Protocol::Anthropic, r#"{"max_tokens":5}"#, true),

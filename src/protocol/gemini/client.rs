@@ -1,9 +1,13 @@
 //! Serving a Gemini client: its requests become hub chat requests, and chat answers
 //! and chunks become Gemini answers and events.
+//!
+//! A request's field names come in either of Google's spellings (`inlineData` or
+//! `inline_data`); [`request_to_chat`] first makes them camelCase
+//! (`super::spelling`), and everything here reads that one.
 
 use serde_json::{Value, json};
 
-use super::{error_json, gemini_finish, signature, synthetic_id, usage_from_chat};
+use super::{error_json, gemini_finish, signature, spelling, synthetic_id, usage_from_chat};
 use crate::error::Error;
 use crate::protocol::{self, ToolChoice, arguments_object, assistant_message, text_of};
 use crate::sse::Event;
@@ -18,20 +22,63 @@ fn instruction_text(v: &Value) -> String {
     }
 }
 
-/// Google's OpenAPI-subset schema (upper-case `type`) as JSON Schema.
+/// Google's OpenAPI-subset schema as JSON Schema: upper-case `type`s lower-cased;
+/// `nullable: true` a type union with `"null"` (a `null` choice in `anyOf` when there is
+/// no type, and `null` added to an `enum`); `propertyOrdering`, which JSON Schema lacks,
+/// used to order `properties` (Gemini otherwise orders them alphabetically) and then
+/// dropped. Only a schema's own keys are read: property names and the values of `enum`,
+/// `default` and `example` are the client's.
 fn json_schema(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, x)| match (k.as_str(), x) {
-                    ("type", Value::String(t)) => (k.clone(), json!(t.to_ascii_lowercase())),
-                    _ => (k.clone(), json_schema(x)),
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(json_schema).collect()),
-        other => other.clone(),
+    let Value::Object(m) = v else {
+        return v.clone();
+    };
+    let nullable = m.get("nullable") == Some(&json!(true));
+    let mut out = serde_json::Map::new();
+    for (k, x) in m {
+        let x = match (k.as_str(), x) {
+            ("nullable" | "propertyOrdering", _) => continue,
+            ("type", Value::String(t)) => {
+                let t = json!(t.to_ascii_lowercase());
+                if nullable { json!([t, "null"]) } else { t }
+            }
+            ("items", x) => json_schema(x),
+            // A nullable enum lists null too, or JSON Schema's `enum` still refuses it.
+            ("enum", Value::Array(a)) if nullable && !a.contains(&Value::Null) => {
+                let mut a = a.clone();
+                a.push(Value::Null);
+                Value::Array(a)
+            }
+            ("anyOf", Value::Array(a)) => {
+                let mut a: Vec<Value> = a.iter().map(json_schema).collect();
+                if nullable && m.get("type").is_none() {
+                    a.push(json!({"type": "null"}));
+                }
+                Value::Array(a)
+            }
+            ("properties", Value::Object(p)) => {
+                let order = m.get("propertyOrdering").and_then(Value::as_array);
+                let named = order.into_iter().flatten().filter_map(Value::as_str);
+                let mut props: serde_json::Map<String, Value> = named
+                    .filter_map(|n| p.get(n).map(|s| (n.to_string(), json_schema(s))))
+                    .collect();
+                for (n, s) in p {
+                    if !props.contains_key(n) {
+                        props.insert(n.clone(), json_schema(s));
+                    }
+                }
+                Value::Object(props)
+            }
+            // Google's JSON writes its 64-bit integers as strings.
+            (
+                "minItems" | "maxItems" | "minLength" | "maxLength" | "minProperties"
+                | "maxProperties",
+                Value::String(n),
+            ) => n.parse::<u64>().map_or_else(|_| x.clone(), |n| json!(n)),
+            _ => x.clone(),
+        };
+        out.insert(k.clone(), x);
     }
+    Value::Object(out)
 }
 
 /// A function response's payload as chat tool content: a lone string field unwrapped.
@@ -64,7 +111,8 @@ fn inline_part(d: &Value) -> Value {
 
 /// A `generateContent` request from a client → hub chat request. `stream` comes from
 /// the method in the URL, since Gemini bodies do not say.
-pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
+pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
+    spelling::request(&mut req);
     if !req["cachedContent"].is_null() {
         return Err(Error::Untranslatable(
             "`cachedContent` needs a Gemini upstream; send the full conversation in `contents` instead".into(),
@@ -94,7 +142,11 @@ pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
             "model" => {
                 let mut text = String::new();
                 let mut calls = Vec::new();
-                pending.clear();
+                // A run of model turns is one answer (see `push_answer`): a response
+                // after it may answer a call of any of them.
+                if !last_is_answer(&messages) {
+                    pending.clear();
+                }
                 for p in parts {
                     if let Some(t) = p["text"].as_str()
                         && p["thought"] != json!(true)
@@ -119,7 +171,7 @@ pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
                 if text.is_empty() && calls.is_empty() {
                     continue;
                 }
-                messages.push(assistant_message(text, String::new(), calls));
+                push_answer(&mut messages, text, calls);
             }
             "user" | "function" | "tool" => {
                 let mut other = Vec::new();
@@ -287,6 +339,35 @@ pub fn request_to_chat(req: Value, stream: bool) -> Result<Value, Error> {
         out["tool_choice"] = c.to_chat();
     }
     Ok(out)
+}
+
+/// Whether the last hub message is an assistant's, which a model turn joins.
+fn last_is_answer(messages: &[Value]) -> bool {
+    messages.last().is_some_and(|m| m["role"] == "assistant")
+}
+
+/// Adds a model turn's text and calls to `messages`: as a new assistant message, or to
+/// the last one when that is an assistant's too. The google-genai SDK's chat keeps each
+/// streamed piece of an answer as a `model` turn of its own, and many chat templates
+/// (Mistral's, several of llama.cpp's and vLLM's) refuse roles that do not alternate;
+/// Anthropic and Gemini sources fold turns the same way (`protocol::push_turn`). The
+/// pieces are of one answer, so their text is joined with nothing between; thoughts
+/// are left out as before. Consecutive user turns are left apart: the SDK's chat makes
+/// none (it leaves a question whose answer was empty out of the history, with the
+/// answer), and joining two would change what a source that takes them apart is asked.
+fn push_answer(messages: &mut Vec<Value>, text: String, calls: Vec<Value>) {
+    if !last_is_answer(messages) {
+        messages.push(assistant_message(text, String::new(), calls));
+        return;
+    }
+    let Some(last) = messages.pop() else {
+        return;
+    };
+    let mut joined = text_of(&last["content"]);
+    joined.push_str(&text);
+    let mut all: Vec<Value> = last["tool_calls"].as_array().cloned().unwrap_or_default();
+    all.extend(calls);
+    messages.push(assistant_message(joined, String::new(), all));
 }
 
 /// The id of the pending call a function response answers: by id, else the first

@@ -31,6 +31,11 @@
 //!   thinkingLevel}}`, `safetySettings`, `cachedContent`. (source:
 //!   ai.google.dev/api/caching#Content, …/generate-content#generationconfig; SDK
 //!   `GenerateContentConfig`)
+//! - Field names: a proto3 JSON parser takes a field's original snake_case name as
+//!   well as its lowerCamelCase one, and Google's does (the protobuf JSON mapping,
+//!   protobuf.dev/programming-guides/json); SDK 3.6.1 given a base URL sends several
+//!   nested fields in snake_case (`inlineData.mime_type`, `parameters_json_schema`,
+//!   `thinkingConfig.thinking_budget`: a tester's capture). `spelling.rs` reads both.
 //! - Parts: `{text}`, `{text, thought: true}` (a thought summary), `{inlineData{mimeType,
 //!   data}}`, `{fileData{mimeType, fileUri}}`, `{functionCall{id?, name, args}}`,
 //!   `{functionResponse{id?, name, response: <object>}}`, and `thoughtSignature` on any
@@ -67,15 +72,31 @@
 
 use serde_json::{Value, json};
 
+use crate::body::RawBody;
 use crate::protocol;
 
 mod client;
 mod source;
+mod spelling;
 #[cfg(test)]
 mod tests;
 
 pub use client::{Encoder, request_to_chat, response_from_chat};
 pub use source::{Decoder, blocked_answer, delta, request_from_chat, response_to_chat};
+
+/// Whether a whole answer to a Gemini client's `body` can be collected from a stream:
+/// not with several candidates or log probabilities asked for, in either spelling.
+pub fn collects_whole(body: &RawBody) -> bool {
+    let Some(mut gc) = ["generationConfig", "generation_config"]
+        .iter()
+        .find_map(|k| body.get(k))
+        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+    else {
+        return true;
+    };
+    spelling::generation_config(&mut gc);
+    gc["candidateCount"].as_u64().is_none_or(|n| n <= 1) && gc["responseLogprobs"] != json!(true)
+}
 
 /// The placeholder signature Gemini 3 accepts on a function call it did not produce.
 const SYNTHETIC_SIGNATURE: &str = "skip_thought_signature_validator";
