@@ -1032,6 +1032,24 @@ pub(crate) mod testing {
         ]
     }
 
+    /// Checks a completion folded from [`thoughts_inside_a_call`] encoded and decoded
+    /// again: its one call whole, its thinking and its text kept.
+    pub(crate) fn assert_whole_with_thoughts(completion: &Value) {
+        let m = &completion["choices"][0]["message"];
+        let calls = m["tool_calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 1, "{m}");
+        let call = &calls[0];
+        assert_eq!(
+            (&call["id"], &call["function"]["name"]),
+            (&json!("t1"), &json!("f"))
+        );
+        assert_eq!(call["function"]["arguments"], "{\"a\":1}");
+        assert_eq!(
+            (&m["content"], &m["reasoning_content"]),
+            (&json!("so"), &json!("hmm"))
+        );
+    }
+
     /// Folds chunks into one completion.
     pub(crate) fn fold(chunks: &[Value]) -> Value {
         let mut c = Collector::default();

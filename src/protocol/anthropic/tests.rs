@@ -570,19 +570,5 @@ fn thinking_and_text_inside_a_call_wait_for_it_to_end() {
     out.extend(e.finish());
     let (again, ended) = decode_all(&out);
     assert!(ended);
-    let m = fold(&again)["choices"][0]["message"].clone();
-    let calls = m["tool_calls"].as_array().unwrap();
-    assert_eq!(calls.len(), 1, "{m}");
-    assert_eq!(
-        (
-            &calls[0]["id"],
-            &calls[0]["function"]["name"],
-            &calls[0]["function"]["arguments"]
-        ),
-        (&json!("t1"), &json!("f"), &json!("{\"a\":1}"))
-    );
-    assert_eq!(
-        (&m["content"], &m["reasoning_content"]),
-        (&json!("so"), &json!("hmm"))
-    );
+    crate::protocol::testing::assert_whole_with_thoughts(&fold(&again));
 }
