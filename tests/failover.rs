@@ -1719,15 +1719,23 @@ fn a_refusal_without_reasoning_is_returned_after_one_more_try() {
     assert_eq!(resp.status, 400, "{}", resp.body);
     assert_text(&resp.body, refusal);
     assert_eq!(up.posts().len(), 2);
-    // A plain 400 is not taken for one: asked once.
-    let other =
-        r#"{"error":{"message":"temperature must be at most 2","type":"invalid_request_error"}}"#;
-    let up = MockUpstream::always(Reply::Json(400, other.to_string()));
-    let p = Wire::Chat.serving(&up, "m");
-    let resp = p.post(
-        "/v1/chat/completions",
-        json!({"model": "m", "reasoning_effort": "low", "messages": [{"role": "user", "content": "hi"}]}),
-    );
-    assert_eq!(resp.status, 400);
-    assert_eq!(up.posts().len(), 1);
+    // A plain 400 is not taken for one, nor an effort the model does not take (it
+    // reasons): asked once, and the next request keeps its effort.
+    for other in [
+        r#"{"error":{"message":"temperature must be at most 2","type":"invalid_request_error"}}"#,
+        r#"{"error":{"message":"Unsupported value: 'reasoning_effort' does not support 'minimal' with this model. Supported values are: 'low', 'medium', and 'high'.","type":"invalid_request_error","param":"reasoning_effort","code":"unsupported_value"}}"#,
+    ] {
+        let up = MockUpstream::always(Reply::Json(400, other.to_string()));
+        let p = Wire::Chat.serving(&up, "m");
+        for _ in 0..2 {
+            let resp = p.post(
+                "/v1/chat/completions",
+                json!({"model": "m", "reasoning_effort": "minimal", "messages": [{"role": "user", "content": "hi"}]}),
+            );
+            assert_eq!(resp.status, 400);
+        }
+        let sent = up.posts();
+        assert_eq!(sent.len(), 2, "{other}");
+        assert_eq!(sent[1].json()["reasoning_effort"], "minimal", "{other}");
+    }
 }

@@ -331,6 +331,9 @@ impl Protocol {
                 o.shift_remove("reasoning");
                 if let Some(Value::Array(include)) = o.get_mut("include") {
                     include.retain(|i| i != "reasoning.encrypted_content");
+                    if include.is_empty() {
+                        o.shift_remove("include");
+                    }
                 }
             }
             Protocol::Gemini => {

@@ -735,8 +735,10 @@ const CONTEXT_WORDS: [&str; 7] = [
     "exceeds the maximum number of tokens",
 ];
 
-/// How sources say a model takes no reasoning, in their error's message.
-const UNTHINKING_WORDS: [&str; 7] = [
+/// How sources say a model takes no reasoning, in their error's message. A value it
+/// does not take ("Unsupported value: 'reasoning_effort' does not support 'minimal'")
+/// is not one: that model reasons, and the client's error is returned.
+const UNTHINKING_WORDS: [&str; 6] = [
     // Ollama (and its Anthropic API): `"llama3.1:8b" does not support thinking`.
     "does not support thinking",
     "does not support reasoning",
@@ -744,10 +746,9 @@ const UNTHINKING_WORDS: [&str; 7] = [
     // OpenAI: "Unsupported parameter: 'reasoning_effort' is not supported with this
     // model." (its Responses API: 'reasoning.effort'), and its older "Unrecognized
     // request argument supplied: reasoning_effort".
-    "'reasoning_effort'",
-    "'reasoning.effort'",
+    "unsupported parameter: 'reasoning_effort'",
+    "unsupported parameter: 'reasoning.effort'",
     "argument supplied: reasoning_effort",
-    "reasoning_effort is not supported",
 ];
 
 /// How sources say a content filter held an answer back.
@@ -871,6 +872,13 @@ mod tests {
             "Unsupported parameter: 'reasoning.effort' is not supported with this model.",
         ] {
             assert_eq!(unfit(refused, b""), Some(FailKind::Unthinking), "{refused}");
+        }
+        for value in [
+            "Unsupported value: 'reasoning_effort' does not support 'minimal' with this model.",
+            "Invalid value for 'reasoning_effort': must be one of low, medium, high",
+            "thinking.budget_tokens: must be less than max_tokens",
+        ] {
+            assert_eq!(unfit(value, b""), None, "{value}");
         }
         assert_eq!(unfit("invalid temperature", b"{}"), None);
     }
