@@ -1,5 +1,7 @@
 //! Base64url without padding: PKCE values, JWT payloads and the opaque strings
-//! Routeplane hands clients to give back.
+//! Routeplane hands clients to give back; and a client's base64 made standard.
+
+use std::borrow::Cow;
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -42,9 +44,39 @@ pub fn decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// `s`, base64 in either alphabet, in the standard one with its padding (RFC 4648 §4),
+/// which OpenAI and Anthropic take; Google takes both, and the google-genai SDK sends
+/// bytes URL-safe. Not decoded: only the two letters that differ are swapped.
+pub fn standard(s: &str) -> Cow<'_, str> {
+    let pad = (4 - s.len() % 4) % 4;
+    if pad == 0 && !s.contains(['-', '_']) {
+        return Cow::Borrowed(s);
+    }
+    let mut out: String = s
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    // A length of 4n+1 is not base64 at all: left for the source to refuse.
+    if pad < 3 {
+        out.extend(std::iter::repeat_n('=', pad));
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_safe_base64_becomes_standard() {
+        assert_eq!(standard("mP8_5-hHgA"), "mP8/5+hHgA==");
+        assert_eq!(standard("Zm9vYg=="), "Zm9vYg==");
+        assert!(matches!(standard("Zm9v"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn round_trips() {

@@ -940,3 +940,21 @@ fn a_gemini_response_schema_reaches_a_chat_source_as_json_schema() {
         ["a", "b"]
     );
 }
+
+#[test]
+fn a_gemini_clients_url_safe_image_reaches_other_sources_as_standard_base64() {
+    // The google-genai SDK sends bytes URL-safe; Google takes both alphabets, OpenAI
+    // and Anthropic the standard one.
+    let body = json!({"contents": [{"role": "user", "parts": [
+        {"text": "what is this?"},
+        {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo_mP8-5-hHgA"}},
+    ]}]});
+    for up in [Wire::Chat, Wire::Anthropic] {
+        let mock = MockUpstream::always(up.reply(false, false));
+        let p = up.serving(&mock, "m");
+        let resp = p.post(&Wire::Gemini.url("m", false), body.clone());
+        assert_eq!(resp.status, 200, "{up:?}: {}", resp.body);
+        let sent = String::from_utf8(mock.posts()[0].body.clone()).unwrap();
+        assert!(sent.contains("iVBORw0KGgo/mP8+5+hHgA=="), "{up:?}: {sent}");
+    }
+}

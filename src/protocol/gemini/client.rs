@@ -101,7 +101,8 @@ fn response_text(response: &Value) -> String {
 /// a file.
 fn inline_part(d: &Value) -> Value {
     let mime = d["mimeType"].as_str().unwrap_or("application/octet-stream");
-    let url = protocol::to_data_url(mime, d["data"].as_str().unwrap_or(""));
+    let data = crate::base64::standard(d["data"].as_str().unwrap_or(""));
+    let url = protocol::to_data_url(mime, &data);
     if mime.starts_with("image/") {
         json!({"type": "image_url", "image_url": {"url": url}})
     } else {
