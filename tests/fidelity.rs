@@ -369,13 +369,16 @@ fn anthropic_structured_output_and_effort_reach_a_chat_source() {
 fn structured_output_reaches_an_anthropic_source_as_its_output_format() {
     let schema = json!({"type": "object", "properties": {
         "city": {"type": "string"},
+        "qty": {"type": "integer", "minimum": 0},
         "stops": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
         "meta": {"type": "object", "properties": {}, "additionalProperties": false},
     }, "required": ["city"]});
     // Anthropic requires every object closed, as its SDKs make them; OpenAI only in
-    // strict mode. One the client closed stays as it was.
+    // strict mode. One the client closed stays as it was. A keyword it refuses (pydantic
+    // writes `ge=0` as `minimum`) is said in the description, as its SDKs say it.
     let closed = json!({"type": "object", "properties": {
         "city": {"type": "string"},
+        "qty": {"type": "integer", "description": "{minimum: 0}"},
         "stops": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}, "additionalProperties": false}},
         "meta": {"type": "object", "properties": {}, "additionalProperties": false},
     }, "required": ["city"], "additionalProperties": false});

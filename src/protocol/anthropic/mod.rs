@@ -14,6 +14,7 @@ use crate::body::RawBody;
 use crate::protocol;
 
 mod client;
+mod schema;
 mod source;
 #[cfg(test)]
 mod tests;

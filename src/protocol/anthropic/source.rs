@@ -15,39 +15,6 @@ use crate::protocol::view::{self, Delta, Text, Typed};
 use crate::protocol::{self, Decoded, ToolChoice, now, text_of};
 use crate::sse::Event;
 
-/// Marks every object of a JSON schema that does not say otherwise as taking no other
-/// properties: Anthropic's structured output requires `additionalProperties: false` on
-/// each object (as its SDKs add it), which OpenAI requires only in strict mode. Only
-/// schema keywords are walked, never a `properties` map's names.
-fn close_objects(schema: &mut Value) {
-    let Some(o) = schema.as_object_mut() else {
-        return;
-    };
-    let object = o.get("type").is_some_and(|t| {
-        t == "object"
-            || t.as_array()
-                .is_some_and(|ts| ts.iter().any(|t| t == "object"))
-    }) || o.contains_key("properties");
-    if object && !o.contains_key("additionalProperties") {
-        o.insert("additionalProperties".into(), Value::Bool(false));
-    }
-    for (key, sub) in o.iter_mut() {
-        match key.as_str() {
-            "properties" | "$defs" | "definitions" | "patternProperties" => {
-                if let Some(named) = sub.as_object_mut() {
-                    named.values_mut().for_each(close_objects);
-                }
-            }
-            "items" | "prefixItems" | "anyOf" | "allOf" | "oneOf" => match sub {
-                Value::Array(list) => list.iter_mut().for_each(close_objects),
-                one => close_objects(one),
-            },
-            "not" | "additionalProperties" | "contains" => close_objects(sub),
-            _ => {}
-        }
-    }
-}
-
 /// Hub chat request → Messages request for `model` at `provider`.
 pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Value, Error> {
     let unsupported = |field: &str| Error::Unsupported {
@@ -61,8 +28,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
     let format = match chat["response_format"]["type"].as_str() {
         None | Some("text") => None,
         Some("json_schema") if chat["response_format"]["json_schema"]["schema"].is_object() => {
-            let mut schema = chat["response_format"]["json_schema"]["schema"].clone();
-            close_objects(&mut schema);
+            let schema = super::schema::fit(&chat["response_format"]["json_schema"]["schema"]);
             Some(json!({"type": "json_schema", "schema": schema}))
         }
         Some(_) => return Err(unsupported("response_format")),
