@@ -1739,3 +1739,21 @@ fn a_refusal_without_reasoning_is_returned_after_one_more_try() {
         assert_eq!(sent[1].json()["reasoning_effort"], "minimal", "{other}");
     }
 }
+
+#[test]
+fn a_reasoning_refusal_is_asked_again_once_even_past_what_is_remembered() {
+    // Models remembered are bounded (1024); one past them is still asked again without
+    // its reasoning, once, not in a loop.
+    let up = unthinking_source(
+        r#"{"error":{"message":"this model does not support thinking","type":"invalid_request_error"}}"#,
+    );
+    let p = Wire::Chat.serving(&up, "m");
+    for i in 0..1030 {
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"model": format!("up:m{i}"), "reasoning_effort": "low", "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(resp.status, 200, "{i}: {}", resp.body);
+    }
+    assert_eq!(up.posts().len(), 2 * 1030);
+}

@@ -70,6 +70,8 @@ impl<'a> Run<'a, '_> {
     /// Asks one endpoint, retrying it after quick transient failures.
     pub(super) fn endpoint(&mut self, target: &Target, last: bool, mut ask: Ask) -> Outcome {
         let label = target.label();
+        // Asked with the client's reasoning, unless this model refused it before.
+        self.unthought = false;
         // A session this source already refused another account's reasoning for: its
         // older reasoning is left out from the first try, not after a refusal.
         if ask == Ask::Original
@@ -152,6 +154,7 @@ impl<'a> Run<'a, '_> {
                 // The model takes no reasoning: asked again at once without it, and
                 // remembered, so its later requests go without it from the first try.
                 self.env.unthinking.note(label);
+                self.unthought = true;
                 wait = Duration::ZERO;
                 continue;
             }
@@ -364,8 +367,9 @@ impl<'a> Run<'a, '_> {
         // usage (issue 19): a chat stream copied byte for byte is asked for its usage.
         let asks_usage = super::asks_usage(call, target);
         let mended = same && target.protocol.must_mend(call.body, &target.source());
-        // A model that refused reasoning before is asked without it (`unthinking.rs`).
-        let unthought = env.unthinking.knows(target.label());
+        // A model that refused reasoning, in this request or before, is asked without it
+        // (`unthinking.rs`).
+        let unthought = self.unthought || env.unthinking.knows(target.label());
         self.unthought = unthought;
         if same
             && !env.auth.rewrites_body(provider)

@@ -285,8 +285,8 @@ struct Run<'a, 'w> {
     /// The last request asked without old reasoning kept its tool loop's: refused
     /// again, it is asked without any (`attempt::Ask`).
     reasoning_left: bool,
-    /// The last request was asked without its reasoning, which its model refused
-    /// before (`unthinking.rs`): refused again, it is not asked a third time.
+    /// The endpoint being asked is asked without the client's reasoning, which its
+    /// model refused (`unthinking.rs`): refused again, it is not asked a third time.
     unthought: bool,
 }
 
