@@ -1397,9 +1397,15 @@ fn as_asked() -> MockUpstream {
 /// Two chat providers `a` and `b`, `smart` = a:m then b:m, a first-token deadline of
 /// 1 s and the default first-byte deadline (300 s).
 fn whole_config(a: &MockUpstream, b: &MockUpstream) -> String {
+    whole_config_speaking(a, Wire::Chat, b)
+}
+
+/// [`whole_config`] with `a` speaking `wire`.
+fn whole_config_speaking(a: &MockUpstream, wire: Wire, b: &MockUpstream) -> String {
     format!(
-        "providers:\n  a:\n    api_base: {}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\ntimeouts:\n  first_token_secs: 1\n",
+        "providers:\n  a:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\ntimeouts:\n  first_token_secs: 1\n",
         a.url(),
+        wire.config_name(),
         b.url()
     )
 }
@@ -1467,12 +1473,7 @@ fn a_whole_answer_is_collected_from_a_stream_in_every_source_protocol() {
             wire.reply(streamed, true)
         });
         let b = as_asked();
-        let p = Proxy::start(&format!(
-            "providers:\n  a:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\ntimeouts:\n  first_token_secs: 1\n",
-            a.url(),
-            wire.config_name(),
-            b.url()
-        ));
+        let p = Proxy::start(&whole_config_speaking(&a, wire, &b));
         let resp = p.post(
             "/v1/chat/completions",
             Wire::Chat.request("smart", false, true),
@@ -1519,12 +1520,7 @@ fn a_whole_answer_asked_as_a_stream_keeps_the_clients_bytes() {
     for (wire, body) in cases {
         let a = MockUpstream::start(move |req| wire.reply(req.json()["stream"] == true, false));
         let b = as_asked();
-        let p = Proxy::start(&format!(
-            "providers:\n  a:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\n",
-            a.url(),
-            wire.config_name(),
-            b.url()
-        ));
+        let p = Proxy::start(&whole_config_speaking(&a, wire, &b));
         let resp = p.send(
             "POST",
             wire.path(),

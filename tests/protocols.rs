@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::wire::Wire;
+use crate::support::wire::{Wire, named};
 use crate::support::{MockUpstream, Proxy};
 
 /// A proxy whose model `m` is served by a mock speaking `up`.
@@ -632,7 +632,6 @@ fn count_tokens_is_forwarded_to_an_anthropic_upstream() {
 fn an_anthropic_server_tool_is_not_taken_for_a_tool_call_of_the_client() {
     // Anthropic runs its web search itself: the `server_tool_use` block and its input
     // are its own, not a call the client should make.
-    let named = |name: &str, v: serde_json::Value| format!("event: {name}\ndata: {v}\n\n");
     let events = vec![
         named(
             "message_start",

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::Reply;
 use super::upstream::Recorded;
-use super::wire::Wire;
+use super::wire::{Wire, data, named};
 
 /// The answer every healthy upstream gives: sixty words, as in the failoverbench catalogue.
 pub const CANONICAL: &str = "A gateway earns trust only when the provider behind it misbehaves, because on good days any pipe looks reliable. Real value appears during rate limits, resets, stalls and malformed streams: the gateway must retry sensibly, fail over quickly, continue broken answers without duplication, report honest usage, and never present a truncated reply as complete. Calm handling of failure is the product.";
@@ -119,8 +119,6 @@ pub fn refuses_prefill(req: &Recorded, tag: &str) -> Reply {
 
 /// The SSE events of a reply carrying `toks`, in `wire`, with `fault` applied.
 pub fn events(wire: Wire, tag: &str, toks: &[String], prompt: usize, fault: Fault) -> Vec<String> {
-    let data = |v: Value| format!("data: {v}\n\n");
-    let named = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
     let upto = match fault {
         Fault::Cut(n) | Fault::Stall(n, _) | Fault::ErrorEvent(n) => n.min(toks.len()),
         _ => toks.len(),

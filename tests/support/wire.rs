@@ -12,6 +12,16 @@ use super::proxy::{Proxy, Resp, Streamed};
 use super::upstream::Recorded;
 use super::{MockUpstream, Reply};
 
+/// An SSE event of only `data` (Chat Completions, Gemini).
+pub fn data(v: Value) -> String {
+    format!("data: {v}\n\n")
+}
+
+/// An SSE event with its `event:` name (Anthropic, Responses).
+pub fn named(name: &str, v: Value) -> String {
+    format!("event: {name}\ndata: {v}\n\n")
+}
+
 /// A protocol, as a client or an upstream speaks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {
@@ -448,8 +458,6 @@ impl Wire {
 
     /// A streamed answer, event by event.
     pub fn events(self, tool: bool) -> Vec<String> {
-        let data = |v: Value| format!("data: {v}\n\n");
-        let named = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
         match (self, tool) {
             (Wire::Chat, false) => vec![
                 data(
