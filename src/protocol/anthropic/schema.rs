@@ -48,25 +48,20 @@ pub(super) fn fit(schema: &Value) -> Value {
         return one_type_each(types.clone(), rest, out);
     }
     let kind = rest.shift_remove("type");
+    // An `enum` of plain values or a `const` says the type itself: Anthropic takes it
+    // without one.
     let primitive = |v: &Value| !v.is_object() && !v.is_array();
-    let literal = match rest.get("enum") {
-        Some(Value::Array(e)) if !e.is_empty() && e.iter().all(primitive) => {
-            out.insert("enum".into(), rest.shift_remove("enum").unwrap_or_default());
-            true
+    let enumerated = rest
+        .get("enum")
+        .and_then(Value::as_array)
+        .is_some_and(|e| !e.is_empty() && e.iter().all(primitive));
+    let constant = rest.get("const").is_some_and(primitive);
+    for (key, keep) in [("enum", enumerated), ("const", constant)] {
+        if keep && let Some(v) = rest.shift_remove(key) {
+            out.insert(key.into(), v);
         }
-        _ => false,
-    };
-    let literal = literal
-        | match rest.get("const") {
-            Some(c) if primitive(c) => {
-                out.insert(
-                    "const".into(),
-                    rest.shift_remove("const").unwrap_or_default(),
-                );
-                true
-            }
-            _ => false,
-        };
+    }
+    let literal = enumerated || constant;
     let kind = kind.filter(|_| !literal);
     let variants = |v: Value| match v {
         Value::Array(list) => Value::Array(list.iter().map(fit).collect()),
@@ -182,6 +177,7 @@ mod tests {
                 "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": null},
                 "kind": {"type": "string", "enum": ["a", "b"]},
                 "size": {"type": ["integer", "null"], "minimum": 1},
+                "fixed": {"type": "string", "const": "x"},
             },
         });
         let fitted = fit(&pydantic);
@@ -202,12 +198,16 @@ mod tests {
                         {"type": "integer", "description": "{minimum: 1}"},
                         {"type": "null"},
                     ]},
+                    "fixed": {"const": "x"},
                 },
                 "additionalProperties": false,
             })
         );
         // The order of a schema's properties is kept: a model fills them in that order.
         let names: Vec<_> = fitted["properties"].as_object().unwrap().keys().collect();
-        assert_eq!(names, ["name", "tags", "items", "note", "kind", "size"]);
+        assert_eq!(
+            names,
+            ["name", "tags", "items", "note", "kind", "size", "fixed"]
+        );
     }
 }
