@@ -1659,12 +1659,37 @@ fn a_whole_answer_whose_stream_breaks_part_way_is_asked_of_the_next_endpoint() {
 fn unthinking_source(refusal: &'static str) -> MockUpstream {
     MockUpstream::start(move |req| {
         let body = req.json();
-        if body.get("reasoning_effort").is_some() || body.get("reasoning").is_some() {
+        let asks = ["reasoning_effort", "reasoning", "thinking"];
+        if asks.iter().any(|k| body.get(k).is_some()) {
             Reply::Json(400, refusal.to_string())
         } else {
             Reply::json(200, chat_answer("no thoughts"))
         }
     })
+}
+
+#[test]
+fn claude_thinking_refused_by_an_anthropic_source_is_asked_again_without_it() {
+    // Claude Code against Ollama's Anthropic API: the client's own body, copied, but
+    // for the `thinking` its model refused.
+    let refusal = r#"{"type":"error","error":{"type":"invalid_request_error","message":"\"llama3.1\" does not support thinking"}}"#;
+    let up = MockUpstream::start(move |req| {
+        if req.json().get("thinking").is_some() {
+            Reply::Json(400, refusal.to_string())
+        } else {
+            Wire::Anthropic.reply(false, false)
+        }
+    });
+    let p = Wire::Anthropic.serving(&up, "m");
+    let mut claude = Wire::Anthropic.request("m", false, false);
+    claude["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
+    let resp = p.post("/v1/messages", claude);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(Wire::Anthropic.read(&resp).text, "Hello there");
+    let sent = up.posts();
+    assert_eq!(sent.len(), 2);
+    assert!(sent[1].json().get("thinking").is_none());
+    assert_eq!(sent[1].json()["system"], "be brief", "the rest as it came");
 }
 
 #[test]
