@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::answer::{self, Fault};
 use crate::support::upstream::{chat_answer, chat_events};
@@ -1723,6 +1723,58 @@ fn a_model_that_takes_no_reasoning_is_asked_again_without_it_and_remembered() {
         assert_eq!(resp.status, 200, "{}", resp.body);
         assert_eq!(Wire::Chat.read(&resp).text, "no thoughts");
         assert_eq!(up.posts().len(), 4, "{refusal}: one request each");
+    }
+}
+
+#[test]
+fn reasoning_refused_by_a_responses_or_gemini_source_is_asked_again_without_it() {
+    // Claude Code's thinking becomes a Responses `reasoning` (with its encrypted content
+    // asked back) or Gemini's `thinkingConfig`; a model without them refuses it in its
+    // source's words.
+    let cases = [
+        (
+            Wire::Responses,
+            r#"{"error":{"message":"Unsupported parameter: 'reasoning.effort' is not supported with this model.","type":"invalid_request_error","param":"reasoning.effort","code":"unsupported_parameter"}}"#,
+        ),
+        (
+            Wire::Gemini,
+            r#"{"error":{"code":400,"message":"thinking_config is not supported.","status":"INVALID_ARGUMENT"}}"#,
+        ),
+        (
+            Wire::Gemini,
+            r#"{"error":{"code":400,"message":"Unable to submit request because thinking is not configurable in this model; please remove the thinking_config setting and try it again.","status":"INVALID_ARGUMENT"}}"#,
+        ),
+    ];
+    for (wire, refusal) in cases {
+        let asks = |body: &Value| {
+            body.get("reasoning").is_some()
+                || body.get("include").is_some()
+                || body
+                    .get("generationConfig")
+                    .is_some_and(|c| c.get("thinkingConfig").is_some())
+        };
+        let up = MockUpstream::start(move |req| {
+            if asks(&req.json()) {
+                Reply::Json(400, refusal.to_string())
+            } else {
+                wire.reply(false, false)
+            }
+        });
+        let p = wire.serving(&up, "m");
+        let mut claude = Wire::Anthropic.request("m", false, false);
+        claude["thinking"] = json!({"type": "enabled", "budget_tokens": 2048});
+        let resp = p.post("/v1/messages", claude);
+        assert_eq!(resp.status, 200, "{refusal}: {}", resp.body);
+        assert_eq!(Wire::Anthropic.read(&resp).text, "Hello there");
+        let sent = up.posts();
+        assert_eq!(sent.len(), 2, "{refusal}: asked again at once");
+        assert!(asks(&sent[0].json()), "{refusal}: {}", sent[0].json());
+        assert!(!asks(&sent[1].json()), "{refusal}: {}", sent[1].json());
+        assert_eq!(
+            wire.first_user_parts(&sent[1].json()),
+            wire.first_user_parts(&sent[0].json()),
+            "the rest as it was"
+        );
     }
 }
 

@@ -738,11 +738,22 @@ const CONTEXT_WORDS: [&str; 7] = [
 /// How sources say a model takes no reasoning, in their error's message. A value it
 /// does not take ("Unsupported value: 'reasoning_effort' does not support 'minimal'")
 /// is not one: that model reasons, and the client's error is returned.
-const UNTHINKING_WORDS: [&str; 6] = [
+const UNTHINKING_WORDS: [&str; 12] = [
     // Ollama (and its Anthropic API): `"llama3.1:8b" does not support thinking`.
     "does not support thinking",
     "does not support reasoning",
     "thinking is not supported",
+    // Google, for a model without thinking or without the setting asked: "thinking_config
+    // is not supported.", "Thinking level is not supported for this model.", "Thinking is
+    // not enabled for models/…", and Vertex's "thinking is not configurable in this
+    // model" and "Thinking_config.include_thoughts is only enabled when thinking is
+    // enabled".
+    "thinking_config is not supported",
+    "thinking level is not supported",
+    "thinking_level is not supported",
+    "thinking is not enabled for",
+    "thinking is not configurable",
+    "only enabled when thinking is enabled",
     // OpenAI: "Unsupported parameter: 'reasoning_effort' is not supported with this
     // model." (its Responses API: 'reasoning.effort'), and its older "Unrecognized
     // request argument supplied: reasoning_effort".
