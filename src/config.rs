@@ -165,6 +165,8 @@ pub struct Detect {
     pub timeout_secs: f64,
     /// Seconds between asking hosted providers (with a key or login) for their models.
     pub hosted_interval_secs: f64,
+    /// Ask the built-in local servers the config does not name at their default ports.
+    pub default_ports: bool,
 }
 
 impl Default for Detect {
@@ -173,6 +175,7 @@ impl Default for Detect {
             interval_secs: 30.0,
             timeout_secs: 0.5,
             hosted_interval_secs: 3600.0,
+            default_ports: true,
         }
     }
 }

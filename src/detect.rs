@@ -268,7 +268,8 @@ impl Detected {
 }
 
 /// A provider's state for listings and `routeplane route`: `no key`, `not logged in`,
-/// `login needed`, `logged in until …`, `down`, or `active` (the caller adds cool-down).
+/// `login needed`, `logged in until …`, `down`, `not asked` (a local server neither
+/// detected nor given models), or `active` (the caller adds cool-down).
 pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String {
     let sub = Subscription::of(&p.id);
     if sub.is_some() && auth.logged_in(&p.id) {
@@ -291,6 +292,7 @@ pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String 
     }
     match detected.state(&p.id) {
         Some(s) if p.detect && !s.up => "down".to_string(),
+        _ if p.kind == Kind::Local && !p.detect && p.models.is_empty() => "not asked".to_string(),
         _ => "active".to_string(),
     }
 }

@@ -549,7 +549,11 @@ impl Registry {
         }
         for b in BUILTINS {
             if !providers.iter().any(|p| p.id == b.id) {
-                providers.push(Arc::new(from_builtin(b)));
+                let mut p = from_builtin(b);
+                // Port 8080 or 8000 may be another program's on this machine: it is
+                // asked only while the user has not said otherwise.
+                p.detect &= c.detect.default_ports;
+                providers.push(Arc::new(p));
             }
         }
 

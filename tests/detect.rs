@@ -259,6 +259,40 @@ fn cli(dir: &Dir, args: &[&str]) -> String {
 }
 
 #[test]
+fn default_ports_off_asks_only_the_local_servers_the_config_names() {
+    let up = MockUpstream::start(ollama(&["llama3.1:8b"]));
+    let dir = Dir::new();
+    dir.write(
+        "routeplane.yaml",
+        &format!(
+            "detect:\n  default_ports: false\nproviders:\n  ollama:\n    api_base: {}\n",
+            up.url()
+        ),
+    );
+    let v: serde_json::Value = serde_json::from_str(&cli(&dir, &["providers", "--json"])).unwrap();
+    let state = |id: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .map(|p| p["state"].clone())
+            .unwrap()
+    };
+    assert_eq!(state("ollama"), "active", "named, so asked");
+    for id in ["vllm", "lmstudio", "llamacpp"] {
+        assert_eq!(state(id), "not asked", "{id}");
+    }
+    assert_text(
+        &cli(&dir, &["models"]),
+        "MODEL        PROVIDER  SOURCE    STATE\nllama3.1:8b  ollama    detected  active\n",
+    );
+    // Served the same way: the named server is asked, and its model answers.
+    let p = Proxy::start(&dir.read("routeplane.yaml"));
+    p.wait_log("source ollama is up (1 model)");
+    assert_eq!(ask(&p, "llama3.1:8b").status, 200);
+}
+
+#[test]
 fn models_and_providers_commands_show_detection() {
     let up = MockUpstream::start(ollama(&["llama3.1:8b"]));
     let dir = Dir::new();

@@ -50,6 +50,36 @@ pub fn isolate<'a>(cmd: &'a mut Command, home: &std::path::Path) -> &'a mut Comm
     cmd
 }
 
+/// The config, with the default ports of local servers it does not name left alone:
+/// this machine may run Ollama, or anything else on 8080. A config that says where
+/// `detect` stands, or is not block YAML, is kept as it is.
+pub fn hermetic(yaml: &str) -> String {
+    let lines: Vec<&str> = yaml.lines().collect();
+    if yaml.contains("default_ports") || yaml.trim_start().starts_with('{') {
+        return yaml.to_string();
+    }
+    let mut out = String::new();
+    let mut added = false;
+    for (i, line) in lines.iter().enumerate() {
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with("detect:") {
+            if line.trim_end() != "detect:" {
+                return yaml.to_string();
+            }
+            let next = lines.get(i + 1).copied().unwrap_or("  ");
+            let indent = &next[..next.len() - next.trim_start().len()];
+            let indent = if indent.is_empty() { "  " } else { indent };
+            out.push_str(&format!("{indent}default_ports: false\n"));
+            added = true;
+        }
+    }
+    if !added {
+        out.push_str("detect:\n  default_ports: false\n");
+    }
+    out
+}
+
 /// A running proxy.
 pub struct Proxy {
     child: Child,
@@ -157,7 +187,7 @@ impl Proxy {
     /// Starts the proxy with a config, extra environment variables and extra arguments.
     pub fn start_with(yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Proxy {
         let dir = Dir::new();
-        let config = dir.write("routeplane.yaml", yaml);
+        let config = dir.write("routeplane.yaml", &hermetic(yaml));
         let mut cmd = Command::new(bin());
         isolate(&mut cmd, dir.path())
             .arg("-c")
