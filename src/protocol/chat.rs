@@ -386,9 +386,31 @@ impl Decoder {
 
 /// A chat source's answer or chunk in the hub's names, in each choice's `message` or
 /// `delta` (`part`): thinking is `reasoning_content` (Ollama and OpenRouter call it
-/// `reasoning`), and a refusal (OpenAI's `refusal`, with no content) is the content,
-/// since no other protocol has a field for it and an empty answer would say nothing.
+/// `reasoning`).
 pub fn into_hub(answer: &mut Value, part: &str) {
+    rename_unset(answer, part, &[("reasoning", "reasoning_content")]);
+}
+
+/// A hub answer (`part` = `message`) or chunk (`delta`) with its refusal (OpenAI's
+/// `refusal`, with no content) as its content, for a client whose protocol has no field
+/// for one (Anthropic, Gemini): an empty answer would say nothing.
+pub fn refusal_as_content<'a>(answer: Cow<'a, Value>, part: &str) -> Cow<'a, Value> {
+    let refuses = answer["choices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c[part]["refusal"].as_str().is_some_and(|r| !r.is_empty()));
+    if !refuses {
+        return answer;
+    }
+    let mut answer = answer.into_owned();
+    rename_unset(&mut answer, part, &[("refusal", "content")]);
+    Cow::Owned(answer)
+}
+
+/// In each choice's `part`, sets each pair's second key from its first where the second
+/// is unset or empty.
+fn rename_unset(answer: &mut Value, part: &str, pairs: &[(&str, &str)]) {
     let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) else {
         return;
     };
@@ -401,7 +423,7 @@ pub fn into_hub(answer: &mut Value, part: &str) {
             Some(Value::String(s)) => s.is_empty(),
             Some(_) => false,
         };
-        for (theirs, ours) in [("reasoning", "reasoning_content"), ("refusal", "content")] {
+        for &(theirs, ours) in pairs {
             if unset(m, ours)
                 && let Some(v) = m.get(theirs).filter(|v| v.is_string()).cloned()
             {
@@ -619,6 +641,7 @@ pub struct Collector {
     model: Option<Value>,
     created: Option<Value>,
     content: String,
+    refusal: String,
     reasoning: String,
     /// The source named its reasoning `reasoning` (Ollama, OpenRouter): so named in the
     /// answer too, beside the hub's `reasoning_content`.
@@ -652,6 +675,9 @@ impl Collector {
         let delta = &choice["delta"];
         if let Some(s) = delta["content"].as_str() {
             self.content.push_str(s);
+        }
+        if let Some(s) = delta["refusal"].as_str() {
+            self.refusal.push_str(s);
         }
         if let Some(s) = delta["reasoning_content"].as_str() {
             self.reasoning.push_str(s);
@@ -699,6 +725,12 @@ impl Collector {
         }
         if !self.details.is_empty() {
             message["reasoning_details"] = Value::Array(self.details);
+        }
+        if !self.refusal.is_empty() {
+            message["refusal"] = json!(self.refusal);
+            if self.content.is_empty() {
+                message["content"] = Value::Null;
+            }
         }
         if !self.tools.is_empty() {
             let calls: Vec<Value> = self

@@ -24,6 +24,9 @@
 //! - decoders always emit a usage chunk (`"choices": []`, `"usage": {…}`) before the
 //!   end when the upstream reported usage; the chat encoder drops it unless the client
 //!   asked for `stream_options.include_usage`;
+//! - a refusal travels as OpenAI's `refusal` (a message field, a delta field), which
+//!   the Responses encoder writes as a refusal part; for Anthropic and Gemini clients,
+//!   which have no field for one, it becomes the answer's text;
 //! - `tool_calls[].index` counts from 0 within one response;
 //! - a tool result with images or files (a screenshot) is a `tool` message whose
 //!   content is parts (`text`, `image_url`, `file`); one of text alone is a string.
@@ -431,10 +434,10 @@ impl Protocol {
     pub fn response_from_chat(self, chat: Value, asked: &Asked) -> Value {
         match self {
             Protocol::Chat => chat,
-            Protocol::Anthropic => anthropic::response_from_chat(chat, asked.thinks),
+            Protocol::Anthropic => anthropic::response_from_chat(refused(chat), asked.thinks),
             Protocol::Responses => responses::response_from_chat(chat, &asked.custom_tools),
-            Protocol::Gemini => gemini::response_from_chat(chat),
-            Protocol::Completions => completions::from_hub(chat, "message"),
+            Protocol::Gemini => gemini::response_from_chat(refused(chat)),
+            Protocol::Completions => completions::from_hub(refused(chat), "message"),
         }
     }
 
@@ -464,6 +467,11 @@ impl Protocol {
             }
         }
     }
+}
+
+/// A hub answer with its refusal as its content, for a client with no field for one.
+fn refused(chat: Value) -> Value {
+    chat::refusal_as_content(Cow::Owned(chat), "message").into_owned()
 }
 
 /// Reads the human message out of an upstream error body of any known shape
@@ -628,10 +636,14 @@ impl Encoder {
     pub fn chunk(&mut self, chunk: &Value) -> Vec<Event> {
         match self {
             Encoder::Chat(e) => e.chunk(chunk),
-            Encoder::Anthropic(e) => e.chunk(chunk),
+            Encoder::Anthropic(e) => {
+                e.chunk(&chat::refusal_as_content(Cow::Borrowed(chunk), "delta"))
+            }
             Encoder::Responses(e) => e.chunk(chunk),
-            Encoder::Gemini(e) => e.chunk(chunk),
-            Encoder::Completions(e) => e.chunk(chunk),
+            Encoder::Gemini(e) => e.chunk(&chat::refusal_as_content(Cow::Borrowed(chunk), "delta")),
+            Encoder::Completions(e) => {
+                e.chunk(&chat::refusal_as_content(Cow::Borrowed(chunk), "delta"))
+            }
         }
     }
 

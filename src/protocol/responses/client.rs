@@ -341,9 +341,16 @@ pub fn response_from_chat(chat: Value, custom: &[String]) -> Value {
         output.push(json!({"type": "reasoning", "id": minted("rs", &id), "summary": summary, "encrypted_content": sealed}));
     }
     let text = text_of(&msg["content"]);
+    let mut content = Vec::new();
     if !text.is_empty() {
+        content.push(json!({"type": "output_text", "text": text, "annotations": []}));
+    }
+    if let Some(r) = msg["refusal"].as_str().filter(|r| !r.is_empty()) {
+        content.push(json!({"type": "refusal", "refusal": r}));
+    }
+    if !content.is_empty() {
         output.push(json!({"type": "message", "id": minted("msg", &id), "status": "completed", "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": []}]}));
+            "content": content}));
     }
     for call in msg["tool_calls"].as_array().into_iter().flatten() {
         let call_id = call["id"].as_str().unwrap_or("");
@@ -369,6 +376,17 @@ fn is_custom(custom: &[String], name: &Value) -> bool {
     name.as_str().is_some_and(|n| custom.iter().any(|c| c == n))
 }
 
+/// What an item's flowing text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// A reasoning item's summary.
+    Reasoning,
+    /// A message's `output_text`.
+    Text,
+    /// A message's `refusal`.
+    Refusal,
+}
+
 /// A message or reasoning item whose text is flowing to the client.
 #[derive(Debug)]
 struct OpenText {
@@ -376,8 +394,8 @@ struct OpenText {
     oi: usize,
     /// Its item id.
     id: String,
-    /// A reasoning summary (true) or a message (false).
-    reasoning: bool,
+    /// What its text is.
+    part: Part,
     /// Text so far.
     text: String,
     /// A reasoning item's details so far, sealed into it at its end.
@@ -489,7 +507,11 @@ impl Encoder {
                     self.text = Some(OpenText {
                         oi,
                         id,
-                        reasoning: t == "reasoning",
+                        part: if t == "reasoning" {
+                            Part::Reasoning
+                        } else {
+                            Part::Text
+                        },
                         text: String::new(),
                         details: Vec::new(),
                     });
@@ -512,7 +534,12 @@ impl Encoder {
             return;
         }
         if let Some(t) = self.text.as_mut() {
-            t.text = if t.reasoning { reasoning } else { text }.to_string();
+            t.text = if t.part == Part::Reasoning {
+                reasoning
+            } else {
+                text
+            }
+            .to_string();
         }
     }
 
@@ -555,7 +582,7 @@ impl Encoder {
     fn close_text(&mut self, out: &mut Vec<Event>) {
         let Some(t) = self.text.take() else { return };
         let (oi, id) = (t.oi, t.id.clone());
-        let item = if t.reasoning {
+        let item = if t.part == Part::Reasoning {
             let ev = self.ev(
                 "response.reasoning_summary_text.done",
                 json!({"item_id": id, "output_index": oi, "summary_index": 0, "text": t.text}),
@@ -570,12 +597,23 @@ impl Encoder {
             // Sealed even with no details, as in `response_from_chat`.
             json!({"type": "reasoning", "id": id, "summary": [part], "encrypted_content": seal(&t.details)})
         } else {
-            let ev = self.ev(
-                "response.output_text.done",
-                json!({"item_id": id, "output_index": oi, "content_index": 0, "text": t.text}),
-            );
-            out.push(ev);
-            let part = json!({"type": "output_text", "text": t.text, "annotations": []});
+            let (done, part) = if t.part == Part::Refusal {
+                let ev = self.ev(
+                    "response.refusal.done",
+                    json!({"item_id": id, "output_index": oi, "content_index": 0, "refusal": t.text}),
+                );
+                (ev, json!({"type": "refusal", "refusal": t.text}))
+            } else {
+                let ev = self.ev(
+                    "response.output_text.done",
+                    json!({"item_id": id, "output_index": oi, "content_index": 0, "text": t.text}),
+                );
+                (
+                    ev,
+                    json!({"type": "output_text", "text": t.text, "annotations": []}),
+                )
+            };
+            out.push(done);
             let ev = self.ev(
                 "response.content_part.done",
                 json!({"item_id": id, "output_index": oi, "content_index": 0, "part": part}),
@@ -640,38 +678,41 @@ impl Encoder {
     }
 
     /// Appends text to a message (or reasoning) item, opening one when needed.
-    fn text_delta(&mut self, reasoning: bool, delta: &str, out: &mut Vec<Event>) {
-        let Some(t) = self.open_text(reasoning, out) else {
+    fn text_delta(&mut self, kind: Part, delta: &str, out: &mut Vec<Event>) {
+        let Some(t) = self.open_text(kind, out) else {
             return;
         };
         t.text.push_str(delta);
         let (oi, id) = (t.oi, t.id.clone());
-        let ev = if reasoning {
-            self.ev(
+        let ev = match kind {
+            Part::Reasoning => self.ev(
                 "response.reasoning_summary_text.delta",
                 json!({"item_id": id, "output_index": oi, "summary_index": 0, "delta": delta}),
-            )
-        } else {
-            self.ev(
+            ),
+            Part::Text => self.ev(
                 "response.output_text.delta",
                 json!({"item_id": id, "output_index": oi, "content_index": 0, "delta": delta}),
-            )
+            ),
+            Part::Refusal => self.ev(
+                "response.refusal.delta",
+                json!({"item_id": id, "output_index": oi, "content_index": 0, "delta": delta}),
+            ),
         };
         out.push(ev);
     }
 
     /// The open message (or reasoning) item, opened when there is none of that kind.
-    fn open_text(&mut self, reasoning: bool, out: &mut Vec<Event>) -> Option<&mut OpenText> {
-        if self.text.as_ref().is_some_and(|t| t.reasoning != reasoning) {
+    fn open_text(&mut self, kind: Part, out: &mut Vec<Event>) -> Option<&mut OpenText> {
+        if self.text.as_ref().is_some_and(|t| t.part != kind) {
             self.close_text(out);
         }
         if self.text.is_none() {
             self.close_tools(out);
             let oi = self.next_oi;
             self.next_oi += 1;
-            let kind = if reasoning { "rs" } else { "msg" };
-            let id = minted(kind, &format!("{}_{oi}", self.id));
-            if reasoning {
+            let prefix = if kind == Part::Reasoning { "rs" } else { "msg" };
+            let id = minted(prefix, &format!("{}_{oi}", self.id));
+            if kind == Part::Reasoning {
                 let ev = self.ev("response.output_item.added", json!({"output_index": oi, "item": {"type": "reasoning", "id": id, "summary": []}}));
                 out.push(ev);
                 let ev = self.ev("response.reasoning_summary_part.added", json!({"item_id": id, "output_index": oi, "summary_index": 0, "part": {"type": "summary_text", "text": ""}}));
@@ -679,13 +720,21 @@ impl Encoder {
             } else {
                 let ev = self.ev("response.output_item.added", json!({"output_index": oi, "item": {"type": "message", "id": id, "status": "in_progress", "role": "assistant", "content": []}}));
                 out.push(ev);
-                let ev = self.ev("response.content_part.added", json!({"item_id": id, "output_index": oi, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}));
+                let part = if kind == Part::Refusal {
+                    json!({"type": "refusal", "refusal": ""})
+                } else {
+                    json!({"type": "output_text", "text": "", "annotations": []})
+                };
+                let ev = self.ev(
+                    "response.content_part.added",
+                    json!({"item_id": id, "output_index": oi, "content_index": 0, "part": part}),
+                );
                 out.push(ev);
             }
             self.text = Some(OpenText {
                 oi,
                 id,
-                reasoning,
+                part: kind,
                 text: String::new(),
                 details: Vec::new(),
             });
@@ -769,20 +818,23 @@ impl Encoder {
         out
     }
 
-    /// The reasoning, reasoning details and text of one delta.
+    /// The reasoning, reasoning details, text and refusal of one delta.
     fn content(&mut self, d: &Value, out: &mut Vec<Event>) {
         if let Some(r) = d["reasoning_content"].as_str().filter(|r| !r.is_empty()) {
-            self.text_delta(true, r, out);
+            self.text_delta(Part::Reasoning, r, out);
         }
         if let Some(details) = d["reasoning_details"].as_array().filter(|d| !d.is_empty())
-            && let Some(t) = self.open_text(true, out)
+            && let Some(t) = self.open_text(Part::Reasoning, out)
         {
             for piece in details {
                 add_detail(&mut t.details, piece);
             }
         }
         if let Some(t) = d["content"].as_str().filter(|t| !t.is_empty()) {
-            self.text_delta(false, t, out);
+            self.text_delta(Part::Text, t, out);
+        }
+        if let Some(r) = d["refusal"].as_str().filter(|r| !r.is_empty()) {
+            self.text_delta(Part::Refusal, r, out);
         }
     }
 

@@ -246,6 +246,7 @@ pub fn failed_status(body: &[u8]) -> Option<u16> {
 /// relay takes it as the failure it is ([`failed_status`]).
 pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     let mut text = String::new();
+    let mut refusal = String::new();
     let mut reasoning = String::new();
     let mut calls = Vec::new();
     let mut details = Vec::new();
@@ -253,7 +254,8 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
         match item["type"].as_str() {
             Some("message") => {
                 for c in item["content"].as_array().into_iter().flatten() {
-                    text.push_str(c["text"].as_str().or(c["refusal"].as_str()).unwrap_or(""));
+                    text.push_str(c["text"].as_str().unwrap_or(""));
+                    refusal.push_str(c["refusal"].as_str().unwrap_or(""));
                 }
             }
             Some("reasoning") => {
@@ -268,9 +270,17 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
         }
     }
     let finish = finish_of(&resp, !calls.is_empty());
+    let empty = text.is_empty();
     let mut message = protocol::assistant_message(text, reasoning, calls);
     if !details.is_empty() {
         message["reasoning_details"] = Value::Array(details);
+    }
+    if !refusal.is_empty() {
+        // As OpenAI's chat answers carry one: no content beside it.
+        message["refusal"] = json!(refusal);
+        if empty {
+            message["content"] = Value::Null;
+        }
     }
     Ok(json!({
         "id": resp["id"], "object": "chat.completion", "created": resp["created_at"].as_u64().unwrap_or_else(now), "model": resp["model"],
@@ -312,7 +322,12 @@ pub fn delta(ev: &Event) -> Option<Delta<'_>> {
     const REASONING: &str = "response.reasoning_text.delta";
     let event: Typed<'_, Text<'_>> = view::object(ev, &[TEXT, REFUSAL, SUMMARY, REASONING])?;
     match event.kind.0.as_ref() {
-        TEXT | REFUSAL => Some(Delta::text(Some(event.delta?.0), None)),
+        TEXT => Some(Delta::text(Some(event.delta?.0), None)),
+        // Content, but not the answer's text, as its decoder makes it.
+        REFUSAL => Some(Delta {
+            has_content: !event.delta?.0.is_empty(),
+            ..Delta::default()
+        }),
         SUMMARY | REASONING => Some(Delta::text(None, Some(event.delta?.0))),
         _ => None,
     }
@@ -416,9 +431,8 @@ impl Decoder {
                 self.created = r["created_at"].as_u64().unwrap_or_else(now);
                 one(self.chunk(json!({"role": "assistant", "content": ""}), None))
             }
-            "response.output_text.delta" | "response.refusal.delta" => {
-                one(self.chunk(json!({"content": v["delta"]}), None))
-            }
+            "response.output_text.delta" => one(self.chunk(json!({"content": v["delta"]}), None)),
+            "response.refusal.delta" => one(self.chunk(json!({"refusal": v["delta"]}), None)),
             "response.reasoning_summary_text.delta" | "response.reasoning_text.delta" => {
                 one(self.chunk(json!({"reasoning_content": v["delta"]}), None))
             }
