@@ -274,11 +274,14 @@ fn a_refused_prefill_is_never_surfaced() {
 
 #[test]
 fn continuations_stop_at_max_rescues() {
-    // Every answer breaks after five tokens.
-    let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::Cut(5)));
+    // Every answer breaks after five tokens, at three endpoints.
+    let cut = || MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::Cut(5)));
+    let (a, b, c) = (cut(), cut(), cut());
     let yaml = format!(
-        "providers:\n  a:\n    api_base: {}\n    prefill: true\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m]\ntimeouts:\n  idle_secs: 1\nfailover:\n  max_rescues: 2\n",
-        a.url()
+        "providers:\n  a:\n    api_base: {}\n    prefill: true\n    models: [m]\n  b:\n    api_base: {}\n    prefill: true\n    models: [m]\n  c:\n    api_base: {}\n    prefill: true\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m, c:m]\nfailover:\n  max_rescues: 2\n",
+        a.url(),
+        b.url(),
+        c.url()
     );
     let p = Proxy::start(&yaml);
     let s = ask(&p, Wire::Chat);
@@ -290,8 +293,33 @@ fn continuations_stop_at_max_rescues() {
         "{}",
         s.text()
     );
-    assert_eq!(a.count(), 3, "the first answer and two continuations");
-    p.wait_log("rescued=2 rescued_by=a:m,a:m");
+    let asked = (a.count(), b.count(), c.count());
+    assert_eq!(asked, (2, 1, 0), "the first answer and two continuations");
+    p.wait_log("rescued=2 rescued_by=a:m,b:m");
+}
+
+#[test]
+fn a_lone_endpoint_that_breaks_twice_is_not_asked_a_third_time() {
+    // Stalled (a third ask would keep the client another `idle_secs`) or cut.
+    let faults = [Fault::Stall(5, Duration::from_secs(5)), Fault::Cut(5)];
+    for fault in faults {
+        let a = MockUpstream::start(move |req| answer::reply(Wire::Chat, req, "a", fault));
+        let yaml = format!(
+            "providers:\n  a:\n    api_base: {}\n    prefill: true\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m]\ntimeouts:\n  idle_secs: 0.5\n",
+            a.url()
+        );
+        let p = Proxy::start(&yaml);
+        let s = ask(&p, Wire::Chat);
+        let got = Wire::Chat.read_stream(&s);
+        assert_text(&got.text, &answer::tokens(CANONICAL)[..10].concat());
+        assert!(
+            s.text().contains("no endpoint could continue it"),
+            "{fault:?}: {}",
+            s.text()
+        );
+        assert_eq!(a.count(), 2, "{fault:?}: the answer and one continuation");
+        p.wait_log("rescued=1 rescued_by=a:m");
+    }
 }
 
 #[test]

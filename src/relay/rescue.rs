@@ -5,7 +5,7 @@
 //! stream. Which endpoint: the one that broke when its failure is one that `retryable`
 //! covers (a reset, a close without the finish marker, a 429/5xx error event) and it
 //! has not broken before in this request, else the next one that can continue, and the
-//! one that broke only when no later one can.
+//! one that broke only when no later one can and it has not broken twice.
 //! An endpoint can continue when its provider prefills (`prefill:`, see the registry's
 //! built-in defaults) and it is not a Responses upstream. A continuation refused with
 //! a 4xx (the prefill itself, typically) skips that endpoint and is never shown to the
@@ -39,7 +39,10 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
             let stalled = Failed::Busy { retry_after: None };
             run.env.cooldown.fail(&targets[at], stalled);
         }
-        let order = candidates(targets, at, retry_same, &refused);
+        // One that broke twice is failing, not unlucky: asked a third time, a stalled
+        // one would keep the client waiting another `idle_secs` for nothing.
+        let twice = broken.iter().filter(|&&b| b == at).count() > 1;
+        let order = candidates(targets, at, retry_same, twice, &refused);
         let allowed = run.served.rescued < run.settings.max_rescues as usize;
         if run.splice.tool || !allowed || order.is_empty() {
             let why = if run.splice.tool {
@@ -126,11 +129,18 @@ fn give_up(run: &mut Run<'_, '_>, brk: &Break, why: &str) {
     }
 }
 
-/// The endpoints to ask for a continuation, in order (indices into `targets`).
-fn candidates(targets: &[Target], at: usize, retry_same: bool, refused: &[usize]) -> Vec<usize> {
+/// The endpoints to ask for a continuation, in order (indices into `targets`); the one
+/// that broke is not among them when it broke `twice`.
+fn candidates(
+    targets: &[Target],
+    at: usize,
+    retry_same: bool,
+    twice: bool,
+    refused: &[usize],
+) -> Vec<usize> {
     let able = |k: &usize| targets[*k].can_continue() && !refused.contains(k);
     let later: Vec<usize> = (at + 1..targets.len()).filter(able).collect();
-    let same = able(&at).then_some(at);
+    let same = (able(&at) && !twice).then_some(at);
     match (retry_same, later.is_empty()) {
         (true, _) => same.into_iter().chain(later).collect(),
         (false, false) => later,
@@ -217,13 +227,14 @@ mod tests {
     fn continuation_order_follows_the_failure_and_the_capability() {
         let t = targets(YAML);
         // a retryable break asks the same endpoint first, then the next able one
-        assert_eq!(candidates(&t, 0, true, &[]), [0, 2]);
+        assert_eq!(candidates(&t, 0, true, false, &[]), [0, 2]);
         // a stall asks the next able one; b never prefills, d is a Responses upstream
-        assert_eq!(candidates(&t, 0, false, &[]), [2]);
-        // with no later endpoint able, the one that broke gets one more try
-        assert_eq!(candidates(&t, 2, false, &[]), [2]);
-        assert_eq!(candidates(&t, 0, true, &[0]), [2]);
-        assert!(candidates(&t, 1, false, &[2]).is_empty());
+        assert_eq!(candidates(&t, 0, false, false, &[]), [2]);
+        // with no later endpoint able, the one that broke gets one more try, not two
+        assert_eq!(candidates(&t, 2, false, false, &[]), [2]);
+        assert!(candidates(&t, 2, false, true, &[]).is_empty());
+        assert_eq!(candidates(&t, 0, true, false, &[0]), [2]);
+        assert!(candidates(&t, 1, false, false, &[2]).is_empty());
     }
 
     #[test]
