@@ -293,15 +293,33 @@ fn as_listed<'m>(p: &Provider, detected: &Detected, model: &'m str) -> Cow<'m, s
     listed.map_or(Cow::Borrowed(model), Cow::Owned)
 }
 
-/// Resolves a request's `models` list (or its single `model`) to one ordered target list.
+/// Resolves a request's `models` list (or its single `model`) to one ordered target list;
+/// ids of a list that nothing serves are passed over, and the first one's error is
+/// returned when none is left.
 pub fn resolve_all(
     reg: &Registry,
     detected: &Detected,
     models: &[String],
 ) -> Result<Spare<Vec<Target>>, Error> {
     let mut out = Spare::take(&TARGETS);
+    let mut first_miss = None;
     for m in models {
-        resolve_into(reg, detected, m, &mut out)?;
+        match resolve_into(reg, detected, m, &mut out) {
+            Ok(()) => {}
+            // In a `models` list the next id is there for when one cannot answer: one
+            // nothing serves (`gpt-4o` without a key) is passed over like one that fails.
+            Err(e @ (Error::UnknownModel { .. } | Error::SourceDown { .. }))
+                if models.len() > 1 =>
+            {
+                first_miss.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if out.is_empty()
+        && let Some(e) = first_miss
+    {
+        return Err(e);
     }
     // Each endpoint at most once per request (a virtual model may list one twice).
     let mut kept = 0;

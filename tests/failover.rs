@@ -610,20 +610,36 @@ fn models_array_limits_are_400_before_any_upstream_call() {
         resp.json()["error"]["message"].as_str().unwrap(),
         "`models` lists 9 models; at most 8 are allowed",
     );
+    assert_eq!(a.count() + b.count(), 0);
+}
+
+#[test]
+fn a_models_list_passes_over_ids_nothing_serves() {
+    let a = MockUpstream::always(Reply::json(200, chat_answer("from a")));
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+    // `gpt-4o` with no OpenAI key, a typo: the next id is there for that.
+    for list in [json!(["gpt-4o", "b:m"]), json!(["nope", "b:m", "a:m"])] {
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"models": list, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(resp.status, 200, "{list}: {}", resp.body);
+        assert_eq!(resp.header("x-routeplane-provider"), Some("b"), "{list}");
+    }
+    // None served: the first one's 404, with what would serve it.
     let resp = p.post(
         "/v1/chat/completions",
-        json!({"models": ["a:m", "nope"], "messages": []}),
+        json!({"models": ["gpt-4o", "nope"], "messages": []}),
     );
-    assert_eq!(resp.status, 400);
-    assert!(
-        resp.json()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("`models` names unknown model `nope`"),
-        "{}",
-        resp.body
-    );
-    assert_eq!(a.count() + b.count(), 0);
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let message = resp.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.starts_with("unknown model `gpt-4o`"), "{message}");
+    assert!(message.contains("set OPENAI_API_KEY"), "{message}");
+    assert_eq!((a.count(), b.count()), (0, 2));
 }
 
 #[test]

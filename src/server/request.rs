@@ -487,7 +487,6 @@ fn prepare(
         Some((m, method)) => (Some(m.clone()), *method == "streamGenerateContent"),
         None => (model, body_stream),
     };
-    let from_list = models.is_some();
     let many;
     let list: &[String] = match (models, model) {
         (Some(list), _) => {
@@ -519,13 +518,6 @@ fn prepare(
     }
     let mut targets = match resolved {
         Ok(t) => t,
-        // In a `models` list an unknown id is a malformed request, not a missing model.
-        Err(Error::UnknownModel { model, known, .. }) if from_list => {
-            return Prepared::Fail(Error::bad_request(format!(
-                "`models` names unknown model `{model}`; known models include: {}",
-                known.join(", ")
-            )));
-        }
         Err(e) => return Prepared::Fail(e),
     };
     if endpoint == Protocol::Completions
