@@ -780,13 +780,22 @@ fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
     told
 }
 
+/// True when `rest` of a line is a key's colon with no value after it (`:`, `:  # x`).
+fn nothing_after(rest: &str) -> bool {
+    let after = rest.strip_prefix(':').map(str::trim_start);
+    after.is_some_and(|a| a.is_empty() || a.starts_with('#'))
+}
+
 /// [`explain`]'s message, before any hint.
 fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     let keys = keys_around(text, line, col);
     if let Some(at) = keys.iter().position(|k| SECRET_KEYS.contains(&k.as_str())) {
         return format!("{}: {}", keys[..=at].join("."), secret_safe(msg));
     }
-    let value = value_at(src, col);
+    // `a:` with nothing after it, its keys not indented under it: the parser points at
+    // the colon, and `a` holds nothing.
+    let nothing = src.get(col.wrapping_sub(1)..).is_some_and(nothing_after);
+    let value = value_at(src, col).filter(|_| !nothing);
     let wanted = match msg {
         m if m.starts_with("invalid u") || m.starts_with("invalid i") => Some("a whole number"),
         "invalid floating point" => Some("a number"),
@@ -798,14 +807,29 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     } else {
         ""
     };
+    // The parser's own path to a line whose indentation is off is a guess: none is told.
+    let mut pathless = false;
     let msg = match (wanted, &value) {
         (Some(w), Some(v)) => format!("expected {w}, got {}", quoted(v)),
+        _ if nothing && msg == "expected mapping start" => {
+            "expected a map of keys, got nothing (indent the keys that belong to it under it)"
+                .to_string()
+        }
+        _ if nothing && msg == "expected sequence start" => {
+            "expected a list, got nothing (indent its items under it)".to_string()
+        }
         _ => match msg {
             "expected sequence start" => format!("expected a list{single}"),
             "expected mapping start" => format!("expected a map of keys{single}"),
             // The parser's words, and what usually causes them.
             "mapping values are not allowed in this context" => {
                 "a key here is indented more than the keys beside it".to_string()
+            }
+            m if m.contains("did not find expected") => {
+                pathless = true;
+                "this line is indented differently from the lines beside it (a list item or a \
+                 key one space off?)"
+                    .to_string()
             }
             m if m.starts_with("duplicate mapping key") => {
                 let key = m
@@ -834,7 +858,7 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
             Some(near) => format!("{msg}; did you mean `{near}`?"),
             None => msg,
         }
-    } else if keys.is_empty() {
+    } else if keys.is_empty() || pathless {
         msg
     } else {
         format!("{}: {msg}", keys.join("."))
@@ -1005,6 +1029,10 @@ fn keys_around(text: &str, line: usize, col: usize) -> Vec<String> {
     let mut cut = src.len().min(col.saturating_sub(1));
     while !src.is_char_boundary(cut) {
         cut -= 1;
+    }
+    // At the colon of `a:` with nothing after it, the error is about `a`'s value.
+    if nothing_after(&src[cut..]) {
+        cut += 1;
     }
     let (before, at) = src.split_at(cut);
     let mut keys: Vec<String> = outer.into_iter().rev().flatten().collect();

@@ -691,7 +691,15 @@ fn head_requests_get_200_and_no_body_even_without_a_key() {
 
 #[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
-    let cases: [(&str, &str); 17] = [
+    let cases: [(&str, &str); 19] = [
+        (
+            "models:\n  smart:\n  endpoints: [ollama:llama3.1]\n",
+            "2:8: models.smart: expected a map of keys, got nothing (indent the keys that belong to it under it)",
+        ),
+        (
+            "providers:\n  ollama:\n    models:\n    - id: a\n      provider_model_id: b\n     - id: c\n",
+            "6:6: this line is indented differently from the lines beside it (a list item or a key one space off?)",
+        ),
         (
             "provider:\n  ollama: {api_base: http://127.0.0.1:11434/v1}\n",
             "1:1: unknown field `provider`, expected one of listen, skip_auth, keys, workers, \
@@ -708,7 +716,7 @@ fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
         ),
         (
             "providers:\n  a:\n  api_base: http://127.0.0.1:1/v1\n",
-            "2:4: providers: expected a map of keys, got a single value",
+            "2:4: providers.a: expected a map of keys, got nothing (indent the keys that belong to it under it)",
         ),
         (
             "# tuned\ntimeouts:\n  idle_secs: 0\n",
