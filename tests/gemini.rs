@@ -827,14 +827,60 @@ fn a_gemini_clients_snake_case_fields_reach_a_chat_source() {
 }
 
 #[test]
-fn a_gemini_clients_snake_case_candidate_count_is_not_collected_from_a_stream() {
-    // A whole answer from a local server (here the first of two endpoints) is asked for
-    // as a stream and collected, unless that loses what the client asked for: several
-    // candidates, whichever way the client spelt it.
+fn a_gemini_clients_several_candidates_are_a_400_from_other_sources_not_one_merged_answer() {
+    // A Chat source was sent `n: 2` and answered two choices, but the client got one
+    // candidate, or, streaming, both answers run together as candidate 0. The hub
+    // carries one answer: asked of any source but Gemini, it is refused before it is
+    // sent, in Google's shape, whichever way the client spelt it.
+    for up in [Wire::Chat, Wire::Anthropic, Wire::Responses] {
+        let mock = MockUpstream::always(up.reply(false, false));
+        let p = proxy(&mock, up.config_name(), "m", "");
+        for (config, stream) in [("generationConfig", false), ("generation_config", true)] {
+            let count = if config == "generationConfig" {
+                "candidateCount"
+            } else {
+                "candidate_count"
+            };
+            let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                config: {count: 2}});
+            let (status, text) = if stream {
+                let s = p.stream(&Wire::Gemini.url("m", true), body);
+                (s.status, s.text())
+            } else {
+                let r = p.post(&Wire::Gemini.url("m", false), body);
+                (r.status, r.body)
+            };
+            assert_eq!(status, 400, "{up:?} {config}: {text}");
+            let message = Wire::Gemini.error_message(&serde_json::from_str(&text).unwrap());
+            assert!(
+                message.contains("`candidateCount` above 1 needs a Gemini upstream"),
+                "{up:?}: {message}"
+            );
+        }
+        assert_eq!(mock.count(), 0, "{up:?}: nothing was sent");
+        // One candidate is asked as any request is.
+        let one = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"candidateCount": 1}});
+        let resp = p.post(&Wire::Gemini.url("m", false), one);
+        assert_eq!(resp.status, 200, "{up:?}: {}", resp.body);
+        assert_eq!(
+            resp.json()["candidates"][0]["content"]["parts"][0]["text"],
+            "Hello there"
+        );
+        assert!(mock.requests()[0].json().get("n").is_none());
+    }
+}
+
+#[test]
+fn a_gemini_clients_several_candidates_move_on_to_a_gemini_source_that_is_asked_whole() {
+    // A Chat source cannot give several candidates; the virtual model's Gemini source
+    // can, and gets the request as the client wrote it. Though local (whose whole answers
+    // are otherwise collected from a stream), it is asked for a whole one: one stream
+    // cannot carry several candidates, whichever way the client spelt the count.
     let a = MockUpstream::always(Wire::Chat.reply(false, false));
-    let b = MockUpstream::always(Wire::Chat.reply(false, false));
+    let b = MockUpstream::always(Wire::Gemini.reply(false, false));
     let p = Proxy::start(&format!(
-        "providers:\n  a:\n    api_base: {}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\n",
+        "providers:\n  a:\n    api_base: {}\n    models: [m]\n  b:\n    api_base: {}\n    api_protocol: gemini\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\n",
         a.url(),
         b.url()
     ));
@@ -847,12 +893,11 @@ fn a_gemini_clients_snake_case_candidate_count_is_not_collected_from_a_stream() 
         body.as_bytes(),
     );
     assert_eq!(resp.status, 200, "{}", resp.body);
-    let sent = a.requests()[0].json();
-    assert_eq!(sent["n"], 2, "{sent}");
-    assert!(
-        sent.get("stream").is_none(),
-        "not asked as a stream: {sent}"
-    );
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
+    assert_eq!(a.count(), 0);
+    let sent = &b.requests()[0];
+    assert!(sent.path.contains(":generateContent"), "{}", sent.path);
+    assert_eq!(sent.json()["generation_config"]["candidate_count"], 2);
 }
 
 #[test]

@@ -119,6 +119,18 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
             "`cachedContent` needs a Gemini upstream; send the full conversation in `contents` instead".into(),
         ));
     }
+    // The hub carries one answer. A Chat source would make the candidates (`n`), but
+    // they would reach the client as one: every event `index: 0`, which the SDK joins
+    // into one text. Only a Gemini source, which gets the request as it came, answers
+    // several; a virtual model moves on to one.
+    if req["generationConfig"]["candidateCount"]
+        .as_u64()
+        .is_some_and(|n| n > 1)
+    {
+        return Err(Error::Untranslatable(
+            "`candidateCount` above 1 needs a Gemini upstream; ask for one candidate or choose a Gemini model".into(),
+        ));
+    }
     let Some(contents) = req["contents"].as_array() else {
         return Err(Error::bad_request(if req["contents"].is_null() {
             "`contents` is required: a list of {role, parts}"
@@ -262,9 +274,6 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
         if !gc[from].is_null() {
             out[to] = gc[from].clone();
         }
-    }
-    if let Some(n) = gc["candidateCount"].as_u64().filter(|n| *n > 1) {
-        out["n"] = json!(n);
     }
     if gc["responseMimeType"] == "application/json" {
         let schema = if gc["responseJsonSchema"].is_object() {
