@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use routeplane::body::RawBody;
 use routeplane::config;
-use routeplane::protocol::{Asked, Protocol, Source};
+use routeplane::protocol::{Asked, Protocol, Source, responses};
 use routeplane::sse::{Event, Parser};
 
 /// A small deterministic generator (xorshift64*), so a seed reproduces a run.
@@ -98,6 +98,10 @@ fn exercise(input: &[u8]) {
         include_usage: true,
         custom_tools: vec!["f".into(), "get_weather".into()],
         thinks: input.first().is_some_and(|b| b & 1 == 1),
+        // The input's own fields, as a Responses client's answer repeats them.
+        echo: RawBody::parse(input.to_vec())
+            .map(|body| responses::Echo::of(&body))
+            .unwrap_or_default(),
     };
     let text = String::from_utf8_lossy(input);
     let _ = config::parse(&text);

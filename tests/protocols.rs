@@ -452,6 +452,123 @@ fn a_codex_custom_tool_call_streams_back_as_one() {
     assert_eq!(completed["response"]["output"][0]["input"], PATCH);
 }
 
+/// The keys of a Response object, in the order OpenAI writes them.
+const RESPONSE_KEYS: [&str; 23] = [
+    "id",
+    "object",
+    "created_at",
+    "status",
+    "error",
+    "incomplete_details",
+    "instructions",
+    "max_output_tokens",
+    "model",
+    "output",
+    "parallel_tool_calls",
+    "previous_response_id",
+    "reasoning",
+    "store",
+    "temperature",
+    "text",
+    "tool_choice",
+    "tools",
+    "top_p",
+    "truncation",
+    "usage",
+    "user",
+    "metadata",
+];
+
+#[test]
+fn a_translated_responses_answer_repeats_what_the_client_asked_as_openai_does() {
+    // OpenAI's Response repeats the request's settings, defaults where it set none, and
+    // its SDKs read them: a translated answer had none, so `for t in r.tools` failed on
+    // None. Checked whole and in each stream event that carries the Response.
+    let tool = json!({"type": "function", "name": "get_weather", "description": "weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}});
+    let format = json!({"type": "json_schema", "name": "weather", "strict": true,
+        "schema": {"type": "object", "properties": {"sky": {"type": "string"}}}});
+    let asked = json!({"model": "m", "input": "hi", "instructions": "be brief",
+        "tools": [tool], "tool_choice": "required", "parallel_tool_calls": false,
+        "temperature": 0.2, "max_output_tokens": 50, "metadata": {"run": "7"},
+        "text": {"format": format}, "reasoning": {"effort": "low"}});
+    let set = [
+        ("instructions", json!("be brief")),
+        ("tools", json!([tool])),
+        ("tool_choice", json!("required")),
+        ("parallel_tool_calls", json!(false)),
+        ("temperature", json!(0.2)),
+        ("max_output_tokens", json!(50)),
+        ("metadata", json!({"run": "7"})),
+        ("text", json!({"format": format})),
+        ("reasoning", json!({"effort": "low"})),
+    ];
+    let defaults = [
+        ("instructions", json!(null)),
+        ("tools", json!([])),
+        ("tool_choice", json!("auto")),
+        ("parallel_tool_calls", json!(true)),
+        ("temperature", json!(null)),
+        ("top_p", json!(null)),
+        ("max_output_tokens", json!(null)),
+        ("metadata", json!({})),
+        ("text", json!({"format": {"type": "text"}})),
+        ("reasoning", json!({"effort": null, "summary": null})),
+        ("truncation", json!("disabled")),
+        ("user", json!(null)),
+        ("error", json!(null)),
+        ("previous_response_id", json!(null)),
+        // Routeplane keeps no answer to be continued.
+        ("store", json!(false)),
+    ];
+    let check = |r: &serde_json::Value, want: &[(&str, serde_json::Value)], what: &str| {
+        let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, RESPONSE_KEYS, "{what}: {r}");
+        for (key, value) in want {
+            assert_eq!(&r[key], value, "{what}: {key} in {r}");
+        }
+    };
+    for up in [Wire::Chat, Wire::Anthropic, Wire::Gemini] {
+        for (request, want) in [
+            (asked.clone(), &set[..]),
+            (json!({"model": "m", "input": "hi"}), &defaults[..]),
+        ] {
+            let (_mock, p) = setup(up, up.reply(false, false));
+            let resp = p.post("/v1/responses", request.clone());
+            assert_eq!(resp.status, 200, "{up:?}: {}", resp.body);
+            let r = resp.json();
+            check(&r, want, &format!("{up:?} whole"));
+            assert_eq!(r["status"], "completed");
+            assert_eq!(r["usage"]["total_tokens"], 7, "{r}");
+
+            let (_mock, p) = setup(up, up.reply(true, false));
+            let mut request = request;
+            request["stream"] = json!(true);
+            let s = p.stream("/v1/responses", request);
+            assert_eq!(s.status, 200, "{up:?}: {}", s.text());
+            let events: Vec<serde_json::Value> = s
+                .data()
+                .iter()
+                .filter_map(|d| serde_json::from_str(d).ok())
+                .filter(|e: &serde_json::Value| e["response"].is_object())
+                .collect();
+            let kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+            assert_eq!(
+                kinds,
+                [
+                    "response.created",
+                    "response.in_progress",
+                    "response.completed"
+                ],
+                "{up:?}"
+            );
+            for e in &events {
+                check(&e["response"], want, &format!("{up:?} {}", e["type"]));
+            }
+        }
+    }
+}
+
 #[test]
 fn a_file_by_url_is_refused_rather_than_lost() {
     // Chat's `file` part, the hub's form, has no by-URL form: each client's way of

@@ -67,9 +67,19 @@ out = {}
 out["chat"] = c.chat.completions.create(model="m", messages=msgs).choices[0].message.content
 s = c.chat.completions.create(model="m", messages=msgs, stream=True)
 out["chat_stream"] = "".join(ch.choices[0].delta.content or "" for ch in s if ch.choices)
-out["responses"] = c.responses.create(model="m", input="hi").output_text
-s = c.responses.create(model="m", input="hi", stream=True)
-out["responses_stream"] = "".join(e.delta for e in s if e.type == "response.output_text.delta")
+tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}]
+def echo(r):
+    # What a Response repeats of the request; a passthrough mock's answer has none of it.
+    if r.tools is None:
+        return None
+    return [[t.name for t in r.tools], r.tool_choice, r.parallel_tool_calls, r.text.format.type]
+r = c.responses.create(model="m", input="hi", tools=tools)
+out["responses"] = r.output_text
+out["responses_echo"] = echo(r)
+s = c.responses.create(model="m", input="hi", tools=tools, stream=True)
+events = list(s)
+out["responses_stream"] = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+out["responses_stream_echo"] = [echo(e.response) for e in events if e.type == "response.completed"]
 print(json.dumps(out))
 "#;
 
@@ -98,6 +108,13 @@ fn openai_sdk_reads_chat_and_responses_from_every_upstream() {
         let out = run(&python, OPENAI_SCRIPT, &p.url());
         for key in ["chat", "chat_stream", "responses", "responses_stream"] {
             assert_eq!(out[key], "Hello there", "{up:?} {key}: {out}");
+        }
+        // A translated Response repeats the request's tools and settings, as OpenAI's
+        // does: the SDK's `r.tools` is a list to iterate, not None.
+        if up != Wire::Responses {
+            let echo = json!([["get_weather"], "auto", true, "text"]);
+            assert_eq!(out["responses_echo"], echo, "{up:?}: {out}");
+            assert_eq!(out["responses_stream_echo"], json!([echo]), "{up:?}: {out}");
         }
     }
 }

@@ -96,6 +96,9 @@ pub struct Asked {
     /// An Anthropic client asked for thinking: each answer begins with a thinking
     /// block, so that a tool loop Claude comes back to can be told apart.
     pub thinks: bool,
+    /// What a Responses client's translated answer repeats of its request (`tools`,
+    /// `temperature`, …), as OpenAI's answers do; nothing for other clients.
+    pub echo: responses::Echo,
 }
 
 impl Asked {
@@ -108,6 +111,10 @@ impl Asked {
                 _ => Vec::new(),
             },
             thinks: inbound == Protocol::Anthropic && anthropic::asks_thinking(body),
+            echo: match inbound {
+                Protocol::Responses => responses::Echo::of(body),
+                _ => responses::Echo::default(),
+            },
         }
     }
 }
@@ -435,7 +442,9 @@ impl Protocol {
         match self {
             Protocol::Chat => chat,
             Protocol::Anthropic => anthropic::response_from_chat(refused(chat), asked.thinks),
-            Protocol::Responses => responses::response_from_chat(chat, &asked.custom_tools),
+            Protocol::Responses => {
+                responses::response_from_chat(chat, &asked.custom_tools, &asked.echo)
+            }
             Protocol::Gemini => gemini::response_from_chat(refused(chat)),
             Protocol::Completions => completions::from_hub(refused(chat), "message"),
         }
@@ -458,9 +467,11 @@ impl Protocol {
         match self {
             Protocol::Chat => Encoder::Chat(chat::Encoder::new(asked.include_usage)),
             Protocol::Anthropic => Encoder::Anthropic(anthropic::Encoder::new(model, asked.thinks)),
-            Protocol::Responses => {
-                Encoder::Responses(responses::Encoder::new(model, asked.custom_tools.clone()))
-            }
+            Protocol::Responses => Encoder::Responses(responses::Encoder::new(
+                model,
+                asked.custom_tools.clone(),
+                asked.echo.clone(),
+            )),
             Protocol::Gemini => Encoder::Gemini(gemini::Encoder::new(model)),
             Protocol::Completions => {
                 Encoder::Completions(completions::Encoder::new(asked.include_usage))

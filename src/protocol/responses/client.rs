@@ -2,9 +2,10 @@
 //! and chunks become Responses answers and events.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::{FILE_FIELDS, SHARED_FIELDS, minted, seal, unseal};
 use crate::body::RawBody;
@@ -283,6 +284,111 @@ fn content_to_chat(content: &Value) -> Result<Value, Error> {
         .map(Value::Array)
 }
 
+/// The request fields OpenAI's Response object repeats, whatever the source. OpenAI's
+/// SDKs read them from every answer (openai-python's `Response.tools` is a list, not
+/// optional: `for t in r.tools` fails on a missing one).
+const ECHOED: [&str; 12] = [
+    "instructions",
+    "max_output_tokens",
+    "parallel_tool_calls",
+    "reasoning",
+    "temperature",
+    "text",
+    "tool_choice",
+    "tools",
+    "top_p",
+    "truncation",
+    "user",
+    "metadata",
+];
+
+/// What of a Responses client's request its translated answer repeats ([`ECHOED`]):
+/// the request's own bytes for those fields, made one JSON object. Copied, not parsed:
+/// a request that goes to a Responses source as it came never needs them, and Codex
+/// CLI's tools and instructions run to tens of KiB. Shared, since every attempt's
+/// stream encoder holds it.
+#[derive(Debug, Clone, Default)]
+pub struct Echo(Option<Arc<[u8]>>);
+
+impl Echo {
+    /// The fields of a Responses client's `body` its answer repeats.
+    pub fn of(body: &RawBody) -> Echo {
+        let mut raw = b"{".to_vec();
+        for key in ECHOED {
+            let Some(value) = body.get(key) else {
+                continue;
+            };
+            if raw.len() > 1 {
+                raw.push(b',');
+            }
+            raw.push(b'"');
+            raw.extend_from_slice(key.as_bytes());
+            raw.extend_from_slice(b"\":");
+            raw.extend_from_slice(value);
+        }
+        raw.push(b'}');
+        Echo(Some(raw.into()))
+    }
+
+    /// The fields, read; none when there are none.
+    fn read(&self) -> Map<String, Value> {
+        self.0
+            .as_deref()
+            .and_then(|raw| serde_json::from_slice(raw).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// What a Response says of an [`ECHOED`] field: the request's value, else what OpenAI
+/// says when the request leaves it out. A sampling setting left out is null, not
+/// OpenAI's 1: the source's own default applies, and it may differ.
+fn echoed(request: &Map<String, Value>, key: &str) -> Value {
+    if let Some(v) = request.get(key).filter(|v| !v.is_null()) {
+        return v.clone();
+    }
+    match key {
+        "parallel_tool_calls" => json!(true),
+        "reasoning" => json!({"effort": null, "summary": null}),
+        "text" => json!({"format": {"type": "text"}}),
+        "tool_choice" => json!("auto"),
+        "tools" => json!([]),
+        "truncation" => json!("disabled"),
+        "metadata" => json!({}),
+        _ => Value::Null,
+    }
+}
+
+/// A Response object in OpenAI's key order, with what the client's `request` set
+/// ([`echoed`]); `error`, `incomplete_details` and `usage` null, for the caller to fill
+/// in place.
+fn response_object(
+    id: &str,
+    created: u64,
+    status: &str,
+    model: &Value,
+    output: Vec<Value>,
+    request: &Map<String, Value>,
+) -> Value {
+    let asked = |key| echoed(request, key);
+    json!({
+        "id": id, "object": "response", "created_at": created, "status": status,
+        "error": null, "incomplete_details": null,
+        "instructions": asked("instructions"), "max_output_tokens": asked("max_output_tokens"),
+        "model": model, "output": output,
+        "parallel_tool_calls": asked("parallel_tool_calls"),
+        // Translated, a request never continues a stored one (it is refused, see
+        // `request_to_chat`), and nothing is stored to be continued: Routeplane keeps
+        // no answers.
+        "previous_response_id": null,
+        "reasoning": asked("reasoning"),
+        "store": false,
+        "temperature": asked("temperature"), "text": asked("text"),
+        "tool_choice": asked("tool_choice"), "tools": asked("tools"),
+        "top_p": asked("top_p"), "truncation": asked("truncation"),
+        "usage": null, "user": asked("user"), "metadata": asked("metadata"),
+    })
+}
+
 // ---- chat → Responses client (inbound answers) ----
 
 /// Chat usage → Responses usage; null when the upstream reported none, never zeros.
@@ -320,8 +426,8 @@ fn status_of(finish: &str) -> (&'static str, Value) {
 }
 
 /// Hub chat completion → Responses object; calls of the client's `custom` tools go
-/// back as `custom_tool_call` items.
-pub fn response_from_chat(chat: Value, custom: &[String]) -> Value {
+/// back as `custom_tool_call` items, and what the client asked is repeated (`echo`).
+pub fn response_from_chat(chat: Value, custom: &[String], echo: &Echo) -> Value {
     let id = response_id(&chat["id"]);
     let choice = &chat["choices"][0];
     let msg = &choice["message"];
@@ -364,11 +470,11 @@ pub fn response_from_chat(chat: Value, custom: &[String]) -> Value {
         });
     }
     let (status, incomplete) = status_of(choice["finish_reason"].as_str().unwrap_or("stop"));
-    json!({
-        "id": id, "object": "response", "created_at": chat["created"].as_u64().unwrap_or_else(now),
-        "status": status, "incomplete_details": incomplete, "model": chat["model"], "output": output,
-        "usage": usage_from_chat(&chat["usage"]),
-    })
+    let created = chat["created"].as_u64().unwrap_or_else(now);
+    let mut r = response_object(&id, created, status, &chat["model"], output, &echo.read());
+    r["incomplete_details"] = incomplete;
+    r["usage"] = usage_from_chat(&chat["usage"]);
+    r
 }
 
 /// True when `name` is one of the client's custom tools.
@@ -438,6 +544,11 @@ pub struct Encoder {
     observed: bool,
     /// The client's custom tools.
     custom: Vec<String>,
+    /// What the client asked that each Response object repeats; read into `request`
+    /// when the first one is made (a stream copied as it came makes none). Boxed: the
+    /// encoder is one variant of an enum.
+    echo: Echo,
+    request: Option<Box<Map<String, Value>>>,
     /// Text and reasoning (deltas without their calls) that came while a function call
     /// was open, written as their own items after the calls when the stream ends: a chat
     /// upstream may send text between one call's argument fragments, and closing the
@@ -448,8 +559,8 @@ pub struct Encoder {
 
 impl Encoder {
     /// An encoder that names `model` in its events; calls of the `custom` tools go out
-    /// as `custom_tool_call` items.
-    pub fn new(model: &str, custom: Vec<String>) -> Encoder {
+    /// as `custom_tool_call` items; each Response object repeats `echo`.
+    pub fn new(model: &str, custom: Vec<String>, echo: Echo) -> Encoder {
         Encoder {
             model: model.to_string(),
             id: String::new(),
@@ -464,6 +575,8 @@ impl Encoder {
             usage: Value::Null,
             observed: false,
             custom,
+            echo,
+            request: None,
             after_calls: Vec::new(),
         }
     }
@@ -552,11 +665,15 @@ impl Encoder {
     }
 
     /// The response object as it stands.
-    fn response(&self, status: &str) -> Value {
+    fn response(&mut self, status: &str) -> Value {
         let mut done = self.done.clone();
         done.sort_by_key(|(oi, _)| *oi);
         let output: Vec<Value> = done.into_iter().map(|(_, item)| item).collect();
-        json!({"id": self.id, "object": "response", "created_at": self.created, "status": status, "model": self.model, "output": output})
+        let request = self
+            .request
+            .get_or_insert_with(|| Box::new(self.echo.read()));
+        let model = json!(self.model);
+        response_object(&self.id, self.created, status, &model, output, request)
     }
 
     /// `response.created` and `response.in_progress`, once; they name the model the

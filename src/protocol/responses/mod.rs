@@ -27,7 +27,7 @@ mod source;
 #[cfg(test)]
 mod tests;
 
-pub use client::{Encoder, custom_tools, request_to_chat, response_from_chat};
+pub use client::{Echo, Encoder, custom_tools, request_to_chat, response_from_chat};
 pub use source::{Decoder, codex_body, delta, failed_status, request_from_chat, response_to_chat};
 
 /// How an `encrypted_content` Routeplane sealed begins (OpenAI's begin `gAAAA`).
