@@ -379,3 +379,82 @@ fn non_loopback_without_keys_refuses_to_start() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("refusing to serve 0.0.0.0:0 without client keys"));
 }
+
+#[test]
+fn validate_takes_serves_allow_open_and_listen() {
+    let dir = Dir::new();
+    dir.write("open.yaml", "listen: 0.0.0.0:4356\n");
+    dir.write("plain.yaml", "workers: 8\n");
+    let refused = run(&dir, &["config", "validate", "-c", "open.yaml"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("refusing to serve 0.0.0.0:4356 without client keys"),
+        "{}",
+        text(&refused.stderr)
+    );
+    // As `serve --allow-open` would start, validate passes it.
+    let open = run(
+        &dir,
+        &["config", "validate", "-c", "open.yaml", "--allow-open"],
+    );
+    assert!(open.status.success(), "{}", text(&open.stderr));
+    assert!(
+        text(&open.stdout).contains("listen 0.0.0.0:4356"),
+        "{}",
+        text(&open.stdout)
+    );
+    // `--listen` wins over the file's, as for serve: judged at the address serve would use.
+    let at = run(
+        &dir,
+        &[
+            "config",
+            "validate",
+            "-c",
+            "plain.yaml",
+            "--listen",
+            "0.0.0.0:0",
+        ],
+    );
+    assert_eq!(at.status.code(), Some(1), "{}", text(&at.stderr));
+    assert!(text(&at.stderr).contains("refusing to serve 0.0.0.0:0 without client keys"));
+    let both = run(
+        &dir,
+        &[
+            "config",
+            "validate",
+            "-c",
+            "plain.yaml",
+            "--listen",
+            "0.0.0.0:0",
+            "--allow-open",
+        ],
+    );
+    assert!(both.status.success(), "{}", text(&both.stderr));
+    assert!(text(&both.stdout).contains("listen 0.0.0.0:0"));
+    let bad = run(&dir, &["config", "validate", "--listen", "nowhere"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("--listen `nowhere` is not an address"));
+}
+
+#[test]
+fn validate_of_a_missing_or_unreadable_file_exits_1_as_its_help_says() {
+    let dir = Dir::new();
+    let help = text(&run(&dir, &["--help"]).stdout);
+    assert!(help.contains("exit 0 when valid, 1 when not"), "{help}");
+    let out = run(&dir, &["config", "validate", "-c", "nope.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_text(
+        &text(&out.stderr),
+        "routeplane: invalid: config file `nope.yaml` does not exist (create one with \
+         `routeplane init -c nope.yaml`)\n",
+    );
+    // A directory where the file should be cannot be read: not valid either.
+    std::fs::create_dir(dir.path().join("adir.yaml")).unwrap();
+    let out = run(&dir, &["config", "validate", "-c", "adir.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("routeplane: invalid: cannot read config `adir.yaml`"),
+        "{}",
+        text(&out.stderr)
+    );
+}

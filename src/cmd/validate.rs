@@ -11,14 +11,18 @@ use super::Global;
 const HELP: &str = "\
 routeplane config validate: check a config file
 
-Usage: routeplane config validate [-c PATH]
+Usage: routeplane config validate [-c PATH] [--listen ADDR] [--allow-open]
 
 Exits 0 and prints a summary when the file is valid; exits 1 and prints the error
 with its line and column when it is not: whatever `routeplane` would refuse to start
-with, an unset ${VAR} (one without a `:-fallback`) included.
+with, an unset ${VAR} (one without a `:-fallback`) included. Give it the --listen and
+--allow-open that `routeplane serve` will be given, to check the file as serve will.
 
 Options:
   -c, --config PATH  the file to check (default: the one `routeplane` would load)
+      --listen ADDR  the address serve will be given (it wins over `listen:`)
+      --allow-open   serve will be given --allow-open: a non-loopback `listen` without
+                     client keys is then no error
   -h, --help         print help
 ";
 
@@ -42,6 +46,10 @@ fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Erro
     while let Some(arg) = parser.next()? {
         match arg {
             Short('c') | Long("config") => super::config_flag(&mut global, parser)?,
+            // Serve's own: they change whether serve starts (`refuse_open`), so a check
+            // without them would judge another command line than the one that will run.
+            Long("listen") => global.listen = Some(parser.value()?.string()?),
+            Long("allow-open") => global.allow_open = true,
             Short('h') | Long("help") => {
                 out!("{HELP}")?;
                 return Ok(ExitCode::SUCCESS);
@@ -49,14 +57,29 @@ fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Erro
             _ => return Err(arg.unexpected().into()),
         }
     }
+    // A bad --listen is misuse of the command (exit 2), not a fault of the file.
+    let listen = global
+        .listen
+        .as_deref()
+        .map(super::listen_addr)
+        .transpose()?;
     let checked = super::load(&global).and_then(|loaded| {
-        let registry = Registry::build(&loaded)?;
+        let mut registry = Registry::build(&loaded)?;
+        if let Some(addr) = listen {
+            registry.settings.listen = addr;
+        }
         Ok((loaded, registry))
     });
     let (loaded, registry) = match checked {
         Ok(v) => v,
         Err(e @ (Error::Config { .. } | Error::Io { .. })) => {
             eprintln!("routeplane: invalid: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        // `-c PATH` naming no file: the file named is not valid (exit 1, as the help
+        // says), rather than the command misused (2).
+        Err(Error::Usage(msg)) => {
+            eprintln!("routeplane: invalid: {msg}");
             return Ok(ExitCode::FAILURE);
         }
         Err(e) => return Err(e),
