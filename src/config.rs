@@ -452,6 +452,24 @@ fn unset<E: de::Error>(name: &str) -> E {
     ))
 }
 
+/// An unset variable's message under `keys:`, with its hint to export the variable
+/// only: the general hint (`${NAME:-default}`) would make a client key a default
+/// written in the file, one anybody who reads it, or guesses, can send. Any other
+/// message is kept.
+fn client_key_unset(msg: String) -> String {
+    let Some((name, rest)) = msg
+        .strip_prefix("environment variable `")
+        .and_then(|r| r.split_once('`'))
+    else {
+        return msg;
+    };
+    let state = rest.split(" (").next().unwrap_or(rest).trim();
+    format!(
+        "environment variable `{name}` {state} (export it before starting routeplane, e.g. \
+         `export {name}=$(openssl rand -hex 32)`, and give clients the same value)"
+    )
+}
+
 /// The error for an unset `${NAME}` whose name is not repeated. The error names its
 /// place (the key holding the reference, line and column) when the parser reports it.
 const UNSET_UNSHOWN: &str = "`${…}` names an environment variable that is not set; its name is \
@@ -790,7 +808,13 @@ fn nothing_after(rest: &str) -> bool {
 fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     let keys = keys_around(text, line, col);
     if let Some(at) = keys.iter().position(|k| SECRET_KEYS.contains(&k.as_str())) {
-        return format!("{}: {}", keys[..=at].join("."), secret_safe(msg));
+        let safe = secret_safe(msg);
+        let safe = if at == 0 && keys[0] == "keys" {
+            client_key_unset(safe)
+        } else {
+            safe
+        };
+        return format!("{}: {safe}", keys[..=at].join("."));
     }
     // `a:` with nothing after it, its keys not indented under it: the parser points at
     // the colon, and `a` holds nothing.

@@ -437,6 +437,21 @@ fn validate_takes_serves_allow_open_and_listen() {
 }
 
 #[test]
+fn an_unset_client_key_variable_is_not_offered_a_default() {
+    // A default written in the file would be a client key anyone could read or guess.
+    let yaml = "skip_auth: false\nkeys:\n  - ${ROUTEPLANE_SURELY_UNSET}\n";
+    let (path, validate, serve) = config_error(yaml, &[]);
+    let want = format!(
+        "{path}:3:5: keys: environment variable `ROUTEPLANE_SURELY_UNSET` is not set (export it \
+         before starting routeplane, e.g. `export ROUTEPLANE_SURELY_UNSET=$(openssl rand -hex \
+         32)`, and give clients the same value)\n"
+    );
+    assert_text(&validate, &format!("routeplane: invalid: {want}"));
+    assert_text(&serve, &format!("routeplane: error: {want}"));
+    // Elsewhere the default is still offered (`validate_refuses_an_unset_variable_as_serving_does`).
+}
+
+#[test]
 fn validate_of_a_missing_or_unreadable_file_exits_1_as_its_help_says() {
     let dir = Dir::new();
     let help = text(&run(&dir, &["--help"]).stdout);

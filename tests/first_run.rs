@@ -568,7 +568,7 @@ fn an_empty_variable_is_said_to_be_empty_not_unset() {
     let (ok, stderr) = validate("keys: [\"${ROUTEPLANE_KEY}\"]\n", &[("ROUTEPLANE_KEY", "")]);
     assert!(!ok);
     assert!(
-        stderr.contains("environment variable `ROUTEPLANE_KEY` is empty (set it, or write"),
+        stderr.contains("environment variable `ROUTEPLANE_KEY` is empty (export it"),
         "{stderr}"
     );
 }
