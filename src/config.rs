@@ -648,6 +648,14 @@ fn conventional(name: &str) -> bool {
     is_variable_name(name) && !name.bytes().any(|b| b.is_ascii_lowercase())
 }
 
+/// `[a-z_]+`, a config key as people write one (every key of the file is): the only
+/// unknown key names an error repeats, besides one a letter or two from a known key (a
+/// typo). Anything else, digits or `-` or upper case in it, may be a credential
+/// pasted as a key (`sk-or-v1-…: 1`), as [`conventional`] has it for variable names.
+fn field_like(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
+
 /// A YAML map kept in file order, each key with its line and column.
 #[derive(Debug)]
 pub struct Named<T>(pub Vec<Entry<T>>);
@@ -878,8 +886,19 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     // Messages that already name what is wrong by its key need no prefix.
     let named = msg.starts_with("unknown field") || msg.starts_with("unknown key");
     if named {
+        let field = msg.split('`').nth(1).unwrap_or("");
         match nearest_field(&msg) {
             Some(near) => format!("{msg}; did you mean `{near}`?"),
+            None if !field_like(field) => {
+                let expected = msg
+                    .split_once(", expected ")
+                    .or(msg.split_once("; expected "));
+                format!(
+                    "unknown field whose name is not shown, as it looks like an API key (a key \
+                     goes in a value: `api_key: …`, or under `headers:` or `keys:`){}",
+                    expected.map_or(String::new(), |(_, e)| format!("; expected {e}"))
+                )
+            }
             None => msg,
         }
     } else if keys.is_empty() || pathless {

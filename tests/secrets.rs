@@ -282,3 +282,32 @@ fn a_password_in_a_base_url_is_shown_as_stars_wherever_the_url_is() {
         assert!(!text.contains("SECRET"), "{text}");
     }
 }
+
+#[test]
+fn a_key_pasted_as_a_yaml_key_is_not_repeated_in_the_unknown_key_error() {
+    let yaml = format!("{BLOCK}    sk-or-v1-SECRET0123: 1\n");
+    let (path, validate, serve) = config_error(&yaml, &[]);
+    for (said, prefix) in [
+        (&validate, "routeplane: invalid"),
+        (&serve, "routeplane: error"),
+    ] {
+        assert!(!said.contains("SECRET"), "{said}");
+        assert!(
+            said.starts_with(&format!(
+                "{prefix}: {path}:4:5: unknown field whose name is not shown, as it looks like \
+                 an API key (a key goes in a value: `api_key: …`, or under `headers:` or \
+                 `keys:`); expected one of api_base, api_key,"
+            )),
+            "{said}"
+        );
+    }
+    // A misspelt key is still named, with the key meant.
+    let (_, validate, _) = config_error(&format!("{BLOCK}    apiKey: x\n"), &[]);
+    assert!(
+        validate.contains("unknown field `apiKey`, expected one of")
+            && validate.contains("did you mean `api_key`?"),
+        "{validate}"
+    );
+    let (_, validate, _) = config_error("wrokers: 2\n", &[]);
+    assert!(validate.contains("unknown field `wrokers`"), "{validate}");
+}
