@@ -50,27 +50,66 @@ impl fmt::Display for Secret {
 
 /// A URL as it may be shown (listings, errors, logs): the password of a
 /// `user:password@` in it becomes `***`, and so does a user name alone (`TOKEN@`),
-/// since that is how a token is often written into a URL.
+/// since that is how a token is often written into a URL; so does each value of its
+/// query string (`?key=***`), where some gateways take their key.
 pub fn shown_url(url: &str) -> Cow<'_, str> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Cow::Borrowed(url);
     };
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let Some(at) = authority.rfind('@') else {
-        return Cow::Borrowed(url);
+    let (user, after_user) = match authority.rfind('@') {
+        Some(at) => {
+            let user = match authority[..at].split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => "***".to_string(),
+            };
+            (Some(user), &rest[at..])
+        }
+        None => (None, rest),
     };
-    let user = match authority[..at].split_once(':') {
-        Some((user, _)) => format!("{user}:***"),
-        None => "***".to_string(),
-    };
-    Cow::Owned(format!("{scheme}://{user}{}", &rest[at..]))
+    let mut shown = format!("{scheme}://{}", user.unwrap_or_default());
+    // A `?` inside the fragment starts no query.
+    let query_at = (after_user.find('?')).filter(|&q| after_user.find('#').is_none_or(|h| q < h));
+    match query_at.map(|q| (&after_user[..q], &after_user[q + 1..])) {
+        Some((path, query_on)) => {
+            let (query, fragment) = match query_on.find('#') {
+                Some(h) => query_on.split_at(h),
+                None => (query_on, ""),
+            };
+            shown.push_str(path);
+            shown.push('?');
+            shown.push_str(&masked_query(query));
+            shown.push_str(fragment);
+        }
+        None => shown.push_str(after_user),
+    }
+    if shown == url {
+        Cow::Borrowed(url)
+    } else {
+        Cow::Owned(shown)
+    }
+}
+
+/// A query string with each value as `***` (`key=***&v=***`), and a part without `=`
+/// (`?TOKEN`) as `***` whole: any of them may be a key.
+fn masked_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|part| match part.split_once('=') {
+            Some((name, "")) => format!("{name}="),
+            Some((name, _)) => format!("{name}=***"),
+            None if part.is_empty() => String::new(),
+            None => "***".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// `127.0.0.1:8080` from `http://127.0.0.1:8080/v1`: where a source listens, for
 /// messages.
 pub fn host_of(api_base: &str) -> &str {
     let rest = api_base.split_once("://").map_or(api_base, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
     // Without a `user:password@`: that is no part of where it listens.
     authority.rsplit('@').next().unwrap_or(authority)
 }
@@ -521,8 +560,13 @@ mod tests {
         for (url, shown) in [
             ("http://user:sk-1@host/v1", "http://user:***@host/v1"),
             ("https://sk-1@host:8443", "https://***@host:8443"),
-            ("http://u:p@ss@host/v1?a=b@c", "http://u:***@host/v1?a=b@c"),
-            ("http://host/v1?user=a@b", "http://host/v1?user=a@b"),
+            ("http://u:p@ss@host/v1?a=b@c", "http://u:***@host/v1?a=***"),
+            ("http://host/v1?user=a@b", "http://host/v1?user=***"),
+            (
+                "https://h/v1?key=sk-1&x=&sk-2#top",
+                "https://h/v1?key=***&x=&***#top",
+            ),
+            ("https://h/v1?", "https://h/v1?"),
             ("http://127.0.0.1:11434/v1", "http://127.0.0.1:11434/v1"),
             ("not a url", "not a url"),
         ] {

@@ -714,7 +714,23 @@ impl Registry {
                 );
                 warnings.push(loaded.error_at_key(&at, msg).to_string());
             }
-            if shown != p.api_base {
+            let (before_query, query) = match p.api_base.split_once('?') {
+                Some((base, query)) => (base, Some(query)),
+                None => (p.api_base.as_str(), None),
+            };
+            if query.is_some() {
+                // Paths are appended to the whole base, so they would land in the query.
+                let msg = format!(
+                    "`api_base` of `{}` has a query string ({shown}; its values are not \
+                     shown, as they may be a key): Routeplane adds paths such as \
+                     `/chat/completions` after the whole base, inside the query, so its \
+                     requests fail; end `api_base` before the `?`, and give a key as its \
+                     `api_key` or in its `headers`",
+                    p.id
+                );
+                warnings.push(loaded.error_at_key(&at, msg).to_string());
+            }
+            if crate::log::shown_url(before_query) != before_query {
                 // The upstream client sends no user info (see upstream/conn.rs).
                 let msg = format!(
                     "`api_base` of `{}` holds a user name or password ({shown}), which is not \

@@ -311,3 +311,64 @@ fn a_key_pasted_as_a_yaml_key_is_not_repeated_in_the_unknown_key_error() {
     let (_, validate, _) = config_error("wrokers: 2\n", &[]);
     assert!(validate.contains("unknown field `wrokers`"), "{validate}");
 }
+
+#[test]
+fn a_key_in_a_base_urls_query_is_shown_as_stars_wherever_the_url_is() {
+    let upstream = MockUpstream::always(crate::support::Reply::json(
+        404,
+        json!({"error": {"message": "no such path"}}),
+    ));
+    let port = upstream.port();
+    let yaml = format!(
+        "providers:\n  x:\n    api_base: http://127.0.0.1:{port}/v1?key=sk-SECRET-456\n    models: [m]\n"
+    );
+    let shown = format!("http://127.0.0.1:{port}/v1?key=***");
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", &yaml);
+    let run = |args: &[&str]| {
+        stdout_of(
+            isolate(&mut Command::new(bin()), dir.path())
+                .args(args)
+                .current_dir(dir.path()),
+        )
+    };
+    let table = run(&["providers"]);
+    assert!(
+        table.contains(&format!("\nx             {shown}  ")),
+        "{table}"
+    );
+    let listed: Value = serde_json::from_str(&run(&["providers", "--json"])).unwrap();
+    assert_eq!(listed[0]["api_base"], shown.as_str());
+    let route = run(&["route", "x:m"]);
+    assert!(route.contains(&shown), "{route}");
+    // Paths go after the whole base, into the query: validate and start-up say so.
+    let warning = format!(
+        "3:5: `api_base` of `x` has a query string ({shown}; its values are not shown, as they \
+         may be a key): Routeplane adds paths such as `/chat/completions` after the whole base, \
+         inside the query, so its requests fail; end `api_base` before the `?`, and give a key \
+         as its `api_key` or in its `headers`"
+    );
+    let out = isolate(&mut Command::new(bin()), dir.path())
+        .args(["config", "validate"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_text(
+        &String::from_utf8_lossy(&out.stderr),
+        &format!("routeplane: warning: routeplane.yaml:{warning}\n"),
+    );
+    let p = Proxy::start(&yaml);
+    let config = p.dir.path().join("routeplane.yaml");
+    p.wait_log(&format!(" warning: {}:{warning}", config.display()));
+    let answer = p.post(
+        "/v1/chat/completions",
+        json!({"model": "x:m", "messages": []}),
+    );
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    p.wait_log("status=404");
+    let status = p.get("/status.json").body;
+    for text in [answer.body, status, p.log().join("\n"), table, route] {
+        assert!(!text.contains("SECRET"), "{text}");
+    }
+}
