@@ -473,3 +473,37 @@ fn validate_of_a_missing_or_unreadable_file_exits_1_as_its_help_says() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn init_writes_the_config_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Dir::new();
+    let mode = |name: &str| {
+        std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    // Upstream keys may go in it: 0600 whatever the umask, new or replaced with --force.
+    let init = |args: &str| {
+        isolate(&mut Command::new("sh"), dir.path())
+            .args(["-c", &format!("umask 000; exec \"$0\" init {args}"), bin()])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = init("");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(mode("routeplane.yaml"), 0o600);
+    dir.write("old.yaml", "workers: 8\n");
+    std::fs::set_permissions(
+        dir.path().join("old.yaml"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let out = init("-c old.yaml --force");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(mode("old.yaml"), 0o600);
+    assert!(dir.read("old.yaml").contains("skip_auth: true"));
+}

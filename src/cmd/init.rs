@@ -50,7 +50,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("cannot create `{}`", dir.display()), e))?;
     }
-    std::fs::write(&path, TEMPLATE)
+    write_private(&path, TEMPLATE)
         .map_err(|e| Error::io(format!("cannot write `{}`", path.display()), e))?;
     // The commands to run next find this file only if a bare `routeplane` would.
     let found = paths::find_config().and_then(|f| f.canonicalize().ok());
@@ -73,6 +73,22 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to `path` with mode 0600 whatever the umask: the file may come to
+/// hold upstream keys. The mode is set before anything is written, also on a file
+/// `--force` replaces, whose old mode `create` would keep.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
 }
 
 /// A path as a shell reads it back: as is when it holds only letters, digits and
