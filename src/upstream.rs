@@ -98,7 +98,22 @@ pub const CONNECTING: &str = "a connection";
 const RESET: &str = "connection reset";
 const CLOSED: &str = "connection closed before a response";
 
+/// The hint of a failed look-up: most URLs the client is asked for are built on
+/// `api_base`. [`SendError::hinting`] names another setting for the others.
+pub const CHECK_API_BASE: &str = "check `api_base`";
+
 impl SendError {
+    /// This error with its hint naming `setting` (`auth: token_url`) instead of
+    /// `api_base`, for a URL that setting gives.
+    pub fn hinting(self, setting: &str) -> SendError {
+        match self {
+            SendError::Network(s) => {
+                SendError::Network(s.replace(CHECK_API_BASE, &format!("check `{setting}`")))
+            }
+            e => e,
+        }
+    }
+
     /// True when the connection was reset or closed before the response head: the
     /// request may not have been seen, and asking again may well succeed (unlike a
     /// refused connection, a failed look-up or a timeout).

@@ -603,3 +603,35 @@ fn a_claude_login_refused_for_this_use_falls_over_to_the_next_endpoint() {
     assert_eq!(resp.status, 400);
     assert_eq!(resp.json(), refusal);
 }
+
+#[test]
+fn an_unreachable_token_endpoint_names_the_auth_setting_not_api_base() {
+    let dir = Dir::new();
+    // `.invalid` never resolves (RFC 6761): no network is needed to fail the look-up.
+    let cfg = dir.write(
+        "routeplane.yaml",
+        "providers:\n  openai-codex:\n    auth:\n      token_url: https://routeplane-test.invalid/oauth/token\n",
+    );
+    let (code, _, err) = run(
+        &dir,
+        &[
+            "login",
+            "openai-codex",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--token-stdin",
+        ],
+        Some("rt-0\n"),
+        |_| None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "cannot reach https://routeplane-test.invalid/oauth/token: host not found: \
+             `routeplane-test.invalid` does not resolve (check `auth: token_url`, and this \
+             machine's DNS)"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("api_base"), "{err}");
+}

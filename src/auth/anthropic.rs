@@ -139,6 +139,7 @@ pub fn finish(
     let (status, v) = oauth::post(
         client,
         token_url,
+        "auth: token_url",
         &[
             ("grant_type", "authorization_code"),
             ("code", &code),
@@ -160,6 +161,7 @@ pub fn refresh(client: &Client, urls: &AuthUrls, old: &Tokens) -> Result<Tokens,
     let (status, v) = oauth::post(
         client,
         urls.token_url.as_deref().unwrap_or(TOKEN_URL),
+        "auth: token_url",
         &[
             ("grant_type", "refresh_token"),
             ("refresh_token", old.refresh.expose()),

@@ -143,9 +143,12 @@ pub enum Encoding {
 }
 
 /// POSTs to a token endpoint; the JSON answer on 2xx, else an error with the provider's words.
+/// `setting` is where `url` is set (`auth: token_url`), for the hint when it cannot be
+/// reached: not `api_base`, which no auth endpoint is built on.
 pub fn post(
     client: &Client,
     url: &str,
+    setting: &str,
     body: &[(&str, &str)],
     encoding: Encoding,
 ) -> Result<(u16, Value), Error> {
@@ -171,7 +174,7 @@ pub fn post(
         .post(url, &headers, &bytes, KEEP_WAITING)
         .map_err(|e| match e {
             SendError::Timeout(_) => Error::Auth(format!("{shown} did not answer in time")),
-            e => Error::Auth(format!("cannot reach {shown}: {e}")),
+            e => Error::Auth(format!("cannot reach {shown}: {}", e.hinting(setting))),
         })?;
     let status = reply.status;
     let bytes = reply

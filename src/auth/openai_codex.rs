@@ -137,6 +137,7 @@ fn exchange(
     let (status, v) = oauth::post(
         client,
         token_url,
+        "auth: token_url",
         &[
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -154,6 +155,7 @@ pub fn refresh(client: &Client, urls: &AuthUrls, old: &Tokens) -> Result<Tokens,
     let (status, v) = oauth::post(
         client,
         &token_url(urls),
+        "auth: token_url",
         &[
             ("client_id", client_id(urls)),
             ("grant_type", "refresh_token"),
@@ -183,6 +185,7 @@ pub fn device_start(client: &Client, urls: &AuthUrls) -> Result<Device, Error> {
     let (status, v) = oauth::post(
         client,
         &url,
+        "auth: device_url",
         &[("client_id", client_id(urls))],
         Encoding::Json,
     )?;
@@ -239,6 +242,7 @@ pub fn device_finish(
         let (status, v) = oauth::post(
             client,
             &url,
+            "auth: device_token_url",
             &[
                 ("device_auth_id", &device.device_auth_id),
                 ("user_code", &device.user_code),

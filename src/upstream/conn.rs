@@ -478,8 +478,9 @@ impl Names {
             Ok(Ok(addrs)) if !addrs.is_empty() => addrs,
             Ok(_) => {
                 return Err(SendError::Network(format!(
-                    "host not found: `{host}` does not resolve (check `api_base`, and this \
-                     machine's DNS)"
+                    "host not found: `{host}` does not resolve ({}, and this \
+                     machine's DNS)",
+                    super::CHECK_API_BASE
                 )));
             }
             Err(_) => return Err(SendError::Timeout(super::CONNECTING)),
