@@ -806,3 +806,59 @@ fn maintainer_scripts_create_the_user_once_and_purge_the_state() {
         "remove keeps the state: {remove}"
     );
 }
+
+#[test]
+fn service_install_warns_when_the_unit_would_hide_the_binary() {
+    // The units do hide these: a binary there fails with 203/EXEC.
+    let system = repo_file("dist/systemd/routeplane.service");
+    let user = repo_file("dist/systemd/routeplane.user.service");
+    assert!(system.contains("\nPrivateTmp=yes\n") && system.contains("\nProtectHome=yes\n"));
+    assert!(user.contains("\nPrivateTmp=yes\n") && user.contains("\nProtectHome=read-only\n"));
+    // A copy of the binary under /tmp itself, wherever the build is.
+    let tmp = PathBuf::from(format!("/tmp/routeplane-ship-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let exe = tmp.join("routeplane");
+    std::fs::copy(bin(), &exe).unwrap();
+    let dir = Dir::new();
+    let root = dir.path().join("root");
+    let install = |args: &[&str]| {
+        Command::new(&exe)
+            .args(["service", "install", "--root", root.to_str().unwrap()])
+            .args(args)
+            .env("HOME", dir.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .output()
+            .unwrap()
+    };
+    let out = install(&[]);
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    let shown = exe.display();
+    assert!(
+        said.contains(&format!(
+            "routeplane: warning: {shown} is under /tmp, which the unit hides from the service \
+             (PrivateTmp=yes): it could not start (203/EXEC); install the binary where the unit \
+             sees it and install the unit again: `sudo install -m 0755 {shown} \
+             /usr/local/bin/`, then `sudo /usr/local/bin/routeplane service install --force`"
+        )),
+        "{}",
+        text(&out)
+    );
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::copy(bin(), &exe).unwrap();
+    let out = install(&["--user"]);
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "routeplane: warning: {shown} is under /tmp, which the unit hides from the service \
+             (PrivateTmp=yes): it could not start (203/EXEC); install the binary where the unit \
+             sees it and install the unit again: `install -D -m 0755 {shown} \
+             ~/.local/bin/routeplane`, then `~/.local/bin/routeplane service install --user \
+             --force`"
+        )),
+        "{}",
+        text(&out)
+    );
+}

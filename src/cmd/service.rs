@@ -22,6 +22,17 @@ pub(crate) const USER_UNIT: &str = include_str!("../../dist/systemd/routeplane.u
 const SYSTEM_BIN: &str = "/usr/local/bin/routeplane";
 /// The binary path `ExecStart=` names in the user unit.
 const USER_BIN: &str = "%h/.local/bin/routeplane";
+/// Directories the system unit hides from the service, and the setting that does it
+/// (as `dist/systemd/routeplane.service` has them): a binary there cannot be started.
+const SYSTEM_HIDES: [(&str, &str); 5] = [
+    ("/tmp", "PrivateTmp=yes"),
+    ("/var/tmp", "PrivateTmp=yes"),
+    ("/home", "ProtectHome=yes"),
+    ("/root", "ProtectHome=yes"),
+    ("/run/user", "ProtectHome=yes"),
+];
+/// The same for the user unit, whose `ProtectHome=read-only` leaves the home readable.
+const USER_HIDES: [(&str, &str); 2] = [("/tmp", "PrivateTmp=yes"), ("/var/tmp", "PrivateTmp=yes")];
 /// The system service's account.
 const SERVICE_USER: &str = "routeplane";
 
@@ -123,16 +134,14 @@ impl Plan {
         };
         let unit_path = self.at(Path::new("/etc/systemd/system/routeplane.service"));
         self.write_unit(&unit_path, &self.unit(SYSTEM_UNIT, SYSTEM_BIN), hint)?;
-        for hidden in ["/home", "/root", "/run/user"] {
-            if self.exe.starts_with(hidden) {
-                outln!(
-                    "warning: {} is under {hidden}, which the unit hides from the service \
-                     (ProtectHome=yes); copy the binary to /usr/local/bin and run \
-                     `/usr/local/bin/routeplane service install --force`",
-                    self.exe.display()
-                )?;
-            }
-        }
+        self.warn_if_hidden(
+            &SYSTEM_HIDES,
+            &format!(
+                "`sudo install -m 0755 {} /usr/local/bin/`, then `sudo /usr/local/bin/routeplane \
+                 service install --force`",
+                self.exe.display()
+            ),
+        );
         let config_dir = self.at(Path::new("/etc/routeplane"));
         fs::create_dir_all(&config_dir)
             .map_err(|e| Error::io(format!("cannot create `{}`{hint}", config_dir.display()), e))?;
@@ -180,6 +189,14 @@ impl Plan {
             .unwrap_or_else(|| home.join(".config"));
         let unit_path = self.at(&config_home.join("systemd/user/routeplane.service"));
         self.write_unit(&unit_path, &self.unit(USER_UNIT, USER_BIN), "")?;
+        self.warn_if_hidden(
+            &USER_HIDES,
+            &format!(
+                "`install -D -m 0755 {} ~/.local/bin/routeplane`, then \
+                 `~/.local/bin/routeplane service install --user --force`",
+                self.exe.display()
+            ),
+        );
         // The unit lets the service write only these two; they must exist when it starts.
         for dir in [".local/share/routeplane", ".local/state/routeplane"] {
             let dir = self.at(&home.join(dir));
@@ -205,6 +222,20 @@ impl Plan {
         outln!("  loginctl enable-linger \"$USER\"   # start at boot, keep running after logout")?;
         outln!("  journalctl --user -u routeplane -f")?;
         Ok(())
+    }
+
+    /// Warns (on stderr) when `ExecStart=` names a binary where the unit's sandbox
+    /// hides it from the service: systemd could not execute it (status 203/EXEC) and
+    /// the service would never start. `fix` is how to put it where the unit sees it.
+    fn warn_if_hidden(&self, hides: &[(&str, &str)], fix: &str) {
+        if let Some((dir, setting)) = hides.iter().find(|(dir, _)| self.exe.starts_with(dir)) {
+            eprintln!(
+                "routeplane: warning: {} is under {dir}, which the unit hides from the service \
+                 ({setting}): it could not start (203/EXEC); install the binary where the unit \
+                 sees it and install the unit again: {fix}",
+                self.exe.display()
+            );
+        }
     }
 
     /// Writes a unit, refusing to replace a different one without `--force`.
