@@ -507,3 +507,27 @@ fn init_writes_the_config_readable_by_its_owner_only() {
     assert_eq!(mode("old.yaml"), 0o600);
     assert!(dir.read("old.yaml").contains("skip_auth: true"));
 }
+
+#[test]
+fn an_unknown_command_from_another_tool_is_pointed_at_ours() {
+    let dir = Dir::new();
+    for (word, meant) in [
+        (
+            "list",
+            "`routeplane models` lists the model ids clients can name, `routeplane providers` \
+             the providers",
+        ),
+        ("start", "`routeplane serve` (or plain `routeplane`) serves"),
+        (
+            "validate",
+            "`routeplane config validate` checks a config file",
+        ),
+    ] {
+        let out = run(&dir, &[word]);
+        assert_eq!(out.status.code(), Some(2), "{word}");
+        assert_text(
+            &text(&out.stderr),
+            &format!("routeplane: error: unknown command `{word}`; {meant} (see --help)\n"),
+        );
+    }
+}

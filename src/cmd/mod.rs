@@ -136,7 +136,10 @@ pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
                     "logout" => login::run_logout(global, &mut parser),
                     "usage" => usage::run(global, &mut parser),
                     "service" => service::run(global, &mut parser),
-                    other => Err(Error::Usage(format!("unknown command `{other}`"))),
+                    other => Err(Error::Usage(format!(
+                        "unknown command `{other}`{}",
+                        meant(other)
+                    ))),
                 };
             }
             // Options of the default command may come without its name: `routeplane --listen X`.
@@ -146,6 +149,21 @@ pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
         }
     }
     serve::run(global, &mut parser)
+}
+
+/// What an unknown command word was likely meant as, from other tools' words
+/// (`list`, `ls`, `start`, `validate`), as `; …` to append, or nothing.
+fn meant(word: &str) -> &'static str {
+    match word {
+        "list" | "ls" => {
+            "; `routeplane models` lists the model ids clients can name, `routeplane providers` \
+             the providers"
+        }
+        "run" | "start" => "; `routeplane serve` (or plain `routeplane`) serves",
+        "validate" | "check" => "; `routeplane config validate` checks a config file",
+        "install" => "; `routeplane service install` installs the systemd unit",
+        _ => "",
+    }
 }
 
 /// Loads the config the options name: `-c PATH` must exist; otherwise the search order.
