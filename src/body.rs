@@ -339,8 +339,18 @@ impl RawBody {
                 continue;
             }
             let key = String::from_utf8_lossy(key);
-            let v: Value = serde_json::from_slice(value)
-                .map_err(|e| Error::bad_request(format!("`{key}` is not valid JSON: {e}")))?;
+            let v: Value = serde_json::from_slice(value).map_err(|e| {
+                // serde_json stops at 128 levels, to keep its recursion off the end of the
+                // stack: such a value is valid JSON, which "not valid JSON" would deny.
+                if e.to_string().starts_with("recursion limit exceeded") {
+                    Error::bad_request(format!(
+                        "`{key}` is nested too deeply: more than 128 levels of arrays and \
+                         objects, which no model request needs; flatten it"
+                    ))
+                } else {
+                    Error::bad_request(format!("`{key}` is not valid JSON: {e}"))
+                }
+            })?;
             map.insert(key.into_owned(), v);
         }
         Ok(Value::Object(map))
@@ -767,6 +777,7 @@ mod tests {
         // The top-level split skips values without recursing; building a tree refuses.
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
         let body = RawBody::parse(deep.as_bytes().to_vec()).unwrap();
-        assert!(body.to_value().is_err());
+        let err = body.to_value().unwrap_err().to_string();
+        assert!(err.starts_with("`a` is nested too deeply"), "{err}");
     }
 }

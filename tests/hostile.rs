@@ -517,3 +517,31 @@ fn hostile_upstreams_give_clean_errors() {
         }
     }
 }
+
+#[test]
+fn a_too_deeply_nested_body_is_said_to_be_nested_not_invalid() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up, ""));
+    // Valid JSON, 200 levels deep: past serde_json's 128 when a translator builds a tree.
+    let deep = format!(
+        "{{\"model\":\"m\",\"max_tokens\":8,\"messages\":{}{}}}",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let resp = p.send("POST", "/v1/messages", &[], deep.as_bytes());
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    let message = resp.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        message.contains(
+            "`messages` is nested too deeply: more than 128 levels of arrays and objects, which \
+             no model request needs; flatten it"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("not valid JSON"), "{message}");
+    assert_eq!(up.count(), 0);
+    still_serves(&p);
+}
