@@ -649,6 +649,7 @@ impl Registry {
 
         let settings = settings(loaded)?;
         let mut warnings = Vec::new();
+        warnings.extend(written_twice(loaded).map(|e| e.to_string()));
         if settings.skip_auth && settings.keys.is_empty() && !loaded.config.keys.is_empty() {
             // Written as `- ${KEY:-}`: an empty fallback is asked for, so it is served, but
             // the file reads as if keys were required.
@@ -1177,6 +1178,55 @@ fn glob_match_in<T: PartialEq + Copy>(g: &[T], t: &[T], any: T, one: T) -> bool 
         }
     }
     g[gi..].iter().all(|&c| c == any)
+}
+
+/// A model declared twice under one provider, or an endpoint listed twice in one virtual
+/// model: each loads, but the second says nothing the first did not (a duplicate endpoint
+/// is only asked again after it failed), so it is most likely a slip for another name.
+/// One warning per repeat, at its line.
+fn written_twice(loaded: &Loaded) -> impl Iterator<Item = Error> + '_ {
+    let c = &loaded.config;
+    let models = c.providers.0.iter().flat_map(move |entry| {
+        let mut seen: Vec<&str> = Vec::new();
+        entry.value.models.iter().filter_map(move |m| {
+            let id = match &m.value {
+                config::ModelEntry::Name(n) => n.as_str(),
+                config::ModelEntry::Full { id, .. } => id.as_str(),
+            };
+            if !seen.contains(&id) {
+                seen.push(id);
+                return None;
+            }
+            Some(loaded.error_at(
+                m.referenced.line() as usize,
+                m.referenced.column() as usize,
+                format!(
+                    "model `{id}` is declared twice under `providers.{}`; keep one",
+                    entry.name
+                ),
+            ))
+        })
+    });
+    let endpoints = c.models.0.iter().flat_map(move |entry| {
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        entry.value.endpoints.iter().filter_map(move |ep| {
+            let parts = ep.value.parts()?;
+            if !seen.contains(&parts) {
+                seen.push(parts);
+                return None;
+            }
+            Some(loaded.error_at(
+                ep.referenced.line() as usize,
+                ep.referenced.column() as usize,
+                format!(
+                    "endpoint `{}:{}` is listed twice in virtual model `{}`; list it once \
+                     (`failover.retries` sets how often a failed endpoint is asked again)",
+                    parts.0, parts.1, entry.name
+                ),
+            ))
+        })
+    });
+    models.chain(endpoints)
 }
 
 #[cfg(test)]

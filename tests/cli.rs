@@ -531,3 +531,28 @@ fn an_unknown_command_from_another_tool_is_pointed_at_ours() {
         );
     }
 }
+
+#[test]
+fn a_model_or_endpoint_written_twice_is_a_warning_at_its_line() {
+    let (ok, stderr) = crate::support::validate(
+        "providers:\n  ollama:\n    models:\n      - id: llama3.1:8b\n      - llama3.1:8b\n  vllm:\n    models: [q, q]\nmodels:\n  smart:\n    endpoints:\n      - ollama:llama3.1:8b\n      - {provider: ollama, service_id: llama3.1:8b}\n      - vllm:q\n",
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    assert_text(
+        &stderr,
+        "routeplane: warning: routeplane.yaml:5:9: model `llama3.1:8b` is declared twice under \
+         `providers.ollama`; keep one\n\
+         routeplane: warning: routeplane.yaml:7:17: model `q` is declared twice under \
+         `providers.vllm`; keep one\n\
+         routeplane: warning: routeplane.yaml:12:9: endpoint `ollama:llama3.1:8b` is listed \
+         twice in virtual model `smart`; list it once (`failover.retries` sets how often a \
+         failed endpoint is asked again)\n",
+    );
+    // The same id under two providers is two models: nothing to say.
+    let (ok, stderr) = crate::support::validate(
+        "providers:\n  ollama:\n    models: [m]\n  vllm:\n    models: [m]\n",
+        &[],
+    );
+    assert!(ok && stderr.is_empty(), "{stderr}");
+}
