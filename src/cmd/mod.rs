@@ -66,9 +66,9 @@ Options:
 pub(crate) struct Global {
     /// `-c PATH`.
     pub(crate) config: Option<PathBuf>,
-    /// `--listen ADDR` given before any command (serve only).
+    /// `--listen ADDR` (serve's, which `config validate` takes too, to judge alike).
     pub(crate) listen: Option<String>,
-    /// `--allow-open` given before any command (serve only).
+    /// `--allow-open` (serve's, which `config validate` takes too).
     pub(crate) allow_open: bool,
 }
 
