@@ -311,6 +311,12 @@ pub fn resolve_all(
             Err(e @ (Error::UnknownModel { .. } | Error::SourceDown { .. }))
                 if models.len() > 1 =>
             {
+                let why = match e {
+                    Error::SourceDown { .. } => "only a source now down served it",
+                    _ => "nothing serves it",
+                };
+                // Quoted and escaped: a client's name must not forge a log line.
+                crate::log::line(format!("`models`: passing over {m:?}: {why}"));
                 first_miss.get_or_insert(e);
             }
             Err(e) => return Err(e),

@@ -627,6 +627,8 @@ fn a_models_list_passes_over_ids_nothing_serves() {
         assert_eq!(resp.status, 200, "{list}: {}", resp.body);
         assert_eq!(resp.header("x-routeplane-provider"), Some("b"), "{list}");
     }
+    p.wait_log("`models`: passing over \"gpt-4o\": nothing serves it");
+    p.wait_log("`models`: passing over \"nope\": nothing serves it");
     // None served: the first one's 404, with what would serve it.
     let resp = p.post(
         "/v1/chat/completions",
