@@ -1797,6 +1797,20 @@ fn reasoning_refused_by_a_responses_or_gemini_source_is_asked_again_without_it()
 }
 
 #[test]
+fn a_reasoning_refusal_of_a_request_without_reasoning_is_not_asked_again() {
+    // Nothing to leave out: a second request would go out the same and be refused the
+    // same.
+    let refusal = r#"{"error":{"code":400,"message":"thinking_config is not supported.","status":"INVALID_ARGUMENT"}}"#;
+    for client in [Wire::Gemini, Wire::Chat] {
+        let up = MockUpstream::always(Reply::Json(400, refusal.to_string()));
+        let p = Wire::Gemini.serving(&up, "m");
+        let resp = p.post(&client.url("m", false), client.request("m", false, false));
+        assert_eq!(resp.status, 400, "{client:?}: {}", resp.body);
+        assert_eq!(up.posts().len(), 1, "{client:?}");
+    }
+}
+
+#[test]
 fn a_refusal_without_reasoning_is_returned_after_one_more_try() {
     // Refused again without the reasoning: the source's error, not a third request.
     let refusal =

@@ -324,37 +324,48 @@ impl Protocol {
     /// Takes out of a request in this protocol the reasoning it asks for: a chat
     /// `reasoning_effort` (and OpenRouter's `reasoning`), Anthropic's `thinking`, a
     /// Responses `reasoning` (and its encrypted content asked back), Gemini's
-    /// `thinkingConfig`. For a model that refused it.
-    pub fn forget_thinking(self, req: &mut Value) {
+    /// `thinkingConfig`. For a model that refused it. True when there was some.
+    pub fn forget_thinking(self, req: &mut Value) -> bool {
         let Some(o) = req.as_object_mut() else {
-            return;
+            return false;
         };
         match self {
             Protocol::Chat | Protocol::Completions => {
-                o.shift_remove("reasoning_effort");
-                o.shift_remove("reasoning");
+                let effort = o.shift_remove("reasoning_effort").is_some();
+                o.shift_remove("reasoning").is_some() || effort
             }
-            Protocol::Anthropic => {
-                o.shift_remove("thinking");
-            }
+            Protocol::Anthropic => o.shift_remove("thinking").is_some(),
             Protocol::Responses => {
-                o.shift_remove("reasoning");
+                let mut forgot = o.shift_remove("reasoning").is_some();
                 if let Some(Value::Array(include)) = o.get_mut("include") {
+                    let before = include.len();
                     include.retain(|i| i != "reasoning.encrypted_content");
+                    forgot |= include.len() < before;
                     if include.is_empty() {
                         o.shift_remove("include");
                     }
                 }
+                forgot
             }
             Protocol::Gemini => {
+                let mut forgot = false;
                 for config in ["generationConfig", "generation_config"] {
                     if let Some(Value::Object(c)) = o.get_mut(config) {
-                        c.shift_remove("thinkingConfig");
-                        c.shift_remove("thinking_config");
+                        forgot |= c.shift_remove("thinkingConfig").is_some();
+                        forgot |= c.shift_remove("thinking_config").is_some();
                     }
                 }
+                forgot
             }
         }
+    }
+
+    /// True when a request in this protocol asks for reasoning [`forget_thinking`]
+    /// would take out.
+    ///
+    /// [`forget_thinking`]: Protocol::forget_thinking
+    pub fn asks_thinking(self, req: &Value) -> bool {
+        self.forget_thinking(&mut req.clone())
     }
 
     /// An error body in this protocol's shape.

@@ -67,6 +67,17 @@ pub(super) struct Try<'a> {
 }
 
 impl<'a> Run<'a, '_> {
+    /// True when the request as `target` was asked holds reasoning to leave out: the
+    /// client's own, or the hub request's it was translated from.
+    fn asked_thinking(&self, target: &Target) -> bool {
+        if target.protocol == self.call.inbound {
+            let body = self.call.body.to_value();
+            body.is_ok_and(|v| target.protocol.asks_thinking(&v))
+        } else {
+            matches!(&self.hub, Some(Ok(hub)) if Protocol::Chat.asks_thinking(hub))
+        }
+    }
+
     /// Asks one endpoint, retrying it after quick transient failures.
     pub(super) fn endpoint(&mut self, target: &Target, last: bool, mut ask: Ask) -> Outcome {
         let label = target.label();
@@ -150,7 +161,9 @@ impl<'a> Run<'a, '_> {
                 wait = Duration::ZERO;
                 continue;
             }
-            if f.kind == FailKind::Unthinking && !self.unthought {
+            // Asked again only when there is reasoning to leave out: a request without
+            // any would go out the same and be refused the same.
+            if f.kind == FailKind::Unthinking && !self.unthought && self.asked_thinking(target) {
                 // The model takes no reasoning: asked again at once without it, and
                 // remembered, so its later requests go without it from the first try.
                 self.env.unthinking.note(label);
