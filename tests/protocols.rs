@@ -529,9 +529,18 @@ fn a_translated_responses_answer_repeats_what_the_client_asked_as_openai_does() 
         }
     };
     for up in [Wire::Chat, Wire::Anthropic, Wire::Gemini] {
+        // Codex's `text` names a verbosity and no format; the answer names both.
+        let verbose = [(
+            "text",
+            json!({"format": {"type": "text"}, "verbosity": "low"}),
+        )];
         for (request, want) in [
             (asked.clone(), &set[..]),
             (json!({"model": "m", "input": "hi"}), &defaults[..]),
+            (
+                json!({"model": "m", "input": "hi", "text": {"verbosity": "low"}}),
+                &verbose[..],
+            ),
         ] {
             let (_mock, p) = setup(up, up.reply(false, false));
             let resp = p.post("/v1/responses", request.clone());

@@ -344,6 +344,16 @@ impl Echo {
 /// OpenAI's 1: the source's own default applies, and it may differ.
 fn echoed(request: &Map<String, Value>, key: &str) -> Value {
     if let Some(v) = request.get(key).filter(|v| !v.is_null()) {
+        // Codex sends `text: {"verbosity": …}` alone; OpenAI's answer still names the
+        // format, and the SDKs read it.
+        if key == "text"
+            && let Some(t) = v.as_object().filter(|t| !t.contains_key("format"))
+        {
+            let mut text = Map::new();
+            text.insert("format".into(), json!({"type": "text"}));
+            text.extend(t.clone());
+            return Value::Object(text);
+        }
         return v.clone();
     }
     match key {
