@@ -466,6 +466,15 @@ fn a_chat_sources_refusal_reaches_other_clients_as_its_text() {
         let resp = p.post(&client.url("m", false), client.request("m", false, false));
         assert_eq!(resp.status, 200, "{client:?}: {}", resp.body);
         assert_eq!(client.read(&resp).text, said, "{client:?}: {}", resp.body);
+        // Beside some text, after it.
+        let both = json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Partly.", "refusal": said}, "finish_reason": "stop"}],
+        });
+        let (_mock, p) = setup(Wire::Chat, Reply::json(200, both));
+        let resp = p.post(&client.url("m", false), client.request("m", false, false));
+        let want = format!("Partly.\n\n{said}");
+        assert_eq!(client.read(&resp).text, want, "{client:?}: {}", resp.body);
 
         let (_mock, p) = setup(
             Wire::Chat,

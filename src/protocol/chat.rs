@@ -404,7 +404,19 @@ pub fn refusal_as_content<'a>(answer: Cow<'a, Value>, part: &str) -> Cow<'a, Val
         return answer;
     }
     let mut answer = answer.into_owned();
-    rename_unset(&mut answer, part, &[("refusal", "content")]);
+    for choice in answer["choices"].as_array_mut().into_iter().flatten() {
+        let m = &mut choice[part];
+        let Some(refusal) = m["refusal"].as_str().filter(|r| !r.is_empty()) else {
+            continue;
+        };
+        // After any text: a whole answer's apart from it, a stream's as it comes.
+        let text = match m["content"].as_str().filter(|t| !t.is_empty()) {
+            Some(t) if part == "message" => format!("{t}\n\n{refusal}"),
+            Some(t) => format!("{t}{refusal}"),
+            None => refusal.to_string(),
+        };
+        m["content"] = Value::String(text);
+    }
     Cow::Owned(answer)
 }
 
