@@ -2680,3 +2680,33 @@ fn a_refusal_stays_a_refusal_between_chat_and_responses() {
         .collect();
     assert_eq!(streamed, said);
 }
+
+#[test]
+fn a_refusal_in_the_history_reaches_every_source_as_what_the_model_said() {
+    // The SDKs' loop appends the answer's message as it came: a chat `refusal` with no
+    // content, or a Responses refusal part. Translated, the turn was dropped.
+    let said = "I cannot.";
+    let chat_turn = json!({"role": "assistant", "content": null, "refusal": said});
+    for up in [Wire::Anthropic, Wire::Responses, Wire::Gemini] {
+        let (mock, p) = setup(up, up.reply(false, false));
+        let ask = json!({"model": "m", "messages": [
+            {"role": "user", "content": "hi"}, chat_turn, {"role": "user", "content": "why?"}]});
+        let resp = p.post("/v1/chat/completions", ask);
+        assert_eq!(resp.status, 200, "{up:?}: {}", resp.body);
+        let sent = mock.posts()[0].json().to_string();
+        assert!(sent.contains(said), "{up:?}: {sent}");
+    }
+    let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+    let refused = json!({"type": "message", "role": "assistant",
+        "content": [{"type": "refusal", "refusal": said}]});
+    let ask = json!({"model": "m", "input": [
+        {"role": "user", "content": "hi"}, refused, {"role": "user", "content": "why?"}]});
+    let resp = p.post("/v1/responses", ask);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.posts()[0].json();
+    assert_eq!(
+        sent["messages"][1],
+        json!({"role": "assistant", "content": said}),
+        "{sent}"
+    );
+}

@@ -420,6 +420,27 @@ pub fn refusal_as_content<'a>(answer: Cow<'a, Value>, part: &str) -> Cow<'a, Val
     Cow::Owned(answer)
 }
 
+/// A hub request whose assistant turns said their refusals (OpenAI's `refusal`, with
+/// no content) as text, which every source reads: translated, a turn with only a
+/// refusal would be left empty, and dropped.
+pub fn refusals_as_text(req: &mut Value) {
+    for m in req["messages"].as_array_mut().into_iter().flatten() {
+        let Some(o) = m.as_object_mut().filter(|o| o.contains_key("refusal")) else {
+            continue;
+        };
+        let Some(Value::String(refusal)) = o.shift_remove("refusal") else {
+            continue;
+        };
+        let text = super::text_of(o.get("content").unwrap_or(&Value::Null));
+        let said = match (text.is_empty(), refusal.is_empty()) {
+            (_, true) => continue,
+            (true, false) => refusal,
+            (false, false) => format!("{text}\n\n{refusal}"),
+        };
+        o.insert("content".into(), Value::String(said));
+    }
+}
+
 /// In each choice's `part`, sets each pair's second key from its first where the second
 /// is unset or empty.
 fn rename_unset(answer: &mut Value, part: &str, pairs: &[(&str, &str)]) {

@@ -418,7 +418,8 @@ impl Protocol {
     }
 
     /// Hub chat request → upstream request in this protocol, for the source `to`.
-    pub fn request_from_chat(self, chat: Value, to: &Source<'_>) -> Result<Value, Error> {
+    pub fn request_from_chat(self, mut chat: Value, to: &Source<'_>) -> Result<Value, Error> {
+        chat::refusals_as_text(&mut chat);
         let (model, provider) = (to.model, to.provider);
         match self {
             Protocol::Chat => Ok(chat::request_from_chat(chat, to)),
@@ -732,7 +733,8 @@ pub(crate) fn text_of(content: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
             .iter()
-            .filter_map(|p| p["text"].as_str())
+            // A model's refusal (a chat or Responses `refusal` part) is what it said.
+            .filter_map(|p| p["text"].as_str().or(p["refusal"].as_str()))
             .collect::<Vec<_>>()
             .join("\n"),
         _ => String::new(),
