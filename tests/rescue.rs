@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::support::answer::{self, CANONICAL, Fault};
 use crate::support::proxy::Streamed;
-use crate::support::wire::Wire;
+use crate::support::wire::{Wire, data};
 use crate::support::{MockUpstream, Proxy, Reply, assert_text};
 
 /// Providers `a` (speaking `a_wire`) and `b` (chat), both `prefill: true`, and `smart` =
@@ -244,6 +244,44 @@ fn a_cut_inside_a_tool_call_ends_with_an_error_event() {
         };
         assert!(failed, "{client:?}: ends with an error event: {}", s.text());
         assert!(s.text().contains("a tool call was cut"), "{}", s.text());
+        assert_eq!(
+            (a.count(), b.count()),
+            (1, 0),
+            "{client:?}: never continued"
+        );
+    }
+}
+
+#[test]
+fn a_cut_inside_a_refusal_ends_with_an_error_event() {
+    // A refusal cannot be prefilled, and asked afresh a model would start it over.
+    let cut = Reply::Sse(
+        vec![
+            data(
+                json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": {"role": "assistant", "refusal": "I can't "}, "finish_reason": null}]}),
+            ),
+            data(
+                json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": {"refusal": "help with "}, "finish_reason": null}]}),
+            ),
+        ],
+        Duration::ZERO,
+    );
+    for client in [Wire::Chat, Wire::Responses] {
+        let a = MockUpstream::always(cut.clone());
+        let b = healthy("b");
+        let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
+        let s = p.stream(
+            &client.url("smart", true),
+            client.request("smart", true, false),
+        );
+        assert_eq!(s.status, 200, "{client:?}");
+        assert!(
+            s.text().contains("a refusal was cut"),
+            "{client:?}: {}",
+            s.text()
+        );
         assert_eq!(
             (a.count(), b.count()),
             (1, 0),

@@ -484,15 +484,17 @@ pub fn delta(ev: &Event) -> Option<Delta<'_>> {
     let d = delta.unwrap_or_default();
     let tool = d.tool_calls.is_some_and(|calls| !calls.is_empty());
     let filled = |t: &Option<Text<'_>>| t.as_ref().is_some_and(|t| !t.0.is_empty());
+    let refusal = filled(&d.refusal);
     Some(Delta {
         has_content: filled(&d.content)
             || filled(&d.reasoning_content)
             || filled(&d.reasoning)
-            || filled(&d.refusal)
+            || refusal
             || tool,
         content: d.content.map(|t| t.0),
         reasoning: d.reasoning_content.or(d.reasoning).map(|t| t.0),
         tool,
+        refusal,
         finish: finish_reason.is_some(),
     })
 }

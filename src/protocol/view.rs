@@ -29,6 +29,8 @@ pub struct Delta<'a> {
     pub has_content: bool,
     /// It carries a tool call.
     pub tool: bool,
+    /// It carries a refusal.
+    pub refusal: bool,
     /// It carries the answer's finish marker.
     pub finish: bool,
 }
@@ -44,6 +46,7 @@ impl<'a> Delta<'a> {
             content,
             reasoning,
             tool: false,
+            refusal: false,
             finish: false,
         }
     }

@@ -9,7 +9,7 @@
 //! An endpoint can continue when its provider prefills (`prefill:`, see the registry's
 //! built-in defaults) and it is not a Responses upstream. A continuation refused with
 //! a 4xx (the prefill itself, typically) skips that endpoint and is never shown to the
-//! client. A stream with a tool call in it, or with nowhere to continue, ends with
+//! client. A stream with a tool call or a refusal in it, or with nowhere to continue, ends with
 //! its protocol's error event, never as a clean-looking truncated answer.
 
 use serde_json::{Value, json};
@@ -44,9 +44,11 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
         let twice = broken.iter().filter(|&&b| b == at).count() > 1;
         let order = candidates(targets, at, retry_same, twice, &refused);
         let allowed = run.served.rescued < run.settings.max_rescues as usize;
-        if run.splice.tool || !allowed || order.is_empty() {
+        if run.splice.tool || run.splice.refused || !allowed || order.is_empty() {
             let why = if run.splice.tool {
                 "; a tool call was cut, so it cannot be continued"
+            } else if run.splice.refused {
+                "; a refusal was cut, so it cannot be continued"
             } else if !allowed {
                 "; no more continuations are allowed (failover.max_rescues)"
             } else {

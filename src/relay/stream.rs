@@ -38,6 +38,9 @@ pub(super) struct Splice {
     reasoning: String,
     /// A tool call went out (such a stream is never continued).
     pub(super) tool: bool,
+    /// A refusal went out: nothing can be asked to continue one (a prefill is an
+    /// answer's text), and asked afresh a model would start it over.
+    pub(super) refused: bool,
     /// Tokens estimated for what the client had when the continuation began.
     carried: u64,
     /// The prefill lost trailing whitespace the client already has.
@@ -56,6 +59,7 @@ impl Splice {
             text: String::new(),
             reasoning: String::new(),
             tool: false,
+            refused: false,
             carried: 0,
             trimmed: false,
         }
@@ -111,6 +115,7 @@ impl Splice {
             self.reasoning.push_str(&r);
         }
         self.tool |= d.tool;
+        self.refused |= d.refusal;
         d.has_content
     }
 
@@ -135,6 +140,9 @@ impl Splice {
         }
         if d["tool_calls"].as_array().is_some_and(|a| !a.is_empty()) {
             self.tool = true;
+        }
+        if d["refusal"].as_str().is_some_and(|r| !r.is_empty()) {
+            self.refused = true;
         }
     }
 }

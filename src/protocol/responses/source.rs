@@ -324,10 +324,14 @@ pub fn delta(ev: &Event) -> Option<Delta<'_>> {
     match event.kind.0.as_ref() {
         TEXT => Some(Delta::text(Some(event.delta?.0), None)),
         // Content, but not the answer's text, as its decoder makes it.
-        REFUSAL => Some(Delta {
-            has_content: !event.delta?.0.is_empty(),
-            ..Delta::default()
-        }),
+        REFUSAL => {
+            let refusal = !event.delta?.0.is_empty();
+            Some(Delta {
+                has_content: refusal,
+                refusal,
+                ..Delta::default()
+            })
+        }
         SUMMARY | REASONING => Some(Delta::text(None, Some(event.delta?.0))),
         _ => None,
     }
