@@ -926,10 +926,7 @@ fn nearest_field(msg: &str) -> Option<&str> {
 
 /// Of `names`, the one nearest `asked` when it is one or two letters away (a typo),
 /// else `None`; the first of equally near ones.
-pub(crate) fn nearest<'a>(
-    asked: &str,
-    names: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn nearest<'a>(asked: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     names
         .into_iter()
         .map(|n| (edits(asked, n), n))

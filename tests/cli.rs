@@ -522,6 +522,7 @@ fn an_unknown_command_from_another_tool_is_pointed_at_ours() {
             "validate",
             "`routeplane config validate` checks a config file",
         ),
+        ("provider", "did you mean `providers`?"),
     ] {
         let out = run(&dir, &[word]);
         assert_eq!(out.status.code(), Some(2), "{word}");
@@ -530,6 +531,10 @@ fn an_unknown_command_from_another_tool_is_pointed_at_ours() {
             &format!("routeplane: error: unknown command `{word}`; {meant} (see --help)\n"),
         );
     }
+    // `help` is the help, as `--help` is.
+    let out = run(&dir, &["help"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), text(&run(&dir, &["--help"]).stdout));
 }
 
 #[test]

@@ -126,6 +126,10 @@ pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
             Value(cmd) => {
                 let cmd = cmd.string()?;
                 return match cmd.as_str() {
+                    "help" => {
+                        out!("{HELP}")?;
+                        Ok(ExitCode::SUCCESS)
+                    }
                     "serve" => serve::run(global, &mut parser),
                     "init" => init::run(global, &mut parser),
                     "config" => validate::run_config(global, &mut parser),
@@ -151,10 +155,26 @@ pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
     serve::run(global, &mut parser)
 }
 
+/// The command words, for a mistyped one.
+const COMMANDS: [&str; 11] = [
+    "serve",
+    "init",
+    "config",
+    "route",
+    "models",
+    "providers",
+    "login",
+    "logout",
+    "usage",
+    "service",
+    "help",
+];
+
 /// What an unknown command word was likely meant as, from other tools' words
-/// (`list`, `ls`, `start`, `validate`), as `; …` to append, or nothing.
-fn meant(word: &str) -> &'static str {
-    match word {
+/// (`list`, `ls`, `start`, `validate`) or a typo of ours (`provider`), as `; …` to
+/// append, or nothing.
+fn meant(word: &str) -> String {
+    let said = match word {
         "list" | "ls" => {
             "; `routeplane models` lists the model ids clients can name, `routeplane providers` \
              the providers"
@@ -163,6 +183,10 @@ fn meant(word: &str) -> &'static str {
         "validate" | "check" => "; `routeplane config validate` checks a config file",
         "install" => "; `routeplane service install` installs the systemd unit",
         _ => "",
+    };
+    match config::nearest(word, COMMANDS) {
+        Some(near) if said.is_empty() => format!("; did you mean `{near}`?"),
+        _ => said.to_string(),
     }
 }
 

@@ -302,7 +302,7 @@ const ECHOED: [&str; 12] = [
     "metadata",
 ];
 
-/// What of a Responses client's request its translated answer repeats ([`ECHOED`]):
+/// What of a Responses client's request its translated answer repeats (`ECHOED`):
 /// the request's own bytes for those fields, made one JSON object. Copied, not parsed:
 /// a request that goes to a Responses source as it came never needs them, and Codex
 /// CLI's tools and instructions run to tens of KiB. Shared, since every attempt's
