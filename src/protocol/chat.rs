@@ -388,7 +388,22 @@ impl Decoder {
 /// `delta` (`part`): thinking is `reasoning_content` (Ollama and OpenRouter call it
 /// `reasoning`).
 pub fn into_hub(answer: &mut Value, part: &str) {
-    rename_unset(answer, part, &[("reasoning", "reasoning_content")]);
+    let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for choice in choices {
+        let Some(m) = choice.get_mut(part).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let unset = match m.get("reasoning_content") {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.is_empty(),
+            Some(_) => false,
+        };
+        if unset && let Some(v) = m.get("reasoning").filter(|v| v.is_string()).cloned() {
+            m.insert("reasoning_content".into(), v);
+        }
+    }
 }
 
 /// A hub answer (`part` = `message`) or chunk (`delta`) with its refusal (OpenAI's
@@ -438,31 +453,6 @@ pub fn refusals_as_text(req: &mut Value) {
             (false, false) => format!("{text}\n\n{refusal}"),
         };
         o.insert("content".into(), Value::String(said));
-    }
-}
-
-/// In each choice's `part`, sets each pair's second key from its first where the second
-/// is unset or empty.
-fn rename_unset(answer: &mut Value, part: &str, pairs: &[(&str, &str)]) {
-    let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) else {
-        return;
-    };
-    for choice in choices {
-        let Some(m) = choice.get_mut(part).and_then(Value::as_object_mut) else {
-            continue;
-        };
-        let unset = |m: &Map<String, Value>, key: &str| match m.get(key) {
-            None | Some(Value::Null) => true,
-            Some(Value::String(s)) => s.is_empty(),
-            Some(_) => false,
-        };
-        for &(theirs, ours) in pairs {
-            if unset(m, ours)
-                && let Some(v) = m.get(theirs).filter(|v| v.is_string()).cloned()
-            {
-                m.insert(ours.into(), v);
-            }
-        }
     }
 }
 
