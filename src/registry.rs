@@ -1184,49 +1184,50 @@ fn glob_match_in<T: PartialEq + Copy>(g: &[T], t: &[T], any: T, one: T) -> bool 
 /// model: each loads, but the second says nothing the first did not (a duplicate endpoint
 /// is only asked again after it failed), so it is most likely a slip for another name.
 /// One warning per repeat, at its line.
-fn written_twice(loaded: &Loaded) -> impl Iterator<Item = Error> + '_ {
+fn written_twice<'a>(loaded: &'a Loaded) -> impl Iterator<Item = Error> + 'a {
     let c = &loaded.config;
     let models = c.providers.0.iter().flat_map(move |entry| {
-        let mut seen: Vec<&str> = Vec::new();
-        entry.value.models.iter().filter_map(move |m| {
-            let id = match &m.value {
-                config::ModelEntry::Name(n) => n.as_str(),
-                config::ModelEntry::Full { id, .. } => id.as_str(),
-            };
-            if !seen.contains(&id) {
-                seen.push(id);
-                return None;
-            }
-            Some(loaded.error_at(
-                m.referenced.line() as usize,
-                m.referenced.column() as usize,
-                format!(
-                    "model `{id}` is declared twice under `providers.{}`; keep one",
-                    entry.name
-                ),
-            ))
+        let id = |m: &'a serde_saphyr::Spanned<config::ModelEntry>| match &m.value {
+            config::ModelEntry::Name(n) => Some(n.as_str()),
+            config::ModelEntry::Full { id, .. } => Some(id.as_str()),
+        };
+        repeats(&entry.value.models, id).map(move |(m, id)| {
+            let (line, col) = (m.referenced.line(), m.referenced.column());
+            let msg = format!(
+                "model `{id}` is declared twice under `providers.{}`; keep one",
+                entry.name
+            );
+            loaded.error_at(line as usize, col as usize, msg)
         })
     });
     let endpoints = c.models.0.iter().flat_map(move |entry| {
-        let mut seen: Vec<(&str, &str)> = Vec::new();
-        entry.value.endpoints.iter().filter_map(move |ep| {
-            let parts = ep.value.parts()?;
-            if !seen.contains(&parts) {
-                seen.push(parts);
-                return None;
-            }
-            Some(loaded.error_at(
-                ep.referenced.line() as usize,
-                ep.referenced.column() as usize,
-                format!(
-                    "endpoint `{}:{}` is listed twice in virtual model `{}`; list it once \
-                     (`failover.retries` sets how often a failed endpoint is asked again)",
-                    parts.0, parts.1, entry.name
-                ),
-            ))
+        repeats(&entry.value.endpoints, |ep| ep.value.parts()).map(move |(ep, parts)| {
+            let (line, col) = (ep.referenced.line(), ep.referenced.column());
+            let msg = format!(
+                "endpoint `{}:{}` is listed twice in virtual model `{}`; list it once \
+                 (`failover.retries` sets how often a failed endpoint is asked again)",
+                parts.0, parts.1, entry.name
+            );
+            loaded.error_at(line as usize, col as usize, msg)
         })
     });
     models.chain(endpoints)
+}
+
+/// The items whose key an earlier item already had, each with that key.
+fn repeats<'a, T, K: PartialEq + 'a>(
+    items: &'a [T],
+    key: impl Fn(&'a T) -> Option<K> + 'a,
+) -> impl Iterator<Item = (&'a T, K)> + 'a {
+    let mut seen = Vec::new();
+    items.iter().filter_map(move |item| {
+        let k = key(item)?;
+        if seen.contains(&k) {
+            return Some((item, k));
+        }
+        seen.push(k);
+        None
+    })
 }
 
 #[cfg(test)]
