@@ -71,8 +71,9 @@ impl<'a> Run<'a, '_> {
     /// client's own, or the hub request's it was translated from.
     fn asked_thinking(&self, target: &Target) -> bool {
         if target.protocol == self.call.inbound {
+            // Parsed afresh (an error's path): the copy sent was never a tree.
             let body = self.call.body.to_value();
-            body.is_ok_and(|v| target.protocol.asks_thinking(&v))
+            body.is_ok_and(|mut v| target.protocol.forget_thinking(&mut v))
         } else {
             matches!(&self.hub, Some(Ok(hub)) if Protocol::Chat.asks_thinking(hub))
         }
