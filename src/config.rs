@@ -47,6 +47,7 @@ pub struct Config {
     /// Log output.
     pub log: Log,
     /// Sources of tokens, keyed by provider id, in file order.
+    #[serde(deserialize_with = "providers")]
     pub providers: Named<Provider>,
     /// Virtual models, keyed by name, in file order.
     pub models: Named<VirtualModel>,
@@ -656,6 +657,26 @@ fn field_like(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
 }
 
+/// `providers:`, where a provider written with nothing under it (`ollama:`) is one with
+/// every default, as `ollama: {}` is: the way people name a built-in source to use as is.
+/// Only here: a virtual model or a header with nothing under it is a slip.
+fn providers<'de, D: Deserializer<'de>>(d: D) -> Result<Named<Provider>, D::Error> {
+    struct Blank(Provider);
+    impl<'de> Deserialize<'de> for Blank {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Blank, D::Error> {
+            Option::<Provider>::deserialize(d).map(|p| Blank(p.unwrap_or_default()))
+        }
+    }
+    let Named(entries) = Named::<Blank>::deserialize(d)?;
+    let entries = entries.into_iter().map(|e| Entry {
+        name: e.name,
+        line: e.line,
+        col: e.col,
+        value: e.value.0,
+    });
+    Ok(Named(entries.collect()))
+}
+
 /// A YAML map kept in file order, each key with its line and column.
 #[derive(Debug)]
 pub struct Named<T>(pub Vec<Entry<T>>);
@@ -789,6 +810,18 @@ pub fn parse(text: &str) -> Result<Config, (usize, usize, String)> {
 /// map key (`- sk-…: x` makes the key a map key).
 const SECRET_KEYS: [&str; 3] = ["keys", "api_key", "headers"];
 
+/// The keys of a [`Provider`] block, as written in the file.
+const PROVIDER_KEYS: [&str; 8] = [
+    "api_base",
+    "api_key",
+    "api_protocol",
+    "headers",
+    "models",
+    "detect",
+    "auth",
+    "prefill",
+];
+
 /// Rewrites a parser message so that it names the key and the kind of value wanted:
 /// `invalid u64` at `workers: lots` becomes `workers: expected a whole number, got "lots"`.
 ///
@@ -799,6 +832,16 @@ const SECRET_KEYS: [&str; 3] = ["keys", "api_key", "headers"];
 fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
     let src = text.lines().nth(line.wrapping_sub(1)).unwrap_or("");
     let mut told = told(text, line, col, src, msg);
+    if let [top, key] = &keys_around(text, line, col)[..]
+        && top == "providers"
+        && PROVIDER_KEYS.contains(&key.as_str())
+    {
+        // `ollama:` with nothing under it is a provider with defaults, so its keys
+        // written without indentation become providers of their own.
+        told.push_str(&format!(
+            " (`{key}` is a key of a provider: indent it under the provider it belongs to)"
+        ));
+    }
     if unquoted_variable_in_flow(src) {
         // YAML reads `{` as a map there: `[${KEY}]` fails with `expected ',' or ']'`.
         told.push_str(" (inside `[…]` or `{…}`, put a ${VAR} in quotes: `[\"${VAR}\"]`)");

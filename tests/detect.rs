@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::proxy::bin;
+use crate::support::proxy::{bin, hermetic};
 use crate::support::upstream::{Recorded, chat_answer};
 use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text, wait_until};
 
@@ -293,15 +293,33 @@ fn default_ports_off_asks_only_the_local_servers_the_config_names() {
 }
 
 #[test]
+fn a_provider_written_with_nothing_under_it_is_named_with_its_defaults() {
+    let dir = Dir::new();
+    dir.write(
+        "routeplane.yaml",
+        "detect:\n  default_ports: false\nproviders:\n  vllm:\n  lmstudio:   # as is\n",
+    );
+    let v: serde_json::Value = serde_json::from_str(&cli(&dir, &["providers", "--json"])).unwrap();
+    let state = |id: &str| {
+        let p = v.as_array().unwrap().iter().find(|p| p["id"] == id);
+        p.unwrap()["state"].as_str().unwrap().to_string()
+    };
+    for id in ["vllm", "lmstudio"] {
+        assert_ne!(state(id), "not asked", "{id} is named, so asked");
+    }
+    assert_eq!(state("llamacpp"), "not asked");
+}
+
+#[test]
 fn models_and_providers_commands_show_detection() {
     let up = MockUpstream::start(ollama(&["llama3.1:8b"]));
     let dir = Dir::new();
     dir.write(
         "routeplane.yaml",
-        &format!(
+        &hermetic(&format!(
             "providers:\n  ollama:\n    api_base: {}\n    models: [declared:1b]\n",
             up.url()
-        ),
+        )),
     );
     assert_text(
         &cli(&dir, &["models"]),

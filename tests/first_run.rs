@@ -716,7 +716,7 @@ fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
         ),
         (
             "providers:\n  a:\n  api_base: http://127.0.0.1:1/v1\n",
-            "2:4: providers.a: expected a map of keys, got nothing (indent the keys that belong to it under it)",
+            "3:13: providers.api_base: expected a map of keys, got a single value (`api_base` is a key of a provider: indent it under the provider it belongs to)",
         ),
         (
             "# tuned\ntimeouts:\n  idle_secs: 0\n",
