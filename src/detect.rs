@@ -394,17 +394,12 @@ fn list(
     let url = crate::log::shown_url(url);
     if !(200..300).contains(&status) {
         // A listing holds no prompt, so its error's words can be shown; never the
-        // credential, should a server echo what it was sent.
-        let mut said: String = crate::protocol::upstream_error_message(&body)
-            .chars()
-            .take(200)
-            .collect();
-        for (_, value) in headers {
-            let secret = value.strip_prefix("Bearer ").unwrap_or(value);
-            if secret.len() >= 8 {
-                said = said.replace(secret, "***");
-            }
-        }
+        // credential, should a server echo what it was sent. On one line: an error
+        // page's HTML spreads over many.
+        let body = crate::upstream::without_credentials(&body, headers).unwrap_or(body);
+        let message = crate::protocol::upstream_error_message(&body);
+        let words = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        let said: String = words.chars().take(200).collect();
         return Err(format!("{url} answered {status}: {said}"));
     }
     let v: Value = serde_json::from_slice(&body)

@@ -405,9 +405,33 @@ pub fn line(msg: impl fmt::Display) {
         let v = serde_json::json!({"ts": now.to_string(), "msg": msg.to_string()});
         let _ = writeln!(text, "{v}");
     } else {
-        let _ = writeln!(text, "{now} {msg}");
+        let _ = write!(text, "{now} ");
+        let start = text.len();
+        let _ = write!(text, "{msg}");
+        if text[start..].contains(char::is_control) {
+            let flat = one_line(&text[start..]);
+            text.truncate(start);
+            text.push_str(&flat);
+        }
+        text.push('\n');
     }
     write_line(&text);
+}
+
+/// `msg` with its control characters escaped as JSON writes them (`\n`, `\u001b`): an
+/// event line may quote what a server answered (a source's error page), and that must
+/// neither forge a line of its own nor reach the terminal as an escape sequence.
+fn one_line(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len() + 16);
+    for c in msg.chars() {
+        if c.is_control() {
+            let quoted = serde_json::Value::from(c.to_string()).to_string();
+            out.push_str(&quoted[1..quoted.len() - 1]);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Writes one request's line to stderr, in the chosen format.

@@ -153,6 +153,46 @@ fn classify(e: &std::io::Error, stage: &'static str) -> SendError {
 /// request unless it is made at run time (a key, a client's own header).
 pub type Header = (Cow<'static, str>, Cow<'static, str>);
 
+/// `body` with each credential among the headers `sent` (a key, a token, without its
+/// `Bearer `) as `***`, or `None` when none is in it: a source that echoes the key it
+/// refused must not hand it on to a client or a log.
+pub fn without_credentials(body: &[u8], sent: &[Header]) -> Option<Vec<u8>> {
+    let mut out: Option<Vec<u8>> = None;
+    for (name, value) in sent {
+        let name = name.to_ascii_lowercase();
+        let carries = ["auth", "key", "token", "secret", "cookie"]
+            .iter()
+            .any(|w| name.contains(w));
+        let secret = value.strip_prefix("Bearer ").unwrap_or(value).as_bytes();
+        // Shorter values are no credential, and would mask common words.
+        if !carries || secret.len() < 8 {
+            continue;
+        }
+        let text = out.as_deref().unwrap_or(body);
+        if let Some(replaced) = replace_all(text, secret, b"***") {
+            out = Some(replaced);
+        }
+    }
+    out
+}
+
+/// `hay` with every `needle` replaced by `with`, or `None` when there is none.
+fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut rest = hay;
+    let mut found = false;
+    while let Some(at) = rest.windows(needle.len()).position(|w| w == needle) {
+        out.extend_from_slice(&rest[..at]);
+        out.extend_from_slice(with);
+        rest = &rest[at + needle.len()..];
+        found = true;
+    }
+    found.then(|| {
+        out.extend_from_slice(rest);
+        out
+    })
+}
+
 /// An upstream's answer: status, a few headers, and the body still to read.
 pub struct Reply {
     /// HTTP status.

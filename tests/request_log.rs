@@ -228,6 +228,34 @@ fn a_model_name_cannot_forge_a_log_line() {
 }
 
 #[test]
+fn a_sources_error_page_cannot_forge_a_log_line() {
+    // Whatever listens where a source is named answers its model listing with a page
+    // of many lines, one of them a request line, and a terminal escape.
+    let page = "<html>\n<body>nope</body>\n</html>\n2026-01-01T00:00:00.000Z POST \
+                /v1/chat/completions model=forged status=200\n\u{1b}[2J";
+    let up = MockUpstream::numbered(move |n, _| match n {
+        0 => Reply::json(200, json!({"data": [{"id": "m"}]})),
+        _ => Reply::Json(404, page.to_string()),
+    });
+    let p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 0.3\nproviders:\n  box:\n    api_base: {}\n    detect: true\n",
+        up.url()
+    ));
+    let line = p.wait_log("source box is down");
+    assert!(
+        line.contains("answered 404: <html> <body>nope</body> </html> 2026-01-01T00:00:00.000Z")
+            && line.contains("\\u001b[2J"),
+        "{line}"
+    );
+    for line in p.log() {
+        assert!(
+            line.starts_with("20") && !line.contains('\u{1b}'),
+            "{line:?}"
+        );
+    }
+}
+
+#[test]
 fn a_rescued_stream_lists_every_attempt_retries_included_and_its_rescuer() {
     // `a` answers 503 (retried on the same endpoint), then streams and is cut after 24
     // tokens (a cut is continued on `a` first), then finishes the answer from the prefill.

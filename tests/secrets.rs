@@ -372,3 +372,57 @@ fn a_key_in_a_base_urls_query_is_shown_as_stars_wherever_the_url_is() {
         assert!(!text.contains("SECRET"), "{text}");
     }
 }
+
+#[test]
+fn a_key_a_source_echoes_in_its_error_reaches_no_client_and_no_log() {
+    // As OpenAI does for a wrong key: the refusal quotes the key it was sent.
+    let upstream = MockUpstream::numbered(|n, req| {
+        if n == 0 {
+            return crate::support::Reply::json(200, json!({"data": [{"id": "m"}]}));
+        }
+        let sent = req
+            .header("authorization")
+            .or(req.header("x-api-key"))
+            .unwrap_or("");
+        let key = sent.strip_prefix("Bearer ").unwrap_or(sent);
+        crate::support::Reply::json(
+            401,
+            json!({"error": {"message": format!("Incorrect API key provided: {key}."),
+                   "type": "invalid_request_error", "code": "invalid_api_key"}}),
+        )
+    });
+    let base = upstream.url();
+    let p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 0.3\nproviders:\n  x:\n    api_base: {base}\n    api_key: sk-SECRET-789abc\n    detect: true\n    models: [m]\n  y:\n    api_base: {base}\n    api_key: sk-SECRET-789abc\n    api_protocol: anthropic\n    models: [m]\n"
+    ));
+    let down = p.wait_log("source x is down");
+    assert!(down.contains("Incorrect API key provided: ***."), "{down}");
+    let mut seen = Vec::new();
+    // The same protocol (the body passed on) and a translated one (its message retold).
+    for model in ["x:m", "y:m"] {
+        let chat = p.post(
+            "/v1/chat/completions",
+            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(chat.status, 401, "{}", chat.body);
+        assert!(
+            chat.error_message()
+                .contains("Incorrect API key provided: ***."),
+            "{}",
+            chat.body
+        );
+        seen.push(chat.body);
+        let messages = p.post(
+            "/v1/messages",
+            json!({"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(messages.status, 401, "{}", messages.body);
+        seen.push(messages.body);
+    }
+    p.wait_log("y:m");
+    seen.push(p.get("/status.json").body);
+    seen.push(p.log().join("\n"));
+    for text in seen {
+        assert!(!text.contains("SECRET"), "{text}");
+    }
+}

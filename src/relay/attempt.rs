@@ -25,7 +25,7 @@ use crate::protocol::{self, Protocol};
 use crate::registry::Target;
 use crate::stats::{Ended, Tokens, Tried, status_word};
 use crate::sync::Spare;
-use crate::upstream::{self, BodyError, Reply, SendError};
+use crate::upstream::{self, BodyError, Header, Reply, SendError};
 
 /// At most two attempts of one endpoint fall within this window.
 const SPACING: Duration = Duration::from_millis(1500);
@@ -321,7 +321,7 @@ impl<'a> Run<'a, '_> {
             return fail(FailKind::Prepare(e.status()), e.to_string());
         }
         if !(200..300).contains(&reply.status) {
-            return upstream_error(self, reply, &url);
+            return upstream_error(self, reply, &url, &headers);
         }
         let t = Try {
             target,
@@ -350,7 +350,7 @@ impl<'a> Run<'a, '_> {
                     patience,
                     &gone,
                 ) {
-                    Ok(Some(why)) => return upstream_error(self, why, &url),
+                    Ok(Some(why)) => return upstream_error(self, why, &url, &headers),
                     Ok(None) => {}
                     // The client left: not the source's failure, to cool it down for.
                     Err(_) => return Outcome::ClientGone,
@@ -593,8 +593,9 @@ fn send_failed(e: &SendError, (answer, key): (Duration, &str), connect: Duration
     }
 }
 
-/// Reads an upstream error answer (to a request sent to `url`) and classifies it.
-fn upstream_error(run: &Run<'_, '_>, mut reply: Reply, url: &str) -> Outcome {
+/// Reads an upstream error answer (to a request sent to `url` with `sent` headers) and
+/// classifies it.
+fn upstream_error(run: &Run<'_, '_>, mut reply: Reply, url: &str, sent: &[Header]) -> Outcome {
     let status = reply.status;
     let retry_after = reply.retry_after;
     let headers = std::mem::take(&mut reply.headers);
@@ -605,7 +606,7 @@ fn upstream_error(run: &Run<'_, '_>, mut reply: Reply, url: &str) -> Outcome {
     };
     let limit = run.settings.limits.max_response_bytes.min(1024 * 1024);
     let bytes = match reply.read_all(limit, &|| run.out.client_gone()) {
-        Ok(bytes) => bytes,
+        Ok(bytes) => upstream::without_credentials(&bytes, sent).unwrap_or(bytes),
         Err(BodyError::Failed(_)) => Vec::new(),
         Err(BodyError::Abandoned) => return Outcome::ClientGone,
     };
