@@ -671,20 +671,35 @@ impl Registry {
                        asked for; set `skip_auth: false` (or remove the line) to require them";
             warnings.push(loaded.error_at_key("skip_auth", msg).to_string());
         }
-        let placeholders = placeholder_keys(&providers);
+        let (placeholders, garbled): (Vec<_>, Vec<_>) = unusable_key_vars(&providers, loaded)
+            .into_iter()
+            .partition(|(_, why)| *why == PLACEHOLDER_KEY);
+        let shown = |vars: Vec<(&str, _)>| {
+            let vars: Vec<String> = vars.iter().map(|(v, _)| format!("`{v}`")).collect();
+            vars.join(", ")
+        };
         if !placeholders.is_empty() {
             warnings.push(format!(
                 "`{CLIENT_PLACEHOLDER}`, the key a client sends to Routeplane, is no key for a \
                  vendor: {} taken as unset; set such variables only in the client's shell, not \
                  in the one that starts Routeplane",
-                placeholders
-                    .iter()
-                    .map(|v| format!("`{v}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                shown(placeholders)
             ));
         }
+        if !garbled.is_empty() {
+            warnings.push(format!("{} taken as unset: {GARBLED_KEY}", shown(garbled)));
+        }
         for p in providers.iter().filter(|p| p.configured) {
+            if written_key(loaded, &p.id).is_some_and(|k| key_text(k) == CLIENT_PLACEHOLDER) {
+                let msg = format!(
+                    "`api_key` of `{}` is `{CLIENT_PLACEHOLDER}`, the key a client sends to \
+                     Routeplane, not a vendor's: taken as no key; set the variable it reads \
+                     only in the client's shell, not in the one that starts Routeplane",
+                    p.id
+                );
+                let key_at = format!("providers.{}.api_key", p.id);
+                warnings.push(loaded.error_at_key(&key_at, msg).to_string());
+            }
             let shown = crate::log::shown_url(&p.api_base);
             let at = format!("providers.{}.api_base", p.id);
             if let Some(var) = (p.key_source.as_deref() == Some("api_key"))
@@ -869,12 +884,54 @@ fn unbraced_var(value: &str) -> Option<&str> {
 /// the vendor, which refuses it: it is no key (see [`placeholder_keys`]).
 const CLIENT_PLACEHOLDER: &str = "unused";
 
-/// The environment variables of built-in providers that hold the client placeholder.
-fn placeholder_keys(providers: &[Arc<Provider>]) -> Vec<&str> {
-    (providers.iter().filter(|p| p.key.is_none()))
+/// Why a key's text cannot be sent as a key, if it cannot: the client placeholder, or a
+/// character an HTTP header cannot carry. Spaces and line ends around a key are not
+/// counted (see [`key_text`]).
+pub fn unusable_key(key: &str) -> Option<&'static str> {
+    let key = key_text(key);
+    if key == CLIENT_PLACEHOLDER {
+        Some(PLACEHOLDER_KEY)
+    } else if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        Some(GARBLED_KEY)
+    } else {
+        None
+    }
+}
+
+/// Why the client placeholder is no key.
+const PLACEHOLDER_KEY: &str =
+    "`unused`, the key a client sends to Routeplane, is no key for a vendor";
+
+/// Why a key with an inner space or control character is no key.
+const GARBLED_KEY: &str = "it holds something other than visible ASCII characters inside (a \
+                           space, a line break, a control character), which no key does and no \
+                           header carries; the value is not shown";
+
+/// The `api_key` a provider block writes, expanded.
+fn written_key<'a>(loaded: &'a Loaded, id: &str) -> Option<&'a str> {
+    let block = loaded.config.providers.0.iter().find(|e| e.name == id)?;
+    block.value.api_key.as_ref().map(|k| k.as_str())
+}
+
+/// A key as written or exported, without the spaces and line end around it: a key file
+/// saved on Windows and read with `$(cat key.txt)` keeps its `\r`, which no header carries.
+fn key_text(key: &str) -> &str {
+    key.trim()
+}
+
+/// The environment variables of built-in providers that hold a key [`unusable_key`]
+/// refuses, with why; not those of a block that writes its own `api_key`.
+fn unusable_key_vars<'a>(
+    providers: &'a [Arc<Provider>],
+    loaded: &Loaded,
+) -> Vec<(&'a str, &'static str)> {
+    (providers.iter())
+        .filter(|p| p.key.is_none() && written_key(loaded, &p.id).is_none())
         .flat_map(|p| &p.key_vars)
-        .filter(|var| std::env::var(var).is_ok_and(|k| k == CLIENT_PLACEHOLDER))
-        .map(String::as_str)
+        .filter_map(|var| {
+            let why = std::env::var(var).ok().and_then(|k| unusable_key(&k))?;
+            Some((var.as_str(), why))
+        })
         .collect()
 }
 
@@ -882,10 +939,9 @@ fn placeholder_keys(providers: &[Arc<Provider>]) -> Vec<&str> {
 fn from_builtin(b: &Builtin) -> Provider {
     let key_vars = key_vars(b);
     let found = key_vars.iter().find_map(|var| {
-        std::env::var(var)
-            .ok()
-            .filter(|k| !k.is_empty() && k != CLIENT_PLACEHOLDER)
-            .map(|k| (k, var.clone()))
+        let value = std::env::var(var).ok()?;
+        let key = key_text(&value);
+        (!key.is_empty() && unusable_key(key).is_none()).then(|| (key.to_string(), var.clone()))
     });
     let (key, key_source) = found.unzip();
     Provider {
@@ -954,8 +1010,13 @@ fn provider(
             ),
         ));
     }
-    if let Some(key) = block.api_key.as_ref().filter(|k| !k.as_str().is_empty()) {
-        p.key = Some(Secret::new(key.as_str()));
+    let key = block.api_key.as_ref().map(|k| key_text(k.as_str()));
+    if let Some(key) = key.filter(|k| !k.is_empty() && *k != CLIENT_PLACEHOLDER) {
+        if let Some(why) = unusable_key(key) {
+            let at = format!("providers.{}.api_key", p.id);
+            return Err(loaded.error_at_key(&at, format!("`api_key` of `{}`: {why}", p.id)));
+        }
+        p.key = Some(Secret::new(key));
         p.key_source = Some("api_key".to_string());
     }
     if let Some(spec) = &block.api_protocol {

@@ -624,10 +624,52 @@ fn a_clients_placeholder_key_in_routeplanes_shell_is_no_key() {
     );
     assert_eq!(up.count(), 0, "the placeholder was sent as a key");
     assert!(
-        resp.error_message().contains("OPENAI_API_KEY"),
+        resp.error_message().starts_with(
+            "provider `openai` has no credential: `OPENAI_API_KEY` is set, but taken as unset \
+             (`unused`, the key a client sends to Routeplane, is no key for a vendor); set \
+             OPENAI_API_KEY or"
+        ),
         "{}",
         resp.body
     );
+}
+
+#[test]
+fn a_key_read_from_a_variable_loses_its_line_end_and_the_placeholder_is_no_key() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let yaml = format!(
+        "providers:\n  x:\n    api_base: {}\n    api_key: ${{RP_TEST_KEY:-}}\n    models: [m]\n",
+        up.url()
+    );
+    let ask = |p: &Proxy| {
+        let body = json!({"model": "x:m", "messages": [{"role": "user", "content": "hi"}]});
+        assert_eq!(p.post("/v1/chat/completions", body).status, 200);
+    };
+    // A key file saved on Windows and read with `$(cat key.txt)` keeps its `\r\n`.
+    let p = Proxy::start_with(&yaml, &[("RP_TEST_KEY", " sk-SECRET-1\r\n")], &[]);
+    ask(&p);
+    assert_eq!(
+        up.posts()[0].header("authorization"),
+        Some("Bearer sk-SECRET-1")
+    );
+    // The README's client line run in Routeplane's shell, read through the config.
+    let p = Proxy::start_with(&yaml, &[("RP_TEST_KEY", "unused")], &[]);
+    p.wait_log(
+        "routeplane.yaml:4:5: `api_key` of `x` is `unused`, the key a client sends to Routeplane, not a \
+         vendor's: taken as no key; set the variable it reads only in the client's shell, not in \
+         the one that starts Routeplane",
+    );
+    ask(&p);
+    assert_eq!(up.posts()[1].header("authorization"), None);
+    // A character no header carries, inside the key: refused where it is written.
+    let (path, validate, serve) = config_error(&yaml, &[("RP_TEST_KEY", "sk-SECRET\r\n-2")]);
+    let said = format!(
+        "{path}:4:5: `api_key` of `x`: it holds something other than visible ASCII characters \
+         inside (a space, a line break, a control character), which no key does and no header \
+         carries; the value is not shown\n"
+    );
+    assert_text(&validate, &format!("routeplane: invalid: {said}"));
+    assert_text(&serve, &format!("routeplane: error: {said}"));
 }
 
 #[test]

@@ -84,6 +84,14 @@ thread_local! {
 /// What to set (or run) to give a provider a credential, for messages.
 pub fn key_hint(p: &Provider) -> String {
     let mut hint = format!("set {}", key_vars_shown(p));
+    // A variable that is set, but to no key, is named: "set X" alone reads as wrong.
+    let refused = p.key_vars.iter().find_map(|var| {
+        let why = crate::registry::unusable_key(&std::env::var(var).ok()?)?;
+        Some((var, why))
+    });
+    if let Some((var, why)) = refused {
+        hint = format!("`{var}` is set, but taken as unset ({why}); {hint}");
+    }
     if Subscription::of(&p.id).is_some() {
         hint.push_str(&format!(", or run `routeplane login {}`", p.id));
     }
