@@ -919,8 +919,8 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
             "invalid type: sequence, expected a map" => "expected a map, got a list".into(),
             "invalid type: map, expected a sequence" => "expected a list, got a map".into(),
             "data did not match any variant of untagged enum ProtocolSpec" => {
-                "expected a protocol (`chat_completions`, `anthropic`, `responses`) or a list \
-                 of `\"glob\": protocol` entries"
+                "expected a protocol (`chat_completions`, `anthropic`, `responses` or \
+                 `gemini`) or a list of `\"glob\": protocol` entries"
                     .to_string()
             }
             m => without_strings(m),

@@ -733,7 +733,7 @@ fn head_requests_get_200_and_no_body_even_without_a_key() {
 
 #[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
-    let cases: [(&str, &str); 19] = [
+    let cases: [(&str, &str); 20] = [
         (
             "models:\n  smart:\n  endpoints: [ollama:llama3.1]\n",
             "2:8: models.smart: expected a map of keys, got nothing (indent the keys that belong to it under it)",
@@ -811,6 +811,10 @@ fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
         (
             "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    models:\n      - {name: m}\n",
             "5:9: unknown key `name` in a model entry; expected `id` or `provider_model_id`",
+        ),
+        (
+            "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_protocol: {claude: anthropic}\n",
+            "4:19: providers.x.api_protocol: expected a protocol (`chat_completions`, `anthropic`, `responses` or `gemini`) or a list of `\"glob\": protocol` entries",
         ),
     ];
     for (yaml, want) in cases {
