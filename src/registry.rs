@@ -991,11 +991,17 @@ fn provider(
         p.api_base = base.as_str().trim_end_matches('/').to_string();
     }
     if p.api_base.is_empty() {
+        // `Ollama:` or `olama:` meant the built-in, which needs no `api_base`.
+        let near = crate::config::nearest(&p.id.to_lowercase(), builtin_ids())
+            .filter(|b| *b != p.id)
+            .map_or(String::new(), |b| {
+                format!("; did you mean the built-in provider `{b}`?")
+            });
         return Err(loaded.error_at(
             entry.line,
             entry.col,
             format!(
-                "provider `{}` needs `api_base` (e.g. http://127.0.0.1:8000/v1)",
+                "provider `{}` needs `api_base` (e.g. http://127.0.0.1:8000/v1){near}",
                 p.id
             ),
         ));

@@ -733,7 +733,7 @@ fn head_requests_get_200_and_no_body_even_without_a_key() {
 
 #[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
-    let cases: [(&str, &str); 20] = [
+    let cases: [(&str, &str); 23] = [
         (
             "models:\n  smart:\n  endpoints: [ollama:llama3.1]\n",
             "2:8: models.smart: expected a map of keys, got nothing (indent the keys that belong to it under it)",
@@ -815,6 +815,18 @@ fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
         (
             "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_protocol: {claude: anthropic}\n",
             "4:19: providers.x.api_protocol: expected a protocol (`chat_completions`, `anthropic`, `responses` or `gemini`) or a list of `\"glob\": protocol` entries",
+        ),
+        (
+            "providers:\n  Ollama: {}\n",
+            "2:3: provider `Ollama` needs `api_base` (e.g. http://127.0.0.1:8000/v1); did you mean the built-in provider `ollama`?",
+        ),
+        (
+            "providers:\n  olama:\n    models:\n      - llama3.1:8b\n",
+            "2:3: provider `olama` needs `api_base` (e.g. http://127.0.0.1:8000/v1); did you mean the built-in provider `ollama`?",
+        ),
+        (
+            "providers:\n  LMStudio: {}\n",
+            "2:3: provider `LMStudio` needs `api_base` (e.g. http://127.0.0.1:8000/v1); did you mean the built-in provider `lmstudio`?",
         ),
     ];
     for (yaml, want) in cases {
