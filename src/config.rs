@@ -930,6 +930,14 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     let named = msg.starts_with("unknown field") || msg.starts_with("unknown key");
     if named {
         let field = msg.split('`').nth(1).unwrap_or("");
+        // `- llama3.1: 8b` under a provider's `models:`: a tag's colon with a space after
+        // it makes a map. Told without the key, which may still be a key pasted there.
+        let tag = if msg.contains(" in a model entry;") {
+            "; a model name with a tag is written without a space after its colon \
+             (`- llama3.1:8b`), or as `- id: NAME`"
+        } else {
+            ""
+        };
         match nearest_field(&msg) {
             Some(near) => format!("{msg}; did you mean `{near}`?"),
             None if !field_like(field) => {
@@ -938,11 +946,11 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
                     .or(msg.split_once("; expected "));
                 format!(
                     "unknown field whose name is not shown, as it looks like an API key (a key \
-                     goes in a value: `api_key: …`, or under `headers:` or `keys:`){}",
+                     goes in a value: `api_key: …`, or under `headers:` or `keys:`){}{tag}",
                     expected.map_or(String::new(), |(_, e)| format!("; expected {e}"))
                 )
             }
-            None => msg,
+            None => format!("{msg}{tag}"),
         }
     } else if keys.is_empty() || pathless {
         msg

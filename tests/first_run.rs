@@ -733,7 +733,7 @@ fn head_requests_get_200_and_no_body_even_without_a_key() {
 
 #[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
-    let cases: [(&str, &str); 23] = [
+    let cases: [(&str, &str); 25] = [
         (
             "models:\n  smart:\n  endpoints: [ollama:llama3.1]\n",
             "2:8: models.smart: expected a map of keys, got nothing (indent the keys that belong to it under it)",
@@ -810,7 +810,23 @@ fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
         ),
         (
             "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    models:\n      - {name: m}\n",
-            "5:9: unknown key `name` in a model entry; expected `id` or `provider_model_id`",
+            "5:9: unknown key `name` in a model entry; expected `id` or `provider_model_id`; \
+             a model name with a tag is written without a space after its colon (`- llama3.1:8b`), \
+             or as `- id: NAME`",
+        ),
+        (
+            "providers:\n  ollama:\n    models:\n      - llama3.1: 8b\n",
+            "4:9: unknown field whose name is not shown, as it looks like an API key (a key goes \
+             in a value: `api_key: …`, or under `headers:` or `keys:`); expected `id` or \
+             `provider_model_id`; a model name with a tag is written without a space after its \
+             colon (`- llama3.1:8b`), or as `- id: NAME`",
+        ),
+        (
+            "providers:\n  ollama:\n    models:\n      - qwen2.5-coder: 7b\n",
+            "4:9: unknown field whose name is not shown, as it looks like an API key (a key goes \
+             in a value: `api_key: …`, or under `headers:` or `keys:`); expected `id` or \
+             `provider_model_id`; a model name with a tag is written without a space after its \
+             colon (`- llama3.1:8b`), or as `- id: NAME`",
         ),
         (
             "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_protocol: {claude: anthropic}\n",
