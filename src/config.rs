@@ -871,6 +871,24 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     // the colon, and `a` holds nothing.
     let nothing = src.get(col.wrapping_sub(1)..).is_some_and(nothing_after);
     let value = value_at(src, col).filter(|_| !nothing);
+    // A list or a map where another kind of value was wanted. The parser places a map
+    // at its first key (`detect:` over `  interval_secs: 5`) and a list where a map was
+    // wanted at its first item: the error is the key's that holds it, not one inside it.
+    // A list where anything else was wanted is placed at the key holding it.
+    let list = msg == "expected mapping start" && list_at(src, col);
+    let map = msg.starts_with("invalid type: map, expected ");
+    let got = if list || msg.starts_with("invalid type: sequence, expected ") {
+        Some("a list")
+    } else if map {
+        Some("a map")
+    } else {
+        None
+    };
+    let keys = if list || map {
+        keys_holding(text, line, col).0
+    } else {
+        keys
+    };
     let wanted = match msg {
         m if m.starts_with("invalid u") || m.starts_with("invalid i") => Some("a whole number"),
         "invalid floating point" => Some("a number"),
@@ -893,6 +911,7 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
         _ if nothing && msg == "expected sequence start" => {
             "expected a list, got nothing (indent its items under it)".to_string()
         }
+        _ if list => "expected a map of keys, got a list".to_string(),
         _ => match msg {
             "expected sequence start" => format!("expected a list{single}"),
             "expected mapping start" => format!("expected a map of keys{single}"),
@@ -916,8 +935,15 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
                     .trim();
                 format!("`{key}` is written twice at this level; keep one")
             }
-            "invalid type: sequence, expected a map" => "expected a map, got a list".into(),
-            "invalid type: map, expected a sequence" => "expected a list, got a map".into(),
+            m if got.is_some() => {
+                let wanted = m.split_once(", expected ").map_or(m, |(_, w)| w);
+                let wanted = if wanted == "a sequence" {
+                    "a list"
+                } else {
+                    wanted
+                };
+                format!("expected {wanted}, got {}", got.unwrap_or_default())
+            }
             "data did not match any variant of untagged enum ProtocolSpec" => {
                 "expected a protocol (`chat_completions`, `anthropic`, `responses` or \
                  `gemini`) or a list of `\"glob\": protocol` entries"
@@ -955,7 +981,19 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     } else if keys.is_empty() || pathless {
         msg
     } else {
-        format!("{}: {msg}", keys.join("."))
+        let hint = match (&keys[..], got) {
+            ([top, _, key], Some("a map")) if top == "providers" && key == "detect" => {
+                " (under a provider, `detect` is whether to ask it for its models; the probe \
+                 interval is the top-level `detect.interval_secs`)"
+                    .to_string()
+            }
+            ([top, name], _) if top == "models" && list => format!(
+                " (a virtual model's endpoints go under its `endpoints:`, e.g. \
+                 `{name}: {{endpoints: [ollama:llama3.1]}}`)"
+            ),
+            _ => String::new(),
+        };
+        format!("{}: {msg}{hint}", keys.join("."))
     }
 }
 
@@ -1099,9 +1137,18 @@ fn locate(text: &str, path: &str) -> (usize, usize) {
 /// under `limits:`. Read from the keys of the less indented lines above, those still
 /// open on the line before `col` (block or flow style), and a key written at `col`.
 fn keys_around(text: &str, line: usize, col: usize) -> Vec<String> {
+    let (mut keys, at) = keys_holding(text, line, col);
+    keys.extend(at);
+    keys
+}
+
+/// [`keys_around`] apart: the keys whose values hold the place, and a key written right
+/// at it, which belongs inside a map that begins there (`interval_secs` of
+/// `detect:` over `  interval_secs: 5`, when `detect` is refused a map).
+fn keys_holding(text: &str, line: usize, col: usize) -> (Vec<String>, Option<String>) {
     let lines: Vec<&str> = text.lines().collect();
     let Some(src) = lines.get(line.wrapping_sub(1)) else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
     let indent = |l: &str| l.len() - l.trim_start_matches([' ', '-']).len();
     let mut outer = Vec::new();
@@ -1130,15 +1177,26 @@ fn keys_around(text: &str, line: usize, col: usize) -> Vec<String> {
     keys.extend(open_keys(before).into_iter().map(|(_, k)| k));
     // A key that starts right at `col`: the error is about its whole value.
     let start = at.len() - at.trim_start_matches([' ', '-']).len();
-    keys.extend(
-        open_keys(at)
-            .into_iter()
-            .find(|(i, _)| *i == start)
-            .map(|(_, k)| k),
-    );
+    let at_key = open_keys(at)
+        .into_iter()
+        .find(|(i, _)| *i == start)
+        .map(|(_, k)| k);
     // A line cut inside its key (`  a` of `  a:`) opens no key.
     keys.retain(|k| !k.is_empty());
-    keys
+    (keys, at_key.filter(|k| !k.is_empty()))
+}
+
+/// True when a list begins at 1-based `col` of a line: `[`, a `- ` item, or the first
+/// item's value just after its `-`.
+fn list_at(src: &str, col: usize) -> bool {
+    let Some(before) = src.get(..col.saturating_sub(1)) else {
+        return false;
+    };
+    let rest = &src[before.len()..];
+    rest.starts_with('[')
+        || rest == "-"
+        || rest.starts_with("- ")
+        || (before.contains('-') && before.chars().all(|c| c == ' ' || c == '-'))
 }
 
 /// The map keys whose values are still open at the end of `s` (a line, or its start),
@@ -1420,6 +1478,67 @@ mod tests {
         ];
         for (line, col, msg, want) in cases {
             assert_eq!(explain(text, line, col, msg), want, "{line}:{col}");
+        }
+    }
+
+    #[test]
+    fn a_list_or_map_where_another_value_was_wanted_is_told_at_the_key_holding_it() {
+        let cases = [
+            // A map is placed at its first key, or at its `{`.
+            (
+                "workers:\n  a: 1\n",
+                2,
+                3,
+                "invalid type: map, expected a whole number",
+                "workers: expected a whole number, got a map",
+            ),
+            (
+                "workers: {a: 1}\n",
+                1,
+                10,
+                "invalid type: map, expected a whole number",
+                "workers: expected a whole number, got a map",
+            ),
+            // A list where a map was wanted is placed at its first item, or its `[`.
+            (
+                "limits:\n  - max_body_bytes: 1\n",
+                2,
+                3,
+                "expected mapping start",
+                "limits: expected a map of keys, got a list",
+            ),
+            (
+                "log:\n- json\n",
+                2,
+                3,
+                "expected mapping start",
+                "log: expected a map of keys, got a list",
+            ),
+            (
+                "log: [json]\n",
+                1,
+                6,
+                "expected mapping start",
+                "log: expected a map of keys, got a list",
+            ),
+            // Any other list is placed at the key holding it.
+            (
+                "skip_auth: [a]\n",
+                1,
+                1,
+                "invalid type: sequence, expected true or false",
+                "skip_auth: expected true or false, got a list",
+            ),
+            (
+                "p:\n  x:\n    models: {a: b}\n",
+                3,
+                13,
+                "invalid type: map, expected a sequence",
+                "p.x.models: expected a list, got a map",
+            ),
+        ];
+        for (text, line, col, msg, want) in cases {
+            assert_eq!(explain(text, line, col, msg), want, "{text:?}");
         }
     }
 

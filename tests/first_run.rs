@@ -733,7 +733,7 @@ fn head_requests_get_200_and_no_body_even_without_a_key() {
 
 #[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
-    let cases: [(&str, &str); 25] = [
+    let cases: [(&str, &str); 32] = [
         (
             "models:\n  smart:\n  endpoints: [ollama:llama3.1]\n",
             "2:8: models.smart: expected a map of keys, got nothing (indent the keys that belong to it under it)",
@@ -831,6 +831,34 @@ fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
         (
             "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_protocol: {claude: anthropic}\n",
             "4:19: providers.x.api_protocol: expected a protocol (`chat_completions`, `anthropic`, `responses` or `gemini`) or a list of `\"glob\": protocol` entries",
+        ),
+        (
+            "providers:\n  ollama:\n    detect:\n      interval_secs: 5\n",
+            "4:7: providers.ollama.detect: expected true or false, got a map (under a provider, `detect` is whether to ask it for its models; the probe interval is the top-level `detect.interval_secs`)",
+        ),
+        (
+            "providers:\n  ollama:\n    detect: {interval_secs: 5}\n",
+            "3:13: providers.ollama.detect: expected true or false, got a map (under a provider, `detect` is whether to ask it for its models; the probe interval is the top-level `detect.interval_secs`)",
+        ),
+        (
+            "skip_auth:\n  x: 1\n",
+            "2:3: skip_auth: expected true or false, got a map",
+        ),
+        (
+            "models: {smart: [ollama:llama3.1]}\n",
+            "1:17: models.smart: expected a map of keys, got a list (a virtual model's endpoints go under its `endpoints:`, e.g. `smart: {endpoints: [ollama:llama3.1]}`)",
+        ),
+        (
+            "models:\n  smart:\n    - ollama:llama3.1\n",
+            "3:5: models.smart: expected a map of keys, got a list (a virtual model's endpoints go under its `endpoints:`, e.g. `smart: {endpoints: [ollama:llama3.1]}`)",
+        ),
+        (
+            "log: [json]\n",
+            "1:6: log: expected a map of keys, got a list",
+        ),
+        (
+            "limits:\n  - max_body_bytes: 1\n",
+            "2:3: limits: expected a map of keys, got a list",
         ),
         (
             "providers:\n  Ollama: {}\n",
