@@ -794,6 +794,49 @@ fn todays_totals_and_recent_requests_survive_a_restart() {
 }
 
 #[test]
+fn a_line_cut_off_by_an_earlier_run_does_not_swallow_the_next() {
+    let up = chat_mock();
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    // A run stopped (or a disk filled) in the middle of writing its last line.
+    std::fs::write(
+        &ledger,
+        r#"{"time":"2020-01-01T10:00:00.000Z","inbound":"chat"#,
+    )
+    .unwrap();
+    let config = dir.write(
+        "c.yaml",
+        &format!(
+            "providers:\n  good:\n    api_base: {}\n    models: [m]\nusage:\n  path: {}\n",
+            up.url(),
+            ledger.display()
+        ),
+    );
+    let p = Proxy::start(&dir.read("c.yaml"));
+    p.post(
+        "/v1/chat/completions",
+        Wire::Chat.request("m", false, false),
+    );
+    let read = || std::fs::read_to_string(&ledger).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(10), || read().lines().count() >= 2),
+        "{}",
+        read()
+    );
+    let text = read();
+    let lines: Vec<&str> = text.lines().collect();
+    let line: Value = serde_json::from_str(lines[1]).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(line["served_by"], "good:m");
+    let out = Command::new(bin())
+        .args(["usage", "--by", "provider", "--json", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(r#""requests":1"#), "{said}");
+}
+
+#[test]
 fn sources_show_logins_until_they_expire_and_leave_out_unused_builtins() {
     let up = chat_mock();
     let p = Proxy::start(&format!(

@@ -135,11 +135,13 @@ impl Appender {
             }
             OpenOptions::new()
                 .create(true)
+                .read(true)
                 .append(true)
                 .open(&self.path)
         })();
         match result {
             Ok(file) => {
+                end_torn_line(&file);
                 self.size
                     .store(file.metadata().map_or(0, |m| m.len()), Ordering::Relaxed);
                 *lock(&self.file) = Some(Arc::new(file));
@@ -193,6 +195,10 @@ impl Appender {
                 }
             }
         };
+        if self.failing.load(Ordering::Relaxed) {
+            // The write that failed may have left part of a line.
+            end_torn_line(&file);
+        }
         // One write: O_APPEND puts the lines at the end, whole, even with another
         // process appending to the same file at the same moment.
         match (&*file).write_all(lines) {
@@ -648,6 +654,24 @@ pub fn summarize(path: &Path, since_ms: Option<i64>, by: By) -> std::io::Result<
         total: finish(total),
         skipped,
     })
+}
+
+/// Ends the last line of `file` when it lacks its line end (a run stopped or a disk
+/// filled mid-write): the next line would be glued to it, and both lost to `usage`.
+fn end_torn_line(file: &File) {
+    use std::os::unix::fs::FileExt;
+    let Ok(meta) = file.metadata() else { return };
+    let mut last = [0u8];
+    // Only a regular file has a last byte to read; `/dev/null` has none.
+    if meta.is_file()
+        && meta.len() > 0
+        && file
+            .read_at(&mut last, meta.len() - 1)
+            .is_ok_and(|n| n == 1)
+        && last[0] != b'\n'
+    {
+        let _ = (&*file).write_all(b"\n");
+    }
 }
 
 #[cfg(test)]
