@@ -525,6 +525,101 @@ fn reasoning_efforts_reach_gemini_within_what_each_model_takes() {
 }
 
 #[test]
+fn translated_thinking_never_raises_the_clients_cap() {
+    // A client's output cap is a cost limit: thinking fits under it or stays off.
+    // Anthropic takes a budget of 1024 at least, and below `max_tokens`.
+    let gemini = |config: Value| {
+        let mut req = Wire::Gemini.request("m", false, false);
+        req["generationConfig"] = config;
+        (Wire::Gemini, req)
+    };
+    let chat = |extra: Value| {
+        let mut req = Wire::Chat.request("m", false, false);
+        for (k, v) in extra.as_object().unwrap() {
+            req[k] = v.clone();
+        }
+        (Wire::Chat, req)
+    };
+    for ((client, req), max_tokens, budget) in [
+        // No room for the least budget under the cap: thinking off, the cap kept.
+        (
+            gemini(json!({"maxOutputTokens": 100, "thinkingConfig": {"thinkingBudget": 9000}})),
+            100,
+            Value::Null,
+        ),
+        (
+            gemini(json!({"max_output_tokens": 12, "thinking_config": {"thinking_budget": 9000}})),
+            12,
+            Value::Null,
+        ),
+        (
+            gemini(json!({"maxOutputTokens": 100, "thinkingConfig": {"thinkingLevel": "HIGH"}})),
+            100,
+            Value::Null,
+        ),
+        (
+            chat(json!({"max_tokens": 100, "reasoning_effort": "high"})),
+            100,
+            Value::Null,
+        ),
+        // Room for some: the budget is cut below the cap.
+        (
+            chat(json!({"max_completion_tokens": 3000, "reasoning_effort": "high"})),
+            3000,
+            json!(2999),
+        ),
+        // A budget given as a number goes as it is.
+        (
+            gemini(json!({"maxOutputTokens": 8000, "thinkingConfig": {"thinkingBudget": 2048}})),
+            8000,
+            json!(2048),
+        ),
+        (
+            gemini(json!({"maxOutputTokens": 20000, "thinkingConfig": {"thinkingBudget": 9000}})),
+            20000,
+            json!(9000),
+        ),
+        // No cap given: Routeplane picks one with room for the budget.
+        (
+            gemini(json!({"thinkingConfig": {"thinkingBudget": 2048}})),
+            8192,
+            json!(2048),
+        ),
+    ] {
+        let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
+        let resp = p.post(&client.url("m", false), req.clone());
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        let sent = mock.requests()[0].json();
+        assert_eq!(sent["max_tokens"], max_tokens, "{req}\n→ {sent}");
+        assert_eq!(sent["thinking"]["budget_tokens"], budget, "{req}\n→ {sent}");
+    }
+}
+
+#[test]
+fn an_anthropic_clients_budget_reaches_gemini_as_written() {
+    for (model, given, sent_budget) in [
+        ("gemini-2.5-flash", 2000, 2000),
+        ("gemini-2.5-flash", 1024, 1024),
+        ("gemini-2.5-flash", 30000, 24576),
+        ("gemini-2.5-pro", 30000, 30000),
+    ] {
+        let (mock, p) = setup_model(Wire::Gemini, Wire::Gemini.reply(false, false), model);
+        let mut req = Wire::Anthropic.request(model, false, false);
+        req["max_tokens"] = json!(40000);
+        req["thinking"] = json!({"type": "enabled", "budget_tokens": given});
+        let resp = p.post(&Wire::Anthropic.url(model, false), req);
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        let sent = mock.requests()[0].json();
+        assert_eq!(
+            sent["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": sent_budget, "includeThoughts": true}),
+            "{model} {given}: {sent}"
+        );
+        assert_eq!(sent["generationConfig"]["maxOutputTokens"], 40000);
+    }
+}
+
+#[test]
 fn a_malformed_gemini_call_moves_on_instead_of_an_empty_success() {
     // Gemini ends an answer whose function call it could not form with
     // MALFORMED_FUNCTION_CALL and nothing in it: that is no answer, so the next

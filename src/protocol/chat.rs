@@ -19,11 +19,15 @@ use crate::sse::Event;
 
 /// A Chat client's request as the hub request: itself, once it has its `messages`. Each
 /// translator would refuse it without them; here it is the client's fault, said once.
-pub fn request_to_chat(req: Value) -> Result<Value, Error> {
+pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
     if !req["messages"].is_array() {
         return Err(Error::bad_request(
             "`messages` is required and must be an array",
         ));
+    }
+    // The hub's own field, which only a translation sets (see the hub conventions).
+    if let Some(obj) = req.as_object_mut() {
+        obj.shift_remove(super::THINKING_BUDGET);
     }
     Ok(req)
 }
@@ -93,6 +97,8 @@ pub fn request_from_chat(mut chat: Value, to: &Source<'_>) -> Value {
         // A translated `top_k` (Gemini CLI always sends `topK`) is a sampling hint
         // OpenAI refuses with a 400.
         obj.shift_remove("top_k");
+        // The hub's budget in tokens: OpenAI takes an effort word only.
+        obj.shift_remove(super::THINKING_BUDGET);
         // OpenAI's reasoning models refuse `max_tokens` (400 "use
         // max_completion_tokens"), the name other protocols' limits arrive under;
         // OpenRouter and Azure take either name for them.

@@ -33,7 +33,11 @@
 //!   Towards a Chat upstream the media move to a user message right after the tool
 //!   messages, since OpenAI takes images only from users;
 //! - a Responses client's custom (free-text) tool is a function of one string,
-//!   `input`; [`Asked`] names those tools, so their calls go back as custom calls.
+//!   `input`; [`Asked`] names those tools, so their calls go back as custom calls;
+//! - a thinking budget a client gave in tokens (Anthropic's `budget_tokens`, Gemini's
+//!   `thinkingBudget`) travels as [`THINKING_BUDGET`] beside the effort word it maps
+//!   to, for the sources that take a number (Anthropic, Gemini); it refines an effort
+//!   and means nothing without one, and goes to no Chat source.
 
 use std::borrow::Cow;
 
@@ -49,6 +53,9 @@ pub mod completions;
 pub mod gemini;
 pub mod responses;
 pub mod view;
+
+/// The hub request's field for a thinking budget in tokens (see the hub conventions).
+pub(crate) const THINKING_BUDGET: &str = "thinking_budget";
 
 /// The source a request goes to, as a translator needs to know it.
 #[derive(Debug, Clone, Copy)]

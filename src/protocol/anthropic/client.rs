@@ -229,12 +229,16 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
     };
     match req["thinking"]["type"].as_str() {
         Some("enabled") => {
-            let budget = req["thinking"]["budget_tokens"].as_u64().unwrap_or(4096);
-            out["reasoning_effort"] = json!(match budget {
+            let given = req["thinking"]["budget_tokens"].as_u64();
+            out["reasoning_effort"] = json!(match given.unwrap_or(4096) {
                 0..=2048 => "low",
                 2049..=8192 => "medium",
                 _ => "high",
             });
+            // The number itself, for a source that takes one (Gemini's `thinkingBudget`).
+            if let Some(budget) = given {
+                out[protocol::THINKING_BUDGET] = json!(budget);
+            }
         }
         Some("adaptive") => out["reasoning_effort"] = json!(effort.unwrap_or("medium")),
         _ => {

@@ -45,9 +45,17 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
     // rather than not at all.
     let asked = ToolChoice::of_chat(&chat);
     let effort = chat["reasoning_effort"].as_str().filter(|e| *e != "none");
-    let thinks = effort.is_some()
-        && !matches!(asked, Some(ToolChoice::Required | ToolChoice::Function(_)))
-        && last_turn(list).is_none_or(|m| !called(m) || !signed_thinking(m).is_empty());
+    // The client's output cap, which thinking must fit under (see `thinking`).
+    let cap = chat["max_completion_tokens"]
+        .as_u64()
+        .or(chat["max_tokens"].as_u64());
+    let thinking = effort
+        .filter(|_| {
+            !matches!(asked, Some(ToolChoice::Required | ToolChoice::Function(_)))
+                && last_turn(list).is_none_or(|m| !called(m) || !signed_thinking(m).is_empty())
+        })
+        .and_then(|e| thinking(e, chat[protocol::THINKING_BUDGET].as_u64(), cap));
+    let thinks = thinking.is_some();
     for m in list {
         let (role, blocks) = match m["role"].as_str() {
             Some("system" | "developer") => {
@@ -95,10 +103,6 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
     if !system.is_empty() {
         out.insert("system".into(), Value::Array(system));
     }
-    let mut max_tokens = chat["max_completion_tokens"]
-        .as_u64()
-        .or(chat["max_tokens"].as_u64())
-        .unwrap_or(DEFAULT_MAX_TOKENS);
     for key in ["temperature", "top_p", "stream"] {
         if !chat[key].is_null() {
             out.insert(key.into(), chat[key].clone());
@@ -119,23 +123,19 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             out.insert("stop_sequences".into(), Value::Array(kept));
         }
     }
-    if let Some(effort) = effort.filter(|_| thinks) {
-        let budget: u64 = match effort {
-            "minimal" | "low" => 1024,
-            "medium" => 4096,
-            _ => 16384,
-        };
-        if max_tokens <= budget {
-            max_tokens = budget + 4096;
+    let max_tokens = match thinking {
+        Some((budget, max_tokens)) => {
+            out.insert(
+                "thinking".into(),
+                json!({"type": "enabled", "budget_tokens": budget}),
+            );
+            // Extended thinking rejects a custom temperature/top_p.
+            out.shift_remove("temperature");
+            out.shift_remove("top_p");
+            max_tokens
         }
-        out.insert(
-            "thinking".into(),
-            json!({"type": "enabled", "budget_tokens": budget}),
-        );
-        // Extended thinking rejects a custom temperature/top_p.
-        out.shift_remove("temperature");
-        out.shift_remove("top_p");
-    }
+        None => cap.unwrap_or(DEFAULT_MAX_TOKENS),
+    };
     out.insert("max_tokens".into(), json!(max_tokens));
     if let Some(format) = format {
         out.insert("output_config".into(), json!({"format": format}));
@@ -179,6 +179,31 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         out.insert("metadata".into(), json!({"user_id": user}));
     }
     Ok(Value::Object(out))
+}
+
+/// The smallest thinking budget Anthropic takes; it must also be below `max_tokens`.
+const MIN_BUDGET: u64 = 1024;
+
+/// The thinking budget and `max_tokens` of a request that asks for `effort`: the budget
+/// the client gave as a number (`given`, an Anthropic or Gemini client's) as it is, at
+/// least Anthropic's minimum, else its effort's. The client's output cap (`cap`) is a
+/// cost limit and is never raised: the budget is cut to fit below it, and a cap with no
+/// room for the minimum leaves thinking off (`None`). Only when the client gave no cap
+/// is one chosen, with room for the budget and an answer after it.
+fn thinking(effort: &str, given: Option<u64>, cap: Option<u64>) -> Option<(u64, u64)> {
+    let budget = given
+        .unwrap_or(match effort {
+            "minimal" | "low" => 1024,
+            "medium" => 4096,
+            _ => 16384,
+        })
+        .max(MIN_BUDGET);
+    match cap {
+        Some(cap) if cap <= MIN_BUDGET => None,
+        Some(cap) => Some((budget.min(cap - 1), cap)),
+        None if DEFAULT_MAX_TOKENS <= budget => Some((budget, budget + 4096)),
+        None => Some((budget, DEFAULT_MAX_TOKENS)),
+    }
 }
 
 /// The last assistant turn.

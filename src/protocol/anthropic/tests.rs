@@ -178,8 +178,9 @@ fn documents_become_chat_parts_or_are_refused() {
 fn max_tokens_defaults_and_reasoning_becomes_thinking() {
     let out = request_from_chat(json!({"messages": [], "temperature": 1}), "m", "p").unwrap();
     assert_eq!(out["max_tokens"], DEFAULT_MAX_TOKENS);
+    // No cap given: one is chosen with room for the budget.
     let out = request_from_chat(
-        json!({"messages": [], "reasoning_effort": "high", "max_tokens": 100, "temperature": 0.2}),
+        json!({"messages": [], "reasoning_effort": "high", "temperature": 0.2}),
         "m",
         "p",
     )
@@ -190,6 +191,40 @@ fn max_tokens_defaults_and_reasoning_becomes_thinking() {
     );
     assert!(out["max_tokens"].as_u64().unwrap() > 16384);
     assert!(out.get("temperature").is_none());
+}
+
+#[test]
+fn thinking_fits_under_the_clients_cap_and_a_given_budget_stays() {
+    let ask = |extra: Value| {
+        let mut chat = json!({"messages": [], "temperature": 0.2});
+        for (k, v) in extra.as_object().unwrap() {
+            chat[k] = v.clone();
+        }
+        request_from_chat(chat, "m", "p").unwrap()
+    };
+    // A cap with no room for the least budget: thinking off, the cap as it was.
+    let out = ask(json!({"reasoning_effort": "high", "max_tokens": 100}));
+    assert!(out.get("thinking").is_none(), "{out}");
+    assert_eq!(out["max_tokens"], 100);
+    assert_eq!(out["temperature"], 0.2);
+    let out = ask(json!({"reasoning_effort": "low", "max_completion_tokens": 1024}));
+    assert!(out.get("thinking").is_none(), "{out}");
+    assert_eq!(out["max_tokens"], 1024);
+    // Room for some: the budget is cut below the cap, which stays.
+    let out = ask(json!({"reasoning_effort": "high", "max_tokens": 5000}));
+    assert_eq!(out["thinking"]["budget_tokens"], 4999);
+    assert_eq!(out["max_tokens"], 5000);
+    // A budget given as a number goes as it is, at least Anthropic's minimum.
+    for (given, sent) in [(2048, 2048), (9000, 9000), (500, 1024)] {
+        let out = ask(
+            json!({"reasoning_effort": "medium", "thinking_budget": given, "max_tokens": 20000}),
+        );
+        assert_eq!(out["thinking"]["budget_tokens"], sent, "{given}");
+        assert_eq!(out["max_tokens"], 20000);
+    }
+    // A budget alone asks for nothing: the effort turns thinking on.
+    let out = ask(json!({"thinking_budget": 2048}));
+    assert!(out.get("thinking").is_none(), "{out}");
 }
 
 #[test]
@@ -418,6 +453,7 @@ fn inbound_request_becomes_chat() {
     assert_eq!(m[4], json!({"role": "user", "content": "go on"}));
     assert_eq!(chat["stop"], json!(["X"]));
     assert_eq!(chat["reasoning_effort"], "medium");
+    assert_eq!(chat["thinking_budget"], 4000);
     assert_eq!(chat["stream_options"], json!({"include_usage": true}));
     assert_eq!(
         chat["tool_choice"],

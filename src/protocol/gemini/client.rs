@@ -308,6 +308,13 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
     };
     if let Some(e) = effort {
         out["reasoning_effort"] = json!(e);
+        // A budget given as a number goes on as one, for a source that takes one
+        // (Anthropic's `budget_tokens`).
+        if thinking["thinkingLevel"].is_null()
+            && let Some(b) = thinking["thinkingBudget"].as_u64()
+        {
+            out[protocol::THINKING_BUDGET] = json!(b);
+        }
     }
     let mut tools = Vec::new();
     for t in req["tools"].as_array().into_iter().flatten() {

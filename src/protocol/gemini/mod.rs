@@ -31,6 +31,11 @@
 //!   thinkingLevel}}`, `safetySettings`, `cachedContent`. (source:
 //!   ai.google.dev/api/caching#Content, …/generate-content#generationconfig; SDK
 //!   `GenerateContentConfig`)
+//! - `thinkingConfig.thinkingBudget` ranges by model: 2.5 Pro 128 to 32768 (it cannot
+//!   stop thinking), 2.5 Flash 0 to 24576, 2.5 Flash-Lite 512 to 24576; 0 is off and -1
+//!   dynamic; a budget outside the model's range is refused. (source:
+//!   ai.google.dev/gemini-api/docs/thinking#set-budget; js-genai `ThinkingConfig`: "the
+//!   default values and allowed ranges are model dependent")
 //! - Field names: a proto3 JSON parser takes a field's original snake_case name as
 //!   well as its lowerCamelCase one, and Google's does (the protobuf JSON mapping,
 //!   protobuf.dev/programming-guides/json); SDK 3.6.1 given a base URL sends several

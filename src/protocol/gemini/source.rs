@@ -174,7 +174,13 @@ fn generation_config(chat: &Value, model: &str) -> Map<String, Value> {
             gc.insert("thinkingConfig".into(), json!({"thinkingBudget": 0}));
         }
         Some(effort) => {
-            if let Some((_, budget)) = BUDGETS.iter().find(|(e, _)| *e == effort) {
+            // A budget the client gave as a number (an Anthropic client's) goes as it
+            // is, within what the model takes; else the effort's.
+            let budget = match chat[protocol::THINKING_BUDGET].as_u64() {
+                Some(given) => Some(budget_within(model, given)),
+                None => BUDGETS.iter().find(|(e, _)| *e == effort).map(|(_, b)| *b),
+            };
+            if let Some(budget) = budget {
                 gc.insert(
                     "thinkingConfig".into(),
                     json!({"thinkingBudget": budget, "includeThoughts": true}),
@@ -184,6 +190,20 @@ fn generation_config(chat: &Value, model: &str) -> Map<String, Value> {
         None => {}
     }
     gc
+}
+
+/// A thinking budget within the range `model` takes (2.5 Pro: 128 to 32768, Flash-Lite:
+/// 512 to 24576, Flash: up to 24576; Google refuses one outside it), never 0, which
+/// would turn thinking off.
+fn budget_within(model: &str, budget: u64) -> u64 {
+    let (least, most) = if model.contains("flash-lite") {
+        (512, 24576)
+    } else if model.contains("pro") {
+        (128, 32768)
+    } else {
+        (1, 24576)
+    };
+    budget.clamp(least, most)
 }
 
 /// Chat user content → Gemini parts.

@@ -84,6 +84,20 @@ fn chat_request_becomes_generate_content() {
     assert_eq!(gc["responseMimeType"], "application/json");
     assert_eq!(gc["responseJsonSchema"], json!({"type": "object"}));
     assert_eq!(gc["thinkingConfig"]["thinkingBudget"], 1024);
+    // A budget given as a number goes as it is, within what the model takes.
+    for (model, given, sent) in [
+        ("gemini-2.5-flash", 2000, 2000),
+        ("gemini-2.5-flash", 50000, 24576),
+        ("gemini-2.5-pro", 50000, 32768),
+        ("gemini-2.5-flash-lite", 100, 512),
+    ] {
+        let chat = json!({"messages": [], "reasoning_effort": "low", "thinking_budget": given});
+        let out = request_from_chat(chat, model, "p").unwrap();
+        assert_eq!(
+            out["generationConfig"]["thinkingConfig"]["thinkingBudget"], sent,
+            "{model} {given}"
+        );
+    }
     assert_eq!(
         out["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]["additionalProperties"],
         false
@@ -330,6 +344,7 @@ fn inbound_request_becomes_chat_with_stable_ids() {
     assert_eq!(chat["top_k"], 3);
     assert_eq!(chat["stop"], json!(["X"]));
     assert_eq!(chat["reasoning_effort"], "medium");
+    assert_eq!(chat["thinking_budget"], 4000);
     assert_eq!(
         chat["response_format"]["json_schema"]["schema"]["properties"]["a"]["type"],
         "string"
