@@ -620,6 +620,36 @@ fn an_anthropic_clients_budget_reaches_gemini_as_written() {
 }
 
 #[test]
+fn top_k_goes_between_gemini_and_anthropic() {
+    let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
+    let mut req = Wire::Gemini.request("m", false, false);
+    req["generationConfig"] = json!({"topK": 5, "temperature": 0.3});
+    let resp = p.post(&Wire::Gemini.url("m", false), req);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.requests()[0].json();
+    assert_eq!(sent["top_k"], 5, "{sent}");
+    assert_eq!(sent["temperature"], 0.3, "{sent}");
+
+    let (mock, p) = setup(Wire::Gemini, Wire::Gemini.reply(false, false));
+    let mut req = Wire::Anthropic.request("m", false, false);
+    req["top_k"] = json!(7);
+    let resp = p.post(&Wire::Anthropic.url("m", false), req);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.requests()[0].json();
+    assert_eq!(sent["generationConfig"]["topK"], 7, "{sent}");
+
+    // Thinking takes no top_k: it goes with the other sampling settings.
+    let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
+    let mut req = Wire::Gemini.request("m", false, false);
+    req["generationConfig"] = json!({"topK": 5, "thinkingConfig": {"thinkingBudget": 2048}});
+    let resp = p.post(&Wire::Gemini.url("m", false), req);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.requests()[0].json();
+    assert!(sent["thinking"].is_object(), "{sent}");
+    assert!(sent.get("top_k").is_none(), "{sent}");
+}
+
+#[test]
 fn a_malformed_gemini_call_moves_on_instead_of_an_empty_success() {
     // Gemini ends an answer whose function call it could not form with
     // MALFORMED_FUNCTION_CALL and nothing in it: that is no answer, so the next

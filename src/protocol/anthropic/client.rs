@@ -180,7 +180,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
     protocol::copy_fields(
         &req,
         &mut out,
-        &["max_tokens", "temperature", "top_p", "stream"],
+        &["max_tokens", "temperature", "top_p", "top_k", "stream"],
     );
     if req["stream"] == json!(true) {
         out["stream_options"] = json!({"include_usage": true});

@@ -103,7 +103,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
     if !system.is_empty() {
         out.insert("system".into(), Value::Array(system));
     }
-    for key in ["temperature", "top_p", "stream"] {
+    for key in ["temperature", "top_p", "top_k", "stream"] {
         if !chat[key].is_null() {
             out.insert(key.into(), chat[key].clone());
         }
@@ -129,9 +129,10 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
                 "thinking".into(),
                 json!({"type": "enabled", "budget_tokens": budget}),
             );
-            // Extended thinking rejects a custom temperature/top_p.
+            // Extended thinking rejects a custom temperature, top_p or top_k.
             out.shift_remove("temperature");
             out.shift_remove("top_p");
+            out.shift_remove("top_k");
             max_tokens
         }
         None => cap.unwrap_or(DEFAULT_MAX_TOKENS),

@@ -180,7 +180,7 @@ fn max_tokens_defaults_and_reasoning_becomes_thinking() {
     assert_eq!(out["max_tokens"], DEFAULT_MAX_TOKENS);
     // No cap given: one is chosen with room for the budget.
     let out = request_from_chat(
-        json!({"messages": [], "reasoning_effort": "high", "temperature": 0.2}),
+        json!({"messages": [], "reasoning_effort": "high", "temperature": 0.2, "top_k": 5}),
         "m",
         "p",
     )
@@ -191,12 +191,13 @@ fn max_tokens_defaults_and_reasoning_becomes_thinking() {
     );
     assert!(out["max_tokens"].as_u64().unwrap() > 16384);
     assert!(out.get("temperature").is_none());
+    assert!(out.get("top_k").is_none(), "thinking takes no top_k: {out}");
 }
 
 #[test]
 fn thinking_fits_under_the_clients_cap_and_a_given_budget_stays() {
     let ask = |extra: Value| {
-        let mut chat = json!({"messages": [], "temperature": 0.2});
+        let mut chat = json!({"messages": [], "temperature": 0.2, "top_k": 5});
         for (k, v) in extra.as_object().unwrap() {
             chat[k] = v.clone();
         }
@@ -207,6 +208,7 @@ fn thinking_fits_under_the_clients_cap_and_a_given_budget_stays() {
     assert!(out.get("thinking").is_none(), "{out}");
     assert_eq!(out["max_tokens"], 100);
     assert_eq!(out["temperature"], 0.2);
+    assert_eq!(out["top_k"], 5);
     let out = ask(json!({"reasoning_effort": "low", "max_completion_tokens": 1024}));
     assert!(out.get("thinking").is_none(), "{out}");
     assert_eq!(out["max_tokens"], 1024);
