@@ -135,6 +135,16 @@ pub enum Decoded {
     End(Vec<Value>),
     /// The event could not be read (not JSON): dropped, the stream goes on.
     Malformed,
+    /// A content filter held the whole answer back (a Gemini safety block, with
+    /// nothing produced): these last chunks end it as filtered (`content_filter`,
+    /// nothing in it, the usage). The relay moves on to another endpoint when one is
+    /// left, else they are the answer.
+    Blocked {
+        /// The filtered ending.
+        end: Vec<Value>,
+        /// Why, for the failure when another endpoint is asked instead.
+        message: String,
+    },
     /// The upstream reported an error inside the stream.
     Failed {
         /// The status it corresponds to (its `type`/`code` mapped, else 502).
@@ -1053,7 +1063,9 @@ pub(crate) mod testing {
                     chunks.extend(c);
                     ended = true;
                 }
-                Decoded::Failed { message, .. } => panic!("{message}"),
+                Decoded::Blocked { message, .. } | Decoded::Failed { message, .. } => {
+                    panic!("{message}")
+                }
                 Decoded::Malformed => panic!("malformed event {e:?}"),
             }
         }

@@ -64,6 +64,9 @@ pub(super) struct Try<'a> {
     pub(super) translate: bool,
     /// How long a stream may take to its first content.
     pub(super) patience: Duration,
+    /// No endpoint is left to move on to (and this is no continuation): a safety
+    /// block is the answer, not a reason to ask another.
+    pub(super) alone: bool,
 }
 
 impl<'a> Run<'a, '_> {
@@ -328,6 +331,7 @@ impl<'a> Run<'a, '_> {
             number: self.served.attempts,
             translate: target.protocol != call.inbound || env.auth.rewrites_body(provider),
             patience,
+            alone: self.alone && ask != Ask::Continue,
         };
         if upstream_stream && reply.content_type.starts_with("text/event-stream") {
             let outcome = relay_stream(self, &t, reply, sent);
@@ -495,6 +499,13 @@ impl<'a> Run<'a, '_> {
         if let Some(status) = target.protocol.failed_answer(&bytes) {
             return failed_with(status, (bytes, ct), headers, retry_after);
         }
+        // A safety block (Gemini's 200 with nothing in it) moves on while an endpoint
+        // is left; the last one's is the client's answer, filtered.
+        if !t.alone
+            && let Some(reason) = target.protocol.blocked_answer(&bytes)
+        {
+            return super::held_back(reason);
+        }
         // usage (issue 19): read from the end of the body before it goes out.
         let tokens = Tokens::from_answer(target.protocol, &bytes);
         if tokens.reported() {
@@ -520,9 +531,6 @@ impl<'a> Run<'a, '_> {
             if bytes.is_empty() {
                 return fail(FailKind::EarlyEnd, "upstream answered with an empty body");
             }
-            if let Some(reason) = target.protocol.blocked_answer(&bytes) {
-                return fail(FailKind::Filter, reason);
-            }
             bytes
         };
         let ct = if t.translate || ct.is_empty() {
@@ -546,15 +554,20 @@ impl<'a> Run<'a, '_> {
 
 impl Run<'_, '_> {
     /// A whole answer read as hub chat, its reasoning noted for the client's next turn
-    /// when it was translated; the failure when it cannot be read (a Gemini safety
-    /// block arrives as a 200 with nothing in it).
+    /// when it was translated; the failure when it cannot be read (a Gemini answer
+    /// with no candidates).
     fn hub_answer(&self, t: &Try<'_>, bytes: &[u8]) -> Result<Value, Outcome> {
         let (call, target) = (self.call, t.target);
         let chat = serde_json::from_slice::<Value>(bytes)
             .map_err(|_| Error::Internal("upstream answered with malformed JSON".into()))
             .and_then(|v| target.protocol.response_to_chat(v))
             .map_err(|e| {
-                let reason = e.to_string();
+                // What went wrong, without a provider's name: the failure is the
+                // endpoint's, named where it is told.
+                let reason = match e {
+                    Error::Upstream { reason, .. } => reason,
+                    e => e.to_string(),
+                };
                 fail(unfit(&reason, b"").unwrap_or(FailKind::EarlyEnd), reason)
             })?;
         if t.translate

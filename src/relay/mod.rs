@@ -288,6 +288,9 @@ struct Run<'a, 'w> {
     /// The endpoint being asked is asked without the client's reasoning, which its
     /// model refused (`unthinking.rs`): refused again, it is not asked a third time.
     unthought: bool,
+    /// The endpoint being asked is the last that can be: every one after it lacks its
+    /// key or login. Its safety block is the client's answer (`attempt::Try::alone`).
+    alone: bool,
 }
 
 /// Why a stream that ended cleanly before (or without) its end marker failed.
@@ -316,13 +319,20 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         asked: Spare::take(&ASKED),
         reasoning_left: false,
         unthought: false,
+        alone: false,
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
     let (targets, warm) = env.cooldown.order(call.targets);
 
     let last_hope = route::last_hope(&targets, warm, |p| env.auth.lacks_credential(p));
+    // Unlike the last hope, an endpoint cooling down is still one to move on to.
+    let alone_from = targets
+        .iter()
+        .rposition(|t| !env.auth.lacks_credential(&t.provider))
+        .unwrap_or(0);
     for (i, target) in targets.iter().enumerate() {
         let last = i >= last_hope;
+        run.alone = i >= alone_from;
         let outcome = run.endpoint(target, last, attempt::Ask::Original);
         let served = match outcome {
             Outcome::Failed(_) | Outcome::Invalid(_) => false,
@@ -716,6 +726,19 @@ fn fail(kind: FailKind, reason: impl Into<String>) -> Outcome {
         },
         reason: reason.into(),
         kind,
+        body: None,
+        headers: Vec::new(),
+        retry_after: None,
+    })
+}
+
+/// A safety block moved past: the upstream answered 200 with nothing in it, which
+/// `reason` says why.
+fn held_back(reason: String) -> Outcome {
+    Outcome::Failed(Failure {
+        status: Some(200),
+        kind: FailKind::Filter,
+        reason,
         body: None,
         headers: Vec::new(),
         retry_after: None,

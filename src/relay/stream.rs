@@ -304,6 +304,14 @@ fn relay_events(
                         log::line(format!("{who} sent an unreadable stream event; dropped it"));
                         continue;
                     }
+                    // A safety block: the answer when no endpoint is left or content
+                    // went out already; else the next endpoint is asked.
+                    Decoded::Blocked { end, message } => {
+                        if !content && !t.alone {
+                            return super::held_back(message);
+                        }
+                        (end, true)
+                    }
                     Decoded::Failed { status: s, message } => {
                         if !content || collector.is_some() {
                             return Outcome::Failed(Failure {

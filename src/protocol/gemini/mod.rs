@@ -71,9 +71,10 @@
 //! response of one string field (`output`, `result`, `content`) comes back to chat as
 //! that string; `topK` travels through the hub as `top_k` but is not sent to a chat
 //! upstream (OpenAI refuses the field, and gemini-cli always sends `topK: 64`); a
-//! safety block with nothing produced is a content-filter failure (the relay moves on,
-//! as for other filters); after text has gone out it is the `content_filter` finish
-//! reason.
+//! safety block with nothing produced is an empty answer, finished `content_filter`,
+//! which the relay moves past while another endpoint is left, as for other filters
+//! ([`blocked_answer`], [`Decoded::Blocked`](crate::protocol::Decoded::Blocked)); after
+//! text has gone out it is the `content_filter` finish reason.
 
 use serde_json::{Value, json};
 

@@ -378,16 +378,24 @@ pub fn blocked_answer(body: &[u8]) -> Option<String> {
 }
 
 /// A `generateContent` answer → hub chat completion. A safety block with nothing
-/// produced is an error whose message says `content filter`, so the relay moves on.
+/// produced (see [`blocked_answer`], which the relay asks first, to move on) is a
+/// filtered answer: empty, its finish reason `content_filter`.
 pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     let failed = |reason: String| Error::Upstream {
         provider: "gemini".into(),
         reason,
     };
-    if let Some(reason) = block_reason(&resp) {
-        return Err(failed(reason));
-    }
-    let Some(cand) = resp["candidates"].get(0) else {
+    let filtered = block_reason(&resp).is_some();
+    let Some(cand) = resp["candidates"].get(0).filter(|_| !filtered) else {
+        if filtered {
+            let message = assistant_message(String::new(), String::new(), Vec::new());
+            return Ok(json!({
+                "id": resp["responseId"].as_str().unwrap_or("gemini"),
+                "object": "chat.completion", "created": now(), "model": resp["modelVersion"],
+                "choices": [{"index": 0, "message": message, "finish_reason": "content_filter"}],
+                "usage": usage_to_chat(&resp["usageMetadata"]),
+            }));
+        }
         return Err(failed("the answer has no candidates".into()));
     };
     let read = read_parts(&cand["content"]["parts"], 0, &id_prefix(&resp));
@@ -454,12 +462,6 @@ impl Decoder {
                     .to_string(),
             };
         }
-        if let Some(reason) = blocked(&v) {
-            return Decoded::Failed {
-                status: 400,
-                message: reason,
-            };
-        }
         if self.id.is_empty() {
             self.id = v["responseId"].as_str().unwrap_or("gemini").to_string();
             self.model = v["modelVersion"].as_str().unwrap_or("").to_string();
@@ -469,6 +471,9 @@ impl Decoder {
         if v["usageMetadata"].is_object() {
             self.usage = v["usageMetadata"].clone();
             self.viewed_usage.clear();
+        }
+        if let Some(reason) = blocked(&v) {
+            return self.held_back(reason);
         }
         let cand = &v["candidates"][0];
         let Read {
@@ -523,12 +528,15 @@ impl Decoder {
         }
         let finish = finish_reason(reason, self.tools > 0);
         if finish == "content_filter" && !self.started {
-            return Decoded::Failed {
-                status: 400,
-                message: filtered(reason),
-            };
+            return self.held_back(filtered(reason));
         }
         out.push(self.chunk(json!({}), Some(finish)));
+        self.end_usage(&mut out);
+        Decoded::End(out)
+    }
+
+    /// The usage chunk that ends the answer, when Gemini reported usage.
+    fn end_usage(&mut self, out: &mut Vec<Value>) {
         if !self.viewed_usage.is_empty() {
             self.usage = serde_json::from_str(&self.viewed_usage).unwrap_or_default();
         }
@@ -536,7 +544,19 @@ impl Decoder {
             let usage = usage_to_chat(&self.usage);
             out.push(usage_chunk(&self.id, self.created, &self.model, usage));
         }
-        Decoded::End(out)
+    }
+
+    /// A safety block with nothing produced (`message` says which): the answer ends
+    /// empty, filtered, for the relay to move past or give the client.
+    fn held_back(&mut self, message: String) -> Decoded {
+        let mut end = Vec::new();
+        if !self.started {
+            self.started = true;
+            end.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
+        }
+        end.push(self.chunk(json!({}), Some("content_filter")));
+        self.end_usage(&mut end);
+        Decoded::Blocked { end, message }
     }
 }
 

@@ -157,29 +157,31 @@ fn safety_blocks_are_content_filter_failures() {
         None,
         "text went out"
     );
-    let err = response_to_chat(blocked.clone()).unwrap_err().to_string();
-    assert!(err.contains("content filter"), "{err}");
+    // Read as an answer, a block is an empty one, filtered, with its usage.
     let empty =
         json!({"candidates": [{"content": {"parts": []}, "finishReason": "PROHIBITED_CONTENT"}]});
-    assert!(
-        response_to_chat(empty.clone())
-            .unwrap_err()
-            .to_string()
-            .contains("content filter")
-    );
-    let mut d = Decoder::default();
-    match d.event(&Event::data(blocked.to_string())) {
-        Decoded::Failed {
-            status: 400,
-            message,
-        } => assert!(message.contains("content filter")),
-        other => panic!("{other:?}"),
+    assert!(blocked_answer(empty.to_string().as_bytes()).is_some());
+    for answer in [&blocked, &empty] {
+        let chat = response_to_chat(answer.clone()).unwrap();
+        let choice = &chat["choices"][0];
+        assert_eq!(choice["finish_reason"], "content_filter", "{chat}");
+        assert_eq!(choice["message"]["content"], "", "{chat}");
+        assert!(choice["message"]["tool_calls"].is_null(), "{chat}");
     }
-    let mut d = Decoder::default();
-    assert!(matches!(
-        d.event(&Event::data(empty.to_string())),
-        Decoded::Failed { .. }
-    ));
+    let chat = response_to_chat(blocked.clone()).unwrap();
+    assert_eq!(chat["usage"]["prompt_tokens"], 3, "{chat}");
+    for (answer, chunks) in [(&blocked, 3), (&empty, 2)] {
+        let mut d = Decoder::default();
+        match d.event(&Event::data(answer.to_string())) {
+            Decoded::Blocked { end, message } => {
+                assert!(message.contains("content filter"), "{message}");
+                assert_eq!(end.len(), chunks, "{end:?}");
+                assert_eq!(end[0]["choices"][0]["delta"]["role"], "assistant");
+                assert_eq!(end[1]["choices"][0]["finish_reason"], "content_filter");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     // After text went out, a safety stop is only the finish reason.
     let mut d = Decoder::default();
     let text = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hi"}]}}]});
