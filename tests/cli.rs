@@ -183,6 +183,39 @@ fn route_prints_targets_in_order() {
     );
 }
 
+#[test]
+fn route_tells_which_method_a_gemini_source_is_asked_with() {
+    let dir = Dir::new();
+    // Nothing listens on these ports. 0.0.0.0 is neither loopback nor on this network:
+    // a hosted API, asked as the client asks.
+    let (a, b) = (free_port(), free_port());
+    dir.write(
+        "routeplane.yaml",
+        &format!("providers:\n  near:\n    api_base: http://127.0.0.1:{a}/v1beta\n    api_protocol: gemini\n    models: [m]\n  far:\n    api_base: http://0.0.0.0:{b}/v1beta\n    api_protocol: gemini\n    models: [m]\nmodels:\n  smart:\n    endpoints: [near:m, far:m]\n"),
+    );
+    let out = run(&dir, &["route", "smart"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    // A self-hosted server with an endpoint after it is asked for a whole answer as a
+    // stream too; the last endpoint, and a hosted one, as the client asks.
+    for line in [
+        format!(
+            "1. near:m (gemini, http://127.0.0.1:{a}/v1beta/models/m:streamGenerateContent?alt=sse, whole answers too (:generateContent when one stream cannot give them)) "
+        ),
+        format!(
+            "2. far:m (gemini, http://0.0.0.0:{b}/v1beta/models/m:generateContent, streams :streamGenerateContent?alt=sse) "
+        ),
+    ] {
+        assert!(said.contains(&line), "{line}\nnot in\n{said}");
+    }
+    let out = run(&dir, &["route", "near:m"]);
+    let said = text(&out.stdout);
+    let line = format!(
+        "1. near:m (gemini, http://127.0.0.1:{a}/v1beta/models/m:generateContent, streams :streamGenerateContent?alt=sse) "
+    );
+    assert!(said.contains(&line), "{line}\nnot in\n{said}");
+}
+
 /// Asserts that in every row of `table` each column starts where the header's does: two
 /// spaces before it, and a cell's first character at it.
 #[track_caller]

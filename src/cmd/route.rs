@@ -55,17 +55,38 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             &cooling,
             label,
         );
+        let last = i >= last_hope;
         outln!(
-            "{}. {label} ({}, {}{}) {state}",
+            "{}. {label} ({}, {}) {state}",
             i + 1,
             t.protocol.name(),
-            routeplane::log::shown_url(&t.provider.api_base),
-            t.protocol.endpoint(t.model(), false)
+            address(t, last, auth.stream_only(&t.provider)),
         )?;
-        let last = i >= last_hope;
         outln!("   {}", policy(&registry.settings, t, last))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where requests to `t` go. A Gemini source's method says whether it streams, so
+/// both are told, and when each is asked, as the server decides it: a stream when the
+/// client asks for one; a whole answer as a stream too from a self-hosted server with
+/// another endpoint after it (`last` false) unless one stream cannot give it, and
+/// always from a source that answers only streams.
+fn address(t: &Target, last: bool, stream_only: bool) -> String {
+    let base = routeplane::log::shown_url(&t.provider.api_base);
+    let whole = t.protocol.endpoint(t.model(), false);
+    let stream = t.protocol.endpoint(t.model(), true);
+    let method = |path: &str| path.rsplit_once(':').map_or("", |(_, m)| m).to_string();
+    if whole == stream || stream_only {
+        format!("{base}{stream}")
+    } else if t.provider.self_hosted() && !last {
+        format!(
+            "{base}{stream}, whole answers too (:{} when one stream cannot give them)",
+            method(&whole)
+        )
+    } else {
+        format!("{base}{whole}, streams :{}", method(&stream))
+    }
 }
 
 /// An endpoint's failover policy: its deadline, retries and whether it can continue.
