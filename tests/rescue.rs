@@ -554,3 +554,179 @@ fn a_stream_that_closes_after_its_finish_marker_is_complete_in_every_protocol() 
         }
     }
 }
+
+// ---- Thinking, usage, caps and keep-alives across a rescue ----
+
+/// The thinking of [`thinking_reply`]'s answers, in pieces.
+const THOUGHT: [&str; 3] = ["Let me ", "think ", "about this. "];
+
+/// How a [`thinking_reply`] answer goes.
+#[derive(Clone, Copy)]
+enum Thinks {
+    /// Two pieces of thinking, then the connection closes: no signature, no text.
+    CutMidThought,
+    /// Thinking signed `sig-a`, five tokens of text, then the connection closes.
+    CutInText,
+    /// Whole: thinking signed `sig-b` (none after a prefill), the text, the end.
+    Whole,
+}
+
+/// An Anthropic upstream's answer with thinking: the rest of [`CANONICAL`] after the
+/// request's prefill, its prompt counted as 10 plus a quarter of the prefill's bytes,
+/// its output as one token a piece.
+fn thinking_reply(req: &crate::support::upstream::Recorded, how: Thinks) -> Reply {
+    use crate::support::wire::named;
+    let pre = answer::prefill(&req.json()).unwrap_or_default();
+    let rest = CANONICAL.strip_prefix(pre.as_str()).expect("a prefix");
+    let toks = answer::tokens(rest);
+    let prompt = 10 + pre.len().div_ceil(4);
+    let (thought, signature, text): (&[&str], _, &[String]) = match how {
+        Thinks::CutMidThought => (&THOUGHT[..2], None, &[]),
+        Thinks::CutInText => (&THOUGHT, Some("sig-a"), &toks[..5]),
+        Thinks::Whole if !pre.is_empty() => (&[], None, &toks),
+        Thinks::Whole => (&THOUGHT, Some("sig-b"), &toks),
+    };
+    let block = |i: usize, delta: Value| {
+        named(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": i, "delta": delta}),
+        )
+    };
+    let mut evs = vec![named(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_a", "type": "message", "role": "assistant", "model": "a-model",
+            "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": prompt, "output_tokens": 1}}}),
+    )];
+    let mut i = 0;
+    if !thought.is_empty() {
+        evs.push(named("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}})));
+        for t in thought {
+            evs.push(block(0, json!({"type": "thinking_delta", "thinking": t})));
+        }
+        let Some(sig) = signature else {
+            return Reply::SseThenBreak(evs, Duration::from_millis(1));
+        };
+        evs.push(block(
+            0,
+            json!({"type": "signature_delta", "signature": sig}),
+        ));
+        evs.push(named(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ));
+        i = 1;
+    }
+    evs.push(named("content_block_start", json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}})));
+    for t in text {
+        evs.push(block(i, json!({"type": "text_delta", "text": t})));
+    }
+    if let Thinks::CutInText = how {
+        return Reply::SseThenBreak(evs, Duration::from_millis(1));
+    }
+    let output = thought.len() + text.len();
+    evs.push(named(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": i}),
+    ));
+    evs.push(named("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": output}})));
+    evs.push(named("message_stop", json!({"type": "message_stop"})));
+    Reply::Sse(evs, Duration::from_millis(1))
+}
+
+/// An Anthropic upstream whose first answer goes `first`; later ones are whole.
+fn thinking_once(first: Thinks) -> MockUpstream {
+    MockUpstream::numbered(move |n, req| {
+        thinking_reply(req, if n == 0 { first } else { Thinks::Whole })
+    })
+}
+
+#[test]
+fn a_thinking_block_cut_before_its_signature_is_closed_apart_from_the_rescued_thinking() {
+    let a = thinking_once(Thinks::CutMidThought);
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Anthropic, &b, ""));
+    let mut body = Wire::Anthropic.request("smart", true, false);
+    body["max_tokens"] = json!(4000);
+    body["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
+    let s = p.stream(&Wire::Anthropic.url("smart", true), body.clone());
+    let what = s.text();
+    assert_eq!((a.count(), b.count()), (2, 0), "{what}");
+    let evs = events(&s);
+    // Each block as the client accumulates it: its start, its deltas, its stop.
+    let mut blocks: Vec<Value> = Vec::new();
+    let mut order = Vec::new();
+    for (kind, v) in &evs {
+        let i = v["index"].as_u64().unwrap_or(0) as usize;
+        match kind.as_str() {
+            "content_block_start" => {
+                assert_eq!(i, blocks.len(), "{what}");
+                blocks.push(v["content_block"].clone());
+                order.push(format!("start {i}"));
+            }
+            "content_block_delta" => {
+                let d = &v["delta"];
+                let b = &mut blocks[i];
+                match d["type"].as_str().unwrap() {
+                    "thinking_delta" => {
+                        let t = format!(
+                            "{}{}",
+                            b["thinking"].as_str().unwrap(),
+                            d["thinking"].as_str().unwrap()
+                        );
+                        b["thinking"] = json!(t);
+                    }
+                    "signature_delta" => b["signature"] = d["signature"].clone(),
+                    "text_delta" => {
+                        let t = format!(
+                            "{}{}",
+                            b["text"].as_str().unwrap(),
+                            d["text"].as_str().unwrap()
+                        );
+                        b["text"] = json!(t);
+                    }
+                    other => panic!("{other}: {what}"),
+                }
+            }
+            "content_block_stop" => order.push(format!("stop {i}")),
+            _ => {}
+        }
+    }
+    assert_eq!(blocks.len(), 3, "{what}");
+    // The broken thinking stays as the client got it, closed before anything else, and
+    // is not signed with the continuation's signature.
+    assert_eq!(blocks[0]["type"], "thinking", "{what}");
+    assert_eq!(blocks[0]["thinking"], "Let me think ", "{what}");
+    assert_ne!(blocks[0]["signature"], "sig-b", "{what}");
+    assert_ne!(blocks[0]["signature"], "", "{what}");
+    assert_eq!(order[..3], ["start 0", "stop 0", "start 1"], "{what}");
+    // The continuation's thinking is a block of its own, with its own signature.
+    assert_eq!(blocks[1]["type"], "thinking", "{what}");
+    assert_eq!(blocks[1]["thinking"], THOUGHT.concat(), "{what}");
+    assert_eq!(blocks[1]["signature"], "sig-b", "{what}");
+    assert_eq!(
+        blocks[2],
+        json!({"type": "text", "text": CANONICAL}),
+        "{what}"
+    );
+    // A thinking block starts with a signature field, as Anthropic's do.
+    for (kind, v) in &evs {
+        if kind == "content_block_start" && v["content_block"]["type"] == "thinking" {
+            assert_eq!(v["content_block"]["signature"], "", "{what}");
+        }
+    }
+    // Given back on the next turn, only what Claude signed goes to Anthropic.
+    body["stream"] = json!(false);
+    body["messages"] = json!([
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": blocks},
+        {"role": "user", "content": "go on"},
+    ]);
+    let r = p.post(Wire::Anthropic.path(), body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sent = a.requests()[2].json();
+    assert_eq!(
+        sent["messages"][1]["content"],
+        json!([blocks[1], blocks[2]]),
+        "{sent}"
+    );
+}

@@ -729,7 +729,7 @@ impl Encoder {
         match self {
             Encoder::Chat(e) => e.resume(),
             Encoder::Completions(e) => e.resume(),
-            Encoder::Anthropic(_) => {}
+            Encoder::Anthropic(e) => e.resume(),
             Encoder::Responses(e) => e.resume(text, reasoning),
             // Every Gemini event stands alone (no start, no open part): nothing to reopen.
             Encoder::Gemini(_) => {}

@@ -372,6 +372,9 @@ pub struct Encoder {
     open: Option<(usize, Block)>,
     /// The open thinking block has Claude's signature.
     signed: bool,
+    /// The open block is a broken answer's thinking: it takes nothing more (see
+    /// [`Encoder::resume`]).
+    sealed: bool,
     next_index: usize,
     stop: &'static str,
     usage: Value,
@@ -409,6 +412,7 @@ impl Encoder {
             started: false,
             open: None,
             signed: false,
+            sealed: false,
             next_index: 0,
             stop: "end_turn",
             usage: Value::Null,
@@ -420,8 +424,18 @@ impl Encoder {
 
     /// Learns the open block and the next index from an event that went out verbatim.
     pub fn observe(&mut self, ev: &Event) {
-        // Deltas, the bulk of a stream, change nothing here: not even parsed.
+        // Deltas, the bulk of a stream, change nothing here: not even parsed. Only a
+        // thinking block's signature is looked for, so that a break after it (before the
+        // block's stop) does not mark the block unsigned.
         if matches!(ev.event.as_deref(), Some("content_block_delta" | "ping")) {
+            if let Some((_, Block::Thinking)) = self.open
+                && ev
+                    .data
+                    .as_deref()
+                    .is_some_and(|d| d.contains("\"signature_delta\""))
+            {
+                self.signed = true;
+            }
             return;
         }
         let Some(v) = ev
@@ -490,12 +504,28 @@ impl Encoder {
         ));
     }
 
+    /// From now on another answer continues the open stream. A thinking block the break
+    /// left open is sealed: the continuation's thinking goes into a block of its own,
+    /// and this one is closed first, marked unsigned unless its signature came.
+    ///
+    /// Appended to, it would read as both attempts' thinking under the continuation's
+    /// signature, made over the second part only, and Anthropic refuses modified
+    /// thinking when a client gives it back in a tool loop. Closed apart, each block
+    /// keeps what it was signed over: the broken one carries Routeplane's unsigned
+    /// marker and is taken out of the next request (`drop_unsigned`), the
+    /// continuation's keeps Claude's signature. Text, by contrast, is spliced into the
+    /// open text block: a prefill makes the continuation carry it on.
+    pub fn resume(&mut self) {
+        self.sealed = matches!(self.open, Some((_, Block::Thinking)));
+    }
+
     /// Closes the open block, if any; a call's block closing lets the calls held back
     /// go out, each whole.
     fn close(&mut self, out: &mut Vec<Event>) {
         let Some((index, kind)) = self.open.take() else {
             return;
         };
+        self.sealed = false;
         if kind == Block::Thinking && !self.signed {
             out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": UNSIGNED}})));
         }
@@ -558,7 +588,10 @@ impl Encoder {
             self.close(out);
             return;
         }
-        if let Some((i, Block::Thinking)) = self.open {
+        // Never on a broken answer's thinking (`resume`): this signature is not over it.
+        if let Some((i, Block::Thinking)) = self.open
+            && !self.sealed
+        {
             out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "signature_delta", "signature": block["signature"]}})));
             self.signed = true;
         }
@@ -568,6 +601,7 @@ impl Encoder {
     fn ensure(&mut self, kind: Block, block: Value, out: &mut Vec<Event>) -> usize {
         if let Some((index, open)) = self.open
             && open == kind
+            && !self.sealed
         {
             return index;
         }
@@ -620,7 +654,7 @@ impl Encoder {
         {
             self.ensure(
                 Block::Thinking,
-                json!({"type": "thinking", "thinking": ""}),
+                json!({"type": "thinking", "thinking": "", "signature": ""}),
                 out,
             );
             self.close(out);
@@ -628,7 +662,7 @@ impl Encoder {
         if let Some(r) = reasoning {
             let i = self.ensure(
                 Block::Thinking,
-                json!({"type": "thinking", "thinking": ""}),
+                json!({"type": "thinking", "thinking": "", "signature": ""}),
                 out,
             );
             out.push(Self::ev("content_block_delta", json!({"type": "content_block_delta", "index": i, "delta": {"type": "thinking_delta", "thinking": r}})));

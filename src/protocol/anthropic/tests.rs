@@ -409,6 +409,46 @@ fn an_observed_stream_continues_in_its_open_block_and_ends_once() {
 }
 
 #[test]
+fn a_resumed_stream_closes_its_cut_thinking_before_the_continuations() {
+    // Cut before the signature: closed as unsigned. Cut after it: closed as it is.
+    for (signed, want) in [(false, Some(UNSIGNED)), (true, None)] {
+        let mut e = Encoder::new("m", true);
+        let mut sent = vec![
+            json!({"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 5}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Let me"}}),
+        ];
+        if signed {
+            sent.push(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "sig-a"}}));
+        }
+        for v in sent {
+            e.observe(&ev(v["type"].as_str().unwrap(), v.clone()));
+        }
+        e.resume();
+        let chunk =
+            json!({"choices": [{"index": 0, "delta": {"reasoning_content": "Let me think"}}]});
+        let out: Vec<Value> = e
+            .chunk(&chunk)
+            .iter()
+            .map(|x| serde_json::from_str(x.data.as_deref().unwrap()).unwrap())
+            .collect();
+        let signature = out
+            .iter()
+            .find(|v| v["delta"]["type"] == "signature_delta")
+            .map(|v| v["delta"]["signature"].clone());
+        assert_eq!(signature, want.map(|w| json!(w)), "{out:?}");
+        let rest = &out[out.len() - 3..];
+        assert_eq!(rest[0], json!({"type": "content_block_stop", "index": 0}));
+        assert_eq!(rest[1]["index"], 1);
+        assert_eq!(
+            rest[1]["content_block"],
+            json!({"type": "thinking", "thinking": "", "signature": ""})
+        );
+        assert_eq!(rest[2]["delta"]["thinking"], "Let me think");
+    }
+}
+
+#[test]
 fn decoded_stream_reencodes_to_the_same_content() {
     let (chunks, _) = decode_all(&parallel_tool_stream());
     let mut e = Encoder::new("c", false);
