@@ -730,3 +730,43 @@ fn a_thinking_block_cut_before_its_signature_is_closed_apart_from_the_rescued_th
         "{sent}"
     );
 }
+
+#[test]
+fn a_rescue_takes_only_its_prefill_off_the_input_tokens() {
+    // Cut in its thinking (asked again as it was) or in its text (asked with the text
+    // as a prefill); the upstream counts 10 plus the prefill either way.
+    for first in [Thinks::CutMidThought, Thinks::CutInText] {
+        let a = thinking_once(first);
+        let b = healthy("b");
+        let p = Proxy::start(&config(&a, Wire::Anthropic, &b, ""));
+        let s = ask(&p, Wire::Chat);
+        let what = s.text();
+        assert_eq!((a.count(), b.count()), (2, 0), "{what}");
+        assert_text(&Wire::Chat.read_stream(&s).text, CANONICAL);
+        let usage = events(&s)
+            .into_iter()
+            .find(|(_, v)| v["usage"].is_object())
+            .expect("a usage chunk")
+            .1["usage"]
+            .clone();
+        // What the client got before the break, and what the continuation said.
+        let (before, output) = match first {
+            Thinks::CutMidThought => (
+                THOUGHT[..2].concat(),
+                THOUGHT.len() + answer::tokens(CANONICAL).len(),
+            ),
+            _ => {
+                let toks = answer::tokens(CANONICAL);
+                (THOUGHT.concat() + &toks[..5].concat(), toks.len() - 5)
+            }
+        };
+        assert_eq!(usage["prompt_tokens"], json!(10), "{what}");
+        let carried = before.len().div_ceil(4);
+        assert_eq!(
+            usage["completion_tokens"],
+            json!(output + carried),
+            "{what}"
+        );
+        p.wait_log("rescued=1");
+    }
+}

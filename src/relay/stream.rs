@@ -41,8 +41,13 @@ pub(super) struct Splice {
     /// A refusal went out: nothing can be asked to continue one (a prefill is an
     /// answer's text), and asked afresh a model would start it over.
     pub(super) refused: bool,
-    /// Tokens estimated for what the client had when the continuation began.
+    /// Tokens estimated for what the client had when the continuation began (its text
+    /// and reasoning): output the continuation's usage does not count.
     carried: u64,
+    /// Tokens estimated for the prefill the continuation was asked with: counted in its
+    /// prompt, but output of this answer. Only text is prefilled; reasoning the client
+    /// has is never in the continuation's prompt, so it is not taken off the input.
+    prefilled: u64,
     /// The prefill lost trailing whitespace the client already has.
     trimmed: bool,
 }
@@ -61,6 +66,7 @@ impl Splice {
             tool: false,
             refused: false,
             carried: 0,
+            prefilled: 0,
             trimmed: false,
         }
     }
@@ -87,6 +93,7 @@ impl Splice {
         self.trimmed = self.text.len() != self.text.trim_end().len();
         // About four bytes a token: the continuation's usage covers the whole answer.
         self.carried = (self.text.len() + self.reasoning.len()).div_ceil(4) as u64;
+        self.prefilled = self.text.trim_end().len().div_ceil(4) as u64;
     }
 
     /// Ends the open stream with an error event.
@@ -128,7 +135,7 @@ impl Splice {
                 ch["choices"][0]["delta"]["content"] = Value::String(kept.to_string());
             }
             if let Some(u) = ch.get_mut("usage").filter(|u| u.is_object()) {
-                carry_usage(u, self.carried);
+                carry_usage(u, self.carried, self.prefilled);
             }
         }
         let d = &ch["choices"][0]["delta"];
@@ -147,13 +154,14 @@ impl Splice {
     }
 }
 
-/// Adds the tokens of the answer before a continuation to its usage (counted as the
-/// continuation's prompt upstream, as output for the client).
-fn carry_usage(u: &mut Value, carried: u64) {
+/// Adds the tokens of the answer before a continuation (`carried`: its text and
+/// reasoning) to its usage as output, and takes the prefill it was asked with
+/// (`prefilled`: that text, which the upstream counted as prompt) off its input.
+fn carry_usage(u: &mut Value, carried: u64, prefilled: u64) {
     let prompt = u["prompt_tokens"].as_u64();
     let completion = u["completion_tokens"].as_u64();
     if let (Some(p), Some(c)) = (prompt, completion) {
-        let (p, c) = (p.saturating_sub(carried), c + carried);
+        let (p, c) = (p.saturating_sub(prefilled), c + carried);
         u["prompt_tokens"] = p.into();
         u["completion_tokens"] = c.into();
         u["total_tokens"] = (p + c).into();
@@ -854,10 +862,17 @@ mod tests {
     #[test]
     fn carried_tokens_move_from_prompt_to_completion() {
         let mut u = json!({"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60});
-        carry_usage(&mut u, 8);
+        carry_usage(&mut u, 8, 8);
         assert_eq!(
             u,
             json!({"prompt_tokens": 42, "completion_tokens": 18, "total_tokens": 60})
+        );
+        // Reasoning the client has is output, but was never in the continuation's prompt.
+        let mut u = json!({"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60});
+        carry_usage(&mut u, 8, 3);
+        assert_eq!(
+            u,
+            json!({"prompt_tokens": 47, "completion_tokens": 18, "total_tokens": 65})
         );
     }
 }
