@@ -770,3 +770,83 @@ fn a_rescue_takes_only_its_prefill_off_the_input_tokens() {
         p.wait_log("rescued=1");
     }
 }
+
+#[test]
+fn a_continuation_asks_for_no_more_than_the_cap_leaves() {
+    let toks = answer::tokens(CANONICAL);
+    let sent = toks[..20].concat().len().div_ceil(4) as u64;
+    // (client, its request's cap, upstream, where the continuation's cap is, the cap)
+    let cases = [
+        (
+            Wire::Anthropic,
+            json!({"max_tokens": 100}),
+            Wire::Anthropic,
+            "/max_tokens",
+            Some(100 - sent),
+        ),
+        (
+            Wire::Anthropic,
+            json!({"max_tokens": 8}),
+            Wire::Anthropic,
+            "/max_tokens",
+            Some(1),
+        ),
+        (
+            Wire::Anthropic,
+            json!({"max_tokens": 100}),
+            Wire::Gemini,
+            "/generationConfig/maxOutputTokens",
+            Some(100 - sent),
+        ),
+        (
+            Wire::Chat,
+            json!({"max_completion_tokens": 90}),
+            Wire::Chat,
+            "/max_completion_tokens",
+            Some(90 - sent),
+        ),
+        (
+            Wire::Chat,
+            json!({"max_tokens": 90}),
+            Wire::Chat,
+            "/max_tokens",
+            Some(90 - sent),
+        ),
+        (
+            Wire::Gemini,
+            json!({"generationConfig": {"maxOutputTokens": 90}}),
+            Wire::Chat,
+            "/max_tokens",
+            Some(90 - sent),
+        ),
+        (Wire::Chat, json!({}), Wire::Chat, "/max_tokens", None),
+    ];
+    for (client, cap, up, at, want) in cases {
+        let a = faulty_once(up, "a", Fault::Cut(20));
+        let b = healthy("b");
+        let p = Proxy::start(&config(&a, up, &b, ""));
+        let mut body = client.request("smart", true, false);
+        for (k, v) in cap.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let s = p.stream(&client.url("smart", true), body);
+        let what = format!("{client:?} {cap} <- {up:?}: {}", s.text());
+        assert_text(&client.read_stream(&s).text, CANONICAL);
+        let reqs = a.requests();
+        assert_eq!(reqs.len(), 2, "{what}");
+        let first = reqs[0].json();
+        let cont = reqs[1].json();
+        assert!(answer::prefill(&cont).is_some(), "{what}");
+        assert_eq!(
+            cont.pointer(at).and_then(Value::as_u64),
+            want,
+            "{what}: {cont}"
+        );
+        if want.is_some() {
+            assert!(
+                first.pointer(at).and_then(Value::as_u64) > want,
+                "{what}: {first}"
+            );
+        }
+    }
+}

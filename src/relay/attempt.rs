@@ -457,6 +457,7 @@ impl<'a> Run<'a, '_> {
         };
         if ask == Ask::Continue {
             rescue::prefill_flags(target, &mut up);
+            rescue::lower_cap(target.protocol, &mut up, self.splice.sent_tokens());
         }
         if collected {
             target.protocol.ask_stream(&mut up);

@@ -197,6 +197,38 @@ pub(super) fn append_partial(
     Ok(())
 }
 
+/// Lowers a continuation's output cap, in `protocol`'s field for it, by the `sent`
+/// tokens (estimated) of the answer the client already has, to at least 1: the client's
+/// cap bounds the whole answer it pays for and reads, not each attempt at it. A request
+/// without a cap keeps none.
+pub(super) fn lower_cap(protocol: Protocol, body: &mut Value, sent: u64) {
+    // Looked up, not indexed: indexing would add a cap the client never set.
+    let mut lower = |at: &str| {
+        let cap = body.pointer_mut(at)?;
+        let lowered = cap.as_u64()?.saturating_sub(sent).max(1);
+        *cap = lowered.into();
+        Some(lowered)
+    };
+    match protocol {
+        Protocol::Chat => {
+            lower("/max_tokens");
+            lower("/max_completion_tokens");
+        }
+        Protocol::Anthropic => {
+            // Anthropic refuses a thinking budget that is not below `max_tokens`.
+            if let Some(cap) = lower("/max_tokens")
+                && let Some(budget) = body.pointer_mut("/thinking/budget_tokens")
+                && budget.as_u64().is_some_and(|b| b >= cap)
+            {
+                *budget = cap.saturating_sub(1).into();
+            }
+        }
+        Protocol::Gemini => _ = lower("/generationConfig/maxOutputTokens"),
+        Protocol::Completions => _ = lower("/max_tokens"),
+        Protocol::Responses => _ = lower("/max_output_tokens"),
+    }
+}
+
 /// vLLM continues a final assistant message only when told so.
 pub(super) fn prefill_flags(target: &Target, body: &mut Value) {
     // A legacy completion continues its prompt, not a message.
@@ -260,6 +292,26 @@ mod tests {
                 "llamacpp"
             ]
         );
+    }
+
+    #[test]
+    fn a_continuations_cap_is_lowered_by_what_went_out_and_never_added() {
+        let mut anthropic =
+            json!({"max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 1990}});
+        lower_cap(Protocol::Anthropic, &mut anthropic, 30);
+        assert_eq!(anthropic["max_tokens"], 1970);
+        assert_eq!(anthropic["thinking"]["budget_tokens"], 1969);
+        let mut chat = json!({"max_completion_tokens": 10, "messages": []});
+        lower_cap(Protocol::Chat, &mut chat, 30);
+        assert_eq!(chat, json!({"max_completion_tokens": 1, "messages": []}));
+        let mut gemini = json!({"generationConfig": {"maxOutputTokens": 100}});
+        lower_cap(Protocol::Gemini, &mut gemini, 30);
+        assert_eq!(gemini["generationConfig"]["maxOutputTokens"], 70);
+        for protocol in [Protocol::Chat, Protocol::Anthropic, Protocol::Gemini] {
+            let mut none = json!({"messages": []});
+            lower_cap(protocol, &mut none, 30);
+            assert_eq!(none, json!({"messages": []}));
+        }
     }
 
     #[test]

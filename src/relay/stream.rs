@@ -96,6 +96,12 @@ impl Splice {
         self.prefilled = self.text.trim_end().len().div_ceil(4) as u64;
     }
 
+    /// Tokens estimated for the output the client already has (text and reasoning),
+    /// once a continuation began: what its output cap is lowered by.
+    pub(super) fn sent_tokens(&self) -> u64 {
+        self.carried
+    }
+
     /// Ends the open stream with an error event.
     pub(super) fn fail(
         &mut self,
