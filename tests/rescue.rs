@@ -850,3 +850,65 @@ fn a_continuation_asks_for_no_more_than_the_cap_leaves() {
         }
     }
 }
+
+#[test]
+fn keep_alives_after_text_do_not_hold_off_a_rescue() {
+    // Five tokens, then only keep-alives (SSE comments; Anthropic's pings) for 4 s:
+    // stalled for `idle_secs` (1 s) after its last token, the stream goes to `b`.
+    let keep_alive = |wire: Wire| match wire {
+        Wire::Anthropic => crate::support::wire::named("ping", json!({"type": "ping"})),
+        _ => ": keep-alive\n\n".to_string(),
+    };
+    for up in [Wire::Chat, Wire::Anthropic] {
+        let a = MockUpstream::numbered(move |n, req| {
+            if n > 0 {
+                return answer::reply(up, req, "a", Fault::None);
+            }
+            let toks = answer::tokens(CANONICAL);
+            let mut evs = answer::events(up, "a", &toks, 10, Fault::Cut(5));
+            evs.extend((0..40).map(|_| keep_alive(up)));
+            Reply::SseThenBreak(evs, Duration::from_millis(100))
+        });
+        let b = healthy("b");
+        let p = Proxy::start(&config(&a, up, &b, ""));
+        let started = Instant::now();
+        let s = ask(&p, Wire::Chat);
+        let took = started.elapsed();
+        assert_one_whole_stream(Wire::Chat, &s);
+        assert_eq!((a.count(), b.count()), (1, 1), "{up:?}");
+        assert!(took < Duration::from_secs(3), "{up:?}: {took:?}");
+        p.wait_log("rescued=1 rescued_by=b:m");
+    }
+}
+
+#[test]
+fn a_long_thinking_phase_is_not_cut_for_idleness() {
+    // Thinking deltas 0.4 s apart for 2.4 s, with pings between: longer than
+    // `idle_secs` (1 s) in all, never silent that long between pieces of thinking.
+    use crate::support::wire::named;
+    let thinking = |t: &str| {
+        named(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": t}}),
+        )
+    };
+    let a = MockUpstream::start(move |req| {
+        let Reply::Sse(whole, _) = thinking_reply(req, Thinks::Whole) else {
+            unreachable!("a whole answer")
+        };
+        // The head and the rest each written at once; the thinking 0.2 s a piece.
+        let mut evs = vec![whole[..2].concat()];
+        for _ in 0..6 {
+            evs.push(thinking("hm "));
+            evs.push(named("ping", json!({"type": "ping"})));
+        }
+        evs.push(whole[2..].concat());
+        Reply::Sse(evs, Duration::from_millis(200))
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Anthropic, &b, ""));
+    let s = ask(&p, Wire::Chat);
+    assert_text(&Wire::Chat.read_stream(&s).text, CANONICAL);
+    assert_eq!((a.count(), b.count()), (1, 0), "{}", s.text());
+    p.wait_log("stream=complete");
+}

@@ -305,7 +305,11 @@ fn relay_events(
                 }),
             };
         }
+        // Whether this read brought more than keep-alives, which say the connection is
+        // open but not that the answer moves on.
+        let mut progressed = false;
         for ev in events.drain(..) {
+            progressed |= !keep_alive(&ev);
             let quick = copied.then(|| decoder.copied_delta(&ev)).flatten();
             let (has, end, outgoing) = if let Some(delta) = quick {
                 finished |= delta.finish;
@@ -414,10 +418,21 @@ fn relay_events(
                 *first_token = Some(Instant::now());
             }
         }
-        if content {
+        // After the first content, silence is measured between events that carry the
+        // answer on (content, or a new block, a signature, usage); keep-alives do not
+        // count, or a server that stalled but sends them would never be rescued. A
+        // thinking phase sends thinking deltas, which do. Before the first content the
+        // first-token deadline holds, whatever comes.
+        if content && progressed {
             deadline = Instant::now() + settings.idle_timeout;
         }
     }
+}
+
+/// True for an event that only keeps the connection open: an SSE comment (`: keep-alive`,
+/// which dispatches no data) or Anthropic's `ping`.
+fn keep_alive(ev: &Event) -> bool {
+    ev.data.is_none() || ev.event.as_deref() == Some("ping")
 }
 
 /// usage (issue 19): notes that the first content went out now, when `o` says it did
