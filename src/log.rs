@@ -308,9 +308,11 @@ impl fmt::Display for RequestLog {
 }
 
 /// True when attempts are worth a `tried=` field, given their results: more than one
-/// attempt, or one that failed (a result not a 2xx status).
+/// attempt, or one that failed (a result not a bare 2xx status: a stream that broke
+/// after content went out is `200:broken`).
 fn worth_showing<'a>(mut results: impl Iterator<Item = &'a str> + Clone) -> bool {
-    results.clone().nth(1).is_some() || results.any(|r| !r.starts_with('2'))
+    let answered = |r: &str| r.len() == 3 && r.starts_with('2');
+    results.clone().nth(1).is_some() || results.any(|r| !answered(r))
 }
 
 /// Appends a value of a text line: as is, `-` when empty, JSON-quoted when it holds a

@@ -115,7 +115,7 @@ fn text_lines_name_the_model_each_attempt_and_how_a_stream_ended() {
         &got,
         "TIME POST /v1/chat/completions model=smart served_by=b:m status=200 attempts=2 tried=a:m→refused,b:m→200 ttfb_ms=N total_ms=N\n\
          TIME POST /v1/chat/completions model=b:m served_by=b:m status=200 stream=complete attempts=1 ttfb_ms=N total_ms=N\n\
-         TIME POST /v1/chat/completions model=c:m served_by=c:m status=200 stream=broken attempts=1 ttfb_ms=N total_ms=N\n\
+         TIME POST /v1/chat/completions model=c:m served_by=c:m status=200 stream=broken attempts=1 tried=c:m→200:broken ttfb_ms=N total_ms=N\n\
          TIME POST /v1/messages model=nope served_by=- status=404 attempts=0 ttfb_ms=N total_ms=N",
     );
     // Every line of the server, not only request lines, starts with the time.

@@ -912,3 +912,21 @@ fn a_long_thinking_phase_is_not_cut_for_idleness() {
     assert_eq!((a.count(), b.count()), (1, 0), "{}", s.text());
     p.wait_log("stream=complete");
 }
+
+#[test]
+fn the_text_log_shows_the_only_attempt_when_it_broke() {
+    let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::Cut(5)));
+    let yaml = format!(
+        "providers:\n  a:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m]\n",
+        a.url()
+    );
+    let p = Proxy::start(&yaml);
+    let s = ask(&p, Wire::Chat);
+    assert!(
+        s.text().contains("no endpoint could continue it"),
+        "{}",
+        s.text()
+    );
+    let line = p.wait_log("stream=broken");
+    assert!(line.contains("attempts=1 tried=a:m→200:broken"), "{line}");
+}
