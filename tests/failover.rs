@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::answer::{self, Fault};
-use crate::support::upstream::{chat_answer, chat_events};
+use crate::support::upstream::{chat_answer, chat_events, dead_url};
 use crate::support::wire::Wire;
 use crate::support::{MockUpstream, Proxy, Reply, assert_text, wait_until};
 
@@ -29,14 +29,6 @@ fn stream(p: &Proxy, model: &str) -> crate::support::proxy::Streamed {
         "/v1/chat/completions",
         json!({"model": model, "stream": true, "messages": []}),
     )
-}
-
-/// A port nothing listens on.
-fn dead_url() -> String {
-    let up = MockUpstream::always(Reply::Reset);
-    let url = up.url();
-    drop(up);
-    url
 }
 
 #[test]

@@ -6,17 +6,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::answer::{self, Fault};
-use crate::support::upstream::{chat_answer, chat_events};
+use crate::support::upstream::{chat_answer, chat_events, dead_url};
 use crate::support::wire::Wire;
 use crate::support::{MockUpstream, Proxy, Reply, assert_text, wait_until};
-
-/// A port nothing listens on.
-fn dead_url() -> String {
-    let up = MockUpstream::always(Reply::Reset);
-    let url = up.url();
-    drop(up);
-    url
-}
 
 /// `a` refuses connections, `b` answers (a stream when asked for one), `c` breaks its
 /// stream after three events; `smart` is a:m then b:m.

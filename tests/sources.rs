@@ -500,6 +500,20 @@ fn one_models_cool_down_is_shown_as_that_models_not_its_providers() {
     assert_eq!(a_source["state"], "cooling down");
     let detail = a_source["detail"].as_str().unwrap();
     assert!(detail.starts_with("m for "), "{detail}");
+    // Another file listening at the same address is another server's business.
+    let other = p
+        .dir
+        .write("other.yaml", &std::fs::read_to_string(&config).unwrap());
+    let out = routeplane()
+        .args(["providers", "-c", other.to_str().unwrap()])
+        .env("HOME", p.dir.path())
+        .output()
+        .unwrap();
+    let providers = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        row(&providers, "a ").trim_end().ends_with("active"),
+        "{providers}"
+    );
 }
 
 /// A mock hosted API: `GET /v1/models` lists what `listed` holds, anything else answers.

@@ -124,8 +124,8 @@ pub(crate) fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Arc<Au
     Ok((registry, detected, auth))
 }
 
-/// The cool-downs of a routeplane serving this config, if one answers at its `listen`
-/// address: `provider:model` → seconds left. Only the server knows them.
+/// The cool-downs of a routeplane serving this config file, if one answers at its
+/// `listen` address: `provider:model` → seconds left. Only the server knows them.
 pub(crate) fn cooldowns(registry: &Registry) -> Vec<(String, f64)> {
     let client = upstream::Client::new(&registry.settings);
     let mut headers: Vec<upstream::Header> = Vec::new();
@@ -137,6 +137,12 @@ pub(crate) fn cooldowns(registry: &Registry) -> Vec<(String, f64)> {
         return Vec::new();
     };
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    // Another config's server may listen at the same address (both at the default).
+    let mine = std::fs::canonicalize(&registry.source).ok();
+    let mine = mine.map(|p| p.display().to_string());
+    if v["config"].as_str() != mine.as_deref() {
+        return Vec::new();
+    }
     v["cooldowns"]
         .as_array()
         .map(Vec::as_slice)

@@ -416,7 +416,11 @@ fn prepare(
                 .into_iter()
                 .map(|(target, left)| json!({"target": target, "secs_left": left.as_secs_f64()}))
                 .collect();
-            return Prepared::Json(200, json!({"cooldowns": list}).to_string());
+            // The file it serves, so a command run with another file ignores the list.
+            let config = std::fs::canonicalize(&registry.source).ok();
+            let config = config.map(|p| p.display().to_string());
+            let answer = json!({"config": config, "cooldowns": list});
+            return Prepared::Json(200, answer.to_string());
         }
         (Get | Head, "/v1beta/models") => {
             return Prepared::Json(200, gemini_models(registry, &shared.detected, None));

@@ -43,6 +43,13 @@ impl Recorded {
     }
 }
 
+/// A base URL where every connection is refused. A port a dropped mock had may be
+/// bound again by another test (or another test process) meanwhile; port 9
+/// (discard) is privileged and served by nothing here, as no test binds below 10000.
+pub fn dead_url() -> String {
+    "http://127.0.0.1:9/v1".to_string()
+}
+
 /// What the mock does with one request.
 #[derive(Debug, Clone)]
 pub enum Reply {
