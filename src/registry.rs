@@ -881,12 +881,12 @@ fn unbraced_var(value: &str) -> Option<&str> {
 
 /// The key the README's client lines send (`OPENAI_API_KEY=unused`). Exported in the
 /// shell that then starts Routeplane, it would be taken as Routeplane's own key for
-/// the vendor, which refuses it: it is no key (see [`placeholder_keys`]).
+/// the vendor, which refuses it: it is no key (see [`unusable_key`]).
 const CLIENT_PLACEHOLDER: &str = "unused";
 
 /// Why a key's text cannot be sent as a key, if it cannot: the client placeholder, or a
 /// character an HTTP header cannot carry. Spaces and line ends around a key are not
-/// counted (see [`key_text`]).
+/// counted (see `key_text`).
 pub fn unusable_key(key: &str) -> Option<&'static str> {
     let key = key_text(key);
     if key == CLIENT_PLACEHOLDER {

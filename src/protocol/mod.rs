@@ -35,7 +35,7 @@
 //! - a Responses client's custom (free-text) tool is a function of one string,
 //!   `input`; [`Asked`] names those tools, so their calls go back as custom calls;
 //! - a thinking budget a client gave in tokens (Anthropic's `budget_tokens`, Gemini's
-//!   `thinkingBudget`) travels as [`THINKING_BUDGET`] beside the effort word it maps
+//!   `thinkingBudget`) travels as `THINKING_BUDGET` beside the effort word it maps
 //!   to, for the sources that take a number (Anthropic, Gemini); it refines an effort
 //!   and means nothing without one, and goes to no Chat source.
 
