@@ -365,3 +365,70 @@ fn models_and_providers_commands_show_detection() {
         "{text}"
     );
 }
+
+/// `routeplane models` in `dir`: its stdout and stderr.
+fn models(dir: &Dir) -> (String, String) {
+    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
+        .arg("models")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn models_says_a_server_that_is_up_without_models_needs_one_pulled() {
+    // Ollama just installed: up, nothing pulled. The hint said to start it.
+    let ollama_up = MockUpstream::start(ollama(&[]));
+    let lmstudio_up = MockUpstream::start(ollama(&[]));
+    let dir = Dir::new();
+    dir.write(
+        "routeplane.yaml",
+        &format!(
+            "detect:\n  default_ports: false\nproviders:\n  ollama:\n    api_base: {}\n",
+            ollama_up.url()
+        ),
+    );
+    let (table, hint) = models(&dir);
+    assert_text(&table, "MODEL  PROVIDER  SOURCE  STATE\n");
+    assert!(
+        hint.starts_with(
+            "routeplane: no models are configured or detected; pull a model into ollama, \
+             which is up but lists none (`ollama pull llama3.1`), or set a provider's key"
+        ),
+        "{hint}"
+    );
+    assert!(!hint.contains("start a local server"), "{hint}");
+    // Another server up with none: it needs a model loaded; one not found, started.
+    let dead = format!("http://127.0.0.1:{}/v1", MockUpstream::free_port());
+    dir.write(
+        "routeplane.yaml",
+        &format!(
+            "detect:\n  default_ports: false\nproviders:\n  lmstudio:\n    api_base: {}\n  \
+             llamacpp:\n    api_base: {dead}\n",
+            lmstudio_up.url()
+        ),
+    );
+    let (_, hint) = models(&dir);
+    assert!(
+        hint.starts_with(
+            "routeplane: no models are configured or detected; load a model into lmstudio, \
+             which is up but lists none, or set a provider's key"
+        ) && hint.contains(", or start a local server (llamacpp), or name a local server under"),
+        "{hint}"
+    );
+    // Nothing named and the default ports off: the hint says what turned them off.
+    dir.write("routeplane.yaml", "detect:\n  default_ports: false\n");
+    let (_, hint) = models(&dir);
+    assert_text(
+        &hint,
+        "routeplane: no models are configured or detected; set a provider's key \
+         (OPENAI_API_KEY, OPENROUTER_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or \
+         MISTRAL_API_KEY), or name a local server under `providers:`, as `ollama: {}` \
+         (`detect.default_ports: false` keeps the default ports of ollama, vllm, lmstudio \
+         and llamacpp from being asked), or run `routeplane login anthropic` or \
+         `routeplane login openai-codex`\n",
+    );
+}

@@ -278,24 +278,40 @@ pub(crate) fn run_models(
     print_table(["MODEL", "PROVIDER", "SOURCE", "STATE"], &cells)?;
     if cells.is_empty() {
         // On stderr, so that the table on stdout stays a table.
-        eprintln!("routeplane: {}", nothing_to_list(&registry, &auth));
+        eprintln!(
+            "routeplane: {}",
+            nothing_to_list(&registry, &detected, &auth)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// What `routeplane models` says when it has nothing to list: the keys that are not set,
-/// the local servers looked for, and the logins not made.
-fn nothing_to_list(registry: &Registry, auth: &Auth) -> String {
+/// The model `ollama pull` is shown with: the README's first example.
+const FIRST_MODEL: &str = "llama3.1";
+
+/// What `routeplane models` says when it has nothing to list: the local servers that are
+/// up but list no models (and what pulls one), the keys that are not set, the local
+/// servers looked for and not found, the default ports the config keeps from being
+/// asked, and the logins not made.
+fn nothing_to_list(registry: &Registry, detected: &Detected, auth: &Auth) -> String {
     let keys: Vec<&str> = registry
         .providers
         .iter()
         .filter(|p| p.kind == Kind::Hosted && p.key.is_none())
         .filter_map(|p| p.key_vars.get(1).map(String::as_str))
         .collect();
-    let local: Vec<&str> = registry
+    // Asked for their models: up with none (an Ollama just installed), or not found.
+    let (empty, local): (Vec<&str>, Vec<&str>) = registry
         .providers
         .iter()
         .filter(|p| p.detect)
+        .map(|p| p.id.as_str())
+        .partition(|id| detected.state(id).is_some_and(|s| s.up));
+    // `detect.default_ports: false`, and the config names none of them.
+    let unasked: Vec<&str> = registry
+        .providers
+        .iter()
+        .filter(|p| p.kind == Kind::Local && !p.configured && !p.detect)
         .map(|p| p.id.as_str())
         .collect();
     let logins: Vec<String> = registry::builtin_ids()
@@ -310,6 +326,22 @@ fn nothing_to_list(registry: &Registry, auth: &Auth) -> String {
         .map(|p| format!("`{}`", p.id))
         .collect();
     let mut todo = Vec::new();
+    let (ollama, others): (Vec<&str>, Vec<&str>) = empty.iter().partition(|id| **id == "ollama");
+    if !ollama.is_empty() {
+        todo.push(format!(
+            "pull a model into ollama, which is up but lists none (`ollama pull {FIRST_MODEL}`)"
+        ));
+    }
+    if !others.is_empty() {
+        let (which, are) = match others.len() {
+            1 => ("is", "lists"),
+            _ => ("are", "list"),
+        };
+        todo.push(format!(
+            "load a model into {}, which {which} up but {are} none",
+            or_list(&others)
+        ));
+    }
     if !unlisted.is_empty() {
         todo.push(format!(
             "give {} a `models:` list or `detect: true` (`PROVIDER:MODEL` reaches one \
@@ -322,6 +354,13 @@ fn nothing_to_list(registry: &Registry, auth: &Auth) -> String {
     }
     if !local.is_empty() {
         todo.push(format!("start a local server ({})", or_list(&local)));
+    }
+    if !unasked.is_empty() {
+        todo.push(format!(
+            "name a local server under `providers:`, as `ollama: {{}}` \
+             (`detect.default_ports: false` keeps the default ports of {} from being asked)",
+            and_list(&unasked)
+        ));
     }
     if !logins.is_empty() {
         todo.push(format!("run {}", or_list(&logins)));
@@ -336,12 +375,22 @@ fn nothing_to_list(registry: &Registry, auth: &Auth) -> String {
 
 /// `a, b or c`.
 fn or_list<S: AsRef<str>>(items: &[S]) -> String {
+    joined(items, "or")
+}
+
+/// `a, b and c`.
+fn and_list<S: AsRef<str>>(items: &[S]) -> String {
+    joined(items, "and")
+}
+
+/// `a, b WORD c`.
+fn joined<S: AsRef<str>>(items: &[S], word: &str) -> String {
     match items {
         [] => String::new(),
         [one] => one.as_ref().to_string(),
         [init @ .., last] => {
             let init: Vec<&str> = init.iter().map(AsRef::as_ref).collect();
-            format!("{} or {}", init.join(", "), last.as_ref())
+            format!("{} {word} {}", init.join(", "), last.as_ref())
         }
     }
 }
