@@ -1058,3 +1058,90 @@ fn official_sdks_read_translated_answers_without_usage() {
         })
     );
 }
+
+#[test]
+fn every_local_server_asked_is_on_the_status_page_and_in_metrics_found_or_not() {
+    // With no config, a local server not running at start had no `routeplane_provider_up`
+    // series and no row on the status page: an alert on `== 0` never fired for it.
+    let name =
+        "first_run::every_local_server_asked_is_on_the_status_page_and_in_metrics_found_or_not";
+    if std::env::var_os(IN_OWN_NETWORK).is_none() {
+        let Some(out) = in_own_network(name) else {
+            eprintln!(
+                "skipped: no network namespace could be made (run as root, or allow user \
+                 namespaces); the default ports must be free of this machine's servers"
+            );
+            return;
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("test result: ok. 1 passed"),
+            "in its own network namespace:\n{stdout}\n{stderr}"
+        );
+        return;
+    }
+    // In a network namespace of its own: nothing listens on the default ports.
+    let up = MockUpstream::start_on(OLLAMA_PORT, ollama);
+    let p = Proxy::start_without_config(&[]);
+    p.wait_log(" local servers: ollama (1 model); not found: vllm, lmstudio, llamacpp");
+    let status = p.get("/status.json").json();
+    let states: Vec<(&str, &str, &Value)> = status["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap(),
+                s["state"].as_str().unwrap(),
+                &s["up"],
+            )
+        })
+        .collect();
+    let (t, f) = (&json!(true), &json!(false));
+    assert_eq!(
+        states,
+        [
+            ("ollama", "up", t),
+            ("vllm", "down", f),
+            ("lmstudio", "down", f),
+            ("llamacpp", "down", f),
+        ],
+        "the hosted built-ins without a key are left out: {status}"
+    );
+    let metrics = p.get("/metrics").body;
+    let gauges: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("routeplane_provider_up{"))
+        .collect();
+    assert_eq!(
+        gauges,
+        [
+            r#"routeplane_provider_up{provider="ollama"} 1"#,
+            r#"routeplane_provider_up{provider="vllm"} 0"#,
+            r#"routeplane_provider_up{provider="lmstudio"} 0"#,
+            r#"routeplane_provider_up{provider="llamacpp"} 0"#,
+        ]
+    );
+    drop(p);
+    // Servers not asked have no series: the default ports turned off, or a block that
+    // says `detect: false` and names no model (what would its 0 say?).
+    let p = Proxy::start(
+        "detect:\n  default_ports: false\nproviders:\n  ollama:\n  vllm:\n    detect: false\n",
+    );
+    p.wait_log(" local servers: ollama (1 model)");
+    let metrics = p.get("/metrics").body;
+    let gauges: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("routeplane_provider_up{"))
+        .collect();
+    assert_eq!(gauges, [r#"routeplane_provider_up{provider="ollama"} 1"#]);
+    let status = p.get("/status.json").json();
+    let vllm = &status["sources"][1];
+    assert_eq!(
+        (&vllm["id"], &vllm["state"], &vllm["up"]),
+        (&json!("vllm"), &json!("not asked"), &Value::Null),
+        "{status}"
+    );
+    drop(up);
+}

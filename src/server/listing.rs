@@ -10,8 +10,10 @@ use crate::detect::{self, Detected};
 use crate::registry::{Registry, provider_of};
 use crate::{route, stats};
 
-/// Each source worth showing, with its state now: configured, keyed, logged in, found
-/// up, or counted since start (the unconfigured built-ins without a key are left out).
+/// Each source worth showing, with its state now: configured, keyed, logged in, asked
+/// for its models (a local server never found included, as down: an alert on
+/// `routeplane_provider_up == 0` must see it), found up, or counted since start (the
+/// unconfigured built-ins without a key, and the local ones not asked, are left out).
 pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source> {
     let cooling = shared.env.cooldown.snapshot();
     let auth = &shared.env.auth;
@@ -22,6 +24,7 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
         let listed = p.configured
             || p.key.is_some()
             || logged_in
+            || p.detect
             || found.as_ref().is_some_and(|s| s.up)
             || shared.stats.has_source(&p.id);
         if !listed {
@@ -35,7 +38,7 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
         let (state, up, detail) = if logged_in && auth.refused(&p.id).is_some() {
             // The refresh token was refused for good: nothing is sent there until then.
             let again = format!("run `routeplane login {}`", p.id);
-            ("login needed".to_string(), false, Some(again))
+            ("login needed".to_string(), Some(false), Some(again))
         } else if logged_in {
             let until = auth
                 .expires_at(&p.id)
@@ -43,20 +46,21 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
                 .map(|e| crate::time::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(e)));
             (
                 "logged in".to_string(),
-                true,
+                Some(true),
                 until.map(|u| format!("until {u}")),
             )
         } else {
             match detect::provider_state(p, &shared.detected, auth).as_str() {
-                "active" => ("up".to_string(), true, None),
-                "down" => ("down".to_string(), false, found.map(|s| s.reason)),
-                other => (other.to_string(), false, None),
+                "active" => ("up".to_string(), Some(true), None),
+                "down" => ("down".to_string(), Some(false), found.map(|s| s.reason)),
+                "not asked" => ("not asked".to_string(), None, None),
+                other => (other.to_string(), Some(false), None),
             }
         };
         let (state, detail) = match cooldown {
             // A cool-down is one model's: named, so that it does not read as the whole
             // provider's.
-            Some(left) if up => {
+            Some(left) if up == Some(true) => {
                 let secs = left.as_secs_f64().ceil();
                 let which = match mine.as_slice() {
                     [(label, _)] => label[p.id.len() + 1..].to_string(),

@@ -172,12 +172,14 @@ pub fn render(stats: &Stats, sources: &[Source], reasoning_bytes: usize) -> Stri
         "gauge",
         "1 when the provider can be sent requests (found up, has its key or login), else 0.",
     );
+    // A server not asked for its models has no series: nothing is known of it.
     for s in sources {
+        let Some(up) = s.up else { continue };
         let _ = writeln!(
             o,
             "routeplane_provider_up{{provider=\"{}\"}} {}",
             esc(&s.id),
-            u8::from(s.up)
+            u8::from(up)
         );
     }
     family(
@@ -315,7 +317,7 @@ mod tests {
             id: "we\"ird".into(),
             kind: "local",
             state: "up".into(),
-            up: true,
+            up: Some(true),
             detail: String::new(),
             cooldown: None,
         }];

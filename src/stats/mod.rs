@@ -772,10 +772,12 @@ pub struct Source {
     pub id: String,
     /// `local`, `hosted` or `subscription`.
     pub kind: &'static str,
-    /// `up`, `down`, `cooling down`, `no key`, `not logged in`, `logged in`, `login needed`.
+    /// `up`, `down`, `cooling down`, `no key`, `not logged in`, `logged in`, `login
+    /// needed`, `not asked`.
     pub state: String,
-    /// True when requests can be sent to it now.
-    pub up: bool,
+    /// True when requests can be sent to it now; `None` when that is not known (a local
+    /// server `not asked` for its models).
+    pub up: Option<bool>,
     /// More about the state: why it is down, until when a login or cool-down lasts.
     pub detail: String,
     /// The longest cool-down left on one of its endpoints.
@@ -905,7 +907,7 @@ mod tests {
             id: id.into(),
             kind: "local",
             state: "up".into(),
-            up: true,
+            up: Some(true),
             detail: String::new(),
             cooldown: None,
         }
