@@ -268,8 +268,9 @@ impl Detected {
 }
 
 /// A provider's state for listings and `routeplane route`: `no key`, `not logged in`,
-/// `login needed`, `logged in until …`, `down`, `not asked` (a local server neither
-/// detected nor given models), or `active` (the caller adds cool-down).
+/// `login needed`, `logged in until …`, `key refused (401)` (see [`Auth::key_answered`]),
+/// `down`, `not asked` (a local server neither detected nor given models), or `active`
+/// (the caller adds cool-down).
 pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String {
     let sub = Subscription::of(&p.id);
     if sub.is_some() && auth.logged_in(&p.id) {
@@ -289,6 +290,9 @@ pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String 
     }
     if p.key.is_none() && !p.key_vars.is_empty() {
         return "no key".to_string();
+    }
+    if let Some(status) = auth.key_refused(p) {
+        return format!("key refused ({status})");
     }
     match detected.state(&p.id) {
         Some(s) if p.detect && !s.up => "down".to_string(),
@@ -333,12 +337,12 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> SourceState {
         let root = p.api_base.trim_end_matches("/v1");
         match list(client, &format!("{root}/api/tags"), &headers, timeout) {
             Ok(models) => return up(models),
-            Err(e) => last_error = e,
+            Err(e) => last_error = e.why,
         }
     }
     match list(client, &format!("{}/models", p.api_base), &headers, timeout) {
         Ok(models) => up(models),
-        Err(e) => SourceState {
+        Err(Unlisted { why: e, .. }) => SourceState {
             up: false,
             reason: if last_error.is_empty() || e == last_error {
                 e
@@ -381,13 +385,40 @@ fn up(models: Vec<String>) -> SourceState {
     }
 }
 
+/// Why a model listing failed.
+#[derive(Debug)]
+struct Unlisted {
+    /// The server refused the credential sent: a 401, or a 403 that does not say the
+    /// key only lacks the right to list (OpenAI's restricted keys: "Missing scopes").
+    key_refused: Option<u16>,
+    /// What happened, for the log and stderr.
+    why: String,
+}
+
+impl From<String> for Unlisted {
+    fn from(why: String) -> Unlisted {
+        Unlisted {
+            key_refused: None,
+            why,
+        }
+    }
+}
+
+/// True for a refusal that says the key may not do this one thing, not that it is no
+/// key: OpenAI's restricted keys list no models ("You have insufficient permissions for
+/// this operation. Missing scopes: api.model.read.") and serve requests well.
+fn lacks_a_scope(said: &str) -> bool {
+    let said = said.to_ascii_lowercase();
+    said.contains("missing scope") || said.contains("insufficient permissions")
+}
+
 /// GETs a listing and reads model names from either known shape.
 fn list(
     client: &Client,
     url: &str,
     headers: &[Header],
     timeout: Duration,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Unlisted> {
     let (status, body) = client
         .get(url, headers, timeout, LISTING_LIMIT)
         .map_err(|e| e.to_string())?;
@@ -400,11 +431,16 @@ fn list(
         let message = crate::protocol::upstream_error_message(&body);
         let words = message.split_whitespace().collect::<Vec<_>>().join(" ");
         let said: String = words.chars().take(200).collect();
-        return Err(format!("{url} answered {status}: {said}"));
+        let key_refused =
+            (status == 401 || (status == 403 && !lacks_a_scope(&said))).then_some(status);
+        return Err(Unlisted {
+            key_refused,
+            why: format!("{url} answered {status}: {said}"),
+        });
     }
     let v: Value = serde_json::from_slice(&body)
         .map_err(|_| format!("{url} answered something other than JSON"))?;
-    model_names(&v).ok_or_else(|| format!("{url} answered without a model list"))
+    model_names(&v).ok_or_else(|| format!("{url} answered without a model list").into())
 }
 
 /// Model names from `{"data": [{"id"}]}` (OpenAI style; `data` may be null) or
@@ -495,18 +531,26 @@ pub fn list_hosted(
                 Err(e) => return Some(Err(listing_failed(&p.id, e))),
             };
             let url = format!("{}/models{query}", p.api_base);
-            let (client, id, detected) = (client.clone(), p.id.clone(), Arc::clone(detected));
+            let (client, p, detected) = (client.clone(), Arc::clone(p), Arc::clone(detected));
+            let auth = Arc::clone(auth);
             Some(Ok(thread::spawn(move || {
                 match list(&client, &url, &headers, timeout) {
                     Ok(models) => {
+                        auth.key_answered(&p, 200, false);
                         let listed = SourceState {
                             pinned_only,
                             ..up(models)
                         };
-                        detected.set(&id, listed);
+                        detected.set(&p.id, listed);
                         None
                     }
-                    Err(e) => Some(listing_failed(&id, e)),
+                    Err(e) => {
+                        let why = listing_failed(&p.id, e.why);
+                        if let Some(status) = e.key_refused {
+                            auth.key_answered(&p, status, true);
+                        }
+                        Some(why)
+                    }
                 }
             })))
         })

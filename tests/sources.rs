@@ -1213,3 +1213,128 @@ fn an_upstream_401_whose_refresh_is_refused_asks_the_client_to_log_in() {
         "a login known to be refused is not sent at all"
     );
 }
+
+/// OpenAI's answer to a key it does not know.
+fn wrong_key() -> Reply {
+    Reply::json(
+        401,
+        json!({"error": {"message": "Incorrect API key provided: sk-bad.", "type": "invalid_request_error", "code": "invalid_api_key"}}),
+    )
+}
+
+/// The value of one series in `/metrics`, if it is there.
+fn series(p: &Proxy, name: &str) -> Option<String> {
+    let text = p.get("/metrics").body;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ').map(str::to_string))
+}
+
+/// `/status.json`'s entry for the source `id`.
+fn status_of(p: &Proxy, id: &str) -> Value {
+    let status = p.get("/status.json").json();
+    let sources = status["sources"].as_array().cloned().unwrap_or_default();
+    sources
+        .into_iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} in {status}"))
+}
+
+#[test]
+fn a_key_the_upstream_refuses_is_key_refused_until_it_is_accepted_again() {
+    // A key OpenAI answers 401 to was `active` in `providers`, `up` on the status page
+    // and 1 in `routeplane_provider_up`.
+    let openai =
+        MockUpstream::start(
+            |req| match (req.header("authorization"), req.method.as_str()) {
+                (Some("Bearer sk-good"), "GET") => {
+                    Reply::json(200, json!({"object": "list", "data": [{"id": "gpt-4o"}]}))
+                }
+                (Some("Bearer sk-good"), _) => Reply::json(200, chat_answer("from openai")),
+                _ => wrong_key(),
+            },
+        );
+    let config = format!("providers:\n  openai:\n    api_base: {}\n", openai.url());
+    let dir = crate::support::Dir::new();
+    dir.write("routeplane.yaml", &crate::support::proxy::hermetic(&config));
+    let state = |key: &str| {
+        let out = cli(&dir, &[("OPENAI_API_KEY", key)], &["providers", "--json"]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let openai = v.as_array().unwrap().iter().find(|p| p["id"] == "openai");
+        openai.unwrap()["state"].as_str().unwrap().to_string()
+    };
+    assert_eq!(state("sk-bad"), "key refused (401)");
+    assert_eq!(state("sk-good"), "active");
+    // Refused at the listing: the three views agree.
+    let p = Proxy::start_with(&config, &[("OPENAI_API_KEY", "sk-bad")], &[]);
+    p.wait_log("the key of openai (OPENAI_API_KEY) was refused (401)");
+    let s = status_of(&p, "openai");
+    assert_eq!(
+        (&s["state"], &s["up"], &s["detail"]),
+        (
+            &json!("key refused (401)"),
+            &json!(false),
+            &json!("check OPENAI_API_KEY")
+        ),
+        "{s}"
+    );
+    let up = r#"routeplane_provider_up{provider="openai"}"#;
+    assert_eq!(series(&p, up).as_deref(), Some("0"));
+    assert_eq!(chat(&p, "openai:gpt-4o").status, 401);
+    assert_eq!(status_of(&p, "openai")["state"], "key refused (401)");
+
+    // Refused at a request: a key that listed well and is then revoked.
+    let answer = Arc::new(std::sync::atomic::AtomicU16::new(200));
+    let said = Arc::clone(&answer);
+    let revoked = MockUpstream::start(move |req| match req.method.as_str() {
+        "GET" => Reply::json(200, json!({"object": "list", "data": [{"id": "gpt-4o"}]})),
+        _ => match said.load(Ordering::SeqCst) {
+            200 => Reply::json(200, chat_answer("from openai")),
+            401 => wrong_key(),
+            status => Reply::json(
+                status,
+                json!({"error": {"message": "Your input was flagged by moderation."}}),
+            ),
+        },
+    });
+    let config = format!("providers:\n  openai:\n    api_base: {}\n", revoked.url());
+    let p = Proxy::start_with(&config, &[("OPENAI_API_KEY", "sk-good")], &[]);
+    p.wait_log("source openai is up (1 model)");
+    assert_eq!(status_of(&p, "openai")["state"], "up");
+    // A 403 may refuse one request (a flagged prompt, a model the key may not use): the
+    // key stays as it was.
+    answer.store(403, Ordering::SeqCst);
+    assert_eq!(chat(&p, "gpt-4o").status, 403);
+    assert_eq!(status_of(&p, "openai")["state"], "up");
+    answer.store(401, Ordering::SeqCst);
+    assert_eq!(chat(&p, "gpt-4o").status, 401);
+    p.wait_log("the key of openai (OPENAI_API_KEY) was refused (401)");
+    assert_eq!(status_of(&p, "openai")["state"], "key refused (401)");
+    assert_eq!(series(&p, up).as_deref(), Some("0"));
+    // A later success clears it.
+    answer.store(200, Ordering::SeqCst);
+    assert_eq!(chat(&p, "gpt-4o").status, 200);
+    p.wait_log("the key of openai (OPENAI_API_KEY) is accepted again");
+    assert_eq!(status_of(&p, "openai")["state"], "up");
+    assert_eq!(series(&p, up).as_deref(), Some("1"));
+
+    // A 403 to the model list, which asks nothing of a prompt or a model, refuses the
+    // key; but a restricted key that may not list models (OpenAI: "Missing scopes")
+    // serves requests: it is no refused key.
+    let disabled = cannot_list(
+        json!({"error": {"message": "This API key has been disabled."}}),
+        "from openai",
+    );
+    let config = format!("providers:\n  openai:\n    api_base: {}\n", disabled.url());
+    dir.write("routeplane.yaml", &crate::support::proxy::hermetic(&config));
+    assert_eq!(state("sk-disabled"), "key refused (403)");
+    let restricted = cannot_list(
+        json!({"error": {"message": "You have insufficient permissions for this operation. Missing scopes: api.model.read."}}),
+        "from openai",
+    );
+    let config = format!(
+        "providers:\n  openai:\n    api_base: {}\n",
+        restricted.url()
+    );
+    dir.write("routeplane.yaml", &crate::support::proxy::hermetic(&config));
+    assert_eq!(state("sk-restricted"), "active");
+}

@@ -19,6 +19,8 @@ pub mod store;
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -146,6 +148,18 @@ pub struct Auth {
     cache: Mutex<Cache>,
     /// One lock per login: a refresh in flight makes the others wait for its result.
     flights: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Keys an upstream refused, by provider id: a fingerprint of the key (another key,
+    /// after a reload, is not the one refused) and the status it was refused with.
+    keys_refused: Mutex<HashMap<String, (u64, u16)>>,
+    /// Some key is in `keys_refused`: a request answered 2xx looks no further without.
+    any_key_refused: AtomicBool,
+}
+
+/// A fingerprint of a key, kept instead of the key itself.
+fn fingerprint(key: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
 }
 
 impl Auth {
@@ -355,6 +369,61 @@ impl Auth {
         cache.read_at = store.modified();
         crate::log::line(format!("refreshed the {} login", p.id));
         Ok(renewed)
+    }
+
+    /// What an upstream answered to `p`'s key (a request's status, or a model listing's):
+    /// `refused` marks the key refused, with `status`, until an answer that is not
+    /// `refused` and is a success (2xx) clears it. Nothing happens when the provider has
+    /// no key or a login carries its requests instead. A change is one log line.
+    pub fn key_answered(&self, p: &Provider, status: u16, refused: bool) {
+        let ok = (200..300).contains(&status);
+        // The usual request: a success with no key refused anywhere costs one load.
+        if (ok && !self.any_key_refused.load(Ordering::Relaxed)) || (!ok && !refused) {
+            return;
+        }
+        let Some(key) = &p.key else {
+            return;
+        };
+        if self.logged_in(&p.id) {
+            return;
+        }
+        let print = fingerprint(key.expose());
+        let mut refusals = lock(&self.keys_refused);
+        let before = refusals
+            .get(&p.id)
+            .filter(|(f, _)| *f == print)
+            .map(|r| r.1);
+        if refused {
+            refusals.insert(p.id.clone(), (print, status));
+        } else {
+            refusals.remove(&p.id);
+        }
+        self.any_key_refused
+            .store(!refusals.is_empty(), Ordering::Relaxed);
+        drop(refusals);
+        let from = p.key_source.as_deref().unwrap_or("api_key");
+        match (before, refused) {
+            (None, true) => crate::log::line(format!(
+                "the key of {} ({from}) was refused ({status})",
+                p.id
+            )),
+            (Some(_), false) => {
+                crate::log::line(format!("the key of {} ({from}) is accepted again", p.id));
+            }
+            _ => {}
+        }
+    }
+
+    /// The status an upstream refused `p`'s key with, when the key `p` has now was the
+    /// one refused and nothing has accepted it since.
+    pub fn key_refused(&self, p: &Provider) -> Option<u16> {
+        if !self.any_key_refused.load(Ordering::Relaxed) {
+            return None;
+        }
+        let key = p.key.as_ref()?;
+        let refusals = lock(&self.keys_refused);
+        let (print, status) = refusals.get(&p.id)?;
+        (*print == fingerprint(key.expose())).then_some(*status)
     }
 
     /// True when the provider's backend needs the body rewritten (never byte passthrough).

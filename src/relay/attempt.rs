@@ -323,6 +323,10 @@ impl<'a> Run<'a, '_> {
             // The refresh was refused for good: the client is told to log in again.
             return fail(FailKind::Prepare(e.status()), e.to_string());
         }
+        // A 401 refuses the key itself; a 403 may refuse only this request (a prompt a
+        // moderation flagged, a model the key may not use), so it says nothing of the key.
+        env.auth
+            .key_answered(provider, reply.status, reply.status == 401);
         if !(200..300).contains(&reply.status) {
             return upstream_error(self, reply, &url, &headers);
         }

@@ -54,6 +54,13 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
                 "active" => ("up".to_string(), Some(true), None),
                 "down" => ("down".to_string(), Some(false), found.map(|s| s.reason)),
                 "not asked" => ("not asked".to_string(), None, None),
+                refused if refused.starts_with("key refused") => {
+                    let check = match p.key_source.as_deref() {
+                        Some(var) if var != "api_key" => format!("check {var}"),
+                        _ => "check its `api_key`".to_string(),
+                    };
+                    (refused.to_string(), Some(false), Some(check))
+                }
                 other => (other.to_string(), Some(false), None),
             }
         };

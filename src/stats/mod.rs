@@ -772,8 +772,8 @@ pub struct Source {
     pub id: String,
     /// `local`, `hosted` or `subscription`.
     pub kind: &'static str,
-    /// `up`, `down`, `cooling down`, `no key`, `not logged in`, `logged in`, `login
-    /// needed`, `not asked`.
+    /// `up`, `down`, `cooling down`, `no key`, `key refused (401)`, `not logged in`,
+    /// `logged in`, `login needed`, `not asked`.
     pub state: String,
     /// True when requests can be sent to it now; `None` when that is not known (a local
     /// server `not asked` for its models).
