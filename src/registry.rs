@@ -647,6 +647,18 @@ impl Registry {
             });
         }
 
+        // A block of one's own on this machine is asked for its models when it names
+        // none (`provider`): one a virtual model names a model of says what it serves.
+        for entry in c.providers.0.iter().filter(|e| e.value.detect.is_none()) {
+            let mut named = virtuals.iter().flat_map(|v| &v.endpoints);
+            if BUILTINS.iter().all(|b| b.id != entry.name)
+                && named.any(|(p, _)| *p == entry.name)
+                && let Some(p) = providers.iter_mut().find(|p| p.id == entry.name)
+            {
+                Arc::make_mut(p).detect = false;
+            }
+        }
+
         let settings = settings(loaded)?;
         let mut warnings = Vec::new();
         warnings.extend(written_twice(loaded).map(|e| e.to_string()));
@@ -856,15 +868,30 @@ fn lacks_v1_on_this_network(api_base: &str) -> bool {
 /// True for a URL at a server on this machine or its network: `[::1]:8000`,
 /// `127.0.0.1:8000`, `192.168.1.9`, `gpu-box.local`.
 fn on_this_network(url: &str) -> bool {
-    let authority = crate::log::host_of(url);
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => authority.split(':').next().unwrap_or(authority),
-    };
+    let host = host_name(url);
     match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private(),
         Ok(std::net::IpAddr::V6(ip)) => ip.is_loopback(),
         Err(_) => host == "localhost" || host.ends_with(".local"),
+    }
+}
+
+/// True for a URL at a server on this machine: `127.0.0.1:8000`, `[::1]:8000`,
+/// `localhost:8000`.
+fn on_this_machine(url: &str) -> bool {
+    let host = host_name(url);
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host == "localhost",
+    }
+}
+
+/// A URL's host, without its port or an IPv6 address's brackets.
+fn host_name(url: &str) -> &str {
+    let authority = crate::log::host_of(url);
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.split(':').next().unwrap_or(authority),
     }
 }
 
@@ -1083,8 +1110,15 @@ fn provider(
         let model = Model::new(&p, id, upstream);
         p.models.push(model);
     }
-    if let Some(d) = block.detect {
-        p.detect = d;
+    match block.detect {
+        Some(d) => p.detect = d,
+        // A block of one's own on this machine that names no models is a local server
+        // (an Ollama on another port): asked for them, as the built-in local ones are
+        // (unless a virtual model names one of its models: `Registry::build`).
+        None if builtin.is_none() && p.models.is_empty() && on_this_machine(&p.api_base) => {
+            p.detect = true;
+        }
+        None => {}
     }
     match block.prefill {
         Some(false) => p.prefill = Prefill::No,

@@ -304,10 +304,11 @@ fn models_with_nothing_to_list_prints_its_header_and_says_how_to_get_some() {
     assert_eq!(out.status.code(), Some(0));
     assert_text(&text(&out.stdout), "[]\n");
     assert_text(&text(&out.stderr), "");
-    // A block of one's own with a key but no list: named, with what it needs.
+    // A hosted block of one's own with a key but no list: named, with what it needs (one
+    // on this machine would be asked for its models). Nothing is sent to it.
     dir.write(
         "routeplane.yaml",
-        &(yaml + &format!("  groq:\n    api_base: {dead}\n    api_key: gsk-1\n")),
+        &(yaml + "  groq:\n    api_base: https://api.groq.com/openai/v1\n    api_key: gsk-1\n"),
     );
     let out = run(&dir, &["models"]);
     let stderr = text(&out.stderr);

@@ -432,3 +432,60 @@ fn models_says_a_server_that_is_up_without_models_needs_one_pulled() {
          `routeplane login openai-codex`\n",
     );
 }
+
+#[test]
+fn a_block_of_ones_own_on_this_machine_without_models_is_asked_for_them() {
+    // `ollama-box` on another port, with neither `models:` nor `detect:`: it showed
+    // `active`, was never asked, and served nothing.
+    let up = MockUpstream::start(ollama(&["qwen2:7b"]));
+    let dir = Dir::new();
+    let config = format!("providers:\n  ollama-box:\n    api_base: {}\n", up.url());
+    dir.write("routeplane.yaml", &hermetic(&config));
+    assert_text(
+        &cli(&dir, &["models"]),
+        "MODEL     PROVIDER    SOURCE    STATE\nqwen2:7b  ollama-box  detected  active\n",
+    );
+    let p = Proxy::start(&config);
+    p.wait_log("source ollama-box is up (1 model)");
+    let resp = ask(&p, "qwen2:7b");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("ollama-box"));
+    drop(p);
+    let state = |dir: &Dir| {
+        let v: serde_json::Value =
+            serde_json::from_str(&cli(dir, &["providers", "--json"])).unwrap();
+        let p = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == "ollama-box");
+        p.unwrap()["state"].as_str().unwrap().to_string()
+    };
+    // Not running: down, as a built-in local server is.
+    let dead = format!("http://127.0.0.1:{}/v1", MockUpstream::free_port());
+    dir.write(
+        "routeplane.yaml",
+        &hermetic(&format!(
+            "providers:\n  ollama-box:\n    api_base: {dead}\n"
+        )),
+    );
+    assert_eq!(state(&dir), "down");
+    // `detect: false` keeps it from being asked, and so does naming its models, under
+    // `models:` or in a virtual model, as before.
+    for block in [
+        "    detect: false\n",
+        "    models: [declared:1b]\n",
+        "models:\n  smart:\n    endpoints: [ollama-box:qwen2:7b]\n",
+    ] {
+        let asked = up.requests().len();
+        dir.write(
+            "routeplane.yaml",
+            &hermetic(&format!(
+                "providers:\n  ollama-box:\n    api_base: {}\n{block}",
+                up.url()
+            )),
+        );
+        assert_eq!(state(&dir), "active", "{block}");
+        assert_eq!(up.requests().len(), asked, "{block}: not asked");
+    }
+}
