@@ -930,3 +930,36 @@ fn the_text_log_shows_the_only_attempt_when_it_broke() {
     let line = p.wait_log("stream=broken");
     assert!(line.contains("attempts=1 tried=a:m→200:broken"), "{line}");
 }
+
+#[test]
+fn a_continuation_to_anthropic_asks_without_thinking_which_refuses_a_text_prefill() {
+    // Anthropic with thinking on: "a final `assistant` message must start with a
+    // thinking block".
+    let a = MockUpstream::numbered(|n, req| {
+        let body = req.json();
+        let prefilled = body["messages"].as_array().unwrap().last().unwrap()["role"] == "assistant";
+        match n {
+            0 => thinking_reply(req, Thinks::CutInText),
+            _ if prefilled && body.get("thinking").is_some() => Reply::json(
+                400,
+                json!({"type": "error", "error": {"type": "invalid_request_error",
+                    "message": "messages.1.content.0.type: Expected `thinking` or \
+                    `redacted_thinking`, but found `text`. When `thinking` is enabled, a final \
+                    `assistant` message must start with a thinking block."}}),
+            ),
+            _ => thinking_reply(req, Thinks::Whole),
+        }
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Anthropic, &b, ""));
+    let mut body = Wire::Anthropic.request("smart", true, false);
+    body["max_tokens"] = json!(4000);
+    body["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
+    let s = p.stream(&Wire::Anthropic.url("smart", true), body);
+    let what = s.text();
+    assert_eq!((a.count(), b.count()), (2, 0), "{what}");
+    assert_text(&Wire::Anthropic.read_stream(&s).text, CANONICAL);
+    let continued = a.requests()[1].json();
+    assert!(continued.get("thinking").is_none(), "{continued}");
+    p.wait_log("rescued=1");
+}

@@ -460,6 +460,7 @@ impl<'a> Run<'a, '_> {
             target.protocol.request_from_chat(chat, &target.source())?
         };
         if ask == Ask::Continue {
+            rescue::unthink_continuation(target.protocol, &mut up);
             rescue::prefill_flags(target, &mut up);
             rescue::lower_cap(target.protocol, &mut up, self.splice.sent_tokens());
         }

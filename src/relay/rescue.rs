@@ -197,6 +197,21 @@ pub(super) fn append_partial(
     Ok(())
 }
 
+/// Turns thinking off for a continuation to Anthropic that ends in the answer's text: with
+/// thinking on, Anthropic refuses a final assistant message that does not start with a
+/// signed thinking block ("Expected `thinking` or `redacted_thinking`, but found
+/// `text`"), and the text being continued needs no more thinking. A request asked again
+/// as it was (only reasoning went out) keeps it.
+pub(super) fn unthink_continuation(protocol: Protocol, body: &mut Value) {
+    let ends_in_text = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .is_some_and(|m| m["role"] == "assistant");
+    if protocol == Protocol::Anthropic && ends_in_text {
+        protocol.forget_thinking(body);
+    }
+}
+
 /// Lowers a continuation's output cap, in `protocol`'s field for it, by the `sent`
 /// tokens (estimated) of the answer the client already has, to at least 1: the client's
 /// cap bounds the whole answer it pays for and reads, not each attempt at it. A request
