@@ -539,6 +539,8 @@ pub enum Piece {
 pub enum BodyError {
     /// It broke off, ended before its length, or was larger than the limit.
     Failed(String),
+    /// It stalled: a read waited its whole time (the wait its head had) for nothing.
+    Timeout,
     /// The answer stopped being wanted while it was awaited (see [`Abandon`]).
     Abandoned,
 }
@@ -547,6 +549,7 @@ impl std::fmt::Display for BodyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BodyError::Failed(why) => f.write_str(why),
+            BodyError::Timeout => f.write_str("the body stalled part-way"),
             BodyError::Abandoned => f.write_str("the answer is no longer wanted"),
         }
     }
@@ -580,9 +583,10 @@ impl Reply {
         abandon: Abandon<'_>,
     ) -> Result<Vec<u8>, BodyError> {
         let too_large = || BodyError::Failed(format!("the body is larger than {limit} bytes"));
-        let broke = |e: std::io::Error| match conn::abandoned(&e) {
-            true => BodyError::Abandoned,
-            false => BodyError::Failed(format!("the body broke off: {e}")),
+        let broke = |e: std::io::Error| match () {
+            () if conn::abandoned(&e) => BodyError::Abandoned,
+            () if conn::is_timeout(&e) => BodyError::Timeout,
+            () => BodyError::Failed(format!("the body broke off: {e}")),
         };
         let mut body = match self.body {
             Source::Bytes(bytes) if bytes.len() as u64 > limit => return Err(too_large()),

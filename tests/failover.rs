@@ -1854,3 +1854,241 @@ fn a_reasoning_refusal_is_asked_again_once_even_past_what_is_remembered() {
     }
     assert_eq!(up.posts().len(), 2 * 1030);
 }
+
+/// The `n`th (from 1) log line that contains `needle`, once there is one.
+fn nth_log(p: &Proxy, needle: &str, n: usize) -> String {
+    let lines = || -> Vec<String> { p.log().into_iter().filter(|l| l.contains(needle)).collect() };
+    let ok = wait_until(Duration::from_secs(10), || lines().len() >= n);
+    assert!(ok, "no log line {n} with {needle:?} in {:#?}", p.log());
+    lines().swap_remove(n - 1)
+}
+
+/// A whole answer that is no answer: an HTML page, an event stream, nothing.
+fn non_answers() -> [(&'static str, Reply); 4] {
+    let html = "<html><body>Please log in to the Wi-Fi</body></html>";
+    [
+        ("html", Reply::Typed(200, "text/html", html.into())),
+        (
+            "sse",
+            Reply::Typed(
+                200,
+                "text/event-stream",
+                "data: garbage\n\ndata: more\n\n".into(),
+            ),
+        ),
+        ("empty", Reply::Json(200, String::new())),
+        (
+            "cut",
+            Reply::Json(200, r#"{"choices": [{"message": "#.into()),
+        ),
+    ]
+}
+
+#[test]
+fn a_whole_answer_that_is_not_json_fails_over_and_alone_is_a_502_naming_its_source() {
+    // A captive portal's page, or garbage where JSON should be: before, a client of the
+    // source's own protocol got it as a 200, and nothing else was tried.
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    for (name, reply) in non_answers() {
+        let a = MockUpstream::always(reply);
+        for stream in [false, true] {
+            // Each on a proxy of its own: the first cools `a` down.
+            let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+            let body = json!({"model": "smart", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+            let resp = p.post("/v1/chat/completions", body);
+            assert_eq!(resp.status, 200, "{name} stream={stream}: {}", resp.body);
+            assert!(resp.body.contains("from b"), "{name}: {}", resp.body);
+            assert_eq!(resp.header("x-routeplane-provider"), Some("b"), "{name}");
+            let line = p.wait_log("served_by=b:m");
+            // An event stream is read as one: of garbage, it ended before its content.
+            let word = match name {
+                "sse" => "ended_early",
+                _ => "malformed",
+            };
+            let tried = format!("tried=a:m→{word},b:m→200");
+            assert!(line.contains(&tried), "{name}: {line}");
+        }
+        let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+        // Alone: a clean 502 in the client's protocol that names the source and says
+        // what came instead, for a stream request too (no "internal error").
+        for stream in [false, true] {
+            let body = json!({"model": "a:m", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+            let resp = p.post("/v1/chat/completions", body);
+            assert_eq!(resp.status, 502, "{name} stream={stream}: {}", resp.body);
+            let message = resp.error_message();
+            let said = match name {
+                "sse" => "the stream ended without its end marker",
+                _ => "it answered 200 with ",
+            };
+            assert!(
+                message.starts_with(&format!("upstream `a` failed: {said}")),
+                "{name}: {message}"
+            );
+            assert!(!message.contains("internal"), "{name}: {message}");
+            assert!(
+                !message.contains("Wi-Fi"),
+                "the page is not quoted: {message}"
+            );
+        }
+    }
+    // A server that ignores `"stream": false`: its events are read as the stream they
+    // are, and the client gets the whole answer it asked for.
+    let a = MockUpstream::always(Reply::chat_stream(2, Duration::ZERO));
+    let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+    let resp = ask(&p, "a:m");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(Wire::Chat.read(&resp).text, "t0t1", "{}", resp.body);
+    // Anthropic's and Gemini's own clients, copied from a source of their protocol.
+    for wire in [Wire::Anthropic, Wire::Gemini] {
+        let html = non_answers().into_iter().next().unwrap().1;
+        let a = MockUpstream::always(html);
+        let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+        let p = Proxy::start(&format!(
+            "providers:\n  a:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\n",
+            a.url(),
+            wire.config_name(),
+            b.url()
+        ));
+        let resp = p.post(
+            &wire.url("smart", false),
+            wire.request("smart", false, false),
+        );
+        assert_eq!(resp.status, 200, "{wire:?}: {}", resp.body);
+        assert_eq!(wire.read(&resp).text, "from b", "{wire:?}");
+        let resp = p.post(&wire.url("a:m", false), wire.request("a:m", false, false));
+        assert_eq!(resp.status, 502, "{wire:?}: {}", resp.body);
+        assert!(
+            resp.body.contains("upstream `a` failed"),
+            "{wire:?}: {}",
+            resp.body
+        );
+        assert!(!resp.body.contains("Wi-Fi"), "{wire:?}: {}", resp.body);
+    }
+}
+
+/// A chat answer Azure's content filter emptied, whole or as a stream.
+fn filtered_answer(stream: bool) -> Reply {
+    if stream {
+        Reply::Sse(
+            vec![
+                "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n".into(),
+                "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"content_filter\",\"content_filter_results\":{\"hate\":{\"filtered\":true}}}]}\n\n".into(),
+                "data: [DONE]\n\n".into(),
+            ],
+            Duration::ZERO,
+        )
+    } else {
+        Reply::json(
+            200,
+            json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": null},
+                    "finish_reason": "content_filter", "content_filter_results": {"hate": {"filtered": true}}}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3}}),
+        )
+    }
+}
+
+#[test]
+fn an_answer_a_content_filter_emptied_moves_on_and_alone_is_what_the_source_said() {
+    for stream in [false, true] {
+        let a = MockUpstream::always(filtered_answer(stream));
+        let b = MockUpstream::start(move |_| match stream {
+            true => Reply::chat_stream(2, Duration::ZERO),
+            false => Reply::json(200, chat_answer("t0t1")),
+        });
+        let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+        for (n, wire) in [(1, Wire::Chat), (2, Wire::Anthropic)] {
+            let asked = (a.count(), b.count());
+            let body = wire.request("smart", stream, false);
+            let text = match stream {
+                true => {
+                    wire.read_stream(&p.stream(&wire.url("smart", true), body))
+                        .text
+                }
+                false => wire.read(&p.post(&wire.url("smart", false), body)).text,
+            };
+            assert_eq!(text, "t0t1", "{wire:?} stream={stream}");
+            assert_eq!(
+                (a.count(), b.count()),
+                (asked.0 + 1, asked.1 + 1),
+                "{wire:?}"
+            );
+            let line = nth_log(&p, "served_by=b:m", n);
+            assert!(
+                line.contains("tried=a:m→200:filter,b:m→200"),
+                "{wire:?}: {line}"
+            );
+        }
+        // A filter is about the prompt: `a` was not cooled down, and was asked first
+        // again (counted above).
+        // Alone, the client gets what the source said: the filtered answer, not an error.
+        let body = json!({"model": "a:m", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+        let resp: crate::support::proxy::Resp = match stream {
+            true => p.stream("/v1/chat/completions", body).into(),
+            false => p.post("/v1/chat/completions", body),
+        };
+        assert_eq!(resp.status, 200, "stream={stream}: {}", resp.body);
+        assert!(
+            resp.body.contains("\"finish_reason\":\"content_filter\""),
+            "{}",
+            resp.body
+        );
+        let body = json!({"model": "a:m", "max_tokens": 9, "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+        let resp: crate::support::proxy::Resp = match stream {
+            true => p.stream("/v1/messages", body).into(),
+            false => p.post("/v1/messages", body),
+        };
+        assert_eq!(resp.status, 200, "{}", resp.body);
+        assert!(
+            resp.body.contains("\"stop_reason\":\"refusal\""),
+            "{}",
+            resp.body
+        );
+    }
+    // After text went out, a filter's stop is the end of that answer, not a failover.
+    let mut events = chat_events(1, false);
+    events.extend(
+        [
+            "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"content_filter\"}]}\n\n",
+            "data: [DONE]\n\n",
+        ]
+        .map(String::from),
+    );
+    let a = MockUpstream::always(Reply::Sse(events, Duration::ZERO));
+    let b = MockUpstream::always(Reply::chat_stream(2, Duration::ZERO));
+    let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+    let s = stream(&p, "smart");
+    assert_eq!(Wire::Chat.read_stream(&s).text, "t0");
+    assert!(s.text().contains("content_filter"), "{}", s.text());
+    assert_eq!(b.count(), 0);
+}
+
+#[test]
+fn a_whole_answer_whose_body_stalls_is_a_timeout_in_routeplanes_words() {
+    // The head came, then half the body, then nothing: before, a 502 "the body broke
+    // off: Resource temporarily unavailable (os error 11)", logged `ended_early`.
+    let stalled = || {
+        let answer = chat_answer("never all of it").to_string();
+        Reply::JsonThenStall(200, answer, Duration::from_secs(4))
+    };
+    let a = MockUpstream::always(stalled());
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+    let resp = ask(&p, "a:m");
+    assert_eq!(resp.status, 504, "{}", resp.body);
+    let message = resp.error_message();
+    assert!(
+        message.contains("within 1 second (`timeouts.first_byte_secs`)"),
+        "{message}"
+    );
+    assert!(!message.contains("os error"), "{message}");
+    let line = p.wait_log("status=504");
+    assert!(line.contains("tried=a:m→timeout"), "{line}");
+    // In a virtual model the next endpoint answers.
+    let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert!(resp.body.contains("from b"), "{}", resp.body);
+    let line = p.wait_log("served_by=b:m");
+    assert!(line.contains("tried=a:m→timeout,b:m→200"), "{line}");
+}

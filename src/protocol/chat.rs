@@ -441,6 +441,34 @@ pub fn refusal_as_content<'a>(answer: Cow<'a, Value>, part: &str) -> Cow<'a, Val
     Cow::Owned(answer)
 }
 
+/// How a chat source says a content filter held its answer back (Azure OpenAI's).
+const FILTERED: &str = "content_filter";
+
+/// Why a hub answer (`part` = `message`) or chunk (`delta`) is one a content filter
+/// emptied: it finished with `content_filter` and has nothing in it (no text,
+/// reasoning, refusal or tool call). `None` for any other, a filtered one with content
+/// included: that one is an answer.
+pub fn filtered(answer: &Value, part: &str) -> Option<String> {
+    let choice = &answer["choices"][0];
+    if choice["finish_reason"].as_str() != Some(FILTERED) {
+        return None;
+    }
+    let m = &choice[part];
+    let filled = |k: &str| m[k].as_str().is_some_and(|s| !s.is_empty());
+    let produced = ["content", "reasoning_content", "reasoning", "refusal"]
+        .into_iter()
+        .any(filled)
+        || m["tool_calls"].as_array().is_some_and(|a| !a.is_empty());
+    (!produced).then(|| format!("content filter: the answer was held back (`{FILTERED}`)"))
+}
+
+/// [`filtered`] for a whole chat answer's bytes, relayed unchanged: looked for by its
+/// words first, so an ordinary answer is scanned once and never parsed.
+pub fn filtered_answer(body: &[u8]) -> Option<String> {
+    memchr::memmem::find(body, b"\"content_filter\"")?;
+    filtered(&serde_json::from_slice(body).ok()?, "message")
+}
+
 /// A hub request whose assistant turns said their refusals (OpenAI's `refusal`, with
 /// no content) as text, which every source reads: translated, a turn with only a
 /// refusal would be left empty, and dropped.
@@ -807,6 +835,38 @@ mod tests {
 
     fn ev(data: &str) -> Event {
         Event::data(data)
+    }
+
+    #[test]
+    fn only_an_answer_a_content_filter_emptied_is_filtered() {
+        let answer = |message: Value, finish: &str| json!({"choices": [{"index": 0, "message": message, "finish_reason": finish}]});
+        let empty = [
+            json!({"role": "assistant", "content": null}),
+            json!({"role": "assistant", "content": ""}),
+            json!({"role": "assistant", "tool_calls": []}),
+        ];
+        for m in empty {
+            let v = answer(m, "content_filter");
+            assert!(filtered(&v, "message").is_some(), "{v}");
+            assert!(filtered_answer(v.to_string().as_bytes()).is_some(), "{v}");
+        }
+        let answers = [
+            answer(json!({"content": "half of it"}), "content_filter"),
+            answer(json!({"reasoning_content": "hm"}), "content_filter"),
+            answer(json!({"refusal": "no"}), "content_filter"),
+            answer(json!({"tool_calls": [{"id": "t"}]}), "content_filter"),
+            answer(json!({"content": null}), "stop"),
+            // Its words elsewhere are not its finish reason.
+            answer(json!({"content": "\"content_filter\""}), "length"),
+        ];
+        for v in answers {
+            assert_eq!(filtered(&v, "message"), None, "{v}");
+            assert_eq!(filtered_answer(v.to_string().as_bytes()), None, "{v}");
+        }
+        let chunk =
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter"}]});
+        assert!(filtered(&chunk, "delta").is_some());
+        assert_eq!(filtered_answer(b"<html>content_filter</html>"), None);
     }
 
     fn to<'a>(api_base: &'a str, model: &'a str) -> Source<'a> {

@@ -228,11 +228,13 @@ impl Protocol {
         })
     }
 
-    /// Why a complete answer passed through unchanged is really a content-filter block
-    /// (Gemini answers a blocked prompt with 200 and no candidates); `None` for the rest.
+    /// Why a complete answer is really a content-filter block (Gemini answers a blocked
+    /// prompt with 200 and no candidates; a chat source, Azure's, with `finish_reason:
+    /// "content_filter"` and nothing in it); `None` for the rest.
     pub fn blocked_answer(self, body: &[u8]) -> Option<String> {
         match self {
             Protocol::Gemini => gemini::blocked_answer(body),
+            Protocol::Chat => chat::filtered_answer(body),
             _ => None,
         }
     }

@@ -67,6 +67,9 @@ pub(super) struct Try<'a> {
     /// No endpoint is left to move on to (and this is no continuation): a safety
     /// block is the answer, not a reason to ask another.
     pub(super) alone: bool,
+    /// How long each read of the answer waits, and the key that sets it: for the
+    /// message of a body that stalls.
+    pub(super) wait: (Duration, &'static str),
 }
 
 impl<'a> Run<'a, '_> {
@@ -336,8 +339,11 @@ impl<'a> Run<'a, '_> {
             translate: target.protocol != call.inbound || env.auth.rewrites_body(provider),
             patience,
             alone: self.alone && ask != Ask::Continue,
+            wait: deadline,
         };
-        if upstream_stream && reply.content_type.starts_with("text/event-stream") {
+        // A stream is read as one, asked for or not: a server that ignores `"stream":
+        // false` has its events collected into the whole answer the client asked for.
+        if reply.content_type.starts_with("text/event-stream") {
             let outcome = relay_stream(self, &t, reply, sent);
             // A stream that ended cleanly before any content (llama.cpp's answer to a
             // prompt larger than its context): ask once more, unstreamed, to learn why.
@@ -346,6 +352,7 @@ impl<'a> Run<'a, '_> {
             if let Outcome::Failed(f) = &outcome
                 && f.kind == FailKind::EarlyEnd
                 && f.reason == EMPTY_STREAM
+                && upstream_stream
                 && ask == Ask::Original
                 && !env.auth.stream_only(provider)
             {
@@ -497,6 +504,16 @@ impl<'a> Run<'a, '_> {
         let bytes = match reply.read_all(limit, &|| self.out.client_gone()) {
             Ok(b) => b,
             Err(BodyError::Failed(reason)) => return fail(FailKind::EarlyEnd, reason),
+            // Its head came, then the body stopped: the source did not answer in time,
+            // as a stream that goes silent before its first token.
+            Err(BodyError::Timeout) => {
+                let (waited, key) = t.wait;
+                let waited = crate::error::seconds(waited.as_secs_f64());
+                let reason = format!(
+                    "the body stalled part-way: nothing more of it within {waited} ({key})"
+                );
+                return fail(FailKind::Timeout, reason);
+            }
             Err(BodyError::Abandoned) => return Outcome::ClientGone,
         };
         // OpenRouter's failure after it began: a 200 whose body is an error; and a
@@ -505,8 +522,9 @@ impl<'a> Run<'a, '_> {
         if let Some(status) = target.protocol.failed_answer(&bytes) {
             return failed_with(status, (bytes, ct), headers, retry_after);
         }
-        // A safety block (Gemini's 200 with nothing in it) moves on while an endpoint
-        // is left; the last one's is the client's answer, filtered.
+        // A safety block (Gemini's 200 with nothing in it) or an answer a chat source's
+        // content filter emptied (Azure's) moves on while an endpoint is left; the last
+        // one's is the client's answer, filtered.
         if !t.alone
             && let Some(reason) = target.protocol.blocked_answer(&bytes)
         {
@@ -519,13 +537,13 @@ impl<'a> Run<'a, '_> {
         }
         // A server that ignored `"stream": true`: the client still gets a stream.
         if call.stream {
-            return match self.hub_answer(t, &bytes) {
+            return match self.hub_answer(t, (status, &ct), &bytes) {
                 Ok(chat) => super::stream::relay_whole_as_stream(self, t, status, headers, &chat),
                 Err(failed) => failed,
             };
         }
         let answer = if t.translate {
-            match self.hub_answer(t, &bytes) {
+            match self.hub_answer(t, (status, &ct), &bytes) {
                 Ok(chat) => call
                     .inbound
                     .response_from_chat(chat, &call.asked)
@@ -534,8 +552,9 @@ impl<'a> Run<'a, '_> {
                 Err(failed) => return failed,
             }
         } else {
-            if bytes.is_empty() {
-                return fail(FailKind::EarlyEnd, "upstream answered with an empty body");
+            // Copied as it came, so not parsed: looked at only as far as an answer's shape.
+            if let Some(reason) = not_an_answer(status, &ct, &bytes) {
+                return fail(FailKind::Malformed, reason);
             }
             bytes
         };
@@ -559,23 +578,30 @@ impl<'a> Run<'a, '_> {
 }
 
 impl Run<'_, '_> {
-    /// A whole answer read as hub chat, its reasoning noted for the client's next turn
-    /// when it was translated; the failure when it cannot be read (a Gemini answer
-    /// with no candidates).
-    fn hub_answer(&self, t: &Try<'_>, bytes: &[u8]) -> Result<Value, Outcome> {
+    /// A whole answer (with its status and content type) read as hub chat, its
+    /// reasoning noted for the client's next turn when it was translated; the failure
+    /// when it is not JSON, or cannot be read (a Gemini answer with no candidates).
+    fn hub_answer(
+        &self,
+        t: &Try<'_>,
+        (status, ct): (u16, &str),
+        bytes: &[u8],
+    ) -> Result<Value, Outcome> {
         let (call, target) = (self.call, t.target);
-        let chat = serde_json::from_slice::<Value>(bytes)
-            .map_err(|_| Error::Internal("upstream answered with malformed JSON".into()))
-            .and_then(|v| target.protocol.response_to_chat(v))
-            .map_err(|e| {
-                // What went wrong, without a provider's name: the failure is the
-                // endpoint's, named where it is told.
-                let reason = match e {
-                    Error::Upstream { reason, .. } => reason,
-                    e => e.to_string(),
-                };
-                fail(unfit(&reason, b"").unwrap_or(FailKind::EarlyEnd), reason)
-            })?;
+        let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
+            let reason = not_an_answer(status, ct, bytes);
+            let reason = reason.unwrap_or_else(|| said_instead(status, ct, bytes));
+            return Err(fail(FailKind::Malformed, reason));
+        };
+        let chat = target.protocol.response_to_chat(v).map_err(|e| {
+            // What went wrong, without a provider's name: the failure is the
+            // endpoint's, named where it is told.
+            let reason = match e {
+                Error::Upstream { reason, .. } => reason,
+                e => e.to_string(),
+            };
+            fail(unfit(&reason, b"").unwrap_or(FailKind::EarlyEnd), reason)
+        })?;
         if t.translate
             && let Some(mut noted) = Noted::of(call, target, &self.env.recall)
         {
@@ -583,6 +609,32 @@ impl Run<'_, '_> {
         }
         Ok(chat)
     }
+}
+
+/// Why a whole answer copied unchanged is not its protocol's, looked at without a
+/// parse (every such answer passes here, the chat path's among them): each protocol's
+/// answer is one JSON object, so its body opens with `{` and closes with `}`. An HTML
+/// page (a captive portal's, a proxy's), an event stream, garbage or nothing does not.
+fn not_an_answer(status: u16, ct: &str, bytes: &[u8]) -> Option<String> {
+    let b = bytes.trim_ascii();
+    if b.starts_with(b"{") && b.ends_with(b"}") {
+        return None;
+    }
+    Some(match b.is_empty() {
+        true => format!("it answered {status} with an empty body"),
+        false => said_instead(status, ct, bytes),
+    })
+}
+
+/// What a source that answered with something other than its protocol's JSON sent
+/// instead, said without quoting it (a page may echo the request).
+fn said_instead(status: u16, ct: &str, bytes: &[u8]) -> String {
+    let ct = match ct.split(';').next().map(str::trim) {
+        Some(ct) if !ct.is_empty() => ct,
+        _ => "no content type",
+    };
+    let n = bytes.len();
+    format!("it answered {status} with {n} bytes of `{ct}`, not its protocol's JSON answer")
 }
 
 /// The hub translation's error again, for the next target that needs it, of the same
@@ -626,7 +678,7 @@ fn upstream_error(run: &Run<'_, '_>, mut reply: Reply, url: &str, sent: &[Header
     let limit = run.settings.limits.max_response_bytes.min(1024 * 1024);
     let bytes = match reply.read_all(limit, &|| run.out.client_gone()) {
         Ok(bytes) => upstream::without_credentials(&bytes, sent).unwrap_or(bytes),
-        Err(BodyError::Failed(_)) => Vec::new(),
+        Err(BodyError::Failed(_) | BodyError::Timeout) => Vec::new(),
         Err(BodyError::Abandoned) => return Outcome::ClientGone,
     };
     // A 404 page that is no API's JSON: nothing is served at that path, which is the
@@ -693,6 +745,28 @@ fn backoff(base: Duration, n: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_is_one_json_object_looked_at_only_at_its_ends() {
+        for answer in [
+            &b"{}"[..],
+            b" \n{\"choices\": []}\n",
+            b"{not parsed, only its ends}",
+        ] {
+            assert_eq!(not_an_answer(200, "application/json", answer), None);
+        }
+        let said = |ct, body: &[u8]| not_an_answer(200, ct, body).unwrap_or_default();
+        assert_eq!(
+            said("application/json", b" \r\n"),
+            "it answered 200 with an empty body"
+        );
+        assert_eq!(
+            said("text/html; charset=utf-8", b"<html>log in</html>"),
+            "it answered 200 with 19 bytes of `text/html`, not its protocol's JSON answer"
+        );
+        assert!(said("", b"data: {}\n\n").contains("of `no content type`"));
+        assert!(said("application/json", b"{\"choices\": [").contains("13 bytes"));
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_in_the_upper_half() {

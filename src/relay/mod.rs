@@ -147,6 +147,9 @@ enum FailKind {
     Timeout,
     /// The body ended or broke before the first content / before it was complete.
     EarlyEnd,
+    /// The answer is not its protocol's: an HTML page (a captive portal, a proxy's),
+    /// an event stream or other bytes where a JSON answer should be, or no body at all.
+    Malformed,
     /// The upstream said the prompt does not fit the model's context window.
     Context,
     /// The upstream said a content filter held the answer back.
@@ -188,6 +191,7 @@ enum Step {
 /// | a 2xx whose body is an error (OpenRouter)          | as its  | status's step  |
 /// | refused, DNS, connect/first-byte/first-token timeout| no     | next, cool down|
 /// | stream ends or breaks before its first content     | no      | next, cool down|
+/// | a 2xx whose body is not its protocol's (HTML, none)| no      | next, cool down|
 /// | context window exceeded, content filtered          | no      | next           |
 /// | credential refused for this use (Claude login)     | no      | next, cool down|
 /// | the model takes no reasoning, which was asked      | once, without it | surface |
@@ -213,6 +217,7 @@ fn next_step(kind: FailKind) -> Step {
         | FailKind::Dropped
         | FailKind::Timeout
         | FailKind::EarlyEnd
+        | FailKind::Malformed
         | FailKind::Credential => Step::Next { cool: true },
         FailKind::Context | FailKind::Filter | FailKind::Prepare(_) => Step::Next { cool: false },
         FailKind::Status(_) | FailKind::Foreign | FailKind::Unthinking => Step::Surface,
@@ -668,6 +673,7 @@ fn short_reason(f: &Failure) -> String {
         FailKind::Credential => format!("{}:credential", f.status.unwrap_or(400)),
         FailKind::Timeout => "timeout".into(),
         FailKind::EarlyEnd => "ended_early".into(),
+        FailKind::Malformed => "malformed".into(),
         FailKind::Prepare(401) => "no_credential".into(),
         FailKind::Prepare(_) => "cannot_express".into(),
         FailKind::Dropped if r.contains("reset") => "reset".into(),
@@ -703,6 +709,7 @@ fn trail_reason(f: &Failure) -> String {
         | FailKind::Dropped
         | FailKind::Timeout
         | FailKind::EarlyEnd
+        | FailKind::Malformed
         | FailKind::Prepare(_) => f.reason.chars().take(120).collect(),
     }
 }
@@ -851,6 +858,7 @@ mod tests {
             (FailKind::Dropped, next, true),
             (FailKind::Timeout, next, false),
             (FailKind::EarlyEnd, next, false),
+            (FailKind::Malformed, next, false),
             (FailKind::Context, Step::Next { cool: false }, false),
             (FailKind::Filter, Step::Next { cool: false }, false),
             (FailKind::Foreign, Step::Surface, false),

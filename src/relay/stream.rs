@@ -16,7 +16,7 @@ use super::recall::Noted;
 use super::{Break, EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, served_by, unfit};
 use crate::log;
 use crate::protocol::view::Delta;
-use crate::protocol::{Decoded, Encoder, chat};
+use crate::protocol::{Decoded, Encoder, Protocol, chat};
 use crate::sse::{self, Event, ServedBy};
 use crate::stats::Tokens;
 use crate::upstream::{Piece, Reply};
@@ -310,7 +310,11 @@ fn relay_events(
         let mut progressed = false;
         for ev in events.drain(..) {
             progressed |= !keep_alive(&ev);
-            let quick = copied.then(|| decoder.copied_delta(&ev)).flatten();
+            // A finish before any content is read in full: it may be a filter's (below).
+            let quick = copied
+                .then(|| decoder.copied_delta(&ev))
+                .flatten()
+                .filter(|d| content || d.has_content || !d.finish);
             let (has, end, outgoing) = if let Some(delta) = quick {
                 finished |= delta.finish;
                 (splice.note(delta), false, vec![ev])
@@ -365,6 +369,18 @@ fn relay_events(
                             *seen = tokens;
                         }
                     }
+                }
+                // A chat source's content filter (Azure's) emptied the answer before
+                // anything went out: another endpoint may answer, as after a Gemini
+                // safety block. The last one's is what the source said, and the client's.
+                if !content
+                    && !has
+                    && !splice.open
+                    && !t.alone
+                    && target.protocol == Protocol::Chat
+                    && let Some(reason) = chunks.iter().find_map(|ch| chat::filtered(ch, "delta"))
+                {
+                    return super::held_back(reason);
                 }
                 if let Some(c) = collector.as_mut() {
                     chunks.iter().for_each(|ch| c.add(ch));

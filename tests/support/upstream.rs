@@ -78,6 +78,11 @@ pub enum Reply {
     /// A complete answer sent chunked, a few bytes a chunk and a write each (as Ollama,
     /// vLLM and hosted APIs send theirs); the connection stays open.
     JsonChunked(u16, String),
+    /// A complete answer with this content type (an HTML page where JSON should be).
+    Typed(u16, &'static str, String),
+    /// A complete answer's head and the first half of its body, then silence for the
+    /// given time (a body that stalls).
+    JsonThenStall(u16, String, Duration),
 }
 
 impl Reply {
@@ -444,6 +449,25 @@ fn answer(conn: &mut TcpStream, reply: Reply, hung_up: &Mutex<Vec<Instant>>) -> 
                 ok = ok && conn.write_all(&chunk).is_ok() && conn.flush().is_ok();
             }
             ok && conn.write_all(b"0\r\n\r\n").is_ok()
+        }
+        Reply::Typed(status, ct, body) => {
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            conn.write_all(head.as_bytes()).is_ok() && conn.write_all(body.as_bytes()).is_ok()
+        }
+        Reply::JsonThenStall(status, body, stall) => {
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let half = &body.as_bytes()[..body.len() / 2];
+            if conn.write_all(head.as_bytes()).is_ok() && conn.write_all(half).is_ok() {
+                let _ = conn.flush();
+                busy(conn, stall, hung_up);
+            }
+            false
         }
     }
 }
