@@ -518,6 +518,30 @@ fn a_retry_or_a_lone_failed_endpoint_is_not_counted_as_a_failover() {
         )
     });
     assert_eq!(counted.iter().sum::<f64>(), 1.0, "{metrics}");
+    // And each request where `usage` has it, in `/metrics` and on the status page.
+    let requests = |id: &str, status: u16| {
+        let series = format!(
+            "routeplane_requests_total{{provider=\"{id}\",model=\"m\",status=\"{status}\",inbound=\"chat_completions\"}}"
+        );
+        sample(&metrics, &series)
+    };
+    assert_eq!(
+        [
+            requests("bad", 503),
+            requests("good", 200),
+            requests("once", 200)
+        ],
+        [1.0, 1.0, 1.0],
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"routeplane_requests_total{provider="-""#),
+        "{metrics}"
+    );
+    let s = p.get("/status.json").json();
+    for source in s["sources"].as_array().unwrap() {
+        assert_eq!(source["today"]["requests"], 1, "{source}");
+    }
 }
 
 #[test]

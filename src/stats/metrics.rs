@@ -340,7 +340,7 @@ mod tests {
         );
         assert_eq!(
             get(
-                r#"routeplane_requests_total{provider="-",model="-",status="502",inbound="chat_completions"}"#
+                r#"routeplane_requests_total{provider="cloud",model="x",status="502",inbound="chat_completions"}"#
             ),
             1.0
         );

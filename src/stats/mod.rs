@@ -307,9 +307,14 @@ pub struct Finished {
 }
 
 impl Finished {
-    /// The provider id that answered, if any (ids never contain `:`).
-    pub fn provider(&self) -> Option<&str> {
-        self.served_by.as_deref().map(provider_of)
+    /// The `provider:model` a request counts at, as `routeplane usage` counts it: the one
+    /// that answered, else the one being asked when the client left, else the one whose
+    /// error the client got; `None` when no endpoint was asked (an unknown model).
+    pub fn owner(&self) -> Option<&str> {
+        let last_failed = || self.failed().last().map(|(endpoint, _, _)| endpoint);
+        (self.served_by.as_deref())
+            .or_else(|| self.abandoned())
+            .or_else(last_failed)
     }
 
     /// True for an answer the client could not use (see [`is_error`]).
@@ -477,7 +482,7 @@ impl Inner {
 
     /// Adds one finished request to every aggregate (it is kept among the recent ones).
     fn add(&mut self, f: Finished) {
-        let (provider, model) = match f.served_by.as_deref() {
+        let (provider, model) = match f.owner() {
             Some(label) => {
                 let provider = provider_of(label);
                 (provider, label.get(provider.len() + 1..).unwrap_or("-"))
@@ -567,7 +572,11 @@ impl Inner {
         totals.errors += u64::from(f.is_error());
         totals.input += f.tokens.input.unwrap_or(0);
         totals.output += f.tokens.output.unwrap_or(0);
-        for (endpoint, _, _) in f.failed() {
+        // A request no endpoint answered has the last failed attempt's error as its own:
+        // counted once, above.
+        let unanswered = f.served_by.is_none() && f.abandoned().is_none();
+        let moved_past = f.failed().count() - usize::from(unanswered && f.failed().count() > 0);
+        for (endpoint, _, _) in f.failed().take(moved_past) {
             today(&mut self.today, provider_of(endpoint)).errors += 1;
         }
     }
@@ -686,7 +695,7 @@ impl Stats {
         let skip = earlier.len().saturating_sub(keep);
         for (i, f) in earlier.into_iter().enumerate() {
             if time::days(f.at) == today {
-                inner.add_today(f.provider().unwrap_or("-"), &f);
+                inner.add_today(f.owner().map_or("-", provider_of), &f);
             }
             if i >= skip {
                 // Older than anything recorded since start: in front of it, in order.
