@@ -574,8 +574,8 @@ impl Inner {
         totals.output += f.tokens.output.unwrap_or(0);
         // A request no endpoint answered has the last failed attempt's error as its own:
         // counted once, above.
-        let unanswered = f.served_by.is_none() && f.abandoned().is_none();
-        let moved_past = f.failed().count() - usize::from(unanswered && f.failed().count() > 0);
+        let own = usize::from(f.served_by.is_none() && f.abandoned().is_none());
+        let moved_past = f.failed().count().saturating_sub(own);
         for (endpoint, _, _) in f.failed().take(moved_past) {
             today(&mut self.today, provider_of(endpoint)).errors += 1;
         }
