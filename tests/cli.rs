@@ -6,9 +6,8 @@ use crate::support::proxy::{bin, isolate};
 use crate::support::{Dir, assert_text, config_error};
 
 fn run(dir: &Dir, args: &[&str]) -> Output {
-    isolate(&mut Command::new(bin()), dir.path())
+    crate::support::proxy::routeplane_in(dir.path())
         .args(args)
-        .current_dir(dir.path())
         .output()
         .expect("run routeplane")
 }
@@ -261,9 +260,8 @@ fn models_and_providers_columns_start_where_their_headers_do() {
     );
     let auth_file = dir.path().join("auth.json");
     for args in [&["models"][..], &["providers"]] {
-        let out = isolate(&mut Command::new(bin()), dir.path())
+        let out = crate::support::proxy::routeplane_in(dir.path())
             .args(args)
-            .current_dir(dir.path())
             .env("ROUTEPLANE_AUTH_FILE", &auth_file)
             .output()
             .unwrap();
@@ -389,9 +387,8 @@ fn every_printing_command_exits_0_quietly_when_its_reader_has_gone() {
         // `routeplane models | head -1` once head has gone: every write fails.
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let out = isolate(&mut Command::new(bin()), dir.path())
+        let out = crate::support::proxy::routeplane_in(dir.path())
             .args(args)
-            .current_dir(dir.path())
             .stdout(writer)
             .stderr(Stdio::piped())
             .output()

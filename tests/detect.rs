@@ -1,11 +1,10 @@
 //! Local sources: models are learned from the server itself and follow it up and down.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::proxy::{bin, hermetic};
+use crate::support::proxy::{hermetic, routeplane_in};
 use crate::support::upstream::{Recorded, chat_answer};
 use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text, wait_until};
 
@@ -251,11 +250,7 @@ fn a_source_that_goes_down_leaves_the_cascade_but_stays_pinnable() {
 }
 
 fn cli(dir: &Dir, args: &[&str]) -> String {
-    crate::support::stdout_of(
-        crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
-            .args(args)
-            .current_dir(dir.path()),
-    )
+    crate::support::stdout_of(routeplane_in(dir.path()).args(args))
 }
 
 #[test]
@@ -368,11 +363,7 @@ fn models_and_providers_commands_show_detection() {
 
 /// `routeplane models` in `dir`: its stdout and stderr.
 fn models(dir: &Dir) -> (String, String) {
-    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
-        .arg("models")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = routeplane_in(dir.path()).arg("models").output().unwrap();
     assert!(out.status.success());
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (text(&out.stdout), text(&out.stderr))

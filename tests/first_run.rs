@@ -286,9 +286,8 @@ fn models_and_providers_print_their_table_and_no_log_lines() {
     let dir = Dir::new();
     dir.write("routeplane.yaml", &local_servers_config(&up.url()));
     for args in [&["models"][..], &["providers"]] {
-        let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
+        let out = crate::support::proxy::routeplane_in(dir.path())
             .args(args)
-            .current_dir(dir.path())
             .output()
             .unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -309,11 +308,7 @@ fn models_and_route_say_which_declared_model_the_server_does_not_list() {
     ) + "models:\n  coder:\n    endpoints: [ollama:qwen3-coder:30b]\n  chat:\n    endpoints: [ollama:qwen3-coder:30b, ollama:llama3.1]\n  cloud:\n    endpoints: [openai:gpt-4o]\n";
     dir.write("routeplane.yaml", &yaml);
     let run = |args: &[&str]| {
-        crate::support::stdout_of(
-            crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
-                .args(args)
-                .current_dir(dir.path()),
-        )
+        crate::support::stdout_of(crate::support::proxy::routeplane_in(dir.path()).args(args))
     };
     let table = run(&["models"]);
     let row = |id: &str| {
@@ -364,9 +359,8 @@ fn models_says_on_stderr_why_a_keyed_providers_list_is_missing() {
         up.url()
     );
     dir.write("routeplane.yaml", &yaml);
-    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
+    let out = crate::support::proxy::routeplane_in(dir.path())
         .arg("models")
-        .current_dir(dir.path())
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -439,9 +433,8 @@ fn a_hosted_model_without_its_key_gets_a_404_naming_the_key_and_the_login() {
 fn route_says_what_a_hosted_model_without_its_key_needs_as_the_server_does() {
     let dir = Dir::new();
     dir.write("routeplane.yaml", &nothing_found_config());
-    let out = crate::support::proxy::isolate(&mut Command::new(bin()), dir.path())
+    let out = crate::support::proxy::routeplane_in(dir.path())
         .args(["route", "gpt-4o"])
-        .current_dir(dir.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -50,6 +50,14 @@ pub fn isolate<'a>(cmd: &'a mut Command, home: &std::path::Path) -> &'a mut Comm
     cmd
 }
 
+/// The routeplane command, [`isolate`]d in `dir` (its home) and run there, where a test
+/// writes its `routeplane.yaml`.
+pub fn routeplane_in(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(bin());
+    isolate(&mut cmd, dir).current_dir(dir);
+    cmd
+}
+
 /// The config, with the default ports of local servers it does not name left alone:
 /// this machine may run Ollama, or anything else on 8080. A config that says where
 /// `detect` stands, or is not block YAML, is kept as it is.
