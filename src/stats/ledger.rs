@@ -516,19 +516,17 @@ impl By {
         }
     }
 
-    /// The group key of an entry. A request no endpoint answered counts at the last
-    /// one asked: the one being asked when the client left, else the one whose error
-    /// the client got. Under `-` the errors were nobody's.
-    fn key(self, e: &Entry) -> String {
+    /// The group key of an entry: where it counts ([`super::owner`]), or its day.
+    /// Under `-` the errors were nobody's.
+    fn key(self, e: &Entry) -> &str {
         let last_failed = || e.failed.last().and_then(|f| f["endpoint"].as_str());
-        let served = (e.served_by.as_deref())
-            .or(e.abandoned.as_deref())
-            .or_else(last_failed)
-            .unwrap_or("-");
+        let owner = || {
+            super::owner(e.served_by.as_deref(), e.abandoned.as_deref(), last_failed).unwrap_or("-")
+        };
         match self {
-            By::Provider => provider_of(served).into(),
-            By::Model => served.into(),
-            By::Day => e.time.get(..10).unwrap_or("-").into(),
+            By::Provider => provider_of(owner()),
+            By::Model => owner(),
+            By::Day => e.time.get(..10).unwrap_or("-"),
         }
     }
 }
@@ -615,15 +613,15 @@ pub fn summarize(path: &Path, since_ms: Option<i64>, by: By) -> std::io::Result<
                 continue;
             }
             let key = by.key(&e);
-            let slot = groups.entry(key.clone()).or_insert_with(|| {
-                (
-                    Group {
-                        key,
-                        ..Group::default()
-                    },
-                    Vec::new(),
-                )
-            });
+            // A key is copied once, for its group's first line.
+            if !groups.contains_key(key) {
+                let group = Group {
+                    key: key.to_string(),
+                    ..Group::default()
+                };
+                groups.insert(key.to_string(), (group, Vec::new()));
+            }
+            let slot = groups.get_mut(key).expect("inserted above");
             for (g, ttfts) in [&mut *slot, &mut total] {
                 g.requests += 1;
                 g.errors += u64::from(super::is_error(e.status, e.stream_end()));

@@ -306,15 +306,23 @@ pub struct Finished {
     pub tokens: Tokens,
 }
 
+/// The `provider:model` a request counts at: the one that answered (`served_by`), else
+/// the one the client left while waiting for it (`abandoned`), else the one whose error
+/// the client got (its last failed attempt); `None` when no endpoint was asked (an
+/// unknown model). The counters, the status page and `routeplane usage` all count by it.
+pub fn owner<'a>(
+    served_by: Option<&'a str>,
+    abandoned: Option<&'a str>,
+    last_failed: impl FnOnce() -> Option<&'a str>,
+) -> Option<&'a str> {
+    served_by.or(abandoned).or_else(last_failed)
+}
+
 impl Finished {
-    /// The `provider:model` a request counts at, as `routeplane usage` counts it: the one
-    /// that answered, else the one being asked when the client left, else the one whose
-    /// error the client got; `None` when no endpoint was asked (an unknown model).
+    /// The `provider:model` the request counts at (see [`owner`]).
     pub fn owner(&self) -> Option<&str> {
         let last_failed = || self.failed().last().map(|(endpoint, _, _)| endpoint);
-        (self.served_by.as_deref())
-            .or_else(|| self.abandoned())
-            .or_else(last_failed)
+        owner(self.served_by.as_deref(), self.abandoned(), last_failed)
     }
 
     /// True for an answer the client could not use (see [`is_error`]).
@@ -1130,6 +1138,17 @@ mod tests {
         assert_eq!(f.abandoned(), None);
         // A client that left in a retry's pause: the trail ends at the failure.
         assert_eq!(finished(None, 499, &["a:m"]).abandoned(), None);
+    }
+
+    #[test]
+    fn a_request_counts_where_answered_else_where_left_else_where_it_last_failed() {
+        let last = || Some("c:m");
+        assert_eq!(owner(Some("a:m"), None, last), Some("a:m"));
+        assert_eq!(owner(None, Some("b:m"), last), Some("b:m"));
+        assert_eq!(owner(None, None, last), Some("c:m"));
+        assert_eq!(owner(None, None, || None), None);
+        let f = finished(None, 503, &["a:m", "b:m"]);
+        assert_eq!(f.owner(), Some("b:m"));
     }
 
     #[test]
