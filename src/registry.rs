@@ -647,15 +647,19 @@ impl Registry {
             });
         }
 
-        // A block of one's own on this machine is asked for its models when it names
-        // none (`provider`): one a virtual model names a model of says what it serves.
+        // A block of one's own on this machine that says nothing of `detect` and names no
+        // models is a local server (an Ollama on another port): asked for them, as the
+        // built-in local ones are. One a virtual model names a model of says what it
+        // serves, and is not asked.
         for entry in c.providers.0.iter().filter(|e| e.value.detect.is_none()) {
             let mut named = virtuals.iter().flat_map(|v| &v.endpoints);
             if BUILTINS.iter().all(|b| b.id != entry.name)
-                && named.any(|(p, _)| *p == entry.name)
                 && let Some(p) = providers.iter_mut().find(|p| p.id == entry.name)
+                && p.models.is_empty()
+                && on_this_machine(&p.api_base)
+                && !named.any(|(p, _)| *p == entry.name)
             {
-                Arc::make_mut(p).detect = false;
+                Arc::make_mut(p).detect = true;
             }
         }
 
@@ -1110,15 +1114,10 @@ fn provider(
         let model = Model::new(&p, id, upstream);
         p.models.push(model);
     }
-    match block.detect {
-        Some(d) => p.detect = d,
-        // A block of one's own on this machine that names no models is a local server
-        // (an Ollama on another port): asked for them, as the built-in local ones are
-        // (unless a virtual model names one of its models: `Registry::build`).
-        None if builtin.is_none() && p.models.is_empty() && on_this_machine(&p.api_base) => {
-            p.detect = true;
-        }
-        None => {}
+    // Without `detect`, a block of one's own may still be asked: `Registry::build`
+    // decides, once it knows the virtual models.
+    if let Some(d) = block.detect {
+        p.detect = d;
     }
     match block.prefill {
         Some(false) => p.prefill = Prefill::No,
