@@ -108,10 +108,14 @@ fn masked_query(query: &str) -> String {
 /// `127.0.0.1:8080` from `http://127.0.0.1:8080/v1`: where a source listens, for
 /// messages.
 pub fn host_of(api_base: &str) -> &str {
-    let rest = api_base.split_once("://").map_or(api_base, |(_, r)| r);
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    // Byte searches: a `str` pattern builds a searcher per call, about a thousand
+    // instructions here (callgrind), and requests ask for their source's host.
+    let bytes = api_base.as_bytes();
+    let rest = memchr::memmem::find(bytes, b"://").map_or(api_base, |at| &api_base[at + 3..]);
+    let end = memchr::memchr3(b'/', b'?', b'#', rest.as_bytes()).unwrap_or(rest.len());
+    let authority = &rest[..end];
     // Without a `user:password@`: that is no part of where it listens.
-    authority.rsplit('@').next().unwrap_or(authority)
+    memchr::memrchr(b'@', authority.as_bytes()).map_or(authority, |at| &authority[at + 1..])
 }
 
 /// How log lines are written: `log.format` in routeplane.yaml.

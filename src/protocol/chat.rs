@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use memchr::memmem::Finder;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
@@ -128,8 +129,10 @@ pub(crate) fn ask_usage(req: &mut Map<String, Value>) {
 /// call id it does not take ([`ToolIds`]). Asked of every copied chat request, so read
 /// without parsing.
 pub(crate) fn must_mend(messages: &[u8], to: &Source<'_>) -> bool {
-    (!keeps_details(to) && super::holds(messages, "\"reasoning_details\""))
-        || refuses_an_id(messages, to)
+    // The cheap byte search first: most requests hold no details, and the source's host
+    // need not be read for them.
+    static DETAILS: super::Marker = super::Marker::new(|| Finder::new("\"reasoning_details\""));
+    (super::holds(messages, &DETAILS) && !keeps_details(to)) || refuses_an_id(messages, to)
 }
 
 /// Makes a chat request one the source `to` takes: without reasoning details unless it
@@ -258,25 +261,26 @@ pub(crate) const MAX_TOOL_ID: usize = 40;
 /// an id written with an escape is taken as refused, and the request is mended to be
 /// sure. The source's rule is looked up only for a request that has a tool result.
 fn refuses_an_id(messages: &[u8], to: &Source<'_>) -> bool {
-    const KEY: &str = "\"tool_call_id\"";
-    let Ok(mut rest) = std::str::from_utf8(messages) else {
-        return true;
-    };
+    const KEY: &[u8] = b"\"tool_call_id\"";
+    static ID: super::Marker = super::Marker::new(|| Finder::new(KEY));
+    // Bytes, not text: the body was read as JSON, so it is UTF-8 already, and a whole
+    // history need not be checked again for each copied request.
+    let mut rest = messages;
     let mut ids = None;
-    while let Some(at) = rest.find(KEY) {
-        rest = rest[at + KEY.len()..].trim_start();
-        let Some(value) = rest.strip_prefix(':').map(str::trim_start) else {
+    while let Some(at) = ID.find(rest) {
+        rest = rest[at + KEY.len()..].trim_ascii_start();
+        let Some(value) = rest.strip_prefix(b":").map(<[u8]>::trim_ascii_start) else {
             continue;
         };
-        let Some(value) = value.strip_prefix('"') else {
+        let Some(value) = value.strip_prefix(b"\"") else {
             continue;
         };
-        match value.find(['"', '\\']) {
-            Some(end) if value.as_bytes()[end] == b'"' => {
-                if !ids
-                    .get_or_insert_with(|| ToolIds::of(to))
-                    .takes(&value[..end])
-                {
+        match memchr::memchr2(b'"', b'\\', value) {
+            Some(end) if value[end] == b'"' => {
+                let Ok(id) = std::str::from_utf8(&value[..end]) else {
+                    return true;
+                };
+                if !ids.get_or_insert_with(|| ToolIds::of(to)).takes(id) {
                     return true;
                 }
                 rest = &value[end..];

@@ -8,6 +8,7 @@
 //! refused with the field's name. The first two directions are `source.rs`, the other
 //! two `client.rs`; what both use is here.
 
+use memchr::memmem::Finder;
 use serde_json::{Value, json};
 
 use crate::body::RawBody;
@@ -183,7 +184,8 @@ fn thinking_on(thinking: &Value) -> bool {
 
 /// Whether a Messages request's `messages` hold a thinking block Routeplane wrote.
 pub fn holds_unsigned(messages: &[u8]) -> bool {
-    crate::protocol::holds(messages, UNSIGNED)
+    static MARK: crate::protocol::Marker = crate::protocol::Marker::new(|| Finder::new(UNSIGNED));
+    crate::protocol::holds(messages, &MARK)
 }
 
 /// Takes out of a Messages request the thinking blocks Routeplane wrote, and turns

@@ -18,6 +18,7 @@
 //! client of another protocol can give them back, and go back to a Responses source as
 //! reasoning items before the turn they led to.
 
+use memchr::memmem::Finder;
 use serde_json::Value;
 
 use crate::base64;
@@ -82,7 +83,8 @@ pub fn holds_own(input: &[u8]) -> bool {
                 .is_some_and(|before| before.ends_with(b"\""))
         })
     });
-    minted_id || crate::protocol::holds(input, SEALED)
+    static MARK: crate::protocol::Marker = crate::protocol::Marker::new(|| Finder::new(SEALED));
+    minted_id || crate::protocol::holds(input, &MARK)
 }
 
 /// Takes out of a Responses request what [`holds_own`] found: a Responses source refuses
