@@ -1250,3 +1250,36 @@ fn a_client_that_leaves_while_an_endpoint_is_asked_counts_at_that_endpoint() {
     assert_eq!(s["sources"][1]["id"], "hang");
     assert_eq!(s["sources"][1]["today"]["errors"], 0, "{s}");
 }
+
+#[test]
+fn a_body_that_is_not_json_has_no_model_in_the_log_the_ledger_the_status_page_or_usage() {
+    let up = chat_mock();
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let p = Proxy::start(&format!(
+        "providers:\n  good:\n    api_base: {}\n    models: [m]\nusage:\n  path: {}\n",
+        up.url(),
+        ledger.display()
+    ));
+    let resp = p.send(
+        "POST",
+        "/v1/chat/completions",
+        &[("Content-Type", "application/json")],
+        br#"{"model": "m", "messages": oops"#,
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    let logged = p.wait_log("POST /v1/chat/completions");
+    assert!(logged.contains(" model=- "), "{logged}");
+    // JSON says "none" as null, where the log line says `-`; an empty name would be
+    // a name.
+    let line = &ledger_lines(&ledger, 1)[0];
+    assert_eq!(line["model"], Value::Null, "{line}");
+    let s = p.get("/status.json").json();
+    assert_eq!(s["recent"][0]["model"], Value::Null, "{s}");
+    assert_eq!(s["recent"][0]["status"], 400, "{s}");
+    // `routeplane usage` reads the line (under `-`: no endpoint was asked).
+    let u = usage_json(&p, &[]);
+    assert_eq!(usage_rows(&u)[0].0, "-", "{u}");
+    assert_eq!(u["total"]["requests"], 1, "{u}");
+    assert_eq!(u["total"]["errors"], 1, "{u}");
+}

@@ -270,7 +270,11 @@ pub fn push_line(s: &mut String, f: &Finished) {
     s.push_str("\",\"inbound\":\"");
     s.push_str(f.inbound.name());
     s.push_str("\",\"model\":");
-    push_json_str(s, &f.requested);
+    // None named, or the body unreadable: null, as the JSON log has it (the text log `-`).
+    match f.requested.as_str() {
+        "" => s.push_str("null"),
+        requested => push_json_str(s, requested),
+    }
     s.push_str(",\"served_by\":");
     match &f.served_by {
         Some(by) => push_json_str(s, by),
@@ -355,8 +359,8 @@ pub struct Entry {
     pub time: String,
     /// The client's protocol.
     pub inbound: String,
-    /// What the client asked for.
-    pub model: String,
+    /// What the client asked for; `None` when it named nothing readable.
+    pub model: Option<String>,
     /// `provider:model` that answered.
     pub served_by: Option<String>,
     /// Status sent to the client.
@@ -447,7 +451,7 @@ impl Entry {
             at: std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(at).ok()?),
             inbound: crate::protocol::Protocol::named(&self.inbound)
                 .unwrap_or(crate::protocol::Protocol::Chat),
-            requested: self.model.clone(),
+            requested: self.model.clone().unwrap_or_default(),
             served_by: self.served_by.as_deref().map(Arc::from),
             status: self.status,
             stream: self.stream,

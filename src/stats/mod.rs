@@ -279,7 +279,8 @@ pub struct Finished {
     pub at: SystemTime,
     /// The protocol the client spoke.
     pub inbound: Protocol,
-    /// The model (or comma-joined `models` list) the client asked for; empty if none.
+    /// The model (or comma-joined `models` list) the client asked for; empty if it
+    /// named none or its body could not be read (`null` in the ledger and status page).
     pub requested: String,
     /// `provider:model` that answered.
     pub served_by: Option<Arc<str>>,
@@ -873,7 +874,7 @@ fn recent_json(f: &Finished) -> Value {
     json!({
         "time": time::rfc3339(f.at),
         "inbound": f.inbound.name(),
-        "model": f.requested,
+        "model": (!f.requested.is_empty()).then_some(&f.requested),
         "served_by": f.served_by.as_deref(),
         "status": f.status,
         "stream": f.stream,
