@@ -537,8 +537,13 @@ pub enum Piece {
 /// Why a whole body was not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyError {
-    /// It broke off, ended before its length, or was larger than the limit.
+    /// It broke off or ended before its length.
     Failed(String),
+    /// It was larger than the limit the reader was given.
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// It stalled: a read waited its whole time (the wait its head had) for nothing.
     Timeout,
     /// The answer stopped being wanted while it was awaited (see [`Abandon`]).
@@ -549,6 +554,7 @@ impl std::fmt::Display for BodyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BodyError::Failed(why) => f.write_str(why),
+            BodyError::TooLarge { limit } => write!(f, "the body is larger than {limit} bytes"),
             BodyError::Timeout => f.write_str("the body stalled part-way"),
             BodyError::Abandoned => f.write_str("the answer is no longer wanted"),
         }
@@ -582,7 +588,7 @@ impl Reply {
         deadline: Option<Instant>,
         abandon: Abandon<'_>,
     ) -> Result<Vec<u8>, BodyError> {
-        let too_large = || BodyError::Failed(format!("the body is larger than {limit} bytes"));
+        let too_large = || BodyError::TooLarge { limit };
         let broke = |e: std::io::Error| match () {
             () if conn::abandoned(&e) => BodyError::Abandoned,
             () if conn::is_timeout(&e) => BodyError::Timeout,

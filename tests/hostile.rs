@@ -545,3 +545,40 @@ fn a_too_deeply_nested_body_is_said_to_be_nested_not_invalid() {
     assert_eq!(up.count(), 0);
     still_serves(&p);
 }
+
+#[test]
+fn an_answer_over_max_response_bytes_names_the_key_and_moves_on() {
+    let big = MockUpstream::always(Reply::json(200, chat_answer(&"x".repeat(2000))));
+    let small = MockUpstream::always(Reply::json(200, chat_answer("hi")));
+    let yaml = format!(
+        "providers:\n  big:\n    api_base: {}\n    models: [m]\n  small:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [big:m, small:m]\nlimits:\n  max_response_bytes: 1000\n",
+        big.url(),
+        small.url()
+    );
+    let p = Proxy::start(&yaml);
+    // Alone: a 502 that names the setting to raise.
+    let alone = p.post(
+        "/v1/chat/completions",
+        json!({"model": "big:m", "messages": []}),
+    );
+    assert_eq!(alone.status, 502, "{}", alone.body);
+    assert_eq!(
+        alone.error_message(),
+        "upstream `big` failed: the answer is larger than 1000 bytes (raise \
+         `limits.max_response_bytes`)"
+    );
+    let line = p.wait_log("model=big:m");
+    assert!(line.contains("tried=big:m→too_large "), "{line}");
+    // With an endpoint left: the next one answers.
+    let moved = p.post(
+        "/v1/chat/completions",
+        json!({"model": "smart", "messages": []}),
+    );
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(moved.json()["choices"][0]["message"]["content"], "hi");
+    let line = p.wait_log("model=smart");
+    assert!(
+        line.contains("tried=big:m→too_large,small:m→200 "),
+        "{line}"
+    );
+}

@@ -504,6 +504,12 @@ impl<'a> Run<'a, '_> {
         let bytes = match reply.read_all(limit, &|| self.out.client_gone()) {
             Ok(b) => b,
             Err(BodyError::Failed(reason)) => return fail(FailKind::EarlyEnd, reason),
+            Err(BodyError::TooLarge { limit }) => {
+                let reason = format!(
+                    "the answer is larger than {limit} bytes (raise `limits.max_response_bytes`)"
+                );
+                return fail(FailKind::TooLarge, reason);
+            }
             // Its head came, then the body stopped: the source did not answer in time,
             // as a stream that goes silent before its first token.
             Err(BodyError::Timeout) => {
@@ -678,7 +684,7 @@ fn upstream_error(run: &Run<'_, '_>, mut reply: Reply, url: &str, sent: &[Header
     let limit = run.settings.limits.max_response_bytes.min(1024 * 1024);
     let bytes = match reply.read_all(limit, &|| run.out.client_gone()) {
         Ok(bytes) => upstream::without_credentials(&bytes, sent).unwrap_or(bytes),
-        Err(BodyError::Failed(_) | BodyError::Timeout) => Vec::new(),
+        Err(BodyError::Failed(_) | BodyError::TooLarge { .. } | BodyError::Timeout) => Vec::new(),
         Err(BodyError::Abandoned) => return Outcome::ClientGone,
     };
     // A 404 page that is no API's JSON: nothing is served at that path, which is the

@@ -147,6 +147,10 @@ enum FailKind {
     Timeout,
     /// The body ended or broke before the first content / before it was complete.
     EarlyEnd,
+    /// The answer (or one of its events) is over Routeplane's own limit
+    /// (`limits.max_response_bytes`, `limits.max_event_bytes`): the endpoint works, the
+    /// limit is ours, so it does not cool down.
+    TooLarge,
     /// The answer is not its protocol's: an HTML page (a captive portal, a proxy's),
     /// an event stream or other bytes where a JSON answer should be, or no body at all.
     Malformed,
@@ -191,6 +195,7 @@ enum Step {
 /// | a 2xx whose body is an error (OpenRouter)          | as its  | status's step  |
 /// | refused, DNS, connect/first-byte/first-token timeout| no     | next, cool down|
 /// | stream ends or breaks before its first content     | no      | next, cool down|
+/// | answer or event before content over our own limit  | no      | next           |
 /// | a 2xx whose body is not its protocol's (HTML, none)| no      | next, cool down|
 /// | context window exceeded, content filtered          | no      | next           |
 /// | credential refused for this use (Claude login)     | no      | next, cool down|
@@ -219,7 +224,9 @@ fn next_step(kind: FailKind) -> Step {
         | FailKind::EarlyEnd
         | FailKind::Malformed
         | FailKind::Credential => Step::Next { cool: true },
-        FailKind::Context | FailKind::Filter | FailKind::Prepare(_) => Step::Next { cool: false },
+        FailKind::Context | FailKind::Filter | FailKind::TooLarge | FailKind::Prepare(_) => {
+            Step::Next { cool: false }
+        }
         FailKind::Status(_) | FailKind::Foreign | FailKind::Unthinking => Step::Surface,
     }
 }
@@ -673,6 +680,7 @@ fn short_reason(f: &Failure) -> String {
         FailKind::Credential => format!("{}:credential", f.status.unwrap_or(400)),
         FailKind::Timeout => "timeout".into(),
         FailKind::EarlyEnd => "ended_early".into(),
+        FailKind::TooLarge => "too_large".into(),
         FailKind::Malformed => "malformed".into(),
         FailKind::Prepare(401) => "no_credential".into(),
         FailKind::Prepare(_) => "cannot_express".into(),
@@ -709,6 +717,7 @@ fn trail_reason(f: &Failure) -> String {
         | FailKind::Dropped
         | FailKind::Timeout
         | FailKind::EarlyEnd
+        | FailKind::TooLarge
         | FailKind::Malformed
         | FailKind::Prepare(_) => f.reason.chars().take(120).collect(),
     }
@@ -858,6 +867,7 @@ mod tests {
             (FailKind::Dropped, next, true),
             (FailKind::Timeout, next, false),
             (FailKind::EarlyEnd, next, false),
+            (FailKind::TooLarge, Step::Next { cool: false }, false),
             (FailKind::Malformed, next, false),
             (FailKind::Context, Step::Next { cool: false }, false),
             (FailKind::Filter, Step::Next { cool: false }, false),

@@ -296,7 +296,7 @@ fn relay_events(
                 "upstream sent a stream event longer than {limit} bytes (`limits.max_event_bytes`)"
             );
             return match content && collector.is_none() {
-                false => fail(FailKind::EarlyEnd, msg),
+                false => fail(FailKind::TooLarge, msg),
                 true => Outcome::Broken(Break {
                     message: msg,
                     status: 502,

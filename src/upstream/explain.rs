@@ -41,7 +41,9 @@ pub fn explain_empty_stream(
     let answer = match reply.read_all(LIMIT, abandon) {
         Ok(answer) => answer,
         Err(BodyError::Abandoned) => return Err(SendError::Abandoned),
-        Err(BodyError::Failed(_) | BodyError::Timeout) => return Ok(None),
+        Err(BodyError::Failed(_) | BodyError::TooLarge { .. } | BodyError::Timeout) => {
+            return Ok(None);
+        }
     };
     // Only a context-window error explains an empty stream: any other error may be about
     // the changes made for this second ask (a model that refuses `max_tokens`), so the
