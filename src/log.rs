@@ -210,6 +210,9 @@ pub struct RequestLog {
     pub total: Duration,
     /// Times a broken stream was continued, and by which endpoints (`provider:model`).
     pub rescued: Vec<String>,
+    /// Why Routeplane refused the request before it ran (`workers`, `stopping`, or a
+    /// limit on the request's head); `None` for a request that ran.
+    pub refused: Option<&'static str>,
 }
 
 impl RequestLog {
@@ -235,7 +238,7 @@ impl RequestLog {
             .iter()
             .map(|(target, result)| serde_json::json!({"target": target, "result": result}))
             .collect();
-        serde_json::json!({
+        let mut line = serde_json::json!({
             "ts": self.at.map(|t| Rfc3339(t).to_string()),
             "method": self.method,
             "path": self.path,
@@ -249,8 +252,12 @@ impl RequestLog {
             "rescued_by": self.rescued,
             "ttfb_ms": ms(self.ttfb),
             "total_ms": ms(Some(self.total)),
-        })
-        .to_string()
+        });
+        // Only on a refused request's line, as in the text line.
+        if let Some(why) = self.refused {
+            line["refused"] = why.into();
+        }
+        line.to_string()
     }
 }
 
@@ -295,6 +302,10 @@ impl RequestLog {
             push_u64(out, self.rescued.len() as u64);
             out.push_str(" rescued_by=");
             push_word(out, &self.rescued.join(","));
+        }
+        if let Some(why) = self.refused {
+            out.push_str(" refused=");
+            out.push_str(why);
         }
         out.push_str(" ttfb_ms=");
         push_opt_ms(out, self.ttfb);
@@ -575,6 +586,7 @@ mod tests {
             ttfb: Some(Duration::from_micros(1_260)),
             total: Duration::from_micros(12_345_049),
             rescued: Vec::new(),
+            refused: None,
         }
     }
 

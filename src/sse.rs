@@ -411,6 +411,10 @@ fn array_item(event: &[u8], first: bool) -> Option<Vec<u8>> {
     Some(item)
 }
 
+/// The longest header value written: a longer one (an upstream's, or a model name from
+/// a config) is left out, as Routeplane refuses request header lines over 16 KiB.
+const MAX_HEADER_VALUE: usize = 8 * 1024;
+
 /// Appends the status line and common headers, without the final blank line.
 fn push_head(
     head: &mut String,
@@ -429,9 +433,12 @@ fn push_head(
     head.push_str("\r\nServer: routeplane\r\nContent-Type: ");
     head.push_str(content_type);
     head.push_str("\r\n");
-    // A header value from upstream (or a model name from a client) must not split the head.
+    // A header value from upstream (or a model name from a client) must not split the
+    // head, nor make a line a client refuses (Python's http.client: over 64 KiB).
     let breaks = |s: &str, colon: bool| {
-        if colon {
+        if s.len() > MAX_HEADER_VALUE {
+            true
+        } else if colon {
             memchr::memchr3(b'\r', b'\n', b':', s.as_bytes()).is_some()
         } else {
             memchr::memchr2(b'\r', b'\n', s.as_bytes()).is_some()
@@ -491,8 +498,10 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Payload Too Large",
+        414 => "URI Too Long",
         422 => "Unprocessable Entity",
         429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
         503 => "Service Unavailable",

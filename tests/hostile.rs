@@ -582,3 +582,77 @@ fn an_answer_over_max_response_bytes_names_the_key_and_moves_on() {
         "{line}"
     );
 }
+
+#[test]
+fn an_over_long_model_name_is_refused_and_never_echoed_whole() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let long_id = "y".repeat(9000);
+    let yaml = format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [\"local:{long_id}\"]\n",
+        up.url()
+    );
+    let p = Proxy::start(&yaml);
+    let name = format!("local:{}", "x".repeat(100_000));
+    let chat = p.post(
+        "/v1/chat/completions",
+        json!({"model": name, "messages": []}),
+    );
+    assert_eq!(
+        chat.status,
+        400,
+        "{}",
+        &chat.body[..chat.body.len().min(300)]
+    );
+    assert_eq!(
+        chat.error_message(),
+        "the model id `local:xxxxxxxxxxxxxxxxxxxxxxxxxx…` is 100006 bytes long; model ids are \
+         at most 256 bytes"
+    );
+    // In the client's protocol.
+    let messages = p.post(
+        "/v1/messages",
+        json!({"model": name, "max_tokens": 8, "messages": []}),
+    );
+    assert_eq!(messages.status, 400);
+    assert_eq!(messages.json()["type"], "error", "{}", messages.body);
+    let in_list = p.post(
+        "/v1/chat/completions",
+        json!({"models": ["local:m", name], "messages": []}),
+    );
+    assert_eq!(in_list.status, 400);
+    assert_eq!(up.count(), 0, "nothing went upstream");
+    let line = p.wait_log("status=400");
+    assert!(
+        line.contains(" model=local:xxxxxxxxxxxxxxxxxxxxxxxxxx… "),
+        "{}",
+        &line[..line.len().min(400)]
+    );
+    // A name at the bound is routed as any other.
+    let at_bound = format!("local:{}", "z".repeat(250));
+    let routed = p.post(
+        "/v1/chat/completions",
+        json!({"model": at_bound, "messages": []}),
+    );
+    assert_eq!(routed.status, 200, "{}", routed.body);
+    assert_eq!(
+        routed.header("x-routeplane-model"),
+        Some(&at_bound["local:".len()..])
+    );
+    // A config's own long id is sent upstream, but no response header line that long.
+    let served = p.post(
+        "/v1/chat/completions",
+        json!({"model": "smart", "messages": []}),
+    );
+    assert_eq!(served.status, 200, "{}", served.body);
+    assert_eq!(served.header("x-routeplane-provider"), Some("local"));
+    assert_eq!(served.header("x-routeplane-model"), None);
+    assert!(
+        served.headers.iter().all(|(n, v)| n.len() + v.len() < 8300),
+        "{:?}",
+        served
+            .headers
+            .iter()
+            .map(|(n, v)| (n, v.len()))
+            .collect::<Vec<_>>()
+    );
+}

@@ -48,6 +48,67 @@ fn sigterm_lets_a_running_stream_finish_then_exits_0() {
 }
 
 #[test]
+fn a_request_refused_while_stopping_is_logged_and_counted() {
+    let up = MockUpstream::always(Reply::Sse(
+        chat_events(10, true),
+        Duration::from_millis(100),
+    ));
+    let yaml = format!(
+        "shutdown_grace_secs: 5\nproviders:\n  local:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    );
+    let mut p = Proxy::start(&yaml);
+    // A kept-alive client: its next request comes after the listener has closed.
+    let conn = p.kept_alive();
+    let first = crate::support::proxy::post_on(
+        &conn,
+        "/v1/messages",
+        json!({"model": "nope", "max_tokens": 8, "messages": []}),
+    );
+    assert_eq!(first.status, 404, "{}", first.body);
+    let streaming = stream_in_background(&p);
+    assert!(crate::support::wait_until(Duration::from_secs(5), || up
+        .count()
+        == 1));
+    p.signal("TERM");
+    p.wait_log("stopping: no new connections");
+    let refused = crate::support::proxy::post_on(
+        &conn,
+        "/v1/messages",
+        json!({"model": "m", "max_tokens": 8, "messages": []}),
+    );
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(
+        refused.json()["type"],
+        "error",
+        "Anthropic's shape: {}",
+        refused.body
+    );
+    assert_eq!(
+        refused.error_message(),
+        "routeplane is stopping; retry shortly"
+    );
+    assert!(streaming.join().unwrap().complete);
+    assert_eq!(p.wait_exit(Duration::from_secs(5)), Some(0));
+    let line = p.wait_log("status=503");
+    assert!(
+        line.contains(
+            "POST /v1/messages model=- served_by=- status=503 attempts=0 refused=stopping ttfb_ms="
+        ),
+        "{line}"
+    );
+    let ledger = p.dir.path().join("state/routeplane/usage.jsonl");
+    let ledger = std::fs::read_to_string(ledger).unwrap_or_default();
+    let refused: Vec<serde_json::Value> = ledger
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["status"] == 503)
+        .collect();
+    assert_eq!(refused.len(), 1, "{ledger}");
+    assert_eq!(refused[0]["inbound"], "anthropic", "{ledger}");
+}
+
+#[test]
 fn a_second_signal_stops_at_once() {
     // A request that would hold the stop for the whole grace period.
     let up = MockUpstream::always(Reply::Hang(Duration::from_secs(8)));

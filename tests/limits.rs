@@ -221,7 +221,76 @@ fn past_the_workers_ceiling_a_request_gets_503_naming_the_key() {
     assert_eq!(again.status, 200);
     assert!(again.complete);
     assert_eq!(up.count(), 5, "the refused request never went upstream");
-    p.wait_log("refused: 4 requests running, the `workers` limit status=503");
+    p.wait_log("status=503 attempts=0 refused=workers");
+}
+
+#[test]
+fn a_full_proxy_answers_health_checks_and_counts_what_it_refused() {
+    let up = MockUpstream::always(Reply::chat_stream(12, Duration::from_millis(250)));
+    let yaml = format!(
+        "workers: 2\nlimits:\n  queue_wait_secs: 0.2\nproviders:\n  slow:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    );
+    let p = Proxy::start(&yaml);
+    let body = json!({"model": "m", "stream": true, "messages": []});
+    let running: Vec<_> = (0..2)
+        .map(|_| {
+            let (client, body) = ((*p).clone(), body.clone());
+            std::thread::spawn(move || client.stream("/v1/chat/completions", body))
+        })
+        .collect();
+    assert!(
+        crate::support::wait_until(Duration::from_secs(10), || up.count() == 2),
+        "the upstream saw {} of 2 streams",
+        up.count()
+    );
+    // Every worker is taken: a health check, a scrape and the status page still answer.
+    for path in [
+        "/health",
+        "/metrics",
+        "/status.json",
+        "/routeplane/cooldowns",
+        "/",
+    ] {
+        let r = p.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    // A model request does not: it waits, then is refused.
+    let refused = p.post("/v1/chat/completions", body.clone());
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    for h in running {
+        let s = h.join().unwrap();
+        assert_eq!(s.status, 200);
+        assert!(s.complete, "{:?}", s.data());
+    }
+    assert_eq!(up.count(), 2, "the refused request never went upstream");
+    // Its log line has a request's fields, and says why.
+    let line = p.wait_log("status=503");
+    assert!(
+        line.contains(
+            "POST /v1/chat/completions model=- served_by=- status=503 attempts=0 refused=workers ttfb_ms="
+        ),
+        "{line}"
+    );
+    // It is counted, and in the ledger.
+    let metrics = p.get("/metrics").body;
+    let series = r#"routeplane_requests_total{provider="-",model="-",status="503",inbound="chat_completions"} 1"#;
+    assert!(metrics.lines().any(|l| l == series), "{metrics}");
+    let ledger = p.dir.path().join("state/routeplane/usage.jsonl");
+    let mut refused_lines = Vec::new();
+    let written = crate::support::wait_until(Duration::from_secs(5), || {
+        refused_lines = std::fs::read_to_string(&ledger)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["status"] == 503)
+            .collect();
+        !refused_lines.is_empty()
+    });
+    assert!(written, "no 503 in the ledger");
+    assert_eq!(refused_lines.len(), 1);
+    assert_eq!(refused_lines[0]["attempts"], 0);
+    assert_eq!(refused_lines[0]["served_by"], serde_json::Value::Null);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! tiny_http gives each connection a thread of its own, and a request runs on it; at
 //! most `workers` run at once. A request that cannot start within
 //! `limits.queue_wait_secs` gets 503 with `Retry-After`, naming the limit: load never
-//! grows an unbounded backlog. What a request then goes through (the endpoint table,
+//! grows an unbounded backlog. Routeplane's own read-only answers (`/health`,
+//! `/metrics`, the status page) need no worker, so a full proxy still answers them. What a request then goes through (the endpoint table,
 //! its body, the client key, the model, the relay) is in `request.rs`; the model and
 //! source lists the read-only endpoints answer with in `listing.rs`.
 
@@ -211,7 +212,7 @@ fn admit(
     let mut nap = Duration::from_millis(1);
     loop {
         if stopping.load(Ordering::SeqCst) {
-            busy(req, Error::Stopping);
+            busy(req, Error::Stopping, shared);
             return;
         }
         let running = shared.pending.load(Ordering::SeqCst);
@@ -228,8 +229,13 @@ fn admit(
             // Another request took a slot first: look again at once.
             continue;
         }
+        // Looked at only once the slots are full, so a model request pays nothing for it.
+        if needs_no_worker(&req) {
+            handle(req, shared);
+            return;
+        }
         if req.received_at().elapsed() > wait {
-            busy(req, Error::Busy { workers: limit });
+            busy(req, Error::Busy { workers: limit }, shared);
             return;
         }
         thread::sleep(nap);
@@ -237,6 +243,24 @@ fn admit(
     }
     handle(req, shared);
     shared.pending.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// True for Routeplane's own read-only answers (`/health`, `/api/hello`, the status page
+/// and its data, `/metrics`, the cool-down list), which run even when every worker is
+/// taken: each holds no upstream and ends at once, and a health check or a scrape that
+/// saw a busy proxy as dead would have it restarted, ending every open stream. Model
+/// requests, listings included, still wait for a worker.
+fn needs_no_worker(req: &tiny_http::Request) -> bool {
+    use tiny_http::Method::{Get, Head};
+    if !matches!(req.method(), Get | Head) {
+        return false;
+    }
+    let url = req.url();
+    let path = url.split_once('?').map_or(url, |(path, _)| path);
+    matches!(
+        path,
+        "/health" | "/api/hello" | "/" | "/metrics" | "/status.json" | "/routeplane/cooldowns"
+    )
 }
 
 /// Says so at start-up when the open-files limit cannot hold `workers` requests: each

@@ -27,21 +27,40 @@ use crate::stats::{self, Finished};
 const STATUS_PAGE: &str = include_str!("../../assets/status.html");
 
 /// Answers 503 to a request that could not start: `workers` were running for longer
-/// than it may wait, or the server is stopping.
-pub(super) fn busy(req: tiny_http::Request, err: Error) {
+/// than it may wait, or the server is stopping. Its log line, ledger line and counters
+/// are a refused request's, as `handle` writes them; its body was never read, so the
+/// model is not known (`-`).
+pub(super) fn busy(req: tiny_http::Request, err: Error, shared: &Shared) {
+    // Measured from its arrival: the wait for a worker is this request's whole time.
+    let started = req.received_at();
+    let mut log = RequestLog {
+        at: Some(std::time::SystemTime::now() - started.elapsed()),
+        method: method_name(req.method()),
+        path: path_name(route_path(req.url())),
+        ..RequestLog::default()
+    };
     let inbound = protocol_for(req.url());
+    let counted = is_generation(req.method(), &log.path);
     let http10 = is_http10(&req);
     let head_only = *req.method() == tiny_http::Method::Head;
-    let path = route_path(req.url()).to_string();
-    let method = req.method().to_string();
     let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
     let headers = vec![("retry-after".to_string(), "1".to_string())];
     relay::respond_error(inbound, err.status(), &err.to_string(), &headers, &mut out);
-    let why = match err {
-        Error::Busy { workers } => format!("{workers} requests running, the `workers` limit"),
-        _ => "stopping".to_string(),
+    log.refused = Some(match err {
+        Error::Busy { .. } => "workers",
+        _ => "stopping",
+    });
+    let served = relay::Served {
+        status: err.status(),
+        ..relay::Served::default()
     };
-    log::line(format!("{method} {path} refused: {why} status=503"));
+    let first_write = out.first_write();
+    drop(out);
+    let counted = counted.then_some(Counted {
+        inbound,
+        stream: false,
+    });
+    finish(shared, log, served, started, first_write, counted);
 }
 
 /// The endpoint a path names, without its query string. An OpenAI client whose base URL
@@ -70,6 +89,14 @@ const GENERATION: [&str; 4] = [
     "/v1/messages",
     "/v1/responses",
 ];
+
+/// True for a request to a generation endpoint: counted (ledger, counters) even when
+/// refused.
+fn is_generation(method: &tiny_http::Method, path: &str) -> bool {
+    *method == tiny_http::Method::Post
+        && (GENERATION.contains(&path)
+            || gemini_call(path).is_some_and(|(_, m)| m != "countTokens"))
+}
 
 /// The paths nearly every request asks for: the log line names them without a copy.
 const KNOWN_PATHS: [&str; 10] = [
@@ -186,10 +213,7 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let http10 = is_http10(&req);
     let head_only = *req.method() == tiny_http::Method::Head;
     let registry = shared.registry();
-    // Requests to the generation endpoints are counted even when refused.
-    let generation = *req.method() == tiny_http::Method::Post
-        && (GENERATION.contains(&&*log.path)
-            || gemini_call(&log.path).is_some_and(|(_, m)| m != "countTokens"));
+    let generation = is_generation(req.method(), &log.path);
     // Read everything needed from the request before taking its writer.
     let prepared = prepare(&mut req, &log.path, &registry, shared, &mut log.model);
     let (counted, stream) = match &prepared {
@@ -285,7 +309,7 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
             served
         }
     }));
-    let mut served = match result {
+    let served = match result {
         Ok(r) => r,
         Err(_) => {
             if !out.started() {
@@ -300,17 +324,40 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
             }
         }
     };
+    let first_write = out.first_write();
+    let counted = counted.then_some(Counted { inbound, stream });
+    finish(shared, log, served, started, first_write, counted);
+}
+
+/// A request the ledger and the counters take: the protocol it came in, and whether the
+/// client asked for a stream.
+struct Counted {
+    inbound: Protocol,
+    stream: bool,
+}
+
+/// Writes a request's log line and, when it is `counted`, its ledger line and counters:
+/// the client has its last byte. `started` is when its time began, `first_write` when
+/// its first byte went out.
+fn finish(
+    shared: &Shared,
+    mut log: RequestLog,
+    mut served: relay::Served,
+    started: Instant,
+    first_write: Option<Instant>,
+    counted: Option<Counted>,
+) {
     log.status = served.status;
     log.served_by = served.served_by.take();
     log.attempts = served.attempts;
     log.set_tried(served.tried.iter().map(|t| (&*t.endpoint, &*t.word)));
     log.stream = served.stream;
     log.rescued = std::mem::take(&mut served.rescued_by);
-    log.ttfb = out.first_write().map(|t| t.duration_since(started));
+    log.ttfb = first_write.map(|t| t.duration_since(started));
     log.total = started.elapsed();
     log::request(&log);
     // The client has its last byte: now the request is counted and written down.
-    if counted {
+    if let Some(Counted { inbound, stream }) = counted {
         let finished = Finished {
             // When it finished: when it started and how long it took, both measured
             // from the same moment (a clock read fewer).
@@ -340,6 +387,11 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
         shared.stats.record(finished);
     }
 }
+
+/// The longest model id a request may name, a `provider:` prefix included. Real ids
+/// are under 200 bytes (a vLLM model served under its snapshot path is about 120);
+/// the bound keeps what is echoed (headers, error bodies, log and ledger) small.
+const MAX_MODEL_BYTES: usize = 256;
 
 /// What `prepare` decided before any byte is written.
 enum Prepared {
@@ -491,6 +543,23 @@ fn prepare(
         Some((m, method)) => (Some(m.clone()), *method == "streamGenerateContent"),
         None => (model, body_stream),
     };
+    // Checked before anything echoes it: a 100 KB name went into a response header,
+    // a 404 body, the log line and the ledger line.
+    let long = (models.iter().flatten())
+        .chain(model.iter())
+        .find(|m| m.len() > MAX_MODEL_BYTES);
+    if let Some(m) = long {
+        let mut cut = m.len().min(32);
+        while !m.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        *logged_model = format!("{}…", &m[..cut]);
+        return Prepared::Fail(Error::bad_request(format!(
+            "the model id `{}…` is {} bytes long; model ids are at most {MAX_MODEL_BYTES} bytes",
+            &m[..cut],
+            m.len()
+        )));
+    }
     let many;
     let list: &[String] = match (models, model) {
         (Some(list), _) => {
