@@ -1131,8 +1131,12 @@ fn a_browser_login_without_a_callback_points_to_device() {
         .iter()
         .position(|l| l.contains("waiting for the browser"));
     let hint = seen.iter().position(|l| {
-        l.contains("No browser on this machine?")
-            && l.contains("`routeplane login openai-codex --device`")
+        // One sentence, as a person reads it: no source indentation inside it.
+        l.contains(
+            "No browser on this machine? Press Ctrl-C and run \
+             `routeplane login openai-codex --device`: it works without a browser here \
+             (you approve on another device).",
+        )
     });
     assert!(
         waiting.is_some() && hint > waiting,

@@ -198,7 +198,9 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                     device_hint_after(),
                     || {
                         eprintln!(
-                            "no callback yet. No browser on this machine? Press Ctrl-C and run                              `{command}`: it works without a browser here (you approve on                              another device)."
+                            "no callback yet. No browser on this machine? Press Ctrl-C and run \
+                             `{command}`: it works without a browser here (you approve on \
+                             another device)."
                         );
                     },
                 )?;
