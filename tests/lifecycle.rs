@@ -280,6 +280,21 @@ fn a_reload_says_which_changes_wait_for_a_restart() {
         "{line}"
     );
     p.wait_log("reloaded config");
+
+    // The file put back is what the process runs with: nothing waits for a restart.
+    p.dir.write("routeplane.yaml", &base);
+    p.signal("HUP");
+    let reloads = |log: &[String]| log.iter().filter(|l| l.contains("reloaded config")).count();
+    assert!(
+        crate::support::wait_until(Duration::from_secs(10), || reloads(&p.log()) == 2),
+        "{:#?}",
+        p.log()
+    );
+    let waiting = p
+        .log()
+        .into_iter()
+        .filter(|l| l.contains("take effect at the next start"));
+    assert_eq!(waiting.count(), 1, "{:#?}", p.log());
 }
 
 #[test]

@@ -405,8 +405,8 @@ fn start_ledger_tail(shared: &Arc<Shared>) {
 }
 
 /// Puts a reloaded registry in place, and says what it did not apply.
-fn reloaded(shared: &Arc<Shared>, registry: Registry) {
-    let unchanged = restart_only(&shared.registry().settings, &registry.settings);
+fn reloaded(shared: &Arc<Shared>, mut registry: Registry) {
+    let unchanged = restart_only(&shared.registry().settings, &mut registry.settings);
     if !unchanged.is_empty() {
         log::line(format!(
             "reload: {} changed in the file and take effect at the next start; the rest is reloaded",
@@ -433,42 +433,39 @@ fn log_warnings(registry: &Registry) {
 }
 
 /// The keys whose change a reload cannot apply, because what they set is built once at
-/// start: the listening socket and its timeouts, the worker limit, the upstream
-/// connection pool, the cool-down table, the reasoning memory and the usage ledger.
+/// start (the listening socket and its timeouts, the worker limit, the upstream
+/// connection pool, the cool-down table, the reasoning memory and the usage ledger), that
+/// the reloaded file changes from what the process runs with. Their running values are
+/// put back into `file`: the registry in place says what is in effect, and a file
+/// changed back is no change.
 fn restart_only(
-    old: &crate::registry::Settings,
-    new: &crate::registry::Settings,
+    running: &crate::registry::Settings,
+    file: &mut crate::registry::Settings,
 ) -> Vec<&'static str> {
-    let changed = [
-        ("listen", old.listen != new.listen),
-        ("workers", old.workers != new.workers),
-        (
-            "limits.client_timeout_secs",
-            old.limits.client_timeout_secs != new.limits.client_timeout_secs,
-        ),
-        (
-            "limits.idle_connections",
-            old.limits.idle_connections != new.limits.idle_connections,
-        ),
-        (
-            "limits.reasoning_memory_bytes",
-            old.limits.reasoning_memory_bytes != new.limits.reasoning_memory_bytes,
-        ),
-        (
-            "timeouts.connect_secs",
-            old.connect_timeout != new.connect_timeout,
-        ),
-        ("failover.cooldown_secs", old.cooldown != new.cooldown),
-        (
-            "usage",
-            old.usage_path != new.usage_path || old.usage_max_bytes != new.usage_max_bytes,
-        ),
-    ];
+    let mut changed = Vec::new();
+    macro_rules! keep {
+        ($key:literal, $($field:ident).+) => {
+            if file.$($field).+ != running.$($field).+ {
+                if changed.last() != Some(&$key) {
+                    changed.push($key);
+                }
+                file.$($field).+ = running.$($field).+.clone();
+            }
+        };
+    }
+    keep!("listen", listen);
+    keep!("workers", workers);
+    keep!("limits.client_timeout_secs", limits.client_timeout_secs);
+    keep!("limits.idle_connections", limits.idle_connections);
+    keep!(
+        "limits.reasoning_memory_bytes",
+        limits.reasoning_memory_bytes
+    );
+    keep!("timeouts.connect_secs", connect_timeout);
+    keep!("failover.cooldown_secs", cooldown);
+    keep!("usage", usage_path);
+    keep!("usage", usage_max_bytes);
     changed
-        .into_iter()
-        .filter(|(_, changed)| *changed)
-        .map(|(key, _)| key)
-        .collect()
 }
 
 /// Starts the thread that turns signals into a graceful stop or a reload.
