@@ -161,7 +161,14 @@ fn service_install_writes_the_shipped_units_and_refuses_to_overwrite() {
             "%h/.local/bin/routeplane",
         ),
     );
-    assert!(inside.join(".config/routeplane/routeplane.yaml").is_file());
+    // The user's own config is private, as `init` writes it; the system one is shared
+    // with the service's group only.
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode(&inside.join(".config/routeplane/routeplane.yaml")),
+        0o600
+    );
+    assert_eq!(mode(&root.join("etc/routeplane/routeplane.yaml")), 0o640);
     for d in [".local/share/routeplane", ".local/state/routeplane"] {
         assert!(inside.join(d).is_dir(), "{d} was not created");
     }

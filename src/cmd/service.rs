@@ -147,7 +147,7 @@ impl Plan {
             .map_err(|e| Error::io(format!("cannot create `{}`{hint}", config_dir.display()), e))?;
         self.ensure_user()?;
         let config = config_dir.join(paths::CONFIG_FILE);
-        let wrote = write_config(&config)?;
+        let wrote = write_config(&config, 0o640)?;
         // The config may hold keys: readable by root and the service's group only.
         let group = group_id(&self.at(Path::new("/etc/group")), SERVICE_USER);
         match group {
@@ -204,11 +204,13 @@ impl Plan {
                 .map_err(|e| Error::io(format!("cannot create `{}`", dir.display()), e))?;
             let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
         }
+        // The user's own file, as `init` writes it: no group shares its keys.
         write_config(
             &self
                 .at(&config_home)
                 .join("routeplane")
                 .join(paths::CONFIG_FILE),
+            0o600,
         )?;
         // The user manager starts the service without the shell's exports.
         outln!(
@@ -308,8 +310,8 @@ pub(crate) fn unit_for(template: &str, default_bin: &str, bin: &str) -> String {
         + "\n"
 }
 
-/// Writes the starter config unless one exists; true when it wrote one.
-fn write_config(path: &Path) -> Result<bool, Error> {
+/// Writes the starter config with `mode` unless one exists; true when it wrote one.
+fn write_config(path: &Path, mode: u32) -> Result<bool, Error> {
     if path.exists() {
         outln!("kept the existing config {}", path.display())?;
         return Ok(false);
@@ -320,7 +322,7 @@ fn write_config(path: &Path) -> Result<bool, Error> {
     }
     fs::write(path, super::init::TEMPLATE)
         .map_err(|e| Error::io(format!("cannot write `{}`", path.display()), e))?;
-    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o640));
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
     outln!(
         "wrote the starter config {} (edit it; check it with `routeplane config validate -c {}`)",
         path.display(),
