@@ -421,6 +421,9 @@ impl Target {
     }
 }
 
+/// The providers a second login can be made for, as `ID#label`.
+const LOGINS: [&str; 2] = ["anthropic", "openai-codex"];
+
 /// The provider id of a `provider:model` label (ids never contain `:`), as `joined`
 /// made it. A byte search: `split_once` was ~60 instructions a call for a colon a few
 /// bytes in, and the counters take four a request.
@@ -542,6 +545,28 @@ impl Registry {
                     entry.line,
                     entry.col,
                     format!("provider id `{id}` must be non-empty, without `:` or spaces"),
+                ));
+            }
+            // `#` names a second login of a subscription (`openai-codex#work`), and `-`
+            // stands for no provider in the log, the ledger and /metrics: either in
+            // another id would be read as what it is not.
+            let login = id
+                .split_once('#')
+                .is_none_or(|(base, label)| LOGINS.contains(&base) && !label.is_empty());
+            if !login || id == "-" {
+                return Err(loaded.error_at(
+                    entry.line,
+                    entry.col,
+                    format!(
+                        "provider id `{id}` is taken: `-` stands for no provider, and `#` \
+                         names a second login (`openai-codex#work`, `anthropic#work`); \
+                         rename the block, e.g. `{}`",
+                        if id == "-" {
+                            "local".to_string()
+                        } else {
+                            id.replace('#', "-")
+                        }
+                    ),
                 ));
             }
             let builtin = BUILTINS.iter().find(|b| b.id == id);

@@ -123,6 +123,27 @@ fn validate_names_the_line_of_a_bad_key() {
 }
 
 #[test]
+fn validate_refuses_provider_ids_read_as_a_login_or_as_no_provider() {
+    // `x#y` was shown "not logged in" while it served; `-` counted with requests no
+    // provider answered.
+    for (id, rename) in [
+        ("x#y", "x-y"),
+        ("-", "local"),
+        ("openai-codex#", "openai-codex-"),
+    ] {
+        let yaml = format!("providers:\n  \"{id}\":\n    api_base: http://127.0.0.1:9/v1\n");
+        let (path, validate, serve) = config_error(&yaml, &[]);
+        let want = format!(
+            "{path}:2:3: provider id `{id}` is taken: `-` stands for no provider, and `#` names \
+             a second login (`openai-codex#work`, `anthropic#work`); rename the block, e.g. \
+             `{rename}`\n"
+        );
+        assert_text(&validate, &format!("routeplane: invalid: {want}"));
+        assert_text(&serve, &format!("routeplane: error: {want}"));
+    }
+}
+
+#[test]
 fn validate_refuses_an_unset_variable_as_serving_does() {
     let yaml = "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_key: ${ROUTEPLANE_SURELY_UNSET}\n";
     let (path, validate, serve) = config_error(yaml, &[]);
