@@ -107,11 +107,26 @@ fn absurd_content_length_does_not_kill_the_process() {
 fn huge_header_line_and_too_many_headers_are_refused() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up, ""));
-    let mut long = b"GET /health HTTP/1.1\r\nX-Big: ".to_vec();
+    let mut long = b"POST /v1/messages?beta=true HTTP/1.1\r\nX-Big: ".to_vec();
     long.extend(std::iter::repeat_n(b'a', 300 * 1024));
     long.extend(b"\r\n\r\n");
     let answer = raw(&p, &long, Duration::from_secs(5));
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // Routeplane's answer, in the protocol the path names (Anthropic's here).
+    assert!(answer.contains("\r\nServer: routeplane\r\n"), "{answer}");
+    let body = json_body(&answer);
+    assert_eq!(body["type"], "error", "{answer}");
+    assert_eq!(
+        body["error"]["message"],
+        "a header line is longer than 16384 bytes, Routeplane's fixed limit; no setting raises it"
+    );
+    let line = p.wait_log("status=431");
+    assert!(
+        line.contains(
+            "POST /v1/messages model=- served_by=- status=431 attempts=0 refused=header_line "
+        ),
+        "{line}"
+    );
     // It says that the connection ends with it.
     assert!(
         answer
@@ -126,12 +141,24 @@ fn huge_header_line_and_too_many_headers_are_refused() {
     many.extend(b"\r\n");
     let answer = raw(&p, &many, Duration::from_secs(5));
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // No protocol in the path: OpenAI's shape.
+    assert_eq!(
+        json_body(&answer)["error"]["message"],
+        "the request has more than 100 headers, Routeplane's fixed limit; no setting raises it"
+    );
     // A request line that long is a URI too long.
     let mut uri = b"GET /".to_vec();
     uri.extend(std::iter::repeat_n(b'a', 20 * 1024));
     uri.extend(b" HTTP/1.1\r\nHost: x\r\n\r\n");
     let answer = raw(&p, &uri, Duration::from_secs(5));
     assert!(answer.starts_with("HTTP/1.1 414"), "{answer}");
+    assert!(answer.contains("\r\nServer: routeplane\r\n"), "{answer}");
+    assert_eq!(
+        json_body(&answer)["error"]["message"],
+        "the request line (method, path and query) is longer than 16384 bytes, Routeplane's \
+         fixed limit; no setting raises it"
+    );
+    p.wait_log("status=414 attempts=0 refused=request_line ");
     still_serves(&p);
 }
 
@@ -352,6 +379,13 @@ fn headers_trickled_in_are_cut_off_at_the_deadline() {
     let (answer, took, _) = trickle_and_read(&mut conn, head.to_vec(), Duration::from_millis(400));
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(took < Duration::from_secs(3), "the 408 came after {took:?}");
+    assert!(answer.contains("\r\nServer: routeplane\r\n"), "{answer}");
+    assert_eq!(
+        json_body(&answer)["error"]["message"],
+        "the request head did not arrive within 0.5 seconds (raise `limits.client_timeout_secs`)"
+    );
+    // Cut off inside its request line: no method or path to name.
+    p.wait_log("- - model=- served_by=- status=408 attempts=0 refused=client_timeout ");
     still_serves(&p);
 }
 
@@ -655,4 +689,33 @@ fn an_over_long_model_name_is_refused_and_never_echoed_whole() {
             .map(|(n, v)| (n, v.len()))
             .collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn a_body_over_the_limit_announced_with_expect_100_continue_is_refused_at_once() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up, "  max_body_bytes: 1000\n"));
+    // A client that waits for `100 Continue` before its body, as curl does (for a second).
+    let mut conn = TcpStream::connect(&p.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    conn.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    let took = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        took < Duration::from_millis(500),
+        "the 413 came after {took:?}"
+    );
+    assert_eq!(
+        json_body(&answer)["error"]["message"],
+        "request body is larger than the limit of 1000 bytes (raise `limits.max_body_bytes`)"
+    );
+    assert_eq!(up.count(), 0);
+    still_serves(&p);
 }

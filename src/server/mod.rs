@@ -100,6 +100,10 @@ pub fn bind(addr: SocketAddr, client_timeout: Duration) -> Result<Listener, Erro
             std::io::Error::other(e.to_string()),
         )
     })?;
+    // Refusals tiny_http answers itself (a head too large or too slow) are answered
+    // and logged as Routeplane's own errors.
+    let secs = client_timeout.as_secs_f64();
+    tiny_http::set_refusal_hook(Box::new(move |r| request::refused(r, secs)));
     let addr = http
         .server_addr()
         .to_ip()

@@ -63,6 +63,66 @@ pub(super) fn busy(req: tiny_http::Request, err: Error, shared: &Shared) {
     finish(shared, log, served, started, first_write, counted);
 }
 
+/// Answers a request tiny_http refused before it was one (its head too large or too
+/// slow, or not HTTP) as Routeplane answers any error: a JSON body in the client's
+/// protocol, as far as its path tells (OpenAI's shape when there is none), naming the
+/// limit, with `Server: routeplane`, and a log line. `client_timeout` is
+/// `limits.client_timeout_secs`. A kept-alive connection that timed out idle sent no
+/// request: it gets the same answer and no log line.
+pub(super) fn refused(r: &tiny_http::Refusal, client_timeout: f64) -> tiny_http::RefusalAnswer {
+    use tiny_http::RefusalKind::*;
+    let fixed = "Routeplane's fixed limit; no setting raises it";
+    let (word, message) = match r.kind {
+        RequestLineTooLong(n) => (
+            "request_line",
+            format!("the request line (method, path and query) is longer than {n} bytes, {fixed}"),
+        ),
+        HeaderLineTooLong(n) => (
+            "header_line",
+            format!("a header line is longer than {n} bytes, {fixed}"),
+        ),
+        TooManyHeaders(n) => (
+            "headers",
+            format!("the request has more than {n} headers, {fixed}"),
+        ),
+        Timeout => (
+            "client_timeout",
+            format!(
+                "the request head did not arrive within {} (raise `limits.client_timeout_secs`)",
+                crate::error::seconds(client_timeout)
+            ),
+        ),
+        Malformed if r.status == 417 => (
+            "malformed",
+            "the request's `Expect` header is not `100-continue`, the only one served".to_string(),
+        ),
+        Malformed => (
+            "malformed",
+            "the request is not HTTP/1.1: a malformed request line or header line".to_string(),
+        ),
+    };
+    let path = r.path.as_deref().unwrap_or("");
+    let body = protocol_for(path).error_body(r.status, &message);
+    if !r.idle {
+        let log = RequestLog {
+            at: Some(std::time::SystemTime::now()),
+            method: r.method.as_ref().map_or(Cow::Borrowed(""), method_name),
+            path: path_name(route_path(path)),
+            status: r.status,
+            refused: Some(word),
+            ..RequestLog::default()
+        };
+        log::request(&log);
+    }
+    tiny_http::RefusalAnswer {
+        headers: vec![
+            ("Server".to_string(), "routeplane".to_string()),
+            ("Content-Type".to_string(), "application/json".to_string()),
+        ],
+        body,
+    }
+}
+
 /// The endpoint a path names, without its query string. An OpenAI client whose base URL
 /// lacks `/v1` asks for `/chat/completions`, `/completions`, `/responses` or `/models`:
 /// the same endpoints.

@@ -42,6 +42,10 @@ pub struct ClientConnection {
 
     // routeplane: a head line that did not lie whole in the read buffer.
     line: Vec<u8>,
+
+    // routeplane: the current request's method and path once its line is read, for a
+    // refusal's answer and log line (see `Refusal`).
+    asked: Option<(Method, String)>,
 }
 
 /// routeplane: the longest header line accepted.
@@ -60,8 +64,9 @@ enum ReadError {
     WrongHeader(HTTPVersion),
     /// routeplane: the request line is longer than MAX_HEADER_LINE (414).
     RequestLineTooLong,
-    /// routeplane: a header line over MAX_HEADER_LINE, or over MAX_HEADERS of them (431).
-    HeadersTooLarge(HTTPVersion),
+    /// routeplane: a header line over MAX_HEADER_LINE, or (true) over MAX_HEADERS of
+    /// them (431).
+    HeadersTooLarge(HTTPVersion, bool),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
@@ -90,6 +95,7 @@ impl ClientConnection {
             state,
             in_request: false,
             line: Vec::new(),
+            asked: None,
         }
     }
 
@@ -170,20 +176,9 @@ impl ClientConnection {
         result
     }
 
-    fn read_request(&mut self) -> Result<Request, ReadError> {
-        // reading the request line
-        // routeplane: the path goes into the request's `Head`, as its headers do.
-        let (method, mut head, version) = self
-            .read_next_line(|line| {
-                let line = ascii_line(line)?;
-                Ok(parse_request_line(line.trim_ascii())
-                    .map(|(method, path, version)| (method, HeadBuilder::new(path, 512), version)))
-            })
-            .map_err(ReadError::ReadIoError)?
-            .ok_or(ReadError::RequestLineTooLong)?
-            .map_err(ReadError::ReadIoError)??;
-
-        // getting all headers
+    /// routeplane: the header lines of a request whose line is in `head`, up to the
+    /// empty line that ends them.
+    fn read_headers(&mut self, head: &mut HeadBuilder, version: &HTTPVersion) -> Result<(), ReadError> {
         loop {
             // routeplane: each line is checked where it lies (see `read_next_line`) and
             // copied into the head; `None` is the empty line that ends it.
@@ -196,15 +191,43 @@ impl ClientConnection {
                     })
                 })
                 .map_err(ReadError::ReadIoError)?
-                .ok_or_else(|| ReadError::HeadersTooLarge(version.clone()))?;
+                .ok_or_else(|| ReadError::HeadersTooLarge(version.clone(), false))?;
 
             match line {
-                None => break,
+                None => return Ok(()),
                 Some(Ok(())) => {}
-                Some(Err(LineError::TooMany)) => return Err(ReadError::HeadersTooLarge(version)),
-                Some(Err(LineError::Malformed)) => return Err(ReadError::WrongHeader(version)),
+                Some(Err(LineError::TooMany)) => {
+                    return Err(ReadError::HeadersTooLarge(version.clone(), true))
+                }
+                Some(Err(LineError::Malformed)) => return Err(ReadError::WrongHeader(version.clone())),
                 Some(Err(LineError::NotAscii)) => return Err(ReadError::ReadIoError(not_ascii())),
             }
+        }
+    }
+
+    fn read_request(&mut self) -> Result<Request, ReadError> {
+        // reading the request line
+        // routeplane: the path goes into the request's `Head`, as its headers do.
+        let (method, mut head, version) = self
+            .read_next_line(|line| {
+                let line = ascii_line(line)?;
+                Ok(parse_request_line(line.trim_ascii())
+                    .map(|(method, path, version)| (method, HeadBuilder::new(path, 512), version)))
+            })
+            .map_err(ReadError::ReadIoError)?
+            .ok_or(ReadError::RequestLineTooLong)?
+            .map_err(ReadError::ReadIoError)??;
+        // getting all headers
+        if let Err(e) = self.read_headers(&mut head, &version) {
+            // routeplane: kept for the refusal's answer (its path picks the error's shape).
+            let path = head.path();
+            let path = path.split('?').next().unwrap_or(path);
+            let mut end = path.len().min(256);
+            while !path.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.asked = Some((method, path[..end].to_string()));
+            return Err(e);
         }
         let head = head
             .finish()
@@ -253,11 +276,47 @@ impl ClientConnection {
     /// routeplane: the last answer on this connection (it is flushed when the connection
     /// is dropped, or by `linger`).
     fn answer_and_close(&mut self, status: u16, version: HTTPVersion) {
+        self.answer_refusal(status, version, RefusalKind::Malformed);
+    }
+
+    /// routeplane: the last answer on this connection, made by the refusal hook when one
+    /// is set (`set_refusal_hook`): the embedding server writes its own body and log line.
+    fn answer_refusal(&mut self, status: u16, version: HTTPVersion, kind: RefusalKind) {
         use crate::{Response, StatusCode};
+        let asked = self.asked.take();
+        let refusal = Refusal {
+            status,
+            kind,
+            method: asked.as_ref().map(|(m, _)| m.clone()),
+            path: asked.map(|(_, p)| p),
+            idle: !self.in_request,
+        };
+        let answer = REFUSAL_HOOK.get().map(|hook| hook(&refusal));
         if let Some(writer) = self.sink.next() {
-            let response = Response::new_empty(StatusCode(status)).with_connection_close();
-            response.raw_print(writer, version, &[], false, None).ok();
+            match answer {
+                Some(answer) => {
+                    let mut response = Response::from_data(answer.body)
+                        .with_status_code(StatusCode(status))
+                        .with_connection_close();
+                    for (name, value) in answer.headers {
+                        if let Ok(h) = crate::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                            response.add_header(h);
+                        }
+                    }
+                    response.raw_print(writer, version, &[], false, None).ok();
+                }
+                None => {
+                    let response = Response::new_empty(StatusCode(status)).with_connection_close();
+                    response.raw_print(writer, version, &[], false, None).ok();
+                }
+            }
         }
+    }
+
+    /// routeplane: `refuse` for a refusal of a known kind.
+    fn refuse_as(&mut self, status: u16, version: HTTPVersion, kind: RefusalKind) {
+        self.answer_refusal(status, version, kind);
+        self.linger();
     }
 
     /// routeplane: ends a connection whose client may still be sending. Closing a socket
@@ -330,13 +389,18 @@ impl Iterator for ClientConnection {
 
                 // routeplane: too long or too many header lines: say so (431; the stock
                 // crate had no limits, these are ours).
-                Err(ReadError::HeadersTooLarge(ver)) => {
-                    self.refuse(431, ver);
+                Err(ReadError::HeadersTooLarge(ver, too_many)) => {
+                    let kind = if too_many {
+                        RefusalKind::TooManyHeaders(MAX_HEADERS)
+                    } else {
+                        RefusalKind::HeaderLineTooLong(MAX_HEADER_LINE)
+                    };
+                    self.refuse_as(431, ver, kind);
                     return None;
                 }
 
                 Err(ReadError::RequestLineTooLong) => {
-                    self.refuse(414, HTTPVersion(1, 1));
+                    self.refuse_as(414, HTTPVersion(1, 1), RefusalKind::RequestLineTooLong(MAX_HEADER_LINE));
                     return None;
                 }
 
@@ -347,9 +411,9 @@ impl Iterator for ClientConnection {
                     // An idle connection (no byte of a next request yet) has nothing
                     // unread to linger for.
                     if self.in_request {
-                        self.refuse(408, HTTPVersion(1, 1));
+                        self.refuse_as(408, HTTPVersion(1, 1), RefusalKind::Timeout);
                     } else {
-                        self.answer_and_close(408, HTTPVersion(1, 1));
+                        self.answer_refusal(408, HTTPVersion(1, 1), RefusalKind::Timeout);
                     }
                     return None;
                 }
@@ -464,6 +528,59 @@ fn parse_request_line(line: &str) -> Result<(Method, &str, HTTPVersion), ReadErr
     method
         .and_then(|method| Some((method, path?, version?)))
         .ok_or(ReadError::WrongRequestLine)
+}
+
+/// routeplane: what a refusal the connection answers itself is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The request line is longer than this many bytes (414).
+    RequestLineTooLong(usize),
+    /// A header line is longer than this many bytes (431).
+    HeaderLineTooLong(usize),
+    /// There are more than this many headers (431).
+    TooManyHeaders(usize),
+    /// The head (or a small body read with it) did not arrive within the client
+    /// timeout (408).
+    Timeout,
+    /// A request line or header line that is not HTTP, or an `Expect` other than
+    /// `100-continue` (400, 417).
+    Malformed,
+}
+
+/// routeplane: a request the connection refuses before it becomes a `Request`.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The status it is answered with.
+    pub status: u16,
+    /// Why.
+    pub kind: RefusalKind,
+    /// The method, when the request line was read.
+    pub method: Option<Method>,
+    /// The path without its query (at most 256 bytes), when the request line was read.
+    pub path: Option<String>,
+    /// No byte of a request had come: a kept-alive connection timed out idle.
+    pub idle: bool,
+}
+
+/// routeplane: what the embedding server answers a refusal with.
+#[derive(Debug, Clone, Default)]
+pub struct RefusalAnswer {
+    /// Headers besides `Content-Length` and `Connection: close` (a `Server` one
+    /// replaces tiny_http's).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// routeplane: the embedding server's answer to a refusal (its body, its log line).
+pub type RefusalHook = Box<dyn Fn(&Refusal) -> RefusalAnswer + Send + Sync>;
+
+static REFUSAL_HOOK: std::sync::OnceLock<RefusalHook> = std::sync::OnceLock::new();
+
+/// routeplane: sets, once per process, how refusals are answered; without it they are
+/// empty answers. A second call is ignored.
+pub fn set_refusal_hook(hook: RefusalHook) {
+    let _ = REFUSAL_HOOK.set(hook);
 }
 
 #[cfg(test)]

@@ -87,6 +87,11 @@ impl HeadBuilder {
         }
     }
 
+    /// routeplane: the path of the request line (for a refusal's answer).
+    pub(crate) fn path(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.path.end as usize]).unwrap_or("")
+    }
+
     /// The number of headers so far.
     pub(crate) fn len(&self) -> usize {
         self.headers.len()

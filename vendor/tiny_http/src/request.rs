@@ -480,6 +480,13 @@ impl Request {
     /// Therefore you should always destroy the `Writer` as soon as possible.
     #[inline]
     pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
+        // routeplane: a client that sent `Expect: 100-continue` and was never told to go
+        // on has not sent its body: answered now (a 413 for a Content-Length over the
+        // limit), the connection closes, instead of first waiting a second to drain a
+        // body that comes only after the client's own expect timeout.
+        if self.must_send_continue {
+            self.conn.close();
+        }
         let writer = self.extract_writer_impl();
         if let Some(sender) = self.notify_when_responded.take() {
             let writer = NotifyOnDrop {
