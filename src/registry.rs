@@ -342,6 +342,14 @@ impl Provider {
         self.kind == Kind::Local || on_this_network(&self.api_base)
     }
 
+    /// True for Ollama (the built-in `ollama`, at its default port or where its block
+    /// says): its models are pulled with `ollama pull`, and its own listing says which
+    /// only embed. A block of one's own is not taken for one: other servers answer
+    /// Ollama's paths too (llama.cpp's `/api/tags`).
+    pub fn is_ollama(&self) -> bool {
+        self.id == "ollama"
+    }
+
     /// The protocol spoken for an upstream model name.
     pub fn protocol_for(&self, model: &str) -> Protocol {
         self.protocols

@@ -146,7 +146,8 @@ pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
     let hint = login_hint(detected, model)
         .or_else(|| tag_hint(&known, model))
         .or_else(|| provider_hint(reg, model))
-        .or_else(|| credential_hint(reg, detected, model));
+        .or_else(|| credential_hint(reg, detected, model))
+        .or_else(|| pull_hint(reg, detected, model));
     // A stable sort: the rest keep the order they are listed in.
     known.sort_by_cached_key(|id| unlikeness(&asked, id));
     known.truncate(SUGGESTIONS);
@@ -174,6 +175,24 @@ fn tag_hint(known: &[String], model: &str) -> Option<String> {
             tagged.join(" or ")
         )
     })
+}
+
+/// For a name an Ollama that is up has not pulled: the command that pulls it. Not for
+/// a name of a hosted vendor's (`gpt-4o`), which [`credential_hint`] answers, nor one
+/// that is no model name at all.
+fn pull_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String> {
+    if registry::family_of(model).is_some()
+        || model.is_empty()
+        || model.contains(char::is_whitespace)
+    {
+        return None;
+    }
+    let p = reg.providers.iter().find(|p| p.is_ollama() && p.detect)?;
+    detected.state(&p.id).filter(|s| s.up)?;
+    Some(format!(
+        "{} is up and has not pulled it: run `ollama pull {model}`",
+        p.id
+    ))
 }
 
 /// For a provider named the wrong way: `openai/gpt-4o` (OpenRouter's way) for a

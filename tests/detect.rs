@@ -480,3 +480,76 @@ fn a_block_of_ones_own_on_this_machine_without_models_is_asked_for_them() {
         assert_eq!(up.requests().len(), asked, "{block}: not asked");
     }
 }
+
+#[test]
+fn a_model_ollama_has_not_pulled_is_answered_with_the_command_that_pulls_it() {
+    // Ollama's own 404 says "try pulling it first"; the command was nowhere.
+    let up = MockUpstream::start(move |req| match req.path.as_str() {
+        "/api/tags" => Reply::json(
+            200,
+            json!({"models": [{"name": "qwen2:7b", "model": "qwen2:7b", "details": {"family": "qwen2"}}]}),
+        ),
+        _ => Reply::json(
+            404,
+            json!({"error": {"message": format!("model \"{}\" not found, try pulling it first", req.json()["model"].as_str().unwrap()), "type": "api_error", "param": null, "code": null}}),
+        ),
+    });
+    let config = format!("providers:\n  ollama:\n    api_base: {}\n", up.url());
+    let p = Proxy::start(&config);
+    p.wait_log("source ollama is up (1 model)");
+    // Named with Ollama, in each client's protocol.
+    let resp = ask(&p, "ollama:llama3.1");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert_eq!(
+        resp.error_message(),
+        "model \"llama3.1\" not found, try pulling it first; run `ollama pull llama3.1`"
+    );
+    let resp = p.post(
+        "/v1/messages",
+        json!({"model": "ollama:llama3.1:8b", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let v = resp.json();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "not_found_error", "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "model \"llama3.1:8b\" not found, try pulling it first; run `ollama pull llama3.1:8b`"
+    );
+    // Bare: no source has it, and Ollama, up, could pull it.
+    let pull = "ollama is up and has not pulled it: run `ollama pull llama3.1`";
+    let resp = ask(&p, "llama3.1");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert_eq!(
+        resp.error_message(),
+        format!(
+            "unknown model `llama3.1`; known models include: qwen2:7b, ollama:qwen2:7b. {pull}"
+        )
+    );
+    // A vendor's name is not Ollama's to pull.
+    assert!(!ask(&p, "gpt-4o").body.contains("ollama pull"));
+    // `routeplane route` says it too, bare and named.
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", &hermetic(&config));
+    let out = routeplane_in(dir.path())
+        .args(["route", "llama3.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_text(
+        &String::from_utf8_lossy(&out.stderr),
+        &format!(
+            "routeplane: error: unknown model `llama3.1`; known models include: qwen2:7b, \
+             ollama:qwen2:7b. {pull}\n"
+        ),
+    );
+    let text = cli(&dir, &["route", "ollama:llama3.1"]);
+    assert!(
+        text.starts_with(&format!(
+            "1. ollama:llama3.1 (chat_completions, {}/chat/completions) not listed by the \
+             server (run `ollama pull llama3.1`)\n",
+            up.url()
+        )),
+        "{text}"
+    );
+}

@@ -336,10 +336,9 @@ fn models_and_route_say_which_declared_model_the_server_does_not_list() {
     assert_eq!(row("cloud"), "no endpoint active", "{table}");
     let route = run(&["route", "coder"]);
     assert!(
-        route
-            .lines()
-            .next()
-            .is_some_and(|l| l.ends_with(") not listed by the server")),
+        route.lines().next().is_some_and(
+            |l| l.ends_with(") not listed by the server (run `ollama pull qwen3-coder:30b`)")
+        ),
         "{route}"
     );
 }

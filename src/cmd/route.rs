@@ -50,11 +50,12 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let last_hope = route::last_hope(&targets, warm, |p| auth.lacks_credential(p));
     for (i, t) in targets.iter().enumerate() {
         let label = t.label();
-        let state = super::list::with_cooldown(
-            detect::model_state(&t.provider, t.model(), &detected, &auth),
-            &cooling,
-            label,
-        );
+        let mut state = detect::model_state(&t.provider, t.model(), &detected, &auth);
+        if state == detect::NOT_LISTED && t.provider.is_ollama() {
+            // What a request would be told by Ollama's 404.
+            state.push_str(&format!(" (run `ollama pull {}`)", t.model()));
+        }
+        let state = super::list::with_cooldown(state, &cooling, label);
         let last = i >= last_hope;
         outln!(
             "{}. {label} ({}, {}) {state}",

@@ -331,7 +331,7 @@ impl<'a> Run<'a, '_> {
         env.auth
             .key_answered(provider, reply.status, reply.status == 401);
         if !(200..300).contains(&reply.status) {
-            return upstream_error(self, reply, &url, &headers);
+            return upstream_error(self, target, reply, &url, &headers);
         }
         let t = Try {
             target,
@@ -365,7 +365,9 @@ impl<'a> Run<'a, '_> {
                     patience,
                     &gone,
                 ) {
-                    Ok(Some(why)) => return upstream_error(self, why, &url, &headers),
+                    Ok(Some(why)) => {
+                        return upstream_error(self, target, why, &url, &headers);
+                    }
                     Ok(None) => {}
                     // The client left: not the source's failure, to cool it down for.
                     Err(_) => return Outcome::ClientGone,
@@ -670,9 +672,15 @@ fn send_failed(e: &SendError, (answer, key): (Duration, &str), connect: Duration
     }
 }
 
-/// Reads an upstream error answer (to a request sent to `url` with `sent` headers) and
-/// classifies it.
-fn upstream_error(run: &Run<'_, '_>, mut reply: Reply, url: &str, sent: &[Header]) -> Outcome {
+/// Reads an upstream error answer (to a request for `target` sent to `url` with `sent`
+/// headers) and classifies it.
+fn upstream_error(
+    run: &Run<'_, '_>,
+    target: &Target,
+    mut reply: Reply,
+    url: &str,
+    sent: &[Header],
+) -> Outcome {
     let status = reply.status;
     let retry_after = reply.retry_after;
     let headers = std::mem::take(&mut reply.headers);
@@ -706,6 +714,14 @@ fn upstream_error(run: &Run<'_, '_>, mut reply: Reply, url: &str, sent: &[Header
                  provider's `api_base` (an OpenAI-style server's usually ends in `/v1`)"
             ),
         );
+    }
+    // Ollama's 404 for a model it has not pulled ("try pulling it first") does not say
+    // how: its words, then the command.
+    if status == 404 && target.provider.is_ollama() {
+        let said = protocol::upstream_error_message(&bytes);
+        let said: String = said.chars().take(200).collect();
+        let pull = format!("{said}; run `ollama pull {}`", target.model());
+        return fail(FailKind::Status(404), pull);
     }
     failed_with(status, (bytes, ct), headers, retry_after)
 }
