@@ -1,8 +1,10 @@
 //! What sources say they serve, and whether they are up: local servers and hosted lists.
 //!
 //! A provider with detection on (the local built-ins, or any block with `detect: true`)
-//! is asked for its model list: Ollama through its native `GET /api/tags`, falling back
-//! to `GET {api_base}/models`; every other server through `GET {api_base}/models`. The
+//! is asked for its model list: Ollama through its native `GET /api/tags` and LM Studio
+//! through its own `GET /api/v0/models`, which say which models only embed (those are
+//! not listed, but still routed to), each falling back to `GET {api_base}/models`;
+//! every other server through `GET {api_base}/models`. The
 //! answers live here, beside the immutable registry, and change as sources come and go.
 //! A source found down is skipped by bare-name cascades but stays reachable when a
 //! request pins it; the models it served are remembered, so a request for one of them
@@ -55,8 +57,12 @@ const ON_DEMAND_GAP: Duration = Duration::from_secs(1);
 pub struct SourceState {
     /// The source answered its last probe.
     pub up: bool,
-    /// Models it listed.
+    /// Models it listed, to chat with.
     pub models: Vec<String>,
+    /// Models it listed that it says only embed (LM Studio's `"type": "embeddings"`, an
+    /// Ollama model of a BERT family): left out of listings, but a request that names
+    /// one still goes to the source, which answers for itself.
+    pub embeddings: Vec<String>,
     /// Why it is down, when it is.
     pub reason: String,
     /// The models it listed when it was last up (kept while it is down).
@@ -118,7 +124,7 @@ impl Detected {
     pub fn serves(&self, provider: &str, model: &str) -> bool {
         self.read()
             .get(provider)
-            .is_some_and(|s| s.up && s.models.iter().any(|m| m == model))
+            .is_some_and(|s| s.up && s.lists(model))
     }
 
     /// The name a bare `model` cascades to the provider under, if it may: `model` when
@@ -133,11 +139,11 @@ impl Detected {
     ) -> Option<Cow<'m, str>> {
         let map = self.read();
         let s = map.get(provider).filter(|s| s.up)?;
-        if !s.pinned_only && s.models.iter().any(|m| m == model) {
+        if !s.pinned_only && s.lists(model) {
             drop(map);
             return (!self.login_took_over(provider)).then_some(Cow::Borrowed(model));
         }
-        let latest = latest(&s.models, model).filter(|_| local)?;
+        let latest = latest(s.served(), model).filter(|_| local)?;
         Some(Cow::Owned(latest.clone()))
     }
 
@@ -166,8 +172,7 @@ impl Detected {
     pub fn login_listing(&self, model: &str) -> Option<String> {
         let map = self.read();
         let (id, _) = map.iter().find(|(id, s)| {
-            s.up && s.models.iter().any(|m| m == model)
-                && (s.pinned_only || self.login_took_over(id))
+            s.up && s.lists(model) && (s.pinned_only || self.login_took_over(id))
         })?;
         Some(id.clone())
     }
@@ -191,11 +196,14 @@ impl Detected {
     pub fn latest_of(&self, provider: &str, name: &str) -> Option<String> {
         let map = self.read();
         let s = map.get(provider)?;
-        let listed = if s.up { &s.models } else { &s.former };
-        latest(listed, name).cloned()
+        if s.up {
+            latest(s.served(), name).cloned()
+        } else {
+            latest(&s.former, name).cloned()
+        }
     }
 
-    /// The models a provider listed.
+    /// The models a provider listed to chat with.
     pub fn models(&self, provider: &str) -> Vec<String> {
         self.read()
             .get(provider)
@@ -219,7 +227,7 @@ impl Detected {
         let before = map.get(provider);
         if state.up {
             state.last_up = Some(SystemTime::now());
-            state.former.clone_from(&state.models);
+            state.former = state.served().cloned().collect();
         } else if let Some(b) = before {
             // What a source served outlives its going down, until it answers again.
             state.former = if b.up {
@@ -230,17 +238,21 @@ impl Detected {
             state.last_up = b.last_up;
         }
         let before = map.insert(provider.to_string(), state.clone());
-        let changed = before
-            .as_ref()
-            .is_none_or(|b| b.up != state.up || b.models != state.models);
+        let changed = before.as_ref().is_none_or(|b| {
+            b.up != state.up || b.models != state.models || b.embeddings != state.embeddings
+        });
         // A source never seen and still down is not news worth a line at every start.
         let first_and_down = before.is_none() && !state.up;
         if changed && !first_and_down {
             if state.up {
+                let n = state.models.len();
+                let embed = match state.embeddings.len() {
+                    0 => String::new(),
+                    e => format!(", and {e} to embed with, not listed"),
+                };
                 log::line(format!(
-                    "source {provider} is up ({} model{})",
-                    state.models.len(),
-                    if state.models.len() == 1 { "" } else { "s" }
+                    "source {provider} is up ({n} model{}{embed})",
+                    if n == 1 { "" } else { "s" }
                 ));
             } else {
                 log::line(format!("source {provider} is down: {}", state.reason));
@@ -310,10 +322,7 @@ pub const NOT_LISTED: &str = "not listed by the server";
 pub fn model_state(p: &Provider, model: &str, detected: &Detected, auth: &Auth) -> String {
     let state = provider_state(p, detected, auth);
     let up_with_list = p.detect && detected.state(&p.id).is_some_and(|s| s.up);
-    let listed = || {
-        detected.models(&p.id).iter().any(|m| m == model)
-            || detected.latest_of(&p.id, model).is_some()
-    };
+    let listed = || detected.serves(&p.id, model) || detected.latest_of(&p.id, model).is_some();
     if state == "active" && up_with_list && !listed() {
         return NOT_LISTED.to_string();
     }
@@ -333,9 +342,16 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> SourceState {
         })
         .collect();
     let mut last_error = String::new();
-    if p.id == "ollama" {
+    // The server's own listing says which models only embed; the OpenAI-style one
+    // does not.
+    let native = match p.id.as_str() {
+        _ if p.is_ollama() => Some("/api/tags"),
+        "lmstudio" => Some("/api/v0/models"),
+        _ => None,
+    };
+    if let Some(path) = native {
         let root = p.api_base.trim_end_matches("/v1");
-        match list(client, &format!("{root}/api/tags"), &headers, timeout) {
+        match list(client, &format!("{root}{path}"), &headers, timeout) {
             Ok(models) => return up(models),
             Err(e) => last_error = e.why,
         }
@@ -356,7 +372,7 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> SourceState {
 
 /// The `name:latest` in `listed` when `name` has no tag and is not listed itself: only
 /// `:latest` is implied, as Ollama implies it (`llama3.1:8b` is not `llama3.1`).
-fn latest<'a>(listed: &'a [String], name: &str) -> Option<&'a String> {
+fn latest<'a>(listed: impl IntoIterator<Item = &'a String>, name: &str) -> Option<&'a String> {
     // A tag follows the last colon, unless that colon is a registry's port
     // (`host:5000/library/llama3.1`).
     if name
@@ -377,10 +393,32 @@ fn latest<'a>(listed: &'a [String], name: &str) -> Option<&'a String> {
     found
 }
 
-fn up(models: Vec<String>) -> SourceState {
+impl SourceState {
+    /// Every model it listed: to chat with, then to embed with.
+    fn served(&self) -> impl Iterator<Item = &String> {
+        self.models.iter().chain(&self.embeddings)
+    }
+
+    /// True when it listed `model`, to chat or to embed with.
+    fn lists(&self, model: &str) -> bool {
+        self.served().any(|m| m == model)
+    }
+}
+
+/// The models a listing named.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Listing {
+    /// Those to chat with.
+    chat: Vec<String>,
+    /// Those the server says only embed.
+    embeddings: Vec<String>,
+}
+
+fn up(listed: Listing) -> SourceState {
     SourceState {
         up: true,
-        models,
+        models: listed.chat,
+        embeddings: listed.embeddings,
         ..SourceState::default()
     }
 }
@@ -418,7 +456,7 @@ fn list(
     url: &str,
     headers: &[Header],
     timeout: Duration,
-) -> Result<Vec<String>, Unlisted> {
+) -> Result<Listing, Unlisted> {
     let (status, body) = client
         .get(url, headers, timeout, LISTING_LIMIT)
         .map_err(|e| e.to_string())?;
@@ -443,30 +481,49 @@ fn list(
     model_names(&v).ok_or_else(|| format!("{url} answered without a model list").into())
 }
 
-/// Model names from `{"data": [{"id"}]}` (OpenAI style; `data` may be null) or
-/// `{"models": [{"name"|"model"}]}` (Ollama's native listing).
-fn model_names(v: &Value) -> Option<Vec<String>> {
+/// Model names from `{"data": [{"id"}]}` (OpenAI style, `data` may be null; LM
+/// Studio's `/api/v0/models` in that shape) or `{"models": [{"name"|"model"}]}`
+/// (Ollama's native listing), each sorted by what the server says it does.
+fn model_names(v: &Value) -> Option<Listing> {
+    let mut listed = Listing::default();
+    let mut add = |name: Option<&str>, embeds: bool| {
+        if let Some(name) = name {
+            let to = match embeds {
+                true => &mut listed.embeddings,
+                false => &mut listed.chat,
+            };
+            to.push(name.to_string());
+        }
+    };
     if let Some(data) = v.get("data") {
-        let items = data.as_array().map(Vec::as_slice).unwrap_or_default();
-        return Some(
-            items
-                .iter()
-                .filter_map(|m| m["id"].as_str().map(str::to_string))
-                .collect(),
-        );
+        for m in data.as_array().map(Vec::as_slice).unwrap_or_default() {
+            // LM Studio's own listing; its `/v1/models`, like the others', says nothing.
+            add(m["id"].as_str(), m["type"] == "embeddings");
+        }
+        return Some(listed);
     }
-    let models = v.get("models")?.as_array()?;
-    Some(
-        models
-            .iter()
-            .filter_map(|m| {
-                m["name"]
-                    .as_str()
-                    .or(m["model"].as_str())
-                    .map(str::to_string)
-            })
-            .collect(),
-    )
+    for m in v.get("models")?.as_array()? {
+        add(m["name"].as_str().or(m["model"].as_str()), ollama_embeds(m));
+    }
+    Some(listed)
+}
+
+/// True when Ollama's `/api/tags` entry is a model that only embeds: its `capabilities`
+/// (newer servers) say `embedding` and not `completion`; without them, its family is
+/// of the BERT line (`bert`, `nomic-bert`, `jina-bert-v2`, `xlm-roberta`: Ollama names
+/// the architecture from the weights' metadata), encoders that embed and cannot chat.
+/// Never from the model's name, which the server only repeats.
+fn ollama_embeds(m: &Value) -> bool {
+    if let Some(caps) = m["capabilities"].as_array() {
+        let has = |c: &str| caps.iter().any(|x| x == c);
+        return has("embedding") && !has("completion");
+    }
+    let details = &m["details"];
+    let families = details["families"].as_array().map(Vec::as_slice);
+    std::iter::once(&details["family"])
+        .chain(families.unwrap_or_default())
+        .filter_map(Value::as_str)
+        .any(|f| f.contains("bert"))
 }
 
 /// Probes every detect-enabled provider at once and records the results; returns
@@ -569,30 +626,82 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A source up with these models to chat with.
+    fn chat(models: &[&str]) -> SourceState {
+        up(Listing {
+            chat: models.iter().map(|m| m.to_string()).collect(),
+            embeddings: Vec::new(),
+        })
+    }
+
     #[test]
     fn listing_shapes() {
         let cases = [
             (
                 json!({"object": "list", "data": [{"id": "a"}, {"id": "b"}]}),
-                Some(vec!["a", "b"]),
+                Some((vec!["a", "b"], vec![])),
             ),
-            (json!({"object": "list", "data": null}), Some(vec![])),
+            (
+                json!({"object": "list", "data": null}),
+                Some((vec![], vec![])),
+            ),
             (
                 json!({"models": [{"name": "llama3.1:8b", "model": "llama3.1:8b"}, {"model": "qwen:7b"}]}),
-                Some(vec!["llama3.1:8b", "qwen:7b"]),
+                Some((vec!["llama3.1:8b", "qwen:7b"], vec![])),
+            ),
+            // LM Studio's own listing types its models.
+            (
+                json!({"data": [{"id": "qwen", "type": "llm"}, {"id": "nomic", "type": "embeddings"}, {"id": "vl", "type": "vlm"}]}),
+                Some((vec!["qwen", "vl"], vec!["nomic"])),
+            ),
+            // Ollama's: capabilities when it has them, else the family.
+            (
+                json!({"models": [
+                    {"name": "a", "capabilities": ["embedding"], "details": {"family": "llama"}},
+                    {"name": "b", "capabilities": ["completion", "tools"], "details": {"family": "bert"}},
+                    {"name": "c", "details": {"family": "nomic-bert", "families": ["nomic-bert"]}},
+                    {"name": "d", "details": {"family": "llama", "families": ["llama", "clip"]}},
+                    {"name": "e", "details": {"family": "qwen2", "families": ["xlm-roberta"]}},
+                    {"name": "nomic-embed-text:latest"},
+                ]}),
+                Some((
+                    vec!["b", "d", "nomic-embed-text:latest"],
+                    vec!["a", "c", "e"],
+                )),
             ),
             (json!({"something": "else"}), None),
         ];
+        let strings = |w: Vec<&str>| w.into_iter().map(String::from).collect::<Vec<_>>();
         for (v, want) in cases {
-            let want = want.map(|w| w.into_iter().map(String::from).collect::<Vec<_>>());
+            let want = want.map(|(chat, embeddings)| Listing {
+                chat: strings(chat),
+                embeddings: strings(embeddings),
+            });
             assert_eq!(model_names(&v), want, "{v}");
         }
     }
 
     #[test]
+    fn a_model_that_only_embeds_is_routed_but_not_listed() {
+        let d = Detected::default();
+        let listed = Listing {
+            chat: vec!["qwen2:7b".into()],
+            embeddings: vec!["nomic-embed-text:latest".into()],
+        };
+        d.set("ollama", up(listed));
+        assert_eq!(d.models("ollama"), ["qwen2:7b"]);
+        assert!(d.serves("ollama", "nomic-embed-text:latest"));
+        assert_eq!(
+            d.latest_of("ollama", "nomic-embed-text").as_deref(),
+            Some("nomic-embed-text:latest")
+        );
+        assert!(d.cascades("ollama", "nomic-embed-text", true).is_some());
+    }
+
+    #[test]
     fn a_source_that_goes_down_remembers_what_it_served() {
         let d = Detected::default();
-        d.set("llamacpp", up(vec!["tiny".into()]));
+        d.set("llamacpp", chat(&["tiny"]));
         assert!(
             d.served_until("llamacpp", "tiny").is_none(),
             "up: nothing to explain"
@@ -608,7 +717,7 @@ mod tests {
             "remembered while down"
         );
         assert!(d.served_until("llamacpp", "other").is_none());
-        d.set("llamacpp", up(vec![]));
+        d.set("llamacpp", chat(&[]));
         assert!(d.served_until("llamacpp", "tiny").is_none());
     }
 
@@ -619,13 +728,13 @@ mod tests {
             "anthropic",
             SourceState {
                 pinned_only: true,
-                ..up(vec!["claude".into()])
+                ..chat(&["claude"])
             },
         );
         assert!(d.serves("anthropic", "claude"));
         assert!(d.cascades("anthropic", "claude", false).is_none());
         assert!(!d.bare_names("anthropic"));
-        d.set("openai", up(vec!["gpt".into()]));
+        d.set("openai", chat(&["gpt"]));
         assert!(d.cascades("openai", "gpt", false).is_some());
     }
 

@@ -481,6 +481,107 @@ fn a_block_of_ones_own_on_this_machine_without_models_is_asked_for_them() {
     }
 }
 
+/// The ids `GET /v1/models` lists.
+fn listed_ids(p: &Proxy) -> Vec<String> {
+    let v = p.get("/v1/models").json();
+    let data = v["data"].as_array().cloned().unwrap_or_default();
+    data.iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A mock LM Studio: its own `/api/v0/models` types each model, `/v1/models` does not;
+/// with `key`, every request without that bearer key is refused (401), as LM Studio
+/// started with "Require API key" refuses it.
+fn lmstudio(key: Option<&'static str>) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    let models = [
+        ("qwen2.5-7b-instruct", "llm"),
+        ("text-embedding-nomic-embed-text-v1.5", "embeddings"),
+    ];
+    move |req| {
+        if let Some(key) = key
+            && req.header("authorization") != Some(&format!("Bearer {key}"))
+        {
+            return Reply::json(401, json!({"error": {"message": "Invalid API key"}}));
+        }
+        match req.path.as_str() {
+            "/api/v0/models" => Reply::json(
+                200,
+                json!({"object": "list", "data": models.iter().map(|(id, t)| json!({"id": id, "object": "model", "type": t})).collect::<Vec<_>>()}),
+            ),
+            "/v1/models" => Reply::json(
+                200,
+                json!({"object": "list", "data": models.iter().map(|(id, _)| json!({"id": id, "object": "model"})).collect::<Vec<_>>()}),
+            ),
+            _ => Reply::json(200, chat_answer("from lmstudio")),
+        }
+    }
+}
+
+#[test]
+fn models_the_server_says_only_embed_are_not_listed_but_still_served_when_named() {
+    // Ollama's `/api/tags` says what each model is: `capabilities` on newer servers, a
+    // family of the BERT line on older ones. Both were listed as models to chat with.
+    let ollama = MockUpstream::start(|req| match req.path.as_str() {
+        "/api/tags" => Reply::json(
+            200,
+            json!({"models": [
+                {"name": "llama3.1:latest", "model": "llama3.1:latest", "details": {"family": "llama", "families": ["llama"]}},
+                {"name": "nomic-embed-text:latest", "model": "nomic-embed-text:latest", "details": {"family": "nomic-bert", "families": ["nomic-bert"]}},
+                {"name": "all-minilm:latest", "model": "all-minilm:latest", "details": {"family": "llama"}, "capabilities": ["embedding"]},
+            ]}),
+        ),
+        _ => Reply::json(
+            400,
+            json!({"error": {"message": "\"nomic-embed-text:latest\" does not support chat", "type": "api_error"}}),
+        ),
+    });
+    let lm = MockUpstream::start(lmstudio(None));
+    let config = format!(
+        "providers:\n  ollama:\n    api_base: {}\n  lmstudio:\n    api_base: {}\n",
+        ollama.url(),
+        lm.url()
+    );
+    let p = Proxy::start(&config);
+    p.wait_log("source ollama is up (1 model, and 2 to embed with, not listed)");
+    p.wait_log("source lmstudio is up (1 model, and 1 to embed with, not listed)");
+    assert_eq!(
+        listed_ids(&p),
+        [
+            "llama3.1:latest",
+            "qwen2.5-7b-instruct",
+            "ollama:llama3.1:latest",
+            "lmstudio:qwen2.5-7b-instruct"
+        ]
+    );
+    assert!(
+        lm.requests().iter().any(|r| r.path == "/api/v0/models"),
+        "LM Studio's own listing is asked"
+    );
+    // Named, one still goes to its server, which answers for itself.
+    let resp = ask(&p, "ollama:nomic-embed-text");
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(resp.body.contains("does not support chat"), "{}", resp.body);
+    let sent: Vec<String> = ollama
+        .posts()
+        .iter()
+        .map(|r| r.json()["model"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sent, ["nomic-embed-text:latest"]);
+    let resp = ask(&p, "text-embedding-nomic-embed-text-v1.5");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("lmstudio"));
+    // The command says what the server says.
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", &hermetic(&config));
+    assert_text(
+        &cli(&dir, &["models"]),
+        "MODEL                PROVIDER  SOURCE    STATE\n\
+         llama3.1:latest      ollama    detected  active\n\
+         qwen2.5-7b-instruct  lmstudio  detected  active\n",
+    );
+}
+
 #[test]
 fn a_model_ollama_has_not_pulled_is_answered_with_the_command_that_pulls_it() {
     // Ollama's own 404 says "try pulling it first"; the command was nowhere.
