@@ -1,10 +1,8 @@
 //! What sources say they serve, and whether they are up: local servers and hosted lists.
 //!
 //! A provider with detection on (the local built-ins, or any block with `detect: true`)
-//! is asked for its model list: Ollama through its native `GET /api/tags` and LM Studio
-//! through its own `GET /api/v0/models`, which say which models only embed (those are
-//! not listed, but still routed to), each falling back to `GET {api_base}/models`;
-//! every other server through `GET {api_base}/models`. The
+//! is asked for its model list: Ollama through its native `GET /api/tags`, falling back
+//! to `GET {api_base}/models`; every other server through `GET {api_base}/models`. The
 //! answers live here, beside the immutable registry, and change as sources come and go.
 //! A source found down is skipped by bare-name cascades but stays reachable when a
 //! request pins it; the models it served are remembered, so a request for one of them
@@ -329,8 +327,8 @@ pub fn model_state(p: &Provider, model: &str, detected: &Detected, auth: &Auth) 
     state
 }
 
-/// Asks one source for its models.
-pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> SourceState {
+/// Asks one source for its models; with the status it refused its key with, if it did.
+pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> (SourceState, Option<u16>) {
     let headers: Vec<Header> = p
         .key
         .iter()
@@ -352,21 +350,27 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> SourceState {
     if let Some(path) = native {
         let root = p.api_base.trim_end_matches("/v1");
         match list(client, &format!("{root}{path}"), &headers, timeout) {
-            Ok(models) => return up(models),
+            Ok(models) => return (up(models), None),
             Err(e) => last_error = e.why,
         }
     }
     match list(client, &format!("{}/models", p.api_base), &headers, timeout) {
-        Ok(models) => up(models),
-        Err(Unlisted { why: e, .. }) => SourceState {
-            up: false,
-            reason: if last_error.is_empty() || e == last_error {
-                e
-            } else {
-                format!("{e}; {last_error}")
-            },
-            ..SourceState::default()
-        },
+        Ok(models) => (up(models), None),
+        Err(Unlisted {
+            why: e,
+            key_refused,
+        }) => {
+            let down = SourceState {
+                up: false,
+                reason: if last_error.is_empty() || e == last_error {
+                    e
+                } else {
+                    format!("{e}; {last_error}")
+                },
+                ..SourceState::default()
+            };
+            (down, key_refused)
+        }
     }
 }
 
@@ -528,9 +532,13 @@ fn ollama_embeds(m: &Value) -> bool {
 
 /// Probes every detect-enabled provider at once and records the results; returns
 /// within about `timeout` however many sources there are, with the ids of the sources
-/// that answered (their cool-downs may end: a server that answers is back).
+/// that answered (their cool-downs may end: a server that answers is back). A server
+/// that refuses the key it was sent (or its lack of one: LM Studio or vLLM started
+/// with a key) is up, and says so as a hosted provider's refused key does
+/// ([`Auth::key_answered`]).
 pub fn probe_all(
     client: &Client,
+    auth: &Arc<Auth>,
     providers: &[Arc<Provider>],
     detected: &Arc<Detected>,
     timeout: Duration,
@@ -540,9 +548,15 @@ pub fn probe_all(
         .filter(|p| p.detect)
         .map(|p| {
             let (client, p, detected) = (client.clone(), Arc::clone(p), Arc::clone(detected));
+            let auth = Arc::clone(auth);
             thread::spawn(move || {
-                let state = probe(&client, &p, timeout);
+                let (state, refused) = probe(&client, &p, timeout);
                 let up = state.up;
+                match refused {
+                    Some(status) => auth.key_answered(&p, status, true),
+                    None if up => auth.key_answered(&p, 200, false),
+                    None => {}
+                }
                 detected.set(&p.id, state);
                 up.then(|| p.id.clone())
             })

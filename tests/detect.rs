@@ -583,6 +583,61 @@ fn models_the_server_says_only_embed_are_not_listed_but_still_served_when_named(
 }
 
 #[test]
+fn a_local_server_that_wants_a_key_shows_key_refused_and_the_key_to_set() {
+    // LM Studio started with a key, asked with none: it answers, 401. It showed `down`.
+    let lm = MockUpstream::start(lmstudio(Some("lm-secret")));
+    let config = format!("providers:\n  lmstudio:\n    api_base: {}\n", lm.url());
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", &hermetic(&config));
+    let hint = "set `api_key` under `providers: lmstudio:` to the key the server was started with";
+    let out = routeplane_in(dir.path())
+        .args(["providers", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = v.as_array().unwrap().iter().find(|p| p["id"] == "lmstudio");
+    assert_eq!(row.unwrap()["state"], "key refused (401)");
+    assert_text(
+        &String::from_utf8_lossy(&out.stderr),
+        &format!("routeplane: lmstudio refused a request without a key (401); {hint}\n"),
+    );
+    // Nothing to list: the key is what is missing, not a server to start.
+    let (table, said) = models(&dir);
+    assert_text(&table, "MODEL  PROVIDER  SOURCE  STATE\n");
+    assert!(
+        said.starts_with(&format!(
+            "routeplane: no models are configured or detected; lmstudio wants a key: {hint}, or"
+        )) && !said.contains("start a local server"),
+        "{said}"
+    );
+    // The status page and `/metrics` say the same.
+    let p = Proxy::start(&config);
+    p.wait_log("lmstudio refused a request without a key (401)");
+    let s = p.source_status("lmstudio");
+    assert_eq!(
+        (&s["state"], &s["up"], &s["detail"]),
+        (&json!("key refused (401)"), &json!(false), &json!(hint)),
+        "{s}"
+    );
+    let up = r#"routeplane_provider_up{provider="lmstudio"}"#;
+    assert_eq!(p.metric(up).as_deref(), Some("0"));
+    p.wait_log("local servers: lmstudio (key refused: 401)");
+    drop(p);
+    // Given its key, it is up and lists its models.
+    let config = format!("{config}    api_key: lm-secret\n");
+    dir.write("routeplane.yaml", &hermetic(&config));
+    assert_text(
+        &cli(&dir, &["models"]),
+        "MODEL                PROVIDER  SOURCE    STATE\nqwen2.5-7b-instruct  lmstudio  detected  active\n",
+    );
+    let p = Proxy::start(&config);
+    p.wait_log("source lmstudio is up (1 model");
+    assert_eq!(p.source_status("lmstudio")["state"], "up");
+    assert_eq!(p.metric(up).as_deref(), Some("1"));
+}
+
+#[test]
 fn a_model_ollama_has_not_pulled_is_answered_with_the_command_that_pulls_it() {
     // Ollama's own 404 says "try pulling it first"; the command was nowhere.
     let up = MockUpstream::start(move |req| match req.path.as_str() {

@@ -1226,23 +1226,6 @@ fn wrong_key() -> Reply {
     )
 }
 
-/// The value of one series in `/metrics`, if it is there.
-fn series(p: &Proxy, name: &str) -> Option<String> {
-    let text = p.get("/metrics").body;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ').map(str::to_string))
-}
-
-/// `/status.json`'s entry for the source `id`.
-fn status_of(p: &Proxy, id: &str) -> Value {
-    let status = p.get("/status.json").json();
-    let sources = status["sources"].as_array().cloned().unwrap_or_default();
-    sources
-        .into_iter()
-        .find(|s| s["id"] == id)
-        .unwrap_or_else(|| panic!("no {id} in {status}"))
-}
-
 #[test]
 fn a_key_the_upstream_refuses_is_key_refused_until_it_is_accepted_again() {
     // A key OpenAI answers 401 to was `active` in `providers`, `up` on the status page
@@ -1271,7 +1254,7 @@ fn a_key_the_upstream_refuses_is_key_refused_until_it_is_accepted_again() {
     // Refused at the listing: the three views agree.
     let p = Proxy::start_with(&config, &[("OPENAI_API_KEY", "sk-bad")], &[]);
     p.wait_log("the key of openai (OPENAI_API_KEY) was refused (401)");
-    let s = status_of(&p, "openai");
+    let s = p.source_status("openai");
     assert_eq!(
         (&s["state"], &s["up"], &s["detail"]),
         (
@@ -1282,9 +1265,9 @@ fn a_key_the_upstream_refuses_is_key_refused_until_it_is_accepted_again() {
         "{s}"
     );
     let up = r#"routeplane_provider_up{provider="openai"}"#;
-    assert_eq!(series(&p, up).as_deref(), Some("0"));
+    assert_eq!(p.metric(up).as_deref(), Some("0"));
     assert_eq!(chat(&p, "openai:gpt-4o").status, 401);
-    assert_eq!(status_of(&p, "openai")["state"], "key refused (401)");
+    assert_eq!(p.source_status("openai")["state"], "key refused (401)");
 
     // Refused at a request: a key that listed well and is then revoked.
     let answer = Arc::new(std::sync::atomic::AtomicU16::new(200));
@@ -1303,23 +1286,23 @@ fn a_key_the_upstream_refuses_is_key_refused_until_it_is_accepted_again() {
     let config = format!("providers:\n  openai:\n    api_base: {}\n", revoked.url());
     let p = Proxy::start_with(&config, &[("OPENAI_API_KEY", "sk-good")], &[]);
     p.wait_log("source openai is up (1 model)");
-    assert_eq!(status_of(&p, "openai")["state"], "up");
+    assert_eq!(p.source_status("openai")["state"], "up");
     // A 403 may refuse one request (a flagged prompt, a model the key may not use): the
     // key stays as it was.
     answer.store(403, Ordering::SeqCst);
     assert_eq!(chat(&p, "gpt-4o").status, 403);
-    assert_eq!(status_of(&p, "openai")["state"], "up");
+    assert_eq!(p.source_status("openai")["state"], "up");
     answer.store(401, Ordering::SeqCst);
     assert_eq!(chat(&p, "gpt-4o").status, 401);
     p.wait_log("the key of openai (OPENAI_API_KEY) was refused (401)");
-    assert_eq!(status_of(&p, "openai")["state"], "key refused (401)");
-    assert_eq!(series(&p, up).as_deref(), Some("0"));
+    assert_eq!(p.source_status("openai")["state"], "key refused (401)");
+    assert_eq!(p.metric(up).as_deref(), Some("0"));
     // A later success clears it.
     answer.store(200, Ordering::SeqCst);
     assert_eq!(chat(&p, "gpt-4o").status, 200);
     p.wait_log("the key of openai (OPENAI_API_KEY) is accepted again");
-    assert_eq!(status_of(&p, "openai")["state"], "up");
-    assert_eq!(series(&p, up).as_deref(), Some("1"));
+    assert_eq!(p.source_status("openai")["state"], "up");
+    assert_eq!(p.metric(up).as_deref(), Some("1"));
 
     // A 403 to the model list, which asks nothing of a prompt or a model, refuses the
     // key; but a restricted key that may not list models (OpenAI: "Missing scopes")

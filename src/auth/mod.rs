@@ -149,7 +149,8 @@ pub struct Auth {
     /// One lock per login: a refresh in flight makes the others wait for its result.
     flights: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Keys an upstream refused, by provider id: a fingerprint of the key (another key,
-    /// after a reload, is not the one refused) and the status it was refused with.
+    /// after a reload, is not the one refused; no key at all has one too) and the
+    /// status it was refused with.
     keys_refused: Mutex<HashMap<String, (u64, u16)>>,
     /// Some key is in `keys_refused`: a request answered 2xx looks no further without.
     any_key_refused: AtomicBool,
@@ -160,6 +161,12 @@ fn fingerprint(key: &str) -> u64 {
     let mut h = DefaultHasher::new();
     key.hash(&mut h);
     h.finish()
+}
+
+/// The fingerprint of the key `p` sends: none is sent without one (a local server
+/// started with a key, asked with none, refuses that), so "none" is a key too.
+fn key_print(p: &Provider) -> u64 {
+    fingerprint(p.key.as_ref().map_or("", |k| k.expose()))
 }
 
 impl Auth {
@@ -373,21 +380,19 @@ impl Auth {
 
     /// What an upstream answered to `p`'s key (a request's status, or a model listing's):
     /// `refused` marks the key refused, with `status`, until an answer that is not
-    /// `refused` and is a success (2xx) clears it. Nothing happens when the provider has
-    /// no key or a login carries its requests instead. A change is one log line.
+    /// `refused` and is a success (2xx) clears it; a request sent without a key (a local
+    /// server's) is refused the same way. Nothing happens when a login carries the
+    /// provider's requests instead. A change is one log line.
     pub fn key_answered(&self, p: &Provider, status: u16, refused: bool) {
         let ok = (200..300).contains(&status);
         // The usual request: a success with no key refused anywhere costs one load.
         if (ok && !self.any_key_refused.load(Ordering::Relaxed)) || (!ok && !refused) {
             return;
         }
-        let Some(key) = &p.key else {
-            return;
-        };
         if self.logged_in(&p.id) {
             return;
         }
-        let print = fingerprint(key.expose());
+        let print = key_print(p);
         let mut refusals = lock(&self.keys_refused);
         let before = refusals
             .get(&p.id)
@@ -403,6 +408,11 @@ impl Auth {
         drop(refusals);
         let from = p.key_source.as_deref().unwrap_or("api_key");
         match (before, refused) {
+            (None, true) if p.key.is_none() => crate::log::line(format!(
+                "{} refused a request without a key ({status}); {}",
+                p.id,
+                key_wanted(p)
+            )),
             (None, true) => crate::log::line(format!(
                 "the key of {} ({from}) was refused ({status})",
                 p.id
@@ -420,12 +430,26 @@ impl Auth {
         if !self.any_key_refused.load(Ordering::Relaxed) {
             return None;
         }
-        let key = p.key.as_ref()?;
         let refusals = lock(&self.keys_refused);
         let (print, status) = refusals.get(&p.id)?;
-        (*print == fingerprint(key.expose())).then_some(*status)
+        (*print == key_print(p)).then_some(*status)
     }
+}
 
+/// What to do about a refused key: check where it comes from, or, for a provider
+/// asked without one (a local server started with a key), give it one.
+pub fn key_wanted(p: &Provider) -> String {
+    match (p.key.is_some(), p.key_source.as_deref()) {
+        (true, Some(var)) if var != "api_key" => format!("check {var}"),
+        (true, _) => "check its `api_key`".to_string(),
+        (false, _) => format!(
+            "set `api_key` under `providers: {}:` to the key the server was started with",
+            p.id
+        ),
+    }
+}
+
+impl Auth {
     /// True when the provider's backend needs the body rewritten (never byte passthrough).
     pub fn rewrites_body(&self, p: &Provider) -> bool {
         match Subscription::of(&p.id) {

@@ -112,6 +112,7 @@ pub(crate) fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Arc<Au
     };
     detect::probe_all(
         &client,
+        &auth,
         &registry.providers,
         &detected,
         registry.settings.detect_timeout,
@@ -300,11 +301,19 @@ fn nothing_to_list(registry: &Registry, detected: &Detected, auth: &Auth) -> Str
         .filter(|p| p.kind == Kind::Hosted && p.key.is_none())
         .filter_map(|p| p.key_vars.get(1).map(String::as_str))
         .collect();
+    // Found, but refusing the key they were asked with (or without): what gives one.
+    let refused: Vec<String> = (registry.providers.iter())
+        .filter(|p| p.detect && auth.key_refused(p).is_some())
+        .map(|p| match p.key {
+            None => format!("{} wants a key: {}", p.id, auth::key_wanted(p)),
+            Some(_) => format!("{} refused its key: {}", p.id, auth::key_wanted(p)),
+        })
+        .collect();
     // Asked for their models: up with none (an Ollama just installed), or not found.
     let (empty, local): (Vec<&str>, Vec<&str>) = registry
         .providers
         .iter()
-        .filter(|p| p.detect)
+        .filter(|p| p.detect && auth.key_refused(p).is_none())
         .map(|p| p.id.as_str())
         .partition(|id| detected.state(id).is_some_and(|s| s.up));
     // `detect.default_ports: false`, and the config names none of them.
@@ -342,6 +351,7 @@ fn nothing_to_list(registry: &Registry, detected: &Detected, auth: &Auth) -> Str
             or_list(&others)
         ));
     }
+    todo.extend(refused);
     if !unlisted.is_empty() {
         todo.push(format!(
             "give {} a `models:` list or `detect: true` (`PROVIDER:MODEL` reaches one \
@@ -496,6 +506,7 @@ pub(crate) fn run_providers(
             .map(|(id, base, proto, auth, key_from, state)| json!({"id": id, "api_base": base, "protocol": proto, "auth": auth, "key_variable": key_from.as_deref().filter(|k| *k != "api_key"), "key_in_config": key_from.as_deref() == Some("api_key"), "state": state}))
             .collect();
         outln!("{}", serde_json::Value::Array(list))?;
+        wants_a_key(&providers, &auth);
         return Ok(ExitCode::SUCCESS);
     }
     let cells: Vec<[String; 5]> = rows
@@ -512,5 +523,20 @@ pub(crate) fn run_providers(
         ["PROVIDER", "API_BASE", "PROTOCOL", "AUTH", "STATE"],
         &cells,
     )?;
+    wants_a_key(&providers, &auth);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says on stderr (the table stays on stdout) which config key gives a key to each
+/// server that refused a request sent without one: its row says only `key refused`.
+fn wants_a_key(providers: &[Arc<registry::Provider>], auth: &Auth) {
+    for p in providers.iter().filter(|p| p.key.is_none()) {
+        if let Some(status) = auth.key_refused(p) {
+            eprintln!(
+                "routeplane: {} refused a request without a key ({status}); {}",
+                p.id,
+                auth::key_wanted(p)
+            );
+        }
+    }
 }

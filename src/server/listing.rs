@@ -55,11 +55,8 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
                 "down" => ("down".to_string(), Some(false), found.map(|s| s.reason)),
                 "not asked" => ("not asked".to_string(), None, None),
                 refused if refused.starts_with("key refused") => {
-                    let check = match p.key_source.as_deref() {
-                        Some(var) if var != "api_key" => format!("check {var}"),
-                        _ => "check its `api_key`".to_string(),
-                    };
-                    (refused.to_string(), Some(false), Some(check))
+                    let what = crate::auth::key_wanted(p);
+                    (refused.to_string(), Some(false), Some(what))
                 }
                 other => (other.to_string(), Some(false), None),
             }

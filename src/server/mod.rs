@@ -297,7 +297,11 @@ fn open_files_limit() -> Option<u64> {
 /// lists are fetched in the background at once and every `detect.hosted_interval_secs`.
 fn start_detection(shared: &Arc<Shared>) {
     probe_local(shared, &shared.registry());
-    log::line(local_servers(&shared.registry(), &shared.detected));
+    log::line(local_servers(
+        &shared.registry(),
+        &shared.detected,
+        &shared.env.auth,
+    ));
     let local = Arc::clone(shared);
     let spawned = thread::Builder::new().name("detect".into()).spawn(move || {
         loop {
@@ -331,6 +335,7 @@ pub(super) fn probe_local(shared: &Shared, registry: &Registry) {
     let sent = Instant::now();
     let answered = detect::probe_all(
         &shared.env.client,
+        &shared.env.auth,
         &registry.providers,
         &shared.detected,
         registry.settings.detect_timeout,
@@ -358,10 +363,14 @@ fn list_hosted(shared: &Shared, registry: &Registry) {
 }
 
 /// The start-up summary of detection: `local servers: llamacpp (1 model); not found:
-/// ollama, vllm, lmstudio`.
-fn local_servers(registry: &Registry, detected: &Detected) -> String {
+/// ollama, vllm, lmstudio`. A server that refused its key is found, and says so.
+fn local_servers(registry: &Registry, detected: &Detected, auth: &Auth) -> String {
     let (mut found, mut missing) = (Vec::new(), Vec::new());
     for p in registry.providers.iter().filter(|p| p.detect) {
+        if let Some(status) = auth.key_refused(p) {
+            found.push(format!("{} (key refused: {status})", p.id));
+            continue;
+        }
         match detected.state(&p.id) {
             Some(s) if s.up => {
                 let n = s.models.len();

@@ -262,6 +262,27 @@ impl Proxy {
         found
     }
 
+    /// The value of one series in `GET /metrics` (`name{labels}`), if it is there.
+    pub fn metric(&self, series: &str) -> Option<String> {
+        let text = self.get("/metrics").body;
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')
+                .map(str::to_string)
+        })
+    }
+
+    /// `GET /status.json`'s entry for the source `id`.
+    #[track_caller]
+    pub fn source_status(&self, id: &str) -> serde_json::Value {
+        let status = self.get("/status.json").json();
+        let sources = status["sources"].as_array().cloned().unwrap_or_default();
+        sources
+            .into_iter()
+            .find(|s| s["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {status}"))
+    }
+
     /// A client that leaves while its answer is awaited: POSTs `body`, waits until
     /// `asked` says the upstream has the request (and a little more, for the proxy to be
     /// waiting on it), then closes the connection. The request's log line (status 499)
