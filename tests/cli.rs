@@ -613,3 +613,59 @@ fn a_model_or_endpoint_written_twice_is_a_warning_at_its_line() {
     );
     assert!(ok && stderr.is_empty(), "{stderr}");
 }
+
+#[test]
+fn providers_shows_a_key_the_running_server_saw_refused_to_a_request() {
+    use crate::support::upstream::chat_answer;
+    use crate::support::{MockUpstream, Proxy, Reply};
+    use serde_json::json;
+    // The key lists models well, so the command's own look finds it `active`; requests
+    // are refused (a key revoked for inference). Only the server sees that.
+    let openai = MockUpstream::start(|req| match req.method.as_str() {
+        "GET" => Reply::json(200, json!({"object": "list", "data": [{"id": "gpt-4o"}]})),
+        _ if req.json()["model"] == "ok" => Reply::json(200, chat_answer("fine")),
+        _ => Reply::json(
+            401,
+            json!({"error": {"message": "Incorrect API key provided.", "code": "invalid_api_key"}}),
+        ),
+    });
+    let config = format!("providers:\n  openai:\n    api_base: {}\n", openai.url());
+    let key = [("OPENAI_API_KEY", "sk-revoked")];
+    let p = Proxy::start_with(&config, &key, &[]);
+    p.wait_log("source openai is up (1 model)");
+    let served = p.dir.path().join("routeplane.yaml");
+    let elsewhere = Dir::new();
+    let other = elsewhere.write(
+        "routeplane.yaml",
+        &std::fs::read_to_string(&served).unwrap(),
+    );
+    let state = |config: &std::path::Path| {
+        let out = crate::support::proxy::routeplane_in(elsewhere.path())
+            .args(["providers", "--json", "--listen", &p.addr, "-c"])
+            .arg(config)
+            .envs(key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let row = v.as_array().unwrap().iter().find(|p| p["id"] == "openai");
+        row.unwrap()["state"].as_str().unwrap().to_string()
+    };
+    assert_eq!(state(&served), "active");
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "openai:gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    p.wait_log("the key of openai (OPENAI_API_KEY) was refused (401)");
+    assert_eq!(state(&served), "key refused (401)");
+    // A server of another config file says nothing of this one's keys.
+    assert_eq!(state(&other), "active");
+    // Accepted again, it is active again.
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "openai:ok", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(state(&served), "active");
+}

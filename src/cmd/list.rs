@@ -31,7 +31,8 @@ is shown so.
 
 Options:
   -c, --config PATH  config file
-      --listen ADDR  the running routeplane to ask for cool-downs (default: `listen`)
+      --listen ADDR  the running routeplane to ask for cool-downs and refused keys
+                     (default: `listen`)
       --json         print JSON instead of a table
   -h, --help         print help
 ";
@@ -44,7 +45,8 @@ Usage: routeplane providers [list] [-c PATH] [--listen ADDR] [--json]
 
 Options:
   -c, --config PATH  config file
-      --listen ADDR  the running routeplane to ask for cool-downs (default: `listen`)
+      --listen ADDR  the running routeplane to ask for cool-downs and refused keys
+                     (default: `listen`)
       --json         print JSON instead of a table
   -h, --help         print help
 ";
@@ -126,8 +128,10 @@ pub(crate) fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Arc<Au
 }
 
 /// The cool-downs of a routeplane serving this config file, if one answers at its
-/// `listen` address: `provider:model` → seconds left. Only the server knows them.
-pub(crate) fn cooldowns(registry: &Registry) -> Vec<(String, f64)> {
+/// `listen` address: `provider:model` → seconds left. Only the server knows them, and
+/// the keys refused to its requests, which are marked refused in `auth` as the
+/// server has them (a command's own probe and lists never send a request).
+pub(crate) fn from_server(registry: &Registry, auth: &Auth) -> Vec<(String, f64)> {
     let client = upstream::Client::new(&registry.settings);
     let mut headers: Vec<upstream::Header> = Vec::new();
     if let Some(key) = registry.settings.keys.first() {
@@ -143,6 +147,21 @@ pub(crate) fn cooldowns(registry: &Registry) -> Vec<(String, f64)> {
     let mine = mine.map(|p| p.display().to_string());
     if v["config"].as_str() != mine.as_deref() {
         return Vec::new();
+    }
+    for refused in v["keys_refused"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let status = refused["status"]
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok());
+        let p = refused["provider"]
+            .as_str()
+            .and_then(|id| registry.provider_for(id));
+        if let (Some(p), Some(status)) = (p, status) {
+            auth.key_answered(&p, status, true);
+        }
     }
     v["cooldowns"]
         .as_array()
@@ -213,7 +232,7 @@ pub(crate) fn run_models(
         return Ok(ExitCode::SUCCESS);
     };
     let (registry, detected, auth) = probed(&global)?;
-    let cooling = cooldowns(&registry);
+    let cooling = from_server(&registry, &auth);
     // (model, provider, source, state)
     let mut rows: Vec<(String, String, &str, String)> = registry
         .virtuals
@@ -460,7 +479,7 @@ pub(crate) fn run_providers(
         Parsed::Login => return super::login_alias(global, parser),
     };
     let (registry, detected, auth) = probed(&global)?;
-    let cooling = cooldowns(&registry);
+    let cooling = from_server(&registry, &auth);
     // Every provider, then each labelled login as its own row (`anthropic#work`).
     let mut providers: Vec<Arc<registry::Provider>> = registry.providers.clone();
     for login in auth.logins() {

@@ -21,7 +21,8 @@ answers at its `listen` address (or at --listen's).
 
 Options:
   -c, --config PATH  config file
-      --listen ADDR  the running routeplane to ask for cool-downs (default: `listen`)
+      --listen ADDR  the running routeplane to ask for cool-downs and refused keys
+                     (default: `listen`)
   -h, --help         print help
 ";
 
@@ -43,7 +44,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let model = model.ok_or_else(|| Error::Usage("missing MODEL argument".into()))?;
     let (registry, detected, auth) = super::list::probed(&global)?;
     let targets = route::resolve(&registry, &detected, &model)?;
-    let cooling = super::list::cooldowns(&registry);
+    let cooling = super::list::from_server(&registry, &auth);
     let cools = |t: &Target| cooling.iter().any(|(label, _)| label == t.label());
     // In the order the server tries them, and as it decides which is the last.
     let (targets, warm) = route::cooling_last(&targets, cools);

@@ -531,7 +531,16 @@ fn prepare(
             // The file it serves, so a command run with another file ignores the list.
             let config = std::fs::canonicalize(&registry.source).ok();
             let config = config.map(|p| p.display().to_string());
-            let answer = json!({"config": config, "cooldowns": list});
+            // The keys refused to requests too, which a command's own probe never sees.
+            let refused: Vec<_> = registry
+                .providers
+                .iter()
+                .filter_map(|p| {
+                    let status = shared.env.auth.key_refused(p)?;
+                    Some(json!({"provider": p.id, "status": status}))
+                })
+                .collect();
+            let answer = json!({"config": config, "cooldowns": list, "keys_refused": refused});
             return Prepared::Json(200, answer.to_string());
         }
         (Get | Head, "/v1beta/models") => {
