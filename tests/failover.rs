@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support::answer::{self, Fault};
 use crate::support::upstream::{chat_answer, chat_events, dead_url};
-use crate::support::wire::Wire;
+use crate::support::wire::{Wire, named};
 use crate::support::{MockUpstream, Proxy, Reply, assert_text, wait_until};
 
 /// Two providers `a` and `b` serving `m`, a virtual model `smart` = a:m then b:m.
@@ -2091,4 +2091,129 @@ fn a_whole_answer_whose_body_stalls_is_a_timeout_in_routeplanes_words() {
     assert!(resp.body.contains("from b"), "{}", resp.body);
     let line = p.wait_log("served_by=b:m");
     assert!(line.contains("tried=a:m→timeout,b:m→200"), "{line}");
+}
+
+/// A source's answer a content filter emptied: whole, or streamed when asked.
+type Filtered = fn(bool) -> Reply;
+
+/// An Anthropic answer refused before anything was said (`stop_reason: refusal`, no
+/// content), whole or as a stream.
+fn refused_answer(stream: bool) -> Reply {
+    let start = json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": null, "usage": {"input_tokens": 5, "output_tokens": 1}}});
+    if stream {
+        Reply::Sse(
+            vec![
+                named("message_start", start),
+                named("ping", json!({"type": "ping"})),
+                named(
+                    "message_delta",
+                    json!({"type": "message_delta", "delta": {"stop_reason": "refusal", "stop_sequence": null}, "usage": {"output_tokens": 1}}),
+                ),
+                named("message_stop", json!({"type": "message_stop"})),
+            ],
+            Duration::ZERO,
+        )
+    } else {
+        Reply::json(
+            200,
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [],
+                "stop_reason": "refusal", "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 1}}),
+        )
+    }
+}
+
+/// A Responses answer a content filter cut off before anything was said (`incomplete`,
+/// `incomplete_details.reason: content_filter`, no output), whole or as a stream.
+fn incomplete_answer(stream: bool) -> Reply {
+    let resp = |status: &str| {
+        let mut r = json!({"id": "resp_1", "object": "response", "created_at": 1, "status": status, "model": "m", "output": []});
+        if status == "incomplete" {
+            r["incomplete_details"] = json!({"reason": "content_filter"});
+            r["usage"] = json!({"input_tokens": 5, "output_tokens": 0, "total_tokens": 5});
+        }
+        r
+    };
+    if stream {
+        Reply::Sse(
+            vec![
+                named(
+                    "response.created",
+                    json!({"type": "response.created", "sequence_number": 0, "response": resp("in_progress")}),
+                ),
+                named(
+                    "response.incomplete",
+                    json!({"type": "response.incomplete", "sequence_number": 1, "response": resp("incomplete")}),
+                ),
+            ],
+            Duration::ZERO,
+        )
+    } else {
+        Reply::json(200, resp("incomplete"))
+    }
+}
+
+/// What a client of `wire` finds in a filtered answer: its protocol's filtered ending.
+fn filtered_mark(wire: Wire) -> &'static str {
+    match wire {
+        Wire::Anthropic => "\"stop_reason\":\"refusal\"",
+        Wire::Responses => "\"reason\":\"content_filter\"",
+        _ => "\"finish_reason\":\"content_filter\"",
+    }
+}
+
+/// Asks `p` for `model` as a `wire` client, whole or streamed, the answer whole.
+fn ask_as(p: &Proxy, wire: Wire, model: &str, stream: bool) -> crate::support::proxy::Resp {
+    let body = wire.request(model, stream, false);
+    match stream {
+        true => p.stream(&wire.url(model, true), body).into(),
+        false => p.post(&wire.url(model, false), body),
+    }
+}
+
+#[test]
+fn an_anthropic_refusal_or_a_filtered_responses_answer_moves_on_and_alone_is_the_clients() {
+    // Before, both went to the client as its answer while another endpoint was left,
+    // where an empty chat answer with `finish_reason: content_filter` (Azure's) and a
+    // Gemini safety block moved on.
+    let sources: [(Wire, Filtered); 2] = [
+        (Wire::Anthropic, refused_answer),
+        (Wire::Responses, incomplete_answer),
+    ];
+    for (source, filtered) in sources {
+        for stream in [false, true] {
+            let a = MockUpstream::always(filtered(stream));
+            let b = MockUpstream::start(move |_| match stream {
+                true => Reply::chat_stream(2, Duration::ZERO),
+                false => Reply::json(200, chat_answer("t0t1")),
+            });
+            let p = Proxy::start(&format!(
+                "providers:\n  a:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\n",
+                a.url(),
+                source.config_name(),
+                b.url()
+            ));
+            let said =
+                |client: Wire| format!("{source:?} source, {client:?} client, stream={stream}");
+            for (n, client) in [(1, Wire::Chat), (2, source)] {
+                let body = client.request("smart", stream, false);
+                let text = match stream {
+                    true => {
+                        let s = p.stream(&client.url("smart", true), body);
+                        client.read_stream(&s).text
+                    }
+                    false => client.read(&p.post(&client.url("smart", false), body)).text,
+                };
+                assert_eq!(text, "t0t1", "{}", said(client));
+                let line = nth_log(&p, "served_by=b:m", n);
+                assert!(line.contains("tried=a:m→200:filter,b:m→200"), "{line}");
+            }
+            // Alone, the client gets what the source said, in its own protocol.
+            for client in [Wire::Chat, source] {
+                let resp = ask_as(&p, client, "a:m", stream);
+                assert_eq!(resp.status, 200, "{}: {}", said(client), resp.body);
+                let mark = filtered_mark(client);
+                assert!(resp.body.contains(mark), "{}: {}", said(client), resp.body);
+            }
+        }
+    }
 }

@@ -230,13 +230,40 @@ impl Protocol {
 
     /// Why a complete answer is really a content-filter block (Gemini answers a blocked
     /// prompt with 200 and no candidates; a chat source, Azure's, with `finish_reason:
-    /// "content_filter"` and nothing in it); `None` for the rest.
+    /// "content_filter"` and nothing in it; Anthropic with `stop_reason: "refusal"` and
+    /// no content; Responses with an `incomplete` response, its reason `content_filter`,
+    /// and no output); `None` for the rest.
     pub fn blocked_answer(self, body: &[u8]) -> Option<String> {
-        match self {
-            Protocol::Gemini => gemini::blocked_answer(body),
-            Protocol::Chat => chat::filtered_answer(body),
-            _ => None,
-        }
+        // Looked for by the word that says it first: an ordinary answer is scanned
+        // once and never parsed. Inside a string the word's quotes would be escaped.
+        let word: &[u8] = match self {
+            Protocol::Gemini => return gemini::blocked_answer(body),
+            Protocol::Chat => return chat::filtered_answer(body),
+            Protocol::Completions => return None,
+            Protocol::Anthropic => b"\"refusal\"",
+            Protocol::Responses => b"\"content_filter\"",
+        };
+        memchr::memmem::find(body, word)?;
+        let hub = self
+            .response_to_chat(serde_json::from_slice(body).ok()?)
+            .ok()?;
+        self.filtered(&hub, "message")
+    }
+
+    /// Why a hub answer (`part` = `message`) or chunk (`delta`) decoded from a source of
+    /// this protocol is one a content filter emptied ([`chat::filtered`]), said as the
+    /// source said it; `None` for any other.
+    pub fn filtered(self, hub: &Value, part: &str) -> Option<String> {
+        let reason = chat::filtered(hub, part)?;
+        Some(match self {
+            Protocol::Anthropic => {
+                "content filter: the model refused to answer (`stop_reason: refusal`)".into()
+            }
+            Protocol::Responses => "content filter: the answer was held back \
+                                    (`incomplete_details.reason: content_filter`)"
+                .into(),
+            _ => reason,
+        })
     }
 
     /// A token count Routeplane estimated itself, in this protocol's answer shape.

@@ -530,9 +530,10 @@ impl<'a> Run<'a, '_> {
         if let Some(status) = target.protocol.failed_answer(&bytes) {
             return failed_with(status, (bytes, ct), headers, retry_after);
         }
-        // A safety block (Gemini's 200 with nothing in it) or an answer a chat source's
-        // content filter emptied (Azure's) moves on while an endpoint is left; the last
-        // one's is the client's answer, filtered.
+        // A safety block (Gemini's 200 with nothing in it) or an answer a content filter
+        // emptied (a chat source's, Azure's; Anthropic's refusal; an `incomplete`
+        // Responses answer) moves on while an endpoint is left; the last one's is the
+        // client's answer, filtered.
         if !t.alone
             && let Some(reason) = target.protocol.blocked_answer(&bytes)
         {

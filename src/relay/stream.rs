@@ -16,7 +16,7 @@ use super::recall::Noted;
 use super::{Break, EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, served_by, unfit};
 use crate::log;
 use crate::protocol::view::Delta;
-use crate::protocol::{Decoded, Encoder, Protocol, chat};
+use crate::protocol::{Decoded, Encoder, chat};
 use crate::sse::{self, Event, ServedBy};
 use crate::stats::Tokens;
 use crate::upstream::{Piece, Reply};
@@ -370,15 +370,16 @@ fn relay_events(
                         }
                     }
                 }
-                // A chat source's content filter (Azure's) emptied the answer before
-                // anything went out: another endpoint may answer, as after a Gemini
-                // safety block. The last one's is what the source said, and the client's.
+                // A content filter emptied the answer before anything went out (a chat
+                // source's, Azure's; Anthropic's refusal; an `incomplete` Responses
+                // answer): another endpoint may answer, as after a Gemini safety block.
+                // The last one's is what the source said, and the client's.
                 if !content
                     && !has
                     && !splice.open
                     && !t.alone
-                    && target.protocol == Protocol::Chat
-                    && let Some(reason) = chunks.iter().find_map(|ch| chat::filtered(ch, "delta"))
+                    && let Some(reason) =
+                        (chunks.iter()).find_map(|ch| target.protocol.filtered(ch, "delta"))
                 {
                     return super::held_back(reason);
                 }
