@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::support::answer::{self, Fault};
 use crate::support::upstream::{chat_answer, chat_events, dead_url};
 use crate::support::wire::{Wire, named};
-use crate::support::{MockUpstream, Proxy, Reply, assert_text, wait_until};
+use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text, wait_until};
 
 /// Two providers `a` and `b` serving `m`, a virtual model `smart` = a:m then b:m.
 fn config(a: &str, b: &str, extra: &str) -> String {
@@ -2214,6 +2214,68 @@ fn an_anthropic_refusal_or_a_filtered_responses_answer_moves_on_and_alone_is_the
                 let mark = filtered_mark(client);
                 assert!(resp.body.contains(mark), "{}: {}", said(client), resp.body);
             }
+        }
+    }
+}
+
+#[test]
+fn an_anthropic_overload_is_told_as_the_529_it_is() {
+    // Anthropic's `overloaded_error` is its HTTP 529. Sent in a stream's error event it
+    // was told as a 503, in the log, the ledger and the client's error.
+    let overloaded =
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+    let start = json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": null, "usage": {"input_tokens": 5, "output_tokens": 1}}});
+    let whole = MockUpstream::always(Reply::Json(529, overloaded.to_string()));
+    let event = MockUpstream::always(Reply::Sse(
+        vec![named("message_start", start), named("error", overloaded)],
+        Duration::ZERO,
+    ));
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let p = Proxy::start(&format!(
+        "providers:\n  w:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\n  e:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\nmodels:\n  both:\n    endpoints: [w:m, e:m]\nfailover:\n  retries: 0\nusage:\n  path: {}\n",
+        whole.url(),
+        event.url(),
+        ledger.display()
+    ));
+    let mut lines = 0;
+    for (model, stream, tried) in [
+        ("w:m", false, "tried=w:m→529 "),
+        ("w:m", true, "tried=w:m→529 "),
+        ("e:m", true, "tried=e:m→529 "),
+        ("both", true, "tried=w:m→529,e:m→529 "),
+    ] {
+        for client in [Wire::Chat, Wire::Anthropic] {
+            let said = format!("{model} {client:?} stream={stream}");
+            let resp = ask_as(&p, client, model, stream);
+            lines += 1;
+            let line = nth_log(&p, "tried=", lines);
+            assert!(line.contains(tried), "{said}: {line}");
+            let message = match client {
+                Wire::Anthropic => resp.json()["error"]["type"].clone(),
+                _ => json!(resp.error_message()),
+            };
+            assert!(!resp.body.contains("503"), "{said}: {}", resp.body);
+            if model == "both" {
+                assert_eq!(resp.status, 502, "{said}: {}", resp.body);
+                assert!(resp.body.contains("e:m → 529"), "{said}: {}", resp.body);
+            } else {
+                assert_eq!(resp.status, 529, "{said}: {}", resp.body);
+                if client == Wire::Anthropic {
+                    assert_eq!(message, "overloaded_error", "{said}");
+                }
+            }
+        }
+    }
+    let read = || std::fs::read_to_string(&ledger).unwrap_or_default();
+    assert!(wait_until(Duration::from_secs(10), || read()
+        .lines()
+        .count()
+        == lines));
+    for l in read().lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        for f in v["failed"].as_array().into_iter().flatten() {
+            assert_eq!(f["status"], 529, "{v}");
         }
     }
 }

@@ -608,7 +608,9 @@ fn status_of_name(name: &str) -> Option<u16> {
         | "usage_limit_reached"
         | "insufficient_quota"
         | "usage_not_included" => 429,
-        "overloaded_error" => 503,
+        // Anthropic's, which it sends as HTTP 529; in a stream's error event it is the
+        // same overload, and is told as the status Anthropic gives it.
+        "overloaded_error" => 529,
         "api_error" | "server_error" => 502,
         _ => return None,
     })
@@ -1261,7 +1263,7 @@ mod tests {
                 json!({"type": "error", "code": "context_length_exceeded"}),
                 400,
             ),
-            (json!({"type": "overloaded_error"}), 503),
+            (json!({"type": "overloaded_error"}), 529),
             (json!({"type": "billing_error"}), 402),
             (json!({"code": "usage_limit_reached"}), 429),
             (json!({"message": "?"}), 502),

@@ -353,7 +353,7 @@ fn error_event_mid_stream_fails_with_its_status() {
     assert_eq!(
         got,
         Decoded::Failed {
-            status: 503,
+            status: 529,
             message: "Overloaded".into()
         }
     );
