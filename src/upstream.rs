@@ -574,6 +574,22 @@ pub struct Stream {
 const READ_SIZE: usize = 4 * 1024;
 
 impl Reply {
+    /// An answer already in hand: `bytes` as its body, read as one that arrived.
+    pub fn in_hand(
+        status: u16,
+        content_type: Cow<'static, str>,
+        headers: Vec<(String, String)>,
+        bytes: Vec<u8>,
+    ) -> Reply {
+        Reply {
+            status,
+            content_type,
+            headers,
+            retry_after: None,
+            body: Source::Bytes(bytes),
+        }
+    }
+
     /// Reads the whole body (non-streaming answers, error bodies), up to `limit` bytes;
     /// a long wait asks `abandon` whether to give up.
     pub fn read_all(self, limit: u64, abandon: Abandon<'_>) -> Result<Vec<u8>, BodyError> {

@@ -2279,3 +2279,76 @@ fn an_anthropic_overload_is_told_as_the_529_it_is() {
         }
     }
 }
+
+#[test]
+fn a_filtered_answer_moved_past_is_the_clients_when_no_later_endpoint_answers() {
+    // Before, the client got a 502 listing the attempts, though a source had answered.
+    let sources: [(Wire, Filtered); 2] = [
+        (Wire::Chat, filtered_answer),
+        (Wire::Anthropic, refused_answer),
+    ];
+    let down = MockUpstream::always(Reply::Json(503, r#"{"error":{"message":"down"}}"#.into()));
+    for (source, filtered) in sources {
+        for (b_url, b_word) in [(down.url(), "503"), (dead_url(), "refused")] {
+            for stream in [false, true] {
+                let a = MockUpstream::always(filtered(stream));
+                let dir = Dir::new();
+                let ledger = dir.path().join("usage.jsonl");
+                let p = Proxy::start(&format!(
+                    "providers:\n  a:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\n  b:\n    api_base: {b_url}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\nfailover:\n  retries: 0\nusage:\n  path: {}\n",
+                    a.url(),
+                    source.config_name(),
+                    ledger.display()
+                ));
+                for (n, client) in [(1, Wire::Chat), (2, Wire::Anthropic)] {
+                    let said = format!(
+                        "{source:?} source, b {b_word}, {client:?} client, stream={stream}"
+                    );
+                    let resp = ask_as(&p, client, "smart", stream);
+                    assert_eq!(resp.status, 200, "{said}: {}", resp.body);
+                    let mark = filtered_mark(client);
+                    assert!(resp.body.contains(mark), "{said}: {}", resp.body);
+                    assert_eq!(resp.header("x-routeplane-provider"), Some("a"), "{said}");
+                    assert_eq!(resp.header("x-routeplane-attempts"), Some("2"), "{said}");
+                    let line = nth_log(&p, "served_by=a:m", n);
+                    let tried = format!(
+                        "status=200 {}attempts=2 tried=a:m→200:filter,b:m→{b_word} ",
+                        if stream { "stream=complete " } else { "" }
+                    );
+                    assert!(line.contains(&tried), "{said}: {line}");
+                }
+                // The ledger: answered by `a`, `b`'s failure moved past.
+                let read = || std::fs::read_to_string(&ledger).unwrap_or_default();
+                assert!(wait_until(Duration::from_secs(10), || !read().is_empty()));
+                let first: Value = serde_json::from_str(read().lines().next().unwrap()).unwrap();
+                assert_eq!(first["served_by"], "a:m", "{first}");
+                assert_eq!(first["failed"].as_array().map(Vec::len), Some(1), "{first}");
+                assert_eq!(first["failed"][0]["endpoint"], "b:m", "{first}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_short_retry_after_is_waited_out_alone_and_in_a_virtual_model() {
+    // As README's Failover says (and failoverbench's s01 scores): a 429 whose
+    // `Retry-After` is within `failover.max_retry_wait_secs` is waited out on the same
+    // endpoint, whether another endpoint remains or not.
+    for model in ["a:m", "smart"] {
+        let a = MockUpstream::script(vec![
+            Reply::JsonWith(429, vec![("Retry-After".into(), "1".into())], "{}".into()),
+            Reply::json(200, chat_answer("from a")),
+        ]);
+        let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+        let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+        let resp = ask(&p, model);
+        assert_eq!(resp.status, 200, "{model}: {}", resp.body);
+        assert!(resp.body.contains("from a"), "{model}: {}", resp.body);
+        assert_eq!((a.count(), b.count()), (2, 0), "{model}");
+        let gap = a.gaps()[0];
+        assert!(
+            gap >= Duration::from_millis(990) && gap <= Duration::from_millis(1500),
+            "{model}: {gap:?}"
+        );
+    }
+}

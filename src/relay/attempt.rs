@@ -336,7 +336,7 @@ impl<'a> Run<'a, '_> {
         let t = Try {
             target,
             number: self.served.attempts,
-            translate: target.protocol != call.inbound || env.auth.rewrites_body(provider),
+            translate: self.translates(target),
             patience,
             alone: self.alone && ask != Ask::Continue,
             wait: deadline,
@@ -495,6 +495,39 @@ impl<'a> Run<'a, '_> {
             .map_err(|e| Error::Internal(format!("cannot encode body: {e}")))
     }
 
+    /// True when `target`'s answer is translated (or reshaped) for the client, not
+    /// copied byte for byte.
+    fn translates(&self, target: &Target) -> bool {
+        target.protocol != self.call.inbound || self.env.auth.rewrites_body(&target.provider)
+    }
+
+    /// Gives the client the filtered answer `target` sent (`answer`: its bytes, a
+    /// stream's up to the filter, and content type; its `headers`), moved past while
+    /// another endpoint was left and now the only answer any endpoint gave: as `target`
+    /// would have given it as the last endpoint. Nothing is asked upstream.
+    pub(super) fn answer_filtered(
+        &mut self,
+        target: &Target,
+        (bytes, ct): (Vec<u8>, Cow<'static, str>),
+        headers: Vec<(String, String)>,
+    ) -> Outcome {
+        let first_byte = self.settings.first_byte_timeout;
+        let t = Try {
+            target,
+            number: self.served.attempts,
+            translate: self.translates(target),
+            patience: first_byte,
+            alone: true,
+            wait: (first_byte, "`timeouts.first_byte_secs`"),
+        };
+        let stream = ct.starts_with("text/event-stream");
+        let reply = Reply::in_hand(200, ct, headers, bytes);
+        match stream {
+            true => relay_stream(self, &t, reply, Instant::now()),
+            false => self.relay_whole(&t, reply),
+        }
+    }
+
     /// Relays a complete (non-streaming) answer.
     fn relay_whole(&mut self, t: &Try<'_>, mut reply: Reply) -> Outcome {
         let (settings, call, target) = (self.settings, self.call, t.target);
@@ -537,7 +570,7 @@ impl<'a> Run<'a, '_> {
         if !t.alone
             && let Some(reason) = target.protocol.blocked_answer(&bytes)
         {
-            return super::held_back(reason);
+            return super::held_back(reason, Some((bytes, ct)), headers);
         }
         // usage (issue 19): read from the end of the body before it goes out.
         let tokens = Tokens::from_answer(target.protocol, &bytes);

@@ -334,6 +334,9 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         alone: false,
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
+    // The first filtered answer moved past: its target, its attempt in `tried`, and
+    // what it sent. If no later endpoint answers, it is the only answer a source gave.
+    let mut filtered: Option<Filtered> = None;
     let (targets, warm) = env.cooldown.order(call.targets);
 
     let last_hope = route::last_hope(&targets, warm, |p| env.auth.lacks_credential(p));
@@ -377,7 +380,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                 run.served.status = 400;
                 return run.served;
             }
-            Outcome::Failed(f) => {
+            Outcome::Failed(mut f) => {
                 let step = next_step_of(call, f.kind);
                 if let Step::Next { cool: true } = step {
                     env.cooldown.fail(target, f.failed());
@@ -392,12 +395,62 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                     }
                     return run.served;
                 }
+                if f.kind == FailKind::Filter
+                    && f.status == Some(200)
+                    && filtered.is_none()
+                    && let Some(answer) = f.body.take()
+                {
+                    filtered = Some(Filtered {
+                        target: i,
+                        tried: run.served.tried.len().saturating_sub(1),
+                        answer,
+                        headers: std::mem::take(&mut f.headers),
+                    });
+                }
                 failures.push((target.label().to_string(), f));
             }
         }
     }
+    // Every endpoint after a filtered answer failed: that answer is the client's, as
+    // the filtering endpoint would have given it alone, rather than a 502 for a request
+    // a source did answer.
+    if let Some(kept) = filtered {
+        let target = &targets[kept.target];
+        match run.answer_filtered(target, kept.answer, kept.headers) {
+            Outcome::Answered => {
+                run.served.served_by = Some(target.shared_label());
+                run.served.status = run.splice.status;
+                run.served.stream = run.out.streamed().then_some(StreamEnd::Complete);
+                // usage (issue 19): its answer went out; the attempts after it were
+                // moved past.
+                if let Some(t) = run.served.tried.get_mut(kept.tried) {
+                    t.ended = stats::Ended::Answered;
+                }
+                return run.served;
+            }
+            Outcome::ClientGone => {
+                run.served.status = 499;
+                run.served.stream = run.out.streamed().then_some(StreamEnd::ClientClosed);
+                return run.served;
+            }
+            // Read once already: not reached. The attempts are the client's answer.
+            _ => {}
+        }
+    }
     run.served.status = exhausted(call, failures, run.served.attempts, &env.cooldown, run.out);
     run.served
+}
+
+/// A filtered answer moved past, kept in case no later endpoint answers.
+struct Filtered {
+    /// Its endpoint's index in the request's target order.
+    target: usize,
+    /// Its attempt's index in [`Served::tried`].
+    tried: usize,
+    /// What it sent (a stream's bytes up to the filter), with its content type.
+    answer: (Vec<u8>, Cow<'static, str>),
+    /// Its upstream headers.
+    headers: Vec<(String, String)>,
 }
 
 /// `POST /v1/messages/count_tokens` and Gemini's `:countTokens`: asked of the first
@@ -749,14 +802,20 @@ fn fail(kind: FailKind, reason: impl Into<String>) -> Outcome {
 }
 
 /// A safety block moved past: the upstream answered 200 with nothing in it, which
-/// `reason` says why.
-fn held_back(reason: String) -> Outcome {
+/// `reason` says why. `answer` is what it sent (its bytes, a stream's up to the block,
+/// and content type) and `headers` its headers: if no later endpoint answers, that is
+/// the client's answer ([`Run::answer_filtered`]).
+fn held_back(
+    reason: String,
+    answer: Option<(Vec<u8>, Cow<'static, str>)>,
+    headers: Vec<(String, String)>,
+) -> Outcome {
     Outcome::Failed(Failure {
         status: Some(200),
         kind: FailKind::Filter,
         reason,
-        body: None,
-        headers: Vec::new(),
+        body: answer,
+        headers,
         retry_after: None,
     })
 }

@@ -245,11 +245,22 @@ fn relay_events(
     // anything else (an error, usage, the end) is decoded in full.
     let copied = verbatim && collector.is_none();
     let mut noted = Noted::of(call, target, &run.env.recall);
+    // What was read before the first content, while another endpoint is left: a
+    // filtered answer moved past is the client's after all if none of them answers.
+    let mut kept: Option<Vec<u8>> = (!t.alone).then(Vec::new);
 
     loop {
         let piece = stream.next(deadline, &|| out.client_gone());
         let bytes = match piece {
-            Piece::Data(b) => b,
+            Piece::Data(b) => {
+                if let Some(k) = kept.as_mut().filter(|_| !content) {
+                    match k.len() + b.len() > KEEP_LIMIT {
+                        true => kept = None,
+                        false => k.extend_from_slice(&b),
+                    }
+                }
+                b
+            }
             Piece::End if finished => {
                 // Complete without `[DONE]` (or `message_stop`): the normal ending.
                 if let Some(c) = collector.take() {
@@ -330,7 +341,7 @@ fn relay_events(
                     // went out already; else the next endpoint is asked.
                     Decoded::Blocked { end, message } => {
                         if !content && !t.alone {
-                            return super::held_back(message);
+                            return super::held_back(message, as_sent(kept), head.headers);
                         }
                         (end, true)
                     }
@@ -381,7 +392,7 @@ fn relay_events(
                     && let Some(reason) =
                         (chunks.iter()).find_map(|ch| target.protocol.filtered(ch, "delta"))
                 {
-                    return super::held_back(reason);
+                    return super::held_back(reason, as_sent(kept), head.headers);
                 }
                 if let Some(c) = collector.as_mut() {
                     chunks.iter().for_each(|ch| c.add(ch));
@@ -444,6 +455,16 @@ fn relay_events(
             deadline = Instant::now() + settings.idle_timeout;
         }
     }
+}
+
+/// The most of a stream kept before its first content for a filtered answer: such an
+/// answer is a few events (a role chunk or `message_start`, the filtered ending); one
+/// larger is not kept, and its request ends as any whose endpoints all failed.
+const KEEP_LIMIT: usize = 64 * 1024;
+
+/// A stream's bytes kept before its first content, as an answer in hand.
+fn as_sent(kept: Option<Vec<u8>>) -> Option<(Vec<u8>, std::borrow::Cow<'static, str>)> {
+    kept.map(|k| (k, "text/event-stream".into()))
 }
 
 /// True for an event that only keeps the connection open: an SSE comment (`: keep-alive`,
