@@ -153,6 +153,9 @@ fn classify(e: &std::io::Error, stage: &'static str) -> SendError {
 /// request unless it is made at run time (a key, a client's own header).
 pub type Header = (Cow<'static, str>, Cow<'static, str>);
 
+/// The fewest bytes a header value must have to be masked as a credential.
+pub const SHORTEST_CREDENTIAL: usize = 8;
+
 /// `body` with each credential among the headers `sent` (a key, a token, without its
 /// `Bearer `) as `***`, or `None` when none is in it: a source that echoes the key it
 /// refused must not hand it on to a client or a log.
@@ -165,7 +168,7 @@ pub fn without_credentials(body: &[u8], sent: &[Header]) -> Option<Vec<u8>> {
             .any(|w| name.contains(w));
         let secret = value.strip_prefix("Bearer ").unwrap_or(value).as_bytes();
         // Shorter values are no credential, and would mask common words.
-        if !carries || secret.len() < 8 {
+        if !carries || secret.len() < SHORTEST_CREDENTIAL {
             continue;
         }
         let text = out.as_deref().unwrap_or(body);
@@ -174,6 +177,16 @@ pub fn without_credentials(body: &[u8], sent: &[Header]) -> Option<Vec<u8>> {
         }
     }
     out
+}
+
+/// [`without_credentials`] for text: `None` when no credential is in it.
+pub fn text_without_credentials(text: &str, sent: &[Header]) -> Option<String> {
+    let masked = without_credentials(text.as_bytes(), sent)?;
+    // Whole UTF-8 strings replaced by ASCII in UTF-8: still UTF-8.
+    Some(
+        String::from_utf8(masked)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    )
 }
 
 /// `hay` with every `needle` replaced by `with`, or `None` when there is none.

@@ -419,7 +419,103 @@ fn a_key_a_source_echoes_in_its_error_reaches_no_client_and_no_log() {
         assert_eq!(messages.status, 401, "{}", messages.body);
         seen.push(messages.body);
     }
+    // A token count asked of the source is refused the same way.
+    let counted = p.post(
+        "/v1/messages/count_tokens",
+        json!({"model": "y:m", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(counted.status, 401, "{}", counted.body);
+    assert!(
+        counted
+            .error_message()
+            .contains("Incorrect API key provided: ***."),
+        "{}",
+        counted.body
+    );
+    seen.push(counted.body);
     p.wait_log("y:m");
+    seen.push(p.get("/status.json").body);
+    seen.push(p.log().join("\n"));
+    for text in seen {
+        assert!(!text.contains("SECRET"), "{text}");
+    }
+}
+
+/// The usage ledger of `p` once it holds `n` lines (it is written a moment after each
+/// answer).
+fn ledger_lines(p: &Proxy, n: usize) -> String {
+    let ledger = p.dir.path().join("state/routeplane/usage.jsonl");
+    let mut lines = String::new();
+    let written = wait_until(Duration::from_secs(5), || {
+        lines = std::fs::read_to_string(&ledger).unwrap_or_default();
+        lines.lines().count() >= n
+    });
+    assert!(written, "{lines}");
+    lines
+}
+
+#[test]
+fn a_key_a_source_echoes_in_a_200_error_or_an_error_event_reaches_no_one() {
+    // Each model fails as its name says, quoting the key it was sent.
+    let upstream = MockUpstream::start(|req| {
+        let sent = req.header("authorization").unwrap_or("");
+        let key = sent.strip_prefix("Bearer ").unwrap_or(sent);
+        let error = |code: u16| {
+            json!({"error": {"message": format!("Incorrect API key provided: {key}. Find yours at \
+                   https://example.invalid/keys"), "code": code}})
+        };
+        let event = |v: Value| format!("data: {v}\n\n");
+        match req.json()["model"].as_str().unwrap_or("") {
+            // OpenRouter's failure once it has begun: a 200 whose body is an error.
+            "whole" => crate::support::Reply::json(200, error(401)),
+            "whole-down" => crate::support::Reply::json(200, error(501)),
+            // An error event before any content, and one after some.
+            "early" => crate::support::Reply::Sse(vec![event(error(501))], Duration::ZERO),
+            _ => {
+                let mut events = crate::support::upstream::chat_events(2, false);
+                events.push(event(error(502)));
+                crate::support::Reply::Sse(events, Duration::ZERO)
+            }
+        }
+    });
+    let p = Proxy::start(&format!(
+        "providers:\n  x:\n    api_base: {}\n    api_key: sk-SECRET-4242abcd\n    models: [whole, \
+         whole-down, early, late]\nmodels:\n  both:\n    endpoints: [x:whole-down, x:early]\n",
+        upstream.url()
+    ));
+    let told = "Incorrect API key provided: ***. Find yours at https://example.invalid/keys";
+    let ask = |model: &str| {
+        p.post(
+            "/v1/chat/completions",
+            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    };
+    // Passed on as it came, but for the key.
+    let whole = ask("x:whole");
+    assert_eq!(whole.status, 401, "{}", whole.body);
+    assert_eq!(whole.error_message(), told);
+    // Every target failed: the list says what each said.
+    let both = ask("both");
+    assert_eq!(both.status, 502, "{}", both.body);
+    let said = both.error_message();
+    for endpoint in ["x:whole-down", "x:early"] {
+        assert!(said.contains(&format!("{endpoint} → 501 {told}")), "{said}");
+    }
+    // The error event that ends a stream begun.
+    let late = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "x:late", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(late.status, 200);
+    let events = late.data();
+    assert!(events[0].contains("t0"), "{events:?}");
+    let ended = events
+        .iter()
+        .find(|e| e.contains("\"error\""))
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert!(ended.contains(told), "{ended}");
+    p.wait_log("x:late");
+    let mut seen = vec![whole.body, both.body, late.text(), ledger_lines(&p, 3)];
     seen.push(p.get("/status.json").body);
     seen.push(p.log().join("\n"));
     for text in seen {

@@ -256,8 +256,7 @@ impl<'a> Run<'a, '_> {
         ask: Ask,
         body: &[u8],
     ) -> Outcome {
-        let (env, call, settings) = (self.env, self.call, self.settings);
-        let provider = &target.provider;
+        let (env, call) = (self.env, self.call);
         let mut headers = match env.auth.headers(target) {
             Ok(h) => h,
             Err(e) => return fail(FailKind::Prepare(e.status()), e.to_string()),
@@ -273,6 +272,24 @@ impl<'a> Run<'a, '_> {
                 headers.push((name.clone(), value.clone()));
             }
         }
+        let outcome = self.send_with(target, (last, upstream_stream), ask, body, &mut headers);
+        // Whatever an upstream said of a failure leaves the attempt here, beside the
+        // credentials it was sent: masked once for every path its words take.
+        outcome.without_credentials(&headers)
+    }
+
+    /// [`Run::send_body`] with the headers it sends; a login refreshed after a 401
+    /// replaces its own in them.
+    fn send_with(
+        &mut self,
+        target: &Target,
+        (last, upstream_stream): (bool, bool),
+        ask: Ask,
+        body: &[u8],
+        headers: &mut Vec<Header>,
+    ) -> Outcome {
+        let (env, settings) = (self.env, self.settings);
+        let provider = &target.provider;
         let path = target.protocol.endpoint(target.model(), upstream_stream);
         let mut url = Spare::take(&URL);
         url.push_str(&provider.api_base);
@@ -297,7 +314,7 @@ impl<'a> Run<'a, '_> {
             true => patience,
             false => settings.first_byte_timeout,
         };
-        let posted = env.client.post_within(&url, &headers, body, wait, &gone);
+        let posted = env.client.post_within(&url, headers, body, wait, &gone);
         // The deadline a timeout ran out, and the key that sets it, for its message.
         let deadline = match (upstream_stream, last, target.first_token.is_some()) {
             (true, false, true) => (patience, "the endpoint's `first_token_secs`"),
@@ -315,7 +332,7 @@ impl<'a> Run<'a, '_> {
                 headers.extend(h.into_inner());
             });
             if fresh.is_ok() {
-                reply = match env.client.post_within(&url, &headers, body, wait, &gone) {
+                reply = match env.client.post_within(&url, headers, body, wait, &gone) {
                     Ok(r) => r,
                     Err(e) => return send_failed(&e, deadline, settings.connect_timeout),
                 };
@@ -331,7 +348,7 @@ impl<'a> Run<'a, '_> {
         env.auth
             .key_answered(provider, reply.status, reply.status == 401);
         if !(200..300).contains(&reply.status) {
-            return upstream_error(self, target, reply, &url, &headers);
+            return upstream_error(self, target, reply, &url);
         }
         let t = Try {
             target,
@@ -360,14 +377,12 @@ impl<'a> Run<'a, '_> {
                 match upstream::explain_empty_stream(
                     &env.client,
                     &url,
-                    &headers,
+                    headers,
                     body,
                     patience,
                     &gone,
                 ) {
-                    Ok(Some(why)) => {
-                        return upstream_error(self, target, why, &url, &headers);
-                    }
+                    Ok(Some(why)) => return upstream_error(self, target, why, &url),
                     Ok(None) => {}
                     // The client left: not the source's failure, to cool it down for.
                     Err(_) => return Outcome::ClientGone,
@@ -706,15 +721,9 @@ fn send_failed(e: &SendError, (answer, key): (Duration, &str), connect: Duration
     }
 }
 
-/// Reads an upstream error answer (to a request for `target` sent to `url` with `sent`
-/// headers) and classifies it.
-fn upstream_error(
-    run: &Run<'_, '_>,
-    target: &Target,
-    mut reply: Reply,
-    url: &str,
-    sent: &[Header],
-) -> Outcome {
+/// Reads an upstream error answer (to a request for `target` sent to `url`) and
+/// classifies it.
+fn upstream_error(run: &Run<'_, '_>, target: &Target, mut reply: Reply, url: &str) -> Outcome {
     let status = reply.status;
     let retry_after = reply.retry_after;
     let headers = std::mem::take(&mut reply.headers);
@@ -725,7 +734,7 @@ fn upstream_error(
     };
     let limit = run.settings.limits.max_response_bytes.min(1024 * 1024);
     let bytes = match reply.read_all(limit, &|| run.out.client_gone()) {
-        Ok(bytes) => upstream::without_credentials(&bytes, sent).unwrap_or(bytes),
+        Ok(bytes) => bytes,
         Err(BodyError::Failed(_) | BodyError::TooLarge { .. } | BodyError::Timeout) => Vec::new(),
         Err(BodyError::Abandoned) => return Outcome::ClientGone,
     };
@@ -735,7 +744,7 @@ fn upstream_error(
     if status == 404 && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
         let url = crate::log::shown_url(url);
         let text = String::from_utf8_lossy(&bytes);
-        let text: String = text.trim().chars().take(80).collect();
+        let text = super::cut(text.trim(), 80);
         let said = if text.is_empty() {
             "no body".into()
         } else {
@@ -772,7 +781,7 @@ fn failed_with(
         true => unfit(&message, &bytes).unwrap_or(FailKind::Status(status)),
         false => FailKind::Status(status),
     };
-    let reason: String = message.chars().take(200).collect();
+    let reason = super::cut(&message, 200);
     let retry_after = match retry_after {
         None if status == 429 => crate::upstream::reset_in_body(&bytes),
         given => given,

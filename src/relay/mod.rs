@@ -280,6 +280,62 @@ enum Outcome {
     ClientGone,
 }
 
+impl Outcome {
+    /// This outcome with each credential among the headers `sent` to the upstream as
+    /// `***` wherever its words are: the failure's reason and error body, the break's
+    /// message. Every attempt's outcome passes here once, where its headers were sent
+    /// (`attempt.rs`), so every path an upstream's words take is covered: an error
+    /// status's body, a 200 whose body is an error, an error event before or after
+    /// content, a whole answer that could not be read. A copied stream's events are
+    /// not looked at: an error event is never copied (its decoder reads it, for
+    /// failover, and the client's error event is written from the message masked here),
+    /// and an answer that quotes a key is the answer. An answer costs nothing here.
+    fn without_credentials(self, sent: &[Header]) -> Outcome {
+        let mask = |text: &mut String| {
+            if let Some(masked) = upstream::text_without_credentials(text, sent) {
+                *text = masked;
+            }
+        };
+        match self {
+            Outcome::Failed(mut f) => {
+                mask(&mut f.reason);
+                if let Some((bytes, _)) = &mut f.body
+                    && let Some(masked) = upstream::without_credentials(bytes, sent)
+                {
+                    *bytes = masked;
+                }
+                Outcome::Failed(f)
+            }
+            Outcome::Broken(mut b) => {
+                mask(&mut b.message);
+                Outcome::Broken(b)
+            }
+            o => o,
+        }
+    }
+}
+
+/// An upstream's words cut to at most `max` characters, never inside a word long
+/// enough to hold a credential: that one is left out whole, so that a key is either
+/// all there (and [`Outcome::without_credentials`] masks it) or not there at all.
+fn cut(text: &str, max: usize) -> String {
+    let Some((at, _)) = text.char_indices().nth(max) else {
+        return text.to_string();
+    };
+    let (head, tail) = text.split_at(at);
+    if head.ends_with(char::is_whitespace) || tail.starts_with(char::is_whitespace) {
+        return head.to_string();
+    }
+    let word_start = head.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+    let word_end = tail
+        .find(char::is_whitespace)
+        .map_or(text.len(), |i| at + i);
+    if word_end - word_start < upstream::SHORTEST_CREDENTIAL {
+        return head.to_string();
+    }
+    head[..word_start].trim_end().to_string()
+}
+
 /// One request's state while it runs: what it was asked, what went out, what was tried.
 struct Run<'a, 'w> {
     env: &'a Env,
@@ -503,6 +559,10 @@ pub fn count_tokens(
             continue;
         }
         let bytes = match reply.read_all(settings.limits.max_response_bytes, &gone) {
+            // A refusal may quote the key it was sent (OpenAI's "Incorrect API key").
+            Ok(bytes) if !(200..300).contains(&status) => {
+                upstream::without_credentials(&bytes, &headers).unwrap_or(bytes)
+            }
             Ok(bytes) => bytes,
             Err(upstream::BodyError::Abandoned) => return client_left(served),
             Err(_) => continue,
@@ -944,6 +1004,53 @@ mod tests {
             assert_eq!(next_step(kind), want, "{kind:?}");
             assert_eq!(retryable(kind), retried, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn words_are_cut_where_no_credential_is_cut_in_two() {
+        assert_eq!(cut("short", 200), "short");
+        assert_eq!(cut("one two three", 7), "one two");
+        assert_eq!(cut("one two three", 8), "one two ");
+        // A word too short to be a key is cut as any other.
+        assert_eq!(cut("one two three", 6), "one tw");
+        // One that could be is left out whole: masked whole later, or not there at all.
+        assert_eq!(cut("key sk-SECRET-123 refused", 12), "key");
+        assert_eq!(cut("sk-SECRET-123", 5), "");
+        assert_eq!(cut("ключ sk-SECRET-123", 8), "ключ");
+    }
+
+    #[test]
+    fn a_failure_and_a_break_lose_the_credentials_sent() {
+        let sent: Vec<Header> = vec![
+            ("authorization".into(), "Bearer sk-SECRET-123".into()),
+            ("x-title".into(), "sk-SECRET-123 as a title".into()),
+        ];
+        let f = Failure {
+            status: Some(401),
+            reason: "bad key sk-SECRET-123".into(),
+            kind: FailKind::Status(401),
+            body: Some((
+                b"{\"error\": \"sk-SECRET-123\"}".to_vec(),
+                "application/json".into(),
+            )),
+            headers: Vec::new(),
+            retry_after: None,
+        };
+        let Outcome::Failed(f) = Outcome::Failed(f).without_credentials(&sent) else {
+            panic!("still a failure");
+        };
+        assert_eq!(f.reason, "bad key ***");
+        assert_eq!(f.body.unwrap().0, b"{\"error\": \"***\"}");
+        let b = Break {
+            message: "sk-SECRET-123 revoked".into(),
+            status: 502,
+            retry_same: true,
+            upstream_status: 200,
+        };
+        let Outcome::Broken(b) = Outcome::Broken(b).without_credentials(&sent) else {
+            panic!("still a break");
+        };
+        assert_eq!(b.message, "*** revoked");
     }
 
     #[test]

@@ -350,7 +350,7 @@ fn relay_events(
                             return Outcome::Failed(Failure {
                                 status: Some(s),
                                 kind: unfit(&message, b"").unwrap_or(FailKind::Status(s)),
-                                reason: message.chars().take(200).collect(),
+                                reason: super::cut(&message, 200),
                                 body: None,
                                 headers: Vec::new(),
                                 retry_after: None,
