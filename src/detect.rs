@@ -349,12 +349,17 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> (SourceState, 
     };
     if let Some(path) = native {
         let root = p.api_base.trim_end_matches("/v1");
-        match list(client, &format!("{root}{path}"), &headers, timeout) {
+        match list(client, (&format!("{root}{path}"), ""), &headers, timeout) {
             Ok(models) => return (up(models), None),
             Err(e) => last_error = e.why,
         }
     }
-    match list(client, &format!("{}/models", p.api_base), &headers, timeout) {
+    match list(
+        client,
+        (&format!("{}/models", p.api_base), ""),
+        &headers,
+        timeout,
+    ) {
         Ok(models) => (up(models), None),
         Err(Unlisted {
             why: e,
@@ -454,17 +459,20 @@ fn lacks_a_scope(said: &str) -> bool {
     said.contains("missing scope") || said.contains("insufficient permissions")
 }
 
-/// GETs a listing and reads model names from either known shape.
+/// GETs a listing, at `url` with Routeplane's own `query` after it (`?limit=1000`), and
+/// reads model names from either known shape.
 fn list(
     client: &Client,
-    url: &str,
+    (url, query): (&str, &str),
     headers: &[Header],
     timeout: Duration,
 ) -> Result<Listing, Unlisted> {
+    let asked = format!("{url}{query}");
     let (status, body) = client
-        .get(url, headers, timeout, LISTING_LIMIT)
+        .get(&asked, headers, timeout, LISTING_LIMIT)
         .map_err(|e| e.to_string())?;
-    let url = crate::log::shown_url(url);
+    // Only what came from the config may hold a key; our own query is shown as it is.
+    let url = format!("{}{query}", crate::log::shown_url(url));
     if !(200..300).contains(&status) {
         // A listing holds no prompt, so its error's words can be shown; never the
         // credential, should a server echo what it was sent. On one line: an error
@@ -588,7 +596,7 @@ pub fn list_hosted(
     let handles: Vec<_> = providers
         .iter()
         .filter_map(|p| {
-            let (_, query) = HOSTED_LISTINGS.iter().find(|(id, _)| *id == p.id)?;
+            let &(_, query) = HOSTED_LISTINGS.iter().find(|(id, _)| *id == p.id)?;
             // A login is used as requests would use it (it wins over a key), but only
             // while its token is fresh: a list is not worth a refresh.
             let pinned_only = auth.logged_in(&p.id);
@@ -601,11 +609,11 @@ pub fn list_hosted(
                 Ok(h) => h.into_inner(),
                 Err(e) => return Some(Err(listing_failed(&p.id, e))),
             };
-            let url = format!("{}/models{query}", p.api_base);
+            let url = format!("{}/models", p.api_base);
             let (client, p, detected) = (client.clone(), Arc::clone(p), Arc::clone(detected));
             let auth = Arc::clone(auth);
             Some(Ok(thread::spawn(move || {
-                match list(&client, &url, &headers, timeout) {
+                match list(&client, (&url, query), &headers, timeout) {
                     Ok(models) => {
                         auth.key_answered(&p, 200, false);
                         let listed = SourceState {

@@ -522,3 +522,34 @@ fn a_key_a_source_echoes_in_a_200_error_or_an_error_event_reaches_no_one() {
         assert!(!text.contains("SECRET"), "{text}");
     }
 }
+
+#[test]
+fn a_hosted_list_refused_is_told_with_our_own_query_and_without_the_key() {
+    // Anthropic's list is asked with `?limit=1000`; this one refuses the key, quoting it.
+    let upstream = MockUpstream::start(|req| {
+        let key = req.header("x-api-key").unwrap_or("");
+        crate::support::Reply::json(
+            401,
+            json!({"type": "error", "error": {"type": "authentication_error",
+                   "message": format!("invalid x-api-key {key}")}}),
+        )
+    });
+    let p = Proxy::start_with(
+        &format!(
+            "providers:\n  anthropic:\n    api_base: {}\n",
+            upstream.url()
+        ),
+        &[("ANTHROPIC_API_KEY", "sk-ant-SECRET-1234")],
+        &[],
+    );
+    let line = p.wait_log("cannot list the models of anthropic");
+    assert!(
+        line.ends_with(&format!(
+            " cannot list the models of anthropic: {}/models?limit=1000 answered 401: invalid \
+             x-api-key ***",
+            upstream.url()
+        )),
+        "{line}"
+    );
+    assert!(!p.log().join("\n").contains("SECRET"));
+}
