@@ -105,6 +105,27 @@ fn masked_query(query: &str) -> String {
         .join("&")
 }
 
+/// Words from outside (a provider's error) as they may be printed: on one line, with
+/// each control character escaped (`\n`, `\u{1b}`: an escape sequence could clear
+/// the screen or forge a line), and at most `max` characters, then `…`.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for (n, c) in text.chars().enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        // Bidirectional overrides too: they make a line read other than it is.
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `127.0.0.1:8080` from `http://127.0.0.1:8080/v1`: where a source listens, for
 /// messages.
 pub fn host_of(api_base: &str) -> &str {
@@ -548,6 +569,18 @@ fn stderr_file() -> Option<&'static std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_from_outside_print_on_one_line_escaped_and_short() {
+        assert_eq!(printable("plain words", 20), "plain words");
+        assert_eq!(
+            printable("\u{1b}[31mred\r\nnext\u{202e}", 40),
+            "\\u{1b}[31mred\\r\\nnext\\u{202e}"
+        );
+        assert_eq!(printable("ünïcödé stays", 40), "ünïcödé stays");
+        assert_eq!(printable("abcdef", 3), "abc…");
+        assert_eq!(printable("abc", 3), "abc");
+    }
     use std::time::UNIX_EPOCH;
 
     #[test]

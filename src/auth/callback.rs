@@ -69,8 +69,11 @@ pub fn wait_for_code(
         if let Some(err) = oauth::query_value(query, "error") {
             let _ = out.respond(400, "text/plain", &close, b"login failed; see the terminal");
             let detail = oauth::query_value(query, "error_description").unwrap_or_default();
+            // Whoever reaches the loopback port can write these: printed as they came,
+            // they could move the cursor or forge lines.
+            let said = crate::log::printable(&format!("{err} {detail}"), oauth::SAID_AT_MOST);
             return Err(Error::Auth(format!(
-                "the provider refused the login: {err} {detail}"
+                "the provider refused the login: {said}"
             )));
         }
         if oauth::query_value(query, "state").as_deref() != Some(state) {

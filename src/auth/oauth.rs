@@ -180,8 +180,34 @@ pub fn post(
     let bytes = reply
         .read_all(1024 * 1024, KEEP_WAITING)
         .map_err(|e| Error::Auth(format!("reading the answer of {shown}: {e}")))?;
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let mut value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if !(200..300).contains(&status) {
+        // A refusal may quote the grant it refused (a refresh token, a code): its words
+        // are printed, logged and told to clients.
+        let sent = body
+            .iter()
+            .filter(|(name, _)| !PUBLIC_FIELDS.contains(name))
+            .map(|(_, value)| *value)
+            .filter(|v| v.len() >= crate::upstream::SHORTEST_CREDENTIAL);
+        for secret in sent {
+            mask_strings(&mut value, secret);
+        }
+    }
     Ok((status, value))
+}
+
+/// The fields of a token request that hold no secret: the rest (a refresh token, a
+/// code, a verifier, a device's id) are masked in a refusal's words.
+const PUBLIC_FIELDS: [&str; 3] = ["grant_type", "client_id", "redirect_uri"];
+
+/// Every string in `v` with `secret` in it as `***`.
+fn mask_strings(v: &mut Value, secret: &str) {
+    match v {
+        Value::String(s) if s.contains(secret) => *s = s.replace(secret, "***"),
+        Value::Array(items) => items.iter_mut().for_each(|i| mask_strings(i, secret)),
+        Value::Object(map) => map.values_mut().for_each(|i| mask_strings(i, secret)),
+        _ => {}
+    }
 }
 
 /// Reads tokens from a token endpoint's 2xx answer; `previous` fills what a refresh omits.
@@ -245,7 +271,8 @@ pub fn expect_tokens(
     tokens_from(v, previous)
 }
 
-/// The provider's error words from a failed token answer.
+/// The provider's error words from a failed token answer ([`post`] masked what it
+/// sent in them), as a terminal may show them.
 pub fn error_text(status: u16, v: &Value) -> String {
     let detail = v["error_description"]
         .as_str()
@@ -253,8 +280,12 @@ pub fn error_text(status: u16, v: &Value) -> String {
         .or(v["error"].as_str())
         .or(v["message"].as_str())
         .unwrap_or("no details");
-    format!("{status}: {detail}")
+    format!("{status}: {}", crate::log::printable(detail, SAID_AT_MOST))
 }
+
+/// The most characters of a provider's own words that an error repeats: enough for a
+/// sentence or two, not a page.
+pub const SAID_AT_MOST: usize = 300;
 
 #[cfg(test)]
 mod tests {
