@@ -1283,3 +1283,31 @@ fn a_body_that_is_not_json_has_no_model_in_the_log_the_ledger_the_status_page_or
     assert_eq!(u["total"]["requests"], 1, "{u}");
     assert_eq!(u["total"]["errors"], 1, "{u}");
 }
+
+#[test]
+fn a_ledger_lines_time_is_when_the_request_arrived_as_the_log_lines_is() {
+    // A stream of four events 400 ms apart: it ends over a second after it began.
+    let up = MockUpstream::always(Reply::chat_stream(4, Duration::from_millis(400)));
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let p = Proxy::start(&format!(
+        "providers:\n  good:\n    api_base: {}\n    models: [m]\nusage:\n  path: {}\n",
+        up.url(),
+        ledger.display()
+    ));
+    let s = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(s.status, 200);
+    let logged = p.wait_log("POST /v1/chat/completions");
+    let total = crate::support::proxy::logged_ms(&logged, "total_ms");
+    assert!(total >= 1000.0, "{logged}");
+    let arrived = logged.split(' ').next().unwrap();
+    // `usage --since` picks requests by this time: when they were made, not when a
+    // long stream ended.
+    let line = &ledger_lines(&ledger, 1)[0];
+    assert_eq!(line["time"], arrived, "{line}\n{logged}");
+    let status = p.get("/status.json").json();
+    assert_eq!(status["recent"][0]["time"], arrived, "{status}");
+}

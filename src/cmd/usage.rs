@@ -23,7 +23,7 @@ upstreams reported them, and the median and 95th percentile time to first token.
 
 Options:
   -c, --config PATH  config file (its `usage.path` names the ledger)
-      --since WHEN   only requests since then: a span (30m, 24h, 7d) or a UTC date
+      --since WHEN   only requests made since then: a span (30m, 24h, 7d) or a UTC date
                      (2026-12-01) or time (2026-12-01T08:00:00Z); default: everything
       --by GROUP     provider (default), model (provider:model) or day (UTC)
       --json         print JSON instead of a table

@@ -419,11 +419,9 @@ fn finish(
     // The client has its last byte: now the request is counted and written down.
     if let Some(Counted { inbound, stream }) = counted {
         let finished = Finished {
-            // When it finished: when it started and how long it took, both measured
-            // from the same moment (a clock read fewer).
-            at: log
-                .at
-                .map_or_else(std::time::SystemTime::now, |at| at + log.total),
+            // When it arrived, as its log line says: `usage --since` picks requests by
+            // when they were made, and a long stream ends minutes later.
+            at: log.at.unwrap_or_else(std::time::SystemTime::now),
             inbound,
             requested: std::mem::take(&mut log.model),
             served_by: log.served_by.take(),

@@ -355,7 +355,7 @@ fn push_opt_ms(s: &mut String, d: Option<Duration>) {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Entry {
-    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    /// When the request arrived, `YYYY-MM-DDTHH:MM:SS.mmmZ`.
     pub time: String,
     /// The client's protocol.
     pub inbound: String,

@@ -275,7 +275,7 @@ impl Tried {
 /// One finished request, as the ledger, the counters and the status page see it.
 #[derive(Debug, Clone)]
 pub struct Finished {
-    /// When it finished.
+    /// When it arrived (the time of its log line).
     pub at: SystemTime,
     /// The protocol the client spoke.
     pub inbound: Protocol,
@@ -556,8 +556,8 @@ impl Inner {
             push_bounded(&mut self.ttft_ms, ms, TTFT_SAMPLES);
         }
 
-        // A request that finished just before midnight may be added in just after one
-        // that finished after it: it is not today's.
+        // A request that arrived before midnight may be added in after one that arrived
+        // after it (a long stream): it is not today's.
         if day > self.day {
             self.day = day;
             self.today.clear();
