@@ -328,13 +328,16 @@ impl EndpointSpec {
     }
 }
 
+/// What a provider's `models:` entry should be, as its parse error says.
+const MODEL_ENTRY: &str = "a model name, or a map with `id` and `provider_model_id`";
+
 impl<'de> Deserialize<'de> for ModelEntry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ModelEntry, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = ModelEntry;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a model name, or a map with `id` and `provider_model_id`")
+                f.write_str(MODEL_ENTRY)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ModelEntry, E> {
                 expand_text(v).map(ModelEntry::Name)
@@ -849,6 +852,22 @@ fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
     told
 }
 
+/// What YAML read a model name in a provider's `models:` list as, when it read it as
+/// something else: unquoted, `on`, `no`, `y` (YAML 1.1's booleans, which serde-saphyr
+/// keeps) and `7` are no strings. Elsewhere a name's type is known, and it stays text.
+fn read_as(msg: &str) -> Option<&'static str> {
+    let rest = msg.strip_prefix("invalid type: ")?;
+    let (got, wanted) = rest.split_once(", expected ")?;
+    if wanted != MODEL_ENTRY {
+        return None;
+    }
+    match got.split_once(' ')?.0 {
+        "boolean" => Some("a boolean"),
+        "integer" | "floating" => Some("a number"),
+        _ => None,
+    }
+}
+
 /// True when `rest` of a line is a key's colon with no value after it (`:`, `:  # x`).
 fn nothing_after(rest: &str) -> bool {
     let after = rest.strip_prefix(':').map(str::trim_start);
@@ -902,8 +921,11 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     };
     // The parser's own path to a line whose indentation is off is a guess: none is told.
     let mut pathless = false;
-    let msg = match (wanted, &value) {
-        (Some(w), Some(v)) => format!("expected {w}, got {}", quoted(v)),
+    let msg = match (wanted, &value, read_as(msg)) {
+        (_, Some(v), Some(kind)) => {
+            format!("`{v}` is {kind} to YAML, not a model name: write it in quotes, as `\"{v}\"`")
+        }
+        (Some(w), Some(v), _) => format!("expected {w}, got {}", quoted(v)),
         _ if nothing && msg == "expected mapping start" => {
             "expected a map of keys, got nothing (indent the keys that belong to it under it)"
                 .to_string()

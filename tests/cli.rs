@@ -669,3 +669,37 @@ fn providers_shows_a_key_the_running_server_saw_refused_to_a_request() {
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert_eq!(state(&served), "active");
 }
+
+#[test]
+fn a_model_name_yaml_reads_as_a_boolean_or_a_number_is_told_to_be_quoted() {
+    // YAML 1.1 reads `yes`, `on`, `y`, `off`… as booleans: a list of such names failed
+    // with "invalid type: boolean `true`", a word the file does not hold.
+    let cases = [
+        ("models: [gpt, on]", "4:19", "on", "a boolean"),
+        ("models: [Yes]", "4:14", "Yes", "a boolean"),
+        ("models:\n      - n  # no\n", "5:9", "n", "a boolean"),
+        ("models:\n      - 7\n", "5:9", "7", "a number"),
+        ("models: [1.50]", "4:14", "1.50", "a number"),
+    ];
+    for (models, at, word, kind) in cases {
+        let yaml =
+            format!("providers:\n  mine:\n    api_base: http://127.0.0.1:9/v1\n    {models}\n");
+        let (path, validate, serve) = config_error(&yaml, &[]);
+        let want = format!(
+            "{path}:{at}: providers.mine.models: `{word}` is {kind} to YAML, not a model \
+             name: write it in quotes, as `\"{word}\"`\n"
+        );
+        assert_text(&validate, &format!("routeplane: invalid: {want}"));
+        assert_text(&serve, &format!("routeplane: error: {want}"));
+    }
+    // Quoted, or as an `id`, each is the name written.
+    let dir = Dir::new();
+    let yaml = "providers:\n  mine:\n    api_base: http://127.0.0.1:9/v1\n    models: [\"on\", \"7\", {id: off, provider_model_id: no}]\n";
+    dir.write("routeplane.yaml", &crate::support::proxy::hermetic(yaml));
+    let out = run(&dir, &["models", "--listen", "127.0.0.1:9"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_text(
+        &text(&out.stdout),
+        "MODEL  PROVIDER  SOURCE    STATE\non     mine      declared  active\n7      mine      declared  active\noff    mine      declared  active\n",
+    );
+}
