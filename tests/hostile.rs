@@ -695,6 +695,10 @@ fn an_over_long_model_name_is_refused_and_never_echoed_whole() {
 fn a_body_over_the_limit_announced_with_expect_100_continue_is_refused_at_once() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up, "  max_body_bytes: 1000\n"));
+    // Served once first: a connection made in the moment between the listening line and
+    // the handler's start is answered on a path that notices the close only at its next
+    // read's deadline (a second), which this test is not about.
+    still_serves(&p);
     // A client that waits for `100 Continue` before its body, as curl does (for a second).
     let mut conn = TcpStream::connect(&p.addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -716,6 +720,6 @@ fn a_body_over_the_limit_announced_with_expect_100_continue_is_refused_at_once()
         json_body(&answer)["error"]["message"],
         "request body is larger than the limit of 1000 bytes (raise `limits.max_body_bytes`)"
     );
-    assert_eq!(up.count(), 0);
+    assert_eq!(up.count(), 1, "only the first request reached the source");
     still_serves(&p);
 }
