@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::upstream::chat_events;
+use crate::support::upstream::{chat_answer, chat_events};
+use crate::support::wire::Wire;
 use crate::support::{MockUpstream, Proxy, Reply, wait_until};
 
 fn config(up: &MockUpstream) -> String {
@@ -134,6 +135,76 @@ fn a_client_that_leaves_before_the_first_event_stops_the_wait_for_it() {
         wait_until(Duration::from_secs(2), || up.hung_up().len() == 1),
         "the upstream connection is closed, not kept for the rest of its answer"
     );
+}
+
+#[test]
+fn a_client_that_leaves_while_only_keep_alives_come_stops_the_upstream() {
+    // Before its first content a source sends keep-alives for 6 s (OpenRouter's
+    // comments, Anthropic's pings, a local server reading a long prompt): each is a
+    // piece of the stream, held back, so no write tells that the client left.
+    let gap = Duration::from_millis(500);
+    let comments: Vec<String> = std::iter::repeat_n(": keep-alive\n\n".to_string(), 12)
+        .chain(chat_events(2, true))
+        .collect();
+    let mut pings = Wire::Anthropic.events(false);
+    let ping = pings.remove(1);
+    pings.splice(1..1, std::iter::repeat_n(ping, 12));
+    for (wire, events) in [(Wire::Chat, comments), (Wire::Anthropic, pings)] {
+        let up = MockUpstream::always(Reply::SseWatched(events, gap));
+        let p = wire.serving(&up, "m");
+        let (line, total) = p.leave_once_asked(wire.path(), wire.request("m", true, false), || {
+            up.posts().len() == 1
+        });
+        assert!(
+            total < 4000.0,
+            "{wire:?}: noticed within about a second, not when content came at 6 s: {line}"
+        );
+        assert!(
+            line.contains(" ttfb_ms=- "),
+            "{wire:?}: no byte went to the client: {line}"
+        );
+        assert!(
+            wait_until(Duration::from_secs(2), || up.hung_up().len() == 1),
+            "{wire:?}: the upstream connection is closed, not kept for the rest of its answer"
+        );
+    }
+}
+
+#[test]
+fn a_client_that_leaves_while_its_whole_answer_is_collected_stops_the_upstream() {
+    // A whole answer asked of a local server with an endpoint after it goes upstream as
+    // a stream, collected: nothing is written to the client until its end, 10 s on.
+    let up = MockUpstream::always(Reply::SseWatched(
+        chat_events(20, true),
+        Duration::from_millis(500),
+    ));
+    let spare = MockUpstream::always(Reply::json(200, chat_answer("spare")));
+    let p = Proxy::start(&format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [m]\n  spare:\n    api_base: {}\n    models: [m]\nmodels:\n  v:\n    endpoints: [local:m, spare:m]\n",
+        up.url(),
+        spare.url()
+    ));
+    let (line, total) = p.leave_once_asked(
+        "/v1/chat/completions",
+        json!({"model": "v", "messages": [{"role": "user", "content": "hi"}]}),
+        || up.posts().len() == 1,
+    );
+    assert_eq!(
+        up.posts()[0].json()["stream"],
+        true,
+        "collected from a stream"
+    );
+    assert!(total < 4000.0, "noticed within about a second: {line}");
+    // Not a 200 with a first byte for an answer nobody received.
+    assert!(
+        line.contains(" served_by=- status=499 ") && line.contains(" ttfb_ms=- "),
+        "{line}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(2), || up.hung_up().len() == 1),
+        "the upstream connection is closed, not kept for the rest of its answer"
+    );
+    assert!(spare.posts().is_empty(), "nothing asked after it left");
 }
 
 #[test]

@@ -19,7 +19,7 @@ use crate::protocol::view::Delta;
 use crate::protocol::{Decoded, Encoder, chat};
 use crate::sse::{self, Event, ServedBy};
 use crate::stats::Tokens;
-use crate::upstream::{Piece, Reply};
+use crate::upstream::{Piece, Reply, SLICE};
 
 /// The client's side of a streamed answer, across the attempts that make it.
 #[derive(Debug)]
@@ -248,6 +248,8 @@ fn relay_events(
     // What was read before the first content, while another endpoint is left: a
     // filtered answer moved past is the client's after all if none of them answers.
     let mut kept: Option<Vec<u8>> = (!t.alone).then(Vec::new);
+    // When to look next whether the client left while nothing is written to it.
+    let mut look = sent + SLICE;
 
     loop {
         let piece = stream.next(deadline, &|| out.client_gone());
@@ -257,6 +259,20 @@ fn relay_events(
                     match k.len() + b.len() > KEEP_LIMIT {
                         true => kept = None,
                         false => k.extend_from_slice(&b),
+                    }
+                }
+                if !content || collector.is_some() {
+                    // Held or collected, nothing goes out, and only a write (or a silent
+                    // upstream's SLICE) tells that the client left: keep-alives, pings or
+                    // a whole answer being collected would keep the upstream generating
+                    // for nobody. A look costs system calls: at most one a SLICE, none
+                    // once events are written.
+                    let now = Instant::now();
+                    if now >= look {
+                        if out.client_gone() {
+                            return Outcome::ClientGone;
+                        }
+                        look = now + SLICE;
                     }
                 }
                 b

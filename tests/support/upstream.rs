@@ -62,6 +62,10 @@ pub enum Reply {
     /// An SSE stream that waits `first` before its first event (noting a hang-up
     /// meanwhile, see [`MockUpstream::hung_up`]).
     SseSlowFirst(Duration, Vec<String>, Duration),
+    /// An SSE stream like `Sse` whose gaps are spent watching the connection: the
+    /// proxy closing it is noted (see [`MockUpstream::hung_up`]) and ends the stream,
+    /// as a server stops generating for a client that left.
+    SseWatched(Vec<String>, Duration),
     /// SSE events, then the connection is cut without an end marker.
     SseThenBreak(Vec<String>, Duration),
     /// SSE events, then silence for the given time (a stall).
@@ -309,7 +313,8 @@ impl MockUpstream {
     }
 
     /// When the proxy closed a connection while the mock was still working on its
-    /// answer (a `Hang`, or a `SseSlowFirst` before its first event), in order.
+    /// answer (a `Hang`, a `SseSlowFirst` before its first event, a `SseWatched`
+    /// between events), in order.
     pub fn hung_up(&self) -> Vec<Instant> {
         self.hung_up.lock().unwrap().clone()
     }
@@ -409,6 +414,10 @@ fn answer(conn: &mut TcpStream, reply: Reply, hung_up: &Mutex<Vec<Instant>>) -> 
         }
         Reply::SseSlowFirst(first, events, gap) => {
             write_sse(conn, first, hung_up, &events, gap);
+            false
+        }
+        Reply::SseWatched(events, gap) => {
+            write_sse_watched(conn, hung_up, &events, gap);
             false
         }
         Reply::SseThenBreak(events, gap) => {
@@ -533,6 +542,29 @@ fn write_sse(
             thread::sleep(due.saturating_duration_since(Instant::now()));
         }
         if conn.write_all(ev.as_bytes()).is_err() || conn.flush().is_err() {
+            return;
+        }
+    }
+}
+
+/// A close-delimited SSE answer, one write and flush per event, each gap after the
+/// first event spent [`busy`]: a close by the proxy ends it and is noted in `hung_up`.
+fn write_sse_watched(
+    conn: &mut TcpStream,
+    hung_up: &Mutex<Vec<Instant>>,
+    events: &[String],
+    gap: Duration,
+) {
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    if conn.write_all(head.as_bytes()).is_err() || conn.flush().is_err() {
+        return;
+    }
+    for (i, ev) in events.iter().enumerate() {
+        if i > 0 && !busy(conn, gap, hung_up) {
+            return;
+        }
+        if conn.write_all(ev.as_bytes()).is_err() || conn.flush().is_err() {
+            hung_up.lock().unwrap().push(Instant::now());
             return;
         }
     }
