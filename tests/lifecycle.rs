@@ -139,6 +139,99 @@ fn a_second_signal_stops_at_once() {
 }
 
 #[test]
+fn requests_still_running_when_the_grace_ends_are_told_and_written_down() {
+    // A stream that goes on for 20 s and a whole answer 20 s away; the grace is 1 s.
+    let up = MockUpstream::start(|req| match req.json()["model"].as_str() {
+        Some("stream") => Reply::SseWatched(chat_events(200, true), Duration::from_millis(100)),
+        _ => Reply::Hang(Duration::from_secs(20)),
+    });
+    let dir = crate::support::Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let yaml = format!(
+        "shutdown_grace_secs: 1\nproviders:\n  local:\n    api_base: {}\n    models: [stream, whole]\nusage:\n  path: {}\n",
+        up.url(),
+        ledger.display()
+    );
+    let mut p = Proxy::start(&yaml);
+    let (a, b) = (p.client.clone(), p.client.clone());
+    let streaming = std::thread::spawn(move || {
+        a.stream(
+            "/v1/chat/completions",
+            json!({"model": "stream", "stream": true, "messages": []}),
+        )
+    });
+    let waiting = std::thread::spawn(move || {
+        b.post(
+            "/v1/chat/completions",
+            json!({"model": "whole", "messages": []}),
+        )
+    });
+    assert!(crate::support::wait_until(Duration::from_secs(5), || up
+        .posts()
+        .len()
+        == 2));
+    let stopped_at = Instant::now();
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0));
+    // The grace, then at most the 2 s the cut may take.
+    let took = stopped_at.elapsed();
+    assert!(took < Duration::from_millis(4500), "{took:?}");
+    // The stream ends with its protocol's error event and its proper end, not cut off.
+    let s = streaming.join().unwrap();
+    assert_eq!(s.status, 200);
+    assert!(s.complete, "the stream's last chunk: {}", s.text());
+    let data = s.data();
+    assert!(data.len() > 2, "{data:?}");
+    let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(
+        last["error"]["message"], "routeplane is stopping; retry shortly",
+        "{data:?}"
+    );
+    // The whole answer not yet begun is a 503 in the client's protocol.
+    let w = waiting.join().unwrap();
+    assert_eq!(w.status, 503, "{}", w.body);
+    assert_eq!(w.error_message(), "routeplane is stopping; retry shortly");
+    assert_eq!(w.header("retry-after"), Some("1"));
+    // Each has its log line and its ledger line, written before the exit.
+    let stream_line = p.wait_log("model=stream ");
+    assert!(
+        stream_line.contains(" status=200 stream=broken ")
+            && stream_line.contains(" tried=local:stream→stopped "),
+        "{stream_line}"
+    );
+    let whole_line = p.wait_log("model=whole ");
+    assert!(
+        whole_line.contains(" served_by=- status=503 ")
+            && whole_line.contains(" tried=local:whole→stopped "),
+        "{whole_line}"
+    );
+    p.wait_log("ended 2 request(s) still running after 1s: routeplane is stopping");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&ledger)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut ends: Vec<_> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["model"].clone(),
+                l["status"].clone(),
+                l["stream_end"].clone(),
+            )
+        })
+        .collect();
+    ends.sort_by_key(|e| e.0.to_string());
+    assert_eq!(
+        ends,
+        [
+            (json!("stream"), json!(200), json!("broken")),
+            (json!("whole"), json!(503), json!(null)),
+        ]
+    );
+}
+
+#[test]
 fn a_normal_stop_writes_the_log_and_ledger_lines_still_gathering() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let dir = crate::support::Dir::new();

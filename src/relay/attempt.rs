@@ -117,7 +117,7 @@ impl<'a> Run<'a, '_> {
                 wait = wait.max((t + SPACING).saturating_duration_since(Instant::now()));
             }
             if !self.pause(wait) {
-                return Outcome::ClientGone;
+                return super::given_up(self.env);
             }
             let asked_at = Instant::now();
             let outcome = self.attempt(target, last, ask);
@@ -129,6 +129,14 @@ impl<'a> Run<'a, '_> {
                     (format!("{}:broken", b.upstream_status).into(), Ended::Broke)
                 }
                 Outcome::ClientGone => (Cow::Borrowed("client_closed"), Ended::ClientGone),
+                Outcome::Stopped if self.out.streamed() => (Cow::Borrowed("stopped"), Ended::Broke),
+                Outcome::Stopped => (
+                    Cow::Borrowed("stopped"),
+                    Ended::Failed {
+                        status: None,
+                        reason: "routeplane stopped before it answered".into(),
+                    },
+                ),
                 Outcome::Failed(f) => (
                     super::short_reason(f).into(),
                     Ended::Failed {
@@ -190,7 +198,8 @@ impl<'a> Run<'a, '_> {
         }
     }
 
-    /// Waits, looking whether the client is still there; false when it left. Before
+    /// Waits, looking whether the client is still there; false when it left (or a stop
+    /// cut the request short, see [`super::unwanted`]). Before
     /// the request's first attempt there is nothing to wait for and nothing to look at
     /// (a look costs system calls on every request).
     fn pause(&mut self, wait: Duration) -> bool {
@@ -199,7 +208,7 @@ impl<'a> Run<'a, '_> {
         }
         let until = Instant::now() + wait;
         loop {
-            if self.out.client_gone() {
+            if super::unwanted(self.env, self.out) {
                 return false;
             }
             let left = until.saturating_duration_since(Instant::now());
@@ -307,7 +316,7 @@ impl<'a> Run<'a, '_> {
         // Deadlines are per attempt: an earlier endpoint's wait does not count. A
         // stream's head counts against its first-token deadline too.
         let sent = Instant::now();
-        let gone = || self.out.client_gone();
+        let gone = || super::unwanted(env, self.out);
         // A whole answer waits as long as the settings in force say (not those the
         // client was built with: a reload applies).
         let wait = match upstream_stream {
@@ -323,7 +332,7 @@ impl<'a> Run<'a, '_> {
         };
         let mut reply = match posted {
             Ok(r) => r,
-            Err(e) => return send_failed(&e, deadline, settings.connect_timeout),
+            Err(e) => return send_failed(env, &e, deadline, settings.connect_timeout),
         };
         // A subscription token the upstream rejects is refreshed once and the request retried once.
         if reply.status == 401 && env.auth.refresh_after_401(target) {
@@ -334,7 +343,7 @@ impl<'a> Run<'a, '_> {
             if fresh.is_ok() {
                 reply = match env.client.post_within(&url, headers, body, wait, &gone) {
                     Ok(r) => r,
-                    Err(e) => return send_failed(&e, deadline, settings.connect_timeout),
+                    Err(e) => return send_failed(env, &e, deadline, settings.connect_timeout),
                 };
             }
         } else if reply.status == 401
@@ -373,7 +382,7 @@ impl<'a> Run<'a, '_> {
                 && ask == Ask::Original
                 && !env.auth.stream_only(provider)
             {
-                let gone = || self.out.client_gone();
+                let gone = || super::unwanted(env, self.out);
                 match upstream::explain_empty_stream(
                     &env.client,
                     &url,
@@ -384,8 +393,9 @@ impl<'a> Run<'a, '_> {
                 ) {
                     Ok(Some(why)) => return upstream_error(self, target, why, &url),
                     Ok(None) => {}
-                    // The client left: not the source's failure, to cool it down for.
-                    Err(_) => return Outcome::ClientGone,
+                    // The client left (or a stop cut the request short): not the
+                    // source's failure, to cool it down for.
+                    Err(_) => return super::given_up(env),
                 }
             }
             outcome
@@ -551,7 +561,7 @@ impl<'a> Run<'a, '_> {
         let headers = std::mem::take(&mut reply.headers);
         let retry_after = reply.retry_after;
         let limit = settings.limits.max_response_bytes;
-        let bytes = match reply.read_all(limit, &|| self.out.client_gone()) {
+        let bytes = match reply.read_all(limit, &|| super::unwanted(self.env, self.out)) {
             Ok(b) => b,
             Err(BodyError::Failed(reason)) => return fail(FailKind::EarlyEnd, reason),
             Err(BodyError::TooLarge { limit }) => {
@@ -570,7 +580,7 @@ impl<'a> Run<'a, '_> {
                 );
                 return fail(FailKind::Timeout, reason);
             }
-            Err(BodyError::Abandoned) => return Outcome::ClientGone,
+            Err(BodyError::Abandoned) => return super::given_up(self.env),
         };
         // OpenRouter's failure after it began: a 200 whose body is an error; and a
         // Responses object that failed. Failed over, retried or surfaced like the status
@@ -703,8 +713,14 @@ fn same_kind(e: &Error) -> Error {
     }
 }
 
-/// The failure for a request that got no response head (or the client that left).
-fn send_failed(e: &SendError, (answer, key): (Duration, &str), connect: Duration) -> Outcome {
+/// The failure for a request that got no response head (or the client that left, or a
+/// stop that cut it short).
+fn send_failed(
+    env: &super::Env,
+    e: &SendError,
+    (answer, key): (Duration, &str),
+    connect: Duration,
+) -> Outcome {
     match e {
         e if e.dropped() => fail(FailKind::Dropped, e.to_string()),
         SendError::Network(reason) => fail(FailKind::Network, reason.clone()),
@@ -717,7 +733,7 @@ fn send_failed(e: &SendError, (answer, key): (Duration, &str), connect: Duration
             let waited = crate::error::seconds(waited.as_secs_f64());
             fail(FailKind::Timeout, format!("{e} ({waited}, {key})"))
         }
-        SendError::Abandoned => Outcome::ClientGone,
+        SendError::Abandoned => super::given_up(env),
     }
 }
 
@@ -733,10 +749,10 @@ fn upstream_error(run: &Run<'_, '_>, target: &Target, mut reply: Reply, url: &st
         std::mem::take(&mut reply.content_type)
     };
     let limit = run.settings.limits.max_response_bytes.min(1024 * 1024);
-    let bytes = match reply.read_all(limit, &|| run.out.client_gone()) {
+    let bytes = match reply.read_all(limit, &|| super::unwanted(run.env, run.out)) {
         Ok(bytes) => bytes,
         Err(BodyError::Failed(_) | BodyError::TooLarge { .. } | BodyError::Timeout) => Vec::new(),
-        Err(BodyError::Abandoned) => return Outcome::ClientGone,
+        Err(BodyError::Abandoned) => return super::given_up(run.env),
     };
     // A 404 page that is no API's JSON: nothing is served at that path, which is the
     // provider's `api_base` gone wrong (Ollama's "404 page not found" without `/v1`),

@@ -25,6 +25,7 @@ pub use self::unthinking::Unthinking;
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -58,6 +59,30 @@ pub struct Env {
     pub unreadable: Unreadable,
     /// Models that refused a request's reasoning, asked without it.
     pub unthinking: Unthinking,
+    /// Set when a stop's grace period ran out: the requests still running end now,
+    /// each with an error its client can read and its log and ledger lines.
+    pub cut: AtomicBool,
+}
+
+impl Env {
+    /// True once a stop's grace period ran out (see [`Env::cut`]).
+    fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::Relaxed)
+    }
+}
+
+/// True when an answer being awaited is no longer wanted: a stop's grace period ran
+/// out, or the client left.
+fn unwanted(env: &Env, out: &ClientWriter) -> bool {
+    env.is_cut() || out.client_gone()
+}
+
+/// How an attempt given up because its answer was [`unwanted`] ends.
+fn given_up(env: &Env) -> Outcome {
+    match env.is_cut() {
+        true => Outcome::Stopped,
+        false => Outcome::ClientGone,
+    }
 }
 
 /// One client request, parsed and resolved.
@@ -278,6 +303,8 @@ enum Outcome {
     Broken(Break),
     /// The client went away; stop.
     ClientGone,
+    /// A stop's grace period ran out: the request ends now ([`stopped`]).
+    Stopped,
 }
 
 impl Outcome {
@@ -408,7 +435,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         let served = match outcome {
             Outcome::Failed(_) | Outcome::Invalid(_) => false,
             // Only if it had begun the answer when the client left.
-            Outcome::ClientGone => run.out.started(),
+            Outcome::ClientGone | Outcome::Stopped => run.out.started(),
             Outcome::Answered | Outcome::Broken(_) => true,
         };
         if served {
@@ -424,6 +451,10 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
             Outcome::ClientGone => {
                 run.served.status = 499;
                 run.served.stream = run.out.streamed().then_some(StreamEnd::ClientClosed);
+                return run.served;
+            }
+            Outcome::Stopped => {
+                stopped(&mut run);
                 return run.served;
             }
             Outcome::Broken(b) => {
@@ -509,6 +540,30 @@ struct Filtered {
     headers: Vec<(String, String)>,
 }
 
+/// Ends a request a stop cut short, so that its client is told why rather than cut off:
+/// a 503 in its protocol when nothing went out yet, else its stream's error event and
+/// proper end. A client that left meanwhile is a 499.
+fn stopped(run: &mut Run<'_, '_>) {
+    let message = Error::Stopping.to_string();
+    if run.out.client_gone() {
+        run.served.status = 499;
+        run.served.stream = run.out.streamed().then_some(StreamEnd::ClientClosed);
+        return;
+    }
+    if !run.out.started() {
+        let again = [("retry-after".to_string(), "1".to_string())];
+        respond_error(run.call.inbound, 503, &message, &again, run.out);
+        run.served.status = 503;
+        return;
+    }
+    run.served.status = run.splice.status;
+    run.served.stream = Some(StreamEnd::Broken);
+    if let Outcome::ClientGone = run.splice.fail(run.out, 503, &message) {
+        run.served.status = 499;
+        run.served.stream = Some(StreamEnd::ClientClosed);
+    }
+}
+
 /// `POST /v1/messages/count_tokens` and Gemini's `:countTokens`: asked of the first
 /// target of the client's protocol that answers, those cooling down last, each within
 /// the first-token deadline (a count is quick, and a silent source must not hold the
@@ -548,10 +603,10 @@ pub fn count_tokens(
             target.protocol.mend(&mut v, &target.source());
             body = Cow::Owned(v.to_string().into_bytes());
         }
-        let gone = || out.client_gone();
+        let gone = || unwanted(env, out);
         let reply = match env.client.post_within(&url, &headers, &body, wait, &gone) {
             Ok(reply) => reply,
-            Err(upstream::SendError::Abandoned) => return client_left(served),
+            Err(upstream::SendError::Abandoned) => return count_given_up(env, call, served, out),
             Err(_) => continue,
         };
         let status = reply.status;
@@ -564,7 +619,7 @@ pub fn count_tokens(
                 upstream::without_credentials(&bytes, &headers).unwrap_or(bytes)
             }
             Ok(bytes) => bytes,
-            Err(upstream::BodyError::Abandoned) => return client_left(served),
+            Err(upstream::BodyError::Abandoned) => return count_given_up(env, call, served, out),
             Err(_) => continue,
         };
         let by = served_by(target, served.attempts);
@@ -586,9 +641,22 @@ pub fn count_tokens(
     served
 }
 
-/// What is logged of a request whose client left before its answer.
-fn client_left(mut served: Served) -> Served {
-    served.status = 499;
+/// Ends a count whose answer was [`unwanted`]: a 503 when a stop cut it short, else
+/// the client left (499).
+fn count_given_up(
+    env: &Env,
+    call: &Call<'_>,
+    mut served: Served,
+    out: &mut ClientWriter,
+) -> Served {
+    served.status = match given_up(env) {
+        Outcome::Stopped if !out.client_gone() => {
+            let again = [("retry-after".to_string(), "1".to_string())];
+            respond_error(call.inbound, 503, &Error::Stopping.to_string(), &again, out);
+            503
+        }
+        _ => 499,
+    };
     served
 }
 

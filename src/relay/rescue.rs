@@ -80,6 +80,10 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
                     run.served.stream = Some(StreamEnd::ClientClosed);
                     return;
                 }
+                Outcome::Stopped => {
+                    super::stopped(run);
+                    return;
+                }
                 Outcome::Broken(b) => {
                     run.served.rescued += 1;
                     run.served.rescued_by.push(target.label().to_string());

@@ -214,7 +214,7 @@ fn relay_events(
     sent: Instant,
     seen: &mut Tokens,
 ) -> Outcome {
-    let (settings, call, target) = (run.settings, run.call, t.target);
+    let (settings, call, target, env) = (run.settings, run.call, t.target, run.env);
     // usage (issue 19): the usage chunk asked for on the client's behalf is dropped.
     let strip_usage = super::asks_usage(call, target);
     let status = reply.status;
@@ -252,7 +252,7 @@ fn relay_events(
     let mut look = sent + SLICE;
 
     loop {
-        let piece = stream.next(deadline, &|| out.client_gone());
+        let piece = stream.next(deadline, &|| super::unwanted(env, out));
         let bytes = match piece {
             Piece::Data(b) => {
                 if let Some(k) = kept.as_mut().filter(|_| !content) {
@@ -291,7 +291,7 @@ fn relay_events(
                 let ending = splice.encoder.finish();
                 return commit_and_end(out, splice, v, &head, Vec::new(), ending, true);
             }
-            Piece::Abandoned => return Outcome::ClientGone,
+            Piece::Abandoned => return super::given_up(env),
             Piece::End | Piece::Broken(_) | Piece::Timeout => {
                 let timed_out = matches!(piece, Piece::Timeout);
                 let reason = match piece {
@@ -317,6 +317,11 @@ fn relay_events(
                 };
             }
         };
+        // A stop's grace period ran out: the answer ends here, with an error the client
+        // can read (`relay::stopped`). An event at a time keeps no answer past it.
+        if env.is_cut() {
+            return Outcome::Stopped;
+        }
         events.clear();
         if let Err(sse::ParseError::TooLong { limit }) = parser.feed(&bytes, &mut events) {
             let msg = format!(

@@ -59,6 +59,7 @@ impl Shared {
             recall: Recall::new(registry.settings.limits.reasoning_memory_bytes),
             unreadable: Unreadable::default(),
             unthinking: Unthinking::default(),
+            cut: AtomicBool::new(false),
         };
         // Opened once: a SIGHUP reload keeps the ledger it started with.
         let stats = Stats::default();
@@ -118,8 +119,10 @@ pub fn bind(addr: SocketAddr, client_timeout: Duration) -> Result<Listener, Erro
 pub type Reload = Box<dyn Fn() -> Result<Registry, Error> + Send>;
 
 /// Serves until SIGTERM/SIGINT, then lets requests already accepted finish, up to the
-/// grace period. SIGHUP swaps in a freshly loaded registry; a bad config is logged and
-/// the old one keeps serving.
+/// grace period; those still running then are ended, each client told that routeplane
+/// is stopping and each request's lines written, within 2 s more (`CUT_WAIT`). SIGHUP
+/// swaps in a freshly loaded registry; a bad config is logged and the old one keeps
+/// serving.
 ///
 /// Each request runs on its connection's own thread (tiny_http has one per connection):
 /// handing it to a separate worker pool cost two context switches per request, the
@@ -179,12 +182,34 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         }
         thread::sleep(Duration::from_millis(10));
     }
-    let left = shared.pending.load(Ordering::SeqCst);
+    let mut left = shared.pending.load(Ordering::SeqCst);
+    if left > 0 && !again {
+        // The grace ran out: what still runs ends now, its client told why (a 503, or
+        // its stream's error event and end), and writes its log and ledger lines.
+        shared.env.cut.store(true, Ordering::SeqCst);
+        let until = Instant::now() + CUT_WAIT;
+        while shared.pending.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+            if stop.try_recv().is_ok() {
+                again = true;
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        let still = shared.pending.load(Ordering::SeqCst);
+        if still < left {
+            log::line(format!(
+                "ended {} request(s) still running after {grace:?}: {}",
+                left - still,
+                Error::Stopping
+            ));
+        }
+        left = still;
+    }
     if left > 0 {
         let when = if again {
             "at a second signal".to_string()
         } else {
-            format!("after {grace:?}")
+            format!("after {grace:?} and {CUT_WAIT:?} more")
         };
         log::line(format!(
             "stopped with {left} request(s) still running {when}"
@@ -198,6 +223,13 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
     log::flush();
     Ok(())
 }
+
+/// How long the requests still running when a stop's grace ran out have to end, each
+/// with its error and its lines, before the process exits regardless. Each notices the
+/// cut at its upstream's next event, within a [`upstream::SLICE`] of its silence, or
+/// within 50 ms of a retry's pause; one blocked writing to a client that reads nothing
+/// does not end in time.
+const CUT_WAIT: Duration = Duration::from_secs(2);
 
 /// Runs one request once fewer than `limit` are running; a request that cannot start
 /// within `wait` of its arrival, or arrives while stopping, gets 503.
