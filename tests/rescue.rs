@@ -732,6 +732,27 @@ fn a_thinking_block_cut_before_its_signature_is_closed_apart_from_the_rescued_th
 }
 
 #[test]
+fn a_chat_client_reads_the_thinking_a_rescue_says_again_only_once() {
+    // Cut inside its thinking, the source is asked again as it was and thinks the same
+    // again: the client, which has the first two pieces, gets only the third after them.
+    let a = thinking_once(Thinks::CutMidThought);
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Anthropic, &b, ""));
+    let s = ask(&p, Wire::Chat);
+    let what = s.text();
+    assert_eq!((a.count(), b.count()), (2, 0), "{what}");
+    let deltas: Vec<Value> = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .map(|c| c["choices"][0]["delta"].clone())
+        .collect();
+    let said = |key: &str| -> String { deltas.iter().filter_map(|d| d[key].as_str()).collect() };
+    assert_eq!(said("reasoning_content"), THOUGHT.concat(), "{what}");
+    assert_eq!(said("content"), CANONICAL, "{what}");
+}
+
+#[test]
 fn a_rescue_takes_only_its_prefill_off_the_input_tokens() {
     // Cut in its thinking (asked again as it was) or in its text (asked with the text
     // as a prefill); the upstream counts 10 plus the prefill either way.

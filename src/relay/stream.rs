@@ -50,6 +50,9 @@ pub(super) struct Splice {
     prefilled: u64,
     /// The prefill lost trailing whitespace the client already has.
     trimmed: bool,
+    /// The continuation is saying again the reasoning the client has (asked afresh
+    /// after a cut inside it): how many bytes of it came again so far, held back.
+    echo: Option<usize>,
 }
 
 impl Splice {
@@ -68,6 +71,7 @@ impl Splice {
             carried: 0,
             prefilled: 0,
             trimmed: false,
+            echo: None,
         }
     }
 
@@ -94,6 +98,10 @@ impl Splice {
         // About four bytes a token: the continuation's usage covers the whole answer.
         self.carried = (self.text.len() + self.reasoning.len()).div_ceil(4) as u64;
         self.prefilled = self.text.trim_end().len().div_ceil(4) as u64;
+        // An Anthropic client's continued thinking is a block of its own, signed over
+        // all of its text: none of it may be left out there.
+        let own_block = matches!(self.encoder, Encoder::Anthropic(_));
+        self.echo = (!self.reasoning.is_empty() && !own_block).then_some(0);
     }
 
     /// Tokens estimated for the output the client already has (text and reasoning),
@@ -133,7 +141,11 @@ impl Splice {
     }
 
     /// Notes what a chunk adds to the answer; a continuation's chunk is adjusted first.
-    fn take(&mut self, ch: &mut Value, strip: &mut bool) {
+    /// True when reasoning was held back from it ([`Splice::skip_echo`]): the
+    /// continuation is moving on, though the client gets nothing new yet.
+    fn take(&mut self, ch: &mut Value, strip: &mut bool) -> bool {
+        let delta = ch.pointer_mut("/choices/0/delta");
+        let held = self.continuing && delta.is_some_and(|d| self.skip_echo(d));
         if self.continuing {
             if *strip && let Some(t) = ch["choices"][0]["delta"]["content"].as_str() {
                 let kept = t.trim_start();
@@ -157,6 +169,43 @@ impl Splice {
         if d["refusal"].as_str().is_some_and(|r| !r.is_empty()) {
             self.refused = true;
         }
+        held
+    }
+
+    /// Takes out of a continuation's delta the reasoning that repeats, from its start,
+    /// the reasoning the client already has: a source asked again after a cut inside its
+    /// reasoning may think the same again (the same model, a low temperature), and the
+    /// client would read it twice. Once it says something else, what was held back goes
+    /// out before it, so the client reads the continuation's reasoning whole, as before;
+    /// once it has said all the client has, only what is new goes out. True when some
+    /// was held back.
+    fn skip_echo(&mut self, d: &mut Value) -> bool {
+        let Some(matched) = self.echo else {
+            return false;
+        };
+        let Some(r) = d["reasoning_content"].as_str() else {
+            // Text or a call: the reasoning ended, all of it something the client has.
+            let filled = |k: &str| d[k].as_str().is_some_and(|t| !t.is_empty());
+            if filled("content") || filled("refusal") || d["tool_calls"].is_array() {
+                self.echo = None;
+            }
+            return false;
+        };
+        let have = &self.reasoning[matched..];
+        let (out, held) = if have.starts_with(r) && have.len() > r.len() {
+            self.echo = Some(matched + r.len());
+            (String::new(), !r.is_empty())
+        } else if let Some(new) = r.strip_prefix(have) {
+            self.echo = None;
+            (new.to_string(), new.is_empty() && !r.is_empty())
+        } else {
+            self.echo = None;
+            (format!("{}{r}", &self.reasoning[..matched]), false)
+        };
+        if let Some(o) = d.as_object_mut() {
+            o.insert("reasoning_content".into(), Value::String(out));
+        }
+        held
     }
 }
 
@@ -387,11 +436,11 @@ fn relay_events(
                 };
                 let mut has = false;
                 for ch in &mut chunks {
-                    splice.take(ch, &mut strip);
+                    let held = splice.take(ch, &mut strip);
                     if let Some(n) = noted.as_mut() {
                         n.add(&ch["choices"][0]["delta"]);
                     }
-                    has |= has_content(ch);
+                    has |= has_content(ch) || held;
                     finished |= has_finish(ch);
                     // usage (issue 19): read after `take`, which makes a continuation's
                     // usage cover the whole answer.
