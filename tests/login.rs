@@ -422,6 +422,28 @@ fn a_401_refreshes_once_and_retries() {
 }
 
 #[test]
+fn a_claude_logins_answer_reaches_an_anthropic_client_as_claude_sent_it() {
+    // Claude Code resumes a turn Anthropic paused (`pause_turn`) by sending it back with
+    // its server tools' blocks and citations: through a login as through a key, the
+    // answer is Anthropic's own, not rewritten.
+    use crate::translation::{paused_answer, paused_events, paused_reply};
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::start(|req| match req.method.as_str() {
+        "GET" => Reply::json(200, json!({"data": []})),
+        _ => paused_reply(req),
+    });
+    let (_dir, p) = logged_in_proxy(&oauth, &up);
+    let mut body = Wire::Anthropic.request("anthropic:claude-x", false, false);
+    let r = p.post(Wire::Anthropic.path(), body.clone());
+    assert_eq!(r.json(), paused_answer(), "{}", r.body);
+    body["stream"] = json!(true);
+    let s = p.stream(Wire::Anthropic.path(), body);
+    assert_eq!(s.text(), paused_events().concat());
+    let sent = up.posts()[0].json();
+    assert_eq!(sent["system"][0]["type"], "text", "{sent}");
+}
+
+#[test]
 fn a_failed_refresh_asks_the_client_to_log_in() {
     let oauth = MockOAuth::start(60);
     let up = MockUpstream::always(Wire::Anthropic.reply(false, false));

@@ -34,6 +34,8 @@ mod login;
 mod failover;
 // Every inbound protocol against every upstream protocol.
 mod protocols;
+// Beyond plain text through a translation: paused turns, citations, refusal parts, stop sequences.
+mod translation;
 // Mid-stream rescue: broken streams continued by a prefill, in every client protocol.
 mod rescue;
 // The official Python SDKs (when installed by `make sdk`) as clients.

@@ -108,10 +108,34 @@ pub fn request_from_chat(mut chat: Value, to: &Source<'_>) -> Value {
         {
             obj.entry("max_completion_tokens").or_insert(n);
         }
+        // OpenAI's API refuses more than four stop sequences (400 "array too long");
+        // an Anthropic client may send any number. The first four stop the answer, a
+        // later one can only let it run longer (`stops_dropped` says so in the log).
+        if let Some(Value::Array(stops)) = obj.get_mut("stop")
+            && stops_dropped(stops.len(), to) > 0
+        {
+            stops.truncate(OPENAI_MAX_STOPS);
+        }
     }
     lift_tool_media(&mut chat);
     mend(&mut chat, to);
     chat
+}
+
+/// The most stop sequences OpenAI's API takes.
+const OPENAI_MAX_STOPS: usize = 4;
+
+/// How many of `given` stop sequences the Chat source `to` is not sent: those past the
+/// fourth, for OpenAI's API (the `openai` provider, any block on `api.openai.com` or
+/// Azure OpenAI). Servers of open models (vLLM, Ollama, llama.cpp) take any number.
+pub fn stops_dropped(given: usize, to: &Source<'_>) -> usize {
+    let host = to.host();
+    let openai =
+        to.provider == "openai" || host == "api.openai.com" || host.ends_with(".openai.azure.com");
+    match openai {
+        true => given.saturating_sub(OPENAI_MAX_STOPS),
+        false => 0,
+    }
 }
 
 /// Asks a streamed chat request for its usage (`stream_options.include_usage`), keeping
@@ -713,6 +737,8 @@ pub struct Collector {
     details: Vec<Value>,
     /// Tool calls by their stream index.
     tools: Vec<Map<String, Value>>,
+    /// The text's citations (see the hub conventions).
+    annotations: Vec<Value>,
     finish_reason: Option<Value>,
     usage: Option<Value>,
 }
@@ -748,6 +774,9 @@ impl Collector {
         self.named_reasoning |= delta["reasoning"].is_string();
         for detail in delta["reasoning_details"].as_array().into_iter().flatten() {
             super::add_detail(&mut self.details, detail);
+        }
+        if let Some(a) = delta["annotations"].as_array() {
+            self.annotations.extend(a.iter().cloned());
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
             // The decoder numbered calls streamed without an `index` ([`CallNumbers`]).
@@ -788,6 +817,9 @@ impl Collector {
         }
         if !self.details.is_empty() {
             message["reasoning_details"] = Value::Array(self.details);
+        }
+        if !self.annotations.is_empty() {
+            message["annotations"] = Value::Array(self.annotations);
         }
         if !self.refusal.is_empty() {
             message["refusal"] = json!(self.refusal);

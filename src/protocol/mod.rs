@@ -27,6 +27,11 @@
 //! - a refusal travels as OpenAI's `refusal` (a message field, a delta field), which
 //!   the Responses encoder writes as a refusal part; for Anthropic and Gemini clients,
 //!   which have no field for one, it becomes the answer's text;
+//! - the text's citations of web pages travel as OpenAI's `annotations` (a message
+//!   field; in a stream a delta field, after the text they cite) of `url_citation`s,
+//!   whose `start_index`/`end_index` count characters of the answer's text; the
+//!   Responses encoder writes them on its `output_text`, the Anthropic and Gemini
+//!   encoders drop them (Anthropic's citations need its own encrypted index);
 //! - `tool_calls[].index` counts from 0 within one response;
 //! - a tool result with images or files (a screenshot) is a `tool` message whose
 //!   content is parts (`text`, `image_url`, `file`); one of text alone is a string.

@@ -491,6 +491,17 @@ impl<'a> Run<'a, '_> {
             if unthought {
                 Protocol::Chat.forget_thinking(&mut chat);
             }
+            if target.protocol == Protocol::Chat
+                && let Some(given) = chat["stop"].as_array().map(Vec::len)
+            {
+                let dropped = protocol::chat::stops_dropped(given, &target.source());
+                if dropped > 0 {
+                    crate::log::line(format!(
+                        "{}: OpenAI takes at most 4 stop sequences; sent the first 4 of the {given} asked, the answer may run past the other {dropped}",
+                        target.label()
+                    ));
+                }
+            }
             target.protocol.request_from_chat(chat, &target.source())?
         };
         if ask == Ask::Continue {
@@ -521,9 +532,13 @@ impl<'a> Run<'a, '_> {
     }
 
     /// True when `target`'s answer is translated (or reshaped) for the client, not
-    /// copied byte for byte.
+    /// copied byte for byte. A Claude login's answer to an Anthropic client is copied
+    /// like an API key's: its request only gained the identity line, and through the
+    /// hub the answer would lose what only Anthropic's own format carries (a
+    /// `pause_turn`, server tools' blocks, citations). A Codex login's stream is
+    /// re-encoded, as its request was.
     fn translates(&self, target: &Target) -> bool {
-        target.protocol != self.call.inbound || self.env.auth.rewrites_body(&target.provider)
+        target.protocol != self.call.inbound || self.env.auth.stream_only(&target.provider)
     }
 
     /// Gives the client the filtered answer `target` sent (`answer`: its bytes, a

@@ -240,10 +240,13 @@ fn error_type(status: u16) -> &'static str {
     }
 }
 
-/// Anthropic `stop_reason` → chat `finish_reason`.
+/// Anthropic `stop_reason` → chat `finish_reason`. `pause_turn` (Anthropic paused a
+/// long turn of its server tools, a web search, to be resumed by sending the turn back)
+/// is an unfinished answer, as `length` says: the server tools' blocks that a resumption
+/// needs reach no other protocol, and a `stop` would pass a half answer off as whole.
 fn finish_reason(stop: &str) -> &'static str {
     match stop {
-        "max_tokens" | "model_context_window_exceeded" => "length",
+        "max_tokens" | "model_context_window_exceeded" | "pause_turn" => "length",
         "tool_use" => "tool_calls",
         "refusal" => "content_filter",
         _ => "stop",

@@ -354,9 +354,19 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     let mut reasoning = String::new();
     let mut calls = Vec::new();
     let mut details = Vec::new();
+    let mut annotations = Vec::new();
+    // The answer's length in characters so far, where the next text block's citations begin.
+    let mut at = 0;
     for b in resp["content"].as_array().into_iter().flatten() {
         match b["type"].as_str() {
-            Some("text") => text.push_str(b["text"].as_str().unwrap_or("")),
+            Some("text") => {
+                let t = b["text"].as_str().unwrap_or("");
+                text.push_str(t);
+                let start = at;
+                at += t.chars().count();
+                let cited = b["citations"].as_array().into_iter().flatten();
+                annotations.extend(cited.filter_map(|c| annotation(c, start, at)));
+            }
             Some("thinking") => reasoning.push_str(b["thinking"].as_str().unwrap_or("")),
             Some("tool_use") => calls.push(json!({
                 "id": b["id"], "type": "function",
@@ -370,11 +380,25 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     if !details.is_empty() {
         message["reasoning_details"] = Value::Array(details);
     }
+    if !annotations.is_empty() {
+        message["annotations"] = Value::Array(annotations);
+    }
     Ok(json!({
         "id": resp["id"], "object": "chat.completion", "created": now(), "model": resp["model"],
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(resp["stop_reason"].as_str().unwrap_or(""))}],
         "usage": usage_to_chat(&resp["usage"]),
     }))
+}
+
+/// An Anthropic citation of a web page as the hub's annotation (OpenAI's `url_citation`)
+/// of the characters `start..end` of the answer, the text block that cites it; `None`
+/// for a citation with no URL (a place in a document the client gave).
+fn annotation(citation: &Value, start: usize, end: usize) -> Option<Value> {
+    let url = citation["url"].as_str()?;
+    Some(json!({"type": "url_citation", "url_citation": {
+        "start_index": start, "end_index": end, "url": url,
+        "title": citation["title"].as_str().unwrap_or(""),
+    }}))
 }
 
 /// Decodes an Anthropic Messages stream into hub chunks.
@@ -391,6 +415,11 @@ pub struct Decoder {
     /// Reasoning details sent so far.
     details: usize,
     usage: Value,
+    /// The answer's text so far, in characters: where a text block's citations begin.
+    chars: usize,
+    /// The open text block that cites: its index, the character it begins at, and its
+    /// citations, which go out as annotations when it ends.
+    citing: Option<(u64, usize, Vec<Value>)>,
 }
 
 /// What the relay reads of a copied Messages stream's usual event, a text or thinking
@@ -480,8 +509,16 @@ impl Decoder {
                             None,
                         ))
                     }
-                    Some("text") if b["text"].as_str().is_some_and(|t| !t.is_empty()) => {
-                        one(self.chunk(json!({"content": b["text"]}), None))
+                    Some("text") => {
+                        self.citing =
+                            Some((v["index"].as_u64().unwrap_or(0), self.chars, Vec::new()));
+                        match b["text"].as_str().filter(|t| !t.is_empty()) {
+                            Some(t) => {
+                                self.chars += t.chars().count();
+                                one(self.chunk(json!({"content": t}), None))
+                            }
+                            None => Decoded::Chunks(Vec::new()),
+                        }
                     }
                     Some("thinking") => {
                         let given = |key: &str| b[key].as_str().unwrap_or("").to_string();
@@ -499,7 +536,17 @@ impl Decoder {
             "content_block_delta" => {
                 let d = &v["delta"];
                 match d["type"].as_str() {
-                    Some("text_delta") => one(self.chunk(json!({"content": d["text"]}), None)),
+                    Some("text_delta") => {
+                        self.chars += d["text"].as_str().map_or(0, |t| t.chars().count());
+                        one(self.chunk(json!({"content": d["text"]}), None))
+                    }
+                    Some("citations_delta") => {
+                        let index = v["index"].as_u64().unwrap_or(0);
+                        if let Some((_, _, cited)) = self.citing.as_mut().filter(|c| c.0 == index) {
+                            cited.push(d["citation"].clone());
+                        }
+                        Decoded::Chunks(Vec::new())
+                    }
                     Some("thinking_delta") => {
                         if let Some((_, text, _)) = self.open_thinking(&v) {
                             text.push_str(d["thinking"].as_str().unwrap_or(""));
@@ -542,6 +589,25 @@ impl Decoder {
                     Some(detail) => self.detail(detail),
                     None => Decoded::Chunks(Vec::new()),
                 }
+            }
+            "content_block_stop"
+                if self
+                    .citing
+                    .as_ref()
+                    .is_some_and(|c| Some(c.0) == v["index"].as_u64()) =>
+            {
+                let Some((_, start, cited)) = self.citing.take() else {
+                    return Decoded::Chunks(Vec::new());
+                };
+                let end = self.chars;
+                let annotations: Vec<Value> = cited
+                    .iter()
+                    .filter_map(|c| annotation(c, start, end))
+                    .collect();
+                if annotations.is_empty() {
+                    return Decoded::Chunks(Vec::new());
+                }
+                one(self.chunk(json!({"annotations": annotations}), None))
             }
             // A call without input streams no fragment, or only `""`: its arguments
             // are `{}`, as in the unstreamed answer, not an empty string no client parses.

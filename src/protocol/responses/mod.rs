@@ -3,7 +3,7 @@
 //! A Responses request is a list of *items* (messages, function calls, their outputs)
 //! plus `instructions`; a Responses stream is a sequence of typed events that open and
 //! close output items. `source.rs` talks to a Responses source (chat in, chat out),
-//! `client.rs` serves a Responses client. Routeplane is stateless, so it always asks an
+//! `client.rs` reads a Responses client's request and `answer.rs` writes its answer. Routeplane is stateless, so it always asks an
 //! upstream not to store (`store: false`) and refuses `previous_response_id` unless the
 //! request goes byte for byte to a Responses source.
 //!
@@ -23,12 +23,14 @@ use serde_json::Value;
 
 use crate::base64;
 
+mod answer;
 mod client;
 mod source;
 #[cfg(test)]
 mod tests;
 
-pub use client::{Echo, Encoder, custom_tools, request_to_chat, response_from_chat};
+pub use answer::{Encoder, response_from_chat};
+pub use client::{Echo, custom_tools, request_to_chat};
 pub use source::{Decoder, codex_body, delta, failed_status, request_from_chat, response_to_chat};
 
 /// How an `encrypted_content` Routeplane sealed begins (OpenAI's begin `gAAAA`).
