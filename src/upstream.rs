@@ -156,6 +156,31 @@ pub type Header = (Cow<'static, str>, Cow<'static, str>);
 /// The fewest bytes a header value must have to be masked as a credential.
 pub const SHORTEST_CREDENTIAL: usize = 8;
 
+/// Puts a client's own protocol headers (`call.forward`) over `ours`: each replaces
+/// ours of the same name, except `anthropic-beta`, whose lists are joined. A login's
+/// betas (`oauth-2025-04-20`) are what make its token valid at all, and Claude Code
+/// always sends betas of its own: replacing would lose the login's, merging keeps both.
+pub fn overlay(ours: &mut Vec<Header>, client: &[Header]) {
+    for (name, value) in client {
+        let at = ours.iter().position(|(n, _)| n.eq_ignore_ascii_case(name));
+        let value = match at {
+            Some(i) if name.eq_ignore_ascii_case("anthropic-beta") => {
+                let mut joined = ours[i].1.to_string();
+                for beta in value.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+                    if !joined.split(',').any(|b| b.trim() == beta) {
+                        joined.push(',');
+                        joined.push_str(beta);
+                    }
+                }
+                Cow::Owned(joined)
+            }
+            _ => value.clone(),
+        };
+        ours.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        ours.push((name.clone(), value));
+    }
+}
+
 /// `body` with each credential among the headers `sent` (a key, a token, without its
 /// `Bearer `) as `***`, or `None` when none is in it: a source that echoes the key it
 /// refused must not hand it on to a client or a log.

@@ -444,6 +444,73 @@ fn a_claude_logins_answer_reaches_an_anthropic_client_as_claude_sent_it() {
 }
 
 #[test]
+fn a_clients_own_betas_join_the_logins_oauth_beta() {
+    // Claude Code always sends `anthropic-beta`; a token without `oauth-2025-04-20` is
+    // refused, so the client's list is merged with the login's, not put in its place,
+    // on the first send, on the retry after a refresh, and when counting tokens.
+    let oauth = MockOAuth::start(3600);
+    let posts = std::sync::atomic::AtomicUsize::new(0);
+    let up = MockUpstream::start(move |req| {
+        if req.method == "GET" {
+            return Reply::json(200, json!({"data": []}));
+        }
+        match posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Reply::json(
+                401,
+                json!({"type": "error", "error": {"type": "authentication_error", "message": "expired"}}),
+            ),
+            _ if req.path.ends_with("/count_tokens") => {
+                Reply::json(200, json!({"input_tokens": 3}))
+            }
+            _ => Wire::Anthropic.reply(false, false),
+        }
+    });
+    let (_dir, p) = logged_in_proxy(&oauth, &up);
+    let claude_code = [
+        ("content-type", "application/json"),
+        ("anthropic-version", "2023-06-01"),
+        (
+            "anthropic-beta",
+            "claude-code-20250219, interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14",
+        ),
+    ];
+    let body = json!({"model": "anthropic:claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let resp = p.send(
+        "POST",
+        "/v1/messages",
+        &claude_code,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let resp = p.send(
+        "POST",
+        "/v1/messages/count_tokens",
+        &claude_code,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent: Vec<_> = up
+        .posts()
+        .iter()
+        .map(|r| {
+            (
+                r.path.clone(),
+                r.header("anthropic-beta").unwrap().to_string(),
+            )
+        })
+        .collect();
+    let merged = "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14";
+    assert_eq!(
+        sent,
+        [
+            ("/v1/messages".to_string(), merged.to_string()),
+            ("/v1/messages".to_string(), merged.to_string()),
+            ("/v1/messages/count_tokens".to_string(), merged.to_string()),
+        ]
+    );
+}
+
+#[test]
 fn a_failed_refresh_asks_the_client_to_log_in() {
     let oauth = MockOAuth::start(60);
     let up = MockUpstream::always(Wire::Anthropic.reply(false, false));

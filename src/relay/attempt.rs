@@ -275,11 +275,7 @@ impl<'a> Run<'a, '_> {
             headers.push(("accept".into(), "text/event-stream".into()));
         }
         if target.protocol == call.inbound {
-            // The client's own protocol headers (e.g. its `anthropic-version`) replace ours.
-            for (name, value) in &call.forward {
-                headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-                headers.push((name.clone(), value.clone()));
-            }
+            upstream::overlay(&mut headers, &call.forward);
         }
         let outcome = self.send_with(target, (last, upstream_stream), ask, body, &mut headers);
         // Whatever an upstream said of a failure leaves the attempt here, beside the
@@ -339,6 +335,10 @@ impl<'a> Run<'a, '_> {
             let fresh = env.auth.headers(target).map(|h| {
                 headers.retain(|(n, _)| !h.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)));
                 headers.extend(h.into_inner());
+                // The fresh login's headers replaced the client's betas merged above.
+                if target.protocol == self.call.inbound {
+                    upstream::overlay(headers, &self.call.forward);
+                }
             });
             if fresh.is_ok() {
                 reply = match env.client.post_within(&url, headers, body, wait, &gone) {

@@ -590,10 +590,7 @@ pub fn count_tokens(
             continue;
         };
         headers.push(("content-type".into(), "application/json".into()));
-        for (name, value) in &call.forward {
-            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-            headers.push((name.clone(), value.clone()));
-        }
+        upstream::overlay(&mut headers, &call.forward);
         let url = format!("{}{path}", target.provider.api_base);
         let mut body = target.protocol.passthrough_body(call.body, target.model());
         // Counted as the request will be sent: without what Routeplane wrote for itself.
