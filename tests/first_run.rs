@@ -921,7 +921,7 @@ fn events(s: &crate::support::proxy::Streamed) -> Vec<Value> {
 }
 
 #[test]
-fn translated_answers_name_the_same_model_and_invent_no_usage() {
+fn translated_answers_name_the_same_model_and_invent_no_usage_but_anthropics_required_zeros() {
     let up = no_usage_upstream();
     let p = Proxy::start(&format!(
         "providers:\n  local:\n    api_base: {}\n    models:\n      - id: tiny\n        provider_model_id: m\n",
@@ -937,10 +937,12 @@ fn translated_answers_name_the_same_model_and_invent_no_usage() {
     let delta = evs.iter().find(|e| e["type"] == "message_delta").unwrap();
     assert_eq!(whole["model"], "m");
     assert_eq!(start["message"]["model"], "m", "{evs:?}");
-    let unknown = json!({"input_tokens": null, "output_tokens": null});
+    // Anthropic's format requires both counts as numbers (the AI SDK refuses a null
+    // one, and the stream with it): 0 there, as Anthropic's `message_start` begins.
+    let unknown = json!({"input_tokens": 0, "output_tokens": 0});
     assert_eq!(whole["usage"], unknown);
     assert_eq!(delta["usage"], unknown, "{evs:?}");
-    assert!(start["message"]["usage"]["input_tokens"].is_null());
+    assert_eq!(start["message"]["usage"], unknown, "{evs:?}");
     // Responses client.
     let ask = json!({"model": "local:tiny", "input": "hi"});
     let whole = p.post("/v1/responses", ask.clone()).json();

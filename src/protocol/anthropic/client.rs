@@ -284,11 +284,13 @@ fn stop_reason(finish: &str) -> &'static str {
 }
 
 /// Chat usage → Anthropic usage (input excludes cached tokens). The Messages format
-/// requires the object (the SDKs read `usage.output_tokens`), so counts the upstream
-/// did not report are null, never zeros.
+/// requires `input_tokens` and `output_tokens` as numbers (the AI SDK's Anthropic
+/// provider refuses a null one, and the whole stream with it), so counts the upstream
+/// did not report are 0 there, as Anthropic's own `message_start` begins before it has
+/// counted; the optional cache count is left out instead.
 fn usage_from_chat(u: &Value) -> Value {
     if !u.is_object() {
-        return json!({"input_tokens": null, "output_tokens": null});
+        return json!({"input_tokens": 0, "output_tokens": 0});
     }
     let prompt = u["prompt_tokens"].as_u64().unwrap_or(0);
     let cached = u["prompt_tokens_details"]["cached_tokens"].as_u64();
@@ -493,13 +495,16 @@ impl Encoder {
             self.model = m.to_string();
         }
         let id = &chunk["id"];
+        // Counts come with `message_delta`; until then a source that reports no usage
+        // on its first chunk has counted nothing yet, as Anthropic's own says.
+        let mut usage = usage_from_chat(&chunk["usage"]);
+        usage["output_tokens"] = json!(0);
         out.push(Self::ev(
             "message_start",
             json!({"type": "message_start", "message": {
                 "id": message_id(id), "type": "message", "role": "assistant", "model": self.model,
                 "content": [], "stop_reason": null, "stop_sequence": null,
-                // Counts come with `message_delta`; none is known yet.
-                "usage": {"input_tokens": null, "output_tokens": 0},
+                "usage": usage,
             }}),
         ));
     }
