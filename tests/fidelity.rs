@@ -2031,6 +2031,75 @@ fn item_ids_routeplane_made_never_reach_a_responses_source() {
 }
 
 #[test]
+fn references_to_items_routeplane_made_take_a_tool_loop_to_any_source() {
+    // The AI SDK's OpenAI provider (store left on) gives an answer's reasoning and text
+    // back as `item_reference`s to the ids Routeplane made for them. No source stored
+    // those: the references go, and the loop's next step reaches a chat or an
+    // Anthropic source with the call and its output, instead of a 400.
+    let answer = json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "reasoning_content": "hmm", "content": "Let me look.",
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+            "finish_reason": "tool_calls"}]});
+    let chat =
+        MockUpstream::start(
+            move |req| match req.json()["messages"].as_array().unwrap().len() {
+                1 => Reply::json(200, answer.clone()),
+                _ => Wire::Chat.reply(false, false),
+            },
+        );
+    let claude = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let p = Proxy::start(&format!(
+        "providers:\n  c:\n    api_base: {}\n    models: [m]\n  a:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\n",
+        chat.url(),
+        claude.url()
+    ));
+    let tools =
+        json!([{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]);
+    let output = responses_items(
+        &p,
+        false,
+        json!({"model": "c:m", "input": [user_item("weather?")], "tools": tools}),
+    );
+    assert_eq!(
+        output
+            .iter()
+            .map(|i| i["type"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["reasoning", "message", "function_call"]
+    );
+    // As the AI SDK sends the next step: references, then the call inline, then its output.
+    let mut input = vec![user_item("weather?")];
+    for item in &output[..2] {
+        input.push(json!({"type": "item_reference", "id": item["id"]}));
+    }
+    input.push(output[2].clone());
+    input.push(json!({"type": "function_call_output", "call_id": "call_1", "output": "sunny"}));
+    for (model, mock) in [("c:m", &chat), ("a:m", &claude)] {
+        let resp = p.post(
+            &Wire::Responses.url(model, false),
+            json!({"model": model, "input": input, "tools": tools}),
+        );
+        assert_eq!(resp.status, 200, "{model}: {}", resp.body);
+        assert_eq!(
+            resp.json()["output"][0]["content"][0]["text"],
+            "Hello there"
+        );
+        let sent = mock.posts().last().unwrap().json();
+        let roles: Vec<&str> = sent["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["role"].as_str().unwrap())
+            .collect();
+        let expected: &[&str] = match model {
+            "c:m" => &["user", "assistant", "tool"],
+            _ => &["user", "assistant", "user"],
+        };
+        assert_eq!(roles, expected, "{model}: {sent}");
+    }
+}
+
+#[test]
 fn item_ids_a_responses_source_never_stored_are_left_out_when_it_says_so() {
     // A Responses client keeps the ids of the items it was answered with and sends them
     // back. Ids Routeplane made for a translated answer (`msg_…`, `fc_…`), or ids of

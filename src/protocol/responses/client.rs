@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{FILE_FIELDS, SHARED_FIELDS, unseal};
+use super::{FILE_FIELDS, SHARED_FIELDS, is_minted, unseal};
 use crate::body::RawBody;
 use crate::error::Error;
 use crate::protocol::{ToolChoice, copy_fields, text_of};
@@ -96,6 +96,11 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                     "reasoning" => {
                         signed = item["encrypted_content"].as_str().and_then(unseal);
                     }
+                    // A reference to an item Routeplane made (the AI SDK gives back an
+                    // answer's items so unless `store: false`) names nothing any source
+                    // stored, and refusing it would end every tool loop at its second
+                    // step: it goes, as before a Responses source (`drop_own`).
+                    "item_reference" if item["id"].as_str().is_some_and(is_minted) => {}
                     other => {
                         return Err(Error::Untranslatable(format!(
                             "input item type `{other}` is only available from a Responses upstream"
