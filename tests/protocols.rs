@@ -871,3 +871,23 @@ fn real_client_shapes_are_accepted() {
         .collect();
     assert_eq!(names, ["exec_command", "spawn_agent"]);
 }
+
+#[test]
+fn a_cap_below_openais_least_reaches_a_responses_source_raised_to_16() {
+    // OpenAI refuses `max_output_tokens` under 16 (`integer_below_min_value`), and
+    // clients probe a model with a cap of 1 (Claude Code's start-up check).
+    let (mock, p) = setup(Wire::Responses, Wire::Responses.reply(false, false));
+    for client in [Wire::Chat, Wire::Anthropic, Wire::Gemini] {
+        for (cap, sent) in [(1, 16), (15, 16), (16, 16), (40, 40)] {
+            let mut req = client.request("m", false, false);
+            match client {
+                Wire::Gemini => req["generationConfig"] = json!({"maxOutputTokens": cap}),
+                _ => req["max_tokens"] = json!(cap),
+            }
+            let resp = p.post(&client.url("m", false), req);
+            assert_eq!(resp.status, 200, "{client:?} {cap}: {}", resp.body);
+            let body = mock.posts().last().unwrap().json();
+            assert_eq!(body["max_output_tokens"], sent, "{client:?} {cap}: {body}");
+        }
+    }
+}

@@ -18,7 +18,7 @@ use super::attempt::Ask;
 use super::{Break, Outcome, Run, Step, next_step_of};
 use crate::error::Error;
 use crate::log::{self, StreamEnd};
-use crate::protocol::{Protocol, completions};
+use crate::protocol::{Protocol, completions, responses};
 use crate::registry::{Prefill, Target};
 use crate::route::Failed;
 
@@ -217,14 +217,18 @@ pub(super) fn unthink_continuation(protocol: Protocol, body: &mut Value) {
 }
 
 /// Lowers a continuation's output cap, in `protocol`'s field for it, by the `sent`
-/// tokens (estimated) of the answer the client already has, to at least 1: the client's
-/// cap bounds the whole answer it pays for and reads, not each attempt at it. A request
-/// without a cap keeps none.
+/// tokens (estimated) of the answer the client already has, to at least 1 (a Responses
+/// source's least, [`responses::LEAST_OUTPUT_CAP`]): the client's cap bounds the whole
+/// answer it pays for and reads, not each attempt at it. A request without a cap keeps none.
 pub(super) fn lower_cap(protocol: Protocol, body: &mut Value, sent: u64) {
+    let least = match protocol {
+        Protocol::Responses => responses::LEAST_OUTPUT_CAP,
+        _ => 1,
+    };
     // Looked up, not indexed: indexing would add a cap the client never set.
     let mut lower = |at: &str| {
         let cap = body.pointer_mut(at)?;
-        let lowered = cap.as_u64()?.saturating_sub(sent).max(1);
+        let lowered = cap.as_u64()?.saturating_sub(sent).max(least);
         *cap = lowered.into();
         Some(lowered)
     };
@@ -326,6 +330,10 @@ mod tests {
         let mut gemini = json!({"generationConfig": {"maxOutputTokens": 100}});
         lower_cap(Protocol::Gemini, &mut gemini, 30);
         assert_eq!(gemini["generationConfig"]["maxOutputTokens"], 70);
+        // OpenAI takes no Responses cap below 16.
+        let mut responses = json!({"max_output_tokens": 40});
+        lower_cap(Protocol::Responses, &mut responses, 30);
+        assert_eq!(responses["max_output_tokens"], 16);
         for protocol in [Protocol::Chat, Protocol::Anthropic, Protocol::Gemini] {
             let mut none = json!({"messages": []});
             lower_cap(protocol, &mut none, 30);

@@ -55,6 +55,12 @@ fn is_minted(id: &str) -> bool {
     id.find(MINTED).is_some_and(|at| KINDS.contains(&&id[..at]))
 }
 
+/// The least `max_output_tokens` a Responses source is asked for: OpenAI refuses less
+/// (`integer_below_min_value`: "Expected a value >= 16"), and clients send caps as small
+/// as 1 to probe a model (Claude Code's start-up quota check, "test connection"
+/// buttons). A smaller cap is raised to it, so such an answer may run to 16 tokens.
+pub const LEAST_OUTPUT_CAP: u64 = 16;
+
 /// The `format` of a hub reasoning detail that is a Responses source's encrypted
 /// reasoning, as OpenRouter names it: only such a detail goes back to a Responses source.
 pub(crate) const SIGNED_BY_OPENAI: &str = "openai-responses-v1";

@@ -98,7 +98,10 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         .as_u64()
         .or(chat["max_tokens"].as_u64())
     {
-        out.insert("max_output_tokens".into(), json!(n));
+        out.insert(
+            "max_output_tokens".into(),
+            json!(n.max(super::LEAST_OUTPUT_CAP)),
+        );
     }
     // `stop` has no Responses counterpart; dropping it can only make an answer longer.
     for key in SHARED_FIELDS {

@@ -34,7 +34,10 @@ fn chat_request_becomes_responses_request() {
         json!({"type": "input_file", "file_id": "file-1"})
     );
     assert_eq!(r["instructions"], "a\n\nb");
-    assert_eq!(r["max_output_tokens"], 9);
+    assert_eq!(
+        r["max_output_tokens"], 16,
+        "raised to the least OpenAI takes"
+    );
     assert_eq!(r["store"], false);
     assert!(r.get("stop").is_none());
     assert_eq!(r["reasoning"], json!({"effort": "low", "summary": "auto"}));
