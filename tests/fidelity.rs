@@ -203,6 +203,49 @@ fn text_between_a_calls_fragments_leaves_the_call_whole() {
 }
 
 #[test]
+fn calls_a_chat_source_ends_with_stop_reach_an_anthropic_client_as_tool_use() {
+    // Gemini's OpenAI-compatible endpoint, SGLang and older Ollama end a turn of calls
+    // with `stop`; a loop that runs tools while `stop_reason == "tool_use"` must still
+    // run them. A turn without calls stays `end_turn`.
+    let call = json!({"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}});
+    let whole = json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Let me look.", "tool_calls": [call]}, "finish_reason": "stop"}]});
+    let mock = MockUpstream::start(move |req| {
+        let body = req.json();
+        let calls = body["messages"][0]["content"] != "no tools";
+        match (body["stream"] == true, calls) {
+            (true, true) => chat_sse(
+                &[
+                    json!({"content": "Let me look."}),
+                    json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]}),
+                ],
+                "stop",
+            ),
+            (true, false) => chat_sse(&[json!({"content": "Hi."})], "stop"),
+            (false, true) => Reply::json(200, whole.clone()),
+            (false, false) => Wire::Chat.reply(false, false),
+        }
+    });
+    let p = Wire::Chat.serving(&mock, "m");
+    for (question, reason) in [("weather?", "tool_use"), ("no tools", "end_turn")] {
+        let req = json!({"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": question}],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}]});
+        let resp = p.post("/v1/messages", req.clone());
+        assert_eq!(resp.json()["stop_reason"], reason, "{}", resp.body);
+        let mut streamed = req;
+        streamed["stream"] = json!(true);
+        let s = p.stream("/v1/messages", streamed);
+        let delta = s
+            .data()
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .find(|v| v["type"] == "message_delta")
+            .unwrap();
+        assert_eq!(delta["delta"]["stop_reason"], reason, "{}", s.text());
+    }
+}
+
+#[test]
 fn a_streamed_call_without_input_has_empty_object_arguments() {
     // Anthropic streams a call without input as `input: {}` and at most an empty
     // fragment; chat and Responses clients parse the arguments, so they get `{}`.

@@ -411,6 +411,9 @@ impl Decoder {
                 if let Some(delta) = v.pointer_mut("/choices/0/delta") {
                     self.calls.number(delta);
                 }
+                if let Some(choice) = v.pointer_mut("/choices/0") {
+                    end_calls(choice, self.calls.count > 0);
+                }
                 Decoded::Chunks(vec![v])
             }
             _ => Decoded::Malformed,
@@ -426,6 +429,12 @@ pub fn into_hub(answer: &mut Value, part: &str) {
         return;
     };
     for choice in choices {
+        // A chunk's calls are known only to the stream's decoder, which does its own.
+        let called = part == "message"
+            && choice["message"]["tool_calls"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty());
+        end_calls(choice, called);
         let Some(m) = choice.get_mut(part).and_then(Value::as_object_mut) else {
             continue;
         };
@@ -437,6 +446,17 @@ pub fn into_hub(answer: &mut Value, part: &str) {
         if unset && let Some(v) = m.get("reasoning").filter(|v| v.is_string()).cloned() {
             m.insert("reasoning_content".into(), v);
         }
+    }
+}
+
+/// A chat source's turn that `called` tools ends in `tool_calls` in the hub, whatever
+/// the source said: Gemini's OpenAI-compatible endpoint, SGLang and older Ollama end one
+/// with `stop`, and an Anthropic client's loop (`while stop_reason == "tool_use"`) would
+/// stop without running the calls it was just given. A Gemini source's turn gets the
+/// same where it enters the hub.
+fn end_calls(choice: &mut Value, called: bool) {
+    if called && choice["finish_reason"] == "stop" {
+        choice["finish_reason"] = json!("tool_calls");
     }
 }
 
