@@ -891,3 +891,32 @@ fn a_cap_below_openais_least_reaches_a_responses_source_raised_to_16() {
         }
     }
 }
+
+#[test]
+fn anthropics_overload_reaches_other_clients_as_503() {
+    // 529 is Anthropic's own; a client of another protocol may retry only the 5xx
+    // statuses it knows.
+    let overloaded =
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+    let (_mock, p) = setup(
+        Wire::Anthropic,
+        crate::support::Reply::json(529, overloaded),
+    );
+    for (client, status) in [
+        (Wire::Chat, 503),
+        (Wire::Responses, 503),
+        (Wire::Gemini, 503),
+        (Wire::Anthropic, 529),
+    ] {
+        let resp = p.post(&client.url("m", false), client.request("m", false, false));
+        assert_eq!(resp.status, status, "{client:?}: {}", resp.body);
+        assert_eq!(
+            client.error_message(&resp.json()),
+            "Overloaded",
+            "{client:?}"
+        );
+        if matches!(client, Wire::Chat | Wire::Responses) {
+            assert_eq!(resp.json()["error"]["type"], "server_error");
+        }
+    }
+}

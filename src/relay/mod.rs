@@ -696,6 +696,13 @@ fn surface(call: &Call<'_>, f: &Failure, by: Option<ServedBy<'_>>, out: &mut Cli
         ),
         None => (Cow::Borrowed(f.reason.as_str()), None),
     };
+    // Anthropic's own 529 (overloaded) is a 503 to every other client: theirs retry
+    // the 5xx statuses they know, and some switch on 500, 502 and 503 alone.
+    let status = match (call.inbound, status) {
+        (Protocol::Anthropic, s) => s,
+        (_, 529) => 503,
+        (_, s) => s,
+    };
     let (status, body) = match f.kind {
         FailKind::Context => (400, call.inbound.context_error_body(&message)),
         _ => (
