@@ -1139,3 +1139,61 @@ fn a_gemini_clients_url_safe_image_reaches_other_sources_as_standard_base64() {
         assert!(sent.contains("iVBORw0KGgo/mP8+5+hHgA=="), "{up:?}: {sent}");
     }
 }
+
+#[test]
+fn usage_gemini_did_not_report_reaches_other_clients_left_out_not_as_zeros() {
+    // Gemini leaves out a cached or thinking count when there is none, and a whole
+    // answer may carry no `usageMetadata` at all.
+    let text = json!({"content": {"role": "model", "parts": [{"text": "Hello there"}]}, "finishReason": "STOP", "index": 0});
+    let counted = json!({"candidates": [text], "modelVersion": "m", "responseId": "r1",
+        "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 2, "totalTokenCount": 7}});
+    let uncounted = json!({"candidates": [text], "modelVersion": "m", "responseId": "r2"});
+    let mock = MockUpstream::start(move |req| {
+        let body = req.json();
+        let asked = body["contents"][0]["parts"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        match (req.path.contains("stream"), asked == "count") {
+            (true, _) => Reply::Sse(vec![format!("data: {counted}\n\n")], Duration::ZERO),
+            (false, true) => Reply::json(200, counted.clone()),
+            (false, false) => Reply::json(200, uncounted.clone()),
+        }
+    });
+    let p = proxy(&mock, "gemini", "m", "");
+    let chat = |q: &str| json!({"model": "m", "messages": [{"role": "user", "content": q}]});
+    let counted = p.post("/v1/chat/completions", chat("count"));
+    assert_eq!(
+        counted.json()["usage"],
+        json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}),
+        "{}",
+        counted.body
+    );
+    let uncounted = p.post("/v1/chat/completions", chat("none")).json();
+    assert!(uncounted.get("usage").is_none(), "{uncounted}");
+    let mut streamed = chat("count");
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let s = p.stream("/v1/chat/completions", streamed);
+    let usage = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v["usage"].is_object())
+        .map(|v| v["usage"].clone());
+    assert_eq!(
+        usage,
+        Some(json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7})),
+        "{}",
+        s.text()
+    );
+    let anthropic = p.post(
+        "/v1/messages",
+        json!({"model": "m", "max_tokens": 20, "messages": [{"role": "user", "content": "count"}]}),
+    );
+    assert_eq!(
+        anthropic.json()["usage"],
+        json!({"input_tokens": 5, "output_tokens": 2}),
+        "{}",
+        anthropic.body
+    );
+}

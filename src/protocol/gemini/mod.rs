@@ -237,19 +237,29 @@ fn filtered(reason: &str) -> String {
     format!("content filter: the answer was blocked ({reason})")
 }
 
-/// Gemini usage → chat usage (completion tokens include thoughts, as OpenAI counts them).
+/// Gemini usage → chat usage (completion tokens include thoughts, as OpenAI counts them);
+/// null when Gemini reported none, and a cached or thinking count only when it gave
+/// one: an absent count is not a zero (Gemini leaves both out when there are none).
 fn usage_to_chat(u: &Value) -> Value {
-    let n = |k: &str| u[k].as_u64().unwrap_or(0);
-    let prompt = n("promptTokenCount") + n("toolUsePromptTokenCount");
+    if !u.is_object() {
+        return Value::Null;
+    }
+    let n = |k: &str| u[k].as_u64();
+    let prompt = n("promptTokenCount").unwrap_or(0) + n("toolUsePromptTokenCount").unwrap_or(0);
     let thoughts = n("thoughtsTokenCount");
-    let completion = n("candidatesTokenCount") + thoughts;
-    json!({
+    let completion = n("candidatesTokenCount").unwrap_or(0) + thoughts.unwrap_or(0);
+    let mut usage = json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": u["totalTokenCount"].as_u64().unwrap_or(prompt + completion),
-        "prompt_tokens_details": {"cached_tokens": n("cachedContentTokenCount")},
-        "completion_tokens_details": {"reasoning_tokens": thoughts},
-    })
+        "total_tokens": n("totalTokenCount").unwrap_or(prompt + completion),
+    });
+    if let Some(cached) = n("cachedContentTokenCount") {
+        usage["prompt_tokens_details"] = json!({"cached_tokens": cached});
+    }
+    if let Some(thoughts) = thoughts {
+        usage["completion_tokens_details"] = json!({"reasoning_tokens": thoughts});
+    }
+    usage
 }
 
 /// Chat usage → Gemini `usageMetadata`.

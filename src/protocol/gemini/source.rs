@@ -389,12 +389,14 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     let Some(cand) = resp["candidates"].get(0).filter(|_| !filtered) else {
         if filtered {
             let message = assistant_message(String::new(), String::new(), Vec::new());
-            return Ok(json!({
-                "id": resp["responseId"].as_str().unwrap_or("gemini"),
-                "object": "chat.completion", "created": now(), "model": resp["modelVersion"],
-                "choices": [{"index": 0, "message": message, "finish_reason": "content_filter"}],
-                "usage": usage_to_chat(&resp["usageMetadata"]),
-            }));
+            return Ok(with_usage(
+                json!({
+                    "id": resp["responseId"].as_str().unwrap_or("gemini"),
+                    "object": "chat.completion", "created": now(), "model": resp["modelVersion"],
+                    "choices": [{"index": 0, "message": message, "finish_reason": "content_filter"}],
+                }),
+                &resp,
+            ));
         }
         return Err(failed("the answer has no candidates".into()));
     };
@@ -408,12 +410,23 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     if !read.signatures.is_empty() {
         message["reasoning_details"] = Value::Array(read.signatures);
     }
-    Ok(json!({
-        "id": resp["responseId"].as_str().unwrap_or("gemini"),
-        "object": "chat.completion", "created": now(), "model": resp["modelVersion"],
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": usage_to_chat(&resp["usageMetadata"]),
-    }))
+    Ok(with_usage(
+        json!({
+            "id": resp["responseId"].as_str().unwrap_or("gemini"),
+            "object": "chat.completion", "created": now(), "model": resp["modelVersion"],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        }),
+        &resp,
+    ))
+}
+
+/// A hub answer with the usage of Gemini's answer `resp`, left out when it gave none.
+fn with_usage(mut chat: Value, resp: &Value) -> Value {
+    let usage = usage_to_chat(&resp["usageMetadata"]);
+    if !usage.is_null() {
+        chat["usage"] = usage;
+    }
+    chat
 }
 
 /// Decodes a `streamGenerateContent?alt=sse` stream into hub chunks.
