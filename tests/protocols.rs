@@ -719,6 +719,56 @@ fn proxy_errors_use_the_callers_protocol() {
 }
 
 #[test]
+fn an_anthropic_clients_wrong_path_is_answered_in_anthropics_shape() {
+    let p = Proxy::start("");
+    let anthropic = [("anthropic-version", "2023-06-01")];
+    for (method, path, headers, said) in [
+        (
+            "GET",
+            "/v1/models/nosuch",
+            &anthropic[..],
+            "unknown model `nosuch`",
+        ),
+        (
+            "POST",
+            "/v1/messages/batches",
+            &[][..],
+            "no endpoint POST /v1/messages/batches",
+        ),
+        (
+            "POST",
+            "/v1/v1/messages",
+            &[][..],
+            "no endpoint POST /v1/v1/messages",
+        ),
+    ] {
+        let resp = p.send(method, path, headers, b"{}");
+        assert_eq!(resp.status, 404, "{path}: {}", resp.body);
+        let v = resp.json();
+        assert_eq!(v["type"], "error", "{path}: {v}");
+        assert_eq!(v["error"]["type"], "not_found_error", "{path}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().starts_with(said),
+            "{path}: {v}"
+        );
+    }
+    // The base-URL hint is written for exactly this client.
+    let v = p.send("POST", "/v1/v1/messages", &[], b"{}").json();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("and an Anthropic client's to the address alone"),
+        "{v}"
+    );
+    // Without either sign, a path is answered as OpenAI answers.
+    let v = p.get("/v1/models/nosuch").json();
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    let v = p.post("/v1/embeddings", json!({})).json();
+    assert_eq!(v["error"]["code"], "unknown_url", "{v}");
+}
+
+#[test]
 fn same_protocol_is_byte_passthrough() {
     for up in [Wire::Anthropic, Wire::Responses, Wire::Gemini] {
         let (mock, p) = setup(up, up.reply(true, false));

@@ -39,7 +39,7 @@ pub(super) fn busy(req: tiny_http::Request, err: Error, shared: &Shared) {
         path: path_name(route_path(req.url())),
         ..RequestLog::default()
     };
-    let inbound = protocol_for(req.url());
+    let inbound = protocol_for(req.url(), req.headers());
     let counted = is_generation(req.method(), &log.path);
     let http10 = is_http10(&req);
     let head_only = *req.method() == tiny_http::Method::Head;
@@ -102,7 +102,8 @@ pub(super) fn refused(r: &tiny_http::Refusal, client_timeout: f64) -> tiny_http:
         ),
     };
     let path = r.path.as_deref().unwrap_or("");
-    let body = protocol_for(path).error_body(r.status, &message);
+    // Its headers were never read: the path alone picks the shape.
+    let body = protocol_for(path, &[]).error_body(r.status, &message);
     if !r.idle {
         let log = RequestLog {
             at: Some(std::time::SystemTime::now()),
@@ -195,13 +196,19 @@ fn method_name(method: &tiny_http::Method) -> Cow<'static, str> {
     })
 }
 
-/// The protocol errors for this path are written in.
-fn protocol_for(url: &str) -> Protocol {
+/// The protocol errors for this request are written in: its endpoint's; for a path
+/// Routeplane does not serve, Anthropic's when the path is Anthropic's (`/v1/messages/
+/// batches`, `/v1/v1/messages`: an Anthropic client given a base URL with `/v1`) or the
+/// client sends `anthropic-version` (the Anthropic SDK's `models.retrieve`), else OpenAI's.
+fn protocol_for(url: &str, headers: &[tiny_http::Header]) -> Protocol {
     match route_path(url) {
+        "/v1/chat/completions" => Protocol::Chat,
         "/v1/messages" | "/v1/messages/count_tokens" => Protocol::Anthropic,
         "/v1/responses" => Protocol::Responses,
         "/v1/completions" => Protocol::Completions,
         p if p.starts_with("/v1beta/") || gemini_call(p).is_some() => Protocol::Gemini,
+        p if p.ends_with("/messages") || p.contains("/messages/") => Protocol::Anthropic,
+        _ if headers.iter().any(|h| h.field.equiv("anthropic-version")) => Protocol::Anthropic,
         _ => Protocol::Chat,
     }
 }
@@ -269,7 +276,7 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
         path: path_name(route_path(req.url())),
         ..RequestLog::default()
     };
-    let inbound = protocol_for(req.url());
+    let inbound = protocol_for(req.url(), req.headers());
     let http10 = is_http10(&req);
     let head_only = *req.method() == tiny_http::Method::Head;
     let registry = shared.registry();
@@ -845,17 +852,34 @@ mod tests {
     #[test]
     fn paths_pick_the_error_protocol() {
         assert_eq!(
-            protocol_for("/v1beta/models/m:generateContent?key=k"),
+            protocol_for("/v1beta/models/m:generateContent?key=k", &[]),
             Protocol::Gemini
         );
         assert_eq!(
-            protocol_for("/v1/models/m:generateContent"),
+            protocol_for("/v1/models/m:generateContent", &[]),
             Protocol::Gemini
         );
-        assert_eq!(protocol_for("/v1/models"), Protocol::Chat);
-        assert_eq!(protocol_for("/v1/messages?beta=true"), Protocol::Anthropic);
-        assert_eq!(protocol_for("/v1/responses"), Protocol::Responses);
-        assert_eq!(protocol_for("/completions"), Protocol::Completions);
-        assert_eq!(protocol_for("/nope"), Protocol::Chat);
+        assert_eq!(protocol_for("/v1/models", &[]), Protocol::Chat);
+        assert_eq!(
+            protocol_for("/v1/messages?beta=true", &[]),
+            Protocol::Anthropic
+        );
+        assert_eq!(protocol_for("/v1/responses", &[]), Protocol::Responses);
+        assert_eq!(protocol_for("/completions", &[]), Protocol::Completions);
+        assert_eq!(protocol_for("/nope", &[]), Protocol::Chat);
+        assert_eq!(protocol_for("/v1/v1/messages", &[]), Protocol::Anthropic);
+        assert_eq!(
+            protocol_for("/v1/messages/batches", &[]),
+            Protocol::Anthropic
+        );
+        let version: tiny_http::Header = "anthropic-version: 2023-06-01".parse().unwrap();
+        assert_eq!(
+            protocol_for("/v1/models/x", std::slice::from_ref(&version)),
+            Protocol::Anthropic
+        );
+        assert_eq!(
+            protocol_for("/v1/chat/completions", std::slice::from_ref(&version)),
+            Protocol::Chat
+        );
     }
 }
