@@ -1,0 +1,267 @@
+//! What the client is told when its request ends in a failure: the upstream's own error,
+//! or the list of what every endpoint answered.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use super::{Call, FailKind, Failure};
+use crate::error::Error;
+use crate::protocol::{self, Protocol};
+use crate::route::Cooldown;
+use crate::sse::{ClientWriter, ServedBy};
+
+/// Answers with a surfaced upstream error: verbatim when the protocols match; else in
+/// the client's protocol, with OpenAI's `code` when the upstream gave one, and a context
+/// overflow in the words the client's own handling looks for (Claude Code compacts on
+/// "prompt is too long"). `by` names the endpoint that said it, in the answer's headers.
+pub(super) fn surface(
+    call: &Call<'_>,
+    f: &Failure,
+    by: Option<ServedBy<'_>>,
+    out: &mut ClientWriter,
+) -> u16 {
+    let status = f.status.unwrap_or(502);
+    // A plan limit whose end was named only in the body (the Codex backend) is told
+    // the client in the standard header too.
+    let mut headers = Cow::Borrowed(&f.headers[..]);
+    if status == 429
+        && let Some(wait) = f.retry_after
+        && !f.headers.iter().any(|(n, _)| n == "retry-after")
+    {
+        headers
+            .to_mut()
+            .push(("retry-after".to_string(), retry_after_secs(wait)));
+    }
+    if let Some((bytes, ct)) = &f.body
+        && matches!(
+            f.kind,
+            FailKind::Status(_)
+                | FailKind::Context
+                | FailKind::Filter
+                | FailKind::Foreign
+                | FailKind::Unthinking
+                | FailKind::Credential
+        )
+        && same_shape(call, ct)
+    {
+        let _ = out.respond_served(status, ct, &headers, by, bytes);
+        return status;
+    }
+    let (message, code) = match &f.body {
+        Some((bytes, _)) => (
+            Cow::Owned(protocol::upstream_error_message(bytes)),
+            protocol::upstream_error_code(bytes),
+        ),
+        None => (Cow::Borrowed(f.reason.as_str()), None),
+    };
+    // Anthropic's own 529 (overloaded) is a 503 to every other client: theirs retry
+    // the 5xx statuses they know, and some switch on 500, 502 and 503 alone.
+    let status = match (call.inbound, status) {
+        (Protocol::Anthropic, s) => s,
+        (_, 529) => 503,
+        (_, s) => s,
+    };
+    let (status, body) = match f.kind {
+        FailKind::Context => (400, call.inbound.context_error_body(&message)),
+        _ => (
+            status,
+            call.inbound
+                .error_body_coded(status, &message, code.as_deref()),
+        ),
+    };
+    let _ = out.respond_served(status, "application/json", &headers, by, &body);
+    status
+}
+
+/// True when a surfaced body can go to the client as-is (its protocol's JSON).
+pub(super) fn same_shape(call: &Call<'_>, content_type: &str) -> bool {
+    call.targets.iter().all(|t| t.protocol == call.inbound) && content_type.contains("json")
+}
+
+/// Answers when every target failed.
+pub(super) fn exhausted(
+    call: &Call<'_>,
+    failures: Vec<(String, Failure)>,
+    attempts: usize,
+    cooldown: &Cooldown,
+    out: &mut ClientWriter,
+) -> u16 {
+    // The endpoint whose own error is shown, named in the answer's headers.
+    fn by(label: &str, attempts: usize) -> ServedBy<'_> {
+        let (provider, model) = label.split_once(':').unwrap_or((label, ""));
+        ServedBy {
+            provider,
+            model,
+            attempts,
+        }
+    }
+    if failures.len() == 1 {
+        let (label, f) = &failures[0];
+        return match f.kind {
+            // One target that answered: its own error is the most useful thing to show.
+            FailKind::Status(_)
+            | FailKind::Context
+            | FailKind::Filter
+            | FailKind::Foreign
+            | FailKind::Unthinking
+            | FailKind::Credential
+            | FailKind::Prepare(_) => surface(call, f, Some(by(label, attempts)), out),
+            _ => {
+                let provider = label.split(':').next().unwrap_or(label);
+                let err = Error::Upstream {
+                    provider: provider.to_string(),
+                    reason: f.reason.clone(),
+                };
+                // A source that did not answer in time is a gateway timeout, not a bad
+                // answer: clients and dashboards tell the two apart.
+                let status = if f.kind == FailKind::Timeout {
+                    504
+                } else {
+                    502
+                };
+                let counted = [attempts_header(attempts)];
+                respond_error(call.inbound, status, &err.to_string(), &counted, out);
+                status
+            }
+        };
+    }
+    // No endpoint answered and one could not fit the prompt: that is what the client
+    // can act on (shorten or compact it), where a 502 listing every failure says "try
+    // again" and the same prompt fails the same way.
+    if let Some((label, f)) = failures.iter().find(|(_, f)| f.kind == FailKind::Context) {
+        return surface(call, f, Some(by(label, attempts)), out);
+    }
+    let all_rate_limited = !failures.is_empty()
+        && failures
+            .iter()
+            .all(|(_, f)| f.kind == FailKind::Status(429));
+    // No endpoint has the model: a 404 still, with what each said.
+    let none_has_it = !failures.is_empty()
+        && failures
+            .iter()
+            .all(|(_, f)| f.kind == FailKind::Status(404));
+    // Nothing was sent: no target can take the request as it is (a field none of their
+    // protocols carries), so the client has to change it. A 400, not a 502, and a
+    // reason every target gave is said once.
+    let none_can_take = !failures.is_empty()
+        && failures
+            .iter()
+            .all(|(_, f)| f.kind == FailKind::Prepare(400));
+    if none_can_take
+        && failures
+            .iter()
+            .all(|(_, f)| f.reason == failures[0].1.reason)
+    {
+        return surface(call, &failures[0].1, None, out);
+    }
+    let status = match (all_rate_limited, none_can_take, none_has_it) {
+        (true, _, _) => 429,
+        (_, true, _) => 400,
+        (_, _, true) => 404,
+        _ => 502,
+    };
+    let mut headers = vec![attempts_header(attempts)];
+    // When the first endpoint takes requests again: the pause it asked for, or, when it
+    // named none, what is left of its cool-down.
+    if all_rate_limited
+        && let Some(wait) = failures
+            .iter()
+            .filter_map(|(label, f)| f.retry_after.or_else(|| cooldown.left(label)))
+            .min()
+    {
+        headers.push(("retry-after".to_string(), retry_after_secs(wait)));
+    }
+    let attempts: Vec<String> = failures
+        .iter()
+        .map(|(label, f)| match f.status {
+            Some(s) => format!("{label} → {s} {}", f.reason),
+            None => format!("{label} → {}", f.reason),
+        })
+        .collect();
+    let err = if attempts.is_empty() {
+        Error::bad_request("no target to try")
+    } else {
+        Error::Exhausted { status, attempts }
+    };
+    respond_error(call.inbound, err.status(), &err.to_string(), &headers, out);
+    err.status()
+}
+
+/// [`crate::sse::ATTEMPTS`] for an error no one endpoint gave, which [`ServedBy`]
+/// cannot name: how many upstream requests the failure took.
+pub(super) fn attempts_header(attempts: usize) -> (String, String) {
+    (crate::sse::ATTEMPTS.to_string(), attempts.to_string())
+}
+
+/// A wait as `Retry-After` says it: whole seconds, rounded up (a client that comes
+/// back a fraction early is refused again), at least 1.
+pub(super) fn retry_after_secs(wait: Duration) -> String {
+    (wait.as_secs_f64().ceil() as u64).max(1).to_string()
+}
+
+/// Sends an error body in the client's protocol.
+pub fn respond_error(
+    inbound: Protocol,
+    status: u16,
+    message: &str,
+    headers: &[(String, String)],
+    out: &mut ClientWriter,
+) {
+    let body = inbound.error_body(status, message);
+    let _ = out.respond(status, "application/json", headers, &body);
+}
+
+/// One word for an attempt that failed, for the log's `tried=`: its status, or what happened.
+pub(super) fn short_reason(f: &Failure) -> String {
+    let r = f.reason.as_str();
+    match f.kind {
+        FailKind::Status(s) => s.to_string(),
+        FailKind::Context => format!("{}:context", f.status.unwrap_or(400)),
+        FailKind::Filter => format!("{}:filter", f.status.unwrap_or(400)),
+        FailKind::Foreign => format!("{}:foreign", f.status.unwrap_or(400)),
+        FailKind::Unthinking => format!("{}:no_reasoning", f.status.unwrap_or(400)),
+        FailKind::Credential => format!("{}:credential", f.status.unwrap_or(400)),
+        FailKind::Timeout => "timeout".into(),
+        FailKind::EarlyEnd => "ended_early".into(),
+        FailKind::TooLarge => "too_large".into(),
+        FailKind::Malformed => "malformed".into(),
+        FailKind::Prepare(401) => "no_credential".into(),
+        FailKind::Prepare(_) => "cannot_express".into(),
+        FailKind::Dropped if r.contains("reset") => "reset".into(),
+        FailKind::Dropped => "closed".into(),
+        FailKind::Network => if r.contains("refused") {
+            "refused"
+        } else if r.contains("reset") {
+            "reset"
+        } else if r.contains("host not found") {
+            "dns"
+        } else {
+            "network"
+        }
+        .into(),
+    }
+}
+
+/// usage (issue 19): why an attempt failed, for the ledger and the status page. An
+/// upstream's own error text may quote the request, so it is named by its category;
+/// reasons Routeplane wrote (network, timeout, early end) are kept.
+pub(super) fn trail_reason(f: &Failure) -> String {
+    match f.kind {
+        FailKind::Status(429) => "rate limited".into(),
+        FailKind::Status(408) => "request timeout".into(),
+        FailKind::Status(500..=599) => "server error".into(),
+        FailKind::Status(_) => "refused the request".into(),
+        FailKind::Context => "context window exceeded".into(),
+        FailKind::Filter => "content filtered".into(),
+        FailKind::Foreign => "reasoning from another account".into(),
+        FailKind::Unthinking => "the model takes no reasoning".into(),
+        FailKind::Credential => "credential refused for this use".into(),
+        FailKind::Network
+        | FailKind::Dropped
+        | FailKind::Timeout
+        | FailKind::EarlyEnd
+        | FailKind::TooLarge
+        | FailKind::Malformed
+        | FailKind::Prepare(_) => f.reason.chars().take(120).collect(),
+    }
+}
