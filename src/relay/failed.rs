@@ -33,15 +33,7 @@ pub(super) fn surface(
             .push(("retry-after".to_string(), retry_after_secs(wait)));
     }
     if let Some((bytes, ct)) = &f.body
-        && matches!(
-            f.kind,
-            FailKind::Status(_)
-                | FailKind::Context
-                | FailKind::Filter
-                | FailKind::Foreign
-                | FailKind::Unthinking
-                | FailKind::Credential
-        )
+        && f.kind.source_said()
         && same_shape(call, ct)
     {
         let _ = out.respond_served(status, ct, &headers, by, bytes);
@@ -99,13 +91,9 @@ pub(super) fn exhausted(
         let (label, f) = &failures[0];
         return match f.kind {
             // One target that answered: its own error is the most useful thing to show.
-            FailKind::Status(_)
-            | FailKind::Context
-            | FailKind::Filter
-            | FailKind::Foreign
-            | FailKind::Unthinking
-            | FailKind::Credential
-            | FailKind::Prepare(_) => surface(call, f, Some(by(label, attempts)), out),
+            k if k.source_said() || matches!(k, FailKind::Prepare(_)) => {
+                surface(call, f, Some(by(label, attempts)), out)
+            }
             _ => {
                 let provider = label.split(':').next().unwrap_or(label);
                 let err = Error::Upstream {

@@ -204,6 +204,23 @@ enum FailKind {
     Prepare(u16),
 }
 
+impl FailKind {
+    /// Whether the source answered in words of its own that a client can be shown as
+    /// they are (an error status, a context overflow, a filter…), rather than failing to
+    /// answer at all.
+    fn source_said(self) -> bool {
+        matches!(
+            self,
+            FailKind::Status(_)
+                | FailKind::Context
+                | FailKind::Filter
+                | FailKind::Foreign
+                | FailKind::Unthinking
+                | FailKind::Credential
+        )
+    }
+}
+
 /// What to do after a failed attempt (once its retries are spent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
