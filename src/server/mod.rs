@@ -4,9 +4,10 @@
 //! most `workers` run at once. A request that cannot start within
 //! `limits.queue_wait_secs` gets 503 with `Retry-After`, naming the limit: load never
 //! grows an unbounded backlog. Routeplane's own read-only answers (`/health`,
-//! `/metrics`, the status page) need no worker, so a full proxy still answers them. What a request then goes through (the endpoint table,
-//! its body, the client key, the model, the relay) is in `request.rs`; the model and
-//! source lists the read-only endpoints answer with in `listing.rs`.
+//! `/metrics`, the status page) need no worker, so a full proxy still answers them.
+//! What a request then goes through (the endpoint table, its body, the client key, the
+//! model, the relay) is in `request.rs`; the model and source lists the read-only
+//! endpoints answer with in `listing.rs`.
 
 mod listing;
 mod request;

@@ -3,9 +3,10 @@
 //! A Responses request is a list of *items* (messages, function calls, their outputs)
 //! plus `instructions`; a Responses stream is a sequence of typed events that open and
 //! close output items. `source.rs` talks to a Responses source (chat in, chat out),
-//! `client.rs` reads a Responses client's request and `answer.rs` writes its answer. Routeplane is stateless, so it always asks an
-//! upstream not to store (`store: false`) and refuses `previous_response_id` unless the
-//! request goes byte for byte to a Responses source.
+//! `client.rs` reads a Responses client's request and `answer.rs` writes its answer.
+//! Routeplane is stateless, so it always asks an upstream not to store (`store: false`)
+//! and refuses `previous_response_id` unless the request goes byte for byte to a
+//! Responses source.
 //!
 //! Thinking another source signed (Claude's) reaches a Responses client as a reasoning
 //! item's `encrypted_content`, sealed by Routeplane, which Codex gives back on its next
