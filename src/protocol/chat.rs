@@ -513,7 +513,8 @@ pub fn filtered(answer: &Value, part: &str) -> Option<String> {
 /// [`filtered`] for a whole chat answer's bytes, relayed unchanged: looked for by its
 /// words first, so an ordinary answer is scanned once and never parsed.
 pub fn filtered_answer(body: &[u8]) -> Option<String> {
-    memchr::memmem::find(body, b"\"content_filter\"")?;
+    static FILTER: super::Marker = super::Marker::new(|| Finder::new("\"content_filter\""));
+    FILTER.find(body)?;
     filtered(&serde_json::from_slice(body).ok()?, "message")
 }
 

@@ -241,14 +241,16 @@ impl Protocol {
     pub fn blocked_answer(self, body: &[u8]) -> Option<String> {
         // Looked for by the word that says it first: an ordinary answer is scanned
         // once and never parsed. Inside a string the word's quotes would be escaped.
-        let word: &[u8] = match self {
+        static REFUSAL: Marker = Marker::new(|| memchr::memmem::Finder::new("\"refusal\""));
+        static FILTER: Marker = Marker::new(|| memchr::memmem::Finder::new("\"content_filter\""));
+        let word = match self {
             Protocol::Gemini => return gemini::blocked_answer(body),
             Protocol::Chat => return chat::filtered_answer(body),
             Protocol::Completions => return None,
-            Protocol::Anthropic => b"\"refusal\"",
-            Protocol::Responses => b"\"content_filter\"",
+            Protocol::Anthropic => &REFUSAL,
+            Protocol::Responses => &FILTER,
         };
-        memchr::memmem::find(body, word)?;
+        word.find(body)?;
         let hub = self
             .response_to_chat(serde_json::from_slice(body).ok()?)
             .ok()?;
@@ -863,8 +865,8 @@ pub(crate) fn assistant_message(text: String, reasoning: String, calls: Vec<Valu
 }
 
 /// The searcher of a marker Routeplane writes (a seal, a signature) or a field it looks
-/// for in raw JSON without parsing: asked of every same-protocol request, most of which
-/// hold none. Made once: making one per call (`str::contains` did) cost about 1 300
+/// for in raw JSON without parsing: asked of every same-protocol request or whole answer,
+/// most of which hold none. Made once: making one per call (`str::contains` did) cost about 1 300
 /// instructions a copied chat request (callgrind), more than the search.
 pub(crate) type Marker = std::sync::LazyLock<memchr::memmem::Finder<'static>>;
 

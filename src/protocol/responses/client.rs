@@ -237,7 +237,9 @@ pub fn custom_tools(body: &RawBody) -> Vec<String> {
     let Some(raw) = body.get("tools") else {
         return Vec::new();
     };
-    if memchr::memmem::find(raw, b"\"custom\"").is_none() {
+    static CUSTOM: crate::protocol::Marker =
+        crate::protocol::Marker::new(|| memchr::memmem::Finder::new("\"custom\""));
+    if !crate::protocol::holds(raw, &CUSTOM) {
         return Vec::new();
     }
     let mut names = Vec::new();

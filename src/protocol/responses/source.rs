@@ -234,7 +234,9 @@ fn finish_of(resp: &Value, saw_tool: bool) -> &'static str {
 pub fn failed_status(body: &[u8]) -> Option<u16> {
     // Items have statuses of their own, so the word alone decides nothing; without it
     // the body is not parsed at all.
-    memchr::memmem::find(body, b"\"failed\"")?;
+    static FAILED: crate::protocol::Marker =
+        crate::protocol::Marker::new(|| memchr::memmem::Finder::new("\"failed\""));
+    FAILED.find(body)?;
     #[derive(serde::Deserialize)]
     struct Response {
         status: Option<String>,
