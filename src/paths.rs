@@ -1,6 +1,6 @@
 //! Where Routeplane's files live: the config search order and the per-user data dir.
 //!
-//! One home for these rules so `config.rs`, `auth/store.rs` and the CLI agree.
+//! One home for these rules so `config`, `auth/store.rs` and the CLI agree.
 
 use std::env;
 use std::path::{Path, PathBuf};

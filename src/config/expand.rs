@@ -1,0 +1,240 @@
+//! `${VAR}` expansion of the file's values: strings, and numbers or booleans that may be
+//! written as strings holding a variable.
+//!
+//! An error never repeats what a variable or a `${…}` holds, nor a name that looks like a
+//! key rather than a variable's: a key pasted in the wrong place must not reach a log.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+
+use super::Text;
+
+/// Expands a string value; an unset variable is an error, for `config validate` as for
+/// `serve`: a file that one passes and the other refuses helps nobody.
+pub(super) fn expand_text<E: de::Error>(raw: &str) -> Result<Text, E> {
+    expand(raw, |name| std::env::var(name).ok())
+        .map(Text)
+        .map_err(unexpanded)
+}
+
+/// The error for an unset `${NAME}`, naming it only when it is [`conventional`].
+fn unset<E: de::Error>(name: &str) -> E {
+    if !conventional(name) {
+        return E::custom(UNSET_UNSHOWN);
+    }
+    // An empty value counts as unset, as the shell's `${VAR:-…}` has it; said as it is.
+    let state = match std::env::var_os(name) {
+        Some(v) if v.is_empty() => "is empty",
+        _ => "is not set",
+    };
+    E::custom(format!(
+        "environment variable `{name}` {state} (set it, or write `${{{name}:-default}}`)"
+    ))
+}
+
+/// An unset variable's message under `keys:`, with its hint to export the variable
+/// only: the general hint (`${NAME:-default}`) would make a client key a default
+/// written in the file, one anybody who reads it, or guesses, can send. Any other
+/// message is kept.
+pub(super) fn client_key_unset(msg: String) -> String {
+    let Some((name, rest)) = msg
+        .strip_prefix("environment variable `")
+        .and_then(|r| r.split_once('`'))
+    else {
+        return msg;
+    };
+    let state = rest.split(" (").next().unwrap_or(rest).trim();
+    format!(
+        "environment variable `{name}` {state} (export it before starting routeplane, e.g. \
+         `export {name}=$(openssl rand -hex 32)`, and give clients the same value)"
+    )
+}
+
+/// The error for an unset `${NAME}` whose name is not repeated. The error names its
+/// place (the key holding the reference, line and column) when the parser reports it.
+pub(super) const UNSET_UNSHOWN: &str = "`${…}` names an environment variable that is not set; its name is \
+     not shown, as it looks like a key (a variable's name is upper-case letters, digits and \
+     `_`): write the variable's name between the braces, e.g. `${GEMINI_API_KEY}`, and set it \
+     (`export GEMINI_API_KEY=…`)";
+
+/// The error for a `${…}` that holds no variable name. What it holds is not repeated:
+/// the likeliest text between the braces is a key pasted there.
+pub(super) const NOT_A_NAME: &str = "`${…}` must hold an environment variable's name (letters, digits \
+     and `_`; what it holds is not shown, as it may be a key): put a key in a variable, e.g. \
+     `export MY_KEY=…`, and write `${MY_KEY}`";
+
+/// How an error of expansion is turned into a message.
+fn unexpanded<E: de::Error>(e: Unexpanded) -> E {
+    match e {
+        Unexpanded::Unset(name) => unset(&name),
+        Unexpanded::NotAName => E::custom(NOT_A_NAME),
+    }
+}
+
+/// A number or a boolean in the file: written plainly, or as a string that may hold
+/// `${VAR}` (`workers: ${WORKERS:-8}`), expanded and then read.
+pub(super) trait Scalar: Sized + std::str::FromStr {
+    /// What a wrong value is told it should be.
+    const WANTED: &'static str;
+    /// From an integer the parser read.
+    fn from_i128(v: i128) -> Option<Self>;
+    /// From a float the parser read.
+    fn from_f64(_: f64) -> Option<Self> {
+        None
+    }
+    /// From a boolean the parser read.
+    fn from_bool(_: bool) -> Option<Self> {
+        None
+    }
+}
+
+impl Scalar for u64 {
+    const WANTED: &'static str = "a whole number";
+    fn from_i128(v: i128) -> Option<u64> {
+        u64::try_from(v).ok()
+    }
+}
+
+impl Scalar for usize {
+    const WANTED: &'static str = "a whole number";
+    fn from_i128(v: i128) -> Option<usize> {
+        usize::try_from(v).ok()
+    }
+}
+
+impl Scalar for f64 {
+    const WANTED: &'static str = "a number";
+    fn from_i128(v: i128) -> Option<f64> {
+        Some(v as f64)
+    }
+    fn from_f64(v: f64) -> Option<f64> {
+        Some(v)
+    }
+}
+
+impl Scalar for bool {
+    const WANTED: &'static str = "true or false";
+    fn from_i128(_: i128) -> Option<bool> {
+        None
+    }
+    fn from_bool(v: bool) -> Option<bool> {
+        Some(v)
+    }
+}
+
+/// Reads a [`Scalar`] field.
+pub(super) fn scalar<'de, D: Deserializer<'de>, T: Scalar>(d: D) -> Result<T, D::Error> {
+    struct V<T>(std::marker::PhantomData<T>);
+    fn wrong<T: Scalar, E: de::Error>(got: impl fmt::Display) -> E {
+        E::custom(format!("expected {}, got {got}", T::WANTED))
+    }
+    impl<'de, T: Scalar> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(T::WANTED)
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
+            T::from_bool(v).ok_or_else(|| wrong::<T, E>(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            T::from_i128(v.into()).ok_or_else(|| wrong::<T, E>(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            T::from_i128(v.into()).ok_or_else(|| wrong::<T, E>(v))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+            T::from_f64(v).ok_or_else(|| wrong::<T, E>(v))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            let expanded = expand(v, |name| std::env::var(name).ok()).map_err(unexpanded)?;
+            expanded.trim().parse::<T>().map_err(|_| {
+                if expanded == v {
+                    wrong::<T, E>(serde_json::Value::from(v))
+                } else {
+                    // What a variable holds may be a key put in the wrong place: only
+                    // what is written in the file is shown.
+                    wrong::<T, E>(format!(
+                        "what {} gives (not shown: it comes from the environment)",
+                        serde_json::Value::from(v)
+                    ))
+                }
+            })
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+            Err(wrong::<T, E>("nothing"))
+        }
+    }
+    d.deserialize_any(V(std::marker::PhantomData))
+}
+
+/// Reads an optional [`Scalar`] field (a missing key is `None` through `default`).
+pub(super) fn some_scalar<'de, D: Deserializer<'de>, T: Scalar>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    scalar(d).map(Some)
+}
+
+/// Why a string could not be expanded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unexpanded {
+    /// `${NAME}` without a fallback, and `NAME` is unset or empty.
+    Unset(String),
+    /// `${…}` holds something other than a variable name (`[A-Za-z_][A-Za-z0-9_]*`).
+    /// What it holds is kept out of the error: it is most often a key.
+    NotAName,
+}
+
+/// Expands `${VAR}` and `${VAR:-fallback}`; the error is the first that cannot be.
+pub fn expand(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, Unexpanded> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let inner = &after[..end];
+        let (name, fallback) = match inner.split_once(":-") {
+            Some((n, f)) => (n, Some(f)),
+            None => (inner, None),
+        };
+        if !is_variable_name(name) {
+            return Err(Unexpanded::NotAName);
+        }
+        match (lookup(name).filter(|v| !v.is_empty()), fallback) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(f)) => out.push_str(f),
+            (None, None) => return Err(Unexpanded::Unset(name.to_string())),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `[A-Za-z_][A-Za-z0-9_]*`: what a shell accepts as a variable's name.
+fn is_variable_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `[A-Z_][A-Z0-9_]*`, a variable name as people write one: the only names an error
+/// repeats. Some keys are valid names too (Google's `AIza…` keys mix upper and lower
+/// case, digits, `_` and `-`), and a key pasted between the braces must not be printed.
+pub(super) fn conventional(name: &str) -> bool {
+    is_variable_name(name) && !name.bytes().any(|b| b.is_ascii_lowercase())
+}
+
+/// `[a-z_]+`, a config key as people write one (every key of the file is): the only
+/// unknown key names an error repeats, besides one a letter or two from a known key (a
+/// typo). Anything else, digits or `-` or upper case in it, may be a credential
+/// pasted as a key (`sk-or-v1-…: 1`), as [`conventional`] has it for variable names.
+pub(super) fn field_like(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}

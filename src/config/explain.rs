@@ -1,0 +1,526 @@
+//! The YAML parser's errors as messages a user can act on: the key that holds the
+//! mistake, what was wanted there, and the usual cause, never a secret from the file.
+//!
+//! Also [`nearest`], the "did you mean" of every name a user can mistype.
+
+use super::MODEL_ENTRY;
+use super::expand::{NOT_A_NAME, UNSET_UNSHOWN, client_key_unset, field_like};
+
+/// Keys whose values are credentials: client keys, an upstream key, header values.
+/// An error inside one names the key and never what is written below it, not even a
+/// map key (`- sk-…: x` makes the key a map key).
+const SECRET_KEYS: [&str; 3] = ["keys", "api_key", "headers"];
+
+/// The keys of a [`Provider`](super::Provider) block, as written in the file.
+const PROVIDER_KEYS: [&str; 8] = [
+    "api_base",
+    "api_key",
+    "api_protocol",
+    "headers",
+    "models",
+    "detect",
+    "auth",
+    "prefill",
+];
+
+/// Rewrites a parser message so that it names the key and the kind of value wanted:
+/// `invalid u64` at `workers: lots` becomes `workers: expected a whole number, got "lots"`.
+///
+/// The value written is repeated only where a number or true/false was wanted. Where a
+/// list or map was wanted, a single value written there may be a key that belonged
+/// inside (`keys: sk-…`, `openai: sk-…`), so only its kind is told. Inside a
+/// [`SECRET_KEYS`] key, the message itself is reduced to one known to quote nothing.
+pub(super) fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
+    let src = text.lines().nth(line.wrapping_sub(1)).unwrap_or("");
+    let mut told = told(text, line, col, src, msg);
+    if let [top, key] = &keys_around(text, line, col)[..]
+        && top == "providers"
+        && PROVIDER_KEYS.contains(&key.as_str())
+    {
+        // `ollama:` with nothing under it is a provider with defaults, so its keys
+        // written without indentation become providers of their own.
+        told.push_str(&format!(
+            " (`{key}` is a key of a provider: indent it under the provider it belongs to)"
+        ));
+    }
+    if unquoted_variable_in_flow(src) {
+        // YAML reads `{` as a map there: `[${KEY}]` fails with `expected ',' or ']'`.
+        told.push_str(" (inside `[…]` or `{…}`, put a ${VAR} in quotes: `[\"${VAR}\"]`)");
+    }
+    told
+}
+
+/// What YAML read a model name in a provider's `models:` list as, when it read it as
+/// something else: unquoted, `on`, `no`, `y` (YAML 1.1's booleans, which serde-saphyr
+/// keeps) and `7` are no strings. Elsewhere a name's type is known, and it stays text.
+fn read_as(msg: &str) -> Option<&'static str> {
+    let rest = msg.strip_prefix("invalid type: ")?;
+    let (got, wanted) = rest.split_once(", expected ")?;
+    if wanted != MODEL_ENTRY {
+        return None;
+    }
+    match got.split_once(' ')?.0 {
+        "boolean" => Some("a boolean"),
+        "integer" | "floating" => Some("a number"),
+        _ => None,
+    }
+}
+
+/// True when `rest` of a line is a key's colon with no value after it (`:`, `:  # x`).
+fn nothing_after(rest: &str) -> bool {
+    let after = rest.strip_prefix(':').map(str::trim_start);
+    after.is_some_and(|a| a.is_empty() || a.starts_with('#'))
+}
+
+/// [`explain`]'s message, before any hint.
+fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
+    let keys = keys_around(text, line, col);
+    if let Some(at) = keys.iter().position(|k| SECRET_KEYS.contains(&k.as_str())) {
+        let safe = secret_safe(msg);
+        let safe = if at == 0 && keys[0] == "keys" {
+            client_key_unset(safe)
+        } else {
+            safe
+        };
+        return format!("{}: {safe}", keys[..=at].join("."));
+    }
+    // `a:` with nothing after it, its keys not indented under it: the parser points at
+    // the colon, and `a` holds nothing.
+    let nothing = src.get(col.wrapping_sub(1)..).is_some_and(nothing_after);
+    let value = value_at(src, col).filter(|_| !nothing);
+    // A list or a map where another kind of value was wanted. The parser places a map
+    // at its first key (`detect:` over `  interval_secs: 5`) and a list where a map was
+    // wanted at its first item: the error is the key's that holds it, not one inside it.
+    // A list where anything else was wanted is placed at the key holding it.
+    let list = msg == "expected mapping start" && list_at(src, col);
+    let map = msg.starts_with("invalid type: map, expected ");
+    let got = if list || msg.starts_with("invalid type: sequence, expected ") {
+        Some("a list")
+    } else if map {
+        Some("a map")
+    } else {
+        None
+    };
+    let keys = if list || map {
+        keys_holding(text, line, col).0
+    } else {
+        keys
+    };
+    let wanted = match msg {
+        m if m.starts_with("invalid u") || m.starts_with("invalid i") => Some("a whole number"),
+        "invalid floating point" => Some("a number"),
+        "invalid boolean" => Some("true or false"),
+        _ => None,
+    };
+    let single = if value.is_some() {
+        ", got a single value"
+    } else {
+        ""
+    };
+    // The parser's own path to a line whose indentation is off is a guess: none is told.
+    let mut pathless = false;
+    let msg = match (wanted, &value, read_as(msg)) {
+        (_, Some(v), Some(kind)) => {
+            format!("`{v}` is {kind} to YAML, not a model name: write it in quotes, as `\"{v}\"`")
+        }
+        (Some(w), Some(v), _) => format!("expected {w}, got {}", quoted(v)),
+        _ if nothing && msg == "expected mapping start" => {
+            "expected a map of keys, got nothing (indent the keys that belong to it under it)"
+                .to_string()
+        }
+        _ if nothing && msg == "expected sequence start" => {
+            "expected a list, got nothing (indent its items under it)".to_string()
+        }
+        _ if list => "expected a map of keys, got a list".to_string(),
+        _ => match msg {
+            "expected sequence start" => format!("expected a list{single}"),
+            "expected mapping start" => format!("expected a map of keys{single}"),
+            // The parser's words, and what usually causes them.
+            "mapping values are not allowed in this context" => {
+                "a key here is indented more than the keys beside it".to_string()
+            }
+            m if m.contains("did not find expected") => {
+                pathless = true;
+                "this line is indented differently from the lines beside it (a list item or a \
+                 key one space off?)"
+                    .to_string()
+            }
+            m if m.starts_with("duplicate mapping key") => {
+                let key = m
+                    .trim_start_matches("duplicate mapping key")
+                    .trim_start_matches(':')
+                    .split(',')
+                    .next()
+                    .unwrap_or("")
+                    .trim();
+                format!("`{key}` is written twice at this level; keep one")
+            }
+            m if got.is_some() => {
+                let wanted = m.split_once(", expected ").map_or(m, |(_, w)| w);
+                let wanted = if wanted == "a sequence" {
+                    "a list"
+                } else {
+                    wanted
+                };
+                format!("expected {wanted}, got {}", got.unwrap_or_default())
+            }
+            "data did not match any variant of untagged enum ProtocolSpec" => {
+                "expected a protocol (`chat_completions`, `anthropic`, `responses` or \
+                 `gemini`) or a list of `\"glob\": protocol` entries"
+                    .to_string()
+            }
+            m => without_strings(m),
+        },
+    };
+    // Messages that already name what is wrong by its key need no prefix.
+    let named = msg.starts_with("unknown field") || msg.starts_with("unknown key");
+    if named {
+        let field = msg.split('`').nth(1).unwrap_or("");
+        // `- llama3.1: 8b` under a provider's `models:`: a tag's colon with a space after
+        // it makes a map. Told without the key, which may still be a key pasted there.
+        let tag = if msg.contains(" in a model entry;") {
+            "; a model name with a tag is written without a space after its colon \
+             (`- llama3.1:8b`), or as `- id: NAME`"
+        } else {
+            ""
+        };
+        match nearest_field(&msg) {
+            Some(near) => format!("{msg}; did you mean `{near}`?"),
+            None if !field_like(field) => {
+                let expected = msg
+                    .split_once(", expected ")
+                    .or(msg.split_once("; expected "));
+                format!(
+                    "unknown field whose name is not shown, as it looks like an API key (a key \
+                     goes in a value: `api_key: …`, or under `headers:` or `keys:`){}{tag}",
+                    expected.map_or(String::new(), |(_, e)| format!("; expected {e}"))
+                )
+            }
+            None => format!("{msg}{tag}"),
+        }
+    } else if keys.is_empty() || pathless {
+        msg
+    } else {
+        let hint = match (&keys[..], got) {
+            ([top, _, key], Some("a map")) if top == "providers" && key == "detect" => {
+                " (under a provider, `detect` is whether to ask it for its models; the probe \
+                 interval is the top-level `detect.interval_secs`)"
+                    .to_string()
+            }
+            ([top, name], _) if top == "models" && list => format!(
+                " (a virtual model's endpoints go under its `endpoints:`, e.g. \
+                 `{name}: {{endpoints: [ollama:llama3.1]}}`)"
+            ),
+            _ => String::new(),
+        };
+        format!("{}: {msg}{hint}", keys.join("."))
+    }
+}
+
+/// The expected key an "unknown field `x`, expected one of a, b" message most likely
+/// meant: one or two letters away (`provider` for `providers`, `api_bsae` for
+/// `api_base`); `None` when none is that near.
+fn nearest_field(msg: &str) -> Option<&str> {
+    let field = msg.split('`').nth(1)?;
+    let (_, expected) = msg.split_once("expected ")?;
+    let names = expected.trim_start_matches("one of ");
+    nearest(
+        field,
+        names
+            .split(", ")
+            .flat_map(|n| n.split(" or "))
+            .map(|n| n.trim_matches('`')),
+    )
+}
+
+/// Of `names`, the one nearest `asked` when it is one or two letters away (a typo),
+/// else `None`; the first of equally near ones.
+pub fn nearest<'a>(asked: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .into_iter()
+        .map(|n| (edits(asked, n), n))
+        .filter(|&(d, _)| d <= 2)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, n)| n)
+}
+
+/// The Levenshtein distance between two short names, a swap of two letters counting as
+/// two.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// True when a line writes `${` unquoted after a `[` or `{`: in flow style.
+fn unquoted_variable_in_flow(src: &str) -> bool {
+    src.match_indices("${").any(|(i, _)| {
+        let before = &src[..i];
+        before.contains(['[', '{']) && !before.ends_with(['"', '\''])
+    })
+}
+
+/// A parser message from inside a secret key, with nothing of the file in it: messages
+/// known to quote nothing are kept, any other is cut to what was expected.
+fn secret_safe(msg: &str) -> String {
+    // Ours: they name a variable only once it is known to be a conventional name.
+    if msg.starts_with("environment variable `") || msg == NOT_A_NAME || msg == UNSET_UNSHOWN {
+        return msg.to_string();
+    }
+    match msg {
+        "expected sequence start" => "expected a list".into(),
+        "expected mapping start" => "expected a map of keys".into(),
+        "invalid type: sequence, expected a map" => "expected a map, got a list".into(),
+        "invalid type: map, expected a sequence" => "expected a list, got a map".into(),
+        "expected string scalar"
+        | "mapping values are not allowed in this context"
+        | "cannot deserialize tagged scalar into string"
+        | "alias references unknown anchor" => msg.into(),
+        m if m.starts_with("unclosed ") => m.into(),
+        m if m.starts_with("duplicate mapping key") => "a key is written twice here".into(),
+        // serde's `expected …` is the reader's own description, never the input.
+        m => match m.rsplit_once("expected ") {
+            Some((_, wanted)) => format!("expected {wanted}"),
+            None => "cannot be read (what is written here is not shown: it may be a key)".into(),
+        },
+    }
+}
+
+/// serde's `invalid type: string "…", expected X` as `expected X, got a single value`,
+/// and any other `string "…"` it quotes as `a string`: the string may be a key.
+fn without_strings(msg: &str) -> String {
+    const STR: &str = "string \"";
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(at) = rest.find(STR) {
+        out.push_str(&rest[..at]);
+        out.push_str("a string");
+        // serde writes the string with `{:?}`: a quote inside it is escaped.
+        let body = &rest[at + STR.len()..];
+        let mut escaped = false;
+        let end = body
+            .char_indices()
+            .find(|&(_, c)| {
+                let close = c == '"' && !escaped;
+                escaped = c == '\\' && !escaped;
+                close
+            })
+            .map_or(body.len(), |(i, _)| i + 1);
+        rest = &body[end..];
+    }
+    out.push_str(rest);
+    match out
+        .strip_prefix("invalid type: a string, ")
+        .and_then(|r| r.strip_prefix("expected "))
+    {
+        Some(wanted) => format!("expected {wanted}, got a single value"),
+        None => out,
+    }
+}
+
+/// The 1-based line and column of a dotted key path among a file's map keys, or
+/// `(0, 0)` when it is not written there (a default, or a place inside a list).
+pub(super) fn locate(text: &str, path: &str) -> (usize, usize) {
+    let mut open: Vec<(usize, &str)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        if body.is_empty() || body.starts_with('#') || body.starts_with('-') {
+            continue;
+        }
+        let Some((key, _)) = body.split_once(':') else {
+            continue;
+        };
+        while open.last().is_some_and(|(at, _)| *at >= indent) {
+            open.pop();
+        }
+        open.push((indent, key.trim()));
+        let here = open.iter().map(|(_, k)| *k).collect::<Vec<_>>().join(".");
+        if here == path {
+            return (i + 1, indent + 1);
+        }
+    }
+    (0, 0)
+}
+
+/// The keys whose values hold the place at 1-based `line`:`col`, outermost first, as
+/// the text shows them: `limits.max_body_bytes` at `lots` in `  max_body_bytes: lots`
+/// under `limits:`. Read from the keys of the less indented lines above, those still
+/// open on the line before `col` (block or flow style), and a key written at `col`.
+pub(super) fn keys_around(text: &str, line: usize, col: usize) -> Vec<String> {
+    let (mut keys, at) = keys_holding(text, line, col);
+    keys.extend(at);
+    keys
+}
+
+/// [`keys_around`] apart: the keys whose values hold the place, and a key written right
+/// at it, which belongs inside a map that begins there (`interval_secs` of
+/// `detect:` over `  interval_secs: 5`, when `detect` is refused a map).
+fn keys_holding(text: &str, line: usize, col: usize) -> (Vec<String>, Option<String>) {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(src) = lines.get(line.wrapping_sub(1)) else {
+        return (Vec::new(), None);
+    };
+    let indent = |l: &str| l.len() - l.trim_start_matches([' ', '-']).len();
+    let mut outer = Vec::new();
+    let mut level = indent(src);
+    for above in lines[..line - 1].iter().rev() {
+        if level == 0 {
+            break;
+        }
+        let body = above.trim_start_matches([' ', '-']);
+        if body.is_empty() || body.starts_with('#') || indent(above) >= level {
+            continue;
+        }
+        outer.push(open_keys(above).into_iter().map(|(_, k)| k));
+        level = indent(above);
+    }
+    let mut cut = src.len().min(col.saturating_sub(1));
+    while !src.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    // At the colon of `a:` with nothing after it, the error is about `a`'s value.
+    if nothing_after(&src[cut..]) {
+        cut += 1;
+    }
+    let (before, at) = src.split_at(cut);
+    let mut keys: Vec<String> = outer.into_iter().rev().flatten().collect();
+    keys.extend(open_keys(before).into_iter().map(|(_, k)| k));
+    // A key that starts right at `col`: the error is about its whole value.
+    let start = at.len() - at.trim_start_matches([' ', '-']).len();
+    let at_key = open_keys(at)
+        .into_iter()
+        .find(|(i, _)| *i == start)
+        .map(|(_, k)| k);
+    // A line cut inside its key (`  a` of `  a:`) opens no key.
+    keys.retain(|k| !k.is_empty());
+    (keys, at_key.filter(|k| !k.is_empty()))
+}
+
+/// True when a list begins at 1-based `col` of a line: `[`, a `- ` item, or the first
+/// item's value just after its `-`.
+fn list_at(src: &str, col: usize) -> bool {
+    let Some(before) = src.get(..col.saturating_sub(1)) else {
+        return false;
+    };
+    let rest = &src[before.len()..];
+    rest.starts_with('[')
+        || rest == "-"
+        || rest.starts_with("- ")
+        || (before.contains('-') && before.chars().all(|c| c == ' ' || c == '-'))
+}
+
+/// The map keys whose values are still open at the end of `s` (a line, or its start),
+/// each with the byte offset it starts at: `a:` gives `a`; `a: {b: 1, c: [` gives `a`
+/// and `c`. Scalars are skipped, quoted or not.
+fn open_keys(s: &str) -> Vec<(usize, String)> {
+    // `None` marks an open `{` or `[`.
+    let mut open: Vec<Option<(usize, String)>> = Vec::new();
+    let mut rest = s;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t']);
+        let at = s.len() - rest.len();
+        let Some(c) = rest.chars().next() else { break };
+        match c {
+            '#' => break,
+            '{' | '[' => {
+                open.push(None);
+                rest = &rest[1..];
+            }
+            '}' | ']' => {
+                while let Some(Some(_)) = open.pop() {}
+                rest = &rest[1..];
+            }
+            ',' => {
+                while let Some(Some(_)) = open.last() {
+                    open.pop();
+                }
+                rest = &rest[1..];
+            }
+            '-' if rest.len() == 1 || rest[1..].starts_with([' ', '\t']) => rest = &rest[1..],
+            '"' | '\'' => {
+                let body = &rest[1..];
+                let (word, after) = match body.find(c) {
+                    Some(end) => (&body[..end], &body[end + 1..]),
+                    None => (body, ""),
+                };
+                rest = after;
+                if let Some(after) = rest.trim_start().strip_prefix(':') {
+                    open.push(Some((at, word.to_string())));
+                    rest = after;
+                }
+            }
+            _ => {
+                // A plain scalar ends at `: `, a flow separator or a comment.
+                let end = rest
+                    .char_indices()
+                    .find(|&(i, ch)| {
+                        let next = rest[i + ch.len_utf8()..].chars().next();
+                        (ch == ':' && next.is_none_or(|n| " \t,}]".contains(n)))
+                            || ",}]".contains(ch)
+                            || (ch == '#' && rest[..i].ends_with([' ', '\t']))
+                    })
+                    .map_or(rest.len(), |(i, _)| i);
+                let word = rest[..end].trim();
+                rest = &rest[end..];
+                if let Some(after) = rest.strip_prefix(':') {
+                    open.push(Some((at, word.to_string())));
+                    rest = after;
+                }
+            }
+        }
+    }
+    open.into_iter().flatten().collect()
+}
+
+/// The scalar that starts at 1-based `col` of a line, up to a comment or a flow separator.
+fn value_at(line: &str, col: usize) -> Option<String> {
+    let rest = line.get(col.checked_sub(1)?..)?;
+    let end = [" #", ",", "}", "]"]
+        .iter()
+        .filter_map(|stop| rest.find(stop))
+        .min()
+        .unwrap_or(rest.len());
+    let v = rest[..end].trim();
+    (!v.is_empty() && !v.starts_with(['{', '['])).then(|| v.to_string())
+}
+
+/// A value as the file wrote it, in double quotes unless it already has quotes.
+fn quoted(v: &str) -> String {
+    if v.starts_with(['"', '\'']) {
+        v.to_string()
+    } else {
+        format!("\"{v}\"")
+    }
+}
+
+/// The parser's message without its own "error: line N column M:" prefix or
+/// "at line N, column M" suffix: the error names its place once, as `path:line:col`.
+pub(super) fn bare_message(s: &str) -> String {
+    let first = s.lines().next().unwrap_or(s).trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let mut msg = match first.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+        Some((_, msg)) => msg,
+        None => first,
+    };
+    while let Some(i) = msg.rfind(" at line ") {
+        let tail = &msg[i + " at line ".len()..];
+        let place = tail.split_once(", column ").is_some_and(|(l, c)| {
+            l.bytes().all(|b| b.is_ascii_digit()) && c.bytes().all(|b| b.is_ascii_digit())
+        });
+        if !place {
+            break;
+        }
+        msg = &msg[..i];
+    }
+    msg.to_string()
+}
