@@ -3,7 +3,8 @@
 //! [`run`] is where a request spends its life. Each endpoint is asked (with a few quick
 //! retries for transient failures, `attempt.rs`), each failure is classified by
 //! `next_step`, the failover table in one `match`, and a streamed answer is relayed
-//! event by event (`stream.rs`). The client's status line and the events before the
+//! event by event (`stream.rs`; the client's side of it across attempts is
+//! `splice.rs`). The client's status line and the events before the
 //! first generated content are held, so a failure before that is invisible and the
 //! next target is tried. Once content has gone out the answer is committed: a stream
 //! that then breaks is continued by an endpoint that can take the partial answer as a
@@ -17,6 +18,7 @@ mod count;
 mod failed;
 mod recall;
 mod rescue;
+mod splice;
 mod stream;
 mod unreadable;
 mod unthinking;
@@ -48,7 +50,7 @@ use crate::upstream::{self, Header};
 pub use self::count::count_tokens;
 pub use self::failed::respond_error;
 use self::failed::{exhausted, short_reason, surface, trail_reason};
-use self::stream::Splice;
+use self::splice::Splice;
 
 /// What the relay needs from the server, shared by every request.
 #[derive(Debug)]
