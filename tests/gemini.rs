@@ -807,10 +807,8 @@ fn the_gemini_builtin_continues_a_cut_stream_from_a_final_model_turn() {
 /// A mock Gemini API that, asked first, calls `read` with the signature `sig-real`, and
 /// answers later requests with text; streamed (`alt=sse`) or whole, as asked.
 fn gemini_signing_a_call() -> MockUpstream {
-    let asked = std::sync::atomic::AtomicUsize::new(0);
-    MockUpstream::start(move |req| {
-        let first = asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
-        let part = if first {
+    MockUpstream::numbered(|n, req| {
+        let part = if n == 0 {
             json!({"functionCall": {"name": "read", "args": {"path": "a.rs"}}, "thoughtSignature": "sig-real"})
         } else {
             json!({"text": "done"})

@@ -396,20 +396,7 @@ fn tokens_near_expiry_are_refreshed_once_for_a_burst_and_the_rotation_is_kept() 
 #[test]
 fn a_401_refreshes_once_and_retries() {
     let oauth = MockOAuth::start(3600);
-    let posts = std::sync::atomic::AtomicUsize::new(0);
-    let up = MockUpstream::start(move |req| {
-        // The model list (a GET, with the login) is not part of the script.
-        if req.method == "GET" {
-            return Reply::json(200, json!({"data": []}));
-        }
-        match posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-            0 => Reply::json(
-                401,
-                json!({"type": "error", "error": {"type": "authentication_error", "message": "expired"}}),
-            ),
-            _ => Wire::Anthropic.reply(false, false),
-        }
-    });
+    let up = MockUpstream::refuse_once_then(|_| Wire::Anthropic.reply(false, false));
     let (_dir, p) = logged_in_proxy(&oauth, &up);
     assert_eq!(ask(&p), 200);
     assert_eq!(oauth.refreshes(), 1);
@@ -449,21 +436,9 @@ fn a_clients_own_betas_join_the_logins_oauth_beta() {
     // refused, so the client's list is merged with the login's, not put in its place,
     // on the first send, on the retry after a refresh, and when counting tokens.
     let oauth = MockOAuth::start(3600);
-    let posts = std::sync::atomic::AtomicUsize::new(0);
-    let up = MockUpstream::start(move |req| {
-        if req.method == "GET" {
-            return Reply::json(200, json!({"data": []}));
-        }
-        match posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-            0 => Reply::json(
-                401,
-                json!({"type": "error", "error": {"type": "authentication_error", "message": "expired"}}),
-            ),
-            _ if req.path.ends_with("/count_tokens") => {
-                Reply::json(200, json!({"input_tokens": 3}))
-            }
-            _ => Wire::Anthropic.reply(false, false),
-        }
+    let up = MockUpstream::refuse_once_then(|req| match req.path.ends_with("/count_tokens") {
+        true => Reply::json(200, json!({"input_tokens": 3})),
+        false => Wire::Anthropic.reply(false, false),
     });
     let (_dir, p) = logged_in_proxy(&oauth, &up);
     let claude_code = [

@@ -459,14 +459,10 @@ fn a_retry_or_a_lone_failed_endpoint_is_not_counted_as_a_failover() {
         MockUpstream::always(Reply::json(503, json!({"error": {"message": "busy"}}))),
     );
     // Fails once, then answers: a retry of the same endpoint.
-    let asked = std::sync::atomic::AtomicUsize::new(0);
-    let once = MockUpstream::start(move |_| {
-        if asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-            Reply::json(503, json!({"error": {"message": "busy"}}))
-        } else {
-            Reply::json(200, crate::support::upstream::chat_answer("ok"))
-        }
-    });
+    let once = MockUpstream::script(vec![
+        Reply::json(503, json!({"error": {"message": "busy"}})),
+        Reply::json(200, crate::support::upstream::chat_answer("ok")),
+    ]);
     let ledger_dir = Dir::new();
     let ledger = ledger_dir.path().join("usage.jsonl");
     let p = Proxy::start(&format!(

@@ -279,6 +279,27 @@ impl MockUpstream {
         })
     }
 
+    /// A source behind a subscription login that refuses the first request asked of it
+    /// as Anthropic refuses an expired token (401), then answers each with `then`. Its
+    /// model list (a GET, asked with the login) is answered empty and does not count.
+    pub fn refuse_once_then(
+        then: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> MockUpstream {
+        let refused = AtomicBool::new(false);
+        MockUpstream::start(move |req| {
+            if req.method == "GET" {
+                return Reply::json(200, serde_json::json!({"data": []}));
+            }
+            if refused.swap(true, Ordering::SeqCst) {
+                return then(req);
+            }
+            Reply::json(
+                401,
+                serde_json::json!({"type": "error", "error": {"type": "authentication_error", "message": "expired"}}),
+            )
+        })
+    }
+
     /// The time between each request and the one before it.
     pub fn gaps(&self) -> Vec<Duration> {
         let reqs = self.requests();
