@@ -761,3 +761,74 @@ fn a_token_endpoints_refusal_is_printed_escaped_short_and_without_the_grant() {
     assert_text(told, &told_hostile("the code exchange"));
     assert!(!err.contains("good-code"), "{err}");
 }
+
+#[test]
+fn a_label_clients_could_not_name_is_refused_before_anything_is_asked() {
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let cfg = dir.write("routeplane.yaml", &anthropic_config(&oauth, &up));
+    for label in ["work:2", "my work", "a#b"] {
+        let mut child = Command::new(bin())
+            .args([
+                "login",
+                "anthropic",
+                "--token-stdin",
+                "--label",
+                label,
+                "-c",
+            ])
+            .arg(&cfg)
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env("ROUTEPLANE_AUTH_FILE", dir.path().join("data/auth.json"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The token is for the old code, which took any label and stored it; the new
+        // one may have exited before reading it. Stdin is closed either way.
+        let _ = child.stdin.take().unwrap().write_all(b"rt-0\n");
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{label}: {err}");
+        assert!(
+            err.contains("--label must be a word without `:`, `#`, spaces")
+                && err.contains("anthropic#LABEL:MODEL"),
+            "{label}: {err}"
+        );
+    }
+    assert_eq!(
+        oauth.refreshes(),
+        0,
+        "nothing was asked of the token endpoint"
+    );
+    assert!(!dir.path().join("data/auth.json").exists());
+}
+
+#[test]
+fn a_paste_login_without_a_terminal_names_the_flows_that_need_none() {
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let cfg = dir.write("routeplane.yaml", &anthropic_config(&oauth, &up));
+    // A CI job: stdin is empty and not a terminal.
+    let out = Command::new(bin())
+        .args(["login", "anthropic", "--no-browser", "--label", "ci", "-c"])
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("ROUTEPLANE_AUTH_FILE", dir.path().join("data/auth.json"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("stdin ended before a code was pasted (it is not a terminal)")
+            && err.contains("`routeplane login anthropic --label ci --token-stdin`")
+            && err.contains("`routeplane login anthropic --label ci --import`"),
+        "{err}"
+    );
+}

@@ -42,6 +42,12 @@ const LOGOUT_HELP: &str = "\
 routeplane logout: forget a subscription login
 
 Usage: routeplane logout PROVIDER [--label NAME] [--auth-file PATH]
+
+Options:
+      --label NAME      forget the login stored under NAME
+      --auth-file PATH  token file (default: $ROUTEPLANE_AUTH_FILE, else
+                        $XDG_DATA_HOME/routeplane/auth.json)
+  -h, --help            print help
 ";
 
 /// How long the loopback flow waits for the browser.
@@ -132,6 +138,9 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         .clone()
         .ok_or_else(|| Error::Usage("missing PROVIDER (anthropic or openai-codex)".into()))?;
     let sub = Subscription::of(&provider).ok_or_else(|| no_login(&provider))?;
+    if let Some(label) = o.label.as_deref() {
+        check_label(&provider, label)?;
+    }
     let registry = Registry::build(&super::load(&global)?)?;
     let p = registry
         .provider(&provider)
@@ -169,6 +178,20 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                 let pending = anthropic::start(&urls)?;
                 show_url(&pending.url, o.no_browser);
                 let pasted = read_line("paste the code shown after you approve (CODE#STATE): ")?;
+                // A script's stdin ends at once; the paste flow cannot work there, so
+                // say which flows do rather than only that nothing came.
+                if pasted.is_empty() && !std::io::stdin().is_terminal() {
+                    let label = o
+                        .label
+                        .as_deref()
+                        .map_or(String::new(), |l| format!(" --label {l}"));
+                    return Err(Error::Auth(format!(
+                        "stdin ended before a code was pasted (it is not a terminal). Without \
+                         one, pipe a refresh token in: `routeplane login anthropic{label} \
+                         --token-stdin`, or adopt Claude Code's login on this machine: \
+                         `routeplane login anthropic{label} --import`"
+                    )));
+                }
                 anthropic::finish(&client, &urls, &pending, &pasted)?
             }
             Subscription::OpenAiCodex if o.device => {
@@ -214,6 +237,22 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         store.path().display()
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a label that would make the login unnameable: a request names it as
+/// `PROVIDER#LABEL:MODEL`, split at the first `:`, and a space or control character
+/// cannot be written in a log field or a config line unquoted.
+fn check_label(provider: &str, label: &str) -> Result<(), Error> {
+    let bad = label
+        .chars()
+        .any(|c| c == ':' || c == '#' || c.is_whitespace() || c.is_control());
+    if bad {
+        return Err(Error::Usage(format!(
+            "--label must be a word without `:`, `#`, spaces or control characters (clients \
+             name the login `{provider}#LABEL:MODEL`), e.g. `--label work`"
+        )));
+    }
+    Ok(())
 }
 
 /// `routeplane logout PROVIDER`.
