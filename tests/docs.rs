@@ -73,3 +73,41 @@ fn readme_yaml_blocks_are_valid() {
     }
     assert!(blocks > 0, "the README shows at least one config");
 }
+
+#[test]
+fn readme_names_every_result_the_logs_tried_field_can_show() {
+    // The words are read from the code that writes them, so a new one cannot be
+    // added without the README's table of log fields saying what it means.
+    let readme = include_str!("../README.md");
+    let row = readme
+        .lines()
+        .find(|l| l.starts_with("| `tried` |"))
+        .expect("the README's log table has a `tried` row");
+    let failed = include_str!("../src/relay/failed.rs");
+    let body = failed
+        .split("fn short_reason")
+        .nth(1)
+        .and_then(|rest| rest.split("\n}\n").next())
+        .expect("short_reason writes the words");
+    let mut words = Vec::new();
+    for piece in body.split('"').skip(1).step_by(2) {
+        if let Some(suffix) = piece.strip_prefix("{}:") {
+            words.push(format!("STATUS:{suffix}"));
+        } else if piece.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            words.push(piece.to_string());
+        }
+    }
+    let attempt = include_str!("../src/relay/attempt.rs");
+    for piece in attempt.split("Cow::Borrowed(\"").skip(1) {
+        words.push(piece.split('"').next().unwrap().to_string());
+    }
+    assert!(words.len() > 10, "{words:?}");
+    let missing: Vec<_> = words
+        .iter()
+        .filter(|w| !row.contains(&format!("`{w}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the README's `tried` row lacks {missing:?}"
+    );
+}
