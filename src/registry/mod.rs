@@ -4,7 +4,7 @@
 //! checks everything that needs the whole picture (an endpoint naming an unknown
 //! provider, a virtual model shadowing a provider id), and produces an immutable
 //! [`Registry`]. It also defines [`Target`], one concrete place to send a request, so
-//! that `upstream.rs` can take one without knowing how it was chosen.
+//! that `upstream` can take one without knowing how it was chosen.
 //!
 //! The types and the lookups by name are here; `build.rs` builds the registry from the
 //! config and checks it, and `builtin.rs` holds the sources known without configuration
