@@ -93,10 +93,14 @@ fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
 
 /// Runs every target on one input.
 fn exercise(input: &[u8]) {
-    // Whatever tool the input names may be a custom one (Responses clients').
+    // Whatever tool the input names may be a custom one (Responses clients'), and a
+    // `local_shell` call the client's local shell.
     let asked = Asked {
         include_usage: true,
-        custom_tools: vec!["f".into(), "get_weather".into()],
+        client_tools: responses::ClientTools {
+            custom: vec!["f".into(), "get_weather".into()],
+            local_shell: true,
+        },
         thinks: input.first().is_some_and(|b| b & 1 == 1),
         // The input's own fields, as a Responses client's answer repeats them.
         echo: RawBody::parse(input.to_vec())

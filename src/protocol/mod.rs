@@ -39,6 +39,11 @@
 //!   messages, since OpenAI takes images only from users;
 //! - a Responses client's custom (free-text) tool is a function of one string,
 //!   `input`; [`Asked`] names those tools, so their calls go back as custom calls;
+//! - a built-in tool the client runs itself (Anthropic's bash or text editor,
+//!   Responses' `local_shell`) is a function of its documented input schema
+//!   (`tools.rs`), its calls going back under its name (a local shell's as its own
+//!   item); a choice of `allowed_tools` never reaches the hub: only the tools it allows
+//!   stay in `tools`, under its plain mode;
 //! - a thinking budget a client gave in tokens (Anthropic's `budget_tokens`, Gemini's
 //!   `thinkingBudget`) travels as `THINKING_BUDGET` beside the effort word it maps
 //!   to, for the sources that take a number (Anthropic, Gemini); it refines an effort
@@ -57,6 +62,7 @@ pub mod chat;
 pub mod completions;
 pub mod gemini;
 pub mod responses;
+pub(crate) mod tools;
 pub mod view;
 
 /// The hub request's field for a thinking budget in tokens (see the hub conventions).
@@ -102,9 +108,9 @@ pub enum Protocol {
 pub struct Asked {
     /// `stream_options.include_usage` (chat clients).
     pub include_usage: bool,
-    /// The client's custom (free-text) tools (Responses clients: Codex CLI's
-    /// `apply_patch`): a call of one goes back as a `custom_tool_call` with its text.
-    pub custom_tools: Vec<String>,
+    /// A Responses client's tools whose calls go back as items of their own: its
+    /// custom (free-text) tools (Codex CLI's `apply_patch`), its `local_shell`.
+    pub client_tools: responses::ClientTools,
     /// An Anthropic client asked for thinking: each answer begins with a thinking
     /// block, so that a tool loop Claude comes back to can be told apart.
     pub thinks: bool,
@@ -118,9 +124,9 @@ impl Asked {
     pub fn of(inbound: Protocol, body: &RawBody) -> Asked {
         Asked {
             include_usage: body.include_usage(),
-            custom_tools: match inbound {
-                Protocol::Responses => responses::custom_tools(body),
-                _ => Vec::new(),
+            client_tools: match inbound {
+                Protocol::Responses => responses::ClientTools::of(body),
+                _ => responses::ClientTools::default(),
             },
             thinks: inbound == Protocol::Anthropic && anthropic::asks_thinking(body),
             echo: match inbound {
@@ -461,13 +467,15 @@ impl Protocol {
     /// Client request (this protocol) → hub chat request. `stream` is whether the
     /// client asked for a stream (Gemini says so in the URL, the others in the body).
     pub fn request_to_chat(self, req: Value, stream: bool) -> Result<Value, Error> {
-        match self {
+        let mut chat = match self {
             Protocol::Chat => chat::request_to_chat(req),
             Protocol::Anthropic => anthropic::request_to_chat(req),
             Protocol::Responses => responses::request_to_chat(req),
             Protocol::Gemini => gemini::request_to_chat(req, stream),
             Protocol::Completions => Err(completions::untranslatable()),
-        }
+        }?;
+        tools::narrow_to_allowed(&mut chat)?;
+        Ok(chat)
     }
 
     /// Hub chat request → upstream request in this protocol, for the source `to`.
@@ -508,7 +516,7 @@ impl Protocol {
             Protocol::Chat => chat,
             Protocol::Anthropic => anthropic::response_from_chat(refused(chat), asked.thinks),
             Protocol::Responses => {
-                responses::response_from_chat(chat, &asked.custom_tools, &asked.echo)
+                responses::response_from_chat(chat, &asked.client_tools, &asked.echo)
             }
             Protocol::Gemini => gemini::response_from_chat(refused(chat)),
             Protocol::Completions => completions::from_hub(refused(chat), "message"),
@@ -534,7 +542,7 @@ impl Protocol {
             Protocol::Anthropic => Encoder::Anthropic(anthropic::Encoder::new(model, asked.thinks)),
             Protocol::Responses => Encoder::Responses(responses::Encoder::new(
                 model,
-                asked.custom_tools.clone(),
+                asked.client_tools.clone(),
                 asked.echo.clone(),
             )),
             Protocol::Gemini => Encoder::Gemini(gemini::Encoder::new(model)),

@@ -175,6 +175,29 @@ impl Wire {
         }
     }
 
+    /// The function tools a request body of this protocol offers: name and input schema.
+    pub fn offered(self, body: &Value) -> Vec<(String, Value)> {
+        let tools = match self {
+            Wire::Gemini => &body["tools"][0]["functionDeclarations"],
+            _ => &body["tools"],
+        };
+        let tools = tools.as_array().into_iter().flatten();
+        tools
+            .map(|t| {
+                let (name, schema) = match self {
+                    Wire::Chat => (&t["function"]["name"], &t["function"]["parameters"]),
+                    Wire::Anthropic => (&t["name"], &t["input_schema"]),
+                    Wire::Responses => (&t["name"], &t["parameters"]),
+                    Wire::Gemini => (&t["name"], &t["parametersJsonSchema"]),
+                };
+                (
+                    name.as_str().unwrap_or_default().to_string(),
+                    schema.clone(),
+                )
+            })
+            .collect()
+    }
+
     /// The tool choice a request body of this protocol makes (null when it makes none).
     pub fn tool_choice(self, body: &Value) -> Value {
         match self {
@@ -454,6 +477,32 @@ impl Wire {
                 "modelVersion": "m", "responseId": "r1"})
             }
         }
+    }
+
+    /// A non-streaming answer that calls the tool `name` with `args` (id `call_1`).
+    pub fn calling(self, name: &str, args: Value) -> Value {
+        let mut v = self.body(true);
+        match self {
+            Wire::Chat => {
+                let f = &mut v["choices"][0]["message"]["tool_calls"][0]["function"];
+                f["name"] = json!(name);
+                f["arguments"] = json!(args.to_string());
+            }
+            Wire::Anthropic => {
+                v["content"][0]["name"] = json!(name);
+                v["content"][0]["input"] = args;
+            }
+            Wire::Responses => {
+                v["output"][0]["name"] = json!(name);
+                v["output"][0]["arguments"] = json!(args.to_string());
+            }
+            Wire::Gemini => {
+                let call = &mut v["candidates"][0]["content"]["parts"][0]["functionCall"];
+                call["name"] = json!(name);
+                call["args"] = args;
+            }
+        }
+        v
     }
 
     /// A streamed answer, event by event.

@@ -192,10 +192,11 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
         let mut converted = Vec::new();
         for t in tools {
             if t["input_schema"].is_null() {
-                return Err(Error::Untranslatable(format!(
-                    "tool type `{}` is only available from an Anthropic upstream",
-                    t["type"].as_str().unwrap_or("?")
-                )));
+                converted.push(
+                    protocol::tools::anthropic_builtin(t)
+                        .ok_or_else(|| protocol::tools::anthropic_server_tool(t))?,
+                );
+                continue;
             }
             // A tool may have no description; strict validators refuse a null one.
             let mut f = json!({"name": t["name"], "parameters": t["input_schema"]});

@@ -342,11 +342,16 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
     let allowed = fcc["allowedFunctionNames"].as_array();
     let choice = match fcc["mode"].as_str() {
         Some("NONE") => Some(ToolChoice::Never),
-        // One allowed function is a named choice; several, chat's nearest: any tool.
+        // One allowed function is a named choice; several, some tool of those.
         Some("ANY") => match allowed.map(Vec::as_slice) {
             Some([one]) => Some(ToolChoice::Function(one.as_str().ok_or_else(|| {
                 Error::bad_request("`allowedFunctionNames` must list function names")
             })?)),
+            Some(several @ [_, _, ..]) => {
+                let names = several.iter().filter_map(Value::as_str);
+                out["tool_choice"] = protocol::tools::allowed_choice("required", names);
+                return Ok(out);
+            }
             _ => Some(ToolChoice::Required),
         },
         Some("AUTO" | "VALIDATED") => Some(ToolChoice::Auto),

@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::client::{Echo, custom_input, response_object};
+use super::client::{ClientTools, Echo, custom_input, response_object};
 use super::{minted, seal};
-use crate::protocol::{add_detail, now, text_of, without_calls};
+use crate::protocol::{add_detail, now, text_of, tools, without_calls};
 use crate::sse::Event;
 
 /// Chat usage → Responses usage; null when the upstream reported none, never zeros.
@@ -42,9 +42,10 @@ fn status_of(finish: &str) -> (&'static str, Value) {
     }
 }
 
-/// Hub chat completion → Responses object; calls of the client's `custom` tools go
-/// back as `custom_tool_call` items, and what the client asked is repeated (`echo`).
-pub fn response_from_chat(chat: Value, custom: &[String], echo: &Echo) -> Value {
+/// Hub chat completion → Responses object; calls of the client's custom tools and local
+/// shell go back as their own items (`client_tools`), and what the client asked is repeated
+/// (`echo`).
+pub fn response_from_chat(chat: Value, client_tools: &ClientTools, echo: &Echo) -> Value {
     let id = response_id(&chat["id"]);
     let choice = &chat["choices"][0];
     let msg = &choice["message"];
@@ -80,9 +81,12 @@ pub fn response_from_chat(chat: Value, custom: &[String], echo: &Echo) -> Value 
     for call in msg["tool_calls"].as_array().into_iter().flatten() {
         let call_id = call["id"].as_str().unwrap_or("");
         let (name, arguments) = (&call["function"]["name"], &call["function"]["arguments"]);
-        output.push(if is_custom(custom, name) {
+        let arguments_text = arguments.as_str().unwrap_or("");
+        output.push(if client_tools.is_custom(name) {
             json!({"type": "custom_tool_call", "id": minted("ctc", call_id), "call_id": call_id,
-                "name": name, "input": custom_input(arguments.as_str().unwrap_or("")), "status": "completed"})
+                "name": name, "input": custom_input(arguments_text), "status": "completed"})
+        } else if client_tools.is_local_shell(name) {
+            local_shell_call(call_id, arguments_text)
         } else {
             json!({"type": "function_call", "id": minted("fc", call_id), "call_id": call_id,
                 "name": name, "arguments": arguments, "status": "completed"})
@@ -109,9 +113,22 @@ fn annotation(a: &Value) -> Option<Value> {
     )
 }
 
-/// True when `name` is one of the client's custom tools.
-fn is_custom(custom: &[String], name: &Value) -> bool {
-    name.as_str().is_some_and(|n| custom.iter().any(|c| c == n))
+/// A finished `local_shell_call` item from a chat call of the local shell.
+fn local_shell_call(call_id: &str, arguments: &str) -> Value {
+    json!({"type": "local_shell_call", "id": minted("lsc", call_id), "call_id": call_id,
+        "action": tools::local_shell_action(arguments), "status": "completed"})
+}
+
+/// What a chat tool call is to a Responses client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// A `function_call`, its arguments streamed as they come.
+    Function,
+    /// A call of one of the client's custom tools: its text goes out whole at its end,
+    /// once it can be taken out of the arguments.
+    Custom,
+    /// A call of the client's local shell: its action goes out whole at its end.
+    LocalShell,
 }
 
 /// What an item's flowing text is.
@@ -171,9 +188,8 @@ struct OpenTool {
     call_id: String,
     name: Value,
     args: String,
-    /// A call of one of the client's custom tools: its text goes out whole at its end,
-    /// once it can be taken out of the arguments.
-    custom: bool,
+    /// What the call is to the client.
+    kind: Call,
 }
 
 /// Writes hub chunks to a Responses client as typed events.
@@ -196,8 +212,8 @@ pub struct Encoder {
     usage: Value,
     /// The stream so far went out verbatim (a same-protocol stream) and was observed.
     observed: bool,
-    /// The client's custom tools.
-    custom: Vec<String>,
+    /// The client's tools whose calls are items of their own.
+    client_tools: ClientTools,
     /// What the client asked that each Response object repeats; read into `request`
     /// when the first one is made (a stream copied as it came makes none). Boxed: the
     /// encoder is one variant of an enum.
@@ -212,9 +228,10 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    /// An encoder that names `model` in its events; calls of the `custom` tools go out
-    /// as `custom_tool_call` items; each Response object repeats `echo`.
-    pub fn new(model: &str, custom: Vec<String>, echo: Echo) -> Encoder {
+    /// An encoder that names `model` in its events; calls of the client's custom tools
+    /// and local shell (`client_tools`) go out as their own items; each Response object
+    /// repeats `echo`.
+    pub fn new(model: &str, client_tools: ClientTools, echo: Echo) -> Encoder {
         Encoder {
             model: model.to_string(),
             id: String::new(),
@@ -228,7 +245,7 @@ impl Encoder {
             finish: "stop".into(),
             usage: Value::Null,
             observed: false,
-            custom,
+            client_tools,
             echo,
             request: None,
             after_calls: Vec::new(),
@@ -444,9 +461,22 @@ impl Encoder {
     /// Closes every open function call.
     fn close_tools(&mut self, out: &mut Vec<Event>) {
         for t in std::mem::take(&mut self.tools) {
-            if t.custom {
-                self.close_custom(t, out);
-                continue;
+            match t.kind {
+                Call::Custom => {
+                    self.close_custom(t, out);
+                    continue;
+                }
+                Call::LocalShell => {
+                    let item = local_shell_call(&t.call_id, &t.args);
+                    let ev = self.ev(
+                        "response.output_item.done",
+                        json!({"output_index": t.oi, "item": item}),
+                    );
+                    out.push(ev);
+                    self.done.push((t.oi, item));
+                    continue;
+                }
+                Call::Function => {}
             }
             let id = minted("fc", &t.call_id);
             let ev = self.ev(
@@ -564,9 +594,18 @@ impl Encoder {
                 .as_str()
                 .map_or_else(|| format!("call_{index}"), str::to_string);
             let name = call["function"]["name"].clone();
-            let custom = is_custom(&self.custom, &name);
-            let item = if custom {
+            let kind = if self.client_tools.is_custom(&name) {
+                Call::Custom
+            } else if self.client_tools.is_local_shell(&name) {
+                Call::LocalShell
+            } else {
+                Call::Function
+            };
+            let item = if kind == Call::Custom {
                 json!({"type": "custom_tool_call", "id": minted("ctc", &call_id), "call_id": call_id, "name": name, "input": "", "status": "in_progress"})
+            } else if kind == Call::LocalShell {
+                json!({"type": "local_shell_call", "id": minted("lsc", &call_id), "call_id": call_id,
+                    "action": {"type": "exec", "command": [], "env": {}}, "status": "in_progress"})
             } else {
                 json!({"type": "function_call", "id": minted("fc", &call_id), "call_id": call_id, "name": name, "arguments": "", "status": "in_progress"})
             };
@@ -581,7 +620,7 @@ impl Encoder {
                 call_id,
                 name,
                 args: String::new(),
-                custom,
+                kind,
             });
         }
         let Some(frag) = call["function"]["arguments"]
@@ -594,8 +633,8 @@ impl Encoder {
             return;
         };
         t.args.push_str(frag);
-        if t.custom {
-            // Held: the text is inside JSON until the arguments are whole.
+        if t.kind != Call::Function {
+            // Held: the text or the action is inside JSON until the arguments are whole.
             return;
         }
         let (oi, id) = (t.oi, minted("fc", &t.call_id));

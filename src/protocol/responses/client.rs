@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::{FILE_FIELDS, SHARED_FIELDS, is_minted, unseal};
 use crate::body::RawBody;
 use crate::error::Error;
-use crate::protocol::{ToolChoice, copy_fields, text_of};
+use crate::protocol::{ToolChoice, copy_fields, text_of, tools};
 
 /// A Responses request from a client → hub chat request.
 pub fn request_to_chat(req: Value) -> Result<Value, Error> {
@@ -56,14 +56,24 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                         }
                         messages.push(message);
                     }
-                    kind @ ("function_call" | "custom_tool_call") => {
-                        // A custom tool's text travels as a function's one `input` argument.
-                        let arguments = if kind == "custom_tool_call" {
-                            json!({"input": item["input"].as_str().unwrap_or("")}).to_string()
-                        } else {
-                            item["arguments"].as_str().unwrap_or("{}").to_string()
+                    kind @ ("function_call" | "custom_tool_call" | "local_shell_call") => {
+                        // A custom tool's text travels as a function's one `input` argument,
+                        // a local shell's action as the function `local_shell`'s arguments.
+                        let (name, arguments) = match kind {
+                            "custom_tool_call" => (
+                                item["name"].clone(),
+                                json!({"input": item["input"].as_str().unwrap_or("")}).to_string(),
+                            ),
+                            "local_shell_call" => (
+                                json!(tools::LOCAL_SHELL),
+                                tools::local_shell_arguments(&item["action"]),
+                            ),
+                            _ => (
+                                item["name"].clone(),
+                                item["arguments"].as_str().unwrap_or("{}").to_string(),
+                            ),
                         };
-                        let call = json!({"id": item["call_id"], "type": "function", "function": {"name": item["name"], "arguments": arguments}});
+                        let call = json!({"id": item["call_id"], "type": "function", "function": {"name": name, "arguments": arguments}});
                         // Consecutive calls (and text just before them) form one assistant
                         // turn; reasoning given back begins a new one.
                         match messages.last_mut() {
@@ -84,14 +94,23 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
                             }
                         }
                     }
-                    "function_call_output" | "custom_tool_call_output" => {
+                    kind @ ("function_call_output"
+                    | "custom_tool_call_output"
+                    | "local_shell_call_output") => {
                         // Parts (an image a tool returned) go on as parts.
                         let output = match &item["output"] {
                             Value::String(s) => json!(s),
                             parts @ Value::Array(_) => content_to_chat(parts)?,
                             other => json!(text_of(other)),
                         };
-                        messages.push(json!({"role": "tool", "tool_call_id": item["call_id"], "content": output}));
+                        // OpenAI documents a local shell's output with the call's id as `id`.
+                        let call_id = match &item["call_id"] {
+                            Value::Null if kind == "local_shell_call_output" => &item["id"],
+                            id => id,
+                        };
+                        messages.push(
+                            json!({"role": "tool", "tool_call_id": call_id, "content": output}),
+                        );
                     }
                     "reasoning" => {
                         signed = item["encrypted_content"].as_str().and_then(unseal);
@@ -147,6 +166,10 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
         }
     }
     let tc = &req["tool_choice"];
+    if tc["type"] == "allowed_tools" {
+        out["tool_choice"] = allowed_to_chat(tc);
+        return Ok(out);
+    }
     let choice = match tc.as_str() {
         Some("auto") => Some(ToolChoice::Auto),
         Some("required") => Some(ToolChoice::Required),
@@ -160,10 +183,28 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
     Ok(out)
 }
 
+/// A Responses `allowed_tools` choice in the hub's (chat's) shape, naming the functions
+/// [`flatten_tools`] made of the tools it allows; a hosted tool (`web_search`), which
+/// no function stands for, allows nothing.
+fn allowed_to_chat(tc: &Value) -> Value {
+    let names = tc["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| match t["type"].as_str() {
+            Some("local_shell") => Some(tools::LOCAL_SHELL),
+            Some("function" | "custom") => t["name"].as_str(),
+            _ => None,
+        });
+    // An unknown mode goes on, to be refused with the hub's message.
+    tools::allowed_choice(tc["mode"].as_str().unwrap_or_default(), names)
+}
+
 /// Responses tools → chat function tools. A `namespace` (Codex CLI groups tools so)
 /// contributes its functions; a custom tool (free text, such as Codex CLI's
 /// `apply_patch`) becomes a function of one string, `input`, whose description carries
-/// the text's format; hosted tools (`web_search`, `file_search`, …) exist only on a
+/// the text's format; the client-run `local_shell` the function `local_shell` of its
+/// action's fields; hosted tools (`web_search`, `file_search`, …) exist only on a
 /// Responses upstream and are left out, which only narrows what the model may call.
 pub(super) fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) -> Result<(), Error> {
     for t in tools {
@@ -201,6 +242,7 @@ pub(super) fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) -> Result<(),
                 copy_fields(t, &mut f, &["description"]);
                 out.push(json!({"type": "function", "function": f}));
             }
+            Some("local_shell") => out.push(tools::local_shell_function()),
             Some("namespace") => flatten_tools(
                 t["tools"].as_array().map(Vec::as_slice).unwrap_or_default(),
                 out,
@@ -211,42 +253,70 @@ pub(super) fn flatten_tools(tools: &[Value], out: &mut Vec<Value>) -> Result<(),
     Ok(())
 }
 
-/// The names of a Responses request's custom tools (in `namespace`s too). Most
-/// requests have none, and their tools (Codex CLI's: tens of KiB of descriptions) are
-/// not parsed at all; those that do are read for names only.
-pub fn custom_tools(body: &RawBody) -> Vec<String> {
-    /// Of a tool, only what says whether it is custom, and its name.
-    #[derive(Deserialize)]
-    struct Tool<'a> {
-        #[serde(rename = "type", borrow, default)]
-        kind: Cow<'a, str>,
-        #[serde(borrow, default)]
-        name: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        tools: Vec<Tool<'a>>,
-    }
-    fn collect(tools: &[Tool<'_>], out: &mut Vec<String>) {
-        for t in tools {
-            match (&*t.kind, &t.name) {
-                ("custom", Some(name)) => out.push(name.to_string()),
-                ("namespace", _) => collect(&t.tools, out),
-                _ => {}
+/// The tools of a Responses client whose calls go back as items of their own rather
+/// than `function_call`s.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTools {
+    /// The names of its custom (free-text) tools (Codex CLI's `apply_patch`): a call
+    /// of one goes back as a `custom_tool_call` with its text.
+    pub custom: Vec<String>,
+    /// It offers OpenAI's `local_shell` (older Codex CLI): a call of the function
+    /// `local_shell` goes back as a `local_shell_call`.
+    pub local_shell: bool,
+}
+
+impl ClientTools {
+    /// Reads them from a Responses request (in `namespace`s too). Most requests have
+    /// neither, and their tools (Codex CLI's: tens of KiB of descriptions) are not
+    /// parsed at all; those that do are read for kinds and names only.
+    pub fn of(body: &RawBody) -> ClientTools {
+        /// Of a tool, only what says whether it is custom, and its name.
+        #[derive(Deserialize)]
+        struct Tool<'a> {
+            #[serde(rename = "type", borrow, default)]
+            kind: Cow<'a, str>,
+            #[serde(borrow, default)]
+            name: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            tools: Vec<Tool<'a>>,
+        }
+        fn collect(tools: &[Tool<'_>], out: &mut ClientTools) {
+            for t in tools {
+                match (&*t.kind, &t.name) {
+                    ("custom", Some(name)) => out.custom.push(name.to_string()),
+                    ("local_shell", _) => out.local_shell = true,
+                    ("namespace", _) => collect(&t.tools, out),
+                    _ => {}
+                }
             }
         }
+        let mut found = ClientTools::default();
+        let Some(raw) = body.get("tools") else {
+            return found;
+        };
+        static CUSTOM: crate::protocol::Marker =
+            crate::protocol::Marker::new(|| memchr::memmem::Finder::new("\"custom\""));
+        static SHELL: crate::protocol::Marker =
+            crate::protocol::Marker::new(|| memchr::memmem::Finder::new("\"local_shell\""));
+        if !crate::protocol::holds(raw, &CUSTOM) && !crate::protocol::holds(raw, &SHELL) {
+            return found;
+        }
+        if let Ok(tools) = serde_json::from_slice::<Vec<Tool<'_>>>(raw) {
+            collect(&tools, &mut found);
+        }
+        found
     }
-    let Some(raw) = body.get("tools") else {
-        return Vec::new();
-    };
-    static CUSTOM: crate::protocol::Marker =
-        crate::protocol::Marker::new(|| memchr::memmem::Finder::new("\"custom\""));
-    if !crate::protocol::holds(raw, &CUSTOM) {
-        return Vec::new();
+
+    /// True when `name` is one of the client's custom tools.
+    pub(super) fn is_custom(&self, name: &Value) -> bool {
+        name.as_str()
+            .is_some_and(|n| self.custom.iter().any(|c| c == n))
     }
-    let mut names = Vec::new();
-    if let Ok(tools) = serde_json::from_slice::<Vec<Tool<'_>>>(raw) {
-        collect(&tools, &mut names);
+
+    /// True when a call of `name` is one of the client's local shell.
+    pub(super) fn is_local_shell(&self, name: &Value) -> bool {
+        self.local_shell && name == tools::LOCAL_SHELL
     }
-    names
 }
 
 /// A custom tool's text from its chat call's arguments (`{"input": …}`); arguments of

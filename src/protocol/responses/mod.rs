@@ -31,7 +31,7 @@ mod source;
 mod tests;
 
 pub use answer::{Encoder, response_from_chat};
-pub use client::{Echo, custom_tools, request_to_chat};
+pub use client::{ClientTools, Echo, request_to_chat};
 pub use source::{Decoder, codex_body, delta, failed_status, request_from_chat, response_to_chat};
 
 /// How an `encrypted_content` Routeplane sealed begins (OpenAI's begin `gAAAA`).
@@ -43,8 +43,9 @@ const SEALED: &str = "routeplane:v1:";
 const MINTED: &str = "_rp_";
 
 /// The kinds of item, as their ids begin (`msg_…`), that OpenAI stores and Routeplane
-/// makes ids for: messages, function calls, custom tool calls, reasoning.
-pub(crate) const KINDS: [&str; 4] = ["msg", "fc", "ctc", "rs"];
+/// makes ids for: messages, function calls, custom tool calls, local shell calls,
+/// reasoning.
+pub(crate) const KINDS: [&str; 5] = ["msg", "fc", "ctc", "lsc", "rs"];
 
 /// The id of an item Routeplane made: `fc_rp_call_1`.
 fn minted(kind: &str, rest: &str) -> String {

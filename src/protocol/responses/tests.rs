@@ -76,8 +76,11 @@ fn custom_tools_are_named_even_inside_a_namespace() {
         {"type": "custom", "name": "apply_patch", "format": {"type": "grammar"}},
         {"type": "namespace", "name": "mcp", "tools": [{"type": "custom", "name": "x"}]},
     ]);
-    assert_eq!(custom_tools(&body(tools)), ["apply_patch", "x"]);
-    assert!(custom_tools(&body(json!([{"type": "function", "name": "f"}]))).is_empty());
+    assert_eq!(ClientTools::of(&body(tools)).custom, ["apply_patch", "x"]);
+    let plain = ClientTools::of(&body(json!([{"type": "function", "name": "f"}])));
+    assert!(plain.custom.is_empty() && !plain.local_shell);
+    let shell = ClientTools::of(&body(json!([{"type": "local_shell"}])));
+    assert!(shell.custom.is_empty() && shell.local_shell);
 }
 
 #[test]
@@ -125,7 +128,7 @@ fn response_object_becomes_chat_and_back() {
     assert_eq!(chat["choices"][0]["message"]["reasoning_content"], "think");
     assert_eq!(chat["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(chat["usage"]["prompt_tokens_details"]["cached_tokens"], 1);
-    let back = response_from_chat(chat, &[], &Echo::default());
+    let back = response_from_chat(chat, &ClientTools::default(), &Echo::default());
     assert_eq!(back["status"], "completed");
     assert_eq!(back["output"][2]["call_id"], "c1");
     assert_eq!(back["usage"]["total_tokens"], 6);
@@ -226,7 +229,7 @@ fn stream_without_completed_never_ends() {
 
 #[test]
 fn an_observed_stream_continues_its_item_and_numbering() {
-    let mut e = Encoder::new("m", Vec::new(), Echo::default());
+    let mut e = Encoder::new("m", ClientTools::default(), Echo::default());
     for v in [
         json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_9", "created_at": 3, "model": "gpt-up"}}),
         json!({"type": "response.output_item.added", "sequence_number": 1, "output_index": 0, "item": {"type": "message", "id": "msg_9"}}),
@@ -267,7 +270,7 @@ fn decoded_stream_reencodes_to_the_same_content() {
     }
     evs.extend(parallel_tool_stream().into_iter().skip(2));
     let (chunks, _) = decode_all(&evs);
-    let mut e = Encoder::new("m", Vec::new(), Echo::default());
+    let mut e = Encoder::new("m", ClientTools::default(), Echo::default());
     let mut out: Vec<Event> = chunks.iter().flat_map(|c| e.chunk(c)).collect();
     out.extend(e.finish());
     let (again, ended) = decode_all(&out);
@@ -363,7 +366,8 @@ fn reasoning_text_alone_is_sealed_empty_and_gives_nothing_back() {
     // another, it carries no details and begins no turn of its own.
     let chat = json!({"id": "c1", "choices": [{"index": 0, "finish_reason": "stop",
         "message": {"role": "assistant", "content": "hi", "reasoning_content": "think"}}]});
-    let reasoning = response_from_chat(chat, &[], &Echo::default())["output"][0].clone();
+    let reasoning =
+        response_from_chat(chat, &ClientTools::default(), &Echo::default())["output"][0].clone();
     let sealed = reasoning["encrypted_content"].as_str().unwrap();
     assert!(holds_own(sealed.as_bytes()), "{reasoning}");
     assert_eq!(unseal(sealed), None);
@@ -549,7 +553,7 @@ fn ids_routeplane_made_are_found_and_taken_out_and_others_stay() {
 #[test]
 fn thinking_and_text_inside_a_call_wait_for_it_to_end() {
     let chunks = crate::protocol::testing::thoughts_inside_a_call();
-    let mut e = Encoder::new("m", Vec::new(), Echo::default());
+    let mut e = Encoder::new("m", ClientTools::default(), Echo::default());
     let mut out: Vec<Event> = chunks.iter().flat_map(|c| e.chunk(c)).collect();
     out.extend(e.finish());
     let (again, ended) = decode_all(&out);
