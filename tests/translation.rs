@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::support::proxy::Streamed;
 use crate::support::upstream::Recorded;
 use crate::support::wire::{Wire, named, sources};
-use crate::support::{MockUpstream, Proxy, Reply};
+use crate::support::{MockUpstream, Proxy, Reply, assert_text};
 
 /// The page Claude's web search found and cited.
 const URL: &str = "https://example.com/paris";
@@ -561,4 +561,138 @@ fn a_choice_of_allowed_tools_narrows_the_tools_another_source_is_offered() {
         json!({"mode": "AUTO"}),
         "{sent}"
     );
+}
+
+/// OpenAI's refusal of `param` by a reasoning model (o1, o3, gpt-5…), as its Chat
+/// Completions and Responses APIs say it.
+fn refusal(param: &str) -> String {
+    let (message, code) = match param {
+        "temperature" => (
+            "Unsupported value: 'temperature' does not support 0.2 with this model. Only the default (1) value is supported.".to_string(),
+            "unsupported_value",
+        ),
+        "max_tokens" => (
+            "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.".to_string(),
+            "unsupported_parameter",
+        ),
+        p => (
+            format!("Unsupported parameter: '{p}' is not supported with this model."),
+            "unsupported_parameter",
+        ),
+    };
+    json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}})
+        .to_string()
+}
+
+/// A `wire` source whose model refuses each of `params` a request carries, one at a
+/// time as OpenAI does, and answers a request without any of them.
+fn refusing(wire: Wire, params: &'static [&'static str]) -> MockUpstream {
+    MockUpstream::start(move |req| {
+        let body = req.json();
+        match params.iter().find(|p| body.get(**p).is_some()) {
+            Some(p) => Reply::Json(400, refusal(p)),
+            None => wire.reply(false, false),
+        }
+    })
+}
+
+#[test]
+fn a_stop_a_reasoning_model_refuses_is_left_out_of_a_translated_request_and_remembered() {
+    // Claude Code's stop sequences, translated for gpt-5 or o3, which take none.
+    let up = refusing(Wire::Chat, &["stop"]);
+    let p = Wire::Chat.serving(&up, "m");
+    let mut claude = Wire::Anthropic.request("m", false, false);
+    claude["stop_sequences"] = json!(["###"]);
+    let r = p.post(Wire::Anthropic.path(), claude.clone());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(Wire::Anthropic.read(&r).text, "Hello there");
+    let sent = up.posts();
+    assert_eq!(sent.len(), 2, "asked again at once");
+    assert_eq!(sent[0].json()["stop"], json!(["###"]));
+    assert_eq!(sent[1].json().get("stop"), None);
+    assert_eq!(sent[1].json()["messages"], sent[0].json()["messages"]);
+    // Each request sent is an attempt: the refused one is in the count and the log.
+    assert_eq!(r.header("x-routeplane-attempts"), Some("2"));
+    let line = p.wait_log("the model refused `stop`");
+    assert!(line.contains("up:m: "), "{line}");
+    let logged = p.wait_log("POST /v1/messages");
+    assert!(
+        logged.contains("attempts=2 tried=up:m→400:no_stop,up:m→200"),
+        "{logged}"
+    );
+    // Remembered: the next turn goes without it from the first try.
+    let r = p.post(Wire::Anthropic.path(), claude);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-routeplane-attempts"), Some("1"));
+    let sent = up.posts();
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[2].json().get("stop"), None);
+}
+
+#[test]
+fn a_chat_clients_own_parameter_refused_is_its_error_unchanged() {
+    // Written for this source, the request is the client's choice: the source's 400
+    // as it came, asked once, even after a translated request taught Routeplane.
+    let up = refusing(Wire::Chat, &["stop"]);
+    let p = Wire::Chat.serving(&up, "m");
+    let mut own = Wire::Chat.request("m", false, false);
+    own["stop"] = json!(["###"]);
+    let r = p.post(Wire::Chat.path(), own.clone());
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_text(&r.body, &refusal("stop"));
+    assert_eq!(up.posts().len(), 1);
+    let mut claude = Wire::Anthropic.request("m", false, false);
+    claude["stop_sequences"] = json!(["###"]);
+    assert_eq!(p.post(Wire::Anthropic.path(), claude).status, 200);
+    assert_eq!(up.posts().len(), 3);
+    let r = p.post(Wire::Chat.path(), own);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_text(&r.body, &refusal("stop"));
+    let sent = up.posts();
+    assert_eq!(sent.len(), 4);
+    assert_eq!(sent[3].json()["stop"], json!(["###"]));
+}
+
+#[test]
+fn sampling_knobs_a_reasoning_model_refuses_are_left_out_one_by_one() {
+    // A Gemini client's temperature and stop sequences to a chat source refusing both;
+    // an Anthropic client's temperature to a Responses source (gpt-5 there refuses it
+    // too); an Anthropic client's limit to a deployment whose name does not say it is
+    // a reasoning model, which takes it only as `max_completion_tokens`.
+    let cases: [(Wire, Wire, &'static [&'static str], usize); 3] = [
+        (Wire::Gemini, Wire::Chat, &["temperature", "stop"], 3),
+        (Wire::Anthropic, Wire::Responses, &["temperature"], 2),
+        (Wire::Anthropic, Wire::Chat, &["max_tokens"], 2),
+    ];
+    for (client, source, params, asked) in cases {
+        let up = refusing(source, params);
+        let p = source.serving(&up, "m");
+        let mut body = client.request("m", false, false);
+        match client {
+            Wire::Gemini => {
+                body["generationConfig"] = json!({"temperature": 0.2, "stopSequences": ["###"]});
+            }
+            _ => body["temperature"] = json!(0.2),
+        }
+        let r = p.post(&client.url("m", false), body.clone());
+        assert_eq!(r.status, 200, "{params:?}: {}", r.body);
+        assert_eq!(client.read(&r).text, "Hello there", "{params:?}");
+        let sent = up.posts();
+        assert_eq!(sent.len(), asked, "{params:?}: once more for each");
+        let last = sent[asked - 1].json();
+        for param in params {
+            assert!(
+                sent[0].json().get(*param).is_some(),
+                "{param}: {}",
+                sent[0].json()
+            );
+            assert_eq!(last.get(*param), None, "{param}: {last}");
+        }
+        if params == ["max_tokens"] {
+            assert_eq!(last["max_completion_tokens"], 100, "{last}");
+        }
+        // All remembered: the next request is asked once.
+        assert_eq!(p.post(&client.url("m", false), body).status, 200);
+        assert_eq!(up.posts().len(), asked + 1, "{params:?}");
+    }
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::recall::Noted;
+use super::refused::{Param, Refusals};
 use super::stream::relay_stream;
 use super::{EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, rescue, served_by, unfit};
 use crate::error::Error;
@@ -88,8 +89,8 @@ impl<'a> Run<'a, '_> {
     /// Asks one endpoint, retrying it after quick transient failures.
     pub(super) fn endpoint(&mut self, target: &Target, last: bool, mut ask: Ask) -> Outcome {
         let label = target.label();
-        // Asked with the client's reasoning, unless this model refused it before.
-        self.unthought = false;
+        // Asked with all the request carries, unless this model refused some of it before.
+        self.left_out = Refusals::NONE;
         // A session this source already refused another account's reasoning for: its
         // older reasoning is left out from the first try, not after a refusal.
         if ask == Ask::Original
@@ -178,11 +179,35 @@ impl<'a> Run<'a, '_> {
             }
             // Asked again only when there is reasoning to leave out: a request without
             // any would go out the same and be refused the same.
-            if f.kind == FailKind::Unthinking && !self.unthought && self.asked_thinking(target) {
+            if f.kind == FailKind::Unthinking
+                && !self.left_out.has(Refusals::REASONING)
+                && self.asked_thinking(target)
+            {
                 // The model takes no reasoning: asked again at once without it, and
                 // remembered, so its later requests go without it from the first try.
-                self.env.unthinking.note(label);
-                self.unthought = true;
+                self.env.refused.note(label, Refusals::REASONING);
+                self.left_out = self.left_out.with(Refusals::REASONING);
+                wait = Duration::ZERO;
+                continue;
+            }
+            // A parameter of a request written for another model family, which this
+            // model refuses: the same, said in the log. Each is left out once at most,
+            // so a model refusing several is asked at most once more for each.
+            if let FailKind::Unsupported(p) = f.kind
+                && target.protocol != self.call.inbound
+                && Param::named_in(target.protocol)
+                && !self.left_out.has(p.into())
+            {
+                self.env.refused.note(label, p.into());
+                self.left_out = self.left_out.with(p.into());
+                crate::log::line(format_args!(
+                    "{label}: the model refused `{}`; asked again {}, and so from now on",
+                    p.name(),
+                    match p {
+                        Param::MaxTokens => "with `max_completion_tokens`",
+                        _ => "without it",
+                    }
+                ));
                 wait = Duration::ZERO;
                 continue;
             }
@@ -423,10 +448,15 @@ impl<'a> Run<'a, '_> {
         // usage (issue 19): a chat stream copied byte for byte is asked for its usage.
         let asks_usage = super::asks_usage(call, target);
         let mended = same && target.protocol.must_mend(call.body, &target.source());
-        // A model that refused reasoning, in this request or before, is asked without it
-        // (`unthinking.rs`).
-        let unthought = self.unthought || env.unthinking.knows(target.label());
-        self.unthought = unthought;
+        // What this model refused, in this request or before, is left out
+        // (`refused.rs`): of a copied request only its reasoning, as the client chose
+        // the rest for this source.
+        let refused = self.left_out.with(env.refused.of(target.label()));
+        self.left_out = match same {
+            true => refused.reasoning_only(),
+            false => refused,
+        };
+        let unthought = self.left_out.has(Refusals::REASONING);
         if same
             && !env.auth.rewrites_body(provider)
             && ask == Ask::Original
@@ -502,7 +532,13 @@ impl<'a> Run<'a, '_> {
                     ));
                 }
             }
-            target.protocol.request_from_chat(chat, &target.source())?
+            let mut up = target.protocol.request_from_chat(chat, &target.source())?;
+            if Param::named_in(target.protocol) {
+                for p in self.left_out.params() {
+                    p.leave_out(&mut up);
+                }
+            }
+            up
         };
         if ask == Ask::Continue {
             rescue::unthink_continuation(target.protocol, &mut up);

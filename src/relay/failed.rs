@@ -208,6 +208,7 @@ pub(super) fn short_reason(f: &Failure) -> String {
         FailKind::Filter => format!("{}:filter", f.status.unwrap_or(400)),
         FailKind::Foreign => format!("{}:foreign", f.status.unwrap_or(400)),
         FailKind::Unthinking => format!("{}:no_reasoning", f.status.unwrap_or(400)),
+        FailKind::Unsupported(p) => format!("{}:no_{}", f.status.unwrap_or(400), p.name()),
         FailKind::Credential => format!("{}:credential", f.status.unwrap_or(400)),
         FailKind::Timeout => "timeout".into(),
         FailKind::EarlyEnd => "ended_early".into(),
@@ -243,6 +244,7 @@ pub(super) fn trail_reason(f: &Failure) -> String {
         FailKind::Filter => "content filtered".into(),
         FailKind::Foreign => "reasoning from another account".into(),
         FailKind::Unthinking => "the model takes no reasoning".into(),
+        FailKind::Unsupported(p) => format!("the model takes no `{}`", p.name()),
         FailKind::Credential => "credential refused for this use".into(),
         FailKind::Network
         | FailKind::Dropped

@@ -17,15 +17,15 @@ mod attempt;
 mod count;
 mod failed;
 mod recall;
+mod refused;
 mod rescue;
 mod splice;
 mod stream;
 mod unreadable;
-mod unthinking;
 
 pub use self::recall::Recall;
+pub use self::refused::Refused;
 pub use self::unreadable::Unreadable;
-pub use self::unthinking::Unthinking;
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -50,6 +50,7 @@ use crate::upstream::{self, Header};
 pub use self::count::count_tokens;
 pub use self::failed::respond_error;
 use self::failed::{exhausted, short_reason, surface, trail_reason};
+use self::refused::{Param, Refusals};
 use self::splice::Splice;
 
 /// What the relay needs from the server, shared by every request.
@@ -65,8 +66,8 @@ pub struct Env {
     pub recall: Recall,
     /// Reasoning sources refused as another account's, known on later turns.
     pub unreadable: Unreadable,
-    /// Models that refused a request's reasoning, asked without it.
-    pub unthinking: Unthinking,
+    /// Models that refused a request's reasoning or a parameter, asked without it.
+    pub refused: Refused,
     /// Set when a stop's grace period ran out: the requests still running end now,
     /// each with an error its client can read and its log and ledger lines.
     pub cut: AtomicBool,
@@ -198,6 +199,10 @@ enum FailKind {
     /// The model takes no reasoning, which the request asked for (Ollama's "does not
     /// support thinking", OpenAI's "Unsupported parameter: 'reasoning_effort'").
     Unthinking,
+    /// The model refused a parameter a request carried (OpenAI's reasoning models:
+    /// "Unsupported parameter: 'stop'", "Unsupported value: 'temperature' does not
+    /// support 0.2"), one Routeplane can leave out (`refused.rs`).
+    Unsupported(Param),
     /// The source would not take its credential for this request: Anthropic's answer
     /// to a subscription login ("only authorized for use with Claude Code"). Another
     /// endpoint, with a key or a local server, can still answer.
@@ -218,6 +223,7 @@ impl FailKind {
                 | FailKind::Filter
                 | FailKind::Foreign
                 | FailKind::Unthinking
+                | FailKind::Unsupported(_)
                 | FailKind::Credential
         )
     }
@@ -250,6 +256,7 @@ enum Step {
 /// | context window exceeded, content filtered          | no      | next           |
 /// | credential refused for this use (Claude login)     | no      | next, cool down|
 /// | the model takes no reasoning, which was asked      | once, without it | surface |
+/// | a parameter the model refuses, on a translated request | once, without it | surface |
 /// | request cannot be expressed for / no login at it   | no      | next           |
 /// | request malformed in the client's own protocol     | no      | 400, no target |
 /// | 404: this endpoint has no such model (or path)     | no      | next, cool down|
@@ -277,7 +284,10 @@ fn next_step(kind: FailKind) -> Step {
         FailKind::Context | FailKind::Filter | FailKind::TooLarge | FailKind::Prepare(_) => {
             Step::Next { cool: false }
         }
-        FailKind::Status(_) | FailKind::Foreign | FailKind::Unthinking => Step::Surface,
+        FailKind::Status(_)
+        | FailKind::Foreign
+        | FailKind::Unthinking
+        | FailKind::Unsupported(_) => Step::Surface,
     }
 }
 
@@ -405,9 +415,9 @@ struct Run<'a, 'w> {
     /// The last request asked without old reasoning kept its tool loop's: refused
     /// again, it is asked without any (`attempt::Ask`).
     reasoning_left: bool,
-    /// The endpoint being asked is asked without the client's reasoning, which its
-    /// model refused (`unthinking.rs`): refused again, it is not asked a third time.
-    unthought: bool,
+    /// What the endpoint being asked is asked without, which its model refused
+    /// (`refused.rs`): refused again, it is not asked without it again.
+    left_out: Refusals,
     /// The endpoint being asked is the last that can be: every one after it lacks its
     /// key or login. Its safety block is the client's answer (`attempt::Try::alone`).
     alone: bool,
@@ -438,7 +448,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         splice: Splice::new(call, call.requested),
         asked: Spare::take(&ASKED),
         reasoning_left: false,
-        unthought: false,
+        left_out: Refusals::NONE,
         alone: false,
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
@@ -683,7 +693,8 @@ const FILTER_WORDS: [&str; 3] = [
 /// The kind of an error another model might not have, from its message and body: the
 /// context window ([`FailKind::Context`]), a content filter ([`FailKind::Filter`]),
 /// reasoning another account encrypted ([`FailKind::Foreign`]), reasoning the model does
-/// not do ([`FailKind::Unthinking`]), or a credential the source takes only from its own
+/// not do ([`FailKind::Unthinking`]), a parameter it refuses ([`FailKind::Unsupported`]),
+/// or a credential the source takes only from its own
 /// app ([`FailKind::Credential`]).
 fn unfit(message: &str, body: &[u8]) -> Option<FailKind> {
     let m = message.to_ascii_lowercase();
@@ -701,6 +712,8 @@ fn unfit(message: &str, body: &[u8]) -> Option<FailKind> {
         || (m.contains("think value") && m.contains("not supported"))
     {
         Some(FailKind::Unthinking)
+    } else if let Some(p) = Param::refused_in(&m) {
+        Some(FailKind::Unsupported(p))
     } else if m.contains("only authorized for use with claude code") {
         Some(FailKind::Credential)
     } else if says(&CONTEXT_WORDS) {
@@ -745,6 +758,7 @@ mod tests {
             (FailKind::Filter, Step::Next { cool: false }, false),
             (FailKind::Foreign, Step::Surface, false),
             (FailKind::Unthinking, Step::Surface, false),
+            (FailKind::Unsupported(Param::Stop), Step::Surface, false),
             (FailKind::Credential, next, false),
             (FailKind::Status(400), Step::Surface, false),
             (FailKind::Status(401), Step::Surface, false),
@@ -844,6 +858,13 @@ mod tests {
         ] {
             assert_eq!(unfit(refused, b""), Some(FailKind::Unthinking), "{refused}");
         }
+        assert_eq!(
+            unfit(
+                "Unsupported parameter: 'stop' is not supported with this model.",
+                br#"{"error":{"param":"stop","code":"unsupported_parameter"}}"#
+            ),
+            Some(FailKind::Unsupported(Param::Stop))
+        );
         for value in [
             "Unsupported value: 'reasoning_effort' does not support 'minimal' with this model.",
             "Invalid value for 'reasoning_effort': must be one of low, medium, high",

@@ -24,7 +24,7 @@ use crate::error::Error;
 use crate::log;
 use crate::notify;
 use crate::registry::Registry;
-use crate::relay::{Env, Recall, Unreadable, Unthinking};
+use crate::relay::{Env, Recall, Refused, Unreadable};
 use crate::route::Cooldown;
 use crate::stats::{self, Stats, ledger::Ledger};
 use crate::upstream;
@@ -59,7 +59,7 @@ impl Shared {
             cooldown: Cooldown::new(registry.settings.cooldown),
             recall: Recall::new(registry.settings.limits.reasoning_memory_bytes),
             unreadable: Unreadable::default(),
-            unthinking: Unthinking::default(),
+            refused: Refused::default(),
             cut: AtomicBool::new(false),
         };
         // Opened once: a SIGHUP reload keeps the ledger it started with.

@@ -1,0 +1,276 @@
+//! What models refused of a request, asked without it from then on.
+//!
+//! Claude Code asks for thinking on its turns. Translated for a Chat Completions source
+//! it is a `reasoning_effort`, which a model without reasoning refuses: Ollama says
+//! `"llama3.1" does not support thinking`, OpenAI's gpt-4o `Unsupported parameter:
+//! 'reasoning_effort'`. OpenAI's reasoning models (o1, o3, o4-mini, gpt-5…) refuse in
+//! the same words the sampling knobs another model family's client sends: `stop`,
+//! `temperature` other than 1, `top_p`, the penalties, `logprobs`, and `max_tokens`
+//! ("Use 'max_completion_tokens' instead"). Such a refusal is asked again at once
+//! without what was refused (`attempt.rs`), and the endpoint is remembered here with
+//! it, so that its later requests leave it out from the first try instead of paying a
+//! refused request each. A parameter is left out only of a translated request: a
+//! client that wrote the request for this source chose it, and gets the source's error.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::Value;
+
+use crate::protocol::Protocol;
+
+/// Endpoints remembered at most: each is an endpoint label a request named, so a client
+/// naming many cannot grow this without bound. Past it, a refusal costs one more
+/// request each time.
+const MOST: usize = 1024;
+
+/// A request parameter Routeplane can leave out of a translated request without
+/// changing what it asks: a sampling knob, stop sequences, log probabilities, or the
+/// output limit under its older name. Never `tools`, `messages`, `model` or
+/// `response_format`, which are the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Param {
+    Temperature,
+    TopP,
+    PresencePenalty,
+    FrequencyPenalty,
+    Stop,
+    Logprobs,
+    TopLogprobs,
+    LogitBias,
+    /// Renamed `max_completion_tokens`, not left out: it is the client's cost limit.
+    MaxTokens,
+}
+
+impl Param {
+    /// Every parameter, in the order of their bits in [`Refusals`].
+    const ALL: [Param; 9] = [
+        Param::Temperature,
+        Param::TopP,
+        Param::PresencePenalty,
+        Param::FrequencyPenalty,
+        Param::Stop,
+        Param::Logprobs,
+        Param::TopLogprobs,
+        Param::LogitBias,
+        Param::MaxTokens,
+    ];
+
+    /// Its key in a Chat Completions or Responses request, as a refusal names it.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Param::Temperature => "temperature",
+            Param::TopP => "top_p",
+            Param::PresencePenalty => "presence_penalty",
+            Param::FrequencyPenalty => "frequency_penalty",
+            Param::Stop => "stop",
+            Param::Logprobs => "logprobs",
+            Param::TopLogprobs => "top_logprobs",
+            Param::LogitBias => "logit_bias",
+            Param::MaxTokens => "max_tokens",
+        }
+    }
+
+    /// The parameter an OpenAI-style refusal names, from its message in lowercase:
+    /// "unsupported parameter: 'stop' is not supported with this model." or
+    /// "unsupported value: 'temperature' does not support 0.2 with this model. only the
+    /// default (1) value is supported." `None` for any other message, and for a
+    /// parameter not in [`Param::ALL`] (`reasoning_effort` is reasoning's,
+    /// `tools` the request's).
+    pub(super) fn refused_in(message: &str) -> Option<Param> {
+        let named = ["unsupported parameter: '", "unsupported value: '"]
+            .iter()
+            .find_map(|head| Some(&message[message.find(head)? + head.len()..]))?;
+        let name = &named[..named.find('\'')?];
+        Param::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whether a request in `protocol` names its parameters as [`Param::name`] says:
+    /// Chat Completions and Responses, whose sources refuse them in OpenAI's words.
+    pub(super) fn named_in(protocol: Protocol) -> bool {
+        matches!(protocol, Protocol::Chat | Protocol::Responses)
+    }
+
+    /// Takes it out of a Chat Completions or Responses request body; `max_tokens`
+    /// becomes `max_completion_tokens` (unless that is there already), and log
+    /// probabilities go with their count, which needs them.
+    pub(super) fn leave_out(self, body: &mut Value) {
+        let Some(obj) = body.as_object_mut() else {
+            return;
+        };
+        let taken = obj.shift_remove(self.name());
+        match (self, taken) {
+            (Param::MaxTokens, Some(n)) => {
+                obj.entry("max_completion_tokens").or_insert(n);
+            }
+            (Param::Logprobs, _) => {
+                obj.shift_remove(Param::TopLogprobs.name());
+            }
+            _ => {}
+        }
+    }
+
+    /// Its bit in [`Refusals`]; bit 0 is reasoning's.
+    fn bit(self) -> u16 {
+        2 << self as u16
+    }
+}
+
+/// What an endpoint refused: its reasoning, parameters, or nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Refusals(u16);
+
+impl Refusals {
+    /// Nothing refused.
+    pub(super) const NONE: Refusals = Refusals(0);
+    /// The reasoning the request asked for.
+    pub(super) const REASONING: Refusals = Refusals(1);
+
+    /// True when all of `other` is among these.
+    pub(super) fn has(self, other: Refusals) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// These and `other`.
+    pub(super) fn with(self, other: Refusals) -> Refusals {
+        Refusals(self.0 | other.0)
+    }
+
+    /// Only the reasoning of these, if it is one: what a copied request leaves out.
+    pub(super) fn reasoning_only(self) -> Refusals {
+        Refusals(self.0 & Refusals::REASONING.0)
+    }
+
+    /// The parameters among these.
+    pub(super) fn params(self) -> impl Iterator<Item = Param> {
+        Param::ALL
+            .into_iter()
+            .filter(move |p| self.0 & p.bit() != 0)
+    }
+}
+
+impl From<Param> for Refusals {
+    fn from(p: Param) -> Refusals {
+        Refusals(p.bit())
+    }
+}
+
+/// Endpoints (`provider:model` labels) whose model refused part of a request.
+#[derive(Debug, Default)]
+pub struct Refused {
+    labels: Mutex<HashMap<String, Refusals>>,
+    /// Anything is remembered: read without the lock by every request.
+    any: AtomicBool,
+}
+
+impl Refused {
+    /// Remembers that the model at `label` refused `what`.
+    pub(super) fn note(&self, label: &str, what: Refusals) {
+        let mut labels = crate::sync::lock(&self.labels);
+        if let Some(known) = labels.get_mut(label) {
+            *known = known.with(what);
+        } else if labels.len() < MOST {
+            labels.insert(label.to_string(), what);
+            self.any.store(true, Ordering::Release);
+        }
+    }
+
+    /// What the model at `label` refused before.
+    pub(super) fn of(&self, label: &str) -> Refusals {
+        if !self.any.load(Ordering::Acquire) {
+            return Refusals::NONE;
+        }
+        let labels = crate::sync::lock(&self.labels);
+        labels.get(label).copied().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_noted_refusal_is_known_for_its_model_and_no_other() {
+        let r = Refused::default();
+        assert_eq!(r.of("ollama:llama3.1"), Refusals::NONE);
+        r.note("ollama:llama3.1", Refusals::REASONING);
+        r.note("openai:o3", Param::Stop.into());
+        r.note("openai:o3", Param::Temperature.into());
+        assert!(r.of("ollama:llama3.1").has(Refusals::REASONING));
+        assert_eq!(r.of("ollama:qwen3"), Refusals::NONE);
+        let o3 = r.of("openai:o3");
+        assert!(!o3.has(Refusals::REASONING));
+        assert_eq!(
+            o3.params().collect::<Vec<_>>(),
+            [Param::Temperature, Param::Stop]
+        );
+        assert_eq!(o3.reasoning_only(), Refusals::NONE);
+    }
+
+    #[test]
+    fn remembered_models_are_bounded() {
+        let r = Refused::default();
+        for i in 0..MOST + 10 {
+            r.note(&format!("p:m{i}"), Refusals::REASONING);
+        }
+        assert_eq!(crate::sync::lock(&r.labels).len(), MOST);
+        assert_eq!(r.of(&format!("p:m{}", MOST + 5)), Refusals::NONE);
+        // One already known still learns more.
+        r.note("p:m0", Param::Stop.into());
+        assert!(r.of("p:m0").has(Param::Stop.into()));
+    }
+
+    #[test]
+    fn the_refused_parameter_is_read_from_openais_words() {
+        for (message, want) in [
+            (
+                "Unsupported parameter: 'stop' is not supported with this model.",
+                Some(Param::Stop),
+            ),
+            (
+                "Unsupported value: 'temperature' does not support 0.2 with this model. Only the default (1) value is supported.",
+                Some(Param::Temperature),
+            ),
+            (
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+                Some(Param::MaxTokens),
+            ),
+            (
+                "Unsupported parameter: 'top_p' is not supported with this model. (request id: 2025050875)",
+                Some(Param::TopP),
+            ),
+            // What is the request, or reasoning's, is not a parameter to leave out.
+            (
+                "Unsupported parameter: 'tools' is not supported with this model.",
+                None,
+            ),
+            (
+                "Unsupported value: 'reasoning_effort' does not support 'minimal' with this model.",
+                None,
+            ),
+            ("temperature must be at most 2", None),
+            ("Unsupported parameter: 'stop", None),
+        ] {
+            let m = message.to_ascii_lowercase();
+            assert_eq!(Param::refused_in(&m), want, "{message}");
+        }
+    }
+
+    #[test]
+    fn a_parameter_is_left_out_and_the_old_output_limit_renamed() {
+        let mut body = json!({"model": "o3", "stop": ["x"], "logprobs": true, "top_logprobs": 2, "max_tokens": 50, "tools": []});
+        Param::Stop.leave_out(&mut body);
+        Param::Logprobs.leave_out(&mut body);
+        Param::MaxTokens.leave_out(&mut body);
+        assert_eq!(
+            body,
+            json!({"model": "o3", "tools": [], "max_completion_tokens": 50})
+        );
+        // A limit already under its new name stays as the client set it.
+        let mut body = json!({"max_tokens": 50, "max_completion_tokens": 20});
+        Param::MaxTokens.leave_out(&mut body);
+        assert_eq!(body, json!({"max_completion_tokens": 20}));
+    }
+}
