@@ -139,6 +139,62 @@ fn an_error_sent_with_200_fails_over_like_the_status_it_names() {
 }
 
 #[test]
+fn an_anthropic_error_body_sent_with_200_fails_over_like_the_status_it_names() {
+    // Anthropic (and gateways in its format) may send its error body with a 200. Before,
+    // it went to an Anthropic client as a 200 answer, and nothing else was tried.
+    let error =
+        |kind: &str| json!({"type": "error", "error": {"type": kind, "message": "Overloaded"}});
+    let overloaded = error("overloaded_error").to_string();
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let anthropic_then_b = |a: &MockUpstream, extra: &str| {
+        format!(
+            "providers:\n  a:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\n{extra}",
+            a.url(),
+            b.url()
+        )
+    };
+    // Copied to an Anthropic client, translated for a chat client: both fail over.
+    for client in [Wire::Anthropic, Wire::Chat] {
+        let a = MockUpstream::always(Reply::Json(200, overloaded.clone()));
+        let p = Proxy::start(&anthropic_then_b(&a, "failover:\n  backoff_ms: 20\n"));
+        let resp = ask_as(&p, client, "smart", false);
+        assert_eq!(resp.status, 200, "{client:?}: {}", resp.body);
+        assert!(resp.body.contains("from b"), "{client:?}: {}", resp.body);
+        // A 529 is retried once on the same endpoint, as when it comes as a status.
+        assert_eq!(a.count(), 2, "{client:?}");
+        let line = p.wait_log("served_by=b:m");
+        assert!(line.contains("tried=a:m→529,a:m→529,b:m→200"), "{line}");
+    }
+    // Alone, its error is the answer, with the status its type names: an Anthropic
+    // client gets it as sent, another client its own error (529 as the 503 it knows).
+    for (kind, status, other) in [
+        ("overloaded_error", 529u16, 503u16),
+        ("rate_limit_error", 429, 429),
+    ] {
+        let body = error(kind).to_string();
+        let a = MockUpstream::always(Reply::Json(200, body.clone()));
+        let p = Proxy::start(&anthropic_then_b(&a, "failover:\n  retries: 0\n"));
+        let resp = ask_as(&p, Wire::Anthropic, "a:m", false);
+        assert_eq!(resp.status, status, "{kind}: {}", resp.body);
+        assert_text(&resp.body, &body);
+        let resp = ask_as(&p, Wire::Chat, "a:m", false);
+        assert_eq!(resp.status, other, "{kind}: {}", resp.body);
+        assert_eq!(resp.error_message(), "Overloaded", "{kind}");
+    }
+    // A stream whose first event is the error was already told by its status.
+    let a = MockUpstream::always(Reply::Sse(
+        vec![named("error", error("overloaded_error"))],
+        Duration::ZERO,
+    ));
+    let p = Proxy::start(&anthropic_then_b(&a, "failover:\n  retries: 0\n"));
+    for (client, status) in [(Wire::Anthropic, 529), (Wire::Chat, 503)] {
+        let resp = ask_as(&p, client, "a:m", true);
+        assert_eq!(resp.status, status, "{client:?} stream: {}", resp.body);
+        assert_eq!(resp.error_message(), "Overloaded", "{client:?} stream");
+    }
+}
+
+#[test]
 fn a_failed_responses_object_sent_with_200_fails_over() {
     // A Responses source ends a request that failed with a whole response object whose
     // `status` is `failed`. A Responses client got it as an answer, and nothing else was

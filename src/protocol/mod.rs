@@ -231,7 +231,8 @@ impl Protocol {
 
     /// The status of a complete answer that came with a 2xx but is a failure, `None` for
     /// an answer: an error body in any protocol (`error_in_answer`: OpenRouter's way
-    /// once it has begun), or a Responses object whose `status` is `failed`.
+    /// once it has begun, Anthropic's error body), or a Responses object whose `status`
+    /// is `failed`.
     pub fn failed_answer(self, body: &[u8]) -> Option<u16> {
         error_in_answer(body).or_else(|| match self {
             Protocol::Responses => responses::failed_status(body),
@@ -633,16 +634,22 @@ fn status_of_name(name: &str) -> Option<u16> {
 
 /// The status of an answer that came with a 2xx but is an error, `None` for an answer.
 /// OpenRouter documents it: once it has begun a request, a failure comes back with a
-/// 200 and `{"error": {"code": 502, …}}` as the body.
+/// 200 and `{"error": {"code": 502, …}}` as the body. Anthropic (and gateways in its
+/// format) may send its own error body, `{"type": "error", "error": {…}}`, with a 200.
 fn error_in_answer(body: &[u8]) -> Option<u16> {
-    // Such a body leads with its `"error"` key; an answer never does. Looked at without
-    // a search: every whole answer passes here (a search of each measured about 1% of
-    // the chat path's throughput).
+    // Such a body leads with its `"error"` key, or with `"type": "error"`; an answer
+    // never does. Looked at without a search: every whole answer passes here (a search
+    // of each measured about 1% of the chat path's throughput).
     let first_key = body
         .trim_ascii_start()
         .strip_prefix(b"{")
         .map(<[u8]>::trim_ascii_start);
-    if !first_key.is_some_and(|k| k.starts_with(b"\"error\"")) {
+    let typed_error = |k: &[u8]| {
+        k.strip_prefix(b"\"type\"")
+            .and_then(|v| v.trim_ascii_start().strip_prefix(b":"))
+            .is_some_and(|v| v.trim_ascii_start().starts_with(b"\"error\""))
+    };
+    if !first_key.is_some_and(|k| k.starts_with(b"\"error\"") || typed_error(k)) {
         return None;
     }
     #[derive(serde::Deserialize)]
@@ -1237,10 +1244,24 @@ mod tests {
 
     #[test]
     fn errors_sent_as_answers_are_told_from_answers() {
-        let cases: [(&str, Option<u16>); 9] = [
+        let cases: [(&str, Option<u16>); 14] = [
             (
                 r#"{"error":{"code":502,"message":"Provider returned error"}}"#,
                 Some(502),
+            ),
+            (
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"m"}}"#,
+                Some(529),
+            ),
+            (
+                r#" {"type" : "error", "error":{"type":"rate_limit_error"}}"#,
+                Some(429),
+            ),
+            (r#"{"type":"error"}"#, None),
+            (r#"{"type":"errors","error":{"type":"api_error"}}"#, None),
+            (
+                r#"{"id":"m","type":"error","error":{"type":"api_error"}}"#,
+                None,
             ),
             (r#" { "error" : {"code":429,"message":"m"}}"#, Some(429)),
             (r#"{"error":"model not found"}"#, Some(502)),

@@ -633,9 +633,9 @@ impl<'a> Run<'a, '_> {
             }
             Err(BodyError::Abandoned) => return super::given_up(self.env),
         };
-        // OpenRouter's failure after it began: a 200 whose body is an error; and a
-        // Responses object that failed. Failed over, retried or surfaced like the status
-        // they name, never passed on as an answer.
+        // OpenRouter's failure after it began: a 200 whose body is an error; Anthropic's
+        // error body sent with a 200; and a Responses object that failed. Failed over,
+        // retried or surfaced like the status they name, never passed on as an answer.
         if let Some(status) = target.protocol.failed_answer(&bytes) {
             return failed_with(status, (bytes, ct), headers, retry_after);
         }

@@ -248,7 +248,7 @@ enum Step {
 /// | 429, 500, 502, 503, 504, 529                       | yes     | next, cool down|
 /// | reset or closed before the response head           | yes     | next, cool down|
 /// | 408, other 5xx                                     | no      | next, cool down|
-/// | a 2xx whose body is an error (OpenRouter)          | as its  | status's step  |
+/// | a 2xx error body (OpenRouter, Anthropic)           | as its  | status's step  |
 /// | refused, DNS, connect/first-byte/first-token timeout| no     | next, cool down|
 /// | stream ends or breaks before its first content     | no      | next, cool down|
 /// | answer or event before content over our own limit  | no      | next           |
