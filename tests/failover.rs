@@ -2388,6 +2388,49 @@ fn a_filtered_answer_moved_past_is_the_clients_when_no_later_endpoint_answers() 
 }
 
 #[test]
+fn azures_content_filter_error_moved_past_is_the_clients_when_no_later_endpoint_answers() {
+    // Azure's filter refuses a prompt with a 400 `content_filter`, which is moved past
+    // like a filtered answer. Before, when every later endpoint failed, the client got a
+    // 502 listing the attempts instead of the filter's 400.
+    let filter = json!({"error": {"code": "content_filter", "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy.", "param": "prompt", "status": 400, "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {"hate": {"filtered": true, "severity": "high"}}}}}).to_string();
+    let a = MockUpstream::always(Reply::Json(400, filter.clone()));
+    let down = MockUpstream::always(Reply::Json(503, r#"{"error":{"message":"down"}}"#.into()));
+    for (b_url, b_word) in [(down.url(), "503"), (dead_url(), "refused")] {
+        let p = Proxy::start(&format!(
+            "providers:\n  a:\n    api_base: {}\n    models: [m]\n  b:\n    api_base: {b_url}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\nfailover:\n  retries: 0\n",
+            a.url()
+        ));
+        let mut n = 0;
+        for client in [Wire::Chat, Wire::Anthropic] {
+            for stream in [false, true] {
+                let said = format!("b {b_word}, {client:?} client, stream={stream}");
+                let resp = ask_as(&p, client, "smart", stream);
+                n += 1;
+                assert_eq!(resp.status, 400, "{said}: {}", resp.body);
+                match client {
+                    // The same protocol everywhere: Azure's error as it sent it.
+                    Wire::Chat => assert_text(&resp.body, &filter),
+                    _ => {
+                        let v = resp.json();
+                        assert_eq!(v["type"], "error", "{said}: {v}");
+                        assert_eq!(v["error"]["type"], "invalid_request_error", "{said}: {v}");
+                        let message = v["error"]["message"].as_str().unwrap_or_default();
+                        assert!(
+                            message.starts_with("The response was filtered"),
+                            "{said}: {v}"
+                        );
+                    }
+                }
+                assert_eq!(resp.header("x-routeplane-provider"), Some("a"), "{said}");
+                let line = nth_log(&p, "served_by=a:m", n);
+                let tried = format!("status=400 attempts=2 tried=a:m→400:filter,b:m→{b_word} ");
+                assert!(line.contains(&tried), "{said}: {line}");
+            }
+        }
+    }
+}
+
+#[test]
 fn a_short_retry_after_is_waited_out_alone_and_in_a_virtual_model() {
     // As README's Failover says (and failoverbench's s01 scores): a 429 whose
     // `Retry-After` is within `failover.max_retry_wait_secs` is waited out on the same

@@ -577,16 +577,22 @@ impl<'a> Run<'a, '_> {
         target.protocol != self.call.inbound || self.env.auth.stream_only(&target.provider)
     }
 
-    /// Gives the client the filtered answer `target` sent (`answer`: its bytes, a
-    /// stream's up to the filter, and content type; its `headers`), moved past while
-    /// another endpoint was left and now the only answer any endpoint gave: as `target`
-    /// would have given it as the last endpoint. Nothing is asked upstream.
-    pub(super) fn answer_filtered(
-        &mut self,
-        target: &Target,
-        (bytes, ct): (Vec<u8>, Cow<'static, str>),
-        headers: Vec<(String, String)>,
-    ) -> Outcome {
+    /// Gives the client the filtered answer `target` sent (`kept`: its status, its
+    /// bytes, a stream's up to the filter, with their content type, and its headers),
+    /// moved past while another endpoint was left and now the only answer any endpoint
+    /// gave: as `target` would have given it as the last endpoint. A filter's error
+    /// (Azure's 400 `content_filter`) is its error, in the client's protocol. Nothing
+    /// is asked upstream.
+    pub(super) fn answer_filtered(&mut self, target: &Target, mut kept: Failure) -> Outcome {
+        if kept.status != Some(200) {
+            let by = served_by(target, self.served.attempts);
+            self.splice.status = super::surface(self.call, &kept, Some(by), self.out);
+            return Outcome::Answered;
+        }
+        let Some((bytes, ct)) = kept.body.take() else {
+            return Outcome::Failed(kept);
+        };
+        let headers = std::mem::take(&mut kept.headers);
         let first_byte = self.settings.first_byte_timeout;
         let t = Try {
             target,

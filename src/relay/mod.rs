@@ -517,28 +517,31 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                     }
                     return run.served;
                 }
-                if f.kind == FailKind::Filter
-                    && f.status == Some(200)
-                    && filtered.is_none()
-                    && let Some(answer) = f.body.take()
-                {
+                // A filtered answer (a 200) or a filter's error (Azure's 400
+                // `content_filter` for the prompt), with what it sent.
+                if f.kind == FailKind::Filter && filtered.is_none() && f.body.is_some() {
+                    let sent = Failure {
+                        body: f.body.take(),
+                        headers: std::mem::take(&mut f.headers),
+                        reason: f.reason.clone(),
+                        ..f
+                    };
                     filtered = Some(Filtered {
                         target: i,
                         tried: run.served.tried.len().saturating_sub(1),
-                        answer,
-                        headers: std::mem::take(&mut f.headers),
+                        sent,
                     });
                 }
                 failures.push((target.label().to_string(), f));
             }
         }
     }
-    // Every endpoint after a filtered answer failed: that answer is the client's, as
-    // the filtering endpoint would have given it alone, rather than a 502 for a request
-    // a source did answer.
+    // Every endpoint after a filtered answer failed: that answer (or the filter's
+    // error) is the client's, as the filtering endpoint would have given it alone,
+    // rather than a 502 for a request a source did answer.
     if let Some(kept) = filtered {
         let target = &targets[kept.target];
-        match run.answer_filtered(target, kept.answer, kept.headers) {
+        match run.answer_filtered(target, kept.sent) {
             Outcome::Answered => {
                 run.served.served_by = Some(target.shared_label());
                 run.served.status = run.splice.status;
@@ -563,16 +566,16 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
     run.served
 }
 
-/// A filtered answer moved past, kept in case no later endpoint answers.
+/// A filtered answer (or a filter's error) moved past, kept in case no later endpoint
+/// answers.
 struct Filtered {
     /// Its endpoint's index in the request's target order.
     target: usize,
     /// Its attempt's index in [`Served::tried`].
     tried: usize,
-    /// What it sent (a stream's bytes up to the filter), with its content type.
-    answer: (Vec<u8>, Cow<'static, str>),
-    /// Its upstream headers.
-    headers: Vec<(String, String)>,
+    /// Its failure, with what it sent: its status (200 for an answer), its body (a
+    /// stream's bytes up to the filter) with its content type, and its headers.
+    sent: Failure,
 }
 
 /// Ends a request a stop cut short, so that its client is told why rather than cut off:
