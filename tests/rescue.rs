@@ -984,3 +984,36 @@ fn a_continuation_to_anthropic_asks_without_thinking_which_refuses_a_text_prefil
     assert!(continued.get("thinking").is_none(), "{continued}");
     p.wait_log("rescued=1");
 }
+
+#[test]
+fn the_rescue_log_line_quotes_an_upstreams_words_escaped_and_short() {
+    // An error event's message went into the line as it came: a bidirectional override
+    // made the line read other than it is, and nothing bounded its length.
+    let said = format!("bad\nFAKE forged line \u{202e}txet {}", "x".repeat(2000));
+    let a = MockUpstream::start(move |req| {
+        match answer::reply(Wire::Chat, req, "a", Fault::ErrorEvent(3)) {
+            Reply::Sse(mut evs, gap) => {
+                evs.pop();
+                evs.push(data(json!({"error": {"message": said, "code": 400}})));
+                Reply::Sse(evs, gap)
+            }
+            other => other,
+        }
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
+    let s = ask(&p, Wire::Chat);
+    assert!(s.text().contains("data: [DONE]"), "{}", s.text());
+    let line = p.wait_log("; continuing it");
+    assert!(
+        line.contains("a:m: bad\\nFAKE forged line \\u{202e}txet xxx"),
+        "{line}"
+    );
+    assert!(!line.contains('\u{202e}'), "{line}");
+    assert!(line.ends_with("x…; continuing it"), "{line}");
+    assert!(
+        !p.log().iter().any(|l| l.starts_with("FAKE")),
+        "{:#?}",
+        p.log()
+    );
+}

@@ -22,6 +22,10 @@ use crate::protocol::{Protocol, completions, responses};
 use crate::registry::{Prefill, Target};
 use crate::route::Failed;
 
+/// The most of an upstream's words a rescue's log line quotes: an error event's
+/// message is not cut before it gets here, and a line is read by people.
+const SAID_AT_MOST: usize = 300;
+
 /// Continues a broken stream until it ends, or gives up with an error event.
 pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, brk: Break) {
     let (mut at, mut brk) = (broke, brk);
@@ -60,7 +64,7 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
         log::line(format!(
             "{}: {}; continuing it",
             targets[at].label(),
-            brk.message
+            log::printable(&brk.message, SAID_AT_MOST)
         ));
         run.splice.resume();
         let mut broke_again = None;
@@ -94,8 +98,9 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
                 Outcome::Invalid(message) => {
                     refused.push(k);
                     log::line(format!(
-                        "{}: could not continue the stream: {message}",
-                        target.label()
+                        "{}: could not continue the stream: {}",
+                        target.label(),
+                        log::printable(&message, SAID_AT_MOST)
                     ));
                 }
                 Outcome::Failed(f) => {
@@ -110,7 +115,7 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
                     log::line(format!(
                         "{}: could not continue the stream: {}",
                         target.label(),
-                        f.reason
+                        log::printable(&f.reason, SAID_AT_MOST)
                     ));
                 }
             }
