@@ -1284,6 +1284,35 @@ fn a_client_that_leaves_while_a_whole_answer_is_awaited_stops_the_wait() {
 }
 
 #[test]
+fn a_client_that_leaves_while_a_whole_answer_trickles_in_stops_the_read() {
+    // The body comes 8 bytes every half second, about 17 s in all: never a silent
+    // second, so the wait's slices alone would not see the client leave before the end.
+    let body = chat_answer(&"x".repeat(60)).to_string();
+    let gap = Duration::from_millis(500);
+    let up = MockUpstream::always(Reply::JsonTrickle(200, body, 8, gap));
+    let p = Proxy::start(&format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    ));
+    let (line, total) = p.leave_once_asked(
+        "/v1/chat/completions",
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+        || up.count() == 1,
+    );
+    assert!(total < 3000.0, "{total} ms, the body takes 17 s: {line}");
+    assert!(
+        wait_until(Duration::from_secs(2), || up.hung_up().len() == 1),
+        "the upstream connection is closed, not kept for the rest of the body"
+    );
+    // The client left 0.3 s after the upstream was asked.
+    let closed = up.hung_up()[0] - up.requests()[0].at;
+    assert!(
+        closed < Duration::from_millis(2500),
+        "closed after {closed:?}"
+    );
+}
+
+#[test]
 fn a_client_that_leaves_while_the_first_endpoint_is_silent_stops_everything() {
     // `a` holds back even its head for 8 s and may take 6 s to its first token; the
     // client gives up long before, and `b` is never asked.

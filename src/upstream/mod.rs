@@ -18,8 +18,10 @@
 //! A long wait (a response head, a first event, a whole answer) is waited a [`SLICE`] at
 //! a time, and after each silent slice the caller is asked whether the answer is still
 //! wanted ([`Abandon`]): a client that leaves is noticed within about a second, not when
-//! the upstream answers or the deadline passes. There is no second thread to watch
-//! the client: one thread per request is a measured design goal (issue 16).
+//! the upstream answers or the deadline passes. A whole body that trickles in (never a
+//! silent slice) is asked about between its reads, at most once a slice. There is no
+//! second thread to watch the client: one thread per request is a measured design goal
+//! (issue 16).
 //!
 //! Sending a request and reading its head is here; `reply.rs` reads the body, whole or
 //! as a stream, and `retry.rs` reads when an upstream says it may be asked again.
@@ -55,8 +57,9 @@ use http1::Body;
 /// same from request to request, so it costs no system call to set.
 pub const SLICE: Duration = Duration::from_secs(1);
 
-/// Asked after each [`SLICE`] an upstream stays silent: true gives its answer up (the
-/// client it was for has left), ending the wait at once with [`SendError::Abandoned`],
+/// Asked after each [`SLICE`] an upstream stays silent, and at most once a slice while a
+/// whole body trickles in ([`Reply::read_all`]): true gives its answer up (the client it
+/// was for has left), ending the wait at once with [`SendError::Abandoned`],
 /// [`BodyError::Abandoned`] or [`Piece::Abandoned`] and closing the connection. An
 /// answer within a slice asks nothing: asking (a look at the client's socket) costs
 /// system calls, and most answers come sooner.

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::http1::Body;
-use super::{Abandon, KEEP_WAITING, conn};
+use super::{Abandon, KEEP_WAITING, SLICE, conn};
 use crate::sync;
 
 /// An upstream's answer: status, a few headers, and the body still to read.
@@ -121,7 +121,8 @@ impl Reply {
     }
 
     /// Reads the whole body (non-streaming answers, error bodies), up to `limit` bytes;
-    /// a long wait asks `abandon` whether to give up.
+    /// a long wait, or a body still trickling in after a slice, asks `abandon` whether
+    /// to give up.
     pub fn read_all(self, limit: u64, abandon: Abandon<'_>) -> Result<Vec<u8>, BodyError> {
         self.read_until(limit, None, abandon)
     }
@@ -152,6 +153,8 @@ impl Reply {
         out.clear();
         out.resize(exact.map_or(1024, |n| (n as usize).max(1)), 0);
         let mut len = 0;
+        // When the answer was last known to be wanted; None until a second read.
+        let mut wanted_at: Option<Instant> = None;
         loop {
             if len == out.len() {
                 if exact == Some(len as u64) {
@@ -167,6 +170,21 @@ impl Reply {
             }
             match body.read(&mut out[len..], abandon) {
                 Ok(0) => break,
+                // A body that trickles in (a few bytes every half second) never leaves a
+                // slice silent, so `abandon` is asked here too, at most once a SLICE:
+                // only from the second read on, so a body that came in one read (most
+                // answers) reads no clock.
+                Ok(n) if len > 0 => {
+                    len += n;
+                    let now = Instant::now();
+                    let since = *wanted_at.get_or_insert(now);
+                    if now.duration_since(since) >= SLICE {
+                        if abandon() {
+                            return Err(BodyError::Abandoned);
+                        }
+                        wanted_at = Some(now);
+                    }
+                }
                 Ok(n) => len += n,
                 Err(e) => return Err(broke(e)),
             }

@@ -87,6 +87,11 @@ pub enum Reply {
     /// A complete answer's head and the first half of its body, then silence for the
     /// given time (a body that stalls).
     JsonThenStall(u16, String, Duration),
+    /// A complete answer (with its `Content-Length`) whose body trickles in: `piece`
+    /// bytes at a time, each `gap` after the last, never a silent second. The gaps are
+    /// spent watching the connection, so a close by the proxy is noted (see
+    /// [`MockUpstream::hung_up`]) and ends the answer.
+    JsonTrickle(u16, String, usize, Duration),
 }
 
 impl Reply {
@@ -498,6 +503,25 @@ fn answer(conn: &mut TcpStream, reply: Reply, hung_up: &Mutex<Vec<Instant>>) -> 
                 busy(conn, stall, hung_up);
             }
             false
+        }
+        Reply::JsonTrickle(status, body, piece, gap) => {
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            if conn.write_all(head.as_bytes()).is_err() {
+                return false;
+            }
+            for (i, bytes) in body.as_bytes().chunks(piece.max(1)).enumerate() {
+                if i > 0 && !busy(conn, gap, hung_up) {
+                    return false;
+                }
+                if conn.write_all(bytes).is_err() || conn.flush().is_err() {
+                    hung_up.lock().unwrap().push(Instant::now());
+                    return false;
+                }
+            }
+            true
         }
     }
 }
