@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::upstream::chat_answer;
-use crate::support::{MockUpstream, Proxy, Reply};
+use crate::support::upstream::{chat_answer, chat_events};
+use crate::support::wire::Wire;
+use crate::support::{MockUpstream, Proxy, Reply, wait_until};
 
 fn config(up: &MockUpstream, extra: &str) -> String {
     format!(
@@ -614,6 +615,91 @@ fn an_answer_over_max_response_bytes_names_the_key_and_moves_on() {
     assert!(
         line.contains("tried=big:m→too_large,small:m→200 "),
         "{line}"
+    );
+}
+
+#[test]
+fn an_answer_collected_from_a_stream_is_held_to_max_response_bytes_in_every_protocol() {
+    // Both ignore `"stream": false` and stream: `big` 20 events (about 3 KB, 60 bytes of
+    // text), `small` 3. A whole answer is collected from each for the client.
+    let big = MockUpstream::always(Reply::Sse(chat_events(20, true), Duration::ZERO));
+    let small = MockUpstream::always(Reply::Sse(chat_events(3, true), Duration::ZERO));
+    let yaml = format!(
+        "providers:\n  big:\n    api_base: {}\n    models: [m]\n  small:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [big:m, small:m]\nlimits:\n  max_response_bytes: 1000\n",
+        big.url(),
+        small.url()
+    );
+    let p = Proxy::start(&yaml);
+    for wire in Wire::ALL {
+        // Alone: a 502 in the client's protocol that names the setting to raise.
+        let alone = p.post(
+            &wire.url("big:m", false),
+            wire.request("big:m", false, false),
+        );
+        assert_eq!(alone.status, 502, "{wire:?}: {}", alone.body);
+        assert_eq!(
+            wire.error_message(&alone.json()),
+            "upstream `big` failed: the answer is larger than 1000 bytes (raise \
+             `limits.max_response_bytes`)",
+            "{wire:?}"
+        );
+        // With an endpoint left: the next one answers.
+        let moved = p.post(
+            &wire.url("smart", false),
+            wire.request("smart", false, false),
+        );
+        assert_eq!(moved.status, 200, "{wire:?}: {}", moved.body);
+        assert_eq!(wire.read(&moved).text, "t0t1t2", "{wire:?}");
+    }
+    let tried = |model: &str, needle: &str| {
+        let lines = || -> Vec<String> {
+            let all = p.log().into_iter();
+            all.filter(|l| l.contains(model)).collect()
+        };
+        wait_until(Duration::from_secs(5), || lines().len() == 4);
+        let lines = lines();
+        assert_eq!(lines.len(), 4, "{model}: {lines:#?}");
+        assert!(lines.iter().all(|l| l.contains(needle)), "{lines:#?}");
+    };
+    tried("model=big:m ", "tried=big:m→too_large ");
+    tried("model=smart ", "tried=big:m→too_large,small:m→200 ");
+}
+
+#[test]
+fn an_endless_stream_event_is_held_to_max_event_bytes_streamed_or_collected() {
+    // One line that never ends: a stream client and a whole-answer client alike get a
+    // 502 that names the setting, before anything else went out.
+    let up = MockUpstream::always(Reply::Sse(
+        vec!["data: ".to_string() + &"x".repeat(200_000)],
+        Duration::ZERO,
+    ));
+    let p = Proxy::start(&config(&up, "  max_event_bytes: 65536\n"));
+    let expected = "upstream `local` failed: upstream sent a stream event longer than 65536 bytes \
+                    (`limits.max_event_bytes`)";
+    for stream in [false, true] {
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"model": "m", "stream": stream, "messages": []}),
+        );
+        assert_eq!(resp.status, 502, "stream {stream}: {}", resp.body);
+        assert_eq!(resp.error_message(), expected, "stream {stream}");
+    }
+    // After content went out, the stream the client has ends with an error event that
+    // names it.
+    let mut events = chat_events(1, false);
+    events.push("data: ".to_string() + &"x".repeat(200_000));
+    let after = MockUpstream::always(Reply::Sse(events, Duration::ZERO));
+    let p = Proxy::start(&config(&after, "  max_event_bytes: 65536\n"));
+    let s = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "m", "stream": true, "messages": []}),
+    );
+    assert_eq!(s.status, 200, "{}", s.text());
+    let last = s.data().last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("\"error\"") && last.contains("`limits.max_event_bytes`"),
+        "{}",
+        s.text()
     );
 }
 

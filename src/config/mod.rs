@@ -81,7 +81,8 @@ pub struct Limits {
     /// Deadline for a client to send its whole request (head and body).
     #[serde(deserialize_with = "scalar")]
     pub client_timeout_secs: f64,
-    /// Largest upstream response body read for a non-streaming answer.
+    /// Largest upstream response body read for a non-streaming answer (a stream
+    /// collected into one counts the stream's bytes).
     #[serde(deserialize_with = "scalar")]
     pub max_response_bytes: u64,
     /// Longest single upstream stream event.

@@ -621,12 +621,7 @@ impl<'a> Run<'a, '_> {
         let bytes = match reply.read_all(limit, &|| super::unwanted(self.env, self.out)) {
             Ok(b) => b,
             Err(BodyError::Failed(reason)) => return fail(FailKind::EarlyEnd, reason),
-            Err(BodyError::TooLarge { limit }) => {
-                let reason = format!(
-                    "the answer is larger than {limit} bytes (raise `limits.max_response_bytes`)"
-                );
-                return fail(FailKind::TooLarge, reason);
-            }
+            Err(BodyError::TooLarge { limit }) => return super::too_large(limit),
             // Its head came, then the body stopped: the source did not answer in time,
             // as a stream that goes silent before its first token.
             Err(BodyError::Timeout) => {

@@ -627,6 +627,15 @@ fn fail(kind: FailKind, reason: impl Into<String>) -> Outcome {
     })
 }
 
+/// A whole answer over `limits.max_response_bytes`: as it came, or collected from a
+/// stream (whose bytes are counted as they arrive, so memory stays bounded).
+fn too_large(limit: u64) -> Outcome {
+    fail(
+        FailKind::TooLarge,
+        format!("the answer is larger than {limit} bytes (raise `limits.max_response_bytes`)"),
+    )
+}
+
 /// A safety block moved past: the upstream answered 200 with nothing in it, which
 /// `reason` says why. `answer` is what it sent (its bytes, a stream's up to the block,
 /// and content type) and `headers` its headers: if no later endpoint answers, that is

@@ -81,6 +81,8 @@ fn relay_events(
     // every event is written by the client's encoder.
     let verbatim = !t.translate && !splice.continuing;
     let mut collector = (!call.stream).then(chat::Collector::default);
+    // The stream's bytes read into a collected answer, held to a whole answer's limit.
+    let mut collected: u64 = 0;
     let mut held: Vec<Event> = Vec::new();
     let mut content = false;
     let mut finished = false;
@@ -106,6 +108,12 @@ fn relay_events(
                     match k.len() + b.len() > KEEP_LIMIT {
                         true => kept = None,
                         false => k.extend_from_slice(&b),
+                    }
+                }
+                if collector.is_some() {
+                    collected += b.len() as u64;
+                    if collected > settings.limits.max_response_bytes {
+                        return super::too_large(settings.limits.max_response_bytes);
                     }
                 }
                 if !content || collector.is_some() {
