@@ -177,6 +177,42 @@ fn serve_fails_on_an_unset_variable_naming_it_and_its_line() {
 }
 
 #[test]
+fn usage_and_login_read_a_config_whose_key_variable_is_unset_and_serve_still_refuses() {
+    // A service whose key lives only in its own environment: reading the ledger or
+    // storing a login needs no key, so neither stops at the unset variable.
+    let dir = Dir::new();
+    let ledger = dir.path().join("u.jsonl");
+    let yaml = format!(
+        "usage:\n  path: {}\nproviders:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_key: ${{ROUTEPLANE_SURELY_UNSET}}\n",
+        ledger.display()
+    );
+    let path = dir.write("c.yaml", &yaml);
+    let cfg = path.to_str().unwrap();
+    let out = run(&dir, &["usage", "-c", cfg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no usage ledger at"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::create_dir_all(dir.path().join(".claude")).unwrap();
+    dir.write(
+        ".claude/.credentials.json",
+        r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-a","refreshToken":"sk-ant-ort01-b","expiresAt":4102444800000}}"#,
+    );
+    let out = run(&dir, &["login", "anthropic", "--import", "-c", cfg]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Serving sends the key: there the unset variable is still an error, named.
+    let out = run(&dir, &["-c", cfg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("environment variable `ROUTEPLANE_SURELY_UNSET` is not set"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn missing_config_path_is_an_error() {
     let dir = Dir::new();
     let out = run(&dir, &["-c", "nope.yaml"]);

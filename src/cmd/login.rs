@@ -141,7 +141,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     if let Some(label) = o.label.as_deref() {
         check_label(&provider, label)?;
     }
-    let registry = Registry::build(&super::load(&global)?)?;
+    let registry = Registry::build(&super::load_unset_as_empty(&global)?)?;
     let p = registry
         .provider(&provider)
         .ok_or_else(|| Error::Internal(format!("built-in provider `{provider}` is missing")))?;

@@ -192,6 +192,19 @@ fn meant(word: &str) -> String {
 
 /// Loads the config the options name: `-c PATH` must exist; otherwise the search order.
 pub(crate) fn load(global: &Global) -> Result<Loaded, Error> {
+    load_by(global, config::load)
+}
+
+/// [`load`] for a command that sends nothing upstream: an unset `${VAR}` reads as empty.
+pub(crate) fn load_unset_as_empty(global: &Global) -> Result<Loaded, Error> {
+    load_by(global, config::load_unset_as_empty)
+}
+
+/// Finds the config as [`load`] says and reads it with `read`.
+fn load_by(
+    global: &Global,
+    read: fn(Option<&std::path::Path>) -> Result<Loaded, Error>,
+) -> Result<Loaded, Error> {
     match &global.config {
         Some(path) => {
             if !path.exists() {
@@ -201,9 +214,9 @@ pub(crate) fn load(global: &Global) -> Result<Loaded, Error> {
                     path.display()
                 )));
             }
-            config::load(Some(path))
+            read(Some(path))
         }
-        None => config::load(paths::find_config().as_deref()),
+        None => read(paths::find_config().as_deref()),
     }
 }
 

@@ -53,7 +53,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             _ => return Err(arg.unexpected().into()),
         }
     }
-    let registry = Registry::build(&super::load(&global)?)?;
+    let registry = Registry::build(&super::load_unset_as_empty(&global)?)?;
     let Some(path) = registry.settings.usage_path else {
         return Err(Error::Usage(
             "the usage ledger is off (`usage.enabled: false`); nothing to read".into(),

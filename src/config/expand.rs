@@ -13,9 +13,28 @@ use super::Text;
 /// Expands a string value; an unset variable is an error, for `config validate` as for
 /// `serve`: a file that one passes and the other refuses helps nobody.
 pub(super) fn expand_text<E: de::Error>(raw: &str) -> Result<Text, E> {
-    expand(raw, |name| std::env::var(name).ok())
-        .map(Text)
-        .map_err(unexpanded)
+    from_env(raw).map(Text).map_err(unexpanded)
+}
+
+thread_local! {
+    /// Set while a command that sends nothing upstream reads the file
+    /// ([`super::load_unset_as_empty`]).
+    static UNSET_AS_EMPTY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with an unset variable read as empty on this thread.
+pub(super) fn unset_as_empty<T>(f: impl FnOnce() -> T) -> T {
+    UNSET_AS_EMPTY.with(|u| u.set(true));
+    let out = f();
+    UNSET_AS_EMPTY.with(|u| u.set(false));
+    out
+}
+
+/// Expands `s` from the environment; an unset variable is an error unless this thread
+/// reads the file for a command that needs no key.
+fn from_env(s: &str) -> Result<String, Unexpanded> {
+    let lenient = UNSET_AS_EMPTY.with(std::cell::Cell::get);
+    expand_with(s, |name| std::env::var(name).ok(), lenient)
 }
 
 /// The error for an unset `${NAME}`, naming it only when it is [`conventional`].
@@ -147,7 +166,7 @@ pub(super) fn scalar<'de, D: Deserializer<'de>, T: Scalar>(d: D) -> Result<T, D:
             T::from_f64(v).ok_or_else(|| wrong::<T, E>(v))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-            let expanded = expand(v, |name| std::env::var(name).ok()).map_err(unexpanded)?;
+            let expanded = from_env(v).map_err(unexpanded)?;
             expanded.trim().parse::<T>().map_err(|_| {
                 if expanded == v {
                     wrong::<T, E>(serde_json::Value::from(v))
@@ -187,6 +206,15 @@ pub enum Unexpanded {
 
 /// Expands `${VAR}` and `${VAR:-fallback}`; the error is the first that cannot be.
 pub fn expand(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, Unexpanded> {
+    expand_with(s, lookup, false)
+}
+
+/// [`expand`], with an unset variable read as empty when `unset_as_empty`.
+fn expand_with(
+    s: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+    unset_as_empty: bool,
+) -> Result<String, Unexpanded> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find("${") {
@@ -207,6 +235,7 @@ pub fn expand(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String
         match (lookup(name).filter(|v| !v.is_empty()), fallback) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(f)) => out.push_str(f),
+            (None, None) if unset_as_empty => {}
             (None, None) => return Err(Unexpanded::Unset(name.to_string())),
         }
         rest = &after[end + 1..];

@@ -586,6 +586,13 @@ pub fn load(path: Option<&Path>) -> Result<Loaded, Error> {
     })
 }
 
+/// Reads a config file for a command that sends nothing upstream (`usage`, `login`):
+/// an unset `${VAR}` reads as empty, so a key kept only in the service's environment
+/// does not stop them.
+pub fn load_unset_as_empty(path: Option<&Path>) -> Result<Loaded, Error> {
+    expand::unset_as_empty(|| load(path))
+}
+
 /// Parses config text; errors are `(line, col, message)`.
 pub fn parse(text: &str) -> Result<Config, (usize, usize, String)> {
     serde_saphyr::from_str::<Config>(text).map_err(|e| {
