@@ -391,14 +391,33 @@ fn every_command_has_help_and_misuse_exits_2() {
         &["route", "--help"],
         &["models", "--help"],
         &["providers", "--help"],
+        &["login", "--help"],
+        &["logout", "--help"],
+        &["usage", "--help"],
+        &["service", "--help"],
     ] {
         let out = run(&dir, args);
         assert!(out.status.success(), "{args:?}");
-        assert!(
-            text(&out.stdout).contains("Usage: routeplane"),
-            "{args:?}: {}",
-            text(&out.stdout)
-        );
+        let help = text(&out.stdout);
+        assert!(help.contains("Usage: routeplane"), "{args:?}: {help}");
+        // Each option's words start in one column, and so do their continuation lines.
+        let columns: std::collections::BTreeSet<usize> = help
+            .lines()
+            .skip_while(|l| !l.starts_with("Options:"))
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| {
+                let indent = l.len() - l.trim_start().len();
+                let option = l[indent..].starts_with('-');
+                let from = if option {
+                    indent + l[indent..].find("  ")?
+                } else {
+                    0
+                };
+                Some(from + l[from..].find(|c: char| c != ' ')?)
+            })
+            .collect();
+        assert!(columns.len() <= 1, "{args:?}: columns {columns:?}:\n{help}");
     }
     let out = run(&dir, &["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));

@@ -18,12 +18,12 @@ routeplane serve: serve the proxy (the default command)
 Usage: routeplane [serve] [-c PATH] [--listen ADDR] [--allow-open] [--auth-file PATH]
 
 Options:
-  -c, --config PATH  config file (default: ./routeplane.yaml, then the user config dir)
-      --listen ADDR  address to listen on (default: `listen:` in the file, else 127.0.0.1:4356)
-      --allow-open   serve a non-loopback address without client keys (not recommended)
+  -c, --config PATH     config file (default: ./routeplane.yaml, then the user config dir)
+      --listen ADDR     address to listen on (default: `listen:` in the file, else 127.0.0.1:4356)
+      --allow-open      serve a non-loopback address without client keys (not recommended)
       --auth-file PATH  subscription token file (default: $ROUTEPLANE_AUTH_FILE, else
-                     $XDG_DATA_HOME/routeplane/auth.json)
-  -h, --help         print help
+                        $XDG_DATA_HOME/routeplane/auth.json)
+  -h, --help            print help
 ";
 
 /// Parses serve's options and serves until the listener stops.
