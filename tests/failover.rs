@@ -1645,13 +1645,7 @@ fn a_whole_answer_asked_as_a_stream_keeps_the_clients_bytes() {
 fn a_whole_answer_keeps_a_local_servers_reasoning_name_and_calls_without_an_index() {
     // Ollama names its reasoning `reasoning`; some servers stream parallel tool calls
     // without an `index`.
-    let chunk = |delta: serde_json::Value| {
-        format!(
-            "data: {}\n\n",
-            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": null}]})
-        )
-    };
+    let chunk = |delta| crate::support::wire::chat_chunk(delta, serde_json::Value::Null);
     let call = |id: &str, n: u32| json!({"tool_calls": [{"id": id, "type": "function", "function": {"name": "read", "arguments": format!("{{\"n\": {n}}}")}}]});
     let events = vec![
         chunk(json!({"role": "assistant", "reasoning": "Two files."})),

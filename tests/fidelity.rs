@@ -25,13 +25,7 @@ fn setup_model(up: Wire, reply: Reply, model: &str) -> (MockUpstream, Proxy) {
 
 /// A chat stream of these deltas, then `finish`, then `[DONE]`.
 fn chat_sse(deltas: &[Value], finish: &str) -> Reply {
-    let chunk = |delta: &Value, finish: Value| {
-        format!(
-            "data: {}\n\n",
-            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        )
-    };
+    let chunk = |delta: &Value, finish| crate::support::wire::chat_chunk(delta.clone(), finish);
     let mut events: Vec<String> = deltas.iter().map(|d| chunk(d, Value::Null)).collect();
     events.push(chunk(&json!({}), json!(finish)));
     events.push("data: [DONE]\n\n".into());

@@ -637,13 +637,7 @@ fn gemini_cli_runs_a_tool_through_routeplane() {
         let answered = body["messages"]
             .as_array()
             .is_some_and(|m| m.iter().any(|x| x["role"] == "tool"));
-        let chunk = |delta: Value, finish: Value| {
-            format!(
-                "data: {}\n\n",
-                json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-            )
-        };
+        let chunk = crate::support::wire::chat_chunk;
         let mut evs = if answered {
             vec![chunk(json!({"content": "Listed."}), Value::Null)]
         } else {

@@ -400,13 +400,7 @@ fn a_codex_custom_tool_call_streams_back_as_one() {
     // the text whole, as a custom tool call.
     let args = json!({"input": PATCH}).to_string();
     let (a, b) = args.split_at(17);
-    let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
-        format!(
-            "data: {}\n\n",
-            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        )
-    };
+    let chunk = crate::support::wire::chat_chunk;
     let events = vec![
         chunk(
             json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "apply_patch", "arguments": a}}]}),

@@ -242,13 +242,7 @@ fn a_paused_anthropic_turn_reaches_other_clients_as_unfinished_with_its_citation
 #[test]
 fn a_refusal_then_text_reach_a_responses_client_as_one_message() {
     // OpenAI writes a refusal and text as two parts of one message item.
-    let chunk = |delta: Value, finish: Value| {
-        format!(
-            "data: {}\n\n",
-            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-        )
-    };
+    let chunk = crate::support::wire::chat_chunk;
     let events = vec![
         chunk(
             json!({"role": "assistant", "refusal": "I can't "}),
@@ -451,12 +445,7 @@ fn a_responses_clients_local_shell_is_a_function_elsewhere_and_its_call_comes_ba
     assert_eq!(output[0]["action"], listing(), "{output}");
 
     // Streamed: the call is held until its action is whole, then sent as one item.
-    let chunk = |delta: Value, finish: Value| {
-        crate::support::wire::data(
-            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
-        )
-    };
+    let chunk = crate::support::wire::chat_chunk;
     let text = args.to_string();
     let (head, tail) = text.split_at(text.len() / 2);
     let events = vec![

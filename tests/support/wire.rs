@@ -17,6 +17,14 @@ pub fn data(v: Value) -> String {
     format!("data: {v}\n\n")
 }
 
+/// One Chat Completions stream chunk (`id` c1, model `m`) of one choice, as an SSE event.
+pub fn chat_chunk(delta: Value, finish: Value) -> String {
+    data(
+        json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+    )
+}
+
 /// An SSE event with its `event:` name (Anthropic, Responses).
 pub fn named(name: &str, v: Value) -> String {
     format!("event: {name}\ndata: {v}\n\n")
