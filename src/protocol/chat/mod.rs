@@ -757,11 +757,19 @@ pub struct Collector {
     /// Reasoning details, merged by their stream index.
     details: Vec<Value>,
     /// Tool calls by their stream index.
-    tools: Vec<Map<String, Value>>,
+    tools: Vec<CallSoFar>,
     /// The text's citations (see the hub conventions).
     annotations: Vec<Value>,
     finish_reason: Option<Value>,
     usage: Option<Value>,
+}
+
+/// A tool call as its chunks have told it so far.
+#[derive(Debug, Default)]
+struct CallSoFar {
+    id: Option<String>,
+    name: Option<String>,
+    arguments: String,
 }
 
 impl Collector {
@@ -806,20 +814,19 @@ impl Collector {
                 continue;
             }
             while self.tools.len() <= index {
-                self.tools.push(Map::new());
+                self.tools.push(CallSoFar::default());
             }
             let slot = &mut self.tools[index];
-            for key in ["id", "type"] {
-                if let Some(s) = call[key].as_str() {
-                    slot.insert(key.into(), json!(s));
-                }
+            if let Some(id) = call["id"].as_str() {
+                slot.id = Some(id.to_string());
             }
             if let Some(name) = call["function"]["name"].as_str() {
-                slot.insert("name".into(), json!(name));
+                slot.name = Some(name.to_string());
             }
+            // Appended in place: a source may send the arguments a few bytes a chunk, and
+            // copying what came so far for each would be quadratic in their length.
             if let Some(args) = call["function"]["arguments"].as_str() {
-                let prev = slot.get("arguments").and_then(Value::as_str).unwrap_or("");
-                slot.insert("arguments".into(), json!(format!("{prev}{args}")));
+                slot.arguments.push_str(args);
             }
         }
         if !choice["finish_reason"].is_null() {
@@ -854,11 +861,11 @@ impl Collector {
                 .into_iter()
                 .map(|t| {
                     json!({
-                        "id": t.get("id").cloned().unwrap_or(Value::Null),
+                        "id": t.id,
                         "type": "function",
                         "function": {
-                            "name": t.get("name").cloned().unwrap_or(json!("")),
-                            "arguments": t.get("arguments").cloned().unwrap_or(json!("")),
+                            "name": t.name.unwrap_or_default(),
+                            "arguments": t.arguments,
                         },
                     })
                 })
