@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::upstream::{chat_answer, chat_events};
-use crate::support::wire::Wire;
+use crate::support::wire::{Wire, chat_chunk};
 use crate::support::{MockUpstream, Proxy, Reply, wait_until};
 
 fn config(up: &MockUpstream, extra: &str) -> String {
@@ -700,6 +700,50 @@ fn an_endless_stream_event_is_held_to_max_event_bytes_streamed_or_collected() {
         last.contains("\"error\"") && last.contains("`limits.max_event_bytes`"),
         "{}",
         s.text()
+    );
+}
+
+#[test]
+fn events_before_the_first_content_are_held_to_max_response_bytes() {
+    // A source that sends, fast, nothing but role-only deltas, empty choices and
+    // keep-alive comments (about 250 KB of them) before its answer: held for the client
+    // until the first content, they would all sit in memory. Past 64 KiB the source is
+    // moved past before anything of it went out.
+    let mut events: Vec<String> = (0..3000)
+        .map(|i| match i % 3 {
+            0 => chat_chunk(json!({"role": "assistant"}), json!(null)),
+            1 => format!("data: {}\n\n", json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": []})),
+            _ => ": keep-alive\n\n".to_string(),
+        })
+        .collect();
+    events.extend(chat_events(2, true));
+    let chatty = MockUpstream::always(Reply::Sse(events, Duration::ZERO));
+    let quiet = MockUpstream::always(Reply::Sse(chat_events(3, true), Duration::ZERO));
+    let yaml = format!(
+        "providers:\n  chatty:\n    api_base: {}\n    models: [m]\n  quiet:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [chatty:m, quiet:m]\nlimits:\n  max_response_bytes: 65536\n",
+        chatty.url(),
+        quiet.url()
+    );
+    let p = Proxy::start(&yaml);
+    let ask = |model: &str| json!({"model": model, "stream": true, "messages": []});
+    // Alone: a 502 that names the setting, nothing of the stream.
+    let alone = p.post("/v1/chat/completions", ask("chatty:m"));
+    assert_eq!(alone.status, 502, "{}", alone.body);
+    assert_eq!(
+        alone.error_message(),
+        "upstream `chatty` failed: upstream sent more than 65536 bytes of stream events \
+         before any content (`limits.max_response_bytes`)"
+    );
+    // With an endpoint left: its answer alone reaches the client.
+    let moved = p.stream("/v1/chat/completions", ask("smart"));
+    assert_eq!(moved.status, 200, "{}", moved.text());
+    assert_eq!(moved.header("x-routeplane-provider"), Some("quiet"));
+    assert_eq!(Wire::Chat.read_stream(&moved).text, "t0t1t2");
+    assert!(!moved.text().contains("keep-alive"), "{}", moved.text());
+    let line = p.wait_log("model=smart");
+    assert!(
+        line.contains("tried=chatty:m→too_large,quiet:m→200"),
+        "{line}"
     );
 }
 

@@ -84,6 +84,8 @@ fn relay_events(
     // The stream's bytes read into a collected answer, held to a whole answer's limit.
     let mut collected: u64 = 0;
     let mut held: Vec<Event> = Vec::new();
+    // The bytes of `held`, bounded as a whole answer is (see where events are held).
+    let mut held_bytes: u64 = 0;
     let mut content = false;
     let mut finished = false;
     let mut strip = splice.continuing && splice.trimmed;
@@ -299,7 +301,22 @@ fn relay_events(
                 (has, end, outgoing)
             };
             if !content && !has && !end {
-                // Events before the first content wait, with the status line.
+                // Events before the first content wait, with the status line. Only the
+                // first-token deadline ends the wait, and a source can send a great deal
+                // before it (role-only deltas, empty choices, comments, fast and without
+                // end): what is held is an answer not yet begun, bounded as a whole one
+                // is. Past it, the source is moved past as one whose answer is too large,
+                // before the client has seen anything of it.
+                held_bytes += outgoing.iter().map(|e| e.raw.len() as u64).sum::<u64>();
+                if held_bytes > settings.limits.max_response_bytes {
+                    return fail(
+                        FailKind::TooLarge,
+                        format!(
+                            "upstream sent more than {} bytes of stream events before any content (`limits.max_response_bytes`)",
+                            settings.limits.max_response_bytes
+                        ),
+                    );
+                }
                 held.extend(outgoing);
                 continue;
             }
