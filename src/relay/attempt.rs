@@ -195,7 +195,7 @@ impl<'a> Run<'a, '_> {
             // so a model refusing several is asked at most once more for each.
             if let FailKind::Unsupported(p) = f.kind
                 && target.protocol != self.call.inbound
-                && Param::named_in(target.protocol)
+                && p.key(target.protocol).is_some()
                 && !self.left_out.has(p.into())
             {
                 self.env.refused.note(label, p.into());
@@ -533,10 +533,8 @@ impl<'a> Run<'a, '_> {
                 }
             }
             let mut up = target.protocol.request_from_chat(chat, &target.source())?;
-            if Param::named_in(target.protocol) {
-                for p in self.left_out.params() {
-                    p.leave_out(&mut up);
-                }
+            for p in self.left_out.params() {
+                p.leave_out(target.protocol, &mut up);
             }
             up
         };

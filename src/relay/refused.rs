@@ -6,11 +6,14 @@
 //! 'reasoning_effort'`. OpenAI's reasoning models (o1, o3, o4-mini, gpt-5…) refuse in
 //! the same words the sampling knobs another model family's client sends: `stop`,
 //! `temperature` other than 1, `top_p`, the penalties, `logprobs`, and `max_tokens`
-//! ("Use 'max_completion_tokens' instead"). Such a refusal is asked again at once
-//! without what was refused (`attempt.rs`), and the endpoint is remembered here with
-//! it, so that its later requests leave it out from the first try instead of paying a
-//! refused request each. A parameter is left out only of a translated request: a
-//! client that wrote the request for this source chose it, and gets the source's error.
+//! ("Use 'max_completion_tokens' instead"). Other sources refuse them in words of their
+//! own ([`Param::refused_in`]): DeepSeek's reasoner, Kimi, and Anthropic's newer models,
+//! which take no `temperature`, `top_p` or `top_k`, or not two of them together. Such a
+//! refusal is asked again at once without what was refused (`attempt.rs`), and the
+//! endpoint is remembered here with it, so that its later requests leave it out from
+//! the first try instead of paying a refused request each. A parameter is left out only
+//! of a translated request: a client that wrote the request for this source chose it,
+//! and gets the source's error.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -33,6 +36,8 @@ const MOST: usize = 1024;
 pub(super) enum Param {
     Temperature,
     TopP,
+    /// Anthropic's (and Gemini's `topK`, which reaches only Anthropic).
+    TopK,
     PresencePenalty,
     FrequencyPenalty,
     Stop,
@@ -45,9 +50,10 @@ pub(super) enum Param {
 
 impl Param {
     /// Every parameter, in the order of their bits in [`Refusals`].
-    const ALL: [Param; 9] = [
+    const ALL: [Param; 10] = [
         Param::Temperature,
         Param::TopP,
+        Param::TopK,
         Param::PresencePenalty,
         Param::FrequencyPenalty,
         Param::Stop,
@@ -62,6 +68,7 @@ impl Param {
         match self {
             Param::Temperature => "temperature",
             Param::TopP => "top_p",
+            Param::TopK => "top_k",
             Param::PresencePenalty => "presence_penalty",
             Param::FrequencyPenalty => "frequency_penalty",
             Param::Stop => "stop",
@@ -72,34 +79,69 @@ impl Param {
         }
     }
 
-    /// The parameter an OpenAI-style refusal names, from its message in lowercase:
-    /// "unsupported parameter: 'stop' is not supported with this model." or
-    /// "unsupported value: 'temperature' does not support 0.2 with this model. only the
-    /// default (1) value is supported." `None` for any other message, and for a
-    /// parameter not in [`Param::ALL`] (`reasoning_effort` is reasoning's,
-    /// `tools` the request's).
+    /// The parameter a refusal names, from its message in lowercase, in the words of
+    /// the sources that send one; `None` for any other message, and for a parameter not
+    /// in [`Param::ALL`] (`reasoning_effort` is reasoning's, `tools` the request's).
+    /// Each wording is matched where it names the parameter, never anywhere in the
+    /// text, so a message that only mentions one is not read as refusing it.
     pub(super) fn refused_in(message: &str) -> Option<Param> {
-        let named = ["unsupported parameter: '", "unsupported value: '"]
-            .iter()
-            .find_map(|head| Some(&message[message.find(head)? + head.len()..]))?;
-        let name = &named[..named.find('\'')?];
-        Param::ALL.into_iter().find(|p| p.name() == name)
+        let known = |name: &str| Param::ALL.into_iter().find(|p| p.name() == name);
+        // OpenAI: "unsupported parameter: 'stop' is not supported with this model." or
+        // "unsupported value: 'temperature' does not support 0.2 with this model. only
+        // the default (1) value is supported." DeepSeek's reasoner: "deepseek-reasoner
+        // does not support the parameter `temperature`".
+        let quoted = [
+            ("unsupported parameter: '", '\''),
+            ("unsupported value: '", '\''),
+            ("does not support the parameter `", '`'),
+        ];
+        for (head, close) in quoted {
+            if let Some(at) = message.find(head) {
+                let named = &message[at + head.len()..];
+                return known(&named[..named.find(close)?]);
+            }
+        }
+        // Anthropic's models from Claude Opus 4.7 on: "`temperature` is deprecated for
+        // this model." (`top_p`, `top_k` alike), the name quoted or not (Bedrock's
+        // "…errors: temperature is deprecated for this model").
+        if let Some(at) = message.find(" is deprecated for this model") {
+            let named = message[..at].rsplit([' ', ':']).next()?;
+            return known(named.trim_matches('`'));
+        }
+        // Anthropic's Claude 4.5 and later: "`temperature` and `top_p` cannot both be
+        // specified for this model. please use only one." The temperature is kept: it
+        // is the knob clients mean, and Anthropic's own advice is to set that one.
+        if message.contains("`temperature` and `top_p` cannot both be specified") {
+            return Some(Param::TopP);
+        }
+        // Kimi (Moonshot): "invalid temperature: only 1 is allowed for this model".
+        let (name, rest) = message.strip_prefix("invalid ")?.split_once(": only ")?;
+        known(name).filter(|_| rest.ends_with("is allowed for this model"))
     }
 
-    /// Whether a request in `protocol` names its parameters as [`Param::name`] says:
-    /// Chat Completions and Responses, whose sources refuse them in OpenAI's words.
-    pub(super) fn named_in(protocol: Protocol) -> bool {
-        matches!(protocol, Protocol::Chat | Protocol::Responses)
+    /// The key this parameter has in a request in `protocol`, when a source of that
+    /// protocol can be asked without it: Chat Completions' and Responses' names as
+    /// [`Param::name`] says, and Anthropic's sampling knobs. An Anthropic request must
+    /// carry its `max_tokens`, and has no penalties or log probabilities; a Gemini
+    /// source's refusals are not read.
+    pub(super) fn key(self, protocol: Protocol) -> Option<&'static str> {
+        match protocol {
+            Protocol::Chat | Protocol::Responses => Some(self.name()),
+            Protocol::Anthropic => {
+                matches!(self, Param::Temperature | Param::TopP | Param::TopK).then(|| self.name())
+            }
+            _ => None,
+        }
     }
 
-    /// Takes it out of a Chat Completions or Responses request body; `max_tokens`
+    /// Takes it out of a request body in `protocol` (see [`Param::key`]); `max_tokens`
     /// becomes `max_completion_tokens` (unless that is there already), and log
     /// probabilities go with their count, which needs them.
-    pub(super) fn leave_out(self, body: &mut Value) {
-        let Some(obj) = body.as_object_mut() else {
+    pub(super) fn leave_out(self, protocol: Protocol, body: &mut Value) {
+        let (Some(key), Some(obj)) = (self.key(protocol), body.as_object_mut()) else {
             return;
         };
-        let taken = obj.shift_remove(self.name());
+        let taken = obj.shift_remove(key);
         match (self, taken) {
             (Param::MaxTokens, Some(n)) => {
                 obj.entry("max_completion_tokens").or_insert(n);
@@ -252,6 +294,47 @@ mod tests {
             ),
             ("temperature must be at most 2", None),
             ("Unsupported parameter: 'stop", None),
+            // DeepSeek's reasoner.
+            (
+                "deepseek-reasoner does not support the parameter `presence_penalty`",
+                Some(Param::PresencePenalty),
+            ),
+            (
+                "deepseek-reasoner does not support the parameter `temperature`",
+                Some(Param::Temperature),
+            ),
+            ("deepseek-reasoner does not support Json Output.", None),
+            ("deepseek-reasoner does not support Function Calling", None),
+            // Anthropic's, and Bedrock's wording of them.
+            (
+                "`temperature` is deprecated for this model.",
+                Some(Param::Temperature),
+            ),
+            ("`top_k` is deprecated for this model.", Some(Param::TopK)),
+            (
+                "The model returned the following errors: temperature is deprecated for this model.",
+                Some(Param::Temperature),
+            ),
+            ("`top_p` is deprecated for this model", Some(Param::TopP)),
+            (
+                "`temperature` and `top_p` cannot both be specified for this model. Please use only one.",
+                Some(Param::TopP),
+            ),
+            (
+                "claude-2 is deprecated for this model family: use a newer one",
+                None,
+            ),
+            ("`thinking` is deprecated for this model.", None),
+            // Kimi's.
+            (
+                "invalid temperature: only 1 is allowed for this model",
+                Some(Param::Temperature),
+            ),
+            ("invalid temperature: only 1 is allowed", None),
+            (
+                "invalid model: only chat models are allowed for this model",
+                None,
+            ),
         ] {
             let m = message.to_ascii_lowercase();
             assert_eq!(Param::refused_in(&m), want, "{message}");
@@ -261,16 +344,26 @@ mod tests {
     #[test]
     fn a_parameter_is_left_out_and_the_old_output_limit_renamed() {
         let mut body = json!({"model": "o3", "stop": ["x"], "logprobs": true, "top_logprobs": 2, "max_tokens": 50, "tools": []});
-        Param::Stop.leave_out(&mut body);
-        Param::Logprobs.leave_out(&mut body);
-        Param::MaxTokens.leave_out(&mut body);
+        Param::Stop.leave_out(Protocol::Chat, &mut body);
+        Param::Logprobs.leave_out(Protocol::Chat, &mut body);
+        Param::MaxTokens.leave_out(Protocol::Chat, &mut body);
         assert_eq!(
             body,
             json!({"model": "o3", "tools": [], "max_completion_tokens": 50})
         );
         // A limit already under its new name stays as the client set it.
         let mut body = json!({"max_tokens": 50, "max_completion_tokens": 20});
-        Param::MaxTokens.leave_out(&mut body);
+        Param::MaxTokens.leave_out(Protocol::Responses, &mut body);
         assert_eq!(body, json!({"max_completion_tokens": 20}));
+        // Anthropic's request keeps the output limit it must carry; its knobs go.
+        let mut body = json!({"max_tokens": 50, "temperature": 0.2, "top_p": 0.9, "top_k": 5});
+        for p in [Param::MaxTokens, Param::TopP, Param::TopK] {
+            p.leave_out(Protocol::Anthropic, &mut body);
+        }
+        assert_eq!(body, json!({"max_tokens": 50, "temperature": 0.2}));
+        // Gemini's refusals are not read: nothing is left out of its request.
+        let mut body = json!({"temperature": 0.2});
+        Param::Temperature.leave_out(Protocol::Gemini, &mut body);
+        assert_eq!(body, json!({"temperature": 0.2}));
     }
 }
