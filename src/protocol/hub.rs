@@ -129,8 +129,13 @@ pub fn recallable(detail: &Value) -> bool {
 /// Adds a streamed reasoning detail to those so far. OpenRouter streams a detail in
 /// pieces that share its `index`: their text is joined and their other fields kept.
 pub(crate) fn add_detail(details: &mut Vec<Value>, piece: &Value) {
-    let same = |d: &&mut Value| !piece["index"].is_null() && d["index"] == piece["index"];
-    let (Some(whole), Some(fields)) = (details.iter_mut().find(same), piece.as_object()) else {
+    // A piece without an index is a detail of its own: no search of those so far.
+    let index = &piece["index"];
+    let whole = match index.is_null() {
+        true => None,
+        false => details.iter_mut().find(|d| d["index"] == *index),
+    };
+    let (Some(whole), Some(fields)) = (whole, piece.as_object()) else {
         details.push(piece.clone());
         return;
     };
