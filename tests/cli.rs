@@ -758,3 +758,38 @@ fn a_model_name_yaml_reads_as_a_boolean_or_a_number_is_told_to_be_quoted() {
         "MODEL  PROVIDER  SOURCE    STATE\non     mine      declared  active\n7      mine      declared  active\noff    mine      declared  active\n",
     );
 }
+
+#[test]
+fn an_api_protocol_that_names_no_protocol_is_refused_with_the_ones_there_are() {
+    // `openai` was taken as chat_completions without a word, though OpenAI speaks two
+    // protocols; no other spelling is guessed at either.
+    let expected = "expected chat_completions, anthropic, responses or gemini";
+    for (value, meant) in [
+        (
+            "openai",
+            " (OpenAI's Chat Completions, which most servers speak, is `chat_completions`; its \
+             Responses API is `responses`)",
+        ),
+        ("messages", "; did you mean `anthropic`?"),
+        ("google", "; did you mean `gemini`?"),
+        ("chat-completions", "; did you mean `chat_completions`?"),
+        ("grpc", ""),
+    ] {
+        let yaml = format!(
+            "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_protocol: {value}\n"
+        );
+        let (path, validate, serve) = config_error(&yaml, &[]);
+        let want = format!("{path}:4:19: unknown protocol `{value}`; {expected}{meant}\n");
+        assert_text(&validate, &format!("routeplane: invalid: {want}"));
+        assert_text(&serve, &format!("routeplane: error: {want}"));
+    }
+    // In a list of rules too.
+    let yaml = "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_protocol:\n      - \"claude-*\": messages\n      - \"*\": chat_completions\n";
+    let (_, validate, _) = config_error(yaml, &[]);
+    assert!(
+        validate.contains(&format!(
+            "unknown protocol `messages`; {expected}; did you mean `anthropic`?"
+        )),
+        "{validate}"
+    );
+}

@@ -189,14 +189,15 @@ impl Protocol {
         Protocol::Completions,
     ];
 
-    /// Reads a config spelling: `chat_completions`/`openai`, `anthropic`/`messages`,
-    /// `responses`, `gemini`/`google`.
+    /// Reads a config spelling: `chat_completions`, `anthropic`, `responses` or
+    /// `gemini`, and nothing else. No alias: `openai` could mean either of OpenAI's two
+    /// APIs, and a guess would send a request in a protocol the server does not speak.
     pub fn parse(s: &str) -> Option<Protocol> {
         match s {
-            "chat_completions" | "openai" => Some(Protocol::Chat),
-            "anthropic" | "messages" => Some(Protocol::Anthropic),
+            "chat_completions" => Some(Protocol::Chat),
+            "anthropic" => Some(Protocol::Anthropic),
             "responses" => Some(Protocol::Responses),
-            "gemini" | "google" => Some(Protocol::Gemini),
+            "gemini" => Some(Protocol::Gemini),
             _ => None,
         }
     }

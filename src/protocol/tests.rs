@@ -176,9 +176,23 @@ fn long_ids_are_shortened_alike_and_kept_apart() {
 
 #[test]
 fn protocol_spellings() {
-    assert_eq!(Protocol::parse("openai"), Some(Protocol::Chat));
-    assert_eq!(Protocol::parse("messages"), Some(Protocol::Anthropic));
-    assert_eq!(Protocol::parse("responses"), Some(Protocol::Responses));
-    assert_eq!(Protocol::parse("gemini"), Some(Protocol::Gemini));
-    assert_eq!(Protocol::parse("grpc"), None);
+    for p in [
+        Protocol::Chat,
+        Protocol::Anthropic,
+        Protocol::Responses,
+        Protocol::Gemini,
+    ] {
+        assert_eq!(Protocol::parse(p.name()), Some(p));
+    }
+    // Legacy completions is no provider's protocol, and nothing is guessed.
+    for other in [
+        "completions",
+        "openai",
+        "messages",
+        "google",
+        "grpc",
+        "Anthropic",
+    ] {
+        assert_eq!(Protocol::parse(other), None, "{other}");
+    }
 }

@@ -356,6 +356,34 @@ fn unusable_key_vars<'a>(
         .collect()
 }
 
+/// The protocol an unknown `api_protocol` value was likely meant as, for its error:
+/// another API's name (`openai` is two protocols, so both are named), or a value a
+/// letter or two off. Never taken silently: a wrong guess sends requests the server
+/// cannot read.
+fn protocol_meant(name: &str) -> String {
+    let lower = name.to_ascii_lowercase().replace('-', "_");
+    let meant = match lower.as_str() {
+        "openai" | "chat" => {
+            return " (OpenAI's Chat Completions, which most servers speak, is \
+                    `chat_completions`; its Responses API is `responses`)"
+                .to_string();
+        }
+        "messages" | "claude" => "anthropic",
+        "google" => "gemini",
+        _ => {
+            let names = Protocol::ALL
+                .iter()
+                .filter_map(|p| Protocol::parse(p.name()))
+                .map(|p| p.name());
+            match crate::config::nearest(&lower, names) {
+                Some(near) => near,
+                None => return String::new(),
+            }
+        }
+    };
+    format!("; did you mean `{meant}`?")
+}
+
 /// A configured provider, over its built-in defaults when the id is a built-in one.
 fn provider(
     loaded: &Loaded,
@@ -431,7 +459,9 @@ fn provider(
                     at.0,
                     at.1,
                     format!(
-                        "unknown protocol `{name}`; expected chat_completions, anthropic, responses or gemini"
+                        "unknown protocol `{name}`; expected chat_completions, anthropic, \
+                         responses or gemini{}",
+                        protocol_meant(name)
                     ),
                 )
             })
