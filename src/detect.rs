@@ -47,6 +47,10 @@ const HOSTED_LISTINGS: &[(&str, &str)] = &[
 /// prices for every model, is the largest).
 const LISTING_LIMIT: u64 = 16 * 1024 * 1024;
 
+/// The most of a source's error told in one log line. Its own words are cut at 200
+/// characters ([`list`]); two listings' reasons and their URLs fit.
+const SAID_AT_MOST: usize = 1000;
+
 /// How often an unknown model may trigger a probe of every source.
 const ON_DEMAND_GAP: Duration = Duration::from_secs(1);
 
@@ -253,7 +257,12 @@ impl Detected {
                     if n == 1 { "" } else { "s" }
                 ));
             } else {
-                log::line(format!("source {provider} is down: {}", state.reason));
+                // The reason quotes the server (its error, a model it named): escaped, as
+                // bidirectional overrides and escape sequences could forge the line.
+                log::line(format!(
+                    "source {provider} is down: {}",
+                    log::printable(&state.reason, SAID_AT_MOST)
+                ));
             }
         }
     }
@@ -480,7 +489,9 @@ fn list(
         let body = crate::upstream::without_credentials(&body, headers).unwrap_or(body);
         let message = crate::protocol::upstream_error_message(&body);
         let words = message.split_whitespace().collect::<Vec<_>>().join(" ");
-        let said: String = words.chars().take(200).collect();
+        // Escaped here, where the server's words come in: they reach the log, stderr
+        // and the status page.
+        let said = log::printable(&words, 200);
         let key_refused =
             (status == 401 || (status == 403 && !lacks_a_scope(&said))).then_some(status);
         return Err(Unlisted {
@@ -578,6 +589,7 @@ pub fn probe_all(
 
 /// Why `provider`'s model list could not be fetched, logged and returned.
 fn listing_failed(provider: &str, e: impl std::fmt::Display) -> String {
+    let e = log::printable(&e.to_string(), SAID_AT_MOST);
     let why = format!("cannot list the models of {provider}: {e}");
     log::line(why.clone());
     why

@@ -709,3 +709,44 @@ fn a_model_ollama_has_not_pulled_is_answered_with_the_command_that_pulls_it() {
         "{text}"
     );
 }
+
+#[test]
+fn a_sources_words_reach_the_log_escaped_bidi_overrides_included() {
+    // A server lists a model whose name carries a right-to-left override (it would read
+    // `evilexe.txt`) and an escape sequence, then quotes that name in its errors; so
+    // does a hosted provider's listing.
+    let hostile = "evil\u{202e}txt.exe\u{1b}[2J";
+    let said = json!({"error": {"message": format!("model {hostile} failed to load")}});
+    let escaped = r"model evil\u{202e}txt.exe\u{1b}[2J failed to load";
+    for format in ["text", "json"] {
+        let (listed, refused) = (json!({"data": [{"id": hostile}]}), said.clone());
+        let local = MockUpstream::numbered(move |n, _| match n {
+            0 => Reply::json(200, listed.clone()),
+            _ => Reply::json(500, refused.clone()),
+        });
+        let hosted = MockUpstream::always(Reply::json(500, said.clone()));
+        let p = Proxy::start(&format!(
+            "log:\n  format: {format}\ndetect:\n  interval_secs: 0.3\nproviders:\n  box:\n    \
+             api_base: {}\n    detect: true\n  openai:\n    api_base: {}\n    api_key: sk-test\n",
+            local.url(),
+            hosted.url()
+        ));
+        for needle in ["source box is down", "cannot list the models of openai"] {
+            let line = p.wait_log(needle);
+            let msg = match format {
+                "json" => serde_json::from_str::<serde_json::Value>(&line).unwrap()["msg"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                _ => line,
+            };
+            assert!(msg.contains(escaped), "{format}: {msg}");
+        }
+        for line in p.log() {
+            assert!(
+                !line.contains('\u{202e}') && !line.contains('\u{1b}'),
+                "{format}: {line:?}"
+            );
+        }
+    }
+}

@@ -236,7 +236,7 @@ fn a_sources_error_page_cannot_forge_a_log_line() {
     let line = p.wait_log("source box is down");
     assert!(
         line.contains("answered 404: <html> <body>nope</body> </html> 2026-01-01T00:00:00.000Z")
-            && line.contains("\\u001b[2J"),
+            && line.contains("\\u{1b}[2J"),
         "{line}"
     );
     for line in p.log() {
