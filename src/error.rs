@@ -68,8 +68,8 @@ pub enum Error {
         model: String,
         /// A few ids that do exist, to suggest.
         known: Vec<String>,
-        /// What would serve it, when its name is a hosted provider's that has no
-        /// credential (boxed: errors ride on every Result in the request path).
+        /// What would serve it or the name that reaches it, when something is known
+        /// (boxed: errors ride on every Result in the request path).
         hint: Option<Box<str>>,
     },
     /// The request body exceeds the configured limit (413).

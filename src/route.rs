@@ -146,8 +146,17 @@ pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
     let hint = login_hint(detected, model)
         .or_else(|| tag_hint(&known, model))
         .or_else(|| provider_hint(reg, model))
-        .or_else(|| credential_hint(reg, detected, model))
-        .or_else(|| pull_hint(reg, detected, model));
+        .or_else(|| endpoint_hint(reg, model))
+        .or_else(|| {
+            // What serves a name like it, and beside that the blocks that may serve it
+            // though nothing lists it.
+            let like =
+                credential_hint(reg, detected, model).or_else(|| pull_hint(reg, detected, model));
+            match (like, unlisted_hint(reg, detected, model)) {
+                (Some(like), Some(unlisted)) => Some(format!("{like}. {unlisted}")),
+                (like, unlisted) => like.or(unlisted),
+            }
+        });
     // A stable sort: the rest keep the order they are listed in.
     known.sort_by_cached_key(|id| unlikeness(&asked, id));
     known.truncate(SUGGESTIONS);
@@ -156,6 +165,60 @@ pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
         known,
         hint: hint.map(String::into_boxed_str),
     }
+}
+
+/// True for a provider block of one's own, not a built-in: what it serves is known only
+/// from its block, its virtual models' endpoints, and its listing if it has one.
+pub fn own_block(id: &str) -> bool {
+    registry::builtin_ids().all(|b| b != id)
+}
+
+/// For a bare `model` that a virtual model names at a block of one's own (`gpt-4o` as
+/// `gateway:gpt-4o`, an endpoint of `smart`): a bare name reaches only what a provider
+/// declares or lists, so the names that do reach it, and how to make the bare one.
+fn endpoint_hint(reg: &Registry, model: &str) -> Option<String> {
+    let (name, pid) = reg.virtuals.iter().find_map(|v| {
+        let (pid, _) = (v.endpoints.iter()).find(|(pid, m)| m == model && own_block(pid))?;
+        Some((&v.name, pid))
+    })?;
+    Some(format!(
+        "`{model}` is named only as an endpoint of the virtual model `{name}`, and a bare \
+         name reaches only what a provider declares or lists: name `{name}` or \
+         `{pid}:{model}`, or declare `{model}` under `models:` of `{pid}`"
+    ))
+}
+
+/// For a `model` nothing lists: the blocks of one's own that list no models (no
+/// `models:`, and no listing: a server without `GET /models`, or one not asked), which
+/// may serve it but which no bare name reaches.
+fn unlisted_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String> {
+    if model.is_empty() || model.contains(char::is_whitespace) {
+        return None;
+    }
+    // Three at most: a name is not a reason to read a whole config back.
+    let shown: Vec<&str> = (reg.providers.iter())
+        .filter(|p| own_block(&p.id) && p.models.is_empty())
+        .filter(|p| !detected.state(&p.id).is_some_and(|s| s.up))
+        .map(|p| p.id.as_str())
+        .take(3)
+        .collect();
+    Some(match shown.as_slice() {
+        [] => return None,
+        [one] => format!(
+            "`{one}` lists no models, so no bare name reaches it: if it serves `{model}`, \
+             name it `{one}:{model}`, or declare `{model}` under `models:` of `{one}`"
+        ),
+        [init @ .., last] => {
+            let blocks: Vec<String> = init.iter().map(|id| format!("`{id}`")).collect();
+            let names: Vec<String> = shown.iter().map(|id| format!("`{id}:{model}`")).collect();
+            format!(
+                "{} and `{last}` list no models, so no bare name reaches them: if one serves \
+                 `{model}`, name it {}, or declare `{model}` under its block's `models:`",
+                blocks.join(", "),
+                names.join(" or ")
+            )
+        }
+    })
 }
 
 /// For a name served only with a tag (`gpt-oss` at an Ollama that has `gpt-oss:20b`):
@@ -401,16 +464,34 @@ pub fn routable(reg: &Registry, detected: &Detected) -> Vec<(String, String)> {
             }
         }
         let bare_listed = detected.bare_names(&p.id);
-        for id in ids {
-            let bare = bare_listed || p.declares(&id);
-            if bare && detected.is_active(p) && !out.iter().any(|(o, _)| *o == id) {
+        for id in &ids {
+            let bare = bare_listed || p.declares(id);
+            if bare && detected.is_active(p) && !out.iter().any(|(o, _)| o == id) {
                 out.push((id.clone(), p.id.clone()));
             }
             qualified.push((format!("{}:{id}", p.id), p.id.clone()));
         }
+        // A virtual model's endpoint at a block of one's own serves when named with its
+        // provider, though the block may list nothing (a server without `GET /models`).
+        if own_block(&p.id) {
+            for m in endpoint_models(reg, &p.id).filter(|m| !ids.contains(m)) {
+                let id = format!("{}:{m}", p.id);
+                if !qualified.iter().any(|(q, _)| *q == id) {
+                    qualified.push((id, p.id.clone()));
+                }
+            }
+        }
     }
     out.extend(qualified);
     out
+}
+
+/// The models virtual models name at provider `pid`, as written in their endpoints.
+pub fn endpoint_models<'r>(reg: &'r Registry, pid: &'r str) -> impl Iterator<Item = &'r String> {
+    (reg.virtuals.iter())
+        .flat_map(|v| &v.endpoints)
+        .filter(move |(p, _)| p == pid)
+        .map(|(_, m)| m)
 }
 
 /// The entry of [`routable`] a client means by `model`: the id listed as written, or the

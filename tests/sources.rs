@@ -1325,3 +1325,62 @@ fn a_key_the_upstream_refuses_is_key_refused_until_it_is_accepted_again() {
     dir.write("routeplane.yaml", &crate::support::proxy::hermetic(&config));
     assert_eq!(state("sk-restricted"), "active");
 }
+
+#[test]
+fn a_bare_name_only_a_block_of_ones_own_could_serve_is_told_how_to_reach_it() {
+    // Two servers of one's own given a key: one without a model listing, asked for one
+    // (it names no model), and a gateway named only by a virtual model's endpoint.
+    let up = MockUpstream::start(|req| match req.path.as_str() {
+        "/v1/models" => Reply::json(404, json!({"error": {"message": "no such path"}})),
+        _ => Reply::json(200, chat_answer("served")),
+    });
+    let p = Proxy::start(&format!(
+        "providers:\n  selfhosted:\n    api_base: {base}\n    api_key: sk-own\n  gateway:\n    \
+         api_base: {base}\n    api_key: sk-own\nmodels:\n  smart:\n    endpoints: [gateway:gpt-4o]\n",
+        base = up.url()
+    ));
+    // The endpoint is listed as it is reached, with its provider; the bare name is not.
+    let ids: Vec<String> = p.get("/v1/models").json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(ids.contains(&"gateway:gpt-4o".to_string()), "{ids:?}");
+    assert!(!ids.contains(&"gpt-4o".to_string()), "{ids:?}");
+    assert_eq!(p.get("/v1/models/gateway:gpt-4o").status, 200);
+    assert_eq!(chat(&p, "gateway:gpt-4o").status, 200);
+
+    // The bare name an endpoint names: the names that reach it, before any vendor's key.
+    let resp = chat(&p, "gpt-4o");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert!(
+        resp.error_message().ends_with(
+            ". `gpt-4o` is named only as an endpoint of the virtual model `smart`, and a bare \
+             name reaches only what a provider declares or lists: name `smart` or \
+             `gateway:gpt-4o`, or declare `gpt-4o` under `models:` of `gateway`"
+        ),
+        "{}",
+        resp.body
+    );
+    // A name nothing names: the blocks that list no models, which may serve it.
+    let unlisted = "`selfhosted` and `gateway` list no models, so no bare name reaches \
+                    them: if one serves `qwen3-coder`, name it `selfhosted:qwen3-coder` or \
+                    `gateway:qwen3-coder`, or declare `qwen3-coder` under its block's `models:`";
+    let resp = chat(&p, "qwen3-coder");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert!(
+        resp.error_message().ends_with(&format!(". {unlisted}")),
+        "{}",
+        resp.body
+    );
+    // Beside a vendor's key for a name of its own.
+    let resp = chat(&p, "gpt-4.1");
+    let told = resp.error_message();
+    assert!(
+        told.contains("`gpt-4.1` looks like an OpenAI model: set OPENAI_API_KEY")
+            && told.ends_with(&unlisted.replace("qwen3-coder", "gpt-4.1")),
+        "{told}"
+    );
+    assert_eq!(up.posts().len(), 1, "only the pinned request went upstream");
+}

@@ -14,7 +14,7 @@ use routeplane::auth::{self, Auth, Subscription};
 use routeplane::detect::{self, Detected};
 use routeplane::registry::{Kind, Registry};
 use routeplane::upstream;
-use routeplane::{Error, registry};
+use routeplane::{Error, registry, route};
 use serde_json::json;
 
 use super::Global;
@@ -280,6 +280,22 @@ pub(crate) fn run_models(
                 let state = with_cooldown(state.clone(), &cooling, &label);
                 let id = if bare { m } else { label };
                 rows.push((id, p.id.clone(), source, state));
+            }
+        }
+        // Named only by a virtual model, at a block of one's own: served when named with
+        // the provider, as `GET /v1/models` lists it.
+        if route::own_block(&p.id) {
+            let listed = detected.models(&p.id);
+            let mut shown = Vec::new();
+            for m in route::endpoint_models(&registry, &p.id) {
+                if p.declares(m) || listed.contains(m) || shown.contains(&m) {
+                    continue;
+                }
+                shown.push(m);
+                let label = format!("{}:{m}", p.id);
+                let state = detect::model_state(p, m, &detected, &auth);
+                let state = with_cooldown(state, &cooling, &label);
+                rows.push((label, p.id.clone(), "endpoint", state));
             }
         }
     }
