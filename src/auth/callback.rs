@@ -21,14 +21,20 @@ pub fn port_and_path(redirect_uri: &str) -> Option<(u16, String)> {
     Some((port, format!("/{path}")))
 }
 
+/// How often the wait asks `give_up` whether to stop waiting.
+const GIVE_UP_EVERY: Duration = Duration::from_millis(100);
+
 /// Waits for the redirect and returns its `code` after checking `state`; `hint` runs
-/// once if nothing has come back after `hint_after` (to say what else may be done).
+/// once if nothing has come back after `hint_after` (to say what else may be done), and
+/// `give_up`, asked every 100 ms, ends the wait with its error when it has one (nothing
+/// is left that could bring the browser back).
 pub fn wait_for_code(
     redirect_uri: &str,
     state: &str,
     timeout: Duration,
     hint_after: Duration,
     hint: impl Fn(),
+    give_up: impl Fn() -> Option<Error>,
 ) -> Result<String, Error> {
     let (port, path) = port_and_path(redirect_uri).ok_or_else(|| {
         Error::Auth(format!(
@@ -54,7 +60,11 @@ pub fn wait_for_code(
             hinted = true;
             hint();
         }
+        if let Some(e) = give_up() {
+            return Err(e);
+        }
         let wait = if hinted { left } else { left.min(to_hint) };
+        let wait = wait.min(GIVE_UP_EVERY);
         let Ok(Some(req)) = server.recv_timeout(wait) else {
             continue;
         };

@@ -1,9 +1,11 @@
 //! `routeplane login PROVIDER` and `routeplane logout PROVIDER`: subscription logins.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::cell::Cell;
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use lexopt::prelude::*;
 use routeplane::auth::oauth::Tokens;
@@ -24,6 +26,8 @@ Usage: routeplane login PROVIDER [OPTIONS]
 anthropic: open the printed URL, approve, and paste the CODE#STATE shown back here
 (stdin may be a pipe). openai-codex: approve in the browser; the redirect comes back to
 http://localhost:1455/auth/callback, or use --device on a machine without a browser.
+Without a terminal, a login nothing here can finish (stdin has ended, no browser was
+opened) stops at once (exit code 2) and names the flows that need neither.
 
 Options:
   -c, --config PATH     config file (its provider block may override the OAuth URLs)
@@ -61,6 +65,83 @@ fn device_hint_after() -> Duration {
         .and_then(|v| v.parse::<f64>().ok())
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .unwrap_or(Duration::from_secs(30))
+}
+
+/// How long an openai-codex login with `--no-browser` and no terminal waits to learn
+/// whether stdin has ended (`</dev/null`, a CI job) before it shows the URL: a closed
+/// stdin reads its end at once.
+const STDIN_END_WAIT: Duration = Duration::from_millis(200);
+
+/// Whether stdin has ended, learnt by a thread that reads it to its end (a loopback
+/// login reads nothing from it; a pipe that stays open, as `ssh host routeplane login`
+/// gives, never ends, and the login waits for the browser as on a terminal).
+struct StdinEnd {
+    ended: mpsc::Receiver<()>,
+    seen: Cell<bool>,
+}
+
+impl StdinEnd {
+    /// Starts the thread that reads stdin to its end.
+    fn watch() -> StdinEnd {
+        let (tx, ended) = mpsc::channel();
+        let _ = std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                let mut stdin = std::io::stdin().lock();
+                let mut sink = [0u8; 512];
+                loop {
+                    match stdin.read(&mut sink) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        // Unreadable (closed with `<&-`): nothing can come from it either.
+                        Err(_) => break,
+                    }
+                }
+                let _ = tx.send(());
+            });
+        StdinEnd {
+            ended,
+            seen: Cell::new(false),
+        }
+    }
+
+    /// True when stdin has ended, waiting up to `within` for it.
+    fn within(&self, within: Duration) -> bool {
+        if !self.seen.get() {
+            self.seen.set(self.ended.recv_timeout(within).is_ok());
+        }
+        self.seen.get()
+    }
+}
+
+/// The ways to log in to openai-codex that need no browser reaching `redirect_uri`
+/// here; `label` is ` --label NAME` or empty.
+fn codex_other_ways(redirect_uri: &str, label: &str) -> String {
+    let port = callback::port_and_path(redirect_uri).map_or(1455, |(port, _)| port);
+    format!(
+        "stdin is not a terminal and no browser was opened here: this login ends when a \
+         browser reaches {redirect_uri} (on this machine, or forwarded to it with \
+         `ssh -L {port}:localhost:{port}`). Without one, approve on another device with \
+         `routeplane login openai-codex{label} --device`, pipe a refresh token in with \
+         `routeplane login openai-codex{label} --token-stdin`, or adopt the Codex CLI's \
+         login on this machine with `routeplane login openai-codex{label} --import`"
+    )
+}
+
+/// The refusal of a loopback login that nothing can finish: no browser was opened
+/// here and stdin has ended, so no one is there to carry the URL to one.
+fn no_browser_here(redirect_uri: &str, label: &str) -> Error {
+    let port = callback::port_and_path(redirect_uri).map_or(1455, |(port, _)| port);
+    Error::Usage(format!(
+        "no browser was opened here and stdin has ended (it is not a terminal), so nothing \
+         can bring the login back to {redirect_uri}. Without a browser, approve on another \
+         device: `routeplane login openai-codex{label} --device`; or pipe a refresh token \
+         in: `routeplane login openai-codex{label} --token-stdin`; or adopt the Codex \
+         CLI's login on this machine: `routeplane login openai-codex{label} --import`. For a \
+         browser on another machine, run it from a terminal with the port forwarded \
+         (`ssh -L {port}:localhost:{port}`)"
+    ))
 }
 
 /// Options of `login`.
@@ -179,13 +260,16 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                 show_url(&pending.url, o.no_browser);
                 let pasted = read_line("paste the code shown after you approve (CODE#STATE): ")?;
                 // A script's stdin ends at once; the paste flow cannot work there, so
-                // say which flows do rather than only that nothing came.
+                // say which flows do rather than only that nothing came. A usage error,
+                // as the same for openai-codex is: this flow cannot run here.
                 if pasted.is_empty() && !std::io::stdin().is_terminal() {
                     let label = o
                         .label
                         .as_deref()
                         .map_or(String::new(), |l| format!(" --label {l}"));
-                    return Err(Error::Auth(format!(
+                    // The prompt above has no line end of its own.
+                    eprintln!();
+                    return Err(Error::Usage(format!(
                         "stdin ended before a code was pasted (it is not a terminal). Without \
                          one, pipe a refresh token in: `routeplane login anthropic{label} \
                          --token-stdin`, or adopt Claude Code's login on this machine: \
@@ -205,26 +289,46 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             }
             Subscription::OpenAiCodex => {
                 let pending = openai_codex::start(&urls)?;
-                show_url(&pending.url, o.no_browser);
+                let label = o
+                    .label
+                    .as_deref()
+                    .map_or(String::new(), |l| format!(" --label {l}"));
+                // Without a terminal, a script may be waiting here for a browser nobody
+                // will open: watched, so that it learns of the other ways at once.
+                let stdin_end = (!std::io::stdin().is_terminal()).then(StdinEnd::watch);
+                let ended = |within| stdin_end.as_ref().is_some_and(|s| s.within(within));
+                if o.no_browser && ended(STDIN_END_WAIT) {
+                    return Err(no_browser_here(&pending.redirect_uri, &label));
+                }
+                let opened = show_url(&pending.url, o.no_browser);
+                let headless = stdin_end.is_some() && !opened;
                 eprintln!(
                     "waiting for the browser to return to {}...",
                     pending.redirect_uri
                 );
-                let command = match o.label.as_deref() {
-                    Some(l) => format!("routeplane login openai-codex --device --label {l}"),
-                    None => "routeplane login openai-codex --device".to_string(),
-                };
                 let code = callback::wait_for_code(
                     &pending.redirect_uri,
                     &pending.state,
                     CALLBACK_TIMEOUT,
-                    device_hint_after(),
+                    if headless {
+                        Duration::ZERO
+                    } else {
+                        device_hint_after()
+                    },
                     || {
-                        eprintln!(
-                            "no callback yet. No browser on this machine? Press Ctrl-C and run \
-                             `{command}`: it works without a browser here (you approve on \
-                             another device)."
-                        );
+                        if headless {
+                            eprintln!("{}", codex_other_ways(&pending.redirect_uri, &label));
+                        } else {
+                            eprintln!(
+                                "no callback yet. No browser on this machine? Press Ctrl-C and \
+                                 run `routeplane login openai-codex --device{label}`: it works \
+                                 without a browser here (you approve on another device)."
+                            );
+                        }
+                    },
+                    || {
+                        (headless && ended(Duration::ZERO))
+                            .then(|| no_browser_here(&pending.redirect_uri, &label))
                     },
                 )?;
                 openai_codex::finish(&client, &urls, &pending, &code)?
@@ -300,11 +404,16 @@ fn import(sub: Subscription) -> Result<Tokens, Error> {
     }
 }
 
-/// Prints the URL and, unless told not to, asks the desktop to open it.
-fn show_url(url: &str, no_browser: bool) {
+/// How long an opener is given to fail: one without a desktop (no `DISPLAY`: a server,
+/// a CI runner) exits at once; one still running after this may be the browser itself.
+const OPENER_FAILS_WITHIN: Duration = Duration::from_secs(1);
+
+/// Prints the URL and, unless told not to, asks the desktop to open it; true when an
+/// opener took it.
+fn show_url(url: &str, no_browser: bool) -> bool {
     eprintln!("open this URL to log in:\n\n  {url}\n");
     if no_browser {
-        return;
+        return false;
     }
     for opener in ["xdg-open", "open"] {
         let spawned = std::process::Command::new(opener)
@@ -313,10 +422,20 @@ fn show_url(url: &str, no_browser: bool) {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn();
-        if spawned.is_ok() {
-            return;
+        let Ok(mut child) = spawned else {
+            continue;
+        };
+        let deadline = Instant::now() + OPENER_FAILS_WITHIN;
+        while Instant::now() < deadline {
+            match child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => break,
+            }
         }
+        return true;
     }
+    false
 }
 
 /// Reads one line from stdin (a pipe works), showing `prompt` on a terminal.
