@@ -163,7 +163,11 @@ fn relay_events(
                     _ => EMPTY_STREAM.to_string(),
                 };
                 return match () {
-                    () if !content && timed_out => fail(FailKind::Timeout, reason),
+                    // A whole answer being collected that goes silent part-way did not
+                    // end: it timed out, as a copied whole answer whose body stalls does.
+                    () if timed_out && (!content || collector.is_some()) => {
+                        fail(FailKind::Timeout, reason)
+                    }
                     () if !content || collector.is_some() => fail(FailKind::EarlyEnd, reason),
                     () => Outcome::Broken(Break {
                         message: format!("{who} stopped part-way through its answer ({reason})"),

@@ -267,3 +267,18 @@ fn a_whole_answer_whose_stream_breaks_part_way_is_asked_of_the_next_endpoint() {
     );
     assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
 }
+
+#[test]
+fn a_whole_answer_whose_stream_stalls_part_way_is_logged_as_a_timeout() {
+    // The collected stream went silent, it did not end: the log's `tried=` says
+    // `timeout`, as it does for a copied whole answer whose body stalls and as the
+    // ledger's reason says (`silent for 1s`), not `ended_early`.
+    let a = faulty_once("a", Fault::Stall(3, Duration::from_secs(8)));
+    let b = as_asked();
+    let p = Proxy::start(&format!("{}  idle_secs: 1\n", whole_config(&a, &b)));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
+    let line = p.wait_log("POST /v1/chat/completions");
+    assert!(line.contains("tried=a:m→timeout,b:m→200"), "{line}");
+}
