@@ -74,6 +74,8 @@ pub struct SourceState {
     /// The list came through a subscription login: its models serve only when named
     /// with the provider (or in a virtual model), never through a bare-name cascade.
     pub pinned_only: bool,
+    /// When this state was learned (its probe's answer, or its failure).
+    pub checked: Option<SystemTime>,
 }
 
 /// Probed providers' states by id. Looked up for every local source on every bare-model
@@ -227,6 +229,7 @@ impl Detected {
     pub fn set(&self, provider: &str, mut state: SourceState) {
         let mut map = self.states.write().unwrap_or_else(|p| p.into_inner());
         let before = map.get(provider);
+        state.checked = Some(SystemTime::now());
         if state.up {
             state.last_up = Some(SystemTime::now());
             state.former = state.served().cloned().collect();

@@ -197,3 +197,35 @@ fn status_page_marks_a_broken_stream_and_where_a_client_left() {
     );
     assert!(dom.contains("<td class=\"num ok\">499</td>"), "{dom}");
 }
+
+#[test]
+fn a_local_server_a_probe_missed_is_up_from_its_first_answer() {
+    // llama.cpp started after Routeplane: the start-up probe found nothing and the next
+    // one is `detect.interval_secs` away. Meanwhile it answers requests, and the page
+    // and `/metrics` say so, not "down: connection refused" (an alert on
+    // `routeplane_provider_up == 0` firing while it serves).
+    let port = MockUpstream::free_port();
+    let p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 600\nproviders:\n  llamacpp:\n    api_base: http://127.0.0.1:{port}/v1\n    models: [m]\n"
+    ));
+    let down = wait_until(Duration::from_secs(5), || {
+        p.source_status("llamacpp")["state"] == "down"
+    });
+    assert!(down, "{}", p.source_status("llamacpp"));
+    let _up = MockUpstream::start_on(port, |req| {
+        Wire::Chat.reply(req.json()["stream"] == json!(true), false)
+    });
+    let resp = p.post(
+        "/v1/chat/completions",
+        Wire::Chat.request("llamacpp:m", false, false),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let up = wait_until(Duration::from_secs(5), || {
+        p.source_status("llamacpp")["state"] == "up"
+    });
+    let s = p.source_status("llamacpp");
+    assert!(up, "{s}");
+    assert_eq!(s["up"], json!(true), "{s}");
+    let metric = p.metric("routeplane_provider_up{provider=\"llamacpp\"}");
+    assert_eq!(metric.as_deref(), Some("1"));
+}
