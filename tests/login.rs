@@ -841,26 +841,23 @@ fn codex_other_ways(label: &str) -> [String; 3] {
         .map(|flag| format!("`routeplane login openai-codex{label} {flag}`"))
 }
 
-#[test]
-fn a_browser_login_with_no_browser_and_no_terminal_stops_at_once_naming_the_other_ways() {
+/// Runs a codex browser login as a CI job does (stdin empty and not a terminal) with
+/// `args` after `--label ci` and `PATH` at `path`, and checks that it stops at once,
+/// with exit code 2, naming the ways that need no browser here.
+fn codex_login_stops_without_a_browser(args: &[&str], path: &std::path::Path) {
     let oauth = MockOAuth::start(3600);
     let up = MockUpstream::always(Reply::Json(500, "{}".into()));
     let dir = Dir::new();
     let port = MockUpstream::free_port();
     let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, port));
-    // A CI job: stdin is empty and not a terminal, and no browser is opened.
     let mut child = Command::new(bin())
-        .args([
-            "login",
-            "openai-codex",
-            "--no-browser",
-            "--label",
-            "ci",
-            "-c",
-        ])
+        .args(["login", "openai-codex", "--label", "ci"])
+        .args(args)
+        .arg("-c")
         .arg(&cfg)
         .current_dir(dir.path())
         .env("HOME", dir.path())
+        .env("PATH", path)
         .env("ROUTEPLANE_AUTH_FILE", dir.path().join("data/auth.json"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -876,20 +873,36 @@ fn a_browser_login_with_no_browser_and_no_terminal_stops_at_once_naming_the_othe
     }
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(ended, "still waiting after 20 s: {err}");
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(ended, "{args:?}: still waiting after 20 s: {err}");
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
     assert!(
         err.contains(&format!(
             "routeplane: error: no browser was opened here and stdin has ended (it is not a \
              terminal), so nothing can bring the login back to \
              http://localhost:{port}/auth/callback."
         )),
-        "{err}"
+        "{args:?}: {err}"
     );
     for way in codex_other_ways(" --label ci") {
-        assert!(err.contains(&way), "{way}: {err}");
+        assert!(err.contains(&way), "{args:?}: {way}: {err}");
     }
     assert!(!dir.path().join("data/auth.json").exists());
+}
+
+#[test]
+fn a_browser_login_with_no_browser_and_no_terminal_stops_at_once_naming_the_other_ways() {
+    // The opener would take the URL, but is not asked.
+    let dir = Dir::new();
+    let path = crate::support::browser::opener(&dir, 0);
+    codex_login_stops_without_a_browser(&["--no-browser"], &path);
+}
+
+#[test]
+fn a_browser_login_whose_opener_fails_without_a_terminal_stops_at_once_too() {
+    // A CI runner with xdg-open installed and no desktop: the opener exits 3.
+    let dir = Dir::new();
+    let path = crate::support::browser::opener(&dir, 3);
+    codex_login_stops_without_a_browser(&[], &path);
 }
 
 #[test]

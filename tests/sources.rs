@@ -1093,13 +1093,9 @@ fn a_browser_login_without_a_callback_points_to_device() {
     // A desktop's opener takes the URL (and opens nothing: this is a test), but no
     // callback comes. Without a browser opened and without a terminal, the login says
     // more, and at once (`login::a_browser_login_without_a_terminal_…`).
-    std::fs::create_dir_all(dir.path().join("bin")).unwrap();
-    let opener = dir.write("bin/xdg-open", "#!/bin/sh\nexit 0\n");
-    let exec = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
-    std::fs::set_permissions(&opener, exec).unwrap();
     let mut child = routeplane()
         .args(["login", "openai-codex", "-c", config.to_str().unwrap()])
-        .env("PATH", dir.path().join("bin"))
+        .env("PATH", crate::support::browser::opener(&dir, 0))
         .env("ROUTEPLANE_AUTH_FILE", dir.path().join("auth.json"))
         .env("ROUTEPLANE_TEST_LOGIN_HINT_SECS", "0.5")
         .stdin(std::process::Stdio::null())

@@ -105,3 +105,16 @@ pub fn screenshot(url: &str, path: &Path, width: u32, height: u32) -> Result<(),
         ))
     }
 }
+
+/// A stand-in for the desktop's `xdg-open` that opens nothing and exits with `code`
+/// (0: it took the URL; 3: no desktop, as on a server). Returns the directory to give
+/// the binary as its `PATH`.
+pub fn opener(dir: &Dir, code: i32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join("xdg-open");
+    std::fs::write(&script, format!("#!/bin/sh\nexit {code}\n")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
