@@ -9,8 +9,10 @@
 //! as the file is read. Comments are never expanded (they are gone once parsed).
 //!
 //! The file's shape (its sections, their defaults, `load` and `parse`) is here;
-//! `expand.rs` expands `${VAR}` in strings, numbers and booleans, and `explain.rs`
-//! turns the YAML parser's errors into messages that name the key and keep secrets out.
+//! `expand.rs` expands `${VAR}` in strings, numbers and booleans, `sections.rs` reads
+//! the maps of known keys (the file, each section, a provider, a virtual model), and
+//! `explain.rs` turns the YAML parser's errors into messages that name the key and keep
+//! secrets out.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -23,31 +25,28 @@ use crate::error::Error;
 
 mod expand;
 mod explain;
+mod sections;
 #[cfg(test)]
 mod tests;
 
 pub use expand::{Unexpanded, expand};
 pub use explain::nearest;
 
-use expand::{expand_text, scalar, some_scalar};
+use expand::expand_text;
 use explain::{bare_message, explain, locate};
 
 /// The whole file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Default)]
 pub struct Config {
     /// Address to listen on (`--listen` wins).
     pub listen: Option<Text>,
     /// Let any client in without a key; defaults to true when `keys` is empty.
-    #[serde(deserialize_with = "some_scalar")]
     pub skip_auth: Option<bool>,
     /// Client keys accepted when `skip_auth` is false.
     pub keys: Vec<Text>,
     /// Worker threads, i.e. requests served at once.
-    #[serde(deserialize_with = "some_scalar")]
     pub workers: Option<usize>,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.
-    #[serde(deserialize_with = "some_scalar")]
     pub shutdown_grace_secs: Option<f64>,
     /// Request limits.
     pub limits: Limits,
@@ -62,39 +61,30 @@ pub struct Config {
     /// Log output.
     pub log: Log,
     /// Sources of tokens, keyed by provider id, in file order.
-    #[serde(deserialize_with = "providers")]
     pub providers: Named<Provider>,
     /// Virtual models, keyed by name, in file order.
     pub models: Named<VirtualModel>,
 }
 
 /// `limits:` — what one client may send and how many may wait.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest request body accepted (413 above it).
-    #[serde(deserialize_with = "scalar")]
     pub max_body_bytes: u64,
     /// How long a request may wait for a worker before it gets 503.
-    #[serde(deserialize_with = "scalar")]
     pub queue_wait_secs: f64,
     /// Deadline for a client to send its whole request (head and body).
-    #[serde(deserialize_with = "scalar")]
     pub client_timeout_secs: f64,
     /// Largest upstream response body read for a non-streaming answer (a stream
     /// collected into one counts the stream's bytes).
-    #[serde(deserialize_with = "scalar")]
     pub max_response_bytes: u64,
     /// Longest single upstream stream event.
-    #[serde(deserialize_with = "scalar")]
     pub max_event_bytes: usize,
     /// Idle upstream connections kept open per upstream host, for reuse, besides the
     /// one each client connection's thread keeps for its next request; 0 keeps none.
-    #[serde(deserialize_with = "scalar")]
     pub idle_connections: usize,
     /// Memory for the reasoning of translated answers, kept for clients that do not give
     /// it back (opencode, aider, Gemini clients); 0 keeps none.
-    #[serde(deserialize_with = "scalar")]
     pub reasoning_memory_bytes: usize,
 }
 
@@ -113,17 +103,13 @@ impl Default for Limits {
 }
 
 /// `timeouts:` — how long an upstream may take at each stage.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct Timeouts {
     /// TCP + TLS connect.
-    #[serde(deserialize_with = "scalar")]
     pub connect_secs: f64,
     /// From sending the request to the first event or the whole non-streaming body.
-    #[serde(deserialize_with = "scalar")]
     pub first_byte_secs: f64,
     /// Longest silence between two stream events.
-    #[serde(deserialize_with = "scalar")]
     pub idle_secs: f64,
     /// From sending a streamed request to its first generated content, when another
     /// endpoint remains to try (the last endpoint waits up to `first_byte_secs`).
@@ -142,11 +128,9 @@ impl Default for Timeouts {
 }
 
 /// `failover:` — how failed endpoints are treated.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct Failover {
     /// How long an endpoint that failed with 429/5xx/network is tried last.
-    #[serde(deserialize_with = "scalar")]
     pub cooldown_secs: f64,
     /// Retries of the same endpoint after a quick transient failure (429, 5xx, reset).
     pub retries: u32,
@@ -171,14 +155,11 @@ impl Default for Failover {
 }
 
 /// `detect:` — asking local servers which models they serve.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct Detect {
     /// Seconds between background probes.
-    #[serde(deserialize_with = "scalar")]
     pub interval_secs: f64,
     /// Timeout of one probe.
-    #[serde(deserialize_with = "scalar")]
     pub timeout_secs: f64,
     /// Seconds between asking hosted providers (with a key or login) for their models.
     pub hosted_interval_secs: f64,
@@ -198,8 +179,7 @@ impl Default for Detect {
 }
 
 /// `usage:` — the ledger of finished requests (`routeplane usage` reads it).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct Usage {
     /// Append one line per finished request.
     pub enabled: bool,
@@ -220,16 +200,14 @@ impl Default for Usage {
 }
 
 /// `log:` — how log lines are written.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Default)]
 pub struct Log {
     /// `text` (the default) or `json`: one JSON object per line, for log shippers.
     pub format: crate::log::Format,
 }
 
 /// One `providers:` block.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Default)]
 pub struct Provider {
     /// Base URL ending before the endpoint path (`…/v1`).
     pub api_base: Option<Text>,
@@ -242,7 +220,6 @@ pub struct Provider {
     /// Models this source serves.
     pub models: Vec<Spanned<ModelEntry>>,
     /// Ask the source which models it serves.
-    #[serde(deserialize_with = "some_scalar")]
     pub detect: Option<bool>,
     /// OAuth endpoint overrides for subscription providers.
     pub auth: Option<AuthOverrides>,
@@ -275,8 +252,7 @@ pub enum ModelEntry {
 }
 
 /// OAuth overrides under a provider's `auth:`; tests point these at a mock.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Default, Clone)]
 pub struct AuthOverrides {
     /// Authorization page.
     pub authorize_url: Option<Text>,
@@ -295,8 +271,7 @@ pub struct AuthOverrides {
 }
 
 /// One virtual model.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Default)]
 pub struct VirtualModel {
     /// Endpoints in the order they are tried.
     pub endpoints: Vec<Spanned<EndpointSpec>>,

@@ -1,0 +1,292 @@
+//! The file's maps of known keys (the whole file, `limits:`, a provider …) read by one
+//! table-driven visitor instead of a derived one each.
+//!
+//! Why: a derived `Deserialize` inlines the YAML reader's value-reading code once per
+//! field and its map-reading code once per struct; for ten structs that was about 180 KiB
+//! of the binary (bench/results.md, "Binary size, session 39"). Here every map goes
+//! through [`SectionVisitor`] and every value through [`Kind`]'s one seed, so the reader
+//! is instantiated once per value type, not once per field. Messages are the derived
+//! ones: unknown keys go through the same `unknown_field`, and each value is read by
+//! its type's own `Deserialize` (or [`scalar`]).
+//!
+//! A section's keys all have defaults: a key left out keeps its section's `Default`.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use super::expand::{scalar, some_scalar};
+use super::{
+    AuthOverrides, Config, Detect, EndpointSpec, Failover, Limits, Log, ModelEntry, Named,
+    ProtocolSpec, Provider, Text, Timeouts, Usage, VirtualModel, providers,
+};
+
+/// Declares [`Kind`] (how a key's value is read) and [`Val`] (what it read) together,
+/// with the one seed that reads every kind.
+macro_rules! kinds {
+    ($($kind:ident($ty:ty) = $read:expr;)*) => {
+        /// How one key's value is read.
+        #[derive(Clone, Copy)]
+        enum Kind {
+            $(
+                #[doc = concat!("Read as `", stringify!($ty), "`.")]
+                $kind,
+            )*
+        }
+
+        /// A value read for one key, by its [`Kind`].
+        enum Val {
+            $(
+                #[doc = concat!("A `", stringify!($ty), "`.")]
+                $kind($ty),
+            )*
+        }
+
+        impl<'de> DeserializeSeed<'de> for Kind {
+            type Value = Val;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Val, D::Error> {
+                Ok(match self {
+                    $(Kind::$kind => Val::$kind(($read)(d)?),)*
+                })
+            }
+        }
+    };
+}
+
+kinds! {
+    ScalarU64(u64) = scalar;
+    ScalarUsize(usize) = scalar;
+    ScalarF64(f64) = scalar;
+    SomeBool(Option<bool>) = some_scalar;
+    SomeUsize(Option<usize>) = some_scalar;
+    SomeF64(Option<f64>) = some_scalar;
+    F64(f64) = f64::deserialize;
+    U32(u32) = u32::deserialize;
+    U64(u64) = u64::deserialize;
+    Bool(bool) = bool::deserialize;
+    OptBool(Option<bool>) = Option::<bool>::deserialize;
+    OptText(Option<Text>) = Option::<Text>::deserialize;
+    Texts(Vec<Text>) = Vec::<Text>::deserialize;
+    LogFormat(crate::log::Format) = crate::log::Format::deserialize;
+    Limits(Limits) = Limits::deserialize;
+    Timeouts(Timeouts) = Timeouts::deserialize;
+    Failover(Failover) = Failover::deserialize;
+    Detect(Detect) = Detect::deserialize;
+    Usage(Usage) = Usage::deserialize;
+    Log(Log) = Log::deserialize;
+    Providers(Named<Provider>) = providers;
+    Models(Named<VirtualModel>) = Named::<VirtualModel>::deserialize;
+    Protocol(Option<Spanned<ProtocolSpec>>) = Option::<Spanned<ProtocolSpec>>::deserialize;
+    Headers(Named<Text>) = Named::<Text>::deserialize;
+    ModelEntries(Vec<Spanned<ModelEntry>>) = Vec::<Spanned<ModelEntry>>::deserialize;
+    Auth(Option<AuthOverrides>) = Option::<AuthOverrides>::deserialize;
+    Endpoints(Vec<Spanned<EndpointSpec>>) = Vec::<Spanned<EndpointSpec>>::deserialize;
+    Strategy(Option<Spanned<Text>>) = Option::<Spanned<Text>>::deserialize;
+}
+
+/// A map of known keys, each read by its [`Kind`] and stored by [`Section::store`].
+trait Section {
+    /// The struct's name, as a derived `Deserialize` gives it to the reader.
+    const NAME: &'static str;
+    /// The keys, in the order they are documented.
+    const KEYS: &'static [&'static str];
+    /// How each of [`Self::KEYS`] is read.
+    const KINDS: &'static [Kind];
+    /// Keeps the value read for `KEYS[key]`.
+    fn store(&mut self, key: usize, val: Val);
+}
+
+/// Implements [`Section`] for a struct from its keys and their kinds, and its
+/// `Deserialize` through [`read`].
+macro_rules! section {
+    ($ty:ident { $($field:ident: $kind:ident),* $(,)? }) => {
+        impl Section for $ty {
+            const NAME: &'static str = stringify!($ty);
+            const KEYS: &'static [&'static str] = &[$(stringify!($field)),*];
+            const KINDS: &'static [Kind] = &[$(Kind::$kind),*];
+            fn store(&mut self, key: usize, val: Val) {
+                // A key's value is always of its kind: the arm that does not match
+                // cannot be reached.
+                match (Self::KEYS.get(key).copied(), val) {
+                    $((Some(stringify!($field)), Val::$kind(v)) => self.$field = v,)*
+                    _ => {}
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                let mut out = $ty::default();
+                read(d, &mut out)?;
+                Ok(out)
+            }
+        }
+    };
+}
+
+section!(Config {
+    listen: OptText,
+    skip_auth: SomeBool,
+    keys: Texts,
+    workers: SomeUsize,
+    shutdown_grace_secs: SomeF64,
+    limits: Limits,
+    timeouts: Timeouts,
+    failover: Failover,
+    detect: Detect,
+    usage: Usage,
+    log: Log,
+    providers: Providers,
+    models: Models,
+});
+
+section!(Limits {
+    max_body_bytes: ScalarU64,
+    queue_wait_secs: ScalarF64,
+    client_timeout_secs: ScalarF64,
+    max_response_bytes: ScalarU64,
+    max_event_bytes: ScalarUsize,
+    idle_connections: ScalarUsize,
+    reasoning_memory_bytes: ScalarUsize,
+});
+
+section!(Timeouts {
+    connect_secs: ScalarF64,
+    first_byte_secs: ScalarF64,
+    idle_secs: ScalarF64,
+    first_token_secs: F64,
+});
+
+section!(Failover {
+    cooldown_secs: ScalarF64,
+    retries: U32,
+    backoff_ms: U64,
+    max_retry_wait_secs: F64,
+    max_rescues: U32,
+});
+
+section!(Detect {
+    interval_secs: ScalarF64,
+    timeout_secs: ScalarF64,
+    hosted_interval_secs: F64,
+    default_ports: Bool,
+});
+
+section!(Usage {
+    enabled: Bool,
+    path: OptText,
+    max_bytes: U64,
+});
+
+section!(Log { format: LogFormat });
+
+section!(Provider {
+    api_base: OptText,
+    api_key: OptText,
+    api_protocol: Protocol,
+    headers: Headers,
+    models: ModelEntries,
+    detect: SomeBool,
+    auth: Auth,
+    prefill: OptBool,
+});
+
+section!(AuthOverrides {
+    authorize_url: OptText,
+    token_url: OptText,
+    device_url: OptText,
+    device_token_url: OptText,
+    device_verify_url: OptText,
+    redirect_uri: OptText,
+    client_id: OptText,
+});
+
+section!(VirtualModel {
+    endpoints: Endpoints,
+    strategy: Strategy,
+});
+
+/// Reads a map of `S`'s keys into `out`. Generic only over `S` here: the reader sees
+/// one visitor type for every section.
+fn read<'de, D: Deserializer<'de>, S: Section>(d: D, out: &mut S) -> Result<(), D::Error> {
+    d.deserialize_struct(
+        S::NAME,
+        S::KEYS,
+        SectionVisitor {
+            name: S::NAME,
+            keys: S::KEYS,
+            kinds: S::KINDS,
+            store: &mut |key, val| out.store(key, val),
+        },
+    )
+}
+
+/// Reads one section's map, as a derived visitor would, key by key.
+struct SectionVisitor<'a> {
+    /// The struct's name, for "expected struct …".
+    name: &'static str,
+    /// Its keys.
+    keys: &'static [&'static str],
+    /// How each key's value is read.
+    kinds: &'static [Kind],
+    /// Where a value read goes.
+    store: &'a mut dyn FnMut(usize, Val),
+}
+
+impl<'de> Visitor<'de> for SectionVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "struct {}", self.name)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = 0u64;
+        while let Some(key) = map.next_key_seed(Key(self.keys))? {
+            if seen & (1 << key) != 0 {
+                return Err(de::Error::duplicate_field(self.keys[key]));
+            }
+            seen |= 1 << key;
+            let val = map.next_value_seed(self.kinds[key])?;
+            (self.store)(key, val);
+        }
+        Ok(())
+    }
+}
+
+/// Reads a key of a section into its index, refusing one the section does not have.
+struct Key(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("field identifier")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<usize, E> {
+        self.0
+            .iter()
+            .position(|k| *k == v)
+            .ok_or_else(|| E::unknown_field(v, self.0))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<usize, E> {
+        match usize::try_from(v) {
+            Ok(i) if i < self.0.len() => Ok(i),
+            _ => Err(E::invalid_value(
+                de::Unexpected::Unsigned(v),
+                &format!("field index 0 <= i < {}", self.0.len()).as_str(),
+            )),
+        }
+    }
+}
