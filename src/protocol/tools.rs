@@ -25,7 +25,7 @@ pub(crate) fn anthropic_builtin(t: &Value) -> Option<Value> {
         return None;
     }
     let (name, description, parameters) = match family {
-        "bash" => ("bash", BASH.to_string(), bash_schema()),
+        "bash" => ("bash", BASH.to_string(), fixed(BASH_SCHEMA)),
         "text_editor" => {
             // The 2025-04-29 version renamed the tool and dropped `undo_edit`.
             let renamed = date >= "20250429";
@@ -36,7 +36,7 @@ pub(crate) fn anthropic_builtin(t: &Value) -> Option<Value> {
             (name, EDITOR.to_string(), editor_schema(!renamed))
         }
         "computer" => ("computer", screen(t), computer_schema(date, t)),
-        "memory" => ("memory", MEMORY.to_string(), memory_schema()),
+        "memory" => ("memory", MEMORY.to_string(), fixed(MEMORY_SCHEMA)),
         _ => return None,
     };
     let name = t["name"].as_str().unwrap_or(name);
@@ -64,31 +64,40 @@ const EDITOR: &str = "Views, creates and edits text files on the user's machine.
 /// What the memory tool's function says it does.
 const MEMORY: &str = "Reads and writes files in a persistent memory directory, /memories, kept between conversations: view, create, edit, delete and rename them.";
 
-/// Anthropic's bash tool input: a command, or a restart of the session.
-fn bash_schema() -> Value {
-    json!({"type": "object", "properties": {
-        "command": {"type": "string", "description": "The bash command to run. Required unless the tool is being restarted."},
-        "restart": {"type": "boolean", "description": "Specifying true restarts the bash session."},
-    }})
+/// A fixed schema written as JSON text. Read when a request needs it: text takes a
+/// fraction of the code `json!` makes to build the same value (bench/results.md,
+/// "Binary size, session 39"), and these are off the common path.
+fn fixed(text: &str) -> Value {
+    // Each text is checked by `fixed_schemas_are_json`; a slip would give `null`.
+    serde_json::from_str(text).unwrap_or_default()
 }
+
+/// Anthropic's bash tool input: a command, or a restart of the session.
+const BASH_SCHEMA: &str = r#"{"type": "object", "properties": {
+    "command": {"type": "string", "description": "The bash command to run. Required unless the tool is being restarted."},
+    "restart": {"type": "boolean", "description": "Specifying true restarts the bash session."}
+}}"#;
 
 /// Anthropic's text editor input; versions before 2025-04-29 also undo an edit.
 fn editor_schema(undo: bool) -> Value {
-    let mut commands = vec!["view", "create", "str_replace", "insert"];
-    if undo {
-        commands.push("undo_edit");
+    let mut schema = fixed(EDITOR_SCHEMA);
+    if !undo && let Value::Array(commands) = &mut schema["properties"]["command"]["enum"] {
+        commands.retain(|c| c != "undo_edit");
     }
-    json!({"type": "object", "properties": {
-        "command": {"type": "string", "enum": commands},
-        "path": {"type": "string", "description": "Absolute path to the file or directory."},
-        "file_text": {"type": "string", "description": "For `create`: the new file's content."},
-        "old_str": {"type": "string", "description": "For `str_replace`: the exact text to replace."},
-        "new_str": {"type": "string", "description": "For `str_replace` and `insert`: the new text."},
-        "insert_line": {"type": "integer", "description": "For `insert`: the line after which to insert (0: at the start)."},
-        "view_range": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2,
-            "description": "For `view` of a file: first and last line, 1-based; -1 as last means to the end."},
-    }, "required": ["command", "path"]})
+    schema
 }
+
+/// [`editor_schema`] with `undo_edit`.
+const EDITOR_SCHEMA: &str = r#"{"type": "object", "properties": {
+    "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert", "undo_edit"]},
+    "path": {"type": "string", "description": "Absolute path to the file or directory."},
+    "file_text": {"type": "string", "description": "For `create`: the new file's content."},
+    "old_str": {"type": "string", "description": "For `str_replace`: the exact text to replace."},
+    "new_str": {"type": "string", "description": "For `str_replace` and `insert`: the new text."},
+    "insert_line": {"type": "integer", "description": "For `insert`: the line after which to insert (0: at the start)."},
+    "view_range": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2,
+        "description": "For `view` of a file: first and last line, 1-based; -1 as last means to the end."}
+}, "required": ["command", "path"]}"#;
 
 /// The computer tool's description: what the screen is.
 fn screen(t: &Value) -> String {
@@ -118,13 +127,8 @@ fn computer_schema(date: &str, t: &Value) -> Value {
         "screenshot",
         "cursor_position",
     ];
-    let point =
-        json!({"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2});
-    let mut properties = json!({
-        "action": {},
-        "coordinate": point,
-        "text": {"type": "string", "description": "For `type`: the text; for `key`: the key or combination (xdotool syntax, e.g. `ctrl+s`)."},
-    });
+    let mut schema = fixed(COMPUTER_SCHEMA);
+    let mut more = Vec::new();
     if date >= "20250124" {
         actions.extend([
             "hold_key",
@@ -134,38 +138,57 @@ fn computer_schema(date: &str, t: &Value) -> Value {
             "scroll",
             "wait",
         ]);
-        properties["start_coordinate"] = point;
-        properties["scroll_direction"] =
-            json!({"type": "string", "enum": ["up", "down", "left", "right"]});
-        properties["scroll_amount"] =
-            json!({"type": "integer", "description": "Clicks of the scroll wheel."});
-        properties["duration"] =
-            json!({"type": "number", "description": "For `hold_key` and `wait`: seconds."});
+        more.push(COMPUTER_20250124);
     }
     if t["enable_zoom"] == json!(true) {
         actions.push("zoom");
-        properties["region"] = json!({"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
-            "description": "For `zoom`: the area to view, [x1, y1, x2, y2]."});
+        more.push(COMPUTER_ZOOM);
     }
-    properties["action"] = json!({"type": "string", "enum": actions});
-    json!({"type": "object", "properties": properties, "required": ["action"]})
+    if let Value::Object(properties) = &mut schema["properties"] {
+        for text in more {
+            if let Value::Object(added) = fixed(text) {
+                properties.extend(added);
+            }
+        }
+        properties.insert("action".into(), json!({"type": "string", "enum": actions}));
+    }
+    schema
 }
 
+/// [`computer_schema`]'s first version; `action` is filled in with its actions.
+const COMPUTER_SCHEMA: &str = r#"{"type": "object", "properties": {
+    "action": {},
+    "coordinate": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+    "text": {"type": "string", "description": "For `type`: the text; for `key`: the key or combination (xdotool syntax, e.g. `ctrl+s`)."}
+}, "required": ["action"]}"#;
+
+/// The properties the 2025-01-24 computer tool adds.
+const COMPUTER_20250124: &str = r#"{
+    "start_coordinate": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+    "scroll_direction": {"type": "string", "enum": ["up", "down", "left", "right"]},
+    "scroll_amount": {"type": "integer", "description": "Clicks of the scroll wheel."},
+    "duration": {"type": "number", "description": "For `hold_key` and `wait`: seconds."}
+}"#;
+
+/// The property a computer tool with `enable_zoom` adds.
+const COMPUTER_ZOOM: &str = r#"{
+    "region": {"type": "array", "items": {"type": "integer"}, "minItems": 4, "maxItems": 4,
+        "description": "For `zoom`: the area to view, [x1, y1, x2, y2]."}
+}"#;
+
 /// Anthropic's memory tool input.
-fn memory_schema() -> Value {
-    json!({"type": "object", "properties": {
-        "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert", "delete", "rename"]},
-        "path": {"type": "string", "description": "A path under /memories."},
-        "view_range": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
-        "file_text": {"type": "string"},
-        "old_str": {"type": "string"},
-        "new_str": {"type": "string"},
-        "insert_line": {"type": "integer"},
-        "insert_text": {"type": "string"},
-        "old_path": {"type": "string"},
-        "new_path": {"type": "string"},
-    }, "required": ["command"]})
-}
+const MEMORY_SCHEMA: &str = r#"{"type": "object", "properties": {
+    "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert", "delete", "rename"]},
+    "path": {"type": "string", "description": "A path under /memories."},
+    "view_range": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+    "file_text": {"type": "string"},
+    "old_str": {"type": "string"},
+    "new_str": {"type": "string"},
+    "insert_line": {"type": "integer"},
+    "insert_text": {"type": "string"},
+    "old_path": {"type": "string"},
+    "new_path": {"type": "string"}
+}, "required": ["command"]}"#;
 
 /// The function name a Responses client's `local_shell` tool goes by.
 pub(crate) const LOCAL_SHELL: &str = "local_shell";
@@ -173,19 +196,22 @@ pub(crate) const LOCAL_SHELL: &str = "local_shell";
 /// OpenAI Responses' `local_shell` tool (older Codex CLI) as a chat function tool,
 /// its input the fields of the `exec` action Codex runs.
 pub(crate) fn local_shell_function() -> Value {
-    json!({"type": "function", "function": {
-        "name": LOCAL_SHELL,
-        "description": "Runs a command on the user's machine and returns its output.",
-        "parameters": {"type": "object", "properties": {
-            "command": {"type": "array", "items": {"type": "string"},
-                "description": "The program and its arguments, e.g. [\"bash\", \"-lc\", \"ls\"]."},
-            "workdir": {"type": "string", "description": "The directory to run it in."},
-            "timeout_ms": {"type": "integer", "description": "The longest it may run, in milliseconds."},
-            "env": {"type": "object", "additionalProperties": {"type": "string"},
-                "description": "Environment variables to set."},
-        }, "required": ["command"]},
-    }})
+    fixed(LOCAL_SHELL_FUNCTION)
 }
+
+/// [`local_shell_function`]'s tool; its name is [`LOCAL_SHELL`].
+const LOCAL_SHELL_FUNCTION: &str = r#"{"type": "function", "function": {
+    "name": "local_shell",
+    "description": "Runs a command on the user's machine and returns its output.",
+    "parameters": {"type": "object", "properties": {
+        "command": {"type": "array", "items": {"type": "string"},
+            "description": "The program and its arguments, e.g. [\"bash\", \"-lc\", \"ls\"]."},
+        "workdir": {"type": "string", "description": "The directory to run it in."},
+        "timeout_ms": {"type": "integer", "description": "The longest it may run, in milliseconds."},
+        "env": {"type": "object", "additionalProperties": {"type": "string"},
+            "description": "Environment variables to set."}
+    }, "required": ["command"]}
+}}"#;
 
 /// A `local_shell_call` item's `action` from the arguments of a chat call of
 /// [`LOCAL_SHELL`].
@@ -290,6 +316,22 @@ pub(crate) fn allowed_choice<'a>(mode: &str, names: impl IntoIterator<Item = &'a
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_schemas_are_json() {
+        for text in [
+            BASH_SCHEMA,
+            EDITOR_SCHEMA,
+            COMPUTER_SCHEMA,
+            COMPUTER_20250124,
+            COMPUTER_ZOOM,
+            MEMORY_SCHEMA,
+            LOCAL_SHELL_FUNCTION,
+        ] {
+            assert!(fixed(text).is_object(), "{text}");
+        }
+        assert_eq!(local_shell_function()["function"]["name"], LOCAL_SHELL);
+    }
 
     #[test]
     fn builtin_tools_become_functions_of_their_documented_schema() {
