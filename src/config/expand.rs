@@ -93,98 +93,164 @@ fn unexpanded<E: de::Error>(e: Unexpanded) -> E {
 
 /// A number or a boolean in the file: written plainly, or as a string that may hold
 /// `${VAR}` (`workers: ${WORKERS:-8}`), expanded and then read.
-pub(super) trait Scalar: Sized + std::str::FromStr {
+pub(super) trait Scalar: Sized {
+    /// Which one, for the one visitor that reads them all.
+    const KIND: Kind;
+    /// The value, when `v` was read for [`Self::KIND`].
+    fn from_read(v: Read) -> Option<Self>;
+}
+
+/// The kinds of [`Scalar`]. One visitor reads every kind, so the YAML reader is
+/// instantiated once for them, not once per type (bench/results.md, "Binary size,
+/// session 39").
+#[derive(Clone, Copy)]
+pub(super) enum Kind {
+    /// `u64`.
+    U64,
+    /// `usize`.
+    Usize,
+    /// `f64`.
+    F64,
+    /// `bool`.
+    Bool,
+}
+
+/// A [`Scalar`] as read, by its [`Kind`].
+pub(super) enum Read {
+    /// A `u64`.
+    U64(u64),
+    /// A `usize`.
+    Usize(usize),
+    /// An `f64`.
+    F64(f64),
+    /// A `bool`.
+    Bool(bool),
+}
+
+impl Kind {
     /// What a wrong value is told it should be.
-    const WANTED: &'static str;
-    /// From an integer the parser read.
-    fn from_i128(v: i128) -> Option<Self>;
-    /// From a float the parser read.
-    fn from_f64(_: f64) -> Option<Self> {
-        None
+    fn wanted(self) -> &'static str {
+        match self {
+            Kind::U64 | Kind::Usize => "a whole number",
+            Kind::F64 => "a number",
+            Kind::Bool => "true or false",
+        }
     }
-    /// From a boolean the parser read.
-    fn from_bool(_: bool) -> Option<Self> {
-        None
+
+    /// From an integer the parser read.
+    fn int(self, v: i128) -> Option<Read> {
+        match self {
+            Kind::U64 => u64::try_from(v).ok().map(Read::U64),
+            Kind::Usize => usize::try_from(v).ok().map(Read::Usize),
+            Kind::F64 => Some(Read::F64(v as f64)),
+            Kind::Bool => None,
+        }
+    }
+
+    /// From text: written so, or what a variable gave.
+    fn parse(self, v: &str) -> Option<Read> {
+        match self {
+            Kind::U64 => v.parse().ok().map(Read::U64),
+            Kind::Usize => v.parse().ok().map(Read::Usize),
+            Kind::F64 => v.parse().ok().map(Read::F64),
+            Kind::Bool => v.parse().ok().map(Read::Bool),
+        }
+    }
+
+    /// The message for a value of the wrong kind.
+    fn wrong<E: de::Error>(self, got: impl fmt::Display) -> E {
+        E::custom(format!("expected {}, got {got}", self.wanted()))
     }
 }
 
 impl Scalar for u64 {
-    const WANTED: &'static str = "a whole number";
-    fn from_i128(v: i128) -> Option<u64> {
-        u64::try_from(v).ok()
+    const KIND: Kind = Kind::U64;
+    fn from_read(v: Read) -> Option<u64> {
+        match v {
+            Read::U64(v) => Some(v),
+            _ => None,
+        }
     }
 }
 
 impl Scalar for usize {
-    const WANTED: &'static str = "a whole number";
-    fn from_i128(v: i128) -> Option<usize> {
-        usize::try_from(v).ok()
+    const KIND: Kind = Kind::Usize;
+    fn from_read(v: Read) -> Option<usize> {
+        match v {
+            Read::Usize(v) => Some(v),
+            _ => None,
+        }
     }
 }
 
 impl Scalar for f64 {
-    const WANTED: &'static str = "a number";
-    fn from_i128(v: i128) -> Option<f64> {
-        Some(v as f64)
-    }
-    fn from_f64(v: f64) -> Option<f64> {
-        Some(v)
+    const KIND: Kind = Kind::F64;
+    fn from_read(v: Read) -> Option<f64> {
+        match v {
+            Read::F64(v) => Some(v),
+            _ => None,
+        }
     }
 }
 
 impl Scalar for bool {
-    const WANTED: &'static str = "true or false";
-    fn from_i128(_: i128) -> Option<bool> {
-        None
-    }
-    fn from_bool(v: bool) -> Option<bool> {
-        Some(v)
+    const KIND: Kind = Kind::Bool;
+    fn from_read(v: Read) -> Option<bool> {
+        match v {
+            Read::Bool(v) => Some(v),
+            _ => None,
+        }
     }
 }
 
 /// Reads a [`Scalar`] field.
 pub(super) fn scalar<'de, D: Deserializer<'de>, T: Scalar>(d: D) -> Result<T, D::Error> {
-    struct V<T>(std::marker::PhantomData<T>);
-    fn wrong<T: Scalar, E: de::Error>(got: impl fmt::Display) -> E {
-        E::custom(format!("expected {}, got {got}", T::WANTED))
+    let read = d.deserialize_any(T::KIND)?;
+    // The visitor reads only `T::KIND`, so `from_read` has its value.
+    T::from_read(read).ok_or_else(|| T::KIND.wrong::<D::Error>("another kind"))
+}
+
+impl<'de> Visitor<'de> for Kind {
+    type Value = Read;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.wanted())
     }
-    impl<'de, T: Scalar> Visitor<'de> for V<T> {
-        type Value = T;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(T::WANTED)
-        }
-        fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
-            T::from_bool(v).ok_or_else(|| wrong::<T, E>(v))
-        }
-        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
-            T::from_i128(v.into()).ok_or_else(|| wrong::<T, E>(v))
-        }
-        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
-            T::from_i128(v.into()).ok_or_else(|| wrong::<T, E>(v))
-        }
-        fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
-            T::from_f64(v).ok_or_else(|| wrong::<T, E>(v))
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-            let expanded = from_env(v).map_err(unexpanded)?;
-            expanded.trim().parse::<T>().map_err(|_| {
-                if expanded == v {
-                    wrong::<T, E>(serde_json::Value::from(v))
-                } else {
-                    // What a variable holds may be a key put in the wrong place: only
-                    // what is written in the file is shown.
-                    wrong::<T, E>(format!(
-                        "what {} gives (not shown: it comes from the environment)",
-                        serde_json::Value::from(v)
-                    ))
-                }
-            })
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<T, E> {
-            Err(wrong::<T, E>("nothing"))
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Read, E> {
+        match self {
+            Kind::Bool => Ok(Read::Bool(v)),
+            _ => Err(self.wrong(v)),
         }
     }
-    d.deserialize_any(V(std::marker::PhantomData))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Read, E> {
+        self.int(v.into()).ok_or_else(|| self.wrong(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Read, E> {
+        self.int(v.into()).ok_or_else(|| self.wrong(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Read, E> {
+        match self {
+            Kind::F64 => Ok(Read::F64(v)),
+            _ => Err(self.wrong(v)),
+        }
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Read, E> {
+        let expanded = from_env(v).map_err(unexpanded)?;
+        self.parse(expanded.trim()).ok_or_else(|| {
+            if expanded == v {
+                self.wrong(serde_json::Value::from(v))
+            } else {
+                // What a variable holds may be a key put in the wrong place: only
+                // what is written in the file is shown.
+                self.wrong(format!(
+                    "what {} gives (not shown: it comes from the environment)",
+                    serde_json::Value::from(v)
+                ))
+            }
+        })
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Read, E> {
+        Err(self.wrong("nothing"))
+    }
 }
 
 /// Reads an optional [`Scalar`] field (a missing key is `None` through `default`).
