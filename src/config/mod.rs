@@ -424,26 +424,6 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
-/// `providers:`, where a provider written with nothing under it (`ollama:`) is one with
-/// every default, as `ollama: {}` is: the way people name a built-in source to use as is.
-/// Only here: a virtual model or a header with nothing under it is a slip.
-fn providers<'de, D: Deserializer<'de>>(d: D) -> Result<Named<Provider>, D::Error> {
-    struct Blank(Provider);
-    impl<'de> Deserialize<'de> for Blank {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Blank, D::Error> {
-            Option::<Provider>::deserialize(d).map(|p| Blank(p.unwrap_or_default()))
-        }
-    }
-    let Named(entries) = Named::<Blank>::deserialize(d)?;
-    let entries = entries.into_iter().map(|e| Entry {
-        name: e.name,
-        line: e.line,
-        col: e.col,
-        value: e.value.0,
-    });
-    Ok(Named(entries.collect()))
-}
-
 /// A YAML map kept in file order, each key with its line and column.
 #[derive(Debug)]
 pub struct Named<T>(pub Vec<Entry<T>>);

@@ -19,8 +19,8 @@ use serde_saphyr::Spanned;
 
 use super::expand::{scalar, some_scalar};
 use super::{
-    AuthOverrides, Config, Detect, EndpointSpec, Failover, Limits, Log, ModelEntry, Named,
-    ProtocolSpec, Provider, Text, Timeouts, Usage, VirtualModel, providers,
+    AuthOverrides, Config, Detect, EndpointSpec, Entry, Failover, Limits, Log, ModelEntry, Named,
+    ProtocolSpec, Provider, Text, Timeouts, Usage, VirtualModel,
 };
 
 /// Declares [`Kind`] (how a key's value is read) and [`Val`] (what it read) together,
@@ -77,9 +77,12 @@ kinds! {
     Usage(Usage) = Usage::deserialize;
     Log(Log) = Log::deserialize;
     Providers(Named<Provider>) = providers;
-    Models(Named<VirtualModel>) = Named::<VirtualModel>::deserialize;
+    Blank(Provider) = blank;
+    Models(Named<VirtualModel>) = models;
+    Model(VirtualModel) = VirtualModel::deserialize;
     Protocol(Option<Spanned<ProtocolSpec>>) = Option::<Spanned<ProtocolSpec>>::deserialize;
-    Headers(Named<Text>) = Named::<Text>::deserialize;
+    Headers(Named<Text>) = headers;
+    Header(Text) = Text::deserialize;
     ModelEntries(Vec<Spanned<ModelEntry>>) = Vec::<Spanned<ModelEntry>>::deserialize;
     Auth(Option<AuthOverrides>) = Option::<AuthOverrides>::deserialize;
     Endpoints(Vec<Spanned<EndpointSpec>>) = Vec::<Spanned<EndpointSpec>>::deserialize;
@@ -288,5 +291,88 @@ impl<'de> Visitor<'de> for Key {
                 &format!("field index 0 <= i < {}", self.0.len()).as_str(),
             )),
         }
+    }
+}
+
+/// `providers:`, where a provider written with nothing under it (`ollama:`) is one with
+/// every default, as `ollama: {}` is: the way people name a built-in source to use as is.
+/// Only here: a virtual model or a header with nothing under it is a slip.
+fn providers<'de, D: Deserializer<'de>>(d: D) -> Result<Named<Provider>, D::Error> {
+    named(d, Kind::Blank, |v| match v {
+        Val::Blank(p) => Some(p),
+        _ => None,
+    })
+}
+
+/// A provider under `providers:`, nothing written there being every default.
+fn blank<'de, D: Deserializer<'de>>(d: D) -> Result<Provider, D::Error> {
+    Option::<Provider>::deserialize(d).map(Option::unwrap_or_default)
+}
+
+/// `models:`, the virtual models.
+fn models<'de, D: Deserializer<'de>>(d: D) -> Result<Named<VirtualModel>, D::Error> {
+    named(d, Kind::Model, |v| match v {
+        Val::Model(m) => Some(m),
+        _ => None,
+    })
+}
+
+/// A provider's `headers:`.
+fn headers<'de, D: Deserializer<'de>>(d: D) -> Result<Named<Text>, D::Error> {
+    named(d, Kind::Header, |v| match v {
+        Val::Header(t) => Some(t),
+        _ => None,
+    })
+}
+
+/// Reads a [`Named`] map whose values are all of `kind`, taken out of [`Val`] by
+/// `take`: one visitor for every such map, as [`SectionVisitor`] is for sections.
+fn named<'de, D: Deserializer<'de>, T>(
+    d: D,
+    kind: Kind,
+    take: fn(Val) -> Option<T>,
+) -> Result<Named<T>, D::Error> {
+    let entries = d.deserialize_any(NamedVisitor(kind))?;
+    let entries = entries.into_iter().filter_map(|e| {
+        Some(Entry {
+            name: e.name,
+            line: e.line,
+            col: e.col,
+            value: take(e.value)?,
+        })
+    });
+    Ok(Named(entries.collect()))
+}
+
+/// Reads a map kept in file order, each key with its place, each value by one [`Kind`].
+struct NamedVisitor(Kind);
+
+impl<'de> Visitor<'de> for NamedVisitor {
+    type Value = Vec<Entry<Val>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map")
+    }
+
+    fn visit_unit<E>(self) -> Result<Vec<Entry<Val>>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_none<E>(self) -> Result<Vec<Entry<Val>>, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Entry<Val>>, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<String>>()? {
+            let value = map.next_value_seed(self.0)?;
+            entries.push(Entry {
+                name: key.value,
+                line: key.referenced.line() as usize,
+                col: key.referenced.column() as usize,
+                value,
+            });
+        }
+        Ok(entries)
     }
 }
