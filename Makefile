@@ -2,10 +2,11 @@
 
 CARGO ?= cargo
 
-.PHONY: check test lint doc deny bench bench-peers build sdk gemini-cli obs-tools static pi pgo fuzz soak ship-tools static-debug deb
+.PHONY: check test lint doc deny size bench bench-peers build sdk gemini-cli obs-tools static pi pgo fuzz soak ship-tools static-debug deb
 
-## check: format, lints, tests, docs and the dependency audit, as CI runs them
-check: lint test doc deny
+## check: format, lints, tests, docs and the dependency audit, as CI runs them, and the
+## release binary's size when one was built from this source
+check: lint test doc deny size
 
 lint:
 	$(CARGO) fmt --check
@@ -80,6 +81,23 @@ doc:
 
 build:
 	$(CARGO) build --release
+	@$(MAKE) --no-print-directory size
+
+# The stripped glibc release binary's ceiling: 4 337 992 bytes on 2026-12-06 (session 39)
+# plus about 2%, so that a feature's growth is seen when it lands, not two days later
+# (bench/results.md, "Binary size, session 39"). Issue 11's target is 4 MiB.
+BIN_MAX_BYTES := 4430000
+
+## size: the stripped release binary (`make build`, or `cargo test --release`) against
+## BIN_MAX_BYTES, without building it: when none is newer than the source, says so and passes
+size:
+	@f=$${CARGO_TARGET_DIR:-target}/release/routeplane; \
+	if [ ! -f "$$f" ] || [ -n "$$(find src vendor Cargo.toml Cargo.lock -newer "$$f" -print -quit)" ]; then \
+		echo "note: binary size not checked: no release build of this source (make build checks it)"; exit 0; fi; \
+	if file "$$f" | grep -q 'not stripped'; then echo "note: binary size not checked: $$f is not stripped"; exit 0; fi; \
+	s=$$(stat -c %s "$$f"); [ "$$s" -le $(BIN_MAX_BYTES) ] || { \
+		echo "$$f is $$s bytes, over BIN_MAX_BYTES ($(BIN_MAX_BYTES)): find what grew (nm --size-sort -C, bench/results.md \"Binary size, session 39\") and cut it, or raise the ceiling saying why"; exit 1; }; \
+	echo "$$f: $$s bytes, within BIN_MAX_BYTES ($(BIN_MAX_BYTES))"
 
 ## fuzz: random inputs into the config loader, body splitter, SSE parser and translators (FUZZ_SECS, default 60)
 FUZZ_SECS ?= 60
