@@ -1,0 +1,241 @@
+//! The 404 for a model nothing serves: the served ids named like it, and what would
+//! serve it (a block of one's own, a tag, a pull, a key, a login).
+
+use super::routable;
+use crate::auth;
+use crate::detect::Detected;
+use crate::error::Error;
+use crate::registry::{self, Registry};
+
+/// How many known ids a 404 suggests.
+const SUGGESTIONS: usize = 6;
+
+/// The error for a model nothing serves, with some that are served as suggestions (those
+/// named like it first), and what would serve it when its name is a hosted provider's
+/// (`credential_hint`).
+pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
+    let mut known = routable_ids(reg, detected);
+    let asked = model.to_ascii_lowercase();
+    let hint = login_hint(detected, model)
+        .or_else(|| tag_hint(&known, model))
+        .or_else(|| provider_hint(reg, model))
+        .or_else(|| endpoint_hint(reg, model))
+        .or_else(|| {
+            // What serves a name like it, and beside that the blocks that may serve it
+            // though nothing lists it.
+            let like =
+                credential_hint(reg, detected, model).or_else(|| pull_hint(reg, detected, model));
+            match (like, unlisted_hint(reg, detected, model)) {
+                (Some(like), Some(unlisted)) => Some(format!("{like}. {unlisted}")),
+                (like, unlisted) => like.or(unlisted),
+            }
+        });
+    // A stable sort: the rest keep the order they are listed in.
+    known.sort_by_cached_key(|id| unlikeness(&asked, id));
+    known.truncate(SUGGESTIONS);
+    Error::UnknownModel {
+        model: model.to_string(),
+        known,
+        hint: hint.map(String::into_boxed_str),
+    }
+}
+
+/// True for a provider block of one's own, not a built-in: what it serves is known only
+/// from its block, its virtual models' endpoints, and its listing if it has one.
+pub fn own_block(id: &str) -> bool {
+    registry::builtin_ids().all(|b| b != id)
+}
+
+/// For a bare `model` that a virtual model names at a block of one's own (`gpt-4o` as
+/// `gateway:gpt-4o`, an endpoint of `smart`): a bare name reaches only what a provider
+/// declares or lists, so the names that do reach it, and how to make the bare one.
+fn endpoint_hint(reg: &Registry, model: &str) -> Option<String> {
+    let (name, pid) = reg.virtuals.iter().find_map(|v| {
+        let (pid, _) = (v.endpoints.iter()).find(|(pid, m)| m == model && own_block(pid))?;
+        Some((&v.name, pid))
+    })?;
+    Some(format!(
+        "`{model}` is named only as an endpoint of the virtual model `{name}`, and a bare \
+         name reaches only what a provider declares or lists: name `{name}` or \
+         `{pid}:{model}`, or declare `{model}` under `models:` of `{pid}`"
+    ))
+}
+
+/// For a `model` nothing lists: the blocks of one's own that list no models (no
+/// `models:`, and no listing: a server without `GET /models`, or one not asked), which
+/// may serve it but which no bare name reaches.
+fn unlisted_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String> {
+    if model.is_empty() || model.contains(char::is_whitespace) {
+        return None;
+    }
+    // Three at most: a name is not a reason to read a whole config back.
+    let shown: Vec<&str> = (reg.providers.iter())
+        .filter(|p| own_block(&p.id) && p.models.is_empty())
+        .filter(|p| !detected.state(&p.id).is_some_and(|s| s.up))
+        .map(|p| p.id.as_str())
+        .take(3)
+        .collect();
+    Some(match shown.as_slice() {
+        [] => return None,
+        [one] => format!(
+            "`{one}` lists no models, so no bare name reaches it: if it serves `{model}`, \
+             name it `{one}:{model}`, or declare `{model}` under `models:` of `{one}`"
+        ),
+        [init @ .., last] => {
+            let blocks: Vec<String> = init.iter().map(|id| format!("`{id}`")).collect();
+            let names: Vec<String> = shown.iter().map(|id| format!("`{id}:{model}`")).collect();
+            format!(
+                "{} and `{last}` list no models, so no bare name reaches them: if one serves \
+                 `{model}`, name it {}, or declare `{model}` under its block's `models:`",
+                blocks.join(", "),
+                names.join(" or ")
+            )
+        }
+    })
+}
+
+/// For a name served only with a tag (`gpt-oss` at an Ollama that has `gpt-oss:20b`):
+/// the names that reach it. Before any vendor's hint: a local model is what was meant.
+fn tag_hint(known: &[String], model: &str) -> Option<String> {
+    let tagged: Vec<String> = known
+        .iter()
+        .filter(|id| {
+            id.split_once(':')
+                .is_some_and(|(name, _)| name.eq_ignore_ascii_case(model))
+        })
+        .map(|id| format!("`{id}`"))
+        .collect();
+    (!tagged.is_empty()).then(|| {
+        format!(
+            "`{model}` is served with a tag: name {}",
+            tagged.join(" or ")
+        )
+    })
+}
+
+/// For a name an Ollama that is up has not pulled: the command that pulls it. Not for
+/// a name of a hosted vendor's (`gpt-4o`), which [`credential_hint`] answers, nor one
+/// that is no model name at all.
+fn pull_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String> {
+    if registry::family_of(model).is_some()
+        || model.is_empty()
+        || model.contains(char::is_whitespace)
+    {
+        return None;
+    }
+    let p = reg.providers.iter().find(|p| p.is_ollama() && p.detect)?;
+    detected.state(&p.id).filter(|s| s.up)?;
+    Some(format!(
+        "{} is up and has not pulled it: run `ollama pull {model}`",
+        p.id
+    ))
+}
+
+/// For a provider named the wrong way: `openai/gpt-4o` (OpenRouter's way) for a
+/// provider `openai` that can serve it, or a provider's id a letter or two away
+/// (`olama:llama3.1`).
+fn provider_hint(reg: &Registry, model: &str) -> Option<String> {
+    if let Some((vendor, rest)) = model.split_once('/')
+        && let Some(p) = reg.provider(vendor)
+        && (p.key.is_some() || p.kind == registry::Kind::Local)
+    {
+        return Some(format!(
+            "a provider is named before a colon: to ask `{}`, name it `{}:{rest}`",
+            p.id, p.id
+        ));
+    }
+    let (named, rest) = model.split_once(':')?;
+    if reg.provider(named).is_some() {
+        return None;
+    }
+    let near = crate::config::nearest(named, reg.providers.iter().map(|p| &*p.id))?;
+    Some(format!(
+        "`{named}` is no provider; did you mean `{near}:{rest}`?"
+    ))
+}
+
+/// How little a served `id` looks like the `asked` name (in lower case), 0 to 2: it
+/// holds the whole name (`ollama:llama3.1:8b` for `llama3.1`), else the name before its
+/// tag (`llama3.1:8b` for `llama3.1:70b`), else nothing of it. Case is ignored.
+pub(super) fn unlikeness(asked: &str, id: &str) -> u8 {
+    let id = id.to_ascii_lowercase();
+    let base = asked.split(':').next().unwrap_or_default();
+    if asked.is_empty() {
+        2
+    } else if id.contains(asked) {
+        0
+    } else if !base.is_empty() && id.contains(base) {
+        1
+    } else {
+        2
+    }
+}
+
+/// For a bare `model` that a subscription login lists: the name that reaches it.
+fn login_hint(detected: &Detected, model: &str) -> Option<String> {
+    let id = detected.login_listing(model)?;
+    Some(format!(
+        "`{id}` lists `{model}` through a subscription login, which a bare name never \
+         uses: name it `{id}:{model}`"
+    ))
+}
+
+/// For a `model` named like a built-in hosted provider's models (`gpt-4o`) while that
+/// provider has no key: the credentials that would serve it, or, with a login of its
+/// vendor's subscription, the name that spends it. `None` with a key: its list would
+/// then have named the model.
+fn credential_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String> {
+    let family = registry::family_of(model)?;
+    let p = reg.provider(family.provider)?;
+    if p.key.is_some() || p.key_vars.is_empty() {
+        return None;
+    }
+    if let Some(login) = family.login.and_then(|l| detected.login_of(l)) {
+        // ChatGPT's plan serves a list of its own, not every OpenAI model.
+        let caveat = if family.login == Some(p.id.as_str()) {
+            ""
+        } else {
+            " (if the plan serves that model)"
+        };
+        return Some(format!(
+            "A bare name never spends a subscription login: to ask your `{login}` login, \
+             name it `{login}:{model}`{caveat}"
+        ));
+    }
+    let mut hint = format!(
+        "`{model}` looks like {} model: set {}",
+        family.vendor,
+        auth::key_vars_shown(p)
+    );
+    if let Some(login) = family.login {
+        // A login's models are never named bare. The vendor's own login serves its
+        // names; another (ChatGPT's for OpenAI) serves a list of its own.
+        let named = if login == p.id {
+            format!("it `{login}:{model}`")
+        } else {
+            format!("a model it lists `{login}:MODEL`")
+        };
+        hint.push_str(&format!(
+            ", or run `routeplane login {login}` and name {named}"
+        ));
+    }
+    if let Some(prefix) = family.openrouter
+        && let Some(or) = reg.provider("openrouter")
+    {
+        hint.push_str(&format!(", or name it `openrouter:{prefix}{model}`"));
+        if or.key.is_none()
+            && let Some(var) = or.key_vars.get(1)
+        {
+            hint.push_str(&format!(" with {var} set"));
+        }
+    }
+    Some(hint)
+}
+
+/// The ids of [`routable`], for suggestions.
+fn routable_ids(reg: &Registry, detected: &Detected) -> Vec<String> {
+    routable(reg, detected)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect()
+}
