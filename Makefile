@@ -83,7 +83,7 @@ build:
 	$(CARGO) build --release
 	@$(MAKE) --no-print-directory size
 
-# The stripped glibc release binary's ceiling: 4 337 992 bytes on 2026-12-06 (session 39)
+# The stripped glibc release binary's ceiling: 4 354 824 bytes on 2026-12-06 (session 39)
 # plus about 2%, so that a feature's growth is seen when it lands, not two days later
 # (bench/results.md, "Binary size, session 39"). Issue 11's target is 4 MiB.
 BIN_MAX_BYTES := 4430000
