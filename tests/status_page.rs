@@ -229,3 +229,44 @@ fn a_local_server_a_probe_missed_is_up_from_its_first_answer() {
     let metric = p.metric("routeplane_provider_up{provider=\"llamacpp\"}");
     assert_eq!(metric.as_deref(), Some("1"));
 }
+
+#[test]
+fn a_local_server_that_stops_is_down_with_its_reason_once_a_request_finds_it_gone() {
+    // llama.cpp quits while Routeplane runs: the next request is refused there and
+    // served by the next endpoint. The page and `/metrics` say the server is down, and
+    // why, from then on, not "cooling down" (and up) until the next probe, up to
+    // `detect.interval_secs` later.
+    let local = MockUpstream::start(|req| {
+        if req.method == "GET" {
+            return Reply::json(200, json!({"object": "list", "data": [{"id": "m"}]}));
+        }
+        Wire::Chat.reply(req.json()["stream"] == json!(true), false)
+    });
+    let hosted =
+        MockUpstream::start(|req| Wire::Chat.reply(req.json()["stream"] == json!(true), false));
+    let p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 600\nproviders:\n  llamacpp:\n    api_base: {}\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [llamacpp:m, b:m]\n",
+        local.url(),
+        hosted.url()
+    ));
+    let found = wait_until(Duration::from_secs(5), || {
+        p.source_status("llamacpp")["state"] == "up"
+    });
+    assert!(found, "{}", p.source_status("llamacpp"));
+    drop(local);
+    let resp = p.post(
+        "/v1/chat/completions",
+        Wire::Chat.request("smart", false, false),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
+    let down = wait_until(Duration::from_secs(5), || {
+        p.source_status("llamacpp")["state"] == "down"
+    });
+    let s = p.source_status("llamacpp");
+    assert!(down, "{s}");
+    // Why, as the probe found it (refused, or reset by a server on its way out).
+    assert!(!s["detail"].as_str().unwrap_or("").is_empty(), "{s}");
+    let metric = p.metric("routeplane_provider_up{provider=\"llamacpp\"}");
+    assert_eq!(metric.as_deref(), Some("0"));
+}

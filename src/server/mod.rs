@@ -14,7 +14,7 @@ mod request;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, mpsc};
+use std::sync::{Arc, Condvar, Mutex, RwLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,9 @@ pub struct Shared {
     /// Test hook: a request for this model panics inside its handler, so the tests can
     /// prove a panic stays inside one request. Set only from `ROUTEPLANE_TEST_PANIC_MODEL`.
     panic_model: Option<String>,
+    /// Raised by a request that found a local server refusing connections: the
+    /// detection thread probes at once instead of at its next interval.
+    probe_now: (Mutex<bool>, Condvar),
 }
 
 impl Shared {
@@ -69,6 +72,7 @@ impl Shared {
             Ledger::open(path, registry.settings.usage_max_bytes, errors)
         });
         Shared {
+            probe_now: (Mutex::new(false), Condvar::new()),
             registry: RwLock::new(Arc::new(registry)),
             detected,
             env,
@@ -339,7 +343,7 @@ fn start_detection(shared: &Arc<Shared>) {
     let spawned = thread::Builder::new().name("detect".into()).spawn(move || {
         loop {
             let registry = local.registry();
-            thread::sleep(registry.settings.detect_interval);
+            local.wait_to_probe(registry.settings.detect_interval);
             probe_local(&local, &local.registry());
         }
     });
@@ -360,6 +364,43 @@ fn start_detection(shared: &Arc<Shared>) {
         log::line(format!(
             "hosted model lists are off: cannot start its thread: {e}"
         ));
+    }
+}
+
+impl Shared {
+    /// Asks the detection thread for a probe now (see `probe_now`).
+    fn probe_soon(&self) {
+        let (asked, wake) = &self.probe_now;
+        *crate::sync::lock(asked) = true;
+        wake.notify_one();
+    }
+
+    /// Waits `interval`, or less when a probe is asked for meanwhile.
+    fn wait_to_probe(&self, interval: Duration) {
+        let (asked, wake) = &self.probe_now;
+        let guard = crate::sync::lock(asked);
+        let mut guard = match wake.wait_timeout_while(guard, interval, |asked| !*asked) {
+            Ok((g, _)) => g,
+            Err(poisoned) => poisoned.into_inner().0,
+        };
+        *guard = false;
+    }
+}
+
+/// Asks for a probe when an attempt was refused by a local server detection last found
+/// up: it has stopped, and the status page and `/metrics` say so, and why, from the
+/// probe's answer on, not up to `detect.interval_secs` later.
+pub(super) fn refused_locally(shared: &Shared, registry: &Registry, tried: &[stats::Tried]) {
+    let gone = tried
+        .iter()
+        .filter(|t| t.word == "refused")
+        .filter_map(|t| {
+            let id = crate::registry::provider_of(&t.endpoint);
+            registry.providers.iter().find(|p| p.id == id)
+        })
+        .any(|p| p.detect && shared.detected.is_active(p));
+    if gone && shared.detected.may_probe_on_demand() {
+        shared.probe_soon();
     }
 }
 
