@@ -126,11 +126,14 @@ bench:
 bench-peers:
 	scripts/bench.sh --peers
 
-# A ceiling of 4.5 MiB for both targets. 2026-12-02: x86_64 musl 4.13 MiB profile-guided
-# (3.98 without the profile), aarch64 musl 3.63 MiB profile-guided; glibc 3.87 MiB.
-MAX_BYTES := 4718592
+# The release binaries' ceiling, both targets: under the image's 5 MB (release.yml) with
+# room for its config. 2026-12-06 (session 39): x86_64 musl 4 841 544 bytes profile-guided,
+# about 440 KB of it the profile's, which buys five times fewer instruction-cache misses a
+# request (bench/results.md, "Issue 16, session 39"), so it stays. Growth is caught first by
+# BIN_MAX_BYTES, which `make check` (CI) holds the glibc binary to. Was 4.5 MiB until then.
+MAX_BYTES := 4900000
 
-## static: a fully static x86_64 binary (musl), profile-guided; checks it is static and at most 4.5 MiB
+## static: a fully static x86_64 binary (musl), profile-guided; checks it is static and at most MAX_BYTES
 static:
 	rustup target add x86_64-unknown-linux-musl
 	# ring compiles C; the host gcc builds it for x86_64 musl (traps.md 18).
