@@ -69,12 +69,7 @@ fn ollama_models_route_by_bare_and_qualified_name() {
         up.requests().iter().any(|r| r.path == "/api/tags"),
         "the native listing is used"
     );
-    let ids: Vec<String> = p.get("/v1/models").json()["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = p.model_ids();
     for want in ["llama3.1:8b", "qwen2:7b", "ollama:llama3.1:8b"] {
         assert!(ids.contains(&want.to_string()), "{want} in {ids:?}");
     }
@@ -108,12 +103,7 @@ fn an_ollama_name_without_a_tag_is_its_listed_latest_tag() {
         assert_eq!(resp.status, 404, "{model}: {}", resp.body);
     }
     // Listings say what Ollama says, once: the short form is not a second model.
-    let ids: Vec<String> = p.get("/v1/models").json()["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = p.model_ids();
     assert_eq!(
         ids,
         [

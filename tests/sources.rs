@@ -539,15 +539,6 @@ fn hosted(
     }
 }
 
-fn ids(p: &Proxy) -> Vec<String> {
-    p.get("/v1/models").json()["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn hosted_lists_are_fetched_with_the_key_so_bare_names_reach_them_and_sighup_refreshes() {
     let listed = Arc::new(Mutex::new(vec!["gpt-a".to_string()]));
@@ -589,7 +580,7 @@ fn hosted_lists_are_fetched_with_the_key_so_bare_names_reach_them_and_sighup_ref
     assert_eq!(listing.path, "/v1/models?limit=1000");
     assert_eq!(listing.header("x-api-key"), Some("sk-a"));
     assert!(listing.header("anthropic-version").is_some());
-    let all = ids(&p);
+    let all = p.model_ids();
     for want in ["gpt-a", "openai:gpt-a", "claude-z", "anthropic:claude-z"] {
         assert!(all.contains(&want.to_string()), "{want} in {all:?}");
     }
@@ -724,7 +715,7 @@ fn mistral_is_asked_with_its_key_and_its_list_joins_the_models() {
     assert_eq!(sent.path, "/v1/chat/completions");
     assert_eq!(sent.header("authorization"), Some("Bearer sk-m"));
     assert_eq!(sent.json()["model"], "mistral-small-latest");
-    let all = ids(&p);
+    let all = p.model_ids();
     for want in [
         "mistral-small-latest",
         "mistral:mistral-small-latest",
@@ -820,7 +811,7 @@ fn a_subscription_list_serves_only_when_named_never_through_a_bare_name() {
     );
     let resp = chat(&p, "anthropic:claude-sub");
     assert_eq!(resp.status, 200, "{}", resp.body);
-    let all = ids(&p);
+    let all = p.model_ids();
     assert!(all.contains(&"anthropic:claude-sub".to_string()), "{all:?}");
     assert!(!all.contains(&"claude-sub".to_string()), "{all:?}");
     // `routeplane models` shows the id a client can name, as `/v1/models` does.
@@ -1338,12 +1329,7 @@ fn a_bare_name_only_a_block_of_ones_own_could_serve_is_told_how_to_reach_it() {
         base = up.url()
     ));
     // The endpoint is listed as it is reached, with its provider; the bare name is not.
-    let ids: Vec<String> = p.get("/v1/models").json()["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = p.model_ids();
     assert!(ids.contains(&"gateway:gpt-4o".to_string()), "{ids:?}");
     assert!(!ids.contains(&"gpt-4o".to_string()), "{ids:?}");
     assert_eq!(p.get("/v1/models/gateway:gpt-4o").status, 200);

@@ -334,6 +334,16 @@ impl Client {
         self.send("GET", path, &[], b"")
     }
 
+    /// The ids `GET /v1/models` lists, in its order.
+    pub fn model_ids(&self) -> Vec<String> {
+        self.get("/v1/models").json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Sends one request on a fresh connection and reads the whole answer.
     pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
         self.stream_raw(method, path, headers, body).into()
