@@ -185,10 +185,10 @@ fn any_method_and_path_are_logged_as_sent() {
     let p = Proxy::start("");
     // A known path, an unknown one (its query left out: it may carry a key), and a
     // method tiny_http has no name for.
-    p.get("/health");
+    p.get("/v1/models");
     p.get("/v1/nope?key=secret");
     p.send("PROPFIND", "/v1/models", &[], b"");
-    assert!(p.wait_log("GET /health ").contains(" status=200 "));
+    assert!(p.wait_log("GET /v1/models ").contains(" status=200 "));
     let unknown = p.wait_log("GET /v1/nope ");
     assert!(
         unknown.contains(" status=404 ") && !unknown.contains("secret"),
@@ -290,4 +290,34 @@ fn a_rescued_stream_lists_every_attempt_retries_included_and_its_rescuer() {
             assert_eq!(v["rescued_by"], json!(["a:m"]), "{line}");
         }
     }
+}
+
+#[test]
+fn the_status_pages_polls_and_scrapes_answered_are_not_logged() {
+    // An open status page asks for /status.json every 3 s and Prometheus scrapes
+    // /metrics: one line each buried the requests. Refused, they are still logged.
+    let p = Proxy::start("keys: [sk-client]\n");
+    let key = [("authorization", "Bearer sk-client")];
+    for path in ["/status.json", "/metrics", "/health", "/api/hello"] {
+        let r = p.send("GET", path, &key, b"");
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    assert_eq!(p.get("/status.json").status, 401);
+    // The line of a later request is there, and the answered polls before it are not.
+    p.send("GET", "/v1/models", &key, b"");
+    p.wait_log("GET /v1/models ");
+    let polls: Vec<String> = p
+        .log()
+        .into_iter()
+        .filter(|l| {
+            ["/status.json ", "/metrics ", "/health ", "/api/hello "]
+                .iter()
+                .any(|path| l.contains(path))
+        })
+        .collect();
+    assert_eq!(polls.len(), 1, "{polls:?}");
+    assert!(
+        polls[0].contains("GET /status.json ") && polls[0].contains(" status=401 "),
+        "{polls:?}"
+    );
 }

@@ -428,7 +428,9 @@ fn finish(
     log.rescued = std::mem::take(&mut served.rescued_by);
     log.ttfb = first_write.map(|t| t.duration_since(started));
     log.total = started.elapsed();
-    log::request(&log);
+    if !polled(&log) {
+        log::request(&log);
+    }
     // The client has its last byte: now the request is counted and written down.
     if let Some(Counted { inbound, stream }) = counted {
         let finished = Finished {
@@ -457,6 +459,18 @@ fn finish(
         }
         shared.stats.record(finished);
     }
+}
+
+/// True for a read that pollers repeat, answered: the status page's `/status.json`
+/// (every 3 s while it is open), a scraper's `/metrics`, a health check's `/health`.
+/// Logged, they buried the requests; refused (a wrong key), they are logged.
+fn polled(log: &RequestLog) -> bool {
+    log.status == 200
+        && matches!(
+            &*log.path,
+            "/status.json" | "/metrics" | "/health" | "/api/hello"
+        )
+        && matches!(&*log.method, "GET" | "HEAD")
 }
 
 /// The longest model id a request may name, a `provider:` prefix included. Real ids
