@@ -120,6 +120,17 @@ pub fn utc_time(t: SystemTime) -> String {
     format!("{:02}:{:02} UTC", secs / 3600 % 24, secs / 60 % 60)
 }
 
+/// `HH:MM:SS UTC`: when something a few seconds off ends (a cool-down), for messages.
+pub fn utc_clock(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!(
+        "{:02}:{:02}:{:02} UTC",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// `YYYY-MM-DD HH:MM UTC`, for messages.
 pub fn utc_datetime(t: SystemTime) -> String {
     format!("{} {}", date(days(t)), utc_time(t))

@@ -422,11 +422,19 @@ fn route_knows_detected_models_and_shows_state_and_cool_down() {
         ),
         "{text}"
     );
+    let cooling = format!(
+        "2. a:m (chat_completions, {}/chat/completions) cooling down until ",
+        a.url()
+    );
     assert!(
-        lines[1].starts_with(&format!(
-            "2. a:m (chat_completions, {}/chat/completions) cooling down until ",
-            a.url()
-        )) && lines[1].ends_with(" s left)"),
+        lines[1].starts_with(&cooling) && lines[1].ends_with(" s left)"),
+        "{text}"
+    );
+    // To the second: a cool-down of seconds would end "until 12:32" at 12:32:34.
+    let clock = &lines[1][cooling.len()..];
+    let hms: Vec<&str> = clock.split(' ').next().unwrap().split(':').collect();
+    assert!(
+        hms.len() == 3 && hms.iter().all(|n| n.len() == 2) && clock[8..].starts_with(" UTC ("),
         "{text}"
     );
     let out = routeplane()

@@ -172,7 +172,7 @@ pub(crate) fn from_server(registry: &Registry, auth: &Auth) -> Vec<(String, f64)
         .collect()
 }
 
-/// `cooling down until HH:MM UTC (N s left)` when the endpoint `label` cools down, else
+/// `cooling down until HH:MM:SS UTC (N s left)` when the endpoint `label` cools down, else
 /// `state`.
 pub(crate) fn with_cooldown(state: String, cooling: &[(String, f64)], label: &str) -> String {
     match cooling.iter().find(|(l, _)| l == label) {
@@ -213,7 +213,7 @@ fn until(left: f64) -> String {
     let at = SystemTime::now() + Duration::from_secs_f64(left.ceil());
     format!(
         "until {} ({} s left)",
-        routeplane::time::utc_time(at),
+        routeplane::time::utc_clock(at),
         left.ceil()
     )
 }
