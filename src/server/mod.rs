@@ -394,10 +394,7 @@ pub(super) fn refused_locally(shared: &Shared, registry: &Registry, tried: &[sta
     let gone = tried
         .iter()
         .filter(|t| t.word == "refused")
-        .filter_map(|t| {
-            let id = crate::registry::provider_of(&t.endpoint);
-            registry.providers.iter().find(|p| p.id == id)
-        })
+        .filter_map(|t| registry.provider(crate::registry::provider_of(&t.endpoint)))
         .any(|p| p.detect && shared.detected.is_active(p));
     if gone && shared.detected.may_probe_on_demand() {
         shared.probe_soon();
