@@ -1091,7 +1091,7 @@ fn a_browser_login_without_a_callback_points_to_device() {
     );
     // A desktop's opener takes the URL (and opens nothing: this is a test), but no
     // callback comes. Without a browser opened and without a terminal, the login says
-    // more, and at once (`login::a_browser_login_without_a_terminal_…`).
+    // more, and at once (`login::headless::a_browser_login_without_a_terminal_…`).
     let mut child = routeplane()
         .args(["login", "openai-codex", "-c", config.to_str().unwrap()])
         .env("PATH", crate::support::browser::opener(&dir, 0))

@@ -2,6 +2,8 @@
 //! tokens attached at request time, refreshed before expiry and after a 401, rotated
 //! refresh tokens never lost.
 
+mod headless;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
@@ -805,128 +807,4 @@ fn a_label_clients_could_not_name_is_refused_before_anything_is_asked() {
         "nothing was asked of the token endpoint"
     );
     assert!(!dir.path().join("data/auth.json").exists());
-}
-
-#[test]
-fn a_paste_login_without_a_terminal_names_the_flows_that_need_none() {
-    let oauth = MockOAuth::start(3600);
-    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
-    let dir = Dir::new();
-    let cfg = dir.write("routeplane.yaml", &anthropic_config(&oauth, &up));
-    // A CI job: stdin is empty and not a terminal.
-    let out = Command::new(bin())
-        .args(["login", "anthropic", "--no-browser", "--label", "ci", "-c"])
-        .arg(&cfg)
-        .current_dir(dir.path())
-        .env("HOME", dir.path())
-        .env("ROUTEPLANE_AUTH_FILE", dir.path().join("data/auth.json"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    // A usage error, as for openai-codex below: this flow cannot run here.
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("(CODE#STATE): \nrouteplane: error: stdin ended before a code was pasted (it is not a terminal)")
-            && err.contains("`routeplane login anthropic --label ci --token-stdin`")
-            && err.contains("`routeplane login anthropic --label ci --import`"),
-        "{err}"
-    );
-}
-
-/// The three ways to log in to openai-codex without a browser here; `label` is
-/// ` --label NAME` or empty.
-fn codex_other_ways(label: &str) -> [String; 3] {
-    ["--device", "--token-stdin", "--import"]
-        .map(|flag| format!("`routeplane login openai-codex{label} {flag}`"))
-}
-
-/// Runs a codex browser login as a CI job does (stdin empty and not a terminal) with
-/// `args` after `--label ci` and `PATH` at `path`, and checks that it stops at once,
-/// with exit code 2, naming the ways that need no browser here.
-fn codex_login_stops_without_a_browser(args: &[&str], path: &std::path::Path) {
-    let oauth = MockOAuth::start(3600);
-    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
-    let dir = Dir::new();
-    let port = MockUpstream::free_port();
-    let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, port));
-    let mut child = Command::new(bin())
-        .args(["login", "openai-codex", "--label", "ci"])
-        .args(args)
-        .arg("-c")
-        .arg(&cfg)
-        .current_dir(dir.path())
-        .env("HOME", dir.path())
-        .env("PATH", path)
-        .env("ROUTEPLANE_AUTH_FILE", dir.path().join("data/auth.json"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // It waited 300 s for a callback nothing could send, and said nothing for 30.
-    let ended = wait_until(Duration::from_secs(20), || {
-        child.try_wait().unwrap().is_some()
-    });
-    if !ended {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(ended, "{args:?}: still waiting after 20 s: {err}");
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert!(
-        err.contains(&format!(
-            "routeplane: error: no browser was opened here and stdin has ended (it is not a \
-             terminal), so nothing can bring the login back to \
-             http://localhost:{port}/auth/callback."
-        )),
-        "{args:?}: {err}"
-    );
-    for way in codex_other_ways(" --label ci") {
-        assert!(err.contains(&way), "{args:?}: {way}: {err}");
-    }
-    assert!(!dir.path().join("data/auth.json").exists());
-}
-
-#[test]
-fn a_browser_login_with_no_browser_and_no_terminal_stops_at_once_naming_the_other_ways() {
-    // The opener would take the URL, but is not asked.
-    let dir = Dir::new();
-    let path = crate::support::browser::opener(&dir, 0);
-    codex_login_stops_without_a_browser(&["--no-browser"], &path);
-}
-
-#[test]
-fn a_browser_login_whose_opener_fails_without_a_terminal_stops_at_once_too() {
-    // A CI runner with xdg-open installed and no desktop: the opener exits 3.
-    let dir = Dir::new();
-    let path = crate::support::browser::opener(&dir, 3);
-    codex_login_stops_without_a_browser(&[], &path);
-}
-
-#[test]
-fn a_browser_login_without_a_terminal_names_the_other_ways_at_once_and_takes_the_callback() {
-    // As `ssh host routeplane login openai-codex --no-browser` runs it: stdin is an open
-    // pipe, not a terminal, and a browser elsewhere comes back through a forwarded port.
-    let oauth = MockOAuth::start(3600);
-    let port = MockUpstream::free_port();
-    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
-    let dir = Dir::new();
-    let (code, out, err) = codex_loopback_login(&dir, &codex_config(&oauth, &up, port), port);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("logged in to openai-codex"), "{out}");
-    // Told before the wait, not after 30 s without a callback.
-    let told = err
-        .lines()
-        .position(|l| l.starts_with("stdin is not a terminal and no browser was opened here"))
-        .unwrap_or_else(|| panic!("{err}"));
-    let waiting = err
-        .lines()
-        .position(|l| l.starts_with("waiting for the browser to return to"))
-        .unwrap();
-    assert_eq!(told, waiting + 1, "{err}");
-    for way in codex_other_ways("") {
-        assert!(err.contains(&way), "{way}: {err}");
-    }
 }
