@@ -3,7 +3,8 @@
 //! Binds the redirect URI's port on 127.0.0.1, answers the callback with a short page
 //! (and `Connection: close`, so a browser's kept-alive socket cannot stall the next
 //! login; openai/codex found the same with tiny_http), checks `state`, and gives up
-//! after a timeout with a message that says what to do.
+//! when the caller says to (its time is up, or nothing could bring the browser back),
+//! with the caller's message, which knows what else to do.
 
 use std::time::{Duration, Instant};
 
@@ -26,12 +27,11 @@ const GIVE_UP_EVERY: Duration = Duration::from_millis(100);
 
 /// Waits for the redirect and returns its `code` after checking `state`; `hint` runs
 /// once if nothing has come back after `hint_after` (to say what else may be done), and
-/// `give_up`, asked every 100 ms, ends the wait with its error when it has one (nothing
-/// is left that could bring the browser back).
+/// `give_up`, asked every 100 ms, ends the wait with its error when it has one (the
+/// time allowed has passed, or nothing is left that could bring the browser back).
 pub fn wait_for_code(
     redirect_uri: &str,
     state: &str,
-    timeout: Duration,
     hint_after: Duration,
     hint: impl Fn(),
     give_up: impl Fn() -> Option<Error>,
@@ -45,16 +45,8 @@ pub fn wait_for_code(
         Error::Auth(format!("cannot listen on 127.0.0.1:{port} for the login callback ({e}); close whatever uses it, or use --device"))
     })?;
     let started = Instant::now();
-    let deadline = started + timeout;
     let mut hinted = false;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Error::Auth(format!(
-                "no browser callback within {}s; run the login again (or use --device)",
-                timeout.as_secs()
-            )));
-        }
         let to_hint = (started + hint_after).saturating_duration_since(Instant::now());
         if !hinted && to_hint.is_zero() {
             hinted = true;
@@ -63,8 +55,11 @@ pub fn wait_for_code(
         if let Some(e) = give_up() {
             return Err(e);
         }
-        let wait = if hinted { left } else { left.min(to_hint) };
-        let wait = wait.min(GIVE_UP_EVERY);
+        let wait = if hinted {
+            GIVE_UP_EVERY
+        } else {
+            to_hint.min(GIVE_UP_EVERY)
+        };
         let Ok(Some(req)) = server.recv_timeout(wait) else {
             continue;
         };

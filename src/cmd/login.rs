@@ -27,7 +27,9 @@ anthropic: open the printed URL, approve, and paste the CODE#STATE shown back he
 (stdin may be a pipe). openai-codex: approve in the browser; the redirect comes back to
 http://localhost:1455/auth/callback, or use --device on a machine without a browser.
 Without a terminal, a login nothing here can finish (stdin has ended, no browser was
-opened) stops at once (exit code 2) and names the flows that need neither.
+opened) stops at once (exit code 2) and names the flows that need neither. A login
+waits at most 10 minutes (about an authorization code's life) for the paste or the
+browser, then stops (exit code 1) and names them too.
 
 Options:
   -c, --config PATH     config file (its provider block may override the OAuth URLs)
@@ -54,17 +56,37 @@ Options:
   -h, --help            print help
 ";
 
-/// How long the loopback flow waits for the browser.
-const CALLBACK_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a login waits for the pasted code (anthropic) or the browser's callback
+/// (openai-codex): about the life of an authorization code, so a wait past it could
+/// not end in a login anyway. `ROUTEPLANE_TEST_LOGIN_WAIT_SECS` shortens it for the tests.
+fn login_wait() -> Duration {
+    test_secs("ROUTEPLANE_TEST_LOGIN_WAIT_SECS").unwrap_or(Duration::from_secs(10 * 60))
+}
+
+/// A test hook's duration, in seconds (fractions allowed).
+fn test_secs(var: &str) -> Option<Duration> {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+}
+
+/// A wait as messages say it: `10 minutes`, or seconds when it is not whole minutes.
+fn shown(wait: Duration) -> String {
+    let secs = wait.as_secs_f64();
+    if secs == 60.0 {
+        "1 minute".into()
+    } else if secs > 60.0 && secs % 60.0 == 0.0 {
+        format!("{} minutes", secs / 60.0)
+    } else {
+        format!("{secs}s")
+    }
+}
 
 /// After this long without a callback, the loopback flow says that `--device` needs no
 /// browser here. `ROUTEPLANE_TEST_LOGIN_HINT_SECS` shortens it for the tests.
 fn device_hint_after() -> Duration {
-    std::env::var("ROUTEPLANE_TEST_LOGIN_HINT_SECS")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .unwrap_or(Duration::from_secs(30))
+    test_secs("ROUTEPLANE_TEST_LOGIN_HINT_SECS").unwrap_or(Duration::from_secs(30))
 }
 
 /// How long an openai-codex login with `--no-browser` and no terminal waits to learn
@@ -141,6 +163,30 @@ fn no_browser_here(redirect_uri: &str, label: &str) -> Error {
          CLI's login on this machine: `routeplane login openai-codex{label} --import`. For a \
          browser on another machine, run it from a terminal with the port forwarded \
          (`ssh -L {port}:localhost:{port}`)"
+    ))
+}
+
+/// The refusal of an anthropic login whose code was not pasted within `wait`: on a
+/// pipe that stays open, nothing else would ever end it.
+fn no_paste_within(wait: Duration, label: &str) -> Error {
+    Error::Auth(format!(
+        "no code was pasted within {}; start the login again for a new URL. Without a \
+         terminal or a browser, pipe a refresh token in: `routeplane login anthropic{label} \
+         --token-stdin`, or adopt Claude Code's login on this machine: `routeplane login \
+         anthropic{label} --import`",
+        shown(wait)
+    ))
+}
+
+/// The refusal of an openai-codex login whose browser did not come back within `wait`.
+fn no_callback_within(wait: Duration, redirect_uri: &str, label: &str) -> Error {
+    Error::Auth(format!(
+        "no browser came back to {redirect_uri} within {}; start the login again, or log \
+         in without a browser here: approve on another device with `routeplane login \
+         openai-codex{label} --device`, pipe a refresh token in with `routeplane login \
+         openai-codex{label} --token-stdin`, or adopt the Codex CLI's login on this \
+         machine with `routeplane login openai-codex{label} --import`",
+        shown(wait)
     ))
 }
 
@@ -230,11 +276,22 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let client = upstream::Client::new(&registry.settings);
     let store = store_for(&o)?;
     let key = store::key(&provider, o.label.as_deref());
+    // ` --label NAME` for the commands messages suggest.
+    let label = o
+        .label
+        .as_deref()
+        .map_or(String::new(), |l| format!(" --label {l}"));
 
     let tokens = if o.import {
         import(sub)?
     } else if o.token_stdin {
-        let refresh = read_line("")?;
+        let wait = login_wait();
+        let refresh = read_line_within("", wait)?.ok_or_else(|| {
+            Error::Usage(format!(
+                "--token-stdin read nothing within {}; pipe the refresh token in",
+                shown(wait)
+            ))
+        })?;
         if refresh.is_empty() {
             return Err(Error::Usage(
                 "--token-stdin read nothing; pipe the refresh token in".into(),
@@ -258,16 +315,20 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                 eprintln!("{}\n", anthropic::POLICY);
                 let pending = anthropic::start(&urls)?;
                 show_url(&pending.url, o.no_browser);
-                let pasted = read_line("paste the code shown after you approve (CODE#STATE): ")?;
+                let wait = login_wait();
+                let pasted = read_line_within(
+                    "paste the code shown after you approve (CODE#STATE): ",
+                    wait,
+                )?;
+                let Some(pasted) = pasted else {
+                    // The prompt above has no line end of its own.
+                    eprintln!();
+                    return Err(no_paste_within(wait, &label));
+                };
                 // A script's stdin ends at once; the paste flow cannot work there, so
                 // say which flows do rather than only that nothing came. A usage error,
                 // as the same for openai-codex is: this flow cannot run here.
                 if pasted.is_empty() && !std::io::stdin().is_terminal() {
-                    let label = o
-                        .label
-                        .as_deref()
-                        .map_or(String::new(), |l| format!(" --label {l}"));
-                    // The prompt above has no line end of its own.
                     eprintln!();
                     return Err(Error::Usage(format!(
                         "stdin ended before a code was pasted (it is not a terminal). Without \
@@ -289,10 +350,6 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             }
             Subscription::OpenAiCodex => {
                 let pending = openai_codex::start(&urls)?;
-                let label = o
-                    .label
-                    .as_deref()
-                    .map_or(String::new(), |l| format!(" --label {l}"));
                 // Without a terminal, a script may be waiting here for a browser nobody
                 // will open: watched, so that it learns of the other ways at once.
                 let stdin_end = (!std::io::stdin().is_terminal()).then(StdinEnd::watch);
@@ -306,10 +363,11 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                     "waiting for the browser to return to {}...",
                     pending.redirect_uri
                 );
+                let wait = login_wait();
+                let deadline = Instant::now() + wait;
                 let code = callback::wait_for_code(
                     &pending.redirect_uri,
                     &pending.state,
-                    CALLBACK_TIMEOUT,
                     if headless {
                         Duration::ZERO
                     } else {
@@ -327,6 +385,9 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                         }
                     },
                     || {
+                        if Instant::now() >= deadline {
+                            return Some(no_callback_within(wait, &pending.redirect_uri, &label));
+                        }
                         (headless && ended(Duration::ZERO))
                             .then(|| no_browser_here(&pending.redirect_uri, &label))
                     },
@@ -438,20 +499,34 @@ fn show_url(url: &str, no_browser: bool) -> bool {
     false
 }
 
-/// Reads one line from stdin (a pipe works), showing `prompt` on a terminal.
-fn read_line(prompt: &str) -> Result<String, Error> {
-    let stdin = std::io::stdin();
+/// Reads one line from stdin (a pipe works), showing `prompt` first; `None` when no
+/// line (nor its end) came within `within`: a pipe that stays open and says nothing
+/// would otherwise hold the login for ever.
+fn read_line_within(prompt: &str, within: Duration) -> Result<Option<String>, Error> {
     if !prompt.is_empty() {
         eprint!("{prompt}");
         let _ = std::io::stderr().flush();
     }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::io("cannot read stdin", e))?;
-    if line.is_empty() && stdin.is_terminal() {
+    let (tx, rx) = mpsc::channel();
+    // Left blocked in its read when the wait ends: the process exits soon after.
+    let _ = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut line = String::new();
+            let read = std::io::stdin().lock().read_line(&mut line).map(|_| line);
+            let _ = tx.send(read);
+        });
+    let line = match rx.recv_timeout(within) {
+        Ok(read) => read.map_err(|e| Error::io("cannot read stdin", e))?,
+        Err(mpsc::RecvTimeoutError::Timeout) => return Ok(None),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            return Err(Error::Internal(
+                "cannot start a thread to read stdin".into(),
+            ));
+        }
+    };
+    if line.is_empty() && std::io::stdin().is_terminal() {
         return Err(Error::Usage("nothing was entered".into()));
     }
-    Ok(line.trim().to_string())
+    Ok(Some(line.trim().to_string()))
 }

@@ -1,4 +1,4 @@
-//! Logins with no terminal, no browser, or neither: each stops, or says at once, and
+//! Logins with no terminal, no browser, or neither: each stops, or ends its wait, and
 //! names the flows that can work there.
 
 use super::*;
@@ -99,6 +99,101 @@ fn a_browser_login_whose_opener_fails_without_a_terminal_stops_at_once_too() {
     let dir = Dir::new();
     let path = crate::support::browser::opener(&dir, 3);
     codex_login_stops_without_a_browser(&[], &path);
+}
+
+/// Runs `routeplane ARGS` (with `--label ci`) in `dir` as a script whose stdin is a pipe
+/// it holds open and never writes to, with the login's wait shortened to 1 s; its exit
+/// code, `None` when it was still running after 20 s (it is then killed), and stderr.
+fn login_on_a_silent_pipe(dir: &Dir, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .args(["--label", "ci"])
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("ROUTEPLANE_AUTH_FILE", dir.path().join("data/auth.json"))
+        .env("ROUTEPLANE_TEST_LOGIN_WAIT_SECS", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held = child.stdin.take();
+    let ended = wait_until(Duration::from_secs(20), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if !ended {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    drop(held);
+    let code = ended.then(|| out.status.code().unwrap_or(-1));
+    (code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_paste_login_on_a_pipe_that_stays_open_stops_when_its_wait_ends() {
+    // `ssh host routeplane login anthropic` from a script, or a CI step with stdin
+    // attached: nothing is pasted and stdin never ends. It waited for ever.
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let cfg = dir.write("routeplane.yaml", &anthropic_config(&oauth, &up));
+    let cfg = cfg.to_str().unwrap();
+    let (code, err) =
+        login_on_a_silent_pipe(&dir, &["login", "anthropic", "--no-browser", "-c", cfg]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(
+            "(CODE#STATE): \nrouteplane: error: login failed: no code was pasted within 1s; \
+             start the login again for a new URL."
+        ) && err.contains("`routeplane login anthropic --label ci --token-stdin`")
+            && err.contains("`routeplane login anthropic --label ci --import`"),
+        "{err}"
+    );
+    // The token flow reads the same pipe, and ends the same way.
+    let (code, err) =
+        login_on_a_silent_pipe(&dir, &["login", "anthropic", "--token-stdin", "-c", cfg]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(
+            "routeplane: error: --token-stdin read nothing within 1s; pipe the refresh token in"
+        ),
+        "{err}"
+    );
+    assert_eq!(oauth.refreshes(), 0);
+    assert!(!dir.path().join("data/auth.json").exists());
+}
+
+#[test]
+fn a_browser_login_on_a_pipe_that_stays_open_stops_when_its_wait_ends() {
+    // The same for openai-codex: its browser wait ends at the same time, and names the
+    // same kind of ways out.
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let port = MockUpstream::free_port();
+    let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, port));
+    let args = [
+        "login",
+        "openai-codex",
+        "--no-browser",
+        "-c",
+        cfg.to_str().unwrap(),
+    ];
+    let (code, err) = login_on_a_silent_pipe(&dir, &args);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "routeplane: error: login failed: no browser came back to \
+             http://localhost:{port}/auth/callback within 1s; start the login again, or log \
+             in without a browser here"
+        )),
+        "{err}"
+    );
+    for way in codex_other_ways(" --label ci") {
+        assert!(err.contains(&way), "{way}: {err}");
+    }
+    assert!(!dir.path().join("data/auth.json").exists());
 }
 
 #[test]
