@@ -466,8 +466,21 @@ fn import(sub: Subscription) -> Result<Tokens, Error> {
 }
 
 /// How long an opener is given to fail: one without a desktop (no `DISPLAY`: a server,
-/// a CI runner) exits at once; one still running after this may be the browser itself.
+/// a CI runner) usually exits at once; one still running after this may be the browser
+/// itself, unless there is no display for it (see [`no_display`]).
 const OPENER_FAILS_WITHIN: Duration = Duration::from_secs(1);
+
+/// True where an opener still running proves nothing: a Unix desktop other than macOS
+/// with neither `DISPLAY` nor `WAYLAND_DISPLAY` to show a browser on and no `BROWSER`
+/// chosen. A headless `xdg-open` there may hang, or take long trying text browsers it
+/// cannot run, and open nothing.
+fn no_display() -> bool {
+    let unset = |var| std::env::var_os(var).is_none_or(|v| v.is_empty());
+    cfg!(all(unix, not(target_os = "macos")))
+        && unset("DISPLAY")
+        && unset("WAYLAND_DISPLAY")
+        && unset("BROWSER")
+}
 
 /// Prints the URL and, unless told not to, asks the desktop to open it; true when an
 /// opener took it.
@@ -493,6 +506,15 @@ fn show_url(url: &str, no_browser: bool) -> bool {
                 Ok(None) => std::thread::sleep(Duration::from_millis(20)),
                 Err(_) => break,
             }
+        }
+        if no_display() {
+            // Left running: should it open something after all, the callback still
+            // comes; the login just no longer waits on it alone.
+            eprintln!(
+                "{opener} is still running after 1 s with no display here (DISPLAY, \
+                 WAYLAND_DISPLAY and BROWSER are unset): no browser is taken to be open\n"
+            );
+            return false;
         }
         return true;
     }

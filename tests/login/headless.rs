@@ -54,6 +54,10 @@ fn codex_login_stops_without_a_browser(args: &[&str], path: &std::path::Path) {
         .current_dir(dir.path())
         .env("HOME", dir.path())
         .env("PATH", path)
+        // No display, as on a CI runner, whatever the machine running the tests has.
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("BROWSER")
         .env("ROUTEPLANE_AUTH_FILE", dir.path().join("data/auth.json"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -98,6 +102,15 @@ fn a_browser_login_whose_opener_fails_without_a_terminal_stops_at_once_too() {
     // A CI runner with xdg-open installed and no desktop: the opener exits 3.
     let dir = Dir::new();
     let path = crate::support::browser::opener(&dir, 3);
+    codex_login_stops_without_a_browser(&[], &path);
+}
+
+#[test]
+fn a_browser_login_whose_opener_hangs_with_no_display_stops_at_once_too() {
+    // A headless `xdg-open` that neither fails nor opens anything: still running after
+    // a second, it was taken as a browser, and the login waited for its callback.
+    let dir = Dir::new();
+    let path = crate::support::browser::hanging_opener(&dir);
     codex_login_stops_without_a_browser(&[], &path);
 }
 

@@ -110,11 +110,27 @@ pub fn screenshot(url: &str, path: &Path, width: u32, height: u32) -> Result<(),
 /// (0: it took the URL; 3: no desktop, as on a server). Returns the directory to give
 /// the binary as its `PATH`.
 pub fn opener(dir: &Dir, code: i32) -> PathBuf {
+    opener_running(dir, &format!("exit {code}"))
+}
+
+/// A stand-in for `xdg-open` on a machine without a display that hangs (for 30 s) and
+/// opens nothing, as a headless one may. Returns the directory to give as `PATH`.
+pub fn hanging_opener(dir: &Dir) -> PathBuf {
+    // By its full path: the login's `PATH` is only the opener's directory.
+    let sleep = ["/usr/bin/sleep", "/bin/sleep"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("a sleep binary");
+    opener_running(dir, &format!("exec {sleep} 30"))
+}
+
+/// An `xdg-open` that runs the shell line `body`, in `dir`'s `bin`, which it returns.
+fn opener_running(dir: &Dir, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let bin = dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let script = bin.join("xdg-open");
-    std::fs::write(&script, format!("#!/bin/sh\nexit {code}\n")).unwrap();
+    std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     bin
 }
