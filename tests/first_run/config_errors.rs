@@ -1,0 +1,266 @@
+//! Config errors and slips: each names the key, the value it wanted and its place once;
+//! `config validate` refuses what serving refuses and warns of what still loads.
+
+use super::*;
+
+#[test]
+fn a_local_base_url_without_v1_is_questioned_at_validate_and_start() {
+    // Ollama at `http://127.0.0.1:11434` (no `/v1`) answers every request 404: said
+    // before the first request, and only where a server at the root is unlikely.
+    let yaml = "providers:\n  box:\n    api_base: http://127.0.0.1:11434/\n    models: [m]\n  \
+                far:\n    api_base: https://api.deepseek.com\n    models: [d]\n";
+    let (ok, stderr) = validate(yaml, &[]);
+    assert!(ok);
+    let warning = "3:5: `api_base` of `box` has no path (http://127.0.0.1:11434): Ollama, \
+                   vLLM, LM Studio and llama.cpp serve OpenAI's API under `/v1` and answer \
+                   404 without it; write `http://127.0.0.1:11434/v1` unless this server \
+                   serves at its root";
+    assert_text(
+        &stderr,
+        &format!("routeplane: warning: routeplane.yaml:{warning}\n"),
+    );
+    let p = Proxy::start(yaml);
+    let config = p.dir.path().join("routeplane.yaml");
+    p.wait_log(&format!(" warning: {}:{warning}", config.display()));
+}
+
+#[test]
+fn config_slips_that_still_load_are_warned_at_validate() {
+    let (ok, stderr) = validate(
+        "skip_auth: true\nkeys: [k1]\nproviders:\n  groq:\n    api_base: http://127.0.0.1:9/v1/chat/completions\n    api_key: $GROQ_API_KEY\n",
+        &[],
+    );
+    assert!(ok, "{stderr}");
+    assert_text(
+        &stderr,
+        "routeplane: warning: routeplane.yaml:1:1: `skip_auth: true` lets every client in, so \
+         the `keys:` listed are never asked for; set `skip_auth: false` (or remove the line) \
+         to require them\n\
+         routeplane: warning: routeplane.yaml:6:5: `api_key` of `groq` is the text \
+         `$GROQ_API_KEY`, sent as the key itself: write `${GROQ_API_KEY}` to read the \
+         environment variable\n\
+         routeplane: warning: routeplane.yaml:5:5: `api_base` of `groq` ends with \
+         `/chat/completions`, a path Routeplane adds itself after the base; end it before \
+         `/chat/completions`\n",
+    );
+    // Written as meant: nothing to say.
+    let (ok, stderr) = validate(
+        "keys: [k1]\nproviders:\n  groq:\n    api_base: http://127.0.0.1:9/v1\n    api_key: gsk-$x\n",
+        &[],
+    );
+    assert!(ok && stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn an_empty_variable_is_said_to_be_empty_not_unset() {
+    let (ok, stderr) = validate("keys: [\"${ROUTEPLANE_KEY}\"]\n", &[("ROUTEPLANE_KEY", "")]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("environment variable `ROUTEPLANE_KEY` is empty (export it"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_refuses_what_serving_refuses() {
+    let (ok, stderr) = validate("listen: 0.0.0.0:4399\n", &[]);
+    assert!(!ok);
+    assert!(
+        stderr
+            .starts_with("routeplane: invalid: refusing to serve 0.0.0.0:4399 without client keys"),
+        "{stderr}"
+    );
+    let (ok, stderr) = validate("listen: 0.0.0.0:4399\nkeys: [k1]\n", &[]);
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn a_virtual_endpoint_without_its_provider_is_told_how_to_write_it() {
+    let (ok, stderr) = validate("models:\n  smart:\n    endpoints: [llama3.1:8b]\n", &[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("endpoint names unknown provider `llama3.1` (only the text before the first colon names one): write the provider first, e.g. `ollama:llama3.1:8b`; known: "),
+        "{stderr}"
+    );
+    let (_, stderr) = validate("models:\n  smart:\n    endpoints: [olama:llama3.1]\n", &[]);
+    assert!(
+        stderr.contains(
+            "endpoint names unknown provider `olama` (did you mean `ollama:llama3.1`?); known: "
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
+    let cases: [(&str, &str); 32] = [
+        (
+            "models:\n  smart:\n  endpoints: [ollama:llama3.1]\n",
+            "2:8: models.smart: expected a map of keys, got nothing (indent the keys that belong to it under it)",
+        ),
+        (
+            "providers:\n  ollama:\n    models:\n    - id: a\n      provider_model_id: b\n     - id: c\n",
+            "6:6: this line is indented differently from the lines beside it (a list item or a key one space off?)",
+        ),
+        (
+            "provider:\n  ollama: {api_base: http://127.0.0.1:11434/v1}\n",
+            "1:1: unknown field `provider`, expected one of listen, skip_auth, keys, workers, \
+             shutdown_grace_secs, limits, timeouts, failover, detect, usage, log, providers, \
+             models; did you mean `providers`?",
+        ),
+        (
+            "providers:\n  a:\n    api_base: http://127.0.0.1:1/v1\n  a:\n    api_base: http://127.0.0.1:2/v1\n",
+            "4:3: providers.a: `a` is written twice at this level; keep one",
+        ),
+        (
+            "providers:\n  a:\n    api_base: http://127.0.0.1:1/v1\n     models: [m]\n",
+            "4:12: providers.a.api_base: a key here is indented more than the keys beside it",
+        ),
+        (
+            "providers:\n  a:\n  api_base: http://127.0.0.1:1/v1\n",
+            "3:13: providers.api_base: expected a map of keys, got a single value (`api_base` is a key of a provider: indent it under the provider it belongs to)",
+        ),
+        (
+            "# tuned\ntimeouts:\n  idle_secs: 0\n",
+            "3:3: `timeouts.idle_secs` must be a positive number of seconds",
+        ),
+        (
+            "log: json\n",
+            "1:6: log: expected a map of keys, got a single value",
+        ),
+        (
+            "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    headers: [a]\n",
+            "4:5: providers.x.headers: expected a map, got a list",
+        ),
+        (
+            "keys: [${ROUTEPLANE_KEY:-}]\n",
+            "1:9: keys: expected ',' or ']' (inside `[…]` or `{…}`, put a ${VAR} in quotes: `[\"${VAR}\"]`)",
+        ),
+        (
+            "limits: {max_body_bytes: ${RP_TEST_UNSET:-1}}\n",
+            "1:26: limits.max_body_bytes: expected a whole number, got \"$\" (inside `[…]` or `{…}`, put a ${VAR} in quotes: `[\"${VAR}\"]`)",
+        ),
+        (
+            "workers: lots\n",
+            "1:10: workers: expected a whole number, got \"lots\"",
+        ),
+        (
+            "limits:\n  queue_wait_secs: soon\n",
+            "2:20: limits.queue_wait_secs: expected a number, got \"soon\"",
+        ),
+        (
+            "limits:\n  max_body_bytes: -1\n",
+            "2:19: limits.max_body_bytes: expected a whole number, got -1",
+        ),
+        (
+            "skip_auth: sure\n",
+            "1:12: skip_auth: expected true or false, got \"sure\"",
+        ),
+        (
+            "workers: ${ROUTEPLANE_SURELY_UNSET_WORKERS}\n",
+            "1:10: workers: environment variable `ROUTEPLANE_SURELY_UNSET_WORKERS` is not set (set it, or write `${ROUTEPLANE_SURELY_UNSET_WORKERS:-default}`)",
+        ),
+        (
+            "models:\n  smart:\n    endpoints:\n      - {provider: ollama, model: llama3}\n",
+            "4:9: unknown key `model` in an endpoint; expected `provider`, `service_id` and optionally `first_token_secs` (or write `provider:model`)",
+        ),
+        (
+            "models:\n  smart:\n    endpoints:\n      - llama3\n",
+            "4:9: each endpoint of a virtual model names its provider: write `provider:model` (e.g. `ollama:llama3.1`) or `{provider: ID, service_id: MODEL}`",
+        ),
+        (
+            "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    models:\n      - {name: m}\n",
+            "5:9: unknown key `name` in a model entry; expected `id` or `provider_model_id`; \
+             a model name with a tag is written without a space after its colon (`- llama3.1:8b`), \
+             or as `- id: NAME`",
+        ),
+        (
+            "providers:\n  ollama:\n    models:\n      - llama3.1: 8b\n",
+            "4:9: unknown field whose name is not shown, as it looks like an API key (a key goes \
+             in a value: `api_key: …`, or under `headers:` or `keys:`); expected `id` or \
+             `provider_model_id`; a model name with a tag is written without a space after its \
+             colon (`- llama3.1:8b`), or as `- id: NAME`",
+        ),
+        (
+            "providers:\n  ollama:\n    models:\n      - qwen2.5-coder: 7b\n",
+            "4:9: unknown field whose name is not shown, as it looks like an API key (a key goes \
+             in a value: `api_key: …`, or under `headers:` or `keys:`); expected `id` or \
+             `provider_model_id`; a model name with a tag is written without a space after its \
+             colon (`- llama3.1:8b`), or as `- id: NAME`",
+        ),
+        (
+            "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_protocol: {claude: anthropic}\n",
+            "4:19: providers.x.api_protocol: expected a protocol (`chat_completions`, `anthropic`, `responses` or `gemini`) or a list of `\"glob\": protocol` entries",
+        ),
+        (
+            "providers:\n  ollama:\n    detect:\n      interval_secs: 5\n",
+            "4:7: providers.ollama.detect: expected true or false, got a map (under a provider, `detect` is whether to ask it for its models; the probe interval is the top-level `detect.interval_secs`)",
+        ),
+        (
+            "providers:\n  ollama:\n    detect: {interval_secs: 5}\n",
+            "3:13: providers.ollama.detect: expected true or false, got a map (under a provider, `detect` is whether to ask it for its models; the probe interval is the top-level `detect.interval_secs`)",
+        ),
+        (
+            "skip_auth:\n  x: 1\n",
+            "2:3: skip_auth: expected true or false, got a map",
+        ),
+        (
+            "models: {smart: [ollama:llama3.1]}\n",
+            "1:17: models.smart: expected a map of keys, got a list (a virtual model's endpoints go under its `endpoints:`, e.g. `smart: {endpoints: [ollama:llama3.1]}`)",
+        ),
+        (
+            "models:\n  smart:\n    - ollama:llama3.1\n",
+            "3:5: models.smart: expected a map of keys, got a list (a virtual model's endpoints go under its `endpoints:`, e.g. `smart: {endpoints: [ollama:llama3.1]}`)",
+        ),
+        (
+            "log: [json]\n",
+            "1:6: log: expected a map of keys, got a list",
+        ),
+        (
+            "limits:\n  - max_body_bytes: 1\n",
+            "2:3: limits: expected a map of keys, got a list",
+        ),
+        (
+            "providers:\n  Ollama: {}\n",
+            "2:3: provider `Ollama` needs `api_base` (e.g. http://127.0.0.1:8000/v1); did you mean the built-in provider `ollama`?",
+        ),
+        (
+            "providers:\n  olama:\n    models:\n      - llama3.1:8b\n",
+            "2:3: provider `olama` needs `api_base` (e.g. http://127.0.0.1:8000/v1); did you mean the built-in provider `ollama`?",
+        ),
+        (
+            "providers:\n  LMStudio: {}\n",
+            "2:3: provider `LMStudio` needs `api_base` (e.g. http://127.0.0.1:8000/v1); did you mean the built-in provider `lmstudio`?",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let (path, validate, serve) = config_error(yaml, &[]);
+        assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
+        assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+    }
+}
+
+#[test]
+fn numbers_and_switches_may_come_from_the_environment() {
+    let dir = Dir::new();
+    let path = dir.write(
+        "c.yaml",
+        "workers: ${RP_TEST_WORKERS}\nskip_auth: ${RP_TEST_UNSET:-true}\nlimits:\n  queue_wait_secs: \"${RP_TEST_UNSET:-0.25}\"\n",
+    );
+    crate::support::stdout_of(
+        Command::new(bin())
+            .args(["config", "validate", "-c"])
+            .arg(&path)
+            .env("RP_TEST_WORKERS", "3"),
+    );
+    let (_, validate, _) = config_error(
+        "workers: ${RP_TEST_WORKERS}\n",
+        &[("RP_TEST_WORKERS", "many")],
+    );
+    assert!(
+        validate.ends_with(
+            ":1:10: workers: expected a whole number, got what \"${RP_TEST_WORKERS}\" gives (not shown: it comes from the environment)\n"
+        ),
+        "{validate}"
+    );
+}

@@ -1,0 +1,169 @@
+//! A start-up that says what it found: the config and the local servers named, found
+//! or not, near-miss model names told the real one, and `models`, `providers` and `route`
+//! saying what a server lists and what it does not.
+
+use super::*;
+
+#[test]
+fn start_up_names_the_config_and_the_local_servers_found_and_not() {
+    let up = MockUpstream::start(ollama);
+    let p = Proxy::start(&local_servers_config(&up.url()));
+    let first = p.wait_log("listening on");
+    let config = p.dir.path().join("routeplane.yaml");
+    assert!(
+        first.ends_with(&format!(" with config {}", config.display())),
+        "{first}"
+    );
+    assert!(!first.contains("(("), "{first}");
+    p.wait_log(" local servers: ollama (1 model); not found: vllm, lmstudio, llamacpp");
+}
+
+#[test]
+fn ollama_names_reach_ollama_and_near_misses_are_told_the_name() {
+    // Ollama's `mistral:7b` starts with a built-in provider's id; `gpt-oss` looks like an
+    // OpenAI model's name. Neither is meant for a hosted API that has no key.
+    let up = MockUpstream::start(|req| {
+        let names = ["mistral:7b", "gpt-oss:20b"];
+        match req.path.as_str() {
+            "/api/tags" => Reply::json(
+                200,
+                json!({"models": names.map(|n| json!({"name": n, "model": n}))}),
+            ),
+            "/v1/models" => Reply::json(
+                200,
+                json!({"object": "list", "data": names.map(|n| json!({"id": n}))}),
+            ),
+            _ => Reply::json(200, chat_answer("from ollama")),
+        }
+    });
+    let p = Proxy::start(&local_servers_config(&up.url()));
+    p.wait_log(" local servers: ollama (2 models)");
+    let ask = |model: &str| {
+        p.post(
+            "/v1/chat/completions",
+            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    };
+    let resp = ask("mistral:7b");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("ollama"));
+    for (model, hint) in [
+        (
+            "gpt-oss",
+            "`gpt-oss` is served with a tag: name `gpt-oss:20b`",
+        ),
+        (
+            "olama:gpt-oss:20b",
+            "`olama` is no provider; did you mean `ollama:gpt-oss:20b`?",
+        ),
+        (
+            "ollama/gpt-oss:20b",
+            "a provider is named before a colon: to ask `ollama`, name it `ollama:gpt-oss:20b`",
+        ),
+    ] {
+        let resp = ask(model);
+        assert_eq!(resp.status, 404, "{model}: {}", resp.body);
+        let message = resp.error_message();
+        assert!(
+            message.ends_with(&format!(". {hint}")),
+            "{model}: {message}"
+        );
+    }
+}
+
+#[test]
+fn models_and_providers_print_their_table_and_no_log_lines() {
+    let up = MockUpstream::start(ollama);
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", &local_servers_config(&up.url()));
+    for args in [&["models"][..], &["providers"]] {
+        let out = crate::support::proxy::routeplane_in(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert_text(&String::from_utf8_lossy(&out.stderr), "");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("ollama"));
+    }
+}
+
+#[test]
+fn models_and_route_say_which_declared_model_the_server_does_not_list() {
+    // A model declared at an Ollama that has not pulled it, and a virtual model of it
+    // alone: a request would get a 404 from each.
+    let up = MockUpstream::start(ollama);
+    let dir = Dir::new();
+    let yaml = local_servers_config(&up.url()).replace(
+        "  ollama:\n",
+        "  ollama:\n    models: [\"qwen3-coder:30b\", llama3.1]\n",
+    ) + "models:\n  coder:\n    endpoints: [ollama:qwen3-coder:30b]\n  chat:\n    endpoints: [ollama:qwen3-coder:30b, ollama:llama3.1]\n  cloud:\n    endpoints: [openai:gpt-4o]\n";
+    dir.write("routeplane.yaml", &yaml);
+    let run = |args: &[&str]| {
+        crate::support::stdout_of(crate::support::proxy::routeplane_in(dir.path()).args(args))
+    };
+    let table = run(&["models"]);
+    let row = |id: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .map(|l| {
+                l.split("  ")
+                    .filter(|c| !c.is_empty())
+                    .last()
+                    .unwrap()
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_else(|| panic!("no {id} in {table}"))
+    };
+    assert_eq!(
+        row("qwen3-coder:30b"),
+        "not listed by the server",
+        "{table}"
+    );
+    assert_eq!(row("llama3.1"), "active", "{table}");
+    assert_eq!(row("coder"), "not listed by its servers", "{table}");
+    assert_eq!(row("chat"), "active", "{table}");
+    assert_eq!(row("cloud"), "no endpoint active", "{table}");
+    let route = run(&["route", "coder"]);
+    assert!(
+        route.lines().next().is_some_and(
+            |l| l.ends_with(") not listed by the server (run `ollama pull qwen3-coder:30b`)")
+        ),
+        "{route}"
+    );
+}
+
+#[test]
+fn models_says_on_stderr_why_a_keyed_providers_list_is_missing() {
+    // OpenAI's restricted keys may not list models: the table was empty with no word of
+    // why, and its hint asked for keys that are set.
+    let up = MockUpstream::always(Reply::json(
+        403,
+        json!({"error": {"message": "Missing scopes: api.model.read (key sk-restricted)", "type": "invalid_request_error"}}),
+    ));
+    let dir = Dir::new();
+    let yaml = format!(
+        "{}  openai:\n    api_base: {}\n    api_key: sk-restricted\n",
+        nothing_found_config(),
+        up.url()
+    );
+    dir.write("routeplane.yaml", &yaml);
+    let out = crate::support::proxy::routeplane_in(dir.path())
+        .arg("models")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("routeplane: cannot list the models of openai: ")
+            && first.contains("403")
+            && first.contains("Missing scopes: api.model.read (key ***)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("sk-restricted"),
+        "an echoed key is masked: {stderr}"
+    );
+}
