@@ -1,0 +1,167 @@
+//! What cannot be continued ends with the client's protocol's error event, and
+//! continuations keep to their limits: `max_rescues`, an endpoint that breaks twice.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{ask, config, events, faulty_once, healthy};
+use crate::support::answer::{self, CANONICAL, Fault};
+use crate::support::wire::{Wire, data};
+use crate::support::{MockUpstream, Proxy, Reply, assert_text};
+
+#[test]
+fn a_cut_inside_a_tool_call_ends_with_an_error_event() {
+    for client in Wire::ALL {
+        let a = faulty_once(Wire::Chat, "a", Fault::ToolCut);
+        let b = healthy("b");
+        let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
+        let s = p.stream(
+            &client.url("smart", true),
+            client.request("smart", true, true),
+        );
+        assert_eq!(s.status, 200, "{client:?}");
+        let evs = events(&s);
+        let (kind, last) = evs.last().expect("events").clone();
+        let failed = match client {
+            Wire::Chat => last.get("error").is_some(),
+            Wire::Anthropic => kind == "error",
+            Wire::Responses => kind == "response.failed",
+            Wire::Gemini => last.get("error").is_some(),
+        };
+        assert!(failed, "{client:?}: ends with an error event: {}", s.text());
+        assert!(s.text().contains("a tool call was cut"), "{}", s.text());
+        assert_eq!(
+            (a.count(), b.count()),
+            (1, 0),
+            "{client:?}: never continued"
+        );
+    }
+}
+
+#[test]
+fn a_cut_inside_a_refusal_ends_with_an_error_event() {
+    // A refusal cannot be prefilled, and asked afresh a model would start it over.
+    let cut = Reply::Sse(
+        vec![
+            data(
+                json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": {"role": "assistant", "refusal": "I can't "}, "finish_reason": null}]}),
+            ),
+            data(
+                json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": {"refusal": "help with "}, "finish_reason": null}]}),
+            ),
+        ],
+        Duration::ZERO,
+    );
+    for client in [Wire::Chat, Wire::Responses] {
+        let a = MockUpstream::always(cut.clone());
+        let b = healthy("b");
+        let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
+        let s = p.stream(
+            &client.url("smart", true),
+            client.request("smart", true, false),
+        );
+        assert_eq!(s.status, 200, "{client:?}");
+        assert!(
+            s.text().contains("a refusal was cut"),
+            "{client:?}: {}",
+            s.text()
+        );
+        assert_eq!(
+            (a.count(), b.count()),
+            (1, 0),
+            "{client:?}: never continued"
+        );
+    }
+}
+
+#[test]
+fn a_refused_prefill_is_never_surfaced() {
+    // `a` cannot continue (no prefill) and breaks; `b` claims prefill but refuses it.
+    let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::Cut(10)));
+    let b = MockUpstream::start(|req| answer::refuses_prefill(req, "b"));
+    let yaml = config(&a, Wire::Chat, &b, "").replacen("    prefill: true\n", "", 1);
+    let p = Proxy::start(&yaml);
+    let s = ask(&p, Wire::Chat);
+    assert_eq!(s.status, 200);
+    let last = events(&s).last().unwrap().1.clone();
+    let message = last["error"]["message"].as_str().expect("an error event");
+    assert_text(
+        message,
+        "upstream `a` stopped part-way through its answer (the stream ended without its end marker); no endpoint could continue it",
+    );
+    assert!(!s.text().contains("prefill"), "{}", s.text());
+    assert_eq!(b.count(), 1, "asked once, refused, not retried");
+    assert!(answer::prefill(&b.requests()[0].json()).is_some());
+}
+
+#[test]
+fn continuations_stop_at_max_rescues() {
+    // Every answer breaks after five tokens, at three endpoints.
+    let cut = || MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::Cut(5)));
+    let (a, b, c) = (cut(), cut(), cut());
+    let yaml = format!(
+        "providers:\n  a:\n    api_base: {}\n    prefill: true\n    models: [m]\n  b:\n    api_base: {}\n    prefill: true\n    models: [m]\n  c:\n    api_base: {}\n    prefill: true\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m, c:m]\nfailover:\n  max_rescues: 2\n",
+        a.url(),
+        b.url(),
+        c.url()
+    );
+    let p = Proxy::start(&yaml);
+    let s = ask(&p, Wire::Chat);
+    let got = Wire::Chat.read_stream(&s);
+    assert_text(&got.text, &answer::tokens(CANONICAL)[..15].concat());
+    assert!(
+        s.text()
+            .contains("no more continuations are allowed (failover.max_rescues)"),
+        "{}",
+        s.text()
+    );
+    let asked = (a.count(), b.count(), c.count());
+    assert_eq!(asked, (2, 1, 0), "the first answer and two continuations");
+    p.wait_log("rescued=2 rescued_by=a:m,b:m");
+}
+
+#[test]
+fn a_lone_endpoint_that_breaks_twice_is_not_asked_a_third_time() {
+    // Stalled (a third ask would keep the client another `idle_secs`) or cut.
+    let faults = [Fault::Stall(5, Duration::from_secs(5)), Fault::Cut(5)];
+    for fault in faults {
+        let a = MockUpstream::start(move |req| answer::reply(Wire::Chat, req, "a", fault));
+        let yaml = format!(
+            "providers:\n  a:\n    api_base: {}\n    prefill: true\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m]\ntimeouts:\n  idle_secs: 0.5\n",
+            a.url()
+        );
+        let p = Proxy::start(&yaml);
+        let s = ask(&p, Wire::Chat);
+        let got = Wire::Chat.read_stream(&s);
+        assert_text(&got.text, &answer::tokens(CANONICAL)[..10].concat());
+        assert!(
+            s.text().contains("no endpoint could continue it"),
+            "{fault:?}: {}",
+            s.text()
+        );
+        assert_eq!(a.count(), 2, "{fault:?}: the answer and one continuation");
+        p.wait_log("rescued=1 rescued_by=a:m");
+    }
+}
+
+#[test]
+fn an_endpoint_that_breaks_again_hands_the_rest_to_the_next_and_cools_down() {
+    // Every answer of `a` breaks after five tokens; `b` is healthy.
+    let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::Cut(5)));
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
+    let s = ask(&p, Wire::Chat);
+    let got = Wire::Chat.read_stream(&s);
+    assert_text(&got.text, CANONICAL);
+    assert!(got.ended, "{}", s.text());
+    // One more try of `a` after its first break, then `b`, not `a` a third time.
+    assert_eq!((a.count(), b.count()), (2, 1));
+    p.wait_log("rescued=2 rescued_by=a:m,b:m");
+    // Broken twice, `a` cools down: the next request starts at `b`.
+    let s = ask(&p, Wire::Chat);
+    assert_text(&Wire::Chat.read_stream(&s).text, CANONICAL);
+    assert_eq!((a.count(), b.count()), (2, 2));
+}

@@ -1,0 +1,124 @@
+//! Continued streams reach the client whole, in every protocol: one start, one end,
+//! the whole answer, the usage of all of it.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{ask, assert_one_whole_stream, config, events, faulty_once, healthy};
+use crate::support::answer::{self, CANONICAL, Fault};
+use crate::support::wire::Wire;
+use crate::support::{MockUpstream, Proxy};
+
+#[test]
+fn every_client_protocol_gets_one_whole_stream_after_a_cut() {
+    for client in Wire::ALL {
+        for up in Wire::ALL {
+            let a = faulty_once(up, "a", Fault::Cut(20));
+            let b = healthy("b");
+            let p = Proxy::start(&config(&a, up, &b, ""));
+            let s = ask(&p, client);
+            assert_one_whole_stream(client, &s);
+            // A Responses upstream cannot take a prefill: `b` continues it.
+            let (want_a, want_b) = if up == Wire::Responses {
+                (1, 1)
+            } else {
+                (2, 0)
+            };
+            assert_eq!(
+                (a.count(), b.count()),
+                (want_a, want_b),
+                "{client:?} <- {up:?}"
+            );
+            p.wait_log("rescued=1");
+        }
+    }
+}
+
+#[test]
+fn every_client_protocol_gets_one_whole_stream_after_a_stall_or_an_error_event() {
+    let faults = [
+        Fault::Stall(15, Duration::from_secs(4)),
+        Fault::ErrorEvent(15),
+    ];
+    for client in Wire::ALL {
+        for fault in faults {
+            let a = faulty_once(Wire::Anthropic, "a", fault);
+            let b = healthy("b");
+            let p = Proxy::start(&config(&a, Wire::Anthropic, &b, ""));
+            let s = ask(&p, client);
+            assert_one_whole_stream(client, &s);
+            // An overloaded error event is retried on `a`; a stall goes to `b`.
+            let want = match fault {
+                Fault::ErrorEvent(_) => (2, 0),
+                _ => (1, 1),
+            };
+            assert_eq!((a.count(), b.count()), want, "{client:?} {fault:?}");
+        }
+    }
+}
+
+#[test]
+fn the_rescued_usage_covers_the_whole_answer() {
+    let a = faulty_once(Wire::Chat, "a", Fault::Cut(24));
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
+    let s = ask(&p, Wire::Chat);
+    assert_one_whole_stream(Wire::Chat, &s);
+    let usage = events(&s)
+        .into_iter()
+        .find(|(_, v)| v["usage"].is_object())
+        .expect("a usage chunk")
+        .1["usage"]
+        .clone();
+    let toks = answer::tokens(CANONICAL);
+    let sent = toks[..24].concat();
+    let carried = sent.len().div_ceil(4) as u64;
+    // The mock counts the prefill in its prompt: 10 + a quarter of its bytes.
+    let prompt = 10 + sent.trim_end().len().div_ceil(4) as u64;
+    assert_eq!(
+        usage["completion_tokens"],
+        json!((toks.len() - 24) as u64 + carried)
+    );
+    assert_eq!(usage["prompt_tokens"], json!(prompt - carried));
+}
+
+#[test]
+fn vllm_is_told_to_continue_the_final_message() {
+    let up = faulty_once(Wire::Chat, "v", Fault::Cut(8));
+    let yaml = format!(
+        "providers:\n  vllm:\n    api_base: {}\n    detect: false\n    models: [m]\ntimeouts:\n  idle_secs: 1\n",
+        up.url()
+    );
+    let p = Proxy::start(&yaml);
+    let s = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "vllm:m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_one_whole_stream(Wire::Chat, &s);
+    let reqs = up.requests();
+    assert_eq!(reqs.len(), 2);
+    let cont = reqs[1].json();
+    assert_eq!(cont["continue_final_message"], json!(true));
+    assert_eq!(cont["add_generation_prompt"], json!(false));
+    assert!(reqs[0].json().get("continue_final_message").is_none());
+}
+
+#[test]
+fn a_stream_that_closes_after_its_finish_marker_is_complete_in_every_protocol() {
+    for client in Wire::ALL {
+        for up in [Wire::Chat, Wire::Anthropic] {
+            let a = MockUpstream::start(move |req| answer::reply(up, req, "a", Fault::NoEndMarker));
+            let b = healthy("b");
+            let p = Proxy::start(&config(&a, up, &b, ""));
+            let started = Instant::now();
+            let s = ask(&p, client);
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{client:?} <- {up:?}"
+            );
+            assert_one_whole_stream(client, &s);
+            assert_eq!((a.count(), b.count()), (1, 0), "{client:?} <- {up:?}");
+        }
+    }
+}
