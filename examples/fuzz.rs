@@ -157,7 +157,7 @@ fn exercise(input: &[u8]) {
                     }
                 }
                 let _ = e.finish();
-                let _ = e.fail(500, "x");
+                let _ = e.fail(500, "x", "so far", "");
             }
         }
     }

@@ -657,12 +657,13 @@ impl Encoder {
         }
     }
 
-    /// The events that end a stream with an error (after at least one event went out).
-    pub fn fail(&mut self, status: u16, message: &str) -> Vec<Event> {
+    /// The events that end a stream with an error (after at least one event went out);
+    /// `text` and `reasoning` are what the client has so far.
+    pub fn fail(&mut self, status: u16, message: &str, text: &str, reasoning: &str) -> Vec<Event> {
         match self {
             Encoder::Chat(e) => e.fail(status, message),
             Encoder::Anthropic(e) => e.fail(status, message),
-            Encoder::Responses(e) => e.fail(status, message),
+            Encoder::Responses(e) => e.fail(status, message, text, reasoning),
             Encoder::Gemini(e) => e.fail(status, message),
             Encoder::Completions(e) => e.fail(status, message),
         }

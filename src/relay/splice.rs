@@ -110,7 +110,10 @@ impl Splice {
         status: u16,
         message: &str,
     ) -> Outcome {
-        for ev in self.encoder.fail(status, message) {
+        for ev in self
+            .encoder
+            .fail(status, message, &self.text, &self.reasoning)
+        {
             if out.send(&ev.raw).is_err() {
                 return Outcome::ClientGone;
             }

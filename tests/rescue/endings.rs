@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{ask, config, events, faulty_once, healthy};
 use crate::support::answer::{self, CANONICAL, Fault};
+use crate::support::proxy::Streamed;
 use crate::support::wire::{Wire, data};
 use crate::support::{MockUpstream, Proxy, Reply, assert_text};
 
@@ -164,4 +165,118 @@ fn an_endpoint_that_breaks_again_hands_the_rest_to_the_next_and_cools_down() {
     let s = ask(&p, Wire::Chat);
     assert_text(&Wire::Chat.read_stream(&s).text, CANONICAL);
     assert_eq!((a.count(), b.count()), (2, 2));
+}
+
+/// One provider `a` speaking `wire`, which cannot continue a stream, as `smart`.
+fn lone(a: &MockUpstream, wire: Wire) -> Proxy {
+    Proxy::start(&format!(
+        "providers:\n  a:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m]\ntimeouts:\n  idle_secs: 1\n",
+        a.url(),
+        wire.config_name()
+    ))
+}
+
+/// The `response` of the `response.failed` a Responses client's stream ends with, after
+/// checking the event is the last and its items are those the stream announced.
+#[track_caller]
+fn failed_response(s: &Streamed) -> Value {
+    let evs = events(s);
+    let (kind, last) = evs.last().expect("events").clone();
+    assert_eq!(kind, "response.failed", "{}", s.text());
+    let announced: Vec<&Value> = evs
+        .iter()
+        .filter(|(k, _)| k == "response.output_item.added")
+        .map(|(_, v)| &v["item"]["id"])
+        .collect();
+    let r = last["response"].clone();
+    let ids: Vec<&Value> = r["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["id"])
+        .collect();
+    assert_eq!(ids, announced, "{}", s.text());
+    assert_eq!(r["status"], "failed");
+    r
+}
+
+#[test]
+fn a_responses_clients_failed_stream_carries_the_text_it_streamed() {
+    // Cut after ten tokens with nowhere to continue: OpenAI's SDKs take the final
+    // response from the failed event (openai-node's `finalResponse()`), and its output
+    // was `[]`, the text the client had read lost.
+    let streamed = answer::tokens(CANONICAL)[..10].concat();
+    for up in [Wire::Chat, Wire::Anthropic, Wire::Responses] {
+        let a = MockUpstream::start(move |req| answer::reply(up, req, "a", Fault::Cut(10)));
+        let p = lone(&a, up);
+        let s = ask(&p, Wire::Responses);
+        assert_eq!(s.status, 200, "{up:?}");
+        assert_text(&Wire::Responses.read_stream(&s).text, &streamed);
+        let r = failed_response(&s);
+        let item = &r["output"][0];
+        assert_eq!(item["type"], "message", "{up:?}: {r}");
+        assert_eq!(item["status"], "incomplete", "{up:?}: {r}");
+        assert_eq!(
+            item["content"],
+            json!([{"type": "output_text", "text": streamed, "annotations": []}]),
+            "{up:?}"
+        );
+        assert_text(
+            r["error"]["message"].as_str().unwrap(),
+            "upstream `a` stopped part-way through its answer (the stream ended without its end marker); no endpoint could continue it",
+        );
+        assert_eq!(r["error"]["code"], "server_error", "{up:?}");
+    }
+}
+
+#[test]
+fn a_responses_clients_failed_stream_carries_its_reasoning_text_and_the_cut_call() {
+    let chunk = |delta: Value| {
+        data(
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": null}]}),
+        )
+    };
+    let cut = Reply::SseThenBreak(
+        vec![
+            chunk(json!({"role": "assistant", "reasoning_content": "Let me "})),
+            chunk(json!({"reasoning_content": "look."})),
+            chunk(json!({"content": "Checking "})),
+            chunk(json!({"content": "the weather."})),
+            chunk(
+                json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"ci"}}]}),
+            ),
+        ],
+        Duration::ZERO,
+    );
+    let a = MockUpstream::always(cut);
+    let p = lone(&a, Wire::Chat);
+    let s = p.stream(
+        &Wire::Responses.url("smart", true),
+        Wire::Responses.request("smart", true, true),
+    );
+    let r = failed_response(&s);
+    let out = r["output"].as_array().unwrap();
+    assert_eq!(out.len(), 3, "{r}");
+    assert_eq!(out[0]["type"], "reasoning");
+    assert_eq!(
+        out[0]["summary"],
+        json!([{"type": "summary_text", "text": "Let me look."}])
+    );
+    assert_eq!(out[1]["type"], "message");
+    assert_eq!(out[1]["status"], "completed");
+    assert_eq!(out[1]["content"][0]["text"], "Checking the weather.");
+    assert_eq!(out[2]["type"], "function_call");
+    assert_eq!(out[2]["status"], "incomplete");
+    assert_eq!(
+        (&out[2]["name"], &out[2]["call_id"], &out[2]["arguments"]),
+        (&json!("get_weather"), &json!("call_1"), &json!("{\"ci"))
+    );
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("; a tool call was cut, so it cannot be continued"),
+        "{r}"
+    );
 }

@@ -208,6 +208,10 @@ pub struct Encoder {
     tools: Vec<OpenTool>,
     /// Completed items with their output index, for `response.completed`.
     done: Vec<(usize, Value)>,
+    /// Items a copied stream opened that are neither message nor reasoning (a function
+    /// call, a hosted tool's call), as announced, until their end: a failed response
+    /// carries them.
+    opened: Vec<(usize, Value)>,
     finish: String,
     usage: Value,
     /// The stream so far went out verbatim (a same-protocol stream) and was observed.
@@ -242,6 +246,7 @@ impl Encoder {
             text: None,
             tools: Vec::new(),
             done: Vec::new(),
+            opened: Vec::new(),
             finish: "stop".into(),
             usage: Value::Null,
             observed: false,
@@ -287,13 +292,16 @@ impl Encoder {
                 self.next_oi = self.next_oi.max(oi + 1);
                 let item = &v["item"];
                 let id = item["id"].as_str().unwrap_or("").to_string();
-                if let Some(t @ ("message" | "reasoning")) = item["type"].as_str() {
-                    let part = if t == "reasoning" {
-                        Part::Reasoning
-                    } else {
-                        Part::Text
-                    };
-                    self.text = Some(OpenText::new(oi, id, part));
+                match item["type"].as_str() {
+                    Some(t @ ("message" | "reasoning")) => {
+                        let part = if t == "reasoning" {
+                            Part::Reasoning
+                        } else {
+                            Part::Text
+                        };
+                        self.text = Some(OpenText::new(oi, id, part));
+                    }
+                    _ => self.opened.push((oi, item.clone())),
                 }
             }
             "response.output_item.done" => {
@@ -301,6 +309,7 @@ impl Encoder {
                 if self.text.as_ref().is_some_and(|t| t.oi == oi) {
                     self.text = None;
                 }
+                self.opened.retain(|(at, _)| *at != oi);
                 self.done.push((oi, v["item"].clone()));
             }
             _ => {}
@@ -330,16 +339,69 @@ impl Encoder {
         Event::named(Some(kind), data.to_string())
     }
 
-    /// The response object as it stands.
-    fn response(&mut self, status: &str) -> Value {
-        let mut done = self.done.clone();
-        done.sort_by_key(|(oi, _)| *oi);
-        let output: Vec<Value> = done.into_iter().map(|(_, item)| item).collect();
+    /// The response object as it stands: its items done, and with `open` the items
+    /// still open too, as the client has them so far.
+    fn response(&mut self, status: &str, open: bool) -> Value {
+        let mut items = self.done.clone();
+        if open {
+            items.extend(self.open_items());
+        }
+        items.sort_by_key(|(oi, _)| *oi);
+        let output: Vec<Value> = items.into_iter().map(|(_, item)| item).collect();
         let request = self
             .request
             .get_or_insert_with(|| Box::new(self.echo.read()));
         let model = json!(self.model);
         response_object(&self.id, self.created, status, &model, output, request)
+    }
+
+    /// The items still open, with their output index, as the events that went out
+    /// describe them so far, marked `incomplete`: a message's parts with the text
+    /// streamed, a reasoning item's summary, a function call's arguments. A custom tool's
+    /// input and a local shell's action are held until the call ends, so such a call is
+    /// as it was announced; so is a copied stream's call, whose deltas are not read.
+    fn open_items(&self) -> Vec<(usize, Value)> {
+        let mut open = Vec::new();
+        if let Some(t) = self.text.as_deref() {
+            let item = if t.part == Part::Reasoning {
+                let part = json!({"type": "summary_text", "text": t.text});
+                json!({"type": "reasoning", "id": t.id, "summary": [part],
+                    "encrypted_content": seal(&t.details), "status": "incomplete"})
+            } else {
+                let mut content = t.parts.clone();
+                content.push(if t.part == Part::Refusal {
+                    json!({"type": "refusal", "refusal": t.text})
+                } else {
+                    json!({"type": "output_text", "text": t.text, "annotations": t.annotations})
+                });
+                json!({"type": "message", "id": t.id, "status": "incomplete", "role": "assistant",
+                    "content": content})
+            };
+            open.push((t.oi, item));
+        }
+        for t in &self.tools {
+            let item = match t.kind {
+                Call::Function => {
+                    json!({"type": "function_call", "id": minted("fc", &t.call_id), "call_id": t.call_id,
+                        "name": t.name, "arguments": t.args, "status": "incomplete"})
+                }
+                Call::Custom => {
+                    json!({"type": "custom_tool_call", "id": minted("ctc", &t.call_id), "call_id": t.call_id,
+                        "name": t.name, "input": "", "status": "incomplete"})
+                }
+                Call::LocalShell => {
+                    json!({"type": "local_shell_call", "id": minted("lsc", &t.call_id), "call_id": t.call_id,
+                        "action": {"type": "exec", "command": [], "env": {}}, "status": "incomplete"})
+                }
+            };
+            open.push((t.oi, item));
+        }
+        for (oi, item) in &self.opened {
+            let mut item = item.clone();
+            item["status"] = json!("incomplete");
+            open.push((*oi, item));
+        }
+        open
     }
 
     /// `response.created` and `response.in_progress`, once; they name the model the
@@ -355,9 +417,9 @@ impl Encoder {
         let chat_id = &chunk["id"];
         self.id = response_id(chat_id);
         self.created = now();
-        let r = self.response("in_progress");
+        let r = self.response("in_progress", false);
         out.push(self.ev("response.created", json!({"response": r})));
-        let r = self.response("in_progress");
+        let r = self.response("in_progress", false);
         out.push(self.ev("response.in_progress", json!({"response": r})));
     }
 
@@ -702,7 +764,7 @@ impl Encoder {
         }
         self.close_text(&mut out);
         let (status, incomplete) = status_of(&self.finish);
-        let mut r = self.response(status);
+        let mut r = self.response(status, false);
         r["usage"] = usage_from_chat(&self.usage);
         r["incomplete_details"] = incomplete;
         let kind = if status == "completed" {
@@ -715,14 +777,30 @@ impl Encoder {
         out
     }
 
-    /// `response.failed` with the error.
-    pub fn fail(&mut self, status: u16, message: &str) -> Vec<Event> {
+    /// `response.failed` with the error, its response carrying the items the client
+    /// has so far (the SDKs take the final response from it: openai-node's
+    /// `finalResponse()` is this event's `response`), the open ones `incomplete`.
+    /// `text` and `reasoning` are what the client has: a copied stream's open item
+    /// knows no text of its own, its deltas being copied unread.
+    pub fn fail(&mut self, status: u16, message: &str, text: &str, reasoning: &str) -> Vec<Event> {
+        if let Some(t) = self
+            .text
+            .as_mut()
+            .filter(|t| self.observed && t.text.is_empty())
+        {
+            t.text = if t.part == Part::Reasoning {
+                reasoning
+            } else {
+                text
+            }
+            .to_string();
+        }
         let code = match status {
             429 => "rate_limit_exceeded",
             400..=499 => "invalid_request",
             _ => "server_error",
         };
-        let mut r = self.response("failed");
+        let mut r = self.response("failed", true);
         r["error"] = json!({"code": code, "message": message});
         vec![self.ev("response.failed", json!({"response": r}))]
     }
