@@ -831,3 +831,61 @@ fn a_refusal_in_the_history_reaches_every_source_as_what_the_model_said() {
         "{sent}"
     );
 }
+
+#[test]
+fn a_streamed_responses_answer_is_dated_by_its_source_as_a_whole_one_is() {
+    // A streamed answer's `created_at` was the proxy's clock, a whole one's the source's.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let sources = [
+        (Wire::Chat, Wire::Chat.reply(true, false), Some(1)),
+        // A Responses source that answers a stream whole, as a server that ignores
+        // `"stream": true` does: the client still gets a stream.
+        (
+            Wire::Responses,
+            Reply::json(200, Wire::Responses.body(false)),
+            Some(1),
+        ),
+        // Anthropic dates nothing: the time it answered.
+        (Wire::Anthropic, Wire::Anthropic.reply(true, false), None),
+    ];
+    for (up, reply, dated) in sources {
+        let (_mock, p) = setup(up, reply);
+        let before = now();
+        let s = p.stream(
+            &Wire::Responses.url("m", true),
+            Wire::Responses.request("m", true, false),
+        );
+        let after = now();
+        let dates: Vec<(String, u64)> = s
+            .data()
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter(|v| v["response"].is_object())
+            .map(|v| {
+                let at = v["response"]["created_at"].as_u64().expect("a date");
+                (v["type"].as_str().unwrap().to_string(), at)
+            })
+            .collect();
+        let kinds: Vec<&str> = dates.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.completed"
+            ],
+            "{up:?}"
+        );
+        for (kind, at) in &dates {
+            match dated {
+                Some(when) => assert_eq!(*at, when, "{up:?} {kind}"),
+                None => assert!((before..=after).contains(at), "{up:?} {kind}: {at}"),
+            }
+        }
+    }
+}

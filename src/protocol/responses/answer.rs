@@ -405,7 +405,9 @@ impl Encoder {
     }
 
     /// `response.created` and `response.in_progress`, once; they name the model the
-    /// first chunk names, as the unstreamed answer does.
+    /// first chunk names, and are dated as it is (the source's time: chat's `created`,
+    /// a Responses source's `created_at`, the time it answered for the others), as the
+    /// unstreamed answer is.
     fn start(&mut self, chunk: &Value, out: &mut Vec<Event>) {
         if self.started {
             return;
@@ -416,7 +418,7 @@ impl Encoder {
         }
         let chat_id = &chunk["id"];
         self.id = response_id(chat_id);
-        self.created = now();
+        self.created = chunk["created"].as_u64().unwrap_or_else(now);
         let r = self.response("in_progress", false);
         out.push(self.ev("response.created", json!({"response": r})));
         let r = self.response("in_progress", false);
