@@ -565,7 +565,7 @@ mod tests {
             (seed % n as u64) as usize
         };
         fn value(out: &mut String, depth: usize, next: &mut dyn FnMut(usize) -> usize) {
-            const PIECES: [&str; 14] = [
+            const PIECES: [&str; 16] = [
                 "0",
                 "-12",
                 "3.25",
@@ -580,6 +580,9 @@ mod tests {
                 "\"é😀\"",
                 "\"\\ud800\"",
                 "\" \\/ \"",
+                // Past a word of eight bytes, where strings are scanned a word at a time.
+                "\"a longer run of plain text, with é and 😀 in it\"",
+                "\"twelve bytes\\\" then a quote, then \\\\ and \\u00e9 past it\"",
             ];
             match next(if depth > 3 { 1 } else { 3 }) {
                 0 => out.push_str(PIECES[next(PIECES.len())]),

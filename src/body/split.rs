@@ -29,6 +29,37 @@ pub(super) fn split(bytes: &[u8], mut entry: impl FnMut(Range<usize>, Range<usiz
     (s.at == bytes.len()).then_some(())
 }
 
+/// Where the first byte at or after `at` that ends a run of a string's plain text lies:
+/// `"`, `\` or a control character. Eight bytes at a time: a prompt's text is most of a
+/// request's bytes, and a byte at a time this was 11 instructions a byte, three quarters
+/// of a 100 KB request's instructions (callgrind).
+#[inline]
+fn stop(b: &[u8], mut at: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    // The high bit of a byte's place is set where that byte is zero (or, below, under
+    // 0x20), and where a borrow from a lower such byte reaches: the lowest set is exact.
+    let zero = |w: u64| w.wrapping_sub(ONES) & !w;
+    while let Some(word) = b.get(at..at + 8) {
+        let w = u64::from_le_bytes(word.try_into().ok()?);
+        let found = (zero(w ^ (ONES * u64::from(b'"')))
+            | zero(w ^ (ONES * u64::from(b'\\')))
+            | (w.wrapping_sub(ONES * 0x20) & !w))
+            & HIGH;
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    while let Some(&c) = b.get(at) {
+        if c == b'"' || c == b'\\' || c < 0x20 {
+            return Some(at);
+        }
+        at += 1;
+    }
+    None
+}
+
 /// Where the scan stands in the body.
 struct Scan<'a> {
     b: &'a [u8],
@@ -59,23 +90,25 @@ impl Scan<'_> {
     /// serde_json checks a string it skips (`\u` and four hex digits, whatever they
     /// encode); `escapes` false declines any (a key serde would unescape).
     fn string(&mut self, escapes: bool) -> Option<()> {
-        self.at += 1;
+        let b = self.b;
+        let mut at = self.at + 1;
         loop {
-            let rest = &self.b[self.at..];
-            let i = rest
-                .iter()
-                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-            self.at += i + 1;
-            match rest[i] {
-                b'"' => return Some(()),
-                b'\\' if escapes => match self.next()? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
+            at = stop(b, at)?;
+            let c = b[at];
+            at += 1;
+            match c {
+                b'"' => {
+                    self.at = at;
+                    return Some(());
+                }
+                b'\\' if escapes => match *b.get(at)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => at += 1,
                     b'u' => {
-                        let hex = self.b.get(self.at + 1..self.at + 5)?;
+                        let hex = b.get(at + 1..at + 5)?;
                         if !hex.iter().all(u8::is_ascii_hexdigit) {
                             return None;
                         }
-                        self.at += 5;
+                        at += 5;
                     }
                     _ => return None,
                 },
@@ -191,5 +224,40 @@ impl Scan<'_> {
         let from = self.at;
         self.digits();
         (self.at > from).then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stop;
+
+    #[test]
+    fn a_string_run_stops_at_the_first_quote_backslash_or_control_byte() {
+        // Every stopping byte and some that are not, at every place around the word
+        // boundaries, after plain text and after text that ends in its own stop.
+        const STOPS: [u8; 5] = [b'"', b'\\', 0x00, 0x01, 0x1f];
+        const PLAIN: [u8; 8] = [b' ', b'a', 0x7f, 0x80, 0xc3, 0xa9, 0xff, b'!'];
+        let naive = |b: &[u8]| b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        for len in 0..40 {
+            for &fill in &PLAIN {
+                let mut b = vec![fill; len];
+                assert_eq!(stop(&b, 0), None, "{b:?}");
+                for at in 0..len {
+                    for &s in &STOPS {
+                        b[at] = s;
+                        for from in [0, 1, 7, 9].into_iter().filter(|&f| f <= at) {
+                            assert_eq!(stop(&b, from), Some(at), "from {from}: {b:?}");
+                        }
+                        // A second stop further on changes nothing.
+                        if at + 3 < len {
+                            b[at + 3] = b'"';
+                            assert_eq!(stop(&b, 0), naive(&b), "{b:?}");
+                            b[at + 3] = fill;
+                        }
+                        b[at] = fill;
+                    }
+                }
+            }
+        }
     }
 }
