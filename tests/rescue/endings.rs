@@ -280,3 +280,26 @@ fn a_responses_clients_failed_stream_carries_its_reasoning_text_and_the_cut_call
         "{r}"
     );
 }
+
+#[test]
+fn every_client_keeps_the_text_it_streamed_and_reads_the_break_in_its_own_error() {
+    // Chat, Anthropic and Gemini clients hold the text as it came (their encoders keep
+    // nothing back from a text stream): the break ends it with the protocol's own error
+    // event, last, saying why.
+    let streamed = answer::tokens(CANONICAL)[..10].concat();
+    for client in [Wire::Chat, Wire::Anthropic, Wire::Gemini] {
+        let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::Cut(10)));
+        let p = lone(&a, Wire::Chat);
+        let s = ask(&p, client);
+        assert_eq!(s.status, 200, "{client:?}");
+        assert_text(&client.read_stream(&s).text, &streamed);
+        let (kind, last) = events(&s).last().expect("events").clone();
+        if client == Wire::Anthropic {
+            assert_eq!(kind, "error", "{}", s.text());
+        }
+        assert_text(
+            &client.error_message(&last),
+            "upstream `a` stopped part-way through its answer (the stream ended without its end marker); no endpoint could continue it",
+        );
+    }
+}
