@@ -198,6 +198,10 @@ pub struct ClientWriter<W: Write = Box<dyn Write + Send>> {
     streamed: bool,
     /// Looks whether the client has gone, without writing (see [`ClientWriter::set_probe`]).
     probe: Option<Probe>,
+    /// A stream's chunks are put together here, one after another: a chunk's own
+    /// allocation and its size written through `format!` were ~500 of the ~12k
+    /// instructions an event cost (callgrind).
+    piece: Vec<u8>,
 }
 
 /// The header that says how many upstream requests an answer or an error took.
@@ -243,6 +247,7 @@ impl<W: Write> ClientWriter<W> {
             items: 0,
             streamed: false,
             probe: None,
+            piece: Vec::new(),
         }
     }
 
@@ -367,11 +372,17 @@ impl<W: Write> ClientWriter<W> {
         } else {
             // Header, data and trailer in one write: small separate writes without
             // TCP_NODELAY can stall on Nagle's algorithm.
-            let mut chunk = Vec::with_capacity(bytes.len() + 12);
-            chunk.extend_from_slice(format!("{:x}\r\n", bytes.len()).as_bytes());
+            let chunk = &mut self.piece;
+            chunk.clear();
+            push_hex(chunk, bytes.len());
+            chunk.extend_from_slice(b"\r\n");
             chunk.extend_from_slice(bytes);
             chunk.extend_from_slice(b"\r\n");
-            self.out.write_all(&chunk)?;
+            self.out.write_all(chunk)?;
+            // An event of megabytes is not kept for the rest of the stream.
+            if chunk.capacity() > 64 * 1024 {
+                self.piece = Vec::new();
+            }
         }
         self.out.flush()
     }
@@ -390,6 +401,14 @@ impl<W: Write> ClientWriter<W> {
             self.out.write_all(b"0\r\n\r\n")?;
         }
         self.out.flush()
+    }
+}
+
+/// Appends `n` in lower-case hexadecimal, as a chunk's size is written.
+fn push_hex(out: &mut Vec<u8>, n: usize) {
+    let digits = (usize::BITS - n.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        out.push(b"0123456789abcdef"[(n >> (i * 4)) & 0xf]);
     }
 }
 
@@ -524,6 +543,28 @@ mod tests {
             p.feed(piece, &mut out).unwrap();
         }
         out
+    }
+
+    #[test]
+    fn chunk_sizes_are_written_in_hex_as_format_writes_them() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            15,
+            16,
+            255,
+            256,
+            4095,
+            65_536,
+            1 << 20,
+            usize::MAX,
+        ] {
+            let mut out = Vec::new();
+            push_hex(&mut out, n);
+            assert_eq!(out, format!("{n:x}").into_bytes());
+        }
     }
 
     #[test]
