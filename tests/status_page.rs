@@ -1,7 +1,7 @@
 //! The status page at `GET /`, rendered by a real browser (headless Chromium from
 //! Debian's `chromium`, installed by `make check`): every source is listed with its
 //! state, the last requests with their fail-over trail; with keys set it asks for one.
-//! Without Chromium these tests print why and pass; `tests/usage.rs` checks the data.
+//! Without Chromium these tests print why and pass; `tests/usage/` checks the data.
 
 use std::time::Duration;
 

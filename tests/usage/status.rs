@@ -1,0 +1,154 @@
+//! `/metrics` and `/status.json`: a key when keys are set, today's totals across a
+//! restart, the sources listed.
+
+use super::*;
+
+#[test]
+fn metrics_and_status_want_a_key_when_keys_are_set() {
+    let up = chat_mock();
+    let p = Proxy::start(&format!(
+        "skip_auth: false\nkeys: [sekrit]\nproviders:\n  good:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    ));
+    for path in ["/metrics", "/status.json"] {
+        assert_eq!(p.get(path).status, 401, "{path} without a key");
+        let wrong = p.send("GET", path, &[("Authorization", "Bearer nope")], b"");
+        assert_eq!(wrong.status, 401, "{path} with a wrong key");
+        let ok = p.send("GET", path, &[("Authorization", "Bearer sekrit")], b"");
+        assert_eq!(ok.status, 200, "{path} with the key");
+        // Anthropic's SDKs send the key as `x-api-key`.
+        let ok = p.send("GET", path, &[("X-Api-Key", "sekrit")], b"");
+        assert_eq!(ok.status, 200, "{path} with the key as x-api-key");
+        let wrong = p.send("GET", path, &[("x-api-key", "nope")], b"");
+        assert_eq!(wrong.status, 401, "{path} with a wrong x-api-key");
+    }
+    // The page itself holds no data: it loads, and asks for a key.
+    let page = p.send("GET", "/", &[("Accept", "text/html")], b"");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page.body.contains("sessionStorage") && page.body.contains("/status.json"));
+    assert!(
+        page.body.len() < 30 * 1024,
+        "the page is {} bytes",
+        page.body.len()
+    );
+    for accept in [
+        "application/json",
+        "application/json, */*;q=0.1",
+        "text/plain",
+    ] {
+        let json = p.send("GET", "/", &[("Accept", accept)], b"");
+        assert_eq!(json.json(), json!({"status": "ok"}), "Accept: {accept}");
+    }
+    let curl = p.send("GET", "/", &[("Accept", "*/*")], b"");
+    assert!(curl.body.starts_with("<!doctype html>"), "{}", curl.body);
+    assert_eq!(p.get("/health").json(), json!({"status": "ok"}));
+    // HEAD / answers what GET / would for the same Accept, without the body.
+    for (accept, get) in [
+        ("text/html", &page),
+        (
+            "application/json",
+            &p.send("GET", "/", &[("Accept", "application/json")], b""),
+        ),
+    ] {
+        let head = p.raw(&format!(
+            "HEAD / HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        ));
+        assert!(
+            head.starts_with("HTTP/1.1 200 "),
+            "HEAD / ({accept}): {head}"
+        );
+        assert!(
+            head.ends_with("\r\n\r\n"),
+            "HEAD / ({accept}) has no body: {head:?}"
+        );
+        let lower = head.to_ascii_lowercase();
+        let content_type = get.header("content-type").unwrap().to_ascii_lowercase();
+        assert!(
+            lower.contains(&format!("content-type: {content_type}\r\n")),
+            "{head}"
+        );
+        assert!(
+            lower.contains(&format!("content-length: {}\r\n", get.body.len())),
+            "{head}"
+        );
+    }
+}
+
+#[test]
+fn todays_totals_and_recent_requests_survive_a_restart() {
+    let up = chat_mock();
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    // A line from another day comes first: listed among the recent, not in today's totals.
+    let old = r#"{"time":"2020-01-01T10:00:00.000Z","inbound":"chat_completions","model":"m","served_by":"good:m","status":200,"stream":false,"attempts":1,"rescues":0,"failed":[],"ttfb_ms":1.0,"ttft_ms":1.0,"total_ms":2.0,"tokens":{"input":1000,"output":1000,"cached_input":null,"reasoning":null}}"#;
+    std::fs::write(&ledger, format!("{old}\n")).unwrap();
+    let yaml = format!(
+        "providers:\n  good:\n    api_base: {}\n    models: [m]\nusage:\n  path: {}\n",
+        up.url(),
+        ledger.display()
+    );
+    let first = Proxy::start(&yaml);
+    first.post(
+        "/v1/chat/completions",
+        Wire::Chat.request("m", false, false),
+    );
+    assert_eq!(ledger_lines(&ledger, 2).len(), 2);
+    drop(first);
+
+    let second = Proxy::start(&yaml);
+    let seeded = wait_until(Duration::from_secs(10), || {
+        second.get("/status.json").json()["recent"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2)
+    });
+    assert!(seeded, "{}", second.get("/status.json").body);
+    let s = second.get("/status.json").json();
+    assert_eq!(s["sources"][0]["today"]["requests"], 1, "{s}");
+    assert_eq!(s["sources"][0]["today"]["input_tokens"], 5, "{s}");
+    assert_eq!(
+        s["recent"][1]["time"], "2020-01-01T10:00:00.000Z",
+        "oldest last"
+    );
+    // Counters are per process: Prometheus sees a restart as a reset.
+    assert!(
+        !second
+            .get("/metrics")
+            .body
+            .contains("routeplane_requests_total{")
+    );
+}
+
+#[test]
+fn sources_show_logins_until_they_expire_and_leave_out_unused_builtins() {
+    let up = chat_mock();
+    let p = Proxy::start(&format!(
+        "providers:\n  good:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    ));
+    // A ChatGPT login, as `routeplane login openai-codex` stores it (read when it changes).
+    let login = json!({"version": 1, "credentials": {"openai-codex": {
+        "access_token": "at-1", "refresh_token": "rt-1", "expires_at": 4102444800u64}}});
+    std::fs::create_dir_all(p.dir.path().join("data/routeplane")).unwrap();
+    p.dir.write("data/routeplane/auth.json", &login.to_string());
+    let s = p.get("/status.json").json();
+    let sources = s["sources"].as_array().unwrap();
+    let ids: Vec<&str> = sources.iter().map(|x| x["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["good", "openai-codex"], "{s}");
+    assert_eq!(sources[1]["state"], "logged in");
+    assert_eq!(sources[1]["detail"], "until 2100-01-01T00:00:00.000Z");
+    assert_eq!(sources[1]["kind"], "subscription");
+    let m = p.get("/metrics").body;
+    assert_eq!(
+        sample(&m, r#"routeplane_provider_up{provider="openai-codex"}"#),
+        1.0
+    );
+    assert!(
+        !m.contains(r#"provider="openrouter""#),
+        "unused built-ins are left out"
+    );
+    assert!(!s.to_string().contains("at-1"), "no token in the status");
+}
