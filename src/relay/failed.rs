@@ -123,6 +123,15 @@ pub(super) fn exhausted(
         && failures
             .iter()
             .all(|(_, f)| f.kind == FailKind::Status(429));
+    // Every endpoint was out of capacity for now (Anthropic's 529, a 503; rate limits
+    // among them): the client's protocol's own "overloaded", which its retries wait
+    // out, where a 502 reads as a broken gateway. A 429 among them does not make the
+    // whole a rate limit: the client is not sending too much, the sources are full.
+    let all_overloaded = !all_rate_limited
+        && !failures.is_empty()
+        && failures
+            .iter()
+            .all(|(_, f)| matches!(f.kind, FailKind::Status(429 | 503 | 529)));
     // No endpoint has the model: a 404 still, with what each said.
     let none_has_it = !failures.is_empty()
         && failures
@@ -142,19 +151,25 @@ pub(super) fn exhausted(
     {
         return surface(call, &failures[0].1, None, out);
     }
-    let status = match (all_rate_limited, none_can_take, none_has_it) {
-        (true, _, _) => 429,
-        (_, true, _) => 400,
-        (_, _, true) => 404,
+    let status = match (all_rate_limited, all_overloaded, none_can_take, none_has_it) {
+        (true, ..) => 429,
+        (_, true, ..) => overloaded(call.inbound),
+        (_, _, true, _) => 400,
+        (.., true) => 404,
         _ => 502,
     };
     let mut headers = vec![attempts_header(attempts)];
-    // When the first endpoint takes requests again: the pause it asked for, or, when it
-    // named none, what is left of its cool-down.
-    if all_rate_limited
+    // When the first endpoint takes requests again: the pause it asked for, or, for a
+    // rate limit that named none, what is left of its cool-down (an overloaded one's
+    // is Routeplane's guess, not a time the source gave).
+    if (all_rate_limited || all_overloaded)
         && let Some(wait) = failures
             .iter()
-            .filter_map(|(label, f)| f.retry_after.or_else(|| cooldown.left(label)))
+            .filter_map(|(label, f)| {
+                let limited = f.kind == FailKind::Status(429);
+                f.retry_after
+                    .or_else(|| limited.then(|| cooldown.left(label)).flatten())
+            })
             .min()
     {
         headers.push(("retry-after".to_string(), retry_after_secs(wait)));
@@ -173,6 +188,15 @@ pub(super) fn exhausted(
     };
     respond_error(call.inbound, err.status(), &err.to_string(), &headers, out);
     err.status()
+}
+
+/// A protocol's status for "every source is overloaded": Anthropic's 529
+/// (`overloaded_error`), the 503 every other client's retries know.
+fn overloaded(inbound: Protocol) -> u16 {
+    match inbound {
+        Protocol::Anthropic => 529,
+        _ => 503,
+    }
 }
 
 /// [`crate::sse::ATTEMPTS`] for an error no one endpoint gave, which [`ServedBy`]

@@ -384,6 +384,107 @@ fn all_rate_limited_without_retry_after_says_when_the_first_cool_down_ends() {
     assert_eq!(resp.header("retry-after"), Some("3"));
 }
 
+/// Two Anthropic sources `a` and `b` serving `m`, `smart` = a:m then b:m, asked once each.
+fn anthropic_pair(a: &MockUpstream, b: &MockUpstream) -> String {
+    format!(
+        "providers:\n  a: {{api_base: {}, api_protocol: anthropic, models: [m]}}\n  b: {{api_base: {}, api_protocol: anthropic, models: [m]}}\nmodels:\n  smart: {{endpoints: [a:m, b:m]}}\nfailover:\n  retries: 0\n",
+        a.url(),
+        b.url()
+    )
+}
+
+#[test]
+fn every_endpoint_overloaded_is_the_clients_overloaded_with_every_attempt() {
+    // Anthropic's 529 as a status (with a pause named) from one source, as a stream's
+    // error event from the other (an event stream sent for a whole answer is read as
+    // one). Before, every client got a 502 `api_error`, which Claude Code shows as a
+    // broken API rather than "overloaded".
+    let overloaded =
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+    let a = MockUpstream::always(Reply::JsonWith(
+        529,
+        vec![("Retry-After".into(), "3".into())],
+        overloaded.to_string(),
+    ));
+    let b = MockUpstream::always(Reply::Sse(
+        vec![named("error", overloaded.clone())],
+        Duration::ZERO,
+    ));
+    let p = Proxy::start(&anthropic_pair(&a, &b));
+    let cases = [
+        (Wire::Anthropic, 529, "overloaded_error"),
+        (Wire::Chat, 503, "server_error"),
+        (Wire::Responses, 503, "server_error"),
+        (Wire::Gemini, 503, "UNAVAILABLE"),
+    ];
+    for (client, status, kind) in cases {
+        for stream in [false, true] {
+            let what = format!("{client:?}, stream {stream}");
+            let resp = ask_as(&p, client, "smart", stream);
+            assert_eq!(resp.status, status, "{what}: {}", resp.body);
+            let error = &resp.json()["error"];
+            let said = match client {
+                Wire::Gemini => &error["status"],
+                _ => &error["type"],
+            };
+            assert_eq!(said, kind, "{what}: {}", resp.body);
+            assert_text(
+                &resp.error_message(),
+                "every target failed: a:m → 529 Overloaded; b:m → 529 Overloaded",
+            );
+            assert_eq!(resp.header("x-routeplane-attempts"), Some("2"), "{what}");
+            assert_eq!(resp.header("retry-after"), Some("3"), "{what}");
+        }
+    }
+    // A rate limit among the overloaded: still the sources are full, not the client
+    // sending too much; its pause is the one to wait.
+    let limited = MockUpstream::always(Reply::JsonWith(
+        429,
+        vec![("Retry-After".into(), "5".into())],
+        json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}})
+            .to_string(),
+    ));
+    let p = Proxy::start(&anthropic_pair(&limited, &b));
+    let resp = ask_as(&p, Wire::Anthropic, "smart", false);
+    assert_eq!(resp.status, 529, "{}", resp.body);
+    assert_eq!(resp.header("retry-after"), Some("5"));
+    assert_text(
+        &resp.error_message(),
+        "every target failed: a:m → 429 slow; b:m → 529 Overloaded",
+    );
+    // Overloaded with no pause named: no `Retry-After` made up from a cool-down.
+    let plain = MockUpstream::always(Reply::Json(529, overloaded.to_string()));
+    let p = Proxy::start(&anthropic_pair(&plain, &b));
+    let resp = ask_as(&p, Wire::Chat, "smart", false);
+    assert_eq!(resp.status, 503, "{}", resp.body);
+    assert_eq!(resp.header("retry-after"), None);
+}
+
+#[test]
+fn overloaded_beside_a_server_error_is_still_a_502() {
+    // One source overloaded, the other broken: no overload answer would be true.
+    let a = MockUpstream::always(Reply::Json(
+        529,
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+            .to_string(),
+    ));
+    let b = MockUpstream::always(Reply::Json(
+        500,
+        json!({"type": "error", "error": {"type": "api_error", "message": "boom"}}).to_string(),
+    ));
+    let p = Proxy::start(&anthropic_pair(&a, &b));
+    for (client, kind) in [(Wire::Anthropic, "api_error"), (Wire::Chat, "server_error")] {
+        let resp = ask_as(&p, client, "smart", false);
+        assert_eq!(resp.status, 502, "{client:?}: {}", resp.body);
+        assert_eq!(resp.json()["error"]["type"], kind, "{client:?}");
+        assert_text(
+            &resp.error_message(),
+            "every target failed: a:m → 529 Overloaded; b:m → 500 boom",
+        );
+        assert_eq!(resp.header("x-routeplane-attempts"), Some("2"));
+    }
+}
+
 /// Seconds left of `target`'s cool-down, from the running proxy.
 fn cooling_left(p: &Proxy, target: &str) -> Option<f64> {
     let list = p.get("/routeplane/cooldowns").json()["cooldowns"].clone();
