@@ -17,9 +17,10 @@ routeplane usage: what the proxy served, from its usage ledger
 
 Usage: routeplane usage [-c PATH] [--since 24h|7d|DATE] [--by provider|model|day] [--json]
 
-Per group: requests, errors (4xx/5xx answers and streams that broke), fail-overs
-(requests that moved past a failed endpoint), rescues, input and output tokens as the
-upstreams reported them, and the median and 95th percentile time to first token.
+Per group: requests, errors (4xx/5xx answers and streams that broke), failed attempts
+(at that source, moved past to a retry or another endpoint), fail-overs (requests that
+moved past a failed endpoint), rescues, input and output tokens as the upstreams
+reported them, and the median and 95th percentile time to first token.
 
 Options:
   -c, --config PATH  config file (its `usage.path` names the ledger)
@@ -81,7 +82,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         let row = |g: &Group| {
             json!({
                 "key": g.key, "requests": g.requests, "errors": g.errors,
-                "failovers": g.failovers, "rescues": g.rescues,
+                "failed": g.failed, "failovers": g.failovers, "rescues": g.rescues,
                 "input_tokens": g.input, "output_tokens": g.output,
                 "ttft_p50_ms": g.ttft_p50, "ttft_p95_ms": g.ttft_p95,
             })
@@ -112,9 +113,10 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         .max(title.len())
         .max(5);
     outln!(
-        "{title:<width$}  {:>8} {:>7} {:>9} {:>7} {:>12} {:>12} {:>9} {:>9}",
+        "{title:<width$}  {:>8} {:>7} {:>7} {:>9} {:>7} {:>12} {:>12} {:>9} {:>9}",
         "REQUESTS",
         "ERRORS",
+        "FAILED",
         "FAILOVERS",
         "RESCUES",
         "INPUT_TOK",
@@ -124,10 +126,11 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     )?;
     for g in summary.groups.iter().chain([&summary.total]) {
         outln!(
-            "{:<width$}  {:>8} {:>7} {:>9} {:>7} {:>12} {:>12} {:>9} {:>9}",
+            "{:<width$}  {:>8} {:>7} {:>7} {:>9} {:>7} {:>12} {:>12} {:>9} {:>9}",
             g.key,
             g.requests,
             g.errors,
+            g.failed,
             g.failovers,
             g.rescues,
             g.input,

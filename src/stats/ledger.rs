@@ -12,6 +12,7 @@
 //! repeated only after writes worked again. Lines hold counts, names and times: never
 //! prompt or answer text, never a key.
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{Finished, percentile, push_json_str};
+use super::{Finished, moved_past, percentile, push_json_str};
 use crate::batch::{self, Batch, Sink};
 use crate::log::{self, StreamEnd, push_u64};
 use crate::registry::provider_of;
@@ -533,6 +534,16 @@ impl By {
             By::Day => e.time.get(..10).unwrap_or("-"),
         }
     }
+
+    /// The group key of an attempt of entry `e` at `endpoint`: that endpoint's, or the
+    /// entry's day.
+    fn attempt_key<'e>(self, e: &'e Entry, endpoint: &'e str) -> &'e str {
+        match self {
+            By::Provider => provider_of(endpoint),
+            By::Model => endpoint,
+            By::Day => e.time.get(..10).unwrap_or("-"),
+        }
+    }
 }
 
 /// One row of `routeplane usage`.
@@ -547,6 +558,11 @@ pub struct Group {
     pub errors: u64,
     /// Requests that moved past at least one failed endpoint.
     pub failovers: u64,
+    /// Attempts at it that failed and were moved past (to a retry or another
+    /// endpoint), whoever answered the request: a source that only failed has a row of
+    /// its own. A request no endpoint answered has its last failed attempt as its
+    /// error instead ([`moved_past`]).
+    pub failed: u64,
     /// Streams continued on another endpoint.
     pub rescues: u64,
     /// Input tokens reported.
@@ -589,7 +605,7 @@ impl Default for Summary {
 pub fn summarize(path: &Path, since_ms: Option<i64>, by: By) -> std::io::Result<Summary> {
     let mut old = path.to_path_buf().into_os_string();
     old.push(".1");
-    let mut groups: std::collections::BTreeMap<String, (Group, Vec<f64>)> = Default::default();
+    let mut groups: BTreeMap<String, (Group, Vec<f64>)> = BTreeMap::new();
     let mut total = (Summary::default().total, Vec::new());
     let mut skipped = 0;
     let mut found = false;
@@ -616,16 +632,13 @@ pub fn summarize(path: &Path, since_ms: Option<i64>, by: By) -> std::io::Result<
             if since_ms.is_some_and(|s| at < s) {
                 continue;
             }
-            let key = by.key(&e);
-            // A key is copied once, for its group's first line.
-            if !groups.contains_key(key) {
-                let group = Group {
-                    key: key.to_string(),
-                    ..Group::default()
-                };
-                groups.insert(key.to_string(), (group, Vec::new()));
+            let answered = e.served_by.is_some() || e.abandoned.is_some();
+            for f in &e.failed[..moved_past(e.failed.len(), answered)] {
+                let endpoint = f["endpoint"].as_str().unwrap_or("-");
+                group(&mut groups, by.attempt_key(&e, endpoint)).0.failed += 1;
+                total.0.failed += 1;
             }
-            let slot = groups.get_mut(key).expect("inserted above");
+            let slot = group(&mut groups, by.key(&e));
             for (g, ttfts) in [&mut *slot, &mut total] {
                 g.requests += 1;
                 g.errors += u64::from(super::is_error(e.status, e.stream_end()));
@@ -656,6 +669,22 @@ pub fn summarize(path: &Path, since_ms: Option<i64>, by: By) -> std::io::Result<
         total: finish(total),
         skipped,
     })
+}
+
+/// The group (and its time-to-first-token samples) under `key`, made on first use: a
+/// key is copied once, for its group's first line.
+fn group<'g>(
+    groups: &'g mut BTreeMap<String, (Group, Vec<f64>)>,
+    key: &str,
+) -> &'g mut (Group, Vec<f64>) {
+    if !groups.contains_key(key) {
+        let group = Group {
+            key: key.to_string(),
+            ..Group::default()
+        };
+        groups.insert(key.to_string(), (group, Vec::new()));
+    }
+    groups.get_mut(key).expect("inserted above")
 }
 
 /// Ends the last line of `file` when it lacks its line end (a run stopped or a disk
@@ -758,11 +787,14 @@ mod tests {
         let s = summarize(&path, None, By::Model).unwrap();
         assert_eq!(s.skipped, 0);
         let rows: Vec<_> = (s.groups.iter())
-            .map(|g| (g.key.as_str(), g.requests, g.errors, g.failovers))
+            .map(|g| (g.key.as_str(), g.requests, g.errors, g.failovers, g.failed))
             .collect();
         // The client left while local was asked, after cloud failed: local's request,
-        // moved on to from cloud, and no one's error.
-        assert_eq!(rows, [("local:llama3.1:8b", 3, 1, 2)]);
+        // moved on to from cloud, and no one's error. Cloud failed twice, its own row.
+        assert_eq!(
+            rows,
+            [("cloud:gpt", 0, 0, 0, 2), ("local:llama3.1:8b", 3, 1, 2, 0)]
+        );
         let back = tail(&path, text.len() as u64, text.len() as u64);
         assert_eq!(back[0].stream_end, Some(StreamEnd::Broken));
         assert!(back[0].is_error());
@@ -843,7 +875,8 @@ mod tests {
         assert_eq!(current.lines().count(), 2);
         let s = summarize(&path, None, By::Provider).unwrap();
         assert_eq!(s.total.requests, 6);
-        assert_eq!(s.groups[0].key, "local");
+        assert_eq!((s.groups[0].key.as_str(), s.groups[0].failed), ("cloud", 6));
+        assert_eq!(s.groups[1].key, "local");
         assert_eq!((s.total.failovers, s.total.input), (6, 72));
         let _ = std::fs::remove_dir_all(&dir);
     }

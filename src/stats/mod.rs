@@ -191,6 +191,15 @@ impl Finished {
     }
 }
 
+/// How many of a request's `failed` attempts (the first ones) were moved past, to a
+/// retry or another endpoint: all, unless no endpoint answered and the client did not
+/// leave (`answered` false), when the last is the request's own error, counted once as
+/// that. The status page counts these as errors of their sources, `routeplane usage` as
+/// their `failed`, so the two agree.
+pub fn moved_past(failed: usize, answered: bool) -> usize {
+    failed.saturating_sub(usize::from(!answered))
+}
+
 /// True for an answer the client could not use: a 4xx/5xx, or a stream that broke and
 /// ended with an error event under its 200 (a client that left, 499, is not one).
 pub fn is_error(status: u16, stream_end: Option<StreamEnd>) -> bool {
@@ -427,11 +436,10 @@ impl Inner {
         totals.errors += u64::from(f.is_error());
         totals.input += f.tokens.input.unwrap_or(0);
         totals.output += f.tokens.output.unwrap_or(0);
-        // A request no endpoint answered has the last failed attempt's error as its own:
+        // A request no endpoint answered has its last failed attempt as its own error,
         // counted once, above.
-        let own = usize::from(f.served_by.is_none() && f.abandoned().is_none());
-        let moved_past = f.failed().count().saturating_sub(own);
-        for (endpoint, _, _) in f.failed().take(moved_past) {
+        let answered = f.served_by.is_some() || f.abandoned().is_some();
+        for (endpoint, _, _) in f.failed().take(moved_past(f.failed().count(), answered)) {
             today(&mut self.today, provider_of(endpoint)).errors += 1;
         }
     }

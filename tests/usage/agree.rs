@@ -219,7 +219,29 @@ fn ledger_usage_and_metrics_agree_with_what_the_mocks_served() {
     assert!(group("good")["ttft_p95_ms"].as_f64().is_some());
     let by_model = usage_json(&p, &["--by", "model"]);
     assert_eq!(by_model["groups"][0]["key"], "-");
-    assert_eq!(by_model["groups"].as_array().unwrap().len(), 4);
+    // bad and flaky only failed over (bad's 503 twice, a retry): rows of their own.
+    let failed: Vec<_> = (by_model["groups"].as_array().unwrap().iter())
+        .map(|g| {
+            (
+                g["key"].as_str().unwrap(),
+                g["requests"].clone(),
+                g["failed"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("-", json!(1), json!(0)),
+            ("anth:m", json!(2), json!(0)),
+            ("bad:m", json!(0), json!(2)),
+            ("flaky:m", json!(0), json!(1)),
+            ("good:m", json!(6), json!(0)),
+            ("resp:m", json!(1), json!(0)),
+        ],
+        "{by_model}"
+    );
+    assert_eq!(by_model["total"]["failed"], 3);
     let by_day = usage_json(&p, &["--by", "day", "--since", "24h"]);
     assert_eq!(by_day["groups"].as_array().unwrap().len(), 1);
     assert_eq!(by_day["total"]["requests"], 10);
@@ -392,15 +414,18 @@ fn a_retry_or_a_lone_failed_endpoint_is_not_counted_as_a_failover() {
                 g["key"].as_str().unwrap(),
                 g["requests"].clone(),
                 g["errors"].clone(),
+                g["failed"].clone(),
             )
         })
         .collect();
+    // Failed: bad's two attempts for `smart` and the first of its own two (the last is
+    // its request's error); once's attempt before its retry.
     assert_eq!(
         keys,
         [
-            ("bad:m", json!(1), json!(1)),
-            ("good:m", json!(1), json!(0)),
-            ("once:m", json!(1), json!(0))
+            ("bad:m", json!(1), json!(1), json!(3)),
+            ("good:m", json!(1), json!(0), json!(0)),
+            ("once:m", json!(1), json!(0), json!(1))
         ],
         "{u}"
     );
@@ -436,5 +461,11 @@ fn a_retry_or_a_lone_failed_endpoint_is_not_counted_as_a_failover() {
     let s = p.get("/status.json").json();
     for source in s["sources"].as_array().unwrap() {
         assert_eq!(source["today"]["requests"], 1, "{source}");
+        // The status page's errors are usage's errors and failed attempts together.
+        let row = (u["groups"].as_array().unwrap().iter())
+            .find(|g| g["key"].as_str() == Some(&format!("{}:m", source["id"].as_str().unwrap())))
+            .unwrap();
+        let both = row["errors"].as_u64().unwrap() + row["failed"].as_u64().unwrap();
+        assert_eq!(source["today"]["errors"], both, "{source}\n{u}");
     }
 }

@@ -1,4 +1,5 @@
-//! `routeplane usage` as a command: its table, its options and their errors.
+//! `routeplane usage` as a command: its table, its options and their errors, and the
+//! attempts a source failed that another answered.
 
 use super::*;
 
@@ -34,9 +35,9 @@ fn usage_command_prints_a_table_and_explains_bad_options() {
     crate::support::assert_text(
         &String::from_utf8_lossy(&out.stdout),
         "\
-PROVIDER  REQUESTS  ERRORS FAILOVERS RESCUES    INPUT_TOK   OUTPUT_TOK  TTFT_P50  TTFT_P95
-local            2       1         0       0           40            2      10ms      30ms
-total            2       1         0       0           40            2      10ms      30ms
+PROVIDER  REQUESTS  ERRORS  FAILED FAILOVERS RESCUES    INPUT_TOK   OUTPUT_TOK  TTFT_P50  TTFT_P95
+local            2       1       0         0       0           40            2      10ms      30ms
+total            2       1       0         0       0           40            2      10ms      30ms
 ",
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 1 line(s)"));
@@ -59,8 +60,80 @@ total            2       1         0       0           40            2      10ms
     crate::support::assert_text(
         &String::from_utf8_lossy(&out.stdout),
         "\
-PROVIDER  REQUESTS  ERRORS FAILOVERS RESCUES    INPUT_TOK   OUTPUT_TOK  TTFT_P50  TTFT_P95
-total            0       0         0       0            0            0         -         -
+PROVIDER  REQUESTS  ERRORS  FAILED FAILOVERS RESCUES    INPUT_TOK   OUTPUT_TOK  TTFT_P50  TTFT_P95
+total            0       0       0         0       0            0            0         -         -
 ",
+    );
+}
+
+#[test]
+fn a_source_whose_attempts_failed_over_has_its_failed_attempts_in_the_table() {
+    // Before, `usage` counted a request only where it was answered: a source whose
+    // every attempt failed over to another was not in the table at all, though the
+    // status page and /metrics counted its failures.
+    let bad = MockUpstream::always(Reply::Json(500, r#"{"error":{"message":"boom"}}"#.into()));
+    let good = chat_mock();
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let p = Proxy::start(&format!(
+        "providers:\n  bad: {{api_base: {}, models: [m]}}\n  good: {{api_base: {}, models: [m]}}\nmodels:\n  smart: {{endpoints: [bad:m, good:m]}}\nfailover:\n  backoff_ms: 20\nusage:\n  path: {}\n",
+        bad.url(),
+        good.url(),
+        ledger.display()
+    ));
+    // bad's 500 is asked again once (a retry), then good answers.
+    let r = p.post(
+        "/v1/chat/completions",
+        Wire::Chat.request("smart", false, false),
+    );
+    assert_eq!(
+        (r.status, r.header("x-routeplane-provider")),
+        (200, Some("good"))
+    );
+    ledger_lines(&ledger, 1);
+    let table = usage_out(&p, &[]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0][..5],
+        ["PROVIDER", "REQUESTS", "ERRORS", "FAILED", "FAILOVERS"],
+        "{table}"
+    );
+    // Its own row: no request of its own, its two failed attempts, no time to first token.
+    assert_eq!(
+        rows[1],
+        ["bad", "0", "0", "2", "0", "0", "0", "0", "-", "-"],
+        "{table}"
+    );
+    // The request is good's, one that failed over to it.
+    assert_eq!(rows[2][..6], ["good", "1", "0", "0", "1", "0"], "{table}");
+    assert_eq!(rows[3][..6], ["total", "1", "0", "2", "1", "0"], "{table}");
+    assert_eq!(rows.len(), 4, "{table}");
+    // Pinned to bad alone: its last attempt is the request's error, not also a failed
+    // one; the retry before it is. Errors and failed together are the status page's
+    // errors for bad today.
+    let r = p.post(
+        "/v1/chat/completions",
+        Wire::Chat.request("bad:m", false, false),
+    );
+    assert_eq!(r.status, 500, "{}", r.body);
+    ledger_lines(&ledger, 2);
+    let u = usage_json(&p, &["--by", "model"]);
+    let bad_row = &u["groups"][0];
+    assert_eq!(bad_row["key"], "bad:m", "{u}");
+    assert_eq!(
+        [&bad_row["requests"], &bad_row["errors"], &bad_row["failed"]],
+        [&json!(1), &json!(1), &json!(3)],
+        "{u}"
+    );
+    assert_eq!(u["total"]["failed"], 3, "{u}");
+    // The ledger line is appended just before the counters take the request.
+    let errors = || p.source_status("bad")["today"]["errors"].clone();
+    assert!(
+        wait_until(Duration::from_secs(5), || errors() == 4),
+        "{}",
+        errors()
     );
 }

@@ -285,11 +285,18 @@ fn a_client_that_leaves_while_an_endpoint_is_asked_counts_at_that_endpoint() {
     );
 
     // `routeplane usage`: at hang, moved on to from bad, and not hang's error.
+    // bad only failed: a row with no request, its failed attempts.
     let u = usage_json(&p, &["--by", "model"]);
     let one = |k: &str| (k.to_string(), json!(1), json!(0), json!(1), json!(0));
-    assert_eq!(usage_rows(&u), [one("hang:m")], "{u}");
+    let none = |k: &str| (k.to_string(), json!(0), json!(0), json!(0), json!(0));
+    assert_eq!(usage_rows(&u), [none("bad:m"), one("hang:m")], "{u}");
+    assert_eq!(u["groups"][0]["failed"], failed.len(), "{u}");
     let u = usage_json(&p, &["--by", "provider"]);
-    assert_eq!(usage_rows(&u), [one("hang")], "no `-` row: {u}");
+    assert_eq!(
+        usage_rows(&u),
+        [none("bad"), one("hang")],
+        "no `-` row: {u}"
+    );
 
     // The status page's row shows where it was left; only bad's failures are errors.
     let s = p.get("/status.json").json();

@@ -99,15 +99,20 @@ fn promtool_check(text: &str) {
 
 /// `routeplane usage ARGS -c CONFIG --json`.
 fn usage_json(p: &Proxy, args: &[&str]) -> Value {
-    let stdout = crate::support::stdout_of(
+    let stdout = usage_out(p, &[args, &["--json"]].concat());
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// What `routeplane usage ARGS -c CONFIG` prints, for `p`'s config.
+fn usage_out(p: &Proxy, args: &[&str]) -> String {
+    crate::support::stdout_of(
         Command::new(bin())
             .arg("usage")
             .args(args)
-            .args(["--json", "-c"])
+            .arg("-c")
             .arg(p.dir.path().join("routeplane.yaml"))
             .env("HOME", p.dir.path()),
-    );
-    serde_json::from_str(&stdout).unwrap()
+    )
 }
 
 /// `(key, requests, errors, failovers, rescues)` of each group of `routeplane usage`.
