@@ -133,7 +133,12 @@ fn sources_show_logins_until_they_expire_and_leave_out_unused_builtins() {
     let login = json!({"version": 1, "credentials": {"openai-codex": {
         "access_token": "at-1", "refresh_token": "rt-1", "expires_at": 4102444800u64}}});
     std::fs::create_dir_all(p.dir.path().join("data/routeplane")).unwrap();
-    p.dir.write("data/routeplane/auth.json", &login.to_string());
+    // Whole at once, by a rename, as the login stores it: a server that read the file
+    // between its creation and its write kept it as empty (flaky under load).
+    let written = p
+        .dir
+        .write("data/routeplane/auth.json.tmp", &login.to_string());
+    std::fs::rename(&written, p.dir.path().join("data/routeplane/auth.json")).unwrap();
     let s = p.get("/status.json").json();
     let sources = s["sources"].as_array().unwrap();
     let ids: Vec<&str> = sources.iter().map(|x| x["id"].as_str().unwrap()).collect();
