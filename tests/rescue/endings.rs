@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{ask, config, events, faulty_once, healthy};
+use super::{ask, config, events, faulty_once, healthy, two_messages_cut};
 use crate::support::answer::{self, CANONICAL, Fault};
 use crate::support::proxy::Streamed;
 use crate::support::wire::{Wire, data};
@@ -302,4 +302,30 @@ fn every_client_keeps_the_text_it_streamed_and_reads_the_break_in_its_own_error(
             "upstream `a` stopped part-way through its answer (the stream ended without its end marker); no endpoint could continue it",
         );
     }
+}
+
+#[test]
+fn a_copied_responses_streams_failed_output_gives_each_message_its_own_text() {
+    // The open message of a copied stream took all the text the client had, the
+    // finished message's too, and said it twice.
+    let toks = answer::tokens(CANONICAL);
+    let a = MockUpstream::always(two_messages_cut());
+    let p = lone(&a, Wire::Responses);
+    let s = ask(&p, Wire::Responses);
+    let r = failed_response(&s);
+    let texts: Vec<(&Value, &Value)> = r["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (&i["status"], &i["content"][0]["text"]))
+        .collect();
+    let (first, second) = (json!(toks[..5].concat()), json!(toks[5..10].concat()));
+    assert_eq!(
+        texts,
+        [
+            (&json!("completed"), &first),
+            (&json!("incomplete"), &second)
+        ],
+        "{r}"
+    );
 }

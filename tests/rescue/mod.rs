@@ -2,12 +2,14 @@
 //! and spliced into the open stream, in every client protocol; what cannot be continued
 //! ends with an error event; retries keep to their budget.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::support::answer::{self, CANONICAL, Fault};
 use crate::support::proxy::Streamed;
 use crate::support::wire::Wire;
-use crate::support::{MockUpstream, Proxy, assert_text};
+use crate::support::{MockUpstream, Proxy, Reply, assert_text};
 
 /// Providers `a` (speaking `a_wire`) and `b` (chat), both `prefill: true`, and `smart` =
 /// a:m then b:m.
@@ -145,6 +147,67 @@ fn assert_one_whole_stream(wire: Wire, s: &Streamed) {
             assert!(ids.windows(2).all(|w| w[0] == w[1]), "one id: {what}");
         }
     }
+}
+
+/// A Responses answer in two messages, as Codex models write a commentary before the
+/// final answer: the first five tokens of [`CANONICAL`] as a whole message, five more
+/// of a second one, and the connection closes.
+fn two_messages_cut() -> Reply {
+    use crate::support::wire::named;
+    let toks = answer::tokens(CANONICAL);
+    let mut seq = 0;
+    let mut ev = |name: &str, mut v: Value| {
+        v["type"] = json!(name);
+        v["sequence_number"] = json!(seq);
+        seq += 1;
+        named(name, v)
+    };
+    let resp = json!({"id": "resp_a", "object": "response", "created_at": 7, "status": "in_progress",
+        "model": "a-model", "output": []});
+    let mut evs = vec![
+        ev("response.created", json!({"response": resp})),
+        ev("response.in_progress", json!({"response": resp})),
+    ];
+    for (oi, said) in [(0, &toks[..5]), (1, &toks[5..10])] {
+        let id = format!("msg_a{oi}");
+        evs.push(ev(
+            "response.output_item.added",
+            json!({"output_index": oi, "item": {"type": "message",
+            "id": id, "status": "in_progress", "role": "assistant", "content": []}}),
+        ));
+        evs.push(ev(
+            "response.content_part.added",
+            json!({"item_id": id, "output_index": oi,
+            "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
+        ));
+        for t in said {
+            evs.push(ev(
+                "response.output_text.delta",
+                json!({"item_id": id, "output_index": oi,
+                "content_index": 0, "delta": t}),
+            ));
+        }
+        if oi == 0 {
+            let text = said.concat();
+            let part = json!({"type": "output_text", "text": text, "annotations": []});
+            evs.push(ev(
+                "response.output_text.done",
+                json!({"item_id": id, "output_index": 0,
+                "content_index": 0, "text": text}),
+            ));
+            evs.push(ev(
+                "response.content_part.done",
+                json!({"item_id": id, "output_index": 0,
+                "content_index": 0, "part": part}),
+            ));
+            evs.push(ev(
+                "response.output_item.done",
+                json!({"output_index": 0, "item": {"type": "message",
+                "id": id, "status": "completed", "role": "assistant", "content": [part]}}),
+            ));
+        }
+    }
+    Reply::SseThenBreak(evs, Duration::from_millis(1))
 }
 
 // Continued streams that reach the client whole, in every protocol.

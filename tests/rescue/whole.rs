@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{ask, assert_one_whole_stream, config, events, faulty_once, healthy};
+use super::{ask, assert_one_whole_stream, config, events, faulty_once, healthy, two_messages_cut};
 use crate::support::answer::{self, CANONICAL, Fault};
 use crate::support::wire::Wire;
 use crate::support::{MockUpstream, Proxy};
@@ -121,4 +121,38 @@ fn a_stream_that_closes_after_its_finish_marker_is_complete_in_every_protocol() 
             assert_eq!((a.count(), b.count()), (1, 0), "{client:?} <- {up:?}");
         }
     }
+}
+
+#[test]
+fn a_copied_responses_stream_continued_in_its_second_message_keeps_each_messages_text() {
+    // Its continued message took all the text the client had, the finished message's
+    // too: the closing events said the commentary twice.
+    let toks = answer::tokens(CANONICAL);
+    let a = MockUpstream::always(two_messages_cut());
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Responses, &b, ""));
+    let s = ask(&p, Wire::Responses);
+    assert_eq!((a.count(), b.count()), (1, 1), "{}", s.text());
+    let evs = events(&s);
+    let rest = CANONICAL.strip_prefix(toks[..5].concat().as_str()).unwrap();
+    let done: Vec<&Value> = evs
+        .iter()
+        .filter(|(k, _)| k == "response.output_text.done")
+        .map(|(_, v)| &v["text"])
+        .collect();
+    assert_eq!(
+        done,
+        [&json!(toks[..5].concat()), &json!(rest)],
+        "{}",
+        s.text()
+    );
+    let (kind, last) = evs.last().unwrap();
+    assert_eq!(kind, "response.completed", "{}", s.text());
+    let texts: Vec<&Value> = last["response"]["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["content"][0]["text"])
+        .collect();
+    assert_eq!(texts, done, "{last}");
 }

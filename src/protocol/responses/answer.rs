@@ -318,16 +318,39 @@ impl Encoder {
 
     /// Continues the open stream: an observed open item gets the text the client has.
     pub fn resume(&mut self, text: &str, reasoning: &str) {
-        if !self.observed {
-            return;
+        if self.observed {
+            self.fill(text, reasoning);
         }
+    }
+
+    /// Gives the open item of a copied stream, whose deltas are not read, its share of
+    /// what the client has: `text` and `reasoning` are the whole answer's, and the items
+    /// of its kind done before it (Codex models' commentary message before the final
+    /// one) have theirs.
+    fn fill(&mut self, text: &str, reasoning: &str) {
+        let Some(part) = self.text.as_ref().map(|t| t.part) else {
+            return;
+        };
+        let (all, kind, parts) = match part {
+            Part::Reasoning => (reasoning, "reasoning", "summary"),
+            _ => (text, "message", "content"),
+        };
+        let mut done: Vec<&(usize, Value)> = self
+            .done
+            .iter()
+            .filter(|(_, i)| i["type"] == kind)
+            .collect();
+        done.sort_by_key(|(oi, _)| *oi);
+        let before: String = done
+            .iter()
+            .flat_map(|(_, i)| i[parts].as_array().into_iter().flatten())
+            .filter_map(|p| p["text"].as_str())
+            .collect();
+        // A source that joins its items' texts otherwise than end to end: all of it,
+        // rather than lose any.
+        let own = all.strip_prefix(before.as_str()).unwrap_or(all);
         if let Some(t) = self.text.as_mut() {
-            t.text = if t.part == Part::Reasoning {
-                reasoning
-            } else {
-                text
-            }
-            .to_string();
+            t.text = own.to_string();
         }
     }
 
@@ -785,17 +808,8 @@ impl Encoder {
     /// `text` and `reasoning` are what the client has: a copied stream's open item
     /// knows no text of its own, its deltas being copied unread.
     pub fn fail(&mut self, status: u16, message: &str, text: &str, reasoning: &str) -> Vec<Event> {
-        if let Some(t) = self
-            .text
-            .as_mut()
-            .filter(|t| self.observed && t.text.is_empty())
-        {
-            t.text = if t.part == Part::Reasoning {
-                reasoning
-            } else {
-                text
-            }
-            .to_string();
+        if self.observed && self.text.as_ref().is_some_and(|t| t.text.is_empty()) {
+            self.fill(text, reasoning);
         }
         let code = match status {
             429 => "rate_limit_exceeded",
