@@ -189,17 +189,20 @@ impl Auth {
             cache.tokens.clear();
             cache.refused.clear();
             cache.read_at = None;
-        } else if modified != cache.read_at {
-            if let Ok(all) = store.load() {
-                cache.tokens = all
-                    .keys()
-                    .filter_map(|k| store.get(k).ok().flatten().map(|t| (k.clone(), t)))
-                    .collect();
-                cache.refused = all
-                    .iter()
-                    .filter_map(|(k, v)| store::refused(v).map(|r| (k.clone(), r)))
-                    .collect();
-            }
+        } else if modified != cache.read_at
+            // A file that could not be read (another program's write, caught half done)
+            // is read again next time: a write finished within the same tick of the
+            // file's clock would otherwise never be seen.
+            && let Ok(all) = store.load()
+        {
+            cache.tokens = all
+                .iter()
+                .filter_map(|(k, v)| store::from_json(v).map(|t| (k.clone(), t)))
+                .collect();
+            cache.refused = all
+                .iter()
+                .filter_map(|(k, v)| store::refused(v).map(|r| (k.clone(), r)))
+                .collect();
             cache.read_at = modified;
         }
         cache.tokens.get(key).cloned()
@@ -498,5 +501,32 @@ mod tests {
             assert_eq!(of(other), None, "{other}");
         }
         assert_eq!(bearer("k1"), "Bearer k1");
+    }
+
+    #[test]
+    fn a_token_file_caught_half_written_is_read_again_though_its_time_is_the_same() {
+        let dir = std::env::temp_dir().join(format!("rp-auth-half-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tokens.json");
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let write = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+        };
+        write(r#"{"credentials": {"anthropic": {"access_tok"#);
+        let auth = Auth {
+            store: Some(Store::new(&path)),
+            ..Auth::default()
+        };
+        assert!(!auth.logged_in("anthropic"));
+        // The rest of the write lands within the same tick of the file's clock.
+        write(r#"{"credentials": {"anthropic": {"access_token": "at", "refresh_token": "rt"}}}"#);
+        assert!(auth.logged_in("anthropic"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -173,7 +173,7 @@ fn to_json(t: &Tokens) -> Value {
 }
 
 /// Tokens from their stored form.
-fn from_json(v: &Value) -> Option<Tokens> {
+pub(super) fn from_json(v: &Value) -> Option<Tokens> {
     Some(Tokens {
         access: Secret::new(v["access_token"].as_str()?),
         refresh: Secret::new(v["refresh_token"].as_str().unwrap_or("")),
