@@ -7,7 +7,7 @@
 //! (`splice.rs`) is the client's side of the stream across attempts: its encoder, the
 //! text it has, and whether it is being continued by another answer.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -103,7 +103,14 @@ fn relay_events(
     let mut look = sent + SLICE;
 
     loop {
-        let piece = stream.next(deadline, &|| super::unwanted(env, out));
+        let piece = match stream.next(deadline, &|| super::unwanted(env, out)) {
+            // After the finish marker only usage and the end marker are left: a stream
+            // that breaks or goes silent there (a chunked body cut before its last chunk,
+            // a server that never sends `[DONE]`) ended its answer, as one that closes
+            // does. Continued, the client would get a second ending after the first.
+            Piece::Broken(_) | Piece::Timeout if finished => Piece::End,
+            piece => piece,
+        };
         let bytes = match piece {
             Piece::Data(b) => {
                 if let Some(k) = kept.as_mut().filter(|_| !content) {
@@ -351,8 +358,17 @@ fn relay_events(
         if content && progressed {
             deadline = Instant::now() + settings.idle_timeout;
         }
+        // The answer is whole once its finish marker came; its usage and end marker
+        // follow at once, so a client is not kept `idle_secs` waiting for them.
+        if finished {
+            deadline = deadline.min(Instant::now() + AFTER_FINISH);
+        }
     }
 }
+
+/// How long a stream is waited for after its finish marker: its usage and end marker
+/// come right after it (OpenRouter's usage, priced, a moment later).
+const AFTER_FINISH: Duration = Duration::from_secs(5);
 
 /// The most of a stream kept before its first content for a filtered answer: such an
 /// answer is a few events (a role chunk or `message_start`, the filtered ending); one

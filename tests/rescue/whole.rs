@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{ask, assert_one_whole_stream, config, events, faulty_once, healthy, two_messages_cut};
+use crate::support::Reply;
 use crate::support::answer::{self, CANONICAL, Fault};
 use crate::support::wire::Wire;
 use crate::support::{MockUpstream, Proxy};
@@ -155,4 +156,86 @@ fn a_copied_responses_stream_continued_in_its_second_message_keeps_each_messages
         .map(|i| &i["content"][0]["text"])
         .collect();
     assert_eq!(texts, done, "{last}");
+}
+
+#[test]
+fn a_stream_that_breaks_or_stalls_after_its_finish_marker_is_complete_in_every_protocol() {
+    // Hosted APIs send their streams chunked: closed after the finish marker without
+    // the body's last chunk, such a stream broke off, and one may never send `[DONE]`.
+    // Either way the answer is whole: continued, the client got a second ending (and a
+    // usage of the answer and a half) after its first.
+    let faults = [
+        Fault::BreakAfterFinish,
+        Fault::StallAfterFinish(Duration::from_secs(3)),
+    ];
+    for client in Wire::ALL {
+        for up in [Wire::Chat, Wire::Anthropic] {
+            for fault in faults {
+                let a = MockUpstream::start(move |req| answer::reply(up, req, "a", fault));
+                let b = healthy("b");
+                let p = Proxy::start(&config(&a, up, &b, ""));
+                let s = ask(&p, client);
+                assert_one_whole_stream(client, &s);
+                let what = format!("{client:?} <- {up:?} {fault:?}: {}", s.text());
+                assert_eq!((a.count(), b.count()), (1, 0), "{what}");
+                let finishes = events(&s)
+                    .iter()
+                    .filter(|(k, v)| {
+                        k == "message_delta" || v["choices"][0]["finish_reason"].is_string()
+                    })
+                    .count();
+                if matches!(client, Wire::Chat | Wire::Anthropic) {
+                    assert_eq!(finishes, 1, "{what}");
+                }
+                p.wait_log("stream=complete");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_whole_tool_call_whose_stream_breaks_after_its_finish_marker_is_the_clients() {
+    // The call is whole: not "a tool call was cut".
+    let mut evs = Wire::Chat.events(true);
+    evs.pop();
+    let a = MockUpstream::always(Reply::SseChunkedThenBreak(evs));
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
+    for client in Wire::ALL {
+        let s = p.stream(
+            &client.url("smart", true),
+            client.request("smart", true, true),
+        );
+        let got = client.read_stream(&s);
+        assert!(got.ended, "{client:?}: {}", s.text());
+        assert_eq!(got.tools.len(), 1, "{client:?}: {}", s.text());
+        assert_eq!(got.tools[0].1, json!({"city": "Paris"}), "{client:?}");
+        assert!(!s.text().contains("was cut"), "{client:?}: {}", s.text());
+    }
+    assert_eq!(b.count(), 0);
+}
+
+#[test]
+fn a_finished_stream_that_goes_silent_keeps_the_client_only_briefly() {
+    // `idle_secs` (120 by default) is for an answer that may go on; after its finish
+    // marker only the usage and end marker are left to wait for.
+    let a = MockUpstream::start(|req| {
+        answer::reply(
+            Wire::Chat,
+            req,
+            "a",
+            Fault::StallAfterFinish(Duration::from_secs(20)),
+        )
+    });
+    let yaml = format!(
+        "providers:\n  a:\n    api_base: {}\n    prefill: true\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m]\ntimeouts:\n  idle_secs: 30\n",
+        a.url()
+    );
+    let p = Proxy::start(&yaml);
+    let started = Instant::now();
+    let s = ask(&p, Wire::Chat);
+    let took = started.elapsed();
+    assert_one_whole_stream(Wire::Chat, &s);
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(a.count(), 1);
 }

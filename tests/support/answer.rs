@@ -48,6 +48,11 @@ pub enum Fault {
     /// Complete up to the finish marker (and usage), then a clean close with no
     /// `[DONE]` (chat) or `message_stop` (Anthropic).
     NoEndMarker,
+    /// Complete up to the finish marker (and usage), sent chunked as hosted APIs send
+    /// it, then the connection is cut before the body's last chunk.
+    BreakAfterFinish,
+    /// Complete up to the finish marker (and usage), then silence this long.
+    StallAfterFinish(Duration),
     /// The first token comes this long after the head.
     SlowFirst(Duration),
     /// A tool call whose arguments are cut half-way (chat and Anthropic; Gemini sends a
@@ -101,6 +106,8 @@ pub fn reply(wire: Wire, req: &Recorded, tag: &str, fault: Fault) -> Reply {
         Fault::Cut(_) | Fault::ToolCut => Reply::SseThenBreak(evs, gap),
         Fault::Stall(_, d) => Reply::SseThenStall(evs, gap, d),
         Fault::SlowFirst(d) => Reply::SseSlowFirst(d, evs, gap),
+        Fault::BreakAfterFinish => Reply::SseChunkedThenBreak(evs),
+        Fault::StallAfterFinish(d) => Reply::SseThenStall(evs, gap, d),
         _ => Reply::Sse(evs, gap),
     }
 }
@@ -125,6 +132,10 @@ pub fn events(wire: Wire, tag: &str, toks: &[String], prompt: usize, fault: Faul
     };
     let n_out = toks.len();
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": n_out, "total_tokens": prompt + n_out});
+    let end_marker = !matches!(
+        fault,
+        Fault::NoEndMarker | Fault::BreakAfterFinish | Fault::StallAfterFinish(_)
+    );
     let mut evs = Vec::new();
     match wire {
         Wire::Chat => {
@@ -162,7 +173,7 @@ pub fn events(wire: Wire, tag: &str, toks: &[String], prompt: usize, fault: Faul
             evs.push(data(
                 json!({"id": format!("chatcmpl-{tag}"), "object": "chat.completion.chunk", "created": 7, "model": format!("{tag}-model"), "choices": [], "usage": usage}),
             ));
-            if fault != Fault::NoEndMarker {
+            if end_marker {
                 evs.push("data: [DONE]\n\n".into());
             }
         }
@@ -207,7 +218,7 @@ pub fn events(wire: Wire, tag: &str, toks: &[String], prompt: usize, fault: Faul
                 "message_delta",
                 json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": n_out}}),
             ));
-            if fault != Fault::NoEndMarker {
+            if end_marker {
                 evs.push(named("message_stop", json!({"type": "message_stop"})));
             }
         }

@@ -68,6 +68,9 @@ pub enum Reply {
     SseWatched(Vec<String>, Duration),
     /// SSE events, then the connection is cut without an end marker.
     SseThenBreak(Vec<String>, Duration),
+    /// SSE events sent chunked, as hosted APIs send them, then the connection is cut
+    /// before the body's last chunk.
+    SseChunkedThenBreak(Vec<String>),
     /// SSE events, then silence for the given time (a stall).
     SseThenStall(Vec<String>, Duration, Duration),
     /// A streaming head, then the connection closes before any event.
@@ -448,6 +451,18 @@ fn answer(conn: &mut TcpStream, reply: Reply, hung_up: &Mutex<Vec<Instant>>) -> 
         }
         Reply::SseThenBreak(events, gap) => {
             write_sse(conn, Duration::ZERO, hung_up, &events, gap);
+            let _ = conn.shutdown(Shutdown::Both);
+            false
+        }
+        Reply::SseChunkedThenBreak(events) => {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let _ = conn.write_all(head.as_bytes());
+            for ev in &events {
+                let chunk = format!("{:x}\r\n{ev}\r\n", ev.len());
+                if conn.write_all(chunk.as_bytes()).is_err() || conn.flush().is_err() {
+                    break;
+                }
+            }
             let _ = conn.shutdown(Shutdown::Both);
             false
         }
