@@ -119,24 +119,24 @@ pub(super) fn exhausted(
     if let Some((label, f)) = failures.iter().find(|(_, f)| f.kind == FailKind::Context) {
         return surface(call, f, Some(by(label, attempts)), out);
     }
-    let all_rate_limited = !failures.is_empty()
-        && failures
-            .iter()
-            .all(|(_, f)| f.kind == FailKind::Status(429));
+    // What the endpoints that were asked said decides what the whole is: one with no
+    // key or login (a virtual model's hosted fallback the user has no key for) said
+    // nothing, and left every rule below to a 502.
+    let asked: Vec<FailKind> = failures
+        .iter()
+        .map(|(_, f)| f.kind)
+        .filter(|k| *k != FailKind::Prepare(401))
+        .collect();
+    let all = |is: fn(FailKind) -> bool| !asked.is_empty() && asked.iter().all(|k| is(*k));
+    let all_rate_limited = all(|k| k == FailKind::Status(429));
     // Every endpoint was out of capacity for now (Anthropic's 529, a 503; rate limits
     // among them): the client's protocol's own "overloaded", which its retries wait
     // out, where a 502 reads as a broken gateway. A 429 among them does not make the
     // whole a rate limit: the client is not sending too much, the sources are full.
-    let all_overloaded = !all_rate_limited
-        && !failures.is_empty()
-        && failures
-            .iter()
-            .all(|(_, f)| matches!(f.kind, FailKind::Status(429 | 503 | 529)));
+    let all_overloaded =
+        !all_rate_limited && all(|k| matches!(k, FailKind::Status(429 | 503 | 529)));
     // No endpoint has the model: a 404 still, with what each said.
-    let none_has_it = !failures.is_empty()
-        && failures
-            .iter()
-            .all(|(_, f)| f.kind == FailKind::Status(404));
+    let none_has_it = all(|k| k == FailKind::Status(404));
     // Nothing was sent: no target can take the request as it is (a field none of their
     // protocols carries), so the client has to change it. A 400, not a 502, and a
     // reason every target gave is said once.

@@ -461,6 +461,32 @@ fn every_endpoint_overloaded_is_the_clients_overloaded_with_every_attempt() {
 }
 
 #[test]
+fn an_endpoint_with_no_key_leaves_the_answer_to_those_asked() {
+    // A virtual model's hosted fallback the user has no key for was never asked: the
+    // overloaded or rate-limited sources that were decide the answer, not a 502.
+    let cases = [
+        (529, "overloaded_error", 529),
+        (429, "rate_limit_error", 429),
+    ];
+    for (status, kind, want) in cases {
+        let a = MockUpstream::always(Reply::Json(
+            status,
+            json!({"type": "error", "error": {"type": kind, "message": "busy"}}).to_string(),
+        ));
+        let p = Proxy::start(&format!(
+            "providers:\n  a: {{api_base: {}, api_protocol: anthropic, models: [m]}}\nmodels:\n  smart: {{endpoints: [a:m, openai:gpt-4o]}}\nfailover:\n  retries: 0\n",
+            a.url()
+        ));
+        let resp = ask_as(&p, Wire::Anthropic, "smart", false);
+        assert_eq!(resp.status, want, "{}", resp.body);
+        assert_eq!(resp.json()["error"]["type"], kind, "{}", resp.body);
+        let message = resp.error_message();
+        assert!(message.contains("a:m → "), "{message}");
+        assert!(message.contains("openai:gpt-4o → "), "{message}");
+    }
+}
+
+#[test]
 fn overloaded_beside_a_server_error_is_still_a_502() {
     // One source overloaded, the other broken: no overload answer would be true.
     let a = MockUpstream::always(Reply::Json(
