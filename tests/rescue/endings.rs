@@ -8,20 +8,22 @@ use serde_json::{Value, json};
 use super::{ask, config, events, faulty_once, healthy, two_messages_cut};
 use crate::support::answer::{self, CANONICAL, Fault};
 use crate::support::proxy::Streamed;
-use crate::support::wire::{Wire, data};
+use crate::support::wire::{Wire, data, named};
 use crate::support::{MockUpstream, Proxy, Reply, assert_text};
 
 #[test]
 fn a_cut_inside_a_tool_call_ends_with_an_error_event() {
-    for client in Wire::ALL {
-        let a = faulty_once(Wire::Chat, "a", Fault::ToolCut);
+    // A chat `tool_calls` delta, or an Anthropic `input_json_delta`, half sent.
+    let sources = [Wire::Chat, Wire::Anthropic].into_iter();
+    for (client, up) in sources.flat_map(|up| Wire::ALL.map(|c| (c, up))) {
+        let a = faulty_once(up, "a", Fault::ToolCut);
         let b = healthy("b");
-        let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
+        let p = Proxy::start(&config(&a, up, &b, ""));
         let s = p.stream(
             &client.url("smart", true),
             client.request("smart", true, true),
         );
-        assert_eq!(s.status, 200, "{client:?}");
+        assert_eq!(s.status, 200, "{client:?} <- {up:?}");
         let evs = events(&s);
         let (kind, last) = evs.last().expect("events").clone();
         let failed = match client {
@@ -328,4 +330,72 @@ fn a_copied_responses_streams_failed_output_gives_each_message_its_own_text() {
         ],
         "{r}"
     );
+}
+
+/// A Responses source's stream: a message, then a function call cut inside its
+/// arguments (`{"ci`).
+fn responses_call_cut() -> Reply {
+    let mut seq = 0;
+    let mut ev = |name: &str, mut v: Value| {
+        v["type"] = json!(name);
+        v["sequence_number"] = json!(seq);
+        seq += 1;
+        named(name, v)
+    };
+    let text = json!({"type": "output_text", "text": "Checking.", "annotations": []});
+    let evs = vec![
+        ev(
+            "response.created",
+            json!({"response": {"id": "resp_a", "object": "response", "created_at": 7, "status": "in_progress", "model": "a-model", "output": []}}),
+        ),
+        ev(
+            "response.output_item.added",
+            json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}}),
+        ),
+        ev(
+            "response.output_text.delta",
+            json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": "Checking."}),
+        ),
+        ev(
+            "response.output_item.done",
+            json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant", "content": [text]}}),
+        ),
+        ev(
+            "response.output_item.added",
+            json!({"output_index": 1, "item": {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather", "arguments": "", "status": "in_progress"}}),
+        ),
+        ev(
+            "response.function_call_arguments.delta",
+            json!({"item_id": "fc_1", "output_index": 1, "delta": "{\"ci"}),
+        ),
+    ];
+    Reply::SseThenBreak(evs, Duration::ZERO)
+}
+
+#[test]
+fn a_responses_sources_call_cut_in_its_arguments_ends_with_an_error_event() {
+    for client in Wire::ALL {
+        let a = MockUpstream::always(responses_call_cut());
+        let b = healthy("b");
+        let p = Proxy::start(&config(&a, Wire::Responses, &b, ""));
+        let s = p.stream(
+            &client.url("smart", true),
+            client.request("smart", true, true),
+        );
+        assert!(
+            s.text().contains("a tool call was cut"),
+            "{client:?}: {}",
+            s.text()
+        );
+        assert_eq!((a.count(), b.count()), (1, 0), "{client:?}");
+        if client != Wire::Responses {
+            continue;
+        }
+        // Copied as it came: the failed response still has the arguments streamed.
+        let r = failed_response(&s);
+        let call = &r["output"][1];
+        assert_eq!(call["type"], "function_call", "{r}");
+        assert_eq!(call["status"], "incomplete", "{r}");
+        assert_eq!(call["arguments"], "{\"ci", "{r}");
+    }
 }

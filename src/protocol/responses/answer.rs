@@ -268,9 +268,13 @@ impl Encoder {
             self.seq = self.seq.max(n + 1);
         }
         // Deltas, the bulk of a stream, are not parsed: the open item's text is set
-        // from what the relay collected when the stream is resumed.
+        // from what the relay collected when the stream is resumed. A call's arguments
+        // are not collected there, and a cut call's `response.failed` carries them.
         let kind = ev.event.as_deref().unwrap_or("");
         if kind.ends_with(".delta") {
+            if !self.opened.is_empty() && kind.ends_with("_call_arguments.delta") {
+                self.add_arguments(data);
+            }
             return;
         }
         let Ok(v) = serde_json::from_str::<Value>(data) else {
@@ -313,6 +317,22 @@ impl Encoder {
                 self.done.push((oi, v["item"].clone()));
             }
             _ => {}
+        }
+    }
+
+    /// Adds a copied `response.function_call_arguments.delta` to the open call it names.
+    fn add_arguments(&mut self, data: &str) {
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
+        let (Some(id), Some(more)) = (v["item_id"].as_str(), v["delta"].as_str()) else {
+            return;
+        };
+        let call = self.opened.iter_mut().map(|(_, item)| item);
+        if let Some(item) = call.filter(|i| i["id"] == id).last()
+            && let Some(Value::String(args)) = item.get_mut("arguments")
+        {
+            args.push_str(more);
         }
     }
 
@@ -382,7 +402,8 @@ impl Encoder {
     /// describe them so far, marked `incomplete`: a message's parts with the text
     /// streamed, a reasoning item's summary, a function call's arguments. A custom tool's
     /// input and a local shell's action are held until the call ends, so such a call is
-    /// as it was announced; so is a copied stream's call, whose deltas are not read.
+    /// as it was announced; a copied stream's function call has the arguments its
+    /// deltas brought.
     fn open_items(&self) -> Vec<(usize, Value)> {
         let mut open = Vec::new();
         if let Some(t) = self.text.as_deref() {
