@@ -108,7 +108,7 @@ fn relay_events(
             // that breaks or goes silent there (a chunked body cut before its last chunk,
             // a server that never sends `[DONE]`) ended its answer, as one that closes
             // does. Continued, the client would get a second ending after the first.
-            Piece::Broken(_) | Piece::Timeout if finished => Piece::End,
+            Piece::Broken(_) | Piece::Timeout if finished && content => Piece::End,
             piece => piece,
         };
         let bytes = match piece {
@@ -142,18 +142,9 @@ fn relay_events(
                 b
             }
             Piece::End if finished => {
-                // Complete without `[DONE]` (or `message_stop`): the normal ending.
-                if let Some(c) = collector.take() {
-                    let o = respond_collected(out, call, &head, c, splice);
-                    return token_at(o, first_token);
-                }
-                // Held events go out (and are observed) before the encoder writes the end.
                 let v = Verbatim(verbatim);
-                if !content && let Err(o) = commit(out, splice, v, &head, held) {
-                    return o;
-                }
-                let ending = splice.encoder.finish();
-                return commit_and_end(out, splice, v, &head, Vec::new(), ending, true);
+                let o = end_finished(out, call, &head, splice, v, content, held, collector);
+                return token_at(o, first_token);
             }
             Piece::Abandoned => return super::given_up(env),
             Piece::End | Piece::Broken(_) | Piece::Timeout => {
@@ -233,6 +224,13 @@ fn relay_events(
                             return super::held_back(message, as_sent(kept), head.headers);
                         }
                         (end, true)
+                    }
+                    // An error after the finish marker (Anthropic's overload before
+                    // `message_stop`) is not the answer's: it is whole.
+                    Decoded::Failed { .. } if finished && content => {
+                        let (v, held) = (Verbatim(verbatim), std::mem::take(&mut held));
+                        let o = end_finished(out, call, &head, splice, v, content, held, collector);
+                        return token_at(o, first_token);
                     }
                     Decoded::Failed { status: s, message } => {
                         if !content || collector.is_some() {
@@ -360,7 +358,7 @@ fn relay_events(
         }
         // The answer is whole once its finish marker came; its usage and end marker
         // follow at once, so a client is not kept `idle_secs` waiting for them.
-        if finished {
+        if finished && content {
             deadline = deadline.min(Instant::now() + AFTER_FINISH);
         }
     }
@@ -369,6 +367,30 @@ fn relay_events(
 /// How long a stream is waited for after its finish marker: its usage and end marker
 /// come right after it (OpenRouter's usage, priced, a moment later).
 const AFTER_FINISH: Duration = Duration::from_secs(5);
+
+/// Ends a stream after its finish marker with the normal ending, whatever came after
+/// it: the end marker, a close, a break, a silence or an error event.
+#[allow(clippy::too_many_arguments)]
+fn end_finished(
+    out: &mut sse::ClientWriter,
+    call: &super::Call<'_>,
+    head: &AnswerHead<'_>,
+    splice: &mut Splice,
+    v: Verbatim,
+    content: bool,
+    held: Vec<Event>,
+    collector: Option<chat::Collector>,
+) -> Outcome {
+    if let Some(c) = collector {
+        return respond_collected(out, call, head, c, splice);
+    }
+    // Held events go out (and are observed) before the encoder writes the end.
+    if !content && let Err(o) = commit(out, splice, v, head, held) {
+        return o;
+    }
+    let ending = splice.encoder.finish();
+    commit_and_end(out, splice, v, head, Vec::new(), ending, true)
+}
 
 /// The most of a stream kept before its first content for a filtered answer: such an
 /// answer is a few events (a role chunk or `message_start`, the filtered ending); one

@@ -239,3 +239,28 @@ fn a_finished_stream_that_goes_silent_keeps_the_client_only_briefly() {
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert_eq!(a.count(), 1);
 }
+
+#[test]
+fn an_error_event_after_the_finish_marker_leaves_the_answer_whole() {
+    // Anthropic may send `overloaded_error` after `message_delta` has ended the answer.
+    let mut evs = answer::events(
+        Wire::Anthropic,
+        "a",
+        &answer::tokens(CANONICAL),
+        10,
+        Fault::NoEndMarker,
+    );
+    evs.push(crate::support::wire::named(
+        "error",
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    ));
+    for client in Wire::ALL {
+        let a = MockUpstream::always(Reply::SseThenBreak(evs.clone(), Duration::ZERO));
+        let b = healthy("b");
+        let p = Proxy::start(&config(&a, Wire::Anthropic, &b, ""));
+        let s = ask(&p, client);
+        assert_one_whole_stream(client, &s);
+        assert_eq!((a.count(), b.count()), (1, 0), "{client:?}: {}", s.text());
+        p.wait_log("stream=complete");
+    }
+}
