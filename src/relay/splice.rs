@@ -179,7 +179,8 @@ impl Splice {
         let Some(matched) = self.echo else {
             return false;
         };
-        let Some(r) = d["reasoning_content"].as_str() else {
+        // OpenRouter and Ollama name it `reasoning`; some servers send both names.
+        let Some(r) = d["reasoning_content"].as_str().or(d["reasoning"].as_str()) else {
             // Text or a call: the reasoning ended, all of it something the client has.
             let filled = |k: &str| d[k].as_str().is_some_and(|t| !t.is_empty());
             if filled("content") || filled("refusal") || d["tool_calls"].is_array() {
@@ -199,7 +200,11 @@ impl Splice {
             (format!("{}{r}", &self.reasoning[..matched]), false)
         };
         if let Some(o) = d.as_object_mut() {
-            o.insert("reasoning_content".into(), Value::String(out));
+            for key in ["reasoning_content", "reasoning"] {
+                if let Some(said @ Value::String(_)) = o.get_mut(key) {
+                    *said = Value::String(out.clone());
+                }
+            }
         }
         held
     }

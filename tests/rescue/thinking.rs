@@ -469,3 +469,77 @@ fn the_rescue_log_line_quotes_an_upstreams_words_escaped_and_short() {
         p.log()
     );
 }
+
+#[test]
+fn reasoning_named_reasoning_said_again_after_a_cut_is_read_once() {
+    // OpenRouter and Ollama name a chat delta's reasoning `reasoning`: asked again
+    // after a cut inside it, the source thinks the same again.
+    let chunk = |delta: Value, finish: Value| {
+        data(
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+        )
+    };
+    let thought = |upto: usize| {
+        THOUGHT[..upto]
+            .iter()
+            .map(|t| chunk(json!({"reasoning": t}), Value::Null))
+    };
+    let mut cut = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    cut.extend(thought(2));
+    let mut whole = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    whole.extend(thought(3));
+    whole.push(chunk(json!({"content": "Done."}), Value::Null));
+    whole.push(chunk(json!({}), json!("stop")));
+    whole.push("data: [DONE]\n\n".into());
+    // Each request's first answer is cut, its second whole.
+    let a = MockUpstream::numbered(move |n, _| match n % 2 {
+        0 => Reply::SseThenBreak(cut.clone(), Duration::ZERO),
+        _ => Reply::Sse(whole.clone(), Duration::ZERO),
+    });
+    let b = healthy("b");
+    let p = Proxy::start(&config(&a, Wire::Chat, &b, ""));
+    for client in [Wire::Chat, Wire::Responses, Wire::Gemini] {
+        let s = ask(&p, client);
+        let what = s.text();
+        let said = match client {
+            Wire::Chat => s
+                .data()
+                .iter()
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .filter_map(|c| {
+                    let d = &c["choices"][0]["delta"];
+                    d["reasoning"]
+                        .as_str()
+                        .or(d["reasoning_content"].as_str())
+                        .map(str::to_string)
+                })
+                .collect::<String>(),
+            Wire::Responses => events(&s)
+                .iter()
+                .filter(|(k, _)| k == "response.reasoning_summary_text.delta")
+                .filter_map(|(_, v)| v["delta"].as_str().map(str::to_string))
+                .collect(),
+            _ => events(&s)
+                .iter()
+                .flat_map(|(_, v)| {
+                    v["candidates"][0]["content"]["parts"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .filter(|p| p["thought"] == json!(true))
+                .filter_map(|p| p["text"].as_str().map(str::to_string))
+                .collect(),
+        };
+        assert_eq!(said, THOUGHT.concat(), "{client:?}: {what}");
+        assert_eq!(client.read_stream(&s).text, "Done.", "{client:?}: {what}");
+    }
+    assert_eq!(b.count(), 0);
+}
