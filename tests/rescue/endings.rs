@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{ask, config, events, faulty_once, healthy, two_messages_cut};
 use crate::support::answer::{self, CANONICAL, Fault};
 use crate::support::proxy::Streamed;
-use crate::support::wire::{Wire, data, named};
+use crate::support::wire::{Wire, data};
 use crate::support::{MockUpstream, Proxy, Reply, assert_text};
 
 #[test]
@@ -335,13 +335,7 @@ fn a_copied_responses_streams_failed_output_gives_each_message_its_own_text() {
 /// A Responses source's stream: a message, then a function call cut inside its
 /// arguments (`{"ci`).
 fn responses_call_cut() -> Reply {
-    let mut seq = 0;
-    let mut ev = |name: &str, mut v: Value| {
-        v["type"] = json!(name);
-        v["sequence_number"] = json!(seq);
-        seq += 1;
-        named(name, v)
-    };
+    let mut ev = crate::support::wire::sequenced();
     let text = json!({"type": "output_text", "text": "Checking.", "annotations": []});
     let evs = vec![
         ev(

@@ -153,15 +153,8 @@ fn assert_one_whole_stream(wire: Wire, s: &Streamed) {
 /// final answer: the first five tokens of [`CANONICAL`] as a whole message, five more
 /// of a second one, and the connection closes.
 fn two_messages_cut() -> Reply {
-    use crate::support::wire::named;
     let toks = answer::tokens(CANONICAL);
-    let mut seq = 0;
-    let mut ev = |name: &str, mut v: Value| {
-        v["type"] = json!(name);
-        v["sequence_number"] = json!(seq);
-        seq += 1;
-        named(name, v)
-    };
+    let mut ev = crate::support::wire::sequenced();
     let resp = json!({"id": "resp_a", "object": "response", "created_at": 7, "status": "in_progress",
         "model": "a-model", "output": []});
     let mut evs = vec![

@@ -225,13 +225,7 @@ pub fn events(wire: Wire, tag: &str, toks: &[String], prompt: usize, fault: Faul
         Wire::Responses => {
             let id = format!("resp_{tag}");
             let item = format!("msg_{tag}");
-            let mut seq = 0;
-            let mut ev = |name: &str, mut v: Value| {
-                v["type"] = json!(name);
-                v["sequence_number"] = json!(seq);
-                seq += 1;
-                named(name, v)
-            };
+            let mut ev = crate::support::wire::sequenced();
             let resp = |status: &str, output: Value| json!({"id": id, "object": "response", "created_at": 7, "status": status, "model": format!("{tag}-model"), "output": output});
             evs.push(ev(
                 "response.created",

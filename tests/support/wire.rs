@@ -30,6 +30,18 @@ pub fn named(name: &str, v: Value) -> String {
     format!("event: {name}\ndata: {v}\n\n")
 }
 
+/// Makes Responses events as a source sends them: each named by its `type`, which is
+/// set, and numbered by `sequence_number` from 0.
+pub fn sequenced() -> impl FnMut(&str, Value) -> String {
+    let mut seq = 0;
+    move |name, mut v| {
+        v["type"] = json!(name);
+        v["sequence_number"] = json!(seq);
+        seq += 1;
+        named(name, v)
+    }
+}
+
 /// A protocol, as a client or an upstream speaks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {
