@@ -137,32 +137,50 @@ impl StdinEnd {
     }
 }
 
-/// The ways to log in to openai-codex that need no browser reaching `redirect_uri`
-/// here; `label` is ` --label NAME` or empty.
-fn codex_other_ways(redirect_uri: &str, label: &str) -> String {
+/// The ways to log in to `sub` that need neither a terminal nor a browser here, as
+/// messages list them; `label` is ` --label NAME` or empty.
+fn other_ways(sub: Subscription, label: &str) -> String {
+    let (id, cli, device) = match sub {
+        Subscription::Anthropic => ("anthropic", "Claude Code", false),
+        Subscription::OpenAiCodex => ("openai-codex", "the Codex CLI", true),
+    };
+    let device = match device {
+        true => format!("approve on another device with `routeplane login {id}{label} --device`, "),
+        false => String::new(),
+    };
+    format!(
+        "{device}pipe a refresh token in with `routeplane login {id}{label} --token-stdin`, \
+         or adopt {cli}'s login on this machine with `routeplane login {id}{label} --import`"
+    )
+}
+
+/// How a browser on another machine reaches the loopback login at `redirect_uri`.
+fn forwarded(redirect_uri: &str) -> String {
     let port = callback::port_and_path(redirect_uri).map_or(1455, |(port, _)| port);
+    format!("`ssh -L {port}:localhost:{port}`")
+}
+
+/// What an openai-codex login says when stdin is not a terminal and no browser was
+/// opened here: what ends it, and the ways that need no browser.
+fn codex_other_ways(redirect_uri: &str, label: &str) -> String {
     format!(
         "stdin is not a terminal and no browser was opened here: this login ends when a \
-         browser reaches {redirect_uri} (on this machine, or forwarded to it with \
-         `ssh -L {port}:localhost:{port}`). Without one, approve on another device with \
-         `routeplane login openai-codex{label} --device`, pipe a refresh token in with \
-         `routeplane login openai-codex{label} --token-stdin`, or adopt the Codex CLI's \
-         login on this machine with `routeplane login openai-codex{label} --import`"
+         browser reaches {redirect_uri} (on this machine, or forwarded to it with {}). \
+         Without one, {}",
+        forwarded(redirect_uri),
+        other_ways(Subscription::OpenAiCodex, label)
     )
 }
 
 /// The refusal of a loopback login that nothing can finish: no browser was opened
 /// here and stdin has ended, so no one is there to carry the URL to one.
 fn no_browser_here(redirect_uri: &str, label: &str) -> Error {
-    let port = callback::port_and_path(redirect_uri).map_or(1455, |(port, _)| port);
     Error::Usage(format!(
         "no browser was opened here and stdin has ended (it is not a terminal), so nothing \
-         can bring the login back to {redirect_uri}. Without a browser, approve on another \
-         device: `routeplane login openai-codex{label} --device`; or pipe a refresh token \
-         in: `routeplane login openai-codex{label} --token-stdin`; or adopt the Codex \
-         CLI's login on this machine: `routeplane login openai-codex{label} --import`. For a \
-         browser on another machine, run it from a terminal with the port forwarded \
-         (`ssh -L {port}:localhost:{port}`)"
+         can bring the login back to {redirect_uri}. Without a browser, {}. For a browser \
+         on another machine, run it from a terminal with the port forwarded ({})",
+        other_ways(Subscription::OpenAiCodex, label),
+        forwarded(redirect_uri)
     ))
 }
 
@@ -171,10 +189,9 @@ fn no_browser_here(redirect_uri: &str, label: &str) -> Error {
 fn no_paste_within(wait: Duration, label: &str) -> Error {
     Error::Auth(format!(
         "no code was pasted within {}; start the login again for a new URL. Without a \
-         terminal or a browser, pipe a refresh token in: `routeplane login anthropic{label} \
-         --token-stdin`, or adopt Claude Code's login on this machine: `routeplane login \
-         anthropic{label} --import`",
-        shown(wait)
+         terminal or a browser, {}",
+        shown(wait),
+        other_ways(Subscription::Anthropic, label)
     ))
 }
 
@@ -182,11 +199,9 @@ fn no_paste_within(wait: Duration, label: &str) -> Error {
 fn no_callback_within(wait: Duration, redirect_uri: &str, label: &str) -> Error {
     Error::Auth(format!(
         "no browser came back to {redirect_uri} within {}; start the login again, or log \
-         in without a browser here: approve on another device with `routeplane login \
-         openai-codex{label} --device`, pipe a refresh token in with `routeplane login \
-         openai-codex{label} --token-stdin`, or adopt the Codex CLI's login on this \
-         machine with `routeplane login openai-codex{label} --import`",
-        shown(wait)
+         in without a browser here: {}",
+        shown(wait),
+        other_ways(Subscription::OpenAiCodex, label)
     ))
 }
 
@@ -332,9 +347,8 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                     eprintln!();
                     return Err(Error::Usage(format!(
                         "stdin ended before a code was pasted (it is not a terminal). Without \
-                         one, pipe a refresh token in: `routeplane login anthropic{label} \
-                         --token-stdin`, or adopt Claude Code's login on this machine: \
-                         `routeplane login anthropic{label} --import`"
+                         one, {}",
+                        other_ways(sub, &label)
                     )));
                 }
                 anthropic::finish(&client, &urls, &pending, &pasted)?
