@@ -19,8 +19,10 @@ Usage: routeplane usage [-c PATH] [--since 24h|7d|DATE] [--by provider|model|day
 
 Per group: requests, errors (4xx/5xx answers and streams that broke), failed attempts
 (at that source, moved past to a retry or another endpoint), fail-overs (requests that
-moved past a failed endpoint), rescues, input and output tokens as the upstreams
-reported them, and the median and 95th percentile time to first token.
+moved past a failed endpoint), rescues (its streams that broke and were continued),
+continued (the broken streams it continued, whoever started them), input and output
+tokens as the upstreams reported them, and the median and 95th percentile time to
+first token. A request, its tokens included, counts where its answer started.
 
 Options:
   -c, --config PATH  config file (its `usage.path` names the ledger)
@@ -83,6 +85,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             json!({
                 "key": g.key, "requests": g.requests, "errors": g.errors,
                 "failed": g.failed, "failovers": g.failovers, "rescues": g.rescues,
+                "continued": g.continued,
                 "input_tokens": g.input, "output_tokens": g.output,
                 "ttft_p50_ms": g.ttft_p50, "ttft_p95_ms": g.ttft_p95,
             })
@@ -113,12 +116,13 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         .max(title.len())
         .max(5);
     outln!(
-        "{title:<width$}  {:>8} {:>7} {:>7} {:>9} {:>7} {:>12} {:>12} {:>9} {:>9}",
+        "{title:<width$}  {:>8} {:>7} {:>7} {:>9} {:>7} {:>9} {:>12} {:>12} {:>9} {:>9}",
         "REQUESTS",
         "ERRORS",
         "FAILED",
         "FAILOVERS",
         "RESCUES",
+        "CONTINUED",
         "INPUT_TOK",
         "OUTPUT_TOK",
         "TTFT_P50",
@@ -126,13 +130,14 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     )?;
     for g in summary.groups.iter().chain([&summary.total]) {
         outln!(
-            "{:<width$}  {:>8} {:>7} {:>7} {:>9} {:>7} {:>12} {:>12} {:>9} {:>9}",
+            "{:<width$}  {:>8} {:>7} {:>7} {:>9} {:>7} {:>9} {:>12} {:>12} {:>9} {:>9}",
             g.key,
             g.requests,
             g.errors,
             g.failed,
             g.failovers,
             g.rescues,
+            g.continued,
             g.input,
             g.output,
             ms(g.ttft_p50),

@@ -445,6 +445,7 @@ fn finish(
             stream_end: served.stream,
             attempts: served.attempts,
             rescues: served.rescued,
+            rescued_by: std::mem::take(&mut log.rescued),
             tried: served.tried,
             ttfb: log.ttfb,
             ttft: served.first_token.map(|t| t.duration_since(started)),

@@ -300,6 +300,19 @@ pub fn push_line(s: &mut String, f: &Finished) {
     push_u64(s, f.attempts as u64);
     s.push_str(",\"rescues\":");
     push_u64(s, f.rescues as u64);
+    // Who finished a rescued stream (`served_by` started it). Only on a rescued stream's
+    // line: every other line stays as long as it was (the ledger's bytes are a share of
+    // a request's cost, bench/results.md), and a reader defaults it to `[]`.
+    if !f.rescued_by.is_empty() {
+        s.push_str(",\"rescued_by\":[");
+        for (i, by) in f.rescued_by.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            push_json_str(s, by);
+        }
+        s.push(']');
+    }
     s.push_str(",\"failed\":[");
     for (i, (endpoint, status, reason)) in f.failed().enumerate() {
         if i > 0 {
@@ -373,8 +386,11 @@ pub struct Entry {
     pub stream_end: Option<String>,
     /// Upstream attempts.
     pub attempts: u64,
-    /// Streams continued elsewhere.
+    /// Times the stream broke and was continued.
     pub rescues: u64,
+    /// The `provider:model` of each continuation, in order; written only on a rescued
+    /// stream's line, so empty for others and for lines written before it was recorded.
+    pub rescued_by: Vec<String>,
     /// Endpoints that failed first.
     pub failed: Vec<serde_json::Value>,
     /// The endpoint being asked when the client left before any answer went out.
@@ -459,6 +475,7 @@ impl Entry {
             stream_end: self.stream_end(),
             attempts: self.attempts as usize,
             rescues: self.rescues as usize,
+            rescued_by: self.rescued_by.clone(),
             tried,
             ttfb: ms(self.ttfb_ms),
             ttft: ms(self.ttft_ms),
@@ -563,8 +580,12 @@ pub struct Group {
     /// its own. A request no endpoint answered has its last failed attempt as its
     /// error instead ([`moved_past`]).
     pub failed: u64,
-    /// Streams continued on another endpoint.
+    /// Times its requests' streams broke and were continued (by it or another).
     pub rescues: u64,
+    /// Continuations it sent (part of an answer another endpoint, or itself, started
+    /// and broke off), counted where the rescuer counts, as `routeplane_rescues_total`
+    /// counts them: a rescuer that started no request has a row of its own.
+    pub continued: u64,
     /// Input tokens reported.
     pub input: u64,
     /// Output tokens reported.
@@ -637,6 +658,10 @@ pub fn summarize(path: &Path, since_ms: Option<i64>, by: By) -> std::io::Result<
                 let endpoint = f["endpoint"].as_str().unwrap_or("-");
                 group(&mut groups, by.attempt_key(&e, endpoint)).0.failed += 1;
                 total.0.failed += 1;
+            }
+            for rescuer in &e.rescued_by {
+                group(&mut groups, by.attempt_key(&e, rescuer)).0.continued += 1;
+                total.0.continued += 1;
             }
             let slot = group(&mut groups, by.key(&e));
             for (g, ttfts) in [&mut *slot, &mut total] {
@@ -729,6 +754,7 @@ mod tests {
             stream_end: Some(StreamEnd::Complete),
             attempts: 2,
             rescues: 0,
+            rescued_by: Vec::new(),
             tried: vec![
                 Tried::failed("cloud:gpt", Some(503), "server error"),
                 Tried {
@@ -800,6 +826,48 @@ mod tests {
         assert!(back[0].is_error());
         assert_eq!(back[1].abandoned(), Some("local:llama3.1:8b"));
         assert_eq!((back[2].stream, back[2].stream_end), (true, None));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_rescued_line_names_its_rescuers_and_usage_counts_each_where_it_continued() {
+        let dir = std::env::temp_dir().join(format!("routeplane-rescued-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("usage.jsonl");
+        let rescued = Finished {
+            stream_end: Some(StreamEnd::Rescued),
+            rescues: 2,
+            rescued_by: vec!["local:llama3.1:8b".into(), "far:m".into()],
+            ..sample()
+        };
+        let l = line(&rescued);
+        assert!(
+            l.contains(r#""rescues":2,"rescued_by":["local:llama3.1:8b","far:m"],"failed""#),
+            "{l}"
+        );
+        assert!(
+            !line(&sample()).contains("rescued_by"),
+            "only a rescued line has it"
+        );
+        // A rescued stream's line from before `rescued_by` was written: its rescue stays
+        // where the request counts, and no one is named as having continued it.
+        let old = r#"{"time":"2026-12-02T03:40:12.123Z","inbound":"chat_completions","model":"m","served_by":"local:llama3.1:8b","status":200,"stream":true,"stream_end":"rescued","attempts":2,"rescues":1,"failed":[],"abandoned":null,"ttfb_ms":1.0,"ttft_ms":1.0,"total_ms":2.0,"tokens":{"input":1,"output":1,"cached_input":null,"reasoning":null}}"#;
+        let text = [l, format!("{old}\n")].concat();
+        std::fs::write(&path, &text).unwrap();
+        let s = summarize(&path, None, By::Provider).unwrap();
+        assert_eq!(s.skipped, 0);
+        let rows: Vec<_> = (s.groups.iter())
+            .map(|g| (g.key.as_str(), g.requests, g.rescues, g.continued))
+            .collect();
+        assert_eq!(
+            rows,
+            [("cloud", 0, 0, 0), ("far", 0, 0, 1), ("local", 2, 3, 1)]
+        );
+        assert_eq!((s.total.rescues, s.total.continued), (3, 2));
+        let back = tail(&path, text.len() as u64, text.len() as u64);
+        assert_eq!(back[0].rescued_by, rescued.rescued_by);
+        assert!(back[1].rescued_by.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -134,6 +134,10 @@ pub struct Finished {
     pub attempts: usize,
     /// Times a broken stream was continued (the relay's `rescued`).
     pub rescues: usize,
+    /// The `provider:model` of each continuation that sent part of the answer, in order
+    /// (`served_by` started it); empty when none, or for a ledger line written before it
+    /// was recorded.
+    pub rescued_by: Vec<String>,
     /// Every attempt, in order. Read back from the ledger, only the failed ones.
     pub tried: Vec<Tried>,
     /// Until the first byte went to the client.
@@ -740,6 +744,7 @@ fn recent_json(f: &Finished) -> Value {
         "stream_end": f.stream_end.map(StreamEnd::name),
         "attempts": f.attempts,
         "rescues": f.rescues,
+        "rescued_by": f.rescued_by,
         "failed": failed,
         "abandoned": f.abandoned(),
         "ttft_ms": ms(f.ttft),

@@ -26,6 +26,7 @@ pub(crate) fn finished(served: Option<&str>, status: u16, failed: &[&str]) -> Fi
         stream_end: None,
         attempts: failed.len() + usize::from(served.is_some()),
         rescues: 0,
+        rescued_by: Vec::new(),
         tried: failed
             .iter()
             .map(|e| Tried::failed(e, Some(503), "down"))

@@ -35,9 +35,9 @@ fn usage_command_prints_a_table_and_explains_bad_options() {
     crate::support::assert_text(
         &String::from_utf8_lossy(&out.stdout),
         "\
-PROVIDER  REQUESTS  ERRORS  FAILED FAILOVERS RESCUES    INPUT_TOK   OUTPUT_TOK  TTFT_P50  TTFT_P95
-local            2       1       0         0       0           40            2      10ms      30ms
-total            2       1       0         0       0           40            2      10ms      30ms
+PROVIDER  REQUESTS  ERRORS  FAILED FAILOVERS RESCUES CONTINUED    INPUT_TOK   OUTPUT_TOK  TTFT_P50  TTFT_P95
+local            2       1       0         0       0         0           40            2      10ms      30ms
+total            2       1       0         0       0         0           40            2      10ms      30ms
 ",
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped 1 line(s)"));
@@ -60,8 +60,8 @@ total            2       1       0         0       0           40            2  
     crate::support::assert_text(
         &String::from_utf8_lossy(&out.stdout),
         "\
-PROVIDER  REQUESTS  ERRORS  FAILED FAILOVERS RESCUES    INPUT_TOK   OUTPUT_TOK  TTFT_P50  TTFT_P95
-total            0       0       0         0       0            0            0         -         -
+PROVIDER  REQUESTS  ERRORS  FAILED FAILOVERS RESCUES CONTINUED    INPUT_TOK   OUTPUT_TOK  TTFT_P50  TTFT_P95
+total            0       0       0         0       0         0            0            0         -         -
 ",
     );
 }
@@ -104,7 +104,7 @@ fn a_source_whose_attempts_failed_over_has_its_failed_attempts_in_the_table() {
     // Its own row: no request of its own, its two failed attempts, no time to first token.
     assert_eq!(
         rows[1],
-        ["bad", "0", "0", "2", "0", "0", "0", "0", "-", "-"],
+        ["bad", "0", "0", "2", "0", "0", "0", "0", "0", "-", "-"],
         "{table}"
     );
     // The request is good's, one that failed over to it.

@@ -100,6 +100,76 @@ fn a_rescued_stream_counts_as_one_rescue_with_the_whole_answers_tokens() {
 }
 
 #[test]
+fn a_rescued_streams_rescuer_is_named_in_the_ledger_and_counted_by_usage() {
+    use crate::support::answer::{self, CANONICAL, Fault};
+    // The ledger named only the endpoint that started a rescued stream, with a count of
+    // rescues: who finished the answer was in the log line alone, and `routeplane usage`
+    // had nothing to count at it. `a` cannot continue and is cut after eight tokens;
+    // `b` continues.
+    let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::Cut(8)));
+    let b = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "b", Fault::None));
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let p = Proxy::start(&format!(
+        "providers:\n  a: {{api_base: {}, models: [m]}}\n  b: {{api_base: {}, prefill: true, models: [m]}}\nmodels:\n  smart: {{endpoints: [a:m, b:m]}}\nusage: {{path: {}}}\n",
+        a.url(),
+        b.url(),
+        ledger.display()
+    ));
+    let s = p.stream(
+        "/v1/chat/completions",
+        Wire::Chat.request("smart", true, false),
+    );
+    assert_eq!(Wire::Chat.read_stream(&s).text, CANONICAL, "{}", s.text());
+    // The head went out with the first content: it can only name who started.
+    let provider = s.headers.iter().find(|(k, _)| k == "x-routeplane-provider");
+    assert_eq!(provider.map(|(_, v)| v.as_str()), Some("a"));
+    p.wait_log("rescued=1 rescued_by=b:m");
+
+    let line = &ledger_lines(&ledger, 1)[0];
+    assert_eq!(
+        (&line["served_by"], &line["rescues"], &line["rescued_by"]),
+        (&json!("a:m"), &json!(1), &json!(["b:m"])),
+        "{line}"
+    );
+    // The request (and its tokens) stays where its answer started; the continuation
+    // counts at `b`, which has a row though it started nothing, as /metrics has it.
+    let u = usage_json(&p, &["--by", "model"]);
+    let rows: Vec<(&Value, &Value, &Value, &Value)> = (u["groups"].as_array().unwrap().iter())
+        .map(|g| (&g["key"], &g["requests"], &g["rescues"], &g["continued"]))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (&json!("a:m"), &json!(1), &json!(1), &json!(0)),
+            (&json!("b:m"), &json!(0), &json!(0), &json!(1)),
+        ],
+        "{u}"
+    );
+    assert_eq!(
+        (&u["total"]["rescues"], &u["total"]["continued"]),
+        (&json!(1), &json!(1))
+    );
+    let table = usage_out(&p, &[]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0][5..7], ["RESCUES", "CONTINUED"], "{table}");
+    assert_eq!(rows[2][..7], ["b", "0", "0", "0", "0", "0", "1"], "{table}");
+    // The status page's request list names the rescuer too.
+    let recent = || {
+        let status: Value = serde_json::from_str(&p.get("/status.json").body).unwrap();
+        status["recent"][0]["rescued_by"].clone()
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || recent() == json!(["b:m"])),
+        "{}",
+        recent()
+    );
+}
+
+#[test]
 fn a_broken_stream_is_an_error_everywhere_and_a_stream_the_client_left_is_not() {
     use crate::support::upstream::chat_events;
     // `brk` closes its stream after two chunks and cannot be continued; `cut` can, but
