@@ -168,7 +168,7 @@ fn relay_events(
                     }
                     () if !content || collector.is_some() => fail(FailKind::EarlyEnd, reason),
                     () => Outcome::Broken(Break {
-                        message: format!("{who} stopped part-way through its answer ({reason})"),
+                        message: part_way(&who, &reason),
                         status: 502,
                         retry_same: !timed_out,
                         upstream_status: status,
@@ -189,7 +189,12 @@ fn relay_events(
             return match content && collector.is_none() {
                 false => fail(FailKind::TooLarge, msg),
                 true => Outcome::Broken(Break {
-                    message: msg,
+                    message: part_way(
+                        &who,
+                        &format!(
+                            "it sent a stream event longer than {limit} bytes, the limit `limits.max_event_bytes` sets"
+                        ),
+                    ),
                     status: 502,
                     retry_same: false,
                     upstream_status: status,
@@ -243,8 +248,10 @@ fn relay_events(
                                 retry_after: None,
                             });
                         }
+                        let said = super::cut(&message, SAID_AT_MOST);
+                        let said = said.trim_end();
                         return Outcome::Broken(Break {
-                            message,
+                            message: part_way(&who, &format!("it sent an error: {said}")),
                             status: s,
                             retry_same: super::retryable(FailKind::Status(s)),
                             upstream_status: status,
@@ -362,6 +369,20 @@ fn relay_events(
             deadline = deadline.min(Instant::now() + AFTER_FINISH);
         }
     }
+}
+
+/// The most of an upstream's own words an error event after content passes on, as a
+/// failure's reason before content is cut ([`super::cut`] keeps a credential whole, so
+/// it is masked, or leaves it out).
+const SAID_AT_MOST: usize = 200;
+
+/// What a client's error event says of a stream that `who` (`upstream \`a\``) broke
+/// off after content went out: a cut, a silence or the upstream's own error event, in
+/// one wording, so a client (and the log) reads which upstream failed and what
+/// happened or what it said the same way whichever it was. The rescue adds why it was
+/// not continued.
+fn part_way(who: &str, what: &str) -> String {
+    format!("{who} stopped part-way through its answer ({what})")
 }
 
 /// How long a stream is waited for after its finish marker: its usage and end marker

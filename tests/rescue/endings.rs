@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{ask, config, events, faulty_once, healthy, two_messages_cut};
 use crate::support::answer::{self, CANONICAL, Fault};
 use crate::support::proxy::Streamed;
-use crate::support::wire::{Wire, data};
+use crate::support::wire::{Wire, data, named};
 use crate::support::{MockUpstream, Proxy, Reply, assert_text};
 
 #[test]
@@ -303,6 +303,55 @@ fn every_client_keeps_the_text_it_streamed_and_reads_the_break_in_its_own_error(
             &client.error_message(&last),
             "upstream `a` stopped part-way through its answer (the stream ended without its end marker); no endpoint could continue it",
         );
+    }
+}
+
+#[test]
+fn an_error_event_after_text_names_its_upstream_as_a_cut_does() {
+    // A cut told the client which upstream failed ("upstream `a` stopped part-way…"), an
+    // error event of the upstream's own after text (OpenRouter's `{"error": …}` chunk,
+    // Anthropic's `event: error`) only its bare words: "overloaded", from whom? Here
+    // those words quote the key Routeplane sent, which no client may read.
+    const KEY: &str = "sk-rescue-SECRET-0123456789";
+    let streamed = answer::tokens(CANONICAL)[..10].concat();
+    for up in [Wire::Chat, Wire::Anthropic] {
+        let a = MockUpstream::start(move |req| {
+            let Reply::Sse(mut evs, gap) = answer::reply(up, req, "a", Fault::ErrorEvent(10))
+            else {
+                unreachable!("an error event is sent as a stream");
+            };
+            evs.pop();
+            let said = format!("overloaded, key {KEY}");
+            evs.push(match up {
+                Wire::Chat => data(json!({"error": {"message": said, "code": 503}})),
+                _ => named(
+                    "error",
+                    json!({"type": "error", "error": {"type": "overloaded_error", "message": said}}),
+                ),
+            });
+            Reply::Sse(evs, gap)
+        });
+        let p = Proxy::start(&format!(
+            "providers:\n  a:\n    api_base: {}\n    api_protocol: {}\n    api_key: {KEY}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m]\n",
+            a.url(),
+            up.config_name()
+        ));
+        for client in Wire::ALL {
+            let s = ask(&p, client);
+            let what = format!("{up:?} source, {client:?} client: {}", s.text());
+            assert_eq!(s.status, 200, "{what}");
+            assert_text(&client.read_stream(&s).text, &streamed);
+            let message = match client {
+                Wire::Responses => failed_response(&s)["error"]["message"].clone(),
+                _ => json!(client.error_message(&events(&s).last().expect("events").1)),
+            };
+            assert_eq!(
+                message,
+                "upstream `a` stopped part-way through its answer (it sent an error: overloaded, key ***); no endpoint could continue it",
+                "{what}"
+            );
+            assert!(!s.text().contains(KEY), "{what}");
+        }
     }
 }
 

@@ -441,7 +441,7 @@ fn a_continuation_to_anthropic_asks_without_thinking_which_refuses_a_text_prefil
 fn the_rescue_log_line_quotes_an_upstreams_words_escaped_and_short() {
     // An error event's message went into the line as it came: a bidirectional override
     // made the line read other than it is, and nothing bounded its length.
-    let said = format!("bad\nFAKE forged line \u{202e}txet {}", "x".repeat(2000));
+    let said = format!("bad\nFAKE forged line \u{202e}txet {}", "x ".repeat(1000));
     let a = MockUpstream::start(move |req| {
         match answer::reply(Wire::Chat, req, "a", Fault::ErrorEvent(3)) {
             Reply::Sse(mut evs, gap) => {
@@ -458,11 +458,15 @@ fn the_rescue_log_line_quotes_an_upstreams_words_escaped_and_short() {
     assert!(s.text().contains("data: [DONE]"), "{}", s.text());
     let line = p.wait_log("; continuing it");
     assert!(
-        line.contains("a:m: bad\\nFAKE forged line \\u{202e}txet xxx"),
+        line.contains(
+            "a:m: upstream `a` stopped part-way through its answer (it sent an error: bad\\nFAKE forged line \\u{202e}txet x x x"
+        ),
         "{line}"
     );
     assert!(!line.contains('\u{202e}'), "{line}");
-    assert!(line.ends_with("x…; continuing it"), "{line}");
+    // Its first 200 characters, as the client's error event has them.
+    assert!(line.ends_with(" x); continuing it"), "{line}");
+    assert!(line.chars().count() < 400, "{line}");
     assert!(
         !p.log().iter().any(|l| l.starts_with("FAKE")),
         "{:#?}",
