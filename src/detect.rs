@@ -118,10 +118,7 @@ pub struct Detected {
 impl Detected {
     /// True unless detection found the provider down; sources never probed count as up.
     pub fn is_active(&self, p: &Provider) -> bool {
-        if !p.detect {
-            return true;
-        }
-        self.read().get(&p.id).is_none_or(|s| s.up)
+        !p.detect || self.look().is_active(p)
     }
 
     /// True when the provider listed `model` in its last answer.
@@ -131,24 +128,26 @@ impl Detected {
             .is_some_and(|s| s.up && s.lists(model))
     }
 
-    /// The name a bare `model` cascades to the provider under, if it may: `model` when
-    /// the provider, up, listed it (not through a subscription login), or, at a `local`
-    /// source, the `model:latest` it listed instead ([`Detected::latest_of`]). One look
-    /// at the states: this runs for each listed source on every bare-name request.
+    /// The name a bare `model` cascades to the provider under, if it may (see
+    /// [`Look::cascades`]).
     pub fn cascades<'m>(
         &self,
         provider: &str,
         model: &'m str,
         local: bool,
     ) -> Option<Cow<'m, str>> {
-        let map = self.read();
-        let s = map.get(provider).filter(|s| s.up)?;
-        if !s.pinned_only && s.lists(model) {
-            drop(map);
-            return (!self.login_took_over(provider)).then_some(Cow::Borrowed(model));
+        self.look().cascades(provider, model, local)
+    }
+
+    /// One look at every state, for a question asked of many sources at once: a bare
+    /// name asks each listed source on every request, and each separate look was a
+    /// write to the lock's shared count, a cache line the two cores passed back and
+    /// forth.
+    pub fn look(&self) -> Look<'_> {
+        Look {
+            states: self.read(),
+            detected: self,
         }
-        let latest = latest(s.served(), model).filter(|_| local)?;
-        Some(Cow::Owned(latest.clone()))
     }
 
     /// True when a login now carries the provider's requests (it wins over a key).
@@ -286,6 +285,37 @@ impl Detected {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, States> {
         self.states.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The states as they were at one moment: see [`Detected::look`].
+pub struct Look<'d> {
+    states: std::sync::RwLockReadGuard<'d, States>,
+    detected: &'d Detected,
+}
+
+impl Look<'_> {
+    /// True unless detection found the provider down; sources never probed count as up.
+    pub fn is_active(&self, p: &Provider) -> bool {
+        !p.detect || self.states.get(&p.id).is_none_or(|s| s.up)
+    }
+
+    /// The name a bare `model` cascades to the provider under, if it may: `model` when
+    /// the provider, up, listed it (not through a subscription login), or, at a `local`
+    /// source, the `model:latest` it listed instead ([`Detected::latest_of`]).
+    pub fn cascades<'m>(
+        &self,
+        provider: &str,
+        model: &'m str,
+        local: bool,
+    ) -> Option<Cow<'m, str>> {
+        let s = self.states.get(provider).filter(|s| s.up)?;
+        if !s.pinned_only && s.lists(model) {
+            // The logins are read under this look: they never wait for the states.
+            return (!self.detected.login_took_over(provider)).then_some(Cow::Borrowed(model));
+        }
+        let latest = latest(s.served(), model).filter(|_| local)?;
+        Some(Cow::Owned(latest.clone()))
     }
 }
 

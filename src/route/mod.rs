@@ -101,6 +101,7 @@ fn resolve_into(
 /// order. False when there is none.
 fn cascade(reg: &Registry, detected: &Detected, model: &str, targets: &mut Vec<Target>) -> bool {
     let before = targets.len();
+    let look = detected.look();
     targets.extend(
         reg.providers
             .iter()
@@ -109,13 +110,13 @@ fn cascade(reg: &Registry, detected: &Detected, model: &str, targets: &mut Vec<T
             // state to look up.
             .filter_map(|p| {
                 if p.declares(model) {
-                    return detected.is_active(p).then(|| Target::new(p, model));
+                    return look.is_active(p).then(|| Target::new(p, model));
                 }
                 if !(p.detect || p.key.is_some()) {
                     return None;
                 }
                 // Only a source that is up cascades: no second look at its state.
-                let name = detected.cascades(&p.id, model, p.detect)?;
+                let name = look.cascades(&p.id, model, p.detect)?;
                 Some(Target::new(p, &name))
             }),
     );
