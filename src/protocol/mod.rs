@@ -603,6 +603,18 @@ impl Decoder {
         }
     }
 
+    /// The chunks that end the answer when its stream broke before its finish marker
+    /// with nothing of it cut, as its finish marker and usage would have (a Gemini
+    /// call, which comes whole); `None` when a break may have cut it, for the relay to
+    /// continue or fail.
+    pub fn whole_ending(&mut self) -> Option<Vec<Value>> {
+        match self {
+            Decoder::Gemini(d) => d.whole_ending(),
+            // Their calls come in pieces, and text may stop mid-word.
+            _ => None,
+        }
+    }
+
     /// Decodes one upstream event.
     pub fn event(&mut self, ev: &Event) -> Decoded {
         match self {

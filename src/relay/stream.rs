@@ -167,12 +167,15 @@ fn relay_events(
                         fail(FailKind::Timeout, reason)
                     }
                     () if !content || collector.is_some() => fail(FailKind::EarlyEnd, reason),
-                    () => Outcome::Broken(Break {
-                        message: part_way(&who, &reason),
-                        status: 502,
-                        retry_same: !timed_out,
-                        upstream_status: status,
-                    }),
+                    () => match decoder.whole_ending() {
+                        Some(ending) => end_whole(out, splice, &head, ending, seen),
+                        None => Outcome::Broken(Break {
+                            message: part_way(&who, &reason),
+                            status: 502,
+                            retry_same: !timed_out,
+                            upstream_status: status,
+                        }),
+                    },
                 };
             }
         };
@@ -238,6 +241,12 @@ fn relay_events(
                         return token_at(o, first_token);
                     }
                     Decoded::Failed { status: s, message } => {
+                        if content
+                            && collector.is_none()
+                            && let Some(ending) = decoder.whole_ending()
+                        {
+                            return end_whole(out, splice, &head, ending, seen);
+                        }
                         if !content || collector.is_some() {
                             return Outcome::Failed(Failure {
                                 status: Some(s),
@@ -411,6 +420,33 @@ fn end_finished(
     }
     let ending = splice.encoder.finish();
     commit_and_end(out, splice, v, head, Vec::new(), ending, true)
+}
+
+/// Ends a stream that broke before its finish marker with nothing of the answer cut
+/// (`Decoder::whole_ending`): its `ending` chunks go out in the client's protocol, then
+/// the normal ending, as when the upstream finished. A copied stream's encoder, which
+/// read none of it, still knows the client's ids to end it with.
+fn end_whole(
+    out: &mut sse::ClientWriter,
+    splice: &mut Splice,
+    head: &AnswerHead<'_>,
+    mut ending: Vec<Value>,
+    seen: &mut Tokens,
+) -> Outcome {
+    let mut events = Vec::new();
+    for ch in &mut ending {
+        // A continuation's usage covers the whole answer here too.
+        splice.take(ch, &mut false);
+        if let Some(u) = ch.get("usage").filter(|u| u.is_object()) {
+            let tokens = Tokens::from_chat_usage(u);
+            if tokens.reported() {
+                *seen = tokens;
+            }
+        }
+        events.extend(splice.encoder.chunk(ch));
+    }
+    events.extend(splice.encoder.finish());
+    commit_and_end(out, splice, Verbatim(false), head, Vec::new(), events, true)
 }
 
 /// The most of a stream kept before its first content for a filtered answer: such an

@@ -264,3 +264,56 @@ fn an_error_event_after_the_finish_marker_leaves_the_answer_whole() {
         p.wait_log("stream=complete");
     }
 }
+
+#[test]
+fn a_gemini_call_whose_stream_breaks_before_its_finish_ends_as_a_tool_call() {
+    // Gemini sends a call whole, in one event: a break before the event with its
+    // `finishReason` (a close, or an error event) cut nothing of it. The client gets
+    // the call and the ending an upstream that finished after it gives, not "a tool
+    // call was cut".
+    let call = answer::events(Wire::Gemini, "a", &[], 10, Fault::ToolCut);
+    let mut errored = call.clone();
+    errored.push(format!(
+        "data: {}\r\n\r\n",
+        json!({"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}})
+    ));
+    for client in Wire::ALL {
+        for evs in [&call, &errored] {
+            let a = MockUpstream::always(Reply::SseThenBreak(evs.clone(), Duration::ZERO));
+            let b = healthy("b");
+            let p = Proxy::start(&config(&a, Wire::Gemini, &b, ""));
+            let s = p.stream(
+                &client.url("smart", true),
+                client.request("smart", true, true),
+            );
+            let what = format!("{client:?}, {} events: {}", evs.len(), s.text());
+            let got = client.read_stream(&s);
+            assert!(got.ended && s.complete, "{what}");
+            assert_eq!(got.tools.len(), 1, "{what}");
+            assert_eq!(got.tools[0].0, "get_weather", "{what}");
+            assert_eq!(got.tools[0].1, json!({"city": "Paris"}), "{what}");
+            let evs = events(&s);
+            let failed = |(k, v): &(String, Value)| {
+                k == "error" || k == "response.failed" || v["error"].is_object()
+            };
+            assert!(!evs.iter().any(failed), "{what}");
+            let ended_as_a_call = match client {
+                Wire::Chat => evs
+                    .iter()
+                    .any(|(_, v)| v["choices"][0]["finish_reason"] == "tool_calls"),
+                Wire::Anthropic => evs
+                    .iter()
+                    .any(|(k, v)| k == "message_delta" && v["delta"]["stop_reason"] == "tool_use"),
+                Wire::Responses => evs.iter().any(|(k, v)| {
+                    k == "response.completed"
+                        && v["response"]["output"][0]["type"] == "function_call"
+                        && v["response"]["output"][0]["status"] == "completed"
+                }),
+                Wire::Gemini => evs.last().unwrap().1["candidates"][0]["finishReason"] == "STOP",
+            };
+            assert!(ended_as_a_call, "{what}");
+            assert_eq!((a.count(), b.count()), (1, 0), "{what}");
+            p.wait_log("stream=complete");
+        }
+    }
+}

@@ -439,6 +439,9 @@ pub struct Decoder {
     started: bool,
     /// Tool calls announced so far.
     tools: usize,
+    /// The last content read was a function call: nothing of the answer is cut when the
+    /// stream breaks here (see [`Decoder::whole_ending`]).
+    calls_last: bool,
     /// Thought signatures sent so far.
     signatures: usize,
     /// Prefix for synthesised call ids.
@@ -496,6 +499,11 @@ impl Decoder {
             signatures,
         } = read_parts(&cand["content"]["parts"], self.tools, &self.ids);
         let reason = cand["finishReason"].as_str();
+        if !calls.is_empty() {
+            self.calls_last = true;
+        } else if !text.is_empty() || !thoughts.is_empty() {
+            self.calls_last = false;
+        }
         let mut delta = Map::new();
         if !thoughts.is_empty() {
             delta.insert("reasoning_content".into(), json!(thoughts));
@@ -546,6 +554,21 @@ impl Decoder {
         out.push(self.chunk(json!({}), Some(finish)));
         self.end_usage(&mut out);
         Decoded::End(out)
+    }
+
+    /// The chunks that end an answer whose stream broke (closed, cut, went silent or
+    /// sent an error event) before the event with its `finishReason`, when nothing of
+    /// it was cut: Gemini sends a function call whole, in one event, so a break right
+    /// after one loses only the finish reason and the usage, and the answer ends as a
+    /// tool call, as it would have. `None` when text or thoughts came last, which a
+    /// break may have cut.
+    pub fn whole_ending(&mut self) -> Option<Vec<Value>> {
+        if !self.calls_last {
+            return None;
+        }
+        let mut out = vec![self.chunk(json!({}), Some("tool_calls"))];
+        self.end_usage(&mut out);
+        Some(out)
     }
 
     /// The usage chunk that ends the answer, when Gemini reported usage.
@@ -609,6 +632,9 @@ pub fn delta<'a>(decoder: &mut Decoder, ev: &'a Event) -> Option<Delta<'a>> {
     {
         decoder.viewed_usage.clear();
         decoder.viewed_usage.push_str(u);
+    }
+    if !text.is_empty() || !thoughts.is_empty() {
+        decoder.calls_last = false;
     }
     let filled = |t: Cow<'a, str>| (!t.is_empty()).then_some(t);
     Some(Delta::text(filled(text), filled(thoughts)))
