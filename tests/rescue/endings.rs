@@ -442,3 +442,88 @@ fn a_responses_sources_call_cut_in_its_arguments_ends_with_an_error_event() {
         assert_eq!(call["arguments"], "{\"ci", "{r}");
     }
 }
+
+/// A refusal cut part-way: `I can't help with `, from a source speaking `wire` (a chat
+/// source's `refusal` deltas; a Responses message with `Well. ` as its text part, then
+/// a refusal part), then the connection closes.
+fn refusal_cut(wire: Wire) -> Reply {
+    let said = ["I can't ", "help with "];
+    let evs = match wire {
+        Wire::Chat => said
+            .iter()
+            .map(|r| {
+                data(
+                    json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "refusal": r}, "finish_reason": null}]}),
+                )
+            })
+            .collect(),
+        _ => {
+            let mut ev = crate::support::wire::sequenced();
+            let text = json!({"type": "output_text", "text": "Well. ", "annotations": []});
+            let at = |ci: u64| json!({"item_id": "msg_1", "output_index": 0, "content_index": ci});
+            let with = |mut v: Value, key: &str, value: Value| {
+                v[key] = value;
+                v
+            };
+            let mut evs = vec![
+                ev(
+                    "response.created",
+                    json!({"response": {"id": "resp_a", "object": "response", "created_at": 7, "status": "in_progress", "model": "a-model", "output": []}}),
+                ),
+                ev(
+                    "response.output_item.added",
+                    json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}}),
+                ),
+                ev(
+                    "response.content_part.added",
+                    with(at(0), "part", json!({"type": "output_text", "text": "", "annotations": []})),
+                ),
+                ev("response.output_text.delta", with(at(0), "delta", json!("Well. "))),
+                ev("response.output_text.done", with(at(0), "text", json!("Well. "))),
+                ev("response.content_part.done", with(at(0), "part", text)),
+                ev(
+                    "response.content_part.added",
+                    with(at(1), "part", json!({"type": "refusal", "refusal": ""})),
+                ),
+            ];
+            for r in said {
+                evs.push(ev("response.refusal.delta", with(at(1), "delta", json!(r))));
+            }
+            evs
+        }
+    };
+    Reply::SseThenBreak(evs, Duration::ZERO)
+}
+
+#[test]
+fn a_responses_clients_failed_stream_carries_the_refusal_it_streamed() {
+    // Copied from a Responses source, the open message's refusal was not read: the
+    // failed response carried a text part of the relay's making in its place.
+    for up in [Wire::Chat, Wire::Responses] {
+        let a = MockUpstream::always(refusal_cut(up));
+        let p = lone(&a, up);
+        let s = ask(&p, Wire::Responses);
+        let what = format!("{up:?}: {}", s.text());
+        let refused: String = events(&s)
+            .iter()
+            .filter(|(k, _)| k == "response.refusal.delta")
+            .filter_map(|(_, v)| v["delta"].as_str())
+            .collect();
+        assert_eq!(refused, "I can't help with ", "{what}");
+        let r = failed_response(&s);
+        let mut content = vec![json!({"type": "refusal", "refusal": "I can't help with "})];
+        if up == Wire::Responses {
+            let text = json!({"type": "output_text", "text": "Well. ", "annotations": []});
+            content.insert(0, text);
+        }
+        let item = &r["output"][0];
+        assert_eq!(item["status"], "incomplete", "{what}");
+        assert_eq!(item["content"], json!(content), "{what}");
+        let message = r["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.ends_with("; a refusal was cut, so it cannot be continued"),
+            "{what}"
+        );
+    }
+}

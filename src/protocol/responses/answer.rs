@@ -269,11 +269,15 @@ impl Encoder {
         }
         // Deltas, the bulk of a stream, are not parsed: the open item's text is set
         // from what the relay collected when the stream is resumed. A call's arguments
-        // are not collected there, and a cut call's `response.failed` carries them.
+        // and a refusal (rare, both) are not collected there, and a cut one's
+        // `response.failed` carries them.
         let kind = ev.event.as_deref().unwrap_or("");
         if kind.ends_with(".delta") {
             if !self.opened.is_empty() && kind.ends_with("_call_arguments.delta") {
                 self.add_arguments(data);
+            }
+            if kind == "response.refusal.delta" {
+                self.add_refusal(data);
             }
             return;
         }
@@ -308,6 +312,22 @@ impl Encoder {
                     _ => self.opened.push((oi, item.clone())),
                 }
             }
+            // A message's parts, one after another: a refusal's text is its own, not
+            // the answer's text the relay collected.
+            "response.content_part.added" => {
+                if let Some(t) = self.text.as_mut().filter(|t| t.id == v["item_id"]) {
+                    t.part = match v["part"]["type"].as_str() {
+                        Some("refusal") => Part::Refusal,
+                        _ => Part::Text,
+                    };
+                }
+            }
+            "response.content_part.done" => {
+                if let Some(t) = self.text.as_mut().filter(|t| t.id == v["item_id"]) {
+                    t.parts.push(v["part"].clone());
+                    t.text.clear();
+                }
+            }
             "response.output_item.done" => {
                 let oi = v["output_index"].as_u64().unwrap_or(0) as usize;
                 if self.text.as_ref().is_some_and(|t| t.oi == oi) {
@@ -336,6 +356,18 @@ impl Encoder {
         }
     }
 
+    /// Adds a copied `response.refusal.delta` to the open message's refusal.
+    fn add_refusal(&mut self, data: &str) {
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
+        if let Some(t) = self.text.as_mut().filter(|t| t.part == Part::Refusal)
+            && let Some(more) = v["delta"].as_str()
+        {
+            t.text.push_str(more);
+        }
+    }
+
     /// Continues the open stream: an observed open item gets the text the client has.
     pub fn resume(&mut self, text: &str, reasoning: &str) {
         if self.observed {
@@ -353,7 +385,9 @@ impl Encoder {
         };
         let (all, kind, parts) = match part {
             Part::Reasoning => (reasoning, "reasoning", "summary"),
-            _ => (text, "message", "content"),
+            Part::Text => (text, "message", "content"),
+            // Read from its own deltas (`add_refusal`): the text is not the refusal's.
+            Part::Refusal => return,
         };
         let mut done: Vec<&(usize, Value)> = self
             .done
@@ -361,9 +395,12 @@ impl Encoder {
             .filter(|(_, i)| i["type"] == kind)
             .collect();
         done.sort_by_key(|(oi, _)| *oi);
+        // The open message's own parts done before the flowing one had theirs too.
+        let own_parts = self.text.as_ref().map_or(&[][..], |t| t.parts.as_slice());
         let before: String = done
             .iter()
             .flat_map(|(_, i)| i[parts].as_array().into_iter().flatten())
+            .chain(own_parts)
             .filter_map(|p| p["text"].as_str())
             .collect();
         // A source that joins its items' texts otherwise than end to end: all of it,
@@ -413,11 +450,15 @@ impl Encoder {
                     "encrypted_content": seal(&t.details), "status": "incomplete"})
             } else {
                 let mut content = t.parts.clone();
-                content.push(if t.part == Part::Refusal {
-                    json!({"type": "refusal", "refusal": t.text})
-                } else {
-                    json!({"type": "output_text", "text": t.text, "annotations": t.annotations})
-                });
+                // A copied message whose last part ended: no part is flowing.
+                let between = self.observed && t.text.is_empty() && !t.parts.is_empty();
+                content.extend((!between).then(|| {
+                    if t.part == Part::Refusal {
+                        json!({"type": "refusal", "refusal": t.text})
+                    } else {
+                        json!({"type": "output_text", "text": t.text, "annotations": t.annotations})
+                    }
+                }));
                 json!({"type": "message", "id": t.id, "status": "incomplete", "role": "assistant",
                     "content": content})
             };
