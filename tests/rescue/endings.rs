@@ -443,6 +443,112 @@ fn a_responses_sources_call_cut_in_its_arguments_ends_with_an_error_event() {
     }
 }
 
+/// A chat source's stream: text, a call cut inside its arguments, and text that came
+/// with and after the call's fragments (held back by encoders that keep a call whole).
+fn call_cut_with_text_after() -> Reply {
+    let chunk = |delta: Value| {
+        data(
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": null}]}),
+        )
+    };
+    Reply::SseThenBreak(
+        vec![
+            chunk(json!({"role": "assistant", "content": "Checking. "})),
+            chunk(
+                json!({"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"ci"}}]}),
+            ),
+            chunk(
+                json!({"content": "Let me ", "tool_calls": [{"index": 0, "function": {"arguments": "ty\""}}]}),
+            ),
+            chunk(json!({"content": "see."})),
+        ],
+        Duration::ZERO,
+    )
+}
+
+#[test]
+fn text_held_behind_a_cut_call_reaches_every_client_before_the_error() {
+    // Responses and Anthropic encoders hold text that comes while a call is open until
+    // the call ends; a cut call never ended, and the text was lost.
+    for client in Wire::ALL {
+        let a = MockUpstream::always(call_cut_with_text_after());
+        let p = lone(&a, Wire::Chat);
+        let s = p.stream(
+            &client.url("smart", true),
+            client.request("smart", true, true),
+        );
+        let what = format!("{client:?}: {}", s.text());
+        assert_eq!(
+            client.read_stream(&s).text,
+            "Checking. Let me see.",
+            "{what}"
+        );
+        let evs = events(&s);
+        let (kind, last) = evs.last().expect("events").clone();
+        let message = match client {
+            Wire::Responses => {
+                assert_eq!(kind, "response.failed", "{what}");
+                last["response"]["error"]["message"].clone()
+            }
+            _ => json!(client.error_message(&last)),
+        };
+        let message = message.as_str().unwrap_or_default();
+        assert!(
+            message.ends_with("; a tool call was cut, so it cannot be continued"),
+            "{what}"
+        );
+        if client == Wire::Anthropic {
+            // Blocks do not interleave: the call's block stops before the text's starts.
+            let blocks: Vec<(&str, &Value)> = evs
+                .iter()
+                .filter(|(k, _)| k.starts_with("content_block_"))
+                .map(|(k, v)| (k.as_str(), &v["index"]))
+                .collect();
+            let mut open: Option<&Value> = None;
+            for (k, i) in blocks {
+                match k {
+                    "content_block_start" => {
+                        assert!(open.is_none(), "{what}");
+                        open = Some(i);
+                    }
+                    "content_block_delta" => assert_eq!(open, Some(i), "{what}"),
+                    _ => open = None,
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_responses_clients_failed_stream_carries_the_text_held_behind_a_cut_call() {
+    let a = MockUpstream::always(call_cut_with_text_after());
+    let p = lone(&a, Wire::Chat);
+    let s = p.stream(
+        &Wire::Responses.url("smart", true),
+        Wire::Responses.request("smart", true, true),
+    );
+    let r = failed_response(&s);
+    let out: Vec<(&Value, &Value, &Value)> = r["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (&i["type"], &i["status"], &i["content"][0]["text"]))
+        .collect();
+    let (message, call) = (json!("message"), json!("function_call"));
+    let (completed, incomplete) = (json!("completed"), json!("incomplete"));
+    assert_eq!(
+        out,
+        [
+            (&message, &completed, &json!("Checking. ")),
+            (&call, &incomplete, &Value::Null),
+            (&message, &incomplete, &json!("Let me see.")),
+        ],
+        "{r}"
+    );
+    assert_eq!(r["output"][1]["arguments"], "{\"city\"", "{r}");
+}
+
 /// A refusal cut part-way: `I can't help with `, from a source speaking `wire` (a chat
 /// source's `refusal` deltas; a Responses message with `Well. ` as its text part, then
 /// a refusal part), then the connection closes.

@@ -704,8 +704,26 @@ impl Encoder {
         out
     }
 
-    /// An `error` event.
+    /// An `error` event, after the text and thinking held behind a call the break cut:
+    /// the client reads everything the source said. Blocks cannot interleave, so the
+    /// cut call's block stops first, its input as far as it came; calls waiting behind
+    /// it never began for the client and stay out.
     pub fn fail(&mut self, status: u16, message: &str) -> Vec<Event> {
-        vec![Self::ev("error", error_json(status, message))]
+        let mut out = Vec::new();
+        if !self.after_calls.is_empty() {
+            if let Some((index, Block::Tool(_))) = self.open {
+                self.open = None;
+                self.waiting.clear();
+                out.push(Self::ev(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": index}),
+                ));
+            }
+            for d in std::mem::take(&mut self.after_calls) {
+                self.content(&d, &mut out);
+            }
+        }
+        out.push(Self::ev("error", error_json(status, message)));
+        out
     }
 }

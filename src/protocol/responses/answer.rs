@@ -868,10 +868,21 @@ impl Encoder {
     /// has so far (the SDKs take the final response from it: openai-node's
     /// `finalResponse()` is this event's `response`), the open ones `incomplete`.
     /// `text` and `reasoning` are what the client has: a copied stream's open item
-    /// knows no text of its own, its deltas being copied unread.
+    /// knows no text of its own, its deltas being copied unread. Text and reasoning
+    /// held behind a call the break cut go out first, as items of their own beside the
+    /// call, which stays open: the client reads everything the source said.
     pub fn fail(&mut self, status: u16, message: &str, text: &str, reasoning: &str) -> Vec<Event> {
         if self.observed && self.text.as_ref().is_some_and(|t| t.text.is_empty()) {
             self.fill(text, reasoning);
+        }
+        let mut out = Vec::new();
+        if !self.after_calls.is_empty() {
+            // Out of the way, the cut calls are not closed as whole by a new item.
+            let cut = std::mem::take(&mut self.tools);
+            for d in std::mem::take(&mut self.after_calls) {
+                self.content(&d, &mut out);
+            }
+            self.tools = cut;
         }
         let code = match status {
             429 => "rate_limit_exceeded",
@@ -880,7 +891,8 @@ impl Encoder {
         };
         let mut r = self.response("failed", true);
         r["error"] = json!({"code": code, "message": message});
-        vec![self.ev("response.failed", json!({"response": r}))]
+        out.push(self.ev("response.failed", json!({"response": r})));
+        out
     }
 }
 
