@@ -270,3 +270,37 @@ fn a_local_server_that_stops_is_down_with_its_reason_once_a_request_finds_it_gon
     let metric = p.metric("routeplane_provider_up{provider=\"llamacpp\"}");
     assert_eq!(metric.as_deref(), Some("0"));
 }
+
+#[test]
+fn status_page_names_who_continued_a_rescued_stream() {
+    if !have_chromium() {
+        return;
+    }
+    // The trail said `1 rescue(s)`: who finished the answer was in the log line alone.
+    use crate::support::answer::{self, Fault};
+    let a = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "a", Fault::Cut(8)));
+    let b = MockUpstream::start(|req| answer::reply(Wire::Chat, req, "b", Fault::None));
+    let p = Proxy::start(&format!(
+        "providers:\n  a: {{api_base: {}, models: [m]}}\n  b: {{api_base: {}, prefill: true, models: [m]}}\nmodels:\n  smart: {{endpoints: [a:m, b:m]}}\n",
+        a.url(),
+        b.url(),
+    ));
+    let s = p.stream(
+        "/v1/chat/completions",
+        Wire::Chat.request("smart", true, false),
+    );
+    assert_eq!(s.status, 200);
+    let ready = wait_until(Duration::from_secs(10), || {
+        p.get("/status.json").json()["recent"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1)
+    });
+    assert!(ready, "{}", p.get("/status.json").body);
+
+    let dom = browser::dump_dom(&format!("{}/", p.url())).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        dom.contains("<td class=\"trail\">rescued by b:m</td>"),
+        "the rescued stream's trail:\n{dom}"
+    );
+    assert!(dom.contains("<code>a:m</code>"), "started by a:\n{dom}");
+}
