@@ -257,6 +257,29 @@ fn stream_errors_carry_their_code() {
 }
 
 #[test]
+fn a_stream_that_breaks_right_after_a_call_ends_whole_and_one_after_text_does_not() {
+    let event = |part: Value| {
+        Event::data(
+            json!({"candidates": [{"content": {"role": "model", "parts": [part]}}],
+                "responseId": "r1", "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 2}})
+            .to_string(),
+        )
+    };
+    let text = event(json!({"text": "Let me look."}));
+    let call = event(json!({"functionCall": {"name": "f", "args": {"a": 1}}}));
+    let mut d = Decoder::default();
+    assert!(matches!(d.event(&text), Decoded::Chunks(_)));
+    assert_eq!(d.whole_ending(), None, "text may have been cut");
+    assert!(matches!(d.event(&call), Decoded::Chunks(_)));
+    let ending = d.whole_ending().expect("the call came whole");
+    assert_eq!(ending[0]["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(ending[1]["usage"]["completion_tokens"], 2);
+    // Text after the call, read through the copied stream's view, may be cut again.
+    assert!(delta(&mut d, &text).is_some());
+    assert_eq!(d.whole_ending(), None);
+}
+
+#[test]
 fn an_observed_stream_continues_with_its_ids_and_ends_once() {
     let mut e = Encoder::new("asked");
     for ev in &text_stream()[..2] {
