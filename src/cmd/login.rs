@@ -329,7 +329,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             Subscription::Anthropic => {
                 eprintln!("{}\n", anthropic::POLICY);
                 let pending = anthropic::start(&urls)?;
-                show_url(&pending.url, o.no_browser);
+                let _opener = show_url(&pending.url, o.no_browser).1;
                 let wait = login_wait();
                 let pasted = read_line_within(
                     "paste the code shown after you approve (CODE#STATE): ",
@@ -371,7 +371,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                 if o.no_browser && ended(STDIN_END_WAIT) {
                     return Err(no_browser_here(&pending.redirect_uri, &label));
                 }
-                let opened = show_url(&pending.url, o.no_browser);
+                let (opened, _opener) = show_url(&pending.url, o.no_browser);
                 let headless = stdin_end.is_some() && !opened;
                 eprintln!(
                     "waiting for the browser to return to {}...",
@@ -496,12 +496,31 @@ fn no_display() -> bool {
         && unset("BROWSER")
 }
 
-/// Prints the URL and, unless told not to, asks the desktop to open it; true when an
-/// opener took it.
-fn show_url(url: &str, no_browser: bool) -> bool {
+/// An opener (`xdg-open`, `open`) still running after its first second: ended, and
+/// reaped, when the login ends (dropped), whether it stored a token, timed out or
+/// failed. A hung one would otherwise outlive the command. Only the opener itself is
+/// ended, not a browser it started: that is a process of its own.
+struct Opener(std::process::Child);
+
+impl Drop for Opener {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        // Reaped once it is gone, which a kill makes at once; never waited on for long.
+        let until = Instant::now() + Duration::from_millis(200);
+        while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Prints the URL and, unless told not to, asks the desktop to open it: true when an
+/// opener took it, and the opener if it still runs (keep it until the login ends).
+fn show_url(url: &str, no_browser: bool) -> (bool, Option<Opener>) {
     eprintln!("open this URL to log in:\n\n  {url}\n");
     if no_browser {
-        return false;
+        return (false, None);
     }
     for opener in ["xdg-open", "open"] {
         let spawned = std::process::Command::new(opener)
@@ -516,11 +535,12 @@ fn show_url(url: &str, no_browser: bool) -> bool {
         let deadline = Instant::now() + OPENER_FAILS_WITHIN;
         while Instant::now() < deadline {
             match child.try_wait() {
-                Ok(Some(status)) => return status.success(),
+                Ok(Some(status)) => return (status.success(), None),
                 Ok(None) => std::thread::sleep(Duration::from_millis(20)),
                 Err(_) => break,
             }
         }
+        let running = Some(Opener(child));
         if no_display() {
             // Left running: should it open something after all, the callback still
             // comes; the login just no longer waits on it alone.
@@ -528,11 +548,11 @@ fn show_url(url: &str, no_browser: bool) -> bool {
                 "{opener} is still running after 1 s with no display here (DISPLAY, \
                  WAYLAND_DISPLAY and BROWSER are unset): no browser is taken to be open\n"
             );
-            return false;
+            return (false, running);
         }
-        return true;
+        return (true, running);
     }
-    false
+    (false, None)
 }
 
 /// Reads one line from stdin (a pipe works), showing `prompt` first; `None` when no

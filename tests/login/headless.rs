@@ -114,6 +114,56 @@ fn a_browser_login_whose_opener_hangs_with_no_display_stops_at_once_too() {
     codex_login_stops_without_a_browser(&[], &path);
 }
 
+#[test]
+fn a_hung_opener_does_not_outlive_the_login() {
+    // An `xdg-open` that never exits: on a desktop it is taken for the browser and the
+    // login waits for the callback until its wait ends; with no display the login stops
+    // at once. Either way the opener was left running after the login had ended.
+    for display in [Some(":0"), None] {
+        let oauth = MockOAuth::start(3600);
+        let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+        let dir = Dir::new();
+        let path = crate::support::browser::hanging_opener(&dir);
+        let port = MockUpstream::free_port();
+        let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, port));
+        let mut cmd = Command::new(bin());
+        cmd.args(["login", "openai-codex", "-c"])
+            .arg(&cfg)
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env("PATH", &path)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("BROWSER")
+            .env("ROUTEPLANE_AUTH_FILE", dir.path().join("data/auth.json"))
+            .env("ROUTEPLANE_TEST_LOGIN_WAIT_SECS", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(display) = display {
+            cmd.env("DISPLAY", display);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let ended = wait_until(Duration::from_secs(20), || {
+            child.try_wait().unwrap().is_some()
+        });
+        if !ended {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let pid = crate::support::browser::opener_pid(&dir).expect("the opener ran");
+        let left = crate::support::browser::running(pid);
+        if left {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+        assert!(ended, "{display:?}: still waiting after 20 s: {err}");
+        let wanted = if display.is_some() { 1 } else { 2 };
+        assert_eq!(out.status.code(), Some(wanted), "{display:?}: {err}");
+        assert!(!left, "{display:?}: the opener outlived the login: {err}");
+    }
+}
+
 /// Runs `routeplane ARGS` (with `--label ci`) in `dir` as a script whose stdin is a pipe
 /// it holds open and never writes to, with the login's wait shortened to 1 s; its exit
 /// code, `None` when it was still running after 20 s (it is then killed), and stderr.

@@ -114,14 +114,37 @@ pub fn opener(dir: &Dir, code: i32) -> PathBuf {
 }
 
 /// A stand-in for `xdg-open` on a machine without a display that hangs (for 30 s) and
-/// opens nothing, as a headless one may. Returns the directory to give as `PATH`.
+/// opens nothing, as a headless one may; its process id is in `dir` ([`opener_pid`]).
+/// Returns the directory to give as `PATH`.
 pub fn hanging_opener(dir: &Dir) -> PathBuf {
     // By its full path: the login's `PATH` is only the opener's directory.
     let sleep = ["/usr/bin/sleep", "/bin/sleep"]
         .into_iter()
         .find(|p| Path::new(p).is_file())
         .expect("a sleep binary");
-    opener_running(dir, &format!("exec {sleep} 30"))
+    let noted = dir.path().join("opener.pid");
+    opener_running(
+        dir,
+        &format!("echo $$ > '{}'\nexec {sleep} 30", noted.display()),
+    )
+}
+
+/// The process id of the [`hanging_opener`] that ran in `dir`, if one did.
+pub fn opener_pid(dir: &Dir) -> Option<u32> {
+    let text = std::fs::read_to_string(dir.path().join("opener.pid")).ok()?;
+    text.trim().parse().ok()
+}
+
+/// True while process `pid` runs (a zombie, ended and not yet reaped, does not).
+pub fn running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `PID (NAME) STATE …`: the name may hold spaces and parentheses.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
 }
 
 /// An `xdg-open` that runs the shell line `body`, in `dir`'s `bin`, which it returns.
