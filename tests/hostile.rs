@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::support::proxy::post_on;
 use crate::support::upstream::{chat_answer, chat_events};
 use crate::support::wire::{Wire, chat_chunk};
 use crate::support::{MockUpstream, Proxy, Reply, wait_until};
@@ -825,10 +826,6 @@ fn an_over_long_model_name_is_refused_and_never_echoed_whole() {
 fn a_body_over_the_limit_announced_with_expect_100_continue_is_refused_at_once() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up, "  max_body_bytes: 1000\n"));
-    // Served once first: a connection made in the moment between the listening line and
-    // the handler's start is answered on a path that notices the close only at its next
-    // read's deadline (a second), which this test is not about.
-    still_serves(&p);
     // A client that waits for `100 Continue` before its body, as curl does (for a second).
     let mut conn = TcpStream::connect(&p.addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -850,6 +847,58 @@ fn a_body_over_the_limit_announced_with_expect_100_continue_is_refused_at_once()
         json_body(&answer)["error"]["message"],
         "request body is larger than the limit of 1000 bytes (raise `limits.max_body_bytes`)"
     );
-    assert_eq!(up.count(), 1, "only the first request reached the source");
+    assert_eq!(up.count(), 0, "the body never reached the source");
     still_serves(&p);
+}
+
+/// Sends `Expect: 100-continue` with a body over the limit on `conn` and reads until the
+/// proxy closes it: the answer, and how long that took.
+fn refused_before_its_body(mut conn: TcpStream) -> (String, Duration) {
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let started = Instant::now();
+    conn.write_all(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[test]
+fn requests_that_arrive_before_the_handler_starts_are_answered_and_closed_at_once() {
+    // Connections accepted between the listening line and the request handler's start
+    // (a test hook holds that moment open for a second). Their requests are queued and
+    // run once it starts; but one whose answer ends its connection (a 413 before the
+    // body) was closed only at the client timeout, the client waiting for the close.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let yaml = format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [m]\nlimits:\n  client_timeout_secs: 10\n  max_body_bytes: 1000\n",
+        up.url()
+    );
+    let pause = Duration::from_secs(1);
+    let hook = [("ROUTEPLANE_TEST_HANDLER_AFTER_MS", "1000")];
+    let p = Proxy::start_with(&yaml, &hook, &[]);
+    // A kept-alive client's request, sent meanwhile too.
+    let kept = p.kept_alive();
+    let chat = json!({"model": "m", "messages": []});
+    let first = {
+        let (kept, chat) = (kept.try_clone().unwrap(), chat.clone());
+        thread::spawn(move || post_on(&kept, "/v1/chat/completions", chat))
+    };
+    let (answer, took) = refused_before_its_body(TcpStream::connect(&p.addr).unwrap());
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        took < pause + Duration::from_millis(1500),
+        "closed {took:?} after it was sent: {answer}"
+    );
+    // Served, and so is its next request on the same connection.
+    let first = first.join().unwrap();
+    assert_eq!(first.status, 200, "{}", first.body);
+    let next = post_on(&kept, "/v1/chat/completions", chat);
+    assert_eq!(next.status, 200, "{}", next.body);
 }

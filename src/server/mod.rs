@@ -160,6 +160,9 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
     warn_if_few_files(limit);
     // Start-up lines are out; the requests' lines go in batches.
     log::batch_lines();
+    if let Some(pause) = test_pause_before_handler() {
+        thread::sleep(pause);
+    }
     {
         // Requests that arrived since binding were queued; this runs them too.
         let (shared, stopping) = (Arc::clone(&shared), Arc::clone(&stopping));
@@ -227,6 +230,14 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
     }
     log::flush();
     Ok(())
+}
+
+/// Test hook: how long to wait between the listening line and the request handler's
+/// start, so that the tests can send requests that arrive before it (they are queued,
+/// and run by `handle_inline`). Set only from `ROUTEPLANE_TEST_HANDLER_AFTER_MS`.
+fn test_pause_before_handler() -> Option<Duration> {
+    let ms = std::env::var("ROUTEPLANE_TEST_HANDLER_AFTER_MS").ok()?;
+    ms.parse().ok().map(Duration::from_millis)
 }
 
 /// How long the requests still running when a stop's grace ran out have to end, each

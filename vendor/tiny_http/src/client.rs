@@ -369,6 +369,15 @@ impl Iterator for ClientConnection {
                 self.linger();
                 return None;
             }
+            // routeplane: a request handed to another thread (queued before an inline
+            // handler was set, or for `recv`) holds the reader until its body is done;
+            // its answer may end the connection meanwhile. Looked at again once the turn
+            // comes, not only after a read that waits for a next request the client will
+            // not send (up to the client timeout, while it waits for our close).
+            if self.next_header_source.wait_turn() && self.state.closing() {
+                self.linger();
+                return None;
+            }
             let result = self.read();
             if self.state.closing() {
                 self.linger();

@@ -176,6 +176,28 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
 }
 
 impl<R: Read + Send> SequentialReader<R> {
+    /// routeplane: waits for this reader's turn without reading; true when it had to
+    /// wait (a reader before this one was still held, by a request on another thread).
+    pub fn wait_turn(&mut self) -> bool {
+        if self.held.is_some() {
+            return false;
+        }
+        let mut waited = false;
+        let mut slot = self.baton.lock();
+        while slot.now != self.ticket {
+            waited = true;
+            slot.waiting += 1;
+            slot = self
+                .baton
+                .turn_came
+                .wait(slot)
+                .unwrap_or_else(PoisonError::into_inner);
+            slot.waiting -= 1;
+        }
+        self.held = slot.item.take();
+        waited
+    }
+
     /// The reader, after waiting for the readers before this one to be dropped.
     fn reader(&mut self) -> IoResult<&mut R> {
         if self.held.is_none() {
