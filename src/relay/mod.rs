@@ -163,6 +163,12 @@ impl Failure {
             (FailKind::Status(429) | FailKind::Timeout, _) | (_, Some(_)) => route::Failed::Busy {
                 retry_after: self.retry_after,
             },
+            // Both ways the client says it (at the connect, or from the system's error).
+            _ if self.kind == FailKind::Network
+                && self.reason.starts_with("connection refused") =>
+            {
+                route::Failed::Refused
+            }
             _ => route::Failed::NotServing,
         }
     }
@@ -463,7 +469,14 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         .iter()
         .rposition(|t| !env.auth.lacks_credential(&t.provider))
         .unwrap_or(0);
+    // Origins that refused a connection during this request: nothing listens there, so
+    // their other endpoints are not asked in it (they cool down with it).
+    let mut refused: Vec<&str> = Vec::new();
     for (i, target) in targets.iter().enumerate() {
+        if !refused.is_empty() && refused.contains(&route::origin(&target.provider.api_base)) {
+            env.cooldown.fail(target, route::Failed::Refused);
+            continue;
+        }
         let last = i >= last_hope;
         run.alone = i >= alone_from;
         let outcome = run.endpoint(target, last, attempt::Ask::Original);
@@ -506,6 +519,9 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                 let step = next_step_of(call, f.kind);
                 if let Step::Next { cool: true } = step {
                     env.cooldown.fail(target, f.failed());
+                }
+                if f.failed() == route::Failed::Refused {
+                    refused.push(route::origin(&target.provider.api_base));
                 }
                 if step == Step::Surface {
                     let by = served_by(target, run.served.attempts);

@@ -15,6 +15,10 @@ pub enum Failed {
     /// The server was not serving: down, restarting, still loading, without the model
     /// (refused, a reset, a 404, a 5xx). A detection probe it answers says it is back.
     NotServing,
+    /// Nothing listens where the endpoint is (its connection was refused): a fact about
+    /// its origin, not its model, so every endpoint there cools down with it, and a
+    /// success of any of them, or a probe answered, ends it for all.
+    Refused,
     /// The server was busy or slow (a 429, a timeout, a stall), or named how long to
     /// wait: a probe it answers says nothing of that, so only time ends it.
     Busy {
@@ -24,19 +28,32 @@ pub enum Failed {
 }
 
 /// One cool-down: when it began, when it ends, and why.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     failed: Instant,
     until: Instant,
     why: Failed,
+    /// The origin that refused, for a cool-down that is its origin's.
+    origin: Option<String>,
+}
+
+/// The cool-downs: each endpoint's, and each origin's that refused a connection.
+#[derive(Debug, Default)]
+struct Table {
+    /// `provider:model` → its cool-down. An endpoint cooling down because its origin
+    /// refused is here too (once a request has it among its targets), so the list names
+    /// endpoints, as `/routeplane/cooldowns` and the status page show it.
+    labels: HashMap<String, Entry>,
+    /// An origin ([`origin`]) that refused a connection → its cool-down, which every
+    /// endpoint there shares.
+    origins: HashMap<String, Entry>,
 }
 
 /// Endpoints that failed recently, tried last until their time is up.
 #[derive(Debug)]
 pub struct Cooldown {
-    /// `provider:model` → its cool-down.
-    until: Mutex<HashMap<String, Entry>>,
-    /// How many entries `until` holds, read without its lock: every request looks
+    until: Mutex<Table>,
+    /// How many entries `until` holds (both maps), read without its lock: every request looks
     /// twice, the list is nearly always empty, and a worker preempted while holding a
     /// lock every worker takes held up all of them (futex waits at 32 clients). Kept by
     /// [`Locked`]'s drop, whatever changed the list.
@@ -48,7 +65,7 @@ impl Cooldown {
     /// A cool-down list whose entries last `default` unless the upstream said otherwise.
     pub fn new(default: Duration) -> Cooldown {
         Cooldown {
-            until: Mutex::new(HashMap::new()),
+            until: Mutex::new(Table::default()),
             entries: AtomicUsize::new(0),
             default,
         }
@@ -58,44 +75,75 @@ impl Cooldown {
     pub fn fail(&self, target: &Target, why: Failed) {
         let retry_after = match why {
             Failed::Busy { retry_after } => retry_after,
-            Failed::NotServing => None,
+            Failed::NotServing | Failed::Refused => None,
         };
         let len = retry_after
             .unwrap_or(self.default)
             .min(Duration::from_secs(3600));
         let failed = Instant::now();
+        let refused = why == Failed::Refused;
         let entry = Entry {
             failed,
             until: failed + len,
             why,
+            origin: refused.then(|| origin(&target.provider.api_base).to_string()),
         };
-        self.lock().insert(target.label().to_string(), entry);
+        let mut table = self.lock();
+        if let Some(at) = &entry.origin {
+            table.origins.insert(at.clone(), entry.clone());
+        }
+        table.labels.insert(target.label().to_string(), entry);
     }
 
-    /// Records a success: the endpoint is trusted again.
+    /// Records a success: the endpoint is trusted again, and so is every endpoint of its
+    /// origin, if that origin had refused a connection (it is listening now).
     pub fn clear(&self, target: &Target) {
         if self.entries.load(Ordering::Acquire) == 0 {
             return;
         }
-        self.lock().remove(target.label());
+        let mut table = self.lock();
+        table.labels.remove(target.label());
+        let at = origin(&target.provider.api_base);
+        if table.origins.remove(at).is_some() {
+            table.warm_origin(at, |_| true);
+        }
     }
 
     /// Ends the cool-downs of a provider's endpoints that were not serving before `since`
-    /// (a detection probe sent then was answered: the server is back). A busy one's stay:
-    /// a model list says nothing of a 429 or of a slow first token.
-    pub fn forgive(&self, provider: &str, since: Instant) {
+    /// (a detection probe sent then was answered: the server is back), and its origin's
+    /// if it refused a connection before then. A busy one's stay: a model list says
+    /// nothing of a 429 or of a slow first token.
+    pub fn forgive(&self, provider: &Provider, since: Instant) {
         if self.entries.load(Ordering::Acquire) == 0 {
             return;
         }
-        self.lock().retain(|label, e| {
-            !(e.why == Failed::NotServing && provider_of(label) == provider && e.failed < since)
+        let mut table = self.lock();
+        table.labels.retain(|label, e| {
+            let not_serving = matches!(e.why, Failed::NotServing | Failed::Refused);
+            !(not_serving && provider_of(label) == provider.id && e.failed < since)
         });
+        let at = origin(&provider.api_base);
+        if table.origins.get(at).is_some_and(|e| e.failed < since) {
+            table.origins.remove(at);
+            table.warm_origin(at, |e| e.failed < since);
+        }
     }
 
     /// What is left of `label`'s cool-down, if it is cooling down.
     pub fn left(&self, label: &str) -> Option<Duration> {
-        let until = self.lock().get(label)?.until;
+        let until = self.lock().labels.get(label)?.until;
         Some(until.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero())
+    }
+
+    /// True when `target`'s origin refused a connection and is cooling down for it.
+    pub fn origin_refused(&self, target: &Target) -> bool {
+        if self.entries.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let table = self.lock();
+        let now = Instant::now();
+        let at = origin(&target.provider.api_base);
+        table.origins.get(at).is_some_and(|e| e.until > now)
     }
 
     /// Endpoints cooling down now, with the time left for each, sorted.
@@ -103,6 +151,7 @@ impl Cooldown {
         let map = self.lock();
         let now = Instant::now();
         let mut out: Vec<(String, Duration)> = map
+            .labels
             .iter()
             .filter(|(_, e)| e.until > now)
             .map(|(label, e)| (label.clone(), e.until - now))
@@ -120,8 +169,19 @@ impl Cooldown {
         }
         let mut map = self.lock();
         let now = Instant::now();
-        map.retain(|_, e| e.until > now);
-        let (ordered, warm) = cooling_last(targets, |t| map.contains_key(t.label()));
+        map.labels.retain(|_, e| e.until > now);
+        map.origins.retain(|_, e| e.until > now);
+        if !map.origins.is_empty() {
+            // An endpoint of an origin that refused is listed by its own label from
+            // now on: the list names what cools down, not where.
+            for t in targets {
+                let at = origin(&t.provider.api_base);
+                if let Some(e) = map.origins.get(at).cloned() {
+                    map.labels.entry(t.label().to_string()).or_insert(e);
+                }
+            }
+        }
+        let (ordered, warm) = cooling_last(targets, |t| map.labels.contains_key(t.label()));
         (Cow::Owned(ordered), warm)
     }
 
@@ -132,6 +192,24 @@ impl Cooldown {
             entries: &self.entries,
         }
     }
+}
+
+impl Table {
+    /// Ends the cool-downs its origin `at` gave its endpoints (those `since` allows).
+    fn warm_origin(&mut self, at: &str, since: impl Fn(&Entry) -> bool) {
+        // Only refusals are the origin's; an endpoint's own failure (a 5xx, a 429) stays.
+        self.labels
+            .retain(|_, e| e.origin.as_deref() != Some(at) || !since(e));
+    }
+}
+
+/// Where an `api_base` listens: its scheme and authority (`http://127.0.0.1:11434`). A
+/// refused connection is a fact about that, whatever path or model follows.
+pub fn origin(api_base: &str) -> &str {
+    let after = memchr::memmem::find(api_base.as_bytes(), b"://").map_or(0, |at| at + 3);
+    let end = memchr::memchr3(b'/', b'?', b'#', &api_base.as_bytes()[after..])
+        .map_or(api_base.len(), |at| after + at);
+    &api_base[..end]
 }
 
 /// `targets` with those `cooling` after the rest, each group in its given order; and how
@@ -163,12 +241,12 @@ pub fn last_hope(
 
 /// The cool-down list under its lock.
 struct Locked<'a> {
-    map: MutexGuard<'a, HashMap<String, Entry>>,
+    map: MutexGuard<'a, Table>,
     entries: &'a AtomicUsize,
 }
 
 impl std::ops::Deref for Locked<'_> {
-    type Target = HashMap<String, Entry>;
+    type Target = Table;
     fn deref(&self) -> &Self::Target {
         &self.map
     }
@@ -183,7 +261,8 @@ impl std::ops::DerefMut for Locked<'_> {
 impl Drop for Locked<'_> {
     /// Stored before the lock is let go, so a reader of `entries` is never behind a change.
     fn drop(&mut self) {
-        self.entries.store(self.map.len(), Ordering::Release);
+        let len = self.map.labels.len() + self.map.origins.len();
+        self.entries.store(len, Ordering::Release);
     }
 }
 

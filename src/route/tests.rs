@@ -181,16 +181,17 @@ fn a_probe_answered_forgives_only_earlier_outages_of_its_provider() {
     let d = Detected::default();
     let c = Cooldown::new(Duration::from_secs(30));
     let targets = resolve(&r, &d, "smart").unwrap();
+    let ollama = r.provider("ollama").unwrap();
     c.fail(&targets[0], Failed::NotServing);
     c.fail(&targets[1], Failed::NotServing);
-    c.forgive("ollama", Instant::now());
+    c.forgive(ollama, Instant::now());
     assert_eq!(
         c.snapshot().into_iter().map(|(l, _)| l).collect::<Vec<_>>(),
         ["other:shared-v2"]
     );
     let before = Instant::now();
     c.fail(&targets[0], Failed::NotServing);
-    c.forgive("ollama", before);
+    c.forgive(ollama, before);
     assert_eq!(
         c.snapshot().len(),
         2,
@@ -201,7 +202,7 @@ fn a_probe_answered_forgives_only_earlier_outages_of_its_provider() {
         retry_after: Some(Duration::from_secs(60)),
     };
     c.fail(&targets[0], limited);
-    c.forgive("ollama", Instant::now() + Duration::from_secs(1));
+    c.forgive(ollama, Instant::now() + Duration::from_secs(1));
     assert_eq!(c.snapshot().len(), 2, "a busy server's cool-down stays");
 }
 
@@ -236,7 +237,13 @@ fn an_empty_list_again_is_skipped_without_its_lock() {
     c.clear(&targets[0]);
     assert!(matches!(c.order(&targets).0, Cow::Borrowed(_)));
     c.fail(&targets[0], Failed::NotServing);
-    c.forgive("ollama", Instant::now() + Duration::from_secs(1));
+    c.forgive(
+        r.provider("ollama").unwrap(),
+        Instant::now() + Duration::from_secs(1),
+    );
+    assert!(matches!(c.order(&targets).0, Cow::Borrowed(_)));
+    c.fail(&targets[0], Failed::Refused);
+    c.clear(&targets[0]);
     assert!(matches!(c.order(&targets).0, Cow::Borrowed(_)));
     c.fail(
         &targets[0],
@@ -246,4 +253,47 @@ fn an_empty_list_again_is_skipped_without_its_lock() {
     );
     let _ = c.order(&targets);
     assert!(matches!(c.order(&targets).0, Cow::Borrowed(_)));
+}
+
+#[test]
+fn a_refused_connection_cools_its_whole_origin_and_one_success_warms_it() {
+    // Two providers at one server (its OpenAI path and its native one), and another.
+    let r = reg(
+        "providers:\n  a: {api_base: http://127.0.0.1:7/v1, models: [m1, m2]}\n  a2: {api_base: http://127.0.0.1:7, models: [m3]}\n  b: {api_base: http://127.0.0.1:8/v1, models: [m1]}\nmodels:\n  v:\n    endpoints: [a:m1, a:m2, a2:m3, b:m1]\n",
+    );
+    let c = Cooldown::new(Duration::from_secs(30));
+    let targets = resolve(&r, &Detected::default(), "v").unwrap();
+    c.fail(&targets[0], Failed::Refused);
+    assert!(c.origin_refused(&targets[2]) && !c.origin_refused(&targets[3]));
+    assert_eq!(
+        labels(&c.order(&targets).0),
+        ["b:m1", "a:m1", "a:m2", "a2:m3"]
+    );
+    let listed = || c.snapshot().into_iter().map(|(l, _)| l).collect::<Vec<_>>();
+    assert_eq!(
+        listed(),
+        ["a2:m3", "a:m1", "a:m2"],
+        "each named once ordered"
+    );
+    // A model's own failure is its own, and outlives the origin's warming.
+    c.fail(&targets[3], Failed::NotServing);
+    c.clear(&targets[2]);
+    assert_eq!(listed(), ["b:m1"]);
+    // A probe of either provider answered warms the origin too.
+    c.fail(&targets[1], Failed::Refused);
+    c.forgive(
+        r.provider("a2").unwrap(),
+        Instant::now() + Duration::from_secs(1),
+    );
+    assert_eq!(listed(), ["b:m1"]);
+}
+
+#[test]
+fn an_origin_is_the_scheme_and_authority_of_an_api_base() {
+    assert_eq!(
+        origin("http://127.0.0.1:11434/v1"),
+        "http://127.0.0.1:11434"
+    );
+    assert_eq!(origin("https://api.example.com"), "https://api.example.com");
+    assert_eq!(origin("http://h:1?x=/y"), "http://h:1");
 }

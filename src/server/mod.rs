@@ -422,8 +422,8 @@ pub(super) fn probe_local(shared: &Shared, registry: &Registry) {
         &shared.detected,
         registry.settings.detect_timeout,
     );
-    for id in answered {
-        shared.env.cooldown.forgive(&id, sent);
+    for p in answered.iter().filter_map(|id| registry.provider(id)) {
+        shared.env.cooldown.forgive(p, sent);
     }
 }
 

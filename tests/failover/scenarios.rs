@@ -601,3 +601,50 @@ fn a_slow_first_token_is_waited_for_when_no_later_endpoint_could_answer() {
     assert!(s.complete, "{}", s.text());
     assert_eq!((a.count(), b.count()), (1, 1));
 }
+
+#[test]
+fn a_refused_connection_cools_every_model_of_its_server_and_one_answer_warms_them_all() {
+    // A local server with two models that is not running yet; a virtual model lists
+    // both before a source that answers, another only the second.
+    let port = MockUpstream::free_port();
+    let live = MockUpstream::always(Reply::json(200, chat_answer("from live")));
+    let p = Proxy::start(&format!(
+        "failover:\n  cooldown_secs: 600\nproviders:\n  box:\n    api_base: http://127.0.0.1:{port}/v1\n    models: [m1, m2]\n  live:\n    api_base: {}\n    models: [x]\nmodels:\n  v:\n    endpoints: [box:m1, box:m2, live:x]\n  w:\n    endpoints: [box:m2, live:x]\n",
+        live.url()
+    ));
+    let resp = ask(&p, "v");
+    assert_eq!(
+        resp.header("x-routeplane-provider"),
+        Some("live"),
+        "{}",
+        resp.body
+    );
+    // Refused once: the server's other model was not asked in the same request.
+    assert_eq!(resp.header("x-routeplane-attempts"), Some("2"));
+    let cooling = || {
+        let list = p.get("/routeplane/cooldowns").json()["cooldowns"].clone();
+        let list = list.as_array().cloned().unwrap_or_default();
+        list.iter()
+            .map(|c| c["target"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(cooling(), ["box:m1", "box:m2"], "each model, by its name");
+    // Nor is it asked first by a request that names only the other model.
+    let resp = ask(&p, "w");
+    assert_eq!(resp.header("x-routeplane-provider"), Some("live"));
+    assert_eq!(resp.header("x-routeplane-attempts"), Some("1"));
+    // The server starts: one model's answer warms the other too.
+    let _up = MockUpstream::start_on(port, |_| Reply::json(200, chat_answer("from box")));
+    let resp = ask(&p, "box:m1");
+    assert_eq!(
+        resp.header("x-routeplane-provider"),
+        Some("box"),
+        "{}",
+        resp.body
+    );
+    // Cleared just after the answer's last byte went out.
+    let warm = wait_until(Duration::from_secs(5), || cooling().is_empty());
+    assert!(warm, "{:?}", cooling());
+    let resp = ask(&p, "w");
+    assert_eq!(resp.header("x-routeplane-provider"), Some("box"));
+}
