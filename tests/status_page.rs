@@ -203,7 +203,8 @@ fn a_local_server_a_probe_missed_is_up_from_its_first_answer() {
     // llama.cpp started after Routeplane: the start-up probe found nothing and the next
     // one is `detect.interval_secs` away. Meanwhile it answers requests, and the page
     // and `/metrics` say so, not "down: connection refused" (an alert on
-    // `routeplane_provider_up == 0` firing while it serves).
+    // `routeplane_provider_up == 0` firing while it serves), and so do the model list
+    // and bare names: it was left out of them until that next probe.
     let port = MockUpstream::free_port();
     let p = Proxy::start(&format!(
         "detect:\n  interval_secs: 600\nproviders:\n  llamacpp:\n    api_base: http://127.0.0.1:{port}/v1\n    models: [m]\n"
@@ -213,8 +214,15 @@ fn a_local_server_a_probe_missed_is_up_from_its_first_answer() {
     });
     assert!(down, "{}", p.source_status("llamacpp"));
     let _up = MockUpstream::start_on(port, |req| {
+        if req.method == "GET" {
+            return Reply::json(200, json!({"object": "list", "data": [{"id": "m"}]}));
+        }
         Wire::Chat.reply(req.json()["stream"] == json!(true), false)
     });
+    assert!(
+        !p.model_ids().contains(&"m".to_string()),
+        "down: not listed"
+    );
     let resp = p.post(
         "/v1/chat/completions",
         Wire::Chat.request("llamacpp:m", false, false),
@@ -228,6 +236,8 @@ fn a_local_server_a_probe_missed_is_up_from_its_first_answer() {
     assert_eq!(s["up"], json!(true), "{s}");
     let metric = p.metric("routeplane_provider_up{provider=\"llamacpp\"}");
     assert_eq!(metric.as_deref(), Some("1"));
+    assert!(p.model_ids().contains(&"m".to_string()), "listed again");
+    p.wait_log("source llamacpp is up (1 model)");
 }
 
 #[test]

@@ -52,11 +52,6 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
         } else {
             match detect::provider_state(p, &shared.detected, auth).as_str() {
                 "active" => ("up".to_string(), Some(true), None),
-                // A server the last probe missed that has answered a request since is
-                // back: said so now, not at the next probe (`detect.interval_secs`).
-                "down" if answered_since(shared, &p.id, found.as_ref()) => {
-                    ("up".to_string(), Some(true), None)
-                }
                 "down" => ("down".to_string(), Some(false), found.map(|s| s.reason)),
                 "not asked" => ("not asked".to_string(), None, None),
                 refused if refused.starts_with("key refused") => {
@@ -90,12 +85,6 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
         });
     }
     out
-}
-
-/// True when `id` finished an answer after the probe that found it down.
-fn answered_since(shared: &Shared, id: &str, found: Option<&detect::SourceState>) -> bool {
-    let checked = found.and_then(|s| s.checked);
-    checked.is_some_and(|c| shared.stats.answered(id).is_some_and(|a| a > c))
 }
 
 /// When a listed model was made, in Anthropic's shape: unknown, so the epoch, as

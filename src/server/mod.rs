@@ -23,8 +23,8 @@ use crate::detect::{self, Detected};
 use crate::error::Error;
 use crate::log;
 use crate::notify;
-use crate::registry::Registry;
-use crate::relay::{Env, Recall, Refused, Unreadable};
+use crate::registry::{Registry, Target};
+use crate::relay::{self, Env, Recall, Refused, Unreadable};
 use crate::route::Cooldown;
 use crate::stats::{self, Stats, ledger::Ledger};
 use crate::upstream;
@@ -47,8 +47,9 @@ pub struct Shared {
     /// Test hook: a request for this model panics inside its handler, so the tests can
     /// prove a panic stays inside one request. Set only from `ROUTEPLANE_TEST_PANIC_MODEL`.
     panic_model: Option<String>,
-    /// Raised by a request that found a local server refusing connections: the
-    /// detection thread probes at once instead of at its next interval.
+    /// Raised by a request that found a local server refusing connections, or one
+    /// found down answering ([`tell_detection`]): the detection thread probes at once
+    /// instead of at its next interval.
     probe_now: (Mutex<bool>, Condvar),
 }
 
@@ -398,16 +399,36 @@ impl Shared {
     }
 }
 
-/// Asks for a probe when an attempt was refused by a local server detection last found
-/// up: it has stopped, and the status page and `/metrics` say so, and why, from the
-/// probe's answer on, not up to `detect.interval_secs` later.
-pub(super) fn refused_locally(shared: &Shared, registry: &Registry, tried: &[stats::Tried]) {
-    let gone = tried
-        .iter()
-        .filter(|t| t.word == "refused")
-        .filter_map(|t| registry.provider(crate::registry::provider_of(&t.endpoint)))
-        .any(|p| p.detect && shared.detected.is_active(p));
-    if gone && shared.detected.may_probe_on_demand() {
+/// Asks for a probe when a request learned what detection does not know yet: a local
+/// source it last found down has answered (it is back), or one it found up refused a
+/// connection (it has stopped). The status page, `/metrics`, the model lists and
+/// bare-name routing then say so from the probe's answer on, not up to
+/// `detect.interval_secs` later. A request with no detected source among its targets,
+/// as every request to a declared or hosted one, pays one look at each target's flag.
+pub(super) fn tell_detection(shared: &Shared, targets: &[Target], served: &relay::Served) {
+    if !targets.iter().any(|t| t.provider.detect) {
+        return;
+    }
+    let detected = |label: &str| {
+        targets
+            .iter()
+            .find(|t| t.label() == label)
+            .filter(|t| t.provider.detect)
+    };
+    let back = served
+        .served_by
+        .as_deref()
+        .and_then(detected)
+        .is_some_and(|t| !shared.detected.is_active(&t.provider));
+    // Only a request that failed over or failed can hold a refused attempt.
+    let gone = (served.attempts > 1 || served.served_by.is_none())
+        && served
+            .tried
+            .iter()
+            .filter(|t| t.word == "refused")
+            .filter_map(|t| detected(&t.endpoint))
+            .any(|t| shared.detected.is_active(&t.provider));
+    if (back || gone) && shared.detected.may_probe_on_demand() {
         shared.probe_soon();
     }
 }

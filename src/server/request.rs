@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::listing::{gemini_models, models_list, sources};
-use super::{Shared, probe_local, refused_locally};
+use super::{Shared, probe_local, tell_detection};
 use crate::body::RawBody;
 use crate::error::Error;
 use crate::log::{self, RequestLog};
@@ -373,6 +373,7 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
             } else {
                 relay::run(&shared.env, &registry.settings, &call, &mut out)
             };
+            tell_detection(shared, &targets, &served);
             // The thread's next small body is read into this one's buffer.
             tiny_http::reuse_body(body.into_bytes());
             served
@@ -393,10 +394,6 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
             }
         }
     };
-    // Only a request that failed over or failed can hold a refused attempt.
-    if served.attempts > 1 || served.served_by.is_none() {
-        refused_locally(shared, &registry, &served.tried);
-    }
     let first_write = out.first_write();
     let counted = counted.then_some(Counted { inbound, stream });
     finish(shared, log, served, started, first_write, counted);

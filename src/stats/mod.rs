@@ -285,9 +285,6 @@ pub struct SourceCounts {
     pub total: Histogram,
     /// Recent time-to-first-token samples in milliseconds, for percentiles.
     ttft_ms: VecDeque<u32>,
-    /// When it last finished an answer the client could use: a source a probe found
-    /// down that answers since is up, whatever the probe said.
-    pub answered: Option<SystemTime>,
 }
 
 /// Today's totals for one source (the status page's bars).
@@ -365,10 +362,6 @@ impl Inner {
             }
         }
         let counts = source(&mut self.sources, provider);
-        if f.served_by.is_some() && !f.is_error() {
-            let done = f.at + f.total;
-            counts.answered = counts.answered.max(Some(done));
-        }
         for (i, t) in f.tried.iter().enumerate() {
             if provider_of(&t.endpoint) == provider {
                 count_attempt(counts, &f.tried, i);
@@ -638,11 +631,6 @@ impl Stats {
     /// True when any request was counted for this source since start.
     pub fn has_source(&self, id: &str) -> bool {
         self.counters().sources.contains_key(id)
-    }
-
-    /// When this source last finished an answer the client could use, since start.
-    pub fn answered(&self, id: &str) -> Option<SystemTime> {
-        self.counters().sources.get(id)?.answered
     }
 }
 
