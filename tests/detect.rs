@@ -170,6 +170,43 @@ fn a_model_named_without_its_latest_tag_is_described_as_listed() {
 }
 
 #[test]
+fn an_unknown_model_named_with_its_source_is_told_in_the_callers_protocol() {
+    let up = MockUpstream::start(ollama(&["llama3.1:latest"]));
+    let p = Proxy::start(&format!(
+        "providers:\n  ollama:\n    api_base: {}\n",
+        up.url()
+    ));
+    p.wait_log("source ollama is up (1 model)");
+    // A GET names a model, never a Gemini method: the colon is the id's own, and the
+    // error is OpenAI's, as for any other `/v1/models/{id}`.
+    let resp = p.get("/v1/models/ollama:qwen2");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let v = resp.json();
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    // The name Ollama pulls is the model's, without the provider it was named with.
+    let message = resp.error_message();
+    assert!(message.contains("run `ollama pull qwen2`"), "{message}");
+    // The Anthropic SDK's `models.retrieve` gets Anthropic's shape.
+    let resp = p.send(
+        "GET",
+        "/v1/models/ollama:qwen2",
+        &[("anthropic-version", "2023-06-01")],
+        b"",
+    );
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert_eq!(
+        resp.json()["error"]["type"],
+        "not_found_error",
+        "{}",
+        resp.body
+    );
+    // Named with another source, it is not Ollama's to pull.
+    let resp = p.get("/v1/models/vllm:qwen2");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert!(!resp.body.contains("ollama pull"), "{}", resp.body);
+}
+
+#[test]
 fn vllm_style_listing_and_null_data_are_understood() {
     let vllm = MockUpstream::start(|req| match req.path.as_str() {
         "/v1/models" => Reply::json(

@@ -113,17 +113,27 @@ fn tag_hint(known: &[String], model: &str) -> Option<String> {
     })
 }
 
-/// For a name an Ollama that is up has not pulled: the command that pulls it. Not for
-/// a name of a hosted vendor's (`gpt-4o`), which [`credential_hint`] answers, nor one
-/// that is no model name at all.
+/// For a name an Ollama that is up has not pulled: the command that pulls it, with the
+/// model's own name (`ollama:qwen2` is pulled as `qwen2`). Not for a name pinned to
+/// another source, nor a hosted vendor's (`gpt-4o`), which [`credential_hint`]
+/// answers, nor one that is no model name at all.
 fn pull_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String> {
+    let p = reg.providers.iter().find(|p| p.is_ollama() && p.detect)?;
+    // Only the part before the first colon can name a source (`llama3.1:8b` is a tag).
+    let model = match model.split_once(':') {
+        Some((pid, rest)) => match reg.provider_for(pid) {
+            Some(named) if named.id == p.id => rest,
+            Some(_) => return None,
+            None => model,
+        },
+        None => model,
+    };
     if registry::family_of(model).is_some()
         || model.is_empty()
         || model.contains(char::is_whitespace)
     {
         return None;
     }
-    let p = reg.providers.iter().find(|p| p.is_ollama() && p.detect)?;
     detected.state(&p.id).filter(|s| s.up)?;
     Some(format!(
         "{} is up and has not pulled it: run `ollama pull {model}`",

@@ -39,7 +39,9 @@ pub(super) fn busy(req: tiny_http::Request, err: Error, shared: &Shared) {
         path: path_name(route_path(req.url())),
         ..RequestLog::default()
     };
-    let inbound = protocol_for(req.url(), || req.header("anthropic-version").is_some());
+    let inbound = protocol_for(req.method(), req.url(), || {
+        req.header("anthropic-version").is_some()
+    });
     let counted = is_generation(req.method(), &log.path);
     let http10 = is_http10(&req);
     let head_only = *req.method() == tiny_http::Method::Head;
@@ -103,7 +105,8 @@ pub(super) fn refused(r: &tiny_http::Refusal, client_timeout: f64) -> tiny_http:
     };
     let path = r.path.as_deref().unwrap_or("");
     // Its headers were never read: the path alone picks the shape.
-    let body = protocol_for(path, || false).error_body(r.status, &message);
+    let method = r.method.as_ref().unwrap_or(&tiny_http::Method::Post);
+    let body = protocol_for(method, path, || false).error_body(r.status, &message);
     if !r.idle {
         let log = RequestLog {
             at: Some(std::time::SystemTime::now()),
@@ -202,13 +205,21 @@ fn method_name(method: &tiny_http::Method) -> Cow<'static, str> {
 /// client sends `anthropic-version` (the Anthropic SDK's `models.retrieve`), else OpenAI's.
 /// `anthropic_version` is asked only then: a request's header list is made only when
 /// asked for (about 3 400 instructions, callgrind), and a served path never needs it.
-fn protocol_for(url: &str, anthropic_version: impl FnOnce() -> bool) -> Protocol {
+/// A GET of `/v1/models/{id}` names a model even when the id has a colon
+/// (`ollama:qwen2`): only a POST there is a Gemini call.
+fn protocol_for(
+    method: &tiny_http::Method,
+    url: &str,
+    anthropic_version: impl FnOnce() -> bool,
+) -> Protocol {
+    use tiny_http::Method::{Get, Head};
+    let reads = matches!(method, Get | Head);
     match route_path(url) {
         "/v1/chat/completions" => Protocol::Chat,
         "/v1/messages" | "/v1/messages/count_tokens" => Protocol::Anthropic,
         "/v1/responses" => Protocol::Responses,
         "/v1/completions" => Protocol::Completions,
-        p if p.starts_with("/v1beta/") || gemini_call(p).is_some() => Protocol::Gemini,
+        p if p.starts_with("/v1beta/") || (!reads && gemini_call(p).is_some()) => Protocol::Gemini,
         p if p.ends_with("/messages") || p.contains("/messages/") => Protocol::Anthropic,
         _ if anthropic_version() => Protocol::Anthropic,
         _ => Protocol::Chat,
@@ -278,7 +289,9 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
         path: path_name(route_path(req.url())),
         ..RequestLog::default()
     };
-    let inbound = protocol_for(req.url(), || req.header("anthropic-version").is_some());
+    let inbound = protocol_for(req.method(), req.url(), || {
+        req.header("anthropic-version").is_some()
+    });
     let http10 = is_http10(&req);
     let head_only = *req.method() == tiny_http::Method::Head;
     let registry = shared.registry();
@@ -869,36 +882,52 @@ mod tests {
 
     #[test]
     fn paths_pick_the_error_protocol() {
+        use tiny_http::Method::{Get, Post};
         assert_eq!(
-            protocol_for("/v1beta/models/m:generateContent?key=k", || false),
+            protocol_for(&Post, "/v1beta/models/m:generateContent?key=k", || false),
             Protocol::Gemini
         );
         assert_eq!(
-            protocol_for("/v1/models/m:generateContent", || false),
+            protocol_for(&Post, "/v1/models/m:generateContent", || false),
             Protocol::Gemini
         );
-        assert_eq!(protocol_for("/v1/models", || false), Protocol::Chat);
+        assert_eq!(protocol_for(&Post, "/v1/models", || false), Protocol::Chat);
         assert_eq!(
-            protocol_for("/v1/messages?beta=true", || false),
+            protocol_for(&Post, "/v1/messages?beta=true", || false),
             Protocol::Anthropic
         );
-        assert_eq!(protocol_for("/v1/responses", || false), Protocol::Responses);
         assert_eq!(
-            protocol_for("/completions", || false),
+            protocol_for(&Post, "/v1/responses", || false),
+            Protocol::Responses
+        );
+        assert_eq!(
+            protocol_for(&Post, "/completions", || false),
             Protocol::Completions
         );
-        assert_eq!(protocol_for("/nope", || false), Protocol::Chat);
+        assert_eq!(protocol_for(&Post, "/nope", || false), Protocol::Chat);
         assert_eq!(
-            protocol_for("/v1/v1/messages", || false),
+            protocol_for(&Post, "/v1/v1/messages", || false),
             Protocol::Anthropic
         );
         assert_eq!(
-            protocol_for("/v1/messages/batches", || false),
+            protocol_for(&Post, "/v1/messages/batches", || false),
             Protocol::Anthropic
         );
-        assert_eq!(protocol_for("/v1/models/x", || true), Protocol::Anthropic);
         assert_eq!(
-            protocol_for("/v1/chat/completions", || true),
+            protocol_for(&Get, "/v1/models/x", || true),
+            Protocol::Anthropic
+        );
+        // A GET names a model: the colon is the id's.
+        assert_eq!(
+            protocol_for(&Get, "/v1/models/ollama:qwen2", || false),
+            Protocol::Chat
+        );
+        assert_eq!(
+            protocol_for(&Get, "/v1beta/models/ollama:qwen2", || false),
+            Protocol::Gemini
+        );
+        assert_eq!(
+            protocol_for(&Post, "/v1/chat/completions", || true),
             Protocol::Chat
         );
     }
