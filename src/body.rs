@@ -166,8 +166,18 @@ impl RawBody {
         let Some(raw) = self.get("models") else {
             return Ok(None);
         };
-        let list: Vec<String> = serde_json::from_slice(raw)
-            .map_err(|_| Error::bad_request("`models` must be an array of model ids"))?;
+        let list: Vec<String> = match serde_json::from_slice(raw) {
+            Ok(list) => list,
+            Err(_) => return Err(models_entry_error(raw)),
+        };
+        // An empty id would reach routing as a model named ``, and its 404 would not say
+        // which entry of the list was left blank.
+        if let Some(at) = list.iter().position(|m| m.trim().is_empty()) {
+            return Err(Error::bad_request(format!(
+                "`models` entry {} is empty; each entry is a model id, as `[\"smart\", \"ollama:llama3.1\"]`",
+                at + 1
+            )));
+        }
         if list.is_empty() {
             return Err(Error::bad_request("`models` must list at least one model"));
         }
@@ -439,6 +449,30 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 fn push_json_string(out: &mut Vec<u8>, s: &str) {
     // Serializing a `&str` into a `Vec` cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Why a `models` value is not a list of model ids, naming the entry that is not one.
+fn models_entry_error(raw: &[u8]) -> Error {
+    let example = "as `[\"smart\", \"ollama:llama3.1\"]`";
+    let Ok(Value::Array(list)) = serde_json::from_slice::<Value>(raw) else {
+        return Error::bad_request(format!("`models` must be an array of model ids, {example}"));
+    };
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "true or false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    };
+    match list.iter().position(|v| !v.is_string()) {
+        Some(at) => Error::bad_request(format!(
+            "`models` entry {} is {}, not a model id; each entry is a string, {example}",
+            at + 1,
+            kind(&list[at])
+        )),
+        None => Error::bad_request(format!("`models` must be an array of model ids, {example}")),
+    }
 }
 
 #[cfg(test)]

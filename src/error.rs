@@ -181,6 +181,20 @@ impl Error {
     }
 }
 
+/// After an `OPTIONS` refused: it is a browser's cross-origin (CORS) preflight, which is
+/// never answered, since any web page could otherwise spend the logins and keys of a
+/// proxy that lets every local client in (`skip_auth`).
+fn cross_origin(f: &mut fmt::Formatter<'_>, method: &str) -> fmt::Result {
+    if method != "OPTIONS" {
+        return Ok(());
+    }
+    f.write_str(
+        ". An OPTIONS request is a browser's cross-origin (CORS) preflight, which \
+         Routeplane does not answer: any web site could then use your logins and keys; call \
+         Routeplane from a server or a local app, not from a page in a browser",
+    )
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -241,7 +255,18 @@ impl fmt::Display for Error {
                 // A served endpoint under another prefix is a client's base URL gone wrong
                 // (`/v1/v1/messages`: an Anthropic client given the OpenAI base URL).
                 let served = ["/completions", "/messages", "/responses", "/models"];
-                if served.iter().any(|s| path.ends_with(s)) {
+                let trimmed = path.trim_end_matches('/');
+                if path.contains("//") {
+                    // A base URL written with a last `/` to which the client adds `/chat/…`.
+                    f.write_str(
+                        ". The path has `//`: write the client's base URL without a last `/` \
+                         (Routeplane's address followed by `/v1` for an OpenAI client, the \
+                         address alone for an Anthropic one)",
+                    )?;
+                } else if trimmed.len() < path.len() && served.iter().any(|s| trimmed.ends_with(s))
+                {
+                    write!(f, ". Leave out the last `/`: ask for {trimmed}")?;
+                } else if served.iter().any(|s| path.ends_with(s)) {
                     write!(
                         f,
                         ". Set an OpenAI client's base URL to Routeplane's address followed by \
@@ -260,13 +285,16 @@ impl fmt::Display for Error {
                          `/v1` as its base URL",
                     )?;
                 }
-                Ok(())
+                cross_origin(f, method)
             }
             Error::MethodNotAllowed {
                 method,
                 path,
                 allowed,
-            } => write!(f, "{path} takes {allowed}, not {method}"),
+            } => {
+                write!(f, "{path} takes {allowed}, not {method}")?;
+                cross_origin(f, method)
+            }
             Error::LoginNeeded { provider, reason } => write!(
                 f,
                 "provider `{provider}` needs a login ({reason}); run `routeplane login {provider}`"

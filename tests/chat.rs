@@ -251,6 +251,89 @@ fn a_served_path_under_a_wrong_prefix_says_how_to_set_the_base_url() {
 }
 
 #[test]
+fn a_path_with_a_slash_too_many_says_which_slash() {
+    // `/v1/models/` was a 404 for the model ``; `//` and a last `/` were told to set a base
+    // URL with `/v1`, which the user had done.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    let list = p.get("/v1/models").json();
+    let resp = p.get("/v1/models/");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json(), list);
+    let resp = p.get("/v1beta/models/");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json(), p.get("/v1beta/models").json());
+    let resp = p.get("/v1/models/small/");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.json()["id"], "small");
+    for (path, says) in [
+        (
+            "/v1//chat/completions",
+            ". The path has `//`: write the client's base URL without a last `/` (Routeplane's \
+             address followed by `/v1` for an OpenAI client, the address alone for an \
+             Anthropic one)",
+        ),
+        (
+            "//v1/messages",
+            ". The path has `//`: write the client's base URL without a last `/`",
+        ),
+        (
+            "/v1/chat/completions/",
+            ". Leave out the last `/`: ask for /v1/chat/completions",
+        ),
+    ] {
+        let resp = p.post(path, json!({"model": "small", "messages": []}));
+        assert_eq!(resp.status, 404, "{path}: {}", resp.body);
+        let message = resp.error_message();
+        assert!(message.contains(says), "{path}: {message}");
+        assert!(
+            !message.contains("followed by `/v1`, and"),
+            "{path}: {message}"
+        );
+    }
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
+fn a_browsers_preflight_is_told_why_it_is_not_answered() {
+    let p = Proxy::start("");
+    let headers = [
+        ("Origin", "http://localhost:3000"),
+        ("Access-Control-Request-Method", "POST"),
+    ];
+    let cors = "An OPTIONS request is a browser's cross-origin (CORS) preflight, which \
+                Routeplane does not answer: any web site could then use your logins and keys; \
+                call Routeplane from a server or a local app, not from a page in a browser";
+    for (path, status, shape) in [
+        (
+            "/v1/chat/completions",
+            405,
+            "/v1/chat/completions takes POST, not OPTIONS. ",
+        ),
+        (
+            "/v1/models",
+            405,
+            "/v1/models takes GET, HEAD, not OPTIONS. ",
+        ),
+        (
+            "/v1beta/models/m:generateContent",
+            404,
+            "no endpoint OPTIONS",
+        ),
+    ] {
+        let resp = p.send("OPTIONS", path, &headers, b"");
+        assert_eq!(resp.status, status, "{path}: {}", resp.body);
+        assert!(resp.header("access-control-allow-origin").is_none());
+        let message = resp.error_message();
+        assert!(message.contains(shape), "{path}: {message}");
+        assert!(message.ends_with(cors), "{path}: {message}");
+    }
+    // Any other method is told only what the path takes.
+    let message = p.send("DELETE", "/v1/models", &[], b"").error_message();
+    assert_text(&message, "/v1/models takes GET, HEAD, not DELETE");
+}
+
+#[test]
 fn unknown_model_is_404_listing_known_ids() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up));

@@ -104,6 +104,27 @@ fn init_refuses_to_overwrite() {
 }
 
 #[test]
+fn init_at_a_directory_names_the_file_to_write_in_it() {
+    // It was told to pass --force, which then failed: `Is a directory`.
+    let dir = Dir::new();
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    for args in [
+        &["init", "-c", "conf"][..],
+        &["init", "--force", "-c", "conf"],
+    ] {
+        let out = run(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_text(
+            &text(&out.stderr),
+            "routeplane: error: `conf` is a directory; name the file to write in it: \
+             `routeplane init -c conf/routeplane.yaml` (see --help)\n",
+        );
+    }
+    let out = run(&dir, &["init", "-c", "conf/routeplane.yaml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
 fn validate_names_the_line_of_a_bad_key() {
     let dir = Dir::new();
     let path = dir.write(

@@ -40,6 +40,14 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let path = global
         .config
         .unwrap_or_else(|| PathBuf::from(paths::CONFIG_FILE));
+    // `--force` cannot replace a directory: said before it is suggested.
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "`{}` is a directory; name the file to write in it: `routeplane init -c {}`",
+            path.display(),
+            shell_word(&path.join(paths::CONFIG_FILE).display().to_string())
+        )));
+    }
     if path.exists() && !force {
         return Err(Error::Usage(format!(
             "`{}` already exists; pass --force to overwrite it",

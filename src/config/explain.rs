@@ -43,6 +43,10 @@ pub(super) fn explain(text: &str, line: usize, col: usize, msg: &str) -> String 
             " (`{key}` is a key of a provider: indent it under the provider it belongs to)"
         ));
     }
+    if msg.contains("tabs disallowed") {
+        // The parser's words name YAML's rule, not what to change.
+        told.push_str(" (YAML indents with spaces, never tabs: replace the tabs with spaces)");
+    }
     if unquoted_variable_in_flow(src) {
         // YAML reads `{` as a map there: `[${KEY}]` fails with `expected ',' or ']'`.
         told.push_str(" (inside `[…]` or `{…}`, put a ${VAR} in quotes: `[\"${VAR}\"]`)");

@@ -585,9 +585,19 @@ fn prepare(
         // A GET names a model, never a method: `up:m` is a model id here.
         (Get | Head, p) if p.starts_with("/v1beta/models/") || p.starts_with("/v1/models/") => {
             let id = percent_decode(p.split_once("/models/").map_or("", |(_, id)| id));
-            let one = gemini_models(registry, &shared.detected, Some(&id));
+            // No id ends with `/`: `/v1/models/` is the list, `/v1/models/smart/` is `smart`.
+            let id = id.trim_end_matches('/');
+            if id.is_empty() {
+                let list = if p.starts_with("/v1beta/") {
+                    gemini_models(registry, &shared.detected, None)
+                } else {
+                    models_list(registry, &shared.detected)
+                };
+                return Prepared::Json(200, list);
+            }
+            let one = gemini_models(registry, &shared.detected, Some(id));
             if one.is_empty() {
-                return Prepared::Fail(route::unknown(registry, &shared.detected, &id));
+                return Prepared::Fail(route::unknown(registry, &shared.detected, id));
             }
             return Prepared::Json(200, one);
         }

@@ -761,6 +761,46 @@ fn models_array_limits_are_400_before_any_upstream_call() {
 }
 
 #[test]
+fn a_models_list_with_a_blank_or_odd_entry_names_that_entry() {
+    // A blank entry was routed as a model named ``, and its 404 named no entry; an entry
+    // that is no string was told only that the list is not a list of ids.
+    let a = MockUpstream::always(Reply::json(200, chat_answer("a")));
+    let b = MockUpstream::always(Reply::json(200, chat_answer("b")));
+    let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+    let example = "as `[\"smart\", \"ollama:llama3.1\"]`";
+    for (list, says) in [
+        (
+            json!(["a:m", ""]),
+            format!("`models` entry 2 is empty; each entry is a model id, {example}"),
+        ),
+        (
+            json!(["nope", 3, "a:m"]),
+            format!(
+                "`models` entry 2 is a number, not a model id; each entry is a string, {example}"
+            ),
+        ),
+        (
+            json!([{"model": "a:m"}]),
+            format!(
+                "`models` entry 1 is an object, not a model id; each entry is a string, {example}"
+            ),
+        ),
+        (
+            json!("a:m"),
+            format!("`models` must be an array of model ids, {example}"),
+        ),
+    ] {
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"models": list, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(resp.status, 400, "{list}: {}", resp.body);
+        assert_text(&resp.error_message(), &says);
+    }
+    assert_eq!(a.count() + b.count(), 0);
+}
+
+#[test]
 fn a_models_list_passes_over_ids_nothing_serves() {
     let a = MockUpstream::always(Reply::json(200, chat_answer("from a")));
     let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));

@@ -93,7 +93,12 @@ fn a_virtual_endpoint_without_its_provider_is_told_how_to_write_it() {
 
 #[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
-    let cases: [(&str, &str); 32] = [
+    let cases: [(&str, &str); 33] = [
+        (
+            "providers:\n\tollama:\n\t\tmodels: [m]\n",
+            "2:2: ollama: tabs disallowed within this context (block indentation) (YAML indents \
+             with spaces, never tabs: replace the tabs with spaces)",
+        ),
         (
             "models:\n  smart:\n  endpoints: [ollama:llama3.1]\n",
             "2:8: models.smart: expected a map of keys, got nothing (indent the keys that belong to it under it)",
