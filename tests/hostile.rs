@@ -827,17 +827,7 @@ fn a_body_over_the_limit_announced_with_expect_100_continue_is_refused_at_once()
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up, "  max_body_bytes: 1000\n"));
     // A client that waits for `100 Continue` before its body, as curl does (for a second).
-    let mut conn = TcpStream::connect(&p.addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let started = Instant::now();
-    conn.write_all(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
-    )
-    .unwrap();
-    let mut answer = Vec::new();
-    let _ = conn.read_to_end(&mut answer);
-    let took = started.elapsed();
-    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (answer, took) = refused_before_its_body(TcpStream::connect(&p.addr).unwrap());
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(
         took < Duration::from_millis(500),

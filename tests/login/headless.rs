@@ -46,7 +46,7 @@ fn codex_login_stops_without_a_browser(args: &[&str], path: &std::path::Path) {
     let dir = Dir::new();
     let port = MockUpstream::free_port();
     let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, port));
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["login", "openai-codex", "--label", "ci"])
         .args(args)
         .arg("-c")
@@ -65,13 +65,7 @@ fn codex_login_stops_without_a_browser(args: &[&str], path: &std::path::Path) {
         .spawn()
         .unwrap();
     // It waited 300 s for a callback nothing could send, and said nothing for 30.
-    let ended = wait_until(Duration::from_secs(20), || {
-        child.try_wait().unwrap().is_some()
-    });
-    if !ended {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
+    let (ended, out) = wait_output(child, Duration::from_secs(20));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(ended, "{args:?}: still waiting after 20 s: {err}");
     assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
@@ -143,14 +137,7 @@ fn a_hung_opener_does_not_outlive_the_login() {
         if let Some(display) = display {
             cmd.env("DISPLAY", display);
         }
-        let mut child = cmd.spawn().unwrap();
-        let ended = wait_until(Duration::from_secs(20), || {
-            child.try_wait().unwrap().is_some()
-        });
-        if !ended {
-            let _ = child.kill();
-        }
-        let out = child.wait_with_output().unwrap();
+        let (ended, out) = wait_output(cmd.spawn().unwrap(), Duration::from_secs(20));
         let err = String::from_utf8_lossy(&out.stderr);
         let pid = crate::support::browser::opener_pid(&dir).expect("the opener ran");
         let left = crate::support::browser::running(pid);
@@ -181,13 +168,7 @@ fn login_on_a_silent_pipe(dir: &Dir, args: &[&str]) -> (Option<i32>, String) {
         .spawn()
         .unwrap();
     let held = child.stdin.take();
-    let ended = wait_until(Duration::from_secs(20), || {
-        child.try_wait().unwrap().is_some()
-    });
-    if !ended {
-        let _ = child.kill();
-    }
-    let out = child.wait_with_output().unwrap();
+    let (ended, out) = wait_output(child, Duration::from_secs(20));
     drop(held);
     let code = ended.then(|| out.status.code().unwrap_or(-1));
     (code, String::from_utf8_lossy(&out.stderr).into_owned())

@@ -30,6 +30,19 @@ pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// Waits up to `limit` for `child` to end, killing it if it does not, and collects its
+/// output: whether it ended by itself, and what it wrote.
+pub fn wait_output(
+    mut child: std::process::Child,
+    limit: Duration,
+) -> (bool, std::process::Output) {
+    let ended = wait_until(limit, || child.try_wait().unwrap().is_some());
+    if !ended {
+        let _ = child.kill();
+    }
+    (ended, child.wait_with_output().unwrap())
+}
+
 /// Runs `cmd`, asserts it succeeded (showing its stderr when not), and returns its stdout.
 #[track_caller]
 pub fn stdout_of(cmd: &mut std::process::Command) -> String {
