@@ -178,6 +178,10 @@ pub enum StreamEnd {
     Rescued,
     /// The client went away before the end.
     ClientClosed,
+    /// The upstream broke (closed, cut, went silent or erred) right after whole tool
+    /// calls, before its finish marker, and the client got its protocol's ending for a
+    /// tool call: calls the break came before are lost.
+    BrokeAfterCall,
 }
 
 impl StreamEnd {
@@ -188,6 +192,7 @@ impl StreamEnd {
             StreamEnd::Broken => "broken",
             StreamEnd::Rescued => "rescued",
             StreamEnd::ClientClosed => "client_closed",
+            StreamEnd::BrokeAfterCall => "broke_after_call",
         }
     }
 
@@ -198,6 +203,7 @@ impl StreamEnd {
             StreamEnd::Broken,
             StreamEnd::Rescued,
             StreamEnd::ClientClosed,
+            StreamEnd::BrokeAfterCall,
         ]
         .into_iter()
         .find(|e| e.name() == word)

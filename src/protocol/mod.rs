@@ -178,6 +178,36 @@ pub enum Decoded {
     },
 }
 
+/// What a stream's last content was, for what a break there cut: kept by the decoders
+/// of sources that send a tool call whole (Gemini) or mark where one ends (Anthropic's
+/// `content_block_stop`, a Responses `output_item.done`). A chat source's calls come
+/// in fragments with no end of their own, so its decoder keeps none.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Last {
+    /// Nothing yet, or something a break may have cut that is not text or reasoning
+    /// (a call still open, a server tool's block).
+    #[default]
+    Other,
+    /// A tool call, whole: a break here cut nothing of the answer but its ending.
+    Call,
+    /// Text.
+    Text,
+    /// Reasoning.
+    Reasoning,
+}
+
+impl Last {
+    /// What a break cut when it came after whole tool calls (`calls_whole`): `text` or
+    /// `reasoning`, for the client's error message; `None` otherwise.
+    pub fn cut_after_calls(self, calls_whole: bool) -> Option<&'static str> {
+        match self {
+            Last::Text if calls_whole => Some("text"),
+            Last::Reasoning if calls_whole => Some("reasoning"),
+            _ => None,
+        }
+    }
+}
+
 impl Protocol {
     /// Every protocol, in the order they are documented (the fuzzer runs each through
     /// every translator and codec).
@@ -604,14 +634,30 @@ impl Decoder {
     }
 
     /// The chunks that end the answer when its stream broke before its finish marker
-    /// with nothing of it cut, as its finish marker and usage would have (a Gemini
-    /// call, which comes whole); `None` when a break may have cut it, for the relay to
-    /// continue or fail.
+    /// right after whole tool calls, as its finish marker and usage would have: a
+    /// Gemini call comes whole; an Anthropic `tool_use` block that reached its
+    /// `content_block_stop`, or a Responses `function_call` item that reached its
+    /// `output_item.done`, is whole. `None` when a break may have cut the answer, for
+    /// the relay to continue or fail.
     pub fn whole_ending(&mut self) -> Option<Vec<Value>> {
         match self {
             Decoder::Gemini(d) => d.whole_ending(),
-            // Their calls come in pieces, and text may stop mid-word.
-            _ => None,
+            Decoder::Anthropic(d) => d.whole_ending(),
+            Decoder::Responses(d) => d.whole_ending(),
+            // Their calls come in fragments with no end of their own.
+            Decoder::Chat(_) | Decoder::Completions(_) => None,
+        }
+    }
+
+    /// What a break cut when every tool call before it is whole and text or reasoning
+    /// came after them (`text`, `reasoning`): the client is told that, not that a call
+    /// was cut. `None` when a call may have been cut, or none came.
+    pub fn cut_after_calls(&self) -> Option<&'static str> {
+        match self {
+            Decoder::Gemini(d) => d.cut_after_calls(),
+            Decoder::Anthropic(d) => d.cut_after_calls(),
+            Decoder::Responses(d) => d.cut_after_calls(),
+            Decoder::Chat(_) | Decoder::Completions(_) => None,
         }
     }
 

@@ -327,6 +327,9 @@ struct Break {
     retry_same: bool,
     /// The HTTP status of the answer that broke, for the log's `tried=`.
     upstream_status: u16,
+    /// What the break cut when every tool call before it is whole
+    /// (`Decoder::cut_after_calls`): `text` or `reasoning`, for the error's message.
+    cut_after_calls: Option<&'static str>,
 }
 
 /// How an attempt ended.
@@ -493,7 +496,8 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
             Outcome::Answered => {
                 env.cooldown.clear(target);
                 run.served.status = run.splice.status;
-                run.served.stream = run.out.streamed().then_some(StreamEnd::Complete);
+                run.served.stream =
+                    (run.out.streamed()).then(|| run.splice.ended(StreamEnd::Complete));
                 return run.served;
             }
             Outcome::ClientGone => {
@@ -841,6 +845,7 @@ mod tests {
             status: 502,
             retry_same: true,
             upstream_status: 200,
+            cut_after_calls: None,
         };
         let Outcome::Broken(b) = Outcome::Broken(b).without_credentials(&sent) else {
             panic!("still a break");

@@ -49,16 +49,19 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
         let order = candidates(targets, at, retry_same, twice, &refused);
         let allowed = run.served.rescued < run.settings.max_rescues as usize;
         if run.splice.tool || run.splice.refused || !allowed || order.is_empty() {
-            let why = if run.splice.tool {
-                "; a tool call was cut, so it cannot be continued"
-            } else if run.splice.refused {
-                "; a refusal was cut, so it cannot be continued"
-            } else if !allowed {
-                "; no more continuations are allowed (failover.max_rescues)"
-            } else {
-                "; no endpoint could continue it"
+            let why = match brk.cut_after_calls {
+                // The calls are whole: what the break cut came after them.
+                Some(what) if run.splice.tool => format!(
+                    "; the {what} after its tool call was cut, and a stream with a tool call cannot be continued"
+                ),
+                _ if run.splice.tool => "; a tool call was cut, so it cannot be continued".into(),
+                _ if run.splice.refused => "; a refusal was cut, so it cannot be continued".into(),
+                _ if !allowed => {
+                    "; no more continuations are allowed (failover.max_rescues)".into()
+                }
+                _ => "; no endpoint could continue it".into(),
             };
-            give_up(run, &brk, why);
+            give_up(run, &brk, &why);
             return;
         }
         log::line(format!(
@@ -76,7 +79,7 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
                     run.env.cooldown.clear(target);
                     run.served.rescued += 1;
                     run.served.rescued_by.push(target.label().to_string());
-                    run.served.stream = Some(StreamEnd::Rescued);
+                    run.served.stream = Some(run.splice.ended(StreamEnd::Rescued));
                     return;
                 }
                 Outcome::ClientGone => {

@@ -10,6 +10,7 @@
 use serde_json::Value;
 
 use super::Outcome;
+use crate::log::StreamEnd;
 use crate::protocol::Encoder;
 use crate::protocol::view::Delta;
 use crate::sse;
@@ -46,6 +47,9 @@ pub(super) struct Splice {
     /// The continuation is saying again the reasoning the client has (asked afresh
     /// after a cut inside it): how many bytes of it came again so far, held back.
     echo: Option<usize>,
+    /// The upstream broke right after whole tool calls and the answer was ended as a
+    /// tool call (`stream.rs`'s `end_whole`): the stream's end is not `complete`.
+    pub(super) broke_after_call: bool,
 }
 
 impl Splice {
@@ -65,6 +69,7 @@ impl Splice {
             prefilled: 0,
             trimmed: false,
             echo: None,
+            broke_after_call: false,
         }
     }
 
@@ -95,6 +100,14 @@ impl Splice {
         // all of its text: none of it may be left out there.
         let own_block = matches!(self.encoder, Encoder::Anthropic(_));
         self.echo = (!self.reasoning.is_empty() && !own_block).then_some(0);
+    }
+
+    /// How the stream ended, when it ended with its protocol's normal ending.
+    pub(super) fn ended(&self, or: StreamEnd) -> StreamEnd {
+        match self.broke_after_call {
+            true => StreamEnd::BrokeAfterCall,
+            false => or,
+        }
     }
 
     /// Tokens estimated for the output the client already has (text and reasoning),

@@ -168,12 +168,16 @@ fn relay_events(
                     }
                     () if !content || collector.is_some() => fail(FailKind::EarlyEnd, reason),
                     () => match decoder.whole_ending() {
-                        Some(ending) => end_whole(out, splice, &head, ending, seen),
+                        Some(ending) => {
+                            let said = part_way(&who, &reason);
+                            end_whole(out, splice, &head, ending, seen, &said)
+                        }
                         None => Outcome::Broken(Break {
                             message: part_way(&who, &reason),
                             status: 502,
                             retry_same: !timed_out,
                             upstream_status: status,
+                            cut_after_calls: decoder.cut_after_calls(),
                         }),
                     },
                 };
@@ -201,6 +205,7 @@ fn relay_events(
                     status: 502,
                     retry_same: false,
                     upstream_status: status,
+                    cut_after_calls: decoder.cut_after_calls(),
                 }),
             };
         }
@@ -245,7 +250,10 @@ fn relay_events(
                             && collector.is_none()
                             && let Some(ending) = decoder.whole_ending()
                         {
-                            return end_whole(out, splice, &head, ending, seen);
+                            let said = super::cut(&message, SAID_AT_MOST);
+                            let said =
+                                part_way(&who, &format!("it sent an error: {}", said.trim_end()));
+                            return end_whole(out, splice, &head, ending, seen, &said);
                         }
                         if !content || collector.is_some() {
                             return Outcome::Failed(Failure {
@@ -264,6 +272,7 @@ fn relay_events(
                             status: s,
                             retry_same: super::retryable(FailKind::Status(s)),
                             upstream_status: status,
+                            cut_after_calls: decoder.cut_after_calls(),
                         });
                     }
                 };
@@ -422,17 +431,25 @@ fn end_finished(
     commit_and_end(out, splice, v, head, Vec::new(), ending, true)
 }
 
-/// Ends a stream that broke before its finish marker with nothing of the answer cut
+/// Ends a stream that broke before its finish marker right after whole tool calls
 /// (`Decoder::whole_ending`): its `ending` chunks go out in the client's protocol, then
 /// the normal ending, as when the upstream finished. A copied stream's encoder, which
-/// read none of it, still knows the client's ids to end it with.
+/// read none of it, still knows the client's ids to end it with. The client cannot
+/// tell, so the log says what broke (`said`) and the request's stream end is
+/// `broke_after_call`: calls the break came before (parallel ones not yet begun) are
+/// lost.
 fn end_whole(
     out: &mut sse::ClientWriter,
     splice: &mut Splice,
     head: &AnswerHead<'_>,
     mut ending: Vec<Value>,
     seen: &mut Tokens,
+    said: &str,
 ) -> Outcome {
+    log::line(format!(
+        "{said}; right after a whole tool call: ended the answer as a tool call with the calls it sent (any later call is lost)"
+    ));
+    splice.broke_after_call = true;
     let mut events = Vec::new();
     for ch in &mut ending {
         // A continuation's usage covers the whole answer here too.

@@ -74,7 +74,7 @@ pub fn render(stats: &Stats, sources: &[Source], reasoning_bytes: usize) -> Stri
         o,
         "routeplane_streams_total",
         "counter",
-        "Streamed answers by the provider and upstream model that started them and how they ended: complete, broken (the client got an error event under its 200), rescued or client_closed.",
+        "Streamed answers by the provider and upstream model that started them and how they ended: complete, broken (the client got an error event under its 200), rescued, client_closed or broke_after_call (ended as a tool call after a break right after whole calls).",
     );
     for (provider, c) in &counts {
         for s in &c.streams {

@@ -213,3 +213,5 @@ mod budget;
 mod sdk;
 // Thinking, usage, caps, keep-alives and the log line across a rescue.
 mod thinking;
+// Streams that break right after whole tool calls, or in the text after them.
+mod calls;

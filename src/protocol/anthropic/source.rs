@@ -12,7 +12,7 @@ use super::{
 };
 use crate::error::Error;
 use crate::protocol::view::{self, Delta, Text, Typed};
-use crate::protocol::{self, Decoded, ToolChoice, now, text_of};
+use crate::protocol::{self, Decoded, Last, ToolChoice, now, text_of};
 use crate::sse::Event;
 
 /// Hub chat request → Messages request for `model` at `provider`.
@@ -420,6 +420,11 @@ pub struct Decoder {
     /// The open text block that cites: its index, the character it begins at, and its
     /// citations, which go out as annotations when it ends.
     citing: Option<(u64, usize, Vec<Value>)>,
+    /// What the last block was: a `tool_use` block that reached its stop is whole, so
+    /// a break right after it cut nothing of the answer but its ending.
+    last: Last,
+    /// `tool_use` blocks that reached their `content_block_stop`.
+    calls_done: usize,
 }
 
 /// What the relay reads of a copied Messages stream's usual event, a text or thinking
@@ -466,6 +471,55 @@ impl Decoder {
         ])
     }
 
+    /// Notes what an event makes the answer's last content (see [`Last`]).
+    fn note_last(&mut self, kind: &str, v: &Value) {
+        match kind {
+            "content_block_start" => {
+                self.last = match v["content_block"]["type"].as_str() {
+                    Some("text") => Last::Text,
+                    Some("thinking" | "redacted_thinking") => Last::Reasoning,
+                    // A call, open until its stop; a server tool's block.
+                    _ => Last::Other,
+                }
+            }
+            "content_block_stop" if self.tools.contains_key(&v["index"].as_u64().unwrap_or(0)) => {
+                self.last = Last::Call;
+                self.calls_done += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// The chunks that end an answer whose stream broke (closed, cut, went silent or
+    /// sent an error event) right after a `tool_use` block's `content_block_stop`,
+    /// before `message_delta`: the call is whole, and the answer ends as a tool call
+    /// with the usage reported so far. Parallel calls come as blocks one after
+    /// another, so calls the break came before are lost. `None` when anything else
+    /// came last, which a break may have cut.
+    pub fn whole_ending(&mut self) -> Option<Vec<Value>> {
+        if self.last != Last::Call {
+            return None;
+        }
+        let mut out = vec![self.chunk(json!({}), Some("tool_calls"))];
+        if self.usage.is_object() {
+            let usage = usage_to_chat(&self.usage);
+            out.push(protocol::usage_chunk(
+                &self.id,
+                self.created,
+                &self.model,
+                usage,
+            ));
+        }
+        Some(out)
+    }
+
+    /// What a break cut after `tool_use` blocks that all reached their stop: the text
+    /// or thinking block that followed them.
+    pub fn cut_after_calls(&self) -> Option<&'static str> {
+        let whole = !self.tools.is_empty() && self.calls_done >= self.tools.len();
+        self.last.cut_after_calls(whole)
+    }
+
     /// The open thinking block, when the event is about it.
     fn open_thinking(&mut self, event: &Value) -> Option<&mut (u64, String, String)> {
         let index = event["index"].as_u64().unwrap_or(0);
@@ -481,6 +535,7 @@ impl Decoder {
             return Decoded::Malformed;
         };
         let kind = v["type"].as_str().or(ev.event.as_deref()).unwrap_or("");
+        self.note_last(kind, &v);
         let one = |c: Value| Decoded::Chunks(vec![c]);
         match kind {
             "message_start" => {

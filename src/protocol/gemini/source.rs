@@ -16,7 +16,7 @@ use super::{
 use crate::error::Error;
 use crate::protocol::view::{self, Delta, First, Present, Text};
 use crate::protocol::{
-    self, Decoded, ToolChoice, arguments_object, assistant_message, hub_chunk, now, text_of,
+    self, Decoded, Last, ToolChoice, arguments_object, assistant_message, hub_chunk, now, text_of,
     usage_chunk,
 };
 use crate::sse::Event;
@@ -439,9 +439,9 @@ pub struct Decoder {
     started: bool,
     /// Tool calls announced so far.
     tools: usize,
-    /// The last content read was a function call: nothing of the answer is cut when the
-    /// stream breaks here (see [`Decoder::whole_ending`]).
-    calls_last: bool,
+    /// What the last content read was: after a function call nothing of the answer is
+    /// cut when the stream breaks (see [`Decoder::whole_ending`]).
+    last: Last,
     /// Thought signatures sent so far.
     signatures: usize,
     /// Prefix for synthesised call ids.
@@ -500,9 +500,11 @@ impl Decoder {
         } = read_parts(&cand["content"]["parts"], self.tools, &self.ids);
         let reason = cand["finishReason"].as_str();
         if !calls.is_empty() {
-            self.calls_last = true;
-        } else if !text.is_empty() || !thoughts.is_empty() {
-            self.calls_last = false;
+            self.last = Last::Call;
+        } else if !text.is_empty() {
+            self.last = Last::Text;
+        } else if !thoughts.is_empty() {
+            self.last = Last::Reasoning;
         }
         let mut delta = Map::new();
         if !thoughts.is_empty() {
@@ -563,12 +565,18 @@ impl Decoder {
     /// tool call, as it would have. `None` when text or thoughts came last, which a
     /// break may have cut.
     pub fn whole_ending(&mut self) -> Option<Vec<Value>> {
-        if !self.calls_last {
+        if self.last != Last::Call {
             return None;
         }
         let mut out = vec![self.chunk(json!({}), Some("tool_calls"))];
         self.end_usage(&mut out);
         Some(out)
+    }
+
+    /// What a break cut after function calls, which come whole: the text or thoughts
+    /// that followed them.
+    pub fn cut_after_calls(&self) -> Option<&'static str> {
+        self.last.cut_after_calls(self.tools > 0)
     }
 
     /// The usage chunk that ends the answer, when Gemini reported usage.
@@ -633,8 +641,10 @@ pub fn delta<'a>(decoder: &mut Decoder, ev: &'a Event) -> Option<Delta<'a>> {
         decoder.viewed_usage.clear();
         decoder.viewed_usage.push_str(u);
     }
-    if !text.is_empty() || !thoughts.is_empty() {
-        decoder.calls_last = false;
+    if !text.is_empty() {
+        decoder.last = Last::Text;
+    } else if !thoughts.is_empty() {
+        decoder.last = Last::Reasoning;
     }
     let filled = |t: Cow<'a, str>| (!t.is_empty()).then_some(t);
     Some(Delta::text(filled(text), filled(thoughts)))

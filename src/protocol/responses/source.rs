@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::{DEFAULT_INSTRUCTIONS, FILE_FIELDS, SHARED_FIELDS, SIGNED_BY_OPENAI};
 use crate::error::Error;
 use crate::protocol::view::{self, Delta, Text, Typed};
-use crate::protocol::{self, Decoded, ToolChoice, copy_fields, now, text_of};
+use crate::protocol::{self, Decoded, Last, ToolChoice, copy_fields, now, text_of};
 use crate::sse::Event;
 
 /// Chat user content (a string or parts) → Responses input parts.
@@ -354,6 +354,12 @@ pub struct Decoder {
     by_output: HashMap<u64, String>,
     /// Reasoning details sent so far.
     details: usize,
+    /// What the last item was: a `function_call` item that reached its
+    /// `output_item.done` is whole, so a break right after it cut nothing of the
+    /// answer but its ending.
+    last: Last,
+    /// `function_call` items that reached their `output_item.done`.
+    calls_done: usize,
 }
 
 impl Decoder {
@@ -404,6 +410,42 @@ impl Decoder {
         )
     }
 
+    /// Notes what an event makes the answer's last content (see [`Last`]).
+    fn note_last(&mut self, kind: &str, v: &Value) {
+        let item = v["item"]["type"].as_str();
+        match kind {
+            "response.output_item.added" => {
+                self.last = match item {
+                    Some("message") => Last::Text,
+                    Some("reasoning") => Last::Reasoning,
+                    // A call, open until it is done; a server tool's item.
+                    _ => Last::Other,
+                }
+            }
+            "response.output_item.done" if item == Some("function_call") => {
+                self.last = Last::Call;
+                self.calls_done += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// The chunks that end an answer whose stream broke (closed, cut, went silent or
+    /// sent an error event) right after a `function_call` item's `output_item.done`,
+    /// before `response.completed`: the call is whole, and the answer ends as a tool
+    /// call (the usage comes only with `response.completed`). Calls the break came
+    /// before are lost. `None` when anything else came last, which a break may have cut.
+    pub fn whole_ending(&mut self) -> Option<Vec<Value>> {
+        (self.last == Last::Call).then(|| vec![self.chunk(json!({}), Some("tool_calls"))])
+    }
+
+    /// What a break cut after `function_call` items that were all done: the message or
+    /// reasoning item that followed them.
+    pub fn cut_after_calls(&self) -> Option<&'static str> {
+        let whole = !self.tools.is_empty() && self.calls_done >= self.tools.len();
+        self.last.cut_after_calls(whole)
+    }
+
     /// The last chunks of a finished response: finish reason and usage.
     fn ending(&self, resp: &Value) -> Vec<Value> {
         let finish = finish_of(resp, !self.tools.is_empty());
@@ -431,6 +473,7 @@ impl Decoder {
             .or(ev.event.as_deref())
             .unwrap_or("")
             .to_string();
+        self.note_last(&kind, &v);
         let one = |c: Value| Decoded::Chunks(vec![c]);
         match kind.as_str() {
             "response.created" => {
