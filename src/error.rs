@@ -181,6 +181,57 @@ impl Error {
     }
 }
 
+/// After a path Routeplane does not serve: what the client's base URL or path most
+/// likely got wrong, when the path tells.
+fn path_hint(f: &mut fmt::Formatter<'_>, path: &str) -> fmt::Result {
+    // A served endpoint under another prefix is a client's base URL gone wrong
+    // (`/v1/v1/messages`: an Anthropic client given the OpenAI base URL).
+    let served = ["/completions", "/messages", "/responses", "/models"];
+    let trimmed = path.trim_end_matches('/');
+    let gemini = [":generateContent", ":streamGenerateContent", ":countTokens"];
+    if path.contains("//") {
+        // A base URL written with a last `/` to which the client adds `/chat/…`.
+        f.write_str(
+            ". The path has `//`: write the client's base URL without a last `/` \
+             (Routeplane's address followed by `/v1` for an OpenAI client, the \
+             address alone for an Anthropic one)",
+        )
+    } else if trimmed.len() < path.len() && served.iter().any(|s| trimmed.ends_with(s)) {
+        write!(f, ". Leave out the last `/`: ask for {trimmed}")
+    } else if gemini.iter().any(|m| path.ends_with(m)) {
+        // `/v1beta/v1beta/models/…`: the google-genai SDK given a base URL with `/v1beta`.
+        f.write_str(
+            ". Set a Gemini client's base URL to Routeplane's address alone; it adds \
+             `/v1beta/models/MODEL:generateContent` itself",
+        )
+    } else if path.starts_with("/v1beta/models/") || path.starts_with("/v1/models/") {
+        write!(
+            f,
+            ". A Gemini call names its method after the model: POST {trimmed}:generateContent \
+             (or :streamGenerateContent, :countTokens)"
+        )
+    } else if served.iter().any(|s| path.ends_with(s)) {
+        f.write_str(
+            ". Set an OpenAI client's base URL to Routeplane's address followed by \
+             `/v1`, and an Anthropic client's to the address alone",
+        )
+    } else if path.ends_with("/embeddings") || path.ends_with("/embed") {
+        f.write_str(
+            ". Embeddings are not relayed: point the embedding client at the \
+             model server itself",
+        )
+    } else if path.starts_with("/api/") {
+        // Ollama's own API: `/api/chat`, `/api/generate`, `/api/tags`.
+        f.write_str(
+            ". Ollama's own API (/api/…) is not served: choose the client's \
+             OpenAI-compatible provider, with Routeplane's address followed by \
+             `/v1` as its base URL",
+        )
+    } else {
+        Ok(())
+    }
+}
+
 /// After an `OPTIONS` refused: it is a browser's cross-origin (CORS) preflight, which is
 /// never answered, since any web page could otherwise spend the logins and keys of a
 /// proxy that lets every local client in (`skip_auth`).
@@ -252,38 +303,9 @@ impl fmt::Display for Error {
                      /v1/chat/completions, /v1/completions, /v1/messages, /v1/responses and \
                      /v1beta/models/{{model}}:generateContent"
                 )?;
-                // A served endpoint under another prefix is a client's base URL gone wrong
-                // (`/v1/v1/messages`: an Anthropic client given the OpenAI base URL).
-                let served = ["/completions", "/messages", "/responses", "/models"];
-                let trimmed = path.trim_end_matches('/');
-                if path.contains("//") {
-                    // A base URL written with a last `/` to which the client adds `/chat/…`.
-                    f.write_str(
-                        ". The path has `//`: write the client's base URL without a last `/` \
-                         (Routeplane's address followed by `/v1` for an OpenAI client, the \
-                         address alone for an Anthropic one)",
-                    )?;
-                } else if trimmed.len() < path.len() && served.iter().any(|s| trimmed.ends_with(s))
-                {
-                    write!(f, ". Leave out the last `/`: ask for {trimmed}")?;
-                } else if served.iter().any(|s| path.ends_with(s)) {
-                    write!(
-                        f,
-                        ". Set an OpenAI client's base URL to Routeplane's address followed by \
-                         `/v1`, and an Anthropic client's to the address alone"
-                    )?;
-                } else if path.ends_with("/embeddings") || path.ends_with("/embed") {
-                    f.write_str(
-                        ". Embeddings are not relayed: point the embedding client at the \
-                         model server itself",
-                    )?;
-                } else if path.starts_with("/api/") {
-                    // Ollama's own API: `/api/chat`, `/api/generate`, `/api/tags`.
-                    f.write_str(
-                        ". Ollama's own API (/api/…) is not served: choose the client's \
-                         OpenAI-compatible provider, with Routeplane's address followed by \
-                         `/v1` as its base URL",
-                    )?;
+                // A preflight's path is the page's to fix, not a base URL.
+                if method != "OPTIONS" {
+                    path_hint(f, path)?;
                 }
                 cross_origin(f, method)
             }

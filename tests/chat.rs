@@ -295,6 +295,38 @@ fn a_path_with_a_slash_too_many_says_which_slash() {
 }
 
 #[test]
+fn a_gemini_path_gone_wrong_says_how_to_set_its_base_url() {
+    // The google-genai SDK given a base URL with `/v1beta`, and a call without its method,
+    // were told only the list of endpoints.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    for (path, says) in [
+        (
+            "/v1beta/v1beta/models/small:generateContent",
+            ". Set a Gemini client's base URL to Routeplane's address alone; it adds \
+             `/v1beta/models/MODEL:generateContent` itself",
+        ),
+        (
+            "/v1beta/models/small",
+            ". A Gemini call names its method after the model: POST \
+             /v1beta/models/small:generateContent (or :streamGenerateContent, :countTokens)",
+        ),
+    ] {
+        let resp = p.post(path, body.clone());
+        assert_eq!(resp.status, 404, "{path}: {}", resp.body);
+        assert_eq!(
+            resp.json()["error"]["status"],
+            "NOT_FOUND",
+            "Google's shape"
+        );
+        let message = resp.error_message();
+        assert!(message.ends_with(says), "{path}: {message}");
+    }
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
 fn a_browsers_preflight_is_told_why_it_is_not_answered() {
     let p = Proxy::start("");
     let headers = [
