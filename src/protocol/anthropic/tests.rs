@@ -650,3 +650,46 @@ fn thinking_and_text_inside_a_call_wait_for_it_to_end() {
     assert!(ended);
     crate::protocol::testing::assert_whole_with_thoughts(&fold(&again));
 }
+
+#[test]
+fn a_stream_that_breaks_right_after_a_stopped_call_ends_whole_and_one_inside_a_call_does_not() {
+    let mut d = Decoder::default();
+    let start = json!({"type": "message_start", "message": {"id": "m1", "model": "c", "usage": {"input_tokens": 7, "output_tokens": 1}}});
+    d.event(&ev("message_start", start));
+    let block = |d: &mut Decoder, i: u64, kind: &str| {
+        let b = match kind {
+            "tool_use" => {
+                json!({"type": "tool_use", "id": format!("t{i}"), "name": "f", "input": {}})
+            }
+            k => json!({"type": k, "text": ""}),
+        };
+        d.event(&ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": i, "content_block": b}),
+        ));
+    };
+    let stop = |d: &mut Decoder, i: u64| {
+        d.event(&ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": i}),
+        ));
+    };
+    block(&mut d, 0, "text");
+    assert_eq!(d.whole_ending(), None, "text may have been cut");
+    assert_eq!(d.cut_after_calls(), None, "no call came");
+    block(&mut d, 1, "tool_use");
+    assert_eq!(d.whole_ending(), None, "the call's input may have been cut");
+    stop(&mut d, 1);
+    let ending = d.whole_ending().expect("the call reached its stop");
+    assert_eq!(ending[0]["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(ending[1]["usage"]["prompt_tokens"], 7);
+    // A parallel call begun and cut: not whole.
+    block(&mut d, 2, "tool_use");
+    assert_eq!(d.whole_ending(), None);
+    assert_eq!(d.cut_after_calls(), None, "a call was cut");
+    stop(&mut d, 2);
+    // Text after whole calls: the break cut the text.
+    block(&mut d, 3, "text");
+    assert_eq!(d.whole_ending(), None);
+    assert_eq!(d.cut_after_calls(), Some("text"));
+}

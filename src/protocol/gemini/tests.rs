@@ -277,6 +277,7 @@ fn a_stream_that_breaks_right_after_a_call_ends_whole_and_one_after_text_does_no
     // Text after the call, read through the copied stream's view, may be cut again.
     assert!(delta(&mut d, &text).is_some());
     assert_eq!(d.whole_ending(), None);
+    assert_eq!(d.cut_after_calls(), Some("text"), "the call came whole");
 }
 
 #[test]

@@ -560,3 +560,48 @@ fn thinking_and_text_inside_a_call_wait_for_it_to_end() {
     assert!(ended);
     crate::protocol::testing::assert_whole_with_thoughts(&fold(&again));
 }
+
+#[test]
+fn a_stream_that_breaks_right_after_a_done_call_ends_whole_and_one_inside_a_call_does_not() {
+    let mut d = Decoder::default();
+    d.event(&ev(
+        "response.created",
+        json!({"response": {"id": "r1", "model": "g"}}),
+    ));
+    let call = |oi: u64| json!({"type": "function_call", "id": format!("fc{oi}"), "call_id": format!("c{oi}"), "name": "f", "arguments": ""});
+    let added = |d: &mut Decoder, oi: u64, item: Value| {
+        d.event(&ev(
+            "response.output_item.added",
+            json!({"output_index": oi, "item": item}),
+        ));
+    };
+    let done = |d: &mut Decoder, oi: u64| {
+        let mut item = call(oi);
+        item["arguments"] = json!("{}");
+        d.event(&ev(
+            "response.output_item.done",
+            json!({"output_index": oi, "item": item}),
+        ));
+    };
+    added(
+        &mut d,
+        0,
+        json!({"type": "message", "id": "m0", "content": []}),
+    );
+    assert_eq!(d.whole_ending(), None, "text may have been cut");
+    added(&mut d, 1, call(1));
+    assert_eq!(
+        d.whole_ending(),
+        None,
+        "the call's arguments may have been cut"
+    );
+    done(&mut d, 1);
+    let ending = d.whole_ending().expect("the call is done");
+    assert_eq!(ending[0]["choices"][0]["finish_reason"], "tool_calls");
+    // A parallel call begun and cut: not whole.
+    added(&mut d, 2, call(2));
+    assert_eq!((d.whole_ending(), d.cut_after_calls()), (None, None));
+    done(&mut d, 2);
+    added(&mut d, 3, json!({"type": "reasoning", "id": "rs3"}));
+    assert_eq!(d.cut_after_calls(), Some("reasoning"));
+}
