@@ -366,6 +366,38 @@ fn a_browsers_preflight_is_told_why_it_is_not_answered() {
 }
 
 #[test]
+fn a_model_name_with_spaces_around_it_is_told_the_name_without() {
+    // A client's model setting copied with a space or a line end (`"small "`) was a plain
+    // 404 that showed the space only between backticks.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    for asked in ["small ", " small", "llama3.1:8b\n"] {
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"model": asked, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(resp.status, 404, "{asked:?}: {}", resp.body);
+        let message = resp.error_message();
+        let bare = asked.trim();
+        assert!(
+            message.ends_with(&format!(
+                ". The name has spaces or a line end around it: name `{bare}`"
+            )),
+            "{asked:?}: {message}"
+        );
+    }
+    // A name that is unknown without its spaces too gets no such hint.
+    let message = p
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "nope ", "messages": []}),
+        )
+        .error_message();
+    assert!(!message.contains("spaces"), "{message}");
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
 fn unknown_model_is_404_listing_known_ids() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up));

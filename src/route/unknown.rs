@@ -16,7 +16,8 @@ const SUGGESTIONS: usize = 6;
 pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
     let mut known = routable_ids(reg, detected);
     let asked = model.to_ascii_lowercase();
-    let hint = login_hint(detected, model)
+    let hint = space_hint(reg, detected, model)
+        .or_else(|| login_hint(detected, model))
         .or_else(|| tag_hint(&known, model))
         .or_else(|| provider_hint(reg, model))
         .or_else(|| endpoint_hint(reg, model))
@@ -38,6 +39,19 @@ pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
         known,
         hint: hint.map(String::into_boxed_str),
     }
+}
+
+/// For a `model` with spaces or a line end around it (a client's setting copied with
+/// them, `"smart "`): the name without them, when that one is served.
+fn space_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String> {
+    let bare = model.trim();
+    if bare.len() == model.len() || bare.is_empty() {
+        return None;
+    }
+    super::resolve(reg, detected, bare).ok()?;
+    Some(format!(
+        "The name has spaces or a line end around it: name `{bare}`"
+    ))
 }
 
 /// True for a provider block of one's own, not a built-in: what it serves is known only
