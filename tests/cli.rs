@@ -125,6 +125,28 @@ fn init_at_a_directory_names_the_file_to_write_in_it() {
 }
 
 #[test]
+fn config_takes_its_file_before_validate_and_names_its_one_subcommand() {
+    // `config -c FILE validate` was `invalid option '-c'`, and `config check` an
+    // `unexpected argument` that named no command.
+    let dir = Dir::new();
+    dir.write("mine.yaml", "listen: 127.0.0.1:4999\n");
+    let out = run(&dir, &["config", "-c", "mine.yaml", "validate"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("listen 127.0.0.1:4999"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(&dir, &["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_text(
+        &text(&out.stderr),
+        "routeplane: error: `config check` is not a command; the one `config` command is \
+         `config validate` (see --help)\n",
+    );
+}
+
+#[test]
 fn validate_names_the_line_of_a_bad_key() {
     let dir = Dir::new();
     let path = dir.write(

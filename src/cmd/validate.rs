@@ -27,17 +27,31 @@ Options:
 ";
 
 /// `config <subcommand>`.
-pub(crate) fn run_config(global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Error> {
-    match parser.next()? {
-        Some(Value(v)) if v == "validate" => run(global, parser),
-        Some(Short('h') | Long("help")) => {
-            out!("{HELP}")?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(arg) => Err(arg.unexpected().into()),
-        None => Err(Error::Usage(
-            "`config` needs a subcommand: `config validate`".into(),
-        )),
+pub(crate) fn run_config(
+    mut global: Global,
+    parser: &mut lexopt::Parser,
+) -> Result<ExitCode, Error> {
+    loop {
+        return match parser.next()? {
+            Some(Value(v)) if v == "validate" => run(global, parser),
+            // `routeplane config -c FILE validate`: the file named before the subcommand.
+            Some(Short('c') | Long("config")) => {
+                super::config_flag(&mut global, parser)?;
+                continue;
+            }
+            Some(Short('h') | Long("help")) => {
+                out!("{HELP}")?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Some(Value(v)) => Err(Error::Usage(format!(
+                "`config {}` is not a command; the one `config` command is `config validate`",
+                v.to_string_lossy()
+            ))),
+            Some(arg) => Err(arg.unexpected().into()),
+            None => Err(Error::Usage(
+                "`config` needs a subcommand: `config validate`".into(),
+            )),
+        };
     }
 }
 
