@@ -87,6 +87,12 @@ pub enum Error {
     },
     /// The client presented no key, or a wrong one (401).
     Unauthorized,
+    /// A web page's request (its `Origin` is not this machine) while clients need no
+    /// key (403): any site the browser visits could otherwise spend the keys and logins.
+    FromWebPage {
+        /// The request's `Origin`.
+        origin: Box<str>,
+    },
     /// A subscription provider has no usable login (401).
     LoginNeeded {
         /// The provider id to log in to.
@@ -156,6 +162,7 @@ impl Error {
             | Error::LoginNeeded { .. }
             | Error::NoCredential { .. }
             | Error::AuthRefused(_) => 401,
+            Error::FromWebPage { .. } => 403,
             Error::UnknownModel { .. } | Error::NoEndpoint { .. } => 404,
             Error::MethodNotAllowed { .. } => 405,
             Error::ClientTimeout { .. } => 408,
@@ -290,6 +297,14 @@ impl fmt::Display for Error {
                 f,
                 "the request body did not arrive within {} (`limits.client_timeout_secs`)",
                 seconds(*secs)
+            ),
+            Error::FromWebPage { origin } => write!(
+                f,
+                "refused a request from a web page (Origin: {origin}): with no client key \
+                 needed, any site the browser visits could spend your keys and logins \
+                 through Routeplane. Call Routeplane from a program, or a page on this \
+                 machine (localhost); a browser-based client needs a key: set `skip_auth: \
+                 false` and list it under `keys:`"
             ),
             Error::Unauthorized => f.write_str(
                 "missing or invalid API key: send `Authorization: Bearer KEY`, `x-api-key: KEY` \

@@ -196,3 +196,67 @@ fn keys_that_all_expand_to_nothing_are_warned_about_at_start_and_in_validate() {
         ),
     );
 }
+
+#[test]
+fn a_web_pages_request_is_refused_when_clients_need_no_key() {
+    // With no key needed, any web site the user visits could make the browser POST to
+    // Routeplane (a `text/plain` body needs no preflight) and spend the keys and logins
+    // behind it. Browsers say where such a request comes from in `Origin`; programs
+    // (SDKs, agents, curl) send none.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    ));
+    let page = |origin: &'static str, path: &str| {
+        let headers = [("Origin", origin), ("Content-Type", "text/plain")];
+        p.send("POST", path, &headers, BODY)
+    };
+    let resp = page("https://example.com", "/v1/chat/completions");
+    assert_eq!(resp.status, 403, "{}", resp.body);
+    assert_eq!(
+        resp.json()["error"]["type"],
+        "permission_error",
+        "{}",
+        resp.body
+    );
+    assert_text(
+        &resp.error_message(),
+        "refused a request from a web page (Origin: https://example.com): with no client key \
+         needed, any site the browser visits could spend your keys and logins through \
+         Routeplane. Call Routeplane from a program, or a page on this machine (localhost); a \
+         browser-based client needs a key: set `skip_auth: false` and list it under `keys:`",
+    );
+    // In the caller's protocol, and for a sandboxed frame or a file (`Origin: null`) too.
+    let resp = page("null", "/v1/messages");
+    assert_eq!(resp.status, 403, "{}", resp.body);
+    assert_eq!(
+        resp.json()["error"]["type"],
+        "permission_error",
+        "{}",
+        resp.body
+    );
+    let resp = page("http://evil.example:4356", "/v1/models");
+    assert_eq!(resp.status, 403, "{}", resp.body);
+    assert_eq!(up.count(), 0, "nothing reached the source");
+    // A page served from this machine (a local web UI), and a program, are let in.
+    for origin in [
+        "http://localhost:3000",
+        "http://127.0.0.1:8080",
+        "http://[::1]:5173",
+    ] {
+        assert_eq!(page(origin, "/v1/chat/completions").status, 200, "{origin}");
+    }
+    assert_eq!(
+        p.send("POST", "/v1/chat/completions", &[], BODY).status,
+        200
+    );
+    // With keys, the key decides: a page cannot send one it does not know.
+    let keyed = Proxy::start_with(&config(&up), &[("CLIENT_KEY", "client-key-1")], &[]);
+    let headers = [
+        ("Origin", "https://example.com"),
+        ("Authorization", "Bearer client-key-1"),
+    ];
+    let resp = keyed.send("POST", "/v1/chat/completions", &headers, BODY);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+}

@@ -539,7 +539,13 @@ fn prepare(
             Prepared::Json(200, json!({"status": "ok"}).to_string())
         };
     }
-    if !settings.skip_auth && !client_key_ok(req, registry) {
+    if settings.skip_auth {
+        if let Some(origin) = req.header("origin").filter(|o| !from_this_machine(o)) {
+            return Prepared::Fail(Error::FromWebPage {
+                origin: origin.chars().take(200).collect(),
+            });
+        }
+    } else if !client_key_ok(req, registry) {
         return Prepared::Fail(Error::Unauthorized);
     }
     let gemini = gemini_call(path);
@@ -815,6 +821,28 @@ fn accepts_html(req: &tiny_http::Request) -> bool {
     }
 }
 
+/// True for an `Origin` (`scheme://host[:port]`) that is this machine: `localhost` (or a
+/// name under it), `127.x.x.x` or `[::1]`. Only browsers send `Origin`; a page from this
+/// machine is a program the user runs here, a page from anywhere else is not (`null`, a
+/// sandboxed frame or a file, neither).
+fn from_this_machine(origin: &str) -> bool {
+    let Some((_, authority)) = origin.trim().split_once("://") else {
+        return false;
+    };
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(host, _)| host),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// True when the request carries one of the configured client keys: as a bearer token,
 /// `x-api-key`, `x-goog-api-key`, or Google's `?key=`.
 fn client_key_ok(req: &tiny_http::Request, registry: &Registry) -> bool {
@@ -888,6 +916,31 @@ mod tests {
             Some("a+b")
         );
         assert_eq!(query_param("/x?alt=sse", "key"), None);
+    }
+
+    #[test]
+    fn only_origins_of_this_machine_are_from_it() {
+        for origin in [
+            "http://localhost:3000",
+            "http://LOCALHOST",
+            "http://app.localhost:8080",
+            "http://127.0.0.1:4356",
+            "https://127.8.9.10",
+            "http://[::1]:5173",
+        ] {
+            assert!(from_this_machine(origin), "{origin}");
+        }
+        for origin in [
+            "https://example.com",
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io",
+            "http://[::2]:80",
+            "null",
+            "",
+            "http://10.0.0.5:4356",
+        ] {
+            assert!(!from_this_machine(origin), "{origin}");
+        }
     }
 
     #[test]
