@@ -82,10 +82,11 @@ doc:
 ## build: the release binary, held to its size ceiling (make size)
 build: size
 
-# The stripped glibc release binary's ceiling: 4 354 824 bytes on 2026-12-06 (session 39)
-# plus about 2%, so that a feature's growth is seen when it lands, not two days later
-# (bench/results.md, "Binary size, session 39"). Issue 11's target is 4 MiB.
-BIN_MAX_BYTES := 4430000
+# The stripped glibc release binary's ceiling: 4 434 888 bytes on 2026-12-06 (session 41:
+# its 14 fixes took it from 4 402 952) plus about 1%, so that a feature's growth is seen
+# when it lands, not two days later (bench/results.md, "Binary size, session 39" and
+# "session 41"). Issue 11's target is 4 MiB.
+BIN_MAX_BYTES := 4480000
 
 ## size: builds the release binary (nothing to do when it is up to date) and holds it,
 ## stripped, to BIN_MAX_BYTES: CI runs it through `make check`, so growth fails the build
