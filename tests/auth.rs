@@ -212,14 +212,19 @@ fn a_web_pages_request_is_refused_when_clients_need_no_key() {
         let headers = [("Origin", origin), ("Content-Type", "text/plain")];
         p.send("POST", path, &headers, BODY)
     };
+    // 403, as a permission error in the caller's protocol (OpenAI's and Anthropic's
+    // both name it `permission_error`).
+    let refused = |resp: &crate::support::proxy::Resp| {
+        assert_eq!(resp.status, 403, "{}", resp.body);
+        assert_eq!(
+            resp.json()["error"]["type"],
+            "permission_error",
+            "{}",
+            resp.body
+        );
+    };
     let resp = page("https://example.com", "/v1/chat/completions");
-    assert_eq!(resp.status, 403, "{}", resp.body);
-    assert_eq!(
-        resp.json()["error"]["type"],
-        "permission_error",
-        "{}",
-        resp.body
-    );
+    refused(&resp);
     assert_text(
         &resp.error_message(),
         "refused a request from a web page (Origin: https://example.com): with no client key \
@@ -228,14 +233,7 @@ fn a_web_pages_request_is_refused_when_clients_need_no_key() {
          browser-based client needs a key: set `skip_auth: false` and list it under `keys:`",
     );
     // In the caller's protocol, and for a sandboxed frame or a file (`Origin: null`) too.
-    let resp = page("null", "/v1/messages");
-    assert_eq!(resp.status, 403, "{}", resp.body);
-    assert_eq!(
-        resp.json()["error"]["type"],
-        "permission_error",
-        "{}",
-        resp.body
-    );
+    refused(&page("null", "/v1/messages"));
     let resp = page("http://evil.example:4356", "/v1/models");
     assert_eq!(resp.status, 403, "{}", resp.body);
     assert_eq!(up.count(), 0, "nothing reached the source");
