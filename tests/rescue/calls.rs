@@ -80,29 +80,13 @@ fn call_stream(wire: Wire, text_after: bool) -> Vec<String> {
         }
         Wire::Responses => {
             let mut ev = sequenced();
-            let text = json!({"type": "output_text", "text": "Checking.", "annotations": []});
             let call = json!({"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather", "arguments": "", "status": "in_progress"});
             let args = "{\"city\": \"Paris\"}";
             let mut done = call.clone();
             done["arguments"] = json!(args);
             done["status"] = json!("completed");
-            let mut evs = vec![
-                ev(
-                    "response.created",
-                    json!({"response": {"id": "resp_a", "object": "response", "created_at": 7, "status": "in_progress", "model": "a-model", "output": []}}),
-                ),
-                ev(
-                    "response.output_item.added",
-                    json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}}),
-                ),
-                ev(
-                    "response.output_text.delta",
-                    json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": "Checking."}),
-                ),
-                ev(
-                    "response.output_item.done",
-                    json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant", "content": [text]}}),
-                ),
+            let mut evs = super::responses_checked(&mut ev);
+            evs.extend([
                 ev(
                     "response.output_item.added",
                     json!({"output_index": 1, "item": call}),
@@ -119,7 +103,7 @@ fn call_stream(wire: Wire, text_after: bool) -> Vec<String> {
                     "response.output_item.done",
                     json!({"output_index": 1, "item": done}),
                 ),
-            ];
+            ]);
             if text_after {
                 evs.push(ev(
                     "response.output_item.added",

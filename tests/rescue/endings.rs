@@ -385,24 +385,8 @@ fn a_copied_responses_streams_failed_output_gives_each_message_its_own_text() {
 /// arguments (`{"ci`).
 fn responses_call_cut() -> Reply {
     let mut ev = crate::support::wire::sequenced();
-    let text = json!({"type": "output_text", "text": "Checking.", "annotations": []});
-    let evs = vec![
-        ev(
-            "response.created",
-            json!({"response": {"id": "resp_a", "object": "response", "created_at": 7, "status": "in_progress", "model": "a-model", "output": []}}),
-        ),
-        ev(
-            "response.output_item.added",
-            json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}}),
-        ),
-        ev(
-            "response.output_text.delta",
-            json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": "Checking."}),
-        ),
-        ev(
-            "response.output_item.done",
-            json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant", "content": [text]}}),
-        ),
+    let mut evs = super::responses_checked(&mut ev);
+    evs.extend([
         ev(
             "response.output_item.added",
             json!({"output_index": 1, "item": {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "get_weather", "arguments": "", "status": "in_progress"}}),
@@ -411,7 +395,7 @@ fn responses_call_cut() -> Reply {
             "response.function_call_arguments.delta",
             json!({"item_id": "fc_1", "output_index": 1, "delta": "{\"ci"}),
         ),
-    ];
+    ]);
     Reply::SseThenBreak(evs, Duration::ZERO)
 }
 

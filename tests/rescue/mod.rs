@@ -149,6 +149,30 @@ fn assert_one_whole_stream(wire: Wire, s: &Streamed) {
     }
 }
 
+/// A Responses source's opening, numbered by `ev`: `response.created`, then a whole
+/// message item saying "Checking." (what a source streams before a tool call).
+fn responses_checked(ev: &mut impl FnMut(&str, Value) -> String) -> Vec<String> {
+    let text = json!({"type": "output_text", "text": "Checking.", "annotations": []});
+    vec![
+        ev(
+            "response.created",
+            json!({"response": {"id": "resp_a", "object": "response", "created_at": 7, "status": "in_progress", "model": "a-model", "output": []}}),
+        ),
+        ev(
+            "response.output_item.added",
+            json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "status": "in_progress", "role": "assistant", "content": []}}),
+        ),
+        ev(
+            "response.output_text.delta",
+            json!({"item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": "Checking."}),
+        ),
+        ev(
+            "response.output_item.done",
+            json!({"output_index": 0, "item": {"type": "message", "id": "msg_1", "status": "completed", "role": "assistant", "content": [text]}}),
+        ),
+    ]
+}
+
 /// A Responses answer in two messages, as Codex models write a commentary before the
 /// final answer: the first five tokens of [`CANONICAL`] as a whole message, five more
 /// of a second one, and the connection closes.
