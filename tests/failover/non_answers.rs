@@ -405,7 +405,7 @@ fn an_anthropic_overload_is_told_as_the_529_it_is() {
                 assert_eq!(message, "overloaded_error", "{said}");
             } else {
                 // 529 is Anthropic's own: another protocol's client gets the 503 its
-                // retries know (protocols::anthropics_overload_reaches_other_clients_as_503).
+                // retries know (protocols::errors::anthropics_overload_reaches_other_clients_as_503).
                 assert_eq!(resp.status, 503, "{said}: {}", resp.body);
             }
         }

@@ -1,0 +1,152 @@
+//! Errors in the caller's protocol: the upstream's, the proxy's own, a wrong path, and
+//! Anthropic's overload.
+
+use serde_json::json;
+
+use super::setup;
+use crate::support::Proxy;
+use crate::support::wire::Wire;
+
+#[test]
+fn a_named_tool_choice_without_a_name_is_refused_in_the_callers_shape() {
+    let bad = [
+        (Wire::Anthropic, json!({"type": "tool"})),
+        (
+            Wire::Gemini,
+            json!({"mode": "ANY", "allowedFunctionNames": [7]}),
+        ),
+    ];
+    for (client, choice) in bad {
+        let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+        let mut req = client.request("m", false, true);
+        client.set_tool_choice(&mut req, choice);
+        let resp = p.post(&client.url("m", false), req);
+        assert_eq!(resp.status, 400, "{client:?}: {}", resp.body);
+        let message = client.error_message(&resp.json());
+        assert!(
+            message.contains("tool_choice") || message.contains("allowedFunctionNames"),
+            "{client:?}: {message}"
+        );
+        assert!(
+            mock.requests().is_empty(),
+            "{client:?}: nothing goes upstream"
+        );
+    }
+}
+
+#[test]
+fn every_pair_returns_upstream_errors_in_the_callers_shape() {
+    for client in Wire::ALL {
+        for up in Wire::ALL {
+            let (_mock, p) = setup(up, up.error_reply());
+            let resp = p.post(&client.url("m", false), client.request("m", false, false));
+            assert_eq!(resp.status, 400, "{client:?}←{up:?}");
+            assert_eq!(
+                client.error_message(&resp.json()),
+                "bad thing",
+                "{client:?}←{up:?}: {}",
+                resp.body
+            );
+        }
+    }
+}
+
+#[test]
+fn proxy_errors_use_the_callers_protocol() {
+    let p = Proxy::start("");
+    let resp = p.post(
+        "/v1/messages",
+        json!({"model": "nope", "max_tokens": 5, "messages": []}),
+    );
+    assert_eq!(resp.status, 404);
+    let v = resp.json();
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "not_found_error");
+    let resp = p.post("/v1/responses", json!({"model": "nope", "input": "hi"}));
+    assert_eq!(resp.status, 404);
+    assert!(
+        resp.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown model `nope`")
+    );
+}
+
+#[test]
+fn an_anthropic_clients_wrong_path_is_answered_in_anthropics_shape() {
+    let p = Proxy::start("");
+    let anthropic = [("anthropic-version", "2023-06-01")];
+    for (method, path, headers, said) in [
+        (
+            "GET",
+            "/v1/models/nosuch",
+            &anthropic[..],
+            "unknown model `nosuch`",
+        ),
+        (
+            "POST",
+            "/v1/messages/batches",
+            &[][..],
+            "no endpoint POST /v1/messages/batches",
+        ),
+        (
+            "POST",
+            "/v1/v1/messages",
+            &[][..],
+            "no endpoint POST /v1/v1/messages",
+        ),
+    ] {
+        let resp = p.send(method, path, headers, b"{}");
+        assert_eq!(resp.status, 404, "{path}: {}", resp.body);
+        let v = resp.json();
+        assert_eq!(v["type"], "error", "{path}: {v}");
+        assert_eq!(v["error"]["type"], "not_found_error", "{path}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().starts_with(said),
+            "{path}: {v}"
+        );
+    }
+    // The base-URL hint is written for exactly this client.
+    let v = p.send("POST", "/v1/v1/messages", &[], b"{}").json();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("and an Anthropic client's to the address alone"),
+        "{v}"
+    );
+    // Without either sign, a path is answered as OpenAI answers.
+    let v = p.get("/v1/models/nosuch").json();
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    let v = p.post("/v1/embeddings", json!({})).json();
+    assert_eq!(v["error"]["code"], "unknown_url", "{v}");
+}
+
+#[test]
+fn anthropics_overload_reaches_other_clients_as_503() {
+    // 529 is Anthropic's own; a client of another protocol may retry only the 5xx
+    // statuses it knows.
+    let overloaded =
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+    let (_mock, p) = setup(
+        Wire::Anthropic,
+        crate::support::Reply::json(529, overloaded),
+    );
+    for (client, status) in [
+        (Wire::Chat, 503),
+        (Wire::Responses, 503),
+        (Wire::Gemini, 503),
+        (Wire::Anthropic, 529),
+    ] {
+        let resp = p.post(&client.url("m", false), client.request("m", false, false));
+        assert_eq!(resp.status, status, "{client:?}: {}", resp.body);
+        assert_eq!(
+            client.error_message(&resp.json()),
+            "Overloaded",
+            "{client:?}"
+        );
+        if matches!(client, Wire::Chat | Wire::Responses) {
+            assert_eq!(resp.json()["error"]["type"], "server_error");
+        }
+    }
+}
