@@ -37,13 +37,9 @@ pub fn give_back(body: Vec<u8>) {
 /// is a `calloc`, which glibc (before 2.42) serves without its per-thread cache, under
 /// the lock of an arena two of 32 workers share on 2 cores: a worker preempted inside
 /// it held up the other (futex waits in a profile at 32 clients).
-#[allow(
-    clippy::slow_vector_initialization,
-    reason = "the calloc it suggests is what this avoids"
-)]
 pub fn zeroed(n: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(n);
-    v.resize(n, 0);
+    crate::sync::zero_to(&mut v, n);
     v
 }
 

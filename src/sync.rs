@@ -13,6 +13,21 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Makes `buf` `len` bytes long, the bytes it gains zero: room for a read to fill.
+///
+/// Not `buf.resize(len, 0)`: at opt-level "s" that is a loop storing a byte at a time,
+/// six instructions a byte (1.8k of a request's 35k to take a 297-byte answer, 600k for
+/// a 100 KB prompt; callgrind), where copying from a block of zeros is `memcpy`.
+pub fn zero_to(buf: &mut Vec<u8>, len: usize) {
+    const ZEROS: &[u8] = &[0; 1024];
+    buf.truncate(len);
+    buf.reserve(len - buf.len());
+    while buf.len() < len {
+        let n = (len - buf.len()).min(ZEROS.len());
+        buf.extend_from_slice(&ZEROS[..n]);
+    }
+}
+
 /// The most a thread keeps of a buffer between requests: one that a long body or line
 /// grew is freed, since a thousand threads (one per open stream) would each hold one.
 pub const KEEP: usize = 16 * 1024;
@@ -147,6 +162,16 @@ mod tests {
             buf.resize(KEEP + 1, 0);
         });
         assert_eq!(take_spare(&SLOT).capacity(), 0, "a grown spare was kept");
+    }
+
+    #[test]
+    fn zero_to_grows_with_zeros_and_shrinks() {
+        let mut buf = b"kept".to_vec();
+        zero_to(&mut buf, 2500);
+        assert_eq!(&buf[..4], b"kept");
+        assert!(buf.len() == 2500 && buf[4..].iter().all(|&b| b == 0));
+        zero_to(&mut buf, 3);
+        assert_eq!(buf, b"kep");
     }
 
     thread_local!(static TEXT: Cell<String> = const { Cell::new(String::new()) });

@@ -774,7 +774,7 @@ fn read_body(req: &mut tiny_http::Request, limit: u64, secs: f64) -> Result<Vec<
     loop {
         if filled == bytes.len() {
             let more = filled.clamp(4096, 1 << 20);
-            bytes.resize(filled + more, 0);
+            crate::sync::zero_to(&mut bytes, filled + more);
         }
         match reader.read(&mut bytes[filled..]) {
             Ok(0) => {

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{Abandon, SLICE, SendError};
-use crate::sync::lock;
+use crate::sync::{self, lock};
 
 /// How long a looked-up host name's addresses are reused.
 const RESOLVED_FOR: Duration = Duration::from_secs(30);
@@ -363,7 +363,7 @@ impl Conn {
     /// connection's end.
     pub(super) fn fill(&mut self, cap: usize, abandon: Abandon<'_>) -> io::Result<usize> {
         if self.buf.is_empty() {
-            self.buf.resize(BUF_SIZE, 0);
+            sync::zero_to(&mut self.buf, BUF_SIZE);
         }
         if self.end == self.buf.len() {
             if self.at > 0 {
@@ -371,7 +371,8 @@ impl Conn {
                 self.end -= self.at;
                 self.at = 0;
             } else if self.buf.len() < cap {
-                self.buf.resize(cap.min(self.buf.len() * 2), 0);
+                let grown = cap.min(self.buf.len() * 2);
+                sync::zero_to(&mut self.buf, grown);
             } else {
                 return Err(io::Error::other("the buffer is full"));
             }

@@ -151,7 +151,7 @@ impl Reply {
         let exact = body.declared_len().filter(|&n| n <= limit.min(1 << 20));
         let mut out = sync::take_spare(&SPARE_BODY);
         out.clear();
-        out.resize(exact.map_or(1024, |n| (n as usize).max(1)), 0);
+        sync::zero_to(&mut out, exact.map_or(1024, |n| (n as usize).max(1)));
         let mut len = 0;
         // When the answer was last known to be wanted; None until a second read.
         let mut wanted_at: Option<Instant> = None;
@@ -163,7 +163,7 @@ impl Reply {
                 if len as u64 > limit {
                     return Err(too_large());
                 }
-                out.resize((len * 2).min(limit as usize + 1).max(len + 1), 0);
+                sync::zero_to(&mut out, (len * 2).min(limit as usize + 1).max(len + 1));
             }
             if let (Some(d), Some(conn)) = (deadline, body.conn()) {
                 conn.set_deadline(d).map_err(broke)?;
@@ -230,7 +230,7 @@ impl Stream {
             }
         };
         if self.buf.is_empty() {
-            self.buf.resize(READ_SIZE, 0);
+            sync::zero_to(&mut self.buf, READ_SIZE);
         }
         let mut result = match body.conn() {
             Some(conn) => conn
@@ -280,7 +280,7 @@ impl Drop for Stream {
             return;
         }
         if self.buf.is_empty() {
-            self.buf.resize(READ_SIZE, 0);
+            sync::zero_to(&mut self.buf, READ_SIZE);
         }
         let until = Instant::now() + LINGER;
         for _ in 0..4 {
