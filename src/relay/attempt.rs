@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::classify::{failed_with, not_an_answer, said_instead, send_failed, upstream_error};
 use super::recall::Noted;
 use super::refused::{Param, Refusals};
 use super::stream::relay_stream;
@@ -26,7 +27,7 @@ use crate::protocol::{self, Protocol};
 use crate::registry::Target;
 use crate::stats::{Ended, Tokens, Tried, status_word};
 use crate::sync::Spare;
-use crate::upstream::{self, BodyError, Header, Reply, SendError};
+use crate::upstream::{self, BodyError, Header, Reply};
 
 /// At most two attempts of one endpoint fall within this window.
 const SPACING: Duration = Duration::from_millis(1500);
@@ -728,32 +729,6 @@ impl Run<'_, '_> {
     }
 }
 
-/// Why a whole answer copied unchanged is not its protocol's, looked at without a
-/// parse (every such answer passes here, the chat path's among them): each protocol's
-/// answer is one JSON object, so its body opens with `{` and closes with `}`. An HTML
-/// page (a captive portal's, a proxy's), an event stream, garbage or nothing does not.
-fn not_an_answer(status: u16, ct: &str, bytes: &[u8]) -> Option<String> {
-    let b = bytes.trim_ascii();
-    if b.starts_with(b"{") && b.ends_with(b"}") {
-        return None;
-    }
-    Some(match b.is_empty() {
-        true => format!("it answered {status} with an empty body"),
-        false => said_instead(status, ct, bytes),
-    })
-}
-
-/// What a source that answered with something other than its protocol's JSON sent
-/// instead, said without quoting it (a page may echo the request).
-fn said_instead(status: u16, ct: &str, bytes: &[u8]) -> String {
-    let ct = match ct.split(';').next().map(str::trim) {
-        Some(ct) if !ct.is_empty() => ct,
-        _ => "no content type",
-    };
-    let n = bytes.len();
-    format!("it answered {status} with {n} bytes of `{ct}`, not its protocol's JSON answer")
-}
-
 /// The hub translation's error again, for the next target that needs it, of the same
 /// kind: the kind decides whether that target is skipped or the request ends.
 fn same_kind(e: &Error) -> Error {
@@ -761,105 +736,6 @@ fn same_kind(e: &Error) -> Error {
         Error::Untranslatable(message) => Error::Untranslatable(message.clone()),
         e => Error::bad_request(e.to_string()),
     }
-}
-
-/// The failure for a request that got no response head (or the client that left, or a
-/// stop that cut it short).
-fn send_failed(
-    env: &super::Env,
-    e: &SendError,
-    (answer, key): (Duration, &str),
-    connect: Duration,
-) -> Outcome {
-    match e {
-        e if e.dropped() => fail(FailKind::Dropped, e.to_string()),
-        SendError::Network(reason) => fail(FailKind::Network, reason.clone()),
-        // Said with the deadline that ran out and the key that sets it.
-        SendError::Timeout(stage) => {
-            let (waited, key) = match *stage {
-                upstream::CONNECTING => (connect, "`timeouts.connect_secs`"),
-                _ => (answer, key),
-            };
-            let waited = crate::error::seconds(waited.as_secs_f64());
-            fail(FailKind::Timeout, format!("{e} ({waited}, {key})"))
-        }
-        SendError::Abandoned => super::given_up(env),
-    }
-}
-
-/// Reads an upstream error answer (to a request for `target` sent to `url`) and
-/// classifies it.
-fn upstream_error(run: &Run<'_, '_>, target: &Target, mut reply: Reply, url: &str) -> Outcome {
-    let status = reply.status;
-    let retry_after = reply.retry_after;
-    let headers = std::mem::take(&mut reply.headers);
-    let ct = if reply.content_type.is_empty() {
-        "application/json".into()
-    } else {
-        std::mem::take(&mut reply.content_type)
-    };
-    let limit = run.settings.limits.max_response_bytes.min(1024 * 1024);
-    let bytes = match reply.read_all(limit, &|| super::unwanted(run.env, run.out)) {
-        Ok(bytes) => bytes,
-        Err(BodyError::Failed(_) | BodyError::TooLarge { .. } | BodyError::Timeout) => Vec::new(),
-        Err(BodyError::Abandoned) => return super::given_up(run.env),
-    };
-    // A 404 page that is no API's JSON: nothing is served at that path, which is the
-    // provider's `api_base` gone wrong (Ollama's "404 page not found" without `/v1`),
-    // not a model the source lacks. Said so, rather than passed on as its bare words.
-    if status == 404 && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
-        let url = crate::log::shown_url(url);
-        let text = String::from_utf8_lossy(&bytes);
-        let text = super::cut(text.trim(), 80);
-        let said = if text.is_empty() {
-            "no body".into()
-        } else {
-            format!("`{text}`")
-        };
-        return fail(
-            FailKind::Status(404),
-            format!(
-                "{url} answered 404 ({said}): nothing is served at that path; check the \
-                 provider's `api_base` (an OpenAI-style server's usually ends in `/v1`)"
-            ),
-        );
-    }
-    // Ollama's 404 for a model it has not pulled ("try pulling it first") does not say
-    // how: its words, then the command.
-    if status == 404 && target.provider.is_ollama() {
-        let said = protocol::upstream_error_message(&bytes);
-        let said: String = said.chars().take(200).collect();
-        let pull = format!("{said}; run `ollama pull {}`", target.model());
-        return fail(FailKind::Status(404), pull);
-    }
-    failed_with(status, (bytes, ct), headers, retry_after)
-}
-
-/// The failure an upstream's error answer stands for: a status and the body that said it.
-fn failed_with(
-    status: u16,
-    (bytes, ct): (Vec<u8>, Cow<'static, str>),
-    headers: Vec<(String, String)>,
-    retry_after: Option<Duration>,
-) -> Outcome {
-    let message = protocol::upstream_error_message(&bytes);
-    let kind = match (400..500).contains(&status) {
-        true => unfit(&message, &bytes).unwrap_or(FailKind::Status(status)),
-        false => FailKind::Status(status),
-    };
-    let reason = super::cut(&message, 200);
-    let retry_after = match retry_after {
-        None if status == 429 => crate::upstream::reset_in_body(&bytes),
-        given => given,
-    };
-    Outcome::Failed(Failure {
-        status: Some(status),
-        reason,
-        kind,
-        body: Some((bytes, ct)),
-        headers,
-        retry_after,
-    })
 }
 
 /// The pause before retry number `n` (from 0): `base` doubled `n` times, then a random
@@ -876,28 +752,6 @@ fn backoff(base: Duration, n: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_answer_is_one_json_object_looked_at_only_at_its_ends() {
-        for answer in [
-            &b"{}"[..],
-            b" \n{\"choices\": []}\n",
-            b"{not parsed, only its ends}",
-        ] {
-            assert_eq!(not_an_answer(200, "application/json", answer), None);
-        }
-        let said = |ct, body: &[u8]| not_an_answer(200, ct, body).unwrap_or_default();
-        assert_eq!(
-            said("application/json", b" \r\n"),
-            "it answered 200 with an empty body"
-        );
-        assert_eq!(
-            said("text/html; charset=utf-8", b"<html>log in</html>"),
-            "it answered 200 with 19 bytes of `text/html`, not its protocol's JSON answer"
-        );
-        assert!(said("", b"data: {}\n\n").contains("of `no content type`"));
-        assert!(said("application/json", b"{\"choices\": [").contains("13 bytes"));
-    }
 
     #[test]
     fn backoff_doubles_with_jitter_in_the_upper_half() {

@@ -1,10 +1,148 @@
-//! What a source's own words say of its failure: whether it is one another endpoint
-//! may not have (a context window, a content filter, reasoning another account made or
-//! the model does not do, a parameter it refuses, a credential it takes only from its
-//! own app), which `next_step` then moves past or surfaces.
+//! Reading an attempt's failure: what a send that got no answer, an upstream's error
+//! answer, or a body that is not its protocol's answer stands for ([`Failure`]), and
+//! which failures another endpoint may not have, from the source's own words (a context
+//! window, a content filter, reasoning another account made or the model does not do, a
+//! parameter it refuses, a credential it takes only from its own app), which
+//! `next_step` then moves past or surfaces.
 
-use super::FailKind;
+use std::borrow::Cow;
+use std::time::Duration;
+
 use super::refused::Param;
+use super::{FailKind, Failure, Outcome, Run, fail};
+use crate::protocol;
+use crate::registry::Target;
+use crate::upstream::{self, BodyError, Reply, SendError};
+
+/// Why a whole answer copied unchanged is not its protocol's, looked at without a
+/// parse (every such answer passes here, the chat path's among them): each protocol's
+/// answer is one JSON object, so its body opens with `{` and closes with `}`. An HTML
+/// page (a captive portal's, a proxy's), an event stream, garbage or nothing does not.
+pub(super) fn not_an_answer(status: u16, ct: &str, bytes: &[u8]) -> Option<String> {
+    let b = bytes.trim_ascii();
+    if b.starts_with(b"{") && b.ends_with(b"}") {
+        return None;
+    }
+    Some(match b.is_empty() {
+        true => format!("it answered {status} with an empty body"),
+        false => said_instead(status, ct, bytes),
+    })
+}
+
+/// What a source that answered with something other than its protocol's JSON sent
+/// instead, said without quoting it (a page may echo the request).
+pub(super) fn said_instead(status: u16, ct: &str, bytes: &[u8]) -> String {
+    let ct = match ct.split(';').next().map(str::trim) {
+        Some(ct) if !ct.is_empty() => ct,
+        _ => "no content type",
+    };
+    let n = bytes.len();
+    format!("it answered {status} with {n} bytes of `{ct}`, not its protocol's JSON answer")
+}
+
+/// The failure for a request that got no response head (or the client that left, or a
+/// stop that cut it short).
+pub(super) fn send_failed(
+    env: &super::Env,
+    e: &SendError,
+    (answer, key): (Duration, &str),
+    connect: Duration,
+) -> Outcome {
+    match e {
+        e if e.dropped() => fail(FailKind::Dropped, e.to_string()),
+        SendError::Network(reason) => fail(FailKind::Network, reason.clone()),
+        // Said with the deadline that ran out and the key that sets it.
+        SendError::Timeout(stage) => {
+            let (waited, key) = match *stage {
+                upstream::CONNECTING => (connect, "`timeouts.connect_secs`"),
+                _ => (answer, key),
+            };
+            let waited = crate::error::seconds(waited.as_secs_f64());
+            fail(FailKind::Timeout, format!("{e} ({waited}, {key})"))
+        }
+        SendError::Abandoned => super::given_up(env),
+    }
+}
+
+/// Reads an upstream error answer (to a request for `target` sent to `url`) and
+/// classifies it.
+pub(super) fn upstream_error(
+    run: &Run<'_, '_>,
+    target: &Target,
+    mut reply: Reply,
+    url: &str,
+) -> Outcome {
+    let status = reply.status;
+    let retry_after = reply.retry_after;
+    let headers = std::mem::take(&mut reply.headers);
+    let ct = if reply.content_type.is_empty() {
+        "application/json".into()
+    } else {
+        std::mem::take(&mut reply.content_type)
+    };
+    let limit = run.settings.limits.max_response_bytes.min(1024 * 1024);
+    let bytes = match reply.read_all(limit, &|| super::unwanted(run.env, run.out)) {
+        Ok(bytes) => bytes,
+        Err(BodyError::Failed(_) | BodyError::TooLarge { .. } | BodyError::Timeout) => Vec::new(),
+        Err(BodyError::Abandoned) => return super::given_up(run.env),
+    };
+    // A 404 page that is no API's JSON: nothing is served at that path, which is the
+    // provider's `api_base` gone wrong (Ollama's "404 page not found" without `/v1`),
+    // not a model the source lacks. Said so, rather than passed on as its bare words.
+    if status == 404 && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+        let url = crate::log::shown_url(url);
+        let text = String::from_utf8_lossy(&bytes);
+        let text = super::cut(text.trim(), 80);
+        let said = if text.is_empty() {
+            "no body".into()
+        } else {
+            format!("`{text}`")
+        };
+        return fail(
+            FailKind::Status(404),
+            format!(
+                "{url} answered 404 ({said}): nothing is served at that path; check the \
+                 provider's `api_base` (an OpenAI-style server's usually ends in `/v1`)"
+            ),
+        );
+    }
+    // Ollama's 404 for a model it has not pulled ("try pulling it first") does not say
+    // how: its words, then the command.
+    if status == 404 && target.provider.is_ollama() {
+        let said = protocol::upstream_error_message(&bytes);
+        let said: String = said.chars().take(200).collect();
+        let pull = format!("{said}; run `ollama pull {}`", target.model());
+        return fail(FailKind::Status(404), pull);
+    }
+    failed_with(status, (bytes, ct), headers, retry_after)
+}
+
+/// The failure an upstream's error answer stands for: a status and the body that said it.
+pub(super) fn failed_with(
+    status: u16,
+    (bytes, ct): (Vec<u8>, Cow<'static, str>),
+    headers: Vec<(String, String)>,
+    retry_after: Option<Duration>,
+) -> Outcome {
+    let message = protocol::upstream_error_message(&bytes);
+    let kind = match (400..500).contains(&status) {
+        true => unfit(&message, &bytes).unwrap_or(FailKind::Status(status)),
+        false => FailKind::Status(status),
+    };
+    let reason = super::cut(&message, 200);
+    let retry_after = match retry_after {
+        None if status == 429 => crate::upstream::reset_in_body(&bytes),
+        given => given,
+    };
+    Outcome::Failed(Failure {
+        status: Some(status),
+        reason,
+        kind,
+        body: Some((bytes, ct)),
+        headers,
+        retry_after,
+    })
+}
 
 /// How sources say a prompt does not fit the model's context window.
 const CONTEXT_WORDS: [&str; 7] = [
@@ -91,6 +229,28 @@ pub(super) fn unfit(message: &str, body: &[u8]) -> Option<FailKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_is_one_json_object_looked_at_only_at_its_ends() {
+        for answer in [
+            &b"{}"[..],
+            b" \n{\"choices\": []}\n",
+            b"{not parsed, only its ends}",
+        ] {
+            assert_eq!(not_an_answer(200, "application/json", answer), None);
+        }
+        let said = |ct, body: &[u8]| not_an_answer(200, ct, body).unwrap_or_default();
+        assert_eq!(
+            said("application/json", b" \r\n"),
+            "it answered 200 with an empty body"
+        );
+        assert_eq!(
+            said("text/html; charset=utf-8", b"<html>log in</html>"),
+            "it answered 200 with 19 bytes of `text/html`, not its protocol's JSON answer"
+        );
+        assert!(said("", b"data: {}\n\n").contains("of `no content type`"));
+        assert!(said("application/json", b"{\"choices\": [").contains("13 bytes"));
+    }
 
     #[test]
     fn errors_another_endpoint_may_not_have_are_recognised() {

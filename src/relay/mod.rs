@@ -10,9 +10,10 @@
 //! that then breaks is continued by an endpoint that can take the partial answer as a
 //! prefill (`rescue.rs`), or ends with an error event in the client's protocol. A
 //! translated answer's reasoning is kept for a client that will not give it back
-//! (`recall.rs`). What a source's own words say of its failure (a context window, a
-//! filter…) is read in `classify.rs`. A request that ends in failure is told so in
-//! `failed.rs`; token counts are asked in `count.rs`.
+//! (`recall.rs`). What an attempt's failure stands for (a send that got no answer, an
+//! error answer, a source's own words: a context window, a filter…) is read in
+//! `classify.rs`. A request that ends in failure is told so in `failed.rs`; token
+//! counts are asked in `count.rs`.
 
 mod attempt;
 mod classify;
