@@ -1,5 +1,5 @@
 //! Serving a Responses client: its requests become hub chat requests, and what every
-//! answer repeats of them (see `answer.rs` for the answers themselves).
+//! answer repeats of them (see `answer.rs` and `stream.rs` for the answers themselves).
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -3,7 +3,8 @@
 //! A Responses request is a list of *items* (messages, function calls, their outputs)
 //! plus `instructions`; a Responses stream is a sequence of typed events that open and
 //! close output items. `source.rs` talks to a Responses source (chat in, chat out),
-//! `client.rs` reads a Responses client's request and `answer.rs` writes its answer.
+//! `client.rs` reads a Responses client's request, `answer.rs` writes its whole answer
+//! and `stream.rs` its stream.
 //! Routeplane is stateless, so it always asks an upstream not to store (`store: false`)
 //! and refuses `previous_response_id` unless the request goes byte for byte to a
 //! Responses source.
@@ -27,12 +28,14 @@ use crate::base64;
 mod answer;
 mod client;
 mod source;
+mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use answer::{Encoder, response_from_chat};
+pub use answer::response_from_chat;
 pub use client::{ClientTools, Echo, request_to_chat};
 pub use source::{Decoder, codex_body, delta, failed_status, request_from_chat, response_to_chat};
+pub use stream::Encoder;
 
 /// How an `encrypted_content` Routeplane sealed begins (OpenAI's begin `gAAAA`).
 const SEALED: &str = "routeplane:v1:";
