@@ -261,6 +261,23 @@ fn missing_config_path_is_an_error() {
     let out = run(&dir, &["-c", "nope.yaml"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("config file `nope.yaml` does not exist"));
+    // A path with a space is suggested as one shell word, so the line can be pasted.
+    let out = run(&dir, &["-c", "my configs/rp é.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_text(
+        &text(&out.stderr),
+        "routeplane: error: config file `my configs/rp é.yaml` does not exist (create one \
+         with `routeplane init -c 'my configs/rp é.yaml'`) (see --help)\n",
+    );
+    std::fs::create_dir(dir.path().join("my configs")).unwrap();
+    let init = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{} init -c 'my configs/rp é.yaml'", bin()))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    assert!(dir.path().join("my configs/rp é.yaml").exists());
 }
 
 #[test]

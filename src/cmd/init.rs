@@ -45,7 +45,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         return Err(Error::Usage(format!(
             "`{}` is a directory; name the file to write in it: `routeplane init -c {}`",
             path.display(),
-            shell_word(&path.join(paths::CONFIG_FILE).display().to_string())
+            super::shell_word(&path.join(paths::CONFIG_FILE).display().to_string())
         )));
     }
     if path.exists() && !force {
@@ -65,7 +65,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let flag = if found.is_some() && found == path.canonicalize().ok() {
         String::new()
     } else {
-        format!(" -c {}", shell_word(&path.display().to_string()))
+        format!(" -c {}", super::shell_word(&path.display().to_string()))
     };
     outln!(
         "wrote {}; check it with `routeplane config validate{flag}`, then run `routeplane{flag}`",
@@ -74,7 +74,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     // `./routeplane.yaml` is read only where it is: started elsewhere, `routeplane`
     // silently uses another file or none.
     if here && let Some(user) = paths::user_config() {
-        let user = shell_word(&user.display().to_string());
+        let user = super::shell_word(&user.display().to_string());
         outln!(
             "routeplane reads it when started in this directory; the file it reads from any \
              directory is {user} (`routeplane init -c {user}` writes one there)"
@@ -97,17 +97,4 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         .open(path)?;
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(text.as_bytes())
-}
-
-/// A path as a shell reads it back: as is when it holds only letters, digits and
-/// `/._-+`, else in single quotes.
-fn shell_word(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
 }

@@ -211,12 +211,25 @@ fn load_by(
                 return Err(Error::Usage(format!(
                     "config file `{}` does not exist (create one with `routeplane init -c {}`)",
                     path.display(),
-                    path.display()
+                    shell_word(&path.display().to_string())
                 )));
             }
             read(Some(path))
         }
         None => read(paths::find_config().as_deref()),
+    }
+}
+
+/// A path as a shell reads it back: as is when it holds only letters, digits and
+/// `/._-+`, else in single quotes.
+pub(crate) fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 
