@@ -869,3 +869,83 @@ fn service_install_warns_when_the_unit_would_hide_the_binary() {
         text(&out)
     );
 }
+
+#[test]
+fn service_install_quotes_a_binary_path_with_spaces_and_refuses_one_systemd_cannot_name() {
+    // A Pi user's binary in a folder named with a space (and a `%`, systemd's specifier
+    // sign): unquoted, `ExecStart=/…/my tools/routeplane` would run `/…/my`.
+    let dir = Dir::new();
+    let folder = dir.path().join("my tools 100%");
+    std::fs::create_dir_all(&folder).unwrap();
+    let exe = folder.join("routeplane");
+    std::fs::copy(bin(), &exe).unwrap();
+    let root = dir.path().join("root");
+    let install = |exe: &Path, args: &[&str]| {
+        run(Command::new(exe)
+            .args(["service", "install", "--root", root.to_str().unwrap()])
+            .args(args)
+            .env("HOME", dir.path().join("home"))
+            .env_remove("XDG_CONFIG_HOME"))
+    };
+    let quoted = format!("\"{}\"", exe.display().to_string().replace('%', "%%"));
+    let out = install(&exe, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let system = root.join("etc/systemd/system/routeplane.service");
+    let unit = std::fs::read_to_string(&system).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "\nExecStart={quoted} serve -c /etc/routeplane/routeplane.yaml\n"
+        )),
+        "{unit}"
+    );
+    let out = install(&exe, &["--user"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let user = root
+        .join(dir.path().join("home").strip_prefix("/").unwrap())
+        .join(".config/systemd/user/routeplane.service");
+    let unit = std::fs::read_to_string(&user).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "\nExecStart={quoted} serve -c %E/routeplane/routeplane.yaml\n"
+        )),
+        "{unit}"
+    );
+    // systemd itself reads the executable the unit names as this binary.
+    if have(
+        "systemd-analyze",
+        "service_install_quotes_a_binary_path_with_spaces_and_refuses_one_systemd_cannot_name",
+    ) {
+        let verify = run(Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&system)
+            .env("SYSTEMD_LOG_COLOR", "0"));
+        let said = text(&verify);
+        assert!(
+            verify.status.success() && !said.contains("is not executable"),
+            "{said}"
+        );
+    }
+
+    // A quote in the path cannot be written in a unit at all: refused, nothing written.
+    let odd = dir.path().join("it's here");
+    std::fs::create_dir_all(&odd).unwrap();
+    let odd_exe = odd.join("routeplane");
+    std::fs::copy(bin(), &odd_exe).unwrap();
+    std::fs::remove_dir_all(&root).unwrap();
+    let out = install(&odd_exe, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "routeplane: error: systemd cannot start a binary at `{}`: a unit cannot name a \
+             path with a quote, a backslash or a control character in it; copy the binary to \
+             /usr/local/bin (or ~/.local/bin for --user) and run `routeplane service install` \
+             from there (see --help)\n",
+            odd_exe.display()
+        )
+    );
+    assert!(
+        !root.exists(),
+        "nothing is written for a binary the unit cannot name"
+    );
+}

@@ -120,8 +120,8 @@ impl Plan {
     }
 
     /// The unit text with `ExecStart=` naming this binary.
-    fn unit(&self, template: &str, default_bin: &str) -> String {
-        unit_for(template, default_bin, &self.exe.to_string_lossy())
+    fn unit(&self, template: &str, default_bin: &str) -> Result<String, Error> {
+        Ok(unit_for(template, default_bin, &exec_path(&self.exe)?))
     }
 
     /// The system-wide install.
@@ -133,13 +133,13 @@ impl Plan {
             ""
         };
         let unit_path = self.at(Path::new("/etc/systemd/system/routeplane.service"));
-        self.write_unit(&unit_path, &self.unit(SYSTEM_UNIT, SYSTEM_BIN), hint)?;
+        self.write_unit(&unit_path, &self.unit(SYSTEM_UNIT, SYSTEM_BIN)?, hint)?;
         self.warn_if_hidden(
             &SYSTEM_HIDES,
             &format!(
                 "`sudo install -m 0755 {} /usr/local/bin/`, then `sudo /usr/local/bin/routeplane \
                  service install --force`",
-                self.exe.display()
+                super::shell_word(&self.exe.display().to_string())
             ),
         );
         let config_dir = self.at(Path::new("/etc/routeplane"));
@@ -188,13 +188,13 @@ impl Plan {
             .filter(|p| p.is_absolute())
             .unwrap_or_else(|| home.join(".config"));
         let unit_path = self.at(&config_home.join("systemd/user/routeplane.service"));
-        self.write_unit(&unit_path, &self.unit(USER_UNIT, USER_BIN), "")?;
+        self.write_unit(&unit_path, &self.unit(USER_UNIT, USER_BIN)?, "")?;
         self.warn_if_hidden(
             &USER_HIDES,
             &format!(
                 "`install -D -m 0755 {} ~/.local/bin/routeplane`, then \
                  `~/.local/bin/routeplane service install --user --force`",
-                self.exe.display()
+                super::shell_word(&self.exe.display().to_string())
             ),
         );
         // The unit lets the service write only these two; they must exist when it starts.
@@ -297,6 +297,36 @@ impl Plan {
     }
 }
 
+/// The binary's path as `ExecStart=` must write it: `%` doubled (systemd reads `%h`, `%E`
+/// … as specifiers), and in double quotes when it holds whitespace, which would otherwise
+/// end the executable's name (`/opt/my tools/routeplane` ran `/opt/my`). A path systemd
+/// refuses as an executable's name however it is written (a quote, a backslash or a
+/// control character: "Executable name contains special characters", checked with
+/// `systemd-analyze verify` 252), or one that is not UTF-8, is refused here, before
+/// anything is written, rather than installed as a unit that cannot start.
+fn exec_path(exe: &Path) -> Result<String, Error> {
+    let refused = || {
+        Error::Usage(format!(
+            "systemd cannot start a binary at `{}`: a unit cannot name a path with a quote, \
+             a backslash or a control character in it; copy the binary to /usr/local/bin \
+             (or ~/.local/bin for --user) and run `routeplane service install` from there",
+            exe.display()
+        ))
+    };
+    let path = exe.to_str().ok_or_else(refused)?;
+    if path
+        .chars()
+        .any(|c| matches!(c, '"' | '\'' | '\\') || c.is_control())
+    {
+        return Err(refused());
+    }
+    let path = path.replace('%', "%%");
+    Ok(match path.contains(char::is_whitespace) {
+        true => format!("\"{path}\""),
+        false => path,
+    })
+}
+
 /// A unit's text with the default binary path in `ExecStart=` replaced by `bin`.
 pub(crate) fn unit_for(template: &str, default_bin: &str, bin: &str) -> String {
     template
@@ -326,7 +356,7 @@ fn write_config(path: &Path, mode: u32) -> Result<bool, Error> {
     outln!(
         "wrote the starter config {} (edit it; check it with `routeplane config validate -c {}`)",
         path.display(),
-        path.display()
+        super::shell_word(&path.display().to_string())
     )?;
     Ok(true)
 }
