@@ -320,7 +320,7 @@ impl Look<'_> {
 }
 
 /// A provider's state for listings and `routeplane route`: `no key`, `not logged in`,
-/// `login needed`, `logged in until …`, `key refused (401)` (see [`Auth::key_answered`]),
+/// `token file unreadable` (its logins unknown), `login needed`, `logged in until …`, `key refused (401)` (see [`Auth::key_answered`]),
 /// `down`, `not asked` (a local server neither detected nor given models), or `active`
 /// (the caller adds cool-down).
 pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String {
@@ -336,6 +336,9 @@ pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String 
             ),
             None => "logged in".to_string(),
         };
+    }
+    if sub.is_some() && p.key.is_none() && auth.unreadable().is_some() {
+        return "token file unreadable".to_string();
     }
     if p.key.is_none() && (p.kind == Kind::Subscription || p.id.contains('#')) {
         return "not logged in".to_string();

@@ -138,6 +138,11 @@ struct Cache {
     tokens: HashMap<String, Tokens>,
     /// Logins a token endpoint refused for good, with its words ("login needed").
     refused: HashMap<String, String>,
+    /// Why the token file, which exists, could not be read at the last try (not valid
+    /// JSON, or not readable by this user: `sudo routeplane login` leaves it root's, mode
+    /// 0600, and a service running as another user cannot open it). Its logins are then
+    /// unknown rather than absent, and messages say so instead of "not logged in".
+    unreadable: Option<String>,
 }
 
 /// Credentials for every provider.
@@ -189,21 +194,27 @@ impl Auth {
             cache.tokens.clear();
             cache.refused.clear();
             cache.read_at = None;
-        } else if modified != cache.read_at
+            cache.unreadable = None;
+        } else if modified != cache.read_at {
             // A file that could not be read (another program's write, caught half done)
             // is read again next time: a write finished within the same tick of the
             // file's clock would otherwise never be seen.
-            && let Ok(all) = store.load()
-        {
-            cache.tokens = all
-                .iter()
-                .filter_map(|(k, v)| store::from_json(v).map(|t| (k.clone(), t)))
-                .collect();
-            cache.refused = all
-                .iter()
-                .filter_map(|(k, v)| store::refused(v).map(|r| (k.clone(), r)))
-                .collect();
-            cache.read_at = modified;
+            match store.load() {
+                Ok(all) => {
+                    cache.tokens = all
+                        .iter()
+                        .filter_map(|(k, v)| store::from_json(v).map(|t| (k.clone(), t)))
+                        .collect();
+                    cache.refused = all
+                        .iter()
+                        .filter_map(|(k, v)| store::refused(v).map(|r| (k.clone(), r)))
+                        .collect();
+                    cache.read_at = modified;
+                    cache.unreadable = None;
+                }
+                Err(Error::Auth(why)) => cache.unreadable = Some(why),
+                Err(e) => cache.unreadable = Some(e.to_string()),
+            }
         }
         cache.tokens.get(key).cloned()
     }
@@ -213,6 +224,38 @@ impl Auth {
         self.tokens(provider)?;
         let cache = lock(&self.cache);
         cache.refused.get(provider).cloned()
+    }
+
+    /// Why the token file cannot be read, when it exists and cannot: its logins are
+    /// unknown, not absent.
+    pub fn unreadable(&self) -> Option<String> {
+        let _ = self.tokens("");
+        lock(&self.cache).unreadable.clone()
+    }
+
+    /// `e`, a "needs a login" or "no credential" refusal of subscription provider `p`,
+    /// saying that the token file that may hold its login cannot be read, when so: "not
+    /// logged in" would send the user to log in again, into the same unreadable file.
+    fn unless_unreadable(&self, p: &Provider, e: Error) -> Error {
+        if Subscription::of(&p.id).is_none() {
+            return e;
+        }
+        let Some(why) = lock(&self.cache).unreadable.clone() else {
+            return e;
+        };
+        match e {
+            Error::LoginNeeded { provider, .. } => Error::LoginNeeded {
+                provider,
+                reason: format!("its token file cannot be read: {why}"),
+            },
+            Error::NoCredential { provider, hint } => Error::NoCredential {
+                provider,
+                hint: format!(
+                    "{hint} (its token file, which may hold a login, cannot be read: {why})"
+                ),
+            },
+            e => e,
+        }
     }
 
     /// Every stored login's key (`anthropic`, `openai-codex#work`), sorted.
@@ -278,7 +321,7 @@ impl Auth {
                 Some(key) => h.push(("authorization".into(), bearer(key.expose()).into())),
                 None => {
                     if let Some(e) = without_key(p) {
-                        return Err(e);
+                        return Err(self.unless_unreadable(p, e));
                     }
                 }
             },

@@ -160,6 +160,11 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
     };
     log::line(format!("listening on http://{} with {with}", listener.addr));
     log_warnings(&shared.registry());
+    if let Some(why) = shared.env.auth.unreadable() {
+        log::line(format!(
+            "warning: subscription logins are not used: the token file cannot be read: {why}"
+        ));
+    }
     warn_if_few_files(limit);
     // Start-up lines are out; the requests' lines go in batches.
     log::batch_lines();

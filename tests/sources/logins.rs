@@ -437,3 +437,44 @@ fn an_upstream_401_whose_refresh_is_refused_asks_the_client_to_log_in() {
         "a login known to be refused is not sent at all"
     );
 }
+
+#[test]
+fn a_token_file_that_cannot_be_read_is_said_so_not_taken_for_no_login() {
+    // A login once made, its file since cut short (a full disk, a hand edit): the
+    // login is unknown, and "not logged in; run `routeplane login`" would only lead
+    // to the same file.
+    let dir = crate::support::Dir::new();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let auth_file = dir.write(
+        "data/auth.json",
+        r#"{"version": 1, "credentials": {"openai-codex": {"access_token": "at""#,
+    );
+    let auth_file = auth_file.to_str().unwrap();
+    let why = format!(
+        "`{auth_file}` is not valid JSON (EOF while parsing an object at line 1 column 68); \
+         fix or delete it and log in again"
+    );
+    let p = Proxy::start_with("", &[("ROUTEPLANE_AUTH_FILE", auth_file)], &[]);
+    let warned = p.wait_log("warning: subscription logins");
+    assert!(
+        warned.ends_with(&format!(
+            "warning: subscription logins are not used: the token file cannot be read: {why}"
+        )),
+        "{warned}"
+    );
+    let resp = chat(&p, "openai-codex:gpt-5");
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert_eq!(
+        resp.error_message(),
+        format!(
+            "provider `openai-codex` needs a login (its token file cannot be read: {why}); \
+             run `routeplane login openai-codex`"
+        )
+    );
+    let table = cli(&dir, &[("ROUTEPLANE_AUTH_FILE", auth_file)], &["providers"]);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("openai-codex "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.ends_with("  token file unreadable"), "{table}");
+}
