@@ -485,6 +485,23 @@ fn every_command_has_help_and_misuse_exits_2() {
         &text(&out.stderr),
         "routeplane: error: unknown command `frobnicate` (see --help)\n",
     );
+    // `help COMMAND`, as git and cargo take it, is that command's help, not the list.
+    for (asked, same_as) in [
+        (&["help", "login"][..], &["login", "--help"][..]),
+        (&["help", "config"], &["config", "validate", "--help"]),
+        (&["help", "service"], &["service", "install", "--help"]),
+        (&["help"], &["--help"]),
+    ] {
+        let out = run(&dir, asked);
+        assert!(out.status.success(), "{asked:?}: {}", text(&out.stderr));
+        assert_text(&text(&out.stdout), &text(&run(&dir, same_as).stdout));
+    }
+    let out = run(&dir, &["help", "frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_text(
+        &text(&out.stderr),
+        "routeplane: error: unknown command `frobnicate` (see --help)\n",
+    );
 }
 
 #[test]

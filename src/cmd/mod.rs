@@ -57,7 +57,8 @@ Commands:
 Options:
   -c, --config PATH  config file (default: ./routeplane.yaml, then
                      $XDG_CONFIG_HOME/routeplane/routeplane.yaml)
-  -h, --help         print help (also after a command: routeplane init --help)
+  -h, --help         print help (of a command too: routeplane init --help, or
+                     routeplane help init)
   -V, --version      print the version
 ";
 
@@ -126,10 +127,18 @@ pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
             Value(cmd) => {
                 let cmd = cmd.string()?;
                 return match cmd.as_str() {
-                    "help" => {
-                        out!("{HELP}")?;
-                        Ok(ExitCode::SUCCESS)
-                    }
+                    // `help COMMAND` is `COMMAND --help`, as git and cargo have it.
+                    "help" => match parser.next()? {
+                        None => {
+                            out!("{HELP}")?;
+                            Ok(ExitCode::SUCCESS)
+                        }
+                        Some(Value(command)) => match parser.next()? {
+                            None => run(vec![command, "--help".into()]),
+                            Some(arg) => Err(arg.unexpected().into()),
+                        },
+                        Some(arg) => Err(arg.unexpected().into()),
+                    },
                     "serve" => serve::run(global, &mut parser),
                     "init" => init::run(global, &mut parser),
                     "config" => validate::run_config(global, &mut parser),
