@@ -280,6 +280,15 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         .clone()
         .ok_or_else(|| Error::Usage("missing PROVIDER (anthropic or openai-codex)".into()))?;
     let sub = Subscription::of(&provider).ok_or_else(|| no_login(&provider))?;
+    // Taken silently, it would start the paste flow the user asked to avoid, or so it seems.
+    if o.device && sub == Subscription::Anthropic {
+        return Err(Error::Usage(
+            "--device is openai-codex's device-code flow; `routeplane login anthropic` needs \
+             no browser on this machine either: open the URL it prints on any device, approve, \
+             and paste the CODE#STATE shown back here"
+                .into(),
+        ));
+    }
     if let Some(label) = o.label.as_deref() {
         check_label(&provider, label)?;
     }

@@ -30,6 +30,29 @@ fn a_paste_login_without_a_terminal_names_the_flows_that_need_none() {
     );
 }
 
+#[test]
+fn device_with_anthropic_is_refused_saying_its_paste_flow_needs_no_browser_here() {
+    // The README once told a service's admin to run `login anthropic --device`: taken
+    // silently, it printed a URL and waited for a paste the admin did not expect.
+    let dir = Dir::new();
+    let out = Command::new(bin())
+        .args(["login", "anthropic", "--device"])
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("ROUTEPLANE_AUTH_FILE", dir.path().join("data/auth.json"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "routeplane: error: --device is openai-codex's device-code flow; `routeplane login \
+         anthropic` needs no browser on this machine either: open the URL it prints on any \
+         device, approve, and paste the CODE#STATE shown back here (see --help)\n"
+    );
+    assert!(out.stdout.is_empty());
+}
+
 /// The three ways to log in to openai-codex without a browser here; `label` is
 /// ` --label NAME` or empty.
 fn codex_other_ways(label: &str) -> [String; 3] {
