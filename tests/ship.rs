@@ -111,6 +111,19 @@ fn service_install_writes_the_shipped_units_and_refuses_to_overwrite() {
     ] {
         assert!(said.contains(line), "no {line:?} in:\n{said}");
     }
+    // The service's user can log in only once systemd has made its state directory, at
+    // the first start: the login lines come after the start, and say so.
+    let start = said.find("systemctl enable --now routeplane").unwrap();
+    assert!(
+        said[start..].contains(
+            "The service keeps its logins in /var/lib/routeplane, which systemd creates \
+             (owned by routeplane) when the service first starts. Once it has, to log it in to \
+             a subscription:\n  sudo -u routeplane env XDG_DATA_HOME=/var/lib routeplane login \
+             anthropic\n  sudo -u routeplane env XDG_DATA_HOME=/var/lib routeplane login \
+             openai-codex --device\n"
+        ),
+        "{said}"
+    );
 
     // Again: nothing changes, and the edited config is kept.
     std::fs::write(

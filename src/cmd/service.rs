@@ -162,11 +162,6 @@ impl Plan {
             )?,
             _ => {}
         }
-        outln!(
-            "The service keeps its logins in /var/lib/routeplane (systemd creates it, \
-             owned by {SERVICE_USER}). To log in to a subscription for it:\n  \
-             sudo -u {SERVICE_USER} env XDG_DATA_HOME=/var/lib routeplane login anthropic"
-        )?;
         outln!("Then run:")?;
         if let Some(root) = &self.root {
             outln!("  (on the system that {} becomes)", root.display())?;
@@ -175,6 +170,16 @@ impl Plan {
         outln!("  systemctl enable --now routeplane")?;
         outln!("  systemctl status routeplane")?;
         outln!("  journalctl -u routeplane -f")?;
+        // After the start, not before: until systemd has made /var/lib/routeplane, the
+        // service's user cannot, and a login run first fails there.
+        outln!(
+            "The service keeps its logins in /var/lib/routeplane, which systemd creates \
+             (owned by {SERVICE_USER}) when the service first starts. Once it has, to log \
+             it in to a subscription:\n  \
+             sudo -u {SERVICE_USER} env XDG_DATA_HOME=/var/lib routeplane login anthropic\n  \
+             sudo -u {SERVICE_USER} env XDG_DATA_HOME=/var/lib routeplane login openai-codex \
+             --device"
+        )?;
         Ok(())
     }
 
