@@ -93,6 +93,13 @@ pub enum Error {
         /// The request's `Origin`.
         origin: Box<str>,
     },
+    /// A request whose `Host` is a name not known to be this machine, while clients
+    /// need no key (403): a web page whose name was pointed at this machine (DNS
+    /// rebinding) could otherwise read Routeplane's answers.
+    ForeignHost {
+        /// The request's `Host`.
+        host: Box<str>,
+    },
     /// A subscription provider has no usable login (401).
     LoginNeeded {
         /// The provider id to log in to.
@@ -162,7 +169,7 @@ impl Error {
             | Error::LoginNeeded { .. }
             | Error::NoCredential { .. }
             | Error::AuthRefused(_) => 401,
-            Error::FromWebPage { .. } => 403,
+            Error::FromWebPage { .. } | Error::ForeignHost { .. } => 403,
             Error::UnknownModel { .. } | Error::NoEndpoint { .. } => 404,
             Error::MethodNotAllowed { .. } => 405,
             Error::ClientTimeout { .. } => 408,
@@ -305,6 +312,15 @@ impl fmt::Display for Error {
                  through Routeplane. Call Routeplane from a program, or a page on this \
                  machine (localhost); a browser-based client needs a key: set `skip_auth: \
                  false` and list it under `keys:`"
+            ),
+            Error::ForeignHost { host } => write!(
+                f,
+                "refused a request addressed to `{host}`, a name not known to be this \
+                 machine: with no client key needed, a web page whose name was pointed at this \
+                 machine (DNS rebinding) could read Routeplane's answers. Call Routeplane at \
+                 127.0.0.1, localhost or another IP address; to call it by this name, list \
+                 the name under `allowed_hosts:`, or require client keys (`skip_auth: false` \
+                 and `keys:`)"
             ),
             Error::Unauthorized => f.write_str(
                 "missing or invalid API key: send `Authorization: Bearer KEY`, `x-api-key: KEY` \

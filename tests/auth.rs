@@ -258,3 +258,108 @@ fn a_web_pages_request_is_refused_when_clients_need_no_key() {
     let resp = keyed.send("POST", "/v1/chat/completions", &headers, BODY);
     assert_eq!(resp.status, 200, "{}", resp.body);
 }
+
+#[test]
+fn a_page_that_points_its_own_name_here_is_refused_when_clients_need_no_key() {
+    // DNS rebinding: a page at http://evil.example:PORT whose name then resolves to
+    // 127.0.0.1 makes same-origin requests (a GET sends no `Origin`) and reads every
+    // answer as its own site's. Its browser still sends the page's name as `Host`.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&format!(
+        "allowed_hosts: [routeplane]\nproviders:\n  local:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    ));
+    let port = p.addr.rsplit_once(':').unwrap().1.to_string();
+    let evil = format!("evil.example:{port}");
+    let get = |host: &str, path: &str, more: &[(&str, &str)]| {
+        let mut headers = vec![("Host", host)];
+        headers.extend_from_slice(more);
+        p.send("GET", path, &headers, b"")
+    };
+    let resp = get(&evil, "/v1/models", &[]);
+    assert_eq!(resp.status, 403, "{}", resp.body);
+    assert_eq!(resp.json()["error"]["type"], "permission_error");
+    let message = format!(
+        "refused a request addressed to `{evil}`, a name not known to be this machine: with \
+         no client key needed, a web page whose name was pointed at this machine (DNS \
+         rebinding) could read Routeplane's answers. Call Routeplane at 127.0.0.1, localhost \
+         or another IP address; to call it by this name, list the name under \
+         `allowed_hosts:`, or require client keys (`skip_auth: false` and `keys:`)"
+    );
+    assert_text(&resp.error_message(), &message);
+    // Every answer a GET reads, each in its caller's protocol.
+    for path in [
+        "/status.json",
+        "/metrics",
+        "/routeplane/cooldowns",
+        "/v1/models/m",
+    ] {
+        assert_eq!(get(&evil, path, &[]).status, 403, "{path}");
+    }
+    let resp = get(&evil, "/v1/models", &[("anthropic-version", "2023-06-01")]);
+    assert_eq!((resp.status, &resp.json()["type"]), (403, &json!("error")));
+    let resp = get(&evil, "/v1beta/models", &[]);
+    assert_eq!(
+        resp.json()["error"]["status"],
+        "PERMISSION_DENIED",
+        "{}",
+        resp.body
+    );
+    // The status page, in a browser: the refusal as text.
+    let resp = get(&evil, "/", &[("Accept", "text/html")]);
+    assert_eq!(resp.status, 403);
+    assert_eq!(
+        resp.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_text(&resp.body, &message);
+    // A POST with no `Origin` (not a browser's, but refused by its name all the same).
+    let headers = [("Host", evil.as_str())];
+    let resp = p.send("POST", "/v1/chat/completions", &headers, BODY);
+    assert_eq!(resp.status, 403, "{}", resp.body);
+    assert_eq!(up.count(), 0, "nothing reached the source");
+    // `/health` tells nothing, and a container's health check calls it by a name.
+    assert_eq!(get(&evil, "/health", &[]).status, 200);
+    // Names no page can point here, and the one listed under `allowed_hosts`.
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        format!("192.168.1.20:{port}"),
+        format!("app.localhost:{port}"),
+        format!("RoutePlane:{port}"),
+        "localhost".to_string(),
+    ] {
+        let resp = get(&host, "/v1/models", &[]);
+        assert_eq!(resp.status, 200, "{host}: {}", resp.body);
+    }
+    let page = get(
+        &format!("localhost:{port}"),
+        "/",
+        &[("Accept", "text/html")],
+    );
+    assert_eq!(page.status, 200);
+    // No `Host` at all (an HTTP/1.0 tool) is no browser.
+    let bare = p.raw("GET /v1/models HTTP/1.0\r\n\r\n");
+    assert_eq!(bare.split(' ').nth(1), Some("200"), "{bare}");
+    // With keys, the key decides: the name does not matter.
+    let keyed = Proxy::start_with(&config(&up), &[("CLIENT_KEY", "client-key-1")], &[]);
+    let key = ("Authorization", "Bearer client-key-1");
+    let headers = [("Host", evil.as_str()), key];
+    assert_eq!(keyed.send("GET", "/v1/models", &headers, b"").status, 200);
+    let resp = keyed.send("POST", "/v1/chat/completions", &headers, BODY);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let headers = [("Host", evil.as_str())];
+    assert_eq!(keyed.send("GET", "/v1/models", &headers, b"").status, 401);
+}
+
+#[test]
+fn allowed_hosts_takes_names_only() {
+    let (path, validate, serve) = config_error("allowed_hosts: [\"http://mybox:4356\"]\n", &[]);
+    let message = format!(
+        "{path}:1:1: `allowed_hosts` lists `http://mybox:4356`, which is not a host name; \
+         write names only, without a scheme or a port (`routeplane`, `mybox.lan`)\n"
+    );
+    assert_text(&validate, &format!("routeplane: invalid: {message}"));
+    assert_text(&serve, &format!("routeplane: error: {message}"));
+}

@@ -94,12 +94,12 @@ fn raw(p: &Proxy, bytes: &[u8], wait: Duration) -> String {
 fn absurd_content_length_does_not_kill_the_process() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up, ""));
-    let answer = raw(&p, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000000\r\n\r\n{\"a\"", Duration::from_secs(5));
+    let answer = raw(&p, b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000000000000000\r\n\r\n{\"a\"", Duration::from_secs(5));
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     // A lie just under the limit, then the client goes away.
     let _ = raw(
         &p,
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 30000000\r\n\r\n{",
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 30000000\r\n\r\n{",
         Duration::from_millis(200),
     );
     still_serves(&p);
@@ -151,7 +151,7 @@ fn huge_header_line_and_too_many_headers_are_refused() {
     // A request line that long is a URI too long.
     let mut uri = b"GET /".to_vec();
     uri.extend(std::iter::repeat_n(b'a', 20 * 1024));
-    uri.extend(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+    uri.extend(b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     let answer = raw(&p, &uri, Duration::from_secs(5));
     assert!(answer.starts_with("HTTP/1.1 414"), "{answer}");
     assert!(answer.contains("\r\nServer: routeplane\r\n"), "{answer}");
@@ -179,7 +179,7 @@ fn a_request_line_is_split_at_single_spaces_and_a_broken_one_refused() {
     ] {
         let answer = raw(
             &p,
-            format!("{line}\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("{line}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
             Duration::from_secs(5),
         );
         assert!(
@@ -198,7 +198,7 @@ fn an_http2_request_line_is_answered_505_not_left_hanging() {
     let started = Instant::now();
     let answer = raw(
         &p,
-        b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n",
+        b"GET /health HTTP/2.0\r\nHost: 127.0.0.1\r\n\r\n",
         Duration::from_secs(5),
     );
     assert!(answer.starts_with("HTTP/1.1 505"), "{answer}");
@@ -219,14 +219,14 @@ fn pipelined_requests_in_one_write_are_answered_in_order() {
             json!({"model": "m", "messages": [{"role": "user", "content": text}]}).to_string();
         let close = if last { "Connection: close\r\n" } else { "" };
         format!(
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n{close}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n{close}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
     };
     // A body over 1 KiB is read after the head, not with it: both paths are taken.
     let long = "x".repeat(3000);
     let mut bytes = post("first", false);
-    bytes += "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    bytes += "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     bytes += &post(&long, false);
     bytes += &post("last", true);
     let answer = raw(&p, bytes.as_bytes(), Duration::from_secs(10));
@@ -273,7 +273,7 @@ fn a_connections_requests_share_no_headers_or_bodies() {
         .to_string();
         let close = if last { "Connection: close\r\n" } else { "" };
         format!(
-            "POST /v1/messages HTTP/1.1\r\nHost: x\r\n{extra}{close}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}{close}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
     };
@@ -306,14 +306,14 @@ fn framing_headers_are_obeyed_whatever_their_case() {
     };
     let (one, two) = (body("one"), body("two"));
     let mut bytes = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nHOST: x\r\nEXPECT: 100-continue\r\nCONTENT-LENGTH: {}\r\n\r\n{one}",
+        "POST /v1/chat/completions HTTP/1.1\r\nHOST: 127.0.0.1\r\nEXPECT: 100-continue\r\nCONTENT-LENGTH: {}\r\n\r\n{one}",
         one.len()
     );
     bytes += &format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTRANSFER-ENCODING: chunked\r\n\r\n{:x}\r\n{two}\r\n0\r\n\r\n",
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTRANSFER-ENCODING: chunked\r\n\r\n{:x}\r\n{two}\r\n0\r\n\r\n",
         two.len()
     );
-    bytes += "GET /health HTTP/1.1\r\nHost: x\r\nCONNECTION: Close\r\n\r\n";
+    bytes += "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nCONNECTION: Close\r\n\r\n";
     let started = Instant::now();
     let answer = raw(&p, bytes.as_bytes(), Duration::from_secs(10));
     // `Connection: close` ended the connection, not the 10 s wait.
@@ -330,7 +330,7 @@ fn framing_headers_are_obeyed_whatever_their_case() {
     // An expectation the server cannot meet, in capitals too, is refused.
     let refused = raw(
         &p,
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nEXPECT: telepathy\r\nContent-Length: 2\r\n\r\n{}",
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nEXPECT: telepathy\r\nContent-Length: 2\r\n\r\n{}",
         Duration::from_secs(10),
     );
     assert!(refused.starts_with("HTTP/1.1 417"), "{refused}");
@@ -345,7 +345,7 @@ fn slow_clients_are_dropped_and_free_their_worker() {
     let started = Instant::now();
     let answer = raw(
         &p,
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n",
         Duration::from_secs(10),
     );
     assert!(
@@ -359,7 +359,7 @@ fn slow_clients_are_dropped_and_free_their_worker() {
     // A body that trickles in holds the only worker no longer than the deadline.
     let mut conn = TcpStream::connect(&p.addr).unwrap();
     conn.write_all(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{",
     )
     .unwrap();
     let started = Instant::now();
@@ -374,7 +374,7 @@ fn headers_trickled_in_are_cut_off_at_the_deadline() {
     let p = Proxy::start(&fast_config(&up, ""));
     // Each byte comes well inside the 0.5 s socket timeout; the whole head would take
     // about 25 s.
-    let head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     let mut conn = TcpStream::connect(&p.addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -400,8 +400,10 @@ fn an_unread_body_is_drained_briefly_then_the_connection_closes() {
     let mut conn = TcpStream::connect(&p.addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    conn.write_all(b"POST /v1/nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
-        .unwrap();
+    conn.write_all(
+        b"POST /v1/nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n{",
+    )
+    .unwrap();
     let (answer, took, closed) =
         trickle_and_read(&mut conn, vec![b' '; 200], Duration::from_millis(100));
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
@@ -416,7 +418,7 @@ fn a_half_sent_request_is_refused_not_relayed() {
     let p = Proxy::start(&fast_config(&up, ""));
     // A complete JSON request on its own: only the framing says more was to come.
     let body = format!("{:<40}", r#"{"model":"m","messages":[]}"#);
-    let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n";
+    let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n";
     let cases = [
         // Small enough for tiny_http to read with the head.
         (
@@ -496,7 +498,7 @@ fn malformed_bodies_get_json_errors() {
 fn broken_chunked_encoding_is_refused() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up, ""));
-    let answer = raw(&p, b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnot hex\r\n", Duration::from_secs(5));
+    let answer = raw(&p, b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnot hex\r\n", Duration::from_secs(5));
     assert!(
         answer.starts_with("HTTP/1.1 400")
             || answer.starts_with("HTTP/1.1 408")
@@ -848,7 +850,7 @@ fn refused_before_its_body(mut conn: TcpStream) -> (String, Duration) {
         .unwrap();
     let started = Instant::now();
     conn.write_all(
-        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
     )
     .unwrap();
     let mut answer = Vec::new();

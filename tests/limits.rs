@@ -72,7 +72,7 @@ fn a_burst_of_kept_alive_connections_is_served_at_once() {
     );
     let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
     let request = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     for server in 0..3 {

@@ -44,6 +44,9 @@ pub struct Config {
     pub skip_auth: Option<bool>,
     /// Client keys accepted when `skip_auth` is false.
     pub keys: Vec<Text>,
+    /// Host names besides `localhost` and IP addresses that clients without a key may
+    /// call Routeplane by.
+    pub allowed_hosts: Vec<Text>,
     /// Worker threads, i.e. requests served at once.
     pub workers: Option<usize>,
     /// On SIGTERM/SIGINT, how long in-flight requests may take to finish.

@@ -133,6 +133,7 @@ section!(Config {
     listen: OptText,
     skip_auth: SomeBool,
     keys: Texts,
+    allowed_hosts: Texts,
     workers: SomeUsize,
     shutdown_grace_secs: SomeF64,
     limits: Limits,

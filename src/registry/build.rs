@@ -536,6 +536,37 @@ fn provider(
 /// Client keys written as `${VAR}`s that all expanded to nothing.
 const EMPTY_KEYS: &str = "every entry of `keys:` is empty once its ${VAR}s are expanded";
 
+/// `allowed_hosts:`, each a host name as a browser sends it in `Host` (no scheme, port or
+/// path: the port is never compared, since a page re-pointed at this machine reaches
+/// whatever port it asks for). Entries that expand to nothing (`${HOST:-}`) are dropped.
+fn allowed_hosts(loaded: &Loaded) -> Result<Vec<String>, Error> {
+    let mut names = Vec::new();
+    for name in loaded
+        .config
+        .allowed_hosts
+        .iter()
+        .map(|t| t.as_str().trim())
+    {
+        let ok = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !ok {
+            let shown: String = name.chars().take(100).collect();
+            return Err(loaded.error_at_key(
+                "allowed_hosts",
+                format!(
+                    "`allowed_hosts` lists `{shown}`, which is not a host name; write names \
+                     only, without a scheme or a port (`routeplane`, `mybox.lan`)"
+                ),
+            ));
+        }
+        if !name.is_empty() {
+            names.push(name.to_string());
+        }
+    }
+    Ok(names)
+}
+
 /// Resolves the tunables, with defaults.
 fn settings(loaded: &Loaded) -> Result<Settings, Error> {
     let c = &loaded.config;
@@ -563,6 +594,7 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
             loaded.error_at_key("keys", format!("{EMPTY_KEYS}; set the variable"))
         });
     }
+    let allowed_hosts = allowed_hosts(loaded)?;
     let workers = c.workers.unwrap_or(DEFAULT_WORKERS);
     if workers == 0 || workers > 16384 {
         return Err(loaded.error_at_key("workers", "`workers` must be between 1 and 16384"));
@@ -582,6 +614,7 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
         listen,
         skip_auth,
         keys,
+        allowed_hosts,
         workers,
         limits: c.limits.clone(),
         connect_timeout: secs("timeouts.connect_secs", c.timeouts.connect_secs)?,

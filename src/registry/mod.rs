@@ -292,6 +292,9 @@ pub struct Settings {
     pub skip_auth: bool,
     /// Accepted client keys.
     pub keys: Vec<Secret>,
+    /// Names a request's `Host` may give besides `localhost` and IP addresses while
+    /// clients need no key, as written (compared without case).
+    pub allowed_hosts: Vec<String>,
     /// Worker threads.
     pub workers: usize,
     /// Request limits.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::guard::{client_key_ok, from_this_machine};
+use super::guard::{client_key_ok, from_this_machine, host_allowed};
 use super::listing::{gemini_models, models_list, sources};
 use super::{Shared, probe_local, tell_detection};
 use crate::body::RawBody;
@@ -349,10 +349,10 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
                 ..relay::Served::default()
             }
         }
-        Prepared::Text(content_type, body) => {
-            let _ = out.respond(200, content_type, &[], body.as_bytes());
+        Prepared::Text(status, content_type, body) => {
+            let _ = out.respond(status, content_type, &[], body.as_bytes());
             relay::Served {
-                status: 200,
+                status,
                 ..relay::Served::default()
             }
         }
@@ -496,8 +496,8 @@ enum Prepared {
     Fail(Error),
     /// Answer with this JSON.
     Json(u16, String),
-    /// Answer 200 with this content type and body (the status page, /metrics).
-    Text(&'static str, String),
+    /// Answer with this status, content type and body (the status page, /metrics).
+    Text(u16, &'static str, String),
     /// Relay to these targets.
     Relay {
         body: RawBody,
@@ -530,18 +530,38 @@ fn prepare(
     if alive {
         return Prepared::Json(200, json!({"status": "ok"}).to_string());
     }
+    // Without keys, only a request addressed to this machine (see guard.rs): a page that
+    // pointed its own name here (DNS rebinding) would read every answer below. `/health`
+    // above stays open: it tells nothing, and a container's health check calls it by the
+    // service's name. A browser shows the status page's refusal as text.
+    if settings.skip_auth
+        && let Some(host) = req
+            .header("host")
+            .filter(|h| !host_allowed(h, &settings.allowed_hosts))
+    {
+        let err = Error::ForeignHost {
+            host: host.chars().take(200).collect(),
+        };
+        if path == "/" && accepts_html(req) {
+            return Prepared::Text(403, "text/plain; charset=utf-8", err.to_string());
+        }
+        return Prepared::Fail(err);
+    }
     // `/` is open too: the status page, or `{"status":"ok"}` to a client that takes no
     // HTML. HEAD answers 200 with the headers GET would send for the same `Accept`. The
     // page holds no data (it asks /status.json for it, with a key when keys are set).
     if path == "/" && matches!(method, Get | Head) {
         return if accepts_html(req) {
-            Prepared::Text("text/html; charset=utf-8", STATUS_PAGE.to_string())
+            Prepared::Text(200, "text/html; charset=utf-8", STATUS_PAGE.to_string())
         } else {
             Prepared::Json(200, json!({"status": "ok"}).to_string())
         };
     }
     if settings.skip_auth {
-        if let Some(origin) = req.header("origin").filter(|o| !from_this_machine(o)) {
+        if let Some(origin) = req
+            .header("origin")
+            .filter(|o| !from_this_machine(o, &settings.allowed_hosts))
+        {
             return Prepared::Fail(Error::FromWebPage {
                 origin: origin.chars().take(200).collect(),
             });
@@ -557,7 +577,7 @@ fn prepare(
         (Get | Head, "/metrics") => {
             let kept = shared.env.recall.bytes();
             let text = stats::metrics::render(&shared.stats, &sources(registry, shared), kept);
-            return Prepared::Text(stats::metrics::CONTENT_TYPE, text);
+            return Prepared::Text(200, stats::metrics::CONTENT_TYPE, text);
         }
         (Get | Head, "/status.json") => {
             return Prepared::Json(200, shared.stats.status_json(&sources(registry, shared)));

@@ -109,9 +109,9 @@ fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
         ),
         (
             "provider:\n  ollama: {api_base: http://127.0.0.1:11434/v1}\n",
-            "1:1: unknown field `provider`, expected one of listen, skip_auth, keys, workers, \
-             shutdown_grace_secs, limits, timeouts, failover, detect, usage, log, providers, \
-             models; did you mean `providers`?",
+            "1:1: unknown field `provider`, expected one of listen, skip_auth, keys, \
+             allowed_hosts, workers, shutdown_grace_secs, limits, timeouts, failover, detect, \
+             usage, log, providers, models; did you mean `providers`?",
         ),
         (
             "providers:\n  a:\n    api_base: http://127.0.0.1:1/v1\n  a:\n    api_base: http://127.0.0.1:2/v1\n",

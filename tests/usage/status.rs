@@ -55,7 +55,7 @@ fn metrics_and_status_want_a_key_when_keys_are_set() {
         ),
     ] {
         let head = p.raw(&format!(
-            "HEAD / HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+            "HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
         ));
         assert!(
             head.starts_with("HTTP/1.1 200 "),
