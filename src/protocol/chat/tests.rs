@@ -1,6 +1,8 @@
 //! The Chat Completions translator's tests.
 
+use super::source::{fit_tool_ids, keeps_details, lift_tool_media, refuses_an_id};
 use super::*;
+use crate::protocol::Source;
 
 fn ev(data: &str) -> Event {
     Event::data(data)
