@@ -1,6 +1,7 @@
 //! Virtual models and failover: the right endpoint serves, surfaced errors arrive
 //! unchanged, and nothing the client sees betrays a failure before the first event.
 
+mod cooldown;
 mod models_list;
 mod non_answers;
 mod refused;
