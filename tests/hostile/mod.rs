@@ -1,4 +1,10 @@
 //! Hostile and broken input: nothing crashes the process, nothing holds a worker forever.
+//!
+//! This file holds hostile clients (lying lengths, huge headers, slow and half-sent
+//! requests, malformed bodies); hostile upstreams and the limits on what they send are
+//! in `upstreams.rs`.
+
+mod upstreams;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -509,54 +515,6 @@ fn broken_chunked_encoding_is_refused() {
 }
 
 #[test]
-fn hostile_upstreams_give_clean_errors() {
-    let cases = [
-        ("garbage", Reply::Garbage, 502),
-        (
-            "unterminated event",
-            Reply::Sse(
-                // Content first, so the stream is committed before it breaks.
-                vec![
-                    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}]}\n\ndata: {\"unterminated"
-                        .into(),
-                ],
-                Duration::ZERO,
-            ),
-            200,
-        ),
-        (
-            "endless line",
-            Reply::Sse(
-                vec!["data: ".to_string() + &"x".repeat(200_000)],
-                Duration::ZERO,
-            ),
-            502,
-        ),
-    ];
-    for (name, reply, status) in cases {
-        let up = MockUpstream::always(reply);
-        let yaml = format!(
-            "providers:\n  local:\n    api_base: {}\n    models: [m]\nlimits:\n  max_event_bytes: 65536\n",
-            up.url()
-        );
-        let p = Proxy::start(&yaml);
-        let s = p.stream(
-            "/v1/chat/completions",
-            json!({"model": "m", "stream": true, "messages": []}),
-        );
-        assert_eq!(s.status, status, "{name}: {}", s.text());
-        if status == 200 {
-            let last = s.data().last().cloned().unwrap_or_default();
-            assert!(
-                last.contains("\"error\""),
-                "{name}: ends with an error event: {}",
-                s.text()
-            );
-        }
-    }
-}
-
-#[test]
 fn a_too_deeply_nested_body_is_said_to_be_nested_not_invalid() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up, ""));
@@ -582,172 +540,6 @@ fn a_too_deeply_nested_body_is_said_to_be_nested_not_invalid() {
     assert!(!message.contains("not valid JSON"), "{message}");
     assert_eq!(up.count(), 0);
     still_serves(&p);
-}
-
-#[test]
-fn an_answer_over_max_response_bytes_names_the_key_and_moves_on() {
-    let big = MockUpstream::always(Reply::json(200, chat_answer(&"x".repeat(2000))));
-    let small = MockUpstream::always(Reply::json(200, chat_answer("hi")));
-    let yaml = format!(
-        "providers:\n  big:\n    api_base: {}\n    models: [m]\n  small:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [big:m, small:m]\nlimits:\n  max_response_bytes: 1000\n",
-        big.url(),
-        small.url()
-    );
-    let p = Proxy::start(&yaml);
-    // Alone: a 502 that names the setting to raise.
-    let alone = p.post(
-        "/v1/chat/completions",
-        json!({"model": "big:m", "messages": []}),
-    );
-    assert_eq!(alone.status, 502, "{}", alone.body);
-    assert_eq!(
-        alone.error_message(),
-        "upstream `big` failed: the answer is larger than 1000 bytes (raise \
-         `limits.max_response_bytes`)"
-    );
-    let line = p.wait_log("model=big:m");
-    assert!(line.contains("tried=big:m→too_large "), "{line}");
-    // With an endpoint left: the next one answers.
-    let moved = p.post(
-        "/v1/chat/completions",
-        json!({"model": "smart", "messages": []}),
-    );
-    assert_eq!(moved.status, 200, "{}", moved.body);
-    assert_eq!(moved.json()["choices"][0]["message"]["content"], "hi");
-    let line = p.wait_log("model=smart");
-    assert!(
-        line.contains("tried=big:m→too_large,small:m→200 "),
-        "{line}"
-    );
-}
-
-#[test]
-fn an_answer_collected_from_a_stream_is_held_to_max_response_bytes_in_every_protocol() {
-    // Both ignore `"stream": false` and stream: `big` 20 events (about 3 KB, 60 bytes of
-    // text), `small` 3. A whole answer is collected from each for the client.
-    let big = MockUpstream::always(Reply::Sse(chat_events(20, true), Duration::ZERO));
-    let small = MockUpstream::always(Reply::Sse(chat_events(3, true), Duration::ZERO));
-    let yaml = format!(
-        "providers:\n  big:\n    api_base: {}\n    models: [m]\n  small:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [big:m, small:m]\nlimits:\n  max_response_bytes: 1000\n",
-        big.url(),
-        small.url()
-    );
-    let p = Proxy::start(&yaml);
-    for wire in Wire::ALL {
-        // Alone: a 502 in the client's protocol that names the setting to raise.
-        let alone = p.post(
-            &wire.url("big:m", false),
-            wire.request("big:m", false, false),
-        );
-        assert_eq!(alone.status, 502, "{wire:?}: {}", alone.body);
-        assert_eq!(
-            wire.error_message(&alone.json()),
-            "upstream `big` failed: the answer is larger than 1000 bytes (raise \
-             `limits.max_response_bytes`)",
-            "{wire:?}"
-        );
-        // With an endpoint left: the next one answers.
-        let moved = p.post(
-            &wire.url("smart", false),
-            wire.request("smart", false, false),
-        );
-        assert_eq!(moved.status, 200, "{wire:?}: {}", moved.body);
-        assert_eq!(wire.read(&moved).text, "t0t1t2", "{wire:?}");
-    }
-    let tried = |model: &str, needle: &str| {
-        let lines = || -> Vec<String> {
-            let all = p.log().into_iter();
-            all.filter(|l| l.contains(model)).collect()
-        };
-        wait_until(Duration::from_secs(5), || lines().len() == 4);
-        let lines = lines();
-        assert_eq!(lines.len(), 4, "{model}: {lines:#?}");
-        assert!(lines.iter().all(|l| l.contains(needle)), "{lines:#?}");
-    };
-    tried("model=big:m ", "tried=big:m→too_large ");
-    tried("model=smart ", "tried=big:m→too_large,small:m→200 ");
-}
-
-#[test]
-fn an_endless_stream_event_is_held_to_max_event_bytes_streamed_or_collected() {
-    // One line that never ends: a stream client and a whole-answer client alike get a
-    // 502 that names the setting, before anything else went out.
-    let up = MockUpstream::always(Reply::Sse(
-        vec!["data: ".to_string() + &"x".repeat(200_000)],
-        Duration::ZERO,
-    ));
-    let p = Proxy::start(&config(&up, "  max_event_bytes: 65536\n"));
-    let expected = "upstream `local` failed: upstream sent a stream event longer than 65536 bytes \
-                    (`limits.max_event_bytes`)";
-    for stream in [false, true] {
-        let resp = p.post(
-            "/v1/chat/completions",
-            json!({"model": "m", "stream": stream, "messages": []}),
-        );
-        assert_eq!(resp.status, 502, "stream {stream}: {}", resp.body);
-        assert_eq!(resp.error_message(), expected, "stream {stream}");
-    }
-    // After content went out, the stream the client has ends with an error event that
-    // names it.
-    let mut events = chat_events(1, false);
-    events.push("data: ".to_string() + &"x".repeat(200_000));
-    let after = MockUpstream::always(Reply::Sse(events, Duration::ZERO));
-    let p = Proxy::start(&config(&after, "  max_event_bytes: 65536\n"));
-    let s = p.stream(
-        "/v1/chat/completions",
-        json!({"model": "m", "stream": true, "messages": []}),
-    );
-    assert_eq!(s.status, 200, "{}", s.text());
-    let last = s.data().last().cloned().unwrap_or_default();
-    assert!(
-        last.contains("\"error\"") && last.contains("`limits.max_event_bytes`"),
-        "{}",
-        s.text()
-    );
-}
-
-#[test]
-fn events_before_the_first_content_are_held_to_max_response_bytes() {
-    // A source that sends, fast, nothing but role-only deltas, empty choices and
-    // keep-alive comments (about 250 KB of them) before its answer: held for the client
-    // until the first content, they would all sit in memory. Past 64 KiB the source is
-    // moved past before anything of it went out.
-    let mut events: Vec<String> = (0..3000)
-        .map(|i| match i % 3 {
-            0 => chat_chunk(json!({"role": "assistant"}), json!(null)),
-            1 => format!("data: {}\n\n", json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": []})),
-            _ => ": keep-alive\n\n".to_string(),
-        })
-        .collect();
-    events.extend(chat_events(2, true));
-    let chatty = MockUpstream::always(Reply::Sse(events, Duration::ZERO));
-    let quiet = MockUpstream::always(Reply::Sse(chat_events(3, true), Duration::ZERO));
-    let yaml = format!(
-        "providers:\n  chatty:\n    api_base: {}\n    models: [m]\n  quiet:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [chatty:m, quiet:m]\nlimits:\n  max_response_bytes: 65536\n",
-        chatty.url(),
-        quiet.url()
-    );
-    let p = Proxy::start(&yaml);
-    let ask = |model: &str| json!({"model": model, "stream": true, "messages": []});
-    // Alone: a 502 that names the setting, nothing of the stream.
-    let alone = p.post("/v1/chat/completions", ask("chatty:m"));
-    assert_eq!(alone.status, 502, "{}", alone.body);
-    assert_eq!(
-        alone.error_message(),
-        "upstream `chatty` failed: upstream sent more than 65536 bytes of stream events \
-         before any content (`limits.max_response_bytes`)"
-    );
-    // With an endpoint left: its answer alone reaches the client.
-    let moved = p.stream("/v1/chat/completions", ask("smart"));
-    assert_eq!(moved.status, 200, "{}", moved.text());
-    assert_eq!(moved.header("x-routeplane-provider"), Some("quiet"));
-    assert_eq!(Wire::Chat.read_stream(&moved).text, "t0t1t2");
-    assert!(!moved.text().contains("keep-alive"), "{}", moved.text());
-    let line = p.wait_log("model=smart");
-    assert!(
-        line.contains("tried=chatty:m→too_large,quiet:m→200"),
-        "{line}"
-    );
 }
 
 #[test]
