@@ -81,6 +81,15 @@ impl Store {
         Ok(self.load()?.get(key).and_then(from_json))
     }
 
+    /// Fails as a later [`Store::put`] would: the file is there but not valid JSON, or
+    /// its directory cannot be made or written to (the lock file is made, then removed).
+    /// A login asks first: a code or a refresh token may be single-use, and tokens got
+    /// with it and then not stored are lost, the refresh token with them.
+    pub fn check_writable(&self) -> Result<(), Error> {
+        let _lock = Lock::take(&self.path)?;
+        self.load().map(|_| ())
+    }
+
     /// Stores (or with `None` removes) the tokens under `key`, under the lock.
     pub fn put(&self, key: &str, tokens: Option<&Tokens>) -> Result<(), Error> {
         let _lock = Lock::take(&self.path)?;

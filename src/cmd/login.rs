@@ -299,6 +299,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let urls = p.auth.clone();
     let client = upstream::Client::new(&registry.settings);
     let store = store_for(&o)?;
+    store.check_writable()?;
     let key = store::key(&provider, o.label.as_deref());
     // ` --label NAME` for the commands messages suggest.
     let label = o

@@ -38,7 +38,8 @@ fn run(
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     if let Some(t) = stdin_text {
-        stdin.write_all(t.as_bytes()).unwrap();
+        // A login that stops before it reads stdin has closed it: a broken pipe here.
+        let _ = stdin.write_all(t.as_bytes());
     }
     let mut err = String::new();
     for line in BufReader::new(child.stderr.take().unwrap()).lines() {
@@ -533,6 +534,52 @@ fn token_stdin_refreshes_once_and_stores_the_rotation() {
         stored(&dir)["credentials"]["openai-codex"]["refresh_token"],
         "rt-1"
     );
+}
+
+#[test]
+fn a_token_file_it_cannot_keep_stops_the_login_before_the_refresh_token_is_spent() {
+    // The token endpoint rotates refresh tokens: one refreshed and then not stored is
+    // gone for good, and the user's login with it.
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, 9));
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let cut_short = dir.write("data/auth.json", r#"{"version": 1, "credentials": {"#);
+    let login = |extra: &[&str]| {
+        let mut args = vec![
+            "login",
+            "openai-codex",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--token-stdin",
+        ];
+        args.extend_from_slice(extra);
+        run(&dir, &args, Some("rt-0\n"), |_| None)
+    };
+    let (code, out, err) = login(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        format!(
+            "routeplane: error: login failed: `{}` is not valid JSON (EOF while parsing an \
+             object at line 1 column 31); fix or delete it and log in again\n",
+            cut_short.display()
+        )
+    );
+    // A token file where no directory can be made (a file is in the way).
+    let blocked = dir.path().join("data/auth.json/auth.json");
+    let (code, _, err) = login(&["--auth-file", blocked.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "routeplane: error: cannot create `{}.lock`: Not a directory",
+            blocked.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(oauth.refreshes(), 0, "the refresh token was never spent");
 }
 
 #[test]
