@@ -5,6 +5,7 @@
 mod calls;
 mod ids;
 mod reasoning;
+mod refusals;
 mod shape;
 mod thinking;
 
