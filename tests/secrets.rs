@@ -127,7 +127,9 @@ fn config_errors_in_key_places_never_quote_the_key() {
     let cases = [
         (
             "keys: sk-SECRET-123\n".to_string(),
-            "1:7: keys: expected a list".to_string(),
+            "1:7: keys: expected a list, got a single value (not shown: it may be a key); \
+             write `keys: [sk-...]`"
+                .to_string(),
         ),
         (
             "keys:\n  - sk-SECRET-123: x\n".into(),
@@ -193,7 +195,8 @@ fn a_reload_refused_for_a_misshapen_key_logs_no_key() {
     let line = p.wait_log("reload failed");
     assert!(
         line.ends_with(&format!(
-            " reload failed, keeping the old config: {}:1:7: keys: expected a list",
+            " reload failed, keeping the old config: {}:1:7: keys: expected a list, got a \
+             single value (not shown: it may be a key); write `keys: [sk-...]`",
             path.display()
         )),
         "{line}"

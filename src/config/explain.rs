@@ -70,6 +70,18 @@ fn read_as(msg: &str) -> Option<&'static str> {
     }
 }
 
+/// How a list-valued key is written with one item, for a single value written there:
+/// the value itself is not repeated (it may be a key), and a list of one is still
+/// written in brackets.
+fn list_form(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "keys" => "`keys: [sk-...]`",
+        "endpoints" => "`endpoints: [provider:model]`, one item per endpoint",
+        "models" => "`models: [MODEL]`, one item per model",
+        _ => return None,
+    })
+}
+
 /// True when `rest` of a line is a key's colon with no value after it (`:`, `:  # x`).
 fn nothing_after(rest: &str) -> bool {
     let after = rest.strip_prefix(':').map(str::trim_start);
@@ -86,7 +98,13 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
         } else {
             safe
         };
-        return format!("{}: {safe}", keys[..=at].join("."));
+        let form = match (msg, list_form(&keys[at])) {
+            ("expected sequence start", Some(form)) => {
+                format!(", got a single value (not shown: it may be a key); write {form}")
+            }
+            _ => String::new(),
+        };
+        return format!("{}: {safe}{form}", keys[..=at].join("."));
     }
     // `a:` with nothing after it, its keys not indented under it: the parser points at
     // the colon, and `a` holds nothing.
@@ -137,7 +155,12 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
         }
         _ if list => "expected a map of keys, got a list".to_string(),
         _ => match msg {
-            "expected sequence start" => format!("expected a list{single}"),
+            "expected sequence start" => match list_form(keys.last().map_or("", |k| k)) {
+                Some(form) if value.is_some() => {
+                    format!("expected a list{single}; write {form}")
+                }
+                _ => format!("expected a list{single}"),
+            },
             "expected mapping start" => format!("expected a map of keys{single}"),
             // The parser's words, and what usually causes them.
             "mapping values are not allowed in this context" => {

@@ -257,7 +257,8 @@ fn errors_inside_secret_keys_quote_nothing_written_there() {
             1,
             7,
             "expected sequence start",
-            "keys: expected a list",
+            "keys: expected a list, got a single value (not shown: it may be a key); write \
+             `keys: [sk-...]`",
         ),
         (
             "keys:\n  - sk-1: x\n",

@@ -93,7 +93,24 @@ fn a_virtual_endpoint_without_its_provider_is_told_how_to_write_it() {
 
 #[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
-    let cases: [(&str, &str); 33] = [
+    let cases: [(&str, &str); 36] = [
+        // One item written without its list: said how to write the list, the value not
+        // repeated (under `keys:` it is a key).
+        (
+            "keys:\n  sk-SECRET-1\n",
+            "2:3: keys: expected a list, got a single value (not shown: it may be a key); \
+             write `keys: [sk-...]`",
+        ),
+        (
+            "models:\n  smart:\n    endpoints: ollama:llama3.1\n",
+            "3:16: models.smart.endpoints: expected a list, got a single value; write \
+             `endpoints: [provider:model]`, one item per endpoint",
+        ),
+        (
+            "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    models: llama3.1\n",
+            "4:13: providers.x.models: expected a list, got a single value; write \
+             `models: [MODEL]`, one item per model",
+        ),
         (
             "providers:\n\tollama:\n\t\tmodels: [m]\n",
             "2:2: ollama: tabs disallowed within this context (block indentation) (YAML indents \
