@@ -371,17 +371,25 @@ fn a_model_name_with_spaces_around_it_is_told_the_name_without() {
     // 404 that showed the space only between backticks.
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up));
-    for asked in ["small ", " small", "llama3.1:8b\n"] {
+    // A name pinned to its source (`local:small `) went upstream with its space, whose
+    // "model not found" did not show it: told the same way.
+    for (asked, bare, around) in [
+        ("small ", "small", "it"),
+        (" small", "small", "it"),
+        ("llama3.1:8b\n", "llama3.1:8b", "it"),
+        ("local:small ", "local:small", "it"),
+        ("local:llama3.1:8b\r\n", "local:llama3.1:8b", "it"),
+        ("local: small", "local:small", "its colon"),
+    ] {
         let resp = p.post(
             "/v1/chat/completions",
             json!({"model": asked, "messages": [{"role": "user", "content": "hi"}]}),
         );
         assert_eq!(resp.status, 404, "{asked:?}: {}", resp.body);
         let message = resp.error_message();
-        let bare = asked.trim();
         assert!(
             message.ends_with(&format!(
-                ". The name has spaces or a line end around it: name `{bare}`"
+                ". The name has spaces or a line end around {around}: name `{bare}`"
             )),
             "{asked:?}: {message}"
         );

@@ -64,6 +64,12 @@ fn resolve_into(
                 "`{model}` names provider `{pid}` but no model; write `{pid}:MODEL`"
             )));
         }
+        // `ollama:llama3.1 ` (a client's setting copied with a space or a line end) went
+        // upstream as written, whose "model not found" did not show the space: told as a
+        // bare name with spaces around it is.
+        if m.starts_with(char::is_whitespace) || m.ends_with(char::is_whitespace) {
+            return Err(unknown(reg, detected, model));
+        }
         // `mistral:7b` is also Ollama's name for a model. A built-in hosted provider the
         // user gave neither a key nor a block cannot serve it; a source that serves the
         // whole name does.

@@ -42,15 +42,27 @@ pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
 }
 
 /// For a `model` with spaces or a line end around it (a client's setting copied with
-/// them, `"smart "`): the name without them, when that one is served.
+/// them, `"smart "`) or around the colon after its provider (`ollama: llama3.1`): the
+/// name without them, when that one is served.
 fn space_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String> {
-    let bare = model.trim();
-    if bare.len() == model.len() || bare.is_empty() {
+    let outer = model.trim();
+    let bare = match outer.split_once(':') {
+        Some((pid, m)) if reg.provider_for(pid.trim()).is_some() => {
+            format!("{}:{}", pid.trim(), m.trim())
+        }
+        _ => outer.to_string(),
+    };
+    if bare.len() == model.len() || bare.is_empty() || bare.ends_with(':') {
         return None;
     }
-    super::resolve(reg, detected, bare).ok()?;
+    super::resolve(reg, detected, &bare).ok()?;
+    let around = if outer.len() == model.len() {
+        "its colon"
+    } else {
+        "it"
+    };
     Some(format!(
-        "The name has spaces or a line end around it: name `{bare}`"
+        "The name has spaces or a line end around {around}: name `{bare}`"
     ))
 }
 
