@@ -110,8 +110,7 @@ fn exercise(input: &[u8]) {
     let text = String::from_utf8_lossy(input);
     let _ = config::parse(&text);
     if let Ok(body) = RawBody::parse(input.to_vec()) {
-        let _ = body.model();
-        let _ = body.models();
+        let _ = body.routing();
         let _ = body.with_model("x");
         let _ = body.without_model();
         let _ = Asked::of(Protocol::Responses, &body);

@@ -117,37 +117,32 @@ impl RawBody {
             .map(|(_, v)| v)
     }
 
-    /// A top-level string field; present but not a string is a 400.
-    pub fn string(&self, key: &str) -> Result<Option<String>, Error> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(b"null") => Ok(None),
-            Some(raw) => {
-                let text = match raw {
-                    // Most strings (a model name) have no escapes: taken as they lie.
-                    [b'"', text @ .., b'"'] if !text.contains(&b'\\') => {
-                        String::from_utf8(text.to_vec()).ok()
-                    }
-                    _ => serde_json::from_slice::<String>(raw).ok(),
-                };
-                text.map(Some)
-                    .ok_or_else(|| Error::bad_request(format!("`{key}` must be a string")))
+    /// What routing reads (`model`, `models`, `stream`), found in one pass over the top
+    /// level. A body that writes one of them twice is a 400: the upstream's JSON reader may
+    /// take the other one (many take the first, Routeplane's the last), and the request
+    /// would then be served by a model other than the one routed, allowed and logged.
+    pub fn routing(&self) -> Result<Routing, Error> {
+        let mut found: [Option<&[u8]>; 3] = [None; 3];
+        for (key, value) in self.iter() {
+            if let Some(i) = ROUTED.iter().position(|k| k.as_bytes() == key)
+                && found[i].replace(value).is_some()
+            {
+                return Err(Error::bad_request(format!(
+                    "the body names `{}` twice; name it once",
+                    ROUTED[i]
+                )));
             }
         }
-    }
-
-    /// `model`, if given.
-    pub fn model(&self) -> Result<Option<String>, Error> {
-        self.string("model")
-    }
-
-    /// `stream: true`.
-    pub fn stream(&self) -> Result<bool, Error> {
-        match self.get("stream") {
-            None | Some(b"null") | Some(b"false") => Ok(false),
-            Some(b"true") => Ok(true),
-            Some(_) => Err(Error::bad_request("`stream` must be a boolean")),
-        }
+        let [model, models, stream] = found;
+        Ok(Routing {
+            model: string("model", model)?,
+            models: models.map(models_list).transpose()?,
+            stream: match stream {
+                None | Some(b"null") | Some(b"false") => false,
+                Some(b"true") => true,
+                Some(_) => return Err(Error::bad_request("`stream` must be a boolean")),
+            },
+        })
     }
 
     /// `stream_options.include_usage: true` (Chat Completions).
@@ -155,35 +150,6 @@ impl RawBody {
         self.get("stream_options")
             .and_then(|raw| serde_json::from_slice::<Value>(raw).ok())
             .is_some_and(|v| v["include_usage"] == Value::Bool(true))
-    }
-
-    /// The `models` preference list, checked for shape and length.
-    pub fn models(&self) -> Result<Option<Vec<String>>, Error> {
-        let Some(raw) = self.get("models") else {
-            return Ok(None);
-        };
-        let list: Vec<String> = match serde_json::from_slice(raw) {
-            Ok(list) => list,
-            Err(_) => return Err(models_entry_error(raw)),
-        };
-        // An empty id would reach routing as a model named ``, and its 404 would not say
-        // which entry of the list was left blank.
-        if let Some(at) = list.iter().position(|m| m.trim().is_empty()) {
-            return Err(Error::bad_request(format!(
-                "`models` entry {} is empty; each entry is a model id, as `[\"smart\", \"ollama:llama3.1\"]`",
-                at + 1
-            )));
-        }
-        if list.is_empty() {
-            return Err(Error::bad_request("`models` must list at least one model"));
-        }
-        if list.len() > MAX_MODELS {
-            return Err(Error::bad_request(format!(
-                "`models` lists {} models; at most {MAX_MODELS} are allowed",
-                list.len()
-            )));
-        }
-        Ok(Some(list))
     }
 
     /// The body as re-sent upstream: `model` set to `model`, `models` removed. The usual
@@ -447,6 +413,64 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
+/// The top-level keys routing reads, in [`Routing`]'s order.
+const ROUTED: [&str; 3] = ["model", "models", "stream"];
+
+/// What routing reads from a body ([`RawBody::routing`]).
+#[derive(Debug)]
+pub struct Routing {
+    /// `model`, if given (`null` counts as not given).
+    pub model: Option<String>,
+    /// The `models` preference list, checked for shape and length.
+    pub models: Option<Vec<String>>,
+    /// `stream: true`.
+    pub stream: bool,
+}
+
+/// A top-level string field's raw value as text; present but not a string is a 400.
+fn string(key: &str, raw: Option<&[u8]>) -> Result<Option<String>, Error> {
+    match raw {
+        None | Some(b"null") => Ok(None),
+        Some(raw) => {
+            let text = match raw {
+                // Most strings (a model name) have no escapes: taken as they lie.
+                [b'"', text @ .., b'"'] if !text.contains(&b'\\') => {
+                    String::from_utf8(text.to_vec()).ok()
+                }
+                _ => serde_json::from_slice::<String>(raw).ok(),
+            };
+            text.map(Some)
+                .ok_or_else(|| Error::bad_request(format!("`{key}` must be a string")))
+        }
+    }
+}
+
+/// A `models` preference list's raw value, checked for shape and length.
+fn models_list(raw: &[u8]) -> Result<Vec<String>, Error> {
+    let list: Vec<String> = match serde_json::from_slice(raw) {
+        Ok(list) => list,
+        Err(_) => return Err(models_entry_error(raw)),
+    };
+    // An empty id would reach routing as a model named ``, and its 404 would not say
+    // which entry of the list was left blank.
+    if let Some(at) = list.iter().position(|m| m.trim().is_empty()) {
+        return Err(Error::bad_request(format!(
+            "`models` entry {} is empty; each entry is a model id, as `[\"smart\", \"ollama:llama3.1\"]`",
+            at + 1
+        )));
+    }
+    if list.is_empty() {
+        return Err(Error::bad_request("`models` must list at least one model"));
+    }
+    if list.len() > MAX_MODELS {
+        return Err(Error::bad_request(format!(
+            "`models` lists {} models; at most {MAX_MODELS} are allowed",
+            list.len()
+        )));
+    }
+    Ok(list)
+}
+
 /// Why a `models` value is not a list of model ids, naming the entry that is not one.
 fn models_entry_error(raw: &[u8]) -> Error {
     let example = "as `[\"smart\", \"ollama:llama3.1\"]`";
@@ -674,7 +698,10 @@ mod tests {
 
     #[test]
     fn string_values_are_read_with_and_without_escapes() {
-        let model = |text: &str| RawBody::parse(text.as_bytes().to_vec()).unwrap().model();
+        let model = |text: &str| {
+            let body = RawBody::parse(text.as_bytes().to_vec()).unwrap();
+            body.routing().map(|r| r.model)
+        };
         assert_eq!(
             model(r#"{"model":"gpt-4o"}"#).unwrap().as_deref(),
             Some("gpt-4o")
@@ -708,8 +735,9 @@ mod tests {
         let body =
             RawBody::parse(br#"{"mod\u0065l":"smart","a\"b":1,"st\u0072eam":true}"#.to_vec())
                 .unwrap();
-        assert_eq!(body.model().unwrap().as_deref(), Some("smart"));
-        assert!(body.stream().unwrap());
+        let routing = body.routing().unwrap();
+        assert_eq!(routing.model.as_deref(), Some("smart"));
+        assert!(routing.stream);
         let out = String::from_utf8(body.with_model("m").into_owned()).unwrap();
         let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
         assert_eq!(
@@ -754,7 +782,7 @@ mod tests {
     #[test]
     fn model_is_added_when_only_models_was_given() {
         let body = RawBody::parse(br#"{"models":["a","b"]}"#.to_vec()).unwrap();
-        assert_eq!(body.models().unwrap().unwrap(), vec!["a", "b"]);
+        assert_eq!(body.routing().unwrap().models.unwrap(), vec!["a", "b"]);
         assert_eq!(&*body.with_model("a"), br#"{"model":"a"}"#);
     }
 
@@ -796,9 +824,21 @@ mod tests {
                 "`models` lists 9 models; at most 8 are allowed",
             ),
             ("  ", "request body is empty; send a JSON object"),
+            (
+                "{\"model\":\"a\",\"x\":1,\"model\":\"b\"}",
+                "the body names `model` twice; name it once",
+            ),
+            (
+                "{\"stream\":false,\"model\":\"a\",\"stream\":true}",
+                "the body names `stream` twice; name it once",
+            ),
+            (
+                "{\"models\":[\"a\"],\"mod\\u0065ls\":[\"b\"]}",
+                "the body names `models` twice; name it once",
+            ),
         ] {
             let err = RawBody::parse(json.as_bytes().to_vec())
-                .and_then(|b| b.model().and(b.stream()).and(b.models()).map(|_| ()))
+                .and_then(|b| b.routing().map(|_| ()))
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with(want), "{json}: {err}");

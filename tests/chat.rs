@@ -406,6 +406,59 @@ fn a_model_name_with_spaces_around_it_is_told_the_name_without() {
 }
 
 #[test]
+fn a_body_naming_model_or_stream_twice_is_refused_in_the_callers_shape() {
+    // Routed on one `model` and relayed, the body let the upstream's JSON reader pick the
+    // other (many take the first): a model other than the one routed, allowed and logged.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    let json = [("Content-Type", "application/json")];
+    for (path, body, key, kind) in [
+        (
+            "/v1/chat/completions",
+            r#"{"model":"small","messages":[{"role":"user","content":"hi"}],"model":"llama3.1:8b"}"#,
+            "model",
+            "invalid_request_error",
+        ),
+        (
+            "/v1/messages",
+            r#"{"model":"small","max_tokens":8,"messages":[{"role":"user","content":"hi"}],"model":"llama3.1:8b"}"#,
+            "model",
+            "invalid_request_error",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"stream":false,"model":"small","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+            "stream",
+            "invalid_request_error",
+        ),
+        // A key spelled with an escape is the key it spells.
+        (
+            "/v1/chat/completions",
+            r#"{"model":"small","messages":[],"mod\u0065l":"llama3.1:8b"}"#,
+            "model",
+            "invalid_request_error",
+        ),
+    ] {
+        let resp = p.send("POST", path, &json, body.as_bytes());
+        assert_eq!(resp.status, 400, "{body}: {}", resp.body);
+        assert_eq!(resp.json()["error"]["type"], kind, "{}", resp.body);
+        assert_text(
+            &resp.error_message(),
+            &format!("the body names `{key}` twice; name it once"),
+        );
+    }
+    // Anthropic's shape: `{"type": "error", "error": {...}}`.
+    let resp = p.send(
+        "POST",
+        "/v1/messages",
+        &json,
+        br#"{"model":"small","model":"small","max_tokens":8,"messages":[]}"#,
+    );
+    assert_eq!(resp.json()["type"], "error", "{}", resp.body);
+    assert_eq!(up.count(), 0, "nothing reached the source");
+}
+
+#[test]
 fn unknown_model_is_404_listing_known_ids() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up));

@@ -673,11 +673,8 @@ fn prepare(
         Ok(b) => b,
         Err(e) => return Prepared::Fail(e),
     };
-    let checked = body
-        .model()
-        .and_then(|m| Ok((m, body.models()?, body.stream()?)));
-    let (model, models, body_stream) = match checked {
-        Ok(v) => v,
+    let (model, models, body_stream) = match body.routing() {
+        Ok(r) => (r.model, r.models, r.stream),
         Err(e) => return Prepared::Fail(e),
     };
     // Gemini names the model and whether to stream in the URL, not the body.
