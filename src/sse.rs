@@ -202,6 +202,9 @@ pub struct ClientWriter<W: Write = Box<dyn Write + Send>> {
     /// allocation and its size written through `format!` were ~500 of the ~12k
     /// instructions an event cost (callgrind).
     piece: Vec<u8>,
+    /// A browser page's origin its answer names (`Access-Control-Allow-Origin`), when a
+    /// key let it in (see `server/guard.rs`).
+    origin: Option<String>,
 }
 
 /// The header that says how many upstream requests an answer or an error took.
@@ -248,7 +251,14 @@ impl<W: Write> ClientWriter<W> {
             streamed: false,
             probe: None,
             piece: Vec::new(),
+            origin: None,
         }
+    }
+
+    /// Names `origin` in the answer's head, so that the browser page that asked may read
+    /// it. Only for a page a client key let in.
+    pub fn allow_origin(&mut self, origin: String) {
+        self.origin = Some(origin);
     }
 
     /// Makes a stream one JSON array whose elements are the events' data, as Gemini's
@@ -308,6 +318,7 @@ impl<W: Write> ClientWriter<W> {
         self.first_write.get_or_insert_with(Instant::now);
         crate::log::with_buffer(|head| {
             push_head(head, status, content_type, headers, by);
+            push_origin(head, self.origin.as_deref());
             head.push_str("Content-Length: ");
             crate::log::push_u64(head, body.len() as u64);
             head.push_str("\r\n\r\n");
@@ -338,6 +349,7 @@ impl<W: Write> ClientWriter<W> {
         self.first_write.get_or_insert_with(Instant::now);
         crate::log::with_buffer(|head| {
             push_head(head, status, content_type, headers, by);
+            push_origin(head, self.origin.as_deref());
             head.push_str("Cache-Control: no-cache\r\n");
             if self.http10 {
                 head.push_str("Connection: close\r\n\r\n");
@@ -401,6 +413,17 @@ impl<W: Write> ClientWriter<W> {
             self.out.write_all(b"0\r\n\r\n")?;
         }
         self.out.flush()
+    }
+}
+
+/// Appends `Access-Control-Allow-Origin` naming a page's `origin`, with `Vary: Origin`
+/// (the answer differs by origin); nothing without one. The origin was checked to be
+/// visible ASCII when it was taken.
+fn push_origin(head: &mut String, origin: Option<&str>) {
+    if let Some(origin) = origin {
+        head.push_str("Access-Control-Allow-Origin: ");
+        head.push_str(origin);
+        head.push_str("\r\nVary: Origin\r\n");
     }
 }
 

@@ -363,3 +363,69 @@ fn allowed_hosts_takes_names_only() {
     assert_text(&validate, &format!("routeplane: invalid: {message}"));
     assert_text(&serve, &format!("routeplane: error: {message}"));
 }
+
+#[test]
+fn a_browsers_preflight_is_answered_when_keys_are_set_and_the_key_decides() {
+    // A browser sends no key with its preflight (`OPTIONS`): asked for one (401), a
+    // browser-based client that has a key never got to send it.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start_with(&config(&up), &[("CLIENT_KEY", "client-key-1")], &[]);
+    let page = "https://chat.example";
+    let preflight = |path: &str, method: &'static str| {
+        let headers = [
+            ("Origin", page),
+            ("Access-Control-Request-Method", method),
+            (
+                "Access-Control-Request-Headers",
+                "authorization, content-type",
+            ),
+        ];
+        p.send("OPTIONS", path, &headers, b"")
+    };
+    for (path, method, methods) in [
+        ("/v1/chat/completions", "POST", "POST"),
+        ("/v1/messages", "POST", "POST"),
+        ("/v1beta/models/m:streamGenerateContent", "POST", "POST"),
+        ("/v1/models", "GET", "GET, HEAD"),
+    ] {
+        let resp = preflight(path, method);
+        assert_eq!(resp.status, 200, "{path}: {}", resp.body);
+        assert_eq!(resp.header("access-control-allow-origin"), Some(page));
+        assert_eq!(resp.header("access-control-allow-methods"), Some(methods));
+        assert_eq!(
+            resp.header("access-control-allow-headers"),
+            Some("authorization, content-type")
+        );
+        assert_eq!(resp.body, "");
+    }
+    // The answer names the page, so that it can read it; a wrong or missing key is
+    // still a 401, which the page can read too.
+    let keyed = [("Origin", page), ("Authorization", "Bearer client-key-1")];
+    let resp = p.send("POST", "/v1/chat/completions", &keyed, BODY);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("access-control-allow-origin"), Some(page));
+    let resp = p.send("POST", "/v1/chat/completions", &[("Origin", page)], BODY);
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert_eq!(resp.header("access-control-allow-origin"), Some(page));
+    assert_eq!(up.count(), 1, "only the keyed request reached the source");
+    // Nothing is granted where no key is needed: a path open without one is answered
+    // as it is without keys, and a program (no `Origin`) gets no CORS header.
+    let resp = preflight("/health", "GET");
+    assert_eq!(resp.status, 405, "{}", resp.body);
+    assert!(resp.header("access-control-allow-origin").is_none());
+    assert!(
+        resp.error_message()
+            .contains("(CORS) preflight, which Routeplane does not answer"),
+        "{}",
+        resp.body
+    );
+    let resp = p.send("GET", "/health", &[("Origin", page)], b"");
+    assert!(resp.header("access-control-allow-origin").is_none());
+    let resp = p.send(
+        "POST",
+        "/v1/chat/completions",
+        &[("Authorization", "Bearer client-key-1")],
+        BODY,
+    );
+    assert!(resp.header("access-control-allow-origin").is_none());
+}

@@ -1,5 +1,6 @@
 //! Who may call: the client key, and, while clients need no key, the `Origin` of a
-//! request from a web page and the `Host` it is addressed to.
+//! request from a web page and the `Host` it is addressed to; with keys, a browser's
+//! preflight.
 //!
 //! Without keys, whatever can send a request to the port gets in: programs on this
 //! machine, by design. A web page in the user's browser must not: it could spend the
@@ -8,16 +9,118 @@
 //! site's (its `Host` is that name). A name the page cannot point anywhere is safe:
 //! `localhost` and the names under it, an IP address, or a name the user listed under
 //! `allowed_hosts`.
+//!
+//! With keys, the key decides, for a page as for a program: a browser's cross-origin
+//! (CORS) preflight, which never carries a key, is answered for the paths a key opens,
+//! and a keyed answer names the page's origin so the page may read it. Paths open
+//! without a key (`/health`, `/`) get no such grant.
+
+use tiny_http::Method;
 
 use super::request::query_param;
+use crate::error::Error;
 use crate::registry::Registry;
+
+/// How long a browser may keep a preflight's answer, in seconds.
+const PREFLIGHT_MAX_AGE: &str = "600";
+
+/// The request headers granted to a preflight that names none usable: those the four
+/// APIs' clients send.
+const CLIENT_HEADERS: &str =
+    "authorization, content-type, x-api-key, x-goog-api-key, anthropic-version, anthropic-beta";
+
+/// Decides whether a request past the paths open without a key may go on: `Ok(None)`
+/// goes on, `Ok(Some(headers))` is a browser's preflight answered with what it may send,
+/// `Err` is refused. With keys set, `origin` gets the page's origin of a request that
+/// comes from one, to be named in its answer's `Access-Control-Allow-Origin`.
+pub(super) fn check(
+    req: &tiny_http::Request,
+    path: &str,
+    registry: &Registry,
+    origin: &mut Option<String>,
+) -> Result<Option<Vec<(String, String)>>, Error> {
+    let page = req.header("origin");
+    if registry.settings.skip_auth {
+        if let Some(page) = page.filter(|o| !from_this_machine(o, &registry.settings.allowed_hosts))
+        {
+            return Err(Error::FromWebPage {
+                origin: page.chars().take(200).collect(),
+            });
+        }
+        return Ok(None);
+    }
+    if let Some(page) = page.filter(|o| plain(o)) {
+        if *req.method() == Method::Options && req.header("access-control-request-method").is_some()
+        {
+            // Browsers never send a key with a preflight: asked for one, a page with a key
+            // never got through. A path no key opens is answered as without keys (every
+            // OPTIONS ends in a 405 or 404 there, never at data).
+            return Ok(opened_by_key(path).map(|methods| grant(req, page, methods)));
+        }
+        *origin = Some(page.to_string());
+    }
+    if client_key_ok(req, registry) {
+        Ok(None)
+    } else {
+        Err(Error::Unauthorized)
+    }
+}
+
+/// The methods of a path that needs a key, for a preflight; `None` for a path open
+/// without one, or none Routeplane serves.
+fn opened_by_key(path: &str) -> Option<&'static str> {
+    match path {
+        "/v1/chat/completions"
+        | "/v1/completions"
+        | "/v1/messages"
+        | "/v1/messages/count_tokens"
+        | "/v1/responses" => Some("POST"),
+        "/v1/models" | "/v1beta/models" | "/metrics" | "/status.json" | "/routeplane/cooldowns" => {
+            Some("GET, HEAD")
+        }
+        p if p.starts_with("/v1/models/") || p.starts_with("/v1beta/models/") => {
+            Some(match p.rsplit_once(':') {
+                Some((_, "generateContent" | "streamGenerateContent" | "countTokens")) => "POST",
+                _ => "GET, HEAD",
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A preflight's answer: the page, the path's methods and the headers it asked to send
+/// (when they are header names; else the ones clients send).
+fn grant(req: &tiny_http::Request, page: &str, methods: &str) -> Vec<(String, String)> {
+    let asked = req
+        .header("access-control-request-headers")
+        .filter(|h| {
+            h.len() <= 1000
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_, ".contains(&b))
+        })
+        .unwrap_or(CLIENT_HEADERS);
+    [
+        ("Access-Control-Allow-Origin", page),
+        ("Access-Control-Allow-Methods", methods),
+        ("Access-Control-Allow-Headers", asked),
+        ("Access-Control-Max-Age", PREFLIGHT_MAX_AGE),
+        ("Vary", "Origin"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .into()
+}
+
+/// True for an `Origin` that can be named in a header as it came: visible ASCII, short.
+fn plain(origin: &str) -> bool {
+    origin.len() <= 200 && origin.bytes().all(|b| b.is_ascii_graphic())
+}
 
 /// True for an `Origin` (`scheme://host[:port]`) that is this machine: `localhost` (or a
 /// name under it), `127.x.x.x`, `[::1]`, or a name in `allowed` (`allowed_hosts`, names
 /// the user gave this machine). Only browsers send `Origin`; a page from this machine is
 /// a program the user runs here, a page from anywhere else is not (`null`, a sandboxed
 /// frame or a file, neither).
-pub(super) fn from_this_machine(origin: &str, allowed: &[String]) -> bool {
+fn from_this_machine(origin: &str, allowed: &[String]) -> bool {
     let Some((_, authority)) = origin.trim().split_once("://") else {
         return false;
     };
@@ -64,7 +167,7 @@ fn is_localhost(name: &str) -> bool {
 
 /// True when the request carries one of the configured client keys: as a bearer token,
 /// `x-api-key`, `x-goog-api-key`, or Google's `?key=`.
-pub(super) fn client_key_ok(req: &tiny_http::Request, registry: &Registry) -> bool {
+fn client_key_ok(req: &tiny_http::Request, registry: &Registry) -> bool {
     // Looked up by name: `headers()` would build every header of every request.
     let presented = req
         .header("authorization")
@@ -164,5 +267,26 @@ mod tests {
         }
         assert!(!host_allowed("routeplane:4356", &[]));
         assert!(host_allowed("", &[]), "no browser sends an empty Host");
+    }
+
+    #[test]
+    fn a_preflight_is_granted_only_the_paths_a_key_opens() {
+        for (path, methods) in [
+            ("/v1/chat/completions", Some("POST")),
+            ("/v1/messages/count_tokens", Some("POST")),
+            (
+                "/v1beta/models/ollama:qwen2:streamGenerateContent",
+                Some("POST"),
+            ),
+            ("/v1/models", Some("GET, HEAD")),
+            ("/v1/models/ollama:qwen2", Some("GET, HEAD")),
+            ("/status.json", Some("GET, HEAD")),
+            ("/health", None),
+            ("/", None),
+            ("/api/hello", None),
+            ("/v1/embeddings", None),
+        ] {
+            assert_eq!(opened_by_key(path), methods, "{path}");
+        }
     }
 }

@@ -6,9 +6,9 @@
 //! grows an unbounded backlog. Routeplane's own read-only answers (`/health`,
 //! `/metrics`, the status page) need no worker, so a full proxy still answers them.
 //! What a request then goes through (the endpoint table, its body, the model, the
-//! relay) is in `request.rs`; who may call (the client key, a web page's `Origin`) in
-//! `guard.rs`; the model and source lists the read-only endpoints answer with in
-//! `listing.rs`.
+//! relay) is in `request.rs`; who may call (the client key, a web page's `Origin`, a
+//! browser's preflight) in `guard.rs`; the model and source lists the read-only
+//! endpoints answer with in `listing.rs`.
 
 mod guard;
 mod listing;

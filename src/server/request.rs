@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::guard::{client_key_ok, from_this_machine, host_allowed};
+use super::guard::{self, host_allowed};
 use super::listing::{gemini_models, models_list, sources};
 use super::{Shared, probe_local, tell_detection};
 use crate::body::RawBody;
@@ -298,7 +298,14 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let registry = shared.registry();
     let generation = is_generation(req.method(), &log.path);
     // Read everything needed from the request before taking its writer.
-    let prepared = prepare(&mut req, &log.path, &registry, shared, &mut log.model);
+    let mut origin = None;
+    let prepared = prepare(
+        &mut req,
+        &log.path,
+        &registry,
+        shared,
+        (&mut log.model, &mut origin),
+    );
     let (counted, stream) = match &prepared {
         Prepared::Relay {
             count_tokens,
@@ -310,6 +317,9 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
     };
     let probe = req.client_probe();
     let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
+    if let Some(origin) = origin {
+        out.allow_origin(origin);
+    }
     // A retry's pause, and a long wait on an upstream's answer, look whether the client
     // left (see relay/attempt.rs).
     out.set_probe(probe);
@@ -346,6 +356,13 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
             let _ = out.respond(status, "application/json", &[], body.as_bytes());
             relay::Served {
                 status,
+                ..relay::Served::default()
+            }
+        }
+        Prepared::Preflight(grant) => {
+            let _ = out.respond(200, "text/plain", &grant, b"");
+            relay::Served {
+                status: 200,
                 ..relay::Served::default()
             }
         }
@@ -498,6 +515,8 @@ enum Prepared {
     Json(u16, String),
     /// Answer with this status, content type and body (the status page, /metrics).
     Text(u16, &'static str, String),
+    /// Answer a browser's preflight 200 with these headers (what it may send).
+    Preflight(Vec<(String, String)>),
     /// Relay to these targets.
     Relay {
         body: RawBody,
@@ -513,13 +532,14 @@ enum Prepared {
 
 /// Reads and checks a request at `path` (its URL without the query): endpoint, client
 /// key, body, model. The requested model goes into `logged_model` as soon as it is read,
-/// for the log line of a refused request, and the relay takes it from there.
+/// for the log line of a refused request, and the relay takes it from there. `origin`
+/// gets a browser page's origin when its answer is to name it (see [`guard::check`]).
 fn prepare(
     req: &mut tiny_http::Request,
     path: &str,
     registry: &Registry,
     shared: &Shared,
-    logged_model: &mut String,
+    (logged_model, origin): (&mut String, &mut Option<String>),
 ) -> Prepared {
     use tiny_http::Method::{Get, Head, Post};
     let method = req.method().clone();
@@ -557,17 +577,10 @@ fn prepare(
             Prepared::Json(200, json!({"status": "ok"}).to_string())
         };
     }
-    if settings.skip_auth {
-        if let Some(origin) = req
-            .header("origin")
-            .filter(|o| !from_this_machine(o, &settings.allowed_hosts))
-        {
-            return Prepared::Fail(Error::FromWebPage {
-                origin: origin.chars().take(200).collect(),
-            });
-        }
-    } else if !client_key_ok(req, registry) {
-        return Prepared::Fail(Error::Unauthorized);
+    match guard::check(req, path, registry, origin) {
+        Ok(None) => {}
+        Ok(Some(grant)) => return Prepared::Preflight(grant),
+        Err(e) => return Prepared::Fail(e),
     }
     let gemini = gemini_call(path);
     let endpoint = match (&method, path) {
