@@ -65,7 +65,8 @@ pub struct SourceState {
     /// Ollama model of a BERT family): left out of listings, but a request that names
     /// one still goes to the source, which answers for itself.
     pub embeddings: Vec<String>,
-    /// Why it is down, when it is.
+    /// Why it is down, when it is; while it is up, why its model list failed, if it did
+    /// (it answered, so something listens there: see [`LIST_FAILED`]).
     pub reason: String,
     /// The models it listed when it was last up (kept while it is down).
     pub former: Vec<String>,
@@ -229,6 +230,16 @@ impl Detected {
         let mut map = self.states.write().unwrap_or_else(|p| p.into_inner());
         let before = map.get(provider);
         state.checked = Some(SystemTime::now());
+        if let Some(b) = before.filter(|_| state.list_failed()) {
+            // A list that fails once does not make the models it listed unknown: they
+            // keep being routed as they were.
+            let (models, embeddings) = match b.up {
+                true => (b.models.clone(), b.embeddings.clone()),
+                false => (b.former.clone(), Vec::new()),
+            };
+            state.models = models;
+            state.embeddings = embeddings;
+        }
         if state.up {
             state.last_up = Some(SystemTime::now());
             state.former = state.served().cloned().collect();
@@ -243,12 +254,20 @@ impl Detected {
         }
         let before = map.insert(provider.to_string(), state.clone());
         let changed = before.as_ref().is_none_or(|b| {
-            b.up != state.up || b.models != state.models || b.embeddings != state.embeddings
+            b.up != state.up
+                || b.models != state.models
+                || b.embeddings != state.embeddings
+                || (state.up && b.reason != state.reason)
         });
         // A source never seen and still down is not news worth a line at every start.
         let first_and_down = before.is_none() && !state.up;
         if changed && !first_and_down {
-            if state.up {
+            if state.list_failed() {
+                log::line(format!(
+                    "source {provider} is up, but its model list failed: {}",
+                    log::printable(&state.reason, SAID_AT_MOST)
+                ));
+            } else if state.up {
                 let n = state.models.len();
                 let embed = match state.embeddings.len() {
                     0 => String::new(),
@@ -319,10 +338,16 @@ impl Look<'_> {
     }
 }
 
+/// How [`provider_state`] begins for a local server that answers but whose model list
+/// failed (a 404 or 500 where its list should be, an answer that is no list): it is up,
+/// and requests go to it.
+pub const LIST_FAILED: &str = "up, model list failed: ";
+
 /// A provider's state for listings and `routeplane route`: `no key`, `not logged in`,
-/// `token file unreadable` (its logins unknown), `login needed`, `logged in until …`, `key refused (401)` (see [`Auth::key_answered`]),
-/// `down`, `not asked` (a local server neither detected nor given models), or `active`
-/// (the caller adds cool-down).
+/// `token file unreadable` (its logins unknown), `login needed`, `logged in until …`,
+/// `key refused (401)` (see [`Auth::key_answered`]), `down`, `up, model list failed: …`
+/// ([`LIST_FAILED`]), `not asked` (a local server neither detected nor given models), or
+/// `active` (the caller adds cool-down).
 pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String {
     let sub = Subscription::of(&p.id);
     if sub.is_some() && auth.logged_in(&p.id) {
@@ -351,6 +376,7 @@ pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String 
     }
     match detected.state(&p.id) {
         Some(s) if p.detect && !s.up => "down".to_string(),
+        Some(s) if p.detect && s.list_failed() => format!("{LIST_FAILED}{}", s.reason),
         _ if p.kind == Kind::Local && !p.detect && p.models.is_empty() => "not asked".to_string(),
         _ => "active".to_string(),
     }
@@ -364,6 +390,10 @@ pub const NOT_LISTED: &str = "not listed by the server";
 /// request would find out with a 404.
 pub fn model_state(p: &Provider, model: &str, detected: &Detected, auth: &Auth) -> String {
     let state = provider_state(p, detected, auth);
+    // Without a list, whether it serves the model is not known: requests go to it.
+    if state.starts_with(LIST_FAILED) {
+        return "active".to_string();
+    }
     let up_with_list = p.detect && detected.state(&p.id).is_some_and(|s| s.up);
     let listed = || detected.serves(&p.id, model) || detected.latest_of(&p.id, model).is_some();
     if state == "active" && up_with_list && !listed() {
@@ -385,6 +415,7 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> (SourceState, 
         })
         .collect();
     let mut last_error = String::new();
+    let mut answered = false;
     // The server's own listing says which models only embed; the OpenAI-style one
     // does not.
     let native = match p.id.as_str() {
@@ -396,7 +427,10 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> (SourceState, 
         let root = p.api_base.trim_end_matches("/v1");
         match list(client, (&format!("{root}{path}"), ""), &headers, timeout) {
             Ok(models) => return (up(models), None),
-            Err(e) => last_error = e.why,
+            Err(e) => {
+                answered = e.answered && e.key_refused.is_none();
+                last_error = e.why;
+            }
         }
     }
     match list(
@@ -409,9 +443,13 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> (SourceState, 
         Err(Unlisted {
             why: e,
             key_refused,
+            answered: also,
         }) => {
-            let down = SourceState {
-                up: false,
+            let state = SourceState {
+                // Something listens there and answered, not with a list: it may chat
+                // all the same (a server without a model list), so it is not down. A
+                // refused key is told as such, the source down as before.
+                up: (answered || also) && key_refused.is_none(),
                 reason: if last_error.is_empty() || e == last_error {
                     e
                 } else {
@@ -419,7 +457,7 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> (SourceState, 
                 },
                 ..SourceState::default()
             };
-            (down, key_refused)
+            (state, key_refused)
         }
     }
 }
@@ -451,6 +489,11 @@ impl SourceState {
     /// Every model it listed: to chat with, then to embed with.
     fn served(&self) -> impl Iterator<Item = &String> {
         self.models.iter().chain(&self.embeddings)
+    }
+
+    /// True when it is up but its model list failed.
+    pub fn list_failed(&self) -> bool {
+        self.up && !self.reason.is_empty()
     }
 
     /// True when it listed `model`, to chat or to embed with.
@@ -485,13 +528,18 @@ struct Unlisted {
     key_refused: Option<u16>,
     /// What happened, for the log and stderr.
     why: String,
+    /// The server answered (with a status or a body that is no list): something listens
+    /// there. False when nothing answered (refused, timed out, cut off).
+    answered: bool,
 }
 
-impl From<String> for Unlisted {
-    fn from(why: String) -> Unlisted {
+impl Unlisted {
+    /// A listing the server answered, not with a model list.
+    fn answered(why: String) -> Unlisted {
         Unlisted {
             key_refused: None,
             why,
+            answered: true,
         }
     }
 }
@@ -515,7 +563,11 @@ fn list(
     let asked = format!("{url}{query}");
     let (status, body) = client
         .get(&asked, headers, timeout, LISTING_LIMIT)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Unlisted {
+            key_refused: None,
+            why: e.to_string(),
+            answered: false,
+        })?;
     // Only what came from the config may hold a key; our own query is shown as it is.
     let url = format!("{}{query}", crate::log::shown_url(url));
     if !(200..300).contains(&status) {
@@ -533,11 +585,13 @@ fn list(
         return Err(Unlisted {
             key_refused,
             why: format!("{url} answered {status}: {said}"),
+            answered: true,
         });
     }
     let v: Value = serde_json::from_slice(&body)
-        .map_err(|_| format!("{url} answered something other than JSON"))?;
-    model_names(&v).ok_or_else(|| format!("{url} answered without a model list").into())
+        .map_err(|_| Unlisted::answered(format!("{url} answered something other than JSON")))?;
+    model_names(&v)
+        .ok_or_else(|| Unlisted::answered(format!("{url} answered without a model list")))
 }
 
 /// Model names from `{"data": [{"id"}]}` (OpenAI style, `data` may be null; LM

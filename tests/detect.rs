@@ -1,5 +1,7 @@
 //! Local sources: models are learned from the server itself and follow it up and down.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
@@ -758,7 +760,11 @@ fn a_sources_words_reach_the_log_escaped_bidi_overrides_included() {
             local.url(),
             hosted.url()
         ));
-        for needle in ["source box is down", "cannot list the models of openai"] {
+        // A server that answers its list with an error is up: only its list failed.
+        for needle in [
+            "source box is up, but its model list failed",
+            "cannot list the models of openai",
+        ] {
             let line = p.wait_log(needle);
             let msg = match format {
                 "json" => serde_json::from_str::<serde_json::Value>(&line).unwrap()["msg"]
@@ -776,4 +782,53 @@ fn a_sources_words_reach_the_log_escaped_bidi_overrides_included() {
             );
         }
     }
+}
+
+#[test]
+fn a_server_whose_model_list_fails_but_that_chats_is_up_and_keeps_its_models() {
+    // Its list answering 500 made it `down`: the status page and `providers` said so,
+    // and a request for a model it had listed got "source ollama is down".
+    let failing = Arc::new(AtomicBool::new(false));
+    let listed = ollama(&["m"]);
+    let fails = Arc::clone(&failing);
+    let up = MockUpstream::start(move |req| match req.path.as_str() {
+        "/api/tags" | "/v1/models" if fails.load(Ordering::SeqCst) => {
+            Reply::json(500, json!({"error": "listing broke"}))
+        }
+        _ => listed(req),
+    });
+    let config = format!(
+        "detect:\n  interval_secs: 0.3\n  default_ports: false\nproviders:\n  ollama:\n    \
+         api_base: {}\n",
+        up.url()
+    );
+    let p = Proxy::start(&config);
+    p.wait_log("source ollama is up (1 model)");
+    failing.store(true, Ordering::SeqCst);
+    let line = p.wait_log("source ollama is up, but its model list failed: ");
+    let why = line
+        .split_once("its model list failed: ")
+        .map_or("", |(_, why)| why);
+    assert!(why.contains("answered 500: listing broke"), "{line}");
+    let resp = ask(&p, "m");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("ollama"));
+    let s = p.source_status("ollama");
+    assert_eq!((&s["state"], &s["up"]), (&json!("up"), &json!(true)), "{s}");
+    assert_eq!(s["detail"], format!("model list failed: {why}"), "{s}");
+    drop(p);
+    // The command line says the same, asked once with the list failing.
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", &config);
+    let v: serde_json::Value = serde_json::from_str(&cli(&dir, &["providers", "--json"])).unwrap();
+    let row = v.as_array().unwrap().iter().find(|p| p["id"] == "ollama");
+    let state = row.unwrap()["state"].as_str().unwrap().to_string();
+    assert!(
+        state.starts_with("up, model list failed: ") && state.contains("answered 500"),
+        "{state}"
+    );
+    // Pinned, it is served.
+    let p = Proxy::start(&config);
+    p.wait_log("local servers: ollama (model list failed)");
+    assert_eq!(ask(&p, "ollama:m").status, 200);
 }

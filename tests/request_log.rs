@@ -233,7 +233,8 @@ fn a_sources_error_page_cannot_forge_a_log_line() {
         "detect:\n  interval_secs: 0.3\nproviders:\n  box:\n    api_base: {}\n    detect: true\n",
         up.url()
     ));
-    let line = p.wait_log("source box is down");
+    // It answers, so it is up; only its list failed.
+    let line = p.wait_log("source box is up, but its model list failed");
     assert!(
         line.contains("answered 404: <html> <body>nope</body> </html> 2026-01-01T00:00:00.000Z")
             && line.contains("\\u{1b}[2J"),

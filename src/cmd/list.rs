@@ -349,6 +349,8 @@ fn nothing_to_list(registry: &Registry, detected: &Detected, auth: &Auth) -> Str
         .providers
         .iter()
         .filter(|p| p.detect && auth.key_refused(p).is_none())
+        // Up with a list that failed: neither empty nor missing, as far as is known.
+        .filter(|p| !detected.state(&p.id).is_some_and(|s| s.list_failed()))
         .map(|p| p.id.as_str())
         .partition(|id| detected.state(id).is_some_and(|s| s.up));
     // `detect.default_ports: false`, and the config names none of them.

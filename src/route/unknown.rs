@@ -97,7 +97,12 @@ fn unlisted_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<Str
     // Three at most: a name is not a reason to read a whole config back.
     let shown: Vec<&str> = (reg.providers.iter())
         .filter(|p| own_block(&p.id) && p.models.is_empty())
-        .filter(|p| !detected.state(&p.id).is_some_and(|s| s.up))
+        // One whose list failed lists nothing either.
+        .filter(|p| {
+            !detected
+                .state(&p.id)
+                .is_some_and(|s| s.up && !s.list_failed())
+        })
         .map(|p| p.id.as_str())
         .take(3)
         .collect();
@@ -160,7 +165,8 @@ fn pull_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String>
     {
         return None;
     }
-    detected.state(&p.id).filter(|s| s.up)?;
+    // Without its list, whether it pulled the model is not known.
+    detected.state(&p.id).filter(|s| s.up && !s.list_failed())?;
     Some(format!(
         "{} is up and has not pulled it: run `ollama pull {model}`",
         p.id

@@ -53,6 +53,11 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
             match detect::provider_state(p, &shared.detected, auth).as_str() {
                 "active" => ("up".to_string(), Some(true), None),
                 "down" => ("down".to_string(), Some(false), found.map(|s| s.reason)),
+                // It answers, so requests go to it; only its list is missing.
+                failed if failed.starts_with(detect::LIST_FAILED) => {
+                    let why = found.map(|s| format!("model list failed: {}", s.reason));
+                    ("up".to_string(), Some(true), why)
+                }
                 "not asked" => ("not asked".to_string(), None, None),
                 refused if refused.starts_with("key refused") => {
                     let what = crate::auth::key_wanted(p);

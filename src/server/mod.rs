@@ -482,6 +482,7 @@ fn local_servers(registry: &Registry, detected: &Detected, auth: &Auth) -> Strin
             continue;
         }
         match detected.state(&p.id) {
+            Some(s) if s.list_failed() => found.push(format!("{} (model list failed)", p.id)),
             Some(s) if s.up => {
                 let n = s.models.len();
                 found.push(format!(
