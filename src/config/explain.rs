@@ -78,6 +78,7 @@ fn list_form(key: &str) -> Option<&'static str> {
         "keys" => "`keys: [sk-...]`",
         "endpoints" => "`endpoints: [provider:model]`, one item per endpoint",
         "models" => "`models: [MODEL]`, one item per model",
+        "allowed_hosts" => "`allowed_hosts: [NAME]`, one item per name",
         _ => return None,
     })
 }

@@ -93,7 +93,7 @@ fn a_virtual_endpoint_without_its_provider_is_told_how_to_write_it() {
 
 #[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
-    let cases: [(&str, &str); 36] = [
+    let cases: [(&str, &str); 37] = [
         // One item written without its list: said how to write the list, the value not
         // repeated (under `keys:` it is a key).
         (
@@ -110,6 +110,11 @@ fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
             "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    models: llama3.1\n",
             "4:13: providers.x.models: expected a list, got a single value; write \
              `models: [MODEL]`, one item per model",
+        ),
+        (
+            "allowed_hosts: routeplane\n",
+            "1:16: allowed_hosts: expected a list, got a single value; write \
+             `allowed_hosts: [NAME]`, one item per name",
         ),
         (
             "providers:\n\tollama:\n\t\tmodels: [m]\n",
