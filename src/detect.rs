@@ -846,6 +846,29 @@ mod tests {
     }
 
     #[test]
+    fn a_list_that_fails_while_the_server_answers_keeps_it_up_with_its_models() {
+        let d = Detected::default();
+        d.set("ollama", chat(&["m"]));
+        let failed = SourceState {
+            up: true,
+            reason: "http://h/api/tags answered 500: broke".into(),
+            ..SourceState::default()
+        };
+        d.set("ollama", failed.clone());
+        let s = d.state("ollama").unwrap();
+        assert!(s.up && s.list_failed());
+        assert_eq!(s.models, ["m"], "the models it listed are kept");
+        assert!(d.cascades("ollama", "m", true).is_some());
+        // Listed again, it is plainly up.
+        d.set("ollama", chat(&["m", "n"]));
+        assert!(!d.state("ollama").unwrap().list_failed());
+        // A first probe whose list fails knows no models, and is up all the same.
+        d.set("vllm", failed);
+        let s = d.state("vllm").unwrap();
+        assert!(s.up && s.models.is_empty());
+    }
+
+    #[test]
     fn a_list_fetched_with_a_login_never_cascades() {
         let d = Detected::default();
         d.set(
