@@ -50,7 +50,7 @@ gemini-cli:
 		|| echo "note: could not install Gemini CLI from npm; its test will be skipped"; \
 	fi
 
-## ship-tools: what tests/ship.rs needs: systemd-analyze (Debian `systemd`) and dpkg-deb;
+## ship-tools: what tests/ship/ needs: systemd-analyze (Debian `systemd`) and dpkg-deb;
 ## skipped with a message when apt cannot. Not lintian: ~150 packages, 6 minutes here; the
 ## package test runs it when present, and `make deb` and the release workflow install it.
 SHIP_TOOLS := systemd-analyze:systemd dpkg-deb:dpkg
