@@ -141,9 +141,17 @@ pub(super) fn host_allowed(host: &str, allowed: &[String]) -> bool {
     let host = host.trim();
     let name = host_name(host);
     host.is_empty()
-        || name.parse::<std::net::IpAddr>().is_ok()
+        || is_ip_address(name)
         || is_localhost(name)
         || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+}
+
+/// True for an IP address as a `Host` names one: dotted digits (a browser writes each
+/// IPv4 form it takes so, and takes no name that is only digits and dots), or IPv6 (it
+/// came in brackets). Not `IpAddr`'s parser: this runs for every request.
+fn is_ip_address(name: &str) -> bool {
+    let v4 = !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    v4 || (name.contains(':') && name.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
 /// The host of an authority (`host[:port]`, `[v6][:port]`), without port or brackets.

@@ -556,7 +556,7 @@ fn prepare(
     // service's name. A browser shows the status page's refusal as text.
     if settings.skip_auth
         && let Some(host) = req
-            .header("host")
+            .host()
             .filter(|h| !host_allowed(h, &settings.allowed_hosts))
     {
         let err = Error::ForeignHost {

@@ -29,20 +29,28 @@ pub(crate) struct Head {
     text: String,
     path: Range<u32>,
     headers: Vec<Span>,
-    known: [Option<usize>; 4],
+    known: [Option<usize>; 5],
 }
 
-/// The headers tiny_http itself looks at in every request.
+/// The headers looked at in every request: tiny_http's own, and Routeplane's `Host`.
 #[derive(Clone, Copy)]
 pub(crate) enum Known {
     TransferEncoding,
     ContentLength,
     Expect,
     Connection,
+    /// routeplane: `Host`, which Routeplane reads in every request (who it is addressed to).
+    Host,
 }
 
 /// Their names, in `Known`'s order (no two of the same length: see `HeadBuilder::add`).
-const KNOWN: [&[u8]; 4] = [b"transfer-encoding", b"content-length", b"expect", b"connection"];
+const KNOWN: [&[u8]; 5] = [
+    b"transfer-encoding",
+    b"content-length",
+    b"expect",
+    b"connection",
+    b"host",
+];
 
 /// Where one header's name and value lie in `Head::text`.
 struct Span {
@@ -66,7 +74,7 @@ pub(crate) struct HeadBuilder {
     path: Range<u32>,
     headers: Vec<Span>,
     /// Where the first of each `Known` header is in `headers`.
-    known: [Option<usize>; 4],
+    known: [Option<usize>; 5],
 }
 
 impl HeadBuilder {
@@ -83,7 +91,7 @@ impl HeadBuilder {
             bytes,
             path: 0..path.len() as u32,
             headers,
-            known: [None; 4],
+            known: [None; 5],
         }
     }
 

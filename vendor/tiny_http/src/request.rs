@@ -340,6 +340,11 @@ impl Request {
         self.head.get(name)
     }
 
+    /// routeplane: the value of the first `Host` header, found when the head was read.
+    pub fn host(&self) -> Option<&str> {
+        self.head.known(Known::Host)
+    }
+
     /// routeplane: the value of the first `k` header, found when the head was read.
     pub(crate) fn known_header(&self, k: Known) -> Option<&str> {
         self.head.known(k)
