@@ -197,6 +197,15 @@ impl Registry {
                        asked for; set `skip_auth: false` (or remove the line) to require them";
             warnings.push(loaded.error_at_key("skip_auth", msg).to_string());
         }
+        if !settings.skip_auth && !settings.allowed_hosts.is_empty() {
+            // The names guard keyless serving only: with keys, a request by any name gets
+            // in with the key, so a list written for a container's name reads as a limit
+            // that is not there.
+            let msg = "`allowed_hosts` applies only while clients need no key; with `keys:` \
+                       required, the key decides whatever name a request is addressed to, so \
+                       the names listed are never checked; remove them";
+            warnings.push(loaded.error_at_key("allowed_hosts", msg).to_string());
+        }
         let (placeholders, garbled): (Vec<_>, Vec<_>) = unusable_key_vars(&providers, loaded)
             .into_iter()
             .partition(|(_, why)| *why == PLACEHOLDER_KEY);

@@ -52,6 +52,27 @@ fn config_slips_that_still_load_are_warned_at_validate() {
 }
 
 #[test]
+fn allowed_hosts_beside_required_keys_is_warned_at_validate_and_start() {
+    // With keys the key decides whatever the `Host`: the names are never looked at.
+    let yaml = "keys: [k1]\nallowed_hosts: [routeplane]\n";
+    let (ok, stderr) = validate(yaml, &[]);
+    assert!(ok, "{stderr}");
+    let warning = "2:1: `allowed_hosts` applies only while clients need no key; with \
+                   `keys:` required, the key decides whatever name a request is addressed \
+                   to, so the names listed are never checked; remove them";
+    assert_text(
+        &stderr,
+        &format!("routeplane: warning: routeplane.yaml:{warning}\n"),
+    );
+    let p = Proxy::start(yaml);
+    let config = p.dir.path().join("routeplane.yaml");
+    p.wait_log(&format!(" warning: {}:{warning}", config.display()));
+    // Without keys the names are what let a request in: nothing to say.
+    let (ok, stderr) = validate("allowed_hosts: [routeplane]\n", &[]);
+    assert!(ok && stderr.is_empty(), "{stderr}");
+}
+
+#[test]
 fn an_empty_variable_is_said_to_be_empty_not_unset() {
     let (ok, stderr) = validate("keys: [\"${ROUTEPLANE_KEY}\"]\n", &[("ROUTEPLANE_KEY", "")]);
     assert!(!ok);
