@@ -71,9 +71,9 @@ static-debug:
 ## deb: Debian packages from the musl binaries of `make static` (and `make pi` when built), checked by lintian
 deb: static
 	@command -v lintian >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lintian >/dev/null)
-	dist/deb/build.sh amd64 target/x86_64-unknown-linux-musl/release/routeplane
-	@if [ -f target/aarch64-unknown-linux-musl/release/routeplane ]; then \
-		dist/deb/build.sh arm64 target/aarch64-unknown-linux-musl/release/routeplane; fi
+	dist/deb/build.sh amd64 $${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/release/routeplane
+	@if [ -f $${CARGO_TARGET_DIR:-target}/aarch64-unknown-linux-musl/release/routeplane ]; then \
+		dist/deb/build.sh arm64 $${CARGO_TARGET_DIR:-target}/aarch64-unknown-linux-musl/release/routeplane; fi
 	lintian --fail-on error,warning --pedantic target/deb/*.deb
 
 doc:
@@ -139,7 +139,7 @@ static:
 	rustup target add x86_64-unknown-linux-musl
 	# ring compiles C; the host gcc builds it for x86_64 musl (traps.md 18).
 	CC_x86_64_unknown_linux_musl=gcc scripts/pgo.sh x86_64-unknown-linux-musl
-	@f=target/x86_64-unknown-linux-musl/release/routeplane; \
+	@f=$${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/release/routeplane; \
 	file $$f | grep -Eq 'statically linked|static-pie linked' || { echo "$$f is not static"; exit 1; }; \
 	s=$$(stat -c %s $$f); [ $$s -le $(MAX_BYTES) ] || { echo "$$f is $$s bytes, over $(MAX_BYTES)"; exit 1; }; \
 	echo "$$f: static, $$s bytes"
@@ -151,11 +151,12 @@ pi:
 	CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc \
 	scripts/pgo.sh aarch64-unknown-linux-musl
-	@f=target/aarch64-unknown-linux-musl/release/routeplane; \
+	@f=$${CARGO_TARGET_DIR:-target}/aarch64-unknown-linux-musl/release/routeplane; \
 	file $$f | grep -Eq 'statically linked|static-pie linked' || { echo "$$f is not static"; exit 1; }; \
 	s=$$(stat -c %s $$f); [ $$s -le $(MAX_BYTES) ] || { echo "$$f is $$s bytes, over $(MAX_BYTES)"; exit 1; }; \
 	echo "$$f: static, $$s bytes"
 
-## pgo: a profile-guided build for this machine, profiled on the mock (target/pgo/routeplane)
+## pgo: a profile-guided build for this machine, profiled on the mock (target/pgo/routeplane; like
+## static's and pi's binaries, under $CARGO_TARGET_DIR instead of target/ when that is set)
 pgo:
 	scripts/pgo.sh

@@ -16,8 +16,18 @@
 #                           the release binaries). Another architecture's instrumented
 #                           build is run under qemu-user; its C compiler and linker come
 #                           from the caller's environment (CC_*, CARGO_TARGET_*_LINKER).
+#
+# With CARGO_TARGET_DIR set, everything goes under it instead of target/, as cargo's own
+# output does.
 set -euo pipefail
+# A relative CARGO_TARGET_DIR names a directory from where the caller is, not from the
+# repository this changes to: cargo would take it from the latter.
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+  CARGO_TARGET_DIR=$(realpath -m "$CARGO_TARGET_DIR")
+  export CARGO_TARGET_DIR
+fi
 cd "$(dirname "$0")/.."
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 
 TARGET=${1:-}
 log() { echo "pgo${TARGET:+ ($TARGET)}: $*" >&2; }
@@ -30,7 +40,7 @@ if [ ! -x "$profdata" ]; then
 fi
 [ -x "$profdata" ] || { log "no llvm-profdata at $profdata"; exit 1; }
 
-OUT=$PWD/target/pgo${TARGET:+/$TARGET}
+OUT=$TARGET_DIR/pgo${TARGET:+/$TARGET}
 rm -rf "$OUT/profiles"
 mkdir -p "$OUT"
 # Another architecture's binaries (the instrumented one and the result) run under qemu-user.
@@ -66,7 +76,7 @@ serve() {
   grep -o 'listening on http://[0-9.:]*' "$TMP/rp.err" | sed 's|listening on http://||'
 }
 
-target/release/examples/mock_upstream 0 1 > "$TMP/mock" &
+"$TARGET_DIR/release/examples/mock_upstream" 0 1 > "$TMP/mock" &
 echo $! > "$TMP/mock.pid"
 for _ in $(seq 100); do [ -s "$TMP/mock" ] && break; sleep 0.05; done
 MOCK=$(head -1 "$TMP/mock")
@@ -115,7 +125,7 @@ log "building routeplane with the profile"
 if [ -n "$TARGET" ]; then
   RUSTFLAGS="-Cprofile-use=$OUT/routeplane.profdata" \
     cargo build --quiet --release --bin routeplane --target "$TARGET"
-  BIN=target/$TARGET/release/routeplane
+  BIN=$TARGET_DIR/$TARGET/release/routeplane
 else
   RUSTFLAGS="-Cprofile-use=$OUT/routeplane.profdata" \
     cargo build --quiet --release --bin routeplane --target-dir "$OUT/use"
