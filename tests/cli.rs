@@ -125,6 +125,34 @@ fn init_at_a_directory_names_the_file_to_write_in_it() {
 }
 
 #[test]
+fn init_under_a_file_says_the_file_is_not_a_directory() {
+    // It said "cannot create `notes`: File exists", of a file the user meant to write in.
+    let dir = Dir::new();
+    dir.write("notes", "mine\n");
+    for (args, file) in [
+        (
+            &["init", "-c", "notes/routeplane.yaml"][..],
+            "notes/routeplane.yaml",
+        ),
+        (
+            &["init", "--force", "-c", "notes/sub/x.yaml"],
+            "notes/sub/x.yaml",
+        ),
+    ] {
+        let out = run(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_text(
+            &text(&out.stderr),
+            &format!(
+                "routeplane: error: `notes` is a file, not a directory, so `{file}` cannot be \
+                 written; name another path with -c (see --help)\n"
+            ),
+        );
+    }
+    assert_eq!(dir.read("notes"), "mine\n");
+}
+
+#[test]
 fn config_takes_its_file_before_validate_and_names_its_one_subcommand() {
     // `config -c FILE validate` was `invalid option '-c'`, and `config check` an
     // `unexpected argument` that named no command.

@@ -1,6 +1,6 @@
 //! `routeplane init`: write the commented starter config, never over an existing file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use lexopt::prelude::*;
@@ -55,8 +55,10 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         )));
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("cannot create `{}`", dir.display()), e))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            in_the_way(dir, &path)
+                .unwrap_or_else(|| Error::io(format!("cannot create `{}`", dir.display()), e))
+        })?;
     }
     write_private(&path, TEMPLATE)
         .map_err(|e| Error::io(format!("cannot write `{}`", path.display()), e))?;
@@ -83,10 +85,22 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
+/// The refusal of a directory to make where a file is (`-c FILE/routeplane.yaml`):
+/// the operating system says only `File exists`, of a path that looks like a directory.
+fn in_the_way(dir: &Path, path: &Path) -> Option<Error> {
+    let file = dir.ancestors().find(|a| a.is_file())?;
+    Some(Error::Usage(format!(
+        "`{}` is a file, not a directory, so `{}` cannot be written; name another path \
+         with -c",
+        file.display(),
+        path.display()
+    )))
+}
+
 /// Writes `text` to `path` with mode 0600 whatever the umask: the file may come to
 /// hold upstream keys. The mode is set before anything is written, also on a file
 /// `--force` replaces, whose old mode `create` would keep.
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut file = std::fs::OpenOptions::new()
