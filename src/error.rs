@@ -152,6 +152,8 @@ pub enum Error {
     Stopping,
     /// An OAuth flow or token operation failed.
     Auth(String),
+    /// `routeplane logout` could not forget a login (the token file is unusable).
+    Logout(String),
     /// A bug: something that should not happen did (500).
     Internal(String),
 }
@@ -177,7 +179,7 @@ impl Error {
             Error::Upstream { .. } | Error::Auth(_) => 502,
             Error::Exhausted { status, .. } => *status,
             Error::Busy { .. } | Error::Stopping | Error::SourceDown { .. } => 503,
-            Error::Io { .. } | Error::Config { .. } | Error::Internal(_) => 500,
+            Error::Io { .. } | Error::Config { .. } | Error::Logout(_) | Error::Internal(_) => 500,
         }
     }
 
@@ -378,6 +380,7 @@ impl fmt::Display for Error {
             ),
             Error::Stopping => f.write_str("routeplane is stopping; retry shortly"),
             Error::Auth(msg) => write!(f, "login failed: {msg}"),
+            Error::Logout(msg) => write!(f, "logout: {msg}"),
             Error::Internal(msg) => write!(f, "internal error: {msg}"),
         }
     }

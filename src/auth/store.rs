@@ -57,6 +57,21 @@ impl Store {
 
     /// Every login in the file (empty when there is no file).
     pub fn load(&self) -> Result<Map<String, Value>, Error> {
+        self.load_or(|path, e| {
+            Error::Auth(format!(
+                "`{}` is not valid JSON ({e}); fix or delete it and log in again",
+                path.display()
+            ))
+        })
+    }
+
+    /// As [`Store::load`], with `invalid` making the error for a file that is not valid
+    /// JSON (from the path and the parser's complaint) in the words of the command that
+    /// read it: a logout's must not say that a login failed.
+    pub fn load_or(
+        &self,
+        invalid: impl FnOnce(&Path, serde_json::Error) -> Error,
+    ) -> Result<Map<String, Value>, Error> {
         let text = match fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
@@ -67,12 +82,7 @@ impl Store {
                 ));
             }
         };
-        let v: Value = serde_json::from_str(&text).map_err(|e| {
-            Error::Auth(format!(
-                "`{}` is not valid JSON ({e}); fix or delete it and log in again",
-                self.path.display()
-            ))
-        })?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| invalid(&self.path, e))?;
         Ok(v["credentials"].as_object().cloned().unwrap_or_default())
     }
 

@@ -462,11 +462,22 @@ pub(crate) fn run_logout(
     }
     let store = store_for(&o)?;
     let key = store::key(&provider, o.label.as_deref());
-    if store.get(&key)?.is_none() {
+    let logins = store.load_or(|path, e| {
+        Error::Logout(format!(
+            "the token file `{}` cannot be read: it is not valid JSON ({e}); fix or remove it",
+            path.display()
+        ))
+    })?;
+    // Any entry under the key is forgotten, also one too damaged to log in with.
+    if !logins.contains_key(&key) {
         outln!("not logged in to {key}")?;
         return Ok(ExitCode::SUCCESS);
     }
-    store.put(&key, None)?;
+    // The store's own refusals (locked, changed since) speak of a login.
+    store.put(&key, None).map_err(|e| match e {
+        Error::Auth(why) => Error::Logout(why),
+        e => e,
+    })?;
     outln!("logged out of {key}")?;
     Ok(ExitCode::SUCCESS)
 }

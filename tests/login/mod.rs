@@ -627,6 +627,36 @@ fn vendor_logins_import_and_logout_forgets() {
 }
 
 #[test]
+fn logout_from_a_damaged_token_file_says_the_logout_failed_and_why() {
+    // It said "login failed: …" to a user who was logging out.
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let cut_short =
+        r#"{"version": 1, "credentials": {"anthropic": {"refresh_token": "sk-ant-ort01-b"#;
+    let file = dir.write("data/auth.json", cut_short);
+    let (code, out, err) = run(&dir, &["logout", "anthropic"], None, |_| None);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        format!(
+            "routeplane: error: logout: the token file `{}` cannot be read: it is not valid \
+             JSON (EOF while parsing a string at line 1 column 77); fix or remove it\n",
+            file.display()
+        )
+    );
+    assert!(
+        !err.contains("sk-ant-ort01-b"),
+        "no token is printed: {err}"
+    );
+    assert_eq!(
+        dir.read("data/auth.json"),
+        cut_short,
+        "the file is untouched"
+    );
+}
+
+#[test]
 fn a_labelled_login_is_its_own_provider() {
     let oauth = MockOAuth::start(3600);
     let up = MockUpstream::always(Wire::Responses.reply(true, false));
