@@ -429,3 +429,63 @@ fn a_browsers_preflight_is_answered_when_keys_are_set_and_the_key_decides() {
     );
     assert!(resp.header("access-control-allow-origin").is_none());
 }
+
+#[test]
+fn a_busy_proxy_names_the_page_in_its_503_only_when_keys_are_set() {
+    // A full proxy answers 503 before it looks at the key; a page that cannot read that
+    // answer sees a CORS error instead of "retry shortly".
+    let page = "https://chat.example";
+    let up = MockUpstream::always(Reply::chat_stream(6, Duration::from_millis(500)));
+    let keyed = while_full(
+        &up,
+        &config(&up),
+        &[&[("Origin", page)], &[], &[("Origin", "a page")]],
+    );
+    assert!(keyed.iter().all(|r| r.status == 503), "{keyed:?}");
+    assert_eq!(keyed[0].header("access-control-allow-origin"), Some(page));
+    assert_eq!(keyed[0].header("vary"), Some("Origin"));
+    assert_eq!(keyed[0].header("retry-after"), Some("1"));
+    // A program (no `Origin`) gets no CORS header; nor does an origin that cannot be
+    // named as it came, as with `guard::check`.
+    assert!(keyed[1].header("access-control-allow-origin").is_none());
+    assert!(keyed[2].header("access-control-allow-origin").is_none());
+    // Without keys nothing is granted, busy or not.
+    let up = MockUpstream::always(Reply::chat_stream(6, Duration::from_millis(500)));
+    let open = format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    );
+    let open = while_full(&up, &open, &[&[("Origin", page)]]);
+    assert_eq!(open[0].status, 503, "{}", open[0].body);
+    assert!(open[0].header("access-control-allow-origin").is_none());
+}
+
+/// Starts a proxy from `yaml` (with `CLIENT_KEY` set) with one worker, holds it with a
+/// keyed stream from `up`, its only upstream, and sends a chat request with each of
+/// `asks`' headers while it is held: their answers.
+fn while_full(
+    up: &MockUpstream,
+    yaml: &str,
+    asks: &[&[(&str, &str)]],
+) -> Vec<crate::support::proxy::Resp> {
+    let yaml = format!("workers: 1\nlimits:\n  queue_wait_secs: 0.2\n{yaml}");
+    let p = Proxy::start_with(&yaml, &[("CLIENT_KEY", "client-key-1")], &[]);
+    let client = (*p).clone();
+    let held = std::thread::spawn(move || {
+        let body = json!({"model": "m", "stream": true, "messages": []}).to_string();
+        let auth = [("Authorization", "Bearer client-key-1")];
+        client.stream_raw("POST", "/v1/chat/completions", &auth, body.as_bytes())
+    });
+    assert!(
+        wait_until(Duration::from_secs(10), || up.count() == 1),
+        "the held stream never reached the upstream"
+    );
+    let answers = asks
+        .iter()
+        .map(|headers| p.send("POST", "/v1/chat/completions", headers, BODY))
+        .collect();
+    let held = held.join().unwrap();
+    assert_eq!(held.status, 200, "the held stream: {}", held.text());
+    assert_eq!(up.count(), 1, "no refused request went upstream");
+    answers
+}

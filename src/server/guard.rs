@@ -49,7 +49,7 @@ pub(super) fn check(
         }
         return Ok(None);
     }
-    if let Some(page) = page.filter(|o| plain(o)) {
+    if let Some(page) = named_page(page, registry) {
         if *req.method() == Method::Options && req.header("access-control-request-method").is_some()
         {
             // Browsers never send a key with a preflight: asked for one, a page with a key
@@ -64,6 +64,13 @@ pub(super) fn check(
     } else {
         Err(Error::Unauthorized)
     }
+}
+
+/// The page's origin (a request's `Origin`) its answer is to name, so the page may read
+/// it: only with keys set, where the key decides, and only one that can be named as it
+/// came. Without keys a page gets nothing: it is refused, or is this machine's.
+pub(super) fn named_page<'r>(page: Option<&'r str>, registry: &Registry) -> Option<&'r str> {
+    page.filter(|o| !registry.settings.skip_auth && plain(o))
 }
 
 /// The methods of a path that needs a key, for a preflight; `None` for a path open

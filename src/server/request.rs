@@ -30,7 +30,8 @@ const STATUS_PAGE: &str = include_str!("../../assets/status.html");
 /// Answers 503 to a request that could not start: `workers` were running for longer
 /// than it may wait, or the server is stopping. Its log line, ledger line and counters
 /// are a refused request's, as `handle` writes them; its body was never read, so the
-/// model is not known (`-`).
+/// model is not known (`-`). With keys set, it names a web page's origin as any answer
+/// past the key does, though the key was not looked at.
 pub(super) fn busy(req: tiny_http::Request, err: Error, shared: &Shared) {
     // Measured from its arrival: the wait for a worker is this request's whole time.
     let started = req.received_at();
@@ -46,7 +47,13 @@ pub(super) fn busy(req: tiny_http::Request, err: Error, shared: &Shared) {
     let counted = is_generation(req.method(), &log.path);
     let http10 = is_http10(&req);
     let head_only = *req.method() == tiny_http::Method::Head;
+    // Named as a keyed request's answer names it (see `guard::check`): else a page sees a
+    // CORS error where the answer says to retry shortly. It tells no more than a 401.
+    let page = guard::named_page(req.header("origin"), &shared.registry()).map(str::to_string);
     let mut out = ClientWriter::new(req.into_writer(), http10, head_only);
+    if let Some(page) = page {
+        out.allow_origin(page);
+    }
     let headers = vec![("retry-after".to_string(), "1".to_string())];
     relay::respond_error(inbound, err.status(), &err.to_string(), &headers, &mut out);
     log.refused = Some(match err {
