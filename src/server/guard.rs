@@ -73,6 +73,22 @@ pub(super) fn named_page<'r>(page: Option<&'r str>, registry: &Registry) -> Opti
     page.filter(|o| !registry.settings.skip_auth && plain(o))
 }
 
+/// While clients need no key, the refusal of a request addressed to a name no web page
+/// may have pointed here (DNS rebinding: see above); `None` lets it go on. With keys the
+/// key decides.
+pub(super) fn foreign_host(req: &tiny_http::Request, registry: &Registry) -> Option<Error> {
+    let settings = &registry.settings;
+    if !settings.skip_auth {
+        return None;
+    }
+    let host = req
+        .host()
+        .filter(|h| !host_allowed(h, &settings.allowed_hosts))?;
+    Some(Error::ForeignHost {
+        host: host.chars().take(200).collect(),
+    })
+}
+
 /// The methods of a path that needs a key, for a preflight; `None` for a path open
 /// without one, or none Routeplane serves.
 fn opened_by_key(path: &str) -> Option<&'static str> {
@@ -144,7 +160,7 @@ fn from_this_machine(origin: &str, allowed: &[String]) -> bool {
 /// `localhost` or a name under it, or a name in `allowed` (`allowed_hosts`). Runs for
 /// every request while clients need no key: no allocation. An empty one, like none at
 /// all, is no browser's (a browser always names the host).
-pub(super) fn host_allowed(host: &str, allowed: &[String]) -> bool {
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
     let host = host.trim();
     let name = host_name(host);
     host.is_empty()

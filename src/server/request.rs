@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::guard::{self, host_allowed};
+use super::guard;
 use super::listing::{gemini_models, models_list, sources};
 use super::{Shared, probe_local, tell_detection};
 use crate::body::RawBody;
@@ -561,14 +561,7 @@ fn prepare(
     // pointed its own name here (DNS rebinding) would read every answer below. `/health`
     // above stays open: it tells nothing, and a container's health check calls it by the
     // service's name. A browser shows the status page's refusal as text.
-    if settings.skip_auth
-        && let Some(host) = req
-            .host()
-            .filter(|h| !host_allowed(h, &settings.allowed_hosts))
-    {
-        let err = Error::ForeignHost {
-            host: host.chars().take(200).collect(),
-        };
+    if let Some(err) = guard::foreign_host(req, registry) {
         if path == "/" && accepts_html(req) {
             return Prepared::Text(403, "text/plain; charset=utf-8", err.to_string());
         }
