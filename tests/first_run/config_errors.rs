@@ -9,12 +9,19 @@ fn a_local_base_url_without_v1_is_questioned_at_validate_and_start() {
     // before the first request, and only where a server at the root is unlikely.
     let yaml = "providers:\n  box:\n    api_base: http://127.0.0.1:11434/\n    models: [m]\n  \
                 far:\n    api_base: https://api.deepseek.com\n    models: [d]\n";
+    warned_at_validate_and_start(
+        yaml,
+        "3:5: `api_base` of `box` has no path (http://127.0.0.1:11434): Ollama, vLLM, LM \
+         Studio and llama.cpp serve OpenAI's API under `/v1` and answer 404 without it; \
+         write `http://127.0.0.1:11434/v1` unless this server serves at its root",
+    );
+}
+
+/// Checks that `yaml` loads with `warning` (after `routeplane.yaml:`), said by `config
+/// validate` alone and in the log of a server started with it.
+fn warned_at_validate_and_start(yaml: &str, warning: &str) {
     let (ok, stderr) = validate(yaml, &[]);
-    assert!(ok);
-    let warning = "3:5: `api_base` of `box` has no path (http://127.0.0.1:11434): Ollama, \
-                   vLLM, LM Studio and llama.cpp serve OpenAI's API under `/v1` and answer \
-                   404 without it; write `http://127.0.0.1:11434/v1` unless this server \
-                   serves at its root";
+    assert!(ok, "{stderr}");
     assert_text(
         &stderr,
         &format!("routeplane: warning: routeplane.yaml:{warning}\n"),
@@ -55,18 +62,12 @@ fn config_slips_that_still_load_are_warned_at_validate() {
 fn allowed_hosts_beside_required_keys_is_warned_at_validate_and_start() {
     // With keys the key decides whatever the `Host`: the names are never looked at.
     let yaml = "keys: [k1]\nallowed_hosts: [routeplane]\n";
-    let (ok, stderr) = validate(yaml, &[]);
-    assert!(ok, "{stderr}");
-    let warning = "2:1: `allowed_hosts` applies only while clients need no key; with \
-                   `keys:` required, the key decides whatever name a request is addressed \
-                   to, so the names listed are never checked; remove them";
-    assert_text(
-        &stderr,
-        &format!("routeplane: warning: routeplane.yaml:{warning}\n"),
+    warned_at_validate_and_start(
+        yaml,
+        "2:1: `allowed_hosts` applies only while clients need no key; with `keys:` \
+         required, the key decides whatever name a request is addressed to, so the names \
+         listed are never checked; remove them",
     );
-    let p = Proxy::start(yaml);
-    let config = p.dir.path().join("routeplane.yaml");
-    p.wait_log(&format!(" warning: {}:{warning}", config.display()));
     // Without keys the names are what let a request in: nothing to say.
     let (ok, stderr) = validate("allowed_hosts: [routeplane]\n", &[]);
     assert!(ok && stderr.is_empty(), "{stderr}");
