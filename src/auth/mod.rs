@@ -1,6 +1,6 @@
 //! Credentials Routeplane presents UPSTREAM: a static key, or a subscription's OAuth token.
 //!
-//! Client keys (what callers present to Routeplane) are checked in `server/request.rs`,
+//! Client keys (what callers present to Routeplane) are checked in `server/guard.rs`,
 //! not here.
 //! This module decides the headers that carry a provider's credential, keeps OAuth
 //! tokens fresh (refreshed five minutes before they expire, and once after a 401, one

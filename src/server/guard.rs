@@ -17,7 +17,7 @@
 
 use tiny_http::Method;
 
-use super::request::query_param;
+use super::path::query_param;
 use crate::error::Error;
 use crate::registry::Registry;
 

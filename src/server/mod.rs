@@ -5,13 +5,16 @@
 //! `limits.queue_wait_secs` gets 503 with `Retry-After`, naming the limit: load never
 //! grows an unbounded backlog. Routeplane's own read-only answers (`/health`,
 //! `/metrics`, the status page) need no worker, so a full proxy still answers them.
-//! What a request then goes through (the endpoint table, its body, the model, the
-//! relay) is in `request.rs`; who may call (the client key, a web page's `Origin`, a
-//! browser's preflight) in `guard.rs`; the model and source lists the read-only
-//! endpoints answer with in `listing.rs`.
+//! What a request then goes through: what its path names in `path.rs`; the endpoint
+//! table, its body and the model in `prepare.rs`; the answer or the relay, the log line
+//! and the ledger line in `request.rs`; who may call (the client key, a web page's
+//! `Origin`, a browser's preflight) in `guard.rs`; the model and source lists the
+//! read-only endpoints answer with in `listing.rs`.
 
 mod guard;
 mod listing;
+mod path;
+mod prepare;
 mod request;
 
 use std::net::SocketAddr;
