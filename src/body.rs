@@ -118,19 +118,29 @@ impl RawBody {
     }
 
     /// What routing reads (`model`, `models`, `stream`), found in one pass over the top
-    /// level. A body that writes one of them twice is a 400: the upstream's JSON reader may
-    /// take the other one (many take the first, Routeplane's the last), and the request
-    /// would then be served by a model other than the one routed, allowed and logged.
+    /// level. A body that writes any top-level key twice is a 400: the upstream's JSON
+    /// reader may take the other one (many take the first, Routeplane's the last), and
+    /// the request would then be served by a model other than the one routed, allowed and
+    /// logged, or ask what a translator never read (another `messages`, `tools`).
     pub fn routing(&self) -> Result<Routing, Error> {
         let mut found: [Option<&[u8]>; 3] = [None; 3];
-        for (key, value) in self.iter() {
-            if let Some(i) = ROUTED.iter().position(|k| k.as_bytes() == key)
-                && found[i].replace(value).is_some()
-            {
-                return Err(Error::bad_request(format!(
-                    "the body names `{}` twice; name it once",
-                    ROUTED[i]
-                )));
+        let few = self.entries.len() <= PAIRWISE;
+        for (at, (key, value)) in self.iter().enumerate() {
+            if let Some(i) = ROUTED.iter().position(|k| k.as_bytes() == key) {
+                found[i] = Some(value);
+            }
+            // Each key against those before it: the usual 3-8 keys are 3-28 comparisons
+            // of a few bytes, most ended by their lengths, and nothing allocated. A body
+            // of more keys is sorted below instead: pairwise, 100k keys would be 5e9.
+            if few && self.entries[..at].iter().any(|(k, _)| self.key(k) == key) {
+                return Err(twice(key));
+            }
+        }
+        if !few {
+            let mut keys: Vec<&[u8]> = self.iter().map(|(k, _)| k).collect();
+            keys.sort_unstable();
+            if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
+                return Err(twice(pair[0]));
             }
         }
         let [model, models, stream] = found;
@@ -415,6 +425,18 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
 
 /// The top-level keys routing reads, in [`Routing`]'s order.
 const ROUTED: [&str; 3] = ["model", "models", "stream"];
+
+/// Up to this many top-level keys, [`RawBody::routing`] compares each key with those
+/// before it (at most 120 comparisons); a body with more has its keys sorted.
+const PAIRWISE: usize = 16;
+
+/// The 400 for a top-level key written twice, naming it as client text may be shown.
+fn twice(key: &[u8]) -> Error {
+    Error::bad_request(format!(
+        "the body names `{}` twice; name it once",
+        crate::log::printable(&String::from_utf8_lossy(key), 64)
+    ))
+}
 
 /// What routing reads from a body ([`RawBody::routing`]).
 #[derive(Debug)]
@@ -836,12 +858,46 @@ mod tests {
                 "{\"models\":[\"a\"],\"mod\\u0065ls\":[\"b\"]}",
                 "the body names `models` twice; name it once",
             ),
+            (
+                "{\"model\":\"a\",\"messages\":[],\"x\":1,\"messages\":[]}",
+                "the body names `messages` twice; name it once",
+            ),
+            (
+                "{\"tools\":[],\"model\":\"a\",\"t\\u006fols\":[]}",
+                "the body names `tools` twice; name it once",
+            ),
         ] {
             let err = RawBody::parse(json.as_bytes().to_vec())
                 .and_then(|b| b.routing().map(|_| ()))
                 .unwrap_err()
                 .to_string();
             assert!(err.starts_with(want), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_key_twice_is_found_among_many_keys_too() {
+        // Past the pairwise comparisons, the sorted keys: anywhere in the body.
+        let keys = |n: usize| (0..n).map(|i| format!("\"k{i}\":{i}")).collect::<Vec<_>>();
+        for n in [2, PAIRWISE - 1, PAIRWISE, PAIRWISE + 1, 1000] {
+            let distinct = format!("{{\"model\":\"a\",{}}}", keys(n).join(","));
+            let body = RawBody::parse(distinct.into_bytes()).unwrap();
+            assert_eq!(body.routing().unwrap().model.as_deref(), Some("a"), "{n}");
+            for (first, again) in [(0, n - 1), (n / 2, n - 1), (0, 1)] {
+                if first == again {
+                    continue;
+                }
+                let mut list = keys(n);
+                list[again] = list[first].clone();
+                let text = format!("{{\"model\":\"a\",{}}}", list.join(","));
+                let err = RawBody::parse(text.into_bytes())
+                    .unwrap()
+                    .routing()
+                    .unwrap_err()
+                    .to_string();
+                let want = format!("the body names `k{first}` twice");
+                assert!(err.starts_with(&want), "{n} {first} {again}: {err}");
+            }
         }
     }
 

@@ -406,48 +406,80 @@ fn a_model_name_with_spaces_around_it_is_told_the_name_without() {
 }
 
 #[test]
-fn a_body_naming_model_or_stream_twice_is_refused_in_the_callers_shape() {
+fn a_body_naming_any_top_level_key_twice_is_refused_in_the_callers_shape() {
     // Routed on one `model` and relayed, the body let the upstream's JSON reader pick the
     // other (many take the first): a model other than the one routed, allowed and logged.
+    // Any other key alike: Routeplane's translators read the last `messages`, a body
+    // relayed byte for byte carries both, and the upstream may read the first.
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start(&config(&up));
     let json = [("Content-Type", "application/json")];
-    for (path, body, key, kind) in [
+    let long = "k".repeat(300);
+    let long_body = format!(r#"{{"model":"small","{long}":1,"messages":[],"{long}":2}}"#);
+    for (path, body, key) in [
         (
             "/v1/chat/completions",
             r#"{"model":"small","messages":[{"role":"user","content":"hi"}],"model":"llama3.1:8b"}"#,
             "model",
-            "invalid_request_error",
         ),
         (
             "/v1/messages",
             r#"{"model":"small","max_tokens":8,"messages":[{"role":"user","content":"hi"}],"model":"llama3.1:8b"}"#,
             "model",
-            "invalid_request_error",
         ),
         (
             "/v1/chat/completions",
             r#"{"stream":false,"model":"small","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
             "stream",
-            "invalid_request_error",
         ),
         // A key spelled with an escape is the key it spells.
         (
             "/v1/chat/completions",
             r#"{"model":"small","messages":[],"mod\u0065l":"llama3.1:8b"}"#,
             "model",
-            "invalid_request_error",
+        ),
+        (
+            "/v1/chat/completions",
+            r#"{"model":"small","messages":[{"role":"user","content":"hi"}],"messages":[{"role":"user","content":"rm -rf"}]}"#,
+            "messages",
+        ),
+        (
+            "/v1/messages",
+            r#"{"model":"small","max_tokens":8,"messages":[],"max_tokens":99999}"#,
+            "max_tokens",
+        ),
+        (
+            "/v1/responses",
+            r#"{"model":"small","input":"hi","tools":[],"t\u006fols":[{"type":"function","name":"f"}]}"#,
+            "tools",
+        ),
+        // Client text, named as it may be shown: a control character escaped, a long
+        // key cut.
+        (
+            "/v1/chat/completions",
+            "{\"model\":\"small\",\"a\\u001b[2Jb\":1,\"messages\":[],\"a\\u001b[2Jb\":2}",
+            "a\\u{1b}[2Jb",
+        ),
+        (
+            "/v1/chat/completions",
+            long_body.as_str(),
+            &format!("{}…", &long[..64]),
         ),
     ] {
         let resp = p.send("POST", path, &json, body.as_bytes());
         assert_eq!(resp.status, 400, "{body}: {}", resp.body);
-        assert_eq!(resp.json()["error"]["type"], kind, "{}", resp.body);
+        assert_eq!(
+            resp.json()["error"]["type"],
+            "invalid_request_error",
+            "{}",
+            resp.body
+        );
         assert_text(
             &resp.error_message(),
             &format!("the body names `{key}` twice; name it once"),
         );
     }
-    // Anthropic's shape: `{"type": "error", "error": {...}}`.
+    // Anthropic's shape: `{"type": "error", "error": {...}}`; Gemini's its own.
     let resp = p.send(
         "POST",
         "/v1/messages",
@@ -455,7 +487,30 @@ fn a_body_naming_model_or_stream_twice_is_refused_in_the_callers_shape() {
         br#"{"model":"small","model":"small","max_tokens":8,"messages":[]}"#,
     );
     assert_eq!(resp.json()["type"], "error", "{}", resp.body);
-    assert_eq!(up.count(), 0, "nothing reached the source");
+    let resp = p.send(
+        "POST",
+        "/v1beta/models/small:generateContent",
+        &json,
+        br#"{"contents":[{"parts":[{"text":"hi"}]}],"contents":[]}"#,
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(
+        resp.json()["error"]["status"],
+        "INVALID_ARGUMENT",
+        "{}",
+        resp.body
+    );
+    assert_text(
+        &resp.error_message(),
+        "the body names `contents` twice; name it once",
+    );
+    // Keys that differ only in case, or only in the same text nested deeper, are not twice.
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "small", "Model": "x", "messages": [{"role": "user", "content": "hi", "model": 1}]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(up.count(), 1, "only the last request reached the source");
 }
 
 #[test]
