@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::support::proxy::bin;
 use crate::support::upstream::chat_answer;
-use crate::support::{MockUpstream, Proxy, Reply, assert_text, config_error, wait_until};
+use crate::support::{MockUpstream, Proxy, Reply, assert_text, config_error, validate, wait_until};
 
 fn config(up: &MockUpstream) -> String {
     format!(
@@ -362,6 +362,72 @@ fn allowed_hosts_takes_names_only() {
     );
     assert_text(&validate, &format!("routeplane: invalid: {message}"));
     assert_text(&serve, &format!("routeplane: error: {message}"));
+}
+
+#[test]
+fn a_request_by_this_machines_name_or_an_allowed_wildcard_gets_in_without_a_key() {
+    // A client on the LAN calls `http://mybox:4356/` (the machine's hostname, or its mDNS
+    // `mybox.local`) with the proxy on 0.0.0.0: Ollama lets that in, and so does Routeplane.
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let hostname = hostname.trim();
+    assert!(
+        !hostname.is_empty() && !hostname.eq_ignore_ascii_case("localhost"),
+        "this test needs a machine with a name: {hostname:?}"
+    );
+    let short = hostname.split('.').next().unwrap();
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let start = |allowed: &str| {
+        Proxy::start(&format!(
+            "allowed_hosts: {allowed}\nproviders:\n  local:\n    api_base: {}\n    models: [m]\n",
+            up.url()
+        ))
+    };
+    let status = |p: &Proxy, host: &str, more: &[(&str, &str)]| {
+        let port = p.addr.rsplit_once(':').unwrap().1;
+        let host = format!("{host}:{port}");
+        let mut headers = vec![("Host", host.as_str())];
+        headers.extend_from_slice(more);
+        p.send("GET", "/v1/models", &headers, b"").status
+    };
+    let p = start("[]");
+    for host in [
+        hostname.to_string(),
+        hostname.to_uppercase(),
+        format!("{short}.local"),
+    ] {
+        assert_eq!(status(&p, &host, &[]), 200, "{host}");
+    }
+    assert_eq!(status(&p, &format!("{short}.evil.example"), &[]), 403);
+    // `*.example.com`: any name under it, not `example.com` itself.
+    let p = start("[\"*.example.com\"]");
+    for (host, want) in [
+        ("api.example.com", 200),
+        ("A.B.Example.Com", 200),
+        ("example.com", 403),
+        ("example.com.evil.example", 403),
+        ("badexample.com", 403),
+    ] {
+        assert_eq!(status(&p, host, &[]), want, "{host}");
+    }
+    // `*`: every name, for a user behind their own reverse proxy; a web page from any
+    // site is still refused, since `*` says nothing of pages.
+    let p = start("[\"*\"]");
+    assert_eq!(status(&p, "evil.example", &[]), 200);
+    let page = [("Origin", "https://evil.example")];
+    assert_eq!(status(&p, "evil.example", &page), 403);
+    // `config validate` takes the two wildcards, and names a malformed one's forms.
+    let (ok, stderr) = validate("allowed_hosts: [\"*\", \"*.example.com\", mybox]\n", &[]);
+    assert!(ok, "{stderr}");
+    for bad in ["*foo", "a.*.b"] {
+        let (path, validate, serve) = config_error(&format!("allowed_hosts: [\"{bad}\"]\n"), &[]);
+        let message = format!(
+            "{path}:1:1: `allowed_hosts` lists `{bad}`, which is not a wildcard Routeplane \
+             reads: write `*` for every name, or `*.example.com` for every name under \
+             example.com\n"
+        );
+        assert_text(&validate, &format!("routeplane: invalid: {message}"));
+        assert_text(&serve, &format!("routeplane: error: {message}"));
+    }
 }
 
 #[test]

@@ -10,8 +10,8 @@ use super::builtin::{
     key_text, unusable_key,
 };
 use super::{
-    AuthUrls, DEFAULT_LISTEN, DEFAULT_WORKERS, Kind, LOGINS, Model, Prefill, Provider, Registry,
-    Settings, Virtual, on_this_machine, on_this_network, parse_listen,
+    AllowedHosts, AuthUrls, DEFAULT_LISTEN, DEFAULT_WORKERS, Kind, LOGINS, Model, Prefill,
+    Provider, Registry, Settings, Virtual, on_this_machine, on_this_network, parse_listen,
 };
 use crate::config::{self, Loaded, ProtocolSpec};
 use crate::error::Error;
@@ -547,33 +547,10 @@ const EMPTY_KEYS: &str = "every entry of `keys:` is empty once its ${VAR}s are e
 
 /// `allowed_hosts:`, each a host name as a browser sends it in `Host` (no scheme, port or
 /// path: the port is never compared, since a page re-pointed at this machine reaches
-/// whatever port it asks for). Entries that expand to nothing (`${HOST:-}`) are dropped.
-fn allowed_hosts(loaded: &Loaded) -> Result<Vec<String>, Error> {
-    let mut names = Vec::new();
-    for name in loaded
-        .config
-        .allowed_hosts
-        .iter()
-        .map(|t| t.as_str().trim())
-    {
-        let ok = name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-        if !ok {
-            let shown: String = name.chars().take(100).collect();
-            return Err(loaded.error_at_key(
-                "allowed_hosts",
-                format!(
-                    "`allowed_hosts` lists `{shown}`, which is not a host name; write names \
-                     only, without a scheme or a port (`routeplane`, `mybox.lan`)"
-                ),
-            ));
-        }
-        if !name.is_empty() {
-            names.push(name.to_string());
-        }
-    }
-    Ok(names)
+/// whatever port it asks for), `*.domain` or `*`; with this machine's own names.
+fn allowed_hosts(loaded: &Loaded) -> Result<AllowedHosts, Error> {
+    let entries = loaded.config.allowed_hosts.iter().map(|t| t.as_str());
+    AllowedHosts::new(entries).map_err(|msg| loaded.error_at_key("allowed_hosts", msg))
 }
 
 /// Resolves the tunables, with defaults.

@@ -20,10 +20,12 @@ use crate::protocol::{Protocol, Source};
 
 mod build;
 mod builtin;
+mod hosts;
 #[cfg(test)]
 mod tests;
 
 pub use builtin::{Family, builtin_ids, family_of, unusable_key};
+pub use hosts::AllowedHosts;
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4356";
@@ -293,8 +295,8 @@ pub struct Settings {
     /// Accepted client keys.
     pub keys: Vec<Secret>,
     /// Names a request's `Host` may give besides `localhost` and IP addresses while
-    /// clients need no key, as written (compared without case).
-    pub allowed_hosts: Vec<String>,
+    /// clients need no key.
+    pub allowed_hosts: AllowedHosts,
     /// Worker threads.
     pub workers: usize,
     /// Request limits.

@@ -7,8 +7,9 @@
 //! keys and logins behind Routeplane (`Origin` shows such a request), or, through a name
 //! of its own pointed at this machine (DNS rebinding), read any `GET` answer as its own
 //! site's (its `Host` is that name). A name the page cannot point anywhere is safe:
-//! `localhost` and the names under it, an IP address, or a name the user listed under
-//! `allowed_hosts`.
+//! `localhost` and the names under it, an IP address, this machine's own name, or a name
+//! the user listed under `allowed_hosts` (or a `*.domain` or `*` there: the user's word
+//! that no page can point those names here, as behind their own reverse proxy).
 //!
 //! With keys, the key decides, for a page as for a program: a browser's cross-origin
 //! (CORS) preflight, which never carries a key, is answered for the paths a key opens,
@@ -19,7 +20,7 @@ use tiny_http::Method;
 
 use super::path::query_param;
 use crate::error::Error;
-use crate::registry::Registry;
+use crate::registry::{AllowedHosts, Registry};
 
 /// How long a browser may keep a preflight's answer, in seconds.
 const PREFLIGHT_MAX_AGE: &str = "600";
@@ -139,17 +140,17 @@ fn plain(origin: &str) -> bool {
 }
 
 /// True for an `Origin` (`scheme://host[:port]`) that is this machine: `localhost` (or a
-/// name under it), `127.x.x.x`, `[::1]`, or a name in `allowed` (`allowed_hosts`, names
-/// the user gave this machine). Only browsers send `Origin`; a page from this machine is
-/// a program the user runs here, a page from anywhere else is not (`null`, a sandboxed
-/// frame or a file, neither).
-fn from_this_machine(origin: &str, allowed: &[String]) -> bool {
+/// name under it), `127.x.x.x`, `[::1]`, its hostname, or a name in `allowed`
+/// (`allowed_hosts`, names the user gave this machine; `*` is not every page). Only
+/// browsers send `Origin`; a page from this machine is a program the user runs here, a
+/// page from anywhere else is not (`null`, a sandboxed frame or a file, neither).
+fn from_this_machine(origin: &str, allowed: &AllowedHosts) -> bool {
     let Some((_, authority)) = origin.trim().split_once("://") else {
         return false;
     };
     let host = host_name(authority);
     is_localhost(host)
-        || allowed.iter().any(|a| a.eq_ignore_ascii_case(host))
+        || allowed.page(host)
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
@@ -157,16 +158,14 @@ fn from_this_machine(origin: &str, allowed: &[String]) -> bool {
 
 /// True for a `Host` (`host[:port]`) no web page can have pointed here: an IP address (a
 /// rebinding page needs a name of its own; a client on the network calls by address),
-/// `localhost` or a name under it, or a name in `allowed` (`allowed_hosts`). Runs for
-/// every request while clients need no key: no allocation. An empty one, like none at
-/// all, is no browser's (a browser always names the host).
-fn host_allowed(host: &str, allowed: &[String]) -> bool {
+/// `localhost` or a name under it, or one `allowed` takes (`allowed_hosts`, this
+/// machine's hostname). Runs for every request while clients need no key: no
+/// allocation. An empty one, like none at all, is no browser's (a browser always names
+/// the host).
+fn host_allowed(host: &str, allowed: &AllowedHosts) -> bool {
     let host = host.trim();
     let name = host_name(host);
-    host.is_empty()
-        || is_ip_address(name)
-        || is_localhost(name)
-        || allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
+    host.is_empty() || is_ip_address(name) || is_localhost(name) || allowed.host(name)
 }
 
 /// True for an IP address as a `Host` names one: dotted digits (a browser writes each
@@ -231,6 +230,18 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// `allowed_hosts` as listed, without this machine's names.
+    fn listed(names: &[&str]) -> AllowedHosts {
+        AllowedHosts {
+            names: names.iter().map(|n| n.to_string()).collect(),
+            ..AllowedHosts::default()
+        }
+    }
+
+    fn none() -> AllowedHosts {
+        listed(&[])
+    }
+
     #[test]
     fn constant_time_comparison() {
         assert!(constant_time_eq(b"abc", b"abc"));
@@ -248,7 +259,7 @@ mod tests {
             "https://127.8.9.10",
             "http://[::1]:5173",
         ] {
-            assert!(from_this_machine(origin, &[]), "{origin}");
+            assert!(from_this_machine(origin, &none()), "{origin}");
         }
         for origin in [
             "https://example.com",
@@ -259,16 +270,16 @@ mod tests {
             "",
             "http://10.0.0.5:4356",
         ] {
-            assert!(!from_this_machine(origin, &[]), "{origin}");
+            assert!(!from_this_machine(origin, &none()), "{origin}");
         }
-        let mine = ["mybox.lan".to_string()];
+        let mine = listed(&["mybox.lan"]);
         assert!(from_this_machine("http://MyBox.lan:3000", &mine));
         assert!(!from_this_machine("http://evil.mybox.lan", &mine));
     }
 
     #[test]
     fn only_hosts_no_page_can_point_here_are_allowed() {
-        let mine = ["routeplane".to_string(), "MyBox.lan".to_string()];
+        let mine = listed(&["routeplane", "MyBox.lan"]);
         for host in [
             "127.0.0.1:4356",
             "127.0.0.1",
@@ -296,8 +307,8 @@ mod tests {
         ] {
             assert!(!host_allowed(host, &mine), "{host}");
         }
-        assert!(!host_allowed("routeplane:4356", &[]));
-        assert!(host_allowed("", &[]), "no browser sends an empty Host");
+        assert!(!host_allowed("routeplane:4356", &none()));
+        assert!(host_allowed("", &none()), "no browser sends an empty Host");
     }
 
     #[test]
