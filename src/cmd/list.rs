@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use routeplane::auth::store::Store;
 use routeplane::auth::{self, Auth, Subscription};
-use routeplane::detect::{self, Detected};
+use routeplane::detect::{self, Detected, State};
 use routeplane::registry::{Kind, Registry};
 use routeplane::upstream;
 use routeplane::{Error, registry, route};
@@ -174,16 +174,16 @@ pub(crate) fn from_server(registry: &Registry, auth: &Auth) -> Vec<(String, f64)
 
 /// `cooling down until HH:MM:SS UTC (N s left)` when the endpoint `label` cools down, else
 /// `state`.
-pub(crate) fn with_cooldown(state: String, cooling: &[(String, f64)], label: &str) -> String {
+pub(crate) fn with_cooldown(state: &State, cooling: &[(String, f64)], label: &str) -> String {
     match cooling.iter().find(|(l, _)| l == label) {
-        Some((_, left)) if state == "active" => format!("cooling down {}", until(*left)),
-        _ => state,
+        Some((_, left)) if *state == State::Active => format!("cooling down {}", until(*left)),
+        _ => state.to_string(),
     }
 }
 
 /// A provider's `state`, naming its models that cool down: one cool-down is one
 /// model's, and the provider's other models serve on.
-fn with_model_cooldowns(state: String, cooling: &[(String, f64)], provider: &str) -> String {
+fn with_model_cooldowns(state: &State, cooling: &[(String, f64)], provider: &str) -> String {
     let mine: Vec<(&str, f64)> = cooling
         .iter()
         .filter_map(|(l, left)| {
@@ -191,8 +191,8 @@ fn with_model_cooldowns(state: String, cooling: &[(String, f64)], provider: &str
             Some((model, *left))
         })
         .collect();
-    if state != "active" || mine.is_empty() {
-        return state;
+    if *state != State::Active || mine.is_empty() {
+        return state.to_string();
     }
     match mine.as_slice() {
         [(model, left)] => format!("active; {model} cooling down {}", until(*left)),
@@ -219,7 +219,7 @@ fn until(left: f64) -> String {
 }
 
 /// A provider's state, with a subscription's login and its expiry.
-fn state(p: &registry::Provider, detected: &Detected, auth: &Auth) -> String {
+fn state(p: &registry::Provider, detected: &Detected, auth: &Auth) -> State {
     detect::provider_state(p, detected, auth)
 }
 
@@ -240,16 +240,16 @@ pub(crate) fn run_models(
         .map(|v| {
             // From its endpoints' states, as a request would find them. A server that
             // does not list a model may still serve it (llama.cpp answers any name).
-            let states: Vec<String> = (v.endpoints.iter())
+            let states: Vec<State> = (v.endpoints.iter())
                 .filter_map(|(pid, m)| {
                     let p = registry.provider_for(pid)?;
                     let sent = registry::Target::new(&p, m);
                     Some(detect::model_state(&p, sent.model(), &detected, &auth))
                 })
                 .collect();
-            let state = if states.iter().any(|s| s == "active") {
+            let state = if states.contains(&State::Active) {
                 "active"
-            } else if states.iter().any(|s| s == detect::NOT_LISTED) {
+            } else if states.contains(&State::NotListed) {
                 "not listed by its servers"
             } else {
                 "no endpoint active"
@@ -266,7 +266,7 @@ pub(crate) fn run_models(
         let state = state(p, &detected, &auth);
         for m in &p.models {
             let state = detect::model_state(p, &m.upstream, &detected, &auth);
-            let state = with_cooldown(state, &cooling, &format!("{}:{}", p.id, m.upstream));
+            let state = with_cooldown(&state, &cooling, &format!("{}:{}", p.id, m.upstream));
             rows.push((m.id.clone(), p.id.clone(), "declared", state));
         }
         // A list fetched with a login serves only when named with its provider: that
@@ -277,7 +277,7 @@ pub(crate) fn run_models(
                 // A local server's answer is "detected"; a hosted provider's list, "listed".
                 let source = if p.detect { "detected" } else { "listed" };
                 let label = format!("{}:{m}", p.id);
-                let state = with_cooldown(state.clone(), &cooling, &label);
+                let state = with_cooldown(&state, &cooling, &label);
                 let id = if bare { m } else { label };
                 rows.push((id, p.id.clone(), source, state));
             }
@@ -294,7 +294,7 @@ pub(crate) fn run_models(
                 shown.push(m);
                 let label = format!("{}:{m}", p.id);
                 let state = detect::model_state(p, m, &detected, &auth);
-                let state = with_cooldown(state, &cooling, &label);
+                let state = with_cooldown(&state, &cooling, &label);
                 rows.push((label, p.id.clone(), "endpoint", state));
             }
         }
@@ -526,7 +526,7 @@ pub(crate) fn run_providers(
                 })
                 .collect();
             let (kind, key_from) = auth_kind(p, &auth);
-            let state = with_model_cooldowns(state(p, &detected, &auth), &cooling, &p.id);
+            let state = with_model_cooldowns(&state(p, &detected, &auth), &cooling, &p.id);
             (
                 p.id.clone(),
                 routeplane::log::shown_url(&p.api_base).into_owned(),

@@ -51,15 +51,15 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let last_hope = route::last_hope(&targets, warm, |p| auth.lacks_credential(p));
     for (i, t) in targets.iter().enumerate() {
         let label = t.label();
-        let mut state = detect::model_state(&t.provider, t.model(), &detected, &auth);
-        if state == detect::NOT_LISTED && t.provider.is_ollama() {
+        let state = detect::model_state(&t.provider, t.model(), &detected, &auth);
+        let mut shown = super::list::with_cooldown(&state, &cooling, label);
+        if state == detect::State::NotListed && t.provider.is_ollama() {
             // What a request would be told by Ollama's 404.
-            state.push_str(&format!(" (run `ollama pull {}`)", t.model()));
+            shown.push_str(&format!(" (run `ollama pull {}`)", t.model()));
         }
-        let state = super::list::with_cooldown(state, &cooling, label);
         let last = i >= last_hope;
         outln!(
-            "{}. {label} ({}, {}) {state}",
+            "{}. {label} ({}, {}) {shown}",
             i + 1,
             t.protocol.name(),
             address(t, last, auth.stream_only(&t.provider)),

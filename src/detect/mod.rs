@@ -36,7 +36,7 @@ use crate::log;
 use crate::registry::Provider;
 
 pub use probe::{list_hosted, probe, probe_all};
-pub use state::{LIST_FAILED, NOT_LISTED, model_state, provider_state};
+pub use state::{State, model_state, provider_state};
 
 /// The most of a source's error told in one log line. Its own words are cut at 200
 /// characters (`list` in probe.rs); two listings' reasons and their URLs fit.
@@ -57,7 +57,7 @@ pub struct SourceState {
     /// one still goes to the source, which answers for itself.
     pub embeddings: Vec<String>,
     /// Why it is down, when it is; while it is up, why its model list failed, if it did
-    /// (it answered, so something listens there: see [`LIST_FAILED`]).
+    /// (it answered, so something listens there: see [`State::ListFailed`]).
     pub reason: String,
     /// The models it listed when it was last up (kept while it is down).
     pub former: Vec<String>,

@@ -1,73 +1,106 @@
 //! The state a provider or one of its models is shown in: the `providers` and `models`
 //! commands, `routeplane route`, the status page and `/status.json`.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Detected;
 use crate::auth::{Auth, Subscription};
 use crate::registry::{Kind, Provider};
 use crate::time::utc_datetime;
 
-/// How [`provider_state`] begins for a local server that answers but whose model list
-/// failed (a 404 or 500 where its list should be, an answer that is no list): it is up,
-/// and requests go to it.
-pub const LIST_FAILED: &str = "up, model list failed: ";
+/// A provider's state, or one of its models': what decides it is told by the variant,
+/// and its `Display` is the text users see, so no caller reads the text back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Requests go to it (the caller adds cool-down).
+    Active,
+    /// A subscription login whose refresh token was refused: `routeplane login` again.
+    LoginNeeded,
+    /// A subscription login, valid until this time when its token says.
+    LoggedIn(Option<SystemTime>),
+    /// Its logins are not known: the token file cannot be read.
+    TokenFileUnreadable,
+    /// A subscription, or a labelled login (`anthropic#work`), with no login stored.
+    NotLoggedIn,
+    /// A hosted provider whose key variable is not set.
+    NoKey,
+    /// The provider refused its key with this status (see [`Auth::key_answered`]).
+    KeyRefused(u16),
+    /// Detection found it down.
+    Down,
+    /// A local server that answers but whose model list failed, and why (a 404 or 500
+    /// where its list should be, an answer that is no list): it is up, and requests go
+    /// to it.
+    ListFailed(String),
+    /// A local server neither detected nor given models.
+    NotAsked,
+    /// A model an up local server does not list (only [`model_state`] tells this).
+    NotListed,
+}
 
-/// A provider's state for listings and `routeplane route`: `no key`, `not logged in`,
-/// `token file unreadable` (its logins unknown), `login needed`, `logged in until …`,
-/// `key refused (401)` (see [`Auth::key_answered`]), `down`, `up, model list failed: …`
-/// ([`LIST_FAILED`]), `not asked` (a local server neither detected nor given models), or
-/// `active` (the caller adds cool-down).
-pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> String {
-    let sub = Subscription::of(&p.id);
-    if sub.is_some() && auth.logged_in(&p.id) {
-        if auth.refused(&p.id).is_some() {
-            return "login needed".to_string();
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            State::Active => f.write_str("active"),
+            State::LoginNeeded => f.write_str("login needed"),
+            State::LoggedIn(Some(until)) => write!(f, "logged in until {}", utc_datetime(*until)),
+            State::LoggedIn(None) => f.write_str("logged in"),
+            State::TokenFileUnreadable => f.write_str("token file unreadable"),
+            State::NotLoggedIn => f.write_str("not logged in"),
+            State::NoKey => f.write_str("no key"),
+            State::KeyRefused(status) => write!(f, "key refused ({status})"),
+            State::Down => f.write_str("down"),
+            State::ListFailed(why) => write!(f, "up, model list failed: {why}"),
+            State::NotAsked => f.write_str("not asked"),
+            State::NotListed => f.write_str("not listed by the server"),
         }
-        return match auth.expires_at(&p.id).filter(|e| *e > 0) {
-            Some(at) => format!(
-                "logged in until {}",
-                utc_datetime(UNIX_EPOCH + Duration::from_secs(at))
-            ),
-            None => "logged in".to_string(),
-        };
-    }
-    if sub.is_some() && p.key.is_none() && auth.unreadable().is_some() {
-        return "token file unreadable".to_string();
-    }
-    if p.key.is_none() && (p.kind == Kind::Subscription || p.id.contains('#')) {
-        return "not logged in".to_string();
-    }
-    if p.key.is_none() && !p.key_vars.is_empty() {
-        return "no key".to_string();
-    }
-    if let Some(status) = auth.key_refused(p) {
-        return format!("key refused ({status})");
-    }
-    match detected.state(&p.id) {
-        Some(s) if p.detect && !s.up => "down".to_string(),
-        Some(s) if p.detect && s.list_failed() => format!("{LIST_FAILED}{}", s.reason),
-        _ if p.kind == Kind::Local && !p.detect && p.models.is_empty() => "not asked".to_string(),
-        _ => "active".to_string(),
     }
 }
 
-/// The state of a model an up local server does not list.
-pub const NOT_LISTED: &str = "not listed by the server";
+/// A provider's state for listings and `routeplane route`; never [`State::NotListed`].
+pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> State {
+    let sub = Subscription::of(&p.id);
+    if sub.is_some() && auth.logged_in(&p.id) {
+        if auth.refused(&p.id).is_some() {
+            return State::LoginNeeded;
+        }
+        let until = auth.expires_at(&p.id).filter(|e| *e > 0);
+        return State::LoggedIn(until.map(|at| UNIX_EPOCH + Duration::from_secs(at)));
+    }
+    if sub.is_some() && p.key.is_none() && auth.unreadable().is_some() {
+        return State::TokenFileUnreadable;
+    }
+    if p.key.is_none() && (p.kind == Kind::Subscription || p.id.contains('#')) {
+        return State::NotLoggedIn;
+    }
+    if p.key.is_none() && !p.key_vars.is_empty() {
+        return State::NoKey;
+    }
+    if let Some(status) = auth.key_refused(p) {
+        return State::KeyRefused(status);
+    }
+    match detected.state(&p.id) {
+        Some(s) if p.detect && !s.up => State::Down,
+        Some(s) if p.detect && s.list_failed() => State::ListFailed(s.reason),
+        _ if p.kind == Kind::Local && !p.detect && p.models.is_empty() => State::NotAsked,
+        _ => State::Active,
+    }
+}
 
-/// [`provider_state`] for one of its models: [`NOT_LISTED`] when the provider is an up
-/// local server whose list lacks the model (an Ollama model not pulled), which a
+/// [`provider_state`] for one of its models: [`State::NotListed`] when the provider is
+/// an up local server whose list lacks the model (an Ollama model not pulled), which a
 /// request would find out with a 404.
-pub fn model_state(p: &Provider, model: &str, detected: &Detected, auth: &Auth) -> String {
+pub fn model_state(p: &Provider, model: &str, detected: &Detected, auth: &Auth) -> State {
     let state = provider_state(p, detected, auth);
     // Without a list, whether it serves the model is not known: requests go to it.
-    if state.starts_with(LIST_FAILED) {
-        return "active".to_string();
+    if let State::ListFailed(_) = state {
+        return State::Active;
     }
     let up_with_list = p.detect && detected.state(&p.id).is_some_and(|s| s.up);
     let listed = || detected.serves(&p.id, model) || detected.latest_of(&p.id, model).is_some();
-    if state == "active" && up_with_list && !listed() {
-        return NOT_LISTED.to_string();
+    if state == State::Active && up_with_list && !listed() {
+        return State::NotListed;
     }
     state
 }

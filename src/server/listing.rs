@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::Shared;
-use crate::detect::{self, Detected};
+use crate::detect::{self, Detected, State};
 use crate::registry::{Registry, provider_of};
 use crate::{route, stats};
 
@@ -50,16 +50,16 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
                 until.map(|u| format!("until {u}")),
             )
         } else {
-            match detect::provider_state(p, &shared.detected, auth).as_str() {
-                "active" => ("up".to_string(), Some(true), None),
-                "down" => ("down".to_string(), Some(false), found.map(|s| s.reason)),
+            match detect::provider_state(p, &shared.detected, auth) {
+                State::Active => ("up".to_string(), Some(true), None),
+                State::Down => ("down".to_string(), Some(false), found.map(|s| s.reason)),
                 // It answers, so requests go to it; only its list is missing.
-                failed if failed.starts_with(detect::LIST_FAILED) => {
-                    let why = found.map(|s| format!("model list failed: {}", s.reason));
-                    ("up".to_string(), Some(true), why)
+                State::ListFailed(why) => {
+                    let why = format!("model list failed: {why}");
+                    ("up".to_string(), Some(true), Some(why))
                 }
-                "not asked" => ("not asked".to_string(), None, None),
-                refused if refused.starts_with("key refused") => {
+                State::NotAsked => ("not asked".to_string(), None, None),
+                refused @ State::KeyRefused(_) => {
                     let what = crate::auth::key_wanted(p);
                     (refused.to_string(), Some(false), Some(what))
                 }
