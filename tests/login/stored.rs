@@ -1,0 +1,241 @@
+//! Logins without a browser flow and the token file they go to: a refresh token on
+//! stdin, a vendor's login imported, labels, logout, a token file that cannot be kept.
+
+use super::*;
+
+#[test]
+fn token_stdin_refreshes_once_and_stores_the_rotation() {
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, 9));
+    let (code, out, err) = run(
+        &dir,
+        &[
+            "login",
+            "openai-codex",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--token-stdin",
+        ],
+        Some("rt-0\n"),
+        |_| None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("logged in to openai-codex"));
+    assert_eq!(oauth.refreshes(), 1);
+    assert_eq!(
+        stored(&dir)["credentials"]["openai-codex"]["refresh_token"],
+        "rt-1"
+    );
+}
+
+#[test]
+fn a_token_file_it_cannot_keep_stops_the_login_before_the_refresh_token_is_spent() {
+    // The token endpoint rotates refresh tokens: one refreshed and then not stored is
+    // gone for good, and the user's login with it.
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, 9));
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let cut_short = dir.write("data/auth.json", r#"{"version": 1, "credentials": {"#);
+    let login = |extra: &[&str]| {
+        let mut args = vec![
+            "login",
+            "openai-codex",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--token-stdin",
+        ];
+        args.extend_from_slice(extra);
+        run(&dir, &args, Some("rt-0\n"), |_| None)
+    };
+    let (code, out, err) = login(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        format!(
+            "routeplane: error: login failed: `{}` is not valid JSON (EOF while parsing an \
+             object at line 1 column 31); fix or delete it and log in again\n",
+            cut_short.display()
+        )
+    );
+    // A token file where no directory can be made (a file is in the way).
+    let blocked = dir.path().join("data/auth.json/auth.json");
+    let (code, _, err) = login(&["--auth-file", blocked.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "routeplane: error: cannot create `{}.lock`: Not a directory",
+            blocked.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(oauth.refreshes(), 0, "the refresh token was never spent");
+}
+
+#[test]
+fn vendor_logins_import_and_logout_forgets() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.path().join(".claude")).unwrap();
+    dir.write(".claude/.credentials.json", r#"{"claudeAiOauth":{"accessToken":"sk-ant-oat01-a","refreshToken":"sk-ant-ort01-b","expiresAt":4102444800000}}"#);
+    std::fs::create_dir_all(dir.path().join(".codex")).unwrap();
+    let jwt = id_token("acct_7");
+    dir.write(".codex/auth.json", &format!(r#"{{"auth_mode":"chatgpt","tokens":{{"id_token":"{jwt}","access_token":"{jwt}","refresh_token":"rt-x","account_id":"acct_7"}}}}"#));
+    for provider in ["anthropic", "openai-codex"] {
+        let (code, _, err) = run(&dir, &["login", provider, "--import"], None, |_| None);
+        assert_eq!(code, 0, "{provider}: {err}");
+    }
+    let v = stored(&dir);
+    assert_eq!(v["credentials"]["anthropic"]["expires_at"], 4102444800u64);
+    assert_eq!(v["credentials"]["openai-codex"]["account_id"], "acct_7");
+    assert!(
+        dir.read(".claude/.credentials.json")
+            .contains("sk-ant-ort01-b"),
+        "the vendor file is untouched"
+    );
+    let (code, out, _) = run(&dir, &["logout", "anthropic"], None, |_| None);
+    assert_eq!((code, out.as_str()), (0, "logged out of anthropic\n"));
+    assert!(stored(&dir)["credentials"].get("anthropic").is_none());
+    let (_, out, _) = run(&dir, &["logout", "anthropic"], None, |_| None);
+    assert_eq!(out, "not logged in to anthropic\n");
+    // A misspelt provider is an error, not "not logged in", as for login.
+    let (code, _, err) = run(&dir, &["logout", "antropic"], None, |_| None);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("`antropic` has no subscription login"),
+        "{err}"
+    );
+    // `openai` is an API key's provider: the plan's login is named.
+    let (code, _, err) = run(&dir, &["login", "openai"], None, |_| None);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(
+            "`openai` has no subscription login; the choices are anthropic and openai-codex; \
+             ChatGPT plans log in as `openai-codex`, and an API key goes in OPENAI_API_KEY"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn logout_from_a_damaged_token_file_says_the_logout_failed_and_why() {
+    // It said "login failed: …" to a user who was logging out.
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let cut_short =
+        r#"{"version": 1, "credentials": {"anthropic": {"refresh_token": "sk-ant-ort01-b"#;
+    let file = dir.write("data/auth.json", cut_short);
+    let (code, out, err) = run(&dir, &["logout", "anthropic"], None, |_| None);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        format!(
+            "routeplane: error: logout: the token file `{}` cannot be read: it is not valid \
+             JSON (EOF while parsing a string at line 1 column 77); fix or remove it\n",
+            file.display()
+        )
+    );
+    assert!(
+        !err.contains("sk-ant-ort01-b"),
+        "no token is printed: {err}"
+    );
+    assert_eq!(
+        dir.read("data/auth.json"),
+        cut_short,
+        "the file is untouched"
+    );
+}
+
+#[test]
+fn a_labelled_login_is_its_own_provider() {
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Wire::Responses.reply(true, false));
+    let dir = Dir::new();
+    let config = codex_config(&oauth, &up, 9);
+    let cfg = dir.write("routeplane.yaml", &config);
+    let args = [
+        "login",
+        "openai-codex",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--token-stdin",
+        "--label",
+        "work",
+    ];
+    let (code, out, err) = run(&dir, &args, Some("rt-0\n"), |_| None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("logged in to openai-codex#work"), "{out}");
+    let auth_file = dir.path().join("data/auth.json");
+    let p = Proxy::start_with(
+        &config,
+        &[("ROUTEPLANE_AUTH_FILE", auth_file.to_str().unwrap())],
+        &[],
+    );
+    let ask = |model: &str| {
+        p.post(
+            "/v1/chat/completions",
+            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    };
+    let resp = ask("openai-codex#work:gpt-5");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(
+        up.requests()[0].header("authorization"),
+        Some("Bearer at-1")
+    );
+    let resp = ask("openai-codex:gpt-5");
+    assert_eq!(
+        resp.status, 401,
+        "the unlabelled login does not exist: {}",
+        resp.body
+    );
+}
+
+#[test]
+fn a_label_clients_could_not_name_is_refused_before_anything_is_asked() {
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let cfg = dir.write("routeplane.yaml", &anthropic_config(&oauth, &up));
+    for label in ["work:2", "my work", "a#b"] {
+        let mut child = Command::new(bin())
+            .args([
+                "login",
+                "anthropic",
+                "--token-stdin",
+                "--label",
+                label,
+                "-c",
+            ])
+            .arg(&cfg)
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .env("ROUTEPLANE_AUTH_FILE", dir.path().join("data/auth.json"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The token is for the old code, which took any label and stored it; the new
+        // one may have exited before reading it. Stdin is closed either way.
+        let _ = child.stdin.take().unwrap().write_all(b"rt-0\n");
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{label}: {err}");
+        assert!(
+            err.contains("--label must be a word without `:`, `#`, spaces")
+                && err.contains("anthropic#LABEL:MODEL"),
+            "{label}: {err}"
+        );
+    }
+    assert_eq!(
+        oauth.refreshes(),
+        0,
+        "nothing was asked of the token endpoint"
+    );
+    assert!(!dir.path().join("data/auth.json").exists());
+}
