@@ -411,3 +411,47 @@ fn a_signal_sent_as_soon_as_it_listens_is_handled() {
         200
     );
 }
+
+#[test]
+fn a_taken_port_is_said_to_be_in_use_with_the_key_or_flag_that_moves_it() {
+    // Another server (a model server, say Ollama) holds the port the config names.
+    let other = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let taken = format!("127.0.0.1:{}", other.port());
+    let dir = crate::support::Dir::new();
+    let config = dir.write(
+        "routeplane.yaml",
+        &crate::support::proxy::hermetic(&format!("listen: {taken}\n")),
+    );
+    let run = |args: &[&str]| {
+        let out = crate::support::proxy::routeplane_in(dir.path())
+            .arg("-c")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let in_use = "another program listens there (another routeplane, or a server such as Ollama)";
+    assert_eq!(
+        run(&[]),
+        (
+            Some(1),
+            format!(
+                "routeplane: error: cannot listen on {taken}: {in_use}; set `listen:` in {}, or pass --listen ADDR\n",
+                config.display()
+            )
+        )
+    );
+    assert_eq!(
+        run(&["--listen", &taken]),
+        (
+            Some(1),
+            format!(
+                "routeplane: error: cannot listen on {taken}: {in_use}; pass another --listen ADDR\n"
+            )
+        )
+    );
+}

@@ -47,7 +47,8 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     super::refuse_open(&registry, &global)?;
     let client_timeout =
         std::time::Duration::from_secs_f64(registry.settings.limits.client_timeout_secs.max(0.1));
-    let listener = server::bind(addr, client_timeout)?;
+    let listener =
+        server::bind(addr, client_timeout).map_err(|e| cannot_listen(e, &global, &registry))?;
     let store = auth_file
         .or_else(routeplane::paths::auth_file)
         .map(Store::new);
@@ -62,6 +63,36 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let reload: server::Reload = Box::new(move || built(&reload_from));
     server::serve(listener, shared, reload)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A failed bind, said so that its reader knows what holds the address and where the
+/// address came from: `--listen`, the file's `listen:`, or the default.
+fn cannot_listen(e: Error, global: &Global, registry: &Registry) -> Error {
+    let Error::Io { what, source } = e else {
+        return e;
+    };
+    let change = match (&global.listen, registry.source.as_str()) {
+        (Some(_), _) => "pass another --listen ADDR".to_string(),
+        (None, routeplane::config::NO_FILE) => {
+            "pass --listen ADDR, or set `listen:` in a config file".to_string()
+        }
+        (None, file) => format!("set `listen:` in {file}, or pass --listen ADDR"),
+    };
+    let why = match source.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "another program listens there (another routeplane, or a server such as Ollama)"
+                .to_string()
+        }
+        std::io::ErrorKind::AddrNotAvailable => "that is not an address of this machine".into(),
+        std::io::ErrorKind::PermissionDenied => {
+            "a port below 1024 takes privileges this process does not have".into()
+        }
+        _ => source.to_string(),
+    };
+    Error::io(
+        what,
+        std::io::Error::new(source.kind(), format!("{why}; {change}")),
+    )
 }
 
 /// The registry the command line asks for: its config file, with `--listen` over the

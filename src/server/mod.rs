@@ -106,11 +106,14 @@ pub struct Listener {
 
 /// Binds the listen address; accepted sockets time out after `client_timeout` of silence.
 pub fn bind(addr: SocketAddr, client_timeout: Duration) -> Result<Listener, Error> {
+    // The operating system's error is kept as it is (tiny_http boxes it), so that the
+    // command line can tell an address in use from one that is not this machine's.
     let http = tiny_http::Server::http_with_timeout(addr, client_timeout).map_err(|e| {
-        Error::io(
-            format!("cannot listen on {addr} (is another routeplane running? use --listen)"),
-            std::io::Error::other(e.to_string()),
-        )
+        let source = match e.downcast::<std::io::Error>() {
+            Ok(e) => *e,
+            Err(e) => std::io::Error::other(e.to_string()),
+        };
+        Error::io(format!("cannot listen on {addr}"), source)
     })?;
     // Refusals tiny_http answers itself (a head too large or too slow) are answered
     // and logged as Routeplane's own errors.
