@@ -32,12 +32,29 @@ pub(super) fn not_an_answer(status: u16, ct: &str, bytes: &[u8]) -> Option<Strin
 /// What a source that answered with something other than its protocol's JSON sent
 /// instead, said without quoting it (a page may echo the request).
 pub(super) fn said_instead(status: u16, ct: &str, bytes: &[u8]) -> String {
+    if let Some(said) = compressed(status, bytes) {
+        return said;
+    }
     let ct = match ct.split(';').next().map(str::trim) {
         Some(ct) if !ct.is_empty() => ct,
         _ => "no content type",
     };
     let n = bytes.len();
     format!("it answered {status} with {n} bytes of `{ct}`, not its protocol's JSON answer")
+}
+
+/// A body that opens as gzip does (`1f 8b`), said as what it is: a server may compress
+/// an answer to a request that names no `Accept-Encoding` (RFC 9110 takes any coding
+/// as acceptable then), and Routeplane decodes none. Looked at only once a body failed
+/// to be an answer, so no answer pays for it.
+pub(super) fn compressed(status: u16, bytes: &[u8]) -> Option<String> {
+    bytes.starts_with(&[0x1f, 0x8b]).then(|| {
+        format!(
+            "it answered {status} with {} bytes compressed with gzip (`content-encoding`), \
+             which Routeplane does not ask for or decode",
+            bytes.len()
+        )
+    })
 }
 
 /// The failure for a request that got no response head (or the client that left, or a
@@ -249,6 +266,11 @@ mod tests {
             "it answered 200 with 19 bytes of `text/html`, not its protocol's JSON answer"
         );
         assert!(said("", b"data: {}\n\n").contains("of `no content type`"));
+        assert_eq!(
+            said("application/json", b"\x1f\x8b\x08\x00"),
+            "it answered 200 with 4 bytes compressed with gzip (`content-encoding`), which \
+             Routeplane does not ask for or decode"
+        );
         assert!(said("application/json", b"{\"choices\": [").contains("13 bytes"));
     }
 

@@ -87,6 +87,7 @@ fn relay_events(
     // The bytes of `held`, bounded as a whole answer is (see where events are held).
     let mut held_bytes: u64 = 0;
     let mut content = false;
+    let mut opening = true;
     let mut finished = false;
     let mut strip = splice.continuing && splice.trimmed;
     let mut deadline = sent + t.patience;
@@ -113,6 +114,13 @@ fn relay_events(
         };
         let bytes = match piece {
             Piece::Data(b) => {
+                // A compressed stream would parse as no event at all and end "without
+                // its end marker": its first bytes say what it is.
+                if std::mem::take(&mut opening)
+                    && let Some(reason) = super::classify::compressed(status, &b)
+                {
+                    return fail(FailKind::Malformed, reason);
+                }
                 if let Some(k) = kept.as_mut().filter(|_| !content) {
                     match k.len() + b.len() > KEEP_LIMIT {
                         true => kept = None,

@@ -114,6 +114,51 @@ fn a_whole_answer_that_is_not_json_fails_over_and_alone_is_a_502_naming_its_sour
     }
 }
 
+#[test]
+fn a_gzipped_answer_nobody_asked_for_is_said_to_be_compressed_and_moved_past() {
+    // A server may compress an answer to a request that names no `Accept-Encoding`.
+    // Before, a whole one was "N bytes of `application/json`, not its protocol's JSON
+    // answer" and a stream one "ended without its end marker": true, and no help.
+    let whole = Reply::Gzipped(200, "application/json", chat_answer("zipped").to_string());
+    let events = Reply::Gzipped(200, "text/event-stream", chat_events(2, true).concat());
+    let a = MockUpstream::start(move |req| match req.json()["stream"] == true {
+        true => events.clone(),
+        false => whole.clone(),
+    });
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    for stream in [false, true] {
+        let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+        let resp = ask_as(&p, Wire::Chat, "smart", stream);
+        assert_eq!(resp.status, 200, "stream={stream}: {}", resp.body);
+        assert!(resp.body.contains("from b"), "{}", resp.body);
+        let line = p.wait_log("served_by=b:m");
+        assert!(line.contains("tried=a:m→malformed,b:m→200"), "{line}");
+    }
+    // Alone, each client in its own protocol, copied or translated, whole or streamed.
+    let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+    for wire in [Wire::Chat, Wire::Anthropic] {
+        for stream in [false, true] {
+            let resp = ask_as(&p, wire, "a:m", stream);
+            assert_eq!(resp.status, 502, "{wire:?} stream={stream}: {}", resp.body);
+            let message = wire.error_message(&resp.json());
+            let (start, end) = (
+                "upstream `a` failed: it answered 200 with ",
+                " bytes compressed with gzip (`content-encoding`), which Routeplane does not ask for or decode",
+            );
+            assert!(
+                message.starts_with(start) && message.ends_with(end),
+                "{wire:?} stream={stream}: {message}"
+            );
+        }
+    }
+    // The request named no coding: the server chose gzip on its own.
+    assert!(
+        a.posts()
+            .iter()
+            .all(|r| r.header("accept-encoding").is_none())
+    );
+}
+
 /// A chat answer Azure's content filter emptied, whole or as a stream.
 fn filtered_answer(stream: bool) -> Reply {
     if stream {
