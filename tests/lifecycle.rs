@@ -455,3 +455,39 @@ fn a_taken_port_is_said_to_be_in_use_with_the_key_or_flag_that_moves_it() {
         )
     );
 }
+
+#[test]
+fn a_reload_caught_while_an_editor_has_emptied_the_file_keeps_the_old_config() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let base = format!(
+        "providers:\n  local:\n    api_base: {}\n    models: [one]\n",
+        up.url()
+    );
+    let p = Proxy::start(&base);
+    let ask = || {
+        p.post(
+            "/v1/chat/completions",
+            json!({"model": "one", "messages": []}),
+        )
+        .status
+    };
+    assert_eq!(ask(), 200);
+    // Saved in place: emptied first, written after. Before, the reload in between took
+    // the empty file as the built-in defaults and every model was gone (404).
+    let config = p.dir.write("routeplane.yaml", "");
+    p.signal("HUP");
+    let line = p.wait_log("reload failed");
+    assert!(
+        line.ends_with(&format!(
+            "reload failed, keeping the old config: {}: the file holds no setting now (saved part-way?); a restart with it serves the built-in defaults",
+            config.display()
+        )),
+        "{line}"
+    );
+    assert_eq!(ask(), 200);
+    let fixed = crate::support::proxy::hermetic(&base);
+    p.dir.write("routeplane.yaml", &fixed);
+    p.signal("HUP");
+    p.wait_log("reloaded config");
+    assert_eq!(ask(), 200);
+}

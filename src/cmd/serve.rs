@@ -60,7 +60,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     ));
     // SIGHUP re-reads the same file; the listen address and worker count stay.
     let reload_from = global.clone();
-    let reload: server::Reload = Box::new(move || built(&reload_from));
+    let reload: server::Reload = Box::new(move || rebuilt(&reload_from));
     server::serve(listener, shared, reload)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -99,7 +99,38 @@ fn cannot_listen(e: Error, global: &Global, registry: &Registry) -> Error {
 /// file's `listen` (at start and at each reload alike, so a reload does not take the
 /// file's for a change).
 fn built(global: &Global) -> Result<Registry, Error> {
-    let mut registry = Registry::build(&super::load(global)?)?;
+    built_from(global, &super::load(global)?)
+}
+
+/// The registry a reload (SIGHUP) puts in place: [`built`]'s, unless the file holds no
+/// setting now. An editor saving in place empties the file before writing it, and a
+/// reload caught then would drop every provider and virtual model; at start, a file
+/// with nothing in it is the built-in defaults, as documented.
+fn rebuilt(global: &Global) -> Result<Registry, Error> {
+    let loaded = super::load(global)?;
+    if let Some(path) = &loaded.path {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let blank = text.lines().all(|l| {
+            let l = l.trim();
+            l.is_empty() || l.starts_with('#')
+        });
+        if blank {
+            return Err(Error::Config {
+                path: loaded.name(),
+                line: 0,
+                col: 0,
+                msg: "the file holds no setting now (saved part-way?); a restart with it \
+                      serves the built-in defaults"
+                    .into(),
+            });
+        }
+    }
+    built_from(global, &loaded)
+}
+
+/// [`built`] from a config already read.
+fn built_from(global: &Global, loaded: &routeplane::config::Loaded) -> Result<Registry, Error> {
+    let mut registry = Registry::build(loaded)?;
     if let Some(listen) = &global.listen {
         registry.settings.listen = super::listen_addr(listen)?;
     }
