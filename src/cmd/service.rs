@@ -2,7 +2,8 @@
 //!
 //! The units are the files in `dist/systemd/`, compiled in, so what the command writes
 //! and what the repository (and the Debian package) ships never disagree. The one line
-//! changed is `ExecStart=`'s binary, which becomes the binary running this command.
+//! changed is `ExecStart=`: its binary becomes the binary running this command, and its
+//! config the one `-c` names, if any.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -22,6 +23,10 @@ pub(crate) const USER_UNIT: &str = include_str!("../../dist/systemd/routeplane.u
 const SYSTEM_BIN: &str = "/usr/local/bin/routeplane";
 /// The binary path `ExecStart=` names in the user unit.
 const USER_BIN: &str = "%h/.local/bin/routeplane";
+/// The config `ExecStart=` names in the system unit.
+const SYSTEM_CONFIG: &str = "/etc/routeplane/routeplane.yaml";
+/// The config `ExecStart=` names in the user unit (`%E` is `$XDG_CONFIG_HOME`).
+const USER_CONFIG: &str = "%E/routeplane/routeplane.yaml";
 /// Directories the system unit hides from the service, and the setting that does it
 /// (as `dist/systemd/routeplane.service` has them): a binary there cannot be started.
 const SYSTEM_HIDES: [(&str, &str); 5] = [
@@ -39,7 +44,7 @@ const SERVICE_USER: &str = "routeplane";
 const HELP: &str = "\
 routeplane service install: install Routeplane as a systemd service
 
-Usage: routeplane service install [--user] [--force] [--root DIR]
+Usage: routeplane service install [--user] [--force] [--root DIR] [-c PATH]
 
 Without --user (run as root): writes /etc/systemd/system/routeplane.service, creates
 the `routeplane` system user and /etc/routeplane/, and writes a starter
@@ -47,18 +52,21 @@ the `routeplane` system user and /etc/routeplane/, and writes a starter
 (logins) in /var/lib/routeplane.
 With --user: writes ~/.config/systemd/user/routeplane.service and a starter
 ~/.config/routeplane/routeplane.yaml if there is none; the service runs as you.
-Either way it prints the systemctl lines to run; it starts nothing itself.
+With -c PATH, the service reads PATH instead (a starter is written there if there is
+none). Either way it prints the systemctl lines to run; it starts nothing itself.
 
 Options:
       --user         install the per-user unit instead of the system-wide one
       --force        overwrite a unit file that differs (a config is never overwritten)
       --root DIR     write under DIR instead of / (a package or image being built);
                      no user is created there
+  -c, --config PATH  the config the service reads (written into the unit as an
+                     absolute path)
   -h, --help         print help
 ";
 
 /// Parses `service SUBCOMMAND`.
-pub(crate) fn run(_global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Error> {
+pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Error> {
     let mut user = false;
     let mut force = false;
     let mut root: Option<PathBuf> = None;
@@ -69,6 +77,7 @@ pub(crate) fn run(_global: Global, parser: &mut lexopt::Parser) -> Result<ExitCo
             Long("user") => user = true,
             Long("force") => force = true,
             Long("root") => root = Some(parser.value()?.into()),
+            Short('c') | Long("config") => super::config_flag(&mut global, parser)?,
             Short('h') | Long("help") => {
                 out!("{HELP}")?;
                 return Ok(ExitCode::SUCCESS);
@@ -88,10 +97,21 @@ pub(crate) fn run(_global: Global, parser: &mut lexopt::Parser) -> Result<ExitCo
     let exe = std::env::current_exe()
         .and_then(fs::canonicalize)
         .map_err(|e| Error::io("cannot find the path of this routeplane binary", e))?;
+    // The service starts elsewhere than here: a relative path would name another file.
+    let config = match global.config {
+        Some(path) => Some(std::path::absolute(&path).map_err(|e| {
+            Error::io(
+                format!("cannot find the full path of `{}`", path.display()),
+                e,
+            )
+        })?),
+        None => None,
+    };
     let plan = Plan {
         root,
         force,
         exe,
+        config,
         euid: effective_uid(),
     };
     if user { plan.user() } else { plan.system() }?;
@@ -106,6 +126,8 @@ struct Plan {
     force: bool,
     /// The binary `ExecStart=` will run.
     exe: PathBuf,
+    /// `-c`, made absolute: the config `ExecStart=` will name instead of the unit's own.
+    config: Option<PathBuf>,
     /// The effective user id, when it could be read.
     euid: Option<u32>,
 }
@@ -119,9 +141,44 @@ impl Plan {
         }
     }
 
-    /// The unit text with `ExecStart=` naming this binary.
-    fn unit(&self, template: &str, default_bin: &str) -> Result<String, Error> {
-        Ok(unit_for(template, default_bin, &exec_path(&self.exe)?))
+    /// The unit text with `ExecStart=` naming this binary, and the config of `-c` in
+    /// place of `default_config`.
+    fn unit(
+        &self,
+        template: &str,
+        default_bin: &str,
+        default_config: &str,
+    ) -> Result<String, Error> {
+        let mut unit = unit_for(template, default_bin, &exec_path(&self.exe)?);
+        if let Some(config) = &self.config {
+            let word = unit_word(config).ok_or_else(|| {
+                Error::Usage(format!(
+                    "a systemd unit cannot name the config `{}`: a unit cannot name a path \
+                     with a quote, a backslash or a control character in it; move or link \
+                     the file to a plainer path",
+                    config.display()
+                ))
+            })?;
+            let flag = |config: &str| format!("-c {config}");
+            unit = unit_for(&unit, &flag(default_config), &flag(&word));
+        }
+        Ok(unit)
+    }
+
+    /// The config the service reads: `-c`'s, else `default`; says which, and warns when
+    /// the unit's sandbox hides it from the service (`hides`).
+    fn config_path(&self, default: PathBuf, hides: &[(&str, &str)]) -> Result<PathBuf, Error> {
+        let config = self.config.clone().unwrap_or(default);
+        outln!("the service reads its config from {}", config.display())?;
+        if let Some((dir, setting)) = hides.iter().find(|(dir, _)| config.starts_with(dir)) {
+            eprintln!(
+                "routeplane: warning: {} is under {dir}, which the unit hides from the service \
+                 ({setting}): it could not read its config and would not start; put the \
+                 config where the unit sees it and install the unit again",
+                config.display()
+            );
+        }
+        Ok(config)
     }
 
     /// The system-wide install.
@@ -133,7 +190,11 @@ impl Plan {
             ""
         };
         let unit_path = self.at(Path::new("/etc/systemd/system/routeplane.service"));
-        self.write_unit(&unit_path, &self.unit(SYSTEM_UNIT, SYSTEM_BIN)?, hint)?;
+        self.write_unit(
+            &unit_path,
+            &self.unit(SYSTEM_UNIT, SYSTEM_BIN, SYSTEM_CONFIG)?,
+            hint,
+        )?;
         self.warn_if_hidden(
             &SYSTEM_HIDES,
             &format!(
@@ -146,7 +207,8 @@ impl Plan {
         fs::create_dir_all(&config_dir)
             .map_err(|e| Error::io(format!("cannot create `{}`{hint}", config_dir.display()), e))?;
         self.ensure_user()?;
-        let config = config_dir.join(paths::CONFIG_FILE);
+        let shown = self.config_path(PathBuf::from(SYSTEM_CONFIG), &SYSTEM_HIDES)?;
+        let config = self.at(&shown);
         let wrote = write_config(&config, 0o640)?;
         // The config may hold keys: readable by root and the service's group only.
         let group = group_id(&self.at(Path::new("/etc/group")), SERVICE_USER);
@@ -157,8 +219,8 @@ impl Plan {
                 outln!("  {} is root:{SERVICE_USER}, mode 0640", config.display())?;
             }
             _ if wrote => outln!(
-                "  then let the service read it: chown root:{SERVICE_USER} /etc/routeplane/{}",
-                paths::CONFIG_FILE
+                "  then let the service read it: chown root:{SERVICE_USER} {}",
+                super::shell_word(&shown.display().to_string())
             )?,
             _ => {}
         }
@@ -193,7 +255,11 @@ impl Plan {
             .filter(|p| p.is_absolute())
             .unwrap_or_else(|| home.join(".config"));
         let unit_path = self.at(&config_home.join("systemd/user/routeplane.service"));
-        self.write_unit(&unit_path, &self.unit(USER_UNIT, USER_BIN)?, "")?;
+        self.write_unit(
+            &unit_path,
+            &self.unit(USER_UNIT, USER_BIN, USER_CONFIG)?,
+            "",
+        )?;
         self.warn_if_hidden(
             &USER_HIDES,
             &format!(
@@ -210,13 +276,8 @@ impl Plan {
             let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o700));
         }
         // The user's own file, as `init` writes it: no group shares its keys.
-        write_config(
-            &self
-                .at(&config_home)
-                .join("routeplane")
-                .join(paths::CONFIG_FILE),
-            0o600,
-        )?;
+        let default = config_home.join("routeplane").join(paths::CONFIG_FILE);
+        write_config(&self.at(&self.config_path(default, &USER_HIDES)?), 0o600)?;
         // The user manager starts the service without the shell's exports.
         outln!(
             "The service does not see the variables exported in your shell: put upstream \
@@ -318,26 +379,33 @@ fn exec_path(exe: &Path) -> Result<String, Error> {
             exe.display()
         ))
     };
-    let path = exe.to_str().ok_or_else(refused)?;
+    unit_word(exe).ok_or_else(refused)
+}
+
+/// A path as a unit's command line writes it (see [`exec_path`]); `None` when no unit
+/// can name it.
+fn unit_word(path: &Path) -> Option<String> {
+    let path = path.to_str()?;
     if path
         .chars()
         .any(|c| matches!(c, '"' | '\'' | '\\') || c.is_control())
     {
-        return Err(refused());
+        return None;
     }
     let path = path.replace('%', "%%");
-    Ok(match path.contains(char::is_whitespace) {
+    Some(match path.contains(char::is_whitespace) {
         true => format!("\"{path}\""),
         false => path,
     })
 }
 
-/// A unit's text with the default binary path in `ExecStart=` replaced by `bin`.
-pub(crate) fn unit_for(template: &str, default_bin: &str, bin: &str) -> String {
+/// A unit's text with `default` in `ExecStart=` (its binary or its config) replaced by
+/// `with`, once.
+pub(crate) fn unit_for(template: &str, default: &str, with: &str) -> String {
     template
         .lines()
         .map(|line| match line.strip_prefix("ExecStart=") {
-            Some(rest) => format!("ExecStart={}", rest.replacen(default_bin, bin, 1)),
+            Some(rest) => format!("ExecStart={}", rest.replacen(default, with, 1)),
             None => line.to_string(),
         })
         .collect::<Vec<_>>()

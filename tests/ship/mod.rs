@@ -206,6 +206,101 @@ fn service_install_writes_the_shipped_units_and_refuses_to_overwrite() {
 }
 
 #[test]
+fn service_install_writes_the_config_named_with_c_into_the_unit() {
+    // `routeplane -c X service install` wrote a unit that read /etc/routeplane anyway.
+    let dir = Dir::new();
+    let root = dir.path().join("root");
+    let root_s = root.to_str().unwrap();
+    let config = dir.path().join("conf dir/rp.yaml");
+    let out = run(Command::new(bin())
+        .args([
+            "-c",
+            "conf dir/rp.yaml",
+            "service",
+            "install",
+            "--root",
+            root_s,
+        ])
+        .current_dir(dir.path())
+        .env("HOME", dir.path()));
+    assert!(out.status.success(), "{}", text(&out));
+    crate::support::assert_text(
+        &std::fs::read_to_string(root.join("etc/systemd/system/routeplane.service")).unwrap(),
+        &expected_unit(
+            "dist/systemd/routeplane.service",
+            "/usr/local/bin/routeplane",
+        )
+        .replacen(
+            " -c /etc/routeplane/routeplane.yaml",
+            &format!(" -c \"{}\"", config.display()),
+            1,
+        ),
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!(
+            "the service reads its config from {}\n",
+            config.display()
+        )),
+        "{said}"
+    );
+    // A starter where it names, when there is none (inside --root, as the unit is).
+    assert_eq!(
+        std::fs::read_to_string(root.join(config.strip_prefix("/").unwrap())).unwrap(),
+        repo_file("routeplane.example.yaml")
+    );
+    // The test's directory is under /tmp, which the unit hides from the service.
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains(&format!(
+            "routeplane: warning: {} is under /tmp, which the unit hides from the service \
+             (PrivateTmp=yes): it could not read its config",
+            config.display()
+        )),
+        "{warned}"
+    );
+
+    // After the command too, for the user unit; an existing file is kept.
+    let home = dir.path().join("home");
+    let kept = root.join("srv/rp.yaml");
+    std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
+    std::fs::write(&kept, "skip_auth: true\n").unwrap();
+    let user = service_install(&home, &["--user", "--root", root_s, "-c", "/srv/rp.yaml"]);
+    assert!(user.status.success(), "{}", text(&user));
+    let inside = root.join(home.strip_prefix("/").unwrap());
+    crate::support::assert_text(
+        &std::fs::read_to_string(inside.join(".config/systemd/user/routeplane.service")).unwrap(),
+        &expected_unit(
+            "dist/systemd/routeplane.user.service",
+            "%h/.local/bin/routeplane",
+        )
+        .replacen(" -c %E/routeplane/routeplane.yaml", " -c /srv/rp.yaml", 1),
+    );
+    assert!(
+        String::from_utf8_lossy(&user.stdout)
+            .contains("the service reads its config from /srv/rp.yaml\n"),
+        "{}",
+        text(&user)
+    );
+    assert!(
+        !String::from_utf8_lossy(&user.stderr).contains("config"),
+        "{}",
+        text(&user)
+    );
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "skip_auth: true\n");
+    assert!(!inside.join(".config/routeplane/routeplane.yaml").exists());
+
+    // Without -c, the unit's own config, said as well.
+    let plain = service_install(&home, &["--root", dir.path().join("r2").to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&plain.stdout)
+            .contains("the service reads its config from /etc/routeplane/routeplane.yaml\n"),
+        "{}",
+        text(&plain)
+    );
+}
+
+#[test]
 fn units_pass_systemd_analyze_verify_and_score_well() {
     if !have(
         "systemd-analyze",
