@@ -71,11 +71,16 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
             // provider's.
             Some(left) if up == Some(true) => {
                 let secs = left.as_secs_f64().ceil();
-                let which = match mine.as_slice() {
-                    [(label, _)] => label[p.id.len() + 1..].to_string(),
-                    more => format!("{} models", more.len()),
+                let shortest = mine.iter().map(|(_, l)| *l).min().unwrap_or(left);
+                let detail = match mine.as_slice() {
+                    [(label, _)] => format!("{} for {secs} s", &label[p.id.len() + 1..]),
+                    // Cool-downs end at different times (a 503's 30 s, a 429's hour):
+                    // the longest is not every model's.
+                    more if left - shortest >= Duration::from_secs(1) => {
+                        format!("{} models, the longest for {secs} s", more.len())
+                    }
+                    more => format!("{} models for {secs} s", more.len()),
                 };
-                let detail = format!("{which} for {secs} s");
                 ("cooling down".to_string(), Some(detail))
             }
             _ => (state, detail),

@@ -157,3 +157,36 @@ fn sources_show_logins_until_they_expire_and_leave_out_unused_builtins() {
     );
     assert!(!s.to_string().contains("at-1"), "no token in the status");
 }
+
+#[test]
+fn a_source_whose_models_cool_down_for_different_times_shows_the_longest_as_the_longest() {
+    // `long` asked for an hour (a 429's Retry-After), `short` failed with a 503 (the
+    // default 30 s). Before, the page said "2 models for 3600 s" of both.
+    let up = MockUpstream::start(|req| match req.json()["model"].as_str() {
+        Some("long") => Reply::JsonWith(
+            429,
+            vec![("retry-after".into(), "3600".into())],
+            json!({"error": {"message": "slow down"}}).to_string(),
+        ),
+        _ => Reply::json(503, json!({"error": {"message": "busy"}})),
+    });
+    let p = Proxy::start(&format!(
+        "providers:\n  a:\n    api_base: {}\n    models: [long, short]\nfailover:\n  retries: 0\n",
+        up.url()
+    ));
+    for model in ["a:long", "a:short"] {
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"model": model, "messages": []}),
+        );
+        assert!(resp.status >= 429, "{model}: {}", resp.body);
+    }
+    let a = p.source_status("a");
+    assert_eq!(a["state"], "cooling down", "{a}");
+    let detail = a["detail"].as_str().unwrap_or_default();
+    let secs = detail
+        .strip_prefix("2 models, the longest for ")
+        .and_then(|rest| rest.strip_suffix(" s"))
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(secs.is_some_and(|s| (3590..=3600).contains(&s)), "{detail}");
+}
