@@ -4,8 +4,9 @@
 //! not here.
 //! This module decides the headers that carry a provider's credential, keeps OAuth
 //! tokens fresh (refreshed five minutes before they expire, and once after a 401, one
-//! refresh at a time per login, the rotated refresh token stored before the new access
-//! token is used), and applies the body rules a subscription backend insists on.
+//! refresh at a time per login, in this process and across those sharing the token
+//! file, the rotated refresh token stored before the new access token is used), and
+//! applies the body rules a subscription backend insists on.
 //!
 //! Subscription logins are found by provider id: `anthropic` (Claude Pro/Max, preferred
 //! over `ANTHROPIC_API_KEY` when logged in) and `openai-codex` (ChatGPT plans). A login
@@ -20,7 +21,7 @@ pub mod store;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -145,14 +146,24 @@ struct Cache {
     unreadable: Option<String>,
 }
 
+/// One login's refreshes, made one at a time.
+#[derive(Debug, Default)]
+struct Flight {
+    /// Held while a refresh is made; holds why the last one failed.
+    last_failure: Mutex<Option<String>>,
+    /// How many refreshes failed: a request that sees it change while it waited for
+    /// the lock was waiting for a refresh that failed.
+    failures: AtomicU64,
+}
+
 /// Credentials for every provider.
 #[derive(Debug, Default)]
 pub struct Auth {
     store: Option<Store>,
     client: Option<Client>,
     cache: Mutex<Cache>,
-    /// One lock per login: a refresh in flight makes the others wait for its result.
-    flights: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// One per login: a refresh in flight makes the others wait for its result.
+    flights: Mutex<HashMap<String, Arc<Flight>>>,
     /// Keys an upstream refused, by provider id: a fingerprint of the key (another key,
     /// after a reload, is not the one refused; no key at all has one too) and the
     /// status it was refused with.
@@ -375,23 +386,73 @@ impl Auth {
             let mut flights = lock(&self.flights);
             Arc::clone(flights.entry(p.id.clone()).or_default())
         };
-        let _one_at_a_time = lock(&flight);
+        let failures = flight.failures.load(Ordering::Acquire);
+        let last_failure = lock(&flight.last_failure);
         // Re-read under the lock: the refresh we waited for may have stored new tokens.
         let current = self
             .tokens(&p.id)
             .ok_or_else(|| login_needed("not logged in".into()))?;
+        if !self.needs_refresh(&current, rejected) {
+            return Ok(current);
+        }
+        // The refresh we waited for failed: its answer is ours too, rather than one more
+        // try each for a burst of requests, each as long as the last (a hung endpoint).
+        if flight.failures.load(Ordering::Acquire) != failures
+            && let Some(reason) = &*last_failure
+        {
+            return Err(login_needed(reason.clone()));
+        }
+        let mut last_failure = last_failure;
+        self.refresh(p, rejected).inspect_err(|e| {
+            if let Error::LoginNeeded { reason, .. } = e {
+                *last_failure = Some(reason.clone());
+                flight.failures.fetch_add(1, Ordering::Release);
+            }
+        })
+    }
+
+    /// Whether `current` must be refreshed before use: it expires within the margin, or
+    /// it is the token an upstream just refused.
+    fn needs_refresh(&self, current: &Tokens, rejected: Option<&Tokens>) -> bool {
         let rejected_now = rejected.is_some_and(|r| r.access == current.access);
         let expiring =
             current.expires_at != 0 && current.expires_at <= oauth::now() + REFRESH_MARGIN_SECS;
-        if !rejected_now && !expiring {
+        rejected_now || expiring
+    }
+
+    /// Refreshes `p`'s login under the token file's lock, which another routeplane
+    /// refreshing the same file (or a `routeplane login`) takes too: the file is read
+    /// again under it, and a login another process renewed meanwhile is used as it is,
+    /// its rotated refresh token not spent a second time (which a provider may take as
+    /// a stolen token, and revoke the login).
+    fn refresh(&self, p: &Provider, rejected: Option<&Tokens>) -> Result<Tokens, Error> {
+        let login_needed = |reason: String| Error::LoginNeeded {
+            provider: p.id.clone(),
+            reason,
+        };
+        let (Some(client), Some(store)) = (&self.client, &self.store) else {
+            return Err(login_needed("no token store".into()));
+        };
+        let held = store.lock().map_err(|e| login_needed(e.to_string()))?;
+        let entry = held
+            .load()
+            .map_err(|e| login_needed(e.to_string()))?
+            .remove(&p.id);
+        let current = entry
+            .as_ref()
+            .and_then(store::from_json)
+            .ok_or_else(|| login_needed("not logged in".into()))?;
+        if let Some(reason) = entry.as_ref().and_then(store::refused) {
+            return Err(login_needed(format!("login needed: {reason}")));
+        }
+        if !self.needs_refresh(&current, rejected) {
+            drop(held);
+            self.remember(store, &p.id, &current);
             return Ok(current);
         }
         if current.refresh.expose().is_empty() {
             return Err(login_needed("the stored login cannot be refreshed".into()));
         }
-        let (Some(client), Some(store)) = (&self.client, &self.store) else {
-            return Err(login_needed("no token store".into()));
-        };
         let renewed = match Subscription::of(&p.id) {
             Some(Subscription::Anthropic) => anthropic::refresh(client, &p.auth, &current),
             Some(Subscription::OpenAiCodex) => openai_codex::refresh(client, &p.auth, &current),
@@ -401,7 +462,7 @@ impl Auth {
             if let Error::AuthRefused(words) = &e {
                 // Refused for good: marked in the file, so no refresh is tried again
                 // (by this or another routeplane) until a new login replaces the entry.
-                if let Err(mark) = store.mark_refused(&p.id, current.refresh.expose(), words) {
+                if let Err(mark) = held.mark_refused(&p.id, current.refresh.expose(), words) {
                     crate::log::line(format!("cannot mark the {} login: {mark}", p.id));
                 }
                 crate::log::line(format!(
@@ -411,17 +472,29 @@ impl Auth {
                 ));
                 return login_needed(format!("login needed: {words}"));
             }
-            login_needed(e.to_string())
+            match e {
+                // Not "login failed": no login was tried, and the login may be good. A
+                // token endpoint's answer says "refresh failed (STATUS: …)" already.
+                Error::Auth(why) if why.starts_with("refresh failed") => login_needed(why),
+                Error::Auth(why) => login_needed(format!("refresh failed: {why}")),
+                e => login_needed(e.to_string()),
+            }
         })?;
         // Persist the rotated refresh token before anything uses the new access token.
-        store
-            .put(&p.id, Some(&renewed))
+        held.put(&p.id, Some(&renewed))
             .map_err(|e| login_needed(e.to_string()))?;
-        let mut cache = lock(&self.cache);
-        cache.tokens.insert(p.id.clone(), renewed.clone());
-        cache.read_at = store.modified();
+        drop(held);
+        self.remember(store, &p.id, &renewed);
         crate::log::line(format!("refreshed the {} login", p.id));
         Ok(renewed)
+    }
+
+    /// Keeps `tokens`, just read from or written to the token file, as `key`'s.
+    fn remember(&self, store: &Store, key: &str, tokens: &Tokens) {
+        let mut cache = lock(&self.cache);
+        cache.tokens.insert(key.to_string(), tokens.clone());
+        cache.refused.remove(key);
+        cache.read_at = store.modified();
     }
 
     /// What an upstream answered to `p`'s key (a request's status, or a model listing's):

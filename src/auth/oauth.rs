@@ -5,7 +5,7 @@
 //! the process except in the token request; `state` is its own random value.
 
 use std::io::Read;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
@@ -142,6 +142,11 @@ pub enum Encoding {
     Form,
 }
 
+/// How long a token endpoint is given to connect, and again to answer (at most
+/// `timeouts.first_byte_secs`): a refresh holds up every request for its login, which
+/// must not wait the minutes a model may take for its first token.
+pub const TOKEN_WAIT: Duration = Duration::from_secs(10);
+
 /// POSTs to a token endpoint; the JSON answer on 2xx, else an error with the provider's words.
 /// `setting` is where `url` is set (`auth: token_url`), for the hint when it cannot be
 /// reached: not `api_base`, which no auth endpoint is built on.
@@ -171,7 +176,13 @@ pub fn post(
     ];
     let shown = crate::log::shown_url(url);
     let reply = client
-        .post(url, &headers, &bytes, KEEP_WAITING)
+        .post_within(
+            url,
+            &headers,
+            &bytes,
+            TOKEN_WAIT.min(client.first_byte_timeout()),
+            KEEP_WAITING,
+        )
         .map_err(|e| match e {
             SendError::Timeout(_) => Error::Auth(format!("{shown} did not answer in time")),
             e => Error::Auth(format!("cannot reach {shown}: {}", e.hinting(setting))),

@@ -20,8 +20,10 @@ use super::oauth::Tokens;
 use crate::error::Error;
 use crate::log::Secret;
 
-/// How long to wait for another process's lock.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// How long to wait for another process's lock: longer than a refresh made under it
+/// takes (its token endpoint is given `oauth::TOKEN_WAIT` to connect and as long again
+/// to answer), shorter than [`LOCK_STALE`].
+const LOCK_WAIT: Duration = Duration::from_secs(25);
 /// A lock file older than this was left by a crashed process.
 const LOCK_STALE: Duration = Duration::from_secs(30);
 
@@ -102,33 +104,24 @@ impl Store {
 
     /// Stores (or with `None` removes) the tokens under `key`, under the lock.
     pub fn put(&self, key: &str, tokens: Option<&Tokens>) -> Result<(), Error> {
-        let _lock = Lock::take(&self.path)?;
-        let mut all = self.load()?;
-        match tokens {
-            Some(t) => {
-                all.insert(key.to_string(), to_json(t));
-            }
-            None => {
-                all.remove(key);
-            }
-        }
-        self.write(&json!({"version": 1, "credentials": all}))
+        self.lock()?.put(key, tokens)
     }
 
     /// Marks the login under `key` as refused for good ("login needed"), unless it was
     /// replaced since `refresh` was tried: a new login (or another process's refresh)
     /// writes an entry without the mark, which ends it.
     pub fn mark_refused(&self, key: &str, refresh: &str, reason: &str) -> Result<(), Error> {
-        let _lock = Lock::take(&self.path)?;
-        let mut all = self.load()?;
-        let Some(entry) = all.get_mut(key).and_then(Value::as_object_mut) else {
-            return Ok(());
-        };
-        if entry.get("refresh_token").and_then(Value::as_str) != Some(refresh) {
-            return Ok(());
-        }
-        entry.insert("login_needed".into(), json!(reason));
-        self.write(&json!({"version": 1, "credentials": all}))
+        self.lock()?.mark_refused(key, refresh, reason)
+    }
+
+    /// The file, locked against every other routeplane until the result is dropped:
+    /// a refresh reads, spends and stores a rotating refresh token under it, so two
+    /// processes never spend the same one.
+    pub fn lock(&self) -> Result<Held<'_>, Error> {
+        Ok(Held {
+            store: self,
+            _lock: Lock::take(&self.path)?,
+        })
     }
 
     /// Writes the whole file atomically: temp file (0600) in the same directory, fsync, rename.
@@ -202,7 +195,49 @@ pub(super) fn from_json(v: &Value) -> Option<Tokens> {
     })
 }
 
+/// The token file while this process holds its lock (see [`Store::lock`]).
+#[derive(Debug)]
+pub struct Held<'a> {
+    store: &'a Store,
+    _lock: Lock,
+}
+
+impl Held<'_> {
+    /// Every login in the file, read now.
+    pub fn load(&self) -> Result<Map<String, Value>, Error> {
+        self.store.load()
+    }
+
+    /// As [`Store::put`], under the lock already held.
+    pub fn put(&self, key: &str, tokens: Option<&Tokens>) -> Result<(), Error> {
+        let mut all = self.store.load()?;
+        match tokens {
+            Some(t) => {
+                all.insert(key.to_string(), to_json(t));
+            }
+            None => {
+                all.remove(key);
+            }
+        }
+        self.store.write(&json!({"version": 1, "credentials": all}))
+    }
+
+    /// As [`Store::mark_refused`], under the lock already held.
+    pub fn mark_refused(&self, key: &str, refresh: &str, reason: &str) -> Result<(), Error> {
+        let mut all = self.store.load()?;
+        let Some(entry) = all.get_mut(key).and_then(Value::as_object_mut) else {
+            return Ok(());
+        };
+        if entry.get("refresh_token").and_then(Value::as_str) != Some(refresh) {
+            return Ok(());
+        }
+        entry.insert("login_needed".into(), json!(reason));
+        self.store.write(&json!({"version": 1, "credentials": all}))
+    }
+}
+
 /// An exclusive lock: a `.lock` file beside the token file, removed on drop.
+#[derive(Debug)]
 struct Lock {
     path: PathBuf,
 }

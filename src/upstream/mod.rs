@@ -270,6 +270,11 @@ impl Client {
         }
     }
 
+    /// How long a request waits for its answer's head unless told otherwise.
+    pub fn first_byte_timeout(&self) -> Duration {
+        self.inner.first_byte_timeout
+    }
+
     /// POSTs `body` to `url` and returns once the response head is in; a long wait for
     /// it asks `abandon` whether to give up.
     ///

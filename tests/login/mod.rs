@@ -2,12 +2,14 @@
 //! tokens attached at request time, refreshed before expiry and after a 401, rotated
 //! refresh tokens never lost. The flows a person goes through in interactive.rs; the
 //! token given on stdin, imported, labelled, kept in the token file and logged out in
-//! stored.rs; a login at request time in requests.rs; a token endpoint that fails in
+//! stored.rs; a login at request time in requests.rs; a refresh that fails or races
+//! another routeplane in refresh.rs; a token endpoint that fails in
 //! token_endpoint.rs; no terminal or no browser in headless.rs. The helpers they share
 //! are here.
 
 mod headless;
 mod interactive;
+mod refresh;
 mod requests;
 mod stored;
 mod token_endpoint;

@@ -45,6 +45,8 @@ struct State {
     expires_in: u64,
     /// Issued generations.
     generation: usize,
+    /// How long the token endpoint takes to answer.
+    delay: std::time::Duration,
 }
 
 /// A running mock OAuth server.
@@ -84,6 +86,9 @@ impl MockOAuth {
         let s = Arc::clone(&state);
         let server = MockUpstream::start(move |req| {
             let f = fields(req);
+            // Slept before the state is read: requests sent meanwhile are all in flight.
+            let delay = s.lock().unwrap().delay;
+            std::thread::sleep(delay);
             let mut st = s.lock().unwrap();
             let issue = |st: &mut State| {
                 st.generation += 1;
@@ -158,6 +163,11 @@ impl MockOAuth {
     /// Changes how long the tokens issued from now on live.
     pub fn set_expires_in(&self, secs: u64) {
         self.state.lock().unwrap().expires_in = secs;
+    }
+
+    /// Makes the token endpoint take `delay` to answer from now on.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.state.lock().unwrap().delay = delay;
     }
 
     /// Successful refreshes so far.

@@ -1,0 +1,123 @@
+//! A refresh that fails for a burst of requests, and one that races another routeplane
+//! sharing the token file.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::*;
+
+/// A proxy on `config`, its token file the one in `dir`.
+fn serving(dir: &Dir, config: &str) -> Proxy {
+    let file = dir.path().join("data/auth.json");
+    Proxy::start_with(
+        config,
+        &[("ROUTEPLANE_AUTH_FILE", file.to_str().unwrap())],
+        &[],
+    )
+}
+
+#[test]
+fn a_burst_waiting_on_a_hung_token_endpoint_shares_one_refresh_and_its_failure() {
+    // The login's token expires in 60 s (inside the refresh margin) and its token
+    // endpoint accepts connections and never answers: each client, in its own protocol,
+    // hears about it once the one refresh gives up, not one refresh after another.
+    let oauth = MockOAuth::start(60);
+    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let dir = Dir::new();
+    let (code, _, err) = anthropic_login(&dir, &anthropic_config(&oauth, &up));
+    assert_eq!(code, 0, "{err}");
+    let hung = MockUpstream::always(Reply::Hang(Duration::from_secs(30)));
+    let config = anthropic_config(&oauth, &up).replace(
+        &format!("token_url: {}/token", oauth.base()),
+        &format!("token_url: {}/token", hung.url()),
+    ) + "timeouts:\n  first_byte_secs: 2\n";
+    let p = Arc::new(serving(&dir, &config));
+    let started = Instant::now();
+    let handles: Vec<_> = Wire::ALL
+        .into_iter()
+        .map(|wire| {
+            let p = Arc::clone(&p);
+            std::thread::spawn(move || {
+                let r = p.post(
+                    &wire.url("anthropic:claude-x", false),
+                    wire.request("anthropic:claude-x", false, false),
+                );
+                (wire, r.status, wire.error_message(&r.json()))
+            })
+        })
+        .collect();
+    let told: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(hung.count(), 1, "one refresh for the burst");
+    let token_url = format!("{}/token", hung.url());
+    for (wire, status, msg) in told {
+        assert_eq!(status, 401, "{wire:?}: {msg}");
+        assert_eq!(
+            msg,
+            format!(
+                "provider `anthropic` needs a login (refresh failed: {token_url} did not answer in time); run `routeplane login anthropic`"
+            ),
+            "{wire:?}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
+fn two_servers_sharing_a_token_file_spend_its_refresh_token_once() {
+    // Two routeplanes (two users' services, or a server and a script) on one token
+    // file, both with a request as the token nears expiry: one refreshes, the other
+    // waits and takes the renewed login from the file instead of spending the old
+    // refresh token, which the provider has already rotated.
+    let oauth = MockOAuth::start(60);
+    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let dir = Dir::new();
+    let config = anthropic_config(&oauth, &up);
+    let (code, _, err) = anthropic_login(&dir, &config);
+    assert_eq!(code, 0, "{err}");
+    oauth.set_expires_in(3600);
+    // Both refreshes, if both were made, would be in flight at once.
+    oauth.set_delay(Duration::from_millis(500));
+    let (a, b) = (
+        Arc::new(serving(&dir, &config)),
+        Arc::new(serving(&dir, &config)),
+    );
+    let asking: Vec<_> = [a, b]
+        .into_iter()
+        .map(|p| {
+            std::thread::spawn(move || {
+                let r = p.post(
+                    "/v1/messages",
+                    Wire::Anthropic.request("anthropic:claude-x", false, false),
+                );
+                (r.status, r.body)
+            })
+        })
+        .collect();
+    for h in asking {
+        let (status, body) = h.join().unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let spent: Vec<_> = oauth
+        .requests()
+        .iter()
+        .map(|r| r.json())
+        .filter(|f| f["grant_type"] == "refresh_token")
+        .map(|f| f["refresh_token"].clone())
+        .collect();
+    assert_eq!(spent, [json!("rt-1")], "the refresh token is spent once");
+    assert_eq!(
+        stored(&dir)["credentials"]["anthropic"]["refresh_token"],
+        json!(oauth.valid_refresh())
+    );
+    let used: Vec<_> = up
+        .posts()
+        .iter()
+        .map(|r| r.header("authorization").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(used, ["Bearer at-2", "Bearer at-2"]);
+}
