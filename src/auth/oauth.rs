@@ -271,8 +271,13 @@ pub fn expect_tokens(
     if !(200..300).contains(&status) {
         let text = format!("{what} failed ({})", error_text(status, v));
         // A 4xx other than a pause is the endpoint's final word on this grant
-        // (`invalid_grant`, revoked, unknown client); 5xx and 429 may pass.
-        let for_good = (400..500).contains(&status) && status != 408 && status != 429;
+        // (`invalid_grant`, revoked, unknown client), when it is an OAuth error answer
+        // (RFC 6749 5.2: JSON with `error`); 5xx and 429 may pass, and so may a web
+        // page: a CDN's challenge or a network's block page says nothing of the grant.
+        let for_good = (400..500).contains(&status)
+            && status != 408
+            && status != 429
+            && v.get("error").is_some();
         return Err(if for_good {
             Error::AuthRefused(text)
         } else {
@@ -290,7 +295,11 @@ pub fn error_text(status: u16, v: &Value) -> String {
         .or(v["error"]["message"].as_str())
         .or(v["error"].as_str())
         .or(v["message"].as_str())
-        .unwrap_or("no details");
+        .unwrap_or(if v.is_null() {
+            "an answer that is not JSON"
+        } else {
+            "no details"
+        });
     format!("{status}: {}", crate::log::printable(detail, SAID_AT_MOST))
 }
 

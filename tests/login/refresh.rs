@@ -121,3 +121,49 @@ fn two_servers_sharing_a_token_file_spend_its_refresh_token_once() {
         .collect();
     assert_eq!(used, ["Bearer at-2", "Bearer at-2"]);
 }
+
+#[test]
+fn a_web_page_from_the_token_endpoint_fails_one_refresh_not_the_login() {
+    // A CDN's challenge (403, HTML) stands in front of the token endpoint for a while:
+    // the refresh fails and the client is told so, but the login is not marked
+    // "login needed" for good; once the endpoint answers again, so does the login.
+    let oauth = MockOAuth::start(60);
+    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let dir = Dir::new();
+    let (code, _, err) = anthropic_login(&dir, &anthropic_config(&oauth, &up));
+    assert_eq!(code, 0, "{err}");
+    let page = "<html><title>Just a moment...</title></html>".to_string();
+    let renewed = json!({"access_token": "at-new", "refresh_token": "rt-new", "expires_in": 3600});
+    let tokens = MockUpstream::script(vec![
+        Reply::Typed(403, "text/html", page),
+        Reply::json(200, renewed),
+    ]);
+    let config = anthropic_config(&oauth, &up).replace(
+        &format!("token_url: {}/token", oauth.base()),
+        &format!("token_url: {}/token", tokens.url()),
+    );
+    let p = serving(&dir, &config);
+    let ask = || {
+        p.post(
+            "/v1/messages",
+            Wire::Anthropic.request("anthropic:claude-x", false, false),
+        )
+    };
+    let r = ask();
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(
+        r.error_message(),
+        "provider `anthropic` needs a login (refresh failed (403: an answer that is not JSON)); run `routeplane login anthropic`"
+    );
+    assert_eq!(
+        stored(&dir)["credentials"]["anthropic"]["login_needed"],
+        Value::Null
+    );
+    let r = ask();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(up.posts()[0].header("authorization"), Some("Bearer at-new"));
+    assert_eq!(
+        stored(&dir)["credentials"]["anthropic"]["refresh_token"],
+        json!("rt-new")
+    );
+}
