@@ -103,6 +103,19 @@ pub(super) fn upstream_error(
         Err(BodyError::Failed(_) | BodyError::TooLarge { .. } | BodyError::Timeout) => Vec::new(),
         Err(BodyError::Abandoned) => return super::given_up(run.env),
     };
+    // A redirect is no API's answer: a network's login page (a captive portal) or a
+    // server that moved. Followed, a POST would lose its body or its key would go to
+    // another host; passed on, a client would get a 302 with nowhere to go.
+    if (300..400).contains(&status) {
+        let url = crate::log::shown_url(url);
+        return fail(
+            FailKind::Malformed,
+            format!(
+                "{url} answered {status}, a redirect, which Routeplane does not follow: a \
+                 network's login page or a server that moved; check the provider's `api_base`"
+            ),
+        );
+    }
     // A 404 page that is no API's JSON: nothing is served at that path, which is the
     // provider's `api_base` gone wrong (Ollama's "404 page not found" without `/v1`),
     // not a model the source lacks. Said so, rather than passed on as its bare words.

@@ -196,7 +196,8 @@ enum FailKind {
     /// limit is ours, so it does not cool down.
     TooLarge,
     /// The answer is not its protocol's: an HTML page (a captive portal, a proxy's),
-    /// an event stream or other bytes where a JSON answer should be, or no body at all.
+    /// an event stream or other bytes where a JSON answer should be, no body at all, or
+    /// a redirect (3xx), which is never followed.
     Malformed,
     /// The upstream said the prompt does not fit the model's context window.
     Context,

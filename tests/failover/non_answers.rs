@@ -159,6 +159,41 @@ fn a_gzipped_answer_nobody_asked_for_is_said_to_be_compressed_and_moved_past() {
     );
 }
 
+#[test]
+fn a_redirect_is_moved_past_and_alone_is_a_502_naming_the_url_not_a_302() {
+    // A network's login page redirects every request. Before, the client got the 302
+    // itself, without its `Location`, the page's HTML as the error's message.
+    let a = MockUpstream::always(Reply::JsonWith(
+        302,
+        vec![("location".into(), "http://login.example/portal".into())],
+        "<html>Please log in to the Wi-Fi</html>".into(),
+    ));
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+    for stream in [false, true] {
+        let resp = ask_as(&p, Wire::Chat, "smart", stream);
+        assert_eq!(resp.status, 200, "stream={stream}: {}", resp.body);
+        assert!(resp.body.contains("from b"), "{}", resp.body);
+    }
+    // The first moved past it; the second found it cooling down.
+    p.wait_log("served_by=b:m status=200 attempts=2 tried=a:m→malformed,b:m→200");
+    let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+    for wire in [Wire::Chat, Wire::Anthropic] {
+        for stream in [false, true] {
+            let resp = ask_as(&p, wire, "a:m", stream);
+            assert_eq!(resp.status, 502, "{wire:?} stream={stream}: {}", resp.body);
+            assert_eq!(
+                wire.error_message(&resp.json()),
+                format!(
+                    "upstream `a` failed: {}/chat/completions answered 302, a redirect, which Routeplane does not follow: a network's login page or a server that moved; check the provider's `api_base`",
+                    a.url()
+                ),
+                "{wire:?} stream={stream}"
+            );
+        }
+    }
+}
+
 /// A chat answer Azure's content filter emptied, whole or as a stream.
 fn filtered_answer(stream: bool) -> Reply {
     if stream {
