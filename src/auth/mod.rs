@@ -433,11 +433,16 @@ impl Auth {
         let (Some(client), Some(store)) = (&self.client, &self.store) else {
             return Err(login_needed("no token store".into()));
         };
-        let held = store.lock().map_err(|e| login_needed(e.to_string()))?;
-        let entry = held
-            .load()
-            .map_err(|e| login_needed(e.to_string()))?
-            .remove(&p.id);
+        let unreadable = |e: Error| match e {
+            Error::Auth(why) => login_needed(format!("its token file cannot be read: {why}")),
+            e => login_needed(e.to_string()),
+        };
+        // Read before the refresh token is spent: one spent and then not stored is lost.
+        let held = store.lock().map_err(|e| match e {
+            Error::Auth(why) => login_needed(why),
+            e => login_needed(e.to_string()),
+        })?;
+        let entry = held.load().map_err(unreadable)?.remove(&p.id);
         let current = entry
             .as_ref()
             .and_then(store::from_json)

@@ -167,3 +167,36 @@ fn a_web_page_from_the_token_endpoint_fails_one_refresh_not_the_login() {
         json!("rt-new")
     );
 }
+
+#[test]
+fn a_token_file_damaged_while_serving_is_not_refreshed_into() {
+    // The server knows the login (its token expiring within the margin); then the file
+    // is cut short (an editor, a full disk). The refresh token is not spent: the
+    // rotated one could not be stored, and the login, once the file is mended, would
+    // hold a dead refresh token.
+    let oauth = MockOAuth::start(60);
+    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let dir = Dir::new();
+    let config = anthropic_config(&oauth, &up);
+    let (code, _, err) = anthropic_login(&dir, &config);
+    assert_eq!(code, 0, "{err}");
+    let p = serving(&dir, &config);
+    // Read at start (and for the model list), before the file is damaged.
+    p.wait_log("local servers");
+    let file = dir.path().join("data/auth.json");
+    dir.write("data/auth.json", r#"{"version": 1, "credentials": {"anthr"#);
+    let r = p.post(
+        "/v1/messages",
+        Wire::Anthropic.request("anthropic:claude-x", false, false),
+    );
+    assert_eq!(oauth.refreshes(), 0, "the refresh token is kept");
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(
+        r.error_message(),
+        format!(
+            "provider `anthropic` needs a login (its token file cannot be read: `{}` is not valid JSON (EOF while parsing a string at line 1 column 37); fix or delete it and log in again); run `routeplane login anthropic`",
+            file.display()
+        )
+    );
+    assert_eq!(up.count(), 0);
+}
