@@ -110,7 +110,14 @@ fn upstream_redirects_are_not_followed() {
         "/v1/chat/completions",
         json!({"model": "m", "messages": []}),
     );
-    assert_eq!(resp.status, 302);
+    // Not followed, and not passed on as a 302 the client cannot follow either: a 502
+    // that says so (tests/failover/non_answers.rs has the words).
+    assert_eq!(resp.status, 502, "{}", resp.body);
+    assert!(
+        resp.error_message().contains("answered 302, a redirect"),
+        "{}",
+        resp.body
+    );
     assert_eq!(
         elsewhere.count(),
         0,
