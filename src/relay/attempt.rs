@@ -212,7 +212,7 @@ impl<'a> Run<'a, '_> {
                 wait = Duration::ZERO;
                 continue;
             }
-            if retried >= self.settings.retries || !super::retryable(f.kind) {
+            if retried >= self.settings.retries || !super::retryable(f.kind) || self.cooling {
                 return outcome;
             }
             wait = match f.retry_after {

@@ -435,6 +435,10 @@ struct Run<'a, 'w> {
     /// The endpoint being asked is the last that can be: every one after it lacks its
     /// key or login. Its safety block is the client's answer (`attempt::Try::alone`).
     alone: bool,
+    /// The endpoint being asked is cooling down: it failed moments ago and is asked only
+    /// because every one before it failed too, so it gets one try, not its retries: with
+    /// every endpoint failing, each client request would cost each `retries + 1` more.
+    cooling: bool,
 }
 
 /// Why a stream that ended cleanly before (or without) its end marker failed.
@@ -464,6 +468,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         reasoning_left: false,
         left_out: Refusals::NONE,
         alone: false,
+        cooling: false,
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
     // The first filtered answer moved past: its target, its attempt in `tried`, and
@@ -487,6 +492,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         }
         let last = i >= last_hope;
         run.alone = i >= alone_from;
+        run.cooling = i >= warm;
         let outcome = run.endpoint(target, last, attempt::Ask::Original);
         let served = match outcome {
             Outcome::Failed(_) | Outcome::Invalid(_) => false,

@@ -32,6 +32,8 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
     let mut refused: Vec<usize> = Vec::new();
     // The endpoints whose streams broke in this request, in order.
     let mut broken: Vec<usize> = Vec::new();
+    // A continuation keeps to its own rule of who is asked again (below).
+    run.cooling = false;
     loop {
         // A break is worth one more try of the same endpoint; a second one says the
         // endpoint is failing, not unlucky, and the next one is asked instead.

@@ -122,3 +122,35 @@ fn retry_after_sets_the_cooldown_length() {
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(ask(&p, "smart").header("x-routeplane-provider"), Some("a"));
 }
+
+#[test]
+fn an_endpoint_asked_while_it_cools_down_gets_one_try_not_its_retries() {
+    let a = MockUpstream::always(Reply::Json(500, r#"{"error":{"message":"boom"}}"#.into()));
+    let b = MockUpstream::always(Reply::Json(503, r#"{"error":{"message":"busy"}}"#.into()));
+    let p = Proxy::start(&config(&a.url(), &b.url(), "failover:\n  backoff_ms: 20\n"));
+    // Not cooling down yet: each is asked again after its failure.
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 502, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-attempts"), Some("4"));
+    assert_eq!((a.count(), b.count()), (2, 2));
+    // Both cool down now, and are asked only because every other failed too: once each,
+    // in any client's protocol, streamed or not, or asked for alone.
+    for (wire, model, stream, want) in [
+        (Wire::Chat, "smart", false, "2"),
+        (Wire::Anthropic, "smart", true, "2"),
+        (Wire::Gemini, "smart", false, "2"),
+        (Wire::Chat, "a:m", true, "1"),
+    ] {
+        let before = a.count() + b.count();
+        let resp = ask_as(&p, wire, model, stream);
+        let what = format!("{wire:?} {model} stream={stream}: {}", resp.body);
+        assert!(resp.status >= 500, "{what}");
+        assert_eq!(resp.header("x-routeplane-attempts"), Some(want), "{what}");
+        assert_eq!((a.count() + b.count() - before).to_string(), want, "{what}");
+    }
+    let message = ask(&p, "smart").error_message();
+    assert_text(
+        &message,
+        "every target failed: a:m → 500 boom; b:m → 503 busy",
+    );
+}
