@@ -82,11 +82,12 @@ doc:
 ## build: the release binary, held to its size ceiling (make size)
 build: size
 
-# The stripped glibc release binary's ceiling: 4 434 888 bytes on 2026-12-06 (session 41:
-# its 14 fixes took it from 4 402 952) plus about 1%, so that a feature's growth is seen
-# when it lands, not two days later (bench/results.md, "Binary size, session 39" and
-# "session 41"). Issue 11's target is 4 MiB.
-BIN_MAX_BYTES := 4480000
+# The stripped glibc release binary's ceiling: 4 485 160 bytes on 2026-12-07 (session 43:
+# its fixes - refreshes shared across processes, allowed_hosts wildcards, service
+# install -c, redirects and gzip named - took it from 4 457 320) plus about 1%, so that a
+# feature's growth is seen when it lands, not two days later (bench/results.md, "Binary
+# size, session 39", "session 41" and "session 43"). Issue 11's target is 4 MiB.
+BIN_MAX_BYTES := 4530000
 
 ## size: builds the release binary (nothing to do when it is up to date) and holds it,
 ## stripped, to BIN_MAX_BYTES: CI runs it through `make check`, so growth fails the build
