@@ -16,21 +16,35 @@ fn serving(dir: &Dir, config: &str) -> Proxy {
     )
 }
 
+/// An Anthropic login made against its mock token endpoint, its access token expiring
+/// in 60 s (inside the refresh margin), and the config that serves it from an upstream
+/// that answers.
+fn logged_in_near_expiry() -> (MockOAuth, MockUpstream, Dir, String) {
+    let oauth = MockOAuth::start(60);
+    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let dir = Dir::new();
+    let config = anthropic_config(&oauth, &up);
+    let (code, _, err) = anthropic_login(&dir, &config);
+    assert_eq!(code, 0, "{err}");
+    (oauth, up, dir, config)
+}
+
+/// `config` with its token endpoint moved from `oauth` to `url`.
+fn token_url_at(config: &str, oauth: &MockOAuth, url: &str) -> String {
+    config.replace(
+        &format!("token_url: {}/token", oauth.base()),
+        &format!("token_url: {url}/token"),
+    )
+}
+
 #[test]
 fn a_burst_waiting_on_a_hung_token_endpoint_shares_one_refresh_and_its_failure() {
     // The login's token expires in 60 s (inside the refresh margin) and its token
     // endpoint accepts connections and never answers: each client, in its own protocol,
     // hears about it once the one refresh gives up, not one refresh after another.
-    let oauth = MockOAuth::start(60);
-    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
-    let dir = Dir::new();
-    let (code, _, err) = anthropic_login(&dir, &anthropic_config(&oauth, &up));
-    assert_eq!(code, 0, "{err}");
+    let (oauth, up, dir, config) = logged_in_near_expiry();
     let hung = MockUpstream::always(Reply::Hang(Duration::from_secs(30)));
-    let config = anthropic_config(&oauth, &up).replace(
-        &format!("token_url: {}/token", oauth.base()),
-        &format!("token_url: {}/token", hung.url()),
-    ) + "timeouts:\n  first_byte_secs: 2\n";
+    let config = token_url_at(&config, &oauth, &hung.url()) + "timeouts:\n  first_byte_secs: 2\n";
     let p = Arc::new(serving(&dir, &config));
     let started = Instant::now();
     let handles: Vec<_> = Wire::ALL
@@ -73,12 +87,7 @@ fn two_servers_sharing_a_token_file_spend_its_refresh_token_once() {
     // file, both with a request as the token nears expiry: one refreshes, the other
     // waits and takes the renewed login from the file instead of spending the old
     // refresh token, which the provider has already rotated.
-    let oauth = MockOAuth::start(60);
-    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
-    let dir = Dir::new();
-    let config = anthropic_config(&oauth, &up);
-    let (code, _, err) = anthropic_login(&dir, &config);
-    assert_eq!(code, 0, "{err}");
+    let (oauth, up, dir, config) = logged_in_near_expiry();
     oauth.set_expires_in(3600);
     // Both refreshes, if both were made, would be in flight at once.
     oauth.set_delay(Duration::from_millis(500));
@@ -127,21 +136,14 @@ fn a_web_page_from_the_token_endpoint_fails_one_refresh_not_the_login() {
     // A CDN's challenge (403, HTML) stands in front of the token endpoint for a while:
     // the refresh fails and the client is told so, but the login is not marked
     // "login needed" for good; once the endpoint answers again, so does the login.
-    let oauth = MockOAuth::start(60);
-    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
-    let dir = Dir::new();
-    let (code, _, err) = anthropic_login(&dir, &anthropic_config(&oauth, &up));
-    assert_eq!(code, 0, "{err}");
+    let (oauth, up, dir, config) = logged_in_near_expiry();
     let page = "<html><title>Just a moment...</title></html>".to_string();
     let renewed = json!({"access_token": "at-new", "refresh_token": "rt-new", "expires_in": 3600});
     let tokens = MockUpstream::script(vec![
         Reply::Typed(403, "text/html", page),
         Reply::json(200, renewed),
     ]);
-    let config = anthropic_config(&oauth, &up).replace(
-        &format!("token_url: {}/token", oauth.base()),
-        &format!("token_url: {}/token", tokens.url()),
-    );
+    let config = token_url_at(&config, &oauth, &tokens.url());
     let p = serving(&dir, &config);
     let ask = || {
         p.post(
@@ -174,12 +176,7 @@ fn a_token_file_damaged_while_serving_is_not_refreshed_into() {
     // is cut short (an editor, a full disk). The refresh token is not spent: the
     // rotated one could not be stored, and the login, once the file is mended, would
     // hold a dead refresh token.
-    let oauth = MockOAuth::start(60);
-    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
-    let dir = Dir::new();
-    let config = anthropic_config(&oauth, &up);
-    let (code, _, err) = anthropic_login(&dir, &config);
-    assert_eq!(code, 0, "{err}");
+    let (oauth, up, dir, config) = logged_in_near_expiry();
     let p = serving(&dir, &config);
     // Read at start (and for the model list), before the file is damaged.
     p.wait_log("local servers");
