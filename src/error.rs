@@ -107,6 +107,16 @@ pub enum Error {
         /// Why the stored credential cannot be used.
         reason: String,
     },
+    /// A subscription login could not be refreshed just now (502): its token endpoint
+    /// was unreachable, slow, or answered something other than an OAuth answer. The
+    /// login is kept and the next request tries again; a 401 would tell a client such
+    /// as Claude Code that its own key is bad.
+    RefreshFailed {
+        /// The provider id whose login it is.
+        provider: String,
+        /// What the token endpoint did.
+        reason: String,
+    },
     /// A provider that needs a key has none, and no login (401); nothing was sent.
     NoCredential {
         /// The provider id.
@@ -176,7 +186,7 @@ impl Error {
             Error::MethodNotAllowed { .. } => 405,
             Error::ClientTimeout { .. } => 408,
             Error::TooLarge { .. } => 413,
-            Error::Upstream { .. } | Error::Auth(_) => 502,
+            Error::Upstream { .. } | Error::Auth(_) | Error::RefreshFailed { .. } => 502,
             Error::Exhausted { status, .. } => *status,
             Error::Busy { .. } | Error::Stopping | Error::SourceDown { .. } => 503,
             Error::Io { .. } | Error::Config { .. } | Error::Logout(_) | Error::Internal(_) => 500,
@@ -353,6 +363,12 @@ impl fmt::Display for Error {
             Error::LoginNeeded { provider, reason } => write!(
                 f,
                 "provider `{provider}` needs a login ({reason}); run `routeplane login {provider}`"
+            ),
+            Error::RefreshFailed { provider, reason } => write!(
+                f,
+                "provider `{provider}` could not refresh its login ({reason}); the login is \
+                 kept and the next request tries again: if this lasts, check this machine's \
+                 network, or run `routeplane login {provider}`"
             ),
             Error::NoCredential { provider, hint } => {
                 write!(f, "provider `{provider}` has no credential: {hint}")

@@ -149,8 +149,8 @@ struct Cache {
 /// One login's refreshes, made one at a time.
 #[derive(Debug, Default)]
 struct Flight {
-    /// Held while a refresh is made; holds why the last one failed.
-    last_failure: Mutex<Option<String>>,
+    /// Held while a refresh is made; holds how the last one failed.
+    last_failure: Mutex<Option<Error>>,
     /// How many refreshes failed: a request that sees it change while it waited for
     /// the lock was waiting for a refresh that failed.
     failures: AtomicU64,
@@ -398,14 +398,14 @@ impl Auth {
         // The refresh we waited for failed: its answer is ours too, rather than one more
         // try each for a burst of requests, each as long as the last (a hung endpoint).
         if flight.failures.load(Ordering::Acquire) != failures
-            && let Some(reason) = &*last_failure
+            && let Some(e) = last_failure.as_ref().and_then(failed_again)
         {
-            return Err(login_needed(reason.clone()));
+            return Err(e);
         }
         let mut last_failure = last_failure;
         self.refresh(p, rejected).inspect_err(|e| {
-            if let Error::LoginNeeded { reason, .. } = e {
-                *last_failure = Some(reason.clone());
+            if let Some(copy) = failed_again(e) {
+                *last_failure = Some(copy);
                 flight.failures.fetch_add(1, Ordering::Release);
             }
         })
@@ -477,12 +477,17 @@ impl Auth {
                 ));
                 return login_needed(format!("login needed: {words}"));
             }
-            match e {
-                // Not "login failed": no login was tried, and the login may be good. A
-                // token endpoint's answer says "refresh failed (STATUS: …)" already.
-                Error::Auth(why) if why.starts_with("refresh failed") => login_needed(why),
-                Error::Auth(why) => login_needed(format!("refresh failed: {why}")),
-                e => login_needed(e.to_string()),
+            // Not "login needed": the endpoint was down, slow or answered a page, and
+            // the login may be good. A token endpoint's answer says "refresh failed
+            // (STATUS: …)" already.
+            let reason = match e {
+                Error::Auth(why) if why.starts_with("refresh failed") => why,
+                Error::Auth(why) => format!("refresh failed: {why}"),
+                e => e.to_string(),
+            };
+            Error::RefreshFailed {
+                provider: p.id.clone(),
+                reason,
             }
         })?;
         // Persist the rotated refresh token before anything uses the new access token.
@@ -597,6 +602,22 @@ impl Auth {
             }
             _ => {}
         }
+    }
+}
+
+/// A copy of a refresh's failure for the requests that waited for it: the two ways a
+/// refresh fails (the login is gone, or the refresh failed for now).
+fn failed_again(e: &Error) -> Option<Error> {
+    match e {
+        Error::LoginNeeded { provider, reason } => Some(Error::LoginNeeded {
+            provider: provider.clone(),
+            reason: reason.clone(),
+        }),
+        Error::RefreshFailed { provider, reason } => Some(Error::RefreshFailed {
+            provider: provider.clone(),
+            reason: reason.clone(),
+        }),
+        _ => None,
     }
 }
 

@@ -239,6 +239,8 @@ pub(super) fn short_reason(f: &Failure) -> String {
         FailKind::TooLarge => "too_large".into(),
         FailKind::Malformed => "malformed".into(),
         FailKind::Prepare(401) => "no_credential".into(),
+        // Only a subscription's refresh that failed for now is a 502 before sending.
+        FailKind::Prepare(502) => "refresh_failed".into(),
         FailKind::Prepare(_) => "cannot_express".into(),
         FailKind::Dropped if r.contains("reset") => "reset".into(),
         FailKind::Dropped => "closed".into(),

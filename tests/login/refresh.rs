@@ -64,11 +64,13 @@ fn a_burst_waiting_on_a_hung_token_endpoint_shares_one_refresh_and_its_failure()
     assert_eq!(hung.count(), 1, "one refresh for the burst");
     let token_url = format!("{}/token", hung.url());
     for (wire, status, msg) in told {
-        assert_eq!(status, 401, "{wire:?}: {msg}");
+        // A 502, not a 401: the login is not bad, and a client such as Claude Code
+        // takes a 401 for its own key refused.
+        assert_eq!(status, 502, "{wire:?}: {msg}");
         assert_eq!(
             msg,
             format!(
-                "provider `anthropic` needs a login (refresh failed: {token_url} did not answer in time); run `routeplane login anthropic`"
+                "provider `anthropic` could not refresh its login (refresh failed: {token_url} did not answer in time); the login is kept and the next request tries again: if this lasts, check this machine's network, or run `routeplane login anthropic`"
             ),
             "{wire:?}"
         );
@@ -152,11 +154,12 @@ fn a_web_page_from_the_token_endpoint_fails_one_refresh_not_the_login() {
         )
     };
     let r = ask();
-    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.status, 502, "{}", r.body);
     assert_eq!(
         r.error_message(),
-        "provider `anthropic` needs a login (refresh failed (403: an answer that is not JSON)); run `routeplane login anthropic`"
+        "provider `anthropic` could not refresh its login (refresh failed (403: an answer that is not JSON)); the login is kept and the next request tries again: if this lasts, check this machine's network, or run `routeplane login anthropic`"
     );
+    p.wait_log("anthropic:claude-x→refresh_failed");
     assert_eq!(
         stored(&dir)["credentials"]["anthropic"]["login_needed"],
         Value::Null
