@@ -1,6 +1,9 @@
 //! A body as re-sent upstream: `model` set, `models` removed, the client's other bytes
 //! as they came; asking a stream, or its usage, in place; `model` left out for a model
 //! in the URL. The buffer of a body sent is given back to be written into by the next.
+//!
+//! Each top-level key is here once: a body that repeats one was refused before routing
+//! (`RawBody::routing`), so nothing below chooses between two.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -66,14 +69,13 @@ impl RawBody {
         }
     }
 
-    /// True when `model` is the body's one `model`, as a string without escapes, and
-    /// there is no `models` list: [`RawBody::rewritten`] would change nothing but spacing.
+    /// True when `model` is the body's `model`, as a string without escapes, and there
+    /// is no `models` list: [`RawBody::rewritten`] would change nothing but spacing.
     fn names_only(&self, model: &str) -> bool {
         let mut named = false;
         for (key, value) in self.iter() {
             match key {
                 b"models" => return false,
-                b"model" if named => return false,
                 b"model" => {
                     named = matches!(value, [b'"', text @ .., b'"'] if text == model.as_bytes());
                     if !named {
@@ -101,13 +103,11 @@ impl RawBody {
             let name = self.key(key);
             let value = match name {
                 b"models" => continue,
-                b"model" if wrote_model => continue,
                 b"model" => {
                     wrote_model = true;
                     None
                 }
                 k => match set.iter().position(|(n, _)| n.as_bytes() == k) {
-                    Some(i) if wrote_set[i] => continue,
                     Some(i) => {
                         wrote_set[i] = true;
                         Some(set[i].1.as_bytes())
@@ -206,11 +206,10 @@ mod tests {
         // Lent, not copied.
         assert!(matches!(body.with_model("llama3.1:8b"), Cow::Borrowed(b) if b == text.as_bytes()));
         // Anything else is put together again: another model, a `models` list, a model
-        // twice, a model written with an escape, no model at all.
+        // written with an escape, no model at all.
         for (text, model, want) in [
             (r#"{"model":"a", "x":1}"#, "b", r#"{"model":"b","x":1}"#),
             (r#"{"model":"a","models":["a"]}"#, "a", r#"{"model":"a"}"#),
-            (r#"{"model":"a","model":"a"}"#, "a", r#"{"model":"a"}"#),
             (
                 r#"{"model":"\u0061", "x":1}"#,
                 "a",
