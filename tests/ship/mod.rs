@@ -249,16 +249,37 @@ fn service_install_writes_the_config_named_with_c_into_the_unit() {
         std::fs::read_to_string(root.join(config.strip_prefix("/").unwrap())).unwrap(),
         repo_file("routeplane.example.yaml")
     );
-    // The test's directory is under /tmp, which the unit hides from the service.
+    // Wherever the checkout is, a config the unit's sandbox hides is warned about.
     let warned = String::from_utf8_lossy(&out.stderr);
-    assert!(
+    let hidden = ["/tmp/", "/var/tmp/", "/home/", "/root/", "/run/user/"]
+        .iter()
+        .any(|d| config.starts_with(d));
+    assert_eq!(
         warned.contains(&format!(
-            "routeplane: warning: {} is under /tmp, which the unit hides from the service \
-             (PrivateTmp=yes): it could not read its config",
+            "routeplane: warning: {} is under /",
             config.display()
         )),
+        hidden,
         "{warned}"
     );
+    // Named: the directory and the setting that hides it (the starter goes inside --root).
+    for (config, under, setting) in [
+        ("/tmp/rp-test/rp.yaml", "/tmp", "PrivateTmp=yes"),
+        ("/home/someone/rp.yaml", "/home", "ProtectHome=yes"),
+    ] {
+        let root = dir.path().join(format!("hidden-{}", &under[1..]));
+        let root = root.to_str().unwrap();
+        let out = service_install(dir.path(), &["--root", root, "-c", config]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(&format!(
+                "routeplane: warning: {config} is under {under}, which the unit hides from the \
+                 service ({setting}): it could not read its config"
+            )),
+            "{}",
+            text(&out)
+        );
+    }
 
     // After the command too, for the user unit; an existing file is kept.
     let home = dir.path().join("home");
