@@ -8,6 +8,7 @@
 //! unknown position, so it marks the connection as closing: what follows on the socket
 //! is not a request.
 
+use crate::connection::Connection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,8 +27,8 @@ struct Inner {
     since: Instant,
     /// No further request may be read from this connection.
     closing: AtomicBool,
-    /// A handle on the TCP socket, only to look whether the client left (`client_gone`).
-    peer: Option<std::net::TcpStream>,
+    /// The TCP connection, only to look whether the client left (`client_gone`).
+    peer: Option<Arc<Connection>>,
     /// The server shut the socket's reading side (the request said `Connection: close`,
     /// or the connection ended): a peek then sees an end that is ours.
     read_shut: AtomicBool,
@@ -45,7 +46,7 @@ impl ConnState {
 
     pub(crate) fn with_peer(
         timeout: Option<Duration>,
-        peer: Option<std::net::TcpStream>,
+        peer: Option<Arc<Connection>>,
     ) -> ConnState {
         ConnState(Arc::new(Inner {
             timeout,
@@ -64,7 +65,7 @@ impl ConnState {
     /// is there). The socket is non-blocking only for the peek, and only while no
     /// thread is inside a read on it.
     pub(crate) fn client_gone(&self) -> bool {
-        let Some(s) = &self.0.peer else {
+        let Some(Connection::Tcp(s)) = self.0.peer.as_deref() else {
             return false;
         };
         if self.0.peer_closed.load(Ordering::SeqCst) {
