@@ -101,13 +101,20 @@ fn a_burst_of_kept_alive_connections_is_served_at_once() {
 
 /// The soft limit on open files of this process (the proxy inherits it).
 fn open_files_limit() -> u64 {
-    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
-    limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(u64::MAX)
+    files_limits(std::process::id()).0
+}
+
+/// A process's soft and hard limits on open files, from /proc (Linux; unlimited
+/// elsewhere).
+fn files_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+    let line = limits.lines().find(|l| l.starts_with("Max open files"));
+    let field = |n: usize| {
+        line.and_then(|l| l.split_whitespace().nth(n))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    (field(3), field(4))
 }
 
 #[test]
@@ -299,8 +306,9 @@ fn a_full_proxy_answers_health_checks_and_counts_what_it_refused() {
 
 #[test]
 fn an_open_files_limit_below_the_workers_is_named_at_start() {
-    // 16384 workers need about 32 832 descriptors; the proxy inherits this process's
-    // limit, so the note must appear exactly when that limit is lower.
+    // 16384 workers need about 32 832 descriptors; the proxy raises its soft limit up to
+    // its hard one, inherited from this process, so the note must appear exactly when
+    // the hard limit is lower, and name what the soft one became.
     let up = MockUpstream::always(Reply::json(200, chat_answer("hi")));
     let yaml = format!(
         "workers: 16384\nproviders:\n  up:\n    api_base: {}\n    models: [m]\n",
@@ -318,17 +326,52 @@ fn an_open_files_limit_below_the_workers_is_named_at_start() {
     // Log lines reach stderr in batches, in order: once the request's own line is there,
     // a note written at start-up is there too (or never will be).
     p.wait_log("served_by=up:m");
-    let files = open_files_limit();
+    let (soft, hard) = files_limits(p.pid());
     let noted = p.log().into_iter().find(|l| l.contains("open-files limit"));
-    if files < 2 * 16384 + 64 {
+    if hard < 2 * 16384 + 64 {
+        assert_eq!(soft, hard, "the soft limit was not raised to the hard one");
         let line = noted.expect("a note about the open-files limit");
         assert!(
-            line.contains(&format!("({files})")) && line.contains("`workers` (16384)"),
+            line.contains(&format!("({soft}, as far as this process may raise it)"))
+                && line.contains("`workers` (16384)")
+                && line.contains("ulimit -Hn"),
             "{line}"
         );
     } else {
-        assert_eq!(noted, None, "the limit ({files}) is high enough");
+        assert!(soft >= 2 * 16384 + 64, "the soft limit stayed at {soft}");
+        assert_eq!(noted, None, "the limit ({hard}) is high enough");
     }
+}
+
+#[test]
+fn a_low_soft_open_files_limit_is_raised_to_fit_the_workers() {
+    // Shells start programs with a soft limit of 1024 (the hard one far higher): the
+    // default 1 024 workers need about 2 112 files, so ~500 streams were all it held.
+    if Command::new("prlimit").arg("--version").output().is_err() {
+        eprintln!("skipped: prlimit (util-linux) is not installed");
+        return;
+    }
+    let (_, hard) = files_limits(std::process::id());
+    if hard < 2112 {
+        eprintln!("skipped: the hard open-files limit ({hard}) is below what the test needs");
+        return;
+    }
+    let up = MockUpstream::always(Reply::json(200, chat_answer("hi")));
+    let p = Proxy::start_through(
+        &["prlimit", "--nofile=256:"],
+        &format!(
+            "providers:\n  up:\n    api_base: {}\n    models: [m]\n",
+            up.url()
+        ),
+    );
+    let (soft, _) = files_limits(p.pid());
+    assert!(
+        soft >= 2 * 1024 + 64,
+        "the soft limit stayed at {soft} for the default 1024 workers"
+    );
+    // Raised to what the workers need, not to whatever the hard limit allows.
+    assert!(soft <= 4096, "the soft limit went to {soft}");
+    assert!(!p.log().iter().any(|l| l.contains("open-files limit")));
 }
 
 /// The number of files `pid` has open, from /proc (Linux).

@@ -148,6 +148,7 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
     let stopping = Arc::new(AtomicBool::new(false));
     let wait = Duration::from_secs_f64(settings.limits.queue_wait_secs.max(0.0));
     let limit = settings.workers;
+    raise_open_files(limit);
     // Handlers first: until they are in, SIGHUP's default action ends the process.
     let stop = watch_signals(
         Arc::clone(&listener.http),
@@ -329,29 +330,34 @@ fn needs_no_worker(req: &tiny_http::Request) -> bool {
     )
 }
 
-/// Says so at start-up when the open-files limit cannot hold `workers` requests: each
-/// holds two sockets (the client's and the upstream's), and many systems start programs
-/// with a soft limit of 1024, which would refuse connections near 500 open streams.
-fn warn_if_few_files(workers: usize) {
-    let Some(files) = open_files_limit() else {
-        return;
-    };
-    // The listener, the idle upstream pool, logs and files: a few dozen.
-    let spare = 64;
-    if files < (2 * workers + spare) as u64 {
-        let fit = files.saturating_sub(spare as u64) / 2;
-        log::line(format!(
-            "note: the open-files limit ({files}) holds about {fit} requests at once, fewer than \
-             `workers` ({workers}); raise it with `ulimit -n` (or LimitNOFILE= in a systemd unit)"
-        ));
-    }
+/// Files a request holds: two sockets (the client's and the upstream's).
+const FILES_PER_REQUEST: usize = 2;
+/// Files held apart from requests: the listener, the idle upstream pool, logs and files.
+const SPARE_FILES: usize = 64;
+
+/// Raises the soft open-files limit to what `workers` requests need, never past the hard
+/// limit: many systems start programs with a soft limit of 1024 (the hard one far
+/// higher), which would refuse connections near 500 open streams. Before the listener
+/// takes connections, so none is refused for want of a file the process could have had.
+fn raise_open_files(workers: usize) {
+    // Only ever raised; where it fails, `warn_if_few_files` says what the limit is.
+    let _ = rlimit::increase_nofile_limit((FILES_PER_REQUEST * workers + SPARE_FILES) as u64);
 }
 
-/// This process's soft limit on open files, from /proc (Linux); None elsewhere.
-fn open_files_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
+/// Says so at start-up when the open-files limit, raised as far as it may be, cannot
+/// hold `workers` requests.
+fn warn_if_few_files(workers: usize) {
+    let Ok((files, _)) = rlimit::Resource::NOFILE.get() else {
+        return;
+    };
+    if files < (FILES_PER_REQUEST * workers + SPARE_FILES) as u64 {
+        let fit = files.saturating_sub(SPARE_FILES as u64) / FILES_PER_REQUEST as u64;
+        log::line(format!(
+            "note: the open-files limit ({files}, as far as this process may raise it) holds \
+             about {fit} requests at once, fewer than `workers` ({workers}); raise the hard \
+             limit (`ulimit -Hn`, or LimitNOFILE= in a systemd unit) or lower `workers`"
+        ));
+    }
 }
 
 /// Probes local sources once (bounded by the probe timeout, so listening is delayed by

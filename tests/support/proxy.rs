@@ -194,9 +194,22 @@ impl Proxy {
 
     /// Starts the proxy with a config, extra environment variables and extra arguments.
     pub fn start_with(yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Proxy {
+        Proxy::start_in(Command::new(bin()), yaml, env, args)
+    }
+
+    /// Starts the proxy through `launcher` (a program that runs the command line after
+    /// its own arguments, as `prlimit --nofile=256:` does), with a config.
+    pub fn start_through(launcher: &[&str], yaml: &str) -> Proxy {
+        let mut cmd = Command::new(launcher[0]);
+        cmd.args(&launcher[1..]).arg(bin());
+        Proxy::start_in(cmd, yaml, &[], &[])
+    }
+
+    /// Starts `cmd` (the binary, or a launcher ending with it) with a config, extra
+    /// environment variables and extra arguments.
+    fn start_in(mut cmd: Command, yaml: &str, env: &[(&str, &str)], args: &[&str]) -> Proxy {
         let dir = Dir::new();
         let config = dir.write("routeplane.yaml", &hermetic(yaml));
-        let mut cmd = Command::new(bin());
         isolate(&mut cmd, dir.path())
             .arg("-c")
             .arg(&config)
