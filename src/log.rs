@@ -237,6 +237,10 @@ pub struct RequestLog {
     pub total: Duration,
     /// Times a broken stream was continued, and by which endpoints (`provider:model`).
     pub rescued: Vec<String>,
+    /// What each endpoint that failed with words of its own (a 429's "You exceeded
+    /// your current quota") said, as `(provider:model, words)`: escaped and short
+    /// ([`printable`]), for the operator, whom the bare status in `tried=` leaves guessing.
+    pub said: Vec<(String, String)>,
     /// Why Routeplane refused the request before it ran (`workers`, `stopping`, or a
     /// limit on the request's head); `None` for a request that ran.
     pub refused: Option<&'static str>,
@@ -284,6 +288,13 @@ impl RequestLog {
         if let Some(why) = self.refused {
             line["refused"] = why.into();
         }
+        // Only when an endpoint failed in words of its own, as in the text line.
+        if !self.said.is_empty() {
+            let said = self.said.iter();
+            line["said"] = said
+                .map(|(target, words)| serde_json::json!({"target": target, "words": words}))
+                .collect();
+        }
         line.to_string()
     }
 }
@@ -329,6 +340,13 @@ impl RequestLog {
             push_u64(out, self.rescued.len() as u64);
             out.push_str(" rescued_by=");
             push_word(out, &self.rescued.join(","));
+        }
+        if !self.said.is_empty() {
+            let said: Vec<String> = (self.said.iter())
+                .map(|(target, words)| format!("{target}: {words}"))
+                .collect();
+            out.push_str(" said=");
+            push_word(out, &said.join("; "));
         }
         if let Some(why) = self.refused {
             out.push_str(" refused=");
@@ -626,6 +644,7 @@ mod tests {
             total: Duration::from_micros(12_345_049),
             rescued: Vec::new(),
             refused: None,
+            said: Vec::new(),
         }
     }
 

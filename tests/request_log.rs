@@ -322,3 +322,72 @@ fn the_status_pages_polls_and_scrapes_answered_are_not_logged() {
         "{polls:?}"
     );
 }
+
+#[test]
+fn an_endpoints_own_words_for_its_failure_are_in_the_line_escaped_and_short() {
+    // A plan limit's 429 says why in its body (OpenAI's quota, Anthropic's rate limit);
+    // the line said only `429`, and the operator was left guessing which limit it was.
+    let quota = "You exceeded your current quota, please check your plan and billing details.";
+    let a = MockUpstream::always(Reply::json(
+        429,
+        json!({"error": {"message": quota, "type": "insufficient_quota"}}),
+    ));
+    // Words that try to forge a line and clear the screen, and run on: escaped, cut.
+    let long = format!(
+        "limit\n2026-01-01T00:00:00.000Z POST /v1/chat/completions model=forged status=200 \u{1b}[2J {}THE END",
+        "and more ".repeat(40)
+    );
+    let b = MockUpstream::always(Reply::json(
+        429,
+        json!({"type": "error", "error": {"type": "rate_limit_error", "message": long}}),
+    ));
+    for (format, extra) in [("text", ""), ("json", "log:\n  format: json\n")] {
+        let p = Proxy::start(&format!(
+            "providers:\n  a: {{api_base: {}, models: [m]}}\n  b: {{api_base: {}, api_protocol: anthropic, models: [m]}}\nmodels:\n  smart: {{endpoints: [a:m, b:m]}}\nfailover:\n  retries: 0\n{extra}",
+            a.url(),
+            b.url()
+        ));
+        let r = p.post(
+            "/v1/chat/completions",
+            json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(r.status, 429, "{format}: {}", r.body);
+        let b_said = if format == "text" {
+            let line = p.wait_log(" model=smart ");
+            let (_, said) = line
+                .split_once(" tried=a:m→429,b:m→429 said=\"a:m: ")
+                .unwrap_or_else(|| panic!("{line}"));
+            let (a_said, b_said) = said
+                .split_once("; b:m: ")
+                .unwrap_or_else(|| panic!("{line}"));
+            assert_eq!(a_said, quota, "{line}");
+            b_said.to_string()
+        } else {
+            let line = p.wait_log(r#""model":"smart""#);
+            let v: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(
+                v["said"][0],
+                json!({"target": "a:m", "words": quota}),
+                "{line}"
+            );
+            assert_eq!(v["said"][1]["target"], "b:m", "{line}");
+            v["said"][1]["words"].as_str().unwrap().to_string()
+        };
+        // Escaped as the rescue's line escapes an upstream's words (`\n`, `\u{1b}`); in
+        // a text line those are in a JSON string, so their backslash is doubled.
+        let (newline, escape) = match format {
+            "text" => (r"limit\\n2026-01-01T00:00:00.000Z POST", r"\\u{1b}[2J"),
+            _ => (r"limit\n2026-01-01T00:00:00.000Z POST", r"\u{1b}[2J"),
+        };
+        assert!(b_said.starts_with(newline), "{format}: {b_said}");
+        assert!(b_said.contains(escape), "{format}: {b_said}");
+        assert!(!b_said.contains("THE END"), "{format}: {b_said}");
+        for line in p.log() {
+            assert!(
+                line.starts_with(['2', '{']) && !line.contains('\u{1b}'),
+                "{line:?}"
+            );
+            assert!(!line.starts_with("2026-01-01"), "{line}");
+        }
+    }
+}

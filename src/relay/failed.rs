@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::{Call, FailKind, Failure};
 use crate::error::Error;
 use crate::protocol::{self, Protocol};
+use crate::registry::Target;
 use crate::route::Cooldown;
 use crate::sse::{ClientWriter, ServedBy};
 
@@ -221,6 +222,19 @@ pub fn respond_error(
 ) {
     let body = inbound.error_body(status, message);
     let _ = out.respond(status, "application/json", headers, &body);
+}
+
+/// The most of an upstream's words the log line's `said=` quotes for one endpoint.
+const SAID_AT_MOST: usize = 200;
+
+/// Notes what an endpoint that failed said in words of its own (a plan limit's 429,
+/// a 5xx's message), for the log line's `said=`: `tried=` shows only its status, and
+/// the operator needs its reason. Escaped and short, as the rescue's line quotes one.
+pub(super) fn note_said(served: &mut super::Served, target: &Target, f: &Failure) {
+    if f.kind.source_said() && !f.reason.is_empty() {
+        let words = crate::log::printable(&f.reason, SAID_AT_MOST);
+        served.said.push((target.label().to_string(), words));
+    }
 }
 
 /// One word for an attempt that failed, for the log's `tried=`: its status, or what happened.

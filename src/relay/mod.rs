@@ -129,6 +129,9 @@ pub struct Served {
     pub rescued: usize,
     /// The endpoints whose continuations finished the answer, in order.
     pub rescued_by: Vec<String>,
+    /// What each endpoint that failed in words of its own said, for the log line's
+    /// `said=`: `(provider:model, words)`, escaped and short.
+    pub said: Vec<(String, String)>,
     /// Each attempt (retries and continuations included): for the log line its endpoint
     /// and a word (its status, or why it failed: `refused`, `timeout`, …); for the
     /// ledger and the counters how it ended (usage, issue 19).
@@ -531,6 +534,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                 return run.served;
             }
             Outcome::Failed(mut f) => {
+                failed::note_said(&mut run.served, target, &f);
                 let step = next_step_of(call, f.kind);
                 if let Step::Next { cool: true } = step {
                     env.cooldown.fail(target, f.failed());

@@ -308,6 +308,7 @@ fn finish(
     log.set_tried(served.tried.iter().map(|t| (&*t.endpoint, &*t.word)));
     log.stream = served.stream;
     log.rescued = std::mem::take(&mut served.rescued_by);
+    log.said = std::mem::take(&mut served.said);
     log.ttfb = first_write.map(|t| t.duration_since(started));
     log.total = started.elapsed();
     if !polled(&log) {
