@@ -145,9 +145,9 @@ pub enum Error {
     },
     /// Every target of a request failed; `status` is what the client gets.
     Exhausted {
-        /// The status to answer with (502; 429 when every attempt was rate limited;
-        /// the client protocol's overload status, 529 or 503, when every attempt was
-        /// overloaded; 400 when no target could take the request and nothing was sent;
+        /// The status to answer with (502; the client protocol's overload status, 529
+        /// or 503, when any attempt was overloaded; else 429 when any was rate
+        /// limited; 400 when no target could take the request and nothing was sent;
         /// 404 when no endpoint had the model).
         status: u16,
         /// One `provider:model → status/reason` line per attempt.

@@ -129,13 +129,15 @@ pub(super) fn exhausted(
         .filter(|k| *k != FailKind::Prepare(401))
         .collect();
     let all = |is: fn(FailKind) -> bool| !asked.is_empty() && asked.iter().all(|k| is(*k));
-    let all_rate_limited = all(|k| k == FailKind::Status(429));
-    // Every endpoint was out of capacity for now (Anthropic's 529, a 503; rate limits
-    // among them): the client's protocol's own "overloaded", which its retries wait
-    // out, where a 502 reads as a broken gateway. A 429 among them does not make the
-    // whole a rate limit: the client is not sending too much, the sources are full.
-    let all_overloaded =
-        !all_rate_limited && all(|k| matches!(k, FailKind::Status(429 | 503 | 529)));
+    // Retrying later can work when an endpoint was rate limited or out of capacity for
+    // now: that is the answer, whatever the others said (a 500, a refused connection,
+    // a model one lacks), since a 502 tells the client's retries nothing. Out of
+    // capacity wins over a rate limit: the client is not sending too much, the sources
+    // are full.
+    let limited = |k: FailKind| k == FailKind::Status(429);
+    let full = |k: FailKind| matches!(k, FailKind::Status(503 | 529));
+    let any_overloaded = asked.iter().any(|k| full(*k));
+    let any_rate_limited = !any_overloaded && asked.iter().any(|k| limited(*k));
     // No endpoint has the model: a 404 still, with what each said.
     let none_has_it = all(|k| k == FailKind::Status(404));
     // Nothing was sent: no target can take the request as it is (a field none of their
@@ -152,7 +154,7 @@ pub(super) fn exhausted(
     {
         return surface(call, &failures[0].1, None, out);
     }
-    let status = match (all_rate_limited, all_overloaded, none_can_take, none_has_it) {
+    let status = match (any_rate_limited, any_overloaded, none_can_take, none_has_it) {
         (true, ..) => 429,
         (_, true, ..) => overloaded(call.inbound),
         (_, _, true, _) => 400,
@@ -160,16 +162,17 @@ pub(super) fn exhausted(
         _ => 502,
     };
     let mut headers = vec![attempts_header(attempts)];
-    // When the first endpoint takes requests again: the pause it asked for, or, for a
-    // rate limit that named none, what is left of its cool-down (an overloaded one's
-    // is Routeplane's guess, not a time the source gave).
-    if (all_rate_limited || all_overloaded)
+    // When the first rate-limited or overloaded endpoint takes requests again: the
+    // pause it asked for, or, for a rate limit that named none, what is left of its
+    // cool-down (an overloaded one's is Routeplane's guess, not a time the source
+    // gave). A pause another failure named (a 500's) is no promise of an answer.
+    if (any_rate_limited || any_overloaded)
         && let Some(wait) = failures
             .iter()
+            .filter(|(_, f)| limited(f.kind) || full(f.kind))
             .filter_map(|(label, f)| {
-                let limited = f.kind == FailKind::Status(429);
                 f.retry_after
-                    .or_else(|| limited.then(|| cooldown.left(label)).flatten())
+                    .or_else(|| limited(f.kind).then(|| cooldown.left(label)).flatten())
             })
             .min()
     {

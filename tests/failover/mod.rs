@@ -2,6 +2,7 @@
 //! unchanged, and nothing the client sees betrays a failure before the first event.
 
 mod cooldown;
+mod exhausted;
 mod models_list;
 mod non_answers;
 mod refused;

@@ -487,31 +487,6 @@ fn an_endpoint_with_no_key_leaves_the_answer_to_those_asked() {
 }
 
 #[test]
-fn overloaded_beside_a_server_error_is_still_a_502() {
-    // One source overloaded, the other broken: no overload answer would be true.
-    let a = MockUpstream::always(Reply::Json(
-        529,
-        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
-            .to_string(),
-    ));
-    let b = MockUpstream::always(Reply::Json(
-        500,
-        json!({"type": "error", "error": {"type": "api_error", "message": "boom"}}).to_string(),
-    ));
-    let p = Proxy::start(&anthropic_pair(&a, &b));
-    for (client, kind) in [(Wire::Anthropic, "api_error"), (Wire::Chat, "server_error")] {
-        let resp = ask_as(&p, client, "smart", false);
-        assert_eq!(resp.status, 502, "{client:?}: {}", resp.body);
-        assert_eq!(resp.json()["error"]["type"], kind, "{client:?}");
-        assert_text(
-            &resp.error_message(),
-            "every target failed: a:m → 529 Overloaded; b:m → 500 boom",
-        );
-        assert_eq!(resp.header("x-routeplane-attempts"), Some("2"));
-    }
-}
-
-#[test]
 fn stream_failures_before_the_first_event_are_invisible() {
     let cases = [
         ("closes before first event", Reply::SseEmpty),
