@@ -116,6 +116,7 @@ pub(super) fn upstream_error(
             ),
         );
     }
+    let page = web_page(&ct, &bytes);
     // A 404 page that is no API's JSON: nothing is served at that path, which is the
     // provider's `api_base` gone wrong (Ollama's "404 page not found" without `/v1`),
     // not a model the source lacks. Said so, rather than passed on as its bare words.
@@ -123,10 +124,11 @@ pub(super) fn upstream_error(
         let url = crate::log::shown_url(url);
         let text = String::from_utf8_lossy(&bytes);
         let text = super::cut(text.trim(), 80);
-        let said = if text.is_empty() {
-            "no body".into()
-        } else {
-            format!("`{text}`")
+        let said = match &page {
+            Some(Some(title)) => format!("a web page titled `{title}`"),
+            Some(None) => "a web page".into(),
+            None if text.is_empty() => "no body".into(),
+            None => format!("`{text}`"),
         };
         return fail(
             FailKind::Status(404),
@@ -144,7 +146,68 @@ pub(super) fn upstream_error(
         let pull = format!("{said}; run `ollama pull {}`", target.model());
         return fail(FailKind::Status(404), pull);
     }
+    // A proxy's or a CDN's page (nginx's "502 Bad Gateway", Cloudflare's 5xx), not the
+    // API's error: said as what it is, by its title, never passed on tags and all.
+    if let Some(title) = page {
+        let provider = &target.provider.id;
+        let page = match title {
+            Some(title) => format!("a web page (title: {title})"),
+            None => "a web page".into(),
+        };
+        let reason = format!(
+            "upstream `{provider}` answered {status} with {page}, not an API error: a proxy \
+             or gateway in front of the source answered"
+        );
+        return unreadable(status, reason, headers, retry_after);
+    }
     failed_with(status, (bytes, ct), headers, retry_after)
+}
+
+/// The failure for an error answer whose body is no API's words (a web page, a
+/// compressed body): its status's, told in `reason`, with no body to pass on.
+fn unreadable(
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+    retry_after: Option<Duration>,
+) -> Outcome {
+    Outcome::Failed(Failure {
+        status: Some(status),
+        reason,
+        kind: FailKind::Status(status),
+        body: None,
+        headers,
+        retry_after,
+    })
+}
+
+/// `Some` when an error's body is an HTML page (its content type says so, or it opens
+/// as one) rather than an API's error, with the page's title if it has one; `None`
+/// otherwise: a body that does not open with `<` is not one, whatever its content
+/// type claims.
+fn web_page(ct: &str, bytes: &[u8]) -> Option<Option<String>> {
+    // The title is in a page's head: its first bytes are enough.
+    let head = &bytes[..bytes.len().min(16 * 1024)];
+    let lower = head.to_ascii_lowercase();
+    let opens = lower.trim_ascii_start();
+    let html = opens.starts_with(b"<")
+        && (ct.starts_with("text/html")
+            || opens.starts_with(b"<!doctype html")
+            || opens.starts_with(b"<html"));
+    if !html {
+        return None;
+    }
+    let find =
+        |what: &[u8], from: usize| memchr::memmem::find(&lower[from..], what).map(|i| from + i);
+    let title = find(b"<title", 0)
+        .and_then(|at| memchr::memchr(b'>', &lower[at..]).map(|gt| at + gt + 1))
+        .and_then(|from| Some(&head[from..find(b"</title", from)?]))
+        .map(|t| {
+            let t = String::from_utf8_lossy(t);
+            super::cut(&t.split_whitespace().collect::<Vec<_>>().join(" "), 80)
+        })
+        .filter(|t| !t.is_empty());
+    Some(title)
 }
 
 /// The failure an upstream's error answer stands for: a status and the body that said it.

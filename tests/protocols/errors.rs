@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use super::setup;
-use crate::support::Proxy;
 use crate::support::wire::Wire;
+use crate::support::{MockUpstream, Proxy, Reply};
 
 #[test]
 fn a_named_tool_choice_without_a_name_is_refused_in_the_callers_shape() {
@@ -128,10 +128,7 @@ fn anthropics_overload_reaches_other_clients_as_503() {
     // statuses it knows.
     let overloaded =
         json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
-    let (_mock, p) = setup(
-        Wire::Anthropic,
-        crate::support::Reply::json(529, overloaded),
-    );
+    let (_mock, p) = setup(Wire::Anthropic, Reply::json(529, overloaded));
     for (client, status) in [
         (Wire::Chat, 503),
         (Wire::Responses, 503),
@@ -149,4 +146,65 @@ fn anthropics_overload_reaches_other_clients_as_503() {
             assert_eq!(resp.json()["error"]["type"], "server_error");
         }
     }
+}
+
+#[test]
+fn a_proxys_web_page_for_an_error_is_named_by_its_title_not_passed_on() {
+    // nginx's page for a source behind it that is down. Before, the client got the
+    // page, tags and all, as its error's message.
+    let nginx = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>\r\n";
+    // Cloudflare's, sent as JSON would be but opening as a page, with a pause named.
+    let cloudflare = "<!DOCTYPE html>\n<html lang=\"en-US\"><head><title>\n  example.com | 503:\n  Service temporarily unavailable</title></head><body><h1>Error 503</h1></body></html>";
+    let cases = [
+        (
+            Reply::Typed(502, "text/html", nginx.into()),
+            502,
+            "upstream `up` answered 502 with a web page (title: 502 Bad Gateway), not an API \
+             error: a proxy or gateway in front of the source answered",
+        ),
+        (
+            Reply::JsonWith(
+                503,
+                vec![("Retry-After".into(), "9".into())],
+                cloudflare.into(),
+            ),
+            503,
+            "upstream `up` answered 503 with a web page (title: example.com | 503: Service \
+             temporarily unavailable), not an API error: a proxy or gateway in front of the \
+             source answered",
+        ),
+    ];
+    for (reply, status, said) in cases {
+        for up in [Wire::Chat, Wire::Anthropic] {
+            let mock = MockUpstream::always(reply.clone());
+            let p = Proxy::start(&format!(
+                "providers:\n  up:\n    api_base: {}\n    api_protocol: {}\n    models: [m]\nfailover:\n  retries: 0\n",
+                mock.url(),
+                up.config_name()
+            ));
+            for client in [Wire::Chat, Wire::Anthropic] {
+                let what = format!("{client:?}←{up:?} {status}");
+                let resp = p.post(&client.url("m", false), client.request("m", false, false));
+                assert_eq!(resp.status, status, "{what}: {}", resp.body);
+                assert_eq!(client.error_message(&resp.json()), said, "{what}");
+                if status == 503 {
+                    assert_eq!(resp.header("retry-after"), Some("9"), "{what}");
+                }
+            }
+        }
+    }
+    // A 404 page: nothing served at that path, said by its title too.
+    let page = "<html><head><title>404 Not Found</title></head><body>nope</body></html>";
+    let mock = MockUpstream::always(Reply::Typed(404, "text/html", page.into()));
+    let p = Wire::Chat.serving(&mock, "m");
+    let resp = p.post(
+        &Wire::Chat.url("m", false),
+        Wire::Chat.request("m", false, false),
+    );
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let message = Wire::Chat.error_message(&resp.json());
+    assert!(
+        message.contains("answered 404 (a web page titled `404 Not Found`): nothing is served"),
+        "{message}"
+    );
 }
