@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::classify::{failed_with, not_an_answer, said_instead, send_failed, upstream_error};
+use super::classify::{
+    compressed_with, failed_with, not_an_answer, said_instead, send_failed, upstream_error,
+};
 use super::recall::Noted;
 use super::refused::{Param, Refusals};
 use super::stream::relay_stream;
@@ -616,6 +618,7 @@ impl<'a> Run<'a, '_> {
         let ct = std::mem::take(&mut reply.content_type);
         let headers = std::mem::take(&mut reply.headers);
         let retry_after = reply.retry_after;
+        let coding = reply.coding.take();
         let limit = settings.limits.max_response_bytes;
         let bytes = match reply.read_all(limit, &|| super::unwanted(self.env, self.out)) {
             Ok(b) => b,
@@ -633,6 +636,11 @@ impl<'a> Run<'a, '_> {
             }
             Err(BodyError::Abandoned) => return super::given_up(self.env),
         };
+        // A body in a coding (Routeplane asks for none) cannot be read, whatever it is.
+        if let Some(coding) = coding {
+            let said = compressed_with(status, &coding, bytes.len());
+            return fail(FailKind::Malformed, format!("it {said}"));
+        }
         // OpenRouter's failure after it began: a 200 whose body is an error; Anthropic's
         // error body sent with a 200; and a Responses object that failed. Failed over,
         // retried or surfaced like the status they name, never passed on as an answer.

@@ -46,15 +46,22 @@ pub(super) fn said_instead(status: u16, ct: &str, bytes: &[u8]) -> String {
 /// A body that opens as gzip does (`1f 8b`), said as what it is: a server may compress
 /// an answer to a request that names no `Accept-Encoding` (RFC 9110 takes any coding
 /// as acceptable then), and Routeplane decodes none. Looked at only once a body failed
-/// to be an answer, so no answer pays for it.
+/// to be an answer, so no answer pays for it. A body whose `Content-Encoding` names a
+/// coding is said by [`compressed_with`] at once, whatever its first bytes.
 pub(super) fn compressed(status: u16, bytes: &[u8]) -> Option<String> {
-    bytes.starts_with(&[0x1f, 0x8b]).then(|| {
-        format!(
-            "it answered {status} with {} bytes compressed with gzip (`content-encoding`), \
-             which Routeplane does not ask for or decode",
-            bytes.len()
-        )
-    })
+    let gzip = bytes.starts_with(&[0x1f, 0x8b]);
+    gzip.then(|| format!("it {}", compressed_with(status, "gzip", bytes.len())))
+}
+
+/// `answered 200 with N bytes compressed with br (…)`: a body in a `coding` (its
+/// `Content-Encoding`: gzip, deflate, br, zstd…), which Routeplane never asks for and
+/// cannot read, said by its name.
+pub(super) fn compressed_with(status: u16, coding: &str, bytes: usize) -> String {
+    let coding = crate::log::printable(coding, 40);
+    format!(
+        "answered {status} with {bytes} bytes compressed with {coding} (`content-encoding`), \
+         which Routeplane does not ask for or decode"
+    )
 }
 
 /// The failure for a request that got no response head (or the client that left, or a
@@ -97,6 +104,7 @@ pub(super) fn upstream_error(
     } else {
         std::mem::take(&mut reply.content_type)
     };
+    let coding = reply.coding.take();
     let limit = run.settings.limits.max_response_bytes.min(1024 * 1024);
     let bytes = match reply.read_all(limit, &|| super::unwanted(run.env, run.out)) {
         Ok(bytes) => bytes,
@@ -114,6 +122,17 @@ pub(super) fn upstream_error(
                 "{url} answered {status}, a redirect, which Routeplane does not follow: a \
                  network's login page or a server that moved; check the provider's `api_base`"
             ),
+        );
+    }
+    // Compressed, its words cannot be read: said as what it is, not as garbage.
+    if let Some(coding) = coding {
+        let provider = &target.provider.id;
+        let said = compressed_with(status, &coding, bytes.len());
+        return unreadable(
+            status,
+            format!("upstream `{provider}` {said}"),
+            headers,
+            retry_after,
         );
     }
     let page = web_page(&ct, &bytes);

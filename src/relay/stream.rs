@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::attempt::Try;
+use super::classify::compressed_with;
 use super::recall::Noted;
 use super::splice::Splice;
 use super::{Break, EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, served_by, unfit};
@@ -65,6 +66,7 @@ fn relay_events(
     // usage (issue 19): the usage chunk asked for on the client's behalf is dropped.
     let strip_usage = super::asks_usage(call, target);
     let status = reply.status;
+    let coding = reply.coding.take();
     let head = AnswerHead {
         status,
         headers: std::mem::take(&mut reply.headers),
@@ -115,9 +117,13 @@ fn relay_events(
         let bytes = match piece {
             Piece::Data(b) => {
                 // A compressed stream would parse as no event at all and end "without
-                // its end marker": its first bytes say what it is.
+                // its end marker": its `Content-Encoding`, or its first bytes, say what
+                // it is.
                 if std::mem::take(&mut opening)
-                    && let Some(reason) = super::classify::compressed(status, &b)
+                    && let Some(reason) = match &coding {
+                        Some(c) => Some(format!("it {}", compressed_with(status, c, b.len()))),
+                        None => super::classify::compressed(status, &b),
+                    }
                 {
                     return fail(FailKind::Malformed, reason);
                 }

@@ -53,6 +53,7 @@ pub fn explain_empty_stream(
         content_type: "application/json".into(),
         headers: passed,
         retry_after,
+        coding: None,
         body: super::Source::Bytes(normal),
     }))
 }

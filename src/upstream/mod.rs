@@ -396,6 +396,7 @@ impl Client {
         let mut content_type = Cow::Borrowed("");
         let mut headers = Vec::new();
         let mut retry_after = None;
+        let mut coding = None;
         let mut reset = None;
         // Anthropic's subscription limits: when the window is spent (`rejected`), it
         // comes back at `…-unified-reset` (Unix time), hours later; a `Retry-After`
@@ -408,6 +409,10 @@ impl Client {
             }
             if http1::is_name(name, "retry-after") {
                 retry_after = parse_retry_after(value);
+            } else if http1::is_name(name, "content-encoding") {
+                let value = value.trim();
+                coding = (!value.is_empty() && !http1::is_name(value, "identity"))
+                    .then(|| value.to_ascii_lowercase().into_boxed_str());
             } else if http1::is_name(name, "x-ratelimit-reset-requests")
                 || http1::is_name(name, "x-ratelimit-reset")
             {
@@ -431,6 +436,7 @@ impl Client {
                 Some(at) if spent && head.status == 429 => Some(at),
                 _ => retry_after.or(reset),
             },
+            coding,
             body: Source::Wire(Body::new(conn, &head, Arc::clone(&self.inner.pool))),
         })
     }

@@ -19,6 +19,10 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     /// `Retry-After` and provider reset headers, as a duration from now.
     pub retry_after: Option<Duration>,
+    /// The body's `Content-Encoding` (`gzip`, `br`, `zstd`, `deflate`…), lower-cased;
+    /// `None` without one or for `identity`. Routeplane asks for none and decodes none:
+    /// a body with one cannot be read, and the relay says so.
+    pub coding: Option<Box<str>>,
     pub(super) body: Source,
 }
 
@@ -116,6 +120,7 @@ impl Reply {
             content_type,
             headers,
             retry_after: None,
+            coding: None,
             body: Source::Bytes(bytes),
         }
     }

@@ -194,6 +194,62 @@ fn a_redirect_is_moved_past_and_alone_is_a_502_naming_the_url_not_a_302() {
     }
 }
 
+#[test]
+fn a_body_in_any_coding_is_said_to_be_compressed_by_its_name() {
+    // Brotli has no magic number and zstd's or zlib's are not gzip's: only the
+    // `Content-Encoding` names them. Before, each was "N bytes of `application/json`,
+    // not its protocol's JSON answer", a stream's "ended without its end marker", and
+    // an error's bytes were passed on as its message.
+    let junk = b"\x1b\x03\x00\xf8\xa5{\"x\x9c".to_vec();
+    for coding in ["br", "zstd", "deflate"] {
+        let (whole, events) = (junk.clone(), junk.clone());
+        let a = MockUpstream::start(move |req| match req.json()["stream"] == true {
+            true => Reply::Encoded(200, "text/event-stream", coding, events.clone()),
+            false => Reply::Encoded(200, "application/json", coding, whole.clone()),
+        });
+        let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+        let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+        for stream in [false, true] {
+            let resp = ask_as(&p, Wire::Chat, "smart", stream);
+            assert_eq!(resp.status, 200, "{coding} stream={stream}: {}", resp.body);
+            assert!(resp.body.contains("from b"), "{}", resp.body);
+        }
+        let said = format!(
+            "answered 200 with {} bytes compressed with {coding} (`content-encoding`), which \
+             Routeplane does not ask for or decode",
+            junk.len()
+        );
+        for wire in [Wire::Chat, Wire::Anthropic] {
+            for stream in [false, true] {
+                let resp = ask_as(&p, wire, "a:m", stream);
+                let what = format!("{coding} {wire:?} stream={stream}");
+                assert_eq!(resp.status, 502, "{what}: {}", resp.body);
+                let message = wire.error_message(&resp.json());
+                assert_eq!(message, format!("upstream `a` failed: it {said}"), "{what}");
+            }
+        }
+        // An error in a coding: its status, said for what it is, not its bytes.
+        let limited = MockUpstream::always(Reply::Encoded(
+            429,
+            "application/json",
+            coding,
+            junk.clone(),
+        ));
+        let p = Proxy::start(&config(
+            &limited.url(),
+            &b.url(),
+            "failover:\n  retries: 0\n",
+        ));
+        let resp = ask_as(&p, Wire::Chat, "a:m", false);
+        assert_eq!(resp.status, 429, "{coding}: {}", resp.body);
+        assert_eq!(
+            Wire::Chat.error_message(&resp.json()),
+            format!("upstream `a` {}", said.replace("200", "429")),
+            "{coding}"
+        );
+    }
+}
+
 /// A chat answer Azure's content filter emptied, whole or as a stream.
 fn filtered_answer(stream: bool) -> Reply {
     if stream {

@@ -91,6 +91,9 @@ pub enum Reply {
     /// `Content-Encoding: gzip` though the request named no `Accept-Encoding` (which
     /// RFC 9110 lets a server read as "any coding").
     Gzipped(u16, &'static str, String),
+    /// A complete answer with this content type whose body is these bytes under this
+    /// `Content-Encoding` (`br`, `zstd`, `deflate`): never decoded, so never made.
+    Encoded(u16, &'static str, &'static str, Vec<u8>),
     /// A complete answer's head and the first half of its body, then silence for the
     /// given time (a body that stalls).
     JsonThenStall(u16, String, Duration),
@@ -515,6 +518,13 @@ fn answer(conn: &mut TcpStream, reply: Reply, hung_up: &Mutex<Vec<Instant>>) -> 
             let body = gzip(body.as_bytes());
             let head = format!(
                 "HTTP/1.1 {status} X\r\nContent-Type: {ct}\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            conn.write_all(head.as_bytes()).is_ok() && conn.write_all(&body).is_ok()
+        }
+        Reply::Encoded(status, ct, coding, body) => {
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: {ct}\r\nContent-Encoding: {coding}\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             );
             conn.write_all(head.as_bytes()).is_ok() && conn.write_all(&body).is_ok()
