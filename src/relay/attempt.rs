@@ -144,7 +144,7 @@ impl<'a> Run<'a, '_> {
                 Outcome::Failed(f) => (
                     super::short_reason(f).into(),
                     Ended::Failed {
-                        status: f.status,
+                        status: super::upstream_status(f),
                         reason: super::trail_reason(f),
                     },
                 ),

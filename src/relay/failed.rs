@@ -274,6 +274,18 @@ pub(super) fn short_reason(f: &Failure) -> String {
     }
 }
 
+/// usage (issue 19): the status the upstream answered an attempt with, for the ledger
+/// and the status page. `None` for a request that could not be prepared (no key, a
+/// login whose refresh failed, a field its protocol cannot carry): it was never sent,
+/// and its failure's status (401, 502, 400) is the client's, which shown there read
+/// as the source's answer. Its reason says what failed.
+pub(super) fn upstream_status(f: &Failure) -> Option<u16> {
+    match f.kind {
+        FailKind::Prepare(_) => None,
+        _ => f.status,
+    }
+}
+
 /// usage (issue 19): why an attempt failed, for the ledger and the status page. An
 /// upstream's own error text may quote the request, so it is named by its category;
 /// reasons Routeplane wrote (network, timeout, early end) are kept.

@@ -53,7 +53,7 @@ use crate::upstream::{self, Header};
 use self::classify::unfit;
 pub use self::count::count_tokens;
 pub use self::failed::respond_error;
-use self::failed::{exhausted, short_reason, surface, trail_reason};
+use self::failed::{exhausted, short_reason, surface, trail_reason, upstream_status};
 use self::refused::{Param, Refusals};
 use self::splice::Splice;
 

@@ -214,3 +214,44 @@ fn a_ledger_lines_time_is_when_the_request_arrived_as_the_log_lines_is() {
     let status = p.get("/status.json").json();
     assert_eq!(status["recent"][0]["time"], arrived, "{status}");
 }
+
+#[test]
+fn an_endpoint_nothing_was_sent_to_has_no_upstream_status_only_what_failed() {
+    // A virtual model's hosted fallback with no key is never asked. Before, the ledger
+    // and the status page gave it the client's status for its failure (401; a login
+    // whose refresh failed, 502) as if the source had answered so.
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let a = MockUpstream::always(Reply::json(500, json!({"error": {"message": "boom"}})));
+    let p = Proxy::start(&format!(
+        "providers:\n  a: {{api_base: {}, models: [m]}}\nmodels:\n  smart: {{endpoints: [a:m, openai:gpt-4o]}}\nfailover: {{retries: 0}}\nusage: {{path: {}}}\n",
+        a.url(),
+        ledger.display()
+    ));
+    let r = p.post(
+        "/v1/chat/completions",
+        Wire::Chat.request("smart", false, false),
+    );
+    assert_eq!(r.status, 502, "{}", r.body);
+    assert!(
+        p.wait_log(" model=smart ")
+            .contains("tried=a:m→500,openai:gpt-4o→no_credential"),
+        "{:?}",
+        p.log()
+    );
+    let line = &ledger_lines(&ledger, 1)[0];
+    let failed = &line["failed"];
+    assert_eq!(
+        failed[0],
+        json!({"endpoint": "a:m", "status": 500, "reason": "server error"}),
+        "{line}"
+    );
+    assert_eq!(failed[1]["endpoint"], "openai:gpt-4o", "{line}");
+    assert_eq!(failed[1]["status"], Value::Null, "{line}");
+    let reason = failed[1]["reason"].as_str().unwrap();
+    assert!(reason.contains("openai"), "what failed: {reason}");
+    // The status page reads the same.
+    let s = p.get("/status.json").json();
+    assert_eq!(s["recent"][0]["failed"][1]["status"], Value::Null, "{s}");
+    assert_eq!(s["recent"][0]["failed"][1]["reason"], reason, "{s}");
+}
