@@ -53,6 +53,16 @@ pub(super) enum Ask {
     WithoutReasoning,
 }
 
+/// What [`Run::endpoint`] does after a failed attempt.
+enum Next {
+    /// Asks the same endpoint again at once, as this.
+    AtOnce(Ask),
+    /// Asks the same endpoint again after this pause (a retry).
+    Retry(Duration),
+    /// Leaves it: the failure is the endpoint's outcome.
+    Stop,
+}
+
 thread_local! {
     /// This thread's buffer for an attempt's URL, kept between requests.
     static URL: Cell<String> = const { Cell::new(String::new()) };
@@ -129,25 +139,7 @@ impl<'a> Run<'a, '_> {
                 // Nothing was asked of this endpoint: no attempt to record.
                 Outcome::Invalid(_) => return outcome,
                 Outcome::Answered => (status_word(self.splice.status), Ended::Answered),
-                Outcome::Broken(b) => {
-                    (format!("{}:broken", b.upstream_status).into(), Ended::Broke)
-                }
-                Outcome::ClientGone => (Cow::Borrowed("client_closed"), Ended::ClientGone),
-                Outcome::Stopped if self.out.streamed() => (Cow::Borrowed("stopped"), Ended::Broke),
-                Outcome::Stopped => (
-                    Cow::Borrowed("stopped"),
-                    Ended::Failed {
-                        status: None,
-                        reason: "routeplane stopped before it answered".into(),
-                    },
-                ),
-                Outcome::Failed(f) => (
-                    super::short_reason(f).into(),
-                    Ended::Failed {
-                        status: super::upstream_status(f),
-                        reason: super::trail_reason(f),
-                    },
-                ),
+                _ => self.unanswered(&outcome),
             };
             // Side by side: `asked` stays in step with `tried`.
             self.served.tried.push(Tried {
@@ -160,69 +152,114 @@ impl<'a> Run<'a, '_> {
             let Outcome::Failed(f) = &outcome else {
                 return outcome;
             };
-            let unreasoned = match ask {
-                Ask::Original => Some(Ask::WithoutOldReasoning),
-                Ask::WithoutOldReasoning if self.reasoning_left => Some(Ask::WithoutReasoning),
-                _ => None,
-            };
-            if f.kind == FailKind::Foreign
-                && target.protocol == Protocol::Responses
-                && let Some(next) = unreasoned
-            {
-                // Failover moved the session from another account, whose encrypted
-                // reasoning this one cannot read: asked again at once without it (first
-                // what came before the last question, which is read no more), and what
-                // was kept of it for this request is let go.
-                if let Some(Ok(hub)) = &self.hub {
-                    self.env.recall.forget(hub);
+            match self.after_failure(target, f, ask, retried) {
+                Next::AtOnce(next) => {
+                    ask = next;
+                    wait = Duration::ZERO;
                 }
-                ask = next;
-                wait = Duration::ZERO;
-                continue;
+                Next::Retry(pause) => {
+                    wait = pause;
+                    retried += 1;
+                }
+                Next::Stop => return outcome,
             }
-            // Asked again only when there is reasoning to leave out: a request without
-            // any would go out the same and be refused the same.
-            if f.kind == FailKind::Unthinking
-                && !self.left_out.has(Refusals::REASONING)
-                && self.asked_thinking(target)
-            {
-                // The model takes no reasoning: asked again at once without it, and
-                // remembered, so its later requests go without it from the first try.
-                self.env.refused.note(label, Refusals::REASONING);
-                self.left_out = self.left_out.with(Refusals::REASONING);
-                wait = Duration::ZERO;
-                continue;
+        }
+    }
+
+    /// What the trail records of an attempt that did not answer: its word and how it
+    /// ended. Out of [`Run::endpoint`]'s loop, which an answered request runs through.
+    #[cold]
+    #[inline(never)]
+    fn unanswered(&self, outcome: &Outcome) -> (Cow<'static, str>, Ended) {
+        match outcome {
+            Outcome::Broken(b) => (format!("{}:broken", b.upstream_status).into(), Ended::Broke),
+            Outcome::ClientGone => (Cow::Borrowed("client_closed"), Ended::ClientGone),
+            Outcome::Stopped if self.out.streamed() => (Cow::Borrowed("stopped"), Ended::Broke),
+            Outcome::Stopped => (
+                Cow::Borrowed("stopped"),
+                Ended::Failed {
+                    status: None,
+                    reason: "routeplane stopped before it answered".into(),
+                },
+            ),
+            Outcome::Failed(f) => (
+                super::short_reason(f).into(),
+                Ended::Failed {
+                    status: super::upstream_status(f),
+                    reason: super::trail_reason(f),
+                },
+            ),
+            Outcome::Answered | Outcome::Invalid(_) => {
+                unreachable!("an answer and an invalid request are recorded by the caller")
             }
-            // A parameter of a request written for another model family, which this
-            // model refuses: the same, said in the log. Each is left out once at most,
-            // so a model refusing several is asked at most once more for each.
-            if let FailKind::Unsupported(p) = f.kind
-                && target.protocol != self.call.inbound
-                && p.key(target.protocol).is_some()
-                && !self.left_out.has(p.into())
-            {
-                self.env.refused.note(label, p.into());
-                self.left_out = self.left_out.with(p.into());
-                crate::log::line(format_args!(
-                    "{label}: the model refused `{}`; asked again {}, and so from now on",
-                    p.name(),
-                    match p {
-                        Param::MaxTokens => "with `max_completion_tokens`",
-                        _ => "without it",
-                    }
-                ));
-                wait = Duration::ZERO;
-                continue;
+        }
+    }
+
+    /// After attempt `f` of `target` failed (asked as `ask`, `retried` times retried
+    /// already): whether it is asked again at once without what it refused, retried
+    /// after a pause, or left. Out of [`Run::endpoint`]'s loop, which an answered
+    /// request runs through.
+    #[cold]
+    #[inline(never)]
+    fn after_failure(&mut self, target: &Target, f: &Failure, ask: Ask, retried: u32) -> Next {
+        let label = target.label();
+        let unreasoned = match ask {
+            Ask::Original => Some(Ask::WithoutOldReasoning),
+            Ask::WithoutOldReasoning if self.reasoning_left => Some(Ask::WithoutReasoning),
+            _ => None,
+        };
+        if f.kind == FailKind::Foreign
+            && target.protocol == Protocol::Responses
+            && let Some(next) = unreasoned
+        {
+            // Failover moved the session from another account, whose encrypted
+            // reasoning this one cannot read: asked again at once without it (first
+            // what came before the last question, which is read no more), and what
+            // was kept of it for this request is let go.
+            if let Some(Ok(hub)) = &self.hub {
+                self.env.recall.forget(hub);
             }
-            if retried >= self.settings.retries || !super::retryable(f.kind) || self.cooling {
-                return outcome;
-            }
-            wait = match f.retry_after {
-                Some(d) if d > self.settings.max_retry_wait => return outcome,
-                Some(d) => d,
-                None => backoff(self.settings.backoff, retried),
-            };
-            retried += 1;
+            return Next::AtOnce(next);
+        }
+        // Asked again only when there is reasoning to leave out: a request without
+        // any would go out the same and be refused the same.
+        if f.kind == FailKind::Unthinking
+            && !self.left_out.has(Refusals::REASONING)
+            && self.asked_thinking(target)
+        {
+            // The model takes no reasoning: asked again at once without it, and
+            // remembered, so its later requests go without it from the first try.
+            self.env.refused.note(label, Refusals::REASONING);
+            self.left_out = self.left_out.with(Refusals::REASONING);
+            return Next::AtOnce(ask);
+        }
+        // A parameter of a request written for another model family, which this
+        // model refuses: the same, said in the log. Each is left out once at most,
+        // so a model refusing several is asked at most once more for each.
+        if let FailKind::Unsupported(p) = f.kind
+            && target.protocol != self.call.inbound
+            && p.key(target.protocol).is_some()
+            && !self.left_out.has(p.into())
+        {
+            self.env.refused.note(label, p.into());
+            self.left_out = self.left_out.with(p.into());
+            crate::log::line(format_args!(
+                "{label}: the model refused `{}`; asked again {}, and so from now on",
+                p.name(),
+                match p {
+                    Param::MaxTokens => "with `max_completion_tokens`",
+                    _ => "without it",
+                }
+            ));
+            return Next::AtOnce(ask);
+        }
+        if retried >= self.settings.retries || !super::retryable(f.kind) || self.cooling {
+            return Next::Stop;
+        }
+        match f.retry_after {
+            Some(d) if d > self.settings.max_retry_wait => Next::Stop,
+            Some(d) => Next::Retry(d),
+            None => Next::Retry(backoff(self.settings.backoff, retried)),
         }
     }
 
@@ -358,27 +395,11 @@ impl<'a> Run<'a, '_> {
             Ok(r) => r,
             Err(e) => return send_failed(env, &e, deadline, settings.connect_timeout),
         };
-        // A subscription token the upstream rejects is refreshed once and the request retried once.
-        if reply.status == 401 && env.auth.refresh_after_401(target) {
-            let fresh = env.auth.headers(target).map(|h| {
-                headers.retain(|(n, _)| !h.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)));
-                headers.extend(h.into_inner());
-                // The fresh login's headers replaced the client's betas merged above.
-                if target.protocol == self.call.inbound {
-                    upstream::overlay(headers, &self.call.forward);
-                }
-            });
-            if fresh.is_ok() {
-                reply = match env.client.post_within(&url, headers, body, wait, &gone) {
-                    Ok(r) => r,
-                    Err(e) => return send_failed(env, &e, deadline, settings.connect_timeout),
-                };
-            }
-        } else if reply.status == 401
-            && let Some(e) = env.auth.login_needed(target)
-        {
-            // The refresh was refused for good: the client is told to log in again.
-            return fail(FailKind::Prepare(e.status()), e.to_string());
+        if reply.status == 401 {
+            reply = match self.after_401(target, reply, (&url, body), headers, (wait, deadline)) {
+                Ok(r) => r,
+                Err(outcome) => return outcome,
+            };
         }
         // A 401 refuses the key itself; a 403 may refuse only this request (a prompt a
         // moderation flagged, a model the key may not use), so it says nothing of the key.
@@ -435,6 +456,46 @@ impl<'a> Run<'a, '_> {
         }
     }
 
+    /// A 401 `reply` to the request `sent` (URL and body) with `headers`: a
+    /// subscription token the upstream rejects is refreshed once and the request sent
+    /// once more (the fresh login's headers replace the old in `headers`), within
+    /// `wait` and failing as `deadline` says; a refresh refused for good tells the
+    /// client to log in again. Apart from [`Run::send_with`], which every request runs.
+    #[cold]
+    #[inline(never)]
+    fn after_401(
+        &self,
+        target: &Target,
+        reply: Reply,
+        (url, body): (&str, &[u8]),
+        headers: &mut Vec<Header>,
+        (wait, deadline): (Duration, (Duration, &'static str)),
+    ) -> Result<Reply, Outcome> {
+        let (env, settings) = (self.env, self.settings);
+        let gone = || super::unwanted(env, self.out);
+        // A subscription token the upstream rejects is refreshed once and the request retried once.
+        if env.auth.refresh_after_401(target) {
+            let fresh = env.auth.headers(target).map(|h| {
+                headers.retain(|(n, _)| !h.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)));
+                headers.extend(h.into_inner());
+                // The fresh login's headers replaced the client's betas merged above.
+                if target.protocol == self.call.inbound {
+                    upstream::overlay(headers, &self.call.forward);
+                }
+            });
+            if fresh.is_ok() {
+                return match env.client.post_within(url, headers, body, wait, &gone) {
+                    Ok(r) => Ok(r),
+                    Err(e) => Err(send_failed(env, &e, deadline, settings.connect_timeout)),
+                };
+            }
+        } else if let Some(e) = env.auth.login_needed(target) {
+            // The refresh was refused for good: the client is told to log in again.
+            return Err(fail(FailKind::Prepare(e.status()), e.to_string()));
+        }
+        Ok(reply)
+    }
+
     /// Builds the bytes sent upstream for `target`, a stream when `streamed`: the
     /// client's own, lent, when they go as they came.
     fn upstream_body(
@@ -479,6 +540,26 @@ impl<'a> Run<'a, '_> {
             }
             return Ok(target.protocol.passthrough_body(call.body, target.model()));
         }
+        self.reencoded_body(target, ask, streamed, mended)
+    }
+
+    /// [`Run::upstream_body`] when the client's bytes cannot go as they came: the
+    /// request re-encoded for `target` (`mended` when its protocol mends it). Apart, as
+    /// only translated, mended and retried requests take it.
+    #[inline(never)]
+    fn reencoded_body(
+        &mut self,
+        target: &Target,
+        ask: Ask,
+        streamed: bool,
+        mended: bool,
+    ) -> Result<Cow<'a, [u8]>, Error> {
+        let (env, call) = (self.env, self.call);
+        let provider = &target.provider;
+        let same = target.protocol == call.inbound;
+        let collected = streamed && !call.stream;
+        let asks_usage = super::asks_usage(call, target);
+        let unthought = self.left_out.has(Refusals::REASONING);
         let mut up = if same {
             let mut v = call.body.to_value()?;
             if target.protocol == Protocol::Gemini {
@@ -626,14 +707,7 @@ impl<'a> Run<'a, '_> {
             Err(BodyError::TooLarge { limit }) => return super::too_large(limit),
             // Its head came, then the body stopped: the source did not answer in time,
             // as a stream that goes silent before its first token.
-            Err(BodyError::Timeout) => {
-                let (waited, key) = t.wait;
-                let waited = crate::error::seconds(waited.as_secs_f64());
-                let reason = format!(
-                    "the body stalled part-way: nothing more of it within {waited} ({key})"
-                );
-                return fail(FailKind::Timeout, reason);
-            }
+            Err(BodyError::Timeout) => return stalled(t.wait),
             Err(BodyError::Abandoned) => return super::given_up(self.env),
         };
         // A body in a coding (Routeplane asks for none) cannot be read, whatever it is.
@@ -669,12 +743,8 @@ impl<'a> Run<'a, '_> {
             };
         }
         let answer = if t.translate {
-            match self.hub_answer(t, (status, &ct), &bytes) {
-                Ok(chat) => call
-                    .inbound
-                    .response_from_chat(chat, &call.asked)
-                    .to_string()
-                    .into_bytes(),
+            match self.translated_whole(t, (status, &ct), &bytes) {
+                Ok(answer) => answer,
                 Err(failed) => return failed,
             }
         } else {
@@ -704,6 +774,25 @@ impl<'a> Run<'a, '_> {
 }
 
 impl Run<'_, '_> {
+    /// A whole answer (with its status and content type) translated into the client's
+    /// protocol, or the failure when it cannot be read. Apart from
+    /// [`Run::relay_whole`], whose copied answers do not take it.
+    #[inline(never)]
+    fn translated_whole(
+        &self,
+        t: &Try<'_>,
+        (status, ct): (u16, &str),
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, Outcome> {
+        let call = self.call;
+        let chat = self.hub_answer(t, (status, ct), bytes)?;
+        Ok(call
+            .inbound
+            .response_from_chat(chat, &call.asked)
+            .to_string()
+            .into_bytes())
+    }
+
     /// A whole answer (with its status and content type) read as hub chat, its
     /// reasoning noted for the client's next turn when it was translated; the failure
     /// when it is not JSON, or cannot be read (a Gemini answer with no candidates).
@@ -735,6 +824,16 @@ impl Run<'_, '_> {
         }
         Ok(chat)
     }
+}
+
+/// A whole body that stopped part-way after its head: the source did not answer in
+/// time (`wait`: how long each read waited, and the key that sets it).
+#[cold]
+#[inline(never)]
+fn stalled((waited, key): (Duration, &'static str)) -> Outcome {
+    let waited = crate::error::seconds(waited.as_secs_f64());
+    let reason = format!("the body stalled part-way: nothing more of it within {waited} ({key})");
+    fail(FailKind::Timeout, reason)
 }
 
 /// The hub translation's error again, for the next target that needs it, of the same

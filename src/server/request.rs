@@ -178,34 +178,7 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
     // left (see relay/attempt.rs).
     out.set_probe(probe);
     let result = catch_unwind(AssertUnwindSafe(|| match prepared {
-        Prepared::Fail(err) => {
-            // After these the connection may hold unread body bytes: do not reuse it.
-            let close = matches!(
-                err,
-                Error::TooLarge { .. } | Error::ClientTimeout { .. } | Error::BodyUnreadable(_)
-            );
-            let mut headers = if close {
-                vec![("Connection".to_string(), "close".to_string())]
-            } else {
-                Vec::new()
-            };
-            if let Error::MethodNotAllowed { allowed, .. } = &err {
-                headers.push(("Allow".to_string(), allowed.to_string()));
-            }
-            // OpenAI's own codes for a wrong URL or method, not the model-not-found a 404
-            // would otherwise be given.
-            let code = match &err {
-                Error::NoEndpoint { .. } => Some("unknown_url"),
-                Error::MethodNotAllowed { .. } => Some("method_not_allowed"),
-                _ => None,
-            };
-            let body = inbound.error_body_coded(err.status(), &err.to_string(), code);
-            let _ = out.respond(err.status(), "application/json", &headers, &body);
-            relay::Served {
-                status: err.status(),
-                ..relay::Served::default()
-            }
-        }
+        Prepared::Fail(err) => answer_refused(err, inbound, &mut out),
         Prepared::Json(status, body) => {
             let _ = out.respond(status, "application/json", &[], body.as_bytes());
             relay::Served {
@@ -266,22 +239,62 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
     }));
     let served = match result {
         Ok(r) => r,
-        Err(_) => {
-            if !out.started() {
-                let err = Error::Internal("the request handler failed; see the log".into());
-                relay::respond_error(inbound, 500, &err.to_string(), &[], &mut out);
-            } else {
-                let _ = out.end_stream();
-            }
-            relay::Served {
-                status: 500,
-                ..relay::Served::default()
-            }
-        }
+        Err(_) => answer_panicked(inbound, &mut out),
     };
     let first_write = out.first_write();
     let counted = counted.then_some(Counted { inbound, stream });
     finish(shared, log, served, started, first_write, counted);
+}
+
+/// Answers a request that was refused before it was relayed (`err`: a wrong path,
+/// method or key, a body too large or unreadable) in the client's protocol. Apart from
+/// [`handle`], which every request runs.
+#[cold]
+#[inline(never)]
+fn answer_refused(err: Error, inbound: Protocol, out: &mut ClientWriter) -> relay::Served {
+    // After these the connection may hold unread body bytes: do not reuse it.
+    let close = matches!(
+        err,
+        Error::TooLarge { .. } | Error::ClientTimeout { .. } | Error::BodyUnreadable(_)
+    );
+    let mut headers = if close {
+        vec![("Connection".to_string(), "close".to_string())]
+    } else {
+        Vec::new()
+    };
+    if let Error::MethodNotAllowed { allowed, .. } = &err {
+        headers.push(("Allow".to_string(), allowed.to_string()));
+    }
+    // OpenAI's own codes for a wrong URL or method, not the model-not-found a 404
+    // would otherwise be given.
+    let code = match &err {
+        Error::NoEndpoint { .. } => Some("unknown_url"),
+        Error::MethodNotAllowed { .. } => Some("method_not_allowed"),
+        _ => None,
+    };
+    let body = inbound.error_body_coded(err.status(), &err.to_string(), code);
+    let _ = out.respond(err.status(), "application/json", &headers, &body);
+    relay::Served {
+        status: err.status(),
+        ..relay::Served::default()
+    }
+}
+
+/// Answers a request whose handler panicked: a 500 when nothing was sent yet, else the
+/// stream is ended.
+#[cold]
+#[inline(never)]
+fn answer_panicked(inbound: Protocol, out: &mut ClientWriter) -> relay::Served {
+    if !out.started() {
+        let err = Error::Internal("the request handler failed; see the log".into());
+        relay::respond_error(inbound, 500, &err.to_string(), &[], out);
+    } else {
+        let _ = out.end_stream();
+    }
+    relay::Served {
+        status: 500,
+        ..relay::Served::default()
+    }
 }
 
 /// A request the ledger and the counters take: the protocol it came in, and whether the
