@@ -1,0 +1,98 @@
+//! A local source followed up and down: one that starts later joins, one that goes down
+//! leaves the cascade but stays pinnable, one whose listing fails but that chats stays up.
+
+use super::*;
+
+#[test]
+fn a_source_that_starts_later_becomes_active() {
+    let port = MockUpstream::free_port();
+    let p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 0.3\nproviders:\n  ollama:\n    api_base: http://127.0.0.1:{port}/v1\n"
+    ));
+    assert_eq!(ask(&p, "llama3.1:8b").status, 404);
+    let _up = MockUpstream::start_on(port, ollama(&["llama3.1:8b"]));
+    assert!(wait_until(Duration::from_secs(5), || ask(
+        &p,
+        "llama3.1:8b"
+    )
+    .status
+        == 200));
+    p.wait_log("source ollama is up (1 model)");
+}
+
+#[test]
+fn a_source_that_goes_down_leaves_the_cascade_but_stays_pinnable() {
+    let a = MockUpstream::start(ollama(&["m"]));
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 0.3\nproviders:\n  a:\n    api_base: {}\n    detect: true\n  b:\n    api_base: {}\n    models: [m]\n",
+        a.url(),
+        b.url()
+    ));
+    p.wait_log("source a is up (1 model)");
+    assert_eq!(ask(&p, "m").header("x-routeplane-provider"), Some("a"));
+    drop(a);
+    p.wait_log("source a is down");
+    let resp = ask(&p, "m");
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
+    assert_eq!(
+        resp.header("x-routeplane-attempts"),
+        Some("1"),
+        "a is skipped, not tried"
+    );
+    let resp = ask(&p, "a:m");
+    assert_eq!(
+        resp.status, 502,
+        "pinned requests still go to a: {}",
+        resp.body
+    );
+}
+
+#[test]
+fn a_server_whose_model_list_fails_but_that_chats_is_up_and_keeps_its_models() {
+    // Its list answering 500 made it `down`: the status page and `providers` said so,
+    // and a request for a model it had listed got "source ollama is down".
+    let failing = Arc::new(AtomicBool::new(false));
+    let listed = ollama(&["m"]);
+    let fails = Arc::clone(&failing);
+    let up = MockUpstream::start(move |req| match req.path.as_str() {
+        "/api/tags" | "/v1/models" if fails.load(Ordering::SeqCst) => {
+            Reply::json(500, json!({"error": "listing broke"}))
+        }
+        _ => listed(req),
+    });
+    let config = format!(
+        "detect:\n  interval_secs: 0.3\n  default_ports: false\nproviders:\n  ollama:\n    \
+         api_base: {}\n",
+        up.url()
+    );
+    let p = Proxy::start(&config);
+    p.wait_log("source ollama is up (1 model)");
+    failing.store(true, Ordering::SeqCst);
+    let line = p.wait_log("source ollama is up, but its model list failed: ");
+    let why = line
+        .split_once("its model list failed: ")
+        .map_or("", |(_, why)| why);
+    assert!(why.contains("answered 500: listing broke"), "{line}");
+    let resp = ask(&p, "m");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("ollama"));
+    let s = p.source_status("ollama");
+    assert_eq!((&s["state"], &s["up"]), (&json!("up"), &json!(true)), "{s}");
+    assert_eq!(s["detail"], format!("model list failed: {why}"), "{s}");
+    drop(p);
+    // The command line says the same, asked once with the list failing.
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", &config);
+    let v: serde_json::Value = serde_json::from_str(&cli(&dir, &["providers", "--json"])).unwrap();
+    let row = v.as_array().unwrap().iter().find(|p| p["id"] == "ollama");
+    let state = row.unwrap()["state"].as_str().unwrap().to_string();
+    assert!(
+        state.starts_with("up, model list failed: ") && state.contains("answered 500"),
+        "{state}"
+    );
+    // Pinned, it is served.
+    let p = Proxy::start(&config);
+    p.wait_log("local servers: ollama (model list failed)");
+    assert_eq!(ask(&p, "ollama:m").status, 200);
+}

@@ -1,0 +1,122 @@
+//! A local server's own words: a model Ollama has not pulled is answered with the
+//! command that pulls it; what a source says reaches the log escaped.
+
+use super::*;
+
+#[test]
+fn a_model_ollama_has_not_pulled_is_answered_with_the_command_that_pulls_it() {
+    // Ollama's own 404 says "try pulling it first"; the command was nowhere.
+    let up = MockUpstream::start(move |req| match req.path.as_str() {
+        "/api/tags" => Reply::json(
+            200,
+            json!({"models": [{"name": "qwen2:7b", "model": "qwen2:7b", "details": {"family": "qwen2"}}]}),
+        ),
+        _ => Reply::json(
+            404,
+            json!({"error": {"message": format!("model \"{}\" not found, try pulling it first", req.json()["model"].as_str().unwrap()), "type": "api_error", "param": null, "code": null}}),
+        ),
+    });
+    let config = format!("providers:\n  ollama:\n    api_base: {}\n", up.url());
+    let p = Proxy::start(&config);
+    p.wait_log("source ollama is up (1 model)");
+    // Named with Ollama, in each client's protocol.
+    let resp = ask(&p, "ollama:llama3.1");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert_eq!(
+        resp.error_message(),
+        "model \"llama3.1\" not found, try pulling it first; run `ollama pull llama3.1`"
+    );
+    let resp = p.post(
+        "/v1/messages",
+        json!({"model": "ollama:llama3.1:8b", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let v = resp.json();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "not_found_error", "{v}");
+    assert_eq!(
+        v["error"]["message"],
+        "model \"llama3.1:8b\" not found, try pulling it first; run `ollama pull llama3.1:8b`"
+    );
+    // Bare: no source has it, and Ollama, up, could pull it.
+    let pull = "ollama is up and has not pulled it: run `ollama pull llama3.1`";
+    let resp = ask(&p, "llama3.1");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert_eq!(
+        resp.error_message(),
+        format!(
+            "unknown model `llama3.1`; known models include: qwen2:7b, ollama:qwen2:7b. {pull}"
+        )
+    );
+    // A vendor's name is not Ollama's to pull.
+    assert!(!ask(&p, "gpt-4o").body.contains("ollama pull"));
+    // `routeplane route` says it too, bare and named.
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", &hermetic(&config));
+    let out = routeplane_in(dir.path())
+        .args(["route", "llama3.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_text(
+        &String::from_utf8_lossy(&out.stderr),
+        &format!(
+            "routeplane: error: unknown model `llama3.1`; known models include: qwen2:7b, \
+             ollama:qwen2:7b. {pull}\n"
+        ),
+    );
+    let text = cli(&dir, &["route", "ollama:llama3.1"]);
+    assert!(
+        text.starts_with(&format!(
+            "1. ollama:llama3.1 (chat_completions, {}/chat/completions) not listed by the \
+             server (run `ollama pull llama3.1`)\n",
+            up.url()
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_sources_words_reach_the_log_escaped_bidi_overrides_included() {
+    // A server lists a model whose name carries a right-to-left override (it would read
+    // `evilexe.txt`) and an escape sequence, then quotes that name in its errors; so
+    // does a hosted provider's listing.
+    let hostile = "evil\u{202e}txt.exe\u{1b}[2J";
+    let said = json!({"error": {"message": format!("model {hostile} failed to load")}});
+    let escaped = r"model evil\u{202e}txt.exe\u{1b}[2J failed to load";
+    for format in ["text", "json"] {
+        let (listed, refused) = (json!({"data": [{"id": hostile}]}), said.clone());
+        let local = MockUpstream::numbered(move |n, _| match n {
+            0 => Reply::json(200, listed.clone()),
+            _ => Reply::json(500, refused.clone()),
+        });
+        let hosted = MockUpstream::always(Reply::json(500, said.clone()));
+        let p = Proxy::start(&format!(
+            "log:\n  format: {format}\ndetect:\n  interval_secs: 0.3\nproviders:\n  box:\n    \
+             api_base: {}\n    detect: true\n  openai:\n    api_base: {}\n    api_key: sk-test\n",
+            local.url(),
+            hosted.url()
+        ));
+        // A server that answers its list with an error is up: only its list failed.
+        for needle in [
+            "source box is up, but its model list failed",
+            "cannot list the models of openai",
+        ] {
+            let line = p.wait_log(needle);
+            let msg = match format {
+                "json" => serde_json::from_str::<serde_json::Value>(&line).unwrap()["msg"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                _ => line,
+            };
+            assert!(msg.contains(escaped), "{format}: {msg}");
+        }
+        for line in p.log() {
+            assert!(
+                !line.contains('\u{202e}') && !line.contains('\u{1b}'),
+                "{format}: {line:?}"
+            );
+        }
+    }
+}
