@@ -109,7 +109,8 @@ pub enum Error {
     },
     /// A subscription login could not be refreshed just now (502): its token endpoint
     /// was unreachable, slow, or answered something other than an OAuth answer. The
-    /// login is kept and the next request tries again; a 401 would tell a client such
+    /// login is kept and a request after a short pause tries again (one after another,
+    /// each waiting on a down endpoint, would hold them all); a 401 would tell a client such
     /// as Claude Code that its own key is bad.
     RefreshFailed {
         /// The provider id whose login it is.
@@ -367,8 +368,8 @@ impl fmt::Display for Error {
             Error::RefreshFailed { provider, reason } => write!(
                 f,
                 "provider `{provider}` could not refresh its login ({reason}); the login is \
-                 kept and the next request tries again: if this lasts, check this machine's \
-                 network, or run `routeplane login {provider}`"
+                 kept and a request after a short pause (at most a minute) tries again: if \
+                 this lasts, check this machine's network, or run `routeplane login {provider}`"
             ),
             Error::NoCredential { provider, hint } => {
                 write!(f, "provider `{provider}` has no credential: {hint}")

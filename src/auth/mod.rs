@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
@@ -40,6 +40,17 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// Refresh a token this long before it expires.
 const REFRESH_MARGIN_SECS: u64 = 5 * 60;
+
+/// After a refresh fails for now, no other is tried for this long, doubled for each
+/// failure in a row up to [`PAUSE_MOST`]; a refresh that succeeds ends it. A token
+/// endpoint that is down or slow would otherwise hold every request for up to
+/// `oauth::TOKEN_WAIT` (10 s) each; short, as most such failures are a blip (a deploy,
+/// a dropped connection) and a client's retry a few seconds later should find a
+/// refresh tried again.
+const PAUSE_FIRST: Duration = Duration::from_secs(5);
+/// The longest pause between refreshes that keep failing: once the endpoint is back,
+/// its login works again within a minute.
+const PAUSE_MOST: Duration = Duration::from_secs(60);
 
 /// The subscription a provider id stands for, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,11 +160,24 @@ struct Cache {
 /// One login's refreshes, made one at a time.
 #[derive(Debug, Default)]
 struct Flight {
-    /// Held while a refresh is made; holds how the last one failed.
-    last_failure: Mutex<Option<Error>>,
+    /// Held while a refresh is made; holds how the last one went.
+    last: Mutex<Last>,
     /// How many refreshes failed: a request that sees it change while it waited for
     /// the lock was waiting for a refresh that failed.
     failures: AtomicU64,
+}
+
+/// How a login's last refresh went.
+#[derive(Debug, Default)]
+struct Last {
+    /// How the last refresh failed.
+    failure: Option<Error>,
+    /// Refreshes that failed for now in a row.
+    streak: u32,
+    /// After a refresh failed for now: no refresh is tried before this instant for the
+    /// refresh token with this fingerprint (a new login, which replaces it, is tried at
+    /// once), and requests that need one get this error.
+    pause: Option<(Instant, u64, Error)>,
 }
 
 /// Credentials for every provider.
@@ -170,6 +194,9 @@ pub struct Auth {
     keys_refused: Mutex<HashMap<String, (u64, u16)>>,
     /// Some key is in `keys_refused`: a request answered 2xx looks no further without.
     any_key_refused: AtomicBool,
+    /// The first pause after a refresh failed for now: [`PAUSE_FIRST`], unless the test
+    /// hook `ROUTEPLANE_TEST_REFRESH_PAUSE_MS` sets another (tests cannot wait 5 s).
+    pause_first: Duration,
 }
 
 /// A fingerprint of a key, kept instead of the key itself.
@@ -188,9 +215,14 @@ fn key_print(p: &Provider) -> u64 {
 impl Auth {
     /// Credentials backed by a token file; `client` makes refresh calls.
     pub fn new(store: Option<Store>, client: Client) -> Auth {
+        let pause_first = std::env::var("ROUTEPLANE_TEST_REFRESH_PAUSE_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .map_or(PAUSE_FIRST, Duration::from_millis);
         Auth {
             store,
             client: Some(client),
+            pause_first,
             ..Auth::default()
         }
     }
@@ -387,7 +419,7 @@ impl Auth {
             Arc::clone(flights.entry(p.id.clone()).or_default())
         };
         let failures = flight.failures.load(Ordering::Acquire);
-        let last_failure = lock(&flight.last_failure);
+        let mut last = lock(&flight.last);
         // Re-read under the lock: the refresh we waited for may have stored new tokens.
         let current = self
             .tokens(&p.id)
@@ -398,17 +430,46 @@ impl Auth {
         // The refresh we waited for failed: its answer is ours too, rather than one more
         // try each for a burst of requests, each as long as the last (a hung endpoint).
         if flight.failures.load(Ordering::Acquire) != failures
-            && let Some(e) = last_failure.as_ref().and_then(failed_again)
+            && let Some(e) = last.failure.as_ref().and_then(failed_again)
         {
             return Err(e);
         }
-        let mut last_failure = last_failure;
-        self.refresh(p, rejected).inspect_err(|e| {
-            if let Some(copy) = failed_again(e) {
-                *last_failure = Some(copy);
-                flight.failures.fetch_add(1, Ordering::Release);
+        // Within the pause after a failure for now: the token as it is while it has not
+        // expired (and was not just refused), else that failure's answer at once.
+        let spent = fingerprint(current.refresh.expose());
+        if let Some((until, print, e)) = &last.pause
+            && Instant::now() < *until
+            && *print == spent
+        {
+            let rejected_now = rejected.is_some_and(|r| r.access == current.access);
+            let expired = current.expires_at != 0 && current.expires_at <= oauth::now();
+            if !rejected_now && !expired {
+                return Ok(current);
             }
-        })
+            return Err(failed_again(e).unwrap_or_else(|| login_needed(e.to_string())));
+        }
+        let result = self.refresh(p, rejected);
+        match &result {
+            Err(e @ Error::RefreshFailed { .. }) => {
+                last.streak = last.streak.saturating_add(1);
+                let pause = self
+                    .pause_first
+                    .saturating_mul(1 << (last.streak - 1).min(16))
+                    .min(PAUSE_MOST.max(self.pause_first));
+                last.pause = failed_again(e).map(|e| (Instant::now() + pause, spent, e));
+            }
+            _ => {
+                last.streak = 0;
+                last.pause = None;
+            }
+        }
+        if let Err(e) = &result
+            && let Some(copy) = failed_again(e)
+        {
+            last.failure = Some(copy);
+            flight.failures.fetch_add(1, Ordering::Release);
+        }
+        result
     }
 
     /// Whether `current` must be refreshed before use: it expires within the margin, or

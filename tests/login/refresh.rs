@@ -16,6 +16,28 @@ fn serving(dir: &Dir, config: &str) -> Proxy {
     )
 }
 
+/// As [`serving`], the pause after a refresh that failed for now `ms` long, not 5 s.
+fn serving_pausing(dir: &Dir, config: &str, ms: u64) -> Proxy {
+    let file = dir.path().join("data/auth.json");
+    Proxy::start_with(
+        config,
+        &[
+            ("ROUTEPLANE_AUTH_FILE", file.to_str().unwrap()),
+            ("ROUTEPLANE_TEST_REFRESH_PAUSE_MS", &ms.to_string()),
+        ],
+        &[],
+    )
+}
+
+/// What a client hears when `provider`'s refresh failed for now, `why`.
+fn refresh_failed(provider: &str, why: &str) -> String {
+    format!(
+        "provider `{provider}` could not refresh its login ({why}); the login is kept and a \
+         request after a short pause (at most a minute) tries again: if this lasts, check \
+         this machine's network, or run `routeplane login {provider}`"
+    )
+}
+
 /// An Anthropic login made against its mock token endpoint, its access token expiring
 /// in 60 s (inside the refresh margin), and the config that serves it from an upstream
 /// that answers.
@@ -69,8 +91,9 @@ fn a_burst_waiting_on_a_hung_token_endpoint_shares_one_refresh_and_its_failure()
         assert_eq!(status, 502, "{wire:?}: {msg}");
         assert_eq!(
             msg,
-            format!(
-                "provider `anthropic` could not refresh its login (refresh failed: {token_url} did not answer in time); the login is kept and the next request tries again: if this lasts, check this machine's network, or run `routeplane login anthropic`"
+            refresh_failed(
+                "anthropic",
+                &format!("refresh failed: {token_url} did not answer in time")
             ),
             "{wire:?}"
         );
@@ -137,7 +160,9 @@ fn two_servers_sharing_a_token_file_spend_its_refresh_token_once() {
 fn a_web_page_from_the_token_endpoint_fails_one_refresh_not_the_login() {
     // A CDN's challenge (403, HTML) stands in front of the token endpoint for a while:
     // the refresh fails and the client is told so, but the login is not marked
-    // "login needed" for good; once the endpoint answers again, so does the login.
+    // "login needed" for good; during the pause that follows, the access token, which
+    // has not expired, is used as it is; once the endpoint answers again, so does the
+    // login.
     let (oauth, up, dir, config) = logged_in_near_expiry();
     let page = "<html><title>Just a moment...</title></html>".to_string();
     let renewed = json!({"access_token": "at-new", "refresh_token": "rt-new", "expires_in": 3600});
@@ -146,7 +171,7 @@ fn a_web_page_from_the_token_endpoint_fails_one_refresh_not_the_login() {
         Reply::json(200, renewed),
     ]);
     let config = token_url_at(&config, &oauth, &tokens.url());
-    let p = serving(&dir, &config);
+    let p = serving_pausing(&dir, &config, 300);
     let ask = || {
         p.post(
             "/v1/messages",
@@ -157,7 +182,10 @@ fn a_web_page_from_the_token_endpoint_fails_one_refresh_not_the_login() {
     assert_eq!(r.status, 502, "{}", r.body);
     assert_eq!(
         r.error_message(),
-        "provider `anthropic` could not refresh its login (refresh failed (403: an answer that is not JSON)); the login is kept and the next request tries again: if this lasts, check this machine's network, or run `routeplane login anthropic`"
+        refresh_failed(
+            "anthropic",
+            "refresh failed (403: an answer that is not JSON)"
+        )
     );
     p.wait_log("anthropic:claude-x→refresh_failed");
     assert_eq!(
@@ -166,7 +194,12 @@ fn a_web_page_from_the_token_endpoint_fails_one_refresh_not_the_login() {
     );
     let r = ask();
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(up.posts()[0].header("authorization"), Some("Bearer at-new"));
+    assert_eq!(tokens.count(), 1, "no refresh within the pause");
+    assert_eq!(up.posts()[0].header("authorization"), Some("Bearer at-1"));
+    std::thread::sleep(Duration::from_millis(400));
+    let r = ask();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(up.posts()[1].header("authorization"), Some("Bearer at-new"));
     assert_eq!(
         stored(&dir)["credentials"]["anthropic"]["refresh_token"],
         json!("rt-new")
@@ -198,5 +231,42 @@ fn a_token_file_damaged_while_serving_is_not_refreshed_into() {
             file.display()
         )
     );
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
+fn a_token_endpoint_answering_503_is_asked_once_and_the_next_request_hears_at_once() {
+    // The access token has expired and the token endpoint answers 503 after a while:
+    // the first request waits for it and gets a 502; the next, within the pause that
+    // follows, gets the same 502 at once instead of waiting on the endpoint again.
+    let oauth = MockOAuth::start(0);
+    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let dir = Dir::new();
+    let config = anthropic_config(&oauth, &up);
+    let (code, _, err) = anthropic_login(&dir, &config);
+    assert_eq!(code, 0, "{err}");
+    let down = MockUpstream::start(|_| {
+        std::thread::sleep(Duration::from_millis(800));
+        Reply::json(503, json!({"message": "down for maintenance"}))
+    });
+    let p = serving(&dir, &token_url_at(&config, &oauth, &down.url()));
+    let ask = || {
+        let started = Instant::now();
+        let r = p.post(
+            "/v1/messages",
+            Wire::Anthropic.request("anthropic:claude-x", false, false),
+        );
+        (r, started.elapsed())
+    };
+    let told = refresh_failed("anthropic", "refresh failed (503: down for maintenance)");
+    let (first, waited) = ask();
+    assert_eq!(first.status, 502, "{}", first.body);
+    assert_eq!(first.error_message(), told);
+    assert!(waited >= Duration::from_millis(800), "{waited:?}");
+    let (second, waited) = ask();
+    assert_eq!(second.status, 502, "{}", second.body);
+    assert_eq!(second.error_message(), told);
+    assert!(waited < Duration::from_millis(400), "{waited:?}");
+    assert_eq!(down.count(), 1, "one refresh");
     assert_eq!(up.count(), 0);
 }
