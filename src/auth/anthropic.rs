@@ -11,7 +11,7 @@
 
 use serde_json::{Value, json};
 
-use super::oauth::{self, Encoding, Tokens};
+use super::oauth::{self, Encoding, TokenFailure, Tokens};
 use crate::error::Error;
 use crate::log::Secret;
 use crate::registry::AuthUrls;
@@ -153,11 +153,11 @@ pub fn finish(
         ],
         Encoding::Json,
     )?;
-    oauth::expect_tokens(status, &v, "the code exchange", None)
+    Ok(oauth::expect_tokens(status, &v, "the code exchange", None)?)
 }
 
 /// Trades a refresh token for new tokens.
-pub fn refresh(client: &Client, urls: &AuthUrls, old: &Tokens) -> Result<Tokens, Error> {
+pub fn refresh(client: &Client, urls: &AuthUrls, old: &Tokens) -> Result<Tokens, TokenFailure> {
     let (status, v) = oauth::post(
         client,
         urls.token_url.as_deref().unwrap_or(TOKEN_URL),

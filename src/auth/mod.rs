@@ -32,7 +32,7 @@ use crate::protocol::{Protocol, responses};
 use crate::registry::{Kind, Provider, Target};
 use crate::sync::{Spare, lock};
 use crate::upstream::{Client, Header};
-use oauth::Tokens;
+use oauth::{TokenFailure, Tokens};
 use store::Store;
 
 /// The Anthropic API version sent with every Messages request.
@@ -525,10 +525,11 @@ impl Auth {
             None => return Ok(current),
         }
         .map_err(|e| {
-            if let Error::AuthRefused(words) = &e {
+            let words = e.words();
+            if let TokenFailure::Answered { for_good: true, .. } = e {
                 // Refused for good: marked in the file, so no refresh is tried again
                 // (by this or another routeplane) until a new login replaces the entry.
-                if let Err(mark) = held.mark_refused(&p.id, current.refresh.expose(), words) {
+                if let Err(mark) = held.mark_refused(&p.id, current.refresh.expose(), &words) {
                     crate::log::line(format!("cannot mark the {} login: {mark}", p.id));
                 }
                 crate::log::line(format!(
@@ -542,9 +543,8 @@ impl Auth {
             // the login may be good. A token endpoint's answer says "refresh failed
             // (STATUS: …)" already.
             let reason = match e {
-                Error::Auth(why) if why.starts_with("refresh failed") => why,
-                Error::Auth(why) => format!("refresh failed: {why}"),
-                e => e.to_string(),
+                TokenFailure::Answered { .. } => words,
+                TokenFailure::NoTokens(why) => format!("refresh failed: {why}"),
             };
             Error::RefreshFailed {
                 provider: p.id.clone(),

@@ -147,6 +147,52 @@ pub enum Encoding {
 /// must not wait the minutes a model may take for its first token.
 pub const TOKEN_WAIT: Duration = Duration::from_secs(10);
 
+/// Why a token request got no tokens, by kind, so a caller tells a refusal for good from
+/// an endpoint down for now by type rather than by its words.
+#[derive(Debug)]
+pub enum TokenFailure {
+    /// No usable answer: the endpoint could not be reached, did not answer in time, its
+    /// answer could not be read, or a 2xx came without the tokens. What happened.
+    NoTokens(String),
+    /// The endpoint answered `status`, not 2xx, to `what` (`refresh`, `the code
+    /// exchange`), in its own words `detail` (escaped, cut short, the grant masked).
+    Answered {
+        /// What was asked.
+        what: &'static str,
+        /// The status it answered.
+        status: u16,
+        /// Its words, as [`error_text`] gives them without the status.
+        detail: String,
+        /// A 4xx OAuth error answer other than a pause (`invalid_grant`, a revoked
+        /// token): the endpoint's final word on this grant.
+        for_good: bool,
+    },
+}
+
+impl TokenFailure {
+    /// The failure in words: `refresh failed (503: …)`, or what kept the tokens away.
+    pub fn words(&self) -> String {
+        match self {
+            TokenFailure::NoTokens(why) => why.clone(),
+            TokenFailure::Answered {
+                what,
+                status,
+                detail,
+                ..
+            } => format!("{what} failed ({status}: {detail})"),
+        }
+    }
+}
+
+impl From<TokenFailure> for Error {
+    fn from(f: TokenFailure) -> Error {
+        match f {
+            TokenFailure::Answered { for_good: true, .. } => Error::AuthRefused(f.words()),
+            f => Error::Auth(f.words()),
+        }
+    }
+}
+
 /// POSTs to a token endpoint; the JSON answer on 2xx, else an error with the provider's words.
 /// `setting` is where `url` is set (`auth: token_url`), for the hint when it cannot be
 /// reached: not `api_base`, which no auth endpoint is built on.
@@ -156,7 +202,7 @@ pub fn post(
     setting: &str,
     body: &[(&str, &str)],
     encoding: Encoding,
-) -> Result<(u16, Value), Error> {
+) -> Result<(u16, Value), TokenFailure> {
     let (bytes, content_type) = match encoding {
         Encoding::Json => {
             let map: serde_json::Map<String, Value> = body
@@ -184,13 +230,15 @@ pub fn post(
             KEEP_WAITING,
         )
         .map_err(|e| match e {
-            SendError::Timeout(_) => Error::Auth(format!("{shown} did not answer in time")),
-            e => Error::Auth(format!("cannot reach {shown}: {}", e.hinting(setting))),
+            SendError::Timeout(_) => {
+                TokenFailure::NoTokens(format!("{shown} did not answer in time"))
+            }
+            e => TokenFailure::NoTokens(format!("cannot reach {shown}: {}", e.hinting(setting))),
         })?;
     let status = reply.status;
     let bytes = reply
         .read_all(1024 * 1024, KEEP_WAITING)
-        .map_err(|e| Error::Auth(format!("reading the answer of {shown}: {e}")))?;
+        .map_err(|e| TokenFailure::NoTokens(format!("reading the answer of {shown}: {e}")))?;
     let mut value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if !(200..300).contains(&status) {
         // A refusal may quote the grant it refused (a refresh token, a code): its words
@@ -260,16 +308,15 @@ pub fn tokens_from(v: &Value, previous: Option<&Tokens>) -> Result<Tokens, Error
     })
 }
 
-/// The tokens of a 2xx token answer; otherwise an error saying `what` failed, in the
+/// The tokens of a 2xx token answer; otherwise why not, with `what` failed and the
 /// provider's words. `previous` fills what a refresh answer leaves out.
 pub fn expect_tokens(
     status: u16,
     v: &Value,
-    what: &str,
+    what: &'static str,
     previous: Option<&Tokens>,
-) -> Result<Tokens, Error> {
+) -> Result<Tokens, TokenFailure> {
     if !(200..300).contains(&status) {
-        let text = format!("{what} failed ({})", error_text(status, v));
         // A 4xx other than a pause is the endpoint's final word on this grant
         // (`invalid_grant`, revoked, unknown client), when it is an OAuth error answer
         // (RFC 6749 5.2: JSON with `error`); 5xx and 429 may pass, and so may a web
@@ -278,18 +325,27 @@ pub fn expect_tokens(
             && status != 408
             && status != 429
             && v.get("error").is_some();
-        return Err(if for_good {
-            Error::AuthRefused(text)
-        } else {
-            Error::Auth(text)
+        return Err(TokenFailure::Answered {
+            what,
+            status,
+            detail: error_detail(v),
+            for_good,
         });
     }
-    tokens_from(v, previous)
+    tokens_from(v, previous).map_err(|e| match e {
+        Error::Auth(why) => TokenFailure::NoTokens(why),
+        e => TokenFailure::NoTokens(e.to_string()),
+    })
 }
 
 /// The provider's error words from a failed token answer ([`post`] masked what it
-/// sent in them), as a terminal may show them.
+/// sent in them), as a terminal may show them: `STATUS: WORDS`.
 pub fn error_text(status: u16, v: &Value) -> String {
+    format!("{status}: {}", error_detail(v))
+}
+
+/// [`error_text`] without the status.
+fn error_detail(v: &Value) -> String {
     let detail = v["error_description"]
         .as_str()
         .or(v["error"]["message"].as_str())
@@ -300,7 +356,7 @@ pub fn error_text(status: u16, v: &Value) -> String {
         } else {
             "no details"
         });
-    format!("{status}: {}", crate::log::printable(detail, SAID_AT_MOST))
+    crate::log::printable(detail, SAID_AT_MOST)
 }
 
 /// The most characters of a provider's own words that an error repeats: enough for a
@@ -355,6 +411,28 @@ mod tests {
         .unwrap();
         assert_eq!(third.refresh.expose(), "r3");
         assert!(!format!("{third:?}").contains("a3"), "no token in Debug");
+    }
+
+    #[test]
+    fn a_failed_token_answer_is_told_by_kind_not_by_words() {
+        let kind = |status, v: Value| match expect_tokens(status, &v, "refresh", None) {
+            Err(TokenFailure::Answered {
+                status, for_good, ..
+            }) => format!("{status} {}", if for_good { "for good" } else { "for now" }),
+            Err(TokenFailure::NoTokens(why)) => why,
+            Ok(_) => "tokens".into(),
+        };
+        let refused = json!({"error": "invalid_grant", "error_description": "revoked"});
+        assert_eq!(kind(400, refused.clone()), "400 for good");
+        assert_eq!(kind(429, refused), "429 for now");
+        assert_eq!(kind(503, json!({"message": "down"})), "503 for now");
+        assert_eq!(kind(403, Value::Null), "403 for now", "a web page");
+        assert_eq!(
+            kind(200, json!({})),
+            "the token endpoint answered without an access token"
+        );
+        let said = expect_tokens(503, &json!({"message": "down"}), "refresh", None);
+        assert_eq!(said.unwrap_err().words(), "refresh failed (503: down)");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::oauth::{self, Encoding, Tokens};
+use super::oauth::{self, Encoding, TokenFailure, Tokens};
 use crate::error::Error;
 use crate::log::Secret;
 use crate::registry::AuthUrls;
@@ -147,11 +147,11 @@ fn exchange(
         ],
         Encoding::Form,
     )?;
-    oauth::expect_tokens(status, &v, "the code exchange", None)
+    Ok(oauth::expect_tokens(status, &v, "the code exchange", None)?)
 }
 
 /// Trades a refresh token for new tokens (refresh tokens are single-use: store the result at once).
-pub fn refresh(client: &Client, urls: &AuthUrls, old: &Tokens) -> Result<Tokens, Error> {
+pub fn refresh(client: &Client, urls: &AuthUrls, old: &Tokens) -> Result<Tokens, TokenFailure> {
     let (status, v) = oauth::post(
         client,
         &token_url(urls),
