@@ -19,6 +19,9 @@ pub enum State {
     LoginNeeded,
     /// A subscription login, valid until this time when its token says.
     LoggedIn(Option<SystemTime>),
+    /// A subscription login whose access token has expired: the next request refreshes
+    /// it (its date would read as a login that ended).
+    LoginExpired,
     /// Its logins are not known: the token file cannot be read.
     TokenFileUnreadable,
     /// A subscription, or a labelled login (`anthropic#work`), with no login stored.
@@ -45,7 +48,8 @@ impl fmt::Display for State {
             State::Active => f.write_str("active"),
             State::LoginNeeded => f.write_str("login needed"),
             State::LoggedIn(Some(until)) => write!(f, "logged in until {}", utc_datetime(*until)),
-            State::LoggedIn(None) => f.write_str("logged in"),
+            State::LoggedIn(None) => f.write_str("logged in, expiry unknown"),
+            State::LoginExpired => f.write_str("logged in, expired, refreshed on next use"),
             State::TokenFileUnreadable => f.write_str("token file unreadable"),
             State::NotLoggedIn => f.write_str("not logged in"),
             State::NoKey => f.write_str("no key"),
@@ -65,8 +69,11 @@ pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> State {
         if auth.refused(&p.id).is_some() {
             return State::LoginNeeded;
         }
-        let until = auth.expires_at(&p.id).filter(|e| *e > 0);
-        return State::LoggedIn(until.map(|at| UNIX_EPOCH + Duration::from_secs(at)));
+        // 0 is "not said" (a token file written by hand, a token without `exp`).
+        return match auth.expires_at(&p.id).filter(|e| *e > 0) {
+            Some(at) if at <= crate::auth::oauth::now() => State::LoginExpired,
+            until => State::LoggedIn(until.map(|at| UNIX_EPOCH + Duration::from_secs(at))),
+        };
     }
     if sub.is_some() && p.key.is_none() && auth.unreadable().is_some() {
         return State::TokenFileUnreadable;

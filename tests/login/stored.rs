@@ -239,3 +239,66 @@ fn a_label_clients_could_not_name_is_refused_before_anything_is_asked() {
     );
     assert!(!dir.path().join("data/auth.json").exists());
 }
+
+/// Writes `credentials` as the token file in `dir`, with mode `mode` (a file copied by
+/// hand keeps the copy's mode); returns its path.
+fn token_file(dir: &Dir, credentials: Value, mode: u32) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    let path = dir.write(
+        "data/auth.json",
+        &json!({"version": 1, "credentials": credentials}).to_string(),
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    path
+}
+
+/// A config whose subscriptions' model lists go nowhere (a token with no expiry counts
+/// as fresh, and a fresh login's list is asked for), with no local server probed.
+fn listing_config(dir: &Dir) -> std::path::PathBuf {
+    let dead = crate::support::upstream::dead_url();
+    dir.write(
+        "routeplane.yaml",
+        &format!(
+            "detect:\n  default_ports: false\nproviders:\n  anthropic:\n    api_base: {dead}\n  openai-codex:\n    api_base: {dead}\n"
+        ),
+    )
+}
+
+#[test]
+fn providers_shows_an_expired_token_as_refreshed_on_next_use_not_its_date() {
+    // A token that expired (here at 1970-01-01 00:00:01) is refreshed by the next
+    // request: its date would read as a login that ended in 1970. A token file that
+    // does not say when its token expires (0) does not make it "until 1970" either.
+    let dir = Dir::new();
+    token_file(
+        &dir,
+        json!({
+            "anthropic": {"access_token": "at-a", "refresh_token": "rt-a", "expires_at": 1},
+            "openai-codex": {"access_token": "at-c", "refresh_token": "rt-c", "expires_at": 0},
+        }),
+        0o600,
+    );
+    let cfg = listing_config(&dir);
+    let (code, out, err) = run(
+        &dir,
+        &["providers", "--json", "-c", cfg.to_str().unwrap()],
+        None,
+        |_| None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let state = |id: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .map(|p| p["state"].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        state("anthropic"),
+        "logged in, expired, refreshed on next use"
+    );
+    assert_eq!(state("openai-codex"), "logged in, expiry unknown");
+    assert!(!out.contains("1970"), "{out}");
+}
