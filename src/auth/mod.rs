@@ -301,6 +301,12 @@ impl Auth {
         }
     }
 
+    /// A warning when the token file can be read by other users (see
+    /// [`Store::readable_by_others`]).
+    pub fn readable_by_others(&self) -> Option<String> {
+        self.store.as_ref()?.readable_by_others()
+    }
+
     /// Every stored login's key (`anthropic`, `openai-codex#work`), sorted.
     pub fn logins(&self) -> Vec<String> {
         let _ = self.tokens("");

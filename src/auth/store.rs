@@ -52,6 +52,20 @@ impl Store {
         &self.path
     }
 
+    /// A warning when the file lets its group or other users read it: it holds refresh
+    /// tokens, and a copy made by hand (`cp`, a backup restored) takes the umask's mode,
+    /// 0644 as a rule, not the 0600 Routeplane writes. Names the path and the fix only.
+    pub fn readable_by_others(&self) -> Option<String> {
+        let mode = fs::metadata(&self.path).ok()?.permissions().mode() & 0o777;
+        let path = self.path.display();
+        (mode & 0o044 != 0).then(|| {
+            format!(
+                "the token file `{path}` can be read by other users (mode {mode:04o}) and holds \
+                 login tokens: run `chmod 600 {path}`"
+            )
+        })
+    }
+
     /// When the file last changed, if it exists.
     pub fn modified(&self) -> Option<SystemTime> {
         fs::metadata(&self.path).and_then(|m| m.modified()).ok()

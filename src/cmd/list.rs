@@ -497,6 +497,9 @@ pub(crate) fn run_providers(
         Parsed::Login => return super::login_alias(global, parser),
     };
     let (registry, detected, auth) = probed(&global)?;
+    if let Some(why) = auth.readable_by_others() {
+        eprintln!("routeplane: warning: {why}");
+    }
     let cooling = from_server(&registry, &auth);
     // Every provider, then each labelled login as its own row (`anthropic#work`).
     let mut providers: Vec<Arc<registry::Provider>> = registry.providers.clone();

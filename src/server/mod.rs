@@ -172,6 +172,9 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
             "warning: subscription logins are not used: the token file cannot be read: {why}"
         ));
     }
+    if let Some(why) = shared.env.auth.readable_by_others() {
+        log::line(format!("warning: {why}"));
+    }
     warn_if_few_files(limit);
     // Start-up lines are out; the requests' lines go in batches.
     log::batch_lines();

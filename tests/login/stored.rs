@@ -301,4 +301,60 @@ fn providers_shows_an_expired_token_as_refreshed_on_next_use_not_its_date() {
     );
     assert_eq!(state("openai-codex"), "logged in, expiry unknown");
     assert!(!out.contains("1970"), "{out}");
+    assert!(
+        !err.contains("chmod"),
+        "a private token file is not warned about: {err}"
+    );
+}
+
+#[test]
+fn a_token_file_others_can_read_is_warned_about_once_by_providers_and_serve() {
+    // Copied by hand (`cp` takes the umask's 0644), the token file lets every user of
+    // the machine read the refresh tokens: both commands say so, naming the path and
+    // the fix, once, and never what the file holds.
+    let dir = Dir::new();
+    let file = token_file(
+        &dir,
+        json!({"anthropic": {"access_token": "at-SECRET-a", "refresh_token": "rt-SECRET-a", "expires_at": 1}}),
+        0o644,
+    );
+    let path = file.display();
+    let told = format!(
+        "warning: the token file `{path}` can be read by other users (mode 0644) and holds \
+         login tokens: run `chmod 600 {path}`"
+    );
+    let cfg = listing_config(&dir);
+    let (code, out, err) = run(
+        &dir,
+        &["providers", "-c", cfg.to_str().unwrap()],
+        None,
+        |_| None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err.matches(&told).count(), 1, "{err}");
+    assert!(err.contains(&format!("routeplane: {told}\n")), "{err}");
+    let p = Proxy::start_with(
+        &std::fs::read_to_string(&cfg).unwrap(),
+        &[("ROUTEPLANE_AUTH_FILE", file.to_str().unwrap())],
+        &[],
+    );
+    p.wait_log(&told);
+    // A request reads the file again: still one warning.
+    p.post(
+        "/v1/messages",
+        json!({"model": "nothing:x", "max_tokens": 1, "messages": []}),
+    );
+    let log = p.log();
+    assert_eq!(
+        log.iter().filter(|l| l.contains(&told)).count(),
+        1,
+        "{log:?}"
+    );
+    for said in log
+        .iter()
+        .map(String::as_str)
+        .chain([out.as_str(), err.as_str()])
+    {
+        assert!(!said.contains("SECRET"), "{said}");
+    }
 }
