@@ -40,15 +40,18 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
             let again = format!("run `routeplane login {}`", p.id);
             ("login needed".to_string(), Some(false), Some(again))
         } else if logged_in {
-            let until = auth
-                .expires_at(&p.id)
-                .filter(|e| *e > 0)
-                .map(|e| crate::time::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(e)));
-            (
-                "logged in".to_string(),
-                Some(true),
-                until.map(|u| format!("until {u}")),
-            )
+            // An expired token is refreshed by the next request: its date would read
+            // as a login that ended (`until 1970-…` for one written by hand).
+            let detail = match auth.expires_at(&p.id).filter(|e| *e > 0) {
+                Some(e) if e <= crate::auth::oauth::now() => {
+                    Some("expired, refreshed on next use".to_string())
+                }
+                until => until.map(|e| {
+                    let at = std::time::UNIX_EPOCH + Duration::from_secs(e);
+                    format!("until {}", crate::time::rfc3339(at))
+                }),
+            };
+            ("logged in".to_string(), Some(true), detail)
         } else {
             match detect::provider_state(p, &shared.detected, auth) {
                 State::Active => ("up".to_string(), Some(true), None),

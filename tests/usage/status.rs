@@ -156,6 +156,28 @@ fn sources_show_logins_until_they_expire_and_leave_out_unused_builtins() {
         "unused built-ins are left out"
     );
     assert!(!s.to_string().contains("at-1"), "no token in the status");
+    // Its token expired (here in 1970): the next request refreshes it.
+    let login = json!({"version": 1, "credentials": {"openai-codex": {
+        "access_token": "at-2", "refresh_token": "rt-2", "expires_at": 1}}});
+    let written = p
+        .dir
+        .write("data/routeplane/auth.json.tmp", &login.to_string());
+    // The server reads the file again when its time changes: written within the same
+    // tick of the file system's clock as the first, it would not.
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&written)
+        .unwrap()
+        .set_modified(at)
+        .unwrap();
+    std::fs::rename(&written, p.dir.path().join("data/routeplane/auth.json")).unwrap();
+    let s = p.get("/status.json").json();
+    assert_eq!(s["sources"][1]["state"], "logged in", "{s}");
+    assert_eq!(
+        s["sources"][1]["detail"], "expired, refreshed on next use",
+        "{s}"
+    );
 }
 
 #[test]
