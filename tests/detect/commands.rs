@@ -16,14 +16,7 @@ fn default_ports_off_asks_only_the_local_servers_the_config_names() {
         ),
     );
     let v: serde_json::Value = serde_json::from_str(&cli(&dir, &["providers", "--json"])).unwrap();
-    let state = |id: &str| {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["id"] == id)
-            .map(|p| p["state"].clone())
-            .unwrap()
-    };
+    let state = |id: &str| entry(&v, id)["state"].clone();
     assert_eq!(state("ollama"), "active", "named, so asked");
     for id in ["vllm", "lmstudio", "llamacpp"] {
         assert_eq!(state(id), "not asked", "{id}");
@@ -46,10 +39,7 @@ fn a_provider_written_with_nothing_under_it_is_named_with_its_defaults() {
         "detect:\n  default_ports: false\nproviders:\n  vllm:\n  lmstudio:   # as is\n",
     );
     let v: serde_json::Value = serde_json::from_str(&cli(&dir, &["providers", "--json"])).unwrap();
-    let state = |id: &str| {
-        let p = v.as_array().unwrap().iter().find(|p| p["id"] == id);
-        p.unwrap()["state"].as_str().unwrap().to_string()
-    };
+    let state = |id: &str| entry(&v, id)["state"].as_str().unwrap().to_string();
     for id in ["vllm", "lmstudio"] {
         assert_ne!(state(id), "not asked", "{id} is named, so asked");
     }
@@ -78,14 +68,7 @@ fn models_and_providers_commands_show_detection() {
     );
     let v: serde_json::Value =
         serde_json::from_str(&cli(&dir, &["providers", "list", "--json"])).unwrap();
-    let find = |id: &str| {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["id"] == id)
-            .cloned()
-            .unwrap()
-    };
+    let find = |id: &str| entry(&v, id).clone();
     assert_eq!(
         find("ollama"),
         json!({"id": "ollama", "api_base": up.url(), "protocol": "chat_completions", "auth": "none", "key_variable": null, "key_in_config": false, "state": "active"})

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::support::proxy::{hermetic, routeplane_in};
 use crate::support::upstream::{Recorded, chat_answer};
-use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text, wait_until};
+use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text, entry, wait_until};
 
 /// A mock Ollama: native `/api/tags`, OpenAI-style `/v1/models`, chat completions.
 fn ollama(models: &'static [&'static str]) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {

@@ -25,7 +25,9 @@ use crate::support::oauth::{MockOAuth, id_token};
 use crate::support::proxy::bin;
 use crate::support::upstream::Recorded;
 use crate::support::wire::Wire;
-use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text, wait_output, wait_until};
+use crate::support::{
+    Dir, MockUpstream, Proxy, Reply, assert_text, entry, wait_output, wait_until,
+};
 
 /// Runs `routeplane ARGS` with the token file in `dir`; `respond` gets each stderr line
 /// and may answer on stdin. Returns (exit code, stdout, stderr).

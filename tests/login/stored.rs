@@ -287,14 +287,7 @@ fn providers_shows_an_expired_token_as_refreshed_on_next_use_not_its_date() {
     );
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
-    let state = |id: &str| {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["id"] == id)
-            .map(|p| p["state"].clone())
-            .unwrap()
-    };
+    let state = |id: &str| entry(&v, id)["state"].clone();
     assert_eq!(
         state("anthropic"),
         "logged in, expired, refreshed on next use"

@@ -18,6 +18,13 @@ pub use upstream::{MockUpstream, Reply};
 
 use std::time::{Duration, Instant};
 
+/// The entry of a JSON list (`providers --json`, `models --json`) whose `id` is `id`.
+pub fn entry<'a>(list: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    let entries = list.as_array().expect("a JSON list");
+    let found = entries.iter().find(|e| e["id"] == id);
+    found.unwrap_or_else(|| panic!("no entry {id:?} in {list}"))
+}
+
 /// Waits until `f` is true or the deadline passes; returns whether it became true.
 pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
