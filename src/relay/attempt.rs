@@ -63,6 +63,22 @@ enum Next {
     Stop,
 }
 
+/// What [`Run::upstream_body`] learned of the body for a target, decided once for the
+/// copied path and the re-encoded one alike.
+#[derive(Clone, Copy)]
+struct BodyPlan {
+    /// The target speaks the client's protocol.
+    same: bool,
+    /// A whole answer asked for as a stream, to be collected.
+    collected: bool,
+    /// A chat stream asked for its usage (issue 19).
+    asks_usage: bool,
+    /// The target's protocol mends this body.
+    mended: bool,
+    /// The model refused reasoning: it is left out.
+    unthought: bool,
+}
+
 thread_local! {
     /// This thread's buffer for an attempt's URL, kept between requests.
     static URL: Cell<String> = const { Cell::new(String::new()) };
@@ -540,7 +556,14 @@ impl<'a> Run<'a, '_> {
             }
             return Ok(target.protocol.passthrough_body(call.body, target.model()));
         }
-        self.reencoded_body(target, ask, streamed, mended)
+        let plan = BodyPlan {
+            same,
+            collected,
+            asks_usage,
+            mended,
+            unthought,
+        };
+        self.reencoded_body(target, ask, plan)
     }
 
     /// [`Run::upstream_body`] when the client's bytes cannot go as they came: the
@@ -551,15 +574,17 @@ impl<'a> Run<'a, '_> {
         &mut self,
         target: &Target,
         ask: Ask,
-        streamed: bool,
-        mended: bool,
+        plan: BodyPlan,
     ) -> Result<Cow<'a, [u8]>, Error> {
         let (env, call) = (self.env, self.call);
         let provider = &target.provider;
-        let same = target.protocol == call.inbound;
-        let collected = streamed && !call.stream;
-        let asks_usage = super::asks_usage(call, target);
-        let unthought = self.left_out.has(Refusals::REASONING);
+        let BodyPlan {
+            same,
+            collected,
+            asks_usage,
+            mended,
+            unthought,
+        } = plan;
         let mut up = if same {
             let mut v = call.body.to_value()?;
             if target.protocol == Protocol::Gemini {
