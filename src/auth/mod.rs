@@ -176,8 +176,8 @@ struct Last {
     streak: u32,
     /// After a refresh failed for now: no refresh is tried before this instant for the
     /// refresh token with this fingerprint (a new login, which replaces it, is tried at
-    /// once), and requests that need one get this error.
-    pause: Option<(Instant, u64, Error)>,
+    /// once), and requests that need one get `failure`.
+    pause: Option<(Instant, u64)>,
 }
 
 /// Credentials for every provider.
@@ -443,26 +443,27 @@ impl Auth {
         // Within the pause after a failure for now: the token as it is while it has not
         // expired (and was not just refused), else that failure's answer at once.
         let spent = fingerprint(current.refresh.expose());
-        if let Some((until, print, e)) = &last.pause
-            && Instant::now() < *until
-            && *print == spent
+        if let Some((until, print)) = last.pause
+            && Instant::now() < until
+            && print == spent
+            && let Some(e) = last.failure.as_ref().and_then(failed_again)
         {
             let rejected_now = rejected.is_some_and(|r| r.access == current.access);
             let expired = current.expires_at != 0 && current.expires_at <= oauth::now();
             if !rejected_now && !expired {
                 return Ok(current);
             }
-            return Err(failed_again(e).unwrap_or_else(|| login_needed(e.to_string())));
+            return Err(e);
         }
         let result = self.refresh(p, rejected);
         match &result {
-            Err(e @ Error::RefreshFailed { .. }) => {
+            Err(Error::RefreshFailed { .. }) => {
                 last.streak = last.streak.saturating_add(1);
                 let pause = self
                     .pause_first
                     .saturating_mul(1 << (last.streak - 1).min(16))
                     .min(PAUSE_MOST.max(self.pause_first));
-                last.pause = failed_again(e).map(|e| (Instant::now() + pause, spent, e));
+                last.pause = Some((Instant::now() + pause, spent));
             }
             _ => {
                 last.streak = 0;
