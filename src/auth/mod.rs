@@ -438,7 +438,10 @@ impl Auth {
         if flight.failures.load(Ordering::Acquire) != failures
             && let Some(e) = last.failure.as_ref().and_then(failed_again)
         {
-            return Err(e);
+            return match e {
+                Error::RefreshFailed { .. } if usable_as_is(&current, rejected) => Ok(current),
+                e => Err(e),
+            };
         }
         // Within the pause after a failure for now: the token as it is while it has not
         // expired (and was not just refused), else that failure's answer at once.
@@ -448,9 +451,7 @@ impl Auth {
             && print == spent
             && let Some(e) = last.failure.as_ref().and_then(failed_again)
         {
-            let rejected_now = rejected.is_some_and(|r| r.access == current.access);
-            let expired = current.expires_at != 0 && current.expires_at <= oauth::now();
-            if !rejected_now && !expired {
+            if usable_as_is(&current, rejected) {
                 return Ok(current);
             }
             return Err(e);
@@ -476,7 +477,21 @@ impl Auth {
             last.failure = Some(copy);
             flight.failures.fetch_add(1, Ordering::Release);
         }
-        result
+        match result {
+            // Failed for now, with an access token that has not expired (refreshes start
+            // five minutes ahead): it carries this request, and those that waited for
+            // this refresh, until it expires; the pause spaces out the next tries.
+            Err(Error::RefreshFailed { reason, .. }) if usable_as_is(&current, rejected) => {
+                let left = current.expires_at.saturating_sub(oauth::now());
+                crate::log::line(format!(
+                    "warning: the {} login could not be refreshed ({reason}); its access \
+                     token, which expires in {left} s, is used until then",
+                    p.id
+                ));
+                Ok(current)
+            }
+            result => result,
+        }
     }
 
     /// Whether `current` must be refreshed before use: it expires within the margin, or
@@ -671,6 +686,14 @@ impl Auth {
             _ => {}
         }
     }
+}
+
+/// Whether `current`, which needs a refresh, may still be sent when the refresh failed
+/// for now: it has not expired, and it is not the token an upstream just refused.
+fn usable_as_is(current: &Tokens, rejected: Option<&Tokens>) -> bool {
+    let rejected_now = rejected.is_some_and(|r| r.access == current.access);
+    let expired = current.expires_at != 0 && current.expires_at <= oauth::now();
+    !rejected_now && !expired
 }
 
 /// A copy of a refresh's failure for the requests that waited for it: the two ways a
