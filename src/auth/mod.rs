@@ -143,10 +143,13 @@ fn without_key(p: &Provider) -> Option<Error> {
     })
 }
 
-/// Tokens read from the store, and when the file was read.
+/// Tokens read from the store, and which version of the file they were read from.
 #[derive(Debug, Default)]
 struct Cache {
-    read_at: Option<SystemTime>,
+    read_at: Option<store::Stamp>,
+    /// When the file was read within a tick of its last change: the moment after which
+    /// it is read once more, as a write in that tick may have left the stamp as it was.
+    recheck: Option<SystemTime>,
     tokens: HashMap<String, Tokens>,
     /// Logins a token endpoint refused for good, with its words ("login needed").
     refused: HashMap<String, String>,
@@ -228,20 +231,27 @@ impl Auth {
     }
 
     /// The stored tokens of a login, re-reading the file when it changed (a `routeplane
-    /// login` or another process's refresh).
+    /// login`, another process's refresh, a copy put in its place): one `stat` a call,
+    /// and a read only when the file's [`store::Stamp`] changed.
     fn tokens(&self, key: &str) -> Option<Tokens> {
         let store = self.store.as_ref()?;
         let mut cache = lock(&self.cache);
-        let modified = store.modified();
-        if modified.is_none() {
+        let stamp = store.stamp();
+        if stamp.is_none() {
             cache.tokens.clear();
             cache.refused.clear();
             cache.read_at = None;
+            cache.recheck = None;
             cache.unreadable = None;
-        } else if modified != cache.read_at {
-            // A file that could not be read (another program's write, caught half done)
-            // is read again next time: a write finished within the same tick of the
-            // file's clock would otherwise never be seen.
+        } else if stamp != cache.read_at || cache.recheck.is_some_and(|at| SystemTime::now() >= at)
+        {
+            // A file that could not be read (another program's write, caught half done,
+            // or not this user's) is read again when its stamp changes (the rest of the
+            // write makes it longer; a `chmod` changes its ctime), and once more a tick
+            // after its last change: not at every look-up.
+            let read = SystemTime::now();
+            cache.read_at = stamp;
+            cache.recheck = stamp.and_then(|s| s.settled_at(read));
             match store.load() {
                 Ok(all) => {
                     cache.tokens = all
@@ -252,7 +262,6 @@ impl Auth {
                         .iter()
                         .filter_map(|(k, v)| store::refused(v).map(|r| (k.clone(), r)))
                         .collect();
-                    cache.read_at = modified;
                     cache.unreadable = None;
                 }
                 Err(Error::Auth(why)) => cache.unreadable = Some(why),
@@ -265,8 +274,13 @@ impl Auth {
     /// Why a login was refused for good, when it was: it needs `routeplane login` again.
     pub fn refused(&self, provider: &str) -> Option<String> {
         self.tokens(provider)?;
-        let cache = lock(&self.cache);
-        cache.refused.get(provider).cloned()
+        self.refused_as_read(provider)
+    }
+
+    /// As [`Auth::refused`], from the file as last read: right after a [`Auth::tokens`]
+    /// look-up, which has just made sure of it, one `stat` of the request's fewer.
+    fn refused_as_read(&self, provider: &str) -> Option<String> {
+        lock(&self.cache).refused.get(provider).cloned()
     }
 
     /// Why the token file cannot be read, when it exists and cannot: its logins are
@@ -347,7 +361,7 @@ impl Auth {
         let sub = Subscription::of(&p.id);
         match (sub, sub.and_then(|_| self.tokens(&p.id))) {
             (Some(sub), Some(_)) => {
-                if let Some(reason) = self.refused(&p.id) {
+                if let Some(reason) = self.refused_as_read(&p.id) {
                     return Err(Error::LoginNeeded {
                         provider: p.id.clone(),
                         reason: format!("login needed: {reason}"),
@@ -387,7 +401,7 @@ impl Auth {
     /// refreshing a token.
     pub fn lacks_credential(&self, p: &Provider) -> bool {
         if self.logged_in(&p.id) {
-            return self.refused(&p.id).is_some();
+            return self.refused_as_read(&p.id).is_some();
         }
         p.key.is_none() && without_key(p).is_some()
     }
@@ -535,7 +549,7 @@ impl Auth {
         }
         if !self.needs_refresh(&current, rejected) {
             drop(held);
-            self.remember(store, &p.id, &current);
+            self.remember(&p.id, &current);
             return Ok(current);
         }
         if current.refresh.expose().is_empty() {
@@ -577,17 +591,20 @@ impl Auth {
         held.put(&p.id, Some(&renewed))
             .map_err(|e| login_needed(e.to_string()))?;
         drop(held);
-        self.remember(store, &p.id, &renewed);
+        self.remember(&p.id, &renewed);
         crate::log::line(format!("refreshed the {} login", p.id));
         Ok(renewed)
     }
 
-    /// Keeps `tokens`, just read from or written to the token file, as `key`'s.
-    fn remember(&self, store: &Store, key: &str, tokens: &Tokens) {
+    /// Keeps `tokens`, just read from or written to the token file, as `key`'s. The
+    /// file is read again at the next look-up: other logins in it may have changed
+    /// since the cache was filled, and another process may have written it since.
+    fn remember(&self, key: &str, tokens: &Tokens) {
         let mut cache = lock(&self.cache);
         cache.tokens.insert(key.to_string(), tokens.clone());
         cache.refused.remove(key);
-        cache.read_at = store.modified();
+        cache.read_at = None;
+        cache.recheck = None;
     }
 
     /// What an upstream answered to `p`'s key (a request's status, or a model listing's):

@@ -9,7 +9,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -31,6 +31,38 @@ const LOCK_STALE: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Store {
     path: PathBuf,
+}
+
+/// A version of the token file as one `stat` sees it. The modification time alone
+/// misses a copy that keeps it (`cp -p`, a backup restored, `touch -r`); the change time
+/// (ctime), which no program can set back, catches those; the inode, a file renamed over
+/// it (each `routeplane login` writes a new one); the length, most writes within one
+/// tick of the file system's clock. A write in place within the tick of the last read,
+/// of the same length, is the one left: see [`Stamp::settled_at`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    modified: (i64, i64),
+    changed: (i64, i64),
+    len: u64,
+    file: (u64, u64),
+}
+
+/// How long after a change a file's times may still be those of a later change: the
+/// tick of its file system's clock (a jiffy on Linux, 2 s on FAT) with room to spare.
+const TICK: Duration = Duration::from_secs(2);
+
+impl Stamp {
+    /// When a file read at `read` with this stamp is known to be the file with this
+    /// stamp: `None` when it changed more than a tick before `read`; else the moment,
+    /// a tick after its change, from which a same-stamped file is the one read (a write
+    /// in place in the same tick, after the read, would leave the stamp as it was).
+    pub fn settled_at(&self, read: SystemTime) -> Option<SystemTime> {
+        let (secs, nanos) = self.changed;
+        let changed = SystemTime::UNIX_EPOCH
+            + Duration::new(u64::try_from(secs).ok()?, u32::try_from(nanos).ok()?);
+        let settled = changed + TICK;
+        (settled > read).then_some(settled)
+    }
 }
 
 /// The key of a login: `provider` or `provider#label`.
@@ -66,9 +98,15 @@ impl Store {
         })
     }
 
-    /// When the file last changed, if it exists.
-    pub fn modified(&self) -> Option<SystemTime> {
-        fs::metadata(&self.path).and_then(|m| m.modified()).ok()
+    /// What tells this version of the file from another, if it exists: one `stat`.
+    pub fn stamp(&self) -> Option<Stamp> {
+        let m = fs::metadata(&self.path).ok()?;
+        Some(Stamp {
+            modified: (m.mtime(), m.mtime_nsec()),
+            changed: (m.ctime(), m.ctime_nsec()),
+            len: m.len(),
+            file: (m.dev(), m.ino()),
+        })
     }
 
     /// Every login in the file (empty when there is no file).
@@ -358,6 +396,22 @@ mod tests {
             "no temp or lock file left"
         );
         let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_file_read_within_a_tick_of_its_change_is_read_once_more_a_tick_later() {
+        let stamp = |changed: u64| Stamp {
+            modified: (0, 0),
+            changed: (changed as i64, 0),
+            len: 1,
+            file: (1, 1),
+        };
+        let at = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        // Changed a second before the read: a write in that tick may follow unseen.
+        assert_eq!(stamp(1000).settled_at(at(1001)), Some(at(1002)));
+        // Changed long before: the stamp alone tells.
+        assert_eq!(stamp(1000).settled_at(at(1002)), None);
+        assert_eq!(stamp(1000).settled_at(at(5000)), None);
     }
 
     #[test]

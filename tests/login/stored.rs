@@ -1,5 +1,8 @@
 //! Logins without a browser flow and the token file they go to: a refresh token on
-//! stdin, a vendor's login imported, labels, logout, a token file that cannot be kept.
+//! stdin, a vendor's login imported, labels, logout, a token file that cannot be kept,
+//! one replaced under its old time.
+
+use std::os::unix::fs::MetadataExt;
 
 use super::*;
 
@@ -350,4 +353,55 @@ fn a_token_file_others_can_read_is_warned_about_once_by_providers_and_serve() {
     {
         assert!(!said.contains("SECRET"), "{said}");
     }
+}
+
+#[test]
+fn a_token_file_replaced_under_its_old_modification_time_is_read_again() {
+    // A backup restored with `cp -p`, or a script that writes the file and sets its
+    // time back: the server, which read the file before, sends the new token, though
+    // the file's time, length and inode are what they were.
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let dir = Dir::new();
+    let login = |access: &str| json!({"anthropic": {"access_token": access, "refresh_token": "rt-0", "expires_at": 0}});
+    let file = token_file(&dir, login("at-old"), 0o600);
+    let meta = std::fs::metadata(&file).unwrap();
+    let p = Proxy::start_with(
+        &anthropic_config(&oauth, &up),
+        &[("ROUTEPLANE_AUTH_FILE", file.to_str().unwrap())],
+        &[],
+    );
+    let ask = || {
+        let r = p.post(
+            "/v1/messages",
+            Wire::Anthropic.request("anthropic:claude-x", false, false),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    ask();
+    // Written in place, as long as before, its time set back.
+    std::fs::write(
+        &file,
+        json!({"version": 1, "credentials": login("at-new")}).to_string(),
+    )
+    .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(meta.modified().unwrap())
+        .unwrap();
+    let now = std::fs::metadata(&file).unwrap();
+    assert_eq!(
+        (now.modified().unwrap(), now.len(), now.ino()),
+        (meta.modified().unwrap(), meta.len(), meta.ino())
+    );
+    ask();
+    let used: Vec<_> = up
+        .posts()
+        .iter()
+        .map(|r| r.header("authorization").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(used, ["Bearer at-old", "Bearer at-new"]);
+    assert_eq!(oauth.refreshes(), 0);
 }
