@@ -223,6 +223,14 @@ fn state(p: &registry::Provider, detected: &Detected, auth: &Auth) -> State {
     detect::provider_state(p, detected, auth)
 }
 
+/// Warns, on stderr, when the token file can be read by other users: as `serve` does at
+/// start, so whichever command is run first tells of it.
+fn warn_if_readable_by_others(auth: &Auth) {
+    if let Some(why) = auth.readable_by_others() {
+        eprintln!("routeplane: warning: {why}");
+    }
+}
+
 /// `routeplane models`.
 pub(crate) fn run_models(
     mut global: Global,
@@ -232,6 +240,7 @@ pub(crate) fn run_models(
         return Ok(ExitCode::SUCCESS);
     };
     let (registry, detected, auth) = probed(&global)?;
+    warn_if_readable_by_others(&auth);
     let cooling = from_server(&registry, &auth);
     // (model, provider, source, state)
     let mut rows: Vec<(String, String, &str, String)> = registry
@@ -497,9 +506,7 @@ pub(crate) fn run_providers(
         Parsed::Login => return super::login_alias(global, parser),
     };
     let (registry, detected, auth) = probed(&global)?;
-    if let Some(why) = auth.readable_by_others() {
-        eprintln!("routeplane: warning: {why}");
-    }
+    warn_if_readable_by_others(&auth);
     let cooling = from_server(&registry, &auth);
     // Every provider, then each labelled login as its own row (`anthropic#work`).
     let mut providers: Vec<Arc<registry::Provider>> = registry.providers.clone();

@@ -1,6 +1,6 @@
 //! Logins without a browser flow and the token file they go to: a refresh token on
 //! stdin, a vendor's login imported, labels, logout, a token file that cannot be kept,
-//! one replaced under its old time.
+//! one others can read, one replaced under its old time.
 
 use std::os::unix::fs::MetadataExt;
 
@@ -304,9 +304,9 @@ fn providers_shows_an_expired_token_as_refreshed_on_next_use_not_its_date() {
 }
 
 #[test]
-fn a_token_file_others_can_read_is_warned_about_once_by_providers_and_serve() {
+fn a_token_file_others_can_read_is_warned_about_once_by_providers_models_and_serve() {
     // Copied by hand (`cp` takes the umask's 0644), the token file lets every user of
-    // the machine read the refresh tokens: both commands say so, naming the path and
+    // the machine read the refresh tokens: each command says so, naming the path and
     // the fix, once, and never what the file holds.
     let dir = Dir::new();
     let file = token_file(
@@ -329,6 +329,16 @@ fn a_token_file_others_can_read_is_warned_about_once_by_providers_and_serve() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(err.matches(&told).count(), 1, "{err}");
     assert!(err.contains(&format!("routeplane: {told}\n")), "{err}");
+    let (code, models, err) = run(&dir, &["models", "-c", cfg.to_str().unwrap()], None, |_| {
+        None
+    });
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err.matches(&told).count(), 1, "{err}");
+    assert!(err.contains(&format!("routeplane: {told}\n")), "{err}");
+    assert!(
+        !models.contains("SECRET") && !err.contains("SECRET"),
+        "{models}{err}"
+    );
     let p = Proxy::start_with(
         &std::fs::read_to_string(&cfg).unwrap(),
         &[("ROUTEPLANE_AUTH_FILE", file.to_str().unwrap())],
