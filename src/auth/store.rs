@@ -241,10 +241,19 @@ pub(super) fn from_json(v: &Value) -> Option<Tokens> {
     Some(Tokens {
         access: Secret::new(v["access_token"].as_str()?),
         refresh: Secret::new(v["refresh_token"].as_str().unwrap_or("")),
-        expires_at: v["expires_at"].as_u64().unwrap_or(0),
+        expires_at: v["expires_at"].as_u64().map_or(0, seconds),
         id_token: v["id_token"].as_str().map(Secret::new),
         account_id: v["account_id"].as_str().map(str::to_string),
     })
+}
+
+/// A stored expiry in Unix seconds. Routeplane writes seconds, and `--import` turns
+/// Claude Code's `expiresAt` (milliseconds) into them; a file written by hand or by a
+/// script from those credentials may hold milliseconds still, which read as seconds
+/// put the expiry some 50 000 years ahead, and the token would never be refreshed.
+/// 10^11 tells them apart: in seconds the year 5138, in milliseconds March 1973.
+fn seconds(at: u64) -> u64 {
+    if at > 100_000_000_000 { at / 1000 } else { at }
 }
 
 /// The token file while this process holds its lock (see [`Store::lock`]).

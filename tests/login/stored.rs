@@ -1,6 +1,6 @@
 //! Logins without a browser flow and the token file they go to: a refresh token on
 //! stdin, a vendor's login imported, labels, logout, a token file that cannot be kept,
-//! one others can read, one replaced under its old time.
+//! one others can read, one replaced under its old time, an expiry in milliseconds.
 
 use std::os::unix::fs::MetadataExt;
 
@@ -414,4 +414,74 @@ fn a_token_file_replaced_under_its_old_modification_time_is_read_again() {
         .collect();
     assert_eq!(used, ["Bearer at-old", "Bearer at-new"]);
     assert_eq!(oauth.refreshes(), 0);
+}
+
+#[test]
+fn an_expiry_in_milliseconds_is_read_as_its_date() {
+    // A token file written by hand or by a script from Claude Code's credentials, whose
+    // `expiresAt` is in milliseconds: read as seconds, it would be a date some 50 000
+    // years ahead, and the token never refreshed.
+    let dir = Dir::new();
+    token_file(
+        &dir,
+        json!({
+            // 2100-01-01 00:00:00 UTC.
+            "anthropic": {"access_token": "at-a", "refresh_token": "rt-a", "expires_at": 4_102_444_800_000_u64},
+            // 2001-09-09, long expired.
+            "openai-codex": {"access_token": "at-c", "refresh_token": "rt-c", "expires_at": 1_000_000_000_000_u64},
+        }),
+        0o600,
+    );
+    let cfg = listing_config(&dir);
+    let (code, out, err) = run(
+        &dir,
+        &["providers", "--json", "-c", cfg.to_str().unwrap()],
+        None,
+        |_| None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let state = |id: &str| entry(&v, id)["state"].as_str().unwrap().to_string();
+    assert!(
+        state("anthropic").starts_with("logged in until 2100-01-01 "),
+        "{out}"
+    );
+    assert_eq!(
+        state("openai-codex"),
+        "logged in, expired, refreshed on next use"
+    );
+}
+
+#[test]
+fn a_token_whose_expiry_in_milliseconds_is_near_is_refreshed_before_use() {
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let dir = Dir::new();
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 60_000;
+    let file = token_file(
+        &dir,
+        json!({"anthropic": {"access_token": "at-0", "refresh_token": "rt-0", "expires_at": soon}}),
+        0o600,
+    );
+    let p = Proxy::start_with(
+        &anthropic_config(&oauth, &up),
+        &[("ROUTEPLANE_AUTH_FILE", file.to_str().unwrap())],
+        &[],
+    );
+    let r = p.post(
+        "/v1/messages",
+        Wire::Anthropic.request("anthropic:claude-x", false, false),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(oauth.refreshes(), 1);
+    assert_eq!(up.posts()[0].header("authorization"), Some("Bearer at-1"));
+    // Stored back in seconds, as every expiry Routeplane writes.
+    let stored = stored(&dir)["credentials"]["anthropic"]["expires_at"]
+        .as_u64()
+        .unwrap();
+    assert!(stored < 100_000_000_000, "{stored}");
 }
