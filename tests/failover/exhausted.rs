@@ -107,3 +107,185 @@ fn a_rate_limit_or_an_overload_among_other_failures_decides_the_status_and_its_p
         }
     }
 }
+
+#[test]
+fn exhausted_lists_every_attempt() {
+    let a = MockUpstream::always(Reply::Json(500, r#"{"error":{"message":"boom"}}"#.into()));
+    let dead = dead_url();
+    let p = Proxy::start(&config(&a.url(), &dead, ""));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 502);
+    // Where the refusal came from, and its likely cause.
+    let at = dead
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap();
+    assert_text(
+        resp.json()["error"]["message"].as_str().unwrap(),
+        &format!(
+            "every target failed: a:m → 500 boom; b:m → connection refused by {at} (is the server running?)"
+        ),
+    );
+    // a's 500 retried once, then b.
+    assert_eq!(resp.header("x-routeplane-attempts"), Some("3"));
+    // One endpoint that did not answer: its failure, with the attempts it took.
+    let resp = ask(&p, "b:m");
+    assert_eq!(resp.status, 502, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-attempts"), Some("1"));
+}
+
+#[test]
+fn all_rate_limited_is_429_with_retry_after() {
+    let limited = || {
+        Reply::JsonWith(
+            429,
+            vec![("Retry-After".into(), "7".into())],
+            r#"{"error":{"message":"slow"}}"#.into(),
+        )
+    };
+    let a = MockUpstream::always(limited());
+    let b = MockUpstream::always(limited());
+    let p = Proxy::start(&config(&a.url(), &b.url(), ""));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 429);
+    assert_eq!(resp.header("retry-after"), Some("7"));
+    assert_text(
+        resp.json()["error"]["message"].as_str().unwrap(),
+        "every target failed: a:m → 429 slow; b:m → 429 slow",
+    );
+}
+
+#[test]
+fn all_rate_limited_without_retry_after_says_when_the_first_cool_down_ends() {
+    let limited = |headers: Vec<(String, String)>| {
+        MockUpstream::always(Reply::JsonWith(
+            429,
+            headers,
+            r#"{"error":{"message":"slow"}}"#.into(),
+        ))
+    };
+    // Neither names a pause: the cool-down each is given is what is left to wait.
+    let (a, b) = (limited(vec![]), limited(vec![]));
+    let p = Proxy::start(&config(
+        &a.url(),
+        &b.url(),
+        "failover:\n  retries: 0\n  cooldown_secs: 20\n",
+    ));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 429, "{}", resp.body);
+    assert_eq!(resp.header("retry-after"), Some("20"));
+    // An OpenAI-style reset of 2.5 s is the shorter wait, rounded up: 2 would be early.
+    let reset = vec![("x-ratelimit-reset-requests".into(), "2.5s".into())];
+    let (a, b) = (limited(reset), limited(vec![]));
+    let p = Proxy::start(&config(
+        &a.url(),
+        &b.url(),
+        "failover:\n  retries: 0\n  cooldown_secs: 20\n",
+    ));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 429, "{}", resp.body);
+    assert_eq!(resp.header("retry-after"), Some("3"));
+}
+
+/// Two Anthropic sources `a` and `b` serving `m`, `smart` = a:m then b:m, asked once each.
+fn anthropic_pair(a: &MockUpstream, b: &MockUpstream) -> String {
+    format!(
+        "providers:\n  a: {{api_base: {}, api_protocol: anthropic, models: [m]}}\n  b: {{api_base: {}, api_protocol: anthropic, models: [m]}}\nmodels:\n  smart: {{endpoints: [a:m, b:m]}}\nfailover:\n  retries: 0\n",
+        a.url(),
+        b.url()
+    )
+}
+
+#[test]
+fn every_endpoint_overloaded_is_the_clients_overloaded_with_every_attempt() {
+    // Anthropic's 529 as a status (with a pause named) from one source, as a stream's
+    // error event from the other (an event stream sent for a whole answer is read as
+    // one). Before, every client got a 502 `api_error`, which Claude Code shows as a
+    // broken API rather than "overloaded".
+    let overloaded =
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+    let a = MockUpstream::always(Reply::JsonWith(
+        529,
+        vec![("Retry-After".into(), "3".into())],
+        overloaded.to_string(),
+    ));
+    let b = MockUpstream::always(Reply::Sse(
+        vec![named("error", overloaded.clone())],
+        Duration::ZERO,
+    ));
+    let p = Proxy::start(&anthropic_pair(&a, &b));
+    let cases = [
+        (Wire::Anthropic, 529, "overloaded_error"),
+        (Wire::Chat, 503, "server_error"),
+        (Wire::Responses, 503, "server_error"),
+        (Wire::Gemini, 503, "UNAVAILABLE"),
+    ];
+    for (client, status, kind) in cases {
+        for stream in [false, true] {
+            let what = format!("{client:?}, stream {stream}");
+            let resp = ask_as(&p, client, "smart", stream);
+            assert_eq!(resp.status, status, "{what}: {}", resp.body);
+            let error = &resp.json()["error"];
+            let said = match client {
+                Wire::Gemini => &error["status"],
+                _ => &error["type"],
+            };
+            assert_eq!(said, kind, "{what}: {}", resp.body);
+            assert_text(
+                &resp.error_message(),
+                "every target failed: a:m → 529 Overloaded; b:m → 529 Overloaded",
+            );
+            assert_eq!(resp.header("x-routeplane-attempts"), Some("2"), "{what}");
+            assert_eq!(resp.header("retry-after"), Some("3"), "{what}");
+        }
+    }
+    // A rate limit among the overloaded: still the sources are full, not the client
+    // sending too much; its pause is the one to wait.
+    let limited = MockUpstream::always(Reply::JsonWith(
+        429,
+        vec![("Retry-After".into(), "5".into())],
+        json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow"}})
+            .to_string(),
+    ));
+    let p = Proxy::start(&anthropic_pair(&limited, &b));
+    let resp = ask_as(&p, Wire::Anthropic, "smart", false);
+    assert_eq!(resp.status, 529, "{}", resp.body);
+    assert_eq!(resp.header("retry-after"), Some("5"));
+    assert_text(
+        &resp.error_message(),
+        "every target failed: a:m → 429 slow; b:m → 529 Overloaded",
+    );
+    // Overloaded with no pause named: no `Retry-After` made up from a cool-down.
+    let plain = MockUpstream::always(Reply::Json(529, overloaded.to_string()));
+    let p = Proxy::start(&anthropic_pair(&plain, &b));
+    let resp = ask_as(&p, Wire::Chat, "smart", false);
+    assert_eq!(resp.status, 503, "{}", resp.body);
+    assert_eq!(resp.header("retry-after"), None);
+}
+
+#[test]
+fn an_endpoint_with_no_key_leaves_the_answer_to_those_asked() {
+    // A virtual model's hosted fallback the user has no key for was never asked: the
+    // overloaded or rate-limited sources that were decide the answer, not a 502.
+    let cases = [
+        (529, "overloaded_error", 529),
+        (429, "rate_limit_error", 429),
+    ];
+    for (status, kind, want) in cases {
+        let a = MockUpstream::always(Reply::Json(
+            status,
+            json!({"type": "error", "error": {"type": kind, "message": "busy"}}).to_string(),
+        ));
+        let p = Proxy::start(&format!(
+            "providers:\n  a: {{api_base: {}, api_protocol: anthropic, models: [m]}}\nmodels:\n  smart: {{endpoints: [a:m, openai:gpt-4o]}}\nfailover:\n  retries: 0\n",
+            a.url()
+        ));
+        let resp = ask_as(&p, Wire::Anthropic, "smart", false);
+        assert_eq!(resp.status, want, "{}", resp.body);
+        assert_eq!(resp.json()["error"]["type"], kind, "{}", resp.body);
+        let message = resp.error_message();
+        assert!(message.contains("a:m → "), "{message}");
+        assert!(message.contains("openai:gpt-4o → "), "{message}");
+    }
+}

@@ -2,12 +2,15 @@
 //! unchanged, and nothing the client sees betrays a failure before the first event.
 
 mod cooldown;
+mod errors_in_200;
 mod exhausted;
 mod models_list;
 mod non_answers;
 mod refused;
 mod scenarios;
+mod streams;
 mod table;
+mod unfit_requests;
 mod whole;
 
 use std::time::{Duration, Instant};
