@@ -23,7 +23,9 @@ use super::classify::{
 use super::recall::Noted;
 use super::refused::{Param, Refusals};
 use super::stream::relay_stream;
-use super::{EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, rescue, served_by, unfit};
+use super::{
+    EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, rescue, served_by, unfit, unprepared,
+};
 use crate::error::Error;
 use crate::protocol::{self, Protocol};
 use crate::registry::Target;
@@ -310,7 +312,7 @@ impl<'a> Run<'a, '_> {
             Err(Error::BadRequest(message)) => return Outcome::Invalid(message),
             Err(e) => {
                 self.served.attempts += 1;
-                return fail(FailKind::Prepare(e.status()), e.to_string());
+                return unprepared(e);
             }
         };
         self.served.attempts += 1;
@@ -349,7 +351,7 @@ impl<'a> Run<'a, '_> {
         let (env, call) = (self.env, self.call);
         let mut headers = match env.auth.headers(target) {
             Ok(h) => h,
-            Err(e) => return fail(FailKind::Prepare(e.status()), e.to_string()),
+            Err(e) => return unprepared(e),
         };
         headers.push(("content-type".into(), "application/json".into()));
         if upstream_stream {
@@ -507,7 +509,7 @@ impl<'a> Run<'a, '_> {
             }
         } else if let Some(e) = env.auth.login_needed(target) {
             // The refresh was refused for good: the client is told to log in again.
-            return Err(fail(FailKind::Prepare(e.status()), e.to_string()));
+            return Err(unprepared(e));
         }
         Ok(reply)
     }

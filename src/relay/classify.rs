@@ -73,8 +73,10 @@ pub(super) fn send_failed(
     connect: Duration,
 ) -> Outcome {
     match e {
-        e if e.dropped() => fail(FailKind::Dropped, e.to_string()),
-        SendError::Network(reason) => fail(FailKind::Network, reason.clone()),
+        SendError::Network(net, reason) if e.dropped() => {
+            fail(FailKind::Dropped(*net), reason.clone())
+        }
+        SendError::Network(net, reason) => fail(FailKind::Network(*net), reason.clone()),
         // Said with the deadline that ran out and the key that sets it.
         SendError::Timeout(stage) => {
             let (waited, key) = match *stage {

@@ -4,12 +4,14 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use super::table::Unprepared;
 use super::{Call, FailKind, Failure};
 use crate::error::Error;
 use crate::protocol::{self, Protocol};
 use crate::registry::Target;
 use crate::route::Cooldown;
 use crate::sse::{ClientWriter, ServedBy};
+use crate::upstream::Net;
 
 /// Answers with a surfaced upstream error: verbatim when the protocols match; else in
 /// the client's protocol, with OpenAI's `code` when the upstream gave one, and a context
@@ -126,7 +128,7 @@ pub(super) fn exhausted(
     let asked: Vec<FailKind> = failures
         .iter()
         .map(|(_, f)| f.kind)
-        .filter(|k| *k != FailKind::Prepare(401))
+        .filter(|k| *k != FailKind::Prepare(Unprepared::NoCredential))
         .collect();
     let all = |is: fn(FailKind) -> bool| !asked.is_empty() && asked.iter().all(|k| is(*k));
     // Retrying later can work when an endpoint was rate limited or out of capacity for
@@ -146,7 +148,7 @@ pub(super) fn exhausted(
     let none_can_take = !failures.is_empty()
         && failures
             .iter()
-            .all(|(_, f)| f.kind == FailKind::Prepare(400));
+            .all(|(_, f)| f.kind == FailKind::Prepare(Unprepared::CannotExpress));
     if none_can_take
         && failures
             .iter()
@@ -242,7 +244,6 @@ pub(super) fn note_said(served: &mut super::Served, target: &Target, f: &Failure
 
 /// One word for an attempt that failed, for the log's `tried=`: its status, or what happened.
 pub(super) fn short_reason(f: &Failure) -> String {
-    let r = f.reason.as_str();
     match f.kind {
         FailKind::Status(s) => s.to_string(),
         FailKind::Context => format!("{}:context", f.status.unwrap_or(400)),
@@ -255,22 +256,14 @@ pub(super) fn short_reason(f: &Failure) -> String {
         FailKind::EarlyEnd => "ended_early".into(),
         FailKind::TooLarge => "too_large".into(),
         FailKind::Malformed => "malformed".into(),
-        FailKind::Prepare(401) => "no_credential".into(),
-        // Only a subscription's refresh that failed for now is a 502 before sending.
-        FailKind::Prepare(502) => "refresh_failed".into(),
-        FailKind::Prepare(_) => "cannot_express".into(),
-        FailKind::Dropped if r.contains("reset") => "reset".into(),
-        FailKind::Dropped => "closed".into(),
-        FailKind::Network => if r.contains("refused") {
-            "refused"
-        } else if r.contains("reset") {
-            "reset"
-        } else if r.contains("host not found") {
-            "dns"
-        } else {
-            "network"
-        }
-        .into(),
+        FailKind::Prepare(Unprepared::NoCredential) => "no_credential".into(),
+        FailKind::Prepare(Unprepared::RefreshFailed) => "refresh_failed".into(),
+        FailKind::Prepare(Unprepared::CannotExpress) => "cannot_express".into(),
+        FailKind::Dropped(Net::Reset) | FailKind::Network(Net::Reset) => "reset".into(),
+        FailKind::Dropped(_) => "closed".into(),
+        FailKind::Network(Net::Refused) => "refused".into(),
+        FailKind::Network(Net::Dns) => "dns".into(),
+        FailKind::Network(_) => "network".into(),
     }
 }
 
@@ -301,8 +294,8 @@ pub(super) fn trail_reason(f: &Failure) -> String {
         FailKind::Unthinking => "the model takes no reasoning".into(),
         FailKind::Unsupported(p) => format!("the model takes no `{}`", p.name()),
         FailKind::Credential => "credential refused for this use".into(),
-        FailKind::Network
-        | FailKind::Dropped
+        FailKind::Network(_)
+        | FailKind::Dropped(_)
         | FailKind::Timeout
         | FailKind::EarlyEnd
         | FailKind::TooLarge

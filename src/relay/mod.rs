@@ -56,7 +56,7 @@ use self::classify::unfit;
 pub use self::count::count_tokens;
 pub use self::failed::respond_error;
 use self::failed::{exhausted, short_reason, surface, trail_reason, upstream_status};
-use self::outcome::{Break, Failure, Outcome, cut, fail, held_back, too_large};
+use self::outcome::{Break, Failure, Outcome, cut, fail, held_back, too_large, unprepared};
 use self::refused::Refusals;
 use self::splice::Splice;
 use self::table::{FailKind, Step, next_step_of, retryable};

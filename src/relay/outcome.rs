@@ -4,9 +4,10 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use super::table::FailKind;
+use super::table::{FailKind, Unprepared};
+use crate::error::Error;
 use crate::route;
-use crate::upstream::{self, Header};
+use crate::upstream::{self, Header, Net};
 
 /// Why an attempt produced no answer for the client.
 #[derive(Debug)]
@@ -32,12 +33,7 @@ impl Failure {
             (FailKind::Status(429) | FailKind::Timeout, _) | (_, Some(_)) => route::Failed::Busy {
                 retry_after: self.retry_after,
             },
-            // Both ways the client says it (at the connect, or from the system's error).
-            _ if self.kind == FailKind::Network
-                && self.reason.starts_with("connection refused") =>
-            {
-                route::Failed::Refused
-            }
+            (FailKind::Network(Net::Refused), _) => route::Failed::Refused,
             _ => route::Failed::NotServing,
         }
     }
@@ -139,11 +135,25 @@ pub(super) fn cut(text: &str, max: usize) -> String {
 pub(super) fn fail(kind: FailKind, reason: impl Into<String>) -> Outcome {
     Outcome::Failed(Failure {
         status: match kind {
-            FailKind::Status(s) | FailKind::Prepare(s) => Some(s),
+            FailKind::Status(s) => Some(s),
             _ => None,
         },
         reason: reason.into(),
         kind,
+        body: None,
+        headers: Vec::new(),
+        retry_after: None,
+    })
+}
+
+/// A request that could not be prepared for a target (`e` says why): never sent, and
+/// `e`'s status is the client's should no other target answer.
+#[cold]
+pub(super) fn unprepared(e: Error) -> Outcome {
+    Outcome::Failed(Failure {
+        status: Some(e.status()),
+        kind: FailKind::Prepare(Unprepared::of(&e)),
+        reason: e.to_string(),
         body: None,
         headers: Vec::new(),
         retry_after: None,

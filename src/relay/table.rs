@@ -3,15 +3,18 @@
 
 use super::Call;
 use super::refused::Param;
+use crate::error::Error;
 use crate::protocol::Protocol;
+use crate::upstream::Net;
 
 /// The categories of `next_step`'s table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum FailKind {
-    /// Nothing was answered (refused, DNS, TLS).
-    Network,
-    /// The connection was reset or closed before the response head.
-    Dropped,
+    /// Nothing was answered (refused, DNS, TLS): which, as the HTTP client found it.
+    Network(Net),
+    /// The connection was reset ([`Net::Reset`]) or closed ([`Net::Closed`]) before
+    /// the response head.
+    Dropped(Net),
     /// The upstream answered with this HTTP status.
     Status(u16),
     /// The first content, the response head or the body did not arrive in time.
@@ -45,8 +48,33 @@ pub(super) enum FailKind {
     /// to a subscription login ("only authorized for use with Claude Code"). Another
     /// endpoint, with a key or a local server, can still answer.
     Credential,
-    /// The request could not be prepared for this target (a field it cannot express, no login).
-    Prepare(u16),
+    /// The request could not be prepared for this target, and was never sent.
+    Prepare(Unprepared),
+}
+
+/// Why a request could not be prepared for a target, from the error that said so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Unprepared {
+    /// A field its protocol cannot carry (the client's 400).
+    CannotExpress,
+    /// No key, or a login that is missing or refused for good (the client's 401).
+    NoCredential,
+    /// A subscription's refresh that failed for now (the client's 502).
+    RefreshFailed,
+}
+
+impl Unprepared {
+    /// The cause `e` names, `e` being an error from preparing a request.
+    pub(super) fn of(e: &Error) -> Unprepared {
+        match e {
+            Error::RefreshFailed { .. } => Unprepared::RefreshFailed,
+            Error::NoCredential { .. }
+            | Error::LoginNeeded { .. }
+            | Error::Unauthorized
+            | Error::AuthRefused(_) => Unprepared::NoCredential,
+            _ => Unprepared::CannotExpress,
+        }
+    }
 }
 
 impl FailKind {
@@ -113,8 +141,8 @@ pub(super) fn next_step(kind: FailKind) -> Step {
         FailKind::Status(404 | 408 | 429) | FailKind::Status(500..=599) => {
             Step::Next { cool: true }
         }
-        FailKind::Network
-        | FailKind::Dropped
+        FailKind::Network(_)
+        | FailKind::Dropped(_)
         | FailKind::Timeout
         | FailKind::EarlyEnd
         | FailKind::Malformed
@@ -143,7 +171,7 @@ pub(super) fn next_step_of(call: &Call<'_>, kind: FailKind) -> Step {
 pub(super) fn retryable(kind: FailKind) -> bool {
     matches!(
         kind,
-        FailKind::Status(429 | 500 | 502 | 503 | 504 | 529) | FailKind::Dropped
+        FailKind::Status(429 | 500 | 502 | 503 | 504 | 529) | FailKind::Dropped(_)
     )
 }
 
@@ -161,8 +189,10 @@ mod tests {
             (FailKind::Status(501), next, false),
             (FailKind::Status(503), next, true),
             (FailKind::Status(529), next, true),
-            (FailKind::Network, next, false),
-            (FailKind::Dropped, next, true),
+            (FailKind::Network(Net::Refused), next, false),
+            (FailKind::Network(Net::Dns), next, false),
+            (FailKind::Dropped(Net::Reset), next, true),
+            (FailKind::Dropped(Net::Closed), next, true),
             (FailKind::Timeout, next, false),
             (FailKind::EarlyEnd, next, false),
             (FailKind::TooLarge, Step::Next { cool: false }, false),
@@ -183,6 +213,33 @@ mod tests {
         for (kind, want, retried) in cases {
             assert_eq!(next_step(kind), want, "{kind:?}");
             assert_eq!(retryable(kind), retried, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_request_not_prepared_is_labelled_by_its_error_not_its_status() {
+        let refresh = Error::RefreshFailed {
+            provider: "anthropic".into(),
+            reason: "refresh failed (503: down)".into(),
+        };
+        let no_key = Error::NoCredential {
+            provider: "openai".into(),
+            hint: String::new(),
+        };
+        let cases = [
+            (refresh, Unprepared::RefreshFailed, 502),
+            (no_key, Unprepared::NoCredential, 401),
+            (Error::Unauthorized, Unprepared::NoCredential, 401),
+            (
+                Error::Untranslatable("`n`".into()),
+                Unprepared::CannotExpress,
+                400,
+            ),
+        ];
+        for (e, want, status) in cases {
+            assert_eq!(Unprepared::of(&e), want, "{e}");
+            // The client's status is the error's own, as before.
+            assert_eq!(e.status(), status, "{e}");
         }
     }
 }

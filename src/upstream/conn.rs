@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Abandon, SLICE, SendError};
+use super::{Abandon, Net, SLICE, SendError};
 use crate::sync::{self, lock};
 
 /// How long a looked-up host name's addresses are reused.
@@ -49,10 +49,10 @@ impl<'a> Target<'a> {
     /// Splits an `http://` or `https://` URL; user info and fragments are refused.
     pub(super) fn parse(url: &'a str) -> Result<Target<'a>, SendError> {
         let bad = || {
-            SendError::Network(format!(
-                "not an http(s) URL: {}",
-                crate::log::shown_url(url)
-            ))
+            SendError::Network(
+                Net::Other,
+                format!("not an http(s) URL: {}", crate::log::shown_url(url)),
+            )
         };
         let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
             (Some(rest), _) => (false, rest),
@@ -63,11 +63,14 @@ impl<'a> Target<'a> {
         let (authority, path) = rest.split_at(end);
         if authority.contains('@') {
             // Never sent: a password belongs in a header the provider block sets.
-            return Err(SendError::Network(format!(
-                "{} holds a user name or password, which is not sent; give the credential \
+            return Err(SendError::Network(
+                Net::Other,
+                format!(
+                    "{} holds a user name or password, which is not sent; give the credential \
                  as the provider's `api_key` or in its `headers`",
-                crate::log::shown_url(url)
-            )));
+                    crate::log::shown_url(url)
+                ),
+            ));
         }
         if authority.is_empty() || authority.contains(['?', '#']) || path.contains('#') {
             return Err(bad());
@@ -279,10 +282,13 @@ impl Conn {
                     true => format!("[{}]", target.host),
                     false => target.host.to_string(),
                 };
-                return Err(SendError::Network(format!(
-                    "connection refused by {host}:{} (is the server running?)",
-                    target.port
-                )));
+                return Err(SendError::Network(
+                    Net::Refused,
+                    format!(
+                        "connection refused by {host}:{} (is the server running?)",
+                        target.port
+                    ),
+                ));
             }
             return Err(super::classify(&e, "a connection"));
         };
@@ -290,10 +296,12 @@ impl Conn {
         let _ = tcp.set_nodelay(true);
         let _ = tcp.set_write_timeout(Some(write_timeout));
         let io = if target.tls {
-            let name = rustls::pki_types::ServerName::try_from(target.host.to_string())
-                .map_err(|e| SendError::Network(format!("TLS: bad server name: {e}")))?;
+            let name =
+                rustls::pki_types::ServerName::try_from(target.host.to_string()).map_err(|e| {
+                    SendError::Network(Net::Other, format!("TLS: bad server name: {e}"))
+                })?;
             let tls = rustls::ClientConnection::new(tls_config(), name)
-                .map_err(|e| SendError::Network(format!("TLS failed: {e}")))?;
+                .map_err(|e| SendError::Network(Net::Other, format!("TLS failed: {e}")))?;
             Io::Tls(Box::new(rustls::StreamOwned::new(tls, tcp)))
         } else {
             Io::Tcp(tcp)
@@ -473,16 +481,22 @@ impl Names {
                 let _ = tx.send(name.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
             });
         if spawned.is_err() {
-            return Err(SendError::Network("cannot start a look-up thread".into()));
+            return Err(SendError::Network(
+                Net::Other,
+                "cannot start a look-up thread".into(),
+            ));
         }
         let addrs = match rx.recv_timeout(timeout) {
             Ok(Ok(addrs)) if !addrs.is_empty() => addrs,
             Ok(_) => {
-                return Err(SendError::Network(format!(
-                    "host not found: `{host}` does not resolve ({}, and this \
+                return Err(SendError::Network(
+                    Net::Dns,
+                    format!(
+                        "host not found: `{host}` does not resolve ({}, and this \
                      machine's DNS)",
-                    super::CHECK_API_BASE
-                )));
+                        super::CHECK_API_BASE
+                    ),
+                ));
             }
             Err(_) => return Err(SendError::Timeout(super::CONNECTING)),
         };

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Abandon, BodyError, Client, Header, Reply, SendError};
+use super::{Abandon, BodyError, Client, Header, Net, Reply, SendError};
 
 /// The most bytes of the second answer read.
 const LIMIT: u64 = 1024 * 1024;
@@ -67,7 +67,7 @@ fn ask_unstreamed(
     within: Duration,
     abandon: Abandon<'_>,
 ) -> Result<Reply, SendError> {
-    let not_json = || SendError::Network("the request is not a JSON object".into());
+    let not_json = || SendError::Network(Net::Other, "the request is not a JSON object".into());
     let mut v: Value = serde_json::from_slice(body).map_err(|_| not_json())?;
     let obj = v.as_object_mut().ok_or_else(not_json)?;
     obj.insert("stream".into(), Value::Bool(false));

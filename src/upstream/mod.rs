@@ -98,12 +98,29 @@ struct Inner {
 /// Why an upstream could not be asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
-    /// Connection refused, reset, DNS failure, TLS failure: nothing was answered.
-    Network(String),
+    /// Connection refused, reset, DNS failure, TLS failure: nothing was answered. What
+    /// happened, set where it is found, and the words that say it.
+    Network(Net, String),
     /// No response head within the deadline.
     Timeout(&'static str),
     /// The answer stopped being wanted while it was awaited (see [`Abandon`]).
     Abandoned,
+}
+
+/// What kind of network failure a [`SendError::Network`] is, said where it is found:
+/// its words may quote a host or an upstream's, which name no cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Net {
+    /// The server refused the connection: nothing listens there.
+    Refused,
+    /// The connection was reset before the response head.
+    Reset,
+    /// The connection closed before the response head.
+    Closed,
+    /// The host's name does not resolve.
+    Dns,
+    /// Anything else: TLS, a URL that cannot be asked, an answer that is not HTTP.
+    Other,
 }
 
 /// What a [`SendError::Timeout`] was waiting for when the connect deadline ran out.
@@ -122,9 +139,10 @@ impl SendError {
     /// `api_base`, for a URL that setting gives.
     pub fn hinting(self, setting: &str) -> SendError {
         match self {
-            SendError::Network(s) => {
-                SendError::Network(s.replace(CHECK_API_BASE, &format!("check `{setting}`")))
-            }
+            SendError::Network(net, s) => SendError::Network(
+                net,
+                s.replace(CHECK_API_BASE, &format!("check `{setting}`")),
+            ),
             e => e,
         }
     }
@@ -133,14 +151,14 @@ impl SendError {
     /// request may not have been seen, and asking again may well succeed (unlike a
     /// refused connection, a failed look-up or a timeout).
     pub fn dropped(&self) -> bool {
-        matches!(self, SendError::Network(r) if r == RESET || r == CLOSED)
+        matches!(self, SendError::Network(Net::Reset | Net::Closed, _))
     }
 }
 
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SendError::Network(s) => f.write_str(s),
+            SendError::Network(_, s) => f.write_str(s),
             SendError::Timeout(stage) => write!(f, "timed out waiting for {stage}"),
             SendError::Abandoned => f.write_str("the answer is no longer wanted"),
         }
@@ -153,15 +171,20 @@ fn classify(e: &std::io::Error, stage: &'static str) -> SendError {
     if conn::abandoned(e) {
         return SendError::Abandoned;
     }
-    SendError::Network(match e.kind() {
+    let (net, words) = match e.kind() {
         K::TimedOut | K::WouldBlock => return SendError::Timeout(stage),
-        K::ConnectionRefused => "connection refused".to_string(),
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => RESET.to_string(),
-        K::UnexpectedEof => CLOSED.to_string(),
-        _ if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => format!("TLS failed: {e}"),
-        K::InvalidData => format!("bad answer: {e}"),
-        _ => format!("network error: {e}"),
-    })
+        K::ConnectionRefused => (Net::Refused, "connection refused".to_string()),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+            (Net::Reset, RESET.to_string())
+        }
+        K::UnexpectedEof => (Net::Closed, CLOSED.to_string()),
+        _ if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
+            (Net::Other, format!("TLS failed: {e}"))
+        }
+        K::InvalidData => (Net::Other, format!("bad answer: {e}")),
+        _ => (Net::Other, format!("network error: {e}")),
+    };
+    SendError::Network(net, words)
 }
 
 /// A request header: names and most values are fixed text, so neither is copied per
@@ -331,7 +354,7 @@ impl Client {
         let status = reply.status;
         let body = reply
             .read_until(limit, Some(deadline), KEEP_WAITING)
-            .map_err(|e| SendError::Network(e.to_string()))?;
+            .map_err(|e| SendError::Network(Net::Other, e.to_string()))?;
         Ok((status, body))
     }
 
@@ -351,7 +374,8 @@ impl Client {
         let target = Target::parse(url)?;
         let head = (head_wait, head_by);
         sync::with_spare(&SPARE_REQUEST, |bytes| {
-            http1::request(bytes, method, &target, headers, body).map_err(SendError::Network)?;
+            http1::request(bytes, method, &target, headers, body)
+                .map_err(|e| SendError::Network(Net::Other, e))?;
             let inner = &*self.inner;
             let Some(pooled) = inner.pool.take(target.origin) else {
                 return self.exchange(self.open(&target, head_wait)?, bytes, head, abandon);

@@ -103,6 +103,19 @@ fn a_host_that_does_not_resolve_falls_through() {
 }
 
 #[test]
+fn a_host_that_does_not_resolve_is_dns_in_the_log_whatever_its_name_says() {
+    // The log's word came from the failure's text: a host named for a refusal or a
+    // reset was logged `refused` or `reset`, as if it had answered. Too long a label
+    // (over 63 bytes) fails before any query, as in the test above.
+    let host = |word: &str| format!("http://connection-{word}-{}.example/v1", "a".repeat(50));
+    let p = Proxy::start(&config(&host("refused"), &host("reset"), ""));
+    let resp = ask(&p, "smart");
+    assert_eq!(resp.status, 502, "{}", resp.body);
+    let line = p.wait_log("status=502");
+    assert!(line.contains("tried=a:m→dns,b:m→dns"), "{line}");
+}
+
+#[test]
 fn client_errors_are_surfaced_unchanged_and_nothing_else_is_tried() {
     for status in [400u16, 401, 402, 403, 422] {
         let body = format!(
