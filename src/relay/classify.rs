@@ -35,6 +35,18 @@ pub(super) fn said_instead(status: u16, ct: &str, bytes: &[u8]) -> String {
     if let Some(said) = compressed(status, bytes) {
         return said;
     }
+    // A captive portal's page, a proxy's login page: named by its title, as an error
+    // status's page is, never quoted.
+    if let Some(title) = web_page(ct, bytes) {
+        let page = match title {
+            Some(title) => format!("a web page (title: {title})"),
+            None => "a web page".into(),
+        };
+        return format!(
+            "it answered {status} with {page}, not its protocol's JSON answer: a network's \
+             login page (a captive portal) or a proxy in front of the source answered"
+        );
+    }
     let ct = match ct.split(';').next().map(str::trim) {
         Some(ct) if !ct.is_empty() => ct,
         _ => "no content type",
@@ -202,8 +214,8 @@ fn unreadable(
     })
 }
 
-/// `Some` when an error's body is an HTML page (its content type says so, or it opens
-/// as one) rather than an API's error, with the page's title if it has one; `None`
+/// `Some` when a body that is no API's answer or error is an HTML page (its content
+/// type says so, or it opens as one), with the page's title if it has one; `None`
 /// otherwise: a body that does not open with `<` is not one, whatever its content
 /// type claims.
 fn web_page(ct: &str, bytes: &[u8]) -> Option<Option<String>> {
@@ -225,7 +237,10 @@ fn web_page(ct: &str, bytes: &[u8]) -> Option<Option<String>> {
         .and_then(|from| Some(&head[from..find(b"</title", from)?]))
         .map(|t| {
             let t = String::from_utf8_lossy(t);
-            super::cut(&t.split_whitespace().collect::<Vec<_>>().join(" "), 80)
+            let t = super::cut(&t.split_whitespace().collect::<Vec<_>>().join(" "), 80);
+            // A control character left (an escape sequence) is written out, not sent on
+            // to a terminal or a log line.
+            crate::log::printable(&t, 80)
         })
         .filter(|t| !t.is_empty());
     Some(title)
@@ -360,8 +375,18 @@ mod tests {
         );
         assert_eq!(
             said("text/html; charset=utf-8", b"<html>log in</html>"),
-            "it answered 200 with 19 bytes of `text/html`, not its protocol's JSON answer"
+            "it answered 200 with a web page, not its protocol's JSON answer: a network's \
+             login page (a captive portal) or a proxy in front of the source answered"
         );
+        // Named by its title, its control characters written out; never quoted.
+        let portal = b"<!DOCTYPE html><head><title>\n Hotel\x1b[2J  WiFi\t</title></head>secret";
+        let message = said("application/octet-stream", portal);
+        assert!(
+            message.starts_with(r"it answered 200 with a web page (title: Hotel\u{1b}[2J WiFi), "),
+            "{message}"
+        );
+        assert!(!message.contains("secret"), "{message}");
+        assert!(said("text/plain", b"<b>not a page</b>").contains("bytes of `text/plain`"));
         assert!(said("", b"data: {}\n\n").contains("of `no content type`"));
         assert_eq!(
             said("application/json", b"\x1f\x8b\x08\x00"),

@@ -208,3 +208,30 @@ fn a_proxys_web_page_for_an_error_is_named_by_its_title_not_passed_on() {
         "{message}"
     );
 }
+
+#[test]
+fn a_web_page_answered_with_200_is_named_by_its_title_not_its_size() {
+    // A captive portal's login page, sent whatever was asked. Before, the client was told
+    // only "200 with 160 bytes of `text/html`"; the page is never quoted (it may echo
+    // what the network knows of its user).
+    let portal = "<!DOCTYPE html>\n<html><head><title>Hotel  WiFi |\n Log in</title></head><body><form>room 512, Smith</form></body></html>";
+    let said = "upstream `up` failed: it answered 200 with a web page (title: Hotel WiFi | Log \
+                in), not its protocol's JSON answer: a network's login page (a captive portal) \
+                or a proxy in front of the source answered";
+    let mock = MockUpstream::always(Reply::Typed(200, "text/html; charset=utf-8", portal.into()));
+    let p = Wire::Chat.serving(&mock, "m");
+    // Copied (a Chat client) and translated (an Anthropic client), whole and streamed.
+    for client in [Wire::Chat, Wire::Anthropic] {
+        for stream in [false, true] {
+            let what = format!("{client:?}, stream {stream}");
+            let body = client.request("m", stream, false);
+            let resp = match stream {
+                true => p.stream(&client.url("m", true), body).into(),
+                false => p.post(&client.url("m", false), body),
+            };
+            assert_eq!(resp.status, 502, "{what}: {}", resp.body);
+            assert_eq!(client.error_message(&resp.json()), said, "{what}");
+            assert!(!resp.body.contains("room 512"), "{what}: {}", resp.body);
+        }
+    }
+}
