@@ -76,10 +76,26 @@ pub(crate) struct Global {
 /// The address `--listen` names.
 pub(crate) fn listen_addr(listen: &str) -> Result<std::net::SocketAddr, Error> {
     routeplane::registry::parse_listen(listen).ok_or_else(|| {
+        // A port alone (`5000`, `:5000`), as other servers take it: the address it means.
+        let port = listen.strip_prefix(':').unwrap_or(listen);
+        let meant = match port.parse::<u16>() {
+            Ok(port) => {
+                format!("; for port {port} on this machine only, pass --listen 127.0.0.1:{port}")
+            }
+            Err(_) => String::new(),
+        };
         Error::Usage(format!(
-            "--listen `{listen}` is not an address like 127.0.0.1:4356"
+            "--listen `{listen}` is not an address like 127.0.0.1:4356{meant}"
         ))
     })
+}
+
+/// The refusal of `--port`, which other servers take: Routeplane's is `--listen`.
+pub(crate) fn no_port_flag() -> Error {
+    Error::Usage(
+        "there is no --port: pass --listen 127.0.0.1:PORT, or set `listen:` in routeplane.yaml"
+            .into(),
+    )
 }
 
 /// The refusal to serve a non-loopback address without client keys (unless
@@ -158,6 +174,7 @@ pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
             // Options of the default command may come without its name: `routeplane --listen X`.
             Long("listen") => global.listen = Some(parser.value()?.string()?),
             Long("allow-open") => global.allow_open = true,
+            Short('p') | Long("port") => return Err(no_port_flag()),
             _ => return Err(arg.unexpected().into()),
         }
     }
@@ -191,6 +208,12 @@ fn meant(word: &str) -> String {
         "run" | "start" => "; `routeplane serve` (or plain `routeplane`) serves",
         "validate" | "check" => "; `routeplane config validate` checks a config file",
         "install" => "; `routeplane service install` installs the systemd unit",
+        "status" | "stats" | "health" | "ps" => {
+            "; a running routeplane shows its status at its `listen` address \
+             (http://127.0.0.1:4356/ by default) in a browser, `/status.json` for scripts; \
+             `routeplane providers` lists each provider's state, `routeplane usage` what was served"
+        }
+        "version" => "; `routeplane --version` prints the version",
         _ => "",
     };
     match config::nearest(word, COMMANDS) {

@@ -35,6 +35,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             Long("listen") => global.listen = Some(parser.value()?.string()?),
             Long("allow-open") => global.allow_open = true,
             Long("auth-file") => auth_file = Some(std::path::PathBuf::from(parser.value()?)),
+            Short('p') | Long("port") => return Err(super::no_port_flag()),
             Short('h') | Long("help") => {
                 out!("{HELP}")?;
                 return Ok(ExitCode::SUCCESS);

@@ -166,3 +166,57 @@ fn an_unknown_command_from_another_tool_is_pointed_at_ours() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), text(&run(&dir, &["--help"]).stdout));
 }
+
+#[test]
+fn status_version_and_a_port_flag_are_pointed_at_what_routeplane_has() {
+    // A newcomer's guesses from other servers: `status` and `version` were an unknown
+    // command, and `--port 5000` or `--listen 5000` an error that did not say the way.
+    let dir = Dir::new();
+    for (args, said) in [
+        (
+            &["status"][..],
+            "unknown command `status`; a running routeplane shows its status at its `listen` \
+             address (http://127.0.0.1:4356/ by default) in a browser, `/status.json` for \
+             scripts; `routeplane providers` lists each provider's state, `routeplane usage` \
+             what was served",
+        ),
+        (
+            &["version"],
+            "unknown command `version`; `routeplane --version` prints the version",
+        ),
+        (
+            &["--port", "5000"],
+            "there is no --port: pass --listen 127.0.0.1:PORT, or set `listen:` in \
+             routeplane.yaml",
+        ),
+        (
+            &["serve", "-p", "5000"],
+            "there is no --port: pass --listen 127.0.0.1:PORT, or set `listen:` in \
+             routeplane.yaml",
+        ),
+        (
+            &["--listen", "5000"],
+            "--listen `5000` is not an address like 127.0.0.1:4356; for port 5000 on this \
+             machine only, pass --listen 127.0.0.1:5000",
+        ),
+        (
+            &["serve", "--listen", ":5000"],
+            "--listen `:5000` is not an address like 127.0.0.1:4356; for port 5000 on this \
+             machine only, pass --listen 127.0.0.1:5000",
+        ),
+    ] {
+        let out = run(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_text(
+            &text(&out.stderr),
+            &format!("routeplane: error: {said} (see --help)\n"),
+        );
+    }
+    // Not a port: said as before.
+    let out = run(&dir, &["--listen", "localhost"]);
+    assert_text(
+        &text(&out.stderr),
+        "routeplane: error: --listen `localhost` is not an address like 127.0.0.1:4356 \
+         (see --help)\n",
+    );
+}
