@@ -297,7 +297,13 @@ impl fmt::Display for Error {
             Error::UnknownModel { model, known, hint } => {
                 write!(f, "unknown model `{model}`")?;
                 if known.is_empty() {
-                    write!(f, "; no models are configured (run `routeplane models`)")?;
+                    // Not only "configured": most are found (a local server, a key's list),
+                    // and `models` says which of those is missing.
+                    write!(
+                        f,
+                        "; no models are configured or detected (`routeplane models` says \
+                         what would serve one)"
+                    )?;
                 } else {
                     write!(f, "; known models include: {}", known.join(", "))?;
                 }

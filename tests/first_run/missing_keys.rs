@@ -4,15 +4,15 @@
 use super::*;
 
 /// What a 404 for `gpt-4o` says with no OpenAI key and no ChatGPT login.
-const GPT_4O_WITHOUT_KEY: &str = "unknown model `gpt-4o`; no models are configured (run \
-    `routeplane models`). `gpt-4o` looks like an OpenAI model: set OPENAI_API_KEY or \
+const GPT_4O_WITHOUT_KEY: &str = "unknown model `gpt-4o`; no models are configured or \
+    detected (`routeplane models` says what would serve one). `gpt-4o` looks like an OpenAI model: set OPENAI_API_KEY or \
     ROUTEPLANE_OPENAI_API_KEY, or run `routeplane login openai-codex` and name a model it \
     lists `openai-codex:MODEL`, or name it `openrouter:openai/gpt-4o` with OPENROUTER_API_KEY \
     set";
 
 /// What a 404 for `claude-sonnet-4-5` says with no Anthropic key and no Claude login.
 const CLAUDE_WITHOUT_KEY: &str = "unknown model `claude-sonnet-4-5`; no models are configured \
-    (run `routeplane models`). `claude-sonnet-4-5` looks like an Anthropic model: set \
+    or detected (`routeplane models` says what would serve one). `claude-sonnet-4-5` looks like an Anthropic model: set \
     ANTHROPIC_API_KEY or ROUTEPLANE_ANTHROPIC_API_KEY, or run `routeplane login anthropic` and \
     name it `anthropic:claude-sonnet-4-5`";
 
@@ -37,11 +37,13 @@ fn a_hosted_model_without_its_key_gets_a_404_naming_the_key_and_the_login() {
     assert_eq!(v["type"], "error", "{v}");
     assert_eq!(v["error"]["type"], "not_found_error", "{v}");
     assert_text(v["error"]["message"].as_str().unwrap(), CLAUDE_WITHOUT_KEY);
-    // A name no hosted provider's family has gets no hint.
+    // A name no hosted provider's family has gets no hint. Nothing was found either,
+    // which is not only a config's matter (it said "no models are configured").
     let resp = p.post("/v1/messages", messages_request("llama3.1"));
     assert_text(
         resp.json()["error"]["message"].as_str().unwrap(),
-        "unknown model `llama3.1`; no models are configured (run `routeplane models`)",
+        "unknown model `llama3.1`; no models are configured or detected (`routeplane models` \
+         says what would serve one)",
     );
 }
 
@@ -100,9 +102,10 @@ fn a_hosted_model_whose_vendor_has_a_key_gets_no_hint_and_with_a_login_the_name_
     let message = p.post("/v1/chat/completions", chat).json()["error"]["message"].clone();
     assert_text(
         message.as_str().unwrap(),
-        "unknown model `o3`; no models are configured (run `routeplane models`). A bare name \
-         never spends a subscription login: to ask your `openai-codex#work` login, name it \
-         `openai-codex#work:o3` (if the plan serves that model)",
+        "unknown model `o3`; no models are configured or detected (`routeplane models` says \
+         what would serve one). A bare name never spends a subscription login: to ask your \
+         `openai-codex#work` login, name it `openai-codex#work:o3` (if the plan serves that \
+         model)",
     );
     // Anthropic has neither.
     let resp = p.post("/v1/messages", messages_request("claude-sonnet-4-5"));
