@@ -26,6 +26,11 @@ pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
             // though nothing lists it.
             let like =
                 credential_hint(reg, detected, model).or_else(|| pull_hint(reg, detected, model));
+            // A typo of a served name first: the pull or key it would need is the lesser case.
+            let like = match (near_hint(&known, model), like) {
+                (Some(near), Some(like)) => Some(format!("{near} Otherwise, {like}")),
+                (near, like) => near.or(like),
+            };
             match (like, unlisted_hint(reg, detected, model)) {
                 (Some(like), Some(unlisted)) => Some(format!("{like}. {unlisted}")),
                 (like, unlisted) => like.or(unlisted),
@@ -142,6 +147,32 @@ fn tag_hint(known: &[String], model: &str) -> Option<String> {
             tagged.join(" or ")
         )
     })
+}
+
+/// For a `model` a letter or two from a served name (`lama3.1` for `llama3.1:latest`):
+/// that name, as it can be written (without the `:latest` a local server implies). The
+/// suggestions list it among others, and a pull hint alone would send a typo to `ollama
+/// pull`. Not for names of three letters or fewer (`o3` is two from `o1` and `qwq`).
+fn near_hint(known: &[String], model: &str) -> Option<String> {
+    let asked = model.to_ascii_lowercase();
+    if asked.chars().count() < 4 || asked.contains(char::is_whitespace) {
+        return None;
+    }
+    // (as compared, in lower case; as written, since a server's names may hold capitals)
+    let names: Vec<(String, &str)> = known
+        .iter()
+        .flat_map(|id| {
+            let short = id.strip_suffix(":latest");
+            short.into_iter().chain([id.as_str()])
+        })
+        .map(|id| (id.to_ascii_lowercase(), id))
+        // Another tag of the name asked (`llama3.1:8b` for `llama3.1:70b`) is another
+        // size, not a typo: the suggestions list it first.
+        .filter(|(lower, _)| lower.split(':').next() != asked.split(':').next())
+        .collect();
+    let near = crate::config::nearest(&asked, names.iter().map(|(lower, _)| lower.as_str()))?;
+    let (_, shown) = names.iter().find(|(lower, _)| lower == near)?;
+    (near != asked).then(|| format!("Did you mean `{shown}`?"))
 }
 
 /// For a name an Ollama that is up has not pulled: the command that pulls it, with the

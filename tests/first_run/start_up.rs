@@ -72,6 +72,61 @@ fn ollama_names_reach_ollama_and_near_misses_are_told_the_name() {
 }
 
 #[test]
+fn a_typo_of_a_served_name_is_asked_about_before_a_pull() {
+    // `lama3.1` was told only `run \`ollama pull lama3.1\``, a pull of a typo, while
+    // `llama3.1:latest` was one of the suggestions.
+    let up = MockUpstream::start(|req| {
+        let names = ["llama3.1:latest", "qwen3-coder:30b"];
+        match req.path.as_str() {
+            "/api/tags" => Reply::json(
+                200,
+                json!({"models": names.map(|n| json!({"name": n, "model": n}))}),
+            ),
+            "/v1/models" => Reply::json(
+                200,
+                json!({"object": "list", "data": names.map(|n| json!({"id": n}))}),
+            ),
+            _ => Reply::json(200, chat_answer("from ollama")),
+        }
+    });
+    let p = Proxy::start(&local_servers_config(&up.url()));
+    p.wait_log(" local servers: ollama (2 models)");
+    for (model, hint) in [
+        (
+            "lama3.1",
+            "Did you mean `llama3.1`? Otherwise, ollama is up and has not pulled it: run \
+             `ollama pull lama3.1`",
+        ),
+        (
+            "qwen3coder:30b",
+            "Did you mean `qwen3-coder:30b`? Otherwise, ollama is up and has not pulled it: \
+             run `ollama pull qwen3coder:30b`",
+        ),
+        // Nothing served is near, or only another tag of the name (another size): only
+        // the pull.
+        (
+            "phi4:14b",
+            "ollama is up and has not pulled it: run `ollama pull phi4:14b`",
+        ),
+        (
+            "llama3.1:70b",
+            "ollama is up and has not pulled it: run `ollama pull llama3.1:70b`",
+        ),
+    ] {
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(resp.status, 404, "{model}: {}", resp.body);
+        let message = resp.error_message();
+        assert!(
+            message.ends_with(&format!(". {hint}")),
+            "{model}: {message}"
+        );
+    }
+}
+
+#[test]
 fn models_and_providers_print_their_table_and_no_log_lines() {
     let up = MockUpstream::start(ollama);
     let dir = Dir::new();
