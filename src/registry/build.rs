@@ -119,8 +119,10 @@ impl Registry {
                 let base = p.split_once('#').map_or(p, |(b, _)| b);
                 if !providers.iter().any(|x| x.id == base) {
                     // A typo of a provider, or a bare Ollama name (`llama3.1:8b`), whose
-                    // first colon is its tag's.
-                    let near = crate::config::nearest(base, providers.iter().map(|x| &*x.id));
+                    // first colon is its tag's (`mixtral:8x7b`, however near `mistral`).
+                    let near = (!super::looks_like_tag(m))
+                        .then(|| crate::config::nearest(base, providers.iter().map(|x| &*x.id)))
+                        .flatten();
                     let hint = match near {
                         Some(id) => format!(" (did you mean `{id}:{m}`?)"),
                         None => format!(

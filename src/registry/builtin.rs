@@ -209,6 +209,14 @@ pub fn family_of(model: &str) -> Option<&'static Family> {
     })
 }
 
+/// True when `rest`, the text after a name's first colon, reads as a local model's tag
+/// (`8b`, `8x7b`, `latest`) rather than a model named after a provider
+/// (`ollama:llama3.1`): `mixtral:8x7b` is Ollama's name and tag, not a mistyped
+/// `mistral` provider asked for a model `8x7b`.
+pub fn looks_like_tag(rest: &str) -> bool {
+    rest == "latest" || rest.starts_with(|c: char| c.is_ascii_digit())
+}
+
 /// Second places to look for a built-in's key: Google's SDKs and CLI read
 /// `GOOGLE_API_KEY` when `GEMINI_API_KEY` is unset.
 const KEY_ENV_FALLBACKS: &[(&str, &str)] = &[("GEMINI_API_KEY", "GOOGLE_API_KEY")];

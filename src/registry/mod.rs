@@ -24,7 +24,7 @@ mod hosts;
 #[cfg(test)]
 mod tests;
 
-pub use builtin::{Family, builtin_ids, family_of, unusable_key};
+pub use builtin::{Family, builtin_ids, family_of, looks_like_tag, unusable_key};
 pub use hosts::AllowedHosts;
 
 /// The default listen address.

@@ -206,7 +206,7 @@ fn pull_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String>
 
 /// For a provider named the wrong way: `openai/gpt-4o` (OpenRouter's way) for a
 /// provider `openai` that can serve it, or a provider's id a letter or two away
-/// (`olama:llama3.1`).
+/// (`olama:llama3.1`), unless a tag follows the colon (`mixtral:8x7b` is a model).
 fn provider_hint(reg: &Registry, model: &str) -> Option<String> {
     if let Some((vendor, rest)) = model.split_once('/')
         && let Some(p) = reg.provider(vendor)
@@ -218,7 +218,7 @@ fn provider_hint(reg: &Registry, model: &str) -> Option<String> {
         ));
     }
     let (named, rest) = model.split_once(':')?;
-    if reg.provider(named).is_some() {
+    if reg.provider(named).is_some() || registry::looks_like_tag(rest) {
         return None;
     }
     let near = crate::config::nearest(named, reg.providers.iter().map(|p| &*p.id))?;

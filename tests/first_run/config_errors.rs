@@ -111,6 +111,13 @@ fn a_virtual_endpoint_without_its_provider_is_told_how_to_write_it() {
         ),
         "{stderr}"
     );
+    // Ollama's `mixtral:8x7b` is a name and a tag, not a mistyped `mistral`: it was asked
+    // "did you mean `mistral:8x7b`?", a Mistral API model that does not exist.
+    let (_, stderr) = validate("models:\n  smart:\n    endpoints: [mixtral:8x7b]\n", &[]);
+    assert!(
+        stderr.contains("endpoint names unknown provider `mixtral` (only the text before the first colon names one): write the provider first, e.g. `ollama:mixtral:8x7b`; known: "),
+        "{stderr}"
+    );
 }
 
 #[test]
