@@ -98,7 +98,11 @@ fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Erro
         }
         Err(e) => return Err(e),
     };
-    for w in &registry.warnings {
+    for w in registry
+        .warnings
+        .iter()
+        .chain(&keyless_endpoints(&registry))
+    {
         eprintln!("routeplane: warning: {w}");
     }
     if let Err(e) = super::refuse_open(&registry, &global) {
@@ -114,4 +118,36 @@ fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Erro
         registry.settings.listen
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The endpoints of virtual models at a hosted provider with no key in this environment
+/// and no login stored: the file is valid, but every request passes them over, and
+/// nothing else says so before a request is made. Only here, not at start-up: the
+/// registry knows no logins.
+fn keyless_endpoints(registry: &Registry) -> Vec<String> {
+    let store = routeplane::paths::auth_file().map(routeplane::auth::store::Store::new);
+    let logged_in = |id: &str| {
+        routeplane::auth::Subscription::of(id).is_some()
+            && store
+                .as_ref()
+                .is_some_and(|s| s.get(id).ok().flatten().is_some())
+    };
+    let mut warned = Vec::new();
+    for v in &registry.virtuals {
+        for (pid, model) in &v.endpoints {
+            let Some(p) = registry.provider(pid) else {
+                continue;
+            };
+            if p.key.is_some() || p.key_vars.is_empty() || logged_in(pid) {
+                continue;
+            }
+            warned.push(format!(
+                "endpoint `{pid}:{model}` of `{}` has no key here ({}); requests pass it \
+                 over until the environment `routeplane` runs in has one",
+                v.name,
+                routeplane::auth::key_hint(p)
+            ));
+        }
+    }
+    warned
 }

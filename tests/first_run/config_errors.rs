@@ -121,6 +121,43 @@ fn a_virtual_endpoint_without_its_provider_is_told_how_to_write_it() {
 }
 
 #[test]
+fn validate_warns_of_a_virtual_endpoint_that_has_no_key_and_no_login() {
+    // It said "valid" and nothing else: every request then passed the endpoint over,
+    // and a newcomer learned why only from a request's log line.
+    let yaml = "models:\n  smart:\n    endpoints: [ollama:llama3.1, openai:gpt-4o, \
+                anthropic:claude-sonnet-4-5]\n";
+    let (ok, stderr) = validate(yaml, &[]);
+    assert!(ok, "{stderr}");
+    assert_text(
+        &stderr,
+        "routeplane: warning: endpoint `openai:gpt-4o` of `smart` has no key here (set \
+         OPENAI_API_KEY or ROUTEPLANE_OPENAI_API_KEY); requests pass it over until the \
+         environment `routeplane` runs in has one\n\
+         routeplane: warning: endpoint `anthropic:claude-sonnet-4-5` of `smart` has no key \
+         here (set ANTHROPIC_API_KEY or ROUTEPLANE_ANTHROPIC_API_KEY, or run `routeplane \
+         login anthropic`); requests pass it over until the environment `routeplane` runs \
+         in has one\n",
+    );
+    // A key for one, a stored login for the other: nothing to say.
+    let logins = Dir::new();
+    let auth = logins.write(
+        "auth.json",
+        &json!({"version": 1, "credentials": {"anthropic": {"access_token": "at-1",
+            "refresh_token": "rt-1", "expires_at": 4102444800u64}}})
+        .to_string(),
+    );
+    let (ok, stderr) = validate(
+        yaml,
+        &[
+            ("OPENAI_API_KEY", "sk-test"),
+            ("ROUTEPLANE_AUTH_FILE", auth.to_str().unwrap()),
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert_text(&stderr, "");
+}
+
+#[test]
 fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
     let cases: [(&str, &str); 37] = [
         // One item written without its list: said how to write the list, the value not
