@@ -1,4 +1,4 @@
-//! Asking one endpoint: the body, the credential, the send, and quick retries of the same endpoint.
+//! Asking one endpoint: the credential, the send, and quick retries of the same endpoint.
 //!
 //! `Run::endpoint` asks one target, again after a 429/5xx/reset (`retryable`) up to
 //! `failover.retries` times: a `Retry-After` (or reset header) up to
@@ -8,30 +8,24 @@
 //! is never asked more than twice within 1.5 s, and a client that leaves during a
 //! pause stops everything; so does one that leaves while an answer is awaited (its
 //! head, its first event, a whole body), noticed after the upstream's first silent
-//! second (`upstream::Abandon`).
+//! second (`upstream::Abandon`). The body it sends is built in `request.rs`; its
+//! answer is relayed in `whole.rs`, or in `stream.rs` when it streams.
 
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use super::classify::{
-    compressed_with, failed_with, not_an_answer, said_instead, send_failed, upstream_error,
-};
-use super::recall::Noted;
+use super::classify::{send_failed, upstream_error};
 use super::refused::{Param, Refusals};
 use super::stream::relay_stream;
-use super::{
-    EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, rescue, served_by, unfit, unprepared,
-};
+use super::{EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, served_by, unprepared};
 use crate::error::Error;
-use crate::protocol::{self, Protocol};
+use crate::protocol::Protocol;
 use crate::registry::Target;
-use crate::stats::{Ended, Tokens, Tried, status_word};
+use crate::stats::{Ended, Tried, status_word};
 use crate::sync::Spare;
-use crate::upstream::{self, BodyError, Header, Reply};
+use crate::upstream::{self, Header, Reply};
 
 /// At most two attempts of one endpoint fall within this window.
 const SPACING: Duration = Duration::from_millis(1500);
@@ -63,22 +57,6 @@ enum Next {
     Retry(Duration),
     /// Leaves it: the failure is the endpoint's outcome.
     Stop,
-}
-
-/// What [`Run::upstream_body`] learned of the body for a target, decided once for the
-/// copied path and the re-encoded one alike.
-#[derive(Clone, Copy)]
-struct BodyPlan {
-    /// The target speaks the client's protocol.
-    same: bool,
-    /// A whole answer asked for as a stream, to be collected.
-    collected: bool,
-    /// A chat stream asked for its usage (issue 19).
-    asks_usage: bool,
-    /// The target's protocol mends this body.
-    mended: bool,
-    /// The model refused reasoning: it is left out.
-    unthought: bool,
 }
 
 thread_local! {
@@ -514,168 +492,6 @@ impl<'a> Run<'a, '_> {
         Ok(reply)
     }
 
-    /// Builds the bytes sent upstream for `target`, a stream when `streamed`: the
-    /// client's own, lent, when they go as they came.
-    fn upstream_body(
-        &mut self,
-        target: &Target,
-        ask: Ask,
-        streamed: bool,
-    ) -> Result<Cow<'a, [u8]>, Error> {
-        let (env, call) = (self.env, self.call);
-        let provider = &target.provider;
-        let same = target.protocol == call.inbound;
-        // A whole answer asked for as a stream, to be collected.
-        let collected = streamed && !call.stream;
-        // usage (issue 19): a chat stream copied byte for byte is asked for its usage.
-        let asks_usage = super::asks_usage(call, target);
-        let mended = same && target.protocol.must_mend(call.body, &target.source());
-        // What this model refused, in this request or before, is left out
-        // (`refused.rs`): of a copied request only its reasoning, as the client chose
-        // the rest for this source.
-        let refused = self.left_out.with(env.refused.of(target.label()));
-        self.left_out = match same {
-            true => refused.reasoning_only(),
-            false => refused,
-        };
-        let unthought = self.left_out.has(Refusals::REASONING);
-        if same
-            && !env.auth.rewrites_body(provider)
-            && ask == Ask::Original
-            && !mended
-            && !unthought
-        {
-            // A whole answer to collect is asked for as a stream in the client's own
-            // bytes, as a copied one is: not re-encoded, which costs a tree and may
-            // change how a number is written.
-            if collected {
-                return Ok(target.protocol.streaming_body(call.body, target.model()));
-            }
-            if asks_usage {
-                return Ok(Cow::Owned(
-                    call.body.with_model_asking_usage(target.model()),
-                ));
-            }
-            return Ok(target.protocol.passthrough_body(call.body, target.model()));
-        }
-        let plan = BodyPlan {
-            same,
-            collected,
-            asks_usage,
-            mended,
-            unthought,
-        };
-        self.reencoded_body(target, ask, plan)
-    }
-
-    /// [`Run::upstream_body`] when the client's bytes cannot go as they came: the
-    /// request re-encoded for `target` (`mended` when its protocol mends it). Apart, as
-    /// only translated, mended and retried requests take it.
-    #[inline(never)]
-    fn reencoded_body(
-        &mut self,
-        target: &Target,
-        ask: Ask,
-        plan: BodyPlan,
-    ) -> Result<Cow<'a, [u8]>, Error> {
-        let (env, call) = (self.env, self.call);
-        let provider = &target.provider;
-        let BodyPlan {
-            same,
-            collected,
-            asks_usage,
-            mended,
-            unthought,
-        } = plan;
-        let mut up = if same {
-            let mut v = call.body.to_value()?;
-            if target.protocol == Protocol::Gemini {
-                // Gemini's model is in the URL; Google refuses unknown body fields.
-                if let Some(o) = v.as_object_mut() {
-                    o.shift_remove("model");
-                }
-            } else {
-                v["model"] = Value::String(target.model().to_string());
-            }
-            if mended {
-                target.protocol.mend(&mut v, &target.source());
-            }
-            if unthought {
-                target.protocol.forget_thinking(&mut v);
-            }
-            if ask == Ask::Continue {
-                rescue::append_partial(call.inbound, &mut v, &self.splice.prefill())?;
-            }
-            // usage (issue 19): a continuation reports the whole answer's usage too; the
-            // client's encoder drops it again when the client did not ask.
-            if asks_usage && let Some(obj) = v.as_object_mut() {
-                protocol::chat::ask_usage(obj);
-            }
-            v
-        } else {
-            let mut chat = self
-                .hub
-                .get_or_insert_with(|| {
-                    let mut chat = call
-                        .body
-                        .to_value()
-                        .and_then(|v| call.inbound.request_to_chat(v, call.stream))?;
-                    env.recall.restore(&mut chat);
-                    Ok(chat)
-                })
-                .as_ref()
-                .map_err(same_kind)?
-                .clone();
-            if ask == Ask::Continue {
-                rescue::append_partial(Protocol::Chat, &mut chat, &self.splice.prefill())?;
-            }
-            if unthought {
-                Protocol::Chat.forget_thinking(&mut chat);
-            }
-            if target.protocol == Protocol::Chat
-                && let Some(given) = chat["stop"].as_array().map(Vec::len)
-            {
-                let dropped = protocol::chat::stops_dropped(given, &target.source());
-                if dropped > 0 {
-                    crate::log::line(format!(
-                        "{}: OpenAI takes at most 4 stop sequences; sent the first 4 of the {given} asked, the answer may run past the other {dropped}",
-                        target.label()
-                    ));
-                }
-            }
-            let mut up = target.protocol.request_from_chat(chat, &target.source())?;
-            for p in self.left_out.params() {
-                p.leave_out(target.protocol, &mut up);
-            }
-            up
-        };
-        if ask == Ask::Continue {
-            rescue::unthink_continuation(target.protocol, &mut up);
-            rescue::prefill_flags(target, &mut up);
-            rescue::lower_cap(target.protocol, &mut up, self.splice.sent_tokens());
-        }
-        if collected {
-            target.protocol.ask_stream(&mut up);
-        }
-        if let Ask::WithoutOldReasoning | Ask::WithoutReasoning = ask {
-            let all = ask == Ask::WithoutReasoning;
-            let mut left_out = Vec::new();
-            let left = target
-                .protocol
-                .forget_reasoning(&mut up, all, &mut left_out);
-            if !all {
-                self.reasoning_left = left;
-            }
-            // Known on the session's later turns, which still carry it (`unreadable.rs`).
-            env.unreadable
-                .note(&provider.id, left_out.iter().map(String::as_str));
-        }
-        env.auth.shape_body(provider, &mut up);
-        serde_json::to_vec(&up)
-            .map(Cow::Owned)
-            .map_err(|e| Error::Internal(format!("cannot encode body: {e}")))
-    }
-
     /// True when `target`'s answer is translated (or reshaped) for the client, not
     /// copied byte for byte. A Claude login's answer to an Anthropic client is copied
     /// like an API key's: its request only gained the identity line, and through the
@@ -717,158 +533,6 @@ impl<'a> Run<'a, '_> {
             true => relay_stream(self, &t, reply, Instant::now()),
             false => self.relay_whole(&t, reply),
         }
-    }
-
-    /// Relays a complete (non-streaming) answer.
-    fn relay_whole(&mut self, t: &Try<'_>, mut reply: Reply) -> Outcome {
-        let (settings, call, target) = (self.settings, self.call, t.target);
-        let status = reply.status;
-        let ct = std::mem::take(&mut reply.content_type);
-        let headers = std::mem::take(&mut reply.headers);
-        let retry_after = reply.retry_after;
-        let coding = reply.coding.take();
-        let limit = settings.limits.max_response_bytes;
-        let bytes = match reply.read_all(limit, &|| super::unwanted(self.env, self.out)) {
-            Ok(b) => b,
-            Err(BodyError::Failed(reason)) => return fail(FailKind::EarlyEnd, reason),
-            Err(BodyError::TooLarge { limit }) => return super::too_large(limit),
-            // Its head came, then the body stopped: the source did not answer in time,
-            // as a stream that goes silent before its first token.
-            Err(BodyError::Timeout) => return stalled(t.wait),
-            Err(BodyError::Abandoned) => return super::given_up(self.env),
-        };
-        // A body in a coding (Routeplane asks for none) cannot be read, whatever it is.
-        if let Some(coding) = coding {
-            let said = compressed_with(status, &coding, bytes.len());
-            return fail(FailKind::Malformed, format!("it {said}"));
-        }
-        // OpenRouter's failure after it began: a 200 whose body is an error; Anthropic's
-        // error body sent with a 200; and a Responses object that failed. Failed over,
-        // retried or surfaced like the status they name, never passed on as an answer.
-        if let Some(status) = target.protocol.failed_answer(&bytes) {
-            return failed_with(status, (bytes, ct), headers, retry_after);
-        }
-        // A safety block (Gemini's 200 with nothing in it) or an answer a content filter
-        // emptied (a chat source's, Azure's; Anthropic's refusal; an `incomplete`
-        // Responses answer) moves on while an endpoint is left; the last one's is the
-        // client's answer, filtered.
-        if !t.alone
-            && let Some(reason) = target.protocol.blocked_answer(&bytes)
-        {
-            return super::held_back(reason, Some((bytes, ct)), headers);
-        }
-        // usage (issue 19): read from the end of the body before it goes out.
-        let tokens = Tokens::from_answer(target.protocol, &bytes);
-        if tokens.reported() {
-            self.served.tokens = tokens;
-        }
-        // A server that ignored `"stream": true`: the client still gets a stream.
-        if call.stream {
-            return match self.hub_answer(t, (status, &ct), &bytes) {
-                Ok(chat) => super::stream::relay_whole_as_stream(self, t, status, headers, &chat),
-                Err(failed) => failed,
-            };
-        }
-        let answer = if t.translate {
-            match self.translated_whole(t, (status, &ct), &bytes) {
-                Ok(answer) => answer,
-                Err(failed) => return failed,
-            }
-        } else {
-            // Copied as it came, so not parsed: looked at only as far as an answer's shape.
-            if let Some(reason) = not_an_answer(status, &ct, &bytes) {
-                return fail(FailKind::Malformed, reason);
-            }
-            bytes
-        };
-        let ct = if t.translate || ct.is_empty() {
-            "application/json".into()
-        } else {
-            ct
-        };
-        self.splice.status = status;
-        let by = Some(served_by(target, t.number));
-        let sent = self.out.respond_served(status, &ct, &headers, by, &answer);
-        crate::upstream::recycle(answer);
-        match sent {
-            Ok(()) => {
-                self.served.first_token = Some(Instant::now());
-                Outcome::Answered
-            }
-            Err(_) => Outcome::ClientGone,
-        }
-    }
-}
-
-impl Run<'_, '_> {
-    /// A whole answer (with its status and content type) translated into the client's
-    /// protocol, or the failure when it cannot be read. Apart from
-    /// [`Run::relay_whole`], whose copied answers do not take it.
-    #[inline(never)]
-    fn translated_whole(
-        &self,
-        t: &Try<'_>,
-        (status, ct): (u16, &str),
-        bytes: &[u8],
-    ) -> Result<Vec<u8>, Outcome> {
-        let call = self.call;
-        let chat = self.hub_answer(t, (status, ct), bytes)?;
-        Ok(call
-            .inbound
-            .response_from_chat(chat, &call.asked)
-            .to_string()
-            .into_bytes())
-    }
-
-    /// A whole answer (with its status and content type) read as hub chat, its
-    /// reasoning noted for the client's next turn when it was translated; the failure
-    /// when it is not JSON, or cannot be read (a Gemini answer with no candidates).
-    fn hub_answer(
-        &self,
-        t: &Try<'_>,
-        (status, ct): (u16, &str),
-        bytes: &[u8],
-    ) -> Result<Value, Outcome> {
-        let (call, target) = (self.call, t.target);
-        let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
-            let reason = not_an_answer(status, ct, bytes);
-            let reason = reason.unwrap_or_else(|| said_instead(status, ct, bytes));
-            return Err(fail(FailKind::Malformed, reason));
-        };
-        let chat = target.protocol.response_to_chat(v).map_err(|e| {
-            // What went wrong, without a provider's name: the failure is the
-            // endpoint's, named where it is told.
-            let reason = match e {
-                Error::Upstream { reason, .. } => reason,
-                e => e.to_string(),
-            };
-            fail(unfit(&reason, b"").unwrap_or(FailKind::EarlyEnd), reason)
-        })?;
-        if t.translate
-            && let Some(mut noted) = Noted::of(call, target, &self.env.recall)
-        {
-            noted.add(&chat["choices"][0]["message"]);
-        }
-        Ok(chat)
-    }
-}
-
-/// A whole body that stopped part-way after its head: the source did not answer in
-/// time (`wait`: how long each read waited, and the key that sets it).
-#[cold]
-#[inline(never)]
-fn stalled((waited, key): (Duration, &'static str)) -> Outcome {
-    let waited = crate::error::seconds(waited.as_secs_f64());
-    let reason = format!("the body stalled part-way: nothing more of it within {waited} ({key})");
-    fail(FailKind::Timeout, reason)
-}
-
-/// The hub translation's error again, for the next target that needs it, of the same
-/// kind: the kind decides whether that target is skipped or the request ends.
-fn same_kind(e: &Error) -> Error {
-    match e {
-        Error::Untranslatable(message) => Error::Untranslatable(message.clone()),
-        e => Error::bad_request(e.to_string()),
     }
 }
 

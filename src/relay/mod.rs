@@ -1,11 +1,11 @@
 //! The request's main loop: try each target in order, retry, fail over, rescue a broken stream.
 //!
 //! [`run`] is where a request spends its life. Each endpoint is asked (with a few quick
-//! retries for transient failures, `attempt.rs`), each failure is classified by
-//! `next_step`, the failover table in one `match` (`table.rs`; how an attempt ended is
-//! `outcome.rs`), and a streamed answer is relayed
-//! event by event (`stream.rs`; the client's side of it across attempts is
-//! `splice.rs`). The client's status line and the events before the
+//! retries for transient failures, `attempt.rs`; the body it is sent is built in
+//! `request.rs`), each failure is classified by `next_step`, the failover table in one
+//! `match` (`table.rs`; how an attempt ended is `outcome.rs`), and an answer is relayed
+//! whole (`whole.rs`) or, streamed, event by event (`stream.rs`; the client's side of it
+//! across attempts is `splice.rs`). The client's status line and the events before the
 //! first generated content are held, so a failure before that is invisible and the
 //! next target is tried. Once content has gone out the answer is committed: a stream
 //! that then breaks is continued by an endpoint that can take the partial answer as a
@@ -23,11 +23,13 @@ mod failed;
 mod outcome;
 mod recall;
 mod refused;
+mod request;
 mod rescue;
 mod splice;
 mod stream;
 mod table;
 mod unreadable;
+mod whole;
 
 pub use self::recall::Recall;
 pub use self::refused::Refused;
