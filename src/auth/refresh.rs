@@ -1,0 +1,258 @@
+//! Keeping a login's access token fresh: one refresh at a time per login, a pause after failures.
+//!
+//! A token is refreshed five minutes before it expires, and once after a 401 to it.
+//! Requests that need the same login wait for the one refresh in flight and share its
+//! result; a refresh that failed for now pauses the next (doubling up to a minute)
+//! while the token, not yet expired, still carries requests. The refresh runs under
+//! the token file's lock, reads the file again under it, and stores the rotated
+//! refresh token before the new access token is used.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::oauth::{self, TokenFailure, Tokens};
+use super::{Auth, REFRESH_MARGIN_SECS, Subscription, anthropic, fingerprint, openai_codex, store};
+use crate::error::Error;
+use crate::registry::Provider;
+use crate::sync::lock;
+
+/// After a refresh fails for now, no other is tried for this long, doubled for each
+/// failure in a row up to [`PAUSE_MOST`]; a refresh that succeeds ends it. A token
+/// endpoint that is down or slow would otherwise hold every request for up to
+/// `oauth::TOKEN_WAIT` (10 s) each; short, as most such failures are a blip (a deploy,
+/// a dropped connection) and a client's retry a few seconds later should find a
+/// refresh tried again.
+pub(super) const PAUSE_FIRST: Duration = Duration::from_secs(5);
+/// The longest pause between refreshes that keep failing: once the endpoint is back,
+/// its login works again within a minute.
+const PAUSE_MOST: Duration = Duration::from_secs(60);
+
+/// One login's refreshes, made one at a time.
+#[derive(Debug, Default)]
+pub(super) struct Flight {
+    /// Held while a refresh is made; holds how the last one went.
+    last: Mutex<Last>,
+    /// How many refreshes failed: a request that sees it change while it waited for
+    /// the lock was waiting for a refresh that failed.
+    failures: AtomicU64,
+}
+
+/// How a login's last refresh went.
+#[derive(Debug, Default)]
+struct Last {
+    /// How the last refresh failed.
+    failure: Option<Error>,
+    /// Refreshes that failed for now in a row.
+    streak: u32,
+    /// After a refresh failed for now: no refresh is tried before this instant for the
+    /// refresh token with this fingerprint (a new login, which replaces it, is tried at
+    /// once), and requests that need one get `failure`.
+    pause: Option<(Instant, u64)>,
+}
+
+impl Auth {
+    /// A usable token for `p`: the stored one, or a refreshed one when it expires within
+    /// the margin or when it is `rejected` (an upstream just answered 401 to it).
+    pub(super) fn fresh(&self, p: &Provider, rejected: Option<&Tokens>) -> Result<Tokens, Error> {
+        let login_needed = |reason: String| Error::LoginNeeded {
+            provider: p.id.clone(),
+            reason,
+        };
+        let flight = {
+            let mut flights = lock(&self.flights);
+            Arc::clone(flights.entry(p.id.clone()).or_default())
+        };
+        let failures = flight.failures.load(Ordering::Acquire);
+        let mut last = lock(&flight.last);
+        // Re-read under the lock: the refresh we waited for may have stored new tokens.
+        let current = self
+            .tokens(&p.id)
+            .ok_or_else(|| login_needed("not logged in".into()))?;
+        if !self.needs_refresh(&current, rejected) {
+            return Ok(current);
+        }
+        // The refresh we waited for failed: its answer is ours too, rather than one more
+        // try each for a burst of requests, each as long as the last (a hung endpoint).
+        if flight.failures.load(Ordering::Acquire) != failures
+            && let Some(e) = last.failure.as_ref().and_then(failed_again)
+        {
+            return match e {
+                Error::RefreshFailed { .. } if usable_as_is(&current, rejected) => Ok(current),
+                e => Err(e),
+            };
+        }
+        // Within the pause after a failure for now: the token as it is while it has not
+        // expired (and was not just refused), else that failure's answer at once.
+        let spent = fingerprint(current.refresh.expose());
+        if let Some((until, print)) = last.pause
+            && Instant::now() < until
+            && print == spent
+            && let Some(e) = last.failure.as_ref().and_then(failed_again)
+        {
+            if usable_as_is(&current, rejected) {
+                return Ok(current);
+            }
+            return Err(e);
+        }
+        let result = self.refresh(p, rejected);
+        match &result {
+            Err(Error::RefreshFailed { .. }) => {
+                last.streak = last.streak.saturating_add(1);
+                let pause = self
+                    .pause_first
+                    .saturating_mul(1 << (last.streak - 1).min(16))
+                    .min(PAUSE_MOST.max(self.pause_first));
+                last.pause = Some((Instant::now() + pause, spent));
+            }
+            _ => {
+                last.streak = 0;
+                last.pause = None;
+            }
+        }
+        if let Err(e) = &result
+            && let Some(copy) = failed_again(e)
+        {
+            last.failure = Some(copy);
+            flight.failures.fetch_add(1, Ordering::Release);
+        }
+        match result {
+            // Failed for now, with an access token that has not expired (refreshes start
+            // five minutes ahead): it carries this request, and those that waited for
+            // this refresh, until it expires; the pause spaces out the next tries.
+            Err(Error::RefreshFailed { reason, .. }) if usable_as_is(&current, rejected) => {
+                let left = current.expires_at.saturating_sub(oauth::now());
+                crate::log::line(format!(
+                    "warning: the {} login could not be refreshed ({reason}); its access \
+                     token, which expires in {left} s, is used until then",
+                    p.id
+                ));
+                Ok(current)
+            }
+            result => result,
+        }
+    }
+
+    /// Whether `current` must be refreshed before use: it expires within the margin, or
+    /// it is the token an upstream just refused.
+    fn needs_refresh(&self, current: &Tokens, rejected: Option<&Tokens>) -> bool {
+        let rejected_now = rejected.is_some_and(|r| r.access == current.access);
+        let expiring =
+            current.expires_at != 0 && current.expires_at <= oauth::now() + REFRESH_MARGIN_SECS;
+        rejected_now || expiring
+    }
+
+    /// Refreshes `p`'s login under the token file's lock, which another routeplane
+    /// refreshing the same file (or a `routeplane login`) takes too: the file is read
+    /// again under it, and a login another process renewed meanwhile is used as it is,
+    /// its rotated refresh token not spent a second time (which a provider may take as
+    /// a stolen token, and revoke the login).
+    fn refresh(&self, p: &Provider, rejected: Option<&Tokens>) -> Result<Tokens, Error> {
+        let login_needed = |reason: String| Error::LoginNeeded {
+            provider: p.id.clone(),
+            reason,
+        };
+        let (Some(client), Some(store)) = (&self.client, &self.store) else {
+            return Err(login_needed("no token store".into()));
+        };
+        let unreadable = |e: Error| match e {
+            Error::Auth(why) => login_needed(format!("its token file cannot be read: {why}")),
+            e => login_needed(e.to_string()),
+        };
+        // Read before the refresh token is spent: one spent and then not stored is lost.
+        let held = store.lock().map_err(|e| match e {
+            Error::Auth(why) => login_needed(why),
+            e => login_needed(e.to_string()),
+        })?;
+        let entry = held.load().map_err(unreadable)?.remove(&p.id);
+        let current = entry
+            .as_ref()
+            .and_then(store::from_json)
+            .ok_or_else(|| login_needed("not logged in".into()))?;
+        if let Some(reason) = entry.as_ref().and_then(store::refused) {
+            return Err(login_needed(format!("login needed: {reason}")));
+        }
+        if !self.needs_refresh(&current, rejected) {
+            drop(held);
+            self.remember(&p.id, &current);
+            return Ok(current);
+        }
+        if current.refresh.expose().is_empty() {
+            return Err(login_needed("the stored login cannot be refreshed".into()));
+        }
+        let renewed = match Subscription::of(&p.id) {
+            Some(Subscription::Anthropic) => anthropic::refresh(client, &p.auth, &current),
+            Some(Subscription::OpenAiCodex) => openai_codex::refresh(client, &p.auth, &current),
+            None => return Ok(current),
+        }
+        .map_err(|e| {
+            let words = e.words();
+            if let TokenFailure::Answered { for_good: true, .. } = e {
+                // Refused for good: marked in the file, so no refresh is tried again
+                // (by this or another routeplane) until a new login replaces the entry.
+                if let Err(mark) = held.mark_refused(&p.id, current.refresh.expose(), &words) {
+                    crate::log::line(format!("cannot mark the {} login: {mark}", p.id));
+                }
+                crate::log::line(format!(
+                    "the {} login was refused ({words}); run `routeplane login {}`",
+                    p.id,
+                    p.id.split('#').next().unwrap_or(&p.id)
+                ));
+                return login_needed(format!("login needed: {words}"));
+            }
+            // Not "login needed": the endpoint was down, slow or answered a page, and
+            // the login may be good. A token endpoint's answer says "refresh failed
+            // (STATUS: …)" already.
+            let reason = match e {
+                TokenFailure::Answered { .. } => words,
+                TokenFailure::NoTokens(why) => format!("refresh failed: {why}"),
+            };
+            Error::RefreshFailed {
+                provider: p.id.clone(),
+                reason,
+            }
+        })?;
+        // Persist the rotated refresh token before anything uses the new access token.
+        held.put(&p.id, Some(&renewed))
+            .map_err(|e| login_needed(e.to_string()))?;
+        drop(held);
+        self.remember(&p.id, &renewed);
+        crate::log::line(format!("refreshed the {} login", p.id));
+        Ok(renewed)
+    }
+
+    /// Keeps `tokens`, just read from or written to the token file, as `key`'s. The
+    /// file is read again at the next look-up: other logins in it may have changed
+    /// since the cache was filled, and another process may have written it since.
+    fn remember(&self, key: &str, tokens: &Tokens) {
+        let mut cache = lock(&self.cache);
+        cache.tokens.insert(key.to_string(), tokens.clone());
+        cache.refused.remove(key);
+        cache.read_at = None;
+        cache.recheck = None;
+    }
+}
+
+/// Whether `current`, which needs a refresh, may still be sent when the refresh failed
+/// for now: it has not expired, and it is not the token an upstream just refused.
+fn usable_as_is(current: &Tokens, rejected: Option<&Tokens>) -> bool {
+    let rejected_now = rejected.is_some_and(|r| r.access == current.access);
+    let expired = current.expires_at != 0 && current.expires_at <= oauth::now();
+    !rejected_now && !expired
+}
+
+/// A copy of a refresh's failure for the requests that waited for it: the two ways a
+/// refresh fails (the login is gone, or the refresh failed for now).
+fn failed_again(e: &Error) -> Option<Error> {
+    match e {
+        Error::LoginNeeded { provider, reason } => Some(Error::LoginNeeded {
+            provider: provider.clone(),
+            reason: reason.clone(),
+        }),
+        Error::RefreshFailed { provider, reason } => Some(Error::RefreshFailed {
+            provider: provider.clone(),
+            reason: reason.clone(),
+        }),
+        _ => None,
+    }
+}
