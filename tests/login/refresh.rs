@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::support::proxy::Resp;
+
 use super::*;
 
 /// A proxy on `config`, its token file the one in `dir`.
@@ -64,6 +66,24 @@ fn token_url_at(config: &str, oauth: &MockOAuth, url: &str) -> String {
     )
 }
 
+/// Every wire asks for `anthropic:claude-x` at once, each from a thread of its own.
+fn burst(p: &Arc<Proxy>) -> Vec<(Wire, Resp)> {
+    let handles: Vec<_> = Wire::ALL
+        .into_iter()
+        .map(|wire| {
+            let p = Arc::clone(p);
+            std::thread::spawn(move || {
+                let r = p.post(
+                    &wire.url("anthropic:claude-x", false),
+                    wire.request("anthropic:claude-x", false, false),
+                );
+                (wire, r)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
 #[test]
 fn a_burst_waiting_on_a_hung_token_endpoint_shares_one_refresh_and_its_failure() {
     // The login's token has expired and its token endpoint accepts connections and
@@ -74,20 +94,10 @@ fn a_burst_waiting_on_a_hung_token_endpoint_shares_one_refresh_and_its_failure()
     let config = token_url_at(&config, &oauth, &hung.url()) + "timeouts:\n  first_byte_secs: 2\n";
     let p = Arc::new(serving(&dir, &config));
     let started = Instant::now();
-    let handles: Vec<_> = Wire::ALL
+    let told: Vec<_> = burst(&p)
         .into_iter()
-        .map(|wire| {
-            let p = Arc::clone(&p);
-            std::thread::spawn(move || {
-                let r = p.post(
-                    &wire.url("anthropic:claude-x", false),
-                    wire.request("anthropic:claude-x", false, false),
-                );
-                (wire, r.status, wire.error_message(&r.json()))
-            })
-        })
+        .map(|(wire, r)| (wire, r.status, wire.error_message(&r.json())))
         .collect();
-    let told: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(hung.count(), 1, "one refresh for the burst");
     let token_url = format!("{}/token", hung.url());
     for (wire, status, msg) in told {
@@ -124,22 +134,8 @@ fn a_token_not_yet_expired_carries_requests_when_its_refresh_fails_for_now() {
         Reply::json(503, json!({"message": "down for maintenance"}))
     });
     let p = Arc::new(serving(&dir, &token_url_at(&config, &oauth, &down.url())));
-    let handles: Vec<_> = Wire::ALL
-        .into_iter()
-        .map(|wire| {
-            let p = Arc::clone(&p);
-            std::thread::spawn(move || {
-                let r = p.post(
-                    &wire.url("anthropic:claude-x", false),
-                    wire.request("anthropic:claude-x", false, false),
-                );
-                (wire, r.status, r.body)
-            })
-        })
-        .collect();
-    for h in handles {
-        let (wire, status, body) = h.join().unwrap();
-        assert_eq!(status, 200, "{wire:?}: {body}");
+    for (wire, r) in burst(&p) {
+        assert_eq!(r.status, 200, "{wire:?}: {}", r.body);
     }
     assert_eq!(down.count(), 1, "one refresh for the burst");
     let used: Vec<_> = up

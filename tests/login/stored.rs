@@ -267,29 +267,34 @@ fn listing_config(dir: &Dir) -> std::path::PathBuf {
     )
 }
 
+/// `providers --json` with a private token file holding `logins`: its JSON, and what it
+/// printed (stdout, stderr).
+fn listed(dir: &Dir, logins: Value) -> (Value, String, String) {
+    token_file(dir, logins, 0o600);
+    let cfg = listing_config(dir);
+    let (code, out, err) = run(
+        dir,
+        &["providers", "--json", "-c", cfg.to_str().unwrap()],
+        None,
+        |_| None,
+    );
+    assert_eq!(code, 0, "{err}");
+    (serde_json::from_str(&out).unwrap(), out, err)
+}
+
 #[test]
 fn providers_shows_an_expired_token_as_refreshed_on_next_use_not_its_date() {
     // A token that expired (here at 1970-01-01 00:00:01) is refreshed by the next
     // request: its date would read as a login that ended in 1970. A token file that
     // does not say when its token expires (0) does not make it "until 1970" either.
     let dir = Dir::new();
-    token_file(
+    let (v, out, err) = listed(
         &dir,
         json!({
             "anthropic": {"access_token": "at-a", "refresh_token": "rt-a", "expires_at": 1},
             "openai-codex": {"access_token": "at-c", "refresh_token": "rt-c", "expires_at": 0},
         }),
-        0o600,
     );
-    let cfg = listing_config(&dir);
-    let (code, out, err) = run(
-        &dir,
-        &["providers", "--json", "-c", cfg.to_str().unwrap()],
-        None,
-        |_| None,
-    );
-    assert_eq!(code, 0, "{err}");
-    let v: Value = serde_json::from_str(&out).unwrap();
     let state = |id: &str| entry(&v, id)["state"].clone();
     assert_eq!(
         state("anthropic"),
@@ -422,7 +427,7 @@ fn an_expiry_in_milliseconds_is_read_as_its_date() {
     // `expiresAt` is in milliseconds: read as seconds, it would be a date some 50 000
     // years ahead, and the token never refreshed.
     let dir = Dir::new();
-    token_file(
+    let (v, out, _) = listed(
         &dir,
         json!({
             // 2100-01-01 00:00:00 UTC.
@@ -430,17 +435,7 @@ fn an_expiry_in_milliseconds_is_read_as_its_date() {
             // 2001-09-09, long expired.
             "openai-codex": {"access_token": "at-c", "refresh_token": "rt-c", "expires_at": 1_000_000_000_000_u64},
         }),
-        0o600,
     );
-    let cfg = listing_config(&dir);
-    let (code, out, err) = run(
-        &dir,
-        &["providers", "--json", "-c", cfg.to_str().unwrap()],
-        None,
-        |_| None,
-    );
-    assert_eq!(code, 0, "{err}");
-    let v: Value = serde_json::from_str(&out).unwrap();
     let state = |id: &str| entry(&v, id)["state"].as_str().unwrap().to_string();
     assert!(
         state("anthropic").starts_with("logged in until 2100-01-01 "),
