@@ -24,8 +24,9 @@ pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
         .or_else(|| {
             // What serves a name like it, and beside that the blocks that may serve it
             // though nothing lists it.
-            let like =
-                credential_hint(reg, detected, model).or_else(|| pull_hint(reg, detected, model));
+            let like = credential_hint(reg, detected, model)
+                .or_else(|| virtual_hint(reg, model))
+                .or_else(|| pull_hint(reg, detected, model));
             // A typo of a served name first: the pull or key it would need is the lesser case.
             let like = match (near_hint(&known, model), like) {
                 (Some(near), Some(like)) => Some(format!("{near} Otherwise, {like}")),
@@ -173,6 +174,28 @@ fn near_hint(known: &[String], model: &str) -> Option<String> {
     let near = crate::config::nearest(&asked, names.iter().map(|(lower, _)| lower.as_str()))?;
     let (_, shown) = names.iter().find(|(lower, _)| lower == near)?;
     (near != asked).then(|| format!("Did you mean `{shown}`?"))
+}
+
+/// The names the README and `routeplane.example.yaml` give their virtual models: a
+/// newcomer asks for one before defining it.
+const EXAMPLE_VIRTUALS: &[&str] = &["smart"];
+
+/// For a README example's virtual model (`smart`) the config does not define: where it
+/// is defined, instead of `ollama pull smart`, which pulls nothing.
+fn virtual_hint(reg: &Registry, model: &str) -> Option<String> {
+    let name = EXAMPLE_VIRTUALS
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(model))?;
+    let none = if reg.virtuals.is_empty() {
+        "this config defines no virtual models"
+    } else {
+        "this config does not define it"
+    };
+    Some(format!(
+        "`{name}` is the README's example of a virtual model, and {none}: define it under \
+         a top-level `models:` with the endpoints to try in order (see \
+         `routeplane.example.yaml`, or the README's Configuration)"
+    ))
 }
 
 /// For a name an Ollama that is up has not pulled: the command that pulls it, with the

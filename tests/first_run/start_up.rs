@@ -78,6 +78,36 @@ fn ollama_names_reach_ollama_and_near_misses_are_told_the_name() {
 }
 
 #[test]
+fn the_readmes_smart_undefined_is_told_where_virtual_models_are_defined() {
+    // `smart` was told `run \`ollama pull smart\``: the README names it as if it existed.
+    let up = MockUpstream::start(ollama);
+    let config = local_servers_config(&up.url());
+    for (extra, none) in [
+        ("", "this config defines no virtual models"),
+        (
+            "models:\n  fast:\n    endpoints: [ollama:llama3.1]\n",
+            "this config does not define it",
+        ),
+    ] {
+        let p = Proxy::start(&format!("{config}{extra}"));
+        p.wait_log(" local servers: ollama (1 model)");
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(resp.status, 404, "{}", resp.body);
+        let message = resp.error_message();
+        let hint = format!(
+            "`smart` is the README's example of a virtual model, and {none}: define it under \
+             a top-level `models:` with the endpoints to try in order (see \
+             `routeplane.example.yaml`, or the README's Configuration)"
+        );
+        assert!(message.ends_with(&format!(". {hint}")), "{message}");
+        assert!(!message.contains("ollama pull"), "{message}");
+    }
+}
+
+#[test]
 fn a_typo_of_a_served_name_is_asked_about_before_a_pull() {
     // `lama3.1` was told only `run \`ollama pull lama3.1\``, a pull of a typo, while
     // `llama3.1:latest` was one of the suggestions.
