@@ -20,8 +20,10 @@
 
 //!
 //! Asking the sources is in `probe.rs`; the state a provider or a model is shown in
-//! (listings, `routeplane providers`, `routeplane route`) in `state.rs`.
+//! (listings, `routeplane providers`, `routeplane route`) in `state.rs`. What would serve a model when
+//! nothing does, in `nothing.rs`.
 
+mod nothing;
 mod probe;
 mod state;
 
@@ -35,6 +37,7 @@ use crate::auth::{Auth, Subscription};
 use crate::log;
 use crate::registry::Provider;
 
+pub use nothing::{nothing_served, nothing_to_list};
 pub use probe::{list_hosted, probe, probe_all};
 pub use state::{State, model_state, provider_state};
 

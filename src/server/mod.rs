@@ -368,11 +368,16 @@ fn warn_if_few_files(workers: usize) {
 /// lists are fetched in the background at once and every `detect.hosted_interval_secs`.
 fn start_detection(shared: &Arc<Shared>) {
     probe_local(shared, &shared.registry());
-    log::line(local_servers(
-        &shared.registry(),
-        &shared.detected,
-        &shared.env.auth,
-    ));
+    let registry = shared.registry();
+    let (detected, auth) = (&shared.detected, &shared.env.auth);
+    log::line(local_servers(&registry, detected, auth));
+    // Once, here: a request that finds nothing gets its own 404, with no more work.
+    if detect::nothing_served(&registry, detected, auth) {
+        log::line(format!(
+            "nothing can be served: {}",
+            detect::nothing_to_list(&registry, detected, auth)
+        ));
+    }
     let local = Arc::clone(shared);
     let spawned = thread::Builder::new().name("detect".into()).spawn(move || {
         loop {

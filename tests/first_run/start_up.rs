@@ -19,6 +19,49 @@ fn start_up_names_the_config_and_the_local_servers_found_and_not() {
 }
 
 #[test]
+fn start_up_with_nothing_to_serve_says_so_and_what_would_serve_once() {
+    // It said only "local servers: none; not found: ...", and a newcomer learned which
+    // keys or logins would help only from a 404 or `routeplane models`.
+    let p = Proxy::start(&nothing_found_config());
+    p.wait_log(" local servers: none; not found: ollama, vllm, lmstudio, llamacpp");
+    let line = p.wait_log(" nothing can be served: no models are configured or detected; ");
+    for what in [
+        "start a local server (ollama, vllm, lmstudio or llamacpp)",
+        "set a provider's key (",
+        "OPENAI_API_KEY",
+        "run `routeplane login ",
+    ] {
+        assert!(line.contains(what), "{what}: {line}");
+    }
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "llama3.1", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let said = p.log();
+    let times = said
+        .iter()
+        .filter(|l| l.contains("nothing can be served"))
+        .count();
+    assert_eq!(times, 1, "{said:?}");
+    // With a model found, nothing of the kind.
+    let up = MockUpstream::start(ollama);
+    let p = Proxy::start(&local_servers_config(&up.url()));
+    p.wait_log(" local servers: ollama (1 model)");
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "llama3.1", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    p.wait_log(" status=200 ");
+    let said = p.log();
+    assert!(
+        !said.iter().any(|l| l.contains("nothing can be served")),
+        "{said:?}"
+    );
+}
+
+#[test]
 fn ollama_names_reach_ollama_and_near_misses_are_told_the_name() {
     // Ollama's `mistral:7b` starts with a built-in provider's id; `gpt-oss` looks like an
     // OpenAI model's name. Neither is meant for a hosted API that has no key.
