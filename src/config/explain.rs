@@ -202,6 +202,19 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     };
     // Messages that already name what is wrong by its key need no prefix.
     let named = msg.starts_with("unknown field") || msg.starts_with("unknown key");
+    // `models:` indented under `providers:` is read as a provider named `models`.
+    if keys.len() >= 2 && keys[0] == "providers" && keys[1] == "models" {
+        let msg = if named {
+            msg
+        } else {
+            format!("{}: {msg}", keys.join("."))
+        };
+        return format!(
+            "{msg} (`models:` under `providers:` is read as a provider named `models`: \
+             virtual models go under a top-level `models:`, at the start of its line, and \
+             a provider's own models under its block, as `ollama: {{models: [llama3.1]}}`)"
+        );
+    }
     if named {
         let field = msg.split('`').nth(1).unwrap_or("");
         // `- llama3.1: 8b` under a provider's `models:`: a tag's colon with a space after

@@ -357,3 +357,30 @@ fn numbers_and_switches_may_come_from_the_environment() {
         "{validate}"
     );
 }
+
+#[test]
+fn models_indented_under_providers_is_told_it_belongs_at_the_top_level() {
+    // It was told only "providers.models: expected a map of keys, got a list", or an
+    // unknown field `smart` of a provider, with no word of where `models:` goes.
+    let hint = " (`models:` under `providers:` is read as a provider named `models`: virtual \
+        models go under a top-level `models:`, at the start of its line, and a provider's own \
+        models under its block, as `ollama: {models: [llama3.1]}`)";
+    for (yaml, want) in [
+        (
+            "providers:\n  ollama: {}\n  models:\n    - id: llama3.1\n",
+            "4:5: providers.models: expected a map of keys, got a list",
+        ),
+        (
+            "providers:\n  ollama: {}\n  models:\n    smart:\n      endpoints: [ollama:llama3.1]\n",
+            "4:5: unknown field `smart`, expected one of api_base, api_key, api_protocol, \
+             headers, models, detect, auth, prefill",
+        ),
+    ] {
+        let (path, validate, serve) = config_error(yaml, &[]);
+        assert_text(
+            &validate,
+            &format!("routeplane: invalid: {path}:{want}{hint}\n"),
+        );
+        assert_text(&serve, &format!("routeplane: error: {path}:{want}{hint}\n"));
+    }
+}
