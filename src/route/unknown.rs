@@ -132,20 +132,28 @@ fn unlisted_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<Str
 }
 
 /// For a name served only with a tag (`gpt-oss` at an Ollama that has `gpt-oss:20b`):
-/// the names that reach it. Before any vendor's hint: a local model is what was meant.
+/// the names that reach it, as they can be written (`llama3.1` for `llama3.1:latest`, which
+/// a local server implies). Before any vendor's hint: a local model is what was meant.
 fn tag_hint(known: &[String], model: &str) -> Option<String> {
-    let tagged: Vec<String> = known
+    let tagged: Vec<&str> = known
         .iter()
         .filter(|id| {
             id.split_once(':')
                 .is_some_and(|(name, _)| name.eq_ignore_ascii_case(model))
         })
-        .map(|id| format!("`{id}`"))
+        .map(|id| id.strip_suffix(":latest").unwrap_or(id))
         .collect();
+    // `Llama3.1` for `llama3.1:latest`: only the case differs, and it counts.
+    if let Some(same) = tagged.iter().find(|n| n.eq_ignore_ascii_case(model)) {
+        return Some(format!(
+            "`{model}` is served as `{same}`: a model's name is matched with its case"
+        ));
+    }
     (!tagged.is_empty()).then(|| {
+        let names: Vec<String> = tagged.iter().map(|n| format!("`{n}`")).collect();
         format!(
             "`{model}` is served with a tag: name {}",
-            tagged.join(" or ")
+            names.join(" or ")
         )
     })
 }

@@ -181,6 +181,12 @@ fn a_typo_of_a_served_name_is_asked_about_before_a_pull() {
             "Did you mean `qwen3-coder:30b`? Otherwise, ollama is up and has not pulled it: \
              run `ollama pull qwen3coder:30b`",
         ),
+        // Only the case differs from `llama3.1:latest`: it was told to name
+        // `llama3.1:latest`, though `llama3.1` works.
+        (
+            "Llama3.1",
+            "`Llama3.1` is served as `llama3.1`: a model's name is matched with its case",
+        ),
         // Nothing served is near, or only another tag of the name (another size): only
         // the pull.
         (
