@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::base64;
 use crate::error::Error;
 use crate::log::Secret;
-use crate::upstream::{Client, KEEP_WAITING, SendError};
+use crate::upstream::{Client, KEEP_WAITING, Net, SendError};
 
 /// Tokens as a provider returned them, with an absolute expiry.
 #[derive(Clone, PartialEq, Eq)]
@@ -233,6 +233,13 @@ pub fn post(
             SendError::Timeout(_) => {
                 TokenFailure::NoTokens(format!("{shown} did not answer in time"))
             }
+            // Most often no network at all (a laptop offline) and a default URL, which no
+            // setting of the user's names: the network first, the setting second.
+            SendError::Network(Net::Dns, _) => TokenFailure::NoTokens(format!(
+                "cannot reach {shown}: no network or DNS here (`{}` does not resolve); if you \
+                 set `{setting}`, check it",
+                crate::log::host_of(url)
+            )),
             e => TokenFailure::NoTokens(format!("cannot reach {shown}: {}", e.hinting(setting))),
         })?;
     let status = reply.status;

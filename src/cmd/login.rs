@@ -184,6 +184,14 @@ fn no_browser_here(redirect_uri: &str, label: &str) -> Error {
     ))
 }
 
+/// [`no_browser_here`] after [`codex_other_ways`] was printed: the other ways once.
+fn no_browser_after_note(redirect_uri: &str) -> Error {
+    Error::Usage(format!(
+        "no browser was opened here and stdin has ended (it is not a terminal), so nothing \
+         can bring the login back to {redirect_uri}; log in one of the ways above"
+    ))
+}
+
 /// The refusal of an anthropic login whose code was not pasted within `wait`: on a
 /// pipe that stays open, nothing else would ever end it.
 fn no_paste_within(wait: Duration, label: &str) -> Error {
@@ -389,6 +397,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                 );
                 let wait = login_wait();
                 let deadline = Instant::now() + wait;
+                let noted = std::cell::Cell::new(false);
                 let code = callback::wait_for_code(
                     &pending.redirect_uri,
                     &pending.state,
@@ -399,6 +408,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                     },
                     || {
                         if headless {
+                            noted.set(true);
                             eprintln!("{}", codex_other_ways(&pending.redirect_uri, &label));
                         } else {
                             eprintln!(
@@ -412,8 +422,11 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                         if Instant::now() >= deadline {
                             return Some(no_callback_within(wait, &pending.redirect_uri, &label));
                         }
-                        (headless && ended(Duration::ZERO))
-                            .then(|| no_browser_here(&pending.redirect_uri, &label))
+                        // The ways without a browser were just listed: not again.
+                        (headless && ended(Duration::ZERO)).then(|| match noted.get() {
+                            true => no_browser_after_note(&pending.redirect_uri),
+                            false => no_browser_here(&pending.redirect_uri, &label),
+                        })
                     },
                 )?;
                 openai_codex::finish(&client, &urls, &pending, &code)?

@@ -26,13 +26,44 @@ fn an_unreachable_token_endpoint_names_the_auth_setting_not_api_base() {
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains(
-            "cannot reach https://routeplane-test.invalid/oauth/token: host not found: \
-             `routeplane-test.invalid` does not resolve (check `auth: token_url`, and this \
-             machine's DNS)"
+            "cannot reach https://routeplane-test.invalid/oauth/token: no network or DNS \
+             here (`routeplane-test.invalid` does not resolve); if you set `auth: token_url`, \
+             check it"
         ),
         "{err}"
     );
     assert!(!err.contains("api_base"), "{err}");
+}
+
+#[test]
+fn a_device_login_offline_leads_with_the_network_then_the_setting() {
+    // It said only "check `auth: device_url`", to a user with no config at all.
+    let dir = Dir::new();
+    let cfg = dir.write(
+        "routeplane.yaml",
+        "providers:\n  openai-codex:\n    auth:\n      device_url: https://routeplane-test.invalid/usercode\n",
+    );
+    let (code, _, err) = run(
+        &dir,
+        &[
+            "login",
+            "openai-codex",
+            "--device",
+            "-c",
+            cfg.to_str().unwrap(),
+        ],
+        None,
+        |_| None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "cannot reach https://routeplane-test.invalid/usercode: no network or DNS here \
+             (`routeplane-test.invalid` does not resolve); if you set `auth: device_url`, \
+             check it"
+        ),
+        "{err}"
+    );
 }
 
 /// A token endpoint that refuses every grant in words no terminal should get as they
