@@ -120,11 +120,18 @@ impl Registry {
                 if !providers.iter().any(|x| x.id == base) {
                     // A typo of a provider, or a bare Ollama name (`llama3.1:8b`), whose
                     // first colon is its tag's (`mixtral:8x7b`, however near `mistral`).
-                    let near = (!super::looks_like_tag(m))
+                    let tag = super::looks_like_tag(m);
+                    let near = (!tag)
                         .then(|| crate::config::nearest(base, providers.iter().map(|x| &*x.id)))
                         .flatten();
                     let hint = match near {
                         Some(id) => format!(" (did you mean `{id}:{m}`?)"),
+                        // `nosuch:llama3.1`: a model after the colon, so a provider before
+                        // it, which nothing defines (not `ollama:nosuch:llama3.1`).
+                        None if !tag => format!(
+                            ": no block under `providers:` defines `{base}`, and no built-in \
+                             provider is named so"
+                        ),
                         None => format!(
                             " (only the text before the first colon names one): write the \
                              provider first, e.g. `ollama:{p}:{m}`"
