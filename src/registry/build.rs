@@ -126,11 +126,12 @@ impl Registry {
                         .flatten();
                     let hint = match near {
                         Some(id) => format!(" (did you mean `{id}:{m}`?)"),
-                        // `nosuch:llama3.1`: a model after the colon, so a provider before
-                        // it, which nothing defines (not `ollama:nosuch:llama3.1`).
+                        // `nosuch:llama3.1` reads as a provider and a model, but a word
+                        // tag (`llama3:instruct`) is Ollama's too: both are said.
                         None if !tag => format!(
                             ": no block under `providers:` defines `{base}`, and no built-in \
-                             provider is named so"
+                             provider is named so (if `{p}:{m}` is a local model's name and \
+                             tag, write its provider first: `ollama:{p}:{m}`)"
                         ),
                         None => format!(
                             " (only the text before the first colon names one): write the \
