@@ -17,23 +17,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::proxy::{hermetic, routeplane_in};
-use crate::support::upstream::{Recorded, chat_answer};
+use crate::support::upstream::{Recorded, chat_answer, ollama};
 use crate::support::{Dir, MockUpstream, Proxy, Reply, assert_text, entry, wait_until};
-
-/// A mock Ollama: native `/api/tags`, OpenAI-style `/v1/models`, chat completions.
-fn ollama(models: &'static [&'static str]) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
-    move |req| match req.path.as_str() {
-        "/api/tags" => Reply::json(
-            200,
-            json!({"models": models.iter().map(|m| json!({"name": m, "model": m, "size": 1})).collect::<Vec<_>>()}),
-        ),
-        "/v1/models" => Reply::json(
-            200,
-            json!({"object": "list", "data": models.iter().map(|m| json!({"id": m, "object": "model"})).collect::<Vec<_>>()}),
-        ),
-        _ => Reply::json(200, chat_answer("from ollama")),
-    }
-}
 
 fn ask(p: &Proxy, model: &str) -> crate::support::proxy::Resp {
     p.post(

@@ -65,20 +65,10 @@ fn start_up_with_nothing_to_serve_says_so_and_what_would_serve_once() {
 fn ollama_names_reach_ollama_and_near_misses_are_told_the_name() {
     // Ollama's `mistral:7b` starts with a built-in provider's id; `gpt-oss` looks like an
     // OpenAI model's name. Neither is meant for a hosted API that has no key.
-    let up = MockUpstream::start(|req| {
-        let names = ["mistral:7b", "gpt-oss:20b"];
-        match req.path.as_str() {
-            "/api/tags" => Reply::json(
-                200,
-                json!({"models": names.map(|n| json!({"name": n, "model": n}))}),
-            ),
-            "/v1/models" => Reply::json(
-                200,
-                json!({"object": "list", "data": names.map(|n| json!({"id": n}))}),
-            ),
-            _ => Reply::json(200, chat_answer("from ollama")),
-        }
-    });
+    let up = MockUpstream::start(crate::support::upstream::ollama(&[
+        "mistral:7b",
+        "gpt-oss:20b",
+    ]));
     let p = Proxy::start(&local_servers_config(&up.url()));
     p.wait_log(" local servers: ollama (2 models)");
     let ask = |model: &str| {
@@ -154,20 +144,10 @@ fn the_readmes_smart_undefined_is_told_where_virtual_models_are_defined() {
 fn a_typo_of_a_served_name_is_asked_about_before_a_pull() {
     // `lama3.1` was told only `run \`ollama pull lama3.1\``, a pull of a typo, while
     // `llama3.1:latest` was one of the suggestions.
-    let up = MockUpstream::start(|req| {
-        let names = ["llama3.1:latest", "qwen3-coder:30b"];
-        match req.path.as_str() {
-            "/api/tags" => Reply::json(
-                200,
-                json!({"models": names.map(|n| json!({"name": n, "model": n}))}),
-            ),
-            "/v1/models" => Reply::json(
-                200,
-                json!({"object": "list", "data": names.map(|n| json!({"id": n}))}),
-            ),
-            _ => Reply::json(200, chat_answer("from ollama")),
-        }
-    });
+    let up = MockUpstream::start(crate::support::upstream::ollama(&[
+        "llama3.1:latest",
+        "qwen3-coder:30b",
+    ]));
     let p = Proxy::start(&local_servers_config(&up.url()));
     p.wait_log(" local servers: ollama (2 models)");
     for (model, hint) in [

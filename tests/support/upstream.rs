@@ -131,6 +131,24 @@ pub fn chat_events(n: usize, done: bool) -> Vec<String> {
     evs
 }
 
+/// A mock Ollama serving `models`: native `/api/tags`, OpenAI-style `/v1/models`, and a
+/// chat answer "from ollama" to anything else.
+pub fn ollama(
+    models: &'static [&'static str],
+) -> impl Fn(&Recorded) -> Reply + Send + Sync + 'static {
+    move |req| match req.path.as_str() {
+        "/api/tags" => Reply::json(
+            200,
+            serde_json::json!({"models": models.iter().map(|m| serde_json::json!({"name": m, "model": m, "size": 1})).collect::<Vec<_>>()}),
+        ),
+        "/v1/models" => Reply::json(
+            200,
+            serde_json::json!({"object": "list", "data": models.iter().map(|m| serde_json::json!({"id": m, "object": "model"})).collect::<Vec<_>>()}),
+        ),
+        _ => Reply::json(200, chat_answer("from ollama")),
+    }
+}
+
 /// A chat completion answer with the given text.
 pub fn chat_answer(text: &str) -> serde_json::Value {
     serde_json::json!({
