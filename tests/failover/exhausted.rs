@@ -165,27 +165,23 @@ fn all_rate_limited_without_retry_after_says_when_the_first_cool_down_ends() {
             r#"{"error":{"message":"slow"}}"#.into(),
         ))
     };
-    // Neither names a pause: the cool-down each is given is what is left to wait.
-    let (a, b) = (limited(vec![]), limited(vec![]));
-    let p = Proxy::start(&config(
-        &a.url(),
-        &b.url(),
-        "failover:\n  retries: 0\n  cooldown_secs: 20\n",
-    ));
-    let resp = ask(&p, "smart");
-    assert_eq!(resp.status, 429, "{}", resp.body);
-    assert_eq!(resp.header("retry-after"), Some("20"));
-    // An OpenAI-style reset of 2.5 s is the shorter wait, rounded up: 2 would be early.
     let reset = vec![("x-ratelimit-reset-requests".into(), "2.5s".into())];
-    let (a, b) = (limited(reset), limited(vec![]));
-    let p = Proxy::start(&config(
-        &a.url(),
-        &b.url(),
-        "failover:\n  retries: 0\n  cooldown_secs: 20\n",
-    ));
-    let resp = ask(&p, "smart");
-    assert_eq!(resp.status, 429, "{}", resp.body);
-    assert_eq!(resp.header("retry-after"), Some("3"));
+    for (first, waited) in [
+        // Neither names a pause: the cool-down each is given is what is left to wait.
+        (vec![], "20"),
+        // An OpenAI-style reset of 2.5 s is the shorter wait, rounded up: 2 would be early.
+        (reset, "3"),
+    ] {
+        let (a, b) = (limited(first), limited(vec![]));
+        let p = Proxy::start(&config(
+            &a.url(),
+            &b.url(),
+            "failover:\n  retries: 0\n  cooldown_secs: 20\n",
+        ));
+        let resp = ask(&p, "smart");
+        assert_eq!(resp.status, 429, "{}", resp.body);
+        assert_eq!(resp.header("retry-after"), Some(waited));
+    }
 }
 
 /// Two Anthropic sources `a` and `b` serving `m`, `smart` = a:m then b:m, asked once each.
