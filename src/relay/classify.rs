@@ -6,13 +6,13 @@
 //! `next_step` then moves past or surfaces.
 
 use std::borrow::Cow;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::refused::Param;
 use super::{FailKind, Failure, Outcome, Run, fail};
 use crate::protocol;
 use crate::registry::Target;
-use crate::upstream::{self, BodyError, Reply, SendError};
+use crate::upstream::{self, Abandon, BodyError, Piece, Reply, SendError, Stream};
 
 /// Why a whole answer copied unchanged is not its protocol's, looked at without a
 /// parse (every such answer passes here, the chat path's among them): each protocol's
@@ -60,7 +60,7 @@ pub(super) fn said_instead(status: u16, ct: &str, bytes: &[u8]) -> String {
 /// as acceptable then), and Routeplane decodes none. Looked at only once a body failed
 /// to be an answer, so no answer pays for it. A body whose `Content-Encoding` names a
 /// coding is said by [`compressed_with`] at once, whatever its first bytes.
-pub(super) fn compressed(status: u16, bytes: &[u8]) -> Option<String> {
+fn compressed(status: u16, bytes: &[u8]) -> Option<String> {
     let gzip = bytes.starts_with(&[0x1f, 0x8b]);
     gzip.then(|| format!("it {}", compressed_with(status, "gzip", bytes.len())))
 }
@@ -214,22 +214,23 @@ fn unreadable(
     })
 }
 
+/// How much of a page is looked at for its title: its head is at its start.
+const PAGE_HEAD: usize = 16 * 1024;
+
 /// `Some` when a body that is no API's answer or error is an HTML page (its content
-/// type says so, or it opens as one), with the page's title if it has one; `None`
-/// otherwise: a body that does not open with `<` is not one, whatever its content
-/// type claims.
+/// type says so and it opens with `<`, or it opens as one), with the page's title if it
+/// has one; `None` otherwise: a body that does not open with `<` is not one, whatever
+/// its content type claims.
 fn web_page(ct: &str, bytes: &[u8]) -> Option<Option<String>> {
-    // The title is in a page's head: its first bytes are enough.
-    let head = &bytes[..bytes.len().min(16 * 1024)];
-    let lower = head.to_ascii_lowercase();
-    let opens = lower.trim_ascii_start();
-    let html = opens.starts_with(b"<")
-        && (ct.starts_with("text/html")
-            || opens.starts_with(b"<!doctype html")
-            || opens.starts_with(b"<html"));
+    let head = &bytes[..bytes.len().min(PAGE_HEAD)];
+    let html = match ct.starts_with("text/html") {
+        true => page_start(head).starts_with(b"<"),
+        false => opens_as_page(head),
+    };
     if !html {
         return None;
     }
+    let lower = head.to_ascii_lowercase();
     let find =
         |what: &[u8], from: usize| memchr::memmem::find(&lower[from..], what).map(|i| from + i);
     let title = find(b"<title", 0)
@@ -237,13 +238,127 @@ fn web_page(ct: &str, bytes: &[u8]) -> Option<Option<String>> {
         .and_then(|from| Some(&head[from..find(b"</title", from)?]))
         .map(|t| {
             let t = String::from_utf8_lossy(t);
+            let t = unescaped(&t);
             let t = super::cut(&t.split_whitespace().collect::<Vec<_>>().join(" "), 80);
-            // A control character left (an escape sequence) is written out, not sent on
-            // to a terminal or a log line.
+            // A control character left (an escape sequence, or one an entity names) is
+            // written out, not sent on to a terminal or a log line.
             crate::log::printable(&t, 80)
         })
         .filter(|t| !t.is_empty());
     Some(title)
+}
+
+/// A body from its first byte that is not whitespace or a byte order mark.
+fn page_start(bytes: &[u8]) -> &[u8] {
+    let b = bytes.trim_ascii_start();
+    b.strip_prefix(b"\xef\xbb\xbf")
+        .unwrap_or(b)
+        .trim_ascii_start()
+}
+
+/// True when a body opens as an HTML page does: `<!doctype` or `<html`, in any case.
+fn opens_as_page(bytes: &[u8]) -> bool {
+    let b = page_start(bytes);
+    let opens = |tag: &[u8]| {
+        b.get(..tag.len())
+            .is_some_and(|o| o.eq_ignore_ascii_case(tag))
+    };
+    opens(b"<!doctype") || opens(b"<html")
+}
+
+/// Why a stream whose first bytes are `first` is none: a compressed body, or a web page
+/// sent as `text/event-stream` (a captive portal's, or a proxy's that labels all it
+/// sends so), which is read on to its title from `stream` (until `deadline`, or
+/// `gone`) and said as a whole page is. Looked at once a stream, in its first bytes:
+/// every event stream opens with a field or a blank line, never with `<`.
+pub(super) fn not_a_stream(
+    status: u16,
+    first: &[u8],
+    stream: &mut Stream,
+    deadline: Instant,
+    gone: Abandon<'_>,
+) -> Option<String> {
+    if let Some(said) = compressed(status, first) {
+        return Some(said);
+    }
+    opens_as_page(first).then(|| page_of_stream(status, first, stream, (deadline, gone)))
+}
+
+/// [`not_a_stream`]'s page, read on to the end of its title or [`PAGE_HEAD`].
+#[cold]
+#[inline(never)]
+fn page_of_stream(
+    status: u16,
+    first: &[u8],
+    stream: &mut Stream,
+    (deadline, gone): (Instant, Abandon<'_>),
+) -> String {
+    let mut page = first.to_vec();
+    let titled = |p: &[u8]| memchr::memmem::find(&p.to_ascii_lowercase(), b"</title").is_some();
+    while page.len() < PAGE_HEAD && !titled(&page) {
+        match stream.next(deadline, gone) {
+            Piece::Data(b) => page.extend_from_slice(&b),
+            _ => break,
+        }
+    }
+    said_instead(status, "", &page)
+}
+
+/// A title's text with the entities titles hold decoded: `&amp;`, `&lt;`, `&gt;`,
+/// `&quot;`, `&apos;`, `&nbsp;` and numeric ones (`&#8211;`, `&#x2713;`). Any other is
+/// left as written.
+fn unescaped(text: &str) -> Cow<'_, str> {
+    if !text.contains('&') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut parts = text.split('&');
+    out.push_str(parts.next().unwrap_or_default());
+    for part in parts {
+        match entity(part) {
+            Some((c, len)) => {
+                out.push(c);
+                out.push_str(&part[len..]);
+            }
+            None => {
+                out.push('&');
+                out.push_str(part);
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// The entities [`unescaped`] decodes by name.
+const ENTITIES: [(&str, char); 6] = [
+    ("amp", '&'),
+    ("lt", '<'),
+    ("gt", '>'),
+    ("quot", '"'),
+    ("apos", '\''),
+    ("nbsp", '\u{a0}'),
+];
+
+/// The character an entity at the start of `text` (just after its `&`) names, and its
+/// length with its `;`. Looked for within 9 bytes: the longest is `#x10FFFF;`.
+fn entity(text: &str) -> Option<(char, usize)> {
+    let end = text.bytes().take(9).position(|b| b == b';')?;
+    let name = &text[..end];
+    let c = match ENTITIES.iter().find(|(n, _)| *n == name) {
+        Some(&(_, c)) => c,
+        None => {
+            let n = name.strip_prefix('#')?;
+            let (digits, radix) = match n.strip_prefix(['x', 'X']) {
+                Some(hex) => (hex, 16),
+                None => (n, 10),
+            };
+            let code = (digits.chars()).try_fold(0u32, |n, d| {
+                n.checked_mul(radix)?.checked_add(d.to_digit(radix)?)
+            });
+            char::from_u32(code.filter(|_| !digits.is_empty())?)?
+        }
+    };
+    Some((c, end + 1))
 }
 
 /// The failure an upstream's error answer stands for: a status and the body that said it.
@@ -394,6 +509,20 @@ mod tests {
              Routeplane does not ask for or decode"
         );
         assert!(said("application/json", b"{\"choices\": [").contains("13 bytes"));
+    }
+
+    #[test]
+    fn a_titles_common_entities_are_decoded_and_others_left_as_written() {
+        assert_eq!(
+            unescaped("Sign in &amp; accept &#8211; Caf&eacute; &#X41;&#xZ;&#;&#65&lt;"),
+            "Sign in & accept \u{2013} Caf&eacute; A&#xZ;&#;&#65<"
+        );
+        assert!(matches!(unescaped("no entity"), Cow::Borrowed(_)));
+        // A page sent as an event stream is one only when it opens as a page.
+        assert!(opens_as_page(b"\xef\xbb\xbf \r\n<!DOCTYPE html>"));
+        assert!(opens_as_page(b"\n<HTML lang=en>"));
+        assert!(!opens_as_page(b"data: <html>\n\n"));
+        assert!(!opens_as_page(b"<b>"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::attempt::Try;
-use super::classify::compressed_with;
+use super::classify::{compressed_with, not_a_stream};
 use super::recall::Noted;
 use super::splice::Splice;
 use super::{Break, EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, served_by, unfit};
@@ -116,13 +116,15 @@ fn relay_events(
         };
         let bytes = match piece {
             Piece::Data(b) => {
-                // A compressed stream would parse as no event at all and end "without
-                // its end marker": its `Content-Encoding`, or its first bytes, say what
-                // it is.
+                // A compressed stream, or a web page sent as one, would parse as no
+                // event at all and end "without its end marker": its `Content-Encoding`,
+                // or its first bytes, say what it is.
                 if std::mem::take(&mut opening)
                     && let Some(reason) = match &coding {
                         Some(c) => Some(format!("it {}", compressed_with(status, c, b.len()))),
-                        None => super::classify::compressed(status, &b),
+                        None => not_a_stream(status, &b, &mut stream, deadline, &|| {
+                            super::unwanted(env, out)
+                        }),
                     }
                 {
                     return fail(FailKind::Malformed, reason);

@@ -235,3 +235,50 @@ fn a_web_page_answered_with_200_is_named_by_its_title_not_its_size() {
         }
     }
 }
+
+#[test]
+fn a_web_page_labelled_as_an_event_stream_is_named_by_its_title() {
+    // A captive portal or a proxy that labels whatever it sends `text/event-stream`.
+    // Before, the page was read as events: the client was told the stream ended without
+    // its end marker, or got an empty stream.
+    let portal = "\u{feff}\r\n <!doctype html>\n<html><head><title>Guest WiFi</title></head><body><form>room 512, Smith</form></body></html>";
+    let said = "upstream `up` failed: it answered 200 with a web page (title: Guest WiFi), not \
+                its protocol's JSON answer: a network's login page (a captive portal) or a \
+                proxy in front of the source answered";
+    let mock = MockUpstream::always(Reply::Typed(200, "text/event-stream", portal.into()));
+    let p = Wire::Chat.serving(&mock, "m");
+    for client in [Wire::Chat, Wire::Anthropic] {
+        for stream in [false, true] {
+            let what = format!("{client:?}, stream {stream}");
+            let body = client.request("m", stream, false);
+            let resp = match stream {
+                true => p.stream(&client.url("m", true), body).into(),
+                false => p.post(&client.url("m", false), body),
+            };
+            assert_eq!(resp.status, 502, "{what}: {}", resp.body);
+            assert_eq!(client.error_message(&resp.json()), said, "{what}");
+            assert!(!resp.body.contains("room 512"), "{what}: {}", resp.body);
+        }
+    }
+}
+
+#[test]
+fn a_web_pages_title_is_shown_with_its_entities_decoded() {
+    // Before, `Sign in &amp; accept &#8211; Caf&eacute;` was shown as written. The
+    // common named entities and numeric ones are decoded; others stay as written, and a
+    // control character one decodes to is still written out.
+    let page = "<html><head><title>Sign in &amp; accept &#8211; Caf&eacute; &#x2713; \
+                &lt;3&gt;&nbsp;&quot;&apos;&#27;&#xD800;&amp</title></head></html>";
+    let mock = MockUpstream::always(Reply::Typed(200, "text/html", page.into()));
+    let p = Wire::Chat.serving(&mock, "m");
+    let resp = p.post(
+        &Wire::Chat.url("m", false),
+        Wire::Chat.request("m", false, false),
+    );
+    assert_eq!(resp.status, 502, "{}", resp.body);
+    let message = Wire::Chat.error_message(&resp.json());
+    assert!(
+        message.contains(r#"(title: Sign in & accept – Caf&eacute; ✓ <3> "'\u{1b}&#xD800;&amp), "#),
+        "{message}"
+    );
+}
