@@ -192,12 +192,26 @@ impl Detected {
     /// is not listed. What it listed last while it is down, so a pinned request keeps
     /// one label (and one cool-down) whatever the source's state.
     pub fn latest_of(&self, provider: &str, name: &str) -> Option<String> {
+        self.pinned(provider, name, false).flatten()
+    }
+
+    /// [`Detected::latest_of`] in a `Some`, for a name named with the source; with
+    /// `near` (only an Ollama's "not found" tells it), `None` when the source is up, its
+    /// list whole, and neither the name nor its `:latest` is in it. One pass over the list.
+    pub fn pinned(&self, provider: &str, name: &str, near: bool) -> Option<Option<String>> {
         let map = self.read();
-        let s = map.get(provider)?;
-        if s.up {
-            latest(s.served(), name).cloned()
-        } else {
-            latest(&s.former, name).cloned()
+        let Some(s) = map.get(provider) else {
+            return Some(None);
+        };
+        let found = match (s.up, near) {
+            (false, _) => Some(latest(&s.former, name)),
+            (true, false) => Some(latest(s.served(), name)),
+            (true, true) => listing(s.served(), name),
+        };
+        match found {
+            Some(found) => Some(found.cloned()),
+            None if s.list_failed() => Some(None),
+            None => None,
         }
     }
 
@@ -335,24 +349,36 @@ impl Look<'_> {
 /// The `name:latest` in `listed` when `name` has no tag and is not listed itself: only
 /// `:latest` is implied, as Ollama implies it (`llama3.1:8b` is not `llama3.1`).
 fn latest<'a>(listed: impl IntoIterator<Item = &'a String>, name: &str) -> Option<&'a String> {
-    // A tag follows the last colon, unless that colon is a registry's port
-    // (`host:5000/library/llama3.1`).
-    if name
-        .rsplit_once(':')
-        .is_some_and(|(_, tag)| !tag.contains('/'))
-    {
+    if tagged(name) {
         return None;
     }
+    listing(listed, name).flatten()
+}
+
+/// True when `name` has a tag: after its last colon, unless that colon is a registry's
+/// port (`host:5000/library/llama3.1`).
+fn tagged(name: &str) -> bool {
+    name.rsplit_once(':')
+        .is_some_and(|(_, tag)| !tag.contains('/'))
+}
+
+/// How `listed` holds `name`: `Some(None)` as itself, `Some(Some)` only as the
+/// `name:latest` an untagged name implies ([`latest`]), `None` not at all.
+fn listing<'a>(
+    listed: impl IntoIterator<Item = &'a String>,
+    name: &str,
+) -> Option<Option<&'a String>> {
+    let untagged = !tagged(name);
     let mut found = None;
     for m in listed {
         if m == name {
-            return None;
+            return Some(None);
         }
-        if found.is_none() && m.strip_suffix(":latest") == Some(name) {
+        if untagged && found.is_none() && m.strip_suffix(":latest") == Some(name) {
             found = Some(m);
         }
     }
-    found
+    found.map(Some)
 }
 
 impl SourceState {

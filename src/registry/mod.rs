@@ -181,6 +181,9 @@ pub struct Target {
     pub protocol: Protocol,
     /// A virtual model's own first-token deadline for this endpoint.
     pub first_token: Option<Duration>,
+    /// For a model named with an Ollama that does not list it, the listed name it is a
+    /// letter or two from ("Did you mean `ollama:llama3.1`?"), told with its "not found".
+    pub near: Option<Box<str>>,
     /// `provider:model`, made once: logs, counters and the cool-down list name it. The
     /// model sent upstream is its part after the provider's id (one allocation a
     /// target, not two). Shared: a request's attempts and its answer name their
@@ -199,6 +202,7 @@ impl Target {
             protocol,
             provider: Arc::clone(provider),
             first_token: None,
+            near: None,
             label,
         }
     }

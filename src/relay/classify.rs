@@ -176,7 +176,14 @@ pub(super) fn upstream_error(
     if status == 404 && target.provider.is_ollama() {
         let said = protocol::upstream_error_message(&bytes);
         let said: String = said.chars().take(200).collect();
-        let pull = format!("{said}; run `ollama pull {}`", target.model());
+        // A name a letter or two from one it lists (route found it): the typo first.
+        let pull = match &target.near {
+            Some(near) => format!(
+                "{said}. {near} Otherwise, run `ollama pull {}`",
+                target.model()
+            ),
+            None => format!("{said}; run `ollama pull {}`", target.model()),
+        };
         return fail(FailKind::Status(404), pull);
     }
     // A proxy's or a CDN's page (nginx's "502 Bad Gateway", Cloudflare's 5xx), not the

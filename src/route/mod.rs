@@ -148,8 +148,23 @@ fn unlisted_vendor<'r>(
 /// A target for `model` named with its provider (`ollama:llama3.1`, or a virtual
 /// model's endpoint): as written, or at a local source that lists only `model:latest`,
 /// as listed, so that it is one endpoint with one label and one cool-down however named.
+///
+/// At an Ollama that is up and does not list it, a listed name a letter or two from it
+/// goes with it ([`Target::near`]), for its "not found": only its list's one pass is
+/// spent on a name it lists.
 fn named(p: &Arc<Provider>, detected: &Detected, model: &str) -> Target {
-    Target::new(p, &as_listed(p, detected, model))
+    if !p.detect || p.declares(model) {
+        return Target::new(p, model);
+    }
+    match detected.pinned(&p.id, model, p.is_ollama()) {
+        Some(listed) => Target::new(p, listed.as_deref().unwrap_or(model)),
+        None => {
+            let mut t = Target::new(p, model);
+            let listed = detected.models(&p.id);
+            t.near = unknown::near_hint(&listed, model, Some(&p.id)).map(Into::into);
+            t
+        }
+    }
 }
 
 /// `model` named with its provider `p`, as [`named`] sends it: as written, or the

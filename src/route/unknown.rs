@@ -28,7 +28,7 @@ pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
                 .or_else(|| virtual_hint(reg, model))
                 .or_else(|| pull_hint(reg, detected, model));
             // A typo of a served name first: the pull or key it would need is the lesser case.
-            let like = match (near_hint(&known, model), like) {
+            let like = match (near_hint(&known, model, None), like) {
                 (Some(near), Some(like)) => Some(format!("{near} Otherwise, {like}")),
                 (near, like) => near.or(like),
             };
@@ -162,7 +162,8 @@ fn tag_hint(known: &[String], model: &str) -> Option<String> {
 /// that name, as it can be written (without the `:latest` a local server implies). The
 /// suggestions list it among others, and a pull hint alone would send a typo to `ollama
 /// pull`. Not for names of three letters or fewer (`o3` is two from `o1` and `qwq`).
-fn near_hint(known: &[String], model: &str) -> Option<String> {
+/// A name `pinned` to a provider is answered with it (`ollama:llama3.1`).
+pub(super) fn near_hint(known: &[String], model: &str, pinned: Option<&str>) -> Option<String> {
     let asked = model.to_ascii_lowercase();
     if asked.chars().count() < 4 || asked.contains(char::is_whitespace) {
         return None;
@@ -181,7 +182,8 @@ fn near_hint(known: &[String], model: &str) -> Option<String> {
         .collect();
     let near = crate::config::nearest(&asked, names.iter().map(|(lower, _)| lower.as_str()))?;
     let (_, shown) = names.iter().find(|(lower, _)| lower == near)?;
-    (near != asked).then(|| format!("Did you mean `{shown}`?"))
+    let pin = pinned.map(|p| format!("{p}:")).unwrap_or_default();
+    (near != asked).then(|| format!("Did you mean `{pin}{shown}`?"))
 }
 
 /// The names the README and `routeplane.example.yaml` give their virtual models: a

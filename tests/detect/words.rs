@@ -120,3 +120,54 @@ fn a_sources_words_reach_the_log_escaped_bidi_overrides_included() {
         }
     }
 }
+
+#[test]
+fn a_pinned_typo_of_a_pulled_model_is_asked_about_before_the_pull() {
+    // A bare `lama3.1` was asked "Did you mean `llama3.1`?", but `ollama:lama3.1` went to
+    // Ollama and was told only to pull the typo.
+    let list = ollama(&["llama3.1:latest", "qwen2:7b"]);
+    let up = MockUpstream::start(move |req| match req.path.as_str() {
+        "/v1/chat/completions" => match req.json()["model"].as_str().unwrap() {
+            "llama3.1:latest" => Reply::json(200, chat_answer("hi")),
+            model => Reply::json(
+                404,
+                json!({"error": {"message": format!("model \"{model}\" not found, try pulling it first")}}),
+            ),
+        },
+        _ => list(req),
+    });
+    let p = Proxy::start(&format!(
+        "providers:\n  ollama:\n    api_base: {}\n",
+        up.url()
+    ));
+    p.wait_log("source ollama is up (2 models)");
+    for (model, said) in [
+        (
+            "ollama:lama3.1",
+            "model \"lama3.1\" not found, try pulling it first. Did you mean \
+             `ollama:llama3.1`? Otherwise, run `ollama pull lama3.1`",
+        ),
+        (
+            "ollama:qwen:7b",
+            "model \"qwen:7b\" not found, try pulling it first. Did you mean \
+             `ollama:qwen2:7b`? Otherwise, run `ollama pull qwen:7b`",
+        ),
+        // Nothing listed is near, or only another tag of the name: the pull alone.
+        (
+            "ollama:phi4",
+            "model \"phi4\" not found, try pulling it first; run `ollama pull phi4`",
+        ),
+        (
+            "ollama:llama3.1:70b",
+            "model \"llama3.1:70b\" not found, try pulling it first; run `ollama pull \
+             llama3.1:70b`",
+        ),
+    ] {
+        let resp = ask(&p, model);
+        assert_eq!(resp.status, 404, "{model}: {}", resp.body);
+        assert_eq!(resp.error_message(), said, "{model}");
+    }
+    // Listed, it is served as before.
+    let resp = ask(&p, "ollama:llama3.1");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+}
