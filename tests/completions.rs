@@ -238,3 +238,33 @@ fn a_broken_completion_stream_is_continued_from_its_prompt() {
     );
     assert_eq!(up.count(), 3, "no continuation was sent");
 }
+
+#[test]
+fn a_404_page_for_a_completion_says_the_source_serves_no_legacy_completions() {
+    // A server that serves chat at its base but no `/completions`, with a page for the
+    // 404. Before, the client was told nothing is served at that path and to check the
+    // provider's `api_base`, which was right: chat worked at it.
+    let chat_only = MockUpstream::start(|req| match req.path.as_str() {
+        "/v1/chat/completions" => Reply::json(200, chat_answer("from chat_only")),
+        _ => Reply::Typed(404, "text/plain", "404 page not found".into()),
+    });
+    let p = coder_at(&chat_only, "");
+    for path in ["/v1/completions", "/completions"] {
+        let resp = p.post(path, json!({"model": "coder", "prompt": "x"}));
+        assert_eq!(resp.status, 404, "{path}: {}", resp.body);
+        let message = resp.error_message();
+        assert!(
+            message.ends_with(
+                "/completions answered 404 (`404 page not found`): the source serves no \
+                 legacy completions; ask /v1/chat/completions instead"
+            ),
+            "{path}: {message}"
+        );
+        assert!(!message.contains("api_base"), "{path}: {message}");
+    }
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "coder", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+}

@@ -153,6 +153,7 @@ pub(super) fn upstream_error(
     // A 404 page that is no API's JSON: nothing is served at that path, which is the
     // provider's `api_base` gone wrong (Ollama's "404 page not found" without `/v1`),
     // not a model the source lacks. Said so, rather than passed on as its bare words.
+    // For a legacy completion, the path is right for chat: the source serves none.
     if status == 404 && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
         let url = crate::log::shown_url(url);
         let text = String::from_utf8_lossy(&bytes);
@@ -163,12 +164,18 @@ pub(super) fn upstream_error(
             None if text.is_empty() => "no body".into(),
             None => format!("`{text}`"),
         };
+        let why = match target.protocol {
+            protocol::Protocol::Completions => {
+                "the source serves no legacy completions; ask /v1/chat/completions instead"
+            }
+            _ => {
+                "nothing is served at that path; check the provider's `api_base` (an \
+                 OpenAI-style server's usually ends in `/v1`)"
+            }
+        };
         return fail(
             FailKind::Status(404),
-            format!(
-                "{url} answered 404 ({said}): nothing is served at that path; check the \
-                 provider's `api_base` (an OpenAI-style server's usually ends in `/v1`)"
-            ),
+            format!("{url} answered 404 ({said}): {why}"),
         );
     }
     // Ollama's 404 for a model it has not pulled ("try pulling it first") does not say
