@@ -457,6 +457,26 @@ fn a_taken_port_is_said_to_be_in_use_with_the_key_or_flag_that_moves_it() {
 }
 
 #[test]
+fn a_second_routeplane_on_a_taken_port_is_told_a_routeplane_serves_there() {
+    // `routeplane` started twice (a service and a terminal): the second was told only
+    // that some program, perhaps Ollama, held the port.
+    let first = Proxy::start("");
+    let out = crate::support::proxy::routeplane_in(first.dir.path())
+        .args(["--listen", &first.addr])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "routeplane: error: cannot listen on {}: a routeplane already serves there; pass \
+             another --listen ADDR\n",
+            first.addr
+        )
+    );
+}
+
+#[test]
 fn a_reload_caught_while_an_editor_has_emptied_the_file_keeps_the_old_config() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let base = format!(

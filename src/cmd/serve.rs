@@ -80,6 +80,9 @@ fn cannot_listen(e: Error, global: &Global, registry: &Registry) -> Error {
         (None, file) => format!("set `listen:` in {file}, or pass --listen ADDR"),
     };
     let why = match source.kind() {
+        std::io::ErrorKind::AddrInUse if serves_routeplane(registry.settings.listen) => {
+            "a routeplane already serves there".into()
+        }
         std::io::ErrorKind::AddrInUse => {
             "another program listens there (another routeplane, or a server such as Ollama)"
                 .to_string()
@@ -94,6 +97,39 @@ fn cannot_listen(e: Error, global: &Global, registry: &Registry) -> Error {
         what,
         std::io::Error::new(source.kind(), format!("{why}; {change}")),
     )
+}
+
+/// Whether what holds `addr` answers `/health` as Routeplane does (its `Server` header):
+/// a second `routeplane` started by mistake is told the first one runs, not of some
+/// other program. Asked within half a second; no answer is "not known to be".
+fn serves_routeplane(mut addr: std::net::SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let wait = std::time::Duration::from_millis(500);
+    let Ok(mut conn) = std::net::TcpStream::connect_timeout(&addr, wait) else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(wait));
+    let _ = conn.set_write_timeout(Some(wait));
+    let mut head = [0; 512];
+    let mut got = 0;
+    if conn
+        .write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_ok()
+    {
+        // The head comes in one read or two; a few bound the wait on a slow sender.
+        for _ in 0..4 {
+            match conn.read(&mut head[got..]) {
+                Ok(n @ 1..) => got += n,
+                _ => break,
+            }
+        }
+    }
+    String::from_utf8_lossy(&head[..got])
+        .to_ascii_lowercase()
+        .contains("\r\nserver: routeplane")
 }
 
 /// The registry the command line asks for: its config file, with `--listen` over the
