@@ -422,7 +422,21 @@ pub(crate) fn seconds(secs: f64) -> String {
 
 impl From<lexopt::Error> for Error {
     fn from(e: lexopt::Error) -> Error {
-        Error::Usage(e.to_string())
+        let file = match &e {
+            lexopt::Error::UnexpectedArgument(a) => file_flag(&a.to_string_lossy()),
+            _ => String::new(),
+        };
+        Error::Usage(format!("{e}{file}"))
+    }
+}
+
+/// For a word that names a YAML file (`config validate my.yaml`, as other tools take a
+/// file), `; …` saying the flag that names one; else nothing.
+pub fn file_flag(word: &str) -> String {
+    if word.ends_with(".yaml") || word.ends_with(".yml") {
+        format!("; name a config file with -c: `-c {word}`")
+    } else {
+        String::new()
     }
 }
 

@@ -197,9 +197,13 @@ const COMMANDS: [&str; 11] = [
 ];
 
 /// What an unknown command word was likely meant as, from other tools' words
-/// (`list`, `ls`, `start`, `validate`) or a typo of ours (`provider`), as `; …` to
-/// append, or nothing.
+/// (`list`, `ls`, `start`, `validate`), a config file named without `-c`, or a typo of
+/// ours (`provider`), as `; …` to append, or nothing.
 fn meant(word: &str) -> String {
+    let file = routeplane::error::file_flag(word);
+    if !file.is_empty() {
+        return file;
+    }
     let said = match word {
         "list" | "ls" => {
             "; `routeplane models` lists the model ids clients can name, `routeplane providers` \

@@ -220,3 +220,30 @@ fn status_version_and_a_port_flag_are_pointed_at_what_routeplane_has() {
          (see --help)\n",
     );
 }
+
+#[test]
+fn a_config_file_named_without_c_is_pointed_at_the_flag() {
+    // As other tools take a file: each was a bare "unexpected argument" or "unknown
+    // command" that did not say how a file is named.
+    let dir = Dir::new();
+    for (args, said) in [
+        (
+            &["config", "validate", "my.yaml"][..],
+            "unexpected argument \"my.yaml\"",
+        ),
+        (&["init", "my.yaml"], "unexpected argument \"my.yaml\""),
+        (&["serve", "my.yml"], "unexpected argument \"my.yml\""),
+        (&["my.yaml"], "unknown command `my.yaml`"),
+    ] {
+        let out = run(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let file = args[args.len() - 1];
+        assert_text(
+            &text(&out.stderr),
+            &format!(
+                "routeplane: error: {said}; name a config file with -c: `-c {file}` (see --help)\n"
+            ),
+        );
+    }
+    assert!(!dir.path().join("my.yaml").exists());
+}
