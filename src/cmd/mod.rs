@@ -76,13 +76,11 @@ pub(crate) struct Global {
 /// The address `--listen` names.
 pub(crate) fn listen_addr(listen: &str) -> Result<std::net::SocketAddr, Error> {
     routeplane::registry::parse_listen(listen).ok_or_else(|| {
-        // A port alone (`5000`, `:5000`), as other servers take it: the address it means.
-        let port = listen.strip_prefix(':').unwrap_or(listen);
-        let meant = match port.parse::<u16>() {
-            Ok(port) => {
+        let meant = match routeplane::registry::port_alone(listen) {
+            Some(port) => {
                 format!("; for port {port} on this machine only, pass --listen 127.0.0.1:{port}")
             }
-            Err(_) => String::new(),
+            None => String::new(),
         };
         Error::Usage(format!(
             "--listen `{listen}` is not an address like 127.0.0.1:4356{meant}"

@@ -147,6 +147,9 @@ impl Registry {
                         ),
                     ));
                 }
+                if m.trim() != m {
+                    return Err(loaded.error_at(at.0, at.1, spaced(m)));
+                }
                 endpoints.push((p.to_string(), m.to_string()));
                 let own = ep.value.first_token_secs();
                 let deadline =
@@ -321,6 +324,12 @@ impl Registry {
             warnings,
         })
     }
+}
+
+/// The refusal of a model id with a space at an end (`"llama3.1 "` in quotes): no
+/// client names it so, so it would be a 404 that lists what looks like the name asked.
+fn spaced(id: &str) -> String {
+    format!("model `{id}` begins or ends with a space; remove it")
 }
 
 /// A comma-separated list of provider ids.
@@ -517,12 +526,12 @@ fn provider(
                     .map_or(id.as_str(), |u| u.as_str()),
             ),
         };
+        let at = (m.referenced.line() as usize, m.referenced.column() as usize);
         if id.is_empty() {
-            return Err(loaded.error_at(
-                m.referenced.line() as usize,
-                m.referenced.column() as usize,
-                "a model needs a non-empty `id`",
-            ));
+            return Err(loaded.error_at(at.0, at.1, "a model needs a non-empty `id`"));
+        }
+        if id.trim() != id {
+            return Err(loaded.error_at(at.0, at.1, spaced(id)));
         }
         let model = Model::new(&p, id, upstream);
         p.models.push(model);
@@ -568,9 +577,12 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
     let c = &loaded.config;
     let listen_text = c.listen.as_ref().map_or(DEFAULT_LISTEN, |l| l.as_str());
     let listen = parse_listen(listen_text).ok_or_else(|| {
+        let meant = super::port_alone(listen_text).map_or(String::new(), |port| {
+            format!("; for port {port} on this machine only, write `listen: 127.0.0.1:{port}`")
+        });
         loaded.error_at_key(
             "listen",
-            format!("`listen: {listen_text}` is not an address like 127.0.0.1:4356"),
+            format!("`listen: {listen_text}` is not an address like 127.0.0.1:4356{meant}"),
         )
     })?;
     let keys: Vec<Secret> = c

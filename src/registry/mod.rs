@@ -429,6 +429,12 @@ pub fn parse_listen(text: &str) -> Option<std::net::SocketAddr> {
     text.parse().ok()
 }
 
+/// The port of a `listen` written as a port alone (`5000`, `:5000`), as other servers
+/// take it, for the error to say the address meant.
+pub fn port_alone(text: &str) -> Option<u16> {
+    text.strip_prefix(':').unwrap_or(text).parse().ok()
+}
+
 /// Glob match with `*` (any run) and `?` (one character).
 pub fn glob_match(glob: &str, text: &str) -> bool {
     // Runs for every target of every request: ASCII (every model name seen so far) is

@@ -396,3 +396,28 @@ fn models_indented_under_providers_is_told_it_belongs_at_the_top_level() {
         assert_text(&serve, &format!("routeplane: error: {path}:{want}{hint}\n"));
     }
 }
+
+#[test]
+fn a_port_alone_and_a_model_id_with_a_space_at_its_end_are_refused_saying_the_fix() {
+    // `listen: 8080` was refused without the address meant; `id: "llama3.1 "` loaded,
+    // and a request for `llama3.1` was a 404 listing what looked like that very name.
+    for (yaml, want) in [
+        (
+            "listen: 8080\n",
+            "1:1: `listen: 8080` is not an address like 127.0.0.1:4356; for port 8080 on this \
+             machine only, write `listen: 127.0.0.1:8080`",
+        ),
+        (
+            "providers:\n  box:\n    api_base: http://127.0.0.1:9/v1\n    models:\n      - id: \"m \"\n",
+            "5:9: model `m ` begins or ends with a space; remove it",
+        ),
+        (
+            "providers:\n  box:\n    api_base: http://127.0.0.1:9/v1\n    models: [m]\nmodels:\n  smart:\n    endpoints: [\"box:m \"]\n",
+            "7:17: model `m ` begins or ends with a space; remove it",
+        ),
+    ] {
+        let (path, validate, serve) = config_error(yaml, &[]);
+        assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
+        assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+    }
+}
