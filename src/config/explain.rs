@@ -96,6 +96,10 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
         let safe = secret_safe(msg);
         let safe = if at == 0 && keys[0] == "keys" {
             client_key_unset(safe)
+        } else if keys[at] == "api_key" {
+            // `:-default` would send the text `default` as the key: an empty fallback
+            // leaves the provider without one, as the README's example writes it.
+            safe.replace(":-default}`)", ":-}` to start without that key)")
         } else {
             safe
         };

@@ -71,11 +71,13 @@ fn validate_refuses_provider_ids_read_as_a_login_or_as_no_provider() {
 
 #[test]
 fn validate_refuses_an_unset_variable_as_serving_does() {
+    // An `api_key`'s fallback is said empty: `:-default`, as said before, would send the
+    // word `default` to the provider as its key.
     let yaml = "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_key: ${ROUTEPLANE_SURELY_UNSET}\n";
     let (path, validate, serve) = config_error(yaml, &[]);
     let want = format!(
         "{path}:4:14: providers.x.api_key: environment variable `ROUTEPLANE_SURELY_UNSET` is not \
-         set (set it, or write `${{ROUTEPLANE_SURELY_UNSET:-default}}`)\n"
+         set (set it, or write `${{ROUTEPLANE_SURELY_UNSET:-}}` to start without that key)\n"
     );
     assert_text(&validate, &format!("routeplane: invalid: {want}"));
     assert_text(&serve, &format!("routeplane: error: {want}"));
