@@ -316,6 +316,25 @@ fn a_key_pasted_as_a_yaml_key_is_not_repeated_in_the_unknown_key_error() {
 }
 
 #[test]
+fn words_of_a_comment_left_uncommented_are_named_but_a_pasted_bearer_key_is_not() {
+    // The starter file's prose, its `#` taken off with the example lines under it, was
+    // said to look like an API key, and not shown.
+    let (path, validate, _) = config_error("Virtual models: one name, tried in order\n", &[]);
+    assert!(
+        validate.starts_with(&format!(
+            "routeplane: invalid: {path}:1:1: unknown field `Virtual models`, expected one of \
+             listen,"
+        )) && validate.ends_with(", models; a comment begins with `#`\n"),
+        "{validate}"
+    );
+    let (_, validate, _) = config_error("Bearer sk-or-v1-SECRET0123456789abcdef: 1\n", &[]);
+    assert!(
+        !validate.contains("SECRET") && validate.contains("looks like an API key"),
+        "{validate}"
+    );
+}
+
+#[test]
 fn a_key_in_a_base_urls_query_is_shown_as_stars_wherever_the_url_is() {
     let upstream = MockUpstream::always(crate::support::Reply::json(
         404,

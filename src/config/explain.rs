@@ -231,6 +231,11 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
         };
         match nearest_field(&msg) {
             Some(near) => format!("{msg}; did you mean `{near}`?"),
+            // Words (a comment's text, its `#` taken off with the lines around it) are
+            // no key: short, apart; a `Bearer sk-…` pasted keeps its long word unshown.
+            None if field.contains(' ') && field.split(' ').all(|w| w.len() < 20) => {
+                format!("{msg}{tag}; a comment begins with `#`")
+            }
             None if !field_like(field) => {
                 let expected = msg
                     .split_once(", expected ")
