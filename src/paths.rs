@@ -22,6 +22,17 @@ pub fn find_config() -> Option<PathBuf> {
     user_config().filter(|p| p.is_file())
 }
 
+/// A `routeplane.yml` where [`find_config`] looks for `routeplane.yaml` (here, then the
+/// user's config dir): never read, so a start that finds no config says it is there.
+pub fn unread_yml() -> Option<PathBuf> {
+    let here = Path::new(CONFIG_FILE).with_extension("yml");
+    let user = user_config().map(|p| p.with_extension("yml"));
+    [Some(here), user]
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+}
+
 /// The default token file: `$XDG_DATA_HOME/routeplane/auth.json`, else
 /// `~/.local/share/routeplane/auth.json`; `ROUTEPLANE_AUTH_FILE` overrides both.
 pub fn auth_file() -> Option<PathBuf> {

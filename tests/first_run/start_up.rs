@@ -287,3 +287,40 @@ fn models_says_on_stderr_why_a_keyed_providers_list_is_missing() {
         "an echoed key is masked: {stderr}"
     );
 }
+
+#[test]
+fn a_routeplane_yml_where_the_config_is_looked_for_is_said_to_be_unread() {
+    // `routeplane.yml` was passed over in silence: the start said "no config file
+    // (built-in defaults)", and the providers written in it were not there.
+    let dir = Dir::new();
+    let yml = dir.write("routeplane.yml", "listen: 127.0.0.1:4399\n");
+    let said = "`routeplane.yml` is not read (routeplane reads `routeplane.yaml`): rename it, \
+                or pass -c routeplane.yml";
+    let validate = |dir: &Dir| {
+        let out = crate::support::proxy::routeplane_in(dir.path())
+            .args(["config", "validate"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert_text(&validate(&dir), &format!("routeplane: warning: {said}\n"));
+    let mut cmd = crate::support::proxy::routeplane_in(dir.path());
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    let p = Proxy::spawn(cmd, Dir::new());
+    p.wait_log(&format!(" warning: {said}"));
+    // In the user's config dir, named with its path.
+    std::fs::remove_file(yml).unwrap();
+    let user = dir.path().join("config/routeplane");
+    std::fs::create_dir_all(&user).unwrap();
+    let yml = user.join("routeplane.yml");
+    std::fs::write(&yml, "listen: 127.0.0.1:4399\n").unwrap();
+    let yml = yml.display();
+    assert_text(
+        &validate(&dir),
+        &format!(
+            "routeplane: warning: `{yml}` is not read (routeplane reads `routeplane.yaml`): \
+             rename it, or pass -c {yml}\n"
+        ),
+    );
+}
