@@ -25,12 +25,13 @@ pub fn find_config() -> Option<PathBuf> {
 /// A `routeplane.yml` where [`find_config`] looks for `routeplane.yaml` (here, then the
 /// user's config dir): never read, so a start that finds no config says it is there.
 pub fn unread_yml() -> Option<PathBuf> {
-    let here = Path::new(CONFIG_FILE).with_extension("yml");
-    let user = user_config().map(|p| p.with_extension("yml"));
-    [Some(here), user]
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_file())
+    let here = PathBuf::from("routeplane.yml");
+    if here.is_file() {
+        return Some(here);
+    }
+    user_config()
+        .map(|p| p.with_extension("yml"))
+        .filter(|p| p.is_file())
 }
 
 /// The default token file: `$XDG_DATA_HOME/routeplane/auth.json`, else

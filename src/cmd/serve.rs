@@ -112,7 +112,6 @@ fn serves_routeplane(mut addr: std::net::SocketAddr) -> bool {
         return false;
     };
     let _ = conn.set_read_timeout(Some(wait));
-    let _ = conn.set_write_timeout(Some(wait));
     let mut head = [0; 512];
     let mut got = 0;
     if conn
@@ -127,9 +126,9 @@ fn serves_routeplane(mut addr: std::net::SocketAddr) -> bool {
             }
         }
     }
-    String::from_utf8_lossy(&head[..got])
-        .to_ascii_lowercase()
-        .contains("\r\nserver: routeplane")
+    head[..got]
+        .windows(20)
+        .any(|w| w == b"\r\nServer: routeplane")
 }
 
 /// The registry the command line asks for: its config file, with `--listen` over the
