@@ -94,9 +94,7 @@ pub(crate) fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Arc<Au
     routeplane::log::silence();
     let mut registry = Registry::build(&super::load(global)?)?;
     // A server started with `--listen` is asked where it listens.
-    if let Some(listen) = &global.listen {
-        registry.settings.listen = super::listen_addr(listen)?;
-    }
+    super::listen_at(&mut registry, global)?;
     let detected = Arc::new(Detected::default());
     let client = upstream::Client::new(&registry.settings);
     let auth = Arc::new(Auth::new(

@@ -88,6 +88,18 @@ pub(crate) fn listen_addr(listen: &str) -> Result<std::net::SocketAddr, Error> {
     })
 }
 
+/// Puts `registry` at the address it serves: `--listen`, else the file's `listen`.
+pub(crate) fn listen_at(
+    registry: &mut routeplane::registry::Registry,
+    global: &Global,
+) -> Result<(), Error> {
+    let addr = match &global.listen {
+        Some(listen) => listen_addr(listen)?,
+        None => registry.settings.listen,
+    };
+    registry.listen_at(addr)
+}
+
 /// The refusal of `--port`, which other servers take: Routeplane's is `--listen`.
 pub(crate) fn no_port_flag() -> Error {
     Error::Usage(

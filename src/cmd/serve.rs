@@ -167,8 +167,6 @@ fn rebuilt(global: &Global) -> Result<Registry, Error> {
 /// [`built`] from a config already read.
 fn built_from(global: &Global, loaded: &routeplane::config::Loaded) -> Result<Registry, Error> {
     let mut registry = Registry::build(loaded)?;
-    if let Some(listen) = &global.listen {
-        registry.settings.listen = super::listen_addr(listen)?;
-    }
+    super::listen_at(&mut registry, global)?;
     Ok(registry)
 }

@@ -79,9 +79,8 @@ fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Erro
         .transpose()?;
     let checked = super::load(&global).and_then(|loaded| {
         let mut registry = Registry::build(&loaded)?;
-        if let Some(addr) = listen {
-            registry.settings.listen = addr;
-        }
+        let addr = listen.unwrap_or(registry.settings.listen);
+        registry.listen_at(addr)?;
         Ok((loaded, registry))
     });
     let (loaded, registry) = match checked {

@@ -357,6 +357,37 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// Serves at `addr` (the file's `listen`, or `--listen` over it), kept off the
+    /// providers: a request sent to Routeplane's own address comes back to it, and again,
+    /// until every worker waits on itself. A built-in local server's default port taken
+    /// by Routeplane (`--listen 127.0.0.1:8080`, llama.cpp's) is no server of that kind:
+    /// that provider is left out. A block pointing there is an error.
+    pub fn listen_at(&mut self, addr: std::net::SocketAddr) -> Result<(), crate::Error> {
+        self.settings.listen = addr;
+        // Port 0 is the system's choice, made at bind: no provider's.
+        if addr.port() == 0 || !(addr.ip().is_loopback() || addr.ip().is_unspecified()) {
+            return Ok(());
+        }
+        let own =
+            |p: &Provider| on_this_machine(&p.api_base) && port_of(&p.api_base) == addr.port();
+        if let Some(p) = self.providers.iter().find(|p| p.configured && own(p)) {
+            let loaded = crate::config::Loaded {
+                path: (self.source != crate::config::NO_FILE).then(|| self.source.clone().into()),
+                ..Default::default()
+            };
+            return Err(loaded.error_at_key(
+                &format!("providers.{}.api_base", p.id),
+                format!(
+                    "`api_base` of `{}` is Routeplane's own address ({addr}): its requests \
+                     would come back to it; set the model server's address, or listen elsewhere",
+                    p.id
+                ),
+            ));
+        }
+        self.providers.retain(|p| !own(p));
+        Ok(())
+    }
+
     /// The provider with this id.
     pub fn provider(&self, id: &str) -> Option<&Arc<Provider>> {
         self.providers.iter().find(|p| p.id == id)
@@ -407,6 +438,16 @@ fn on_this_machine(url: &str) -> bool {
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) => ip.is_loopback(),
         Err(_) => host == "localhost",
+    }
+}
+
+/// A URL's port, written or its scheme's.
+fn port_of(url: &str) -> u16 {
+    let authority = crate::log::host_of(url);
+    match authority.rsplit_once(':') {
+        Some((_, port)) if !port.ends_with(']') => port.parse().unwrap_or(0),
+        _ if url.starts_with("https:") => 443,
+        _ => 80,
     }
 }
 

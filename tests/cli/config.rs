@@ -318,7 +318,8 @@ fn a_model_name_yaml_reads_as_a_boolean_or_a_number_is_told_to_be_quoted() {
     let dir = Dir::new();
     let yaml = "providers:\n  mine:\n    api_base: http://127.0.0.1:9/v1\n    models: [\"on\", \"7\", {id: off, provider_model_id: no}]\n";
     dir.write("routeplane.yaml", &crate::support::proxy::hermetic(yaml));
-    let out = run(&dir, &["models", "--listen", "127.0.0.1:9"]);
+    // Another port than the block's: one Routeplane serves at is no provider's.
+    let out = run(&dir, &["models", "--listen", "127.0.0.1:7"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_text(
         &text(&out.stdout),
@@ -359,4 +360,44 @@ fn an_api_protocol_that_names_no_protocol_is_refused_with_the_ones_there_are() {
         )),
         "{validate}"
     );
+}
+
+#[test]
+fn a_provider_at_routeplanes_own_address_is_refused_and_a_builtin_there_left_out() {
+    // A block at the address clients use (`http://127.0.0.1:4356/v1`, copied from the
+    // client lines) sent each request back to Routeplane, and again, until every worker
+    // waited on itself and the client got nothing; `--listen 127.0.0.1:8080` had
+    // llama.cpp's built-in find Routeplane's own model list there.
+    let dir = Dir::new();
+    let port = crate::support::MockUpstream::free_port();
+    let at = format!("127.0.0.1:{port}");
+    let block = format!("providers:\n  mine:\n    api_base: http://localhost:{port}/v1\n");
+    dir.write(
+        "routeplane.yaml",
+        &crate::support::proxy::hermetic(&format!("{block}    models: [m]\n")),
+    );
+    let want = format!(
+        "routeplane.yaml:3:5: `api_base` of `mine` is Routeplane's own address ({at}): its \
+         requests would come back to it; set the model server's address, or listen elsewhere\n"
+    );
+    let out = run(&dir, &["config", "validate", "--listen", &at]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_text(&text(&out.stderr), &format!("routeplane: invalid: {want}"));
+    // Serving it stops at once (before, it served: bounded here, not waited out).
+    let serve = crate::support::proxy::routeplane_in(dir.path())
+        .args(["--listen", &at])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ended, out) = crate::support::wait_output(serve, std::time::Duration::from_secs(5));
+    assert!(ended, "served: {}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1));
+    assert_text(&text(&out.stderr), &format!("routeplane: error: {want}"));
+    // llama.cpp's default port, taken by Routeplane: no llama.cpp is there.
+    dir.write("routeplane.yaml", &crate::support::proxy::hermetic(""));
+    let listed = |listen: &str| text(&run(&dir, &["providers", "--listen", listen]).stdout);
+    let at_8080 = listed("127.0.0.1:8080");
+    assert!(!at_8080.contains("llamacpp"), "{at_8080}");
+    let at_8081 = listed("127.0.0.1:8081");
+    assert!(at_8081.contains("llamacpp"), "{at_8081}");
 }
