@@ -6,7 +6,9 @@
 //! tokens fresh (refreshed five minutes before they expire, and once after a 401, one
 //! refresh at a time per login, in this process and across those sharing the token
 //! file, the rotated refresh token stored before the new access token is used:
-//! `refresh.rs`), and applies the body rules a subscription backend insists on.
+//! `refresh.rs`), and applies the body rules a subscription backend insists on. A
+//! request looks its logins up once ([`Auth::logins_of`], one `stat` of the token
+//! file) and hands them to each step that needs them.
 //!
 //! Subscription logins are found by provider id: `anthropic` (Claude Pro/Max, preferred
 //! over `ANTHROPIC_API_KEY` when logged in) and `openai-codex` (ChatGPT plans). A login
@@ -23,7 +25,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -151,6 +153,41 @@ struct Cache {
     unreadable: Option<String>,
 }
 
+/// A subscription login as one request found it in the token file.
+#[derive(Debug)]
+pub struct Login {
+    /// The login's key: its provider's id.
+    id: String,
+    /// Its tokens; a refresh made for the request leaves the new ones here.
+    tokens: Tokens,
+    /// Why it was refused for good, when it was.
+    refused: Option<String>,
+}
+
+/// The logins one request's targets use, looked up once ([`Auth::logins_of`]); empty for
+/// a request to no subscription, which allocates nothing.
+#[derive(Debug, Default)]
+pub struct Logins(Vec<Login>);
+
+impl Logins {
+    /// The login of provider `id`, if it has one.
+    pub fn get(&self, id: &str) -> Option<&Login> {
+        self.0.iter().find(|l| l.id == id)
+    }
+
+    /// Takes provider `id`'s login out, for an attempt that may refresh it: it goes
+    /// back with [`Logins::put`].
+    pub fn take(&mut self, id: &str) -> Option<Login> {
+        let i = self.0.iter().position(|l| l.id == id)?;
+        Some(self.0.swap_remove(i))
+    }
+
+    /// Puts back a login [`Logins::take`] took, with the tokens it now has.
+    pub fn put(&mut self, login: Option<Login>) {
+        self.0.extend(login);
+    }
+}
+
 /// Credentials for every provider.
 #[derive(Debug, Default)]
 pub struct Auth {
@@ -198,10 +235,16 @@ impl Auth {
         }
     }
 
-    /// The stored tokens of a login, re-reading the file when it changed (a `routeplane
-    /// login`, another process's refresh, a copy put in its place): one `stat` a call,
-    /// and a read only when the file's [`store::Stamp`] changed.
+    /// The stored tokens of a login, re-reading the file when it changed: see
+    /// [`Auth::cache`].
     fn tokens(&self, key: &str) -> Option<Tokens> {
+        self.cache()?.tokens.get(key).cloned()
+    }
+
+    /// The logins as the token file has them now, re-read when it changed (a `routeplane
+    /// login`, another process's refresh, a copy put in its place): one `stat` a call,
+    /// and a read only when the file's [`store::Stamp`] changed. `None` without a store.
+    fn cache(&self) -> Option<MutexGuard<'_, Cache>> {
         let store = self.store.as_ref()?;
         let mut cache = lock(&self.cache);
         let stamp = store.stamp();
@@ -236,19 +279,39 @@ impl Auth {
                 Err(e) => cache.unreadable = Some(e.to_string()),
             }
         }
-        cache.tokens.get(key).cloned()
+        Some(cache)
+    }
+
+    /// The logins of those of `providers` that are subscriptions, as one request finds
+    /// them: one `stat` of the token file for all, none when none is a subscription (a
+    /// key's request reads nothing). The request hands them to each step that needs
+    /// them rather than each looking again.
+    pub fn logins_of<'p>(&self, providers: impl IntoIterator<Item = &'p Provider>) -> Logins {
+        let mut logins = Logins::default();
+        let mut cache = None;
+        for p in providers {
+            if Subscription::of(&p.id).is_none() || logins.get(&p.id).is_some() {
+                continue;
+            }
+            let Some(c) = cache.get_or_insert_with(|| self.cache()) else {
+                break;
+            };
+            if let Some(tokens) = c.tokens.get(&p.id) {
+                logins.0.push(Login {
+                    id: p.id.clone(),
+                    tokens: tokens.clone(),
+                    refused: c.refused.get(&p.id).cloned(),
+                });
+            }
+        }
+        logins
     }
 
     /// Why a login was refused for good, when it was: it needs `routeplane login` again.
     pub fn refused(&self, provider: &str) -> Option<String> {
-        self.tokens(provider)?;
-        self.refused_as_read(provider)
-    }
-
-    /// As [`Auth::refused`], from the file as last read: right after a [`Auth::tokens`]
-    /// look-up, which has just made sure of it, one `stat` of the request's fewer.
-    fn refused_as_read(&self, provider: &str) -> Option<String> {
-        lock(&self.cache).refused.get(provider).cloned()
+        let cache = self.cache()?;
+        cache.tokens.get(provider)?;
+        cache.refused.get(provider).cloned()
     }
 
     /// Why the token file cannot be read, when it exists and cannot: its logins are
@@ -317,28 +380,32 @@ impl Auth {
     }
 
     /// Headers that carry `target`'s credential and protocol requirements, in this
-    /// thread's list kept for them (given back when dropped).
-    pub fn headers(&self, target: &Target) -> Result<Spare<Vec<Header>>, Error> {
+    /// thread's list kept for them (given back when dropped). `login` is its provider's,
+    /// as [`Auth::logins_of`] found it; a refresh it needed leaves the new tokens in it.
+    pub fn headers(
+        self: &Arc<Self>,
+        target: &Target,
+        login: Option<&mut Login>,
+    ) -> Result<Spare<Vec<Header>>, Error> {
         let p = &target.provider;
         let mut h = Spare::take(&HEADERS);
         if target.protocol == Protocol::Anthropic {
             h.push(("anthropic-version".into(), ANTHROPIC_VERSION.into()));
         }
-        // Only subscriptions read the token file: an API-key provider's request costs
-        // no file-system call.
-        let sub = Subscription::of(&p.id);
-        match (sub, sub.and_then(|_| self.tokens(&p.id))) {
-            (Some(sub), Some(_)) => {
-                if let Some(reason) = self.refused_as_read(&p.id) {
+        // Only subscriptions have a login: an API-key provider's request costs no
+        // file-system call.
+        match (Subscription::of(&p.id), login) {
+            (Some(sub), Some(login)) => {
+                if let Some(reason) = &login.refused {
                     return Err(Error::LoginNeeded {
                         provider: p.id.clone(),
                         reason: format!("login needed: {reason}"),
                     });
                 }
-                let tokens = self.fresh(p, None)?;
+                self.fresh(&target.provider, login, false)?;
                 h.extend(match sub {
-                    Subscription::Anthropic => anthropic::headers(&tokens),
-                    Subscription::OpenAiCodex => openai_codex::headers(&tokens),
+                    Subscription::Anthropic => anthropic::headers(&login.tokens),
+                    Subscription::OpenAiCodex => openai_codex::headers(&login.tokens),
                 });
             }
             _ => match &p.key {
@@ -365,22 +432,20 @@ impl Auth {
         Ok(h)
     }
 
-    /// Whether [`Auth::headers`] would refuse `p` for want of a key or a login, without
-    /// refreshing a token.
-    pub fn lacks_credential(&self, p: &Provider) -> bool {
-        if self.logged_in(&p.id) {
-            return self.refused_as_read(&p.id).is_some();
+    /// Whether [`Auth::headers`] would refuse `p`, its login `login` (as
+    /// [`Auth::logins_of`] found it), for want of a key or a login, without refreshing a
+    /// token.
+    pub fn lacks_credential(&self, p: &Provider, login: Option<&Login>) -> bool {
+        match login {
+            Some(login) => login.refused.is_some(),
+            None => p.key.is_none() && without_key(p).is_some(),
         }
-        p.key.is_none() && without_key(p).is_some()
     }
 
-    /// After a 401 from an OAuth upstream: refresh once; true when the request may be retried.
-    pub fn refresh_after_401(&self, target: &Target) -> bool {
-        let p = &target.provider;
-        match self.tokens(&p.id) {
-            Some(t) if Subscription::of(&p.id).is_some() => self.fresh(p, Some(&t)).is_ok(),
-            _ => false,
-        }
+    /// After a 401 from an OAuth upstream to `login`'s token: refresh once, the new
+    /// tokens left in `login`; true when the request may be retried.
+    pub fn refresh_after_401(self: &Arc<Self>, target: &Target, login: Option<&mut Login>) -> bool {
+        login.is_some_and(|login| self.fresh(&target.provider, login, true).is_ok())
     }
 
     /// After a 401 whose refresh failed: the "login needed" error when the login behind
@@ -467,11 +532,12 @@ pub fn key_wanted(p: &Provider) -> String {
 }
 
 impl Auth {
-    /// True when the provider's backend needs the body rewritten (never byte passthrough).
-    pub fn rewrites_body(&self, p: &Provider) -> bool {
+    /// True when the provider's backend needs the body rewritten (never byte
+    /// passthrough); `logins` are the request's ([`Auth::logins_of`]).
+    pub fn rewrites_body(&self, p: &Provider, logins: &Logins) -> bool {
         match Subscription::of(&p.id) {
             Some(Subscription::OpenAiCodex) => true,
-            Some(Subscription::Anthropic) => self.tokens(&p.id).is_some(),
+            Some(Subscription::Anthropic) => logins.get(&p.id).is_some(),
             None => false,
         }
     }
@@ -481,11 +547,12 @@ impl Auth {
         Subscription::of(&p.id) == Some(Subscription::OpenAiCodex)
     }
 
-    /// Applies a provider's body rules to an upstream request.
-    pub fn shape_body(&self, p: &Provider, body: &mut Value) {
+    /// Applies a provider's body rules to an upstream request; `logins` are the
+    /// request's ([`Auth::logins_of`]).
+    pub fn shape_body(&self, p: &Provider, logins: &Logins, body: &mut Value) {
         match Subscription::of(&p.id) {
             Some(Subscription::OpenAiCodex) => responses::codex_body(body),
-            Some(Subscription::Anthropic) if self.tokens(&p.id).is_some() => {
+            Some(Subscription::Anthropic) if logins.get(&p.id).is_some() => {
                 anthropic::shape_body(body)
             }
             _ => {}

@@ -1,18 +1,22 @@
 //! Keeping a login's access token fresh: one refresh at a time per login, a pause after failures.
 //!
 //! A token is refreshed five minutes before it expires, and once after a 401 to it.
-//! Requests that need the same login wait for the one refresh in flight and share its
-//! result; a refresh that failed for now pauses the next (doubling up to a minute)
-//! while the token, not yet expired, still carries requests. The refresh runs under
-//! the token file's lock, reads the file again under it, and stores the rotated
-//! refresh token before the new access token is used.
+//! Each refresh runs in a thread of its own (refreshes are rare), one at a time per
+//! login: requests that need the same login wait for it and share its result, those
+//! whose token has not expired for a moment at most ([`AHEAD_WAIT`]) before they go
+//! out with it, so a hung token endpoint holds none of them. A refresh that failed for
+//! now pauses the next (doubling up to a minute) while the token, not yet expired,
+//! still carries requests. The refresh runs under the token file's lock, reads the
+//! file again under it, and stores the rotated refresh token before the new access
+//! token is used.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::oauth::{self, TokenFailure, Tokens};
-use super::{Auth, REFRESH_MARGIN_SECS, Subscription, anthropic, fingerprint, openai_codex, store};
+use super::{
+    Auth, Login, REFRESH_MARGIN_SECS, Subscription, anthropic, fingerprint, openai_codex, store,
+};
 use crate::error::Error;
 use crate::registry::Provider;
 use crate::sync::lock;
@@ -28,20 +32,30 @@ pub(super) const PAUSE_FIRST: Duration = Duration::from_secs(5);
 /// its login works again within a minute.
 const PAUSE_MOST: Duration = Duration::from_secs(60);
 
-/// One login's refreshes, made one at a time.
+/// A request whose token has not expired waits this long at most, from the start of
+/// its login's refresh, for the refresh to end: a token endpoint answers well within
+/// it, and one that hangs holds no request beyond it. The refresh goes on in its own
+/// thread, and the request goes out with the token it has.
+pub(super) const AHEAD_WAIT: Duration = Duration::from_secs(1);
+
+/// One login's refreshes, made one at a time, each in a thread of its own.
 #[derive(Debug, Default)]
 pub(super) struct Flight {
-    /// Held while a refresh is made; holds how the last one went.
+    /// How the refreshes went, and whether one is in flight.
     last: Mutex<Last>,
-    /// How many refreshes failed: a request that sees it change while it waited for
-    /// the lock was waiting for a refresh that failed.
-    failures: AtomicU64,
+    /// Signalled when a refresh ends.
+    ended: Condvar,
 }
 
-/// How a login's last refresh went.
+/// How a login's refreshes went.
 #[derive(Debug, Default)]
 struct Last {
-    /// How the last refresh failed.
+    /// When the refresh in flight started; `None` when none is.
+    started: Option<Instant>,
+    /// Refreshes ended so far: a request that sees it change was waiting for one
+    /// that ended, and takes its result (the stored tokens, or `failure`).
+    ended: u64,
+    /// How the last refresh failed; `None` after one that succeeded.
     failure: Option<Error>,
     /// Refreshes that failed for now in a row.
     streak: u32,
@@ -52,9 +66,33 @@ struct Last {
 }
 
 impl Auth {
-    /// A usable token for `p`: the stored one, or a refreshed one when it expires within
-    /// the margin or when it is `rejected` (an upstream just answered 401 to it).
-    pub(super) fn fresh(&self, p: &Provider, rejected: Option<&Tokens>) -> Result<Tokens, Error> {
+    /// Makes `login`'s tokens usable for `p`'s request: left as they are, or refreshed
+    /// when they expire within the margin or when they are `rejected` (an upstream
+    /// just answered 401 to them). A refresh runs in its own thread, one at a time per
+    /// login; a request whose token has not expired (and was not refused) waits for it
+    /// at most [`AHEAD_WAIT`], one whose token has, until it ends.
+    pub(super) fn fresh(
+        self: &Arc<Self>,
+        p: &Arc<Provider>,
+        login: &mut Login,
+        rejected: bool,
+    ) -> Result<(), Error> {
+        // The usual request: a token far from expiry, nothing locked or read.
+        if !self.needs_refresh(&login.tokens, rejected.then_some(&login.tokens)) {
+            return Ok(());
+        }
+        let rejected = rejected.then(|| login.tokens.clone());
+        login.tokens = self.settle(p, rejected)?;
+        Ok(())
+    }
+
+    /// [`Auth::fresh`] for tokens that need a refresh (`rejected`: the ones an upstream
+    /// just refused): the tokens to use.
+    fn settle(
+        self: &Arc<Self>,
+        p: &Arc<Provider>,
+        rejected: Option<Tokens>,
+    ) -> Result<Tokens, Error> {
         let login_needed = |reason: String| Error::LoginNeeded {
             provider: p.id.clone(),
             reason,
@@ -63,39 +101,83 @@ impl Auth {
             let mut flights = lock(&self.flights);
             Arc::clone(flights.entry(p.id.clone()).or_default())
         };
-        let failures = flight.failures.load(Ordering::Acquire);
         let mut last = lock(&flight.last);
-        // Re-read under the lock: the refresh we waited for may have stored new tokens.
-        let current = self
-            .tokens(&p.id)
-            .ok_or_else(|| login_needed("not logged in".into()))?;
-        if !self.needs_refresh(&current, rejected) {
-            return Ok(current);
-        }
-        // The refresh we waited for failed: its answer is ours too, rather than one more
-        // try each for a burst of requests, each as long as the last (a hung endpoint).
-        if flight.failures.load(Ordering::Acquire) != failures
-            && let Some(e) = last.failure.as_ref().and_then(failed_again)
-        {
-            return match e {
-                Error::RefreshFailed { .. } if usable_as_is(&current, rejected) => Ok(current),
-                e => Err(e),
-            };
-        }
-        // Within the pause after a failure for now: the token as it is while it has not
-        // expired (and was not just refused), else that failure's answer at once.
-        let spent = fingerprint(current.refresh.expose());
-        if let Some((until, print)) = last.pause
-            && Instant::now() < until
-            && print == spent
-            && let Some(e) = last.failure.as_ref().and_then(failed_again)
-        {
-            if usable_as_is(&current, rejected) {
+        // The count of ended refreshes when this request began to wait for one.
+        let mut waited = None;
+        loop {
+            // Read again: a refresh (here, or another process's) may have stored new tokens.
+            let current = self
+                .tokens(&p.id)
+                .ok_or_else(|| login_needed("not logged in".into()))?;
+            let usable = usable_as_is(&current, rejected.as_ref());
+            if waited.is_some_and(|n| n != last.ended) {
+                // The refresh waited for ended: its tokens, or its failure, are ours too,
+                // rather than one more try each for a burst of requests.
+                return match last.failure.as_ref().and_then(failed_again) {
+                    Some(Error::RefreshFailed { .. }) if usable => Ok(current),
+                    Some(e) => Err(e),
+                    None => Ok(current),
+                };
+            }
+            if !self.needs_refresh(&current, rejected.as_ref()) {
                 return Ok(current);
             }
-            return Err(e);
+            if let Some(started) = last.started {
+                waited.get_or_insert(last.ended);
+                // A token that still serves waits a moment, not for a hung endpoint.
+                let left = (started + AHEAD_WAIT).checked_duration_since(Instant::now());
+                last = match (usable, left) {
+                    (true, None) => return Ok(current),
+                    (true, Some(left)) => {
+                        let woken = flight.ended.wait_timeout(last, left);
+                        woken.unwrap_or_else(PoisonError::into_inner).0
+                    }
+                    (false, _) => flight
+                        .ended
+                        .wait(last)
+                        .unwrap_or_else(PoisonError::into_inner),
+                };
+                continue;
+            }
+            // Within the pause after a failure for now: the token as it is while it has
+            // not expired (and was not just refused), else that failure's answer at once.
+            let spent = fingerprint(current.refresh.expose());
+            if let Some((until, print)) = last.pause
+                && Instant::now() < until
+                && print == spent
+                && let Some(e) = last.failure.as_ref().and_then(failed_again)
+            {
+                return if usable { Ok(current) } else { Err(e) };
+            }
+            last.started = Some(Instant::now());
+            let (auth, to, flight) = (Arc::clone(self), Arc::clone(p), Arc::clone(&flight));
+            let refused = rejected.clone();
+            let spawned = std::thread::Builder::new()
+                .name("refresh".into())
+                .spawn(move || auth.refresh_in_flight(&to, &flight, current, refused, spent));
+            if let Err(e) = spawned {
+                last.started = None;
+                return Err(Error::RefreshFailed {
+                    provider: p.id.clone(),
+                    reason: format!("refresh failed: cannot start a thread: {e}"),
+                });
+            }
         }
-        let result = self.refresh(p, rejected);
+    }
+
+    /// A refresh of `p`'s login in its own thread, for requests that found `current`
+    /// (whose refresh token has fingerprint `spent`) in need of one: its result goes to
+    /// `flight` and the requests waiting there.
+    fn refresh_in_flight(
+        &self,
+        p: &Provider,
+        flight: &Flight,
+        current: Tokens,
+        rejected: Option<Tokens>,
+        spent: u64,
+    ) {
+        let result = self.refresh(p, rejected.as_ref());
+        let mut last = lock(&flight.last);
         match &result {
             Err(Error::RefreshFailed { .. }) => {
                 last.streak = last.streak.saturating_add(1);
@@ -110,26 +192,23 @@ impl Auth {
                 last.pause = None;
             }
         }
-        if let Err(e) = &result
-            && let Some(copy) = failed_again(e)
+        last.failure = result.as_ref().err().and_then(failed_again);
+        last.started = None;
+        last.ended += 1;
+        drop(last);
+        flight.ended.notify_all();
+        // Failed for now, with an access token that has not expired (refreshes start
+        // five minutes ahead): it carries the requests until it expires; the pause
+        // spaces out the next tries.
+        if let Err(Error::RefreshFailed { reason, .. }) = &result
+            && usable_as_is(&current, rejected.as_ref())
         {
-            last.failure = Some(copy);
-            flight.failures.fetch_add(1, Ordering::Release);
-        }
-        match result {
-            // Failed for now, with an access token that has not expired (refreshes start
-            // five minutes ahead): it carries this request, and those that waited for
-            // this refresh, until it expires; the pause spaces out the next tries.
-            Err(Error::RefreshFailed { reason, .. }) if usable_as_is(&current, rejected) => {
-                let left = current.expires_at.saturating_sub(oauth::now());
-                crate::log::line(format!(
-                    "warning: the {} login could not be refreshed ({reason}); its access \
-                     token, which expires in {left} s, is used until then",
-                    p.id
-                ));
-                Ok(current)
-            }
-            result => result,
+            let left = current.expires_at.saturating_sub(oauth::now());
+            crate::log::line(format!(
+                "warning: the {} login could not be refreshed ({reason}); its access \
+                 token, which expires in {left} s, is used until then",
+                p.id
+            ));
         }
     }
 

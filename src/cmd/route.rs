@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use lexopt::prelude::*;
-use routeplane::registry::{Prefill, Settings, Target};
+use routeplane::registry::{Prefill, Provider, Settings, Target};
 use routeplane::{Error, detect, route};
 
 use super::Global;
@@ -48,7 +48,9 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let cools = |t: &Target| cooling.iter().any(|(label, _)| label == t.label());
     // In the order the server tries them, and as it decides which is the last.
     let (targets, warm) = route::cooling_last(&targets, cools);
-    let last_hope = route::last_hope(&targets, warm, |p| auth.lacks_credential(p));
+    let logins = auth.logins_of(targets.iter().map(|t| &*t.provider));
+    let lacks = |p: &Provider| auth.lacks_credential(p, logins.get(&p.id));
+    let last_hope = route::last_hope(&targets, warm, lacks);
     for (i, t) in targets.iter().enumerate() {
         let label = t.label();
         let state = detect::model_state(&t.provider, t.model(), &detected, &auth);

@@ -292,7 +292,8 @@ pub fn list_hosted(
                 return None;
             }
             // The credential headers a request would carry (key or login, refreshed).
-            let headers = match auth.headers(&Target::new(p, "")) {
+            let mut login = auth.logins_of([&**p]).take(&p.id);
+            let headers = match auth.headers(&Target::new(p, ""), login.as_mut()) {
                 // Into the listing's own thread.
                 Ok(h) => h.into_inner(),
                 Err(e) => return Some(Err(listing_failed(&p.id, e))),

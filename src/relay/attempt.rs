@@ -20,6 +20,7 @@ use super::classify::{send_failed, upstream_error};
 use super::refused::{Param, Refusals};
 use super::stream::relay_stream;
 use super::{EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, served_by, unprepared};
+use crate::auth::Login;
 use crate::error::Error;
 use crate::protocol::Protocol;
 use crate::registry::Target;
@@ -327,25 +328,32 @@ impl<'a> Run<'a, '_> {
         body: &[u8],
     ) -> Outcome {
         let (env, call) = (self.env, self.call);
-        let mut headers = match env.auth.headers(target) {
-            Ok(h) => h,
-            Err(e) => return unprepared(e),
+        // The target's login, if any, goes with the attempt: a refresh it needs leaves
+        // the new tokens in it, and it comes back for the request's next attempts.
+        let mut login = self.logins.take(&target.provider.id);
+        let outcome = match env.auth.headers(target, login.as_mut()) {
+            Ok(mut headers) => {
+                headers.push(("content-type".into(), "application/json".into()));
+                if upstream_stream {
+                    headers.push(("accept".into(), "text/event-stream".into()));
+                }
+                if target.protocol == call.inbound {
+                    upstream::overlay(&mut headers, &call.forward);
+                }
+                let streams = (last, upstream_stream);
+                let outcome = self.send_with(target, streams, ask, body, &mut headers, &mut login);
+                // Whatever an upstream said of a failure leaves the attempt here, beside
+                // the credentials it was sent: masked once for every path its words take.
+                outcome.without_credentials(&headers)
+            }
+            Err(e) => unprepared(e),
         };
-        headers.push(("content-type".into(), "application/json".into()));
-        if upstream_stream {
-            headers.push(("accept".into(), "text/event-stream".into()));
-        }
-        if target.protocol == call.inbound {
-            upstream::overlay(&mut headers, &call.forward);
-        }
-        let outcome = self.send_with(target, (last, upstream_stream), ask, body, &mut headers);
-        // Whatever an upstream said of a failure leaves the attempt here, beside the
-        // credentials it was sent: masked once for every path its words take.
-        outcome.without_credentials(&headers)
+        self.logins.put(login);
+        outcome
     }
 
-    /// [`Run::send_body`] with the headers it sends; a login refreshed after a 401
-    /// replaces its own in them.
+    /// [`Run::send_body`] with the headers it sends and the login they carry; a login
+    /// refreshed after a 401 replaces its own in them.
     fn send_with(
         &mut self,
         target: &Target,
@@ -353,6 +361,7 @@ impl<'a> Run<'a, '_> {
         ask: Ask,
         body: &[u8],
         headers: &mut Vec<Header>,
+        login: &mut Option<Login>,
     ) -> Outcome {
         let (env, settings) = (self.env, self.settings);
         let provider = &target.provider;
@@ -392,7 +401,8 @@ impl<'a> Run<'a, '_> {
             Err(e) => return send_failed(env, &e, deadline, settings.connect_timeout),
         };
         if reply.status == 401 {
-            reply = match self.after_401(target, reply, (&url, body), headers, (wait, deadline)) {
+            let sent = (&url[..], body, login);
+            reply = match self.after_401(target, reply, sent, headers, (wait, deadline)) {
                 Ok(r) => r,
                 Err(outcome) => return outcome,
             };
@@ -463,15 +473,15 @@ impl<'a> Run<'a, '_> {
         &self,
         target: &Target,
         reply: Reply,
-        (url, body): (&str, &[u8]),
+        (url, body, login): (&str, &[u8], &mut Option<Login>),
         headers: &mut Vec<Header>,
         (wait, deadline): (Duration, (Duration, &'static str)),
     ) -> Result<Reply, Outcome> {
         let (env, settings) = (self.env, self.settings);
         let gone = || super::unwanted(env, self.out);
         // A subscription token the upstream rejects is refreshed once and the request retried once.
-        if env.auth.refresh_after_401(target) {
-            let fresh = env.auth.headers(target).map(|h| {
+        if env.auth.refresh_after_401(target, login.as_mut()) {
+            let fresh = env.auth.headers(target, login.as_mut()).map(|h| {
                 headers.retain(|(n, _)| !h.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)));
                 headers.extend(h.into_inner());
                 // The fresh login's headers replaced the client's betas merged above.

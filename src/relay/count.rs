@@ -28,12 +28,16 @@ pub fn count_tokens(
     let wait = settings
         .first_token_timeout
         .min(settings.first_byte_timeout);
+    let mut logins = env.auth.logins_of(targets.iter().map(|t| &*t.provider));
     for target in targets.iter().filter(|t| t.protocol == call.inbound) {
         let Some(path) = target.protocol.count_tokens_endpoint(target.model()) else {
             continue;
         };
         served.attempts += 1;
-        let Ok(mut headers) = env.auth.headers(target) else {
+        let mut login = logins.take(&target.provider.id);
+        let headers = env.auth.headers(target, login.as_mut());
+        logins.put(login);
+        let Ok(mut headers) = headers else {
             continue;
         };
         headers.push(("content-type".into(), "application/json".into()));

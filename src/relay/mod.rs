@@ -42,12 +42,12 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Logins};
 use crate::body::RawBody;
 use crate::error::Error;
 use crate::log::StreamEnd;
 use crate::protocol::{Asked, Protocol};
-use crate::registry::{Settings, Target};
+use crate::registry::{Provider, Settings, Target};
 use crate::route::{self, Cooldown};
 use crate::sse::{ClientWriter, ServedBy};
 use crate::stats;
@@ -179,6 +179,8 @@ struct Run<'a, 'w> {
     /// because every one before it failed too, so it gets one try, not its retries: with
     /// every endpoint failing, each client request would cost each `retries + 1` more.
     cooling: bool,
+    /// The logins of the targets' subscriptions, looked up once for the request.
+    logins: Logins,
 }
 
 /// Why a stream that ended cleanly before (or without) its end marker failed.
@@ -209,6 +211,9 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         left_out: Refusals::NONE,
         alone: false,
         cooling: false,
+        logins: env
+            .auth
+            .logins_of(call.targets.iter().map(|t| &*t.provider)),
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
     // The first filtered answer moved past: its target, its attempt in `tried`, and
@@ -216,11 +221,12 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
     let mut filtered: Option<Filtered> = None;
     let (targets, warm) = env.cooldown.order(call.targets);
 
-    let last_hope = route::last_hope(&targets, warm, |p| env.auth.lacks_credential(p));
+    let lacks = |p: &Provider| env.auth.lacks_credential(p, run.logins.get(&p.id));
+    let last_hope = route::last_hope(&targets, warm, lacks);
     // Unlike the last hope, an endpoint cooling down is still one to move on to.
     let alone_from = targets
         .iter()
-        .rposition(|t| !env.auth.lacks_credential(&t.provider))
+        .rposition(|t| !lacks(&t.provider))
         .unwrap_or(0);
     // Origins that refused a connection during this request: nothing listens there, so
     // their other endpoints are not asked in it (they cool down with it).

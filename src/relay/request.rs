@@ -61,7 +61,7 @@ impl<'a> Run<'a, '_> {
         };
         let unthought = self.left_out.has(Refusals::REASONING);
         if same
-            && !env.auth.rewrites_body(provider)
+            && !env.auth.rewrites_body(provider, &self.logins)
             && ask == Ask::Original
             && !mended
             && !unthought
@@ -191,7 +191,7 @@ impl<'a> Run<'a, '_> {
             env.unreadable
                 .note(&provider.id, left_out.iter().map(String::as_str));
         }
-        env.auth.shape_body(provider, &mut up);
+        env.auth.shape_body(provider, &self.logins, &mut up);
         serde_json::to_vec(&up)
             .map(Cow::Owned)
             .map_err(|e| Error::Internal(format!("cannot encode body: {e}")))

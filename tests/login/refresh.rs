@@ -167,6 +167,51 @@ fn a_token_not_yet_expired_carries_requests_when_its_refresh_fails_for_now() {
 }
 
 #[test]
+fn a_hung_token_endpoint_holds_no_request_whose_token_has_not_expired() {
+    // The access token expires in 60 s, inside the five minutes before expiry when it
+    // is refreshed, and the token endpoint holds its answer for 6 s: the requests go
+    // out at once with the token they have (the old code held the first for the whole
+    // 6 s), and only one refresh is made. Once the endpoint answers, the renewed login
+    // is stored and used.
+    let (oauth, up, dir, config) = logged_in_near_expiry();
+    oauth.set_expires_in(3600);
+    oauth.set_delay(Duration::from_secs(6));
+    let p = serving(&dir, &config);
+    let ask = || {
+        p.post(
+            "/v1/messages",
+            Wire::Anthropic.request("anthropic:claude-x", false, false),
+        )
+    };
+    let started = Instant::now();
+    for _ in 0..2 {
+        let r = ask();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let used = |n: usize| up.posts()[n].header("authorization").map(str::to_string);
+    assert_eq!(used(0).as_deref(), Some("Bearer at-1"));
+    assert_eq!(used(1).as_deref(), Some("Bearer at-1"));
+    let renewed = wait_until(Duration::from_secs(15), || {
+        stored(&dir)["credentials"]["anthropic"]["refresh_token"] == json!("rt-2")
+    });
+    assert!(renewed, "{}", stored(&dir));
+    let spent = oauth
+        .requests()
+        .iter()
+        .filter(|r| r.json()["grant_type"] == "refresh_token")
+        .count();
+    assert_eq!(spent, 1, "one refresh");
+    let r = ask();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(used(2).as_deref(), Some("Bearer at-2"));
+}
+
+#[test]
 fn two_servers_sharing_a_token_file_spend_its_refresh_token_once() {
     // Two routeplanes (two users' services, or a server and a script) on one token
     // file, both with a request as the token nears expiry: one refreshes, the other
