@@ -282,14 +282,15 @@ impl Auth {
         Some(cache)
     }
 
-    /// The logins of those of `providers` that are subscriptions, as one request finds
-    /// them: one `stat` of the token file for all, none when none is a subscription (a
-    /// key's request reads nothing). The request hands them to each step that needs
-    /// them rather than each looking again.
-    pub fn logins_of<'p>(&self, providers: impl IntoIterator<Item = &'p Provider>) -> Logins {
+    /// The logins of those of `targets`' providers that are subscriptions, as one
+    /// request finds them: one `stat` of the token file for all, none when none is a
+    /// subscription (a key's request reads nothing). The request hands them to each
+    /// step that needs them rather than each looking again.
+    #[inline(never)]
+    pub fn logins_of(&self, targets: &[Target]) -> Logins {
         let mut logins = Logins::default();
         let mut cache = None;
-        for p in providers {
+        for p in targets.iter().map(|t| &*t.provider) {
             if Subscription::of(&p.id).is_none() || logins.get(&p.id).is_some() {
                 continue;
             }

@@ -10,6 +10,7 @@
 //! file again under it, and stores the rotated refresh token before the new access
 //! token is used.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -109,18 +110,19 @@ impl Auth {
             let current = self
                 .tokens(&p.id)
                 .ok_or_else(|| login_needed("not logged in".into()))?;
+            if !self.needs_refresh(&current, rejected.as_ref()) {
+                return Ok(current);
+            }
             let usable = usable_as_is(&current, rejected.as_ref());
             if waited.is_some_and(|n| n != last.ended) {
-                // The refresh waited for ended: its tokens, or its failure, are ours too,
-                // rather than one more try each for a burst of requests.
+                // The refresh waited for ended: its tokens (which may expire within the
+                // margin again), or its failure, are ours too, rather than one more try
+                // each for a burst of requests.
                 return match last.failure.as_ref().and_then(failed_again) {
                     Some(Error::RefreshFailed { .. }) if usable => Ok(current),
                     Some(e) => Err(e),
                     None => Ok(current),
                 };
-            }
-            if !self.needs_refresh(&current, rejected.as_ref()) {
-                return Ok(current);
             }
             if let Some(started) = last.started {
                 waited.get_or_insert(last.ended);
@@ -149,19 +151,13 @@ impl Auth {
             {
                 return if usable { Ok(current) } else { Err(e) };
             }
-            last.started = Some(Instant::now());
             let (auth, to, flight) = (Arc::clone(self), Arc::clone(p), Arc::clone(&flight));
             let refused = rejected.clone();
-            let spawned = std::thread::Builder::new()
-                .name("refresh".into())
-                .spawn(move || auth.refresh_in_flight(&to, &flight, current, refused, spent));
-            if let Err(e) = spawned {
-                last.started = None;
-                return Err(Error::RefreshFailed {
-                    provider: p.id.clone(),
-                    reason: format!("refresh failed: cannot start a thread: {e}"),
-                });
-            }
+            // Refreshes are rare: a thread each, which no request joins.
+            std::thread::spawn(move || {
+                auth.refresh_in_flight(&to, &flight, current, refused, spent)
+            });
+            last.started = Some(Instant::now());
         }
     }
 
@@ -176,7 +172,9 @@ impl Auth {
         rejected: Option<Tokens>,
         spent: u64,
     ) {
-        let result = self.refresh(p, rejected.as_ref());
+        // A panic (a bug) must still end the refresh: requests wait for its end.
+        let result = catch_unwind(AssertUnwindSafe(|| self.refresh(p, rejected.as_ref())))
+            .unwrap_or_else(|_| Err(Error::Internal("the refresh panicked".into())));
         let mut last = lock(&flight.last);
         match &result {
             Err(Error::RefreshFailed { .. }) => {

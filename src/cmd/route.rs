@@ -48,7 +48,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let cools = |t: &Target| cooling.iter().any(|(label, _)| label == t.label());
     // In the order the server tries them, and as it decides which is the last.
     let (targets, warm) = route::cooling_last(&targets, cools);
-    let logins = auth.logins_of(targets.iter().map(|t| &*t.provider));
+    let logins = auth.logins_of(&targets);
     let lacks = |p: &Provider| auth.lacks_credential(p, logins.get(&p.id));
     let last_hope = route::last_hope(&targets, warm, lacks);
     for (i, t) in targets.iter().enumerate() {

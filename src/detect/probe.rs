@@ -292,8 +292,9 @@ pub fn list_hosted(
                 return None;
             }
             // The credential headers a request would carry (key or login, refreshed).
-            let mut login = auth.logins_of([&**p]).take(&p.id);
-            let headers = match auth.headers(&Target::new(p, ""), login.as_mut()) {
+            let target = Target::new(p, "");
+            let mut login = auth.logins_of(std::slice::from_ref(&target)).take(&p.id);
+            let headers = match auth.headers(&target, login.as_mut()) {
                 // Into the listing's own thread.
                 Ok(h) => h.into_inner(),
                 Err(e) => return Some(Err(listing_failed(&p.id, e))),

@@ -28,7 +28,7 @@ pub fn count_tokens(
     let wait = settings
         .first_token_timeout
         .min(settings.first_byte_timeout);
-    let mut logins = env.auth.logins_of(targets.iter().map(|t| &*t.provider));
+    let mut logins = env.auth.logins_of(&targets);
     for target in targets.iter().filter(|t| t.protocol == call.inbound) {
         let Some(path) = target.protocol.count_tokens_endpoint(target.model()) else {
             continue;

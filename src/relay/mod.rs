@@ -211,9 +211,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
         left_out: Refusals::NONE,
         alone: false,
         cooling: false,
-        logins: env
-            .auth
-            .logins_of(call.targets.iter().map(|t| &*t.provider)),
+        logins: env.auth.logins_of(call.targets),
     };
     let mut failures: Vec<(String, Failure)> = Vec::new();
     // The first filtered answer moved past: its target, its attempt in `tried`, and
