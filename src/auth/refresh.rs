@@ -126,19 +126,18 @@ impl Auth {
             }
             if let Some(started) = last.started {
                 waited.get_or_insert(last.ended);
-                // A token that still serves waits a moment, not for a hung endpoint.
-                let left = (started + AHEAD_WAIT).checked_duration_since(Instant::now());
-                last = match (usable, left) {
-                    (true, None) => return Ok(current),
-                    (true, Some(left)) => {
-                        let woken = flight.ended.wait_timeout(last, left);
-                        woken.unwrap_or_else(PoisonError::into_inner).0
-                    }
-                    (false, _) => flight
-                        .ended
-                        .wait(last)
-                        .unwrap_or_else(PoisonError::into_inner),
+                let wait = match usable {
+                    // A token that still serves waits a moment, not for a hung endpoint.
+                    true => match (started + AHEAD_WAIT).checked_duration_since(Instant::now()) {
+                        Some(left) => left,
+                        None => return Ok(current),
+                    },
+                    // One that does not waits for the end, which the refresh's own
+                    // deadlines bound.
+                    false => Duration::MAX,
                 };
+                let woken = flight.ended.wait_timeout(last, wait);
+                last = woken.unwrap_or_else(PoisonError::into_inner).0;
                 continue;
             }
             // Within the pause after a failure for now: the token as it is while it has
