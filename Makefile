@@ -139,7 +139,10 @@ bench-peers:
 # 2026-12-07 (session 45): 4 993 096 bytes, over it, then 4 862 024 (4 866 120 at
 # 88262e0) with LLVM's pre-instrumentation inliner off in scripts/pgo.sh (the profile's
 # share 385 KB to about 260; bench/results.md, "Binary size, session 45").
-MAX_BYTES := 4900000
+# 2026-12-07 (session 46): 4 743 320 bytes with the relocations packed and inline hints
+# ignored (bench/results.md, "Binary size, session 46"); the ceiling is that plus about 1%,
+# so that growth is seen when it lands, not when the image passes its 5 MB.
+MAX_BYTES := 4790000
 
 ## static: a fully static x86_64 binary (musl), profile-guided; checks it is static and at most MAX_BYTES
 static:
