@@ -209,6 +209,15 @@ impl Auth {
         }
     }
 
+    /// Whether a refresh is in flight. A stop waits for it: the endpoint's answer rotates
+    /// the refresh token, and a process that ends before storing the new one loses the
+    /// login.
+    pub fn refreshing(&self) -> bool {
+        lock(&self.flights)
+            .values()
+            .any(|f| lock(&f.last).started.is_some())
+    }
+
     /// Whether `current` must be refreshed before use: it expires within the margin, or
     /// it is the token an upstream just refused.
     fn needs_refresh(&self, current: &Tokens, rejected: Option<&Tokens>) -> bool {

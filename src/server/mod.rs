@@ -200,7 +200,10 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
     let grace = shared.registry().settings.shutdown_grace;
     let deadline = Instant::now() + grace;
     let mut again = false;
-    while shared.pending.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+    // A login's refresh in flight is waited for too, within the same grace: its answer
+    // rotates the refresh token, which must be stored before the process ends.
+    let busy = || shared.pending.load(Ordering::SeqCst) > 0 || shared.env.auth.refreshing();
+    while busy() && Instant::now() < deadline {
         // A second stop signal ends the wait.
         if stop.try_recv().is_ok() {
             again = true;
@@ -242,6 +245,12 @@ pub fn serve(listener: Listener, shared: Arc<Shared>, reload: Reload) -> Result<
         ));
     } else {
         log::line("stopped");
+    }
+    if shared.env.auth.refreshing() {
+        log::line(
+            "warning: stopped during a login's refresh; if its requests say \"login needed\", \
+             run `routeplane login` again",
+        );
     }
     if let Some(ledger) = &shared.ledger {
         ledger.flush();
