@@ -212,12 +212,43 @@ fn a_hung_token_endpoint_holds_no_request_whose_token_has_not_expired() {
 }
 
 #[test]
+fn a_stop_waits_for_a_refresh_in_flight_so_the_rotated_refresh_token_is_stored() {
+    // The request goes out with its unexpired token while the refresh goes on; a stop
+    // right after must not end the process before the refresh's answer, which rotates
+    // the refresh token, is stored: the login would be lost.
+    let (oauth, _up, dir, config) = logged_in_near_expiry();
+    oauth.set_expires_in(3600);
+    oauth.set_delay(Duration::from_secs(3));
+    let mut p = serving(&dir, &config);
+    let r = p.post(
+        "/v1/messages",
+        Wire::Anthropic.request("anthropic:claude-x", false, false),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    p.signal("TERM");
+    assert_eq!(
+        p.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "{:?}",
+        p.log()
+    );
+    assert_eq!(
+        stored(&dir)["credentials"]["anthropic"]["refresh_token"],
+        json!("rt-2"),
+        "{:?}",
+        p.log()
+    );
+}
+
+#[test]
 fn two_servers_sharing_a_token_file_spend_its_refresh_token_once() {
     // Two routeplanes (two users' services, or a server and a script) on one token
     // file, both with a request as the token nears expiry: one refreshes, the other
     // waits and takes the renewed login from the file instead of spending the old
     // refresh token, which the provider has already rotated.
-    let (oauth, up, dir, config) = logged_in_near_expiry();
+    // Expired, so that each request waits for the refresh's end however slow the
+    // machine (one near expiry waits a moment, then goes out with its old token).
+    let (oauth, up, dir, config) = logged_in_expiring_in(0);
     oauth.set_expires_in(3600);
     // Both refreshes, if both were made, would be in flight at once.
     oauth.set_delay(Duration::from_millis(500));
@@ -301,11 +332,16 @@ fn a_web_page_from_the_token_endpoint_fails_one_refresh_not_the_login() {
     std::thread::sleep(Duration::from_millis(400));
     let r = ask();
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(up.posts()[2].header("authorization"), Some("Bearer at-new"));
-    assert_eq!(
-        stored(&dir)["credentials"]["anthropic"]["refresh_token"],
-        json!("rt-new")
-    );
+    // That request started the next refresh and waited a moment for it (on a slow
+    // machine it may have gone out with at-1 still): once stored, the login is used.
+    let renewed = wait_until(Duration::from_secs(15), || {
+        stored(&dir)["credentials"]["anthropic"]["refresh_token"] == json!("rt-new")
+    });
+    assert!(renewed, "{}", stored(&dir));
+    let r = ask();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let last = up.posts().last().cloned().unwrap();
+    assert_eq!(last.header("authorization"), Some("Bearer at-new"));
 }
 
 #[test]
