@@ -207,7 +207,34 @@ pub(super) fn upstream_error(
         );
         return unreadable(status, reason, headers, retry_after);
     }
+    // A 401 refuses Routeplane's own credential, not the client's: passed on as the
+    // source said it, a client (Claude Code) blames its own key and asks its user to
+    // log in. Kept a 401, said whose key it was and where it is set.
+    if status == 401 {
+        let said = protocol::upstream_error_message(&bytes);
+        let reason = key_refused(run, target, &super::cut(&said, 120));
+        return unreadable(status, reason, headers, retry_after);
+    }
     failed_with(status, (bytes, ct), headers, retry_after)
+}
+
+/// What a 401 from `target`'s source says: that it refused Routeplane's key (or login)
+/// for it, where that is set, and that the client's key to Routeplane is fine.
+fn key_refused(run: &Run<'_, '_>, target: &Target, said: &str) -> String {
+    let p = &target.provider;
+    let id = &p.id;
+    let (what, fix) = match (run.env.auth.logged_in(id), p.key_source.as_deref()) {
+        (true, _) => ("the login", format!("run `routeplane login {id}`")),
+        (false, Some(var)) if p.key.is_some() && var != "api_key" => {
+            ("the key", format!("check {var}"))
+        }
+        (false, _) if p.key.is_some() => ("the key", format!("check `providers.{id}.api_key`")),
+        (false, _) => ("no key", format!("set `providers.{id}.api_key`")),
+    };
+    format!(
+        "upstream `{id}` refused {what} Routeplane sends it (401: {said}); {fix}. The \
+         client's key to Routeplane is not at fault"
+    )
 }
 
 /// The failure for an error answer whose body is no API's words (a web page, a

@@ -117,7 +117,9 @@ fn a_host_that_does_not_resolve_is_dns_in_the_log_whatever_its_name_says() {
 
 #[test]
 fn client_errors_are_surfaced_unchanged_and_nothing_else_is_tried() {
-    for status in [400u16, 401, 402, 403, 422] {
+    // A 401 is surfaced too, but retold: it refused Routeplane's key, not the client's
+    // (sources::keys::an_upstream_401_says_routeplanes_key_was_refused_not_the_clients).
+    for status in [400u16, 402, 403, 422] {
         let body = format!(
             r#"{{"error":{{"message":"refused with {status}","type":"invalid_request_error"}}}}"#
         );

@@ -229,3 +229,48 @@ fn a_bare_name_only_a_block_of_ones_own_could_serve_is_told_how_to_reach_it() {
     );
     assert_eq!(up.posts().len(), 1, "only the pinned request went upstream");
 }
+
+#[test]
+fn an_upstream_401_says_routeplanes_key_was_refused_not_the_clients() {
+    // Passed on as it came, Claude Code read OpenAI's "Incorrect API key" as its own
+    // key's fault and told its user to `/login`. Still a 401, in the caller's protocol.
+    let up = MockUpstream::start(|req| match req.method.as_str() {
+        "GET" => Reply::json(200, json!({"object": "list", "data": [{"id": "m"}]})),
+        _ => wrong_key(),
+    });
+    let yaml = format!(
+        "providers:\n  x:\n    api_base: {}\n    api_key: sk-SECRET-x1\n    models: [m]\n  openai:\n    api_base: {}\n",
+        up.url(),
+        up.url()
+    );
+    let p = Proxy::start_with(&yaml, &[("OPENAI_API_KEY", "sk-SECRET-o2")], &[]);
+    let refused = "refused the key Routeplane sends it (401: Incorrect API key provided: sk-bad.)";
+    let not_yours = "The client's key to Routeplane is not at fault";
+    let resp = chat(&p, "x:m");
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert_eq!(
+        resp.error_message(),
+        format!("upstream `x` {refused}; check `providers.x.api_key`. {not_yours}")
+    );
+    let resp = p.post(
+        "/v1/messages",
+        json!({"model": "openai:gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    let v: Value = serde_json::from_str(&resp.body).unwrap();
+    assert_eq!(v["error"]["type"], "authentication_error", "{v}");
+    let msg = resp.error_message();
+    assert!(
+        msg.contains(&format!(
+            "upstream `openai` {refused}; check OPENAI_API_KEY. {not_yours}"
+        )),
+        "{msg}"
+    );
+    let line = p.wait_log("openai:gpt-4o");
+    assert!(
+        line.contains("status=401") && line.contains("refused the key"),
+        "{line}"
+    );
+    let all = format!("{}{}", resp.body, p.log().join("\n"));
+    assert!(!all.contains("SECRET"), "{all}");
+}
