@@ -171,3 +171,59 @@ fn a_pinned_typo_of_a_pulled_model_is_asked_about_before_the_pull() {
     let resp = ask(&p, "ollama:llama3.1");
     assert_eq!(resp.status, 200, "{}", resp.body);
 }
+
+#[test]
+fn a_clients_prefix_on_a_served_name_is_said_to_be_dropped_not_taken_for_openrouter() {
+    // opencode's `routeplane/llama3.1` pasted into another client, and aider's or
+    // LiteLLM's `openai/llama3.1`, were both told they "look like an OpenRouter model".
+    let up = MockUpstream::start(ollama(&["llama3.1:latest"]));
+    let p = Proxy::start(&format!(
+        "providers:\n  ollama:\n    api_base: {}\n",
+        up.url()
+    ));
+    p.wait_log("source ollama is up (1 model)");
+    for (model, said) in [
+        (
+            "routeplane/llama3.1",
+            "`routeplane/` is opencode's provider prefix, not part of a model's name: drop it \
+             and name `llama3.1`",
+        ),
+        (
+            "openai/llama3.1",
+            "`openai/` is a client's prefix (aider, LiteLLM), not part of a model's name: drop \
+             it and name `llama3.1`",
+        ),
+        (
+            "routeplane/phi4",
+            "`routeplane/` is opencode's provider prefix, not part of a model's name, and \
+             `phi4` is not served either.",
+        ),
+    ] {
+        let resp = ask(&p, model);
+        assert_eq!(resp.status, 404, "{model}: {}", resp.body);
+        let msg = resp.error_message();
+        assert!(msg.contains(said), "{model}: {msg}");
+        assert!(!msg.contains("OpenRouter"), "{model}: {msg}");
+    }
+}
+
+#[test]
+fn an_openai_prefix_names_the_openai_provider_when_it_can_be_asked() {
+    // A block `openai` of one's own (a local server, no key needed): aider's
+    // `openai/m` is that provider's `m`.
+    let up = MockUpstream::start(ollama(&["other:latest"]));
+    let p = Proxy::start(&format!(
+        "providers:\n  openai:\n    api_base: {}\n    api_key: sk-local\n    detect: false\n",
+        up.url()
+    ));
+    let resp = ask(&p, "openai/m");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let msg = resp.error_message();
+    assert!(
+        msg.ends_with(
+            "`openai/` is a client's prefix (aider, LiteLLM), not part of a model's name: \
+             drop it and name `openai:m`"
+        ),
+        "{msg}"
+    );
+}
