@@ -76,10 +76,17 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     // `./routeplane.yaml` is read only where it is: started elsewhere, `routeplane`
     // silently uses another file or none.
     if here && let Some(user) = paths::user_config() {
+        // One there already: `init -c` it would be refused, and that file is the one
+        // read elsewhere, which may not be what the user means to change.
+        let there = user.exists();
         let user = super::shell_word(&user.display().to_string());
+        let then = match there {
+            true => "it exists, and is the one read elsewhere".to_string(),
+            false => format!("`routeplane init -c {user}` writes one there"),
+        };
         outln!(
             "routeplane reads it when started in this directory; the file it reads from any \
-             directory is {user} (`routeplane init -c {user}` writes one there)"
+             directory is {user} ({then})"
         )?;
     }
     Ok(ExitCode::SUCCESS)

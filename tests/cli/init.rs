@@ -33,6 +33,27 @@ fn init_then_validate_succeeds() {
 }
 
 #[test]
+fn init_here_with_a_user_config_says_it_exists_not_how_to_write_it() {
+    // It said "`routeplane init -c ~/.config/routeplane/routeplane.yaml` writes one
+    // there" of a file that was there: that command is refused.
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.path().join("config/routeplane")).unwrap();
+    dir.write("config/routeplane/routeplane.yaml", "listen: 127.0.0.1:1\n");
+    let out = run(&dir, &["init"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let user = dir.path().join("config/routeplane/routeplane.yaml");
+    let said = text(&out.stdout);
+    assert!(
+        said.ends_with(&format!(
+            "the file it reads from any directory is {} (it exists, and is the one read \
+             elsewhere)\n",
+            user.display()
+        )),
+        "{said}"
+    );
+}
+
+#[test]
 fn init_elsewhere_prints_commands_that_find_the_file_it_wrote() {
     let dir = Dir::new();
     // A file in the default place too: the commands must not find that one instead.
