@@ -56,8 +56,8 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         let state = detect::model_state(&t.provider, t.model(), &detected, &auth);
         let mut shown = super::list::with_cooldown(&state, &cooling, label);
         if state == detect::State::NotListed && t.provider.is_ollama() {
-            // What a request would be told by Ollama's 404.
-            shown.push_str(&format!(" (run `ollama pull {}`)", t.model()));
+            // What a request would be told by Ollama's 404: a near name first.
+            shown.push_str(&format!(" ({})", t.pull_hint()));
         }
         let last = i >= last_hope;
         outln!(

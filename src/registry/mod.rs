@@ -207,6 +207,16 @@ impl Target {
         }
     }
 
+    /// What would serve a model an Ollama does not have: the listed name it is near
+    /// ([`Target::near`]), else the pull. Said by a request's 404 and by `route`.
+    pub fn pull_hint(&self) -> String {
+        let model = self.model();
+        match &self.near {
+            Some(near) => format!("{near} Otherwise, run `ollama pull {model}`"),
+            None => format!("run `ollama pull {model}`"),
+        }
+    }
+
     /// The model name sent upstream.
     pub fn model(&self) -> &str {
         &self.label[self.provider.id.len() + 1..]

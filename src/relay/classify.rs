@@ -184,14 +184,11 @@ pub(super) fn upstream_error(
         let said = protocol::upstream_error_message(&bytes);
         let said: String = said.chars().take(200).collect();
         // A name a letter or two from one it lists (route found it): the typo first.
-        let pull = match &target.near {
-            Some(near) => format!(
-                "{said}. {near} Otherwise, run `ollama pull {}`",
-                target.model()
-            ),
-            None => format!("{said}; run `ollama pull {}`", target.model()),
-        };
-        return fail(FailKind::Status(404), pull);
+        let then = if target.near.is_some() { '.' } else { ';' };
+        return fail(
+            FailKind::Status(404),
+            format!("{said}{then} {}", target.pull_hint()),
+        );
     }
     // A proxy's or a CDN's page (nginx's "502 Bad Gateway", Cloudflare's 5xx), not the
     // API's error: said as what it is, by its title, never passed on tags and all.

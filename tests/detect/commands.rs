@@ -261,3 +261,27 @@ fn a_local_server_that_wants_a_key_shows_key_refused_and_the_key_to_set() {
     assert_eq!(p.source_status("lmstudio")["state"], "up");
     assert_eq!(p.metric(up).as_deref(), Some("1"));
 }
+
+#[test]
+fn route_says_the_listed_name_a_typo_is_near_before_the_pull() {
+    // A request was asked "Did you mean `ollama:llama3.1`?"; `route` said only to pull
+    // the typo.
+    let up = MockUpstream::start(ollama(&["llama3.1:latest"]));
+    let dir = Dir::new();
+    dir.write(
+        "routeplane.yaml",
+        &hermetic(&format!(
+            "providers:\n  ollama:\n    api_base: {}\n",
+            up.url()
+        )),
+    );
+    let route = cli(&dir, &["route", "ollama:lama3.1"]);
+    let first = route.lines().next().unwrap_or_default();
+    assert!(
+        first.ends_with(
+            ") not listed by the server (Did you mean `ollama:llama3.1`? Otherwise, run \
+             `ollama pull lama3.1`)"
+        ),
+        "{route}"
+    );
+}
