@@ -233,6 +233,14 @@ fn a_base_url_without_v1_reaches_the_same_endpoints() {
     assert_eq!(models.json(), p.get("/v1/models").json());
     let resp = p.send("GET", "/responses", &[], b"");
     assert_eq!(resp.status, 405, "/responses is the Responses endpoint");
+    // The log names the path as sent, as a user greps for it: it said
+    // `/v1/chat/completions`.
+    let line = p.wait_log("model=small");
+    assert!(
+        line.contains(" POST /chat/completions model=small "),
+        "{line}"
+    );
+    p.wait_log("GET /responses ");
 }
 
 #[test]

@@ -10,18 +10,29 @@ use crate::protocol::Protocol;
 /// lacks `/v1` asks for `/chat/completions`, `/completions`, `/responses` or `/models`:
 /// the same endpoints.
 pub(super) fn route_path(url: &str) -> &str {
+    let path = sent_path(url);
+    alias_of(path).unwrap_or(path)
+}
+
+/// A URL's path as sent, without its query string: what the log line names, as a
+/// user would grep for it (`/chat/completions` from a base URL without `/v1`).
+pub(super) fn sent_path(url: &str) -> &str {
     // A byte search: through `split` this was ~190 instructions a call, two a request.
-    let path = match url.bytes().position(|b| b == b'?') {
+    match url.bytes().position(|b| b == b'?') {
         Some(at) => &url[..at],
         None => url,
-    };
-    match path {
+    }
+}
+
+/// The `/v1` endpoint a `/v1`-less path is another name for.
+pub(super) fn alias_of(path: &str) -> Option<&'static str> {
+    Some(match path {
         "/chat/completions" => "/v1/chat/completions",
         "/completions" => "/v1/completions",
         "/responses" => "/v1/responses",
         "/models" => "/v1/models",
-        p => p,
-    }
+        _ => return None,
+    })
 }
 
 /// The generation endpoints (Gemini's are in its paths): POST only, and counted even
@@ -41,8 +52,9 @@ pub(super) fn is_generation(method: &tiny_http::Method, path: &str) -> bool {
             || gemini_call(path).is_some_and(|(_, m)| m != "countTokens"))
 }
 
-/// The paths nearly every request asks for: the log line names them without a copy.
-const KNOWN_PATHS: [&str; 10] = [
+/// The paths nearly every request asks for: the log line names them without a copy,
+/// the `/v1`-less aliases too (it names the path as sent).
+const KNOWN_PATHS: [&str; 14] = [
     "/v1/chat/completions",
     "/v1/completions",
     "/v1/messages",
@@ -53,6 +65,10 @@ const KNOWN_PATHS: [&str; 10] = [
     "/metrics",
     "/status.json",
     "/",
+    "/chat/completions",
+    "/completions",
+    "/responses",
+    "/models",
 ];
 
 /// `path` for the log line: a known one without a copy (this is made per request).
@@ -157,6 +173,18 @@ pub(super) fn query_param(url: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_names_the_path_as_sent_and_a_common_one_without_a_copy() {
+        assert_eq!(route_path("/chat/completions?x=1"), "/v1/chat/completions");
+        assert_eq!(sent_path("/chat/completions?x=1"), "/chat/completions");
+        for path in ["/v1/chat/completions", "/chat/completions", "/models"] {
+            assert!(
+                matches!(path_name(path), Cow::Borrowed(p) if p == path),
+                "{path}"
+            );
+        }
+    }
 
     #[test]
     fn gemini_paths_split_at_the_last_colon() {

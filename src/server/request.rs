@@ -12,7 +12,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use super::guard;
-use super::path::{is_generation, method_name, path_name, protocol_for, route_path};
+use super::path::{
+    alias_of, is_generation, method_name, path_name, protocol_for, route_path, sent_path,
+};
 use super::prepare::{Prepared, prepare};
 use super::{Shared, tell_detection};
 use crate::error::Error;
@@ -33,13 +35,13 @@ pub(super) fn busy(req: tiny_http::Request, err: Error, shared: &Shared) {
     let mut log = RequestLog {
         at: Some(std::time::SystemTime::now() - started.elapsed()),
         method: method_name(req.method()),
-        path: path_name(route_path(req.url())),
+        path: path_name(sent_path(req.url())),
         ..RequestLog::default()
     };
     let inbound = protocol_for(req.method(), req.url(), || {
         req.header("anthropic-version").is_some()
     });
-    let counted = is_generation(req.method(), &log.path);
+    let counted = is_generation(req.method(), route_path(&log.path));
     let http10 = is_http10(&req);
     let head_only = *req.method() == tiny_http::Method::Head;
     // Named as a keyed request's answer names it (see `guard::check`): else a page sees a
@@ -114,7 +116,7 @@ pub(super) fn refused(r: &tiny_http::Refusal, client_timeout: f64) -> tiny_http:
         let log = RequestLog {
             at: Some(std::time::SystemTime::now()),
             method: r.method.as_ref().map_or(Cow::Borrowed(""), method_name),
-            path: path_name(route_path(path)),
+            path: path_name(sent_path(path)),
             status: r.status,
             refused: Some(word),
             ..RequestLog::default()
@@ -141,21 +143,23 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
     let mut log = RequestLog {
         at: Some(std::time::SystemTime::now()),
         method: method_name(req.method()),
-        path: path_name(route_path(req.url())),
+        path: path_name(sent_path(req.url())),
         ..RequestLog::default()
     };
+    // The endpoint it names (the log keeps the path as sent): no copy either way.
+    let route = alias_of(&log.path);
     let inbound = protocol_for(req.method(), req.url(), || {
         req.header("anthropic-version").is_some()
     });
     let http10 = is_http10(&req);
     let head_only = *req.method() == tiny_http::Method::Head;
     let registry = shared.registry();
-    let generation = is_generation(req.method(), &log.path);
+    let generation = is_generation(req.method(), route.unwrap_or(&log.path));
     // Read everything needed from the request before taking its writer.
     let mut origin = None;
     let prepared = prepare(
         &mut req,
-        &log.path,
+        route.unwrap_or(&log.path),
         &registry,
         shared,
         (&mut log.model, &mut origin),
