@@ -220,17 +220,24 @@ pub(super) fn upstream_error(
 fn key_refused(run: &Run<'_, '_>, target: &Target, said: &str) -> String {
     let p = &target.provider;
     let id = &p.id;
+    let refused = "refused the key Routeplane sends it";
     let (what, fix) = match (run.env.auth.logged_in(id), p.key_source.as_deref()) {
-        (true, _) => ("the login", format!("run `routeplane login {id}`")),
+        (true, _) => (
+            "refused the login Routeplane sends it",
+            format!("run `routeplane login {id}`"),
+        ),
         (false, Some(var)) if p.key.is_some() && var != "api_key" => {
-            ("the key", format!("check {var}"))
+            (refused, format!("check {var}"))
         }
-        (false, _) if p.key.is_some() => ("the key", format!("check `providers.{id}.api_key`")),
-        (false, _) => ("no key", format!("set `providers.{id}.api_key`")),
+        (false, _) if p.key.is_some() => (refused, format!("check `providers.{id}.api_key`")),
+        (false, _) => (
+            "wants a key, and Routeplane sends it none",
+            format!("set `providers.{id}.api_key`"),
+        ),
     };
     format!(
-        "upstream `{id}` refused {what} Routeplane sends it (401: {said}); {fix}. The \
-         client's key to Routeplane is not at fault"
+        "upstream `{id}` {what} (401: {said}); {fix}. The client's key to Routeplane is not \
+         at fault"
     )
 }
 

@@ -239,7 +239,8 @@ fn an_upstream_401_says_routeplanes_key_was_refused_not_the_clients() {
         _ => wrong_key(),
     });
     let yaml = format!(
-        "providers:\n  x:\n    api_base: {}\n    api_key: sk-SECRET-x1\n    models: [m]\n  openai:\n    api_base: {}\n",
+        "providers:\n  x:\n    api_base: {}\n    api_key: sk-SECRET-x1\n    models: [m]\n  openai:\n    api_base: {}\n  keyless:\n    api_base: {}\n    models: [m]\n",
+        up.url(),
         up.url(),
         up.url()
     );
@@ -251,6 +252,16 @@ fn an_upstream_401_says_routeplanes_key_was_refused_not_the_clients() {
     assert_eq!(
         resp.error_message(),
         format!("upstream `x` {refused}; check `providers.x.api_key`. {not_yours}")
+    );
+    // A server started with a key of its own (vLLM's --api-key), none configured here.
+    let resp = chat(&p, "keyless:m");
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert_eq!(
+        resp.error_message(),
+        format!(
+            "upstream `keyless` wants a key, and Routeplane sends it none (401: Incorrect API \
+             key provided: sk-bad.); set `providers.keyless.api_key`. {not_yours}"
+        )
     );
     let resp = p.post(
         "/v1/messages",
