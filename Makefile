@@ -90,7 +90,11 @@ build: size
 # install -c, redirects and gzip named - took it from 4 457 320) plus about 1%, so that a
 # feature's growth is seen when it lands, not two days later (bench/results.md, "Binary
 # size, session 39", "session 41" and "session 43"). Issue 11's target is 4 MiB.
-BIN_MAX_BYTES := 4530000
+# 2026-12-07 (session 46): 4 528 808 bytes (from 4 502 600: refreshes in a thread of their
+# own and one login look-up a request, a page sent as an event stream named, near names for
+# pinned typos, a provider at Routeplane's own address refused, a 401 said as Routeplane's
+# key's); the ceiling is that plus about 1% again (bench/results.md, "Binary size, session 46").
+BIN_MAX_BYTES := 4575000
 
 ## size: builds the release binary (nothing to do when it is up to date) and holds it,
 ## stripped, to BIN_MAX_BYTES: CI runs it through `make check`, so growth fails the build
