@@ -215,15 +215,23 @@ fn a_web_page_answered_with_200_is_named_by_its_title_not_its_size() {
     // only "200 with 160 bytes of `text/html`"; the page is never quoted (it may echo
     // what the network knows of its user).
     let portal = "<!DOCTYPE html>\n<html><head><title>Hotel  WiFi |\n Log in</title></head><body><form>room 512, Smith</form></body></html>";
-    let said = "upstream `up` failed: it answered 200 with a web page (title: Hotel WiFi | Log \
-                in), not its protocol's JSON answer: a network's login page (a captive portal) \
-                or a proxy in front of the source answered";
-    let mock = MockUpstream::always(Reply::Typed(200, "text/html; charset=utf-8", portal.into()));
+    page_is_named_by_its_title("text/html; charset=utf-8", portal, "Hotel WiFi | Log in");
+}
+
+/// A 200 with `page` as `content_type` is a 502 that names the page by `title`, for a
+/// client whose protocol is copied (Chat) and one that is translated (Anthropic), whole
+/// and streamed; the page itself (it holds "room 512") is never quoted.
+fn page_is_named_by_its_title(content_type: &'static str, page: &str, title: &str) {
+    let said = format!(
+        "upstream `up` failed: it answered 200 with a web page (title: {title}), not its \
+         protocol's JSON answer: a network's login page (a captive portal) or a proxy in \
+         front of the source answered"
+    );
+    let mock = MockUpstream::always(Reply::Typed(200, content_type, page.into()));
     let p = Wire::Chat.serving(&mock, "m");
-    // Copied (a Chat client) and translated (an Anthropic client), whole and streamed.
     for client in [Wire::Chat, Wire::Anthropic] {
         for stream in [false, true] {
-            let what = format!("{client:?}, stream {stream}");
+            let what = format!("{content_type}, {client:?}, stream {stream}");
             let body = client.request("m", stream, false);
             let resp = match stream {
                 true => p.stream(&client.url("m", true), body).into(),
@@ -242,24 +250,7 @@ fn a_web_page_labelled_as_an_event_stream_is_named_by_its_title() {
     // Before, the page was read as events: the client was told the stream ended without
     // its end marker, or got an empty stream.
     let portal = "\u{feff}\r\n <!doctype html>\n<html><head><title>Guest WiFi</title></head><body><form>room 512, Smith</form></body></html>";
-    let said = "upstream `up` failed: it answered 200 with a web page (title: Guest WiFi), not \
-                its protocol's JSON answer: a network's login page (a captive portal) or a \
-                proxy in front of the source answered";
-    let mock = MockUpstream::always(Reply::Typed(200, "text/event-stream", portal.into()));
-    let p = Wire::Chat.serving(&mock, "m");
-    for client in [Wire::Chat, Wire::Anthropic] {
-        for stream in [false, true] {
-            let what = format!("{client:?}, stream {stream}");
-            let body = client.request("m", stream, false);
-            let resp = match stream {
-                true => p.stream(&client.url("m", true), body).into(),
-                false => p.post(&client.url("m", false), body),
-            };
-            assert_eq!(resp.status, 502, "{what}: {}", resp.body);
-            assert_eq!(client.error_message(&resp.json()), said, "{what}");
-            assert!(!resp.body.contains("room 512"), "{what}: {}", resp.body);
-        }
-    }
+    page_is_named_by_its_title("text/event-stream", portal, "Guest WiFi");
 }
 
 #[test]
