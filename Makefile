@@ -146,8 +146,9 @@ bench-peers:
 # 2026-12-07 (session 46): 4 743 320 bytes with the relocations packed and inline hints
 # ignored (4 755 608 at c0a984b; bench/results.md, "Binary size, session 46"); the ceiling
 # is the first plus about 1%, so that growth is seen when it lands, not when the image
-# passes its 5 MB.
-MAX_BYTES := 4790000
+# passes its 5 MB. At the session's end (2a5b556: refreshes in their own thread, the 401
+# and 404 messages, the own-address check) 4 784 280; the ceiling is that plus about 1%.
+MAX_BYTES := 4830000
 
 ## static: a fully static x86_64 binary (musl), profile-guided; checks it is static and at most MAX_BYTES
 static:
