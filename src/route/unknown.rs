@@ -77,7 +77,8 @@ fn space_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String
 /// form pasted into another client) or aider's and LiteLLM's `openai/` (which says the
 /// API the client speaks): the name without it when that is served, or (`routeplane/`)
 /// what it would need, rather than the OpenRouter name a `vendor/` is otherwise taken
-/// for. An `openai/` name nothing serves may be OpenRouter's: left to the hints below.
+/// for. An `openai/` name not served without it is left to the hints below: the
+/// provider `openai`'s when it can be asked ([`provider_hint`]), else OpenRouter's.
 fn prefix_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String> {
     let (prefix, rest) = model.split_once('/')?;
     let whose = match prefix {
@@ -85,31 +86,21 @@ fn prefix_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<Strin
         "openai" => "a client's prefix (aider, LiteLLM)",
         _ => return None,
     };
-    let said = format!("`{prefix}/` is {whose}, not part of a model's name");
     if rest.is_empty() {
         return None;
     }
-    // `openai:` only where that provider can be asked (a key, or none needed): without
-    // one, `openai/gpt-4o` may well mean OpenRouter's, and the hints below say so.
-    let openai = format!("openai:{rest}");
-    let asked = reg
-        .provider("openai")
-        .is_some_and(|p| p.key.is_some() || p.key_vars.is_empty());
-    let name = match super::resolve(reg, detected, rest) {
-        Ok(_) => rest,
-        Err(_) if prefix == "openai" && asked && super::resolve(reg, detected, &openai).is_ok() => {
-            &openai
-        }
-        Err(_) if prefix == "openai" => return None,
+    let said = format!("`{prefix}/` is {whose}, not part of a model's name");
+    match super::resolve(reg, detected, rest) {
+        Ok(_) => Some(format!("{said}: drop it and name `{rest}`")),
+        Err(_) if prefix == "openai" => None,
         Err(e) => {
             let why = match e {
                 Error::UnknownModel { hint: Some(h), .. } => format!(". {h}"),
                 _ => String::new(),
             };
-            return Some(format!("{said}, and `{rest}` is not served either{why}"));
+            Some(format!("{said}, and `{rest}` is not served either{why}"))
         }
-    };
-    Some(format!("{said}: drop it and name `{name}`"))
+    }
 }
 
 /// True for a provider block of one's own, not a built-in: what it serves is known only

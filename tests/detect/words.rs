@@ -220,10 +220,8 @@ fn an_openai_prefix_names_the_openai_provider_when_it_can_be_asked() {
     assert_eq!(resp.status, 404, "{}", resp.body);
     let msg = resp.error_message();
     assert!(
-        msg.ends_with(
-            "`openai/` is a client's prefix (aider, LiteLLM), not part of a model's name: \
-             drop it and name `openai:m`"
-        ),
+        msg.ends_with("a provider is named before a colon: to ask `openai`, name it `openai:m`"),
         "{msg}"
     );
+    assert!(!msg.contains("OpenRouter"), "{msg}");
 }
