@@ -441,19 +441,23 @@ fn a_key_a_source_echoes_in_its_error_reaches_no_client_and_no_log() {
         assert_eq!(messages.status, 401, "{}", messages.body);
         seen.push(messages.body);
     }
-    // A token count asked of the source is refused the same way.
+    // A token count asked of the source is refused the same way, and said as every
+    // other endpoint's 401 is: Routeplane's key, not the client's (Claude Code would
+    // otherwise tell its user to /login).
     let counted = p.post(
         "/v1/messages/count_tokens",
         json!({"model": "y:m", "messages": [{"role": "user", "content": "hi"}]}),
     );
     assert_eq!(counted.status, 401, "{}", counted.body);
-    assert!(
-        counted
-            .error_message()
-            .contains("Incorrect API key provided: ***."),
-        "{}",
-        counted.body
+    let v: Value = serde_json::from_str(&counted.body).unwrap();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "authentication_error", "{v}");
+    assert_eq!(
+        counted.error_message(),
+        "upstream `y` refused the key Routeplane sends it (401: Incorrect API key provided: \
+         ***.); check `providers.y.api_key`. The client's key to Routeplane is not at fault",
     );
+    assert_eq!(counted.header("x-routeplane-provider"), Some("y"));
     seen.push(counted.body);
     p.wait_log("y:m");
     seen.push(p.get("/status.json").body);

@@ -209,19 +209,21 @@ pub(super) fn upstream_error(
     // log in. Kept a 401, said whose key it was and where it is set.
     if status == 401 {
         let said = protocol::upstream_error_message(&bytes);
-        let reason = key_refused(run, target, &super::cut(&said, 120));
+        let reason = key_refused(run.env, target, &said);
         return unreadable(status, reason, headers, retry_after);
     }
     failed_with(status, (bytes, ct), headers, retry_after)
 }
 
 /// What a 401 from `target`'s source says: that it refused Routeplane's key (or login)
-/// for it, where that is set, and that the client's key to Routeplane is fine.
-fn key_refused(run: &Run<'_, '_>, target: &Target, said: &str) -> String {
+/// for it, where that is set, and that the client's key to Routeplane is fine. `said`
+/// is the source's words, cut here; a key they quote is masked by the caller.
+pub(super) fn key_refused(env: &super::Env, target: &Target, said: &str) -> String {
     let p = &target.provider;
     let id = &p.id;
+    let said = super::cut(said, 120);
     let refused = "refused the key Routeplane sends it";
-    let (what, fix) = match (run.env.auth.logged_in(id), p.key_source.as_deref()) {
+    let (what, fix) = match (env.auth.logged_in(id), p.key_source.as_deref()) {
         (true, _) => (
             "refused the login Routeplane sends it",
             format!("run `routeplane login {id}`"),

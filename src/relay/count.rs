@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use super::classify::key_refused;
 use super::{
     Call, ClientWriter, Env, Outcome, Served, given_up, respond_error, served_by, unwanted,
 };
@@ -61,7 +62,7 @@ pub fn count_tokens(
         if status >= 500 || status == 429 || status == 404 {
             continue;
         }
-        let bytes = match reply.read_all(settings.limits.max_response_bytes, &gone) {
+        let mut bytes = match reply.read_all(settings.limits.max_response_bytes, &gone) {
             // A refusal may quote the key it was sent (OpenAI's "Incorrect API key").
             Ok(bytes) if !(200..300).contains(&status) => {
                 upstream::without_credentials(&bytes, &headers).unwrap_or(bytes)
@@ -70,6 +71,18 @@ pub fn count_tokens(
             Err(upstream::BodyError::Abandoned) => return count_given_up(env, call, served, out),
             Err(_) => continue,
         };
+        // Routeplane's own key refused, said as the other endpoints say it: passed on,
+        // Claude Code blames its user's login.
+        if status == 401 {
+            let said = crate::protocol::upstream_error_message(&bytes);
+            let told = key_refused(env, target, &said);
+            let told = upstream::text_without_credentials(&told, &headers).unwrap_or(told);
+            bytes = call.inbound.error_body(401, &told);
+            served.said.push((
+                target.label().to_string(),
+                crate::log::printable(&told, 200),
+            ));
+        }
         let by = served_by(target, served.attempts);
         let _ = out.respond_served(status, "application/json", &[], Some(by), &bytes);
         served.status = status;
