@@ -240,7 +240,10 @@ pub fn post(
                  set `{setting}`, check it",
                 crate::log::host_of(url)
             )),
-            e => TokenFailure::NoTokens(format!("cannot reach {shown}: {}", e.hinting(setting))),
+            e => TokenFailure::NoTokens(format!(
+                "cannot reach {shown}: {}",
+                e.hinting(Some(setting))
+            )),
         })?;
     let status = reply.status;
     let bytes = reply

@@ -51,7 +51,13 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> (SourceState, 
     };
     if let Some(path) = native {
         let root = p.api_base.trim_end_matches("/v1");
-        match list(client, (&format!("{root}{path}"), ""), &headers, timeout) {
+        match list(
+            client,
+            (&format!("{root}{path}"), ""),
+            &headers,
+            timeout,
+            p.own_base,
+        ) {
             Ok(models) => return (up(models), None),
             Err(e) => {
                 answered = e.answered && e.key_refused.is_none();
@@ -64,6 +70,7 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> (SourceState, 
         (&format!("{}/models", p.api_base), ""),
         &headers,
         timeout,
+        p.own_base,
     ) {
         Ok(models) => (up(models), None),
         Err(Unlisted {
@@ -139,19 +146,24 @@ fn lacks_a_scope(said: &str) -> bool {
 }
 
 /// GETs a listing, at `url` with Routeplane's own `query` after it (`?limit=1000`), and
-/// reads model names from either known shape.
+/// reads model names from either known shape. `own_base`: the user wrote the provider's
+/// `api_base`, which a host that does not resolve then names (else only the network).
 fn list(
     client: &Client,
     (url, query): (&str, &str),
     headers: &[Header],
     timeout: Duration,
+    own_base: bool,
 ) -> Result<Listing, Unlisted> {
     let asked = format!("{url}{query}");
     let (status, body) = client
         .get(&asked, headers, timeout, LISTING_LIMIT)
         .map_err(|e| Unlisted {
             key_refused: None,
-            why: e.to_string(),
+            why: match own_base {
+                true => e.to_string(),
+                false => e.hinting(None).to_string(),
+            },
             answered: false,
         })?;
     // Only what came from the config may hold a key; our own query is shown as it is.
@@ -303,7 +315,7 @@ pub fn list_hosted(
             let (client, p, detected) = (client.clone(), Arc::clone(p), Arc::clone(detected));
             let auth = Arc::clone(auth);
             Some(Ok(thread::spawn(move || {
-                match list(&client, (&url, query), &headers, timeout) {
+                match list(&client, (&url, query), &headers, timeout, p.own_base) {
                     Ok(models) => {
                         auth.key_answered(&p, 200, false);
                         let listed = SourceState {

@@ -442,6 +442,7 @@ fn provider(
             kind: Kind::Hosted,
             detect: false,
             configured: true,
+            own_base: true,
             auth: AuthUrls::default(),
             prefill: Prefill::No,
         },
@@ -449,6 +450,7 @@ fn provider(
     p.configured = true;
     if let Some(base) = &block.api_base {
         p.api_base = base.as_str().trim_end_matches('/').to_string();
+        p.own_base = true;
     }
     if p.api_base.is_empty() {
         // `Ollama:` or `olama:` meant the built-in, which needs no `api_base`.

@@ -287,7 +287,7 @@ pub(super) fn from_builtin(b: &Builtin) -> Provider {
     let (key, key_source) = found.unzip();
     Provider {
         id: b.id.to_string(),
-        api_base: b.api_base.to_string(),
+        api_base: test_host(b).unwrap_or_else(|| b.api_base.to_string()),
         protocols: vec![("*".to_string(), b.protocol)],
         key_source,
         key: key.map(Secret::new),
@@ -297,7 +297,23 @@ pub(super) fn from_builtin(b: &Builtin) -> Provider {
         kind: b.kind,
         detect: b.kind == Kind::Local,
         configured: false,
+        own_base: false,
         auth: AuthUrls::default(),
         prefill: b.prefill,
     }
+}
+
+/// Test hook: `ROUTEPLANE_TEST_BUILTIN_HOST`, a name under `.invalid` (RFC 6761: it
+/// never resolves) put in place of a hosted built-in's host, so that a test sees a
+/// built-in's failed look-up without the internet. Any other name is ignored: the hook
+/// can make a source unreachable, never send its key elsewhere.
+fn test_host(b: &Builtin) -> Option<String> {
+    let host = std::env::var("ROUTEPLANE_TEST_BUILTIN_HOST").ok()?;
+    let name = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'-';
+    if b.kind == Kind::Local || !host.ends_with(".invalid") || !host.bytes().all(name) {
+        return None;
+    }
+    let rest = b.api_base.strip_prefix("https://")?;
+    let path = rest.find('/').map_or("", |at| &rest[at..]);
+    Some(format!("https://{host}{path}"))
 }

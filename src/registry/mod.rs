@@ -137,6 +137,10 @@ pub struct Provider {
     pub detect: bool,
     /// True when routeplane.yaml has a block for it.
     pub configured: bool,
+    /// True when the user wrote its `api_base` (every provider of one's own; a
+    /// built-in only when its block sets one): a host that does not resolve is then
+    /// theirs to check.
+    pub own_base: bool,
     /// OAuth overrides (subscription providers).
     pub auth: AuthUrls,
     /// Continues a partial answer (mid-stream rescue); `prefill:` in its block.

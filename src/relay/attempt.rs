@@ -398,7 +398,7 @@ impl<'a> Run<'a, '_> {
         };
         let mut reply = match posted {
             Ok(r) => r,
-            Err(e) => return send_failed(env, &e, deadline, settings.connect_timeout),
+            Err(e) => return send_failed(env, target, &e, deadline, settings.connect_timeout),
         };
         if reply.status == 401 {
             let sent = (&url[..], body, login);
@@ -492,7 +492,13 @@ impl<'a> Run<'a, '_> {
             if fresh.is_ok() {
                 return match env.client.post_within(url, headers, body, wait, &gone) {
                     Ok(r) => Ok(r),
-                    Err(e) => Err(send_failed(env, &e, deadline, settings.connect_timeout)),
+                    Err(e) => Err(send_failed(
+                        env,
+                        target,
+                        &e,
+                        deadline,
+                        settings.connect_timeout,
+                    )),
                 };
             }
         } else if let Some(e) = env.auth.login_needed(target) {

@@ -76,10 +76,11 @@ pub(super) fn compressed_with(status: u16, coding: &str, bytes: usize) -> String
     )
 }
 
-/// The failure for a request that got no response head (or the client that left, or a
-/// stop that cut it short).
+/// The failure for a request to `target` that got no response head (or the client that
+/// left, or a stop that cut it short).
 pub(super) fn send_failed(
     env: &super::Env,
+    target: &Target,
     e: &SendError,
     (answer, key): (Duration, &str),
     connect: Duration,
@@ -87,6 +88,12 @@ pub(super) fn send_failed(
     match e {
         SendError::Network(net, reason) if e.dropped() => {
             fail(FailKind::Dropped(*net), reason.clone())
+        }
+        // A built-in's own host that does not resolve: the user wrote no `api_base`
+        // to check, so the hint names only the network.
+        SendError::Network(net, _) if !target.provider.own_base => {
+            let reason = e.clone().hinting(None).to_string();
+            fail(FailKind::Network(*net), reason)
         }
         SendError::Network(net, reason) => fail(FailKind::Network(*net), reason.clone()),
         // Said with the deadline that ran out and the key that sets it.

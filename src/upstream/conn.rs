@@ -492,9 +492,8 @@ impl Names {
                 return Err(SendError::Network(
                     Net::Dns,
                     format!(
-                        "host not found: `{host}` does not resolve ({}, and this \
-                     machine's DNS)",
-                        super::CHECK_API_BASE
+                        "host not found: `{host}` does not resolve ({})",
+                        super::check_dns(Some("api_base"))
                     ),
                 ));
             }

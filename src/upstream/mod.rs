@@ -130,18 +130,25 @@ pub const CONNECTING: &str = "a connection";
 const RESET: &str = "connection reset";
 const CLOSED: &str = "connection closed before a response";
 
-/// The hint of a failed look-up: most URLs the client is asked for are built on
-/// `api_base`. [`SendError::hinting`] names another setting for the others.
-pub const CHECK_API_BASE: &str = "check `api_base`";
+/// The end of a failed look-up's words: the setting that gave the host, when the user
+/// wrote one, then the network. Most URLs the client is asked for are built on
+/// `api_base`, named until [`SendError::hinting`] says otherwise.
+pub(crate) fn check_dns(setting: Option<&str>) -> String {
+    match setting {
+        Some(setting) => format!("check `{setting}`, the network or DNS"),
+        None => "check the network or DNS".into(),
+    }
+}
 
 impl SendError {
     /// This error with its hint naming `setting` (`auth: token_url`) instead of
-    /// `api_base`, for a URL that setting gives.
-    pub fn hinting(self, setting: &str) -> SendError {
+    /// `api_base`, for a URL that setting gives; `None` for a URL no setting of the
+    /// user's gave (a built-in provider's own `api_base`), which leaves the network.
+    pub fn hinting(self, setting: Option<&str>) -> SendError {
         match self {
             SendError::Network(net, s) => SendError::Network(
                 net,
-                s.replace(CHECK_API_BASE, &format!("check `{setting}`")),
+                s.replace(&check_dns(Some("api_base")), &check_dns(setting)),
             ),
             e => e,
         }

@@ -92,13 +92,52 @@ fn a_host_that_does_not_resolve_falls_through() {
     assert_eq!(resp.status, 502, "{}", resp.body);
     let message = resp.error_message();
     let told = format!(
-        "host not found: `{}.example` does not resolve (check `api_base`, and this \
-         machine's DNS)",
+        "host not found: `{}.example` does not resolve (check `api_base`, the network or \
+         DNS)",
         "a".repeat(64)
     );
     assert_text(
         &message,
         &format!("every target failed: a:m → {told}; b:m → {told}"),
+    );
+}
+
+#[test]
+fn a_builtins_own_host_that_does_not_resolve_names_the_network_not_api_base() {
+    // `openrouter` with only its key: "check `api_base`" sent the user looking for a
+    // setting they never wrote. The test hook puts a name under `.invalid` in place of
+    // the built-ins' hosts; a label over 63 bytes fails before any query is sent.
+    let host = format!("{}.invalid", "a".repeat(64));
+    let yaml = format!(
+        "providers:\n  openrouter:\n    api_key: sk-or-test-123456\n  openai:\n    \
+         api_base: https://{host}/v1\n    api_key: sk-test-123456\n"
+    );
+    let p = Proxy::start_with(&yaml, &[("ROUTEPLANE_TEST_BUILTIN_HOST", &host)], &[]);
+    let not_found = format!("host not found: `{host}` does not resolve");
+    // Its model list, asked at start, says so in the log.
+    let listed = p.wait_log("cannot list the models of openrouter");
+    assert!(
+        listed.ends_with(&format!("{not_found} (check the network or DNS)")),
+        "{listed}"
+    );
+    let chat = |model: &str| {
+        p.post(
+            "/v1/chat/completions",
+            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    };
+    let resp = chat("openrouter:x/m");
+    assert_eq!(resp.status, 502, "{}", resp.body);
+    assert_text(
+        &resp.error_message(),
+        &format!("upstream `openrouter` failed: {not_found} (check the network or DNS)"),
+    );
+    // A built-in whose `api_base` the user wrote: that setting is checked first.
+    let resp = chat("openai:gpt-4o");
+    assert_eq!(resp.status, 502, "{}", resp.body);
+    assert_text(
+        &resp.error_message(),
+        &format!("upstream `openai` failed: {not_found} (check `api_base`, the network or DNS)"),
     );
 }
 
