@@ -1,8 +1,8 @@
 //! Keeping a login's access token fresh: one refresh at a time per login, a pause after failures.
 //!
 //! A token is refreshed five minutes before it expires, and once after a 401 to it.
-//! Each refresh runs in a thread of its own (refreshes are rare), one at a time per
-//! login: requests that need the same login wait for it and share its result, those
+//! Each refresh runs in a thread of its own (refreshes are rare; on the request's own
+//! when none can be started), one at a time per login: requests that need the same login wait for it and share its result, those
 //! whose token has not expired for a moment at most ([`AHEAD_WAIT`]) before they go
 //! out with it, so a hung token endpoint holds none of them. A refresh that failed for
 //! now pauses the next (doubling up to a minute) while the token, not yet expired,
@@ -150,13 +150,23 @@ impl Auth {
             {
                 return if usable { Ok(current) } else { Err(e) };
             }
-            let (auth, to, flight) = (Arc::clone(self), Arc::clone(p), Arc::clone(&flight));
-            let refused = rejected.clone();
-            // Refreshes are rare: a thread each, which no request joins.
-            std::thread::spawn(move || {
-                auth.refresh_in_flight(&to, &flight, current, refused, spent)
-            });
+            let (auth, to, on) = (Arc::clone(self), Arc::clone(p), Arc::clone(&flight));
+            let (now, refused) = (current.clone(), rejected.clone());
             last.started = Some(Instant::now());
+            // Refreshes are rare: a thread each, which no request joins.
+            let spawned = !self.refresh_spawn_fails
+                && std::thread::Builder::new()
+                    .spawn(move || auth.refresh_in_flight(&to, &on, now, refused, spent))
+                    .is_ok();
+            if !spawned {
+                // No thread to be had (the process at its limit): the refresh runs on
+                // this request's own, which then takes its result as a waiter would,
+                // rather than the request failing.
+                waited = Some(last.ended);
+                drop(last);
+                self.refresh_in_flight(p, &flight, current, rejected.clone(), spent);
+                last = lock(&flight.last);
+            }
         }
     }
 

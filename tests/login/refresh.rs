@@ -408,3 +408,65 @@ fn a_token_endpoint_answering_503_is_asked_once_and_the_next_request_hears_at_on
     assert_eq!(down.count(), 1, "one refresh");
     assert_eq!(up.count(), 0);
 }
+
+#[test]
+fn a_refresh_with_no_thread_to_be_had_runs_on_the_requests_own() {
+    // At the process's thread limit a refresh's thread cannot be started: the request
+    // panicked and its client got a 500. The hook makes the start fail (the limit does
+    // not bind root); the refresh then runs on the request's own thread.
+    let (oauth, up, dir, config) = logged_in_expiring_in(0);
+    oauth.set_expires_in(3600);
+    let file = dir.path().join("data/auth.json");
+    let start = |config: &str| {
+        Proxy::start_with(
+            config,
+            &[
+                ("ROUTEPLANE_AUTH_FILE", file.to_str().unwrap()),
+                ("ROUTEPLANE_TEST_REFRESH_SPAWN_FAILS", "1"),
+            ],
+            &[],
+        )
+    };
+    let p = start(&config);
+    let ask = |p: &Proxy| {
+        p.post(
+            "/v1/messages",
+            Wire::Anthropic.request("anthropic:claude-x", false, false),
+        )
+    };
+    let r = ask(&p);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(oauth.refreshes(), 1);
+    assert_eq!(
+        up.posts()[0].header("authorization"),
+        Some("Bearer at-2"),
+        "the renewed token"
+    );
+    assert_eq!(
+        stored(&dir)["credentials"]["anthropic"]["refresh_token"],
+        json!("rt-2"),
+        "the rotation is kept"
+    );
+    drop(p);
+    // A refresh that fails answers too, once: the login refused for good asks the
+    // client to log in, rather than the request trying again and again.
+    let mut v = stored(&dir);
+    v["credentials"]["anthropic"]["refresh_token"] = json!("rt-stale");
+    v["credentials"]["anthropic"]["expires_at"] = json!(1);
+    dir.write("data/auth.json", &v.to_string());
+    let p = start(&config);
+    let r = ask(&p);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(
+        r.error_message()
+            .starts_with("provider `anthropic` needs a login ("),
+        "{}",
+        r.body
+    );
+    let asked = oauth
+        .requests()
+        .iter()
+        .filter(|r| r.json()["grant_type"] == "refresh_token")
+        .count();
+    assert_eq!(asked, 2, "one refresh each");
+}
