@@ -493,7 +493,7 @@ impl Names {
                     Net::Dns,
                     format!(
                         "host not found: `{host}` does not resolve ({})",
-                        super::check_dns(Some("api_base"))
+                        super::CHECK_API_BASE
                     ),
                 ));
             }

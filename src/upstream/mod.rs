@@ -130,15 +130,10 @@ pub const CONNECTING: &str = "a connection";
 const RESET: &str = "connection reset";
 const CLOSED: &str = "connection closed before a response";
 
-/// The end of a failed look-up's words: the setting that gave the host, when the user
-/// wrote one, then the network. Most URLs the client is asked for are built on
-/// `api_base`, named until [`SendError::hinting`] says otherwise.
-pub(crate) fn check_dns(setting: Option<&str>) -> String {
-    match setting {
-        Some(setting) => format!("check `{setting}`, the network or DNS"),
-        None => "check the network or DNS".into(),
-    }
-}
+/// The hint of a failed look-up: the setting that gave the host, then the network.
+/// Most URLs the client is asked for are built on `api_base`; [`SendError::hinting`]
+/// names another setting for the others, or none.
+pub const CHECK_API_BASE: &str = "check `api_base`, the network or DNS";
 
 impl SendError {
     /// This error with its hint naming `setting` (`auth: token_url`) instead of
@@ -146,10 +141,13 @@ impl SendError {
     /// user's gave (a built-in provider's own `api_base`), which leaves the network.
     pub fn hinting(self, setting: Option<&str>) -> SendError {
         match self {
-            SendError::Network(net, s) => SendError::Network(
-                net,
-                s.replace(&check_dns(Some("api_base")), &check_dns(setting)),
-            ),
+            SendError::Network(net, s) => {
+                let hint: Cow<str> = match setting {
+                    Some(setting) => format!("check `{setting}`, the network or DNS").into(),
+                    None => "check the network or DNS".into(),
+                };
+                SendError::Network(net, s.replace(CHECK_API_BASE, &hint))
+            }
             e => e,
         }
     }
