@@ -2,9 +2,10 @@
 //!
 //! A token is refreshed five minutes before it expires, and once after a 401 to it.
 //! Each refresh runs in a thread of its own (refreshes are rare; on the request's own
-//! when none can be started), one at a time per login: requests that need the same login wait for it and share its result, those
-//! whose token has not expired for a moment at most ([`AHEAD_WAIT`]) before they go
-//! out with it, so a hung token endpoint holds none of them. A refresh that failed for
+//! when none can be started), one at a time per login: requests that need the same
+//! login wait for it and share its result, those whose token has not expired for a
+//! moment at most ([`AHEAD_WAIT`]) before they go out with it, so a hung token
+//! endpoint holds none of them. A refresh that failed for
 //! now pauses the next (doubling up to a minute) while the token, not yet expired,
 //! still carries requests. The refresh runs under the token file's lock, reads the
 //! file again under it, and stores the rotated refresh token before the new access

@@ -72,11 +72,10 @@ pub fn count_tokens(
             Err(_) => continue,
         };
         // Routeplane's own key refused, said as the other endpoints say it: passed on,
-        // Claude Code blames its user's login.
+        // Claude Code blames its user's login. The words are those masked above.
         if status == 401 {
             let said = crate::protocol::upstream_error_message(&bytes);
             let told = key_refused(env, target, &said);
-            let told = upstream::text_without_credentials(&told, &headers).unwrap_or(told);
             bytes = call.inbound.error_body(401, &told);
             served.said.push((
                 target.label().to_string(),
