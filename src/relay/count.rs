@@ -37,8 +37,8 @@ pub fn count_tokens(
         served.attempts += 1;
         let mut login = logins.take(&target.provider.id);
         let headers = env.auth.headers(target, login.as_mut());
-        logins.put(login);
         let Ok(mut headers) = headers else {
+            logins.put(login);
             continue;
         };
         headers.push(("content-type".into(), "application/json".into()));
@@ -53,7 +53,21 @@ pub fn count_tokens(
             body = Cow::Owned(v.to_string().into_bytes());
         }
         let gone = || unwanted(env, out);
-        let reply = match env.client.post_within(&url, &headers, &body, wait, &gone) {
+        let mut sent = env.client.post_within(&url, &headers, &body, wait, &gone);
+        // A login's token refused is refreshed once and the count asked again, as a
+        // request's would be: else a count before each request answers 401 until one
+        // of those requests happens to refresh it.
+        if matches!(&sent, Ok(r) if r.status == 401)
+            && env.auth.refresh_after_401(target, login.as_mut())
+            && let Ok(fresh) = env.auth.headers(target, login.as_mut())
+        {
+            headers.retain(|(n, _)| !fresh.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)));
+            headers.extend(fresh.into_inner());
+            upstream::overlay(&mut headers, &call.forward);
+            sent = env.client.post_within(&url, &headers, &body, wait, &gone);
+        }
+        logins.put(login);
+        let reply = match sent {
             Ok(reply) => reply,
             Err(upstream::SendError::Abandoned) => return count_given_up(env, call, served, out),
             Err(_) => continue,

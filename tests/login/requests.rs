@@ -82,6 +82,25 @@ fn a_401_refreshes_once_and_retries() {
 }
 
 #[test]
+fn a_401_to_a_token_count_refreshes_once_and_counts_again() {
+    // Claude Code counts before its requests: a count that met the expired token must
+    // refresh it, as a request does, not answer 401 until a request happens to.
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::refuse_once_then(|_| Reply::json(200, json!({"input_tokens": 3})));
+    let (_dir, p) = logged_in_proxy(&oauth, &up);
+    let body =
+        json!({"model": "anthropic:claude-x", "messages": [{"role": "user", "content": "hi"}]});
+    let r = p.post("/v1/messages/count_tokens", body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), json!({"input_tokens": 3}));
+    assert_eq!(oauth.refreshes(), 1);
+    let auths: Vec<_> = (up.posts().iter())
+        .map(|r| r.header("authorization").unwrap().to_string())
+        .collect();
+    assert_eq!(auths, ["Bearer at-1", "Bearer at-2"]);
+}
+
+#[test]
 fn a_claude_logins_answer_reaches_an_anthropic_client_as_claude_sent_it() {
     // Claude Code resumes a turn Anthropic paused (`pause_turn`) by sending it back with
     // its server tools' blocks and citations: through a login as through a key, the
