@@ -34,6 +34,10 @@ pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
                 (near, like) => near.or(like),
             };
             match (like, unlisted_hint(reg, detected, model)) {
+                // "Did you mean `smart`?" ends its own sentence.
+                (Some(like), Some(unlisted)) if like.ends_with('?') => {
+                    Some(format!("{like} {unlisted}"))
+                }
                 (Some(like), Some(unlisted)) => Some(format!("{like}. {unlisted}")),
                 (like, unlisted) => like.or(unlisted),
             }
@@ -165,7 +169,13 @@ fn unlisted_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<Str
 /// For a name served only with a tag (`gpt-oss` at an Ollama that has `gpt-oss:20b`):
 /// the names that reach it, as they can be written (`llama3.1` for `llama3.1:latest`, which
 /// a local server implies). Before any vendor's hint: a local model is what was meant.
+/// A served name in other case (`Smart` for the virtual model `smart`) is told first:
+/// the hints below would read it as a name nothing serves.
 fn tag_hint(known: &[String], model: &str) -> Option<String> {
+    let short = known
+        .iter()
+        .map(|id| id.strip_suffix(":latest").unwrap_or(id));
+    let written = known.iter().map(String::as_str);
     let tagged: Vec<&str> = known
         .iter()
         .filter(|id| {
@@ -175,7 +185,7 @@ fn tag_hint(known: &[String], model: &str) -> Option<String> {
         .map(|id| id.strip_suffix(":latest").unwrap_or(id))
         .collect();
     // `Llama3.1` for `llama3.1:latest`: only the case differs, and it counts.
-    if let Some(same) = tagged.iter().find(|n| n.eq_ignore_ascii_case(model)) {
+    if let Some(same) = short.chain(written).find(|n| n.eq_ignore_ascii_case(model)) {
         return Some(format!(
             "`{model}` is served as `{same}`: a model's name is matched with its case"
         ));

@@ -141,6 +141,45 @@ fn the_readmes_smart_undefined_is_told_where_virtual_models_are_defined() {
 }
 
 #[test]
+fn a_defined_virtual_model_named_in_other_case_is_told_its_name() {
+    // `Smart` for a defined `smart` was told "`smart` is the README's example of a virtual
+    // model, and this config does not define it", and `smrt` "Did you mean `smart`?. …".
+    let dead = MockUpstream::free_port();
+    let config = format!(
+        "{}  gw:\n    api_base: http://127.0.0.1:{dead}/v1\nmodels:\n  smart:\n    endpoints: [gw:m1]\n",
+        nothing_found_config()
+    );
+    let p = Proxy::start(&config);
+    p.wait_log(" local servers: none");
+    for (model, hint) in [
+        (
+            "Smart",
+            "`Smart` is served as `smart`: a model's name is matched with its case",
+        ),
+        (
+            "GW:m1",
+            "`GW:m1` is served as `gw:m1`: a model's name is matched with its case",
+        ),
+        (
+            "smrt",
+            "Did you mean `smart`? `gw` lists no models, so no bare name reaches it: if it \
+             serves `smrt`, name it `gw:smrt`, or declare `smrt` under `models:` of `gw`",
+        ),
+    ] {
+        let resp = p.post(
+            "/v1/chat/completions",
+            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        assert_eq!(resp.status, 404, "{model}: {}", resp.body);
+        let message = resp.error_message();
+        assert!(
+            message.ends_with(&format!(". {hint}")),
+            "{model}: {message}"
+        );
+    }
+}
+
+#[test]
 fn a_typo_of_a_served_name_is_asked_about_before_a_pull() {
     // `lama3.1` was told only `run \`ollama pull lama3.1\``, a pull of a typo, while
     // `llama3.1:latest` was one of the suggestions.
