@@ -120,7 +120,14 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     // wanted at its first item: the error is the key's that holds it, not one inside it.
     // A list where anything else was wanted is placed at the key holding it.
     let list = msg == "expected mapping start" && list_at(src, col);
-    let map = msg.starts_with("invalid type: map, expected ");
+    // A list wanted and a key found where it begins (`models:` over `  gpt-4o: {}`): the
+    // parser stops at that key, which is no value of its own.
+    let map = msg.starts_with("invalid type: map, expected ")
+        || (msg == "expected sequence start"
+            && (keys_holding(text, line, col).1.is_some()
+                || src
+                    .get(col.wrapping_sub(1)..)
+                    .is_some_and(|r| r.starts_with('{'))));
     let got = if list || msg.starts_with("invalid type: sequence, expected ") {
         Some("a list")
     } else if map {
@@ -161,6 +168,8 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
         _ if list => "expected a map of keys, got a list".to_string(),
         _ => match msg {
             "expected sequence start" => match list_form(keys.last().map_or("", |k| k)) {
+                Some(form) if map => format!("expected a list, got a map; write {form}"),
+                _ if map => "expected a list, got a map".to_string(),
                 Some(form) if value.is_some() => {
                     format!("expected a list{single}; write {form}")
                 }
@@ -255,6 +264,11 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
             ([top, _, key], Some("a map")) if top == "providers" && key == "detect" => {
                 " (under a provider, `detect` is whether to ask it for its models; the probe \
                  interval is the top-level `detect.interval_secs`)"
+                    .to_string()
+            }
+            ([top], Some("a list")) if top == "models" => {
+                " (a virtual model is a key under `models:`, e.g. `smart: {endpoints: \
+                 [ollama:llama3.1]}`)"
                     .to_string()
             }
             ([top, name], _) if top == "models" && list => format!(

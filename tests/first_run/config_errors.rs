@@ -421,3 +421,37 @@ fn a_port_alone_and_a_model_id_with_a_space_at_its_end_are_refused_saying_the_fi
         assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
     }
 }
+
+#[test]
+fn a_list_written_as_a_map_and_virtual_models_as_a_list_are_told_the_shape_wanted() {
+    // `models:` of a provider written as a map was told "providers.x.models.gpt-4o:
+    // expected a list, got a single value", a model taken for a key and a map for a
+    // value; `models:` of virtual models as a list, only "expected a map, got a list".
+    let block = "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    models:";
+    for (yaml, want) in [
+        (
+            format!("{block}\n      gpt-4o: {{}}\n"),
+            "5:7: providers.x.models: expected a list, got a map; write `models: [MODEL]`, \
+             one item per model",
+        ),
+        (
+            format!("{block} {{gpt-4o: {{}}}}\n"),
+            "4:13: providers.x.models: expected a list, got a map; write `models: [MODEL]`, \
+             one item per model",
+        ),
+        (
+            "models:\n  smart:\n    endpoints:\n      ollama: llama3.1\n".into(),
+            "4:7: models.smart.endpoints: expected a list, got a map; write \
+             `endpoints: [provider:model]`, one item per endpoint",
+        ),
+        (
+            "models:\n  - id: smart\n    endpoints: [ollama:llama3.1]\n".into(),
+            "1:1: models: expected a map, got a list (a virtual model is a key under \
+             `models:`, e.g. `smart: {endpoints: [ollama:llama3.1]}`)",
+        ),
+    ] {
+        let (path, validate, serve) = config_error(&yaml, &[]);
+        assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
+        assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+    }
+}
