@@ -240,6 +240,10 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
         };
         match nearest_field(&msg) {
             Some(near) => format!("{msg}; did you mean `{near}`?"),
+            // `openai:` at the top, as a provider block written without its section.
+            None if keys.len() == 1 && holds_provider_keys(text, line) => {
+                format!("{msg}; a provider's block goes under `providers:`")
+            }
             // Words (a comment's text, its `#` taken off with the lines around it) are
             // no key: short, apart; a `Bearer sk-…` pasted keeps its long word unshown.
             None if field.contains(' ') && field.split(' ').all(|w| w.len() < 20) => {
@@ -288,14 +292,27 @@ fn nearest_field(msg: &str) -> Option<&str> {
     let field = msg.split('`').nth(1)?;
     let (_, expected) = msg.split_once("expected ")?;
     let names = expected.trim_start_matches("one of ");
-    nearest(
-        field,
-        names
-            .split(", ")
-            .flat_map(|n| n.split(" or "))
-            .map(|n| n.trim_matches('`')),
-    )
+    let mut names = (names.split(", "))
+        .flat_map(|n| n.split(" or "))
+        .map(|n| n.trim_matches('`'));
+    // Other tools' words for ours, too far to be typos (OpenAI's SDKs' `base_url`).
+    let meant = SYNONYMS.iter().find(|(theirs, _)| *theirs == field);
+    match meant {
+        Some((_, ours)) => names.find(|n| n == ours),
+        None => nearest(field, names),
+    }
 }
+
+/// Keys other tools name so (`base_url`, LiteLLM's and the OpenAI SDKs'), and ours.
+const SYNONYMS: [(&str, &str); 7] = [
+    ("base_url", "api_base"),
+    ("baseURL", "api_base"),
+    ("url", "api_base"),
+    ("protocol", "api_protocol"),
+    ("api_type", "api_protocol"),
+    ("client_keys", "keys"),
+    ("api_keys", "keys"),
+];
 
 /// Of `names`, the one nearest `asked` when it is one or two letters away (a typo),
 /// else `None`; the first of equally near ones.
@@ -468,6 +485,24 @@ fn keys_holding(text: &str, line: usize, col: usize) -> (Vec<String>, Option<Str
     // A line cut inside its key (`  a` of `  a:`) opens no key.
     keys.retain(|k| !k.is_empty());
     (keys, at_key.filter(|k| !k.is_empty()))
+}
+
+/// True when the key at the start of 1-based `line` holds a provider block's keys, on
+/// its line (`ollama: {models: [m]}`) or indented under it (`  api_key: …`).
+fn holds_provider_keys(text: &str, line: usize) -> bool {
+    let mut lines = text.lines().skip(line.saturating_sub(1));
+    let first = lines
+        .next()
+        .and_then(|l| l.split_once(':'))
+        .map_or("", |(_, v)| v);
+    let below = lines.take_while(|l| l.trim().is_empty() || l.starts_with([' ', '#']));
+    std::iter::once(first).chain(below).any(|l| {
+        l.split(['{', ',']).any(|piece| {
+            let piece = piece.trim_start();
+            (PROVIDER_KEYS.iter())
+                .any(|k| piece.strip_prefix(k).is_some_and(|r| r.starts_with(':')))
+        })
+    })
 }
 
 /// True when a list begins at 1-based `col` of a line: `[`, a `- ` item, or the first

@@ -455,3 +455,44 @@ fn a_list_written_as_a_map_and_virtual_models_as_a_list_are_told_the_shape_wante
         assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
     }
 }
+
+#[test]
+fn other_tools_key_names_and_a_provider_at_the_top_are_told_ours() {
+    // `base_url` (the OpenAI SDKs', LiteLLM's) and `client_keys` were told only the keys
+    // expected, none of them near enough to be asked about; `openai:` at the top level
+    // was told the top-level keys, with no word of `providers:`.
+    let top = "listen, skip_auth, keys, allowed_hosts, workers, shutdown_grace_secs, limits, \
+               timeouts, failover, detect, usage, log, providers, models";
+    for (yaml, want) in [
+        (
+            "providers:\n  x:\n    base_url: http://127.0.0.1:9/v1\n",
+            "3:5: unknown field `base_url`, expected one of api_base, api_key, api_protocol, \
+             headers, models, detect, auth, prefill; did you mean `api_base`?"
+                .to_string(),
+        ),
+        (
+            "client_keys: [k1]\n",
+            format!(
+                "1:1: unknown field `client_keys`, expected one of {top}; did you mean `keys`?"
+            ),
+        ),
+        (
+            "openai:\n  api_key: sk-x\n",
+            format!(
+                "1:1: unknown field `openai`, expected one of {top}; a provider's block goes \
+                 under `providers:`"
+            ),
+        ),
+        (
+            "skip_auth: true\ngw: {models: [m], api_base: http://127.0.0.1:9/v1}\n",
+            format!(
+                "2:1: unknown field `gw`, expected one of {top}; a provider's block goes \
+                 under `providers:`"
+            ),
+        ),
+    ] {
+        let (path, validate, serve) = config_error(yaml, &[]);
+        assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
+        assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+    }
+}
