@@ -137,6 +137,45 @@ pub(crate) fn out(args: fmt::Arguments<'_>) -> Result<(), Error> {
 
 /// Parses argv and runs the command it names.
 pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
+    run_args(args).map_err(option_meant)
+}
+
+/// Every command's long options, for a mistyped one (one command's may be meant in
+/// another's place: its help then says which it takes).
+const FLAGS: [&str; 17] = [
+    "--config",
+    "--help",
+    "--version",
+    "--listen",
+    "--allow-open",
+    "--auth-file",
+    "--force",
+    "--json",
+    "--since",
+    "--by",
+    "--label",
+    "--device",
+    "--no-browser",
+    "--import",
+    "--token-stdin",
+    "--user",
+    "--root",
+];
+
+/// `--confg`: a command word's typo is asked about, and so is an option's. Read from
+/// lexopt's message (`invalid option '--confg'`), made where no command's options are
+/// known.
+fn option_meant(e: Error) -> Error {
+    let Error::Usage(msg) = e else { return e };
+    let opt = (msg.strip_prefix("invalid option '")).and_then(|r| r.strip_suffix('\''));
+    match opt.and_then(|o| config::nearest(o, FLAGS)) {
+        Some(near) => Error::Usage(format!("{msg}; did you mean `{near}`?")),
+        None => Error::Usage(msg),
+    }
+}
+
+/// [`run`], before a mistyped option is asked about.
+fn run_args(args: Vec<OsString>) -> Result<ExitCode, Error> {
     let mut parser = lexopt::Parser::from_args(args);
     let mut global = Global::default();
     while let Some(arg) = parser.next()? {
@@ -160,7 +199,7 @@ pub(crate) fn run(args: Vec<OsString>) -> Result<ExitCode, Error> {
                             Ok(ExitCode::SUCCESS)
                         }
                         Some(Value(command)) => match parser.next()? {
-                            None => run(vec![command, "--help".into()]),
+                            None => run_args(vec![command, "--help".into()]),
                             Some(arg) => Err(arg.unexpected().into()),
                         },
                         Some(arg) => Err(arg.unexpected().into()),

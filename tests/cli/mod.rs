@@ -168,6 +168,33 @@ fn an_unknown_command_from_another_tool_is_pointed_at_ours() {
 }
 
 #[test]
+fn a_mistyped_option_is_asked_about_as_a_mistyped_command_is() {
+    // `serv` was asked "did you mean `serve`?", but `--confg` was only an invalid option.
+    let dir = Dir::new();
+    for (args, meant) in [
+        (
+            &["--confg", "x.yaml"][..],
+            "--confg'; did you mean `--config`?",
+        ),
+        (&["models", "--jsn"], "--jsn'; did you mean `--json`?"),
+        (&["init", "--forse"], "--forse'; did you mean `--force`?"),
+    ] {
+        let out = run(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_text(
+            &text(&out.stderr),
+            &format!("routeplane: error: invalid option '{meant} (see --help)\n"),
+        );
+    }
+    // Nothing near: said as before.
+    let out = run(&dir, &["--verbose"]);
+    assert_text(
+        &text(&out.stderr),
+        "routeplane: error: invalid option '--verbose' (see --help)\n",
+    );
+}
+
+#[test]
 fn status_version_and_a_port_flag_are_pointed_at_what_routeplane_has() {
     // A newcomer's guesses from other servers: `status` and `version` were an unknown
     // command, and `--port 5000` or `--listen 5000` an error that did not say the way.
