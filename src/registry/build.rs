@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::builtin::{
-    BUILTINS, Builtin, CLIENT_PLACEHOLDER, GARBLED_KEY, PLACEHOLDER_KEY, builtin_ids, from_builtin,
-    key_text, unusable_key,
+    BUILTINS, Builtin, CLIENT_PLACEHOLDER, GARBLED_KEY, PLACEHOLDER_KEY, QUOTED_KEY, builtin_ids,
+    from_builtin, key_text, unusable_key,
 };
 use super::{
     AllowedHosts, AuthUrls, DEFAULT_LISTEN, DEFAULT_WORKERS, Kind, LOGINS, Model, Prefill,
@@ -243,8 +243,11 @@ impl Registry {
                 shown(placeholders)
             ));
         }
-        if !garbled.is_empty() {
-            warnings.push(format!("{} taken as unset: {GARBLED_KEY}", shown(garbled)));
+        for why in [GARBLED_KEY, QUOTED_KEY] {
+            let vars: Vec<_> = garbled.iter().filter(|(_, w)| *w == why).copied().collect();
+            if !vars.is_empty() {
+                warnings.push(format!("{} taken as unset: {why}", shown(vars)));
+            }
         }
         for p in providers.iter().filter(|p| p.configured) {
             if written_key(loaded, &p.id).is_some_and(|k| key_text(k) == CLIENT_PLACEHOLDER) {

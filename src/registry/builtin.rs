@@ -256,6 +256,8 @@ pub fn unusable_key(key: &str) -> Option<&'static str> {
         Some(PLACEHOLDER_KEY)
     } else if !key.bytes().all(|b| b.is_ascii_graphic()) {
         Some(GARBLED_KEY)
+    } else if key.starts_with(['"', '\'']) || key.ends_with(['"', '\'']) {
+        Some(QUOTED_KEY)
     } else {
         None
     }
@@ -269,6 +271,12 @@ pub(super) const PLACEHOLDER_KEY: &str =
 pub(super) const GARBLED_KEY: &str = "it holds something other than visible ASCII characters inside (a \
                            space, a line break, a control character), which no key does and no \
                            header carries; the value is not shown";
+
+/// Why a key in quotes is no key: `KEY="sk-…"` in a file read as is (`docker run
+/// --env-file`) keeps them, and the vendor refuses the key with them.
+pub(super) const QUOTED_KEY: &str = "it begins or ends with a quote, which would be sent as \
+                                     part of the key (a file of KEY=\"…\" lines read as is \
+                                     keeps them): remove it; the value is not shown";
 
 /// A key as written or exported, without the spaces and line end around it: a key file
 /// saved on Windows and read with `$(cat key.txt)` keeps its `\r`, which no header carries.

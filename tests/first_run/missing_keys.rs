@@ -195,3 +195,33 @@ fn a_key_read_from_a_variable_loses_its_line_end_and_the_placeholder_is_no_key()
     assert_text(&validate, &format!("routeplane: invalid: {said}"));
     assert_text(&serve, &format!("routeplane: error: {said}"));
 }
+
+#[test]
+fn a_key_in_quotes_is_no_key() {
+    // `OPENAI_API_KEY="sk-…"` in a file read as is (`docker run --env-file`) keeps its
+    // quotes: they were sent as part of the key, and the vendor's 401 did not say why.
+    let quoted = "\"sk-SECRET-1\"";
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start_with(
+        &format!("providers:\n  openai:\n    api_base: {}\n", up.url()),
+        &[("OPENAI_API_KEY", quoted)],
+        &[],
+    );
+    let why = "it begins or ends with a quote, which would be sent as part of the key (a \
+               file of KEY=\"…\" lines read as is keeps them): remove it; the value is not shown";
+    p.wait_log(&format!("warning: `OPENAI_API_KEY` taken as unset: {why}"));
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "openai:gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert_eq!(up.count(), 0, "the quoted key was sent");
+    assert!(!p.log().concat().contains("SECRET"));
+    // Read through the config: refused where it is written.
+    let yaml =
+        "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_key: ${RP_TEST_KEY}\n";
+    let (path, validate, serve) = config_error(yaml, &[("RP_TEST_KEY", quoted)]);
+    let said = format!("{path}:4:5: `api_key` of `x`: {why}\n");
+    assert_text(&validate, &format!("routeplane: invalid: {said}"));
+    assert_text(&serve, &format!("routeplane: error: {said}"));
+}
