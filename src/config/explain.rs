@@ -105,7 +105,12 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
         };
         let form = match (msg, list_form(&keys[at])) {
             ("expected sequence start", Some(form)) => {
-                format!(", got a single value (not shown: it may be a key); write {form}")
+                let got = if map_begins(text, line, col) {
+                    "a map"
+                } else {
+                    "a single value"
+                };
+                format!(", got {got} (not shown: it may be a key); write {form}")
             }
             _ => String::new(),
         };
@@ -123,11 +128,7 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     // A list wanted and a key found where it begins (`models:` over `  gpt-4o: {}`): the
     // parser stops at that key, which is no value of its own.
     let map = msg.starts_with("invalid type: map, expected ")
-        || (msg == "expected sequence start"
-            && (keys_holding(text, line, col).1.is_some()
-                || src
-                    .get(col.wrapping_sub(1)..)
-                    .is_some_and(|r| r.starts_with('{'))));
+        || (msg == "expected sequence start" && map_begins(text, line, col));
     let got = if list || msg.starts_with("invalid type: sequence, expected ") {
         Some("a list")
     } else if map {
@@ -503,6 +504,15 @@ fn holds_provider_keys(text: &str, line: usize) -> bool {
                 .any(|k| piece.strip_prefix(k).is_some_and(|r| r.starts_with(':')))
         })
     })
+}
+
+/// True when a map begins at 1-based `line`:`col`: a key written there, or a `{`.
+fn map_begins(text: &str, line: usize, col: usize) -> bool {
+    let src = text.lines().nth(line.wrapping_sub(1)).unwrap_or("");
+    keys_holding(text, line, col).1.is_some()
+        || src
+            .get(col.wrapping_sub(1)..)
+            .is_some_and(|r| r.starts_with('{'))
 }
 
 /// True when a list begins at 1-based `col` of a line: `[`, a `- ` item, or the first

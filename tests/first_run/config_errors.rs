@@ -444,6 +444,12 @@ fn a_list_written_as_a_map_and_virtual_models_as_a_list_are_told_the_shape_wante
             "4:7: models.smart.endpoints: expected a list, got a map; write \
              `endpoints: [provider:model]`, one item per endpoint",
         ),
+        // Keys named, as other proxies take them: a map, its contents not shown.
+        (
+            "keys:\n  laptop: sk-SECRET-1\n".into(),
+            "2:3: keys: expected a list, got a map (not shown: it may be a key); write \
+             `keys: [sk-...]`",
+        ),
         (
             "models:\n  - id: smart\n    endpoints: [ollama:llama3.1]\n".into(),
             "1:1: models: expected a map, got a list (a virtual model is a key under \
