@@ -364,6 +364,8 @@ impl fmt::Display for Error {
                 path,
                 allowed,
             } => {
+                // `Allow`'s list, read as a sentence: "takes GET or HEAD".
+                let allowed = allowed.replace(", ", " or ");
                 write!(f, "{path} takes {allowed}, not {method}")?;
                 cross_origin(f, method)
             }

@@ -353,7 +353,7 @@ fn a_browsers_preflight_is_told_why_it_is_not_answered() {
         (
             "/v1/models",
             405,
-            "/v1/models takes GET, HEAD, not OPTIONS. ",
+            "/v1/models takes GET or HEAD, not OPTIONS. ",
         ),
         (
             "/v1beta/models/m:generateContent",
@@ -370,7 +370,7 @@ fn a_browsers_preflight_is_told_why_it_is_not_answered() {
     }
     // Any other method is told only what the path takes.
     let message = p.send("DELETE", "/v1/models", &[], b"").error_message();
-    assert_text(&message, "/v1/models takes GET, HEAD, not DELETE");
+    assert_text(&message, "/v1/models takes GET or HEAD, not DELETE");
 }
 
 #[test]
