@@ -136,7 +136,7 @@ fn unlisted_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<Str
         return None;
     }
     // Three at most: a name is not a reason to read a whole config back.
-    let shown: Vec<&str> = (reg.providers.iter())
+    let blocks: Vec<_> = (reg.providers.iter())
         .filter(|p| own_block(&p.id) && p.models.is_empty())
         // One whose list failed lists nothing either.
         .filter(|p| {
@@ -144,15 +144,23 @@ fn unlisted_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<Str
                 .state(&p.id)
                 .is_some_and(|s| s.up && !s.list_failed())
         })
-        .map(|p| p.id.as_str())
         .take(3)
         .collect();
+    let shown: Vec<&str> = blocks.iter().map(|p| p.id.as_str()).collect();
     Some(match shown.as_slice() {
         [] => return None,
-        [one] => format!(
-            "`{one}` lists no models, so no bare name reaches it: if it serves `{model}`, \
-             name it `{one}:{model}`, or declare `{model}` under `models:` of `{one}`"
-        ),
+        [one] => {
+            // A block a virtual model names is not asked for its list unless it says so.
+            let ask = if blocks[0].detect {
+                ""
+            } else {
+                ", or give it `detect: true` if its server lists its models"
+            };
+            format!(
+                "`{one}` lists no models, so no bare name reaches it: if it serves `{model}`, \
+                 name it `{one}:{model}`, or declare `{model}` under `models:` of `{one}`{ask}"
+            )
+        }
         [init @ .., last] => {
             let blocks: Vec<String> = init.iter().map(|id| format!("`{id}`")).collect();
             let names: Vec<String> = shown.iter().map(|id| format!("`{id}:{model}`")).collect();

@@ -163,7 +163,8 @@ fn a_defined_virtual_model_named_in_other_case_is_told_its_name() {
         (
             "smrt",
             "Did you mean `smart`? `gw` lists no models, so no bare name reaches it: if it \
-             serves `smrt`, name it `gw:smrt`, or declare `smrt` under `models:` of `gw`",
+             serves `smrt`, name it `gw:smrt`, or declare `smrt` under `models:` of `gw`, or \
+             give it `detect: true` if its server lists its models",
         ),
     ] {
         let resp = p.post(
@@ -177,6 +178,44 @@ fn a_defined_virtual_model_named_in_other_case_is_told_its_name() {
             "{model}: {message}"
         );
     }
+}
+
+#[test]
+fn a_block_a_virtual_model_names_is_told_how_to_have_it_asked_for_its_models() {
+    // A local block that a virtual model names is not asked for its list, so its other
+    // models' bare names were told only to be named with the block or declared.
+    let up = MockUpstream::start(crate::support::upstream::ollama(&["m1", "m2"]));
+    let config = |detect: &str| {
+        format!(
+            "{}  gw:\n    api_base: {}\n{detect}models:\n  smart:\n    endpoints: [gw:m1]\n",
+            nothing_found_config(),
+            up.url()
+        )
+    };
+    let ask = |p: &Proxy| {
+        p.post(
+            "/v1/chat/completions",
+            json!({"model": "m2", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    };
+    let p = Proxy::start(&config(""));
+    p.wait_log(" local servers: none");
+    let resp = ask(&p);
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    let message = resp.error_message();
+    assert!(
+        message.ends_with(
+            ". `gw` lists no models, so no bare name reaches it: if it serves `m2`, name it \
+             `gw:m2`, or declare `m2` under `models:` of `gw`, or give it `detect: true` if its \
+             server lists its models"
+        ),
+        "{message}"
+    );
+    // As told: its list is asked for, and the name reaches it.
+    let p = Proxy::start(&config("    detect: true\n"));
+    p.wait_log(" local servers: gw (2 models)");
+    let resp = ask(&p);
+    assert_eq!(resp.status, 200, "{}", resp.body);
 }
 
 #[test]
