@@ -100,13 +100,7 @@ fn ollama_names_reach_ollama_and_near_misses_are_told_the_name() {
             "ollama is up and has not pulled it: run `ollama pull mixtral:8x7b`",
         ),
     ] {
-        let resp = ask(model);
-        assert_eq!(resp.status, 404, "{model}: {}", resp.body);
-        let message = resp.error_message();
-        assert!(
-            message.ends_with(&format!(". {hint}")),
-            "{model}: {message}"
-        );
+        told_404(&p, model, hint);
     }
 }
 
@@ -124,18 +118,12 @@ fn the_readmes_smart_undefined_is_told_where_virtual_models_are_defined() {
     ] {
         let p = Proxy::start(&format!("{config}{extra}"));
         p.wait_log(" local servers: ollama (1 model)");
-        let resp = p.post(
-            "/v1/chat/completions",
-            json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]}),
-        );
-        assert_eq!(resp.status, 404, "{}", resp.body);
-        let message = resp.error_message();
         let hint = format!(
             "`smart` is the README's example of a virtual model, and {none}: define it under \
              a top-level `models:` with the endpoints to try in order (see \
              `routeplane.example.yaml`, or the README's Configuration)"
         );
-        assert!(message.ends_with(&format!(". {hint}")), "{message}");
+        let message = told_404(&p, "smart", &hint);
         assert!(!message.contains("ollama pull"), "{message}");
     }
 }
@@ -167,16 +155,7 @@ fn a_defined_virtual_model_named_in_other_case_is_told_its_name() {
              give it `detect: true` if its server lists its models",
         ),
     ] {
-        let resp = p.post(
-            "/v1/chat/completions",
-            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
-        );
-        assert_eq!(resp.status, 404, "{model}: {}", resp.body);
-        let message = resp.error_message();
-        assert!(
-            message.ends_with(&format!(". {hint}")),
-            "{model}: {message}"
-        );
+        told_404(&p, model, hint);
     }
 }
 
@@ -256,16 +235,7 @@ fn a_typo_of_a_served_name_is_asked_about_before_a_pull() {
             "ollama is up and has not pulled it: run `ollama pull llama3.1:70b`",
         ),
     ] {
-        let resp = p.post(
-            "/v1/chat/completions",
-            json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
-        );
-        assert_eq!(resp.status, 404, "{model}: {}", resp.body);
-        let message = resp.error_message();
-        assert!(
-            message.ends_with(&format!(". {hint}")),
-            "{model}: {message}"
-        );
+        told_404(&p, model, hint);
     }
 }
 
@@ -401,4 +371,20 @@ fn a_routeplane_yml_where_the_config_is_looked_for_is_said_to_be_unread() {
              rename it, or pass -c {yml}\n"
         ),
     );
+}
+
+/// Asks `p` for `model` and checks the 404's message ends with the sentence `hint`;
+/// returns the message.
+fn told_404(p: &Proxy, model: &str, hint: &str) -> String {
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 404, "{model}: {}", resp.body);
+    let message = resp.error_message();
+    assert!(
+        message.ends_with(&format!(". {hint}")),
+        "{model}: {message}"
+    );
+    message
 }
