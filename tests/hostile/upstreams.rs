@@ -216,3 +216,82 @@ fn events_before_the_first_content_are_held_to_max_response_bytes() {
         "{line}"
     );
 }
+
+#[test]
+fn a_chat_sources_tool_calls_without_ids_reach_clients_with_ids_of_their_own() {
+    // Some local servers send a call without an `id`; an Anthropic or Responses client
+    // must send the call's result back under one, so each call gets its own, not `null`,
+    // `""` or the same `call_0` every turn.
+    let call = json!({"type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}});
+    let answer = json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [call]}, "finish_reason": "tool_calls"}]});
+    let streamed = vec![
+        chat_chunk(
+            json!({"tool_calls": [{"index": 0, "type": "function", "function": {"name": "f", "arguments": "{\"a\""}}]}),
+            json!(null),
+        ),
+        chat_chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}),
+            json!(null),
+        ),
+        chat_chunk(json!({}), json!("tool_calls")),
+        "data: [DONE]\n\n".to_string(),
+    ];
+    let up = MockUpstream::start(move |r| match r.json()["stream"] == json!(true) {
+        true => Reply::Sse(streamed.clone(), Duration::ZERO),
+        false => Reply::json(200, answer.clone()),
+    });
+    let p = Proxy::start(&config(&up, ""));
+    // The ids of the calls in one answer: a `tool_use` block's `id`, a `function_call`'s
+    // `call_id`, wherever they are in the answer or its events.
+    let ids = |path: &str, stream: bool| -> Vec<serde_json::Value> {
+        let body = match path {
+            "/v1/responses" => json!({"model": "m", "stream": stream, "input": "hi"}),
+            _ => json!({"model": "m", "max_tokens": 10, "stream": stream,
+                "messages": [{"role": "user", "content": "hi"}]}),
+        };
+        let s = p.stream(path, body);
+        assert_eq!(s.status, 200, "{path}: {}", s.text());
+        let values = match stream {
+            true => s
+                .data()
+                .iter()
+                .filter_map(|d| serde_json::from_str(d).ok())
+                .collect(),
+            false => vec![serde_json::from_str(&s.text()).unwrap()],
+        };
+        let mut found = Vec::new();
+        let mut stack: Vec<serde_json::Value> = values;
+        while let Some(v) = stack.pop() {
+            match &v {
+                serde_json::Value::Object(o) => {
+                    match o.get("type").and_then(|t| t.as_str()) {
+                        Some("tool_use") => found.push(v["id"].clone()),
+                        Some("function_call") => found.push(v["call_id"].clone()),
+                        _ => {}
+                    }
+                    stack.extend(o.values().cloned());
+                }
+                serde_json::Value::Array(a) => stack.extend(a.iter().cloned()),
+                _ => {}
+            }
+        }
+        assert!(!found.is_empty(), "{path}: no call: {}", s.text());
+        found
+    };
+    for stream in [false, true] {
+        for path in ["/v1/messages", "/v1/responses"] {
+            let (first, again) = (ids(path, stream), ids(path, stream));
+            for id in first.iter().chain(&again) {
+                assert!(
+                    id.as_str().is_some_and(|s| !s.is_empty()),
+                    "{path} stream={stream}: id {id}"
+                );
+            }
+            assert_ne!(
+                first[0], again[0],
+                "{path} stream={stream}: one id for two calls"
+            );
+        }
+    }
+}

@@ -78,6 +78,8 @@ struct CallNumbers {
     count: u64,
     /// The id of the call a fragment without an index continues.
     last_id: Option<String>,
+    /// The prefix of the ids given to this stream's calls that came without one.
+    made: Option<String>,
 }
 
 impl CallNumbers {
@@ -95,8 +97,14 @@ impl CallNumbers {
                 }
                 None => self.count - 1,
             };
-            if let Some(id) = id {
-                self.last_id = Some(id.to_string());
+            let begun = index >= self.count;
+            match id {
+                Some(id) => self.last_id = Some(id.to_string()),
+                None if begun => {
+                    let prefix = self.made.get_or_insert_with(made_id_prefix);
+                    call["id"] = json!(format!("{prefix}{index}"));
+                }
+                None => {}
             }
             self.count = self.count.max(index.saturating_add(1));
             call["index"] = json!(index);
@@ -141,6 +149,7 @@ pub fn into_hub(answer: &mut Value, part: &str) {
     let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) else {
         return;
     };
+    let mut made = None;
     for choice in choices {
         // A chunk's calls are known only to the stream's decoder, which does its own.
         let called = part == "message"
@@ -148,6 +157,15 @@ pub fn into_hub(answer: &mut Value, part: &str) {
                 .as_array()
                 .is_some_and(|c| !c.is_empty());
         end_calls(choice, called);
+        if called {
+            let calls = choice["message"]["tool_calls"].as_array_mut().into_iter();
+            for (j, call) in calls.flatten().enumerate() {
+                if call.is_object() && call["id"].as_str().is_none_or(str::is_empty) {
+                    let prefix = made.get_or_insert_with(made_id_prefix);
+                    call["id"] = json!(format!("{prefix}{j}"));
+                }
+            }
+        }
         let Some(m) = choice.get_mut(part).and_then(Value::as_object_mut) else {
             continue;
         };
@@ -160,6 +178,16 @@ pub fn into_hub(answer: &mut Value, part: &str) {
             m.insert("reasoning_content".into(), v);
         }
     }
+}
+
+/// The prefix of the ids given to one answer's tool calls that came without one (some
+/// local servers send none): an Anthropic or Responses client must send each call's
+/// result back under its id. The clock makes them unique across answers and restarts.
+fn made_id_prefix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("call_{nanos:x}_")
 }
 
 /// A chat source's turn that `called` tools ends in `tool_calls` in the hub, whatever
