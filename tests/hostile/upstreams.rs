@@ -295,3 +295,51 @@ fn a_chat_sources_tool_calls_without_ids_reach_clients_with_ids_of_their_own() {
         }
     }
 }
+
+#[test]
+fn an_anthropic_stream_whose_usage_is_not_an_object_still_reaches_a_chat_client() {
+    // `message_delta` adds its counts into `message_start`'s usage: a usage that was a
+    // string there panicked the worker, and the client's stream stopped short.
+    let ev =
+        |v: serde_json::Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
+    let events = vec![
+        ev(
+            json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [], "usage": "none"}}),
+        ),
+        ev(
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        ev(
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}}),
+        ),
+        ev(json!({"type": "content_block_stop", "index": 0})),
+        ev(
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1}}),
+        ),
+        ev(json!({"type": "message_stop"})),
+    ];
+    let up = MockUpstream::always(Reply::Sse(events, Duration::ZERO));
+    let p = Proxy::start(&format!(
+        "providers:\n  a:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\n",
+        up.url()
+    ));
+    let s = p.stream(
+        "/v1/chat/completions",
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(s.status, 200, "{}", s.text());
+    let answer = Wire::Chat.read_stream(&s);
+    assert_eq!(
+        (answer.text.as_str(), answer.ended),
+        ("hi", true),
+        "{}",
+        s.text()
+    );
+    let line = p.wait_log("POST /v1/chat/completions");
+    assert!(line.contains("status=200"), "{line}");
+    assert!(
+        !p.log().iter().any(|l| l.contains("panicked")),
+        "{:?}",
+        p.log()
+    );
+}

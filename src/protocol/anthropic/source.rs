@@ -543,7 +543,11 @@ impl Decoder {
                 self.id = m["id"].as_str().unwrap_or("msg").to_string();
                 self.model = m["model"].as_str().unwrap_or("").to_string();
                 self.created = now();
-                self.usage = m["usage"].clone();
+                // Only an object: `message_delta` writes its counts into it.
+                self.usage = Some(&m["usage"])
+                    .filter(|u| u.is_object())
+                    .cloned()
+                    .unwrap_or_default();
                 one(self.chunk(json!({"role": "assistant", "content": ""}), None))
             }
             "content_block_start" => {
