@@ -109,7 +109,17 @@ impl Run<'_, '_> {
         bytes: &[u8],
     ) -> Result<Vec<u8>, Outcome> {
         let call = self.call;
-        let chat = self.hub_answer(t, (status, ct), bytes)?;
+        let mut chat = self.hub_answer(t, (status, ct), bytes)?;
+        // An answer that names no model names the one asked for, as a stream does: an
+        // Anthropic or Responses client's SDK takes a `model` string, never `null`.
+        if let Some(answer) = chat.as_object_mut()
+            && answer
+                .get("model")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        {
+            answer.insert("model".into(), Value::from(call.requested));
+        }
         Ok(call
             .inbound
             .response_from_chat(chat, &call.asked)

@@ -343,3 +343,22 @@ fn an_anthropic_stream_whose_usage_is_not_an_object_still_reaches_a_chat_client(
         p.log()
     );
 }
+
+#[test]
+fn a_whole_answer_that_names_no_model_is_translated_with_the_model_asked_for() {
+    // Some servers leave `model` out of an answer; a translated one said `"model": null`,
+    // which an Anthropic or Responses SDK does not take. A stream names the model asked
+    // for until the upstream names one; a whole answer now does the same.
+    let mut answer = chat_answer("hi");
+    answer.as_object_mut().unwrap().remove("model");
+    let up = MockUpstream::always(Reply::json(200, answer));
+    let p = Proxy::start(&config(&up, ""));
+    let ask =
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let messages = p.post("/v1/messages", ask);
+    assert_eq!(messages.status, 200, "{}", messages.body);
+    assert_eq!(messages.json()["model"], "m", "{}", messages.body);
+    let responses = p.post("/v1/responses", json!({"model": "m", "input": "hi"}));
+    assert_eq!(responses.status, 200, "{}", responses.body);
+    assert_eq!(responses.json()["model"], "m", "{}", responses.body);
+}
