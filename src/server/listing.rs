@@ -90,7 +90,11 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
         };
         out.push(stats::Source {
             id: p.id.clone(),
-            kind: p.kind.name(),
+            // A block of one's own at a server on this machine or its network is one.
+            kind: match p.kind {
+                crate::registry::Kind::Hosted if p.self_hosted() => "local",
+                k => k.name(),
+            },
             state,
             up,
             detail: detail.unwrap_or_default(),

@@ -198,8 +198,7 @@ impl Finished {
 /// How many of a request's `failed` attempts (the first ones) were moved past, to a
 /// retry or another endpoint: all, unless no endpoint answered and the client did not
 /// leave (`answered` false), when the last is the request's own error, counted once as
-/// that. The status page counts these as errors of their sources, `routeplane usage` as
-/// their `failed`, so the two agree.
+/// that. `routeplane usage` counts these as their sources' `failed`.
 pub fn moved_past(failed: usize, answered: bool) -> usize {
     failed.saturating_sub(usize::from(!answered))
 }
@@ -290,10 +289,10 @@ pub struct SourceCounts {
 /// Today's totals for one source (the status page's bars).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Today {
-    /// Requests answered.
+    /// Requests that counted at it or failed at it and moved on.
     pub requests: u64,
-    /// Error answers it gave (broken streams included), plus attempts at it that
-    /// failed and were moved past.
+    /// Of those, the ones it gave an error answer (broken streams included) or failed
+    /// and moved on from.
     pub errors: u64,
     /// Input tokens.
     pub input: u64,
@@ -424,20 +423,25 @@ impl Inner {
         self.recent.push_back(f);
     }
 
-    /// Adds a request of the day `today` counts to its totals: to the source that
-    /// answered, and an error to each source that failed and was moved past (what fell
-    /// over is an error of its own).
+    /// Adds a request of the day `today` counts to its totals: a request of the source
+    /// it counts at (an error when the client could not use its answer), and a request
+    /// and an error of each other source that failed it and was moved past, once per
+    /// request however often it was retried: errors never outnumber requests.
     fn add_today(&mut self, provider: &str, f: &Finished) {
         let totals = today(&mut self.today, provider);
         totals.requests += 1;
         totals.errors += u64::from(f.is_error());
         totals.input += f.tokens.input.unwrap_or(0);
         totals.output += f.tokens.output.unwrap_or(0);
-        // A request no endpoint answered has its last failed attempt as its own error,
-        // counted once, above.
-        let answered = f.served_by.is_some() || f.abandoned().is_some();
-        for (endpoint, _, _) in f.failed().take(moved_past(f.failed().count(), answered)) {
-            today(&mut self.today, provider_of(endpoint)).errors += 1;
+        let mut counted: Vec<&str> = Vec::new();
+        for (endpoint, _, _) in f.failed() {
+            let at = provider_of(endpoint);
+            if at != provider && !counted.contains(&at) {
+                counted.push(at);
+                let t = today(&mut self.today, at);
+                t.requests += 1;
+                t.errors += 1;
+            }
         }
     }
 }
