@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::builtin::{
-    BUILTINS, Builtin, CLIENT_PLACEHOLDER, GARBLED_KEY, PLACEHOLDER_KEY, QUOTED_KEY, builtin_ids,
-    from_builtin, key_text, unusable_key,
+    BEARER_KEY, BUILTINS, Builtin, CLIENT_PLACEHOLDER, GARBLED_KEY, PLACEHOLDER_KEY, QUOTED_KEY,
+    builtin_ids, from_builtin, key_text, unusable_key,
 };
 use super::{
     AllowedHosts, AuthUrls, DEFAULT_LISTEN, DEFAULT_WORKERS, Kind, LOGINS, Model, Prefill,
@@ -243,7 +243,7 @@ impl Registry {
                 shown(placeholders)
             ));
         }
-        for why in [GARBLED_KEY, QUOTED_KEY] {
+        for why in [BEARER_KEY, GARBLED_KEY, QUOTED_KEY] {
             let vars: Vec<_> = garbled.iter().filter(|(_, w)| *w == why).copied().collect();
             if !vars.is_empty() {
                 warnings.push(format!("{} taken as unset: {why}", shown(vars)));

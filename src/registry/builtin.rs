@@ -254,6 +254,11 @@ pub fn unusable_key(key: &str) -> Option<&'static str> {
     let key = key_text(key);
     if key == CLIENT_PLACEHOLDER {
         Some(PLACEHOLDER_KEY)
+    } else if key
+        .get(..7)
+        .is_some_and(|w| w.eq_ignore_ascii_case("bearer "))
+    {
+        Some(BEARER_KEY)
     } else if !key.bytes().all(|b| b.is_ascii_graphic()) {
         Some(GARBLED_KEY)
     } else if key.starts_with(['"', '\'']) || key.ends_with(['"', '\'']) {
@@ -271,6 +276,11 @@ pub(super) const PLACEHOLDER_KEY: &str =
 pub(super) const GARBLED_KEY: &str = "it holds something other than visible ASCII characters inside (a \
                            space, a line break, a control character), which no key does and no \
                            header carries; the value is not shown";
+
+/// Why a key written as the whole header value (`Bearer sk-…`) is no key: Routeplane
+/// writes the header's `Bearer ` itself.
+pub(super) const BEARER_KEY: &str = "it begins with `Bearer `, which Routeplane adds itself: \
+                                     remove that word; the value is not shown";
 
 /// Why a key in quotes is no key: `KEY="sk-…"` in a file read as is (`docker run
 /// --env-file`) keeps them, and the vendor refuses the key with them.

@@ -225,3 +225,26 @@ fn a_key_in_quotes_is_no_key() {
     assert_text(&validate, &format!("routeplane: invalid: {said}"));
     assert_text(&serve, &format!("routeplane: error: {said}"));
 }
+
+#[test]
+fn a_key_written_with_its_bearer_word_is_told_to_drop_it() {
+    // `api_key: Bearer sk-…` (the whole header value, copied from a curl line) was told
+    // only "something other than visible ASCII".
+    let key = "Bearer sk-SECRET-1";
+    let why = "it begins with `Bearer `, which Routeplane adds itself: remove that word; the \
+               value is not shown";
+    let p = Proxy::start_with(
+        "providers:\n  openai:\n    api_base: http://127.0.0.1:9/v1\n",
+        &[("OPENAI_API_KEY", key)],
+        &[],
+    );
+    p.wait_log(&format!("warning: `OPENAI_API_KEY` taken as unset: {why}"));
+    assert!(!p.log().concat().contains("SECRET"));
+    let yaml =
+        "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_key: ${RP_TEST_KEY}\n";
+    let (path, validate, serve) = config_error(yaml, &[("RP_TEST_KEY", key)]);
+    let said = format!("{path}:4:5: `api_key` of `x`: {why}\n");
+    assert_text(&validate, &format!("routeplane: invalid: {said}"));
+    assert_text(&serve, &format!("routeplane: error: {said}"));
+    assert!(!validate.contains("SECRET") && !serve.contains("SECRET"));
+}
