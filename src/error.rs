@@ -87,6 +87,8 @@ pub enum Error {
     },
     /// The client presented no key, or a wrong one (401).
     Unauthorized,
+    /// The client's `Authorization` header has no `Bearer ` before its key (401).
+    KeyWithoutBearer,
     /// A web page's request (its `Origin` is not this machine) while clients need no
     /// key (403): any site the browser visits could otherwise spend the keys and logins.
     FromWebPage {
@@ -179,6 +181,7 @@ impl Error {
             | Error::Unsupported { .. }
             | Error::Usage(_) => 400,
             Error::Unauthorized
+            | Error::KeyWithoutBearer
             | Error::LoginNeeded { .. }
             | Error::NoCredential { .. }
             | Error::AuthRefused(_) => 401,
@@ -340,6 +343,10 @@ impl fmt::Display for Error {
                  127.0.0.1, localhost or another IP address; to call it by this name, list \
                  the name under `allowed_hosts:`, or require client keys (`skip_auth: false` \
                  and `keys:`)"
+            ),
+            Error::KeyWithoutBearer => f.write_str(
+                "the `Authorization` header has no `Bearer ` before the key: send \
+                 `Authorization: Bearer KEY` or `x-api-key: KEY`",
             ),
             Error::Unauthorized => f.write_str(
                 "missing or invalid API key: send `Authorization: Bearer KEY`, `x-api-key: KEY` \

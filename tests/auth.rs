@@ -44,12 +44,32 @@ fn missing_or_wrong_key_is_401_in_the_callers_protocol() {
 }
 
 #[test]
+fn a_key_without_bearer_is_told_how_to_send_it_in_the_callers_protocol() {
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start_with(&config(&up), &[("CLIENT_KEY", "client-key-1")], &[]);
+    let said = "the `Authorization` header has no `Bearer ` before the key: send \
+                `Authorization: Bearer KEY` or `x-api-key: KEY`";
+    let auth = [("Authorization", "client-key-1")];
+    let resp = p.send("POST", "/v1/chat/completions", &auth, BODY);
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert_text(resp.json()["error"]["message"].as_str().unwrap(), said);
+    let resp = p.send("POST", "/v1/messages", &auth, BODY);
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert_eq!(resp.json()["error"]["type"], "authentication_error");
+    assert_text(resp.json()["error"]["message"].as_str().unwrap(), said);
+    assert!(!resp.body.contains("client-key-1"), "{}", resp.body);
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
 fn either_header_carries_the_key_and_health_is_open() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start_with(&config(&up), &[("CLIENT_KEY", "client-key-1")], &[]);
     for header in [
         ("Authorization", "Bearer client-key-1"),
         ("x-api-key", "client-key-1"),
+        // Azure OpenAI's SDKs send no other.
+        ("api-key", "client-key-1"),
     ] {
         let resp = p.send("POST", "/v1/chat/completions", &[header], BODY);
         assert_eq!(resp.status, 200, "{header:?}: {}", resp.body);
@@ -64,6 +84,7 @@ fn client_credentials_and_hop_by_hop_headers_never_reach_the_upstream() {
     let headers = [
         ("Authorization", "Bearer client-key-1"),
         ("x-api-key", "client-key-1"),
+        ("api-key", "client-key-1"),
         ("Proxy-Authorization", "Basic abc"),
         ("TE", "trailers"),
         ("Upgrade", "h2c"),
@@ -79,6 +100,7 @@ fn client_credentials_and_hop_by_hop_headers_never_reach_the_upstream() {
     );
     for h in [
         "x-api-key",
+        "api-key",
         "proxy-authorization",
         "te",
         "upgrade",

@@ -27,8 +27,7 @@ const PREFLIGHT_MAX_AGE: &str = "600";
 
 /// The request headers granted to a preflight that names none usable: those the four
 /// APIs' clients send.
-const CLIENT_HEADERS: &str =
-    "authorization, content-type, x-api-key, x-goog-api-key, anthropic-version, anthropic-beta";
+const CLIENT_HEADERS: &str = "authorization, content-type, x-api-key, x-goog-api-key, api-key, anthropic-version, anthropic-beta";
 
 /// Decides whether a request past the paths open without a key may go on: `Ok(None)`
 /// goes on, `Ok(Some(headers))` is a browser's preflight answered with what it may send,
@@ -62,6 +61,12 @@ pub(super) fn check(
     }
     if client_key_ok(req, registry) {
         Ok(None)
+    } else if req
+        .header("authorization")
+        .is_some_and(|v| bearer(v).is_none())
+    {
+        // `Authorization: sk-…`: the key without its scheme word; said how, not shown.
+        Err(Error::KeyWithoutBearer)
     } else {
         Err(Error::Unauthorized)
     }
@@ -195,18 +200,23 @@ fn is_localhost(name: &str) -> bool {
         || (b.len() > SUFFIX.len() && b[b.len() - SUFFIX.len()..].eq_ignore_ascii_case(SUFFIX))
 }
 
+/// The key of an `Authorization: Bearer KEY` header's value.
+fn bearer(v: &str) -> Option<&str> {
+    v.strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))
+}
+
 /// True when the request carries one of the configured client keys: as a bearer token,
-/// `x-api-key`, `x-goog-api-key`, or Google's `?key=`.
+/// `x-api-key`, `x-goog-api-key`, Azure OpenAI's `api-key` (its SDKs send no other), or
+/// Google's `?key=`.
 fn client_key_ok(req: &tiny_http::Request, registry: &Registry) -> bool {
     // Looked up by name: `headers()` would build every header of every request.
     let presented = req
         .header("authorization")
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(bearer)
         .or_else(|| req.header("x-api-key"))
         .or_else(|| req.header("x-goog-api-key"))
+        .or_else(|| req.header("api-key"))
         .map(|v| v.trim().to_string())
         .or_else(|| query_param(req.url(), "key"));
     let Some(presented) = presented else {
