@@ -42,6 +42,7 @@ routeplane providers: list providers
 
 Usage: routeplane providers [list] [-c PATH] [--listen ADDR] [--json]
        routeplane providers login PROVIDER   (same as `routeplane login PROVIDER`)
+       routeplane providers logout PROVIDER  (same as `routeplane logout PROVIDER`)
 
 Options:
   -c, --config PATH  config file
@@ -59,9 +60,12 @@ enum Parsed {
     Help,
     /// `providers login …`: hand over to `login`.
     Login,
+    /// `providers logout …`: hand over to `logout`.
+    Logout,
 }
 
-/// Parses `[-c PATH] [--listen ADDR] [--json]` (and for `providers`, `list` or `login`).
+/// Parses `[-c PATH] [--listen ADDR] [--json]` (and for `providers`, `list`, `login`
+/// or `logout`).
 fn options(
     global: &mut Global,
     parser: &mut lexopt::Parser,
@@ -80,6 +84,7 @@ fn options(
             }
             Value(v) if providers && v == "list" => {}
             Value(v) if providers && v == "login" => return Ok(Parsed::Login),
+            Value(v) if providers && v == "logout" => return Ok(Parsed::Logout),
             _ => return Err(arg.unexpected().into()),
         }
     }
@@ -382,6 +387,7 @@ pub(crate) fn run_providers(
         Parsed::List(json) => json,
         Parsed::Help => return Ok(ExitCode::SUCCESS),
         Parsed::Login => return super::login_alias(global, parser),
+        Parsed::Logout => return super::logout_alias(global, parser),
     };
     let (registry, detected, auth) = probed(&global)?;
     warn_if_readable_by_others(&auth);

@@ -323,6 +323,11 @@ pub(crate) fn login_alias(global: Global, parser: &mut lexopt::Parser) -> Result
     login::run(global, parser)
 }
 
+/// `providers logout PROVIDER` is `logout PROVIDER`.
+pub(crate) fn logout_alias(global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Error> {
+    login::run_logout(global, parser)
+}
+
 /// Reads `-c PATH` inside a command's own loop.
 pub(crate) fn config_flag(global: &mut Global, parser: &mut lexopt::Parser) -> Result<(), Error> {
     global.config = Some(parser.value()?.into());

@@ -104,6 +104,16 @@ fn vendor_logins_import_and_logout_forgets() {
     assert!(stored(&dir)["credentials"].get("anthropic").is_none());
     let (_, out, _) = run(&dir, &["logout", "anthropic"], None, |_| None);
     assert_eq!(out, "not logged in to anthropic\n");
+    // `providers logout` as `providers login`: the same command.
+    let (code, out, err) = run(&dir, &["providers", "logout", "openai-codex"], None, |_| {
+        None
+    });
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "logged out of openai-codex\n"),
+        "{err}"
+    );
+    assert!(stored(&dir)["credentials"].get("openai-codex").is_none());
     // A misspelt provider is an error, not "not logged in", as for login.
     let (code, _, err) = run(&dir, &["logout", "antropic"], None, |_| None);
     assert_ne!(code, 0);
