@@ -536,7 +536,8 @@ fn unknown_model_is_404_listing_known_ids() {
          local:llama3.1:8b. `gpt-9` looks like an OpenAI model: set OPENAI_API_KEY or \
          ROUTEPLANE_OPENAI_API_KEY, or run `routeplane login openai-codex` and name a model it \
          lists `openai-codex:MODEL`, or name it `openrouter:openai/gpt-9` with \
-         OPENROUTER_API_KEY set",
+         OPENROUTER_API_KEY set; or, for a client that sends this name itself, define a \
+         virtual model `gpt-9` under `models:` with endpoints such as `local:small`",
     );
     assert_eq!(resp.json()["error"]["code"], "model_not_found");
 }

@@ -14,7 +14,16 @@ const SUGGESTIONS: usize = 6;
 /// named like it first), and what would serve it when its name is a hosted provider's
 /// (`credential_hint`).
 pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
-    let mut known = routable_ids(reg, detected);
+    let served = routable(reg, detected);
+    // A served endpoint to show in a virtual model's example: a client such as Claude
+    // Code sends its vendor's names itself, whatever else is served.
+    let example = (served.iter())
+        .find(|(_, p)| p != "routeplane")
+        .map(|(id, p)| match id.starts_with(&format!("{p}:")) {
+            true => id.clone(),
+            false => format!("{p}:{id}"),
+        });
+    let mut known: Vec<String> = served.into_iter().map(|(id, _)| id).collect();
     let asked = model.to_ascii_lowercase();
     let hint = space_hint(reg, detected, model)
         .or_else(|| prefix_hint(reg, detected, model))
@@ -25,7 +34,7 @@ pub fn unknown(reg: &Registry, detected: &Detected, model: &str) -> Error {
         .or_else(|| {
             // What serves a name like it, and beside that the blocks that may serve it
             // though nothing lists it.
-            let like = credential_hint(reg, detected, model)
+            let like = credential_hint(reg, detected, model, example.as_deref())
                 .or_else(|| virtual_hint(reg, model))
                 .or_else(|| pull_hint(reg, detected, model));
             // A typo of a served name first: the pull or key it would need is the lesser case.
@@ -339,7 +348,12 @@ fn login_hint(detected: &Detected, model: &str) -> Option<String> {
 /// provider has no key: the credentials that would serve it, or, with a login of its
 /// vendor's subscription, the name that spends it. `None` with a key: its list would
 /// then have named the model.
-fn credential_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String> {
+fn credential_hint(
+    reg: &Registry,
+    detected: &Detected,
+    model: &str,
+    example: Option<&str>,
+) -> Option<String> {
     let family = registry::family_of(model)?;
     let p = reg.provider(family.provider)?;
     if p.key.is_some() || p.key_vars.is_empty() {
@@ -384,13 +398,12 @@ fn credential_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<S
             hint.push_str(&format!(" with {var} set"));
         }
     }
+    // Claude Code and Codex send their vendor's names whatever they are pointed at.
+    if let Some(endpoint) = example {
+        hint.push_str(&format!(
+            "; or, for a client that sends this name itself, define a virtual model \
+             `{model}` under `models:` with endpoints such as `{endpoint}`"
+        ));
+    }
     Some(hint)
-}
-
-/// The ids of [`routable`], for suggestions.
-fn routable_ids(reg: &Registry, detected: &Detected) -> Vec<String> {
-    routable(reg, detected)
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect()
 }

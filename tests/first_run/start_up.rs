@@ -198,6 +198,38 @@ fn a_block_a_virtual_model_names_is_told_how_to_have_it_asked_for_its_models() {
 }
 
 #[test]
+fn a_vendors_name_sent_by_its_agent_with_only_a_local_server_is_told_a_virtual_model() {
+    // Claude Code sends `claude-…` names itself: pointed at Routeplane with only Ollama,
+    // its user was told only to set a key or log in, not how a local model answers them.
+    let up = MockUpstream::start(ollama);
+    let config = local_servers_config(&up.url());
+    let p = Proxy::start(&config);
+    p.wait_log(" local servers: ollama (1 model)");
+    let ask = |p: &Proxy| {
+        let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 5,
+            "messages": [{"role": "user", "content": "hi"}]});
+        p.post("/v1/messages", body)
+    };
+    let resp = ask(&p);
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert_eq!(resp.json()["type"], "error", "{}", resp.body);
+    let message = resp.error_message();
+    assert!(
+        message.ends_with(
+            "; or, for a client that sends this name itself, define a virtual model \
+             `claude-sonnet-4-5` under `models:` with endpoints such as `ollama:llama3.1`"
+        ),
+        "{message}"
+    );
+    // What it says works.
+    let p = Proxy::start(&format!(
+        "{config}models:\n  claude-sonnet-4-5:\n    endpoints: [ollama:llama3.1]\n"
+    ));
+    p.wait_log(" local servers: ollama (1 model)");
+    assert_eq!(ask(&p).status, 200);
+}
+
+#[test]
 fn a_typo_of_a_served_name_is_asked_about_before_a_pull() {
     // `lama3.1` was told only `run \`ollama pull lama3.1\``, a pull of a typo, while
     // `llama3.1:latest` was one of the suggestions.
