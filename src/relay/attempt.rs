@@ -481,15 +481,7 @@ impl<'a> Run<'a, '_> {
         let gone = || super::unwanted(env, self.out);
         // A subscription token the upstream rejects is refreshed once and the request retried once.
         if env.auth.refresh_after_401(target, login.as_mut()) {
-            let fresh = env.auth.headers(target, login.as_mut()).map(|h| {
-                headers.retain(|(n, _)| !h.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)));
-                headers.extend(h.into_inner());
-                // The fresh login's headers replaced the client's betas merged above.
-                if target.protocol == self.call.inbound {
-                    upstream::overlay(headers, &self.call.forward);
-                }
-            });
-            if fresh.is_ok() {
+            if refreshed_headers(env, self.call, target, login, headers) {
                 return match env.client.post_within(url, headers, body, wait, &gone) {
                     Ok(r) => Ok(r),
                     Err(e) => Err(send_failed(
@@ -561,6 +553,27 @@ fn backoff(base: Duration, n: u32) -> Duration {
         .build_hasher()
         .finish();
     full / 2 + full.mul_f64((r % 1000) as f64 / 2000.0)
+}
+
+/// After a refresh of `login`, its fresh credentials put in place of those in
+/// `headers`; false when they cannot be had. The client's own headers (its betas) are
+/// merged again for a source of its protocol, as on the first send.
+pub(super) fn refreshed_headers(
+    env: &super::Env,
+    call: &super::Call<'_>,
+    target: &Target,
+    login: &mut Option<Login>,
+    headers: &mut Vec<Header>,
+) -> bool {
+    let Ok(fresh) = env.auth.headers(target, login.as_mut()) else {
+        return false;
+    };
+    headers.retain(|(n, _)| !fresh.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)));
+    headers.extend(fresh.into_inner());
+    if target.protocol == call.inbound {
+        upstream::overlay(headers, &call.forward);
+    }
+    true
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use super::attempt::refreshed_headers;
 use super::classify::key_refused;
 use super::{
     Call, ClientWriter, Env, Outcome, Served, given_up, respond_error, served_by, unwanted,
@@ -59,11 +60,8 @@ pub fn count_tokens(
         // of those requests happens to refresh it.
         if matches!(&sent, Ok(r) if r.status == 401)
             && env.auth.refresh_after_401(target, login.as_mut())
-            && let Ok(fresh) = env.auth.headers(target, login.as_mut())
+            && refreshed_headers(env, call, target, &mut login, &mut headers)
         {
-            headers.retain(|(n, _)| !fresh.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)));
-            headers.extend(fresh.into_inner());
-            upstream::overlay(&mut headers, &call.forward);
             sent = env.client.post_within(&url, &headers, &body, wait, &gone);
         }
         logins.put(login);
