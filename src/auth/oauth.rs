@@ -240,10 +240,8 @@ pub fn post(
                  set `{setting}`, check it",
                 crate::log::host_of(url)
             )),
-            e => TokenFailure::NoTokens(format!(
-                "cannot reach {shown}: {}",
-                e.hinting(Some(setting))
-            )),
+            // Only a look-up's message names a setting, and that is said above.
+            e => TokenFailure::NoTokens(format!("cannot reach {shown}: {e}")),
         })?;
     let status = reply.status;
     let bytes = reply

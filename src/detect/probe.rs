@@ -162,7 +162,7 @@ fn list(
             key_refused: None,
             why: match own_base {
                 true => e.to_string(),
-                false => e.hinting(None).to_string(),
+                false => e.network_only().to_string(),
             },
             answered: false,
         })?;

@@ -92,7 +92,7 @@ pub(super) fn send_failed(
         // A built-in's own host that does not resolve: the user wrote no `api_base`
         // to check, so the hint names only the network.
         SendError::Network(net, _) if !target.provider.own_base => {
-            let reason = e.clone().hinting(None).to_string();
+            let reason = e.clone().network_only().to_string();
             fail(FailKind::Network(*net), reason)
         }
         SendError::Network(net, reason) => fail(FailKind::Network(*net), reason.clone()),

@@ -131,22 +131,17 @@ const RESET: &str = "connection reset";
 const CLOSED: &str = "connection closed before a response";
 
 /// The hint of a failed look-up: the setting that gave the host, then the network.
-/// Most URLs the client is asked for are built on `api_base`; [`SendError::hinting`]
-/// names another setting for the others, or none.
+/// URLs the client is asked for are built on `api_base`; [`SendError::network_only`]
+/// leaves the network for a host no setting of the user's gave.
 pub const CHECK_API_BASE: &str = "check `api_base`, the network or DNS";
 
 impl SendError {
-    /// This error with its hint naming `setting` (`auth: token_url`) instead of
-    /// `api_base`, for a URL that setting gives; `None` for a URL no setting of the
-    /// user's gave (a built-in provider's own `api_base`), which leaves the network.
-    pub fn hinting(self, setting: Option<&str>) -> SendError {
+    /// This error with its look-up hint naming only the network: for a URL no setting
+    /// of the user's gave (a built-in provider's own `api_base`).
+    pub fn network_only(self) -> SendError {
         match self {
             SendError::Network(net, s) => {
-                let hint: Cow<str> = match setting {
-                    Some(setting) => format!("check `{setting}`, the network or DNS").into(),
-                    None => "check the network or DNS".into(),
-                };
-                SendError::Network(net, s.replace(CHECK_API_BASE, &hint))
+                SendError::Network(net, s.replace(CHECK_API_BASE, "check the network or DNS"))
             }
             e => e,
         }
