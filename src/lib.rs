@@ -94,6 +94,37 @@ mod tests {
         assert!(checked >= 20, "only {checked} files were checked");
     }
 
+    #[test]
+    fn every_long_option_is_one_a_typo_is_asked_about() {
+        // `cmd::FLAGS` is written by hand (lexopt keeps no list): an option added to a
+        // command and not there would never be suggested for its typo. `--port` is
+        // refused with a pointer to `--listen`, so it is no suggestion.
+        let cmd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cmd");
+        let main = std::fs::read_to_string(cmd.join("mod.rs")).unwrap();
+        let (_, flags) = main.split_once("const FLAGS").unwrap();
+        let flags = &flags[..flags.find("];").unwrap()];
+        let mut seen = 0;
+        for f in rust_files(&cmd) {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (_, rest) in text
+                .match_indices("Long(\"")
+                .map(|(i, _)| text.split_at(i + 6))
+            {
+                let name = &rest[..rest.find('"').unwrap()];
+                if name != "port" {
+                    let flag = format!("\"--{name}\"");
+                    assert!(
+                        flags.contains(&flag),
+                        "{flag} ({}) is not in cmd::FLAGS",
+                        f.display()
+                    );
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen >= 17, "only {seen} options were found");
+    }
+
     /// The `.rs` files in a module's folder and its subfolders.
     fn rust_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         let mut out = Vec::new();
