@@ -273,3 +273,140 @@ fn a_web_pages_title_is_shown_with_its_entities_decoded() {
         "{message}"
     );
 }
+
+/// `client`'s plain request with the top-level `fields` set.
+fn with(client: Wire, fields: serde_json::Value) -> serde_json::Value {
+    let mut req = client.request("m", false, false);
+    for (k, v) in fields.as_object().into_iter().flatten() {
+        req[k] = v.clone();
+    }
+    req
+}
+
+#[test]
+fn a_wrong_typed_field_a_translation_reads_is_a_400_naming_it_in_the_callers_shape() {
+    // Read with `as_u64` and friends, each was dropped without a word: a string token
+    // cap became the source's default, a misspelt tool choice `auto`.
+    let bad = [
+        (
+            Wire::Chat,
+            Wire::Anthropic,
+            json!({"max_tokens": "100"}),
+            "max_tokens",
+        ),
+        (Wire::Chat, Wire::Gemini, json!({"stop": 5}), "stop"),
+        (
+            Wire::Chat,
+            Wire::Responses,
+            json!({"tool_choice": "requird"}),
+            "tool_choice",
+        ),
+        (
+            Wire::Responses,
+            Wire::Chat,
+            json!({"max_output_tokens": "100"}),
+            "max_output_tokens",
+        ),
+        (
+            Wire::Responses,
+            Wire::Anthropic,
+            json!({"max_output_tokens": -1}),
+            "max_output_tokens",
+        ),
+        (
+            Wire::Responses,
+            Wire::Gemini,
+            json!({"max_output_tokens": 1.5}),
+            "max_output_tokens",
+        ),
+        (
+            Wire::Responses,
+            Wire::Chat,
+            json!({"instructions": {"text": "x"}}),
+            "instructions",
+        ),
+        (
+            Wire::Anthropic,
+            Wire::Chat,
+            json!({"max_tokens": "100"}),
+            "max_tokens",
+        ),
+        (
+            Wire::Anthropic,
+            Wire::Gemini,
+            json!({"thinking": {"type": "enabled", "budget_tokens": "2048"}}),
+            "thinking.budget_tokens",
+        ),
+        (
+            Wire::Gemini,
+            Wire::Chat,
+            json!({"generationConfig": {"maxOutputTokens": "100"}}),
+            "generationConfig.maxOutputTokens",
+        ),
+        (
+            Wire::Gemini,
+            Wire::Anthropic,
+            json!({"generationConfig": {"temperature": "hot"}}),
+            "generationConfig.temperature",
+        ),
+    ];
+    for (client, up, fields, name) in bad {
+        let (mock, p) = setup(up, up.reply(false, false));
+        let resp = p.post(&client.url("m", false), with(client, fields));
+        assert_eq!(resp.status, 400, "{client:?}→{up:?} {name}: {}", resp.body);
+        let message = client.error_message(&resp.json());
+        assert!(
+            message.starts_with(&format!("`{name}` must be ")),
+            "{client:?}→{up:?}: {message}"
+        );
+        assert!(
+            mock.requests().is_empty(),
+            "{client:?}→{up:?}: nothing goes upstream"
+        );
+    }
+}
+
+#[test]
+fn what_sdks_send_passes_a_translation_a_null_as_absent() {
+    // `max_tokens: null` means not given; `stop` a lone string; `temperature` an integer.
+    let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
+    let fields = json!({"max_tokens": null, "stop": "END", "temperature": 1, "n": null});
+    let resp = p.post(Wire::Chat.path(), with(Wire::Chat, fields));
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.posts()[0].json();
+    assert_eq!(sent["stop_sequences"], json!(["END"]), "{sent}");
+    assert_eq!(sent["temperature"], json!(1), "{sent}");
+    assert!(sent["max_tokens"].is_u64(), "a default cap: {sent}");
+    // An Anthropic client's lone stop string is kept, not dropped.
+    let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+    let resp = p.post(
+        Wire::Anthropic.path(),
+        with(Wire::Anthropic, json!({"stop_sequences": "END"})),
+    );
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(mock.posts()[0].json()["stop"], "END");
+}
+
+#[test]
+fn a_wrong_typed_field_copied_to_a_source_of_its_own_protocol_goes_as_it_came() {
+    // That source judges it, in its own words; Routeplane reads nothing of it.
+    let bad = [
+        (Wire::Chat, json!({"max_tokens": "100"})),
+        (Wire::Anthropic, json!({"max_tokens": "100"})),
+        (Wire::Responses, json!({"max_output_tokens": "100"})),
+        (
+            Wire::Gemini,
+            json!({"generationConfig": {"maxOutputTokens": "100"}}),
+        ),
+    ];
+    for (wire, fields) in bad {
+        let (mock, p) = setup(wire, wire.error_reply());
+        let resp = p.post(&wire.url("m", false), with(wire, fields.clone()));
+        assert_eq!(resp.status, 400, "{wire:?}: {}", resp.body);
+        assert_eq!(wire.error_message(&resp.json()), "bad thing", "{wire:?}");
+        let sent = mock.posts()[0].json();
+        for (k, v) in fields.as_object().into_iter().flatten() {
+            assert_eq!(&sent[k], v, "{wire:?}: {sent}");
+        }
+    }
+}

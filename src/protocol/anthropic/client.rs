@@ -7,7 +7,7 @@ use super::{
     UNSIGNED, block_of, client_id, detail_of, error_json, finish_reason, source_id, usage_to_chat,
 };
 use crate::error::Error;
-use crate::protocol::{self, ToolChoice, text_of};
+use crate::protocol::{self, Must, ToolChoice, text_of};
 use crate::sse::Event;
 
 /// An Anthropic document block as a chat part: one given inline (a PDF) becomes a
@@ -84,6 +84,22 @@ fn block_part(b: &Value) -> Result<Option<Value>, Error> {
     })
 }
 
+/// What [`request_to_chat`] reads, which would drop a wrong type, with what each must be.
+const CHECKED: [(&str, Must); 12] = [
+    ("max_tokens", Must::Count),
+    ("temperature", Must::Number),
+    ("top_p", Must::Number),
+    ("top_k", Must::Count),
+    ("stop_sequences", Must::Stops),
+    ("system", Must::TextOrList),
+    ("tools", Must::List),
+    ("tool_choice", Must::Object),
+    ("thinking", Must::Object),
+    ("thinking.type", Must::Text),
+    ("thinking.budget_tokens", Must::Count),
+    ("metadata.user_id", Must::Text),
+];
+
 /// A Messages request from a client → hub chat request.
 pub fn request_to_chat(req: Value) -> Result<Value, Error> {
     let Some(list) = req["messages"].as_array() else {
@@ -91,6 +107,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
             "`messages` is required and must be an array",
         ));
     };
+    protocol::check(&req, &CHECKED)?;
     let mut messages = Vec::new();
     let system = text_of(&req["system"]);
     if !system.is_empty() {
@@ -185,8 +202,9 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
     if req["stream"] == json!(true) {
         out["stream_options"] = json!({"include_usage": true});
     }
-    if let Some(stop) = req["stop_sequences"].as_array() {
-        out["stop"] = Value::Array(stop.clone());
+    // A lone string too, as chat's `stop` takes one.
+    if !req["stop_sequences"].is_null() {
+        out["stop"] = req["stop_sequences"].clone();
     }
     if let Some(tools) = req["tools"].as_array() {
         let mut converted = Vec::new();

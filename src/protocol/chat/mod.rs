@@ -23,9 +23,26 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::view::{self, Delta, First, Present, Text};
-use super::{Decoded, openai_error_type};
+use super::{Decoded, Must, openai_error_type};
 use crate::error::Error;
 use crate::sse::Event;
+
+/// What the other protocols' translators read of a hub request, which would drop a
+/// wrong type, with what each must be.
+const CHECKED: [(&str, Must); 12] = [
+    ("max_tokens", Must::Count),
+    ("max_completion_tokens", Must::Count),
+    ("n", Must::Count),
+    ("temperature", Must::Number),
+    ("top_p", Must::Number),
+    ("stop", Must::Stops),
+    ("tools", Must::List),
+    ("tool_choice", Must::Choice),
+    ("parallel_tool_calls", Must::Flag),
+    ("reasoning_effort", Must::Text),
+    ("response_format", Must::Object),
+    ("user", Must::Text),
+];
 
 /// A Chat client's request as the hub request: itself, once it has its `messages`. Each
 /// translator would refuse it without them; here it is the client's fault, said once.
@@ -35,6 +52,7 @@ pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
             "`messages` is required and must be an array",
         ));
     }
+    super::check(&req, &CHECKED)?;
     // The hub's own field, which only a translation sets (see the hub conventions).
     if let Some(obj) = req.as_object_mut() {
         obj.shift_remove(super::THINKING_BUDGET);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{error_json, gemini_finish, signature, spelling, synthetic_id, usage_from_chat};
 use crate::error::Error;
-use crate::protocol::{self, ToolChoice, arguments_object, assistant_message, text_of};
+use crate::protocol::{self, Must, ToolChoice, arguments_object, assistant_message, text_of};
 use crate::sse::Event;
 
 /// The text of a `systemInstruction`: a Content, a list of parts, or a plain string.
@@ -110,10 +110,31 @@ fn inline_part(d: &Value) -> Value {
     }
 }
 
+/// What [`request_to_chat`] reads, which would drop a wrong type, with what each must
+/// be; by the camelCase names it reads, once `spelling` made them so.
+const CHECKED: [(&str, Must); 12] = [
+    ("generationConfig", Must::Object),
+    ("generationConfig.maxOutputTokens", Must::Count),
+    ("generationConfig.candidateCount", Must::Count),
+    ("generationConfig.temperature", Must::Number),
+    ("generationConfig.topP", Must::Number),
+    ("generationConfig.topK", Must::Number),
+    ("generationConfig.seed", Must::Integer),
+    ("generationConfig.stopSequences", Must::Stops),
+    ("generationConfig.thinkingConfig", Must::Object),
+    (
+        "generationConfig.thinkingConfig.thinkingBudget",
+        Must::Integer,
+    ),
+    ("generationConfig.thinkingConfig.thinkingLevel", Must::Text),
+    ("tools", Must::List),
+];
+
 /// A `generateContent` request from a client → hub chat request. `stream` comes from
 /// the method in the URL, since Gemini bodies do not say.
 pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
     spelling::request(&mut req);
+    protocol::check(&req, &CHECKED)?;
     if !req["cachedContent"].is_null() {
         return Err(Error::Untranslatable(
             "`cachedContent` needs a Gemini upstream; send the full conversation in `contents` instead".into(),

@@ -10,10 +10,30 @@ use serde_json::{Map, Value, json};
 use super::{FILE_FIELDS, SHARED_FIELDS, is_minted, unseal};
 use crate::body::RawBody;
 use crate::error::Error;
-use crate::protocol::{ToolChoice, copy_fields, text_of, tools};
+use crate::protocol::{Must, ToolChoice, check, copy_fields, text_of, tools};
+
+/// What [`request_to_chat`] reads, and every field the answer repeats (`ECHOED`), with
+/// what each must be: so the answer never repeats what OpenAI would have refused.
+const CHECKED: [(&str, Must); 14] = [
+    ("instructions", Must::Text),
+    ("max_output_tokens", Must::Count),
+    ("parallel_tool_calls", Must::Flag),
+    ("reasoning", Must::Object),
+    ("reasoning.effort", Must::Text),
+    ("temperature", Must::Number),
+    ("text", Must::Object),
+    ("text.format", Must::Object),
+    ("tool_choice", Must::Choice),
+    ("tools", Must::List),
+    ("top_p", Must::Number),
+    ("truncation", Must::Text),
+    ("user", Must::Text),
+    ("metadata", Must::Object),
+];
 
 /// A Responses request from a client → hub chat request.
 pub fn request_to_chat(req: Value) -> Result<Value, Error> {
+    check(&req, &CHECKED)?;
     if !req["previous_response_id"].is_null() {
         return Err(Error::Untranslatable(
             "`previous_response_id` needs a Responses upstream; send the full conversation in `input` instead".into(),

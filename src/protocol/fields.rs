@@ -1,0 +1,130 @@
+//! What a client's request fields must be when a translation reads them: one of the
+//! wrong type is the client's 400, named, not dropped without a word (a token cap lost
+//! so is money spent). A request copied to a source of its own protocol is never read
+//! here: that source answers for itself.
+
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// What a field's value must be. Null passes as absent: SDKs send `max_tokens: null`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Must {
+    /// A whole number, 0 or more: a token cap, a count.
+    Count,
+    /// A whole number, maybe negative (Gemini's `thinkingBudget: -1`).
+    Integer,
+    /// Any number: a temperature may be written `1`.
+    Number,
+    /// A string.
+    Text,
+    /// `true` or `false`.
+    Flag,
+    /// A list.
+    List,
+    /// An object.
+    Object,
+    /// A string or a list of strings: stop sequences.
+    Stops,
+    /// A string or a list: text, or text blocks.
+    TextOrList,
+    /// OpenAI's tool choice: `auto`, `none`, `required`, or an object.
+    Choice,
+}
+
+impl Must {
+    /// True when `v` is of this kind.
+    fn holds(self, v: &Value) -> bool {
+        match self {
+            Must::Count => v.is_u64(),
+            Must::Integer => v.is_i64() || v.is_u64(),
+            Must::Number => v.is_number(),
+            Must::Text => v.is_string(),
+            Must::Flag => v.is_boolean(),
+            Must::List => v.is_array(),
+            Must::Object => v.is_object(),
+            Must::Stops => {
+                v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+            }
+            Must::TextOrList => v.is_string() || v.is_array(),
+            Must::Choice => {
+                v.is_object() || matches!(v.as_str(), Some("auto" | "none" | "required"))
+            }
+        }
+    }
+
+    /// What the kind is, for the message.
+    fn words(self) -> &'static str {
+        match self {
+            Must::Count => "a non-negative integer",
+            Must::Integer => "an integer",
+            Must::Number => "a number",
+            Must::Text => "a string",
+            Must::Flag => "true or false",
+            Must::List => "a list",
+            Must::Object => "an object",
+            Must::Stops => "a string or a list of strings",
+            Must::TextOrList => "a string or a list",
+            Must::Choice => "`auto`, `none`, `required` or an object",
+        }
+    }
+}
+
+/// Checks the `fields` of `req`, each named by its path as the client writes it
+/// (`thinking.budget_tokens`) with what it must be: the first that is not is a 400
+/// naming it. A table, not code, per protocol: the binary's size counts.
+pub(crate) fn check(req: &Value, fields: &[(&str, Must)]) -> Result<(), Error> {
+    for &(path, must) in fields {
+        let v = path.split('.').fold(req, |v, key| &v[key]);
+        if !v.is_null() && !must.holds(v) {
+            return Err(Error::bad_request(format!(
+                "`{path}` must be {}",
+                must.words()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{Must, check};
+
+    #[test]
+    fn what_sdks_send_passes_and_a_wrong_type_is_named() {
+        let ok = [
+            (json!(null), Must::Count),
+            (json!(100), Must::Count),
+            (json!(-1), Must::Integer),
+            (json!(1), Must::Number),
+            (json!("END"), Must::Stops),
+            (json!(["a", "b"]), Must::Stops),
+            (json!("required"), Must::Choice),
+            (json!({"type": "function"}), Must::Choice),
+        ];
+        for (v, must) in &ok {
+            assert!(
+                check(&json!({"f": v}), &[("f", *must)]).is_ok(),
+                "{v} as {must:?}"
+            );
+        }
+        let bad = [
+            (json!("100"), Must::Count),
+            (json!(-5), Must::Count),
+            (json!(1.5), Must::Count),
+            (json!({}), Must::Count),
+            (json!(1.5), Must::Integer),
+            (json!("hot"), Must::Number),
+            (json!(["a", 1]), Must::Stops),
+            (json!("any"), Must::Choice),
+            (json!(7), Must::Text),
+        ];
+        for (v, must) in &bad {
+            let req = json!({"a": 1, "f": {"g": v}});
+            let e = check(&req, &[("a", Must::Count), ("f.g", *must)]).unwrap_err();
+            assert!(e.to_string().starts_with("`f.g` must be "), "{v}: {e}");
+        }
+    }
+}
