@@ -327,6 +327,13 @@ impl Look<'_> {
         !p.detect || self.states.get(&p.id).is_none_or(|s| s.up)
     }
 
+    /// True when some source is up, so that a bare name may cascade to one it did not
+    /// declare: one pass over the few states instead of a look-up for each source (four
+    /// a request with the built-in local servers down, ~0.5k instructions).
+    pub fn any_up(&self) -> bool {
+        self.states.values().any(|s| s.up)
+    }
+
     /// The name a bare `model` cascades to the provider under, if it may: `model` when
     /// the provider, up, listed it (not through a subscription login), or, at a `local`
     /// source, the `model:latest` it listed instead ([`Detected::latest_of`]).

@@ -108,6 +108,8 @@ fn resolve_into(
 fn cascade(reg: &Registry, detected: &Detected, model: &str, targets: &mut Vec<Target>) -> bool {
     let before = targets.len();
     let look = detected.look();
+    // Only a source that is up cascades (`Look::cascades`): with none up, none is asked.
+    let any_up = look.any_up();
     targets.extend(
         reg.providers
             .iter()
@@ -118,7 +120,7 @@ fn cascade(reg: &Registry, detected: &Detected, model: &str, targets: &mut Vec<T
                 if p.declares(model) {
                     return look.is_active(p).then(|| Target::new(p, model));
                 }
-                if !(p.detect || p.key.is_some()) {
+                if !(any_up && (p.detect || p.key.is_some())) {
                     return None;
                 }
                 // Only a source that is up cascades: no second look at its state.
