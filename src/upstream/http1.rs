@@ -164,10 +164,11 @@ pub(super) fn is_name(name: &str, lower: &str) -> bool {
             .bytes()
             .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
     );
-    let word = |b: &[u8]| {
-        let mut w = [0; 8];
-        w[..b.len()].copy_from_slice(b);
-        u64::from_le_bytes(w)
+    // A whole word is one load; a copy of a variable length was a call to `memcpy`,
+    // two a word, ~20 a response head.
+    let word = |b: &[u8]| match <[u8; 8]>::try_from(b) {
+        Ok(w) => u64::from_le_bytes(w),
+        Err(_) => (b.iter().rev()).fold(0, |w, &x| w << 8 | u64::from(x)),
     };
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     name.len() == lower.len()
