@@ -152,13 +152,12 @@ impl Registry {
                 }
                 endpoints.push((p.to_string(), m.to_string()));
                 let own = ep.value.first_token_secs();
-                let deadline =
-                    own.map(|s| Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()));
+                let deadline = own.map(seconds);
                 if deadline == Some(None) {
                     return Err(loaded.error_at(
                         at.0,
                         at.1,
-                        "`first_token_secs` must be a positive number of seconds",
+                        format!("`first_token_secs` {SECONDS}"),
                     ));
                 }
                 first_token.push(deadline.flatten());
@@ -586,6 +585,17 @@ fn allowed_hosts(loaded: &Loaded) -> Result<AllowedHosts, Error> {
     AllowedHosts::new(entries).map_err(|msg| loaded.error_at_key("allowed_hosts", msg))
 }
 
+/// What a setting in seconds must be.
+const SECONDS: &str = "must be a positive number of seconds, at most 1000000000";
+
+/// A setting in seconds as a duration: positive, and short enough that a deadline it
+/// sets (`Instant::now() + d`) cannot overflow, which panics; 10^9 s is some 31 years.
+fn seconds(v: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero() && d.as_secs() <= 1_000_000_000)
+}
+
 /// Resolves the tunables, with defaults.
 fn settings(loaded: &Loaded) -> Result<Settings, Error> {
     let c = &loaded.config;
@@ -621,16 +631,18 @@ fn settings(loaded: &Loaded) -> Result<Settings, Error> {
     if workers == 0 || workers > 16384 {
         return Err(loaded.error_at_key("workers", "`workers` must be between 1 and 16384"));
     }
+    // Both limits are used as they are written; one too long to be a deadline is refused
+    // here (a zero or negative one reads as none).
+    for (name, v) in [
+        ("limits.queue_wait_secs", c.limits.queue_wait_secs),
+        ("limits.client_timeout_secs", c.limits.client_timeout_secs),
+    ] {
+        if v > 0.0 && seconds(v).is_none() {
+            return Err(loaded.error_at_key(name, format!("`{name}` {SECONDS}")));
+        }
+    }
     let secs = |name: &str, v: f64| -> Result<Duration, Error> {
-        Duration::try_from_secs_f64(v)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                loaded.error_at_key(
-                    name,
-                    format!("`{name}` must be a positive number of seconds"),
-                )
-            })
+        seconds(v).ok_or_else(|| loaded.error_at_key(name, format!("`{name}` {SECONDS}")))
     };
     Ok(Settings {
         listen,

@@ -227,7 +227,7 @@ fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
         ),
         (
             "# tuned\ntimeouts:\n  idle_secs: 0\n",
-            "3:3: `timeouts.idle_secs` must be a positive number of seconds",
+            "3:3: `timeouts.idle_secs` must be a positive number of seconds, at most 1000000000",
         ),
         (
             "log: json\n",
@@ -342,6 +342,36 @@ fn config_errors_name_the_key_the_value_wanted_and_their_place_once() {
         let (path, validate, serve) = config_error(yaml, &[]);
         assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
         assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+    }
+}
+
+#[test]
+fn seconds_too_long_for_a_deadline_are_refused_at_validate_not_a_panic_at_start() {
+    // Each once passed `config validate` and then panicked: at start (the two limits),
+    // in every connection, or at SIGTERM (`Instant::now() + d` overflows).
+    let cases = [
+        "limits:\n  client_timeout_secs: 1e300\n",
+        "limits:\n  queue_wait_secs: 1e300\n",
+        "shutdown_grace_secs: 9e18\n",
+        "timeouts:\n  first_byte_secs: 9e18\n",
+    ];
+    for yaml in cases {
+        let (path, validate, serve) = config_error(yaml, &[]);
+        let key = yaml
+            .trim_end()
+            .rsplit([' ', '\n'])
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(':');
+        for (said, word) in [(validate, "invalid"), (serve, "error")] {
+            assert!(
+                said.starts_with(&format!("routeplane: {word}: {path}:"))
+                    && said.contains(&format!(
+                        "{key}` must be a positive number of seconds, at most 1000000000\n"
+                    )),
+                "{yaml}: {said}"
+            );
+        }
     }
 }
 
