@@ -423,6 +423,19 @@ fn protocol_meant(name: &str) -> String {
     format!("; did you mean `{meant}`?")
 }
 
+/// An unknown protocol's name as an error shows it: only a short word of lower-case
+/// letters, `_` and `-`, as protocol names are. Anything else may be a key, pasted or
+/// from a `${VAR}` (the value no longer says which), and is not shown.
+fn shown_protocol(name: &str) -> String {
+    let plain = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'-');
+    match plain && name.len() <= 24 {
+        true => format!("`{name}`"),
+        false => "(not shown: it may be a key)".into(),
+    }
+}
+
 /// A configured provider, over its built-in defaults when the id is a built-in one.
 fn provider(
     loaded: &Loaded,
@@ -500,8 +513,9 @@ fn provider(
                     at.0,
                     at.1,
                     format!(
-                        "unknown protocol `{name}`; expected chat_completions, anthropic, \
+                        "unknown protocol {}; expected chat_completions, anthropic, \
                          responses or gemini{}",
+                        shown_protocol(name),
                         protocol_meant(name)
                     ),
                 )

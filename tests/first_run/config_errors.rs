@@ -376,6 +376,17 @@ fn seconds_too_long_for_a_deadline_are_refused_at_validate_not_a_panic_at_start(
 }
 
 #[test]
+fn an_unknown_protocol_from_a_variable_is_not_shown() {
+    // What a `${VAR}` holds may be a key; a short lower-case word is shown as written.
+    let yaml = "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_protocol: ${RP_TEST_PROTO}\n";
+    let (path, validate, serve) = config_error(yaml, &[("RP_TEST_PROTO", "sk-live-Abc123")]);
+    let want = "4:19: unknown protocol (not shown: it may be a key); expected chat_completions, \
+                anthropic, responses or gemini\n";
+    assert_text(&validate, &format!("routeplane: invalid: {path}:{want}"));
+    assert_text(&serve, &format!("routeplane: error: {path}:{want}"));
+}
+
+#[test]
 fn numbers_and_switches_may_come_from_the_environment() {
     let dir = Dir::new();
     let path = dir.write(
