@@ -349,7 +349,11 @@ fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> Resul
             if i + 1 == N {
                 line.push_str(cell);
             } else {
-                line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                // By hand: `format!`'s width stops at 65535 and panics past it, and a
+                // model name comes from whatever a server listed.
+                let pad = widths[i] - cell.chars().count() + 2;
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(' ', pad));
             }
         }
         line

@@ -285,3 +285,26 @@ fn route_says_the_listed_name_a_typo_is_near_before_the_pull() {
         "{route}"
     );
 }
+
+#[test]
+fn a_listed_model_name_wider_than_a_format_width_is_printed_whole() {
+    // `format!`'s width stops at 65535 and panicked past it: the table pads by hand.
+    let long: &'static str = "m".repeat(70_000).leak();
+    let up = MockUpstream::start(ollama(vec![long, "llama3.1:8b"].leak()));
+    let dir = Dir::new();
+    dir.write(
+        "routeplane.yaml",
+        &format!(
+            "detect:\n  default_ports: false\nproviders:\n  ollama:\n    api_base: {}\n",
+            up.url()
+        ),
+    );
+    let (out, err) = models(&dir);
+    assert!(!err.contains("panicked"), "{err}");
+    let pad = " ".repeat(70_000 - "llama3.1:8b".len() + 2);
+    assert!(
+        out.contains(&format!("\nllama3.1:8b{pad}ollama    detected  active\n")),
+        "{err}"
+    );
+    assert!(out.contains(&format!("\n{long}  ollama    detected  active\n")));
+}
