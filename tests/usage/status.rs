@@ -212,3 +212,32 @@ fn a_source_whose_models_cool_down_for_different_times_shows_the_longest_as_the_
         .and_then(|n| n.parse::<u32>().ok());
     assert!(secs.is_some_and(|s| (3590..=3600).contains(&s)), "{detail}");
 }
+
+#[test]
+fn a_ledger_line_with_a_time_too_long_for_a_duration_still_seeds_the_status_page() {
+    // A line edited by hand: `total_ms` past what a duration holds once stopped the
+    // reading of the whole ledger (its thread panicked), and the page showed nothing.
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let line = |ms: &str| {
+        format!(
+            r#"{{"time":"2020-01-01T10:00:00.000Z","inbound":"chat_completions","model":"m","served_by":"good:m","status":200,"stream":false,"attempts":1,"rescues":0,"failed":[],"ttfb_ms":1.0,"ttft_ms":1.0,"total_ms":{ms},"tokens":{{"input":1,"output":1,"cached_input":null,"reasoning":null}}}}"#
+        )
+    };
+    std::fs::write(&ledger, format!("{}\n{}\n", line("1e300"), line("2.0"))).unwrap();
+    let p = Proxy::start(&format!(
+        "providers:\n  good:\n    api_base: http://127.0.0.1:9/v1\n    models: [m]\nusage:\n  path: {}\n",
+        ledger.display()
+    ));
+    let seeded = wait_until(Duration::from_secs(5), || {
+        p.get("/status.json").json()["recent"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2)
+    });
+    assert!(seeded, "{}", p.get("/status.json").body);
+    assert!(
+        !p.log().iter().any(|l| l.contains("panicked")),
+        "{:?}",
+        p.log()
+    );
+}

@@ -187,8 +187,9 @@ impl Entry {
     pub fn finished(&self) -> Option<Finished> {
         let at = time::parse(&self.time)?;
         let ms = |v: Option<f64>| {
-            v.filter(|v| v.is_finite() && *v >= 0.0)
-                .map(|v| Duration::from_secs_f64(v / 1000.0))
+            // A file edited by hand may hold any number; too large for a duration
+            // is unreadable, as a negative one is.
+            v.and_then(|v| Duration::try_from_secs_f64(v / 1000.0).ok())
         };
         // Only the failed attempts and the one the client left are written down; the
         // status page shows no more.
