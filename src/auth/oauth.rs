@@ -289,7 +289,8 @@ pub fn tokens_from(v: &Value, previous: Option<&Tokens>) -> Result<Tokens, Error
         .or_else(|| previous.map(|p| p.refresh.clone()))
         .ok_or_else(|| Error::Auth("the token endpoint answered without a refresh token".into()))?;
     let expires_at = match v["expires_in"].as_u64() {
-        Some(secs) => now() + secs,
+        // Saturating: a lifetime past u64 would wrap to a token already expired.
+        Some(secs) => now().saturating_add(secs),
         None => jwt_claims(access)
             .and_then(|c| c["exp"].as_u64())
             .unwrap_or(0),

@@ -127,3 +127,20 @@ fn a_token_endpoints_refusal_is_printed_escaped_short_and_without_the_grant() {
     assert_text(told, &told_hostile("the code exchange"));
     assert!(!err.contains("good-code"), "{err}");
 }
+
+#[test]
+fn a_token_lifetime_past_u64_is_a_far_expiry_not_one_already_past() {
+    // `now + expires_in` wrapped: a token stored as expired a second ago, refreshed at
+    // every request.
+    let oauth = MockOAuth::start(u64::MAX);
+    let up = MockUpstream::always(Reply::json(200, json!({})));
+    let dir = Dir::new();
+    let (code, _, err) = anthropic_login(&dir, &anthropic_config(&oauth, &up));
+    assert_eq!(code, 0, "{err}");
+    let at = stored(&dir)["credentials"]["anthropic"]["expires_at"].clone();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(at.as_u64().is_some_and(|at| at > now + 3600), "{at}");
+}
