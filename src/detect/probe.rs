@@ -198,7 +198,9 @@ fn list(
 fn model_names(v: &Value) -> Option<Listing> {
     let mut listed = Listing::default();
     let mut add = |name: Option<&str>, embeds: bool| {
-        if let Some(name) = name {
+        // A name with a control character (an escape sequence, a line end) is no
+        // model anyone can ask for; printed, it would rewrite the terminal or a log.
+        if let Some(name) = name.filter(|n| !n.chars().any(char::is_control)) {
             let to = match embeds {
                 true => &mut listed.embeddings,
                 false => &mut listed.chat,

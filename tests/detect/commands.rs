@@ -308,3 +308,28 @@ fn a_listed_model_name_wider_than_a_format_width_is_printed_whole() {
     );
     assert!(out.contains(&format!("\n{long}  ollama    detected  active\n")));
 }
+
+#[test]
+fn a_listed_model_name_with_control_characters_is_left_out() {
+    // An escape sequence or a line end in a name rewrote the terminal `models` printed
+    // to, and made up table rows.
+    let names = vec![
+        "llama3.1:8b",
+        "x\u{1b}[2J",
+        "a\r\nfake  ollama  detected  active",
+    ];
+    let up = MockUpstream::start(ollama(names.leak()));
+    let dir = Dir::new();
+    dir.write(
+        "routeplane.yaml",
+        &format!(
+            "detect:\n  default_ports: false\nproviders:\n  ollama:\n    api_base: {}\n",
+            up.url()
+        ),
+    );
+    let (out, _) = models(&dir);
+    assert_text(
+        &out,
+        "MODEL        PROVIDER  SOURCE    STATE\nllama3.1:8b  ollama    detected  active\n",
+    );
+}
