@@ -7,13 +7,14 @@ use crate::registry::{self, Kind, Registry};
 
 /// True when no request can be served as things stand at start-up: no virtual model, no
 /// model declared or detected, no hosted provider with a key (its list comes later, but
-/// its vendor's names reach it now), and no subscription login.
+/// its vendor's names reach it now), and no subscription login. A local server serves
+/// what it declares or lists, key or not.
 pub fn nothing_served(registry: &Registry, detected: &Detected, auth: &Auth) -> bool {
     registry.virtuals.is_empty()
         && registry.providers.iter().all(|p| {
             p.models.is_empty()
                 && detected.models(&p.id).is_empty()
-                && !(p.kind == Kind::Hosted && p.key.is_some())
+                && !(p.source_kind() == Kind::Hosted && p.key.is_some())
                 && !auth.logged_in(&p.id)
         })
 }
@@ -29,7 +30,7 @@ pub fn nothing_to_list(registry: &Registry, detected: &Detected, auth: &Auth) ->
     let keys: Vec<&str> = registry
         .providers
         .iter()
-        .filter(|p| p.kind == Kind::Hosted && p.key.is_none())
+        .filter(|p| p.source_kind() == Kind::Hosted && p.key.is_none())
         .filter_map(|p| p.key_vars.get(1).map(String::as_str))
         .collect();
     // Found, but refusing the key they were asked with (or without): what gives one.
@@ -53,7 +54,7 @@ pub fn nothing_to_list(registry: &Registry, detected: &Detected, auth: &Auth) ->
     let unasked: Vec<&str> = registry
         .providers
         .iter()
-        .filter(|p| p.kind == Kind::Local && !p.configured && !p.detect)
+        .filter(|p| p.source_kind() == Kind::Local && !p.configured && !p.detect)
         .map(|p| p.id.as_str())
         .collect();
     let logins: Vec<String> = registry::builtin_ids()

@@ -36,7 +36,7 @@ pub enum State {
     /// where its list should be, an answer that is no list): it is up, and requests go
     /// to it.
     ListFailed(String),
-    /// A local server neither detected nor given models.
+    /// A local server neither detected nor given models (in its block or a virtual model).
     NotAsked,
     /// A model an up local server does not list (only [`model_state`] tells this).
     NotListed,
@@ -90,7 +90,13 @@ pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> State {
     match detected.state(&p.id) {
         Some(s) if p.detect && !s.up => State::Down,
         Some(s) if p.detect && s.list_failed() => State::ListFailed(s.reason),
-        _ if p.kind == Kind::Local && !p.detect && p.models.is_empty() => State::NotAsked,
+        _ if p.source_kind() == Kind::Local
+            && !p.detect
+            && p.models.is_empty()
+            && !p.in_virtual =>
+        {
+            State::NotAsked
+        }
         _ => State::Active,
     }
 }

@@ -173,13 +173,18 @@ impl Registry {
         // models is a local server (an Ollama on another port): asked for them, as the
         // built-in local ones are. One a virtual model names a model of says what it
         // serves, and is not asked.
-        for entry in c.providers.0.iter().filter(|e| e.value.detect.is_none()) {
+        for p in providers.iter_mut() {
             let mut named = virtuals.iter().flat_map(|v| &v.endpoints);
+            if named.any(|(e, _)| e.split('#').next() == Some(p.id.as_str())) {
+                Arc::make_mut(p).in_virtual = true;
+            }
+        }
+        for entry in c.providers.0.iter().filter(|e| e.value.detect.is_none()) {
             if BUILTINS.iter().all(|b| b.id != entry.name)
                 && let Some(p) = providers.iter_mut().find(|p| p.id == entry.name)
                 && p.models.is_empty()
                 && on_this_machine(&p.api_base)
-                && !named.any(|(p, _)| *p == entry.name)
+                && !p.in_virtual
             {
                 Arc::make_mut(p).detect = true;
             }
@@ -458,6 +463,7 @@ fn provider(
             detect: false,
             configured: true,
             own_base: true,
+            in_virtual: false,
             auth: AuthUrls::default(),
             prefill: Prefill::No,
         },

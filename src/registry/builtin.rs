@@ -316,6 +316,7 @@ pub(super) fn from_builtin(b: &Builtin) -> Provider {
         detect: b.kind == Kind::Local,
         configured: false,
         own_base: false,
+        in_virtual: false,
         auth: AuthUrls::default(),
         prefill: b.prefill,
     }

@@ -141,6 +141,8 @@ pub struct Provider {
     /// built-in only when its block sets one): a host that does not resolve is then
     /// theirs to check.
     pub own_base: bool,
+    /// True when a virtual model names one of its models: that says what it serves.
+    pub in_virtual: bool,
     /// OAuth overrides (subscription providers).
     pub auth: AuthUrls,
     /// Continues a partial answer (mid-stream rescue); `prefill:` in its block.
@@ -148,10 +150,25 @@ pub struct Provider {
 }
 
 impl Provider {
-    /// True for a self-hosted server (Ollama, vLLM, llama.cpp, LM Studio, or a block of
-    /// one's own at an address on this machine or its network), not a hosted API.
+    /// What kind of source it is, the one answer every listing, hint and start-up
+    /// message goes by: a block of one's own at an address on this machine or its
+    /// network is `Local`, as Ollama, vLLM, llama.cpp and LM Studio are. A hosted
+    /// built-in pointed at one (a LiteLLM in `openai`'s place) stays `Hosted`: it still
+    /// wants its key and takes its vendor's model names.
+    pub fn source_kind(&self) -> Kind {
+        match self.kind {
+            Kind::Hosted if self.key_vars.is_empty() && on_this_network(&self.api_base) => {
+                Kind::Local
+            }
+            k => k,
+        }
+    }
+
+    /// True for a server that runs on this machine or its network: a `Local` one, or a
+    /// hosted built-in pointed at one, which answers with a local server's timing (a
+    /// whole answer's first byte comes when all of it is made).
     pub fn self_hosted(&self) -> bool {
-        self.kind == Kind::Local || on_this_network(&self.api_base)
+        self.source_kind() == Kind::Local || on_this_network(&self.api_base)
     }
 
     /// True for Ollama (the built-in `ollama`, at its default port or where its block

@@ -73,7 +73,7 @@ fn resolve_into(
         // `mistral:7b` is also Ollama's name for a model. A built-in hosted provider the
         // user gave neither a key nor a block cannot serve it; a source that serves the
         // whole name does.
-        let idle = p.kind == registry::Kind::Hosted && !p.configured && p.key.is_none();
+        let idle = p.source_kind() == registry::Kind::Hosted && !p.configured && p.key.is_none();
         if !(idle && cascade(reg, detected, model, targets)) {
             targets.push(named(&p, detected, m));
         }

@@ -301,7 +301,7 @@ fn pull_hint(reg: &Registry, detected: &Detected, model: &str) -> Option<String>
 fn provider_hint(reg: &Registry, model: &str) -> Option<String> {
     if let Some((vendor, rest)) = model.split_once('/')
         && let Some(p) = reg.provider(vendor)
-        && (p.key.is_some() || p.kind == registry::Kind::Local)
+        && (p.key.is_some() || p.source_kind() == registry::Kind::Local)
     {
         return Some(format!(
             "a provider is named before a colon: to ask `{}`, name it `{}:{rest}`",

@@ -90,11 +90,8 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
         };
         out.push(stats::Source {
             id: p.id.clone(),
-            // A block of one's own at a server on this machine or its network is one.
-            kind: match p.kind {
-                crate::registry::Kind::Hosted if p.self_hosted() => "local",
-                k => k.name(),
-            },
+            // A block of one's own at a server on this machine or its network is local.
+            kind: p.source_kind().name(),
             state,
             up,
             detail: detail.unwrap_or_default(),

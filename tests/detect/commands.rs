@@ -187,12 +187,15 @@ fn a_block_of_ones_own_on_this_machine_without_models_is_asked_for_them() {
         )),
     );
     assert_eq!(state(&dir), "down");
-    // `detect: false` keeps it from being asked, and so does naming its models, under
-    // `models:` or in a virtual model, as before.
-    for block in [
-        "    detect: false\n",
-        "    models: [declared:1b]\n",
-        "models:\n  smart:\n    endpoints: [ollama-box:qwen2:7b]\n",
+    // `detect: false` keeps it from being asked (`not asked`, as a built-in local server
+    // is), and so does naming its models, under `models:` or in a virtual model, as before.
+    for (block, shown) in [
+        ("    detect: false\n", "not asked"),
+        ("    models: [declared:1b]\n", "active"),
+        (
+            "models:\n  smart:\n    endpoints: [ollama-box:qwen2:7b]\n",
+            "active",
+        ),
     ] {
         let asked = up.requests().len();
         dir.write(
@@ -202,7 +205,7 @@ fn a_block_of_ones_own_on_this_machine_without_models_is_asked_for_them() {
                 up.url()
             )),
         );
-        assert_eq!(state(&dir), "active", "{block}");
+        assert_eq!(state(&dir), shown, "{block}");
         assert_eq!(up.requests().len(), asked, "{block}: not asked");
     }
 }
@@ -332,4 +335,39 @@ fn a_listed_model_name_with_control_characters_is_left_out() {
         &out,
         "MODEL        PROVIDER  SOURCE    STATE\nllama3.1:8b  ollama    detected  active\n",
     );
+}
+
+#[test]
+fn a_block_of_ones_own_at_a_local_address_is_told_as_a_local_server() {
+    // One on the network, not asked (only one on this machine is, unasked), and one on
+    // this machine that declares its model: both local, as the status page says.
+    let lan = "http://10.255.255.1:8000/v1";
+    let here = format!("http://127.0.0.1:{}/v1", MockUpstream::free_port());
+    let dir = Dir::new();
+    dir.write(
+        "routeplane.yaml",
+        &hermetic(&format!(
+            "providers:\n  box:\n    api_base: {lan}\n  mine:\n    api_base: {here}\n    \
+             models: [llama]\n"
+        )),
+    );
+    let v: serde_json::Value = serde_json::from_str(&cli(&dir, &["providers", "--json"])).unwrap();
+    assert_eq!(entry(&v, "box")["state"], "not asked", "{v}");
+    let p = Proxy::start(&dir.read("routeplane.yaml"));
+    assert_eq!(p.source_status("box")["kind"], "local");
+    // OpenRouter's way of naming it is told the colon, keyless as a local server is.
+    let resp = ask(&p, "mine/llama");
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert!(
+        resp.error_message()
+            .contains("a provider is named before a colon: to ask `mine`, name it `mine:llama`"),
+        "{}",
+        resp.body
+    );
+    // A key does not make a local block serve more than it declares or lists.
+    let p = Proxy::start(&hermetic(&format!(
+        "providers:\n  box:\n    api_base: {lan}\n    api_key: sk-box\n"
+    )));
+    let line = p.wait_log("nothing can be served");
+    assert!(line.contains("give `box` a `models:` list"), "{line}");
 }
