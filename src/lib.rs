@@ -22,6 +22,8 @@ pub mod sync;
 pub mod time;
 // Base64url, without a crate.
 pub mod base64;
+// Threads, or their work on the caller's own when none can be had.
+pub mod spawn;
 // Lines many threads append and one thread writes.
 pub mod batch;
 // One log line per request; `Secret`.

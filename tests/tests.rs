@@ -48,6 +48,8 @@ mod sources;
 mod ship;
 // Streams: events arrive as the upstream sends them, client disconnects.
 mod stream;
+// No thread to be had: the work done on the thread at hand, or an error at start.
+mod threads;
 // Seeing what it does: the usage ledger, `routeplane usage`, /metrics, /status.json.
 mod usage;
 // The status page, rendered in headless Chromium.

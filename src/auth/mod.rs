@@ -205,9 +205,6 @@ pub struct Auth {
     /// The first pause after a refresh failed for now: [`PAUSE_FIRST`], unless the test
     /// hook `ROUTEPLANE_TEST_REFRESH_PAUSE_MS` sets another (tests cannot wait 5 s).
     pause_first: Duration,
-    /// Test hook `ROUTEPLANE_TEST_REFRESH_SPAWN_FAILS`: a refresh's thread cannot be
-    /// started, as at the process's thread limit (which does not bind root).
-    refresh_spawn_fails: bool,
 }
 
 /// A fingerprint of a key, kept instead of the key itself.
@@ -234,7 +231,6 @@ impl Auth {
             store,
             client: Some(client),
             pause_first,
-            refresh_spawn_fails: std::env::var_os("ROUTEPLANE_TEST_REFRESH_SPAWN_FAILS").is_some(),
             ..Auth::default()
         }
     }

@@ -155,7 +155,7 @@ impl Auth {
             let (now, refused) = (current.clone(), rejected.clone());
             last.started = Some(Instant::now());
             // Refreshes are rare: a thread each, which no request joins.
-            let spawned = !self.refresh_spawn_fails
+            let spawned = !crate::spawn::refused("refresh")
                 && std::thread::Builder::new()
                     .spawn(move || auth.refresh_in_flight(&to, &on, now, refused, spent))
                     .is_ok();

@@ -111,7 +111,7 @@ pub(crate) fn probed(global: &Global) -> Result<(Registry, Arc<Detected>, Arc<Au
         let (client, auth, detected) = (client.clone(), Arc::clone(&auth), Arc::clone(&detected));
         let providers = registry.providers.clone();
         let timeout = registry.settings.connect_timeout;
-        std::thread::spawn(move || {
+        routeplane::spawn::run("hosted", move || {
             detect::list_hosted(&client, &auth, &providers, &detected, timeout)
         })
     };

@@ -80,6 +80,14 @@ fn cannot_listen(e: Error, global: &Global, registry: &Registry) -> Error {
         (None, file) => format!("set `listen:` in {file}, or pass --listen ADDR"),
     };
     let why = match source.kind() {
+        // tiny_http's accepting thread, refused: the system's limit, not the address.
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::OutOfMemory => {
+            let why = format!(
+                "no thread can be started ({source}): the system's limit on threads is \
+                 reached (`ulimit -u`, or TasksMax= in a systemd unit)"
+            );
+            return Error::io(what, std::io::Error::new(source.kind(), why));
+        }
         std::io::ErrorKind::AddrInUse if serves_routeplane(registry.settings.listen) => {
             "a routeplane already serves there".into()
         }

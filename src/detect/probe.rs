@@ -3,7 +3,6 @@
 //! shapes those lists come in.
 
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -258,7 +257,7 @@ pub fn probe_all(
         .map(|p| {
             let (client, p, detected) = (client.clone(), Arc::clone(p), Arc::clone(detected));
             let auth = Arc::clone(auth);
-            thread::spawn(move || {
+            crate::spawn::run("probe", move || {
                 let (state, refused) = probe(&client, &p, timeout);
                 let up = state.up;
                 match refused {
@@ -273,7 +272,7 @@ pub fn probe_all(
         .collect();
     handles
         .into_iter()
-        .filter_map(|h| h.join().ok().flatten())
+        .filter_map(|h| h.join().flatten())
         .collect()
 }
 
@@ -316,7 +315,7 @@ pub fn list_hosted(
             let url = format!("{}/models", p.api_base);
             let (client, p, detected) = (client.clone(), Arc::clone(p), Arc::clone(detected));
             let auth = Arc::clone(auth);
-            Some(Ok(thread::spawn(move || {
+            Some(Ok(crate::spawn::run("list", move || {
                 match list(&client, (&url, query), &headers, timeout, p.own_base) {
                     Ok(models) => {
                         auth.key_answered(&p, 200, false);
@@ -341,7 +340,7 @@ pub fn list_hosted(
     handles
         .into_iter()
         .filter_map(|h| match h {
-            Ok(h) => h.join().ok().flatten(),
+            Ok(h) => h.join().flatten(),
             Err(why) => Some(why),
         })
         .collect()

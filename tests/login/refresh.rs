@@ -422,7 +422,7 @@ fn a_refresh_with_no_thread_to_be_had_runs_on_the_requests_own() {
             config,
             &[
                 ("ROUTEPLANE_AUTH_FILE", file.to_str().unwrap()),
-                ("ROUTEPLANE_TEST_REFRESH_SPAWN_FAILS", "1"),
+                ("ROUTEPLANE_TEST_SPAWN_FAILS", "refresh"),
             ],
             &[],
         )

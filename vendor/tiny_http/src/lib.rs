@@ -322,7 +322,12 @@ impl Server {
         let inside_messages = messages.clone();
         let inline: Arc<std::sync::OnceLock<Handler>> = Arc::new(std::sync::OnceLock::new());
         let inside_inline = inline.clone();
-        thread::spawn(move || {
+        // routeplane: a thread the system refuses (its limit reached) is an error to
+        // report, not a panic.
+        if refused("accept") {
+            return Err(IoError::from_raw_os_error(11).into()); // EAGAIN
+        }
+        thread::Builder::new().name("accept".into()).spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
 
@@ -402,7 +407,7 @@ impl Server {
                 }
             }
             log::debug!("Terminating accept thread");
-        });
+        })?;
 
         // result
         Ok(Server {
@@ -470,12 +475,25 @@ impl Server {
         let _ = self.inline.set(handler);
         while let Some(message) = self.messages.try_pop() {
             if let Message::NewRequest(rq) = message {
-                let inline = Arc::clone(&self.inline);
-                thread::spawn(move || {
-                    if let Some(handle) = inline.get() {
+                // routeplane: where no thread can be had, the request runs here.
+                let rq = Arc::new(std::sync::Mutex::new(Some(rq)));
+                let (inline, theirs) = (Arc::clone(&self.inline), Arc::clone(&rq));
+                let run = move |rq: &std::sync::Mutex<Option<Request>>| {
+                    let rq = rq.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    if let (Some(handle), Some(rq)) = (inline.get(), rq) {
                         handle(rq);
                     }
-                });
+                };
+                let spawned = !refused("queued")
+                    && thread::Builder::new()
+                        .spawn({
+                            let run = run.clone();
+                            move || run(&theirs)
+                        })
+                        .is_ok();
+                if !spawned {
+                    run(&rq);
+                }
             }
         }
     }
@@ -486,6 +504,12 @@ impl Server {
     pub fn unblock(&self) {
         self.messages.unblock();
     }
+}
+
+/// routeplane: test hook `ROUTEPLANE_TEST_SPAWN_FAILS` (Routeplane's, a comma-separated
+/// list of thread names): the start of thread `name` fails, as at the thread limit.
+fn refused(name: &str) -> bool {
+    std::env::var("ROUTEPLANE_TEST_SPAWN_FAILS").is_ok_and(|v| v.split(',').any(|n| n == name))
 }
 
 /// routeplane: runs every queued request with `handle` (a queued error has no one to
