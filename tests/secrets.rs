@@ -133,7 +133,9 @@ fn config_errors_in_key_places_never_quote_the_key() {
         ),
         (
             "keys:\n  - sk-SECRET-123: x\n".into(),
-            "2:5: keys: expected string scalar".into(),
+            "2:5: keys: expected string scalar, got a map (not shown: it may be a key); write \
+             `keys: [sk-...]`"
+                .into(),
         ),
         (
             format!("{BLOCK}    api_key: ${{sk-SECRET-123}}\n"),

@@ -31,6 +31,11 @@ const PROVIDER_KEYS: [&str; 8] = [
 /// inside (`keys: sk-…`, `openai: sk-…`), so only its kind is told. Inside a
 /// [`SECRET_KEYS`] key, the message itself is reduced to one known to quote nothing.
 pub(super) fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
+    // The parser's words name no fix, and inside a secret key they were not told at all.
+    let msg = match msg.starts_with("invalid trailing content after ") {
+        true => QUOTE_TAIL,
+        false => msg,
+    };
     let src = text.lines().nth(line.wrapping_sub(1)).unwrap_or("");
     let mut told = told(text, line, col, src, msg);
     if let [top, key] = &keys_around(text, line, col)[..]
@@ -53,6 +58,9 @@ pub(super) fn explain(text: &str, line: usize, col: usize, msg: &str) -> String 
     }
     told
 }
+
+/// Text after a value's closing quote (`"sk-abc"123`), told without the value.
+const QUOTE_TAIL: &str = "text follows the closing quote: put the whole value inside the quotes";
 
 /// What YAML read a model name in a provider's `models:` list as, when it read it as
 /// something else: unquoted, `on`, `no`, `y` (YAML 1.1's booleans, which serde-saphyr
@@ -92,7 +100,11 @@ fn nothing_after(rest: &str) -> bool {
 /// [`explain`]'s message, before any hint.
 fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     let keys = keys_around(text, line, col);
-    if let Some(at) = keys.iter().position(|k| SECRET_KEYS.contains(&k.as_str())) {
+    // `keys:` under a provider is an unknown key, its name no secret: told as any other.
+    let misplaced = |at: usize| msg.starts_with(&format!("unknown field `{}`", keys[at]));
+    if let Some(at) = keys.iter().position(|k| SECRET_KEYS.contains(&k.as_str()))
+        && !misplaced(at)
+    {
         let safe = secret_safe(msg);
         let safe = if at == 0 && keys[0] == "keys" {
             client_key_unset(safe)
@@ -111,6 +123,10 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
                     "a single value"
                 };
                 format!(", got {got} (not shown: it may be a key); write {form}")
+            }
+            // `keys: [{key: sk-…}]`, or `- key: sk-…`: each item is a key itself.
+            ("expected string scalar", Some(form)) if map_begins(text, line, col) => {
+                format!(", got a map (not shown: it may be a key); write {form}")
             }
             _ => String::new(),
         };
@@ -305,7 +321,7 @@ fn nearest_field(msg: &str) -> Option<&str> {
 }
 
 /// Keys other tools name so (`base_url`, LiteLLM's and the OpenAI SDKs'), and ours.
-const SYNONYMS: [(&str, &str); 7] = [
+const SYNONYMS: [(&str, &str); 8] = [
     ("base_url", "api_base"),
     ("baseURL", "api_base"),
     ("url", "api_base"),
@@ -313,6 +329,8 @@ const SYNONYMS: [(&str, &str); 7] = [
     ("api_type", "api_protocol"),
     ("client_keys", "keys"),
     ("api_keys", "keys"),
+    // A provider's own key, where client keys were written.
+    ("keys", "api_key"),
 ];
 
 /// Of `names`, the one nearest `asked` when it is one or two letters away (a typo),
@@ -364,6 +382,7 @@ fn secret_safe(msg: &str) -> String {
         "invalid type: sequence, expected a map" => "expected a map, got a list".into(),
         "invalid type: map, expected a sequence" => "expected a list, got a map".into(),
         "expected string scalar"
+        | QUOTE_TAIL
         | "mapping values are not allowed in this context"
         | "cannot deserialize tagged scalar into string"
         | "alias references unknown anchor" => msg.into(),
@@ -504,6 +523,59 @@ fn holds_provider_keys(text: &str, line: usize) -> bool {
                 .any(|k| piece.strip_prefix(k).is_some_and(|r| r.starts_with(':')))
         })
     })
+}
+
+/// The 1-based line and column of the first `[` or `{` that nothing closes
+/// (`providers: [`), and the bracket: the parser may first refuse what it opens (a list
+/// where a map is wanted) and never reach the end that shows the cause. `None` while a
+/// quote is left open: the parser's own message is about that.
+pub(super) fn unclosed(text: &str) -> Option<(usize, usize, u8)> {
+    let mut open = Vec::new();
+    let mut quote = 0;
+    // The indentation of the line a block scalar (`|`, `>`) began on: its text is skipped.
+    let mut block = None;
+    for (i, line) in text.lines().enumerate() {
+        let b = line.as_bytes();
+        let indent = b.iter().take_while(|&&c| c == b' ').count();
+        match block {
+            Some(at) if indent == b.len() || indent > at => continue,
+            _ => block = None,
+        }
+        // Where a value may begin: a quote or bracket there opens one.
+        let mut start = true;
+        let mut j = 0;
+        while j < b.len() {
+            let c = b[j];
+            // Byte by byte: every character that matters here is ASCII.
+            let next = b.get(j + 1).copied().unwrap_or(b' ');
+            let spaced = next == b' ' || next == b'\t';
+            j += 1;
+            if quote != 0 {
+                if (c == b'\\' && quote == b'"') || (c == b'\'' && quote == c && next == c) {
+                    j += 1;
+                } else if c == quote {
+                    quote = 0;
+                }
+                continue;
+            }
+            match c {
+                b' ' | b'\t' => {}
+                b'#' if j == 1 || matches!(b[j - 2], b' ' | b'\t') => break,
+                b'"' | b'\'' if start => (quote, start) = (c, false),
+                b'[' | b'{' if start => open.push((i + 1, j, c)),
+                b']' | b'}' if !open.is_empty() => (_, start) = (open.pop(), false),
+                b',' if !open.is_empty() => start = true,
+                b':' if spaced || (!open.is_empty() && b",[]{}".contains(&next)) => start = true,
+                b'-' if start && spaced => {}
+                b'|' | b'>' if start && open.is_empty() => {
+                    block = Some(indent);
+                    break;
+                }
+                _ => start = false,
+            }
+        }
+    }
+    open.first().copied().filter(|_| quote == 0)
 }
 
 /// True when a map begins at 1-based `line`:`col`: a key written there, or a `{`.

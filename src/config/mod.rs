@@ -558,6 +558,11 @@ pub fn parse(text: &str) -> Result<Config, (usize, usize, String)> {
             .location()
             .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
         let msg = bare_message(&e.without_snippet().to_string());
+        if let Some((line, col, c)) = explain::unclosed(text) {
+            let close = if c == b'[' { ']' } else { '}' };
+            let msg = format!("unclosed bracket '{}': no '{close}' closes it", c as char);
+            return (line, col, explain(text, line, col, &msg));
+        }
         (line, col, explain(text, line, col, &msg))
     })
 }

@@ -265,14 +265,16 @@ fn errors_inside_secret_keys_quote_nothing_written_there() {
             2,
             5,
             "expected string scalar",
-            "keys: expected string scalar",
+            "keys: expected string scalar, got a map (not shown: it may be a key); write \
+             `keys: [sk-...]`",
         ),
         (
             "keys:\n- sk-1: x\n",
             2,
             3,
             "expected string scalar",
-            "keys: expected string scalar",
+            "keys: expected string scalar, got a map (not shown: it may be a key); write \
+             `keys: [sk-...]`",
         ),
         (
             "keys: {sk-1: 1, sk-1: 2}\n",

@@ -543,3 +543,46 @@ fn other_tools_key_names_and_a_provider_at_the_top_are_told_ours() {
         assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
     }
 }
+
+#[test]
+fn keys_as_maps_an_unclosed_bracket_and_text_after_a_quote_are_told_the_fix() {
+    // Were: "keys: expected string scalar", "providers.x.keys: expected one of …" (the
+    // unknown key unnamed), "providers: expected a map, got a list" for a `[` never
+    // closed, and "cannot be read" for text after a closing quote.
+    let cases = [
+        (
+            "keys: [{key: sk-SECRET-1}]\n",
+            "1:8: keys: expected string scalar, got a map (not shown: it may be a key); write \
+             `keys: [sk-...]`",
+        ),
+        (
+            "keys:\n  - key: sk-SECRET-1\n",
+            "2:5: keys: expected string scalar, got a map (not shown: it may be a key); write \
+             `keys: [sk-...]`",
+        ),
+        (
+            "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    keys:\n      - key: sk-SECRET-1\n",
+            "4:5: unknown field `keys`, expected one of api_base, api_key, api_protocol, \
+             headers, models, detect, auth, prefill; did you mean `api_key`?",
+        ),
+        (
+            "providers: [\n  x: {api_base: http://127.0.0.1:9/v1}\n",
+            "1:12: providers: unclosed bracket '[': no ']' closes it",
+        ),
+        (
+            "keys: [sk-SECRET-1, sk-SECRET-2\nproviders:\n  x: {api_base: http://127.0.0.1:9/v1}\n",
+            "1:7: keys: unclosed bracket '[': no ']' closes it",
+        ),
+        (
+            "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    api_key: \"sk-SECRET\"123\n",
+            "4:25: providers.x.api_key: text follows the closing quote: put the whole value \
+             inside the quotes",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let (path, validate, serve) = config_error(yaml, &[]);
+        assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
+        assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+        assert!(!validate.contains("SECRET"), "{validate}");
+    }
+}
