@@ -362,9 +362,7 @@ fn ids(providers: &[Arc<Provider>]) -> String {
 /// A hosted API may serve at its root (DeepSeek's `https://api.deepseek.com`), so one
 /// is never questioned.
 pub(super) fn lacks_v1_on_this_network(api_base: &str) -> bool {
-    let rest = api_base.split_once("://").map_or(api_base, |(_, r)| r);
-    let path = rest.split_once('/').map_or("", |(_, path)| path);
-    path.is_empty() && on_this_network(api_base)
+    super::no_path(api_base) && on_this_network(api_base)
 }
 
 /// The variable name of a value written `$NAME`, an environment variable without the

@@ -179,6 +179,12 @@ impl Provider {
         self.id == "ollama"
     }
 
+    /// True when its `api_base` has no path (`https://api.example.com`): a 404 from
+    /// it is most likely the version path (`/v1`) left out.
+    pub fn pathless(&self) -> bool {
+        no_path(&self.api_base)
+    }
+
     /// The protocol spoken for an upstream model name.
     pub fn protocol_for(&self, model: &str) -> Protocol {
         self.protocols
@@ -449,6 +455,12 @@ impl Registry {
     pub fn virtual_model(&self, name: &str) -> Option<&Virtual> {
         self.virtuals.iter().find(|v| v.name == name)
     }
+}
+
+/// True for a base URL with no path after its host (`http://127.0.0.1:11434/`).
+fn no_path(api_base: &str) -> bool {
+    let rest = api_base.split_once("://").map_or(api_base, |(_, r)| r);
+    rest.split_once('/').is_none_or(|(_, path)| path.is_empty())
 }
 
 /// True for a URL at a server on this machine or its network: `[::1]:8000`,

@@ -161,9 +161,16 @@ pub(super) fn upstream_error(
     // provider's `api_base` gone wrong (Ollama's "404 page not found" without `/v1`),
     // not a model the source lacks. Said so, rather than passed on as its bare words.
     // For a legacy completion, the path is right for chat: the source serves none.
-    if status == 404 && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+    // So is a JSON 404 from an `api_base` with no path (OpenAI's "Invalid URL"): a
+    // hosted API's `/v1` left out, not questioned at start (DeepSeek's serves at its root).
+    let json = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok();
+    let legacy = target.protocol == protocol::Protocol::Completions;
+    if status == 404 && (!json || (target.provider.pathless() && !legacy)) {
         let url = crate::log::shown_url(url);
-        let text = String::from_utf8_lossy(&bytes);
+        let text = match json {
+            true => protocol::upstream_error_message(&bytes),
+            false => String::from_utf8_lossy(&bytes).into_owned(),
+        };
         let text = super::cut(text.trim(), 80);
         let said = match &page {
             Some(Some(title)) => format!("a web page titled `{title}`"),

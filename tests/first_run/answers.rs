@@ -43,6 +43,31 @@ fn a_404_page_at_the_upstream_says_to_check_the_api_base() {
 }
 
 #[test]
+fn a_json_404_from_an_api_base_with_no_path_says_to_check_the_api_base() {
+    // A hosted API without its `/v1` (OpenAI's "Invalid URL") answers a JSON 404, which
+    // was passed on as the source's own words, with no word of the `api_base`.
+    let invalid = r#"{"error":{"message":"Invalid URL (POST /chat/completions)","type":"invalid_request_error"}}"#;
+    let up = MockUpstream::always(Reply::Json(404, invalid.into()));
+    let root = format!("http://127.0.0.1:{}", up.port());
+    let p = Proxy::start(&format!(
+        "providers:\n  box:\n    api_base: {root}\n    models: [m]\n"
+    ));
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "box:m", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert_text(
+        &resp.error_message(),
+        &format!(
+            "{root}/chat/completions answered 404 (`Invalid URL (POST /chat/completions)`): \
+             nothing is served at that path; check the provider's `api_base` (an OpenAI-style \
+             server's usually ends in `/v1`)"
+        ),
+    );
+}
+
+#[test]
 fn head_requests_get_200_and_no_body_even_without_a_key() {
     let p = Proxy::start("skip_auth: false\nkeys: [k1]\n");
     for path in ["/", "/health", "/api/hello"] {
