@@ -144,6 +144,10 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             ms(g.ttft_p95)
         )?;
     }
+    // A row with no source's name: what it counts is said once, under the table.
+    if summary.groups.iter().any(|g| g.key == "-") {
+        outln!("-: requests no source was asked for (an unknown model, a refused request)")?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -140,3 +140,30 @@ fn a_source_whose_attempts_failed_over_has_its_failed_attempts_in_the_table() {
         today()
     );
 }
+
+#[test]
+fn the_row_of_requests_no_source_was_asked_for_is_explained_under_the_table() {
+    // Its key `-` was told nowhere but the README.
+    let good = chat_mock();
+    let dir = Dir::new();
+    let ledger = dir.path().join("usage.jsonl");
+    let p = Proxy::start(&format!(
+        "providers:\n  good: {{api_base: {}, models: [m]}}\nusage:\n  path: {}\n",
+        good.url(),
+        ledger.display()
+    ));
+    let r = p.post(
+        "/v1/chat/completions",
+        Wire::Chat.request("nosuch", false, false),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    ledger_lines(&ledger, 1);
+    let table = usage_out(&p, &[]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[1].starts_with("-  "), "{table}");
+    assert_eq!(
+        lines.last(),
+        Some(&"-: requests no source was asked for (an unknown model, a refused request)"),
+        "{table}"
+    );
+}
