@@ -108,12 +108,22 @@ impl Registry {
                     .parts()
                     .filter(|(p, m)| !p.is_empty() && !m.is_empty())
                 else {
+                    // LiteLLM's `ollama/llama3.1`: a provider's id before a slash.
+                    let slash = match &ep.value {
+                        config::EndpointSpec::Compact(t) => t.0.split_once('/'),
+                        _ => None,
+                    };
+                    let eg = match slash.filter(|(p, _)| providers.iter().any(|x| x.id == *p)) {
+                        Some((p, m)) => format!("here `{p}:{m}`, a colon after the provider"),
+                        None => "e.g. `ollama:llama3.1`".into(),
+                    };
                     return Err(loaded.error_at(
                         at.0,
                         at.1,
-                        "each endpoint of a virtual model names its provider: write \
-                         `provider:model` (e.g. `ollama:llama3.1`) or \
-                         `{provider: ID, service_id: MODEL}`",
+                        format!(
+                            "each endpoint of a virtual model names its provider: write \
+                             `provider:model` ({eg}) or `{{provider: ID, service_id: MODEL}}`"
+                        ),
                     ));
                 };
                 let base = p.split_once('#').map_or(p, |(b, _)| b);

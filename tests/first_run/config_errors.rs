@@ -130,6 +130,14 @@ fn a_virtual_endpoint_without_its_provider_is_told_how_to_write_it() {
         stderr.contains("endpoint names unknown provider `mixtral` (only the text before the first colon names one): write the provider first, e.g. `ollama:mixtral:8x7b`; known: "),
         "{stderr}"
     );
+    // LiteLLM's way, a slash after the provider: told with the user's own names.
+    let (_, stderr) = validate("models:\n  smart:\n    endpoints: [ollama/llama3.1]\n", &[]);
+    assert_text(
+        &stderr,
+        "routeplane: invalid: routeplane.yaml:3:17: each endpoint of a virtual model names its \
+         provider: write `provider:model` (here `ollama:llama3.1`, a colon after the provider) \
+         or `{provider: ID, service_id: MODEL}`\n",
+    );
 }
 
 #[test]
