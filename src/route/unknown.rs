@@ -304,7 +304,7 @@ fn provider_hint(reg: &Registry, model: &str) -> Option<String> {
         && (p.key.is_some() || p.source_kind() == registry::Kind::Local)
     {
         return Some(format!(
-            "a provider is named before a colon: to ask `{}`, name it `{}:{rest}`",
+            "A provider is named before a colon: to ask `{}`, name it `{}:{rest}`",
             p.id, p.id
         ));
     }

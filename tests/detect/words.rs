@@ -220,7 +220,7 @@ fn an_openai_prefix_names_the_openai_provider_when_it_can_be_asked() {
     assert_eq!(resp.status, 404, "{}", resp.body);
     let msg = resp.error_message();
     assert!(
-        msg.ends_with("a provider is named before a colon: to ask `openai`, name it `openai:m`"),
+        msg.ends_with("A provider is named before a colon: to ask `openai`, name it `openai:m`"),
         "{msg}"
     );
     assert!(!msg.contains("OpenRouter"), "{msg}");

@@ -91,7 +91,7 @@ fn ollama_names_reach_ollama_and_near_misses_are_told_the_name() {
         ),
         (
             "ollama/gpt-oss:20b",
-            "a provider is named before a colon: to ask `ollama`, name it `ollama:gpt-oss:20b`",
+            "A provider is named before a colon: to ask `ollama`, name it `ollama:gpt-oss:20b`",
         ),
         // A name and a tag, however near a provider's id (`mistral`): it was asked "did you
         // mean `mistral:8x7b`?", a Mistral API model that does not exist.
