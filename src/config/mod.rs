@@ -557,12 +557,15 @@ pub fn parse(text: &str) -> Result<Config, (usize, usize, String)> {
         let (line, col) = e
             .location()
             .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));
-        let msg = bare_message(&e.without_snippet().to_string());
-        if let Some((line, col, c)) = explain::unclosed(text) {
-            let close = if c == b'[' { ']' } else { '}' };
-            let msg = format!("unclosed bracket '{}': no '{close}' closes it", c as char);
-            return (line, col, explain(text, line, col, &msg));
-        }
+        let (line, col, msg) = match explain::unclosed(text) {
+            // Told at the bracket: what the parser refused first may be what it opens.
+            Some((line, col, c)) => {
+                let close = if c == b'[' { ']' } else { '}' };
+                let msg = format!("unclosed bracket '{}': no '{close}' closes it", c as char);
+                (line, col, msg)
+            }
+            None => (line, col, bare_message(&e.without_snippet().to_string())),
+        };
         (line, col, explain(text, line, col, &msg))
     })
 }
