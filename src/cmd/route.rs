@@ -12,7 +12,7 @@ use super::Global;
 const HELP: &str = "\
 routeplane route: print the targets a request for MODEL would try, in order
 
-Usage: routeplane route MODEL [-c PATH] [--listen ADDR]
+Usage: routeplane route MODEL [-c PATH] [--listen ADDR] [--json]
 
 Nothing is sent to a model. Local sources are probed and hosted providers with a key
 are asked for their lists, so detected models resolve as a server would resolve them;
@@ -23,16 +23,18 @@ Options:
   -c, --config PATH  config file
       --listen ADDR  the running routeplane to ask for cool-downs and refused keys
                      (default: `listen`)
+      --json         print JSON instead of text
   -h, --help         print help
 ";
 
 /// Resolves and prints.
 pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Error> {
-    let mut model = None;
+    let (mut model, mut json) = (None, false);
     while let Some(arg) = parser.next()? {
         match arg {
             Short('c') | Long("config") => super::config_flag(&mut global, parser)?,
             Long("listen") => global.listen = Some(parser.value()?.string()?),
+            Long("json") => json = true,
             Short('h') | Long("help") => {
                 out!("{HELP}")?;
                 return Ok(ExitCode::SUCCESS);
@@ -51,6 +53,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let logins = auth.logins_of(&targets);
     let lacks = |p: &Provider| auth.lacks_credential(p, logins.get(&p.id));
     let last_hope = route::last_hope(&targets, warm, lacks);
+    let mut list = Vec::new();
     for (i, t) in targets.iter().enumerate() {
         let label = t.label();
         let state = detect::model_state(&t.provider, t.model(), &detected, &auth);
@@ -60,13 +63,29 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             shown.push_str(&format!(" ({})", t.pull_hint()));
         }
         let last = i >= last_hope;
-        outln!(
-            "{}. {label} ({}, {}) {shown}",
-            i + 1,
+        let (protocol, url) = (
             t.protocol.name(),
             address(t, last, auth.stream_only(&t.provider)),
-        )?;
-        outln!("   {}", policy(&registry.settings, t, last))?;
+        );
+        let policy = policy(&registry.settings, t, last);
+        if json {
+            // By hand: a map built of values costs the binary more than this text.
+            let q = |s: &str| serde_json::Value::from(s).to_string();
+            list.push(format!(
+                "{{\"target\":{},\"protocol\":{},\"url\":{},\"state\":{},\"policy\":{}}}",
+                q(label),
+                q(protocol),
+                q(&url),
+                q(&shown),
+                q(&policy)
+            ));
+            continue;
+        }
+        outln!("{}. {label} ({protocol}, {url}) {shown}", i + 1)?;
+        outln!("   {policy}")?;
+    }
+    if json {
+        outln!("[{}]", list.join(","))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -24,6 +24,30 @@ fn route_prints_targets_in_order() {
 }
 
 #[test]
+fn route_prints_json_when_asked_as_models_and_providers_do() {
+    let dir = Dir::new();
+    // Nothing listens on this port: the source is down.
+    let a = free_port();
+    dir.write(
+        "routeplane.yaml",
+        &format!("providers:\n  ollama:\n    api_base: http://127.0.0.1:{a}/v1\n"),
+    );
+    let out = run(&dir, &["route", "ollama:llama3.1", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        got,
+        serde_json::json!([{
+            "target": "ollama:llama3.1",
+            "protocol": "chat_completions",
+            "url": format!("http://127.0.0.1:{a}/v1/chat/completions"),
+            "state": "down",
+            "policy": "deadline: first byte 300s (no later endpoint could answer); retries: 1; prefill: yes",
+        }])
+    );
+}
+
+#[test]
 fn route_tells_which_method_a_gemini_source_is_asked_with() {
     let dir = Dir::new();
     // Nothing listens on these ports. 0.0.0.0 is neither loopback nor on this network:
