@@ -165,6 +165,78 @@ pub(crate) fn bounded_id(id: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(format!("{}_{hash}", &id[..keep]))
 }
 
+/// The prefix of the ids given to one answer's tool calls that came without one (some
+/// local servers send none; an Anthropic stream's `tool_use` may lack one): an Anthropic
+/// or Responses client must send each call's result back under its id. The clock makes
+/// them unique across answers and restarts.
+pub(crate) fn made_id_prefix() -> String {
+    format!("call_{}_", clock_hex())
+}
+
+/// The clock's nanoseconds since the epoch in hex, what made ids are made of.
+pub(crate) fn clock_hex() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}")
+}
+
+/// Why a source's answer cannot go to a client: `what` of it no client's SDK reads. One
+/// wording for every translator, whole answer or stream event.
+pub(crate) fn unreadable(what: &str) -> String {
+    format!("the source's answer could not be read ({what})")
+}
+
+/// A source's tool call as the hub carries it (a whole answer's, or the stream fragment
+/// that begins one), fit for any client: a missing `id` (absent, `null` or empty) made
+/// as `made` then `n`, `made` being one answer's [`made_id_prefix`]. Unreadable (the
+/// reason) when its `id` is of another type or it names no tool (`name` missing, empty
+/// or not a string): a client cannot run a nameless call, nor send its result back
+/// under an id its SDK refuses.
+pub(crate) fn fit_call(call: &mut Value, made: &mut Option<String>, n: u64) -> Result<(), String> {
+    let named = call["function"]["name"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty());
+    let Some(c) = call.as_object_mut().filter(|_| named) else {
+        return Err(unreadable("a tool call without a string `name`"));
+    };
+    match c.get("id") {
+        Some(Value::String(id)) if !id.is_empty() => {}
+        None | Some(Value::Null | Value::String(_)) => {
+            let prefix = made.get_or_insert_with(made_id_prefix);
+            c.insert("id".into(), json!(format!("{prefix}{n}")));
+        }
+        Some(_) => return Err(unreadable("a tool call's `id` is not a string")),
+    }
+    Ok(())
+}
+
+/// A source's whole answer, read into a hub answer, fit for any client: an `id` it left
+/// out (or `null`) made up, as a stream's decoder names one; each call as [`fit_call`]
+/// makes it. Unreadable (the reason) when its `id` is of another type, or a call is.
+pub(crate) fn fit_answer(chat: &mut Value) -> Result<(), String> {
+    let Some(answer) = chat.as_object_mut() else {
+        return Ok(());
+    };
+    match answer.get("id") {
+        None | Some(Value::Null) => {
+            answer.insert("id".into(), json!(format!("chatcmpl-{}", clock_hex())));
+        }
+        Some(Value::String(_)) => {}
+        Some(_) => return Err(unreadable("`id` is not a string")),
+    }
+    let choices = answer.get_mut("choices").and_then(Value::as_array_mut);
+    let mut made = None;
+    for choice in choices.into_iter().flatten() {
+        let message = choice.get_mut("message");
+        let calls = message.and_then(|m| m.get_mut("tool_calls")?.as_array_mut());
+        for (j, call) in calls.into_iter().flatten().enumerate() {
+            fit_call(call, &mut made, j as u64)?;
+        }
+    }
+    Ok(())
+}
+
 /// The 64-bit FNV-1a hash: std's hashers may change between Rust releases, and a
 /// shortened id must not change between two turns of a session.
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {

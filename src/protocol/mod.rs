@@ -74,10 +74,10 @@ pub use errors::{openai_error_type, status_of_error, upstream_error_code, upstre
 pub(crate) use fields::{Must, check};
 pub use hub::recallable;
 pub(crate) use hub::{
-    Marker, ToolChoice, add_detail, arguments_object, assistant_message, bounded_id, copy_fields,
-    data_url, file_part, fnv1a, has_media, holds, hub_chunk, image_url, inline_file, now, numbered,
-    push_turn, refuse_chat_only, stop_list, text_of, to_data_url, unknown_role, usage_chunk,
-    without_calls,
+    Marker, ToolChoice, add_detail, arguments_object, assistant_message, bounded_id, clock_hex,
+    copy_fields, data_url, file_part, fit_call, fnv1a, has_media, holds, hub_chunk, image_url,
+    inline_file, made_id_prefix, now, numbered, push_turn, refuse_chat_only, stop_list, text_of,
+    to_data_url, unknown_role, usage_chunk, without_calls,
 };
 
 /// The hub request's field for a thinking budget in tokens (see the hub conventions).
@@ -538,23 +538,30 @@ impl Protocol {
         }
     }
 
-    /// Upstream response body (this protocol, non-streaming) → hub chat completion.
+    /// Upstream response body (this protocol, non-streaming) → hub chat completion, its
+    /// ids and tool names fit for any client ([`hub::fit_answer`]): a source's answer
+    /// whose are not is unreadable, refused as a broken answer is.
     pub fn response_to_chat(self, resp: Value) -> Result<Value, Error> {
-        match self {
+        let mut chat = match self {
             Protocol::Chat => {
                 let mut resp = resp;
                 chat::into_hub(&mut resp, "message");
-                Ok(resp)
+                resp
             }
-            Protocol::Anthropic => anthropic::response_to_chat(resp),
-            Protocol::Responses => responses::response_to_chat(resp),
-            Protocol::Gemini => gemini::response_to_chat(resp),
+            Protocol::Anthropic => anthropic::response_to_chat(resp)?,
+            Protocol::Responses => responses::response_to_chat(resp)?,
+            Protocol::Gemini => gemini::response_to_chat(resp)?,
             Protocol::Completions => {
                 let mut resp = resp;
                 completions::into_hub(&mut resp, "message");
-                Ok(resp)
+                return Ok(resp);
             }
-        }
+        };
+        hub::fit_answer(&mut chat).map_err(|reason| Error::Upstream {
+            provider: self.name().into(),
+            reason,
+        })?;
+        Ok(chat)
     }
 
     /// Hub chat completion → client response body in this protocol, shaped as `asked`.

@@ -362,3 +362,181 @@ fn a_whole_answer_that_names_no_model_is_translated_with_the_model_asked_for() {
     assert_eq!(responses.status, 200, "{}", responses.body);
     assert_eq!(responses.json()["model"], "m", "{}", responses.body);
 }
+
+/// The `(from, to)` replacements a [`spoiled_source`] makes in its answer's text.
+type Spoils = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A source speaking `wire` whose tool-call answer (whole, or streamed when asked) has
+/// each `from` in its JSON text made `to`, as the test last set them.
+fn spoiled_source(wire: Wire) -> (MockUpstream, Spoils) {
+    let spoils: Spoils = Arc::default();
+    let set = Arc::clone(&spoils);
+    let mock = MockUpstream::start(move |r| {
+        let stream = r.json()["stream"] == json!(true) || r.path.contains("streamGenerate");
+        let spoil = |text: String| {
+            let list = set.lock().unwrap();
+            list.iter().fold(text, |t, (from, to)| t.replace(from, to))
+        };
+        match stream {
+            true => Reply::Sse(
+                wire.events(true).into_iter().map(spoil).collect(),
+                Duration::ZERO,
+            ),
+            false => Reply::json(
+                200,
+                serde_json::from_str(&spoil(wire.body(true).to_string())).unwrap(),
+            ),
+        }
+    });
+    (mock, spoils)
+}
+
+/// What a client speaking `client` gets asking `p` for a tool call, whole or streamed:
+/// the status and the body or events.
+fn ask_call(p: &Proxy, client: Wire, stream: bool) -> (u16, String) {
+    let s = p.stream(&client.url("m", stream), client.request("m", stream, true));
+    (s.status, s.text())
+}
+
+#[test]
+fn a_tool_call_without_a_string_name_is_refused_as_an_unreadable_answer() {
+    // A nameless call, or one named by a number, went to the client as it came; its SDK
+    // cannot read it, nor run it. Whole or streamed, from any protocol, the answer is a
+    // 502 in the client's protocol saying the source's answer could not be read.
+    let name = "\"name\":\"get_weather\"";
+    for wire in Wire::ALL {
+        let (mock, spoils) = spoiled_source(wire);
+        let p = wire.serving(&mock, "m");
+        let client = if wire == Wire::Chat {
+            Wire::Anthropic
+        } else {
+            Wire::Chat
+        };
+        let nameless = format!("{name},");
+        for (from, to) in [(name, "\"name\":7"), (nameless.as_str(), "")] {
+            *spoils.lock().unwrap() = vec![(from.to_string(), to.to_string())];
+            for stream in [false, true] {
+                let (status, body) = ask_call(&p, client, stream);
+                let case = format!("{wire:?} → {client:?}, stream {stream}, {to:?}");
+                assert_eq!(status, 502, "{case}: {body}");
+                assert!(
+                    body.contains("the source's answer could not be read (a tool call without a string `name`)"),
+                    "{case}: {body}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_answer_or_tool_call_id_that_is_not_a_string_is_refused_and_a_missing_answer_id_made() {
+    // A number where an id should be went to a Chat client as it came (`"id": 7`),
+    // which its SDK refuses; a missing one went as `null`.
+    for wire in [Wire::Anthropic, Wire::Responses] {
+        let (mock, spoils) = spoiled_source(wire);
+        let p = wire.serving(&mock, "m");
+        let top = if wire == Wire::Anthropic {
+            "msg_1"
+        } else {
+            "resp_1"
+        };
+        let call = if wire == Wire::Anthropic {
+            ("\"id\":\"call_1\"", "\"id\":5")
+        } else {
+            ("\"call_id\":\"call_1\"", "\"call_id\":5")
+        };
+        let cases = [
+            (format!("\"id\":\"{top}\""), "\"id\":7", false),
+            (call.0.to_string(), call.1, false),
+            (call.0.to_string(), call.1, true),
+        ];
+        for (from, to, stream) in cases {
+            *spoils.lock().unwrap() = vec![(from.clone(), to.to_string())];
+            let (status, body) = ask_call(&p, Wire::Chat, stream);
+            let case = format!("{wire:?}, stream {stream}, {to}");
+            assert_eq!(status, 502, "{case}: {body}");
+            assert!(
+                body.contains("the source's answer could not be read ("),
+                "{case}: {body}"
+            );
+            assert!(body.contains("` is not a string)"), "{case}: {body}");
+        }
+        for to in ["\"id\":null", "\"unnamed\":0"] {
+            *spoils.lock().unwrap() = vec![(format!("\"id\":\"{top}\""), to.to_string())];
+            let (status, body) = ask_call(&p, Wire::Chat, false);
+            assert_eq!(status, 200, "{wire:?}, {to}: {body}");
+            let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].clone();
+            assert!(
+                id.as_str().is_some_and(|id| id.starts_with("chatcmpl-")),
+                "{wire:?}, {to}: {body}"
+            );
+        }
+    }
+}
+
+#[test]
+fn tool_calls_without_ids_from_anthropic_and_responses_sources_get_ids_of_their_own() {
+    // An Anthropic `tool_use` or a Responses `function_call` without its id reached a
+    // Responses client streamed as `call_0` on every turn, whole as `""`, and an
+    // Anthropic or Chat client as `null`; a client keys the call's result by it.
+    for (wire, id, client) in [
+        (Wire::Anthropic, "\"id\":\"call_1\",", Wire::Responses),
+        (Wire::Responses, "\"call_id\":\"call_1\",", Wire::Anthropic),
+        (Wire::Responses, "\"call_id\":\"call_1\",", Wire::Chat),
+    ] {
+        let (mock, spoils) = spoiled_source(wire);
+        *spoils.lock().unwrap() = vec![(id.to_string(), String::new())];
+        let p = wire.serving(&mock, "m");
+        for stream in [false, true] {
+            let ids: Vec<String> = (0..2)
+                .map(|_| {
+                    let (status, body) = ask_call(&p, client, stream);
+                    assert_eq!(status, 200, "{wire:?} → {client:?}: {body}");
+                    let said = |key: &str| {
+                        let at = body.find(&format!("\"{key}\":\"call_"))? + key.len() + 4;
+                        let end = body[at..].find('"')?;
+                        Some(body[at..at + end].to_string())
+                    };
+                    let id = said("call_id").or_else(|| said("id"));
+                    id.unwrap_or_else(|| panic!("{wire:?} → {client:?}: no call id: {body}"))
+                })
+                .collect();
+            assert!(
+                ids[0].len() > "call_0".len(),
+                "{wire:?} → {client:?}: {ids:?}"
+            );
+            assert_ne!(
+                ids[0], ids[1],
+                "{wire:?} → {client:?}, stream {stream}: one id twice"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_nameless_tool_call_after_text_ends_the_stream_with_an_error_event() {
+    // The text went out already: the stream ends as one the source broke off, with an
+    // error event in the client's protocol, not a nameless call.
+    let ev =
+        |v: serde_json::Value| format!("event: {}\ndata: {v}\n\n", v["type"].as_str().unwrap());
+    let mut events = Wire::Anthropic.events(false);
+    let stop = events.len() - 2;
+    events.insert(stop, ev(json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_1", "name": 7, "input": {}}})));
+    let up = MockUpstream::always(Reply::Sse(events, Duration::ZERO));
+    let p = Wire::Anthropic.serving(&up, "m");
+    let s = p.stream(
+        &Wire::Chat.url("m", true),
+        Wire::Chat.request("m", true, true),
+    );
+    assert_eq!(s.status, 200, "{}", s.text());
+    let last = s.data().last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("\"error\"")
+            && last.contains(
+                "the source's answer could not be read (a tool call without a string `name`)"
+            ),
+        "{}",
+        s.text()
+    );
+    assert!(!s.text().contains("\"name\":7"), "{}", s.text());
+}

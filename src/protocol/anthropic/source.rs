@@ -12,7 +12,7 @@ use super::{
 };
 use crate::error::Error;
 use crate::protocol::view::{self, Delta, Text, Typed};
-use crate::protocol::{self, Decoded, Last, ToolChoice, now, text_of};
+use crate::protocol::{self, Decoded, Last, ToolChoice, fit_call, now, text_of};
 use crate::sse::Event;
 
 /// Hub chat request → Messages request for `model` at `provider`.
@@ -425,6 +425,8 @@ pub struct Decoder {
     last: Last,
     /// `tool_use` blocks that reached their `content_block_stop`.
     calls_done: usize,
+    /// The prefix of ids made for calls that came without one ([`fit_call`]).
+    made: Option<String>,
 }
 
 /// What the relay reads of a copied Messages stream's usual event, a text or thinking
@@ -561,12 +563,17 @@ impl Decoder {
                             .as_object()
                             .filter(|i| !i.is_empty())
                             .map(|_| b["input"].to_string());
+                        let seen = given.is_some();
+                        let mut call = json!({"index": index, "id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": given.unwrap_or_default()}});
+                        if let Err(message) = fit_call(&mut call, &mut self.made, index as u64) {
+                            return Decoded::Failed {
+                                status: 502,
+                                message,
+                            };
+                        }
                         self.tools
-                            .insert(v["index"].as_u64().unwrap_or(0), (index, given.is_some()));
-                        one(self.chunk(
-                            json!({"tool_calls": [{"index": index, "id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": given.unwrap_or_default()}}]}),
-                            None,
-                        ))
+                            .insert(v["index"].as_u64().unwrap_or(0), (index, seen));
+                        one(self.chunk(json!({"tool_calls": [call]}), None))
                     }
                     Some("text") => {
                         self.citing =

@@ -23,7 +23,7 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::view::{self, Delta, First, Present, Text};
-use super::{Decoded, Must, openai_error_type};
+use super::{Decoded, Must, fit_call, openai_error_type};
 use crate::error::Error;
 use crate::sse::Event;
 
@@ -101,8 +101,9 @@ struct CallNumbers {
 }
 
 impl CallNumbers {
-    /// Gives each call of a delta its `index`, keeping one the server gave.
-    fn number(&mut self, delta: &mut Value) {
+    /// Gives each call of a delta its `index`, keeping one the server gave, and each
+    /// that begins an id ([`fit_call`]); the reason when a call that begins is unreadable.
+    fn number(&mut self, delta: &mut Value) -> Result<(), String> {
         let calls = delta.get_mut("tool_calls").and_then(Value::as_array_mut);
         for call in calls.into_iter().flatten().filter(|c| c.is_object()) {
             let id = call["id"].as_str().filter(|id| !id.is_empty());
@@ -115,18 +116,16 @@ impl CallNumbers {
                 }
                 None => self.count - 1,
             };
-            let begun = index >= self.count;
-            match id {
-                Some(id) => self.last_id = Some(id.to_string()),
-                None if begun => {
-                    let prefix = self.made.get_or_insert_with(made_id_prefix);
-                    call["id"] = json!(format!("{prefix}{index}"));
-                }
-                None => {}
+            if let Some(id) = id {
+                self.last_id = Some(id.to_string());
+            }
+            if index >= self.count {
+                fit_call(call, &mut self.made, index)?;
             }
             self.count = self.count.max(index.saturating_add(1));
             call["index"] = json!(index);
         }
+        Ok(())
     }
 }
 
@@ -147,8 +146,13 @@ impl Decoder {
             Ok(mut v) if v.is_object() => {
                 into_hub(&mut v, "delta");
                 // The hub carries one choice: a translated request cannot ask for more.
-                if let Some(delta) = v.pointer_mut("/choices/0/delta") {
-                    self.calls.number(delta);
+                if let Some(delta) = v.pointer_mut("/choices/0/delta")
+                    && let Err(message) = self.calls.number(delta)
+                {
+                    return Decoded::Failed {
+                        status: 502,
+                        message,
+                    };
                 }
                 if let Some(choice) = v.pointer_mut("/choices/0") {
                     end_calls(choice, self.calls.count > 0);
@@ -167,23 +171,15 @@ pub fn into_hub(answer: &mut Value, part: &str) {
     let Some(choices) = answer.get_mut("choices").and_then(Value::as_array_mut) else {
         return;
     };
-    let mut made = None;
     for choice in choices {
         // A chunk's calls are known only to the stream's decoder, which does its own.
         let called = part == "message"
             && choice["message"]["tool_calls"]
                 .as_array()
                 .is_some_and(|c| !c.is_empty());
+        // Calls without an id get one where every source's answer enters the hub
+        // (`hub::fit_answer`).
         end_calls(choice, called);
-        if called {
-            let calls = choice["message"]["tool_calls"].as_array_mut().into_iter();
-            for (j, call) in calls.flatten().enumerate() {
-                if call.is_object() && call["id"].as_str().is_none_or(str::is_empty) {
-                    let prefix = made.get_or_insert_with(made_id_prefix);
-                    call["id"] = json!(format!("{prefix}{j}"));
-                }
-            }
-        }
         let Some(m) = choice.get_mut(part).and_then(Value::as_object_mut) else {
             continue;
         };
@@ -196,16 +192,6 @@ pub fn into_hub(answer: &mut Value, part: &str) {
             m.insert("reasoning_content".into(), v);
         }
     }
-}
-
-/// The prefix of the ids given to one answer's tool calls that came without one (some
-/// local servers send none): an Anthropic or Responses client must send each call's
-/// result back under its id. The clock makes them unique across answers and restarts.
-fn made_id_prefix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("call_{nanos:x}_")
 }
 
 /// A chat source's turn that `called` tools ends in `tool_calls` in the hub, whatever

@@ -262,7 +262,8 @@ fn the_decoder_numbers_calls_streamed_without_an_index() {
     // SGLang and some Ollama paths: a new id is the next call, a fragment with
     // neither id nor index continues the last; a server's own index is kept.
     let call = |id: Option<&str>, index: Option<u64>| {
-        let mut call = json!({"function": {"arguments": "x"}});
+        // Named: a call that begins without a name is unreadable (`fit_call`).
+        let mut call = json!({"function": {"name": "f", "arguments": "x"}});
         if let Some(id) = id {
             call["id"] = json!(id);
         }

@@ -317,11 +317,13 @@ fn read_parts(parts: &Value, first_index: usize, ids: &str) -> Read {
         }
         let fc = &p["functionCall"];
         if fc.is_object() {
-            let name = fc["name"].as_str().unwrap_or("");
             let index = first_index + calls.len();
-            let id = fc["id"]
-                .as_str()
-                .map_or_else(|| format!("call_{ids}_{index}"), str::to_string);
+            // One of another type is kept, for `fit_call` to refuse, as the name is.
+            let id = match &fc["id"] {
+                Value::Null => json!(format!("call_{ids}_{index}")),
+                Value::String(s) if s.is_empty() => json!(format!("call_{ids}_{index}")),
+                id => id.clone(),
+            };
             let args = if fc["args"].is_object() {
                 fc["args"].to_string()
             } else {
@@ -330,7 +332,7 @@ fn read_parts(parts: &Value, first_index: usize, ids: &str) -> Read {
             if let Some(signature) = p["thoughtSignature"].as_str() {
                 signatures.push(json!({"type": "reasoning.encrypted", "data": signature, "id": id, "format": SIGNED_BY_GEMINI}));
             }
-            calls.push(json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}}));
+            calls.push(json!({"id": id, "type": "function", "function": {"name": fc["name"], "arguments": args}}));
         }
     }
     read
@@ -340,12 +342,7 @@ fn read_parts(parts: &Value, first_index: usize, ids: &str) -> Read {
 fn id_prefix(resp: &Value) -> String {
     match resp["responseId"].as_str() {
         Some(id) if !id.is_empty() => id_safe(id),
-        _ => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            format!("{nanos:x}")
-        }
+        _ => protocol::clock_hex(),
     }
 }
 
@@ -495,9 +492,18 @@ impl Decoder {
         let Read {
             text,
             thoughts,
-            calls,
+            mut calls,
             signatures,
         } = read_parts(&cand["content"]["parts"], self.tools, &self.ids);
+        // Each has an id (read_parts makes one): only one no client can read is refused.
+        for c in &mut calls {
+            if let Err(message) = protocol::fit_call(c, &mut None, 0) {
+                return Decoded::Failed {
+                    status: 502,
+                    message,
+                };
+            }
+        }
         let reason = cand["finishReason"].as_str();
         if !calls.is_empty() {
             self.last = Last::Call;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::{DEFAULT_INSTRUCTIONS, FILE_FIELDS, SHARED_FIELDS, SIGNED_BY_OPENAI};
 use crate::error::Error;
 use crate::protocol::view::{self, Delta, Text, Typed};
-use crate::protocol::{self, Decoded, Last, ToolChoice, copy_fields, now, text_of};
+use crate::protocol::{self, Decoded, Last, ToolChoice, copy_fields, fit_call, now, text_of};
 use crate::sse::Event;
 
 /// Chat user content (a string or parts) → Responses input parts.
@@ -360,6 +360,8 @@ pub struct Decoder {
     last: Last,
     /// `function_call` items that reached their `output_item.done`.
     calls_done: usize,
+    /// The prefix of ids made for calls that came without one ([`fit_call`]).
+    made: Option<String>,
 }
 
 impl Decoder {
@@ -380,14 +382,28 @@ impl Decoder {
             })
     }
 
-    /// Registers a function call item and returns its announcing chunk.
-    fn announce(&mut self, v: &Value, item: &Value, with_args: bool) -> Value {
+    /// Registers a function call item and gives its announcing chunk; a call no client
+    /// can read ([`fit_call`]) fails the answer.
+    fn announce(&mut self, v: &Value, item: &Value, with_args: bool) -> Decoded {
+        let index = self.tools.len();
+        let args = if with_args {
+            item["arguments"].as_str().unwrap_or("")
+        } else {
+            ""
+        };
+        let mut call = json!({"index": index, "id": item["call_id"], "type": "function",
+            "function": {"name": item["name"], "arguments": args}});
+        if let Err(message) = fit_call(&mut call, &mut self.made, index as u64) {
+            return Decoded::Failed {
+                status: 502,
+                message,
+            };
+        }
         let key = item["id"]
             .as_str()
             .or(item["call_id"].as_str())
             .unwrap_or("")
             .to_string();
-        let index = self.tools.len();
         self.tools.insert(
             key.clone(),
             ToolSeen {
@@ -398,16 +414,7 @@ impl Decoder {
         if let Some(i) = v["output_index"].as_u64() {
             self.by_output.insert(i, key);
         }
-        let args = if with_args {
-            item["arguments"].as_str().unwrap_or("")
-        } else {
-            ""
-        };
-        self.chunk(
-            json!({"tool_calls": [{"index": index, "id": item["call_id"], "type": "function",
-            "function": {"name": item["name"], "arguments": args}}]}),
-            None,
-        )
+        Decoded::Chunks(vec![self.chunk(json!({"tool_calls": [call]}), None)])
     }
 
     /// Notes what an event makes the answer's last content (see [`Last`]).
@@ -490,7 +497,7 @@ impl Decoder {
             }
             "response.output_item.added" if v["item"]["type"] == "function_call" => {
                 let item = v["item"].clone();
-                one(self.announce(&v, &item, false))
+                self.announce(&v, &item, false)
             }
             "response.function_call_arguments.delta" => match self.tool_key(&v) {
                 Some(key) => {
@@ -533,7 +540,7 @@ impl Decoder {
                 if self.tools.contains_key(key) {
                     Decoded::Chunks(Vec::new())
                 } else {
-                    one(self.announce(&v, &item, true))
+                    self.announce(&v, &item, true)
                 }
             }
             "response.completed" | "response.done" | "response.incomplete" => {

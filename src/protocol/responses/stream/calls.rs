@@ -103,9 +103,12 @@ impl Encoder {
             self.close_text(out);
             let oi = self.next_oi;
             self.next_oi += 1;
-            let call_id = call["id"]
-                .as_str()
-                .map_or_else(|| format!("call_{index}"), str::to_string);
+            // Every decoder gives a call an id (`fit_call`); should one still come
+            // without, not `call_0` on every turn, which a client keys results by.
+            let call_id = call["id"].as_str().map_or_else(
+                || format!("{}{index}", crate::protocol::made_id_prefix()),
+                str::to_string,
+            );
             let name = call["function"]["name"].clone();
             let kind = if self.client_tools.is_custom(&name) {
                 Call::Custom
