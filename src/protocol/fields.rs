@@ -1,9 +1,9 @@
 //! What a client's request fields must be when a translation reads them: one of the
-//! wrong type is the client's 400, named, not dropped without a word (a token cap lost
-//! so is money spent). A request copied to a source of its own protocol is never read
-//! here: that source answers for itself.
+//! wrong type, or a word the translation does not know, is the client's 400, named, not
+//! dropped without a word (a token cap lost so is money spent). A request copied to a
+//! source of its own protocol is never read here: that source answers for itself.
 
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 use crate::error::Error;
 
@@ -30,6 +30,12 @@ pub(crate) enum Must {
     TextOrList,
     /// OpenAI's tool choice: `auto`, `none`, `required`, or an object.
     Choice,
+    /// One of these words (a type, a mode): read as none given, an unknown one would
+    /// change what was asked without a word.
+    OneOf(&'static [&'static str]),
+    /// Gemini's: as the kind, or written as a string (`"100"`), which proto3 JSON, and
+    /// so Google, takes for a number; made the number for the translation.
+    Proto(&'static Must),
 }
 
 impl Must {
@@ -50,12 +56,14 @@ impl Must {
             Must::Choice => {
                 v.is_object() || matches!(v.as_str(), Some("auto" | "none" | "required"))
             }
+            Must::OneOf(words) => v.as_str().is_some_and(|s| words.contains(&s)),
+            Must::Proto(must) => must.holds(v),
         }
     }
 
     /// What the kind is, for the message.
-    fn words(self) -> &'static str {
-        match self {
+    fn words(self) -> String {
+        (match self {
             Must::Count => "a non-negative integer",
             Must::Integer => "an integer",
             Must::Number => "a number",
@@ -66,16 +74,28 @@ impl Must {
             Must::Stops => "a string or a list of strings",
             Must::TextOrList => "a string or a list",
             Must::Choice => "`auto`, `none`, `required` or an object",
-        }
+            Must::OneOf(words) => return format!("one of `{}`", words.join("`, `")),
+            Must::Proto(must) => return must.words(),
+        })
+        .into()
     }
 }
 
 /// Checks the `fields` of `req`, each named by its path as the client writes it
 /// (`thinking.budget_tokens`) with what it must be: the first that is not is a 400
 /// naming it. A table, not code, per protocol: the binary's size counts.
-pub(crate) fn check(req: &Value, fields: &[(&str, Must)]) -> Result<(), Error> {
+pub(crate) fn check(req: &mut Value, fields: &[(&str, Must)]) -> Result<(), Error> {
     for &(path, must) in fields {
-        let v = path.split('.').fold(req, |v, key| &v[key]);
+        let Some(v) = path.split('.').try_fold(&mut *req, |v, key| v.get_mut(key)) else {
+            continue;
+        };
+        if let (Must::Proto(_), Some(s)) = (must, v.as_str()) {
+            // The parses the binary has already, not serde_json's number parser anew.
+            let n = s.parse::<i64>().map(Number::from).ok();
+            if let Some(n) = n.or_else(|| s.parse().ok().and_then(Number::from_f64)) {
+                *v = Value::Number(n);
+            }
+        }
         if !v.is_null() && !must.holds(v) {
             return Err(Error::bad_request(format!(
                 "`{path}` must be {}",
@@ -84,6 +104,11 @@ pub(crate) fn check(req: &Value, fields: &[(&str, Must)]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The error for a tool choice of one tool (of type `kind`) that does not name it.
+pub(crate) fn nameless(kind: &str) -> Error {
+    Error::bad_request(format!("`tool_choice` of type `{kind}` needs a `name`"))
 }
 
 #[cfg(test)]
@@ -103,13 +128,23 @@ mod tests {
             (json!(["a", "b"]), Must::Stops),
             (json!("required"), Must::Choice),
             (json!({"type": "function"}), Must::Choice),
+            (json!("any"), Must::OneOf(&["auto", "any"])),
+            (json!(-1), Must::Proto(&Must::Integer)),
         ];
         for (v, must) in &ok {
             assert!(
-                check(&json!({"f": v}), &[("f", *must)]).is_ok(),
+                check(&mut json!({"f": v}), &[("f", *must)]).is_ok(),
                 "{v} as {must:?}"
             );
         }
+        // Gemini's number written as a string is the number.
+        let mut req = json!({"f": {"g": "100"}, "h": "-1"});
+        let proto = [
+            ("f.g", Must::Proto(&Must::Count)),
+            ("h", Must::Proto(&Must::Integer)),
+        ];
+        check(&mut req, &proto).unwrap();
+        assert_eq!(req, json!({"f": {"g": 100}, "h": -1}));
         let bad = [
             (json!("100"), Must::Count),
             (json!(-5), Must::Count),
@@ -120,10 +155,15 @@ mod tests {
             (json!(["a", 1]), Must::Stops),
             (json!("any"), Must::Choice),
             (json!(7), Must::Text),
+            (json!("anyy"), Must::OneOf(&["auto", "any"])),
+            (json!(7), Must::OneOf(&["auto", "any"])),
+            (json!("-1"), Must::Proto(&Must::Count)),
+            (json!("1.5"), Must::Proto(&Must::Integer)),
+            (json!("many"), Must::Proto(&Must::Count)),
         ];
         for (v, must) in &bad {
-            let req = json!({"a": 1, "f": {"g": v}});
-            let e = check(&req, &[("a", Must::Count), ("f.g", *must)]).unwrap_err();
+            let mut req = json!({"a": 1, "f": {"g": v}});
+            let e = check(&mut req, &[("a", Must::Count), ("f.g", *must)]).unwrap_err();
             assert!(e.to_string().starts_with("`f.g` must be "), "{v}: {e}");
         }
     }

@@ -15,9 +15,19 @@ fn a_named_tool_choice_without_a_name_is_refused_in_the_callers_shape() {
             Wire::Gemini,
             json!({"mode": "ANY", "allowedFunctionNames": [7]}),
         ),
+        // Made no choice, where the client forced one.
+        (Wire::Chat, json!({"type": "function"})),
+        (Wire::Chat, json!({"type": "function", "name": "lookup"})),
+        (Wire::Responses, json!({"type": "function"})),
     ];
     for (client, choice) in bad {
-        let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+        // A Chat request to a Chat source goes as it came, for that source to judge.
+        let up = if client == Wire::Chat {
+            Wire::Anthropic
+        } else {
+            Wire::Chat
+        };
+        let (mock, p) = setup(up, up.reply(false, false));
         let mut req = client.request("m", false, true);
         client.set_tool_choice(&mut req, choice);
         let resp = p.post(&client.url("m", false), req);
@@ -284,9 +294,10 @@ fn with(client: Wire, fields: serde_json::Value) -> serde_json::Value {
 }
 
 #[test]
-fn a_wrong_typed_field_a_translation_reads_is_a_400_naming_it_in_the_callers_shape() {
+fn a_wrong_typed_field_or_unknown_word_a_translation_reads_is_a_400_naming_it() {
     // Read with `as_u64` and friends, each was dropped without a word: a string token
-    // cap became the source's default, a misspelt tool choice `auto`.
+    // cap became the source's default, a misspelt tool choice `auto`, a misspelt
+    // `json_schema` format free text.
     let bad = [
         (
             Wire::Chat,
@@ -340,7 +351,7 @@ fn a_wrong_typed_field_a_translation_reads_is_a_400_naming_it_in_the_callers_sha
         (
             Wire::Gemini,
             Wire::Chat,
-            json!({"generationConfig": {"maxOutputTokens": "100"}}),
+            json!({"generationConfig": {"maxOutputTokens": "100 tokens"}}),
             "generationConfig.maxOutputTokens",
         ),
         (
@@ -348,6 +359,49 @@ fn a_wrong_typed_field_a_translation_reads_is_a_400_naming_it_in_the_callers_sha
             Wire::Anthropic,
             json!({"generationConfig": {"temperature": "hot"}}),
             "generationConfig.temperature",
+        ),
+        (
+            Wire::Gemini,
+            Wire::Chat,
+            json!({"generationConfig": {"presencePenalty": "high"}}),
+            "generationConfig.presencePenalty",
+        ),
+        (
+            Wire::Gemini,
+            Wire::Anthropic,
+            json!({"toolConfig": {"functionCallingConfig": {"mode": "REQUIRED"}}}),
+            "toolConfig.functionCallingConfig.mode",
+        ),
+        (
+            Wire::Anthropic,
+            Wire::Chat,
+            json!({"tool_choice": {"type": "anyy"}}),
+            "tool_choice.type",
+        ),
+        (
+            Wire::Anthropic,
+            Wire::Responses,
+            json!({"thinking": {"type": "enable", "budget_tokens": 2048}}),
+            "thinking.type",
+        ),
+        (
+            Wire::Anthropic,
+            Wire::Gemini,
+            json!({"output_config": {"effort": 3}}),
+            "output_config.effort",
+        ),
+        (
+            Wire::Responses,
+            Wire::Anthropic,
+            json!({"text": {"format": {"type": "json_shema", "schema": {}}}}),
+            "text.format.type",
+        ),
+        // No other protocol's source takes Chat's custom tools.
+        (
+            Wire::Chat,
+            Wire::Responses,
+            json!({"tool_choice": {"type": "custom", "custom": {"name": "patch"}}}),
+            "tool_choice.type",
         ),
     ];
     for (client, up, fields, name) in bad {
@@ -385,6 +439,33 @@ fn what_sdks_send_passes_a_translation_a_null_as_absent() {
     );
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert_eq!(mock.posts()[0].json()["stop"], "END");
+}
+
+#[test]
+fn the_words_and_numbers_the_real_apis_take_pass_a_translation() {
+    // Google takes a number written as a string (proto3 JSON): it is the number.
+    let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+    let gc = json!({"maxOutputTokens": "100", "temperature": "0.5", "seed": "-7",
+        "thinkingConfig": {"thinkingBudget": "4096"}});
+    let mut req = with(Wire::Gemini, json!({"generationConfig": gc}));
+    Wire::Gemini.set_tool_choice(&mut req, json!({"mode": "VALIDATED"}));
+    let resp = p.post(&Wire::Gemini.url("m", false), req);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.posts()[0].json();
+    assert_eq!(sent["max_tokens"], json!(100), "{sent}");
+    assert_eq!(sent["temperature"], json!(0.5), "{sent}");
+    assert_eq!(sent["seed"], json!(-7), "{sent}");
+    assert_eq!(sent["reasoning_effort"], "medium", "{sent}");
+    assert_eq!(sent["tool_choice"], "auto", "{sent}");
+    // Claude's adaptive thinking at `xhigh` effort (Opus 4.7) is the most chat has.
+    let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+    let fields = json!({"thinking": {"type": "adaptive"}, "output_config": {"effort": "xhigh"},
+        "tool_choice": {"type": "none"}});
+    let resp = p.post(Wire::Anthropic.path(), with(Wire::Anthropic, fields));
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let sent = mock.posts()[0].json();
+    assert_eq!(sent["reasoning_effort"], "high", "{sent}");
+    assert_eq!(sent["tool_choice"], "none", "{sent}");
 }
 
 #[test]

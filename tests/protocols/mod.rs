@@ -218,7 +218,8 @@ fn a_translated_responses_answer_repeats_what_the_client_asked_as_openai_does() 
         ("max_output_tokens", json!(50)),
         ("metadata", json!({"run": "7"})),
         ("text", json!({"format": format})),
-        ("reasoning", json!({"effort": "low"})),
+        // OpenAI's always has a `summary`, null when not asked for.
+        ("reasoning", json!({"effort": "low", "summary": null})),
     ];
     let defaults = [
         ("instructions", json!(null)),

@@ -84,8 +84,9 @@ fn block_part(b: &Value) -> Result<Option<Value>, Error> {
     })
 }
 
-/// What [`request_to_chat`] reads, which would drop a wrong type, with what each must be.
-const CHECKED: [(&str, Must); 12] = [
+/// What [`request_to_chat`] reads, which would drop a wrong type or an unknown word,
+/// with what each must be.
+const CHECKED: [(&str, Must); 15] = [
     ("max_tokens", Must::Count),
     ("temperature", Must::Number),
     ("top_p", Must::Number),
@@ -94,20 +95,32 @@ const CHECKED: [(&str, Must); 12] = [
     ("system", Must::TextOrList),
     ("tools", Must::List),
     ("tool_choice", Must::Object),
+    (
+        "tool_choice.type",
+        Must::OneOf(&["auto", "any", "tool", "none"]),
+    ),
     ("thinking", Must::Object),
-    ("thinking.type", Must::Text),
+    (
+        "thinking.type",
+        Must::OneOf(&["enabled", "disabled", "adaptive"]),
+    ),
+    ("output_config", Must::Object),
+    (
+        "output_config.effort",
+        Must::OneOf(&["low", "medium", "high", "xhigh", "max"]),
+    ),
     ("thinking.budget_tokens", Must::Count),
     ("metadata.user_id", Must::Text),
 ];
 
 /// A Messages request from a client → hub chat request.
-pub fn request_to_chat(req: Value) -> Result<Value, Error> {
+pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
+    protocol::check(&mut req, &CHECKED)?;
     let Some(list) = req["messages"].as_array() else {
         return Err(Error::bad_request(
             "`messages` is required and must be an array",
         ));
     };
-    protocol::check(&req, &CHECKED)?;
     let mut messages = Vec::new();
     let system = text_of(&req["system"]);
     if !system.is_empty() {
@@ -228,9 +241,11 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
         Some("auto") => Some(ToolChoice::Auto),
         Some("any") => Some(ToolChoice::Required),
         Some("none") => Some(ToolChoice::Never),
-        Some("tool") => Some(ToolChoice::Function(tc["name"].as_str().ok_or_else(
-            || Error::bad_request("`tool_choice` of type `tool` needs the tool's `name`"),
-        )?)),
+        Some("tool") => Some(ToolChoice::Function(
+            tc["name"]
+                .as_str()
+                .ok_or_else(|| protocol::nameless("tool"))?,
+        )),
         _ => None,
     };
     if let Some(c) = choice {
@@ -243,7 +258,7 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
     // `output_config.effort`, which also applies without thinking.
     let effort = match req["output_config"]["effort"].as_str() {
         Some(e @ ("low" | "medium" | "high")) => Some(e),
-        Some("max") => Some("high"),
+        Some("max" | "xhigh") => Some("high"),
         _ => None,
     };
     match req["thinking"]["type"].as_str() {

@@ -28,8 +28,8 @@ use crate::error::Error;
 use crate::sse::Event;
 
 /// What the other protocols' translators read of a hub request, which would drop a
-/// wrong type, with what each must be.
-const CHECKED: [(&str, Must); 12] = [
+/// wrong type or an unknown word, with what each must be.
+const CHECKED: [(&str, Must); 13] = [
     ("max_tokens", Must::Count),
     ("max_completion_tokens", Must::Count),
     ("n", Must::Count),
@@ -38,6 +38,12 @@ const CHECKED: [(&str, Must); 12] = [
     ("stop", Must::Stops),
     ("tools", Must::List),
     ("tool_choice", Must::Choice),
+    // A `custom` tool's choice has no translation: no other protocol's source takes
+    // Chat's custom tools.
+    (
+        "tool_choice.type",
+        Must::OneOf(&["function", "allowed_tools"]),
+    ),
     ("parallel_tool_calls", Must::Flag),
     ("reasoning_effort", Must::Text),
     ("response_format", Must::Object),
@@ -52,7 +58,12 @@ pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
             "`messages` is required and must be an array",
         ));
     }
-    super::check(&req, &CHECKED)?;
+    super::check(&mut req, &CHECKED)?;
+    // Without a name the choice would be none made, where the client forced one.
+    let tc = &req["tool_choice"];
+    if tc.is_object() && tc["type"] != "allowed_tools" && !tc["function"]["name"].is_string() {
+        return Err(super::nameless("function"));
+    }
     // The hub's own field, which only a translation sets (see the hub conventions).
     if let Some(obj) = req.as_object_mut() {
         obj.shift_remove(super::THINKING_BUDGET);

@@ -110,31 +110,39 @@ fn inline_part(d: &Value) -> Value {
     }
 }
 
-/// What [`request_to_chat`] reads, which would drop a wrong type, with what each must
-/// be; by the camelCase names it reads, once `spelling` made them so.
-const CHECKED: [(&str, Must); 12] = [
+// Google's numbers, which it takes written as strings too (proto3 JSON).
+const COUNT: Must = Must::Proto(&Must::Count);
+const INTEGER: Must = Must::Proto(&Must::Integer);
+const NUMBER: Must = Must::Proto(&Must::Number);
+
+/// What [`request_to_chat`] reads, which would drop a wrong type or an unknown word,
+/// with what each must be; by the camelCase names it reads, once `spelling` made them so.
+const CHECKED: [(&str, Must); 15] = [
     ("generationConfig", Must::Object),
-    ("generationConfig.maxOutputTokens", Must::Count),
-    ("generationConfig.candidateCount", Must::Count),
-    ("generationConfig.temperature", Must::Number),
-    ("generationConfig.topP", Must::Number),
-    ("generationConfig.topK", Must::Number),
-    ("generationConfig.seed", Must::Integer),
+    ("generationConfig.maxOutputTokens", COUNT),
+    ("generationConfig.candidateCount", COUNT),
+    ("generationConfig.temperature", NUMBER),
+    ("generationConfig.topP", NUMBER),
+    ("generationConfig.topK", NUMBER),
+    ("generationConfig.seed", INTEGER),
+    ("generationConfig.presencePenalty", NUMBER),
+    ("generationConfig.frequencyPenalty", NUMBER),
     ("generationConfig.stopSequences", Must::Stops),
     ("generationConfig.thinkingConfig", Must::Object),
-    (
-        "generationConfig.thinkingConfig.thinkingBudget",
-        Must::Integer,
-    ),
+    ("generationConfig.thinkingConfig.thinkingBudget", INTEGER),
     ("generationConfig.thinkingConfig.thinkingLevel", Must::Text),
     ("tools", Must::List),
+    (
+        "toolConfig.functionCallingConfig.mode",
+        Must::OneOf(&["AUTO", "ANY", "NONE", "VALIDATED", "MODE_UNSPECIFIED"]),
+    ),
 ];
 
 /// A `generateContent` request from a client → hub chat request. `stream` comes from
 /// the method in the URL, since Gemini bodies do not say.
 pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
     spelling::request(&mut req);
-    protocol::check(&req, &CHECKED)?;
+    protocol::check(&mut req, &CHECKED)?;
     if !req["cachedContent"].is_null() {
         return Err(Error::Untranslatable(
             "`cachedContent` needs a Gemini upstream; send the full conversation in `contents` instead".into(),

@@ -10,11 +10,11 @@ use serde_json::{Map, Value, json};
 use super::{FILE_FIELDS, SHARED_FIELDS, is_minted, unseal};
 use crate::body::RawBody;
 use crate::error::Error;
-use crate::protocol::{Must, ToolChoice, check, copy_fields, text_of, tools};
+use crate::protocol::{Must, ToolChoice, check, copy_fields, nameless, text_of, tools};
 
 /// What [`request_to_chat`] reads, and every field the answer repeats (`ECHOED`), with
 /// what each must be: so the answer never repeats what OpenAI would have refused.
-const CHECKED: [(&str, Must); 14] = [
+const CHECKED: [(&str, Must); 15] = [
     ("instructions", Must::Text),
     ("max_output_tokens", Must::Count),
     ("parallel_tool_calls", Must::Flag),
@@ -23,6 +23,11 @@ const CHECKED: [(&str, Must); 14] = [
     ("temperature", Must::Number),
     ("text", Must::Object),
     ("text.format", Must::Object),
+    // Any other would be answered in free text, where the client asked for JSON.
+    (
+        "text.format.type",
+        Must::OneOf(&["text", "json_object", "json_schema"]),
+    ),
     ("tool_choice", Must::Choice),
     ("tools", Must::List),
     ("top_p", Must::Number),
@@ -32,8 +37,8 @@ const CHECKED: [(&str, Must); 14] = [
 ];
 
 /// A Responses request from a client → hub chat request.
-pub fn request_to_chat(req: Value) -> Result<Value, Error> {
-    check(&req, &CHECKED)?;
+pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
+    check(&mut req, &CHECKED)?;
     if !req["previous_response_id"].is_null() {
         return Err(Error::Untranslatable(
             "`previous_response_id` needs a Responses upstream; send the full conversation in `input` instead".into(),
@@ -195,7 +200,10 @@ pub fn request_to_chat(req: Value) -> Result<Value, Error> {
         Some("required") => Some(ToolChoice::Required),
         Some("none") => Some(ToolChoice::Never),
         // A function's, or any other tool's that has a name.
-        _ => tc["name"].as_str().map(ToolChoice::Function),
+        _ => match (tc["type"].as_str(), tc["name"].as_str()) {
+            (Some(kind @ ("function" | "custom")), None) => return Err(nameless(kind)),
+            (_, name) => name.map(ToolChoice::Function),
+        },
     };
     if let Some(c) = choice {
         out["tool_choice"] = c.to_chat();
@@ -437,22 +445,12 @@ impl Echo {
 
 /// What a Response says of an [`ECHOED`] field: the request's value, else what OpenAI
 /// says when the request leaves it out. A sampling setting left out is null, not
-/// OpenAI's 1: the source's own default applies, and it may differ.
+/// OpenAI's 1: the source's own default applies, and it may differ. An object given
+/// has the keys OpenAI's always has, which the SDKs read: Codex sends `text:
+/// {"verbosity": …}` alone, and OpenAI's answer still names the format; a `reasoning`
+/// has its `effort` and `summary`, null when not given.
 fn echoed(request: &Map<String, Value>, key: &str) -> Value {
-    if let Some(v) = request.get(key).filter(|v| !v.is_null()) {
-        // Codex sends `text: {"verbosity": …}` alone; OpenAI's answer still names the
-        // format, and the SDKs read it.
-        if key == "text"
-            && let Some(t) = v.as_object().filter(|t| !t.contains_key("format"))
-        {
-            let mut text = Map::new();
-            text.insert("format".into(), json!({"type": "text"}));
-            text.extend(t.clone());
-            return Value::Object(text);
-        }
-        return v.clone();
-    }
-    match key {
+    let default = match key {
         "parallel_tool_calls" => json!(true),
         "reasoning" => json!({"effort": null, "summary": null}),
         "text" => json!({"format": {"type": "text"}}),
@@ -461,6 +459,14 @@ fn echoed(request: &Map<String, Value>, key: &str) -> Value {
         "truncation" => json!("disabled"),
         "metadata" => json!({}),
         _ => Value::Null,
+    };
+    match (request.get(key).filter(|v| !v.is_null()), default) {
+        (Some(Value::Object(given)), Value::Object(mut all)) => {
+            all.extend(given.clone());
+            Value::Object(all)
+        }
+        (Some(given), _) => given.clone(),
+        (None, default) => default,
     }
 }
 
