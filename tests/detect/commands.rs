@@ -360,7 +360,7 @@ fn a_block_of_ones_own_at_a_local_address_is_told_as_a_local_server() {
     assert_eq!(resp.status, 404, "{}", resp.body);
     assert!(
         resp.error_message()
-            .contains("a provider is named before a colon: to ask `mine`, name it `mine:llama`"),
+            .contains("A provider is named before a colon: to ask `mine`, name it `mine:llama`"),
         "{}",
         resp.body
     );
