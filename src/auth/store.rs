@@ -111,20 +111,19 @@ impl Store {
 
     /// Every login in the file (empty when there is no file).
     pub fn load(&self) -> Result<Map<String, Value>, Error> {
-        self.load_or(|path, e| {
-            Error::Auth(format!(
-                "`{}` is not valid JSON ({e}); fix or delete it and log in again",
-                path.display()
-            ))
+        self.load_or(|path, why| {
+            Error::Auth(format!("`{}` is {why} and log in again", path.display()))
         })
     }
 
-    /// As [`Store::load`], with `invalid` making the error for a file that is not valid
-    /// JSON (from the path and the parser's complaint) in the words of the command that
-    /// read it: a logout's must not say that a login failed.
+    /// As [`Store::load`], with `invalid` making the error for a file that is not a token
+    /// file (from the path and what is wrong with it, with the fix) in the words of the
+    /// command that read it: a logout's must not say that a login failed. A file that is
+    /// JSON but not in this shape (another program's, given as `--auth-file`) is refused
+    /// like one that is not JSON: read as empty, the next write would replace it.
     pub fn load_or(
         &self,
-        invalid: impl FnOnce(&Path, serde_json::Error) -> Error,
+        invalid: impl FnOnce(&Path, String) -> Error,
     ) -> Result<Map<String, Value>, Error> {
         let text = match fs::read_to_string(&self.path) {
             Ok(t) => t,
@@ -136,8 +135,18 @@ impl Store {
                 ));
             }
         };
-        let v: Value = serde_json::from_str(&text).map_err(|e| invalid(&self.path, e))?;
-        Ok(v["credentials"].as_object().cloned().unwrap_or_default())
+        match serde_json::from_str::<Value>(&text) {
+            Err(e) => Err(format!("not valid JSON ({e}); fix or delete it")),
+            Ok(mut v) => match v.get_mut("credentials").map(Value::take) {
+                Some(Value::Object(all)) => Ok(all),
+                _ => Err(
+                    "not a routeplane token file (no `credentials` object); move it away or \
+                     use another --auth-file"
+                        .into(),
+                ),
+            },
+        }
+        .map_err(|why| invalid(&self.path, why))
     }
 
     /// The tokens stored under `key`.

@@ -475,9 +475,9 @@ pub(crate) fn run_logout(
     }
     let store = store_for(&o)?;
     let key = store::key(&provider, o.label.as_deref());
-    let logins = store.load_or(|path, e| {
+    let logins = store.load_or(|path, why| {
         Error::Logout(format!(
-            "the token file `{}` cannot be read: it is not valid JSON ({e}); fix or remove it",
+            "the token file `{}` cannot be read: it is {why}",
             path.display()
         ))
     })?;

@@ -148,7 +148,7 @@ fn logout_from_a_damaged_token_file_says_the_logout_failed_and_why() {
         err,
         format!(
             "routeplane: error: logout: the token file `{}` cannot be read: it is not valid \
-             JSON (EOF while parsing a string at line 1 column 77); fix or remove it\n",
+             JSON (EOF while parsing a string at line 1 column 77); fix or delete it\n",
             file.display()
         )
     );
@@ -489,4 +489,47 @@ fn a_token_whose_expiry_in_milliseconds_is_near_is_refreshed_before_use() {
         .as_u64()
         .unwrap();
     assert!(stored < 100_000_000_000, "{stored}");
+}
+
+#[test]
+fn a_json_file_not_shaped_as_a_token_file_is_refused_and_kept_as_it_was() {
+    // Read as holding no logins, it was replaced by the next login: another program's
+    // file given as --auth-file (Claude Code's), or one with `credentials` a list.
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, 9));
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    for text in [
+        r#"{"claudeAiOauth": {"refreshToken": "keep-me"}}"#,
+        r#"{"version": 1, "credentials": ["keep-me"]}"#,
+        "[1]",
+    ] {
+        let file = dir.write("data/auth.json", text);
+        let args = ["-c", cfg.to_str().unwrap(), "--token-stdin"];
+        let (code, out, err) = run(
+            &dir,
+            &[&["login", "openai-codex"], &args[..]].concat(),
+            Some("rt-0\n"),
+            |_| None,
+        );
+        assert_eq!((code, out.as_str()), (1, ""), "{err}");
+        assert_eq!(
+            err,
+            format!(
+                "routeplane: error: login failed: `{}` is not a routeplane token file (no \
+                 `credentials` object); move it away or use another --auth-file and log in again\n",
+                file.display()
+            )
+        );
+        let (code, _, err) = run(&dir, &["logout", "openai-codex"], None, |_| None);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("logout: the token file `"), "{err}");
+        assert_eq!(
+            dir.read("data/auth.json"),
+            text,
+            "the file is kept as it was"
+        );
+    }
+    assert_eq!(oauth.refreshes(), 0, "the refresh token was never spent");
 }
