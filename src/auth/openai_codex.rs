@@ -31,7 +31,10 @@ pub const SCOPES: &str = "openid profile email offline_access";
 /// The `originator` sent with the authorize request and API calls.
 pub const ORIGINATOR: &str = "codex_cli_rs";
 /// How long a device code lives.
-const DEVICE_LIFETIME: Duration = Duration::from_secs(15 * 60);
+pub const DEVICE_LIFETIME: Duration = Duration::from_secs(15 * 60);
+/// The longest wait between device polls, whatever `interval` the server names: one of
+/// days would outlast the code (Codex's server asks for 5 s).
+const MAX_INTERVAL: Duration = Duration::from_secs(30);
 
 fn client_id(urls: &AuthUrls) -> &str {
     urls.client_id.as_deref().unwrap_or(CLIENT_ID)
@@ -203,6 +206,12 @@ pub fn device_start(client: &Client, urls: &AuthUrls) -> Result<Device, Error> {
         .or(v["usercode"].as_str())
         .unwrap_or_default()
         .to_string();
+    // Printed to the terminal to be typed: an escape sequence in it would reach both.
+    if user_code.is_empty() || user_code.chars().any(char::is_control) {
+        return Err(Error::Auth(format!(
+            "the device login sent an unusable code {user_code:?}; try again later"
+        )));
+    }
     // The interval arrives as a string ("5") from the Codex backend.
     let interval = v["interval"]
         .as_u64()
@@ -219,26 +228,29 @@ pub fn device_start(client: &Client, urls: &AuthUrls) -> Result<Device, Error> {
     })
 }
 
-/// Polls until the user approves (or the code expires), then exchanges the code.
+/// Polls until the user approves (or the code expires after `lifetime`, as a rule
+/// [`DEVICE_LIFETIME`]), then exchanges the code.
 pub fn device_finish(
     client: &Client,
     urls: &AuthUrls,
     device: &Device,
     min_interval: Duration,
+    lifetime: Duration,
 ) -> Result<Tokens, Error> {
     let url = urls
         .device_token_url
         .clone()
         .unwrap_or_else(|| format!("{}/api/accounts/deviceauth/token", device_origin(urls)));
-    let deadline = Instant::now() + DEVICE_LIFETIME;
-    let mut interval = device.interval.max(min_interval);
+    let deadline = Instant::now() + lifetime;
+    let mut interval = device.interval.max(min_interval).min(MAX_INTERVAL);
     loop {
-        if Instant::now() > deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(Error::Auth(
                 "the device code expired before it was approved; run the login again".into(),
             ));
         }
-        std::thread::sleep(interval);
+        std::thread::sleep(interval.min(MAX_INTERVAL).min(left));
         let (status, v) = oauth::post(
             client,
             &url,

@@ -378,7 +378,10 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                     device.verify_url, device.user_code
                 );
                 eprintln!("waiting for approval (the code expires in 15 minutes)...");
-                openai_codex::device_finish(&client, &urls, &device, Duration::ZERO)?
+                // The test hook of the login's wait shortens the code's life too.
+                let life = test_secs("ROUTEPLANE_TEST_LOGIN_WAIT_SECS");
+                let life = life.unwrap_or(openai_codex::DEVICE_LIFETIME);
+                openai_codex::device_finish(&client, &urls, &device, Duration::ZERO, life)?
             }
             Subscription::OpenAiCodex => {
                 let pending = openai_codex::start(&urls)?;

@@ -290,3 +290,77 @@ fn a_browser_login_without_a_terminal_names_the_other_ways_at_once_and_takes_the
         assert!(err.contains(&way), "{way}: {err}");
     }
 }
+
+/// A device login against a server whose code request answers `usercode`, and whose
+/// polls stay pending, with the login's wait shortened to 1 s: exit code (`None` when
+/// it was still running after 10 s) and stderr.
+fn device_login(usercode: Value) -> (Option<i32>, String) {
+    let server = MockUpstream::start(move |req| match req.path.as_str() {
+        "/device/usercode" => Reply::json(200, usercode.clone()),
+        _ => Reply::json(
+            403,
+            json!({"error": {"code": "deviceauth_authorization_pending"}}),
+        ),
+    });
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let b = format!("http://127.0.0.1:{}", server.port());
+    let dir = Dir::new();
+    let cfg = dir.write(
+        "routeplane.yaml",
+        &format!(
+            "providers:\n  openai-codex:\n    api_base: {}\n    models: [gpt-5]\n    auth:\n      token_url: \
+             {b}/token\n      device_url: {b}/device/usercode\n      device_token_url: \
+             {b}/device/token\n      device_verify_url: {b}/device\n",
+            up.url()
+        ),
+    );
+    let child = Command::new(bin())
+        .args([
+            "login",
+            "openai-codex",
+            "--device",
+            "-c",
+            cfg.to_str().unwrap(),
+        ])
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env("ROUTEPLANE_AUTH_FILE", dir.path().join("data/auth.json"))
+        .env("ROUTEPLANE_TEST_LOGIN_WAIT_SECS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ended, out) = wait_output(child, Duration::from_secs(10));
+    let code = ended.then(|| out.status.code().unwrap_or(-1));
+    (code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_device_poll_interval_of_days_still_ends_when_the_code_expires() {
+    // It slept the whole interval: a login that never ended.
+    let (code, err) = device_login(
+        json!({"device_auth_id": "d", "user_code": "AB-12", "interval": "99999999999"}),
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.ends_with(
+            "login failed: the device code expired before it was approved; run the login again\n"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_device_code_with_control_characters_is_refused_not_printed() {
+    // An escape sequence in the code reached the terminal.
+    let (code, err) = device_login(
+        json!({"device_auth_id": "d", "user_code": "AB\u{1b}]0;x\u{7}", "interval": "0"}),
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        err,
+        "routeplane: error: login failed: the device login sent an unusable code \
+         \"AB\\u{1b}]0;x\\u{7}\"; try again later\n"
+    );
+}
