@@ -42,12 +42,13 @@ pub fn run<T: Send + 'static>(name: &str, work: impl FnOnce() -> T + Send + 'sta
     // both sides can reach, so that it can be taken back.
     let slot = Arc::new(Mutex::new(Some(work)));
     let theirs = Arc::clone(&slot);
-    let spawned = match refused(name) {
-        true => None,
-        false => thread::Builder::new()
+    let spawned = if refused(name) {
+        None
+    } else {
+        thread::Builder::new()
             .name(name.into())
             .spawn(move || crate::sync::lock(&theirs).take().map(|w| w()))
-            .ok(),
+            .ok()
     };
     match spawned {
         Some(h) => Started::Thread(h),
