@@ -7,14 +7,7 @@ use super::*;
 #[test]
 fn default_ports_off_asks_only_the_local_servers_the_config_names() {
     let up = MockUpstream::start(ollama(&["llama3.1:8b"]));
-    let dir = Dir::new();
-    dir.write(
-        "routeplane.yaml",
-        &format!(
-            "detect:\n  default_ports: false\nproviders:\n  ollama:\n    api_base: {}\n",
-            up.url()
-        ),
-    );
+    let dir = only_ollama_at(&up);
     let v: serde_json::Value = serde_json::from_str(&cli(&dir, &["providers", "--json"])).unwrap();
     let state = |id: &str| entry(&v, id)["state"].clone();
     assert_eq!(state("ollama"), "active", "named, so asked");
@@ -100,14 +93,7 @@ fn models_says_a_server_that_is_up_without_models_needs_one_pulled() {
     // Ollama just installed: up, nothing pulled. The hint said to start it.
     let ollama_up = MockUpstream::start(ollama(&[]));
     let lmstudio_up = MockUpstream::start(ollama(&[]));
-    let dir = Dir::new();
-    dir.write(
-        "routeplane.yaml",
-        &format!(
-            "detect:\n  default_ports: false\nproviders:\n  ollama:\n    api_base: {}\n",
-            ollama_up.url()
-        ),
-    );
+    let dir = only_ollama_at(&ollama_up);
     let (table, hint) = models(&dir);
     assert_text(&table, "MODEL  PROVIDER  SOURCE  STATE\n");
     assert!(
@@ -294,14 +280,7 @@ fn a_listed_model_name_wider_than_a_format_width_is_printed_whole() {
     // `format!`'s width stops at 65535 and panicked past it: the table pads by hand.
     let long: &'static str = "m".repeat(70_000).leak();
     let up = MockUpstream::start(ollama(vec![long, "llama3.1:8b"].leak()));
-    let dir = Dir::new();
-    dir.write(
-        "routeplane.yaml",
-        &format!(
-            "detect:\n  default_ports: false\nproviders:\n  ollama:\n    api_base: {}\n",
-            up.url()
-        ),
-    );
+    let dir = only_ollama_at(&up);
     let (out, err) = models(&dir);
     assert!(!err.contains("panicked"), "{err}");
     let pad = " ".repeat(70_000 - "llama3.1:8b".len() + 2);
@@ -322,14 +301,7 @@ fn a_listed_model_name_with_control_characters_is_left_out() {
         "a\r\nfake  ollama  detected  active",
     ];
     let up = MockUpstream::start(ollama(names.leak()));
-    let dir = Dir::new();
-    dir.write(
-        "routeplane.yaml",
-        &format!(
-            "detect:\n  default_ports: false\nproviders:\n  ollama:\n    api_base: {}\n",
-            up.url()
-        ),
-    );
+    let dir = only_ollama_at(&up);
     let (out, _) = models(&dir);
     assert_text(
         &out,

@@ -31,6 +31,19 @@ fn cli(dir: &Dir, args: &[&str]) -> String {
     crate::support::stdout_of(routeplane_in(dir.path()).args(args))
 }
 
+/// A directory whose config asks only the Ollama at `up`, no default ports.
+fn only_ollama_at(up: &MockUpstream) -> Dir {
+    let dir = Dir::new();
+    dir.write(
+        "routeplane.yaml",
+        &format!(
+            "detect:\n  default_ports: false\nproviders:\n  ollama:\n    api_base: {}\n",
+            up.url()
+        ),
+    );
+    dir
+}
+
 /// `routeplane models` in `dir`: its stdout and stderr.
 fn models(dir: &Dir) -> (String, String) {
     let out = routeplane_in(dir.path()).arg("models").output().unwrap();

@@ -3,6 +3,20 @@
 
 use super::*;
 
+/// A chat request for `box:m` through a proxy whose `box` is at `api_base`, checked to
+/// be answered 404.
+fn a_404_through_box_at(api_base: &str) -> crate::support::proxy::Resp {
+    let p = Proxy::start(&format!(
+        "providers:\n  box:\n    api_base: {api_base}\n    models: [m]\n"
+    ));
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "box:m", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    resp
+}
+
 #[test]
 fn a_404_page_at_the_upstream_says_to_check_the_api_base() {
     // Ollama without `/v1` answers Go's plain-text 404 page, not an API's JSON.
@@ -11,14 +25,7 @@ fn a_404_page_at_the_upstream_says_to_check_the_api_base() {
         _ => Reply::Json(404, "404 page not found".into()),
     });
     let root = format!("http://127.0.0.1:{}", up.port());
-    let p = Proxy::start(&format!(
-        "providers:\n  box:\n    api_base: {root}\n    models: [m]\n"
-    ));
-    let resp = p.post(
-        "/v1/chat/completions",
-        json!({"model": "box:m", "messages": [{"role": "user", "content": "hi"}]}),
-    );
-    assert_eq!(resp.status, 404, "{}", resp.body);
+    let resp = a_404_through_box_at(&root);
     assert_text(
         &resp.error_message(),
         &format!(
@@ -30,15 +37,7 @@ fn a_404_page_at_the_upstream_says_to_check_the_api_base() {
     // A model a source lacks (its 404 is JSON) is still its own words, as they came.
     let missing = r#"{"error":"model \"m\" not found, try pulling it first"}"#;
     let lacks = MockUpstream::always(Reply::Json(404, missing.into()));
-    let p = Proxy::start(&format!(
-        "providers:\n  box:\n    api_base: {}\n    models: [m]\n",
-        lacks.url()
-    ));
-    let resp = p.post(
-        "/v1/chat/completions",
-        json!({"model": "box:m", "messages": [{"role": "user", "content": "hi"}]}),
-    );
-    assert_eq!(resp.status, 404, "{}", resp.body);
+    let resp = a_404_through_box_at(&lacks.url());
     assert_text(&resp.body, missing);
 }
 
@@ -49,14 +48,7 @@ fn a_json_404_from_an_api_base_with_no_path_says_to_check_the_api_base() {
     let invalid = r#"{"error":{"message":"Invalid URL (POST /chat/completions)","type":"invalid_request_error"}}"#;
     let up = MockUpstream::always(Reply::Json(404, invalid.into()));
     let root = format!("http://127.0.0.1:{}", up.port());
-    let p = Proxy::start(&format!(
-        "providers:\n  box:\n    api_base: {root}\n    models: [m]\n"
-    ));
-    let resp = p.post(
-        "/v1/chat/completions",
-        json!({"model": "box:m", "messages": [{"role": "user", "content": "hi"}]}),
-    );
-    assert_eq!(resp.status, 404, "{}", resp.body);
+    let resp = a_404_through_box_at(&root);
     assert_text(
         &resp.error_message(),
         &format!(
