@@ -539,7 +539,7 @@ impl Protocol {
     }
 
     /// Upstream response body (this protocol, non-streaming) → hub chat completion, its
-    /// ids and tool names fit for any client ([`hub::fit_answer`]): a source's answer
+    /// ids and tool names fit for any client (`hub::fit_answer`): a source's answer
     /// whose are not is unreadable, refused as a broken answer is.
     pub fn response_to_chat(self, resp: Value) -> Result<Value, Error> {
         let mut chat = match self {
