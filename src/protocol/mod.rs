@@ -171,6 +171,11 @@ pub enum Decoded {
         /// Why, for the failure when another endpoint is asked instead.
         message: String,
     },
+    /// The source sent what no client can read (a tool call without a string `name`,
+    /// an id of another type: `hub::unreadable`'s reason). Not the source's words: the
+    /// answer fails as a whole one that cannot be read does, and the same endpoint is
+    /// not asked again, as it would send the same.
+    Unreadable(String),
     /// The upstream reported an error inside the stream.
     Failed {
         /// The status it corresponds to (its `type`/`code` mapped, else 502).

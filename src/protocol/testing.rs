@@ -15,7 +15,9 @@ pub(crate) fn decode_all(mut d: Decoder, evs: &[Event]) -> (Vec<Value>, bool) {
                 chunks.extend(c);
                 ended = true;
             }
-            Decoded::Blocked { message, .. } | Decoded::Failed { message, .. } => {
+            Decoded::Blocked { message, .. }
+            | Decoded::Failed { message, .. }
+            | Decoded::Unreadable(message) => {
                 panic!("{message}")
             }
             Decoded::Malformed => panic!("malformed event {e:?}"),

@@ -256,10 +256,29 @@ fn relay_events(
                     }
                     // An error after the finish marker (Anthropic's overload before
                     // `message_stop`) is not the answer's: it is whole.
-                    Decoded::Failed { .. } if finished && content => {
+                    Decoded::Failed { .. } | Decoded::Unreadable(_) if finished && content => {
                         let (v, held) = (Verbatim(verbatim), std::mem::take(&mut held));
                         let o = end_finished(out, call, &head, splice, v, content, held, collector);
                         return token_at(o, first_token);
+                    }
+                    // Before content, failed as a whole answer that cannot be read is
+                    // (`Malformed`); after, the stream ends saying so, not as an error the
+                    // source sent.
+                    Decoded::Unreadable(reason) => {
+                        if !content || collector.is_some() {
+                            return fail(FailKind::Malformed, reason);
+                        }
+                        let said = format!("{who} failed part-way: {reason}");
+                        if let Some(ending) = decoder.whole_ending() {
+                            return end_whole(out, splice, &head, ending, seen, &said);
+                        }
+                        return Outcome::Broken(Break {
+                            message: said,
+                            status: 502,
+                            retry_same: false,
+                            upstream_status: status,
+                            cut_after_calls: decoder.cut_after_calls(),
+                        });
                     }
                     Decoded::Failed { status: s, message } => {
                         if content

@@ -27,7 +27,9 @@ pub(super) enum FailKind {
     TooLarge,
     /// The answer is not its protocol's: an HTML page (a captive portal, a proxy's),
     /// an event stream or other bytes where a JSON answer should be, no body at all, or
-    /// a redirect (3xx), which is never followed.
+    /// a redirect (3xx), which is never followed; or a translated answer (or stream
+    /// event) no client could read (`Decoded::Unreadable`, `hub::fit_answer`), which the
+    /// source would send again.
     Malformed,
     /// The upstream said the prompt does not fit the model's context window.
     Context,
@@ -119,6 +121,7 @@ pub(super) enum Step {
 /// | stream ends or breaks before its first content     | no      | next, cool down|
 /// | answer or event before content over our own limit  | no      | next           |
 /// | a 2xx whose body is not its protocol's (HTML, none)| no      | next, cool down|
+/// | a translated answer or event no client could read  | no      | next, cool down|
 /// | context window exceeded, content filtered          | no      | next           |
 /// | credential refused for this use (Claude login)     | no      | next, cool down|
 /// | the model takes no reasoning, which was asked      | once, without it | surface |

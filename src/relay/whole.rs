@@ -144,12 +144,14 @@ impl Run<'_, '_> {
         };
         let chat = target.protocol.response_to_chat(v).map_err(|e| {
             // What went wrong, without a provider's name: the failure is the
-            // endpoint's, named where it is told.
+            // endpoint's, named where it is told. Unreadable, as a stream's event that
+            // cannot be read is (`Decoded::Unreadable`): the endpoint would send the
+            // same again, so the next one is asked.
             let reason = match e {
                 Error::Upstream { reason, .. } => reason,
                 e => e.to_string(),
             };
-            fail(unfit(&reason, b"").unwrap_or(FailKind::EarlyEnd), reason)
+            fail(unfit(&reason, b"").unwrap_or(FailKind::Malformed), reason)
         })?;
         if t.translate
             && let Some(mut noted) = Noted::of(call, target, &self.env.recall)

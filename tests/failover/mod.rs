@@ -11,6 +11,7 @@ mod scenarios;
 mod streams;
 mod table;
 mod unfit_requests;
+mod unreadable;
 mod whole;
 
 use std::time::{Duration, Instant};

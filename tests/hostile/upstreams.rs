@@ -475,6 +475,21 @@ fn an_answer_or_tool_call_id_that_is_not_a_string_is_refused_and_a_missing_answe
 }
 
 #[test]
+fn a_gemini_answer_whose_response_id_is_not_a_string_is_refused_as_another_sources_id_is() {
+    // `"responseId": 7` was made `gemini` without a word, where another source's `"id": 7`
+    // is refused as an answer no client could read.
+    let (mock, spoils) = spoiled_source(Wire::Gemini);
+    *spoils.lock().unwrap() = vec![("\"responseId\":\"r1\"".into(), "\"responseId\":7".into())];
+    let p = Wire::Gemini.serving(&mock, "m");
+    let (status, body) = ask_call(&p, Wire::Chat, false);
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body.contains("the source's answer could not be read (`id` is not a string)"),
+        "{body}"
+    );
+}
+
+#[test]
 fn tool_calls_without_ids_from_anthropic_and_responses_sources_get_ids_of_their_own() {
     // An Anthropic `tool_use` or a Responses `function_call` without its id reached a
     // Responses client streamed as `call_0` on every turn, whole as `""`, and an
@@ -539,4 +554,10 @@ fn a_nameless_tool_call_after_text_ends_the_stream_with_an_error_event() {
         s.text()
     );
     assert!(!s.text().contains("\"name\":7"), "{}", s.text());
+    // Said as what it is: not an error the source sent.
+    assert!(
+        last.contains("failed part-way: the source's answer could not be read")
+            && !last.contains("sent an error"),
+        "{last}"
+    );
 }

@@ -566,10 +566,7 @@ impl Decoder {
                         let seen = given.is_some();
                         let mut call = json!({"index": index, "id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": given.unwrap_or_default()}});
                         if let Err(message) = fit_call(&mut call, &mut self.made, index as u64) {
-                            return Decoded::Failed {
-                                status: 502,
-                                message,
-                            };
+                            return Decoded::Unreadable(message);
                         }
                         self.tools
                             .insert(v["index"].as_u64().unwrap_or(0), (index, seen));

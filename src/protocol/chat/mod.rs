@@ -160,10 +160,7 @@ impl Decoder {
                 if let Some(delta) = v.pointer_mut("/choices/0/delta")
                     && let Err(message) = self.calls.number(delta)
                 {
-                    return Decoded::Failed {
-                        status: 502,
-                        message,
-                    };
+                    return Decoded::Unreadable(message);
                 }
                 if let Some(choice) = v.pointer_mut("/choices/0") {
                     end_calls(choice, self.calls.count > 0);

@@ -374,6 +374,16 @@ pub fn blocked_answer(body: &[u8]) -> Option<String> {
     block_reason(&serde_json::from_slice(body).ok()?)
 }
 
+/// An answer's `responseId` as the hub answer's `id`, `gemini` when it has none. One of
+/// another type is kept, for `hub::fit_answer` to refuse as any source's: a client's
+/// SDK reads a string.
+fn answer_id(resp: &Value) -> Value {
+    match &resp["responseId"] {
+        Value::Null => json!("gemini"),
+        id => id.clone(),
+    }
+}
+
 /// A `generateContent` answer → hub chat completion. A safety block with nothing
 /// produced (see [`blocked_answer`], which the relay asks first, to move on) is a
 /// filtered answer: empty, its finish reason `content_filter`.
@@ -388,7 +398,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
             let message = assistant_message(String::new(), String::new(), Vec::new());
             return Ok(with_usage(
                 json!({
-                    "id": resp["responseId"].as_str().unwrap_or("gemini"),
+                    "id": answer_id(&resp),
                     "object": "chat.completion", "created": now(), "model": resp["modelVersion"],
                     "choices": [{"index": 0, "message": message, "finish_reason": "content_filter"}],
                 }),
@@ -409,7 +419,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     }
     Ok(with_usage(
         json!({
-            "id": resp["responseId"].as_str().unwrap_or("gemini"),
+            "id": answer_id(&resp),
             "object": "chat.completion", "created": now(), "model": resp["modelVersion"],
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         }),
@@ -498,10 +508,7 @@ impl Decoder {
         // Each has an id (read_parts makes one): only one no client can read is refused.
         for c in &mut calls {
             if let Err(message) = protocol::fit_call(c, &mut None, 0) {
-                return Decoded::Failed {
-                    status: 502,
-                    message,
-                };
+                return Decoded::Unreadable(message);
             }
         }
         let reason = cand["finishReason"].as_str();

@@ -394,10 +394,7 @@ impl Decoder {
         let mut call = json!({"index": index, "id": item["call_id"], "type": "function",
             "function": {"name": item["name"], "arguments": args}});
         if let Err(message) = fit_call(&mut call, &mut self.made, index as u64) {
-            return Decoded::Failed {
-                status: 502,
-                message,
-            };
+            return Decoded::Unreadable(message);
         }
         let key = item["id"]
             .as_str()

@@ -1,0 +1,80 @@
+//! Translated answers no client could read (a tool call without a name, an id of
+//! another type): the source's fault, told one way whole or streamed, and moved past.
+
+use super::*;
+
+/// An Anthropic source's tool call with its `name` left out: whole, or streamed.
+fn nameless(stream: bool) -> Reply {
+    let name = "\"name\":\"get_weather\",";
+    match stream {
+        true => {
+            let events = Wire::Anthropic.events(true);
+            Reply::Sse(
+                events.into_iter().map(|e| e.replace(name, "")).collect(),
+                Duration::ZERO,
+            )
+        }
+        false => {
+            let body = Wire::Anthropic.body(true).to_string().replace(name, "");
+            Reply::Json(200, body)
+        }
+    }
+}
+
+#[test]
+fn an_unreadable_answer_fails_over_at_once_whole_or_streamed_and_is_logged_malformed() {
+    // A whole one was logged `ended_early`; a streamed one was taken for the source's
+    // 502 and asked again of the same endpoint, which sends the same again.
+    let dir = Dir::new();
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    let mut failed = Vec::new();
+    for stream in [false, true] {
+        let a = MockUpstream::always(nameless(stream));
+        let ledger = dir.path().join(format!("usage-{stream}.jsonl"));
+        let yaml = |usage: &str| {
+            format!(
+                "providers:\n  a:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\n  b:\n    api_base: {}\n    models: [m]\nmodels:\n  smart:\n    endpoints: [a:m, b:m]\n{usage}",
+                a.url(),
+                b.url(),
+            )
+        };
+        let p = Proxy::start(&yaml(&format!("usage:\n  path: {}\n", ledger.display())));
+        let resp = ask_as(&p, Wire::Chat, "smart", stream);
+        assert_eq!(resp.status, 200, "stream={stream}: {}", resp.body);
+        assert!(
+            resp.body.contains("from b"),
+            "stream={stream}: {}",
+            resp.body
+        );
+        let line = p.wait_log("served_by=b:m");
+        assert!(
+            line.contains("attempts=2 tried=a:m→malformed,b:m→200"),
+            "stream={stream}: {line}"
+        );
+        assert_eq!(a.count(), 1, "stream={stream}: asked again");
+        // The ledger tells the attempt the same way, whole or streamed.
+        let read = || std::fs::read_to_string(&ledger).unwrap_or_default();
+        assert!(wait_until(Duration::from_secs(10), || !read().is_empty()));
+        let v: Value = serde_json::from_str(read().lines().next().unwrap()).unwrap();
+        failed.push(v["failed"].clone());
+        // Alone (on a proxy of its own: the first cooled `a` down), the client's 502
+        // says what could not be read, as a whole one's does.
+        let p = Proxy::start(&yaml(""));
+        let resp = ask_as(&p, Wire::Chat, "a:m", stream);
+        assert_eq!(resp.status, 502, "stream={stream}: {}", resp.body);
+        assert!(
+            resp.error_message().starts_with(
+                "upstream `a` failed: the source's answer could not be read (a tool call \
+                 without a string `name`)"
+            ),
+            "stream={stream}: {}",
+            resp.body
+        );
+        assert_eq!(a.count(), 2, "stream={stream}: asked again");
+    }
+    assert_eq!(failed[0], failed[1]);
+    assert!(
+        failed[0].to_string().contains("could not be read"),
+        "{failed:?}"
+    );
+}
