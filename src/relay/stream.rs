@@ -649,9 +649,15 @@ fn respond_collected(
     c: chat::Collector,
     splice: &mut Splice,
 ) -> Outcome {
+    let mut chat = c.finish();
+    // Fit as a source's whole answer is (`fit_answer`): a call given no id gets one, and
+    // one the stream never named fails the answer, which has not gone out.
+    if let Err(reason) = crate::protocol::fit_answer(&mut chat) {
+        return fail(FailKind::Malformed, reason);
+    }
     let body = call
         .inbound
-        .response_from_chat(c.finish(), &call.asked)
+        .response_from_chat(chat, &call.asked)
         .to_string();
     splice.status = head.status;
     match out.respond_served(

@@ -1,6 +1,8 @@
 //! Hostile upstreams: garbage, resets and endless answers give the client a clean error,
 //! and an answer, a stream or one event is held to Routeplane's own size limits.
 
+use serde_json::Value;
+
 use super::*;
 
 #[test]
@@ -560,4 +562,61 @@ fn a_nameless_tool_call_after_text_ends_the_stream_with_an_error_event() {
             && !last.contains("sent an error"),
         "{last}"
     );
+}
+
+#[test]
+fn a_whole_answer_collected_from_a_stream_has_only_calls_that_came_each_with_an_id() {
+    // A server that ignores `"stream": false` has its events collected. A slot was kept
+    // for each index below the highest: calls numbered from 1 reached the client after
+    // a call with no id and no name, and a call begun after a higher index went with
+    // `"id": null` (a Responses client's `"call_id": ""`).
+    let chunk = |calls: Value, finish: Value| {
+        let delta = match calls {
+            Value::Null => json!({}),
+            calls => json!({"tool_calls": calls}),
+        };
+        format!(
+            "data: {}\n\n",
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        )
+    };
+    let call = |index: u64, id: Option<&str>, name: &str| json!([{"index": index, "id": id, "type": "function", "function": {"name": name, "arguments": "{}"}}]);
+    let end = || {
+        vec![
+            chunk(Value::Null, json!("tool_calls")),
+            "data: [DONE]\n\n".to_string(),
+        ]
+    };
+    let from_one = [
+        vec![chunk(call(1, Some("call_1"), "a"), Value::Null)],
+        end(),
+    ]
+    .concat();
+    let up = MockUpstream::always(Reply::Sse(from_one, Duration::ZERO));
+    let p = Proxy::start(&config(&up, ""));
+    let ask = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    let resp = p.post("/v1/chat/completions", ask);
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let calls = resp.json()["choices"][0]["message"]["tool_calls"].clone();
+    assert_eq!(calls.as_array().map(Vec::len), Some(1), "{}", resp.body);
+    assert_eq!(calls[0]["id"], "call_1", "{}", resp.body);
+    let swapped = [
+        vec![
+            chunk(call(1, None, "b"), Value::Null),
+            chunk(call(0, None, "a"), Value::Null),
+        ],
+        end(),
+    ]
+    .concat();
+    let up = MockUpstream::always(Reply::Sse(swapped, Duration::ZERO));
+    let p = Proxy::start(&config(&up, ""));
+    let resp = p.post("/v1/responses", json!({"model": "m", "input": "hi"}));
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    let output = resp.json()["output"].clone();
+    let ids: Vec<&str> = (output.as_array().into_iter().flatten())
+        .filter_map(|item| item["call_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 2, "{}", resp.body);
+    assert!(ids.iter().all(|id| id.len() > 5), "{}", resp.body);
 }

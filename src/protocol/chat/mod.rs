@@ -608,21 +608,21 @@ impl Collector {
                 message["content"] = Value::Null;
             }
         }
-        if !self.tools.is_empty() {
-            let calls: Vec<Value> = self
-                .tools
-                .into_iter()
-                .map(|t| {
-                    json!({
-                        "id": t.id,
-                        "type": "function",
-                        "function": {
-                            "name": t.name.unwrap_or_default(),
-                            "arguments": t.arguments,
-                        },
-                    })
+        // A slot no fragment reached (a server that numbers its calls from 1) is no call.
+        let calls: Vec<Value> = (self.tools.into_iter())
+            .filter(|t| t.id.is_some() || t.name.is_some() || !t.arguments.is_empty())
+            .map(|t| {
+                json!({
+                    "id": t.id,
+                    "type": "function",
+                    "function": {
+                        "name": t.name.unwrap_or_default(),
+                        "arguments": t.arguments,
+                    },
                 })
-                .collect();
+            })
+            .collect();
+        if !calls.is_empty() {
             message["tool_calls"] = Value::Array(calls);
             if self.content.is_empty() {
                 message["content"] = Value::Null;
