@@ -79,6 +79,8 @@ pub fn response_from_chat(chat: Value, client_tools: &ClientTools, echo: &Echo) 
             "content": content}));
     }
     for call in msg["tool_calls"].as_array().into_iter().flatten() {
+        // Never `""`: every answer comes here through `hub::fit_answer`, whose calls
+        // each have a string id (a collected one's too); the fallback only types it.
         let call_id = call["id"].as_str().unwrap_or("");
         let (name, arguments) = (&call["function"]["name"], &call["function"]["arguments"]);
         let arguments_text = arguments.as_str().unwrap_or("");
