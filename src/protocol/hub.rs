@@ -211,6 +211,17 @@ pub(crate) fn fit_call(call: &mut Value, made: &mut Option<String>, n: u64) -> R
     Ok(())
 }
 
+/// A source's answer id (a whole answer's `id`, a stream's first event's): `None` when
+/// it gave none (absent or `null`), for the caller to make one. Unreadable (the reason)
+/// when of another type: a client's SDK refuses `"id": 7`. One check, whole or streamed.
+pub(crate) fn answer_id(id: &Value) -> Result<Option<&str>, String> {
+    match id {
+        Value::Null => Ok(None),
+        Value::String(id) => Ok(Some(id)),
+        _ => Err(unreadable("`id` is not a string")),
+    }
+}
+
 /// A source's whole answer, read into a hub answer, fit for any client: an `id` it left
 /// out (or `null`) made up, as a stream's decoder names one; each call as [`fit_call`]
 /// makes it. Unreadable (the reason) when its `id` is of another type, or a call is.
@@ -218,12 +229,8 @@ pub(crate) fn fit_answer(chat: &mut Value) -> Result<(), String> {
     let Some(answer) = chat.as_object_mut() else {
         return Ok(());
     };
-    match answer.get("id") {
-        None | Some(Value::Null) => {
-            answer.insert("id".into(), json!(format!("chatcmpl-{}", clock_hex())));
-        }
-        Some(Value::String(_)) => {}
-        Some(_) => return Err(unreadable("`id` is not a string")),
+    if answer_id(answer.get("id").unwrap_or(&Value::Null))?.is_none() {
+        answer.insert("id".into(), json!(format!("chatcmpl-{}", clock_hex())));
     }
     let choices = answer.get_mut("choices").and_then(Value::as_array_mut);
     let mut made = None;

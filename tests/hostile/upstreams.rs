@@ -492,6 +492,38 @@ fn a_gemini_answer_whose_response_id_is_not_a_string_is_refused_as_another_sourc
 }
 
 #[test]
+fn a_streamed_answer_id_that_is_not_a_string_is_refused_before_any_content() {
+    // A stream's `"id": 7` (Gemini's `"responseId": 7`) was made `msg`, `resp` or
+    // `gemini` without a word, where a whole answer's is refused. A missing one is
+    // still made up.
+    for (wire, given) in [
+        (Wire::Anthropic, "\"id\":\"msg_1\""),
+        (Wire::Responses, "\"id\":\"resp_1\""),
+        (Wire::Gemini, "\"responseId\":\"r1\""),
+    ] {
+        let (mock, spoils) = spoiled_source(wire);
+        let p = wire.serving(&mock, "m");
+        let key = given.split(':').next().unwrap();
+        for (to, refused) in [("7", true), ("[\"x\"]", true), ("null", false)] {
+            *spoils.lock().unwrap() = vec![(given.to_string(), format!("{key}:{to}"))];
+            let (status, body) = ask_call(&p, Wire::Chat, true);
+            let case = format!("{wire:?}, {key}:{to}");
+            if !refused {
+                assert_eq!(status, 200, "{case}: {body}");
+                assert!(body.contains("get_weather"), "{case}: {body}");
+                continue;
+            }
+            assert_eq!(status, 502, "{case}: {body}");
+            assert!(
+                body.contains("the source's answer could not be read (`id` is not a string)"),
+                "{case}: {body}"
+            );
+            assert!(!body.contains("get_weather"), "{case}: {body}");
+        }
+    }
+}
+
+#[test]
 fn tool_calls_without_ids_from_anthropic_and_responses_sources_get_ids_of_their_own() {
     // An Anthropic `tool_use` or a Responses `function_call` without its id reached a
     // Responses client streamed as `call_0` on every turn, whole as `""`, and an

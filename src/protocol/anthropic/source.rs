@@ -542,7 +542,10 @@ impl Decoder {
         match kind {
             "message_start" => {
                 let m = &v["message"];
-                self.id = m["id"].as_str().unwrap_or("msg").to_string();
+                self.id = match protocol::answer_id(&m["id"]) {
+                    Ok(id) => id.unwrap_or("msg").to_string(),
+                    Err(why) => return Decoded::Unreadable(why),
+                };
                 self.model = m["model"].as_str().unwrap_or("").to_string();
                 self.created = now();
                 // Only an object: `message_delta` writes its counts into it.

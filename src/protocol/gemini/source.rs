@@ -486,7 +486,10 @@ impl Decoder {
             };
         }
         if self.id.is_empty() {
-            self.id = v["responseId"].as_str().unwrap_or("gemini").to_string();
+            self.id = match protocol::answer_id(&v["responseId"]) {
+                Ok(id) => id.unwrap_or("gemini").to_string(),
+                Err(why) => return Decoded::Unreadable(why),
+            };
             self.model = v["modelVersion"].as_str().unwrap_or("").to_string();
             self.created = now();
             self.ids = id_prefix(&v);

@@ -482,7 +482,10 @@ impl Decoder {
         match kind.as_str() {
             "response.created" => {
                 let r = &v["response"];
-                self.id = r["id"].as_str().unwrap_or("resp").to_string();
+                self.id = match protocol::answer_id(&r["id"]) {
+                    Ok(id) => id.unwrap_or("resp").to_string(),
+                    Err(why) => return Decoded::Unreadable(why),
+                };
                 self.model = r["model"].as_str().unwrap_or("").to_string();
                 self.created = r["created_at"].as_u64().unwrap_or_else(now);
                 one(self.chunk(json!({"role": "assistant", "content": ""}), None))
