@@ -14,6 +14,7 @@ use super::classify::{compressed_with, failed_with, not_an_answer, said_instead}
 use super::recall::Noted;
 use super::{FailKind, Outcome, Run, fail, served_by, unfit};
 use crate::error::Error;
+use crate::protocol::gemini;
 use crate::stats::Tokens;
 use crate::upstream::{BodyError, Reply};
 
@@ -151,7 +152,13 @@ impl Run<'_, '_> {
                 Error::Upstream { reason, .. } => reason,
                 e => e.to_string(),
             };
-            fail(unfit(&reason, b"").unwrap_or(FailKind::Malformed), reason)
+            // Not so Gemini's word that the model's call came out malformed: the
+            // source's 502, as in a stream, asked again (the model samples anew).
+            let kind = match reason == gemini::MALFORMED_CALL {
+                true => FailKind::Status(502),
+                false => unfit(&reason, b"").unwrap_or(FailKind::Malformed),
+            };
+            fail(kind, reason)
         })?;
         if t.translate
             && let Some(mut noted) = Noted::of(call, target, &self.env.recall)

@@ -380,10 +380,12 @@ fn top_k_goes_between_gemini_and_anthropic() {
 }
 
 #[test]
-fn a_malformed_gemini_call_moves_on_instead_of_an_empty_success() {
+fn a_malformed_gemini_call_is_asked_again_then_moves_on_whole_or_streamed() {
     // Gemini ends an answer whose function call it could not form with
-    // MALFORMED_FUNCTION_CALL and nothing in it: that is no answer, so the next
-    // endpoint is asked, streamed or not.
+    // MALFORMED_FUNCTION_CALL and nothing in it: that is no answer. The model samples
+    // the call anew when asked again, so it is the source's 502, retried once, then the
+    // next endpoint is asked, streamed or not. A whole one was filed `malformed` and not
+    // asked again; a streamed one was.
     let malformed = json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "MALFORMED_FUNCTION_CALL", "index": 0}],
         "modelVersion": "g", "responseId": "r1"});
     for stream in [false, true] {
@@ -416,6 +418,12 @@ fn a_malformed_gemini_call_moves_on_instead_of_an_empty_success() {
         };
         assert_eq!(text, "Hello there", "stream: {stream}");
         assert_eq!(good.count(), 1, "stream: {stream}");
+        assert_eq!(bad.count(), 2, "stream: {stream}");
+        let line = p.wait_log("served_by=c:cm");
+        assert!(
+            line.contains("tried=g:gm→502,g:gm→502,c:cm→200"),
+            "stream: {stream}: {line}"
+        );
     }
 }
 

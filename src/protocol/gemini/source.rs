@@ -351,10 +351,11 @@ fn id_prefix(resp: &Value) -> String {
 /// an empty success would.
 const MALFORMED: &str = "MALFORMED_FUNCTION_CALL";
 
-/// What a client is told when every endpoint's call was malformed.
-fn malformed_call() -> String {
-    format!("the model's function call came out malformed ({MALFORMED}); nothing was answered")
-}
+/// Why an answer ended `MALFORMED_FUNCTION_CALL` with nothing in it, whole or streamed:
+/// the source's 502, asked again of the same endpoint (the model samples a call anew),
+/// then of the next. The relay knows a whole answer's by these words.
+pub const MALFORMED_CALL: &str =
+    "the model's function call came out malformed (MALFORMED_FUNCTION_CALL); nothing was answered";
 
 /// The content-filter reason of a `generateContent` answer that a safety block emptied:
 /// a blocked prompt, or a safety stop with nothing produced.
@@ -410,7 +411,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     let read = read_parts(&cand["content"]["parts"], 0, &id_prefix(&resp));
     let reason = cand["finishReason"].as_str().unwrap_or("STOP");
     if reason == MALFORMED && read.text.is_empty() && read.calls.is_empty() {
-        return Err(failed(malformed_call()));
+        return Err(failed(MALFORMED_CALL.into()));
     }
     let finish = finish_reason(reason, !read.calls.is_empty());
     let mut message = assistant_message(read.text, read.thoughts, read.calls);
@@ -562,7 +563,7 @@ impl Decoder {
         if reason == MALFORMED && !self.started {
             return Decoded::Failed {
                 status: 502,
-                message: malformed_call(),
+                message: MALFORMED_CALL.into(),
             };
         }
         let finish = finish_reason(reason, self.tools > 0);
