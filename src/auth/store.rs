@@ -111,17 +111,28 @@ impl Store {
 
     /// Every login in the file (empty when there is no file).
     pub fn load(&self) -> Result<Map<String, Value>, Error> {
-        self.load_or(|path, why| {
-            Error::Auth(format!("`{}` is {why} and log in again", path.display()))
-        })
+        self.load_or(invalid)
     }
 
     /// As [`Store::load`], with `invalid` making the error for a file that is not a token
     /// file (from the path and what is wrong with it, with the fix) in the words of the
-    /// command that read it: a logout's must not say that a login failed. A file that is
-    /// JSON but not in this shape (another program's, given as `--auth-file`) is refused
-    /// like one that is not JSON: read as empty, the next write would replace it.
+    /// command that read it: a logout's must not say that a login failed.
     pub fn load_or(
+        &self,
+        invalid: impl FnOnce(&Path, String) -> Error,
+    ) -> Result<Map<String, Value>, Error> {
+        let mut file = self.whole(invalid)?;
+        Ok(match file.get_mut("credentials").map(Value::take) {
+            Some(Value::Object(all)) => all,
+            _ => Map::new(),
+        })
+    }
+
+    /// The file's top-level object, every key in it (empty when there is no file). A
+    /// file that is JSON but has no `credentials` object (another program's, given as
+    /// `--auth-file`) is refused like one that is not JSON: read as empty, the next
+    /// write would replace it.
+    fn whole(
         &self,
         invalid: impl FnOnce(&Path, String) -> Error,
     ) -> Result<Map<String, Value>, Error> {
@@ -137,14 +148,14 @@ impl Store {
         };
         match serde_json::from_str::<Value>(&text) {
             Err(e) => Err(format!("not valid JSON ({e}); fix or delete it")),
-            Ok(mut v) => match v.get_mut("credentials").map(Value::take) {
-                Some(Value::Object(all)) => Ok(all),
-                _ => Err(
-                    "not a routeplane token file (no `credentials` object); move it away or \
-                     use another --auth-file"
-                        .into(),
-                ),
-            },
+            Ok(Value::Object(file)) if file.get("credentials").is_some_and(Value::is_object) => {
+                Ok(file)
+            }
+            Ok(_) => Err(
+                "not a routeplane token file (no `credentials` object); move it away or \
+                 use another --auth-file"
+                    .into(),
+            ),
         }
         .map_err(|why| invalid(&self.path, why))
     }
@@ -229,6 +240,11 @@ impl Store {
     }
 }
 
+/// The error for a token file that cannot be read as one.
+fn invalid(path: &Path, why: String) -> Error {
+    Error::Auth(format!("`{}` is {why} and log in again", path.display()))
+}
+
 /// Why a stored login was refused for good, if it was (see [`Store::mark_refused`]).
 pub fn refused(entry: &Value) -> Option<String> {
     entry["login_needed"].as_str().map(str::to_string)
@@ -278,31 +294,56 @@ impl Held<'_> {
         self.store.load()
     }
 
-    /// As [`Store::put`], under the lock already held.
+    /// As [`Store::put`], under the lock already held. A login's keys that Routeplane
+    /// does not write (a newer version's, a note) stay, as the file's own do.
     pub fn put(&self, key: &str, tokens: Option<&Tokens>) -> Result<(), Error> {
-        let mut all = self.store.load()?;
-        match tokens {
-            Some(t) => {
-                all.insert(key.to_string(), to_json(t));
+        self.change(|all| {
+            let Some(t) = tokens else {
+                // Shifted, not swapped: the other logins keep their order in the file.
+                all.shift_remove(key);
+                return true;
+            };
+            let mut entry = to_json(t);
+            if let (Some(new), Some(Value::Object(old))) = (entry.as_object_mut(), all.get(key)) {
+                // New tokens end a "login needed" mark.
+                for (k, v) in old.iter().filter(|(k, _)| *k != "login_needed") {
+                    new.entry(k.clone()).or_insert_with(|| v.clone());
+                }
             }
-            None => {
-                all.remove(key);
-            }
-        }
-        self.store.write(&json!({"version": 1, "credentials": all}))
+            all.insert(key.to_string(), entry);
+            true
+        })
     }
 
     /// As [`Store::mark_refused`], under the lock already held.
     pub fn mark_refused(&self, key: &str, refresh: &str, reason: &str) -> Result<(), Error> {
-        let mut all = self.store.load()?;
-        let Some(entry) = all.get_mut(key).and_then(Value::as_object_mut) else {
+        self.change(|all| {
+            let Some(entry) = all.get_mut(key).and_then(Value::as_object_mut) else {
+                return false;
+            };
+            if entry.get("refresh_token").and_then(Value::as_str) != Some(refresh) {
+                return false;
+            }
+            entry.insert("login_needed".into(), json!(reason));
+            true
+        })
+    }
+
+    /// Reads the file, lets `change` change its logins, and writes it when that says so:
+    /// every other top-level key (a newer Routeplane's, a user's) is written back as read.
+    fn change(&self, change: impl FnOnce(&mut Map<String, Value>) -> bool) -> Result<(), Error> {
+        let mut file = self.store.whole(invalid)?;
+        file.entry("version").or_insert(json!(1));
+        let slot = file
+            .entry("credentials")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(all) = slot else {
             return Ok(());
         };
-        if entry.get("refresh_token").and_then(Value::as_str) != Some(refresh) {
+        if !change(all) {
             return Ok(());
         }
-        entry.insert("login_needed".into(), json!(reason));
-        self.store.write(&json!({"version": 1, "credentials": all}))
+        self.store.write(&Value::Object(file))
     }
 }
 

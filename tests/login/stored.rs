@@ -34,6 +34,52 @@ fn token_stdin_refreshes_once_and_stores_the_rotation() {
 }
 
 #[test]
+fn a_login_keeps_the_token_files_other_keys_and_a_logins_own() {
+    // Rewritten with only `version` and `credentials`: a newer Routeplane's keys, a
+    // user's note, and a login's keys Routeplane does not write were dropped.
+    let oauth = MockOAuth::start(3600);
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, 9));
+    let path = token_file(
+        &dir,
+        json!({"openai-codex": {"access_token": "old", "refresh_token": "rt-old",
+            "scopes": ["a", "b"], "login_needed": "refused"}}),
+        0o600,
+    );
+    let mut file = stored(&dir);
+    file["note"] = json!("work laptop");
+    file["later"] = json!({"x": [1, 2.5, null]});
+    std::fs::write(&path, file.to_string()).unwrap();
+    let (code, _, err) = run(
+        &dir,
+        &[
+            "login",
+            "openai-codex",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--token-stdin",
+        ],
+        Some("rt-0\n"),
+        |_| None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let file = stored(&dir);
+    assert_eq!(file["note"], "work laptop", "{file}");
+    assert_eq!(file["later"], json!({"x": [1, 2.5, null]}), "{file}");
+    assert_eq!(file["version"], 1, "{file}");
+    let login = &file["credentials"]["openai-codex"];
+    assert_eq!(login["refresh_token"], "rt-1", "{file}");
+    assert_eq!(login["scopes"], json!(["a", "b"]), "{file}");
+    assert!(
+        login.get("login_needed").is_none(),
+        "a new login ends the mark: {file}"
+    );
+    let mode = std::fs::metadata(&path).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+#[test]
 fn a_token_file_it_cannot_keep_stops_the_login_before_the_refresh_token_is_spent() {
     // The token endpoint rotates refresh tokens: one refreshed and then not stored is
     // gone for good, and the user's login with it.
