@@ -175,6 +175,8 @@ pub struct Device {
     pub verify_url: String,
     /// The code to type there.
     pub user_code: String,
+    /// How long the code lives: the server's `expires_in`, else [`DEVICE_LIFETIME`].
+    pub lifetime: Duration,
     device_auth_id: String,
     interval: Duration,
 }
@@ -213,23 +215,24 @@ pub fn device_start(client: &Client, urls: &AuthUrls) -> Result<Device, Error> {
         )));
     }
     // The interval arrives as a string ("5") from the Codex backend.
-    let interval = v["interval"]
-        .as_u64()
-        .or_else(|| v["interval"].as_str().and_then(|s| s.parse().ok()))
-        .unwrap_or(5);
+    let secs = |k: &str| (v[k].as_u64()).or_else(|| v[k].as_str().and_then(|s| s.parse().ok()));
+    let interval = secs("interval").unwrap_or(5);
+    // At most a day: a deadline of years would overflow the clock's arithmetic.
+    let lifetime = secs("expires_in").filter(|s| *s > 0).map(|s| s.min(86_400));
     Ok(Device {
         verify_url: urls
             .device_verify_url
             .clone()
             .unwrap_or_else(|| format!("{}/codex/device", device_origin(urls))),
         user_code,
+        lifetime: lifetime.map_or(DEVICE_LIFETIME, Duration::from_secs),
         device_auth_id: v["device_auth_id"].as_str().unwrap_or_default().to_string(),
         interval: Duration::from_secs(interval),
     })
 }
 
 /// Polls until the user approves (or the code expires after `lifetime`, as a rule
-/// [`DEVICE_LIFETIME`]), then exchanges the code.
+/// [`Device::lifetime`]), then exchanges the code.
 pub fn device_finish(
     client: &Client,
     urls: &AuthUrls,

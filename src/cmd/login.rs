@@ -377,10 +377,15 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                     "open {} and enter the code {}",
                     device.verify_url, device.user_code
                 );
-                eprintln!("waiting for approval (the code expires in 15 minutes)...");
+                let secs = device.lifetime.as_secs();
+                let (n, unit) = match secs {
+                    ..120 => (secs, "seconds"),
+                    _ => (secs / 60, "minutes"),
+                };
+                eprintln!("waiting for approval (the code expires in {n} {unit})...");
                 // The test hook of the login's wait shortens the code's life too.
                 let life = test_secs("ROUTEPLANE_TEST_LOGIN_WAIT_SECS");
-                let life = life.unwrap_or(openai_codex::DEVICE_LIFETIME);
+                let life = life.unwrap_or(device.lifetime);
                 openai_codex::device_finish(&client, &urls, &device, Duration::ZERO, life)?
             }
             Subscription::OpenAiCodex => {

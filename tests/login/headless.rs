@@ -364,3 +364,19 @@ fn a_device_code_with_control_characters_is_refused_not_printed() {
          \"AB\\u{1b}]0;x\\u{7}\"; try again later\n"
     );
 }
+
+#[test]
+fn a_device_code_says_how_long_it_lives_as_the_server_said() {
+    // "15 minutes" was fixed text, whatever the server's `expires_in` said.
+    for (expires_in, told) in [
+        (json!(600), "10 minutes"),
+        (json!("90"), "90 seconds"),
+        (Value::Null, "15 minutes"),
+    ] {
+        let (code, err) = device_login(json!({"device_auth_id": "d", "user_code": "AB-12",
+            "interval": "0", "expires_in": expires_in}));
+        assert_eq!(code, Some(1), "{err}");
+        let want = format!("waiting for approval (the code expires in {told})...\n");
+        assert!(err.contains(&want), "{want}: {err}");
+    }
+}
