@@ -3,6 +3,7 @@
 //! Both probe local sources once (with the short detection timeout) so detected models
 //! and up/down states are real.
 
+use std::collections::HashSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -276,6 +277,10 @@ pub(crate) fn run_models(
         .collect();
     for p in &registry.providers {
         let state = state(p, &detected, &auth);
+        let listed = detected.models(&p.id);
+        // Each id once, found in a set: a list may hold a name twice, or the thousands
+        // a server lists (searched once a name, the listing took seconds).
+        let mut seen: HashSet<&str> = p.models.iter().map(|m| m.id.as_str()).collect();
         for m in &p.models {
             let state = detect::model_state(p, &m.upstream, &detected, &auth);
             let state = with_cooldown(&state, &cooling, &format!("{}:{}", p.id, m.upstream));
@@ -284,26 +289,23 @@ pub(crate) fn run_models(
         // A list fetched with a login serves only when named with its provider: that
         // is the id shown, as `GET /v1/models` shows it.
         let bare = detected.bare_names(&p.id);
-        for m in detected.models(&p.id) {
-            if !p.declares(&m) {
+        for m in &listed {
+            if seen.insert(m) {
                 // A local server's answer is "detected"; a hosted provider's list, "listed".
                 let source = if p.detect { "detected" } else { "listed" };
                 let label = format!("{}:{m}", p.id);
                 let state = with_cooldown(&state, &cooling, &label);
-                let id = if bare { m } else { label };
+                let id = if bare { m.clone() } else { label };
                 rows.push((id, p.id.clone(), source, state));
             }
         }
         // Named only by a virtual model, at a block of one's own: served when named with
         // the provider, as `GET /v1/models` lists it.
         if route::own_block(&p.id) {
-            let listed = detected.models(&p.id);
-            let mut shown = Vec::new();
             for m in route::endpoint_models(&registry, &p.id) {
-                if p.declares(m) || listed.contains(m) || shown.contains(&m) {
+                if !seen.insert(m) {
                     continue;
                 }
-                shown.push(m);
                 let label = format!("{}:{m}", p.id);
                 let state = detect::model_state(p, m, &detected, &auth);
                 let state = with_cooldown(&state, &cooling, &label);

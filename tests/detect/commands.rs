@@ -292,6 +292,24 @@ fn a_listed_model_name_wider_than_a_format_width_is_printed_whole() {
 }
 
 #[test]
+fn a_listing_of_thousands_of_names_some_twice_shows_each_once_in_its_order() {
+    // Each name was searched for in the names before it (seconds for a long list), and
+    // a name listed twice made two rows.
+    let names: Vec<String> = (0..20_000).map(|i| format!("m{i}:latest")).collect();
+    let twice = names.iter().chain(&names[..5]).map(|n| &*n.clone().leak());
+    let up = MockUpstream::start(ollama(twice.collect::<Vec<_>>().leak()));
+    let dir = only_ollama_at(&up);
+    let (out, err) = models(&dir);
+    let shown: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(shown.len(), names.len(), "{err}");
+    assert!(shown == names, "each name once, in the order listed");
+}
+
+#[test]
 fn a_listed_model_name_with_control_characters_is_left_out() {
     // An escape sequence or a line end in a name rewrote the terminal `models` printed
     // to, and made up table rows.
