@@ -197,9 +197,10 @@ fn list(
 fn model_names(v: &Value) -> Option<Listing> {
     let mut listed = Listing::default();
     let mut add = |name: Option<&str>, embeds: bool| {
-        // A name with a control character (an escape sequence, a line end) is no
-        // model anyone can ask for; printed, it would rewrite the terminal or a log.
-        if let Some(name) = name.filter(|n| !n.chars().any(char::is_control)) {
+        // A name with a control character (an escape sequence, a line end) or a
+        // bidirectional one is no model anyone can ask for; printed, it would rewrite
+        // the terminal or a log, or read as another name.
+        if let Some(name) = name.filter(|n| !n.chars().any(log::unprintable)) {
             let to = match embeds {
                 true => &mut listed.embeddings,
                 false => &mut listed.chat,

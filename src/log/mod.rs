@@ -10,7 +10,7 @@
 
 mod shown;
 
-pub use self::shown::{Secret, host_of, printable, shown_url};
+pub use self::shown::{Secret, host_of, printable, shown_url, unprintable};
 
 use std::borrow::Cow;
 use std::cell::Cell;

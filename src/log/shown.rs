@@ -102,15 +102,21 @@ pub fn printable(text: &str, max: usize) -> String {
             out.push('…');
             break;
         }
-        // Bidirectional overrides too: they make a line read other than it is.
-        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        if c.is_control() || bidi {
+        if unprintable(c) {
             out.extend(c.escape_debug());
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// True for a character that must not reach a terminal or a log as it is: a control
+/// character (an escape sequence, a line end), or a bidirectional control (embeddings,
+/// overrides, isolates, the marks), which makes a line read other than it is.
+pub fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `127.0.0.1:8080` from `http://127.0.0.1:8080/v1`: where a source listens, for

@@ -328,6 +328,26 @@ fn a_listed_model_name_with_control_characters_is_left_out() {
 }
 
 #[test]
+fn a_listed_model_name_with_bidirectional_controls_is_left_out() {
+    // A right-to-left override printed as it is makes a name read as another
+    // (Trojan Source): `models` showed it.
+    let names = vec![
+        "llama3.1:8b",
+        "gpt\u{202e}4pm.exe",
+        "a\u{2066}b\u{2069}",
+        "x\u{200f}y",
+        "z\u{202a}",
+    ];
+    let up = MockUpstream::start(ollama(names.leak()));
+    let dir = only_ollama_at(&up);
+    let (out, _) = models(&dir);
+    assert_text(
+        &out,
+        "MODEL        PROVIDER  SOURCE    STATE\nllama3.1:8b  ollama    detected  active\n",
+    );
+}
+
+#[test]
 fn a_block_of_ones_own_at_a_local_address_is_told_as_a_local_server() {
     // One on the network, not asked (only one on this machine is, unasked), and one on
     // this machine that declares its model: both local, as the status page says.
