@@ -428,6 +428,16 @@ fn without_strings(msg: &str) -> String {
     }
 }
 
+/// The text with each line ended by `\n` alone. YAML also ends a line at `\r\n` and at
+/// a lone `\r` (old Mac files), where `str::lines` does not: a file of those read as one
+/// line, and the excerpts of an error ran on into the lines after it, keys included.
+pub(super) fn lines_ended(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.contains('\r') {
+        true => text.replace("\r\n", "\n").replace('\r', "\n").into(),
+        false => text.into(),
+    }
+}
+
 /// The 1-based line and column of a dotted key path among a file's map keys, or
 /// `(0, 0)` when it is not written there (a default, or a place inside a list).
 pub(super) fn locate(text: &str, path: &str) -> (usize, usize) {

@@ -33,7 +33,7 @@ pub use expand::{Unexpanded, expand};
 pub use explain::nearest;
 
 use expand::expand_text;
-use explain::{bare_message, explain, locate};
+use explain::{bare_message, explain, lines_ended, locate};
 
 /// The whole file.
 #[derive(Debug, Default)]
@@ -510,7 +510,7 @@ impl Loaded {
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok())
             .unwrap_or_default();
-        let (line, col) = locate(&text, key);
+        let (line, col) = locate(&lines_ended(&text), key);
         self.error_at(line, col, msg)
     }
 
@@ -554,6 +554,7 @@ pub fn load_unset_as_empty(path: Option<&Path>) -> Result<Loaded, Error> {
 /// Parses config text; errors are `(line, col, message)`.
 pub fn parse(text: &str) -> Result<Config, (usize, usize, String)> {
     serde_saphyr::from_str::<Config>(text).map_err(|e| {
+        let text = &*lines_ended(text);
         let (line, col) = e
             .location()
             .map_or((0, 0), |l| (l.line() as usize, l.column() as usize));

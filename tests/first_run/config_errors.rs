@@ -594,3 +594,29 @@ fn keys_as_maps_an_unclosed_bracket_and_text_after_a_quote_are_told_the_fix() {
         assert!(!validate.contains("SECRET"), "{validate}");
     }
 }
+
+#[test]
+fn a_file_whose_lines_end_in_cr_alone_is_told_line_by_line_without_its_keys() {
+    // `\r` alone (old Mac files) ends a line for YAML but not for the excerpts: the file
+    // read as one line, and an error's key path ran on through the lines after it.
+    let cases = [
+        (
+            "providers:\r  x:\r    api_key: sk-SECRET-1\r    timeout_secs: [\r",
+            "4:19: providers.x.timeout_secs: unclosed bracket '[': no ']' closes it",
+        ),
+        (
+            "workers: lots\rproviders:\r  x:\r    api_key: sk-SECRET-1\r",
+            "1:10: workers: expected a whole number, got \"lots\"",
+        ),
+        (
+            "providers:\r\n  x:\r    api_key: sk-SECRET-1\r\nworkers: lots\r",
+            "4:10: workers: expected a whole number, got \"lots\"",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let (path, validate, serve) = config_error(yaml, &[]);
+        assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
+        assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+        assert!(!validate.contains("SECRET"), "{validate}");
+    }
+}
