@@ -25,6 +25,7 @@ use crate::error::Error;
 
 mod expand;
 mod explain;
+mod protocol;
 mod sections;
 #[cfg(test)]
 mod tests;
@@ -230,9 +231,8 @@ pub struct Provider {
     pub prefill: Option<bool>,
 }
 
-/// `api_protocol:` as written.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// `api_protocol:` as written (read in `protocol.rs`).
+#[derive(Debug)]
 pub enum ProtocolSpec {
     /// One protocol for every model.
     One(Text),
