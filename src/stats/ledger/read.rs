@@ -164,7 +164,9 @@ pub fn summarize(path: &Path, since_ms: Option<i64>, by: By) -> std::io::Result<
             if line.trim().is_empty() {
                 continue;
             }
-            let Ok(e) = serde_json::from_str::<Entry>(&line) else {
+            // From bytes, as `tail` reads them: one reader of `Entry` in the binary,
+            // not one for text and one for bytes.
+            let Ok(e) = serde_json::from_slice::<Entry>(line.as_bytes()) else {
                 skipped += 1;
                 continue;
             };
