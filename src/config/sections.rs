@@ -66,8 +66,8 @@ kinds! {
     U32(u32) = u32::deserialize;
     U64(u64) = u64::deserialize;
     Bool(bool) = bool::deserialize;
-    OptBool(Option<bool>) = Option::<bool>::deserialize;
-    OptText(Option<Text>) = Option::<Text>::deserialize;
+    OptBool(Option<bool>) = opt_bool;
+    OptText(Option<Text>) = opt_text;
     Texts(Vec<Text>) = Vec::<Text>::deserialize;
     LogFormat(crate::log::Format) = crate::log::Format::deserialize;
     Limits(Limits) = Limits::deserialize;
@@ -80,13 +80,16 @@ kinds! {
     Blank(Provider) = blank;
     Models(Named<VirtualModel>) = models;
     Model(VirtualModel) = VirtualModel::deserialize;
-    Protocol(Option<Spanned<ProtocolSpec>>) = Option::<Spanned<ProtocolSpec>>::deserialize;
+    Protocol(Option<Spanned<ProtocolSpec>>) = opt_protocol;
+    SpannedProtocol(Spanned<ProtocolSpec>) = Spanned::<ProtocolSpec>::deserialize;
     Headers(Named<Text>) = headers;
     Header(Text) = Text::deserialize;
     ModelEntries(Vec<Spanned<ModelEntry>>) = Vec::<Spanned<ModelEntry>>::deserialize;
-    Auth(Option<AuthOverrides>) = Option::<AuthOverrides>::deserialize;
+    Auth(Option<AuthOverrides>) = opt_auth;
+    AuthSection(AuthOverrides) = AuthOverrides::deserialize;
     Endpoints(Vec<Spanned<EndpointSpec>>) = Vec::<Spanned<EndpointSpec>>::deserialize;
-    Strategy(Option<Spanned<Text>>) = Option::<Spanned<Text>>::deserialize;
+    Strategy(Option<Spanned<Text>>) = opt_strategy;
+    SpannedText(Spanned<Text>) = Spanned::<Text>::deserialize;
 }
 
 /// A map of known keys, each read by its [`Kind`] and stored by [`Section::store`].
@@ -375,5 +378,82 @@ impl<'de> Visitor<'de> for NamedVisitor {
             });
         }
         Ok(entries)
+    }
+}
+
+/// Reads an optional key's value: nothing or `null` is `None`, anything else is read by
+/// `kind` and taken out of [`Val`] by `take`. One `deserialize_option` for every
+/// optional key, as [`named`] is one visitor for every named map.
+fn opt<'de, D: Deserializer<'de>, T>(
+    d: D,
+    kind: Kind,
+    take: fn(Val) -> Option<T>,
+) -> Result<Option<T>, D::Error> {
+    Ok(d.deserialize_option(Opt(kind))?.and_then(take))
+}
+
+/// `prefill:`, a boolean or nothing.
+fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    opt(d, Kind::Bool, |v| match v {
+        Val::Bool(b) => Some(b),
+        _ => None,
+    })
+}
+
+/// A string or nothing.
+fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Text>, D::Error> {
+    opt(d, Kind::Header, |v| match v {
+        Val::Header(t) => Some(t),
+        _ => None,
+    })
+}
+
+/// A provider's `api_protocol:`.
+fn opt_protocol<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Spanned<ProtocolSpec>>, D::Error> {
+    opt(d, Kind::SpannedProtocol, |v| match v {
+        Val::SpannedProtocol(p) => Some(p),
+        _ => None,
+    })
+}
+
+/// A provider's `auth:`.
+fn opt_auth<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AuthOverrides>, D::Error> {
+    opt(d, Kind::AuthSection, |v| match v {
+        Val::AuthSection(a) => Some(a),
+        _ => None,
+    })
+}
+
+/// A virtual model's `strategy:`.
+fn opt_strategy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Spanned<Text>>, D::Error> {
+    opt(d, Kind::SpannedText, |v| match v {
+        Val::SpannedText(t) => Some(t),
+        _ => None,
+    })
+}
+
+/// Reads `None` for nothing or `null`, else the value by its [`Kind`], as serde's own
+/// `Option` visitor does (its words included).
+struct Opt(Kind);
+
+impl<'de> Visitor<'de> for Opt {
+    type Value = Option<Val>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("option")
+    }
+
+    fn visit_none<E>(self) -> Result<Option<Val>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Option<Val>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<Val>, D::Error> {
+        self.0.deserialize(d).map(Some)
     }
 }
