@@ -580,7 +580,9 @@ impl Stats {
         let (today, recent, mut all_ttft, mut per_source) = {
             let inner = self.counters();
             let today_valid = inner.day == time::days(SystemTime::now());
-            let per_source: BTreeMap<String, Vec<u32>> = inner
+            // A list, not a map: a few sources, each looked up once, and collecting
+            // into a map would link a sort of its own for this one page.
+            let per_source: Vec<(String, Vec<u32>)> = inner
                 .sources
                 .iter()
                 .map(|(k, v)| (k.clone(), v.ttft_ms.iter().copied().collect()))
@@ -600,7 +602,10 @@ impl Stats {
             .iter()
             .map(|s| {
                 let t = today.get(&s.id).cloned().unwrap_or_default();
-                let samples = per_source.get_mut(&s.id).map(std::mem::take);
+                let samples = per_source
+                    .iter_mut()
+                    .find(|(id, _)| *id == s.id)
+                    .map(|(_, v)| std::mem::take(v));
                 json!({
                     "id": s.id,
                     "kind": s.kind,
