@@ -156,7 +156,9 @@ impl Cooldown {
             .filter(|(_, e)| e.until > now)
             .map(|(label, e)| (label.clone(), e.until - now))
             .collect();
-        out.sort();
+        // Labels are a map's keys, so no two are equal: an unstable sort by them gives
+        // the order a stable sort of the pairs gave, with less code in the binary.
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
