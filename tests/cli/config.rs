@@ -363,6 +363,55 @@ fn an_api_protocol_that_names_no_protocol_is_refused_with_the_ones_there_are() {
 }
 
 #[test]
+fn an_api_protocol_of_neither_shape_is_refused_at_its_value_with_one_message() {
+    // Guards the hand-written reader of `api_protocol:` (it replaced an untagged enum
+    // to save binary size): what it refuses, where, and in which words, are the enum's.
+    let wanted = "expected a protocol (`chat_completions`, `anthropic`, `responses` or \
+                  `gemini`) or a list of `\"glob\": protocol` entries";
+    for (value, at) in [
+        (" 5", "5:19: providers.x.api_protocol"),
+        (
+            " ${ROUTEPLANE_TEST_UNSET_PROTOCOL}",
+            "5:19: providers.x.api_protocol",
+        ),
+        ("\n      - anthropic", "6:7: providers.x.api_protocol"),
+        (
+            "\n      \"claude-*\": anthropic",
+            "6:7: providers.x.api_protocol.claude-*",
+        ),
+        (
+            "\n      - \"claude-*\": 5\n      - \"*\": gemini",
+            "6:7: providers.x.api_protocol.claude-*",
+        ),
+        ("\n      - 7: anthropic", "6:7: providers.x.api_protocol.7"),
+    ] {
+        let yaml = format!(
+            "providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    models: [m]\n    api_protocol:{value}\n"
+        );
+        let (path, validate, _) = config_error(&yaml, &[]);
+        assert_text(
+            &validate,
+            &format!("routeplane: invalid: {path}:{at}: {wanted}\n"),
+        );
+    }
+    // Taken: a list (a null entry is no rule), an empty one, nothing, a variable.
+    let dir = Dir::new();
+    for value in [
+        "\n      -\n      - \"claude-*\": anthropic\n      - \"*\": ${ROUTEPLANE_TEST_UNSET_PROTOCOL:-gemini}",
+        " []",
+        " ~",
+        " [{\"a*\": anthropic}, {\"*\": responses}]",
+    ] {
+        let path = dir.write(
+            "ok.yaml",
+            &format!("providers:\n  x:\n    api_base: http://127.0.0.1:9/v1\n    models: [m]\n    api_protocol:{value}\n"),
+        );
+        let out = run(&dir, &["config", "validate", "-c", path.to_str().unwrap()]);
+        assert!(out.status.success(), "{value}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
 fn a_provider_at_routeplanes_own_address_is_refused_and_a_builtin_there_left_out() {
     // A block at the address clients use (`http://127.0.0.1:4356/v1`, copied from the
     // client lines) sent each request back to Routeplane, and again, until every worker
