@@ -413,11 +413,33 @@ fn a_wrong_typed_field_or_unknown_word_a_translation_reads_is_a_400_naming_it() 
             message.starts_with(&format!("`{name}` must be ")),
             "{client:?}→{up:?}: {message}"
         );
+        // OpenAI's own error names the field in `param`, which SDKs show.
+        if matches!(client, Wire::Chat | Wire::Responses) {
+            assert_eq!(resp.json()["error"]["param"], name, "{client:?}→{up:?}");
+        }
         assert!(
             mock.requests().is_empty(),
             "{client:?}→{up:?}: nothing goes upstream"
         );
     }
+}
+
+#[test]
+fn an_openai_clients_400_names_in_param_the_field_its_message_leads_with() {
+    let (_mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
+    let resp = p.post(Wire::Chat.path(), json!({"model": "m", "messages": "hi"}));
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(resp.json()["error"]["param"], "messages", "{}", resp.body);
+    let resp = p.post(
+        Wire::Chat.path(),
+        json!({"model": "m", "messages": [{"role": "wizard", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(resp.json()["error"]["param"].is_null(), "{}", resp.body);
+    // Neither source takes `n: 2`: the field each endpoint's reason names.
+    let resp = p.post(Wire::Chat.path(), with(Wire::Chat, json!({"n": 2})));
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(resp.json()["error"]["param"], "n", "{}", resp.body);
 }
 
 #[test]

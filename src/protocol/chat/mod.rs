@@ -71,7 +71,8 @@ pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
     Ok(req)
 }
 
-/// The OpenAI error body: `{"error":{"message","type","param","code"}}`.
+/// The OpenAI error body: `{"error":{"message","type","param","code"}}`, its `param`
+/// the request field a 400 names ([`param_of`]), as OpenAI's own does.
 pub fn error_json(status: u16, message: &str) -> Value {
     let code = match status {
         401 => json!("invalid_api_key"),
@@ -83,9 +84,25 @@ pub fn error_json(status: u16, message: &str) -> Value {
     json!({"error": {
         "message": message,
         "type": openai_error_type(status),
-        "param": null,
+        "param": (status == 400).then(|| param_of(message)).flatten(),
         "code": code,
     }})
+}
+
+/// The request field a 400's message names where it begins (`` `max_tokens` must be
+/// … ``, "the request field `n` cannot be expressed …"), or where the first target's
+/// reason begins in "every target failed: … → 400 …": Routeplane's messages about a
+/// field lead with it, in the client's spelling.
+fn param_of(message: &str) -> Option<&str> {
+    const TOLD: &str = "→ 400 ";
+    let said = match message.find(TOLD) {
+        Some(at) if !message.starts_with('`') => &message[at + TOLD.len()..],
+        _ => message,
+    };
+    let said = said.strip_prefix("the request field ").unwrap_or(said);
+    let name = said.strip_prefix('`')?.split('`').next()?;
+    let field = |b: u8| b.is_ascii_alphanumeric() || b"_.[]".contains(&b);
+    (!name.is_empty() && name.bytes().all(field)).then_some(name)
 }
 
 /// Decodes a Chat Completions upstream stream (`data: {chunk}` … `data: [DONE]`).
