@@ -96,6 +96,39 @@ fn every_pair_carries_the_tool_choice() {
 }
 
 #[test]
+fn a_forced_hosted_tool_is_refused_by_a_translation_not_dropped() {
+    // The hosted tool is left out for any other source; made no choice, the force was
+    // lost and the model answered without searching.
+    let forced = [
+        json!({"type": "web_search_preview"}),
+        json!({"type": "file_search"}),
+        json!({"type": "mcp", "server_label": "docs", "name": "lookup"}),
+    ];
+    for choice in forced {
+        let kind = choice["type"].as_str().unwrap();
+        let tools = json!([{"type": kind, "vector_store_ids": ["vs_1"], "server_label": "docs"}]);
+        let req = json!({"model": "m", "input": "hi", "tools": tools, "tool_choice": choice});
+        for up in [Wire::Chat, Wire::Anthropic, Wire::Gemini] {
+            let (mock, p) = setup(up, up.reply(false, false));
+            let resp = p.post("/v1/responses", req.clone());
+            assert_eq!(resp.status, 400, "{kind}→{up:?}: {}", resp.body);
+            let error = &resp.json()["error"];
+            assert_eq!(error["param"], "tool_choice", "{kind}→{up:?}: {error}");
+            assert!(
+                error["message"].as_str().unwrap().contains(kind),
+                "{kind}→{up:?}: {error}"
+            );
+            assert!(mock.requests().is_empty(), "{kind}→{up:?}");
+        }
+        // A Responses source has the tool: the request goes as it came.
+        let (mock, p) = setup(Wire::Responses, Wire::Responses.reply(false, false));
+        let resp = p.post("/v1/responses", req.clone());
+        assert_eq!(resp.status, 200, "{kind}: {}", resp.body);
+        assert_eq!(mock.posts()[0].json()["tool_choice"], choice);
+    }
+}
+
+#[test]
 fn no_parallel_calls_reaches_anthropic_except_on_a_none_choice() {
     let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
     for (choice, sent) in [

@@ -199,9 +199,16 @@ pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
         Some("auto") => Some(ToolChoice::Auto),
         Some("required") => Some(ToolChoice::Required),
         Some("none") => Some(ToolChoice::Never),
-        // A function's, or any other tool's that has a name.
+        // A function's. A hosted tool's (`web_search_preview`, `file_search`, `mcp`)
+        // forces a tool [`flatten_tools`] left out: made no choice, the model would
+        // answer without it; another target, a Responses source, may take it.
         _ => match (tc["type"].as_str(), tc["name"].as_str()) {
             (Some(kind @ ("function" | "custom")), None) => return Err(nameless(kind)),
+            (Some(kind), _) if !matches!(kind, "function" | "custom") => {
+                return Err(Error::Untranslatable(format!(
+                    "`tool_choice` of type `{kind}` needs a Responses upstream, which has its tool"
+                )));
+            }
             (_, name) => name.map(ToolChoice::Function),
         },
     };
