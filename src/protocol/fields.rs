@@ -81,6 +81,11 @@ impl Must {
     }
 }
 
+/// A reasoning effort: OpenAI's words (`reasoning_effort`, `reasoning.effort`), Gemini's
+/// `thinkingLevel`s among them. An unknown one was taken for the most thinking by an
+/// Anthropic source and for none by a Gemini one.
+pub(crate) const EFFORT: Must = Must::OneOf(&["none", "minimal", "low", "medium", "high", "xhigh"]);
+
 /// Checks the `fields` of `req`, each named by its path as the client writes it
 /// (`thinking.budget_tokens`) with what it must be: the first that is not is a 400
 /// naming it. A table, not code, per protocol: the binary's size counts.

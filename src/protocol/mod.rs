@@ -71,7 +71,7 @@ pub mod view;
 
 use errors::error_in_answer;
 pub use errors::{openai_error_type, status_of_error, upstream_error_code, upstream_error_message};
-pub(crate) use fields::{Must, check, nameless};
+pub(crate) use fields::{EFFORT, Must, check, nameless};
 pub use hub::recallable;
 pub(crate) use hub::{
     Marker, ToolChoice, add_detail, answer_id, arguments_object, assistant_message, bounded_id,

@@ -403,6 +403,25 @@ fn a_wrong_typed_field_or_unknown_word_a_translation_reads_is_a_400_naming_it() 
             json!({"tool_choice": {"type": "custom", "custom": {"name": "patch"}}}),
             "tool_choice.type",
         ),
+        // A misspelt effort was the most thinking for Anthropic, none for Gemini.
+        (
+            Wire::Chat,
+            Wire::Anthropic,
+            json!({"reasoning_effort": "hihg"}),
+            "reasoning_effort",
+        ),
+        (
+            Wire::Responses,
+            Wire::Gemini,
+            json!({"reasoning": {"effort": "hihg"}}),
+            "reasoning.effort",
+        ),
+        (
+            Wire::Gemini,
+            Wire::Anthropic,
+            json!({"generationConfig": {"thinkingConfig": {"thinkingLevel": "HIHG"}}}),
+            "generationConfig.thinkingConfig.thinkingLevel",
+        ),
     ];
     for (client, up, fields, name) in bad {
         let (mock, p) = setup(up, up.reply(false, false));
@@ -488,6 +507,35 @@ fn the_words_and_numbers_the_real_apis_take_pass_a_translation() {
     let sent = mock.posts()[0].json();
     assert_eq!(sent["reasoning_effort"], "high", "{sent}");
     assert_eq!(sent["tool_choice"], "none", "{sent}");
+    // Every effort OpenAI's and Google's SDKs send, Google's in capitals too; its
+    // unspecified level is none asked.
+    let level = |l: &str| json!({"generationConfig": {"thinkingConfig": {"thinkingLevel": l}}});
+    let efforts = [
+        (Wire::Gemini, level("HIGH"), json!("high")),
+        (Wire::Gemini, level("minimal"), json!("minimal")),
+        (
+            Wire::Gemini,
+            level("THINKING_LEVEL_UNSPECIFIED"),
+            json!(null),
+        ),
+        (
+            Wire::Responses,
+            json!({"reasoning": {"effort": "xhigh"}}),
+            json!("xhigh"),
+        ),
+        (
+            Wire::Responses,
+            json!({"reasoning": {"effort": "none"}}),
+            json!("none"),
+        ),
+    ];
+    for (client, fields, effort) in efforts {
+        let (mock, p) = setup(Wire::Chat, Wire::Chat.reply(false, false));
+        let resp = p.post(&client.url("m", false), with(client, fields));
+        assert_eq!(resp.status, 200, "{client:?}: {}", resp.body);
+        let sent = mock.posts()[0].json();
+        assert_eq!(sent["reasoning_effort"], effort, "{client:?}: {sent}");
+    }
 }
 
 #[test]

@@ -45,7 +45,7 @@ const CHECKED: [(&str, Must); 13] = [
         Must::OneOf(&["function", "allowed_tools"]),
     ),
     ("parallel_tool_calls", Must::Flag),
-    ("reasoning_effort", Must::Text),
+    ("reasoning_effort", super::EFFORT),
     ("response_format", Must::Object),
     ("user", Must::Text),
 ];

@@ -130,7 +130,10 @@ const CHECKED: [(&str, Must); 15] = [
     ("generationConfig.stopSequences", Must::Stops),
     ("generationConfig.thinkingConfig", Must::Object),
     ("generationConfig.thinkingConfig.thinkingBudget", INTEGER),
-    ("generationConfig.thinkingConfig.thinkingLevel", Must::Text),
+    (
+        "generationConfig.thinkingConfig.thinkingLevel",
+        protocol::EFFORT,
+    ),
     ("tools", Must::List),
     (
         "toolConfig.functionCallingConfig.mode",
@@ -142,6 +145,17 @@ const CHECKED: [(&str, Must); 15] = [
 /// the method in the URL, since Gemini bodies do not say.
 pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
     spelling::request(&mut req);
+    // Google's enum words, which the SDK sends in capitals and its docs in small
+    // letters; `THINKING_LEVEL_UNSPECIFIED` is none given.
+    if let Some(level) = req.pointer_mut("/generationConfig/thinkingConfig/thinkingLevel")
+        && let Some(word) = level.as_str()
+    {
+        let word = word.to_ascii_lowercase();
+        *level = match word.as_str() {
+            "thinking_level_unspecified" => Value::Null,
+            _ => Value::String(word),
+        };
+    }
     protocol::check(&mut req, &CHECKED)?;
     if !req["cachedContent"].is_null() {
         return Err(Error::Untranslatable(
@@ -324,7 +338,7 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
         thinking["thinkingLevel"].as_str(),
         thinking["thinkingBudget"].as_i64(),
     ) {
-        (Some(level), _) => Some(level.to_ascii_lowercase()),
+        (Some(level), _) => Some(level.to_string()),
         (None, Some(b)) if b > 0 => Some(
             match b {
                 ..=2048 => "low",

@@ -19,7 +19,7 @@ const CHECKED: [(&str, Must); 15] = [
     ("max_output_tokens", Must::Count),
     ("parallel_tool_calls", Must::Flag),
     ("reasoning", Must::Object),
-    ("reasoning.effort", Must::Text),
+    ("reasoning.effort", crate::protocol::EFFORT),
     ("temperature", Must::Number),
     ("text", Must::Object),
     ("text.format", Must::Object),
