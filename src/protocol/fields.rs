@@ -81,9 +81,9 @@ impl Must {
     }
 }
 
-/// A reasoning effort: OpenAI's words (`reasoning_effort`, `reasoning.effort`), Gemini's
-/// `thinkingLevel`s among them. An unknown one was taken for the most thinking by an
-/// Anthropic source and for none by a Gemini one.
+/// A reasoning effort, in OpenAI's words (`reasoning_effort`, `reasoning.effort`). An
+/// unknown one was taken for the most thinking by an Anthropic source and for none by a
+/// Gemini one.
 pub(crate) const EFFORT: Must = Must::OneOf(&["none", "minimal", "low", "medium", "high", "xhigh"]);
 
 /// Checks the `fields` of `req`, each named by its path as the client writes it

@@ -110,6 +110,22 @@ fn inline_part(d: &Value) -> Value {
     }
 }
 
+/// Gemini's `thinkingLevel`s, in the small letters of its docs (the hub's efforts), then
+/// in the capitals google-genai sends.
+const LEVELS: [&str; 11] = [
+    "minimal",
+    "low",
+    "medium",
+    "high",
+    "xhigh",
+    "MINIMAL",
+    "LOW",
+    "MEDIUM",
+    "HIGH",
+    "XHIGH",
+    "THINKING_LEVEL_UNSPECIFIED",
+];
+
 // Google's numbers, which it takes written as strings too (proto3 JSON).
 const COUNT: Must = Must::Proto(&Must::Count);
 const INTEGER: Must = Must::Proto(&Must::Integer);
@@ -132,7 +148,7 @@ const CHECKED: [(&str, Must); 15] = [
     ("generationConfig.thinkingConfig.thinkingBudget", INTEGER),
     (
         "generationConfig.thinkingConfig.thinkingLevel",
-        protocol::EFFORT,
+        Must::OneOf(&LEVELS),
     ),
     ("tools", Must::List),
     (
@@ -145,17 +161,6 @@ const CHECKED: [(&str, Must); 15] = [
 /// the method in the URL, since Gemini bodies do not say.
 pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
     spelling::request(&mut req);
-    // Google's enum words, which the SDK sends in capitals and its docs in small
-    // letters; `THINKING_LEVEL_UNSPECIFIED` is none given.
-    if let Some(level) = req.pointer_mut("/generationConfig/thinkingConfig/thinkingLevel")
-        && let Some(word) = level.as_str()
-    {
-        let word = word.to_ascii_lowercase();
-        *level = match word.as_str() {
-            "thinking_level_unspecified" => Value::Null,
-            _ => Value::String(word),
-        };
-    }
     protocol::check(&mut req, &CHECKED)?;
     if !req["cachedContent"].is_null() {
         return Err(Error::Untranslatable(
@@ -338,8 +343,9 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
         thinking["thinkingLevel"].as_str(),
         thinking["thinkingBudget"].as_i64(),
     ) {
-        (Some(level), _) => Some(level.to_string()),
-        (None, Some(b)) if b > 0 => Some(
+        // The unspecified level is none given.
+        (Some(level), _) if level != LEVELS[10] => Some(level.to_ascii_lowercase()),
+        (_, Some(b)) if b > 0 => Some(
             match b {
                 ..=2048 => "low",
                 2049..=8192 => "medium",
