@@ -30,9 +30,10 @@ pub(crate) enum Must {
     TextOrList,
     /// OpenAI's tool choice: `auto`, `none`, `required`, or an object.
     Choice,
-    /// One of these words (a type, a mode): read as none given, an unknown one would
-    /// change what was asked without a word.
-    OneOf(&'static [&'static str]),
+    /// One of these words, written apart by spaces (a type, a mode): read as none
+    /// given, an unknown one would change what was asked without a word. One string,
+    /// not a list: each `&str` of a static list is a relocation the binary carries.
+    OneOf(&'static str),
     /// Gemini's: as the kind, or written as a string (`"100"`), which proto3 JSON, and
     /// so Google, takes for a number; made the number for the translation.
     Proto(&'static Must),
@@ -56,7 +57,7 @@ impl Must {
             Must::Choice => {
                 v.is_object() || matches!(v.as_str(), Some("auto" | "none" | "required"))
             }
-            Must::OneOf(words) => v.as_str().is_some_and(|s| words.contains(&s)),
+            Must::OneOf(words) => v.as_str().is_some_and(|s| words.split(' ').any(|w| w == s)),
             Must::Proto(must) => must.holds(v),
         }
     }
@@ -74,7 +75,7 @@ impl Must {
             Must::Stops => "a string or a list of strings",
             Must::TextOrList => "a string or a list",
             Must::Choice => "`auto`, `none`, `required` or an object",
-            Must::OneOf(words) => return format!("one of `{}`", words.join("`, `")),
+            Must::OneOf(words) => return format!("one of `{}`", words.replace(' ', "`, `")),
             Must::Proto(must) => return must.words(),
         })
         .into()
@@ -84,7 +85,7 @@ impl Must {
 /// A reasoning effort, in OpenAI's words (`reasoning_effort`, `reasoning.effort`). An
 /// unknown one was taken for the most thinking by an Anthropic source and for none by a
 /// Gemini one.
-pub(crate) const EFFORT: Must = Must::OneOf(&["none", "minimal", "low", "medium", "high", "xhigh"]);
+pub(crate) const EFFORT: Must = Must::OneOf("none minimal low medium high xhigh");
 
 /// Checks the `fields` of `req`, each named by its path as the client writes it
 /// (`thinking.budget_tokens`) with what it must be: the first that is not is a 400
@@ -133,7 +134,7 @@ mod tests {
             (json!(["a", "b"]), Must::Stops),
             (json!("required"), Must::Choice),
             (json!({"type": "function"}), Must::Choice),
-            (json!("any"), Must::OneOf(&["auto", "any"])),
+            (json!("any"), Must::OneOf("auto any")),
             (json!(-1), Must::Proto(&Must::Integer)),
         ];
         for (v, must) in &ok {
@@ -160,8 +161,8 @@ mod tests {
             (json!(["a", 1]), Must::Stops),
             (json!("any"), Must::Choice),
             (json!(7), Must::Text),
-            (json!("anyy"), Must::OneOf(&["auto", "any"])),
-            (json!(7), Must::OneOf(&["auto", "any"])),
+            (json!("anyy"), Must::OneOf("auto any")),
+            (json!(7), Must::OneOf("auto any")),
             (json!("-1"), Must::Proto(&Must::Count)),
             (json!("1.5"), Must::Proto(&Must::Integer)),
             (json!("many"), Must::Proto(&Must::Count)),

@@ -95,19 +95,13 @@ const CHECKED: [(&str, Must); 15] = [
     ("system", Must::TextOrList),
     ("tools", Must::List),
     ("tool_choice", Must::Object),
-    (
-        "tool_choice.type",
-        Must::OneOf(&["auto", "any", "tool", "none"]),
-    ),
+    ("tool_choice.type", Must::OneOf("auto any tool none")),
     ("thinking", Must::Object),
-    (
-        "thinking.type",
-        Must::OneOf(&["enabled", "disabled", "adaptive"]),
-    ),
+    ("thinking.type", Must::OneOf("enabled disabled adaptive")),
     ("output_config", Must::Object),
     (
         "output_config.effort",
-        Must::OneOf(&["low", "medium", "high", "xhigh", "max"]),
+        Must::OneOf("low medium high xhigh max"),
     ),
     ("thinking.budget_tokens", Must::Count),
     ("metadata.user_id", Must::Text),

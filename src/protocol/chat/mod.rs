@@ -40,10 +40,7 @@ const CHECKED: [(&str, Must); 13] = [
     ("tool_choice", Must::Choice),
     // A `custom` tool's choice has no translation: no other protocol's source takes
     // Chat's custom tools.
-    (
-        "tool_choice.type",
-        Must::OneOf(&["function", "allowed_tools"]),
-    ),
+    ("tool_choice.type", Must::OneOf("function allowed_tools")),
     ("parallel_tool_calls", Must::Flag),
     ("reasoning_effort", super::EFFORT),
     ("response_format", Must::Object),

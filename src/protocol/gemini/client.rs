@@ -110,21 +110,11 @@ fn inline_part(d: &Value) -> Value {
     }
 }
 
-/// Gemini's `thinkingLevel`s, in the small letters of its docs (the hub's efforts), then
+/// Gemini's `thinkingLevel`s: in the small letters of its docs, the hub's efforts, and
 /// in the capitals google-genai sends.
-const LEVELS: [&str; 11] = [
-    "minimal",
-    "low",
-    "medium",
-    "high",
-    "xhigh",
-    "MINIMAL",
-    "LOW",
-    "MEDIUM",
-    "HIGH",
-    "XHIGH",
-    "THINKING_LEVEL_UNSPECIFIED",
-];
+const LEVELS: Must = Must::OneOf(
+    "minimal low medium high xhigh MINIMAL LOW MEDIUM HIGH XHIGH THINKING_LEVEL_UNSPECIFIED",
+);
 
 // Google's numbers, which it takes written as strings too (proto3 JSON).
 const COUNT: Must = Must::Proto(&Must::Count);
@@ -146,14 +136,11 @@ const CHECKED: [(&str, Must); 15] = [
     ("generationConfig.stopSequences", Must::Stops),
     ("generationConfig.thinkingConfig", Must::Object),
     ("generationConfig.thinkingConfig.thinkingBudget", INTEGER),
-    (
-        "generationConfig.thinkingConfig.thinkingLevel",
-        Must::OneOf(&LEVELS),
-    ),
+    ("generationConfig.thinkingConfig.thinkingLevel", LEVELS),
     ("tools", Must::List),
     (
         "toolConfig.functionCallingConfig.mode",
-        Must::OneOf(&["AUTO", "ANY", "NONE", "VALIDATED", "MODE_UNSPECIFIED"]),
+        Must::OneOf("AUTO ANY NONE VALIDATED MODE_UNSPECIFIED"),
     ),
 ];
 
@@ -344,7 +331,9 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
         thinking["thinkingBudget"].as_i64(),
     ) {
         // The unspecified level is none given.
-        (Some(level), _) if level != LEVELS[10] => Some(level.to_ascii_lowercase()),
+        (Some(level), _) if level != "THINKING_LEVEL_UNSPECIFIED" => {
+            Some(level.to_ascii_lowercase())
+        }
         (_, Some(b)) if b > 0 => Some(
             match b {
                 ..=2048 => "low",

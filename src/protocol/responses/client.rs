@@ -26,7 +26,7 @@ const CHECKED: [(&str, Must); 15] = [
     // Any other would be answered in free text, where the client asked for JSON.
     (
         "text.format.type",
-        Must::OneOf(&["text", "json_object", "json_schema"]),
+        Must::OneOf("text json_object json_schema"),
     ),
     ("tool_choice", Must::Choice),
     ("tools", Must::List),
@@ -206,7 +206,7 @@ pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
             (Some(kind @ ("function" | "custom")), None) => return Err(nameless(kind)),
             (Some(kind), _) if !matches!(kind, "function" | "custom") => {
                 return Err(Error::Untranslatable(format!(
-                    "`tool_choice` of type `{kind}` needs a Responses upstream, which has its tool"
+                    "`tool_choice` of type `{kind}` needs a Responses upstream"
                 )));
             }
             (_, name) => name.map(ToolChoice::Function),
