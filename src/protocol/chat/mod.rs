@@ -69,7 +69,7 @@ pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
 }
 
 /// The OpenAI error body: `{"error":{"message","type","param","code"}}`, its `param`
-/// the request field a 400 names ([`param_of`]), as OpenAI's own does.
+/// the request field a 400 names (read by `param_of`), as OpenAI's own does.
 pub fn error_json(status: u16, message: &str) -> Value {
     let code = match status {
         401 => json!("invalid_api_key"),
