@@ -31,12 +31,14 @@ const PROVIDER_KEYS: [&str; 8] = [
 /// inside (`keys: sk-…`, `openai: sk-…`), so only its kind is told. Inside a
 /// [`SECRET_KEYS`] key, the message itself is reduced to one known to quote nothing.
 pub(super) fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
-    // The parser's words name no fix, and inside a secret key they were not told at all.
-    let msg = match msg.starts_with("invalid trailing content after ") {
-        true => QUOTE_TAIL,
-        false => msg,
-    };
     let src = text.lines().nth(line.wrapping_sub(1)).unwrap_or("");
+    // The parser's words name no fix, and inside a secret key they were not told at all.
+    let slip = bracket_slip(msg, src, col);
+    let msg = match (msg.starts_with("invalid trailing content after "), &slip) {
+        (true, _) => QUOTE_TAIL,
+        (_, Some(slip)) => slip,
+        _ => msg,
+    };
     let mut told = told(text, line, col, src, msg);
     if let [top, key] = &keys_around(text, line, col)[..]
         && top == "providers"
@@ -61,6 +63,44 @@ pub(super) fn explain(text: &str, line: usize, col: usize, msg: &str) -> String 
 
 /// Text after a value's closing quote (`"sk-abc"123`), told without the value.
 const QUOTE_TAIL: &str = "text follows the closing quote: put the whole value inside the quotes";
+
+/// The parser's bracket errors told with their fix, quoting only brackets (the text
+/// around them may be a key): an extra `]` (`keys: [a, b]]`), a `[` closed by `}`, and
+/// text after a closed `[…]` or `{…}` (`keys: [a, b] c`), which the parser calls an
+/// expected key. Each begins with [`BRACKET`] or [`AFTER_END`], which [`secret_safe`]
+/// keeps.
+fn bracket_slip(msg: &str, src: &str, col: usize) -> Option<String> {
+    let (before, at) = src
+        .split_at_checked(col.saturating_sub(1))
+        .unwrap_or((src, ""));
+    let pair = |c| match c {
+        '[' | ']' => ("`[`", "`]`", "list"),
+        _ => ("`{`", "`}`", "map"),
+    };
+    Some(
+        match (msg, at.chars().next(), before.trim_end().chars().last()) {
+            ("misplaced bracket", Some(c @ (']' | '}')), _) => {
+                let (open, close, _) = pair(c);
+                format!("{BRACKET}{close}: no {open} is open for it to close; remove it")
+            }
+            (m, Some(c @ ('[' | '{')), _) if m.starts_with("mismatched bracket") => {
+                let (open, close, _) = pair(c);
+                let wrong = pair(if c == '[' { '{' } else { '[' }).1;
+                format!("{BRACKET}{open}: closed by {wrong}; close it with {close}")
+            }
+            (m, _, Some(c @ (']' | '}'))) if m.ends_with("did not find expected key") => {
+                let (_, close, kind) = pair(c);
+                format!("{AFTER_END}{kind}'s closing {close}: remove it, or move it inside")
+            }
+            _ => return None,
+        },
+    )
+}
+
+/// How [`bracket_slip`]'s messages begin.
+const BRACKET: &str = "unmatched ";
+/// How [`bracket_slip`]'s message for text after a closed list or map begins.
+const AFTER_END: &str = "text after the ";
 
 /// What YAML read a model name in a provider's `models:` list as, when it read it as
 /// something else: unquoted, `on`, `no`, `y` (YAML 1.1's booleans, which serde-saphyr
@@ -386,7 +426,12 @@ fn secret_safe(msg: &str) -> String {
         | "mapping values are not allowed in this context"
         | "cannot deserialize tagged scalar into string"
         | "alias references unknown anchor" => msg.into(),
-        m if m.starts_with("unclosed ") => m.into(),
+        m if [BRACKET, AFTER_END, "unclosed "]
+            .iter()
+            .any(|p| m.starts_with(p)) =>
+        {
+            m.into()
+        }
         m if m.starts_with("duplicate mapping key") => "a key is written twice here".into(),
         // serde's `expected …` is the reader's own description, never the input.
         m => match m.rsplit_once("expected ") {

@@ -620,3 +620,39 @@ fn a_file_whose_lines_end_in_cr_alone_is_told_line_by_line_without_its_keys() {
         assert!(!validate.contains("SECRET"), "{validate}");
     }
 }
+
+#[test]
+fn an_extra_bracket_and_text_after_a_list_are_told_where_without_the_keys() {
+    // Were: "keys: cannot be read (what is written here is not shown: …)" for the extra
+    // `]` and a `[` closed by `}`, "keys: expected key" for text after the list, and
+    // outside `keys:` "misplaced bracket" or "this line is indented differently".
+    let cases = [
+        (
+            "keys: [sk-SECRET-1, sk-SECRET-2]]\n",
+            "1:33: keys: unmatched `]`: no `[` is open for it to close; remove it",
+        ),
+        (
+            "keys: [sk-SECRET-1] sk-SECRET-2\n",
+            "1:21: keys: text after the list's closing `]`: remove it, or move it inside",
+        ),
+        (
+            "keys: [sk-SECRET-1, sk-SECRET-2}\n",
+            "1:7: keys: unmatched `[`: closed by `}`; close it with `]`",
+        ),
+        (
+            "allowed_hosts: [a, b] c\n",
+            "1:23: allowed_hosts: text after the list's closing `]`: remove it, or move it \
+             inside",
+        ),
+        (
+            "providers:\n  x: {api_base: http://127.0.0.1:9/v1}}\n",
+            "2:39: providers.x: unmatched `}`: no `{` is open for it to close; remove it",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let (path, validate, serve) = config_error(yaml, &[]);
+        assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
+        assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+        assert!(!validate.contains("SECRET"), "{validate}");
+    }
+}
