@@ -371,6 +371,28 @@ fn ids(providers: &[Arc<Provider>]) -> String {
 /// (`http://127.0.0.1:11434`), where every OpenAI-compatible server lives under `/v1`.
 /// A hosted API may serve at its root (DeepSeek's `https://api.deepseek.com`), so one
 /// is never questioned.
+/// `api_base` written without its scheme (`localhost:11434`, as Ollama's own docs
+/// write it) as it should be written: `http://` for a server on this machine or its
+/// network, with the `/v1` local servers serve OpenAI's API under when no path is
+/// written; `https://` for a host name elsewhere. `None` for anything that does not
+/// look like a host (another scheme, or a key pasted in the wrong place: never echoed).
+fn with_scheme(base: &str) -> Option<String> {
+    let host = base.split(['/', ':']).next()?;
+    let name = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
+    if base.contains("://") || host.is_empty() || !host.chars().all(name) {
+        return None;
+    }
+    let url = format!("http://{base}");
+    if on_this_network(&url) {
+        let v1 = if super::no_path(&url) { "/v1" } else { "" };
+        return Some(format!("{url}{v1}"));
+    }
+    // A public name has a dot and a top-level domain of letters (`api.deepseek.com`).
+    let tld = host.rsplit_once('.')?.1;
+    (!tld.is_empty() && tld.chars().all(|c| c.is_ascii_lowercase()))
+        .then(|| format!("https://{base}"))
+}
+
 pub(super) fn lacks_v1_on_this_network(api_base: &str) -> bool {
     super::no_path(api_base) && on_this_network(api_base)
 }
@@ -498,14 +520,20 @@ fn provider(
         ));
     }
     if !(p.api_base.starts_with("http://") || p.api_base.starts_with("https://")) {
-        return Err(loaded.error_at(
-            entry.line,
-            entry.col,
-            format!(
-                "`api_base` of `{}` must start with http:// or https://",
-                p.id
-            ),
-        ));
+        let msg = format!(
+            "`api_base` of `{}` must start with http:// or https://{}",
+            p.id,
+            with_scheme(&p.api_base).map_or(String::new(), |u| format!("; write `{u}`"))
+        );
+        // At the `api_base` line; a block written on one line (`x: {api_base: …}`) is
+        // not found by key, and keeps the block's place.
+        let mut err = loaded.error_at_key(&format!("providers.{}.api_base", p.id), msg);
+        if let Error::Config { line, col, .. } = &mut err
+            && *line == 0
+        {
+            (*line, *col) = (entry.line, entry.col);
+        }
+        return Err(err);
     }
     let key = block.api_key.as_ref().map(|k| key_text(k.as_str()));
     if let Some(key) = key.filter(|k| !k.is_empty() && *k != CLIENT_PLACEHOLDER) {

@@ -656,3 +656,42 @@ fn an_extra_bracket_and_text_after_a_list_are_told_where_without_the_keys() {
         assert!(!validate.contains("SECRET"), "{validate}");
     }
 }
+
+#[test]
+fn an_api_base_without_its_scheme_is_told_at_its_line_with_the_url_to_write() {
+    // Were: at the provider's line, "must start with http:// or https://", no URL.
+    let cases = [
+        (
+            "providers:\n  ollama:\n    api_base: localhost:11434\n",
+            "3:5: `api_base` of `ollama` must start with http:// or https://; write \
+             `http://localhost:11434/v1`",
+        ),
+        (
+            "providers:\n  box:\n    models: [m]\n    api_base: 192.168.1.9:8000/v1\n",
+            "4:5: `api_base` of `box` must start with http:// or https://; write \
+             `http://192.168.1.9:8000/v1`",
+        ),
+        (
+            "providers:\n  ds:\n    api_base: api.deepseek.com\n",
+            "3:5: `api_base` of `ds` must start with http:// or https://; write \
+             `https://api.deepseek.com`",
+        ),
+        // Written on the block's line: told there.
+        (
+            "providers:\n  box: {api_base: localhost:8000}\n",
+            "2:3: `api_base` of `box` must start with http:// or https://; write \
+             `http://localhost:8000/v1`",
+        ),
+        // A key pasted there is no host: not repeated.
+        (
+            "providers:\n  x:\n    api_base: sk-SECRET-1\n",
+            "3:5: `api_base` of `x` must start with http:// or https://",
+        ),
+    ];
+    for (yaml, want) in cases {
+        let (path, validate, serve) = config_error(yaml, &[]);
+        assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
+        assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+        assert!(!validate.contains("SECRET"), "{validate}");
+    }
+}
