@@ -107,3 +107,18 @@ fn a_request_queued_before_the_handler_is_answered_when_no_thread_can_be_had() {
     );
     assert_eq!(resp.status, 200, "served on after: {}", resp.body);
 }
+
+#[test]
+fn a_connection_closed_for_want_of_a_thread_is_logged() {
+    // tiny_http logged it through the `log` crate, which Routeplane gives no logger:
+    // the client saw its connection closed and the log said nothing.
+    let hook = [("ROUTEPLANE_TEST_SPAWN_FAILS", "conn")];
+    let p = Proxy::start_with("", &hook, &[]);
+    let answer = p.raw("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(
+        answer, "",
+        "a connection with no thread is closed unanswered"
+    );
+    let line = p.wait_log("cannot start a thread for a connection, closing it: ");
+    assert!(line.contains("`ulimit -u`"), "{line}");
+}

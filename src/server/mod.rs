@@ -119,6 +119,8 @@ pub fn bind(addr: SocketAddr, client_timeout: Duration) -> Result<Listener, Erro
     // and logged as Routeplane's own errors.
     let secs = client_timeout.as_secs_f64();
     tiny_http::set_refusal_hook(Box::new(move |r| request::refused(r, secs)));
+    // Its own errors (a connection's thread refused at the system's limit) go to our log.
+    tiny_http::set_error_hook(|m| crate::log::line(m));
     let addr = http
         .server_addr()
         .to_ip()

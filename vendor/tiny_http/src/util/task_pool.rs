@@ -96,6 +96,11 @@ impl TaskPool {
         // routeplane: a named thread with a bounded stack; when the system refuses a
         // thread (memory, `ulimit -u`), the task (a connection) is dropped, closing it,
         // instead of `thread::spawn` panicking and ending the accept loop for good.
+        // `ROUTEPLANE_TEST_SPAWN_FAILS=conn` makes the start fail, as at the limit.
+        let closes = initial_fn.is_some();
+        if crate::refused("conn") {
+            return refused(closes, std::io::Error::from_raw_os_error(11)); // EAGAIN
+        }
         let spawned = thread::Builder::new()
             .name("conn".into())
             .stack_size(STACK_SIZE)
@@ -144,8 +149,20 @@ impl TaskPool {
                 }
             });
         if let Err(e) = spawned {
-            log::error!("cannot start a thread for a connection, closing it: {}", e);
+            refused(closes, e);
         }
+    }
+}
+
+/// routeplane: a thread refused, said where the embedding server logs, and only when a
+/// connection is closed for it (the pool's idle threads are no one's).
+fn refused(closes: bool, e: std::io::Error) {
+    if closes {
+        crate::report(format_args!(
+            "cannot start a thread for a connection, closing it: {} (the system's limit on \
+             threads? `ulimit -u`, TasksMax=)",
+            e
+        ));
     }
 }
 
