@@ -88,6 +88,11 @@ thread_local! {
     static HEADERS: Cell<Vec<Header>> = const { Cell::new(Vec::new()) };
 }
 
+/// How a hosted built-in pointed at a server on this machine or its network sends no
+/// key: it stays hosted and wants its key (a LiteLLM in `openai`'s place), while a
+/// block of one's own there is a local server's.
+pub const RENAME: &str = "rename the block: one of your own needs no key";
+
 /// What to set (or run) to give a provider a credential, for messages.
 pub fn key_hint(p: &Provider) -> String {
     let mut hint = format!("set {}", key_vars_shown(p));
@@ -101,6 +106,10 @@ pub fn key_hint(p: &Provider) -> String {
     }
     if Subscription::of(&p.id).is_some() {
         hint.push_str(&format!(", or run `routeplane login {}`", p.id));
+    }
+    if p.self_hosted() {
+        hint.push_str(", or ");
+        hint.push_str(RENAME);
     }
     hint
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Detected;
-use crate::auth::{Auth, Subscription};
+use crate::auth::{Auth, RENAME, Subscription};
 use crate::registry::{Kind, Provider};
 use crate::time::utc_datetime;
 
@@ -26,8 +26,10 @@ pub enum State {
     TokenFileUnreadable,
     /// A subscription, or a labelled login (`anthropic#work`), with no login stored.
     NotLoggedIn,
-    /// A hosted provider whose key variable is not set.
-    NoKey,
+    /// A hosted provider whose key variable is not set; `true` for a hosted built-in
+    /// pointed at a server on this machine or its network (`openai:` at a vLLM), which
+    /// still wants its key: the text then says how to send none.
+    NoKey(bool),
     /// The provider refused its key with this status (see [`Auth::key_answered`]).
     KeyRefused(u16),
     /// Detection found it down.
@@ -52,7 +54,8 @@ impl fmt::Display for State {
             State::LoginExpired => f.write_str("logged in, expired, refreshed on next use"),
             State::TokenFileUnreadable => f.write_str("token file unreadable"),
             State::NotLoggedIn => f.write_str("not logged in"),
-            State::NoKey => f.write_str("no key"),
+            State::NoKey(false) => f.write_str("no key"),
+            State::NoKey(true) => write!(f, "no key (set `api_key`, or {})", RENAME),
             State::KeyRefused(status) => write!(f, "key refused ({status})"),
             State::Down => f.write_str("down"),
             State::ListFailed(why) => write!(f, "up, model list failed: {why}"),
@@ -82,7 +85,7 @@ pub fn provider_state(p: &Provider, detected: &Detected, auth: &Auth) -> State {
         return State::NotLoggedIn;
     }
     if p.key.is_none() && !p.key_vars.is_empty() {
-        return State::NoKey;
+        return State::NoKey(p.self_hosted());
     }
     if let Some(status) = auth.key_refused(p) {
         return State::KeyRefused(status);

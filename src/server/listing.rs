@@ -62,6 +62,11 @@ pub(super) fn sources(registry: &Registry, shared: &Shared) -> Vec<stats::Source
                     ("up".to_string(), Some(true), Some(why))
                 }
                 State::NotAsked => ("not asked".to_string(), None, None),
+                // `openai:` pointed at a local server: how to send it no key.
+                State::NoKey(true) => {
+                    let hint = crate::auth::key_hint(p);
+                    ("no key".to_string(), Some(false), Some(hint))
+                }
                 refused @ State::KeyRefused(_) => {
                     let what = crate::auth::key_wanted(p);
                     (refused.to_string(), Some(false), Some(what))

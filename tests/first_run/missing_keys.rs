@@ -248,3 +248,44 @@ fn a_key_written_with_its_bearer_word_is_told_to_drop_it() {
     assert_text(&serve, &format!("routeplane: error: {said}"));
     assert!(!validate.contains("SECRET") && !serve.contains("SECRET"));
 }
+
+#[test]
+fn a_hosted_built_in_at_a_local_server_without_a_key_says_how_to_send_none() {
+    // `openai:` pointed at a vLLM started without a key: it stays hosted and wants its
+    // key, so `providers`, the status page and a request said `no key` and what variable
+    // to set, never that a block of one's own sends none.
+    let up = MockUpstream::start(ollama);
+    let yaml = format!(
+        "providers:\n  openai:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    );
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", &yaml);
+    let out = crate::support::proxy::routeplane_in(dir.path())
+        .arg("providers")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("openai "))
+        .unwrap_or("");
+    assert!(
+        row.ends_with(
+            "  no key (set `api_key`, or rename the block: one of your own needs no key)"
+        ),
+        "{table}"
+    );
+    let p = Proxy::start(&yaml);
+    let s = p.source_status("openai");
+    assert_eq!(s["state"], "no key", "{s}");
+    let rename = "or rename the block: one of your own needs no key";
+    assert!(s["detail"].as_str().unwrap().ends_with(rename), "{s}");
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "openai:m", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 401, "{}", resp.body);
+    assert!(resp.error_message().contains(rename), "{}", resp.body);
+    assert!(up.requests().is_empty(), "nothing is sent without the key");
+}
