@@ -119,6 +119,6 @@ fn a_connection_closed_for_want_of_a_thread_is_logged() {
         answer, "",
         "a connection with no thread is closed unanswered"
     );
-    let line = p.wait_log("cannot start a thread for a connection, closing it: ");
+    let line = p.wait_log("connection closed: no thread could be started for it (");
     assert!(line.contains("`ulimit -u`"), "{line}");
 }

@@ -33,11 +33,9 @@ const PROVIDER_KEYS: [&str; 8] = [
 pub(super) fn explain(text: &str, line: usize, col: usize, msg: &str) -> String {
     let src = text.lines().nth(line.wrapping_sub(1)).unwrap_or("");
     // The parser's words name no fix, and inside a secret key they were not told at all.
-    let slip = bracket_slip(msg, src, col);
-    let msg = match (msg.starts_with("invalid trailing content after "), &slip) {
-        (true, _) => QUOTE_TAIL,
-        (_, Some(slip)) => slip,
-        _ => msg,
+    let msg = match msg.starts_with("invalid trailing content after ") {
+        true => QUOTE_TAIL,
+        false => bracket_slip(msg, src, col).unwrap_or(msg),
     };
     let mut told = told(text, line, col, src, msg);
     if let [top, key] = &keys_around(text, line, col)[..]
@@ -64,43 +62,29 @@ pub(super) fn explain(text: &str, line: usize, col: usize, msg: &str) -> String 
 /// Text after a value's closing quote (`"sk-abc"123`), told without the value.
 const QUOTE_TAIL: &str = "text follows the closing quote: put the whole value inside the quotes";
 
-/// The parser's bracket errors told with their fix, quoting only brackets (the text
-/// around them may be a key): an extra `]` (`keys: [a, b]]`), a `[` closed by `}`, and
-/// text after a closed `[…]` or `{…}` (`keys: [a, b] c`), which the parser calls an
-/// expected key. Each begins with [`BRACKET`] or [`AFTER_END`], which [`secret_safe`]
-/// keeps.
-fn bracket_slip(msg: &str, src: &str, col: usize) -> Option<String> {
-    let (before, at) = src
-        .split_at_checked(col.saturating_sub(1))
-        .unwrap_or((src, ""));
-    let pair = |c| match c {
-        '[' | ']' => ("`[`", "`]`", "list"),
-        _ => ("`{`", "`}`", "map"),
-    };
-    Some(
-        match (msg, at.chars().next(), before.trim_end().chars().last()) {
-            ("misplaced bracket", Some(c @ (']' | '}')), _) => {
-                let (open, close, _) = pair(c);
-                format!("{BRACKET}{close}: no {open} is open for it to close; remove it")
-            }
-            (m, Some(c @ ('[' | '{')), _) if m.starts_with("mismatched bracket") => {
-                let (open, close, _) = pair(c);
-                let wrong = pair(if c == '[' { '{' } else { '[' }).1;
-                format!("{BRACKET}{open}: closed by {wrong}; close it with {close}")
-            }
-            (m, _, Some(c @ (']' | '}'))) if m.ends_with("did not find expected key") => {
-                let (_, close, kind) = pair(c);
-                format!("{AFTER_END}{kind}'s closing {close}: remove it, or move it inside")
-            }
-            _ => return None,
-        },
-    )
+/// The parser's bracket errors told with their fix, quoting no text (it may be a key):
+/// an extra `]` (`keys: [a, b]]`), a `[` closed by `}`, and text after a closed `[…]`
+/// or `{…}` (`keys: [a, b] c`), which the parser calls an expected key.
+fn bracket_slip(msg: &str, src: &str, col: usize) -> Option<&'static str> {
+    let before = src.get(..col.saturating_sub(1)).unwrap_or(src);
+    Some(match msg {
+        "misplaced bracket" => EXTRA_BRACKET,
+        m if m.starts_with("mismatched bracket") => OTHER_BRACKET,
+        m if m.ends_with("did not find expected key")
+            && before.trim_end().ends_with([']', '}']) =>
+        {
+            AFTER_BRACKET
+        }
+        _ => return None,
+    })
 }
 
-/// How [`bracket_slip`]'s messages begin.
-const BRACKET: &str = "unmatched ";
-/// How [`bracket_slip`]'s message for text after a closed list or map begins.
-const AFTER_END: &str = "text after the ";
+/// [`bracket_slip`]'s messages, which [`secret_safe`] keeps.
+const EXTRA_BRACKET: &str = "an extra `]` or `}`: nothing is open here to close; remove it";
+/// See [`EXTRA_BRACKET`].
+const OTHER_BRACKET: &str = "a `[` closed by `}`, or `{` by `]`: close each with its own";
+/// See [`EXTRA_BRACKET`].
+const AFTER_BRACKET: &str = "text after a closing bracket: remove it or move it inside";
 
 /// What YAML read a model name in a provider's `models:` list as, when it read it as
 /// something else: unquoted, `on`, `no`, `y` (YAML 1.1's booleans, which serde-saphyr
@@ -425,13 +409,11 @@ fn secret_safe(msg: &str) -> String {
         | QUOTE_TAIL
         | "mapping values are not allowed in this context"
         | "cannot deserialize tagged scalar into string"
-        | "alias references unknown anchor" => msg.into(),
-        m if [BRACKET, AFTER_END, "unclosed "]
-            .iter()
-            .any(|p| m.starts_with(p)) =>
-        {
-            m.into()
-        }
+        | "alias references unknown anchor"
+        | EXTRA_BRACKET
+        | OTHER_BRACKET
+        | AFTER_BRACKET => msg.into(),
+        m if m.starts_with("unclosed ") => m.into(),
         m if m.starts_with("duplicate mapping key") => "a key is written twice here".into(),
         // serde's `expected …` is the reader's own description, never the input.
         m => match m.rsplit_once("expected ") {

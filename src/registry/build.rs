@@ -372,25 +372,19 @@ fn ids(providers: &[Arc<Provider>]) -> String {
 /// A hosted API may serve at its root (DeepSeek's `https://api.deepseek.com`), so one
 /// is never questioned.
 /// `api_base` written without its scheme (`localhost:11434`, as Ollama's own docs
-/// write it) as it should be written: `http://` for a server on this machine or its
-/// network, with the `/v1` local servers serve OpenAI's API under when no path is
-/// written; `https://` for a host name elsewhere. `None` for anything that does not
-/// look like a host (another scheme, or a key pasted in the wrong place: never echoed).
+/// write it) at a server on this machine or its network, as it should be written:
+/// `http://`, and the `/v1` local servers serve OpenAI's API under when no path is
+/// written. `None` for anything else (another scheme, a host elsewhere, or a key pasted
+/// in the wrong place: never echoed).
 fn with_scheme(base: &str) -> Option<String> {
     let host = base.split(['/', ':']).next()?;
-    let name = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
-    if base.contains("://") || host.is_empty() || !host.chars().all(name) {
+    let name = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.';
+    if base.contains("://") || !host.chars().all(name) {
         return None;
     }
     let url = format!("http://{base}");
-    if on_this_network(&url) {
-        let v1 = if super::no_path(&url) { "/v1" } else { "" };
-        return Some(format!("{url}{v1}"));
-    }
-    // A public name has a dot and a top-level domain of letters (`api.deepseek.com`).
-    let tld = host.rsplit_once('.')?.1;
-    (!tld.is_empty() && tld.chars().all(|c| c.is_ascii_lowercase()))
-        .then(|| format!("https://{base}"))
+    let v1 = if super::no_path(&url) { "/v1" } else { "" };
+    on_this_network(&url).then(|| format!("{url}{v1}"))
 }
 
 pub(super) fn lacks_v1_on_this_network(api_base: &str) -> bool {

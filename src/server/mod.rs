@@ -120,7 +120,7 @@ pub fn bind(addr: SocketAddr, client_timeout: Duration) -> Result<Listener, Erro
     let secs = client_timeout.as_secs_f64();
     tiny_http::set_refusal_hook(Box::new(move |r| request::refused(r, secs)));
     // Its own errors (a connection's thread refused at the system's limit) go to our log.
-    tiny_http::set_error_hook(|m| crate::log::line(m));
+    tiny_http::set_error_hook(crate::log::line);
     let addr = http
         .server_addr()
         .to_ip()

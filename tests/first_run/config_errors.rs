@@ -629,24 +629,23 @@ fn an_extra_bracket_and_text_after_a_list_are_told_where_without_the_keys() {
     let cases = [
         (
             "keys: [sk-SECRET-1, sk-SECRET-2]]\n",
-            "1:33: keys: unmatched `]`: no `[` is open for it to close; remove it",
+            "1:33: keys: an extra `]` or `}`: nothing is open here to close; remove it",
         ),
         (
             "keys: [sk-SECRET-1] sk-SECRET-2\n",
-            "1:21: keys: text after the list's closing `]`: remove it, or move it inside",
+            "1:21: keys: text after a closing bracket: remove it or move it inside",
         ),
         (
             "keys: [sk-SECRET-1, sk-SECRET-2}\n",
-            "1:7: keys: unmatched `[`: closed by `}`; close it with `]`",
+            "1:7: keys: a `[` closed by `}`, or `{` by `]`: close each with its own",
         ),
         (
             "allowed_hosts: [a, b] c\n",
-            "1:23: allowed_hosts: text after the list's closing `]`: remove it, or move it \
-             inside",
+            "1:23: allowed_hosts: text after a closing bracket: remove it or move it inside",
         ),
         (
             "providers:\n  x: {api_base: http://127.0.0.1:9/v1}}\n",
-            "2:39: providers.x: unmatched `}`: no `{` is open for it to close; remove it",
+            "2:39: providers.x: an extra `]` or `}`: nothing is open here to close; remove it",
         ),
     ];
     for (yaml, want) in cases {
@@ -671,10 +670,10 @@ fn an_api_base_without_its_scheme_is_told_at_its_line_with_the_url_to_write() {
             "4:5: `api_base` of `box` must start with http:// or https://; write \
              `http://192.168.1.9:8000/v1`",
         ),
+        // A public host: its path is not known, so no URL is made up.
         (
             "providers:\n  ds:\n    api_base: api.deepseek.com\n",
-            "3:5: `api_base` of `ds` must start with http:// or https://; write \
-             `https://api.deepseek.com`",
+            "3:5: `api_base` of `ds` must start with http:// or https://",
         ),
         // Written on the block's line: told there.
         (

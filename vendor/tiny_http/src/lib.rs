@@ -401,7 +401,7 @@ impl Server {
                     // a connection reset before accept) is transient; the stock crate
                     // ended the accept loop on it and the server silently stopped.
                     Err(e) => {
-                        report(format_args!("cannot accept a connection: {}", e));
+                        report(format_args!("Error accepting new client: {}", e));
                         thread::sleep(std::time::Duration::from_millis(20));
                     }
                 }
@@ -508,18 +508,18 @@ impl Server {
 
 /// routeplane: where tiny_http's own errors go (a connection's thread refused, a failed
 /// accept). Routeplane installs no `log` logger: `log::error!` alone wrote them nowhere.
-static ERROR_HOOK: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+static ERROR_HOOK: std::sync::OnceLock<fn(String)> = std::sync::OnceLock::new();
 
 /// routeplane: sets, once per process, where tiny_http's errors are written; without it
 /// they go to the `log` crate. A second call is ignored.
-pub fn set_error_hook(hook: fn(&str)) {
+pub fn set_error_hook(hook: fn(String)) {
     let _ = ERROR_HOOK.set(hook);
 }
 
 /// routeplane: an error for the embedding server's log.
 fn report(msg: std::fmt::Arguments<'_>) {
     match ERROR_HOOK.get() {
-        Some(hook) => hook(&msg.to_string()),
+        Some(hook) => hook(msg.to_string()),
         None => log::error!("{}", msg),
     }
 }

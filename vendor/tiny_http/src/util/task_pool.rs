@@ -159,8 +159,7 @@ impl TaskPool {
 fn refused(closes: bool, e: std::io::Error) {
     if closes {
         crate::report(format_args!(
-            "cannot start a thread for a connection, closing it: {} (the system's limit on \
-             threads? `ulimit -u`, TasksMax=)",
+            "connection closed: no thread could be started for it ({}); raise `ulimit -u`",
             e
         ));
     }
