@@ -35,6 +35,8 @@ fn hosted_keys_come_from_routeplane_variables_before_the_vendors() {
 
 #[test]
 fn a_provider_without_a_key_is_answered_401_at_once_and_skipped_in_a_cascade() {
+    // Both built-ins point at a server on this machine: the 401 also says a block of
+    // one's own sends no key.
     let up = MockUpstream::always(Reply::json(200, chat_answer("from local")));
     let yaml = format!(
         "providers:\n  openai:\n    api_base: {0}\n  anthropic:\n    api_base: {0}\n  local:\n    api_base: {0}\nmodels:\n  smart:\n    endpoints: [openai:gpt-4o, local:m]\n",
@@ -45,7 +47,8 @@ fn a_provider_without_a_key_is_answered_401_at_once_and_skipped_in_a_cascade() {
     assert_eq!(resp.status, 401, "{}", resp.body);
     assert_eq!(
         resp.json()["error"]["message"],
-        "provider `openai` has no credential: set OPENAI_API_KEY or ROUTEPLANE_OPENAI_API_KEY"
+        "provider `openai` has no credential: set OPENAI_API_KEY or ROUTEPLANE_OPENAI_API_KEY, \
+         or rename the block: one of your own needs no key"
     );
     let resp = p.post(
         "/v1/messages",
@@ -55,7 +58,7 @@ fn a_provider_without_a_key_is_answered_401_at_once_and_skipped_in_a_cascade() {
     assert_eq!(resp.json()["type"], "error", "in the caller's protocol");
     assert_eq!(
         resp.json()["error"]["message"],
-        "provider `anthropic` has no credential: set ANTHROPIC_API_KEY or ROUTEPLANE_ANTHROPIC_API_KEY, or run `routeplane login anthropic`"
+        "provider `anthropic` has no credential: set ANTHROPIC_API_KEY or ROUTEPLANE_ANTHROPIC_API_KEY, or run `routeplane login anthropic`, or rename the block: one of your own needs no key"
     );
     assert_eq!(up.count(), 0, "nothing was sent upstream");
     let resp = chat(&p, "smart");
