@@ -265,7 +265,7 @@ fn a_password_in_a_base_url_is_shown_as_stars_wherever_the_url_is() {
     assert_eq!(
         answer.json()["error"]["message"],
         format!(
-            "upstream `x` failed: {shown}/chat/completions holds a user name or password, which \
+            "upstream `x` failed: {shown} holds a user name or password, which \
              is not sent; give the credential as the provider's `api_key` or in its `headers`"
         )
     );

@@ -303,9 +303,11 @@ pub(super) fn from_builtin(b: &Builtin) -> Provider {
         (!key.is_empty() && unusable_key(key).is_none()).then(|| (key.to_string(), var.clone()))
     });
     let (key, key_source) = found.unzip();
+    let api_base = test_host(b).unwrap_or_else(|| b.api_base.to_string());
     Provider {
         id: b.id.to_string(),
-        api_base: test_host(b).unwrap_or_else(|| b.api_base.to_string()),
+        base: crate::upstream::Base::new(&api_base),
+        api_base,
         protocols: vec![("*".to_string(), b.protocol)],
         key_source,
         key: key.map(Secret::new),

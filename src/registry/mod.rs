@@ -118,6 +118,8 @@ pub struct Provider {
     pub id: String,
     /// Base URL without a trailing slash.
     pub api_base: String,
+    /// `api_base` split once, here, for every request sent to it.
+    pub base: crate::upstream::Base,
     /// `(glob, protocol)` pairs; first match on the upstream model name wins.
     pub protocols: Vec<(String, Protocol)>,
     /// Static credential, if any.

@@ -12,7 +12,6 @@
 //! answer is relayed in `whole.rs`, or in `stream.rs` when it streams.
 
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
@@ -25,8 +24,7 @@ use crate::error::Error;
 use crate::protocol::Protocol;
 use crate::registry::Target;
 use crate::stats::{Ended, Tried, status_word};
-use crate::sync::Spare;
-use crate::upstream::{self, Header, Reply};
+use crate::upstream::{self, Base, Header, Reply};
 
 /// At most two attempts of one endpoint fall within this window.
 const SPACING: Duration = Duration::from_millis(1500);
@@ -58,11 +56,6 @@ enum Next {
     Retry(Duration),
     /// Leaves it: the failure is the endpoint's outcome.
     Stop,
-}
-
-thread_local! {
-    /// This thread's buffer for an attempt's URL, kept between requests.
-    static URL: Cell<String> = const { Cell::new(String::new()) };
 }
 
 /// One attempt's fixed facts, handed to the helpers that relay its answer.
@@ -366,9 +359,9 @@ impl<'a> Run<'a, '_> {
         let (env, settings) = (self.env, self.settings);
         let provider = &target.provider;
         let path = target.protocol.endpoint(target.model(), upstream_stream);
-        let mut url = Spare::take(&URL);
-        url.push_str(&provider.api_base);
-        url.push_str(&path);
+        // Sent to the provider's `api_base` as split when the registry was built; the
+        // URL is written out only for the words of a failure.
+        let url = || format!("{}{path}", provider.api_base);
         // The last endpoint waits as long as any first byte; the others only as long as
         // a first token may take before another endpoint is the better bet.
         let patience = if last {
@@ -389,7 +382,8 @@ impl<'a> Run<'a, '_> {
             true => patience,
             false => settings.first_byte_timeout,
         };
-        let posted = env.client.post_within(&url, headers, body, wait, &gone);
+        let at = (&provider.base, &path[..]);
+        let posted = env.client.post_at(at, headers, body, wait, &gone);
         // The deadline a timeout ran out, and the key that sets it, for its message.
         let deadline = match (upstream_stream, last, target.first_token.is_some()) {
             (true, false, true) => (patience, "the endpoint's `first_token_secs`"),
@@ -401,7 +395,7 @@ impl<'a> Run<'a, '_> {
             Err(e) => return send_failed(env, target, &e, deadline, settings.connect_timeout),
         };
         if reply.status == 401 {
-            let sent = (&url[..], body, login);
+            let sent = (at, body, login);
             reply = match self.after_401(target, reply, sent, headers, (wait, deadline)) {
                 Ok(r) => r,
                 Err(outcome) => return outcome,
@@ -412,7 +406,7 @@ impl<'a> Run<'a, '_> {
         env.auth
             .key_answered(provider, reply.status, reply.status == 401);
         if !(200..300).contains(&reply.status) {
-            return upstream_error(self, target, reply, &url);
+            return upstream_error(self, target, reply, &url());
         }
         let t = Try {
             target,
@@ -440,13 +434,13 @@ impl<'a> Run<'a, '_> {
                 let gone = || super::unwanted(env, self.out);
                 match upstream::explain_empty_stream(
                     &env.client,
-                    &url,
+                    &url(),
                     headers,
                     body,
                     patience,
                     &gone,
                 ) {
-                    Ok(Some(why)) => return upstream_error(self, target, why, &url),
+                    Ok(Some(why)) => return upstream_error(self, target, why, &url()),
                     Ok(None) => {}
                     // The client left (or a stop cut the request short): not the
                     // source's failure, to cool it down for.
@@ -462,7 +456,7 @@ impl<'a> Run<'a, '_> {
         }
     }
 
-    /// A 401 `reply` to the request `sent` (URL and body) with `headers`: a
+    /// A 401 `reply` to the request `sent` (where, and its body) with `headers`: a
     /// subscription token the upstream rejects is refreshed once and the request sent
     /// once more (the fresh login's headers replace the old in `headers`), within
     /// `wait` and failing as `deadline` says; a refresh refused for good tells the
@@ -473,7 +467,7 @@ impl<'a> Run<'a, '_> {
         &self,
         target: &Target,
         reply: Reply,
-        (url, body, login): (&str, &[u8], &mut Option<Login>),
+        (at, body, login): ((&Base, &str), &[u8], &mut Option<Login>),
         headers: &mut Vec<Header>,
         (wait, deadline): (Duration, (Duration, &'static str)),
     ) -> Result<Reply, Outcome> {
@@ -482,7 +476,7 @@ impl<'a> Run<'a, '_> {
         // A subscription token the upstream rejects is refreshed once and the request retried once.
         if env.auth.refresh_after_401(target, login.as_mut()) {
             if refreshed_headers(env, self.call, target, login, headers) {
-                return match env.client.post_within(url, headers, body, wait, &gone) {
+                return match env.client.post_at(at, headers, body, wait, &gone) {
                     Ok(r) => Ok(r),
                     Err(e) => Err(send_failed(
                         env,

@@ -44,7 +44,7 @@ pub fn count_tokens(
         };
         headers.push(("content-type".into(), "application/json".into()));
         upstream::overlay(&mut headers, &call.forward);
-        let url = format!("{}{path}", target.provider.api_base);
+        let at = (&target.provider.base, &path[..]);
         let mut body = target.protocol.passthrough_body(call.body, target.model());
         // Counted as the request will be sent: without what Routeplane wrote for itself.
         if target.protocol.must_mend(call.body, &target.source())
@@ -54,7 +54,7 @@ pub fn count_tokens(
             body = Cow::Owned(v.to_string().into_bytes());
         }
         let gone = || unwanted(env, out);
-        let mut sent = env.client.post_within(&url, &headers, &body, wait, &gone);
+        let mut sent = env.client.post_at(at, &headers, &body, wait, &gone);
         // A login's token refused is refreshed once and the count asked again, as a
         // request's would be: else a count before each request answers 401 until one
         // of those requests happens to refresh it.
@@ -62,7 +62,7 @@ pub fn count_tokens(
             && env.auth.refresh_after_401(target, login.as_mut())
             && refreshed_headers(env, call, target, &mut login, &mut headers)
         {
-            sent = env.client.post_within(&url, &headers, &body, wait, &gone);
+            sent = env.client.post_at(at, &headers, &body, wait, &gone);
         }
         logins.put(login);
         let reply = match sent {

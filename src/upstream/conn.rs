@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -27,87 +28,26 @@ const BUF_SIZE: usize = 8 * 1024;
 /// The longest response head accepted (providers send 1 to 4 KiB).
 pub(super) const MAX_HEAD: usize = 16 * 1024;
 
-/// Where a URL points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Target<'a> {
+/// Where a URL points, split once: an `api_base` is split when the registry is built
+/// ([`super::Base`]), and each request to it joins only its path, which is not split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Origin {
+    /// The URL as given.
+    url: Box<str>,
     /// `https`.
     pub(super) tls: bool,
-    /// The host, without the brackets of an IPv6 address.
-    pub(super) host: &'a str,
     /// The port, explicit or the scheme's.
     pub(super) port: u16,
-    /// Host and port as written, for the `Host` header.
-    pub(super) authority: &'a str,
-    /// The path and query; `/` when the URL has none.
-    pub(super) path: &'a str,
-    /// Scheme and authority (`http://127.0.0.1:11434`): connections to the same
-    /// origin are interchangeable.
-    pub(super) origin: &'a str,
+    /// Where the host lies in `url`, without the brackets of an IPv6 address.
+    host: Range<usize>,
+    /// Where the authority (host and port as written) lies in `url`; the origin ends
+    /// where it does.
+    authority: Range<usize>,
 }
 
-/// Where the parts of the last origin a thread split lie in its URL, for the next URL
-/// of the same origin: a request's URL is its provider's `api_base` and a path, and was
-/// split whole on every attempt (~1k instructions, a thirtieth of a request's).
-struct Split {
-    /// Scheme and authority, as [`Target::origin`].
-    origin: String,
-    tls: bool,
-    port: u16,
-    /// [`Target::host`] and [`Target::authority`] as byte ranges of the URL.
-    host: std::ops::Range<usize>,
-    authority: std::ops::Range<usize>,
-}
-
-thread_local! {
-    /// The last origin this thread split (see [`Split`]).
-    static LAST_SPLIT: RefCell<Option<Split>> = const { RefCell::new(None) };
-}
-
-impl<'a> Target<'a> {
-    /// Splits an `http://` or `https://` URL; user info and fragments are refused. A URL
-    /// of the origin this thread split last is split again only after it: its origin's
-    /// parts are where they were.
-    pub(super) fn parse(url: &'a str) -> Result<Target<'a>, SendError> {
-        let known = LAST_SPLIT.with_borrow(|last| {
-            let last = last.as_ref()?;
-            let path = url.strip_prefix(&*last.origin)?;
-            // The same authority, not a longer one (`:80` against `:8080`), and no
-            // fragment, which the whole split refuses.
-            if !(path.is_empty() || path.starts_with('/'))
-                || memchr::memchr(b'#', path.as_bytes()).is_some()
-            {
-                return None;
-            }
-            Some(Target {
-                tls: last.tls,
-                host: &url[last.host.clone()],
-                port: last.port,
-                authority: &url[last.authority.clone()],
-                path: if path.is_empty() { "/" } else { path },
-                origin: &url[..last.origin.len()],
-            })
-        });
-        if let Some(target) = known {
-            return Ok(target);
-        }
-        let target = Target::split(url)?;
-        let at = |part: &str| {
-            let start = part.as_ptr() as usize - url.as_ptr() as usize;
-            start..start + part.len()
-        };
-        let split = Split {
-            origin: target.origin.to_string(),
-            tls: target.tls,
-            port: target.port,
-            host: at(target.host),
-            authority: at(target.authority),
-        };
-        LAST_SPLIT.with_borrow_mut(|last| *last = Some(split));
-        Ok(target)
-    }
-
-    /// [`Target::parse`] without a split to start from.
-    fn split(url: &'a str) -> Result<Target<'a>, SendError> {
+impl Origin {
+    /// Splits an `http://` or `https://` URL; user info and fragments are refused.
+    pub(super) fn split(url: &str) -> Result<Origin, SendError> {
         let bad = || {
             SendError::Network(
                 Net::Other,
@@ -162,15 +102,42 @@ impl<'a> Target<'a> {
         if host.is_empty() {
             return Err(bad());
         }
-        let origin_len = url.len() - rest.len() + authority.len();
-        Ok(Target {
+        let at = |part: &str| {
+            let start = part.as_ptr() as usize - url.as_ptr() as usize;
+            start..start + part.len()
+        };
+        Ok(Origin {
+            url: url.into(),
             tls,
-            host,
             port,
-            authority,
-            path: if path.is_empty() { "/" } else { path },
-            origin: &url[..origin_len],
+            host: at(host),
+            authority: at(authority),
         })
+    }
+
+    /// The host, without the brackets of an IPv6 address.
+    #[inline]
+    pub(super) fn host(&self) -> &str {
+        &self.url[self.host.clone()]
+    }
+
+    /// Host and port as written, for the `Host` header.
+    #[inline]
+    pub(super) fn authority(&self) -> &str {
+        &self.url[self.authority.clone()]
+    }
+
+    /// Scheme and authority (`http://127.0.0.1:11434`): connections to the same origin
+    /// are interchangeable, so it keys the pool.
+    #[inline]
+    pub(super) fn origin(&self) -> &str {
+        &self.url[..self.authority.end]
+    }
+
+    /// The path and query after the authority; empty when the URL has none.
+    #[inline]
+    pub(super) fn path(&self) -> &str {
+        &self.url[self.authority.end..]
     }
 }
 
@@ -306,7 +273,7 @@ impl Socket {
 /// One open connection with its input buffer.
 pub(super) struct Conn {
     sock: Socket,
-    /// The origin it is connected to ([`Target::origin`]), the pool's key.
+    /// The origin it is connected to ([`Origin::origin`]), the pool's key.
     origin: String,
     /// Bytes read and not used yet are `buf[at..end]`.
     buf: Vec<u8>,
@@ -317,12 +284,12 @@ pub(super) struct Conn {
 impl Conn {
     /// Connects to `target`, each address tried within `timeout`.
     pub(super) fn open(
-        target: &Target<'_>,
+        target: &Origin,
         names: &Names,
         timeout: Duration,
         write_timeout: Duration,
     ) -> Result<Conn, SendError> {
-        let addrs = names.resolve(target.host, target.port, timeout)?;
+        let addrs = names.resolve(target.host(), target.port, timeout)?;
         let mut last = None;
         let mut tcp = None;
         for addr in addrs {
@@ -338,9 +305,9 @@ impl Conn {
             let e = last.unwrap_or_else(|| io::Error::other("no address"));
             // Where, and the likely cause: a local server that is not running.
             if e.kind() == io::ErrorKind::ConnectionRefused {
-                let host = match target.host.contains(':') {
-                    true => format!("[{}]", target.host),
-                    false => target.host.to_string(),
+                let host = match target.host().contains(':') {
+                    true => format!("[{}]", target.host()),
+                    false => target.host().to_string(),
                 };
                 return Err(SendError::Network(
                     Net::Refused,
@@ -356,10 +323,9 @@ impl Conn {
         let _ = tcp.set_nodelay(true);
         let _ = tcp.set_write_timeout(Some(write_timeout));
         let io = if target.tls {
-            let name =
-                rustls::pki_types::ServerName::try_from(target.host.to_string()).map_err(|e| {
-                    SendError::Network(Net::Other, format!("TLS: bad server name: {e}"))
-                })?;
+            let name = rustls::pki_types::ServerName::try_from(target.host().to_string()).map_err(
+                |e| SendError::Network(Net::Other, format!("TLS: bad server name: {e}")),
+            )?;
             let tls = rustls::ClientConnection::new(tls_config(), name)
                 .map_err(|e| SendError::Network(Net::Other, format!("TLS failed: {e}")))?;
             Io::Tls(Box::new(rustls::StreamOwned::new(tls, tcp)))
@@ -372,7 +338,7 @@ impl Conn {
                 wait: Duration::ZERO,
                 timeout: None,
             },
-            origin: target.origin.to_string(),
+            origin: target.origin().to_string(),
             buf: Vec::new(),
             at: 0,
             end: 0,
@@ -782,9 +748,9 @@ mod tests {
 
     #[test]
     fn urls_split_into_origin_host_port_and_path() {
-        let t = Target::parse("http://127.0.0.1:11434/v1/chat/completions").unwrap();
+        let t = Origin::split("http://127.0.0.1:11434/v1/chat/completions").unwrap();
         assert_eq!(
-            (t.tls, t.host, t.port, t.authority, t.path, t.origin),
+            (t.tls, t.host(), t.port, t.authority(), t.path(), t.origin()),
             (
                 false,
                 "127.0.0.1",
@@ -794,14 +760,14 @@ mod tests {
                 "http://127.0.0.1:11434"
             )
         );
-        let t = Target::parse("https://api.openai.com/v1/models?x=1").unwrap();
-        assert_eq!((t.tls, t.port, t.path), (true, 443, "/v1/models?x=1"));
-        let t = Target::parse("http://[::1]:8080").unwrap();
+        let t = Origin::split("https://api.openai.com/v1/models?x=1").unwrap();
+        assert_eq!((t.tls, t.port, t.path()), (true, 443, "/v1/models?x=1"));
+        let t = Origin::split("http://[::1]:8080").unwrap();
         assert_eq!(
-            (t.host, t.port, t.path, t.authority),
-            ("::1", 8080, "/", "[::1]:8080")
+            (t.host(), t.port, t.path(), t.authority()),
+            ("::1", 8080, "", "[::1]:8080")
         );
-        assert_eq!(Target::parse("http://localhost/").unwrap().port, 80);
+        assert_eq!(Origin::split("http://localhost/").unwrap().port, 80);
         for bad in [
             "ftp://x/",
             "http://",
@@ -810,36 +776,49 @@ mod tests {
             "http://[::1/",
             "localhost:8080/v1",
         ] {
-            assert!(Target::parse(bad).is_err(), "{bad}");
+            assert!(Origin::split(bad).is_err(), "{bad}");
         }
     }
 
+    /// The request an `api_base` split once and joined with a path sends, and the
+    /// connections it shares, are those of its whole URL split: a longer port, another
+    /// host, `@`, `?` and `#` included.
     #[test]
-    fn a_url_split_after_one_of_its_origin_splits_as_it_would_alone() {
-        let alone = |url: &str| {
-            LAST_SPLIT.with_borrow_mut(|last| *last = None);
-            Target::parse(url).map(|t| format!("{t:?}"))
+    fn an_api_base_split_once_sends_as_its_whole_url_would() {
+        let sent = |origin: &Origin, path: &str| {
+            let mut out = Vec::new();
+            crate::upstream::http1::request(&mut out, "GET", (origin, path), &[], None).unwrap();
+            let (tls, port) = (origin.tls, origin.port);
+            let parts = (
+                tls,
+                origin.host().to_string(),
+                port,
+                origin.origin().to_string(),
+            );
+            (String::from_utf8(out).unwrap(), parts)
         };
-        let after = |first: &str, url: &str| {
-            let _ = alone(first);
-            Target::parse(url).map(|t| format!("{t:?}"))
-        };
-        let pairs = [
-            (
-                "http://127.0.0.1:11434/v1/models",
-                "http://127.0.0.1:11434/v1/chat/completions",
-            ),
-            ("http://127.0.0.1:11434/v1", "http://127.0.0.1:11434"),
-            ("http://h:80/v1", "http://h:8080/v1/x"),
-            ("http://h/v1", "http://h.example/v1"),
-            ("https://[::1]:8443/a", "https://[::1]:8443/b?c=d"),
-            ("http://h/v1", "http://h/v1#frag"),
-            ("http://h/v1", "http://h?x/v1"),
-            ("http://h/v1", "http://h@evil/v1"),
-            ("http://h/v1", "http://h/v1/a@b"),
+        let cases = [
+            ("http://127.0.0.1:11434/v1", "/chat/completions"),
+            ("http://127.0.0.1:11434", "/v1/models"),
+            ("http://127.0.0.1:11434", ""),
+            ("http://h:8080/v1", "/x"),
+            ("http://h.example/v1", "/x"),
+            ("https://[::1]:8443/a", "/b?c=d"),
+            ("http://h/v1?key=1", "/chat/completions"),
+            ("http://h/v1/a@b", "/c"),
+            ("http://h/v1#frag", "/chat/completions"),
+            ("http://h?x/v1", "/chat/completions"),
+            ("http://h@evil/v1", "/chat/completions"),
+            ("http://h:80x/v1", "/chat/completions"),
         ];
-        for (first, url) in pairs {
-            assert_eq!(after(first, url), alone(url), "{url} after {first}");
+        for (base, path) in cases {
+            let whole = format!("{base}{path}");
+            let once = Origin::split(base).map(|o| sent(&o, path));
+            let alone = Origin::split(&whole).map(|o| sent(&o, ""));
+            assert_eq!(once.is_ok(), alone.is_ok(), "{whole}");
+            if let (Ok(once), Ok(alone)) = (once, alone) {
+                assert_eq!(once, alone, "{whole}");
+            }
         }
     }
 }

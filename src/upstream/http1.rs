@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::conn::{Conn, MAX_HEAD, Pool, Target};
+use super::conn::{Conn, MAX_HEAD, Origin, Pool};
 use super::{Abandon, Header, KEEP_WAITING};
 use crate::log::decimal;
 
@@ -14,11 +14,11 @@ use crate::log::decimal;
 const MAX_LINE: usize = 4 * 1024;
 
 /// A request's bytes, head and body together, in place of what `out` held: one `send`
-/// wakes the upstream once.
+/// wakes the upstream once. Its path is `target`'s, then `path`.
 pub(super) fn request(
     out: &mut Vec<u8>,
     method: &str,
-    target: &Target<'_>,
+    (target, path): (&Origin, &str),
     headers: &[Header],
     body: Option<&[u8]>,
 ) -> Result<(), String> {
@@ -31,12 +31,18 @@ pub(super) fn request(
             out.extend_from_slice(p);
         }
     };
+    let base = target.path();
+    let base = match base.is_empty() && path.is_empty() {
+        true => "/",
+        false => base,
+    };
     put(&[
         method.as_bytes(),
         b" ",
-        target.path.as_bytes(),
+        base.as_bytes(),
+        path.as_bytes(),
         b" HTTP/1.1\r\nhost: ",
-        target.authority.as_bytes(),
+        target.authority().as_bytes(),
         b"\r\n",
     ]);
     if !headers.iter().any(|(h, _)| is_name(h, "user-agent")) {
@@ -646,10 +652,11 @@ mod tests {
 
     #[test]
     fn requests_are_one_buffer_and_refuse_header_injection() {
-        let t = Target::parse("http://127.0.0.1:9/v1/x").unwrap();
+        let t = Origin::split("http://127.0.0.1:9/v1").unwrap();
+        let t = (&t, "/x");
         let h: Vec<Header> = vec![("authorization".into(), "Bearer k".into())];
         let mut r = b"left over".to_vec();
-        request(&mut r, "POST", &t, &h, Some(b"{}")).unwrap();
+        request(&mut r, "POST", t, &h, Some(b"{}")).unwrap();
         let text = String::from_utf8(r).unwrap();
         assert!(
             text.starts_with("POST /v1/x HTTP/1.1\r\nhost: 127.0.0.1:9\r\nuser-agent: routeplane/")
@@ -657,11 +664,11 @@ mod tests {
         assert!(text.ends_with("authorization: Bearer k\r\ncontent-length: 2\r\n\r\n{}"));
         for value in ["1\r\nx-b: 2", "1\nx-b: 2", "1\rx", "a\0"] {
             let evil: Vec<Header> = vec![("x-a".into(), value.into())];
-            let refused = request(&mut Vec::new(), "POST", &t, &evil, Some(b""));
+            let refused = request(&mut Vec::new(), "POST", t, &evil, Some(b""));
             assert!(refused.is_err(), "{value:?}");
         }
         let evil: Vec<Header> = vec![("x a".into(), "1".into())];
-        assert!(request(&mut Vec::new(), "GET", &t, &evil, None).is_err());
+        assert!(request(&mut Vec::new(), "GET", t, &evil, None).is_err());
     }
 
     #[test]

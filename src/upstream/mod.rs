@@ -49,7 +49,7 @@ pub use retry::{parse_retry_after, reset_in_body};
 use reply::Source;
 use retry::{parse_reset, unix_time_from_now};
 
-use conn::{Conn, Names, Pool, Target};
+use conn::{Conn, Names, Origin, Pool};
 use http1::Body;
 
 /// How long a read of an upstream waits before it asks whether the answer is still
@@ -93,6 +93,19 @@ struct Inner {
     connect_timeout: Duration,
     /// The wait for a response head, and for each read of a whole body.
     first_byte_timeout: Duration,
+}
+
+/// An `api_base`, split once when the registry is built: a request to it joins only its
+/// path ([`Client::post_at`]). One that cannot be asked (a user name in it, a bad port)
+/// keeps why, said by each request sent to it as for any URL.
+#[derive(Debug, Clone)]
+pub struct Base(Result<Origin, SendError>);
+
+impl Base {
+    /// Splits `api_base`.
+    pub fn new(api_base: &str) -> Base {
+        Base(Origin::split(api_base))
+    }
 }
 
 /// Why an upstream could not be asked.
@@ -314,7 +327,7 @@ impl Client {
     ) -> Result<Reply, SendError> {
         self.send(
             "POST",
-            url,
+            (&Origin::split(url)?, ""),
             headers,
             Some(body),
             (self.inner.first_byte_timeout, None),
@@ -336,7 +349,22 @@ impl Client {
         wait: Duration,
         abandon: Abandon<'_>,
     ) -> Result<Reply, SendError> {
-        self.send("POST", url, headers, Some(body), (wait, None), abandon)
+        let target = (&Origin::split(url)?, "");
+        self.send("POST", target, headers, Some(body), (wait, None), abandon)
+    }
+
+    /// [`Client::post_within`] to `base` joined with `path`: the request path's way, with
+    /// no URL to build or split.
+    pub fn post_at(
+        &self,
+        (base, path): (&Base, &str),
+        headers: &[Header],
+        body: &[u8],
+        wait: Duration,
+        abandon: Abandon<'_>,
+    ) -> Result<Reply, SendError> {
+        let target = (base.0.as_ref().map_err(SendError::clone)?, path);
+        self.send("POST", target, headers, Some(body), (wait, None), abandon)
     }
 
     /// GETs `url` within `timeout` in all (model listings, liveness probes), reading at
@@ -350,7 +378,8 @@ impl Client {
     ) -> Result<(u16, Vec<u8>), SendError> {
         let deadline = Instant::now() + timeout;
         let head = (timeout, Some(deadline));
-        let reply = self.send("GET", url, headers, None, head, KEEP_WAITING)?;
+        let target = (&Origin::split(url)?, "");
+        let reply = self.send("GET", target, headers, None, head, KEEP_WAITING)?;
         let status = reply.status;
         let body = reply
             .read_until(limit, Some(deadline), KEEP_WAITING)
@@ -358,32 +387,32 @@ impl Client {
         Ok((status, body))
     }
 
-    /// One request, sent again on a new connection when a reused one died unanswered.
-    /// Each read of the head waits `head_wait`, or only what is left until `head_by`
-    /// when the whole request has a deadline (listings and probes: not the request
-    /// path, where a deadline would change the socket's timeout on every request).
+    /// One request to `target`'s URL joined with `path`, sent again on a new connection
+    /// when a reused one died unanswered. Each read of the head waits `head_wait`, or
+    /// only what is left until `head_by` when the whole request has a deadline
+    /// (listings and probes: not the request path, where a deadline would change the
+    /// socket's timeout on every request).
     fn send(
         &self,
         method: &str,
-        url: &str,
+        (target, path): (&Origin, &str),
         headers: &[Header],
         body: Option<&[u8]>,
         (head_wait, head_by): (Duration, Option<Instant>),
         abandon: Abandon<'_>,
     ) -> Result<Reply, SendError> {
-        let target = Target::parse(url)?;
         let head = (head_wait, head_by);
         sync::with_spare(&SPARE_REQUEST, |bytes| {
-            http1::request(bytes, method, &target, headers, body)
+            http1::request(bytes, method, (target, path), headers, body)
                 .map_err(|e| SendError::Network(Net::Other, e))?;
             let inner = &*self.inner;
-            let Some(pooled) = inner.pool.take(target.origin) else {
-                return self.exchange(self.open(&target, head_wait)?, bytes, head, abandon);
+            let Some(pooled) = inner.pool.take(target.origin()) else {
+                return self.exchange(self.open(target, head_wait)?, bytes, head, abandon);
             };
             match self.exchange(pooled, bytes, head, abandon) {
                 // Closed while it sat idle: the upstream never saw the request.
                 Err(e) if e.dropped() => {
-                    self.exchange(self.open(&target, head_wait)?, bytes, head, abandon)
+                    self.exchange(self.open(target, head_wait)?, bytes, head, abandon)
                 }
                 other => other,
             }
@@ -391,7 +420,7 @@ impl Client {
     }
 
     /// A new connection to `target`.
-    fn open(&self, target: &Target<'_>, head_wait: Duration) -> Result<Conn, SendError> {
+    fn open(&self, target: &Origin, head_wait: Duration) -> Result<Conn, SendError> {
         let connect = self.inner.connect_timeout.min(head_wait);
         Conn::open(
             target,
