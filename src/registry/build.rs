@@ -478,7 +478,7 @@ fn provider(
             id: entry.name.clone(),
             api_base: String::new(),
             // Split below, once `api_base` is known.
-            base: crate::upstream::Base::new(""),
+            base: super::Base::new(""),
             protocols: vec![("*".to_string(), Protocol::Chat)],
             key: None,
             key_source: None,
@@ -497,7 +497,7 @@ fn provider(
     p.configured = true;
     if let Some(base) = &block.api_base {
         p.api_base = base.as_str().trim_end_matches('/').to_string();
-        p.base = crate::upstream::Base::new(&p.api_base);
+        p.base = super::Base::new(&p.api_base);
         p.own_base = true;
     }
     if p.api_base.is_empty() {

@@ -306,7 +306,7 @@ pub(super) fn from_builtin(b: &Builtin) -> Provider {
     let api_base = test_host(b).unwrap_or_else(|| b.api_base.to_string());
     Provider {
         id: b.id.to_string(),
-        base: crate::upstream::Base::new(&api_base),
+        base: super::Base::new(&api_base),
         api_base,
         protocols: vec![("*".to_string(), b.protocol)],
         key_source,

@@ -21,11 +21,13 @@ use crate::protocol::{Protocol, Source};
 mod build;
 mod builtin;
 mod hosts;
+mod origin;
 #[cfg(test)]
 mod tests;
 
 pub use builtin::{Family, builtin_ids, family_of, looks_like_tag, unusable_key};
 pub use hosts::AllowedHosts;
+pub use origin::{Base, Origin};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4356";
@@ -119,7 +121,7 @@ pub struct Provider {
     /// Base URL without a trailing slash.
     pub api_base: String,
     /// `api_base` split once, here, for every request sent to it.
-    pub base: crate::upstream::Base,
+    pub base: Base,
     /// `(glob, protocol)` pairs; first match on the upstream model name wins.
     pub protocols: Vec<(String, Protocol)>,
     /// Static credential, if any.

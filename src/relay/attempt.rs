@@ -22,9 +22,10 @@ use super::{EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, served_by, unpr
 use crate::auth::Login;
 use crate::error::Error;
 use crate::protocol::Protocol;
+use crate::registry::Base;
 use crate::registry::Target;
 use crate::stats::{Ended, Tried, status_word};
-use crate::upstream::{self, Base, Header, Reply};
+use crate::upstream::{self, Header, Reply};
 
 /// At most two attempts of one endpoint fall within this window.
 const SPACING: Duration = Duration::from_millis(1500);

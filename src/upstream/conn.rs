@@ -5,12 +5,12 @@
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock, Weak, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::{Abandon, Net, SLICE, SendError};
+use crate::registry::Origin;
 use crate::sync::{self, lock};
 
 /// How long a looked-up host name's addresses are reused.
@@ -27,119 +27,6 @@ const BUF_SIZE: usize = 8 * 1024;
 
 /// The longest response head accepted (providers send 1 to 4 KiB).
 pub(super) const MAX_HEAD: usize = 16 * 1024;
-
-/// Where a URL points, split once: an `api_base` is split when the registry is built
-/// ([`super::Base`]), and each request to it joins only its path, which is not split.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Origin {
-    /// The URL as given.
-    url: Box<str>,
-    /// `https`.
-    pub(super) tls: bool,
-    /// The port, explicit or the scheme's.
-    pub(super) port: u16,
-    /// Where the host lies in `url`, without the brackets of an IPv6 address.
-    host: Range<usize>,
-    /// Where the authority (host and port as written) lies in `url`; the origin ends
-    /// where it does.
-    authority: Range<usize>,
-}
-
-impl Origin {
-    /// Splits an `http://` or `https://` URL; user info and fragments are refused.
-    pub(super) fn split(url: &str) -> Result<Origin, SendError> {
-        let bad = || {
-            SendError::Network(
-                Net::Other,
-                format!("not an http(s) URL: {}", crate::log::shown_url(url)),
-            )
-        };
-        let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
-            (Some(rest), _) => (false, rest),
-            (_, Some(rest)) => (true, rest),
-            _ => return Err(bad()),
-        };
-        let end = rest.find('/').unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(end);
-        if authority.contains('@') {
-            // Never sent: a password belongs in a header the provider block sets.
-            return Err(SendError::Network(
-                Net::Other,
-                format!(
-                    "{} holds a user name or password, which is not sent; give the credential \
-                 as the provider's `api_key` or in its `headers`",
-                    crate::log::shown_url(url)
-                ),
-            ));
-        }
-        if authority.is_empty() || authority.contains(['?', '#']) || path.contains('#') {
-            return Err(bad());
-        }
-        let (host, port) = match authority.strip_prefix('[') {
-            Some(v6) => {
-                let (host, after) = v6.split_once(']').ok_or_else(bad)?;
-                let port = match after {
-                    "" => None,
-                    p => Some(p.strip_prefix(':').ok_or_else(bad)?),
-                };
-                (host, port)
-            }
-            None => match authority.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            },
-        };
-        let port = match port {
-            None => {
-                if tls {
-                    443
-                } else {
-                    80
-                }
-            }
-            Some(p) => p.parse().map_err(|_| bad())?,
-        };
-        if host.is_empty() {
-            return Err(bad());
-        }
-        let at = |part: &str| {
-            let start = part.as_ptr() as usize - url.as_ptr() as usize;
-            start..start + part.len()
-        };
-        Ok(Origin {
-            url: url.into(),
-            tls,
-            port,
-            host: at(host),
-            authority: at(authority),
-        })
-    }
-
-    /// The host, without the brackets of an IPv6 address.
-    #[inline]
-    pub(super) fn host(&self) -> &str {
-        &self.url[self.host.clone()]
-    }
-
-    /// Host and port as written, for the `Host` header.
-    #[inline]
-    pub(super) fn authority(&self) -> &str {
-        &self.url[self.authority.clone()]
-    }
-
-    /// Scheme and authority (`http://127.0.0.1:11434`): connections to the same origin
-    /// are interchangeable, so it keys the pool.
-    #[inline]
-    pub(super) fn origin(&self) -> &str {
-        &self.url[..self.authority.end]
-    }
-
-    /// The path and query after the authority; empty when the URL has none.
-    #[inline]
-    pub(super) fn path(&self) -> &str {
-        &self.url[self.authority.end..]
-    }
-}
 
 /// The socket under a connection.
 enum Io {
@@ -746,40 +633,6 @@ fn take_fresh(
 mod tests {
     use super::*;
 
-    #[test]
-    fn urls_split_into_origin_host_port_and_path() {
-        let t = Origin::split("http://127.0.0.1:11434/v1/chat/completions").unwrap();
-        assert_eq!(
-            (t.tls, t.host(), t.port, t.authority(), t.path(), t.origin()),
-            (
-                false,
-                "127.0.0.1",
-                11434,
-                "127.0.0.1:11434",
-                "/v1/chat/completions",
-                "http://127.0.0.1:11434"
-            )
-        );
-        let t = Origin::split("https://api.openai.com/v1/models?x=1").unwrap();
-        assert_eq!((t.tls, t.port, t.path()), (true, 443, "/v1/models?x=1"));
-        let t = Origin::split("http://[::1]:8080").unwrap();
-        assert_eq!(
-            (t.host(), t.port, t.path(), t.authority()),
-            ("::1", 8080, "", "[::1]:8080")
-        );
-        assert_eq!(Origin::split("http://localhost/").unwrap().port, 80);
-        for bad in [
-            "ftp://x/",
-            "http://",
-            "http://user:pw@host/",
-            "http://host:notaport/",
-            "http://[::1/",
-            "localhost:8080/v1",
-        ] {
-            assert!(Origin::split(bad).is_err(), "{bad}");
-        }
-    }
-
     /// The request an `api_base` split once and joined with a path sends, and the
     /// connections it shares, are those of its whole URL split: a longer port, another
     /// host, `@`, `?` and `#` included.
@@ -813,8 +666,8 @@ mod tests {
         ];
         for (base, path) in cases {
             let whole = format!("{base}{path}");
-            let once = Origin::split(base).map(|o| sent(&o, path));
-            let alone = Origin::split(&whole).map(|o| sent(&o, ""));
+            let once = Origin::split(base).map_err(drop).map(|o| sent(&o, path));
+            let alone = Origin::split(&whole).map_err(drop).map(|o| sent(&o, ""));
             assert_eq!(once.is_ok(), alone.is_ok(), "{whole}");
             if let (Ok(once), Ok(alone)) = (once, alone) {
                 assert_eq!(once, alone, "{whole}");

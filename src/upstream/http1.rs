@@ -6,9 +6,10 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::conn::{Conn, MAX_HEAD, Origin, Pool};
+use super::conn::{Conn, MAX_HEAD, Pool};
 use super::{Abandon, Header, KEEP_WAITING};
 use crate::log::decimal;
+use crate::registry::Origin;
 
 /// The longest chunk-size or trailer line accepted.
 const MAX_LINE: usize = 4 * 1024;

@@ -31,7 +31,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::registry::Settings;
+use crate::registry::{Base, Origin, Settings};
 use crate::sync;
 
 mod conn;
@@ -49,7 +49,7 @@ pub use retry::{parse_retry_after, reset_in_body};
 use reply::Source;
 use retry::{parse_reset, unix_time_from_now};
 
-use conn::{Conn, Names, Origin, Pool};
+use conn::{Conn, Names, Pool};
 use http1::Body;
 
 /// How long a read of an upstream waits before it asks whether the answer is still
@@ -93,19 +93,6 @@ struct Inner {
     connect_timeout: Duration,
     /// The wait for a response head, and for each read of a whole body.
     first_byte_timeout: Duration,
-}
-
-/// An `api_base`, split once when the registry is built: a request to it joins only its
-/// path ([`Client::post_at`]). One that cannot be asked (a user name in it, a bad port)
-/// keeps why, said by each request sent to it as for any URL.
-#[derive(Debug, Clone)]
-pub struct Base(Result<Origin, SendError>);
-
-impl Base {
-    /// Splits `api_base`.
-    pub fn new(api_base: &str) -> Base {
-        Base(Origin::split(api_base))
-    }
 }
 
 /// Why an upstream could not be asked.
@@ -327,7 +314,7 @@ impl Client {
     ) -> Result<Reply, SendError> {
         self.send(
             "POST",
-            (&Origin::split(url)?, ""),
+            (&split(url)?, ""),
             headers,
             Some(body),
             (self.inner.first_byte_timeout, None),
@@ -349,7 +336,7 @@ impl Client {
         wait: Duration,
         abandon: Abandon<'_>,
     ) -> Result<Reply, SendError> {
-        let target = (&Origin::split(url)?, "");
+        let target = (&split(url)?, "");
         self.send("POST", target, headers, Some(body), (wait, None), abandon)
     }
 
@@ -363,7 +350,11 @@ impl Client {
         wait: Duration,
         abandon: Abandon<'_>,
     ) -> Result<Reply, SendError> {
-        let target = (base.0.as_ref().map_err(SendError::clone)?, path);
+        let origin = base.0.as_ref();
+        let target = (
+            origin.map_err(|e| SendError::Network(Net::Other, e.clone()))?,
+            path,
+        );
         self.send("POST", target, headers, Some(body), (wait, None), abandon)
     }
 
@@ -378,7 +369,7 @@ impl Client {
     ) -> Result<(u16, Vec<u8>), SendError> {
         let deadline = Instant::now() + timeout;
         let head = (timeout, Some(deadline));
-        let target = (&Origin::split(url)?, "");
+        let target = (&split(url)?, "");
         let reply = self.send("GET", target, headers, None, head, KEEP_WAITING)?;
         let status = reply.status;
         let body = reply
@@ -493,6 +484,11 @@ impl Client {
             body: Source::Wire(Body::new(conn, &head, Arc::clone(&self.inner.pool))),
         })
     }
+}
+
+/// `url` split, for a request that names a whole URL.
+fn split(url: &str) -> Result<Origin, SendError> {
+    Origin::split(url).map_err(|e| SendError::Network(Net::Other, e))
 }
 
 /// A `Content-Type` lower-cased: the types upstreams answer with borrowed.
