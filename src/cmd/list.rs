@@ -426,21 +426,28 @@ pub(crate) fn run_providers(
                 })
                 .collect();
             let (kind, key_from) = auth_kind(p, &auth);
-            let state = with_model_cooldowns(&state(p, &detected, &auth), &cooling, &p.id);
+            let state = state(p, &detected, &auth);
+            // JSON keeps `state` one word a script can match; its fix goes in `detail`,
+            // as /status.json has it.
+            let detail = (json && state == State::NoKey(true)).then_some(auth::RENAME);
+            let state = match detail {
+                Some(_) => "no key".to_string(),
+                None => with_model_cooldowns(&state, &cooling, &p.id),
+            };
             (
                 p.id.clone(),
                 routeplane::log::shown_url(&p.api_base).into_owned(),
                 protocols.join(","),
                 kind,
                 key_from,
-                state,
+                (state, detail),
             )
         })
         .collect();
     if json {
         let list: Vec<_> = rows
             .iter()
-            .map(|(id, base, proto, auth, key_from, state)| json!({"id": id, "api_base": base, "protocol": proto, "auth": auth, "key_variable": key_from.as_deref().filter(|k| *k != "api_key"), "key_in_config": key_from.as_deref() == Some("api_key"), "state": state}))
+            .map(|(id, base, proto, auth, key_from, (state, detail))| json!({"id": id, "api_base": base, "protocol": proto, "auth": auth, "key_variable": key_from.as_deref().filter(|k| *k != "api_key"), "key_in_config": key_from.as_deref() == Some("api_key"), "state": state, "detail": detail}))
             .collect();
         outln!("{}", serde_json::Value::Array(list))?;
         wants_a_key(&providers, &auth);
@@ -448,7 +455,7 @@ pub(crate) fn run_providers(
     }
     let cells: Vec<[String; 5]> = rows
         .into_iter()
-        .map(|(id, base, proto, auth, key_from, state)| {
+        .map(|(id, base, proto, auth, key_from, (state, _))| {
             let auth = match key_from {
                 Some(from) => format!("{auth} ({from})"),
                 None => auth.to_string(),

@@ -276,6 +276,16 @@ fn a_hosted_built_in_at_a_local_server_without_a_key_says_how_to_send_none() {
         ),
         "{table}"
     );
+    // `--json` keeps `state` the word a script matches, the fix beside it.
+    let out = crate::support::proxy::routeplane_in(dir.path())
+        .args(["providers", "--json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = &list.as_array().unwrap()[0];
+    assert_eq!(row["state"], "no key", "{list}");
+    let detail = row["detail"].as_str().unwrap_or_default();
+    assert!(detail.starts_with("rename the block"), "{list}");
     let p = Proxy::start(&yaml);
     let s = p.source_status("openai");
     assert_eq!(s["state"], "no key", "{s}");
