@@ -785,18 +785,15 @@ fn written_twice<'a>(loaded: &'a Loaded) -> impl Iterator<Item = Error> + 'a {
     models.chain(endpoints)
 }
 
-/// The items whose key an earlier item already had, each with that key.
-fn repeats<'a, T, K: PartialEq + 'a>(
+/// The items whose key an earlier item already had, each with that key. A set, not a
+/// list searched: a generated config can list tens of thousands of endpoints.
+fn repeats<'a, T, K: Eq + std::hash::Hash + Clone + 'a>(
     items: &'a [T],
     key: impl Fn(&'a T) -> Option<K> + 'a,
 ) -> impl Iterator<Item = (&'a T, K)> + 'a {
-    let mut seen = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     items.iter().filter_map(move |item| {
         let k = key(item)?;
-        if seen.contains(&k) {
-            return Some((item, k));
-        }
-        seen.push(k);
-        None
+        (!seen.insert(k.clone())).then_some((item, k))
     })
 }
