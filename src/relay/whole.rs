@@ -154,9 +154,10 @@ impl Run<'_, '_> {
             };
             // Not so Gemini's word that the model's call came out malformed: the
             // source's 502, as in a stream, asked again (the model samples anew).
-            let kind = match reason == gemini::MALFORMED_CALL {
-                true => FailKind::Status(502),
-                false => unfit(&reason, b"").unwrap_or(FailKind::Malformed),
+            let kind = if reason == gemini::MALFORMED_CALL {
+                FailKind::Status(502)
+            } else {
+                unfit(&reason, b"").unwrap_or(FailKind::Malformed)
             };
             fail(kind, reason)
         })?;
