@@ -447,7 +447,13 @@ pub(crate) fn run_providers(
     if json {
         let list: Vec<_> = rows
             .iter()
-            .map(|(id, base, proto, auth, key_from, (state, detail))| json!({"id": id, "api_base": base, "protocol": proto, "auth": auth, "key_variable": key_from.as_deref().filter(|k| *k != "api_key"), "key_in_config": key_from.as_deref() == Some("api_key"), "state": state, "detail": detail}))
+            .map(|(id, base, proto, auth, key_from, (state, detail))| {
+                let mut p = json!({"id": id, "api_base": base, "protocol": proto, "auth": auth, "key_variable": key_from.as_deref().filter(|k| *k != "api_key"), "key_in_config": key_from.as_deref() == Some("api_key"), "state": state});
+                if let Some(detail) = detail {
+                    p["detail"] = json!(detail);
+                }
+                p
+            })
             .collect();
         outln!("{}", serde_json::Value::Array(list))?;
         wants_a_key(&providers, &auth);
