@@ -228,6 +228,16 @@ fn path_hint(f: &mut fmt::Formatter<'_>, path: &str) -> fmt::Result {
         )
     } else if trimmed.len() < path.len() && served.iter().any(|s| trimmed.ends_with(s)) {
         write!(f, ". Leave out the last `/`: ask for {trimmed}")
+    } else if [
+        "/v1/chat/completion",
+        "/v1/completion",
+        "/v1/message",
+        "/v1/response",
+    ]
+    .contains(&trimmed)
+    {
+        // The plural's `s` left out, the commonest slip typing a path by hand.
+        write!(f, ". Did you mean {trimmed}s?")
     } else if gemini.iter().any(|m| path.ends_with(m)) {
         // `/v1beta/v1beta/models/…`: the google-genai SDK given a base URL with `/v1beta`.
         f.write_str(

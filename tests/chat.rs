@@ -303,6 +303,23 @@ fn a_path_with_a_slash_too_many_says_which_slash() {
 }
 
 #[test]
+fn a_path_without_its_plural_s_is_asked_about() {
+    // `/v1/chat/completion` and `/v1/message` were told only the list of endpoints.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    for path in ["/v1/chat/completion", "/v1/message", "/v1/response/"] {
+        let resp = p.post(path, json!({"model": "small", "messages": []}));
+        assert_eq!(resp.status, 404, "{path}: {}", resp.body);
+        let message = resp.error_message();
+        let meant = format!("Did you mean {}s?", path.trim_end_matches('/'));
+        assert!(message.ends_with(&meant), "{path}: {message}");
+    }
+    let other = p.post("/v1/nope", json!({})).error_message();
+    assert!(!other.contains("Did you mean"), "{other}");
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
 fn a_gemini_path_gone_wrong_says_how_to_set_its_base_url() {
     // The google-genai SDK given a base URL with `/v1beta`, and a call without its method,
     // were told only the list of endpoints.
