@@ -146,6 +146,12 @@ impl RawBody {
             stream: match stream {
                 None | Some(b"null") | Some(b"false") => false,
                 Some(b"true") => true,
+                // `"true"` in quotes is a string: the commonest slip, told with its fix.
+                Some(b"\"true\"" | b"\"false\"") => {
+                    return Err(Error::bad_request(
+                        "`stream` must be a boolean: write true or false without quotes",
+                    ));
+                }
                 Some(_) => return Err(Error::bad_request("`stream` must be a boolean")),
             },
         })
@@ -572,6 +578,10 @@ mod tests {
             ("[1]", "request body is not a valid JSON object"),
             ("{\"model\":5}", "`model` must be a string"),
             ("{\"stream\":\"yes\"}", "`stream` must be a boolean"),
+            (
+                "{\"stream\":\"true\"}",
+                "`stream` must be a boolean: write true or false without quotes",
+            ),
             (
                 "{\"models\":\"a\"}",
                 "`models` must be an array of model ids",

@@ -320,6 +320,32 @@ fn a_path_without_its_plural_s_is_asked_about() {
 }
 
 #[test]
+fn a_stream_flag_in_quotes_is_told_to_lose_them() {
+    // `"stream": "true"` was told only that `stream` must be a boolean.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    for path in ["/v1/chat/completions", "/v1/messages"] {
+        let body = json!({"model": "small", "max_tokens": 8, "stream": "true",
+            "messages": [{"role": "user", "content": "hi"}]});
+        let resp = p.post(path, body);
+        assert_eq!(resp.status, 400, "{path}: {}", resp.body);
+        let anthropic = resp.json()["type"] == "error";
+        assert_eq!(
+            anthropic,
+            path == "/v1/messages",
+            "the caller's shape: {}",
+            resp.body
+        );
+        let message = resp.error_message();
+        assert!(
+            message.ends_with("write true or false without quotes"),
+            "{message}"
+        );
+    }
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
 fn a_gemini_path_gone_wrong_says_how_to_set_its_base_url() {
     // The google-genai SDK given a base URL with `/v1beta`, and a call without its method,
     // were told only the list of endpoints.
