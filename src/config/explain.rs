@@ -459,9 +459,10 @@ fn without_strings(msg: &str) -> String {
 /// a lone `\r` (old Mac files), where `str::lines` does not: a file of those read as one
 /// line, and the excerpts of an error ran on into the lines after it, keys included.
 pub(super) fn lines_ended(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.contains('\r') {
-        true => text.replace("\r\n", "\n").replace('\r', "\n").into(),
-        false => text.into(),
+    if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n").into()
+    } else {
+        text.into()
     }
 }
 
