@@ -66,6 +66,19 @@ enum Key {
     Unescaped(String),
 }
 
+/// The fix for the two bodies typed by hand that are most often not JSON: a form
+/// (`curl -d 'model=m&…'`) and an object written with single quotes.
+fn slip(bytes: &[u8]) -> &'static str {
+    let text = bytes.trim_ascii_start();
+    if text.starts_with(b"{'") {
+        "; JSON takes double quotes (\"model\"), not single ones"
+    } else if text.first().is_some_and(u8::is_ascii_alphabetic) && text.contains(&b'=') {
+        "; the body is a form (key=value): send a JSON object (curl: --json '{\"model\": …}')"
+    } else {
+        ""
+    }
+}
+
 impl RawBody {
     /// Splits a body; anything but a JSON object is a 400.
     pub fn parse(bytes: Vec<u8>) -> Result<RawBody, Error> {
@@ -75,7 +88,10 @@ impl RawBody {
             ));
         }
         let entries = Entries::parse(&bytes).map_err(|e| {
-            Error::bad_request(format!("request body is not a valid JSON object: {e}"))
+            Error::bad_request(format!(
+                "request body is not a valid JSON object: {e}{}",
+                slip(&bytes)
+            ))
         })?;
         Ok(RawBody { bytes, entries })
     }

@@ -346,6 +346,28 @@ fn a_stream_flag_in_quotes_is_told_to_lose_them() {
 }
 
 #[test]
+fn a_form_or_single_quoted_body_is_told_what_json_wants() {
+    // Both were told only the JSON reader's "expected value at line 1 column 1".
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&config(&up));
+    for (body, says) in [
+        (
+            "model=small&stream=false",
+            "the body is a form (key=value): send a JSON object",
+        ),
+        (
+            "{'model': 'small'}",
+            "JSON takes double quotes (\"model\"), not single ones",
+        ),
+    ] {
+        let resp = p.send("POST", "/v1/chat/completions", &[], body.as_bytes());
+        assert_eq!(resp.status, 400, "{body}: {}", resp.body);
+        assert!(resp.error_message().contains(says), "{}", resp.body);
+    }
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
 fn a_gemini_path_gone_wrong_says_how_to_set_its_base_url() {
     // The google-genai SDK given a base URL with `/v1beta`, and a call without its method,
     // were told only the list of endpoints.
