@@ -310,29 +310,14 @@ fn a_listing_of_thousands_of_names_some_twice_shows_each_once_in_its_order() {
 }
 
 #[test]
-fn a_listed_model_name_with_control_characters_is_left_out() {
+fn a_listed_model_name_with_control_or_bidirectional_characters_is_left_out() {
     // An escape sequence or a line end in a name rewrote the terminal `models` printed
-    // to, and made up table rows.
+    // to, and made up table rows; a right-to-left override printed as it is makes a name
+    // read as another (Trojan Source).
     let names = vec![
         "llama3.1:8b",
         "x\u{1b}[2J",
         "a\r\nfake  ollama  detected  active",
-    ];
-    let up = MockUpstream::start(ollama(names.leak()));
-    let dir = only_ollama_at(&up);
-    let (out, _) = models(&dir);
-    assert_text(
-        &out,
-        "MODEL        PROVIDER  SOURCE    STATE\nllama3.1:8b  ollama    detected  active\n",
-    );
-}
-
-#[test]
-fn a_listed_model_name_with_bidirectional_controls_is_left_out() {
-    // A right-to-left override printed as it is makes a name read as another
-    // (Trojan Source): `models` showed it.
-    let names = vec![
-        "llama3.1:8b",
         "gpt\u{202e}4pm.exe",
         "a\u{2066}b\u{2069}",
         "x\u{200f}y",
