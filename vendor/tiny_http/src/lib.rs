@@ -526,9 +526,11 @@ fn report(msg: std::fmt::Arguments<'_>) {
 
 /// routeplane: test hook `ROUTEPLANE_TEST_SPAWN_FAILS` (Routeplane's, a comma-separated
 /// list of thread names: `accept`, `queued`, `conn`): the start of thread `name` fails,
-/// as at the thread limit.
+/// as at the thread limit. Read once: `conn` is asked at every new connection's thread.
 pub(crate) fn refused(name: &str) -> bool {
-    std::env::var("ROUTEPLANE_TEST_SPAWN_FAILS").is_ok_and(|v| v.split(',').any(|n| n == name))
+    static FAILS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let fails = FAILS.get_or_init(|| std::env::var("ROUTEPLANE_TEST_SPAWN_FAILS").unwrap_or_default());
+    fails.split(',').any(|n| n == name)
 }
 
 /// routeplane: runs every queued request with `handle` (a queued error has no one to
