@@ -29,6 +29,18 @@ use crate::support::{
     Dir, MockUpstream, Proxy, Reply, assert_text, entry, wait_output, wait_until,
 };
 
+/// `routeplane login openai-codex -c CFG --token-stdin` given the refresh token `rt-0`.
+fn codex_token_stdin(dir: &Dir, cfg: &std::path::Path) -> (i32, String, String) {
+    let args = [
+        "login",
+        "openai-codex",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--token-stdin",
+    ];
+    run(dir, &args, Some("rt-0\n"), |_| None)
+}
+
 /// Runs `routeplane ARGS` with the token file in `dir`; `respond` gets each stderr line
 /// and may answer on stdin. Returns (exit code, stdout, stderr).
 fn run(

@@ -12,18 +12,7 @@ fn token_stdin_refreshes_once_and_stores_the_rotation() {
     let up = MockUpstream::always(Reply::Json(500, "{}".into()));
     let dir = Dir::new();
     let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, 9));
-    let (code, out, err) = run(
-        &dir,
-        &[
-            "login",
-            "openai-codex",
-            "-c",
-            cfg.to_str().unwrap(),
-            "--token-stdin",
-        ],
-        Some("rt-0\n"),
-        |_| None,
-    );
+    let (code, out, err) = codex_token_stdin(&dir, &cfg);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("logged in to openai-codex"));
     assert_eq!(oauth.refreshes(), 1);
@@ -51,18 +40,7 @@ fn a_login_keeps_the_token_files_other_keys_and_a_logins_own() {
     file["note"] = json!("work laptop");
     file["later"] = json!({"x": [1, 2.5, null]});
     std::fs::write(&path, file.to_string()).unwrap();
-    let (code, _, err) = run(
-        &dir,
-        &[
-            "login",
-            "openai-codex",
-            "-c",
-            cfg.to_str().unwrap(),
-            "--token-stdin",
-        ],
-        Some("rt-0\n"),
-        |_| None,
-    );
+    let (code, _, err) = codex_token_stdin(&dir, &cfg);
     assert_eq!(code, 0, "{err}");
     let file = stored(&dir);
     assert_eq!(file["note"], "work laptop", "{file}");

@@ -11,18 +11,7 @@ fn an_unreachable_token_endpoint_names_the_auth_setting_not_api_base() {
         "routeplane.yaml",
         "providers:\n  openai-codex:\n    auth:\n      token_url: https://routeplane-test.invalid/oauth/token\n",
     );
-    let (code, _, err) = run(
-        &dir,
-        &[
-            "login",
-            "openai-codex",
-            "-c",
-            cfg.to_str().unwrap(),
-            "--token-stdin",
-        ],
-        Some("rt-0\n"),
-        |_| None,
-    );
+    let (code, _, err) = codex_token_stdin(&dir, &cfg);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains(
