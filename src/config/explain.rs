@@ -279,8 +279,24 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
         } else {
             ""
         };
+        let parent = keys.len().checked_sub(2).map(|i| keys[i].as_str());
+        let in_provider = keys.first().is_some_and(|k| k == "providers");
+        let home = super::sections::home_of(field, parent, in_provider);
         match nearest_field(&msg) {
             Some(near) => format!("{msg}; did you mean `{near}`?"),
+            // A key of another section (`first_byte_secs` at the top): where it goes.
+            None if home.is_some() => {
+                let home = home.unwrap_or_default();
+                // A virtual model's own deadline is one of its endpoints'.
+                let endpoint = match field {
+                    "first_token_secs" => {
+                        ", or in an endpoint: `{provider: ID, service_id: MODEL, \
+                         first_token_secs: N}`"
+                    }
+                    _ => "",
+                };
+                format!("{msg}; `{field}` belongs {home}{endpoint}")
+            }
             // `openai:` at the top, as a provider block written without its section.
             None if keys.len() == 1 && holds_provider_keys(text, line) => {
                 format!("{msg}; a provider's block goes under `providers:`")

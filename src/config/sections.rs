@@ -215,6 +215,40 @@ section!(VirtualModel {
     strategy: Strategy,
 });
 
+/// Where `key` belongs when it is a key of another part of the file (`first_byte_secs`
+/// written at the top level belongs under `timeouts:`), for the error at a key unknown
+/// where it was written, under the key `parent` (`None` at the top level); `None` for a
+/// key no other part of the file has. `detect` and `models` are both a provider's and
+/// the top level's: `in_provider` (it was written under `providers:`) says which.
+pub(super) fn home_of(key: &str, parent: Option<&str>, in_provider: bool) -> Option<&'static str> {
+    const PROVIDER: &str = "in a provider's block under `providers:`";
+    if in_provider && Provider::KEYS.contains(&key) {
+        return Some(PROVIDER);
+    }
+    let homes: [(Option<&str>, &str, &[&str]); 9] = [
+        (
+            None,
+            "at the top level, at the start of its line",
+            Config::KEYS,
+        ),
+        (Some("limits"), "under `limits:`", Limits::KEYS),
+        (Some("timeouts"), "under `timeouts:`", Timeouts::KEYS),
+        (Some("failover"), "under `failover:`", Failover::KEYS),
+        (Some("detect"), "under `detect:`", Detect::KEYS),
+        (Some("usage"), "under `usage:`", Usage::KEYS),
+        (Some("log"), "under `log:`", Log::KEYS),
+        (Some(""), PROVIDER, Provider::KEYS),
+        (
+            Some("auth"),
+            "under a provider's `auth:`",
+            AuthOverrides::KEYS,
+        ),
+    ];
+    (homes.into_iter())
+        .find(|(name, _, keys)| *name != parent && keys.contains(&key))
+        .map(|(_, home, _)| home)
+}
+
 /// Reads a map of `S`'s keys into `out`. Generic only over `S` here: the reader sees
 /// one visitor type for every section.
 fn read<'de, D: Deserializer<'de>, S: Section>(d: D, out: &mut S) -> Result<(), D::Error> {

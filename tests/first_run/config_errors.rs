@@ -684,3 +684,60 @@ fn each_told(cases: &[(&str, &str)]) {
         );
     }
 }
+
+#[test]
+fn a_key_written_in_another_section_is_told_where_it_belongs() {
+    // Each was told only the keys expected where it stood, none near enough to be asked
+    // about: nothing said that the key exists, one level or one section away.
+    let top = "listen, skip_auth, keys, allowed_hosts, workers, shutdown_grace_secs, limits, \
+               timeouts, failover, detect, usage, log, providers, models";
+    let provider = "api_base, api_key, api_protocol, headers, models, detect, auth, prefill";
+    let cases = [
+        (
+            "first_byte_secs: 600\n".to_string(),
+            format!(
+                "1:1: unknown field `first_byte_secs`, expected one of {top}; \
+                 `first_byte_secs` belongs under `timeouts:`"
+            ),
+        ),
+        (
+            "timeouts:\n  cooldown_secs: 5\n".to_string(),
+            "2:3: unknown field `cooldown_secs`, expected one of connect_secs, \
+             first_byte_secs, idle_secs, first_token_secs; `cooldown_secs` belongs under \
+             `failover:`"
+                .to_string(),
+        ),
+        (
+            "api_base: http://127.0.0.1:9/v1\n".to_string(),
+            format!(
+                "1:1: unknown field `api_base`, expected one of {top}; `api_base` belongs in \
+                 a provider's block under `providers:`"
+            ),
+        ),
+        (
+            "providers:\n  ollama:\n    listen: 127.0.0.1:4000\n".to_string(),
+            format!(
+                "3:5: unknown field `listen`, expected one of {provider}; `listen` belongs at \
+                 the top level, at the start of its line"
+            ),
+        ),
+        // `detect` is the top level's and a provider's: under `providers:`, the provider's.
+        (
+            "providers:\n  ollama:\n    models:\n      - id: llama3.1\n        detect: true\n"
+                .to_string(),
+            "4:9: unknown key `detect` in a model entry; expected `id` or \
+             `provider_model_id`; `detect` belongs in a provider's block under `providers:`"
+                .to_string(),
+        ),
+        (
+            "models:\n  smart:\n    endpoints: [ollama:llama3.1]\n    first_token_secs: 60\n"
+                .to_string(),
+            "4:5: unknown field `first_token_secs`, expected one of endpoints, strategy; \
+             `first_token_secs` belongs under `timeouts:`, or in an endpoint: `{provider: \
+             ID, service_id: MODEL, first_token_secs: N}`"
+                .to_string(),
+        ),
+    ];
+    let cases: Vec<(&str, &str)> = cases.iter().map(|(y, w)| (&**y, &**w)).collect();
+    each_told(&cases);
+}
