@@ -332,7 +332,8 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
                  [ollama:llama3.1]}`)"
                     .to_string()
             }
-            ([top, name], _) if top == "models" && list => format!(
+            // `smart: ollama:llama3.1`, a list or one endpoint with no `endpoints:`.
+            ([top, name], _) if top == "models" && (list || value.is_some()) => format!(
                 " (a virtual model's endpoints go under its `endpoints:`, e.g. \
                  `{name}: {{endpoints: [ollama:llama3.1]}}`)"
             ),

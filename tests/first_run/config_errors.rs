@@ -741,3 +741,14 @@ fn a_key_written_in_another_section_is_told_where_it_belongs() {
     let cases: Vec<(&str, &str)> = cases.iter().map(|(y, w)| (&**y, &**w)).collect();
     each_told(&cases);
 }
+
+#[test]
+fn a_virtual_model_written_as_one_endpoint_is_told_its_endpoints_key() {
+    // Was "models.smart: expected a map of keys, got a single value", with no word of
+    // `endpoints:`, which the same model written as a list was told.
+    each_told(&[(
+        "models:\n  smart: ollama:llama3.1\n",
+        "2:10: models.smart: expected a map of keys, got a single value (a virtual model's \
+         endpoints go under its `endpoints:`, e.g. `smart: {endpoints: [ollama:llama3.1]}`)",
+    )]);
+}
