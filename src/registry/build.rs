@@ -276,12 +276,13 @@ impl Registry {
             }
             let shown = crate::log::shown_url(&p.api_base);
             let at = format!("providers.{}.api_base", p.id);
-            if let Some(var) = (p.key_source.as_deref() == Some("api_key"))
-                .then(|| p.key.as_ref().and_then(|k| unbraced_var(k.expose())))
+            if let Some((text, var)) = (p.key_source.as_deref() == Some("api_key"))
+                .then(|| p.key.as_ref().map(|k| k.expose()))
                 .flatten()
+                .and_then(|k| Some((k, unbraced_var(k)?)))
             {
                 let msg = format!(
-                    "`api_key` of `{}` is the text `${var}`, sent as the key itself: write \
+                    "`api_key` of `{}` is the text `{text}`, sent as the key itself: write \
                      `${{{var}}}` to read the environment variable",
                     p.id
                 );
@@ -392,14 +393,21 @@ pub(super) fn lacks_v1_on_this_network(api_base: &str) -> bool {
 }
 
 /// The variable name of a value written `$NAME`, an environment variable without the
-/// braces that would have read it.
+/// braces that would have read it, or written as a key variable's bare name
+/// (`OPENAI_API_KEY`: upper case, ending `_KEY` or `_TOKEN`, which no vendor's key is).
 fn unbraced_var(value: &str) -> Option<&str> {
-    let name = value.strip_prefix('$')?;
+    let (name, bare) = match value.strip_prefix('$') {
+        Some(name) => (name, false),
+        None => (value, true),
+    };
     let mut chars = name.chars();
     let first = chars.next()?;
     let valid = (first.is_ascii_alphabetic() || first == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    valid.then_some(name)
+    let named = !bare
+        || (name.bytes().all(|c| !c.is_ascii_lowercase())
+            && (name.ends_with("_KEY") || name.ends_with("_TOKEN")));
+    (valid && named).then_some(name)
 }
 
 /// The `api_key` a provider block writes, expanded.

@@ -752,3 +752,19 @@ fn a_virtual_model_written_as_one_endpoint_is_told_its_endpoints_key() {
          endpoints go under its `endpoints:`, e.g. `smart: {endpoints: [ollama:llama3.1]}`)",
     )]);
 }
+
+#[test]
+fn an_api_key_written_as_a_variables_bare_name_is_warned_at_validate_and_start() {
+    // `api_key: GROQ_API_KEY` sent that text as the key, and the 401 came from upstream.
+    warned_at_validate_and_start(
+        "providers:\n  groq:\n    api_base: http://127.0.0.1:9/v1\n    api_key: GROQ_API_KEY\n",
+        "4:5: `api_key` of `groq` is the text `GROQ_API_KEY`, sent as the key itself: write \
+         `${GROQ_API_KEY}` to read the environment variable",
+    );
+    // A key in capitals that names no variable (`…_KEY`, `…_TOKEN`) is a key.
+    let (ok, stderr) = validate(
+        "providers:\n  groq:\n    api_base: http://127.0.0.1:9/v1\n    api_key: ABC_123XYZ\n",
+        &[],
+    );
+    assert!(ok && stderr.is_empty(), "{stderr}");
+}
