@@ -109,12 +109,17 @@ impl Registry {
                     .filter(|(p, m)| !p.is_empty() && !m.is_empty())
                 else {
                     // LiteLLM's `ollama/llama3.1`: a provider's id before a slash.
-                    let slash = match &ep.value {
-                        config::EndpointSpec::Compact(t) => t.0.split_once('/'),
-                        _ => None,
+                    let compact = match &ep.value {
+                        config::EndpointSpec::Compact(t) => t.0.as_str(),
+                        _ => "",
                     };
+                    let slash = compact.split_once('/');
                     let eg = match slash.filter(|(p, _)| providers.iter().any(|x| x.id == *p)) {
                         Some((p, m)) => format!("here `{p}:{m}`, a colon after the provider"),
+                        // Another virtual model: endpoints do not nest.
+                        None if c.models.0.iter().any(|v| v.name == compact) => {
+                            format!("`{compact}` is a virtual model: list its endpoints here")
+                        }
                         None => "e.g. `ollama:llama3.1`".into(),
                     };
                     return Err(loaded.error_at(

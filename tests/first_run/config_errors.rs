@@ -768,3 +768,14 @@ fn an_api_key_written_as_a_variables_bare_name_is_warned_at_validate_and_start()
     );
     assert!(ok && stderr.is_empty(), "{stderr}");
 }
+
+#[test]
+fn a_virtual_model_named_as_an_endpoint_is_told_to_list_its_endpoints() {
+    // Was told only to name a provider, as if `fast` were a model's name.
+    each_told(&[(
+        "models:\n  smart:\n    endpoints: [fast]\n  fast:\n    endpoints: [ollama:llama3.1]\n",
+        "3:17: each endpoint of a virtual model names its provider: write `provider:model` \
+         (`fast` is a virtual model: list its endpoints here) or `{provider: ID, service_id: \
+         MODEL}`",
+    )]);
+}
