@@ -140,11 +140,8 @@ impl StdinEnd {
 /// The ways to log in to `sub` that need neither a terminal nor a browser here, as
 /// messages list them; `label` is ` --label NAME` or empty.
 fn other_ways(sub: Subscription, label: &str) -> String {
-    let (id, cli, device) = match sub {
-        Subscription::Anthropic => ("anthropic", "Claude Code", false),
-        Subscription::OpenAiCodex => ("openai-codex", "the Codex CLI", true),
-    };
-    let device = match device {
+    let (id, cli) = vendor(sub);
+    let device = match sub == Subscription::OpenAiCodex {
         true => format!("approve on another device with `routeplane login {id}{label} --device`, "),
         false => String::new(),
     };
@@ -152,6 +149,14 @@ fn other_ways(sub: Subscription, label: &str) -> String {
         "{device}pipe a refresh token in with `routeplane login {id}{label} --token-stdin`, \
          or adopt {cli}'s login on this machine with `routeplane login {id}{label} --import`"
     )
+}
+
+/// The provider id of `sub` and the vendor's own client whose login `--import` adopts.
+fn vendor(sub: Subscription) -> (&'static str, &'static str) {
+    match sub {
+        Subscription::Anthropic => ("anthropic", "Claude Code"),
+        Subscription::OpenAiCodex => ("openai-codex", "the Codex CLI"),
+    }
 }
 
 /// How a browser on another machine reaches the loopback login at `redirect_uri`.
@@ -513,8 +518,19 @@ fn import(sub: Subscription) -> Result<Tokens, Error> {
             .map_or_else(|| home.join(".codex"), PathBuf::from)
             .join("auth.json"),
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Error::io(format!("cannot read `{}` to import", path.display()), e))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+        // No vendor login here (or one kept elsewhere, as Claude Code's in a macOS
+        // keychain): the OS's words alone named no way on.
+        std::io::ErrorKind::NotFound => {
+            let (id, cli) = vendor(sub);
+            Error::Auth(format!(
+                "nothing to import: no `{}` ({cli} writes it when logged in here); run \
+                 `routeplane login {id}` without --import",
+                path.display()
+            ))
+        }
+        _ => Error::io(format!("cannot read `{}` to import", path.display()), e),
+    })?;
     match sub {
         Subscription::Anthropic => anthropic::import(&text),
         Subscription::OpenAiCodex => openai_codex::import(&text),

@@ -104,6 +104,27 @@ fn a_token_file_it_cannot_keep_stops_the_login_before_the_refresh_token_is_spent
 }
 
 #[test]
+fn an_import_with_no_vendor_login_here_says_to_log_in_without_it() {
+    // Was the OS's words alone: "cannot read `…` to import: No such file or directory".
+    let dir = Dir::new();
+    for (provider, file, cli) in [
+        ("anthropic", ".claude/.credentials.json", "Claude Code"),
+        ("openai-codex", ".codex/auth.json", "the Codex CLI"),
+    ] {
+        let (code, _, err) = run(&dir, &["login", provider, "--import"], None, |_| None);
+        assert_eq!(code, 1, "{err}");
+        crate::support::assert_text(
+            &err,
+            &format!(
+                "routeplane: error: login failed: nothing to import: no `{}` ({cli} writes it \
+                 when logged in here); run `routeplane login {provider}` without --import\n",
+                dir.path().join(file).display()
+            ),
+        );
+    }
+}
+
+#[test]
 fn vendor_logins_import_and_logout_forgets() {
     let dir = Dir::new();
     std::fs::create_dir_all(dir.path().join(".claude")).unwrap();
