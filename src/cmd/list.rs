@@ -86,6 +86,16 @@ fn options(
             Value(v) if providers && v == "list" => {}
             Value(v) if providers && v == "login" => return Ok(Parsed::Login),
             Value(v) if providers && v == "logout" => return Ok(Parsed::Logout),
+            // `models smart`: what serves one model is `route`'s to say (a file's name
+            // is told the `-c` that names one, as everywhere).
+            Value(ref v)
+                if !providers && routeplane::error::file_flag(&v.to_string_lossy()).is_empty() =>
+            {
+                let v = v.to_string_lossy();
+                return Err(Error::Usage(format!(
+                    "`models` takes no MODEL; `routeplane route {v}` shows what serves `{v}`"
+                )));
+            }
             _ => return Err(arg.unexpected().into()),
         }
     }

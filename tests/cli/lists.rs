@@ -243,3 +243,16 @@ fn providers_shows_a_key_the_running_server_saw_refused_to_a_request() {
     assert_eq!(resp.status, 200, "{}", resp.body);
     assert_eq!(state(&served), "active");
 }
+
+#[test]
+fn a_model_given_to_models_is_pointed_at_route() {
+    // Was a bare `unexpected argument "smart"`: one model's sources are `route`'s.
+    let dir = Dir::new();
+    let out = run(&dir, &["models", "smart"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_text(
+        &text(&out.stderr),
+        "routeplane: error: `models` takes no MODEL; `routeplane route smart` shows what \
+         serves `smart` (see --help)\n",
+    );
+}
