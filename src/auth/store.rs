@@ -174,9 +174,14 @@ impl Store {
         self.load().map(|_| ())
     }
 
-    /// Stores (or with `None` removes) the tokens under `key`, under the lock.
+    /// Stores (or with `None` removes) a new login's tokens under `key`, under the lock.
+    /// The replaced login's keys Routeplane does not write (a newer version's, a note)
+    /// stay only when both name the same `account_id`: a login may be another account's,
+    /// and they were about the old one. Anthropic's logins carry no account, so its
+    /// keys go: missing, a key is what an older Routeplane's entry lacks too; kept, it
+    /// could tell another account's facts as this one's.
     pub fn put(&self, key: &str, tokens: Option<&Tokens>) -> Result<(), Error> {
-        self.lock()?.put(key, tokens)
+        self.lock()?.replace(key, tokens, false)
     }
 
     /// Marks the login under `key` as refused for good ("login needed"), unless it was
@@ -294,9 +299,16 @@ impl Held<'_> {
         self.store.load()
     }
 
-    /// As [`Store::put`], under the lock already held. A login's keys that Routeplane
-    /// does not write (a newer version's, a note) stay, as the file's own do.
+    /// As [`Store::put`], under the lock already held, for tokens renewed with the
+    /// login's own refresh token: the same grant, so every key Routeplane does not write
+    /// (a newer version's, a note) stays, as the file's own do.
     pub fn put(&self, key: &str, tokens: Option<&Tokens>) -> Result<(), Error> {
+        self.replace(key, tokens, true)
+    }
+
+    /// Stores or removes `key`'s tokens; the old entry's other keys stay when `renewed`
+    /// or when both name the same account.
+    fn replace(&self, key: &str, tokens: Option<&Tokens>, renewed: bool) -> Result<(), Error> {
         self.change(|all| {
             let Some(t) = tokens else {
                 // Shifted, not swapped: the other logins keep their order in the file.
@@ -304,7 +316,13 @@ impl Held<'_> {
                 return true;
             };
             let mut entry = to_json(t);
-            if let (Some(new), Some(Value::Object(old))) = (entry.as_object_mut(), all.get(key)) {
+            let account = t.account_id.as_deref();
+            let same = |old: &Map<String, Value>| {
+                renewed
+                    || account.is_some() && old.get("account_id").and_then(Value::as_str) == account
+            };
+            let old = all.get(key).and_then(Value::as_object).filter(|o| same(o));
+            if let (Some(new), Some(old)) = (entry.as_object_mut(), old) {
                 // New tokens end a "login needed" mark.
                 for (k, v) in old.iter().filter(|(k, _)| *k != "login_needed") {
                     new.entry(k.clone()).or_insert_with(|| v.clone());

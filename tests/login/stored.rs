@@ -33,7 +33,7 @@ fn a_login_keeps_the_token_files_other_keys_and_a_logins_own() {
     let path = token_file(
         &dir,
         json!({"openai-codex": {"access_token": "old", "refresh_token": "rt-old",
-            "scopes": ["a", "b"], "login_needed": "refused"}}),
+            "account_id": "acct_1", "scopes": ["a", "b"], "login_needed": "refused"}}),
         0o600,
     );
     let mut file = stored(&dir);
@@ -55,6 +55,41 @@ fn a_login_keeps_the_token_files_other_keys_and_a_logins_own() {
     );
     let mode = std::fs::metadata(&path).unwrap().mode() & 0o777;
     assert_eq!(mode, 0o600);
+}
+
+#[test]
+fn a_login_as_another_account_drops_the_old_logins_own_keys() {
+    // They were kept whoever logged in: account A's note (or a newer Routeplane's key
+    // about A's grant) stayed on account B's login. The mock's logins are `acct_1`'s.
+    let up = MockUpstream::always(Reply::Json(500, "{}".into()));
+    let dir = Dir::new();
+    let login_over = |account: Value| {
+        // A token endpoint of its own each time: the mock's `rt-0` is spent once.
+        let oauth = MockOAuth::start(3600);
+        let cfg = dir.write("routeplane.yaml", &codex_config(&oauth, &up, 9));
+        let old = json!({"access_token": "old", "refresh_token": "rt-old", "note": "a"});
+        let mut old = old.as_object().unwrap().clone();
+        if !account.is_null() {
+            old.insert("account_id".into(), account);
+        }
+        token_file(&dir, json!({ "openai-codex": old }), 0o600);
+        let (code, _, err) = codex_token_stdin(&dir, &cfg);
+        assert_eq!(code, 0, "{err}");
+        let file = stored(&dir);
+        assert_eq!(file["credentials"]["openai-codex"]["account_id"], "acct_1");
+        file["credentials"]["openai-codex"]["note"].clone()
+    };
+    assert_eq!(
+        login_over(json!("acct_2")),
+        Value::Null,
+        "another account's"
+    );
+    assert_eq!(login_over(Value::Null), Value::Null, "no account to match");
+    assert_eq!(login_over(json!("acct_1")), "a", "the same account's");
+    let mode = std::fs::metadata(dir.path().join("data/auth.json"))
+        .unwrap()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 #[test]
