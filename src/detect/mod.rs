@@ -71,6 +71,9 @@ pub struct SourceState {
     pub pinned_only: bool,
     /// When this state was learned (its probe's answer, or its failure).
     pub checked: Option<SystemTime>,
+    /// The names in `former` (while it is up, what it serves), to look one up without a
+    /// pass over them; made by [`Detected::set`], empty in a state not yet set.
+    pub(crate) names: Names,
 }
 
 /// Probed providers' states by id. Looked up for every local source on every bare-model
@@ -184,7 +187,7 @@ impl Detected {
     pub fn served_until(&self, provider: &str, model: &str) -> Option<SystemTime> {
         let map = self.read();
         let s = map.get(provider)?;
-        let served = s.former.iter().any(|m| m == model) || latest(&s.former, model).is_some();
+        let served = s.names.listing(model).is_some();
         (!s.up && served).then_some(s.last_up).flatten()
     }
 
@@ -197,21 +200,15 @@ impl Detected {
 
     /// [`Detected::latest_of`] in a `Some`, for a name named with the source; with
     /// `near` (only an Ollama's "not found" tells it), `None` when the source is up, its
-    /// list whole, and neither the name nor its `:latest` is in it. One pass over the list.
+    /// list whole, and neither the name nor its `:latest` is in it. One look-up.
     pub fn pinned(&self, provider: &str, name: &str, near: bool) -> Option<Option<String>> {
         let map = self.read();
         let Some(s) = map.get(provider) else {
             return Some(None);
         };
-        let found = match (s.up, near) {
-            (false, _) => Some(latest(&s.former, name)),
-            (true, false) => Some(latest(s.served(), name)),
-            (true, true) => listing(s.served(), name),
-        };
-        match found {
-            Some(found) => Some(found.cloned()),
-            None if s.list_failed() => Some(None),
-            None => None,
+        match s.names.listing(name) {
+            None if near && s.up && !s.list_failed() => None,
+            found => Some(found.flatten()),
         }
     }
 
@@ -260,6 +257,8 @@ impl Detected {
             };
             state.last_up = b.last_up;
         }
+        // While it is up, `former` is what it serves now.
+        state.names = Names::of(&state.former);
         let before = map.insert(provider.to_string(), state.clone());
         let changed = before.as_ref().is_none_or(|b| {
             b.up != state.up
@@ -348,18 +347,41 @@ impl Look<'_> {
             // The logins are read under this look: they never wait for the states.
             return (!self.detected.login_took_over(provider)).then_some(Cow::Borrowed(model));
         }
-        let latest = latest(s.served(), model).filter(|_| local)?;
-        Some(Cow::Owned(latest.clone()))
+        let latest = s.names.listing(model).flatten().filter(|_| local)?;
+        Some(Cow::Owned(latest))
     }
 }
 
-/// The `name:latest` in `listed` when `name` has no tag and is not listed itself: only
-/// `:latest` is implied, as Ollama implies it (`llama3.1:8b` is not `llama3.1`).
-fn latest<'a>(listed: impl IntoIterator<Item = &'a String>, name: &str) -> Option<&'a String> {
-    if tagged(name) {
-        return None;
+/// Every name a source listed, sorted: a bare name looks itself up in each listed
+/// source's on every request, where it was a pass over the source's whole list (a
+/// hosted one's hundreds), twice when it was not there. Sorted, not hashed: the sort of
+/// strings is in the binary already, a map of them would add its own code.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Names(Vec<String>);
+
+impl Names {
+    /// The names of `listed`.
+    fn of(listed: &[String]) -> Names {
+        let mut names = listed.to_vec();
+        names.sort_unstable();
+        Names(names)
     }
-    listing(listed, name).flatten()
+
+    /// True when `name` followed by `tail` is one of them.
+    fn has(&self, name: &str, tail: &str) -> bool {
+        let wanted = || name.bytes().chain(tail.bytes());
+        self.0.binary_search_by(|m| m.bytes().cmp(wanted())).is_ok()
+    }
+
+    /// How `name` was listed: `Some(None)` as itself, `Some(Some)` only as the
+    /// `name:latest` an untagged name implies (only `:latest` is implied, as Ollama
+    /// implies it: `llama3.1:8b` is not `llama3.1`), `None` not at all.
+    fn listing(&self, name: &str) -> Option<Option<String>> {
+        if self.has(name, "") {
+            return Some(None);
+        }
+        (!tagged(name) && self.has(name, ":latest")).then(|| Some(format!("{name}:latest")))
+    }
 }
 
 /// True when `name` has a tag: after its last colon, unless that colon is a registry's
@@ -367,25 +389,6 @@ fn latest<'a>(listed: impl IntoIterator<Item = &'a String>, name: &str) -> Optio
 fn tagged(name: &str) -> bool {
     name.rsplit_once(':')
         .is_some_and(|(_, tag)| !tag.contains('/'))
-}
-
-/// How `listed` holds `name`: `Some(None)` as itself, `Some(Some)` only as the
-/// `name:latest` an untagged name implies ([`latest`]), `None` not at all.
-fn listing<'a>(
-    listed: impl IntoIterator<Item = &'a String>,
-    name: &str,
-) -> Option<Option<&'a String>> {
-    let untagged = !tagged(name);
-    let mut found = None;
-    for m in listed {
-        if m == name {
-            return Some(None);
-        }
-        if untagged && found.is_none() && m.strip_suffix(":latest") == Some(name) {
-            found = Some(m);
-        }
-    }
-    found.map(Some)
 }
 
 impl SourceState {
@@ -399,9 +402,9 @@ impl SourceState {
         self.up && !self.reason.is_empty()
     }
 
-    /// True when it listed `model`, to chat or to embed with.
+    /// True when it listed `model`, to chat or to embed with (while it is up).
     fn lists(&self, model: &str) -> bool {
-        self.served().any(|m| m == model)
+        self.names.has(model, "")
     }
 }
 
@@ -503,16 +506,18 @@ mod tests {
         let listed: Vec<String> = ["llama3.1:latest", "qwen2:7b", "host:5000/lib/tiny:latest"]
             .map(String::from)
             .into();
-        let of = |name| latest(&listed, name).map(String::as_str);
-        assert_eq!(of("llama3.1"), Some("llama3.1:latest"));
-        assert_eq!(of("host:5000/lib/tiny"), Some("host:5000/lib/tiny:latest"));
+        let names = Names::of(&listed);
+        let of = |name| names.listing(name).flatten();
+        assert_eq!(of("llama3.1").as_deref(), Some("llama3.1:latest"));
+        let registry = of("host:5000/lib/tiny");
+        assert_eq!(registry.as_deref(), Some("host:5000/lib/tiny:latest"));
         assert_eq!(of("llama3.1:8b"), None, "a tag is never replaced");
         assert_eq!(of("qwen2"), None, "only `:latest` is implied");
         assert_eq!(of("llama3.1:latest"), None, "listed as written");
         let both: Vec<String> = ["m", "m:latest"].map(String::from).into();
         assert_eq!(
-            latest(&both, "m"),
-            None,
+            Names::of(&both).listing("m"),
+            Some(None),
             "a name listed as written is itself"
         );
     }
