@@ -116,8 +116,14 @@ pub(crate) fn refuse_open(
 ) -> Result<(), Error> {
     let addr = registry.settings.listen;
     if !addr.ip().is_loopback() && registry.settings.skip_auth && !global.allow_open {
+        // Keys written beside `skip_auth: true` (the `init` template's line left as it
+        // was) are not asked for: say which line turns them off.
+        let why = match registry.settings.keys.is_empty() {
+            true => "without client keys",
+            false => "with `skip_auth: true`, which lets clients in without the `keys:` listed",
+        };
         return Err(Error::Usage(format!(
-            "refusing to serve {addr} without client keys: anyone who can reach it could spend \
+            "refusing to serve {addr} {why}: anyone who can reach it could spend \
              your keys and subscriptions; set `skip_auth: false` with `keys:`, or pass --allow-open"
         )));
     }

@@ -262,7 +262,7 @@ fn virtual_hint(reg: &Registry, model: &str) -> Option<String> {
     Some(format!(
         "`{name}` is the README's example of a virtual model, and {none}: define it under \
          a top-level `models:` with the endpoints to try in order (see \
-         `routeplane.example.yaml`, or the README's Configuration)"
+         the commented example `routeplane init` writes, or the README's Configuration)"
     ))
 }
 

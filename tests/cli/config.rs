@@ -174,6 +174,21 @@ fn non_loopback_without_keys_refuses_to_start() {
 }
 
 #[test]
+fn keys_left_beside_skip_auth_true_are_named_in_the_refusal() {
+    // The `init` template's `skip_auth: true` kept while its `keys:` is uncommented.
+    let dir = Dir::new();
+    dir.write("rp.yaml", "skip_auth: true\nkeys:\n  - rp-secret-1\n");
+    let out = run(&dir, &["-c", "rp.yaml", "--listen", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("refusing to serve 0.0.0.0:0 with `skip_auth: true`, which lets clients in"),
+        "{err}"
+    );
+    assert!(!err.contains("rp-secret-1"), "{err}");
+}
+
+#[test]
 fn validate_takes_serves_allow_open_and_listen() {
     let dir = Dir::new();
     dir.write("open.yaml", "listen: 0.0.0.0:4356\n");

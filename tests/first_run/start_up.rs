@@ -121,7 +121,7 @@ fn the_readmes_smart_undefined_is_told_where_virtual_models_are_defined() {
         let hint = format!(
             "`smart` is the README's example of a virtual model, and {none}: define it under \
              a top-level `models:` with the endpoints to try in order (see \
-             `routeplane.example.yaml`, or the README's Configuration)"
+             the commented example `routeplane init` writes, or the README's Configuration)"
         );
         let message = told_404(&p, "smart", &hint);
         assert!(!message.contains("ollama pull"), "{message}");
