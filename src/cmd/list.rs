@@ -88,13 +88,18 @@ fn options(
             Value(v) if providers && v == "logout" => return Ok(Parsed::Logout),
             // `models smart`: what serves one model is `route`'s to say (a file's name
             // is told the `-c` that names one, as everywhere).
-            Value(ref v)
-                if !providers && routeplane::error::file_flag(&v.to_string_lossy()).is_empty() =>
-            {
+            // `providers ollama`: the table has every provider's row.
+            Value(ref v) if routeplane::error::file_flag(&v.to_string_lossy()).is_empty() => {
                 let v = v.to_string_lossy();
-                return Err(Error::Usage(format!(
-                    "`models` takes no MODEL; `routeplane route {v}` shows what serves `{v}`"
-                )));
+                return Err(Error::Usage(match providers {
+                    false => format!(
+                        "`models` takes no MODEL; `routeplane route {v}` shows what serves `{v}`"
+                    ),
+                    true => format!(
+                        "`providers` takes `list`, `login` or `logout`, not `{v}`; \
+                         `routeplane providers` shows every provider's row"
+                    ),
+                }));
             }
             _ => return Err(arg.unexpected().into()),
         }

@@ -256,3 +256,16 @@ fn a_model_given_to_models_is_pointed_at_route() {
          serves `smart` (see --help)\n",
     );
 }
+
+#[test]
+fn a_word_given_to_providers_is_told_what_it_takes() {
+    // Was a bare `unexpected argument "ollama"`.
+    let dir = Dir::new();
+    let out = run(&dir, &["providers", "ollama"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_text(
+        &text(&out.stderr),
+        "routeplane: error: `providers` takes `list`, `login` or `logout`, not `ollama`; \
+         `routeplane providers` shows every provider's row (see --help)\n",
+    );
+}
