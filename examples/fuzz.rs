@@ -143,7 +143,7 @@ fn exercise(input: &[u8]) {
             }
         }
         for up in Protocol::ALL {
-            let mut d = up.decoder();
+            let mut d = up.decoder(true);
             for client in Protocol::ALL {
                 let mut e = client.encoder("m", &asked);
                 for ev in &events {

@@ -582,10 +582,11 @@ impl Protocol {
         }
     }
 
-    /// A decoder for an upstream stream in this protocol.
-    pub fn decoder(self) -> Decoder {
+    /// A decoder for an upstream stream in this protocol, `translated` for a client of
+    /// another (or re-encoded) rather than copied byte for byte.
+    pub fn decoder(self, translated: bool) -> Decoder {
         match self {
-            Protocol::Chat => Decoder::Chat(chat::Decoder::default()),
+            Protocol::Chat => Decoder::Chat(chat::Decoder::new(translated)),
             Protocol::Anthropic => Decoder::Anthropic(anthropic::Decoder::default()),
             Protocol::Responses => Decoder::Responses(responses::Decoder::default()),
             Protocol::Gemini => Decoder::Gemini(gemini::Decoder::default()),

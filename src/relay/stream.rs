@@ -74,7 +74,7 @@ fn relay_events(
     };
     let mut stream = reply.stream();
     let mut parser = sse::Parser::new(settings.limits.max_event_bytes);
-    let mut decoder = target.protocol.decoder();
+    let mut decoder = target.protocol.decoder(t.translate);
     let splice = &mut run.splice;
     splice.begin(call, target.model());
     let out = &mut *run.out;

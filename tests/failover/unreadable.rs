@@ -78,3 +78,46 @@ fn an_unreadable_answer_fails_over_at_once_whole_or_streamed_and_is_logged_malfo
         "{failed:?}"
     );
 }
+
+#[test]
+fn a_chat_streams_id_that_is_not_a_string_fails_over_when_translated_and_is_copied_as_is() {
+    // A chat source's streamed `"id": 7` reached an Anthropic client as `msg_routeplane`,
+    // a Responses one as `resp_routeplane` and a Gemini one as no `responseId`, without a
+    // word, where a whole answer's, or another source's stream's, is refused. A Chat
+    // client gets the stream byte for byte: what is copied is the source's, not refused.
+    // Usage in every chunk (vLLM's `continuous_usage_stats`) has a copied stream's first
+    // chunk read in full, as a translated one's is.
+    let usage = r#""usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2},"choices""#;
+    let events: Vec<String> = (Wire::Chat.events(false).into_iter())
+        .map(|e| (e.replace("\"id\":\"c1\"", "\"id\":7")).replace("\"choices\"", usage))
+        .collect();
+    let a = MockUpstream::always(Reply::Sse(events.clone(), Duration::ZERO));
+    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
+    // A proxy each: the first failure cools `a` down.
+    let proxy = || Proxy::start(&config(&a.url(), &b.url(), ""));
+    for client in [Wire::Anthropic, Wire::Responses, Wire::Gemini] {
+        let p = proxy();
+        let resp = ask_as(&p, client, "smart", true);
+        assert_eq!(resp.status, 200, "{client:?}: {}", resp.body);
+        // A Gemini client gets it in two parts: `from ` and `b`.
+        assert!(resp.body.contains("from "), "{client:?}: {}", resp.body);
+        assert!(!resp.body.contains("there"), "{client:?}: {}", resp.body);
+        let line = p.wait_log("served_by=b:m");
+        assert!(
+            line.contains("tried=a:m→malformed,b:m→200"),
+            "{client:?}: {line}"
+        );
+    }
+    // Alone, the client's error says what could not be read, in its protocol.
+    let resp = ask_as(&proxy(), Wire::Anthropic, "a:m", true);
+    assert_eq!(resp.status, 502, "{}", resp.body);
+    assert!(
+        resp.body
+            .contains("could not be read (`id` is not a string)"),
+        "{}",
+        resp.body
+    );
+    let s = proxy().stream(Wire::Chat.path(), Wire::Chat.request("a:m", true, false));
+    assert_eq!(s.status, 200, "{}", s.text());
+    assert_eq!(s.text(), events.concat());
+}

@@ -108,6 +108,10 @@ pub struct Decoder {
     /// Tool calls numbered so far in the first choice, for calls streamed without an
     /// `index`.
     calls: CallNumbers,
+    /// The first chunk's `id` is yet to be read as a whole answer's is
+    /// ([`answer_id`](super::answer_id)): a translated stream's, which the client's
+    /// encoder makes its answer's id. A copied stream goes out as the source sent it.
+    check_id: bool,
 }
 
 /// Numbers a stream's tool calls, as the hub has them (`tool_calls[].index` from 0).
@@ -155,6 +159,15 @@ impl CallNumbers {
 }
 
 impl Decoder {
+    /// A decoder for a stream `translated` for the client, whose first chunk's `id`
+    /// is then checked.
+    pub fn new(translated: bool) -> Decoder {
+        Decoder {
+            check_id: translated,
+            ..Decoder::default()
+        }
+    }
+
     /// Decodes one upstream event.
     pub fn event(&mut self, ev: &Event) -> Decoded {
         let Some(data) = ev.data.as_deref() else {
@@ -169,6 +182,11 @@ impl Decoder {
                 message: super::upstream_error_message(data.as_bytes()),
             },
             Ok(mut v) if v.is_object() => {
+                if std::mem::take(&mut self.check_id)
+                    && let Err(why) = super::answer_id(&v["id"])
+                {
+                    return Decoded::Unreadable(why);
+                }
                 into_hub(&mut v, "delta");
                 // The hub carries one choice: a translated request cannot ask for more.
                 if let Some(delta) = v.pointer_mut("/choices/0/delta")

@@ -233,6 +233,19 @@ fn decoder_reads_chunks_done_and_errors() {
 }
 
 #[test]
+fn only_a_translated_streams_first_chunk_has_its_id_checked() {
+    let numbered = r#"{"id":7,"choices":[]}"#;
+    let unread = |d: &mut Decoder, data| matches!(d.event(&ev(data)), Decoded::Unreadable(_));
+    assert!(unread(&mut Decoder::new(true), numbered));
+    assert!(unread(&mut Decoder::new(true), r#"{"id":{},"choices":[]}"#));
+    assert!(!unread(&mut Decoder::new(false), numbered));
+    // A missing id is made up by the encoder; only the first chunk's is the answer's.
+    let mut d = Decoder::new(true);
+    assert!(!unread(&mut d, r#"{"choices":[]}"#));
+    assert!(!unread(&mut d, numbered));
+}
+
+#[test]
 fn encoder_drops_usage_unless_asked() {
     let usage = json!({"choices": [], "usage": {"total_tokens": 3}});
     assert!(Encoder::new(false).chunk(&usage).is_empty());

@@ -76,7 +76,7 @@ fn named_by_type(data: &str) -> Event {
 /// A decoder that has read `first` (Gemini's decoder takes its ids from the first
 /// event, which the view leaves to it).
 fn primed(protocol: Protocol, first: Option<&str>) -> Decoder {
-    let mut decoder = protocol.decoder();
+    let mut decoder = protocol.decoder(false);
     if let Some(data) = first {
         assert!(matches!(
             decoder.event(&Event::data(data)),
@@ -159,7 +159,7 @@ fn a_copied_messages_delta_reads_as_its_decoded_chunk_does() {
     // An event named otherwise is not even parsed for the view.
     let text =
         r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#;
-    let mut decoder = Protocol::Anthropic.decoder();
+    let mut decoder = Protocol::Anthropic.decoder(false);
     assert!(decoder.copied_delta(&Event::data(text)).is_some());
     assert_eq!(
         decoder.copied_delta(&Event::named(Some("ping"), text)),
@@ -267,7 +267,7 @@ fn a_copied_gemini_streams_usage_is_the_last_one_sent_whoever_read_it() {
     ];
     for (events, viewed, completion) in streams {
         // As the relay reads a copied stream: the view where it can, else the decoder.
-        let mut relayed = Protocol::Gemini.decoder();
+        let mut relayed = Protocol::Gemini.decoder(false);
         let mut through_view = 0;
         let mut last = None;
         for data in &events {
@@ -279,7 +279,7 @@ fn a_copied_gemini_streams_usage_is_the_last_one_sent_whoever_read_it() {
             }
         }
         assert_eq!(through_view, viewed);
-        let mut decoded = Protocol::Gemini.decoder();
+        let mut decoded = Protocol::Gemini.decoder(false);
         let whole: Vec<_> = events
             .iter()
             .map(|d| decoded.event(&Event::data(d)))
