@@ -302,6 +302,77 @@ fn a_connections_requests_share_no_headers_or_bodies() {
 }
 
 #[test]
+fn a_head_split_anywhere_between_reads_is_read_as_if_sent_whole() {
+    // The server takes the header lines a read brought in whole in one pass, and a line
+    // cut by a read's end apart: a head cut inside its request line, between a CR and
+    // its LF, inside a name, after a colon and inside its blank line must be read as
+    // one sent whole, padded values trimmed.
+    let up = MockUpstream::start(|r| {
+        let said = r.json()["messages"][0]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let beta = r.header("anthropic-beta").unwrap_or("none").to_string();
+        Reply::json(
+            200,
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+                "content": [{"type": "text", "text": format!("{said} beta={beta}")}],
+                "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}}),
+        )
+    });
+    let p = Proxy::start(&format!(
+        "providers:\n  anth:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\n",
+        up.url()
+    ));
+    let body = json!({"model": "m", "max_tokens": 8,
+        "messages": [{"role": "user", "content": "hi"}]})
+    .to_string();
+    let head = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nanthropic-beta: \t first, second \t\r\nX-Empty:\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let whole = format!("{head}{body}");
+    let cuts = [
+        "POST /v1/mes",
+        "sages HTTP/1.1\r",
+        "\nHost: 127.0.0.1\r\nanthropic-be",
+        "ta:",
+        " \t first, second \t\r\nX-Empty:\r\nContent-Type: application/json\r\nContent-Length",
+    ];
+    let cut: usize = cuts.iter().map(|c| c.len()).sum();
+    let blank = head.len() - 1;
+    let mut pieces: Vec<&str> = cuts.to_vec();
+    pieces.push(&whole[cut..blank]);
+    pieces.push(&whole[blank..]);
+    assert_eq!(pieces.concat(), whole);
+
+    let expected = "hi beta=first, second";
+    let answer = raw(&p, whole.as_bytes(), Duration::from_secs(10));
+    assert_eq!(
+        json_body(&answer)["content"][0]["text"],
+        expected,
+        "{answer}"
+    );
+    let mut conn = TcpStream::connect(&p.addr).unwrap();
+    conn.set_nodelay(true).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for piece in pieces {
+        conn.write_all(piece.as_bytes()).unwrap();
+        thread::sleep(Duration::from_millis(30));
+    }
+    let mut out = Vec::new();
+    let _ = conn.read_to_end(&mut out);
+    let answer = String::from_utf8_lossy(&out);
+    assert_eq!(
+        json_body(&answer)["content"][0]["text"],
+        expected,
+        "{answer}"
+    );
+    assert_eq!(up.count(), 2);
+}
+
+#[test]
 fn framing_headers_are_obeyed_whatever_their_case() {
     // The server finds Expect, Transfer-Encoding, Content-Length and Connection as it
     // reads a head; written in capitals, they must act as in any other case.

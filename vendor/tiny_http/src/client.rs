@@ -179,7 +179,43 @@ impl ClientConnection {
     /// routeplane: the header lines of a request whose line is in `head`, up to the
     /// empty line that ends them.
     fn read_headers(&mut self, head: &mut HeadBuilder, version: &HTTPVersion) -> Result<(), ReadError> {
+        let refused = |e| match e {
+            LineError::TooMany => ReadError::HeadersTooLarge(version.clone(), true),
+            LineError::Malformed => ReadError::WrongHeader(version.clone()),
+            LineError::NotAscii => ReadError::ReadIoError(not_ascii()),
+        };
         loop {
+            // routeplane: the lines that lie whole in the read buffer, taken in one go:
+            // one `fill_buf` and one `consume` for all of them, not one each (each one
+            // passes two layers of readers). A line the buffer does not hold whole, or
+            // one ending in a bare LF, is left to `read_next_line`.
+            let available = self.next_header_source.fill_buf().map_err(ReadError::ReadIoError)?;
+            let (mut used, mut ended, mut result) = (0, false, Ok(()));
+            while let Some(i) = memchr::memchr(b'\n', &available[used..]) {
+                let lf = used + i;
+                if lf == used || available[lf - 1] != b'\r' || lf - 1 - used > MAX_HEADER_LINE {
+                    break;
+                }
+                let line = &available[used..lf - 1];
+                used = lf + 1;
+                if line.is_empty() {
+                    ended = true;
+                    break;
+                }
+                result = match head.len() {
+                    MAX_HEADERS.. => Err(LineError::TooMany),
+                    _ => head.header_line(line),
+                };
+                if result.is_err() {
+                    break;
+                }
+            }
+            self.next_header_source.consume(used);
+            result.map_err(refused)?;
+            if ended {
+                return Ok(());
+            }
+
             // routeplane: each line is checked where it lies (see `read_next_line`) and
             // copied into the head; `None` is the empty line that ends it.
             let line = self
@@ -195,12 +231,7 @@ impl ClientConnection {
 
             match line {
                 None => return Ok(()),
-                Some(Ok(())) => {}
-                Some(Err(LineError::TooMany)) => {
-                    return Err(ReadError::HeadersTooLarge(version.clone(), true))
-                }
-                Some(Err(LineError::Malformed)) => return Err(ReadError::WrongHeader(version.clone())),
-                Some(Err(LineError::NotAscii)) => return Err(ReadError::ReadIoError(not_ascii())),
+                Some(result) => result.map_err(refused)?,
             }
         }
     }
