@@ -14,9 +14,11 @@ lint:
 
 ## test: the suite; the soft open-files limit is raised to the hard one first, as
 ## limits::three_hundred_slow_streams_are_all_served_with_the_defaults holds 600 sockets
-## in the test process and many systems start programs with a soft limit of 1024
+## in the test process and many systems start programs with a soft limit of 1024;
+## then the vendored tiny_http's own unit tests (a path dependency is not run by `cargo test`)
 test: sdk gemini-cli obs-tools ship-tools static-debug
 	ulimit -n "$$(ulimit -Hn)" 2>/dev/null || true; $(CARGO) test
+	$(CARGO) test -p tiny_http --lib
 
 ## sdk: the official Python SDKs the client tests use (skipped with a message when pip cannot install them)
 SDK_VENV := target/sdk-venv
