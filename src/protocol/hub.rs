@@ -222,6 +222,12 @@ pub(crate) fn answer_id(id: &Value) -> Result<Option<&str>, String> {
     }
 }
 
+/// An id for an answer whose source gave none, whole or streamed: another each turn, as
+/// a source's own would be.
+pub(crate) fn made_answer_id() -> Value {
+    json!(format!("chatcmpl-{}", clock_hex()))
+}
+
 /// A source's whole answer, read into a hub answer, fit for any client: an `id` it left
 /// out (or `null`) made up, as a stream's decoder names one; each call as [`fit_call`]
 /// makes it. Unreadable (the reason) when its `id` is of another type, or a call is.
@@ -230,7 +236,7 @@ pub(crate) fn fit_answer(chat: &mut Value) -> Result<(), String> {
         return Ok(());
     };
     if answer_id(answer.get("id").unwrap_or(&Value::Null))?.is_none() {
-        answer.insert("id".into(), json!(format!("chatcmpl-{}", clock_hex())));
+        answer.insert("id".into(), made_answer_id());
     }
     let choices = answer.get_mut("choices").and_then(Value::as_array_mut);
     let mut made = None;

@@ -76,8 +76,8 @@ pub use hub::recallable;
 pub(crate) use hub::{
     Marker, ToolChoice, add_detail, answer_id, arguments_object, assistant_message, bounded_id,
     clock_hex, copy_fields, data_url, file_part, fit_answer, fit_call, fnv1a, has_media, holds,
-    hub_chunk, image_url, inline_file, made_id_prefix, now, numbered, push_turn, refuse_chat_only,
-    stop_list, text_of, to_data_url, unknown_role, usage_chunk, without_calls,
+    hub_chunk, image_url, inline_file, made_answer_id, made_id_prefix, now, numbered, push_turn,
+    refuse_chat_only, stop_list, text_of, to_data_url, unknown_role, usage_chunk, without_calls,
 };
 
 /// The hub request's field for a thinking budget in tokens (see the hub conventions).

@@ -121,3 +121,38 @@ fn a_chat_streams_id_that_is_not_a_string_fails_over_when_translated_and_is_copi
     assert_eq!(s.status, 200, "{}", s.text());
     assert_eq!(s.text(), events.concat());
 }
+
+#[test]
+fn a_translated_stream_without_an_id_is_named_anew_each_turn() {
+    // A chat source's stream without `id` reached every Anthropic client as
+    // `msg_routeplane`, every Responses one as `resp_routeplane` and every Gemini one
+    // without a `responseId`: one name for every turn, where a whole answer's is made.
+    let events: Vec<String> = (Wire::Chat.events(false).into_iter())
+        .map(|e| e.replace("\"id\":\"c1\",", ""))
+        .collect();
+    assert!(!events.concat().contains("\"id\""));
+    let a = MockUpstream::always(Reply::Sse(events, Duration::ZERO));
+    let p = Proxy::start(&format!(
+        "providers:\n  a:\n    api_base: {}\n    models: [m]\n",
+        a.url()
+    ));
+    for (client, key) in [
+        (Wire::Anthropic, "\"id\":\"msg_chatcmpl-"),
+        (Wire::Responses, "\"id\":\"resp_chatcmpl-"),
+        (Wire::Gemini, "\"responseId\":\"chatcmpl-"),
+    ] {
+        let ids: Vec<String> = (0..2)
+            .map(|_| {
+                let resp = ask_as(&p, client, "a:m", true);
+                assert_eq!(resp.status, 200, "{client:?}: {}", resp.body);
+                let at = resp
+                    .body
+                    .find(key)
+                    .unwrap_or_else(|| panic!("{client:?}: {}", resp.body));
+                let rest = &resp.body[at + key.len()..];
+                rest[..rest.find('"').unwrap()].to_string()
+            })
+            .collect();
+        assert_ne!(ids[0], ids[1], "{client:?}: one id for two turns");
+    }
+}

@@ -109,8 +109,9 @@ pub struct Decoder {
     /// `index`.
     calls: CallNumbers,
     /// The first chunk's `id` is yet to be read as a whole answer's is
-    /// ([`answer_id`](super::answer_id)): a translated stream's, which the client's
-    /// encoder makes its answer's id. A copied stream goes out as the source sent it.
+    /// ([`answer_id`](super::answer_id)), and made when missing: a translated stream's,
+    /// which the client's encoder makes its answer's id. A copied stream goes out as the
+    /// source sent it.
     check_id: bool,
 }
 
@@ -182,10 +183,13 @@ impl Decoder {
                 message: super::upstream_error_message(data.as_bytes()),
             },
             Ok(mut v) if v.is_object() => {
-                if std::mem::take(&mut self.check_id)
-                    && let Err(why) = super::answer_id(&v["id"])
-                {
-                    return Decoded::Unreadable(why);
+                if std::mem::take(&mut self.check_id) {
+                    match super::answer_id(&v["id"]) {
+                        Err(why) => return Decoded::Unreadable(why),
+                        // The client's encoder names its answer after this one's.
+                        Ok(None) => v["id"] = super::made_answer_id(),
+                        Ok(Some(_)) => {}
+                    }
                 }
                 into_hub(&mut v, "delta");
                 // The hub carries one choice: a translated request cannot ask for more.
