@@ -10,8 +10,8 @@ use super::builtin::{
     builtin_ids, from_builtin, key_text, unusable_key,
 };
 use super::{
-    AllowedHosts, AuthUrls, DEFAULT_LISTEN, DEFAULT_WORKERS, Kind, LOGINS, Model, Prefill,
-    Provider, Registry, Settings, Virtual, on_this_machine, on_this_network, parse_listen,
+    AllowedHosts, AuthUrls, DEFAULT_LISTEN, DEFAULT_WORKERS, Kind, LOGINS, Model, Origin, Prefill,
+    Provider, Registry, Settings, Virtual, parse_listen,
 };
 use crate::config::{self, Loaded, ProtocolSpec};
 use crate::error::Error;
@@ -198,7 +198,7 @@ impl Registry {
             if BUILTINS.iter().all(|b| b.id != entry.name)
                 && let Some(p) = providers.iter_mut().find(|p| p.id == entry.name)
                 && p.models.is_empty()
-                && on_this_machine(&p.api_base)
+                && p.base.this_machine
                 && !p.in_virtual
             {
                 Arc::make_mut(p).detect = true;
@@ -310,11 +310,7 @@ impl Registry {
                 );
                 warnings.push(loaded.error_at_key(&at, msg).to_string());
             }
-            let (before_query, query) = match p.api_base.split_once('?') {
-                Some((base, query)) => (base, Some(query)),
-                None => (p.api_base.as_str(), None),
-            };
-            if query.is_some() {
+            if p.api_base.contains('?') {
                 // Paths are appended to the whole base, so they would land in the query.
                 let msg = format!(
                     "`api_base` of `{}` has a query string ({shown}; its values are not \
@@ -326,19 +322,9 @@ impl Registry {
                 );
                 warnings.push(loaded.error_at_key(&at, msg).to_string());
             }
-            if crate::log::shown_url(before_query) != before_query {
-                // The upstream client sends no user info (see upstream/conn.rs).
-                let msg = format!(
-                    "`api_base` of `{}` holds a user name or password ({shown}), which is not \
-                     sent, so its requests fail; give the credential as its `api_key` or in its \
-                     `headers`",
-                    p.id
-                );
-                warnings.push(loaded.error_at_key(&at, msg).to_string());
-            }
             let openai_style = (p.protocols.iter())
                 .all(|(_, protocol)| matches!(protocol, Protocol::Chat | Protocol::Responses));
-            if openai_style && lacks_v1_on_this_network(&p.api_base) {
+            if openai_style && lacks_v1_on_this_network(&p.base) {
                 let msg = format!(
                     "`api_base` of `{}` has no path ({shown}): Ollama, vLLM, LM Studio and \
                      llama.cpp serve OpenAI's API under `/v1` and answer 404 without it; \
@@ -389,12 +375,13 @@ fn with_scheme(base: &str) -> Option<String> {
         return None;
     }
     let url = format!("http://{base}");
-    let v1 = if super::no_path(&url) { "/v1" } else { "" };
-    on_this_network(&url).then(|| format!("{url}{v1}"))
+    let at = Origin::split(&url).ok().filter(|o| o.this_network)?;
+    let v1 = if at.path().is_empty() { "/v1" } else { "" };
+    Some(format!("{url}{v1}"))
 }
 
-pub(super) fn lacks_v1_on_this_network(api_base: &str) -> bool {
-    super::no_path(api_base) && on_this_network(api_base)
+pub(super) fn lacks_v1_on_this_network(base: &Origin) -> bool {
+    base.path().is_empty() && base.this_network
 }
 
 /// The variable name of a value written `$NAME`, an environment variable without the
@@ -485,13 +472,13 @@ fn provider(
     builtin: Option<&Builtin>,
 ) -> Result<Provider, Error> {
     let block = &entry.value;
+    let written = (block.api_base.as_ref()).map(|b| b.as_str().trim_end_matches('/'));
     let mut p = match builtin {
         Some(b) => from_builtin(b),
         None => Provider {
             id: entry.name.clone(),
             api_base: String::new(),
-            // Split below, once `api_base` is known.
-            base: super::Base::new(""),
+            base: api_base(loaded, entry, written.unwrap_or_default())?,
             protocols: vec![("*".to_string(), Protocol::Chat)],
             key: None,
             key_source: None,
@@ -508,42 +495,13 @@ fn provider(
         },
     };
     p.configured = true;
-    if let Some(base) = &block.api_base {
-        p.api_base = base.as_str().trim_end_matches('/').to_string();
-        p.base = super::Base::new(&p.api_base);
-        p.own_base = true;
-    }
-    if p.api_base.is_empty() {
-        // `Ollama:` or `olama:` meant the built-in, which needs no `api_base`.
-        let near = crate::config::nearest(&p.id.to_lowercase(), builtin_ids())
-            .filter(|b| *b != p.id)
-            .map_or(String::new(), |b| {
-                format!("; did you mean the built-in provider `{b}`?")
-            });
-        return Err(loaded.error_at(
-            entry.line,
-            entry.col,
-            format!(
-                "provider `{}` needs `api_base` (e.g. http://127.0.0.1:8000/v1){near}",
-                p.id
-            ),
-        ));
-    }
-    if !(p.api_base.starts_with("http://") || p.api_base.starts_with("https://")) {
-        let msg = format!(
-            "`api_base` of `{}` must start with http:// or https://{}",
-            p.id,
-            with_scheme(&p.api_base).map_or(String::new(), |u| format!("; write `{u}`"))
-        );
-        // At the `api_base` line; a block written on one line (`x: {api_base: …}`) is
-        // not found by key, and keeps the block's place.
-        let mut err = loaded.error_at_key(&format!("providers.{}.api_base", p.id), msg);
-        if let Error::Config { line, col, .. } = &mut err
-            && *line == 0
-        {
-            (*line, *col) = (entry.line, entry.col);
+    if let Some(base) = written {
+        // A block of one's own was split above; a built-in's default base is replaced.
+        if builtin.is_some() {
+            p.base = api_base(loaded, entry, base)?;
         }
-        return Err(err);
+        p.api_base = base.to_string();
+        p.own_base = true;
     }
     let key = block.api_key.as_ref().map(|k| key_text(k.as_str()));
     if let Some(key) = key.filter(|k| !k.is_empty() && *k != CLIENT_PLACEHOLDER) {
@@ -638,6 +596,50 @@ fn provider(
         };
     }
     Ok(p)
+}
+
+/// A block's `api_base` split ([`Origin`]), or the config error that says what to write:
+/// none written, no `http(s)://`, or one no request could be sent to (a user name in it,
+/// a port past 65535), each at its `api_base` line.
+fn api_base(
+    loaded: &Loaded,
+    entry: &config::Entry<config::Provider>,
+    base: &str,
+) -> Result<Origin, Error> {
+    let id = &entry.name;
+    if base.is_empty() {
+        // `Ollama:` or `olama:` meant the built-in, which needs no `api_base`.
+        let near = crate::config::nearest(&id.to_lowercase(), builtin_ids())
+            .filter(|b| b != id)
+            .map_or(String::new(), |b| {
+                format!("; did you mean the built-in provider `{b}`?")
+            });
+        return Err(loaded.error_at(
+            entry.line,
+            entry.col,
+            format!("provider `{id}` needs `api_base` (e.g. http://127.0.0.1:8000/v1){near}"),
+        ));
+    }
+    let msg = if !(base.starts_with("http://") || base.starts_with("https://")) {
+        format!(
+            "`api_base` of `{id}` must start with http:// or https://{}",
+            with_scheme(base).map_or(String::new(), |u| format!("; write `{u}`"))
+        )
+    } else {
+        match Origin::split(base) {
+            Ok(origin) => return Ok(origin),
+            Err(why) => format!("`api_base` of `{id}`: {why}"),
+        }
+    };
+    // At the `api_base` line; a block written on one line (`x: {api_base: …}`) is not
+    // found by key, and keeps the block's place.
+    let mut err = loaded.error_at_key(&format!("providers.{id}.api_base"), msg);
+    if let Error::Config { line, col, .. } = &mut err
+        && *line == 0
+    {
+        (*line, *col) = (entry.line, entry.col);
+    }
+    Err(err)
 }
 
 /// Client keys written as `${VAR}`s that all expanded to nothing.

@@ -306,7 +306,9 @@ pub(super) fn from_builtin(b: &Builtin) -> Provider {
     let api_base = test_host(b).unwrap_or_else(|| b.api_base.to_string());
     Provider {
         id: b.id.to_string(),
-        base: super::Base::new(&api_base),
+        // Constants, or the test hook's name under `.invalid` in a hosted one's host,
+        // which it checks: every one splits (`builtin_bases_split`).
+        base: super::Origin::split(&api_base).expect("a built-in's base splits"),
         api_base,
         protocols: vec![("*".to_string(), b.protocol)],
         key_source,

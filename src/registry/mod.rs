@@ -27,7 +27,7 @@ mod tests;
 
 pub use builtin::{Family, builtin_ids, family_of, looks_like_tag, unusable_key};
 pub use hosts::AllowedHosts;
-pub use origin::{Base, Origin};
+pub use origin::Origin;
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4356";
@@ -120,8 +120,9 @@ pub struct Provider {
     pub id: String,
     /// Base URL without a trailing slash.
     pub api_base: String,
-    /// `api_base` split once, here, for every request sent to it.
-    pub base: Base,
+    /// `api_base` split once, here, for every request sent to it and every question of
+    /// where it is.
+    pub base: Origin,
     /// `(glob, protocol)` pairs; first match on the upstream model name wins.
     pub protocols: Vec<(String, Protocol)>,
     /// Static credential, if any.
@@ -161,9 +162,7 @@ impl Provider {
     /// wants its key and takes its vendor's model names.
     pub fn source_kind(&self) -> Kind {
         match self.kind {
-            Kind::Hosted if self.key_vars.is_empty() && on_this_network(&self.api_base) => {
-                Kind::Local
-            }
+            Kind::Hosted if self.key_vars.is_empty() && self.base.this_network => Kind::Local,
             k => k,
         }
     }
@@ -172,7 +171,7 @@ impl Provider {
     /// hosted built-in pointed at one, which answers with a local server's timing (a
     /// whole answer's first byte comes when all of it is made).
     pub fn self_hosted(&self) -> bool {
-        self.source_kind() == Kind::Local || on_this_network(&self.api_base)
+        self.source_kind() == Kind::Local || self.base.this_network
     }
 
     /// True for Ollama (the built-in `ollama`, at its default port or where its block
@@ -186,7 +185,7 @@ impl Provider {
     /// True when its `api_base` has no path (`https://api.example.com`): a 404 from
     /// it is most likely the version path (`/v1`) left out.
     pub fn pathless(&self) -> bool {
-        no_path(&self.api_base)
+        self.base.path().is_empty()
     }
 
     /// The protocol spoken for an upstream model name.
@@ -409,8 +408,7 @@ impl Registry {
         if addr.port() == 0 || !(addr.ip().is_loopback() || addr.ip().is_unspecified()) {
             return Ok(());
         }
-        let own =
-            |p: &Provider| on_this_machine(&p.api_base) && port_of(&p.api_base) == addr.port();
+        let own = |p: &Provider| p.base.this_machine && p.base.port == addr.port();
         if let Some(p) = self.providers.iter().find(|p| p.configured && own(p)) {
             let loaded = crate::config::Loaded {
                 path: (self.source != crate::config::NO_FILE).then(|| self.source.clone().into()),
@@ -458,52 +456,6 @@ impl Registry {
     /// The virtual model with this name.
     pub fn virtual_model(&self, name: &str) -> Option<&Virtual> {
         self.virtuals.iter().find(|v| v.name == name)
-    }
-}
-
-/// True for a base URL with no path after its host (`http://127.0.0.1:11434/`).
-fn no_path(api_base: &str) -> bool {
-    let rest = api_base.split_once("://").map_or(api_base, |(_, r)| r);
-    rest.split_once('/').is_none_or(|(_, path)| path.is_empty())
-}
-
-/// True for a URL at a server on this machine or its network: `[::1]:8000`,
-/// `127.0.0.1:8000`, `192.168.1.9`, `gpu-box.local`.
-fn on_this_network(url: &str) -> bool {
-    let host = host_name(url);
-    match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private(),
-        Ok(std::net::IpAddr::V6(ip)) => ip.is_loopback(),
-        Err(_) => host == "localhost" || host.ends_with(".local"),
-    }
-}
-
-/// True for a URL at a server on this machine: `127.0.0.1:8000`, `[::1]:8000`,
-/// `localhost:8000`.
-fn on_this_machine(url: &str) -> bool {
-    let host = host_name(url);
-    match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => ip.is_loopback(),
-        Err(_) => host == "localhost",
-    }
-}
-
-/// A URL's port, written or its scheme's.
-fn port_of(url: &str) -> u16 {
-    let authority = crate::log::host_of(url);
-    match authority.rsplit_once(':') {
-        Some((_, port)) if !port.ends_with(']') => port.parse().unwrap_or(0),
-        _ if url.starts_with("https:") => 443,
-        _ => 80,
-    }
-}
-
-/// A URL's host, without its port or an IPv6 address's brackets.
-fn host_name(url: &str) -> &str {
-    let authority = crate::log::host_of(url);
-    match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => authority.split(':').next().unwrap_or(authority),
     }
 }
 

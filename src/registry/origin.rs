@@ -3,8 +3,9 @@
 
 use std::ops::Range;
 
-/// Where a URL points, split once: an `api_base` is split when the registry is built
-/// ([`Base`]), and each request to it joins only its path, which is not split.
+/// Where a URL points, split once: an `api_base` is split when the registry is built (one
+/// that cannot be is a config error), and each request to it joins only its path, which
+/// is not split.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     /// The URL as given.
@@ -18,12 +19,18 @@ pub struct Origin {
     /// Where the authority (host and port as written) lies in `url`; the origin ends
     /// where it does.
     authority: Range<usize>,
+    /// The host is this machine (loopback, `localhost`).
+    pub this_machine: bool,
+    /// The host is this machine or on its network (a private IPv4 address, `*.local`).
+    pub this_network: bool,
 }
 
 impl Origin {
-    /// Splits an `http://` or `https://` URL; user info and fragments are refused.
+    /// Splits an `http://` or `https://` URL; user info and fragments are refused, each
+    /// with what to write instead.
     pub fn split(url: &str) -> Result<Origin, String> {
-        let bad = || format!("not an http(s) URL: {}", crate::log::shown_url(url));
+        let shown = crate::log::shown_url(url);
+        let bad = || format!("{shown} is not an http(s) URL like `http://127.0.0.1:8000/v1`");
         let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
             (Some(rest), _) => (false, rest),
             (_, Some(rest)) => (true, rest),
@@ -31,12 +38,14 @@ impl Origin {
         };
         let end = rest.find('/').unwrap_or(rest.len());
         let (authority, path) = rest.split_at(end);
-        if authority.contains('@') {
+        if let Some(at) = authority.rfind('@') {
             // Never sent: a password belongs in a header the provider block sets.
+            let scheme = &url[..url.len() - rest.len()];
+            let without = format!("{scheme}{}{path}", &authority[at + 1..]);
             return Err(format!(
-                "{} holds a user name or password, which is not sent; give the credential as \
-                 the provider's `api_key` or in its `headers`",
-                crate::log::shown_url(url)
+                "{shown} holds a user name or password, which is not sent: write `{}` and give \
+                 the credential as the provider's `api_key` or in its `headers`",
+                crate::log::shown_url(&without)
             ));
         }
         if authority.is_empty() || authority.contains(['?', '#']) || path.contains('#') {
@@ -64,7 +73,9 @@ impl Origin {
                     80
                 }
             }
-            Some(p) => p.parse().map_err(|_| bad())?,
+            Some(p) => p.parse().map_err(|_| {
+                format!("the port of {shown} is not a number up to 65535: write its server's port")
+            })?,
         };
         if host.is_empty() {
             return Err(bad());
@@ -73,12 +84,15 @@ impl Origin {
             let start = part.as_ptr() as usize - url.as_ptr() as usize;
             start..start + part.len()
         };
+        let (this_machine, this_network) = reach(host);
         Ok(Origin {
             url: url.into(),
             tls,
             port,
             host: at(host),
             authority: at(authority),
+            this_machine,
+            this_network,
         })
     }
 
@@ -108,15 +122,17 @@ impl Origin {
     }
 }
 
-/// A provider's `api_base` as split when the registry is built ([`Origin`]), or why it
-/// cannot be asked (a user name in it, a bad port), said by each request sent to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Base(pub Result<Origin, String>);
-
-impl Base {
-    /// Splits `api_base`.
-    pub fn new(api_base: &str) -> Base {
-        Base(Origin::split(api_base))
+/// Whether a host is this machine, and whether it is this machine or on its network:
+/// `127.0.0.1`, `[::1]` and `localhost` are both; `192.168.1.9` and `gpu-box.local` the
+/// second.
+fn reach(host: &str) -> (bool, bool) {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => (ip.is_loopback(), ip.is_loopback() || ip.is_private()),
+        Ok(std::net::IpAddr::V6(ip)) => (ip.is_loopback(), ip.is_loopback()),
+        Err(_) => (
+            host == "localhost",
+            host == "localhost" || host.ends_with(".local"),
+        ),
     }
 }
 
@@ -146,6 +162,22 @@ mod tests {
             ("::1", 8080, "", "[::1]:8080")
         );
         assert_eq!(Origin::split("http://localhost/").unwrap().port, 80);
+        for (url, machine, network) in [
+            ("http://127.0.0.1:11434", true, true),
+            ("http://localhost:8000/v1", true, true),
+            ("http://[::1]:8080", true, true),
+            ("http://192.168.1.20:1234", false, true),
+            ("http://gpu-box.local:11434", false, true),
+            ("https://api.deepseek.com", false, false),
+            ("http://8.8.8.8:8000", false, false),
+        ] {
+            let t = Origin::split(url).unwrap();
+            assert_eq!(
+                (t.this_machine, t.this_network),
+                (machine, network),
+                "{url}"
+            );
+        }
         for bad in [
             "ftp://x/",
             "http://",

@@ -134,8 +134,18 @@ fn a_pathless_base_is_questioned_only_on_this_machine_or_network() {
         ("https://api.deepseek.com", false),
         ("http://8.8.8.8:8000", false),
     ] {
-        assert_eq!(lacks_v1_on_this_network(base), questioned, "{base}");
+        let base_split = Origin::split(base).unwrap();
+        assert_eq!(lacks_v1_on_this_network(&base_split), questioned, "{base}");
     }
+}
+
+#[test]
+fn builtin_bases_split() {
+    for b in BUILTINS {
+        assert!(Origin::split(b.api_base).is_ok(), "{}", b.api_base);
+    }
+    // The test hook's host: a name of letters, digits, `.` and `-` under `.invalid`.
+    assert!(Origin::split("https://-.invalid/v1").is_ok());
 }
 
 #[test]

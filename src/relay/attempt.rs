@@ -22,7 +22,7 @@ use super::{EMPTY_STREAM, FailKind, Failure, Outcome, Run, fail, served_by, unpr
 use crate::auth::Login;
 use crate::error::Error;
 use crate::protocol::Protocol;
-use crate::registry::Base;
+use crate::registry::Origin;
 use crate::registry::Target;
 use crate::stats::{Ended, Tried, status_word};
 use crate::upstream::{self, Header, Reply};
@@ -468,7 +468,7 @@ impl<'a> Run<'a, '_> {
         &self,
         target: &Target,
         reply: Reply,
-        (at, body, login): ((&Base, &str), &[u8], &mut Option<Login>),
+        (at, body, login): ((&Origin, &str), &[u8], &mut Option<Login>),
         headers: &mut Vec<Header>,
         (wait, deadline): (Duration, (Duration, &'static str)),
     ) -> Result<Reply, Outcome> {

@@ -31,7 +31,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::registry::{Base, Origin, Settings};
+use crate::registry::{Origin, Settings};
 use crate::sync;
 
 mod conn;
@@ -340,21 +340,16 @@ impl Client {
         self.send("POST", target, headers, Some(body), (wait, None), abandon)
     }
 
-    /// [`Client::post_within`] to `base` joined with `path`: the request path's way, with
-    /// no URL to build or split.
+    /// [`Client::post_within`] to an `api_base` split once (an [`Origin`]) joined with a
+    /// path: the request path's way, with no URL to build or split.
     pub fn post_at(
         &self,
-        (base, path): (&Base, &str),
+        target: (&Origin, &str),
         headers: &[Header],
         body: &[u8],
         wait: Duration,
         abandon: Abandon<'_>,
     ) -> Result<Reply, SendError> {
-        let origin = base.0.as_ref();
-        let target = (
-            origin.map_err(|e| SendError::Network(Net::Other, e.clone()))?,
-            path,
-        );
         self.send("POST", target, headers, Some(body), (wait, None), abandon)
     }
 

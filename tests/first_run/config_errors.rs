@@ -671,6 +671,44 @@ fn an_api_base_without_its_scheme_is_told_at_its_line_with_the_url_to_write() {
     each_told(&cases);
 }
 
+#[test]
+fn an_api_base_no_request_could_be_sent_to_is_refused_at_load_with_what_to_write() {
+    // Were: valid, and every request to it failed with the reason.
+    let cases = [
+        (
+            "providers:\n  x:\n    api_base: http://user@127.0.0.1:1/v1\n",
+            "3:5: `api_base` of `x`: http://***@127.0.0.1:1/v1 holds a user name or password, \
+             which is not sent: write `http://127.0.0.1:1/v1` and give the credential as the \
+             provider's `api_key` or in its `headers`",
+        ),
+        (
+            "providers:\n  x:\n    models: [m]\n    api_base: http://127.0.0.1:99999/v1\n",
+            "4:5: `api_base` of `x`: the port of http://127.0.0.1:99999/v1 is not a number up \
+             to 65535: write its server's port",
+        ),
+        (
+            "providers:\n  x: {api_base: \"http://:8000/v1\"}\n",
+            "2:3: `api_base` of `x`: http://:8000/v1 is not an http(s) URL like \
+             `http://127.0.0.1:8000/v1`",
+        ),
+        // A built-in's base written over, its password not repeated.
+        (
+            "providers:\n  openai:\n    api_base: https://me:sk-SECRET-1@gw.example/v1?k=1\n",
+            "3:5: `api_base` of `openai`: https://me:***@gw.example/v1?k=*** holds a user name \
+             or password, which is not sent: write `https://gw.example/v1?k=***` and give the \
+             credential as the provider's `api_key` or in its `headers`",
+        ),
+    ];
+    each_told(&cases);
+    // From the environment: told at the line that reads the variable.
+    let yaml = "providers:\n  x:\n    api_base: ${X_BASE}\n";
+    let (path, validate, serve) = config_error(yaml, &[("X_BASE", "http://127.0.0.1:99999")]);
+    let want = "3:5: `api_base` of `x`: the port of http://127.0.0.1:99999 is not a number up to \
+                65535: write its server's port";
+    assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
+    assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+}
+
 /// Each config's error, from `config validate` and from serving alike: at its line and
 /// column with the message wanted, never the file's secrets (written `SECRET`).
 fn each_told(cases: &[(&str, &str)]) {
