@@ -230,7 +230,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
     // their other endpoints are not asked in it (they cool down with it).
     let mut refused: Vec<&str> = Vec::new();
     for (i, target) in targets.iter().enumerate() {
-        if !refused.is_empty() && refused.contains(&route::origin(&target.provider.api_base)) {
+        if !refused.is_empty() && refused.contains(&target.provider.base.origin()) {
             env.cooldown.fail(target, route::Failed::Refused);
             continue;
         }
@@ -281,7 +281,7 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                     env.cooldown.fail(target, f.failed());
                 }
                 if f.failed() == route::Failed::Refused {
-                    refused.push(route::origin(&target.provider.api_base));
+                    refused.push(target.provider.base.origin());
                 }
                 if step == Step::Surface {
                     let by = served_by(target, run.served.attempts);

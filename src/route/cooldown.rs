@@ -44,8 +44,9 @@ struct Table {
     /// refused is here too (once a request has it among its targets), so the list names
     /// endpoints, as `/routeplane/cooldowns` and the status page show it.
     labels: HashMap<String, Entry>,
-    /// An origin ([`origin`]) that refused a connection → its cool-down, which every
-    /// endpoint there shares.
+    /// An origin (`http://127.0.0.1:11434`, a provider's [`crate::registry::Origin::origin`], split once
+    /// with its `api_base`) that refused a connection → its cool-down, which every
+    /// endpoint there shares: a refusal is a fact about it, whatever path or model follows.
     origins: HashMap<String, Entry>,
 }
 
@@ -86,7 +87,7 @@ impl Cooldown {
             failed,
             until: failed + len,
             why,
-            origin: refused.then(|| origin(&target.provider.api_base).to_string()),
+            origin: refused.then(|| target.provider.base.origin().to_string()),
         };
         let mut table = self.lock();
         if let Some(at) = &entry.origin {
@@ -103,7 +104,7 @@ impl Cooldown {
         }
         let mut table = self.lock();
         table.labels.remove(target.label());
-        let at = origin(&target.provider.api_base);
+        let at = target.provider.base.origin();
         if table.origins.remove(at).is_some() {
             table.warm_origin(at, |_| true);
         }
@@ -122,7 +123,7 @@ impl Cooldown {
             let not_serving = matches!(e.why, Failed::NotServing | Failed::Refused);
             !(not_serving && provider_of(label) == provider.id && e.failed < since)
         });
-        let at = origin(&provider.api_base);
+        let at = provider.base.origin();
         if table.origins.get(at).is_some_and(|e| e.failed < since) {
             table.origins.remove(at);
             table.warm_origin(at, |e| e.failed < since);
@@ -142,7 +143,7 @@ impl Cooldown {
         }
         let table = self.lock();
         let now = Instant::now();
-        let at = origin(&target.provider.api_base);
+        let at = target.provider.base.origin();
         table.origins.get(at).is_some_and(|e| e.until > now)
     }
 
@@ -177,7 +178,7 @@ impl Cooldown {
             // An endpoint of an origin that refused is listed by its own label from
             // now on: the list names what cools down, not where.
             for t in targets {
-                let at = origin(&t.provider.api_base);
+                let at = t.provider.base.origin();
                 if let Some(e) = map.origins.get(at).cloned() {
                     map.labels.entry(t.label().to_string()).or_insert(e);
                 }
@@ -203,15 +204,6 @@ impl Table {
         self.labels
             .retain(|_, e| e.origin.as_deref() != Some(at) || !since(e));
     }
-}
-
-/// Where an `api_base` listens: its scheme and authority (`http://127.0.0.1:11434`). A
-/// refused connection is a fact about that, whatever path or model follows.
-pub fn origin(api_base: &str) -> &str {
-    let after = memchr::memmem::find(api_base.as_bytes(), b"://").map_or(0, |at| at + 3);
-    let end = memchr::memchr3(b'/', b'?', b'#', &api_base.as_bytes()[after..])
-        .map_or(api_base.len(), |at| after + at);
-    &api_base[..end]
 }
 
 /// `targets` with those `cooling` after the rest, each group in its given order; and how

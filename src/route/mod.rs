@@ -23,7 +23,7 @@ use crate::sync::Spare;
 mod cooldown;
 mod unknown;
 
-pub use cooldown::{Cooldown, Failed, SharedCooldown, cooling_last, last_hope, origin};
+pub use cooldown::{Cooldown, Failed, SharedCooldown, cooling_last, last_hope};
 pub use unknown::{own_block, unknown};
 
 thread_local! {

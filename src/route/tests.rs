@@ -287,13 +287,3 @@ fn a_refused_connection_cools_its_whole_origin_and_one_success_warms_it() {
     );
     assert_eq!(listed(), ["b:m1"]);
 }
-
-#[test]
-fn an_origin_is_the_scheme_and_authority_of_an_api_base() {
-    assert_eq!(
-        origin("http://127.0.0.1:11434/v1"),
-        "http://127.0.0.1:11434"
-    );
-    assert_eq!(origin("https://api.example.com"), "https://api.example.com");
-    assert_eq!(origin("http://h:1?x=/y"), "http://h:1");
-}
