@@ -17,8 +17,9 @@ pub(super) fn route_path(url: &str) -> &str {
 /// A URL's path as sent, without its query string: what the log line names, as a
 /// user would grep for it (`/chat/completions` from a base URL without `/v1`).
 pub(super) fn sent_path(url: &str) -> &str {
-    // A byte search: through `split` this was ~190 instructions a call, two a request.
-    match url.bytes().position(|b| b == b'?') {
+    // A byte search, run twice a request: through `split` it was ~190 instructions a
+    // call; memchr looks at a word of bytes at a time, not one.
+    match memchr::memchr(b'?', url.as_bytes()) {
         Some(at) => &url[..at],
         None => url,
     }
