@@ -29,8 +29,14 @@ impl Origin {
     /// Splits an `http://` or `https://` URL; user info and fragments are refused, each
     /// with what to write instead.
     pub fn split(url: &str) -> Result<Origin, String> {
-        let shown = crate::log::shown_url(url);
-        let bad = || format!("{shown} is not an http(s) URL like `http://127.0.0.1:8000/v1`");
+        // Made only for an error: masking the URL allocates.
+        let shown = || crate::log::shown_url(url);
+        let bad = || {
+            format!(
+                "{} is not an http(s) URL like `http://127.0.0.1:8000/v1`",
+                shown()
+            )
+        };
         let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
             (Some(rest), _) => (false, rest),
             (_, Some(rest)) => (true, rest),
@@ -43,8 +49,9 @@ impl Origin {
             let scheme = &url[..url.len() - rest.len()];
             let without = format!("{scheme}{}{path}", &authority[at + 1..]);
             return Err(format!(
-                "{shown} holds a user name or password, which is not sent: write `{}` and give \
+                "{} holds a user name or password, which is not sent: write `{}` and give \
                  the credential as the provider's `api_key` or in its `headers`",
+                shown(),
                 crate::log::shown_url(&without)
             ));
         }
@@ -74,7 +81,10 @@ impl Origin {
                 }
             }
             Some(p) => p.parse().map_err(|_| {
-                format!("the port of {shown} is not a number up to 65535: write its server's port")
+                format!(
+                    "the port of {} is not a number up to 65535: write its server's port",
+                    shown()
+                )
             })?,
         };
         if host.is_empty() {
