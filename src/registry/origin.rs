@@ -29,14 +29,7 @@ impl Origin {
     /// Splits an `http://` or `https://` URL; user info and fragments are refused, each
     /// with what to write instead.
     pub fn split(url: &str) -> Result<Origin, String> {
-        // Made only for an error: masking the URL allocates.
-        let shown = || crate::log::shown_url(url);
-        let bad = || {
-            format!(
-                "{} is not an http(s) URL like `http://127.0.0.1:8000/v1`",
-                shown()
-            )
-        };
+        let bad = || refused(url, "is not an http(s) URL like `http://127.0.0.1:8000/v1`");
         let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
             (Some(rest), _) => (false, rest),
             (_, Some(rest)) => (true, rest),
@@ -48,12 +41,12 @@ impl Origin {
             // Never sent: a password belongs in a header the provider block sets.
             let scheme = &url[..url.len() - rest.len()];
             let without = format!("{scheme}{}{path}", &authority[at + 1..]);
-            return Err(format!(
-                "{} holds a user name or password, which is not sent: write `{}` and give \
-                 the credential as the provider's `api_key` or in its `headers`",
-                shown(),
+            let what = format!(
+                "holds a user name or password, which is not sent: write `{}` and give the \
+                 credential as the provider's `api_key` or in its `headers`",
                 crate::log::shown_url(&without)
-            ));
+            );
+            return Err(refused(url, &what));
         }
         if authority.is_empty() || authority.contains(['?', '#']) || path.contains('#') {
             return Err(bad());
@@ -81,9 +74,9 @@ impl Origin {
                 }
             }
             Some(p) => p.parse().map_err(|_| {
-                format!(
-                    "the port of {} is not a number up to 65535: write its server's port",
-                    shown()
+                refused(
+                    url,
+                    "has a port that is not a number up to 65535: write the server's port",
                 )
             })?,
         };
@@ -130,6 +123,13 @@ impl Origin {
     pub fn path(&self) -> &str {
         &self.url[self.authority.end..]
     }
+}
+
+/// Why `url` is refused: `what` after it as it may be shown (see
+/// [`crate::log::shown_url`]), made only then, in one place (masking allocates).
+#[cold]
+fn refused(url: &str, what: &str) -> String {
+    format!("{} {what}", crate::log::shown_url(url))
 }
 
 /// Whether a host is this machine, and whether it is this machine or on its network:

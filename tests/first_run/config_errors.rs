@@ -683,8 +683,8 @@ fn an_api_base_no_request_could_be_sent_to_is_refused_at_load_with_what_to_write
         ),
         (
             "providers:\n  x:\n    models: [m]\n    api_base: http://127.0.0.1:99999/v1\n",
-            "4:5: `api_base` of `x`: the port of http://127.0.0.1:99999/v1 is not a number up \
-             to 65535: write its server's port",
+            "4:5: `api_base` of `x`: http://127.0.0.1:99999/v1 has a port that is not a \
+             number up to 65535: write the server's port",
         ),
         (
             "providers:\n  x: {api_base: \"http://:8000/v1\"}\n",
@@ -703,8 +703,8 @@ fn an_api_base_no_request_could_be_sent_to_is_refused_at_load_with_what_to_write
     // From the environment: told at the line that reads the variable.
     let yaml = "providers:\n  x:\n    api_base: ${X_BASE}\n";
     let (path, validate, serve) = config_error(yaml, &[("X_BASE", "http://127.0.0.1:99999")]);
-    let want = "3:5: `api_base` of `x`: the port of http://127.0.0.1:99999 is not a number up to \
-                65535: write its server's port";
+    let want = "3:5: `api_base` of `x`: http://127.0.0.1:99999 has a port that is not a number \
+                up to 65535: write the server's port";
     assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
     assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
 }
