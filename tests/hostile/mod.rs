@@ -252,10 +252,9 @@ fn pipelined_requests_in_one_write_are_answered_in_order() {
     assert_eq!(up.count(), 3);
 }
 
-#[test]
-fn a_connections_requests_share_no_headers_or_bodies() {
-    // A connection thread reuses one request's head and answer buffers for the next:
-    // nothing of the first may show in the second, whichever is longer.
+/// An Anthropic source that answers with the prompt it was sent and its
+/// `anthropic-beta` header (`none` without one), and a proxy in front of it.
+fn echo_proxy() -> (MockUpstream, Proxy) {
     let up = MockUpstream::start(|r| {
         let said = r.json()["messages"][0]["content"]
             .as_str()
@@ -273,6 +272,14 @@ fn a_connections_requests_share_no_headers_or_bodies() {
         "providers:\n  anth:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\n",
         up.url()
     ));
+    (up, p)
+}
+
+#[test]
+fn a_connections_requests_share_no_headers_or_bodies() {
+    // A connection thread reuses one request's head and answer buffers for the next:
+    // nothing of the first may show in the second, whichever is longer.
+    let (up, p) = echo_proxy();
     let post = |text: &str, extra: &str, last: bool| {
         let body = json!({"model": "m", "max_tokens": 8,
             "messages": [{"role": "user", "content": text}]})
@@ -307,23 +314,7 @@ fn a_head_split_anywhere_between_reads_is_read_as_if_sent_whole() {
     // cut by a read's end apart: a head cut inside its request line, between a CR and
     // its LF, inside a name, after a colon and inside its blank line must be read as
     // one sent whole, padded values trimmed.
-    let up = MockUpstream::start(|r| {
-        let said = r.json()["messages"][0]["content"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        let beta = r.header("anthropic-beta").unwrap_or("none").to_string();
-        Reply::json(
-            200,
-            json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
-                "content": [{"type": "text", "text": format!("{said} beta={beta}")}],
-                "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}}),
-        )
-    });
-    let p = Proxy::start(&format!(
-        "providers:\n  anth:\n    api_base: {}\n    api_protocol: anthropic\n    models: [m]\n",
-        up.url()
-    ));
+    let (up, p) = echo_proxy();
     let body = json!({"model": "m", "max_tokens": 8,
         "messages": [{"role": "user", "content": "hi"}]})
     .to_string();
