@@ -164,11 +164,12 @@ impl RawBody {
                 Some(b"true") => true,
                 // `"true"` in quotes is a string: the commonest slip, told with its fix.
                 Some(b"\"true\"" | b"\"false\"") => {
-                    return Err(Error::bad_request(
-                        "`stream` must be a boolean: write true or false without quotes",
+                    return Err(Error::bad_field(
+                        "stream",
+                        "must be a boolean: write true or false without quotes",
                     ));
                 }
-                Some(_) => return Err(Error::bad_request("`stream` must be a boolean")),
+                Some(_) => return Err(Error::bad_field("stream", "must be a boolean")),
             },
         })
     }
@@ -192,12 +193,13 @@ impl RawBody {
                 // serde_json stops at 128 levels, to keep its recursion off the end of the
                 // stack: such a value is valid JSON, which "not valid JSON" would deny.
                 if e.to_string().starts_with("recursion limit exceeded") {
-                    Error::bad_request(format!(
-                        "`{key}` is nested too deeply: more than 128 levels of arrays and \
-                         objects, which no model request needs; flatten it"
-                    ))
+                    Error::bad_field(
+                        key.to_string(),
+                        "is nested too deeply: more than 128 levels of arrays and objects, \
+                         which no model request needs; flatten it",
+                    )
                 } else {
-                    Error::bad_request(format!("`{key}` is not valid JSON: {e}"))
+                    Error::bad_field(key.to_string(), format!("is not valid JSON: {e}"))
                 }
             })?;
             map.insert(key.into_owned(), v);
@@ -311,7 +313,7 @@ pub struct Routing {
 }
 
 /// A top-level string field's raw value as text; present but not a string is a 400.
-fn string(key: &str, raw: Option<&[u8]>) -> Result<Option<String>, Error> {
+fn string(key: &'static str, raw: Option<&[u8]>) -> Result<Option<String>, Error> {
     match raw {
         None | Some(b"null") => Ok(None),
         Some(raw) => {
@@ -323,7 +325,7 @@ fn string(key: &str, raw: Option<&[u8]>) -> Result<Option<String>, Error> {
                 _ => serde_json::from_slice::<String>(raw).ok(),
             };
             text.map(Some)
-                .ok_or_else(|| Error::bad_request(format!("`{key}` must be a string")))
+                .ok_or_else(|| Error::bad_field(key, "must be a string"))
         }
     }
 }
@@ -337,19 +339,25 @@ fn models_list(raw: &[u8]) -> Result<Vec<String>, Error> {
     // An empty id would reach routing as a model named ``, and its 404 would not say
     // which entry of the list was left blank.
     if let Some(at) = list.iter().position(|m| m.trim().is_empty()) {
-        return Err(Error::bad_request(format!(
-            "`models` entry {} is empty; each entry is a model id, as `[\"smart\", \"ollama:llama3.1\"]`",
-            at + 1
-        )));
+        return Err(Error::bad_field(
+            "models",
+            format!(
+                "entry {} is empty; each entry is a model id, as `[\"smart\", \"ollama:llama3.1\"]`",
+                at + 1
+            ),
+        ));
     }
     if list.is_empty() {
-        return Err(Error::bad_request("`models` must list at least one model"));
+        return Err(Error::bad_field("models", "must list at least one model"));
     }
     if list.len() > MAX_MODELS {
-        return Err(Error::bad_request(format!(
-            "`models` lists {} models; at most {MAX_MODELS} are allowed",
-            list.len()
-        )));
+        return Err(Error::bad_field(
+            "models",
+            format!(
+                "lists {} models; at most {MAX_MODELS} are allowed",
+                list.len()
+            ),
+        ));
     }
     Ok(list)
 }
@@ -358,7 +366,10 @@ fn models_list(raw: &[u8]) -> Result<Vec<String>, Error> {
 fn models_entry_error(raw: &[u8]) -> Error {
     let example = "as `[\"smart\", \"ollama:llama3.1\"]`";
     let Ok(Value::Array(list)) = serde_json::from_slice::<Value>(raw) else {
-        return Error::bad_request(format!("`models` must be an array of model ids, {example}"));
+        return Error::bad_field(
+            "models",
+            format!("must be an array of model ids, {example}"),
+        );
     };
     let kind = |v: &Value| match v {
         Value::Null => "null",
@@ -369,12 +380,18 @@ fn models_entry_error(raw: &[u8]) -> Error {
         Value::Object(_) => "an object",
     };
     match list.iter().position(|v| !v.is_string()) {
-        Some(at) => Error::bad_request(format!(
-            "`models` entry {} is {}, not a model id; each entry is a string, {example}",
-            at + 1,
-            kind(&list[at])
-        )),
-        None => Error::bad_request(format!("`models` must be an array of model ids, {example}")),
+        Some(at) => Error::bad_field(
+            "models",
+            format!(
+                "entry {} is {}, not a model id; each entry is a string, {example}",
+                at + 1,
+                kind(&list[at])
+            ),
+        ),
+        None => Error::bad_field(
+            "models",
+            format!("must be an array of model ids, {example}"),
+        ),
     }
 }
 

@@ -5,6 +5,7 @@
 //! it never contains a key, token or verifier. [`Error::status`] is the one table from
 //! error to HTTP status; the protocol modules render the body in the caller's shape.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io;
 
@@ -34,15 +35,23 @@ pub enum Error {
     },
     /// The client's request is malformed in its own protocol (400): no target could
     /// take it, so nothing is sent and nothing else is tried.
-    BadRequest(String),
+    BadRequest(Told),
     /// The request is valid in the client's protocol but cannot be put into a target's
-    /// (400): a `previous_response_id` for a Chat source, a file by URL. Another target,
+    /// (400): a file by URL, a server tool only Anthropic runs. Another target,
     /// one speaking the client's protocol typically, may still take it.
     Untranslatable(String),
+    /// An [`Error::Untranslatable`] about one request field, which only a source of the
+    /// client's own protocol takes (`previous_response_id`, a forced hosted tool).
+    UntranslatableField {
+        /// The request field.
+        field: Field,
+        /// What is wrong, after the field.
+        said: String,
+    },
     /// A request field the chosen upstream's protocol cannot express (400).
     Unsupported {
-        /// The request field, e.g. `n` or `previous_response_id`.
-        field: String,
+        /// The request field.
+        field: Field,
         /// The provider that cannot express it.
         provider: String,
     },
@@ -155,6 +164,8 @@ pub enum Error {
         status: u16,
         /// One `provider:model → status/reason` line per attempt.
         attempts: Vec<String>,
+        /// The field the first target's 400 named, when the 400 is the client's.
+        param: Option<&'static str>,
     },
     /// `workers` requests are running and this one could not start in time (503).
     Busy {
@@ -171,12 +182,87 @@ pub enum Error {
     Internal(String),
 }
 
+/// A 400's words, with the request field they are about when there is one, kept apart:
+/// the message leads with it (`` `max_tokens` must be … ``), and OpenAI's error body
+/// names it in `param`, which SDKs show.
+#[derive(Debug, Clone)]
+pub struct Told {
+    /// The request field, as the client writes it (`tool_choice.type`).
+    pub field: Option<Cow<'static, str>>,
+    /// What is wrong: after the field when there is one, else the whole message.
+    pub said: String,
+}
+
+impl Told {
+    /// Words about the request field `field`.
+    pub fn of(field: impl Into<Cow<'static, str>>, said: impl Into<String>) -> Told {
+        Told {
+            field: Some(field.into()),
+            said: said.into(),
+        }
+    }
+}
+
+impl From<String> for Told {
+    fn from(said: String) -> Told {
+        Told { field: None, said }
+    }
+}
+
+impl fmt::Display for Told {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(field) = &self.field {
+            write!(f, "`{field}` ")?;
+        }
+        f.write_str(&self.said)
+    }
+}
+
+/// A request field some target's protocol cannot take, by name: a byte, so that a
+/// failure's kind carries it for the client's `param` and every failure stays small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `n` above 1.
+    N,
+    /// `logprobs`.
+    Logprobs,
+    /// `tools`.
+    Tools,
+    /// `response_format`.
+    ResponseFormat,
+    /// Gemini's `cachedContent`.
+    CachedContent,
+    /// Gemini's `candidateCount` above 1.
+    CandidateCount,
+    /// `previous_response_id`.
+    PreviousResponseId,
+    /// `tool_choice`.
+    ToolChoice,
+}
+
+impl Field {
+    /// The field as the client writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::N => "n",
+            Field::Logprobs => "logprobs",
+            Field::Tools => "tools",
+            Field::ResponseFormat => "response_format",
+            Field::CachedContent => "cachedContent",
+            Field::CandidateCount => "candidateCount",
+            Field::PreviousResponseId => "previous_response_id",
+            Field::ToolChoice => "tool_choice",
+        }
+    }
+}
+
 impl Error {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> u16 {
         match self {
             Error::BadRequest(_)
             | Error::Untranslatable(_)
+            | Error::UntranslatableField { .. }
             | Error::BodyUnreadable(_)
             | Error::Unsupported { .. }
             | Error::Usage(_) => 400,
@@ -199,7 +285,25 @@ impl Error {
 
     /// Shorthand for a 400 with a message.
     pub fn bad_request(msg: impl Into<String>) -> Error {
-        Error::BadRequest(msg.into())
+        Error::BadRequest(Told::from(msg.into()))
+    }
+
+    /// Shorthand for a 400 about the request field `field`: its message is `said`
+    /// after the field.
+    pub fn bad_field(field: impl Into<Cow<'static, str>>, said: impl Into<String>) -> Error {
+        Error::BadRequest(Told::of(field, said))
+    }
+
+    /// The request field a 400 is about, for OpenAI's `param`; `None` for any other.
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            Error::BadRequest(told) => told.field.as_deref(),
+            Error::Unsupported { field, .. } | Error::UntranslatableField { field, .. } => {
+                Some(field.name())
+            }
+            Error::Exhausted { param, .. } => *param,
+            _ => None,
+        }
     }
 
     /// Shorthand for an I/O error with what was being done.
@@ -301,12 +405,12 @@ impl fmt::Display for Error {
                 (l, 0) => write!(f, "{path}:{l}: {msg}"),
                 (l, c) => write!(f, "{path}:{l}:{c}: {msg}"),
             },
-            Error::BadRequest(msg) | Error::Untranslatable(msg) => f.write_str(msg),
-            Error::Unsupported { field, provider } => write!(
-                f,
-                "the request field `{field}` cannot be expressed for provider `{provider}`; \
-                 remove it or choose another model"
-            ),
+            Error::BadRequest(told) => told.fmt(f),
+            Error::Untranslatable(msg) => f.write_str(msg),
+            Error::UntranslatableField { field, said } => write!(f, "`{}` {said}", field.name()),
+            Error::Unsupported { field, provider } => {
+                f.write_str(&unexpressed(field.name(), provider))
+            }
             Error::UnknownModel { model, known, hint } => {
                 write!(f, "unknown model `{model}`")?;
                 if known.is_empty() {
@@ -429,6 +533,15 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// What [`Error::Unsupported`] says of `what`, also said of a content part, which is no
+/// request field of its own ([`Error::Untranslatable`], with no `param`).
+pub fn unexpressed(what: &str, provider: &str) -> String {
+    format!(
+        "the request field `{what}` cannot be expressed for provider `{provider}`; remove it \
+         or choose another model"
+    )
+}
 
 /// `1 second`, `0.5 seconds`, `30 seconds`: a config value in seconds, read aloud.
 pub(crate) fn seconds(secs: f64) -> String {

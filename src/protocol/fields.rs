@@ -90,7 +90,7 @@ pub(crate) const EFFORT: Must = Must::OneOf("none minimal low medium high xhigh"
 /// Checks the `fields` of `req`, each named by its path as the client writes it
 /// (`thinking.budget_tokens`) with what it must be: the first that is not is a 400
 /// naming it. A table, not code, per protocol: the binary's size counts.
-pub(crate) fn check(req: &mut Value, fields: &[(&str, Must)]) -> Result<(), Error> {
+pub(crate) fn check(req: &mut Value, fields: &[(&'static str, Must)]) -> Result<(), Error> {
     for &(path, must) in fields {
         let Some(v) = path.split('.').try_fold(&mut *req, |v, key| v.get_mut(key)) else {
             continue;
@@ -103,10 +103,7 @@ pub(crate) fn check(req: &mut Value, fields: &[(&str, Must)]) -> Result<(), Erro
             }
         }
         if !v.is_null() && !must.holds(v) {
-            return Err(Error::bad_request(format!(
-                "`{path}` must be {}",
-                must.words()
-            )));
+            return Err(Error::bad_field(path, format!("must be {}", must.words())));
         }
     }
     Ok(())
@@ -114,7 +111,7 @@ pub(crate) fn check(req: &mut Value, fields: &[(&str, Must)]) -> Result<(), Erro
 
 /// The error for a tool choice of one tool (of type `kind`) that does not name it.
 pub(crate) fn nameless(kind: &str) -> Error {
-    Error::bad_request(format!("`tool_choice` of type `{kind}` needs a `name`"))
+    Error::bad_field("tool_choice", format!("of type `{kind}` needs a `name`"))
 }
 
 #[cfg(test)]

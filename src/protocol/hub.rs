@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde_json::{Value, json};
 
 use super::{anthropic, gemini, responses};
-use crate::error::Error;
+use crate::error::{Error, Field};
 
 /// Seconds since the epoch, for `created` fields.
 pub(crate) fn now() -> u64 {
@@ -364,10 +364,16 @@ pub(crate) fn inline_file<'a>(
     part["file"]["file_data"]
         .as_str()
         .and_then(data_url)
-        .ok_or_else(|| Error::Unsupported {
-            field: "content part `file` without inline `file_data`".into(),
-            provider: provider.to_string(),
-        })
+        .ok_or_else(|| part_unsupported("file` without inline `file_data", provider))
+}
+
+/// A content part of type `kind` that `provider`'s protocol cannot carry: told as
+/// [`Error::Unsupported`] tells a field, but a part is no request field of its own, so
+/// it is no error's `param`.
+#[cold]
+pub(crate) fn part_unsupported(kind: &str, provider: &str) -> Error {
+    let what = format!("content part `{kind}`");
+    Error::Untranslatable(crate::error::unexpressed(&what, provider))
 }
 
 /// A base64 data URL (`data:MIME;base64,DATA`) split into its media type and data.
@@ -383,14 +389,14 @@ pub(crate) fn to_data_url(mime: &str, data: &str) -> String {
 /// Refuses the chat fields neither other protocol can express: `n` > 1 and `logprobs`.
 pub(crate) fn refuse_chat_only(chat: &Value, provider: &str) -> Result<(), Error> {
     let field = if chat["n"].as_u64().is_some_and(|n| n > 1) {
-        "n"
+        Field::N
     } else if chat["logprobs"] == json!(true) {
-        "logprobs"
+        Field::Logprobs
     } else {
         return Ok(());
     };
     Err(Error::Unsupported {
-        field: field.to_string(),
+        field,
         provider: provider.to_string(),
     })
 }

@@ -76,8 +76,9 @@ pub use hub::recallable;
 pub(crate) use hub::{
     Marker, ToolChoice, add_detail, answer_id, arguments_object, assistant_message, bounded_id,
     clock_hex, copy_fields, data_url, file_part, fit_answer, fit_call, fnv1a, has_media, holds,
-    hub_chunk, image_url, inline_file, made_answer_id, made_id_prefix, now, numbered, push_turn,
-    refuse_chat_only, stop_list, text_of, to_data_url, unknown_role, usage_chunk, without_calls,
+    hub_chunk, image_url, inline_file, made_answer_id, made_id_prefix, now, numbered,
+    part_unsupported, push_turn, refuse_chat_only, stop_list, text_of, to_data_url, unknown_role,
+    usage_chunk, without_calls,
 };
 
 /// The hub request's field for a thinking budget in tokens (see the hub conventions).
@@ -481,15 +482,22 @@ impl Protocol {
 
     /// An error body in this protocol's shape.
     pub fn error_body(self, status: u16, message: &str) -> Vec<u8> {
-        self.error_body_coded(status, message, None)
+        self.error_body_coded(status, message, None, None)
     }
 
     /// [`Protocol::error_body`] with OpenAI's `code` given rather than read from the
-    /// status (a 404 is `model_not_found` only when a model was not found).
-    pub fn error_body_coded(self, status: u16, message: &str, code: Option<&str>) -> Vec<u8> {
+    /// status (a 404 is `model_not_found` only when a model was not found), and its
+    /// `param`, the request field a 400 is about ([`Error::param`]).
+    pub fn error_body_coded(
+        self,
+        status: u16,
+        message: &str,
+        code: Option<&str>,
+        param: Option<&str>,
+    ) -> Vec<u8> {
         let body = match self {
             Protocol::Chat | Protocol::Responses | Protocol::Completions => {
-                let mut v = chat::error_json(status, message);
+                let mut v = chat::error_json(status, message, param);
                 if let Some(code) = code {
                     v["error"]["code"] = json!(code);
                 }
@@ -513,7 +521,7 @@ impl Protocol {
             }
             _ => Cow::Borrowed(message),
         };
-        self.error_body_coded(400, &message, Some("context_length_exceeded"))
+        self.error_body_coded(400, &message, Some("context_length_exceeded"), None)
     }
 
     /// Client request (this protocol) → hub chat request. `stream` is whether the

@@ -124,7 +124,7 @@ fn count_given_up(
     served.status = match given_up(env) {
         Outcome::Stopped if !out.client_gone() => {
             let again = [("retry-after".to_string(), "1".to_string())];
-            respond_error(call.inbound, 503, &Error::Stopping.to_string(), &again, out);
+            respond_error(call.inbound, 503, &Error::Stopping, &again, out);
             503
         }
         _ => 499,

@@ -58,10 +58,10 @@ pub(super) fn surface(
     };
     let (status, body) = match f.kind {
         FailKind::Context => (400, call.inbound.context_error_body(&message)),
-        _ => (
+        k => (
             status,
             call.inbound
-                .error_body_coded(status, &message, code.as_deref()),
+                .error_body_coded(status, &message, code.as_deref(), k.param()),
         ),
     };
     let _ = out.respond_served(status, "application/json", &headers, by, &body);
@@ -111,7 +111,7 @@ pub(super) fn exhausted(
                     502
                 };
                 let counted = [attempts_header(attempts)];
-                respond_error(call.inbound, status, &err.to_string(), &counted, out);
+                respond_error(call.inbound, status, &err, &counted, out);
                 status
             }
         };
@@ -148,7 +148,7 @@ pub(super) fn exhausted(
     let none_can_take = !failures.is_empty()
         && failures
             .iter()
-            .all(|(_, f)| f.kind == FailKind::Prepare(Unprepared::CannotExpress));
+            .all(|(_, f)| matches!(f.kind, FailKind::Prepare(Unprepared::CannotExpress(_))));
     if none_can_take
         && failures
             .iter()
@@ -187,12 +187,21 @@ pub(super) fn exhausted(
             None => format!("{label} → {}", f.reason),
         })
         .collect();
+    // The client's 400 names the field the first refusal named, as that one alone would.
+    let param = (status == 400)
+        .then(|| failures.iter().find(|(_, f)| f.status == Some(400)))
+        .flatten()
+        .and_then(|(_, f)| f.kind.param());
     let err = if attempts.is_empty() {
         Error::bad_request("no target to try")
     } else {
-        Error::Exhausted { status, attempts }
+        Error::Exhausted {
+            status,
+            attempts,
+            param,
+        }
     };
-    respond_error(call.inbound, err.status(), &err.to_string(), &headers, out);
+    respond_error(call.inbound, err.status(), &err, &headers, out);
     err.status()
 }
 
@@ -217,15 +226,15 @@ pub(super) fn retry_after_secs(wait: Duration) -> String {
     (wait.as_secs_f64().ceil() as u64).max(1).to_string()
 }
 
-/// Sends an error body in the client's protocol.
+/// Sends `err` as an error body in the client's protocol, with `status`.
 pub fn respond_error(
     inbound: Protocol,
     status: u16,
-    message: &str,
+    err: &Error,
     headers: &[(String, String)],
     out: &mut ClientWriter,
 ) {
-    let body = inbound.error_body(status, message);
+    let body = inbound.error_body_coded(status, &err.to_string(), None, err.param());
     let _ = out.respond(status, "application/json", headers, &body);
 }
 
@@ -258,7 +267,7 @@ pub(super) fn short_reason(f: &Failure) -> String {
         FailKind::Malformed => "malformed".into(),
         FailKind::Prepare(Unprepared::NoCredential) => "no_credential".into(),
         FailKind::Prepare(Unprepared::RefreshFailed) => "refresh_failed".into(),
-        FailKind::Prepare(Unprepared::CannotExpress) => "cannot_express".into(),
+        FailKind::Prepare(Unprepared::CannotExpress(_)) => "cannot_express".into(),
         FailKind::Dropped(Net::Reset) | FailKind::Network(Net::Reset) => "reset".into(),
         FailKind::Dropped(_) => "closed".into(),
         FailKind::Network(Net::Refused) => "refused".into(),

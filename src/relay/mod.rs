@@ -269,8 +269,8 @@ pub fn run(env: &Env, settings: &Settings, call: &Call<'_>, out: &mut ClientWrit
                 rescue::rescue(&mut run, &targets, i, b);
                 return run.served;
             }
-            Outcome::Invalid(message) => {
-                respond_error(call.inbound, 400, &message, &[], run.out);
+            Outcome::Invalid(told) => {
+                respond_error(call.inbound, 400, &Error::BadRequest(told), &[], run.out);
                 run.served.status = 400;
                 return run.served;
             }
@@ -358,7 +358,6 @@ struct Filtered {
 /// a 503 in its protocol when nothing went out yet, else its stream's error event and
 /// proper end. A client that left meanwhile is a 499.
 fn stopped(run: &mut Run<'_, '_>) {
-    let message = Error::Stopping.to_string();
     if run.out.client_gone() {
         run.served.status = 499;
         run.served.stream = run.out.streamed().then_some(StreamEnd::ClientClosed);
@@ -366,13 +365,13 @@ fn stopped(run: &mut Run<'_, '_>) {
     }
     if !run.out.started() {
         let again = [("retry-after".to_string(), "1".to_string())];
-        respond_error(run.call.inbound, 503, &message, &again, run.out);
+        respond_error(run.call.inbound, 503, &Error::Stopping, &again, run.out);
         run.served.status = 503;
         return;
     }
     run.served.status = run.splice.status;
     run.served.stream = Some(StreamEnd::Broken);
-    if let Outcome::ClientGone = run.splice.fail(run.out, 503, &message) {
+    if let Outcome::ClientGone = run.splice.fail(run.out, 503, &Error::Stopping.to_string()) {
         run.served.status = 499;
         run.served.stream = Some(StreamEnd::ClientClosed);
     }

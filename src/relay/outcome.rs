@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use super::table::{FailKind, Unprepared};
-use crate::error::Error;
+use crate::error::{Error, Told};
 use crate::route;
 use crate::upstream::{self, Header, Net};
 
@@ -66,7 +66,7 @@ pub(super) enum Outcome {
     /// The client's request is malformed in its own protocol (a `BadRequest` found while
     /// translating it): no target could take it, so nothing was sent and no target is
     /// blamed. The message is the client's 400.
-    Invalid(String),
+    Invalid(Told),
     /// Content went out, then the stream broke; the client's stream is still open.
     Broken(Break),
     /// The client went away; stop.

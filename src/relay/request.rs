@@ -203,6 +203,11 @@ impl<'a> Run<'a, '_> {
 fn same_kind(e: &Error) -> Error {
     match e {
         Error::Untranslatable(message) => Error::Untranslatable(message.clone()),
+        Error::UntranslatableField { field, said } => Error::UntranslatableField {
+            field: *field,
+            said: said.clone(),
+        },
+        Error::BadRequest(told) => Error::BadRequest(told.clone()),
         e => Error::bad_request(e.to_string()),
     }
 }

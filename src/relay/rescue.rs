@@ -100,12 +100,12 @@ pub(super) fn rescue(run: &mut Run<'_, '_>, targets: &[Target], broke: usize, br
                     break;
                 }
                 // Nothing was sent: the continuation could not be put into its protocol.
-                Outcome::Invalid(message) => {
+                Outcome::Invalid(told) => {
                     refused.push(k);
                     log::line(format!(
                         "{}: could not continue the stream: {}",
                         target.label(),
-                        log::printable(&message, SAID_AT_MOST)
+                        log::printable(&told.to_string(), SAID_AT_MOST)
                     ));
                 }
                 Outcome::Failed(f) => {

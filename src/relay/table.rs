@@ -3,7 +3,7 @@
 
 use super::Call;
 use super::refused::Param;
-use crate::error::Error;
+use crate::error::{Error, Field};
 use crate::protocol::Protocol;
 use crate::upstream::Net;
 
@@ -57,8 +57,9 @@ pub(super) enum FailKind {
 /// Why a request could not be prepared for a target, from the error that said so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Unprepared {
-    /// A field its protocol cannot carry (the client's 400).
-    CannotExpress,
+    /// A field its protocol cannot carry (the client's 400): the request field, when
+    /// the error named one, for OpenAI's `param`.
+    CannotExpress(Option<Field>),
     /// No key, or a login that is missing or refused for good (the client's 401).
     NoCredential,
     /// A subscription's refresh that failed for now (the client's 502).
@@ -74,12 +75,23 @@ impl Unprepared {
             | Error::LoginNeeded { .. }
             | Error::Unauthorized
             | Error::AuthRefused(_) => Unprepared::NoCredential,
-            _ => Unprepared::CannotExpress,
+            Error::Unsupported { field, .. } | Error::UntranslatableField { field, .. } => {
+                Unprepared::CannotExpress(Some(*field))
+            }
+            _ => Unprepared::CannotExpress(None),
         }
     }
 }
 
 impl FailKind {
+    /// The request field a failure to prepare the request named, for OpenAI's `param`.
+    pub(super) fn param(self) -> Option<&'static str> {
+        match self {
+            FailKind::Prepare(Unprepared::CannotExpress(field)) => field.map(Field::name),
+            _ => None,
+        }
+    }
+
     /// Whether the source answered in words of its own that a client can be shown as
     /// they are (an error status, a context overflow, a filter…), rather than failing to
     /// answer at all.
@@ -234,8 +246,11 @@ mod tests {
             (no_key, Unprepared::NoCredential, 401),
             (Error::Unauthorized, Unprepared::NoCredential, 401),
             (
-                Error::Untranslatable("`n`".into()),
-                Unprepared::CannotExpress,
+                Error::UntranslatableField {
+                    field: Field::N,
+                    said: "above 1 needs a Chat source".into(),
+                },
+                Unprepared::CannotExpress(Some(Field::N)),
                 400,
             ),
         ];

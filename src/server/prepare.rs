@@ -236,8 +236,9 @@ pub(super) fn prepare(
             std::slice::from_ref(&*logged_model)
         }
         _ => {
-            return Prepared::Fail(Error::bad_request(
-                "`model` is required (or `models`, a list of up to 8 model ids)",
+            return Prepared::Fail(Error::bad_field(
+                "model",
+                "is required (or `models`, a list of up to 8 model ids)",
             ));
         }
     };

@@ -52,7 +52,7 @@ pub(super) fn busy(req: tiny_http::Request, err: Error, shared: &Shared) {
         out.allow_origin(page);
     }
     let headers = vec![("retry-after".to_string(), "1".to_string())];
-    relay::respond_error(inbound, err.status(), &err.to_string(), &headers, &mut out);
+    relay::respond_error(inbound, err.status(), &err, &headers, &mut out);
     log.refused = Some(match err {
         Error::Busy { .. } => "workers",
         _ => "stopping",
@@ -276,7 +276,7 @@ fn answer_refused(err: Error, inbound: Protocol, out: &mut ClientWriter) -> rela
         Error::MethodNotAllowed { .. } => Some("method_not_allowed"),
         _ => None,
     };
-    let body = inbound.error_body_coded(err.status(), &err.to_string(), code);
+    let body = inbound.error_body_coded(err.status(), &err.to_string(), code, err.param());
     let _ = out.respond(err.status(), "application/json", &headers, &body);
     relay::Served {
         status: err.status(),
@@ -291,7 +291,7 @@ fn answer_refused(err: Error, inbound: Protocol, out: &mut ClientWriter) -> rela
 fn answer_panicked(inbound: Protocol, out: &mut ClientWriter) -> relay::Served {
     if !out.started() {
         let err = Error::Internal("the request handler failed; see the log".into());
-        relay::respond_error(inbound, 500, &err.to_string(), &[], out);
+        relay::respond_error(inbound, 500, &err, &[], out);
     } else {
         let _ = out.end_stream();
     }

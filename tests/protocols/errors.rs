@@ -462,6 +462,24 @@ fn an_openai_clients_400_names_in_param_the_field_its_message_leads_with() {
 }
 
 #[test]
+fn a_sources_400_retold_in_openais_shape_names_no_param_from_its_words() {
+    // Anthropic's own words lead with its field, `max_tokens`, which a Responses
+    // client never sent (its cap is `max_output_tokens`): read back from the message,
+    // it was named the client's `param`.
+    let said = "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation";
+    let body =
+        json!({"type": "error", "error": {"type": "invalid_request_error", "message": said}});
+    let (_mock, p) = setup(Wire::Anthropic, Reply::json(400, body));
+    let resp = p.post(
+        Wire::Responses.path(),
+        Wire::Responses.request("m", false, false),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(resp.json()["error"]["message"], said, "{}", resp.body);
+    assert!(resp.json()["error"]["param"].is_null(), "{}", resp.body);
+}
+
+#[test]
 fn what_sdks_send_passes_a_translation_a_null_as_absent() {
     // `max_tokens: null` means not given; `stop` a lone string; `temperature` an integer.
     let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));

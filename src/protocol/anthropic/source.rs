@@ -10,15 +10,15 @@ use super::{
     DEFAULT_MAX_TOKENS, MAX_ID, anthropic_takes, block_of, detail_of, finish_reason, hashed_id,
     usage_to_chat,
 };
-use crate::error::Error;
+use crate::error::{Error, Field};
 use crate::protocol::view::{self, Delta, Text, Typed};
 use crate::protocol::{self, Decoded, Last, ToolChoice, fit_call, now, text_of};
 use crate::sse::Event;
 
 /// Hub chat request → Messages request for `model` at `provider`.
 pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Value, Error> {
-    let unsupported = |field: &str| Error::Unsupported {
-        field: field.to_string(),
+    let unsupported = |field| Error::Unsupported {
+        field,
         provider: provider.to_string(),
     };
     protocol::refuse_chat_only(&chat, provider)?;
@@ -31,12 +31,12 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
             let schema = super::schema::fit(&chat["response_format"]["json_schema"]["schema"]);
             Some(json!({"type": "json_schema", "schema": schema}))
         }
-        Some(_) => return Err(unsupported("response_format")),
+        Some(_) => return Err(unsupported(Field::ResponseFormat)),
     };
     let mut system: Vec<Value> = Vec::new();
     let mut messages: Vec<Value> = Vec::new();
     let Some(list) = chat["messages"].as_array() else {
-        return Err(Error::bad_request("`messages` must be an array"));
+        return Err(Error::bad_field("messages", "must be an array"));
     };
     // `none` asks for no reasoning, which is Anthropic's default: no `thinking` at all.
     // With thinking on, Anthropic refuses a tool loop whose last assistant turn does not
@@ -145,7 +145,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         let mut converted = Vec::new();
         for t in tools {
             if t["type"] != "function" {
-                return Err(unsupported("tools"));
+                return Err(unsupported(Field::Tools));
             }
             let f = &t["function"];
             let mut tool = json!({
@@ -252,10 +252,8 @@ fn content_blocks(content: &Value, provider: &str) -> Result<Vec<Value>, Error> 
                         document_block(media_type, data, p["file"]["filename"].as_str())
                     }
                     _ => {
-                        return Err(Error::Unsupported {
-                            field: format!("content part `{}`", p["type"].as_str().unwrap_or("?")),
-                            provider: provider.to_string(),
-                        });
+                        let kind = p["type"].as_str().unwrap_or("?");
+                        return Err(protocol::part_unsupported(kind, provider));
                     }
                 };
                 keep_cache_control(p, &mut block);

@@ -51,8 +51,9 @@ const CHECKED: [(&str, Must); 13] = [
 /// translator would refuse it without them; here it is the client's fault, said once.
 pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
     if !req["messages"].is_array() {
-        return Err(Error::bad_request(
-            "`messages` is required and must be an array",
+        return Err(Error::bad_field(
+            "messages",
+            "is required and must be an array",
         ));
     }
     super::check(&mut req, &CHECKED)?;
@@ -69,8 +70,8 @@ pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
 }
 
 /// The OpenAI error body: `{"error":{"message","type","param","code"}}`, its `param`
-/// the request field a 400 names (read by `param_of`), as OpenAI's own does.
-pub fn error_json(status: u16, message: &str) -> Value {
+/// the request field a 400 is about ([`Error::param`]), as OpenAI's own names it.
+pub fn error_json(status: u16, message: &str, param: Option<&str>) -> Value {
     let code = match status {
         401 => json!("invalid_api_key"),
         404 => json!("model_not_found"),
@@ -81,25 +82,9 @@ pub fn error_json(status: u16, message: &str) -> Value {
     json!({"error": {
         "message": message,
         "type": openai_error_type(status),
-        "param": (status == 400).then(|| param_of(message)).flatten(),
+        "param": param,
         "code": code,
     }})
-}
-
-/// The request field a 400's message names where it begins (`` `max_tokens` must be
-/// … ``, "the request field `n` cannot be expressed …"), or where the first target's
-/// reason begins in "every target failed: … → 400 …": Routeplane's messages about a
-/// field lead with it, in the client's spelling.
-fn param_of(message: &str) -> Option<&str> {
-    const TOLD: &str = "→ 400 ";
-    let said = match message.find(TOLD) {
-        Some(at) if !message.starts_with('`') => &message[at + TOLD.len()..],
-        _ => message,
-    };
-    let said = said.strip_prefix("the request field ").unwrap_or(said);
-    let name = said.strip_prefix('`')?.split('`').next()?;
-    let field = |b: u8| b.is_ascii_alphanumeric() || b"_.[]".contains(&b);
-    (!name.is_empty() && name.bytes().all(field)).then_some(name)
 }
 
 /// Decodes a Chat Completions upstream stream (`data: {chunk}` … `data: [DONE]`).
@@ -527,7 +512,7 @@ impl Encoder {
 
     /// An in-band error chunk; OpenAI ends such a stream without `[DONE]`.
     pub fn fail(&mut self, status: u16, message: &str) -> Vec<Event> {
-        vec![Event::data(error_json(status, message).to_string())]
+        vec![Event::data(error_json(status, message, None).to_string())]
     }
 }
 

@@ -8,7 +8,7 @@
 use serde_json::{Value, json};
 
 use super::{error_json, gemini_finish, signature, spelling, synthetic_id, usage_from_chat};
-use crate::error::Error;
+use crate::error::{Error, Field};
 use crate::protocol::{self, Must, ToolChoice, arguments_object, assistant_message, text_of};
 use crate::sse::Event;
 
@@ -150,9 +150,11 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
     spelling::request(&mut req);
     protocol::check(&mut req, &CHECKED)?;
     if !req["cachedContent"].is_null() {
-        return Err(Error::Untranslatable(
-            "`cachedContent` needs a Gemini upstream; send the full conversation in `contents` instead".into(),
-        ));
+        return Err(Error::UntranslatableField {
+            field: Field::CachedContent,
+            said: "needs a Gemini upstream; send the full conversation in `contents` instead"
+                .into(),
+        });
     }
     // The hub carries one answer. A Chat source would make the candidates (`n`), but
     // they would reach the client as one: every event `index: 0`, which the SDK joins
@@ -162,16 +164,21 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
         .as_u64()
         .is_some_and(|n| n > 1)
     {
-        return Err(Error::Untranslatable(
-            "`candidateCount` above 1 needs a Gemini upstream; ask for one candidate or choose a Gemini model".into(),
-        ));
+        return Err(Error::UntranslatableField {
+            field: Field::CandidateCount,
+            said: "above 1 needs a Gemini upstream; ask for one candidate or choose a Gemini model"
+                .into(),
+        });
     }
     let Some(contents) = req["contents"].as_array() else {
-        return Err(Error::bad_request(if req["contents"].is_null() {
-            "`contents` is required: a list of {role, parts}"
-        } else {
-            "`contents` must be a list of {role, parts}"
-        }));
+        return Err(Error::bad_field(
+            "contents",
+            if req["contents"].is_null() {
+                "is required: a list of {role, parts}"
+            } else {
+                "must be a list of {role, parts}"
+            },
+        ));
     };
     let mut messages: Vec<Value> = Vec::new();
     let system = instruction_text(&req["systemInstruction"]);
@@ -184,7 +191,7 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
         let parts = match &c["parts"] {
             Value::Array(p) => p.as_slice(),
             Value::Null => &[],
-            _ => return Err(Error::bad_request("`parts` of a content must be a list")),
+            _ => return Err(Error::bad_field("parts", "of a content must be a list")),
         };
         match c["role"].as_str().unwrap_or("user") {
             "model" => {
@@ -383,7 +390,7 @@ pub fn request_to_chat(mut req: Value, stream: bool) -> Result<Value, Error> {
         // One allowed function is a named choice; several, some tool of those.
         Some("ANY") => match allowed.map(Vec::as_slice) {
             Some([one]) => Some(ToolChoice::Function(one.as_str().ok_or_else(|| {
-                Error::bad_request("`allowedFunctionNames` must list function names")
+                Error::bad_field("allowedFunctionNames", "must list function names")
             })?)),
             Some(several @ [_, _, ..]) => {
                 let names = several.iter().filter_map(Value::as_str);

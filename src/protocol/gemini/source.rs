@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use super::{
     BUDGETS, SIGNED_BY_GEMINI, blocked, filtered, finish_reason, id_safe, signature, usage_to_chat,
 };
-use crate::error::Error;
+use crate::error::{Error, Field};
 use crate::protocol::view::{self, Delta, First, Present, Text};
 use crate::protocol::{
     self, Decoded, Last, ToolChoice, arguments_object, assistant_message, hub_chunk, now, text_of,
@@ -23,13 +23,13 @@ use crate::sse::Event;
 
 /// Hub chat request → `generateContent` body (the model goes in the URL).
 pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Value, Error> {
-    let unsupported = |field: &str| Error::Unsupported {
-        field: field.to_string(),
+    let unsupported = |field| Error::Unsupported {
+        field,
         provider: provider.to_string(),
     };
     protocol::refuse_chat_only(&chat, provider)?;
     let Some(list) = chat["messages"].as_array() else {
-        return Err(Error::bad_request("`messages` must be an array"));
+        return Err(Error::bad_field("messages", "must be an array"));
     };
     let mut system: Vec<String> = Vec::new();
     let mut contents: Vec<Value> = Vec::new();
@@ -100,7 +100,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         let mut decls = Vec::new();
         for t in tools {
             if t["type"] != "function" {
-                return Err(unsupported("tools"));
+                return Err(unsupported(Field::Tools));
             }
             let f = &t["function"];
             let mut d = json!({"name": f["name"]});
@@ -223,10 +223,7 @@ fn user_parts(content: &Value, provider: &str) -> Result<Vec<Value>, Error> {
                     let (mime, data) = protocol::inline_file(p, provider)?;
                     Ok(json!({"inlineData": {"mimeType": mime, "data": data}}))
                 }
-                other => Err(Error::Unsupported {
-                    field: format!("content part `{}`", other.unwrap_or("?")),
-                    provider: provider.to_string(),
-                }),
+                other => Err(protocol::part_unsupported(other.unwrap_or("?"), provider)),
             })
             .collect(),
         _ => Err(Error::bad_request(

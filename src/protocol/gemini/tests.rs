@@ -392,13 +392,13 @@ fn inbound_request_becomes_chat_with_stable_ids() {
     ));
     assert!(matches!(
         request_to_chat(json!({"contents": [], "cachedContent": "c/1"}), false),
-        Err(Error::Untranslatable(_))
+        Err(Error::UntranslatableField { .. })
     ));
     // Several candidates only a Gemini upstream gives; one is asked as usual.
     let many = json!({"contents": [], "generationConfig": {"candidateCount": 2}});
     assert!(matches!(
         request_to_chat(many, false),
-        Err(Error::Untranslatable(_))
+        Err(Error::UntranslatableField { .. })
     ));
     let one = json!({"contents": [], "generation_config": {"candidate_count": 1}});
     assert!(request_to_chat(one, false).unwrap().get("n").is_none());

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::{FILE_FIELDS, SHARED_FIELDS, is_minted, unseal};
 use crate::body::RawBody;
-use crate::error::Error;
+use crate::error::{Error, Field};
 use crate::protocol::{Must, ToolChoice, check, copy_fields, nameless, text_of, tools};
 
 /// What [`request_to_chat`] reads, and every field the answer repeats (`ECHOED`), with
@@ -40,9 +40,11 @@ const CHECKED: [(&str, Must); 15] = [
 pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
     check(&mut req, &CHECKED)?;
     if !req["previous_response_id"].is_null() {
-        return Err(Error::Untranslatable(
-            "`previous_response_id` needs a Responses upstream; send the full conversation in `input` instead".into(),
-        ));
+        return Err(Error::UntranslatableField {
+            field: Field::PreviousResponseId,
+            said: "needs a Responses upstream; send the full conversation in `input` instead"
+                .into(),
+        });
     }
     let mut messages: Vec<Value> = Vec::new();
     // Thinking another source signed, given back for the turn that follows it: it goes
@@ -154,13 +156,15 @@ pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
             }
         }
         Value::Null => {
-            return Err(Error::bad_request(
-                "`input` is required: a string or a list of items",
+            return Err(Error::bad_field(
+                "input",
+                "is required: a string or a list of items",
             ));
         }
         _ => {
-            return Err(Error::bad_request(
-                "`input` must be a string or a list of items",
+            return Err(Error::bad_field(
+                "input",
+                "must be a string or a list of items",
             ));
         }
     }
@@ -205,9 +209,10 @@ pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
         _ => match (tc["type"].as_str(), tc["name"].as_str()) {
             (Some(kind @ ("function" | "custom")), None) => return Err(nameless(kind)),
             (Some(kind), _) if !matches!(kind, "function" | "custom") => {
-                return Err(Error::Untranslatable(format!(
-                    "`tool_choice` of type `{kind}` needs a Responses upstream"
-                )));
+                return Err(Error::UntranslatableField {
+                    field: Field::ToolChoice,
+                    said: format!("of type `{kind}` needs a Responses upstream"),
+                });
             }
             (_, name) => name.map(ToolChoice::Function),
         },

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::{DEFAULT_INSTRUCTIONS, FILE_FIELDS, SHARED_FIELDS, SIGNED_BY_OPENAI};
-use crate::error::Error;
+use crate::error::{Error, Field};
 use crate::protocol::view::{self, Delta, Text, Typed};
 use crate::protocol::{self, Decoded, Last, ToolChoice, copy_fields, fit_call, now, text_of};
 use crate::sse::Event;
@@ -33,23 +33,20 @@ fn input_parts(content: &Value, provider: &str) -> Result<Vec<Value>, Error> {
                 copy_fields(&p["file"], &mut part, &FILE_FIELDS);
                 Ok(part)
             }
-            other => Err(Error::Unsupported {
-                field: format!("content part `{}`", other.unwrap_or("?")),
-                provider: provider.to_string(),
-            }),
+            other => Err(protocol::part_unsupported(other.unwrap_or("?"), provider)),
         })
         .collect()
 }
 
 /// Hub chat request → Responses request for `model` at `provider`.
 pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Value, Error> {
-    let unsupported = |field: &str| Error::Unsupported {
-        field: field.to_string(),
+    let unsupported = |field| Error::Unsupported {
+        field,
         provider: provider.to_string(),
     };
     protocol::refuse_chat_only(&chat, provider)?;
     let Some(list) = chat["messages"].as_array() else {
-        return Err(Error::bad_request("`messages` must be an array"));
+        return Err(Error::bad_field("messages", "must be an array"));
     };
     let mut instructions = Vec::new();
     let mut input = Vec::new();
@@ -136,7 +133,7 @@ pub fn request_from_chat(chat: Value, model: &str, provider: &str) -> Result<Val
         let mut flat = Vec::new();
         for t in tools {
             if t["type"] != "function" {
-                return Err(unsupported("tools"));
+                return Err(unsupported(Field::Tools));
             }
             let f = &t["function"];
             let mut tool =

@@ -357,7 +357,7 @@ fn inbound_refusals_and_tool_narrowing() {
         request_to_chat(json!({"model": "m", "input": 42})),
         Err(Error::BadRequest(_))
     ));
-    assert!(matches!(err, Error::Untranslatable(_)));
+    assert!(matches!(err, Error::UntranslatableField { .. }));
 }
 
 #[test]
