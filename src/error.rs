@@ -155,6 +155,15 @@ pub enum Error {
         /// What happened, without secrets.
         reason: String,
     },
+    /// A source's answer that is its own failure, read as its error `status` would be:
+    /// Gemini's MALFORMED_FUNCTION_CALL with nothing answered, a 502 asked again, where
+    /// an answer that cannot be read ([`Error::Upstream`]) moves on.
+    SourceFailed {
+        /// The status the source's failure counts as.
+        status: u16,
+        /// What the source said, without secrets.
+        reason: String,
+    },
     /// Every target of a request failed; `status` is what the client gets.
     Exhausted {
         /// The status to answer with (502; the client protocol's overload status, 529
@@ -277,7 +286,7 @@ impl Error {
             Error::ClientTimeout { .. } => 408,
             Error::TooLarge { .. } => 413,
             Error::Upstream { .. } | Error::Auth(_) | Error::RefreshFailed { .. } => 502,
-            Error::Exhausted { status, .. } => *status,
+            Error::Exhausted { status, .. } | Error::SourceFailed { status, .. } => *status,
             Error::Busy { .. } | Error::Stopping | Error::SourceDown { .. } => 503,
             Error::Io { .. } | Error::Config { .. } | Error::Logout(_) | Error::Internal(_) => 500,
         }
@@ -516,6 +525,7 @@ impl fmt::Display for Error {
             Error::Upstream { provider, reason } => {
                 write!(f, "upstream `{provider}` failed: {reason}")
             }
+            Error::SourceFailed { reason, .. } => f.write_str(reason),
             Error::Exhausted { attempts, .. } => {
                 write!(f, "every target failed: {}", attempts.join("; "))
             }

@@ -14,7 +14,6 @@ use super::classify::{compressed_with, failed_with, not_an_answer, said_instead}
 use super::recall::Noted;
 use super::{FailKind, Outcome, Run, fail, served_by, unfit};
 use crate::error::Error;
-use crate::protocol::gemini;
 use crate::stats::Tokens;
 use crate::upstream::{BodyError, Reply};
 
@@ -143,23 +142,22 @@ impl Run<'_, '_> {
             let reason = reason.unwrap_or_else(|| said_instead(status, ct, bytes));
             return Err(fail(FailKind::Malformed, reason));
         };
-        let chat = target.protocol.response_to_chat(v).map_err(|e| {
+        let chat = target.protocol.response_to_chat(v).map_err(|e| match e {
+            // The source's own failure (Gemini's word that the model's call came out
+            // malformed): its status, as in a stream, asked again (the model samples
+            // anew).
+            Error::SourceFailed { status, reason } => fail(FailKind::Status(status), reason),
             // What went wrong, without a provider's name: the failure is the
             // endpoint's, named where it is told. Unreadable, as a stream's event that
             // cannot be read is (`Decoded::Unreadable`): the endpoint would send the
             // same again, so the next one is asked.
-            let reason = match e {
-                Error::Upstream { reason, .. } => reason,
-                e => e.to_string(),
-            };
-            // Not so Gemini's word that the model's call came out malformed: the
-            // source's 502, as in a stream, asked again (the model samples anew).
-            let kind = if reason == gemini::MALFORMED_CALL {
-                FailKind::Status(502)
-            } else {
-                unfit(&reason, b"").unwrap_or(FailKind::Malformed)
-            };
-            fail(kind, reason)
+            e => {
+                let reason = match e {
+                    Error::Upstream { reason, .. } => reason,
+                    e => e.to_string(),
+                };
+                fail(unfit(&reason, b"").unwrap_or(FailKind::Malformed), reason)
+            }
         })?;
         if t.translate
             && let Some(mut noted) = Noted::of(call, target, &self.env.recall)

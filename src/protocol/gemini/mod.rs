@@ -88,9 +88,7 @@ mod spelling;
 mod tests;
 
 pub use client::{Encoder, request_to_chat, response_from_chat};
-pub use source::{
-    Decoder, MALFORMED_CALL, blocked_answer, delta, request_from_chat, response_to_chat,
-};
+pub use source::{Decoder, blocked_answer, delta, request_from_chat, response_to_chat};
 
 /// Whether a whole answer to a Gemini client's `body` can be collected from a stream:
 /// not with several candidates or log probabilities asked for, in either spelling.

@@ -350,8 +350,8 @@ const MALFORMED: &str = "MALFORMED_FUNCTION_CALL";
 
 /// Why an answer ended `MALFORMED_FUNCTION_CALL` with nothing in it, whole or streamed:
 /// the source's 502, asked again of the same endpoint (the model samples a call anew),
-/// then of the next. The relay knows a whole answer's by these words.
-pub const MALFORMED_CALL: &str =
+/// then of the next ([`Error::SourceFailed`] for a whole answer).
+const MALFORMED_CALL: &str =
     "the model's function call came out malformed (MALFORMED_FUNCTION_CALL); nothing was answered";
 
 /// The content-filter reason of a `generateContent` answer that a safety block emptied:
@@ -408,7 +408,10 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     let read = read_parts(&cand["content"]["parts"], 0, &id_prefix(&resp));
     let reason = cand["finishReason"].as_str().unwrap_or("STOP");
     if reason == MALFORMED && read.text.is_empty() && read.calls.is_empty() {
-        return Err(failed(MALFORMED_CALL.into()));
+        return Err(Error::SourceFailed {
+            status: 502,
+            reason: MALFORMED_CALL.into(),
+        });
     }
     let finish = finish_reason(reason, !read.calls.is_empty());
     let mut message = assistant_message(read.text, read.thoughts, read.calls);
