@@ -394,3 +394,31 @@ fn usage_gemini_did_not_report_reaches_other_clients_left_out_not_as_zeros() {
         anthropic.body
     );
 }
+
+#[test]
+fn a_gemini_stream_with_an_empty_response_id_is_named_by_its_first_event_alone() {
+    // `responseId: ""` left the answer unnamed, so each event was read as the first: the
+    // chunks took each event's model (and time, and call-id prefix) anew.
+    let part = |text: &str, model: &str| {
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}],
+            "modelVersion": model, "responseId": ""})
+    };
+    let mut last = part("", "g-2");
+    last["candidates"][0]["finishReason"] = json!("STOP");
+    let sse = [part("Hel", "g-1"), part("lo", "g-2"), last]
+        .iter()
+        .map(|v| format!("data: {v}\r\n\r\n"))
+        .collect();
+    let mock = MockUpstream::always(Reply::Sse(sse, Duration::ZERO));
+    let p = proxy(&mock, "gemini", "m", "");
+    let s = p.stream(Wire::Chat.path(), Wire::Chat.request("m", true, false));
+    assert_eq!(s.status, 200, "{}", s.text());
+    assert_eq!(Wire::Chat.read_stream(&s).text, "Hello");
+    let chunks: Vec<Value> = s
+        .data()
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert!(chunks.len() >= 2, "{chunks:?}");
+    assert!(chunks.iter().all(|c| c["model"] == "g-1"), "{chunks:?}");
+}

@@ -372,10 +372,10 @@ pub fn blocked_answer(body: &[u8]) -> Option<String> {
     block_reason(&serde_json::from_slice(body).ok()?)
 }
 
-/// An answer's `responseId` as the hub answer's `id`, `gemini` when it has none. One of
-/// another type is kept, for `hub::fit_answer` to refuse as any source's: a client's
-/// SDK reads a string.
-fn answer_id(resp: &Value) -> Value {
+/// A whole answer's `responseId` as its hub completion's `id`, `gemini` when it has
+/// none. One of another type is kept, for `hub::fit_answer` to refuse (with
+/// `hub::answer_id`) as any source's: a client's SDK reads a string.
+fn completion_id(resp: &Value) -> Value {
     match &resp["responseId"] {
         Value::Null => json!("gemini"),
         id => id.clone(),
@@ -396,7 +396,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
             let message = assistant_message(String::new(), String::new(), Vec::new());
             return Ok(with_usage(
                 json!({
-                    "id": answer_id(&resp),
+                    "id": completion_id(&resp),
                     "object": "chat.completion", "created": now(), "model": resp["modelVersion"],
                     "choices": [{"index": 0, "message": message, "finish_reason": "content_filter"}],
                 }),
@@ -420,7 +420,7 @@ pub fn response_to_chat(resp: Value) -> Result<Value, Error> {
     }
     Ok(with_usage(
         json!({
-            "id": answer_id(&resp),
+            "id": completion_id(&resp),
             "object": "chat.completion", "created": now(), "model": resp["modelVersion"],
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         }),
@@ -442,6 +442,8 @@ fn with_usage(mut chat: Value, resp: &Value) -> Value {
 pub struct Decoder {
     id: String,
     model: String,
+    /// 0 until the first event, whose `responseId` and `modelVersion` name the answer,
+    /// is read: an empty `responseId` is read once, as any other.
     created: u64,
     /// Something went to the client already (the role chunk with it).
     started: bool,
@@ -486,7 +488,7 @@ impl Decoder {
                     .to_string(),
             };
         }
-        if self.id.is_empty() {
+        if self.created == 0 {
             self.id = match protocol::answer_id(&v["responseId"]) {
                 Ok(id) => id.unwrap_or("gemini").to_string(),
                 Err(why) => return Decoded::Unreadable(why),
