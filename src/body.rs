@@ -193,13 +193,14 @@ impl RawBody {
                 // serde_json stops at 128 levels, to keep its recursion off the end of the
                 // stack: such a value is valid JSON, which "not valid JSON" would deny.
                 if e.to_string().starts_with("recursion limit exceeded") {
-                    Error::bad_field(
-                        key.to_string(),
+                    Error::bad_key(
+                        key.to_string().into(),
                         "is nested too deeply: more than 128 levels of arrays and objects, \
-                         which no model request needs; flatten it",
+                         which no model request needs; flatten it"
+                            .into(),
                     )
                 } else {
-                    Error::bad_field(key.to_string(), format!("is not valid JSON: {e}"))
+                    Error::bad_key(key.to_string().into(), format!("is not valid JSON: {e}"))
                 }
             })?;
             map.insert(key.into_owned(), v);

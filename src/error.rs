@@ -174,7 +174,7 @@ pub enum Error {
         /// One `provider:model → status/reason` line per attempt.
         attempts: Vec<String>,
         /// The field the first target's 400 named, when the 400 is the client's.
-        param: Option<&'static str>,
+        param: Option<Field>,
     },
     /// `workers` requests are running and this one could not start in time (503).
     Busy {
@@ -200,16 +200,6 @@ pub struct Told {
     pub field: Option<Cow<'static, str>>,
     /// What is wrong: after the field when there is one, else the whole message.
     pub said: String,
-}
-
-impl Told {
-    /// Words about the request field `field`.
-    pub fn of(field: impl Into<Cow<'static, str>>, said: impl Into<String>) -> Told {
-        Told {
-            field: Some(field.into()),
-            said: said.into(),
-        }
-    }
 }
 
 impl From<String> for Told {
@@ -299,8 +289,16 @@ impl Error {
 
     /// Shorthand for a 400 about the request field `field`: its message is `said`
     /// after the field.
-    pub fn bad_field(field: impl Into<Cow<'static, str>>, said: impl Into<String>) -> Error {
-        Error::BadRequest(Told::of(field, said))
+    pub fn bad_field(field: &'static str, said: impl Into<String>) -> Error {
+        Error::bad_key(Cow::Borrowed(field), said.into())
+    }
+
+    /// [`Error::bad_field`] for a field named by the client, any top-level key.
+    pub fn bad_key(field: Cow<'static, str>, said: String) -> Error {
+        Error::BadRequest(Told {
+            field: Some(field),
+            said,
+        })
     }
 
     /// The request field a 400 is about, for OpenAI's `param`; `None` for any other.
@@ -310,7 +308,7 @@ impl Error {
             Error::Unsupported { field, .. } | Error::UntranslatableField { field, .. } => {
                 Some(field.name())
             }
-            Error::Exhausted { param, .. } => *param,
+            Error::Exhausted { param, .. } => param.map(Field::name),
             _ => None,
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::table::Unprepared;
 use super::{Call, FailKind, Failure};
-use crate::error::Error;
+use crate::error::{Error, Field};
 use crate::protocol::{self, Protocol};
 use crate::registry::Target;
 use crate::route::Cooldown;
@@ -60,8 +60,12 @@ pub(super) fn surface(
         FailKind::Context => (400, call.inbound.context_error_body(&message)),
         k => (
             status,
-            call.inbound
-                .error_body_coded(status, &message, code.as_deref(), k.param()),
+            call.inbound.error_body_coded(
+                status,
+                &message,
+                code.as_deref(),
+                k.field().map(Field::name),
+            ),
         ),
     };
     let _ = out.respond_served(status, "application/json", &headers, by, &body);
@@ -191,7 +195,7 @@ pub(super) fn exhausted(
     let param = (status == 400)
         .then(|| failures.iter().find(|(_, f)| f.status == Some(400)))
         .flatten()
-        .and_then(|(_, f)| f.kind.param());
+        .and_then(|(_, f)| f.kind.field());
     let err = if attempts.is_empty() {
         Error::bad_request("no target to try")
     } else {

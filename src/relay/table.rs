@@ -85,9 +85,9 @@ impl Unprepared {
 
 impl FailKind {
     /// The request field a failure to prepare the request named, for OpenAI's `param`.
-    pub(super) fn param(self) -> Option<&'static str> {
+    pub(super) fn field(self) -> Option<Field> {
         match self {
-            FailKind::Prepare(Unprepared::CannotExpress(field)) => field.map(Field::name),
+            FailKind::Prepare(Unprepared::CannotExpress(field)) => field,
             _ => None,
         }
     }
