@@ -30,13 +30,21 @@ pub fn upstream_error_message(body: &[u8]) -> String {
     text.chars().take(500).collect()
 }
 
-/// An upstream error body's OpenAI `code` (`invalid_value`, `context_length_exceeded`…),
-/// for an OpenAI-shaped client whose source spoke another protocol than its own; the
-/// other shapes have no such field. `None` when the body has none.
-pub fn upstream_error_code(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(body).ok()?;
-    let code = &v["error"]["code"];
-    code.as_str().map(str::to_string).filter(|c| !c.is_empty())
+/// An upstream error body's OpenAI `code` (`invalid_value`, `context_length_exceeded`…)
+/// and `param` (the request field it is about, `messages[0].content`), for an
+/// OpenAI-shaped client whose source spoke another protocol than its own, or whose
+/// targets did; the other shapes have no such fields. Each is `None` when the body has
+/// none, or not a short printable string: it is told the client as it is.
+pub fn upstream_error_code(body: &[u8]) -> (Option<String>, Option<String>) {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return (None, None);
+    };
+    let name = |key: &str| {
+        let s = v["error"][key].as_str()?;
+        let fits = !s.is_empty() && s.len() <= 200 && !s.contains(char::is_control);
+        fits.then(|| s.to_string())
+    };
+    (name("code"), name("param"))
 }
 
 /// The HTTP status an error object of any known shape stands for: its numeric `code`

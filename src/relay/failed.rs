@@ -14,9 +14,10 @@ use crate::sse::{ClientWriter, ServedBy};
 use crate::upstream::Net;
 
 /// Answers with a surfaced upstream error: verbatim when the protocols match; else in
-/// the client's protocol, with OpenAI's `code` when the upstream gave one, and a context
-/// overflow in the words the client's own handling looks for (Claude Code compacts on
-/// "prompt is too long"). `by` names the endpoint that said it, in the answer's headers.
+/// the client's protocol, with OpenAI's `code` when the upstream gave one (its `param`
+/// too, when the source spoke the client's protocol), and a context overflow in the
+/// words the client's own handling looks for (Claude Code compacts on "prompt is too
+/// long"). `by` names the endpoint that said it, in the answer's headers.
 pub(super) fn surface(
     call: &Call<'_>,
     f: &Failure,
@@ -42,13 +43,22 @@ pub(super) fn surface(
         let _ = out.respond_served(status, ct, &headers, by, bytes);
         return status;
     }
-    let (message, code) = match &f.body {
+    let (message, (code, param)) = match &f.body {
         Some((bytes, _)) => (
             Cow::Owned(protocol::upstream_error_message(bytes)),
             protocol::upstream_error_code(bytes),
         ),
-        None => (Cow::Borrowed(f.reason.as_str()), None),
+        None => (Cow::Borrowed(f.reason.as_str()), (None, None)),
     };
+    // The upstream's `param` names a field of the request it was sent: the client's own
+    // only when that source speaks the client's protocol (a Chat source's `messages` is
+    // a Responses client's `input`).
+    let theirs = by.as_ref().is_some_and(|b| {
+        call.targets.iter().any(|t| {
+            t.protocol == call.inbound && *t.provider.id == *b.provider && t.model() == b.model
+        })
+    });
+    let param = param.filter(|_| theirs);
     // Anthropic's own 529 (overloaded) is a 503 to every other client: theirs retry
     // the 5xx statuses they know, and some switch on 500, 502 and 503 alone.
     let status = match (call.inbound, status) {
@@ -64,7 +74,7 @@ pub(super) fn surface(
                 status,
                 &message,
                 code.as_deref(),
-                k.field().map(Field::name),
+                k.field().map(Field::name).or(param.as_deref()),
             ),
         ),
     };

@@ -480,6 +480,47 @@ fn a_sources_400_retold_in_openais_shape_names_no_param_from_its_words() {
 }
 
 #[test]
+fn a_chat_sources_400_retold_to_a_chat_client_keeps_its_param() {
+    // A Chat source refuses a field and a virtual model's next endpoint speaks
+    // Anthropic: the 400 is retold, not copied, and its `param` is the Chat client's.
+    let said = "Invalid content: expected a string or an array of parts.";
+    let body = json!({"error": {"message": said, "type": "invalid_request_error",
+        "param": "messages[0].content", "code": "invalid_value"}});
+    let chat = MockUpstream::always(Reply::json(400, body));
+    let anthropic = MockUpstream::always(Wire::Anthropic.reply(false, false));
+    let p = Proxy::start(&format!(
+        "providers:\n  a: {{api_base: {}, models: [m]}}\n  b: {{api_base: {}, api_protocol: anthropic, models: [m]}}\nmodels:\n  smart: {{endpoints: [a:m, b:m]}}\n",
+        chat.url(),
+        anthropic.url()
+    ));
+    let resp = p.post(Wire::Chat.path(), Wire::Chat.request("smart", false, false));
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    let error = &resp.json()["error"];
+    assert_eq!(error["message"], said, "{}", resp.body);
+    assert_eq!(error["param"], "messages[0].content", "{}", resp.body);
+    assert_eq!(error["code"], "invalid_value", "{}", resp.body);
+    // A Responses client never sent `messages`: the Chat source's field is not its own.
+    let resp = p.post(
+        Wire::Responses.path(),
+        Wire::Responses.request("smart", false, false),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert!(resp.json()["error"]["param"].is_null(), "{}", resp.body);
+    // Anthropic's error shape has no `param`.
+    let resp = p.post(
+        Wire::Anthropic.path(),
+        Wire::Anthropic.request("smart", false, false),
+    );
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(Wire::Anthropic.error_message(&resp.json()), said);
+    assert!(resp.body.find("param").is_none(), "{}", resp.body);
+    assert!(
+        anthropic.requests().is_empty(),
+        "a 400 is the client's to fix"
+    );
+}
+
+#[test]
 fn what_sdks_send_passes_a_translation_a_null_as_absent() {
     // `max_tokens: null` means not given; `stop` a lone string; `temperature` an integer.
     let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
