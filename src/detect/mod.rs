@@ -62,8 +62,12 @@ pub struct SourceState {
     /// Why it is down, when it is; while it is up, why its model list failed, if it did
     /// (it answered, so something listens there: see [`State::ListFailed`]).
     pub reason: String,
-    /// The models it listed when it was last up (kept while it is down).
+    /// The models it listed when it was last up (kept while it is down): to chat with,
+    /// then to embed with, so a model of either kind is told down, not unknown.
     pub former: Vec<String>,
+    /// How many of `former` are to chat with: a list that fails when it is back must not
+    /// list the ones that only embed as models to chat with.
+    pub former_chat: usize,
     /// When it last answered a probe.
     pub last_up: Option<SystemTime>,
     /// The list came through a subscription login: its models serve only when named
@@ -240,7 +244,10 @@ impl Detected {
             // keep being routed as they were.
             let (models, embeddings) = match b.up {
                 true => (b.models.clone(), b.embeddings.clone()),
-                false => (b.former.clone(), Vec::new()),
+                false => {
+                    let (chat, embed) = b.former.split_at(b.former_chat);
+                    (chat.to_vec(), embed.to_vec())
+                }
             };
             state.models = models;
             state.embeddings = embeddings;
@@ -248,13 +255,11 @@ impl Detected {
         if state.up {
             state.last_up = Some(SystemTime::now());
             state.former = state.served().cloned().collect();
+            state.former_chat = state.models.len();
         } else if let Some(b) = before {
             // What a source served outlives its going down, until it answers again.
-            state.former = if b.up {
-                b.models.clone()
-            } else {
-                b.former.clone()
-            };
+            state.former = b.former.clone();
+            state.former_chat = b.former_chat;
             state.last_up = b.last_up;
         }
         // While it is up, `former` is what it serves now.

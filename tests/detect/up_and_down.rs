@@ -96,3 +96,71 @@ fn a_server_whose_model_list_fails_but_that_chats_is_up_and_keeps_its_models() {
     p.wait_log("local servers: ollama (model list failed)");
     assert_eq!(ask(&p, "ollama:m").status, 200);
 }
+
+#[test]
+fn a_model_that_only_embeds_is_told_down_with_its_source_and_never_listed_to_chat() {
+    // What a down source served kept only its chat models: a request naming its embedding
+    // model (which the server answers for itself) was told "unknown model", not that the
+    // source is down.
+    let listing_fails = Arc::new(AtomicBool::new(false));
+    let fails = Arc::clone(&listing_fails);
+    let ollama = move |req: &Recorded| match req.path.as_str() {
+        "/api/tags" | "/v1/models" if fails.load(Ordering::SeqCst) => {
+            Reply::json(500, json!({"error": "listing broke"}))
+        }
+        "/api/tags" => Reply::json(
+            200,
+            json!({"models": [
+                {"name": "llama3.1:latest", "model": "llama3.1:latest", "details": {"family": "llama"}},
+                {"name": "nomic-embed-text:latest", "model": "nomic-embed-text:latest", "details": {"family": "nomic-bert"}},
+            ]}),
+        ),
+        _ => Reply::json(200, chat_answer("from ollama")),
+    };
+    let ollama = Arc::new(ollama);
+    let serve = |port| {
+        let ollama = Arc::clone(&ollama);
+        MockUpstream::start_on(port, move |req| ollama(req))
+    };
+    let port = MockUpstream::free_port();
+    let up = serve(port);
+    let p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 0.3\n  default_ports: false\nproviders:\n  ollama:\n    \
+         api_base: http://127.0.0.1:{port}/v1\n"
+    ));
+    p.wait_log("source ollama is up (1 model, and 1 to embed with, not listed)");
+    let chat_ids = ["llama3.1:latest", "ollama:llama3.1:latest"];
+    assert_eq!(listed_ids(&p), chat_ids);
+    drop(up);
+    p.wait_log("source ollama is down");
+    assert!(listed_ids(&p).iter().all(|id| !id.contains("nomic")));
+    // The same answer for either model it served: its source is down.
+    let chat = ask(&p, "llama3.1");
+    let embedded = ask(&p, "nomic-embed-text");
+    assert_eq!(
+        (chat.status, embedded.status),
+        (503, 503),
+        "{}",
+        embedded.body
+    );
+    let message = |r: &crate::support::proxy::Resp| r.json()["error"]["message"].clone();
+    let told = message(&chat)
+        .as_str()
+        .unwrap()
+        .replace("llama3.1", "nomic-embed-text");
+    assert_eq!(message(&embedded), json!(told));
+    // Back with a list that fails, it serves what it listed, each as what it is.
+    listing_fails.store(true, Ordering::SeqCst);
+    let up = serve(port);
+    p.wait_log("source ollama is up, but its model list failed");
+    assert_eq!(listed_ids(&p), chat_ids);
+    let resp = ask(&p, "nomic-embed-text");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(
+        resp.header("x-routeplane-model"),
+        Some("nomic-embed-text:latest")
+    );
+    let sent = up.posts();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].json()["model"], "nomic-embed-text:latest");
+}
