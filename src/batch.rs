@@ -18,7 +18,10 @@
 //! it into the appender's heap arena, whose lock the appender then waited for. Lines
 //! are numbered as they are appended and each sink's are written in that order; one
 //! thread's lines always in its order, and two appended at the same instant by two
-//! threads may land in two batches in either order.
+//! threads may land in two batches in either order. The writer swaps each thread's
+//! buffer for an empty one it keeps for that thread, then copies each line once, into
+//! its sink's write, merging the threads' lines by number: no thread waits on a copy,
+//! and an appender's allocations are never freed nor grown by the writer.
 //!
 //! Under traffic the writer is woken by the line that finds its batch due, not by a
 //! timer of its own: Linux charges a timer's wake-up to whichever thread it interrupts,
@@ -29,6 +32,8 @@
 //! covers a batch that no later line comes to.
 
 use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, Thread};
@@ -83,7 +88,7 @@ pub struct Batch {
     due_at: AtomicU64,
     /// What `due_at` counts from.
     epoch: Instant,
-    /// Every appending thread's buffer; a thread adds its own on its first line.
+    /// A thread adds its buffer here on its first line, for the writer to take.
     buffers: Mutex<Vec<Arc<Mutex<Lines>>>>,
     /// Whoever holds this writes: holding it while taking the lines keeps batches in order.
     out: Mutex<Out>,
@@ -106,13 +111,15 @@ type Write = Box<dyn FnMut(&[u8]) + Send>;
 
 /// The sinks, and the buffers a batch is put together in (kept between batches).
 struct Out {
-    /// By `Sink`; `None` once removed.
-    sinks: Vec<Option<Write>>,
-    /// The lines taken from every thread's buffer, and each one's sink, number and place.
-    taken: Vec<u8>,
-    spans: Vec<(Sink, u64, usize, usize)>,
-    /// One sink's lines of the batch, in number order.
-    gathered: Vec<u8>,
+    /// By `Sink`: its write (`None` once removed) and its lines of the batch, in
+    /// number order.
+    sinks: Vec<(Option<Write>, Vec<u8>)>,
+    /// Every appending thread's buffer, and the one swapped with it: the lines the
+    /// writer took from it, emptied once written.
+    buffers: Vec<(Arc<Mutex<Lines>>, Lines)>,
+    /// The merge's next line of each thread with lines left: its number, its
+    /// thread's place in `buffers`, its place in the thread's lines.
+    next: BinaryHeap<Reverse<(u64, usize, usize)>>,
 }
 
 thread_local! {
@@ -143,9 +150,8 @@ impl Batch {
             buffers: Mutex::new(Vec::new()),
             out: Mutex::new(Out {
                 sinks: Vec::new(),
-                taken: Vec::new(),
-                spans: Vec::new(),
-                gathered: Vec::new(),
+                buffers: Vec::new(),
+                next: BinaryHeap::new(),
             }),
         });
         let writer = Arc::clone(&batch);
@@ -161,14 +167,14 @@ impl Batch {
     /// Adds a sink: each batch's lines for it go to `write`, in one call.
     pub fn add_sink(&self, write: impl FnMut(&[u8]) + Send + 'static) -> Sink {
         let mut out = lock(&self.out);
-        out.sinks.push(Some(Box::new(write)));
+        out.sinks.push((Some(Box::new(write)), Vec::new()));
         Sink(out.sinks.len() - 1)
     }
 
     /// Writes the sink's lines, then drops it; lines later pushed to it are dropped.
     pub fn remove_sink(&self, sink: Sink) {
         self.flush();
-        if let Some(write) = lock(&self.out).sinks.get_mut(sink.0) {
+        if let Some((write, _)) = lock(&self.out).sinks.get_mut(sink.0) {
             *write = None;
         }
     }
@@ -228,55 +234,70 @@ impl Batch {
         let mut out = lock(&self.out);
         let Out {
             sinks,
-            taken,
-            spans,
-            gathered,
+            buffers,
+            next,
         } = &mut *out;
-        {
-            let mut buffers = lock(&self.buffers);
-            for buffer in buffers.iter() {
-                let mut lines = lock(buffer);
-                let start = taken.len();
-                let mut from = 0;
-                for &(sink, n, end) in &lines.ends {
-                    spans.push((sink, n, start + from, start + end));
-                    from = end;
+        buffers.extend(lock(&self.buffers).drain(..).map(|b| (b, Lines::default())));
+        for (buffer, taken) in buffers.iter_mut() {
+            std::mem::swap(&mut *lock(buffer), taken);
+        }
+        // Each thread's lines are in number order: merged by the first line each has left.
+        for (i, (_, taken)) in buffers.iter().enumerate() {
+            if let Some(&(_, n, _)) = taken.ends.first() {
+                next.push(Reverse((n, i, 0)));
+            }
+        }
+        while let Some(Reverse((_, i, mut at))) = next.pop() {
+            let taken = &buffers[i].1;
+            let other = next.peek().map_or(u64::MAX, |Reverse((n, ..))| *n);
+            // This thread's lines, up to one another thread numbered before them.
+            loop {
+                let (sink, _, end) = taken.ends[at];
+                let from = at.checked_sub(1).map_or(0, |before| taken.ends[before].2);
+                // Lines of a removed sink are dropped.
+                if let Some((Some(_), lines)) = sinks.get_mut(sink.0) {
+                    lines.extend_from_slice(&taken.text[from..end]);
                 }
-                taken.extend_from_slice(&lines.text);
-                lines.text.clear();
-                lines.ends.clear();
+                at += 1;
+                match taken.ends.get(at) {
+                    Some(&(_, n, _)) if n < other => {}
+                    Some(&(_, n, _)) => {
+                        next.push(Reverse((n, i, at)));
+                        break;
+                    }
+                    None => break,
+                }
             }
-            // A thread that has ended left its buffer here alone: dropped once empty. It
-            // may have appended again after its buffer was emptied above, and ended
-            // since (only this lock is held now, not the buffer's): those lines wait
-            // for the next batch, not lost with the buffer.
-            buffers.retain(|b| Arc::strong_count(b) > 1 || !lock(b).ends.is_empty());
         }
-        // By sink, and each sink's lines in number order.
-        spans.sort_unstable_by_key(|&(sink, n, _, _)| (sink, n));
-        for one in spans.chunk_by(|a, b| a.0 == b.0) {
-            for &(_, _, from, to) in one {
-                gathered.extend_from_slice(&taken[from..to]);
+        for (write, lines) in sinks.iter_mut() {
+            if let Some(write) = write
+                && !lines.is_empty()
+            {
+                write(lines);
             }
-            if let Some(Some(write)) = sinks.get_mut(one[0].0.0) {
-                write(gathered);
+            lines.clear();
+            if lines.capacity() > MOST {
+                lines.shrink_to(64 * 1024);
             }
-            gathered.clear();
         }
-        // Lines of a removed sink are dropped, and counted off all the same.
-        self.waiting.fetch_sub(taken.len(), Ordering::AcqRel);
-        taken.clear();
-        spans.clear();
-        if taken.capacity() > MOST {
-            gathered.shrink_to(64 * 1024);
-            taken.shrink_to(64 * 1024);
+        // Dropped lines are counted off all the same.
+        let mut written = 0;
+        for (_, taken) in buffers.iter_mut() {
+            written += taken.text.len();
+            taken.text.clear();
+            taken.ends.clear();
         }
+        self.waiting.fetch_sub(written, Ordering::AcqRel);
+        // A thread that has ended left its buffer here alone: dropped once empty. It
+        // may have appended again after its buffer was swapped above, and ended since:
+        // those lines wait for the next batch, not lost with the buffer.
+        buffers.retain(|(b, _)| Arc::strong_count(b) > 1 || !lock(b).ends.is_empty());
     }
 
     /// Writes one line, after every line appended before it.
     fn write_alone(&self, sink: Sink, line: &[u8]) {
         self.flush();
-        if let Some(Some(write)) = lock(&self.out).sinks.get_mut(sink.0) {
+        if let Some((Some(write), _)) = lock(&self.out).sinks.get_mut(sink.0) {
             write(line);
         }
     }
@@ -480,6 +501,45 @@ mod tests {
         });
         batch.flush();
         assert_eq!(writes.lock().unwrap().concat(), b"1\n2\n3\n4\n5\n6\n7\n8\n");
+    }
+
+    #[test]
+    fn lines_of_many_threads_in_one_batch_are_written_in_the_order_appended() {
+        let batch = Batch::new("test-batch", Duration::from_secs(3600)).unwrap();
+        let (even, evens) = keeping(&batch);
+        let (odd, odds) = keeping(&batch);
+        // Three threads take turns in runs of 1 to 4 lines, lines to the two sinks by turn.
+        let owner: Vec<usize> = (0..300).flat_map(|r| vec![r % 3; 1 + r % 4]).collect();
+        let next = AtomicUsize::new(0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        thread::scope(|s| {
+            for me in 0..3 {
+                let (owner, next, batch) = (&owner, &next, &batch);
+                s.spawn(move || {
+                    loop {
+                        let i = next.load(Ordering::Acquire);
+                        if i == owner.len() || Instant::now() > deadline {
+                            break;
+                        } else if owner[i] == me {
+                            let sink = if i % 2 == 0 { even } else { odd };
+                            batch.push(sink, format!("{i}\n").as_bytes());
+                            next.store(i + 1, Ordering::Release);
+                        } else {
+                            thread::yield_now();
+                        }
+                    }
+                });
+            }
+        });
+        batch.flush();
+        let expected = |first| {
+            (first..owner.len())
+                .step_by(2)
+                .map(|i| format!("{i}\n"))
+                .collect::<String>()
+        };
+        assert_eq!(*evens.lock().unwrap(), vec![expected(0).into_bytes()]);
+        assert_eq!(*odds.lock().unwrap(), vec![expected(1).into_bytes()]);
     }
 
     #[test]
