@@ -21,7 +21,7 @@
 //! threads may land in two batches in either order. The writer swaps each thread's
 //! buffer for an empty one it keeps for that thread, then copies each line once, into
 //! its sink's write, merging the threads' lines by number: no thread waits on a copy,
-//! and an appender's allocations are never freed nor grown by the writer.
+//! and the writer grows none of an appender's allocations, nor frees one while it lives.
 //!
 //! Under traffic the writer is woken by the line that finds its batch due, not by a
 //! timer of its own: Linux charges a timer's wake-up to whichever thread it interrupts,
