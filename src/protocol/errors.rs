@@ -35,7 +35,7 @@ pub fn upstream_error_message(body: &[u8]) -> String {
 /// OpenAI-shaped client whose source spoke another protocol than its own, or whose
 /// targets did; the other shapes have no such fields. Each is `None` when the body has
 /// none, or not a short printable string: it is told the client as it is.
-pub fn upstream_error_code(body: &[u8]) -> (Option<String>, Option<String>) {
+pub fn upstream_error_fields(body: &[u8]) -> (Option<String>, Option<String>) {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return (None, None);
     };

@@ -70,7 +70,9 @@ pub(crate) mod tools;
 pub mod view;
 
 use errors::error_in_answer;
-pub use errors::{openai_error_type, status_of_error, upstream_error_code, upstream_error_message};
+pub use errors::{
+    openai_error_type, status_of_error, upstream_error_fields, upstream_error_message,
+};
 pub(crate) use fields::{EFFORT, Must, check, nameless};
 pub use hub::recallable;
 pub(crate) use hub::{

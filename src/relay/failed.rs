@@ -46,7 +46,7 @@ pub(super) fn surface(
     let (message, (code, param)) = match &f.body {
         Some((bytes, _)) => (
             Cow::Owned(protocol::upstream_error_message(bytes)),
-            protocol::upstream_error_code(bytes),
+            protocol::upstream_error_fields(bytes),
         ),
         None => (Cow::Borrowed(f.reason.as_str()), (None, None)),
     };
