@@ -31,13 +31,23 @@ use crate::support::{
 
 /// `routeplane login openai-codex -c CFG --token-stdin` given the refresh token `rt-0`.
 fn codex_token_stdin(dir: &Dir, cfg: &std::path::Path) -> (i32, String, String) {
-    let args = [
+    codex_token_stdin_with(dir, cfg, &[])
+}
+
+/// [`codex_token_stdin`] with `extra` arguments after it (`--label work`).
+fn codex_token_stdin_with(
+    dir: &Dir,
+    cfg: &std::path::Path,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let mut args = vec![
         "login",
         "openai-codex",
         "-c",
         cfg.to_str().unwrap(),
         "--token-stdin",
     ];
+    args.extend_from_slice(extra);
     run(dir, &args, Some("rt-0\n"), |_| None)
 }
 

@@ -250,16 +250,7 @@ fn a_labelled_login_is_its_own_provider() {
     let dir = Dir::new();
     let config = codex_config(&oauth, &up, 9);
     let cfg = dir.write("routeplane.yaml", &config);
-    let args = [
-        "login",
-        "openai-codex",
-        "-c",
-        cfg.to_str().unwrap(),
-        "--token-stdin",
-        "--label",
-        "work",
-    ];
-    let (code, out, err) = run(&dir, &args, Some("rt-0\n"), |_| None);
+    let (code, out, err) = codex_token_stdin_with(&dir, &cfg, &["--label", "work"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("logged in to openai-codex#work"), "{out}");
     let auth_file = dir.path().join("data/auth.json");
