@@ -345,20 +345,33 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
 
 /// The expected key an "unknown field `x`, expected one of a, b" message most likely
 /// meant: one or two letters away (`provider` for `providers`, `api_bsae` for
-/// `api_base`); `None` when none is that near.
+/// `api_base`), or the same but for its unit; `None` when none is that near.
 fn nearest_field(msg: &str) -> Option<&str> {
     let field = msg.split('`').nth(1)?;
     let (_, expected) = msg.split_once("expected ")?;
     let names = expected.trim_start_matches("one of ");
-    let mut names = (names.split(", "))
+    let names: Vec<&str> = (names.split(", "))
         .flat_map(|n| n.split(" or "))
-        .map(|n| n.trim_matches('`'));
+        .map(|n| n.trim_matches('`'))
+        .collect();
     // Other tools' words for ours, too far to be typos (OpenAI's SDKs' `base_url`).
     let meant = SYNONYMS.iter().find(|(theirs, _)| *theirs == field);
     match meant {
-        Some((_, ours)) => names.find(|n| n == ours),
-        None => nearest(field, names),
+        Some((_, ours)) => names.into_iter().find(|n| n == ours),
+        // A key without its unit (`first_byte`) or in another (`backoff_secs`) is too
+        // far from ours to be a typo, but means it.
+        None => nearest(field, names.iter().copied()).or_else(|| {
+            (names.into_iter()).find(|n| unitless(n) != *n && unitless(n) == unitless(field))
+        }),
     }
+}
+
+/// A key's name without the unit it ends with (`first_byte` of `first_byte_secs`).
+fn unitless(name: &str) -> &str {
+    ["_secs", "_seconds", "_sec", "_ms", "_bytes"]
+        .iter()
+        .find_map(|unit| name.strip_suffix(unit))
+        .unwrap_or(name)
 }
 
 /// Keys other tools name so (`base_url`, LiteLLM's and the OpenAI SDKs'), and ours.

@@ -817,3 +817,25 @@ fn a_virtual_model_named_as_an_endpoint_is_told_to_list_its_endpoints() {
          MODEL}`",
     )]);
 }
+
+#[test]
+fn a_key_written_without_its_unit_or_in_another_is_told_the_one_meant() {
+    // `first_byte` and `backoff_secs` were told only the keys expected: too many letters
+    // from `first_byte_secs` and `backoff_ms` to be asked about as typos.
+    for (yaml, want) in [
+        (
+            "timeouts:\n  first_byte: 30\n",
+            "2:3: unknown field `first_byte`, expected one of connect_secs, first_byte_secs, \
+             idle_secs, first_token_secs; did you mean `first_byte_secs`?",
+        ),
+        (
+            "failover:\n  backoff_secs: 1\n",
+            "2:3: unknown field `backoff_secs`, expected one of cooldown_secs, retries, \
+             backoff_ms, max_retry_wait_secs, max_rescues; did you mean `backoff_ms`?",
+        ),
+    ] {
+        let (path, validate, serve) = config_error(yaml, &[]);
+        assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
+        assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+    }
+}
