@@ -60,8 +60,13 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
                 .unwrap_or_else(|| Error::io(format!("cannot create `{}`", dir.display()), e))
         })?;
     }
-    write_private(&path, TEMPLATE)
-        .map_err(|e| Error::io(format!("cannot write `{}`", path.display()), e))?;
+    write_private(&path, TEMPLATE).map_err(|e| {
+        let e = match here {
+            true => elsewhere(e),
+            false => e,
+        };
+        Error::io(format!("cannot write `{}`", path.display()), e)
+    })?;
     // The commands to run next find this file only if a bare `routeplane` would.
     let found = paths::find_config().and_then(|f| f.canonicalize().ok());
     let flag = if found.is_some() && found == path.canonicalize().ok() {
@@ -90,6 +95,31 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A directory this user cannot write to (`/`, a system directory a shell started in)
+/// refuses `./routeplane.yaml`: the refusal, with where a file can go instead, the one
+/// `routeplane` reads from any directory.
+fn elsewhere(e: std::io::Error) -> std::io::Error {
+    use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem};
+    let Some(user) =
+        paths::user_config().filter(|_| matches!(e.kind(), PermissionDenied | ReadOnlyFilesystem))
+    else {
+        return e;
+    };
+    let shown = super::shell_word(&user.display().to_string());
+    let instead = match user.exists() {
+        true => {
+            format!("the file routeplane reads from any directory, {shown}, exists: edit that one")
+        }
+        false => format!(
+            "`routeplane init -c {shown}` writes the file routeplane reads from any directory"
+        ),
+    };
+    std::io::Error::new(
+        e.kind(),
+        format!("{e}; this directory is not writable: {instead}"),
+    )
 }
 
 /// The refusal of a directory to make where a file is (`-c FILE/routeplane.yaml`):

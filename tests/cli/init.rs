@@ -33,6 +33,43 @@ fn init_then_validate_succeeds() {
 }
 
 #[test]
+fn init_in_a_directory_it_cannot_write_names_the_user_config_instead() {
+    // It said only "Permission denied" of a shell started in `/` or a system directory.
+    // sysfs's top refuses a new file to root as to anyone, where a mode 0555 would not.
+    let dir = Dir::new();
+    let init = || {
+        let out = isolate(&mut Command::new(bin()), dir.path())
+            .arg("init")
+            .current_dir("/sys")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let user = dir.path().join("config/routeplane/routeplane.yaml");
+    let user = user.display();
+    let refused = "routeplane: error: cannot write `routeplane.yaml`: Permission denied (os error \
+                   13); this directory is not writable:";
+    assert_text(
+        &init(),
+        &format!(
+            "{refused} `routeplane init -c {user}` writes the file routeplane reads from any \
+             directory\n"
+        ),
+    );
+    // With that file there, `init -c` it would be refused: it is the one to edit.
+    std::fs::create_dir_all(dir.path().join("config/routeplane")).unwrap();
+    dir.write("config/routeplane/routeplane.yaml", "listen: 127.0.0.1:1\n");
+    assert_text(
+        &init(),
+        &format!(
+            "{refused} the file routeplane reads from any directory, {user}, exists: edit \
+             that one\n"
+        ),
+    );
+}
+
+#[test]
 fn init_here_with_a_user_config_says_it_exists_not_how_to_write_it() {
     // It said "`routeplane init -c ~/.config/routeplane/routeplane.yaml` writes one
     // there" of a file that was there: that command is refused.
