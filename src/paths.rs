@@ -23,7 +23,8 @@ pub fn find_config() -> Option<PathBuf> {
 }
 
 /// A `routeplane.yml` where [`find_config`] looks for `routeplane.yaml` (here, then the
-/// user's config dir): never read, so a start that finds no config says it is there.
+/// user's config dir): never read, so a start without `-c` says it is there, whichever
+/// config it found.
 pub fn unread_yml() -> Option<PathBuf> {
     let here = PathBuf::from("routeplane.yml");
     if here.is_file() {

@@ -311,6 +311,23 @@ fn load_by(
     }
 }
 
+/// Warns, first of `registry`'s warnings, of a `routeplane.yml` where the config is
+/// looked for when no `-c` names one: never read, it is passed over in silence for the
+/// user config as for the built-in defaults.
+pub(crate) fn warn_of_unread_yml(global: &Global, registry: &mut routeplane::registry::Registry) {
+    if global.config.is_some() {
+        return;
+    }
+    if let Some(yml) = paths::unread_yml() {
+        let yml = yml.display();
+        let warning = format!(
+            "`{yml}` is not read (routeplane reads `routeplane.yaml`): rename it, or pass \
+             -c {yml}"
+        );
+        registry.warnings.insert(0, warning);
+    }
+}
+
 /// A path as a shell reads it back: as is when it holds only letters, digits and
 /// `/._-+`, else in single quotes.
 pub(crate) fn shell_word(s: &str) -> String {

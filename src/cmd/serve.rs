@@ -175,6 +175,7 @@ fn rebuilt(global: &Global) -> Result<Registry, Error> {
 /// [`built`] from a config already read.
 fn built_from(global: &Global, loaded: &routeplane::config::Loaded) -> Result<Registry, Error> {
     let mut registry = Registry::build(loaded)?;
+    super::warn_of_unread_yml(global, &mut registry);
     super::listen_at(&mut registry, global)?;
     Ok(registry)
 }

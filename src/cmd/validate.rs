@@ -79,6 +79,7 @@ fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<ExitCode, Erro
         .transpose()?;
     let checked = super::load(&global).and_then(|loaded| {
         let mut registry = Registry::build(&loaded)?;
+        super::warn_of_unread_yml(&global, &mut registry);
         let addr = listen.unwrap_or(registry.settings.listen);
         registry.listen_at(addr)?;
         Ok((loaded, registry))

@@ -207,15 +207,6 @@ impl Registry {
 
         let settings = settings(loaded)?;
         let mut warnings = Vec::new();
-        if loaded.path.is_none()
-            && let Some(yml) = crate::paths::unread_yml()
-        {
-            let yml = yml.display();
-            warnings.push(format!(
-                "`{yml}` is not read (routeplane reads `routeplane.yaml`): rename it, or \
-                 pass -c {yml}"
-            ));
-        }
         warnings.extend(written_twice(loaded).map(|e| e.to_string()));
         if settings.skip_auth && settings.keys.is_empty() && !loaded.config.keys.is_empty() {
             // Written as `- ${KEY:-}`: an empty fallback is asked for, so it is served, but

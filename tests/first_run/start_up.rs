@@ -403,6 +403,19 @@ fn a_routeplane_yml_where_the_config_is_looked_for_is_said_to_be_unread() {
              rename it, or pass -c {yml}\n"
         ),
     );
+    // A user config read in its place said nothing of `./routeplane.yml`: the file
+    // written here was passed over for one elsewhere.
+    std::fs::remove_file(user.join("routeplane.yml")).unwrap();
+    std::fs::write(user.join("routeplane.yaml"), "listen: 127.0.0.1:4398\n").unwrap();
+    dir.write("routeplane.yml", "listen: 127.0.0.1:4399\n");
+    assert_text(&validate(&dir), &format!("routeplane: warning: {said}\n"));
+    // Named with -c, the file read is the one meant: nothing to say.
+    let out = crate::support::proxy::routeplane_in(dir.path())
+        .args(["config", "validate", "-c"])
+        .arg(user.join("routeplane.yaml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
 }
 
 /// Asks `p` for `model` and checks the 404's message ends with the sentence `hint`;
