@@ -96,13 +96,8 @@ pub const RENAME: &str = "rename the block: one of your own needs no key";
 /// What to set (or run) to give a provider a credential, for messages.
 pub fn key_hint(p: &Provider) -> String {
     let mut hint = format!("set {}", key_vars_shown(p));
-    // A variable that is set, but to no key, is named: "set X" alone reads as wrong.
-    let refused = p.key_vars.iter().find_map(|var| {
-        let why = crate::registry::unusable_key(&std::env::var(var).ok()?)?;
-        Some((var, why))
-    });
-    if let Some((var, why)) = refused {
-        hint = format!("`{var}` is set, but taken as unset ({why}); {hint}");
+    if let Some(refused) = set_to_no_key(p) {
+        hint = format!("{refused}; {hint}");
     }
     if Subscription::of(&p.id).is_some() {
         hint.push_str(&format!(", or run `routeplane login {}`", p.id));
@@ -112,6 +107,15 @@ pub fn key_hint(p: &Provider) -> String {
         hint.push_str(RENAME);
     }
     hint
+}
+
+/// A variable of `p`'s key that is set, but to no key (`OPENAI_API_KEY=unused`), named
+/// with why: "set X" alone reads as wrong to whoever sees X set.
+pub fn set_to_no_key(p: &Provider) -> Option<String> {
+    p.key_vars.iter().find_map(|var| {
+        let why = crate::registry::unusable_key(&std::env::var(var).ok()?)?;
+        Some(format!("`{var}` is set, but taken as unset ({why})"))
+    })
 }
 
 /// The variables a provider's key is read from, as messages name them:

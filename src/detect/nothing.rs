@@ -27,12 +27,15 @@ const FIRST_MODEL: &str = "llama3.1";
 /// servers looked for and not found, the default ports the config keeps from being
 /// asked, and the logins not made.
 pub fn nothing_to_list(registry: &Registry, detected: &Detected, auth: &Auth) -> String {
-    let keys: Vec<&str> = registry
-        .providers
-        .iter()
-        .filter(|p| p.source_kind() == Kind::Hosted && p.key.is_none())
+    let keyless = || {
+        (registry.providers.iter()).filter(|p| p.source_kind() == Kind::Hosted && p.key.is_none())
+    };
+    let keys: Vec<&str> = keyless()
         .filter_map(|p| p.key_vars.get(1).map(String::as_str))
         .collect();
+    // Set to no key (the client's `unused` exported in this shell): "set X" alone
+    // reads as wrong to whoever sees X set.
+    let set: Vec<String> = keyless().filter_map(|p| auth::set_to_no_key(p)).collect();
     // Found, but refusing the key they were asked with (or without): what gives one.
     let refused: Vec<String> = (registry.providers.iter())
         .filter(|p| p.detect && auth.key_refused(p).is_some())
@@ -94,7 +97,8 @@ pub fn nothing_to_list(registry: &Registry, detected: &Detected, auth: &Auth) ->
         ));
     }
     if !keys.is_empty() {
-        todo.push(format!("set a provider's key ({})", or_list(&keys)));
+        let set: String = set.iter().map(|s| format!("; {s}")).collect();
+        todo.push(format!("set a provider's key ({}{set})", or_list(&keys)));
     }
     if !local.is_empty() {
         todo.push(format!("start a local server ({})", or_list(&local)));

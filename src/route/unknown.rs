@@ -371,8 +371,9 @@ fn credential_hint(
              name it `{login}:{model}`{caveat}"
         ));
     }
+    let refused = auth::set_to_no_key(p).map_or(String::new(), |r| r + "; ");
     let mut hint = format!(
-        "`{model}` looks like {} model: set {}",
+        "`{model}` looks like {} model: {refused}set {}",
         family.vendor,
         auth::key_vars_shown(p)
     );

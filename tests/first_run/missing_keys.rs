@@ -159,6 +159,52 @@ fn a_clients_placeholder_key_in_routeplanes_shell_is_no_key() {
 }
 
 #[test]
+fn a_placeholder_key_in_routeplanes_shell_is_named_where_a_key_is_asked_for() {
+    // With `OPENAI_API_KEY=unused` exported, `route gpt-4o`, the server's 404 and
+    // `models` said "set OPENAI_API_KEY" of a variable the user sees set.
+    let dir = Dir::new();
+    dir.write("routeplane.yaml", &nothing_found_config());
+    let run = |args: &[&str]| {
+        let out = crate::support::proxy::routeplane_in(dir.path())
+            .args(args)
+            .env("OPENAI_API_KEY", "unused")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let set = "`OPENAI_API_KEY` is set, but taken as unset (`unused`, the key a client sends to \
+               Routeplane, is no key for a vendor)";
+    let told = GPT_4O_WITHOUT_KEY.replace(
+        "OpenAI model: set OPENAI_API_KEY",
+        &format!("OpenAI model: {set}; set OPENAI_API_KEY"),
+    );
+    assert_text(
+        &run(&["route", "gpt-4o"]),
+        &format!("routeplane: error: {told}\n"),
+    );
+    let p = Proxy::start_with(
+        &nothing_found_config(),
+        &[("OPENAI_API_KEY", "unused")],
+        &[],
+    );
+    let resp = p.post(
+        "/v1/chat/completions",
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(resp.status, 404, "{}", resp.body);
+    assert_text(&resp.error_message(), &told);
+    let models = run(&["models"]);
+    assert!(
+        models.starts_with(&format!(
+            "routeplane: no models are configured or detected; set a provider's key \
+             (OPENAI_API_KEY, OPENROUTER_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or \
+             MISTRAL_API_KEY; {set}), or "
+        )),
+        "{models}"
+    );
+}
+
+#[test]
 fn a_key_read_from_a_variable_loses_its_line_end_and_the_placeholder_is_no_key() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let yaml = format!(
