@@ -3,7 +3,7 @@
 
 use super::Detected;
 use crate::auth::{self, Auth, Subscription};
-use crate::registry::{self, Kind, Registry};
+use crate::registry::{self, Kind, Provider, Registry};
 
 /// True when no request can be served as things stand at start-up: no virtual model, no
 /// model declared or detected, no hosted provider with a key (its list comes later, but
@@ -27,9 +27,14 @@ const FIRST_MODEL: &str = "llama3.1";
 /// servers looked for and not found, the default ports the config keeps from being
 /// asked, and the logins not made.
 pub fn nothing_to_list(registry: &Registry, detected: &Detected, auth: &Auth) -> String {
-    let keyless = || {
-        (registry.providers.iter()).filter(|p| p.source_kind() == Kind::Hosted && p.key.is_none())
+    let wants_key =
+        |p: &Provider| p.source_kind() == Kind::Hosted && p.key.is_none() && !p.key_vars.is_empty();
+    // A built-in without its key or login, also one given a block (`anthropic:` with
+    // only `headers:`): that is what it lacks, not a list of models or a server to start.
+    let lacks = |p: &Provider| {
+        (wants_key(p) || p.source_kind() == Kind::Subscription) && !auth.logged_in(&p.id)
     };
+    let keyless = || registry.providers.iter().filter(|p| wants_key(p));
     let keys: Vec<&str> = keyless()
         .filter_map(|p| p.key_vars.get(1).map(String::as_str))
         .collect();
@@ -48,7 +53,7 @@ pub fn nothing_to_list(registry: &Registry, detected: &Detected, auth: &Auth) ->
     let (empty, local): (Vec<&str>, Vec<&str>) = registry
         .providers
         .iter()
-        .filter(|p| p.detect && auth.key_refused(p).is_none())
+        .filter(|p| p.detect && auth.key_refused(p).is_none() && !lacks(p))
         // Up with a list that failed: neither empty nor missing, as far as is known.
         .filter(|p| !detected.state(&p.id).is_some_and(|s| s.list_failed()))
         .map(|p| p.id.as_str())
@@ -68,7 +73,7 @@ pub fn nothing_to_list(registry: &Registry, detected: &Detected, auth: &Auth) ->
     let unlisted: Vec<String> = registry
         .providers
         .iter()
-        .filter(|p| p.configured && p.models.is_empty() && !p.detect)
+        .filter(|p| p.configured && p.models.is_empty() && !p.detect && !lacks(p))
         .map(|p| format!("`{}`", p.id))
         .collect();
     let mut todo = Vec::new();

@@ -167,6 +167,21 @@ fn models_with_nothing_to_list_prints_its_header_and_says_how_to_get_some() {
     assert_eq!(out.status.code(), Some(0));
     assert_text(&text(&out.stdout), "[]\n");
     assert_text(&text(&out.stderr), "");
+    // A built-in's block that sets only a header lacks a key or a login, as without the
+    // block: it was told to be given a `models:` list or `detect: true`.
+    let headers = "    headers:\n      x-team: a\n";
+    dir.write(
+        "routeplane.yaml",
+        &format!("{yaml}  anthropic:\n{headers}  openai-codex:\n{headers}"),
+    );
+    let out = run(&dir, &["models"]);
+    assert_text(
+        &text(&out.stderr),
+        "routeplane: no models are configured or detected; set a provider's key \
+         (ANTHROPIC_API_KEY, OPENAI_API_KEY, OPENROUTER_API_KEY, GEMINI_API_KEY or MISTRAL_API_KEY), \
+         or start a local server (ollama, vllm, lmstudio or llamacpp), or run `routeplane login \
+         anthropic` or `routeplane login openai-codex`\n",
+    );
     // A hosted block of one's own with a key but no list: named, with what it needs (one
     // on this machine would be asked for its models). Nothing is sent to it.
     dir.write(
