@@ -1,5 +1,6 @@
 //! Answers that look the same however they travelled: `HEAD`, an upstream's 404 page,
-//! and translated answers that name the same model and invent no usage.
+//! translated answers that name the same model and invent no usage, and a body sent to
+//! another format's path told which path takes it.
 
 use super::*;
 
@@ -235,4 +236,34 @@ fn official_sdks_read_translated_answers_without_usage() {
             "responses": ["t0t1", "m", null], "responses_stream": ["t0t1", "m", null],
         })
     );
+}
+
+#[test]
+fn a_body_sent_to_another_formats_path_is_told_the_path_that_takes_it() {
+    // A Chat body at /v1/responses was told only "`input` is required", and a
+    // Responses body at /v1/messages only "`messages` is required".
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start(&format!(
+        "providers:\n  box:\n    api_base: {}\n    models: [m]\n",
+        up.url()
+    ));
+    let chat = json!({"model": "box:m", "messages": [{"role": "user", "content": "hi"}]});
+    let resp = p.post("/v1/responses", chat);
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(resp.json()["error"]["param"], "input", "{}", resp.body);
+    assert_text(
+        &resp.error_message(),
+        "`input` is required: a string or a list of items; `messages` is a Chat Completions \
+         or Anthropic Messages body's, for /v1/chat/completions or /v1/messages",
+    );
+    let responses = json!({"model": "box:m", "max_tokens": 5, "input": "hi"});
+    let resp = p.post("/v1/messages", responses);
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(resp.json()["type"], "error", "{}", resp.body);
+    assert_text(
+        &resp.error_message(),
+        "`messages` is required and must be an array; `input` is a Responses body's, for \
+         /v1/responses",
+    );
+    assert_eq!(up.count(), 0, "nothing is sent");
 }

@@ -111,9 +111,14 @@ const CHECKED: [(&str, Must); 15] = [
 pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
     protocol::check(&mut req, &CHECKED)?;
     let Some(list) = req["messages"].as_array() else {
-        return Err(Error::bad_request(
-            "`messages` is required and must be an array",
-        ));
+        // A Responses body sent here: its `input` is what `messages` would be.
+        let sent = match req["messages"].is_null() && !req["input"].is_null() {
+            true => "; `input` is a Responses body's, for /v1/responses",
+            false => "",
+        };
+        return Err(Error::bad_request(format!(
+            "`messages` is required and must be an array{sent}"
+        )));
     };
     let mut messages = Vec::new();
     let system = text_of(&req["system"]);

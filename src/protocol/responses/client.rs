@@ -155,6 +155,14 @@ pub fn request_to_chat(mut req: Value) -> Result<Value, Error> {
                 }
             }
         }
+        // A Chat Completions or Anthropic body sent here (its base URL's path changed).
+        Value::Null if req["messages"].is_array() => {
+            return Err(Error::bad_field(
+                "input",
+                "is required: a string or a list of items; `messages` is a Chat Completions \
+                 or Anthropic Messages body's, for /v1/chat/completions or /v1/messages",
+            ));
+        }
         Value::Null => {
             return Err(Error::bad_field(
                 "input",
