@@ -299,6 +299,11 @@ fn a_listing_of_thousands_of_names_some_twice_shows_each_once_in_its_order() {
     let twice = names.iter().chain(&names[..5]).map(|n| &*n.clone().leak());
     let up = MockUpstream::start(ollama(twice.collect::<Vec<_>>().leak()));
     let dir = only_ollama_at(&up);
+    // The listing is ~500 KB: on a loaded machine a debug build can take longer than the
+    // default half-second probe to read it, and the test is of the order, not the speed.
+    let config = dir.read("routeplane.yaml");
+    let config = config.replacen("detect:\n", "detect:\n  timeout_secs: 30\n", 1);
+    dir.write("routeplane.yaml", &config);
     let (out, err) = models(&dir);
     let shown: Vec<&str> = out
         .lines()
