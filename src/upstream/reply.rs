@@ -156,8 +156,11 @@ impl Reply {
         let exact = body.declared_len().filter(|&n| n <= limit.min(1 << 20));
         let mut out = sync::take_spare(&SPARE_BODY);
         out.clear();
+        if exact.is_some() {
+            body.take_buffered(&mut out);
+        }
+        let mut len = out.len();
         sync::zero_to(&mut out, exact.map_or(1024, |n| (n as usize).max(1)));
-        let mut len = 0;
         // When the answer was last known to be wanted; None until a second read.
         let mut wanted_at: Option<Instant> = None;
         loop {

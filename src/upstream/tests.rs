@@ -211,6 +211,24 @@ fn bodies_too_large_or_cut_short_are_errors() {
 }
 
 #[test]
+fn a_sized_body_split_after_its_head_arrives_whole_and_the_connection_is_reused() {
+    let split = vec![
+        "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello",
+        " world",
+    ];
+    let whole = vec!["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"];
+    let (url, accepted) = upstream(vec![vec![split, whole]], Duration::from_millis(20));
+    let c = client();
+    let read = |reply: Reply| reply.read_all(100, KEEP_WAITING).unwrap();
+    assert_eq!(
+        read(c.post(&url, &[], b"", KEEP_WAITING).unwrap()),
+        b"hello world"
+    );
+    assert_eq!(read(c.post(&url, &[], b"", KEEP_WAITING).unwrap()), b"ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[test]
 fn an_answer_without_length_runs_to_the_connection_end() {
     let old = vec!["HTTP/1.0 200 OK\r\n\r\nall of ", "it"];
     let (url, _) = upstream(vec![vec![old]], Duration::from_millis(20));
