@@ -798,6 +798,33 @@ mod tests {
         }
         let evil: Vec<Header> = vec![("x a".into(), "1".into())];
         assert!(request(&mut Vec::new(), "GET", t, &evil, None).is_err());
+        let long = format!("{}\r\nx-b: 2", "a".repeat(40));
+        let evil: Vec<Header> = vec![("x-a".into(), long.into())];
+        assert!(request(&mut Vec::new(), "GET", t, &evil, None).is_err());
+    }
+
+    #[test]
+    fn a_request_head_longer_than_its_gathering_goes_out_whole_and_in_order() {
+        let t = Origin::split("http://h:1").unwrap();
+        let key = "k".repeat(GATHER + 100);
+        let h: Vec<Header> = vec![
+            ("user-agent".into(), "ua".into()),
+            ("x-a".into(), "1".into()),
+            ("authorization".into(), key.clone().into()),
+            ("x-b".into(), "2".into()),
+        ];
+        let mut r = Vec::new();
+        request(&mut r, "POST", (&t, ""), &h, Some(b"{}")).unwrap();
+        let want = format!(
+            "POST / HTTP/1.1\r\nhost: h:1\r\nuser-agent: ua\r\nx-a: 1\r\nauthorization: {key}\r\n\
+             x-b: 2\r\ncontent-length: 2\r\n\r\n{{}}"
+        );
+        assert_eq!(std::str::from_utf8(&r).unwrap(), want);
+        request(&mut r, "GET", (&t, "/m"), &[], None).unwrap();
+        let agent = env!("CARGO_PKG_VERSION");
+        let want =
+            format!("GET /m HTTP/1.1\r\nhost: h:1\r\nuser-agent: routeplane/{agent}\r\n\r\n");
+        assert_eq!(std::str::from_utf8(&r).unwrap(), want);
     }
 
     #[test]
