@@ -168,11 +168,13 @@ fn usage_near_end(p: Protocol, body: &[u8]) -> Option<Tokens> {
         .find(|&i| body[i..].starts_with(key))?;
     let rest = body[at + key.len()..].trim_ascii_start();
     let rest = rest.strip_prefix(b":")?;
-    let fields = match scan::usage(rest) {
-        Some(f) => f,
-        None => UsageFields::deserialize(&mut serde_json::Deserializer::from_slice(rest)).ok()?,
+    let mut scanned = UsageFields::default();
+    let t = match scan::usage(rest, &mut scanned) {
+        Some(()) => scanned.tokens(p),
+        None => UsageFields::deserialize(&mut serde_json::Deserializer::from_slice(rest))
+            .ok()?
+            .tokens(p),
     };
-    let t = fields.tokens(p);
     t.reported().then_some(t)
 }
 

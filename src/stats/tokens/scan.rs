@@ -9,10 +9,12 @@
 
 use super::{Details, UsageFields};
 
-/// The counts of the usage object that `text` starts with (after leading whitespace).
-pub(super) fn usage(text: &[u8]) -> Option<UsageFields> {
+/// Reads the counts of the usage object that `text` starts with (after leading
+/// whitespace) into `f`, empty when given; `None`, with `f` partly filled, for a usage
+/// object this reader leaves to serde. Filled in place: the fields returned were two
+/// copies of ~300 bytes (`memcpy`, ~130 instructions).
+pub(super) fn usage(text: &[u8], f: &mut UsageFields) -> Option<()> {
     let mut cur = Cursor { text, at: 0 };
-    let mut f = UsageFields::default();
     cur.object(|cur, key| {
         let slot = match key {
             b"prompt_tokens" => &mut f.prompt_tokens,
@@ -36,8 +38,7 @@ pub(super) fn usage(text: &[u8]) -> Option<UsageFields> {
             _ => return cur.skip(),
         };
         cur.count(slot)
-    })?;
-    Some(f)
+    })
 }
 
 /// Where the reading stands in the text.
@@ -175,7 +176,8 @@ mod tests {
     use super::*;
 
     fn read(text: &str) -> Option<UsageFields> {
-        usage(text.as_bytes())
+        let mut f = UsageFields::default();
+        usage(text.as_bytes(), &mut f).map(|()| f)
     }
 
     #[test]
@@ -211,7 +213,7 @@ mod tests {
             r#"{"promptTokenCount":10,"candidatesTokenCount":3,"thoughtsTokenCount":4,"cachedContentTokenCount":2,"totalTokenCount":17,"toolUsePromptTokenCount":1}"#,
             r#"{"prompt_tokens_details":null,"prompt_tokens":0}"#,
         ] {
-            let ours = usage(text.as_bytes()).unwrap();
+            let ours = read(text).unwrap();
             let serde =
                 UsageFields::deserialize(&mut serde_json::Deserializer::from_str(text)).unwrap();
             for p in [
