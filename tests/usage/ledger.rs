@@ -233,6 +233,9 @@ fn an_endpoint_nothing_was_sent_to_has_no_upstream_status_only_what_failed() {
         Wire::Chat.request("smart", false, false),
     );
     assert_eq!(r.status, 502, "{}", r.body);
+    // The endpoint passed over counts as an attempt, in the header as in the ledger
+    // (the README says so where it explains `x-routeplane-attempts`).
+    assert_eq!(r.header("x-routeplane-attempts"), Some("2"));
     assert!(
         p.wait_log(" model=smart ")
             .contains("tried=a:m→500,openai:gpt-4o→no_credential"),
@@ -240,6 +243,7 @@ fn an_endpoint_nothing_was_sent_to_has_no_upstream_status_only_what_failed() {
         p.log()
     );
     let line = &ledger_lines(&ledger, 1)[0];
+    assert_eq!(line["attempts"], 2, "{line}");
     let failed = &line["failed"];
     assert_eq!(
         failed[0],
