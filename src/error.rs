@@ -95,7 +95,11 @@ pub enum Error {
         secs: f64,
     },
     /// The client presented no key, or a wrong one (401).
-    Unauthorized,
+    Unauthorized {
+        /// The config file its keys are listed in, as a client may be told it
+        /// ([`crate::paths::tilde`]); `None` when none was read.
+        config: Option<Box<str>>,
+    },
     /// The client's `Authorization` header has no `Bearer ` before its key (401).
     KeyWithoutBearer,
     /// A web page's request (its `Origin` is not this machine) while clients need no
@@ -180,6 +184,8 @@ pub enum Error {
     Busy {
         /// The `workers` limit that was reached.
         workers: usize,
+        /// The config file `workers` is set in, as for [`Error::Unauthorized`].
+        config: Option<Box<str>>,
     },
     /// The server is stopping and takes no new requests (503).
     Stopping,
@@ -265,7 +271,7 @@ impl Error {
             | Error::BodyUnreadable(_)
             | Error::Unsupported { .. }
             | Error::Usage(_) => 400,
-            Error::Unauthorized
+            Error::Unauthorized { .. }
             | Error::KeyWithoutBearer
             | Error::LoginNeeded { .. }
             | Error::NoCredential { .. }
@@ -383,6 +389,13 @@ fn path_hint(f: &mut fmt::Formatter<'_>, path: &str) -> fmt::Result {
     }
 }
 
+/// The config file a setting is written in, as an error names it: the one the server
+/// read, not the name it is looked for by (`-c` names another, and the user's config
+/// directory holds one too).
+fn file(config: &Option<Box<str>>) -> &str {
+    config.as_deref().unwrap_or("a config file")
+}
+
 /// After an `OPTIONS` refused: it is a browser's cross-origin (CORS) preflight, which is
 /// never answered, since any web page could otherwise spend the logins and keys of a
 /// proxy that lets every local client in (`skip_auth`).
@@ -469,10 +482,11 @@ impl fmt::Display for Error {
                 "the `Authorization` header has no `Bearer ` before the key: send \
                  `Authorization: Bearer KEY` or `x-api-key: KEY`",
             ),
-            Error::Unauthorized => f.write_str(
+            Error::Unauthorized { config } => write!(
+                f,
                 "missing or invalid API key: send `Authorization: Bearer KEY`, `x-api-key: KEY` \
-                 or `x-goog-api-key: KEY` (or `?key=KEY`) with a key listed under `keys:` in \
-                 routeplane.yaml",
+                 or `x-goog-api-key: KEY` (or `?key=KEY`) with a key listed under `keys:` in {}",
+                file(config)
             ),
             Error::NoEndpoint { method, path } => {
                 write!(
@@ -527,10 +541,11 @@ impl fmt::Display for Error {
             Error::Exhausted { attempts, .. } => {
                 write!(f, "every target failed: {}", attempts.join("; "))
             }
-            Error::Busy { workers } => write!(
+            Error::Busy { workers, config } => write!(
                 f,
                 "busy: {workers} requests are running (the `workers` limit); retry shortly, \
-                 or raise `workers` in routeplane.yaml"
+                 or raise `workers` in {}",
+                file(config)
             ),
             Error::Stopping => f.write_str("routeplane is stopping; retry shortly"),
             Error::Auth(msg) => write!(f, "login failed: {msg}"),
@@ -593,7 +608,7 @@ mod tests {
     #[test]
     fn statuses_follow_the_table() {
         assert_eq!(Error::bad_request("x").status(), 400);
-        assert_eq!(Error::Unauthorized.status(), 401);
+        assert_eq!(Error::Unauthorized { config: None }.status(), 401);
         let unknown = Error::UnknownModel {
             model: "m".into(),
             known: vec![],
@@ -606,7 +621,11 @@ mod tests {
             reason: "r".into(),
         };
         assert_eq!(up.status(), 502);
-        assert_eq!(Error::Busy { workers: 1 }.status(), 503);
+        let busy = Error::Busy {
+            workers: 1,
+            config: None,
+        };
+        assert_eq!(busy.status(), 503);
         assert_eq!(Error::Stopping.status(), 503);
     }
 

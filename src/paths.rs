@@ -50,6 +50,18 @@ pub fn usage_file() -> Option<PathBuf> {
     base_dir("XDG_STATE_HOME", ".local/state").map(|d| d.join("routeplane").join("usage.jsonl"))
 }
 
+/// `path` with the home directory written `~` (`~/.config/routeplane/routeplane.yaml`):
+/// how an answer to a client names a file. A web page may read a 401, and the home
+/// directory's name is most often the user's.
+pub fn tilde(path: &str) -> String {
+    // A home of `/` would make every absolute path `~/…`.
+    let home = home().filter(|h| h.parent().is_some());
+    match home.and_then(|h| Path::new(path).strip_prefix(h).ok().map(Path::to_path_buf)) {
+        Some(rest) => Path::new("~").join(rest).display().to_string(),
+        None => path.to_string(),
+    }
+}
+
 /// The user's home directory, from `$HOME`.
 pub fn home() -> Option<PathBuf> {
     env::var_os("HOME")

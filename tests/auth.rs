@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::proxy::bin;
+use crate::support::proxy::{bin, hermetic, routeplane_in};
 use crate::support::upstream::chat_answer;
-use crate::support::{MockUpstream, Proxy, Reply, assert_text, config_error, validate, wait_until};
+use crate::support::{
+    Dir, MockUpstream, Proxy, Reply, assert_text, config_error, validate, wait_until,
+};
 
 fn config(up: &MockUpstream) -> String {
     format!(
@@ -27,7 +29,7 @@ fn missing_or_wrong_key_is_401_in_the_callers_protocol() {
     assert_eq!(resp.status, 401);
     assert_text(
         resp.json()["error"]["message"].as_str().unwrap(),
-        "missing or invalid API key: send `Authorization: Bearer KEY`, `x-api-key: KEY` or `x-goog-api-key: KEY` (or `?key=KEY`) with a key listed under `keys:` in routeplane.yaml",
+        "missing or invalid API key: send `Authorization: Bearer KEY`, `x-api-key: KEY` or `x-goog-api-key: KEY` (or `?key=KEY`) with a key listed under `keys:` in ~/routeplane.yaml",
     );
     let resp = p.send("POST", "/v1/messages", &[("x-api-key", "wrong")], BODY);
     assert_eq!(resp.status, 401);
@@ -41,6 +43,40 @@ fn missing_or_wrong_key_is_401_in_the_callers_protocol() {
     );
     assert_eq!(resp.status, 401);
     assert_eq!(up.count(), 0);
+}
+
+#[test]
+fn a_401_names_the_config_file_read_with_the_home_directory_as_tilde() {
+    // It said "listed under `keys:` in routeplane.yaml" whatever `-c` named, or where
+    // the file was found; the home directory, most often the user's name, stays out of
+    // an answer a web page may read.
+    let keyed = "skip_auth: false\nkeys:\n  - client-key-1\n";
+    let unauthorized = |p: &Proxy| {
+        let resp = p.send("POST", "/v1/chat/completions", &[], BODY);
+        assert_eq!(resp.status, 401, "{}", resp.body);
+        let said = resp.error_message();
+        assert!(!said.contains(&*p.dir.path().to_string_lossy()), "{said}");
+        said
+    };
+    let dir = Dir::new();
+    dir.write("other.yaml", &hermetic(keyed));
+    let mut cmd = routeplane_in(dir.path());
+    cmd.args(["-c", "other.yaml", "--listen", "127.0.0.1:0"]);
+    let said = unauthorized(&Proxy::spawn(cmd, dir));
+    assert!(
+        said.ends_with(" listed under `keys:` in other.yaml"),
+        "{said}"
+    );
+    // Found in the user's config directory (`$XDG_CONFIG_HOME` is `~/config` here).
+    let dir = Dir::new();
+    let user = dir.path().join("config/routeplane");
+    std::fs::create_dir_all(&user).unwrap();
+    std::fs::write(user.join("routeplane.yaml"), hermetic(keyed)).unwrap();
+    let mut cmd = routeplane_in(dir.path());
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    let said = unauthorized(&Proxy::spawn(cmd, dir));
+    let named = " listed under `keys:` in ~/config/routeplane/routeplane.yaml";
+    assert!(said.ends_with(named), "{said}");
 }
 
 #[test]

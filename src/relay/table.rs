@@ -73,7 +73,7 @@ impl Unprepared {
             Error::RefreshFailed { .. } => Unprepared::RefreshFailed,
             Error::NoCredential { .. }
             | Error::LoginNeeded { .. }
-            | Error::Unauthorized
+            | Error::Unauthorized { .. }
             | Error::AuthRefused(_) => Unprepared::NoCredential,
             Error::Unsupported { field, .. } | Error::UntranslatableField { field, .. } => {
                 Unprepared::CannotExpress(Some(*field))
@@ -244,7 +244,11 @@ mod tests {
         let cases = [
             (refresh, Unprepared::RefreshFailed, 502),
             (no_key, Unprepared::NoCredential, 401),
-            (Error::Unauthorized, Unprepared::NoCredential, 401),
+            (
+                Error::Unauthorized { config: None },
+                Unprepared::NoCredential,
+                401,
+            ),
             (
                 Error::UntranslatableField {
                     field: Field::N,

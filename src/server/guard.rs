@@ -68,8 +68,17 @@ pub(super) fn check(
         // `Authorization: sk-…`: the key without its scheme word; said how, not shown.
         Err(Error::KeyWithoutBearer)
     } else {
-        Err(Error::Unauthorized)
+        Err(Error::Unauthorized {
+            config: config_named(registry),
+        })
     }
+}
+
+/// The config file as a 401 or a full proxy's 503 names it, where its `keys:` and
+/// `workers` are set ([`crate::paths::tilde`]); `None` when none was read.
+pub(super) fn config_named(registry: &Registry) -> Option<Box<str>> {
+    let read = registry.source != crate::config::NO_FILE;
+    read.then(|| crate::paths::tilde(&registry.source).into())
 }
 
 /// The page's origin (a request's `Origin`) its answer is to name, so the page may read

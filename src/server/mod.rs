@@ -316,7 +316,15 @@ fn admit(
             return;
         }
         if req.received_at().elapsed() > wait {
-            busy(req, Error::Busy { workers: limit }, shared);
+            let config = guard::config_named(&shared.registry());
+            busy(
+                req,
+                Error::Busy {
+                    workers: limit,
+                    config,
+                },
+                shared,
+            );
             return;
         }
         thread::sleep(nap);
