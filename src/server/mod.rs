@@ -28,7 +28,7 @@ use crate::detect::{self, Detected};
 use crate::error::Error;
 use crate::log;
 use crate::notify;
-use crate::registry::{Registry, Target};
+use crate::registry::{Kind, Registry, Target};
 use crate::relay::{self, Env, Recall, Refused, Unreadable};
 use crate::route::Cooldown;
 use crate::stats::{self, Stats, ledger::Ledger};
@@ -511,25 +511,32 @@ fn list_hosted(shared: &Shared, registry: &Registry) {
     );
 }
 
-/// The start-up summary of detection: `local servers: llamacpp (1 model); not found:
-/// ollama, vllm, lmstudio`. A server that refused its key is found, and says so.
+/// The start-up summary of local sources: `local servers: llamacpp (1 model), mygpu
+/// (configured, 2 models); not found: ollama, vllm, lmstudio`. A server that refused its
+/// key is found, and says so. A block of one's own at a server on this machine or its
+/// network that is not asked for its models (it lists them) is named as configured:
+/// the summary said `none` of a proxy serving one.
 fn local_servers(registry: &Registry, detected: &Detected, auth: &Auth) -> String {
+    let models = |n: usize| format!("{n} model{}", if n == 1 { "" } else { "s" });
     let (mut found, mut missing) = (Vec::new(), Vec::new());
-    for p in registry.providers.iter().filter(|p| p.detect) {
+    for p in &registry.providers {
+        if !p.detect {
+            if p.configured && p.source_kind() == Kind::Local {
+                let listed = match p.models.len() {
+                    0 => "not asked for its models".to_string(),
+                    n => models(n),
+                };
+                found.push(format!("{} (configured, {listed})", p.id));
+            }
+            continue;
+        }
         if let Some(status) = auth.key_refused(p) {
             found.push(format!("{} (key refused: {status})", p.id));
             continue;
         }
         match detected.state(&p.id) {
             Some(s) if s.list_failed() => found.push(format!("{} (model list failed)", p.id)),
-            Some(s) if s.up => {
-                let n = s.models.len();
-                found.push(format!(
-                    "{} ({n} model{})",
-                    p.id,
-                    if n == 1 { "" } else { "s" }
-                ));
-            }
+            Some(s) if s.up => found.push(format!("{} ({})", p.id, models(s.models.len()))),
             _ => missing.push(p.id.as_str()),
         }
     }

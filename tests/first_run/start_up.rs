@@ -62,6 +62,23 @@ fn start_up_with_nothing_to_serve_says_so_and_what_would_serve_once() {
 }
 
 #[test]
+fn start_up_lists_a_local_server_of_ones_own_as_configured() {
+    // A block of one's own on this machine, its models listed, is not asked for them:
+    // the summary said "local servers: none" of a proxy that serves it.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("hi")));
+    let yaml = format!(
+        "{}  mygpu:\n    api_base: {}\n    models: [a, b]\n  lan:\n    api_base: http://192.168.1.9:1/v1\n    models: [c]\n  hosted:\n    api_base: https://api.example.com/v1\n    models: [d]\n",
+        nothing_found_config(),
+        up.url()
+    );
+    let p = Proxy::start(&yaml);
+    p.wait_log(
+        " local servers: mygpu (configured, 2 models), lan (configured, 1 model); \
+         not found: ollama, vllm, lmstudio, llamacpp",
+    );
+}
+
+#[test]
 fn ollama_names_reach_ollama_and_near_misses_are_told_the_name() {
     // Ollama's `mistral:7b` starts with a built-in provider's id; `gpt-oss` looks like an
     // OpenAI model's name. Neither is meant for a hosted API that has no key.
@@ -138,7 +155,7 @@ fn a_defined_virtual_model_named_in_other_case_is_told_its_name() {
         nothing_found_config()
     );
     let p = Proxy::start(&config);
-    p.wait_log(" local servers: none");
+    p.wait_log(" local servers: gw (configured, not asked for its models); not found: ");
     for (model, hint) in [
         (
             "Smart",
@@ -178,7 +195,7 @@ fn a_block_a_virtual_model_names_is_told_how_to_have_it_asked_for_its_models() {
         )
     };
     let p = Proxy::start(&config(""));
-    p.wait_log(" local servers: none");
+    p.wait_log(" local servers: gw (configured, not asked for its models); not found: ");
     let resp = ask(&p);
     assert_eq!(resp.status, 404, "{}", resp.body);
     let message = resp.error_message();
