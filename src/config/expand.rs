@@ -310,6 +310,42 @@ fn expand_with(
     Ok(out)
 }
 
+/// What an error about a value adds when `${VAR}`s in `written` (its text in the file)
+/// gave it: the variables that are set, so that the user fixes the environment and not
+/// the file. Named only when all are [`conventional`]; never what they hold. Empty when
+/// none is set: the file's own text, or a `${VAR:-default}`'s default, is the value.
+pub(super) fn read_from_env(written: &str) -> String {
+    let (mut named, mut unnamed) = (Vec::new(), false);
+    let mut rest = written;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            break;
+        };
+        let name = after[..end].split(":-").next().unwrap_or_default();
+        rest = &after[end + 1..];
+        // As `from_env` reads it: an empty value is unset, its default used.
+        if !std::env::var(name).is_ok_and(|v| !v.is_empty()) {
+            continue;
+        }
+        if !conventional(name) {
+            unnamed = true;
+        } else if !named.contains(&name) {
+            named.push(name);
+        }
+    }
+    let from = match named.as_slice() {
+        _ if unnamed => "an environment variable".to_string(),
+        [] => return String::new(),
+        [one] => format!("the environment variable `{one}`"),
+        [first @ .., last] => format!(
+            "the environment variables `{}` and `{last}`",
+            first.join("`, `")
+        ),
+    };
+    format!("; the value comes from {from}, not the file")
+}
+
 /// `[A-Za-z_][A-Za-z0-9_]*`: what a shell accepts as a variable's name.
 fn is_variable_name(name: &str) -> bool {
     let mut bytes = name.bytes();

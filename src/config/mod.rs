@@ -505,13 +505,33 @@ impl Loaded {
     /// A config error at the line of `key` (a dotted path, `limits.max_body_bytes`),
     /// found by reading the file again: resolved settings no longer know their place.
     pub fn error_at_key(&self, key: &str, msg: impl Into<String>) -> Error {
-        let text = self
-            .path
+        let (line, col) = locate(&lines_ended(&self.text()), key);
+        self.error_at(line, col, msg)
+    }
+
+    /// [`Loaded::error_at_key`] for an error about the value written there: when
+    /// `${VAR}`s gave it (`api_base: ${MY_BASE}`), the message names them, so the user
+    /// fixes the environment and not the file; never what they hold.
+    pub fn error_at_value(&self, key: &str, msg: impl Into<String>) -> Error {
+        let text = self.text();
+        let text = lines_ended(&text);
+        let (line, col) = locate(&text, key);
+        let mut msg = msg.into();
+        if let Some(written) = line.checked_sub(1).and_then(|l| text.lines().nth(l)) {
+            // The value after the key, without a comment (never expanded).
+            let value = written.split_once(':').map_or("", |(_, v)| v);
+            let value = value.split(" #").next().unwrap_or(value);
+            msg += &expand::read_from_env(value);
+        }
+        self.error_at(line, col, msg)
+    }
+
+    /// The file's text, read again; empty when there is none.
+    fn text(&self) -> String {
+        self.path
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok())
-            .unwrap_or_default();
-        let (line, col) = locate(&lines_ended(&text), key);
-        self.error_at(line, col, msg)
+            .unwrap_or_default()
     }
 
     /// A config error at a place in this file.

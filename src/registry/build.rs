@@ -624,7 +624,7 @@ fn api_base(
     };
     // At the `api_base` line; a block written on one line (`x: {api_base: …}`) is not
     // found by key, and keeps the block's place.
-    let mut err = loaded.error_at_key(&format!("providers.{id}.api_base"), msg);
+    let mut err = loaded.error_at_value(&format!("providers.{id}.api_base"), msg);
     if let Error::Config { line, col, .. } = &mut err
         && *line == 0
     {

@@ -700,13 +700,67 @@ fn an_api_base_no_request_could_be_sent_to_is_refused_at_load_with_what_to_write
         ),
     ];
     each_told(&cases);
-    // From the environment: told at the line that reads the variable.
-    let yaml = "providers:\n  x:\n    api_base: ${X_BASE}\n";
-    let (path, validate, serve) = config_error(yaml, &[("X_BASE", "http://127.0.0.1:99999")]);
-    let want = "3:5: `api_base` of `x`: http://127.0.0.1:99999 has a port that is not a number \
-                up to 65535: write the server's port";
-    assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
-    assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+    // From the environment: told at the line that reads the variable, naming it, so
+    // that the fix goes there and not into the file.
+    let env = |yaml: &str, vars: &[(&str, &str)], want: &str| {
+        let (path, validate, serve) = config_error(yaml, vars);
+        assert_text(&validate, &format!("routeplane: invalid: {path}:{want}\n"));
+        assert_text(&serve, &format!("routeplane: error: {path}:{want}\n"));
+        assert!(!validate.contains("SECRET"), "{validate}");
+    };
+    let from_env = "; the value comes from the environment variable `X_BASE`, not the file";
+    env(
+        "providers:\n  x:\n    api_base: ${X_BASE}\n",
+        &[("X_BASE", "http://127.0.0.1:99999")],
+        &format!(
+            "3:5: `api_base` of `x`: http://127.0.0.1:99999 has a port that is not a number \
+             up to 65535: write the server's port{from_env}"
+        ),
+    );
+    env(
+        "providers:\n  x:\n    models: [m]\n    api_base: \"${X_BASE:-http://127.0.0.1:8000/v1}\"\n",
+        &[("X_BASE", "http://me:SECRET@127.0.0.1:8000/v1")],
+        &format!(
+            "4:5: `api_base` of `x`: http://me:***@127.0.0.1:8000/v1 holds a user name or \
+             password, which is not sent: write `http://127.0.0.1:8000/v1` and give the \
+             credential as the provider's `api_key` or in its `headers`{from_env}"
+        ),
+    );
+    env(
+        "providers:\n  x:\n    api_base: ${X_BASE}\n",
+        &[("X_BASE", "localhost:8000")],
+        &format!(
+            "3:5: `api_base` of `x` must start with http:// or https://; write \
+             `http://localhost:8000/v1`{from_env}"
+        ),
+    );
+    // Two variables, both named.
+    env(
+        "providers:\n  x:\n    api_base: http://${X_HOST}:${X_PORT}/v1 # ${NOT_READ}\n",
+        &[
+            ("X_HOST", "127.0.0.1"),
+            ("X_PORT", "80800"),
+            ("NOT_READ", "x"),
+        ],
+        "3:5: `api_base` of `x`: http://127.0.0.1:80800/v1 has a port that is not a number \
+         up to 65535: write the server's port; the value comes from the environment \
+         variables `X_HOST` and `X_PORT`, not the file",
+    );
+    // A variable whose name looks like a key is not named; one unset, whose default in
+    // the file was the value, is not blamed.
+    env(
+        "providers:\n  x:\n    api_base: ${sk_SECRET}\n",
+        &[("sk_SECRET", "http://127.0.0.1:99999")],
+        "3:5: `api_base` of `x`: http://127.0.0.1:99999 has a port that is not a number \
+         up to 65535: write the server's port; the value comes from an environment \
+         variable, not the file",
+    );
+    env(
+        "providers:\n  x:\n    api_base: ${X_UNSET:-http://127.0.0.1:99999}\n",
+        &[],
+        "3:5: `api_base` of `x`: http://127.0.0.1:99999 has a port that is not a number \
+         up to 65535: write the server's port",
+    );
 }
 
 /// Each config's error, from `config validate` and from serving alike: at its line and
