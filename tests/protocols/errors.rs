@@ -521,6 +521,38 @@ fn a_chat_sources_400_retold_to_a_chat_client_keeps_its_param() {
 }
 
 #[test]
+fn a_sources_error_code_is_retold_only_when_short_and_printable() {
+    // A source's `code` reaches an OpenAI-shaped client as it came, when it is a name:
+    // up to 200 bytes, no control character. A longer one (a page, a dump) or one
+    // carrying a terminal escape is left out, and the message is still told.
+    let cases = [
+        ("x".repeat(200), true),
+        ("x".repeat(201), false),
+        ("y".repeat(300), false),
+        ("invalid\u{1b}[31mvalue".to_string(), false),
+        ("invalid\nvalue".to_string(), false),
+    ];
+    for (code, kept) in cases {
+        let body = json!({"error": {"message": "bad value", "type": "invalid_request_error",
+            "code": code}});
+        let (_mock, p) = setup(Wire::Chat, Reply::json(400, body));
+        // A Chat source retold to a Responses client, in OpenAI's shape.
+        let resp = p.post(
+            Wire::Responses.path(),
+            Wire::Responses.request("m", false, false),
+        );
+        assert_eq!(resp.status, 400, "{}", resp.body);
+        let error = &resp.json()["error"];
+        assert_eq!(error["message"], "bad value", "{}", resp.body);
+        if kept {
+            assert_eq!(error["code"], code, "{}", resp.body);
+        } else {
+            assert!(error["code"].is_null(), "{code:?}: {}", resp.body);
+        }
+    }
+}
+
+#[test]
 fn what_sdks_send_passes_a_translation_a_null_as_absent() {
     // `max_tokens: null` means not given; `stop` a lone string; `temperature` an integer.
     let (mock, p) = setup(Wire::Anthropic, Wire::Anthropic.reply(false, false));
