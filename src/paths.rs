@@ -50,15 +50,22 @@ pub fn usage_file() -> Option<PathBuf> {
     base_dir("XDG_STATE_HOME", ".local/state").map(|d| d.join("routeplane").join("usage.jsonl"))
 }
 
-/// `path` with the home directory written `~` (`~/.config/routeplane/routeplane.yaml`):
-/// how an answer to a client names a file. A web page may read a 401, and the home
-/// directory's name is most often the user's.
+/// `path` as an answer to a client names a file: under the home directory with it
+/// written `~` (`~/.config/routeplane/routeplane.yaml`), elsewhere by its name alone
+/// (`prod.yaml` of `/srv/team/prod.yaml`). A web page, or anyone on the network when
+/// the proxy listens there, may read a 401: the home directory's name is most often the
+/// user's, and the file's folders are nobody's business but the operator's.
 pub fn tilde(path: &str) -> String {
     // A home of `/` would make every absolute path `~/…`.
     let home = home().filter(|h| h.parent().is_some());
-    match home.and_then(|h| Path::new(path).strip_prefix(h).ok().map(Path::to_path_buf)) {
+    let path = Path::new(path);
+    match home.and_then(|h| path.strip_prefix(h).ok()) {
         Some(rest) => Path::new("~").join(rest).display().to_string(),
-        None => path.to_string(),
+        None if path.is_absolute() => (path.file_name()).map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        None => path.display().to_string(),
     }
 }
 

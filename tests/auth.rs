@@ -77,6 +77,23 @@ fn a_401_names_the_config_file_read_with_the_home_directory_as_tilde() {
     let said = unauthorized(&Proxy::spawn(cmd, dir));
     let named = " listed under `keys:` in ~/config/routeplane/routeplane.yaml";
     assert!(said.ends_with(named), "{said}");
+    // Named by its full path outside the home directory: by its name alone, the folders
+    // being the operator's business, not a client's.
+    let elsewhere = Dir::new();
+    elsewhere.write("team.yaml", &hermetic(keyed));
+    let full = elsewhere.path().join("team.yaml");
+    let dir = Dir::new();
+    let mut cmd = routeplane_in(dir.path());
+    cmd.arg("-c").arg(&full).args(["--listen", "127.0.0.1:0"]);
+    let said = unauthorized(&Proxy::spawn(cmd, dir));
+    assert!(
+        said.ends_with(" listed under `keys:` in team.yaml"),
+        "{said}"
+    );
+    assert!(
+        !said.contains(&*elsewhere.path().to_string_lossy()),
+        "{said}"
+    );
 }
 
 #[test]
