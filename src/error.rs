@@ -102,6 +102,11 @@ pub enum Error {
     },
     /// The client's `Authorization` header has no `Bearer ` before its key (401).
     KeyWithoutBearer,
+    /// A key header that takes the key alone (`x-api-key`) was sent `Bearer KEY` (401).
+    BearerInKeyHeader {
+        /// The header's name, as sent in lower case.
+        header: &'static str,
+    },
     /// A web page's request (its `Origin` is not this machine) while clients need no
     /// key (403): any site the browser visits could otherwise spend the keys and logins.
     FromWebPage {
@@ -273,6 +278,7 @@ impl Error {
             | Error::Usage(_) => 400,
             Error::Unauthorized { .. }
             | Error::KeyWithoutBearer
+            | Error::BearerInKeyHeader { .. }
             | Error::LoginNeeded { .. }
             | Error::NoCredential { .. }
             | Error::AuthRefused(_) => 401,
@@ -481,6 +487,11 @@ impl fmt::Display for Error {
             Error::KeyWithoutBearer => f.write_str(
                 "the `Authorization` header has no `Bearer ` before the key: send \
                  `Authorization: Bearer KEY` or `x-api-key: KEY`",
+            ),
+            Error::BearerInKeyHeader { header } => write!(
+                f,
+                "the `{header}` header takes the key alone: send `{header}: KEY` without \
+                 `Bearer `, or `Authorization: Bearer KEY`"
             ),
             Error::Unauthorized { config } => write!(
                 f,

@@ -115,6 +115,32 @@ fn a_key_without_bearer_is_told_how_to_send_it_in_the_callers_protocol() {
 }
 
 #[test]
+fn a_key_header_sent_with_bearer_is_told_to_carry_the_key_alone() {
+    // `x-api-key: Bearer KEY` got the 401 of a missing key, as if none had been sent.
+    let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
+    let p = Proxy::start_with(&config(&up), &[("CLIENT_KEY", "client-key-1")], &[]);
+    for header in ["x-api-key", "api-key", "x-goog-api-key"] {
+        let resp = p.send(
+            "POST",
+            "/v1/messages",
+            &[(header, "Bearer client-key-1")],
+            BODY,
+        );
+        assert_eq!(resp.status, 401, "{header}: {}", resp.body);
+        assert_eq!(resp.json()["error"]["type"], "authentication_error");
+        assert_text(
+            resp.json()["error"]["message"].as_str().unwrap(),
+            &format!(
+                "the `{header}` header takes the key alone: send `{header}: KEY` without \
+                 `Bearer `, or `Authorization: Bearer KEY`"
+            ),
+        );
+        assert!(!resp.body.contains("client-key-1"), "{}", resp.body);
+    }
+    assert_eq!(up.count(), 0);
+}
+
+#[test]
 fn either_header_carries_the_key_and_health_is_open() {
     let up = MockUpstream::always(Reply::json(200, chat_answer("ok")));
     let p = Proxy::start_with(&config(&up), &[("CLIENT_KEY", "client-key-1")], &[]);

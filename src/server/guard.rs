@@ -67,6 +67,12 @@ pub(super) fn check(
     {
         // `Authorization: sk-…`: the key without its scheme word; said how, not shown.
         Err(Error::KeyWithoutBearer)
+    } else if let Some(header) = KEY_HEADERS
+        .into_iter()
+        .find(|h| req.header(h).is_some_and(|v| bearer(v).is_some()))
+    {
+        // `x-api-key: Bearer sk-…`: the scheme word where the key goes alone.
+        Err(Error::BearerInKeyHeader { header })
     } else {
         Err(Error::Unauthorized {
             config: config_named(registry),
@@ -214,6 +220,9 @@ fn bearer(v: &str) -> Option<&str> {
     v.strip_prefix("Bearer ")
         .or_else(|| v.strip_prefix("bearer "))
 }
+
+/// The headers that carry a client's key alone, without a scheme word.
+const KEY_HEADERS: [&str; 3] = ["x-api-key", "x-goog-api-key", "api-key"];
 
 /// True when the request carries one of the configured client keys: as a bearer token,
 /// `x-api-key`, `x-goog-api-key`, Azure OpenAI's `api-key` (its SDKs send no other), or
