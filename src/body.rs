@@ -435,6 +435,7 @@ mod tests {
             r#"{"model":"m","model":"n","":{"\u0041":1}}"#,
             "{}",
             "\t{ }\n",
+            r#"{"é":"ü","k":["ß",{"ø":"😀 and then plain text past a word"}]}"#,
         ] {
             assert!(assert_split_agrees(body.as_bytes()), "declined: {body}");
         }
@@ -442,6 +443,13 @@ mod tests {
         // JSON, not an object, trailing bytes, deep nesting, invalid UTF-8.
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(70), "]".repeat(70));
         let not_utf8: &[u8] = b"{\"a\":\"\xff\"}";
+        // Past the first byte that is not ASCII, the rest of the body is checked too.
+        let not_utf8_later: &[&[u8]] = &[
+            b"{\"a\":\"\xc3\xa9\",\"b\":\"\xff\"}",
+            b"{\"\xc3\xa9\":1,\"b\":[\"x\xc0\xaf\"]}",
+            b"{\"a\":\"\xe2\x82\"}",
+            b"{\"a\":\"\xc3\xa9\"}\xff",
+        ];
         for body in [
             r#"{"mo\u0064el":"m"}"#.as_bytes(),
             br#"{"a":01}"#,
@@ -457,7 +465,10 @@ mod tests {
             br#"{"a":1e}"#,
             deep.as_bytes(),
             not_utf8,
-        ] {
+        ]
+        .into_iter()
+        .chain(not_utf8_later.iter().copied())
+        {
             assert!(
                 split_entries(body).is_none(),
                 "{}",
