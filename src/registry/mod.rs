@@ -196,7 +196,9 @@ impl Provider {
             .map_or(Protocol::Chat, |(_, p)| *p)
     }
 
-    /// True when the provider declares `id`.
+    /// True when the provider declares `id`. Inlined: a bare name's cascade asks every
+    /// provider, and most built-ins declare nothing, which is then a length's test.
+    #[inline]
     pub fn declares(&self, id: &str) -> bool {
         self.models.iter().any(|m| m.id == id)
     }

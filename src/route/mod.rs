@@ -220,7 +220,10 @@ pub fn resolve_all(
             .iter()
             .any(|o| o.provider.id == t.provider.id && o.model() == t.model());
         if !seen {
-            out.swap(kept, i);
+            // Not swapped with itself: a target is 64 bytes, and most lists are kept whole.
+            if kept != i {
+                out.swap(kept, i);
+            }
             kept += 1;
         }
     }
