@@ -48,8 +48,10 @@ pub const MAX_MODELS: usize = 8;
 /// allocated per entry (and freed after) were ~2.5k instructions a request (callgrind).
 #[derive(Debug)]
 pub struct RawBody {
-    /// The body as received.
+    /// The body as received, then the text of any keys it wrote with escapes, unescaped.
     bytes: Vec<u8>,
+    /// The body's length, where those keys' text starts.
+    len: usize,
     /// Each top-level key and where its value's bytes are, in this thread's list kept
     /// for them.
     entries: Spare<Vec<Entry>>,
@@ -59,11 +61,12 @@ pub struct RawBody {
 type Entry = (Key, Range<usize>);
 
 /// A top-level key: where it is in the body (between its quotes), or, when it was
-/// written with escapes, its unescaped text.
+/// written with escapes, where its unescaped text is, past the body's end. Ranges both:
+/// a list of them is emptied without dropping its entries one by one.
 #[derive(Debug)]
 enum Key {
     At(Range<usize>),
-    Unescaped(String),
+    Unescaped(Range<usize>),
 }
 
 /// The fix for the two bodies typed by hand that are most often not JSON: a form
@@ -81,38 +84,45 @@ fn slip(bytes: &[u8]) -> &'static str {
 
 impl RawBody {
     /// Splits a body; anything but a JSON object is a 400.
-    pub fn parse(bytes: Vec<u8>) -> Result<RawBody, Error> {
+    pub fn parse(mut bytes: Vec<u8>) -> Result<RawBody, Error> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(Error::bad_request(
                 "request body is empty; send a JSON object",
             ));
         }
-        let entries = Entries::parse(&bytes).map_err(|e| {
+        let (entries, unescaped) = Entries::parse(&bytes).map_err(|e| {
             Error::bad_request(format!(
                 "request body is not a valid JSON object: {e}{}",
                 slip(&bytes)
             ))
         })?;
-        Ok(RawBody { bytes, entries })
+        let len = bytes.len();
+        if !unescaped.is_empty() {
+            bytes.extend_from_slice(unescaped.as_bytes());
+        }
+        Ok(RawBody {
+            bytes,
+            len,
+            entries,
+        })
     }
 
     /// The body as received.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[..self.len]
     }
 
     /// The body as received, for reuse once it is no longer needed.
-    pub fn into_bytes(self) -> Vec<u8> {
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        self.bytes.truncate(self.len);
         self.bytes
     }
 
     /// A key's text.
     #[inline]
-    fn key<'a>(&'a self, key: &'a Key) -> &'a [u8] {
-        match key {
-            Key::At(r) => &self.bytes[r.clone()],
-            Key::Unescaped(s) => s.as_bytes(),
-        }
+    fn key(&self, key: &Key) -> &[u8] {
+        let (Key::At(r) | Key::Unescaped(r)) = key;
+        &self.bytes[r.clone()]
     }
 
     /// Every entry as (key, raw value bytes), in order.
@@ -126,10 +136,8 @@ impl RawBody {
     /// reading a byte of the body.
     #[inline]
     fn is(&self, key: &Key, name: &[u8]) -> bool {
-        match key {
-            Key::At(r) => r.len() == name.len() && self.bytes[r.clone()] == *name,
-            Key::Unescaped(s) => s.as_bytes() == name,
-        }
+        let (Key::At(r) | Key::Unescaped(r)) = key;
+        r.len() == name.len() && self.bytes[r.clone()] == *name
     }
 
     /// The raw value of a top-level key (the last one, when a key is repeated).
@@ -235,10 +243,10 @@ impl<'a> Entries<'a> {
     /// Splits `bytes`: the usual body in one scan (see `split.rs`); any other, serde_json
     /// checks the syntax and skips each value without building it, and keys and values
     /// borrowed from `bytes` become ranges.
-    fn parse(bytes: &'a [u8]) -> Result<Spare<Vec<Entry>>, serde_json::Error> {
+    fn parse(bytes: &'a [u8]) -> Result<Split, serde_json::Error> {
         let mut entries = Spare::take(&ENTRIES);
         if split::split(bytes, |key, value| entries.push((Key::At(key), value))).is_some() {
-            return Ok(entries);
+            return Ok((entries, String::new()));
         }
         // Given back for serde's reading to take.
         entries.clear();
@@ -247,7 +255,7 @@ impl<'a> Entries<'a> {
     }
 
     /// [`Entries::parse`] through serde_json alone.
-    fn parse_serde(bytes: &'a [u8]) -> Result<Spare<Vec<Entry>>, serde_json::Error> {
+    fn parse_serde(bytes: &'a [u8]) -> Result<Split, serde_json::Error> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let entries = (&mut de).deserialize_map(Entries { base: bytes })?;
         de.end()?;
@@ -261,22 +269,31 @@ impl<'a> Entries<'a> {
     }
 }
 
+/// A body's entries, and the text of the keys among them written with escapes,
+/// unescaped, one after another: their ranges start at the body's end.
+type Split = (Spare<Vec<Entry>>, String);
+
 impl<'de> Visitor<'de> for Entries<'de> {
-    type Value = Spare<Vec<Entry>>;
+    type Value = Split;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut entries = Spare::take(&ENTRIES);
+        let mut unescaped = String::new();
         while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
             let value: &'de RawValue = map.next_value()?;
             let key = match key {
                 Cow::Borrowed(k) => Key::At(self.range(k.as_bytes())),
-                Cow::Owned(k) => Key::Unescaped(k),
+                Cow::Owned(k) => {
+                    let start = self.base.len() + unescaped.len();
+                    unescaped.push_str(&k);
+                    Key::Unescaped(start..start + k.len())
+                }
             };
             entries.push((key, self.range(value.get().as_bytes())));
         }
-        Ok(entries)
+        Ok((entries, unescaped))
     }
 }
 
@@ -426,13 +443,13 @@ mod tests {
             return false;
         };
         let text = String::from_utf8_lossy(bytes);
-        let want = Entries::parse_serde(bytes)
+        let (want, _) = Entries::parse_serde(bytes)
             .unwrap_or_else(|e| panic!("split took what serde refuses ({e}): {text}"));
         let want: Vec<_> = want
             .iter()
             .map(|(k, v)| match k {
                 Key::At(k) => (k.clone(), v.clone()),
-                Key::Unescaped(k) => panic!("split took a key serde unescapes ({k}): {text}"),
+                Key::Unescaped(_) => panic!("split took a key serde unescapes: {text}"),
             })
             .collect();
         assert_eq!(got, want, "{text}");

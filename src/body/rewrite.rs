@@ -32,7 +32,7 @@ impl RawBody {
     /// whole, a copy of every byte of an agent's context.
     pub fn with_model(&self, model: &str) -> Cow<'_, [u8]> {
         if self.names_only(model) {
-            return Cow::Borrowed(&self.bytes);
+            return Cow::Borrowed(self.bytes());
         }
         Cow::Owned(self.rewritten(model, &[]))
     }
@@ -92,7 +92,7 @@ impl RawBody {
     /// to raw JSON values (replacing the client's).
     fn rewritten(&self, model: &str, set: &[(&str, &str)]) -> Vec<u8> {
         let mut out = sync::take_spare(&REWRITTEN);
-        out.reserve(self.bytes.len() + model.len() + 48);
+        out.reserve(self.len + model.len() + 48);
         out.push(b'{');
         let mut wrote_model = false;
         let mut first = true;
@@ -150,14 +150,17 @@ impl RawBody {
     fn push_key(&self, out: &mut Vec<u8>, key: &Key) {
         match key {
             Key::At(r) => out.extend_from_slice(&self.bytes[r.start - 1..r.end + 1]),
-            Key::Unescaped(s) => push_json_string(out, s),
+            Key::Unescaped(_) => {
+                let text = String::from_utf8_lossy(self.key(key));
+                push_json_string(out, &text);
+            }
         }
     }
 
     /// The body as re-sent to an upstream that takes the model from its URL (Gemini):
     /// `model` and `models` removed, everything else byte for byte.
     pub fn without_model(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.bytes.len() + 2);
+        let mut out = Vec::with_capacity(self.len + 2);
         out.push(b'{');
         for (key, value) in self.entries.iter() {
             if matches!(self.key(key), b"model" | b"models") {
