@@ -3,11 +3,12 @@
 //! serde_json took ~3k instructions to split an 86-byte chat body (the largest piece of
 //! a whole answer's ~31k that is Routeplane's own): its machinery runs per string, and
 //! each raw value is checked for UTF-8 again. This scanner checks the body's UTF-8 once
-//! and its syntax byte by byte, as serde_json does when it skips a value. It accepts
-//! only what serde_json accepts and finds the same entries (a test compares the two on
-//! many inputs); it declines, and serde_json decides with its own error message, a body
-//! that is not UTF-8 or not well-formed, a top-level key written with an escape (serde
-//! unescapes it), and nesting deeper than [`MAX_DEPTH`].
+//! (from its first byte past ASCII) and its syntax as serde_json does when it skips a
+//! value, in one loop over the tokens. It accepts only what serde_json accepts and finds
+//! the same entries (a test compares the two on many inputs); it declines, and
+//! serde_json decides with its own error message, a body that is not UTF-8 or not
+//! well-formed, a top-level key written with an escape (serde unescapes it), and
+//! nesting deeper than [`MAX_DEPTH`].
 
 use std::ops::Range;
 
