@@ -181,7 +181,7 @@ fn parse_block(raw: Vec<u8>) -> Event {
 }
 
 /// The response to one client request, written by hand through tiny_http's raw writer.
-pub struct ClientWriter<W: Write = Box<dyn Write + Send>> {
+pub struct ClientWriter<W: Write = tiny_http::ResponseWriter> {
     out: W,
     /// HTTP/1.0 clients get a close-delimited stream instead of chunks.
     http10: bool,

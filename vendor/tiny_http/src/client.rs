@@ -129,9 +129,7 @@ impl ClientConnection {
             // client trickling a byte at a time held this thread forever.
             if !self.in_request {
                 self.in_request = true;
-                if let Some(timeout) = self.state.timeout() {
-                    self.state.set_deadline(Some(Instant::now() + timeout));
-                }
+                self.state.start_deadline();
             }
 
             let (taken, ended) = match memchr::memchr(b'\n', available) {
@@ -268,8 +266,12 @@ impl ClientConnection {
         let writer = self.sink.next().unwrap();
 
         // follow-up for next potential request
-        let mut data_source = self.source.next().unwrap();
-        std::mem::swap(&mut self.next_header_source, &mut data_source);
+        // routeplane: the next request's reader is made only when this one's body needs
+        // the source (see `Handoff`).
+        let data_source = Handoff {
+            readers: &mut self.source,
+            current: &mut self.next_header_source,
+        };
 
         // building the next reader
         let request = crate::request::new_request(
@@ -279,7 +281,7 @@ impl ClientConnection {
             version.clone(),
             *self.remote_addr.as_ref().unwrap(),
             data_source,
-            writer,
+            crate::request::ResponseWriter::connection(writer),
             self.state.clone(),
         )
         .map_err(|e| {
@@ -294,6 +296,40 @@ impl ClientConnection {
 
         // return the request
         Ok(request)
+    }
+}
+
+/// routeplane: a request's body source: the connection's reader, handed to the request
+/// (and a new one made for the next request, whose turn comes when the body is done)
+/// only when its body is not read with its head.
+struct Handoff<'a> {
+    readers: &'a mut SequentialReaderBuilder<BufReader<RefinedTcpStream>>,
+    current: &'a mut SequentialReader<BufReader<RefinedTcpStream>>,
+}
+
+impl Read for Handoff<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        self.current.read(buf)
+    }
+}
+
+impl BufRead for Handoff<'_> {
+    fn fill_buf(&mut self) -> IoResult<&[u8]> {
+        self.current.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.current.consume(amount)
+    }
+}
+
+impl crate::request::BodySource for Handoff<'_> {
+    type Taken = SequentialReader<BufReader<RefinedTcpStream>>;
+
+    fn into_reader(self) -> Self::Taken {
+        let mut taken = self.readers.next().unwrap();
+        std::mem::swap(self.current, &mut taken);
+        taken
     }
 }
 

@@ -210,6 +210,7 @@ impl Head {
     }
 
     /// The value of the first `k` header.
+    #[inline]
     pub(crate) fn known(&self, k: Known) -> Option<&str> {
         self.known[k as usize].map(|i| self.at(&self.headers[i].value))
     }

@@ -114,7 +114,7 @@ pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 // routeplane: the refusals the connection answers itself, answered by the embedder.
 pub use client::{set_refusal_hook, Refusal, RefusalAnswer, RefusalHook, RefusalKind};
-pub use request::{reuse_body, ClientProbe, ReadWrite, Request};
+pub use request::{reuse_body, ClientProbe, ReadWrite, Request, ResponseWriter};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 

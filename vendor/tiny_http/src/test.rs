@@ -72,7 +72,7 @@ impl From<TestRequest> for Request {
             mock.http_version,
             Some(mock.remote_addr),
             mock.body.as_bytes(),
-            std::io::sink(),
+            crate::request::ResponseWriter::other(std::io::sink()),
             crate::util::ConnState::new(None),
         )
         .unwrap()

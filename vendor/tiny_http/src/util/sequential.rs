@@ -1,5 +1,5 @@
 use std::io::Result as IoResult;
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, IoSlice, Read, Write};
 
 // routeplane: the successive readers (and writers) of one connection take turns by
 // ticket on one per-connection `Baton` instead of a pair of channels per request. The
@@ -256,6 +256,11 @@ impl<W: Write + Send> Write for SequentialWriter<W> {
 
     fn write_all(&mut self, buf: &[u8]) -> IoResult<()> {
         self.with_turn(|w| w.write_all(buf))
+    }
+
+    // routeplane: a head and a body in one turn (the default writes the first only).
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> IoResult<usize> {
+        self.with_turn(|w| w.write_vectored(bufs))
     }
 
     fn flush(&mut self) -> IoResult<()> {
