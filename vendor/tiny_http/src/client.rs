@@ -2,7 +2,6 @@ use std::io::Error as IoError;
 use std::io::Result as IoResult;
 use std::io::{BufRead, BufReader, BufWriter, ErrorKind, Read};
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Method};
@@ -14,8 +13,6 @@ use crate::Request;
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
 pub struct ClientConnection {
-    // address of the client
-    remote_addr: IoResult<Option<SocketAddr>>,
 
     // sequence of Readers to the stream, so that the data is not read in
     //  the wrong order
@@ -78,9 +75,12 @@ impl ClientConnection {
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
     ) -> ClientConnection {
-        let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
         let state = read_socket.state().clone();
+        // routeplane: kept in the connection's state, which every request holds.
+        if let Ok(Some(addr)) = read_socket.peer_addr() {
+            state.set_remote(addr);
+        }
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -88,7 +88,6 @@ impl ClientConnection {
         ClientConnection {
             source,
             sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
-            remote_addr,
             next_header_source: first_header,
             no_more_requests: false,
             secure,
@@ -279,7 +278,6 @@ impl ClientConnection {
             method,
             head,
             version.clone(),
-            *self.remote_addr.as_ref().unwrap(),
             data_source,
             crate::request::ResponseWriter::connection(writer),
             self.state.clone(),

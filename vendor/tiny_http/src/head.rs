@@ -30,7 +30,7 @@ pub(crate) struct Head {
     text: String,
     path: Range<u32>,
     headers: Vec<Span>,
-    known: [Option<usize>; 5],
+    known: [Option<u16>; 5],
 }
 
 /// The headers looked at in every request: tiny_http's own, and Routeplane's `Host`.
@@ -75,7 +75,7 @@ pub(crate) struct HeadBuilder {
     path: Range<u32>,
     headers: Vec<Span>,
     /// Where the first of each `Known` header is in `headers`.
-    known: [Option<usize>; 5],
+    known: [Option<u16>; 5],
 }
 
 impl HeadBuilder {
@@ -137,8 +137,10 @@ impl HeadBuilder {
     /// lookups a request made (a sixth of the reading of a head, callgrind).
     fn add(&mut self, span: Span) {
         let name = &self.bytes[span.name.start as usize..span.name.end as usize];
-        if let Some(k) = known_of(name) {
-            self.known[k as usize].get_or_insert(self.headers.len());
+        // An index past `u16` (only a `TestRequest` could have one) is not noted: the
+        // `Request` stays small (each move of it is a copy, callgrind).
+        if let (Some(k), Ok(i)) = (known_of(name), u16::try_from(self.headers.len())) {
+            self.known[k as usize].get_or_insert(i);
         }
         self.headers.push(span);
     }
@@ -212,7 +214,7 @@ impl Head {
     /// The value of the first `k` header.
     #[inline]
     pub(crate) fn known(&self, k: Known) -> Option<&str> {
-        self.known[k as usize].map(|i| self.at(&self.headers[i].value))
+        self.known[k as usize].map(|i| self.at(&self.headers[usize::from(i)].value))
     }
 
     /// The headers, made one by one.

@@ -64,16 +64,18 @@ impl From<TestRequest> for Request {
                 value: AsciiString::from_ascii(mock.body.len().to_string()).unwrap(),
             });
         }
+        // routeplane: the client's address is the connection's.
+        let state = crate::util::ConnState::new(None);
+        state.set_remote(mock.remote_addr);
         new_request(
             mock.secure,
             mock.method,
             // routeplane: requests keep their path and headers in one `Head`.
             crate::head::Head::from_parts(&mock.path, &mock.headers),
             mock.http_version,
-            Some(mock.remote_addr),
             mock.body.as_bytes(),
             crate::request::ResponseWriter::other(std::io::sink()),
-            crate::util::ConnState::new(None),
+            state,
         )
         .unwrap()
     }

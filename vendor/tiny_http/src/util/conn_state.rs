@@ -9,7 +9,8 @@
 //! is not a request.
 
 use crate::connection::Connection;
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,9 @@ struct Inner {
     /// A thread is inside a read on the socket (a request handed to another thread
     /// leaves the connection's own reading the next one).
     reading: AtomicBool,
+    /// The client's address (none on a Unix socket), here and not in each `Request`:
+    /// a request is moved several times on its way, each move a copy (callgrind).
+    remote: OnceLock<SocketAddr>,
 }
 
 impl ConnState {
@@ -61,6 +65,7 @@ impl ConnState {
             read_shut: AtomicBool::new(false),
             peer_closed: AtomicBool::new(false),
             reading: AtomicBool::new(false),
+            remote: OnceLock::new(),
         }))
     }
 
@@ -92,6 +97,16 @@ impl ConnState {
         };
         let _ = s.set_nonblocking(false);
         gone
+    }
+
+    /// Notes the client's address (once: later calls change nothing).
+    pub(crate) fn set_remote(&self, addr: SocketAddr) {
+        let _ = self.0.remote.set(addr);
+    }
+
+    /// The client's address, if it was noted.
+    pub(crate) fn remote(&self) -> Option<&SocketAddr> {
+        self.0.remote.get()
     }
 
     /// The socket's read timeout.
