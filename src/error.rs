@@ -97,7 +97,7 @@ pub enum Error {
     /// The client presented no key, or a wrong one (401).
     Unauthorized {
         /// The config file its keys are listed in, as a client may be told it
-        /// ([`crate::paths::tilde`]); `None` when none was read.
+        /// (the home directory as `~`, a file elsewhere by its name); `None` when none was read.
         config: Option<Box<str>>,
     },
     /// The client's `Authorization` header has no `Bearer ` before its key (401).
