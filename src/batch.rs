@@ -181,8 +181,17 @@ impl Batch {
 
     /// Appends one line (its newline included) for `sink`.
     pub fn push(&self, sink: Sink, line: &[u8]) {
+        self.push_lines(line, &[(sink, line.len())], None);
+    }
+
+    /// Appends lines that lie back to back in `text`, each given as its sink and where
+    /// it ends in `text`, in one hand-over: a request's log line and ledger line take
+    /// one lock, one copy and one look at the clock, not two of each (~250
+    /// instructions, callgrind). `now` is the time when the caller has just read the
+    /// clock (a look is ~90 instructions).
+    pub fn push_lines(&self, text: &[u8], ends: &[(Sink, usize)], now: Option<Instant>) {
         // Counted before it is appended: a write never takes away more than was counted.
-        let before = self.waiting.fetch_add(line.len(), Ordering::AcqRel);
+        let before = self.waiting.fetch_add(text.len(), Ordering::AcqRel);
         let appended = MINE.try_with(|mine| {
             let mut mine = mine.borrow_mut();
             let buffer = match mine.iter().find(|(id, _)| *id == self.id) {
@@ -196,20 +205,28 @@ impl Batch {
             };
             // Numbered under this thread's lock: the writer takes a line with its number.
             let mut lines = lock(buffer);
-            let n = self.numbered.fetch_add(1, Ordering::Relaxed);
-            lines.text.extend_from_slice(line);
-            let end = lines.text.len();
-            lines.ends.push((sink, n, end));
+            let first = self
+                .numbered
+                .fetch_add(ends.len() as u64, Ordering::Relaxed);
+            let start = lines.text.len();
+            lines.text.extend_from_slice(text);
+            for (n, &(sink, end)) in (first..).zip(ends) {
+                lines.ends.push((sink, n, start + end));
+            }
         });
         if appended.is_err() {
-            // The thread is exiting and its buffers are gone: this line goes alone.
-            self.waiting.fetch_sub(line.len(), Ordering::AcqRel);
-            self.write_alone(sink, line);
+            // The thread is exiting and its buffers are gone: these lines go alone.
+            self.waiting.fetch_sub(text.len(), Ordering::AcqRel);
+            let mut from = 0;
+            for &(sink, end) in ends {
+                self.write_alone(sink, &text[from..end]);
+                from = end;
+            }
             return;
         }
-        if before + line.len() >= MOST {
+        if before + text.len() >= MOST {
             self.flush();
-        } else if before == 0 || self.take_due() {
+        } else if before == 0 || self.take_due(now) {
             // Only the first line of a batch wakes the writer, and the first to find it
             // due: a wake is a system call.
             if let Some(writer) = self.writer.get() {
@@ -219,10 +236,13 @@ impl Batch {
     }
 
     /// True for the one line that finds the waiting batch due: it takes the due time.
-    fn take_due(&self) -> bool {
+    fn take_due(&self, now: Option<Instant>) -> bool {
         let due_at = self.due_at.load(Ordering::Acquire);
         due_at != NOT_DUE
-            && self.epoch.elapsed().as_nanos() >= u128::from(due_at)
+            && (now.unwrap_or_else(Instant::now))
+                .saturating_duration_since(self.epoch)
+                .as_nanos()
+                >= u128::from(due_at)
             && self
                 .due_at
                 .compare_exchange(due_at, NOT_DUE, Ordering::AcqRel, Ordering::Acquire)
@@ -381,6 +401,27 @@ mod tests {
             *ledgered.lock().unwrap(),
             vec![expected("ledger").into_bytes()]
         );
+    }
+
+    #[test]
+    fn lines_handed_over_together_each_reach_their_sink_in_order() {
+        let batch = Batch::new("test-batch", Duration::from_secs(3600)).unwrap();
+        let (log, logged) = keeping(&batch);
+        let (ledger, ledgered) = keeping(&batch);
+        batch.push(log, b"log 0\n");
+        batch.push_lines(b"log 1\nledger 1\n", &[(log, 6), (ledger, 15)], None);
+        batch.push(ledger, b"ledger 2\n");
+        batch.push_lines(b"log 3\n", &[(log, 6)], Some(Instant::now()));
+        batch.flush();
+        assert_eq!(
+            *logged.lock().unwrap(),
+            vec![b"log 0\nlog 1\nlog 3\n".to_vec()]
+        );
+        assert_eq!(
+            *ledgered.lock().unwrap(),
+            vec![b"ledger 1\nledger 2\n".to_vec()]
+        );
+        assert_eq!(batch.waiting.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -324,42 +324,51 @@ fn finish(
     log.attempts = served.attempts;
     log.set_tried(served.tried.iter().map(|t| (&*t.endpoint, &*t.word)));
     log.stream = served.stream;
-    log.rescued = std::mem::take(&mut served.rescued_by);
-    log.said = std::mem::take(&mut served.said);
+    // Swapped, not assigned: nothing to drop.
+    std::mem::swap(&mut log.rescued, &mut served.rescued_by);
+    std::mem::swap(&mut log.said, &mut served.said);
     log.ttfb = first_write.map(|t| t.duration_since(started));
-    log.total = started.elapsed();
-    if !polled(&log) {
-        log::request(&log);
-    }
-    // The client has its last byte: now the request is counted and written down.
-    if let Some(Counted { inbound, stream }) = counted {
-        let finished = Finished {
-            // When it arrived, as its log line says: `usage --since` picks requests by
-            // when they were made, and a long stream ends minutes later.
-            at: log.at.unwrap_or_else(std::time::SystemTime::now),
-            inbound,
-            requested: std::mem::take(&mut log.model),
-            served_by: log.served_by.take(),
-            status: served.status,
-            stream,
-            stream_end: served.stream,
-            attempts: served.attempts,
-            rescues: served.rescued,
-            rescued_by: std::mem::take(&mut log.rescued),
-            tried: served.tried,
-            ttfb: log.ttfb,
-            ttft: served.first_token.map(|t| t.duration_since(started)),
-            total: log.total,
-            tokens: served.tokens,
-        };
-        if let Some(ledger) = &shared.ledger {
-            log::with_buffer(|line| {
-                stats::ledger::push_line(line, &finished);
-                ledger.append(line);
-            });
+    let now = Instant::now();
+    log.total = now.duration_since(started);
+    let logged = !polled(&log);
+    let Some(Counted { inbound, stream }) = counted else {
+        if logged {
+            log::request(&log);
         }
-        shared.stats.record(finished);
+        return;
+    };
+    // The client has its last byte: now the request is counted and written down. Its
+    // log line first: the ledger's line and the counters take its fields.
+    let lines = log::Lines::request(logged.then_some(&log));
+    let finished = Finished {
+        // When it arrived, as its log line says: `usage --since` picks requests by
+        // when they were made, and a long stream ends minutes later.
+        at: log.at.unwrap_or_else(std::time::SystemTime::now),
+        inbound,
+        requested: std::mem::take(&mut log.model),
+        served_by: log.served_by.take(),
+        status: served.status,
+        stream,
+        stream_end: served.stream,
+        attempts: served.attempts,
+        rescues: served.rescued,
+        rescued_by: std::mem::take(&mut log.rescued),
+        tried: served.tried,
+        ttfb: log.ttfb,
+        ttft: served.first_token.map(|t| t.duration_since(started)),
+        total: log.total,
+        tokens: served.tokens,
+    };
+    match &shared.ledger {
+        Some(ledger) => lines.write_with(
+            now,
+            ledger.sink(),
+            |line| stats::ledger::push_line(line, &finished),
+            |line| ledger.append(line),
+        ),
+        None => lines.write(),
     }
+    shared.stats.record(finished);
 }
 
 /// True for a read that pollers repeat, answered: the status page's `/status.json`

@@ -77,6 +77,11 @@ impl Ledger {
         }
     }
 
+    /// Where its lines go in the process's batch; `None` when each is its own write.
+    pub fn sink(&self) -> Option<(&'static Batch, Sink)> {
+        self.batch
+    }
+
     /// Writes every line appended so far.
     pub fn flush(&self) {
         if let Some((batch, _)) = self.batch {
