@@ -273,3 +273,28 @@ fn json_strings_are_escaped() {
     let back: String = serde_json::from_str(&s).unwrap();
     assert_eq!(back, "a\"b\\c\nd\u{1}é");
 }
+
+#[test]
+fn json_strings_are_tested_eight_bytes_at_a_time_as_a_byte_at_a_time() {
+    // Every ASCII byte at every place of texts around a word long, and beside text
+    // outside ASCII: copied as is exactly when no byte needs an escape, and read back
+    // as the text it was.
+    for len in [1, 2, 3, 4, 5, 7, 8, 9, 16, 23] {
+        for at in 0..len {
+            for b in 0..0x80u8 {
+                for other in ["a", "é", "\u{7f}", " "] {
+                    let mut text = vec!["m"; len];
+                    text[(at + 1) % len] = other;
+                    let byte = [b];
+                    text[at] = std::str::from_utf8(&byte).unwrap();
+                    let text = text.concat();
+                    let mut out = String::new();
+                    push_json_str(&mut out, &text);
+                    let plain = !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
+                    assert_eq!(out == format!("\"{text}\""), plain, "{text:?}");
+                    assert_eq!(serde_json::from_str::<String>(&out).unwrap(), text);
+                }
+            }
+        }
+    }
+}
