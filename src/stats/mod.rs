@@ -347,7 +347,8 @@ impl Inner {
 
     /// Adds one finished request to every aggregate (it is kept among the recent ones).
     fn add(&mut self, f: Finished) {
-        let (provider, model) = match f.owner() {
+        let label = f.owner();
+        let (provider, model) = match label {
             Some(label) => {
                 let provider = provider_of(label);
                 (provider, label.get(provider.len() + 1..).unwrap_or("-"))
@@ -364,11 +365,15 @@ impl Inner {
         // The answering source (usually the only one asked) is looked up once.
         let owner = self.sources.place(provider);
         for (i, t) in f.tried.iter().enumerate() {
-            let at = provider_of(&t.endpoint);
-            let at = if at == provider {
+            // The answering attempt's endpoint is `served_by` itself (one `Arc`, the
+            // target's label): its source is known without a look at its text.
+            let at = if label.is_some_and(|l| std::ptr::eq(l, &*t.endpoint)) {
                 owner
             } else {
-                self.sources.place(at)
+                match provider_of(&t.endpoint) {
+                    at if at == provider => owner,
+                    at => self.sources.place(at),
+                }
             };
             count_attempt(&mut self.sources.0[at].1, &f.tried, i);
         }

@@ -298,3 +298,19 @@ fn json_strings_are_tested_eight_bytes_at_a_time_as_a_byte_at_a_time() {
         }
     }
 }
+
+#[test]
+fn an_attempt_sharing_the_served_by_label_counts_at_its_source() {
+    let stats = Stats::default();
+    let mut f = finished(Some("c:m"), 200, &["a:m"]);
+    // As the relay makes them: the answering attempt's endpoint is `served_by`'s `Arc`.
+    let label = f.served_by.clone().unwrap();
+    f.tried.last_mut().unwrap().endpoint = label;
+    stats.record(f);
+    let s = stats.snapshot();
+    assert_eq!(
+        (s["c"].attempts, s["a"].attempts, s["a"].failovers),
+        (1, 1, 1)
+    );
+    assert_eq!(s["c"].requests[0].count, 1);
+}
