@@ -95,8 +95,10 @@ fn one(addr: &str, headers: &str) -> Option<(f64, Vec<f64>)> {
     // A stream silent this long has failed (events come every few milliseconds).
     conn.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
     let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    // The address as the Host, as any client sends it: a made-up name is refused while
+    // clients need no key (DNS rebinding), and every stream failed so.
     let req = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let start = Instant::now();

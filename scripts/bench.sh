@@ -257,6 +257,12 @@ held() {
   done
   [ -n "$addr" ] || { log "routeplane for $n held streams did not start: $(cat "$TMP/held$n.err")"; exit 1; }
   target/release/examples/stream_client "$addr" "$n" 1 > "$TMP/held$n.json"
+  # A peak RSS of streams that failed is that of nothing held: say so and stop (a client
+  # refused by Host once made every stream fail, and the table still read 9 MiB).
+  if ! grep -q '"failed":0,' "$TMP/held$n.json"; then
+    log "of $n held streams some failed: $(cat "$TMP/held$n.json"); routeplane said: $(tail -3 "$TMP/held$n.err")"
+    exit 1
+  fi
   hwm "$pid"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
