@@ -54,10 +54,7 @@ pub(super) fn split(b: &[u8], mut entry: impl FnMut(Range<usize>, Range<usize>))
                     at = space(b, at + 1);
                     let close = if object { b'}' } else { b']' };
                     if b.get(at) == Some(&close) {
-                        at += 1;
-                        depth -= 1;
-                        open >>= 1;
-                        if depth == 0 {
+                        if shut(&mut at, &mut depth, &mut open) {
                             break;
                         }
                         State::After
@@ -117,18 +114,14 @@ pub(super) fn split(b: &[u8], mut entry: impl FnMut(Range<usize>, Range<usize>))
                         if object { State::Key } else { State::Value }
                     }
                     b'}' if object => {
-                        at += 1;
-                        depth -= 1;
-                        open >>= 1;
-                        if depth == 0 {
+                        if shut(&mut at, &mut depth, &mut open) {
                             break;
                         }
                         State::After
                     }
                     b']' if !object => {
-                        at += 1;
-                        depth -= 1;
-                        open >>= 1;
+                        // Never the body's own end: that is an object.
+                        shut(&mut at, &mut depth, &mut open);
                         State::After
                     }
                     _ => return None,
@@ -183,6 +176,16 @@ fn stop(b: &[u8], mut at: usize, ascii: u64) -> Option<usize> {
         at += 1;
     }
     None
+}
+
+/// Closes the innermost open container, its closing byte at `at`: true when that was
+/// the body's own object, and the body is over.
+#[inline(always)]
+fn shut(at: &mut usize, depth: &mut usize, open: &mut u64) -> bool {
+    *at += 1;
+    *depth -= 1;
+    *open >>= 1;
+    *depth == 0
 }
 
 /// Past JSON's four whitespace bytes from `at`.
