@@ -307,20 +307,25 @@ impl FromStr for Method {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Method, ()> {
-        Ok(match s {
-            "GET" => Method::Get,
-            "HEAD" => Method::Head,
-            "POST" => Method::Post,
-            "PUT" => Method::Put,
-            "DELETE" => Method::Delete,
-            "CONNECT" => Method::Connect,
-            "OPTIONS" => Method::Options,
-            "TRACE" => Method::Trace,
-            "PATCH" => Method::Patch,
-            s => {
-                let ascii_string = AsciiString::from_ascii(s).map_err(|_| ())?;
-                Method::NonStandard(ascii_string)
-            }
+        Method::from_word(s.as_bytes()).ok_or(())
+    }
+}
+
+impl Method {
+    /// routeplane: the method a request line's first word names, as `from_str` reads it
+    /// (from bytes: the request line is parsed without a UTF-8 check).
+    pub(crate) fn from_word(word: &[u8]) -> Option<Method> {
+        Some(match word {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"CONNECT" => Method::Connect,
+            b"OPTIONS" => Method::Options,
+            b"TRACE" => Method::Trace,
+            b"PATCH" => Method::Patch,
+            word => Method::NonStandard(AsciiString::from_ascii(word).ok()?),
         })
     }
 }
