@@ -15,7 +15,7 @@ use super::oauth::{self, Encoding, TokenFailure, Tokens};
 use crate::error::Error;
 use crate::log::Secret;
 use crate::registry::AuthUrls;
-use crate::upstream::{Client, Header};
+use crate::upstream::{Client, Header, HeaderValue};
 
 /// Default OAuth endpoints and client.
 pub const AUTHORIZE_URL: &str = "https://claude.ai/oauth/authorize";
@@ -178,7 +178,7 @@ pub fn headers(tokens: &Tokens) -> Vec<Header> {
     vec![
         (
             "authorization".into(),
-            super::bearer(tokens.access.expose()).into(),
+            HeaderValue::Bearer(tokens.access.clone()),
         ),
         ("anthropic-beta".into(), rules.beta.into()),
         ("user-agent".into(), rules.user_agent.into()),

@@ -34,7 +34,7 @@ use crate::error::Error;
 use crate::protocol::{Protocol, responses};
 use crate::registry::{Kind, Provider, Target};
 use crate::sync::{Spare, lock};
-use crate::upstream::{Client, Header};
+use crate::upstream::{Client, Header, HeaderValue};
 use oauth::Tokens;
 use refresh::{Flight, PAUSE_FIRST};
 use store::Store;
@@ -71,15 +71,6 @@ impl Subscription {
             None
         }
     }
-}
-
-/// The `authorization` value for `key`: `Bearer KEY`, put together without the
-/// formatting machinery (it is made per request).
-pub fn bearer(key: &str) -> String {
-    let mut value = String::with_capacity(7 + key.len());
-    value.push_str("Bearer ");
-    value.push_str(key);
-    value
 }
 
 thread_local! {
@@ -425,13 +416,13 @@ impl Auth {
             }
             _ => match &p.key {
                 Some(key) if target.protocol == Protocol::Anthropic => {
-                    h.push(("x-api-key".into(), key.expose().to_string().into()));
+                    h.push(("x-api-key".into(), HeaderValue::Key(key.clone())));
                 }
                 // Google's own header; `?key=` would put the key in URLs and logs.
                 Some(key) if target.protocol == Protocol::Gemini => {
-                    h.push(("x-goog-api-key".into(), key.expose().to_string().into()));
+                    h.push(("x-goog-api-key".into(), HeaderValue::Key(key.clone())));
                 }
-                Some(key) => h.push(("authorization".into(), bearer(key.expose()).into())),
+                Some(key) => h.push(("authorization".into(), HeaderValue::Bearer(key.clone()))),
                 None => {
                     if let Some(e) = without_key(p) {
                         return Err(self.unless_unreadable(p, e));
@@ -596,7 +587,8 @@ mod tests {
         ] {
             assert_eq!(of(other), None, "{other}");
         }
-        assert_eq!(bearer("k1"), "Bearer k1");
+        let key = crate::log::Secret::new("k1");
+        assert_eq!((key.bearer(), key.expose()), ("Bearer k1", "k1"));
     }
 
     #[test]

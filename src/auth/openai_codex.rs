@@ -18,7 +18,7 @@ use super::oauth::{self, Encoding, TokenFailure, Tokens};
 use crate::error::Error;
 use crate::log::Secret;
 use crate::registry::AuthUrls;
-use crate::upstream::{Client, Header};
+use crate::upstream::{Client, Header, HeaderValue};
 
 /// The OAuth issuer.
 pub const ISSUER: &str = "https://auth.openai.com";
@@ -300,7 +300,7 @@ pub fn headers(tokens: &Tokens) -> Vec<Header> {
     let mut h: Vec<Header> = vec![
         (
             "authorization".into(),
-            super::bearer(tokens.access.expose()).into(),
+            HeaderValue::Bearer(tokens.access.clone()),
         ),
         ("openai-beta".into(), "responses=experimental".into()),
         ("originator".into(), ORIGINATOR.into()),

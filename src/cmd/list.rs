@@ -154,7 +154,10 @@ pub(crate) fn from_server(registry: &Registry, auth: &Auth) -> Vec<(String, f64)
     let client = upstream::Client::new(&registry.settings);
     let mut headers: Vec<upstream::Header> = Vec::new();
     if let Some(key) = registry.settings.keys.first() {
-        headers.push(("authorization".into(), auth::bearer(key.expose()).into()));
+        headers.push((
+            "authorization".into(),
+            upstream::HeaderValue::Bearer(key.clone()),
+        ));
     }
     let url = format!("http://{}/routeplane/cooldowns", registry.settings.listen);
     let Ok((200, body)) = client.get(&url, &headers, Duration::from_millis(500), 1 << 20) else {

@@ -11,7 +11,7 @@ use super::{Detected, SAID_AT_MOST, SourceState};
 use crate::auth::Auth;
 use crate::log;
 use crate::registry::{Provider, Target};
-use crate::upstream::{Client, Header};
+use crate::upstream::{Client, Header, HeaderValue};
 
 /// Built-in hosted providers whose model list is asked for (with their key or login),
 /// and the query their listing needs to come whole.
@@ -32,12 +32,7 @@ pub fn probe(client: &Client, p: &Provider, timeout: Duration) -> (SourceState, 
     let headers: Vec<Header> = p
         .key
         .iter()
-        .map(|k| {
-            (
-                "authorization".into(),
-                crate::auth::bearer(k.expose()).into(),
-            )
-        })
+        .map(|k| ("authorization".into(), HeaderValue::Bearer(k.clone())))
         .collect();
     let mut last_error = String::new();
     let mut answered = false;

@@ -6,19 +6,36 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 /// A credential: an API key, an access or refresh token, a client key.
+///
+/// Kept as `Bearer KEY`, shared: a request's `authorization` header is then the secret
+/// itself, not a copy made per request.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Arc<str>);
+
+/// What [`Secret::bearer`] puts before the credential.
+const BEARER: &str = "Bearer ";
 
 impl Secret {
     /// Wraps a credential.
     pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
+        let s = s.into();
+        let mut bearer = String::with_capacity(BEARER.len() + s.len());
+        bearer.push_str(BEARER);
+        bearer.push_str(&s);
+        Secret(bearer.into())
     }
 
     /// The credential itself, for the one place that sends it.
     pub fn expose(&self) -> &str {
+        &self.0[BEARER.len()..]
+    }
+
+    /// The credential as an `authorization` value (`Bearer KEY`), for the one place
+    /// that sends it.
+    pub fn bearer(&self) -> &str {
         &self.0
     }
 }

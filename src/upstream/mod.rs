@@ -31,6 +31,7 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::log::Secret;
 use crate::registry::{Origin, Settings};
 use crate::sync;
 
@@ -188,8 +189,58 @@ fn classify(e: &std::io::Error, stage: &'static str) -> SendError {
 }
 
 /// A request header: names and most values are fixed text, so neither is copied per
-/// request unless it is made at run time (a key, a client's own header).
-pub type Header = (Cow<'static, str>, Cow<'static, str>);
+/// request unless it is made at run time (a client's own header).
+pub type Header = (Cow<'static, str>, HeaderValue);
+
+/// A request header's value: text, or a credential sent as it is kept (shared with its
+/// key or login: no copy a request), whose `Debug` is `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum HeaderValue {
+    /// Fixed text, or text made for this request.
+    Text(Cow<'static, str>),
+    /// A credential as it is (`x-api-key: KEY`).
+    Key(Secret),
+    /// A credential as `Bearer KEY`.
+    Bearer(Secret),
+}
+
+impl std::ops::Deref for HeaderValue {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            HeaderValue::Text(text) => text,
+            HeaderValue::Key(secret) => secret.expose(),
+            HeaderValue::Bearer(secret) => secret.bearer(),
+        }
+    }
+}
+
+impl std::fmt::Debug for HeaderValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderValue::Text(text) => text.fmt(f),
+            HeaderValue::Key(secret) | HeaderValue::Bearer(secret) => secret.fmt(f),
+        }
+    }
+}
+
+impl From<&'static str> for HeaderValue {
+    fn from(text: &'static str) -> HeaderValue {
+        HeaderValue::Text(Cow::Borrowed(text))
+    }
+}
+
+impl From<String> for HeaderValue {
+    fn from(text: String) -> HeaderValue {
+        HeaderValue::Text(Cow::Owned(text))
+    }
+}
+
+impl From<Cow<'static, str>> for HeaderValue {
+    fn from(text: Cow<'static, str>) -> HeaderValue {
+        HeaderValue::Text(text)
+    }
+}
 
 /// The fewest bytes a header value must have to be masked as a credential.
 pub const SHORTEST_CREDENTIAL: usize = 8;
@@ -203,14 +254,14 @@ pub fn overlay(ours: &mut Vec<Header>, client: &[Header]) {
         let at = ours.iter().position(|(n, _)| n.eq_ignore_ascii_case(name));
         let value = match at {
             Some(i) if name.eq_ignore_ascii_case("anthropic-beta") => {
-                let mut joined = ours[i].1.to_string();
+                let mut joined = String::from(&*ours[i].1);
                 for beta in value.split(',').map(str::trim).filter(|b| !b.is_empty()) {
                     if !joined.split(',').any(|b| b.trim() == beta) {
                         joined.push(',');
                         joined.push_str(beta);
                     }
                 }
-                Cow::Owned(joined)
+                HeaderValue::from(joined)
             }
             _ => value.clone(),
         };

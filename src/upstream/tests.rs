@@ -443,3 +443,38 @@ fn plan_limit_resets_in_unix_time_and_in_bodies() {
     assert_eq!(reset_in_body(body(r#""message":"m""#).as_bytes()), None);
     assert_eq!(reset_in_body(b"slow down"), None);
 }
+
+#[test]
+fn a_credential_header_is_sent_whole_and_never_shown() {
+    let key = Secret::new("sk-test-12345678");
+    let headers: Vec<Header> = vec![
+        ("authorization".into(), HeaderValue::Bearer(key.clone())),
+        ("x-api-key".into(), HeaderValue::Key(key)),
+        ("x-app".into(), "cli".into()),
+    ];
+    let origin = Origin::split("http://127.0.0.1:1/v1").unwrap();
+    let mut bytes = Vec::new();
+    http1::request(
+        &mut bytes,
+        "POST",
+        (&origin, "/chat"),
+        &headers,
+        Some(b"{}"),
+    )
+    .unwrap();
+    let sent = String::from_utf8(bytes).unwrap();
+    assert!(
+        sent.contains("\r\nauthorization: Bearer sk-test-12345678\r\n"),
+        "{sent}"
+    );
+    assert!(
+        sent.contains("\r\nx-api-key: sk-test-12345678\r\n"),
+        "{sent}"
+    );
+    assert!(sent.contains("\r\nx-app: cli\r\n"), "{sent}");
+    let shown = format!("{headers:?}");
+    assert!(
+        !shown.contains("sk-test") && shown.contains("cli"),
+        "{shown}"
+    );
+}
