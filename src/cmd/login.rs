@@ -271,12 +271,22 @@ fn store_for(o: &Options) -> Result<Store, Error> {
 /// The error for a provider with no subscription login: the ones there are, and for
 /// `openai` (an API key's provider) the login of ChatGPT plans.
 fn no_login(provider: &str) -> Error {
-    let hint = match provider {
-        "openai" => {
+    use routeplane::registry::{Kind, builtin_source};
+    let hint = match (provider, builtin_source(provider)) {
+        ("openai", _) => {
             "; ChatGPT plans log in as `openai-codex`, and an API key goes in OPENAI_API_KEY"
+                .to_string()
         }
-        "claude" => "; Claude Pro/Max log in as `anthropic`",
-        _ => "",
+        ("claude", _) => "; Claude Pro/Max log in as `anthropic`".to_string(),
+        // A local server (`ollama`) or a hosted API (`openrouter`): what it takes instead.
+        (_, Some((Kind::Local, _))) => format!(
+            "; `{provider}` is a local server and needs none: Routeplane asks it for its \
+             models on its port (`routeplane providers` shows whether it answered)"
+        ),
+        (_, Some((Kind::Hosted, Some(var)))) => {
+            format!("; `{provider}` takes an API key: set {var}, or `api_key:` in its block")
+        }
+        _ => String::new(),
     };
     Error::Usage(format!(
         "`{provider}` has no subscription login; the choices are anthropic and openai-codex{hint}"

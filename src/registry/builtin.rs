@@ -112,6 +112,11 @@ pub fn builtin_ids() -> impl Iterator<Item = &'static str> {
     BUILTINS.iter().map(|b| b.id)
 }
 
+/// A built-in provider's kind and its vendor's key variable (`OPENROUTER_API_KEY`), by id.
+pub fn builtin_source(id: &str) -> Option<(Kind, Option<&'static str>)> {
+    (BUILTINS.iter().find(|b| b.id == id)).map(|b| (b.kind, b.key_env))
+}
+
 /// Model names that only a built-in hosted provider serves as they are (`gpt-4o` at
 /// OpenAI), so that a 404 for one can say which credential would serve it, and a
 /// provider with a key but no list of its models can still be asked for them.

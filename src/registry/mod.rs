@@ -25,7 +25,7 @@ mod origin;
 #[cfg(test)]
 mod tests;
 
-pub use builtin::{Family, builtin_ids, family_of, looks_like_tag, unusable_key};
+pub use builtin::{Family, builtin_ids, builtin_source, family_of, looks_like_tag, unusable_key};
 pub use hosts::AllowedHosts;
 pub use origin::Origin;
 

@@ -211,6 +211,24 @@ fn vendor_logins_import_and_logout_forgets() {
         ),
         "{err}"
     );
+    // A local server or a hosted API: what it takes instead of a login.
+    let (code, _, err) = run(&dir, &["login", "ollama"], None, |_| None);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(
+            "; `ollama` is a local server and needs none: Routeplane asks it for its models on \
+             its port (`routeplane providers` shows whether it answered)"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = run(&dir, &["login", "openrouter"], None, |_| None);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(
+            "; `openrouter` takes an API key: set OPENROUTER_API_KEY, or `api_key:` in its block"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
