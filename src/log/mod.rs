@@ -472,13 +472,7 @@ fn one_line(msg: &str) -> String {
 
 /// Writes one request's line to stderr, in the chosen format.
 pub fn request(log: &RequestLog) {
-    if QUIET.load(Ordering::Relaxed) {
-        return;
-    }
-    with_buffer(|text| {
-        push_request(text, log);
-        write_line(text);
-    });
+    Lines::request(Some(log)).write();
 }
 
 /// A request's log line in this thread's line buffer, for the usage ledger's line to

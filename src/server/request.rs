@@ -331,15 +331,12 @@ fn finish(
     let now = Instant::now();
     log.total = now.duration_since(started);
     let logged = !polled(&log);
-    let Some(Counted { inbound, stream }) = counted else {
-        if logged {
-            log::request(&log);
-        }
-        return;
-    };
-    // The client has its last byte: now the request is counted and written down. Its
-    // log line first: the ledger's line and the counters take its fields.
+    // Its log line first: the ledger's line and the counters take its fields.
     let lines = log::Lines::request(logged.then_some(&log));
+    let Some(Counted { inbound, stream }) = counted else {
+        return lines.write();
+    };
+    // The client has its last byte: now the request is counted and written down.
     let finished = Finished {
         // When it arrived, as its log line says: `usage --since` picks requests by
         // when they were made, and a long stream ends minutes later.
