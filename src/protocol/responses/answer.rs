@@ -62,7 +62,7 @@ pub fn response_from_chat(chat: Value, client_tools: &ClientTools, echo: &Echo) 
         // Sealed even with no details, so that given back it is taken out before a
         // Responses source, which refuses reasoning without its own encrypted content.
         let sealed = seal(details.map_or(&[], Vec::as_slice));
-        output.push(json!({"type": "reasoning", "id": minted("rs", &id), "summary": summary, "encrypted_content": sealed}));
+        output.push(json!({"type": "reasoning", "id": item_id("rs", &id, &output), "summary": summary, "encrypted_content": sealed}));
     }
     let text = text_of(&msg["content"]);
     let mut content = Vec::new();
@@ -75,7 +75,7 @@ pub fn response_from_chat(chat: Value, client_tools: &ClientTools, echo: &Echo) 
         content.push(json!({"type": "refusal", "refusal": r}));
     }
     if !content.is_empty() {
-        output.push(json!({"type": "message", "id": minted("msg", &id), "status": "completed", "role": "assistant",
+        output.push(json!({"type": "message", "id": item_id("msg", &id, &output), "status": "completed", "role": "assistant",
             "content": content}));
     }
     for call in msg["tool_calls"].as_array().into_iter().flatten() {
@@ -100,6 +100,12 @@ pub fn response_from_chat(chat: Value, client_tools: &ClientTools, echo: &Echo) 
     r["incomplete_details"] = incomplete;
     r["usage"] = usage_from_chat(&chat["usage"]);
     r
+}
+
+/// The id of the item about to join `output`, as a stream names it (`stream/text.rs`):
+/// with its output index, so a whole answer and the same answer streamed name it alike.
+fn item_id(kind: &str, response: &str, output: &[Value]) -> String {
+    minted(kind, &format!("{response}_{}", output.len()))
 }
 
 /// A hub annotation (OpenAI Chat's `url_citation`) as a Responses `output_text`

@@ -218,3 +218,48 @@ fn item_ids_a_responses_source_never_stored_are_left_out_when_it_says_so() {
     assert_eq!(again["input"][1]["call_id"], "call_a");
     assert_eq!(again["input"][3]["content"][0]["text"], "Sunny.");
 }
+
+#[test]
+fn a_whole_answer_names_its_items_as_the_same_answer_streamed() {
+    // A whole answer's message was `msg_rp_resp_X` where the stream said
+    // `msg_rp_resp_X_1`: a client that keeps ids from one and meets the other saw two
+    // items. Both carry the output index, which tells several items apart.
+    let chat = MockUpstream::start(|req| {
+        if body_of(req)["stream"] == json!(true) {
+            return chat_sse(
+                &[
+                    json!({"reasoning_content": "hmm"}),
+                    json!({"content": "Hi."}),
+                ],
+                "stop",
+            );
+        }
+        Reply::json(
+            200,
+            json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "reasoning_content": "hmm",
+                    "content": "Hi."}, "finish_reason": "stop"}]}),
+        )
+    });
+    let p = Proxy::start(&format!(
+        "providers:\n  c:\n    api_base: {}\n    models: [m]\n",
+        chat.url()
+    ));
+    let ids = |stream| {
+        let req = json!({"model": "m", "stream": stream, "input": [user_item("hi")]});
+        let items = responses_items(&p, stream, req);
+        items
+            .iter()
+            .map(|i| format!("{} {}", i["type"], i["id"]))
+            .collect::<Vec<_>>()
+    };
+    let whole = ids(false);
+    assert_eq!(
+        whole,
+        [
+            r#""reasoning" "rs_rp_resp_c1_0""#,
+            r#""message" "msg_rp_resp_c1_1""#
+        ]
+    );
+    assert_eq!(whole, ids(true));
+}
