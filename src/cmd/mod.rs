@@ -222,7 +222,7 @@ fn run_args(args: Vec<OsString>) -> Result<ExitCode, Error> {
                     "service" => service::run(global, &mut parser),
                     other => Err(Error::Usage(format!(
                         "unknown command `{other}`{}",
-                        meant(other)
+                        meant(other, &global)
                     ))),
                 };
             }
@@ -254,7 +254,7 @@ const COMMANDS: [&str; 11] = [
 /// What an unknown command word was likely meant as, from other tools' words
 /// (`list`, `ls`, `start`, `validate`), a config file named without `-c`, or a typo of
 /// ours (`provider`), as `; …` to append, or nothing.
-fn meant(word: &str) -> String {
+fn meant(word: &str, global: &Global) -> String {
     let file = routeplane::error::file_flag(word);
     if !file.is_empty() {
         return file;
@@ -268,9 +268,12 @@ fn meant(word: &str) -> String {
         "validate" | "check" => "; `routeplane config validate` checks a config file",
         "install" => "; `routeplane service install` installs the systemd unit",
         "status" | "stats" | "health" | "ps" => {
-            "; a running routeplane shows its status at its `listen` address \
-             (http://127.0.0.1:4356/ by default) in a browser, `/status.json` for scripts; \
-             `routeplane providers` lists each provider's state, `routeplane usage` what was served"
+            return format!(
+                "; a running routeplane shows its status at {} in a browser, `/status.json` \
+                 for scripts; `routeplane providers` lists each provider's state, \
+                 `routeplane usage` what was served",
+                status_address(global)
+            );
         }
         "version" => "; `routeplane --version` prints the version",
         _ => "",
@@ -278,6 +281,40 @@ fn meant(word: &str) -> String {
     match config::nearest(word, COMMANDS) {
         Some(near) if said.is_empty() => format!("; did you mean `{near}`?"),
         _ => said.to_string(),
+    }
+}
+
+/// Where a routeplane started with these options serves its status page, and why
+/// there, read from the config alone (nothing is asked over the network): a file that
+/// moves `listen` elsewhere was told of the default address.
+fn status_address(global: &Global) -> String {
+    let default = routeplane::registry::DEFAULT_LISTEN;
+    if let Some(addr) = global
+        .listen
+        .as_deref()
+        .and_then(routeplane::registry::parse_listen)
+    {
+        return format!("http://{addr}/ (--listen)");
+    }
+    let loaded = match load_unset_as_empty(global) {
+        Ok(loaded) if loaded.path.is_some() => loaded,
+        _ => return format!("http://{default}/ (the default: no config file was found)"),
+    };
+    match routeplane::registry::Registry::build(&loaded) {
+        Ok(_) if loaded.config.listen.is_none() => format!(
+            "http://{default}/ (the default: {} sets no `listen`)",
+            loaded.name()
+        ),
+        Ok(registry) => format!(
+            "http://{}/ (the `listen` of {})",
+            registry.settings.listen,
+            loaded.name()
+        ),
+        Err(_) => format!(
+            "http://{default}/ (the default: {} is not valid, `routeplane config validate` \
+             says why)",
+            loaded.name()
+        ),
     }
 }
 

@@ -202,10 +202,10 @@ fn status_version_and_a_port_flag_are_pointed_at_what_routeplane_has() {
     for (args, said) in [
         (
             &["status"][..],
-            "unknown command `status`; a running routeplane shows its status at its `listen` \
-             address (http://127.0.0.1:4356/ by default) in a browser, `/status.json` for \
-             scripts; `routeplane providers` lists each provider's state, `routeplane usage` \
-             what was served",
+            "unknown command `status`; a running routeplane shows its status at \
+             http://127.0.0.1:4356/ (the default: no config file was found) in a browser, \
+             `/status.json` for scripts; `routeplane providers` lists each provider's state, \
+             `routeplane usage` what was served",
         ),
         (
             &["version"],
@@ -245,6 +245,40 @@ fn status_version_and_a_port_flag_are_pointed_at_what_routeplane_has() {
         &text(&out.stderr),
         "routeplane: error: --listen `localhost` is not an address like 127.0.0.1:4356 \
          (see --help)\n",
+    );
+}
+
+#[test]
+fn status_is_pointed_at_the_address_the_config_gives() {
+    // It said "http://127.0.0.1:4356/ by default" while the file read said `listen:`
+    // elsewhere, where the page is.
+    let dir = Dir::new();
+    let status = |dir: &Dir, args: &[&str]| {
+        let err = text(&run(dir, args).stderr);
+        let at = err.find(" at ").map_or(0, |i| i + 4);
+        let end = err.find(" in a browser").unwrap_or(err.len());
+        err[at..end].to_string()
+    };
+    dir.write("routeplane.yaml", "listen: 127.0.0.1:7411\n");
+    assert_eq!(
+        status(&dir, &["status"]),
+        "http://127.0.0.1:7411/ (the `listen` of routeplane.yaml)"
+    );
+    let other = dir.write("other.yaml", "skip_auth: true\n");
+    let other = other.to_str().unwrap();
+    assert_eq!(
+        status(&dir, &["-c", other, "status"]),
+        format!("http://127.0.0.1:4356/ (the default: {other} sets no `listen`)")
+    );
+    assert_eq!(
+        status(&dir, &["--listen", "127.0.0.1:7412", "status"]),
+        "http://127.0.0.1:7412/ (--listen)"
+    );
+    dir.write("routeplane.yaml", "listen: nowhere\n");
+    assert_eq!(
+        status(&dir, &["health"]),
+        "http://127.0.0.1:4356/ (the default: routeplane.yaml is not valid, `routeplane \
+         config validate` says why)"
     );
 }
 
