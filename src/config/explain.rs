@@ -521,6 +521,52 @@ pub(super) fn locate(text: &str, path: &str) -> (usize, usize) {
     (0, 0)
 }
 
+/// [`locate`] for a key written inside a flow map (`x: {api_base: "${X}"}`), which
+/// `locate` reads no keys of: its 1-based line and column, and the text of its value
+/// (up to the `,` or closing bracket after it, a `${…}` and quotes kept whole).
+pub(super) fn locate_in_flow<'t>(text: &'t str, path: &str) -> Option<(usize, usize, &'t str)> {
+    let want: Vec<&str> = path.split('.').collect();
+    let last = want.last()?;
+    for (i, line) in text.lines().enumerate() {
+        for (at, _) in line.match_indices(last) {
+            let after = &line[at + last.len()..];
+            let Some(value) = after.strip_prefix(':') else {
+                continue;
+            };
+            // Not the tail of a longer key (`my_api_base:`), and the keys holding what
+            // follows its colon are the path.
+            let before = line[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+                || keys_around(text, i + 1, at + last.len() + 2) != want
+            {
+                continue;
+            }
+            return Some((i + 1, at + 1, flow_value(value)));
+        }
+    }
+    None
+}
+
+/// The start of `s` up to where a flow value ends: a `,`, `}` or `]` outside quotes and
+/// `${…}`, or a comment.
+fn flow_value(s: &str) -> &str {
+    let (mut quote, mut var) = (None, false);
+    let bytes = s.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match (quote, b) {
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'') => quote = Some(b),
+            (None, b'{') if i > 0 && bytes[i - 1] == b'$' => var = true,
+            (None, b'}') if var => var = false,
+            (None, b',' | b'}' | b']') => return &s[..i],
+            (None, b'#') if i > 0 && bytes[i - 1] == b' ' => return &s[..i],
+            _ => {}
+        }
+    }
+    s
+}
+
 /// The keys whose values hold the place at 1-based `line`:`col`, outermost first, as
 /// the text shows them: `limits.max_body_bytes` at `lots` in `  max_body_bytes: lots`
 /// under `limits:`. Read from the keys of the less indented lines above, those still

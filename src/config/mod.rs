@@ -34,7 +34,7 @@ pub use expand::{Unexpanded, expand};
 pub use explain::nearest;
 
 use expand::expand_text;
-use explain::{bare_message, explain, lines_ended, locate};
+use explain::{bare_message, explain, lines_ended, locate, locate_in_flow};
 
 /// The whole file.
 #[derive(Debug, Default)]
@@ -515,8 +515,18 @@ impl Loaded {
     pub fn error_at_value(&self, key: &str, msg: impl Into<String>) -> Error {
         let text = self.text();
         let text = lines_ended(&text);
-        let (line, col) = locate(&text, key);
         let mut msg = msg.into();
+        let (line, col) = match locate(&text, key) {
+            (0, _) => match locate_in_flow(&text, key) {
+                // Written inline (`x: {api_base: "${X}"}`): traced to its variables alike.
+                Some((line, col, value)) => {
+                    msg += &expand::read_from_env(value);
+                    return self.error_at(line, col, msg);
+                }
+                None => (0, 0),
+            },
+            found => found,
+        };
         if let Some(written) = line.checked_sub(1).and_then(|l| text.lines().nth(l)) {
             // The value after the key, without a comment (never expanded).
             let value = written.split_once(':').map_or("", |(_, v)| v);

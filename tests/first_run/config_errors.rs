@@ -656,10 +656,10 @@ fn an_api_base_without_its_scheme_is_told_at_its_line_with_the_url_to_write() {
             "providers:\n  ds:\n    api_base: api.deepseek.com\n",
             "3:5: `api_base` of `ds` must start with http:// or https://",
         ),
-        // Written on the block's line: told there.
+        // Written on the block's line: told at its key there.
         (
             "providers:\n  box: {api_base: localhost:8000}\n",
-            "2:3: `api_base` of `box` must start with http:// or https://; write \
+            "2:9: `api_base` of `box` must start with http:// or https://; write \
              `http://localhost:8000/v1`",
         ),
         // A key pasted there is no host: not repeated.
@@ -688,7 +688,7 @@ fn an_api_base_no_request_could_be_sent_to_is_refused_at_load_with_what_to_write
         ),
         (
             "providers:\n  x: {api_base: \"http://:8000/v1\"}\n",
-            "2:3: `api_base` of `x`: http://:8000/v1 is not an http(s) URL like \
+            "2:7: `api_base` of `x`: http://:8000/v1 is not an http(s) URL like \
              `http://127.0.0.1:8000/v1`",
         ),
         // A built-in's base written over, its password not repeated.
@@ -732,6 +732,24 @@ fn an_api_base_no_request_could_be_sent_to_is_refused_at_load_with_what_to_write
         &format!(
             "3:5: `api_base` of `x` must start with http:// or https://; write \
              `http://localhost:8000/v1`{from_env}"
+        ),
+    );
+    // Written inline, it was told at the block with no variable named: traced alike, at
+    // its key, and a variable of the next key (`api_key`) is not taken for its own.
+    env(
+        "providers: {x: {api_base: \"${X_BASE}\", api_key: \"${X_KEY}\"}}\n",
+        &[("X_BASE", "localhost:8000"), ("X_KEY", "SECRET")],
+        &format!(
+            "1:17: `api_base` of `x` must start with http:// or https://; write \
+             `http://localhost:8000/v1`{from_env}"
+        ),
+    );
+    env(
+        "providers:\n  x: {models: [m], api_base: '${X_BASE}'}\n",
+        &[("X_BASE", "http://127.0.0.1:99999")],
+        &format!(
+            "2:20: `api_base` of `x`: http://127.0.0.1:99999 has a port that is not a number \
+             up to 65535: write the server's port{from_env}"
         ),
     );
     // Two variables, both named.
