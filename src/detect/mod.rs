@@ -7,7 +7,8 @@
 //! A source found down is skipped by bare-name cascades but stays reachable when a
 //! request pins it; the models it served are remembered, so a request for one of them
 //! learns that its source is down rather than that the model does not exist. Every
-//! change of state is one log line.
+//! change of state is one log line, until the server stops: from then on no probe runs
+//! and none logs ([`Detected::stop`]).
 //!
 //! Ollama lists a model pulled without a tag as `NAME:latest` and answers to `NAME` as
 //! well, so a local source that lists only `NAME:latest` serves `NAME` as that
@@ -30,6 +31,7 @@ mod state;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -115,9 +117,22 @@ pub struct Detected {
     /// The logins, once known: a provider listed with its key stops cascading the
     /// moment a login takes over its requests, not at the next list.
     auth: std::sync::OnceLock<Arc<Auth>>,
+    /// The server is stopping: no probe runs, and none that was running records or logs.
+    stopped: AtomicBool,
 }
 
 impl Detected {
+    /// Ends detection for a stop: a probe's "is up" amid the stopping lines read as if
+    /// the server were still taking requests.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// True once [`Detected::stop`] was called.
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
     /// True unless detection found the provider down; sources never probed count as up.
     pub fn is_active(&self, p: &Provider) -> bool {
         !p.detect || self.look().is_active(p)
@@ -237,6 +252,10 @@ impl Detected {
     /// Records a probe result and logs a change of state.
     pub fn set(&self, provider: &str, mut state: SourceState) {
         let mut map = self.states.write().unwrap_or_else(|p| p.into_inner());
+        // Checked under the lock: a probe that answers as the stop begins says nothing.
+        if self.stopped() {
+            return;
+        }
         let before = map.get(provider);
         state.checked = Some(SystemTime::now());
         if let Some(b) = before.filter(|_| state.list_failed()) {

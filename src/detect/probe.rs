@@ -247,6 +247,9 @@ pub fn probe_all(
     detected: &Arc<Detected>,
     timeout: Duration,
 ) -> Vec<String> {
+    if detected.stopped() {
+        return Vec::new();
+    }
     let handles: Vec<_> = providers
         .iter()
         .filter(|p| p.detect)
@@ -290,6 +293,9 @@ pub fn list_hosted(
     detected: &Arc<Detected>,
     timeout: Duration,
 ) -> Vec<String> {
+    if detected.stopped() {
+        return Vec::new();
+    }
     let handles: Vec<_> = providers
         .iter()
         .filter_map(|p| {
@@ -322,6 +328,8 @@ pub fn list_hosted(
                         detected.set(&p.id, listed);
                         None
                     }
+                    // A list that failed as the stop began is no news either.
+                    Err(_) if detected.stopped() => None,
                     Err(e) => {
                         let why = listing_failed(&p.id, e.why);
                         if let Some(status) = e.key_refused {

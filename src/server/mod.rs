@@ -674,6 +674,7 @@ fn watch_signals(
                         crate::error::seconds(grace.as_secs_f64())
                     ));
                     notify::stopping();
+                    shared.detected.stop();
                     // Let go of the server, so `serve` can close the listening socket.
                     http.take();
                 }

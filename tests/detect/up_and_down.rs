@@ -21,6 +21,41 @@ fn a_source_that_starts_later_becomes_active() {
 }
 
 #[test]
+fn once_stopping_no_source_is_probed_or_logged() {
+    // A source that came up during the grace period was logged "is up" between the
+    // stopping lines, as if the server were still taking requests.
+    let port = MockUpstream::free_port();
+    let hangs = MockUpstream::always(Reply::Hang(Duration::from_secs(8)));
+    let mut p = Proxy::start(&format!(
+        "detect:\n  interval_secs: 0.2\nproviders:\n  ollama:\n    api_base: http://127.0.0.1:{port}/v1\n  \
+         local:\n    api_base: {}\n    models: [m]\n",
+        hangs.url()
+    ));
+    let client = crate::support::proxy::Client {
+        addr: p.addr.clone(),
+    };
+    // A request that holds the stop for its grace period.
+    let waiting = std::thread::spawn(move || {
+        client.post(
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": []}),
+        )
+    });
+    assert!(wait_until(Duration::from_secs(5), || hangs.count() == 1));
+    p.signal("TERM");
+    p.wait_log("stopping: no new connections");
+    let up = MockUpstream::start_on(port, ollama(&["llama3.1:8b"]));
+    // Ten probe intervals.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(up.count(), 0, "probed while stopping");
+    p.signal("TERM");
+    assert_eq!(p.wait_exit(Duration::from_secs(5)), Some(0));
+    let log = p.log();
+    assert!(!log.iter().any(|l| l.contains("source ollama")), "{log:#?}");
+    let _ = waiting.join();
+}
+
+#[test]
 fn a_source_that_goes_down_leaves_the_cascade_but_stays_pinnable() {
     let a = MockUpstream::start(ollama(&["m"]));
     let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
