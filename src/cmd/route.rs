@@ -56,6 +56,7 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
     let mut list = Vec::new();
     for (i, t) in targets.iter().enumerate() {
         let label = t.label();
+        let named = client_name(t, &model);
         let state = detect::model_state(&t.provider, t.model(), &detected, &auth);
         let mut shown = super::list::with_cooldown(&state, &cooling, label);
         if state == detect::State::NotListed && t.provider.is_ollama() {
@@ -63,17 +64,21 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             shown.push_str(&format!(" ({})", t.pull_hint()));
         }
         let last = i >= last_hope;
-        let (protocol, url) = (
+        let (protocol, mut url) = (
             t.protocol.name(),
             address(t, last, auth.stream_only(&t.provider)),
         );
+        if named != label {
+            // A catalog entry: named by its id, sent as its `provider_model_id`.
+            url.push_str(&format!(", as `{}`", t.model()));
+        }
         let policy = policy(&registry.settings, t, last);
         if json {
             // By hand: a map built of values costs the binary more than this text.
             let q = |s: &str| serde_json::Value::from(s).to_string();
             list.push(format!(
                 "{{\"target\":{},\"protocol\":{},\"url\":{},\"state\":{},\"policy\":{}}}",
-                q(label),
+                q(&named),
                 q(protocol),
                 q(&url),
                 q(&shown),
@@ -81,13 +86,32 @@ pub(crate) fn run(mut global: Global, parser: &mut lexopt::Parser) -> Result<Exi
             ));
             continue;
         }
-        outln!("{}. {label} ({protocol}, {url}) {shown}", i + 1)?;
+        outln!("{}. {named} ({protocol}, {url}) {shown}", i + 1)?;
         outln!("   {policy}")?;
     }
     if json {
         outln!("[{}]", list.join(","))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `t` as a client names it, and as `config validate` and the model lists do: a catalog
+/// entry (`{id: gpt-4o, provider_model_id: openai/gpt-4o}`) by its id,
+/// `openrouter:gpt-4o`, not by the name sent upstream that its label holds. Of two
+/// entries sent as one name, the one `asked` names, else the first.
+fn client_name(t: &Target, asked: &str) -> String {
+    let p = &t.provider;
+    let asked = asked.strip_prefix(&format!("{}:", p.id)).unwrap_or(asked);
+    if asked == t.model() {
+        // Named as it is sent: so shown.
+        return t.label().to_string();
+    }
+    let mut entries = p.models.iter().filter(|m| m.upstream == t.model());
+    let first = entries.clone().next();
+    match entries.find(|m| m.id == asked).or(first) {
+        Some(m) => format!("{}:{}", p.id, m.id),
+        None => t.label().to_string(),
+    }
 }
 
 /// Where requests to `t` go. A Gemini source's method says whether it streams, so

@@ -48,6 +48,35 @@ fn route_prints_json_when_asked_as_models_and_providers_do() {
 }
 
 #[test]
+fn route_names_a_catalog_entry_as_config_validate_and_a_client_do() {
+    // `config validate` said `openrouter:gpt-4o` where `route` said
+    // `openrouter:openai/gpt-4o`: one endpoint, two names. The one a client sends wins;
+    // the name sent upstream is told beside it.
+    let dir = Dir::new();
+    dir.write(
+        "routeplane.yaml",
+        "providers:\n  openrouter:\n    models:\n      - {id: gpt-4o, provider_model_id: openai/gpt-4o}\n\
+         models:\n  smart:\n    endpoints: [openrouter:gpt-4o]\n",
+    );
+    let validate = text(&run(&dir, &["config", "validate"]).stderr);
+    assert!(
+        validate.contains("endpoint `openrouter:gpt-4o` of `smart` has no key here"),
+        "{validate}"
+    );
+    for model in ["smart", "gpt-4o", "openrouter:gpt-4o"] {
+        let out = text(&run(&dir, &["route", model]).stdout);
+        assert_text(
+            out.lines().next().unwrap_or_default(),
+            "1. openrouter:gpt-4o (chat_completions, https://openrouter.ai/api/v1/chat/completions, \
+             as `openai/gpt-4o`) no key",
+        );
+        let out = run(&dir, &["route", model, "--json"]);
+        let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(got[0]["target"], "openrouter:gpt-4o", "{got}");
+    }
+}
+
+#[test]
 fn route_tells_which_method_a_gemini_source_is_asked_with() {
     let dir = Dir::new();
     // Nothing listens on these ports. 0.0.0.0 is neither loopback nor on this network:
