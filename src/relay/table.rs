@@ -141,7 +141,8 @@ pub(super) enum Step {
 /// | request cannot be expressed for / no login at it   | no      | next           |
 /// | request malformed in the client's own protocol     | no      | 400, no target |
 /// | 404: this endpoint has no such model (or path)     | no      | next, cool down|
-/// | 400, 401, 402, 403, 422, other 4xx                 | no      | surface        |
+/// | 401: the source refused Routeplane's own key       | no      | next, cool down|
+/// | 400, 402, 403, 422, other 4xx                      | no      | surface        |
 ///
 /// "Retried" is `retryable`: the same endpoint again, `failover.retries` times, before
 /// the step is taken. A malformed request is found while its body is made, before any
@@ -153,7 +154,8 @@ pub(super) fn next_step(kind: FailKind) -> Step {
     match kind {
         // A 404 is the endpoint's, not the request's: a model Ollama has not pulled, one
         // a provider retired, an `api_base` with a wrong path. Another endpoint may have it.
-        FailKind::Status(404 | 408 | 429) | FailKind::Status(500..=599) => {
+        // So is a 401, which refused Routeplane's own key, not the client's request.
+        FailKind::Status(401 | 404 | 408 | 429) | FailKind::Status(500..=599) => {
             Step::Next { cool: true }
         }
         FailKind::Network(_)
@@ -219,7 +221,7 @@ mod tests {
             (FailKind::Unsupported(Param::Stop), Step::Surface, false),
             (FailKind::Credential, next, false),
             (FailKind::Status(400), Step::Surface, false),
-            (FailKind::Status(401), Step::Surface, false),
+            (FailKind::Status(401), next, false),
             (FailKind::Status(402), Step::Surface, false),
             (FailKind::Status(403), Step::Surface, false),
             (FailKind::Status(404), next, false),
