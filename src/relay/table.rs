@@ -141,8 +141,8 @@ pub(super) enum Step {
 /// | request cannot be expressed for / no login at it   | no      | next           |
 /// | request malformed in the client's own protocol     | no      | 400, no target |
 /// | 404: this endpoint has no such model (or path)     | no      | next, cool down|
-/// | 401: the source refused Routeplane's own key       | no      | next, cool down|
-/// | 400, 402, 403, 422, other 4xx                      | no      | surface        |
+/// | 401, 402: Routeplane's key refused, or out of credit | no    | next, cool down|
+/// | 400, 403, 422, other 4xx                           | no      | surface        |
 ///
 /// "Retried" is `retryable`: the same endpoint again, `failover.retries` times, before
 /// the step is taken. A malformed request is found while its body is made, before any
@@ -154,8 +154,9 @@ pub(super) fn next_step(kind: FailKind) -> Step {
     match kind {
         // A 404 is the endpoint's, not the request's: a model Ollama has not pulled, one
         // a provider retired, an `api_base` with a wrong path. Another endpoint may have it.
-        // So is a 401, which refused Routeplane's own key, not the client's request.
-        FailKind::Status(401 | 404 | 408 | 429) | FailKind::Status(500..=599) => {
+        // So are a 401, which refused Routeplane's own key, and a 402, its account out of
+        // credit (OpenRouter's): neither refuses the client's request.
+        FailKind::Status(401 | 402 | 404 | 408 | 429) | FailKind::Status(500..=599) => {
             Step::Next { cool: true }
         }
         FailKind::Network(_)
@@ -222,7 +223,7 @@ mod tests {
             (FailKind::Credential, next, false),
             (FailKind::Status(400), Step::Surface, false),
             (FailKind::Status(401), next, false),
-            (FailKind::Status(402), Step::Surface, false),
+            (FailKind::Status(402), next, false),
             (FailKind::Status(403), Step::Surface, false),
             (FailKind::Status(404), next, false),
             (FailKind::Status(422), Step::Surface, false),

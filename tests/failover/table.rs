@@ -156,8 +156,9 @@ fn a_host_that_does_not_resolve_is_dns_in_the_log_whatever_its_name_says() {
 
 #[test]
 fn client_errors_are_surfaced_unchanged_and_nothing_else_is_tried() {
-    // A 401 refuses Routeplane's key, not the request: it moves on (below).
-    for status in [400u16, 402, 403, 422] {
+    // A 401 refuses Routeplane's key and a 402 its account, not the request: they move
+    // on (below).
+    for status in [400u16, 403, 422] {
         let body = format!(
             r#"{{"error":{{"message":"refused with {status}","type":"invalid_request_error"}}}}"#
         );
@@ -176,7 +177,7 @@ fn client_errors_are_surfaced_unchanged_and_nothing_else_is_tried() {
 }
 
 #[test]
-fn an_endpoint_that_refuses_routeplanes_key_is_moved_past() {
+fn an_endpoint_that_refuses_routeplanes_key_or_is_out_of_credit_is_moved_past() {
     // A hosted fallback's key revoked or mistyped: its 401 was the answer to every
     // request for the virtual model, though the next endpoint served it.
     let refused =
@@ -192,6 +193,21 @@ fn an_endpoint_that_refuses_routeplanes_key_is_moved_past() {
     assert_eq!(a.count(), 1, "a 401 is not retried");
     let line = p.wait_log("served_by=b:m");
     assert!(line.contains("tried=a:m→401,b:m→200"), "{line}");
+    // An account out of credit (OpenRouter's 402) is moved past the same way.
+    let broke = r#"{"error":{"message":"Insufficient credits","code":402}}"#;
+    let c = MockUpstream::always(Reply::Json(402, broke.into()));
+    let q = Proxy::start(&config(&c.url(), &b.url(), ""));
+    let resp = ask(&q, "smart");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
+    assert!(
+        q.wait_log("served_by=b:m")
+            .contains("tried=a:m→402,b:m→200")
+    );
+    // Alone, its 402 is the answer, as it came.
+    let resp = ask(&q, "a:m");
+    assert_eq!(resp.status, 402, "{}", resp.body);
+    assert_text(&resp.body, broke);
     // Named alone, it is still the 401 that says whose key it was.
     let resp = ask(&p, "a:m");
     assert_eq!(resp.status, 401, "{}", resp.body);
