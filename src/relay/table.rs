@@ -141,7 +141,7 @@ pub(super) enum Step {
 /// | request cannot be expressed for / no login at it   | no      | next           |
 /// | request malformed in the client's own protocol     | no      | 400, no target |
 /// | 404: this endpoint has no such model (or path)     | no      | next, cool down|
-/// | 401, 402: Routeplane's key refused, or out of credit | no    | next, cool down|
+/// | 401, 402: Routeplane's key refused, or out of credit | no    | next           |
 /// | 400, 403, 422, other 4xx                           | no      | surface        |
 ///
 /// "Retried" is `retryable`: the same endpoint again, `failover.retries` times, before
@@ -154,9 +154,7 @@ pub(super) fn next_step(kind: FailKind) -> Step {
     match kind {
         // A 404 is the endpoint's, not the request's: a model Ollama has not pulled, one
         // a provider retired, an `api_base` with a wrong path. Another endpoint may have it.
-        // So are a 401, which refused Routeplane's own key, and a 402, its account out of
-        // credit (OpenRouter's): neither refuses the client's request.
-        FailKind::Status(401 | 402 | 404 | 408 | 429) | FailKind::Status(500..=599) => {
+        FailKind::Status(404 | 408 | 429) | FailKind::Status(500..=599) => {
             Step::Next { cool: true }
         }
         FailKind::Network(_)
@@ -165,9 +163,13 @@ pub(super) fn next_step(kind: FailKind) -> Step {
         | FailKind::EarlyEnd
         | FailKind::Malformed
         | FailKind::Credential => Step::Next { cool: true },
-        FailKind::Context | FailKind::Filter | FailKind::TooLarge | FailKind::Prepare(_) => {
-            Step::Next { cool: false }
-        }
+        // A 401 refused Routeplane's own key and a 402 its account's credit (OpenRouter's),
+        // not the client's request; the key's state, not a cool-down, tells of it.
+        FailKind::Status(401 | 402)
+        | FailKind::Context
+        | FailKind::Filter
+        | FailKind::TooLarge
+        | FailKind::Prepare(_) => Step::Next { cool: false },
         FailKind::Status(_)
         | FailKind::Foreign
         | FailKind::Unthinking
@@ -222,8 +224,8 @@ mod tests {
             (FailKind::Unsupported(Param::Stop), Step::Surface, false),
             (FailKind::Credential, next, false),
             (FailKind::Status(400), Step::Surface, false),
-            (FailKind::Status(401), next, false),
-            (FailKind::Status(402), next, false),
+            (FailKind::Status(401), Step::Next { cool: false }, false),
+            (FailKind::Status(402), Step::Next { cool: false }, false),
             (FailKind::Status(403), Step::Surface, false),
             (FailKind::Status(404), next, false),
             (FailKind::Status(422), Step::Surface, false),
