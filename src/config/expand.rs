@@ -230,6 +230,10 @@ impl<'de> Visitor<'de> for Kind {
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Read, E> {
         match self {
             Kind::F64 => Ok(Read::F64(v)),
+            // YAML reads `1e6` as a float: a whole one is the number it writes.
+            Kind::U64 | Kind::Usize if v.fract() == 0.0 && v.abs() < 1e19 => {
+                self.int(v as i128).ok_or_else(|| self.wrong(v))
+            }
             _ => Err(self.wrong(v)),
         }
     }
@@ -237,7 +241,11 @@ impl<'de> Visitor<'de> for Kind {
         let expanded = from_env(v).map_err(unexpanded)?;
         self.parse(expanded.trim()).ok_or_else(|| {
             if expanded == v {
-                self.wrong(serde_json::Value::from(v))
+                let told = serde_json::Value::from(v);
+                match with_unit(v) {
+                    true => self.wrong(format!("{told}{UNIT_HINT}")),
+                    false => self.wrong(told),
+                }
             } else {
                 // What a variable holds may be a key put in the wrong place: only
                 // what is written in the file is shown.
@@ -251,6 +259,17 @@ impl<'de> Visitor<'de> for Kind {
     fn visit_unit<E: de::Error>(self) -> Result<Read, E> {
         Err(self.wrong("nothing"))
     }
+}
+
+/// Said after a number written with its unit, which the key's name already gives.
+pub(super) const UNIT_HINT: &str = " (write the number alone: the key's name gives its unit)";
+
+/// True for a number written with a unit after it (`60s`, `1.5 m`, `64MiB`).
+pub(super) fn with_unit(v: &str) -> bool {
+    let number = v
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic())
+        .trim_end();
+    number.len() < v.trim_end().len() && number.parse::<f64>().is_ok()
 }
 
 /// Reads an optional [`Scalar`] field (a missing key is `None` through `default`).

@@ -4,7 +4,9 @@
 //! Also [`nearest`], the "did you mean" of every name a user can mistype.
 
 use super::MODEL_ENTRY;
-use super::expand::{NOT_A_NAME, UNSET_UNSHOWN, client_key_unset, field_like};
+use super::expand::{
+    NOT_A_NAME, UNIT_HINT, UNSET_UNSHOWN, client_key_unset, field_like, with_unit,
+};
 
 /// Keys whose values are credentials: client keys, an upstream key, header values.
 /// An error inside one names the key and never what is written below it, not even a
@@ -197,6 +199,9 @@ fn told(text: &str, line: usize, col: usize, src: &str, msg: &str) -> String {
     let msg = match (wanted, &value, read_as(msg)) {
         (_, Some(v), Some(kind)) => {
             format!("`{v}` is {kind} to YAML, not a model name: write it in quotes, as `\"{v}\"`")
+        }
+        (Some(w), Some(v), _) if with_unit(v) => {
+            format!("expected {w}, got {}{UNIT_HINT}", quoted(v))
         }
         (Some(w), Some(v), _) => format!("expected {w}, got {}", quoted(v)),
         _ if nothing && msg == "expected mapping start" => {

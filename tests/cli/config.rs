@@ -465,3 +465,36 @@ fn a_provider_at_routeplanes_own_address_is_refused_and_a_builtin_there_left_out
     let at_8081 = listed("127.0.0.1:8081");
     assert!(at_8081.contains("llamacpp"), "{at_8081}");
 }
+
+#[test]
+fn a_number_written_with_an_exponent_or_a_unit_is_read_or_told_how_to_write() {
+    // `1e6` bytes was refused as "expected a whole number, got 1000000", and `60s`
+    // did not say that the key's name already gives the unit.
+    let dir = Dir::new();
+    dir.write(
+        "e.yaml",
+        "limits:\n  max_body_bytes: 1e6\n  max_event_bytes: 2.0e6\n",
+    );
+    let out = run(&dir, &["config", "validate", "-c", "e.yaml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for (key, value) in [
+        ("timeouts:\n  first_byte_secs", "60s"),
+        ("failover:\n  backoff_ms", "500ms"),
+        ("limits:\n  max_body_bytes", "64MiB"),
+    ] {
+        dir.write("u.yaml", &format!("{key}: {value}\n"));
+        let out = run(&dir, &["config", "validate", "-c", "u.yaml"]);
+        assert_eq!(out.status.code(), Some(1), "{value}");
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "got \"{value}\" (write the number alone: the key's name gives its unit)"
+            )),
+            "{err}"
+        );
+    }
+    // A fraction is still no whole number, and a word is told as it was.
+    dir.write("f.yaml", "workers: 1.5\nlimits:\n  max_body_bytes: lots\n");
+    let err = text(&run(&dir, &["config", "validate", "-c", "f.yaml"]).stderr);
+    assert!(err.contains("expected a whole number, got 1.5"), "{err}");
+}
