@@ -554,8 +554,13 @@ impl fmt::Display for Error {
             }
             Error::Busy { workers, config } => write!(
                 f,
-                "busy: {workers} requests are running (the `workers` limit); retry shortly, \
-                 or raise `workers` in {}",
+                "busy: {workers} {} running (the `workers` limit); retry shortly, or raise \
+                 `workers` in {}",
+                if *workers == 1 {
+                    "request is"
+                } else {
+                    "requests are"
+                },
                 file(config)
             ),
             Error::Stopping => f.write_str("routeplane is stopping; retry shortly"),

@@ -46,7 +46,7 @@ fn excess_requests_wait_briefly_then_get_503() {
     assert_eq!(busy[0].header("retry-after"), Some("1"));
     assert_eq!(
         busy[0].json()["error"]["message"],
-        "busy: 1 requests are running (the `workers` limit); retry shortly, or raise `workers` in ~/routeplane.yaml"
+        "busy: 1 request is running (the `workers` limit); retry shortly, or raise `workers` in ~/routeplane.yaml"
     );
     // The one that ran: its upstream never answered, a gateway timeout that says which
     // deadline ran out.
