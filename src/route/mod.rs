@@ -187,9 +187,29 @@ pub fn resolve_all(
     models: &[String],
 ) -> Result<Spare<Vec<Target>>, Error> {
     let mut out = Spare::take(&TARGETS);
+    // The usual request names one model: its error is the request's, and the list and
+    // the pass over repeats stay out of its code lines (issue 16).
+    match models {
+        [m] => resolve_into(reg, detected, m, &mut out)?,
+        _ => resolve_list(reg, detected, models, &mut out)?,
+    }
+    if out.len() > 1 {
+        keep_first_of_each(&mut out);
+    }
+    Ok(out)
+}
+
+/// [`resolve_all`] of a `models` list, adding its targets to `out`.
+#[inline(never)]
+fn resolve_list(
+    reg: &Registry,
+    detected: &Detected,
+    models: &[String],
+    out: &mut Vec<Target>,
+) -> Result<(), Error> {
     let mut first_miss = None;
     for m in models {
-        match resolve_into(reg, detected, m, &mut out) {
+        match resolve_into(reg, detected, m, out) {
             Ok(()) => {}
             // In a `models` list the next id is there for when one cannot answer: one
             // nothing serves (`gpt-4o` without a key) is passed over like one that fails.
@@ -207,12 +227,16 @@ pub fn resolve_all(
             Err(e) => return Err(e),
         }
     }
-    if out.is_empty()
-        && let Some(e) = first_miss
-    {
-        return Err(e);
+    match first_miss {
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(()),
     }
-    // Each endpoint at most once per request (a virtual model may list one twice).
+}
+
+/// Keeps each endpoint at most once, at its first place (a virtual model may list one
+/// twice).
+#[inline(never)]
+fn keep_first_of_each(out: &mut Vec<Target>) {
     let mut kept = 0;
     for i in 0..out.len() {
         let t = &out[i];
@@ -228,7 +252,6 @@ pub fn resolve_all(
         }
     }
     out.truncate(kept);
-    Ok(out)
 }
 
 /// Keeps the targets that can take a legacy completion (`/v1/completions`): those that
