@@ -207,6 +207,25 @@ impl RequestLog {
         }
         out.push_str(" attempts=");
         push_u64(out, self.attempts as u64);
+        if !self.tried.is_empty()
+            || !self.rescued.is_empty()
+            || !self.said.is_empty()
+            || self.refused.is_some()
+        {
+            self.push_unusual(out);
+        }
+        out.push_str(" ttfb_ms=");
+        push_opt_ms(out, self.ttfb);
+        out.push_str(" total_ms=");
+        push_ms(out, self.total);
+    }
+
+    /// Appends the fields the usual answered request's line has none of: `tried=`,
+    /// `rescued=`, `said=`, `refused=`. Out of line, so their code is not among the
+    /// usual line's code lines (issue 16).
+    #[cold]
+    #[inline(never)]
+    fn push_unusual(&self, out: &mut String) {
         if self.shows_tried() {
             let mut tried = String::with_capacity(64);
             for (i, (target, result)) in self.tried.iter().enumerate() {
@@ -237,10 +256,6 @@ impl RequestLog {
             out.push_str(" refused=");
             out.push_str(why);
         }
-        out.push_str(" ttfb_ms=");
-        push_opt_ms(out, self.ttfb);
-        out.push_str(" total_ms=");
-        push_ms(out, self.total);
     }
 }
 
@@ -537,11 +552,18 @@ impl Lines {
 /// Appends a request's line, newline included, in the chosen format.
 fn push_request(text: &mut String, log: &RequestLog) {
     if JSON.load(Ordering::Relaxed) {
-        text.push_str(&log.to_json());
+        push_json(text, log);
     } else {
         log.push_text(text);
     }
     text.push('\n');
+}
+
+/// Appends a request's line as JSON: out of line, as the usual text line's code lines
+/// are fewer without it (issue 16).
+#[inline(never)]
+fn push_json(text: &mut String, log: &RequestLog) {
+    text.push_str(&log.to_json());
 }
 
 thread_local! {
