@@ -194,17 +194,12 @@ impl Batch {
         let before = self.waiting.fetch_add(text.len(), Ordering::AcqRel);
         let appended = MINE.try_with(|mine| {
             let mut mine = mine.borrow_mut();
-            let buffer = match mine.iter().find(|(id, _)| *id == self.id) {
-                Some((_, buffer)) => buffer,
-                None => {
-                    let buffer = Arc::new(Mutex::new(Lines::default()));
-                    lock(&self.buffers).push(Arc::clone(&buffer));
-                    mine.push((self.id, buffer));
-                    &mine[mine.len() - 1].1
-                }
+            let at = match mine.iter().position(|(id, _)| *id == self.id) {
+                Some(at) => at,
+                None => self.add_buffer(&mut mine),
             };
             // Numbered under this thread's lock: the writer takes a line with its number.
-            let mut lines = lock(buffer);
+            let mut lines = lock(&mine[at].1);
             let first = self
                 .numbered
                 .fetch_add(ends.len() as u64, Ordering::Relaxed);
@@ -215,13 +210,7 @@ impl Batch {
             }
         });
         if appended.is_err() {
-            // The thread is exiting and its buffers are gone: these lines go alone.
-            self.waiting.fetch_sub(text.len(), Ordering::AcqRel);
-            let mut from = 0;
-            for &(sink, end) in ends {
-                self.write_alone(sink, &text[from..end]);
-                from = end;
-            }
+            self.push_alone(text, ends);
             return;
         }
         if before + text.len() >= MOST {
@@ -232,6 +221,29 @@ impl Batch {
             if let Some(writer) = self.writer.get() {
                 writer.unpark();
             }
+        }
+    }
+
+    /// Adds this thread's buffer for this batch to `mine` (its first line): its place.
+    #[cold]
+    #[inline(never)]
+    fn add_buffer(&self, mine: &mut Vec<(usize, Arc<Mutex<Lines>>)>) -> usize {
+        let buffer = Arc::new(Mutex::new(Lines::default()));
+        lock(&self.buffers).push(Arc::clone(&buffer));
+        mine.push((self.id, buffer));
+        mine.len() - 1
+    }
+
+    /// Writes lines of [`Batch::push_lines`] each alone: the thread is exiting and its
+    /// buffers are gone.
+    #[cold]
+    #[inline(never)]
+    fn push_alone(&self, text: &[u8], ends: &[(Sink, usize)]) {
+        self.waiting.fetch_sub(text.len(), Ordering::AcqRel);
+        let mut from = 0;
+        for &(sink, end) in ends {
+            self.write_alone(sink, &text[from..end]);
+            from = end;
         }
     }
 
