@@ -82,20 +82,52 @@ fn slip(bytes: &[u8]) -> &'static str {
     }
 }
 
+/// The 400 for a body of nothing but whitespace.
+#[cold]
+#[inline(never)]
+fn empty() -> Error {
+    Error::bad_request("request body is empty; send a JSON object")
+}
+
+/// The 400 for a body that is not a JSON object, with serde_json's reason.
+#[cold]
+#[inline(never)]
+fn not_an_object(bytes: &[u8], e: serde_json::Error) -> Error {
+    Error::bad_request(format!(
+        "request body is not a valid JSON object: {e}{}",
+        slip(bytes)
+    ))
+}
+
 impl RawBody {
     /// Splits a body; anything but a JSON object is a 400.
-    pub fn parse(mut bytes: Vec<u8>) -> Result<RawBody, Error> {
+    pub fn parse(bytes: Vec<u8>) -> Result<RawBody, Error> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(Error::bad_request(
-                "request body is empty; send a JSON object",
-            ));
+            return Err(empty());
         }
-        let (entries, unescaped) = Entries::parse(&bytes).map_err(|e| {
-            Error::bad_request(format!(
-                "request body is not a valid JSON object: {e}{}",
-                slip(&bytes)
-            ))
-        })?;
+        // The usual body in one scan (see `split.rs`).
+        let mut entries = Spare::take(&ENTRIES);
+        if split::split(&bytes, |key, value| entries.push((Key::At(key), value))).is_some() {
+            let len = bytes.len();
+            return Ok(RawBody {
+                bytes,
+                len,
+                entries,
+            });
+        }
+        // Given back for serde's reading to take.
+        entries.clear();
+        drop(entries);
+        RawBody::parse_serde(bytes)
+    }
+
+    /// [`RawBody::parse`] of a body the one-pass split declines: serde_json checks the
+    /// syntax and skips each value without building it, and keys and values borrowed
+    /// from the body become ranges. Out of line: the usual body never comes here.
+    #[inline(never)]
+    fn parse_serde(mut bytes: Vec<u8>) -> Result<RawBody, Error> {
+        let (entries, unescaped) =
+            Entries::parse_serde(&bytes).map_err(|e| not_an_object(&bytes, e))?;
         let len = bytes.len();
         if !unescaped.is_empty() {
             bytes.extend_from_slice(unescaped.as_bytes());
@@ -240,21 +272,7 @@ struct Entries<'a> {
 }
 
 impl<'a> Entries<'a> {
-    /// Splits `bytes`: the usual body in one scan (see `split.rs`); any other, serde_json
-    /// checks the syntax and skips each value without building it, and keys and values
-    /// borrowed from `bytes` become ranges.
-    fn parse(bytes: &'a [u8]) -> Result<Split, serde_json::Error> {
-        let mut entries = Spare::take(&ENTRIES);
-        if split::split(bytes, |key, value| entries.push((Key::At(key), value))).is_some() {
-            return Ok((entries, String::new()));
-        }
-        // Given back for serde's reading to take.
-        entries.clear();
-        drop(entries);
-        Entries::parse_serde(bytes)
-    }
-
-    /// [`Entries::parse`] through serde_json alone.
+    /// Splits `bytes` through serde_json alone.
     fn parse_serde(bytes: &'a [u8]) -> Result<Split, serde_json::Error> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let entries = (&mut de).deserialize_map(Entries { base: bytes })?;
