@@ -204,12 +204,8 @@ impl RawBody {
                 return Err(twice(key));
             }
         }
-        if !few {
-            let mut keys: Vec<&[u8]> = self.iter().map(|(k, _)| k).collect();
-            keys.sort_unstable();
-            if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
-                return Err(twice(pair[0]));
-            }
+        if !few && let Some(e) = self.twice_among_many() {
+            return Err(e);
         }
         let [model, models, stream] = found;
         Ok(Routing {
@@ -218,16 +214,19 @@ impl RawBody {
             stream: match stream {
                 None | Some(b"null") | Some(b"false") => false,
                 Some(b"true") => true,
-                // `"true"` in quotes is a string: the commonest slip, told with its fix.
-                Some(b"\"true\"" | b"\"false\"") => {
-                    return Err(Error::bad_field(
-                        "stream",
-                        "must be a boolean: write true or false without quotes",
-                    ));
-                }
-                Some(_) => return Err(Error::bad_field("stream", "must be a boolean")),
+                Some(other) => return Err(not_a_boolean(other)),
             },
         })
+    }
+
+    /// The 400 for a key written twice in a body of more than [`PAIRWISE`] keys: the
+    /// keys sorted, not compared pairwise.
+    #[inline(never)]
+    fn twice_among_many(&self) -> Option<Error> {
+        let mut keys: Vec<&[u8]> = self.iter().map(|(k, _)| k).collect();
+        keys.sort_unstable();
+        let pair = keys.windows(2).find(|pair| pair[0] == pair[1])?;
+        Some(twice(pair[0]))
     }
 
     /// `stream_options.include_usage: true` (Chat Completions).
@@ -361,6 +360,20 @@ pub struct Routing {
     pub stream: bool,
 }
 
+/// The 400 for a `stream` that is not `true`, `false` or `null`.
+#[cold]
+#[inline(never)]
+fn not_a_boolean(raw: &[u8]) -> Error {
+    match raw {
+        // `"true"` in quotes is a string: the commonest slip, told with its fix.
+        b"\"true\"" | b"\"false\"" => Error::bad_field(
+            "stream",
+            "must be a boolean: write true or false without quotes",
+        ),
+        _ => Error::bad_field("stream", "must be a boolean"),
+    }
+}
+
 /// A top-level string field's raw value as text; present but not a string is a 400.
 fn string(key: &'static str, raw: Option<&[u8]>) -> Result<Option<String>, Error> {
     match raw {
@@ -379,7 +392,9 @@ fn string(key: &'static str, raw: Option<&[u8]>) -> Result<Option<String>, Error
     }
 }
 
-/// A `models` preference list's raw value, checked for shape and length.
+/// A `models` preference list's raw value, checked for shape and length. Out of line:
+/// the usual body names one `model`.
+#[inline(never)]
 fn models_list(raw: &[u8]) -> Result<Vec<String>, Error> {
     let list: Vec<String> = match serde_json::from_slice(raw) {
         Ok(list) => list,
