@@ -226,16 +226,26 @@ pub struct Target {
 impl Target {
     /// A target for `model` (a client-facing id) at `provider`.
     pub fn new(provider: &Arc<Provider>, model: &str) -> Target {
-        let (protocol, label) = match provider.models.iter().find(|m| m.id == model) {
-            Some(m) => (m.protocol, Arc::clone(&m.label)),
-            None => (provider.protocol_for(model), joined(&provider.id, model)),
-        };
+        if let Some(m) = provider.models.iter().find(|m| m.id == model) {
+            return Target::declared(provider, m);
+        }
         Target {
-            protocol,
+            protocol: provider.protocol_for(model),
             provider: Arc::clone(provider),
             first_token: None,
             near: None,
-            label,
+            label: joined(&provider.id, model),
+        }
+    }
+
+    /// A target for `m`, a model `provider` declares.
+    pub fn declared(provider: &Arc<Provider>, m: &Model) -> Target {
+        Target {
+            protocol: m.protocol,
+            provider: Arc::clone(provider),
+            first_token: None,
+            near: None,
+            label: Arc::clone(&m.label),
         }
     }
 

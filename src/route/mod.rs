@@ -117,18 +117,25 @@ fn cascade(reg: &Registry, detected: &Detected, model: &str, targets: &mut Vec<T
             // asked with their key; a list fetched with a login never cascades) have a
             // state to look up.
             .filter_map(|p| {
-                if p.declares(model) {
-                    return look.is_active(p).then(|| Target::new(p, model));
+                if let Some(m) = p.models.iter().find(|m| m.id == model) {
+                    return look.is_active(p).then(|| Target::declared(p, m));
                 }
                 if !(any_up && (p.detect || p.key.is_some())) {
                     return None;
                 }
-                // Only a source that is up cascades: no second look at its state.
-                let name = look.cascades(&p.id, model, p.detect)?;
-                Some(Target::new(p, &name))
+                listed_target(&look, p, model)
             }),
     );
     targets.len() > before
+}
+
+/// The target of a bare name at a source whose list of models has it, if that source is
+/// up. Out of line: the usual request's name is declared, and this is not run for it.
+#[inline(never)]
+fn listed_target(look: &crate::detect::Look<'_>, p: &Arc<Provider>, model: &str) -> Option<Target> {
+    // Only a source that is up cascades: no second look at its state.
+    let name = look.cascades(&p.id, model, p.detect)?;
+    Some(Target::new(p, &name))
 }
 
 /// The built-in hosted provider whose model `model` is by its name (`gpt-4o` at
