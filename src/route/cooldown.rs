@@ -98,10 +98,17 @@ impl Cooldown {
 
     /// Records a success: the endpoint is trusted again, and so is every endpoint of its
     /// origin, if that origin had refused a connection (it is listening now).
+    #[inline]
     pub fn clear(&self, target: &Target) {
-        if self.entries.load(Ordering::Acquire) == 0 {
-            return;
+        if self.entries.load(Ordering::Acquire) != 0 {
+            self.clear_listed(target);
         }
+    }
+
+    /// [`Cooldown::clear`] with a list to look in. Out of line: the usual list is empty,
+    /// and the look at its length is all a request then runs (issue 16).
+    #[inline(never)]
+    fn clear_listed(&self, target: &Target) {
         let mut table = self.lock();
         table.labels.remove(target.label());
         let at = target.provider.base.origin();
@@ -166,10 +173,18 @@ impl Cooldown {
     /// Orders targets: those not cooling down first, each group in its given order; and
     /// how many lead that are not cooling down. Borrowed as given when nothing cools
     /// down, as on almost every request.
+    #[inline]
     pub fn order<'t>(&self, targets: &'t [Target]) -> (Cow<'t, [Target]>, usize) {
         if self.entries.load(Ordering::Acquire) == 0 {
             return (Cow::Borrowed(targets), targets.len());
         }
+        self.order_listed(targets)
+    }
+
+    /// [`Cooldown::order`] with a list to look in. Out of line: the usual list is empty,
+    /// and the look at its length is all a request then runs (issue 16).
+    #[inline(never)]
+    fn order_listed<'t>(&self, targets: &'t [Target]) -> (Cow<'t, [Target]>, usize) {
         let mut map = self.lock();
         let now = Instant::now();
         map.labels.retain(|_, e| e.until > now);
