@@ -181,29 +181,10 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
     // A retry's pause, and a long wait on an upstream's answer, look whether the client
     // left (see relay/attempt.rs).
     out.set_probe(probe);
+    // Written in place by the handler: returned through `catch_unwind`, the large
+    // `Served` was copied twice more (~6 hot code lines a request, callgrind).
+    let mut served = relay::Served::default();
     let result = catch_unwind(AssertUnwindSafe(|| match prepared {
-        Prepared::Fail(err) => answer_refused(err, inbound, &mut out),
-        Prepared::Json(status, body) => {
-            let _ = out.respond(status, "application/json", &[], body.as_bytes());
-            relay::Served {
-                status,
-                ..relay::Served::default()
-            }
-        }
-        Prepared::Preflight(grant) => {
-            let _ = out.respond(200, "text/plain", &grant, b"");
-            relay::Served {
-                status: 200,
-                ..relay::Served::default()
-            }
-        }
-        Prepared::Text(status, content_type, body) => {
-            let _ = out.respond(status, content_type, &[], body.as_bytes());
-            relay::Served {
-                status,
-                ..relay::Served::default()
-            }
-        }
         Prepared::Relay {
             body,
             targets,
@@ -230,7 +211,7 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
             if array {
                 out.json_array();
             }
-            let served = if count_tokens {
+            served = if count_tokens {
                 relay::count_tokens(&shared.env, &registry.settings, &call, &mut out)
             } else {
                 relay::run(&shared.env, &registry.settings, &call, &mut out)
@@ -238,16 +219,38 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
             tell_detection(shared, &targets, &served);
             // The thread's next small body is read into this one's buffer.
             tiny_http::reuse_body(body.into_bytes());
-            served
+        }
+        Prepared::Fail(err) => served.status = answer_refused(err, inbound, &mut out),
+        Prepared::Json(status, body) => {
+            served.status = answer_made(&mut out, status, "application/json", &[], &body);
+        }
+        Prepared::Preflight(grant) => {
+            served.status = answer_made(&mut out, 200, "text/plain", &grant, "");
+        }
+        Prepared::Text(status, content_type, body) => {
+            served.status = answer_made(&mut out, status, content_type, &[], &body);
         }
     }));
-    let served = match result {
-        Ok(r) => r,
-        Err(_) => answer_panicked(inbound, &mut out),
-    };
+    if result.is_err() {
+        served = answer_panicked(inbound, &mut out);
+    }
     let first_write = out.first_write();
     let counted = counted.then_some(Counted { inbound, stream });
     finish(shared, log, served, started, first_write, counted);
+}
+
+/// Sends a whole answer `prepare` made (a page, a list, a preflight's grant): apart
+/// from [`handle`]'s relay path, which a chat request runs. Returns the status sent.
+#[inline(never)]
+fn answer_made(
+    out: &mut ClientWriter,
+    status: u16,
+    content_type: &str,
+    headers: &[(String, String)],
+    body: &str,
+) -> u16 {
+    let _ = out.respond(status, content_type, headers, body.as_bytes());
+    status
 }
 
 /// Answers a request that was refused before it was relayed (`err`: a wrong path,
@@ -255,7 +258,7 @@ pub(super) fn handle(mut req: tiny_http::Request, shared: &Shared) {
 /// [`handle`], which every request runs.
 #[cold]
 #[inline(never)]
-fn answer_refused(err: Error, inbound: Protocol, out: &mut ClientWriter) -> relay::Served {
+fn answer_refused(err: Error, inbound: Protocol, out: &mut ClientWriter) -> u16 {
     // After these the connection may hold unread body bytes: do not reuse it.
     let close = matches!(
         err,
@@ -278,10 +281,7 @@ fn answer_refused(err: Error, inbound: Protocol, out: &mut ClientWriter) -> rela
     };
     let body = inbound.error_body_coded(err.status(), &err.to_string(), code, err.param());
     let _ = out.respond(err.status(), "application/json", &headers, &body);
-    relay::Served {
-        status: err.status(),
-        ..relay::Served::default()
-    }
+    err.status()
 }
 
 /// Answers a request whose handler panicked: a 500 when nothing was sent yet, else the
