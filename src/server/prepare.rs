@@ -52,6 +52,9 @@ pub(super) enum Prepared {
 /// key, body, model. The requested model goes into `logged_model` as soon as it is read,
 /// for the log line of a refused request, and the relay takes it from there. `origin`
 /// gets a browser page's origin when its answer is to name it (see [`guard::check`]).
+// Kept out of `handle`: inlined there, its relay path cost ~180 instructions a request
+// more (callgrind).
+#[inline(never)]
 pub(super) fn prepare(
     req: &mut tiny_http::Request,
     path: &str,
@@ -95,6 +98,114 @@ pub(super) fn prepare(
     }
     let gemini = gemini_call(path);
     let endpoint = match (&method, path) {
+        (Post, _) if gemini.is_some() => match gemini.as_ref().map(|(_, m)| *m) {
+            Some("generateContent" | "streamGenerateContent" | "countTokens") => Protocol::Gemini,
+            _ => return Prepared::Fail(no_gemini_method(path)),
+        },
+        (Post, "/v1/chat/completions") => Protocol::Chat,
+        (Post, "/v1/completions") => Protocol::Completions,
+        (Post, "/v1/messages" | "/v1/messages/count_tokens") => Protocol::Anthropic,
+        (Post, "/v1/responses") => Protocol::Responses,
+        _ => return not_relayed(&method, path, registry, shared),
+    };
+    let limit = settings.limits.max_body_bytes;
+    if req.body_length().is_some_and(|n| n as u64 > limit) {
+        return Prepared::Fail(Error::TooLarge { limit });
+    }
+    let bytes = match read_body(req, limit, settings.limits.client_timeout_secs) {
+        Ok(b) => b,
+        Err(e) => return Prepared::Fail(e),
+    };
+    let body = match RawBody::parse(bytes) {
+        Ok(b) => b,
+        Err(e) => return Prepared::Fail(e),
+    };
+    let (model, models, body_stream) = match body.routing() {
+        Ok(r) => (r.model, r.models, r.stream),
+        Err(e) => return Prepared::Fail(e),
+    };
+    // Gemini names the model and whether to stream in the URL, not the body.
+    let (model, stream) = match &gemini {
+        Some((m, method)) => (Some(m.clone()), *method == "streamGenerateContent"),
+        None => (model, body_stream),
+    };
+    // Checked before anything echoes it: a 100 KB name went into a response header,
+    // a 404 body, the log line and the ledger line.
+    let long = (models.iter().flatten())
+        .chain(model.iter())
+        .find(|m| m.len() > MAX_MODEL_BYTES);
+    if let Some(m) = long {
+        return Prepared::Fail(too_long(m, logged_model));
+    }
+    let many;
+    let list: &[String] = match (models, model) {
+        (Some(list), _) => {
+            *logged_model = list.join(",");
+            many = list;
+            &many
+        }
+        // The model the log line names is the one routed: moved there, not copied.
+        (None, Some(m)) if !m.is_empty() => {
+            *logged_model = m;
+            std::slice::from_ref(&*logged_model)
+        }
+        _ => {
+            return Prepared::Fail(Error::bad_field(
+                "model",
+                "is required (or `models`, a list of up to 8 model ids)",
+            ));
+        }
+    };
+    let mut resolved = route::resolve_all(registry, &shared.detected, list);
+    // A model no source declares may have appeared on a local server since the last probe.
+    // So may a source found down since.
+    if matches!(
+        resolved,
+        Err(Error::UnknownModel { .. } | Error::SourceDown { .. })
+    ) && shared.detected.may_probe_on_demand()
+    {
+        probe_local(shared, registry);
+        resolved = route::resolve_all(registry, &shared.detected, list);
+    }
+    let mut targets = match resolved {
+        Ok(t) => t,
+        Err(e) => return Prepared::Fail(e),
+    };
+    if endpoint == Protocol::Completions
+        && let Err(e) = route::for_completions(&mut targets, logged_model)
+    {
+        return Prepared::Fail(e);
+    }
+    let forward = if endpoint == Protocol::Anthropic {
+        anthropic_headers(req)
+    } else {
+        Vec::new()
+    };
+    let gemini_method = gemini.as_ref().map(|(_, m)| *m);
+    Prepared::Relay {
+        body,
+        targets,
+        forward,
+        count_tokens: path == "/v1/messages/count_tokens" || gemini_method == Some("countTokens"),
+        stream,
+        array: stream
+            && gemini.is_some()
+            && query_param(req.url(), "alt").as_deref() != Some("sse"),
+    }
+}
+
+/// Answers a request that is not relayed: the lists and counters a GET reads, and the
+/// refusal of a method or path no endpoint takes. Apart from [`prepare`]'s relay path,
+/// which a chat request runs.
+#[inline(never)]
+fn not_relayed(
+    method: &tiny_http::Method,
+    path: &str,
+    registry: &Registry,
+    shared: &Shared,
+) -> Prepared {
+    use tiny_http::Method::{Get, Head};
+    match (method, path) {
         (Get | Head, "/v1/models") => {
             return Prepared::Json(200, models_list(registry, &shared.detected));
         }
@@ -152,18 +263,6 @@ pub(super) fn prepare(
             }
             return Prepared::Json(200, one);
         }
-        (Post, _) if gemini.is_some() => match gemini.as_ref().map(|(_, m)| *m) {
-            Some("generateContent" | "streamGenerateContent" | "countTokens") => Protocol::Gemini,
-            _ => {
-                return Prepared::Fail(Error::bad_request(format!(
-                    "no Gemini method at {path}; Routeplane serves :generateContent, :streamGenerateContent and :countTokens"
-                )));
-            }
-        },
-        (Post, "/v1/chat/completions") => Protocol::Chat,
-        (Post, "/v1/completions") => Protocol::Completions,
-        (Post, "/v1/messages" | "/v1/messages/count_tokens") => Protocol::Anthropic,
-        (Post, "/v1/responses") => Protocol::Responses,
         (_, p) if GENERATION.contains(&p) => {
             return Prepared::Fail(Error::MethodNotAllowed {
                 method: method.to_string(),
@@ -184,109 +283,49 @@ pub(super) fn prepare(
                 path: path.to_string(),
             });
         }
-    };
-    let limit = settings.limits.max_body_bytes;
-    if req.body_length().is_some_and(|n| n as u64 > limit) {
-        return Prepared::Fail(Error::TooLarge { limit });
     }
-    let bytes = match read_body(req, limit, settings.limits.client_timeout_secs) {
-        Ok(b) => b,
-        Err(e) => return Prepared::Fail(e),
-    };
-    let body = match RawBody::parse(bytes) {
-        Ok(b) => b,
-        Err(e) => return Prepared::Fail(e),
-    };
-    let (model, models, body_stream) = match body.routing() {
-        Ok(r) => (r.model, r.models, r.stream),
-        Err(e) => return Prepared::Fail(e),
-    };
-    // Gemini names the model and whether to stream in the URL, not the body.
-    let (model, stream) = match &gemini {
-        Some((m, method)) => (Some(m.clone()), *method == "streamGenerateContent"),
-        None => (model, body_stream),
-    };
-    // Checked before anything echoes it: a 100 KB name went into a response header,
-    // a 404 body, the log line and the ledger line.
-    let long = (models.iter().flatten())
-        .chain(model.iter())
-        .find(|m| m.len() > MAX_MODEL_BYTES);
-    if let Some(m) = long {
-        let mut cut = m.len().min(32);
-        while !m.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        *logged_model = format!("{}…", &m[..cut]);
-        return Prepared::Fail(Error::bad_request(format!(
-            "the model id `{}…` is {} bytes long; model ids are at most {MAX_MODEL_BYTES} bytes",
-            &m[..cut],
-            m.len()
-        )));
+}
+
+/// The refusal of a model id over [`MAX_MODEL_BYTES`]; the log line gets its first 32
+/// bytes (`logged_model`).
+#[cold]
+#[inline(never)]
+fn too_long(m: &str, logged_model: &mut String) -> Error {
+    let mut cut = m.len().min(32);
+    while !m.is_char_boundary(cut) {
+        cut -= 1;
     }
-    let many;
-    let list: &[String] = match (models, model) {
-        (Some(list), _) => {
-            *logged_model = list.join(",");
-            many = list;
-            &many
-        }
-        // The model the log line names is the one routed: moved there, not copied.
-        (None, Some(m)) if !m.is_empty() => {
-            *logged_model = m;
-            std::slice::from_ref(&*logged_model)
-        }
-        _ => {
-            return Prepared::Fail(Error::bad_field(
-                "model",
-                "is required (or `models`, a list of up to 8 model ids)",
-            ));
-        }
-    };
-    let mut resolved = route::resolve_all(registry, &shared.detected, list);
-    // A model no source declares may have appeared on a local server since the last probe.
-    // So may a source found down since.
-    if matches!(
-        resolved,
-        Err(Error::UnknownModel { .. } | Error::SourceDown { .. })
-    ) && shared.detected.may_probe_on_demand()
-    {
-        probe_local(shared, registry);
-        resolved = route::resolve_all(registry, &shared.detected, list);
-    }
-    let mut targets = match resolved {
-        Ok(t) => t,
-        Err(e) => return Prepared::Fail(e),
-    };
-    if endpoint == Protocol::Completions
-        && let Err(e) = route::for_completions(&mut targets, logged_model)
-    {
-        return Prepared::Fail(e);
-    }
-    let forward = if endpoint == Protocol::Anthropic {
-        req.headers()
-            .iter()
-            .filter(|h| h.field.equiv("anthropic-beta") || h.field.equiv("anthropic-version"))
-            .map(|h| {
-                (
-                    h.field.as_str().as_str().to_ascii_lowercase().into(),
-                    h.value.as_str().to_string().into(),
-                )
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let gemini_method = gemini.as_ref().map(|(_, m)| *m);
-    Prepared::Relay {
-        body,
-        targets,
-        forward,
-        count_tokens: path == "/v1/messages/count_tokens" || gemini_method == Some("countTokens"),
-        stream,
-        array: stream
-            && gemini.is_some()
-            && query_param(req.url(), "alt").as_deref() != Some("sse"),
-    }
+    *logged_model = format!("{}…", &m[..cut]);
+    Error::bad_request(format!(
+        "the model id `{}…` is {} bytes long; model ids are at most {MAX_MODEL_BYTES} bytes",
+        &m[..cut],
+        m.len()
+    ))
+}
+
+/// The client's `anthropic-beta` and `anthropic-version` headers, forwarded to an
+/// Anthropic upstream. Apart from [`prepare`]: only Anthropic's requests take it.
+#[inline(never)]
+fn anthropic_headers(req: &tiny_http::Request) -> Vec<crate::upstream::Header> {
+    req.headers()
+        .iter()
+        .filter(|h| h.field.equiv("anthropic-beta") || h.field.equiv("anthropic-version"))
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_ascii_lowercase().into(),
+                h.value.as_str().to_string().into(),
+            )
+        })
+        .collect()
+}
+
+/// The refusal of a Gemini path that names no method Routeplane serves.
+#[cold]
+#[inline(never)]
+fn no_gemini_method(path: &str) -> Error {
+    Error::bad_request(format!(
+        "no Gemini method at {path}; Routeplane serves :generateContent, :streamGenerateContent and :countTokens"
+    ))
 }
 
 /// Reads a request body up to `limit` bytes, all of it within `secs` seconds.
