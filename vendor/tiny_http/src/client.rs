@@ -561,12 +561,24 @@ fn not_ascii() -> IoError {
 
 /// Parses a "HTTP/1.1" string.
 fn parse_http_version(version: &[u8]) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        b"HTTP/0.9" => (0, 9),
-        b"HTTP/1.0" => (1, 0),
-        b"HTTP/1.1" => (1, 1),
-        b"HTTP/2.0" => (2, 0),
-        b"HTTP/3.0" => (3, 0),
+    // routeplane: each version compared as one 8-byte word (a match on the byte strings
+    // was a tree of comparisons over 5 code lines, callgrind).
+    const fn word(v: &[u8; 8]) -> u64 {
+        u64::from_le_bytes(*v)
+    }
+    const V09: u64 = word(b"HTTP/0.9");
+    const V10: u64 = word(b"HTTP/1.0");
+    const V11: u64 = word(b"HTTP/1.1");
+    const V20: u64 = word(b"HTTP/2.0");
+    const V30: u64 = word(b"HTTP/3.0");
+    use std::convert::TryFrom;
+    let version = <[u8; 8]>::try_from(version).map_err(|_| ReadError::WrongRequestLine)?;
+    let (major, minor) = match u64::from_le_bytes(version) {
+        V11 => (1, 1),
+        V10 => (1, 0),
+        V09 => (0, 9),
+        V20 => (2, 0),
+        V30 => (3, 0),
         _ => return Err(ReadError::WrongRequestLine),
     };
 

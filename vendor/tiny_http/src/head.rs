@@ -271,7 +271,9 @@ fn name_end(line: &[u8]) -> Option<usize> {
 /// routeplane: where the first `byte` is in `hay`, eight bytes at a time: the request
 /// line's words are short, and a byte at a time their search was ~150 instructions a
 /// request (callgrind; a head's lines, searched for their LF, are left to `memchr`,
-/// which costs as much there).
+/// which costs as much there). One copy, not one inlined per word of the request line
+/// (~6 hot code lines a request fewer, callgrind).
+#[inline(never)]
 pub(crate) fn find(hay: &[u8], byte: u8) -> Option<usize> {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     const HIGH: u64 = 0x80 * ONES;
