@@ -206,16 +206,14 @@ fn not_relayed(
 ) -> Prepared {
     use tiny_http::Method::{Get, Head};
     match (method, path) {
-        (Get | Head, "/v1/models") => {
-            return Prepared::Json(200, models_list(registry, &shared.detected));
-        }
+        (Get | Head, "/v1/models") => Prepared::Json(200, models_list(registry, &shared.detected)),
         (Get | Head, "/metrics") => {
             let kept = shared.env.recall.bytes();
             let text = stats::metrics::render(&shared.stats, &sources(registry, shared), kept);
-            return Prepared::Text(200, stats::metrics::CONTENT_TYPE, text);
+            Prepared::Text(200, stats::metrics::CONTENT_TYPE, text)
         }
         (Get | Head, "/status.json") => {
-            return Prepared::Json(200, shared.stats.status_json(&sources(registry, shared)));
+            Prepared::Json(200, shared.stats.status_json(&sources(registry, shared)))
         }
         // What `routeplane route` and `routeplane providers` cannot know by themselves.
         (Get | Head, "/routeplane/cooldowns") => {
@@ -239,10 +237,10 @@ fn not_relayed(
                 })
                 .collect();
             let answer = json!({"config": config, "cooldowns": list, "keys_refused": refused});
-            return Prepared::Json(200, answer.to_string());
+            Prepared::Json(200, answer.to_string())
         }
         (Get | Head, "/v1beta/models") => {
-            return Prepared::Json(200, gemini_models(registry, &shared.detected, None));
+            Prepared::Json(200, gemini_models(registry, &shared.detected, None))
         }
         // A GET names a model, never a method: `up:m` is a model id here.
         (Get | Head, p) if p.starts_with("/v1beta/models/") || p.starts_with("/v1/models/") => {
@@ -261,28 +259,24 @@ fn not_relayed(
             if one.is_empty() {
                 return Prepared::Fail(route::unknown(registry, &shared.detected, id));
             }
-            return Prepared::Json(200, one);
+            Prepared::Json(200, one)
         }
-        (_, p) if GENERATION.contains(&p) => {
-            return Prepared::Fail(Error::MethodNotAllowed {
-                method: method.to_string(),
-                path: path.to_string(),
-                allowed: "POST",
-            });
-        }
+        (_, p) if GENERATION.contains(&p) => Prepared::Fail(Error::MethodNotAllowed {
+            method: method.to_string(),
+            path: path.to_string(),
+            allowed: "POST",
+        }),
         (_, "/v1/models" | "/metrics" | "/status.json" | "/health" | "/") => {
-            return Prepared::Fail(Error::MethodNotAllowed {
+            Prepared::Fail(Error::MethodNotAllowed {
                 method: method.to_string(),
                 path: path.to_string(),
                 allowed: "GET, HEAD",
-            });
+            })
         }
-        _ => {
-            return Prepared::Fail(Error::NoEndpoint {
-                method: method.to_string(),
-                path: path.to_string(),
-            });
-        }
+        _ => Prepared::Fail(Error::NoEndpoint {
+            method: method.to_string(),
+            path: path.to_string(),
+        }),
     }
 }
 
