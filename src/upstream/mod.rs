@@ -51,7 +51,7 @@ use reply::Source;
 use retry::{parse_reset, unix_time_from_now};
 
 use conn::{Conn, Names, Pool};
-use http1::Body;
+use http1::{Body, Known};
 
 /// How long a read of an upstream waits before it asks whether the answer is still
 /// wanted ([`Abandon`]). It is also the socket's read timeout for every longer wait, the
@@ -492,27 +492,38 @@ impl Client {
         // comes back at `…-unified-reset` (Unix time), hours later; a `Retry-After`
         // beside it may be far shorter.
         let (mut spent, mut window_reset) = (false, None);
-        let head = http1::read_head(&mut conn, head_by, abandon, |name, value| {
-            if http1::is_name(name, "content-type") {
-                content_type = lowercase_type(value);
-                return;
-            }
-            if http1::is_name(name, "retry-after") {
-                retry_after = parse_retry_after(value);
-            } else if http1::is_name(name, "content-encoding") {
-                let value = value.trim();
-                coding = (!value.is_empty() && !http1::is_name(value, "identity"))
-                    .then(|| value.to_ascii_lowercase().into_boxed_str());
-            } else if http1::is_name(name, "x-ratelimit-reset-requests")
-                || http1::is_name(name, "x-ratelimit-reset")
-            {
-                reset = reset.or_else(|| parse_reset(value));
-            } else if http1::is_name(name, "anthropic-ratelimit-unified-status") {
-                spent = value.trim() == "rejected";
-            } else if http1::is_name(name, "anthropic-ratelimit-unified-reset") {
-                window_reset = unix_time_from_now(value);
-            }
-            if passed_back(name) {
+        let head = http1::read_head(&mut conn, head_by, abandon, |known, name, value| {
+            let back = match known {
+                Known::ContentType => {
+                    content_type = lowercase_type(value);
+                    false
+                }
+                Known::RetryAfter => {
+                    retry_after = parse_retry_after(value);
+                    true
+                }
+                Known::ContentEncoding => {
+                    let value = value.trim();
+                    coding = (!value.is_empty() && !http1::is_name(value, "identity"))
+                        .then(|| value.to_ascii_lowercase().into_boxed_str());
+                    false
+                }
+                Known::RateReset => {
+                    reset = reset.or_else(|| parse_reset(value));
+                    true
+                }
+                Known::UnifiedStatus => {
+                    spent = value.trim() == "rejected";
+                    true
+                }
+                Known::UnifiedReset => {
+                    window_reset = unix_time_from_now(value);
+                    true
+                }
+                Known::ContentLength | Known::TransferEncoding | Known::Connection => false,
+                Known::Other => passed_back(name),
+            };
+            if back {
                 headers.push((name.to_ascii_lowercase(), value.to_string()));
             }
         })
@@ -556,7 +567,9 @@ thread_local! {
     static SPARE_REQUEST: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
-/// True for a header passed back to the client.
+/// True for a header passed back to the client. Out of line: most answers' heads have
+/// few such headers, and its comparisons would sit among the head's hot code.
+#[inline(never)]
 fn passed_back(name: &str) -> bool {
     PASSED_BACK.iter().any(|p| http1::is_name(name, p))
         || PASSED_BACK_PREFIXES.iter().any(|p| {
