@@ -309,7 +309,7 @@ impl<'a> Run<'a, '_> {
         let call = self.call;
         call.stream
             || self.env.auth.stream_only(&target.provider)
-            || (!last && target.provider.self_hosted() && call.inbound.collects_whole(call.body))
+            || (!last && target.provider.self_hosted() && collects_whole(call))
     }
 
     /// [`Run::attempt`] with the body it sends; `last` whether no endpoint remains after
@@ -432,21 +432,7 @@ impl<'a> Run<'a, '_> {
                 && ask == Ask::Original
                 && !env.auth.stream_only(provider)
             {
-                let gone = || super::unwanted(env, self.out);
-                match upstream::explain_empty_stream(
-                    &env.client,
-                    &url(),
-                    headers,
-                    body,
-                    patience,
-                    &gone,
-                ) {
-                    Ok(Some(why)) => return upstream_error(self, target, why, &url()),
-                    Ok(None) => {}
-                    // The client left (or a stop cut the request short): not the
-                    // source's failure, to cool it down for.
-                    Err(_) => return super::given_up(env),
-                }
+                return self.explain_empty(target, (&headers[..], body), patience, outcome);
             }
             outcome
         } else if ask == Ask::Continue {
@@ -454,6 +440,31 @@ impl<'a> Run<'a, '_> {
             fail(FailKind::EarlyEnd, "the continuation was not streamed")
         } else {
             self.relay_whole(&t, reply)
+        }
+    }
+
+    /// A stream `target` ended cleanly before any content (`outcome`): asked once more
+    /// for `body` with `headers`, unstreamed, within `patience`, to learn why. Apart
+    /// from [`Run::send_with`], whose answered requests never take it.
+    #[cold]
+    #[inline(never)]
+    fn explain_empty(
+        &mut self,
+        target: &Target,
+        (headers, body): (&[Header], &[u8]),
+        patience: Duration,
+        outcome: Outcome,
+    ) -> Outcome {
+        let env = self.env;
+        let path = target.protocol.endpoint(target.model(), true);
+        let url = format!("{}{path}", target.provider.api_base);
+        let gone = || super::unwanted(env, self.out);
+        match upstream::explain_empty_stream(&env.client, &url, headers, body, patience, &gone) {
+            Ok(Some(why)) => upstream_error(self, target, why, &url),
+            Ok(None) => outcome,
+            // The client left (or a stop cut the request short): not the source's
+            // failure, to cool it down for.
+            Err(_) => super::given_up(env),
         }
     }
 
@@ -537,6 +548,14 @@ impl<'a> Run<'a, '_> {
             false => self.relay_whole(&t, reply),
         }
     }
+}
+
+/// [`Protocol::collects_whole`] of the client's request, out of line: only a
+/// self-hosted endpoint that is not the last asks it, and its body reader would sit
+/// among the hot code of every attempt.
+#[inline(never)]
+fn collects_whole(call: &super::Call<'_>) -> bool {
+    call.inbound.collects_whole(call.body)
 }
 
 /// The pause before retry number `n` (from 0): `base` doubled `n` times, then a random

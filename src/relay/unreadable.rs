@@ -66,6 +66,9 @@ impl Unreadable {
     }
 
     /// True when `body` carries reasoning or an item id `source` was sent without before.
+    /// Out of line: only a Responses target asks it, and its searches would sit among the
+    /// hot code of every attempt.
+    #[inline(never)]
     pub fn known_in(&self, source: &str, body: &[u8]) -> bool {
         if !self.any.load(Ordering::Acquire) {
             return false;
