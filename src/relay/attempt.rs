@@ -335,10 +335,12 @@ impl<'a> Run<'a, '_> {
                     upstream::overlay(&mut headers, &call.forward);
                 }
                 let streams = (last, upstream_stream);
-                let outcome = self.send_with(target, streams, ask, body, &mut headers, &mut login);
+                let mut outcome =
+                    self.send_with(target, streams, ask, body, &mut headers, &mut login);
                 // Whatever an upstream said of a failure leaves the attempt here, beside
                 // the credentials it was sent: masked once for every path its words take.
-                outcome.without_credentials(&headers)
+                outcome.mask_credentials(&headers);
+                outcome
             }
             Err(e) => unprepared(e),
         };

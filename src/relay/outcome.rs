@@ -84,35 +84,41 @@ impl Outcome {
     /// content, a whole answer that could not be read. A copied stream's events are
     /// not looked at: an error event is never copied (its decoder reads it, for
     /// failover, and the client's error event is written from the message masked here),
-    /// and an answer that quotes a key is the answer. An answer costs nothing here.
-    pub(super) fn without_credentials(self, sent: &[Header]) -> Outcome {
+    /// and an answer that quotes a key is the answer. An answer costs nothing here: it
+    /// is looked at in place, not moved, and the masking is out of line.
+    pub(super) fn mask_credentials(&mut self, sent: &[Header]) {
+        if let Outcome::Failed(_) | Outcome::Broken(_) = self {
+            self.mask_words(sent);
+        }
+    }
+
+    /// [`Outcome::mask_credentials`] of a failure or a break: its words masked.
+    #[cold]
+    #[inline(never)]
+    fn mask_words(&mut self, sent: &[Header]) {
         let mask = |text: &mut String| {
             if let Some(masked) = upstream::text_without_credentials(text, sent) {
                 *text = masked;
             }
         };
         match self {
-            Outcome::Failed(mut f) => {
+            Outcome::Failed(f) => {
                 mask(&mut f.reason);
                 if let Some((bytes, _)) = &mut f.body
                     && let Some(masked) = upstream::without_credentials(bytes, sent)
                 {
                     *bytes = masked;
                 }
-                Outcome::Failed(f)
             }
-            Outcome::Broken(mut b) => {
-                mask(&mut b.message);
-                Outcome::Broken(b)
-            }
-            o => o,
+            Outcome::Broken(b) => mask(&mut b.message),
+            _ => {}
         }
     }
 }
 
 /// An upstream's words cut to at most `max` characters, never inside a word long
 /// enough to hold a credential: that one is left out whole, so that a key is either
-/// all there (and [`Outcome::without_credentials`] masks it) or not there at all.
+/// all there (and [`Outcome::mask_credentials`] masks it) or not there at all.
 pub(super) fn cut(text: &str, max: usize) -> String {
     let Some((at, _)) = text.char_indices().nth(max) else {
         return text.to_string();
@@ -223,7 +229,9 @@ mod tests {
             headers: Vec::new(),
             retry_after: None,
         };
-        let Outcome::Failed(f) = Outcome::Failed(f).without_credentials(&sent) else {
+        let mut o = Outcome::Failed(f);
+        o.mask_credentials(&sent);
+        let Outcome::Failed(f) = o else {
             panic!("still a failure");
         };
         assert_eq!(f.reason, "bad key ***");
@@ -235,7 +243,9 @@ mod tests {
             upstream_status: 200,
             cut_after_calls: None,
         };
-        let Outcome::Broken(b) = Outcome::Broken(b).without_credentials(&sent) else {
+        let mut o = Outcome::Broken(b);
+        o.mask_credentials(&sent);
+        let Outcome::Broken(b) = o else {
             panic!("still a break");
         };
         assert_eq!(b.message, "*** revoked");
