@@ -109,17 +109,10 @@ impl<'a> Run<'a, '_> {
         let mut retried = 0;
         let mut wait = Duration::ZERO;
         loop {
-            // The spacing rule holds across the whole request, continuations included.
-            let mut times = self
-                .served
-                .tried
-                .iter()
-                .zip(self.asked.iter())
-                .filter(|(t, _)| *t.endpoint == *label)
-                .map(|(_, at)| *at);
-            let before_last = times.clone().count().checked_sub(2);
-            if let Some(t) = before_last.and_then(|n| times.nth(n)) {
-                wait = wait.max((t + SPACING).saturating_duration_since(Instant::now()));
+            // The spacing rule holds across the whole request, continuations included:
+            // it takes two attempts before, which most requests never make.
+            if self.served.tried.len() >= 2 {
+                wait = wait.max(self.spacing(label));
             }
             if !self.pause(wait) {
                 return super::given_up(self.env);
@@ -154,6 +147,23 @@ impl<'a> Run<'a, '_> {
                 }
                 Next::Stop => return outcome,
             }
+        }
+    }
+
+    /// How long the endpoint `label` must still wait for its next attempt under the
+    /// spacing rule: at most two of its attempts fall within [`SPACING`]. Out of
+    /// [`Run::endpoint`]'s loop: a request's first attempts never wait.
+    #[cold]
+    #[inline(never)]
+    fn spacing(&self, label: &str) -> Duration {
+        let mut times = (self.served.tried.iter())
+            .zip(self.asked.iter())
+            .filter(|(t, _)| *t.endpoint == *label)
+            .map(|(_, at)| *at);
+        let before_last = times.clone().count().checked_sub(2);
+        match before_last.and_then(|n| times.nth(n)) {
+            Some(t) => (t + SPACING).saturating_duration_since(Instant::now()),
+            None => Duration::ZERO,
         }
     }
 
@@ -262,6 +272,14 @@ impl<'a> Run<'a, '_> {
         if wait.is_zero() && self.served.attempts == 0 {
             return true;
         }
+        self.pause_for(wait)
+    }
+
+    /// [`Run::pause`] once there is something to wait for or to look at. Out of
+    /// [`Run::endpoint`]'s loop, which a request's first attempt runs through.
+    #[cold]
+    #[inline(never)]
+    fn pause_for(&mut self, wait: Duration) -> bool {
         let until = Instant::now() + wait;
         loop {
             if super::unwanted(self.env, self.out) {
