@@ -141,8 +141,7 @@ pub(super) enum Step {
 /// | request cannot be expressed for / no login at it   | no      | next           |
 /// | request malformed in the client's own protocol     | no      | 400, no target |
 /// | 404: this endpoint has no such model (or path)     | no      | next, cool down|
-/// | 401, 402: Routeplane's key refused, or out of credit | no    | next           |
-/// | 400, 403, 422, other 4xx                           | no      | surface        |
+/// | 400, 401, 402, 403, 422, other 4xx                 | no      | surface        |
 ///
 /// "Retried" is `retryable`: the same endpoint again, `failover.retries` times, before
 /// the step is taken. A malformed request is found while its body is made, before any
@@ -163,13 +162,9 @@ pub(super) fn next_step(kind: FailKind) -> Step {
         | FailKind::EarlyEnd
         | FailKind::Malformed
         | FailKind::Credential => Step::Next { cool: true },
-        // A 401 refused Routeplane's own key and a 402 its account's credit (OpenRouter's),
-        // not the client's request; the key's state, not a cool-down, tells of it.
-        FailKind::Status(401 | 402)
-        | FailKind::Context
-        | FailKind::Filter
-        | FailKind::TooLarge
-        | FailKind::Prepare(_) => Step::Next { cool: false },
+        FailKind::Context | FailKind::Filter | FailKind::TooLarge | FailKind::Prepare(_) => {
+            Step::Next { cool: false }
+        }
         FailKind::Status(_)
         | FailKind::Foreign
         | FailKind::Unthinking
@@ -224,8 +219,8 @@ mod tests {
             (FailKind::Unsupported(Param::Stop), Step::Surface, false),
             (FailKind::Credential, next, false),
             (FailKind::Status(400), Step::Surface, false),
-            (FailKind::Status(401), Step::Next { cool: false }, false),
-            (FailKind::Status(402), Step::Next { cool: false }, false),
+            (FailKind::Status(401), Step::Surface, false),
+            (FailKind::Status(402), Step::Surface, false),
             (FailKind::Status(403), Step::Surface, false),
             (FailKind::Status(404), next, false),
             (FailKind::Status(422), Step::Surface, false),

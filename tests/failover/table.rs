@@ -156,9 +156,9 @@ fn a_host_that_does_not_resolve_is_dns_in_the_log_whatever_its_name_says() {
 
 #[test]
 fn client_errors_are_surfaced_unchanged_and_nothing_else_is_tried() {
-    // A 401 refuses Routeplane's key and a 402 its account, not the request: they move
-    // on (below).
-    for status in [400u16, 403, 422] {
+    // A 401 is surfaced too, but retold: it refused Routeplane's key, not the client's
+    // (sources::keys::an_upstream_401_says_routeplanes_key_was_refused_not_the_clients).
+    for status in [400u16, 402, 403, 422] {
         let body = format!(
             r#"{{"error":{{"message":"refused with {status}","type":"invalid_request_error"}}}}"#
         );
@@ -174,48 +174,6 @@ fn client_errors_are_surfaced_unchanged_and_nothing_else_is_tried() {
         assert_eq!(resp.header("x-routeplane-model"), Some("m"), "{status}");
         assert_eq!(resp.header("x-routeplane-attempts"), Some("1"), "{status}");
     }
-}
-
-#[test]
-fn an_endpoint_that_refuses_routeplanes_key_or_is_out_of_credit_is_moved_past() {
-    // A hosted fallback's key revoked or mistyped: its 401 was the answer to every
-    // request for the virtual model, though the next endpoint served it.
-    let refused =
-        r#"{"error":{"message":"Incorrect API key provided: sk-bad.","code":"invalid_api_key"}}"#;
-    let a = MockUpstream::always(Reply::Json(401, refused.into()));
-    let b = MockUpstream::always(Reply::json(200, chat_answer("from b")));
-    let keyed = config(&a.url(), &b.url(), "")
-        .replace("models: [m]\n  b:", "api_key: sk-a\n    models: [m]\n  b:");
-    let p = Proxy::start(&keyed);
-    let resp = ask(&p, "smart");
-    assert_eq!(resp.status, 200, "{}", resp.body);
-    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
-    assert_eq!(a.count(), 1, "a 401 is not retried");
-    let line = p.wait_log("served_by=b:m");
-    assert!(line.contains("tried=a:m→401,b:m→200"), "{line}");
-    // An account out of credit (OpenRouter's 402) is moved past the same way.
-    let broke = r#"{"error":{"message":"Insufficient credits","code":402}}"#;
-    let c = MockUpstream::always(Reply::Json(402, broke.into()));
-    let q = Proxy::start(&config(&c.url(), &b.url(), ""));
-    let resp = ask(&q, "smart");
-    assert_eq!(resp.status, 200, "{}", resp.body);
-    assert_eq!(resp.header("x-routeplane-provider"), Some("b"));
-    assert!(
-        q.wait_log("served_by=b:m")
-            .contains("tried=a:m→402,b:m→200")
-    );
-    // Alone, its 402 is the answer, as it came.
-    let resp = ask(&q, "a:m");
-    assert_eq!(resp.status, 402, "{}", resp.body);
-    assert_text(&resp.body, broke);
-    // Named alone, it is still the 401 that says whose key it was.
-    let resp = ask(&p, "a:m");
-    assert_eq!(resp.status, 401, "{}", resp.body);
-    assert_text(
-        &resp.error_message(),
-        "upstream `a` refused the key Routeplane sends it (401: Incorrect API key provided: \
-         sk-bad.); check `providers.a.api_key`. The client's key to Routeplane is not at fault",
-    );
 }
 
 #[test]
