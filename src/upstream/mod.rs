@@ -493,37 +493,20 @@ impl Client {
         // beside it may be far shorter.
         let (mut spent, mut window_reset) = (false, None);
         let head = http1::read_head(&mut conn, head_by, abandon, |known, name, value| {
-            let back = match known {
-                Known::ContentType => {
-                    content_type = lowercase_type(value);
-                    false
-                }
-                Known::RetryAfter => {
-                    retry_after = parse_retry_after(value);
-                    true
-                }
+            match known {
+                Known::ContentType => content_type = lowercase_type(value),
+                Known::RetryAfter => retry_after = parse_retry_after(value),
                 Known::ContentEncoding => {
                     let value = value.trim();
                     coding = (!value.is_empty() && !http1::is_name(value, "identity"))
                         .then(|| value.to_ascii_lowercase().into_boxed_str());
-                    false
                 }
-                Known::RateReset => {
-                    reset = reset.or_else(|| parse_reset(value));
-                    true
-                }
-                Known::UnifiedStatus => {
-                    spent = value.trim() == "rejected";
-                    true
-                }
-                Known::UnifiedReset => {
-                    window_reset = unix_time_from_now(value);
-                    true
-                }
-                Known::ContentLength | Known::TransferEncoding | Known::Connection => false,
-                Known::Other => passed_back(name),
-            };
-            if back {
+                Known::RateReset => reset = reset.or_else(|| parse_reset(value)),
+                Known::UnifiedStatus => spent = value.trim() == "rejected",
+                Known::UnifiedReset => window_reset = unix_time_from_now(value),
+                _ => {}
+            }
+            if passes_back(known, name) {
                 headers.push((name.to_ascii_lowercase(), value.to_string()));
             }
         })
@@ -565,6 +548,16 @@ fn lowercase_type(value: &str) -> Cow<'static, str> {
 thread_local! {
     /// The buffer the thread's last request was sent from, for its next one.
     static SPARE_REQUEST: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// [`passed_back`] of a header whose kind is `known`: a kind [`Known::of`] told apart
+/// answers without comparing its name again.
+fn passes_back(known: Known, name: &str) -> bool {
+    match known {
+        Known::RetryAfter | Known::RateReset | Known::UnifiedStatus | Known::UnifiedReset => true,
+        Known::Other => passed_back(name),
+        _ => false,
+    }
 }
 
 /// True for a header passed back to the client. Out of line: most answers' heads have

@@ -478,3 +478,29 @@ fn a_credential_header_is_sent_whole_and_never_shown() {
         "{shown}"
     );
 }
+
+#[test]
+fn a_known_header_is_passed_back_as_the_list_of_passed_back_names_says() {
+    for name in [
+        "Retry-After",
+        "x-ratelimit-reset",
+        "X-RateLimit-Reset-Requests",
+        "anthropic-ratelimit-unified-status",
+        "anthropic-ratelimit-unified-reset",
+        "content-type",
+        "Content-Encoding",
+        "content-length",
+        "Transfer-Encoding",
+        "connection",
+        "x-request-id",
+        "x-ratelimit-remaining-tokens",
+        "server",
+    ] {
+        let known = Known::of(name);
+        assert_eq!(
+            passes_back(known, name),
+            passed_back(name),
+            "{name} ({known:?})"
+        );
+    }
+}
